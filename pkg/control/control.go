@@ -1,0 +1,184 @@
+// Package control reads qmail's control files (QMAILHOME/control/NAME) with
+// qmail's rules. Every read has three outcomes, as in qmail's own reader:
+// found (value, true, nil), missing (zero value, false, nil: the caller uses
+// its default) and error (the file exists but cannot be read: the caller must
+// fail temporarily, never fall back to the default).
+//
+// Rules:
+//   - A single-value file is its first line with trailing spaces, tabs and
+//     the newline removed. An existing empty file is the empty value.
+//   - A list file is every line with trailing spaces and tabs removed,
+//     skipping empty lines and lines starting with '#'.
+//   - An integer file is its first line as an unsigned decimal number; a
+//     value that does not parse counts as missing (the default is kept).
+//   - Where qmail defaults a host name to "me", and "me" is missing too, the
+//     literal file name is the value (LineOrMe).
+package control
+
+import (
+	"bytes"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// Dir is a control directory.
+type Dir struct {
+	Path string // absolute path of QMAILHOME/control
+}
+
+// Open returns the control directory of the qmail tree at root.
+func Open(root string) *Dir { return &Dir{Path: filepath.Join(root, "control")} }
+
+// read returns the file's bytes; missing reports (nil, false, nil).
+func (d *Dir) read(name string) ([]byte, bool, error) {
+	b, err := os.ReadFile(filepath.Join(d.Path, name))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, false, nil
+		}
+		return nil, false, err
+	}
+	return b, true, nil
+}
+
+// trimRight removes trailing spaces, tabs and newlines.
+func trimRight(s string) string { return strings.TrimRight(s, " \t\n") }
+
+// FirstLine applies the single-value rule to the contents of a file.
+func FirstLine(b []byte) string {
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		b = b[:i]
+	}
+	return trimRight(string(b))
+}
+
+// ListLines applies the list rule to the contents of a file.
+func ListLines(b []byte) []string {
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimRight(line, " \t")
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		out = append(out, line)
+	}
+	return out
+}
+
+// ReadLine reads a single-value file.
+func (d *Dir) ReadLine(name string) (string, bool, error) {
+	b, ok, err := d.read(name)
+	if !ok || err != nil {
+		return "", ok, err
+	}
+	return FirstLine(b), true, nil
+}
+
+// ReadList reads a list file.
+func (d *Dir) ReadList(name string) ([]string, bool, error) {
+	b, ok, err := d.read(name)
+	if !ok || err != nil {
+		return nil, ok, err
+	}
+	return ListLines(b), true, nil
+}
+
+// ReadInt reads an integer file. A missing file or one whose first line is
+// not an unsigned decimal number yields def.
+func (d *Dir) ReadInt(name string, def int) (int, error) {
+	s, ok, err := d.ReadLine(name)
+	if err != nil || !ok {
+		return def, err
+	}
+	n, perr := strconv.ParseUint(s, 10, 31)
+	if perr != nil {
+		return def, nil
+	}
+	return int(n), nil
+}
+
+// LineDefault reads a single-value file, returning def when it is missing.
+func (d *Dir) LineDefault(name, def string) (string, error) {
+	s, ok, err := d.ReadLine(name)
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		return def, nil
+	}
+	return s, nil
+}
+
+// Me reads control/me.
+func (d *Dir) Me() (string, bool, error) { return d.ReadLine("me") }
+
+// LineOrMe reads a host-name file whose default is "me", and whose default
+// when "me" is missing as well is the file's own name (qmail's behaviour for
+// defaultdomain, defaulthost, plusdomain, idhost, bouncehost, envnoathost,
+// doublebouncehost).
+func (d *Dir) LineOrMe(name string) (string, error) {
+	s, ok, err := d.ReadLine(name)
+	if err != nil || ok {
+		return s, err
+	}
+	me, ok, err := d.Me()
+	if err != nil || ok {
+		return me, err
+	}
+	return name, nil
+}
+
+// LineOrMeRequired is LineOrMe for the files that have no usable default
+// without "me" (locals, helohost, smtpgreeting, localiphost): it reports
+// found=false when neither the file nor "me" exists.
+func (d *Dir) LineOrMeRequired(name string) (string, bool, error) {
+	s, ok, err := d.ReadLine(name)
+	if err != nil || ok {
+		return s, ok, err
+	}
+	return d.Me()
+}
+
+// Exists reports whether a control file exists. Any stat error other than
+// "does not exist" is returned.
+func (d *Dir) Exists(name string) (bool, error) {
+	_, err := os.Stat(filepath.Join(d.Path, name))
+	if err == nil {
+		return true, nil
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	return false, err
+}
+
+// KeyValue is one line of a "key:value" file (virtualdomains, smtproutes).
+type KeyValue struct{ Key, Value string }
+
+// ParseKeyValues splits list lines at the first ':'; lines without ':' are
+// skipped. Keys are lowercased (matching is case-insensitive).
+func ParseKeyValues(lines []string) []KeyValue {
+	var out []KeyValue
+	for _, l := range lines {
+		i := strings.IndexByte(l, ':')
+		if i < 0 {
+			continue
+		}
+		out = append(out, KeyValue{Key: strings.ToLower(l[:i]), Value: l[i+1:]})
+	}
+	return out
+}
+
+// KeyMap builds a lookup map from key:value lines; of two lines with the same
+// key, the last one wins.
+func KeyMap(lines []string) map[string]string {
+	m := make(map[string]string)
+	for _, kv := range ParseKeyValues(lines) {
+		m[kv.Key] = kv.Value
+	}
+	return m
+}

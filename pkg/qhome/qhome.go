@@ -1,0 +1,191 @@
+// Package qhome finds the qmail tree a program belongs to and the ids of
+// qmail's users in that tree.
+//
+// A program installed as DIR/bin/NAME uses DIR as its root; nothing in the
+// environment can change that, so a set-id program (qmail-queue) never lets
+// its caller choose the root. A program run from anywhere else (go run, a
+// test binary) uses DefaultRoot.
+//
+// The ids of qmail's users are not compiled in: qmail-install records them in
+// DIR/etc/ids (written as root, mode 0644), so one build serves every tree. In
+// a tree installed by an ordinary user every name maps to that user.
+package qhome
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// DefaultRoot is qmail's traditional QMAILHOME.
+const DefaultRoot = "/var/qmail"
+
+// Split is qmail's conf-split: the number of hashed subdirectories.
+const Split = 23
+
+// SpawnLimit is the maximum concurrency a spawner offers (one byte).
+const SpawnLimit = 120
+
+// IDsFile is the path of the ids file relative to the root.
+const IDsFile = "etc/ids"
+
+// Root returns the root of the tree holding the running executable.
+func Root() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return DefaultRoot
+	}
+	if r, err := filepath.EvalSymlinks(exe); err == nil {
+		exe = r
+	}
+	return RootOf(exe)
+}
+
+// RootOf returns the root for an executable path: the parent of its
+// directory when that directory is named "bin", else DefaultRoot.
+func RootOf(exe string) string {
+	dir := filepath.Dir(exe)
+	if filepath.Base(dir) != "bin" {
+		return DefaultRoot
+	}
+	return filepath.Dir(dir)
+}
+
+// User is a uid with its primary gid.
+type User struct{ UID, GID int }
+
+// IDs are the users and groups of a qmail tree.
+type IDs struct {
+	Alias, Qmaild, Qmaill, Qmailp, Qmailq, Qmailr, Qmails User
+	Qmail, Nofiles                                       int // group ids
+	// Shared is true when every name maps to one ordinary user (a tree
+	// installed without root): no process changes its uid.
+	Shared bool
+}
+
+// UserNames are qmail's user names in the order the ids file lists them.
+var UserNames = []string{"alias", "qmaild", "qmaill", "qmailp", "qmailq", "qmailr", "qmails"}
+
+// GroupNames are qmail's group names.
+var GroupNames = []string{"qmail", "nofiles"}
+
+func (ids *IDs) user(name string) *User {
+	switch name {
+	case "alias":
+		return &ids.Alias
+	case "qmaild":
+		return &ids.Qmaild
+	case "qmaill":
+		return &ids.Qmaill
+	case "qmailp":
+		return &ids.Qmailp
+	case "qmailq":
+		return &ids.Qmailq
+	case "qmailr":
+		return &ids.Qmailr
+	case "qmails":
+		return &ids.Qmails
+	}
+	return nil
+}
+
+func (ids *IDs) group(name string) *int {
+	switch name {
+	case "qmail":
+		return &ids.Qmail
+	case "nofiles":
+		return &ids.Nofiles
+	}
+	return nil
+}
+
+// SharedIDs returns the ids of a tree where every name is one user.
+func SharedIDs(uid, gid int) *IDs {
+	u := User{uid, gid}
+	return &IDs{Alias: u, Qmaild: u, Qmaill: u, Qmailp: u, Qmailq: u, Qmailr: u, Qmails: u,
+		Qmail: gid, Nofiles: gid, Shared: true}
+}
+
+// Format renders the ids file: "user NAME UID GID", "group NAME GID" and
+// "shared yes|no" lines.
+func (ids *IDs) Format() string {
+	var b strings.Builder
+	b.WriteString("# qmail users and groups of this tree; written by qmail-install\n")
+	for _, n := range UserNames {
+		u := ids.user(n)
+		fmt.Fprintf(&b, "user %s %d %d\n", n, u.UID, u.GID)
+	}
+	for _, n := range GroupNames {
+		fmt.Fprintf(&b, "group %s %d\n", n, *ids.group(n))
+	}
+	if ids.Shared {
+		b.WriteString("shared yes\n")
+	} else {
+		b.WriteString("shared no\n")
+	}
+	return b.String()
+}
+
+// ParseIDs parses an ids file. Every user and group must be present.
+func ParseIDs(data string) (*IDs, error) {
+	ids := &IDs{}
+	seen := map[string]bool{}
+	sc := bufio.NewScanner(strings.NewReader(data))
+	line := 0
+	for sc.Scan() {
+		line++
+		f := strings.Fields(sc.Text())
+		if len(f) == 0 || strings.HasPrefix(f[0], "#") {
+			continue
+		}
+		bad := fmt.Errorf("ids line %d: malformed: %q", line, sc.Text())
+		num := func(s string) (int, bool) {
+			n, err := strconv.ParseUint(s, 10, 31)
+			return int(n), err == nil
+		}
+		switch {
+		case f[0] == "user" && len(f) == 4 && ids.user(f[1]) != nil:
+			uid, ok1 := num(f[2])
+			gid, ok2 := num(f[3])
+			if !ok1 || !ok2 {
+				return nil, bad
+			}
+			*ids.user(f[1]) = User{uid, gid}
+			seen["u:"+f[1]] = true
+		case f[0] == "group" && len(f) == 3 && ids.group(f[1]) != nil:
+			gid, ok := num(f[2])
+			if !ok {
+				return nil, bad
+			}
+			*ids.group(f[1]) = gid
+			seen["g:"+f[1]] = true
+		case f[0] == "shared" && len(f) == 2:
+			ids.Shared = f[1] == "yes"
+		default:
+			return nil, bad
+		}
+	}
+	for _, n := range UserNames {
+		if !seen["u:"+n] {
+			return nil, fmt.Errorf("ids: user %s missing", n)
+		}
+	}
+	for _, n := range GroupNames {
+		if !seen["g:"+n] {
+			return nil, fmt.Errorf("ids: group %s missing", n)
+		}
+	}
+	return ids, nil
+}
+
+// LoadIDs reads ROOT/etc/ids.
+func LoadIDs(root string) (*IDs, error) {
+	b, err := os.ReadFile(filepath.Join(root, IDsFile))
+	if err != nil {
+		return nil, err
+	}
+	return ParseIDs(string(b))
+}

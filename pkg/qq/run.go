@@ -1,0 +1,142 @@
+package qq
+
+import (
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+
+	"github.com/hqmail/hqmail/pkg/qerr"
+)
+
+// Program returns the qmail-queue to run for a tree at root: $QMAILQUEUE
+// from env when set (relative names are relative to root, where the child
+// starts), else root/bin/qmail-queue.
+func Program(root string, env []string) string {
+	for i := len(env) - 1; i >= 0; i-- {
+		if len(env[i]) > 11 && env[i][:11] == "QMAILQUEUE=" {
+			p := env[i][11:]
+			if !filepath.IsAbs(p) {
+				p = filepath.Join(root, p)
+			}
+			return p
+		}
+	}
+	return filepath.Join(root, "bin", "qmail-queue")
+}
+
+// Options controls one run of qmail-queue.
+type Options struct {
+	Root string   // qmail tree; the child's working directory
+	Env  []string // child environment; nil means the caller's (QMAILQUEUE is read from it)
+	// IgnoreQMAILQUEUE makes Queue always run Root/bin/qmail-queue.
+	IgnoreQMAILQUEUE bool
+	// Started, if set, is called with the child's pid once it runs.
+	Started func(pid int)
+}
+
+// Queue runs qmail-queue with msg on fd 0 and env's encoding on fd 1 and
+// waits for it. It returns the child's pid (0 if it never started) and nil
+// on success, or a qerr.Error with the caller text of spec/queue.md §4.
+//
+// If msg is an *os.File it becomes the child's stdin directly (no copy).
+func Queue(opt Options, msg io.Reader, env *Envelope) (int, error) {
+	cenv := opt.Env
+	if cenv == nil {
+		cenv = os.Environ()
+	}
+	prog := filepath.Join(opt.Root, "bin", "qmail-queue")
+	if !opt.IgnoreQMAILQUEUE {
+		prog = Program(opt.Root, cenv)
+	}
+	envR, envW, err := os.Pipe()
+	if err != nil {
+		return 0, qerr.Wrap(err, false, "unable to exec qq (#4.3.0)")
+	}
+	errR, errW, err := os.Pipe()
+	if err != nil {
+		envR.Close()
+		envW.Close()
+		return 0, qerr.Wrap(err, false, "unable to exec qq (#4.3.0)")
+	}
+	cmd := &exec.Cmd{Path: prog, Args: []string{prog}, Env: cenv, Dir: opt.Root}
+	cmd.Stdout = envR
+	cmd.Stderr = os.Stderr
+	// fd 6 carries a custom error text (the maintained line's extension).
+	cmd.ExtraFiles = []*os.File{nil, nil, nil, errW}
+	var msgW *os.File
+	if f, ok := msg.(*os.File); ok {
+		cmd.Stdin = f
+	} else {
+		r, w, err := os.Pipe()
+		if err != nil {
+			envR.Close()
+			envW.Close()
+			errR.Close()
+			errW.Close()
+			return 0, qerr.Wrap(err, false, "unable to exec qq (#4.3.0)")
+		}
+		cmd.Stdin = r
+		msgW = w
+		defer r.Close()
+	}
+	if err := cmd.Start(); err != nil {
+		envR.Close()
+		envW.Close()
+		errR.Close()
+		errW.Close()
+		if msgW != nil {
+			msgW.Close()
+		}
+		return 0, qerr.Wrap(err, false, "unable to exec qq (#4.3.0)")
+	}
+	envR.Close()
+	errW.Close()
+	if r, ok := cmd.Stdin.(*os.File); ok && msgW != nil {
+		r.Close()
+	}
+	if opt.Started != nil {
+		opt.Started(cmd.Process.Pid)
+	}
+	writeFailed := false
+	if msgW != nil {
+		if _, err := io.Copy(msgW, msg); err != nil {
+			writeFailed = true
+		}
+		msgW.Close()
+	}
+	if _, err := envW.Write(env.Encode()); err != nil {
+		writeFailed = true
+	}
+	envW.Close()
+	custom := make([]byte, 256)
+	n, _ := io.ReadFull(errR, custom[:255])
+	custom = custom[:n]
+	errR.Close()
+	werr := cmd.Wait()
+	pid := cmd.Process.Pid
+	code := 0
+	if werr != nil {
+		var ee *exec.ExitError
+		if !errors.As(werr, &ee) {
+			return pid, qerr.Wrap(werr, false, "qq crashed (#4.3.0)")
+		}
+		ws, ok := ee.Sys().(syscall.WaitStatus)
+		if !ok || !ws.Exited() {
+			return pid, qerr.Wrap(werr, false, "qq crashed (#4.3.0)")
+		}
+		code = ws.ExitStatus()
+	}
+	if code == 0 && writeFailed {
+		code = ExitRead
+	}
+	if code == ExitCustom {
+		if len(custom) > 2 && (custom[0] == 'D' || custom[0] == 'Z') {
+			return pid, &qerr.Error{Perm: custom[0] == 'D', Text: string(custom[1:])}
+		}
+		return pid, qerr.Temp("qq temporary problem (#4.3.0)")
+	}
+	return pid, ExitError(code)
+}
