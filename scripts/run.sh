@@ -1,0 +1,72 @@
+#!/bin/sh
+# make run / make stop: the whole system in a private root under the checkout.
+#   sh scripts/run.sh start   install (or repair) ./run, start qmail-start and
+#                             qmail-smtpd on 127.0.0.1:2525, print where mail lands
+#   sh scripts/run.sh stop    stop both
+# As an ordinary user every program runs as you; as root the tree uses qmail's
+# users (created if missing) and root's mail goes to the alias user.
+set -eu
+top=$(cd "$(dirname "$0")/.." && pwd)
+ROOT=${RUNROOT:-$top/run}
+LISTEN=${LISTEN:-127.0.0.1:2525}
+state=$ROOT/var
+me=$(id -un)
+
+stop() {
+  for f in smtpd start; do
+    if [ -f "$state/$f.pid" ]; then
+      pid=$(cat "$state/$f.pid")
+      kill -TERM "$pid" 2>/dev/null || true
+      i=0
+      while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+      rm -f "$state/$f.pid"
+    fi
+  done
+}
+
+case "${1:-start}" in
+stop)
+  stop; echo "stopped (tree kept in $ROOT)"; exit 0 ;;
+start) ;;
+*) echo "usage: $0 start|stop" >&2; exit 64 ;;
+esac
+
+stop
+"$top/bin/qmail-install" -root "$ROOT" -me localhost >/dev/null
+# A development instance never sends mail to the Internet by accident:
+# remote delivery starts held (release with: $ROOT/bin/qmailctl release remote).
+[ -e "$ROOT/control/holdremote" ] || echo 1 > "$ROOT/control/holdremote"
+mkdir -p "$state"
+
+# qmail-start: its stdout is qmail-send's log.
+setsid "$ROOT/bin/qmail-start" ./Maildir/ </dev/null >>"$state/qmail-send.log" 2>&1 &
+echo $! > "$state/start.pid"
+
+if [ "$(id -u)" = 0 ]; then
+  # qmail-smtpd runs as qmaild/nofiles, as under tcpserver.
+  setsid setpriv --reuid=qmaild --regid=nofiles --clear-groups \
+    "$ROOT/bin/qmail-smtpd" -listen "$LISTEN" </dev/null >>"$state/qmail-smtpd.log" 2>&1 &
+  box=$ROOT/alias/Maildir
+else
+  setsid "$ROOT/bin/qmail-smtpd" -listen "$LISTEN" </dev/null >>"$state/qmail-smtpd.log" 2>&1 &
+  box=$ROOT/home/$me/Maildir
+fi
+echo $! > "$state/smtpd.pid"
+
+# Wait (bounded) until qmail-send has written its pid and the listener answers.
+i=0
+while [ $i -lt 50 ]; do
+  if [ -s "$ROOT/queue/lock/sendmutex" ]; then break; fi
+  sleep 0.1; i=$((i+1))
+done
+
+cat <<MSG
+hqmail is running in $ROOT
+  SMTP:      $LISTEN   (e.g. swaks --server $LISTEN --to $me@localhost)
+  sendmail:  $ROOT/bin/sendmail $me@localhost < message
+  mail to $me@localhost lands in: $box/new/
+  log:       $state/qmail-send.log
+  queue:     $ROOT/bin/qmail-qread      status: $ROOT/bin/qmailctl status
+  remote delivery is held; release: $ROOT/bin/qmailctl release remote
+  stop:      make stop
+MSG
