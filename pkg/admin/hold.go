@@ -1,0 +1,175 @@
+package admin
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/hqmail/hqmail/pkg/address"
+	"github.com/hqmail/hqmail/pkg/control"
+)
+
+// Hold flag file names, relative to the control directory.
+const (
+	HoldLocalFile  = "holdlocal"
+	HoldRemoteFile = "holdremote"
+)
+
+// Hold is the parsed state of one hold flag file.
+//
+// Rules (docs/HACKING.md, extended here where it is silent):
+//   - the file is absent: nothing is held (Set false);
+//   - the file exists and its first line is "", "1" or "*", or any list
+//     line is "*", or it holds no valid domain line at all (empty, only
+//     comments, only junk): every destination is held (All);
+//   - otherwise each list line that is a domain is held; a line starting
+//     with '.' holds the subdomains of what follows (".example.com" holds
+//     "a.example.com", not "example.com").
+//
+// A line that is not a domain (spaces, '@', ':', control bytes, ...) is
+// kept in Junk and matches nothing. A file made only of junk holds
+// everything: on a dial-up host holding too much costs a delay, holding too
+// little costs money.
+type Hold struct {
+	Set     bool
+	All     bool
+	Domains []string   // lowercased, in file order, no duplicates
+	Junk    []JunkLine // list lines that are not domains
+}
+
+// JunkLine is a line of a hold file that is not a domain.
+type JunkLine struct {
+	Line int // 1-based line number in the file
+	Text string
+}
+
+// ValidHoldDomain reports whether s may appear as a domain line of a hold
+// file: letters, digits, '-', '_' and '.', optionally with a leading '.',
+// or an address literal "[...]" of digits, hex letters, '.' and ':'.
+func ValidHoldDomain(s string) bool {
+	if s == "" || len(s) > 255 {
+		return false
+	}
+	if strings.HasPrefix(s, "[") {
+		if len(s) < 3 || !strings.HasSuffix(s, "]") {
+			return false
+		}
+		for _, c := range s[1 : len(s)-1] {
+			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' || c == '.' || c == ':') {
+				return false
+			}
+		}
+		return true
+	}
+	body := strings.TrimPrefix(s, ".")
+	if body == "" || strings.HasPrefix(body, ".") || strings.Contains(body, "..") {
+		return false
+	}
+	for _, c := range body {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// ParseHold parses the contents of an existing hold file.
+func ParseHold(b []byte) Hold {
+	h := Hold{Set: true}
+	first := control.FirstLine(b)
+	if first == "" || first == "1" || first == "*" {
+		h.All = true
+	}
+	seen := map[string]bool{}
+	for i, raw := range strings.Split(string(b), "\n") {
+		line := strings.TrimRight(raw, " \t\r")
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		if line == "*" || (i == 0 && line == "1") {
+			h.All = true
+			continue
+		}
+		if !ValidHoldDomain(line) {
+			h.Junk = append(h.Junk, JunkLine{Line: i + 1, Text: line})
+			continue
+		}
+		d := strings.ToLower(line)
+		if !seen[d] {
+			seen[d] = true
+			h.Domains = append(h.Domains, d)
+		}
+	}
+	if len(h.Domains) == 0 {
+		h.All = true
+	}
+	return h
+}
+
+// ReadHold reads control/NAME of the control directory dir. A missing file
+// is an unset Hold; any other error is returned.
+func ReadHold(dir, name string) (Hold, error) {
+	b, err := os.ReadFile(filepath.Join(dir, name))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return Hold{}, nil
+		}
+		return Hold{}, err
+	}
+	return ParseHold(b), nil
+}
+
+// HoldsDomain reports whether deliveries to domain are held.
+func (h Hold) HoldsDomain(domain string) bool {
+	if !h.Set {
+		return false
+	}
+	if h.All {
+		return true
+	}
+	domain = strings.ToLower(domain)
+	for _, d := range h.Domains {
+		if strings.HasPrefix(d, ".") {
+			if strings.HasSuffix(domain, d) {
+				return true
+			}
+		} else if domain == d {
+			return true
+		}
+	}
+	return false
+}
+
+// HoldsAddress reports whether a delivery to addr (local@domain) is held.
+// An address without '@' is matched with an empty domain, so only a hold of
+// everything holds it.
+func (h Hold) HoldsAddress(addr string) bool {
+	_, dom, _ := address.Split(addr)
+	return h.HoldsDomain(dom)
+}
+
+// Describe renders the hold for humans: "not held", "held (all domains)" or
+// "held for a.example .b.example".
+func (h Hold) Describe() string {
+	switch {
+	case !h.Set:
+		return "not held"
+	case h.All:
+		return "held (all destinations)"
+	default:
+		return "held for " + strings.Join(h.Domains, " ")
+	}
+}
+
+// JunkWarnings returns one human-readable warning per junk line of the hold
+// file name.
+func (h Hold) JunkWarnings(name string) []string {
+	var out []string
+	for _, j := range h.Junk {
+		out = append(out, fmt.Sprintf("control/%s line %d is not a domain and is ignored: %q", name, j.Line, j.Text))
+	}
+	return out
+}

@@ -1,0 +1,106 @@
+package admin
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+)
+
+func TestParseHold(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		all     bool
+		domains []string
+		junk    int
+	}{
+		{"empty file", "", true, nil, 0},
+		{"one", "1\n", true, nil, 0},
+		{"star", "*\n", true, nil, 0},
+		{"blank first line", "\nexample.com\n", true, []string{"example.com"}, 0},
+		{"list", "Example.COM\n.sub.example.org\n", false, []string{"example.com", ".sub.example.org"}, 0},
+		{"duplicates", "a.example\nA.example\n", false, []string{"a.example"}, 0},
+		{"comments", "# dial-up\na.example\n", false, []string{"a.example"}, 0},
+		{"only comments", "# nothing\n", true, nil, 0},
+		{"star later", "a.example\n*\n", true, []string{"a.example"}, 0},
+		{"junk and domain", "a.example\nfoo bar\nuser@b.example\n", false, []string{"a.example"}, 2},
+		{"only junk", "hello world\n", true, nil, 1},
+		{"literal", "[192.0.2.1]\n", false, []string{"[192.0.2.1]"}, 0},
+		{"crlf", "a.example\r\n", false, []string{"a.example"}, 0},
+		{"no newline", "a.example", false, []string{"a.example"}, 0},
+		{"bad dots", "a..example\n.\n", true, nil, 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := ParseHold([]byte(tc.in))
+			if !h.Set || h.All != tc.all || !reflect.DeepEqual(h.Domains, tc.domains) || len(h.Junk) != tc.junk {
+				t.Errorf("ParseHold(%q) = %+v; want all=%v domains=%v junk=%d", tc.in, h, tc.all, tc.domains, tc.junk)
+			}
+		})
+	}
+}
+
+func TestHoldsAddress(t *testing.T) {
+	list := ParseHold([]byte("a.example\n.b.example\n"))
+	all := ParseHold(nil)
+	tests := []struct {
+		h    Hold
+		addr string
+		want bool
+	}{
+		{Hold{}, "x@a.example", false},
+		{all, "x@anything", true},
+		{all, "nodomain", true},
+		{list, "x@a.example", true},
+		{list, "x@A.Example", true},
+		{list, "x@sub.a.example", false},
+		{list, "x@b.example", false},
+		{list, "x@c.b.example", true},
+		{list, "x@other.example", false},
+		{list, "x@y@a.example", true},
+		{list, "nodomain", false},
+	}
+	for _, tc := range tests {
+		if got := tc.h.HoldsAddress(tc.addr); got != tc.want {
+			t.Errorf("%+v HoldsAddress(%q) = %v, want %v", tc.h, tc.addr, got, tc.want)
+		}
+	}
+}
+
+func TestReadHold(t *testing.T) {
+	dir := t.TempDir()
+	h, err := ReadHold(dir, HoldRemoteFile)
+	if err != nil || h.Set {
+		t.Fatalf("missing file: %+v, %v", h, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, HoldRemoteFile), []byte("x.example\n"), 0644); err != nil {
+		t.Fatal(err)
+	}
+	h, err = ReadHold(dir, HoldRemoteFile)
+	if err != nil || !h.Set || h.All || h.Describe() != "held for x.example" {
+		t.Fatalf("list file: %+v, %v", h, err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, HoldLocalFile), 0755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadHold(dir, HoldLocalFile); err == nil {
+		t.Fatal("reading a directory: no error")
+	}
+}
+
+func FuzzParseHold(f *testing.F) {
+	f.Add([]byte("a.example\n.b.example\n# c\n"))
+	f.Add([]byte("1\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		h := ParseHold(b)
+		if !h.All && len(h.Domains) == 0 {
+			t.Fatal("neither all nor domains")
+		}
+		for _, d := range h.Domains {
+			if !h.HoldsDomain(d) && d[0] != '.' {
+				t.Fatalf("domain %q listed but not held", d)
+			}
+		}
+	})
+}

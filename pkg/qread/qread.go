@@ -1,0 +1,117 @@
+package qread
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strconv"
+
+	"github.com/hqmail/hqmail/pkg/admin"
+	"github.com/hqmail/hqmail/pkg/control"
+	"github.com/hqmail/hqmail/pkg/qdate"
+)
+
+// Holds are the hold flags qmail-qread marks recipients with.
+type Holds struct {
+	Local, Remote admin.Hold
+}
+
+// LoadHolds reads control/holdlocal and control/holdremote of root.
+func LoadHolds(root string) (Holds, error) {
+	var h Holds
+	var err error
+	dir := control.Open(root).Path
+	if h.Local, err = admin.ReadHold(dir, admin.HoldLocalFile); err != nil {
+		return h, err
+	}
+	h.Remote, err = admin.ReadHold(dir, admin.HoldRemoteFile)
+	return h, err
+}
+
+// Safe replaces every byte outside 32..126 with '_', as qmail-qread does.
+func Safe(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c < 32 || c > 126 {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
+// HeldSuffix is appended to a recipient line whose delivery is held.
+const HeldSuffix = " held"
+
+// Format writes msgs in qmail-qread's format. Recipients not yet done on a
+// held channel (holdlocal: every local one; holdremote: every remote one
+// whose domain it lists) get HeldSuffix. A message with trouble is printed
+// as "warning: trouble with #ID: REASON" instead.
+func Format(w io.Writer, msgs []Message, holds Holds) error {
+	bw := bufio.NewWriter(w)
+	for i := range msgs {
+		m := &msgs[i]
+		if m.Err != nil {
+			fmt.Fprintf(bw, "warning: trouble with #%d: %v\n", m.ID, m.Err)
+			continue
+		}
+		fmt.Fprintf(bw, "%s  #%d  %d  <%s> ", qdate.Qread(m.Birth), m.ID, m.Size, Safe(m.Sender))
+		if m.Bouncing {
+			bw.WriteString(" bouncing")
+		}
+		bw.WriteString("\n")
+		writeRecords(bw, "local", m.Local, func(string) bool { return holds.Local.Set })
+		writeRecords(bw, "remote", m.Remote, holds.Remote.HoldsAddress)
+	}
+	return bw.Flush()
+}
+
+func writeRecords(bw *bufio.Writer, channel string, recs []Record, held func(string) bool) {
+	for _, r := range recs {
+		if r.Done {
+			bw.WriteString("  done")
+		}
+		bw.WriteString("\t" + channel + "\t" + Safe(r.Addr))
+		if !r.Done && held(r.Addr) {
+			bw.WriteString(HeldSuffix)
+		}
+		bw.WriteString("\n")
+	}
+}
+
+// Main is qmail-qread: it lists the queue of root on stdout and returns the
+// exit code (0; 111 when the queue or the hold flags cannot be read).
+func Main(root string, stdout, stderr io.Writer) int {
+	holds, err := LoadHolds(root)
+	if err != nil {
+		fmt.Fprintf(stderr, "qmail-qread: fatal: unable to read hold flags: %v\n", err)
+		return 111
+	}
+	msgs, err := Scan(filepath.Join(root, "queue"))
+	if ferr := Format(stdout, msgs, holds); ferr != nil {
+		fmt.Fprintf(stderr, "qmail-qread: fatal: unable to write output: %v\n", ferr)
+		return 111
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "qmail-qread: fatal: %v\n", err)
+		return 111
+	}
+	return 0
+}
+
+// StatMain is qmail-qstat: two lines of counts on stdout; 111 when the
+// queue cannot be read.
+func StatMain(root string, stdout, stderr io.Writer) int {
+	c, err := Count(filepath.Join(root, "queue"))
+	if err != nil {
+		fmt.Fprintf(stderr, "qmail-qstat: fatal: %v\n", err)
+		return 111
+	}
+	_, err = io.WriteString(stdout, "messages in queue: "+strconv.Itoa(c.Messages)+
+		"\nmessages in queue but not yet preprocessed: "+strconv.Itoa(c.Todo)+"\n")
+	if err != nil {
+		fmt.Fprintf(stderr, "qmail-qstat: fatal: unable to write output: %v\n", err)
+		return 111
+	}
+	return 0
+}

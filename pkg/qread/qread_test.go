@@ -1,0 +1,188 @@
+package qread
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/hqmail/hqmail/pkg/qread/queuetest"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+var birth = time.Date(2026, 11, 6, 3, 4, 5, 0, time.UTC)
+
+// sampleQueue builds the queue the golden files describe.
+func sampleQueue(t *testing.T) string {
+	root := t.TempDir()
+	q := queuetest.MakeQueue(t, root)
+	queuetest.Add(t, q, queuetest.Msg{ID: 100, Birth: birth, Body: "Subject: hi\n\nbody\n",
+		Sender: "alice@example.org",
+		Local:  []queuetest.Rcpt{{Addr: "example.org-alice-x@local.example"}},
+		Remote: []queuetest.Rcpt{{Addr: "bob@example.com"}, {Addr: "carol@Held.example"},
+			{Addr: "dave@held.example", Done: true}, {Addr: "erin@a.sub.example"}}})
+	queuetest.Add(t, q, queuetest.Msg{ID: 47, Birth: birth.Add(-36 * time.Hour), Body: "x",
+		Sender: "", Bouncing: true, Remote: []queuetest.Rcpt{{Addr: "postmaster@example.net"}}})
+	queuetest.Add(t, q, queuetest.Msg{ID: 24, Birth: birth.Add(time.Second), Body: "",
+		Sender: "ev\x01il\xff\t@x.example", Local: []queuetest.Rcpt{{Addr: "a\nb@local.example", Done: true}}})
+	queuetest.Add(t, q, queuetest.Msg{ID: 200, Birth: birth, Sender: "gone@example.org", NoMess: true})
+	queuetest.Add(t, q, queuetest.Msg{ID: 70, Birth: birth, Body: "y", Sender: "x"})
+	queuetest.WriteFile(t, filepath.Join(q, "info", "1", "70"), []byte("garbage"))
+	queuetest.Add(t, q, queuetest.Msg{ID: 9, Birth: birth, Body: "zz", Sender: "double@example.org",
+		Remote: []queuetest.Rcpt{{Addr: "x@y"}, {Addr: ""}}})
+	queuetest.AddTodo(t, q, 300, "new\n", "fresh@example.org", "a@b.example")
+	queuetest.WriteFile(t, filepath.Join(q, "info", "5", "notanid"), nil)
+	return root
+}
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name+".golden")
+	if *update {
+		if err := os.WriteFile(path, got, 0644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s: output differs\n--- got\n%s--- want\n%s", name, got, want)
+	}
+}
+
+func TestQreadGolden(t *testing.T) {
+	tests := []struct {
+		name  string
+		holds map[string]string // control file -> contents
+	}{
+		{"qread-plain", nil},
+		{"qread-holdremote-all", map[string]string{"holdremote": ""}},
+		{"qread-holdremote-domains", map[string]string{"holdremote": "held.example\n.sub.example\n"}},
+		{"qread-holdlocal", map[string]string{"holdlocal": "1\n"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			root := sampleQueue(t)
+			if err := os.Mkdir(filepath.Join(root, "control"), 0755); err != nil {
+				t.Fatal(err)
+			}
+			for f, c := range tc.holds {
+				queuetest.WriteFile(t, filepath.Join(root, "control", f), []byte(c))
+			}
+			var out, errb bytes.Buffer
+			if code := Main(root, &out, &errb); code != 0 || errb.Len() != 0 {
+				t.Fatalf("exit %d, stderr %q", code, errb.String())
+			}
+			golden(t, tc.name, out.Bytes())
+		})
+	}
+}
+
+func TestQstatGolden(t *testing.T) {
+	root := sampleQueue(t)
+	var out, errb bytes.Buffer
+	if code := StatMain(root, &out, &errb); code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, errb.String())
+	}
+	golden(t, "qstat", out.Bytes())
+}
+
+func TestQreadFatal(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, root string)
+	}{
+		{"no queue", func(t *testing.T, root string) {}},
+		{"info subdir missing", func(t *testing.T, root string) {
+			queuetest.MakeQueue(t, root)
+			if err := os.Remove(filepath.Join(root, "queue", "info", "7")); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"holdremote unreadable", func(t *testing.T, root string) {
+			queuetest.MakeQueue(t, root)
+			if err := os.MkdirAll(filepath.Join(root, "control", "holdremote"), 0755); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			tc.setup(t, root)
+			var out, errb bytes.Buffer
+			if code := Main(root, &out, &errb); code != 111 || !bytes.HasPrefix(errb.Bytes(), []byte("qmail-qread: fatal: ")) {
+				t.Errorf("exit %d, stderr %q; want 111 and a fatal message", code, errb.String())
+			}
+			out.Reset()
+			errb.Reset()
+			if tc.name == "no queue" {
+				if code := StatMain(root, &out, &errb); code != 111 || !bytes.HasPrefix(errb.Bytes(), []byte("qmail-qstat: fatal: ")) {
+					t.Errorf("qstat exit %d, stderr %q", code, errb.String())
+				}
+			}
+		})
+	}
+}
+
+func TestParseChannel(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []Record
+	}{
+		{"", nil},
+		{"Ta@b\x00", []Record{{Addr: "a@b"}}},
+		{"Da@b\x00Tc@d\x00", []Record{{Addr: "a@b", Done: true}, {Addr: "c@d"}}},
+		{"Ta@b\x00Tpartial", []Record{{Addr: "a@b"}}},
+		{"Xjunk\x00\x00Ta\x00", []Record{{Addr: "a"}}},
+	}
+	for _, tc := range tests {
+		got := ParseChannel([]byte(tc.in))
+		if len(got) != len(tc.want) {
+			t.Errorf("ParseChannel(%q) = %v, want %v", tc.in, got, tc.want)
+			continue
+		}
+		for i := range got {
+			if got[i] != tc.want[i] {
+				t.Errorf("ParseChannel(%q) = %v, want %v", tc.in, got, tc.want)
+			}
+		}
+	}
+}
+
+func TestScanTodoAndPending(t *testing.T) {
+	root := sampleQueue(t)
+	q := filepath.Join(root, "queue")
+	todo, err := ScanTodo(q)
+	if err != nil || len(todo) != 1 || todo[0].ID != 300 || todo[0].Sender != "fresh@example.org" ||
+		todo[0].Recipients != 1 || todo[0].Size != 4 {
+		t.Fatalf("ScanTodo = %+v, %v", todo, err)
+	}
+	msgs, err := Scan(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range msgs {
+		if m.ID == 100 {
+			if l, r := m.Pending(); l != 1 || r != 3 {
+				t.Errorf("pending of 100 = %d/%d, want 1/3", l, r)
+			}
+		}
+	}
+}
+
+func FuzzParseChannel(f *testing.F) {
+	f.Add([]byte("Ta@b\x00Dc@d\x00"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, r := range ParseChannel(b) {
+			if bytes.IndexByte([]byte(r.Addr), 0) >= 0 {
+				t.Fatal("NUL in address")
+			}
+		}
+	})
+}

@@ -1,0 +1,328 @@
+// Package qread reads qmail's queue for the inspection tools: qmail-qread
+// (mailq, sendmail -bp), qmail-qstat and the "status" and "queue" commands
+// of qmailctl (spec/queue.md §8).
+//
+// It only reads. Every file it looks at may vanish or change while it reads
+// (qmail-send and qmail-clean keep working): a message whose info file is
+// gone is skipped silently (it left the queue), any other trouble is
+// reported for that message and the scan goes on.
+package qread
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/hqmail/hqmail/pkg/qhome"
+)
+
+// Record is one recipient of a channel file.
+type Record struct {
+	Addr string
+	Done bool // 'D': delivered or failed for good
+}
+
+// Message is one preprocessed message (one info file).
+type Message struct {
+	ID       uint64
+	Birth    time.Time // mtime of info/S/ID
+	Size     int64     // size of mess/S/ID
+	Sender   string    // without the leading 'F'
+	Bouncing bool      // bounce/ID exists
+	Local    []Record
+	Remote   []Record
+	Err      error // trouble reading this message; other fields may be partial
+}
+
+// Pending counts the records not yet done on each channel.
+func (m *Message) Pending() (local, remote int) {
+	for _, r := range m.Local {
+		if !r.Done {
+			local++
+		}
+	}
+	for _, r := range m.Remote {
+		if !r.Done {
+			remote++
+		}
+	}
+	return
+}
+
+// Sub is the split subdirectory of a message id.
+func Sub(id uint64) string { return strconv.FormatUint(id%qhome.Split, 10) }
+
+// ErrDamaged reports a queue file that is not in qmail's format.
+var ErrDamaged = errors.New("file damaged")
+
+// Scan reads every message of the queue directory q (ROOT/queue), walking
+// info/0..22 and sorting the ids of each subdirectory numerically (qmail
+// prints them in directory order; sorting makes the output stable). An
+// error is returned only when an info subdirectory cannot be read at all.
+func Scan(q string) ([]Message, error) {
+	var out []Message
+	for s := 0; s < qhome.Split; s++ {
+		dir := filepath.Join(q, "info", strconv.Itoa(s))
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			return out, fmt.Errorf("unable to read %s: %w", dir, err)
+		}
+		var ids []uint64
+		for _, e := range ents {
+			id, err := strconv.ParseUint(e.Name(), 10, 64)
+			if err != nil {
+				continue // not a message: qmail-qread ignores it too
+			}
+			ids = append(ids, id)
+		}
+		sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+		for _, id := range ids {
+			m, gone := readMessage(q, id)
+			if gone {
+				continue
+			}
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+// readMessage reads one message; gone is true when its info file vanished
+// between the directory read and the open.
+func readMessage(q string, id uint64) (m Message, gone bool) {
+	m.ID = id
+	name := strconv.FormatUint(id, 10)
+	sub := Sub(id)
+	info := filepath.Join(q, "info", sub, name)
+	f, err := os.Open(info)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return m, true
+		}
+		m.Err = fmt.Errorf("unable to open info file: %w", why(err))
+		return m, false
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		m.Err = fmt.Errorf("unable to stat info file: %w", why(err))
+		return m, false
+	}
+	m.Birth = st.ModTime()
+	b, err := readAll(f, 1<<20)
+	f.Close()
+	if err != nil {
+		m.Err = fmt.Errorf("unable to read info file: %w", why(err))
+		return m, false
+	}
+	end := bytes.IndexByte(b, 0)
+	if len(b) == 0 || b[0] != 'F' || end < 0 {
+		m.Err = fmt.Errorf("info file: %w", ErrDamaged)
+		return m, false
+	}
+	m.Sender = string(b[1:end])
+
+	mst, err := os.Stat(filepath.Join(q, "mess", sub, name))
+	if err != nil {
+		m.Err = fmt.Errorf("unable to stat mess file: %w", why(err))
+		return m, false
+	}
+	m.Size = mst.Size()
+
+	if _, err := os.Lstat(filepath.Join(q, "bounce", name)); err == nil {
+		m.Bouncing = true
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		m.Err = fmt.Errorf("unable to stat bounce file: %w", why(err))
+		return m, false
+	}
+
+	if m.Local, err = readChannel(filepath.Join(q, "local", sub, name)); err != nil {
+		m.Err = fmt.Errorf("unable to read local file: %w", why(err))
+		return m, false
+	}
+	if m.Remote, err = readChannel(filepath.Join(q, "remote", sub, name)); err != nil {
+		m.Err = fmt.Errorf("unable to read remote file: %w", why(err))
+		return m, false
+	}
+	return m, false
+}
+
+// readAll reads at most limit bytes of f.
+func readAll(f *os.File, limit int64) ([]byte, error) {
+	var buf bytes.Buffer
+	_, err := buf.ReadFrom(&limitedReader{f, limit})
+	return buf.Bytes(), err
+}
+
+type limitedReader struct {
+	f *os.File
+	n int64
+}
+
+func (l *limitedReader) Read(p []byte) (int, error) {
+	if l.n <= 0 {
+		return 0, errors.New("file too large")
+	}
+	if int64(len(p)) > l.n {
+		p = p[:l.n]
+	}
+	n, err := l.f.Read(p)
+	l.n -= int64(n)
+	return n, err
+}
+
+// readChannel parses a local or remote file: T/D records ended by NUL. A
+// missing file has no records. A trailing record without its NUL is not
+// complete and is left out; a record with another letter is skipped.
+func readChannel(path string) ([]Record, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	return ParseChannel(b), nil
+}
+
+// ParseChannel parses the contents of a local or remote file.
+func ParseChannel(b []byte) []Record {
+	var out []Record
+	for len(b) > 0 {
+		end := bytes.IndexByte(b, 0)
+		if end < 0 {
+			break
+		}
+		rec := b[:end]
+		b = b[end+1:]
+		if len(rec) == 0 {
+			continue
+		}
+		switch rec[0] {
+		case 'T':
+			out = append(out, Record{Addr: string(rec[1:])})
+		case 'D':
+			out = append(out, Record{Addr: string(rec[1:]), Done: true})
+		}
+	}
+	return out
+}
+
+// Todo is a message queued but not yet preprocessed (todo/ID).
+type Todo struct {
+	ID         uint64
+	Queued     time.Time // mtime of todo/ID
+	Size       int64     // size of mess/S/ID, -1 when unknown
+	Sender     string
+	Recipients int
+	Err        error
+}
+
+// ScanTodo reads todo/ for messages qmail-send has not preprocessed yet.
+func ScanTodo(q string) ([]Todo, error) {
+	dir := filepath.Join(q, "todo")
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("unable to read %s: %w", dir, err)
+	}
+	var out []Todo
+	for _, e := range ents {
+		id, err := strconv.ParseUint(e.Name(), 10, 64)
+		if err != nil {
+			continue
+		}
+		t := Todo{ID: id, Size: -1}
+		f, err := os.Open(filepath.Join(dir, e.Name()))
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				continue // preprocessed meanwhile
+			}
+			t.Err = err
+			out = append(out, t)
+			continue
+		}
+		if st, err := f.Stat(); err == nil {
+			t.Queued = st.ModTime()
+		}
+		b, err := readAll(f, 16<<20)
+		f.Close()
+		if err != nil {
+			t.Err = err
+		}
+		for _, rec := range bytes.Split(b, []byte{0}) {
+			switch {
+			case len(rec) > 0 && rec[0] == 'F':
+				t.Sender = string(rec[1:])
+			case len(rec) > 0 && rec[0] == 'T':
+				t.Recipients++
+			}
+		}
+		if st, err := os.Stat(filepath.Join(q, "mess", Sub(id), e.Name())); err == nil {
+			t.Size = st.Size()
+		}
+		out = append(out, t)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// Counts are qmail-qstat's two numbers.
+type Counts struct {
+	Messages int // files under mess/*/
+	Todo     int // files in todo/
+}
+
+// Count counts the messages of queue directory q as qmail-qstat does.
+func Count(q string) (Counts, error) {
+	var c Counts
+	subs, err := os.ReadDir(filepath.Join(q, "mess"))
+	if err != nil {
+		return c, fmt.Errorf("unable to read %s: %w", filepath.Join(q, "mess"), err)
+	}
+	for _, s := range subs {
+		if !s.IsDir() {
+			c.Messages++ // find -type f would count it
+			continue
+		}
+		n, err := countFiles(filepath.Join(q, "mess", s.Name()))
+		if err != nil {
+			return c, err
+		}
+		c.Messages += n
+	}
+	n, err := countFiles(filepath.Join(q, "todo"))
+	if err != nil {
+		return c, err
+	}
+	c.Todo = n
+	return c, nil
+}
+
+func countFiles(dir string) (int, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, fmt.Errorf("unable to read %s: %w", dir, err)
+	}
+	n := 0
+	for _, e := range ents {
+		if e.Type().IsRegular() {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// why strips the path from a file error: the message names the file.
+func why(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
