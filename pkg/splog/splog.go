@@ -1,0 +1,128 @@
+// Package splog is splogger's logic: read log lines on stdin and send each
+// to syslog with a tag and a facility, as qmail admins use it
+// (`qmail-start ./Maildir/ splogger qmail`).
+//
+// Each line is sent as "<seconds>.<microseconds> <line>" with priority
+// alert for lines starting "alert:", warning for "warning:", info for the
+// rest. Bytes outside printable ASCII become '?'; lines longer than MaxLine
+// are split. The syslog socket is /dev/log (SPLOGGER_SOCKET names another
+// datagram socket, for tests).
+package splog
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// MaxLine is the longest piece of a log line sent in one syslog message.
+const MaxLine = 800
+
+// Syslog severities and facilities (RFC 3164 numbers).
+const (
+	sevAlert   = 1
+	sevWarning = 4
+	sevInfo    = 6
+)
+
+var facilities = map[string]int{
+	"kern": 0, "user": 1, "mail": 2, "daemon": 3, "auth": 4, "syslog": 5,
+	"lpr": 6, "news": 7, "uucp": 8, "cron": 9, "authpriv": 10, "ftp": 11,
+	"local0": 16, "local1": 17, "local2": 18, "local3": 19,
+	"local4": 20, "local5": 21, "local6": 22, "local7": 23,
+}
+
+// ParseFacility accepts a facility name (mail, daemon, local0...) or
+// qmail's numeric form: the raw facility value of syslog.h (LOG_MAIL = 16,
+// LOG_LOCAL0 = 128), or a small code 0..23.
+func ParseFacility(s string) (int, error) {
+	if f, ok := facilities[strings.ToLower(s)]; ok {
+		return f, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("unknown facility %q", s)
+	}
+	if n >= 8 && n%8 == 0 && n/8 <= 23 {
+		return n / 8, nil
+	}
+	if n <= 23 {
+		return n, nil
+	}
+	return 0, fmt.Errorf("unknown facility %q", s)
+}
+
+// Severity picks the priority of a qmail log line.
+func Severity(line string) int {
+	switch {
+	case strings.HasPrefix(line, "alert:"):
+		return sevAlert
+	case strings.HasPrefix(line, "warning:"):
+		return sevWarning
+	}
+	return sevInfo
+}
+
+// Clean replaces bytes outside printable ASCII with '?'.
+func Clean(line string) string {
+	b := []byte(line)
+	for i, c := range b {
+		if c < 32 || c > 126 {
+			b[i] = '?'
+		}
+	}
+	return string(b)
+}
+
+// Format renders one syslog datagram (the local-socket format of BSD
+// syslog: "<PRI>Mmm dd hh:mm:ss TAG[PID]: MSG").
+func Format(fac, sev int, t time.Time, tag string, pid int, msg string) []byte {
+	return fmt.Appendf(nil, "<%d>%s %s[%d]: %s", fac*8+sev, t.Format(time.Stamp), tag, pid, msg)
+}
+
+// Run reads lines from r and sends them to the socket at path.
+func Run(r io.Reader, path, tag string, fac int) error {
+	conn, err := dial(path)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	pid := os.Getpid()
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		now := time.Now()
+		line := Clean(sc.Text())
+		sev := Severity(line)
+		stamp := fmt.Sprintf("%d.%06d ", now.Unix(), now.Nanosecond()/1000)
+		for first := true; first || line != ""; first = false {
+			piece := line
+			if len(piece) > MaxLine {
+				piece = piece[:MaxLine]
+			}
+			line = line[len(piece):]
+			if _, err := conn.Write(Format(fac, sev, now, tag, pid, stamp+piece)); err != nil {
+				// syslogd restarted: reconnect once, never lose the loop.
+				conn.Close()
+				if conn, err = dial(path); err != nil {
+					return err
+				}
+				conn.Write(Format(fac, sev, now, tag, pid, stamp+piece))
+			}
+		}
+	}
+	return sc.Err()
+}
+
+func dial(path string) (net.Conn, error) {
+	c, err := net.Dial("unixgram", path)
+	if err != nil {
+		return nil, fmt.Errorf("unable to connect to syslog at %s: %w", path, err)
+	}
+	return c, nil
+}

@@ -1,0 +1,67 @@
+package splog
+
+import (
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseFacility(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int
+		bad  bool
+	}{
+		{"mail", 2, false}, {"LOCAL0", 16, false}, {"16", 2, false}, {"128", 16, false},
+		{"2", 2, false}, {"bogus", 0, true}, {"-1", 0, true}, {"1000", 0, true},
+	} {
+		got, err := ParseFacility(tc.in)
+		if (err != nil) != tc.bad || (!tc.bad && got != tc.want) {
+			t.Errorf("ParseFacility(%q) = %d, %v; want %d, bad=%v", tc.in, got, err, tc.want, tc.bad)
+		}
+	}
+}
+
+func TestSeverityAndClean(t *testing.T) {
+	if Severity("alert: oh no") != sevAlert || Severity("warning: x") != sevWarning || Severity("new msg 1") != sevInfo {
+		t.Fatal("severity mapping wrong")
+	}
+	if got := Clean("a\tb\x80c"); got != "a?b?c" {
+		t.Fatalf("Clean = %q", got)
+	}
+}
+
+func TestRunSendsEveryLine(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "log.sock")
+	pc, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	long := strings.Repeat("x", MaxLine+10)
+	in := "new msg 12\nwarning: trouble\n" + long + "\n"
+	if err := Run(strings.NewReader(in), path, "qmail", 2); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	buf := make([]byte, 4096)
+	pc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for len(got) < 4 {
+		n, err := pc.Read(buf)
+		if err != nil {
+			t.Fatalf("read after %d datagrams: %v", len(got), err)
+		}
+		got = append(got, string(buf[:n]))
+	}
+	if !strings.HasPrefix(got[0], "<22>") || !strings.Contains(got[0], "qmail[") || !strings.HasSuffix(got[0], " new msg 12") {
+		t.Errorf("first datagram %q", got[0])
+	}
+	if !strings.HasPrefix(got[1], "<20>") || !strings.HasSuffix(got[1], " warning: trouble") {
+		t.Errorf("second datagram %q", got[1])
+	}
+	if !strings.HasSuffix(got[3], " xxxxxxxxxx") {
+		t.Errorf("split line tail %q", got[3])
+	}
+}
