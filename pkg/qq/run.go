@@ -107,8 +107,13 @@ func Queue(opt Options, msg io.Reader, env *Envelope) (int, error) {
 		}
 		msgW.Close()
 	}
-	if _, err := envW.Write(env.Encode()); err != nil {
-		writeFailed = true
+	// A message that could not be copied whole must not be queued: send
+	// no envelope, so qmail-queue sees it end early and gives up, as
+	// qmail's qmail_fail does (an aborted SMTP DATA, a read error).
+	if !writeFailed {
+		if _, err := envW.Write(env.Encode()); err != nil {
+			writeFailed = true
+		}
 	}
 	envW.Close()
 	custom := make([]byte, 256)
