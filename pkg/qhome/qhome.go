@@ -102,6 +102,14 @@ func (ids *IDs) group(name string) *int {
 	return nil
 }
 
+// UserByName returns the entry of a qmail user name (qhome.UserNames), or
+// nil for another name.
+func (ids *IDs) UserByName(name string) *User { return ids.user(name) }
+
+// GroupByName returns the gid of a qmail group name (qhome.GroupNames), or
+// nil for another name.
+func (ids *IDs) GroupByName(name string) *int { return ids.group(name) }
+
 // SharedIDs returns the ids of a tree where every name is one user.
 func SharedIDs(uid, gid int) *IDs {
 	u := User{uid, gid}
