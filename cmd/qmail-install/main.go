@@ -1,0 +1,54 @@
+// Command qmail-install creates or repairs a qmail tree.
+//
+// Privilege contract: run by the administrator, as root (qmail's users,
+// groups, owners and modes; missing users and groups are created with
+// groupadd/useradd) or as an ordinary user (everything owned by the caller;
+// etc/ids says "shared yes"). Reads no fds; writes diagnostics to fd 2.
+//
+//	qmail-install [-root DIR] [-me NAME] [-uid-base N] [-check]
+//
+// Exit codes: 0 done (or -check found nothing), 100 usage error, refused
+// root (non-empty, not a qmail tree) or -check found deviations, 111
+// temporary failure.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/hqmail/hqmail/pkg/install"
+	"github.com/hqmail/hqmail/pkg/qerr"
+	"github.com/hqmail/hqmail/pkg/qhome"
+)
+
+func main() {
+	fs := flag.NewFlagSet("qmail-install", flag.ContinueOnError)
+	root := fs.String("root", qhome.DefaultRoot, "install root")
+	me := fs.String("me", "", "control/me when created (default: the host name)")
+	base := fs.Int("uid-base", 0, "as root: numeric ids base..base+6 for qmail's users (tests)")
+	check := fs.Bool("check", false, "report deviations of owners, modes and kinds; change nothing")
+	if err := fs.Parse(os.Args[1:]); err != nil || fs.NArg() != 0 {
+		fmt.Fprintln(os.Stderr, "usage: qmail-install [-root DIR] [-me NAME] [-uid-base N] [-check]")
+		os.Exit(100)
+	}
+	if *check {
+		dev, err := install.Check(*root)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "qmail-install: fatal: %v\n", err)
+			os.Exit(111)
+		}
+		for _, d := range dev {
+			fmt.Fprintf(os.Stderr, "qmail-install: warning: %s\n", d)
+		}
+		if len(dev) > 0 {
+			os.Exit(100)
+		}
+		os.Exit(0)
+	}
+	err := install.Install(install.Options{Root: *root, Me: *me, UIDBase: *base, Log: os.Stderr})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "qmail-install: fatal: %v\n", err)
+	}
+	os.Exit(qerr.ExitCode(err))
+}

@@ -1,0 +1,88 @@
+package install
+
+import (
+	"fmt"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/hqmail/hqmail/pkg/qhome"
+)
+
+// Check compares the tree at root with the table (and every program in
+// bin/ with its program entry) and returns one line per deviation, like
+// qmail's instcheck. The ids come from root/etc/ids.
+func Check(root string) ([]string, error) {
+	ids, err := qhome.LoadIDs(root)
+	if err != nil {
+		return nil, err
+	}
+	own := &owners{ids: ids, shared: ids.Shared}
+	homeUser := ""
+	if ids.Shared {
+		own.uid, own.gid = ids.Alias.UID, ids.Alias.GID
+		if u, err := user.LookupId(strconv.Itoa(ids.Alias.UID)); err == nil {
+			homeUser = u.Username
+		} else if ents, err := os.ReadDir(filepath.Join(root, "home")); err == nil && len(ents) == 1 {
+			homeUser = ents[0].Name()
+		}
+	}
+	entries := Tree(homeUser)
+	if ents, err := os.ReadDir(filepath.Join(root, "bin")); err == nil {
+		for _, e := range ents {
+			if e.Type().IsRegular() && !strings.HasPrefix(e.Name(), ".") {
+				entries = append(entries, ProgEntry(e.Name()))
+			}
+		}
+	}
+	fixed := []Entry{
+		{Path: qhome.IDsFile, Kind: File, Owner: "root", Group: "qmail", Mode: 0o644},
+		{Path: "users/assign", Kind: File, Owner: "root", Group: "qmail", Mode: 0o644},
+		{Path: "users/cdb", Kind: File, Owner: "root", Group: "qmail", Mode: 0o644},
+	}
+	entries = append(entries, fixed...)
+	var out []string
+	for _, e := range entries {
+		out = append(out, checkEntry(root, e, own)...)
+	}
+	return out, nil
+}
+
+func checkEntry(root string, e Entry, own *owners) []string {
+	p := filepath.Join(root, e.Path)
+	var st syscall.Stat_t
+	if err := syscall.Lstat(p, &st); err != nil {
+		return []string{fmt.Sprintf("%s: %v", e.Path, err)}
+	}
+	var out []string
+	fi, err := os.Lstat(p)
+	if err == nil {
+		want := e.Kind
+		if want == Prog {
+			want = File
+		}
+		if k := kindOf(fi); k != want {
+			out = append(out, fmt.Sprintf("%s: is a %s, want a %s", e.Path, k, e.Kind))
+		}
+	}
+	uid, gid, err := own.resolve(e)
+	if err != nil {
+		return append(out, err.Error())
+	}
+	if int(st.Uid) != uid {
+		out = append(out, fmt.Sprintf("%s: owner %d, want %d (%s)", e.Path, st.Uid, uid, e.Owner))
+	}
+	if int(st.Gid) != gid {
+		out = append(out, fmt.Sprintf("%s: group %d, want %d (%s)", e.Path, st.Gid, gid, e.Group))
+	}
+	if m := st.Mode & 0o7777; m != e.Mode {
+		out = append(out, fmt.Sprintf("%s: mode %04o, want %04o", e.Path, m, e.Mode))
+	}
+	if e.Path == "queue/lock/tcpto" && st.Size != TcptoSize {
+		out = append(out, fmt.Sprintf("%s: size %d, want %d", e.Path, st.Size, TcptoSize))
+	}
+	return out
+}

@@ -1,0 +1,192 @@
+// Package install creates and checks a qmail tree (qmail-install): the
+// directories, files, FIFO and programs with their owners and modes, the
+// default control files, users/assign + users/cdb and etc/ids.
+//
+// The tree is data: Tree returns one table of (path, kind, owner, group,
+// mode) that Install applies and Check compares against the disk, as
+// qmail's hier.c serves both install and instcheck.
+package install
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/hqmail/hqmail/pkg/qhome"
+)
+
+// Kind is the type of a tree entry.
+type Kind byte
+
+// Entry kinds.
+const (
+	Dir  Kind = 'd'
+	File Kind = 'f' // created with Init if absent; contents never replaced
+	Fifo Kind = 'p'
+	Prog Kind = 'x' // a program in bin/, copied from the install source
+)
+
+func (k Kind) String() string {
+	switch k {
+	case Dir:
+		return "directory"
+	case File, Prog:
+		return "regular file"
+	case Fifo:
+		return "fifo"
+	}
+	return "?"
+}
+
+// Entry is one path of the tree.
+type Entry struct {
+	Path  string // relative to the root; "." is the root itself
+	Kind  Kind
+	Owner string // "root" or a qmail user name (qhome.UserNames)
+	Group string // "root", "qmail" or "nofiles"
+	Mode  uint32 // permission bits including setuid/setgid (e.g. 04711)
+	Init  []byte // initial contents of a File created by Install
+}
+
+// Program modes of spec/README.md: set-id qmail-queue, root-only programs,
+// daemons; every other program is a user tool (0755).
+var progModes = map[string]uint32{
+	"qmail-queue":  04711,
+	"qmail-lspawn": 0o700,
+	"qmail-start":  0o700,
+	"qmail-newu":   0o700,
+	"qmail-newmrh": 0o700,
+	"qmail-tcpok":  0o700,
+	"qmail-send":   0o711,
+	"qmail-clean":  0o711,
+	"qmail-rspawn": 0o711,
+	"qmail-remote": 0o711,
+	"qmail-local":  0o711,
+	"qmail-getpw":  0o711,
+	"qmail-pw2u":   0o711,
+	"qmail-tcpto":  0o711,
+	"splogger":     0o711,
+}
+
+// ProgEntry returns the table entry of the program bin/name.
+func ProgEntry(name string) Entry {
+	mode, ok := progModes[name]
+	if !ok {
+		mode = 0o755
+	}
+	owner := "root"
+	if name == "qmail-queue" {
+		owner = "qmailq"
+	}
+	return Entry{Path: "bin/" + name, Kind: Prog, Owner: owner, Group: "qmail", Mode: mode}
+}
+
+// dotQmail is the contents of the alias user's default .qmail files.
+var dotQmail = []byte("./Maildir/\n")
+
+// TcptoSize is the size of queue/lock/tcpto (delivery.md §7).
+const TcptoSize = 1024
+
+// Tree returns the table of a tree, programs excluded. homeUser, when not
+// empty, adds home/<homeUser>/Maildir (trees installed by an ordinary user).
+func Tree(homeUser string) []Entry {
+	d := func(p, owner, group string, mode uint32) Entry {
+		return Entry{Path: p, Kind: Dir, Owner: owner, Group: group, Mode: mode}
+	}
+	f := func(p, owner string, mode uint32, init []byte) Entry {
+		return Entry{Path: p, Kind: File, Owner: owner, Group: "qmail", Mode: mode, Init: init}
+	}
+	t := []Entry{
+		d(".", "root", "qmail", 0o755),
+		d("bin", "root", "qmail", 0o755),
+		d("control", "root", "qmail", 0o755),
+		d("etc", "root", "qmail", 0o755),
+		d("users", "root", "qmail", 0o755),
+		d("alias", "alias", "qmail", 02755),
+		d("alias/Maildir", "alias", "qmail", 0o700),
+		d("alias/Maildir/cur", "alias", "qmail", 0o700),
+		d("alias/Maildir/new", "alias", "qmail", 0o700),
+		d("alias/Maildir/tmp", "alias", "qmail", 0o700),
+		f("alias/.qmail-root", "alias", 0o644, dotQmail),
+		f("alias/.qmail-postmaster", "alias", 0o644, dotQmail),
+		f("alias/.qmail-mailer-daemon", "alias", 0o644, dotQmail),
+		d("queue", "qmailq", "qmail", 0o750),
+		d("queue/pid", "qmailq", "qmail", 0o700),
+		d("queue/intd", "qmailq", "qmail", 0o700),
+		d("queue/todo", "qmailq", "qmail", 0o750),
+		d("queue/bounce", "qmails", "qmail", 0o700),
+	}
+	split := func(name, owner string, mode uint32) {
+		t = append(t, d("queue/"+name, owner, "qmail", mode))
+		for i := 0; i < qhome.Split; i++ {
+			t = append(t, d("queue/"+name+"/"+strconv.Itoa(i), owner, "qmail", mode))
+		}
+	}
+	split("mess", "qmailq", 0o750)
+	split("info", "qmails", 0o700)
+	split("local", "qmails", 0o700)
+	split("remote", "qmails", 0o700)
+	t = append(t,
+		d("queue/lock", "qmailq", "qmail", 0o750),
+		f("queue/lock/sendmutex", "qmails", 0o600, nil),
+		f("queue/lock/sendstatus", "qmails", 0o644, nil),
+		f("queue/lock/tcpto", "qmailr", 0o644, make([]byte, TcptoSize)),
+		Entry{Path: "queue/lock/trigger", Kind: Fifo, Owner: "qmails", Group: "qmail", Mode: 0o622},
+	)
+	if homeUser != "" {
+		h := "home/" + homeUser
+		t = append(t,
+			d("home", "root", "qmail", 0o755),
+			d(h, "root", "qmail", 0o755),
+			d(h+"/Maildir", "root", "qmail", 0o700),
+			d(h+"/Maildir/cur", "root", "qmail", 0o700),
+			d(h+"/Maildir/new", "root", "qmail", 0o700),
+			d(h+"/Maildir/tmp", "root", "qmail", 0o700),
+		)
+	}
+	return t
+}
+
+// owners resolves owner and group names to numeric ids.
+type owners struct {
+	ids *qhome.IDs
+	// in a shared tree every name is the installing user
+	shared   bool
+	uid, gid int
+}
+
+func (o *owners) resolve(e Entry) (uid, gid int, err error) {
+	if o.shared {
+		return o.uid, o.gid, nil
+	}
+	switch e.Owner {
+	case "root":
+		uid = 0
+	case "alias":
+		uid = o.ids.Alias.UID
+	case "qmaild":
+		uid = o.ids.Qmaild.UID
+	case "qmaill":
+		uid = o.ids.Qmaill.UID
+	case "qmailp":
+		uid = o.ids.Qmailp.UID
+	case "qmailq":
+		uid = o.ids.Qmailq.UID
+	case "qmailr":
+		uid = o.ids.Qmailr.UID
+	case "qmails":
+		uid = o.ids.Qmails.UID
+	default:
+		return 0, 0, fmt.Errorf("%s: unknown owner %q", e.Path, e.Owner)
+	}
+	switch e.Group {
+	case "root":
+		gid = 0
+	case "qmail":
+		gid = o.ids.Qmail
+	case "nofiles":
+		gid = o.ids.Nofiles
+	default:
+		return 0, 0, fmt.Errorf("%s: unknown group %q", e.Path, e.Group)
+	}
+	return uid, gid, nil
+}

@@ -1,0 +1,136 @@
+// Package users compiles QMAILHOME/users/assign into QMAILHOME/users/cdb,
+// the database qmail-lspawn consults before qmail-getpw (spec/delivery.md
+// §2). qmail-newu and qmail-install both use it.
+//
+// assign format: lines ended by '\n', the list ended by a line ".":
+//
+//	=local:user:uid:gid:home:dash:ext:
+//	+prefix:user:uid:gid:home:dash:pre:
+//
+// Records of the database:
+//   - "!" + lower(local) + "\0" for an exact line,
+//   - "!" + lower(prefix) for a wildcard line,
+//   - "" = the last characters (original case, each once) of the non-empty
+//     wildcard prefixes.
+//
+// The value is the six fields after the first colon, each followed by a
+// NUL: "user\0uid\0gid\0home\0dash\0ext\0" (the layout qmail-getpw
+// prints, so qmail-lspawn parses both the same way). Of two lines with the
+// same key the first wins. Lowercasing is ASCII only.
+package users
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"github.com/hqmail/hqmail/pkg/cdb"
+)
+
+// ErrFormat is a malformed users/assign.
+var ErrFormat = errors.New("bad format in users/assign")
+
+func lower(b []byte) []byte {
+	out := make([]byte, len(b))
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		out[i] = c
+	}
+	return out
+}
+
+// Compile parses an assign file and returns the database records in the
+// order qmail-newu writes them (the wildcard-set record last).
+func Compile(assign []byte) ([]cdb.Record, error) {
+	var recs []cdb.Record
+	seen := map[string]bool{}
+	var wild []byte
+	rest := assign
+	for {
+		i := bytes.IndexByte(rest, '\n')
+		if i < 0 {
+			return nil, ErrFormat // EOF before the "." line
+		}
+		line := rest[:i]
+		rest = rest[i+1:]
+		if len(line) == 1 && line[0] == '.' {
+			break
+		}
+		if len(line) == 0 || bytes.IndexByte(line, 0) >= 0 {
+			return nil, ErrFormat
+		}
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 {
+			return nil, ErrFormat
+		}
+		// The six fields after the first colon, each ended by a colon.
+		fields := line[colon+1:]
+		var val []byte
+		n := 0
+		for n < 6 {
+			j := bytes.IndexByte(fields, ':')
+			if j < 0 {
+				return nil, ErrFormat
+			}
+			val = append(val, fields[:j]...)
+			val = append(val, 0)
+			fields = fields[j+1:]
+			n++
+		}
+		name := line[1:colon]
+		var key []byte
+		if line[0] == '+' {
+			key = append([]byte{'!'}, lower(name)...)
+			if len(name) > 0 {
+				c := name[len(name)-1]
+				if bytes.IndexByte(wild, c) < 0 {
+					wild = append(wild, c)
+				}
+			}
+		} else {
+			key = append([]byte{'!'}, lower(name)...)
+			key = append(key, 0)
+		}
+		if seen[string(key)] {
+			continue
+		}
+		seen[string(key)] = true
+		recs = append(recs, cdb.Record{Key: key, Data: val})
+	}
+	recs = append(recs, cdb.Record{Key: []byte{}, Data: wild})
+	return recs, nil
+}
+
+// Build reads ROOT/users/assign and writes ROOT/users/cdb atomically
+// (users/cdb.tmp, fsync, rename; mode 0644), then fsyncs users/.
+func Build(root string) error {
+	dir := filepath.Join(root, "users")
+	b, err := os.ReadFile(filepath.Join(dir, "assign"))
+	if err != nil {
+		return err
+	}
+	recs, err := Compile(b)
+	if err != nil {
+		return err
+	}
+	if err := cdb.WriteFile(filepath.Join(dir, "cdb"), 0o644, recs); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
+		return err
+	}
+	return nil
+}
