@@ -1,0 +1,151 @@
+package dnsmx_test
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hqmail/hqmail/pkg/dnsmx"
+	"github.com/hqmail/hqmail/test/dnstest"
+)
+
+func TestParseConfig(t *testing.T) {
+	tests := []struct {
+		in       string
+		servers  string
+		timeout  time.Duration
+		attempts int
+	}{
+		{"", "127.0.0.1:53", 5 * time.Second, 2},
+		{"nameserver 192.0.2.1\nnameserver ::1\n", "192.0.2.1:53 [::1]:53", 5 * time.Second, 2},
+		{"nameserver 127.0.0.1:5353\nnameserver [::1]:54\nnameserver bogus\n", "127.0.0.1:5353 [::1]:54", 5 * time.Second, 2},
+		{"# c\n; c\nsearch x.test\noptions ndots:2 timeout:1 attempts:3\nnameserver 10.0.0.1", "10.0.0.1:53", time.Second, 3},
+		{"options timeout:999 attempts:0", "127.0.0.1:53", 30 * time.Second, 2},
+	}
+	for _, tt := range tests {
+		c, err := dnsmx.ParseConfig(strings.NewReader(tt.in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(c.Servers, " "); got != tt.servers || c.Timeout != tt.timeout || c.Attempts != tt.attempts {
+			t.Errorf("%q: got %s %v %d", tt.in, got, c.Timeout, c.Attempts)
+		}
+	}
+}
+
+func TestLiteral(t *testing.T) {
+	tests := map[string]string{
+		"1.2.3.4":               "1.2.3.4",
+		"[1.2.3.4]":             "1.2.3.4",
+		"[IPv6:2001:db8::1]":    "2001:db8::1",
+		"[ipv6:::1]":            "::1",
+		"1.2.3":                 "",
+		"example.com":           "",
+		"[example.com]":         "",
+		"2001:db8::1":           "",
+		"[IPv6:1.2.3.4]":        "",
+		"[]":                    "",
+		"1.2.3.4.":              "",
+		"256.1.1.1":             "",
+		"[IPv6:2001:db8::1%lo]": "",
+	}
+	for in, want := range tests {
+		got := ""
+		if ip := dnsmx.Literal(in); ip != nil {
+			got = ip.String()
+		}
+		if got != want {
+			t.Errorf("Literal(%q) = %q want %q", in, got, want)
+		}
+	}
+}
+
+func resolver(t *testing.T, s *dnstest.Server) *dnsmx.Resolver {
+	c, err := dnsmx.ParseConfig(strings.NewReader(s.ResolvConf()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &dnsmx.Resolver{Conf: c, Shuffle: func(int, func(i, j int)) {}}
+}
+
+func format(as []dnsmx.Addr) string {
+	var b []string
+	for _, a := range as {
+		b = append(b, fmt.Sprintf("%d %s %s", a.Pref, a.Name, a.IP))
+	}
+	return strings.Join(b, ", ")
+}
+
+func TestMX(t *testing.T) {
+	s := dnstest.Start(t)
+	s.Add(
+		"mx.test. MX 20 b.mx.test.",
+		"mx.test. MX 10 a.mx.test.",
+		"mx.test. MX 20 gone.mx.test.",
+		"mx.test. MX 30 slow.mx.test.",
+		"a.mx.test. A 192.0.2.1",
+		"a.mx.test. A 192.0.2.2",
+		"b.mx.test. AAAA 2001:db8::2",
+		"b.mx.test. A 192.0.2.3",
+		"noaddr.test. MX 10 gone.mx.test.",
+		"tempaddr.test. MX 10 slow.mx.test.",
+		"plain.test. A 192.0.2.9",
+		"nullmx.test. MX 0 .",
+	)
+	s.Exists("empty.test.")
+	s.ServFail("servfail.test.")
+	s.ServFail("slow.mx.test.")
+	s.Silent("silent.test.")
+	r := resolver(t, s)
+	tests := []struct {
+		host string
+		want string
+		err  error
+		v6   bool
+	}{
+		{"mx.test", "10 a.mx.test 192.0.2.1, 10 a.mx.test 192.0.2.2, 20 b.mx.test 192.0.2.3, 20 b.mx.test 2001:db8::2", nil, false},
+		{"MX.Test", "10 a.mx.test 192.0.2.1, 10 a.mx.test 192.0.2.2, 20 b.mx.test 2001:db8::2, 20 b.mx.test 192.0.2.3", nil, true},
+		{"plain.test", "0 plain.test 192.0.2.9", nil, false},
+		{"[192.0.2.77]", "0 [192.0.2.77] 192.0.2.77", nil, false},
+		{"nxdomain.test", "", dnsmx.ErrNoHost, false},
+		{"empty.test", "", dnsmx.ErrNoAddr, false},
+		{"servfail.test", "", dnsmx.ErrTemp, false},
+		{"silent.test", "", dnsmx.ErrTemp, false},
+		{"noaddr.test", "", dnsmx.ErrNoAddr, false},
+		{"tempaddr.test", "", dnsmx.ErrTemp, false},
+		{"nullmx.test", "", dnsmx.ErrNoAddr, false},
+		{"bad..name", "", dnsmx.ErrNoHost, false},
+		{"", "", dnsmx.ErrNoHost, false},
+	}
+	for _, tt := range tests {
+		r.PreferIPv6 = tt.v6
+		got, err := r.MX(tt.host)
+		if !errors.Is(err, tt.err) || format(got) != tt.want {
+			t.Errorf("MX(%q) = %q, %v; want %q, %v", tt.host, format(got), err, tt.want, tt.err)
+		}
+	}
+}
+
+func TestShuffleAmongEquals(t *testing.T) {
+	s := dnstest.Start(t)
+	s.Add("eq.test. MX 10 a.eq.test.", "eq.test. MX 10 b.eq.test.", "eq.test. MX 5 c.eq.test.",
+		"a.eq.test. A 192.0.2.1", "b.eq.test. A 192.0.2.2", "c.eq.test. A 192.0.2.3")
+	r := resolver(t, s)
+	r.Shuffle = nil
+	seen := map[string]bool{}
+	for i := 0; i < 40 && len(seen) < 2; i++ {
+		as, err := r.MX("eq.test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if as[0].Name != "c.eq.test" {
+			t.Fatalf("lowest preference not first: %s", format(as))
+		}
+		seen[as[1].Name] = true
+	}
+	if len(seen) != 2 {
+		t.Fatalf("equal preferences never reordered in 40 lookups: %v", seen)
+	}
+}

@@ -1,0 +1,162 @@
+// Package dnstest runs a small authoritative DNS server on loopback for
+// tests: github.com/miekg/dns serving records the test adds, over UDP and
+// TCP on one 127.0.0.1 port, with names that answer NXDOMAIN, SERVFAIL or
+// nothing at all (to test timeouts).
+//
+// Point qmail-remote at it with WriteResolvConf and control/resolvconf (see
+// qmail-remote(8)).
+package dnstest
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/miekg/dns"
+)
+
+// Server is a running test DNS server.
+type Server struct {
+	Addr string // 127.0.0.1:port
+
+	mu       sync.Mutex
+	rrs      map[string][]dns.RR // key: lower fqdn + "/" + type
+	names    map[string]bool     // names that exist (NOERROR even without data)
+	servfail map[string]bool
+	silent   map[string]bool
+	queries  []string
+
+	udp, tcp *dns.Server
+}
+
+// Start starts a server on 127.0.0.1 and stops it in t.Cleanup.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	s := &Server{rrs: map[string][]dns.RR{}, names: map[string]bool{},
+		servfail: map[string]bool{}, silent: map[string]bool{}}
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("dnstest: %v", err)
+	}
+	ln, err := net.Listen("tcp", pc.LocalAddr().String())
+	if err != nil {
+		pc.Close()
+		t.Fatalf("dnstest: %v", err)
+	}
+	s.Addr = pc.LocalAddr().String()
+	h := dns.HandlerFunc(s.serve)
+	s.udp = &dns.Server{PacketConn: pc, Handler: h}
+	s.tcp = &dns.Server{Listener: ln, Handler: h}
+	var started sync.WaitGroup
+	started.Add(2)
+	s.udp.NotifyStartedFunc = started.Done
+	s.tcp.NotifyStartedFunc = started.Done
+	go s.udp.ActivateAndServe()
+	go s.tcp.ActivateAndServe()
+	started.Wait()
+	t.Cleanup(func() {
+		s.udp.Shutdown()
+		s.tcp.Shutdown()
+	})
+	return s
+}
+
+func key(name string, qtype uint16) string {
+	return strings.ToLower(dns.Fqdn(name)) + "/" + dns.TypeToString[qtype]
+}
+
+// Add adds records in zone-file syntax, e.g. "example.test. MX 10 mx1.example.test.".
+// A missing TTL is 60.
+func (s *Server) Add(records ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range records {
+		rr, err := dns.NewRR("$TTL 60\n" + r)
+		if err != nil || rr == nil {
+			panic(fmt.Sprintf("dnstest: bad record %q: %v", r, err))
+		}
+		h := rr.Header()
+		k := key(h.Name, h.Rrtype)
+		s.rrs[k] = append(s.rrs[k], rr)
+		s.names[strings.ToLower(h.Name)] = true
+	}
+}
+
+// Exists makes name answer NOERROR with no data for types it has no records of.
+func (s *Server) Exists(name string) {
+	s.mu.Lock()
+	s.names[strings.ToLower(dns.Fqdn(name))] = true
+	s.mu.Unlock()
+}
+
+// ServFail makes every query for name answer SERVFAIL.
+func (s *Server) ServFail(name string) {
+	s.mu.Lock()
+	s.servfail[strings.ToLower(dns.Fqdn(name))] = true
+	s.mu.Unlock()
+}
+
+// Silent makes the server never answer queries for name.
+func (s *Server) Silent(name string) {
+	s.mu.Lock()
+	s.silent[strings.ToLower(dns.Fqdn(name))] = true
+	s.mu.Unlock()
+}
+
+// Queries returns "name/TYPE" of every query received so far.
+func (s *Server) Queries() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.queries...)
+}
+
+func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) {
+	if len(req.Question) != 1 {
+		m := new(dns.Msg)
+		m.SetRcode(req, dns.RcodeFormatError)
+		w.WriteMsg(m)
+		return
+	}
+	q := req.Question[0]
+	name := strings.ToLower(q.Name)
+	s.mu.Lock()
+	s.queries = append(s.queries, key(name, q.Qtype))
+	silent, servfail, exists := s.silent[name], s.servfail[name], s.names[name]
+	answer := append([]dns.RR(nil), s.rrs[key(name, q.Qtype)]...)
+	s.mu.Unlock()
+	if silent {
+		return
+	}
+	m := new(dns.Msg)
+	m.SetReply(req)
+	m.Authoritative = true
+	switch {
+	case servfail:
+		m.Rcode = dns.RcodeServerFailure
+	case !exists:
+		m.Rcode = dns.RcodeNameError
+	default:
+		m.Answer = answer
+	}
+	w.WriteMsg(m)
+}
+
+// ResolvConf is the resolv.conf text pointing at the server, with a 1 s
+// timeout and one attempt so timeouts are quick.
+func (s *Server) ResolvConf() string {
+	return fmt.Sprintf("nameserver %s\noptions timeout:1 attempts:1\n", s.Addr)
+}
+
+// WriteResolvConf writes ResolvConf to dir/resolv.conf and returns its path.
+func (s *Server) WriteResolvConf(t testing.TB, dir string) string {
+	t.Helper()
+	p := filepath.Join(dir, "resolv.conf")
+	if err := os.WriteFile(p, []byte(s.ResolvConf()), 0644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
