@@ -1,0 +1,81 @@
+package aliases
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/hqmail/hqmail/pkg/cdb"
+	"github.com/hqmail/hqmail/pkg/control"
+)
+
+// Source returns the aliases file of the tree at root.
+func Source(root string) (string, error) {
+	return control.Open(root).LineDefault(SourceControl, DefaultSource)
+}
+
+// NewaliasesMain is newaliases(8): compile the aliases file into
+// root/etc/aliases.cdb. With any syntax error nothing is written (the old
+// database stays in force) and the exit code is 100.
+func NewaliasesMain(root string, args []string, stdout, stderr io.Writer) int {
+	fl := flag.NewFlagSet("newaliases", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	src := fl.String("f", "", "aliases file to read (default: control/aliases, else /etc/aliases)")
+	check := fl.Bool("n", false, "check the file only; write nothing")
+	fl.Usage = func() {
+		fmt.Fprintln(stderr, "usage: newaliases [-n] [-f aliasesfile]")
+		fl.PrintDefaults()
+	}
+	if err := fl.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 64
+	}
+	if *src == "" {
+		s, err := Source(root)
+		if err != nil {
+			fmt.Fprintf(stderr, "newaliases: fatal: unable to read control/%s: %v\n", SourceControl, err)
+			return 111
+		}
+		*src = s
+	}
+	f, err := os.Open(*src)
+	if err != nil {
+		fmt.Fprintf(stderr, "newaliases: fatal: unable to open %s: %v\n", *src, err)
+		if errors.Is(err, fs.ErrNotExist) {
+			return 100
+		}
+		return 111
+	}
+	as, errs := Parse(f, *src)
+	f.Close()
+	for _, e := range errs {
+		fmt.Fprintf(stderr, "newaliases: %v\n", e)
+	}
+	if len(errs) > 0 {
+		fmt.Fprintf(stderr, "newaliases: fatal: %d error(s) in %s; %s not changed\n", len(errs), *src, DBFile)
+		return 100
+	}
+	for _, a := range as {
+		dot := filepath.Join(root, "alias", ".qmail-"+a.Name)
+		if _, err := os.Lstat(dot); err == nil {
+			fmt.Fprintf(stderr, "newaliases: warning: %s:%d: %s exists and takes precedence over alias %q\n", a.File, a.Line, dot, a.Name)
+		}
+	}
+	if *check {
+		fmt.Fprintf(stdout, "%s: %d aliases, no errors\n", *src, len(as))
+		return 0
+	}
+	db := filepath.Join(root, DBFile)
+	if err := cdb.WriteFile(db, 0644, Records(as, *src)); err != nil {
+		fmt.Fprintf(stderr, "newaliases: fatal: unable to write %s: %v\n", db, err)
+		return 111
+	}
+	fmt.Fprintf(stdout, "%s: %d aliases compiled into %s\n", *src, len(as), db)
+	return 0
+}

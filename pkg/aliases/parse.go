@@ -1,0 +1,239 @@
+// Package aliases reads sendmail's /etc/aliases format and compiles it into
+// the cdb that fastforward(8) consults at delivery time.
+//
+// Format (aliases(5) as sendmail reads it):
+//
+//	# comment
+//	name: target, target, ...
+//	    continued target, ...        (a line starting with space or tab continues)
+//
+// A target is an address (user or user@domain, optionally in <...>), a
+// program "|command", a file "/path" (a directory "/path/" is a Maildir),
+// an include ":include:/path" (read at delivery time), or "\user"
+// (deliver to the local user, no further aliasing). Double quotes group a
+// target containing commas or spaces: "|/usr/bin/prog -a, -b". Names are
+// case-insensitive. An alias "owner-NAME" receives the errors of NAME.
+package aliases
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Alias is one entry of an aliases file.
+type Alias struct {
+	Name    string   // lowercased local part
+	Targets []string // raw targets, quotes removed
+	File    string
+	Line    int
+}
+
+// Error is a syntax error with its position.
+type Error struct {
+	File string
+	Line int
+	Msg  string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg) }
+
+// Parse reads an aliases file. It returns every syntax error found (not only
+// the first), so newaliases can report them all; entries with errors are
+// left out.
+func Parse(r io.Reader, file string) ([]Alias, []error) {
+	var out []Alias
+	var errs []error
+	seen := map[string]int{}
+	type logical struct {
+		text string
+		line int
+	}
+	var lines []logical
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	n := 0
+	for sc.Scan() {
+		n++
+		raw := sc.Text()
+		if strings.IndexByte(raw, 0) >= 0 {
+			errs = append(errs, &Error{file, n, "NUL byte in line"})
+			continue
+		}
+		trimmed := strings.TrimSpace(raw)
+		if trimmed == "" || strings.HasPrefix(trimmed, "#") {
+			continue
+		}
+		if raw[0] == ' ' || raw[0] == '\t' {
+			if len(lines) == 0 {
+				errs = append(errs, &Error{file, n, "continuation line without an alias before it"})
+				continue
+			}
+			lines[len(lines)-1].text += " " + trimmed
+			continue
+		}
+		lines = append(lines, logical{raw, n})
+	}
+	if err := sc.Err(); err != nil {
+		errs = append(errs, &Error{file, n + 1, "read error: " + err.Error()})
+	}
+	for _, l := range lines {
+		name, rest, quoted, ok := splitName(l.text)
+		if !ok {
+			errs = append(errs, &Error{file, l.line, "missing ':' after the alias name"})
+			continue
+		}
+		if name == "" {
+			errs = append(errs, &Error{file, l.line, "empty alias name"})
+			continue
+		}
+		if strings.ContainsRune(name, '@') || (!quoted && strings.ContainsAny(name, " \t")) {
+			errs = append(errs, &Error{file, l.line, fmt.Sprintf("bad alias name %q", name)})
+			continue
+		}
+		targets, err := SplitTargets(rest)
+		if err != nil {
+			errs = append(errs, &Error{file, l.line, err.Error()})
+			continue
+		}
+		if len(targets) == 0 {
+			errs = append(errs, &Error{file, l.line, fmt.Sprintf("alias %q has no targets", name)})
+			continue
+		}
+		bad := false
+		for _, t := range targets {
+			if msg := CheckTarget(t); msg != "" {
+				errs = append(errs, &Error{file, l.line, msg})
+				bad = true
+			}
+		}
+		if bad {
+			continue
+		}
+		if prev, dup := seen[name]; dup {
+			errs = append(errs, &Error{file, l.line, fmt.Sprintf("duplicate alias %q (first on line %d)", name, prev)})
+			continue
+		}
+		seen[name] = l.line
+		out = append(out, Alias{Name: name, Targets: targets, File: file, Line: l.line})
+	}
+	return out, errs
+}
+
+// splitName splits "name: rest" at the first unquoted ':'; the name is
+// unquoted and lowercased; quoted reports whether it contained quotes.
+func splitName(s string) (name, rest string, quoted, ok bool) {
+	inq := false
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"':
+			inq = !inq
+		case c == '\\' && inq && i+1 < len(s):
+			i++
+		case c == ':' && !inq:
+			name = strings.TrimSpace(s[:i])
+			quoted = strings.Contains(name, `"`)
+			name = strings.ReplaceAll(name, `"`, "")
+			return strings.ToLower(name), s[i+1:], quoted, true
+		}
+	}
+	return "", "", false, false
+}
+
+// SplitTargets splits a target list at unquoted commas (and, outside
+// quotes, newlines). Quotes are removed; a target in angle brackets loses
+// them. Empty targets are dropped.
+func SplitTargets(s string) ([]string, error) {
+	var out []string
+	var cur bytes.Buffer
+	inq := false
+	flush := func() {
+		t := strings.TrimSpace(cur.String())
+		cur.Reset()
+		if strings.HasPrefix(t, "<") && strings.HasSuffix(t, ">") && len(t) >= 2 {
+			t = strings.TrimSpace(t[1 : len(t)-1])
+		}
+		if t != "" {
+			out = append(out, t)
+		}
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"':
+			inq = !inq
+		case c == '\\' && inq && i+1 < len(s):
+			i++
+			cur.WriteByte(s[i])
+		case (c == ',' || c == '\n') && !inq:
+			flush()
+		default:
+			cur.WriteByte(c)
+		}
+	}
+	if inq {
+		return nil, fmt.Errorf("unterminated quote")
+	}
+	flush()
+	return out, nil
+}
+
+// Kind classifies a target.
+type Kind int
+
+// Target kinds.
+const (
+	Address Kind = iota
+	Program
+	File
+	Maildir
+	Include
+	Local // \user
+)
+
+// Classify returns a target's kind and its argument (without the marker).
+func Classify(t string) (Kind, string) {
+	switch {
+	case strings.HasPrefix(t, "|"):
+		return Program, strings.TrimSpace(t[1:])
+	case strings.HasPrefix(strings.ToLower(t), ":include:"):
+		return Include, strings.TrimSpace(t[len(":include:"):])
+	case strings.HasPrefix(t, "/") && strings.HasSuffix(t, "/"):
+		return Maildir, t
+	case strings.HasPrefix(t, "/"):
+		return File, t
+	case strings.HasPrefix(t, `\`):
+		return Local, t[1:]
+	}
+	return Address, t
+}
+
+// CheckTarget returns a message describing what is wrong with a target, or
+// "" if it is acceptable.
+func CheckTarget(t string) string {
+	k, arg := Classify(t)
+	switch k {
+	case Program:
+		if arg == "" {
+			return "empty program target"
+		}
+	case Include:
+		if !strings.HasPrefix(arg, "/") {
+			return fmt.Sprintf("include file %q must be an absolute path", arg)
+		}
+	case Local:
+		if arg == "" || strings.ContainsAny(arg, " \t@") {
+			return fmt.Sprintf("bad local user %q", t)
+		}
+	case Address:
+		if strings.ContainsAny(arg, " \t\r") {
+			return fmt.Sprintf("bad address %q (quote programs and files that contain spaces)", t)
+		}
+		if strings.HasSuffix(arg, "@") || strings.HasPrefix(arg, "@") {
+			return fmt.Sprintf("bad address %q", t)
+		}
+	}
+	return ""
+}

@@ -1,0 +1,130 @@
+package aliases
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hqmail/hqmail/pkg/cdb"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+var kindNames = map[Kind]string{Address: "address", Program: "program", File: "file", Maildir: "maildir", Include: "include", Local: "local"}
+
+func render(as []Alias, errs []error) string {
+	var b strings.Builder
+	for _, a := range as {
+		var parts []string
+		for _, t := range a.Targets {
+			k, arg := Classify(t)
+			parts = append(parts, fmt.Sprintf("%s %q", kindNames[k], arg))
+		}
+		fmt.Fprintf(&b, "%s line %d: %s\n", a.Name, a.Line, strings.Join(parts, " | "))
+	}
+	for _, e := range errs {
+		fmt.Fprintf(&b, "error: %v\n", e)
+	}
+	return b.String()
+}
+
+func TestGolden(t *testing.T) {
+	files, _ := filepath.Glob("testdata/*.aliases")
+	if len(files) == 0 {
+		t.Fatal("no golden cases")
+	}
+	for _, in := range files {
+		t.Run(filepath.Base(in), func(t *testing.T) {
+			data, err := os.ReadFile(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := render(Parse(bytes.NewReader(data), filepath.Base(in)))
+			golden := strings.TrimSuffix(in, ".aliases") + ".golden"
+			if *update {
+				os.WriteFile(golden, []byte(got), 0644)
+			}
+			want, _ := os.ReadFile(golden)
+			if got != string(want) {
+				t.Errorf("got:\n%s\nwant:\n%s", got, want)
+			}
+		})
+	}
+}
+
+func TestCompileAndLookup(t *testing.T) {
+	as, errs := Parse(strings.NewReader("Root: alice\nstaff: a, \"|prog x\"\n"), "x")
+	if len(errs) != 0 {
+		t.Fatal(errs)
+	}
+	path := filepath.Join(t.TempDir(), "aliases.cdb")
+	if err := cdb.WriteFile(path, 0644, Records(as, "x")); err != nil {
+		t.Fatal(err)
+	}
+	db, err := cdb.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, tc := range []struct {
+		name  string
+		found bool
+		want  []string
+	}{
+		{"ROOT", true, []string{"alice"}},
+		{"staff", true, []string{"a", "|prog x"}},
+		{"nobody", false, nil},
+	} {
+		got, ok, err := Lookup(db.Reader, tc.name)
+		if err != nil || ok != tc.found || strings.Join(got, ",") != strings.Join(tc.want, ",") {
+			t.Errorf("Lookup(%q) = %q, %v, %v", tc.name, got, ok, err)
+		}
+	}
+}
+
+func TestNewaliasesRefusesErrors(t *testing.T) {
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "etc"), 0755)
+	src := filepath.Join(root, "aliases")
+	os.WriteFile(src, []byte("good: a\nbad\n"), 0644)
+	var out, errb bytes.Buffer
+	if code := NewaliasesMain(root, []string{"-f", src}, &out, &errb); code != 100 {
+		t.Fatalf("exit %d, stderr %s", code, errb.String())
+	}
+	if !strings.Contains(errb.String(), src+":2: missing ':'") {
+		t.Errorf("stderr lacks file:line: %s", errb.String())
+	}
+	if _, err := os.Stat(filepath.Join(root, DBFile)); err == nil {
+		t.Error("database written despite errors")
+	}
+	os.WriteFile(src, []byte("good: a\n"), 0644)
+	if code := NewaliasesMain(root, []string{"-f", src}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d, stderr %s", code, errb.String())
+	}
+	if _, err := os.Stat(filepath.Join(root, DBFile)); err != nil {
+		t.Error(err)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{"a: b\n", "x: \"|p, q\", /f, /d/, :include:/i, \\u\n  , c\n", "#c\n\n: \n", "\"q\": <a@b>"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		as, _ := Parse(strings.NewReader(s), "fuzz")
+		for _, a := range as {
+			if a.Name == "" || len(a.Targets) == 0 {
+				t.Fatalf("accepted empty alias %+v", a)
+			}
+			for _, tg := range a.Targets {
+				if CheckTarget(tg) != "" {
+					t.Fatalf("accepted bad target %q", tg)
+				}
+			}
+		}
+	})
+}
