@@ -1,0 +1,41 @@
+// Command qmail-send is the scheduler: it preprocesses new messages,
+// schedules local and remote deliveries, bounces failures and removes
+// finished messages.
+//
+// Privilege contract: runs as qmails (group qmail), started only by
+// qmail-start, cwd irrelevant (it finds QMAILHOME with qhome.Root). No
+// arguments. fd 0: log lines (write); fd 1/2: qmail-lspawn requests/reports;
+// fd 3/4: qmail-rspawn requests/reports; fd 5/6: qmail-clean
+// requests/replies. Signals: TERM (finish running deliveries, exit), ALRM
+// (retry everything now), HUP (re-read locals, virtualdomains, holdlocal,
+// holdremote). Exit 0 after TERM, 111 if it cannot start (an "alert:" line
+// says why).
+package main
+
+import (
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/hqmail/hqmail/pkg/qhome"
+	"github.com/hqmail/hqmail/pkg/sched"
+)
+
+func main() {
+	signal.Ignore(syscall.SIGPIPE)
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGALRM, syscall.SIGHUP)
+	syscall.Umask(0o077)
+	fd := func(n uintptr, name string) *os.File { return os.NewFile(n, name) }
+	os.Exit(sched.Run(sched.Options{
+		Root:     qhome.Root(),
+		Log:      fd(0, "log"),
+		SpawnReq: [2]io.Writer{fd(1, "lspawn-req"), fd(3, "rspawn-req")},
+		SpawnRep: [2]io.Reader{fd(2, "lspawn-rep"), fd(4, "rspawn-rep")},
+		CleanReq: fd(5, "clean-req"),
+		CleanRep: fd(6, "clean-rep"),
+		Signals:  sigs,
+		Trigger:  true,
+	}))
+}

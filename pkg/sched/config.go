@@ -1,0 +1,233 @@
+package sched
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/hqmail/hqmail/pkg/control"
+)
+
+// Control-file defaults (spec/injection.md §4).
+const (
+	defLifetime          = 604800
+	defConcurrencyLocal  = 10
+	defConcurrencyRemote = 20
+	// MaxConcurrency is the largest control value accepted; the effective
+	// limit is also capped by the spawner's byte (at most 255).
+	MaxConcurrency = 500
+)
+
+// config holds the control values qmail-send uses.
+type config struct {
+	lifetime         int64
+	concurrency      [2]int
+	envnoathost      string
+	bouncefrom       string
+	bouncehost       string
+	doublebouncehost string
+	doublebounceto   string
+	me               string // default for locals, kept for HUP
+	locals           map[string]bool
+	percenthack      map[string]bool
+	vdoms            map[string]string
+	dsn              bool // control/bounceformat says "dsn"
+	hold             holdState
+}
+
+// holdState is the hold flags: local held or not; remote not held, all
+// held, or held for a list of domains.
+type holdState struct {
+	local      bool
+	remoteAll  bool
+	remoteDoms []string // lowercased; ".x" matches subdomains of x
+}
+
+func (h holdState) remoteAny() bool { return h.remoteAll || len(h.remoteDoms) > 0 }
+
+// held reports whether channel c is held entirely.
+func (h holdState) held(c int) bool {
+	if c == chanLocal {
+		return h.local
+	}
+	return h.remoteAll
+}
+
+// domainHeld reports whether a remote recipient's domain is on the list.
+func (h holdState) domainHeld(addr string) bool {
+	if len(h.remoteDoms) == 0 {
+		return false
+	}
+	i := strings.LastIndexByte(addr, '@')
+	dom := strings.ToLower(addr[i+1:])
+	for _, d := range h.remoteDoms {
+		if d == dom || (d[0] == '.' && strings.HasSuffix(dom, d)) {
+			return true
+		}
+	}
+	return false
+}
+
+// describe renders the remote hold for the status file.
+func (h holdState) describeRemote() string {
+	switch {
+	case h.remoteAll:
+		return "all"
+	case len(h.remoteDoms) > 0:
+		return strings.Join(h.remoteDoms, " ")
+	}
+	return "no"
+}
+
+// ParseHoldRemote interprets the contents of control/holdremote: all is
+// true when the first line is "1", "*" or empty (or the file is empty);
+// otherwise domains lists the domain lines, lowercased.
+func ParseHoldRemote(b []byte) (all bool, domains []string) {
+	first := control.FirstLine(b)
+	if first == "" || first == "1" || first == "*" {
+		return true, nil
+	}
+	for _, l := range control.ListLines(b) {
+		l = strings.ToLower(strings.TrimSpace(l))
+		if l == "" || l == "." {
+			continue
+		}
+		domains = append(domains, l)
+	}
+	if len(domains) == 0 {
+		return true, nil
+	}
+	return false, domains
+}
+
+// readHoldLocal reports whether control/holdlocal exists.
+func readHoldLocal(ctl *control.Dir) (bool, error) { return ctl.Exists("holdlocal") }
+
+// readHoldRemote reads control/holdremote.
+func readHoldRemote(ctl *control.Dir) (all bool, domains []string, err error) {
+	b, err := os.ReadFile(filepath.Join(ctl.Path, "holdremote"))
+	switch {
+	case err == nil:
+		all, domains = ParseHoldRemote(b)
+		return all, domains, nil
+	case errors.Is(err, fs.ErrNotExist):
+		return false, nil, nil
+	}
+	return false, nil, err
+}
+
+// readHold reads both hold files. A read error other than "does not
+// exist" is returned.
+func readHold(ctl *control.Dir) (holdState, error) {
+	var h holdState
+	var err error
+	if h.local, err = readHoldLocal(ctl); err != nil {
+		return h, err
+	}
+	h.remoteAll, h.remoteDoms, err = readHoldRemote(ctl)
+	return h, err
+}
+
+func setOf(list []string) map[string]bool {
+	m := make(map[string]bool, len(list))
+	for _, s := range list {
+		m[strings.ToLower(s)] = true
+	}
+	return m
+}
+
+// readLocals reads control/locals (default: me).
+func readLocals(ctl *control.Dir, me string, haveMe bool) (map[string]bool, bool, error) {
+	l, ok, err := ctl.ReadList("locals")
+	if err != nil {
+		return nil, false, err
+	}
+	if !ok {
+		if !haveMe {
+			return nil, false, nil
+		}
+		l = []string{me}
+	}
+	return setOf(l), true, nil
+}
+
+// readVdoms reads control/virtualdomains.
+func readVdoms(ctl *control.Dir) (map[string]string, error) {
+	l, _, err := ctl.ReadList("virtualdomains")
+	if err != nil {
+		return nil, err
+	}
+	return control.KeyMap(l), nil
+}
+
+var errNoLocals = errors.New("neither control/locals nor control/me exists")
+
+// loadConfig reads every control file qmail-send uses at start.
+func loadConfig(root string) (*config, error) {
+	ctl := control.Open(root)
+	cf := &config{}
+	var err error
+	lt, err := ctl.ReadInt("queuelifetime", defLifetime)
+	if err != nil {
+		return nil, err
+	}
+	cf.lifetime = int64(lt)
+	if cf.concurrency[chanLocal], err = ctl.ReadInt("concurrencylocal", defConcurrencyLocal); err != nil {
+		return nil, err
+	}
+	if cf.concurrency[chanRemote], err = ctl.ReadInt("concurrencyremote", defConcurrencyRemote); err != nil {
+		return nil, err
+	}
+	for c := range cf.concurrency {
+		cf.concurrency[c] = min(cf.concurrency[c], MaxConcurrency)
+	}
+	if cf.envnoathost, err = ctl.LineOrMe("envnoathost"); err != nil {
+		return nil, err
+	}
+	if cf.bouncefrom, err = ctl.LineDefault("bouncefrom", "MAILER-DAEMON"); err != nil {
+		return nil, err
+	}
+	if cf.bouncehost, err = ctl.LineOrMe("bouncehost"); err != nil {
+		return nil, err
+	}
+	if cf.doublebouncehost, err = ctl.LineOrMe("doublebouncehost"); err != nil {
+		return nil, err
+	}
+	if cf.doublebounceto, err = ctl.LineDefault("doublebounceto", "postmaster"); err != nil {
+		return nil, err
+	}
+	me, haveMe, err := ctl.Me()
+	if err != nil {
+		return nil, err
+	}
+	cf.me = me
+	locals, ok, err := readLocals(ctl, me, haveMe)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, errNoLocals
+	}
+	cf.locals = locals
+	ph, _, err := ctl.ReadList("percenthack")
+	if err != nil {
+		return nil, err
+	}
+	cf.percenthack = setOf(ph)
+	if cf.vdoms, err = readVdoms(ctl); err != nil {
+		return nil, err
+	}
+	bf, err := ctl.LineDefault("bounceformat", "qsbmf")
+	if err != nil {
+		return nil, err
+	}
+	cf.dsn = strings.EqualFold(bf, "dsn")
+	h, err := readHold(ctl)
+	if err != nil {
+		return nil, err
+	}
+	cf.hold = h
+	return cf, nil
+}

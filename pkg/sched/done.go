@@ -1,0 +1,142 @@
+package sched
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"strings"
+
+	"time"
+
+	"github.com/hqmail/hqmail/pkg/qq"
+)
+
+// addBounce appends a failure paragraph to bounce/ID, retrying every 10 s
+// until it succeeds (qmail's behaviour: the report must not be lost).
+func (s *Sched) addBounce(id uint64, recip, text string) {
+	p := bounceParagraph(s.cf.unvirtual(recip), text)
+	n := s.path(fnFlat("bounce", id))
+	for {
+		f, err := os.OpenFile(n, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		if err == nil {
+			_, err = f.Write(p)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+			if err == nil {
+				return
+			}
+		}
+		s.sleepRetry("alert: unable to append to bounce message; HELP! sleeping...")
+	}
+}
+
+// messDone finishes a message whose channel files are gone
+// (spec/scheduler.md §8).
+func (s *Sched) messDone(id uint64) {
+	retry := func() { s.done.insert(id, s.now()+sleepSysfail) }
+	for c := 0; c < 2; c++ {
+		if _, err := os.Stat(s.path(fnChan(c, id))); err == nil {
+			return
+		} else if !isNoent(err) {
+			retry()
+			return
+		}
+	}
+	if _, err := os.Stat(s.path(fnFlat("todo", id))); err == nil {
+		return
+	} else if !isNoent(err) {
+		retry()
+		return
+	}
+	info := fnSplit("info", id)
+	if _, err := os.Stat(s.path(info)); err != nil {
+		if !isNoent(err) {
+			retry()
+		}
+		return
+	}
+	if !s.injectBounce(id) {
+		retry()
+		return
+	}
+	s.log.line("end msg ", utoa(id))
+	if err := os.Remove(s.path(info)); err != nil && !isNoent(err) {
+		s.log.line("warning: unable to unlink ", info, "; will try again later")
+		retry()
+		return
+	}
+	s.cleanRequest("foop", id)
+}
+
+// injectBounce sends bounce/ID back to the sender, if it exists. It
+// reports false when it has to be tried again later.
+func (s *Sched) injectBounce(id uint64) bool {
+	bn := fnFlat("bounce", id)
+	report, err := os.ReadFile(s.path(bn))
+	if err != nil {
+		if isNoent(err) {
+			return true
+		}
+		s.log.line("warning: unable to stat ", bn)
+		return false
+	}
+	sender, _, ok := s.getinfo(id)
+	if !ok {
+		s.log.line("warning: unable to read ", fnSplit("info", id))
+		return false
+	}
+	if strings.HasSuffix(sender, "-@[]") {
+		sender = sender[:len(sender)-4]
+	}
+	if sender == "#@[]" {
+		s.log.line("triple bounce: discarding ", bn)
+	} else {
+		mn := fnSplit("mess", id)
+		mess, err := os.Open(s.path(mn))
+		if err != nil {
+			s.log.line("warning: unable to open ", mn)
+			return false
+		}
+		b := &bounce{
+			date:       time.Unix(s.now(), 0),
+			from:       s.cf.bouncefrom,
+			host:       s.cf.bouncehost,
+			sender:     sender,
+			report:     report,
+			dbto:       s.cf.doublebounceto + "@" + s.cf.doublebouncehost,
+			dsn:        s.cf.dsn,
+			id:         id,
+			reportHost: s.cf.bouncehost,
+		}
+		head, tail := b.render()
+		envSender, recip := "", sender
+		if sender == "" {
+			envSender, recip = "#@[]", b.dbto
+		}
+		msg := io.MultiReader(bytes.NewReader(head), mess, bytes.NewReader(tail))
+		pid, err := s.inject(msg, envSender, []string{recip})
+		mess.Close()
+		if err != nil {
+			if pid == 0 {
+				s.log.line("warning: unable to start qmail-queue, will try later")
+			} else {
+				s.log.line("warning: trouble injecting bounce message, will try later")
+			}
+			return false
+		}
+		s.log.line("bounce msg ", utoa(id), " qp ", itoa(pid))
+	}
+	if err := os.Remove(s.path(bn)); err != nil && !isNoent(err) {
+		s.log.line("warning: unable to unlink ", bn)
+		return false
+	}
+	return true
+}
+
+func (s *Sched) inject(msg io.Reader, sender string, recips []string) (int, error) {
+	if s.opt.Inject != nil {
+		return s.opt.Inject(msg, sender, recips)
+	}
+	return qq.Queue(qq.Options{Root: s.root}, msg, &qq.Envelope{Sender: sender, Recipients: recips})
+}

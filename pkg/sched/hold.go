@@ -1,0 +1,283 @@
+package sched
+
+import (
+	"bufio"
+	"bytes"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// HoldLogName is the file, under queue/bounce/ (owned by qmails; its name
+// is not numeric so no message can clash with it), where qmail-send keeps
+// the periods during which a channel was held. Lines:
+// "<local|remote> <start> <end>", Unix seconds, end 0 while ongoing.
+const HoldLogName = "holdperiods"
+
+// maxPeriods bounds the hold log; the oldest periods are dropped first.
+const maxPeriods = 1000
+
+type period struct {
+	c          int
+	start, end int64 // end 0: still held
+}
+
+// holdLog is the persistent record of hold periods, used to leave held
+// time out of the queuelifetime computation.
+type holdLog struct {
+	path    string
+	periods []period
+}
+
+func loadHoldLog(queue string) *holdLog {
+	h := &holdLog{path: filepath.Join(queue, "bounce", HoldLogName)}
+	b, err := os.ReadFile(h.path)
+	if err != nil {
+		return h
+	}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) != 3 {
+			continue
+		}
+		c := -1
+		switch f[0] {
+		case "local":
+			c = chanLocal
+		case "remote":
+			c = chanRemote
+		}
+		start, err1 := strconv.ParseInt(f[1], 10, 64)
+		end, err2 := strconv.ParseInt(f[2], 10, 64)
+		if c < 0 || err1 != nil || err2 != nil {
+			continue
+		}
+		h.periods = append(h.periods, period{c, start, end})
+	}
+	return h
+}
+
+// open returns the index of channel c's ongoing period, or -1.
+func (h *holdLog) open(c int) int {
+	for i := len(h.periods) - 1; i >= 0; i-- {
+		if h.periods[i].c == c && h.periods[i].end == 0 {
+			return i
+		}
+	}
+	return -1
+}
+
+// since returns when channel c's current hold began, 0 if not held.
+func (h *holdLog) since(c int) int64 {
+	if i := h.open(c); i >= 0 {
+		return h.periods[i].start
+	}
+	return 0
+}
+
+// set records that channel c is (or is not) held from time t on.
+func (h *holdLog) set(c int, held bool, t int64) {
+	i := h.open(c)
+	switch {
+	case held && i < 0:
+		h.periods = append(h.periods, period{c, t, 0})
+	case !held && i >= 0:
+		h.periods[i].end = max(t, h.periods[i].start)
+	default:
+		return
+	}
+	if len(h.periods) > maxPeriods {
+		h.periods = append([]period(nil), h.periods[len(h.periods)-maxPeriods:]...)
+	}
+	h.save()
+}
+
+func (h *holdLog) save() {
+	var b strings.Builder
+	for _, p := range h.periods {
+		b.WriteString(chanName[p.c] + " " + strconv.FormatInt(p.start, 10) + " " + strconv.FormatInt(p.end, 10) + "\n")
+	}
+	tmp := h.path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(b.String()), 0o600); err != nil {
+		return
+	}
+	_ = os.Rename(tmp, h.path)
+}
+
+// heldWithin returns the seconds channel c was held within [birth, now].
+func (h *holdLog) heldWithin(c int, birth, now int64) int64 {
+	var sum int64
+	for _, p := range h.periods {
+		if p.c != c {
+			continue
+		}
+		end := p.end
+		if end == 0 {
+			end = now
+		}
+		lo, hi := max(p.start, birth), min(end, now)
+		if hi > lo {
+			sum += hi - lo
+		}
+	}
+	return sum
+}
+
+// startup brings the hold log in line with the flags read at start and
+// logs the held channels.
+func (h *holdLog) startup(s *Sched, now int64) {
+	hs := s.cf.hold
+	for c := 0; c < 2; c++ {
+		held := hs.local
+		if c == chanRemote {
+			held = hs.remoteAny()
+		}
+		h.set(c, held, now)
+		if held {
+			s.log.line("hold: ", chanName[c], " held", s.holdDesc(c, hs), ", ", itoa(s.queued(c)), " messages waiting")
+		}
+	}
+}
+
+// holdDesc names the held domains of a partial remote hold.
+func (s *Sched) holdDesc(c int, hs holdState) string {
+	if c == chanRemote && !hs.remoteAll && len(hs.remoteDoms) > 0 {
+		return " for " + strings.Join(hs.remoteDoms, " ")
+	}
+	return ""
+}
+
+// queued counts messages on channel c: schedule entries plus open jobs.
+func (s *Sched) queued(c int) int {
+	n := s.sched[c].len()
+	for j := range s.jobs {
+		if s.jobs[j].used && s.jobs[j].channel == c {
+			n++
+		}
+	}
+	return n
+}
+
+// releaseChan makes every message of channel c due now.
+func (s *Sched) releaseChan(c int) {
+	s.sched[c].allDue(s.recent)
+	for j := range s.jobs {
+		if s.jobs[j].used && s.jobs[j].channel == c {
+			s.jobs[j].retry = s.recent
+		}
+	}
+}
+
+func (s *Sched) handleALRM() {
+	s.sched[chanLocal].allDue(s.recent)
+	s.sched[chanRemote].allDue(s.recent)
+	s.generation++
+	s.writeStatus()
+}
+
+// handleHUP re-reads locals, virtualdomains and the hold flags
+// (spec/scheduler.md §11, §13).
+func (s *Sched) handleHUP() {
+	s.generation++
+	defer s.writeStatus()
+	if st, err := os.Stat(s.root); err != nil || !st.IsDir() {
+		s.log.line("alert: unable to reread controls: unable to switch to home directory")
+		return
+	}
+	locals, ok, err := readLocals(s.ctl, s.cf.me, true)
+	if err != nil || !ok {
+		s.log.line("alert: unable to reread control/locals")
+	} else if vd, err := readVdoms(s.ctl); err != nil {
+		s.log.line("alert: unable to reread control/virtualdomains")
+	} else {
+		s.cf.locals, s.cf.vdoms = locals, vd
+	}
+	nh := s.cf.hold
+	if l, err := readHoldLocal(s.ctl); err != nil {
+		s.log.line("alert: unable to reread control/holdlocal")
+	} else {
+		nh.local = l
+	}
+	if all, doms, err := readHoldRemote(s.ctl); err != nil {
+		s.log.line("alert: unable to reread control/holdremote")
+	} else {
+		nh.remoteAll, nh.remoteDoms = all, doms
+	}
+	s.applyHold(nh)
+}
+
+// applyHold switches to new hold flags, logging each change and making
+// released messages due at once.
+func (s *Sched) applyHold(nh holdState) {
+	old := s.cf.hold
+	s.cf.hold = nh
+	if old.local != nh.local {
+		s.holds.set(chanLocal, nh.local, s.recent)
+		if nh.local {
+			s.log.line("hold: local held, ", itoa(s.queued(chanLocal)), " messages waiting")
+		} else {
+			s.releaseChan(chanLocal)
+			s.log.line("hold: local released, ", itoa(s.queued(chanLocal)), " messages due now")
+		}
+	}
+	if old.describeRemote() == nh.describeRemote() {
+		return
+	}
+	s.holds.set(chanRemote, nh.remoteAny(), s.recent)
+	released := old.remoteAll && !nh.remoteAll
+	if !released && !old.remoteAll {
+		for _, d := range old.remoteDoms {
+			if !contains(nh.remoteDoms, d) {
+				released = true
+			}
+		}
+	}
+	n := itoa(s.queued(chanRemote))
+	switch {
+	case !nh.remoteAny():
+		s.releaseChan(chanRemote)
+		s.log.line("hold: remote released, ", n, " messages due now")
+	case released:
+		s.releaseChan(chanRemote)
+		s.log.line("hold: remote released except", s.holdDesc(chanRemote, nh)[4:], ", ", n, " messages due now")
+	default:
+		s.log.line("hold: remote held", s.holdDesc(chanRemote, nh), ", ", n, " messages waiting")
+	}
+}
+
+func contains(l []string, x string) bool {
+	for _, y := range l {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+// writeStatus rewrites queue/lock/sendstatus in place (qmails may not
+// create files in lock/, so no rename).
+func (s *Sched) writeStatus() {
+	f, err := os.OpenFile(s.path("lock/sendstatus"), os.O_WRONLY|os.O_CREATE, 0o644)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	yn := "no"
+	if s.cf.hold.local {
+		yn = "yes"
+	}
+	var b strings.Builder
+	b.WriteString("pid " + itoa(os.Getpid()) + "\n")
+	b.WriteString("generation " + itoa(s.generation) + "\n")
+	b.WriteString("holdlocal " + yn + "\n")
+	b.WriteString("holdremote " + s.cf.hold.describeRemote() + "\n")
+	b.WriteString("since-local " + strconv.FormatInt(s.holds.since(chanLocal), 10) + "\n")
+	b.WriteString("since-remote " + strconv.FormatInt(s.holds.since(chanRemote), 10) + "\n")
+	b.WriteString("queued-local " + itoa(s.queued(chanLocal)) + "\n")
+	b.WriteString("queued-remote " + itoa(s.queued(chanRemote)) + "\n")
+	if f.Truncate(0) == nil {
+		_, _ = f.WriteAt([]byte(b.String()), 0)
+	}
+}

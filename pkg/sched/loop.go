@@ -1,0 +1,472 @@
+package sched
+
+import (
+	"bufio"
+	"io"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/hqmail/hqmail/pkg/control"
+	"github.com/hqmail/hqmail/pkg/spawnproto"
+)
+
+// Timing constants (spec/scheduler.md §3).
+const (
+	sleepTodo    = 1500
+	sleepForever = 86400
+	sleepFuzz    = 1
+	sleepCleanup = 76431
+	sleepSysfail = 123
+	ossified     = 129600
+)
+
+// Options connects a scheduler to its peers. cmd/qmail-send fills it from
+// fds 0-6; tests use pipes.
+type Options struct {
+	Root     string    // QMAILHOME (absolute)
+	Log      io.Writer // fd 0
+	SpawnReq [2]io.Writer
+	SpawnRep [2]io.Reader
+	CleanReq io.Writer
+	CleanRep io.Reader
+	Signals  <-chan os.Signal // TERM, ALRM, HUP
+	Trigger  bool             // watch queue/lock/trigger
+	Now      func() int64     // clock (seconds); nil means time.Now
+	// Inject runs qmail-queue for a bounce; nil means pkg/qq.
+	Inject func(msg io.Reader, sender string, recip []string) (int, error)
+}
+
+type evKind int
+
+const (
+	evReport evKind = iota
+	evWrote
+	evTrigger
+	evSignal
+)
+
+type event struct {
+	kind evKind
+	c    int
+	data []byte
+	err  error
+	sig  os.Signal
+}
+
+// job is one message on one channel being worked on.
+type job struct {
+	used    bool
+	refs    int
+	id      uint64
+	channel int
+	retry   int64
+	sender  string
+	numtodo int
+	hiteof  bool
+	dying   bool
+	skipped bool // records of held domains were left T
+}
+
+// delivery is one slot of a channel; its index is the spawner's slot byte.
+type delivery struct {
+	used  bool
+	job   int
+	delid uint64
+	mpos  int64
+	recip string
+}
+
+// pass is the channel file being read for a job.
+type pass struct {
+	open bool
+	id   uint64
+	job  int
+	f    *os.File
+	r    *bufio.Reader
+	pos  int64
+}
+
+// Sched is qmail-send's state, owned by the loop goroutine.
+type Sched struct {
+	opt   Options
+	root  string
+	queue string
+	ctl   *control.Dir
+	cf    *config
+	log   logger
+	now   func() int64
+
+	recent     int64
+	exitasap   bool
+	spawnAlive [2]bool
+	cleanAlive bool
+
+	concurrency [2]int
+	used        [2]int
+	dels        [2][]delivery
+	jobs        []job
+	passes      [2]pass
+	pending     [2]bool // a request is being written
+	reqCh       [2]chan []byte
+	decoders    [2]spawnproto.ReportDecoder
+	stop        chan struct{}
+	masterDelid uint64
+
+	sched [2]prioq
+	done  prioq
+	fail  prioq
+
+	events    chan event
+	triggered bool
+	flagHUP   bool
+	flagALRM  bool
+
+	todo        *os.File // open todo/ directory during a scan
+	nextTodo    int64
+	cleanupNext int64
+	cleanupWalk *messWalk
+
+	holds      *holdLog
+	generation int
+	cleanBuf   [1]byte
+}
+
+// Run is qmail-send: it returns the exit code.
+func Run(opt Options) int {
+	s := &Sched{opt: opt, root: opt.Root, log: logger{w: opt.Log}}
+	s.now = opt.Now
+	if s.now == nil {
+		s.now = func() int64 { return time.Now().Unix() }
+	}
+	s.queue = filepath.Join(s.root, "queue")
+	s.ctl = control.Open(s.root)
+	if st, err := os.Stat(s.root); err != nil || !st.IsDir() {
+		s.log.line("alert: cannot start: unable to switch to home directory")
+		return 111
+	}
+	cf, err := loadConfig(s.root)
+	if err != nil {
+		s.log.line("alert: cannot start: unable to read controls")
+		return 111
+	}
+	s.cf = cf
+	if st, err := os.Stat(s.queue); err != nil || !st.IsDir() {
+		s.log.line("alert: cannot start: unable to switch to queue directory")
+		return 111
+	}
+	lock, code := s.takeMutex()
+	if code != 0 {
+		return code
+	}
+	defer lock.Close()
+	for c := 0; c < 2; c++ {
+		var b [1]byte
+		if _, err := io.ReadFull(opt.SpawnRep[c], b[:]); err != nil {
+			s.log.line("alert: cannot start: hath the daemon spawn no fire?")
+			return 111
+		}
+		s.concurrency[c] = min(cf.concurrency[c], int(b[0]))
+		s.dels[c] = make([]delivery, s.concurrency[c])
+		s.spawnAlive[c] = true
+	}
+	s.jobs = make([]job, s.concurrency[0]+s.concurrency[1])
+	s.cleanAlive = true
+	s.events = make(chan event, 64)
+	s.stop = make(chan struct{})
+	defer close(s.stop)
+	for c := 0; c < 2; c++ {
+		s.reqCh[c] = make(chan []byte, 1)
+		go s.readReports(c)
+		go s.writeRequests(c)
+	}
+	s.recent = s.now()
+	s.holds = loadHoldLog(s.queue)
+	s.scanInfo()
+	s.status()
+	s.holds.startup(s, s.recent)
+	s.writeStatus()
+	if opt.Trigger {
+		go s.watchTrigger()
+	}
+	if opt.Signals != nil {
+		go func() {
+			for sig := range opt.Signals {
+				if !s.send(event{kind: evSignal, sig: sig}) {
+					return
+				}
+			}
+		}()
+	}
+	s.nextTodo = s.recent // scan todo/ at once
+	s.cleanupNext = s.recent
+	s.loop()
+	s.writeBack()
+	s.log.line("status: exiting")
+	return 0
+}
+
+// takeMutex opens and locks lock/sendmutex and writes the pid into it.
+func (s *Sched) takeMutex() (*os.File, int) {
+	f, err := os.OpenFile(filepath.Join(s.queue, "lock", "sendmutex"), os.O_WRONLY, 0)
+	if err != nil {
+		s.log.line("alert: cannot start: unable to open mutex")
+		return nil, 111
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		s.log.line("alert: cannot start: qmail-send is already running")
+		return nil, 111
+	}
+	if f.Truncate(0) == nil {
+		_, _ = f.WriteAt([]byte(itoa(os.Getpid())+"\n"), 0)
+	}
+	return f, 0
+}
+
+// readReports forwards a spawner's report bytes to the loop.
+func (s *Sched) readReports(c int) {
+	for {
+		buf := make([]byte, 4096)
+		n, err := s.opt.SpawnRep[c].Read(buf)
+		if n > 0 {
+			if !s.send(event{kind: evReport, c: c, data: buf[:n]}) {
+				return
+			}
+		}
+		if err != nil {
+			s.send(event{kind: evReport, c: c, err: err})
+			return
+		}
+	}
+}
+
+// writeRequests writes each request completely, then tells the loop.
+func (s *Sched) writeRequests(c int) {
+	for {
+		select {
+		case req := <-s.reqCh[c]:
+			_, err := s.opt.SpawnReq[c].Write(req)
+			if !s.send(event{kind: evWrote, c: c, err: err}) {
+				return
+			}
+		case <-s.stop:
+			return
+		}
+	}
+}
+
+// watchTrigger signals the loop when lock/trigger becomes readable. The
+// FIFO is opened read-write so that it never reports EOF (a reader with no
+// writer would otherwise be readable for ever); qmail-queue's
+// non-blocking open for writing succeeds as long as qmail-send runs.
+func (s *Sched) watchTrigger() {
+	f, err := os.OpenFile(filepath.Join(s.queue, "lock", "trigger"), os.O_RDWR|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return // no trigger: todo/ is still scanned every 1500 s
+	}
+	buf := make([]byte, 64)
+	for {
+		if _, err := f.Read(buf); err != nil {
+			return
+		}
+		if !s.send(event{kind: evTrigger}) {
+			f.Close()
+			return
+		}
+	}
+}
+
+// send hands an event to the loop; false once the loop has ended.
+func (s *Sched) send(ev event) bool {
+	select {
+	case s.events <- ev:
+		return true
+	case <-s.stop:
+		return false
+	}
+}
+
+// canStart reports whether a delivery could start on channel c now.
+func (s *Sched) canStart(c int) bool {
+	return s.spawnAlive[c] && !s.pending[c] && s.used[c] < s.concurrency[c]
+}
+
+func (s *Sched) jobAvail() bool {
+	for i := range s.jobs {
+		if !s.jobs[i].used {
+			return true
+		}
+	}
+	return false
+}
+
+// wakeup computes when the loop must next run (spec/scheduler.md §3).
+func (s *Sched) wakeup() int64 {
+	w := s.recent + sleepForever
+	if !s.exitasap {
+		avail := s.jobAvail()
+		for c := 0; c < 2; c++ {
+			if s.cf.hold.held(c) {
+				continue
+			}
+			if s.passes[c].open {
+				if s.canStart(c) {
+					w = 0
+				}
+			} else if avail {
+				if e, ok := s.sched[c].min(); ok {
+					w = min(w, e.due)
+				}
+			}
+		}
+		if e, ok := s.fail.min(); ok {
+			w = min(w, e.due)
+		}
+		if e, ok := s.done.min(); ok {
+			w = min(w, e.due)
+		}
+		if s.todo != nil || s.triggered {
+			w = 0
+		} else {
+			w = min(w, s.nextTodo)
+		}
+	}
+	if s.cleanupWalk != nil {
+		w = 0
+	} else {
+		w = min(w, s.cleanupNext)
+	}
+	return w
+}
+
+// canExit reports whether no delivery runs on a live channel.
+func (s *Sched) canExit() bool {
+	for c := 0; c < 2; c++ {
+		if s.spawnAlive[c] && s.used[c] > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Sched) loop() {
+	for !s.exitasap || !s.canExit() {
+		s.recent = s.now()
+		if s.flagALRM {
+			s.flagALRM = false
+			s.handleALRM()
+		}
+		if s.flagHUP {
+			s.flagHUP = false
+			s.handleHUP()
+		}
+		w := s.wakeup()
+		if w <= s.recent {
+			s.drain(0)
+		} else {
+			s.drain(time.Duration(w-s.recent+sleepFuzz) * time.Second)
+		}
+		s.recent = s.now()
+		s.todoStep()
+		s.passStep()
+		s.cleanupStep()
+	}
+}
+
+// drain waits up to d for one event (not at all when d is 0), then handles
+// every event already queued.
+func (s *Sched) drain(d time.Duration) {
+	if d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case ev := <-s.events:
+			t.Stop()
+			s.handle(ev)
+		case <-t.C:
+			return
+		}
+	}
+	for i := 0; i < 256; i++ {
+		select {
+		case ev := <-s.events:
+			s.handle(ev)
+		default:
+			return
+		}
+	}
+}
+
+func (s *Sched) handle(ev event) {
+	switch ev.kind {
+	case evReport:
+		if ev.err != nil {
+			s.spawnDied(ev.c)
+			return
+		}
+		if s.spawnAlive[ev.c] {
+			s.decoders[ev.c].Feed(ev.data, func(r spawnproto.Report) { s.report(ev.c, r) })
+		}
+	case evWrote:
+		s.pending[ev.c] = false
+		if ev.err != nil {
+			s.spawnDied(ev.c)
+		}
+	case evTrigger:
+		if !s.exitasap {
+			s.triggered = true
+		}
+	case evSignal:
+		switch ev.sig {
+		case syscall.SIGTERM:
+			s.exitasap = true
+		case syscall.SIGALRM:
+			s.flagALRM = true
+		case syscall.SIGHUP:
+			s.flagHUP = true
+		}
+	}
+}
+
+func (s *Sched) spawnDied(c int) {
+	if !s.spawnAlive[c] {
+		return
+	}
+	s.log.line("alert: oh no! lost spawn connection! dying...")
+	s.spawnAlive[c] = false
+	s.exitasap = true
+}
+
+// status logs the status line.
+func (s *Sched) status() {
+	x := ""
+	if s.exitasap {
+		x = " exitasap"
+	}
+	s.log.line("status: local ", itoa(s.used[0]), "/", itoa(s.concurrency[0]),
+		" remote ", itoa(s.used[1]), "/", itoa(s.concurrency[1]), x)
+}
+
+// cleanRequest asks qmail-clean to remove todo/ID or the message
+// (foop/ID); it reports whether the answer was '+'.
+func (s *Sched) cleanRequest(kind string, id uint64) bool {
+	name := kind + "/" + utoa(id)
+	if !s.cleanAlive {
+		return false
+	}
+	req := append([]byte(name), 0)
+	if _, err := s.opt.CleanReq.Write(req); err == nil {
+		if _, err = io.ReadFull(s.opt.CleanRep, s.cleanBuf[:]); err == nil {
+			if s.cleanBuf[0] == '+' {
+				return true
+			}
+			s.log.line("warning: qmail-clean unable to clean up ", name)
+			return false
+		}
+	}
+	s.log.line("alert: oh no! lost qmail-clean connection! dying...")
+	s.cleanAlive = false
+	s.exitasap = true
+	return false
+}

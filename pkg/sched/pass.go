@@ -1,0 +1,283 @@
+package sched
+
+import (
+	"bufio"
+	"io"
+	"math"
+	"os"
+	"strings"
+
+	"github.com/hqmail/hqmail/pkg/spawnproto"
+)
+
+// nextretry is qmail's retry schedule (spec/scheduler.md §7).
+func nextretry(birth, recent int64, c int) int64 {
+	var n int64
+	if birth <= recent {
+		n = int64(math.Sqrt(float64(recent - birth)))
+		// Correct float rounding so that n = floor(sqrt(age)) exactly.
+		for n*n > recent-birth {
+			n--
+		}
+		for (n+1)*(n+1) <= recent-birth {
+			n++
+		}
+	}
+	if c == chanLocal {
+		n += 10
+	} else {
+		n += 20
+	}
+	return birth + n*n
+}
+
+// getinfo reads info/S/ID: the sender and the birth time (its mtime).
+func (s *Sched) getinfo(id uint64) (string, int64, bool) {
+	f, err := os.Open(s.path(fnSplit("info", id)))
+	if err != nil {
+		return "", 0, false
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return "", 0, false
+	}
+	rec, err := bufio.NewReader(f).ReadString(0)
+	if err != nil || rec[0] != 'F' {
+		return "", 0, false
+	}
+	return rec[1 : len(rec)-1], st.ModTime().Unix(), true
+}
+
+func (s *Sched) jobOpen(id uint64, c int) int {
+	for j := range s.jobs {
+		if !s.jobs[j].used {
+			s.jobs[j] = job{used: true, refs: 1, id: id, channel: c}
+			return j
+		}
+	}
+	panic("sched: jobOpen without a free job")
+}
+
+// jobClose releases one reference (spec/scheduler.md §6).
+func (s *Sched) jobClose(j int) {
+	jb := &s.jobs[j]
+	if jb.refs--; jb.refs > 0 {
+		return
+	}
+	id, c, due := jb.id, jb.channel, jb.retry
+	done := jb.hiteof && jb.numtodo == 0 && !jb.skipped
+	*jb = job{}
+	if done {
+		n := fnChan(c, id)
+		if err := os.Remove(s.path(n)); err != nil {
+			s.log.line("warning: unable to unlink ", n, "; will try again later")
+			due = s.now() + sleepSysfail
+		} else {
+			o := fnChan(1-c, id)
+			if _, err := os.Stat(s.path(o)); err == nil {
+				return // the other channel is still going
+			} else if !isNoent(err) {
+				s.log.line("warning: unable to stat ", o)
+			}
+			s.done.insert(id, s.now())
+			return
+		}
+	}
+	s.sched[c].insert(id, due)
+}
+
+// closePass ends the pass of channel c; hiteof says it read to the end.
+func (s *Sched) closePass(c int, hiteof bool) {
+	p := &s.passes[c]
+	p.f.Close()
+	j := p.job
+	*p = pass{}
+	if hiteof {
+		s.jobs[j].hiteof = true
+	}
+	s.jobClose(j)
+}
+
+// passStep advances the pass of each channel by at most one record, then
+// handles one entry of the fail and done lists.
+func (s *Sched) passStep() {
+	for c := 0; c < 2; c++ {
+		s.passChan(c)
+	}
+	if e, ok := s.fail.min(); ok && e.due <= s.recent {
+		s.fail.delmin()
+		s.pqadd(e.id)
+	}
+	if e, ok := s.done.min(); ok && e.due <= s.recent {
+		s.done.delmin()
+		s.messDone(e.id)
+	}
+}
+
+func (s *Sched) passChan(c int) {
+	if s.exitasap || s.cf.hold.held(c) {
+		return
+	}
+	p := &s.passes[c]
+	if !p.open {
+		if !s.jobAvail() {
+			return
+		}
+		e, ok := s.sched[c].min()
+		if !ok || e.due > s.recent {
+			return
+		}
+		s.sched[c].delmin()
+		s.sched[c].shrink()
+		n := fnChan(c, e.id)
+		f, err := os.Open(s.path(n))
+		if err != nil {
+			s.log.line("warning: trouble opening ", n, "; will try again later")
+			s.sched[c].insert(e.id, s.recent+sleepSysfail)
+			return
+		}
+		sender, birth, ok := s.getinfo(e.id)
+		if !ok {
+			f.Close()
+			s.log.line("warning: trouble opening ", n, "; will try again later")
+			s.sched[c].insert(e.id, s.recent+sleepSysfail)
+			return
+		}
+		j := s.jobOpen(e.id, c)
+		jb := &s.jobs[j]
+		jb.retry = nextretry(birth, s.recent, c)
+		jb.dying = s.recent > birth+s.cf.lifetime+s.holds.heldWithin(c, birth, s.recent)
+		jb.sender = sender
+		*p = pass{open: true, id: e.id, job: j, f: f, r: bufio.NewReaderSize(f, 1024)}
+	}
+	if !s.canStart(c) {
+		return
+	}
+	rec, err := p.r.ReadString(0)
+	if err == io.EOF {
+		s.closePass(c, true)
+		return
+	}
+	if err != nil {
+		s.log.line("warning: trouble reading ", fnChan(c, p.id), "; will try again later")
+		s.closePass(c, false)
+		return
+	}
+	switch rec[0] {
+	case 'T':
+		addr := rec[1 : len(rec)-1]
+		if c == chanRemote && s.cf.hold.domainHeld(addr) {
+			s.jobs[p.job].skipped = true
+			break
+		}
+		s.jobs[p.job].numtodo++
+		s.startDelivery(c, p.job, p.pos, addr)
+	case 'D':
+	default:
+		s.log.line("warning: unknown record type in ", fnChan(c, p.id), "!")
+		s.closePass(c, false)
+		return
+	}
+	p.pos += int64(len(rec))
+}
+
+// startDelivery takes a free slot and hands the request to the writer.
+func (s *Sched) startDelivery(c, j int, pos int64, recip string) {
+	slot := -1
+	for i := range s.dels[c] {
+		if !s.dels[c][i].used {
+			slot = i
+			break
+		}
+	}
+	if slot < 0 {
+		return
+	}
+	jb := &s.jobs[j]
+	jb.refs++
+	s.masterDelid++
+	s.dels[c][slot] = delivery{used: true, job: j, delid: s.masterDelid, mpos: pos, recip: recip}
+	s.used[c]++
+	req := &spawnproto.Request{Slot: slot, Mess: split(jb.id) + "/" + utoa(jb.id),
+		Sender: verp(jb.sender, recip), Recipient: recip}
+	s.pending[c] = true
+	s.reqCh[c] <- req.Encode()
+	s.log.line("starting delivery ", utoa(s.masterDelid), ": msg ", utoa(jb.id),
+		" to ", chanName[c], " ", safe(recip))
+	s.status()
+}
+
+const tooLong = "I'm not going to try again; this message has been in the queue too long.\n"
+
+// report handles one delivery report (spec/scheduler.md §6).
+func (s *Sched) report(c int, r spawnproto.Report) {
+	if r.Slot >= s.concurrency[c] || !s.dels[c][r.Slot].used {
+		s.log.line("warning: internal error: delivery report out of range")
+		return
+	}
+	d := &s.dels[c][r.Slot]
+	j := d.job
+	jb := &s.jobs[j]
+	letter, text := r.Letter, r.Text
+	if letter == 'Z' && jb.dying {
+		letter = 'D'
+		text += tooLong
+	}
+	delid := utoa(d.delid)
+	switch letter {
+	case 'K':
+		s.log.line("delivery ", delid, ": success: ", safe(text))
+		s.markDone(c, jb.id, d.mpos)
+		jb.numtodo--
+	case 'Z':
+		s.log.line("delivery ", delid, ": deferral: ", safe(text))
+	case 'D':
+		s.log.line("delivery ", delid, ": failure: ", safe(text))
+		s.addBounce(jb.id, d.recip, text)
+		s.markDone(c, jb.id, d.mpos)
+		jb.numtodo--
+	default:
+		s.log.line("delivery ", delid, ": report mangled, will defer")
+	}
+	*d = delivery{}
+	s.used[c]--
+	s.jobClose(j)
+	s.status()
+}
+
+// markDone overwrites the record's T with D.
+func (s *Sched) markDone(c int, id uint64, pos int64) {
+	n := fnChan(c, id)
+	f, err := os.OpenFile(s.path(n), os.O_WRONLY, 0)
+	if err == nil {
+		_, err = f.WriteAt([]byte{'D'}, pos)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		s.log.line("warning: trouble marking ", n, "; message will be delivered twice!")
+	}
+}
+
+// bounceParagraph formats one failure for bounce/ID (spec/scheduler.md §8).
+func bounceParagraph(recip, text string) []byte {
+	var b strings.Builder
+	b.WriteString("<")
+	b.WriteString(recip)
+	b.WriteString(">:\n")
+	b.WriteString(text)
+	if text != "" && !strings.HasSuffix(text, "\n") {
+		b.WriteByte('\n')
+	}
+	p := []byte(b.String())
+	// No empty line inside a paragraph: "\n\n" -> "\n/", ignoring the
+	// paragraph's last byte.
+	for i := 1; i < len(p)-1; i++ {
+		if p[i] == '\n' && p[i-1] == '\n' {
+			p[i] = '/'
+		}
+	}
+	return append(p, '\n')
+}
