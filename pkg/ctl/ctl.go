@@ -1,0 +1,204 @@
+// Package ctl is qmailctl, the control command of a running hqmail: it sets
+// and clears the hold flags (control/holdlocal, control/holdremote), makes
+// every deferred delivery due (flush), and shows the state of qmail-send and
+// the queue.
+//
+// Invariants:
+//   - Flag files are changed under an exclusive flock on the control
+//     directory and replaced atomically (write NAME.tmp, fsync, rename,
+//     fsync the directory), so concurrent runs never lose each other's
+//     changes and qmail-send never reads a half-written file.
+//   - qmail-send is found only through queue/lock/sendmutex: it runs when
+//     the flock on that file is held, and the pid in the file must be the
+//     lock's holder (/proc/locks). No process is ever found or signalled by
+//     name.
+//   - After a signal, qmailctl waits (bounded) until qmail-send rewrites
+//     queue/lock/sendstatus with a higher generation, so that a hook script
+//     can rely on the new state when qmailctl returns.
+package ctl
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hqmail/hqmail/pkg/admin"
+	"github.com/hqmail/hqmail/pkg/control"
+)
+
+// Exit codes.
+const (
+	ExitOK         = 0
+	ExitNotRunning = 3   // the flags are as asked, but no qmail-send runs to act on them
+	ExitUsage      = 100 // bad usage or a change that cannot be made
+	ExitTemp       = 111 // I/O trouble, time-out, refusing to signal a stranger
+)
+
+// DefaultTimeout bounds the wait for qmail-send's confirmation.
+const DefaultTimeout = 10 * time.Second
+
+type usageErr struct{ msg string }
+
+func (e *usageErr) Error() string { return e.msg }
+
+func usageError(format string, a ...any) error { return &usageErr{fmt.Sprintf(format, a...)} }
+
+const usage = `usage: qmailctl [-t SECONDS] COMMAND
+  hold remote [DOMAIN...]     hold remote delivery (all, or only these domains)
+  hold local                  hold local delivery
+  release remote [DOMAIN...]  release remote delivery (all, or these domains)
+  release local               release local delivery
+  flush                       make every deferred delivery due now (SIGALRM)
+  reload                      make qmail-send re-read its controls (SIGHUP)
+  status                      hold state, held domains, queue counts, pid
+  queue                       one line per queued message
+  pid                         print qmail-send's pid
+`
+
+// Main runs qmailctl for the tree at root with args (without argv[0]) and
+// returns the exit code.
+func Main(root string, args []string, stdout, stderr io.Writer) int {
+	c := &cmd{root: root, out: stdout, err: stderr, timeout: DefaultTimeout, now: time.Now}
+	return c.run(args)
+}
+
+type cmd struct {
+	root     string
+	out, err io.Writer
+	timeout  time.Duration
+	now      func() time.Time
+}
+
+func (c *cmd) fail(code int, format string, a ...any) int {
+	fmt.Fprintf(c.err, "qmailctl: "+format+"\n", a...)
+	return code
+}
+
+func (c *cmd) run(args []string) int {
+	for len(args) > 0 && strings.HasPrefix(args[0], "-") {
+		switch {
+		case args[0] == "-t" && len(args) > 1:
+			n, err := strconv.ParseFloat(args[1], 64)
+			if err != nil || n <= 0 || n > 3600 {
+				return c.fail(ExitUsage, "bad timeout %q", args[1])
+			}
+			c.timeout = time.Duration(n * float64(time.Second))
+			args = args[2:]
+		case args[0] == "-h" || args[0] == "--help":
+			io.WriteString(c.out, usage)
+			return ExitOK
+		default:
+			io.WriteString(c.err, usage)
+			return ExitUsage
+		}
+	}
+	if len(args) == 0 {
+		io.WriteString(c.err, usage)
+		return ExitUsage
+	}
+	switch args[0] {
+	case "hold", "release":
+		return c.hold(args[0] == "hold", args[1:])
+	case "flush":
+		return c.signal(args[1:], syscall.SIGALRM, "every deferred delivery is due now")
+	case "reload":
+		return c.signal(args[1:], syscall.SIGHUP, "controls re-read")
+	case "status":
+		if len(args) != 1 {
+			break
+		}
+		return c.status()
+	case "queue":
+		if len(args) != 1 {
+			break
+		}
+		return c.queue()
+	case "pid":
+		if len(args) != 1 {
+			break
+		}
+		pid, err := LocateSend(c.root)
+		if errors.Is(err, ErrNotRunning) {
+			return c.fail(ExitNotRunning, "qmail-send is not running")
+		} else if err != nil {
+			return c.fail(ExitTemp, "%v", err)
+		}
+		fmt.Fprintln(c.out, pid)
+		return ExitOK
+	}
+	io.WriteString(c.err, usage)
+	return ExitUsage
+}
+
+func (c *cmd) hold(hold bool, args []string) int {
+	if len(args) == 0 || (args[0] != "remote" && args[0] != "local") {
+		io.WriteString(c.err, usage)
+		return ExitUsage
+	}
+	channel, domains := args[0], args[1:]
+	if channel == "local" && len(domains) > 0 {
+		return c.fail(ExitUsage, "local delivery is held or released as a whole; no domains")
+	}
+	name := admin.HoldRemoteFile
+	if channel == "local" {
+		name = admin.HoldLocalFile
+	}
+	res, err := EditHold(control.Open(c.root).Path, name, hold, domains)
+	var ue *usageErr
+	switch {
+	case errors.As(err, &ue), errors.Is(err, errAllHeld):
+		return c.fail(ExitUsage, "%v", err)
+	case err != nil:
+		return c.fail(ExitTemp, "unable to change control/%s: %v", name, err)
+	}
+	for _, w := range res.After.JunkWarnings(name) {
+		fmt.Fprintf(c.err, "qmailctl: warning: %s\n", w)
+	}
+	state := channel + " delivery " + res.After.Describe()
+	if !res.Changed {
+		state += " (unchanged)"
+	}
+	_, st, err := SignalAndWait(c.root, syscall.SIGHUP, c.timeout)
+	switch {
+	case errors.Is(err, ErrNotRunning):
+		fmt.Fprintf(c.out, "%s\n", state)
+		return c.fail(ExitNotRunning, "qmail-send is not running; the flag is set and the next start honours it")
+	case err != nil:
+		fmt.Fprintf(c.out, "%s\n", state)
+		return c.fail(ExitTemp, "%v", err)
+	}
+	fmt.Fprintf(c.out, "%s; qmail-send (pid %s) confirmed\n", state, st["pid"])
+	return ExitOK
+}
+
+func (c *cmd) signal(args []string, sig syscall.Signal, what string) int {
+	if len(args) != 0 {
+		io.WriteString(c.err, usage)
+		return ExitUsage
+	}
+	pid, _, err := SignalAndWait(c.root, sig, c.timeout)
+	switch {
+	case errors.Is(err, ErrNotRunning):
+		return c.fail(ExitNotRunning, "qmail-send is not running")
+	case err != nil:
+		return c.fail(ExitTemp, "%v", err)
+	}
+	fmt.Fprintf(c.out, "%s; qmail-send (pid %d) confirmed\n", what, pid)
+	if sig == syscall.SIGALRM {
+		dir := control.Open(c.root).Path
+		for _, n := range []string{admin.HoldLocalFile, admin.HoldRemoteFile} {
+			if h, err := admin.ReadHold(dir, n); err == nil && h.Set {
+				fmt.Fprintf(c.out, "note: control/%s is set: held deliveries stay held\n", n)
+			}
+		}
+	}
+	return ExitOK
+}
+
+// queueDir is ROOT/queue.
+func (c *cmd) queueDir() string { return filepath.Join(c.root, "queue") }

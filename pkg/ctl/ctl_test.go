@@ -1,0 +1,405 @@
+package ctl
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hqmail/hqmail/pkg/admin"
+	"github.com/hqmail/hqmail/pkg/qread/queuetest"
+)
+
+func makeTree(t *testing.T) string {
+	t.Helper()
+	root := t.TempDir()
+	queuetest.MakeQueue(t, root)
+	if err := os.Mkdir(filepath.Join(root, "control"), 0755); err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+func run(t *testing.T, root string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := Main(root, args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func readFlag(t *testing.T, root, name string) (string, bool) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(root, "control", name))
+	if os.IsNotExist(err) {
+		return "", false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b), true
+}
+
+func TestHoldReleaseRunning(t *testing.T) {
+	root := makeTree(t)
+	startFake(t, root)
+	steps := []struct {
+		args     []string
+		code     int
+		file     string // holdremote contents; "-" = absent
+		sendSays string // holdremote value in sendstatus
+	}{
+		{[]string{"hold", "remote"}, 0, "*\n", "1"},
+		{[]string{"hold", "remote"}, 0, "*\n", "1"},
+		{[]string{"release", "remote", "a.example"}, ExitUsage, "*\n", "1"},
+		{[]string{"release", "remote"}, 0, "-", "0"},
+		{[]string{"release", "remote"}, 0, "-", "0"},
+		{[]string{"hold", "remote", "A.example", ".b.example"}, 0, "a.example\n.b.example\n", "1"},
+		{[]string{"hold", "remote", "a.example", "c.example"}, 0, "a.example\n.b.example\nc.example\n", "1"},
+		{[]string{"release", "remote", "a.example", "nothere.example"}, 0, ".b.example\nc.example\n", "1"},
+		{[]string{"release", "remote", ".B.example", "c.example"}, 0, "-", "0"},
+		{[]string{"hold", "remote", "bad domain"}, ExitUsage, "-", "0"},
+		{[]string{"hold", "local", "x.example"}, ExitUsage, "-", "0"},
+		{[]string{"hold", "sideways"}, ExitUsage, "-", "0"},
+	}
+	for i, s := range steps {
+		code, out, errs := run(t, root, s.args...)
+		if code != s.code {
+			t.Fatalf("step %d %v: exit %d, want %d (stdout %q stderr %q)", i, s.args, code, s.code, out, errs)
+		}
+		got, ok := readFlag(t, root, "holdremote")
+		if !ok {
+			got = "-"
+		}
+		if got != s.file {
+			t.Fatalf("step %d %v: holdremote %q, want %q", i, s.args, got, s.file)
+		}
+		st, _ := ReadStatus(root)
+		if st["holdremote"] != s.sendSays {
+			t.Fatalf("step %d %v: qmail-send reports holdremote %q, want %q", i, s.args, st["holdremote"], s.sendSays)
+		}
+		if code == 0 && !strings.Contains(out, "confirmed") {
+			t.Errorf("step %d: stdout %q lacks the confirmation", i, out)
+		}
+	}
+	code, _, _ := run(t, root, "hold", "local")
+	if _, ok := readFlag(t, root, "holdlocal"); code != 0 || !ok {
+		t.Fatalf("hold local: exit %d", code)
+	}
+	st, _ := ReadStatus(root)
+	if st["holdlocal"] != "1" {
+		t.Fatalf("qmail-send did not see holdlocal: %v", st)
+	}
+	code, _, _ = run(t, root, "release", "local")
+	if _, ok := readFlag(t, root, "holdlocal"); code != 0 || ok {
+		t.Fatalf("release local: exit %d", code)
+	}
+}
+
+func TestHoldKeepsCommentsAndJunk(t *testing.T) {
+	root := makeTree(t)
+	startFake(t, root)
+	queuetest.WriteFile(t, filepath.Join(root, "control", "holdremote"), []byte("# office VPN\nx.example\nthis is junk\n"))
+	code, _, errs := run(t, root, "hold", "remote", "y.example")
+	if code != 0 || !strings.Contains(errs, `line 3 is not a domain and is ignored: "this is junk"`) {
+		t.Fatalf("exit %d, stderr %q", code, errs)
+	}
+	if got, _ := readFlag(t, root, "holdremote"); got != "# office VPN\nx.example\nthis is junk\ny.example\n" {
+		t.Fatalf("holdremote = %q", got)
+	}
+	code, out, _ := run(t, root, "status")
+	if code != 0 || !strings.Contains(out, "warning: control/holdremote line 3 is not a domain") ||
+		!strings.Contains(out, "remote: held for x.example y.example") {
+		t.Fatalf("status exit %d:\n%s", code, out)
+	}
+	// Releasing every domain removes the file even though junk is left:
+	// a file of junk alone would hold everything.
+	code, _, _ = run(t, root, "release", "remote", "x.example", "y.example")
+	if _, ok := readFlag(t, root, "holdremote"); code != 0 || ok {
+		t.Fatalf("release: exit %d, file still there: %v", code, ok)
+	}
+}
+
+func TestNotRunning(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, root string)
+	}{
+		{"no sendmutex", func(t *testing.T, root string) {}},
+		{"sendmutex unlocked", func(t *testing.T, root string) {
+			queuetest.WriteFile(t, filepath.Join(root, MutexFile), []byte("1\n"))
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			root := makeTree(t)
+			tc.setup(t, root)
+			code, out, errs := run(t, root, "hold", "remote")
+			if code != ExitNotRunning || !strings.Contains(errs, "qmail-send is not running; the flag is set and the next start honours it") {
+				t.Fatalf("hold: exit %d, stdout %q, stderr %q", code, out, errs)
+			}
+			if _, ok := readFlag(t, root, "holdremote"); !ok {
+				t.Fatal("flag not set")
+			}
+			for _, args := range [][]string{{"flush"}, {"reload"}, {"pid"}, {"status"}} {
+				if code, _, _ := run(t, root, args...); code != ExitNotRunning {
+					t.Errorf("%v: exit %d, want %d", args, code, ExitNotRunning)
+				}
+			}
+		})
+	}
+}
+
+// startSleeper starts a process that must never be signalled: sleep dies on
+// SIGHUP and SIGALRM, so a signal shows as its early exit.
+func startSleeper(t *testing.T) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command("sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Skipf("cannot start sleep: %v", err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		select {
+		case <-done:
+			t.Errorf("the stranger (sleep, pid %d) exited: it was signalled", cmd.Process.Pid)
+		default:
+		}
+		cmd.Process.Kill()
+		<-done
+	})
+	return cmd
+}
+
+func TestStalePid(t *testing.T) {
+	t.Run("locked by another pid", func(t *testing.T) {
+		root := makeTree(t)
+		stranger := startSleeper(t)
+		startFake(t, root, fmt.Sprintf("FAKE_SEND_PIDTEXT=%d", stranger.Process.Pid))
+		for _, args := range [][]string{{"hold", "remote"}, {"flush"}, {"pid"}} {
+			code, _, errs := run(t, root, args...)
+			if code != ExitTemp || !strings.Contains(errs, "stale pid file, not signalling anyone") {
+				t.Errorf("%v: exit %d, stderr %q", args, code, errs)
+			}
+		}
+		if _, ok := readFlag(t, root, "holdremote"); !ok {
+			t.Error("flag not set")
+		}
+	})
+	t.Run("unlocked file naming a live process", func(t *testing.T) {
+		root := makeTree(t)
+		stranger := startSleeper(t)
+		queuetest.WriteFile(t, filepath.Join(root, MutexFile), []byte(fmt.Sprintf("%d\n", stranger.Process.Pid)))
+		code, _, errs := run(t, root, "release", "remote")
+		if code != ExitNotRunning {
+			t.Errorf("exit %d, stderr %q", code, errs)
+		}
+		code, _, _ = run(t, root, "flush")
+		if code != ExitNotRunning {
+			t.Errorf("flush: exit %d", code)
+		}
+	})
+	t.Run("locked, garbage pid", func(t *testing.T) {
+		root := makeTree(t)
+		startFake(t, root, "FAKE_SEND_PIDTEXT=not-a-pid")
+		code, _, errs := run(t, root, "flush")
+		if code != ExitTemp || !strings.Contains(errs, "holds no valid pid") {
+			t.Errorf("exit %d, stderr %q", code, errs)
+		}
+	})
+}
+
+func TestTimeout(t *testing.T) {
+	root := makeTree(t)
+	startFake(t, root, "FAKE_SEND_MUTE=1")
+	code, _, errs := run(t, root, "-t", "0.3", "hold", "remote")
+	if code != ExitTemp || !strings.Contains(errs, "did not confirm within 300ms") {
+		t.Fatalf("exit %d, stderr %q", code, errs)
+	}
+	if _, ok := readFlag(t, root, "holdremote"); !ok {
+		t.Fatal("flag not set")
+	}
+}
+
+func TestFlushReloadPid(t *testing.T) {
+	root := makeTree(t)
+	fake := startFake(t, root)
+	for i, args := range [][]string{{"flush"}, {"reload"}, {"flush"}} {
+		g0, _ := ReadStatus(root)
+		code, out, errs := run(t, root, args...)
+		if code != 0 || !strings.Contains(out, "confirmed") {
+			t.Fatalf("%v: exit %d, stdout %q, stderr %q", args, code, out, errs)
+		}
+		g1, _ := ReadStatus(root)
+		if g1.Generation() <= g0.Generation() || g1.Generation() != int64(i+1) {
+			t.Fatalf("%v: generation %d -> %d", args, g0.Generation(), g1.Generation())
+		}
+	}
+	code, out, _ := run(t, root, "pid")
+	if code != 0 || strings.TrimSpace(out) != fmt.Sprint(fake.Process.Pid) {
+		t.Fatalf("pid: exit %d, %q", code, out)
+	}
+	queuetest.WriteFile(t, filepath.Join(root, "control", "holdremote"), nil)
+	if _, out, _ := run(t, root, "flush"); !strings.Contains(out, "note: control/holdremote is set") {
+		t.Errorf("flush with a hold: %q", out)
+	}
+}
+
+func TestUnreadableControlDir(t *testing.T) {
+	root := makeTree(t)
+	startFake(t, root)
+	ctl := filepath.Join(root, "control")
+	if err := os.Remove(ctl); err != nil {
+		t.Fatal(err)
+	}
+	queuetest.WriteFile(t, ctl, []byte("not a directory\n"))
+	for _, args := range [][]string{{"hold", "remote"}, {"release", "local"}, {"status"}, {"queue"}} {
+		code, out, errs := run(t, root, args...)
+		if code != ExitTemp || !strings.Contains(out+errs, "not a directory") {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, code, out, errs)
+		}
+	}
+	if os.Geteuid() != 0 {
+		os.Remove(ctl)
+		os.Mkdir(ctl, 0)
+		defer os.Chmod(ctl, 0755)
+		code, _, errs := run(t, root, "hold", "remote")
+		if code != ExitTemp || !strings.Contains(errs, "permission denied") {
+			t.Errorf("mode 0 control dir: exit %d, stderr %q", code, errs)
+		}
+	}
+}
+
+// TestConcurrentHoldRelease races 20 hold/release calls on disjoint domains
+// against a running (fake) qmail-send: the final file must hold exactly the
+// expected set, and qmail-send's last re-read must match it.
+func TestConcurrentHoldRelease(t *testing.T) {
+	root := makeTree(t)
+	startFake(t, root)
+	var initial []string
+	for i := 0; i < 10; i++ {
+		initial = append(initial, fmt.Sprintf("old%d.example", i))
+	}
+	queuetest.WriteFile(t, filepath.Join(root, "control", "holdremote"), []byte(strings.Join(initial, "\n")+"\n"))
+	var wg sync.WaitGroup
+	codes := make([]int, 20)
+	errs := make([]string, 20)
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			var args []string
+			if i%2 == 0 {
+				args = []string{"-t", "30", "hold", "remote", fmt.Sprintf("new%d.example", i)}
+			} else {
+				args = []string{"-t", "30", "release", "remote", fmt.Sprintf("old%d.example", i/2)}
+			}
+			var out, eb bytes.Buffer
+			codes[i] = Main(root, args, &out, &eb)
+			errs[i] = eb.String()
+		}(i)
+	}
+	wg.Wait()
+	for i, c := range codes {
+		if c != 0 {
+			t.Errorf("call %d: exit %d: %s", i, c, errs[i])
+		}
+	}
+	var want []string
+	for i := 0; i < 20; i += 2 {
+		want = append(want, fmt.Sprintf("new%d.example", i))
+	}
+	b, _ := readFlag(t, root, "holdremote")
+	h := admin.ParseHold([]byte(b))
+	got := append([]string(nil), h.Domains...)
+	sort.Strings(got)
+	sort.Strings(want)
+	if h.All || strings.Join(got, ",") != strings.Join(want, ",") || len(h.Junk) != 0 {
+		t.Fatalf("holdremote after the race = %q; want the domains %v", b, want)
+	}
+	st, _ := ReadStatus(root)
+	sent := strings.Split(st["held-domains"], ",")
+	sort.Strings(sent)
+	if strings.Join(sent, ",") != strings.Join(want, ",") {
+		t.Fatalf("qmail-send's last re-read saw %v, file has %v", sent, got)
+	}
+	if _, err := os.Stat(filepath.Join(root, "control", "holdremote.tmp")); !os.IsNotExist(err) {
+		t.Errorf("temporary file left behind: %v", err)
+	}
+}
+
+func TestStatusAndQueue(t *testing.T) {
+	root := makeTree(t)
+	startFake(t, root)
+	q := filepath.Join(root, "queue")
+	now := time.Now()
+	queuetest.Add(t, q, queuetest.Msg{ID: 100, Birth: now.Add(-90 * time.Minute), Body: "hello\n", Sender: "a@example.org",
+		Local:  []queuetest.Rcpt{{Addr: "me@local"}},
+		Remote: []queuetest.Rcpt{{Addr: "x@held.example"}, {Addr: "y@free.example", Done: true}}})
+	queuetest.Add(t, q, queuetest.Msg{ID: 47, Birth: now.Add(-50 * time.Hour), Body: "x", Sender: "",
+		Remote: []queuetest.Rcpt{{Addr: "z@held.example"}}})
+	queuetest.Add(t, q, queuetest.Msg{ID: 5, Birth: now, Body: "", Sender: "b@example.org",
+		Remote: []queuetest.Rcpt{{Addr: "z@held.example", Done: true}}})
+	queuetest.Add(t, q, queuetest.Msg{ID: 6, Birth: now, Body: "", Sender: "c@example.org", Bouncing: true})
+	queuetest.AddTodo(t, q, 300, "new\n", "fresh@example.org", "a@b.example", "c@d.example")
+	if code, _, errs := run(t, root, "hold", "remote", "held.example"); code != 0 {
+		t.Fatalf("hold: %d %s", code, errs)
+	}
+	code, out, _ := run(t, root, "status")
+	for _, want := range []string{
+		"qmail-send: running, pid ",
+		"remote: held for held.example since 14 Nov 2023 22:13:20 GMT",
+		"local: not held\n",
+		"queue: 5 messages, 1 not yet preprocessed\n",
+		"pending: local 1 messages, remote 2 messages (2 remote recipients held)\n",
+		"qmail-send reports: queued-local 1, queued-remote 2\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+	if code != 0 {
+		t.Errorf("status exit %d", code)
+	}
+	code, out, _ = run(t, root, "queue")
+	want := []string{
+		"5 * 0 0/1 done <b@example.org>",
+		"6 * 0 0/0 bouncing <c@example.org>",
+		"47 2d2h 1 1/1 held <>",
+		"100 1h30m 6 2/3 partly-held <a@example.org>",
+		"300 * 4 2/2 todo <fresh@example.org>",
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != 0 || len(lines) != len(want) {
+		t.Fatalf("queue: exit %d:\n%s", code, out)
+	}
+	for i, w := range want {
+		// The age of a message born "now" depends on the test's speed.
+		got := strings.Fields(lines[i])
+		exp := strings.Fields(w)
+		if len(got) == len(exp) && exp[1] == "*" {
+			got[1] = "*"
+		}
+		if strings.Join(got, " ") != w {
+			t.Errorf("queue line %d = %q, want %q", i, lines[i], w)
+		}
+	}
+}
+
+func TestUsage(t *testing.T) {
+	root := makeTree(t)
+	for _, args := range [][]string{nil, {"bogus"}, {"hold"}, {"status", "x"}, {"flush", "x"}, {"-t", "abc", "flush"}, {"-x"}} {
+		if code, _, errs := run(t, root, args...); code != ExitUsage || !strings.Contains(errs, "qmailctl") {
+			t.Errorf("%v: exit %d, stderr %q", args, code, errs)
+		}
+	}
+	if code, out, _ := run(t, root, "-h"); code != 0 || !strings.HasPrefix(out, "usage:") {
+		t.Errorf("-h: %d %q", code, out)
+	}
+}

@@ -1,0 +1,123 @@
+package ctl
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hqmail/hqmail/pkg/admin"
+	"golang.org/x/sys/unix"
+)
+
+// The test binary doubles as a fake qmail-send (the helper-process idiom):
+// with FAKE_SEND_ROOT set it takes the flock on queue/lock/sendmutex, writes
+// its pid there, and rewrites queue/lock/sendstatus at start and after every
+// HUP (re-reading the hold flags) and ALRM, as docs/HACKING.md asks of the
+// real one. FAKE_SEND_MUTE=1 makes it hold the lock but never confirm.
+// FAKE_SEND_PIDTEXT replaces the pid it writes into sendmutex.
+func TestMain(m *testing.M) {
+	if root := os.Getenv("FAKE_SEND_ROOT"); root != "" {
+		fakeSend(root)
+		return
+	}
+	os.Exit(m.Run())
+}
+
+func fakeSend(root string) {
+	die := func(err error) {
+		fmt.Fprintln(os.Stderr, "fake qmail-send:", err)
+		os.Exit(111)
+	}
+	f, err := os.OpenFile(filepath.Join(root, MutexFile), os.O_RDWR|os.O_CREATE, 0600)
+	if err != nil {
+		die(err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		die(err)
+	}
+	pidText := os.Getenv("FAKE_SEND_PIDTEXT")
+	if pidText == "" {
+		pidText = fmt.Sprint(os.Getpid())
+	}
+	f.Truncate(0)
+	f.WriteAt([]byte(pidText+"\n"), 0)
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGALRM, syscall.SIGTERM)
+	mute := os.Getenv("FAKE_SEND_MUTE") == "1"
+	gen := 0
+	var local, remote admin.Hold
+	write := func() {
+		dir := filepath.Join(root, "control")
+		if l, err := admin.ReadHold(dir, admin.HoldLocalFile); err == nil {
+			local = l
+		}
+		if r, err := admin.ReadHold(dir, admin.HoldRemoteFile); err == nil {
+			remote = r
+		}
+		flag := func(h admin.Hold) string {
+			if h.Set {
+				return "1"
+			}
+			return "0"
+		}
+		text := fmt.Sprintf("pid %d\ngeneration %d\nholdlocal %s\nholdremote %s\nheld-domains %s\nsince-local 0\nsince-remote 1700000000\nqueued-local 1\nqueued-remote 2\n",
+			os.Getpid(), gen, flag(local), flag(remote), strings.Join(remote.Domains, ","))
+		tmp := filepath.Join(root, StatusFile+".tmp")
+		if err := os.WriteFile(tmp, []byte(text), 0644); err != nil {
+			die(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(root, StatusFile)); err != nil {
+			die(err)
+		}
+	}
+	write()
+	// Bounded: a fake left behind by a crashed test exits on its own.
+	limit := time.After(2 * time.Minute)
+	for {
+		select {
+		case s := <-sigs:
+			if s == syscall.SIGTERM {
+				os.Exit(0)
+			}
+			if !mute {
+				gen++
+				write()
+			}
+		case <-limit:
+			os.Exit(1)
+		}
+	}
+}
+
+// startFake starts a fake qmail-send on root and waits until it holds the
+// lock; it is killed at the end of the test.
+func startFake(t *testing.T, root string, env ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), append([]string{"FAKE_SEND_ROOT=" + root}, env...)...)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		st, _ := ReadStatus(root)
+		if st.Generation() >= 0 && st["pid"] == fmt.Sprint(cmd.Process.Pid) {
+			return cmd
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("fake qmail-send did not start")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -1,0 +1,210 @@
+package ctl
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hqmail/hqmail/pkg/admin"
+	"golang.org/x/sys/unix"
+)
+
+// lockWait bounds the wait for another qmailctl editing the control files.
+var lockWait = 10 * time.Second
+
+// errAllHeld is returned when one domain is to be released from a hold of
+// every destination: the file cannot express "all but these".
+var errAllHeld = errors.New("remote delivery is held for all destinations; " +
+	"release it entirely (qmailctl release remote) or hold only some domains")
+
+// EditResult says what a hold edit did.
+type EditResult struct {
+	Before, After admin.Hold
+	Changed       bool
+}
+
+// lockDir takes an exclusive flock on the control directory itself, so that
+// concurrent qmailctl runs edit the flag files one after the other. The wait
+// is bounded by lockWait.
+func lockDir(dir string) (unlock func(), err error) {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: dir, Err: err}
+	}
+	deadline := time.Now().Add(lockWait)
+	for {
+		err = unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			return func() { unix.Close(fd) }, nil
+		}
+		if err != unix.EWOULDBLOCK && err != unix.EINTR {
+			unix.Close(fd)
+			return nil, fmt.Errorf("unable to lock %s: %w", dir, err)
+		}
+		if time.Now().After(deadline) {
+			unix.Close(fd)
+			return nil, fmt.Errorf("unable to lock %s: another qmailctl holds it for more than %v", dir, lockWait)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// EditHold sets (hold=true) or clears a hold flag file in the control
+// directory dir. name is admin.HoldLocalFile or admin.HoldRemoteFile.
+// Without domains the whole channel is held or released. With domains
+// (remote only):
+//   - hold adds the domains that are not listed yet (file lines are kept,
+//     comments and junk included); if everything is held already, nothing
+//     changes;
+//   - release removes the lines naming those domains (case-insensitive);
+//     when no domain line is left the file is removed; releasing a domain
+//     from a hold of everything is refused (errAllHeld).
+//
+// The new file is written as NAME.tmp, synced and renamed; the directory is
+// synced after the rename or removal.
+func EditHold(dir, name string, hold bool, domains []string) (EditResult, error) {
+	var res EditResult
+	for _, d := range domains {
+		if !admin.ValidHoldDomain(d) {
+			return res, usageError("not a domain: %q", d)
+		}
+	}
+	unlock, err := lockDir(dir)
+	if err != nil {
+		return res, err
+	}
+	defer unlock()
+
+	path := filepath.Join(dir, name)
+	old, err := os.ReadFile(path)
+	exists := err == nil
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return res, err
+	}
+	if exists {
+		res.Before = admin.ParseHold(old)
+	}
+
+	var content []byte
+	remove := false
+	switch {
+	case hold && len(domains) == 0:
+		if exists && res.Before.All {
+			res.After = res.Before
+			return res, nil
+		}
+		content = []byte("*\n")
+	case hold:
+		if exists && res.Before.All {
+			res.After = res.Before
+			return res, nil
+		}
+		content = addDomains(old, res.Before.Domains, domains)
+	case !exists:
+		return res, nil
+	case len(domains) == 0:
+		remove = true
+	default:
+		if res.Before.All {
+			return res, errAllHeld
+		}
+		var left int
+		content, left = removeDomains(old, domains)
+		remove = left == 0
+	}
+
+	if remove {
+		if err := os.Remove(path); err != nil {
+			return res, err
+		}
+	} else {
+		if exists && string(content) == string(old) {
+			res.After = res.Before
+			return res, nil
+		}
+		if err := writeAtomic(path, content); err != nil {
+			return res, err
+		}
+		res.After = admin.ParseHold(content)
+	}
+	res.Changed = true
+	return res, syncDir(dir)
+}
+
+// addDomains appends the domains not yet held to the file contents.
+func addDomains(old []byte, have, add []string) []byte {
+	held := map[string]bool{}
+	for _, d := range have {
+		held[d] = true
+	}
+	out := string(old)
+	if out != "" && !strings.HasSuffix(out, "\n") {
+		out += "\n"
+	}
+	for _, d := range add {
+		d = strings.ToLower(d)
+		if !held[d] {
+			held[d] = true
+			out += d + "\n"
+		}
+	}
+	return []byte(out)
+}
+
+// removeDomains drops the lines naming one of the domains and returns the
+// new contents and the number of domain lines left.
+func removeDomains(old []byte, drop []string) ([]byte, int) {
+	gone := map[string]bool{}
+	for _, d := range drop {
+		gone[strings.ToLower(d)] = true
+	}
+	var keep []string
+	left := 0
+	for _, raw := range strings.SplitAfter(string(old), "\n") {
+		line := strings.TrimRight(raw, " \t\r\n")
+		if gone[strings.ToLower(line)] {
+			continue
+		}
+		if admin.ValidHoldDomain(line) {
+			left++
+		}
+		keep = append(keep, raw)
+	}
+	return []byte(strings.Join(keep, "")), left
+}
+
+// writeAtomic writes path through path.tmp, fsync and rename.
+func writeAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0644)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+	}
+	return err
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

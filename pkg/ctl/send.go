@@ -1,0 +1,202 @@
+package ctl
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Paths below the root.
+const (
+	MutexFile  = "queue/lock/sendmutex"
+	StatusFile = "queue/lock/sendstatus"
+)
+
+// ErrNotRunning means no qmail-send holds queue/lock/sendmutex.
+var ErrNotRunning = errors.New("qmail-send is not running")
+
+// procLocks is /proc/locks; a variable for tests.
+var procLocks = "/proc/locks"
+
+// LocateSend finds the running qmail-send of the tree at root and returns
+// its pid. It never guesses: qmail-send is running exactly when the flock
+// on sendmutex is held (a shared lock cannot be taken), and the pid written
+// in the file must be the holder of that lock according to /proc/locks
+// (when the kernel shows the lock there). A pid file that names another
+// process is an error, and no signal is ever sent to it.
+func LocateSend(root string) (int, error) {
+	path := filepath.Join(root, MutexFile)
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return 0, ErrNotRunning
+		}
+		return 0, fmt.Errorf("unable to open %s: %w", path, err)
+	}
+	defer f.Close()
+	fd := int(f.Fd())
+	err = unix.Flock(fd, unix.LOCK_SH|unix.LOCK_NB)
+	if err == nil {
+		unix.Flock(fd, unix.LOCK_UN)
+		return 0, ErrNotRunning
+	}
+	if err != unix.EWOULDBLOCK {
+		return 0, fmt.Errorf("unable to test the lock on %s: %w", path, err)
+	}
+	b := make([]byte, 64)
+	n, _ := f.ReadAt(b, 0)
+	text := strings.TrimSpace(string(b[:n]))
+	pid, perr := strconv.Atoi(text)
+	if perr != nil || pid <= 1 {
+		return 0, fmt.Errorf("%s is locked but holds no valid pid (%q); not signalling anyone", path, text)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return 0, fmt.Errorf("unable to stat %s: %w", path, err)
+	}
+	holders, ok := lockHolders(st.Ino)
+	if ok && len(holders) > 0 {
+		for _, h := range holders {
+			if h == pid {
+				return pid, nil
+			}
+		}
+		return 0, fmt.Errorf("%s names pid %d but the lock is held by pid %d; stale pid file, not signalling anyone",
+			path, pid, holders[0])
+	}
+	// The kernel does not show the lock (another pid namespace, no /proc):
+	// trust the file, but only if that process exists.
+	if err := unix.Kill(pid, 0); err == unix.ESRCH {
+		return 0, fmt.Errorf("%s names pid %d, which does not exist; not signalling anyone", path, pid)
+	}
+	return pid, nil
+}
+
+// lockHolders returns the pids /proc/locks shows holding a FLOCK on the
+// file with inode ino; ok is false when /proc/locks cannot be read. Only the
+// inode is compared: on overlay and similar file systems the device numbers
+// of stat and /proc/locks differ, and FLOCK locks on two files with the same
+// inode number on different devices are rare enough (both holders would
+// have to be listed, and one of them would be the pid named in the file).
+func lockHolders(ino uint64) (pids []int, ok bool) {
+	f, err := os.Open(procLocks)
+	if err != nil {
+		return nil, false
+	}
+	defer f.Close()
+	want := ":" + strconv.FormatUint(ino, 10)
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		// "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF"; waiters have "->".
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 6 || fields[1] != "FLOCK" || !strings.HasSuffix(fields[5], want) ||
+			strings.Count(fields[5], ":") != 2 {
+			continue
+		}
+		if p, err := strconv.Atoi(fields[4]); err == nil {
+			pids = append(pids, p)
+		}
+	}
+	return pids, sc.Err() == nil
+}
+
+// Status is queue/lock/sendstatus: "key value" lines.
+type Status map[string]string
+
+// ReadStatus reads queue/lock/sendstatus; a missing file is an empty Status.
+func ReadStatus(root string) (Status, error) {
+	b, err := os.ReadFile(filepath.Join(root, StatusFile))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return Status{}, nil
+		}
+		return nil, err
+	}
+	return ParseStatus(b), nil
+}
+
+// ParseStatus parses sendstatus contents. Lines without a space have an
+// empty value; later keys win.
+func ParseStatus(b []byte) Status {
+	s := Status{}
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		k, v, _ := strings.Cut(line, " ")
+		s[k] = strings.TrimSpace(v)
+	}
+	return s
+}
+
+// Generation is the status's generation, -1 when absent or malformed.
+func (s Status) Generation() int64 {
+	n, err := strconv.ParseInt(s["generation"], 10, 64)
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// Int returns an integer value, ok false when absent or malformed.
+func (s Status) Int(key string) (int64, bool) {
+	n, err := strconv.ParseInt(s[key], 10, 64)
+	return n, err == nil
+}
+
+// Flag interprets a yes/no value: "", "0", "no", "false", "-" are false.
+func (s Status) Flag(key string) bool {
+	switch strings.ToLower(s[key]) {
+	case "", "0", "no", "false", "-", "off":
+		return false
+	}
+	return true
+}
+
+// pollEvery is the interval at which sendstatus is re-read while waiting.
+var pollEvery = 20 * time.Millisecond
+
+// SignalAndWait sends sig to the qmail-send of root and waits, at most
+// timeout, until sendstatus shows a generation above the one seen before
+// the signal, written by that pid. It returns the new status.
+func SignalAndWait(root string, sig syscall.Signal, timeout time.Duration) (int, Status, error) {
+	pid, err := LocateSend(root)
+	if err != nil {
+		return 0, nil, err
+	}
+	before, err := ReadStatus(root)
+	if err != nil {
+		return pid, nil, fmt.Errorf("unable to read %s: %w", StatusFile, err)
+	}
+	gen0 := before.Generation()
+	if err := unix.Kill(pid, sig); err != nil {
+		if err == unix.ESRCH {
+			return pid, nil, ErrNotRunning
+		}
+		return pid, nil, fmt.Errorf("unable to signal qmail-send (pid %d): %w", pid, err)
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		st, err := ReadStatus(root)
+		if err == nil && st.Generation() > gen0 {
+			if p, ok := st.Int("pid"); !ok || int(p) == pid {
+				return pid, st, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return pid, st, fmt.Errorf("qmail-send (pid %d) did not confirm within %v: %s still shows generation %d",
+				pid, timeout, StatusFile, gen0)
+		}
+		time.Sleep(pollEvery)
+	}
+}

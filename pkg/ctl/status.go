@@ -1,0 +1,227 @@
+package ctl
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/hqmail/hqmail/pkg/admin"
+	"github.com/hqmail/hqmail/pkg/control"
+	"github.com/hqmail/hqmail/pkg/qdate"
+	"github.com/hqmail/hqmail/pkg/qread"
+)
+
+// status prints the state of qmail-send, the hold flags and the queue.
+// Exit: 0 when qmail-send runs, 3 when it does not, 111 when the control
+// directory cannot be read.
+func (c *cmd) status() int {
+	code := ExitOK
+	pid, err := LocateSend(c.root)
+	var st Status
+	switch {
+	case errors.Is(err, ErrNotRunning):
+		fmt.Fprintln(c.out, "qmail-send: not running")
+		code = ExitNotRunning
+	case err != nil:
+		fmt.Fprintf(c.out, "qmail-send: unknown (%v)\n", err)
+		code = ExitTemp
+	default:
+		st, err = ReadStatus(c.root)
+		if err != nil {
+			fmt.Fprintf(c.out, "qmail-send: running, pid %d (unable to read %s: %v)\n", pid, StatusFile, err)
+		} else {
+			fmt.Fprintf(c.out, "qmail-send: running, pid %d, generation %s\n", pid, orDash(st["generation"]))
+		}
+	}
+
+	dir := control.Open(c.root).Path
+	holds := map[string]admin.Hold{}
+	for _, ch := range []string{"remote", "local"} {
+		name := "hold" + ch
+		h, err := admin.ReadHold(dir, name)
+		if err != nil {
+			fmt.Fprintf(c.out, "%s: unknown (unable to read control/%s: %v)\n", ch, name, err)
+			code = ExitTemp
+			continue
+		}
+		holds[ch] = h
+		line := ch + ": " + h.Describe()
+		if h.Set {
+			line += c.since(st, ch, filepath.Join(dir, name))
+		}
+		fmt.Fprintln(c.out, line)
+		for _, w := range h.JunkWarnings(name) {
+			fmt.Fprintf(c.out, "warning: %s\n", w)
+		}
+		if st != nil {
+			if _, ok := st[name]; ok && st.Flag(name) != h.Set {
+				fmt.Fprintf(c.out, "warning: qmail-send has not acted on control/%s yet (it reports %s %q); run qmailctl reload\n",
+					name, name, st[name])
+			}
+		}
+	}
+
+	q := c.queueDir()
+	if n, err := qread.Count(q); err != nil {
+		fmt.Fprintf(c.out, "queue: unknown (%v)\n", err)
+	} else {
+		fmt.Fprintf(c.out, "queue: %d messages, %d not yet preprocessed\n", n.Messages, n.Todo)
+	}
+	msgs, err := qread.Scan(q)
+	if err != nil {
+		fmt.Fprintf(c.out, "pending: unknown (%v)\n", err)
+	} else {
+		var lm, rm, held, trouble int
+		for i := range msgs {
+			m := &msgs[i]
+			if m.Err != nil {
+				trouble++
+				continue
+			}
+			l, r := m.Pending()
+			if l > 0 {
+				lm++
+			}
+			if r > 0 {
+				rm++
+			}
+			for _, rec := range m.Remote {
+				if !rec.Done && holds["remote"].HoldsAddress(rec.Addr) {
+					held++
+				}
+			}
+		}
+		fmt.Fprintf(c.out, "pending: local %d messages, remote %d messages (%d remote recipients held)\n", lm, rm, held)
+		if trouble > 0 {
+			fmt.Fprintf(c.out, "warning: %d messages could not be read (see qmail-qread)\n", trouble)
+		}
+	}
+	if st != nil {
+		if ql, ok := st["queued-local"]; ok {
+			fmt.Fprintf(c.out, "qmail-send reports: queued-local %s, queued-remote %s\n", ql, orDash(st["queued-remote"]))
+		}
+	}
+	return code
+}
+
+// since describes when a hold began: qmail-send's since-CHANNEL when it
+// reports one, else the flag file's modification time.
+func (c *cmd) since(st Status, ch, path string) string {
+	if st != nil {
+		if t, ok := st.Int("since-" + ch); ok && t > 0 {
+			return " since " + qdate.Qread(time.Unix(t, 0)) + " (" + age(c.now().Sub(time.Unix(t, 0))) + ")"
+		}
+	}
+	if fi, err := os.Stat(path); err == nil {
+		return " (flag written " + qdate.Qread(fi.ModTime()) + ", " + age(c.now().Sub(fi.ModTime())) + " ago)"
+	}
+	return ""
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// age renders a duration in the largest two units: "3d4h", "2h5m", "40s".
+func age(d time.Duration) string {
+	if d < 0 {
+		d = 0
+	}
+	s := int64(d / time.Second)
+	switch {
+	case s < 60:
+		return strconv.FormatInt(s, 10) + "s"
+	case s < 3600:
+		return fmt.Sprintf("%dm%ds", s/60, s%60)
+	case s < 86400:
+		return fmt.Sprintf("%dh%dm", s/3600, s%3600/60)
+	default:
+		return fmt.Sprintf("%dd%dh", s/86400, s%86400/3600)
+	}
+}
+
+// queue prints one line per message:
+//
+//	ID AGE SIZE RCPTS STATE <SENDER>
+//
+// RCPTS is "pending/total" recipients. STATE is one of todo (not yet
+// preprocessed), queued, held (every pending recipient is on a held
+// channel or domain), partly-held, bouncing (a bounce is being sent),
+// done (nothing pending: about to be removed) or trouble (see qmail-qread).
+func (c *cmd) queue() int {
+	q := c.queueDir()
+	dir := control.Open(c.root).Path
+	local, err1 := admin.ReadHold(dir, admin.HoldLocalFile)
+	remote, err2 := admin.ReadHold(dir, admin.HoldRemoteFile)
+	if err := errors.Join(err1, err2); err != nil {
+		return c.fail(ExitTemp, "unable to read the hold flags: %v", err)
+	}
+	msgs, err := qread.Scan(q)
+	if err != nil {
+		return c.fail(ExitTemp, "%v", err)
+	}
+	todo, err := qread.ScanTodo(q)
+	if err != nil {
+		return c.fail(ExitTemp, "%v", err)
+	}
+	sort.Slice(msgs, func(i, j int) bool { return msgs[i].ID < msgs[j].ID })
+	now := c.now()
+	seen := map[uint64]bool{}
+	for i := range msgs {
+		seen[msgs[i].ID] = true
+		m := &msgs[i]
+		if m.Err != nil {
+			fmt.Fprintf(c.out, "%d - - - trouble (%v)\n", m.ID, m.Err)
+			continue
+		}
+		pending, held := 0, 0
+		for _, r := range m.Local {
+			if !r.Done {
+				pending++
+				if local.Set {
+					held++
+				}
+			}
+		}
+		for _, r := range m.Remote {
+			if !r.Done {
+				pending++
+				if remote.HoldsAddress(r.Addr) {
+					held++
+				}
+			}
+		}
+		state := "queued"
+		switch {
+		case m.Bouncing:
+			state = "bouncing"
+		case pending == 0:
+			state = "done"
+		case held == pending:
+			state = "held"
+		case held > 0:
+			state = "partly-held"
+		}
+		fmt.Fprintf(c.out, "%d %s %d %d/%d %s <%s>\n", m.ID, age(now.Sub(m.Birth)), m.Size,
+			pending, len(m.Local)+len(m.Remote), state, qread.Safe(m.Sender))
+	}
+	for _, t := range todo {
+		if seen[t.ID] {
+			continue // preprocessed; todo/ID not yet removed
+		}
+		if t.Err != nil {
+			fmt.Fprintf(c.out, "%d - - - trouble (%v)\n", t.ID, t.Err)
+			continue
+		}
+		fmt.Fprintf(c.out, "%d %s %d %d/%d todo <%s>\n", t.ID, age(now.Sub(t.Queued)), t.Size,
+			t.Recipients, t.Recipients, qread.Safe(t.Sender))
+	}
+	return ExitOK
+}
