@@ -1,0 +1,274 @@
+// Package forward delivers a message to a list of sendmail-style targets on
+// behalf of fastforward(8) (targets from the aliases database) and
+// dot-forward(8) (targets from a user's ~/.forward). Both run as
+// qmail-local programs: in the delivering user's home, with the message on
+// stdin and qmail-local's environment (SENDER, NEWSENDER, LOCAL, HOST,
+// USER, DTLINE, RPLINE, UFLINE).
+//
+// Order, as qmail-local does for .qmail files: files, Maildirs and
+// programs first, in order, the first failure stopping everything; then all
+// forwarded addresses together in one qmail-queue run, with the message
+// preceded by DTLINE so that a forwarding loop is caught by qmail-local's
+// Delivered-To check.
+package forward
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+
+	"github.com/hqmail/hqmail/pkg/aliases"
+	"github.com/hqmail/hqmail/pkg/maildir"
+	"github.com/hqmail/hqmail/pkg/mbox"
+	"github.com/hqmail/hqmail/pkg/qerr"
+	"github.com/hqmail/hqmail/pkg/qq"
+)
+
+// MaxIncludeDepth bounds nested :include: files.
+const MaxIncludeDepth = 10
+
+// Plan is what a target list expands to.
+type Plan struct {
+	Files    []string // mbox files
+	Maildirs []string
+	Programs []string
+	Forwards []string
+	Here     bool // "\user" naming the delivering user: deliver to the default mailbox too
+}
+
+// Env is the delivery's view of qmail-local's environment.
+type Env struct {
+	Root                   string // qmail tree (for qmail-queue)
+	User, Local, Host      string
+	Sender                 string // envelope sender for forwards
+	DTLine, RPLine, UFLine string
+}
+
+// EnvFromOS reads qmail-local's environment variables.
+func EnvFromOS(root string) Env {
+	sender := os.Getenv("NEWSENDER")
+	if _, ok := os.LookupEnv("NEWSENDER"); !ok {
+		sender = os.Getenv("SENDER")
+	}
+	return Env{
+		Root: root, User: os.Getenv("USER"), Local: os.Getenv("LOCAL"), Host: os.Getenv("HOST"),
+		Sender: sender, DTLine: os.Getenv("DTLINE"), RPLine: os.Getenv("RPLINE"), UFLine: os.Getenv("UFLINE"),
+	}
+}
+
+// IsSelf reports whether an address names the delivering user (its bare
+// name, or name@HOST), which sendmail treats as "deliver here".
+func (e *Env) IsSelf(addr string) bool {
+	a := strings.ToLower(addr)
+	u := strings.ToLower(e.User)
+	return u != "" && (a == u || a == u+"@"+strings.ToLower(e.Host))
+}
+
+// Expand classifies targets, reading :include: files (which must be
+// absolute, regular, and not writable by others).
+func Expand(targets []string, env *Env) (*Plan, error) {
+	p := &Plan{}
+	return p, p.add(targets, env, 0)
+}
+
+func (p *Plan) add(targets []string, env *Env, depth int) error {
+	for _, t := range targets {
+		k, arg := aliases.Classify(t)
+		switch k {
+		case aliases.Program:
+			p.Programs = append(p.Programs, arg)
+		case aliases.File:
+			p.Files = append(p.Files, arg)
+		case aliases.Maildir:
+			p.Maildirs = append(p.Maildirs, arg)
+		case aliases.Local:
+			if env.IsSelf(arg) {
+				p.Here = true
+			} else {
+				p.Forwards = append(p.Forwards, arg)
+			}
+		case aliases.Include:
+			if depth >= MaxIncludeDepth {
+				return qerr.Perm("Too many nested :include: files at %s. (#5.4.6)", arg)
+			}
+			more, err := ReadInclude(arg)
+			if err != nil {
+				return err
+			}
+			if err := p.add(more, env, depth+1); err != nil {
+				return err
+			}
+		default:
+			if env.IsSelf(arg) {
+				p.Here = true
+			} else {
+				p.Forwards = append(p.Forwards, arg)
+			}
+		}
+	}
+	return nil
+}
+
+// ReadInclude reads an :include: file: one or more targets a line, '#'
+// comments. A missing or unsafe file is a temporary failure, so the mail
+// stays queued while the admin fixes it.
+func ReadInclude(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, qerr.Wrap(err, false, fmt.Sprintf("Unable to read include file %s: file does not exist. (#4.2.1)", path))
+		}
+		return nil, qerr.Wrap(err, false, fmt.Sprintf("Unable to read include file %s: %v. (#4.2.1)", path, errors.Unwrap(err)))
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, qerr.Wrap(err, false, fmt.Sprintf("Unable to stat include file %s. (#4.3.0)", path))
+	}
+	if !st.Mode().IsRegular() {
+		return nil, qerr.Temp("Include file %s is not a regular file. (#4.7.0)", path)
+	}
+	if st.Mode().Perm()&0002 != 0 {
+		return nil, qerr.Temp("Uh-oh: include file %s is writable by others. (#4.7.0)", path)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 1<<20))
+	if err != nil {
+		return nil, qerr.Wrap(err, false, fmt.Sprintf("Unable to read include file %s. (#4.3.0)", path))
+	}
+	return ParseList(string(b))
+}
+
+// ParseList parses a .forward or :include: file: comma-separated targets on
+// any number of lines, lines starting with '#' ignored.
+func ParseList(s string) ([]string, error) {
+	var all []string
+	for _, line := range strings.Split(s, "\n") {
+		if t := strings.TrimSpace(line); t == "" || strings.HasPrefix(t, "#") {
+			continue
+		}
+		ts, err := aliases.SplitTargets(line)
+		if err != nil {
+			return nil, qerr.Perm("Syntax error in forwarding list: %v. (#5.2.4)", err)
+		}
+		for _, t := range ts {
+			if msg := aliases.CheckTarget(t); msg != "" {
+				return nil, qerr.Perm("Syntax error in forwarding list: %s. (#5.2.4)", msg)
+			}
+		}
+		all = append(all, ts...)
+	}
+	return all, nil
+}
+
+// Message gives repeated access to the message from its start.
+type Message interface {
+	io.Reader
+	io.Seeker
+}
+
+// Seekable returns stdin if it can be rewound, else a copy of it in an
+// unlinked temporary file.
+func Seekable(in *os.File) (Message, error) {
+	if _, err := in.Seek(0, io.SeekStart); err == nil {
+		return in, nil
+	}
+	tmp, err := os.CreateTemp("", "forward-*")
+	if err != nil {
+		return nil, qerr.Wrap(err, false, "Unable to create a temporary file. (#4.3.0)")
+	}
+	os.Remove(tmp.Name())
+	if _, err := io.Copy(tmp, in); err != nil {
+		tmp.Close()
+		return nil, qerr.Wrap(err, false, "Unable to read message. (#4.3.0)")
+	}
+	return tmp, nil
+}
+
+func rewind(m Message) error {
+	if _, err := m.Seek(0, io.SeekStart); err != nil {
+		return qerr.Wrap(err, false, "Unable to rewind message. (#4.3.0)")
+	}
+	return nil
+}
+
+// Deliver carries out a plan. It returns the pid of the forwarding
+// qmail-queue (0 if none ran).
+func Deliver(p *Plan, msg Message, env *Env, out io.Writer) (int, error) {
+	for _, f := range p.Files {
+		if err := rewind(msg); err != nil {
+			return 0, err
+		}
+		if err := appendMbox(f, env, msg); err != nil {
+			return 0, err
+		}
+	}
+	for _, d := range p.Maildirs {
+		if err := rewind(msg); err != nil {
+			return 0, err
+		}
+		if err := maildir.Deliver(d, []byte(env.RPLine+env.DTLine), msg); err != nil {
+			return 0, err
+		}
+	}
+	for _, prog := range p.Programs {
+		if err := rewind(msg); err != nil {
+			return 0, err
+		}
+		if err := runProgram(prog, msg, out); err != nil {
+			return 0, err
+		}
+	}
+	if len(p.Forwards) == 0 {
+		return 0, nil
+	}
+	if err := rewind(msg); err != nil {
+		return 0, err
+	}
+	full := io.MultiReader(strings.NewReader(env.DTLine), msg)
+	pid, err := qq.Queue(qq.Options{Root: env.Root}, full, &qq.Envelope{Sender: env.Sender, Recipients: p.Forwards})
+	if err != nil {
+		var qe *qerr.Error
+		if errors.As(err, &qe) {
+			return 0, &qerr.Error{Perm: qe.Perm, Text: "Unable to forward message: " + qe.Text + ".", Err: err}
+		}
+		return 0, err
+	}
+	return pid, nil
+}
+
+// runProgram runs /bin/sh -c prog with the message on stdin and its output
+// on out; exit codes as qmail-local maps them.
+func runProgram(prog string, msg io.Reader, out io.Writer) error {
+	cmd := exec.Command("/bin/sh", "-c", prog)
+	cmd.Stdin = msg
+	cmd.Stdout = out
+	cmd.Stderr = out
+	err := cmd.Run()
+	if err == nil {
+		return nil
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		return qerr.Wrap(err, false, fmt.Sprintf("Unable to run /bin/sh: %v. (#4.3.0)", err))
+	}
+	ws, _ := ee.Sys().(syscall.WaitStatus)
+	if ws.Signaled() {
+		return qerr.Temp("Aack, child crashed. (#4.3.0)")
+	}
+	switch ws.ExitStatus() {
+	case 100, 64, 65, 70, 76, 77, 78, 112:
+		return qerr.Perm("Program %q failed permanently (exit %d).", prog, ws.ExitStatus())
+	}
+	return qerr.Temp("Program %q failed temporarily (exit %d).", prog, ws.ExitStatus())
+}
+
+// appendMbox appends the message to an mbox file with qmail-local's From_,
+// Return-Path and Delivered-To lines.
+func appendMbox(path string, env *Env, msg io.Reader) error {
+	return mbox.Deliver(path, []byte(env.UFLine+env.RPLine+env.DTLine), msg)
+}

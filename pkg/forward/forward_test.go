@@ -1,0 +1,166 @@
+package forward
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hqmail/hqmail/pkg/aliases"
+	"github.com/hqmail/hqmail/pkg/cdb"
+	"github.com/hqmail/hqmail/pkg/qerr"
+	"github.com/hqmail/hqmail/pkg/qq"
+)
+
+// capture installs a fake qmail-queue that stores message and envelope.
+func capture(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	script := filepath.Join(dir, "qq")
+	body := "#!/bin/sh\ncat > " + dir + "/message\ncat <&1 > " + dir + "/envelope\nexit 0\n"
+	if err := os.WriteFile(script, []byte(body), 0755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("QMAILQUEUE", script)
+	return dir
+}
+
+func localEnv(t *testing.T, user, local, ext string) {
+	t.Setenv("USER", user)
+	t.Setenv("LOCAL", local)
+	t.Setenv("EXT", ext)
+	t.Setenv("HOST", "example.org")
+	t.Setenv("SENDER", "bob@example.net")
+	t.Setenv("NEWSENDER", "bob@example.net")
+	t.Setenv("DTLINE", "Delivered-To: "+local+"@example.org\n")
+	t.Setenv("RPLINE", "Return-Path: <bob@example.net>\n")
+	t.Setenv("UFLINE", "From bob@example.net Thu Nov 26 03:22:00 2026\n")
+}
+
+func msgFile(t *testing.T, body string) *os.File {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "msg")
+	os.WriteFile(p, []byte(body), 0600)
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+func TestParseListAndExpand(t *testing.T) {
+	inc := filepath.Join(t.TempDir(), "team")
+	os.WriteFile(inc, []byte("# team\ncarol, dave@example.net\n"), 0644)
+	ts, err := ParseList("alice, \"|prog a, b\"\n# comment\n/var/mail/x, /srv/Maildir/\n\\me\n:include:" + inc + "\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := &Env{User: "me", Host: "example.org"}
+	p, err := Expand(ts, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(p.Forwards, ",") != "alice,carol,dave@example.net" || !p.Here ||
+		strings.Join(p.Programs, ",") != "prog a, b" || strings.Join(p.Files, ",") != "/var/mail/x" ||
+		strings.Join(p.Maildirs, ",") != "/srv/Maildir/" {
+		t.Fatalf("plan %+v", p)
+	}
+}
+
+func TestIncludeProblemsAreTemporary(t *testing.T) {
+	dir := t.TempDir()
+	ww := filepath.Join(dir, "ww")
+	os.WriteFile(ww, []byte("a\n"), 0644)
+	os.Chmod(ww, 0666)
+	for _, path := range []string{filepath.Join(dir, "missing"), ww} {
+		_, err := Expand([]string{":include:" + path}, &Env{})
+		if err == nil || qerr.IsPerm(err) {
+			t.Errorf("include %s: err %v, want temporary", path, err)
+		}
+	}
+	if _, err := ParseList("\"unterminated\n"); !qerr.IsPerm(err) {
+		t.Errorf("syntax error should be permanent, got %v", err)
+	}
+}
+
+func TestDotForward(t *testing.T) {
+	home := t.TempDir()
+	os.Chmod(home, 0755)
+	t.Chdir(home)
+	q := capture(t)
+	localEnv(t, "alice", "alice", "")
+	var out bytes.Buffer
+
+	// No .forward: go on with the next line.
+	if code := DotForwardMain(t.TempDir(), []string{".forward"}, msgFile(t, "Subject: x\n\nhi\n"), &out); code != 0 {
+		t.Fatalf("no .forward: exit %d %s", code, out.String())
+	}
+	os.WriteFile(".forward", []byte("carol@example.net, /"+strings.TrimPrefix(home, "/")+"/saved, \\alice\n"), 0644)
+	if code := DotForwardMain(t.TempDir(), []string{".forward"}, msgFile(t, "Subject: x\n\nhi\n"), &out); code != 0 {
+		t.Fatalf("exit %d: %s", code, out.String())
+	}
+	env, _ := os.ReadFile(filepath.Join(q, "envelope"))
+	got, err := qq.ParseEnvelope(env)
+	if err != nil || got.Sender != "bob@example.net" || strings.Join(got.Recipients, ",") != "carol@example.net" {
+		t.Fatalf("envelope %q %v", env, err)
+	}
+	msg, _ := os.ReadFile(filepath.Join(q, "message"))
+	if string(msg) != "Delivered-To: alice@example.org\nSubject: x\n\nhi\n" {
+		t.Fatalf("forwarded message %q", msg)
+	}
+	saved, _ := os.ReadFile(filepath.Join(home, "saved"))
+	if !strings.HasPrefix(string(saved), "From bob@example.net") || !strings.Contains(string(saved), "\nhi\n\n") {
+		t.Fatalf("mbox %q", saved)
+	}
+	// Without \alice the copy is not kept: exit 99.
+	os.WriteFile(".forward", []byte("carol@example.net\n"), 0644)
+	if code := DotForwardMain(t.TempDir(), []string{".forward"}, msgFile(t, "x\n"), &out); code != 99 {
+		t.Fatalf("exit %d", code)
+	}
+	// A .forward writable by others is refused, temporarily.
+	os.Chmod(".forward", 0666)
+	if code := DotForwardMain(t.TempDir(), []string{".forward"}, msgFile(t, "x\n"), &out); code != 111 {
+		t.Fatalf("world-writable .forward: exit %d", code)
+	}
+}
+
+func TestFastforward(t *testing.T) {
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "etc"), 0755)
+	as, errs := aliases.Parse(strings.NewReader("staff: alice, bob\nowner-staff: carol\nlog: \"|cat > "+root+"/prog.out\"\n"), "a")
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	if err := cdb.WriteFile(filepath.Join(root, aliases.DBFile), 0644, aliases.Records(as, "a")); err != nil {
+		t.Fatal(err)
+	}
+	q := capture(t)
+	var out bytes.Buffer
+	localEnv(t, "alias", "staff", "staff")
+	if code := FastforwardMain(root, nil, msgFile(t, "hello\n"), &out); code != 99 {
+		t.Fatalf("staff: exit %d %s", code, out.String())
+	}
+	env, _ := os.ReadFile(filepath.Join(q, "envelope"))
+	got, _ := qq.ParseEnvelope(env)
+	if got == nil || got.Sender != "owner-staff@example.org" || strings.Join(got.Recipients, ",") != "alice,bob" {
+		t.Fatalf("envelope %q", env)
+	}
+	localEnv(t, "alias", "log", "log")
+	if code := FastforwardMain(root, nil, msgFile(t, "to the program\n"), &out); code != 99 {
+		t.Fatalf("log: exit %d %s", code, out.String())
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "prog.out")); string(b) != "to the program\n" {
+		t.Fatalf("program got %q", b)
+	}
+	localEnv(t, "alias", "nosuch", "nosuch")
+	out.Reset()
+	if code := FastforwardMain(root, nil, msgFile(t, "x\n"), &out); code != 100 || !strings.Contains(out.String(), "no mailbox here by that name") {
+		t.Fatalf("unknown: exit %d %q", code, out.String())
+	}
+	localEnv(t, "alias", "root", "root")
+	if code := FastforwardMain(root, nil, msgFile(t, "x\n"), &out); code != 0 {
+		t.Fatalf("root without alias should fall through: exit %d", code)
+	}
+}
