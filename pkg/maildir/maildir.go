@@ -1,0 +1,204 @@
+// Package maildir delivers one message into a Maildir the way qmail-local
+// does (spec/delivery.md §4, "Maildir"): write the file under tmp/ with a
+// name nobody else can be using, flush it to disk, link it into new/,
+// flush new/, and remove the tmp/ name. A reader of new/ never sees a
+// partial message, and success is reported only once both the file and
+// the directory entry that names it are on disk.
+//
+// Unique names are "<sec>.M<usec>P<pid>Q<n>.<host>": seconds and
+// microseconds of the delivery time, the process id, the number of
+// deliveries this process has made (one qmail-local may deliver to the
+// same Maildir several times within a second, which qmail's plain
+// "<sec>.<pid>.<host>" could not do in a single process), and the host
+// name with '/' and ':' written as "\057" and "\072". These are the
+// fields the Maildir description recommends; readers treat the name as
+// opaque.
+//
+// Every failure is temporary: the caller retries later.
+package maildir
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/hqmail/hqmail/pkg/qerr"
+)
+
+// Report texts of qmail-local for Maildir failures (all exit 111).
+const (
+	TextChdir   = "Unable to chdir to maildir. (#4.2.1)"
+	TextTimeout = "Timeout on maildir delivery. (#4.3.0)"
+	TextRead    = "Unable to read message. (#4.3.0)"
+	TextTemp    = "Temporary error on maildir delivery. (#4.3.0)"
+)
+
+// Knobs, variables so that tests can shorten them.
+var (
+	// Timeout bounds one whole delivery (qmail's 24 hour alarm).
+	Timeout = 24 * time.Hour
+	// Retry is the pause after a tmp/ name turned out to be in use.
+	Retry = 2 * time.Second
+	// Tries is how many names are tried before giving up.
+	Tries = 3
+	// now and hostname are replaced by tests.
+	now      = time.Now
+	hostname = os.Hostname
+)
+
+var seq atomic.Uint64
+
+// UniqueName returns a new file name for tmp/ and new/.
+func UniqueName() string {
+	t := now()
+	host, err := hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
+	host = strings.NewReplacer("/", `\057`, ":", `\072`).Replace(host)
+	return fmt.Sprintf("%d.M%dP%dQ%d.%s", t.Unix(), t.Nanosecond()/1000, os.Getpid(), seq.Add(1), host)
+}
+
+// readError marks a failure to read the message, as opposed to writing it.
+type readError struct{ err error }
+
+func (e readError) Error() string { return e.err.Error() }
+
+type tagReader struct{ r io.Reader }
+
+func (t tagReader) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = readError{err}
+	}
+	return n, err
+}
+
+// Deliver writes head followed by everything read from msg as one new
+// message in the Maildir dir (a path relative to the working directory, or
+// absolute). It returns nil once the message is safely in dir/new, else a
+// temporary *qerr.Error with qmail-local's text.
+//
+// The working directory is not changed: dir is opened once and every name
+// is resolved relative to it.
+func Deliver(dir string, head []byte, msg io.Reader) error {
+	type result struct{ err error }
+	done := make(chan result, 1)
+	var tmpName atomic.Value // of string, for cleanup after a timeout
+	var dfd atomic.Int64
+	dfd.Store(-1)
+	go func() {
+		done <- result{deliver(dir, head, msg, &tmpName, &dfd)}
+	}()
+	timer := time.NewTimer(Timeout)
+	defer timer.Stop()
+	select {
+	case r := <-done:
+		return r.err
+	case <-timer.C:
+		if n, ok := tmpName.Load().(string); ok && n != "" {
+			if fd := int(dfd.Load()); fd >= 0 {
+				unix.Unlinkat(fd, "tmp/"+n, 0)
+			}
+		}
+		return qerr.Temp(TextTimeout)
+	}
+}
+
+func deliver(dir string, head []byte, msg io.Reader, tmpName *atomic.Value, dfdOut *atomic.Int64) error {
+	// Opening dir/. needs exactly what chdir(dir) needs: every component
+	// searchable, and dir itself a searchable directory.
+	if dir == "" {
+		return qerr.Wrap(unix.ENOENT, false, TextChdir)
+	}
+	dfd, err := unix.Open(strings.TrimSuffix(dir, "/")+"/.", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if qerr.TempErrno(err) {
+			return qerr.Wrap(err, false, TextTemp)
+		}
+		return qerr.Wrap(err, false, TextChdir)
+	}
+	// The descriptor stays open if the delivery is abandoned after a
+	// timeout; the process exits right after in that case.
+	dfdOut.Store(int64(dfd))
+
+	var name string
+	var fd int
+	for try := 1; ; try++ {
+		name = UniqueName()
+		fd, err = unix.Openat(dfd, "tmp/"+name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0644)
+		if err == nil {
+			break
+		}
+		if err != unix.EEXIST || try >= Tries {
+			unix.Close(dfd)
+			return qerr.Wrap(err, false, TextTemp)
+		}
+		time.Sleep(Retry)
+	}
+	tmpName.Store(name)
+	tmp := "tmp/" + name
+	fail := func(err error, text string) error {
+		unix.Unlinkat(dfd, tmp, 0)
+		unix.Close(dfd)
+		return qerr.Wrap(err, false, text)
+	}
+
+	f := os.NewFile(uintptr(fd), tmp)
+	w := bufio.NewWriterSize(f, 64*1024)
+	_, err = w.Write(head)
+	if err == nil {
+		_, err = io.Copy(w, tagReader{msg})
+	}
+	if err == nil {
+		err = w.Flush()
+	}
+	if err != nil {
+		f.Close()
+		var re readError
+		if errors.As(err, &re) {
+			return fail(re.err, TextRead)
+		}
+		return fail(err, TextTemp)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fail(err, TextTemp)
+	}
+	if err := f.Close(); err != nil {
+		return fail(err, TextTemp)
+	}
+	// Any link failure is temporary, "file exists" included: the name
+	// was free in tmp/, so new/ holding it means something is wrong.
+	if err := unix.Linkat(dfd, tmp, dfd, "new/"+name, 0); err != nil {
+		return fail(err, TextTemp)
+	}
+	if err := syncDir(dfd, "new"); err != nil {
+		// Not durable: take the message back and let the sender retry.
+		unix.Unlinkat(dfd, "new/"+name, 0)
+		return fail(err, TextTemp)
+	}
+	unix.Unlinkat(dfd, tmp, 0)
+	unix.Close(dfd)
+	return nil
+}
+
+// syncDir flushes the directory sub of dfd.
+func syncDir(dfd int, sub string) error {
+	fd, err := unix.Openat(dfd, sub, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	err = unix.Fsync(fd)
+	if cerr := unix.Close(fd); err == nil {
+		err = cerr
+	}
+	return err
+}

@@ -1,0 +1,238 @@
+// Package mbox appends one message to an mbox file the way qmail-local
+// does (spec/delivery.md §4, "mbox"): under an exclusive flock, a From_
+// line, Return-Path and Delivered-To, the message with ">" added before
+// every line matching "^>*From ", a newline if the last line lacked one,
+// and an empty line; then fsync. On any failure after the lock was taken
+// the file is cut back to its old length, so no reader ever sees half a
+// message.
+package mbox
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/hqmail/hqmail/pkg/qerr"
+)
+
+// Knobs, variables so that tests can shorten them.
+var (
+	// LockTimeout is how long Deliver waits for the lock.
+	LockTimeout = 30 * time.Second
+	// lockPoll is the pause between lock attempts.
+	lockPoll = 100 * time.Millisecond
+)
+
+// TextLocked is the report when the lock could not be had in time.
+const TextLocked = "File has been locked for 30 seconds straight. (#4.3.0)"
+
+// NeedsQuote reports whether a message line (with or without its '\n')
+// must get a '>' in front in an mbox: it matches "^>*From ".
+func NeedsQuote(line []byte) bool {
+	i := 0
+	for i < len(line) && line[i] == '>' {
+		i++
+	}
+	return len(line)-i >= 5 && string(line[i:i+5]) == "From "
+}
+
+// lockEx takes an exclusive flock on fd within LockTimeout. It returns
+// whether the file is locked; a file system without flock gives false and
+// no error, as qmail goes on without the lock then.
+func lockEx(fd int) (bool, error) {
+	deadline := time.Now().Add(LockTimeout)
+	for {
+		err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
+		switch err {
+		case nil:
+			return true, nil
+		case unix.EWOULDBLOCK, unix.EINTR:
+		default:
+			return false, nil
+		}
+		if !time.Now().Before(deadline) {
+			return false, qerr.Temp(TextLocked)
+		}
+		time.Sleep(lockPoll)
+	}
+}
+
+type readError struct{ err error }
+
+func (e readError) Error() string { return e.err.Error() }
+
+// Deliver appends a message to the mbox file fn (created with mode 0600
+// if missing, subject to the umask). head holds the From_, Return-Path
+// and Delivered-To lines; msg is the message. It returns nil when the
+// message is on disk, else a temporary *qerr.Error with qmail-local's
+// text naming fn.
+func Deliver(fn string, head []byte, msg io.Reader) error {
+	f, err := os.OpenFile(fn, os.O_WRONLY|os.O_APPEND|os.O_CREATE|unix.O_NONBLOCK, 0600)
+	if err != nil {
+		return qerr.Wrap(err, false, "Unable to open "+fn+": "+qerr.Str(err)+". (#4.2.1)")
+	}
+	defer f.Close()
+	fd := int(f.Fd())
+	locked, err := lockEx(fd)
+	if err != nil {
+		return err
+	}
+	pos, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		return writeErr(f, fn, err, locked, 0)
+	}
+	w := newWriter(f)
+	if _, err := w.Write(head); err != nil {
+		return writeErr(f, fn, err, locked, pos)
+	}
+	if err := copyQuoted(w, msg); err != nil {
+		var re readError
+		if errors.As(err, &re) {
+			truncate(f, locked, pos)
+			return qerr.Wrap(re.err, false, "Unable to read message: "+qerr.Str(re.err)+". (#4.3.0)")
+		}
+		return writeErr(f, fn, err, locked, pos)
+	}
+	if err := w.Flush(); err != nil {
+		return writeErr(f, fn, err, locked, pos)
+	}
+	if err := f.Sync(); err != nil {
+		return writeErr(f, fn, err, locked, pos)
+	}
+	return nil
+}
+
+// quoter writes a message with "^>*From " lines quoted. It decides at
+// each line start by holding back the '>' run and the part of "From "
+// matched so far, so lines of any length are handled in constant memory.
+type quoter struct {
+	w      *bufio.Writer
+	inLine bool // past the decision for the current line
+	gts    int  // '>' bytes held back
+	from   int  // bytes of "From " matched and held back
+	wrote  bool // anything written
+	lastNL bool // last byte written was '\n'
+}
+
+const fromSpace = "From "
+
+func (q *quoter) flushHeld(quote bool) error {
+	if quote {
+		if err := q.w.WriteByte('>'); err != nil {
+			return err
+		}
+	}
+	for ; q.gts > 0; q.gts-- {
+		if err := q.w.WriteByte('>'); err != nil {
+			return err
+		}
+	}
+	if q.from > 0 {
+		if _, err := q.w.WriteString(fromSpace[:q.from]); err != nil {
+			return err
+		}
+		q.from = 0
+	}
+	return nil
+}
+
+func (q *quoter) write(p []byte) error {
+	for len(p) > 0 {
+		if q.inLine {
+			i := bytes.IndexByte(p, '\n')
+			n := len(p)
+			if i >= 0 {
+				n = i + 1
+				q.inLine = false
+			}
+			if _, err := q.w.Write(p[:n]); err != nil {
+				return err
+			}
+			q.wrote, q.lastNL = true, p[n-1] == '\n'
+			p = p[n:]
+			continue
+		}
+		c := p[0]
+		switch {
+		case q.from == 0 && c == '>':
+			q.gts++
+			p = p[1:]
+		case c == fromSpace[q.from]:
+			q.from++
+			p = p[1:]
+			if q.from == len(fromSpace) {
+				if err := q.flushHeld(true); err != nil {
+					return err
+				}
+				q.inLine, q.wrote, q.lastNL = true, true, false
+			}
+		default:
+			held := q.gts > 0 || q.from > 0
+			if err := q.flushHeld(false); err != nil {
+				return err
+			}
+			if held {
+				q.wrote, q.lastNL = true, false
+			}
+			q.inLine = true // c is written by the inLine branch
+		}
+	}
+	return nil
+}
+
+// end flushes a pending line start, ends an unterminated last line and
+// writes the empty separator line.
+func (q *quoter) end() error {
+	if q.gts > 0 || q.from > 0 {
+		if err := q.flushHeld(false); err != nil {
+			return err
+		}
+		q.wrote, q.lastNL = true, false
+	}
+	if q.wrote && !q.lastNL {
+		if err := q.w.WriteByte('\n'); err != nil {
+			return err
+		}
+	}
+	return q.w.WriteByte('\n')
+}
+
+// copyQuoted copies msg to w with quoting, the final newline and the
+// separator line.
+func copyQuoted(w *bufio.Writer, msg io.Reader) error {
+	q := &quoter{w: w}
+	buf := make([]byte, 64*1024)
+	for {
+		n, err := msg.Read(buf)
+		if n > 0 {
+			if werr := q.write(buf[:n]); werr != nil {
+				return werr
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return readError{err}
+		}
+	}
+	return q.end()
+}
+
+func truncate(f *os.File, locked bool, pos int64) {
+	if locked {
+		f.Truncate(pos)
+	}
+}
+
+func writeErr(f *os.File, fn string, err error, locked bool, pos int64) error {
+	truncate(f, locked, pos)
+	return qerr.Wrap(err, false, "Unable to write "+fn+": "+qerr.Str(err)+". (#4.3.0)")
+}
+
+func newWriter(w io.Writer) *bufio.Writer { return bufio.NewWriterSize(w, 64*1024) }
