@@ -1,0 +1,327 @@
+// Package lspawn is the local half of qmail-lspawn (spec/delivery.md §2):
+// per request it finds the user that receives the mail (users/cdb, else
+// qmail-getpw run as qmailp/nofiles) and runs qmail-local as that user,
+// never as root. It turns qmail-local's exit status and output into a
+// report with qmail's exit-code table.
+//
+// qmail forks a child of qmail-lspawn that looks the user up and execs
+// qmail-local; a Go process cannot fork without exec, so the lookup runs
+// inside qmail-lspawn (one goroutine per delivery) and its failures are
+// reported with the exit codes qmail's child would have used (112-121, 126).
+package lspawn
+
+import (
+	"bytes"
+	"errors"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+
+	"github.com/hqmail/hqmail/pkg/cdb"
+	"github.com/hqmail/hqmail/pkg/privsep"
+	"github.com/hqmail/hqmail/pkg/qhome"
+	"github.com/hqmail/hqmail/pkg/spawn"
+)
+
+// Exit codes of qmail-lspawn's delivery child (qmail's qlx.h).
+const (
+	ExitUsage    = 112
+	ExitRoot     = 113
+	ExitNFS      = 115
+	ExitNoAlias  = 116
+	ExitCDB      = 117
+	ExitSys      = 118
+	ExitNoMem    = 119
+	ExitExecSoft = 120
+	ExitExecPW   = 121
+	ExitExecHard = 126
+)
+
+// MaxGetpwOutput bounds what is read from qmail-getpw.
+const MaxGetpwOutput = 16 << 10
+
+// Local delivers through qmail-local.
+type Local struct {
+	Root            string
+	DefaultDelivery string
+	QmailLocal      string // path of qmail-local (ROOT/bin/qmail-local)
+	Getpw           string // path of qmail-getpw (ROOT/bin/qmail-getpw)
+	// GetpwCred runs qmail-getpw (qmailp/nofiles); nil runs it as us.
+	GetpwCred *privsep.Cred
+	// Switch is true when qmail-local runs as the recipient's uid (root,
+	// tree not shared). Otherwise every delivery runs as us, and a user
+	// whose uid is not ours gets a temporary failure.
+	Switch bool
+	// Self is our uid (used when Switch is false).
+	Self int
+}
+
+// New returns the Local of the tree at root.
+func New(root, defaultDelivery string) *Local {
+	return &Local{
+		Root:            root,
+		DefaultDelivery: defaultDelivery,
+		QmailLocal:      filepath.Join(root, "bin", "qmail-local"),
+		Getpw:           filepath.Join(root, "bin", "qmail-getpw"),
+		Self:            os.Getuid(),
+	}
+}
+
+// Fields are the six user fields of users/cdb and qmail-getpw.
+type Fields struct {
+	User      string
+	UID, GID  int
+	Home      string
+	Dash, Ext string
+}
+
+// ParseFields parses "user\0uid\0gid\0home\0dash\0ext\0" (the final NUL
+// may be missing; fields after the sixth are ignored).
+func ParseFields(b []byte) (*Fields, bool) {
+	if len(b) == 0 || b[len(b)-1] != 0 {
+		b = append(b[:len(b):len(b)], 0)
+	}
+	parts := bytes.SplitN(b, []byte{0}, 7)
+	if len(parts) < 7 {
+		return nil, false
+	}
+	num := func(s []byte) (int, bool) {
+		n, err := strconv.ParseUint(string(s), 10, 31)
+		return int(n), err == nil
+	}
+	uid, ok1 := num(parts[1])
+	gid, ok2 := num(parts[2])
+	if !ok1 || !ok2 {
+		return nil, false
+	}
+	return &Fields{User: string(parts[0]), UID: uid, GID: gid, Home: string(parts[3]),
+		Dash: string(parts[4]), Ext: string(parts[5])}, true
+}
+
+func lower(s string) []byte {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return b
+}
+
+// ErrNoWildSet is a users/cdb without the "" record.
+var ErrNoWildSet = errors.New("users/cdb has no wildcard-set record")
+
+// Getter is a cdb lookup (cdb.Reader).
+type Getter interface {
+	Get(key []byte) ([]byte, bool, error)
+}
+
+// Lookup finds local in users/cdb: first the exact key "!"+lower(local)+
+// "\0", then the wildcard keys "!"+lower(local[:i]) for i from len(local)
+// down to 0, where i > 0 is tried only when lower(local[i-1]) is in the
+// wildcard set (key ""). A wildcard hit appends local[i:] to ext. It
+// returns the fields, NUL-separated and NUL-terminated.
+func Lookup(db Getter, local string) ([]byte, bool, error) {
+	key := append([]byte{'!'}, lower(local)...)
+	v, ok, err := db.Get(append(key[:len(key):len(key)], 0))
+	if err != nil {
+		return nil, false, err
+	}
+	if ok {
+		return terminate(v), true, nil
+	}
+	wild, ok, err := db.Get(nil)
+	if err != nil {
+		return nil, false, err
+	}
+	if !ok {
+		return nil, false, ErrNoWildSet
+	}
+	for i := len(local); i >= 0; i-- {
+		if i > 0 && bytes.IndexByte(wild, key[i]) < 0 {
+			continue // key[i] is lower(local[i-1])
+		}
+		v, ok, err := db.Get(key[:1+i])
+		if err != nil {
+			return nil, false, err
+		}
+		if ok {
+			f := open(v)
+			f = append(f, local[i:]...)
+			return append(f, 0), true, nil
+		}
+	}
+	return nil, false, nil
+}
+
+// open returns a users/cdb value ending in its ext field, without a final
+// NUL. qmail-newu stores the six fields with five separating NULs;
+// a value with six NULs (each field terminated) is accepted too.
+func open(v []byte) []byte {
+	out := append([]byte(nil), v...)
+	if bytes.Count(out, []byte{0}) >= 6 && out[len(out)-1] == 0 {
+		out = out[:len(out)-1]
+	}
+	return out
+}
+
+func terminate(v []byte) []byte { return append(open(v), 0) }
+
+// findUser returns the fields for local, or an exit code.
+func (l *Local) findUser(d *spawn.Delivery, local string) ([]byte, int) {
+	db, err := cdb.Open(filepath.Join(l.Root, "users", "cdb"))
+	if err == nil {
+		f, ok, err := Lookup(db.Reader, local)
+		db.Close()
+		if err != nil {
+			return nil, ExitCDB
+		}
+		if ok {
+			return f, 0
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, ExitCDB
+	}
+	return l.getpw(d, local)
+}
+
+// getpw runs qmail-getpw local as qmailp/nofiles.
+func (l *Local) getpw(d *spawn.Delivery, local string) ([]byte, int) {
+	cmd := exec.Command(l.Getpw, local)
+	cmd.Args[0] = "qmail-getpw"
+	cmd.Dir = l.Root
+	cmd.Stderr = d.Output
+	privsep.Apply(cmd, l.GetpwCred)
+	pr, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, ExitSys
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, ExitExecPW
+	}
+	var out []byte
+	buf := make([]byte, 4096)
+	for {
+		n, err := pr.Read(buf)
+		if len(out)+n <= MaxGetpwOutput {
+			out = append(out, buf[:n]...)
+		}
+		if err != nil {
+			break
+		}
+	}
+	cmd.Wait()
+	st := spawn.StatusOf(cmd.ProcessState)
+	if st.Signaled {
+		return nil, ExitSys
+	}
+	if st.Code != 0 {
+		return nil, st.Code
+	}
+	return out, 0
+}
+
+// Deliver implements spawn.Spawner.
+func (l *Local) Deliver(d *spawn.Delivery) (spawn.Status, error) {
+	local := d.Local()
+	if local == "" {
+		return spawn.Status{}, nil
+	}
+	raw, code := l.findUser(d, local)
+	if code != 0 {
+		return spawn.Status{Code: code}, nil
+	}
+	f, ok := ParseFields(raw)
+	if !ok {
+		return spawn.Status{Code: ExitUsage}, nil
+	}
+	if f.UID == 0 {
+		return spawn.Status{Code: ExitRoot}, nil
+	}
+	cmd := exec.Command(l.QmailLocal, "--", f.User, f.Home, local, f.Dash, f.Ext,
+		d.Domain(), d.Sender, l.DefaultDelivery)
+	cmd.Args[0] = "qmail-local"
+	cmd.Dir = l.Root
+	cmd.Stdin = d.Message
+	cmd.Stdout = d.Output
+	cmd.Stderr = d.Output
+	if l.Switch {
+		if err := privsep.ApplyNonRoot(cmd, privsep.Exactly(f.UID, f.GID)); err != nil {
+			return spawn.Status{Code: ExitRoot}, nil
+		}
+	} else if f.UID != l.Self {
+		return spawn.Status{Report: "ZUnable to deliver as uid " + strconv.Itoa(f.UID) +
+			": qmail-lspawn runs without root and cannot switch users. (#4.3.0)\n"}, nil
+	}
+	if err := cmd.Start(); err != nil {
+		if spawn.TempErrno(err) {
+			return spawn.Status{Code: ExitExecSoft}, nil
+		}
+		return spawn.Status{Code: ExitExecHard}, nil
+	}
+	cmd.Wait()
+	return spawn.StatusOf(cmd.ProcessState), nil
+}
+
+// Report implements spawn.Spawner.
+func (l *Local) Report(st spawn.Status, output []byte) (byte, string) {
+	return Translate(st, output)
+}
+
+var fixed = map[int]string{
+	ExitUsage:    "ZInternal qmail-lspawn bug.\n",
+	ExitRoot:     "ZNot allowed to perform deliveries as root.\n",
+	ExitNFS:      "ZNFS failure in qmail-local.\n",
+	ExitNoAlias:  "ZUnable to find alias user!\n",
+	ExitCDB:      "ZTrouble reading users/cdb in qmail-lspawn.\n",
+	ExitSys:      "ZTemporary failure in qmail-lspawn.\n",
+	ExitNoMem:    "ZOut of memory in qmail-lspawn.\n",
+	ExitExecSoft: "ZUnable to run qmail-local.\n",
+	ExitExecPW:   "ZUnable to run qmail-getpw.\n",
+	ExitExecHard: "DUnable to run qmail-local.\n",
+}
+
+// Translate maps qmail-local's (or the lookup's) exit status and output to
+// a report: signal -> Z "qmail-local crashed."; the fixed codes 112-121 and
+// 126 -> their texts; 0 -> K+output; 111, 71, 74, 75 -> Z+output; anything
+// else -> D+output. output is used up to its first NUL.
+func Translate(st spawn.Status, output []byte) (byte, string) {
+	if st.Signaled {
+		return 'Z', "qmail-local crashed.\n"
+	}
+	if t, ok := fixed[st.Code]; ok {
+		return t[0], t[1:]
+	}
+	if i := bytes.IndexByte(output, 0); i >= 0 {
+		output = output[:i]
+	}
+	switch st.Code {
+	case 0:
+		return 'K', string(output)
+	case 111, 71, 74, 75:
+		return 'Z', string(output)
+	}
+	return 'D', string(output)
+}
+
+// Main is qmail-lspawn: args are the arguments after the program name.
+func Main(args []string, root string) int {
+	if len(args) < 1 {
+		return 100
+	}
+	ids, err := qhome.LoadIDs(root)
+	if err != nil {
+		if os.Geteuid() == 0 {
+			return 111 // a root tree without its ids: do not guess
+		}
+		ids = qhome.SharedIDs(os.Getuid(), os.Getgid())
+	}
+	l := New(root, args[0])
+	l.Switch = privsep.CanSwitch(ids.Shared)
+	if l.Switch {
+		l.GetpwCred = privsep.Exactly(ids.Qmailp.UID, ids.Nofiles)
+	}
+	return spawn.Main(root, l, spawn.Config{Owner: ids.Qmailq.UID, Truncate: 3000}, nil)
+}

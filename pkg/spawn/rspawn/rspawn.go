@@ -1,0 +1,179 @@
+// Package rspawn is the remote half of qmail-rspawn (spec/delivery.md §5):
+// it runs qmail-remote for one recipient as the spawner's own user
+// (qmailr) and turns qmail-remote's output into a spawner report.
+//
+// qmail-remote's output is NUL-terminated pieces: one recipient report
+// ("r", "h<text>" permanent, "s<text>" temporary) and one message report
+// ("K|Z|D<text>"); failures before RCPT give only the message report.
+package rspawn
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+
+	"github.com/hqmail/hqmail/pkg/qhome"
+	"github.com/hqmail/hqmail/pkg/spawn"
+)
+
+// Remote starts qmail-remote. Program is its path; Env, when non-nil,
+// replaces the environment.
+type Remote struct {
+	Program string
+	Env     []string
+}
+
+// New returns the Remote of the tree at root: ROOT/bin/qmail-remote, or
+// $QMAILREMOTE when set (as maintained qmail versions allow).
+func New(root string) *Remote {
+	p := filepath.Join(root, "bin", "qmail-remote")
+	if q := os.Getenv("QMAILREMOTE"); q != "" {
+		p = q
+	}
+	return &Remote{Program: p}
+}
+
+// Deliver runs "qmail-remote host sender recipient" with the message on fd
+// 0 and the output pipe on fds 1 and 2. An exec failure becomes exit 111
+// (temporary errno) or 100.
+func (r *Remote) Deliver(d *spawn.Delivery) (spawn.Status, error) {
+	cmd := exec.Command(r.Program, d.Domain(), d.Sender, d.Recipient)
+	cmd.Args[0] = "qmail-remote"
+	cmd.Env = r.Env
+	cmd.Stdin = d.Message
+	cmd.Stdout = d.Output
+	cmd.Stderr = d.Output
+	if err := cmd.Start(); err != nil {
+		if spawn.TempErrno(err) {
+			return spawn.Status{Code: 111}, nil
+		}
+		return spawn.Status{Code: 100}, nil
+	}
+	cmd.Wait()
+	return spawn.StatusOf(cmd.ProcessState), nil
+}
+
+// Report implements spawn.Spawner.
+func (r *Remote) Report(st spawn.Status, output []byte) (byte, string) {
+	return Translate(st, output)
+}
+
+// Fixed texts of Translate.
+const (
+	TextCrashed  = "qmail-remote crashed.\n"
+	TextNoRun    = "Unable to run qmail-remote.\n"
+	TextNoOutput = "qmail-remote produced no output.\n"
+)
+
+// piece returns s up to its first NUL (all of s if there is none).
+func piece(s []byte) []byte {
+	if i := bytes.IndexByte(s, 0); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// Translate turns qmail-remote's exit status and output into a report
+// letter and text, as qmail-rspawn does.
+//
+// Exit status: signal -> Z crashed; 111 -> Z unable to run; other non-zero
+// -> D unable to run; no output -> Z no output. On exit 0: result = the
+// letter of the first complete (NUL-terminated) piece that starts with K, Z
+// or D (none: D). The letter sent is result, except that a first byte 's'
+// makes it Z and 'h' makes it D. The text is the first piece minus its
+// first byte (only when some NUL follows that byte), then, when result is
+// not better than the letter sent (K > Z > D), the piece after the first
+// NUL minus its letter if it starts with K, Z or D.
+func Translate(st spawn.Status, out []byte) (byte, string) {
+	if st.Signaled {
+		return 'Z', TextCrashed
+	}
+	switch st.Code {
+	case 0:
+	case 111:
+		return 'Z', TextNoRun
+	default:
+		return 'D', TextNoRun
+	}
+	if len(out) == 0 {
+		return 'Z', TextNoOutput
+	}
+	rank := func(c byte) int { // K=1, Z=0, D or nothing=-1
+		switch c {
+		case 'K':
+			return 1
+		case 'Z':
+			return 0
+		}
+		return -1
+	}
+	result := -1
+	start := 0
+	for k := 0; k < len(out); k++ {
+		if out[k] != 0 {
+			continue
+		}
+		c := out[start]
+		if c == 'K' || c == 'Z' || c == 'D' {
+			result = rank(c)
+			break
+		}
+		start = k + 1
+	}
+	sent := result
+	switch out[0] {
+	case 's':
+		sent = 0
+	case 'h':
+		sent = -1
+	}
+	letter := byte('D')
+	switch sent {
+	case 1:
+		letter = 'K'
+	case 0:
+		letter = 'Z'
+	}
+	var text []byte
+	if k := bytes.IndexByte(out[1:], 0); k >= 0 {
+		k += 2 // index just after the first NUL at or after out[1]
+		text = append(text, piece(out[1:])...)
+		if result <= sent && k < len(out) {
+			switch out[k] {
+			case 'K', 'Z', 'D':
+				text = append(text, piece(out[k+1:])...)
+			}
+		}
+	}
+	return letter, string(text)
+}
+
+// TcptoSize is the size of queue/lock/tcpto.
+const TcptoSize = 1024
+
+// ClearTcpto zero-fills ../lock/tcpto (relative to queue/mess), as
+// qmail-rspawn does at start: timeouts seen before this start say nothing
+// now. A missing file is left missing; errors are ignored, as in qmail.
+func ClearTcpto() error {
+	f, err := os.OpenFile("../lock/tcpto", os.O_WRONLY, 0)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	f.Write(make([]byte, TcptoSize))
+	return nil
+}
+
+// Main is qmail-rspawn.
+func Main(root string) int {
+	owner := os.Getuid()
+	ids, err := qhome.LoadIDs(root)
+	switch {
+	case err == nil:
+		owner = ids.Qmailq.UID
+	case os.Geteuid() == 0:
+		return 111
+	}
+	return spawn.Main(root, New(root), spawn.Config{Owner: owner}, ClearTcpto)
+}

@@ -1,0 +1,362 @@
+package spawn
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/hqmail/hqmail/pkg/qhome"
+	"github.com/hqmail/hqmail/pkg/spawnproto"
+)
+
+// Status is how one delivery ended.
+type Status struct {
+	Code     int  // exit code, when not Signaled
+	Signaled bool // the program was killed by a signal
+	// Report, when not empty, is the whole report (letter first), sent as
+	// is: the spawner decided without a program (hqmail additions only).
+	Report string
+}
+
+// Delivery is one accepted request, ready to run.
+type Delivery struct {
+	Slot      int
+	Mess      string // "S/ID", relative to queue/mess
+	Sender    string
+	Recipient string
+	At        int      // index of the last '@' in Recipient
+	Message   *os.File // the message, offset 0: the program's fd 0
+	Output    *os.File // write end of the output pipe: the program's fd 1 and 2
+}
+
+// Local returns the recipient's local part (before the last '@').
+func (d *Delivery) Local() string { return d.Recipient[:d.At] }
+
+// Domain returns the recipient's domain (after the last '@').
+func (d *Delivery) Domain() string { return d.Recipient[d.At+1:] }
+
+// A Spawner is the half of a spawner that knows how to deliver.
+type Spawner interface {
+	// Deliver runs one delivery to its end and returns how it ended. It
+	// must neither close d.Message nor d.Output. A non-nil error means no
+	// program could be started at all; it is reported as
+	// "Zqmail-spawn unable to fork. (#4.3.0)".
+	Deliver(d *Delivery) (Status, error)
+	// Report turns a finished delivery into a report letter (K, Z or D)
+	// and text. output is what the program wrote on fd 1 and 2 (after the
+	// Config.Truncate cut).
+	Report(st Status, output []byte) (letter byte, text string)
+}
+
+// Config holds what differs between the two spawners besides the Spawner.
+type Config struct {
+	// Owner is the uid that must own every message file (qmailq).
+	Owner int
+	// Truncate, when > 100, cuts output longer than Truncate bytes to
+	// Truncate-34 bytes plus TruncNote (qmail-lspawn: 3000). 0 keeps up to
+	// MaxOutput bytes.
+	Truncate int
+	// Limit is the number of slots (0 means qhome.SpawnLimit).
+	Limit int
+	// Dir, when not empty, is the directory message paths are relative
+	// to; otherwise the working directory (Main: ROOT/queue/mess).
+	Dir string
+}
+
+// TruncNote is appended to output cut by Config.Truncate.
+const TruncNote = "\nError report too long, sorry.\n"
+
+// MaxOutput bounds the output kept of one delivery when Config.Truncate is
+// 0; later bytes are read and dropped. qmail-remote's reports are at most
+// two pieces of about 5 KB each.
+const MaxOutput = 64 << 10
+
+// Fixed report texts of the request checks (spec/delivery.md §1).
+const (
+	TextNoMem       = "Zqmail-spawn out of memory. (#4.3.0)\n"
+	TextSlotTooBig  = "ZInternal error: delnum too big. (#4.3.5)\n"
+	TextSlotInUse   = "ZInternal error: delnum in use. (#4.3.5)\n"
+	TextNonNumeric  = "DInternal error: messid has nonnumerics. (#5.3.5)\n"
+	TextTooLong     = "DInternal error: messid too long. (#5.3.5)\n"
+	TextTooShort    = "DInternal error: messid too short. (#5.3.5)\n"
+	TextNoHost      = "DSorry, address must include host name. (#5.1.3)\n"
+	TextOpen        = "Zqmail-spawn unable to open message. (#4.3.0)\n"
+	TextFstat       = "Zqmail-spawn unable to fstat message. (#4.3.0)\n"
+	TextWrongType   = "ZSorry, message has wrong type. (#4.3.5)\n"
+	TextWrongOwner  = "ZSorry, message has wrong owner. (#4.3.5)\n"
+	TextPipe        = "Zqmail-spawn unable to create pipe. (#4.3.0)\n"
+	TextFork        = "Zqmail-spawn unable to fork. (#4.3.0)\n"
+	maxMessLen      = 100
+	defaultTruncCut = 34 // len(TruncNote) + 3, as qmail computes the cut
+)
+
+// Check applies the request checks that need no file system access, in
+// qmail's order. It returns the report (letter first) for a rejected
+// request, or "" and the index of the recipient's last '@'.
+func Check(req *spawnproto.Request, limit int, busy func(int) bool) (reject string, at int) {
+	if req.TooLong {
+		return TextNoMem, 0
+	}
+	if req.Slot >= limit {
+		return TextSlotTooBig, 0
+	}
+	if busy(req.Slot) {
+		return TextSlotInUse, 0
+	}
+	for i := 0; i < len(req.Mess); i++ {
+		c := req.Mess[i]
+		if c == '/' && i > 0 {
+			continue
+		}
+		if c < '0' || c > '9' {
+			return TextNonNumeric, 0
+		}
+	}
+	if len(req.Mess) >= maxMessLen {
+		return TextTooLong, 0
+	}
+	if req.Mess == "" {
+		return TextTooShort, 0
+	}
+	at = strings.LastIndexByte(req.Recipient, '@')
+	if at < 0 {
+		return TextNoHost, 0
+	}
+	return "", at
+}
+
+// OpenMessage opens the message file (relative to the working directory)
+// and checks that it is a regular file owned by owner. It never blocks on a
+// FIFO. On failure it returns the report text.
+func OpenMessage(path string, owner int) (*os.File, string) {
+	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC|syscall.O_NOCTTY, 0)
+	if err != nil {
+		return nil, TextOpen
+	}
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil {
+		syscall.Close(fd)
+		return nil, TextFstat
+	}
+	if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
+		syscall.Close(fd)
+		return nil, TextWrongType
+	}
+	if int(st.Uid) != owner {
+		syscall.Close(fd)
+		return nil, TextWrongOwner
+	}
+	if err := syscall.SetNonblock(fd, false); err != nil {
+		syscall.Close(fd)
+		return nil, TextOpen
+	}
+	return os.NewFile(uintptr(fd), path), ""
+}
+
+// Cut applies qmail's report length rule: output longer than limit bytes
+// becomes its first limit-34 bytes plus TruncNote. limit <= 100 keeps all.
+func Cut(output []byte, limit int) []byte {
+	if limit <= 100 || len(output) <= limit {
+		return output
+	}
+	out := append([]byte(nil), output[:limit-defaultTruncCut]...)
+	return append(out, TruncNote...)
+}
+
+// collect reads r to EOF, keeping at most max bytes.
+func collect(r io.Reader, max int) []byte {
+	var out []byte
+	buf := make([]byte, 4096)
+	for {
+		n, err := r.Read(buf)
+		if n > 0 && len(out) < max {
+			take := n
+			if len(out)+take > max {
+				take = max - len(out)
+			}
+			out = append(out, buf[:take]...)
+		}
+		if err != nil {
+			return out
+		}
+	}
+}
+
+type result struct {
+	slot   int
+	report []byte
+}
+
+type input struct {
+	req *spawnproto.Request
+	err error
+}
+
+// Run speaks the spawner side of the protocol on in/out until in is at end
+// of file and no delivery is left. It first writes the concurrency byte.
+// Errors writing reports are ignored (qmail-send is gone; its requests
+// end too).
+func Run(in io.Reader, out io.Writer, sp Spawner, cfg Config) error {
+	limit := cfg.Limit
+	if limit <= 0 || limit > 255 {
+		limit = qhome.SpawnLimit
+	}
+	keep := MaxOutput
+	if cfg.Truncate > 100 {
+		keep = cfg.Truncate + 1
+	}
+	if _, err := out.Write([]byte{byte(limit)}); err != nil {
+		return err
+	}
+	reqs := make(chan input)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		br := bufio.NewReader(in)
+		for {
+			req, err := spawnproto.ReadRequest(br)
+			select {
+			case reqs <- input{req, err}:
+			case <-stop:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	done := make(chan result)
+	busy := make([]bool, limit)
+	running := 0
+	eof := false
+	send := func(slot int, text string) {
+		b := make([]byte, 0, len(text)+2)
+		b = append(b, byte(slot))
+		b = append(b, text...)
+		b = append(b, 0)
+		out.Write(b)
+	}
+	for !eof || running > 0 {
+		var rc chan input
+		if !eof {
+			rc = reqs
+		}
+		select {
+		case in := <-rc:
+			if in.err != nil {
+				// End of input, or an error or a cut request at its end:
+				// no more requests can be read.
+				eof = true
+				continue
+			}
+			req := in.req
+			reject, at := Check(req, limit, func(s int) bool { return busy[s] })
+			if reject != "" {
+				send(req.Slot, reject)
+				continue
+			}
+			path := req.Mess
+			if cfg.Dir != "" {
+				path = filepath.Join(cfg.Dir, path)
+			}
+			msg, reject := OpenMessage(path, cfg.Owner)
+			if reject != "" {
+				send(req.Slot, reject)
+				continue
+			}
+			pr, pw, err := os.Pipe()
+			if err != nil {
+				msg.Close()
+				send(req.Slot, TextPipe)
+				continue
+			}
+			busy[req.Slot] = true
+			running++
+			d := &Delivery{Slot: req.Slot, Mess: req.Mess, Sender: req.Sender,
+				Recipient: req.Recipient, At: at, Message: msg, Output: pw}
+			go func() {
+				outc := make(chan []byte, 1)
+				go func() { outc <- collect(pr, keep); pr.Close() }()
+				st, err := sp.Deliver(d)
+				msg.Close()
+				pw.Close()
+				output := <-outc
+				var text string
+				switch {
+				case err != nil:
+					text = TextFork
+				case st.Report != "":
+					text = st.Report
+				default:
+					letter, t := sp.Report(st, Cut(output, cfg.Truncate))
+					text = string(letter) + t
+				}
+				done <- result{d.Slot, []byte(text)}
+			}()
+		case r := <-done:
+			busy[r.slot] = false
+			running--
+			send(r.slot, string(r.report))
+		}
+	}
+	return nil
+}
+
+// Main is the body of a spawner program: chdir ROOT/queue/mess, call init
+// (may be nil; an error exits 111), catch SIGPIPE, run the protocol on fds
+// 0 and 1. It returns the exit code.
+func Main(root string, sp Spawner, cfg Config, init func() error) int {
+	if err := os.Chdir(filepath.Join(root, "queue", "mess")); err != nil {
+		return 111
+	}
+	if init != nil {
+		if err := init(); err != nil {
+			return 111
+		}
+	}
+	// With a handler installed (rather than SIG_IGN, which exec would pass
+	// on to every delivery program), a write to a closed pipe on fd 1
+	// returns EPIPE instead of killing us.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+	if err := Run(os.Stdin, os.Stdout, sp, cfg); err != nil {
+		return 111
+	}
+	return 0
+}
+
+// StatusOf converts the error of exec.Cmd.Wait (or a process state) into a
+// Status. ok is false when err says nothing about an exit status.
+func StatusOf(ps *os.ProcessState) Status {
+	if ps == nil {
+		return Status{Signaled: true}
+	}
+	ws, _ := ps.Sys().(syscall.WaitStatus)
+	if ws.Signaled() {
+		return Status{Signaled: true}
+	}
+	return Status{Code: ws.ExitStatus()}
+}
+
+// TempErrno reports whether an error from starting or running a program is
+// temporary in qmail's sense (error_temp): resource shortages and I/O
+// trouble, as opposed to a missing or non-executable file.
+func TempErrno(err error) bool {
+	var errno syscall.Errno
+	if !errors.As(err, &errno) {
+		return true
+	}
+	switch errno {
+	case syscall.EINTR, syscall.ENOMEM, syscall.ETXTBSY, syscall.EIO,
+		syscall.EAGAIN, syscall.ENFILE, syscall.EMFILE, syscall.ETIMEDOUT,
+		syscall.ESTALE, syscall.EDEADLK, syscall.ENOSPC, syscall.EHOSTDOWN,
+		syscall.EHOSTUNREACH, syscall.ENETDOWN, syscall.ENETUNREACH,
+		syscall.ECONNREFUSED, syscall.ECONNRESET, syscall.EDQUOT:
+		return true
+	}
+	return false
+}
