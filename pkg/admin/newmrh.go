@@ -1,0 +1,57 @@
+package admin
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/hqmail/hqmail/pkg/cdb"
+	"github.com/hqmail/hqmail/pkg/control"
+)
+
+// MoreRcptHosts reads the list in control/morercpthosts and returns the cdb
+// records qmail-smtpd looks hosts up in: one key per line, lowercased, with
+// empty data. Lines follow the list rule of pkg/control (trailing blanks
+// removed, blank lines and '#' comments skipped). Duplicates are kept once.
+func MoreRcptHosts(data []byte) []cdb.Record {
+	seen := map[string]bool{}
+	var recs []cdb.Record
+	for _, l := range control.ListLines(data) {
+		k := strings.ToLower(l)
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		recs = append(recs, cdb.Record{Key: []byte(k), Data: []byte{}})
+	}
+	return recs
+}
+
+// NewmrhMain is qmail-newmrh: control/morercpthosts of root becomes
+// control/morercpthosts.cdb (mode 0644), written as morercpthosts.cdb.tmp,
+// synced and renamed, so qmail-smtpd sees the old or the new table, never a
+// partial one. Exit 0, or 111 with "qmail-newmrh: fatal: ..." on stderr.
+func NewmrhMain(root string, stderr io.Writer) int {
+	dir := control.Open(root).Path
+	src := filepath.Join(dir, "morercpthosts")
+	data, err := os.ReadFile(src)
+	if err != nil {
+		fmt.Fprintf(stderr, "qmail-newmrh: fatal: unable to read control/morercpthosts: %v\n", why(err))
+		return 111
+	}
+	if err := cdb.WriteFile(filepath.Join(dir, "morercpthosts.cdb"), 0644, MoreRcptHosts(data)); err != nil {
+		fmt.Fprintf(stderr, "qmail-newmrh: fatal: unable to write control/morercpthosts.cdb: %v\n", err)
+		return 111
+	}
+	return 0
+}
+
+// why strips the path from a file error when the message names the file.
+func why(err error) error {
+	if pe, ok := err.(*os.PathError); ok {
+		return pe.Err
+	}
+	return err
+}

@@ -1,0 +1,96 @@
+package admin
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func golden(t *testing.T, path string, got []byte) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, got, 0644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs:\n--- got\n%s--- want\n%s", path, got, want)
+	}
+}
+
+// TestPw2uGolden runs qmail-pw2u on testdata/pw2u/passwd with the users/
+// files beside it; -H so the homes need not exist here.
+func TestPw2uGolden(t *testing.T) {
+	passwd, err := os.ReadFile("testdata/pw2u/passwd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		args  []string
+		users bool
+	}{
+		{"plain-H", []string{"-H"}, false},
+		{"users-files-H", []string{"-H"}, true},
+		{"root-upper-noext", []string{"-oUHC"}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			if tc.users {
+				root = "testdata/pw2u"
+			}
+			var out, errb bytes.Buffer
+			code := Pw2uMain(root, tc.args, bytes.NewReader(passwd), &out, &errb)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errb.String())
+			}
+			golden(t, filepath.Join("testdata", "pw2u-"+tc.name+".golden"), append(out.Bytes(), append([]byte("--- stderr\n"), errb.Bytes()...)...))
+		})
+	}
+}
+
+func TestPw2uRules(t *testing.T) {
+	home := t.TempDir()
+	tests := []struct {
+		name, in string
+		args     []string
+		code     int
+		out      string
+		errPart  string
+	}{
+		{"home exists", "u:x:5:6::" + home + ":/bin/sh\n", nil, 0,
+			"=u:u:5:6:" + home + ":::\n+u-:u:5:6:" + home + ":-::\n.\n", ""},
+		{"home missing", "u:x:5:6::/nonexistent/pw2u/test:/bin/sh\n", nil, 0, ".\n", "home directory /nonexistent/pw2u/test is missing"},
+		{"include", "u:x:5:6::/h:/s\nv:x:7:8::/h:/s\n", []string{"-H"}, 0, "", ""},
+		{"short line", "u:x:5:6\n", nil, 111, "", "fatal: unable to parse passwd line 1"},
+		{"bad uid", "u:x:five:6::/h:/s\n", nil, 111, "", "fatal: unable to parse passwd line 1"},
+		{"bad option", "", []string{"-z"}, 100, "", "usage: qmail-pw2u"},
+		{"not an option", "", []string{"x"}, 100, "", "usage: qmail-pw2u"},
+		{"empty input", "", nil, 0, ".\n", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			if tc.name == "include" {
+				os.Mkdir(filepath.Join(root, "users"), 0755)
+				os.WriteFile(filepath.Join(root, "users", "include"), []byte("v\n"), 0644)
+				tc.out = "=v:v:7:8:/h:::\n+v-:v:7:8:/h:-::\n.\n"
+			}
+			var out, errb bytes.Buffer
+			code := Pw2uMain(root, tc.args, strings.NewReader(tc.in), &out, &errb)
+			if code != tc.code || (tc.code == 0 && out.String() != tc.out) || !strings.Contains(errb.String(), tc.errPart) {
+				t.Errorf("exit %d, stdout %q, stderr %q; want %d, %q, stderr with %q", code, out.String(), errb.String(), tc.code, tc.out, tc.errPart)
+			}
+		})
+	}
+}
