@@ -1,0 +1,86 @@
+package linkwatch
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hqmail/hqmail/pkg/ctl"
+)
+
+// ctlActions holds and releases through qmailctl's code, in-process.
+type ctlActions struct{ root string }
+
+func (a ctlActions) run(verb string) error {
+	var out, errb bytes.Buffer
+	switch code := ctl.Main(a.root, []string{verb, "remote"}, &out, &errb); code {
+	case ctl.ExitOK, ctl.ExitNotRunning:
+		// Not running: the flag is set, the next start honours it.
+		return nil
+	default:
+		return fmt.Errorf("qmailctl %s remote: exit %d: %s", verb, code, strings.TrimSpace(errb.String()))
+	}
+}
+
+func (a ctlActions) Hold(string) error    { return a.run("hold") }
+func (a ctlActions) Release(string) error { return a.run("release") }
+
+// Main is qmail-linkwatch(8).
+func Main(root string, args []string, stdout, stderr io.Writer) int {
+	fl := flag.NewFlagSet("qmail-linkwatch", flag.ContinueOnError)
+	fl.SetOutput(stderr)
+	var cfg Config
+	fl.StringVar(&cfg.Iface, "iface", "", "follow this interface only (default: any default route)")
+	fl.DurationVar(&cfg.UpDelay, "up-delay", 10*time.Second, "the link must stay up this long before remote delivery is released")
+	fl.StringVar(&cfg.Probe, "probe", "", "host:port (e.g. the smarthost) that must accept a TCP connection before release")
+	fl.DurationVar(&cfg.ProbeTimeout, "probe-timeout", 5*time.Second, "time limit of the probe connection")
+	fl.BoolVar(&cfg.Metered, "metered", false, "keep remote delivery held while NetworkManager reports the link as metered")
+	fl.DurationVar(&cfg.Recheck, "recheck", 30*time.Second, "re-evaluate this often even without netlink events")
+	check := fl.Bool("check", false, "print whether the link counts as up and exit (0 up, 1 down)")
+	fl.Usage = func() {
+		fmt.Fprintln(stderr, "usage: qmail-linkwatch [options]   hold/release remote delivery as the link goes down/up")
+		fl.PrintDefaults()
+	}
+	if err := fl.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 100
+	}
+	if fl.NArg() != 0 {
+		fl.Usage()
+		return 100
+	}
+	if *check {
+		snap, err := Read()
+		if err != nil {
+			fmt.Fprintf(stderr, "qmail-linkwatch: fatal: %v\n", err)
+			return 111
+		}
+		up, why := snap.LinkUp(cfg.Iface)
+		if up {
+			fmt.Fprintf(stdout, "up: %s\n", why)
+			return 0
+		}
+		fmt.Fprintf(stdout, "down: %s\n", why)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	logf := func(format string, a ...any) {
+		fmt.Fprintf(stderr, "qmail-linkwatch: "+format+"\n", a...)
+	}
+	if err := Run(ctx, cfg, DefaultHooks(cfg), ctlActions{root}, logf); err != nil {
+		fmt.Fprintf(stderr, "qmail-linkwatch: fatal: %v\n", err)
+		return 111
+	}
+	return 0
+}

@@ -1,0 +1,191 @@
+package linkwatch
+
+import (
+	"context"
+	"net"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Config says what counts as online and how careful release is.
+type Config struct {
+	Iface        string        // follow this interface only ("" = any default route)
+	UpDelay      time.Duration // the link must stay up this long before release
+	Probe        string        // host:port that must accept a TCP connection before release
+	ProbeTimeout time.Duration
+	Metered      bool          // keep holding while NetworkManager says the link is metered
+	Recheck      time.Duration // re-evaluate this often even without netlink events
+}
+
+// Actions hold and release remote delivery.
+type Actions interface {
+	Hold(reason string) error
+	Release(reason string) error
+}
+
+// Hooks lets tests replace the kernel and the outside world.
+type Hooks struct {
+	Snapshot  func() (*Snapshot, error)
+	Subscribe func() (int, error)
+	Dial      func(network, addr string) (net.Conn, error)
+	IsMetered func(iface string) bool
+	Now       func() time.Time
+}
+
+// DefaultHooks use netlink, net.Dial and nmcli.
+func DefaultHooks(cfg Config) Hooks {
+	d := &net.Dialer{Timeout: cfg.ProbeTimeout}
+	return Hooks{Snapshot: Read, Subscribe: Subscribe, Dial: d.Dial, IsMetered: nmMetered, Now: time.Now}
+}
+
+// nmMetered asks NetworkManager whether the device is metered ("yes" or
+// "yes (guessed)"). Without nmcli the link is taken as not metered.
+func nmMetered(iface string) bool {
+	if iface == "" {
+		return false
+	}
+	out, err := exec.Command("nmcli", "-t", "-g", "GENERAL.METERED", "device", "show", iface).Output()
+	return err == nil && strings.HasPrefix(strings.TrimSpace(string(out)), "yes")
+}
+
+// state of the watcher's decision.
+type state int
+
+const (
+	unknown state = iota
+	held
+	released
+)
+
+// Run watches until ctx ends. logf receives one line per decision.
+func Run(ctx context.Context, cfg Config, h Hooks, act Actions, logf func(format string, a ...any)) error {
+	if cfg.Recheck <= 0 {
+		cfg.Recheck = 30 * time.Second
+	}
+	events := make(chan struct{}, 1)
+	if h.Subscribe != nil {
+		fd, err := h.Subscribe()
+		if err != nil {
+			return err
+		}
+		go func() { <-ctx.Done(); syscall.Close(fd) }()
+		go func() {
+			buf := make([]byte, 64<<10)
+			for {
+				if _, _, err := syscall.Recvfrom(fd, buf, 0); err != nil {
+					if err == syscall.EINTR || err == syscall.ENOBUFS {
+						continue
+					}
+					return
+				}
+				select {
+				case events <- struct{}{}:
+				default:
+				}
+			}
+		}()
+	}
+	cur := unknown
+	var upSince time.Time // zero while the link is down
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-events:
+			// Let a burst of route changes settle before looking.
+			time.Sleep(50 * time.Millisecond)
+		case <-timer.C:
+		}
+		next := cfg.Recheck
+		snap, err := h.Snapshot()
+		if err != nil {
+			logf("warning: %v", err)
+			resetTimer(timer, next)
+			continue
+		}
+		up, why := snap.LinkUp(cfg.Iface)
+		now := h.Now()
+		if !up {
+			upSince = time.Time{}
+			if cur != held {
+				if err := act.Hold(why); err != nil {
+					logf("warning: hold failed: %v", err)
+				} else {
+					logf("link down (%s): remote delivery held", why)
+					cur = held
+				}
+			}
+			resetTimer(timer, next)
+			continue
+		}
+		if cur == released {
+			resetTimer(timer, next)
+			continue
+		}
+		if upSince.IsZero() {
+			upSince = now
+		}
+		if wait := cfg.UpDelay - now.Sub(upSince); wait > 0 {
+			resetTimer(timer, wait)
+			continue
+		}
+		if cfg.Metered && h.IsMetered != nil && h.IsMetered(linkName(snap, cfg.Iface)) {
+			if cur != held {
+				if err := act.Hold("metered link"); err == nil {
+					logf("link up but metered (%s): remote delivery held", why)
+					cur = held
+				}
+			}
+			resetTimer(timer, next)
+			continue
+		}
+		if cfg.Probe != "" {
+			if err := probe(cfg.Probe, h.Dial); err != nil {
+				logf("link up (%s) but probe %s failed: %v; still held", why, cfg.Probe, err)
+				resetTimer(timer, minDur(next, 5*time.Second))
+				continue
+			}
+		}
+		if err := act.Release(why); err != nil {
+			logf("warning: release failed: %v", err)
+			resetTimer(timer, minDur(next, 5*time.Second))
+			continue
+		}
+		logf("link up (%s) for %s: remote delivery released", why, now.Sub(upSince).Round(time.Second))
+		cur = released
+		resetTimer(timer, next)
+	}
+}
+
+func linkName(s *Snapshot, iface string) string {
+	if iface != "" {
+		return iface
+	}
+	for _, r := range s.Routes {
+		if l, ok := s.Links[r.OIF]; ok && l.Up && l.Running {
+			return l.Name
+		}
+	}
+	return ""
+}
+
+func resetTimer(t *time.Timer, d time.Duration) {
+	if !t.Stop() {
+		select {
+		case <-t.C:
+		default:
+		}
+	}
+	t.Reset(d)
+}
+
+func minDur(a, b time.Duration) time.Duration {
+	if a < b {
+		return a
+	}
+	return b
+}

@@ -1,0 +1,180 @@
+package linkwatch
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func snap(up bool) *Snapshot {
+	s := &Snapshot{Links: map[int]Link{1: {Index: 1, Name: "lo", Up: true, Running: true}, 2: {Index: 2, Name: "ppp0", Up: up, Running: up}}}
+	if up {
+		s.Routes = []Route{{Family: 2, OIF: 2}}
+	}
+	return s
+}
+
+func TestLinkUp(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		s     *Snapshot
+		iface string
+		want  bool
+	}{
+		{"default route up", snap(true), "", true},
+		{"no route", snap(false), "", false},
+		{"route but no carrier", &Snapshot{Links: map[int]Link{2: {Index: 2, Name: "eth0", Up: true}}, Routes: []Route{{2, 2}}}, "", false},
+		{"other iface", snap(true), "wwan0", false},
+		{"named iface", snap(true), "ppp0", true},
+	} {
+		if got, why := tc.s.LinkUp(tc.iface); got != tc.want {
+			t.Errorf("%s: LinkUp = %v (%s), want %v", tc.name, got, why, tc.want)
+		}
+	}
+}
+
+// recorder records the actions in order.
+type recorder struct {
+	mu  sync.Mutex
+	seq []string
+}
+
+func (r *recorder) Hold(string) error    { r.add("hold"); return nil }
+func (r *recorder) Release(string) error { r.add("release"); return nil }
+func (r *recorder) add(s string)         { r.mu.Lock(); r.seq = append(r.seq, s); r.mu.Unlock() }
+func (r *recorder) get() string          { r.mu.Lock(); defer r.mu.Unlock(); return strings.Join(r.seq, ",") }
+
+// script returns snapshots from a list, repeating the last one.
+func script(states ...bool) func() (*Snapshot, error) {
+	var mu sync.Mutex
+	i := 0
+	return func() (*Snapshot, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		s := states[i]
+		if i < len(states)-1 {
+			i++
+		}
+		return snap(s), nil
+	}
+}
+
+func runUntil(t *testing.T, cfg Config, h Hooks, r *recorder, want string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { Run(ctx, cfg, h, r, func(string, ...any) {}); close(done) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for r.get() != want && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if r.get() != want {
+		t.Fatalf("actions %q, want %q", r.get(), want)
+	}
+}
+
+func TestDownUpDown(t *testing.T) {
+	r := &recorder{}
+	h := Hooks{Snapshot: script(false, false, true, true, true, true, false), Now: time.Now}
+	runUntil(t, Config{UpDelay: 10 * time.Millisecond, Recheck: 5 * time.Millisecond}, h, r, "hold,release,hold")
+}
+
+func TestFlappingLinkReleasesNothing(t *testing.T) {
+	r := &recorder{}
+	h := Hooks{Snapshot: script(false, true, false, true, false, true, false), Now: time.Now}
+	cfg := Config{UpDelay: time.Hour, Recheck: 2 * time.Millisecond}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { Run(ctx, cfg, h, r, func(string, ...any) {}); close(done) }()
+	time.Sleep(100 * time.Millisecond)
+	cancel()
+	<-done
+	if got := r.get(); got != "hold" {
+		t.Fatalf("actions %q, want only the first hold", got)
+	}
+}
+
+func TestProbeAndMetered(t *testing.T) {
+	// The probe fails at first; release only once it connects.
+	var mu sync.Mutex
+	fails := 3
+	dial := func(network, addr string) (net.Conn, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if fails > 0 {
+			fails--
+			return nil, errors.New("connection refused")
+		}
+		a, b := net.Pipe()
+		b.Close()
+		return a, nil
+	}
+	r := &recorder{}
+	h := Hooks{Snapshot: script(true), Now: time.Now, Dial: dial}
+	runUntil(t, Config{Probe: "smarthost:587", Recheck: 2 * time.Millisecond}, h, r, "release")
+	mu.Lock()
+	if fails != 0 {
+		t.Errorf("released before the probe succeeded")
+	}
+	mu.Unlock()
+
+	r = &recorder{}
+	h = Hooks{Snapshot: script(true), Now: time.Now, IsMetered: func(string) bool { return true }}
+	runUntil(t, Config{Metered: true, Recheck: 2 * time.Millisecond}, h, r, "hold")
+}
+
+// TestNetnsReadsKernelState checks the netlink reader against a real
+// network namespace: no default route, then a veth with one.
+func TestNetnsReadsKernelState(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for ip netns (CI runs as root)")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("ip (iproute2) not installed")
+	}
+	bin := t.TempDir() + "/qmail-linkwatch"
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/qmail-linkwatch").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	ns := "hqlw" + strings.ReplaceAll(time.Now().Format("150405.000"), ".", "")
+	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+		t.Skipf("ip netns add not permitted here: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	check := func() (bool, string) {
+		out, err := exec.Command("ip", "netns", "exec", ns, bin, "-check").CombinedOutput()
+		return err == nil, string(out)
+	}
+	if up, out := check(); up {
+		t.Fatalf("fresh namespace counts as up: %s", out)
+	}
+	veth := "hqv" + ns[len(ns)-6:]
+	sh := func(args ...string) {
+		t.Helper()
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %v: %v %s", args, err, out)
+		}
+	}
+	sh("link", "add", veth+"a", "type", "veth", "peer", "name", veth+"b")
+	t.Cleanup(func() { exec.Command("ip", "link", "del", veth+"a").Run() })
+	sh("link", "set", veth+"b", "netns", ns)
+	sh("-n", ns, "addr", "add", "10.251.0.2/30", "dev", veth+"b")
+	sh("-n", ns, "link", "set", veth+"b", "up")
+	sh("link", "set", veth+"a", "up")
+	sh("-n", ns, "route", "add", "default", "via", "10.251.0.1", "dev", veth+"b")
+	if up, out := check(); !up {
+		t.Fatalf("namespace with a default route counts as down: %s", out)
+	}
+	sh("link", "set", veth+"a", "down") // carrier lost on the far side
+	if up, out := check(); up {
+		t.Fatalf("link without carrier counts as up: %s", out)
+	}
+}
