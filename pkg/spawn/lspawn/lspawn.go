@@ -77,12 +77,9 @@ type Fields struct {
 	Dash, Ext string
 }
 
-// ParseFields parses "user\0uid\0gid\0home\0dash\0ext\0" (the final NUL
-// may be missing; fields after the sixth are ignored).
+// ParseFields parses "user\0uid\0gid\0home\0dash\0ext\0"; bytes after
+// the sixth NUL are ignored.
 func ParseFields(b []byte) (*Fields, bool) {
-	if len(b) == 0 || b[len(b)-1] != 0 {
-		b = append(b[:len(b):len(b)], 0)
-	}
 	parts := bytes.SplitN(b, []byte{0}, 7)
 	if len(parts) < 7 {
 		return nil, false
@@ -288,6 +285,9 @@ var fixed = map[int]string{
 // 126 -> their texts; 0 -> K+output; 111, 71, 74, 75 -> Z+output; anything
 // else -> D+output. output is used up to its first NUL.
 func Translate(st spawn.Status, output []byte) (byte, string) {
+	if st.Report != "" {
+		return st.Report[0], st.Report[1:]
+	}
 	if st.Signaled {
 		return 'Z', "qmail-local crashed.\n"
 	}

@@ -1,0 +1,261 @@
+package lspawn
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hqmail/hqmail/pkg/cdb"
+	"github.com/hqmail/hqmail/pkg/spawn"
+)
+
+// memdb is a map-backed Getter.
+type memdb map[string]string
+
+func (m memdb) Get(k []byte) ([]byte, bool, error) {
+	v, ok := m[string(k)]
+	return []byte(v), ok, nil
+}
+
+// qmail-newu's layout: six fields, five separating NULs.
+func val(f ...string) string { return strings.Join(f, "\x00") }
+
+func TestLookup(t *testing.T) {
+	db := memdb{
+		"!joe\x00": val("joe", "1001", "100", "/home/joe", "", ""),
+		"!ann\x00": val("ann", "1002", "100", "/home/ann", "-", "x") + "\x00", // each field ended by NUL
+		"!list-":   val("lists", "1003", "100", "/home/lists", "-", "l-"),
+		"!list-a":  val("lists", "1003", "100", "/home/lists", "-", "la-"),
+		"!":        val("alias", "1004", "100", "/var/qmail/alias", "-", ""),
+		"!bob":     val("bob", "1005", "100", "/home/bob", "-", ""),
+		"!up-X":    val("up", "1006", "100", "/home/up", "-", ""),
+		"":         "-aX",
+		"!a-b\x00": val("ab", "1007", "100", "/home/ab", "", ""),
+	}
+	tests := []struct {
+		local string
+		want  string // fields, NUL-terminated
+	}{
+		{"joe", val("joe", "1001", "100", "/home/joe", "", "") + "\x00"},
+		{"JOE", val("joe", "1001", "100", "/home/joe", "", "") + "\x00"},
+		{"ann", val("ann", "1002", "100", "/home/ann", "-", "x") + "\x00"},
+		{"list-foo", val("lists", "1003", "100", "/home/lists", "-", "l-foo") + "\x00"},
+		{"List-Foo", val("lists", "1003", "100", "/home/lists", "-", "l-Foo") + "\x00"},
+		{"list-abc", val("lists", "1003", "100", "/home/lists", "-", "la-bc") + "\x00"},
+		{"list-", val("lists", "1003", "100", "/home/lists", "-", "l-") + "\x00"},
+		// "!bob" is a wildcard key but 'b' is not in the set: only "!" hits.
+		{"bobby", val("alias", "1004", "100", "/var/qmail/alias", "-", "bobby") + "\x00"},
+		// The set holds 'X'; lookups compare the lowercased character.
+		{"up-X", val("alias", "1004", "100", "/var/qmail/alias", "-", "up-X") + "\x00"},
+		{"a-b", val("ab", "1007", "100", "/home/ab", "", "") + "\x00"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.local, func(t *testing.T) {
+			got, ok, err := Lookup(db, tc.local)
+			if err != nil || !ok || string(got) != tc.want {
+				t.Errorf("Lookup(%q) = %q, %v, %v; want %q", tc.local, got, ok, err, tc.want)
+			}
+		})
+	}
+	// No wildcard-set record: an error (qmail's exit 117).
+	if _, _, err := Lookup(memdb{"!joe\x00": "x"}, "ann"); err == nil {
+		t.Error("missing \"\" key: no error")
+	}
+	// Exact hit needs no wildcard set.
+	if _, ok, err := Lookup(memdb{"!joe\x00": val("joe", "1", "1", "/", "", "")}, "joe"); !ok || err != nil {
+		t.Error("exact hit without set failed")
+	}
+	// No hit at all.
+	if _, ok, err := Lookup(memdb{"": ""}, "ann"); ok || err != nil {
+		t.Errorf("no hit: ok %v err %v", ok, err)
+	}
+}
+
+func TestLookupCDBFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cdb")
+	recs := []cdb.Record{
+		{Key: []byte("!joe\x00"), Data: []byte(val("joe", "1001", "100", "/home/joe", "", ""))},
+		{Key: []byte("!joe\x00"), Data: []byte(val("second", "1", "1", "/", "", ""))},
+		{Key: []byte("!ext-"), Data: []byte(val("ext", "1002", "100", "/home/ext", "-", ""))},
+		{Key: []byte(""), Data: []byte("-")},
+	}
+	if err := cdb.WriteFile(path, 0o644, recs); err != nil {
+		t.Fatal(err)
+	}
+	db, err := cdb.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for local, want := range map[string]string{
+		"joe":     "joe\x001001\x00100\x00/home/joe\x00\x00\x00",
+		"ext-Foo": "ext\x001002\x00100\x00/home/ext\x00-\x00Foo\x00",
+	} {
+		got, ok, err := Lookup(db.Reader, local)
+		if err != nil || !ok || string(got) != want {
+			t.Errorf("%s: %q %v %v", local, got, ok, err)
+		}
+	}
+}
+
+func TestParseFields(t *testing.T) {
+	tests := []struct {
+		in   string
+		ok   bool
+		want Fields
+	}{
+		{"joe\x001001\x00100\x00/home/joe\x00-\x00ext\x00", true, Fields{"joe", 1001, 100, "/home/joe", "-", "ext"}},
+		{"joe\x001001\x00100\x00/home/joe\x00\x00\x00", true, Fields{"joe", 1001, 100, "/home/joe", "", ""}},
+		{"joe\x001001\x00100\x00/home/joe\x00\x00\x00extra\x00", true, Fields{"joe", 1001, 100, "/home/joe", "", ""}},
+		{"joe\x001001\x00100\x00/home/joe\x00", false, Fields{}},
+		{"joe\x001001\x00100\x00/home/joe\x00\x00", false, Fields{}},
+		{"joe\x001001\x00100\x00/home/joe\x00-\x00ext", false, Fields{}},
+		{"joe\x00x\x00100\x00/h\x00\x00\x00", false, Fields{}},
+		{"joe\x00-1\x00100\x00/h\x00\x00\x00", false, Fields{}},
+		{"", false, Fields{}},
+	}
+	for _, tc := range tests {
+		f, ok := ParseFields([]byte(tc.in))
+		if ok != tc.ok || (ok && *f != tc.want) {
+			t.Errorf("ParseFields(%q) = %+v, %v", tc.in, f, ok)
+		}
+	}
+}
+
+func TestTranslate(t *testing.T) {
+	tests := []struct {
+		st     spawn.Status
+		out    string
+		letter byte
+		text   string
+	}{
+		{spawn.Status{Signaled: true}, "x", 'Z', "qmail-local crashed.\n"},
+		{spawn.Status{Code: 0}, "did 1+0+0\n", 'K', "did 1+0+0\n"},
+		{spawn.Status{Code: 0}, "did\x00junk", 'K', "did"},
+		{spawn.Status{Code: 111}, "later\n", 'Z', "later\n"},
+		{spawn.Status{Code: 71}, "a", 'Z', "a"},
+		{spawn.Status{Code: 74}, "a", 'Z', "a"},
+		{spawn.Status{Code: 75}, "a", 'Z', "a"},
+		{spawn.Status{Code: 100}, "no\n", 'D', "no\n"},
+		{spawn.Status{Code: 1}, "odd", 'D', "odd"},
+		{spawn.Status{Code: 112}, "x", 'Z', "Internal qmail-lspawn bug.\n"},
+		{spawn.Status{Code: 113}, "x", 'Z', "Not allowed to perform deliveries as root.\n"},
+		{spawn.Status{Code: 115}, "x", 'Z', "NFS failure in qmail-local.\n"},
+		{spawn.Status{Code: 116}, "x", 'Z', "Unable to find alias user!\n"},
+		{spawn.Status{Code: 117}, "x", 'Z', "Trouble reading users/cdb in qmail-lspawn.\n"},
+		{spawn.Status{Code: 118}, "x", 'Z', "Temporary failure in qmail-lspawn.\n"},
+		{spawn.Status{Code: 119}, "x", 'Z', "Out of memory in qmail-lspawn.\n"},
+		{spawn.Status{Code: 120}, "x", 'Z', "Unable to run qmail-local.\n"},
+		{spawn.Status{Code: 121}, "x", 'Z', "Unable to run qmail-getpw.\n"},
+		{spawn.Status{Code: 126}, "x", 'D', "Unable to run qmail-local.\n"},
+		{spawn.Status{Code: 114}, "x", 'D', "x"},
+	}
+	for _, tc := range tests {
+		l, txt := Translate(tc.st, []byte(tc.out))
+		if l != tc.letter || txt != tc.text {
+			t.Errorf("%+v: got %c %q, want %c %q", tc.st, l, txt, tc.letter, tc.text)
+		}
+	}
+}
+
+// tree builds a root with fake qmail-local and qmail-getpw scripts.
+func tree(t *testing.T, getpw string) (*Local, string) {
+	t.Helper()
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "bin"), 0o755)
+	os.MkdirAll(filepath.Join(root, "users"), 0o755)
+	local := "#!/bin/sh\nprintf 'pwd=%s args=%s' \"$(pwd)\" \"$*\"; cat >/dev/null\n"
+	os.WriteFile(filepath.Join(root, "bin", "qmail-local"), []byte(local), 0o755)
+	os.WriteFile(filepath.Join(root, "bin", "qmail-getpw"), []byte("#!/bin/sh\n"+getpw), 0o755)
+	l := New(root, "./Maildir/")
+	l.Self = 4242
+	return l, root
+}
+
+func deliver(t *testing.T, l *Local, rcpt string) (byte, string) {
+	t.Helper()
+	m, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	pr, pw, _ := os.Pipe()
+	d := &spawn.Delivery{Slot: 0, Mess: "1/1", Sender: "s@x", Recipient: rcpt,
+		At: strings.LastIndexByte(rcpt, '@'), Message: m, Output: pw}
+	st, err := l.Deliver(d)
+	pw.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	out.ReadFrom(pr)
+	pr.Close()
+	return l.Report(st, out.Bytes())
+}
+
+func TestDeliver(t *testing.T) {
+	getpw := `case "$1" in
+joe*) printf 'joe\0004242\000100\000/home/joe\000-\000%s\000' "${1#joe-}";;
+root) printf 'root\0000\0000\000/root\000\000\000';;
+other) printf 'other\0001\0001\000/home/o\000\000\000';;
+bad) printf 'garbage';;
+fail) exit 116;;
+crash) kill -9 $$;;
+esac`
+	l, root := tree(t, getpw)
+	tests := []struct {
+		rcpt   string
+		letter byte
+		text   string
+	}{
+		{"joe-x@example.org", 'K', "pwd=" + root + " args=-- joe /home/joe joe-x - x example.org s@x ./Maildir/"},
+		{"@example.org", 'K', ""},
+		{"root@x", 'Z', "Not allowed to perform deliveries as root.\n"},
+		{"other@x", 'Z', "Unable to deliver as uid 1: qmail-lspawn runs without root and cannot switch users. (#4.3.0)\n"},
+		{"bad@x", 'Z', "Internal qmail-lspawn bug.\n"},
+		{"fail@x", 'Z', "Unable to find alias user!\n"},
+		{"crash@x", 'Z', "Temporary failure in qmail-lspawn.\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.rcpt, func(t *testing.T) {
+			l2, txt := deliver(t, l, tc.rcpt)
+			if l2 != tc.letter || txt != tc.text {
+				t.Errorf("got %c %q, want %c %q", l2, txt, tc.letter, tc.text)
+			}
+		})
+	}
+
+	// users/cdb wins over qmail-getpw.
+	recs := []cdb.Record{
+		{Key: []byte("!joe-x\x00"), Data: []byte(val("cdbjoe", "4242", "7", "/h", "", ""))},
+		{Key: []byte(""), Data: nil},
+	}
+	if err := cdb.WriteFile(filepath.Join(root, "users", "cdb"), 0o644, recs); err != nil {
+		t.Fatal(err)
+	}
+	if _, txt := deliver(t, l, "JOE-X@y"); !strings.Contains(txt, "args=-- cdbjoe /h JOE-X   y s@x") {
+		t.Errorf("cdb not used: %q", txt)
+	}
+	// Not in cdb: falls back to qmail-getpw.
+	if _, txt := deliver(t, l, "joe-z@y"); !strings.Contains(txt, "args=-- joe /home/joe joe-z - z y") {
+		t.Errorf("getpw fallback: %q", txt)
+	}
+	// Damaged users/cdb: exit 117.
+	os.WriteFile(filepath.Join(root, "users", "cdb"), []byte("short"), 0o644)
+	if l2, txt := deliver(t, l, "joe@y"); l2 != 'Z' || txt != "Trouble reading users/cdb in qmail-lspawn.\n" {
+		t.Errorf("bad cdb: %c %q", l2, txt)
+	}
+	// qmail-local missing: permanent.
+	os.Remove(filepath.Join(root, "users", "cdb"))
+	os.Remove(filepath.Join(root, "bin", "qmail-local"))
+	if l2, txt := deliver(t, l, "joe@y"); l2 != 'D' || txt != "Unable to run qmail-local.\n" {
+		t.Errorf("no qmail-local: %c %q", l2, txt)
+	}
+	// qmail-getpw missing.
+	os.Remove(filepath.Join(root, "bin", "qmail-getpw"))
+	if l2, txt := deliver(t, l, "joe@y"); l2 != 'Z' || txt != "Unable to run qmail-getpw.\n" {
+		t.Errorf("no qmail-getpw: %c %q", l2, txt)
+	}
+}
