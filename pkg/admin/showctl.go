@@ -1,0 +1,297 @@
+package admin
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/hqmail/hqmail/pkg/control"
+	"github.com/hqmail/hqmail/pkg/qhome"
+)
+
+// ctlKind says how a control file is read.
+type ctlKind int
+
+const (
+	kLine       ctlKind = iota // first line, default text
+	kMe                        // first line, default me, else the file name
+	kMeRequired                // first line, default me, else missing
+	kInt                       // unsigned number, default def
+	kList                      // list lines, default text
+	kHold                      // hold flag
+	kPresence                  // only presence matters (startheld)
+	kSecret                    // contents never shown (passwords, keys)
+	kCdb                       // a cdb compiled from the file without .cdb
+	kListMe                    // list, default me (locals)
+)
+
+// ctlFile describes one control file for qmail-showctl.
+type ctlFile struct {
+	name    string
+	kind    ctlKind
+	def     string // default value (kLine, kInt) or default text
+	reader  string // programs reading it
+	meaning string
+}
+
+// ControlFiles lists every control file qmail-showctl knows: qmail's
+// (spec/injection.md §4) and the ones this project adds.
+var controlFiles = []ctlFile{
+	{"me", kLine, "", "every program", "this host's fully qualified name; the default of most host names"},
+	{"aliases", kLine, "/etc/aliases", "newaliases", "path of the sendmail-style aliases file"},
+	{"badmailfrom", kList, "any MAIL FROM is allowed", "qmail-smtpd", "rejected envelope senders and @domains"},
+	{"bounceformat", kLine, "qsbmf", "qmail-send", "bounce format: qsbmf (qmail's) or dsn"},
+	{"bouncefrom", kLine, "MAILER-DAEMON", "qmail-send", "user part of the bounce sender"},
+	{"bouncehost", kMe, "", "qmail-send", "host part of the bounce sender"},
+	{"concurrencylocal", kInt, "10", "qmail-send", "simultaneous local deliveries (at most 120)"},
+	{"concurrencyremote", kInt, "20", "qmail-send", "simultaneous remote deliveries (at most 120)"},
+	{"databytes", kInt, "0", "qmail-smtpd", "largest message accepted, in bytes; 0 is no limit"},
+	{"defaultdelivery", kLine, "./Mailbox", "start scripts", "conventional first argument of qmail-start"},
+	{"defaultdomain", kMe, "", "qmail-inject", "appended to host names without a dot"},
+	{"defaulthost", kMe, "", "qmail-inject", "appended to addresses without a host"},
+	{"doublebouncehost", kMe, "", "qmail-send", "host of the double-bounce recipient"},
+	{"doublebounceto", kLine, "postmaster", "qmail-send", "user receiving double bounces"},
+	{"envnoathost", kMe, "", "qmail-send", "domain for recipients without @"},
+	{"helohost", kMeRequired, "", "qmail-remote", "HELO/EHLO argument"},
+	{"holdlocal", kHold, "", "qmail-send", "hold flag of the local channel, read at start and on HUP; see qmailctl"},
+	{"holdremote", kHold, "", "qmail-send", "hold flag of the remote channel (all, or a list of domains), read at start and on HUP; see qmailctl"},
+	{"idhost", kMe, "", "qmail-inject", "host part of Message-ID"},
+	{"localiphost", kMeRequired, "", "qmail-smtpd", "replaces [local ip] in recipient addresses"},
+	{"locals", kListMe, "", "qmail-send", "domains delivered locally"},
+	{"morercpthosts", kList, "no extra rcpthosts", "qmail-newmrh", "extra rcpthosts, compiled into morercpthosts.cdb"},
+	{"morercpthosts.cdb", kCdb, "", "qmail-smtpd", "compiled morercpthosts"},
+	{"outgoingip", kList, "the kernel chooses", "qmail-remote", "local addresses to connect from"},
+	{"percenthack", kList, "no %-hack domains", "qmail-send", "domains whose user%host@domain is rewritten"},
+	{"plusdomain", kMe, "", "qmail-inject", "appended to host names ending in +"},
+	{"queuelifetime", kInt, "604800", "qmail-send", "seconds a message may stay in the queue (time held excluded)"},
+	{"rcpthosts", kList, "every recipient domain is accepted (open relay!)", "qmail-smtpd", "domains accepted from SMTP"},
+	{"relayclients", kList, "none", "qmail-smtpd", "clients allowed to relay"},
+	{"resolvconf", kLine, "/etc/resolv.conf", "qmail-remote", "resolver configuration used for MX lookups"},
+	{"servercert.pem", kSecret, "STARTTLS is not offered", "qmail-smtpd", "TLS certificate and key"},
+	{"smtpauth", kSecret, "no smarthost login", "qmail-remote", "relay:user:password logins for smarthosts (mode 0600)"},
+	{"smtpgreeting", kMeRequired, "", "qmail-smtpd", "220 greeting text"},
+	{"smtproutes", kList, "no artificial routes; MX records are used", "qmail-remote", "domain:relay[:port] routes"},
+	{"startheld", kPresence, "", "qmail-start", "when present, holdremote is created at start (boot held)"},
+	{"timeoutconnect", kInt, "60", "qmail-remote", "seconds to wait for a connection"},
+	{"timeoutremote", kInt, "1200", "qmail-remote", "seconds to wait for each SMTP read or write"},
+	{"timeoutsmtpd", kInt, "1200", "qmail-smtpd", "seconds to wait for each client read"},
+	{"tlsroutes", kList, "STARTTLS when offered", "qmail-remote", "per-destination TLS policy"},
+	{"virtualdomains", kList, "no virtual domains", "qmail-send", "address or domain:prepend rewriting"},
+}
+
+// ShowctlMain is qmail-showctl: the compiled-in-like settings of the tree at
+// root, then every known control file with its value or default and its
+// reader, then the files in control/ it does not know. Exit 0, or 111 when
+// a file or the control directory cannot be read.
+func ShowctlMain(root string, stdout io.Writer) int {
+	w := bufio.NewWriter(stdout)
+	code := 0
+	fmt.Fprintf(w, "qmail home directory: %s.\n", root)
+	fmt.Fprintf(w, "user-ext delimiter: -.\n")
+	fmt.Fprintf(w, "paternalism (in decimal): 2.\n")
+	fmt.Fprintf(w, "silent concurrency limit: %d.\n", qhome.SpawnLimit)
+	fmt.Fprintf(w, "subdirectory split: %d.\n", qhome.Split)
+	ids, err := qhome.LoadIDs(root)
+	if err != nil {
+		fmt.Fprintf(w, "user ids: unknown (unable to read %s: %v).\n", qhome.IDsFile, why(err))
+		code = 111
+	} else {
+		f := ids.Format()
+		var users, groups []string
+		for _, l := range strings.Split(f, "\n") {
+			p := strings.Fields(l)
+			switch {
+			case len(p) == 4 && p[0] == "user":
+				users = append(users, p[1]+" "+p[2])
+			case len(p) == 3 && p[0] == "group":
+				groups = append(groups, p[1]+" "+p[2])
+			}
+		}
+		fmt.Fprintf(w, "user ids: %s.\n", strings.Join(users, ", "))
+		fmt.Fprintf(w, "group ids: %s.\n", strings.Join(groups, ", "))
+		if ids.Shared {
+			fmt.Fprintf(w, "shared tree: every program runs as uid %d, no uid switching.\n", ids.Qmails.UID)
+		}
+	}
+
+	d := control.Open(root)
+	fmt.Fprintf(w, "\ncontrol directory: %s.\n", d.Path)
+	known := map[string]bool{}
+	for _, cf := range controlFiles {
+		known[cf.name] = true
+		if err := showFile(w, d, cf); err != nil {
+			fmt.Fprintf(w, "%s: unable to read: %v\n", cf.name, why(err))
+			code = 111
+		}
+	}
+	ents, err := os.ReadDir(d.Path)
+	if err != nil {
+		fmt.Fprintf(w, "\nunable to list the control directory: %v\n", why(err))
+		code = 111
+	} else {
+		var unknown []string
+		for _, e := range ents {
+			if !known[e.Name()] {
+				unknown = append(unknown, e.Name())
+			}
+		}
+		sort.Strings(unknown)
+		for _, n := range unknown {
+			fmt.Fprintf(w, "%s: I have no idea what this file does.\n", n)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		return 111
+	}
+	return code
+}
+
+func showFile(w io.Writer, d *control.Dir, cf ctlFile) error {
+	head := fmt.Sprintf("%s (%s: %s)", cf.name, cf.reader, cf.meaning)
+	path := filepath.Join(d.Path, cf.name)
+	switch cf.kind {
+	case kLine:
+		s, ok, err := d.ReadLine(cf.name)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			if cf.def == "" {
+				fmt.Fprintf(w, "%s: (Missing.) no default.\n", head)
+			} else {
+				fmt.Fprintf(w, "%s: (Default.) %s.\n", head, cf.def)
+			}
+			return nil
+		}
+		fmt.Fprintf(w, "%s: %s\n", head, value(s))
+	case kMe, kMeRequired:
+		s, ok, err := d.ReadLine(cf.name)
+		if err != nil {
+			return err
+		}
+		if ok {
+			fmt.Fprintf(w, "%s: %s\n", head, value(s))
+			return nil
+		}
+		me, meOK, err := d.Me()
+		switch {
+		case err != nil:
+			return err
+		case meOK:
+			fmt.Fprintf(w, "%s: (Default.) me: %s.\n", head, me)
+		case cf.kind == kMe:
+			fmt.Fprintf(w, "%s: (Default.) no me either: the literal %s.\n", head, cf.name)
+		default:
+			fmt.Fprintf(w, "%s: (Missing.) no me either: %s cannot work.\n", head, cf.reader)
+		}
+	case kInt:
+		s, ok, err := d.ReadLine(cf.name)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			fmt.Fprintf(w, "%s: (Default.) %s.\n", head, cf.def)
+			return nil
+		}
+		if _, perr := strconv.ParseUint(s, 10, 31); perr != nil {
+			fmt.Fprintf(w, "%s: %q is not a number; (Default.) %s.\n", head, s, cf.def)
+			return nil
+		}
+		fmt.Fprintf(w, "%s: %s.\n", head, s)
+	case kList, kListMe:
+		lines, ok, err := d.ReadList(cf.name)
+		if err != nil {
+			return err
+		}
+		if !ok && cf.kind == kListMe {
+			me, meOK, err := d.Me()
+			switch {
+			case err != nil:
+				return err
+			case meOK:
+				fmt.Fprintf(w, "%s: (Default.) me: %s.\n", head, me)
+			default:
+				fmt.Fprintf(w, "%s: (Missing.) no me either: %s cannot work.\n", head, cf.reader)
+			}
+			return nil
+		}
+		switch {
+		case !ok:
+			fmt.Fprintf(w, "%s: (Default.) %s.\n", head, cf.def)
+		case len(lines) == 0:
+			fmt.Fprintf(w, "%s: (empty list)\n", head)
+		default:
+			fmt.Fprintf(w, "%s:\n", head)
+			for _, l := range lines {
+				fmt.Fprintf(w, "  %s\n", l)
+			}
+		}
+	case kHold:
+		h, err := ReadHold(d.Path, cf.name)
+		if err != nil {
+			return err
+		}
+		if !h.Set {
+			fmt.Fprintf(w, "%s: (Default.) not held.\n", head)
+			return nil
+		}
+		fmt.Fprintf(w, "%s: %s.\n", head, h.Describe())
+		for _, j := range h.JunkWarnings(cf.name) {
+			fmt.Fprintf(w, "  warning: %s\n", j)
+		}
+	case kPresence:
+		ok, err := d.Exists(cf.name)
+		if err != nil {
+			return err
+		}
+		if ok {
+			fmt.Fprintf(w, "%s: present.\n", head)
+		} else {
+			fmt.Fprintf(w, "%s: (Default.) absent.\n", head)
+		}
+	case kSecret:
+		fi, err := os.Stat(path)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			fmt.Fprintf(w, "%s: (Default.) %s.\n", head, cf.def)
+		case err != nil:
+			return err
+		default:
+			fmt.Fprintf(w, "%s: present, %d bytes, mode %04o (contents not shown).\n", head, fi.Size(), fi.Mode().Perm())
+		}
+	case kCdb:
+		fi, err := os.Stat(path)
+		src := strings.TrimSuffix(path, ".cdb")
+		si, serr := os.Stat(src)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			fmt.Fprintf(w, "%s: (Default.) absent.\n", head)
+			if serr == nil {
+				fmt.Fprintf(w, "Oops! %s exists but %s does not; run qmail-newmrh.\n", filepath.Base(src), cf.name)
+			}
+		case err != nil:
+			return err
+		default:
+			fmt.Fprintf(w, "%s: present.\n", head)
+			if serr == nil && fi.ModTime().Before(si.ModTime()) {
+				fmt.Fprintf(w, "Oops! %s is older than %s.\n", cf.name, filepath.Base(src))
+			}
+		}
+	}
+	return nil
+}
+
+// value renders a single value: "(empty)" for an existing empty file.
+func value(s string) string {
+	if s == "" {
+		return "(empty)."
+	}
+	return s + "."
+}
