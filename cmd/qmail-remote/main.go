@@ -1,0 +1,20 @@
+// Command qmail-remote delivers one message to a remote host over SMTP.
+//
+// Privilege contract: runs as qmailr (group qmail), started by qmail-rspawn
+// as "qmail-remote host sender recip..."; never set-id, so it may read the
+// control files that only it uses (resolvconf, smtpauth). fd 0: the message
+// (a regular file from the queue, offset 0); fd 1: the reports, each
+// NUL-terminated: r/h/s per recipient, then one K/Z/D message report;
+// fd 2: unused. Always exits 0; every failure is in the reports.
+package main
+
+import (
+	"os"
+
+	"github.com/hqmail/hqmail/pkg/qhome"
+	"github.com/hqmail/hqmail/pkg/remote"
+)
+
+func main() {
+	os.Exit(remote.Main(qhome.Root(), os.Args[1:], os.Stdin, os.Stdout))
+}

@@ -1,0 +1,27 @@
+// Package remote is qmail-remote (spec/delivery.md §6): it delivers one
+// message, read from fd 0, to one remote host over SMTP and reports on fd 1
+// a NUL-terminated r/h/s line per recipient and one K/Z/D message report,
+// in qmail's exact texts, for qmail-rspawn to parse.
+//
+// Where to connect: control/smtproutes (Table.LookupRoute), else the host's
+// MX (package dnsmx) minus this host's own preference level. Each address
+// goes through the tcpto table (package tcpto) before a connect.
+//
+// The SMTP dialogue is spoken here rather than through go-smtp's Client:
+// qmail's reports need the raw text and code of every reply, replies must be
+// bounded (MaxText kept, MaxReply read; a longer or endless reply is a
+// temporary failure, never unbounded memory), the per-read/per-write
+// timeout is qmail's timeoutremote, and the data must be written with
+// qmail's CRLF and dot rules (WriteData). go-sasl provides AUTH PLAIN.
+//
+// Additions to qmail, all off or opportunistic by default:
+// EHLO (falling back to HELO), STARTTLS when offered (control/tlsroutes
+// selects try/none/encrypt/require per recipient domain; require verifies
+// the certificate against control/tlsca or the system roots), implicit TLS
+// on route port 465, AUTH PLAIN/LOGIN for smtproutes relays listed in
+// control/smtpauth (only over TLS), BODY=8BITMIME and SMTPUTF8 when the peer
+// offers them and the message or envelope needs them, IPv6 (AAAA records
+// and [IPv6:...] literals), control/outgoingip (source address) and
+// control/resolvconf (the resolver configuration file to read instead of
+// /etc/resolv.conf). See qmail-remote(8) and qmail-smtproutes(5).
+package remote

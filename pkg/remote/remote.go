@@ -1,0 +1,537 @@
+package remote
+
+import (
+	"bufio"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hqmail/hqmail/pkg/address"
+	"github.com/hqmail/hqmail/pkg/control"
+	"github.com/hqmail/hqmail/pkg/dnsmx"
+	"github.com/hqmail/hqmail/pkg/tcpto"
+)
+
+// Fixed report texts (spec/delivery.md §6).
+const (
+	txtUsage     = "I (qmail-remote) was invoked improperly. (#5.3.5)\n"
+	txtHome      = "Unable to switch to home directory. (#4.3.0)\n"
+	txtControl   = "Unable to read control files. (#4.3.0)\n"
+	txtDNSTemp   = "Sorry, I couldn't find any host by that name. (#4.1.2)\n"
+	txtNoMX      = "Sorry, I couldn't find a mail exchanger or IP address. (#5.4.4)\n"
+	txtSelfLoop  = "Sorry. Although I'm listed as a best-preference MX or A for that host,\nit isn't in my control/locals file, so I don't treat it as local. (#5.4.6)\n"
+	txtNoConnect = "Sorry, I wasn't able to establish an SMTP connection. (#4.4.1)\n"
+)
+
+// Config is qmail-remote's control-file configuration.
+type Config struct {
+	Helo           string
+	TimeoutRemote  time.Duration
+	TimeoutConnect time.Duration
+	Routes         Table    // control/smtproutes
+	TLSRoutes      Table    // control/tlsroutes
+	OutgoingIP     []net.IP // control/outgoingip: at most one IPv4 and one IPv6
+	ResolvConf     string   // control/resolvconf, default /etc/resolv.conf
+	ctl            *control.Dir
+}
+
+// LoadConfig reads the control files. Any error (a file that exists but
+// cannot be read, no helohost and no me, a bad outgoingip) means
+// "Unable to read control files".
+func LoadConfig(root string) (*Config, error) {
+	d := control.Open(root)
+	c := &Config{ctl: d}
+	tr, err := d.ReadInt("timeoutremote", 1200)
+	if err != nil {
+		return nil, err
+	}
+	tc, err := d.ReadInt("timeoutconnect", 60)
+	if err != nil {
+		return nil, err
+	}
+	c.TimeoutRemote = time.Duration(max(tr, 1)) * time.Second
+	c.TimeoutConnect = time.Duration(max(tc, 1)) * time.Second
+	helo, ok, err := d.LineOrMeRequired("helohost")
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, errors.New("neither control/helohost nor control/me exists")
+	}
+	c.Helo = helo
+	lines, _, err := d.ReadList("smtproutes")
+	if err != nil {
+		return nil, err
+	}
+	c.Routes = ParseTable(lines)
+	lines, _, err = d.ReadList("tlsroutes")
+	if err != nil {
+		return nil, err
+	}
+	c.TLSRoutes = ParseTable(lines)
+	lines, _, err = d.ReadList("outgoingip")
+	if err != nil {
+		return nil, err
+	}
+	var have4, have6 bool
+	for _, l := range lines {
+		ip := net.ParseIP(strings.TrimSpace(l))
+		if ip == nil {
+			return nil, errors.New("control/outgoingip: not an IP address: " + l)
+		}
+		if ip.To4() != nil && !have4 {
+			c.OutgoingIP, have4 = append(c.OutgoingIP, ip.To4()), true
+		} else if ip.To4() == nil && !have6 {
+			c.OutgoingIP, have6 = append(c.OutgoingIP, ip), true
+		}
+	}
+	c.ResolvConf, err = d.LineDefault("resolvconf", dnsmx.DefaultResolvConf)
+	if err != nil {
+		return nil, err
+	}
+	if c.ResolvConf == "" {
+		c.ResolvConf = dnsmx.DefaultResolvConf
+	}
+	return c, nil
+}
+
+// Main is qmail-remote: deliver the message on msg for args (host sender
+// recip...) and write the reports to out. It always returns 0.
+func Main(root string, args []string, msg *os.File, out io.Writer) int {
+	w := bufio.NewWriter(out)
+	rep := run(root, args, msg, w)
+	w.WriteByte(rep.letter)
+	w.WriteString(rep.text)
+	w.WriteByte(0)
+	w.Flush()
+	return 0
+}
+
+// delivery is one run of qmail-remote.
+type delivery struct {
+	cfg    *Config
+	root   string
+	host   string
+	sender string
+	rcpts  []string
+	msg    *os.File
+	out    *bufio.Writer
+
+	route  Route
+	routed bool
+	policy string
+	creds  *Credentials
+	roots  *x509.CertPool
+}
+
+func run(root string, args []string, msg *os.File, out *bufio.Writer) *report {
+	if len(args) < 3 {
+		return &report{'D', txtUsage}
+	}
+	if err := os.Chdir(root); err != nil {
+		return &report{'Z', txtHome}
+	}
+	cfg, err := LoadConfig(root)
+	if err != nil {
+		return &report{'Z', txtControl}
+	}
+	d := &delivery{cfg: cfg, root: root, host: args[0], sender: args[1], rcpts: args[2:], msg: msg, out: out}
+	if strings.ContainsAny(d.sender, "\r\n") {
+		return &report{'D', "Sorry, the envelope sender contains a CR or LF. (#5.1.7)\n"}
+	}
+	d.route, d.routed = cfg.Routes.LookupRoute(d.host)
+	d.policy = cfg.TLSRoutes.TLSPolicy(d.host)
+	if d.routed {
+		if rep := d.loadCredentials(); rep != nil {
+			return rep
+		}
+	}
+	if d.policy == TLSRequire {
+		if rep := d.loadRoots(); rep != nil {
+			return rep
+		}
+	}
+	addrs, rep := d.addresses()
+	if rep != nil {
+		return rep
+	}
+	return d.connect(addrs)
+}
+
+// loadCredentials reads control/smtpauth for the route's relay. The file
+// holds passwords: it must be readable by its owner only, and its contents
+// never appear in a report.
+func (d *delivery) loadCredentials() *report {
+	p := filepath.Join(d.cfg.ctl.Path, "smtpauth")
+	st, err := os.Stat(p)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return &report{'Z', txtControl}
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return &report{'Z', "Sorry, control/smtpauth is readable by group or others; fix its mode to 0600. (#4.3.0)\n"}
+	}
+	lines, _, err := d.cfg.ctl.ReadList("smtpauth")
+	if err != nil {
+		return &report{'Z', txtControl}
+	}
+	if c, ok := ParseAuth(lines)[strings.ToLower(d.route.Relay)]; ok {
+		d.creds = &c
+	}
+	return nil
+}
+
+// loadRoots reads control/tlsca (PEM certificates trusted instead of the
+// system's roots) when it exists.
+func (d *delivery) loadRoots() *report {
+	b, err := os.ReadFile(filepath.Join(d.cfg.ctl.Path, "tlsca"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return &report{'Z', txtControl}
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return &report{'Z', txtControl}
+	}
+	d.roots = pool
+	return nil
+}
+
+// addresses finds where to connect: the route's relay (every address
+// eligible) or the host's exchangers below this host's own preference.
+func (d *delivery) addresses() ([]dnsmx.Addr, *report) {
+	name := d.host
+	if d.routed {
+		name = d.route.Relay
+	}
+	// Literal hosts need neither DNS nor its configuration.
+	if ip := dnsmx.Literal(name); ip != nil {
+		addrs := []dnsmx.Addr{{IP: ip, Name: name}}
+		if d.routed {
+			return addrs, nil
+		}
+		return selfFilter(addrs, localIPs())
+	}
+	conf, err := dnsmx.ReadConfig(d.cfg.ResolvConf)
+	if err != nil {
+		return nil, &report{'Z', txtDNSTemp}
+	}
+	local := localIPs()
+	r := &dnsmx.Resolver{Conf: conf, PreferIPv6: hasGlobalIPv6(local)}
+	var addrs []dnsmx.Addr
+	if d.routed {
+		addrs, err = r.Host(name)
+	} else {
+		addrs, err = r.MX(name)
+	}
+	switch {
+	case errors.Is(err, dnsmx.ErrNoHost):
+		return nil, &report{'D', "Sorry, I couldn't find any host named " + name + ". (#5.1.2)\n"}
+	case errors.Is(err, dnsmx.ErrNoAddr):
+		return nil, &report{'D', txtNoMX}
+	case err != nil:
+		return nil, &report{'Z', txtDNSTemp}
+	}
+	if d.routed {
+		return addrs, nil
+	}
+	return selfFilter(addrs, local)
+}
+
+// selfFilter keeps the addresses whose preference is below the lowest
+// preference of an address of this host.
+func selfFilter(addrs []dnsmx.Addr, local []net.IP) ([]dnsmx.Addr, *report) {
+	prefme := -1
+	for _, a := range addrs {
+		if isLocal(a.IP, local) && (prefme < 0 || a.Pref < prefme) {
+			prefme = a.Pref
+		}
+	}
+	if prefme < 0 {
+		return addrs, nil
+	}
+	var out []dnsmx.Addr
+	for _, a := range addrs {
+		if a.Pref < prefme {
+			out = append(out, a)
+		}
+	}
+	if len(out) == 0 {
+		return nil, &report{'D', txtSelfLoop}
+	}
+	return out, nil
+}
+
+// localIPs are this host's interface addresses.
+func localIPs() []net.IP {
+	var ips []net.IP
+	as, _ := net.InterfaceAddrs()
+	for _, a := range as {
+		if n, ok := a.(*net.IPNet); ok {
+			ips = append(ips, n.IP)
+		}
+	}
+	return ips
+}
+
+func isLocal(ip net.IP, local []net.IP) bool {
+	if ip.IsUnspecified() {
+		return true
+	}
+	for _, l := range local {
+		if l.Equal(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// hasGlobalIPv6 reports whether an interface has a public IPv6 address, the
+// sign that IPv6 destinations are reachable and worth trying first.
+func hasGlobalIPv6(local []net.IP) bool {
+	for _, ip := range local {
+		if ip.To4() == nil && ip.IsGlobalUnicast() && !ip.IsPrivate() {
+			return true
+		}
+	}
+	return false
+}
+
+// connect tries the addresses in order and delivers over the first
+// connection made.
+func (d *delivery) connect(addrs []dnsmx.Addr) *report {
+	port := 25
+	if d.routed {
+		port = d.route.Port
+	}
+	tt := tcpto.Open(d.root)
+	for _, a := range addrs {
+		ready, present := tt.Ready(a.IP)
+		if !ready {
+			continue
+		}
+		conn, err := d.dial(a.IP, port)
+		if err != nil {
+			tt.Result(a.IP, isTimeout(err), present)
+			continue
+		}
+		tt.Result(a.IP, false, present)
+		err = d.smtp(conn, a, port, true)
+		if errors.Is(err, errTLSFallback) {
+			// The opportunistic handshake failed: the same host again, in
+			// plain text.
+			if conn, err = d.dial(a.IP, port); err != nil {
+				return &report{'Z', "Connected to " + a.IP.String() + " but connection died. (#4.4.2)\n"}
+			}
+			err = d.smtp(conn, a, port, false)
+		}
+		var rep *report
+		if errors.As(err, &rep) {
+			return rep
+		}
+		return &report{'Z', "Connected to " + a.IP.String() + " but connection died. (#4.4.2)\n"}
+	}
+	return &report{'Z', txtNoConnect}
+}
+
+func (d *delivery) dial(ip net.IP, port int) (net.Conn, error) {
+	dl := net.Dialer{Timeout: d.cfg.TimeoutConnect}
+	for _, src := range d.cfg.OutgoingIP {
+		if (src.To4() != nil) == (ip.To4() != nil) {
+			dl.LocalAddr = &net.TCPAddr{IP: src}
+		}
+	}
+	return dl.Dial("tcp", net.JoinHostPort(ip.String(), itoa(port)))
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	return errors.Is(err, syscall.ETIMEDOUT)
+}
+
+func itoa(n int) string {
+	var b [20]byte
+	i := len(b)
+	for {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+		if n == 0 {
+			break
+		}
+	}
+	return string(b[i:])
+}
+
+// tlsConfig is the client configuration for a connection to the host named
+// name: verified only under the "require" policy.
+func (d *delivery) tlsConfig(name string) *tls.Config {
+	name = strings.TrimSuffix(strings.TrimPrefix(name, "["), "]")
+	if len(name) > 5 && strings.EqualFold(name[:5], "ipv6:") {
+		name = name[5:]
+	}
+	return &tls.Config{
+		ServerName:         name,
+		InsecureSkipVerify: d.policy != TLSRequire,
+		RootCAs:            d.roots,
+	}
+}
+
+// smtp runs the dialogue on conn and returns the message report (as a
+// *report error), or errTLSFallback.
+func (d *delivery) smtp(conn net.Conn, a dnsmx.Addr, port int, tryTLS bool) error {
+	s := newSession(conn, a.IP.String(), d.cfg.TimeoutRemote)
+	defer func() { s.raw.Close() }()
+	required := d.policy == TLSRequire || d.policy == TLSEncrypt
+	if port == 465 {
+		if err := s.handshake(d.tlsConfig(a.Name), true); err != nil {
+			return err
+		}
+	}
+	r, err := s.read()
+	if err != nil {
+		return err
+	}
+	if r.Code != 220 {
+		s.quit()
+		return s.fail('Z', "Connected to ", " but greeting failed")
+	}
+	ext, err := s.hello(d.cfg.Helo)
+	if err != nil {
+		return err
+	}
+	if !s.tls && d.policy != TLSNone {
+		if _, offered := ext["STARTTLS"]; offered && (tryTLS || required) {
+			if err := s.startTLS(d.tlsConfig(a.Name), required); err != nil {
+				return err
+			}
+			if s.tls {
+				if ext, err = s.hello(d.cfg.Helo); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if required && !s.tls {
+		s.quit()
+		return &report{'Z', "Connected to " + s.ip + " but it does not offer STARTTLS, which control/tlsroutes requires. (#4.7.0)\n"}
+	}
+	if d.creds != nil {
+		if !s.tls {
+			s.quit()
+			return &report{'Z', "Connected to " + s.ip + " but I will not send a password without TLS. (#4.7.0)\n"}
+		}
+		if err := s.auth(ext, *d.creds); err != nil {
+			return err
+		}
+	}
+	return d.transaction(s, ext)
+}
+
+// transaction is MAIL, RCPT for each recipient, DATA.
+func (d *delivery) transaction(s *session, ext map[string]string) error {
+	params := ""
+	if _, ok := ext["8BITMIME"]; ok && has8bit(d.msg) {
+		params += " BODY=8BITMIME"
+	}
+	if _, ok := ext["SMTPUTF8"]; ok && d.needsUTF8() {
+		params += " SMTPUTF8"
+	}
+	r, err := s.command("MAIL FROM:<" + smtpAddr(d.sender) + ">" + params)
+	if err != nil {
+		return err
+	}
+	if r.Code >= 500 {
+		s.quit()
+		return s.fail('D', "Connected to ", " but sender was rejected")
+	}
+	if r.Code >= 400 {
+		s.quit()
+		return s.fail('Z', "Connected to ", " but sender was rejected")
+	}
+	accepted := 0
+	for _, rc := range d.rcpts {
+		if strings.ContainsAny(rc, "\r\n") {
+			d.out.WriteString("hSorry, the recipient address contains a CR or LF. (#5.1.3)\n\x00")
+			continue
+		}
+		r, err := s.command("RCPT TO:<" + smtpAddr(rc) + ">")
+		if err != nil {
+			return err
+		}
+		switch {
+		case r.Code >= 500:
+			d.out.WriteString("h" + s.ip + " does not like recipient.\n" + s.said() + "\x00")
+		case r.Code >= 400:
+			d.out.WriteString("s" + s.ip + " does not like recipient.\n" + s.said() + "\x00")
+		default:
+			d.out.WriteString("r\x00")
+			accepted++
+		}
+	}
+	if accepted == 0 {
+		s.quit()
+		return s.fail('D', "Giving up on ", "")
+	}
+	return s.body(d.msg)
+}
+
+// smtpAddr is an address as qmail puts it between < and >: the local part
+// quoted if needed; an address without '@' as it is.
+func smtpAddr(a string) string {
+	if !strings.Contains(a, "@") {
+		return a
+	}
+	return address.Quote(a)
+}
+
+func (d *delivery) needsUTF8() bool {
+	for _, a := range append([]string{d.sender}, d.rcpts...) {
+		for i := 0; i < len(a); i++ {
+			if a[i] >= 0x80 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// has8bit reports whether the message has a byte >= 128. It reads a regular
+// file with ReadAt (the offset is untouched); anything else counts as 8-bit.
+func has8bit(f *os.File) bool {
+	st, err := f.Stat()
+	if err != nil || !st.Mode().IsRegular() {
+		return true
+	}
+	buf := make([]byte, 64*1024)
+	var off int64
+	for {
+		n, err := f.ReadAt(buf, off)
+		for _, c := range buf[:n] {
+			if c >= 0x80 {
+				return true
+			}
+		}
+		off += int64(n)
+		if err == io.EOF {
+			return false
+		}
+		if err != nil {
+			return true
+		}
+	}
+}

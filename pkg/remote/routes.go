@@ -1,0 +1,138 @@
+package remote
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/hqmail/hqmail/pkg/control"
+)
+
+// Route is a control/smtproutes entry: deliver to Relay on Port instead of
+// the host's MX. An empty Relay means "use MX" (no route).
+type Route struct {
+	Relay string
+	Port  int
+}
+
+// TLS policies of control/tlsroutes.
+const (
+	TLSTry     = "try"     // STARTTLS when offered, certificate not checked (default)
+	TLSNone    = "none"    // never STARTTLS
+	TLSEncrypt = "encrypt" // TLS required, certificate not checked
+	TLSRequire = "require" // TLS required, certificate verified against the host name
+)
+
+// Table maps domain keys to values with qmail's smtproutes lookup: the exact
+// host, then each ".suffix" longest first, then the empty key. Keys are
+// lowercase; of duplicate keys the last line wins.
+type Table map[string]string
+
+// ParseTable parses "key:value" list lines (the key ends at the first ':';
+// a line without ':' is ignored).
+func ParseTable(lines []string) Table { return Table(control.KeyMap(lines)) }
+
+// Lookup returns the value of the first key matching host.
+func (t Table) Lookup(host string) (string, bool) {
+	if len(t) == 0 {
+		return "", false
+	}
+	h := strings.ToLower(host)
+	if v, ok := t[h]; ok {
+		return v, true
+	}
+	for i := 0; i < len(h); i++ {
+		if h[i] == '.' {
+			if v, ok := t[h[i:]]; ok {
+				return v, true
+			}
+		}
+	}
+	v, ok := t[""]
+	return v, ok
+}
+
+// ParseRoute parses the value of an smtproutes line: "relay[:port]". The
+// relay may be a bracketed literal ("[192.0.2.1]", "[IPv6:2001:db8::1]"),
+// whose colons do not end it. A missing, zero or unparseable port is 25.
+func ParseRoute(v string) Route {
+	relay, rest := v, ""
+	if strings.HasPrefix(v, "[") {
+		if i := strings.IndexByte(v, ']'); i >= 0 {
+			relay, rest = v[:i+1], v[i+1:]
+			rest = strings.TrimPrefix(rest, ":")
+		}
+	} else if i := strings.IndexByte(v, ':'); i >= 0 {
+		relay, rest = v[:i], v[i+1:]
+	}
+	port := 25
+	if i := strings.IndexByte(rest, ':'); i >= 0 {
+		rest = rest[:i]
+	}
+	if n, err := strconv.Atoi(rest); err == nil && n > 0 && n < 65536 {
+		port = n
+	}
+	return Route{Relay: relay, Port: port}
+}
+
+// LookupRoute finds host's route in control/smtproutes lines.
+func (t Table) LookupRoute(host string) (Route, bool) {
+	v, ok := t.Lookup(host)
+	if !ok {
+		return Route{}, false
+	}
+	r := ParseRoute(v)
+	if r.Relay == "" {
+		return Route{}, false
+	}
+	return r, true
+}
+
+// TLSPolicy returns host's policy from control/tlsroutes; unknown words
+// count as TLSRequire, the safe reading of a typo in a file meant to demand
+// security.
+func (t Table) TLSPolicy(host string) string {
+	v, ok := t.Lookup(host)
+	if !ok {
+		return TLSTry
+	}
+	switch p := strings.ToLower(strings.TrimSpace(v)); p {
+	case TLSTry, TLSNone, TLSEncrypt, TLSRequire:
+		return p
+	case "":
+		return TLSTry
+	}
+	return TLSRequire
+}
+
+// Credentials are a smarthost login from control/smtpauth.
+type Credentials struct{ User, Password string }
+
+// ParseAuth parses control/smtpauth lines "relay:user:password" (the
+// password is the rest of the line and may contain ':'). The relay is the
+// relay as written in control/smtproutes (a bracketed literal may contain
+// colons); case does not matter; the last line for a relay wins.
+func ParseAuth(lines []string) map[string]Credentials {
+	m := map[string]Credentials{}
+	for _, l := range lines {
+		var relay, rest string
+		if strings.HasPrefix(l, "[") {
+			i := strings.Index(l, "]:")
+			if i < 0 {
+				continue
+			}
+			relay, rest = l[:i+1], l[i+2:]
+		} else {
+			var ok bool
+			relay, rest, ok = strings.Cut(l, ":")
+			if !ok {
+				continue
+			}
+		}
+		user, pass, ok := strings.Cut(rest, ":")
+		if !ok || user == "" {
+			continue
+		}
+		m[strings.ToLower(relay)] = Credentials{User: user, Password: pass}
+	}
+	return m
+}
