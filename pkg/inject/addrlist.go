@@ -1,0 +1,185 @@
+package inject
+
+// Rewriter holds the host names that address rewriting appends, already
+// split into tokens: DefaultHost starts with '@', DefaultDomain and
+// PlusDomain with '.'.
+type Rewriter struct {
+	DefaultHost   []Token
+	DefaultDomain []Token
+	PlusDomain    []Token
+}
+
+// NewRewriter tokenizes the three control values.
+func NewRewriter(defaulthost, defaultdomain, plusdomain string) *Rewriter {
+	tk := func(s string) []Token {
+		t, ok := Tokenize(s)
+		if !ok {
+			// Not a host name qmail could use either; keep the text whole.
+			k := At
+			if s[0] == '.' {
+				k = Dot
+			}
+			return []Token{{Kind: k}, {Kind: Atom, S: s[1:]}}
+		}
+		return t
+	}
+	return &Rewriter{
+		DefaultHost:   tk("@" + defaulthost),
+		DefaultDomain: tk("." + defaultdomain),
+		PlusDomain:    tk("." + plusdomain),
+	}
+}
+
+// Rewrite applies qmail-inject's rules to one address (tokens in order):
+// <> and <x@[]> stay; a source route @a,@b: goes; one trailing '.' and then
+// one trailing '@' go; no '@' gets DefaultHost; a host ending in '+' loses it
+// and gets PlusDomain; a host with no '.' and no literal gets DefaultDomain.
+func (rw *Rewriter) Rewrite(a []Token) []Token {
+	n := len(a)
+	if n == 0 {
+		return a
+	}
+	if n >= 2 && a[n-2].Kind == At && a[n-1].Kind == Literal && a[n-1].S == "" {
+		return a
+	}
+	if a[0].Kind == At {
+		for len(a) > 0 {
+			k := a[0].Kind
+			a = a[1:]
+			if k == Colon {
+				break
+			}
+		}
+		if len(a) == 0 {
+			return a
+		}
+	}
+	a = append([]Token(nil), a...)
+	if a[len(a)-1].Kind == Dot {
+		a = a[:len(a)-1]
+		if len(a) == 0 {
+			return a
+		}
+	}
+	if a[len(a)-1].Kind == At {
+		a = a[:len(a)-1]
+		if len(a) == 0 {
+			return a
+		}
+	}
+	hasAt := false
+	for _, t := range a {
+		if t.Kind == At {
+			hasAt = true
+			break
+		}
+	}
+	if !hasAt {
+		a = append(a, rw.DefaultHost...)
+	}
+	if l := &a[len(a)-1]; l.Kind == Atom && l.S != "" && l.S[len(l.S)-1] == '+' {
+		l.S = l.S[:len(l.S)-1]
+		a = append(a, rw.PlusDomain...)
+	}
+	for i := len(a) - 1; i >= 0 && a[i].Kind != At; i-- {
+		if a[i].Kind == Dot || a[i].Kind == Literal {
+			return a
+		}
+	}
+	return append(a, rw.DefaultDomain...)
+}
+
+// AddrList walks the address list of a header field (the tokens of the
+// whole field, name and colon included) from its end to its start, as qmail
+// does, hands every address to cb and returns the field's tokens with each
+// address replaced by what cb returned. cb therefore sees the addresses of
+// one field last to first.
+//
+// Outside angle brackets comments are kept apart from the address (they end
+// up after it) and two words with nothing between them start a new address
+// (a comma is put in). A route-addr <...> is one address, comments and all;
+// the phrase before it (words, dots, '@', comments) is kept as is, and so is
+// the phrase before a ':' (a group name, or the field name itself). ok is
+// false for a '<' without its '>' or a '>' without its '<'.
+func AddrList(toks []Token, cb func([]Token) []Token) (out []Token, ok bool) {
+	var rev, addr []Token // both in reverse order
+	flush := func(comma bool) {
+		if len(addr) == 0 {
+			return
+		}
+		got(&rev, &addr, cb)
+		if comma {
+			rev = append(rev, Token{Kind: Comma})
+		}
+	}
+	phrase := func(i int) int {
+		for ; i >= 0; i-- {
+			switch toks[i].Kind {
+			case Comment, Atom, Quote, At, Dot:
+				rev = append(rev, toks[i])
+				continue
+			}
+			break
+		}
+		return i
+	}
+	i := len(toks) - 1
+	for i >= 0 {
+		t := toks[i]
+		switch t.Kind {
+		case Semi, Comma:
+			flush(false)
+			rev = append(rev, t)
+			i--
+		case Colon:
+			flush(false)
+			rev = append(rev, t)
+			i = phrase(i - 1)
+		case Right:
+			flush(true)
+			rev = append(rev, t)
+			i--
+			for i >= 0 && toks[i].Kind != Left {
+				addr = append(addr, toks[i])
+				i--
+			}
+			got(&rev, &addr, cb) // even when empty: <>
+			if i < 0 {
+				return nil, false
+			}
+			rev = append(rev, toks[i])
+			i = phrase(i - 1)
+		case Left:
+			return nil, false
+		case Comment:
+			rev = append(rev, t)
+			i--
+		default:
+			if len(addr) > 0 && addr[len(addr)-1].Kind.word() && t.Kind.word() {
+				flush(true)
+			}
+			addr = append(addr, t)
+			i--
+		}
+	}
+	flush(false)
+	for l, r := 0, len(rev)-1; l < r; l, r = l+1, r-1 {
+		rev[l], rev[r] = rev[r], rev[l]
+	}
+	return rev, true
+}
+
+// got passes the collected address (reversed) to cb in order and appends
+// the result, reversed again, to rev.
+func got(rev, addr *[]Token, cb func([]Token) []Token) {
+	a := *addr
+	fwd := make([]Token, len(a))
+	for i, t := range a {
+		fwd[len(a)-1-i] = t
+	}
+	res := cb(fwd)
+	for i := len(res) - 1; i >= 0; i-- {
+		*rev = append(*rev, res[i])
+	}
+	*addr = (*addr)[:0]
+}

@@ -1,0 +1,423 @@
+package inject
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hqmail/hqmail/pkg/address"
+	"github.com/hqmail/hqmail/pkg/control"
+	"github.com/hqmail/hqmail/pkg/qdate"
+	"github.com/hqmail/hqmail/pkg/qerr"
+	"github.com/hqmail/hqmail/pkg/qq"
+)
+
+// Recipient strategies (the -a -h -A -H options).
+const (
+	RecipDefault = iota // -A: arguments if any, else the header
+	RecipArgs           // -a
+	RecipHeader         // -h
+	RecipBoth           // -H
+)
+
+// Options are what qmail-inject's command line says.
+type Options struct {
+	Strategy int
+	Print    bool     // -n: print the message instead of queueing it
+	Sender   *string  // -f, as given (nil: none)
+	Args     []string // recipients on the command line
+}
+
+// Job is one injection: the options, the environment (KEY=VALUE, also
+// given to qmail-queue), the qmail tree, and where input and output go.
+type Job struct {
+	Options
+	Root   string
+	Env    []string
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+	// Now and Pid are the time and process id used in Date, Message-ID and
+	// the 'm' sender; zero values mean time.Now() and os.Getpid().
+	Now time.Time
+	Pid int
+	// Started, if set, is called with the pid of qmail-queue.
+	Started func(pid int)
+}
+
+// Error is a failure with the exit code qmail-inject uses for it (100 or
+// 111) and the text after "qmail-inject: fatal: " (empty when the message
+// was already printed).
+type Error struct {
+	Code int
+	Text string
+}
+
+func (e *Error) Error() string { return e.Text }
+
+func fatalf(code int, format string, a ...any) *Error {
+	return &Error{Code: code, Text: fmt.Sprintf(format, a...)}
+}
+
+// lookup returns the last value of key in env and whether it is set.
+func lookup(env []string, key string) (string, bool) {
+	for i := len(env) - 1; i >= 0; i-- {
+		e := env[i]
+		if len(e) > len(key) && e[len(key)] == '=' && e[:len(key)] == key {
+			return e[len(key)+1:], true
+		}
+	}
+	return "", false
+}
+
+func firstEnv(env []string, keys ...string) (string, bool) {
+	for _, k := range keys {
+		if v, ok := lookup(env, k); ok {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// state is everything gathered while the header is read.
+type state struct {
+	rw         *Rewriter
+	seen       [hCount]bool
+	headRecips []string // To, Cc, Bcc, Apparently-To
+	resRecips  []string // Resent-To, Resent-Cc, Resent-Bcc
+	tocc       []string // To and Cc addresses, for Mail-Followup-To
+	rpath      *string  // first Return-Path address
+	saved      []byte
+	delFrom    bool
+	delMsgID   bool
+	delRPath   bool
+}
+
+// field handles one header field: rewrites address fields, collects
+// recipients and the Return-Path, and saves what stays in the header.
+func (st *state) field(h []byte) {
+	ht := fieldType(h)
+	switch {
+	case st.delFrom && ht == hFrom, st.delMsgID && ht == hMessageID, st.delRPath && ht == hReturnPath:
+		return
+	}
+	st.seen[ht] = true
+	var list *[]string
+	tocc, addrField := false, true
+	switch ht {
+	case hTo, hCc:
+		list, tocc = &st.headRecips, true
+	case hBcc, hApparentlyTo:
+		list = &st.headRecips
+	case hResentTo, hResentCc, hResentBcc:
+		list = &st.resRecips
+	case hReturnPath, hSender, hFrom, hReplyTo, hReturnReceiptTo, hErrorsTo,
+		hResentSender, hResentFrom, hResentReplyTo:
+	default:
+		addrField = false
+	}
+	if addrField {
+		var got []string
+		cb := func(a []Token) []Token {
+			a = st.rw.Rewrite(a)
+			got = append(got, Unquote(a))
+			return a
+		}
+		if toks, ok := Tokenize(string(h)); ok {
+			if out, ok := AddrList(toks, cb); ok {
+				h = []byte(Unparse(out, LineLen))
+				switch {
+				case list != nil:
+					*list = append(*list, got...)
+					if tocc {
+						st.tocc = append(st.tocc, got...)
+					}
+				case ht == hReturnPath && st.rpath == nil && len(got) > 0:
+					st.rpath = &got[0]
+				}
+			}
+		}
+	}
+	switch ht {
+	case hBcc, hResentBcc, hReturnPath, hContentLength:
+		return
+	}
+	st.saved = append(st.saved, h...)
+}
+
+// parseArg turns a -f value or a recipient argument into an envelope
+// address: its local part is quoted so that RFC 822 syntax in it means
+// nothing, then the whole is rewritten as one address.
+func (rw *Rewriter) parseArg(arg string) (string, bool) {
+	toks, ok := Tokenize(address.Quote(arg))
+	if !ok {
+		return "", false
+	}
+	return Unquote(rw.Rewrite(toks)), true
+}
+
+// controls reads the rewriting hosts, environment first.
+func controls(root string, env []string) (host, domain, plus, idhost string, err error) {
+	d := control.Open(root)
+	get := func(envname, file string) string {
+		if err != nil {
+			return ""
+		}
+		if v, ok := lookup(env, envname); ok {
+			return v
+		}
+		var v string
+		v, err = d.LineOrMe(file)
+		return v
+	}
+	host = get("QMAILDEFAULTHOST", "defaulthost")
+	domain = get("QMAILDEFAULTDOMAIN", "defaultdomain")
+	plus = get("QMAILPLUSDOMAIN", "plusdomain")
+	idhost = get("QMAILIDHOST", "idhost")
+	return
+}
+
+// Run performs the job and returns the exit code, printing any fatal
+// error as "qmail-inject: fatal: ..." on Stderr.
+func (j *Job) Run() int {
+	if err := j.run(); err != nil {
+		if err.Text != "" {
+			fmt.Fprintf(j.Stderr, "qmail-inject: fatal: %s\n", err.Text)
+		}
+		return err.Code
+	}
+	return 0
+}
+
+func (j *Job) run() *Error {
+	now := j.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	pid := j.Pid
+	if pid == 0 {
+		pid = os.Getpid()
+	}
+	env := j.Env
+	host, domain, plus, idhost, err := controls(j.Root, env)
+	if err != nil {
+		return fatalf(111, "unable to read controls")
+	}
+	rw := NewRewriter(host, domain, plus)
+
+	flags, _ := lookup(env, "QMAILINJECT")
+	st := &state{rw: rw,
+		delFrom:  strings.IndexByte(flags, 'f') >= 0,
+		delMsgID: strings.IndexByte(flags, 'i') >= 0,
+		delRPath: strings.IndexByte(flags, 's') >= 0,
+	}
+	nameComment := strings.IndexByte(flags, 'c') >= 0
+	hackRecip := strings.IndexByte(flags, 'r') >= 0
+	hackMess := strings.IndexByte(flags, 'm') >= 0
+
+	var sender *string
+	if j.Sender != nil {
+		s, ok := rw.parseArg(*j.Sender)
+		if !ok {
+			return fatalf(100, "unable to parse address: %s", *j.Sender)
+		}
+		sender = &s
+	}
+	strategy := j.Strategy
+	if strategy == RecipDefault {
+		strategy = RecipHeader
+		if len(j.Args) > 0 {
+			strategy = RecipArgs
+		}
+	}
+	var recips []string
+	if strategy != RecipHeader {
+		for _, a := range j.Args {
+			r, ok := rw.parseArg(a)
+			if !ok {
+				return fatalf(100, "unable to parse address: %s", a)
+			}
+			recips = append(recips, r)
+		}
+	}
+
+	in, rerr := io.ReadAll(j.Stdin)
+	if rerr != nil {
+		return fatalf(111, "unable to read message")
+	}
+	fields, body := splitHeader(in)
+	for _, f := range fields {
+		st.field(f)
+	}
+
+	user, ok := firstEnv(env, "QMAILUSER", "MAILUSER", "USER", "LOGNAME")
+	if !ok {
+		user = "anonymous"
+	}
+	mhost, hasHost := firstEnv(env, "QMAILHOST", "MAILHOST")
+	name, hasName := firstEnv(env, "QMAILNAME", "MAILNAME", "NAME")
+
+	resent := st.seen[hResentSender] || st.seen[hResentFrom] || st.seen[hResentReplyTo] ||
+		st.seen[hResentTo] || st.seen[hResentCc] || st.seen[hResentBcc] ||
+		st.seen[hResentDate] || st.seen[hResentMessageID]
+
+	if sender == nil && st.rpath != nil {
+		s := *st.rpath
+		if hackRecip {
+			s += "-@[]"
+		}
+		sender = &s
+	}
+	if sender == nil {
+		suser, ok := lookup(env, "QMAILSUSER")
+		if !ok {
+			suser = user
+		}
+		shost, hasS := lookup(env, "QMAILSHOST")
+		if !hasS {
+			shost, hasS = mhost, hasHost
+		}
+		if hackMess {
+			suser += "-" + strconv.FormatInt(now.Unix(), 10) + "." + strconv.Itoa(pid)
+		}
+		if hackRecip {
+			suser += "-"
+		}
+		s := address.QuoteLocal(suser)
+		if hasS {
+			s += "@" + shost
+		}
+		if toks, ok := Tokenize(s); ok {
+			s = Unquote(rw.Rewrite(toks))
+		}
+		if hackRecip {
+			s += "-@[]"
+		}
+		sender = &s
+	}
+
+	var hd bytes.Buffer
+	if j.Print {
+		hd.WriteString("Return-Path: <" + address.Quote(*sender) + ">\n")
+	}
+	msgid := func() string {
+		return "<" + now.UTC().Format("20060102150405") + "." + strconv.Itoa(pid) + ".qmail@" + idhost + ">\n"
+	}
+	from := func() string {
+		toks := []Token{{Kind: Atom, S: "From"}, {Kind: Colon}}
+		if hasName && !nameComment {
+			toks = append(toks, Token{Kind: Quote, S: name}, Token{Kind: Left})
+		}
+		uk := Atom
+		if address.NeedsQuote(user) {
+			uk = Quote
+		}
+		toks = append(toks, Token{Kind: uk, S: user})
+		if hasHost {
+			toks = append(toks, Token{Kind: At}, Token{Kind: Atom, S: mhost})
+		}
+		if hasName && !nameComment {
+			toks = append(toks, Token{Kind: Right})
+		}
+		if hasName && nameComment {
+			toks = append(toks, Token{Kind: Comment, S: name})
+		}
+		s := Unparse(toks, LineLen)
+		if t, ok := Tokenize(s); ok {
+			if out, ok := AddrList(t, func(a []Token) []Token { return rw.Rewrite(a) }); ok {
+				s = Unparse(out, LineLen)
+			}
+		}
+		return s
+	}
+	if resent {
+		if !st.seen[hResentDate] {
+			hd.WriteString("Resent-Date: " + qdate.Header(now) + "\n")
+		}
+		if !st.seen[hResentMessageID] {
+			hd.WriteString("Resent-Message-ID: " + msgid())
+		}
+		if !st.seen[hResentFrom] {
+			hd.WriteString("Resent-" + from())
+		}
+		if !st.seen[hResentTo] && !st.seen[hResentCc] {
+			hd.WriteString("Resent-Cc: recipient list not shown: ;\n")
+		}
+	} else {
+		if !st.seen[hDate] {
+			hd.WriteString("Date: " + qdate.Header(now) + "\n")
+		}
+		if !st.seen[hMessageID] {
+			hd.WriteString("Message-ID: " + msgid())
+		}
+		if !st.seen[hFrom] {
+			hd.WriteString(from())
+		}
+		if !st.seen[hTo] && !st.seen[hCc] {
+			hd.WriteString("Cc: recipient list not shown: ;\n")
+		}
+		if !st.seen[hMailFollowupTo] {
+			hd.WriteString(st.followup(env))
+		}
+	}
+	if strategy != RecipArgs {
+		if resent {
+			recips = append(recips, st.resRecips...)
+		} else {
+			recips = append(recips, st.headRecips...)
+		}
+	}
+
+	msg := make([]byte, 0, hd.Len()+len(st.saved)+len(body))
+	msg = append(msg, hd.Bytes()...)
+	msg = append(msg, st.saved...)
+	msg = append(msg, body...)
+
+	if j.Print {
+		if _, err := j.Stdout.Write(msg); err != nil {
+			return fatalf(111, "unable to write output")
+		}
+		return nil
+	}
+	_, qerr2 := qq.Queue(qq.Options{Root: j.Root, Env: env, Started: j.Started},
+		bytes.NewReader(msg), &qq.Envelope{Sender: *sender, Recipients: recips})
+	if qerr2 != nil {
+		return fatalf(qerr.ExitCode(qerr2), "%s", qerr2.Error())
+	}
+	return nil
+}
+
+// followup builds the Mail-Followup-To field that QMAILMFTFILE asks for:
+// when a To or Cc address is one of the list addresses in that file, every
+// To and Cc address is listed, the last field's first.
+func (st *state) followup(env []string) string {
+	fn, ok := lookup(env, "QMAILMFTFILE")
+	if !ok || fn == "" || len(st.tocc) == 0 {
+		return ""
+	}
+	b, err := os.ReadFile(fn)
+	if err != nil {
+		return ""
+	}
+	lists := control.ListLines(b)
+	hit := false
+	for _, a := range st.tocc {
+		for _, l := range lists {
+			if strings.EqualFold(a, l) {
+				hit = true
+			}
+		}
+	}
+	if !hit {
+		return ""
+	}
+	parts := make([]string, 0, len(st.tocc))
+	for i := len(st.tocc) - 1; i >= 0; i-- {
+		parts = append(parts, address.Quote(st.tocc[i]))
+	}
+	return "Mail-Followup-To: " + strings.Join(parts, ",\n  ") + "\n"
+}

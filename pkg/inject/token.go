@@ -1,0 +1,258 @@
+package inject
+
+// This file is the RFC 822 lexer of qmail-inject: a header field (name
+// included) becomes a list of tokens, and a list of tokens becomes text
+// again, folded near a line length. Its rules are qmail's, not RFC 5322's:
+// an atom runs until a special or white space, a backslash escapes the next
+// byte anywhere, nested comment parentheses are dropped, and an atom that
+// holds a control byte, an 8-bit byte, ')' ']' or '\' is turned into a
+// quoted string so that it survives being written out again.
+
+// Kind is the type of a token.
+type Kind uint8
+
+// Token kinds. Words carry text in S; the specials carry none.
+const (
+	Atom    Kind = iota + 1 // word
+	Quote                   // "quoted string", S without the quotes
+	Literal                 // [domain literal], S without the brackets
+	Comment                 // (comment), S without the parentheses
+	Comma                   // ,
+	At                      // @
+	Dot                     // .
+	Left                    // <
+	Right                   // >
+	Semi                    // ;
+	Colon                   // :
+)
+
+// Token is one lexical item of a header field.
+type Token struct {
+	Kind Kind
+	S    string
+}
+
+func (k Kind) word() bool {
+	return k == Atom || k == Quote || k == Literal || k == Comment
+}
+
+// atomByte reports whether c may continue an atom.
+func atomByte(c byte) bool {
+	switch c {
+	case ' ', '\t', '\r', '\n', '(', '[', '"', '<', '>', ';', ':', '@', ',', '.':
+		return false
+	}
+	return true
+}
+
+func special(c byte) (Kind, bool) {
+	switch c {
+	case ',':
+		return Comma, true
+	case '@':
+		return At, true
+	case '.':
+		return Dot, true
+	case '<':
+		return Left, true
+	case '>':
+		return Right, true
+	case ';':
+		return Semi, true
+	case ':':
+		return Colon, true
+	}
+	return 0, false
+}
+
+// Tokenize splits s into tokens. It fails (ok false) on an unterminated
+// comment, quoted string or literal, a backslash ending one of those, and a
+// ')' or ']' where a token starts.
+func Tokenize(s string) (toks []Token, ok bool) {
+	n := len(s)
+	for i := 0; i < n; i++ {
+		c := s[i]
+		if k, sp := special(c); sp {
+			toks = append(toks, Token{Kind: k})
+			continue
+		}
+		switch c {
+		case ' ', '\t', '\r', '\n':
+			continue
+		case ')', ']':
+			return nil, false
+		case '(', '"', '[':
+			kind, open, closer := Comment, byte('('), byte(')')
+			if c == '"' {
+				kind, closer = Quote, '"'
+			} else if c == '[' {
+				kind, closer = Literal, ']'
+			}
+			var b []byte
+			level := 1
+			for level > 0 {
+				i++
+				if i >= n {
+					return nil, false
+				}
+				d := s[i]
+				switch {
+				case kind == Comment && d == open:
+					level++
+				case d == closer:
+					level--
+				case d == '\\':
+					i++
+					if i >= n {
+						return nil, false
+					}
+					b = append(b, s[i])
+				default:
+					b = append(b, d)
+				}
+			}
+			toks = append(toks, Token{Kind: kind, S: string(b)})
+			continue
+		}
+		// An atom: up to the next byte that cannot continue one.
+		var b []byte
+		for {
+			if s[i] == '\\' {
+				i++
+				if i >= n {
+					break
+				}
+			}
+			b = append(b, s[i])
+			i++
+			if i >= n || !atomByte(s[i]) {
+				break
+			}
+		}
+		i--
+		t := Token{Kind: Atom, S: string(b)}
+		for _, d := range b {
+			if d < 32 || d > 126 || d == ')' || d == ']' || d == '\\' {
+				t.Kind = Quote
+				break
+			}
+		}
+		toks = append(toks, t)
+	}
+	return toks, true
+}
+
+// needSpace reports whether a space separates a token of kind prev from
+// one of kind next when written out.
+func needSpace(prev, next Kind) bool {
+	if prev == 0 {
+		return false
+	}
+	if prev == Colon || prev == Comma || next == Left {
+		return true
+	}
+	return prev.word() && next.word()
+}
+
+// LineLen is the length near which qmail-inject folds address lists.
+const LineLen = 80
+
+// Unparse writes tokens out as header text ending in a newline. After each
+// comma a line break is tentatively placed; it is taken out again when the
+// line, joined with the next part, still fits in linelen (0: never fold).
+func Unparse(toks []Token, linelen int) string {
+	buf := make([]byte, 0, 64+len(toks)*8)
+	lineb, linee := 0, -1
+	brk := func() {
+		if linee >= 0 && (linelen == 0 || len(buf)-lineb <= linelen) {
+			buf = append(buf[:linee], buf[linee+2:]...)
+		} else if linee >= 0 {
+			lineb = linee + 1
+		}
+		linee = len(buf)
+		buf = append(buf, '\n', ' ')
+	}
+	var last Kind
+	for _, t := range toks {
+		if needSpace(last, t.Kind) {
+			buf = append(buf, ' ')
+		}
+		last = t.Kind
+		switch t.Kind {
+		case Comma:
+			buf = append(buf, ',')
+			brk()
+		case At:
+			buf = append(buf, '@')
+		case Dot:
+			buf = append(buf, '.')
+		case Left:
+			buf = append(buf, '<')
+		case Right:
+			buf = append(buf, '>')
+		case Semi:
+			buf = append(buf, ';')
+		case Colon:
+			buf = append(buf, ':')
+		default:
+			switch t.Kind {
+			case Quote:
+				buf = append(buf, '"')
+			case Literal:
+				buf = append(buf, '[')
+			case Comment:
+				buf = append(buf, '(')
+			}
+			for i := 0; i < len(t.S); i++ {
+				switch c := t.S[i]; c {
+				case '"', '[', ']', '(', ')', '\\', '\r', '\n':
+					buf = append(buf, '\\', c)
+				default:
+					buf = append(buf, c)
+				}
+			}
+			switch t.Kind {
+			case Quote:
+				buf = append(buf, '"')
+			case Literal:
+				buf = append(buf, ']')
+			case Comment:
+				buf = append(buf, ')')
+			}
+		}
+	}
+	brk()
+	return string(buf[:len(buf)-1])
+}
+
+// Unquote renders an address as the envelope carries it: words without
+// quoting, literals in brackets, specials as themselves, comments dropped.
+func Unquote(toks []Token) string {
+	var b []byte
+	for _, t := range toks {
+		switch t.Kind {
+		case Atom, Quote:
+			b = append(b, t.S...)
+		case Literal:
+			b = append(b, '[')
+			b = append(b, t.S...)
+			b = append(b, ']')
+		case Comment:
+		case Comma:
+			b = append(b, ',')
+		case At:
+			b = append(b, '@')
+		case Dot:
+			b = append(b, '.')
+		case Left:
+			b = append(b, '<')
+		case Right:
+			b = append(b, '>')
+		case Semi:
+			b = append(b, ';')
+		case Colon:
+			b = append(b, ':')
+		}
+	}
+	return string(b)
+}
