@@ -1,0 +1,54 @@
+// Command qmail-newu compiles ROOT/users/assign into ROOT/users/cdb, the
+// database qmail-lspawn reads (spec/delivery.md §2; format in
+// qmail-users(5)).
+//
+// Privilege contract:
+//   - runs as: the admin, normally root (installed 0700); needs write
+//     access to ROOT/users only. Takes no arguments, reads no fds.
+//   - cwd ROOT, umask 033: writes users/cdb.tmp, fsyncs it, renames it to
+//     users/cdb (mode 0644) and fsyncs users/; on any error the old
+//     users/cdb is left as it was.
+//   - fd 2: "qmail-newu: fatal: ..." on failure.
+//   - exit: 0 done; 111 on any failure, bad format included.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+
+	"github.com/hqmail/hqmail/pkg/cdb"
+	"github.com/hqmail/hqmail/pkg/qhome"
+	"github.com/hqmail/hqmail/pkg/users"
+)
+
+func fatal(format string, a ...any) {
+	fmt.Fprintf(os.Stderr, "qmail-newu: fatal: "+format+"\n", a...)
+	os.Exit(111)
+}
+
+func main() {
+	syscall.Umask(0o033)
+	root := qhome.Root()
+	if err := os.Chdir(root); err != nil {
+		fatal("unable to chdir to %s: %v", root, err)
+	}
+	assign, err := os.ReadFile("users/assign")
+	if err != nil {
+		fatal("unable to read users/assign: %v", err)
+	}
+	recs, err := users.Compile(assign)
+	if errors.Is(err, users.ErrFormat) {
+		fatal("bad format in users/assign")
+	} else if err != nil {
+		fatal("unable to compile users/assign: %v", err)
+	}
+	if err := cdb.WriteFile("users/cdb", 0o644, recs); err != nil {
+		fatal("unable to write users/cdb: %v", err)
+	}
+	if d, err := os.Open("users"); err == nil {
+		d.Sync()
+		d.Close()
+	}
+}
