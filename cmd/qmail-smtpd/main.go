@@ -1,0 +1,27 @@
+// Command qmail-smtpd receives mail over SMTP and queues it with
+// qmail-queue (spec/injection.md §3-4; docs/man/qmail-smtpd.8).
+//
+// Privilege contract:
+//   - Runs as qmaild/nofiles (under tcpserver -u/-g, inetd, a systemd
+//     socket unit's User=, or setpriv in `make run`); needs no privilege of
+//     its own: it reads ROOT/control and runs ROOT/bin/qmail-queue (or
+//     $QMAILQUEUE), which is set-uid qmailq. It never changes uid.
+//   - Started by: a TCP super-server with the connection on fd 0/1 and
+//     TCPREMOTEIP, TCPREMOTEHOST, TCPREMOTEINFO, TCPLOCALHOST, TCPLOCALIP,
+//     RELAYCLIENT, DATABYTES in the environment; by sendmail -bs; or
+//     standalone as `qmail-smtpd -listen ADDR [-c N]`.
+//   - fds: 0/1 the SMTP connection (not with -listen), 2 diagnostics
+//     (discarded when fd 2 is the connection's socket).
+//   - Exit: 0 after QUIT or client EOF; 1 after a fatal reply (421, 451
+//     timeout, bare LF); 100 usage; 111 listener failure.
+package main
+
+import (
+	"os"
+
+	"github.com/hqmail/hqmail/pkg/smtpd"
+)
+
+func main() {
+	os.Exit(smtpd.Main(os.Args[1:], os.Stderr))
+}

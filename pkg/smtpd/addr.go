@@ -1,0 +1,88 @@
+package smtpd
+
+import (
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+)
+
+// interfaceAddrs lists this host's addresses; a variable so tests can
+// pretend an address is local.
+var interfaceAddrs = net.InterfaceAddrs
+
+var ipme struct {
+	once sync.Once
+	set  map[netip.Addr]bool
+	err  error
+}
+
+// isLocalIP reports whether ip is an address of one of this host's
+// interfaces (qmail's ipme). The list is read once per process.
+func isLocalIP(ip netip.Addr) (bool, error) {
+	ipme.once.Do(func() {
+		addrs, err := interfaceAddrs()
+		if err != nil {
+			ipme.err = err
+			return
+		}
+		ipme.set = make(map[netip.Addr]bool)
+		for _, a := range addrs {
+			var s string
+			switch v := a.(type) {
+			case *net.IPNet:
+				s = v.IP.String()
+			case *net.IPAddr:
+				s = v.IP.String()
+			default:
+				s = a.String()
+			}
+			if x, err := netip.ParseAddr(s); err == nil {
+				ipme.set[x.Unmap()] = true
+			}
+		}
+	})
+	if ipme.err != nil {
+		return false, ipme.err
+	}
+	return ipme.set[ip.Unmap()], nil
+}
+
+// addrResult classifies a MAIL/RCPT address check.
+type addrResult int
+
+const (
+	addrOK     addrResult = iota
+	addrSyntax            // 555 syntax error
+	addrNoIPs             // 421 unable to figure out my IP addresses
+)
+
+// fixAddr applies qmail's post-parse rules to an address go-smtp has
+// already parsed (brackets, source route, quotes and backslashes are gone):
+// a domain "[d.d.d.d]" naming one of this host's IPv4 addresses becomes
+// localiphost, and an address of MaxAddr bytes or more is a syntax error.
+// An address containing NUL, CR or LF is refused as well: qmail would cut
+// it at the NUL; refusing keeps the envelope record whole.
+func fixAddr(addr, localIPHost string) (string, addrResult) {
+	if strings.ContainsAny(addr, "\x00\r\n") {
+		return "", addrSyntax
+	}
+	if i := strings.LastIndexByte(addr, '@'); i >= 0 && localIPHost != "" {
+		dom := addr[i+1:]
+		if len(dom) > 2 && dom[0] == '[' && dom[len(dom)-1] == ']' {
+			if ip, err := netip.ParseAddr(dom[1 : len(dom)-1]); err == nil && ip.Is4() {
+				local, err := isLocalIP(ip)
+				if err != nil {
+					return "", addrNoIPs
+				}
+				if local {
+					addr = addr[:i+1] + localIPHost
+				}
+			}
+		}
+	}
+	if len(addr) >= MaxAddr {
+		return "", addrSyntax
+	}
+	return addr, addrOK
+}

@@ -1,0 +1,189 @@
+package smtpd
+
+import (
+	"errors"
+	"io"
+)
+
+// MaxHops is qmail's loop limit: this many Received/Delivered header lines
+// or more and the message is refused.
+const MaxHops = 100
+
+// refreshEvery is how many input bytes of a message pass between two
+// extensions of the read deadline, so that timeoutsmtpd bounds each
+// stalled read, not the whole transfer.
+const refreshEvery = 64 << 10
+
+// errBareLF ends a DATA transfer that contains a LF without CR before it.
+var errBareLF = errors.New("bare LF in DATA")
+
+// body turns the message as go-smtp delivers it into what qmail-queue is
+// given, with qmail-smtpd's rules: CRLF becomes LF, a CR not followed by
+// LF is kept, a bare LF is fatal (DATA only), Received/Delivered header
+// lines are counted, and the decoded size is held against databytes.
+//
+// go-smtp's DATA reader has already removed dot-stuffing and the final
+// ".", but it keeps CR LF pairs and, given a buffer, blocks until it is
+// full; body therefore reads it one byte at a time so that a bare LF is
+// answered at once, as qmail does, even when the client then waits. A
+// BDAT chunk (no dot-stuffing, no terminator) is read in blocks and bare
+// LFs in it are taken as line ends.
+//
+// After databytes is exceeded or MaxHops reached, nothing more is passed
+// on but input is still consumed to the end, and Read then fails with the
+// reply qmail would give (hops take precedence). A Read error always means
+// "do not queue".
+type body struct {
+	src     io.Reader
+	chunked bool   // BDAT
+	limit   int64  // databytes, 0 = none
+	refresh func() // extends the read deadline; may be nil
+
+	scratch [4096]byte
+	since   int
+	srcEOF  bool
+	fin     error // set once the body is finished (io.EOF or a reply)
+
+	cr       bool // a CR is pending
+	inHeader bool
+	line     [9]byte
+	lineLen  int
+	hops     int
+	size     int64
+	over     bool
+	looping  bool
+	readErr  error // error of the source (client gone, timeout, long line)
+}
+
+func newBody(src io.Reader, chunked bool, limit int64, refresh func()) *body {
+	return &body{src: src, chunked: chunked, limit: limit, refresh: refresh, inHeader: true}
+}
+
+func (b *body) Read(p []byte) (int, error) {
+	if b.fin != nil {
+		return 0, b.fin
+	}
+	if len(p) < 2 {
+		return 0, io.ErrShortBuffer
+	}
+	n := 0
+	for {
+		if b.srcEOF {
+			if b.cr {
+				if n == len(p) {
+					return n, nil
+				}
+				b.cr = false
+				n = b.emit('\r', p, n)
+			}
+			b.fin = b.finish()
+			return n, b.fin
+		}
+		if n+2 > len(p) {
+			return n, nil
+		}
+		in := b.scratch[:1]
+		if b.chunked {
+			m := len(p) - n - 1
+			if m > len(b.scratch) {
+				m = len(b.scratch)
+			}
+			in = b.scratch[:m]
+		}
+		k, err := b.src.Read(in)
+		for _, c := range in[:k] {
+			n = b.decode(c, p, n)
+			if b.fin != nil {
+				return n, b.fin
+			}
+		}
+		if b.since += k; b.since >= refreshEvery && b.refresh != nil {
+			b.refresh()
+			b.since = 0
+		}
+		if err == io.EOF {
+			b.srcEOF = true
+		} else if err != nil {
+			b.readErr = err
+			b.fin = err
+			return n, err
+		}
+	}
+}
+
+func (b *body) decode(c byte, p []byte, n int) int {
+	if b.cr {
+		b.cr = false
+		if c == '\n' {
+			return b.emit('\n', p, n)
+		}
+		n = b.emit('\r', p, n)
+	}
+	switch c {
+	case '\r':
+		b.cr = true
+		return n
+	case '\n':
+		if !b.chunked {
+			b.fin = errBareLF
+			return n
+		}
+	}
+	return b.emit(c, p, n)
+}
+
+func (b *body) emit(c byte, p []byte, n int) int {
+	b.size++
+	if b.limit > 0 && b.size > b.limit {
+		b.over = true
+	}
+	if b.inHeader {
+		if c == '\n' {
+			if b.lineLen == 0 {
+				b.inHeader = false
+			}
+			b.lineLen = 0
+		} else {
+			if b.lineLen < len(b.line) {
+				b.line[b.lineLen] = c
+			}
+			b.lineLen++
+			if (b.lineLen == 8 && foldEq(b.line[:8], "received")) ||
+				(b.lineLen == 9 && foldEq(b.line[:9], "delivered")) {
+				if b.hops++; b.hops >= MaxHops {
+					b.looping = true
+				}
+			}
+		}
+	}
+	if b.over || b.looping {
+		return n
+	}
+	p[n] = c
+	return n + 1
+}
+
+// finish is the result at the end of the message.
+func (b *body) finish() error {
+	switch {
+	case b.looping:
+		return replyTooManyHops
+	case b.over:
+		return replyDatabytes
+	}
+	return io.EOF
+}
+
+// foldEq compares ASCII letters ignoring case.
+func foldEq(b []byte, s string) bool {
+	for i := range b {
+		c := b[i]
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != s[i] {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,281 @@
+package smtpd
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hqmail/hqmail/pkg/cdb"
+	"github.com/hqmail/hqmail/pkg/control"
+)
+
+// Limits beyond qmail (qmail has none): they turn abuse into a clear reply
+// instead of unbounded memory use.
+const (
+	// DefaultMaxRcpt is the number of accepted recipients per message;
+	// the next RCPT gets "452 too many recipients (#4.5.3)".
+	DefaultMaxRcpt = 1000
+	// DefaultMaxLine is the longest line (command or message line, CRLF
+	// included) read; a longer one ends the session with a clear error.
+	DefaultMaxLine = 256 << 10
+	// MaxAddr: a parsed MAIL/RCPT address this long or longer is refused
+	// with 555, as qmail does.
+	MaxAddr = 900
+)
+
+// Config is everything a session needs from control files and the
+// environment. It is read once per process (under tcpserver) or once per
+// connection (with -listen), so control changes apply to the next
+// connection, as with qmail.
+type Config struct {
+	Root        string
+	Greeting    string        // smtpgreeting, else me
+	LocalIPHost string        // localiphost, else me; "" = no replacement
+	Timeout     time.Duration // timeoutsmtpd
+	Databytes   int64         // 0 = no limit
+	RcptHosts   *RcptHosts    // nil: rcpthosts absent, accept every recipient
+	BadMailFrom map[string]bool
+	TLS         *tls.Config // nil: no STARTTLS
+	MaxRcpt     int
+	MaxLine     int
+	// QueueEnv is the environment of qmail-queue (QMAILQUEUE is read from
+	// it); nil means the process environment.
+	QueueEnv []string
+	// Now is the clock of the Received line and the "250 ok" reply.
+	Now func() time.Time
+}
+
+// ErrControls is the failure behind "421 unable to read controls".
+var ErrControls = errors.New("unable to read controls")
+
+// LoadConfig reads the control files of the tree at root. getenv supplies
+// DATABYTES. A control file that exists but cannot be read, or a missing
+// smtpgreeting with no me, is ErrControls (qmail answers 421). Problems
+// with control/servercert.pem are not fatal: they are returned as warn and
+// the session runs without STARTTLS.
+func LoadConfig(root string, getenv func(string) (string, bool)) (cfg *Config, warn error, err error) {
+	d := control.Open(root)
+	fail := func(e error) (*Config, error, error) {
+		return nil, nil, fmt.Errorf("%w: %v", ErrControls, e)
+	}
+	cfg = &Config{Root: root, MaxRcpt: DefaultMaxRcpt, MaxLine: DefaultMaxLine, Now: time.Now}
+	g, ok, e := d.LineOrMeRequired("smtpgreeting")
+	if e != nil {
+		return fail(e)
+	}
+	if !ok {
+		return fail(errors.New("neither control/smtpgreeting nor control/me exists"))
+	}
+	cfg.Greeting = g
+	if cfg.LocalIPHost, _, e = d.LineOrMeRequired("localiphost"); e != nil {
+		return fail(e)
+	}
+	t, e := readSigned(d, "timeoutsmtpd", 1200)
+	if e != nil {
+		return fail(e)
+	}
+	if t <= 0 {
+		t = 1
+	}
+	cfg.Timeout = time.Duration(t) * time.Second
+	db, e := readSigned(d, "databytes", 0)
+	if e != nil {
+		return fail(e)
+	}
+	if v, ok := getenv("DATABYTES"); ok {
+		db = parseLeadingInt(v)
+	}
+	if db < 0 {
+		db = 0
+	}
+	cfg.Databytes = db
+	hosts, ok, e := d.ReadList("rcpthosts")
+	if e != nil {
+		return fail(e)
+	}
+	if ok {
+		cfg.RcptHosts = NewRcptHosts(hosts, filepath.Join(d.Path, "morercpthosts.cdb"))
+	}
+	bmf, ok, e := d.ReadList("badmailfrom")
+	if e != nil {
+		return fail(e)
+	}
+	if ok {
+		cfg.BadMailFrom = make(map[string]bool, len(bmf))
+		for _, b := range bmf {
+			cfg.BadMailFrom[strings.ToLower(b)] = true
+		}
+	}
+	cfg.TLS, warn = loadTLS(filepath.Join(d.Path, "servercert.pem"))
+	return cfg, warn, nil
+}
+
+// readSigned reads a numeric control file the way qmail's control_readint
+// does: the leading optional '-' and digits of the first line; a missing
+// file gives def.
+func readSigned(d *control.Dir, name string, def int64) (int64, error) {
+	s, ok, err := d.ReadLine(name)
+	if err != nil || !ok {
+		return def, err
+	}
+	return parseLeadingInt(s), nil
+}
+
+// parseLeadingInt is scan_ulong-style parsing: an optional '-', then the
+// leading decimal digits; no digits is 0. Values saturate at 2^62.
+func parseLeadingInt(s string) int64 {
+	neg := false
+	if strings.HasPrefix(s, "-") {
+		neg, s = true, s[1:]
+	}
+	var n int64
+	for i := 0; i < len(s) && s[i] >= '0' && s[i] <= '9'; i++ {
+		if n < 1<<62/10 {
+			n = n*10 + int64(s[i]-'0')
+		} else {
+			n = 1 << 62
+		}
+	}
+	if neg {
+		return -n
+	}
+	return n
+}
+
+// loadTLS loads control/servercert.pem: the PEM certificate chain and the
+// private key in one file (the convention of qmail's TLS patches). A
+// missing file means no STARTTLS and no warning.
+func loadTLS(path string) (*tls.Config, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("servercert.pem: %v; STARTTLS disabled", err)
+	}
+	cert, err := tls.X509KeyPair(pem, pem)
+	if err != nil {
+		return nil, fmt.Errorf("servercert.pem: %v; STARTTLS disabled", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
+// RcptHosts is control/rcpthosts plus control/morercpthosts.cdb.
+type RcptHosts struct {
+	set  map[string]bool // lowercased entries
+	more string          // path of morercpthosts.cdb
+}
+
+// NewRcptHosts builds the rule from the rcpthosts lines and the path of
+// morercpthosts.cdb (which need not exist).
+func NewRcptHosts(lines []string, morePath string) *RcptHosts {
+	h := &RcptHosts{set: make(map[string]bool, len(lines)), more: morePath}
+	for _, l := range lines {
+		h.set[strings.ToLower(l)] = true
+	}
+	return h
+}
+
+// Allowed reports whether a recipient address may be accepted without
+// RELAYCLIENT: an address without '@' is; otherwise its lowercased domain,
+// or a suffix of it starting at a '.', must be listed in rcpthosts or be a
+// key of morercpthosts.cdb. A nil RcptHosts (no rcpthosts file) allows
+// everything. err is set when morercpthosts.cdb exists but cannot be read.
+func (h *RcptHosts) Allowed(addr string) (bool, error) {
+	if h == nil {
+		return true, nil
+	}
+	i := strings.LastIndexByte(addr, '@')
+	if i < 0 {
+		return true, nil
+	}
+	dom := strings.ToLower(addr[i+1:])
+	var suffixes []string
+	for j := 0; j < len(dom); j++ {
+		if j == 0 || dom[j] == '.' {
+			if h.set[dom[j:]] {
+				return true, nil
+			}
+			suffixes = append(suffixes, dom[j:])
+		}
+	}
+	if len(suffixes) == 0 {
+		return false, nil
+	}
+	db, err := cdb.Open(h.more)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return false, nil
+		}
+		return false, err
+	}
+	defer db.Close()
+	for _, s := range suffixes {
+		_, found, err := db.Get([]byte(s))
+		if err != nil {
+			return false, err
+		}
+		if found {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// BadFrom reports whether sender is listed in badmailfrom, as the whole
+// address or as "@domain", ignoring case.
+func (c *Config) BadFrom(sender string) bool {
+	if len(c.BadMailFrom) == 0 {
+		return false
+	}
+	a := strings.ToLower(sender)
+	if c.BadMailFrom[a] {
+		return true
+	}
+	if i := strings.LastIndexByte(a, '@'); i >= 0 && c.BadMailFrom[a[i:]] {
+		return true
+	}
+	return false
+}
+
+// Peer is what is known about the client, from tcpserver's environment or
+// from the socket.
+type Peer struct {
+	RemoteIP   string  // TCPREMOTEIP, default "unknown"
+	RemoteHost string  // TCPREMOTEHOST, default "unknown"
+	RemoteInfo *string // TCPREMOTEINFO, nil when unset
+	LocalHost  string  // TCPLOCALHOST, else TCPLOCALIP, else "unknown"
+	Relay      *string // RELAYCLIENT, nil when unset
+}
+
+// PeerFromEnv reads the tcpserver environment.
+func PeerFromEnv(getenv func(string) (string, bool)) Peer {
+	def := func(name, d string) string {
+		if v, ok := getenv(name); ok {
+			return v
+		}
+		return d
+	}
+	p := Peer{
+		RemoteIP:   def("TCPREMOTEIP", "unknown"),
+		RemoteHost: def("TCPREMOTEHOST", "unknown"),
+	}
+	if v, ok := getenv("TCPREMOTEINFO"); ok {
+		p.RemoteInfo = &v
+	}
+	if v, ok := getenv("TCPLOCALHOST"); ok {
+		p.LocalHost = v
+	} else {
+		p.LocalHost = def("TCPLOCALIP", "unknown")
+	}
+	if v, ok := getenv("RELAYCLIENT"); ok {
+		p.Relay = &v
+	}
+	return p
+}
+

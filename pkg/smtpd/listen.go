@@ -1,0 +1,152 @@
+package smtpd
+
+import (
+	"errors"
+	"io"
+	"log"
+	"net"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/hqmail/hqmail/pkg/control"
+)
+
+// Listener is qmail-smtpd -listen: it accepts connections itself and
+// serves each with the values tcpserver would have set. Controls are read
+// afresh for every connection.
+//
+//   - TCPREMOTEIP, TCPLOCALIP: from the socket. TCPREMOTEHOST and
+//     TCPREMOTEINFO: unset (no DNS or ident lookups, as tcpserver -H -R),
+//     so the Received line says "from unknown".
+//   - TCPLOCALHOST: control/me (as "tcpserver -l $(cat control/me)"),
+//     else the local IP.
+//   - RELAYCLIENT: set (empty) for clients matching control/relayclients;
+//     without that file, for 127.0.0.1 and ::1 only.
+type Listener struct {
+	Root     string
+	Getenv   func(string) (string, bool)
+	Log      *log.Logger
+	MaxConns int
+	// QueueEnv, if set, is the environment of qmail-queue (tests).
+	QueueEnv []string
+}
+
+// Serve accepts connections on ln until it fails; at most MaxConns
+// sessions run at once, further clients wait in the listen queue.
+func (l *Listener) Serve(ln net.Listener) error {
+	max := l.MaxConns
+	if max < 1 {
+		max = 40
+	}
+	logger := l.Log
+	if logger == nil {
+		logger = log.New(io.Discard, "", 0)
+	}
+	sem := make(chan struct{}, max)
+	for {
+		sem <- struct{}{}
+		c, err := ln.Accept()
+		if err != nil {
+			<-sem
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			// EMFILE and friends: wait a moment rather than spin.
+			logger.Printf("accept: %v", err)
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		go func() {
+			defer func() { <-sem }()
+			l.serveConn(c, logger)
+		}()
+	}
+}
+
+func (l *Listener) serveConn(c net.Conn, logger *log.Logger) {
+	defer c.Close()
+	cfg, warn, err := LoadConfig(l.Root, l.Getenv)
+	if err != nil {
+		logger.Printf("%v", err)
+		c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(c, textControls+"\r\n")
+		return
+	}
+	if warn != nil {
+		logger.Printf("warning: %v", warn)
+	}
+	if l.QueueEnv != nil {
+		cfg.QueueEnv = l.QueueEnv
+	}
+	peer, err := l.peerOf(c)
+	if err != nil {
+		logger.Printf("%v", err)
+		io.WriteString(c, textControls+"\r\n")
+		return
+	}
+	Serve(c, cfg, peer, logger)
+}
+
+// peerOf derives the tcpserver values for a connection.
+func (l *Listener) peerOf(c net.Conn) (Peer, error) {
+	d := control.Open(l.Root)
+	p := Peer{RemoteIP: "unknown", RemoteHost: "unknown", LocalHost: "unknown"}
+	var rip netip.Addr
+	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
+		rip = ap.Addr().Unmap()
+		p.RemoteIP = rip.String()
+	}
+	if ap, err := netip.ParseAddrPort(c.LocalAddr().String()); err == nil {
+		p.LocalHost = ap.Addr().Unmap().String()
+	}
+	me, ok, err := d.Me()
+	if err != nil {
+		return p, err
+	}
+	if ok {
+		p.LocalHost = me
+	}
+	rules, ok, err := d.ReadList("relayclients")
+	if err != nil {
+		return p, err
+	}
+	if !ok {
+		rules = []string{"127.0.0.1", "::1"}
+	}
+	if rip.IsValid() && RelayMatch(rules, rip) {
+		empty := ""
+		p.Relay = &empty
+	}
+	return p, nil
+}
+
+// RelayMatch reports whether ip matches one of the control/relayclients
+// lines: an address ("192.0.2.7", "::1"), a CIDR prefix ("10.0.0.0/8",
+// "2001:db8::/32"), or a tcprules-style dotted prefix ending in '.'
+// ("192.168."). Lines that are none of these are ignored.
+func RelayMatch(rules []string, ip netip.Addr) bool {
+	ip = ip.Unmap()
+	for _, r := range rules {
+		r = strings.TrimSpace(r)
+		switch {
+		case strings.Contains(r, "/"):
+			if pfx, err := netip.ParsePrefix(r); err == nil && pfx.Contains(ip) {
+				return true
+			}
+		case strings.HasSuffix(r, "."):
+			if ip.Is4() && strings.HasPrefix(ip.String(), r) {
+				return true
+			}
+		default:
+			if a, err := netip.ParseAddr(r); err == nil && a.Unmap() == ip {
+				return true
+			}
+		}
+	}
+	return false
+}

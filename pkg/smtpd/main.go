@@ -1,0 +1,109 @@
+package smtpd
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/hqmail/hqmail/pkg/qhome"
+)
+
+// Main is qmail-smtpd. Without arguments it serves one session on fd 0/1
+// (tcpserver, inetd, systemd socket with Accept=yes, sendmail -bs); with
+// -listen ADDR it accepts connections itself. It returns the exit status:
+// 0 after QUIT or when the client went away, 1 after a fatal reply (421,
+// timeout, bare LF) as qmail-smtpd, 100 for a usage error, 111 when the
+// listener cannot start.
+func Main(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("qmail-smtpd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "", "accept connections on `ADDR` (host:port) instead of serving fd 0/1")
+	maxConns := fs.Int("c", 40, "with -listen: at most `N` sessions at once")
+	if err := fs.Parse(args); err != nil || fs.NArg() > 0 || *maxConns < 1 {
+		fmt.Fprintln(stderr, "usage: qmail-smtpd [-listen ADDR [-c N]]")
+		return 100
+	}
+	root := qhome.Root()
+	getenv := os.LookupEnv
+	if *listen != "" {
+		logger := log.New(stderr, "qmail-smtpd: ", 0)
+		if err := os.Chdir(root); err != nil {
+			logger.Printf("fatal: unable to switch to %s: %v", root, err)
+			return 111
+		}
+		ln, err := net.Listen("tcp", *listen)
+		if err != nil {
+			logger.Printf("fatal: %v", err)
+			return 111
+		}
+		logger.Printf("listening on %s, root %s", ln.Addr(), root)
+		if err := (&Listener{Root: root, Getenv: getenv, Log: logger, MaxConns: *maxConns}).Serve(ln); err != nil {
+			logger.Printf("fatal: %v", err)
+			return 111
+		}
+		return 0
+	}
+	return serveStdio(root, getenv, stderr)
+}
+
+// serveStdio serves the one session on fd 0/1.
+func serveStdio(root string, getenv func(string) (string, bool), stderr io.Writer) int {
+	// A peer that goes away must give EPIPE, not kill us with SIGPIPE.
+	signal.Ignore(syscall.SIGPIPE)
+	in := pollable(0, "stdin")
+	out := pollable(1, "stdout")
+	logger := log.New(stderr, "qmail-smtpd: ", 0)
+	if sameFile(0, 2) {
+		// inetd and systemd may hand the socket over as stderr too:
+		// anything written there would reach the client.
+		logger.SetOutput(io.Discard)
+	}
+	peer := PeerFromEnv(getenv)
+	conn := &stdioConn{in: in, out: out, local: stdioAddr(peer.LocalHost), remote: stdioAddr(peer.RemoteIP)}
+	if err := os.Chdir(root); err != nil {
+		logger.Printf("unable to switch to %s: %v", root, err)
+		io.WriteString(conn, textControls+"\r\n")
+		return 1
+	}
+	cfg, warn, err := LoadConfig(root, getenv)
+	if err != nil {
+		logger.Printf("%v", err)
+		io.WriteString(conn, textControls+"\r\n")
+		return 1
+	}
+	if warn != nil {
+		logger.Printf("warning: %v", warn)
+	}
+	if !Serve(conn, cfg, peer, logger) {
+		return 1
+	}
+	return 0
+}
+
+// pollable returns fd as an *os.File whose deadlines work: sockets and
+// pipes are switched to non-blocking mode first so that the Go runtime
+// polls them. Terminals and files are left alone.
+func pollable(fd int, name string) *os.File {
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err == nil {
+		switch st.Mode & syscall.S_IFMT {
+		case syscall.S_IFSOCK, syscall.S_IFIFO:
+			syscall.SetNonblock(fd, true)
+		}
+	}
+	return os.NewFile(uintptr(fd), name)
+}
+
+// sameFile reports whether two descriptors refer to the same socket/file.
+func sameFile(a, b int) bool {
+	var sa, sb syscall.Stat_t
+	if syscall.Fstat(a, &sa) != nil || syscall.Fstat(b, &sb) != nil {
+		return false
+	}
+	return sa.Dev == sb.Dev && sa.Ino == sb.Ino && sa.Mode&syscall.S_IFMT == syscall.S_IFSOCK
+}

@@ -1,0 +1,154 @@
+package smtpd
+
+import (
+	"errors"
+	"io"
+	"log"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	smtp "github.com/emersion/go-smtp"
+)
+
+// Serve runs one SMTP session on conn with a go-smtp server of its own
+// (each connection has its own greeting, limits and peer values) and
+// returns when the session is over. ok is false when it ended on a fatal
+// reply, a timeout or a read error; qmail-smtpd then exits 1.
+func Serve(conn net.Conn, cfg *Config, peer Peer, logger *log.Logger) (ok bool) {
+	if logger == nil {
+		logger = log.New(io.Discard, "", 0)
+	}
+	cs := &connState{cfg: cfg, peer: peer, log: logger}
+	tc := &trackConn{Conn: conn, closed: make(chan struct{}), cs: cs}
+	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
+		cs.conn = c
+		s := &session{cs: cs}
+		return s, nil
+	}))
+	cs.srv = srv
+	srv.Domain = cfg.Greeting
+	srv.ReadTimeout = cfg.Timeout
+	srv.WriteTimeout = cfg.Timeout
+	srv.MaxLineLength = cfg.MaxLine
+	srv.MaxMessageBytes = cfg.Databytes
+	srv.TLSConfig = cfg.TLS
+	srv.ErrorLog = logger
+	l := &oneListener{conn: tc, closed: tc.closed}
+	srv.Serve(l)
+	return !cs.failed.Load()
+}
+
+// trackConn tells the one-shot listener when go-smtp has closed the
+// connection and notes read timeouts.
+type trackConn struct {
+	net.Conn
+	once   sync.Once
+	closed chan struct{}
+	cs     *connState
+}
+
+func (c *trackConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		c.cs.failed.Store(true)
+	}
+	return n, err
+}
+
+func (c *trackConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() { close(c.closed) })
+	return err
+}
+
+var errListenerDone = errors.New("smtpd: session over")
+
+// oneListener hands go-smtp's Serve a single connection, then blocks until
+// that connection is closed and ends Serve.
+type oneListener struct {
+	mu     sync.Mutex
+	conn   net.Conn
+	closed chan struct{}
+}
+
+func (l *oneListener) Accept() (net.Conn, error) {
+	l.mu.Lock()
+	c := l.conn
+	l.conn = nil
+	l.mu.Unlock()
+	if c != nil {
+		return c, nil
+	}
+	<-l.closed
+	return nil, errListenerDone
+}
+
+func (l *oneListener) Close() error { return nil }
+
+func (l *oneListener) Addr() net.Addr { return stdioAddr("stdio") }
+
+// stdioAddr is the net.Addr of a connection on fd 0/1.
+type stdioAddr string
+
+func (a stdioAddr) Network() string { return "stdio" }
+func (a stdioAddr) String() string  { return string(a) }
+
+// stdioConn is the SMTP connection of a process started by tcpserver,
+// inetd or a systemd socket: read fd 0, write fd 1. Deadlines work when
+// the descriptors are sockets or pipes (made non-blocking, so the Go
+// poller manages them); on anything else they are silently unavailable.
+type stdioConn struct {
+	in, out       *os.File
+	local, remote net.Addr
+}
+
+func (c *stdioConn) Read(p []byte) (int, error) {
+	n, err := c.in.Read(p)
+	if errors.Is(err, os.ErrClosed) {
+		err = net.ErrClosed
+	}
+	return n, err
+}
+
+func (c *stdioConn) Write(p []byte) (int, error) {
+	n, err := c.out.Write(p)
+	if errors.Is(err, os.ErrClosed) {
+		err = net.ErrClosed
+	}
+	return n, err
+}
+
+func (c *stdioConn) Close() error {
+	err := c.in.Close()
+	if e := c.out.Close(); err == nil {
+		err = e
+	}
+	return err
+}
+
+func (c *stdioConn) LocalAddr() net.Addr  { return c.local }
+func (c *stdioConn) RemoteAddr() net.Addr { return c.remote }
+
+func noDeadline(err error) error {
+	if errors.Is(err, os.ErrNoDeadline) {
+		return nil
+	}
+	return err
+}
+
+func (c *stdioConn) SetReadDeadline(t time.Time) error {
+	return noDeadline(c.in.SetReadDeadline(t))
+}
+
+func (c *stdioConn) SetWriteDeadline(t time.Time) error {
+	return noDeadline(c.out.SetWriteDeadline(t))
+}
+
+func (c *stdioConn) SetDeadline(t time.Time) error {
+	if err := c.SetReadDeadline(t); err != nil {
+		return err
+	}
+	return c.SetWriteDeadline(t)
+}

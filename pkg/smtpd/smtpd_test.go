@@ -1,0 +1,386 @@
+package smtpd
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hqmail/hqmail/pkg/cdb"
+	"github.com/hqmail/hqmail/pkg/qq"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// TestDialogue checks a whole transaction, reply by reply, and what is
+// handed to qmail-queue.
+func TestDialogue(t *testing.T) {
+	q := useMemQueue(t)
+	root := testRoot(t, map[string]string{"databytes": "10000\n"})
+	s := startServer(t, root, loopPeer, nil)
+	c := dial(t, s)
+	if got := c.last(); got != "220 mx.example.org ESMTP Service Ready" {
+		t.Errorf("greeting %q", got)
+	}
+	c.send("EHLO client.example\r\n")
+	ehlo := c.reply()
+	want := []string{"250-Hello client.example", "250-PIPELINING", "250-8BITMIME",
+		"250-ENHANCEDSTATUSCODES", "250-CHUNKING", "250 SIZE 10000"}
+	if strings.Join(ehlo, "|") != strings.Join(want, "|") {
+		t.Errorf("EHLO:\n got %q\nwant %q", ehlo, want)
+	}
+	c.expectPrefix("MAIL FROM:<joe@sender.example>", "250 ")
+	c.expect("RCPT TO:<someone@elsewhere.example>", "553 sorry, that domain isn't in my list of allowed rcpthosts (#5.7.1)")
+	c.expectPrefix("RCPT TO:<User@Example.ORG>", "250 ")
+	c.expectPrefix("RCPT TO:<a@sub.example.net>", "250 ")
+	c.expect("RCPT TO:<a@example.net>", "553 sorry, that domain isn't in my list of allowed rcpthosts (#5.7.1)")
+	c.expectPrefix("DATA", "354 ")
+	c.send(textprotoDot("Subject: hi\n\n.leading dot\nbody\r\n"))
+	if got := c.last(); got != "250 ok 1795665003 qp 4242" {
+		t.Errorf("after DATA: %q", got)
+	}
+	c.expectPrefix("QUIT", "221 ")
+	msgs := q.all()
+	if len(msgs) != 1 {
+		t.Fatalf("queued %d messages, want 1", len(msgs))
+	}
+	wantMsg := "Received: from localhost (HELO client.example) (127.0.0.1)\n" +
+		"  by mx.example.org with SMTP; 26 Nov 2026 03:50:03 -0000\n" +
+		"Subject: hi\n\n.leading dot\nbody\n"
+	if msgs[0].Msg != wantMsg {
+		t.Errorf("message:\n%q\nwant\n%q", msgs[0].Msg, wantMsg)
+	}
+	if got := fmtEnv(msgs[0].Env); got != "Fjoe@sender.example TUser@Example.ORG Ta@sub.example.net" {
+		t.Errorf("envelope %s", got)
+	}
+	if oks := s.sessionsDone(t, 1); !oks[0] {
+		t.Errorf("session after QUIT reported failure")
+	}
+}
+
+// TestReplies checks qmail's reply texts that this implementation controls.
+func TestReplies(t *testing.T) {
+	useMemQueue(t)
+	root := testRoot(t, map[string]string{
+		"badmailfrom": "spammer@bad.example\n@Worse.Example\n",
+	})
+	s := startServer(t, root, loopPeer, nil)
+	long := strings.Repeat("a", 890) + "@example.org"
+	tests := []struct {
+		name  string
+		cmds  []string
+		reply string // of the last command
+	}{
+		{"badmailfrom at rcpt", []string{"MAIL FROM:<spammer@bad.example>", "RCPT TO:<u@example.org>"},
+			"553 sorry, your envelope sender is in my badmailfrom list (#5.7.1)"},
+		{"badmailfrom domain any case", []string{"MAIL FROM:<X@worse.EXAMPLE>", "RCPT TO:<u@example.org>"},
+			"553 sorry, your envelope sender is in my badmailfrom list (#5.7.1)"},
+		{"badmailfrom not a suffix match", []string{"MAIL FROM:<x@sub.worse.example>", "RCPT TO:<u@example.org>"},
+			"250 2.0.0 I'll make sure <u@example.org> gets this"},
+		{"address of 900 bytes", []string{"MAIL FROM:<>", "RCPT TO:<" + long + ">"}, "555 syntax error (#5.5.4)"},
+		{"sender of 900 bytes", []string{"MAIL FROM:<" + long + ">"}, "555 syntax error (#5.5.4)"},
+		{"NUL in address", []string{"MAIL FROM:<>", "RCPT TO:<u@example.org\x00Tv@evil.example>"}, "555 syntax error (#5.5.4)"},
+		{"null sender", []string{"MAIL FROM:<>"}, "250 2.0.0 Roger, accepting mail from <>"},
+		{"rcpt first", []string{"RCPT TO:<u@example.org>"}, "502 5.5.1 Missing MAIL FROM command."},
+		{"data first", []string{"DATA"}, "502 5.5.1 Missing RCPT TO command."},
+		{"rset", []string{"MAIL FROM:<>", "RSET"}, "250 2.0.0 Session reset"},
+		{"noop", []string{"NOOP"}, "250 2.0.0 I have successfully done nothing"},
+		{"vrfy", []string{"VRFY root"}, "252 2.5.0 Cannot VRFY user, but will accept message"},
+		{"mail SIZE fine without databytes", []string{"MAIL FROM:<a@b.example> SIZE=99999999"}, "250 2.0.0 Roger, accepting mail from <a@b.example>"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dial(t, s)
+			c.last()
+			c.expectPrefix("HELO client.example", "250 ")
+			var got string
+			for _, cmd := range tc.cmds {
+				got = c.cmd(cmd)
+			}
+			if got != tc.reply {
+				t.Errorf("got %q, want %q", got, tc.reply)
+			}
+		})
+	}
+}
+
+// TestReceived checks the Received line against a golden file.
+func TestReceived(t *testing.T) {
+	info := "ident"
+	empty := ""
+	at := time.Date(1995, 9, 26, 4, 46, 54, 0, time.UTC)
+	cases := []struct {
+		peer Peer
+		helo string
+	}{
+		{Peer{RemoteIP: "192.0.2.1", RemoteHost: "client.example", LocalHost: "mx.example.org"}, "client.example"},
+		{Peer{RemoteIP: "192.0.2.1", RemoteHost: "client.example", LocalHost: "mx.example.org"}, "CLIENT.Example"},
+		{Peer{RemoteIP: "192.0.2.1", RemoteHost: "unknown", LocalHost: "mx.example.org"}, "other.example"},
+		{Peer{RemoteIP: "192.0.2.1", RemoteHost: "unknown", LocalHost: "mx.example.org", RemoteInfo: &info}, "h"},
+		{Peer{RemoteIP: "192.0.2.1", RemoteHost: "unknown", LocalHost: "unknown", RemoteInfo: &empty}, "h"},
+		{Peer{RemoteIP: "::1", RemoteHost: "evil\nX-Injected: yes", LocalHost: "mx.example.org"}, "a b(c)<d>\"e\";\r\n\x00\xff%+/=:-[]_"},
+	}
+	var out strings.Builder
+	for _, c := range cases {
+		out.WriteString(Received(c.peer, c.helo, at))
+	}
+	golden := filepath.Join("testdata", "received.golden")
+	if *update {
+		if err := os.WriteFile(golden, []byte(out.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != string(want) {
+		t.Errorf("Received lines:\n%s\nwant:\n%s", out.String(), want)
+	}
+	for _, line := range strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n") {
+		if !regexp.MustCompile(`^(Received: from |  by )[A-Za-z0-9.@%+/=:\-\[\]?() ;]*$`).MatchString(line) {
+			t.Errorf("unsafe byte in %q", line)
+		}
+	}
+}
+
+// TestRelayClient: with RELAYCLIENT every recipient is taken and the
+// value is appended; rcpthosts is not consulted.
+func TestRelayClient(t *testing.T) {
+	q := useMemQueue(t)
+	root := testRoot(t, nil)
+	suffix := "-relay"
+	peer := loopPeer
+	peer.Relay = &suffix
+	s := startServer(t, root, peer, nil)
+	c := dial(t, s)
+	c.last()
+	c.expectPrefix("HELO x", "250 ")
+	c.expectPrefix("MAIL FROM:<a@b.example>", "250 ")
+	c.expectPrefix("RCPT TO:<someone@far.example>", "250 ")
+	c.expectPrefix("DATA", "354 ")
+	c.send(textprotoDot("x\n"))
+	c.expectPrefix("", "250 ok ")
+	c.expectPrefix("QUIT", "221 ")
+	msgs := q.all()
+	if len(msgs) != 1 || fmtEnv(msgs[0].Env) != "Fa@b.example Tsomeone@far.example-relay" {
+		t.Fatalf("queued %+v", msgs)
+	}
+}
+
+// TestNoRcpthosts: without control/rcpthosts every recipient is accepted.
+func TestNoRcpthosts(t *testing.T) {
+	useMemQueue(t)
+	root := testRoot(t, map[string]string{"rcpthosts": "\x00absent"})
+	s := startServer(t, root, loopPeer, nil)
+	c := dial(t, s)
+	c.last()
+	c.expectPrefix("HELO x", "250 ")
+	c.expectPrefix("MAIL FROM:<>", "250 ")
+	c.expectPrefix("RCPT TO:<anyone@anywhere.example>", "250 ")
+}
+
+// TestMoreRcpthosts: keys of morercpthosts.cdb count as rcpthosts.
+func TestMoreRcpthosts(t *testing.T) {
+	useMemQueue(t)
+	root := testRoot(t, nil)
+	err := cdb.WriteFile(filepath.Join(root, "control", "morercpthosts.cdb"), 0o644,
+		[]cdb.Record{{Key: []byte("more.example")}, {Key: []byte(".sub.example")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startServer(t, root, loopPeer, nil)
+	c := dial(t, s)
+	c.last()
+	c.expectPrefix("HELO x", "250 ")
+	c.expectPrefix("MAIL FROM:<>", "250 ")
+	c.expectPrefix("RCPT TO:<u@MORE.example>", "250 ")
+	c.expectPrefix("RCPT TO:<u@a.b.sub.example>", "250 ")
+	c.expectPrefix("RCPT TO:<u@sub.example>", "553 ")
+	c.expectPrefix("RCPT TO:<u@xmore.example>", "553 ")
+}
+
+// TestTooManyRecipients: 1000 recipients are taken, the next gets 452.
+func TestTooManyRecipients(t *testing.T) {
+	q := useMemQueue(t)
+	root := testRoot(t, nil)
+	s := startServer(t, root, loopPeer, nil)
+	c := dial(t, s)
+	c.last()
+	c.expectPrefix("HELO x", "250 ")
+	var b strings.Builder
+	b.WriteString("MAIL FROM:<a@b.example>\r\n")
+	for i := 0; i < DefaultMaxRcpt+1; i++ {
+		b.WriteString("RCPT TO:<u" + strconv.Itoa(i) + "@example.org>\r\n")
+	}
+	c.send(b.String()) // pipelined
+	if got := c.last(); !strings.HasPrefix(got, "250 ") {
+		t.Fatalf("MAIL: %q", got)
+	}
+	for i := 0; i < DefaultMaxRcpt; i++ {
+		if got := c.last(); !strings.HasPrefix(got, "250 ") {
+			t.Fatalf("RCPT %d: %q", i, got)
+		}
+	}
+	if got := c.last(); got != "452 too many recipients (#4.5.3)" {
+		t.Errorf("RCPT 1001: %q", got)
+	}
+	c.expectPrefix("DATA", "354 ")
+	c.send(textprotoDot("x\n"))
+	c.expectPrefix("", "250 ok ")
+	c.expectPrefix("QUIT", "221 ")
+	if msgs := q.all(); len(msgs) != 1 || len(msgs[0].Env.Recipients) != DefaultMaxRcpt {
+		t.Fatalf("queued %d messages", len(msgs))
+	}
+}
+
+// TestPipelining sends a whole transaction in one write.
+func TestPipelining(t *testing.T) {
+	q := useMemQueue(t)
+	root := testRoot(t, nil)
+	s := startServer(t, root, loopPeer, nil)
+	c := dial(t, s)
+	c.last()
+	c.send("EHLO x\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<u@example.org>\r\nRCPT TO:<bad@far.example>\r\n" +
+		"RCPT TO:<v@example.org>\r\nDATA\r\n")
+	c.reply()
+	for i, want := range []string{"250 ", "250 ", "553 ", "250 ", "354 "} {
+		if got := c.last(); !strings.HasPrefix(got, want) {
+			t.Errorf("reply %d: %q, want %q...", i, got, want)
+		}
+	}
+	c.send(textprotoDot("Subject: p\n\nx\n") + "MAIL FROM:<>\r\nRCPT TO:<w@example.org>\r\nDATA\r\n")
+	for i, want := range []string{"250 ok ", "250 ", "250 ", "354 "} {
+		if got := c.last(); !strings.HasPrefix(got, want) {
+			t.Errorf("second batch reply %d: %q, want %q...", i, got, want)
+		}
+	}
+	c.send(textprotoDot("y\n") + "QUIT\r\n")
+	c.last()
+	c.last()
+	msgs := q.all()
+	if len(msgs) != 2 || fmtEnv(msgs[0].Env) != "Fa@b.example Tu@example.org Tv@example.org" ||
+		fmtEnv(msgs[1].Env) != "F Tw@example.org" {
+		t.Fatalf("queued %+v", msgs)
+	}
+}
+
+// TestQueueResults maps qmail-queue's exits to replies, with the real
+// process protocol (this test binary acts as qmail-queue).
+func TestQueueResults(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		exit  string
+		qq    string
+		reply string
+	}{
+		{"", exe, "250 ok 1795665003 qp "},
+		{"31", exe, "554 mail server permanently rejected message (#5.3.0)"},
+		{"71", exe, "451 mail server temporarily rejected message (#4.3.0)"},
+		{"53", exe, "451 qq write error or disk full (#4.3.0)"},
+		{"", "/nonexistent/qmail-queue", "451 qqt failure (#4.3.0)"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.exit+tc.qq, func(t *testing.T) {
+			dir := t.TempDir()
+			root := testRoot(t, nil)
+			s := startServer(t, root, loopPeer, func(c *Config) {
+				c.QueueEnv = []string{"QMAILQUEUE=" + tc.qq, "HQ_FAKEQQ_DIR=" + dir, "HQ_FAKEQQ_EXIT=" + tc.exit}
+			})
+			c := dial(t, s)
+			c.last()
+			c.expectPrefix("HELO x", "250 ")
+			c.expectPrefix("MAIL FROM:<a@b.example>", "250 ")
+			c.expectPrefix("RCPT TO:<u@example.org>", "250 ")
+			c.expectPrefix("DATA", "354 ")
+			c.send(textprotoDot("Subject: q\n\nbody\n"))
+			got := c.last()
+			if !strings.HasPrefix(got, tc.reply) || (!strings.HasSuffix(tc.reply, " ") && got != tc.reply) {
+				t.Errorf("got %q, want %q", got, tc.reply)
+			}
+			files, _ := filepath.Glob(filepath.Join(dir, "*.env"))
+			if (tc.exit == "" && tc.qq == exe) != (len(files) == 1) {
+				t.Errorf("queued files: %v", files)
+			}
+			if len(files) == 1 {
+				env, _ := os.ReadFile(files[0])
+				if e, err := qq.ParseEnvelope(env); err != nil || fmtEnv(e) != "Fa@b.example Tu@example.org" {
+					t.Errorf("envelope %q", env)
+				}
+			}
+		})
+	}
+}
+
+// TestControls checks LoadConfig's defaults and failures.
+func TestControls(t *testing.T) {
+	env := func(kv ...string) func(string) (string, bool) {
+		return func(k string) (string, bool) {
+			for i := 0; i+1 < len(kv); i += 2 {
+				if kv[i] == k {
+					return kv[i+1], true
+				}
+			}
+			return "", false
+		}
+	}
+	t.Run("defaults", func(t *testing.T) {
+		cfg, _, err := LoadConfig(testRoot(t, map[string]string{"rcpthosts": "\x00absent"}), noEnv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Greeting != "mx.example.org" || cfg.LocalIPHost != "mx.example.org" || cfg.Timeout != 1200*time.Second ||
+			cfg.Databytes != 0 || cfg.RcptHosts != nil || cfg.TLS != nil {
+			t.Errorf("defaults: %+v", cfg)
+		}
+	})
+	t.Run("values", func(t *testing.T) {
+		cfg, _, err := LoadConfig(testRoot(t, map[string]string{"smtpgreeting": "hello there \n", "timeoutsmtpd": "-5\n",
+			"databytes": "1000\n", "localiphost": "[literal]\n"}), env("DATABYTES", "77"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Greeting != "hello there" || cfg.Timeout != time.Second || cfg.Databytes != 77 || cfg.LocalIPHost != "[literal]" {
+			t.Errorf("values: %+v", cfg)
+		}
+	})
+	t.Run("no greeting", func(t *testing.T) {
+		if _, _, err := LoadConfig(testRoot(t, map[string]string{"me": "\x00absent"}), noEnv); err == nil {
+			t.Errorf("no smtpgreeting and no me: no error")
+		}
+	})
+	t.Run("unreadable", func(t *testing.T) {
+		root := testRoot(t, nil)
+		os.Remove(filepath.Join(root, "control", "rcpthosts"))
+		os.Mkdir(filepath.Join(root, "control", "rcpthosts"), 0o755) // read fails with EISDIR
+		if _, _, err := LoadConfig(root, noEnv); err == nil {
+			t.Errorf("unreadable rcpthosts: no error")
+		}
+	})
+}
+
+func TestPeerFromEnv(t *testing.T) {
+	get := func(m map[string]string) func(string) (string, bool) {
+		return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+	}
+	p := PeerFromEnv(get(nil))
+	if p.RemoteIP != "unknown" || p.RemoteHost != "unknown" || p.LocalHost != "unknown" || p.RemoteInfo != nil || p.Relay != nil {
+		t.Errorf("empty env: %+v", p)
+	}
+	p = PeerFromEnv(get(map[string]string{"TCPLOCALIP": "192.0.2.9", "RELAYCLIENT": "", "TCPREMOTEINFO": "x"}))
+	if p.LocalHost != "192.0.2.9" || p.Relay == nil || *p.Relay != "" || p.RemoteInfo == nil {
+		t.Errorf("env: %+v", p)
+	}
+	p = PeerFromEnv(get(map[string]string{"TCPLOCALIP": "192.0.2.9", "TCPLOCALHOST": "mx"}))
+	if p.LocalHost != "mx" {
+		t.Errorf("TCPLOCALHOST: %+v", p)
+	}
+}
+
