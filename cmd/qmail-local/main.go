@@ -1,0 +1,36 @@
+// Command qmail-local delivers one message to one local address by its
+// .qmail file: Maildir, mbox, |program, forward (qmail-local(8)).
+//
+// Privilege contract:
+//   - Runs as: the recipient (never root; qmail-lspawn refuses uid 0). It
+//     has no privilege of its own and needs none: it only touches the
+//     recipient's home and what the recipient's .qmail file names.
+//   - Started by: qmail-lspawn, as
+//     qmail-local [-nN] [--] user home local dash ext domain sender defaultdelivery
+//     (or by hand with -n for a dry run).
+//   - fds: 0 the message, a seekable regular file at offset 0; 1 and 2 the
+//     report pipe (programs run from .qmail share them).
+//   - Exit: 0 delivered (stdout "did F+W+P", "qp PID" after a forward);
+//     100 permanent failure; 111 temporary failure; the text on fd 1/2 is
+//     the report. Usage errors exit 100.
+//   - Trusts: argv only in its documented form; the environment is passed
+//     on to programs (plus qmail-local's own variables) and $QMAILQUEUE
+//     chooses the queue program for forwards, as in qmail.
+package main
+
+import (
+	"os"
+
+	"github.com/hqmail/hqmail/pkg/local"
+	"github.com/hqmail/hqmail/pkg/qhome"
+)
+
+func main() {
+	os.Exit(local.Run(os.Args, local.Config{
+		Stdin:   os.Stdin,
+		Stdout:  os.Stdout,
+		Stderr:  os.Stderr,
+		Environ: os.Environ(),
+		Root:    qhome.Root(),
+	}))
+}
