@@ -278,4 +278,3 @@ func PeerFromEnv(getenv func(string) (string, bool)) Peer {
 	}
 	return p
 }
-

@@ -383,4 +383,3 @@ func TestPeerFromEnv(t *testing.T) {
 		t.Errorf("TCPLOCALHOST: %+v", p)
 	}
 }
-
