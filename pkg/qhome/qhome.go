@@ -60,7 +60,7 @@ type User struct{ UID, GID int }
 // IDs are the users and groups of a qmail tree.
 type IDs struct {
 	Alias, Qmaild, Qmaill, Qmailp, Qmailq, Qmailr, Qmails User
-	Qmail, Nofiles                                       int // group ids
+	Qmail, Nofiles                                        int // group ids
 	// Shared is true when every name maps to one ordinary user (a tree
 	// installed without root): no process changes its uid.
 	Shared bool

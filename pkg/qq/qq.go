@@ -72,7 +72,7 @@ func (e *Envelope) Encode() []byte {
 
 // Envelope parse errors, each tied to the exit code qmail-queue uses.
 var (
-	ErrFormat   = errors.New("envelope format error")         // exit 91
+	ErrFormat   = errors.New("envelope format error")          // exit 91
 	ErrTruncate = errors.New("envelope ends before final NUL") // exit 54
 	ErrTooLong  = errors.New("envelope address too long")      // exit 11
 )
