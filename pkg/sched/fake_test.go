@@ -1,0 +1,265 @@
+package sched
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hqmail/hqmail/pkg/clean"
+	"github.com/hqmail/hqmail/pkg/qhome"
+	"github.com/hqmail/hqmail/pkg/spawnproto"
+)
+
+// lines is a goroutine-safe log capture.
+type lines struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (l *lines) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *lines) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+func (l *lines) count(sub string) int { return strings.Count(l.String(), sub) }
+
+// fakeSpawner answers requests with the result of answer; answer may
+// block (to keep a delivery in flight).
+type fakeSpawner struct {
+	mu     sync.Mutex
+	reqs   []spawnproto.Request
+	answer func(r spawnproto.Request) (byte, string)
+}
+
+func (f *fakeSpawner) requests() []spawnproto.Request {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]spawnproto.Request(nil), f.reqs...)
+}
+
+func (f *fakeSpawner) run(conc byte, req io.Reader, rep io.WriteCloser) {
+	var wmu sync.Mutex
+	rep.Write([]byte{conc})
+	r := bufio.NewReader(req)
+	for {
+		q, err := spawnproto.ReadRequest(r)
+		if err != nil {
+			rep.Close()
+			return
+		}
+		f.mu.Lock()
+		f.reqs = append(f.reqs, *q)
+		ans := f.answer
+		f.mu.Unlock()
+		go func(q spawnproto.Request) {
+			letter, text := ans(q)
+			if letter == 0 {
+				return // never answer
+			}
+			wmu.Lock()
+			defer wmu.Unlock()
+			rep.Write((&spawnproto.Report{Slot: q.Slot, Letter: letter, Text: text}).Encode())
+		}(*q)
+	}
+}
+
+func ok(spawnproto.Request) (byte, string) { return 'K', "did 1+0+0\n" }
+
+// env is a queue tree with a scheduler running on fakes.
+type env struct {
+	t       *testing.T
+	root    string
+	log     *lines
+	spawn   [2]*fakeSpawner
+	sigs    chan os.Signal
+	done    chan int
+	injects chan injected
+	reqW    [2]*io.PipeWriter
+	closers []io.Closer
+	exited  bool
+}
+
+type injected struct {
+	msg    string
+	sender string
+	recips []string
+}
+
+func newTree(t *testing.T) string {
+	t.Helper()
+	root := t.TempDir()
+	q := filepath.Join(root, "queue")
+	for _, d := range []string{"pid", "intd", "todo", "bounce", "lock", "control"} {
+		dir := filepath.Join(q, d)
+		if d == "control" {
+			dir = filepath.Join(root, d)
+		}
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range []string{"mess", "info", "local", "remote"} {
+		for i := 0; i < qhome.Split; i++ {
+			os.MkdirAll(filepath.Join(q, d, fmt.Sprint(i)), 0o700)
+		}
+	}
+	os.WriteFile(filepath.Join(q, "lock", "sendmutex"), nil, 0o600)
+	ctl(t, root, "me", "mx.example.org\n")
+	ctl(t, root, "locals", "mx.example.org\nlocal.example\n")
+	return root
+}
+
+func ctl(t *testing.T, root, name, content string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(root, "control", name), []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// queueMsg does qmail-queue's job: mess file named by its inode, then
+// todo/ID. It returns the id.
+func queueMsg(t *testing.T, root, sender string, recips ...string) uint64 {
+	t.Helper()
+	q := filepath.Join(root, "queue")
+	tmp := filepath.Join(q, "pid", fmt.Sprintf("t.%d", time.Now().UnixNano()))
+	if err := os.WriteFile(tmp, []byte("Received: (qmail 1 invoked by uid 0); 26 Nov 2026 04:00:00 -0000\nSubject: test\n\nbody\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var st syscall.Stat_t
+	syscall.Stat(tmp, &st)
+	id := st.Ino
+	if err := os.Link(tmp, filepath.Join(q, fnSplit("mess", id))); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(tmp)
+	var b strings.Builder
+	b.WriteString("u0\x00p1234\x00F" + sender + "\x00")
+	for _, r := range recips {
+		b.WriteString("T" + r + "\x00")
+	}
+	if err := os.WriteFile(filepath.Join(q, fnFlat("intd", id)), []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(filepath.Join(q, fnFlat("intd", id)), filepath.Join(q, fnFlat("todo", id))); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// start runs the scheduler; answers are per channel.
+func start(t *testing.T, root string, local, remote func(spawnproto.Request) (byte, string)) *env {
+	t.Helper()
+	e := &env{t: t, root: root, log: &lines{}, sigs: make(chan os.Signal, 4), done: make(chan int, 1), injects: make(chan injected, 16)}
+	var opt Options
+	opt.Root = root
+	opt.Log = e.log
+	answers := [2]func(spawnproto.Request) (byte, string){local, remote}
+	for c := 0; c < 2; c++ {
+		e.spawn[c] = &fakeSpawner{answer: answers[c]}
+		reqR, reqW := io.Pipe()
+		repR, repW := io.Pipe()
+		opt.SpawnReq[c], opt.SpawnRep[c] = reqW, repR
+		e.reqW[c] = reqW
+		go e.spawn[c].run(120, reqR, repW)
+		e.closers = append(e.closers, reqW, repR)
+	}
+	creqR, creqW := io.Pipe()
+	crepR, crepW := io.Pipe()
+	go func() {
+		(&clean.Cleaner{Queue: filepath.Join(root, "queue")}).Serve(creqR, crepW)
+		crepW.Close()
+	}()
+	opt.CleanReq, opt.CleanRep = creqW, crepR
+	e.closers = append(e.closers, creqW, crepR)
+	opt.Signals = e.sigs
+	opt.Trigger = true
+	opt.Inject = func(msg io.Reader, sender string, recips []string) (int, error) {
+		b, _ := io.ReadAll(msg)
+		e.injects <- injected{string(b), sender, recips}
+		return 4321, nil
+	}
+	go func() { e.done <- Run(opt) }()
+	t.Cleanup(func() {
+		select {
+		case <-e.done:
+		default:
+			if e.exited {
+				break
+			}
+			e.sigs <- syscall.SIGTERM
+			select {
+			case <-e.done:
+			case <-time.After(10 * time.Second):
+				t.Error("scheduler did not stop")
+			}
+		}
+		for _, c := range e.closers {
+			c.Close()
+		}
+	})
+	return e
+}
+
+// wait polls cond for up to 10 s.
+func (e *env) wait(what string, cond func() bool) {
+	e.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			e.t.Fatalf("timed out waiting for %s; log:\n%s", what, e.log.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (e *env) waitLog(sub string, n int) {
+	e.t.Helper()
+	e.wait(fmt.Sprintf("%d× %q", n, sub), func() bool { return e.log.count(sub) >= n })
+}
+
+func (e *env) stop() int {
+	e.t.Helper()
+	e.sigs <- syscall.SIGTERM
+	select {
+	case code := <-e.done:
+		e.exited = true
+		return code
+	case <-time.After(10 * time.Second):
+		e.t.Fatalf("no exit after TERM; log:\n%s", e.log.String())
+	}
+	return -1
+}
+
+func (e *env) exists(rel string) bool {
+	_, err := os.Stat(filepath.Join(e.root, "queue", rel))
+	return err == nil
+}
+
+// trigger pulls queue/lock/trigger as qmail-queue does.
+func (e *env) trigger() {
+	f, err := os.OpenFile(filepath.Join(e.root, "queue", "lock", "trigger"), os.O_WRONLY|syscall.O_NONBLOCK, 0)
+	if err == nil {
+		f.Write([]byte{0})
+		f.Close()
+	}
+}
+
+func mkTrigger(t *testing.T, root string) {
+	if err := syscall.Mkfifo(filepath.Join(root, "queue", "lock", "trigger"), 0o622); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,326 @@
+package sched
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hqmail/hqmail/pkg/spawnproto"
+)
+
+func TestDeliverAndLog(t *testing.T) {
+	root := newTree(t)
+	id := queueMsg(t, root, "ann@example.org", "bob@local.example", "carl@remote.example", "dan")
+	e := start(t, root, ok, ok)
+	e.waitLog("end msg ", 1)
+	if code := e.stop(); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+	log := e.log.String()
+	// Replace the varying id with ID, delivery ids are deterministic per
+	// channel order but interleave, so check sets of lines.
+	log = strings.ReplaceAll(log, fmt.Sprint(id), "ID")
+	for _, want := range []string{
+		"status: local 0/10 remote 0/20\n",
+		"new msg ID\n",
+		"info msg ID: bytes 85 from <ann@example.org> qp 1234 uid 0\n",
+		"to local bob@local.example\n",
+		"to remote carl@remote.example\n",
+		"to local dan@mx.example.org\n",
+		": success: did_1+0+0/\n",
+		"end msg ID\n",
+		"status: exiting\n",
+	} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %q:\n%s", want, log)
+		}
+	}
+	if n := strings.Count(log, "starting delivery"); n != 3 {
+		t.Errorf("%d deliveries", n)
+	}
+	for _, f := range []string{fnSplit("mess", id), fnSplit("info", id), fnChan(0, id), fnChan(1, id), fnFlat("todo", id), fnFlat("intd", id)} {
+		if e.exists(f) {
+			t.Errorf("%s left behind", f)
+		}
+	}
+	// Requests: "S/ID", sender, recipient.
+	reqs := e.spawn[chanLocal].requests()
+	if len(reqs) != 2 || reqs[0].Mess != fmt.Sprintf("%d/%d", id%23, id) || reqs[0].Sender != "ann@example.org" || reqs[0].Recipient != "bob@local.example" {
+		t.Errorf("local requests %+v", reqs)
+	}
+	pid, _ := os.ReadFile(filepath.Join(root, "queue/lock/sendmutex"))
+	if string(pid) != fmt.Sprintf("%d\n", os.Getpid()) {
+		t.Errorf("sendmutex %q", pid)
+	}
+}
+
+func TestBounce(t *testing.T) {
+	root := newTree(t)
+	id := queueMsg(t, root, "ann@example.org", "nobody@local.example", "bob@local.example")
+	fail := func(r spawnproto.Request) (byte, string) {
+		if strings.HasPrefix(r.Recipient, "nobody") {
+			return 'D', "Sorry, no mailbox here by that name. (#5.1.1)\n"
+		}
+		return 'K', "did 1+0+0\n"
+	}
+	e := start(t, root, fail, ok)
+	var inj injected
+	select {
+	case inj = <-e.injects:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no bounce; log:\n%s", e.log.String())
+	}
+	e.waitLog("end msg", 1)
+	if inj.sender != "" || len(inj.recips) != 1 || inj.recips[0] != "ann@example.org" {
+		t.Errorf("bounce envelope %q %q", inj.sender, inj.recips)
+	}
+	msg := regexp.MustCompile(`(?m)^Date: .*$`).ReplaceAllString(inj.msg, "Date: DATE")
+	golden(t, "run-bounce.golden", []byte(msg))
+	if !strings.Contains(e.log.String(), fmt.Sprintf("bounce msg %d qp 4321\n", id)) {
+		t.Errorf("no bounce line:\n%s", e.log.String())
+	}
+	if e.exists(fnFlat("bounce", id)) {
+		t.Error("bounce file left")
+	}
+}
+
+func TestDoubleAndTripleBounce(t *testing.T) {
+	root := newTree(t)
+	fail := func(spawnproto.Request) (byte, string) { return 'D', "no (#5.1.1)\n" }
+	queueMsg(t, root, "", "nobody@local.example")
+	id3 := queueMsg(t, root, "#@[]", "nobody@local.example")
+	e := start(t, root, fail, ok)
+	var inj injected
+	select {
+	case inj = <-e.injects:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no double bounce; log:\n%s", e.log.String())
+	}
+	if inj.sender != "#@[]" || inj.recips[0] != "postmaster@mx.example.org" {
+		t.Errorf("double bounce envelope %q %q", inj.sender, inj.recips)
+	}
+	if !strings.Contains(inj.msg, "but the bounce bounced!\n\n<nobody@local.example>:\nno (#5.1.1)\n\n--- Below this line is the original bounce.\n\nReturn-Path: <>\n") {
+		t.Errorf("double bounce text:\n%s", inj.msg)
+	}
+	e.waitLog("triple bounce: discarding bounce/"+fmt.Sprint(id3), 1)
+	e.waitLog("end msg", 2)
+	select {
+	case x := <-e.injects:
+		t.Errorf("triple bounce injected: %+v", x)
+	default:
+	}
+}
+
+func TestDeferralALRMAndDying(t *testing.T) {
+	root := newTree(t)
+	id := queueMsg(t, root, "ann@example.org", "bob@local.example")
+	n := 0
+	defer1 := func(spawnproto.Request) (byte, string) {
+		n++
+		if n == 1 {
+			return 'Z', "try later\n"
+		}
+		return 'K', "ok\n"
+	}
+	e := start(t, root, defer1, ok)
+	e.waitLog(": deferral: try_later/", 1)
+	// Retry is 100 s away; ALRM makes it due now.
+	time.Sleep(50 * time.Millisecond)
+	e.sigs <- syscall.SIGALRM
+	e.waitLog("end msg "+fmt.Sprint(id), 1)
+	st, _ := os.ReadFile(filepath.Join(root, "queue/lock/sendstatus"))
+	if !strings.Contains(string(st), "generation 1\n") {
+		t.Errorf("sendstatus:\n%s", st)
+	}
+	e.stop()
+
+	// A message older than queuelifetime: its deferral becomes a failure.
+	ctl(t, root, "queuelifetime", "10\n")
+	id2 := queueMsg(t, root, "ann@example.org", "bob@local.example")
+	e2 := start(t, root, func(spawnproto.Request) (byte, string) { return 'Z', "try later\n" }, ok)
+	e2.waitLog("new msg "+fmt.Sprint(id2), 1)
+	e2.stop()
+	old := time.Now().Add(-time.Hour)
+	os.Chtimes(filepath.Join(root, "queue", fnSplit("info", id2)), old, old)
+	os.Chtimes(filepath.Join(root, "queue", fnChan(0, id2)), old, old)
+	e3 := start(t, root, func(spawnproto.Request) (byte, string) { return 'Z', "try later\n" }, ok)
+	e3.waitLog(": failure: try_later/I'm_not_going_to_try_again;_this_message_has_been_in_the_queue_too_long./", 1)
+	select {
+	case <-e3.injects:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no bounce for dying message")
+	}
+}
+
+func TestHoldLocal(t *testing.T) {
+	root := newTree(t)
+	mkTrigger(t, root)
+	ctl(t, root, "holdlocal", "")
+	e := start(t, root, ok, ok)
+	e.waitLog("status: local 0/10", 1)
+	var ids []uint64
+	for i := 0; i < 5; i++ {
+		ids = append(ids, queueMsg(t, root, "ann@example.org", "bob@local.example", "carl@remote.example"))
+	}
+	e.trigger()
+	e.waitLog("new msg", 5)
+	e.waitLog("to remote carl", 5)
+	time.Sleep(200 * time.Millisecond) // a window in which nothing local may start
+	e.sigs <- syscall.SIGALRM          // rewrites sendstatus; starts nothing held
+	e.wait("sendstatus", func() bool {
+		st, _ := os.ReadFile(filepath.Join(root, "queue/lock/sendstatus"))
+		return strings.Contains(string(st), "generation 1\n")
+	})
+	if n := len(e.spawn[chanLocal].requests()); n != 0 {
+		t.Fatalf("%d local deliveries while held", n)
+	}
+	st, _ := os.ReadFile(filepath.Join(root, "queue/lock/sendstatus"))
+	if !strings.Contains(string(st), "holdlocal yes\n") || !strings.Contains(string(st), "queued-local 5\n") {
+		t.Errorf("sendstatus:\n%s", st)
+	}
+	os.Remove(filepath.Join(root, "control/holdlocal"))
+	e.sigs <- syscall.SIGHUP
+	e.waitLog("hold: local released, 5 messages due now\n", 1)
+	e.waitLog("end msg", 5)
+	st, _ = os.ReadFile(filepath.Join(root, "queue/lock/sendstatus"))
+	if !strings.Contains(string(st), "holdlocal no\n") || !strings.Contains(string(st), "since-local 0\n") {
+		t.Errorf("sendstatus:\n%s", st)
+	}
+	// Hold again: logged, nothing running is interrupted.
+	ctl(t, root, "holdlocal", "")
+	e.sigs <- syscall.SIGHUP
+	e.waitLog("hold: local held, 0 messages waiting\n", 1)
+}
+
+func TestHoldRemoteDomains(t *testing.T) {
+	root := newTree(t)
+	ctl(t, root, "holdremote", "held.example\n.sub.example\n")
+	id := queueMsg(t, root, "ann@example.org", "a@held.example", "b@free.example", "c@x.sub.example")
+	e := start(t, root, ok, ok)
+	e.waitLog("hold: remote held for held.example .sub.example, 0 messages waiting", 1)
+	e.waitLog("to remote b@free.example", 1)
+	e.waitLog(": success:", 1)
+	time.Sleep(100 * time.Millisecond)
+	if n := len(e.spawn[chanRemote].requests()); n != 1 {
+		t.Fatalf("%d remote deliveries, want 1", n)
+	}
+	if !e.exists(fnChan(1, id)) {
+		t.Fatal("remote file removed while records are held")
+	}
+	ctl(t, root, "holdremote", ".sub.example\n")
+	e.sigs <- syscall.SIGHUP
+	e.waitLog("hold: remote released except .sub.example, 1 messages due now", 1)
+	e.waitLog("to remote a@held.example", 1)
+	e.waitLog(": success:", 2)
+	os.Remove(filepath.Join(root, "control/holdremote"))
+	e.sigs <- syscall.SIGHUP
+	e.waitLog("hold: remote released, ", 1)
+	e.waitLog("end msg", 1)
+	if n := len(e.spawn[chanRemote].requests()); n != 3 {
+		t.Errorf("%d remote deliveries, want 3", n)
+	}
+}
+
+func TestHoldReleaseAfterDeferral(t *testing.T) {
+	root := newTree(t)
+	mkTrigger(t, root)
+	first := true
+	ans := func(spawnproto.Request) (byte, string) {
+		if first {
+			first = false
+			return 'Z', "down\n"
+		}
+		return 'K', "ok\n"
+	}
+	e := start(t, root, ans, ok)
+	id := queueMsg(t, root, "ann@example.org", "bob@local.example")
+	e.trigger()
+	e.waitLog("deferral: down/", 1)
+	ctl(t, root, "holdlocal", "")
+	e.sigs <- syscall.SIGHUP
+	e.waitLog("hold: local held, 1 messages waiting", 1)
+	os.Remove(filepath.Join(root, "control/holdlocal"))
+	e.sigs <- syscall.SIGHUP
+	e.waitLog("end msg "+fmt.Sprint(id), 1)
+}
+
+func TestTermWaitsAndWritesBack(t *testing.T) {
+	root := newTree(t)
+	release := make(chan struct{})
+	slow := func(spawnproto.Request) (byte, string) {
+		<-release
+		return 'K', "ok\n"
+	}
+	queueMsg(t, root, "ann@example.org", "bob@local.example")
+	id2 := queueMsg(t, root, "ann@example.org", "x@remote.example")
+	e := start(t, root, slow, func(spawnproto.Request) (byte, string) { return 'Z', "later\n" })
+	e.waitLog("starting delivery", 2)
+	e.waitLog("deferral: later/", 1)
+	e.sigs <- syscall.SIGTERM
+	select {
+	case <-e.done:
+		t.Fatal("exited with a delivery in flight")
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(release)
+	select {
+	case code := <-e.done:
+		e.exited = true
+		if !strings.Contains(e.log.String(), "status: local 0/10 remote 0/20 exitasap\n") {
+			t.Errorf("log:\n%s", e.log.String())
+		}
+		if code != 0 {
+			t.Errorf("exit %d", code)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no exit")
+	}
+	// The deferred remote message's retry time is in the file's mtime.
+	st, err := os.Stat(filepath.Join(root, "queue", fnChan(1, id2)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Until(st.ModTime()); d < 300*time.Second || d > 500*time.Second {
+		t.Errorf("mtime %v from now, want ~400 s", d)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	root := newTree(t)
+	id := queueMsg(t, root, "ann@example.org", "bob@local.example")
+	// Corrupt the todo file: unknown record type.
+	os.WriteFile(filepath.Join(root, "queue", fnFlat("todo", id)), []byte("u0\x00p1\x00Fa@b\x00Xjunk\x00"), 0o644)
+	// A preprocessed message with a corrupt info file.
+	id2 := queueMsg(t, root, "ann@example.org", "bob@local.example")
+	os.Remove(filepath.Join(root, "queue", fnFlat("todo", id2)))
+	os.WriteFile(filepath.Join(root, "queue", fnSplit("info", id2)), []byte("garbage"), 0o600)
+	os.WriteFile(filepath.Join(root, "queue", fnChan(0, id2)), []byte("Tbob@local.example\x00"), 0o600)
+	e := start(t, root, ok, ok)
+	e.waitLog(fmt.Sprintf("warning: unknown record type in todo/%d\n", id), 1)
+	e.waitLog(fmt.Sprintf("warning: trouble opening local/%d/%d; will try again later\n", id2%23, id2), 1)
+	// A report for a slot that is not in use.
+	e.stop()
+	for _, f := range []string{fnFlat("todo", id), fnSplit("info", id2), fnChan(0, id2)} {
+		if !e.exists(f) {
+			t.Errorf("%s deleted", f)
+		}
+	}
+}
+
+func TestReportOutOfRange(t *testing.T) {
+	root := newTree(t)
+	mkTrigger(t, root)
+	e := start(t, root, ok, ok)
+	e.waitLog("status: local 0/10", 1)
+	queueMsg(t, root, "ann@example.org", "bob@local.example")
+	e.spawn[chanLocal].mu.Lock()
+	e.spawn[chanLocal].answer = func(spawnproto.Request) (byte, string) { return '?', "huh" }
+	e.spawn[chanLocal].mu.Unlock()
+	e.trigger()
+	e.waitLog("report mangled, will defer", 1)
+}

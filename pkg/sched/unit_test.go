@@ -1,0 +1,277 @@
+package sched
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func TestRewrite(t *testing.T) {
+	cf := &config{
+		envnoathost: "envnoat.example",
+		locals:      setOf([]string{"local.example", "Other.Example"}),
+		percenthack: setOf([]string{"hack.example"}),
+		vdoms: map[string]string{
+			"virt.example":      "bob",
+			"joe@v2.example":    "joey",
+			"v2.example":        "vtwo",
+			".sub.example":      "subs",
+			"remote.example":    "",
+			"lists.sub.example": "",
+		},
+	}
+	tests := []struct {
+		in   string
+		c    int
+		want string
+	}{
+		{"joe", chanRemote, "joe@envnoat.example"},
+		{"joe@local.example", chanLocal, "joe@local.example"},
+		{"joe@OTHER.example", chanLocal, "joe@OTHER.example"},
+		{"joe@virt.example", chanLocal, "bob-joe@virt.example"},
+		{"joe@VIRT.Example", chanLocal, "bob-joe@VIRT.Example"},
+		{"joe@v2.example", chanLocal, "joey-joe@v2.example"},
+		{"ann@v2.example", chanLocal, "vtwo-ann@v2.example"},
+		{"ann@a.sub.example", chanLocal, "subs-ann@a.sub.example"},
+		{"ann@lists.sub.example", chanRemote, "ann@lists.sub.example"},
+		{"ann@remote.example", chanRemote, "ann@remote.example"},
+		{"ann@elsewhere.example", chanRemote, "ann@elsewhere.example"},
+		{"a%b%local.example@hack.example", chanLocal, "a%b@local.example"},
+		{"a%b%hack.example@hack.example", chanRemote, "a@b"},
+		{"a%b@elsewhere.example", chanRemote, "a%b@elsewhere.example"},
+	}
+	for _, tc := range tests {
+		c, got := cf.rewrite(tc.in)
+		if c != tc.c || got != tc.want {
+			t.Errorf("rewrite(%q) = %d %q, want %d %q", tc.in, c, got, tc.c, tc.want)
+		}
+	}
+	cf.vdoms[""] = "catch"
+	if c, got := cf.rewrite("x@anything.example"); c != chanLocal || got != "catch-x@anything.example" {
+		t.Errorf("empty key: %d %q", c, got)
+	}
+}
+
+func TestUnvirtual(t *testing.T) {
+	cf := &config{vdoms: map[string]string{"virt.example": "bob", "joe@v2.example": "joey", ".sub.example": "s"}}
+	tests := []struct{ in, want string }{
+		{"bob-joe@virt.example", "joe@virt.example"},
+		{"joey-joe@v2.example", "joey-joe@v2.example"}, // whole-address key is not used
+		{"s-x@a.sub.example", "x@a.sub.example"},
+		{"other@virt.example", "other@virt.example"},
+		{"a\nb@x.example", "a_b@x.example"},
+	}
+	for _, tc := range tests {
+		if got := cf.unvirtual(tc.in); got != tc.want {
+			t.Errorf("unvirtual(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestVerp(t *testing.T) {
+	tests := []struct{ s, r, want string }{
+		{"list-@ex.org-@[]", "joe@a.net", "list-joe=a.net@ex.org"},
+		{"list-@ex.org-@[]", "joe", "list-@ex.org-@[]"},
+		{"list-@[]", "joe@a.net", "list-@[]"},
+		{"plain@ex.org", "joe@a.net", "plain@ex.org"},
+		{"", "joe@a.net", ""},
+	}
+	for _, tc := range tests {
+		if got := verp(tc.s, tc.r); got != tc.want {
+			t.Errorf("verp(%q,%q) = %q, want %q", tc.s, tc.r, got, tc.want)
+		}
+	}
+}
+
+func TestNextretry(t *testing.T) {
+	tests := []struct {
+		age  int64
+		c    int
+		want int64 // next - birth
+	}{
+		{-5, chanLocal, 100},
+		{0, chanLocal, 100},
+		{99, chanLocal, 19 * 19},
+		{100, chanLocal, 400},
+		{399, chanLocal, 29 * 29}, // floor(sqrt(399)) = 19, +10
+		{0, chanRemote, 400},
+		{400, chanRemote, 1600},
+		{1599, chanRemote, (39 + 20) * (39 + 20)},
+	}
+	birth := int64(1_000_000)
+	for _, tc := range tests {
+		if got := nextretry(birth, birth+tc.age, tc.c) - birth; got != tc.want {
+			t.Errorf("age %d chan %d: %d, want %d", tc.age, tc.c, got, tc.want)
+		}
+	}
+	// Large ages: exact integer square roots.
+	for _, n := range []int64{1 << 20, 123456789} {
+		if got := nextretry(0, n*n, chanLocal); got != (n+10)*(n+10) {
+			t.Errorf("age %d^2: %d", n, got)
+		}
+		if got := nextretry(0, n*n-1, chanLocal); got != (n-1+10)*(n-1+10) {
+			t.Errorf("age %d^2-1: %d", n, got)
+		}
+	}
+}
+
+func TestHeap(t *testing.T) {
+	var q prioq
+	dues := []int64{50, 10, 30, 20, 40, 10}
+	for i, d := range dues {
+		q.insert(uint64(i+1), d)
+	}
+	var got []int64
+	for q.len() > 0 {
+		got = append(got, q.delmin().due)
+	}
+	want := []int64{10, 10, 20, 30, 40, 50}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("order %v, want %v", got, want)
+		}
+	}
+	q.insert(1, 100)
+	q.insert(2, 5)
+	q.allDue(7)
+	if e, _ := q.min(); e.due != 7 {
+		t.Errorf("allDue: %v", e)
+	}
+}
+
+func TestSafe(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"did 1+0+0\n", "did_1+0+0/"},
+		{"100%\tok\x7f\xc3", "100__ok__"},
+		{"plain@example.com", "plain@example.com"},
+	}
+	for _, tc := range tests {
+		if got := safe(tc.in); got != tc.want {
+			t.Errorf("safe(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestBounceParagraph(t *testing.T) {
+	tests := []struct{ r, text, want string }{
+		{"a@b", "Sorry, no mailbox here by that name. (#5.1.1)\n", "<a@b>:\nSorry, no mailbox here by that name. (#5.1.1)\n\n"},
+		{"a@b", "no newline", "<a@b>:\nno newline\n\n"},
+		{"a@b", "", "<a@b>:\n\n"},
+		{"a@b", "one\n\ntwo\n\n\nthree\n\n", "<a@b>:\none\n/two\n/\nthree\n\n\n"},
+	}
+	for _, tc := range tests {
+		if got := string(bounceParagraph(tc.r, tc.text)); got != tc.want {
+			t.Errorf("paragraph(%q) = %q, want %q", tc.text, got, tc.want)
+		}
+	}
+}
+
+func TestParseHoldRemote(t *testing.T) {
+	tests := []struct {
+		in   string
+		all  bool
+		doms string
+	}{
+		{"", true, ""},
+		{"1\n", true, ""},
+		{"*\n", true, ""},
+		{"\nexample.com\n", true, ""},
+		{"Example.COM\n.Sub.Org\n# comment\n\n", false, "example.com .sub.org"},
+		{"   \n", true, ""},
+	}
+	for _, tc := range tests {
+		all, doms := ParseHoldRemote([]byte(tc.in))
+		if all != tc.all || strings.Join(doms, " ") != tc.doms {
+			t.Errorf("ParseHoldRemote(%q) = %v %q, want %v %q", tc.in, all, doms, tc.all, tc.doms)
+		}
+	}
+	h := holdState{remoteDoms: []string{"example.com", ".sub.org"}}
+	for addr, want := range map[string]bool{
+		"a@example.com": true, "a@EXAMPLE.com": true, "a@x.example.com": false,
+		"a@x.sub.org": true, "a@sub.org": false, "a@other.net": false,
+	} {
+		if got := h.domainHeld(addr); got != want {
+			t.Errorf("domainHeld(%q) = %v", addr, got)
+		}
+	}
+}
+
+func TestHoldLog(t *testing.T) {
+	dir := t.TempDir()
+	os.Mkdir(filepath.Join(dir, "bounce"), 0o700)
+	h := loadHoldLog(dir)
+	h.set(chanRemote, true, 1000)
+	h.set(chanRemote, true, 1500) // no change
+	h.set(chanRemote, false, 2000)
+	h.set(chanLocal, true, 1200)
+	h.set(chanRemote, true, 3000)
+	h2 := loadHoldLog(dir)
+	if len(h2.periods) != 3 {
+		t.Fatalf("reloaded %v", h2.periods)
+	}
+	tests := []struct {
+		c          int
+		birth, now int64
+		want       int64
+	}{
+		{chanRemote, 0, 2500, 1000},
+		{chanRemote, 1500, 2500, 500},
+		{chanRemote, 0, 3500, 1500},
+		{chanRemote, 2500, 2900, 0},
+		{chanLocal, 0, 1300, 100},
+	}
+	for _, tc := range tests {
+		if got := h2.heldWithin(tc.c, tc.birth, tc.now); got != tc.want {
+			t.Errorf("heldWithin(%d,%d,%d) = %d, want %d", tc.c, tc.birth, tc.now, got, tc.want)
+		}
+	}
+	if h2.since(chanRemote) != 3000 || h2.since(chanLocal) != 1200 {
+		t.Errorf("since: %d %d", h2.since(chanRemote), h2.since(chanLocal))
+	}
+}
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	p := filepath.Join("testdata", name)
+	if *update {
+		os.MkdirAll("testdata", 0o755)
+		if err := os.WriteFile(p, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(want) {
+		t.Errorf("%s differs:\n--- got\n%s\n--- want\n%s", name, got, want)
+	}
+}
+
+func TestBounceText(t *testing.T) {
+	date := time.Date(2026, 11, 26, 4, 5, 6, 0, time.UTC)
+	report := []byte("<nobody@example.org>:\nSorry, no mailbox here by that name. (#5.1.1)\n\n" +
+		"<joe@remote.example>:\nConnected to 192.0.2.1 but sender was rejected.\nRemote host said: 553 no\n/\n\n")
+	mess := "Received: (qmail 1 invoked by uid 0); 26 Nov 2026 04:00:00 -0000\nSubject: hi\n\nbody\n"
+	tests := []struct {
+		name   string
+		sender string
+		dsn    bool
+	}{
+		{"single.golden", "ann@example.org", false},
+		{"quoted.golden", "a b@example.org", false},
+		{"double.golden", "", false},
+		{"dsn.golden", "ann@example.org", true},
+	}
+	for _, tc := range tests {
+		b := &bounce{date: date, from: "MAILER-DAEMON", host: "mx.example.org", sender: tc.sender,
+			dbto: "postmaster@mx.example.org", report: report, dsn: tc.dsn, id: 4242, reportHost: "mx.example.org"}
+		head, tail := b.render()
+		golden(t, tc.name, append(append(head, mess...), tail...))
+	}
+}
