@@ -1,0 +1,103 @@
+package users
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/hqmail/hqmail/pkg/cdb"
+)
+
+func TestCompileFormatErrors(t *testing.T) {
+	for _, tc := range []struct{ name, in string }{
+		{"empty file", ""},
+		{"no dot line", "=a:a:1:1:/h:::\n"},
+		{"dot without newline", "=a:a:1:1:/h:::\n."},
+		{"blank line", "=a:a:1:1:/h:::\n\n.\n"},
+		{"NUL", "=a:a\x00:1:1:/h:::\n.\n"},
+		{"no colon", "=abc\n.\n"},
+		{"leading colon", ":a:1:1:/h:::\n.\n"},
+		{"too few fields", "=a:a:1:1:/h::\n.\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := Compile([]byte(tc.in)); !errors.Is(err, ErrFormat) {
+				t.Errorf("got %v, want ErrFormat", err)
+			}
+		})
+	}
+}
+
+func lookup(t *testing.T, recs []cdb.Record) *cdb.Reader {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "cdb")
+	if err := cdb.WriteFile(p, 0o644, recs); err != nil {
+		t.Fatal(err)
+	}
+	f, err := cdb.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f.Reader
+}
+
+func TestCompile(t *testing.T) {
+	in := "=Joe:joe:1001:100:/home/joe:::\n" +
+		"+joe-:joe:1001:100:/home/joe:-::\n" +
+		"+Lists.:list:1002:100:/var/lists:-:x-:ignored:after\n" +
+		"=joe:other:1:1:/x:::\n" + // duplicate: first wins
+		"+:alias:7:8:/q/alias:-::\n" +
+		".\n" +
+		"garbage after the dot line is ignored\n"
+	recs, err := Compile([]byte(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := lookup(t, recs)
+	for _, tc := range []struct {
+		key, want string
+		found     bool
+	}{
+		{"!joe\x00", "joe\x001001\x00100\x00/home/joe\x00\x00\x00", true},
+		{"!joe-", "joe\x001001\x00100\x00/home/joe\x00-\x00\x00", true},
+		{"!lists.", "list\x001002\x00100\x00/var/lists\x00-\x00x-\x00", true},
+		{"!", "alias\x007\x008\x00/q/alias\x00-\x00\x00", true},
+		{"", "-.", true},
+		{"!Joe\x00", "", false},
+		{"!nobody\x00", "", false},
+	} {
+		got, found, err := db.Get([]byte(tc.key))
+		if err != nil || found != tc.found || (found && string(got) != tc.want) {
+			t.Errorf("Get(%q) = %q, %v, %v; want %q, %v", tc.key, got, found, err, tc.want, tc.found)
+		}
+	}
+}
+
+func TestBuild(t *testing.T) {
+	root := t.TempDir()
+	os.Mkdir(filepath.Join(root, "users"), 0o755)
+	if err := Build(root); err == nil {
+		t.Error("Build without assign succeeded")
+	}
+	os.WriteFile(filepath.Join(root, "users", "assign"), []byte(".\n"), 0o644)
+	if err := Build(root); err != nil {
+		t.Fatal(err)
+	}
+	f, err := cdb.Open(filepath.Join(root, "users", "cdb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if d, ok, _ := f.Get(nil); !ok || !bytes.Equal(d, nil) && len(d) != 0 {
+		t.Errorf(`empty assign: key "" = %q, %v`, d, ok)
+	}
+	os.WriteFile(filepath.Join(root, "users", "assign"), []byte("bad\n.\n"), 0o644)
+	if err := Build(root); !errors.Is(err, ErrFormat) {
+		t.Errorf("bad assign: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "users", "cdb.tmp")); err == nil {
+		t.Error("cdb.tmp left behind")
+	}
+}
