@@ -2,14 +2,15 @@ package spawn
 
 import (
 	"bufio"
-	"errors"
 	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 
+	"github.com/hqmail/hqmail/pkg/qerr"
 	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/spawnproto"
 )
@@ -311,6 +312,7 @@ func Run(in io.Reader, out io.Writer, sp Spawner, cfg Config) error {
 // (may be nil; an error exits 111), catch SIGPIPE, run the protocol on fds
 // 0 and 1. It returns the exit code.
 func Main(root string, sp Spawner, cfg Config, init func() error) int {
+	CloseOnExecAll()
 	if err := os.Chdir(filepath.Join(root, "queue", "mess")); err != nil {
 		return 111
 	}
@@ -342,21 +344,25 @@ func StatusOf(ps *os.ProcessState) Status {
 	return Status{Code: ws.ExitStatus()}
 }
 
-// TempErrno reports whether an error from starting or running a program is
-// temporary in qmail's sense (error_temp): resource shortages and I/O
-// trouble, as opposed to a missing or non-executable file.
-func TempErrno(err error) bool {
-	var errno syscall.Errno
-	if !errors.As(err, &errno) {
-		return true
+// TempErrno reports whether an error from starting a program is
+// temporary in qmail's sense (qerr.TempErrno, qmail's error_temp).
+func TempErrno(err error) bool { return qerr.TempErrno(err) }
+
+// CloseOnExecAll marks every descriptor above 2 close-on-exec, so that
+// descriptors inherited from whoever started us (without close-on-exec)
+// do not reach the programs we start under other ids. Go's own
+// descriptors are close-on-exec already.
+func CloseOnExecAll() {
+	d, err := os.Open("/proc/self/fd")
+	if err != nil {
+		return
 	}
-	switch errno {
-	case syscall.EINTR, syscall.ENOMEM, syscall.ETXTBSY, syscall.EIO,
-		syscall.EAGAIN, syscall.ENFILE, syscall.EMFILE, syscall.ETIMEDOUT,
-		syscall.ESTALE, syscall.EDEADLK, syscall.ENOSPC, syscall.EHOSTDOWN,
-		syscall.EHOSTUNREACH, syscall.ENETDOWN, syscall.ENETUNREACH,
-		syscall.ECONNREFUSED, syscall.ECONNRESET, syscall.EDQUOT:
-		return true
+	names, _ := d.Readdirnames(-1)
+	d.Close()
+	for _, n := range names {
+		fd, err := strconv.Atoi(n)
+		if err == nil && fd > 2 {
+			syscall.CloseOnExec(fd)
+		}
 	}
-	return false
 }

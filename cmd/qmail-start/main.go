@@ -1,0 +1,27 @@
+// Command qmail-start starts the qmail daemons.
+//
+// Privilege contract:
+//   - runs as: root (root tree), or the installing user (shared tree, or
+//     any non-root caller: then everything runs as that user).
+//   - argv: qmail-start [defaultdelivery [logger args...]]; defaultdelivery
+//     defaults to ./Mailbox and is passed to qmail-lspawn; the logger is
+//     found through $PATH.
+//   - starts, with exec credentials (never setuid in-process): logger as
+//     qmaill/nofiles, qmail-lspawn as root/qmail, qmail-rspawn as
+//     qmailr/qmail (+ qmailr's groups), qmail-clean as qmailq/qmail,
+//     qmail-send as qmails/qmail; programs from ROOT/bin; cwd /, umask 077.
+//   - fds: 1 is the log when there is no logger; 2 gets fatal errors.
+//   - stays as qmail-send's parent: forwards TERM, HUP, ALRM to it; exits
+//     with its exit code (111 if it was killed or anything failed to start).
+package main
+
+import (
+	"os"
+
+	"github.com/hqmail/hqmail/pkg/qhome"
+	"github.com/hqmail/hqmail/pkg/start"
+)
+
+func main() {
+	os.Exit(start.Main(os.Args[1:], qhome.Root(), os.Stdout, os.Stderr))
+}

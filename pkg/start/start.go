@@ -1,0 +1,281 @@
+// Package start is qmail-start (spec/README.md "Process tree"): it starts
+// the optional logger, qmail-lspawn, qmail-rspawn, qmail-clean and
+// qmail-send, wired by six pipes, each under its own ids when run as root.
+//
+// qmail's qmail-start forks the daemons and then becomes qmail-send by
+// exec after dropping to qmails. A Go program cannot safely change its own
+// ids once it runs (other threads keep the old ones), so qmail-start
+// starts qmail-send as a child too, with exec credentials, and stays as a
+// small root parent: it forwards TERM, HUP and ALRM to qmail-send, exits
+// with qmail-send's exit code once qmail-send and the other children have
+// ended, and does nothing else. qmail-send's pid is in queue/lock/sendmutex
+// for anyone who wants to signal it directly.
+//
+// Descriptors of qmail-send: 0 log (write), 1/2 lspawn requests/reports,
+// 3/4 rspawn requests/reports, 5/6 clean requests/replies. Each spawner
+// and qmail-clean gets its request pipe as fd 0, its report pipe as fd 1
+// and /dev/null as fd 2. The logger reads fd 0 and shares qmail-start's
+// fds 1 and 2.
+//
+// control/startheld (hqmail addition): when it exists and
+// control/holdremote does not, qmail-start creates holdremote before
+// qmail-send starts, with startheld's contents (an empty startheld holds
+// all remote mail), so a host that boots offline never dials.
+package start
+
+import (
+	"errors"
+	"fmt"
+
+	"io/fs"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/hqmail/hqmail/pkg/privsep"
+	"github.com/hqmail/hqmail/pkg/qhome"
+	"github.com/hqmail/hqmail/pkg/spawn"
+)
+
+// DefaultDelivery is used when qmail-start gets no arguments.
+const DefaultDelivery = "./Mailbox"
+
+// Options configure one start.
+type Options struct {
+	Root            string
+	DefaultDelivery string
+	Logger          []string // logger program and arguments; nil: none
+	IDs             *qhome.IDs
+	// Switch: start each program under its own ids (root, tree not shared).
+	Switch bool
+	Stdout *os.File // log fd when there is no logger; logger's fd 1
+	Stderr *os.File // logger's fd 2 and qmail-start's own complaints
+	// Signals delivers the signals to forward to qmail-send; nil: none.
+	Signals <-chan os.Signal
+}
+
+// Creds returns the credentials of each program, nil everywhere when not
+// switching. Keys: logger, qmail-lspawn, qmail-rspawn, qmail-clean,
+// qmail-send.
+func Creds(ids *qhome.IDs, sw bool, rgroups []int) map[string]*privsep.Cred {
+	if !sw {
+		return map[string]*privsep.Cred{}
+	}
+	return map[string]*privsep.Cred{
+		"logger":       privsep.Exactly(ids.Qmaill.UID, ids.Nofiles),
+		"qmail-lspawn": privsep.Exactly(0, ids.Qmail),
+		"qmail-rspawn": {UID: ids.Qmailr.UID, GID: ids.Qmail, Groups: privsep.WithGroup(ids.Qmail, rgroups)},
+		"qmail-clean":  privsep.Exactly(ids.Qmailq.UID, ids.Qmail),
+		"qmail-send":   privsep.Exactly(ids.Qmails.UID, ids.Qmail),
+	}
+}
+
+// StartHeld applies control/startheld: if it exists and control/holdremote
+// does not, holdremote is created (O_EXCL, mode 0644, fsynced) with
+// startheld's contents, or "1\n" when startheld is empty. It reports
+// whether it created holdremote.
+func StartHeld(root string) (bool, error) {
+	ctl := filepath.Join(root, "control")
+	b, err := os.ReadFile(filepath.Join(ctl, "startheld"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if len(b) == 0 {
+		b = []byte("1\n")
+	}
+	f, err := os.OpenFile(filepath.Join(ctl, "holdremote"), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if errors.Is(err, fs.ErrExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if err := f.Chmod(0o644); err != nil { // umask 077 is in force
+		f.Close()
+		return false, err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return false, err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return false, err
+	}
+	if err := f.Close(); err != nil {
+		return false, err
+	}
+	if d, err := os.Open(ctl); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return true, nil
+}
+
+// closer collects files the parent must close.
+type closer []*os.File
+
+func (c *closer) add(f ...*os.File) { *c = append(*c, f...) }
+func (c closer) close() {
+	for _, f := range c {
+		if f != nil {
+			f.Close()
+		}
+	}
+}
+
+// Run starts everything and waits. It returns qmail-start's exit code.
+func Run(o Options) int {
+	fail := func(format string, a ...any) int {
+		fmt.Fprintf(o.Stderr, "qmail-start: fatal: "+format+"\n", a...)
+		return 111
+	}
+	var rgroups []int
+	if o.Switch {
+		rgroups = privsep.UserGroups(o.IDs.Qmailr.UID)
+	}
+	creds := Creds(o.IDs, o.Switch, rgroups)
+	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		return fail("unable to open %s: %v", os.DevNull, err)
+	}
+	var parent closer // our copies of the children's ends
+	parent.add(devnull)
+	defer func() { parent.close() }()
+
+	var children []*exec.Cmd
+	logFd := o.Stdout
+	if len(o.Logger) > 0 {
+		path, err := exec.LookPath(o.Logger[0])
+		if err != nil {
+			return fail("unable to find logger %s: %v", o.Logger[0], err)
+		}
+		lr, lw, err := os.Pipe()
+		if err != nil {
+			return fail("unable to create pipe: %v", err)
+		}
+		parent.add(lr, lw)
+		cmd := &exec.Cmd{Path: path, Args: o.Logger, Dir: "/",
+			Stdin: lr, Stdout: o.Stdout, Stderr: o.Stderr}
+		privsep.Apply(cmd, creds["logger"])
+		if err := cmd.Start(); err != nil {
+			return fail("unable to start logger %s: %v", o.Logger[0], err)
+		}
+		children = append(children, cmd)
+		logFd = lw
+	}
+
+	// req[i]: qmail-send writes, helper i reads; rep[i]: the reverse.
+	var req, rep [3][2]*os.File
+	for i := 0; i < 3; i++ {
+		for _, p := range []*[2]*os.File{&req[i], &rep[i]} {
+			r, w, err := os.Pipe()
+			if err != nil {
+				return fail("unable to create pipe: %v", err)
+			}
+			parent.add(r, w)
+			p[0], p[1] = r, w
+		}
+	}
+	bin := filepath.Join(o.Root, "bin")
+	helpers := []struct {
+		name string
+		args []string
+	}{
+		{"qmail-lspawn", []string{o.DefaultDelivery}},
+		{"qmail-rspawn", nil},
+		{"qmail-clean", nil},
+	}
+	for i, h := range helpers {
+		cmd := &exec.Cmd{Path: filepath.Join(bin, h.name), Args: append([]string{h.name}, h.args...),
+			Dir: "/", Stdin: req[i][0], Stdout: rep[i][1], Stderr: devnull}
+		privsep.Apply(cmd, creds[h.name])
+		if err := cmd.Start(); err != nil {
+			return fail("unable to start %s: %v", h.name, err)
+		}
+		children = append(children, cmd)
+	}
+	send := &exec.Cmd{Path: filepath.Join(bin, "qmail-send"), Args: []string{"qmail-send"}, Dir: "/",
+		Stdin: logFd, Stdout: req[0][1], Stderr: rep[0][0],
+		ExtraFiles: []*os.File{req[1][1], rep[1][0], req[2][1], rep[2][0]}}
+	privsep.Apply(send, creds["qmail-send"])
+	if err := send.Start(); err != nil {
+		return fail("unable to start qmail-send: %v", err)
+	}
+	// From here on only the children hold pipe ends: each sees end of file
+	// when its peer exits.
+	parent.close()
+	parent = nil
+
+	sendDone := make(chan struct{})
+	go func() { send.Wait(); close(sendDone) }()
+	forward(o.Signals, send.Process, sendDone)
+
+	// qmail-send has ended; its pipes are closed, so the spawners finish
+	// their running deliveries and exit, qmail-clean and the logger see
+	// end of file. Wait for them unless told to stop again.
+	allDone := make(chan struct{})
+	go func() {
+		for _, c := range children {
+			c.Wait()
+		}
+		close(allDone)
+	}()
+	select {
+	case <-allDone:
+	case <-o.Signals:
+	}
+	ws, _ := send.ProcessState.Sys().(syscall.WaitStatus)
+	if ws.Signaled() {
+		return 111
+	}
+	return ws.ExitStatus()
+}
+
+// forward passes signals to p until done is closed.
+func forward(sigs <-chan os.Signal, p *os.Process, done <-chan struct{}) {
+	for {
+		select {
+		case s := <-sigs:
+			p.Signal(s)
+		case <-done:
+			return
+		}
+	}
+}
+
+// Main is qmail-start: args are the arguments after the program name.
+func Main(args []string, root string, stdout, stderr *os.File) int {
+	syscall.Umask(0o077)
+	spawn.CloseOnExecAll()
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGALRM)
+	if err := os.Chdir("/"); err != nil {
+		return 111
+	}
+	o := Options{Root: root, DefaultDelivery: DefaultDelivery, Stdout: stdout, Stderr: stderr, Signals: sigs}
+	if len(args) > 0 {
+		o.DefaultDelivery = args[0]
+		o.Logger = args[1:]
+	}
+	ids, err := qhome.LoadIDs(root)
+	if err != nil {
+		if os.Geteuid() == 0 {
+			fmt.Fprintf(stderr, "qmail-start: fatal: unable to read %s: %v\n", filepath.Join(root, qhome.IDsFile), err)
+			return 111
+		}
+		ids = qhome.SharedIDs(os.Getuid(), os.Getgid())
+	}
+	o.IDs = ids
+	o.Switch = privsep.CanSwitch(ids.Shared)
+	if _, err := StartHeld(root); err != nil {
+		fmt.Fprintf(stderr, "qmail-start: fatal: unable to apply control/startheld: %v\n", err)
+		return 111
+	}
+	return Run(o)
+}
