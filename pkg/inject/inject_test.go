@@ -1,0 +1,225 @@
+package inject
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+)
+
+func testRewriter() *Rewriter { return NewRewriter("mx.example.org", "example.org", "example.org") }
+
+// rewriteField runs one header field through the lexer, the address-list
+// rewriter and the unparser, as qmail-inject does for To: and friends.
+func rewriteField(t *testing.T, field string) (string, []string, bool) {
+	t.Helper()
+	rw := testRewriter()
+	toks, ok := Tokenize(field)
+	if !ok {
+		return field, nil, false
+	}
+	var got []string
+	out, ok := AddrList(toks, func(a []Token) []Token {
+		a = rw.Rewrite(a)
+		got = append(got, Unquote(a))
+		return a
+	})
+	if !ok {
+		return field, nil, false
+	}
+	return Unparse(out, LineLen), got, true
+}
+
+func TestRewriteField(t *testing.T) {
+	tests := []struct {
+		in, out string
+		recips  []string // in the order qmail reports them (last to first)
+		bad     bool
+	}{
+		{in: "To: bob", out: "To: bob@mx.example.org\n", recips: []string{"bob@mx.example.org"}},
+		{in: "To:bob,carol@x", out: "To: bob@mx.example.org, carol@x.example.org\n", recips: []string{"carol@x.example.org", "bob@mx.example.org"}},
+		{in: "To: bob carol", out: "To: bob@mx.example.org, carol@mx.example.org\n", recips: []string{"carol@mx.example.org", "bob@mx.example.org"}},
+		{in: "To: <>", out: "To: <>\n", recips: []string{""}},
+		{in: "To: <@a.example,@b.example:joe@c.example>", out: "To: <joe@c.example>\n", recips: []string{"joe@c.example"}},
+		{in: "To: joe@box.", out: "To: joe@box.example.org\n", recips: []string{"joe@box.example.org"}},
+		{in: "To: joe@", out: "To: joe@mx.example.org\n", recips: []string{"joe@mx.example.org"}},
+		{in: "To: joe@work+", out: "To: joe@work.example.org\n", recips: []string{"joe@work.example.org"}},
+		{in: "To: joe@[]", out: "To: joe@[]\n", recips: []string{"joe@[]"}},
+		{in: "To: (c) joe", out: "To: joe@mx.example.org (c)\n", recips: []string{"joe@mx.example.org"}},
+		{in: "To: Joe Bloggs <joe>", out: "To: Joe Bloggs <joe@mx.example.org>\n", recips: []string{"joe@mx.example.org"}},
+		{in: "To: list:;", out: "To: list: ;\n"},
+		{in: "To: \"j s\"@x.y", out: "To: \"j s\"@x.y\n", recips: []string{"j s@x.y"}},
+		{in: "To:", out: "To:\n"},
+		{in: "To: <bob", bad: true},
+		{in: "To: bob>", bad: true},
+		{in: "To: \"bob", bad: true},
+		{in: "To: (bob", bad: true},
+		{in: "To: ) bob", bad: true},
+		{in: "To: a@b.c, d@e.f, g@h.i, j@k.l, m@n.o, p@q.r, s@t.u, v@w.x, y@z.a, bb@cc.dd, ee@ff.gg",
+			out: "To: a@b.c, d@e.f, g@h.i, j@k.l, m@n.o, p@q.r, s@t.u, v@w.x, y@z.a, bb@cc.dd,\n  ee@ff.gg\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.in, func(t *testing.T) {
+			out, recips, ok := rewriteField(t, tc.in)
+			if ok == tc.bad {
+				t.Fatalf("ok=%v, want %v (out %q)", ok, !tc.bad, out)
+			}
+			if tc.bad {
+				return
+			}
+			if out != tc.out {
+				t.Errorf("got %q, want %q", out, tc.out)
+			}
+			if tc.recips != nil && strings.Join(recips, "|") != strings.Join(tc.recips, "|") {
+				t.Errorf("recipients %q, want %q", recips, tc.recips)
+			}
+		})
+	}
+}
+
+func TestTokenize(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []Token
+	}{
+		{"a.b@c", []Token{{Atom, "a"}, {Dot, ""}, {Atom, "b"}, {At, ""}, {Atom, "c"}}},
+		{`"x\"y"`, []Token{{Quote, `x"y`}}},
+		{"(a (b) c)", []Token{{Comment, "a b c"}}},
+		{"[1.2.3.4]", []Token{{Literal, "1.2.3.4"}}},
+		{"j\xfcrgen", []Token{{Quote, "j\xfcrgen"}}},
+		{`a\ b`, []Token{{Atom, "a b"}}},
+		{"a)b", []Token{{Quote, "a)b"}}},
+	}
+	for _, tc := range tests {
+		got, ok := Tokenize(tc.in)
+		if !ok {
+			t.Errorf("%q: parse failed", tc.in)
+			continue
+		}
+		if len(got) != len(tc.want) {
+			t.Errorf("%q: got %v, want %v", tc.in, got, tc.want)
+			continue
+		}
+		for i := range got {
+			if got[i] != tc.want[i] {
+				t.Errorf("%q: token %d = %v, want %v", tc.in, i, got[i], tc.want[i])
+			}
+		}
+	}
+}
+
+func TestSplitHeader(t *testing.T) {
+	tests := []struct {
+		in     string
+		fields []string
+		body   string
+	}{
+		{"", nil, ""},
+		{"\nbody", nil, "\nbody\n"},
+		{"A: 1\n B\nC: 2\n\nx\n", []string{"A: 1\n B\n", "C: 2\n"}, "\nx\n"},
+		{"From x y\nA: 1", []string{"MBOX-Line: From x y\n", "A: 1\n"}, ""},
+		{"A: 1\nnot a field\nrest\n", []string{"A: 1\n"}, "\nnot a field\nrest\n"},
+		{"A: 1\r\n\r\nbody\r\n", []string{"A: 1\r\n"}, "\n\r\nbody\r\n"},
+		{" lead: x\n", nil, "\n lead: x\n"},
+		{"Name : v\n", []string{"Name : v\n"}, ""},
+	}
+	for _, tc := range tests {
+		f, b := splitHeader([]byte(tc.in))
+		var fs []string
+		for _, x := range f {
+			fs = append(fs, string(x))
+		}
+		if strings.Join(fs, "|") != strings.Join(tc.fields, "|") || string(b) != tc.body {
+			t.Errorf("%q: fields %q body %q, want %q %q", tc.in, fs, b, tc.fields, tc.body)
+		}
+	}
+}
+
+func TestMainOptions(t *testing.T) {
+	tests := []struct {
+		args   []string
+		code   int
+		stderr string
+	}{
+		{[]string{"qmail-inject", "-x"}, 100, "qmail-inject: illegal option -- x\n"},
+		{[]string{"/some/bin/qmail-inject", "-nf"}, 100, "qmail-inject: option requires an argument -- f\n"},
+		{[]string{"qmail-inject", "-f", "a@b(c"}, 100, "qmail-inject: fatal: unable to parse address: a@b(c\n"},
+		{[]string{"qmail-inject", "-n", "--", "-x"}, 0, ""},
+		{[]string{"qmail-inject", "-nfjoe", "bob"}, 0, ""},
+	}
+	root := t.TempDir()
+	for _, tc := range tests {
+		var out, errb bytes.Buffer
+		code := Main(tc.args, root, []string{"USER=u"}, strings.NewReader("Subject: x\n"), &out, &errb)
+		if code != tc.code || errb.String() != tc.stderr {
+			t.Errorf("%q: code %d stderr %q, want %d %q", tc.args, code, errb.String(), tc.code, tc.stderr)
+		}
+	}
+}
+
+func TestPrintJob(t *testing.T) {
+	var out, errb bytes.Buffer
+	j := &Job{Root: t.TempDir(), Env: []string{"USER=u", "QMAILNAME=U (x) \"y\"", "QMAILINJECT=c"},
+		Options: Options{Print: true, Args: []string{"bob"}},
+		Stdin:   strings.NewReader("Subject: s\n\nbody"), Stdout: &out, Stderr: &errb,
+		Now: time.Unix(0, 0), Pid: 42}
+	if code := j.Run(); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	want := "Return-Path: <u@defaulthost.defaultdomain>\n" +
+		"Date: 1 Jan 1970 00:00:00 -0000\n" +
+		"Message-ID: <19700101000000.42.qmail@idhost>\n" +
+		"From: u@defaulthost.defaultdomain (U \\(x\\) \\\"y\\\")\n" +
+		"Cc: recipient list not shown: ;\n" +
+		"Subject: s\n\nbody\n"
+	if out.String() != want {
+		t.Errorf("got\n%s\nwant\n%s", out.String(), want)
+	}
+}
+
+func FuzzRewrite(f *testing.F) {
+	for _, s := range []string{"To: bob", "From: \"a b\" <c@d> (e)", "To: g: a, b;, <@r:x@y>", "Cc: (", "To: a.b.@c+"} {
+		f.Add(s)
+	}
+	rw := testRewriter()
+	f.Fuzz(func(t *testing.T, s string) {
+		toks, ok := Tokenize(s)
+		if !ok {
+			return
+		}
+		out, ok := AddrList(toks, rw.Rewrite)
+		if !ok {
+			return
+		}
+		u := Unparse(out, LineLen)
+		if !strings.HasSuffix(u, "\n") {
+			t.Fatalf("unparse %q does not end in a newline", u)
+		}
+		// What qmail writes, it can read again.
+		if _, ok := Tokenize(u); !ok {
+			t.Fatalf("unparse %q of %q does not tokenize", u, s)
+		}
+	})
+}
+
+func FuzzSplitHeader(f *testing.F) {
+	for _, s := range []string{"A: b\n\nc", "From x\n d\n", "x", "\r\n", "To: a\n\tb\nnope\n"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fields, body := splitHeader(b)
+		n := 0
+		for _, x := range fields {
+			if len(x) == 0 || x[len(x)-1] != '\n' {
+				t.Fatalf("field %q lacks its newline", x)
+			}
+			n += len(x)
+		}
+		if len(body) > 0 && body[len(body)-1] != '\n' {
+			t.Fatalf("body %q lacks its final newline", body)
+		}
+		if n+len(body) < len(b) {
+			t.Fatalf("lost bytes: %d+%d < %d", n, len(body), len(b))
+		}
+	})
+}
