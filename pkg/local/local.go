@@ -126,7 +126,9 @@ func (d *delivery) parseArgs(argv []string) *exit {
 		}
 	}
 	args := argv[i:]
-	if len(args) < 8 {
+	// Exactly eight: qmail-lspawn passes no more, and a privileged
+	// caller's argv is taken only in its documented form.
+	if len(args) != 8 {
 		return die(qerr.ExitPerm, usageText)
 	}
 	d.user, d.home, d.local, d.dash = args[0], args[1], args[2], args[3]
