@@ -1,0 +1,45 @@
+package control
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+// FuzzControl checks the control-file rules on arbitrary file contents:
+// FirstLine is the first line without trailing blanks, ListLines never
+// yields an empty line, a comment or trailing blanks, and every list line
+// is a (trimmed) line of the input.
+func FuzzControl(f *testing.F) {
+	for _, s := range []string{"", "\n", "example.com\n", "a \t\nb", "# c\n\nx\n", "\r\n", " #x\n#y\n", "host\x00name\n"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		first := FirstLine(b)
+		if strings.ContainsRune(first, '\n') || strings.TrimRight(first, " \t") != first {
+			t.Fatalf("FirstLine(%q) = %q", b, first)
+		}
+		if !bytes.HasPrefix(b, []byte(first)) {
+			t.Fatalf("FirstLine(%q) = %q is not a prefix", b, first)
+		}
+		lines := strings.Split(string(b), "\n")
+		i := 0
+		for _, l := range ListLines(b) {
+			if l == "" || l[0] == '#' || strings.ContainsRune(l, '\n') || strings.TrimRight(l, " \t") != l {
+				t.Fatalf("ListLines(%q) yields %q", b, l)
+			}
+			for i < len(lines) && strings.TrimRight(lines[i], " \t") != l {
+				i++
+			}
+			if i == len(lines) {
+				t.Fatalf("ListLines(%q): %q out of order or not from the input", b, l)
+			}
+			i++
+		}
+		for _, kv := range ParseKeyValues(ListLines(b)) {
+			if strings.ToLower(kv.Key) != kv.Key {
+				t.Fatalf("key %q not lowercased", kv.Key)
+			}
+		}
+	})
+}
