@@ -1,0 +1,344 @@
+package test
+
+import (
+	"bufio"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/hqmail/hqmail/test/dnstest"
+)
+
+const testMsg = "From: a@b.test\nSubject: hi\n\n.dot line\nline\r\nbare\rcr\n..two\n"
+
+// testMsgWire is testMsg as the peer must receive it (dots undone by the
+// server's DATA reader, line ends CRLF).
+const testMsgWire = "From: a@b.test\r\nSubject: hi\r\n\r\n.dot line\r\nline\r\nbare\r\ncr\r\n..two\r\n"
+
+func accepted(ip string) string {
+	return "K" + ip + " accepted message.\nRemote host said: 250 2.0.0 OK: queued\n"
+}
+
+func checkReports(t *testing.T, got []string, want ...string) {
+	t.Helper()
+	if strings.Join(got, "\x00") != strings.Join(want, "\x00") {
+		t.Fatalf("reports:\n got %q\nwant %q", got, want)
+	}
+}
+
+func TestRemoteMXPreference(t *testing.T) {
+	needRoot(t)
+	tr := newRTree(t)
+	dns := dnstest.Start(t)
+	tr.UseDNS(dns)
+	ips := loopbackIPs(1)
+	refused := ips[0] // nothing listens there: connection refused
+	ln := listen(t, "", 25)
+	s := startSink(t, ln, sinkOpts{})
+	dns.Add("mx.test. MX 10 mx1.mx.test.", "mx.test. MX 20 mx2.mx.test.",
+		"mx1.mx.test. A "+refused, "mx2.mx.test. A "+s.IP)
+	got := tr.Remote(testMsg, "mx.test", "from@x.test", "to@mx.test")
+	checkReports(t, got, "r", accepted(s.IP))
+	ms := s.Messages()
+	if len(ms) != 1 || ms[0].From != "from@x.test" || strings.Join(ms[0].To, ",") != "to@mx.test" {
+		t.Fatalf("sink got %+v", ms)
+	}
+	if string(ms[0].Data) != testMsgWire {
+		t.Fatalf("data %q", ms[0].Data)
+	}
+	if ms[0].Helo != "testhost.example" || ms[0].TLS {
+		t.Fatalf("helo %q tls %v", ms[0].Helo, ms[0].TLS)
+	}
+	// A refused connection is not a timeout: tcpto stays empty.
+	out, err := runTool(tr, "qmail-tcpto")
+	if err != nil || out != "" {
+		t.Fatalf("qmail-tcpto: %q %v", out, err)
+	}
+}
+
+func TestRemoteNoMXUsesA(t *testing.T) {
+	needRoot(t)
+	tr := newRTree(t)
+	dns := dnstest.Start(t)
+	tr.UseDNS(dns)
+	s := startSink(t, listen(t, "", 25), sinkOpts{})
+	dns.Add("amx.test. A " + s.IP)
+	checkReports(t, tr.Remote(testMsg, "amx.test", "", "u@amx.test"), "r", accepted(s.IP))
+	if ms := s.Messages(); len(ms) != 1 || ms[0].From != "" {
+		t.Fatalf("sink %+v", ms)
+	}
+}
+
+func TestRemoteDNSFailures(t *testing.T) {
+	tr := newRTree(t)
+	dns := dnstest.Start(t)
+	tr.UseDNS(dns)
+	dns.Silent("slow.test.")
+	dns.ServFail("broken.test.")
+	dns.Exists("empty.test.")
+	dns.Add("self.test. MX 10 me.self.test.", "me.self.test. A 127.0.0.1")
+	tests := []struct{ host, want string }{
+		{"nx.test", "DSorry, I couldn't find any host named nx.test. (#5.1.2)\n"},
+		{"slow.test", "ZSorry, I couldn't find any host by that name. (#4.1.2)\n"},
+		{"broken.test", "ZSorry, I couldn't find any host by that name. (#4.1.2)\n"},
+		{"empty.test", "DSorry, I couldn't find a mail exchanger or IP address. (#5.4.4)\n"},
+		{"self.test", "DSorry. Although I'm listed as a best-preference MX or A for that host,\nit isn't in my control/locals file, so I don't treat it as local. (#5.4.6)\n"},
+		{"[127.0.0.1]", "DSorry. Although I'm listed as a best-preference MX or A for that host,\nit isn't in my control/locals file, so I don't treat it as local. (#5.4.6)\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.host, func(t *testing.T) {
+			checkReports(t, tr.Remote(testMsg, tt.host, "f@x.test", "a@"+tt.host), tt.want)
+		})
+	}
+}
+
+func TestRemoteUsageAndControls(t *testing.T) {
+	tr := newRTree(t)
+	checkReports(t, tr.Remote(testMsg, "x.test", "f@x.test"), "DI (qmail-remote) was invoked improperly. (#5.3.5)\n")
+	os.Remove(filepath.Join(tr.Root, "control", "me"))
+	checkReports(t, tr.Remote(testMsg, "x.test", "f", "t@x.test"), "ZUnable to read control files. (#4.3.0)\n")
+}
+
+// routeTo makes every domain go to ip:port through control/smtproutes.
+func routeTo(tr *rtree, ip string, port int) {
+	tr.Control("smtproutes", fmt.Sprintf(":[%s]:%d\n", ip, port))
+}
+
+func TestRemoteRecipientCodes(t *testing.T) {
+	tr := newRTree(t)
+	s := startSink(t, listen(t, "", 0), sinkOpts{RcptErr: map[string]*smtp.SMTPError{
+		"b@r.test": {Code: 451, EnhancedCode: smtp.EnhancedCode{4, 2, 0}, Message: "try later"},
+		"c@r.test": {Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"},
+	}})
+	routeTo(tr, s.IP, s.Port)
+	got := tr.Remote(testMsg, "r.test", "f@x.test", "a@r.test", "b@r.test", "d@r.test")
+	checkReports(t, got, "r", "s"+s.IP+" does not like recipient.\nRemote host said: 451 4.2.0 try later\n", "r", accepted(s.IP))
+	if ms := s.Messages(); len(ms) != 1 || strings.Join(ms[0].To, ",") != "a@r.test,d@r.test" {
+		t.Fatalf("sink %+v", ms)
+	}
+	got = tr.Remote(testMsg, "r.test", "f@x.test", "c@r.test", "b@r.test")
+	checkReports(t, got,
+		"h"+s.IP+" does not like recipient.\nRemote host said: 550 5.1.1 no such user\n",
+		"s"+s.IP+" does not like recipient.\nRemote host said: 451 4.2.0 try later\n",
+		"DGiving up on "+s.IP+".\nRemote host said: 451 4.2.0 try later\n")
+}
+
+func TestRemoteSenderAndDataRejections(t *testing.T) {
+	tr := newRTree(t)
+	s := startSink(t, listen(t, "", 0), sinkOpts{DataErr: &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 7, 1}, Message: "spam"}})
+	routeTo(tr, s.IP, s.Port)
+	checkReports(t, tr.Remote(testMsg, "r.test", "f@x.test", "a@r.test"),
+		"r", "D"+s.IP+" failed after I sent the message.\nRemote host said: 554 5.7.1 spam\n")
+
+	tr2 := newRTree(t)
+	s2 := startSink(t, listen(t, "", 0), sinkOpts{MailErr: &smtp.SMTPError{Code: 553, EnhancedCode: smtp.EnhancedCode{5, 1, 8}, Message: "bad sender"}})
+	routeTo(tr2, s2.IP, s2.Port)
+	checkReports(t, tr2.Remote(testMsg, "r.test", "f@x.test", "a@r.test"),
+		"DConnected to "+s2.IP+" but sender was rejected.\nRemote host said: 553 5.1.8 bad sender\n")
+
+	// DATA itself refused (a scripted peer: go-smtp never refuses DATA).
+	tr3 := newRTree(t)
+	ln := listen(t, "", 0)
+	scripted(t, ln, func(c net.Conn, br *bufio.Reader) {
+		fmt.Fprintf(c, "220 hi\r\n")
+		for _, step := range []struct{ cmd, reply string }{
+			{"EHLO", "250 ok"}, {"MAIL", "250 ok"}, {"RCPT", "250 ok"}, {"DATA", "554 5.7.1 no data for you"},
+		} {
+			if !expect(br, step.cmd) {
+				return
+			}
+			fmt.Fprintf(c, "%s\r\n", step.reply)
+		}
+		expect(br, "QUIT")
+	})
+	routeTo(tr3, hostOf(ln), portOf(ln))
+	ip := hostOf(ln)
+	checkReports(t, tr3.Remote(testMsg, "r.test", "f@x.test", "a@r.test"),
+		"r", "D"+ip+" failed on DATA command.\nRemote host said: 554 5.7.1 no data for you\n")
+}
+
+func TestRemotePartialLineAnd8bit(t *testing.T) {
+	tr := newRTree(t)
+	s := startSink(t, listen(t, "", 0), sinkOpts{})
+	routeTo(tr, s.IP, s.Port)
+	checkReports(t, tr.Remote("Subject: x\n\nno newline", "r.test", "f@x.test", "a@r.test"),
+		"r", "DSMTP cannot transfer messages with partial final lines. (#5.6.2)\n")
+	if n := len(s.Messages()); n != 0 {
+		t.Fatalf("partial message delivered (%d)", n)
+	}
+	checkReports(t, tr.Remote("Subject: \xe9t\xe9\n\nb\xf6dy\n", "r.test", "f@x.test", "a@r.test"), "r", accepted(s.IP))
+	checkReports(t, tr.Remote("Subject: plain\n\nbody\n", "r.test", "f@x.test", "a@r.test"), "r", accepted(s.IP))
+	checkReports(t, tr.Remote("Subject: utf8\n\nbody\n", "r.test", "f\xc3\xa9@x.test", "a@r.test"), "r", accepted(s.IP))
+	ms := s.Messages()
+	if len(ms) != 3 || ms[0].Body != smtp.Body8BitMIME || ms[1].Body != "" || !ms[2].UTF8 || ms[1].UTF8 {
+		t.Fatalf("bodies %+v", ms)
+	}
+	if string(ms[0].Data) != "Subject: \xe9t\xe9\r\n\r\nb\xf6dy\r\n" {
+		t.Fatalf("8bit data %q", ms[0].Data)
+	}
+}
+
+func TestRemoteNoConnection(t *testing.T) {
+	tr := newRTree(t)
+	ln := listen(t, "", 0)
+	ip, port := hostOf(ln), portOf(ln)
+	ln.Close() // refused from now on
+	routeTo(tr, ip, port)
+	checkReports(t, tr.Remote(testMsg, "r.test", "f@x.test", "a@r.test"),
+		"ZSorry, I wasn't able to establish an SMTP connection. (#4.4.1)\n")
+}
+
+func TestRemoteQuotingAndRoutes(t *testing.T) {
+	tr := newRTree(t)
+	s := startSink(t, listen(t, "", 0), sinkOpts{})
+	other := startSink(t, listen(t, "", 0), sinkOpts{})
+	tr.Control("smtproutes", fmt.Sprintf(".sub.test:[%s]:%d\nexact.sub.test:[%s]:%d\n", s.IP, s.Port, other.IP, other.Port))
+	checkReports(t, tr.Remote(testMsg, "a.sub.test", "f@x.test", "john doe@a.sub.test"), "r", accepted(s.IP))
+	checkReports(t, tr.Remote(testMsg, "exact.sub.test", "f@x.test", "x@exact.sub.test"), "r", accepted(other.IP))
+	if ms := s.Messages(); len(ms) != 1 || ms[0].To[0] != `john doe@a.sub.test` {
+		t.Fatalf("sink %q", ms[0].To)
+	}
+}
+
+func TestRemoteSTARTTLS(t *testing.T) {
+	needRoot(t) // MX path: port 25
+	cert, certPEM := selfSigned(t, "mx.tls.test")
+	tr := newRTree(t)
+	dns := dnstest.Start(t)
+	tr.UseDNS(dns)
+	s := startSink(t, listen(t, "", 25), sinkOpts{TLS: &tls.Config{Certificates: []tls.Certificate{cert}}})
+	dns.Add("tls.test. MX 10 mx.tls.test.", "mx.tls.test. A "+s.IP)
+
+	// Opportunistic: the self-signed certificate is accepted.
+	checkReports(t, tr.Remote(testMsg, "tls.test", "f@x.test", "a@tls.test"), "r", accepted(s.IP))
+	if ms := s.Messages(); len(ms) != 1 || !ms[0].TLS {
+		t.Fatalf("not over TLS: %+v", ms)
+	}
+	// Required and verified: a self-signed certificate fails temporarily.
+	tr.Control("tlsroutes", "tls.test:require\n")
+	got := tr.Remote(testMsg, "tls.test", "f@x.test", "a@tls.test")
+	if len(got) != 1 || !strings.HasPrefix(got[0], "ZConnected to "+s.IP+" but the TLS handshake failed: ") || !strings.HasSuffix(got[0], ". (#4.7.5)\n") {
+		t.Fatalf("got %q", got)
+	}
+	// ...and works once control/tlsca trusts it.
+	tr.Control("tlsca", string(certPEM))
+	checkReports(t, tr.Remote(testMsg, "tls.test", "f@x.test", "a@tls.test"), "r", accepted(s.IP))
+	// "none" never starts TLS.
+	tr.Control("tlsroutes", ".test:none\n")
+	checkReports(t, tr.Remote(testMsg, "tls.test", "f@x.test", "a@tls.test"), "r", accepted(s.IP))
+	if ms := s.Messages(); len(ms) != 3 || ms[2].TLS {
+		t.Fatalf("messages %+v", ms)
+	}
+}
+
+func TestRemoteRequiredTLSNotOffered(t *testing.T) {
+	tr := newRTree(t)
+	s := startSink(t, listen(t, "", 0), sinkOpts{})
+	routeTo(tr, s.IP, s.Port)
+	tr.Control("tlsroutes", ":encrypt\n")
+	checkReports(t, tr.Remote(testMsg, "r.test", "f@x.test", "a@r.test"),
+		"ZConnected to "+s.IP+" but it does not offer STARTTLS, which control/tlsroutes requires. (#4.7.0)\n")
+}
+
+func TestRemoteOpportunisticHandshakeFallsBack(t *testing.T) {
+	tr := newRTree(t)
+	ln := listen(t, "", 0)
+	ip := hostOf(ln)
+	scripted(t, ln, func(c net.Conn, br *bufio.Reader) {
+		fmt.Fprintf(c, "220 hi\r\n")
+		if !expect(br, "EHLO") {
+			return
+		}
+		fmt.Fprintf(c, "250-hi\r\n250 STARTTLS\r\n")
+		l, _ := br.ReadString('\n')
+		if strings.HasPrefix(l, "STARTTLS") {
+			fmt.Fprintf(c, "220 go ahead\r\n")
+			c.Write([]byte("this is not a TLS server hello\r\n"))
+			return
+		}
+		fmt.Fprintf(c, "250 ok\r\n") // MAIL
+		for _, r := range []string{"250 ok", "354 go", ""} {
+			if r == "" {
+				break
+			}
+			if !expect(br, "") {
+				return
+			}
+			fmt.Fprintf(c, "%s\r\n", r)
+		}
+		for {
+			l, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			if l == ".\r\n" {
+				fmt.Fprintf(c, "250 plain ok\r\n")
+				expect(br, "QUIT")
+				return
+			}
+		}
+	})
+	routeTo(tr, ip, portOf(ln))
+	checkReports(t, tr.Remote(testMsg, "r.test", "f@x.test", "a@r.test"),
+		"r", "K"+ip+" accepted message.\nRemote host said: 250 plain ok\n")
+}
+
+func TestRemoteAuthSmarthost(t *testing.T) {
+	cert, _ := selfSigned(t, "smarthost.test")
+	tr := newRTree(t)
+	s := startSink(t, listen(t, "", 0), sinkOpts{TLS: &tls.Config{Certificates: []tls.Certificate{cert}}, User: "joe", Password: "s3cr:et"})
+	relay := fmt.Sprintf("[%s]", s.IP)
+	tr.Control("smtproutes", fmt.Sprintf(":%s:%d\n", relay, s.Port))
+	auth := filepath.Join(tr.Root, "control", "smtpauth")
+	os.WriteFile(auth, []byte(relay+":joe:s3cr:et\n"), 0o600)
+	checkReports(t, tr.Remote(testMsg, "any.test", "f@x.test", "a@any.test"), "r", accepted(s.IP))
+	if ms := s.Messages(); len(ms) != 1 || ms[0].AuthUser != "joe" || !ms[0].TLS {
+		t.Fatalf("sink %+v", ms)
+	}
+	// A wrong password is a temporary failure and is never echoed.
+	os.WriteFile(auth, []byte(relay+":joe:wrong-pw\n"), 0o600)
+	got := tr.Remote(testMsg, "any.test", "f@x.test", "a@any.test")
+	checkReports(t, got, "ZConnected to "+s.IP+" but my login was rejected.\nRemote host said: 535 5.7.8 Authentication failed\n")
+	// A credentials file others can read is refused.
+	os.Chmod(auth, 0o644)
+	got = tr.Remote(testMsg, "any.test", "f@x.test", "a@any.test")
+	if len(got) != 1 || !strings.HasPrefix(got[0], "ZSorry, control/smtpauth is readable by group or others") || strings.Contains(got[0], "wrong-pw") {
+		t.Fatalf("got %q", got)
+	}
+}
+
+func TestRemoteAuthNeedsTLS(t *testing.T) {
+	tr := newRTree(t)
+	s := startSink(t, listen(t, "", 0), sinkOpts{User: "joe", Password: "pw"})
+	relay := fmt.Sprintf("[%s]", s.IP)
+	tr.Control("smtproutes", fmt.Sprintf(":%s:%d\n", relay, s.Port))
+	os.WriteFile(filepath.Join(tr.Root, "control", "smtpauth"), []byte(relay+":joe:pw\n"), 0o600)
+	checkReports(t, tr.Remote(testMsg, "any.test", "f@x.test", "a@any.test"),
+		"ZConnected to "+s.IP+" but I will not send a password without TLS. (#4.7.0)\n")
+}
+
+func TestRemoteImplicitTLS465(t *testing.T) {
+	needRoot(t)
+	cert, _ := selfSigned(t, "smtps.test")
+	tr := newRTree(t)
+	ln := tls.NewListener(listen(t, "", 465), &tls.Config{Certificates: []tls.Certificate{cert}})
+	s := startSink(t, ln, sinkOpts{})
+	routeTo(tr, s.IP, 465)
+	checkReports(t, tr.Remote(testMsg, "r.test", "f@x.test", "a@r.test"), "r", accepted(s.IP))
+	if ms := s.Messages(); len(ms) != 1 {
+		t.Fatalf("sink %+v", ms)
+	}
+}
+
+// runTool runs a program of the tree and returns its stdout.
+func runTool(tr *rtree, name string) (string, error) {
+	out, err := exec.Command(filepath.Join(tr.Root, "bin", name)).Output()
+	return string(out), err
+}
