@@ -1,0 +1,143 @@
+package test
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Hostile and broken SMTP peers: each must give a clear report, never a
+// crash, a hang beyond timeoutremote, or unbounded memory.
+
+// upToData plays a well-behaved server up to the 354 after DATA.
+func upToData(c net.Conn, br *bufio.Reader) bool {
+	fmt.Fprintf(c, "220 hi\r\n")
+	for _, step := range []struct{ cmd, reply string }{
+		{"EHLO", "250 ok"}, {"MAIL", "250 ok"}, {"RCPT", "250 ok"}, {"DATA", "354 go"},
+	} {
+		if !expect(br, step.cmd) {
+			return false
+		}
+		fmt.Fprintf(c, "%s\r\n", step.reply)
+	}
+	return true
+}
+
+func TestRemoteHostilePeers(t *testing.T) {
+	big := "Subject: big\n\n" + strings.Repeat(strings.Repeat("x", 999)+"\n", 16*1024) // 16 MB
+	tests := []struct {
+		name string
+		msg  string
+		peer func(c net.Conn, br *bufio.Reader)
+		want func(ip string) []string
+	}{
+		{"endless multi-line greeting", testMsg, func(c net.Conn, br *bufio.Reader) {
+			for i := 0; i < 1e6; i++ {
+				if _, err := fmt.Fprintf(c, "220-this never ends %d\r\n", i); err != nil {
+					return
+				}
+			}
+		}, func(ip string) []string {
+			return []string{"ZConnected to " + ip + " but its SMTP reply was too long. (#4.4.2)\n"}
+		}},
+		{"10 MB reply line", testMsg, func(c net.Conn, br *bufio.Reader) {
+			c.Write([]byte("220 " + strings.Repeat("A", 10<<20) + "\r\n"))
+		}, func(ip string) []string {
+			return []string{"ZConnected to " + ip + " but its SMTP reply was too long. (#4.4.2)\n"}
+		}},
+		{"10 MB reply after the dot", testMsg, func(c net.Conn, br *bufio.Reader) {
+			if !upToData(c, br) {
+				return
+			}
+			for {
+				l, err := br.ReadString('\n')
+				if err != nil {
+					return
+				}
+				if l == ".\r\n" {
+					break
+				}
+			}
+			c.Write([]byte("250 " + strings.Repeat("A", 10<<20) + "\r\n"))
+		}, func(ip string) []string {
+			return []string{"r", "ZConnected to " + ip + " but its SMTP reply was too long. Possible duplicate! (#4.4.2)\n"}
+		}},
+		{"greeting timeout", testMsg, func(c net.Conn, br *bufio.Reader) {
+			io.Copy(io.Discard, br) // say nothing until the client gives up
+		}, func(ip string) []string {
+			return []string{"ZConnected to " + ip + " but connection died. (#4.4.2)\n"}
+		}},
+		{"stall mid-DATA", big, func(c net.Conn, br *bufio.Reader) {
+			if !upToData(c, br) {
+				return
+			}
+			io.CopyN(io.Discard, br, 64*1024)
+			time.Sleep(5 * time.Second) // stop reading; the client's writes block
+		}, func(ip string) []string {
+			return []string{"r", "ZConnected to " + ip + " but connection died. (#4.4.2)\n"}
+		}},
+		{"no answer after the dot", testMsg, func(c net.Conn, br *bufio.Reader) {
+			if !upToData(c, br) {
+				return
+			}
+			io.Copy(io.Discard, br)
+		}, func(ip string) []string {
+			return []string{"r", "ZConnected to " + ip + " but connection died. Possible duplicate! (#4.4.2)\n"}
+		}},
+		{"garbage greeting", testMsg, func(c net.Conn, br *bufio.Reader) {
+			c.Write([]byte("\x00\xff\x01garbage\r\n"))
+			expect(br, "QUIT")
+		}, func(ip string) []string {
+			return []string{"ZConnected to " + ip + " but greeting failed.\nRemote host said: ?\xff\x01garbage\n"}
+		}},
+		{"garbage at RCPT", testMsg, func(c net.Conn, br *bufio.Reader) {
+			fmt.Fprintf(c, "220 hi\r\n")
+			for _, r := range []string{"250 ok", "250 ok", "\x7fELF\x02\x01"} {
+				if !expect(br, "") {
+					return
+				}
+				fmt.Fprintf(c, "%s\r\n", r)
+			}
+			expect(br, "QUIT")
+		}, func(ip string) []string {
+			return []string{"s" + ip + " does not like recipient.\nRemote host said: \x7fELF\x02\x01\n",
+				"DGiving up on " + ip + ".\nRemote host said: \x7fELF\x02\x01\n"}
+		}},
+		{"drop after greeting", testMsg, func(c net.Conn, br *bufio.Reader) {
+			fmt.Fprintf(c, "220 hi\r\n")
+		}, func(ip string) []string {
+			return []string{"ZConnected to " + ip + " but connection died. (#4.4.2)\n"}
+		}},
+		{"EHLO and HELO refused", testMsg, func(c net.Conn, br *bufio.Reader) {
+			fmt.Fprintf(c, "220 hi\r\n")
+			expect(br, "EHLO")
+			fmt.Fprintf(c, "502 what\r\n")
+			expect(br, "HELO")
+			fmt.Fprintf(c, "501 bad name\r\n")
+			expect(br, "QUIT")
+		}, func(ip string) []string {
+			return []string{"ZConnected to " + ip + " but my name was rejected.\nRemote host said: 501 bad name\n"}
+		}},
+		{"greeting 554", testMsg, func(c net.Conn, br *bufio.Reader) {
+			fmt.Fprintf(c, "554-go away\r\n554 really\r\n")
+			expect(br, "QUIT")
+		}, func(ip string) []string {
+			return []string{"ZConnected to " + ip + " but greeting failed.\nRemote host said: 554-go away\n554 really\n"}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			tr := newRTree(t)
+			tr.Control("timeoutremote", "2\n")
+			ln := listen(t, "", 0)
+			scripted(t, ln, tt.peer)
+			routeTo(tr, hostOf(ln), portOf(ln))
+			checkReports(t, tr.Remote(tt.msg, "r.test", "f@x.test", "a@r.test"), tt.want(hostOf(ln))...)
+		})
+	}
+}
