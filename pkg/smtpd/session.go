@@ -159,6 +159,9 @@ func (s *session) readFailure(err error) error {
 	var ne net.Error
 	switch {
 	case errors.Is(err, smtp.ErrTooLongLine):
+		// go-smtp cannot read on after an over-long line: say why and
+		// end the session, instead of its generic 500 on the next read.
+		s.cs.fatal(textLongLine)
 		return replyLongLine
 	case errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
 		s.cs.fatal(textTimeout)

@@ -1,0 +1,291 @@
+package smtpd
+
+import (
+	"bytes"
+	"io"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// openData runs HELO, MAIL, RCPT, DATA and leaves the client inside DATA.
+func openData(t *testing.T, s *server) *client {
+	t.Helper()
+	c := dial(t, s)
+	c.last()
+	c.expectPrefix("HELO client.example", "250 ")
+	c.expectPrefix("MAIL FROM:<a@b.example>", "250 ")
+	c.expectPrefix("RCPT TO:<u@example.org>", "250 ")
+	c.expectPrefix("DATA", "354 ")
+	return c
+}
+
+// TestDatabytes: a message one byte over databytes gets 552 and is not
+// queued; exactly databytes is fine. Size counts LF line ends, without the
+// Received line.
+func TestDatabytes(t *testing.T) {
+	q := useMemQueue(t)
+	root := testRoot(t, map[string]string{"databytes": "20\n"})
+	s := startServer(t, root, loopPeer, nil)
+	// 20 bytes after decoding: "Subject: x\n\n" (12) + "1234567\n" (8).
+	for _, tc := range []struct {
+		msg   string
+		reply string
+	}{
+		{"Subject: x\n\n1234567\n", "250 ok "},
+		{"Subject: x\n\n12345678\n", "552 sorry, that message size exceeds my databytes limit (#5.3.4)"},
+	} {
+		c := openData(t, s)
+		c.send(textprotoDot(tc.msg))
+		if got := c.last(); !strings.HasPrefix(got, tc.reply) {
+			t.Errorf("%q: %q, want %q", tc.msg, got, tc.reply)
+		}
+		c.expectPrefix("QUIT", "221 ")
+	}
+	if n := len(q.all()); n != 1 {
+		t.Errorf("%d messages queued, want 1", n)
+	}
+	// MAIL SIZE= over the limit is refused at once.
+	c := dial(t, s)
+	c.last()
+	c.expectPrefix("EHLO x", "250 ")
+	c.expectPrefix("MAIL FROM:<a@b.example> SIZE=21", "552 ")
+}
+
+// TestDatabytesHuge streams 100 MB over a 1 MB limit: 552, nothing queued,
+// and the server does not buffer the message.
+func TestDatabytesHuge(t *testing.T) {
+	if testing.Short() {
+		t.Skip("sends 100 MB; skipped with -short")
+	}
+	q := useMemQueue(t)
+	root := testRoot(t, map[string]string{"databytes": "1000000\n"})
+	s := startServer(t, root, loopPeer, nil)
+	c := openData(t, s)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	line := strings.Repeat("x", 998) + "\r\n"
+	block := strings.Repeat(line, 1024) // 1 MB
+	go func() {
+		io.WriteString(c.conn, "Subject: big\r\n\r\n")
+		for i := 0; i < 101; i++ {
+			if _, err := io.WriteString(c.conn, block); err != nil {
+				return
+			}
+		}
+		io.WriteString(c.conn, ".\r\n")
+	}()
+	c.conn.SetReadDeadline(time.Now().Add(5 * time.Minute))
+	if got := c.last(); got != "552 sorry, that message size exceeds my databytes limit (#5.3.4)" {
+		t.Errorf("got %q", got)
+	}
+	runtime.ReadMemStats(&after)
+	if len(q.all()) != 0 {
+		t.Errorf("something was queued")
+	}
+	// The in-memory fake qmail-queue reads the first MB into memory; the
+	// server itself must not hold the other 100 MB.
+	if grown := int64(after.HeapInuse) - int64(before.HeapInuse); grown > 32<<20 {
+		t.Errorf("heap grew by %d bytes while receiving 100 MB", grown)
+	}
+	c.expectPrefix("QUIT", "221 ")
+}
+
+// TestHops: 100 Received/Delivered header lines is a loop (554); 99 is not.
+// Lines in the body do not count.
+func TestHops(t *testing.T) {
+	q := useMemQueue(t)
+	root := testRoot(t, nil)
+	s := startServer(t, root, loopPeer, nil)
+	hdr := func(n int) string {
+		var b strings.Builder
+		for i := 0; i < n; i++ {
+			if i%2 == 0 {
+				b.WriteString("Received: from x\n")
+			} else {
+				b.WriteString("DELIVERED-To: y\n")
+			}
+		}
+		return b.String()
+	}
+	for _, tc := range []struct {
+		name, msg, reply string
+	}{
+		{"99", hdr(98) + "Received: z\n\nbody\n", "250 ok "},
+		{"100", hdr(99) + "received:\tz\n\nbody\n", "554 too many hops, this message is looping (#5.4.6)"},
+		{"body", "Subject: x\n\n" + hdr(150), "250 ok "},
+		{"continuation", "X: y\n" + strings.Repeat(" Received: x\n", 150) + "\n", "250 ok "},
+	} {
+		c := openData(t, s)
+		c.send(textprotoDot(tc.msg))
+		if got := c.last(); !strings.HasPrefix(got, tc.reply) {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.reply)
+		}
+	}
+	if n := len(q.all()); n != 3 {
+		t.Errorf("%d queued, want 3", n)
+	}
+}
+
+// TestBareLF: a LF without CR in DATA gets qmail's 451 at once (even while
+// the client waits) and the connection is closed; nothing is queued.
+func TestBareLF(t *testing.T) {
+	q := useMemQueue(t)
+	root := testRoot(t, nil)
+	s := startServer(t, root, loopPeer, nil)
+	for _, data := range []string{
+		"Subject: x\n",                // the client then waits: no end marker
+		"Subject: x\r\n\r\nbody\n.\n", // a bare-LF end marker
+		"Subject: x\r\n\r\n.\n.\r\n",
+	} {
+		c := openData(t, s)
+		c.send(data)
+		if got := c.last(); got != "451 See https://cr.yp.to/docs/smtplf.html." {
+			t.Errorf("%q: got %q", data, got)
+		}
+		if !c.closed() {
+			t.Errorf("%q: connection still open", data)
+		}
+	}
+	oks := s.sessionsDone(t, 3)
+	for _, ok := range oks {
+		if ok {
+			t.Errorf("bare LF session reported success (qmail-smtpd exits 1)")
+		}
+	}
+	if n := len(q.all()); n != 0 {
+		t.Errorf("%d queued", n)
+	}
+}
+
+// TestDisconnectMidData: a client that goes away inside DATA queues nothing.
+func TestDisconnectMidData(t *testing.T) {
+	q := useMemQueue(t)
+	root := testRoot(t, nil)
+	s := startServer(t, root, loopPeer, nil)
+	c := openData(t, s)
+	c.send("Subject: x\r\n\r\nsome body\r\nmore")
+	c.conn.Close()
+	s.sessionsDone(t, 1)
+	if n := len(q.all()); n != 0 {
+		t.Errorf("%d queued after disconnect", n)
+	}
+}
+
+// TestEightBitAndNUL: NUL bytes, invalid UTF-8, lone CRs pass through
+// unchanged.
+func TestEightBitAndNUL(t *testing.T) {
+	q := useMemQueue(t)
+	root := testRoot(t, nil)
+	s := startServer(t, root, loopPeer, nil)
+	body := "Subject: \xff\xfe bad \xc3\x28 utf8\r\nX-Nul: a\x00b\r\n\r\nline\x00with NUL\r\nlone\rCR\r\n\xe9t\xe9\r\n"
+	c := openData(t, s)
+	c.send(body + ".\r\n")
+	c.expectPrefix("", "250 ok ")
+	msgs := q.all()
+	if len(msgs) != 1 {
+		t.Fatalf("queued %d", len(msgs))
+	}
+	want := strings.ReplaceAll(body, "\r\n", "\n")
+	if got := msgs[0].Msg[strings.Index(msgs[0].Msg, "Subject"):]; got != want {
+		t.Errorf("message\n%q\nwant\n%q", got, want)
+	}
+}
+
+// TestLongLine: a 1 MB header line is refused with a clear reply and the
+// session ends; nothing is queued and nothing crashes.
+func TestLongLine(t *testing.T) {
+	q := useMemQueue(t)
+	root := testRoot(t, nil)
+	s := startServer(t, root, loopPeer, nil)
+	c := openData(t, s)
+	go func() {
+		io.WriteString(c.conn, "Subject: "+strings.Repeat("y", 1<<20)+"\r\n\r\nx\r\n.\r\n")
+	}()
+	if got := c.last(); got != "552 sorry, that message has a line longer than my limit (#5.3.4)" {
+		t.Errorf("got %q", got)
+	}
+	if !c.closed() {
+		t.Errorf("connection still open after a too long line")
+	}
+	if n := len(q.all()); n != 0 {
+		t.Errorf("%d queued", n)
+	}
+	// A long command line ends the session too.
+	c = dial(t, s)
+	c.last()
+	go io.WriteString(c.conn, "HELO "+strings.Repeat("h", 1<<20)+"\r\n")
+	if got := c.last(); !strings.HasPrefix(got, "500 ") {
+		t.Errorf("long command: %q", got)
+	}
+}
+
+// TestTimeout: an idle client is dropped after timeoutsmtpd.
+func TestTimeout(t *testing.T) {
+	useMemQueue(t)
+	root := testRoot(t, map[string]string{"timeoutsmtpd": "1\n"})
+	s := startServer(t, root, loopPeer, nil)
+	c := dial(t, s)
+	c.last()
+	if got := c.last(); !strings.HasPrefix(got, "421 ") {
+		t.Errorf("after idling: %q", got)
+	}
+	if oks := s.sessionsDone(t, 1); oks[0] {
+		t.Errorf("timed-out session reported success")
+	}
+	// Inside DATA the timeout is qmail's 451.
+	c = openData(t, s)
+	c.send("Subject: x\r\n")
+	if got := c.last(); got != "451 timeout (#4.4.2)" {
+		t.Errorf("timeout in DATA: %q", got)
+	}
+}
+
+// TestBody checks the DATA decoder on its own.
+func TestBody(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		chunked bool
+		limit   int64
+		out     string
+		err     error
+	}{
+		{"crlf", "a\r\nb\r\n", false, 0, "a\nb\n", nil},
+		{"lone cr kept", "a\rb\r\r\n", false, 0, "a\rb\r\n", nil},
+		{"bare lf", "a\r\nb\nc", false, 0, "a\n", errBareLF},
+		{"bdat bare lf", "a\nb\r\nc\r", true, 0, "a\nb\nc\r", nil},
+		{"limit exact", "1234\r\n", false, 5, "1234\n", nil},
+		{"limit over", "12345\r\n", false, 5, "", replyDatabytes},
+		{"empty", "", false, 0, "", nil},
+	}
+	for _, tc := range tests {
+		for _, size := range []int{2, 3, 64 << 10} {
+			b := newBody(strings.NewReader(tc.in), tc.chunked, tc.limit, nil)
+			var out bytes.Buffer
+			buf := make([]byte, size)
+			var err error
+			for i := 0; i < 1e6; i++ {
+				var n int
+				n, err = b.Read(buf)
+				out.Write(buf[:n])
+				if err != nil {
+					break
+				}
+			}
+			if err == io.EOF {
+				err = nil
+			}
+			if err != tc.err {
+				t.Errorf("%s/%d: err %v, want %v", tc.name, size, err, tc.err)
+			}
+			// With a limit, what was passed on before the overflow is
+			// irrelevant (the message is not queued).
+			if tc.err == nil && out.String() != tc.out {
+				t.Errorf("%s/%d: %q, want %q", tc.name, size, out.String(), tc.out)
+			}
+		}
+	}
+}

@@ -1,0 +1,257 @@
+package smtpd
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"io"
+	"log"
+	"math/big"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	smtp "github.com/emersion/go-smtp"
+)
+
+// TestOpenRelay: without RELAYCLIENT, twenty ways of asking for relaying
+// are all refused; the tricks that qmail takes as local addresses are
+// accepted as exactly that (see "RELAYING" in qmail-smtpd.8).
+func TestOpenRelay(t *testing.T) {
+	q := useMemQueue(t)
+	root := testRoot(t, map[string]string{"localiphost": "example.org\n"})
+	s := startServer(t, root, loopPeer, nil)
+	refused := []string{
+		"<victim@foreign.example>",
+		"victim@foreign.example",
+		"<victim@FOREIGN.example>",
+		"<victim@foreign.example.>",
+		"<@example.org:victim@foreign.example>",
+		"<@example.org,@mx.example.org:victim@foreign.example>",
+		"<victim@[192.0.2.1]>",
+		"<victim@[10.1.2.3]>",
+		"<victim@[IPv6:::1]>",
+		"<\"victim@foreign.example\">",
+		"<\"victim@example.org\"@foreign.example>",
+		"<victim@example.org@foreign.example>",
+		"<victim%example.org@foreign.example>",
+		"<victim@foreign.example%example.org>",
+		"<victim@example.org.foreign.example>",
+		"<victim@fooexample.org>",
+		"<victim@example.net>",
+		"<victim@example.org.>",
+		"<victim@foreign.example\x00@example.org>",
+		"<victim@foreign.example >",
+		"<victim!foreign.example@uucp.example>",
+		"<victim@localhost>",
+	}
+	c := dial(t, s)
+	c.last()
+	c.expectPrefix("HELO x", "250 ")
+	c.expectPrefix("MAIL FROM:<spammer@foreign.example>", "250 ")
+	for _, r := range refused {
+		got := c.cmd("RCPT TO:" + r)
+		if !strings.HasPrefix(got, "5") {
+			t.Errorf("RCPT TO:%q not refused: %q", r, got)
+		}
+	}
+	// Local addresses, whatever they look like: qmail-send delivers them
+	// here (percenthack, if it lists a local domain, is the admin's
+	// explicit choice).
+	local := []struct{ rcpt, addr string }{
+		{"<victim%foreign.example@example.org>", "victim%foreign.example@example.org"},
+		{"<\"victim@foreign.example\"@example.org>", "victim@foreign.example@example.org"},
+		{"<victim@foreign.example@example.org>", "victim@foreign.example@example.org"},
+		{"<@foreign.example:victim@example.org>", "victim@example.org"},
+		{"<victim@[127.0.0.1]>", "victim@example.org"},
+		{"<victim!foreign.example@example.org>", "victim!foreign.example@example.org"},
+	}
+	var want []string
+	for _, l := range local {
+		if got := c.cmd("RCPT TO:" + l.rcpt); !strings.HasPrefix(got, "250 ") {
+			t.Errorf("RCPT TO:%q refused: %q", l.rcpt, got)
+		}
+		want = append(want, l.addr)
+	}
+	c.expectPrefix("DATA", "354 ")
+	c.send(textprotoDot("x\n"))
+	c.expectPrefix("", "250 ok ")
+	msgs := q.all()
+	if len(msgs) != 1 || strings.Join(msgs[0].Env.Recipients, " ") != strings.Join(want, " ") {
+		t.Fatalf("queued %+v, want recipients %q", msgs, want)
+	}
+}
+
+// TestRcptHostsAllowed is the rcpthosts rule as a table.
+func TestRcptHostsAllowed(t *testing.T) {
+	h := NewRcptHosts([]string{"Example.ORG", ".example.net", "x"}, filepath.Join(t.TempDir(), "none.cdb"))
+	for addr, want := range map[string]bool{
+		"postmaster":          true,
+		"u@example.org":       true,
+		"u@EXAMPLE.org":       true,
+		"u@a.example.org":     false,
+		"u@a.example.net":     true,
+		"u@a.b.example.net":   true,
+		"u@example.net":       false,
+		"u@x":                 true,
+		"u@":                  false,
+		"u@y.x":               false,
+		"a@b@example.org":     true,
+		"u@example.org@other": false,
+	} {
+		got, err := h.Allowed(addr)
+		if err != nil || got != want {
+			t.Errorf("Allowed(%q) = %v, %v; want %v", addr, got, err, want)
+		}
+	}
+	var none *RcptHosts
+	if ok, _ := none.Allowed("u@anything"); !ok {
+		t.Errorf("no rcpthosts must allow everything")
+	}
+}
+
+func TestRelayMatch(t *testing.T) {
+	rules := []string{"127.0.0.1", "10.0.0.0/8", "192.168.", "2001:db8::/32", "::1", "garbage"}
+	for ip, want := range map[string]bool{
+		"127.0.0.1":        true,
+		"127.0.0.2":        false,
+		"10.200.3.4":       true,
+		"11.0.0.1":         false,
+		"192.168.7.7":      true,
+		"192.16.8.1":       false,
+		"2001:db8::5":      true,
+		"::1":              true,
+		"::ffff:127.0.0.1": true,
+		"2001:db9::1":      false,
+	} {
+		if got := RelayMatch(rules, netip.MustParseAddr(ip)); got != want {
+			t.Errorf("RelayMatch(%s) = %v", ip, got)
+		}
+	}
+}
+
+// TestListener runs the standalone listener: loopback clients relay by
+// default, and control/relayclients replaces that default.
+func TestListener(t *testing.T) {
+	q := useMemQueue(t)
+	for _, tc := range []struct {
+		name   string
+		rules  string // "" = no relayclients file
+		prefix string
+	}{
+		{"default relays loopback", "", "250 "},
+		{"relayclients without loopback", "10.0.0.0/8\n", "553 "},
+		{"relayclients with loopback", "127.0.0.0/8\n", "250 "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctl := map[string]string{}
+			if tc.rules != "" {
+				ctl["relayclients"] = tc.rules
+			}
+			root := testRoot(t, ctl)
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			l := &Listener{Root: root, Getenv: noEnv, Log: log.New(io.Discard, "", 0), MaxConns: 2}
+			go func() { done <- l.Serve(ln) }()
+			t.Cleanup(func() {
+				ln.Close()
+				select {
+				case <-done:
+				case <-time.After(20 * time.Second):
+					t.Errorf("listener did not stop")
+				}
+			})
+			c := dial(t, &server{addr: ln.Addr().String()})
+			if got := c.last(); got != "220 mx.example.org ESMTP Service Ready" {
+				t.Errorf("greeting %q", got)
+			}
+			c.expectPrefix("HELO x", "250 ")
+			c.expectPrefix("MAIL FROM:<a@b.example>", "250 ")
+			c.expectPrefix("RCPT TO:<far@foreign.example>", tc.prefix)
+			c.expectPrefix("QUIT", "221 ")
+		})
+	}
+	_ = q
+}
+
+// selfSigned writes a certificate and key for "mx.example.org" as one PEM
+// file, the format of control/servercert.pem.
+func selfSigned(t *testing.T, path string) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "mx.example.org"},
+		DNSNames:     []string{"mx.example.org"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	data = append(data, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})...)
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestStartTLS: with control/servercert.pem, STARTTLS is offered and
+// mail sent over TLS is queued; go-smtp's own client is the peer.
+func TestStartTLS(t *testing.T) {
+	q := useMemQueue(t)
+	root := testRoot(t, nil)
+	selfSigned(t, filepath.Join(root, "control", "servercert.pem"))
+	s := startServer(t, root, loopPeer, nil)
+	raw := dial(t, s)
+	raw.last()
+	raw.send("EHLO x\r\n")
+	if ehlo := strings.Join(raw.reply(), "|"); !strings.Contains(ehlo, "250-STARTTLS|") {
+		t.Fatalf("STARTTLS not offered: %s", ehlo)
+	}
+	c, err := smtp.DialStartTLS(s.addr, &tls.Config{ServerName: "mx.example.org", InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.SendMail("a@b.example", []string{"u@example.org"}, strings.NewReader("Subject: tls\r\n\r\nsecret\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if st, ok := c.TLSConnectionState(); !ok || !st.HandshakeComplete {
+		t.Fatalf("mail was not sent over TLS")
+	}
+	if err := c.Quit(); err != nil {
+		t.Fatal(err)
+	}
+	msgs := q.all()
+	if len(msgs) != 1 || !strings.HasPrefix(msgs[0].Msg, "Received: from localhost (127.0.0.1)\n") ||
+		!strings.HasSuffix(msgs[0].Msg, "\nSubject: tls\n\nsecret\n") {
+		t.Fatalf("queued %+v", msgs)
+	}
+	// A broken certificate file disables STARTTLS with a warning.
+	os.WriteFile(filepath.Join(root, "control", "servercert.pem"), []byte("junk"), 0o600)
+	cfg, warn, err := LoadConfig(root, noEnv)
+	if err != nil || warn == nil || cfg.TLS != nil {
+		t.Errorf("broken servercert.pem: cfg.TLS=%v warn=%v err=%v", cfg != nil && cfg.TLS != nil, warn, err)
+	}
+}
