@@ -20,24 +20,27 @@ const (
 
 // Hold is the parsed state of one hold flag file.
 //
-// Rules (docs/HACKING.md, extended here where it is silent):
+// Rules (docs/HACKING.md; the same as qmail-send's pkg/sched
+// ParseHoldRemote, so that what qmailctl and qmail-qread show is what
+// qmail-send does):
 //   - the file is absent: nothing is held (Set false);
-//   - the file exists and its first line is "", "1" or "*", or any list
-//     line is "*", or it holds no valid domain line at all (empty, only
-//     comments, only junk): every destination is held (All);
-//   - otherwise each list line that is a domain is held; a line starting
-//     with '.' holds the subdomains of what follows (".example.com" holds
-//     "a.example.com", not "example.com").
+//   - the file exists and its first line (trailing blanks removed) is "",
+//     "1" or "*", or it has no list line at all (empty, only comments or
+//     "."): every destination is held (All);
+//   - otherwise each list line (blank and '#' lines skipped, "." ignored),
+//     lowercased, is a held domain; a line starting with '.' holds the
+//     subdomains of what follows (".example.com" holds "a.example.com", not
+//     "example.com").
 //
-// A line that is not a domain (spaces, '@', ':', control bytes, ...) is
-// kept in Junk and matches nothing. A file made only of junk holds
-// everything: on a dial-up host holding too much costs a delay, holding too
-// little costs money.
+// A list line that is not a domain (spaces, '@', ':', a later "*", ...) is
+// reported in Junk. qmail-send keeps it as a domain that never matches a
+// real one, so it holds nothing; a file made only of junk holds nothing.
 type Hold struct {
 	Set     bool
 	All     bool
-	Domains []string   // lowercased, in file order, no duplicates
+	Domains []string   // valid domain lines, lowercased, in file order, no duplicates
 	Junk    []JunkLine // list lines that are not domains
+	match   []string   // every list line as qmail-send matches them
 }
 
 // JunkLine is a line of a hold file that is not a domain.
@@ -85,25 +88,25 @@ func ParseHold(b []byte) Hold {
 	}
 	seen := map[string]bool{}
 	for i, raw := range strings.Split(string(b), "\n") {
-		line := strings.TrimRight(raw, " \t\r")
-		if line == "" || line[0] == '#' {
+		line := strings.TrimRight(raw, " \t")
+		if line == "" || line[0] == '#' || (i == 0 && h.All) {
 			continue
 		}
-		if line == "*" || (i == 0 && line == "1") {
-			h.All = true
+		d := strings.ToLower(strings.TrimSpace(line))
+		if d == "" || d == "." {
 			continue
 		}
-		if !ValidHoldDomain(line) {
-			h.Junk = append(h.Junk, JunkLine{Line: i + 1, Text: line})
+		h.match = append(h.match, d)
+		if !ValidHoldDomain(d) {
+			h.Junk = append(h.Junk, JunkLine{Line: i + 1, Text: strings.TrimSpace(line)})
 			continue
 		}
-		d := strings.ToLower(line)
 		if !seen[d] {
 			seen[d] = true
 			h.Domains = append(h.Domains, d)
 		}
 	}
-	if len(h.Domains) == 0 {
+	if len(h.match) == 0 {
 		h.All = true
 	}
 	return h
@@ -131,8 +134,8 @@ func (h Hold) HoldsDomain(domain string) bool {
 		return true
 	}
 	domain = strings.ToLower(domain)
-	for _, d := range h.Domains {
-		if strings.HasPrefix(d, ".") {
+	for _, d := range h.match {
+		if d[0] == '.' {
 			if strings.HasSuffix(domain, d) {
 				return true
 			}
@@ -144,10 +147,12 @@ func (h Hold) HoldsDomain(domain string) bool {
 }
 
 // HoldsAddress reports whether a delivery to addr (local@domain) is held.
-// An address without '@' is matched with an empty domain, so only a hold of
-// everything holds it.
+// An address without '@' is matched as a whole, as qmail-send does.
 func (h Hold) HoldsAddress(addr string) bool {
-	_, dom, _ := address.Split(addr)
+	_, dom, ok := address.Split(addr)
+	if !ok {
+		dom = addr
+	}
 	return h.HoldsDomain(dom)
 }
 
@@ -159,6 +164,8 @@ func (h Hold) Describe() string {
 		return "not held"
 	case h.All:
 		return "held (all destinations)"
+	case len(h.Domains) == 0:
+		return "held for no valid domain (nothing is held)"
 	default:
 		return "held for " + strings.Join(h.Domains, " ")
 	}
@@ -169,7 +176,7 @@ func (h Hold) Describe() string {
 func (h Hold) JunkWarnings(name string) []string {
 	var out []string
 	for _, j := range h.Junk {
-		out = append(out, fmt.Sprintf("control/%s line %d is not a domain and is ignored: %q", name, j.Line, j.Text))
+		out = append(out, fmt.Sprintf("control/%s line %d is not a domain and holds nothing: %q", name, j.Line, j.Text))
 	}
 	return out
 }

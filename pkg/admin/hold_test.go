@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+
+	"github.com/hqmail/hqmail/pkg/sched"
 )
 
 func TestParseHold(t *testing.T) {
@@ -23,13 +25,15 @@ func TestParseHold(t *testing.T) {
 		{"duplicates", "a.example\nA.example\n", false, []string{"a.example"}, 0},
 		{"comments", "# dial-up\na.example\n", false, []string{"a.example"}, 0},
 		{"only comments", "# nothing\n", true, nil, 0},
-		{"star later", "a.example\n*\n", true, []string{"a.example"}, 0},
+		{"star later", "a.example\n*\n", false, []string{"a.example"}, 1},
 		{"junk and domain", "a.example\nfoo bar\nuser@b.example\n", false, []string{"a.example"}, 2},
-		{"only junk", "hello world\n", true, nil, 1},
+		{"only junk", "hello world\n", false, nil, 1},
+		{"comment first", "# x\na.example\n", false, []string{"a.example"}, 0},
+		{"one with cr", "1\r\n", false, []string{"1"}, 0},
 		{"literal", "[192.0.2.1]\n", false, []string{"[192.0.2.1]"}, 0},
 		{"crlf", "a.example\r\n", false, []string{"a.example"}, 0},
 		{"no newline", "a.example", false, []string{"a.example"}, 0},
-		{"bad dots", "a..example\n.\n", true, nil, 2},
+		{"bad dots", "a..example\n.\n", false, nil, 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -94,13 +98,34 @@ func FuzzParseHold(f *testing.F) {
 	f.Add([]byte("1\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		h := ParseHold(b)
-		if !h.All && len(h.Domains) == 0 {
-			t.Fatal("neither all nor domains")
+		if !h.Set {
+			t.Fatal("not set")
 		}
 		for _, d := range h.Domains {
 			if !h.HoldsDomain(d) && d[0] != '.' {
 				t.Fatalf("domain %q listed but not held", d)
 			}
+		}
+	})
+}
+
+// FuzzHoldAgreesWithSched checks that qmailctl and qmail-qread read a hold
+// file exactly as qmail-send (pkg/sched) does.
+func FuzzHoldAgreesWithSched(f *testing.F) {
+	for _, s := range []string{"", "1\n", "*\n", "a.example\n*\n", "# c\n.b.example\njunk line\n", "1\r\n", " \nx\n", ".\n"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		h := ParseHold(b)
+		all, doms := sched.ParseHoldRemote(b)
+		if h.All != all {
+			t.Fatalf("%q: all %v, qmail-send %v", b, h.All, all)
+		}
+		if all {
+			return
+		}
+		if !reflect.DeepEqual(h.match, doms) {
+			t.Fatalf("%q: domains %q, qmail-send %q", b, h.match, doms)
 		}
 	})
 }

@@ -106,7 +106,7 @@ func TestHoldKeepsCommentsAndJunk(t *testing.T) {
 	startFake(t, root)
 	queuetest.WriteFile(t, filepath.Join(root, "control", "holdremote"), []byte("# office VPN\nx.example\nthis is junk\n"))
 	code, _, errs := run(t, root, "hold", "remote", "y.example")
-	if code != 0 || !strings.Contains(errs, `line 3 is not a domain and is ignored: "this is junk"`) {
+	if code != 0 || !strings.Contains(errs, `line 3 is not a domain and holds nothing: "this is junk"`) {
 		t.Fatalf("exit %d, stderr %q", code, errs)
 	}
 	if got, _ := readFlag(t, root, "holdremote"); got != "# office VPN\nx.example\nthis is junk\ny.example\n" {
@@ -401,5 +401,30 @@ func TestUsage(t *testing.T) {
 	}
 	if code, out, _ := run(t, root, "-h"); code != 0 || !strings.HasPrefix(out, "usage:") {
 		t.Errorf("-h: %d %q", code, out)
+	}
+}
+
+func TestParseStatus(t *testing.T) {
+	tests := []struct {
+		in   string
+		gen  int64
+		pid  string
+		keys int
+	}{
+		{"", -1, "", 0},
+		{"pid 12\ngeneration 3\nholdremote a.example b.example\n", 3, "12", 3},
+		{"pid 12\ngeneration 1", -1, "12", 1}, // half written
+		{"pid 12\ngeneration x\n", -1, "12", 2},
+		{"# c\n\nkeyonly\n", -1, "", 1},
+	}
+	for _, tc := range tests {
+		s := ParseStatus([]byte(tc.in))
+		if s.Generation() != tc.gen || s["pid"] != tc.pid || len(s) != tc.keys {
+			t.Errorf("ParseStatus(%q) = %v (generation %d)", tc.in, s, s.Generation())
+		}
+	}
+	s := ParseStatus([]byte("holdlocal no\nholdremote all\nx 0\n"))
+	if s.Flag("holdlocal") || !s.Flag("holdremote") || s.Flag("x") || s.Flag("missing") {
+		t.Errorf("Flag: %v", s)
 	}
 }

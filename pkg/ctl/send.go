@@ -125,10 +125,18 @@ func ReadStatus(root string) (Status, error) {
 }
 
 // ParseStatus parses sendstatus contents. Lines without a space have an
-// empty value; later keys win.
+// empty value; later keys win. A last line without its newline is ignored:
+// qmail-send rewrites the file in place, so a reader may see it half
+// written.
 func ParseStatus(b []byte) Status {
 	s := Status{}
-	for _, line := range strings.Split(string(b), "\n") {
+	text := string(b)
+	if i := strings.LastIndexByte(text, '\n'); i >= 0 {
+		text = text[:i]
+	} else {
+		text = ""
+	}
+	for _, line := range strings.Split(text, "\n") {
 		line = strings.TrimSpace(line)
 		if line == "" || line[0] == '#' {
 			continue
@@ -174,11 +182,19 @@ func SignalAndWait(root string, sig syscall.Signal, timeout time.Duration) (int,
 	if err != nil {
 		return 0, nil, err
 	}
-	before, err := ReadStatus(root)
-	if err != nil {
-		return pid, nil, fmt.Errorf("unable to read %s: %w", StatusFile, err)
+	// The file is rewritten in place; an empty or partial read is retried
+	// a few times so that gen0 is not taken from a half-written file.
+	gen0 := int64(-1)
+	for i := 0; i < 10; i++ {
+		before, err := ReadStatus(root)
+		if err != nil {
+			return pid, nil, fmt.Errorf("unable to read %s: %w", StatusFile, err)
+		}
+		if gen0 = before.Generation(); gen0 >= 0 {
+			break
+		}
+		time.Sleep(pollEvery / 4)
 	}
-	gen0 := before.Generation()
 	if err := unix.Kill(pid, sig); err != nil {
 		if err == unix.ESRCH {
 			return pid, nil, ErrNotRunning

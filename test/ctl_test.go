@@ -1,0 +1,176 @@
+package test
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hqmail/hqmail/pkg/admin"
+	"github.com/hqmail/hqmail/test/harness"
+)
+
+// ctlTree installs a tree that starts with remote delivery held and every
+// remote route pointing at a closed loopback port, so a release never
+// leaves the machine.
+func ctlTree(t *testing.T) *harness.Tree {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test skipped under -short")
+	}
+	tr := harness.Install(t)
+	tr.Control("holdremote", "")
+	tr.Control("smtproutes", ":[127.0.0.1]:1\n")
+	return tr
+}
+
+// ctl runs ROOT/bin/qmailctl and returns stdout+stderr and the exit code.
+func ctl(t *testing.T, tr *harness.Tree, args ...string) (string, int) {
+	t.Helper()
+	return tr.Run(t, nil, "qmailctl", args...)
+}
+
+func waitPreprocessed(t *testing.T, tr *harness.Tree, n int) {
+	t.Helper()
+	harness.WaitFor(t, 30*time.Second, func() bool {
+		out, code := tr.Run(t, nil, "qmail-qstat")
+		return code == 0 && out == fmt.Sprintf("messages in queue: %d\nmessages in queue but not yet preprocessed: 0\n", n)
+	})
+}
+
+// TestCtlAgainstQmailSend drives the real qmailctl against the real
+// qmail-send: hold and release per channel and per domain, flush, status,
+// queue, pid, and the marks of qmail-qread.
+func TestCtlAgainstQmailSend(t *testing.T) {
+	tr := ctlTree(t)
+	sys := tr.Start(t, "./Maildir/")
+	for i, rcpt := range []string{"a@far.example", "b@far.example", "c@near.example"} {
+		msg := fmt.Sprintf("Subject: %d\n\nbody\n", i)
+		if err := tr.Queue(t, "sender@testhost.example", []string{rcpt}, []byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitPreprocessed(t, tr, 3)
+
+	out, code := ctl(t, tr, "status")
+	for _, want := range []string{
+		fmt.Sprintf("qmail-send: running, pid %d,", sys.Pid()),
+		"remote: held (all destinations) since ",
+		"local: not held\n",
+		"queue: 3 messages, 0 not yet preprocessed\n",
+		"pending: local 0 messages, remote 3 messages (3 remote recipients held)\n",
+	} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("status (exit %d) lacks %q:\n%s", code, want, out)
+		}
+	}
+	out, code = tr.Run(t, nil, "qmail-qread")
+	if code != 0 || strings.Count(out, "\tremote\t") != 3 || strings.Count(out, " held\n") != 3 {
+		t.Errorf("qmail-qread (exit %d):\n%s", code, out)
+	}
+	out, code = ctl(t, tr, "queue")
+	if code != 0 || strings.Count(out, " 1/1 held <sender@testhost.example>\n") != 3 {
+		t.Errorf("queue (exit %d):\n%s", code, out)
+	}
+	if out, code = ctl(t, tr, "pid"); code != 0 || strings.TrimSpace(out) != fmt.Sprint(sys.Pid()) {
+		t.Errorf("pid: %d %q, want %d", code, out, sys.Pid())
+	}
+
+	// Per-domain: release everything, hold far.example only.
+	if out, code = ctl(t, tr, "release", "remote"); code != 0 || sys.Status()["holdremote"] != "no" {
+		t.Fatalf("release remote: exit %d: %s; sendstatus %v", code, out, sys.Status())
+	}
+	sys.WaitLog(t, "hold: remote released", 10*time.Second)
+	if out, code = ctl(t, tr, "hold", "remote", "far.example"); code != 0 || sys.Status()["holdremote"] != "far.example" {
+		t.Fatalf("hold remote far.example: exit %d: %s; sendstatus %v", code, out, sys.Status())
+	}
+	out, _ = tr.Run(t, nil, "qmail-qread")
+	if strings.Count(out, "@far.example held\n") != 2 || strings.Contains(out, "c@near.example held") {
+		t.Errorf("qmail-qread with a domain hold:\n%s", out)
+	}
+	out, _ = ctl(t, tr, "status")
+	if !strings.Contains(out, "remote: held for far.example since ") {
+		t.Errorf("status with a domain hold:\n%s", out)
+	}
+
+	if out, code = ctl(t, tr, "hold", "local"); code != 0 || sys.Status()["holdlocal"] != "yes" {
+		t.Fatalf("hold local: exit %d: %s; sendstatus %v", code, out, sys.Status())
+	}
+	if out, code = ctl(t, tr, "release", "local"); code != 0 || sys.Status()["holdlocal"] != "no" {
+		t.Fatalf("release local: exit %d: %s; sendstatus %v", code, out, sys.Status())
+	}
+	g := sys.Status()["generation"]
+	if out, code = ctl(t, tr, "flush"); code != 0 || sys.Status()["generation"] == g {
+		t.Fatalf("flush: exit %d: %s", code, out)
+	}
+	if out, code = ctl(t, tr, "reload"); code != 0 {
+		t.Fatalf("reload: exit %d: %s", code, out)
+	}
+
+	// 20 racing qmailctl processes on disjoint domains.
+	var wg sync.WaitGroup
+	results := make([]string, 20)
+	codes := make([]int, 20)
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			verb := "hold"
+			if i%4 == 3 {
+				verb = "release"
+			}
+			cmd := tr.Command("qmailctl", "-t", "60", verb, "remote", fmt.Sprintf("d%d.example", i-i%4))
+			b, err := cmd.CombinedOutput()
+			results[i] = string(b)
+			if ee, ok := err.(*exec.ExitError); ok {
+				codes[i] = ee.ExitCode()
+			} else if err != nil {
+				codes[i] = -1
+			}
+		}(i)
+	}
+	wg.Wait()
+	for i := range codes {
+		if codes[i] != 0 {
+			t.Errorf("racing call %d: exit %d: %s", i, codes[i], results[i])
+		}
+	}
+	b, err := os.ReadFile(tr.Path("control", "holdremote"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := admin.ParseHold(b)
+	if h.All || len(h.Junk) != 0 {
+		t.Fatalf("holdremote after the race: %q", b)
+	}
+	// Every call that ran must be reflected by qmail-send's last re-read.
+	// Releases and holds of the same domain race, so only consistency
+	// between the file and qmail-send is asserted, plus far.example kept.
+	if _, code = ctl(t, tr, "reload"); code != 0 {
+		t.Fatal("reload after the race failed")
+	}
+	sent := strings.Fields(sys.Status()["holdremote"])
+	sort.Strings(sent)
+	file := append([]string(nil), h.Domains...)
+	sort.Strings(file)
+	if strings.Join(sent, " ") != strings.Join(file, " ") || !h.HoldsDomain("far.example") {
+		t.Fatalf("after the race: file %v, qmail-send %v", file, sent)
+	}
+
+	// Stopped: the flag is still written, exit 3.
+	sys.Stop(t)
+	out, code = ctl(t, tr, "hold", "remote")
+	if code != 3 || !strings.Contains(out, "qmail-send is not running; the flag is set and the next start honours it") {
+		t.Errorf("hold with qmail-send stopped: exit %d: %s", code, out)
+	}
+	if b, _ := os.ReadFile(tr.Path("control", "holdremote")); string(b) != "*\n" {
+		t.Errorf("holdremote = %q", b)
+	}
+	if out, code = ctl(t, tr, "status"); code != 3 || !strings.Contains(out, "qmail-send: not running") {
+		t.Errorf("status with qmail-send stopped: exit %d: %s", code, out)
+	}
+}
