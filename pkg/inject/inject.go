@@ -47,15 +47,24 @@ type Job struct {
 	Pid int
 	// Started, if set, is called with the pid of qmail-queue.
 	Started func(pid int)
+	// Name prefixes fatal messages ("qmail-inject" when empty).
+	Name string
+	// NeedRecipients makes an envelope without recipients an error
+	// (ErrNoRecipients) instead of queueing it; sendmail uses it.
+	NeedRecipients bool
 }
 
 // Error is a failure with the exit code qmail-inject uses for it (100 or
 // 111) and the text after "qmail-inject: fatal: " (empty when the message
 // was already printed).
 type Error struct {
-	Code int
-	Text string
+	Code  int
+	Text  string
+	Queue bool // the failure was reported by qmail-queue
 }
+
+// ErrNoRecipients is the text of the error NeedRecipients asks for.
+const ErrNoRecipients = "no recipients found"
 
 func (e *Error) Error() string { return e.Text }
 
@@ -184,16 +193,22 @@ func controls(root string, env []string) (host, domain, plus, idhost string, err
 // Run performs the job and returns the exit code, printing any fatal
 // error as "qmail-inject: fatal: ..." on Stderr.
 func (j *Job) Run() int {
-	if err := j.run(); err != nil {
+	if err := j.Exec(); err != nil {
+		name := j.Name
+		if name == "" {
+			name = "qmail-inject"
+		}
 		if err.Text != "" {
-			fmt.Fprintf(j.Stderr, "qmail-inject: fatal: %s\n", err.Text)
+			fmt.Fprintf(j.Stderr, "%s: fatal: %s\n", name, err.Text)
 		}
 		return err.Code
 	}
 	return 0
 }
 
-func (j *Job) run() *Error {
+// Exec performs the job and returns nil or the failure, printing nothing
+// on Stderr (only -n output goes to Stdout).
+func (j *Job) Exec() *Error {
 	now := j.Now
 	if now.IsZero() {
 		now = time.Now()
@@ -377,6 +392,9 @@ func (j *Job) run() *Error {
 	msg = append(msg, st.saved...)
 	msg = append(msg, body...)
 
+	if j.NeedRecipients && len(recips) == 0 {
+		return fatalf(100, ErrNoRecipients)
+	}
 	if j.Print {
 		if _, err := j.Stdout.Write(msg); err != nil {
 			return fatalf(111, "unable to write output")
@@ -386,7 +404,9 @@ func (j *Job) run() *Error {
 	_, qerr2 := qq.Queue(qq.Options{Root: j.Root, Env: env, Started: j.Started},
 		bytes.NewReader(msg), &qq.Envelope{Sender: *sender, Recipients: recips})
 	if qerr2 != nil {
-		return fatalf(qerr.ExitCode(qerr2), "%s", qerr2.Error())
+		e := fatalf(qerr.ExitCode(qerr2), "%s", qerr2.Error())
+		e.Queue = true
+		return e
 	}
 	return nil
 }

@@ -1,0 +1,145 @@
+package sendmail
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Modes of operation.
+const (
+	ModeDeliver    = iota // -bm (default): read a message and queue it
+	ModeSMTP              // -bs: qmail-smtpd on stdin/stdout
+	ModeQueueList         // -bp, or invoked as mailq: qmail-qread
+	ModeNewAliases        // -bi, or invoked as newaliases
+	ModeFlush             // -q...: ask qmail-send to retry everything now
+)
+
+// sysexits codes used by sendmail.
+const (
+	ExUsage       = 64
+	ExDataErr     = 65
+	ExUnavailable = 69
+	ExSoftware    = 70
+	ExTempFail    = 75
+	ExNoPerm      = 77
+)
+
+// Usage is printed after an option error.
+const Usage = "sendmail: usage: sendmail [ -t ] [ -fsender ] [ -Fname ] [ -bp ] [ -bs ] [ -bi ] [ -q ] [ arg ... ]"
+
+// Config is what the command line asks for.
+type Config struct {
+	Mode       int
+	Header     bool    // -t: recipients from the header too
+	Sender     *string // -f / -r
+	Name       *string // -F
+	FlushArg   string  // what followed -q (recorded, not interpreted)
+	Ignored    []string
+	Recipients []string
+}
+
+// UsageError is an option error; its text goes on stderr before Usage.
+type UsageError struct{ Text string }
+
+func (e *UsageError) Error() string { return e.Text }
+
+// withArg are the option letters that take an argument, attached or as
+// the next word. The ones not listed in the switch of Parse are accepted
+// and ignored: -o (-oi, -oem, -odb ...), -e, -p, -B (body type), -N (DSN
+// notify), -R (DSN return), -V (envelope id), -L (syslog tag), -C (config
+// file), -h (hop count), -O (long option), -X (log file).
+const withArg = "bfrFoepBNRVLChOX"
+
+// Parse reads sendmail's options from args (without argv[0]). Options can
+// be bundled (-ti) and their arguments attached (-fjoe) or separate
+// (-f joe); "--" or the first word not starting with '-' ends them.
+// prog is the basename of argv[0]: "mailq" lists the queue and
+// "newaliases" rebuilds the aliases, once the options were accepted.
+func Parse(prog string, args []string) (*Config, error) {
+	c := &Config{}
+	i := 0
+words:
+	for ; i < len(args); i++ {
+		a := args[i]
+		if len(a) < 2 || a[0] != '-' {
+			break
+		}
+		if a == "--" {
+			i++
+			break
+		}
+		for k := 1; k < len(a); k++ {
+			opt := a[k]
+			switch opt {
+			case 't':
+				c.Header = true
+				continue
+			case 'i', 'v', 'x', 'm', 'G', 'U', 'n':
+				c.Ignored = append(c.Ignored, "-"+string(opt))
+				continue
+			case 'q':
+				c.Mode = ModeFlush
+				c.FlushArg = a[k+1:]
+				continue words
+			case 'E', 'J':
+				c.Ignored = append(c.Ignored, a[k:])
+				continue words
+			}
+			if strings.IndexByte(withArg, opt) < 0 {
+				return nil, &UsageError{fmt.Sprintf("sendmail: illegal option -- %c", opt)}
+			}
+			var v string
+			switch {
+			case k+1 < len(a):
+				v = a[k+1:]
+			case i+1 < len(args):
+				i++
+				v = args[i]
+			default:
+				return nil, &UsageError{fmt.Sprintf("sendmail: option requires an argument -- %c", opt)}
+			}
+			switch opt {
+			case 'b':
+				switch v {
+				case "m":
+					c.Mode = ModeDeliver
+				case "s":
+					c.Mode = ModeSMTP
+				case "p":
+					c.Mode = ModeQueueList
+				case "i":
+					c.Mode = ModeNewAliases
+				default:
+					return nil, &UsageError{fmt.Sprintf("sendmail: unsupported mode -b%s", v)}
+				}
+			case 'f', 'r':
+				v := v
+				c.Sender = &v
+			case 'F':
+				v := v
+				c.Name = &v
+			default:
+				c.Ignored = append(c.Ignored, "-"+string(opt)+v)
+			}
+			continue words
+		}
+	}
+	c.Recipients = args[i:]
+	switch prog {
+	case "mailq":
+		c.Mode = ModeQueueList
+	case "newaliases":
+		c.Mode = ModeNewAliases
+	}
+	if c.Sender != nil {
+		if bad(*c.Sender) {
+			return nil, &UsageError{"sendmail: newline or NUL in the -f argument (header injection refused)"}
+		}
+	}
+	if c.Name != nil && bad(*c.Name) {
+		return nil, &UsageError{"sendmail: newline or NUL in the -F argument (header injection refused)"}
+	}
+	return c, nil
+}
+
+func bad(s string) bool { return strings.ContainsAny(s, "\r\n\x00") }

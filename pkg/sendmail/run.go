@@ -1,0 +1,203 @@
+package sendmail
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/hqmail/hqmail/pkg/inject"
+)
+
+// Env is a mutable copy of an environment.
+type Env []string
+
+// Unset removes every KEY=... entry.
+func (e *Env) Unset(key string) {
+	out := (*e)[:0]
+	for _, kv := range *e {
+		if !strings.HasPrefix(kv, key+"=") {
+			out = append(out, kv)
+		}
+	}
+	*e = out
+}
+
+// Set replaces KEY's value.
+func (e *Env) Set(key, val string) {
+	e.Unset(key)
+	*e = append(*e, key+"="+val)
+}
+
+// Get returns KEY's value.
+func (e Env) Get(key string) (string, bool) {
+	for i := len(e) - 1; i >= 0; i-- {
+		if strings.HasPrefix(e[i], key+"=") {
+			return e[i][len(key)+1:], true
+		}
+	}
+	return "", false
+}
+
+// Sys is what sendmail needs from the operating system; tests replace it.
+type Sys struct {
+	// Exec replaces the process with path (as execve does); it returns
+	// only on failure.
+	Exec  func(path string, argv, env []string) error
+	Chdir func(dir string) error
+}
+
+// DefaultSys uses the real system calls.
+var DefaultSys = Sys{Exec: syscall.Exec, Chdir: os.Chdir}
+
+// Main runs sendmail with argv, the qmail tree at root and environment env,
+// and returns the exit status (sysexits codes, see docs/man/sendmail.8).
+func Main(argv []string, root string, env []string, stdin io.Reader, stdout, stderr io.Writer, sys Sys) int {
+	prog := "sendmail"
+	if len(argv) > 0 {
+		prog = filepath.Base(argv[0])
+		argv = argv[1:]
+	}
+	c, err := Parse(prog, argv)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s\n%s\n", err, Usage)
+		return ExUsage
+	}
+	if err := sys.Chdir(root); err != nil {
+		fmt.Fprintln(stderr, "sendmail: fatal: unable to switch to qmail home directory")
+		return ExTempFail
+	}
+	e := Env(append([]string(nil), env...))
+	switch c.Mode {
+	case ModeQueueList:
+		return run(sys, stderr, filepath.Join(root, "bin", "qmail-qread"), e)
+	case ModeNewAliases:
+		p := filepath.Join(root, "bin", "newaliases")
+		if _, err := os.Stat(p); err != nil {
+			fmt.Fprintln(stderr, "sendmail: newaliases: this system has no newaliases; qmail needs none (see dot-qmail(5) and fastforward)")
+			return 0
+		}
+		return run(sys, stderr, p, e)
+	case ModeSMTP:
+		if _, ok := e.Get("PROTO"); !ok {
+			for _, kv := range [][2]string{{"RELAYCLIENT", ""}, {"DATABYTES", "0"}, {"PROTO", "TCP"},
+				{"TCPLOCALIP", "127.0.0.1"}, {"TCPLOCALHOST", "localhost"}, {"TCPREMOTEIP", "127.0.0.1"},
+				{"TCPREMOTEHOST", "localhost"}, {"TCPREMOTEINFO", "sendmail-bs"}} {
+				e.Set(kv[0], kv[1])
+			}
+		}
+		return run(sys, stderr, filepath.Join(root, "bin", "qmail-smtpd"), e)
+	case ModeFlush:
+		return Flush(root, stderr)
+	}
+
+	if c.Sender != nil {
+		s := *c.Sender
+		// "<addr>" is what some programs pass; the brackets are not part
+		// of the address.
+		if len(s) >= 2 && s[0] == '<' && s[len(s)-1] == '>' {
+			s = s[1 : len(s)-1]
+		}
+		c.Sender = &s
+	}
+	if c.Name != nil {
+		e.Set("MAILNAME", *c.Name)
+	}
+	if c.Sender != nil {
+		for _, k := range []string{"QMAILNAME", "MAILNAME", "NAME", "QMAILHOST", "MAILHOST"} {
+			e.Unset(k)
+		}
+		if s := *c.Sender; s != "" {
+			if at := strings.LastIndexByte(s, '@'); at >= 0 {
+				e.Set("QMAILUSER", s[:at])
+				e.Set("QMAILHOST", s[at+1:])
+			} else {
+				e.Set("QMAILUSER", s)
+			}
+		}
+	}
+	if !c.Header && len(c.Recipients) == 0 {
+		fmt.Fprintln(stderr, "sendmail: recipient addresses must be given as arguments, or -t must be used")
+		return ExUsage
+	}
+	j := &inject.Job{Root: root, Env: e, Stdin: stdin, Stdout: stdout, Stderr: stderr,
+		NeedRecipients: true, Name: "sendmail"}
+	j.Strategy = inject.RecipArgs
+	if c.Header {
+		j.Strategy = inject.RecipBoth
+	}
+	j.Sender = c.Sender
+	j.Args = c.Recipients
+	if ierr := j.Exec(); ierr != nil {
+		fmt.Fprintf(stderr, "sendmail: fatal: %s\n", ierr.Text)
+		switch {
+		case ierr.Code == 111:
+			return ExTempFail
+		case ierr.Queue:
+			return ExUnavailable
+		default:
+			return ExDataErr
+		}
+	}
+	return 0
+}
+
+// run execs a program of the tree; a missing program is EX_UNAVAILABLE.
+func run(sys Sys, stderr io.Writer, path string, env []string) int {
+	err := sys.Exec(path, []string{filepath.Base(path)}, env)
+	fmt.Fprintf(stderr, "sendmail: fatal: unable to run %s: %v\n", path, err)
+	if errors.Is(err, fs.ErrNotExist) {
+		return ExUnavailable
+	}
+	return ExTempFail
+}
+
+// Flush asks a running qmail-send to retry every queued message now
+// (SIGALRM, as qmail-send's retry signal). The pid is read from
+// queue/lock/sendmutex, but only while that file is locked: if a shared
+// lock can be taken, no qmail-send holds it and no signal is sent.
+func Flush(root string, stderr io.Writer) int {
+	p := filepath.Join(root, "queue", "lock", "sendmutex")
+	f, err := os.Open(p)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			fmt.Fprintln(stderr, "sendmail: qmail-send is not running (no queue/lock/sendmutex); nothing flushed")
+			return ExTempFail
+		}
+		fmt.Fprintf(stderr, "sendmail: fatal: unable to open %s: %v\n", p, err)
+		return ExNoPerm
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err == nil {
+		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		fmt.Fprintln(stderr, "sendmail: qmail-send is not running; nothing flushed (start qmail first)")
+		return ExTempFail
+	} else if !errors.Is(err, syscall.EWOULDBLOCK) {
+		fmt.Fprintf(stderr, "sendmail: fatal: unable to lock %s: %v\n", p, err)
+		return ExTempFail
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 64))
+	if err != nil {
+		fmt.Fprintf(stderr, "sendmail: fatal: unable to read %s: %v\n", p, err)
+		return ExTempFail
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 1 {
+		fmt.Fprintf(stderr, "sendmail: fatal: %s holds no pid\n", p)
+		return ExTempFail
+	}
+	if err := syscall.Kill(pid, syscall.SIGALRM); err != nil {
+		if errors.Is(err, syscall.EPERM) {
+			fmt.Fprintf(stderr, "sendmail: fatal: not allowed to signal qmail-send (pid %d); run sendmail -q as root or as qmail-send's user\n", pid)
+			return ExNoPerm
+		}
+		fmt.Fprintf(stderr, "sendmail: fatal: unable to signal qmail-send (pid %d): %v\n", pid, err)
+		return ExTempFail
+	}
+	return 0
+}

@@ -1,0 +1,285 @@
+package sendmail
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+func TestParse(t *testing.T) {
+	s := func(v string) *string { return &v }
+	tests := []struct {
+		prog    string
+		args    []string
+		mode    int
+		header  bool
+		sender  *string
+		name    *string
+		recips  []string
+		errPart string
+	}{
+		{args: []string{"bob"}, recips: []string{"bob"}},
+		{args: []string{"-t"}, header: true},
+		{args: []string{"-ti"}, header: true},
+		{args: []string{"-t", "-i", "-oi", "-oem", "-oep", "-odi", "-odb", "-odq", "bob"}, header: true, recips: []string{"bob"}},
+		{args: []string{"-o", "i", "-e", "m", "-p", "smtp", "bob"}, recips: []string{"bob"}},
+		{args: []string{"-fjoe@x", "bob"}, sender: s("joe@x"), recips: []string{"bob"}},
+		{args: []string{"-f", "joe@x", "bob"}, sender: s("joe@x"), recips: []string{"bob"}},
+		{args: []string{"-r", "joe@x", "bob"}, sender: s("joe@x"), recips: []string{"bob"}},
+		{args: []string{"-rjoe@x", "bob"}, sender: s("joe@x"), recips: []string{"bob"}},
+		{args: []string{"-FCronDaemon", "-i", "-B8BITMIME", "-oem", "user"}, name: s("CronDaemon"), recips: []string{"user"}},
+		{args: []string{"-F", "Full Name", "bob"}, name: s("Full Name"), recips: []string{"bob"}},
+		{args: []string{"-N", "success,failure", "-R", "hdrs", "-V", "envid", "bob"}, recips: []string{"bob"}},
+		{args: []string{"-Nnever", "-Rfull", "-Vx", "-B", "7BIT", "bob"}, recips: []string{"bob"}},
+		{args: []string{"-L", "tag", "-v", "-G", "-U", "-C", "/etc/mail/sendmail.cf", "bob"}, recips: []string{"bob"}},
+		{args: []string{"-vGUi", "-x", "-m", "-E", "-Jfoo", "bob"}, recips: []string{"bob"}},
+		{args: []string{"-h", "17", "-Ofoo=bar", "bob"}, recips: []string{"bob"}},
+		{args: []string{"-bm", "bob"}, mode: ModeDeliver, recips: []string{"bob"}},
+		{args: []string{"-bs"}, mode: ModeSMTP},
+		{args: []string{"-b", "s"}, mode: ModeSMTP},
+		{args: []string{"-bp"}, mode: ModeQueueList},
+		{args: []string{"-bi"}, mode: ModeNewAliases},
+		{args: []string{"-q"}, mode: ModeFlush},
+		{args: []string{"-q30m"}, mode: ModeFlush},
+		{args: []string{"-qRexample.com"}, mode: ModeFlush},
+		{args: []string{"-qSfoo"}, mode: ModeFlush},
+		{prog: "mailq", mode: ModeQueueList},
+		{prog: "mailq", args: []string{"-v"}, mode: ModeQueueList},
+		{prog: "newaliases", mode: ModeNewAliases},
+		{args: []string{"--", "-bob"}, recips: []string{"-bob"}},
+		{args: []string{"bob", "-t"}, recips: []string{"bob", "-t"}},
+		{args: []string{"-bd"}, errPart: "unsupported mode -bd"},
+		{args: []string{"-bt"}, errPart: "unsupported mode -bt"},
+		{args: []string{"-k"}, errPart: "illegal option -- k"},
+		{args: []string{"-ti", "-Z"}, errPart: "illegal option -- Z"},
+		{args: []string{"-f"}, errPart: "option requires an argument -- f"},
+		{args: []string{"-F"}, errPart: "option requires an argument -- F"},
+		{args: []string{"-f", "a@b\nBcc: victim@x", "bob"}, errPart: "header injection"},
+		{args: []string{"-F", "Name\r\nBcc: victim@x", "bob"}, errPart: "header injection"},
+		{args: []string{"-Fa\x00b", "bob"}, errPart: "header injection"},
+	}
+	for _, tc := range tests {
+		prog := tc.prog
+		if prog == "" {
+			prog = "sendmail"
+		}
+		t.Run(prog+" "+strings.Join(tc.args, " "), func(t *testing.T) {
+			c, err := Parse(prog, tc.args)
+			if tc.errPart != "" {
+				var ue *UsageError
+				if !errors.As(err, &ue) || !strings.Contains(err.Error(), tc.errPart) {
+					t.Fatalf("err %v, want usage error with %q", err, tc.errPart)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Mode != tc.mode || c.Header != tc.header {
+				t.Errorf("mode %d header %v, want %d %v", c.Mode, c.Header, tc.mode, tc.header)
+			}
+			eq := func(a, b *string) bool { return (a == nil) == (b == nil) && (a == nil || *a == *b) }
+			if !eq(c.Sender, tc.sender) || !eq(c.Name, tc.name) {
+				t.Errorf("sender %v name %v, want %v %v", c.Sender, c.Name, tc.sender, tc.name)
+			}
+			if strings.Join(c.Recipients, "|") != strings.Join(tc.recips, "|") {
+				t.Errorf("recipients %q, want %q", c.Recipients, tc.recips)
+			}
+		})
+	}
+}
+
+// fakeTree makes a root with controls and a capture qmail-queue.
+func fakeTree(t *testing.T) (root, capdir string, env []string) {
+	root = t.TempDir()
+	capdir = filepath.Join(root, "cap")
+	for _, d := range []string{"control", "bin", "cap"} {
+		os.MkdirAll(filepath.Join(root, d), 0o755)
+	}
+	os.WriteFile(filepath.Join(root, "control", "me"), []byte("mx.example.org\n"), 0o644)
+	qq := filepath.Join(root, "qq")
+	os.WriteFile(qq, []byte("#!/bin/sh\n/bin/cat > '"+capdir+"/message'\n/bin/cat <&1 > '"+capdir+"/envelope'\nexit ${QQEXIT:-0}\n"), 0o755)
+	return root, capdir, []string{"USER=alice", "QMAILQUEUE=" + qq}
+}
+
+func TestMainInject(t *testing.T) {
+	tests := []struct {
+		name     string
+		args     []string
+		extraEnv []string
+		in       string
+		code     int
+		envelope string
+		msgHas   []string
+		msgLacks []string
+		errHas   string
+	}{
+		{name: "t with bcc", args: []string{"sendmail", "-t", "-i"},
+			in:       "To: bob@example.com\nCc: carol\nBcc: dave@example.net, erin\nSubject: s\n\nbody\n",
+			envelope: "Falice@mx.example.org\x00Tbob@example.com\x00Tcarol@mx.example.org\x00Terin@mx.example.org\x00Tdave@example.net\x00\x00",
+			msgHas:   []string{"To: bob@example.com\n", "Cc: carol@mx.example.org\n"}, msgLacks: []string{"Bcc", "dave", "erin"}},
+		{name: "cron", args: []string{"sendmail", "-FCronDaemon", "-i", "-B8BITMIME", "-oem", "root"},
+			in:       "Subject: Cron <root@h> ls\n\nout\n",
+			envelope: "Falice@mx.example.org\x00Troot@mx.example.org\x00\x00",
+			msgHas:   []string{"From: \"CronDaemon\" <alice@mx.example.org>\n", "Subject: Cron <root@h> ls\n"}},
+		{name: "f sets sender and From", args: []string{"sendmail", "-F", "Gone", "-f", "<list-bounces@lists.example.org>", "bob@example.com"},
+			extraEnv: []string{"NAME=Alice", "MAILHOST=old.example"},
+			in:       "Subject: s\n\nb\n",
+			envelope: "Flist-bounces@lists.example.org\x00Tbob@example.com\x00\x00",
+			msgHas:   []string{"From: list-bounces@lists.example.org\n"}, msgLacks: []string{"Gone", "Alice", "old.example"}},
+		{name: "no recipients", args: []string{"sendmail"}, in: "x\n", code: ExUsage, errHas: "recipient addresses must be given"},
+		{name: "t finds none", args: []string{"sendmail", "-t"}, in: "Subject: x\n\n", code: ExDataErr, errHas: "no recipients found"},
+		{name: "bad arg", args: []string{"sendmail", "bob@x(y"}, in: "x\n", code: ExDataErr, errHas: "unable to parse address"},
+		{name: "qq perm", args: []string{"sendmail", "bob"}, extraEnv: []string{"QQEXIT=31"}, in: "x\n", code: ExUnavailable, errHas: "permanently rejected"},
+		{name: "qq temp", args: []string{"sendmail", "bob"}, extraEnv: []string{"QQEXIT=71"}, in: "x\n", code: ExTempFail, errHas: "temporarily rejected"},
+		{name: "unknown flag", args: []string{"sendmail", "-Y", "bob"}, in: "x\n", code: ExUsage, errHas: "illegal option -- Y"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			root, capdir, env := fakeTree(t)
+			env = append(env, tc.extraEnv...)
+			var out, errb bytes.Buffer
+			sys := Sys{Chdir: func(string) error { return nil }, Exec: func(string, []string, []string) error { return errors.New("no exec in tests") }}
+			code := Main(tc.args, root, env, strings.NewReader(tc.in), &out, &errb, sys)
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d; stderr %q", code, tc.code, errb.String())
+			}
+			if tc.errHas != "" && !strings.Contains(errb.String(), tc.errHas) {
+				t.Errorf("stderr %q lacks %q", errb.String(), tc.errHas)
+			}
+			if tc.envelope == "" {
+				return
+			}
+			envl, _ := os.ReadFile(filepath.Join(capdir, "envelope"))
+			msg, _ := os.ReadFile(filepath.Join(capdir, "message"))
+			if string(envl) != tc.envelope {
+				t.Errorf("envelope %q, want %q", envl, tc.envelope)
+			}
+			for _, h := range tc.msgHas {
+				if !bytes.Contains(msg, []byte(h)) {
+					t.Errorf("message lacks %q:\n%s", h, msg)
+				}
+			}
+			for _, h := range tc.msgLacks {
+				if bytes.Contains(msg, []byte(h)) {
+					t.Errorf("message contains %q:\n%s", h, msg)
+				}
+			}
+		})
+	}
+}
+
+func TestMainExecModes(t *testing.T) {
+	tests := []struct {
+		args    []string
+		prog    string
+		env     map[string]string
+		noFile  bool
+		code    int
+		errHas  string
+		presetP bool
+	}{
+		{args: []string{"sendmail", "-bp"}, prog: "qmail-qread"},
+		{args: []string{"/usr/bin/mailq"}, prog: "qmail-qread"},
+		{args: []string{"sendmail", "-bi"}, prog: "newaliases"},
+		{args: []string{"newaliases"}, noFile: true, code: 0, errHas: "no newaliases"},
+		{args: []string{"sendmail", "-bs"}, prog: "qmail-smtpd", env: map[string]string{"RELAYCLIENT": "", "DATABYTES": "0", "PROTO": "TCP",
+			"TCPLOCALIP": "127.0.0.1", "TCPREMOTEIP": "127.0.0.1", "TCPREMOTEINFO": "sendmail-bs", "TCPREMOTEHOST": "localhost", "TCPLOCALHOST": "localhost"}},
+		{args: []string{"sendmail", "-bs"}, prog: "qmail-smtpd", presetP: true, env: map[string]string{"PROTO": "SMTP"}},
+	}
+	for _, tc := range tests {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			root, _, env := fakeTree(t)
+			if tc.presetP {
+				env = append(env, "PROTO=SMTP")
+			}
+			if !tc.noFile {
+				os.WriteFile(filepath.Join(root, "bin", "newaliases"), []byte("#!/bin/sh\n"), 0o755)
+			}
+			var gotPath string
+			var gotEnv []string
+			dir := ""
+			sys := Sys{Chdir: func(d string) error { dir = d; return nil },
+				Exec: func(p string, argv, env []string) error { gotPath, gotEnv = p, env; return syscall.ENOENT }}
+			var errb bytes.Buffer
+			code := Main(tc.args, root, env, strings.NewReader(""), &bytes.Buffer{}, &errb, sys)
+			if dir != root {
+				t.Errorf("chdir %q, want %q", dir, root)
+			}
+			if tc.noFile {
+				if code != tc.code || !strings.Contains(errb.String(), tc.errHas) || gotPath != "" {
+					t.Errorf("code %d stderr %q exec %q", code, errb.String(), gotPath)
+				}
+				return
+			}
+			if gotPath != filepath.Join(root, "bin", tc.prog) {
+				t.Fatalf("exec %q, want %s", gotPath, tc.prog)
+			}
+			if code != ExUnavailable || !strings.Contains(errb.String(), "unable to run") {
+				t.Errorf("failed exec: code %d stderr %q", code, errb.String())
+			}
+			e := Env(gotEnv)
+			for k, v := range tc.env {
+				if got, ok := e.Get(k); !ok || got != v {
+					t.Errorf("%s=%q (set %v), want %q", k, got, ok, v)
+				}
+			}
+			if tc.presetP {
+				if _, ok := e.Get("RELAYCLIENT"); ok {
+					t.Errorf("RELAYCLIENT set although PROTO was")
+				}
+			}
+		})
+	}
+}
+
+func TestFlush(t *testing.T) {
+	root := t.TempDir()
+	lockdir := filepath.Join(root, "queue", "lock")
+	os.MkdirAll(lockdir, 0o755)
+	var errb bytes.Buffer
+	if code := Flush(root, &errb); code != ExTempFail || !strings.Contains(errb.String(), "not running") {
+		t.Fatalf("no sendmutex: code %d %q", code, errb.String())
+	}
+
+	// A stand-in for qmail-send: a child we may signal.
+	child := exec.Command("/bin/sleep", "60")
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { child.Process.Kill(); child.Wait() })
+	mutex := filepath.Join(lockdir, "sendmutex")
+	os.WriteFile(mutex, []byte(strconv.Itoa(child.Process.Pid)+"\n"), 0o644)
+
+	errb.Reset()
+	if code := Flush(root, &errb); code != ExTempFail || !strings.Contains(errb.String(), "not running") {
+		t.Fatalf("unlocked sendmutex: code %d %q", code, errb.String())
+	}
+
+	f, err := os.Open(mutex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	errb.Reset()
+	if code := Flush(root, &errb); code != 0 {
+		t.Fatalf("locked sendmutex: code %d %q", code, errb.String())
+	}
+	err = child.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		t.Fatalf("child: %v", err)
+	}
+	if ws := ee.Sys().(syscall.WaitStatus); !ws.Signaled() || ws.Signal() != syscall.SIGALRM {
+		t.Errorf("child ended with %v, want SIGALRM", ws)
+	}
+}
