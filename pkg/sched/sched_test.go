@@ -324,3 +324,29 @@ func TestReportOutOfRange(t *testing.T) {
 	e.trigger()
 	e.waitLog("report mangled, will defer", 1)
 }
+
+func TestHeldTimeNotCountedForLifetime(t *testing.T) {
+	root := newTree(t)
+	ctl(t, root, "queuelifetime", "600\n")
+	id := queueMsg(t, root, "ann@example.org", "x@remote.example")
+	later := func(spawnproto.Request) (byte, string) { return 'Z', "later\n" }
+	e := start(t, root, ok, later)
+	e.waitLog("deferral: later/", 1)
+	e.stop()
+	// The message is two hours old, but remote was held for all but 5
+	// minutes of that: it is not dying.
+	now := time.Now().Unix()
+	old := time.Unix(now-7200, 0)
+	os.Chtimes(filepath.Join(root, "queue", fnSplit("info", id)), old, old)
+	os.Chtimes(filepath.Join(root, "queue", fnChan(1, id)), old, old)
+	os.WriteFile(filepath.Join(root, "queue", "bounce", HoldLogName),
+		[]byte(fmt.Sprintf("local 1 2\nremote %d %d\n", now-7000, now-300)), 0o600)
+	e2 := start(t, root, ok, later)
+	e2.waitLog("deferral: later/", 1)
+	e2.stop()
+	// Without the hold record the same message is dying.
+	os.Remove(filepath.Join(root, "queue", "bounce", HoldLogName))
+	os.Chtimes(filepath.Join(root, "queue", fnChan(1, id)), old, old)
+	e3 := start(t, root, ok, later)
+	e3.waitLog("failure: later/I'm_not_going", 1)
+}
