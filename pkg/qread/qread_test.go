@@ -3,8 +3,10 @@ package qread
 import (
 	"bytes"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -185,4 +187,50 @@ func FuzzParseChannel(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestScanWhileQueueChanges removes and re-adds messages while Scan runs:
+// every message is either read whole, skipped (gone), or reported with
+// trouble; nothing panics and nothing is modified by the reader.
+func TestScanWhileQueueChanges(t *testing.T) {
+	root := t.TempDir()
+	q := queuetest.MakeQueue(t, root)
+	msg := func(id uint64) queuetest.Msg {
+		return queuetest.Msg{ID: id, Birth: birth, Body: "b", Sender: "s@x",
+			Remote: []queuetest.Rcpt{{Addr: "r@y"}}}
+	}
+	for id := uint64(1); id <= 50; id++ {
+		queuetest.Add(t, q, msg(id))
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for round := 0; round < 20; round++ {
+			for id := uint64(1); id <= 50; id += 2 {
+				name := filepath.Join(q, "%s", Sub(id), strconv.FormatUint(id, 10))
+				for _, d := range []string{"remote", "mess", "info"} {
+					os.Remove(fmt.Sprintf(name, d))
+				}
+			}
+			for id := uint64(1); id <= 50; id += 2 {
+				queuetest.Add(t, q, msg(id))
+			}
+		}
+	}()
+	for i := 0; i < 20; i++ {
+		msgs, err := Scan(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range msgs {
+			if m.Err == nil && (m.Sender != "s@x" || m.Size != 1) {
+				t.Fatalf("message %d read without error but incomplete: %+v", m.ID, m)
+			}
+		}
+	}
+	<-done
+	msgs, _ := Scan(q)
+	if len(msgs) != 50 {
+		t.Fatalf("%d messages after the churn, want 50", len(msgs))
+	}
 }
