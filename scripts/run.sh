@@ -33,6 +33,13 @@ esac
 
 stop
 "$top/bin/qmail-install" -root "$ROOT" -me localhost >/dev/null
+# qmail-inject appends defaultdomain to a dotless host (user@localhost becomes
+# user@localhost.localdomain): make both names local.
+ctl=$ROOT/control
+[ "$(cat "$ctl/defaultdomain")" = localhost ] && echo localdomain > "$ctl/defaultdomain"
+for f in locals rcpthosts; do
+  grep -qx localhost.localdomain "$ctl/$f" || echo localhost.localdomain >> "$ctl/$f"
+done
 # A development instance never sends mail to the Internet by accident:
 # remote delivery starts held (release with: $ROOT/bin/qmailctl release remote).
 [ -e "$ROOT/control/holdremote" ] || echo 1 > "$ROOT/control/holdremote"

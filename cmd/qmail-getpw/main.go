@@ -13,10 +13,12 @@ package main
 
 import (
 	"os"
+	"path/filepath"
 
 	"github.com/hqmail/hqmail/pkg/getpw"
+	"github.com/hqmail/hqmail/pkg/qhome"
 )
 
 func main() {
-	os.Exit(getpw.Main(os.Args[1:], os.Stdout))
+	os.Exit(getpw.Main(os.Args[1:], os.Stdout, filepath.Join(qhome.Root(), "alias")))
 }

@@ -154,11 +154,15 @@ func StatOwner(path string) (int, error) {
 
 // Main is qmail-getpw: args are the arguments after the program name.
 // It writes the result to out and returns the exit code.
-func Main(args []string, out *os.File) int {
+//
+// The alias account's home is always aliasHome (QMAILHOME/alias of the
+// tree being served), whatever passwd says: one alias account serves every
+// tree on the host (/var/qmail, a test root, a make-run root).
+func Main(args []string, out *os.File, aliasHome string) int {
 	if len(args) < 1 {
 		return ExitUsage
 	}
-	b, code := Find(System{}, StatOwner, Alias, args[0])
+	b, code := Find(aliasAt{System{}, aliasHome}, StatOwner, Alias, args[0])
 	if code != 0 {
 		return code
 	}
@@ -166,4 +170,20 @@ func Main(args []string, out *os.File) int {
 		return 111
 	}
 	return 0
+}
+
+// aliasAt overrides the home of the alias account.
+type aliasAt struct {
+	Passwd
+	home string
+}
+
+func (a aliasAt) Lookup(name string) (*Entry, error) {
+	e, err := a.Passwd.Lookup(name)
+	if err == nil && e != nil && name == Alias && a.home != "" {
+		c := *e
+		c.Home = a.home
+		return &c, nil
+	}
+	return e, err
 }

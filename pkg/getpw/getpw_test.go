@@ -79,8 +79,16 @@ func TestFind(t *testing.T) {
 }
 
 func TestMainUsage(t *testing.T) {
-	if code := Main(nil, os.Stdout); code != ExitUsage {
+	if code := Main(nil, os.Stdout, ""); code != ExitUsage {
 		t.Errorf("no argument: %d", code)
+	}
+}
+
+func TestAliasHomeOverride(t *testing.T) {
+	pw := fakePW{"alias": {Name: "alias", UID: 7790, GID: 2108, Home: "/stale/home"}}
+	b, code := Find(aliasAt{pw, "/tree/alias"}, func(string) (int, error) { return 0, os.ErrNotExist }, Alias, "nobody-here")
+	if code != 0 || string(b) != "alias\x007790\x002108\x00/tree/alias\x00-\x00nobody-here\x00" {
+		t.Errorf("got %q, %d", b, code)
 	}
 }
 
