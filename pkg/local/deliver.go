@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -205,7 +206,7 @@ func (d *delivery) forward() *exit {
 		return err
 	}
 	msg := io.MultiReader(bytesReader(d.dtline), d.cfg.Stdin)
-	pid, err := qq.Queue(qq.Options{Root: d.cfg.Root, Env: d.env}, msg,
+	pid, err := qq.Queue(qq.Options{Root: d.queueDir(), Env: d.env}, msg,
 		&qq.Envelope{Sender: d.owner, Recipients: d.forwards})
 	if err != nil {
 		code := qerr.ExitTemp
@@ -216,4 +217,16 @@ func (d *delivery) forward() *exit {
 	}
 	d.qp = pid
 	return nil
+}
+
+// queueDir is where qmail-queue starts: the root of the tree. A program
+// named by an absolute $QMAILQUEUE does not need the tree, so when the
+// root cannot be entered (qmail-local run outside an installed tree, or a
+// root the recipient may not search) it starts in "/" instead of failing.
+func (d *delivery) queueDir() string {
+	root := d.cfg.Root
+	if q, ok := d.env.get("QMAILQUEUE"); ok && filepath.IsAbs(q) && unix.Access(root, unix.X_OK) != nil {
+		return "/"
+	}
+	return root
 }

@@ -21,11 +21,13 @@ func (e *environ) put(key, value string) {
 	*e = append(s, prefix+value)
 }
 
+// get returns the value of key; with several copies inherited, the last
+// one counts, as for exec.
 func (e environ) get(key string) (string, bool) {
 	prefix := key + "="
-	for _, kv := range e {
-		if strings.HasPrefix(kv, prefix) {
-			return kv[len(prefix):], true
+	for i := len(e) - 1; i >= 0; i-- {
+		if strings.HasPrefix(e[i], prefix) {
+			return e[i][len(prefix):], true
 		}
 	}
 	return "", false

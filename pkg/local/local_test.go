@@ -118,3 +118,34 @@ func TestRunInProcess(t *testing.T) {
 		t.Error("no From_ line")
 	}
 }
+
+// TestForwardOutsideTree: with an absolute $QMAILQUEUE, a forward works
+// even when the tree's root does not exist.
+func TestForwardOutsideTree(t *testing.T) {
+	wd, _ := os.Getwd()
+	defer os.Chdir(wd)
+	dir := t.TempDir()
+	home := filepath.Join(dir, "home")
+	os.Mkdir(home, 0o755)
+	os.WriteFile(filepath.Join(home, ".qmail"), []byte("&bob@example.com\n"), 0o644)
+	capture := filepath.Join(dir, "qq")
+	os.WriteFile(capture, []byte("#!/bin/sh\ncat > '"+dir+"/message'\ncat <&1 > '"+dir+"/envelope'\n"), 0o755)
+	msg := filepath.Join(dir, "msg")
+	os.WriteFile(msg, []byte("Subject: hi\n\nbody\n"), 0o600)
+	in, _ := os.Open(msg)
+	defer in.Close()
+	out, _ := os.Create(filepath.Join(dir, "out"))
+	defer out.Close()
+	code := Run([]string{"qmail-local", "u", home, "u", "", "", "example.org", "s@example.net", "./Maildir/"},
+		Config{Stdin: in, Stdout: out, Stderr: out, Root: filepath.Join(dir, "no-such-root"),
+			Environ: []string{"PATH=/usr/bin:/bin", "QMAILQUEUE=" + capture}})
+	report, _ := os.ReadFile(out.Name())
+	if code != 0 || !strings.HasPrefix(string(report), "did 0+1+0\nqp ") {
+		t.Fatalf("code %d report %q", code, report)
+	}
+	env, _ := os.ReadFile(filepath.Join(dir, "envelope"))
+	m, _ := os.ReadFile(filepath.Join(dir, "message"))
+	if string(env) != "Fs@example.net\x00Tbob@example.com\x00\x00" || string(m) != "Delivered-To: u@example.org\nSubject: hi\n\nbody\n" {
+		t.Errorf("envelope %q message %q", env, m)
+	}
+}
