@@ -82,6 +82,7 @@ var controlFiles = []ctlFile{
 	{"timeoutconnect", kInt, "60", "qmail-remote", "seconds to wait for a connection"},
 	{"timeoutremote", kInt, "1200", "qmail-remote", "seconds to wait for each SMTP read or write"},
 	{"timeoutsmtpd", kInt, "1200", "qmail-smtpd", "seconds to wait for each client read"},
+	{"tlsca", kSecret, "the system's root certificates", "qmail-remote", "PEM certificates trusted for verifying remote servers"},
 	{"tlsroutes", kList, "STARTTLS when offered", "qmail-remote", "per-destination TLS policy"},
 	{"virtualdomains", kList, "no virtual domains", "qmail-send", "address or domain:prepend rewriting"},
 }
