@@ -1,0 +1,89 @@
+package qhome
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestRootOf(t *testing.T) {
+	for _, tc := range []struct{ exe, want string }{
+		{"/var/qmail/bin/qmail-queue", "/var/qmail"},
+		{"/tmp/x/bin/qmail-send", "/tmp/x"},
+		{"/usr/local/go-build/exe/qmail-queue", DefaultRoot},
+		{"/bin/sendmail", "/"},
+		{"qmail-queue", DefaultRoot},
+	} {
+		if got := RootOf(tc.exe); got != tc.want {
+			t.Errorf("RootOf(%q) = %q, want %q", tc.exe, got, tc.want)
+		}
+	}
+	// The test binary does not live in a bin/ directory.
+	if r := Root(); r == "" {
+		t.Error("Root() empty")
+	}
+}
+
+func TestIDsRoundTrip(t *testing.T) {
+	ids := &IDs{
+		Alias: User{7790, 2108}, Qmaild: User{7791, 2108}, Qmaill: User{7792, 2108}, Qmailp: User{7793, 2108},
+		Qmailq: User{7794, 2107}, Qmailr: User{7795, 2107}, Qmails: User{7796, 2107}, Qmail: 2107, Nofiles: 2108,
+	}
+	for _, in := range []*IDs{ids, SharedIDs(1000, 1000)} {
+		got, err := ParseIDs(in.Format())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if *got != *in {
+			t.Errorf("round trip %+v -> %+v", in, got)
+		}
+	}
+	if u := ids.UserByName("qmails"); u == nil || u.UID != 7796 {
+		t.Errorf("UserByName(qmails) = %v", u)
+	}
+	if ids.UserByName("root") != nil || ids.GroupByName("wheel") != nil {
+		t.Error("unknown names resolve")
+	}
+	if g := ids.GroupByName("nofiles"); g == nil || *g != 2108 {
+		t.Errorf("GroupByName(nofiles) = %v", g)
+	}
+	s := SharedIDs(5, 6)
+	if !s.Shared || s.Qmailr.UID != 5 || s.Qmail != 6 || !strings.Contains(s.Format(), "shared yes\n") {
+		t.Errorf("SharedIDs %+v", s)
+	}
+}
+
+func TestParseIDsErrors(t *testing.T) {
+	good := SharedIDs(1, 1).Format()
+	for _, tc := range []struct{ name, in string }{
+		{"missing user", strings.Replace(good, "user qmails 1 1\n", "", 1)},
+		{"missing group", strings.Replace(good, "group nofiles 1\n", "", 1)},
+		{"bad number", strings.Replace(good, "user alias 1 1", "user alias x 1", 1)},
+		{"negative", strings.Replace(good, "user alias 1 1", "user alias -1 1", 1)},
+		{"unknown user", good + "user postfix 1 1\n"},
+		{"unknown keyword", good + "hello\n"},
+		{"short line", good + "user alias 1\n"},
+	} {
+		if _, err := ParseIDs(tc.in); err == nil {
+			t.Errorf("%s: no error", tc.name)
+		}
+	}
+	// Comments and blank lines are fine.
+	if _, err := ParseIDs("# c\n\n" + good); err != nil {
+		t.Errorf("comments: %v", err)
+	}
+}
+
+func TestLoadIDs(t *testing.T) {
+	root := t.TempDir()
+	if _, err := LoadIDs(root); err == nil {
+		t.Error("no ids file: no error")
+	}
+	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
+	os.WriteFile(filepath.Join(root, IDsFile), []byte(SharedIDs(3, 4).Format()), 0o644)
+	ids, err := LoadIDs(root)
+	if err != nil || ids.Alias.UID != 3 {
+		t.Errorf("%+v %v", ids, err)
+	}
+}
