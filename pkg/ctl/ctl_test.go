@@ -428,3 +428,18 @@ func TestParseStatus(t *testing.T) {
 		t.Errorf("Flag: %v", s)
 	}
 }
+
+// TestSendExitsWhileWaiting: a qmail-send that dies without confirming is
+// noticed before the time-out.
+func TestSendExitsWhileWaiting(t *testing.T) {
+	root := makeTree(t)
+	fake := startFake(t, root, "FAKE_SEND_MUTE=1")
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		fake.Process.Kill()
+	}()
+	code, _, errs := run(t, root, "-t", "60", "flush")
+	if code != ExitTemp || !strings.Contains(errs, "exited before confirming") {
+		t.Fatalf("exit %d, stderr %q", code, errs)
+	}
+}

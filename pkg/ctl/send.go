@@ -202,11 +202,17 @@ func SignalAndWait(root string, sig syscall.Signal, timeout time.Duration) (int,
 		return pid, nil, fmt.Errorf("unable to signal qmail-send (pid %d): %w", pid, err)
 	}
 	deadline := time.Now().Add(timeout)
-	for {
+	for i := 1; ; i++ {
 		st, err := ReadStatus(root)
 		if err == nil && st.Generation() > gen0 {
 			if p, ok := st.Int("pid"); !ok || int(p) == pid {
 				return pid, st, nil
+			}
+		}
+		if i%10 == 0 {
+			// qmail-send may have exited (or crashed) without confirming.
+			if p, err := LocateSend(root); err != nil || p != pid {
+				return pid, st, fmt.Errorf("qmail-send (pid %d) exited before confirming", pid)
 			}
 		}
 		if time.Now().After(deadline) {
