@@ -80,12 +80,14 @@ func writeRecords(bw *bufio.Writer, channel string, recs []Record, held func(str
 }
 
 // Main is qmail-qread: it lists the queue of root on stdout and returns the
-// exit code (0; 111 when the queue or the hold flags cannot be read).
+// exit code (0; 111 when the queue cannot be read).
 func Main(root string, stdout, stderr io.Writer) int {
+	// qmail's qmail-qread reads no control file: trouble with the hold
+	// flags must not stop the listing, only the marks.
 	holds, err := LoadHolds(root)
 	if err != nil {
-		fmt.Fprintf(stderr, "qmail-qread: fatal: unable to read hold flags: %v\n", err)
-		return 111
+		fmt.Fprintf(stderr, "qmail-qread: warning: unable to read hold flags, held recipients are not marked: %v\n", err)
+		holds = Holds{}
 	}
 	msgs, err := Scan(filepath.Join(root, "queue"))
 	if ferr := Format(stdout, msgs, holds); ferr != nil {
