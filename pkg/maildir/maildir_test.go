@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -153,23 +154,38 @@ func TestDeliverNameInUse(t *testing.T) {
 	}
 }
 
-// blockReader never returns: Deliver must give up at Timeout.
-type blockReader struct{ c chan struct{} }
+// blockReader never returns: Deliver must give up at Timeout. entered is
+// closed at the first Read, when the tmp/ file exists.
+type blockReader struct {
+	entered chan struct{}
+	once    *sync.Once
+}
 
-func (b blockReader) Read([]byte) (int, error) { <-b.c; return 0, io.EOF }
+func (b blockReader) Read([]byte) (int, error) {
+	b.once.Do(func() { close(b.entered) })
+	select {} // the abandoned delivery goroutine stays here
+}
 
 func TestDeliverTimeout(t *testing.T) {
 	defer func(d time.Duration) { Timeout = d }(Timeout)
 	Timeout = 50 * time.Millisecond
 	d := mkMaildir(t, t.TempDir(), "tmp", "new", "cur")
-	b := blockReader{make(chan struct{})}
-	defer close(b.c)
+	b := blockReader{make(chan struct{}), new(sync.Once)}
 	err := Deliver(d, nil, b)
 	var qe *qerr.Error
 	if !errors.As(err, &qe) || qe.Text != TextTimeout {
 		t.Fatalf("got %v", err)
 	}
-	if n := list(t, filepath.Join(d, "tmp")); len(n) != 0 {
-		t.Errorf("tmp not cleaned after timeout: %v", n)
+	select {
+	case <-b.entered:
+		// The file was created before the timeout: it must be gone.
+		if n := list(t, filepath.Join(d, "tmp")); len(n) != 0 {
+			t.Errorf("tmp not cleaned after timeout: %v", n)
+		}
+	default:
+		t.Log("timeout came before the tmp file was created; nothing to clean")
+	}
+	if n := list(t, filepath.Join(d, "new")); len(n) != 0 {
+		t.Errorf("timed-out delivery in new/: %v", n)
 	}
 }
