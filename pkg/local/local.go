@@ -121,7 +121,7 @@ func (d *delivery) parseArgs(argv []string) *exit {
 			case 'N':
 				d.doit = true
 			default:
-				return die(qerr.ExitPerm, "%s: illegal option -- %c\n%s", prog, a[j], usageText)
+				return die(qerr.ExitPerm, "%s: illegal option -- %s\n%s", prog, string([]byte{a[j]}), usageText)
 			}
 		}
 	}
