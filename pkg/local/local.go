@@ -104,7 +104,7 @@ func (d *delivery) parseArgs(argv []string) *exit {
 		prog = path.Base(argv[0])
 	}
 	d.doit = true
-	i := 1
+	i := min(1, len(argv))
 	for ; i < len(argv); i++ {
 		a := argv[i]
 		if a == "--" {

@@ -62,6 +62,7 @@ func TestParseArgs(t *testing.T) {
 		{"double dash", append([]string{"qmail-local", "-n", "--"}, eight...), false, ""},
 		{"bad option", append([]string{"/x/bin/qmail-local", "-q"}, eight...), true, "qmail-local: illegal option -- q\n" + usageText},
 		{"8-bit option", append([]string{"qmail-local", "-\xe9"}, eight...), true, "qmail-local: illegal option -- \xe9\n" + usageText},
+		{"no argv", nil, true, usageText},
 		{"too few", []string{"qmail-local", "u", "/h"}, true, usageText},
 		{"too many", append(append([]string{"qmail-local"}, eight...), "x"), true, usageText},
 		{"relative home", []string{"qmail-local", "u", "h", "l", "", "", "d", "s", "x"}, true, usageText},
