@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -57,6 +58,7 @@ func TestCtlAgainstQmailSend(t *testing.T) {
 	waitPreprocessed(t, tr, 3)
 
 	out, code := ctl(t, tr, "status")
+	t.Logf("qmailctl status:\n%s", out)
 	for _, want := range []string{
 		fmt.Sprintf("qmail-send: running, pid %d,", sys.Pid()),
 		"remote: held (all destinations) since ",
@@ -73,6 +75,7 @@ func TestCtlAgainstQmailSend(t *testing.T) {
 		t.Errorf("qmail-qread (exit %d):\n%s", code, out)
 	}
 	out, code = ctl(t, tr, "queue")
+	t.Logf("qmailctl queue:\n%s", out)
 	if code != 0 || strings.Count(out, " 1/1 held <sender@testhost.example>\n") != 3 {
 		t.Errorf("queue (exit %d):\n%s", code, out)
 	}
@@ -172,5 +175,33 @@ func TestCtlAgainstQmailSend(t *testing.T) {
 	}
 	if out, code = ctl(t, tr, "status"); code != 3 || !strings.Contains(out, "qmail-send: not running") {
 		t.Errorf("status with qmail-send stopped: exit %d: %s", code, out)
+	}
+}
+
+// TestCtlUnreadableControlDir runs qmailctl as an ordinary user on a tree
+// whose control directory that user cannot read (root only: it needs a
+// second uid).
+func TestCtlUnreadableControlDir(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test skipped under -short")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run qmailctl under another uid")
+	}
+	tr := harness.Install(t)
+	if err := os.Chmod(tr.Path("control"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"hold", "remote"}, {"status"}, {"queue"}} {
+		cmd := tr.Command("qmailctl", args...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		out, err := cmd.CombinedOutput()
+		ee, ok := err.(*exec.ExitError)
+		if !ok || ee.ExitCode() != 111 || !strings.Contains(string(out), "permission denied") {
+			t.Errorf("%v as nobody: %v\n%s", args, err, out)
+		}
+	}
+	if _, err := os.Stat(tr.Path("control", "holdremote")); !os.IsNotExist(err) {
+		t.Errorf("holdremote appeared: %v", err)
 	}
 }

@@ -261,6 +261,7 @@ func TestUnreadableControlDir(t *testing.T) {
 	queuetest.WriteFile(t, ctl, []byte("not a directory\n"))
 	for _, args := range [][]string{{"hold", "remote"}, {"release", "local"}, {"status"}, {"queue"}} {
 		code, out, errs := run(t, root, args...)
+		t.Logf("%v: exit %d\n%s%s", args, code, out, errs)
 		if code != ExitTemp || !strings.Contains(out+errs, "not a directory") {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, code, out, errs)
 		}
@@ -358,7 +359,7 @@ func TestStatusAndQueue(t *testing.T) {
 		"local: not held\n",
 		"queue: 5 messages, 1 not yet preprocessed\n",
 		"pending: local 1 messages, remote 2 messages (2 remote recipients held)\n",
-		"qmail-send reports: queued-local 1, queued-remote 2\n",
+		"qmail-send reported at its last status write: queued-local 1, queued-remote 2\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status lacks %q:\n%s", want, out)

@@ -1,6 +1,7 @@
 package ctl
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"os"
@@ -102,7 +103,7 @@ func (c *cmd) status() int {
 	}
 	if st != nil {
 		if ql, ok := st["queued-local"]; ok {
-			fmt.Fprintf(c.out, "qmail-send reports: queued-local %s, queued-remote %s\n", ql, orDash(st["queued-remote"]))
+			fmt.Fprintf(c.out, "qmail-send reported at its last status write: queued-local %s, queued-remote %s\n", ql, orDash(st["queued-remote"]))
 		}
 	}
 	return code
@@ -113,7 +114,7 @@ func (c *cmd) status() int {
 func (c *cmd) since(st Status, ch, path string) string {
 	if st != nil {
 		if t, ok := st.Int("since-" + ch); ok && t > 0 {
-			return " since " + qdate.Qread(time.Unix(t, 0)) + " (" + age(c.now().Sub(time.Unix(t, 0))) + ")"
+			return " since " + qdate.Qread(time.Unix(t, 0)) + " (for " + age(c.now().Sub(time.Unix(t, 0))) + ")"
 		}
 	}
 	if fi, err := os.Stat(path); err == nil {
@@ -160,7 +161,7 @@ func (c *cmd) queue() int {
 	dir := control.Open(c.root).Path
 	local, err1 := admin.ReadHold(dir, admin.HoldLocalFile)
 	remote, err2 := admin.ReadHold(dir, admin.HoldRemoteFile)
-	if err := errors.Join(err1, err2); err != nil {
+	if err := cmp.Or(err1, err2); err != nil {
 		return c.fail(ExitTemp, "unable to read the hold flags: %v", err)
 	}
 	msgs, err := qread.Scan(q)
