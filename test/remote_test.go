@@ -10,8 +10,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-smtp"
+	"golang.org/x/sys/unix"
 
 	"github.com/hqmail/hqmail/test/dnstest"
 )
@@ -341,4 +343,102 @@ func TestRemoteImplicitTLS465(t *testing.T) {
 func runTool(tr *rtree, name string) (string, error) {
 	out, err := exec.Command(filepath.Join(tr.Root, "bin", name)).Output()
 	return string(out), err
+}
+
+func TestRemoteIPv6Route(t *testing.T) {
+	ln, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Skip("no IPv6 loopback: ", err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	tr := newRTree(t)
+	s := startSink(t, ln, sinkOpts{})
+	tr.Control("smtproutes", fmt.Sprintf("v6.test:[IPv6:::1]:%d\n", s.Port))
+	checkReports(t, tr.Remote(testMsg, "v6.test", "f@x.test", "a@v6.test"), "r", accepted("::1"))
+}
+
+func TestRemoteIPv6MX(t *testing.T) {
+	needRoot(t)
+	ln, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Skip("no IPv6 loopback: ", err)
+	}
+	ln.Close()
+	// ::1 is this host: an MX pointing there is a loop unless a better MX
+	// exists; the IPv4 MX at preference 5 wins.
+	tr := newRTree(t)
+	dns := dnstest.Start(t)
+	tr.UseDNS(dns)
+	s := startSink(t, listen(t, "", 25), sinkOpts{})
+	dns.Add("six.test. MX 10 self.six.test.", "self.six.test. AAAA ::1", "six.test. MX 5 four.six.test.", "four.six.test. A "+s.IP)
+	checkReports(t, tr.Remote(testMsg, "six.test", "f@x.test", "a@six.test"), "r", accepted(s.IP))
+}
+
+func TestRemoteTcptoSkipAndTcpok(t *testing.T) {
+	tr := newRTree(t)
+	s := startSink(t, listen(t, "", 0), sinkOpts{})
+	routeTo(tr, s.IP, s.Port)
+	// Two recent timeouts recorded for the sink's address: it is skipped.
+	rec := make([]byte, 1024)
+	copy(rec, net.ParseIP(s.IP).To4())
+	rec[4] = 2
+	now := uint32(time.Now().Unix())
+	rec[8], rec[9], rec[10], rec[11] = byte(now), byte(now>>8), byte(now>>16), byte(now>>24)
+	os.WriteFile(filepath.Join(tr.Root, "queue/lock/tcpto"), rec, 0o644)
+	checkReports(t, tr.Remote(testMsg, "r.test", "f@x.test", "a@r.test"),
+		"ZSorry, I wasn't able to establish an SMTP connection. (#4.4.1)\n")
+	out, err := runTool(tr, "qmail-tcpto")
+	if err != nil || !strings.HasPrefix(out, s.IP+" timed out ") || !strings.HasSuffix(out, " seconds ago; # recent timeouts: 2\n") {
+		t.Fatalf("qmail-tcpto: %q %v", out, err)
+	}
+	if out, err := runTool(tr, "qmail-tcpok"); err != nil || out != "" {
+		t.Fatalf("qmail-tcpok: %q %v", out, err)
+	}
+	checkReports(t, tr.Remote(testMsg, "r.test", "f@x.test", "a@r.test"), "r", accepted(s.IP))
+	if out, _ := runTool(tr, "qmail-tcpto"); out != "" {
+		t.Fatalf("qmail-tcpto after tcpok: %q", out)
+	}
+}
+
+// TestRemoteConnectTimeout makes a connection attempt time out (a listener
+// whose backlog is full drops new SYNs) and checks that tcpto records it.
+func TestRemoteConnectTimeout(t *testing.T) {
+	ip := loopbackIPs(1)[0]
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	sa := &unix.SockaddrInet4{}
+	copy(sa.Addr[:], net.ParseIP(ip).To4())
+	if err := unix.Bind(fd, sa); err != nil {
+		t.Skip("bind: ", err)
+	}
+	if err := unix.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	lsa, _ := unix.Getsockname(fd)
+	port := lsa.(*unix.SockaddrInet4).Port
+	// Fill the accept queue: these connections are never accepted.
+	for i := 0; i < 4; i++ {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("%s:%d", ip, port), 200*time.Millisecond)
+		if err != nil {
+			break
+		}
+		t.Cleanup(func() { c.Close() })
+	}
+	probe, err := net.DialTimeout("tcp", fmt.Sprintf("%s:%d", ip, port), 300*time.Millisecond)
+	if err == nil {
+		probe.Close()
+		t.Skip("kernel accepted a connection beyond the backlog; cannot provoke a connect timeout here")
+	}
+	tr := newRTree(t)
+	tr.Control("timeoutconnect", "1\n")
+	routeTo(tr, ip, port)
+	checkReports(t, tr.Remote(testMsg, "r.test", "f@x.test", "a@r.test"),
+		"ZSorry, I wasn't able to establish an SMTP connection. (#4.4.1)\n")
+	out, err := runTool(tr, "qmail-tcpto")
+	if err != nil || !strings.HasPrefix(out, ip+" timed out ") || !strings.HasSuffix(out, "# recent timeouts: 1\n") {
+		t.Fatalf("qmail-tcpto: %q %v", out, err)
+	}
 }

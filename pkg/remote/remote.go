@@ -330,9 +330,9 @@ func (d *delivery) connect(addrs []dnsmx.Addr) *report {
 		err = d.smtp(conn, a, port, true)
 		if errors.Is(err, errTLSFallback) {
 			// The opportunistic handshake failed: the same host again, in
-			// plain text.
+			// plain text; if it cannot be reached again, the next one.
 			if conn, err = d.dial(a.IP, port); err != nil {
-				return &report{'Z', "Connected to " + a.IP.String() + " but connection died. (#4.4.2)\n"}
+				continue
 			}
 			err = d.smtp(conn, a, port, false)
 		}
