@@ -1,0 +1,91 @@
+package start
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	"github.com/hqmail/hqmail/pkg/qhome"
+)
+
+func TestCreds(t *testing.T) {
+	ids := &qhome.IDs{
+		Qmaill: qhome.User{UID: 12, GID: 21}, Qmailq: qhome.User{UID: 14, GID: 20},
+		Qmailr: qhome.User{UID: 15, GID: 20}, Qmails: qhome.User{UID: 16, GID: 20},
+		Qmailp: qhome.User{UID: 13, GID: 21}, Qmail: 20, Nofiles: 21,
+	}
+	c := Creds(ids, true, []int{30, 20})
+	want := map[string][3]any{
+		"logger":       {12, 21, []int{21}},
+		"qmail-lspawn": {0, 20, []int{20}},
+		"qmail-rspawn": {15, 20, []int{20, 30}},
+		"qmail-clean":  {14, 20, []int{20}},
+		"qmail-send":   {16, 20, []int{20}},
+	}
+	if len(c) != len(want) {
+		t.Errorf("%d creds, want %d", len(c), len(want))
+	}
+	for name, w := range want {
+		got := c[name]
+		if got == nil || got.UID != w[0] || got.GID != w[1] || !reflect.DeepEqual(got.Groups, w[2]) {
+			t.Errorf("%s: %v, want %v", name, got, w)
+		}
+	}
+	if c := Creds(ids, false, nil); len(c) != 0 {
+		t.Errorf("not switching: %v", c)
+	}
+}
+
+func TestStartHeld(t *testing.T) {
+	tests := []struct {
+		name                string
+		startheld, existing *string
+		want                string // "" = no holdremote afterwards
+		created             bool
+	}{
+		{"no startheld", nil, nil, "", false},
+		{"empty startheld", ptr(""), nil, "1\n", true},
+		{"domains", ptr("a.example\n.b.example\n"), nil, "a.example\n.b.example\n", true},
+		{"existing kept", ptr(""), ptr("x.example\n"), "x.example\n", false},
+		{"existing without startheld", nil, ptr("1\n"), "1\n", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			ctl := filepath.Join(root, "control")
+			os.Mkdir(ctl, 0o755)
+			if tc.startheld != nil {
+				os.WriteFile(filepath.Join(ctl, "startheld"), []byte(*tc.startheld), 0o644)
+			}
+			if tc.existing != nil {
+				os.WriteFile(filepath.Join(ctl, "holdremote"), []byte(*tc.existing), 0o644)
+			}
+			created, err := StartHeld(root)
+			if err != nil || created != tc.created {
+				t.Fatalf("StartHeld = %v, %v; want %v", created, err, tc.created)
+			}
+			b, err := os.ReadFile(filepath.Join(ctl, "holdremote"))
+			if tc.want == "" {
+				if err == nil {
+					t.Errorf("holdremote created: %q", b)
+				}
+				return
+			}
+			if string(b) != tc.want {
+				t.Errorf("holdremote %q, want %q", b, tc.want)
+			}
+		})
+	}
+}
+
+func ptr(s string) *string { return &s }
+
+func TestStartHeldUnreadable(t *testing.T) {
+	root := t.TempDir()
+	ctl := filepath.Join(root, "control")
+	os.MkdirAll(filepath.Join(ctl, "startheld"), 0o755) // a directory: read fails
+	if _, err := StartHeld(root); err == nil {
+		t.Error("unreadable startheld: no error")
+	}
+}
