@@ -180,3 +180,16 @@ func (h Hold) JunkWarnings(name string) []string {
 	}
 	return out
 }
+
+// SendForm renders the hold the way qmail-send reports it in
+// queue/lock/sendstatus (pkg/sched): "no", "all", or the list lines it
+// matches, joined by spaces.
+func (h Hold) SendForm() string {
+	switch {
+	case !h.Set:
+		return "no"
+	case h.All:
+		return "all"
+	}
+	return strings.Join(h.match, " ")
+}

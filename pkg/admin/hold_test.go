@@ -129,3 +129,19 @@ func FuzzHoldAgreesWithSched(f *testing.F) {
 		}
 	})
 }
+
+func TestSendForm(t *testing.T) {
+	tests := []struct {
+		h    Hold
+		want string
+	}{
+		{Hold{}, "no"},
+		{ParseHold(nil), "all"},
+		{ParseHold([]byte("B.example\n.c.example\nfoo bar\n")), "b.example .c.example foo bar"},
+	}
+	for _, tc := range tests {
+		if got := tc.h.SendForm(); got != tc.want {
+			t.Errorf("SendForm(%+v) = %q, want %q", tc.h, got, tc.want)
+		}
+	}
+}

@@ -22,6 +22,8 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -148,7 +150,19 @@ func (c *cmd) hold(hold bool, args []string) int {
 	if channel == "local" {
 		name = admin.HoldLocalFile
 	}
-	res, err := EditHold(control.Open(c.root).Path, name, hold, domains)
+	if err := checkDomains(domains); err != nil {
+		return c.fail(ExitUsage, "%v", err)
+	}
+	// The lock is held until qmail-send has confirmed, so that concurrent
+	// runs take turns for the whole change: each one then checks that
+	// qmail-send's view is exactly the file it wrote.
+	dir := control.Open(c.root).Path
+	unlock, err := lockDir(dir, c.timeout+lockWait)
+	if err != nil {
+		return c.fail(ExitTemp, "unable to change control/%s: %v", name, err)
+	}
+	defer unlock()
+	res, err := editHold(dir, name, hold, domains)
 	var ue *usageErr
 	switch {
 	case errors.As(err, &ue), errors.Is(err, errAllHeld):
@@ -172,8 +186,32 @@ func (c *cmd) hold(hold bool, args []string) int {
 		fmt.Fprintf(c.out, "%s\n", state)
 		return c.fail(ExitTemp, "%v", err)
 	}
+	if !agrees(st, name, res.After) {
+		fmt.Fprintf(c.out, "%s\n", state)
+		return c.fail(ExitTemp, "qmail-send (pid %s) re-read its controls but reports %s %q, not what control/%s says (%s); "+
+			"look for \"alert: unable to reread control/%s\" in its log", st["pid"], name, st[name], name, res.After.SendForm(), name)
+	}
 	fmt.Fprintf(c.out, "%s; qmail-send (pid %s) confirmed\n", state, st["pid"])
 	return ExitOK
+}
+
+// agrees reports whether qmail-send's view of a hold flag in sendstatus is
+// the hold h. A status without the key cannot be checked and agrees.
+func agrees(st Status, name string, h admin.Hold) bool {
+	v, ok := st[name]
+	if !ok {
+		return true
+	}
+	if name == admin.HoldLocalFile || !h.Set {
+		return st.Flag(name) == h.Set
+	}
+	if h.All {
+		return v == "all"
+	}
+	a, b := strings.Fields(v), strings.Fields(h.SendForm())
+	sort.Strings(a)
+	sort.Strings(b)
+	return slices.Equal(a, b)
 }
 
 func (c *cmd) signal(args []string, sig syscall.Signal, what string) int {

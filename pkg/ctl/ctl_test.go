@@ -54,18 +54,18 @@ func TestHoldReleaseRunning(t *testing.T) {
 		file     string // holdremote contents; "-" = absent
 		sendSays string // holdremote value in sendstatus
 	}{
-		{[]string{"hold", "remote"}, 0, "*\n", "1"},
-		{[]string{"hold", "remote"}, 0, "*\n", "1"},
-		{[]string{"release", "remote", "a.example"}, ExitUsage, "*\n", "1"},
-		{[]string{"release", "remote"}, 0, "-", "0"},
-		{[]string{"release", "remote"}, 0, "-", "0"},
-		{[]string{"hold", "remote", "A.example", ".b.example"}, 0, "a.example\n.b.example\n", "1"},
-		{[]string{"hold", "remote", "a.example", "c.example"}, 0, "a.example\n.b.example\nc.example\n", "1"},
-		{[]string{"release", "remote", "a.example", "nothere.example"}, 0, ".b.example\nc.example\n", "1"},
-		{[]string{"release", "remote", ".B.example", "c.example"}, 0, "-", "0"},
-		{[]string{"hold", "remote", "bad domain"}, ExitUsage, "-", "0"},
-		{[]string{"hold", "local", "x.example"}, ExitUsage, "-", "0"},
-		{[]string{"hold", "sideways"}, ExitUsage, "-", "0"},
+		{[]string{"hold", "remote"}, 0, "*\n", "all"},
+		{[]string{"hold", "remote"}, 0, "*\n", "all"},
+		{[]string{"release", "remote", "a.example"}, ExitUsage, "*\n", "all"},
+		{[]string{"release", "remote"}, 0, "-", "no"},
+		{[]string{"release", "remote"}, 0, "-", "no"},
+		{[]string{"hold", "remote", "A.example", ".b.example"}, 0, "a.example\n.b.example\n", "a.example .b.example"},
+		{[]string{"hold", "remote", "a.example", "c.example"}, 0, "a.example\n.b.example\nc.example\n", "a.example .b.example c.example"},
+		{[]string{"release", "remote", "a.example", "nothere.example"}, 0, ".b.example\nc.example\n", ".b.example c.example"},
+		{[]string{"release", "remote", ".B.example", "c.example"}, 0, "-", "no"},
+		{[]string{"hold", "remote", "bad domain"}, ExitUsage, "-", "no"},
+		{[]string{"hold", "local", "x.example"}, ExitUsage, "-", "no"},
+		{[]string{"hold", "sideways"}, ExitUsage, "-", "no"},
 	}
 	for i, s := range steps {
 		code, out, errs := run(t, root, s.args...)
@@ -92,7 +92,7 @@ func TestHoldReleaseRunning(t *testing.T) {
 		t.Fatalf("hold local: exit %d", code)
 	}
 	st, _ := ReadStatus(root)
-	if st["holdlocal"] != "1" {
+	if st["holdlocal"] != "yes" {
 		t.Fatalf("qmail-send did not see holdlocal: %v", st)
 	}
 	code, _, _ = run(t, root, "release", "local")
@@ -325,7 +325,7 @@ func TestConcurrentHoldRelease(t *testing.T) {
 		t.Fatalf("holdremote after the race = %q; want the domains %v", b, want)
 	}
 	st, _ := ReadStatus(root)
-	sent := strings.Split(st["held-domains"], ",")
+	sent := strings.Fields(st["holdremote"])
 	sort.Strings(sent)
 	if strings.Join(sent, ",") != strings.Join(want, ",") {
 		t.Fatalf("qmail-send's last re-read saw %v, file has %v", sent, got)
@@ -442,5 +442,20 @@ func TestSendExitsWhileWaiting(t *testing.T) {
 	code, _, errs := run(t, root, "-t", "60", "flush")
 	if code != ExitTemp || !strings.Contains(errs, "exited before confirming") {
 		t.Fatalf("exit %d, stderr %q", code, errs)
+	}
+}
+
+// TestSendKeepsOldState: qmail-send confirms the HUP but could not re-read
+// the flag (it keeps its old state): qmailctl must not report success.
+func TestSendKeepsOldState(t *testing.T) {
+	root := makeTree(t)
+	startFake(t, root, "FAKE_SEND_STUCK=1")
+	code, out, errs := run(t, root, "hold", "remote")
+	if code != ExitTemp || !strings.Contains(errs, `re-read its controls but reports holdremote "no"`) {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+	code, _, errs = run(t, root, "hold", "local")
+	if code != ExitTemp || !strings.Contains(errs, `reports holdlocal "no"`) {
+		t.Fatalf("hold local: exit %d, stderr %q", code, errs)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -54,20 +53,23 @@ func fakeSend(root string) {
 	var local, remote admin.Hold
 	write := func() {
 		dir := filepath.Join(root, "control")
-		if l, err := admin.ReadHold(dir, admin.HoldLocalFile); err == nil {
-			local = l
-		}
-		if r, err := admin.ReadHold(dir, admin.HoldRemoteFile); err == nil {
-			remote = r
-		}
-		flag := func(h admin.Hold) string {
-			if h.Set {
-				return "1"
+		// FAKE_SEND_STUCK=1 keeps the hold state of the start, as qmail-send
+		// does when it cannot re-read a flag file.
+		if gen == 0 || os.Getenv("FAKE_SEND_STUCK") != "1" {
+			if l, err := admin.ReadHold(dir, admin.HoldLocalFile); err == nil {
+				local = l
 			}
-			return "0"
+			if r, err := admin.ReadHold(dir, admin.HoldRemoteFile); err == nil {
+				remote = r
+			}
 		}
-		text := fmt.Sprintf("pid %d\ngeneration %d\nholdlocal %s\nholdremote %s\nheld-domains %s\nsince-local 0\nsince-remote 1700000000\nqueued-local 1\nqueued-remote 2\n",
-			os.Getpid(), gen, flag(local), flag(remote), strings.Join(remote.Domains, ","))
+		yn := "no"
+		if local.Set {
+			yn = "yes"
+		}
+		// The format of pkg/sched's writeStatus.
+		text := fmt.Sprintf("pid %d\ngeneration %d\nholdlocal %s\nholdremote %s\nsince-local 0\nsince-remote 1700000000\nqueued-local 1\nqueued-remote 2\n",
+			os.Getpid(), gen, yn, remote.SendForm())
 		tmp := filepath.Join(root, StatusFile+".tmp")
 		if err := os.WriteFile(tmp, []byte(text), 0644); err != nil {
 			die(err)

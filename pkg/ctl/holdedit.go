@@ -29,13 +29,13 @@ type EditResult struct {
 
 // lockDir takes an exclusive flock on the control directory itself, so that
 // concurrent qmailctl runs edit the flag files one after the other. The wait
-// is bounded by lockWait.
-func lockDir(dir string) (unlock func(), err error) {
+// is bounded.
+func lockDir(dir string, wait time.Duration) (unlock func(), err error) {
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: dir, Err: err}
 	}
-	deadline := time.Now().Add(lockWait)
+	deadline := time.Now().Add(wait)
 	for {
 		err = unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
 		if err == nil {
@@ -47,7 +47,7 @@ func lockDir(dir string) (unlock func(), err error) {
 		}
 		if time.Now().After(deadline) {
 			unix.Close(fd)
-			return nil, fmt.Errorf("unable to lock %s: another qmailctl holds it for more than %v", dir, lockWait)
+			return nil, fmt.Errorf("unable to lock %s: another qmailctl holds it for more than %v", dir, wait)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -67,17 +67,29 @@ func lockDir(dir string) (unlock func(), err error) {
 // The new file is written as NAME.tmp, synced and renamed; the directory is
 // synced after the rename or removal.
 func EditHold(dir, name string, hold bool, domains []string) (EditResult, error) {
-	var res EditResult
-	for _, d := range domains {
-		if !admin.ValidHoldDomain(d) {
-			return res, usageError("not a domain: %q", d)
-		}
+	if err := checkDomains(domains); err != nil {
+		return EditResult{}, err
 	}
-	unlock, err := lockDir(dir)
+	unlock, err := lockDir(dir, lockWait)
 	if err != nil {
-		return res, err
+		return EditResult{}, err
 	}
 	defer unlock()
+	return editHold(dir, name, hold, domains)
+}
+
+func checkDomains(domains []string) error {
+	for _, d := range domains {
+		if !admin.ValidHoldDomain(d) {
+			return usageError("not a domain: %q", d)
+		}
+	}
+	return nil
+}
+
+// editHold is EditHold for a caller holding the directory lock.
+func editHold(dir, name string, hold bool, domains []string) (EditResult, error) {
+	var res EditResult
 
 	path := filepath.Join(dir, name)
 	old, err := os.ReadFile(path)
