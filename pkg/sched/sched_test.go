@@ -350,3 +350,36 @@ func TestHeldTimeNotCountedForLifetime(t *testing.T) {
 	e3 := start(t, root, ok, later)
 	e3.waitLog("failure: later/I'm_not_going", 1)
 }
+
+func TestStaleMessageCleanup(t *testing.T) {
+	root := newTree(t)
+	q := filepath.Join(root, "queue")
+	old := time.Now().Add(-(ossified + 3600) * time.Second)
+	mk := func(rel string) {
+		p := filepath.Join(q, rel)
+		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		os.Chtimes(p, old, old)
+	}
+	mk(fnSplit("mess", 28)) // stale S2: removed
+	mk(fnFlat("intd", 28))
+	mk(fnSplit("mess", 29)) // old but has info: kept
+	os.WriteFile(filepath.Join(q, fnSplit("info", 29)), []byte("Fa@b\x00"), 0o600)
+	os.WriteFile(filepath.Join(q, fnChan(1, 29)), []byte("Dx@y\x00"), 0o600)
+	os.Chtimes(filepath.Join(q, fnChan(1, 29)), time.Now().Add(time.Hour), time.Now().Add(time.Hour))
+	mk(fnSplit("mess", 30)) // old but in todo: kept
+	os.WriteFile(filepath.Join(q, fnFlat("todo", 30)), []byte("u0\x00p1\x00Fa@b\x00"), 0o644)
+	os.WriteFile(filepath.Join(q, fnSplit("mess", 31)), []byte("x"), 0o644) // fresh: kept
+	e := start(t, root, ok, ok)
+	e.wait("stale message removed", func() bool { return !e.exists(fnSplit("mess", 28)) })
+	e.stop()
+	if e.exists(fnFlat("intd", 28)) {
+		t.Error("intd/28 kept")
+	}
+	for _, f := range []string{fnSplit("mess", 29), fnSplit("mess", 31)} {
+		if !e.exists(f) {
+			t.Errorf("%s removed", f)
+		}
+	}
+}
