@@ -3,6 +3,7 @@ package dnsmx_test
 import (
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -148,4 +149,25 @@ func TestShuffleAmongEquals(t *testing.T) {
 	if len(seen) != 2 {
 		t.Fatalf("equal preferences never reordered in 40 lookups: %v", seen)
 	}
+}
+
+// FuzzParseConfig: any resolv.conf text parses into usable servers.
+func FuzzParseConfig(f *testing.F) {
+	f.Add("nameserver 127.0.0.1:5353\noptions timeout:1 attempts:1\n")
+	f.Add("nameserver [::1]:53\nnameserver ::1\nsearch a b\n")
+	f.Fuzz(func(t *testing.T, text string) {
+		c, err := dnsmx.ParseConfig(strings.NewReader(text))
+		if err != nil {
+			return
+		}
+		if len(c.Servers) == 0 || c.Attempts < 1 || c.Timeout <= 0 {
+			t.Fatalf("config %+v", c)
+		}
+		for _, s := range c.Servers {
+			if _, _, err := net.SplitHostPort(s); err != nil {
+				t.Fatalf("server %q: %v", s, err)
+			}
+		}
+		dnsmx.Literal(text)
+	})
 }
