@@ -383,3 +383,25 @@ func TestStaleMessageCleanup(t *testing.T) {
 		}
 	}
 }
+
+func TestBounceDSN(t *testing.T) {
+	root := newTree(t)
+	ctl(t, root, "bounceformat", "dsn\n")
+	queueMsg(t, root, "ann@example.org", "nobody@local.example")
+	fail := func(spawnproto.Request) (byte, string) { return 'D', "Sorry, no mailbox here by that name. (#5.1.1)\n" }
+	e := start(t, root, fail, ok)
+	select {
+	case inj := <-e.injects:
+		for _, want := range []string{
+			"Content-Type: multipart/report; report-type=delivery-status;",
+			"Content-Type: message/delivery-status\n\nReporting-MTA: dns; mx.example.org\n\nFinal-Recipient: rfc822; nobody@local.example\nAction: failed\nStatus: 5.1.1\n",
+			"Content-Type: message/rfc822\n\nReturn-Path: <ann@example.org>\nReceived: ",
+		} {
+			if !strings.Contains(inj.msg, want) {
+				t.Errorf("DSN lacks %q:\n%s", want, inj.msg)
+			}
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no bounce; log:\n%s", e.log.String())
+	}
+}
