@@ -59,6 +59,7 @@ const usage = `usage: qmailctl [-t SECONDS] COMMAND
   reload                      make qmail-send re-read its controls (SIGHUP)
   status                      hold state, held domains, queue counts, pid
   queue                       one line per queued message
+  queue ID...                 one message in detail: every recipient and its state
   pid                         print qmail-send's pid
 `
 
@@ -116,10 +117,10 @@ func (c *cmd) run(args []string) int {
 		}
 		return c.status()
 	case "queue":
-		if len(args) != 1 {
-			break
+		if len(args) == 1 {
+			return c.queue()
 		}
-		return c.queue()
+		return c.show(args[1:])
 	case "pid":
 		if len(args) != 1 {
 			break

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hqmail/hqmail/pkg/admin"
+	"github.com/hqmail/hqmail/pkg/qdate"
 	"github.com/hqmail/hqmail/pkg/qread/queuetest"
 )
 
@@ -457,5 +459,47 @@ func TestSendKeepsOldState(t *testing.T) {
 	code, _, errs = run(t, root, "hold", "local")
 	if code != ExitTemp || !strings.Contains(errs, `reports holdlocal "no"`) {
 		t.Fatalf("hold local: exit %d, stderr %q", code, errs)
+	}
+}
+
+func TestQueueShow(t *testing.T) {
+	root := makeTree(t)
+	q := filepath.Join(root, "queue")
+	birth := time.Now().Add(-3 * time.Hour)
+	queuetest.Add(t, q, queuetest.Msg{ID: 100, Birth: birth, Body: "hello\n", Sender: "a@example.org",
+		Local:  []queuetest.Rcpt{{Addr: "me@local"}},
+		Remote: []queuetest.Rcpt{{Addr: "x@held.example"}, {Addr: "y@free.example", Done: true}, {Addr: "z@free.example"}}})
+	queuetest.Add(t, q, queuetest.Msg{ID: 70, Birth: birth, Body: "y", Sender: "x"})
+	queuetest.WriteFile(t, filepath.Join(q, "info", "1", "70"), []byte("garbage"))
+	queuetest.AddTodo(t, q, 300, "new\n", "fresh@example.org", "a@b.example", "c@d.example")
+	queuetest.WriteFile(t, filepath.Join(root, "control", "holdremote"), []byte("held.example\n"))
+
+	code, out, errs := run(t, root, "queue", "100")
+	want := "message 100\n  birth  " + qdate.Qread(birth) + " (3h0m ago)\n  size   6\n  from   <a@example.org>\n  state  partly-held\n" +
+		"  local  me@local  pending\n  remote x@held.example  held\n  remote y@free.example  done\n  remote z@free.example  pending\n"
+	// The age depends on when the test runs; compare without it.
+	ageRe := regexp.MustCompile(` \([0-9dhms]+ ago\)`)
+	if code != 0 || ageRe.ReplaceAllString(out, "") != ageRe.ReplaceAllString(want, "") || !ageRe.MatchString(out) {
+		t.Errorf("queue 100: exit %d, stderr %q\n got %q\nwant %q", code, errs, out, want)
+	}
+	code, out, _ = run(t, root, "queue", "300")
+	if code != 0 || !strings.Contains(out, "state  todo (not yet preprocessed by qmail-send; 2 recipients)") {
+		t.Errorf("queue 300: exit %d\n%s", code, out)
+	}
+	tests := []struct {
+		args []string
+		code int
+		err  string
+	}{
+		{[]string{"queue", "12345"}, ExitUsage, "message 12345 is not in the queue"},
+		{[]string{"queue", "abc"}, ExitUsage, `not a message id: "abc"`},
+		{[]string{"queue", "70"}, ExitTemp, "trouble with message 70: info file: file damaged"},
+		{[]string{"queue", "12345", "70"}, ExitTemp, "message 12345 is not in the queue"},
+	}
+	for _, tc := range tests {
+		code, _, errs := run(t, root, tc.args...)
+		if code != tc.code || !strings.Contains(errs, tc.err) {
+			t.Errorf("%v: exit %d, stderr %q; want %d and %q", tc.args, code, errs, tc.code, tc.err)
+		}
 	}
 }

@@ -182,34 +182,8 @@ func (c *cmd) queue() int {
 			fmt.Fprintf(c.out, "%d - - - trouble (%v)\n", m.ID, m.Err)
 			continue
 		}
-		pending, held := 0, 0
-		for _, r := range m.Local {
-			if !r.Done {
-				pending++
-				if local.Set {
-					held++
-				}
-			}
-		}
-		for _, r := range m.Remote {
-			if !r.Done {
-				pending++
-				if remote.HoldsAddress(r.Addr) {
-					held++
-				}
-			}
-		}
-		state := "queued"
-		switch {
-		case m.Bouncing:
-			state = "bouncing"
-		case pending == 0:
-			state = "done"
-		case held == pending:
-			state = "held"
-		case held > 0:
-			state = "partly-held"
-		}
+		pending, _ := counts(m, local, remote)
+		state := messageState(m, local, remote)
 		fmt.Fprintf(c.out, "%d %s %d %d/%d %s <%s>\n", m.ID, age(now.Sub(m.Birth)), m.Size,
 			pending, len(m.Local)+len(m.Remote), state, qread.Safe(m.Sender))
 	}
@@ -225,4 +199,42 @@ func (c *cmd) queue() int {
 			t.Recipients, t.Recipients, qread.Safe(t.Sender))
 	}
 	return ExitOK
+}
+
+// counts returns the recipients of m not yet done, and how many of them are
+// on a held channel or domain.
+func counts(m *qread.Message, local, remote admin.Hold) (pending, held int) {
+	for _, r := range m.Local {
+		if !r.Done {
+			pending++
+			if local.Set {
+				held++
+			}
+		}
+	}
+	for _, r := range m.Remote {
+		if !r.Done {
+			pending++
+			if remote.HoldsAddress(r.Addr) {
+				held++
+			}
+		}
+	}
+	return pending, held
+}
+
+// messageState is the STATE column of qmailctl queue.
+func messageState(m *qread.Message, local, remote admin.Hold) string {
+	pending, held := counts(m, local, remote)
+	switch {
+	case m.Bouncing:
+		return "bouncing"
+	case pending == 0:
+		return "done"
+	case held == pending:
+		return "held"
+	case held > 0:
+		return "partly-held"
+	}
+	return "queued"
 }

@@ -93,6 +93,18 @@ func Scan(q string) ([]Message, error) {
 	return out, nil
 }
 
+// ReadMessage reads the preprocessed message id of queue directory q.
+// found is false when it has no info file; err is set only when the info
+// directory itself cannot be read. Trouble with the message's files is in
+// m.Err.
+func ReadMessage(q string, id uint64) (m Message, found bool, err error) {
+	if _, err := os.Stat(filepath.Join(q, "info", Sub(id))); err != nil {
+		return m, false, fmt.Errorf("unable to read %s: %w", filepath.Join(q, "info", Sub(id)), err)
+	}
+	m, gone := readMessage(q, id)
+	return m, !gone, nil
+}
+
 // readMessage reads one message; gone is true when its info file vanished
 // between the directory read and the open.
 func readMessage(q string, id uint64) (m Message, gone bool) {
