@@ -283,3 +283,25 @@ func TestFlush(t *testing.T) {
 		t.Errorf("child ended with %v, want SIGALRM", ws)
 	}
 }
+
+func FuzzParse(f *testing.F) {
+	f.Add("-t\x00-i\x00bob")
+	f.Add("-FCron\x00-oem\x00-B8BITMIME\x00user")
+	f.Add("-f\x00\x00-q30m")
+	f.Add("-bs\x00--\x00-x")
+	f.Fuzz(func(t *testing.T, s string) {
+		args := strings.Split(s, "\x00")
+		c, err := Parse("sendmail", args)
+		if err != nil {
+			return
+		}
+		for _, v := range []*string{c.Sender, c.Name} {
+			if v != nil && strings.ContainsAny(*v, "\r\n\x00") {
+				t.Fatalf("accepted %q", *v)
+			}
+		}
+		if len(c.Recipients) > len(args) {
+			t.Fatalf("more recipients than arguments")
+		}
+	})
+}
