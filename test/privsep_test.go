@@ -375,6 +375,15 @@ func TestPrivsepUIDs(t *testing.T) {
 			}
 		}
 	}
+	// SIGPIPE must reach delivery programs with its default action: the
+	// spawners catch it rather than ignore it (an ignored signal would be
+	// inherited across exec).
+	for _, f := range []string{filepath.Join(home, "local.status"), filepath.Join(spy, "remote.status"), filepath.Join(spy, "getpw.status")} {
+		mask, err := strconv.ParseUint(procField(t, f, "SigIgn"), 16, 64)
+		if err != nil || mask&(1<<(uint(syscall.SIGPIPE)-1)) != 0 {
+			t.Errorf("%s: SIGPIPE ignored (SigIgn %x, %v)", f, mask, err)
+		}
+	}
 	if got := procField(t, filepath.Join(home, "local.status"), "Name"); got != "qmail-local" {
 		t.Errorf("parent of the .qmail program is %q, want qmail-local", got)
 	}
