@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"math/big"
 	mrand "math/rand/v2"
 	"net"
@@ -258,6 +259,7 @@ func startSink(t testing.TB, ln net.Listener, o sinkOpts) *sink {
 		return &sinkSession{s: s, c: c, m: &sunkMsg{}}, nil
 	}))
 	s.srv.Domain = "sink.test"
+	s.srv.ErrorLog = log.New(io.Discard, "", 0) // qmail-remote hangs up after QUIT without waiting
 	s.srv.TLSConfig = o.TLS
 	s.srv.EnableSMTPUTF8 = true
 	s.srv.ReadTimeout = 30 * time.Second

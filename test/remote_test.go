@@ -442,3 +442,32 @@ func TestRemoteConnectTimeout(t *testing.T) {
 		t.Fatalf("qmail-tcpto: %q %v", out, err)
 	}
 }
+
+// TestRemoteSTARTTLSRoute is the STARTTLS case through a route (no root
+// needed): the certificate is checked against the relay's literal address.
+func TestRemoteSTARTTLSRoute(t *testing.T) {
+	ln := listen(t, "", 0)
+	cert, certPEM := selfSigned(t, hostOf(ln))
+	tr := newRTree(t)
+	s := startSink(t, ln, sinkOpts{TLS: &tls.Config{Certificates: []tls.Certificate{cert}}})
+	routeTo(tr, s.IP, s.Port)
+	checkReports(t, tr.Remote(testMsg, "r.test", "f@x.test", "a@r.test"), "r", accepted(s.IP))
+	tr.Control("tlsroutes", "r.test:require\n")
+	got := tr.Remote(testMsg, "r.test", "f@x.test", "a@r.test")
+	if len(got) != 1 || !strings.HasPrefix(got[0], "ZConnected to "+s.IP+" but the TLS handshake failed: ") {
+		t.Fatalf("got %q", got)
+	}
+	tr.Control("tlsca", string(certPEM))
+	checkReports(t, tr.Remote(testMsg, "r.test", "f@x.test", "a@r.test"), "r", accepted(s.IP))
+	tr.Control("tlsroutes", "r.test:encrypt\n")
+	checkReports(t, tr.Remote(testMsg, "r.test", "f@x.test", "a@r.test"), "r", accepted(s.IP))
+	ms := s.Messages()
+	if len(ms) != 3 {
+		t.Fatalf("%d messages", len(ms))
+	}
+	for i, m := range ms {
+		if !m.TLS {
+			t.Errorf("message %d not over TLS", i)
+		}
+	}
+}
