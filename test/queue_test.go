@@ -414,3 +414,63 @@ func TestQueueKill9(t *testing.T) {
 		t.Errorf("queue after kills: %v", err)
 	}
 }
+
+// TestQueueLeftoversCleaned: what kill -9 leaves behind (mess/ and intd/
+// without todo/, a pid/ name) is removed by qmail-send's and qmail-clean's
+// cleanup once older than 36 hours, while a complete message queued next to
+// them is delivered.
+func TestQueueLeftoversCleaned(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	tr := harness.Install(t)
+	msg := bytes.Repeat([]byte("x\n"), 1000)
+	// S2: killed while reading the message; S3: killed while reading the
+	// envelope.
+	cmd, mw, _ := startQueue(t, tr)
+	mw.Write(msg[:100])
+	harness.WaitFor(t, 30*time.Second, func() bool { return len(tr.QueueFiles("mess")) == 1 })
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	cmd, mw, ew := startQueue(t, tr)
+	mw.Write(msg)
+	mw.Close()
+	ew.Write([]byte("Fa@b\x00Tc"))
+	harness.WaitFor(t, 30*time.Second, func() bool { return len(tr.QueueFiles("intd")) == 1 })
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	// A pid/ name left by a crash between create and link.
+	stalePid := tr.Path("queue", "pid", "1.1.1")
+	if err := os.WriteFile(stalePid, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	leftovers := append(tr.Glob("queue/mess/*/*"), stalePid)
+	if len(leftovers) != 3 {
+		t.Fatalf("leftovers %v", leftovers)
+	}
+	old := time.Now().Add(-40 * time.Hour)
+	for _, p := range leftovers {
+		if err := os.Chtimes(p, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ids := tr.IDs(); os.Geteuid() == 0 {
+		os.Chown(stalePid, ids.Qmailq.UID, ids.Qmail)
+	}
+	if err := tr.Queue(t, "a@b", []string{"postmaster@testhost.example"}, []byte("Subject: real\n\nreal\n")); err != nil {
+		t.Fatal(err)
+	}
+	tr.Start(t, "./Maildir/")
+	got := harness.WaitMaildir(t, 60*time.Second, tr.AliasMaildir(), 1)
+	if !bytes.Contains(got[0], []byte("Subject: real")) {
+		t.Errorf("delivered %q", got[0])
+	}
+	harness.WaitFor(t, 60*time.Second, func() bool {
+		for _, p := range leftovers {
+			if _, err := os.Stat(p); err == nil {
+				return false
+			}
+		}
+		return len(tr.QueueFiles("intd")) == 0
+	})
+}
