@@ -337,7 +337,13 @@ func TestLspawnProtocol(t *testing.T) {
 // TestStartUnprivileged installs and runs a tree as an ordinary user
 // (uid TestUIDBase+200, started from root with exec credentials): every
 // process runs as that user and local mail reaches the user's home.
-func TestStartUnprivileged(t *testing.T) {
+func TestStartUnprivileged(t *testing.T) { testShared(t, true) }
+
+// TestStartSharedAsRoot: root starting a tree installed by an ordinary user
+// runs every program as that user, not as root.
+func TestStartSharedAsRoot(t *testing.T) { testShared(t, false) }
+
+func testShared(t *testing.T, asOwner bool) {
 	if testing.Short() {
 		t.Skip("integration test")
 	}
@@ -358,7 +364,10 @@ func TestStartUnprivileged(t *testing.T) {
 	start := exec.Command(filepath.Join(root, "bin", "qmail-start"), "./Maildir/")
 	start.Dir = "/"
 	start.Env = []string{"PATH=/usr/bin:/bin"}
-	start.SysProcAttr = &syscall.SysProcAttr{Credential: cred.Credential, Setpgid: true}
+	start.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if asOwner {
+		start.SysProcAttr.Credential = cred.Credential
+	}
 	out, _ := start.StdoutPipe()
 	if err := start.Start(); err != nil {
 		t.Fatal(err)

@@ -17,6 +17,9 @@
 // and /dev/null as fd 2. The logger reads fd 0 and shares qmail-start's
 // fds 1 and 2.
 //
+// Run by root, a shared tree (installed by an ordinary user) runs entirely
+// as its owner (etc/ids), never as root.
+//
 // control/startheld (hqmail addition): when it exists and
 // control/holdremote does not, qmail-start creates holdremote before
 // qmail-send starts, with startheld's contents (an empty startheld holds
@@ -50,6 +53,9 @@ type Options struct {
 	IDs             *qhome.IDs
 	// Switch: start each program under its own ids (root, tree not shared).
 	Switch bool
+	// Owner, when not nil, is the one set of ids every program runs under
+	// (root starting a shared tree: the tree's owner, never root).
+	Owner  *privsep.Cred
 	Stdout *os.File // log fd when there is no logger; logger's fd 1
 	Stderr *os.File // logger's fd 2 and qmail-start's own complaints
 	// Signals delivers the signals to forward to qmail-send; nil: none.
@@ -140,6 +146,11 @@ func Run(o Options) int {
 		rgroups = privsep.UserGroups(o.IDs.Qmailr.UID)
 	}
 	creds := Creds(o.IDs, o.Switch, rgroups)
+	if o.Owner != nil {
+		for _, name := range []string{"logger", "qmail-lspawn", "qmail-rspawn", "qmail-clean", "qmail-send"} {
+			creds[name] = o.Owner
+		}
+	}
 	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 	if err != nil {
 		return fail("unable to open %s: %v", os.DevNull, err)
@@ -273,6 +284,11 @@ func Main(args []string, root string, stdout, stderr *os.File) int {
 	}
 	o.IDs = ids
 	o.Switch = privsep.CanSwitch(ids.Shared)
+	if ids.Shared && os.Geteuid() == 0 && ids.Qmails.UID != 0 {
+		// A tree installed by an ordinary user, started by root: run it
+		// as its owner, as if the owner had started it.
+		o.Owner = privsep.Exactly(ids.Qmails.UID, ids.Qmails.GID)
+	}
 	if _, err := StartHeld(root); err != nil {
 		fmt.Fprintf(stderr, "qmail-start: fatal: unable to apply control/startheld: %v\n", err)
 		return 111
