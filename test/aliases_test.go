@@ -1,0 +1,214 @@
+package test
+
+// /etc/aliases and ~/.forward end to end (issue: a full sendmail
+// replacement): an aliases file with every syntax form, compiled by
+// newaliases and used by a running system through fastforward in the alias
+// home; a .forward with each form through dot-forward as the default
+// delivery; mail to root reaching the aliased person; an alias loop stopped
+// with a clear bounce.
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hqmail/hqmail/test/harness"
+)
+
+// aliasWrite writes a file in the alias home owned by the alias user.
+func aliasWrite(t *testing.T, tr *harness.Tree, name, content string, mode os.FileMode) string {
+	t.Helper()
+	p := tr.Path("alias", name)
+	if err := os.WriteFile(p, []byte(content), mode); err != nil {
+		t.Fatal(err)
+	}
+	ids := tr.IDs()
+	os.Chown(p, ids.Alias.UID, ids.Alias.GID)
+	return p
+}
+
+// maildirAt makes an empty Maildir owned by uid/gid.
+func maildirAt(t *testing.T, dir string, uid, gid int) {
+	t.Helper()
+	for _, sub := range []string{"", "cur", "new", "tmp"} {
+		p := filepath.Join(dir, sub)
+		if err := os.MkdirAll(p, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		os.Chown(p, uid, gid)
+	}
+}
+
+func waitFile(t *testing.T, path, sub string) string {
+	t.Helper()
+	var got string
+	if !harness.Eventually(30*time.Second, func() bool {
+		b, _ := os.ReadFile(path)
+		got = string(b)
+		return strings.Contains(got, sub)
+	}) {
+		t.Fatalf("%s does not contain %q within 30s; it holds:\n%s", path, sub, got)
+	}
+	return got
+}
+
+func TestAliasesEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test skipped under -short")
+	}
+	tr := harness.Install(t)
+	ids := tr.IDs()
+	a := ids.Alias
+	// People are Maildirs in the alias home, reached through .qmail-NAME.
+	for _, p := range []string{"alice", "bob", "carol", "dave", "box"} {
+		maildirAt(t, tr.Path("alias", p), a.UID, a.GID)
+		aliasWrite(t, tr, ".qmail-"+p, "./"+p+"/\n", 0o644)
+	}
+	// fastforward decides every other local part; aliases win for root.
+	aliasWrite(t, tr, ".qmail-default", "|"+tr.Bin("fastforward")+"\n./Maildir/\n", 0o644)
+	os.Remove(tr.Path("alias", ".qmail-root"))
+	os.Remove(tr.Path("alias", ".qmail-postmaster"))
+	maildirAt(t, tr.Path("alias", "listdir"), a.UID, a.GID)
+	team := tr.Path("etc", "team.list")
+	os.WriteFile(team, []byte("# the team\ncarol\ndave\n"), 0o644)
+	src := tr.Path("etc", "aliases")
+	aliasesFile := fmt.Sprintf(`# every form
+root: alice
+Postmaster: root
+staff: alice, bob,
+	<carol@testhost.example>
+owner-staff: dave
+list: "|cat > %[1]s/list.out", %[1]s/list.mbox, %[1]s/listdir/
+team: :include:%[2]s
+loop1: loop2
+loop2: loop1
+`, tr.Path("alias"), team)
+	os.WriteFile(src, []byte(aliasesFile), 0o644)
+	tr.Control("aliases", src+"\n")
+	if out, code := tr.Run(t, nil, "newaliases"); code != 0 || !strings.Contains(out, "8 aliases compiled") {
+		t.Fatalf("newaliases: exit %d\n%s", code, out)
+	}
+	sys := tr.Start(t, "./Maildir/")
+
+	send := func(rcpt, subject string) {
+		t.Helper()
+		msg := fmt.Sprintf("From: box@testhost.example\nTo: %s\nSubject: %s\n\n%s body\n", rcpt, subject, subject)
+		if err := tr.Queue(t, "box@testhost.example", []string{rcpt}, []byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send("root@testhost.example", "to root")
+	m := harness.WaitMaildir(t, 30*time.Second, tr.Path("alias", "alice"), 1)
+	if !strings.Contains(string(m[0]), "Subject: to root\n") || !strings.Contains(string(m[0]), "Delivered-To: root@testhost.example\n") {
+		t.Fatalf("root's mail at alice:\n%s", m[0])
+	}
+
+	send("staff@testhost.example", "to staff")
+	for _, p := range []string{"bob", "carol"} {
+		got := harness.WaitMaildir(t, 30*time.Second, tr.Path("alias", p), 1)
+		// Bounces of a list go to its owner.
+		if !strings.HasPrefix(string(got[0]), "Return-Path: <owner-staff@testhost.example>\n") {
+			t.Errorf("%s got:\n%s", p, got[0])
+		}
+	}
+	harness.WaitMaildir(t, 30*time.Second, tr.Path("alias", "alice"), 2)
+
+	send("list@testhost.example", "to list")
+	waitFile(t, tr.Path("alias", "list.out"), "to list body\n")
+	mb := waitFile(t, tr.Path("alias", "list.mbox"), "to list body\n")
+	if !strings.HasPrefix(mb, "From box@testhost.example ") || !strings.Contains(mb, "Delivered-To: list@testhost.example\n") {
+		t.Errorf("mbox:\n%s", mb)
+	}
+	harness.WaitMaildir(t, 30*time.Second, tr.Path("alias", "listdir"), 1)
+
+	send("team@testhost.example", "to team")
+	harness.WaitMaildir(t, 30*time.Second, tr.Path("alias", "carol"), 2)
+	harness.WaitMaildir(t, 30*time.Second, tr.Path("alias", "dave"), 1)
+
+	// An alias loop comes back to an address it passed: qmail-local bounces
+	// it, and the bounce names the loop.
+	send("loop1@testhost.example", "looping")
+	bounce := waitFor(t, tr.Path("alias", "box"), "This message is looping")
+	if !strings.Contains(bounce, "Subject: failure notice\n") {
+		t.Errorf("loop bounce:\n%s", bounce)
+	}
+	// An unknown name bounces with qmail's text.
+	send("nosuch@testhost.example", "unknown")
+	waitFor(t, tr.Path("alias", "box"), "Sorry, no mailbox here by that name. (#5.1.1)")
+	_ = sys
+}
+
+// waitFor waits until a message containing sub is in the Maildir dir.
+func waitFor(t *testing.T, dir, sub string) string {
+	t.Helper()
+	var found string
+	if !harness.Eventually(30*time.Second, func() bool {
+		for _, m := range harness.MaildirMessages(t, dir) {
+			if strings.Contains(string(m), sub) {
+				found = string(m)
+				return true
+			}
+		}
+		return false
+	}) {
+		t.Fatalf("no message with %q in %s within 30s", sub, dir)
+	}
+	return found
+}
+
+func TestDotForwardEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test skipped under -short")
+	}
+	tr := harness.Install(t)
+	ids := tr.IDs()
+	a := ids.Alias
+	// erin is a user with a home of her own (uid of the alias user in a
+	// tree installed by an ordinary user, a uid of her own as root).
+	uid, gid := a.UID, a.GID
+	if os.Geteuid() == 0 {
+		uid, gid = harness.TestUIDBase+20, a.GID
+	}
+	home := tr.Path("home-erin")
+	maildirAt(t, filepath.Join(home, "Maildir"), uid, gid)
+	os.Chown(home, uid, gid)
+	os.Chmod(home, 0o755)
+	assign, _ := os.ReadFile(tr.Path("users", "assign"))
+	entry := fmt.Sprintf("=erin:erin:%d:%d:%s:::\n", uid, gid, home)
+	os.WriteFile(tr.Path("users", "assign"), []byte(entry+string(assign)), 0o644)
+	if out, code := tr.Run(t, nil, "qmail-newu"); code != 0 {
+		t.Fatalf("qmail-newu: %d %s", code, out)
+	}
+	maildirAt(t, tr.Path("alias", "frank"), a.UID, a.GID)
+	aliasWrite(t, tr, ".qmail-frank", "./frank/\n", 0o644)
+	fw := fmt.Sprintf("# erin's forwarding\nfrank@testhost.example, %[1]s/saved.mbox\n\"|cat > %[1]s/prog.out\"\n\\erin\n", home)
+	fwPath := filepath.Join(home, ".forward")
+	os.WriteFile(fwPath, []byte(fw), 0o644)
+	os.Chown(fwPath, uid, gid)
+	sys := tr.Start(t, "|"+tr.Bin("dot-forward")+" .forward\n./Maildir/\n")
+	msg := "From: someone@testhost.example\nSubject: for erin\n\nhello erin\n"
+	if err := tr.Queue(t, "someone@testhost.example", []string{"erin@testhost.example"}, []byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	// Forwarded, saved to an mbox, piped, and (\erin) kept in her Maildir.
+	got := harness.WaitMaildir(t, 30*time.Second, tr.Path("alias", "frank"), 1)
+	if !strings.Contains(string(got[0]), "Delivered-To: erin@testhost.example\n") {
+		t.Errorf("forwarded copy:\n%s", got[0])
+	}
+	waitFile(t, filepath.Join(home, "saved.mbox"), "hello erin\n")
+	waitFile(t, filepath.Join(home, "prog.out"), "hello erin\n")
+	harness.WaitMaildir(t, 30*time.Second, filepath.Join(home, "Maildir"), 1)
+
+	// A .forward writable by others defers: the mail stays queued.
+	os.Chmod(fwPath, 0o666)
+	if err := tr.Queue(t, "someone@testhost.example", []string{"erin@testhost.example"}, []byte("Subject: second\n\nx\n")); err != nil {
+		t.Fatal(err)
+	}
+	sys.WaitLog(t, "deferral: Uh-oh:_.forward_is_writable_by_others._(#4.7.0)", 30*time.Second)
+	if out, _ := tr.Run(t, nil, "qmail-qread"); !strings.Contains(out, "\tlocal\terin@testhost.example") {
+		t.Fatalf("the deferred message is not queued:\n%s", out)
+	}
+}
