@@ -205,3 +205,44 @@ func TestCtlUnreadableControlDir(t *testing.T) {
 		t.Errorf("holdremote appeared: %v", err)
 	}
 }
+
+// TestCtlDeleteWithQmailSend deletes a held message while qmail-send is
+// stopped and checks that qmail-send then removes it (through qmail-clean)
+// without delivering it, and leaves the other message alone.
+func TestCtlDeleteWithQmailSend(t *testing.T) {
+	tr := ctlTree(t)
+	sys := tr.Start(t, "./Maildir/")
+	for _, rcpt := range []string{"a@far.example", "b@far.example"} {
+		if err := tr.Queue(t, "sender@testhost.example", []string{rcpt}, []byte("Subject: x\n\nbody\n")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitPreprocessed(t, tr, 2)
+	out, code := ctl(t, tr, "queue")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != 0 || len(lines) != 2 {
+		t.Fatalf("queue: exit %d\n%s", code, out)
+	}
+	victim := strings.Fields(lines[0])[0]
+	keep := strings.Fields(lines[1])[0]
+	if out, code := ctl(t, tr, "delete", victim); code != 111 || !strings.Contains(out, "qmail-send is running; stop it first") {
+		t.Fatalf("delete while running: exit %d: %s", code, out)
+	}
+	sys.Stop(t)
+	if out, code := ctl(t, tr, "delete", victim); code != 0 || !strings.Contains(out, "message "+victim+": 1 recipients will not be delivered") {
+		t.Fatalf("delete: exit %d: %s", code, out)
+	}
+	sys = tr.Start(t, "./Maildir/")
+	sys.WaitLog(t, "end msg "+victim, 30*time.Second)
+	harness.WaitFor(t, 30*time.Second, func() bool {
+		out, _ := tr.Run(t, nil, "qmail-qstat")
+		return strings.HasPrefix(out, "messages in queue: 1\n")
+	})
+	if n := sys.Count("starting delivery"); n != 0 {
+		t.Errorf("%d deliveries started; log:\n%s", n, sys.Log())
+	}
+	out, _ = ctl(t, tr, "queue")
+	if !strings.HasPrefix(out, keep+" ") || strings.Count(out, "\n") != 1 {
+		t.Errorf("queue after the delete:\n%s", out)
+	}
+}

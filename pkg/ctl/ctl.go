@@ -61,6 +61,7 @@ const usage = `usage: qmailctl [-t SECONDS] COMMAND
   queue                       one line per queued message
   queue ID...                 one message in detail: every recipient and its state
   pid                         print qmail-send's pid
+  delete ID...                drop messages (only while qmail-send is stopped)
 `
 
 // Main runs qmailctl for the tree at root with args (without argv[0]) and
@@ -121,6 +122,8 @@ func (c *cmd) run(args []string) int {
 			return c.queue()
 		}
 		return c.show(args[1:])
+	case "delete":
+		return c.del(args[1:])
 	case "pid":
 		if len(args) != 1 {
 			break

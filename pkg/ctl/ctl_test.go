@@ -503,3 +503,76 @@ func TestQueueShow(t *testing.T) {
 		}
 	}
 }
+
+func TestDelete(t *testing.T) {
+	root := makeTree(t)
+	q := filepath.Join(root, "queue")
+	queuetest.WriteFile(t, filepath.Join(root, MutexFile), nil)
+	queuetest.Add(t, q, queuetest.Msg{ID: 100, Birth: time.Now(), Body: "hello\n", Sender: "a@example.org",
+		Local:  []queuetest.Rcpt{{Addr: "me@local"}},
+		Remote: []queuetest.Rcpt{{Addr: "x@y.example", Done: true}, {Addr: "z@y.example"}}})
+	queuetest.Add(t, q, queuetest.Msg{ID: 47, Birth: time.Now(), Body: "x", Sender: "b@example.org",
+		Remote: []queuetest.Rcpt{{Addr: "w@y.example"}}, Bouncing: true})
+	queuetest.AddTodo(t, q, 300, "new\n", "fresh@example.org", "a@b.example")
+
+	code, out, errs := run(t, root, "delete", "100", "47")
+	if code != 0 || !strings.Contains(out, "message 100: 2 recipients will not be delivered") ||
+		!strings.Contains(out, "message 47: 1 recipients will not be delivered") {
+		t.Fatalf("delete: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+	for _, p := range []string{"local/8/100", "remote/8/100", "remote/1/47"} {
+		if _, err := os.Stat(filepath.Join(q, p)); !os.IsNotExist(err) {
+			t.Errorf("%s still there: %v", p, err)
+		}
+	}
+	// info, mess and the bounce of earlier failures stay for qmail-send.
+	for _, p := range []string{"info/8/100", "mess/8/100", "info/1/47", "mess/1/47", "bounce/47"} {
+		if _, err := os.Stat(filepath.Join(q, p)); err != nil {
+			t.Errorf("%s: %v", p, err)
+		}
+	}
+	tests := []struct {
+		args []string
+		code int
+		err  string
+	}{
+		{[]string{"delete", "555"}, ExitUsage, "message 555 is not in the queue"},
+		{[]string{"delete", "300"}, ExitTemp, "message 300 is not preprocessed yet"},
+		{[]string{"delete", "x1"}, ExitUsage, `not a message id: "x1"`},
+		{[]string{"delete"}, ExitUsage, "usage: qmailctl delete ID..."},
+	}
+	for _, tc := range tests {
+		code, _, errs := run(t, root, tc.args...)
+		if code != tc.code || !strings.Contains(errs, tc.err) {
+			t.Errorf("%v: exit %d, stderr %q; want %d, %q", tc.args, code, errs, tc.code, tc.err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(q, "todo", "300")); err != nil {
+		t.Errorf("todo/300 touched: %v", err)
+	}
+
+	// Refused while qmail-send runs; nothing is changed.
+	queuetest.Add(t, q, queuetest.Msg{ID: 200, Birth: time.Now(), Body: "y", Sender: "c@example.org",
+		Remote: []queuetest.Rcpt{{Addr: "v@y.example"}}})
+	startFake(t, root)
+	code, _, errs = run(t, root, "delete", "200")
+	if code != ExitTemp || !strings.Contains(errs, "qmail-send is running; stop it first") {
+		t.Errorf("delete while running: exit %d, stderr %q", code, errs)
+	}
+	if b, err := os.ReadFile(filepath.Join(q, "remote", "16", "200")); err != nil || string(b) != "Tv@y.example\x00" {
+		t.Errorf("remote/16/200 = %q, %v", b, err)
+	}
+}
+
+func TestMarkAllDone(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "f")
+	queuetest.WriteFile(t, p, []byte("Ta@b\x00Dc@d\x00Te@f\x00Tpartial"))
+	n, err := markAllDone(p)
+	b, _ := os.ReadFile(p)
+	if err != nil || n != 2 || string(b) != "Da@b\x00Dc@d\x00De@f\x00Tpartial" {
+		t.Errorf("markAllDone = %d, %v; file %q", n, err, b)
+	}
+	if n, err := markAllDone(p + "-missing"); n != -1 || err != nil {
+		t.Errorf("missing file: %d, %v", n, err)
+	}
+}

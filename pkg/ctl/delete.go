@@ -1,0 +1,150 @@
+package ctl
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/hqmail/hqmail/pkg/qread"
+	"golang.org/x/sys/unix"
+)
+
+// errSendRunning refuses a queue change while qmail-send runs.
+var errSendRunning = errors.New("qmail-send is running; stop it first: " +
+	"messages are deleted only while qmail-send is stopped")
+
+// lockOutSend takes the exclusive flock on queue/lock/sendmutex, so that no
+// qmail-send runs (or starts) while the queue is changed. A qmail-send
+// started meanwhile fails with "qmail-send is already running".
+func lockOutSend(root string) (unlock func(), err error) {
+	path := filepath.Join(root, MutexFile)
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("unable to open %s: %w", path, err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if err == unix.EWOULDBLOCK {
+			return nil, errSendRunning
+		}
+		return nil, fmt.Errorf("unable to lock %s: %w", path, err)
+	}
+	return func() { f.Close() }, nil
+}
+
+// DeleteMessage ends the deliveries of a preprocessed message while
+// qmail-send is stopped (the caller holds the sendmutex lock): every
+// pending record of its local and remote files is marked done, as
+// qmail-send marks a finished delivery (one byte, T to D, in place), the
+// file is synced and then removed, as qmail-send removes a channel file
+// whose records are all done. info, mess and any bounce/ID are left alone:
+// at its next start qmail-send finds a message with no channel file, sends
+// the bounce of earlier failures if there is one, logs "end msg ID" and has
+// qmail-clean remove it. It returns the number of recipients left
+// undelivered.
+func DeleteMessage(q string, id uint64) (int, error) {
+	name := strconv.FormatUint(id, 10)
+	if _, err := os.Lstat(filepath.Join(q, "todo", name)); err == nil {
+		return 0, fmt.Errorf("message %d is not preprocessed yet; start qmail-send and try again later", id)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return 0, err
+	}
+	if _, err := os.Lstat(filepath.Join(q, "info", qread.Sub(id), name)); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return 0, errNoMessage
+		}
+		return 0, err
+	}
+	dropped := 0
+	for _, ch := range []string{"local", "remote"} {
+		dir := filepath.Join(q, ch, qread.Sub(id))
+		n, err := markAllDone(filepath.Join(dir, name))
+		if err != nil {
+			return dropped, fmt.Errorf("%s/%s/%s: %w", ch, qread.Sub(id), name, err)
+		}
+		if n < 0 {
+			continue // no such channel file
+		}
+		dropped += n
+		if err := os.Remove(filepath.Join(dir, name)); err != nil {
+			return dropped, err
+		}
+		if err := syncDir(dir); err != nil {
+			return dropped, err
+		}
+	}
+	return dropped, nil
+}
+
+var errNoMessage = errors.New("not in the queue")
+
+// markAllDone overwrites the letter of every T record with D and syncs the
+// file. It returns -1 when the file does not exist.
+func markAllDone(path string) (int, error) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return -1, nil
+		}
+		return 0, err
+	}
+	defer f.Close()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for off := 0; off < len(b); {
+		end := bytes.IndexByte(b[off:], 0)
+		if end < 0 {
+			break // an incomplete last record is no recipient
+		}
+		if b[off] == 'T' {
+			if _, err := f.WriteAt([]byte{'D'}, int64(off)); err != nil {
+				return n, err
+			}
+			n++
+		}
+		off += end + 1
+	}
+	return n, f.Sync()
+}
+
+// del is "qmailctl delete ID...".
+func (c *cmd) del(args []string) int {
+	if len(args) == 0 {
+		return c.fail(ExitUsage, "usage: qmailctl delete ID...")
+	}
+	var ids []uint64
+	for _, a := range args {
+		id, err := strconv.ParseUint(a, 10, 64)
+		if err != nil || id == 0 {
+			return c.fail(ExitUsage, "not a message id: %q", a)
+		}
+		ids = append(ids, id)
+	}
+	unlock, err := lockOutSend(c.root)
+	if err != nil {
+		return c.fail(ExitTemp, "%v", err)
+	}
+	defer unlock()
+	code := ExitOK
+	for _, id := range ids {
+		n, err := DeleteMessage(c.queueDir(), id)
+		switch {
+		case errors.Is(err, errNoMessage):
+			c.fail(ExitUsage, "message %d is not in the queue", id)
+			code = max(code, ExitUsage)
+		case err != nil:
+			c.fail(ExitTemp, "unable to delete message %d: %v", id, err)
+			code = ExitTemp
+		default:
+			fmt.Fprintf(c.out, "message %d: %d recipients will not be delivered; qmail-send removes it at its next start\n", id, n)
+		}
+	}
+	return code
+}
