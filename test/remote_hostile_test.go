@@ -141,3 +141,25 @@ func TestRemoteHostilePeers(t *testing.T) {
 		})
 	}
 }
+
+func TestRemoteTricklingReply(t *testing.T) {
+	tr := newRTree(t)
+	tr.Control("timeoutremote", "2\n")
+	ln := listen(t, "", 0)
+	scripted(t, ln, func(c net.Conn, br *bufio.Reader) {
+		// One byte every 300 ms: each read is quick, the reply never ends.
+		for i := 0; i < 100; i++ {
+			if _, err := c.Write([]byte("2")); err != nil {
+				return
+			}
+			time.Sleep(300 * time.Millisecond)
+		}
+	})
+	routeTo(tr, hostOf(ln), portOf(ln))
+	start := time.Now()
+	checkReports(t, tr.Remote(testMsg, "r.test", "f@x.test", "a@r.test"),
+		"ZConnected to "+hostOf(ln)+" but connection died. (#4.4.2)\n")
+	if el := time.Since(start); el > 20*time.Second {
+		t.Logf("note: took %v", el) // informational only, no timing assert
+	}
+}

@@ -13,17 +13,14 @@ import (
 	"github.com/emersion/go-sasl"
 )
 
-// timedConn arms a fresh deadline before every read and write, which is
-// qmail's timeoutremote: the limit is on each wait for the peer, not on the
-// whole dialogue.
+// timedConn arms a fresh deadline before every write, which is qmail's
+// timeoutremote: the limit is on each wait for the peer, not on the whole
+// dialogue. Reads get one deadline per reply (session.read), so a peer
+// that trickles out a reply byte by byte cannot hold a delivery for longer
+// than timeoutremote per reply.
 type timedConn struct {
 	net.Conn
 	d time.Duration
-}
-
-func (c timedConn) Read(p []byte) (int, error) {
-	c.Conn.SetReadDeadline(time.Now().Add(c.d))
-	return c.Conn.Read(p)
 }
 
 func (c timedConn) Write(p []byte) (int, error) {
@@ -94,6 +91,7 @@ func (s *session) said() string {
 }
 
 func (s *session) read() (Reply, error) {
+	s.raw.SetReadDeadline(time.Now().Add(s.timeout))
 	r, err := ReadReply(s.br)
 	if err != nil {
 		s.last = Reply{}
