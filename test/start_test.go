@@ -412,3 +412,63 @@ func testShared(t *testing.T, asOwner bool) {
 		t.Errorf("qmail-start exit %d; log:\n%s", code, log.String())
 	}
 }
+
+// TestRspawnProtocol drives the real qmail-rspawn: tcpto is zero-filled at
+// start, $QMAILREMOTE replaces qmail-remote, its output becomes the report;
+// after qmail-send's end of the report pipe is gone, a report write fails
+// with EPIPE instead of killing qmail-rspawn, which still exits 0 at EOF.
+func TestRspawnProtocol(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	tr := harness.Install(t)
+	ids := tr.IDs()
+	tcpto := tr.Path("queue", "lock", "tcpto")
+	if err := os.WriteFile(tcpto, bytes.Repeat([]byte{0x55}, 1024), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	msg := tr.Path("queue", "mess", "0", "2001")
+	os.WriteFile(msg, []byte("body\n"), 0o644)
+	os.Chown(msg, ids.Qmailq.UID, ids.Qmail)
+	fake := filepath.Join(harness.TempRoot(t), "fake-remote")
+	os.WriteFile(fake, []byte("#!/bin/sh\ncat >/dev/null\nprintf 's%s does not like recipient.\\n\\000DGiving up on %s.\\n\\000' \"$1\" \"$1\"\n"), 0o755)
+
+	cmd := exec.Command(tr.Bin("qmail-rspawn"))
+	cmd.Env = []string{"QMAILREMOTE=" + fake}
+	in, _ := cmd.StdinPipe()
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() { cmd.Process.Kill(); <-done })
+	br := bufio.NewReader(out)
+	if b, err := br.ReadByte(); err != nil || b != 120 {
+		t.Fatalf("concurrency byte %d %v", b, err)
+	}
+	if b, _ := os.ReadFile(tcpto); !bytes.Equal(b, make([]byte, 1024)) {
+		t.Error("tcpto not zero-filled")
+	}
+	r := spawnproto.Request{Slot: 9, Mess: "0/2001", Sender: "s@x", Recipient: "u@far.example"}
+	in.Write(r.Encode())
+	line, err := br.ReadString(0)
+	want := "\x09Zfar.example does not like recipient.\nGiving up on far.example.\n\x00"
+	if err != nil || line != want {
+		t.Errorf("report %q, %v; want %q", line, err, want)
+	}
+	// qmail-send's end of the report pipe goes away.
+	out.Close()
+	r = spawnproto.Request{Slot: 10, Mess: "0/2001", Sender: "s@x", Recipient: "nohost"}
+	in.Write(r.Encode())
+	in.Close()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("qmail-rspawn did not exit at EOF")
+	}
+	ws := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	if ws.Signaled() || ws.ExitStatus() != 0 {
+		t.Errorf("qmail-rspawn ended with %v, want exit 0", cmd.ProcessState)
+	}
+}
