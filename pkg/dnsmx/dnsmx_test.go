@@ -171,3 +171,18 @@ func FuzzParseConfig(f *testing.F) {
 		dnsmx.Literal(text)
 	})
 }
+
+func TestTruncatedAnswerRetriedOverTCP(t *testing.T) {
+	s := dnstest.Start(t)
+	for i := 0; i < 200; i++ {
+		s.Add(fmt.Sprintf("many.test. A 10.0.%d.%d", i/250, i%250+1))
+	}
+	r := resolver(t, s)
+	as, err := r.MX("many.test")
+	if err != nil || len(as) != 200 {
+		t.Fatalf("got %d addresses, %v", len(as), err)
+	}
+	if s.TCPQueries() == 0 {
+		t.Fatal("the truncated answer was not asked again over TCP")
+	}
+}

@@ -29,6 +29,7 @@ type Server struct {
 	servfail map[string]bool
 	silent   map[string]bool
 	queries  []string
+	tcpCount int
 
 	udp, tcp *dns.Server
 }
@@ -114,6 +115,13 @@ func (s *Server) Queries() []string {
 	return append([]string(nil), s.queries...)
 }
 
+// TCPQueries returns how many queries came over TCP.
+func (s *Server) TCPQueries() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.tcpCount
+}
+
 func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) {
 	if len(req.Question) != 1 {
 		m := new(dns.Msg)
@@ -125,6 +133,9 @@ func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) {
 	name := strings.ToLower(q.Name)
 	s.mu.Lock()
 	s.queries = append(s.queries, key(name, q.Qtype))
+	if _, udp := w.RemoteAddr().(*net.UDPAddr); !udp {
+		s.tcpCount++
+	}
 	silent, servfail, exists := s.silent[name], s.servfail[name], s.names[name]
 	answer := append([]dns.RR(nil), s.rrs[key(name, q.Qtype)]...)
 	s.mu.Unlock()
@@ -141,6 +152,15 @@ func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) {
 		m.Rcode = dns.RcodeNameError
 	default:
 		m.Answer = answer
+	}
+	if _, udp := w.RemoteAddr().(*net.UDPAddr); udp {
+		// Like a real server: an answer too big for the client's buffer is
+		// truncated (TC set) and must be asked again over TCP.
+		size := dns.MinMsgSize
+		if opt := req.IsEdns0(); opt != nil {
+			size = int(opt.UDPSize())
+		}
+		m.Truncate(size)
 	}
 	w.WriteMsg(m)
 }
