@@ -471,3 +471,58 @@ func TestRemoteSTARTTLSRoute(t *testing.T) {
 		}
 	}
 }
+
+// TestRemoteTranscript checks the exact bytes qmail-remote sends.
+func TestRemoteTranscript(t *testing.T) {
+	tr := newRTree(t)
+	tr.Control("helohost", "helo.example\n")
+	ln := listen(t, "", 0)
+	lines := make(chan string, 100)
+	scripted(t, ln, func(c net.Conn, br *bufio.Reader) {
+		fmt.Fprintf(c, "220 hi\r\n")
+		inData := false
+		for {
+			l, err := br.ReadString('\n')
+			if err != nil {
+				close(lines)
+				return
+			}
+			lines <- l
+			switch {
+			case inData && l == ".\r\n":
+				inData = false
+				fmt.Fprintf(c, "250 queued\r\n")
+			case inData:
+			case strings.HasPrefix(l, "EHLO"):
+				fmt.Fprintf(c, "250-hi\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n")
+			case strings.HasPrefix(l, "DATA"):
+				inData = true
+				fmt.Fprintf(c, "354 go\r\n")
+			case strings.HasPrefix(l, "QUIT"):
+				fmt.Fprintf(c, "221 bye\r\n")
+			default:
+				fmt.Fprintf(c, "250 ok\r\n")
+			}
+		}
+	})
+	routeTo(tr, hostOf(ln), portOf(ln))
+	got := tr.Remote("Subject: caf\xc3\xa9\n\n.\n", "r.test", "", "john doe@r.test", "plain", "\"q\"@r.test")
+	checkReports(t, got, "r", "r", "r", "K"+hostOf(ln)+" accepted message.\nRemote host said: 250 queued\n")
+	var all []string
+	for l := range lines {
+		all = append(all, l)
+	}
+	want := []string{
+		"EHLO helo.example\r\n",
+		"MAIL FROM:<> BODY=8BITMIME\r\n",
+		"RCPT TO:<\"john doe\"@r.test>\r\n",
+		"RCPT TO:<plain>\r\n",
+		"RCPT TO:<\"\\\"q\\\"\"@r.test>\r\n",
+		"DATA\r\n",
+		"Subject: caf\xc3\xa9\r\n", "\r\n", "..\r\n", ".\r\n",
+		"QUIT\r\n",
+	}
+	if strings.Join(all, "") != strings.Join(want, "") {
+		t.Fatalf("transcript:\n got %q\nwant %q", all, want)
+	}
+}
