@@ -2,6 +2,7 @@ package inject
 
 import (
 	"bytes"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -222,4 +223,71 @@ func FuzzSplitHeader(f *testing.F) {
 			t.Fatalf("lost bytes: %d+%d < %d", n, len(body), len(b))
 		}
 	})
+}
+
+func TestPrintCases(t *testing.T) {
+	dir := t.TempDir()
+	lists := dir + "/lists"
+	if err := os.WriteFile(lists, []byte("# lists\nList@Lists.Example.org\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		env  []string
+		args []string
+		in   string
+		want string // the output after the Return-Path, Date and Message-ID lines
+		rp   string // the Return-Path line
+	}{
+		{name: "mft added, last field first",
+			env:  []string{"QMAILMFTFILE=" + lists},
+			in:   "From: a@example.org\nTo: list@lists.example.org, \"b c\"@example.net\nCc: d\n\nx\n",
+			want: "Mail-Followup-To: d@defaulthost.defaultdomain,\n  list@lists.example.org,\n  \"b c\"@example.net\nFrom: a@example.org\nTo: list@lists.example.org, \"b c\"@example.net\nCc: d@defaulthost.defaultdomain\n\nx\n"},
+		{name: "no mft without a list address",
+			env:  []string{"QMAILMFTFILE=" + lists},
+			in:   "From: a@example.org\nTo: other@lists.example.org\n\nx\n",
+			want: "From: a@example.org\nTo: other@lists.example.org\n\nx\n"},
+		{name: "existing mft kept",
+			env:  []string{"QMAILMFTFILE=" + lists},
+			in:   "From: a@example.org\nTo: list@lists.example.org\nMail-Followup-To: me@x.y\n\nx\n",
+			want: "From: a@example.org\nTo: list@lists.example.org\nMail-Followup-To: me@x.y\n\nx\n"},
+		{name: "unparsable fields unchanged",
+			in:   "From: \"open <a@b>\nTo: (bob\nReply-To: <x\n\nx\n",
+			want: "From: \"open <a@b>\nTo: (bob\nReply-To: <x\n\nx\n"},
+		{name: "return-path with r",
+			env:  []string{"QMAILINJECT=r"},
+			in:   "Return-Path: <bounce@example.org>\nFrom: a@example.org\nTo: b@example.org\n\n",
+			want: "From: a@example.org\nTo: b@example.org\n\n",
+			rp:   "Return-Path: <\"bounce@example.org-\"@[]>\n"},
+		{name: "f overrides return-path",
+			args: []string{"-f", "joe"},
+			in:   "Return-Path: <bounce@example.org>\nFrom: a@example.org\nTo: b@example.org\n",
+			want: "From: a@example.org\nTo: b@example.org\n",
+			rp:   "Return-Path: <joe@defaulthost.defaultdomain>\n"},
+		{name: "f empty is the null sender",
+			args: []string{"-f", ""},
+			in:   "From: a@example.org\nTo: b@example.org\n",
+			want: "From: a@example.org\nTo: b@example.org\n",
+			rp:   "Return-Path: <>\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			argv := append([]string{"qmail-inject", "-n"}, tc.args...)
+			code := Main(argv, t.TempDir(), append([]string{"USER=u"}, tc.env...), strings.NewReader(tc.in), &out, &errb)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errb.String())
+			}
+			lines := strings.SplitAfterN(out.String(), "\n", 4)
+			if len(lines) < 4 {
+				t.Fatalf("short output %q", out.String())
+			}
+			if tc.rp != "" && lines[0] != tc.rp {
+				t.Errorf("got %q, want %q", lines[0], tc.rp)
+			}
+			if lines[3] != tc.want {
+				t.Errorf("got\n%s\nwant\n%s", lines[3], tc.want)
+			}
+		})
+	}
 }
