@@ -235,6 +235,32 @@ func TestInstallRealUsers(t *testing.T) {
 	if _, err := exec.LookPath("useradd"); err != nil {
 		t.Skip("no useradd")
 	}
+	// Users and groups this test creates are removed again at its end, so
+	// that no passwd entry keeps pointing into a deleted temporary root;
+	// ones that existed before are left alone.
+	var newUsers, newGroups []string
+	for _, n := range qhome.UserNames {
+		if _, err := user.Lookup(n); err != nil {
+			newUsers = append(newUsers, n)
+		}
+	}
+	for _, g := range qhome.GroupNames {
+		if _, err := user.LookupGroup(g); err != nil {
+			newGroups = append(newGroups, g)
+		}
+	}
+	t.Cleanup(func() {
+		for _, n := range newUsers {
+			if out, err := exec.Command("userdel", n).CombinedOutput(); err != nil {
+				t.Logf("userdel %s: %v %s", n, err, out)
+			}
+		}
+		for _, g := range newGroups {
+			if out, err := exec.Command("groupdel", g).CombinedOutput(); err != nil {
+				t.Logf("groupdel %s: %v %s", g, err, out)
+			}
+		}
+	})
 	tr := harness.Install(t, harness.WithRealUsers())
 	ids := tr.IDs()
 	for _, n := range qhome.UserNames {
