@@ -231,6 +231,7 @@ type sunkMsg struct {
 	TLS      bool
 	AuthUser string
 	Helo     string
+	Peer     string // the client's IP address
 }
 
 type sinkOpts struct {
@@ -317,6 +318,7 @@ func (ss *sinkSession) Data(r io.Reader) error {
 	ss.m.Data = b
 	_, ss.m.TLS = ss.c.TLSConnectionState()
 	ss.m.Helo = ss.c.Hostname()
+	ss.m.Peer = ss.c.Conn().RemoteAddr().(*net.TCPAddr).IP.String()
 	ss.s.mu.Lock()
 	ss.s.msgs = append(ss.s.msgs, ss.m)
 	ss.s.mu.Unlock()

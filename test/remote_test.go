@@ -526,3 +526,83 @@ func TestRemoteTranscript(t *testing.T) {
 		t.Fatalf("transcript:\n got %q\nwant %q", all, want)
 	}
 }
+
+func TestRemoteOutgoingIP(t *testing.T) {
+	tr := newRTree(t)
+	s := startSink(t, listen(t, "", 0), sinkOpts{})
+	routeTo(tr, s.IP, s.Port)
+	src := loopbackIPs(1)[0]
+	tr.Control("outgoingip", "::1\n"+src+"\n")
+	checkReports(t, tr.Remote(testMsg, "r.test", "f@x.test", "a@r.test"), "r", accepted(s.IP))
+	if ms := s.Messages(); len(ms) != 1 || ms[0].Peer != src {
+		t.Fatalf("connection not from %s: %+v", src, ms)
+	}
+	tr.Control("outgoingip", "not-an-ip\n")
+	checkReports(t, tr.Remote(testMsg, "r.test", "f@x.test", "a@r.test"), "ZUnable to read control files. (#4.3.0)\n")
+}
+
+// TestRemoteAuthLogin: a relay offering only AUTH LOGIN, after STARTTLS.
+func TestRemoteAuthLogin(t *testing.T) {
+	cert, _ := selfSigned(t, "login.test")
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}}
+	tr := newRTree(t)
+	ln := listen(t, "", 0)
+	ip := hostOf(ln)
+	authed := make(chan string, 1)
+	scripted(t, ln, func(c net.Conn, br *bufio.Reader) {
+		say := func(s string) { fmt.Fprintf(c, "%s\r\n", s) }
+		say("220 hi")
+		if !expect(br, "EHLO") {
+			return
+		}
+		say("250-hi\r\n250 STARTTLS")
+		if !expect(br, "STARTTLS") {
+			return
+		}
+		say("220 go")
+		tc := tls.Server(c, cfg)
+		if tc.Handshake() != nil {
+			return
+		}
+		c, br = tc, bufio.NewReader(tc)
+		say = func(s string) { fmt.Fprintf(c, "%s\r\n", s) }
+		if !expect(br, "EHLO") {
+			return
+		}
+		say("250-hi\r\n250 AUTH LOGIN")
+		if !expect(br, "AUTH LOGIN") {
+			return
+		}
+		say("334 VXNlcm5hbWU6") // Username:
+		u, _ := br.ReadString('\n')
+		say("334 UGFzc3dvcmQ6") // Password:
+		p, _ := br.ReadString('\n')
+		authed <- strings.TrimSpace(u) + " " + strings.TrimSpace(p)
+		say("235 ok")
+		for _, r := range []string{"250 ok", "250 ok", "354 go"} {
+			if !expect(br, "") {
+				return
+			}
+			say(r)
+		}
+		for {
+			l, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			if l == ".\r\n" {
+				say("250 done")
+				expect(br, "QUIT")
+				return
+			}
+		}
+	})
+	relay := "[" + ip + "]"
+	tr.Control("smtproutes", fmt.Sprintf(":%s:%d\n", relay, portOf(ln)))
+	os.WriteFile(filepath.Join(tr.Root, "control", "smtpauth"), []byte(relay+":joe:pw:x\n"), 0o600)
+	checkReports(t, tr.Remote(testMsg, "any.test", "f@x.test", "a@any.test"), "r", "K"+ip+" accepted message.\nRemote host said: 250 done\n")
+	// base64("joe") and base64("pw:x")
+	if got := <-authed; got != "am9l cHc6eA==" {
+		t.Fatalf("login sent %q", got)
+	}
+}
