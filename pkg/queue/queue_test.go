@@ -436,3 +436,68 @@ func TestAlarm(t *testing.T) {
 		t.Fatal("Run did not return after release")
 	}
 }
+
+// TestOrder records the file operations of one run: the commit link must
+// come after every flush of the data it names, and the todo/ directory must
+// be flushed before success.
+func TestOrder(t *testing.T) {
+	saved := [...]any{sysFsync, sysLinkat, sysOpenat}
+	defer func() {
+		sysFsync = saved[0].(func(int) error)
+		sysLinkat = saved[1].(func(int, string, int, string, int) error)
+		sysOpenat = saved[2].(func(int, string, int, uint32) (int, error))
+	}()
+	names := map[int]string{}
+	var ops []string
+	sysOpenat = func(d int, p string, fl int, m uint32) (int, error) {
+		fd, err := unix.Openat(d, p, fl, m)
+		if err == nil {
+			names[fd] = p
+		}
+		return fd, err
+	}
+	sysFsync = func(fd int) error {
+		ops = append(ops, "fsync "+names[fd])
+		return unix.Fsync(fd)
+	}
+	sysLinkat = func(a int, o string, b int, n string, f int) error {
+		ops = append(ops, "link "+strings.SplitN(o, "/", 2)[0]+" "+n)
+		return unix.Linkat(a, o, b, n, f)
+	}
+	root := newRoot(t)
+	if code := run(root, strings.NewReader("x\n"), strings.NewReader("Fa@b\x00Tc@d\x00\x00")); code != 0 {
+		t.Fatal(code)
+	}
+	todo := one(filepath.Glob(filepath.Join(root, "queue/todo/*")))
+	id, _ := strconv.ParseUint(filepath.Base(todo), 10, 64)
+	s := strconv.FormatUint(id%qhome.Split, 10)
+	ids := strconv.FormatUint(id, 10)
+	want := []string{
+		"link pid mess/" + s + "/" + ids,
+		"fsync " + names[firstFD(names, "pid/")],
+		"fsync intd/" + ids,
+		"fsync mess/" + s,
+		"fsync intd",
+		"link intd todo/" + ids,
+		"fsync todo",
+	}
+	if strings.Join(ops, "\n") != strings.Join(want, "\n") {
+		t.Errorf("operations:\n%s\nwant:\n%s", strings.Join(ops, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func one(m []string, _ error) string {
+	if len(m) != 1 {
+		return ""
+	}
+	return m[0]
+}
+
+func firstFD(names map[int]string, prefix string) int {
+	for fd, n := range names {
+		if strings.HasPrefix(n, prefix) {
+			return fd
+		}
+	}
+	return -1
+}
