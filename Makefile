@@ -10,7 +10,7 @@ BIN     := bin
 GOFLAGS_BUILD := -trimpath
 export CGO_ENABLED := 0
 
-.PHONY: all build test vet fmt-check unit race integration run stop install bench fuzz clean
+.PHONY: all build test vet fmt-check unit race integration run stop install install-links bench fuzz clean
 
 all: build
 
@@ -44,6 +44,22 @@ stop:
 
 install: build
 	./$(BIN)/qmail-install -root $(ROOT)
+	@echo
+	@echo "Installed in $(ROOT). To make it the system's sendmail (diverting the"
+	@echo "current MTA's files so package upgrades keep off them), run:"
+	@echo "    make install-links ROOT=$(ROOT)"
+
+# Link /usr/sbin/sendmail, /usr/lib/sendmail, /usr/bin/mailq and
+# /usr/bin/newaliases to the tree, diverting what a Debian package put there.
+install-links:
+	@for f in /usr/sbin/sendmail /usr/lib/sendmail /usr/bin/mailq /usr/bin/newaliases; do \
+	  if [ -e "$$f" ] && [ ! -L "$$f" ] && command -v dpkg-divert >/dev/null; then \
+	    dpkg-divert --local --rename --add "$$f"; fi; \
+	done
+	ln -sf $(ROOT)/bin/sendmail /usr/sbin/sendmail
+	ln -sf $(ROOT)/bin/sendmail /usr/lib/sendmail
+	ln -sf $(ROOT)/bin/sendmail /usr/bin/mailq
+	ln -sf $(ROOT)/bin/newaliases /usr/bin/newaliases
 
 bench: build
 	@sh bench/run.sh
