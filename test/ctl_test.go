@@ -246,3 +246,33 @@ func TestCtlDeleteWithQmailSend(t *testing.T) {
 		t.Errorf("queue after the delete:\n%s", out)
 	}
 }
+
+// TestCtlBounceWithQmailSend bounces a held message while qmail-send is
+// stopped; at the next start qmail-send returns it to its (local) sender.
+func TestCtlBounceWithQmailSend(t *testing.T) {
+	tr := schedTree(t, map[string]string{"box": "./Maildir/\n"})
+	tr.Control("holdremote", "")
+	tr.Control("smtproutes", ":[127.0.0.1]:1\n")
+	sys := tr.Start(t, "./Maildir/")
+	if err := tr.Queue(t, "box@testhost.example", []string{"far@far.example"}, []byte("Subject: returned\n\nbody\n")); err != nil {
+		t.Fatal(err)
+	}
+	waitPreprocessed(t, tr, 1)
+	out, _ := ctl(t, tr, "queue")
+	id := strings.Fields(out)[0]
+	sys.Stop(t)
+	if out, code := ctl(t, tr, "bounce", id); code != 0 || !strings.Contains(out, "message "+id+": 1 recipients bounced") {
+		t.Fatalf("bounce: exit %d: %s", code, out)
+	}
+	sys = tr.Start(t, "./Maildir/")
+	sys.WaitLog(t, "end msg "+id, 30*time.Second)
+	msgs := harness.WaitMaildir(t, 30*time.Second, tr.AliasMaildir(), 1)
+	m := string(msgs[0])
+	if !strings.Contains(m, "<far@far.example>:\nThis message was returned by the postmaster of this host, undelivered. (#5.0.0)\n") ||
+		!strings.Contains(m, "Subject: returned\n") {
+		t.Errorf("bounce message:\n%s", m)
+	}
+	if n := sys.Count("starting delivery") - sys.Count("to local box@testhost.example"); n != 0 {
+		t.Errorf("%d remote deliveries started; log:\n%s", n, sys.Log())
+	}
+}

@@ -62,6 +62,7 @@ const usage = `usage: qmailctl [-t SECONDS] COMMAND
   queue ID...                 one message in detail: every recipient and its state
   pid                         print qmail-send's pid
   delete ID...                drop messages (only while qmail-send is stopped)
+  bounce ID...                return messages to their senders (likewise)
 `
 
 // Main runs qmailctl for the tree at root with args (without argv[0]) and
@@ -124,6 +125,8 @@ func (c *cmd) run(args []string) int {
 		return c.show(args[1:])
 	case "delete":
 		return c.del(args[1:])
+	case "bounce":
+		return c.bounce(args[1:])
 	case "pid":
 		if len(args) != 1 {
 			break

@@ -576,3 +576,74 @@ func TestMarkAllDone(t *testing.T) {
 		t.Errorf("missing file: %d, %v", n, err)
 	}
 }
+
+func TestBounceParagraph(t *testing.T) {
+	tests := []struct{ recip, text, want string }{
+		{"a@b", "gone", "<a@b>:\ngone\n\n"},
+		{"a@b", "gone\n", "<a@b>:\ngone\n\n"},
+		{"a@b", "x\n\ny\n\n", "<a@b>:\nx\n/y\n\n\n"}, // the last byte is not looked at
+		{"a@b", "", "<a@b>:\n\n"},
+	}
+	for _, tc := range tests {
+		if got := string(bounceParagraph(tc.recip, tc.text)); got != tc.want {
+			t.Errorf("bounceParagraph(%q, %q) = %q, want %q", tc.recip, tc.text, got, tc.want)
+		}
+	}
+}
+
+func TestUnvirtual(t *testing.T) {
+	vd := map[string]string{"virt.example": "joe", ".sub.example": "sub", "": "", "u@whole.example": "w"}
+	tests := []struct{ in, want string }{
+		{"joe-box@virt.example", "box@virt.example"},
+		{"joe-box@VIRT.example", "box@VIRT.example"},
+		{"other-box@virt.example", "other-box@virt.example"},
+		{"sub-x@a.sub.example", "x@a.sub.example"},
+		{"w-u@whole.example", "w-u@whole.example"},
+		{"plain@else.example", "plain@else.example"},
+		{"new\nline@else.example", "new_line@else.example"},
+	}
+	for _, tc := range tests {
+		if got := unvirtual(vd, tc.in); got != tc.want {
+			t.Errorf("unvirtual(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestBounce(t *testing.T) {
+	root := makeTree(t)
+	q := filepath.Join(root, "queue")
+	queuetest.WriteFile(t, filepath.Join(root, MutexFile), nil)
+	queuetest.WriteFile(t, filepath.Join(root, "control", "virtualdomains"), []byte("virt.example:joe\n"))
+	queuetest.Add(t, q, queuetest.Msg{ID: 100, Birth: time.Now(), Body: "hello\n", Sender: "a@example.org",
+		Local:  []queuetest.Rcpt{{Addr: "joe-box@virt.example"}},
+		Remote: []queuetest.Rcpt{{Addr: "x@y.example", Done: true}, {Addr: "z@y.example"}}})
+	queuetest.WriteFile(t, filepath.Join(q, "bounce", "100"), []byte("<x@y.example>:\nearlier failure\n\n"))
+	code, out, errs := run(t, root, "bounce", "100")
+	if code != 0 || !strings.Contains(out, "message 100: 2 recipients bounced") {
+		t.Fatalf("bounce: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+	b, _ := os.ReadFile(filepath.Join(q, "bounce", "100"))
+	want := "<x@y.example>:\nearlier failure\n\n<box@virt.example>:\n" + BounceText + "\n\n<z@y.example>:\n" + BounceText + "\n\n"
+	if string(b) != want {
+		t.Errorf("bounce/100 = %q\nwant %q", b, want)
+	}
+	for _, p := range []string{"local/8/100", "remote/8/100"} {
+		if _, err := os.Stat(filepath.Join(q, p)); !os.IsNotExist(err) {
+			t.Errorf("%s still there", p)
+		}
+	}
+	if code, _, errs := run(t, root, "bounce", "100"); code != ExitOK || errs != "" {
+		// Bouncing again finds nothing pending: no paragraph, no change.
+		t.Errorf("second bounce: exit %d, %q", code, errs)
+	}
+	if b2, _ := os.ReadFile(filepath.Join(q, "bounce", "100")); string(b2) != want {
+		t.Errorf("second bounce changed bounce/100: %q", b2)
+	}
+	if code, _, errs := run(t, root, "bounce", "77"); code != ExitUsage || !strings.Contains(errs, "message 77 is not in the queue") {
+		t.Errorf("bounce 77: exit %d, %q", code, errs)
+	}
+	startFake(t, root)
+	if code, _, errs := run(t, root, "bounce", "100"); code != ExitTemp || !strings.Contains(errs, "stop it first") {
+		t.Errorf("bounce while running: exit %d, %q", code, errs)
+	}
+}

@@ -15,7 +15,7 @@ import (
 
 // errSendRunning refuses a queue change while qmail-send runs.
 var errSendRunning = errors.New("qmail-send is running; stop it first: " +
-	"messages are deleted only while qmail-send is stopped")
+	"messages are deleted or bounced only while qmail-send is stopped")
 
 // lockOutSend takes the exclusive flock on queue/lock/sendmutex, so that no
 // qmail-send runs (or starts) while the queue is changed. A qmail-send

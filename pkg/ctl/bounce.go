@@ -1,0 +1,165 @@
+package ctl
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/hqmail/hqmail/pkg/control"
+	"github.com/hqmail/hqmail/pkg/qhome"
+	"github.com/hqmail/hqmail/pkg/qread"
+)
+
+// BounceText is the failure report given for every recipient of a message
+// bounced with "qmailctl bounce".
+const BounceText = "This message was returned by the postmaster of this host, undelivered. (#5.0.0)"
+
+// bounceParagraph is one recipient's paragraph of bounce/ID
+// (spec/scheduler.md §8): "<" recipient ">:\n" text "\n", no empty line
+// inside, then one "\n".
+func bounceParagraph(recip, text string) []byte {
+	p := []byte("<" + recip + ">:\n" + text)
+	if text != "" && !strings.HasSuffix(text, "\n") {
+		p = append(p, '\n')
+	}
+	for i := 1; i < len(p)-1; i++ {
+		if p[i] == '\n' && p[i-1] == '\n' {
+			p[i] = '/'
+		}
+	}
+	return append(p, '\n')
+}
+
+// unvirtual removes the virtual-domain prepend from a recipient as
+// qmail-send does for bounce paragraphs: the entry of the domain, else of
+// its .suffixes longest first, else the empty key (never the whole-address
+// key); a non-empty prepend followed by '-' at the start is cut off.
+// Newlines become '_'.
+func unvirtual(vdoms map[string]string, r string) string {
+	dom := strings.ToLower(r[strings.LastIndexByte(r, '@')+1:])
+	prep, found := vdoms[dom]
+	for i := 0; !found && i < len(dom); i++ {
+		if dom[i] == '.' {
+			prep, found = vdoms[dom[i:]]
+		}
+	}
+	if !found {
+		prep, found = vdoms[""]
+	}
+	if found && prep != "" && strings.HasPrefix(r, prep+"-") {
+		r = r[len(prep)+1:]
+	}
+	return strings.ReplaceAll(r, "\n", "_")
+}
+
+// BounceMessage returns every pending recipient of a preprocessed message
+// to its sender while qmail-send is stopped (the caller holds the sendmutex
+// lock): a failure paragraph per pending recipient is appended to
+// bounce/ID (owned by qmails, mode 0600, synced), then the message is
+// treated as by DeleteMessage. At its next start qmail-send sends the bounce
+// (with the paragraphs of earlier failures) and removes the message.
+func BounceMessage(root string, id uint64) (int, error) {
+	q := filepath.Join(root, "queue")
+	name := strconv.FormatUint(id, 10)
+	if _, err := os.Lstat(filepath.Join(q, "todo", name)); err == nil {
+		return 0, fmt.Errorf("message %d is not preprocessed yet; start qmail-send and try again later", id)
+	}
+	m, found, err := qread.ReadMessage(q, id)
+	switch {
+	case err != nil:
+		return 0, err
+	case !found:
+		return 0, errNoMessage
+	case m.Err != nil:
+		return 0, m.Err
+	}
+	lines, _, err := control.Open(root).ReadList("virtualdomains")
+	if err != nil {
+		return 0, fmt.Errorf("unable to read control/virtualdomains: %w", err)
+	}
+	vdoms := control.KeyMap(lines)
+	var report []byte
+	for _, r := range append(m.Local, m.Remote...) {
+		if !r.Done {
+			report = append(report, bounceParagraph(unvirtual(vdoms, r.Addr), BounceText)...)
+		}
+	}
+	if len(report) > 0 {
+		if err := appendBounce(root, filepath.Join(q, "bounce", name), report); err != nil {
+			return 0, fmt.Errorf("unable to append to bounce/%s: %w", name, err)
+		}
+	}
+	return DeleteMessage(q, id)
+}
+
+// appendBounce appends to bounce/ID as qmail-send would (O_APPEND, mode
+// 0600), giving a new file to qmails when run as root.
+func appendBounce(root, path string, data []byte) error {
+	_, statErr := os.Lstat(path)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	if errors.Is(statErr, fs.ErrNotExist) && os.Geteuid() == 0 {
+		ids, err := qhome.LoadIDs(root)
+		if err == nil {
+			err = f.Chown(ids.Qmails.UID, ids.Qmails.GID)
+		}
+		if err != nil {
+			f.Close()
+			os.Remove(path)
+			return err
+		}
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// bounce is "qmailctl bounce ID...".
+func (c *cmd) bounce(args []string) int {
+	if len(args) == 0 {
+		return c.fail(ExitUsage, "usage: qmailctl bounce ID...")
+	}
+	var ids []uint64
+	for _, a := range args {
+		id, err := strconv.ParseUint(a, 10, 64)
+		if err != nil || id == 0 {
+			return c.fail(ExitUsage, "not a message id: %q", a)
+		}
+		ids = append(ids, id)
+	}
+	unlock, err := lockOutSend(c.root)
+	if err != nil {
+		return c.fail(ExitTemp, "%v", err)
+	}
+	defer unlock()
+	code := ExitOK
+	for _, id := range ids {
+		n, err := BounceMessage(c.root, id)
+		switch {
+		case errors.Is(err, errNoMessage):
+			c.fail(ExitUsage, "message %d is not in the queue", id)
+			code = max(code, ExitUsage)
+		case err != nil:
+			c.fail(ExitTemp, "unable to bounce message %d: %v", id, err)
+			code = ExitTemp
+		default:
+			fmt.Fprintf(c.out, "message %d: %d recipients bounced; qmail-send sends the bounce at its next start\n", id, n)
+		}
+	}
+	return code
+}
