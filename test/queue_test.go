@@ -225,6 +225,30 @@ func TestQueueBadInputBinary(t *testing.T) {
 		}
 		emptyQueue(t, tr)
 	})
+	// qmail-queue runs as qmailq (setuid) in a root tree and as the owner
+	// in a user's tree: a directory without write permission stops it
+	// either way, even when the caller is root.
+	for _, d := range []struct {
+		glob string
+		code int
+	}{{"queue/pid", 63}, {"queue/mess/*", 64}, {"queue/intd", 65}, {"queue/todo", 66}} {
+		t.Run("unwritable "+d.glob, func(t *testing.T) {
+			dirs := tr.Glob(d.glob)
+			for _, p := range dirs {
+				os.Chmod(p, 0o500)
+			}
+			defer func() {
+				for _, p := range dirs {
+					os.Chmod(p, 0o700)
+				}
+				exec.Command(tr.Bin("qmail-install"), "-root", tr.Root).Run() // restore modes
+			}()
+			if code := runQueue(t, tr, []byte("x\n"), []byte("Fa@b\x00Tc@d\x00\x00"), nil); code != d.code {
+				t.Errorf("exit %d, want %d", code, d.code)
+			}
+			emptyQueue(t, tr)
+		})
+	}
 	t.Run("missing queue", func(t *testing.T) {
 		os.Rename(tr.Path("queue"), tr.Path("queue.away"))
 		defer os.Rename(tr.Path("queue.away"), tr.Path("queue"))
