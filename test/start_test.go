@@ -472,3 +472,46 @@ func TestRspawnProtocol(t *testing.T) {
 		t.Errorf("qmail-rspawn ended with %v, want exit 0", cmd.ProcessState)
 	}
 }
+
+// TestStartGrace: qmail-send is killed while a delivery hangs; qmail-start
+// still exits (after its grace period) instead of waiting for the
+// delivery, and qmail-lspawn finishes it on its own.
+func TestStartGrace(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	tr := harness.Install(t)
+	ids := tr.IDs()
+	dotq := tr.Path("alias", ".qmail-slow")
+	writeFile(t, dotq, "|echo started > slow.started; exec sleep 300\n", 0o644, ids.Alias.UID, ids.Alias.GID)
+	s := startQmail(t, tr, "./Maildir/")
+	t.Cleanup(func() { syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL) }) // the sleeping delivery
+	if err := tr.Queue(t, "a@testhost.example", []string{"slow@testhost.example"}, []byte("Subject: slow\n\n")); err != nil {
+		t.Fatal(err)
+	}
+	harness.WaitForFile(t, 30*time.Second, tr.Path("alias", "slow.started"))
+	var send int
+	b, _ := os.ReadFile(tr.Path("queue", "lock", "sendmutex"))
+	fmt.Sscan(string(b), &send)
+	if send <= 0 {
+		t.Fatal("no qmail-send pid")
+	}
+	syscall.Kill(send, syscall.SIGKILL)
+	select {
+	case <-s.done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("qmail-start still waiting for a hung delivery")
+	}
+	if code := s.state.ExitCode(); code != 111 {
+		t.Errorf("exit %d, want 111", code)
+	}
+	found := false
+	for _, p := range treeProcs(tr) {
+		if strings.HasSuffix(p, "/qmail-lspawn") {
+			found = true
+		}
+	}
+	if !found {
+		t.Error("qmail-lspawn did not outlive qmail-start with its delivery running")
+	}
+}

@@ -8,7 +8,8 @@
 // starts qmail-send as a child too, with exec credentials, and stays as a
 // small root parent: it forwards TERM, HUP and ALRM to qmail-send, exits
 // with qmail-send's exit code once qmail-send and the other children have
-// ended, and does nothing else. qmail-send's pid is in queue/lock/sendmutex
+// ended (waiting at most DefaultGrace for the others), and does nothing
+// else. qmail-send's pid is in queue/lock/sendmutex
 // for anyone who wants to signal it directly.
 //
 // Descriptors of qmail-send: 0 log (write), 1/2 lspawn requests/reports,
@@ -36,6 +37,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/hqmail/hqmail/pkg/privsep"
 	"github.com/hqmail/hqmail/pkg/qhome"
@@ -60,7 +62,14 @@ type Options struct {
 	Stderr *os.File // logger's fd 2 and qmail-start's own complaints
 	// Signals delivers the signals to forward to qmail-send; nil: none.
 	Signals <-chan os.Signal
+	// Grace bounds the wait for the other programs once qmail-send has
+	// exited (0: DefaultGrace).
+	Grace time.Duration
 }
+
+// DefaultGrace is how long qmail-start waits for the spawners, qmail-clean
+// and the logger after qmail-send has exited.
+const DefaultGrace = 10 * time.Second
 
 // Creds returns the credentials of each program, nil everywhere when not
 // switching. Keys: logger, qmail-lspawn, qmail-rspawn, qmail-clean,
@@ -229,7 +238,10 @@ func Run(o Options) int {
 
 	// qmail-send has ended; its pipes are closed, so the spawners finish
 	// their running deliveries and exit, qmail-clean and the logger see
-	// end of file. Wait for them unless told to stop again.
+	// end of file. Wait for them a little, unless told to stop again; a
+	// delivery that takes longer finishes after we are gone (as in qmail,
+	// where the spawners outlive qmail-send), so a supervisor sees the
+	// exit promptly.
 	allDone := make(chan struct{})
 	go func() {
 		for _, c := range children {
@@ -237,9 +249,14 @@ func Run(o Options) int {
 		}
 		close(allDone)
 	}()
+	grace := o.Grace
+	if grace <= 0 {
+		grace = DefaultGrace
+	}
 	select {
 	case <-allDone:
 	case <-o.Signals:
+	case <-time.After(grace):
 	}
 	ws, _ := send.ProcessState.Sys().(syscall.WaitStatus)
 	if ws.Signaled() {
