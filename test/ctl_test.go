@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -275,4 +276,72 @@ func TestCtlBounceWithQmailSend(t *testing.T) {
 	if n := sys.Count("starting delivery") - sys.Count("to local box@testhost.example"); n != 0 {
 		t.Errorf("%d remote deliveries started; log:\n%s", n, sys.Log())
 	}
+}
+
+// TestCtlDeleteRace: qmail-send delivers 500 local messages; it is stopped
+// in the middle, 100 of the messages still queued are deleted, and it is
+// started again. Every message not deleted is delivered, no deleted one is.
+func TestCtlDeleteRace(t *testing.T) {
+	tr := schedTree(t, map[string]string{"box": "./Maildir/\n"})
+	tr.Control("holdlocal", "")
+	sys := tr.Start(t, "./Maildir/")
+	const total = 500
+	queueN(t, tr, 0, total, "box@testhost.example", "box@testhost.example")
+	waitPreprocessed(t, tr, total)
+	if out, code := ctl(t, tr, "release", "local"); code != 0 {
+		t.Fatalf("release local: %d %s", code, out)
+	}
+	harness.WaitFor(t, 60*time.Second, func() bool { return harness.MaildirCount(tr.AliasMaildir()) >= 50 })
+	sys.Stop(t)
+	before := harness.MaildirCount(tr.AliasMaildir())
+
+	// Choose up to 100 messages still pending and remember their X-Seq.
+	out, code := ctl(t, tr, "queue")
+	if code != 0 {
+		t.Fatalf("queue: %d", code)
+	}
+	var victims []string
+	deleted := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 || f[3] != "1/1" || len(victims) == 100 {
+			continue
+		}
+		id := f[0]
+		n, _ := strconv.ParseUint(id, 10, 64)
+		b, err := os.ReadFile(tr.Path("queue", "mess", fmt.Sprint(n%23), id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := seqRe.FindSubmatch(b)
+		if m == nil {
+			t.Fatalf("no X-Seq in message %s", id)
+		}
+		victims = append(victims, id)
+		deleted[string(m[1])] = true
+	}
+	if len(victims) == 0 {
+		t.Skip("qmail-send delivered everything before it was stopped; nothing left to delete")
+	}
+	if out, code := ctl(t, tr, append([]string{"delete"}, victims...)...); code != 0 {
+		t.Fatalf("delete: %d %s", code, out)
+	}
+	sys = tr.Start(t, "./Maildir/")
+	want := total - len(victims)
+	harness.WaitFor(t, 120*time.Second, func() bool {
+		out, _ := tr.Run(t, nil, "qmail-qstat")
+		return strings.HasPrefix(out, "messages in queue: 0\n")
+	})
+	got := seqs(t, tr.AliasMaildir())
+	for i := 0; i < total; i++ {
+		s := strconv.Itoa(i)
+		switch {
+		case deleted[s] && got[s] > 0:
+			t.Errorf("deleted message X-Seq %s was delivered", s)
+		case !deleted[s] && got[s] == 0:
+			t.Errorf("message X-Seq %s was lost", s)
+		}
+	}
+	t.Logf("%d delivered before the stop, %d deleted, %d distinct delivered in all (want %d)",
+		before, len(victims), len(got), want)
 }
