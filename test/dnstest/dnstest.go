@@ -37,8 +37,6 @@ type Server struct {
 // Start starts a server on 127.0.0.1 and stops it in t.Cleanup.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	s := &Server{rrs: map[string][]dns.RR{}, names: map[string]bool{},
-		servfail: map[string]bool{}, silent: map[string]bool{}}
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatalf("dnstest: %v", err)
@@ -48,6 +46,16 @@ func Start(t testing.TB) *Server {
 		pc.Close()
 		t.Fatalf("dnstest: %v", err)
 	}
+	return Serve(t, pc, ln)
+}
+
+// Serve starts a server on sockets the caller opened (e.g. inside a network
+// namespace the test created) and stops it in t.Cleanup. Addr is the
+// address of pc.
+func Serve(t testing.TB, pc net.PacketConn, ln net.Listener) *Server {
+	t.Helper()
+	s := &Server{rrs: map[string][]dns.RR{}, names: map[string]bool{},
+		servfail: map[string]bool{}, silent: map[string]bool{}}
 	s.Addr = pc.LocalAddr().String()
 	h := dns.HandlerFunc(s.serve)
 	s.udp = &dns.Server{PacketConn: pc, Handler: h}
