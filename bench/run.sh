@@ -5,7 +5,7 @@
 #   BENCH_N=2000 BENCH_HELD=5000 BENCH_REPS=3   sizes of bench/compare
 #   BENCH_QUICK=1                               smoke test (small N, 1 rep)
 #   BENCH_ONLY=hqmail|postfix                   one side of the comparison
-#   BENCH_SKIP=compare,queue,rss                sections to leave out
+#   BENCH_SKIP=compare,queue,rss,remote         sections to leave out
 set -e
 cd "$(dirname "$0")/.."
 skip=",${BENCH_SKIP:-},"
@@ -28,4 +28,10 @@ esac
 case $skip in *,rss,*) ;; *)
   if [ "${BENCH_QUICK:-}" = 1 ]; then q=5000; else q=100000; fi
   go run ./bench/deliver -bin bin -mode rss -queued $q
+esac
+
+# --- remote (bench/remote): qmail-remote runs to a loopback go-smtp sink
+case $skip in *,remote,*) ;; *)
+  if [ "${BENCH_QUICK:-}" = 1 ]; then n=200; else n=2000; fi
+  go run ./bench/remote -bin bin -n $n -c 20
 esac
