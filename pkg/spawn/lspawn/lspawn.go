@@ -188,7 +188,7 @@ func (l *Local) findUser(d *spawn.Delivery, local string) ([]byte, int) {
 func (l *Local) getpw(d *spawn.Delivery, local string) ([]byte, int) {
 	cmd := exec.Command(l.Getpw, local)
 	cmd.Args[0] = "qmail-getpw"
-	cmd.Dir = l.Root
+	// No cmd.Dir: see Deliver.
 	cmd.Stderr = d.Output
 	privsep.Apply(cmd, l.GetpwCred)
 	pr, err := cmd.StdoutPipe()
@@ -240,7 +240,11 @@ func (l *Local) Deliver(d *spawn.Delivery) (spawn.Status, error) {
 	cmd := exec.Command(l.QmailLocal, "--", f.User, f.Home, local, f.Dash, f.Ext,
 		d.Domain(), d.Sender, l.DefaultDelivery)
 	cmd.Args[0] = "qmail-local"
-	cmd.Dir = l.Root
+	// No cmd.Dir: the child keeps our working directory (queue/mess).
+	// qmail changes to QMAILHOME as root before switching users; exec
+	// changes directory after switching, where a QMAILHOME the user
+	// cannot enter would turn into a failed exec (a bounce). qmail-local
+	// changes to the home directory before anything else.
 	cmd.Stdin = d.Message
 	cmd.Stdout = d.Output
 	cmd.Stderr = d.Output

@@ -205,12 +205,13 @@ fail) exit 116;;
 crash) kill -9 $$;;
 esac`
 	l, root := tree(t, getpw)
+	wd, _ := os.Getwd()
 	tests := []struct {
 		rcpt   string
 		letter byte
 		text   string
 	}{
-		{"joe-x@example.org", 'K', "pwd=" + root + " args=-- joe /home/joe joe-x - x example.org s@x ./Maildir/"},
+		{"joe-x@example.org", 'K', "pwd=" + wd + " args=-- joe /home/joe joe-x - x example.org s@x ./Maildir/"},
 		{"@example.org", 'K', ""},
 		{"root@x", 'Z', "Not allowed to perform deliveries as root.\n"},
 		{"other@x", 'Z', "Unable to deliver as uid 1: qmail-lspawn runs without root and cannot switch users. (#4.3.0)\n"},
