@@ -36,7 +36,8 @@ type pwEntry struct {
 // Pw2u converts a passwd file (name:pw:uid:gid:gecos:home:shell lines) into
 // users/assign lines, ended by ".". Rules, in order, per account:
 //   - a line that is empty or starts with '#' is skipped; a line with fewer
-//     than 7 fields, or a uid or gid that is not a number, is an error;
+//     than 7 fields or a NUL byte, or a uid or gid that is not a number, is
+//     an error;
 //   - a name already seen is skipped (the first entry wins, as getpwnam);
 //   - names with ':' or upper-case letters (unless AllowUpper), uid 0
 //     (unless AllowRoot), names listed in users/exclude, names missing from
@@ -94,7 +95,7 @@ func Pw2u(in io.Reader, out io.Writer, warn io.Writer, o Pw2uOptions) error {
 			continue
 		}
 		f := strings.Split(line, ":")
-		if len(f) < 7 {
+		if len(f) < 7 || strings.ContainsRune(line, 0) {
 			return fmt.Errorf("unable to parse passwd line %d: %q", lineNo, line)
 		}
 		e := pwEntry{name: f[0], uid: f[2], gid: f[3], home: f[5]}

@@ -94,3 +94,22 @@ func TestPw2uRules(t *testing.T) {
 		})
 	}
 }
+
+// FuzzPw2u: any passwd input gives either an error or assign lines that
+// end with "." and carry no NUL (qmail-newu rejects those).
+func FuzzPw2u(f *testing.F) {
+	f.Add([]byte("root:x:0:0:root:/root:/bin/sh\nu:x:5:6::/h:/s\n"))
+	f.Add([]byte("a:b\n\n#c\n"))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		o := DefaultPw2uOptions()
+		o.CheckHome = false
+		var out, warn bytes.Buffer
+		if err := Pw2u(bytes.NewReader(in), &out, &warn, o); err != nil {
+			return
+		}
+		s := out.String()
+		if !strings.HasSuffix(s, ".\n") || strings.ContainsRune(s, 0) {
+			t.Fatalf("output %q", s)
+		}
+	})
+}

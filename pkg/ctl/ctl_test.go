@@ -647,3 +647,14 @@ func TestBounce(t *testing.T) {
 		t.Errorf("bounce while running: exit %d, %q", code, errs)
 	}
 }
+
+func FuzzParseStatus(f *testing.F) {
+	f.Add([]byte("pid 12\ngeneration 3\nholdremote a b\n"))
+	f.Add([]byte("generation"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s := ParseStatus(b)
+		_ = s.Generation()
+		_ = s.Flag("holdremote")
+		agrees(s, "holdremote", admin.ParseHold(b))
+	})
+}
