@@ -82,7 +82,7 @@ func TestProgEntry(t *testing.T) {
 	}{
 		{"qmail-queue", "qmailq", 04711},
 		{"qmail-lspawn", "root", 0o700}, {"qmail-start", "root", 0o700},
-		{"qmail-newu", "root", 0o700}, {"qmail-newmrh", "root", 0o700},
+		{"qmail-newu", "root", 0o700}, {"qmail-newmrh", "root", 0o700}, {"qmail-linkwatch", "root", 0o700},
 		{"qmail-send", "root", 0o711}, {"qmail-remote", "root", 0o711},
 		{"qmail-inject", "root", 0o755}, {"sendmail", "root", 0o755},
 		{"qmail-smtpd", "root", 0o755}, {"something-new", "root", 0o755},

@@ -56,15 +56,17 @@ var progModes = map[string]uint32{
 	"qmail-newu":   0o700,
 	"qmail-newmrh": 0o700,
 	"qmail-tcpok":  0o700,
-	"qmail-send":   0o711,
-	"qmail-clean":  0o711,
-	"qmail-rspawn": 0o711,
-	"qmail-remote": 0o711,
-	"qmail-local":  0o711,
-	"qmail-getpw":  0o711,
-	"qmail-pw2u":   0o711,
-	"qmail-tcpto":  0o711,
-	"splogger":     0o711,
+	// root daemon of this project (holds and releases on link changes)
+	"qmail-linkwatch": 0o700,
+	"qmail-send":      0o711,
+	"qmail-clean":     0o711,
+	"qmail-rspawn":    0o711,
+	"qmail-remote":    0o711,
+	"qmail-local":     0o711,
+	"qmail-getpw":     0o711,
+	"qmail-pw2u":      0o711,
+	"qmail-tcpto":     0o711,
+	"splogger":        0o711,
 }
 
 // ProgEntry returns the table entry of the program bin/name.
