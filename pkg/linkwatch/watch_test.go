@@ -170,11 +170,20 @@ func TestNetnsReadsKernelState(t *testing.T) {
 	sh("-n", ns, "link", "set", veth+"b", "up")
 	sh("link", "set", veth+"a", "up")
 	sh("-n", ns, "route", "add", "default", "via", "10.251.0.1", "dev", veth+"b")
-	if up, out := check(); !up {
-		t.Fatalf("namespace with a default route counts as down: %s", out)
+	// Carrier changes reach the kernel's link state asynchronously: poll.
+	waitState := func(want bool) {
+		t.Helper()
+		var out string
+		for i := 0; i < 100; i++ {
+			var up bool
+			if up, out = check(); up == want {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Fatalf("link state never became up=%v: %s", want, out)
 	}
+	waitState(true)
 	sh("link", "set", veth+"a", "down") // carrier lost on the far side
-	if up, out := check(); up {
-		t.Fatalf("link without carrier counts as up: %s", out)
-	}
+	waitState(false)
 }
