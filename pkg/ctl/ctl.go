@@ -188,6 +188,9 @@ func (c *cmd) hold(hold bool, args []string) int {
 	switch {
 	case errors.Is(err, ErrNotRunning):
 		fmt.Fprintf(c.out, "%s\n", state)
+		if !res.After.Set {
+			return c.fail(ExitNotRunning, "qmail-send is not running; the flag is removed and the next start honours it")
+		}
 		return c.fail(ExitNotRunning, "qmail-send is not running; the flag is set and the next start honours it")
 	case err != nil:
 		fmt.Fprintf(c.out, "%s\n", state)

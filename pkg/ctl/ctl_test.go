@@ -148,6 +148,13 @@ func TestNotRunning(t *testing.T) {
 			if _, ok := readFlag(t, root, "holdremote"); !ok {
 				t.Fatal("flag not set")
 			}
+			code, _, errs = run(t, root, "release", "remote")
+			if code != ExitNotRunning || !strings.Contains(errs, "qmail-send is not running; the flag is removed and the next start honours it") {
+				t.Fatalf("release: exit %d, stderr %q", code, errs)
+			}
+			if _, ok := readFlag(t, root, "holdremote"); ok {
+				t.Fatal("flag not removed")
+			}
 			for _, args := range [][]string{{"flush"}, {"reload"}, {"pid"}, {"status"}} {
 				if code, _, _ := run(t, root, args...); code != ExitNotRunning {
 					t.Errorf("%v: exit %d, want %d", args, code, ExitNotRunning)
