@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -31,6 +32,7 @@ import (
 
 	"github.com/hqmail/hqmail/pkg/admin"
 	"github.com/hqmail/hqmail/pkg/control"
+	"github.com/hqmail/hqmail/pkg/tcpto"
 )
 
 // Exit codes.
@@ -183,6 +185,13 @@ func (c *cmd) hold(hold bool, args []string) int {
 	state := channel + " delivery " + res.After.Describe()
 	if !res.Changed {
 		state += " (unchanged)"
+	}
+	if !hold && channel == "remote" {
+		// Timeouts seen while the link was down say nothing about the
+		// hosts: forget them, so the released deliveries try every host.
+		if err := tcpto.Open(c.root).Clear(); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			fmt.Fprintf(c.err, "qmailctl: warning: unable to clear queue/lock/tcpto: %v\n", err)
+		}
 	}
 	_, st, err := SignalAndWait(c.root, syscall.SIGHUP, c.timeout)
 	switch {
