@@ -6,8 +6,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -253,6 +255,7 @@ func TestQueueUnwritable(t *testing.T) {
 
 // TestQueueInjectedFailures makes one file operation fail at a time.
 func TestQueueInjectedFailures(t *testing.T) {
+	var mu sync.Mutex // the four pre-commit fsyncs run concurrently
 	enospc := func(int, []byte) (int, error) { return 0, unix.ENOSPC }
 	tests := []struct {
 		name  string
@@ -283,13 +286,16 @@ func TestQueueInjectedFailures(t *testing.T) {
 			}
 		}, 0},
 		{"fsync fails", func(calls *int) {
-			sysFsync = func(int) error { *calls++; return unix.EIO }
+			sysFsync = func(int) error { mu.Lock(); *calls++; mu.Unlock(); return unix.EIO }
 		}, qq.ExitWrite},
 		{"fsync of todo/ fails", func(calls *int) {
 			real := unix.Fsync
 			sysFsync = func(fd int) error {
+				mu.Lock()
 				*calls++
-				if *calls == 5 { // mess, intd, mess/S, intd/, todo/
+				n := *calls
+				mu.Unlock()
+				if n == 5 { // mess, intd, mess/S, intd/ (concurrently), then todo/
 					return unix.EIO
 				}
 				return real(fd)
@@ -321,6 +327,8 @@ func TestQueueInjectedFailures(t *testing.T) {
 			real := unix.Openat
 			sysOpenat = func(d int, p string, fl int, m uint32) (int, error) {
 				if strings.HasPrefix(p, "pid/") {
+					mu.Lock()
+					defer mu.Unlock()
 					*calls++
 					return -1, unix.EEXIST
 				}
@@ -447,21 +455,28 @@ func TestOrder(t *testing.T) {
 		sysLinkat = saved[1].(func(int, string, int, string, int) error)
 		sysOpenat = saved[2].(func(int, string, int, uint32) (int, error))
 	}()
+	var mu sync.Mutex
 	names := map[int]string{}
 	var ops []string
 	sysOpenat = func(d int, p string, fl int, m uint32) (int, error) {
 		fd, err := unix.Openat(d, p, fl, m)
 		if err == nil {
+			mu.Lock()
 			names[fd] = p
+			mu.Unlock()
 		}
 		return fd, err
 	}
 	sysFsync = func(fd int) error {
+		mu.Lock()
 		ops = append(ops, "fsync "+names[fd])
+		mu.Unlock()
 		return unix.Fsync(fd)
 	}
 	sysLinkat = func(a int, o string, b int, n string, f int) error {
+		mu.Lock()
 		ops = append(ops, "link "+strings.SplitN(o, "/", 2)[0]+" "+n)
+		mu.Unlock()
 		return unix.Linkat(a, o, b, n, f)
 	}
 	root := newRoot(t)
@@ -472,17 +487,18 @@ func TestOrder(t *testing.T) {
 	id, _ := strconv.ParseUint(filepath.Base(todo), 10, 64)
 	s := strconv.FormatUint(id%qhome.Split, 10)
 	ids := strconv.FormatUint(id, 10)
-	want := []string{
-		"link pid mess/" + s + "/" + ids,
-		"fsync " + names[firstFD(names, "pid/")],
-		"fsync intd/" + ids,
-		"fsync mess/" + s,
-		"fsync intd",
-		"link intd todo/" + ids,
-		"fsync todo",
+	if len(ops) != 7 {
+		t.Fatalf("operations: %q", ops)
 	}
-	if strings.Join(ops, "\n") != strings.Join(want, "\n") {
-		t.Errorf("operations:\n%s\nwant:\n%s", strings.Join(ops, "\n"), strings.Join(want, "\n"))
+	// The four flushes before the commit run concurrently: any order.
+	pre := append([]string(nil), ops[1:5]...)
+	sort.Strings(pre)
+	want := []string{"fsync intd", "fsync intd/" + ids, "fsync mess/" + s, "fsync " + names[firstFD(names, "pid/")]}
+	sort.Strings(want)
+	if ops[0] != "link pid mess/"+s+"/"+ids || strings.Join(pre, "\n") != strings.Join(want, "\n") ||
+		ops[5] != "link intd todo/"+ids || ops[6] != "fsync todo" {
+		t.Errorf("operations:\n%s\nwant link to mess, then (any order)\n%s\nthen link to todo, fsync todo",
+			strings.Join(ops, "\n"), strings.Join(want, "\n"))
 	}
 }
 
