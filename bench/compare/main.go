@@ -23,7 +23,8 @@
 //
 // Environment: BENCH_N, BENCH_HELD, BENCH_REPS, BENCH_QUICK=1 override the
 // defaults (quick: n=100, held=200, reps=1). BENCH_ONLY=hqmail or postfix
-// runs one side.
+// runs one side; BENCH_ROWS=6 (or -rows 1,6) only some rows, e.g. under
+// `perf record -a -g` to see where one workload spends its time.
 package main
 
 import (
@@ -341,6 +342,7 @@ func main() {
 	reps := flag.Int("reps", 0, "repetitions (default BENCH_REPS or 3)")
 	quick := flag.Bool("quick", os.Getenv("BENCH_QUICK") == "1", "smoke test: n=100, held=200, reps=1")
 	keep := flag.Bool("keep", false, "keep the temporary directory")
+	only := flag.String("rows", os.Getenv("BENCH_ROWS"), "run only these rows (comma-separated, 1-8), e.g. to profile one")
 	flag.Parse()
 	dn, dh, dr := 2000, 5000, 3
 	if *quick {
@@ -381,11 +383,11 @@ func main() {
 	}
 
 	var targets []target
-	only := os.Getenv("BENCH_ONLY")
-	if only == "" || only == "hqmail" {
+	side := os.Getenv("BENCH_ONLY")
+	if side == "" || side == "hqmail" {
 		targets = append(targets, startHQ(filepath.Join(tmp, "hq"), binDir))
 	}
-	if only == "" || only == "postfix" {
+	if side == "" || side == "postfix" {
 		if pf, why := startPostfix(filepath.Join(tmp, "pf")); pf != nil {
 			targets = append(targets, pf)
 		} else {
@@ -398,6 +400,17 @@ func main() {
 
 	fmt.Printf("compare: N=%d held=%d reps=%d, 2 KB messages; %s\n", *n, *held, *reps, machine())
 	rows := workloads(*n, *held)
+	if *only != "" {
+		var sel []workload
+		for _, f := range strings.Split(*only, ",") {
+			i, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || i < 1 || i > len(rows) {
+				die("-rows: %q is not a row number 1-%d", f, len(rows))
+			}
+			sel = append(sel, rows[i-1])
+		}
+		rows = sel
+	}
 	results := make([]*result, len(rows))
 	rss := map[string]int{}
 	for i, w := range rows {
