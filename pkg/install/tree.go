@@ -133,6 +133,9 @@ func Tree(homeUser string) []Entry {
 		f("queue/lock/sendstatus", "qmails", 0o644, nil),
 		f("queue/lock/tcpto", "qmailr", 0o644, make([]byte, TcptoSize)),
 		Entry{Path: "queue/lock/trigger", Kind: Fifo, Owner: "qmails", Group: "qmail", Mode: 0o622},
+		// qmailctl's per-message requests to a running qmail-send (root or
+		// qmails write; qmail-send reads), see pkg/sched/control.go.
+		Entry{Path: "queue/lock/sendctl", Kind: Fifo, Owner: "qmails", Group: "qmail", Mode: 0o600},
 	)
 	if homeUser != "" {
 		h := "home/" + homeUser
