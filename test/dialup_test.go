@@ -1,0 +1,683 @@
+package test
+
+// End-to-end dial-up tests (issue 6, "Must hold"): the MTA lives in one
+// network namespace, "the Internet" (an SMTP server standing for the MX and
+// a DNS server serving its MX and A records) in another, joined by a veth
+// pair. The link goes down and up with the pppd hooks (scripts/ppp) or with
+// qmail-linkwatch following the routing table, and the test checks that
+// nothing is attempted while the link is down, that everything queued goes
+// out once it is up, and that a link lost in the middle of a delivery run
+// loses nothing.
+//
+// Without root or without permission for `ip netns add` the namespace tests
+// skip with the reason, and TestDialupScriptsLoopback runs the script
+// scenario on loopback, the link drop simulated at the server (it stops
+// accepting and stalls the sessions in progress).
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/hqmail/hqmail/test/dnstest"
+	"github.com/hqmail/hqmail/test/harness"
+	"github.com/hqmail/hqmail/test/netns"
+)
+
+// Addresses inside the test's own namespaces (never on the host's links).
+const (
+	dialHostAddr = "10.231.0.1" // the MTA's end of the veth
+	dialInetAddr = "10.231.0.2" // the Internet's end, the MTA's default gateway
+	dialMXAddr   = "192.0.2.25" // MX of far.example, on the Internet's lo
+	dialDNSAddr  = "192.0.2.53" // the DNS server, on the Internet's lo
+)
+
+// Scenario sizes and limits. Only generous bounds are asserted; the times
+// the issue aims at (5 s from link up to 100 delivered) are logged.
+const (
+	dialBatch       = 100
+	dialConcurrency = 5 // control/concurrencyremote: slow, visible runs
+	dialQuiet       = 5 * time.Second
+	dialBound       = 60 * time.Second
+	dialDataDelay   = 400 * time.Millisecond // per DATA reply in the drop phase
+	dialDropAfter   = 20
+)
+
+// dialSeqRe finds the X-Seq header queueN writes (CRLF over SMTP).
+var dialSeqRe = regexp.MustCompile(`(?m)^X-Seq: (\d+)\r?$`)
+
+// --- the far side: a counting, recording SMTP server ---
+
+// dialSink is the MX: it counts connections, records the X-Seq header of
+// every message it accepts, and can delay each DATA reply (slow runs) or
+// stall (a link that carries nothing, for the loopback variant).
+type dialSink struct {
+	conns atomic.Int64
+	delay atomic.Int64 // nanoseconds before each DATA reply
+
+	mu      sync.Mutex
+	seqs    map[int]int // X-Seq -> times accepted
+	stall   chan struct{}
+	stalled bool
+
+	srvMu sync.Mutex
+	srvs  []*smtp.Server
+	wg    sync.WaitGroup
+}
+
+func newDialSink(t *testing.T) *dialSink {
+	s := &dialSink{seqs: map[int]int{}, stall: make(chan struct{})}
+	t.Cleanup(func() {
+		s.Unstall()
+		s.srvMu.Lock()
+		for _, srv := range s.srvs {
+			srv.Close()
+		}
+		s.srvMu.Unlock()
+		done := make(chan struct{})
+		go func() { s.wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Logf("dial sink: servers still running 10 s after close")
+		}
+	})
+	return s
+}
+
+// Serve serves SMTP on ln until Close or the end of the test.
+func (s *dialSink) Serve(ln net.Listener) *smtp.Server {
+	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
+		return &dialSession{s: s}, nil
+	}))
+	srv.Domain = "mx.far.example"
+	srv.ErrorLog = log.New(io.Discard, "", 0)
+	srv.ReadTimeout = 30 * time.Second
+	srv.WriteTimeout = 30 * time.Second
+	srv.MaxRecipients = 100
+	s.srvMu.Lock()
+	s.srvs = append(s.srvs, srv)
+	s.srvMu.Unlock()
+	s.wg.Add(1)
+	go func() { defer s.wg.Done(); srv.Serve(&dialCountingListener{ln, s}) }()
+	return srv
+}
+
+type dialCountingListener struct {
+	net.Listener
+	s *dialSink
+}
+
+func (l *dialCountingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.s.conns.Add(1)
+	}
+	return c, err
+}
+
+// Stall makes every DATA reply wait until Unstall; messages received while
+// stalled are not recorded (their sender gives up first).
+func (s *dialSink) Stall() {
+	s.mu.Lock()
+	if !s.stalled {
+		s.stalled = true
+		s.stall = make(chan struct{})
+	}
+	s.mu.Unlock()
+}
+
+// Unstall ends a Stall.
+func (s *dialSink) Unstall() {
+	s.mu.Lock()
+	if s.stalled {
+		s.stalled = false
+		close(s.stall)
+	}
+	s.mu.Unlock()
+}
+
+// Got returns how many distinct seqs in [lo,hi) were accepted and which
+// were accepted more than once.
+func (s *dialSink) Got(lo, hi int) (distinct int, dups []int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for q := lo; q < hi; q++ {
+		if n := s.seqs[q]; n > 0 {
+			distinct++
+			if n > 1 {
+				dups = append(dups, q)
+			}
+		}
+	}
+	return distinct, dups
+}
+
+// Has reports whether seq was accepted.
+func (s *dialSink) Has(seq int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.seqs[seq] > 0
+}
+
+type dialSession struct{ s *dialSink }
+
+func (ss *dialSession) Reset()                                    {}
+func (ss *dialSession) Logout() error                             { return nil }
+func (ss *dialSession) Mail(string, *smtp.MailOptions) error      { return nil }
+func (ss *dialSession) Rcpt(to string, _ *smtp.RcptOptions) error { return nil }
+func (ss *dialSession) Data(r io.Reader) error {
+	b, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	if d := time.Duration(ss.s.delay.Load()); d > 0 {
+		time.Sleep(d)
+	}
+	ss.s.mu.Lock()
+	stalled, ch := ss.s.stalled, ss.s.stall
+	ss.s.mu.Unlock()
+	if stalled {
+		<-ch // bounded: Unstall runs at the latest in t.Cleanup
+		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 2}, Message: "link was down"}
+	}
+	m := dialSeqRe.FindSubmatch(b)
+	if m == nil {
+		return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: "no X-Seq"}
+	}
+	n, _ := strconv.Atoi(string(m[1]))
+	ss.s.mu.Lock()
+	ss.s.seqs[n]++
+	ss.s.mu.Unlock()
+	return nil
+}
+
+// --- the link ---
+
+// dialLink takes the link down and brings it up, together with whatever
+// holds and releases remote delivery (hook scripts; nothing for the link
+// watcher, which follows the kernel on its own).
+type dialLink struct {
+	name string
+	down func(t *testing.T)
+	up   func(t *testing.T)
+}
+
+// dialNet is the pair of namespaces and the veth between them.
+type dialNet struct {
+	host, inet   *netns.NS
+	hostIf, inIf string
+}
+
+// needNetns skips (with the reason) when namespaces cannot be made here.
+func needNetns(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test skipped under -short")
+	}
+	if why := netns.Available(); why != "" {
+		t.Skipf("network namespaces not available (%s); TestDialupScriptsLoopback runs the scenario on loopback", why)
+	}
+}
+
+func newDialNet(t *testing.T) *dialNet {
+	t.Helper()
+	n := &dialNet{host: netns.New(t, netns.Name("h")), inet: netns.New(t, netns.Name("i")),
+		hostIf: netns.Name("a"), inIf: netns.Name("b")}
+	netns.Veth(t, n.host, n.hostIf, n.inet, n.inIf)
+	n.host.IP(t, "addr", "add", dialHostAddr+"/30", "dev", n.hostIf)
+	n.inet.IP(t, "addr", "add", dialInetAddr+"/30", "dev", n.inIf)
+	n.inet.IP(t, "addr", "add", dialMXAddr+"/32", "dev", "lo")
+	n.inet.IP(t, "addr", "add", dialDNSAddr+"/32", "dev", "lo")
+	n.inet.IP(t, "link", "set", n.inIf, "up")
+	n.linkUp(t)
+	return n
+}
+
+// linkDown takes the MTA's end of the veth down; the kernel drops the
+// routes through it, the default route included.
+func (n *dialNet) linkDown(t *testing.T) {
+	t.Helper()
+	n.host.IP(t, "link", "set", n.hostIf, "down")
+}
+
+// linkUp brings it up and restores the default route (as pppd would).
+func (n *dialNet) linkUp(t *testing.T) {
+	t.Helper()
+	n.host.IP(t, "link", "set", n.hostIf, "up")
+	var err error
+	if !harness.Eventually(10*time.Second, func() bool {
+		_, err = n.host.TryIP("route", "replace", "default", "via", dialInetAddr, "dev", n.hostIf)
+		return err == nil
+	}) {
+		t.Fatalf("default route: %v", err)
+	}
+}
+
+// startInternet starts the MX and the DNS server inside the Internet
+// namespace (their sockets are opened there).
+func (n *dialNet) startInternet(t *testing.T) (*dialSink, *dnstest.Server) {
+	t.Helper()
+	var ln, dln net.Listener
+	var pc net.PacketConn
+	n.inet.Do(t, func() {
+		var err error
+		if ln, err = net.Listen("tcp", dialMXAddr+":25"); err != nil {
+			t.Fatalf("listen in %s: %v", n.inet.Name, err)
+		}
+		if pc, err = net.ListenPacket("udp", dialDNSAddr+":53"); err != nil {
+			t.Fatalf("listen in %s: %v", n.inet.Name, err)
+		}
+		if dln, err = net.Listen("tcp", dialDNSAddr+":53"); err != nil {
+			t.Fatalf("listen in %s: %v", n.inet.Name, err)
+		}
+	})
+	t.Cleanup(func() { ln.Close() })
+	sink := newDialSink(t)
+	sink.Serve(ln)
+	dns := dnstest.Serve(t, pc, dln)
+	dns.Add("far.example. MX 10 mx.far.example.", "mx.far.example. A "+dialMXAddr)
+	return sink, dns
+}
+
+// dialTree installs a tree whose qmail-remote resolves through the DNS
+// server at dnsAddr (none: routes in smtproutes instead) with short
+// timeouts, so that deliveries caught by a link drop give up quickly.
+func dialTree(t *testing.T, dnsAddr string) *harness.Tree {
+	t.Helper()
+	tr := harness.Install(t)
+	if dnsAddr != "" {
+		p := tr.Path("control", "resolv.conf")
+		if err := os.WriteFile(p, []byte("nameserver "+dnsAddr+"\noptions timeout:2 attempts:2\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		tr.Control("resolvconf", p+"\n")
+	}
+	tr.Control("concurrencyremote", fmt.Sprintf("%d\n", dialConcurrency))
+	tr.Control("timeoutconnect", "5\n")
+	tr.Control("timeoutremote", "5\n")
+	return tr
+}
+
+// --- hook scripts ---
+
+func scriptPath(t *testing.T, rel string) string {
+	t.Helper()
+	mod, err := harness.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(mod, "scripts", rel)
+}
+
+// runPPPHook runs a pppd hook as pppd would (interface tty speed local-ip
+// remote-ip ipparam) with QMAILHOME set to the tree; the hook backgrounds
+// qmailctl and returns at once.
+func runPPPHook(t *testing.T, tr *harness.Tree, hook, iface string) {
+	t.Helper()
+	cmd := exec.Command("/bin/sh", scriptPath(t, "ppp/"+hook+"/hqmail"), iface, "/dev/ttyS0", "115200", dialHostAddr, dialInetAddr, "")
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "QMAILHOME=" + tr.Root}
+	out, err := cmd.CombinedOutput()
+	if err != nil || len(out) != 0 {
+		t.Fatalf("%s hook: %v, output %q", hook, err, out)
+	}
+}
+
+// --- observing the MTA ---
+
+// waitHold waits until control/holdremote and qmail-send's sendstatus both
+// say held (or both say released).
+func waitHold(t *testing.T, tr *harness.Tree, sys *harness.System, held bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	want := "no"
+	if held {
+		want = "all"
+	}
+	ok := harness.Eventually(dialBound, func() bool {
+		_, err := os.Stat(tr.Path("control", "holdremote"))
+		return (err == nil) == held && sys.Status()["holdremote"] == want
+	})
+	if !ok {
+		_, err := os.Stat(tr.Path("control", "holdremote"))
+		t.Fatalf("hold %v not reached within %v: control/holdremote stat %v, sendstatus %v; log:\n%s",
+			held, dialBound, err, sys.Status(), sys.Log())
+	}
+	return time.Since(start)
+}
+
+// remoteStarted counts remote deliveries started so far.
+func remoteStarted(sys *harness.System) int { return sys.Count(" to remote ") }
+
+// finished counts delivery results (only remote deliveries run here).
+func finished(sys *harness.System) int {
+	return sys.Count(": success: ") + sys.Count(": deferral: ") + sys.Count(": failure: ")
+}
+
+// queuedSeqs returns the X-Seq of every message in queue/mess.
+func queuedSeqs(t *testing.T, tr *harness.Tree) map[int]bool {
+	t.Helper()
+	out := map[int]bool{}
+	filepath.Walk(tr.Path("queue", "mess"), func(p string, fi os.FileInfo, err error) error {
+		if err != nil || !fi.Mode().IsRegular() {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Errorf("read %s: %v", p, err)
+			return nil
+		}
+		if m := dialSeqRe.FindSubmatch(b); m != nil {
+			n, _ := strconv.Atoi(string(m[1]))
+			out[n] = true
+		}
+		return nil
+	})
+	return out
+}
+
+// qstat returns qmail-qstat's count of messages in the queue.
+func qstat(t *testing.T, tr *harness.Tree) int {
+	t.Helper()
+	out, code := tr.Run(t, nil, "qmail-qstat")
+	var n int
+	if _, err := fmt.Sscanf(out, "messages in queue: %d\n", &n); code != 0 || err != nil {
+		t.Fatalf("qmail-qstat: exit %d: %q", code, out)
+	}
+	return n
+}
+
+// waitQueueEmpty waits until qmail-qstat shows an empty queue.
+func waitQueueEmpty(t *testing.T, tr *harness.Tree, sys *harness.System) {
+	t.Helper()
+	if !harness.Eventually(dialBound, func() bool { return qstat(t, tr) == 0 }) {
+		t.Fatalf("queue not empty within %v (%d left); log:\n%s", dialBound, qstat(t, tr), sys.Log())
+	}
+}
+
+// queueBatch queues seqs [first, first+n) to joe@far.example and waits
+// until qmail-send has preprocessed them all.
+func queueBatch(t *testing.T, tr *harness.Tree, sys *harness.System, first, n int) {
+	t.Helper()
+	before := sys.Count("new msg ")
+	queueN(t, tr, first, n, "box@testhost.example", "joe@far.example")
+	sys.WaitLogCount(t, "new msg ", before+n, dialBound)
+}
+
+// --- the scenario ---
+
+// dialScenario runs the issue's scenario over a link:
+//  1. link down: held; 100 messages queued; for 5 s the far side sees no
+//     connection (and the DNS server no query), qmail-send starts nothing;
+//  2. link up: all 100 delivered (time logged, 60 s asserted);
+//  3. a slow run (each DATA reply delayed) loses the link after ~20 were
+//     accepted: the rest stays queued, every message is either accepted or
+//     in the queue, and nothing starts while down;
+//  4. link up again: the rest goes out; a message may arrive twice only if
+//     its delivery was in flight when the link dropped.
+func dialScenario(t *testing.T, tr *harness.Tree, sys *harness.System, sink *dialSink, dns *dnstest.Server, link dialLink) {
+	// 1. Down.
+	link.down(t)
+	t.Logf("%s: link down, hold confirmed after %v", link.name, waitHold(t, tr, sys, true))
+	conns0, started0 := sink.conns.Load(), remoteStarted(sys)
+	dnsQ0 := 0
+	if dns != nil {
+		dnsQ0 = len(dns.Queries())
+	}
+	queueBatch(t, tr, sys, 0, dialBatch)
+	time.Sleep(dialQuiet)
+	if n := sink.conns.Load() - conns0; n != 0 {
+		t.Fatalf("%d connections reached the MX while the link was down", n)
+	}
+	if n := remoteStarted(sys) - started0; n != 0 {
+		t.Fatalf("%d remote deliveries started while held; log:\n%s", n, sys.Log())
+	}
+	if dns != nil && len(dns.Queries()) != dnsQ0 {
+		t.Fatalf("DNS queries while the link was down: %v", dns.Queries()[dnsQ0:])
+	}
+	if st := sys.Status(); st["holdremote"] != "all" {
+		t.Fatalf("sendstatus after %v down: %v", dialQuiet, st)
+	}
+
+	// 2. Up: everything goes out.
+	up := time.Now()
+	link.up(t)
+	released := waitHold(t, tr, sys, false)
+	if !harness.Eventually(dialBound, func() bool { n, _ := sink.Got(0, dialBatch); return n == dialBatch }) {
+		n, _ := sink.Got(0, dialBatch)
+		t.Fatalf("%d of %d accepted by the MX within %v of link up; log:\n%s", n, dialBatch, dialBound, sys.Log())
+	}
+	t.Logf("%s: link up: release confirmed after %v, all %d accepted by the MX %v after link up (issue's target: 5 s)",
+		link.name, released, dialBatch, time.Since(up).Round(time.Millisecond))
+	waitQueueEmpty(t, tr, sys)
+	if _, dups := sink.Got(0, dialBatch); len(dups) != 0 {
+		t.Errorf("delivered twice without a link drop: %v", dups)
+	}
+
+	// 3. A slow run loses the link in the middle.
+	first := dialBatch
+	last := first + dialBatch
+	link.down(t)
+	waitHold(t, tr, sys, true)
+	queueBatch(t, tr, sys, first, dialBatch)
+	sink.delay.Store(int64(dialDataDelay))
+	link.up(t)
+	waitHold(t, tr, sys, false)
+	if !harness.Eventually(dialBound, func() bool { n, _ := sink.Got(first, last); return n >= dialDropAfter }) {
+		t.Fatalf("fewer than %d accepted within %v of link up", dialDropAfter, dialBound)
+	}
+	link.down(t)
+	dropped := time.Now()
+	atDrop, _ := sink.Got(first, last)
+	waitHold(t, tr, sys, true)
+	// Deliveries in flight give up (timeoutremote 5 s) or finish.
+	if !harness.Eventually(dialBound, func() bool { return remoteStarted(sys) == finished(sys) }) {
+		t.Fatalf("deliveries still in flight %v after the drop: %d started, %d finished; log:\n%s",
+			dialBound, remoteStarted(sys), finished(sys), sys.Log())
+	}
+	t.Logf("%s: link dropped with %d of %d accepted; in-flight deliveries ended %v later",
+		link.name, atDrop, dialBatch, time.Since(dropped).Round(time.Millisecond))
+	conns1, started1 := sink.conns.Load(), remoteStarted(sys)
+	time.Sleep(2 * time.Second)
+	if n := remoteStarted(sys) - started1; n != 0 {
+		t.Fatalf("%d remote deliveries started after the drop was held; log:\n%s", n, sys.Log())
+	}
+	if n := sink.conns.Load() - conns1; n != 0 {
+		t.Fatalf("%d connections reached the MX after the drop", n)
+	}
+	got, _ := sink.Got(first, last)
+	queued := queuedSeqs(t, tr)
+	var lost []int
+	for q := first; q < last; q++ {
+		if !sink.Has(q) && !queued[q] {
+			lost = append(lost, q)
+		}
+	}
+	if len(lost) != 0 {
+		t.Fatalf("lost in the drop (neither accepted nor queued): %v", lost)
+	}
+	if len(queued) == 0 {
+		t.Fatalf("the whole run finished before the link dropped (%d accepted): nothing left to test", got)
+	}
+	if n := qstat(t, tr); n != len(queued) {
+		t.Fatalf("qmail-qstat shows %d messages, queue/mess holds %d", n, len(queued))
+	}
+	out, _ := tr.Run(t, nil, "qmail-qread")
+	if c := strings.Count(out, " held\n"); c != len(queued) {
+		t.Errorf("qmail-qread marks %d recipients held, %d messages queued:\n%s", c, len(queued), out)
+	}
+	t.Logf("%s: after the drop: %d accepted, %d still queued (held)", link.name, got, len(queued))
+
+	// 4. Up again: the rest goes out.
+	sink.delay.Store(0)
+	up = time.Now()
+	link.up(t)
+	waitHold(t, tr, sys, false)
+	if !harness.Eventually(dialBound, func() bool { n, _ := sink.Got(first, last); return n == dialBatch }) {
+		n, _ := sink.Got(first, last)
+		t.Fatalf("%d of %d accepted within %v of the second link up; log:\n%s", n, dialBatch, dialBound, sys.Log())
+	}
+	waitQueueEmpty(t, tr, sys)
+	_, dups := sink.Got(first, last)
+	t.Logf("%s: the %d left went out %v after link up; %d accepted twice (in flight at the drop): %v",
+		link.name, len(queued), time.Since(up).Round(time.Millisecond), len(dups), dups)
+	if len(dups) > dialConcurrency {
+		t.Errorf("%d messages accepted twice, more than the %d deliveries that can be in flight: %v", len(dups), dialConcurrency, dups)
+	}
+	sys.Stop(t)
+}
+
+// startInHost starts qmail-start inside the host namespace.
+func startInHost(t *testing.T, n *dialNet, tr *harness.Tree) *harness.System {
+	t.Helper()
+	var sys *harness.System
+	n.host.Do(t, func() { sys = tr.Start(t, "./Maildir/") })
+	return sys
+}
+
+// TestDialupScripts: the pppd hooks scripts/ppp/ip-down.d/hqmail and
+// ip-up.d/hqmail hold and release, the veth goes down and up.
+func TestDialupScripts(t *testing.T) {
+	needNetns(t)
+	n := newDialNet(t)
+	sink, dns := n.startInternet(t)
+	tr := dialTree(t, dialDNSAddr)
+	sys := startInHost(t, n, tr)
+	dialScenario(t, tr, sys, sink, dns, dialLink{
+		name: "ppp hooks",
+		down: func(t *testing.T) {
+			n.linkDown(t)
+			runPPPHook(t, tr, "ip-down.d", n.hostIf)
+		},
+		up: func(t *testing.T) {
+			n.linkUp(t)
+			runPPPHook(t, tr, "ip-up.d", n.hostIf)
+		},
+	})
+}
+
+// TestDialupLinkwatch: qmail-linkwatch, running in the host namespace,
+// follows the default route; the test only takes the veth down and up.
+func TestDialupLinkwatch(t *testing.T) {
+	needNetns(t)
+	n := newDialNet(t)
+	sink, dns := n.startInternet(t)
+	tr := dialTree(t, dialDNSAddr)
+	sys := startInHost(t, n, tr)
+	lw := startLinkwatch(t, n, tr, "-up-delay", "1s", "-recheck", "2s")
+	// It starts with the link up: released once the link was up 1 s.
+	lw.wait(t, "remote delivery released", 1)
+	dialScenario(t, tr, sys, sink, dns, dialLink{
+		name: "qmail-linkwatch",
+		down: func(t *testing.T) { n.linkDown(t) },
+		up:   func(t *testing.T) { n.linkUp(t) },
+	})
+	t.Logf("qmail-linkwatch log:\n%s", lw.log())
+}
+
+// linkwatch is a running qmail-linkwatch with its log captured.
+type linkwatch struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	done chan struct{}
+}
+
+func (l *linkwatch) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *linkwatch) log() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+func (l *linkwatch) wait(t *testing.T, sub string, n int) {
+	t.Helper()
+	if !harness.Eventually(dialBound, func() bool { return strings.Count(l.log(), sub) >= n }) {
+		t.Fatalf("qmail-linkwatch: %d lines with %q not seen within %v; log:\n%s", n, sub, dialBound, l.log())
+	}
+}
+
+// startLinkwatch runs ROOT/bin/qmail-linkwatch in the host namespace; it
+// is stopped with TERM (kill -9 after 10 s) when the test ends.
+func startLinkwatch(t *testing.T, n *dialNet, tr *harness.Tree, args ...string) *linkwatch {
+	t.Helper()
+	l := &linkwatch{done: make(chan struct{})}
+	cmd := n.host.Command(tr.Bin("qmail-linkwatch"), args...)
+	cmd.Dir = "/"
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
+	cmd.Stdout, cmd.Stderr = l, l
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("qmail-linkwatch: %v", err)
+	}
+	go func() { cmd.Wait(); close(l.done) }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-l.done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-l.done
+			t.Errorf("qmail-linkwatch ignored TERM for 10 s")
+		}
+		if t.Failed() {
+			t.Logf("qmail-linkwatch log:\n%s", l.log())
+		}
+	})
+	return l
+}
+
+// TestDialupScriptsLoopback is the script scenario without namespaces: the
+// MX listens on a loopback address (reached through control/smtproutes),
+// and "the link drops" at the server: it stops listening, and sessions in
+// progress stall until qmail-remote gives up. Runs everywhere, root or not.
+func TestDialupScriptsLoopback(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test skipped under -short")
+	}
+	tr := dialTree(t, "")
+	sink := newDialSink(t)
+	ln := listen(t, "", 2525)
+	addr := ln.Addr().String()
+	srv := sink.Serve(ln)
+	tr.Control("smtproutes", fmt.Sprintf("far.example:%s:%d\n", hostOf(ln), portOf(ln)))
+	sys := tr.Start(t, "./Maildir/")
+	dialScenario(t, tr, sys, sink, nil, dialLink{
+		name: "ppp hooks on loopback",
+		down: func(t *testing.T) {
+			sink.Stall()
+			srv.Close()
+			srv = nil
+			runPPPHook(t, tr, "ip-down.d", "ppp0")
+		},
+		up: func(t *testing.T) {
+			var l net.Listener
+			var err error
+			if !harness.Eventually(10*time.Second, func() bool { l, err = net.Listen("tcp", addr); return err == nil }) {
+				t.Fatalf("listen %s again: %v", addr, err)
+			}
+			t.Cleanup(func() { l.Close() })
+			sink.Unstall()
+			srv = sink.Serve(l)
+			runPPPHook(t, tr, "ip-up.d", "ppp0")
+		},
+	})
+}
