@@ -13,10 +13,11 @@
 //   - "" = the last characters (original case, each once) of the non-empty
 //     wildcard prefixes.
 //
-// The value is the six fields after the first colon, each followed by a
-// NUL: "user\0uid\0gid\0home\0dash\0ext\0" (the layout qmail-getpw
-// prints, so qmail-lspawn parses both the same way). Of two lines with the
-// same key the first wins. Lowercasing is ASCII only.
+// The value is the six fields after the first colon joined by NUL:
+// "user\0uid\0gid\0home\0dash\0ext", qmail-newu's layout, so that a
+// wildcard hit can append the rest of the local part to the ext field (and
+// a cdb written here serves qmail's own qmail-lspawn). Of two lines with
+// the same key the first wins. Lowercasing is ASCII only.
 package users
 
 import (
@@ -76,8 +77,10 @@ func Compile(assign []byte) ([]cdb.Record, error) {
 			if j < 0 {
 				return nil, ErrFormat
 			}
+			if n > 0 {
+				val = append(val, 0)
+			}
 			val = append(val, fields[:j]...)
-			val = append(val, 0)
 			fields = fields[j+1:]
 			n++
 		}

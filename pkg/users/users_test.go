@@ -60,10 +60,10 @@ func TestCompile(t *testing.T) {
 		key, want string
 		found     bool
 	}{
-		{"!joe\x00", "joe\x001001\x00100\x00/home/joe\x00\x00\x00", true},
-		{"!joe-", "joe\x001001\x00100\x00/home/joe\x00-\x00\x00", true},
-		{"!lists.", "list\x001002\x00100\x00/var/lists\x00-\x00x-\x00", true},
-		{"!", "alias\x007\x008\x00/q/alias\x00-\x00\x00", true},
+		{"!joe\x00", "joe\x001001\x00100\x00/home/joe\x00\x00", true},
+		{"!joe-", "joe\x001001\x00100\x00/home/joe\x00-\x00", true},
+		{"!lists.", "list\x001002\x00100\x00/var/lists\x00-\x00x-", true},
+		{"!", "alias\x007\x008\x00/q/alias\x00-\x00", true},
 		{"", "-.", true},
 		{"!Joe\x00", "", false},
 		{"!nobody\x00", "", false},
