@@ -34,6 +34,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/hqmail/hqmail/pkg/tcpto"
 	"github.com/hqmail/hqmail/test/dnstest"
 	"github.com/hqmail/hqmail/test/harness"
 	"github.com/hqmail/hqmail/test/netns"
@@ -682,4 +683,48 @@ func TestDialupScriptsLoopback(t *testing.T) {
 			runPPPHook(t, tr, "ip-up.d", "ppp0")
 		},
 	})
+}
+
+// TestDialupScriptsStaleTimeouts: before the link came up for real it
+// "carried nothing" (a hotspot not yet connected, a dial-up still
+// negotiating) and qmail-remote recorded connection time-outs for the MX
+// in queue/lock/tcpto. Those say nothing about the MX once the link is up:
+// after the ip-up hook, queued mail must go out at once, not wait the hour
+// or so qmail-remote skips a host with two recent time-outs.
+func TestDialupScriptsStaleTimeouts(t *testing.T) {
+	needNetns(t)
+	n := newDialNet(t)
+	sink, _ := n.startInternet(t)
+	tr := dialTree(t, dialDNSAddr)
+	sys := startInHost(t, n, tr)
+	n.linkDown(t)
+	runPPPHook(t, tr, "ip-down.d", n.hostIf)
+	waitHold(t, tr, sys, true)
+	const total = 10
+	queueBatch(t, tr, sys, 0, total)
+	// Two time-outs 150 s apart, the last a minute ago: qmail-remote would
+	// skip the MX for the next hour.
+	tab := tcpto.Open(tr.Root)
+	mx := net.ParseIP(dialMXAddr)
+	for _, ago := range []time.Duration{210 * time.Second, 60 * time.Second} {
+		at := time.Now().Add(-ago)
+		tab.Now = func() time.Time { return at }
+		_, present := tab.Ready(mx)
+		tab.Result(mx, true, present)
+	}
+	tab.Now = nil
+	if ready, _ := tab.Ready(mx); ready {
+		t.Fatalf("seeding tcpto failed: MX still ready")
+	}
+	up := time.Now()
+	n.linkUp(t)
+	runPPPHook(t, tr, "ip-up.d", n.hostIf)
+	waitHold(t, tr, sys, false)
+	if !harness.Eventually(dialBound, func() bool { got, _ := sink.Got(0, total); return got == total }) {
+		got, _ := sink.Got(0, total)
+		t.Fatalf("%d of %d accepted within %v of ip-up: stale time-outs in tcpto kept the MX skipped; log:\n%s",
+			got, total, dialBound, sys.Log())
+	}
+	t.Logf("all %d accepted %v after ip-up despite the stale time-outs", total, time.Since(up).Round(time.Millisecond))
+	sys.Stop(t)
 }
