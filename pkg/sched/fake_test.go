@@ -2,6 +2,7 @@ package sched
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -249,12 +250,22 @@ func (e *env) exists(rel string) bool {
 	return err == nil
 }
 
-// trigger pulls queue/lock/trigger as qmail-queue does.
+// trigger pulls queue/lock/trigger as qmail-queue does. The scheduler
+// opens the FIFO in a goroutine of its own after start, so an open that
+// finds no reader yet (ENXIO) is retried (bounded) rather than lost.
 func (e *env) trigger() {
-	f, err := os.OpenFile(filepath.Join(e.root, "queue", "lock", "trigger"), os.O_WRONLY|syscall.O_NONBLOCK, 0)
-	if err == nil {
-		f.Write([]byte{0})
-		f.Close()
+	p := filepath.Join(e.root, "queue", "lock", "trigger")
+	for i := 0; i < 1000; i++ {
+		f, err := os.OpenFile(p, os.O_WRONLY|syscall.O_NONBLOCK, 0)
+		if err == nil {
+			f.Write([]byte{0})
+			f.Close()
+			return
+		}
+		if !errors.Is(err, syscall.ENXIO) {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
