@@ -83,6 +83,7 @@ func (s *Sched) cleanupStep() {
 // writeBack stores each scheduled message's due time as the mtime of its
 // channel file, so a restart keeps the retry schedule (§11, TERM).
 func (s *Sched) writeBack() {
+	s.unparkAll()
 	for c := 0; c < 2; c++ {
 		for _, e := range s.sched[c].h {
 			n := fnChan(c, e.id)

@@ -61,6 +61,7 @@ func (s *Sched) messDone(id uint64) {
 		return
 	}
 	s.log.line("end msg ", utoa(id))
+	s.forget(id)
 	if err := os.Remove(s.path(info)); err != nil && !isNoent(err) {
 		s.log.line("warning: unable to unlink ", info, "; will try again later")
 		retry()

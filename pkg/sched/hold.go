@@ -151,7 +151,7 @@ func (s *Sched) holdDesc(c int, hs holdState) string {
 
 // queued counts messages on channel c: schedule entries plus open jobs.
 func (s *Sched) queued(c int) int {
-	n := s.sched[c].len()
+	n := s.sched[c].len() + s.mc.nparked(c)
 	for j := range s.jobs {
 		if s.jobs[j].used && s.jobs[j].channel == c {
 			n++
@@ -173,6 +173,7 @@ func (s *Sched) releaseChan(c int) {
 func (s *Sched) handleALRM() {
 	s.sched[chanLocal].allDue(s.recent)
 	s.sched[chanRemote].allDue(s.recent)
+	s.mc.parkedDue(s.recent)
 	s.generation++
 	s.writeStatus()
 }
@@ -277,6 +278,7 @@ func (s *Sched) writeStatus() {
 	b.WriteString("since-remote " + strconv.FormatInt(s.holds.since(chanRemote), 10) + "\n")
 	b.WriteString("queued-local " + itoa(s.queued(chanLocal)) + "\n")
 	b.WriteString("queued-remote " + itoa(s.queued(chanRemote)) + "\n")
+	b.WriteString(s.mc.statusLines())
 	if f.Truncate(0) == nil {
 		_, _ = f.WriteAt([]byte(b.String()), 0)
 	}

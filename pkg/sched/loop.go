@@ -32,7 +32,7 @@ type Options struct {
 	CleanReq io.Writer
 	CleanRep io.Reader
 	Signals  <-chan os.Signal // TERM, ALRM, HUP
-	Trigger  bool             // watch queue/lock/trigger
+	Trigger  bool             // watch queue/lock/trigger (and the request FIFO queue/lock/sendctl)
 	Now      func() int64     // clock (seconds); nil means time.Now
 	// Inject runs qmail-queue for a bounce; nil means pkg/qq.
 	Inject func(msg io.Reader, sender string, recip []string) (int, error)
@@ -45,6 +45,7 @@ const (
 	evWrote
 	evTrigger
 	evSignal
+	evCtl // a qmailctl request line (control.go)
 )
 
 type event struct {
@@ -129,6 +130,7 @@ type Sched struct {
 	cleanupWalk *messWalk
 
 	holds      *holdLog
+	mc         *msgCtl // per-message control (control.go)
 	generation int
 	cleanBuf   [1]byte
 }
@@ -183,12 +185,18 @@ func Run(opt Options) int {
 	}
 	s.recent = s.now()
 	s.holds = loadHoldLog(s.queue)
+	s.mc = loadMsgCtl(s.queue)
 	s.scanInfo()
+	s.pruneHeld()
 	s.status()
 	s.holds.startup(s, s.recent)
 	s.writeStatus()
 	if opt.Trigger {
 		go s.watchTrigger()
+		if f := s.openCtl(); f != nil {
+			defer f.Close()
+			go s.watchCtl(f)
+		}
 	}
 	if opt.Signals != nil {
 		go func() {
@@ -417,6 +425,8 @@ func (s *Sched) handle(ev event) {
 		if !s.exitasap {
 			s.triggered = true
 		}
+	case evCtl:
+		s.control(ev)
 	case evSignal:
 		switch ev.sig {
 		case syscall.SIGTERM:

@@ -130,6 +130,10 @@ func (s *Sched) passChan(c int) {
 		}
 		s.sched[c].delmin()
 		s.sched[c].shrink()
+		if s.mc.isHeld(e.id) {
+			s.mc.park(c, e) // held by qmailctl: keeps its due time
+			return
+		}
 		n := fnChan(c, e.id)
 		f, err := os.Open(s.path(n))
 		if err != nil {
@@ -224,6 +228,7 @@ func (s *Sched) report(c int, r spawnproto.Report) {
 		letter = 'D'
 		text += tooLong
 	}
+	letter, text, drop := s.finalDeferral(jb.id, letter, text)
 	delid := utoa(d.delid)
 	switch letter {
 	case 'K':
@@ -232,6 +237,10 @@ func (s *Sched) report(c int, r spawnproto.Report) {
 		jb.numtodo--
 	case 'Z':
 		s.log.line("delivery ", delid, ": deferral: ", safe(text))
+		if drop { // deleted by qmailctl while in flight
+			s.markDone(c, jb.id, d.mpos)
+			jb.numtodo--
+		}
 	case 'D':
 		s.log.line("delivery ", delid, ": failure: ", safe(text))
 		s.addBounce(jb.id, d.recip, text)

@@ -1,0 +1,828 @@
+package sched
+
+import (
+	"bufio"
+	"bytes"
+	"container/heap"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+
+	"github.com/hqmail/hqmail/pkg/qhome"
+)
+
+// Per-message control of a running qmail-send (qmailctl hold, release,
+// delete, bounce).
+//
+// Requests arrive through the FIFO queue/lock/sendctl (pre-created by
+// qmail-install, owner qmails, mode 0600: only root and qmails can write
+// it), one line each:
+//
+//	TAG VERB ARG\n
+//
+// TAG is chosen by the client (1-64 bytes of [A-Za-z0-9._-]); VERB is hold,
+// release, delete, bounce (ARG a message id) or hold-from, hold-to,
+// release-from, release-to (ARG an address, "<>" for the empty one). A line
+// is at most MaxRequest bytes; longer lines are discarded. The result is
+// written into queue/lock/sendstatus as a line
+//
+//	ctl TAG ok|fail|defer TEXT
+//
+// (fail: the request cannot succeed, e.g. no such message; defer: try
+// again later). The last keepResults results are kept there.
+//
+// A held message keeps its schedule entry (taken off the schedule with its
+// due time when the pass would open it, "parked") and starts no delivery
+// until released; the set of held ids is kept in queue/bounce/heldmsgs
+// (HeldMsgsName) so that it survives a restart. delete and bounce mark
+// every recipient not being delivered as done (bounce first appends a
+// failure paragraph for it to bounce/ID), make the message due, and leave
+// the rest to the normal path: the pass finds every record done, removes
+// the channel file, and messDone sends the bounce and has qmail-clean
+// remove the message. A delivery in flight finishes normally; if it ends
+// in a deferral, the recipient is dropped (delete) or bounced (bounce).
+
+// Request limits and names.
+const (
+	MaxRequest   = 1024
+	maxTag       = 64
+	keepResults  = 32
+	maxHeld      = 1 << 20
+	HeldMsgsName = "heldmsgs" // under queue/bounce/
+	ctlFIFO      = "lock/sendctl"
+)
+
+// AdminBounceText is the failure text of every recipient of a message
+// bounced with qmailctl bounce.
+const AdminBounceText = "This message was returned by the postmaster of this host, undelivered. (#5.0.0)"
+
+// Request verbs.
+var verbs = map[string]bool{
+	"hold": true, "release": true, "delete": true, "bounce": true,
+	"hold-from": true, "hold-to": true, "release-from": true, "release-to": true,
+}
+
+// Request is one qmailctl request.
+type Request struct {
+	Tag  string
+	Verb string
+	Arg  string
+	id   uint64
+}
+
+// Result words.
+const (
+	ResultOK    = "ok"
+	ResultFail  = "fail"
+	ResultDefer = "defer"
+)
+
+var (
+	errBadTag  = errors.New("bad tag")
+	errBadVerb = errors.New("unknown request")
+	errBadArg  = errors.New("bad argument")
+	errTooLong = errors.New("request too long")
+)
+
+// ValidTag reports whether t may tag a request.
+func ValidTag(t string) bool {
+	if t == "" || len(t) > maxTag {
+		return false
+	}
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// Encode renders the request line; it fails for what ParseRequest would
+// refuse.
+func (r Request) Encode() ([]byte, error) {
+	line := []byte(r.Tag + " " + r.Verb + " " + r.Arg + "\n")
+	if _, err := ParseRequest(line); err != nil {
+		return nil, err
+	}
+	return line, nil
+}
+
+// ParseRequest parses one request line (with or without its newline). On
+// an error other than errBadTag the returned request carries the tag, so
+// that the error can be answered.
+func ParseRequest(line []byte) (Request, error) {
+	if len(line) > MaxRequest {
+		return Request{}, errTooLong
+	}
+	s := string(bytes.TrimSuffix(line, []byte("\n")))
+	tag, rest, _ := strings.Cut(s, " ")
+	if !ValidTag(tag) {
+		return Request{}, errBadTag
+	}
+	r := Request{Tag: tag}
+	verb, arg, ok := strings.Cut(rest, " ")
+	if !ok || !verbs[verb] {
+		return r, errBadVerb
+	}
+	r.Verb = verb
+	if strings.HasSuffix(verb, "-from") || strings.HasSuffix(verb, "-to") {
+		if arg == "" || strings.ContainsAny(arg, "\x00\n") {
+			return r, errBadArg
+		}
+		r.Arg = arg
+		return r, nil
+	}
+	id, ok := parseID(arg)
+	if !ok {
+		return r, errBadArg
+	}
+	r.Arg, r.id = arg, id
+	return r, nil
+}
+
+// msgCtl is the scheduler's per-message control state.
+type msgCtl struct {
+	path    string
+	held    map[uint64]bool
+	parked  [2][]entry      // held messages off the schedule, with due time
+	killed  map[uint64]byte // 'd' deleted, 'b' bounced: a deferral is final
+	results []string
+}
+
+// LoadHeld reads the held-message file of the queue q; a missing file is
+// an empty set. Lines that are not message ids are ignored.
+func LoadHeld(q string) (map[uint64]bool, error) {
+	held := map[uint64]bool{}
+	b, err := os.ReadFile(filepath.Join(q, "bounce", HeldMsgsName))
+	if err != nil {
+		if isNoent(err) {
+			return held, nil
+		}
+		return held, err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if id, ok := parseID(strings.TrimSpace(l)); ok && len(held) < maxHeld {
+			held[id] = true
+		}
+	}
+	return held, nil
+}
+
+// HeldText renders the held-message file: a comment, then the ids sorted.
+func HeldText(held map[uint64]bool) []byte {
+	ids := make([]uint64, 0, len(held))
+	for id := range held {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	var b bytes.Buffer
+	b.WriteString("# messages held by qmailctl; qmail-send starts no delivery for them\n")
+	for _, id := range ids {
+		b.WriteString(utoa(id))
+		b.WriteByte('\n')
+	}
+	return b.Bytes()
+}
+
+func loadMsgCtl(q string) *msgCtl {
+	held, _ := LoadHeld(q)
+	return &msgCtl{path: filepath.Join(q, "bounce", HeldMsgsName), held: held, killed: map[uint64]byte{}}
+}
+
+// save writes the held set (tmp, fsync, rename), as holdperiods is kept.
+func (m *msgCtl) save() error {
+	tmp := m.path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(HeldText(m.held))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, m.path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+	}
+	return err
+}
+
+func (m *msgCtl) isHeld(id uint64) bool { return m != nil && m.held[id] }
+
+// park takes a held message off channel c's schedule, keeping its due time.
+func (m *msgCtl) park(c int, e entry) { m.parked[c] = append(m.parked[c], e) }
+
+// unpark puts a message's parked entries back on the schedules; due < 0
+// keeps the saved due times.
+func (s *Sched) unpark(id uint64, due int64) {
+	m := s.mc
+	for c := 0; c < 2; c++ {
+		l := m.parked[c][:0]
+		for _, e := range m.parked[c] {
+			if e.id != id {
+				l = append(l, e)
+				continue
+			}
+			if due >= 0 {
+				e.due = due
+			}
+			s.sched[c].insert(e.id, e.due)
+		}
+		m.parked[c] = l
+	}
+}
+
+// unparkAll returns every parked entry to its schedule (at exit, so that
+// writeBack stores the due times).
+func (s *Sched) unparkAll() {
+	if s.mc == nil {
+		return
+	}
+	for c := 0; c < 2; c++ {
+		for _, e := range s.mc.parked[c] {
+			s.sched[c].insert(e.id, e.due)
+		}
+		s.mc.parked[c] = nil
+	}
+}
+
+// parkedDue makes every parked entry due at t (ALRM).
+func (m *msgCtl) parkedDue(t int64) {
+	if m == nil {
+		return
+	}
+	for c := 0; c < 2; c++ {
+		for i := range m.parked[c] {
+			m.parked[c][i].due = t
+		}
+	}
+}
+
+func (m *msgCtl) nparked(c int) int {
+	if m == nil {
+		return 0
+	}
+	return len(m.parked[c])
+}
+
+// prune drops held ids whose message is gone (at start).
+func (s *Sched) pruneHeld() {
+	changed := false
+	for id := range s.mc.held {
+		if s.msgState(id) == "" {
+			delete(s.mc.held, id)
+			changed = true
+		}
+	}
+	if changed {
+		if err := s.mc.save(); err != nil {
+			s.log.line("warning: unable to write bounce/", HeldMsgsName)
+		}
+	}
+}
+
+// forget drops a finished message from the control state.
+func (s *Sched) forget(id uint64) {
+	if s.mc == nil {
+		return
+	}
+	delete(s.mc.killed, id)
+	if s.mc.held[id] {
+		delete(s.mc.held, id)
+		if err := s.mc.save(); err != nil {
+			s.log.line("warning: unable to write bounce/", HeldMsgsName)
+		}
+	}
+}
+
+// finalDeferral turns the deferral of a delivery of a deleted or bounced
+// message into its final outcome: drop reports that the recipient is to be
+// marked done without a bounce; otherwise letter and text are the bounce.
+func (s *Sched) finalDeferral(id uint64, letter byte, text string) (byte, string, bool) {
+	if letter != 'Z' || s.mc == nil {
+		return letter, text, false
+	}
+	switch s.mc.killed[id] {
+	case 'b':
+		if text != "" && !strings.HasSuffix(text, "\n") {
+			text += "\n"
+		}
+		return 'D', text + AdminBounceText + "\n", false
+	case 'd':
+		return letter, text, true
+	}
+	return letter, text, false
+}
+
+// statusLines renders the kept results for sendstatus.
+func (m *msgCtl) statusLines() string {
+	if m == nil {
+		return ""
+	}
+	return strings.Join(m.results, "")
+}
+
+func (m *msgCtl) addResult(tag, word, text string) {
+	m.results = append(m.results, "ctl "+tag+" "+word+" "+oneLine(text)+"\n")
+	if len(m.results) > keepResults {
+		m.results = append([]string(nil), m.results[len(m.results)-keepResults:]...)
+	}
+}
+
+// oneLine keeps text on one line of sendstatus.
+func oneLine(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c < 32 || c == 127 {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
+// openCtl opens queue/lock/sendctl read-write, so that it never reports
+// EOF; nil when it cannot (no per-message control; qmailctl says so). Run
+// closes it before returning, which ends watchCtl.
+func (s *Sched) openCtl() *os.File {
+	f, err := os.OpenFile(s.path(ctlFIFO), os.O_RDWR|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil
+	}
+	return f
+}
+
+// watchCtl reads request lines from the FIFO and hands them to the loop;
+// a request longer than MaxRequest is reported and skipped.
+func (s *Sched) watchCtl(f *os.File) {
+	r := bufio.NewReaderSize(f, MaxRequest)
+	for {
+		line, err := r.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			for err == bufio.ErrBufferFull {
+				_, err = r.ReadSlice('\n')
+			}
+			if err != nil || !s.send(event{kind: evCtl, err: errTooLong}) {
+				return
+			}
+			continue
+		}
+		if err != nil {
+			return
+		}
+		if !s.send(event{kind: evCtl, data: append([]byte(nil), line...)}) {
+			return
+		}
+	}
+}
+
+// control answers one request.
+func (s *Sched) control(ev event) {
+	if ev.err != nil {
+		s.log.line("warning: qmailctl request too long, ignored")
+		return
+	}
+	r, err := ParseRequest(ev.data)
+	if err != nil {
+		s.log.line("warning: bad qmailctl request: ", err.Error())
+		if r.Tag != "" {
+			s.mc.addResult(r.Tag, ResultFail, "qmail-send: "+err.Error())
+			s.writeStatus()
+		}
+		return
+	}
+	word, text := ResultDefer, "qmail-send is exiting"
+	if !s.exitasap {
+		word, text = s.doRequest(r)
+	}
+	s.log.line("qmailctl: ", r.Verb, " ", safe(r.Arg), ": ", word, ": ", safe(text))
+	s.mc.addResult(r.Tag, word, text)
+	s.writeStatus()
+}
+
+func (s *Sched) doRequest(r Request) (string, string) {
+	switch r.Verb {
+	case "hold":
+		return s.holdMsg(r.id)
+	case "release":
+		return s.releaseMsg(r.id)
+	case "delete":
+		return s.kill(r.id, false)
+	case "bounce":
+		return s.kill(r.id, true)
+	}
+	return s.byAddress(r.Verb, r.Arg)
+}
+
+// msgState is "info" for a preprocessed message, "todo" for one still in
+// todo/, "" for an id not in the queue.
+func (s *Sched) msgState(id uint64) string {
+	if _, err := os.Lstat(s.path(fnSplit("info", id))); err == nil {
+		return "info"
+	}
+	if _, err := os.Lstat(s.path(fnFlat("todo", id))); err == nil {
+		return "todo"
+	}
+	return ""
+}
+
+// inFlight returns the positions of id's running deliveries per channel.
+func (s *Sched) inFlight(id uint64) (pos [2]map[int64]bool, n int) {
+	for c := 0; c < 2; c++ {
+		pos[c] = map[int64]bool{}
+		for _, d := range s.dels[c] {
+			if d.used && s.jobs[d.job].id == id {
+				pos[c][d.mpos] = true
+				n++
+			}
+		}
+	}
+	return pos, n
+}
+
+// stopPasses closes any open pass of message id, so that no further record
+// of it is read, and makes its open jobs due now when they close.
+func (s *Sched) stopPasses(id uint64) {
+	for c := 0; c < 2; c++ {
+		if p := &s.passes[c]; p.open && p.id == id {
+			s.jobs[p.job].retry = s.recent
+			s.closePass(c, false)
+		}
+	}
+	for j := range s.jobs {
+		if s.jobs[j].used && s.jobs[j].id == id {
+			s.jobs[j].retry = s.recent
+		}
+	}
+}
+
+func inflightNote(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return "; " + itoa(n) + " deliveries in progress finish normally"
+}
+
+func (s *Sched) holdMsg(id uint64) (string, string) {
+	st := s.msgState(id)
+	if st == "" {
+		return ResultFail, "message " + utoa(id) + " is not in the queue"
+	}
+	if s.mc.held[id] {
+		return ResultOK, "message " + utoa(id) + " is already held"
+	}
+	if len(s.mc.held) >= maxHeld {
+		return ResultFail, "too many messages held"
+	}
+	s.mc.held[id] = true
+	if err := s.mc.save(); err != nil {
+		delete(s.mc.held, id)
+		return ResultDefer, "unable to write bounce/" + HeldMsgsName + ": " + err.Error()
+	}
+	s.stopPasses(id)
+	_, n := s.inFlight(id)
+	text := "message " + utoa(id) + " held"
+	if st == "todo" {
+		text += " (not yet preprocessed)"
+	}
+	return ResultOK, text + inflightNote(n)
+}
+
+func (s *Sched) releaseMsg(id uint64) (string, string) {
+	if !s.mc.held[id] {
+		if s.msgState(id) == "" {
+			return ResultFail, "message " + utoa(id) + " is not in the queue"
+		}
+		return ResultOK, "message " + utoa(id) + " was not held"
+	}
+	delete(s.mc.held, id)
+	if err := s.mc.save(); err != nil {
+		s.mc.held[id] = true
+		return ResultDefer, "unable to write bounce/" + HeldMsgsName + ": " + err.Error()
+	}
+	s.unpark(id, -1)
+	return ResultOK, "message " + utoa(id) + " released"
+}
+
+// kill deletes (bounce false) or bounces message id.
+func (s *Sched) kill(id uint64, bounce bool) (string, string) {
+	what := "deleted"
+	if bounce {
+		what = "bounced"
+	}
+	sid := utoa(id)
+	st := s.msgState(id)
+	if st == "" {
+		return ResultFail, "message " + sid + " is not in the queue"
+	}
+	if st == "todo" {
+		s.preprocess(id)
+		if s.msgState(id) != "info" {
+			return ResultDefer, "message " + sid + " could not be preprocessed yet (see the log); try again later"
+		}
+	}
+	if bounce {
+		if _, _, ok := s.getinfo(id); !ok {
+			return ResultFail, "message " + sid + ": info file damaged (no sender): not bounced; delete it instead"
+		}
+		if _, err := os.Stat(s.path(fnSplit("mess", id))); err != nil {
+			return ResultFail, "message " + sid + ": message file missing: not bounced; delete it instead"
+		}
+	}
+	s.stopPasses(id)
+	flight, n := s.inFlight(id)
+	total := 0
+	var damaged []string
+	for c := 0; c < 2; c++ {
+		k, bad, err := s.markChannel(c, id, flight[c], bounce)
+		total += k
+		if err != nil {
+			return ResultDefer, "message " + sid + ": " + err.Error() + " (" + itoa(total) + " recipients " + what + " so far)"
+		}
+		if bad {
+			damaged = append(damaged, fnChan(c, id))
+		}
+	}
+	if n > 0 {
+		if bounce {
+			s.mc.killed[id] = 'b'
+		} else {
+			s.mc.killed[id] = 'd'
+		}
+	}
+	if s.mc.held[id] {
+		delete(s.mc.held, id)
+		if err := s.mc.save(); err != nil {
+			s.log.line("warning: unable to write bounce/", HeldMsgsName)
+		}
+	}
+	s.unpark(id, s.recent)
+	s.finishKilled(id, flight, damaged)
+	text := "message " + sid + ": " + itoa(total) + " recipients " + what + inflightNote(n)
+	if len(damaged) > 0 {
+		text += "; damaged records left in " + strings.Join(damaged, ", ")
+	}
+	return ResultOK, text
+}
+
+// finishKilled removes the channel files of a deleted or bounced message
+// that no job is working on, as jobClose removes a file whose records are
+// all done (so that a held channel does not keep the message), and queues
+// the message for completion; otherwise its schedule entries become due.
+func (s *Sched) finishKilled(id uint64, flight [2]map[int64]bool, damaged []string) {
+	busy := false
+	for c := 0; c < 2; c++ {
+		n := fnChan(c, id)
+		open := false
+		for j := range s.jobs {
+			if s.jobs[j].used && s.jobs[j].id == id && s.jobs[j].channel == c {
+				open = true
+			}
+		}
+		switch {
+		case open || len(flight[c]) > 0 || contains(damaged, n):
+			s.sched[c].setDue(id, s.recent)
+			busy = true
+		case s.sched[c].remove(id):
+			if err := os.Remove(s.path(n)); err != nil && !isNoent(err) {
+				s.log.line("warning: unable to unlink ", n, "; will try again later")
+				s.sched[c].insert(id, s.recent+sleepSysfail)
+				busy = true
+			}
+		default:
+			if _, err := os.Stat(s.path(n)); err == nil {
+				busy = true // on the fail list; handled when it comes back
+			}
+		}
+	}
+	if !busy {
+		s.done.insert(id, s.recent)
+	}
+}
+
+// markChannel marks every pending record of message id on channel c done,
+// except those being delivered; with bounce, a failure paragraph for each
+// is appended to bounce/ID first. bad reports a record that could not be
+// parsed (the walk stops there).
+func (s *Sched) markChannel(c int, id uint64, flight map[int64]bool, bounce bool) (n int, bad bool, err error) {
+	name := fnChan(c, id)
+	f, err := os.OpenFile(s.path(name), os.O_RDWR, 0)
+	if err != nil {
+		if isNoent(err) {
+			return 0, false, nil
+		}
+		return 0, false, errors.New("unable to open " + name)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return 0, false, errors.New("unable to read " + name)
+	}
+	var todo []int64
+	for off := 0; off < len(b); {
+		end := bytes.IndexByte(b[off:], 0)
+		if end < 0 {
+			bad = true
+			break
+		}
+		switch b[off] {
+		case 'T':
+			if !flight[int64(off)] {
+				todo = append(todo, int64(off))
+				if bounce {
+					s.addBounce(id, string(b[off+1:off+end]), AdminBounceText)
+				}
+			}
+		case 'D':
+		default:
+			bad = true
+		}
+		if bad {
+			break
+		}
+		off += end + 1
+	}
+	for _, pos := range todo {
+		if _, err := f.WriteAt([]byte{'D'}, pos); err != nil {
+			return n, bad, errors.New("unable to mark " + name)
+		}
+		n++
+	}
+	if err := f.Sync(); err != nil {
+		return n, bad, errors.New("unable to sync " + name)
+	}
+	return n, bad, nil
+}
+
+// setDue makes id's entry due at t if it is on the queue.
+func (q *prioq) setDue(id uint64, t int64) {
+	for i := range q.h {
+		if q.h[i].id == id {
+			q.h[i].due = t
+			heap.Fix(&q.h, i)
+			return
+		}
+	}
+}
+
+// remove takes id's entry off the queue; false if it is not there.
+func (q *prioq) remove(id uint64) bool {
+	for i := range q.h {
+		if q.h[i].id == id {
+			heap.Remove(&q.h, i)
+			return true
+		}
+	}
+	return false
+}
+
+// addrEqual compares addresses without regard to case.
+func addrEqual(a, b string) bool { return strings.EqualFold(a, b) }
+
+// byAddress holds or releases every message from or to an address.
+func (s *Sched) byAddress(verb, addr string) (string, string) {
+	if addr == "<>" {
+		addr = ""
+	}
+	hold := strings.HasPrefix(verb, "hold-")
+	to := strings.HasSuffix(verb, "-to")
+	var ids []uint64
+	if hold {
+		ids = s.allMessages()
+	} else {
+		for id := range s.mc.held {
+			ids = append(ids, id)
+		}
+		sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	}
+	n, already := 0, 0
+	for _, id := range ids {
+		if !s.matches(id, addr, to) {
+			continue
+		}
+		switch {
+		case hold && s.mc.held[id]:
+			already++
+			continue
+		case hold:
+			if len(s.mc.held) >= maxHeld {
+				return ResultFail, "too many messages held"
+			}
+			s.mc.held[id] = true
+		default:
+			delete(s.mc.held, id)
+		}
+		n++
+	}
+	if n > 0 {
+		if err := s.mc.save(); err != nil {
+			s.mc.held, _ = LoadHeld(s.queue)
+			return ResultDefer, "unable to write bounce/" + HeldMsgsName + ": " + err.Error()
+		}
+	}
+	dir := "from"
+	if to {
+		dir = "to"
+	}
+	who := "<" + addr + ">"
+	if hold {
+		for _, id := range ids {
+			if s.mc.held[id] {
+				s.stopPasses(id)
+			}
+		}
+		text := itoa(n) + " messages " + dir + " " + who + " held"
+		if already > 0 {
+			text += " (" + itoa(already) + " were held already)"
+		}
+		return ResultOK, text
+	}
+	for _, id := range ids {
+		if !s.mc.held[id] {
+			s.unpark(id, -1)
+		}
+	}
+	return ResultOK, itoa(n) + " messages " + dir + " " + who + " released"
+}
+
+// allMessages lists the ids in info/ and todo/.
+func (s *Sched) allMessages() []uint64 {
+	var ids []uint64
+	dirs := []string{"todo"}
+	for i := 0; i < qhome.Split; i++ {
+		dirs = append(dirs, "info/"+itoa(i))
+	}
+	seen := map[uint64]bool{}
+	for _, d := range dirs {
+		f, err := os.Open(s.path(d))
+		if err != nil {
+			continue
+		}
+		names, _ := f.Readdirnames(-1)
+		f.Close()
+		for _, n := range names {
+			if id, ok := parseID(n); ok && !seen[id] {
+				seen[id] = true
+				ids = append(ids, id)
+			}
+		}
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	return ids
+}
+
+// matches reports whether message id is from (to false) or to addr: the
+// sender of info/ID or todo/ID, or a recipient of its channel files (any
+// record; virtual-domain prepends are also removed) or of todo/ID.
+func (s *Sched) matches(id uint64, addr string, to bool) bool {
+	var files []string
+	if s.msgState(id) == "todo" {
+		files = []string{fnFlat("todo", id)}
+	} else if !to {
+		files = []string{fnSplit("info", id)}
+	} else {
+		files = []string{fnChan(0, id), fnChan(1, id)}
+	}
+	for _, n := range files {
+		b, err := readBounded(s.path(n))
+		if err != nil {
+			continue
+		}
+		for _, rec := range bytes.Split(b, []byte{0}) {
+			if len(rec) == 0 {
+				continue
+			}
+			a := string(rec[1:])
+			switch {
+			case !to && rec[0] == 'F':
+				if addrEqual(a, addr) {
+					return true
+				}
+			case to && (rec[0] == 'T' || rec[0] == 'D'):
+				if addrEqual(a, addr) || addrEqual(s.cf.unvirtual(a), addr) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// readBounded reads a queue file of at most 64 MB.
+func readBounded(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, 64<<20))
+}

@@ -1,0 +1,440 @@
+package sched
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hqmail/hqmail/pkg/spawnproto"
+)
+
+func TestParseRequest(t *testing.T) {
+	tests := []struct {
+		in   string
+		err  error
+		verb string
+		arg  string
+	}{
+		{"t1 hold 123\n", nil, "hold", "123"},
+		{"a.b-c_9 release 7", nil, "release", "7"},
+		{"t delete 18446744073709551615\n", nil, "delete", "18446744073709551615"},
+		{"t bounce 1\n", nil, "bounce", "1"},
+		{"t hold-from joe@example.org\n", nil, "hold-from", "joe@example.org"},
+		{"t hold-to a b@x\n", nil, "hold-to", "a b@x"},
+		{"t release-from <>\n", nil, "release-from", "<>"},
+		{"t release-to x\n", nil, "release-to", "x"},
+		{"t hold 0\n", errBadArg, "", ""},
+		{"t hold -1\n", errBadArg, "", ""},
+		{"t hold 12a\n", errBadArg, "", ""},
+		{"t hold 18446744073709551616\n", errBadArg, "", ""},
+		{"t hold  12\n", errBadArg, "", ""},
+		{"t hold\n", errBadVerb, "", ""},
+		{"t frobnicate 1\n", errBadVerb, "", ""},
+		{"t hold-from \n", errBadArg, "", ""},
+		{"t hold-from a\x00b\n", errBadArg, "", ""},
+		{"bad/tag hold 1\n", errBadTag, "", ""},
+		{" hold 1\n", errBadTag, "", ""},
+		{strings.Repeat("x", 65) + " hold 1\n", errBadTag, "", ""},
+		{"t hold-from " + strings.Repeat("a", MaxRequest) + "\n", errTooLong, "", ""},
+	}
+	for _, tc := range tests {
+		r, err := ParseRequest([]byte(tc.in))
+		if err != tc.err {
+			t.Errorf("%q: error %v, want %v", tc.in, err, tc.err)
+			continue
+		}
+		if err == nil && (r.Verb != tc.verb || r.Arg != tc.arg) {
+			t.Errorf("%q: %+v", tc.in, r)
+		}
+		if err != nil && err != errBadTag && err != errTooLong && r.Tag == "" {
+			t.Errorf("%q: tag lost for the answer", tc.in)
+		}
+	}
+	if _, err := (Request{Tag: "t", Verb: "hold-to", Arg: "a\nb"}).Encode(); err == nil {
+		t.Error("Encode accepted a newline")
+	}
+	if b, err := (Request{Tag: "t", Verb: "hold", Arg: "42"}).Encode(); err != nil || string(b) != "t hold 42\n" {
+		t.Errorf("Encode: %q %v", b, err)
+	}
+}
+
+func FuzzParseRequest(f *testing.F) {
+	f.Add([]byte("t1 hold 123\n"))
+	f.Add([]byte("x hold-to a@b\n"))
+	f.Add([]byte("x\x00 y"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := ParseRequest(b)
+		if err != nil {
+			return
+		}
+		line, err := r.Encode()
+		if err != nil {
+			t.Fatalf("%q parsed as %+v but does not encode: %v", b, r, err)
+		}
+		if r2, err := ParseRequest(line); err != nil || r2 != r {
+			t.Fatalf("round trip %q: %+v %v", line, r2, err)
+		}
+	})
+}
+
+func TestHeldFile(t *testing.T) {
+	q := t.TempDir()
+	os.Mkdir(filepath.Join(q, "bounce"), 0o700)
+	m := loadMsgCtl(q)
+	m.held[42] = true
+	m.held[7] = true
+	if err := m.save(); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(filepath.Join(q, "bounce", HeldMsgsName))
+	if !strings.HasSuffix(string(b), "\n7\n42\n") || !strings.HasPrefix(string(b), "#") {
+		t.Errorf("file %q", b)
+	}
+	os.WriteFile(filepath.Join(q, "bounce", HeldMsgsName), []byte("# c\n5\njunk\n0\n 9 \n-3\n"), 0o600)
+	held, err := LoadHeld(q)
+	if err != nil || len(held) != 2 || !held[5] || !held[9] {
+		t.Errorf("LoadHeld: %v %v", held, err)
+	}
+}
+
+// request writes one request line into queue/lock/sendctl and waits for
+// its result in sendstatus; it returns "WORD TEXT".
+func (e *env) request(tag, verb, arg string) string {
+	e.t.Helper()
+	line, err := (Request{Tag: tag, Verb: verb, Arg: arg}).Encode()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return e.rawRequest(tag, line)
+}
+
+func (e *env) rawRequest(tag string, line []byte) string {
+	e.t.Helper()
+	f := e.openCtl()
+	if _, err := f.Write(line); err != nil {
+		e.t.Fatal(err)
+	}
+	f.Close()
+	var res string
+	e.wait("result of "+tag, func() bool {
+		st, _ := os.ReadFile(filepath.Join(e.root, "queue/lock/sendstatus"))
+		for _, l := range strings.Split(string(st), "\n") {
+			if rest, ok := strings.CutPrefix(l, "ctl "+tag+" "); ok {
+				res = rest
+				return true
+			}
+		}
+		return false
+	})
+	return res
+}
+
+// openCtl opens the request FIFO for writing once the scheduler reads it.
+func (e *env) openCtl() *os.File {
+	e.t.Helper()
+	var f *os.File
+	e.wait("sendctl reader", func() bool {
+		var err error
+		f, err = os.OpenFile(filepath.Join(e.root, "queue", ctlFIFO), os.O_WRONLY|syscall.O_NONBLOCK, 0)
+		if err != nil && !errors.Is(err, syscall.ENXIO) {
+			e.t.Fatal(err)
+		}
+		return err == nil
+	})
+	return f
+}
+
+func mkCtlFIFO(t *testing.T, root string) {
+	t.Helper()
+	mkTrigger(t, root)
+	if err := syscall.Mkfifo(filepath.Join(root, "queue", ctlFIFO), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// gate is a spawner answer that keeps deliveries to "slow" recipients in
+// flight until open is called, answering them with letter.
+type gate struct {
+	once   sync.Once
+	ch     chan struct{}
+	letter byte
+}
+
+func newGate(letter byte) *gate { return &gate{ch: make(chan struct{}), letter: letter} }
+
+func (g *gate) open() { g.once.Do(func() { close(g.ch) }) }
+
+func (g *gate) answer(r spawnproto.Request) (byte, string) {
+	if strings.HasPrefix(r.Recipient, "slow") {
+		select {
+		case <-g.ch:
+		case <-time.After(20 * time.Second):
+		}
+		if g.letter == 'Z' {
+			return 'Z', "mailbox busy\n"
+		}
+		return g.letter, "did 1+0+0\n"
+	}
+	return 'K', "did 1+0+0\n"
+}
+
+func TestCtlHoldRelease(t *testing.T) {
+	root := newTree(t)
+	mkCtlFIFO(t, root)
+	e := start(t, root, ok, ok)
+	e.waitLog("status: local 0/10", 1)
+	if got := e.request("u1", "hold", "99999"); got != "fail message 99999 is not in the queue" {
+		t.Errorf("unknown id: %q", got)
+	}
+	// A message held while still in todo/ is never started.
+	ctl(t, root, "holdlocal", "")
+	e.sigs <- syscall.SIGHUP
+	e.waitLog("hold: local held", 1)
+	id := queueMsg(t, root, "ann@example.org", "bob@local.example")
+	other := queueMsg(t, root, "ann@example.org", "carl@local.example")
+	sid := fmt.Sprint(id)
+	if got := e.request("h1", "hold", sid); got != "ok message "+sid+" held (not yet preprocessed)" {
+		t.Errorf("hold: %q", got)
+	}
+	if got := e.request("h2", "hold", sid); got != "ok message "+sid+" is already held" {
+		t.Errorf("hold again: %q", got)
+	}
+	e.trigger()
+	e.waitLog("new msg", 2)
+	os.Remove(filepath.Join(root, "control/holdlocal"))
+	e.sigs <- syscall.SIGHUP
+	e.waitLog(fmt.Sprintf("end msg %d", other), 1)
+	e.sigs <- syscall.SIGALRM // everything due: the held message stays
+	e.wait("ALRM handled", func() bool {
+		st, _ := os.ReadFile(filepath.Join(root, "queue/lock/sendstatus"))
+		return strings.Contains(string(st), "generation 3\n")
+	})
+	if n := len(e.spawn[chanLocal].requests()); n != 1 {
+		t.Fatalf("%d deliveries, want 1 (the held message started?)\n%s", n, e.log.String())
+	}
+	st, _ := os.ReadFile(filepath.Join(root, "queue/lock/sendstatus"))
+	if !strings.Contains(string(st), "queued-local 1\n") {
+		t.Errorf("sendstatus:\n%s", st)
+	}
+	// The hold survives a restart.
+	if code := e.stop(); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	b, _ := os.ReadFile(filepath.Join(root, "queue/bounce", HeldMsgsName))
+	if !strings.Contains(string(b), "\n"+sid+"\n") {
+		t.Errorf("heldmsgs %q", b)
+	}
+	e = start(t, root, ok, ok)
+	e.waitLog("status: local 0/10", 1)
+	e.sigs <- syscall.SIGALRM
+	e.wait("ALRM handled", func() bool {
+		st, _ := os.ReadFile(filepath.Join(root, "queue/lock/sendstatus"))
+		return strings.Contains(string(st), "generation 1\n")
+	})
+	if got := e.request("h3", "hold", sid); got != "ok message "+sid+" is already held" {
+		t.Errorf("hold after restart: %q", got)
+	}
+	if n := len(e.spawn[chanLocal].requests()); n != 0 {
+		t.Fatalf("held message delivered after restart\n%s", e.log.String())
+	}
+	if got := e.request("r1", "release", sid); got != "ok message "+sid+" released" {
+		t.Errorf("release: %q", got)
+	}
+	e.waitLog("end msg "+sid, 1)
+	if got := e.request("r2", "release", sid); got != "fail message "+sid+" is not in the queue" {
+		t.Errorf("release of a gone message: %q", got)
+	}
+	b, _ = os.ReadFile(filepath.Join(root, "queue/bounce", HeldMsgsName))
+	if strings.Contains(string(b), sid) {
+		t.Errorf("heldmsgs keeps the finished message: %q", b)
+	}
+}
+
+func TestCtlHoldByAddress(t *testing.T) {
+	root := newTree(t)
+	mkCtlFIFO(t, root)
+	ctl(t, root, "holdlocal", "")
+	ctl(t, root, "virtualdomains", "virt.example:bob\n")
+	e := start(t, root, ok, ok)
+	e.waitLog("status: local 0/10", 1)
+	a := queueMsg(t, root, "spammer@example.org", "x@local.example")
+	b := queueMsg(t, root, "Spammer@Example.ORG", "y@local.example")
+	c := queueMsg(t, root, "ann@example.org", "joe@virt.example")
+	d := queueMsg(t, root, "", "z@local.example")
+	e.trigger()
+	e.waitLog("new msg", 4)
+	tests := []struct{ verb, arg, want string }{
+		{"hold-from", "spammer@example.org", "ok 2 messages from <spammer@example.org> held"},
+		{"hold-from", "spammer@example.org", "ok 0 messages from <spammer@example.org> held (2 were held already)"},
+		{"hold-to", "joe@virt.example", "ok 1 messages to <joe@virt.example> held"},
+		{"hold-from", "<>", "ok 1 messages from <> held"},
+		{"release-to", "y@local.example", "ok 1 messages to <y@local.example> released"},
+		{"release-from", "nobody@example.org", "ok 0 messages from <nobody@example.org> released"},
+	}
+	for i, tc := range tests {
+		if got := e.request(fmt.Sprint("a", i), tc.verb, tc.arg); got != tc.want {
+			t.Errorf("%s %s: %q, want %q", tc.verb, tc.arg, got, tc.want)
+		}
+	}
+	os.Remove(filepath.Join(root, "control/holdlocal"))
+	e.sigs <- syscall.SIGHUP
+	e.waitLog(fmt.Sprintf("end msg %d", b), 1)
+	e.sigs <- syscall.SIGALRM
+	e.wait("ALRM handled", func() bool {
+		st, _ := os.ReadFile(filepath.Join(root, "queue/lock/sendstatus"))
+		return strings.Contains(string(st), "generation 2\n")
+	})
+	held, _ := LoadHeld(filepath.Join(root, "queue"))
+	if len(held) != 3 || !held[a] || !held[c] || !held[d] {
+		t.Errorf("held %v, want %d %d %d", held, a, c, d)
+	}
+	if n := len(e.spawn[chanLocal].requests()); n != 1 {
+		t.Errorf("%d deliveries, want 1", n)
+	}
+}
+
+// TestCtlDelete: a message with three local recipients and concurrency 1;
+// the first delivery is in flight when the message is deleted. It finishes
+// normally, the other two never start, and the message leaves the queue
+// through qmail-clean.
+func TestCtlDelete(t *testing.T) {
+	for _, letter := range []byte{'K', 'Z', 'D'} {
+		t.Run(string(letter), func(t *testing.T) {
+			root := newTree(t)
+			mkCtlFIFO(t, root)
+			ctl(t, root, "concurrencylocal", "1\n")
+			g := newGate(letter)
+			e := start(t, root, g.answer, ok)
+			e.waitLog("status: local 0/1", 1)
+			id := queueMsg(t, root, "ann@example.org", "slow@local.example", "b@local.example", "c@local.example")
+			e.trigger()
+			e.waitLog("starting delivery 1:", 1)
+			sid := fmt.Sprint(id)
+			if got := e.request("d1", "delete", sid); got != "ok message "+sid+": 2 recipients deleted; 1 deliveries in progress finish normally" {
+				t.Errorf("delete: %q", got)
+			}
+			g.open()
+			e.waitLog("end msg "+sid, 1)
+			if n := len(e.spawn[chanLocal].requests()); n != 1 {
+				t.Errorf("%d deliveries started, want 1\n%s", n, e.log.String())
+			}
+			for _, f := range []string{fnSplit("mess", id), fnSplit("info", id), fnChan(0, id)} {
+				if e.exists(f) {
+					t.Errorf("%s left", f)
+				}
+			}
+			select {
+			case inj := <-e.injects:
+				if letter != 'D' || !strings.Contains(inj.msg, "<slow@local.example>:\n") || strings.Contains(inj.msg, "<b@local.example>") {
+					t.Errorf("bounce %q", inj.msg)
+				}
+			default:
+				if letter == 'D' {
+					t.Error("the failed in-flight delivery was not bounced")
+				}
+			}
+			if got := e.request("d2", "delete", sid); got != "fail message "+sid+" is not in the queue" {
+				t.Errorf("delete again: %q", got)
+			}
+		})
+	}
+}
+
+// TestCtlBounce: as TestCtlDelete, with bounce; a deferral of the in-flight
+// delivery becomes a failure too, so every recipient is in the bounce.
+func TestCtlBounce(t *testing.T) {
+	root := newTree(t)
+	mkCtlFIFO(t, root)
+	ctl(t, root, "concurrencylocal", "1\n")
+	g := newGate('Z')
+	e := start(t, root, g.answer, ok)
+	e.waitLog("status: local 0/1", 1)
+	id := queueMsg(t, root, "ann@example.org", "slow@local.example", "b@local.example", "c@remote.example")
+	ctl(t, root, "holdremote", "")
+	e.sigs <- syscall.SIGHUP
+	e.trigger()
+	e.waitLog("starting delivery 1:", 1)
+	sid := fmt.Sprint(id)
+	if got := e.request("b1", "bounce", sid); got != "ok message "+sid+": 2 recipients bounced; 1 deliveries in progress finish normally" {
+		t.Errorf("bounce: %q", got)
+	}
+	g.open()
+	e.waitLog("end msg "+sid, 1)
+	inj := <-e.injects
+	if inj.recips[0] != "ann@example.org" {
+		t.Errorf("bounce to %v", inj.recips)
+	}
+	for _, want := range []string{
+		"<b@local.example>:\n" + AdminBounceText + "\n\n",
+		"<c@remote.example>:\n" + AdminBounceText + "\n\n",
+		"<slow@local.example>:\nmailbox busy\n" + AdminBounceText + "\n\n",
+	} {
+		if !strings.Contains(inj.msg, want) {
+			t.Errorf("bounce lacks %q:\n%s", want, inj.msg)
+		}
+	}
+	if n := len(e.spawn[chanLocal].requests()) + len(e.spawn[chanRemote].requests()); n != 1 {
+		t.Errorf("%d deliveries", n)
+	}
+}
+
+// TestCtlBadInput: damaged files, garbage requests and unknown ids give
+// answers and change nothing.
+func TestCtlBadInput(t *testing.T) {
+	root := newTree(t)
+	mkCtlFIFO(t, root)
+	ctl(t, root, "holdlocal", "")
+	e := start(t, root, ok, ok)
+	e.waitLog("status: local 0/10", 1)
+	id := queueMsg(t, root, "ann@example.org", "bob@local.example")
+	keep := queueMsg(t, root, "ann@example.org", "carl@local.example")
+	e.trigger()
+	e.waitLog("new msg", 2)
+	sid := fmt.Sprint(id)
+	info := filepath.Join(root, "queue", fnSplit("info", id))
+	os.WriteFile(info, []byte("garbage"), 0o600)
+	if got := e.request("x1", "bounce", sid); !strings.HasPrefix(got, "fail message "+sid+": info file damaged") {
+		t.Errorf("bounce of damaged: %q", got)
+	}
+	if got := e.rawRequest("x2", []byte("x2 explode 1\n")); got != "fail qmail-send: unknown request" {
+		t.Errorf("bad verb: %q", got)
+	}
+	if got := e.rawRequest("x3", []byte("x3 delete 12ab\n")); got != "fail qmail-send: bad argument" {
+		t.Errorf("bad id: %q", got)
+	}
+	long := append([]byte("x4 hold-from "), make([]byte, 5000)...)
+	for i := range long[13:] {
+		long[13+i] = 'a'
+	}
+	f := e.openCtl()
+	f.Write(append(long, '\n'))
+	f.Close()
+	e.waitLog("warning: qmailctl request too long, ignored", 1)
+	if got := e.request("x5", "delete", "424242"); got != "fail message 424242 is not in the queue" {
+		t.Errorf("unknown: %q", got)
+	}
+	for _, m := range []uint64{id, keep} {
+		for _, n := range []string{fnSplit("mess", m), fnSplit("info", m), fnChan(0, m)} {
+			if !e.exists(n) {
+				t.Errorf("%s removed", n)
+			}
+		}
+	}
+	if e.exists("bounce/" + sid) {
+		t.Error("bounce file created")
+	}
+	// A damaged channel file: delete marks what it can parse and says so.
+	ch := filepath.Join(root, "queue", fnChan(0, keep))
+	b, _ := os.ReadFile(ch)
+	os.WriteFile(ch, append(b, []byte("Qjunk\x00Tlater@local.example\x00")...), 0o600)
+	skeep := fmt.Sprint(keep)
+	if got := e.request("x6", "delete", skeep); got != "ok message "+skeep+": 1 recipients deleted; damaged records left in "+fnChan(0, keep) {
+		t.Errorf("delete of damaged: %q", got)
+	}
+}
