@@ -704,18 +704,7 @@ func TestDialupScriptsStaleTimeouts(t *testing.T) {
 	queueBatch(t, tr, sys, 0, total)
 	// Two time-outs 150 s apart, the last a minute ago: qmail-remote would
 	// skip the MX for the next hour.
-	tab := tcpto.Open(tr.Root)
-	mx := net.ParseIP(dialMXAddr)
-	for _, ago := range []time.Duration{210 * time.Second, 60 * time.Second} {
-		at := time.Now().Add(-ago)
-		tab.Now = func() time.Time { return at }
-		_, present := tab.Ready(mx)
-		tab.Result(mx, true, present)
-	}
-	tab.Now = nil
-	if ready, _ := tab.Ready(mx); ready {
-		t.Fatalf("seeding tcpto failed: MX still ready")
-	}
+	seedTimeouts(t, tcpto.Open(tr.Root), net.ParseIP(dialMXAddr))
 	up := time.Now()
 	n.linkUp(t)
 	runPPPHook(t, tr, "ip-up.d", n.hostIf)

@@ -1,0 +1,171 @@
+package test
+
+// The link hooks of scripts/ (pppd, NetworkManager dispatcher,
+// networkd-dispatcher) driven with the arguments and environment their
+// callers give, against a running qmail-send: each event leaves the hold
+// state it should, forgets stale connection time-outs on release, and logs
+// one line saying what it did (logger and nmcli are replaced by recording
+// fakes on PATH). No namespaces needed: the hooks only hold and release.
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hqmail/hqmail/pkg/tcpto"
+	"github.com/hqmail/hqmail/test/harness"
+)
+
+type hookStep struct {
+	name   string
+	script string   // below scripts/
+	args   []string // argv after the script
+	env    []string // extra environment
+	nm     string   // what the fake `nmcli networking connectivity` prints
+	routes string   // what the fake `ip route show default` prints
+	held   bool     // hold state afterwards
+	log    string   // the line logged ("" = the hook does nothing)
+}
+
+func TestDialupHooks(t *testing.T) {
+	tr := ctlTree(t)
+	sys := tr.Start(t, "./Maildir/")
+	fake := t.TempDir()
+	logFile := filepath.Join(fake, "syslog")
+	nmFile := filepath.Join(fake, "connectivity")
+	routeFile := filepath.Join(fake, "routes")
+	for name, body := range map[string]string{
+		"logger": fmt.Sprintf("#!/bin/sh\necho \"$*\" >>%s\n", logFile),
+		"nmcli":  fmt.Sprintf("#!/bin/sh\n[ \"$*\" = 'networking connectivity' ] || exit 2\ncat %s\n", nmFile),
+		"ip": fmt.Sprintf("#!/bin/sh\ncase \"$*\" in 'route show default') cat %s;; '-6 route show default') ;; *) exit 2;; esac\n",
+			routeFile),
+	} {
+		if err := os.WriteFile(filepath.Join(fake, name), []byte(body), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ppp := []string{"/dev/ttyS0", "115200", "10.0.0.1", "10.0.0.2", ""}
+	steps := []hookStep{
+		{name: "ppp up", script: "ppp/ip-up.d/hqmail", args: append([]string{"ppp0"}, ppp...),
+			log: "-t hqmail-ppp link ppp0 up: remote delivery released"},
+		{name: "ppp down", script: "ppp/ip-down.d/hqmail", args: append([]string{"ppp0"}, ppp...),
+			held: true, log: "-t hqmail-ppp link ppp0 down: remote delivery held"},
+		{name: "nm up", script: "networkmanager/90-hqmail", args: []string{"wlan0", "up"}, nm: "full",
+			log: "-t hqmail-nm wlan0 up: remote delivery released"},
+		{name: "nm down, no connectivity left", script: "networkmanager/90-hqmail", args: []string{"wlan0", "down"}, nm: "none",
+			held: true, log: "-t hqmail-nm wlan0 down: remote delivery held"},
+		{name: "nm connectivity full", script: "networkmanager/90-hqmail", args: []string{"", "connectivity-change"},
+			env: []string{"CONNECTIVITY_STATE=FULL"}, nm: "full",
+			log: "-t hqmail-nm  connectivity-change: remote delivery released"},
+		{name: "nm down, another link still has full connectivity", script: "networkmanager/90-hqmail",
+			args: []string{"eth0", "down"}, nm: "full"},
+		{name: "nm captive portal", script: "networkmanager/90-hqmail", args: []string{"", "connectivity-change"},
+			env: []string{"CONNECTIVITY_STATE=PORTAL"}, nm: "portal",
+			held: true, log: "-t hqmail-nm  connectivity-change: remote delivery held"},
+		{name: "nm up of another interface than HQMAIL_IFACE", script: "networkmanager/90-hqmail",
+			args: []string{"eth0", "up"}, env: []string{"HQMAIL_IFACE=wwan0"}, nm: "full", held: true},
+		{name: "nm up of HQMAIL_IFACE", script: "networkmanager/90-hqmail",
+			args: []string{"wwan0", "up"}, env: []string{"HQMAIL_IFACE=wwan0"}, nm: "full",
+			log: "-t hqmail-nm wwan0 up: remote delivery released"},
+		{name: "nm down of HQMAIL_IFACE, connectivity elsewhere", script: "networkmanager/90-hqmail",
+			args: []string{"wwan0", "down"}, env: []string{"HQMAIL_IFACE=wwan0"}, nm: "full",
+			held: true, log: "-t hqmail-nm wwan0 down: remote delivery held"},
+		{name: "networkd routable", script: "networkd-dispatcher/routable.d/hqmail",
+			env: []string{"IFACE=eth0", "STATE=routable"},
+			log: "-t hqmail-networkd eth0 routable: remote delivery released"},
+		{name: "networkd off", script: "networkd-dispatcher/off.d/hqmail",
+			env: []string{"IFACE=eth0", "STATE=off"}, held: true,
+			log: "-t hqmail-networkd eth0 off: remote delivery held"},
+		{name: "networkd routable again", script: "networkd-dispatcher/routable.d/hqmail",
+			env: []string{"IFACE=eth0", "STATE=routable"},
+			log: "-t hqmail-networkd eth0 routable: remote delivery released"},
+		{name: "networkd no-carrier, Wi-Fi still routes", script: "networkd-dispatcher/no-carrier.d/hqmail",
+			env:    []string{"IFACE=eth0", "STATE=no-carrier"},
+			routes: "default via 10.0.0.1 dev eth0 proto dhcp linkdown\ndefault via 192.168.1.1 dev wlan0 proto dhcp metric 600\n"},
+		{name: "networkd no-carrier, only a linkdown route left", script: "networkd-dispatcher/no-carrier.d/hqmail",
+			env: []string{"IFACE=eth0", "STATE=no-carrier"}, held: true,
+			routes: "default via 10.0.0.1 dev eth0 proto dhcp linkdown\n",
+			log:    "-t hqmail-networkd eth0 no-carrier: remote delivery held"},
+		{name: "networkd wlan0 routable", script: "networkd-dispatcher/routable.d/hqmail",
+			env: []string{"IFACE=wlan0", "STATE=routable"},
+			log: "-t hqmail-networkd wlan0 routable: remote delivery released"},
+		{name: "networkd off, its own route still listed", script: "networkd-dispatcher/off.d/hqmail",
+			env: []string{"IFACE=wlan0", "STATE=off"}, held: true,
+			routes: "default via 192.168.1.1 dev wlan0 proto dhcp metric 600\n",
+			log:    "-t hqmail-networkd wlan0 off: remote delivery held"},
+		{name: "networkd no-carrier, no route", script: "networkd-dispatcher/no-carrier.d/hqmail",
+			env: []string{"IFACE=eth0", "STATE=no-carrier"}, held: true,
+			log: "-t hqmail-networkd eth0 no-carrier: remote delivery held"},
+	}
+	mx := net.ParseIP("192.0.2.25")
+	tab := tcpto.Open(tr.Root)
+	for _, st := range steps {
+		// Stale time-outs before every release: the hook must clear them.
+		seedTimeouts(t, tab, mx)
+		if err := os.WriteFile(nmFile, []byte(st.nm+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(routeFile, []byte(st.routes), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		before, _ := os.ReadFile(logFile)
+		cmd := exec.Command("/bin/sh", append([]string{scriptPath(t, st.script)}, st.args...)...)
+		cmd.Env = append([]string{"PATH=" + fake + ":/usr/sbin:/usr/bin:/sbin:/bin", "QMAILHOME=" + tr.Root}, st.env...)
+		out, err := cmd.CombinedOutput()
+		if err != nil || len(out) != 0 {
+			t.Fatalf("%s: %v, output %q", st.name, err, out)
+		}
+		var logged string
+		if st.log != "" {
+			if !harness.Eventually(30*time.Second, func() bool {
+				b, _ := os.ReadFile(logFile)
+				logged = strings.TrimPrefix(string(b), string(before))
+				return logged != ""
+			}) {
+				t.Fatalf("%s: nothing logged within 30 s", st.name)
+			}
+		} else {
+			// The hook returns at once; give a stray background job time
+			// to show itself.
+			time.Sleep(time.Second)
+			b, _ := os.ReadFile(logFile)
+			logged = strings.TrimPrefix(string(b), string(before))
+		}
+		if want := st.log; want != "" {
+			want += "\n"
+			if logged != want {
+				t.Errorf("%s: logged %q, want %q", st.name, logged, want)
+			}
+		} else if logged != "" {
+			t.Errorf("%s: logged %q, want nothing", st.name, logged)
+		}
+		if ok, state := holdAgrees(tr, sys); !ok || (sys.Status()["holdremote"] == "all") != st.held {
+			t.Errorf("%s: want held=%v: %s", st.name, st.held, state)
+		}
+		if ready, _ := tab.Ready(mx); strings.Contains(st.log, "released") && !ready {
+			t.Errorf("%s: released, but the stale time-outs in tcpto are still there", st.name)
+		}
+	}
+	sys.Stop(t)
+}
+
+// seedTimeouts records two connection time-outs of ip a few minutes apart,
+// the last a minute ago: qmail-remote then skips ip for about an hour.
+func seedTimeouts(t *testing.T, tab *tcpto.Table, ip net.IP) {
+	t.Helper()
+	for _, ago := range []time.Duration{210 * time.Second, 60 * time.Second} {
+		at := time.Now().Add(-ago)
+		tab.Now = func() time.Time { return at }
+		_, present := tab.Ready(ip)
+		tab.Result(ip, true, present)
+	}
+	tab.Now = nil
+	if ready, _ := tab.Ready(ip); ready {
+		t.Fatalf("seeding tcpto failed: %s still ready", ip)
+	}
+}
