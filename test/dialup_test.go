@@ -621,10 +621,16 @@ func (l *linkwatch) wait(t *testing.T, sub string, n int) {
 // is stopped with TERM (kill -9 after 10 s) when the test ends.
 func startLinkwatch(t *testing.T, n *dialNet, tr *harness.Tree, args ...string) *linkwatch {
 	t.Helper()
+	return startLinkwatchEnv(t, n, tr, []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}, args...)
+}
+
+// startLinkwatchEnv is startLinkwatch with the environment env.
+func startLinkwatchEnv(t *testing.T, n *dialNet, tr *harness.Tree, env []string, args ...string) *linkwatch {
+	t.Helper()
 	l := &linkwatch{done: make(chan struct{})}
 	cmd := n.host.Command(tr.Bin("qmail-linkwatch"), args...)
 	cmd.Dir = "/"
-	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
+	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = l, l
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("qmail-linkwatch: %v", err)
