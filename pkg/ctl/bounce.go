@@ -12,11 +12,13 @@ import (
 	"github.com/hqmail/hqmail/pkg/control"
 	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/qread"
+	"github.com/hqmail/hqmail/pkg/sched"
 )
 
 // BounceText is the failure report given for every recipient of a message
 // bounced with "qmailctl bounce".
-const BounceText = "This message was returned by the postmaster of this host, undelivered. (#5.0.0)"
+// It is the text qmail-send uses for the same command while it runs.
+const BounceText = sched.AdminBounceText
 
 // bounceParagraph is one recipient's paragraph of bounce/ID
 // (spec/scheduler.md §8): "<" recipient ">:\n" text "\n", no empty line
@@ -143,6 +145,9 @@ func (c *cmd) bounce(args []string) int {
 		ids = append(ids, id)
 	}
 	unlock, err := lockOutSend(c.root)
+	if errors.Is(err, errSendRunning) {
+		return c.viaSend("bounce", args)
+	}
 	if err != nil {
 		return c.fail(ExitTemp, "%v", err)
 	}

@@ -63,8 +63,12 @@ const usage = `usage: qmailctl [-t SECONDS] COMMAND
   queue                       one line per queued message
   queue ID...                 one message in detail: every recipient and its state
   pid                         print qmail-send's pid
-  delete ID...                drop messages (only while qmail-send is stopped)
-  bounce ID...                return messages to their senders (likewise)
+  hold ID...                  hold messages: no delivery starts until released
+  release ID...               release held messages
+  hold from|to ADDRESS        hold every queued message from/to ADDRESS
+  release from|to ADDRESS     release every held message from/to ADDRESS
+  delete ID...                drop messages (deliveries in progress finish)
+  bounce ID...                return messages to their senders now
 `
 
 // Main runs qmailctl for the tree at root with args (without argv[0]) and
@@ -110,6 +114,9 @@ func (c *cmd) run(args []string) int {
 	}
 	switch args[0] {
 	case "hold", "release":
+		if len(args) > 1 && (args[1] == "from" || args[1] == "to" || isID(args[1])) {
+			return c.msgHold(args[0] == "hold", args[1:])
+		}
 		return c.hold(args[0] == "hold", args[1:])
 	case "flush":
 		return c.signal(args[1:], syscall.SIGALRM, "every deferred delivery is due now")

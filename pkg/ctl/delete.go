@@ -128,6 +128,9 @@ func (c *cmd) del(args []string) int {
 		ids = append(ids, id)
 	}
 	unlock, err := lockOutSend(c.root)
+	if errors.Is(err, errSendRunning) {
+		return c.viaSend("delete", args)
+	}
 	if err != nil {
 		return c.fail(ExitTemp, "%v", err)
 	}

@@ -1,16 +1,19 @@
 package ctl
 
 import (
+	"bufio"
 	"fmt"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hqmail/hqmail/pkg/admin"
+	"github.com/hqmail/hqmail/pkg/sched"
 	"golang.org/x/sys/unix"
 )
 
@@ -51,6 +54,27 @@ func fakeSend(root string) {
 	mute := os.Getenv("FAKE_SEND_MUTE") == "1"
 	gen := 0
 	var local, remote admin.Hold
+	// FAKE_SEND_CTL=1 reads request lines from queue/lock/sendctl and
+	// answers each in sendstatus: "fail" for id 404, "ok fake VERB ARG"
+	// otherwise.
+	var results []string
+	reqs := make(chan string, 4)
+	if os.Getenv("FAKE_SEND_CTL") == "1" {
+		fifo, err := os.OpenFile(filepath.Join(root, CtlFIFO), os.O_RDWR, 0)
+		if err != nil {
+			die(err)
+		}
+		go func() {
+			r := bufio.NewReader(fifo)
+			for {
+				l, err := r.ReadString('\n')
+				if err != nil {
+					return
+				}
+				reqs <- l
+			}
+		}()
+	}
 	write := func() {
 		dir := filepath.Join(root, "control")
 		// FAKE_SEND_STUCK=1 keeps the hold state of the start, as qmail-send
@@ -69,7 +93,7 @@ func fakeSend(root string) {
 		}
 		// The format of pkg/sched's writeStatus.
 		text := fmt.Sprintf("pid %d\ngeneration %d\nholdlocal %s\nholdremote %s\nsince-local 0\nsince-remote 1700000000\nqueued-local 1\nqueued-remote 2\n",
-			os.Getpid(), gen, yn, remote.SendForm())
+			os.Getpid(), gen, yn, remote.SendForm()) + strings.Join(results, "")
 		tmp := filepath.Join(root, StatusFile+".tmp")
 		if err := os.WriteFile(tmp, []byte(text), 0644); err != nil {
 			die(err)
@@ -91,6 +115,17 @@ func fakeSend(root string) {
 				gen++
 				write()
 			}
+		case l := <-reqs:
+			r, err := sched.ParseRequest([]byte(l))
+			switch {
+			case err != nil:
+				results = append(results, "ctl "+r.Tag+" fail "+err.Error()+"\n")
+			case r.Arg == "404":
+				results = append(results, "ctl "+r.Tag+" fail message 404 is not in the queue\n")
+			default:
+				results = append(results, "ctl "+r.Tag+" ok fake "+r.Verb+" "+r.Arg+"\n")
+			}
+			write()
 		case <-limit:
 			os.Exit(1)
 		}

@@ -1,0 +1,300 @@
+package ctl
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hqmail/hqmail/pkg/qhome"
+	"github.com/hqmail/hqmail/pkg/sched"
+	"golang.org/x/sys/unix"
+)
+
+// CtlFIFO is the request FIFO of a running qmail-send (pkg/sched
+// control.go): qmailctl writes "TAG VERB ARG\n", qmail-send answers with a
+// line "ctl TAG ok|fail|defer TEXT" in sendstatus.
+const CtlFIFO = "queue/lock/sendctl"
+
+// HeldFile is the list of held message ids, owned by qmails.
+const HeldFile = "queue/bounce/" + sched.HeldMsgsName
+
+// Result is qmail-send's answer to one request.
+type Result struct {
+	Word string // sched.ResultOK, ResultFail or ResultDefer
+	Text string
+}
+
+// Code maps a result to qmailctl's exit code.
+func (r Result) Code() int {
+	switch r.Word {
+	case sched.ResultOK:
+		return ExitOK
+	case sched.ResultFail:
+		return ExitUsage
+	}
+	return ExitTemp
+}
+
+// FindResult looks for the answer tagged tag in sendstatus contents.
+func FindResult(status []byte, tag string) (Result, bool) {
+	text := string(status)
+	if i := strings.LastIndexByte(text, '\n'); i >= 0 {
+		text = text[:i] // a last line without newline may be half written
+	} else {
+		return Result{}, false
+	}
+	for _, l := range strings.Split(text, "\n") {
+		rest, ok := strings.CutPrefix(l, "ctl "+tag+" ")
+		if !ok {
+			continue
+		}
+		word, msg, _ := strings.Cut(rest, " ")
+		return Result{Word: word, Text: msg}, true
+	}
+	return Result{}, false
+}
+
+var tagSeq int
+
+// Request sends one request to the running qmail-send of root and waits,
+// at most timeout, for its answer. Concurrent qmailctl runs take turns
+// (an exclusive flock on the FIFO). ErrNotRunning means no qmail-send runs.
+func Request(root, verb, arg string, timeout time.Duration) (Result, int, error) {
+	deadline := time.Now().Add(timeout)
+	pid, err := LocateSend(root)
+	if err != nil {
+		return Result{}, 0, err
+	}
+	tagSeq++
+	tag := fmt.Sprintf("q%d-%d-%d", os.Getpid(), time.Now().UnixNano(), tagSeq)
+	line, err := (sched.Request{Tag: tag, Verb: verb, Arg: arg}).Encode()
+	if err != nil {
+		return Result{}, pid, usageError("cannot send %s %q to qmail-send: %v", verb, arg, err)
+	}
+	path := filepath.Join(root, CtlFIFO)
+	var f *os.File
+	for {
+		f, err = os.OpenFile(path, os.O_WRONLY|syscall.O_NONBLOCK, 0)
+		if err == nil {
+			break
+		}
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return Result{}, pid, fmt.Errorf("%s does not exist; run qmail-install to create it", path)
+		case !errors.Is(err, syscall.ENXIO):
+			return Result{}, pid, fmt.Errorf("unable to open %s: %w", path, err)
+		}
+		// No reader: qmail-send is starting, or predates the interface.
+		if time.Now().After(deadline) {
+			return Result{}, pid, fmt.Errorf("qmail-send (pid %d) does not read %s (started before it existed, or an older qmail-send); restart it", pid, CtlFIFO)
+		}
+		time.Sleep(pollEvery)
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || fi.Mode()&fs.ModeNamedPipe == 0 {
+		return Result{}, pid, fmt.Errorf("%s is not a FIFO", path)
+	}
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			break
+		}
+		if err != unix.EWOULDBLOCK {
+			return Result{}, pid, fmt.Errorf("unable to lock %s: %w", path, err)
+		}
+		if time.Now().After(deadline) {
+			return Result{}, pid, fmt.Errorf("another qmailctl kept %s locked for %v", path, timeout)
+		}
+		time.Sleep(pollEvery)
+	}
+	if _, err := f.Write(line); err != nil {
+		return Result{}, pid, fmt.Errorf("unable to write to %s: %w", path, err)
+	}
+	for i := 1; ; i++ {
+		if b, err := os.ReadFile(filepath.Join(root, StatusFile)); err == nil {
+			if r, ok := FindResult(b, tag); ok {
+				return r, pid, nil
+			}
+		}
+		if i%10 == 0 {
+			if p, err := LocateSend(root); err != nil || p != pid {
+				return Result{}, pid, fmt.Errorf("qmail-send (pid %d) exited before answering", pid)
+			}
+		}
+		if time.Now().After(deadline) {
+			return Result{}, pid, fmt.Errorf("qmail-send (pid %d) did not answer within %v", pid, timeout)
+		}
+		time.Sleep(pollEvery)
+	}
+}
+
+// parseIDs parses message ids.
+func parseIDs(args []string) ([]uint64, error) {
+	var ids []uint64
+	for _, a := range args {
+		id, err := strconv.ParseUint(a, 10, 64)
+		if err != nil || id == 0 || strconv.FormatUint(id, 10) != a {
+			return nil, usageError("not a message id: %q", a)
+		}
+		ids = append(ids, id)
+	}
+	return ids, nil
+}
+
+func isID(s string) bool {
+	_, err := parseIDs([]string{s})
+	return err == nil
+}
+
+// viaSend sends verb for every id to the running qmail-send and prints
+// its answers.
+func (c *cmd) viaSend(verb string, args []string) int {
+	code := ExitOK
+	for _, a := range args {
+		r, _, err := Request(c.root, verb, a, c.timeout)
+		var ue *usageErr
+		switch {
+		case errors.As(err, &ue):
+			c.fail(ExitUsage, "%v", err)
+			code = max(code, ExitUsage)
+			continue
+		case err != nil:
+			return c.fail(ExitTemp, "%v", err)
+		}
+		if r.Word == sched.ResultOK {
+			fmt.Fprintln(c.out, r.Text)
+		} else {
+			c.fail(r.Code(), "%s", r.Text)
+		}
+		code = max(code, r.Code())
+	}
+	return code
+}
+
+// msgHold is "hold|release ID..." and "hold|release from|to ADDR".
+func (c *cmd) msgHold(hold bool, args []string) int {
+	verb := "release"
+	if hold {
+		verb = "hold"
+	}
+	if args[0] == "from" || args[0] == "to" {
+		if len(args) != 2 {
+			return c.fail(ExitUsage, "usage: qmailctl %s %s ADDRESS", verb, args[0])
+		}
+		addr := args[1]
+		if addr == "" {
+			addr = "<>"
+		}
+		code := c.viaSend(verb+"-"+args[0], []string{addr})
+		if code == ExitTemp {
+			if _, err := LocateSend(c.root); errors.Is(err, ErrNotRunning) {
+				return c.fail(ExitNotRunning, "qmail-send is not running; holding by address needs it (hold or release the ids instead)")
+			}
+		}
+		return code
+	}
+	ids, err := parseIDs(args)
+	if err != nil {
+		return c.fail(ExitUsage, "%v", err)
+	}
+	unlock, err := lockOutSend(c.root)
+	if errors.Is(err, errSendRunning) {
+		return c.viaSend(verb, args)
+	}
+	if err != nil {
+		return c.fail(ExitTemp, "%v", err)
+	}
+	defer unlock()
+	return c.holdStopped(hold, ids)
+}
+
+// holdStopped changes the held set while qmail-send is stopped (the caller
+// holds the sendmutex lock); qmail-send reads it at its next start.
+func (c *cmd) holdStopped(hold bool, ids []uint64) int {
+	q := c.queueDir()
+	held, err := sched.LoadHeld(q)
+	if err != nil {
+		return c.fail(ExitTemp, "unable to read %s: %v", HeldFile, err)
+	}
+	code := ExitOK
+	changed := false
+	for _, id := range ids {
+		name := strconv.FormatUint(id, 10)
+		_, e1 := os.Lstat(filepath.Join(q, "info", strconv.FormatUint(id%qhome.Split, 10), name))
+		_, e2 := os.Lstat(filepath.Join(q, "todo", name))
+		switch {
+		case e1 != nil && e2 != nil && !held[id]:
+			c.fail(ExitUsage, "message %d is not in the queue", id)
+			code = max(code, ExitUsage)
+		case hold && held[id]:
+			fmt.Fprintf(c.out, "message %d is already held\n", id)
+		case hold:
+			held[id] = true
+			changed = true
+			fmt.Fprintf(c.out, "message %d held\n", id)
+		case !held[id]:
+			fmt.Fprintf(c.out, "message %d was not held\n", id)
+		default:
+			delete(held, id)
+			changed = true
+			fmt.Fprintf(c.out, "message %d released\n", id)
+		}
+	}
+	if changed {
+		if err := writeHeld(c.root, held); err != nil {
+			return c.fail(ExitTemp, "unable to write %s: %v", HeldFile, err)
+		}
+	}
+	if code != ExitOK {
+		return code
+	}
+	return c.fail(ExitNotRunning, "qmail-send is not running; the change applies at its next start")
+}
+
+// writeHeld replaces the held file (tmp, fsync, rename, fsync the
+// directory), giving it to the owner of queue/bounce (qmails) when run as
+// root.
+func writeHeld(root string, held map[uint64]bool) error {
+	path := filepath.Join(root, HeldFile)
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	fail := func(err error) error {
+		f.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if os.Geteuid() == 0 {
+		var st syscall.Stat_t
+		err := syscall.Stat(filepath.Dir(path), &st)
+		if err == nil {
+			err = f.Chown(int(st.Uid), int(st.Gid))
+		}
+		if err != nil {
+			return fail(err)
+		}
+	}
+	if _, err := f.Write(sched.HeldText(held)); err != nil {
+		return fail(err)
+	}
+	if err := f.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
