@@ -197,7 +197,7 @@ func (r *faultRun) countDelivered() int {
 	return n
 }
 
-// verify waits (bounded; ALRM every 10 s so deferred mail is retried now)
+// verify waits (bounded; ALRM every 3 s so deferred mail is retried now)
 // until every accepted message is delivered, then reports duplicates and
 // fails on loss.
 func (r *faultRun) verify(timeout time.Duration) {
@@ -206,7 +206,7 @@ func (r *faultRun) verify(timeout time.Duration) {
 	deadline := time.Now().Add(timeout)
 	lastALRM := time.Now()
 	for len(r.missing()) > 0 && time.Now().Before(deadline) {
-		if time.Since(lastALRM) > 10*time.Second {
+		if time.Since(lastALRM) > 3*time.Second {
 			if s := r.system(); s != nil {
 				s.Signal(syscall.SIGALRM)
 			}
