@@ -106,18 +106,27 @@ type stdioConn struct {
 
 func (c *stdioConn) Read(p []byte) (int, error) {
 	n, err := c.in.Read(p)
-	if errors.Is(err, os.ErrClosed) {
-		err = net.ErrClosed
+	return n, netErr(err)
+}
+
+// netErr makes *os.File errors look like a socket's to go-smtp, which
+// tests for timeouts with a type assertion to net.Error and for the end
+// with net.ErrClosed.
+func netErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return os.ErrDeadlineExceeded // a net.Error whose Timeout() is true
+	case errors.Is(err, os.ErrClosed):
+		return net.ErrClosed
 	}
-	return n, err
+	return err
 }
 
 func (c *stdioConn) Write(p []byte) (int, error) {
 	n, err := c.out.Write(p)
-	if errors.Is(err, os.ErrClosed) {
-		err = net.ErrClosed
-	}
-	return n, err
+	return n, netErr(err)
 }
 
 func (c *stdioConn) Close() error {

@@ -1,0 +1,288 @@
+package test
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"io"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hqmail/hqmail/test/harness"
+)
+
+// smtpdTree installs a tree for qmail-smtpd tests: me = mx.example.org,
+// rcpthosts = example.org.
+func smtpdTree(t *testing.T) *harness.Tree {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test; skipped with -short")
+	}
+	harness.RequireBin(t, "qmail-smtpd")
+	tr := harness.Install(t, harness.WithMe("mx.example.org"))
+	tr.Control("rcpthosts", "example.org\n")
+	return tr
+}
+
+// queuedMessages returns the contents of every message in queue/mess.
+func queuedMessages(t *testing.T, tr *harness.Tree) []string {
+	t.Helper()
+	var out []string
+	for _, p := range tr.Glob("queue/mess/*/*") {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, string(b))
+	}
+	return out
+}
+
+// smtpdEnv is the environment tcpserver would give qmail-smtpd.
+var smtpdEnv = []string{
+	"PATH=/usr/bin:/bin", "TCPREMOTEIP=192.0.2.7", "TCPREMOTEHOST=client.example",
+	"TCPREMOTEINFO=joe", "TCPLOCALIP=192.0.2.1", "TCPLOCALHOST=mx.example.org", "PROTO=TCP",
+}
+
+// TestSmtpdStdio runs qmail-smtpd on pipes (as sendmail -bs does) with a
+// pipelined dialogue and the real qmail-queue.
+func TestSmtpdStdio(t *testing.T) {
+	tr := smtpdTree(t)
+	cmd := tr.Command("qmail-smtpd")
+	cmd.Env = smtpdEnv
+	cmd.Stdin = strings.NewReader("HELO client.example\r\nMAIL FROM:<joe@client.example>\r\n" +
+		"RCPT TO:<far@elsewhere.example>\r\nRCPT TO:<user@example.org>\r\nDATA\r\n" +
+		"Subject: stdio\r\n\r\nhello\r\n..dot\r\n.\r\nQUIT\r\n")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("qmail-smtpd: %v\n%s\n%s", err, out, stderr.String())
+	}
+	want := []string{
+		`220 mx\.example\.org ESMTP Service Ready`,
+		`250 2\.0\.0 Hello client\.example`,
+		`250 2\.0\.0 Roger, accepting mail from <joe@client\.example>`,
+		`553 sorry, that domain isn't in my list of allowed rcpthosts \(#5\.7\.1\)`,
+		`250 2\.0\.0 I'll make sure <user@example\.org> gets this`,
+		`354 .*`,
+		`250 ok \d+ qp \d+`,
+		`221 2\.0\.0 Bye`,
+	}
+	lines := strings.Split(strings.TrimSuffix(string(out), "\r\n"), "\r\n")
+	if len(lines) != len(want) {
+		t.Fatalf("replies:\n%s", out)
+	}
+	for i, w := range want {
+		if !regexp.MustCompile("^" + w + "$").MatchString(lines[i]) {
+			t.Errorf("reply %d: %q, want %s", i, lines[i], w)
+		}
+	}
+	msgs := queuedMessages(t, tr)
+	if len(msgs) != 1 {
+		t.Fatalf("%d messages in the queue, want 1", len(msgs))
+	}
+	re := regexp.MustCompile(`^Received: \(qmail \d+ invoked by uid \d+\); .*\n` +
+		`Received: from client\.example \(joe@192\.0\.2\.7\)\n` +
+		`  by mx\.example\.org with SMTP; \d+ [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d -0000\n` +
+		`Subject: stdio\n\nhello\n\.dot\n$`)
+	if !re.MatchString(msgs[0]) {
+		t.Errorf("queued message:\n%s", msgs[0])
+	}
+}
+
+// TestSmtpdStdioExit: qmail-smtpd exits 0 after QUIT, 1 after a bare LF
+// (with qmail's 421-class reply) and 1 when the controls are unreadable.
+func TestSmtpdStdioExit(t *testing.T) {
+	tr := smtpdTree(t)
+	run := func(input string) (string, int) {
+		cmd := tr.Command("qmail-smtpd")
+		cmd.Env = smtpdEnv
+		cmd.Stdin = strings.NewReader(input)
+		out, err := cmd.Output()
+		if ee, ok := err.(*exec.ExitError); ok {
+			return string(out), ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return string(out), 0
+	}
+	if out, code := run("QUIT\r\n"); code != 0 || !strings.HasSuffix(out, "221 2.0.0 Bye\r\n") {
+		t.Errorf("QUIT: exit %d, %q", code, out)
+	}
+	out, code := run("HELO x\r\nMAIL FROM:<>\r\nRCPT TO:<u@example.org>\r\nDATA\r\nSubject: x\n\nbody\n.\n")
+	if code != 1 || !strings.HasSuffix(out, "451 See https://cr.yp.to/docs/smtplf.html.\r\n") {
+		t.Errorf("bare LF: exit %d, %q", code, out)
+	}
+	if n := len(queuedMessages(t, tr)); n != 0 {
+		t.Errorf("%d queued after bare LF", n)
+	}
+	tr.RemoveControl("me")
+	if out, code := run("QUIT\r\n"); code != 1 || out != "421 unable to read controls (#4.3.0)\r\n" {
+		t.Errorf("no controls: exit %d, %q", code, out)
+	}
+}
+
+// TestSmtpdSocketTimeout: on a socket (tcpserver's case) timeoutsmtpd
+// applies and the process exits 1.
+func TestSmtpdSocketTimeout(t *testing.T) {
+	tr := smtpdTree(t)
+	tr.Control("timeoutsmtpd", "1\n")
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	child := os.NewFile(uintptr(fds[0]), "child")
+	mine := os.NewFile(uintptr(fds[1]), "mine")
+	defer mine.Close()
+	cmd := tr.Command("qmail-smtpd")
+	cmd.Env = smtpdEnv
+	cmd.Stdin, cmd.Stdout = child, child
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	child.Close()
+	var werr error
+	exited := make(chan struct{})
+	go func() { werr = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+	})
+	mine.SetReadDeadline(time.Now().Add(30 * time.Second))
+	all, _ := io.ReadAll(mine)
+	if !strings.HasPrefix(string(all), "220 ") || !strings.Contains(string(all), "\r\n421 4.4.2 Idle timeout") {
+		t.Errorf("got %q", all)
+	}
+	select {
+	case <-exited:
+		if ee, ok := werr.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+			t.Errorf("exit: %v, want 1", werr)
+		}
+	case <-time.After(30 * time.Second):
+		t.Errorf("qmail-smtpd still running after the timeout")
+	}
+}
+
+// startListener runs `qmail-smtpd -listen 127.0.0.1:0` in the tree and
+// returns the address it listens on.
+func startListener(t *testing.T, tr *harness.Tree) string {
+	t.Helper()
+	cmd := tr.Command("qmail-smtpd", "-listen", "127.0.0.1:0")
+	cmd.Env = []string{"PATH=/usr/bin:/bin"}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	addrc := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		re := regexp.MustCompile(`listening on (\S+),`)
+		found := false
+		for sc.Scan() { // drained until the process ends; logged only at start
+			if m := re.FindStringSubmatch(sc.Text()); m != nil && !found {
+				found = true
+				addrc <- m[1]
+			}
+		}
+	}()
+	select {
+	case a := <-addrc:
+		return strings.TrimSuffix(a, ",")
+	case <-time.After(30 * time.Second):
+		t.Fatal("qmail-smtpd -listen did not report its address")
+	}
+	return ""
+}
+
+// writeCert writes a self-signed certificate and key as one PEM file.
+func writeCert(t *testing.T, path string) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "mx.example.org"},
+		DNSNames: []string{"mx.example.org"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, KeyUsage: x509.KeyUsageDigitalSignature}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := x509.MarshalECPrivateKey(key)
+	data := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})...)
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSmtpdSwaks: swaks, a real SMTP client, against the -listen server
+// with the real qmail-queue: plain, pipelining, STARTTLS.
+func TestSmtpdSwaks(t *testing.T) {
+	swaks, err := exec.LookPath("swaks")
+	if err != nil {
+		t.Skip("swaks not installed (apt-get install swaks)")
+	}
+	tr := smtpdTree(t)
+	writeCert(t, tr.Path("control", "servercert.pem"))
+	tr.Control("relayclients", "192.0.2.0/24\n") // loopback may not relay
+	addr := startListener(t, tr)
+	host, port, _ := net.SplitHostPort(addr)
+	cases := []struct {
+		name string
+		args []string
+		want string // in swaks' transcript
+	}{
+		{"plain", nil, "<-  250 ok "},
+		{"pipelining", []string{"--pipeline"}, "<-  250 ok "},
+		{"starttls", []string{"--tls"}, "<~  250 ok "},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			args := append([]string{"--server", host, "--port", port, "--helo", "swaks.example",
+				"--from", "sender@swaks.example", "--to", "user@example.org",
+				"--header", "Subject: swaks " + tc.name, "--timeout", "30"}, tc.args...)
+			cmd := exec.Command(swaks, args...)
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("swaks %v: %v\n%s", tc.args, err, out)
+			}
+			if !strings.Contains(string(out), tc.want) {
+				t.Errorf("swaks transcript lacks %q:\n%s", tc.want, out)
+			}
+			if n := len(queuedMessages(t, tr)); n != i+1 {
+				t.Errorf("%d messages queued, want %d", n, i+1)
+			}
+		})
+	}
+	// A relay attempt from loopback (not in relayclients) is refused.
+	cmd := exec.Command(swaks, "--server", host, "--port", port, "--to", "victim@foreign.example", "--timeout", "30")
+	out, _ := cmd.CombinedOutput()
+	if !strings.Contains(string(out), "553 sorry, that domain isn't in my list of allowed rcpthosts (#5.7.1)") {
+		t.Errorf("relay attempt not refused:\n%s", out)
+	}
+	for _, m := range queuedMessages(t, tr) {
+		if !strings.Contains(m, "Received: from unknown (HELO swaks.example) (127.0.0.1)\n  by mx.example.org with SMTP; ") {
+			t.Errorf("queued message lacks qmail-smtpd's Received line:\n%s", m)
+		}
+	}
+}
