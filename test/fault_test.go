@@ -668,10 +668,18 @@ func copyOwnerMode(t *testing.T, src, dst string) {
 	os.Chmod(dst, fi.Mode().Perm()|fi.Mode()&(os.ModeSetgid|os.ModeSticky))
 }
 
-// TestFaultDiskFullQueue: the queue lives on a 3 MB tmpfs, local delivery
-// is held, and messages of 32 KB are queued until qmail-queue refuses
-// them; qmail-send meets a full disk too while preprocessing. Then the
-// hold is released: everything accepted must arrive.
+// TestFaultDiskFullQueue: the queue lives on a 3 MB tmpfs.
+//
+//   - full while queueing: local delivery is held and messages of 32 KB
+//     are queued until qmail-queue refuses them 20 times in a row, then
+//     the hold is released;
+//   - full while qmail-send preprocesses: with qmail-send stopped, a
+//     ballast file and messages of falling size (32 KB, 2 KB, 100 bytes)
+//     take every last block; qmail-send then starts on a full disk and
+//     cannot write info/ and local/ files; the admin removes the ballast
+//     and new mail (whose trigger makes qmail-send rescan todo/) flows.
+//
+// Everything qmail-queue accepted must arrive.
 func TestFaultDiskFullQueue(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test skipped under -short")
@@ -691,34 +699,60 @@ func TestFaultDiskFullQueue(t *testing.T) {
 		t.Fatalf("cp -a queue: %v %s", err, out)
 	}
 	copyOwnerMode(t, orig, q)
-	tr.Control("holdlocal", "")
 	r := newFaultRun(t, tr)
-	sys := r.start()
-	// Queue until 20 refusals in a row (bounded by 400 attempts).
-	streak := 0
-	for i := 0; i < 400 && streak < 20; i++ {
-		before := r.refuse
-		r.queue(i, 32<<10)
-		if r.refuse > before {
-			streak++
-		} else {
-			streak = 0
+	// fill queues messages of size bytes until 20 refusals in a row
+	// (bounded by 400 attempts).
+	seq := 0
+	fill := func(size int) {
+		streak := 0
+		for i := 0; i < 400 && streak < 20; i++ {
+			before := r.refuse
+			r.queue(seq, size)
+			seq++
+			if r.refuse > before {
+				streak++
+			} else {
+				streak = 0
+			}
 		}
 	}
+
+	// 1. Full while queueing.
+	tr.Control("holdlocal", "")
+	sys := r.start()
+	fill(32 << 10)
 	t.Logf("queue full: %d accepted, %d refused", len(r.accepted()), r.refuse)
 	if r.refuse == 0 {
 		t.Errorf("the queue never filled up")
 	}
-	t.Logf("qmail-send meanwhile logged %d warnings and %d alerts", sys.Count("warning:"), sys.Count("alert:"))
 	tr.RemoveControl("holdlocal")
 	sys.HUP(t)
 	r.verify(3 * time.Minute)
-	// And with space again, new mail is accepted and delivered.
 	harness.Eventually(60*time.Second, func() bool { return len(tr.QueueFiles("mess")) == 0 })
-	for i := 1000; i < 1010; i++ {
-		r.queue(i, 1000)
+	sys.Stop(t)
+
+	// 2. Full while qmail-send preprocesses.
+	ballast := filepath.Join(q, "ballast")
+	if err := os.WriteFile(ballast, make([]byte, 1<<20), 0o600); err != nil {
+		t.Fatal(err)
 	}
-	r.verify(time.Minute)
+	acc0, ref0 := len(r.accepted()), r.refuse
+	for _, size := range []int{32 << 10, 2 << 10, 100} {
+		fill(size)
+	}
+	t.Logf("with qmail-send stopped: %d more accepted, %d more refused", len(r.accepted())-acc0, r.refuse-ref0)
+	sys = r.start()
+	full := harness.Eventually(20*time.Second, func() bool { return sys.Count("warning:") > 0 })
+	t.Logf("qmail-send on a full queue: warnings seen %v (%d lines with \"warning:\", %d with \"alert:\")",
+		full, sys.Count("warning:"), sys.Count("alert:"))
+	if err := os.Remove(ballast); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 10; i++ {
+		r.queue(seq, 1000)
+		seq++
+	}
+	r.verify(3 * time.Minute)
 }
 
 // TestFaultDiskFullMaildir: the Maildir lives on a 1 MB tmpfs; 64 messages
