@@ -46,10 +46,11 @@ func Available() string {
 	return ""
 }
 
-// Name returns a short name unique to this test process, with a suffix;
-// also usable as an interface name when suffix is at most 3 bytes.
+// Name returns a short name unique among the test processes running now
+// (pid and a per-process counter), with a suffix; also usable as an
+// interface name (at most 15 bytes) when suffix is at most 3 bytes.
 func Name(suffix string) string {
-	return fmt.Sprintf("hq%d%c%s", os.Getpid()%1000000, 'a'+byte(seq.Add(1)%26), suffix)
+	return fmt.Sprintf("hq%d-%03d%s", os.Getpid()%1000000, seq.Add(1)%1000, suffix)
 }
 
 // New creates a namespace with its loopback up, deleted in t.Cleanup.
