@@ -723,3 +723,39 @@ func TestDialupScriptsStaleTimeouts(t *testing.T) {
 	t.Logf("all %d accepted %v after ip-up despite the stale time-outs", total, time.Since(up).Round(time.Millisecond))
 	sys.Stop(t)
 }
+
+// TestDialupBootHeld: a host boots without a link, with control/startheld:
+// mail queued before the boot is not attempted (no delivery, no DNS query,
+// nothing at the MX for 5 s); the ip-up hook releases it all.
+func TestDialupBootHeld(t *testing.T) {
+	needNetns(t)
+	n := newDialNet(t)
+	sink, dns := n.startInternet(t)
+	tr := dialTree(t, dialDNSAddr)
+	tr.Control("startheld", "")
+	n.linkDown(t)
+	const total = 20
+	queueN(t, tr, 0, total, "box@testhost.example", "joe@far.example")
+	sys := startInHost(t, n, tr)
+	if b, err := os.ReadFile(tr.Path("control", "holdremote")); err != nil || string(b) != "1\n" {
+		t.Fatalf("control/holdremote after a held start: %q, %v", b, err)
+	}
+	waitHold(t, tr, sys, true)
+	time.Sleep(dialQuiet)
+	if sink.conns.Load() != 0 || remoteStarted(sys) != 0 || len(dns.Queries()) != 0 {
+		t.Fatalf("attempted while held at boot: %d connections, %d deliveries, DNS %v; log:\n%s",
+			sink.conns.Load(), remoteStarted(sys), dns.Queries(), sys.Log())
+	}
+	if qstat(t, tr) != total {
+		t.Fatalf("qmail-qstat: %d messages, want %d", qstat(t, tr), total)
+	}
+	up := time.Now()
+	n.linkUp(t)
+	runPPPHook(t, tr, "ip-up.d", n.hostIf)
+	if !harness.Eventually(dialBound, func() bool { got, _ := sink.Got(0, total); return got == total }) {
+		t.Fatalf("not delivered after ip-up; log:\n%s", sys.Log())
+	}
+	t.Logf("the %d queued before boot went out %v after ip-up", total, time.Since(up).Round(time.Millisecond))
+	waitQueueEmpty(t, tr, sys)
+	sys.Stop(t)
+}
