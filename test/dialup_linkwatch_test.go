@@ -38,6 +38,7 @@ func TestDialupLinkwatchFlap(t *testing.T) {
 	lw := startLinkwatch(t, n, tr, "-up-delay", "10s", "-recheck", "1s")
 	n.linkDown(t)
 	lw.wait(t, "remote delivery held", 1)
+	tx := n.host.TxPackets(t, n.hostIf)
 	for i := 0; i < 5; i++ {
 		n.linkUp(t)
 		time.Sleep(200 * time.Millisecond)
@@ -50,6 +51,9 @@ func TestDialupLinkwatchFlap(t *testing.T) {
 	}
 	if st := sys.Status()["holdremote"]; st != "all" {
 		t.Fatalf("sendstatus holdremote %q during the flapping", st)
+	}
+	if d := n.host.TxPackets(t, n.hostIf) - tx; d != 0 {
+		t.Fatalf("%d packets left during the flapping", d)
 	}
 	up := time.Now()
 	n.linkUp(t)
@@ -104,9 +108,14 @@ func TestDialupLinkwatchMetered(t *testing.T) {
 	lw := startLinkwatchEnv(t, n, tr, []string{"PATH=" + fake + ":/usr/sbin:/usr/bin:/sbin:/bin"},
 		"-up-delay", "1s", "-recheck", "1s", "-metered")
 	lw.wait(t, "metered", 1)
-	time.Sleep(2 * time.Second)
+	// A metered link costs per byte: not one packet may leave while held.
+	tx := n.host.TxPackets(t, n.hostIf)
+	time.Sleep(dialQuiet)
 	if strings.Contains(lw.log(), "released") || sink.conns.Load() != 0 || sys.Status()["holdremote"] != "all" {
 		t.Fatalf("released on a metered link: sendstatus %v; linkwatch log:\n%s", sys.Status(), lw.log())
+	}
+	if d := n.host.TxPackets(t, n.hostIf) - tx; d != 0 {
+		t.Fatalf("%d packets left through the metered link in %v while held", d, dialQuiet)
 	}
 	if err := os.WriteFile(state, []byte("no\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -114,6 +123,12 @@ func TestDialupLinkwatchMetered(t *testing.T) {
 	waitHold(t, tr, sys, false)
 	if !harness.Eventually(dialBound, func() bool { got, _ := sink.Got(0, 10); return got == 10 }) {
 		t.Fatalf("not delivered once the link was no longer metered; log:\n%s", sys.Log())
+	}
+	// The counter does see the delivery traffic (the check above is not vacuous).
+	if after := n.host.TxPackets(t, n.hostIf); after <= tx {
+		t.Errorf("tx packet counter did not move with the deliveries: %d -> %d", tx, after)
+	} else {
+		t.Logf("%d packets sent for the deliveries after release, none while held", after-tx)
 	}
 	t.Logf("linkwatch log:\n%s", lw.log())
 	sys.Stop(t)

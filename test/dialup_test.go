@@ -241,6 +241,10 @@ func newDialNet(t *testing.T) *dialNet {
 	n := &dialNet{host: netns.New(t, netns.Name("h")), inet: netns.New(t, netns.Name("i")),
 		hostIf: netns.Name("a"), inIf: netns.Name("b")}
 	netns.Veth(t, n.host, n.hostIf, n.inet, n.inIf)
+	// No IPv6 on the veth: the kernel's own chatter (router solicitations,
+	// MLD) would blur "no packet leaves while held".
+	n.host.Sysctl(t, "net.ipv6.conf."+n.hostIf+".disable_ipv6", "1")
+	n.inet.Sysctl(t, "net.ipv6.conf."+n.inIf+".disable_ipv6", "1")
 	n.host.IP(t, "addr", "add", dialHostAddr+"/30", "dev", n.hostIf)
 	n.inet.IP(t, "addr", "add", dialInetAddr+"/30", "dev", n.inIf)
 	n.inet.IP(t, "addr", "add", dialMXAddr+"/32", "dev", "lo")

@@ -10,6 +10,7 @@ package netns
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -132,4 +133,39 @@ func (ns *NS) Do(t testing.TB, fn func()) {
 		runtime.UnlockOSThread()
 	}()
 	fn()
+}
+
+// Sysctl sets a sysctl (dotted name) inside the namespace.
+func (ns *NS) Sysctl(t testing.TB, name, value string) {
+	t.Helper()
+	var err error
+	ns.Do(t, func() {
+		// /proc/sys/net belongs to the network namespace of the thread
+		// that opens it.
+		p := "/proc/sys/" + strings.ReplaceAll(name, ".", "/")
+		err = os.WriteFile(p, []byte(value+"\n"), 0o644)
+	})
+	if err != nil {
+		t.Fatalf("netns: sysctl %s=%s in %s: %v", name, value, ns.Name, err)
+	}
+}
+
+// TxPackets returns the count of packets iface has sent.
+func (ns *NS) TxPackets(t testing.TB, iface string) uint64 {
+	t.Helper()
+	out, err := ns.TryIP("-s", "-j", "link", "show", "dev", iface)
+	if err != nil {
+		t.Fatalf("netns: %v", err)
+	}
+	var links []struct {
+		Stats64 struct {
+			Tx struct {
+				Packets uint64 `json:"packets"`
+			} `json:"tx"`
+		} `json:"stats64"`
+	}
+	if err := json.Unmarshal([]byte(out), &links); err != nil || len(links) != 1 {
+		t.Fatalf("netns: ip -s -j link show %s: %v: %q", iface, err, out)
+	}
+	return links[0].Stats64.Tx.Packets
 }
