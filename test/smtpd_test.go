@@ -286,3 +286,49 @@ func TestSmtpdSwaks(t *testing.T) {
 		}
 	}
 }
+
+// TestSmtpdInetdSocket: started like inetd or systemd (a TCP socket on fd
+// 0/1, no TCP* variables), qmail-smtpd takes the addresses from the socket.
+func TestSmtpdInetdSocket(t *testing.T) {
+	tr := smtpdTree(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	sc, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := sc.(*net.TCPConn).File()
+	sc.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := tr.Command("qmail-smtpd")
+	cmd.Env = []string{"PATH=/usr/bin:/bin"}
+	cmd.Stdin, cmd.Stdout = f, f
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() { cmd.Process.Kill(); <-exited })
+	client.SetDeadline(time.Now().Add(30 * time.Second))
+	io.WriteString(client, "HELO c.example\r\nMAIL FROM:<a@c.example>\r\nRCPT TO:<u@example.org>\r\nDATA\r\n"+
+		"Subject: inetd\r\n\r\nx\r\n.\r\nQUIT\r\n")
+	out, _ := io.ReadAll(client)
+	if !strings.Contains(string(out), "\r\n250 ok ") {
+		t.Fatalf("replies: %q", out)
+	}
+	msgs := queuedMessages(t, tr)
+	if len(msgs) != 1 || !strings.Contains(msgs[0], "Received: from unknown (HELO c.example) (127.0.0.1)\n  by 127.0.0.1 with SMTP; ") {
+		t.Fatalf("queued: %q", msgs)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"syscall"
@@ -64,6 +65,7 @@ func serveStdio(root string, getenv func(string) (string, bool), stderr io.Write
 		logger.SetOutput(io.Discard)
 	}
 	peer := PeerFromEnv(getenv)
+	fillFromSocket(&peer, getenv)
 	conn := &stdioConn{in: in, out: out, local: stdioAddr(peer.LocalHost), remote: stdioAddr(peer.RemoteIP)}
 	if err := os.Chdir(root); err != nil {
 		logger.Printf("unable to switch to %s: %v", root, err)
@@ -106,4 +108,35 @@ func sameFile(a, b int) bool {
 		return false
 	}
 	return sa.Dev == sb.Dev && sa.Ino == sb.Ino && sa.Mode&syscall.S_IFMT == syscall.S_IFSOCK
+}
+
+// fillFromSocket supplies TCPREMOTEIP and TCPLOCALIP from the socket on fd
+// 0 when the super-server did not set them (systemd, inetd).
+func fillFromSocket(p *Peer, getenv func(string) (string, bool)) {
+	if _, ok := getenv("TCPREMOTEIP"); !ok {
+		if sa, err := syscall.Getpeername(0); err == nil {
+			if ip := sockIP(sa); ip != "" {
+				p.RemoteIP = ip
+			}
+		}
+	}
+	_, lh := getenv("TCPLOCALHOST")
+	_, li := getenv("TCPLOCALIP")
+	if !lh && !li {
+		if sa, err := syscall.Getsockname(0); err == nil {
+			if ip := sockIP(sa); ip != "" {
+				p.LocalHost = ip
+			}
+		}
+	}
+}
+
+func sockIP(sa syscall.Sockaddr) string {
+	switch a := sa.(type) {
+	case *syscall.SockaddrInet4:
+		return netip.AddrFrom4(a.Addr).String()
+	case *syscall.SockaddrInet6:
+		return netip.AddrFrom16(a.Addr).Unmap().String()
+	}
+	return ""
 }
