@@ -435,6 +435,17 @@ func (s *Sched) msgState(id uint64) string {
 	return ""
 }
 
+// hasChannelFile reports whether a local or remote file of id exists (or
+// cannot be checked).
+func (s *Sched) hasChannelFile(id uint64) bool {
+	for c := 0; c < 2; c++ {
+		if _, err := os.Lstat(s.path(fnChan(c, id))); !isNoent(err) {
+			return true
+		}
+	}
+	return false
+}
+
 // inFlight returns the positions of id's running deliveries per channel.
 func (s *Sched) inFlight(id uint64) (pos [2]map[int64]bool, n int) {
 	for c := 0; c < 2; c++ {
@@ -494,7 +505,11 @@ func (s *Sched) holdMsg(id uint64) (string, string) {
 	if st == "todo" {
 		text += " (not yet preprocessed)"
 	}
-	return ResultOK, text + inflightNote(n)
+	text += inflightNote(n)
+	if st == "info" && n == 0 && !s.hasChannelFile(id) {
+		text += "; nothing is left to deliver: it leaves the queue"
+	}
+	return ResultOK, text
 }
 
 func (s *Sched) releaseMsg(id uint64) (string, string) {
