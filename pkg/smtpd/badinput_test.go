@@ -262,7 +262,7 @@ func TestBody(t *testing.T) {
 		{"empty", "", false, 0, "", nil},
 	}
 	for _, tc := range tests {
-		for _, size := range []int{2, 3, 64 << 10} {
+		for _, size := range []int{1, 2, 3, 64 << 10} {
 			b := newBody(strings.NewReader(tc.in), tc.chunked, tc.limit, nil)
 			var out bytes.Buffer
 			buf := make([]byte, size)
@@ -287,5 +287,32 @@ func TestBody(t *testing.T) {
 				t.Errorf("%s/%d: %q, want %q", tc.name, size, out.String(), tc.out)
 			}
 		}
+	}
+}
+
+// TestBDAT: CHUNKING works, CRLF becomes LF, and databytes applies.
+func TestBDAT(t *testing.T) {
+	q := useMemQueue(t)
+	root := testRoot(t, map[string]string{"databytes": "40\n"})
+	s := startServer(t, root, loopPeer, nil)
+	c := dial(t, s)
+	c.last()
+	c.expectPrefix("EHLO x", "250 ")
+	c.expectPrefix("MAIL FROM:<a@b.example>", "250 ")
+	c.expectPrefix("RCPT TO:<u@example.org>", "250 ")
+	c.send("BDAT 14\r\nSubject: b\r\n\r\n")
+	c.expectPrefix("", "250 ")
+	c.send("BDAT 7 LAST\r\nx\ny\r\nz\r")
+	c.expectPrefix("", "250 ok ")
+	c.expectPrefix("MAIL FROM:<a@b.example>", "250 ")
+	c.expectPrefix("RCPT TO:<u@example.org>", "250 ")
+	c.send("BDAT 50 LAST\r\n" + strings.Repeat("x", 48) + "\r\n")
+	if got := c.last(); got != "552 sorry, that message size exceeds my databytes limit (#5.3.4)" {
+		t.Errorf("BDAT over databytes: %q", got)
+	}
+	c.expectPrefix("QUIT", "221 ")
+	msgs := q.all()
+	if len(msgs) != 1 || !strings.HasSuffix(msgs[0].Msg, "\nSubject: b\n\nx\ny\nz\r") {
+		t.Fatalf("queued %+v", msgs)
 	}
 }

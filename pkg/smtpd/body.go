@@ -40,6 +40,8 @@ type body struct {
 	refresh func() // extends the read deadline; may be nil
 
 	scratch [4096]byte
+	small   [2]byte
+	pending []byte // decoded bytes not yet handed out (reads of 1 byte)
 	since   int
 	srcEOF  bool
 	fin     error // set once the body is finished (io.EOF or a reply)
@@ -60,11 +62,30 @@ func newBody(src io.Reader, chunked bool, limit int64, refresh func()) *body {
 }
 
 func (b *body) Read(p []byte) (int, error) {
+	if len(b.pending) > 0 {
+		n := copy(p, b.pending)
+		b.pending = b.pending[n:]
+		if len(b.pending) > 0 {
+			return n, nil
+		}
+		return n, b.fin
+	}
 	if b.fin != nil {
 		return 0, b.fin
 	}
+	if len(p) == 0 {
+		return 0, nil
+	}
 	if len(p) < 2 {
-		return 0, io.ErrShortBuffer
+		// Decoding needs room for two bytes (a held-back CR and the
+		// byte after it); hand out the second one on the next call.
+		n, err := b.Read(b.small[:])
+		c := copy(p, b.small[:n])
+		b.pending = b.small[c:n]
+		if len(b.pending) > 0 {
+			return c, nil
+		}
+		return c, err
 	}
 	n := 0
 	for {

@@ -35,12 +35,12 @@ func FuzzBody(f *testing.F) {
 	f.Add([]byte("a\rb\r\r\n\n"), true, uint16(3), uint8(1))
 	f.Add([]byte(strings.Repeat("Received: x\r\n", 101)), false, uint16(0), uint8(200))
 	f.Fuzz(func(t *testing.T, in []byte, chunked bool, limit uint16, rs uint8) {
-		size := int(rs)%64 + 2
+		size := int(rs)%64 + 1
 		b := newBody(bytes.NewReader(in), chunked, int64(limit), nil)
 		var out bytes.Buffer
 		buf := make([]byte, size)
 		var err error
-		for i := 0; i <= len(in)+2; i++ {
+		for i := 0; i <= 2*len(in)+4; i++ {
 			var n int
 			n, err = b.Read(buf)
 			if n > len(buf) || n < 0 {
@@ -52,7 +52,7 @@ func FuzzBody(f *testing.F) {
 			}
 		}
 		if err == nil {
-			t.Fatalf("no end after %d reads", len(in)+3)
+			t.Fatalf("no end after %d reads", 2*len(in)+5)
 		}
 		want, ok := refDecode(in, chunked)
 		switch {

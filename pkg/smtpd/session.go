@@ -120,6 +120,7 @@ func (s *session) Data(r io.Reader) error {
 	// dot reader; only DATA has the bare-LF rule.
 	_, chunked := r.(*io.PipeReader)
 	refresh := func() { cs.conn.Conn().SetReadDeadline(time.Now().Add(cs.cfg.Timeout)) }
+	refresh() // the deadline of the DATA command itself is running
 	b := newBody(r, chunked, cs.cfg.Databytes, refresh)
 	rcv := Received(cs.peer, cs.conn.Hostname(), cs.cfg.Now())
 	msg := io.MultiReader(strings.NewReader(rcv), b)
