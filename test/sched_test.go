@@ -14,7 +14,7 @@ import (
 )
 
 // schedTree installs a tree whose alias home has .qmail-<name> files with
-// the given contents (owned like .qmail-root), for local test recipients
+// the given contents (owned by the alias user), for local test recipients
 // <name>@testhost.example.
 func schedTree(t *testing.T, dotqmails map[string]string) *harness.Tree {
 	t.Helper()

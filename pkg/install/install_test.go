@@ -49,7 +49,7 @@ func TestTreeTable(t *testing.T) {
 		"queue/lock/tcpto":     {Owner: "qmailr", Mode: 0o644, Kind: File},
 		"queue/lock/trigger":   {Owner: "qmails", Mode: 0o622, Kind: Fifo},
 		"alias":                {Owner: "alias", Mode: 02755, Kind: Dir},
-		"alias/.qmail-root":    {Owner: "alias", Mode: 0o644, Kind: File},
+		"alias/.qmail-default": {Owner: "alias", Mode: 0o644, Kind: File},
 		"home/joe/Maildir/new": {Owner: "root", Mode: 0o700, Kind: Dir},
 	}
 	for _, e := range Tree("joe") {
@@ -164,8 +164,8 @@ func TestInstallAndCheck(t *testing.T) {
 	if len(b) != TcptoSize || strings.Trim(string(b), "\x00") != "" {
 		t.Errorf("tcpto: %d bytes", len(b))
 	}
-	if b, _ := os.ReadFile(filepath.Join(root, "alias", ".qmail-postmaster")); string(b) != "./Maildir/\n" {
-		t.Errorf(".qmail-postmaster %q", b)
+	if b, _ := os.ReadFile(filepath.Join(root, "alias", ".qmail-default")); string(b) != "|../bin/fastforward\n./Maildir/\n" {
+		t.Errorf(".qmail-default %q", b)
 	}
 	if b, _ := os.ReadFile(filepath.Join(root, "control", "me")); string(b) != "mx.example.org\n" {
 		t.Errorf("me %q", b)

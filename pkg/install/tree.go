@@ -82,8 +82,13 @@ func ProgEntry(name string) Entry {
 	return Entry{Path: "bin/" + name, Kind: Prog, Owner: owner, Group: "qmail", Mode: mode}
 }
 
-// dotQmail is the contents of the alias user's default .qmail files.
-var dotQmail = []byte("./Maildir/\n")
+// aliasDefault is ~alias/.qmail-default: every local part that is not an
+// account is looked up in the aliases database (etc/aliases.cdb, built by
+// newaliases) by fastforward; root, postmaster and mailer-daemon without an
+// alias, and nothing else, fall through to the alias user's Maildir. The
+// program path is relative to the alias home (qmail-local runs programs
+// there), so the tree can live anywhere.
+var aliasDefault = []byte("|../bin/fastforward\n./Maildir/\n")
 
 // TcptoSize is the size of queue/lock/tcpto (delivery.md §7).
 const TcptoSize = 1024
@@ -108,9 +113,7 @@ func Tree(homeUser string) []Entry {
 		d("alias/Maildir/cur", "alias", "qmail", 0o700),
 		d("alias/Maildir/new", "alias", "qmail", 0o700),
 		d("alias/Maildir/tmp", "alias", "qmail", 0o700),
-		f("alias/.qmail-root", "alias", 0o644, dotQmail),
-		f("alias/.qmail-postmaster", "alias", 0o644, dotQmail),
-		f("alias/.qmail-mailer-daemon", "alias", 0o644, dotQmail),
+		f("alias/.qmail-default", "alias", 0o644, aliasDefault),
 		d("queue", "qmailq", "qmail", 0o750),
 		d("queue/pid", "qmailq", "qmail", 0o700),
 		d("queue/intd", "qmailq", "qmail", 0o700),

@@ -115,9 +115,8 @@ func WaitMaildir(t testing.TB, timeout time.Duration, dir string, n int) [][]byt
 	return MaildirMessages(t, dir)
 }
 
-// AliasMaildir is the Maildir the installed .qmail-root, .qmail-postmaster
-// and .qmail-mailer-daemon (and, in a non-root tree, the catch-all) deliver
-// to.
+// AliasMaildir is the Maildir where the installed ~alias/.qmail-default
+// puts mail for root, postmaster and mailer-daemon that no alias names.
 func (tr *Tree) AliasMaildir() string { return tr.Path("alias", "Maildir") }
 
 // UserMaildir is the Maildir of the installing user in a non-root tree.
