@@ -132,4 +132,19 @@ func TestMsgHoldStopped(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(root, HeldFile+".tmp")); !os.IsNotExist(err) {
 		t.Errorf("tmp file left: %v", err)
 	}
+	// The held message is shown as such.
+	run(t, root, "hold", "300")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"queue"}, " 1/1 msgheld <a@example.org>\n"},
+		{[]string{"queue"}, " 1/1 todo,msgheld <fresh@example.org>\n"},
+		{[]string{"queue", "100"}, "  state  queued (held by qmailctl hold 100)\n"},
+		{[]string{"status"}, "held messages: 2 (qmailctl hold ID; see qmailctl queue)\n"},
+	} {
+		if _, out, _ := run(t, root, tc.args...); !strings.Contains(out, tc.want) {
+			t.Errorf("%v lacks %q:\n%s", tc.args, tc.want, out)
+		}
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/hqmail/hqmail/pkg/control"
 	"github.com/hqmail/hqmail/pkg/qdate"
 	"github.com/hqmail/hqmail/pkg/qread"
+	"github.com/hqmail/hqmail/pkg/sched"
 )
 
 // show prints the messages named by ids in detail:
@@ -38,6 +39,7 @@ func (c *cmd) show(ids []string) int {
 		return c.fail(ExitTemp, "unable to read the hold flags: %v", err)
 	}
 	q := c.queueDir()
+	held, _ := sched.LoadHeld(q)
 	code := ExitOK
 	for _, arg := range ids {
 		id, err := strconv.ParseUint(arg, 10, 64)
@@ -67,8 +69,12 @@ func (c *cmd) show(ids []string) int {
 			code = ExitTemp
 			continue
 		}
+		state := messageState(&m, local, remote)
+		if held[id] {
+			state += " (held by qmailctl hold " + strconv.FormatUint(id, 10) + ")"
+		}
 		fmt.Fprintf(c.out, "message %d\n  birth  %s (%s ago)\n  size   %d\n  from   <%s>\n  state  %s\n",
-			id, qdate.Qread(m.Birth), age(c.now().Sub(m.Birth)), m.Size, qread.Safe(m.Sender), messageState(&m, local, remote))
+			id, qdate.Qread(m.Birth), age(c.now().Sub(m.Birth)), m.Size, qread.Safe(m.Sender), state)
 		for _, r := range m.Local {
 			fmt.Fprintf(c.out, "  local  %s  %s\n", qread.Safe(r.Addr), recState(r, local.Set))
 		}

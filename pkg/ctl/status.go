@@ -14,6 +14,7 @@ import (
 	"github.com/hqmail/hqmail/pkg/control"
 	"github.com/hqmail/hqmail/pkg/qdate"
 	"github.com/hqmail/hqmail/pkg/qread"
+	"github.com/hqmail/hqmail/pkg/sched"
 )
 
 // status prints the state of qmail-send, the hold flags and the queue.
@@ -101,6 +102,11 @@ func (c *cmd) status() int {
 			fmt.Fprintf(c.out, "warning: %d messages could not be read (see qmail-qread)\n", trouble)
 		}
 	}
+	if held, err := sched.LoadHeld(q); err != nil {
+		fmt.Fprintf(c.out, "held messages: unknown (%v)\n", err)
+	} else if len(held) > 0 {
+		fmt.Fprintf(c.out, "held messages: %d (qmailctl hold ID; see qmailctl queue)\n", len(held))
+	}
 	if st != nil {
 		if ql, ok := st["queued-local"]; ok {
 			fmt.Fprintf(c.out, "qmail-send reported at its last status write: queued-local %s, queued-remote %s\n", ql, orDash(st["queued-remote"]))
@@ -154,7 +160,8 @@ func age(d time.Duration) string {
 //
 // RCPTS is "pending/total" recipients. STATE is one of todo (not yet
 // preprocessed), queued, held (every pending recipient is on a held
-// channel or domain), partly-held, bouncing (a bounce is being sent),
+// channel or domain), partly-held, msgheld (held by qmailctl hold ID),
+// bouncing (a bounce is being sent),
 // done (nothing pending: about to be removed) or trouble (see qmail-qread).
 func (c *cmd) queue() int {
 	q := c.queueDir()
@@ -173,6 +180,7 @@ func (c *cmd) queue() int {
 		return c.fail(ExitTemp, "%v", err)
 	}
 	sort.Slice(msgs, func(i, j int) bool { return msgs[i].ID < msgs[j].ID })
+	held, _ := sched.LoadHeld(q) // unreadable: no message is shown held
 	now := c.now()
 	seen := map[uint64]bool{}
 	for i := range msgs {
@@ -184,6 +192,9 @@ func (c *cmd) queue() int {
 		}
 		pending, _ := counts(m, local, remote)
 		state := messageState(m, local, remote)
+		if held[m.ID] && pending > 0 {
+			state = "msgheld"
+		}
 		fmt.Fprintf(c.out, "%d %s %d %d/%d %s <%s>\n", m.ID, age(now.Sub(m.Birth)), m.Size,
 			pending, len(m.Local)+len(m.Remote), state, qread.Safe(m.Sender))
 	}
@@ -195,8 +206,12 @@ func (c *cmd) queue() int {
 			fmt.Fprintf(c.out, "%d - - - trouble (%v)\n", t.ID, t.Err)
 			continue
 		}
-		fmt.Fprintf(c.out, "%d %s %d %d/%d todo <%s>\n", t.ID, age(now.Sub(t.Queued)), t.Size,
-			t.Recipients, t.Recipients, qread.Safe(t.Sender))
+		state := "todo"
+		if held[t.ID] {
+			state = "todo,msgheld"
+		}
+		fmt.Fprintf(c.out, "%d %s %d %d/%d %s <%s>\n", t.ID, age(now.Sub(t.Queued)), t.Size,
+			t.Recipients, t.Recipients, state, qread.Safe(t.Sender))
 	}
 	return ExitOK
 }
