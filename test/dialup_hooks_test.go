@@ -169,3 +169,92 @@ func seedTimeouts(t *testing.T, tab *tcpto.Table, ip net.IP) {
 		t.Fatalf("seeding tcpto failed: %s still ready", ip)
 	}
 }
+
+// TestDialupHooksFlap: a link that flaps fires down and up hooks back to
+// back; each hook returns at once and its qmailctl runs in the background,
+// so those runs overlap. Whatever order they get the control lock in, once
+// they are done the state must be the last event's: released after a
+// final up, held after a final down.
+func TestDialupHooksFlap(t *testing.T) {
+	tr := ctlTree(t)
+	sys := tr.Start(t, "./Maildir/")
+	fake := t.TempDir()
+	logFile := filepath.Join(fake, "syslog")
+	nmFile := filepath.Join(fake, "connectivity")
+	for name, body := range map[string]string{
+		"logger": fmt.Sprintf("#!/bin/sh\necho \"$*\" >>%s\n", logFile),
+		"nmcli":  fmt.Sprintf("#!/bin/sh\ncat %s\n", nmFile),
+	} {
+		if err := os.WriteFile(filepath.Join(fake, name), []byte(body), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.WriteFile(nmFile, []byte("none\n"), 0o644)
+	type hooks struct {
+		name     string
+		down, up []string // script below scripts/ and its argv
+		env      []string
+	}
+	ppp := []string{"/dev/ttyS0", "115200", "10.0.0.1", "10.0.0.2", ""}
+	for _, h := range []hooks{
+		{"ppp", append([]string{"ppp/ip-down.d/hqmail", "ppp0"}, ppp...), append([]string{"ppp/ip-up.d/hqmail", "ppp0"}, ppp...), nil},
+		{"nm", []string{"networkmanager/90-hqmail", "wlan0", "down"}, []string{"networkmanager/90-hqmail", "wlan0", "up"}, nil},
+		{"networkd", []string{"networkd-dispatcher/off.d/hqmail"}, []string{"networkd-dispatcher/routable.d/hqmail"},
+			[]string{"IFACE=eth0", "STATE=x"}},
+	} {
+		for _, final := range []string{"up", "down"} {
+			os.Remove(logFile)
+			events := 0
+			run := func(argv []string) {
+				cmd := exec.Command("/bin/sh", append([]string{scriptPath(t, argv[0])}, argv[1:]...)...)
+				cmd.Env = append([]string{"PATH=" + fake + ":/usr/sbin:/usr/bin:/sbin:/bin", "QMAILHOME=" + tr.Root}, h.env...)
+				if out, err := cmd.CombinedOutput(); err != nil || len(out) != 0 {
+					t.Fatalf("%s %v: %v %q", h.name, argv, err, out)
+				}
+				events++
+			}
+			for i := 0; i < 10; i++ {
+				run(h.down)
+				run(h.up)
+			}
+			if final == "down" {
+				run(h.down)
+			}
+			// Wait for the background jobs: each logs at least once, and
+			// the forked shells carry the script's path in their argv.
+			if !harness.Eventually(dialBound, func() bool {
+				b, _ := os.ReadFile(logFile)
+				return strings.Count(string(b), "\n") >= events &&
+					!running(scriptPath(t, h.down[0])) && !running(scriptPath(t, h.up[0]))
+			}) {
+				b, _ := os.ReadFile(logFile)
+				t.Fatalf("%s: hook jobs still running %v after %d events; log:\n%s", h.name, dialBound, events, b)
+			}
+			ok, state := holdAgrees(tr, sys)
+			held := sys.Status()["holdremote"] == "all"
+			t.Logf("%s, %d events ending %s: %s", h.name, events, final, state)
+			if !ok || held != (final == "down") {
+				b, _ := os.ReadFile(logFile)
+				t.Errorf("%s: after %d events ending with %s: %s; hook log:\n%s", h.name, events, final, state, b)
+			}
+		}
+	}
+	sys.Stop(t)
+}
+
+// running reports whether a process whose argv contains path is alive
+// (observation only: /proc is read, nothing is signalled). The paths are
+// the hooks of this checkout, which only this test runs.
+func running(path string) bool {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		if e.Name()[0] < '0' || e.Name()[0] > '9' {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && strings.Contains(string(b), path) {
+			return true
+		}
+	}
+	return false
+}
