@@ -67,6 +67,14 @@ while [ $i -lt 50 ]; do
   sleep 0.1; i=$((i+1))
 done
 
+sleep 0.3
+if ! kill -0 "$(cat "$state/smtpd.pid")" 2>/dev/null; then
+  echo "qmail-smtpd did not start on $LISTEN:" >&2
+  tail -n 3 "$state/qmail-smtpd.log" >&2
+  echo "(another listener there? try: make run LISTEN=127.0.0.1:2526; make stop to stop the rest)" >&2
+  exit 1
+fi
+
 cat <<MSG
 hqmail is running in $ROOT
   SMTP:      $LISTEN   (e.g. swaks --server $LISTEN --to $me@localhost)
