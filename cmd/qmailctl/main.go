@@ -1,10 +1,14 @@
 // Command qmailctl controls a running hqmail: hold and release remote or
-// local delivery, flush the queue, show status and the queue.
+// local delivery, flush the queue, show status and the queue, and hold,
+// release, delete or bounce single messages.
 //
 // Privilege contract: run by the admin or by network hook scripts, as root
 // (or as the owner of a tree installed without root): it writes
 // control/holdlocal and control/holdremote and signals qmail-send (qmails)
-// through the pid in queue/lock/sendmutex, never by process name. Not
+// through the pid in queue/lock/sendmutex, never by process name; it sends
+// per-message requests through the FIFO queue/lock/sendctl (qmails, 0600)
+// and reads the answers in queue/lock/sendstatus. With qmail-send stopped
+// it changes the queue itself under the sendmutex lock. Not
 // set-id; the root is the tree holding this binary (qhome.Root). fd 1:
 // results; fd 2: errors. Exit codes: 0 done and confirmed by qmail-send;
 // 3 qmail-send is not running (the flag change is made); 100 usage or an

@@ -1,7 +1,9 @@
 // Package ctl is qmailctl, the control command of a running hqmail: it sets
 // and clears the hold flags (control/holdlocal, control/holdremote), makes
-// every deferred delivery due (flush), and shows the state of qmail-send and
-// the queue.
+// every deferred delivery due (flush), shows the state of qmail-send and
+// the queue, and holds, releases, deletes and bounces single messages
+// (msgctl.go: requests to the running qmail-send through queue/lock/sendctl,
+// or queue changes under the sendmutex lock while it is stopped).
 //
 // Invariants:
 //   - Flag files are changed under an exclusive flock on the control

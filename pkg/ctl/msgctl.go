@@ -164,6 +164,11 @@ func (c *cmd) viaSend(verb string, args []string) int {
 			c.fail(ExitUsage, "%v", err)
 			code = max(code, ExitUsage)
 			continue
+		case errors.Is(err, ErrNotRunning):
+			if verb == "delete" || verb == "bounce" {
+				return c.fail(ExitNotRunning, "qmail-send stopped meanwhile; run the command again")
+			}
+			return c.fail(ExitNotRunning, "qmail-send is not running; holding by address needs it (hold or release the ids instead)")
 		case err != nil:
 			return c.fail(ExitTemp, "%v", err)
 		}
@@ -191,13 +196,7 @@ func (c *cmd) msgHold(hold bool, args []string) int {
 		if addr == "" {
 			addr = "<>"
 		}
-		code := c.viaSend(verb+"-"+args[0], []string{addr})
-		if code == ExitTemp {
-			if _, err := LocateSend(c.root); errors.Is(err, ErrNotRunning) {
-				return c.fail(ExitNotRunning, "qmail-send is not running; holding by address needs it (hold or release the ids instead)")
-			}
-		}
-		return code
+		return c.viaSend(verb+"-"+args[0], []string{addr})
 	}
 	ids, err := parseIDs(args)
 	if err != nil {

@@ -111,7 +111,7 @@ func TestMsgHoldStopped(t *testing.T) {
 		{[]string{"hold", "555"}, ExitUsage, "", "100 300"},
 		{[]string{"release", "300"}, ExitNotRunning, "message 300 released\n", "100"},
 		{[]string{"release", "300"}, ExitNotRunning, "message 300 was not held\n", "100"},
-		{[]string{"hold", "from", "a@example.org"}, ExitNotRunning, "", "100"},
+		{[]string{"hold", "from", "a@example.org"}, ExitNotRunning, "", "100"}, // needs qmail-send
 	}
 	for _, tc := range tests {
 		code, out, errs := run(t, root, tc.args...)
