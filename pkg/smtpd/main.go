@@ -56,8 +56,8 @@ func Main(args []string, stderr io.Writer) int {
 func serveStdio(root string, getenv func(string) (string, bool), stderr io.Writer) int {
 	// A peer that goes away must give EPIPE, not kill us with SIGPIPE.
 	signal.Ignore(syscall.SIGPIPE)
-	in := pollable(0, "stdin")
-	out := pollable(1, "stdout")
+	in, restoreIn := pollable(0, "stdin")
+	out, restoreOut := pollable(1, "stdout")
 	logger := log.New(stderr, "qmail-smtpd: ", 0)
 	if sameFile(0, 2) {
 		// inetd and systemd may hand the socket over as stderr too:
@@ -66,16 +66,19 @@ func serveStdio(root string, getenv func(string) (string, bool), stderr io.Write
 	}
 	peer := PeerFromEnv(getenv)
 	fillFromSocket(&peer, getenv)
-	conn := &stdioConn{in: in, out: out, local: stdioAddr(peer.LocalHost), remote: stdioAddr(peer.RemoteIP)}
+	conn := &stdioConn{in: in, out: out, local: stdioAddr(peer.LocalHost), remote: stdioAddr(peer.RemoteIP),
+		restore: []func(){restoreIn, restoreOut}}
 	if err := os.Chdir(root); err != nil {
 		logger.Printf("unable to switch to %s: %v", root, err)
 		io.WriteString(conn, textControls+"\r\n")
+		conn.Close()
 		return 1
 	}
 	cfg, warn, err := LoadConfig(root, getenv)
 	if err != nil {
 		logger.Printf("%v", err)
 		io.WriteString(conn, textControls+"\r\n")
+		conn.Close()
 		return 1
 	}
 	if warn != nil {
@@ -89,16 +92,20 @@ func serveStdio(root string, getenv func(string) (string, bool), stderr io.Write
 
 // pollable returns fd as an *os.File whose deadlines work: sockets and
 // pipes are switched to non-blocking mode first so that the Go runtime
-// polls them. Terminals and files are left alone.
-func pollable(fd int, name string) *os.File {
+// polls them. Terminals and files are left alone. restore puts the
+// blocking mode back for whoever shares the descriptor after us.
+func pollable(fd int, name string) (f *os.File, restore func()) {
+	restore = func() {}
 	var st syscall.Stat_t
 	if err := syscall.Fstat(fd, &st); err == nil {
 		switch st.Mode & syscall.S_IFMT {
 		case syscall.S_IFSOCK, syscall.S_IFIFO:
-			syscall.SetNonblock(fd, true)
+			if syscall.SetNonblock(fd, true) == nil {
+				restore = func() { syscall.SetNonblock(fd, false) }
+			}
 		}
 	}
-	return os.NewFile(uintptr(fd), name)
+	return os.NewFile(uintptr(fd), name), restore
 }
 
 // sameFile reports whether two descriptors refer to the same socket/file.

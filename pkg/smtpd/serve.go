@@ -102,6 +102,8 @@ func (a stdioAddr) String() string  { return string(a) }
 type stdioConn struct {
 	in, out       *os.File
 	local, remote net.Addr
+	restore       []func() // undo the non-blocking mode, before closing
+	once          sync.Once
 }
 
 func (c *stdioConn) Read(p []byte) (int, error) {
@@ -130,6 +132,11 @@ func (c *stdioConn) Write(p []byte) (int, error) {
 }
 
 func (c *stdioConn) Close() error {
+	c.once.Do(func() {
+		for _, f := range c.restore {
+			f()
+		}
+	})
 	err := c.in.Close()
 	if e := c.out.Close(); err == nil {
 		err = e
