@@ -446,6 +446,24 @@ func (s *Sched) hasChannelFile(id uint64) bool {
 	return false
 }
 
+// hasPending reports whether channel c's file of id has a record not yet
+// done (or cannot be read: then it is treated as pending). A held message
+// with nothing pending is let through, so that the pass removes it.
+func (s *Sched) hasPending(c int, id uint64) bool {
+	b, err := readBounded(s.path(fnChan(c, id)))
+	if err != nil {
+		return !isNoent(err)
+	}
+	for off := 0; off < len(b); {
+		end := bytes.IndexByte(b[off:], 0)
+		if end < 0 || b[off] != 'D' {
+			return true
+		}
+		off += end + 1
+	}
+	return false
+}
+
 // inFlight returns the positions of id's running deliveries per channel.
 func (s *Sched) inFlight(id uint64) (pos [2]map[int64]bool, n int) {
 	for c := 0; c < 2; c++ {

@@ -438,3 +438,57 @@ func TestCtlBadInput(t *testing.T) {
 		t.Errorf("delete of damaged: %q", got)
 	}
 }
+
+// TestCtlHoldInFlight: holding a message while one of its deliveries runs
+// stops the rest; the running delivery finishes; a message with nothing
+// left leaves the queue although held.
+func TestCtlHoldInFlight(t *testing.T) {
+	root := newTree(t)
+	mkCtlFIFO(t, root)
+	ctl(t, root, "concurrencylocal", "1\n")
+	g, gate2 := newGate('K'), newGate('K')
+	answer := func(r spawnproto.Request) (byte, string) {
+		if strings.HasPrefix(r.Recipient, "slow2") {
+			return gate2.answer(r)
+		}
+		return g.answer(r)
+	}
+	e := start(t, root, answer, ok)
+	e.waitLog("status: local 0/1", 1)
+	two := queueMsg(t, root, "ann@example.org", "slow@local.example", "b@local.example")
+	e.trigger()
+	e.waitLog("starting delivery 1:", 1)
+	s2 := fmt.Sprint(two)
+	if got := e.request("h1", "hold", s2); got != "ok message "+s2+" held; 1 deliveries in progress finish normally" {
+		t.Errorf("hold: %q", got)
+	}
+	g.open()
+	e.waitLog("delivery 1: success", 1)
+	one := queueMsg(t, root, "ann@example.org", "c@local.example")
+	e.trigger()
+	e.waitLog(fmt.Sprintf("end msg %d", one), 1)
+	if n := len(e.spawn[chanLocal].requests()); n != 2 {
+		t.Fatalf("%d deliveries, want 2 (b@ must wait)\n%s", n, e.log.String())
+	}
+	if got := e.request("r1", "release", s2); got != "ok message "+s2+" released" {
+		t.Errorf("release: %q", got)
+	}
+	e.waitLog("end msg "+s2, 1)
+	if r := e.spawn[chanLocal].requests(); len(r) != 3 || r[2].Recipient != "b@local.example" {
+		t.Errorf("requests %+v", r)
+	}
+
+	// Held while its only delivery runs: it leaves the queue when done.
+	g2 := queueMsg(t, root, "ann@example.org", "slow2@local.example")
+	e.trigger()
+	e.waitLog("msg "+fmt.Sprint(g2)+" to local slow2", 1)
+	sg := fmt.Sprint(g2)
+	if got := e.request("h2", "hold", sg); got != "ok message "+sg+" held; 1 deliveries in progress finish normally" {
+		t.Errorf("hold: %q", got)
+	}
+	gate2.open()
+	e.waitLog("end msg "+sg, 1)
+	if held, _ := LoadHeld(filepath.Join(root, "queue")); held[g2] {
+		t.Errorf("finished message still in the held set")
+	}
+}

@@ -130,7 +130,7 @@ func (s *Sched) passChan(c int) {
 		}
 		s.sched[c].delmin()
 		s.sched[c].shrink()
-		if s.mc.isHeld(e.id) {
+		if s.mc.isHeld(e.id) && s.hasPending(c, e.id) {
 			s.mc.park(c, e) // held by qmailctl: keeps its due time
 			return
 		}
