@@ -223,6 +223,7 @@ type dialLink struct {
 type dialNet struct {
 	host, inet   *netns.NS
 	hostIf, inIf string
+	addrs        dialAddrs
 }
 
 // needNetns skips (with the reason) when namespaces cannot be made here.
@@ -236,19 +237,45 @@ func needNetns(t *testing.T) {
 	}
 }
 
-func newDialNet(t *testing.T) *dialNet {
+// dialAddrs are the addresses of one family inside the namespaces.
+type dialAddrs struct {
+	host, inet string // the veth ends, with their prefix length
+	gw         string // the MTA's default gateway (the Internet's end)
+	mx, dns    string // on the Internet's lo, reached through the gateway
+	mxRR       string // the record type of mx.far.example
+}
+
+var (
+	dialV4 = dialAddrs{dialHostAddr + "/30", dialInetAddr + "/30", dialInetAddr, dialMXAddr, dialDNSAddr, "A"}
+	// ULA on the veth, the documentation prefix beyond it.
+	dialV6 = dialAddrs{"fd00:231::1/64", "fd00:231::2/64", "fd00:231::2", "2001:db8::25", "2001:db8::53", "AAAA"}
+)
+
+func newDialNet(t *testing.T) *dialNet { return newDialNetFamily(t, dialV4) }
+
+func newDialNetFamily(t *testing.T, a dialAddrs) *dialNet {
 	t.Helper()
 	n := &dialNet{host: netns.New(t, netns.Name("h")), inet: netns.New(t, netns.Name("i")),
-		hostIf: netns.Name("a"), inIf: netns.Name("b")}
+		hostIf: netns.Name("a"), inIf: netns.Name("b"), addrs: a}
 	netns.Veth(t, n.host, n.hostIf, n.inet, n.inIf)
-	// No IPv6 on the veth: the kernel's own chatter (router solicitations,
-	// MLD) would blur "no packet leaves while held".
-	n.host.Sysctl(t, "net.ipv6.conf."+n.hostIf+".disable_ipv6", "1")
-	n.inet.Sysctl(t, "net.ipv6.conf."+n.inIf+".disable_ipv6", "1")
-	n.host.IP(t, "addr", "add", dialHostAddr+"/30", "dev", n.hostIf)
-	n.inet.IP(t, "addr", "add", dialInetAddr+"/30", "dev", n.inIf)
-	n.inet.IP(t, "addr", "add", dialMXAddr+"/32", "dev", "lo")
-	n.inet.IP(t, "addr", "add", dialDNSAddr+"/32", "dev", "lo")
+	v6 := strings.Contains(a.gw, ":")
+	if !v6 {
+		// No IPv6 on the veth: the kernel's own chatter (router
+		// solicitations, MLD) would blur "no packet leaves while held".
+		n.host.Sysctl(t, "net.ipv6.conf."+n.hostIf+".disable_ipv6", "1")
+		n.inet.Sysctl(t, "net.ipv6.conf."+n.inIf+".disable_ipv6", "1")
+	} else {
+		// IPv6 addresses go with the link unless kept; no DAD delay.
+		n.host.Sysctl(t, "net.ipv6.conf."+n.hostIf+".keep_addr_on_down", "1")
+	}
+	host, inet := []string{"addr", "add", a.host, "dev", n.hostIf}, []string{"addr", "add", a.inet, "dev", n.inIf}
+	if v6 {
+		host, inet = append(host, "nodad"), append(inet, "nodad")
+	}
+	n.host.IP(t, host...)
+	n.inet.IP(t, inet...)
+	n.inet.IP(t, "addr", "add", a.mx, "dev", "lo")
+	n.inet.IP(t, "addr", "add", a.dns, "dev", "lo")
 	n.inet.IP(t, "link", "set", n.inIf, "up")
 	n.linkUp(t)
 	return n
@@ -267,7 +294,7 @@ func (n *dialNet) linkUp(t *testing.T) {
 	n.host.IP(t, "link", "set", n.hostIf, "up")
 	var err error
 	if !harness.Eventually(10*time.Second, func() bool {
-		_, err = n.host.TryIP("route", "replace", "default", "via", dialInetAddr, "dev", n.hostIf)
+		_, err = n.host.TryIP("route", "replace", "default", "via", n.addrs.gw, "dev", n.hostIf)
 		return err == nil
 	}) {
 		t.Fatalf("default route: %v", err)
@@ -282,13 +309,13 @@ func (n *dialNet) startInternet(t *testing.T) (*dialSink, *dnstest.Server) {
 	var pc net.PacketConn
 	n.inet.Do(t, func() {
 		var err error
-		if ln, err = net.Listen("tcp", dialMXAddr+":25"); err != nil {
+		if ln, err = net.Listen("tcp", net.JoinHostPort(n.addrs.mx, "25")); err != nil {
 			t.Fatalf("listen in %s: %v", n.inet.Name, err)
 		}
-		if pc, err = net.ListenPacket("udp", dialDNSAddr+":53"); err != nil {
+		if pc, err = net.ListenPacket("udp", net.JoinHostPort(n.addrs.dns, "53")); err != nil {
 			t.Fatalf("listen in %s: %v", n.inet.Name, err)
 		}
-		if dln, err = net.Listen("tcp", dialDNSAddr+":53"); err != nil {
+		if dln, err = net.Listen("tcp", net.JoinHostPort(n.addrs.dns, "53")); err != nil {
 			t.Fatalf("listen in %s: %v", n.inet.Name, err)
 		}
 	})
@@ -296,7 +323,10 @@ func (n *dialNet) startInternet(t *testing.T) (*dialSink, *dnstest.Server) {
 	sink := newDialSink(t)
 	sink.Serve(ln)
 	dns := dnstest.Serve(t, pc, dln)
-	dns.Add("far.example. MX 10 mx.far.example.", "mx.far.example. A "+dialMXAddr)
+	dns.Add("far.example. MX 10 mx.far.example.", "mx.far.example. "+n.addrs.mxRR+" "+n.addrs.mx)
+	if n.addrs.mxRR == "AAAA" {
+		dns.Exists("mx.far.example.") // NOERROR, no A record
+	}
 	return sink, dns
 }
 
@@ -762,4 +792,23 @@ func TestDialupBootHeld(t *testing.T) {
 	t.Logf("the %d queued before boot went out %v after ip-up", total, time.Since(up).Round(time.Millisecond))
 	waitQueueEmpty(t, tr, sys)
 	sys.Stop(t)
+}
+
+// TestDialupLinkwatchIPv6: the whole scenario over an IPv6-only uplink (a
+// mobile network, say): qmail-linkwatch follows the IPv6 default route,
+// qmail-remote finds the MX by its AAAA record.
+func TestDialupLinkwatchIPv6(t *testing.T) {
+	needNetns(t)
+	n := newDialNetFamily(t, dialV6)
+	sink, dns := n.startInternet(t)
+	tr := dialTree(t, dialV6.dns)
+	sys := startInHost(t, n, tr)
+	lw := startLinkwatch(t, n, tr, "-up-delay", "1s", "-recheck", "2s")
+	lw.wait(t, "remote delivery released", 1)
+	dialScenario(t, tr, sys, sink, dns, dialLink{
+		name: "qmail-linkwatch, IPv6",
+		down: func(t *testing.T) { n.linkDown(t) },
+		up:   func(t *testing.T) { n.linkUp(t) },
+	})
+	t.Logf("qmail-linkwatch log:\n%s", lw.log())
 }
