@@ -148,3 +148,17 @@ func TestMsgHoldStopped(t *testing.T) {
 		}
 	}
 }
+
+func FuzzFindResult(f *testing.F) {
+	f.Add([]byte("pid 1\nctl a ok message 5 held\n"), "a")
+	f.Add([]byte("ctl a\nctl a fail\n"), "a")
+	f.Fuzz(func(t *testing.T, b []byte, tag string) {
+		r, ok := FindResult(b, tag)
+		if !ok {
+			return
+		}
+		if strings.ContainsAny(r.Word, " \n") || strings.Contains(r.Text, "\n") {
+			t.Fatalf("%q: %+v", b, r)
+		}
+	})
+}
