@@ -435,17 +435,6 @@ func (s *Sched) msgState(id uint64) string {
 	return ""
 }
 
-// hasChannelFile reports whether a local or remote file of id exists (or
-// cannot be checked).
-func (s *Sched) hasChannelFile(id uint64) bool {
-	for c := 0; c < 2; c++ {
-		if _, err := os.Lstat(s.path(fnChan(c, id))); !isNoent(err) {
-			return true
-		}
-	}
-	return false
-}
-
 // hasPending reports whether channel c's file of id has a record not yet
 // done (or cannot be read: then it is treated as pending). A held message
 // with nothing pending is let through, so that the pass removes it.
@@ -524,7 +513,7 @@ func (s *Sched) holdMsg(id uint64) (string, string) {
 		text += " (not yet preprocessed)"
 	}
 	text += inflightNote(n)
-	if st == "info" && n == 0 && !s.hasChannelFile(id) {
+	if st == "info" && n == 0 && !s.hasPending(chanLocal, id) && !s.hasPending(chanRemote, id) {
 		text += "; nothing is left to deliver: it leaves the queue"
 	}
 	return ResultOK, text
