@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -253,5 +254,40 @@ func TestStartTLS(t *testing.T) {
 	cfg, warn, err := LoadConfig(root, noEnv)
 	if err != nil || warn == nil || cfg.TLS != nil {
 		t.Errorf("broken servercert.pem: cfg.TLS=%v warn=%v err=%v", cfg != nil && cfg.TLS != nil, warn, err)
+	}
+}
+
+// TestFatalControls: a morercpthosts.cdb that cannot be read, or a host
+// whose interface list cannot be read when an IP literal needs it, ends
+// the session with qmail's 421.
+func TestFatalControls(t *testing.T) {
+	useMemQueue(t)
+	root := testRoot(t, nil)
+	os.Mkdir(filepath.Join(root, "control", "morercpthosts.cdb"), 0o755)
+	s := startServer(t, root, loopPeer, nil)
+	c := dial(t, s)
+	c.last()
+	c.expectPrefix("HELO x", "250 ")
+	c.expectPrefix("MAIL FROM:<>", "250 ")
+	c.expectPrefix("RCPT TO:<u@example.org>", "250 ") // listed: the cdb is not needed
+	c.expect("RCPT TO:<u@other.example>", "421 unable to read controls (#4.3.0)")
+	if !c.closed() {
+		t.Errorf("session not ended")
+	}
+
+	oldAddrs := interfaceAddrs
+	interfaceAddrs = func() ([]net.Addr, error) { return nil, os.ErrPermission }
+	ipme.once, ipme.set, ipme.err = sync.Once{}, nil, nil
+	t.Cleanup(func() {
+		interfaceAddrs = oldAddrs
+		ipme.once, ipme.set, ipme.err = sync.Once{}, nil, nil
+	})
+	c = dial(t, s)
+	c.last()
+	c.expectPrefix("HELO x", "250 ")
+	c.expectPrefix("MAIL FROM:<>", "250 ")
+	c.expect("RCPT TO:<u@[192.0.2.1]>", "421 unable to figure out my IP addresses (#4.3.0)")
+	if !c.closed() {
+		t.Errorf("session not ended")
 	}
 }
