@@ -332,3 +332,26 @@ func TestSmtpdInetdSocket(t *testing.T) {
 		t.Fatalf("queued: %q", msgs)
 	}
 }
+
+// TestSmtpdAsQmaild: as root, run qmail-smtpd as qmaild/nofiles (its
+// production uid): it needs no privilege, and qmail-queue (set-uid qmailq)
+// still queues what it accepts.
+func TestSmtpdAsQmaild(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run qmail-smtpd as qmaild")
+	}
+	tr := smtpdTree(t)
+	ids := tr.IDs()
+	cmd := tr.Command("qmail-smtpd")
+	cmd.Env = smtpdEnv
+	cmd.SysProcAttr = credential(ids.Qmaild.UID, ids.Nofiles)
+	cmd.Stdin = strings.NewReader("HELO client.example\r\nMAIL FROM:<joe@client.example>\r\n" +
+		"RCPT TO:<user@example.org>\r\nDATA\r\nSubject: qmaild\r\n\r\nhi\r\n.\r\nQUIT\r\n")
+	out, err := cmd.Output()
+	if err != nil || !strings.Contains(string(out), "\r\n250 ok ") {
+		t.Fatalf("qmail-smtpd as qmaild: %v\n%s", err, out)
+	}
+	if n := len(queuedMessages(t, tr)); n != 1 {
+		t.Errorf("%d queued, want 1", n)
+	}
+}
