@@ -89,7 +89,13 @@ func (l *Listener) serveConn(c net.Conn, logger *log.Logger) {
 		io.WriteString(c, textControls+"\r\n")
 		return
 	}
-	Serve(c, cfg, peer, logger)
+	// One line at each end, as tcpserver -v logs them.
+	logger.Printf("ok %s", peer.RemoteIP)
+	status := 0
+	if !Serve(c, cfg, peer, logger) {
+		status = 1
+	}
+	logger.Printf("end %s status %d", peer.RemoteIP, status)
 }
 
 // peerOf derives the tcpserver values for a connection.
