@@ -525,8 +525,8 @@ func dialScenario(t *testing.T, tr *harness.Tree, sys *harness.System, sink *dia
 		t.Fatalf("deliveries still in flight %v after the drop: %d started, %d finished; log:\n%s",
 			dialBound, remoteStarted(sys), finished(sys), sys.Log())
 	}
-	t.Logf("%s: link dropped with %d of %d accepted; in-flight deliveries ended %v later",
-		link.name, atDrop, dialBatch, time.Since(dropped).Round(time.Millisecond))
+	t.Logf("%s: link dropped with %d of %d accepted; in-flight deliveries ended %v later (%d deferrals in all)",
+		link.name, atDrop, dialBatch, time.Since(dropped).Round(time.Millisecond), sys.Count(": deferral: "))
 	conns1, started1 := sink.conns.Load(), remoteStarted(sys)
 	time.Sleep(2 * time.Second)
 	if n := remoteStarted(sys) - started1; n != 0 {
