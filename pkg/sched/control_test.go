@@ -324,10 +324,9 @@ func TestCtlDelete(t *testing.T) {
 			if n := len(e.spawn[chanLocal].requests()); n != 1 {
 				t.Errorf("%d deliveries started, want 1\n%s", n, e.log.String())
 			}
+			// "end msg" is logged before qmail-clean removes the files.
 			for _, f := range []string{fnSplit("mess", id), fnSplit("info", id), fnChan(0, id)} {
-				if e.exists(f) {
-					t.Errorf("%s left", f)
-				}
+				e.wait(f+" removed", func() bool { return !e.exists(f) })
 			}
 			select {
 			case inj := <-e.injects:
@@ -488,7 +487,8 @@ func TestCtlHoldInFlight(t *testing.T) {
 	}
 	gate2.open()
 	e.waitLog("end msg "+sg, 1)
-	if held, _ := LoadHeld(filepath.Join(root, "queue")); held[g2] {
-		t.Errorf("finished message still in the held set")
-	}
+	e.wait("the finished message out of the held set", func() bool {
+		held, _ := LoadHeld(filepath.Join(root, "queue"))
+		return !held[g2]
+	})
 }
