@@ -87,7 +87,7 @@ func TestInstallTreeAsRoot(t *testing.T) {
 	}
 	defer db.Close()
 	v, ok, _ := db.Get([]byte("!"))
-	want := "alias\x00" + strconv.Itoa(ids.Alias.UID) + "\x00" + strconv.Itoa(ids.Alias.GID) + "\x00" + tr.Path("alias") + "\x00-\x00\x00"
+	want := "alias\x00" + strconv.Itoa(ids.Alias.UID) + "\x00" + strconv.Itoa(ids.Alias.GID) + "\x00" + tr.Path("alias") + "\x00-\x00"
 	if !ok || string(v) != want {
 		t.Errorf("users/cdb catch-all %q, want %q", v, want)
 	}
