@@ -8,6 +8,16 @@
 //	send -> spawner:        <slot byte> <S>/<ID> NUL <sender> NUL <recipient> NUL
 //	spawner -> send:        <slot byte> <K|Z|D> <text> NUL
 //
+// Wide slots (an hqmail extension, for concurrency above 255): the
+// spawner announces a NUL byte followed by its maximum concurrency as two
+// bytes, big-endian. qmail's spawners never announce 0, so a reader that
+// knows both forms tells them apart by the first byte. After a wide
+// announcement every slot field, in requests and in reports, is two bytes
+// big-endian instead of one; nothing else changes. Neither slot byte of
+// a report is ever a terminator (the NUL rule of spec/scheduler.md §9
+// applies to both). A spawner with a limit of 255 or less announces the
+// plain byte (Announce), so it stays usable by qmail's qmail-send.
+//
 // qmail-clean protocol:
 //
 //	send -> clean:  "foop/<ID>" NUL  or  "todo/<ID>" NUL
@@ -26,22 +36,82 @@ import (
 const MaxField = 1 << 20
 
 // MaxReport is the longest report text qmail-send keeps (bytes after the
-// slot byte, letter included); later bytes up to the NUL are dropped.
+// slot field, letter included); later bytes up to the NUL are dropped.
 const MaxReport = 10000
+
+// Slot field widths: Narrow is qmail's one byte, Wide the two-byte
+// extension. A width of 0 means Narrow everywhere in this package.
+const (
+	Narrow = 1
+	Wide   = 2
+)
+
+// MaxNarrow is the largest limit a one-byte announcement can carry, and
+// MaxWide the largest a wide one can.
+const (
+	MaxNarrow = 255
+	MaxWide   = 65535
+)
+
+// Announce renders a spawner's announcement of limit (1..MaxWide; values
+// outside are clamped) and returns the slot width that goes with it: the
+// plain byte for a limit up to MaxNarrow, the wide form above.
+func Announce(limit int) ([]byte, int) {
+	limit = max(1, min(limit, MaxWide))
+	if limit <= MaxNarrow {
+		return []byte{byte(limit)}, Narrow
+	}
+	return []byte{0, byte(limit >> 8), byte(limit)}, Wide
+}
+
+// ReadAnnounce reads a spawner's announcement from r, exactly as many
+// bytes as it has (one, or three for the wide form), and returns the
+// announced limit and the slot width to use from then on. A wide
+// announcement of 0 is returned as limit 0 (qmail-send then never starts
+// a delivery on that channel, as qmail does for a byte 0). EOF at any
+// point is an error (io.EOF before the first byte, io.ErrUnexpectedEOF
+// after it).
+func ReadAnnounce(r io.Reader) (limit, width int, err error) {
+	var b [2]byte
+	if _, err := io.ReadFull(r, b[:1]); err != nil {
+		return 0, 0, err
+	}
+	if b[0] != 0 {
+		return int(b[0]), Narrow, nil
+	}
+	if _, err := io.ReadFull(r, b[:2]); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return 0, 0, err
+	}
+	return int(b[0])<<8 | int(b[1]), Wide, nil
+}
+
+// appendSlot appends slot in a field of width bytes.
+func appendSlot(b []byte, slot, width int) []byte {
+	if width == Wide {
+		return append(b, byte(slot>>8), byte(slot))
+	}
+	return append(b, byte(slot))
+}
 
 // Request asks a spawner to deliver one message to one recipient.
 type Request struct {
-	Slot      int    // delivery slot, 0..255
+	Slot      int    // delivery slot, 0..255 (0..65535 with wide slots)
 	Mess      string // "S/ID", relative to queue/mess
 	Sender    string
 	Recipient string
 	TooLong   bool // a field exceeded MaxField and was truncated
 }
 
-// Encode renders the request as qmail-send writes it.
-func (r *Request) Encode() []byte {
-	b := make([]byte, 0, 4+len(r.Mess)+len(r.Sender)+len(r.Recipient))
-	b = append(b, byte(r.Slot))
+// Encode renders the request as qmail-send writes it (one slot byte).
+func (r *Request) Encode() []byte { return r.EncodeWidth(Narrow) }
+
+// EncodeWidth renders the request with a slot field of width bytes.
+func (r *Request) EncodeWidth(width int) []byte {
+	b := make([]byte, 0, 5+len(r.Mess)+len(r.Sender)+len(r.Recipient))
+	b = appendSlot(b, r.Slot, width)
 	b = append(b, r.Mess...)
 	b = append(b, 0)
 	b = append(b, r.Sender...)
@@ -81,14 +151,28 @@ func readField(r *bufio.Reader) (string, bool, error) {
 	}
 }
 
-// ReadRequest reads one request. It returns io.EOF when the input ends
-// cleanly between requests and io.ErrUnexpectedEOF inside one.
-func ReadRequest(r *bufio.Reader) (*Request, error) {
+// ReadRequest reads one request with a one-byte slot. It returns io.EOF
+// when the input ends cleanly between requests and io.ErrUnexpectedEOF
+// inside one.
+func ReadRequest(r *bufio.Reader) (*Request, error) { return ReadRequestWidth(r, Narrow) }
+
+// ReadRequestWidth reads one request whose slot field is width bytes.
+func ReadRequestWidth(r *bufio.Reader, width int) (*Request, error) {
 	slot, err := r.ReadByte()
 	if err != nil {
 		return nil, err
 	}
 	req := &Request{Slot: int(slot)}
+	if width == Wide {
+		lo, err := r.ReadByte()
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+		req.Slot = req.Slot<<8 | int(lo)
+	}
 	fields := []*string{&req.Mess, &req.Sender, &req.Recipient}
 	for _, f := range fields {
 		s, cut, err := readField(r)
@@ -108,9 +192,13 @@ type Report struct {
 	Text   string
 }
 
-// Encode renders the report as a spawner writes it. A NUL inside Text would
-// end the report early, so the text is cut at its first NUL.
-func (r *Report) Encode() []byte {
+// Encode renders the report as a spawner writes it (one slot byte). A NUL
+// inside Text would end the report early, so the text is cut at its first
+// NUL.
+func (r *Report) Encode() []byte { return r.EncodeWidth(Narrow) }
+
+// EncodeWidth renders the report with a slot field of width bytes.
+func (r *Report) EncodeWidth(width int) []byte {
 	text := r.Text
 	for i := 0; i < len(text); i++ {
 		if text[i] == 0 {
@@ -118,48 +206,60 @@ func (r *Report) Encode() []byte {
 			break
 		}
 	}
-	b := make([]byte, 0, len(text)+3)
-	b = append(b, byte(r.Slot), r.Letter)
+	b := make([]byte, 0, len(text)+4)
+	b = appendSlot(b, r.Slot, width)
+	b = append(b, r.Letter)
 	b = append(b, text...)
 	return append(b, 0)
 }
 
 // ReportDecoder assembles reports from the bytes qmail-send reads from a
-// spawner, as they arrive.
+// spawner, as they arrive. Width is the slot field width (0 or Narrow:
+// one byte; Wide: two); set it before the first Feed.
 type ReportDecoder struct {
-	buf  []byte
-	have bool // the slot byte of the current report has been read
+	Width int
+	buf   []byte
+	slot  int
+	have  int // bytes of the current report's slot field read so far
 }
 
 // Feed consumes p and calls emit for each complete report. A report whose
 // text is empty has Letter 0 (qmail-send logs it as mangled).
 func (d *ReportDecoder) Feed(p []byte, emit func(Report)) {
+	width := Narrow
+	if d.Width == Wide {
+		width = Wide
+	}
 	for _, c := range p {
-		if !d.have {
-			// The first byte is the slot, even when it is NUL.
-			d.buf = append(d.buf[:0], c)
-			d.have = true
+		if d.have < width {
+			// The slot field, even when a byte of it is NUL.
+			if d.have == 0 {
+				d.slot = 0
+				d.buf = d.buf[:0]
+			}
+			d.slot = d.slot<<8 | int(c)
+			d.have++
 			continue
 		}
 		if c != 0 {
-			if len(d.buf) < 1+MaxReport {
+			if len(d.buf) < MaxReport {
 				d.buf = append(d.buf, c)
 			}
 			continue
 		}
-		rep := Report{Slot: int(d.buf[0])}
-		if len(d.buf) > 1 {
-			rep.Letter = d.buf[1]
-			rep.Text = string(d.buf[2:])
+		rep := Report{Slot: d.slot}
+		if len(d.buf) > 0 {
+			rep.Letter = d.buf[0]
+			rep.Text = string(d.buf[1:])
 		}
-		d.have = false
+		d.have = 0
 		d.buf = d.buf[:0]
 		emit(rep)
 	}
 }
 
 // Pending reports whether a partial report has been read.
-func (d *ReportDecoder) Pending() bool { return d.have }
+func (d *ReportDecoder) Pending() bool { return d.have > 0 }
 
 // Clean request kinds.
 const (

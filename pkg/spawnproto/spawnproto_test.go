@@ -157,3 +157,132 @@ func TestCleanRequests(t *testing.T) {
 		t.Errorf("unterminated: %v", err)
 	}
 }
+
+func TestAnnounce(t *testing.T) {
+	for _, tc := range []struct {
+		limit int
+		wire  string
+		got   int // limit read back
+		width int
+	}{
+		{1, "\x01", 1, Narrow},
+		{120, "\x78", 120, Narrow},
+		{255, "\xff", 255, Narrow},
+		{256, "\x00\x01\x00", 256, Wide},
+		{500, "\x00\x01\xf4", 500, Wide},
+		{65535, "\x00\xff\xff", 65535, Wide},
+		{70000, "\x00\xff\xff", 65535, Wide}, // clamped
+		{0, "\x01", 1, Narrow},               // clamped
+	} {
+		b, w := Announce(tc.limit)
+		if string(b) != tc.wire || w != tc.width {
+			t.Errorf("Announce(%d) = %q %d, want %q %d", tc.limit, b, w, tc.wire, tc.width)
+		}
+		// The reader takes exactly the announcement and nothing after it.
+		r := strings.NewReader(string(b) + "rest")
+		limit, width, err := ReadAnnounce(r)
+		if err != nil || limit != tc.got || width != tc.width || r.Len() != 4 {
+			t.Errorf("ReadAnnounce(%q) = %d %d %v, left %d", b, limit, width, err, r.Len())
+		}
+	}
+	for _, tc := range []struct {
+		in    string
+		limit int
+		width int
+		err   error
+	}{
+		{"", 0, 0, io.EOF},
+		{"\x00", 0, 0, io.ErrUnexpectedEOF},
+		{"\x00\x01", 0, 0, io.ErrUnexpectedEOF},
+		{"\x00\x00\x00", 0, Wide, nil}, // a wide zero: no deliveries
+		{"\x00\x00\x05", 5, Wide, nil}, // small limits may be wide too
+	} {
+		limit, width, err := ReadAnnounce(strings.NewReader(tc.in))
+		if limit != tc.limit || width != tc.width || err != tc.err {
+			t.Errorf("ReadAnnounce(%q) = %d %d %v, want %d %d %v", tc.in, limit, width, err, tc.limit, tc.width, tc.err)
+		}
+	}
+}
+
+func TestWideRequestRoundTrip(t *testing.T) {
+	reqs := []Request{
+		{Slot: 0, Mess: "7/12345", Sender: "a@b", Recipient: "c@d"},
+		{Slot: 255, Mess: "22/99", Sender: "", Recipient: "x@y"},
+		{Slot: 256, Mess: "1/1", Sender: "s@t", Recipient: "u@v"},
+		{Slot: 499, Mess: "", Sender: "", Recipient: ""},
+		{Slot: 65535, Mess: "3/3", Sender: "#@[]", Recipient: "r@s"},
+	}
+	var stream []byte
+	for i := range reqs {
+		stream = append(stream, reqs[i].EncodeWidth(Wide)...)
+	}
+	if got := (&Request{Slot: 0x1f4, Mess: "1/2", Sender: "a", Recipient: "b@c"}).EncodeWidth(Wide); string(got) != "\x01\xf41/2\x00a\x00b@c\x00" {
+		t.Errorf("wire form %q", got)
+	}
+	r := bufio.NewReader(bytes.NewReader(stream))
+	for i := range reqs {
+		got, err := ReadRequestWidth(r, Wide)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		if !reflect.DeepEqual(*got, reqs[i]) {
+			t.Errorf("request %d: %+v, want %+v", i, *got, reqs[i])
+		}
+	}
+	if _, err := ReadRequestWidth(r, Wide); err != io.EOF {
+		t.Errorf("after the last request: %v, want EOF", err)
+	}
+	for _, in := range []string{"\x01", "\x01\xf4", "\x01\xf41/2\x00"} {
+		if _, err := ReadRequestWidth(bufio.NewReader(strings.NewReader(in)), Wide); err != io.ErrUnexpectedEOF {
+			t.Errorf("%q: %v, want unexpected EOF", in, err)
+		}
+	}
+}
+
+func TestWideReportRoundTrip(t *testing.T) {
+	reps := []Report{
+		{Slot: 0, Letter: 'K', Text: "did 0+1+0/"},  // both slot bytes NUL
+		{Slot: 0x100, Letter: 'Z', Text: "later\n"}, // low byte NUL
+		{Slot: 0x0ff, Letter: 'D', Text: ""},        // high byte NUL
+		{Slot: 499, Letter: 'K', Text: "x"},
+		{Slot: 65535, Letter: 'K', Text: strings.Repeat("y", 300)},
+	}
+	var stream []byte
+	for i := range reps {
+		stream = append(stream, reps[i].EncodeWidth(Wide)...)
+	}
+	if got := reps[1].EncodeWidth(Wide); string(got) != "\x01\x00Zlater\n\x00" {
+		t.Errorf("wire form %q", got)
+	}
+	for cut := 0; cut <= len(stream); cut++ {
+		d := ReportDecoder{Width: Wide}
+		var got []Report
+		d.Feed(stream[:cut], func(r Report) { got = append(got, r) })
+		d.Feed(stream[cut:], func(r Report) { got = append(got, r) })
+		if d.Pending() {
+			t.Errorf("cut %d: pending after the full stream", cut)
+		}
+		if !reflect.DeepEqual(got, reps) {
+			t.Fatalf("cut %d: %+v", cut, got)
+		}
+	}
+	// Wide edge cases: slot bytes NUL then an immediate NUL is a mangled
+	// report of slot 0; a lone first slot byte is pending; a huge report
+	// keeps MaxReport bytes after the slot field.
+	d := ReportDecoder{Width: Wide}
+	var got []Report
+	emit := func(r Report) { got = append(got, r) }
+	d.Feed([]byte{0, 0, 0}, emit)
+	if len(got) != 1 || got[0].Slot != 0 || got[0].Letter != 0 {
+		t.Errorf("mangled: %+v", got)
+	}
+	got = nil
+	d.Feed(append(append([]byte{1, 2, 'K'}, bytes.Repeat([]byte("z"), 2*MaxReport)...), 0), emit)
+	if len(got) != 1 || got[0].Slot != 258 || len(got[0].Text) != MaxReport-1 {
+		t.Errorf("huge: %+v", len(got))
+	}
+	d.Feed([]byte{1}, emit)
+	if !d.Pending() {
+		t.Error("half a slot field not pending")
+	}
+}
