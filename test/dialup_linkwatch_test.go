@@ -7,12 +7,14 @@ package test
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/hqmail/hqmail/pkg/tcpto"
 	"github.com/hqmail/hqmail/test/harness"
 )
 
@@ -131,5 +133,54 @@ func TestDialupLinkwatchMetered(t *testing.T) {
 		t.Logf("%d packets sent for the deliveries after release, none while held", after-tx)
 	}
 	t.Logf("linkwatch log:\n%s", lw.log())
+	sys.Stop(t)
+}
+
+// pending skips a test of a known gap in another part (it fails today)
+// unless HQMAIL_DIALUP_PENDING=1; remove the call once it is fixed.
+func pending(t *testing.T, why string) {
+	t.Helper()
+	if os.Getenv("HQMAIL_DIALUP_PENDING") != "1" {
+		t.Skipf("known gap, fails today: %s (HQMAIL_DIALUP_PENDING=1 runs it)", why)
+	}
+}
+
+// TestDialupLinkwatchStaleTimeouts: as TestDialupScriptsStaleTimeouts, but
+// released by qmail-linkwatch, which runs only qmailctl's release; neither
+// clears queue/lock/tcpto, so the MX stays skipped for about an hour.
+func TestDialupLinkwatchStaleTimeouts(t *testing.T) {
+	pending(t, "qmail-linkwatch / qmailctl release do not clear queue/lock/tcpto (docs/dialup.md says release does)")
+	needNetns(t)
+	n := newDialNet(t)
+	sink, _ := n.startInternet(t)
+	tr, sys := linkwatchTree(t, n)
+	n.linkDown(t)
+	lw := startLinkwatch(t, n, tr, "-up-delay", "1s", "-recheck", "1s")
+	lw.wait(t, "remote delivery held", 1)
+	seedTimeouts(t, tcpto.Open(tr.Root), net.ParseIP(dialMXAddr))
+	n.linkUp(t)
+	waitHold(t, tr, sys, false)
+	if !harness.Eventually(dialBound, func() bool { got, _ := sink.Got(0, 10); return got == 10 }) {
+		got, _ := sink.Got(0, 10)
+		t.Fatalf("%d of 10 delivered within %v of the release: stale tcpto entries kept the MX skipped", got, dialBound)
+	}
+	sys.Stop(t)
+}
+
+// TestDialupLinkwatchProbeAtStart: qmail-linkwatch starts on a link that is
+// up but whose -probe fails, with remote delivery not held: it logs "still
+// held" but holds nothing, so qmail-remote tries the dead link.
+func TestDialupLinkwatchProbeAtStart(t *testing.T) {
+	pending(t, "qmail-linkwatch does not hold when the probe fails and nothing was held before")
+	needNetns(t)
+	n := newDialNet(t)
+	tr := dialTree(t, dialDNSAddr)
+	sys := startInHost(t, n, tr)
+	lw := startLinkwatch(t, n, tr, "-up-delay", "1s", "-recheck", "1s",
+		"-probe", dialMXAddr+":25", "-probe-timeout", "1s")
+	lw.wait(t, "probe "+dialMXAddr+":25 failed", 1)
+	if st := sys.Status()["holdremote"]; st != "all" {
+		t.Fatalf("probe failing, sendstatus holdremote %q, want all; linkwatch log:\n%s", st, lw.log())
+	}
 	sys.Stop(t)
 }
