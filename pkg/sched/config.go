@@ -16,7 +16,8 @@ const (
 	defConcurrencyLocal  = 10
 	defConcurrencyRemote = 20
 	// MaxConcurrency is the largest control value accepted; the effective
-	// limit is also capped by the spawner's byte (at most 255).
+	// limit is also capped by the spawner's announcement (at most 255 in
+	// qmail's one byte; qmail-rspawn announces 500 in the wide form).
 	MaxConcurrency = 500
 )
 

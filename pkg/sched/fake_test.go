@@ -2,6 +2,7 @@ package sched
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -41,9 +42,13 @@ func (l *lines) count(sub string) int { return strings.Count(l.String(), sub) }
 // fakeSpawner answers requests with the result of answer; answer may
 // block (to keep a delivery in flight).
 type fakeSpawner struct {
-	mu     sync.Mutex
-	reqs   []spawnproto.Request
-	answer func(r spawnproto.Request) (byte, string)
+	mu       sync.Mutex
+	reqs     []spawnproto.Request
+	answer   func(r spawnproto.Request) (byte, string)
+	announce []byte // nil: the plain byte given to run
+	inflight int    // requests not answered yet
+	peak     int    // most requests unanswered at once
+	badSlot  int    // requests for a slot at or above the announced limit
 }
 
 func (f *fakeSpawner) requests() []spawnproto.Request {
@@ -54,10 +59,15 @@ func (f *fakeSpawner) requests() []spawnproto.Request {
 
 func (f *fakeSpawner) run(conc byte, req io.Reader, rep io.WriteCloser) {
 	var wmu sync.Mutex
-	rep.Write([]byte{conc})
+	ann := f.announce
+	if ann == nil {
+		ann = []byte{conc}
+	}
+	limit, width, _ := spawnproto.ReadAnnounce(bytes.NewReader(ann))
+	rep.Write(ann)
 	r := bufio.NewReader(req)
 	for {
-		q, err := spawnproto.ReadRequest(r)
+		q, err := spawnproto.ReadRequestWidth(r, width)
 		if err != nil {
 			rep.Close()
 			return
@@ -65,6 +75,11 @@ func (f *fakeSpawner) run(conc byte, req io.Reader, rep io.WriteCloser) {
 		f.mu.Lock()
 		f.reqs = append(f.reqs, *q)
 		ans := f.answer
+		f.inflight++
+		f.peak = max(f.peak, f.inflight)
+		if q.Slot >= limit {
+			f.badSlot++
+		}
 		f.mu.Unlock()
 		go func(q spawnproto.Request) {
 			letter, text := ans(q)
@@ -73,9 +88,20 @@ func (f *fakeSpawner) run(conc byte, req io.Reader, rep io.WriteCloser) {
 			}
 			wmu.Lock()
 			defer wmu.Unlock()
-			rep.Write((&spawnproto.Report{Slot: q.Slot, Letter: letter, Text: text}).Encode())
+			f.mu.Lock()
+			f.inflight--
+			f.mu.Unlock()
+			rep.Write((&spawnproto.Report{Slot: q.Slot, Letter: letter, Text: text}).EncodeWidth(width))
 		}(*q)
 	}
+}
+
+// counts returns the requests seen, the peak of unanswered requests and
+// the number of out-of-range slots.
+func (f *fakeSpawner) counts() (reqs, peak, bad int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.reqs), f.peak, f.badSlot
 }
 
 func ok(spawnproto.Request) (byte, string) { return 'K', "did 1+0+0\n" }
@@ -161,8 +187,16 @@ func queueMsg(t *testing.T, root, sender string, recips ...string) uint64 {
 	return id
 }
 
-// start runs the scheduler; answers are per channel.
+// start runs the scheduler; answers are per channel. Both fake spawners
+// announce 120 in one byte.
 func start(t *testing.T, root string, local, remote func(spawnproto.Request) (byte, string)) *env {
+	t.Helper()
+	return startAnnouncing(t, root, local, remote, [2][]byte{})
+}
+
+// startAnnouncing is start with the spawners' announcements given (nil:
+// the plain byte 120).
+func startAnnouncing(t *testing.T, root string, local, remote func(spawnproto.Request) (byte, string), announce [2][]byte) *env {
 	t.Helper()
 	e := &env{t: t, root: root, log: &lines{}, sigs: make(chan os.Signal, 4), done: make(chan int, 1), injects: make(chan injected, 16)}
 	var opt Options
@@ -170,7 +204,7 @@ func start(t *testing.T, root string, local, remote func(spawnproto.Request) (by
 	opt.Log = e.log
 	answers := [2]func(spawnproto.Request) (byte, string){local, remote}
 	for c := 0; c < 2; c++ {
-		e.spawn[c] = &fakeSpawner{answer: answers[c]}
+		e.spawn[c] = &fakeSpawner{answer: answers[c], announce: announce[c]}
 		reqR, reqW := io.Pipe()
 		repR, repW := io.Pipe()
 		opt.SpawnReq[c], opt.SpawnRep[c] = reqW, repR

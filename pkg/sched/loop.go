@@ -70,7 +70,8 @@ type job struct {
 	skipped bool // records of held domains were left T
 }
 
-// delivery is one slot of a channel; its index is the spawner's slot byte.
+// delivery is one slot of a channel; its index is the spawner's slot
+// (one byte, or two with a wide spawner).
 type delivery struct {
 	used  bool
 	job   int
@@ -105,6 +106,7 @@ type Sched struct {
 	cleanAlive bool
 
 	concurrency [2]int
+	width       [2]int // slot field width of each spawner (spawnproto.Narrow or Wide)
 	used        [2]int
 	dels        [2][]delivery
 	jobs        []job
@@ -164,12 +166,15 @@ func Run(opt Options) int {
 	}
 	defer lock.Close()
 	for c := 0; c < 2; c++ {
-		var b [1]byte
-		if _, err := io.ReadFull(opt.SpawnRep[c], b[:]); err != nil {
+		// One byte (qmail's spawners), or NUL + two bytes (wide slots).
+		limit, width, err := spawnproto.ReadAnnounce(opt.SpawnRep[c])
+		if err != nil {
 			s.log.line("alert: cannot start: hath the daemon spawn no fire?")
 			return 111
 		}
-		s.concurrency[c] = min(cf.concurrency[c], int(b[0]))
+		s.width[c] = width
+		s.decoders[c].Width = width
+		s.concurrency[c] = min(cf.concurrency[c], limit)
 		s.dels[c] = make([]delivery, s.concurrency[c])
 		s.spawnAlive[c] = true
 	}

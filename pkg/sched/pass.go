@@ -206,7 +206,7 @@ func (s *Sched) startDelivery(c, j int, pos int64, recip string) {
 	req := &spawnproto.Request{Slot: slot, Mess: split(jb.id) + "/" + utoa(jb.id),
 		Sender: verp(jb.sender, recip), Recipient: recip}
 	s.pending[c] = true
-	s.reqCh[c] <- req.Encode()
+	s.reqCh[c] <- req.EncodeWidth(s.width[c])
 	s.log.line("starting delivery ", utoa(s.masterDelid), ": msg ", utoa(jb.id),
 		" to ", chanName[c], " ", safe(recip))
 	s.status()

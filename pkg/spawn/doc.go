@@ -7,12 +7,20 @@
 //
 // The two spawners supply only a Spawner: how to run one delivery, and how
 // to turn its exit status and output into a report. Everything else
-// (request checks, slots, the message file, the concurrency byte, the
-// output pipe, the 3000-byte cut of qmail-lspawn) lives here.
+// (request checks, slots, the message file, the announcement, the output
+// pipe, the 3000-byte cut of qmail-lspawn) lives here.
+//
+// Limits: qmail-lspawn announces qmail's 120 in one byte (usable by
+// qmail's qmail-send too); qmail-rspawn announces RemoteLimit (500) in the
+// wide form of pkg/spawnproto (a NUL, then two bytes), after which slots
+// are two bytes each way. Main raises the soft RLIMIT_NOFILE to fit the
+// limit (5 descriptors a delivery plus 32) and, if the hard limit is too
+// low, announces the number of slots that fits instead.
 //
 // Invariants:
-//   - At most Config.Limit (120) deliveries run at once; a request for a
-//     busy or out-of-range slot is answered at once without a delivery.
+//   - At most Config.Limit deliveries run at once (the announced limit:
+//     one per slot); a request for a busy or out-of-range slot is
+//     answered at once without a delivery.
 //   - The message is opened relative to the working directory (queue/mess),
 //     without following the caller into a FIFO, and must be a regular file
 //     owned by qmailq (Config.Owner) before any program sees it.

@@ -62,11 +62,71 @@ type Config struct {
 	// Truncate-34 bytes plus TruncNote (qmail-lspawn: 3000). 0 keeps up to
 	// MaxOutput bytes.
 	Truncate int
-	// Limit is the number of slots (0 means qhome.SpawnLimit).
+	// Limit is the number of slots, which is also the most deliveries run
+	// at once (0 means qhome.SpawnLimit, 120; above MaxLimit means
+	// MaxLimit). A limit above 255 is announced in the wide form of
+	// pkg/spawnproto and every slot field is then two bytes.
 	Limit int
 	// Dir, when not empty, is the directory message paths are relative
 	// to; otherwise the working directory (Main: ROOT/queue/mess).
 	Dir string
+}
+
+// MaxLimit is the largest Config.Limit a spawner runs with: the largest
+// concurrency qmail-send accepts from control/concurrency* (sched.MaxConcurrency).
+const MaxLimit = 500
+
+// RemoteLimit is what qmail-rspawn announces (the wide form). qmail-lspawn
+// keeps qmail's 120 in one byte.
+const RemoteLimit = MaxLimit
+
+// fdsPerSlot is how many descriptors one running delivery may hold in the
+// spawner (message, both ends of the output pipe, exec's transient
+// status pipe); fdsReserve is kept for everything else.
+const (
+	fdsPerSlot = 5
+	fdsReserve = 32
+)
+
+// FitLimit returns the limit to run with: limit (normalised as
+// Config.Limit is) when nofile descriptors are enough for it, otherwise
+// the largest limit they allow (at least 1). nofile <= 0 means unknown.
+func FitLimit(limit int, nofile int64) int {
+	if limit <= 0 {
+		limit = qhome.SpawnLimit
+	}
+	limit = min(limit, MaxLimit)
+	if nofile > 0 {
+		fit := (nofile - fdsReserve) / fdsPerSlot
+		if fit < int64(limit) {
+			limit = int(max(fit, 1))
+		}
+	}
+	return limit
+}
+
+// RaiseNofile raises the soft RLIMIT_NOFILE so that limit deliveries fit,
+// as far as the hard limit allows, and returns the soft limit in force
+// (0 when it cannot be read). Go programs already start with the soft
+// limit raised to the hard one; this also covers a runtime that did not.
+// Children get the limit the spawner was started with back on exec.
+func RaiseNofile(limit int) int64 {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		return 0
+	}
+	need := uint64(fdsReserve + fdsPerSlot*limit)
+	if rl.Cur < need && rl.Cur < rl.Max {
+		want := rl
+		want.Cur = min(need, rl.Max)
+		if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want) == nil {
+			rl = want
+		}
+	}
+	if rl.Cur > 1<<31 {
+		return 1 << 31
+	}
+	return int64(rl.Cur)
 }
 
 // TruncNote is appended to output cut by Config.Truncate.
@@ -199,19 +259,19 @@ type input struct {
 }
 
 // Run speaks the spawner side of the protocol on in/out until in is at end
-// of file and no delivery is left. It first writes the concurrency byte.
+// of file and no delivery is left. It first writes the announcement: one
+// byte for a limit up to 255 (qmail's form), the wide form above, in
+// which case requests and reports carry two-byte slots.
 // Errors writing reports are ignored (qmail-send is gone; its requests
 // end too).
 func Run(in io.Reader, out io.Writer, sp Spawner, cfg Config) error {
-	limit := cfg.Limit
-	if limit <= 0 || limit > 255 {
-		limit = qhome.SpawnLimit
-	}
+	limit := FitLimit(cfg.Limit, 0)
 	keep := MaxOutput
 	if cfg.Truncate > 100 {
 		keep = cfg.Truncate + 1
 	}
-	if _, err := out.Write([]byte{byte(limit)}); err != nil {
+	announce, width := spawnproto.Announce(limit)
+	if _, err := out.Write(announce); err != nil {
 		return err
 	}
 	reqs := make(chan input)
@@ -220,7 +280,7 @@ func Run(in io.Reader, out io.Writer, sp Spawner, cfg Config) error {
 	go func() {
 		br := bufio.NewReader(in)
 		for {
-			req, err := spawnproto.ReadRequest(br)
+			req, err := spawnproto.ReadRequestWidth(br, width)
 			select {
 			case reqs <- input{req, err}:
 			case <-stop:
@@ -236,11 +296,11 @@ func Run(in io.Reader, out io.Writer, sp Spawner, cfg Config) error {
 	running := 0
 	eof := false
 	send := func(slot int, text string) {
-		b := make([]byte, 0, len(text)+2)
-		b = append(b, byte(slot))
-		b = append(b, text...)
-		b = append(b, 0)
-		out.Write(b)
+		if text == "" || text[0] == 0 {
+			text = "Z" // never sent: every report has a letter
+		}
+		rep := spawnproto.Report{Slot: slot, Letter: text[0], Text: text[1:]}
+		out.Write(rep.EncodeWidth(width))
 	}
 	for !eof || running > 0 {
 		var rc chan input
@@ -309,8 +369,10 @@ func Run(in io.Reader, out io.Writer, sp Spawner, cfg Config) error {
 }
 
 // Main is the body of a spawner program: chdir ROOT/queue/mess, call init
-// (may be nil; an error exits 111), catch SIGPIPE, run the protocol on fds
-// 0 and 1. It returns the exit code.
+// (may be nil; an error exits 111), catch SIGPIPE, raise the soft
+// RLIMIT_NOFILE for Config.Limit deliveries (announcing fewer slots when
+// the hard limit does not allow that many), run the protocol on fds 0
+// and 1. It returns the exit code.
 func Main(root string, sp Spawner, cfg Config, init func() error) int {
 	CloseOnExecAll()
 	if err := os.Chdir(filepath.Join(root, "queue", "mess")); err != nil {
@@ -325,6 +387,7 @@ func Main(root string, sp Spawner, cfg Config, init func() error) int {
 	// on to every delivery program), a write to a closed pipe on fd 1
 	// returns EPIPE instead of killing us.
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+	cfg.Limit = FitLimit(cfg.Limit, RaiseNofile(FitLimit(cfg.Limit, 0)))
 	if err := Run(os.Stdin, os.Stdout, sp, cfg); err != nil {
 		return 111
 	}

@@ -153,36 +153,46 @@ type harness struct {
 	t       *testing.T
 	in      *io.PipeWriter
 	reports chan spawnproto.Report
-	first   chan byte
+	limit   int // announced
+	width   int // slot field width that goes with it
 	done    chan error
 }
 
 const wait = 20 * time.Second
 
+type announcement struct{ limit, width int }
+
+// start runs Run on pipes and checks its announcement: 120 in one byte
+// unless cfg.Limit says otherwise (startWant).
 func start(t *testing.T, sp Spawner, cfg Config) *harness {
+	t.Helper()
+	return startWant(t, sp, cfg, 120, spawnproto.Narrow)
+}
+
+func startWant(t *testing.T, sp Spawner, cfg Config, limit, width int) *harness {
 	t.Helper()
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
-	h := &harness{t: t, in: inW, reports: make(chan spawnproto.Report, 500),
-		first: make(chan byte, 1), done: make(chan error, 1)}
+	h := &harness{t: t, in: inW, reports: make(chan spawnproto.Report, 1000),
+		done: make(chan error, 1)}
+	first := make(chan announcement, 1)
 	go func() {
 		err := Run(inR, outW, sp, cfg)
 		outW.Close()
 		h.done <- err
 	}()
 	go func() {
-		var dec spawnproto.ReportDecoder
+		l, w, err := spawnproto.ReadAnnounce(outR)
+		first <- announcement{l, w}
+		if err != nil {
+			close(h.reports)
+			return
+		}
+		dec := spawnproto.ReportDecoder{Width: w}
 		buf := make([]byte, 4096)
-		first := true
 		for {
 			n, err := outR.Read(buf)
-			p := buf[:n]
-			if first && n > 0 {
-				h.first <- p[0]
-				p = p[1:]
-				first = false
-			}
-			dec.Feed(p, func(r spawnproto.Report) { h.reports <- r })
+			dec.Feed(buf[:n], func(r spawnproto.Report) { h.reports <- r })
 			if err != nil {
 				close(h.reports)
 				return
@@ -191,12 +201,13 @@ func start(t *testing.T, sp Spawner, cfg Config) *harness {
 	}()
 	t.Cleanup(func() { inW.Close() })
 	select {
-	case b := <-h.first:
-		if b != 120 {
-			t.Fatalf("concurrency byte %d, want 120", b)
+	case a := <-first:
+		if a.limit != limit || a.width != width {
+			t.Fatalf("announced %d (width %d), want %d (width %d)", a.limit, a.width, limit, width)
 		}
+		h.limit, h.width = a.limit, a.width
 	case <-time.After(wait):
-		t.Fatal("no concurrency byte")
+		t.Fatal("no announcement")
 	}
 	return h
 }
@@ -204,7 +215,7 @@ func start(t *testing.T, sp Spawner, cfg Config) *harness {
 func (h *harness) send(slot int, mess, sender, rcpt string) {
 	h.t.Helper()
 	r := spawnproto.Request{Slot: slot, Mess: mess, Sender: sender, Recipient: rcpt}
-	if _, err := h.in.Write(r.Encode()); err != nil {
+	if _, err := h.in.Write(r.EncodeWidth(h.width)); err != nil {
 		h.t.Fatal(err)
 	}
 }
@@ -372,5 +383,137 @@ func TestTruncatedInput(t *testing.T) {
 	h.finish()
 	if r, ok := <-h.reports; ok {
 		t.Errorf("unexpected report %+v", r)
+	}
+}
+
+// TestAnnouncement: the limit and the form Run announces for each
+// Config.Limit, and the slot range it then accepts ("delnum too big" for
+// a slot at or above the limit).
+func TestAnnouncement(t *testing.T) {
+	dir := messDir(t, "x\n")
+	for _, tc := range []struct {
+		cfg   int
+		limit int
+		width int
+	}{
+		{0, 120, spawnproto.Narrow},
+		{-3, 120, spawnproto.Narrow},
+		{1, 1, spawnproto.Narrow},
+		{255, 255, spawnproto.Narrow},
+		{256, 256, spawnproto.Wide},
+		{RemoteLimit, 500, spawnproto.Wide},
+		{100000, MaxLimit, spawnproto.Wide},
+	} {
+		t.Run(fmt.Sprint(tc.cfg), func(t *testing.T) {
+			h := startWant(t, &fake{}, Config{Owner: os.Getuid(), Dir: dir, Limit: tc.cfg}, tc.limit, tc.width)
+			for _, s := range []int{0, tc.limit - 1} {
+				h.send(s, "1/100", "", "joe@x")
+				if r := h.report(); r.Slot != s || r.Letter != 'K' {
+					t.Fatalf("slot %d: %d %c %q", s, r.Slot, r.Letter, r.Text)
+				}
+			}
+			top := 255
+			if tc.width == spawnproto.Wide {
+				top = 65535
+			}
+			for _, s := range []int{tc.limit, top} {
+				if s < tc.limit {
+					continue
+				}
+				h.send(s, "1/100", "", "joe@x")
+				if r := h.report(); r.Slot != s || r.Text != TextSlotTooBig[1:] {
+					t.Fatalf("slot %d: %d %c %q", s, r.Slot, r.Letter, r.Text)
+				}
+			}
+			h.finish()
+		})
+	}
+}
+
+// TestWideSlotsAndLimit: with the remote limit, 500 deliveries run at
+// once, on slots 0..499 carried in two bytes; a busy slot above 255 is
+// refused, slot 500 is "delnum too big", and every report comes back on
+// its slot.
+func TestWideSlotsAndLimit(t *testing.T) {
+	dir := messDir(t, "x\n")
+	gate := make(chan struct{})
+	f := &fake{gate: map[string]chan struct{}{"hold": gate}, started: make(chan string, 600)}
+	h := startWant(t, f, Config{Owner: os.Getuid(), Dir: dir, Limit: RemoteLimit}, 500, spawnproto.Wide)
+	for s := 0; s < 500; s++ {
+		h.send(s, "1/100", "", "hold@x")
+	}
+	for s := 0; s < 500; s++ {
+		select {
+		case <-f.started:
+		case <-time.After(wait):
+			t.Fatalf("only %d deliveries started", s)
+		}
+	}
+	h.send(300, "1/100", "", "joe@x")
+	if r := h.report(); r.Slot != 300 || r.Text != TextSlotInUse[1:] {
+		t.Fatalf("busy slot: got %d %q", r.Slot, r.Text)
+	}
+	h.send(500, "1/100", "", "joe@x")
+	if r := h.report(); r.Slot != 500 || r.Text != TextSlotTooBig[1:] {
+		t.Fatalf("slot 500: got %d %q", r.Slot, r.Text)
+	}
+	h.in.Close()
+	close(gate)
+	seen := map[int]bool{}
+	for i := 0; i < 500; i++ {
+		r := h.report()
+		if seen[r.Slot] || r.Letter != 'K' || r.Slot >= 500 {
+			t.Fatalf("report %d: slot %d letter %c", i, r.Slot, r.Letter)
+		}
+		seen[r.Slot] = true
+	}
+	select {
+	case err := <-h.done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(wait):
+		t.Fatal("Run did not return")
+	}
+	if f.peak != 500 {
+		t.Errorf("peak concurrency %d, want 500", f.peak)
+	}
+}
+
+func TestFitLimit(t *testing.T) {
+	for _, tc := range []struct {
+		limit  int
+		nofile int64
+		want   int
+	}{
+		{0, 0, 120},
+		{500, 0, 500},
+		{900, 0, 500},
+		{500, 20000, 500},
+		{500, 32 + 5*500, 500},
+		{500, 32 + 5*500 - 1, 499},
+		{500, 1024, 198}, // (1024-32)/5
+		{120, 1024, 120},
+		{500, 10, 1},
+	} {
+		if got := FitLimit(tc.limit, tc.nofile); got != tc.want {
+			t.Errorf("FitLimit(%d, %d) = %d, want %d", tc.limit, tc.nofile, got, tc.want)
+		}
+	}
+}
+
+// TestRaiseNofile: the soft limit in force afterwards fits 500
+// deliveries whenever the hard limit allows it.
+func TestRaiseNofile(t *testing.T) {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		t.Skip("no RLIMIT_NOFILE:", err)
+	}
+	got := RaiseNofile(500)
+	if rl.Max >= 32+5*500 && got < 32+5*500 {
+		t.Errorf("soft limit %d after RaiseNofile(500), hard %d", got, rl.Max)
+	}
+	if FitLimit(500, got) != min(500, FitLimit(500, int64(rl.Max))) {
+		t.Errorf("FitLimit with %d differs", got)
 	}
 }

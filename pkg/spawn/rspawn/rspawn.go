@@ -175,5 +175,5 @@ func Main(root string) int {
 	case os.Geteuid() == 0:
 		return 111
 	}
-	return spawn.Main(root, New(root), spawn.Config{Owner: owner}, ClearTcpto)
+	return spawn.Main(root, New(root), spawn.Config{Owner: owner, Limit: spawn.RemoteLimit}, ClearTcpto)
 }
