@@ -447,23 +447,25 @@ func TestRspawnProtocol(t *testing.T) {
 	go func() { cmd.Wait(); close(done) }()
 	t.Cleanup(func() { cmd.Process.Kill(); <-done })
 	br := bufio.NewReader(out)
-	if b, err := br.ReadByte(); err != nil || b != 120 {
-		t.Fatalf("concurrency byte %d %v", b, err)
+	// The wide announcement: NUL, then 500 in two bytes; slots are two
+	// bytes from then on.
+	if limit, width, err := spawnproto.ReadAnnounce(br); err != nil || limit != 500 || width != spawnproto.Wide {
+		t.Fatalf("announcement %d width %d %v", limit, width, err)
 	}
 	if b, _ := os.ReadFile(tcpto); !bytes.Equal(b, make([]byte, 1024)) {
 		t.Error("tcpto not zero-filled")
 	}
-	r := spawnproto.Request{Slot: 9, Mess: "0/2001", Sender: "s@x", Recipient: "u@far.example"}
-	in.Write(r.Encode())
+	r := spawnproto.Request{Slot: 265, Mess: "0/2001", Sender: "s@x", Recipient: "u@far.example"}
+	in.Write(r.EncodeWidth(spawnproto.Wide))
 	line, err := br.ReadString(0)
-	want := "\x09Zfar.example does not like recipient.\nGiving up on far.example.\n\x00"
+	want := "\x01\x09Zfar.example does not like recipient.\nGiving up on far.example.\n\x00"
 	if err != nil || line != want {
 		t.Errorf("report %q, %v; want %q", line, err, want)
 	}
 	// qmail-send's end of the report pipe goes away.
 	out.Close()
 	r = spawnproto.Request{Slot: 10, Mess: "0/2001", Sender: "s@x", Recipient: "nohost"}
-	in.Write(r.Encode())
+	in.Write(r.EncodeWidth(spawnproto.Wide))
 	in.Close()
 	select {
 	case <-done:
