@@ -136,20 +136,10 @@ func TestDialupLinkwatchMetered(t *testing.T) {
 	sys.Stop(t)
 }
 
-// pending skips a test of a known gap in another part (it fails today)
-// unless HQMAIL_DIALUP_PENDING=1; remove the call once it is fixed.
-func pending(t *testing.T, why string) {
-	t.Helper()
-	if os.Getenv("HQMAIL_DIALUP_PENDING") != "1" {
-		t.Skipf("known gap, fails today: %s (HQMAIL_DIALUP_PENDING=1 runs it)", why)
-	}
-}
-
 // TestDialupLinkwatchStaleTimeouts: as TestDialupScriptsStaleTimeouts, but
-// released by qmail-linkwatch, which runs only qmailctl's release; neither
-// clears queue/lock/tcpto, so the MX stays skipped for about an hour.
+// released by qmail-linkwatch, which runs qmailctl's release: that clears
+// queue/lock/tcpto, so the MX is tried at once.
 func TestDialupLinkwatchStaleTimeouts(t *testing.T) {
-	pending(t, "qmail-linkwatch / qmailctl release do not clear queue/lock/tcpto (docs/dialup.md says release does)")
 	needNetns(t)
 	n := newDialNet(t)
 	sink, _ := n.startInternet(t)
@@ -171,7 +161,6 @@ func TestDialupLinkwatchStaleTimeouts(t *testing.T) {
 // up but whose -probe fails, with remote delivery not held: it logs "still
 // held" but holds nothing, so qmail-remote tries the dead link.
 func TestDialupLinkwatchProbeAtStart(t *testing.T) {
-	pending(t, "qmail-linkwatch does not hold when the probe fails and nothing was held before")
 	needNetns(t)
 	n := newDialNet(t)
 	tr := dialTree(t, dialDNSAddr)

@@ -145,7 +145,15 @@ func Run(ctx context.Context, cfg Config, h Hooks, act Actions, logf func(format
 		}
 		if cfg.Probe != "" {
 			if err := probe(cfg.Probe, h.Dial); err != nil {
-				logf("link up (%s) but probe %s failed: %v; still held", why, cfg.Probe, err)
+				// The link carries nothing: hold, whatever the state was.
+				if cur != held {
+					if herr := act.Hold("probe failed"); herr != nil {
+						logf("warning: hold failed: %v", herr)
+					} else {
+						cur = held
+					}
+				}
+				logf("link up (%s) but probe %s failed: %v; remote delivery held", why, cfg.Probe, err)
 				resetTimer(timer, minDur(next, 5*time.Second))
 				continue
 			}

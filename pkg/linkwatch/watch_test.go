@@ -119,7 +119,9 @@ func TestProbeAndMetered(t *testing.T) {
 	}
 	r := &recorder{}
 	h := Hooks{Snapshot: script(true), Now: time.Now, Dial: dial}
-	runUntil(t, Config{Probe: "smarthost:587", Recheck: 2 * time.Millisecond}, h, r, "release")
+	// Started on an up link whose probe fails: hold first, release once
+	// the probe connects.
+	runUntil(t, Config{Probe: "smarthost:587", Recheck: 2 * time.Millisecond}, h, r, "hold,release")
 	mu.Lock()
 	if fails != 0 {
 		t.Errorf("released before the probe succeeded")
