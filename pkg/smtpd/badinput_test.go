@@ -68,7 +68,7 @@ func TestDatabytesHuge(t *testing.T) {
 	runtime.ReadMemStats(&before)
 	line := strings.Repeat("x", 998) + "\r\n"
 	block := strings.Repeat(line, 1024) // 1 MB
-	blocks := 101 // 100 MB over the 1 MB limit
+	blocks := 101                       // 100 MB over the 1 MB limit
 	if raceEnabled {
 		blocks = 11 // 10 MB: the point (nothing buffered, 552) stands
 	}
