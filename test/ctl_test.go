@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hqmail/hqmail/pkg/admin"
+	"github.com/hqmail/hqmail/pkg/hold"
 	"github.com/hqmail/hqmail/test/harness"
 )
 
@@ -147,7 +147,7 @@ func TestCtlAgainstQmailSend(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := admin.ParseHold(b)
+	h := hold.Parse(b)
 	if h.All || len(h.Junk) != 0 {
 		t.Fatalf("holdremote after the race: %q", b)
 	}

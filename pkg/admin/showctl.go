@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/hqmail/hqmail/pkg/control"
+	"github.com/hqmail/hqmail/pkg/hold"
 	"github.com/hqmail/hqmail/pkg/qhome"
 )
 
@@ -235,7 +236,7 @@ func showFile(w io.Writer, d *control.Dir, cf ctlFile) error {
 			}
 		}
 	case kHold:
-		h, err := ReadHold(d.Path, cf.name)
+		h, err := hold.Read(d.Path, cf.name)
 		if err != nil {
 			return err
 		}

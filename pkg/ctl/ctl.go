@@ -32,8 +32,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/hqmail/hqmail/pkg/admin"
 	"github.com/hqmail/hqmail/pkg/control"
+	"github.com/hqmail/hqmail/pkg/hold"
 	"github.com/hqmail/hqmail/pkg/tcpto"
 )
 
@@ -155,7 +155,7 @@ func (c *cmd) run(args []string) int {
 	return ExitUsage
 }
 
-func (c *cmd) hold(hold bool, args []string) int {
+func (c *cmd) hold(holding bool, args []string) int {
 	if len(args) == 0 || (args[0] != "remote" && args[0] != "local") {
 		io.WriteString(c.err, usage)
 		return ExitUsage
@@ -164,9 +164,9 @@ func (c *cmd) hold(hold bool, args []string) int {
 	if channel == "local" && len(domains) > 0 {
 		return c.fail(ExitUsage, "local delivery is held or released as a whole; no domains")
 	}
-	name := admin.HoldRemoteFile
+	name := hold.RemoteFile
 	if channel == "local" {
-		name = admin.HoldLocalFile
+		name = hold.LocalFile
 	}
 	if err := checkDomains(domains); err != nil {
 		return c.fail(ExitUsage, "%v", err)
@@ -180,7 +180,7 @@ func (c *cmd) hold(hold bool, args []string) int {
 		return c.fail(ExitTemp, "unable to change control/%s: %v", name, err)
 	}
 	defer unlock()
-	res, err := editHold(dir, name, hold, domains)
+	res, err := editHold(dir, name, holding, domains)
 	var ue *usageErr
 	switch {
 	case errors.As(err, &ue), errors.Is(err, errAllHeld):
@@ -195,7 +195,7 @@ func (c *cmd) hold(hold bool, args []string) int {
 	if !res.Changed {
 		state += " (unchanged)"
 	}
-	if !hold && channel == "remote" {
+	if !holding && channel == "remote" {
 		// Timeouts seen while the link was down say nothing about the
 		// hosts: forget them, so the released deliveries try every host.
 		if err := tcpto.Open(c.root).Clear(); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -225,12 +225,12 @@ func (c *cmd) hold(hold bool, args []string) int {
 
 // agrees reports whether qmail-send's view of a hold flag in sendstatus is
 // the hold h. A status without the key cannot be checked and agrees.
-func agrees(st Status, name string, h admin.Hold) bool {
+func agrees(st Status, name string, h hold.Flag) bool {
 	v, ok := st[name]
 	if !ok {
 		return true
 	}
-	if name == admin.HoldLocalFile || !h.Set {
+	if name == hold.LocalFile || !h.Set {
 		return st.Flag(name) == h.Set
 	}
 	if h.All {
@@ -257,8 +257,8 @@ func (c *cmd) signal(args []string, sig syscall.Signal, what string) int {
 	fmt.Fprintf(c.out, "%s; qmail-send (pid %d) confirmed\n", what, pid)
 	if sig == syscall.SIGALRM {
 		dir := control.Open(c.root).Path
-		for _, n := range []string{admin.HoldLocalFile, admin.HoldRemoteFile} {
-			if h, err := admin.ReadHold(dir, n); err == nil && h.Set {
+		for _, n := range []string{hold.LocalFile, hold.RemoteFile} {
+			if h, err := hold.Read(dir, n); err == nil && h.Set {
 				fmt.Fprintf(c.out, "note: control/%s is set: held deliveries stay held\n", n)
 			}
 		}

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hqmail/hqmail/pkg/admin"
+	"github.com/hqmail/hqmail/pkg/hold"
 	"github.com/hqmail/hqmail/pkg/qdate"
 	"github.com/hqmail/hqmail/pkg/qread/queuetest"
 )
@@ -326,7 +326,7 @@ func TestConcurrentHoldRelease(t *testing.T) {
 		want = append(want, fmt.Sprintf("new%d.example", i))
 	}
 	b, _ := readFlag(t, root, "holdremote")
-	h := admin.ParseHold([]byte(b))
+	h := hold.Parse([]byte(b))
 	got := append([]string(nil), h.Domains...)
 	sort.Strings(got)
 	sort.Strings(want)
@@ -664,6 +664,6 @@ func FuzzParseStatus(f *testing.F) {
 		s := ParseStatus(b)
 		_ = s.Generation()
 		_ = s.Flag("holdremote")
-		agrees(s, "holdremote", admin.ParseHold(b))
+		agrees(s, "holdremote", hold.Parse(b))
 	})
 }

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hqmail/hqmail/pkg/admin"
+	"github.com/hqmail/hqmail/pkg/hold"
 	"github.com/hqmail/hqmail/pkg/sched"
 	"golang.org/x/sys/unix"
 )
@@ -53,7 +53,7 @@ func fakeSend(root string) {
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGALRM, syscall.SIGTERM)
 	mute := os.Getenv("FAKE_SEND_MUTE") == "1"
 	gen := 0
-	var local, remote admin.Hold
+	var local, remote hold.Flag
 	// FAKE_SEND_CTL=1 reads request lines from queue/lock/sendctl and
 	// answers each in sendstatus: "fail" for id 404, "ok fake VERB ARG"
 	// otherwise.
@@ -80,10 +80,10 @@ func fakeSend(root string) {
 		// FAKE_SEND_STUCK=1 keeps the hold state of the start, as qmail-send
 		// does when it cannot re-read a flag file.
 		if gen == 0 || os.Getenv("FAKE_SEND_STUCK") != "1" {
-			if l, err := admin.ReadHold(dir, admin.HoldLocalFile); err == nil {
+			if l, err := hold.Read(dir, hold.LocalFile); err == nil {
 				local = l
 			}
-			if r, err := admin.ReadHold(dir, admin.HoldRemoteFile); err == nil {
+			if r, err := hold.Read(dir, hold.RemoteFile); err == nil {
 				remote = r
 			}
 		}

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hqmail/hqmail/pkg/admin"
+	"github.com/hqmail/hqmail/pkg/hold"
 	"golang.org/x/sys/unix"
 )
 
@@ -23,7 +23,7 @@ var errAllHeld = errors.New("remote delivery is held for all destinations; " +
 
 // EditResult says what a hold edit did.
 type EditResult struct {
-	Before, After admin.Hold
+	Before, After hold.Flag
 	Changed       bool
 }
 
@@ -54,7 +54,7 @@ func lockDir(dir string, wait time.Duration) (unlock func(), err error) {
 }
 
 // EditHold sets (hold=true) or clears a hold flag file in the control
-// directory dir. name is admin.HoldLocalFile or admin.HoldRemoteFile.
+// directory dir. name is hold.LocalFile or hold.RemoteFile.
 // Without domains the whole channel is held or released. With domains
 // (remote only):
 //   - hold adds the domains that are not listed yet (file lines are kept,
@@ -66,7 +66,7 @@ func lockDir(dir string, wait time.Duration) (unlock func(), err error) {
 //
 // The new file is written as NAME.tmp, synced and renamed; the directory is
 // synced after the rename or removal.
-func EditHold(dir, name string, hold bool, domains []string) (EditResult, error) {
+func EditHold(dir, name string, holding bool, domains []string) (EditResult, error) {
 	if err := checkDomains(domains); err != nil {
 		return EditResult{}, err
 	}
@@ -75,12 +75,12 @@ func EditHold(dir, name string, hold bool, domains []string) (EditResult, error)
 		return EditResult{}, err
 	}
 	defer unlock()
-	return editHold(dir, name, hold, domains)
+	return editHold(dir, name, holding, domains)
 }
 
 func checkDomains(domains []string) error {
 	for _, d := range domains {
-		if !admin.ValidHoldDomain(d) {
+		if !hold.ValidDomain(d) {
 			return usageError("not a domain: %q", d)
 		}
 	}
@@ -88,7 +88,7 @@ func checkDomains(domains []string) error {
 }
 
 // editHold is EditHold for a caller holding the directory lock.
-func editHold(dir, name string, hold bool, domains []string) (EditResult, error) {
+func editHold(dir, name string, holding bool, domains []string) (EditResult, error) {
 	var res EditResult
 
 	path := filepath.Join(dir, name)
@@ -98,19 +98,19 @@ func editHold(dir, name string, hold bool, domains []string) (EditResult, error)
 		return res, err
 	}
 	if exists {
-		res.Before = admin.ParseHold(old)
+		res.Before = hold.Parse(old)
 	}
 
 	var content []byte
 	remove := false
 	switch {
-	case hold && len(domains) == 0:
+	case holding && len(domains) == 0:
 		if exists && res.Before.All {
 			res.After = res.Before
 			return res, nil
 		}
 		content = []byte("*\n")
-	case hold:
+	case holding:
 		if exists && res.Before.All {
 			res.After = res.Before
 			return res, nil
@@ -141,7 +141,7 @@ func editHold(dir, name string, hold bool, domains []string) (EditResult, error)
 		if err := writeAtomic(path, content); err != nil {
 			return res, err
 		}
-		res.After = admin.ParseHold(content)
+		res.After = hold.Parse(content)
 	}
 	res.Changed = true
 	return res, syncDir(dir)
@@ -181,7 +181,7 @@ func removeDomains(old []byte, drop []string) ([]byte, int) {
 		if gone[strings.ToLower(line)] {
 			continue
 		}
-		if admin.ValidHoldDomain(line) {
+		if hold.ValidDomain(line) {
 			left++
 		}
 		keep = append(keep, raw)

@@ -8,8 +8,8 @@ import (
 	"path/filepath"
 	"strconv"
 
-	"github.com/hqmail/hqmail/pkg/admin"
 	"github.com/hqmail/hqmail/pkg/control"
+	"github.com/hqmail/hqmail/pkg/hold"
 	"github.com/hqmail/hqmail/pkg/qdate"
 	"github.com/hqmail/hqmail/pkg/qread"
 	"github.com/hqmail/hqmail/pkg/sched"
@@ -30,11 +30,11 @@ import (
 // cannot be read exits 111. Nothing is changed.
 func (c *cmd) show(ids []string) int {
 	dir := control.Open(c.root).Path
-	local, err := admin.ReadHold(dir, admin.HoldLocalFile)
+	local, err := hold.Read(dir, hold.LocalFile)
 	if err != nil {
 		return c.fail(ExitTemp, "unable to read the hold flags: %v", err)
 	}
-	remote, err := admin.ReadHold(dir, admin.HoldRemoteFile)
+	remote, err := hold.Read(dir, hold.RemoteFile)
 	if err != nil {
 		return c.fail(ExitTemp, "unable to read the hold flags: %v", err)
 	}

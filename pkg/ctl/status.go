@@ -10,8 +10,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/hqmail/hqmail/pkg/admin"
 	"github.com/hqmail/hqmail/pkg/control"
+	"github.com/hqmail/hqmail/pkg/hold"
 	"github.com/hqmail/hqmail/pkg/qdate"
 	"github.com/hqmail/hqmail/pkg/qread"
 	"github.com/hqmail/hqmail/pkg/sched"
@@ -41,10 +41,10 @@ func (c *cmd) status() int {
 	}
 
 	dir := control.Open(c.root).Path
-	holds := map[string]admin.Hold{}
+	holds := map[string]hold.Flag{}
 	for _, ch := range []string{"remote", "local"} {
 		name := "hold" + ch
-		h, err := admin.ReadHold(dir, name)
+		h, err := hold.Read(dir, name)
 		if err != nil {
 			fmt.Fprintf(c.out, "%s: unknown (unable to read control/%s: %v)\n", ch, name, err)
 			code = ExitTemp
@@ -166,8 +166,8 @@ func age(d time.Duration) string {
 func (c *cmd) queue() int {
 	q := c.queueDir()
 	dir := control.Open(c.root).Path
-	local, err1 := admin.ReadHold(dir, admin.HoldLocalFile)
-	remote, err2 := admin.ReadHold(dir, admin.HoldRemoteFile)
+	local, err1 := hold.Read(dir, hold.LocalFile)
+	remote, err2 := hold.Read(dir, hold.RemoteFile)
 	if err := cmp.Or(err1, err2); err != nil {
 		return c.fail(ExitTemp, "unable to read the hold flags: %v", err)
 	}
@@ -218,7 +218,7 @@ func (c *cmd) queue() int {
 
 // counts returns the recipients of m not yet done, and how many of them are
 // on a held channel or domain.
-func counts(m *qread.Message, local, remote admin.Hold) (pending, held int) {
+func counts(m *qread.Message, local, remote hold.Flag) (pending, held int) {
 	for _, r := range m.Local {
 		if !r.Done {
 			pending++
@@ -239,7 +239,7 @@ func counts(m *qread.Message, local, remote admin.Hold) (pending, held int) {
 }
 
 // messageState is the STATE column of qmailctl queue.
-func messageState(m *qread.Message, local, remote admin.Hold) string {
+func messageState(m *qread.Message, local, remote hold.Flag) string {
 	pending, held := counts(m, local, remote)
 	switch {
 	case m.Bouncing:

@@ -7,14 +7,14 @@ import (
 	"path/filepath"
 	"strconv"
 
-	"github.com/hqmail/hqmail/pkg/admin"
 	"github.com/hqmail/hqmail/pkg/control"
+	"github.com/hqmail/hqmail/pkg/hold"
 	"github.com/hqmail/hqmail/pkg/qdate"
 )
 
 // Holds are the hold flags qmail-qread marks recipients with.
 type Holds struct {
-	Local, Remote admin.Hold
+	Local, Remote hold.Flag
 }
 
 // LoadHolds reads control/holdlocal and control/holdremote of root.
@@ -22,10 +22,10 @@ func LoadHolds(root string) (Holds, error) {
 	var h Holds
 	var err error
 	dir := control.Open(root).Path
-	if h.Local, err = admin.ReadHold(dir, admin.HoldLocalFile); err != nil {
+	if h.Local, err = hold.Read(dir, hold.LocalFile); err != nil {
 		return h, err
 	}
-	h.Remote, err = admin.ReadHold(dir, admin.HoldRemoteFile)
+	h.Remote, err = hold.Read(dir, hold.RemoteFile)
 	return h, err
 }
 

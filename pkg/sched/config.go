@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/hqmail/hqmail/pkg/control"
+	"github.com/hqmail/hqmail/pkg/hold"
 )
 
 // Control-file defaults (spec/injection.md §4).
@@ -82,25 +83,13 @@ func (h holdState) describeRemote() string {
 	return "no"
 }
 
-// ParseHoldRemote interprets the contents of control/holdremote: all is
-// true when the first line is "1", "*" or empty (or the file is empty);
-// otherwise domains lists the domain lines, lowercased.
+// ParseHoldRemote interprets the contents of control/holdremote with
+// pkg/hold's rules (the ones qmailctl and qmail-qread use): all is true
+// when the first line is "1", "*" or empty (or no list line is left);
+// otherwise domains lists the list lines, lowercased.
 func ParseHoldRemote(b []byte) (all bool, domains []string) {
-	first := control.FirstLine(b)
-	if first == "" || first == "1" || first == "*" {
-		return true, nil
-	}
-	for _, l := range control.ListLines(b) {
-		l = strings.ToLower(strings.TrimSpace(l))
-		if l == "" || l == "." {
-			continue
-		}
-		domains = append(domains, l)
-	}
-	if len(domains) == 0 {
-		return true, nil
-	}
-	return false, domains
+	f := hold.Parse(b)
+	return f.All, f.Lines()
 }
 
 // readHoldLocal reports whether control/holdlocal exists.

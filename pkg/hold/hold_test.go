@@ -1,15 +1,13 @@
-package admin
+package hold
 
 import (
 	"os"
 	"path/filepath"
 	"reflect"
 	"testing"
-
-	"github.com/hqmail/hqmail/pkg/sched"
 )
 
-func TestParseHold(t *testing.T) {
+func TestParse(t *testing.T) {
 	tests := []struct {
 		name    string
 		in      string
@@ -37,23 +35,23 @@ func TestParseHold(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			h := ParseHold([]byte(tc.in))
+			h := Parse([]byte(tc.in))
 			if !h.Set || h.All != tc.all || !reflect.DeepEqual(h.Domains, tc.domains) || len(h.Junk) != tc.junk {
-				t.Errorf("ParseHold(%q) = %+v; want all=%v domains=%v junk=%d", tc.in, h, tc.all, tc.domains, tc.junk)
+				t.Errorf("Parse(%q) = %+v; want all=%v domains=%v junk=%d", tc.in, h, tc.all, tc.domains, tc.junk)
 			}
 		})
 	}
 }
 
 func TestHoldsAddress(t *testing.T) {
-	list := ParseHold([]byte("a.example\n.b.example\n"))
-	all := ParseHold(nil)
+	list := Parse([]byte("a.example\n.b.example\n"))
+	all := Parse(nil)
 	tests := []struct {
-		h    Hold
+		h    Flag
 		addr string
 		want bool
 	}{
-		{Hold{}, "x@a.example", false},
+		{Flag{}, "x@a.example", false},
 		{all, "x@anything", true},
 		{all, "nodomain", true},
 		{list, "x@a.example", true},
@@ -72,32 +70,32 @@ func TestHoldsAddress(t *testing.T) {
 	}
 }
 
-func TestReadHold(t *testing.T) {
+func TestRead(t *testing.T) {
 	dir := t.TempDir()
-	h, err := ReadHold(dir, HoldRemoteFile)
+	h, err := Read(dir, RemoteFile)
 	if err != nil || h.Set {
 		t.Fatalf("missing file: %+v, %v", h, err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, HoldRemoteFile), []byte("x.example\n"), 0644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, RemoteFile), []byte("x.example\n"), 0644); err != nil {
 		t.Fatal(err)
 	}
-	h, err = ReadHold(dir, HoldRemoteFile)
+	h, err = Read(dir, RemoteFile)
 	if err != nil || !h.Set || h.All || h.Describe() != "held for x.example" {
 		t.Fatalf("list file: %+v, %v", h, err)
 	}
-	if err := os.Mkdir(filepath.Join(dir, HoldLocalFile), 0755); err != nil {
+	if err := os.Mkdir(filepath.Join(dir, LocalFile), 0755); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ReadHold(dir, HoldLocalFile); err == nil {
+	if _, err := Read(dir, LocalFile); err == nil {
 		t.Fatal("reading a directory: no error")
 	}
 }
 
-func FuzzParseHold(f *testing.F) {
+func FuzzParse(f *testing.F) {
 	f.Add([]byte("a.example\n.b.example\n# c\n"))
 	f.Add([]byte("1\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		h := ParseHold(b)
+		h := Parse(b)
 		if !h.Set {
 			t.Fatal("not set")
 		}
@@ -109,35 +107,14 @@ func FuzzParseHold(f *testing.F) {
 	})
 }
 
-// FuzzHoldAgreesWithSched checks that qmailctl and qmail-qread read a hold
-// file exactly as qmail-send (pkg/sched) does.
-func FuzzHoldAgreesWithSched(f *testing.F) {
-	for _, s := range []string{"", "1\n", "*\n", "a.example\n*\n", "# c\n.b.example\njunk line\n", "1\r\n", " \nx\n", ".\n"} {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		h := ParseHold(b)
-		all, doms := sched.ParseHoldRemote(b)
-		if h.All != all {
-			t.Fatalf("%q: all %v, qmail-send %v", b, h.All, all)
-		}
-		if all {
-			return
-		}
-		if !reflect.DeepEqual(h.match, doms) {
-			t.Fatalf("%q: domains %q, qmail-send %q", b, h.match, doms)
-		}
-	})
-}
-
 func TestSendForm(t *testing.T) {
 	tests := []struct {
-		h    Hold
+		h    Flag
 		want string
 	}{
-		{Hold{}, "no"},
-		{ParseHold(nil), "all"},
-		{ParseHold([]byte("B.example\n.c.example\nfoo bar\n")), "b.example .c.example foo bar"},
+		{Flag{}, "no"},
+		{Parse(nil), "all"},
+		{Parse([]byte("B.example\n.c.example\nfoo bar\n")), "b.example .c.example foo bar"},
 	}
 	for _, tc := range tests {
 		if got := tc.h.SendForm(); got != tc.want {

@@ -1,4 +1,8 @@
-package admin
+// Package hold reads the hold flag files control/holdlocal and
+// control/holdremote, for every program that shows or changes them
+// (qmailctl, qmail-qread, qmail-showctl) and for qmail-send itself, so all
+// of them read a file the same way.
+package hold
 
 import (
 	"errors"
@@ -12,13 +16,13 @@ import (
 	"github.com/hqmail/hqmail/pkg/control"
 )
 
-// Hold flag file names, relative to the control directory.
+// Flag flag file names, relative to the control directory.
 const (
-	HoldLocalFile  = "holdlocal"
-	HoldRemoteFile = "holdremote"
+	LocalFile  = "holdlocal"
+	RemoteFile = "holdremote"
 )
 
-// Hold is the parsed state of one hold flag file.
+// Flag is the parsed state of one hold flag file.
 //
 // Rules (docs/HACKING.md; the same as qmail-send's pkg/sched
 // ParseHoldRemote, so that what qmailctl and qmail-qread show is what
@@ -35,7 +39,7 @@ const (
 // A list line that is not a domain (spaces, '@', ':', a later "*", ...) is
 // reported in Junk. qmail-send keeps it as a domain that never matches a
 // real one, so it holds nothing; a file made only of junk holds nothing.
-type Hold struct {
+type Flag struct {
 	Set     bool
 	All     bool
 	Domains []string   // valid domain lines, lowercased, in file order, no duplicates
@@ -49,10 +53,10 @@ type JunkLine struct {
 	Text string
 }
 
-// ValidHoldDomain reports whether s may appear as a domain line of a hold
+// ValidDomain reports whether s may appear as a domain line of a hold
 // file: letters, digits, '-', '_' and '.', optionally with a leading '.',
 // or an address literal "[...]" of digits, hex letters, '.' and ':'.
-func ValidHoldDomain(s string) bool {
+func ValidDomain(s string) bool {
 	if s == "" || len(s) > 255 {
 		return false
 	}
@@ -79,9 +83,9 @@ func ValidHoldDomain(s string) bool {
 	return true
 }
 
-// ParseHold parses the contents of an existing hold file.
-func ParseHold(b []byte) Hold {
-	h := Hold{Set: true}
+// Parse parses the contents of an existing hold file.
+func Parse(b []byte) Flag {
+	h := Flag{Set: true}
 	first := control.FirstLine(b)
 	if first == "" || first == "1" || first == "*" {
 		h.All = true
@@ -97,7 +101,7 @@ func ParseHold(b []byte) Hold {
 			continue
 		}
 		h.match = append(h.match, d)
-		if !ValidHoldDomain(d) {
+		if !ValidDomain(d) {
 			h.Junk = append(h.Junk, JunkLine{Line: i + 1, Text: strings.TrimSpace(line)})
 			continue
 		}
@@ -112,21 +116,21 @@ func ParseHold(b []byte) Hold {
 	return h
 }
 
-// ReadHold reads control/NAME of the control directory dir. A missing file
-// is an unset Hold; any other error is returned.
-func ReadHold(dir, name string) (Hold, error) {
+// Read reads control/NAME of the control directory dir. A missing file
+// is an unset Flag; any other error is returned.
+func Read(dir, name string) (Flag, error) {
 	b, err := os.ReadFile(filepath.Join(dir, name))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return Hold{}, nil
+			return Flag{}, nil
 		}
-		return Hold{}, err
+		return Flag{}, err
 	}
-	return ParseHold(b), nil
+	return Parse(b), nil
 }
 
 // HoldsDomain reports whether deliveries to domain are held.
-func (h Hold) HoldsDomain(domain string) bool {
+func (h Flag) HoldsDomain(domain string) bool {
 	if !h.Set {
 		return false
 	}
@@ -148,7 +152,7 @@ func (h Hold) HoldsDomain(domain string) bool {
 
 // HoldsAddress reports whether a delivery to addr (local@domain) is held.
 // An address without '@' is matched as a whole, as qmail-send does.
-func (h Hold) HoldsAddress(addr string) bool {
+func (h Flag) HoldsAddress(addr string) bool {
 	_, dom, ok := address.Split(addr)
 	if !ok {
 		dom = addr
@@ -158,7 +162,7 @@ func (h Hold) HoldsAddress(addr string) bool {
 
 // Describe renders the hold for humans: "not held", "held (all domains)" or
 // "held for a.example .b.example".
-func (h Hold) Describe() string {
+func (h Flag) Describe() string {
 	switch {
 	case !h.Set:
 		return "not held"
@@ -173,7 +177,7 @@ func (h Hold) Describe() string {
 
 // JunkWarnings returns one human-readable warning per junk line of the hold
 // file name.
-func (h Hold) JunkWarnings(name string) []string {
+func (h Flag) JunkWarnings(name string) []string {
 	var out []string
 	for _, j := range h.Junk {
 		out = append(out, fmt.Sprintf("control/%s line %d is not a domain and holds nothing: %q", name, j.Line, j.Text))
@@ -181,10 +185,20 @@ func (h Hold) JunkWarnings(name string) []string {
 	return out
 }
 
+// Lines returns the list lines the flag matches against (lowercased, junk
+// included: a junk line matches no real domain), in file order. It is nil
+// when All is set.
+func (h Flag) Lines() []string {
+	if h.All {
+		return nil
+	}
+	return h.match
+}
+
 // SendForm renders the hold the way qmail-send reports it in
 // queue/lock/sendstatus (pkg/sched): "no", "all", or the list lines it
 // matches, joined by spaces.
-func (h Hold) SendForm() string {
+func (h Flag) SendForm() string {
 	switch {
 	case !h.Set:
 		return "no"
