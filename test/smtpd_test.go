@@ -72,14 +72,14 @@ func TestSmtpdStdio(t *testing.T) {
 		t.Fatalf("qmail-smtpd: %v\n%s\n%s", err, out, stderr.String())
 	}
 	want := []string{
-		`220 mx\.example\.org ESMTP Service Ready`,
-		`250 2\.0\.0 Hello client\.example`,
-		`250 2\.0\.0 Roger, accepting mail from <joe@client\.example>`,
+		`220 mx\.example\.org ESMTP`,
+		`250 mx\.example\.org`,
+		`250 ok`,
 		`553 sorry, that domain isn't in my list of allowed rcpthosts \(#5\.7\.1\)`,
-		`250 2\.0\.0 I'll make sure <user@example\.org> gets this`,
-		`354 .*`,
+		`250 ok`,
+		`354 go ahead`,
 		`250 ok \d+ qp \d+`,
-		`221 2\.0\.0 Bye`,
+		`221 mx\.example\.org`,
 	}
 	lines := strings.Split(strings.TrimSuffix(string(out), "\r\n"), "\r\n")
 	if len(lines) != len(want) {
@@ -119,7 +119,7 @@ func TestSmtpdStdioExit(t *testing.T) {
 		}
 		return string(out), 0
 	}
-	if out, code := run("QUIT\r\n"); code != 0 || !strings.HasSuffix(out, "221 2.0.0 Bye\r\n") {
+	if out, code := run("QUIT\r\n"); code != 0 || !strings.HasSuffix(out, "221 mx.example.org\r\n") {
 		t.Errorf("QUIT: exit %d, %q", code, out)
 	}
 	out, code := run("HELO x\r\nMAIL FROM:<>\r\nRCPT TO:<u@example.org>\r\nDATA\r\nSubject: x\n\nbody\n.\n")
@@ -163,7 +163,7 @@ func TestSmtpdSocketTimeout(t *testing.T) {
 	})
 	mine.SetReadDeadline(time.Now().Add(30 * time.Second))
 	all, _ := io.ReadAll(mine)
-	if !strings.HasPrefix(string(all), "220 ") || !strings.Contains(string(all), "\r\n421 4.4.2 Idle timeout") {
+	if !strings.HasPrefix(string(all), "220 ") || !strings.HasSuffix(string(all), "\r\n451 timeout (#4.4.2)\r\n") {
 		t.Errorf("got %q", all)
 	}
 	select {

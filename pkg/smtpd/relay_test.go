@@ -174,7 +174,7 @@ func TestListener(t *testing.T) {
 				}
 			})
 			c := dial(t, &server{addr: ln.Addr().String()})
-			if got := c.last(); got != "220 mx.example.org ESMTP Service Ready" {
+			if got := c.last(); got != "220 mx.example.org ESMTP" {
 				t.Errorf("greeting %q", got)
 			}
 			c.expectPrefix("HELO x", "250 ")

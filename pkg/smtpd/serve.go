@@ -13,29 +13,31 @@ import (
 )
 
 // Serve runs one SMTP session on conn with a go-smtp server of its own
-// (each connection has its own greeting, limits and peer values) and
+// (each connection has its own greeting, limits and peer values), behind
+// the front that gives the dialogue qmail's texts and rules, and
 // returns when the session is over. ok is false when it ended on a fatal
 // reply, a timeout or a read error; qmail-smtpd then exits 1.
 func Serve(conn net.Conn, cfg *Config, peer Peer, logger *log.Logger) (ok bool) {
 	if logger == nil {
 		logger = log.New(io.Discard, "", 0)
 	}
-	cs := &connState{cfg: cfg, peer: peer, log: logger}
+	cs := &connState{cfg: cfg, peer: peer, log: logger, helo: peer.RemoteHost}
 	tc := &trackConn{Conn: conn, closed: make(chan struct{}), cs: cs}
+	cs.front = newFront(cs, tc)
 	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
 		cs.conn = c
-		s := &session{cs: cs}
-		return s, nil
+		cs.sess = &session{cs: cs}
+		return cs.sess, nil
 	}))
-	cs.srv = srv
 	srv.Domain = cfg.Greeting
 	srv.ReadTimeout = cfg.Timeout
 	srv.WriteTimeout = cfg.Timeout
 	srv.MaxLineLength = cfg.MaxLine
-	srv.MaxMessageBytes = cfg.Databytes
-	srv.TLSConfig = cfg.TLS
+	// databytes is enforced on the decoded message (body) and on MAIL
+	// SIZE= (session.Mail); go-smtp's own counter would count CRs too.
+	// TLS is done by front, below go-smtp's view (see front.go).
 	srv.ErrorLog = logger
-	l := &oneListener{conn: tc, closed: tc.closed}
+	l := &oneListener{conn: cs.front, closed: tc.closed}
 	srv.Serve(l)
 	return !cs.failed.Load()
 }

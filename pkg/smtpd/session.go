@@ -20,77 +20,64 @@ import (
 // queue runs qmail-queue; a variable so that tests can queue in memory.
 var queue = qq.Queue
 
-// connState is shared by the sessions of one connection (go-smtp starts a
-// new Session after STARTTLS).
+// connState is shared by the front, go-smtp's connection and the session
+// of one client connection.
 type connState struct {
 	cfg    *Config
 	peer   Peer
-	srv    *smtp.Server
 	conn   *smtp.Conn
+	front  *front
+	sess   *session // nil until go-smtp has had its first HELO
 	log    *log.Logger
-	failed atomic.Bool // a fatal reply was sent or the client timed out
+	failed atomic.Bool // a fatal reply was sent, or the client went away or timed out
+
+	helo     string // the HELO/EHLO argument as given; remotehost before any
+	nextAddr string // the MAIL/RCPT address being handed to go-smtp, parsed by front
+	nextSize int64  // its MAIL SIZE= parameter, 0 if none
 }
 
-// fatal sends a last reply straight to the connection and closes it;
-// go-smtp then finds the connection closed and ends the session.
+// mailed reports whether a MAIL was accepted in this transaction.
+func (cs *connState) mailed() bool { return cs.sess != nil && cs.sess.mailed }
+
+// fatal sends a last reply straight to the client and closes the
+// connection; go-smtp then finds it closed and ends the session.
 func (cs *connState) fatal(text string) {
 	cs.failed.Store(true)
-	c := cs.conn.Conn()
-	c.SetWriteDeadline(time.Now().Add(cs.cfg.Timeout))
-	io.WriteString(c, text+"\r\n")
-	c.Close()
+	cs.front.say(text)
+	cs.front.Close()
 }
 
 // session is one go-smtp Session: the envelope of the current transaction.
+// The addresses come from connState.nextAddr (qmail's parser, in front),
+// not from go-smtp, which is only handed placeholders.
 type session struct {
-	cs    *connState
-	from  string
-	bad   bool // sender is in badmailfrom
-	rcpts []string
+	cs     *connState
+	mailed bool
+	from   string
+	bad    bool // sender is in badmailfrom
+	rcpts  []string
 }
 
 func (s *session) Reset() {
-	s.from, s.bad, s.rcpts = "", false, nil
-	// Advertise databytes in EHLO's SIZE and let go-smtp check MAIL
-	// SIZE=; during a transaction go-smtp's own counter is switched off
-	// (see Mail). All of this runs on the connection's goroutine.
-	s.cs.srv.MaxMessageBytes = s.cs.cfg.Databytes
+	s.mailed, s.from, s.bad, s.rcpts = false, "", false, nil
 }
 
 func (s *session) Logout() error { return nil }
 
-func (s *session) Mail(from string, opts *smtp.MailOptions) error {
+func (s *session) Mail(_ string, _ *smtp.MailOptions) error {
 	cfg := s.cs.cfg
-	if opts != nil && cfg.Databytes > 0 && opts.Size > cfg.Databytes {
+	if cfg.Databytes > 0 && s.cs.nextSize > cfg.Databytes {
 		return replyDatabytes
 	}
-	addr, res := fixAddr(from, cfg.LocalIPHost)
-	switch res {
-	case addrSyntax:
-		return replySyntax
-	case addrNoIPs:
-		s.cs.fatal(textNoIPs)
-		return reply(421, "unable to figure out my IP addresses (#4.3.0)")
-	}
-	s.from, s.rcpts = addr, nil
+	addr := s.cs.nextAddr
+	s.mailed, s.from, s.rcpts = true, addr, nil
 	s.bad = cfg.BadFrom(addr)
-	// go-smtp counts the message with its CRs; qmail's databytes counts
-	// the decoded message, which body enforces. Switch go-smtp's counter
-	// off for this transaction so that it never refuses what qmail takes.
-	s.cs.srv.MaxMessageBytes = 0
 	return nil
 }
 
-func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
+func (s *session) Rcpt(_ string, _ *smtp.RcptOptions) error {
 	cs := s.cs
-	addr, res := fixAddr(to, cs.cfg.LocalIPHost)
-	switch res {
-	case addrSyntax:
-		return replySyntax
-	case addrNoIPs:
-		cs.fatal(textNoIPs)
-		return reply(421, "unable to figure out my IP addresses (#4.3.0)")
-	}
+	addr := cs.nextAddr
 	if s.bad {
 		return replyBadMailFrom
 	}
@@ -122,7 +109,7 @@ func (s *session) Data(r io.Reader) error {
 	refresh := func() { cs.conn.Conn().SetReadDeadline(time.Now().Add(cs.cfg.Timeout)) }
 	refresh() // the deadline of the DATA command itself is running
 	b := newBody(r, chunked, cs.cfg.Databytes, refresh)
-	rcv := Received(cs.peer, cs.conn.Hostname(), cs.cfg.Now())
+	rcv := Received(cs.peer, cs.helo, cs.cfg.Now())
 	msg := io.MultiReader(strings.NewReader(rcv), b)
 	env := &qq.Envelope{Sender: s.from, Recipients: s.rcpts}
 	pid, qerrv := queue(qq.Options{Root: cs.cfg.Root, Env: cs.cfg.QueueEnv}, msg, env)

@@ -1,0 +1,566 @@
+package smtpd
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// front is the net.Conn go-smtp is given. It makes the dialogue qmail's
+// while go-smtp stays the engine for the transaction state (MAIL, RCPT,
+// DATA, RSET), the session hooks and the DATA dot-unstuffing.
+//
+// Read side: front reads the client's command lines itself, with
+// qmail-smtpd's grammar (a line ends in LF, a CR before it is dropped, the
+// verb is the text before the first space, case-insensitive). Commands
+// whose qmail reply needs no transaction state (NOOP, VRFY, HELP, unknown
+// verbs, BDAT, AUTH, STARTTLS, a RCPT or DATA out of order, a MAIL or
+// RCPT address that is a syntax error) are answered by front at once.
+// The others are handed to go-smtp as canonical lines ("HELO x", "RSET",
+// "MAIL FROM:<>", "RCPT TO:<x@x>", "DATA", "QUIT"); the address as qmail
+// parses it travels beside them in connState. Each Read returns at most
+// one such line, so go-smtp (whose bufio.Reader reads only when empty)
+// has answered every earlier line before front reads the client again;
+// replies therefore never change order.
+//
+// Write side: go-smtp's replies are collected up to their last line and
+// the one reply that answers the line handed over last is passed through
+// that line's action, which replaces go-smtp's text by qmail's (or drops
+// the reply of a line front added itself). Replies with no action, or a
+// code the action does not expect (the qmail texts of the session hooks,
+// the result of DATA), pass unchanged.
+//
+// During DATA front passes the client's bytes through untouched and stops
+// exactly where go-smtp's data reader sees the end of the message, so the
+// commands after it are read by front again. STARTTLS is done by front:
+// TLS sits between front and the socket, so both sides of front always
+// see clear text.
+type front struct {
+	cs    *connState
+	plain net.Conn // the client connection as Serve got it
+	raw   net.Conn // plain, or the TLS connection over it after STARTTLS
+	br    *bufio.Reader
+	tls   bool
+
+	greeted bool       // go-smtp has had a HELO (it wants one before MAIL)
+	queue   []handover // lines still to hand to go-smtp
+	cur     []byte     // rest of the line being handed over
+	act     replyAction
+	data    bool // passing DATA bytes through
+	dstate  int  // go-smtp's end-of-data state machine, mirrored
+	closed  bool
+
+	wbuf []byte // go-smtp's reply being collected
+}
+
+// handover is a line for go-smtp and what to do with its reply.
+type handover struct {
+	line string
+	act  replyAction
+}
+
+// replyAction turns go-smtp's reply (complete, CRLF line ends) into the
+// bytes to send; an empty result drops it.
+type replyAction func(reply []byte) []byte
+
+// maxReply bounds the reply bytes collected from go-smtp; a longer reply
+// (go-smtp never writes one, as front only hands it short lines) is passed
+// on as it is.
+const maxReply = 64 << 10
+
+// qmail's texts of the replies front gives or substitutes.
+const (
+	textNoop        = "250 ok"
+	textFlushed     = "250 flushed"
+	textVrfy        = "252 send some mail, i'll try my best"
+	textHelp        = "214 notqmail home page: https://notqmail.org"
+	textUnimpl      = "502 unimplemented (#5.5.1)"
+	textMailFirst   = "503 MAIL first (#5.5.1)"
+	textRcptFirst   = "503 RCPT first (#5.5.1)"
+	textGoAhead     = "354 go ahead"
+	textSyntax      = "555 syntax error (#5.5.4)"
+	textTLSReady    = "220 ready for tls"
+	textTLSFailed   = "454 TLS not available due to temporary reason (#4.3.0)"
+	placeholderHelo = "HELO x"
+)
+
+func newFront(cs *connState, conn net.Conn) *front {
+	f := &front{cs: cs, plain: conn, raw: conn, br: bufio.NewReaderSize(conn, 4096)}
+	// The first reply is go-smtp's greeting.
+	f.act = expect(220, "220 "+cs.cfg.Greeting+" ESMTP")
+	return f
+}
+
+// expect returns an action replacing a reply of the given code by text
+// (CRLF added to each line); other replies pass.
+func expect(code int, text string) replyAction {
+	return func(r []byte) []byte {
+		if replyCode(r) != code {
+			return r
+		}
+		return []byte(strings.ReplaceAll(text, "\n", "\r\n") + "\r\n")
+	}
+}
+
+// drop discards the reply to a line front added (HELO or RSET) when it is
+// the expected success; anything else is passed on.
+func drop(code int) replyAction {
+	return func(r []byte) []byte {
+		if replyCode(r) != code {
+			return r
+		}
+		return nil
+	}
+}
+
+func replyCode(r []byte) int {
+	if len(r) < 3 {
+		return -1
+	}
+	n, err := strconv.Atoi(string(r[:3]))
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// Read hands go-smtp its next line, or DATA bytes.
+func (f *front) Read(p []byte) (int, error) {
+	for {
+		if len(p) == 0 {
+			return 0, nil
+		}
+		if f.data {
+			return f.readData(p)
+		}
+		if len(f.cur) > 0 {
+			n := copy(p, f.cur)
+			f.cur = f.cur[n:]
+			return n, nil
+		}
+		if f.closed {
+			return 0, io.EOF
+		}
+		if len(f.queue) > 0 {
+			h := f.queue[0]
+			f.queue = f.queue[1:]
+			f.act = h.act
+			f.cur = []byte(h.line + "\r\n")
+			continue
+		}
+		line, err := f.readCommand()
+		if err != nil {
+			f.readFailed(err)
+			return 0, io.EOF
+		}
+		f.dispatch(line)
+	}
+}
+
+// readCommand reads one command line, without its LF and a CR before it.
+func (f *front) readCommand() (string, error) {
+	f.raw.SetReadDeadline(time.Now().Add(f.cs.cfg.Timeout))
+	var line []byte
+	for {
+		frag, err := f.br.ReadSlice('\n')
+		line = append(line, frag...)
+		if len(line) > f.cs.cfg.MaxLine {
+			return "", errLongCommand
+		}
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		line = line[:len(line)-1]
+		if n := len(line); n > 0 && line[n-1] == '\r' {
+			line = line[:n-1]
+		}
+		return string(line), nil
+	}
+}
+
+var errLongCommand = errors.New("command line too long")
+
+// readFailed ends the session after a failed command read: a timeout or
+// an over-long line get their reply; EOF and read errors end silently.
+// All of them make qmail-smtpd exit 1.
+func (f *front) readFailed(err error) {
+	if f.closed {
+		return // go-smtp closed the connection (QUIT)
+	}
+	var ne net.Error
+	switch {
+	case errors.Is(err, errLongCommand):
+		f.cs.fatal(textLongLine)
+	case errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
+		f.cs.fatal(textTimeout)
+	default:
+		f.cs.failed.Store(true)
+	}
+}
+
+// say sends a reply of front's own straight to the client.
+func (f *front) say(text string) {
+	f.raw.SetWriteDeadline(time.Now().Add(f.cs.cfg.Timeout))
+	io.WriteString(f.raw, text+"\r\n")
+}
+
+// hand queues a line for go-smtp.
+func (f *front) hand(line string, act replyAction) {
+	f.queue = append(f.queue, handover{line, act})
+}
+
+// dispatch answers or translates one client command.
+func (f *front) dispatch(line string) {
+	verb, arg, _ := strings.Cut(line, " ")
+	arg = strings.TrimLeft(arg, " ")
+	cs := f.cs
+	switch strings.ToLower(verb) {
+	case "helo", "ehlo":
+		cs.helo = arg
+		f.greeted = true
+		text := "250 " + cs.cfg.Greeting
+		if strings.EqualFold(verb, "ehlo") {
+			text = f.ehloText()
+		}
+		f.hand(placeholderHelo, expect(250, text))
+	case "mail":
+		addr, rest := parseAddr(arg)
+		addr, ok := f.checkAddr(addr)
+		if !ok {
+			return
+		}
+		cs.nextAddr, cs.nextSize = addr, sizeParam(rest)
+		// A new MAIL starts a new transaction: go-smtp is reset first
+		// (and greeted, if the client did not; qmail does not ask).
+		if f.greeted {
+			f.hand("RSET", drop(250))
+		} else {
+			f.greeted = true
+			f.hand(placeholderHelo, drop(250))
+		}
+		f.hand("MAIL FROM:<>", expect(250, textNoop))
+	case "rcpt":
+		if !cs.mailed() {
+			f.say(textMailFirst)
+			return
+		}
+		addr, _ := parseAddr(arg)
+		addr, ok := f.checkAddr(addr)
+		if !ok {
+			return
+		}
+		cs.nextAddr = addr
+		f.hand("RCPT TO:<x@x>", expect(250, textNoop))
+	case "data":
+		switch {
+		case !cs.mailed():
+			f.say(textMailFirst)
+		case len(cs.sess.rcpts) == 0:
+			f.say(textRcptFirst)
+		default:
+			f.hand("DATA", func(r []byte) []byte {
+				if replyCode(r) != 354 {
+					return r
+				}
+				f.data, f.dstate = true, 0
+				return []byte(textGoAhead + "\r\n")
+			})
+		}
+	case "rset":
+		f.hand("RSET", expect(250, textFlushed))
+	case "quit":
+		f.hand("QUIT", expect(221, "221 "+cs.cfg.Greeting))
+	case "noop":
+		f.say(textNoop)
+	case "vrfy":
+		f.say(textVrfy)
+	case "help":
+		f.say(textHelp)
+	case "starttls":
+		f.startTLS()
+	default:
+		f.say(textUnimpl)
+	}
+}
+
+// checkAddr applies qmail's checks to a parsed MAIL/RCPT address and
+// answers the failures itself.
+func (f *front) checkAddr(addr string) (string, bool) {
+	addr, res := fixAddr(addr, f.cs.cfg.LocalIPHost)
+	switch res {
+	case addrSyntax:
+		f.say(textSyntax)
+		return "", false
+	case addrNoIPs:
+		f.cs.fatal(textNoIPs)
+		return "", false
+	}
+	return addr, true
+}
+
+// ehloText is the EHLO reply: the greeting, STARTTLS when a certificate
+// is configured and TLS is not yet on (where qmail's TLS patch puts it),
+// qmail's PIPELINING and 8BITMIME, then SIZE.
+func (f *front) ehloText() string {
+	lines := []string{f.cs.cfg.Greeting}
+	if f.cs.cfg.TLS != nil && !f.tls {
+		lines = append(lines, "STARTTLS")
+	}
+	lines = append(lines, "PIPELINING", "8BITMIME")
+	if d := f.cs.cfg.Databytes; d > 0 {
+		lines = append(lines, "SIZE "+strconv.FormatInt(d, 10))
+	} else {
+		lines = append(lines, "SIZE")
+	}
+	var b strings.Builder
+	for i, l := range lines {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		if i == len(lines)-1 {
+			b.WriteString("250 ")
+		} else {
+			b.WriteString("250-")
+		}
+		b.WriteString(l)
+	}
+	return b.String()
+}
+
+// startTLS answers STARTTLS: the handshake is done here, under front, and
+// the session starts afresh (RFC 3207).
+func (f *front) startTLS() {
+	if f.cs.cfg.TLS == nil || f.tls {
+		f.say(textUnimpl)
+		return
+	}
+	// Whatever the client pipelined after STARTTLS was sent in clear
+	// text: drop it rather than take it as said under TLS.
+	f.br.Discard(f.br.Buffered())
+	f.say(textTLSReady)
+	tc := tls.Server(f.plain, f.cs.cfg.TLS)
+	tc.SetDeadline(time.Now().Add(f.cs.cfg.Timeout))
+	if err := tc.Handshake(); err != nil {
+		f.cs.log.Printf("TLS handshake: %v", err)
+		f.cs.failed.Store(true)
+		f.closed = true
+		f.plain.Close()
+		return
+	}
+	tc.SetDeadline(time.Time{})
+	f.raw, f.br, f.tls = tc, bufio.NewReaderSize(tc, 4096), true
+	f.cs.helo = f.cs.peer.RemoteHost
+	if f.greeted {
+		f.hand("RSET", drop(250))
+	}
+}
+
+// readData passes DATA bytes to go-smtp up to the end of the message as
+// go-smtp's data reader sees it (its state machine, mirrored), and no
+// further.
+func (f *front) readData(p []byte) (int, error) {
+	if f.br.Buffered() == 0 {
+		if _, err := f.br.Peek(1); err != nil {
+			return 0, err
+		}
+	}
+	buf, _ := f.br.Peek(min(f.br.Buffered(), len(p)))
+	n := 0
+	for n < len(buf) {
+		f.dstate = dataStep(f.dstate, buf[n])
+		n++
+		if f.dstate == dataEOF {
+			f.data = false
+			break
+		}
+	}
+	copy(p, buf[:n])
+	f.br.Discard(n)
+	return n, nil
+}
+
+// The states of go-smtp's data reader (data.go), which ends the message
+// at CR LF "." CR LF, counting the start as the beginning of a line.
+const (
+	dataBeginLine = iota
+	dataDot
+	dataDotCR
+	dataCR
+	dataText
+	dataEOF
+)
+
+func dataStep(s int, c byte) int {
+	switch s {
+	case dataBeginLine:
+		switch c {
+		case '.':
+			return dataDot
+		case '\r':
+			return dataCR
+		}
+		return dataText
+	case dataDot:
+		if c == '\r' {
+			return dataDotCR
+		}
+		return dataText
+	case dataDotCR:
+		if c == '\n' {
+			return dataEOF
+		}
+		return dataText
+	case dataCR:
+		if c == '\n' {
+			return dataBeginLine
+		}
+		return dataText
+	case dataText:
+		if c == '\r' {
+			return dataCR
+		}
+		return dataText
+	}
+	return s
+}
+
+// Write collects go-smtp's replies and sends each, through the action of
+// the line it answers.
+func (f *front) Write(p []byte) (int, error) {
+	f.wbuf = append(f.wbuf, p...)
+	for {
+		end := replyEnd(f.wbuf)
+		if end < 0 {
+			if len(f.wbuf) > maxReply {
+				err := f.send(f.wbuf)
+				f.wbuf = f.wbuf[:0]
+				if err != nil {
+					return 0, err
+				}
+			}
+			return len(p), nil
+		}
+		r := f.wbuf[:end]
+		if f.act != nil {
+			r = f.act(r)
+			f.act = nil
+		}
+		err := f.send(r)
+		f.wbuf = append(f.wbuf[:0], f.wbuf[end:]...)
+		if err != nil {
+			return 0, err
+		}
+	}
+}
+
+func (f *front) send(b []byte) error {
+	if len(b) == 0 {
+		return nil
+	}
+	_, err := f.raw.Write(b)
+	return err
+}
+
+// replyEnd returns the length of the first complete reply in b (through
+// the LF of its last line, the one without '-' after the code), or -1.
+func replyEnd(b []byte) int {
+	start := 0
+	for {
+		i := bytes.IndexByte(b[start:], '\n')
+		if i < 0 {
+			return -1
+		}
+		line := b[start : start+i+1]
+		start += i + 1
+		if len(line) < 4 || line[3] != '-' {
+			return start
+		}
+	}
+}
+
+func (f *front) Close() error {
+	f.closed = true
+	return f.raw.Close()
+}
+
+func (f *front) LocalAddr() net.Addr  { return f.plain.LocalAddr() }
+func (f *front) RemoteAddr() net.Addr { return f.plain.RemoteAddr() }
+
+func (f *front) SetDeadline(t time.Time) error      { return f.raw.SetDeadline(t) }
+func (f *front) SetReadDeadline(t time.Time) error  { return f.raw.SetReadDeadline(t) }
+func (f *front) SetWriteDeadline(t time.Time) error { return f.raw.SetWriteDeadline(t) }
+
+// parseAddr is qmail-smtpd's MAIL/RCPT argument parser: with a '<', the
+// address is what follows it up to an unquoted '>'; without, what follows
+// the first ':' (spaces skipped) up to a space. A leading source route
+// "@a,@b:" is dropped, double quotes are removed and a backslash takes
+// the next byte literally. rest is what follows the address (the ESMTP
+// parameters).
+func parseAddr(arg string) (addr, rest string) {
+	term := byte('>')
+	if i := strings.IndexByte(arg, '<'); i >= 0 {
+		arg = arg[i+1:]
+	} else {
+		term = ' '
+		if i := strings.IndexByte(arg, ':'); i >= 0 {
+			arg = arg[i+1:]
+		} else {
+			arg = ""
+		}
+		arg = strings.TrimLeft(arg, " ")
+	}
+	if strings.HasPrefix(arg, "@") {
+		if i := strings.IndexByte(arg, ':'); i >= 0 {
+			arg = arg[i+1:]
+		} else {
+			arg = ""
+		}
+	}
+	var b strings.Builder
+	esc, quoted := false, false
+	i := 0
+	for ; i < len(arg); i++ {
+		c := arg[i]
+		if esc {
+			b.WriteByte(c)
+			esc = false
+			continue
+		}
+		if !quoted && c == term {
+			i++
+			break
+		}
+		switch c {
+		case '\\':
+			esc = true
+		case '"':
+			quoted = !quoted
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String(), arg[i:]
+}
+
+// sizeParam returns the value of a SIZE= parameter (RFC 1870) among the
+// ESMTP parameters, 0 when there is none or it is not a number.
+func sizeParam(rest string) int64 {
+	for _, p := range strings.Fields(rest) {
+		if len(p) > 5 && strings.EqualFold(p[:5], "SIZE=") {
+			if n, err := strconv.ParseInt(p[5:], 10, 64); err == nil && n > 0 {
+				return n
+			}
+		}
+	}
+	return 0
+}
