@@ -98,7 +98,7 @@ func ShowctlMain(root string, stdout io.Writer) int {
 	fmt.Fprintf(w, "qmail home directory: %s.\n", root)
 	fmt.Fprintf(w, "user-ext delimiter: -.\n")
 	fmt.Fprintf(w, "paternalism (in decimal): 2.\n")
-	fmt.Fprintf(w, "silent concurrency limit: %d.\n", qhome.SpawnLimit)
+	fmt.Fprintf(w, "silent concurrency limit: local %d, remote %d.\n", qhome.SpawnLimit, qhome.RemoteSpawnLimit)
 	fmt.Fprintf(w, "subdirectory split: %d.\n", qhome.Split)
 	ids, err := qhome.LoadIDs(root)
 	if err != nil {

@@ -26,8 +26,13 @@ const DefaultRoot = "/var/qmail"
 // Split is qmail's conf-split: the number of hashed subdirectories.
 const Split = 23
 
-// SpawnLimit is the maximum concurrency a spawner offers (one byte).
+// SpawnLimit is the maximum concurrency a spawner offers in qmail's
+// one-byte announcement (qmail-lspawn's limit).
 const SpawnLimit = 120
+
+// RemoteSpawnLimit is qmail-rspawn's limit, announced in the two-byte form
+// of the spawner protocol (qmail-send(8), SPAWNER PROTOCOL).
+const RemoteSpawnLimit = 500
 
 // IDsFile is the path of the ids file relative to the root.
 const IDsFile = "etc/ids"

@@ -74,7 +74,7 @@ type Config struct {
 
 // MaxLimit is the largest Config.Limit a spawner runs with: the largest
 // concurrency qmail-send accepts from control/concurrency* (sched.MaxConcurrency).
-const MaxLimit = 500
+const MaxLimit = qhome.RemoteSpawnLimit
 
 // RemoteLimit is what qmail-rspawn announces (the wide form). qmail-lspawn
 // keeps qmail's 120 in one byte.
