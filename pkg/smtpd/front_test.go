@@ -1,0 +1,195 @@
+package smtpd
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/tls"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestParseAddr(t *testing.T) {
+	tests := []struct{ arg, addr, rest string }{
+		{"FROM:<a@b.example>", "a@b.example", ""},
+		{"FROM:<>", "", ""},
+		{"FROM:<a@b.example> SIZE=10 BODY=8BITMIME", "a@b.example", " SIZE=10 BODY=8BITMIME"},
+		{"FROM: a@b.example SIZE=10", "a@b.example", "SIZE=10"},
+		{"FROM:a@b.example", "a@b.example", ""},
+		{"TO:<postmaster>", "postmaster", ""},
+		{"TO:<@relay.example,@r2:u@example.org>", "u@example.org", ""},
+		{"TO:<@relay.example>", "", ""},
+		{`TO:<"a b>c"@example.org>`, "a b>c@example.org", ""},
+		{`TO:<a\>b@example.org>`, "a>b@example.org", ""},
+		{`TO:<a\"b@example.org>`, `a"b@example.org`, ""},
+		{"TO:<unterminated@example.org", "unterminated@example.org", ""},
+		{"garbage", "", ""},
+		{"", "", ""},
+		{"TO:", "", ""},
+		{"junk <x@y> more", "x@y", " more"},
+		{"TO:<u@example.org>trailing", "u@example.org", "trailing"},
+	}
+	for _, tc := range tests {
+		addr, rest := parseAddr(tc.arg)
+		if addr != tc.addr || rest != tc.rest {
+			t.Errorf("parseAddr(%q) = %q, %q; want %q, %q", tc.arg, addr, rest, tc.addr, tc.rest)
+		}
+	}
+}
+
+func TestSizeParam(t *testing.T) {
+	tests := []struct {
+		rest string
+		n    int64
+	}{
+		{"", 0}, {" SIZE=100", 100}, {" size=7 BODY=8BITMIME", 7}, {" SIZE=x", 0}, {" SIZE=", 0}, {" BODY=7BIT SIZE=5", 5},
+	}
+	for _, tc := range tests {
+		if n := sizeParam(tc.rest); n != tc.n {
+			t.Errorf("sizeParam(%q) = %d, want %d", tc.rest, n, tc.n)
+		}
+	}
+}
+
+// recConn records what is written to it.
+type recConn struct {
+	net.Conn
+	out bytes.Buffer
+}
+
+func (c *recConn) Write(p []byte) (int, error) { return c.out.Write(p) }
+
+// TestFrontWrite: go-smtp's replies are rewritten whole, however they are
+// split into writes, and never reordered, dropped or merged.
+func TestFrontWrite(t *testing.T) {
+	tests := []struct {
+		name string
+		act  replyAction
+		in   string
+		want string
+	}{
+		{"replace", expect(250, textNoop), "250 2.0.0 Roger, accepting mail from <>\r\n", "250 ok\r\n"},
+		{"other code passes", expect(250, textNoop), "553 sorry (#5.7.1)\r\n", "553 sorry (#5.7.1)\r\n"},
+		{"multi-line replaced", expect(250, "250-a\n250 b"), "250-Hello x\r\n250-PIPELINING\r\n250 SIZE\r\n", "250-a\r\n250 b\r\n"},
+		{"only the first reply", expect(250, textNoop), "250 2.0.0 x\r\n250 2.0.0 y\r\n", "250 ok\r\n250 2.0.0 y\r\n"},
+		{"drop", drop(250), "250 2.0.0 Session reset\r\n221 bye\r\n", "221 bye\r\n"},
+		{"drop keeps a failure", drop(250), "451 4.0.0 no\r\n", "451 4.0.0 no\r\n"},
+		{"no action", nil, "500 x\r\n", "500 x\r\n"},
+	}
+	for _, tc := range tests {
+		for split := 0; split <= len(tc.in); split++ {
+			rc := &recConn{}
+			f := &front{raw: rc, act: tc.act}
+			f.Write([]byte(tc.in[:split]))
+			f.Write([]byte(tc.in[split:]))
+			if got := rc.out.String(); got != tc.want {
+				t.Errorf("%s, split at %d: %q, want %q", tc.name, split, got, tc.want)
+			}
+		}
+	}
+	// A reply that never ends is passed on once it exceeds maxReply.
+	rc := &recConn{}
+	f := &front{raw: rc}
+	f.Write(bytes.Repeat([]byte("x"), maxReply+1))
+	if rc.out.Len() != maxReply+1 || len(f.wbuf) != 0 {
+		t.Errorf("unbounded reply: %d written, %d held", rc.out.Len(), len(f.wbuf))
+	}
+}
+
+// TestReceivedHelo: the Received line shows the whole HELO argument (as
+// qmail's, with '?' for the spaces), none before any HELO, and an empty
+// one for an empty HELO.
+func TestReceivedHelo(t *testing.T) {
+	tests := []struct{ helo, want string }{
+		{"", "Received: from localhost (127.0.0.1)\n"},
+		{"HELO two words\r\n", "Received: from localhost (HELO two?words) (127.0.0.1)\n"},
+		{"HELO\r\n", "Received: from localhost (HELO ) (127.0.0.1)\n"},
+		{"EHLO   LOCALHOST\r\n", "Received: from localhost (127.0.0.1)\n"},
+		{"helo a\r\nhelo b\r\n", "Received: from localhost (HELO b) (127.0.0.1)\n"},
+	}
+	for _, tc := range tests {
+		q := useMemQueue(t)
+		s := startServer(t, testRoot(t, nil), loopPeer, nil)
+		c := dial(t, s)
+		c.last()
+		c.send(tc.helo + "MAIL FROM:<a@b.example>\r\nRCPT TO:<u@example.org>\r\nDATA\r\nx\r\n.\r\nQUIT\r\n")
+		for {
+			if l := c.last(); strings.HasPrefix(l, "221 ") {
+				break
+			}
+		}
+		msgs := q.all()
+		if len(msgs) != 1 || !strings.HasPrefix(msgs[0].Msg, tc.want) {
+			t.Errorf("%q: queued %+v, want %q", tc.helo, msgs, tc.want)
+		}
+	}
+}
+
+// TestPipelinedAfterData: commands sent in the same write as the end of
+// the message are read as commands, in order.
+func TestPipelinedAfterData(t *testing.T) {
+	q := useMemQueue(t)
+	s := startServer(t, testRoot(t, nil), loopPeer, nil)
+	c := dial(t, s)
+	c.last()
+	c.send("MAIL FROM:<a@b.example>\r\nRCPT TO:<u@example.org>\r\nDATA\r\n")
+	for _, w := range []string{"250 ok", "250 ok", "354 go ahead"} {
+		if got := c.last(); got != w {
+			t.Fatalf("got %q, want %q", got, w)
+		}
+	}
+	c.send("one\r\n.\r\nRSET\r\nMAIL FROM:<c@d.example>\r\nRCPT TO:<v@example.org>\r\nDATA\r\ntwo\r\n.\r\nQUIT\r\n")
+	for _, w := range []string{"250 ok 1795665003 qp 4242", "250 flushed", "250 ok", "250 ok", "354 go ahead",
+		"250 ok 1795665003 qp 4242", "221 mx.example.org"} {
+		if got := c.last(); got != w {
+			t.Fatalf("got %q, want %q", got, w)
+		}
+	}
+	msgs := q.all()
+	if len(msgs) != 2 || !strings.HasSuffix(msgs[0].Msg, "\none\n") || !strings.HasSuffix(msgs[1].Msg, "\ntwo\n") ||
+		fmtEnv(msgs[1].Env) != "Fc@d.example Tv@example.org" {
+		t.Fatalf("queued %+v", msgs)
+	}
+}
+
+// TestStartTLSInjection: commands pipelined after STARTTLS in clear text
+// are discarded, and the session starts afresh under TLS.
+func TestStartTLSInjection(t *testing.T) {
+	q := useMemQueue(t)
+	root := testRoot(t, nil)
+	selfSigned(t, filepath.Join(root, "control", "servercert.pem"))
+	s := startServer(t, root, loopPeer, nil)
+	c := dial(t, s)
+	c.last()
+	c.send("EHLO x\r\n")
+	if got := strings.Join(c.reply(), "|"); got != "250-mx.example.org|250-STARTTLS|250-PIPELINING|250-8BITMIME|250 SIZE" {
+		t.Errorf("EHLO: %s", got)
+	}
+	c.expect("MAIL FROM:<before@tls.example>", "250 ok")
+	c.send("STARTTLS\r\nMAIL FROM:<evil@x.example>\r\n")
+	if got := c.last(); got != "220 ready for tls" {
+		t.Fatalf("STARTTLS: %q", got)
+	}
+	tc := tls.Client(c.conn, &tls.Config{ServerName: "mx.example.org", InsecureSkipVerify: true})
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	c.conn, c.r = tc, bufio.NewReader(tc)
+	c.expect("RCPT TO:<u@example.org>", "503 MAIL first (#5.5.1)")
+	c.send("EHLO y\r\n")
+	if got := strings.Join(c.reply(), "|"); got != "250-mx.example.org|250-PIPELINING|250-8BITMIME|250 SIZE" {
+		t.Errorf("EHLO under TLS: %s", got)
+	}
+	c.expect("STARTTLS", "502 unimplemented (#5.5.1)")
+	c.expect("MAIL FROM:<a@b.example>", "250 ok")
+	c.expect("RCPT TO:<u@example.org>", "250 ok")
+	c.expect("DATA", "354 go ahead")
+	c.expect("secret\r\n.", "250 ok 1795665003 qp 4242")
+	c.expect("QUIT", "221 mx.example.org")
+	msgs := q.all()
+	if len(msgs) != 1 || fmtEnv(msgs[0].Env) != "Fa@b.example Tu@example.org" ||
+		!strings.HasPrefix(msgs[0].Msg, "Received: from localhost (HELO y) (127.0.0.1)\n") {
+		t.Fatalf("queued %+v", msgs)
+	}
+}
