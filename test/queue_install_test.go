@@ -55,7 +55,7 @@ func TestInstallTreeAsRoot(t *testing.T) {
 		{"queue/mess/22", ids.Qmailq.UID, 0o750, syscall.S_IFDIR},
 		{"queue/info/0", ids.Qmails.UID, 0o700, syscall.S_IFDIR},
 		{"queue/lock/trigger", ids.Qmails.UID, 0o622, syscall.S_IFIFO},
-		{"queue/lock/tcpto", ids.Qmailr.UID, 0o644, syscall.S_IFREG},
+		{"queue/lock/tcpto", ids.Qmailr.UID, 0o664, syscall.S_IFREG},
 		{"queue/lock/sendmutex", ids.Qmails.UID, 0o600, syscall.S_IFREG},
 		{"queue/lock/sendstatus", ids.Qmails.UID, 0o644, syscall.S_IFREG},
 		{"alias", ids.Alias.UID, 02755, syscall.S_IFDIR},

@@ -46,7 +46,7 @@ func TestTreeTable(t *testing.T) {
 		"queue/bounce":         {Owner: "qmails", Mode: 0o700, Kind: Dir},
 		"queue/lock":           {Owner: "qmailq", Mode: 0o750, Kind: Dir},
 		"queue/lock/sendmutex": {Owner: "qmails", Mode: 0o600, Kind: File},
-		"queue/lock/tcpto":     {Owner: "qmailr", Mode: 0o644, Kind: File},
+		"queue/lock/tcpto":     {Owner: "qmailr", Mode: 0o664, Kind: File},
 		"queue/lock/trigger":   {Owner: "qmails", Mode: 0o622, Kind: Fifo},
 		"alias":                {Owner: "alias", Mode: 02755, Kind: Dir},
 		"alias/.qmail-default": {Owner: "alias", Mode: 0o644, Kind: File},

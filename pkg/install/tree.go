@@ -134,7 +134,9 @@ func Tree(homeUser string) []Entry {
 		d("queue/lock", "qmailq", "qmail", 0o750),
 		f("queue/lock/sendmutex", "qmails", 0o600, nil),
 		f("queue/lock/sendstatus", "qmails", 0o644, nil),
-		f("queue/lock/tcpto", "qmailr", 0o644, make([]byte, TcptoSize)),
+		// Group-writable: qmail-send (group qmail) clears it when remote
+		// delivery is released (qmail has 0644).
+		f("queue/lock/tcpto", "qmailr", 0o664, make([]byte, TcptoSize)),
 		Entry{Path: "queue/lock/trigger", Kind: Fifo, Owner: "qmails", Group: "qmail", Mode: 0o622},
 		// qmailctl's per-message requests to a running qmail-send (root or
 		// qmails write; qmail-send reads), see pkg/sched/control.go.

@@ -3,10 +3,14 @@ package sched
 import (
 	"bufio"
 	"bytes"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/hqmail/hqmail/pkg/tcpto"
 )
 
 // HoldLogName is the file, under queue/bounce/ (owned by qmails; its name
@@ -236,6 +240,9 @@ func (s *Sched) applyHold(nh holdState) {
 		}
 	}
 	n := itoa(s.queued(chanRemote))
+	if released {
+		s.forgetTimeouts()
+	}
 	switch {
 	case !nh.remoteAny():
 		s.releaseChan(chanRemote)
@@ -245,6 +252,17 @@ func (s *Sched) applyHold(nh holdState) {
 		s.log.line("hold: remote released except", s.holdDesc(chanRemote, nh)[4:], ", ", n, " messages due now")
 	default:
 		s.log.line("hold: remote held", s.holdDesc(chanRemote, nh), ", ", n, " messages waiting")
+	}
+}
+
+// forgetTimeouts clears queue/lock/tcpto on a remote release: connect
+// time-outs seen while the link was down say nothing about the hosts, and
+// would make the released deliveries skip them for up to an hour. The
+// table belongs to qmailr; qmail-install makes it writable by group qmail
+// for this. A failure only warns: qmailctl release clears it too.
+func (s *Sched) forgetTimeouts() {
+	if err := tcpto.Open(s.root).Clear(); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		s.log.line("warning: unable to clear lock/tcpto; timed-out hosts may be skipped for a while")
 	}
 }
 
