@@ -351,12 +351,13 @@ func TestCtlBounce(t *testing.T) {
 	root := newTree(t)
 	mkCtlFIFO(t, root)
 	ctl(t, root, "concurrencylocal", "1\n")
+	// Held from the start: a HUP racing the trigger could let the remote
+	// delivery start first.
+	ctl(t, root, "holdremote", "")
 	g := newGate('Z')
 	e := start(t, root, g.answer, ok)
 	e.waitLog("status: local 0/1", 1)
 	id := queueMsg(t, root, "ann@example.org", "slow@local.example", "b@local.example", "c@remote.example")
-	ctl(t, root, "holdremote", "")
-	e.sigs <- syscall.SIGHUP
 	e.trigger()
 	e.waitLog("starting delivery 1:", 1)
 	sid := fmt.Sprint(id)
