@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	smtp "github.com/emersion/go-smtp"
 )
 
 // front is the net.Conn go-smtp is given. It makes the dialogue qmail's
@@ -37,9 +39,10 @@ import (
 // code the action does not expect (the qmail texts of the session hooks,
 // the result of DATA), pass unchanged.
 //
-// During DATA front passes the client's bytes through untouched and stops
-// exactly where go-smtp's data reader sees the end of the message, so the
-// commands after it are read by front again. STARTTLS is done by front:
+// DATA: after go-smtp's 354 the session reads the message from front's
+// bodyReader (qmail's dot and end-of-data rules), not from go-smtp's data
+// reader; at the end go-smtp's reader is handed a lone "." line so that
+// it finishes too, and front reads the commands after the message again. STARTTLS is done by front:
 // TLS sits between front and the socket, so both sides of front always
 // see clear text.
 type front struct {
@@ -53,8 +56,10 @@ type front struct {
 	queue   []handover // lines still to hand to go-smtp
 	cur     []byte     // rest of the line being handed over
 	act     replyAction
-	data    bool // passing DATA bytes through
-	dstate  int  // go-smtp's end-of-data state machine, mirrored
+	data    int    // dataNone, dataBody, dataDrain
+	qstate  int    // DATA state (qBegin...)
+	dpend   []byte // decoded DATA bytes not yet handed out
+	lineLen int    // bytes of the current DATA line so far
 	closed  bool
 
 	wbuf []byte // go-smtp's reply being collected
@@ -137,8 +142,19 @@ func (f *front) Read(p []byte) (int, error) {
 		if len(p) == 0 {
 			return 0, nil
 		}
-		if f.data {
-			return f.readData(p)
+		switch f.data {
+		case dataBody:
+			// The session gave up before the end of the message:
+			// the client went away, timed out or sent an over-long
+			// line. The session is over.
+			f.data, f.closed = dataNone, true
+			return 0, io.EOF
+		case dataDrain:
+			// The message was read through bodyReader; go-smtp's
+			// data reader, which has seen nothing of it, is given
+			// just its end.
+			f.data, f.cur = dataNone, []byte(".\r\n")
+			continue
 		}
 		if len(f.cur) > 0 {
 			n := copy(p, f.cur)
@@ -272,7 +288,7 @@ func (f *front) dispatch(line string) {
 				if replyCode(r) != 354 {
 					return r
 				}
-				f.data, f.dstate = true, 0
+				f.data, f.qstate, f.lineLen, f.dpend = dataBody, qBegin, 0, f.dpend[:0]
 				return []byte(textGoAhead + "\r\n")
 			})
 		}
@@ -365,73 +381,110 @@ func (f *front) startTLS() {
 	}
 }
 
-// readData passes DATA bytes to go-smtp up to the end of the message as
-// go-smtp's data reader sees it (its state machine, mirrored), and no
-// further.
-func (f *front) readData(p []byte) (int, error) {
-	if f.br.Buffered() == 0 {
-		if _, err := f.br.Peek(1); err != nil {
-			return 0, err
-		}
-	}
-	buf, _ := f.br.Peek(min(f.br.Buffered(), len(p)))
+// The DATA states of front's message reader: qmail-smtpd's rules over
+// the bytes as they arrive.
+const (
+	qBegin = iota // beginning of a line (also the start of the message)
+	qText         // inside a line
+	qCR           // after a CR
+	qDot          // after a '.' at the beginning of a line (removed)
+	qDotCR        // after "." CR at the beginning of a line
+)
+
+// The DATA modes of front.
+const (
+	dataNone  = iota
+	dataBody  // the session reads the message through bodyReader
+	dataDrain // the message ended: go-smtp's own reader is given "." CRLF
+)
+
+// bodyReader is the message of a DATA command as the session reads it:
+// the client's bytes with qmail-smtpd's DATA rules applied by front
+// itself, so that they are qmail's and not go-smtp's: a '.' at the
+// beginning of a line is removed, CR LF "." CR LF ends the message (the
+// start counting as a beginning of a line, and a CR before CR LF being
+// an ordinary byte), and everything else is passed on, CRs and bare LFs
+// included, for body to decode (CR LF to LF, bare LF fatal). A line longer
+// than MaxLine fails the read with smtp.ErrTooLongLine. Read returns
+// io.EOF at the end of the message, and never reads past it.
+type bodyReader struct{ f *front }
+
+func (r bodyReader) Read(p []byte) (int, error) {
+	f := r.f
 	n := 0
-	for n < len(buf) {
-		f.dstate = dataStep(f.dstate, buf[n])
-		n++
-		if f.dstate == dataEOF {
-			f.data = false
-			break
+	for n < len(p) {
+		if len(f.dpend) > 0 {
+			p[n] = f.dpend[0]
+			f.dpend = f.dpend[1:]
+			n++
+			continue
 		}
+		if f.data != dataBody {
+			return n, io.EOF
+		}
+		if n > 0 && f.br.Buffered() == 0 {
+			return n, nil // hand out what there is, as it arrives
+		}
+		c, err := f.br.ReadByte()
+		if err == io.EOF {
+			// The client went away: io.EOF would mean the end of
+			// the message, and it would be queued.
+			err = io.ErrUnexpectedEOF
+		}
+		if err != nil {
+			return n, err
+		}
+		if c == '\n' {
+			f.lineLen = 0
+		} else if f.lineLen++; f.lineLen >= f.cs.cfg.MaxLine {
+			return n, smtp.ErrTooLongLine
+		}
+		f.decode(c)
 	}
-	copy(p, buf[:n])
-	f.br.Discard(n)
 	return n, nil
 }
 
-// The states of go-smtp's data reader (data.go), which ends the message
-// at CR LF "." CR LF, counting the start as the beginning of a line.
-const (
-	dataBeginLine = iota
-	dataDot
-	dataDotCR
-	dataCR
-	dataText
-	dataEOF
-)
-
-func dataStep(s int, c byte) int {
-	switch s {
-	case dataBeginLine:
+// decode runs one input byte through the DATA state machine, queueing
+// the output bytes in dpend.
+func (f *front) decode(c byte) {
+	switch f.qstate {
+	case qBegin:
+		if c == '.' {
+			f.qstate = qDot
+			return
+		}
+	case qCR:
+		f.dpend = append(f.dpend, c)
 		switch c {
-		case '.':
-			return dataDot
+		case '\n':
+			f.qstate = qBegin
 		case '\r':
-			return dataCR
+		default:
+			f.qstate = qText
 		}
-		return dataText
-	case dataDot:
+		return
+	case qDot:
 		if c == '\r' {
-			return dataDotCR
+			f.qstate = qDotCR
+			return
 		}
-		return dataText
-	case dataDotCR:
+	case qDotCR:
 		if c == '\n' {
-			return dataEOF
+			f.data = dataDrain
+			return
 		}
-		return dataText
-	case dataCR:
-		if c == '\n' {
-			return dataBeginLine
-		}
-		return dataText
-	case dataText:
-		if c == '\r' {
-			return dataCR
-		}
-		return dataText
+		// The CR after the dot was not the end: it is kept.
+		f.dpend = append(f.dpend, '\r')
+		f.qstate = qCR
+		f.decode(c)
+		return
 	}
-	return s
+	f.dpend = append(f.dpend, c)
+	if c == '\r' {
+		f.qstate = qCR
+	} else {
+		f.qstate = qText
+	}
 }
 
 // Write collects go-smtp's replies and sends each, through the action of

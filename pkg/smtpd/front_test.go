@@ -193,3 +193,50 @@ func TestStartTLSInjection(t *testing.T) {
 		t.Fatalf("queued %+v", msgs)
 	}
 }
+
+// TestDataRules: front's DATA reader gives qmail's results for the dot
+// and CR cases where go-smtp's own data reader differs.
+func TestDataRules(t *testing.T) {
+	tests := []struct {
+		name, in, reply, msg string
+	}{
+		{"empty", ".\r\n", "250 ok 1795665003 qp 4242", ""},
+		{"dot stuffing", "..\r\n.x\r\n.\r\n", "250 ok 1795665003 qp 4242", ".\nx\n"},
+		{"CR before CRLF, then the end", "a\r\r\n.\r\n", "250 ok 1795665003 qp 4242", "a\r\n"},
+		{"dot CR not the end keeps the CR", ".\rX\r\n.\r\n", "250 ok 1795665003 qp 4242", "\rX\n"},
+		{"dot CR CR LF", ".\r\r\nb\r\n.\r\n", "250 ok 1795665003 qp 4242", "\r\nb\n"},
+		{"lone CR kept", "a\rb\r\n.\r\n", "250 ok 1795665003 qp 4242", "a\rb\n"},
+		{"end needs CR LF before the dot", "a\r\n.\rb\r\n.\r\n", "250 ok 1795665003 qp 4242", "a\n\rb\n"},
+		{"bare LF after the dot", "a\r\n.\n", "451 See https://cr.yp.to/docs/smtplf.html.", ""},
+		{"bare LF", "a\nb\r\n.\r\n", "451 See https://cr.yp.to/docs/smtplf.html.", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			q := useMemQueue(t)
+			s := startServer(t, testRoot(t, nil), loopPeer, nil)
+			c := dial(t, s)
+			c.last()
+			c.expect("MAIL FROM:<a@b.example>", "250 ok")
+			c.expect("RCPT TO:<u@example.org>", "250 ok")
+			c.expect("DATA", "354 go ahead")
+			c.send(tc.in)
+			if got := c.last(); got != tc.reply {
+				t.Fatalf("reply %q, want %q", got, tc.reply)
+			}
+			msgs := q.all()
+			if !strings.HasPrefix(tc.reply, "250 ") {
+				if len(msgs) != 0 || !c.closed() {
+					t.Fatalf("queued %d, or still open", len(msgs))
+				}
+				return
+			}
+			c.expect("QUIT", "221 mx.example.org")
+			if len(msgs) != 1 {
+				t.Fatalf("queued %d", len(msgs))
+			}
+			if _, body, _ := strings.Cut(msgs[0].Msg, "-0000\n"); body != tc.msg {
+				t.Errorf("message %q, want %q", body, tc.msg)
+			}
+		})
+	}
+}

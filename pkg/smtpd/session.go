@@ -101,14 +101,13 @@ func (s *session) Rcpt(_ string, _ *smtp.RcptOptions) error {
 	return nil
 }
 
-func (s *session) Data(r io.Reader) error {
+func (s *session) Data(_ io.Reader) error {
 	cs := s.cs
-	// go-smtp hands BDAT chunks through an io.Pipe and DATA through its
-	// dot reader; only DATA has the bare-LF rule.
-	_, chunked := r.(*io.PipeReader)
+	// The message is read from front, which applies qmail's DATA rules;
+	// go-smtp's reader r is given only the end (see front.go).
 	refresh := func() { cs.conn.Conn().SetReadDeadline(time.Now().Add(cs.cfg.Timeout)) }
 	refresh() // the deadline of the DATA command itself is running
-	b := newBody(r, chunked, cs.cfg.Databytes, refresh)
+	b := newBody(bodyReader{cs.front}, false, cs.cfg.Databytes, refresh)
 	rcv := Received(cs.peer, cs.helo, cs.cfg.Now())
 	msg := io.MultiReader(strings.NewReader(rcv), b)
 	env := &qq.Envelope{Sender: s.from, Recipients: s.rcpts}
