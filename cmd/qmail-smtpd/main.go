@@ -12,8 +12,9 @@
 //     standalone as `qmail-smtpd -listen ADDR [-c N]`.
 //   - fds: 0/1 the SMTP connection (not with -listen), 2 diagnostics
 //     (discarded when fd 2 is the connection's socket).
-//   - Exit: 0 after QUIT or client EOF; 1 after a fatal reply (421, 451
-//     timeout, bare LF); 100 usage; 111 listener failure.
+//   - Exit: 0 after QUIT; 1 after client EOF without QUIT or a fatal
+//     reply (421, 451 timeout, bare LF), as qmail-smtpd; 100 usage; 111
+//     listener failure.
 package main
 
 import (

@@ -22,12 +22,11 @@ var errBareLF = errors.New("bare LF in DATA")
 // LF is kept, a bare LF is fatal (DATA only), Received/Delivered header
 // lines are counted, and the decoded size is held against databytes.
 //
-// go-smtp's DATA reader has already removed dot-stuffing and the final
-// ".", but it keeps CR LF pairs and, given a buffer, blocks until it is
-// full; body therefore reads it one byte at a time so that a bare LF is
-// answered at once, as qmail does, even when the client then waits. A
-// BDAT chunk (no dot-stuffing, no terminator) is read in blocks and bare
-// LFs in it are taken as line ends.
+// front's bodyReader has already removed dot-stuffing and the final ".",
+// but it keeps CR LF pairs; body reads it one byte at a time so that a
+// bare LF is answered at once, as qmail does, even when the client then
+// waits. chunked (no bare-LF rule, block reads) was for BDAT, which
+// qmail-smtpd no longer offers; it is kept for the fuzz target.
 //
 // After databytes is exceeded or MaxHops reached, nothing more is passed
 // on but input is still consumed to the end, and Read then fails with the

@@ -6,9 +6,13 @@
 // morercpthosts.cdb, RELAYCLIENT, badmailfrom, localiphost), qmail's DATA
 // decoding (CRLF to LF, a bare LF is fatal, hop count, databytes counted
 // after decoding), the Received line qmail writes, and qmail-queue's result
-// as the reply. Where go-smtp's own reply texts differ from qmail's and
-// go-smtp offers no hook, go-smtp's text stands; docs/man/qmail-smtpd.8
-// lists every such difference.
+// as the reply. Between go-smtp and the client sits front (front.go): it
+// reads the commands with qmail's grammar and address parser, answers
+// what needs no transaction state, hands go-smtp canonical lines, replaces
+// go-smtp's reply texts by qmail's, reads DATA with qmail's dot rules and
+// does STARTTLS below go-smtp, so the dialogue is qmail-smtpd's
+// (spec/injection.md §3; testdata/dialogue.golden). docs/man/qmail-smtpd.8
+// lists what still differs.
 //
 // Two ways to run:
 //   - ServeStdio: one session on fd 0/1, started by tcpserver, inetd or a

@@ -17,9 +17,9 @@ import (
 // Main is qmail-smtpd. Without arguments it serves one session on fd 0/1
 // (tcpserver, inetd, systemd socket with Accept=yes, sendmail -bs); with
 // -listen ADDR it accepts connections itself. It returns the exit status:
-// 0 after QUIT or when the client went away, 1 after a fatal reply (421,
-// timeout, bare LF) as qmail-smtpd, 100 for a usage error, 111 when the
-// listener cannot start.
+// 0 after QUIT, 1 when the client went away without QUIT or after a fatal
+// reply (421, timeout, bare LF) as qmail-smtpd, 100 for a usage error, 111
+// when the listener cannot start.
 func Main(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("qmail-smtpd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
