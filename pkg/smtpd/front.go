@@ -91,6 +91,7 @@ const (
 	textRcptFirst   = "503 RCPT first (#5.5.1)"
 	textGoAhead     = "354 go ahead"
 	textSyntax      = "555 syntax error (#5.5.4)"
+	textQQT         = "451 qqt failure (#4.3.0)"
 	textTLSReady    = "220 ready for tls"
 	textTLSFailed   = "454 TLS not available due to temporary reason (#4.3.0)"
 	placeholderHelo = "HELO x"
@@ -283,6 +284,11 @@ func (f *front) dispatch(line string) {
 			f.say(textMailFirst)
 		case len(cs.sess.rcpts) == 0:
 			f.say(textRcptFirst)
+		case !cs.sess.startQueue():
+			// As qmail-smtpd: qmail-queue is started before the
+			// 354; when it cannot be, the transaction ends.
+			f.say(textQQT)
+			f.hand("RSET", drop(250))
 		default:
 			f.hand("DATA", func(r []byte) []byte {
 				if replyCode(r) != 354 {

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -51,18 +52,93 @@ func (cs *connState) fatal(text string) {
 // The addresses come from connState.nextAddr (qmail's parser, in front),
 // not from go-smtp, which is only handed placeholders.
 type session struct {
-	cs     *connState
-	mailed bool
-	from   string
-	bad    bool // sender is in badmailfrom
-	rcpts  []string
+	cs      *connState
+	mailed  bool
+	from    string
+	bad     bool // sender is in badmailfrom
+	rcpts   []string
+	running *running // qmail-queue started for DATA, not yet given the message
 }
 
 func (s *session) Reset() {
+	s.abortQueue()
 	s.mailed, s.from, s.bad, s.rcpts = false, "", false, nil
 }
 
-func (s *session) Logout() error { return nil }
+func (s *session) Logout() error {
+	s.abortQueue()
+	return nil
+}
+
+// running is a qmail-queue started at DATA, before the 354, as qmail-smtpd
+// does; its message comes through a pipe from Data.
+type running struct {
+	w    *io.PipeWriter
+	done chan queued1
+}
+
+type queued1 struct {
+	pid int
+	err error
+}
+
+var (
+	errQueueGone = errors.New("qmail-queue stopped reading")
+	errAborted   = errors.New("session ended before the message")
+)
+
+// startQueue starts qmail-queue for the transaction's envelope. It returns
+// false when qmail-queue could not be started (qmail's "qqt failure",
+// answered instead of 354).
+func (s *session) startQueue() bool {
+	cs := s.cs
+	pr, pw := io.Pipe()
+	started := make(chan struct{})
+	var once sync.Once
+	mark := func() { once.Do(func() { close(started) }) }
+	env := &qq.Envelope{Sender: s.from, Recipients: append([]string(nil), s.rcpts...)}
+	opts := qq.Options{Root: cs.cfg.Root, Env: cs.cfg.QueueEnv, Started: func(int) { mark() }}
+	done := make(chan queued1, 1)
+	go func() {
+		// The first read also counts as started (for queue functions
+		// that are not a process, as in tests).
+		pid, err := queue(opts, &markReader{pr, mark}, env)
+		pr.CloseWithError(errQueueGone)
+		done <- queued1{pid, err}
+	}()
+	select {
+	case <-started:
+	case r := <-done:
+		if r.pid == 0 && r.err != nil {
+			cs.log.Printf("qmail-queue: %v", r.err)
+			return false
+		}
+		done <- r // it ended at once; Data collects the result
+	}
+	s.running = &running{w: pw, done: done}
+	return true
+}
+
+// abortQueue makes a started qmail-queue give up (no envelope) and waits.
+func (s *session) abortQueue() {
+	if s.running == nil {
+		return
+	}
+	s.running.w.CloseWithError(errAborted)
+	<-s.running.done
+	s.running = nil
+}
+
+// markReader calls mark on its first Read.
+type markReader struct {
+	r    io.Reader
+	mark func()
+}
+
+func (m *markReader) Read(p []byte) (int, error) {
+	m.mark()
+	return m.r.Read(p)
+}
 
 func (s *session) Mail(_ string, _ *smtp.MailOptions) error {
 	cfg := s.cs.cfg
@@ -110,11 +186,27 @@ func (s *session) Data(_ io.Reader) error {
 	b := newBody(bodyReader{cs.front}, false, cs.cfg.Databytes, refresh)
 	rcv := Received(cs.peer, cs.helo, cs.cfg.Now())
 	msg := io.MultiReader(strings.NewReader(rcv), b)
-	env := &qq.Envelope{Sender: s.from, Recipients: s.rcpts}
-	pid, qerrv := queue(qq.Options{Root: cs.cfg.Root, Env: cs.cfg.QueueEnv}, msg, env)
+	run := s.running
+	s.running = nil
+	if run == nil {
+		// front starts qmail-queue before handing DATA over; this
+		// is only a safety net.
+		if !s.startQueue() {
+			io.Copy(io.Discard, b)
+			return replyQQT
+		}
+		run, s.running = s.running, nil
+	}
+	if _, err := io.Copy(run.w, msg); err != nil {
+		run.w.CloseWithError(err) // qmail-queue gets no envelope
+	} else {
+		run.w.Close()
+	}
+	res := <-run.done
+	pid, qerrv := res.pid, res.err
 	if b.fin == nil {
-		// qmail-queue gave up (or never started) before the end: read
-		// the rest with the same rules, then report its failure.
+		// qmail-queue gave up before the end: read the rest with
+		// the same rules, then report its failure.
 		io.Copy(io.Discard, b)
 	}
 	switch {
