@@ -1,0 +1,89 @@
+package smtpd
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"testing"
+)
+
+// FuzzParseAddr: qmail's MAIL/RCPT argument parser never panics and
+// never makes up bytes.
+func FuzzParseAddr(f *testing.F) {
+	for _, s := range []string{"FROM:<a@b>", "TO:<@r,@s:u@d> SIZE=1", `TO:<"a>b"@c>`, `x\`, "FROM: a@b c", "<", "@", `TO:<\`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, arg string) {
+		addr, rest := parseAddr(arg)
+		if len(addr)+len(rest) > len(arg) {
+			t.Fatalf("parseAddr(%q) = %q, %q: longer than the input", arg, addr, rest)
+		}
+		sizeParam(rest)
+	})
+}
+
+// dataReference is qmail's DATA rule written differently: the message
+// ends at the first ".\r\n" at the start of a line (the input's start or
+// after "\r\n"), and a '.' at the start of a line is removed. ok is false
+// when there is no end.
+func dataReference(in []byte) (msg, rest []byte, ok bool) {
+	lineStart := func(i int) bool { return i == 0 || (i >= 2 && in[i-2] == '\r' && in[i-1] == '\n') }
+	end := -1
+	for i := 0; i+3 <= len(in); i++ {
+		if lineStart(i) && in[i] == '.' && in[i+1] == '\r' && in[i+2] == '\n' {
+			end = i
+			break
+		}
+	}
+	if end < 0 {
+		return nil, nil, false
+	}
+	for i := 0; i < end; i++ {
+		if in[i] == '.' && lineStart(i) {
+			continue
+		}
+		msg = append(msg, in[i])
+	}
+	return msg, in[end+3:], true
+}
+
+// FuzzBodyReader: front's DATA reader agrees with the reference, whatever
+// the read sizes, and never reads past the end of the message.
+func FuzzBodyReader(f *testing.F) {
+	for _, s := range []string{".\r\n", "a\r\n.\r\nQUIT\r\n", "..\r\n.\r\n", "a\r\r\n.\r\nx", ".\rX\r\n.\r\n", ".\r\r\n.\r\n", "a\nb", "\r\n.\r\n"} {
+		f.Add([]byte(s), uint8(1))
+	}
+	f.Fuzz(func(t *testing.T, in []byte, step uint8) {
+		fr := &front{cs: &connState{cfg: &Config{MaxLine: 1 << 20}}, br: bufio.NewReaderSize(bytes.NewReader(in), 16), data: dataBody}
+		r := bodyReader{fr}
+		var out []byte
+		buf := make([]byte, 300)
+		var err error
+		for i := 0; i < 10*len(in)+10; i++ {
+			var n int
+			n, err = r.Read(buf[:1+int(step)%len(buf)])
+			out = append(out, buf[:n]...)
+			if err != nil {
+				break
+			}
+		}
+		want, rest, ok := dataReference(in)
+		if !ok {
+			if !errors.Is(err, io.ErrUnexpectedEOF) {
+				t.Fatalf("no end in %q, but %v", in, err)
+			}
+			return
+		}
+		if err != io.EOF || fr.data != dataDrain {
+			t.Fatalf("%q: ended with %v, mode %d", in, err, fr.data)
+		}
+		if !bytes.Equal(out, want) {
+			t.Fatalf("%q: got %q, want %q", in, out, want)
+		}
+		left, _ := io.ReadAll(fr.br)
+		if !bytes.Equal(left, rest) {
+			t.Fatalf("%q: left %q, want %q", in, left, rest)
+		}
+	})
+}
