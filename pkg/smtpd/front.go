@@ -17,7 +17,7 @@ import (
 
 // front is the net.Conn go-smtp is given. It makes the dialogue qmail's
 // while go-smtp stays the engine for the transaction state (MAIL, RCPT,
-// DATA, RSET), the session hooks and the DATA dot-unstuffing.
+// DATA, RSET ordering and resets), the session hooks and reply writing.
 //
 // Read side: front reads the client's command lines itself, with
 // qmail-smtpd's grammar (a line ends in LF, a CR before it is dropped, the
@@ -42,9 +42,12 @@ import (
 // DATA: after go-smtp's 354 the session reads the message from front's
 // bodyReader (qmail's dot and end-of-data rules), not from go-smtp's data
 // reader; at the end go-smtp's reader is handed a lone "." line so that
-// it finishes too, and front reads the commands after the message again. STARTTLS is done by front:
-// TLS sits between front and the socket, so both sides of front always
-// see clear text.
+// it finishes too, and front reads the commands after the message again.
+// qmail-queue is started before DATA is handed over (session.startQueue),
+// so that "451 qqt failure" replaces the 354 as in qmail.
+//
+// STARTTLS is done by front: TLS sits between front and the socket, so
+// both sides of front always see clear text, and go-smtp never knows.
 type front struct {
 	cs    *connState
 	plain net.Conn // the client connection as Serve got it
