@@ -103,7 +103,7 @@ func TestSmtpdStdio(t *testing.T) {
 	}
 }
 
-// TestSmtpdStdioExit: qmail-smtpd exits 0 after QUIT, 1 after a bare LF
+// TestSmtpdStdioExit: qmail-smtpd exits 0 after QUIT, 1 at EOF, 1 after a bare LF
 // (with qmail's 421-class reply) and 1 when the controls are unreadable.
 func TestSmtpdStdioExit(t *testing.T) {
 	tr := smtpdTree(t)
@@ -121,6 +121,10 @@ func TestSmtpdStdioExit(t *testing.T) {
 	}
 	if out, code := run("QUIT\r\n"); code != 0 || !strings.HasSuffix(out, "221 mx.example.org\r\n") {
 		t.Errorf("QUIT: exit %d, %q", code, out)
+	}
+	// The client goes away without QUIT: qmail-smtpd exits 1, silently.
+	if out, code := run("HELO x\r\nNOOP"); code != 1 || out != "220 mx.example.org ESMTP\r\n250 mx.example.org\r\n" {
+		t.Errorf("EOF: exit %d, %q", code, out)
 	}
 	out, code := run("HELO x\r\nMAIL FROM:<>\r\nRCPT TO:<u@example.org>\r\nDATA\r\nSubject: x\n\nbody\n.\n")
 	if code != 1 || !strings.HasSuffix(out, "451 See https://cr.yp.to/docs/smtplf.html.\r\n") {
