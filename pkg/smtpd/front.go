@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -140,8 +141,25 @@ func replyCode(r []byte) int {
 	return n
 }
 
+// errPanic ends a session whose front panicked.
+var errPanic = errors.New("smtpd: internal error")
+
+// contain turns a panic in front into the end of this session only: Read
+// and Write run on go-smtp's connection goroutine outside its own
+// recover, and with -listen a panic would end every session.
+func (f *front) contain(err *error) {
+	if r := recover(); r != nil {
+		f.cs.log.Printf("panic: %v\n%s", r, debug.Stack())
+		f.cs.failed.Store(true)
+		f.closed = true
+		f.raw.Close()
+		*err = errPanic
+	}
+}
+
 // Read hands go-smtp its next line, or DATA bytes.
-func (f *front) Read(p []byte) (int, error) {
+func (f *front) Read(p []byte) (n int, err error) {
+	defer f.contain(&err)
 	for {
 		if len(p) == 0 {
 			return 0, nil
@@ -498,7 +516,8 @@ func (f *front) decode(c byte) {
 
 // Write collects go-smtp's replies and sends each, through the action of
 // the line it answers.
-func (f *front) Write(p []byte) (int, error) {
+func (f *front) Write(p []byte) (n int, err error) {
+	defer f.contain(&err)
 	f.wbuf = append(f.wbuf, p...)
 	for {
 		end := replyEnd(f.wbuf)

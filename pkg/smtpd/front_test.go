@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/tls"
+	"io"
+	"log"
 	"net"
 	"path/filepath"
 	"strings"
@@ -238,5 +240,28 @@ func TestDataRules(t *testing.T) {
 				t.Errorf("message %q, want %q", body, tc.msg)
 			}
 		})
+	}
+}
+
+// closeConn is a recConn that notes Close.
+type closeConn struct {
+	recConn
+	closed bool
+}
+
+func (c *closeConn) Close() error { c.closed = true; return nil }
+
+// TestFrontContainsPanic: a panic inside front ends this session with an
+// error, not the process.
+func TestFrontContainsPanic(t *testing.T) {
+	cc := &closeConn{}
+	f := &front{cs: &connState{log: log.New(io.Discard, "", 0)}, raw: cc,
+		act: func([]byte) []byte { panic("boom") }}
+	n, err := f.Write([]byte("250 x\r\n"))
+	if err != errPanic || n != 0 || !cc.closed || !f.cs.failed.Load() {
+		t.Fatalf("Write after panic: %d, %v, closed %v", n, err, cc.closed)
+	}
+	if n, err := f.Read(make([]byte, 10)); n != 0 || err != io.EOF {
+		t.Fatalf("Read after panic: %d, %v", n, err)
 	}
 }

@@ -39,6 +39,7 @@ func Serve(conn net.Conn, cfg *Config, peer Peer, logger *log.Logger) (ok bool) 
 	srv.ErrorLog = logger
 	l := &oneListener{conn: cs.front, closed: tc.closed}
 	srv.Serve(l)
+	cs.queuer.close()
 	return !cs.failed.Load()
 }
 

@@ -18,8 +18,10 @@ import (
 	"github.com/hqmail/hqmail/pkg/qq"
 )
 
-// queue runs qmail-queue; a variable so that tests can queue in memory.
-var queue = qq.Queue
+// queue, when set (tests), queues each message instead of the
+// connection's qmail-queue -m (connQueue): in memory, or through
+// qq.Queue with a fake program.
+var queue func(qq.Options, io.Reader, *qq.Envelope) (int, error)
 
 // connState is shared by the front, go-smtp's connection and the session
 // of one client connection.
@@ -31,6 +33,7 @@ type connState struct {
 	sess   *session // nil until go-smtp has had its first HELO
 	log    *log.Logger
 	failed atomic.Bool // a fatal reply was sent, or the client went away or timed out
+	queuer connQueue   // one qmail-queue -m for the connection's messages
 
 	helo     string // the HELO/EHLO argument as given; remotehost before any
 	nextAddr string // the MAIL/RCPT address being handed to go-smtp, parsed by front
@@ -102,7 +105,7 @@ func (s *session) startQueue() bool {
 	go func() {
 		// The first read also counts as started (for queue functions
 		// that are not a process, as in tests).
-		pid, err := queue(opts, &markReader{pr, mark}, env)
+		pid, err := cs.queuer.queue(opts, &markReader{pr, mark}, env)
 		pr.CloseWithError(errQueueGone)
 		done <- queued1{pid, err}
 	}()
