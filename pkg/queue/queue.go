@@ -79,6 +79,10 @@ type Config struct {
 	// Alarm, when > 0, exits the process with 52 after that long (without
 	// cleanup). The program passes queue.Alarm; tests leave it 0.
 	Alarm time.Duration
+	// Who, if set, is the <who> of the Received line; empty means it is
+	// derived from UID and the tree's etc/ids (multi-message mode derives
+	// it once per process).
+	Who string
 }
 
 // Run queues one message and returns qmail-queue's exit code.
@@ -87,13 +91,23 @@ func Run(c *Config) int {
 		t := time.AfterFunc(c.Alarm, func() { exit(qq.ExitTimeout) })
 		defer t.Stop()
 	}
+	code, _ := runJob(c)
+	return code
+}
+
+// runJob queues one message and returns the exit code and, on success,
+// the queue id (the inode number of mess/S/ID).
+func runJob(c *Config) (int, uint64) {
 	j := &job{c: c, rootfd: -1, qfd: -1, messfd: -1, intdfd: -1}
 	code := j.run()
 	if code != 0 && code != qq.ExitTimeout {
 		j.cleanup()
 	}
 	j.close()
-	return code
+	if code != 0 {
+		return code, 0
+	}
+	return 0, j.id
 }
 
 type job struct {
@@ -212,7 +226,11 @@ func (j *job) writeMess() int {
 	j.buf = append(j.buf, "Received: (qmail "...)
 	j.buf = strconv.AppendInt(j.buf, int64(j.c.PID), 10)
 	j.buf = append(j.buf, " invoked "...)
-	j.buf = append(j.buf, who(j.c.Root, j.c.UID)...)
+	if j.c.Who != "" {
+		j.buf = append(j.buf, j.c.Who...)
+	} else {
+		j.buf = append(j.buf, who(j.c.Root, j.c.UID)...)
+	}
 	j.buf = append(j.buf, "); "...)
 	j.buf = append(j.buf, qdate.Header(j.c.Now)...)
 	j.buf = append(j.buf, '\n')
@@ -229,6 +247,9 @@ func (j *job) writeMess() int {
 			break
 		}
 		if err != nil {
+			if errors.Is(err, errFrame) {
+				return qq.ExitEnvelope
+			}
 			return qq.ExitRead
 		}
 	}
