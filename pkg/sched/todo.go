@@ -8,8 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/hqmail/hqmail/pkg/qhome"
 )
@@ -105,7 +108,33 @@ func (s *Sched) pqadd(id uint64) {
 	}
 }
 
-// todoStep handles one entry of todo/ per loop iteration.
+// Preprocessing runs in batches (docs/performance.md, "qmail-send
+// preprocessing"). One step takes the todo/ entries of the running scan,
+// up to batchMax of them or as many as it reaches within batchTime, and
+// writes each message's info and channel files (flushed, write-back
+// started) one message after the other, with its "new msg" and "info msg"
+// lines as before. Then every one of those files and every split directory
+// they were made in (each directory once) is fsynced in one concurrent
+// round. Only after that round has returned is qmail-clean asked, in
+// order, to remove each todo/ID whose files and directories all synced
+// without error. So the order of queue.md §5 holds for every message
+// (todo/ID, the commit point, goes only once its info, local and remote
+// files and their entries are durable), but the disk waits of a message,
+// and of the messages found together, overlap instead of queueing one
+// behind the other in the loop.
+const (
+	batchMax  = 32                     // messages per step
+	batchTime = 100 * time.Millisecond // writing time per step (then the round)
+	syncMax   = 32                     // fsyncs in flight at once
+)
+
+// syncHook performs one disk wait of preprocessing; rel names the file or
+// directory relative to queue/. It is a package variable so that tests
+// can record the order of syncs and qmail-clean requests and make a sync
+// fail.
+var syncHook = func(rel string, sync func() error) error { return sync() }
+
+// todoStep preprocesses the next batch of todo/ entries.
 func (s *Sched) todoStep() {
 	if s.exitasap {
 		return
@@ -123,64 +152,97 @@ func (s *Sched) todoStep() {
 		s.todo = f
 		s.nextTodo = s.recent + sleepTodo
 	}
-	names, err := s.todo.Readdirnames(1)
-	if err != nil || len(names) == 0 {
-		s.todo.Close()
-		s.todo = nil
-		return
+	deadline := time.Now().Add(batchTime)
+	var batch []*prepared
+	for read := 0; len(batch) < batchMax && (read == 0 || time.Now().Before(deadline)); read++ {
+		names, err := s.todo.Readdirnames(1)
+		if err != nil || len(names) == 0 {
+			s.todo.Close()
+			s.todo = nil
+			break
+		}
+		id, ok := parseID(names[0])
+		if !ok || inBatch(batch, id) {
+			continue
+		}
+		if p := s.prepare(id); p != nil {
+			batch = append(batch, p)
+		}
 	}
-	if id, ok := parseID(names[0]); ok {
-		s.preprocess(id)
-	}
+	s.commit(batch)
 }
 
-// chanFile is a channel file being written by preprocessing.
-type chanFile struct {
-	f *os.File
-	w *bufio.Writer
+func inBatch(batch []*prepared, id uint64) bool {
+	for _, p := range batch {
+		if p.id == id {
+			return true
+		}
+	}
+	return false
 }
 
-// preprocess turns todo/ID into info, local and remote files
-// (queue.md §5); any failure leaves todo/ID for a later scan.
+// preprocess turns one todo/ID into info, local and remote files now
+// (a batch of one; qmailctl's delete and bounce of a queued message).
 func (s *Sched) preprocess(id uint64) {
+	if p := s.prepare(id); p != nil {
+		s.commit([]*prepared{p})
+	}
+}
+
+// prepared is a message whose files are written but not yet durable.
+type prepared struct {
+	id     uint64
+	files  []queueFile // info, then the channel files made
+	chans  [2]bool     // which channel files exist
+	failed bool        // a sync of its files or directories failed
+}
+
+// queueFile is an open file of preprocessing, rel relative to queue/.
+type queueFile struct {
+	rel string
+	f   *os.File
+}
+
+// prepare does steps 1-3 of queue.md §5 for todo/ID and flushes the files
+// it wrote; nil means it failed (logged; todo/ID is left for a later scan).
+func (s *Sched) prepare(id uint64) *prepared {
 	todoName := fnFlat("todo", id)
 	tf, err := os.Open(s.path(todoName))
 	if err != nil {
 		if !isNoent(err) {
 			s.log.line("warning: unable to open ", todoName)
 		}
-		return
+		return nil
 	}
 	defer tf.Close()
 	messName := fnSplit("mess", id)
 	mst, err := os.Stat(s.path(messName))
 	if err != nil {
 		s.log.line("warning: unable to stat ", messName)
-		return
+		return nil
 	}
 	infoName := fnSplit("info", id)
 	for _, n := range []string{fnChan(0, id), fnChan(1, id), infoName} {
 		if err := os.Remove(s.path(n)); err != nil && !isNoent(err) {
 			s.log.line("warning: unable to unlink ", n)
-			return
+			return nil
 		}
 	}
 	info, err := os.OpenFile(s.path(infoName), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		s.log.line("warning: unable to create ", infoName)
-		return
+		return nil
 	}
-	var chans [2]chanFile
-	closeAll := func() {
-		info.Close()
-		for c := range chans {
-			if chans[c].f != nil {
-				chans[c].f.Close()
-			}
-		}
+	p := &prepared{id: id, files: []queueFile{{infoName, info}}}
+	var chans [2]*bufio.Writer
+	var writers []*bufio.Writer // one per file of p.files
+	fail := func() *prepared {
+		p.close()
+		return nil
 	}
 	s.log.line("new msg ", utoa(id))
 	infoW := bufio.NewWriter(info)
+	writers = append(writers, infoW)
 	r := bufio.NewReader(tf)
 	var uid, pid string
 	for {
@@ -190,14 +252,12 @@ func (s *Sched) preprocess(id uint64) {
 		}
 		if err != nil {
 			s.log.line("warning: trouble reading ", todoName)
-			closeAll()
-			return
+			return fail()
 		}
 		rec = rec[:len(rec)-1]
 		if rec == "" {
 			s.log.line("warning: unknown record type in ", todoName)
-			closeAll()
-			return
+			return fail()
 		}
 		switch rec[0] {
 		case 'u':
@@ -211,67 +271,138 @@ func (s *Sched) preprocess(id uint64) {
 				" from <", safe(rec[1:]), "> qp ", pid, " uid ", uid)
 		case 'T':
 			c, addr := s.cf.rewrite(rec[1:])
-			if chans[c].f == nil {
+			if chans[c] == nil {
 				n := fnChan(c, id)
 				f, err := os.OpenFile(s.path(n), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 				if err != nil {
 					s.log.line("warning: unable to create ", n)
-					closeAll()
-					return
+					return fail()
 				}
-				chans[c] = chanFile{f: f, w: bufio.NewWriter(f)}
+				p.files = append(p.files, queueFile{n, f})
+				p.chans[c] = true
+				chans[c] = bufio.NewWriter(f)
+				writers = append(writers, chans[c])
 			}
-			chans[c].w.WriteByte('T')
-			chans[c].w.WriteString(addr)
-			chans[c].w.WriteByte(0)
+			chans[c].WriteByte('T')
+			chans[c].WriteString(addr)
+			chans[c].WriteByte(0)
 		default:
 			s.log.line("warning: unknown record type in ", todoName)
-			closeAll()
-			return
+			return fail()
 		}
 	}
-	// Flush and fsync the files, then their directory entries.
-	sync := func(name string, f *os.File, w *bufio.Writer) bool {
-		if w.Flush() != nil || f.Sync() != nil {
-			s.log.line("warning: trouble writing to ", name)
-			return false
+	for i, w := range writers {
+		if w.Flush() != nil {
+			s.log.line("warning: trouble writing to ", p.files[i].rel)
+			return fail()
 		}
-		return true
+		// Start write-back now, so the data is on its way while the rest
+		// of the batch is written; the fsync of the round waits for it.
+		_ = unix.SyncFileRange(int(p.files[i].f.Fd()), 0, 0, unix.SYNC_FILE_RANGE_WRITE)
 	}
-	ok := sync(infoName, info, infoW)
-	for c := range chans {
-		if ok && chans[c].f != nil {
-			ok = sync(fnChan(c, id), chans[c].f, chans[c].w)
+	return p
+}
+
+func (p *prepared) close() {
+	for _, f := range p.files {
+		f.f.Close()
+	}
+}
+
+// dirs lists the split directories p's files were made in.
+func (p *prepared) dirs() []string {
+	d := []string{"info/" + split(p.id)}
+	for c := range p.chans {
+		if p.chans[c] {
+			d = append(d, chanName[c]+"/"+split(p.id))
 		}
 	}
-	closeAll()
-	if !ok {
+	return d
+}
+
+// commit makes the batch durable (syncRound), then asks qmail-clean to
+// remove todo/ID of each message that synced (step 5 of queue.md §5, the
+// commit point), in order, and schedules it.
+func (s *Sched) commit(batch []*prepared) {
+	if len(batch) == 0 {
 		return
 	}
-	dirs := []string{"info/" + split(id)}
-	for c := range chans {
-		if chans[c].f != nil {
-			dirs = append(dirs, chanName[c]+"/"+split(id))
+	s.syncRound(batch)
+	for _, p := range batch {
+		p.close()
+	}
+	for _, p := range batch {
+		if p.failed || !s.cleanRequest("todo", p.id) {
+			continue
+		}
+		any := false
+		for c := range p.chans {
+			if p.chans[c] {
+				s.sched[c].insert(p.id, s.recent)
+				any = true
+			}
+		}
+		if !any {
+			s.done.insert(p.id, s.recent)
 		}
 	}
-	for _, d := range dirs {
-		if err := syncDir(s.path(d)); err != nil {
-			s.log.line("warning: trouble writing to ", d)
-			return
+}
+
+// syncJob is one fsync of a round and the messages waiting for it.
+type syncJob struct {
+	rel   string
+	f     *os.File // nil: the directory rel
+	users []*prepared
+	err   error
+}
+
+// syncRound fsyncs every file of the batch and every directory they were
+// made in (each once), at most syncMax at a time, and returns when all
+// have returned. A message any of whose syncs failed is marked failed.
+func (s *Sched) syncRound(batch []*prepared) {
+	var jobs []*syncJob
+	dirJob := map[string]*syncJob{}
+	for _, p := range batch {
+		for _, f := range p.files {
+			jobs = append(jobs, &syncJob{rel: f.rel, f: f.f, users: []*prepared{p}})
+		}
+		for _, d := range p.dirs() {
+			j := dirJob[d]
+			if j == nil {
+				j = &syncJob{rel: d}
+				dirJob[d] = j
+				jobs = append(jobs, j)
+			}
+			j.users = append(j.users, p)
 		}
 	}
-	if !s.cleanRequest("todo", id) {
-		return
+	run := func(j *syncJob) {
+		j.err = syncHook(j.rel, func() error {
+			if j.f != nil {
+				return j.f.Sync()
+			}
+			return syncDir(s.path(j.rel))
+		})
 	}
-	any := false
-	for c := range chans {
-		if chans[c].f != nil {
-			s.sched[c].insert(id, s.recent)
-			any = true
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, syncMax)
+	for _, j := range jobs {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			run(j)
+			<-sem
+		}()
+	}
+	wg.Wait()
+	for _, j := range jobs {
+		if j.err != nil {
+			s.log.line("warning: trouble writing to ", j.rel)
+			for _, p := range j.users {
+				p.failed = true
+			}
 		}
-	}
-	if !any {
-		s.done.insert(id, s.recent)
 	}
 }
 
