@@ -133,38 +133,7 @@ func appendBounce(root, path string, data []byte) error {
 
 // bounce is "qmailctl bounce ID...".
 func (c *cmd) bounce(args []string) int {
-	if len(args) == 0 {
-		return c.fail(ExitUsage, "usage: qmailctl bounce ID...")
-	}
-	var ids []uint64
-	for _, a := range args {
-		id, err := strconv.ParseUint(a, 10, 64)
-		if err != nil || id == 0 {
-			return c.fail(ExitUsage, "not a message id: %q", a)
-		}
-		ids = append(ids, id)
-	}
-	unlock, err := lockOutSend(c.root)
-	if errors.Is(err, errSendRunning) {
-		return c.viaSend("bounce", args)
-	}
-	if err != nil {
-		return c.fail(ExitTemp, "%v", err)
-	}
-	defer unlock()
-	code := ExitOK
-	for _, id := range ids {
-		n, err := BounceMessage(c.root, id)
-		switch {
-		case errors.Is(err, errNoMessage):
-			c.fail(ExitUsage, "message %d is not in the queue", id)
-			code = max(code, ExitUsage)
-		case err != nil:
-			c.fail(ExitTemp, "unable to bounce message %d: %v", id, err)
-			code = ExitTemp
-		default:
-			fmt.Fprintf(c.out, "message %d: %d recipients bounced; qmail-send sends the bounce at its next start\n", id, n)
-		}
-	}
-	return code
+	return c.perMessage("bounce", args, func(id uint64) (int, error) {
+		return BounceMessage(c.root, id)
+	}, "recipients bounced; qmail-send sends the bounce at its next start")
 }

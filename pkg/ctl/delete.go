@@ -116,8 +116,17 @@ func markAllDone(path string) (int, error) {
 
 // del is "qmailctl delete ID...".
 func (c *cmd) del(args []string) int {
+	return c.perMessage("delete", args, func(id uint64) (int, error) {
+		return DeleteMessage(c.queueDir(), id)
+	}, "recipients will not be delivered; qmail-send removes it at its next start")
+}
+
+// perMessage runs "qmailctl VERB ID...": through qmail-send when it runs;
+// otherwise with qmail-send locked out, act on each message in turn and
+// print "message ID: N <done>".
+func (c *cmd) perMessage(verb string, args []string, act func(id uint64) (int, error), done string) int {
 	if len(args) == 0 {
-		return c.fail(ExitUsage, "usage: qmailctl delete ID...")
+		return c.fail(ExitUsage, "usage: qmailctl %s ID...", verb)
 	}
 	var ids []uint64
 	for _, a := range args {
@@ -129,7 +138,7 @@ func (c *cmd) del(args []string) int {
 	}
 	unlock, err := lockOutSend(c.root)
 	if errors.Is(err, errSendRunning) {
-		return c.viaSend("delete", args)
+		return c.viaSend(verb, args)
 	}
 	if err != nil {
 		return c.fail(ExitTemp, "%v", err)
@@ -137,16 +146,16 @@ func (c *cmd) del(args []string) int {
 	defer unlock()
 	code := ExitOK
 	for _, id := range ids {
-		n, err := DeleteMessage(c.queueDir(), id)
+		n, err := act(id)
 		switch {
 		case errors.Is(err, errNoMessage):
 			c.fail(ExitUsage, "message %d is not in the queue", id)
 			code = max(code, ExitUsage)
 		case err != nil:
-			c.fail(ExitTemp, "unable to delete message %d: %v", id, err)
+			c.fail(ExitTemp, "unable to %s message %d: %v", verb, id, err)
 			code = ExitTemp
 		default:
-			fmt.Fprintf(c.out, "message %d: %d recipients will not be delivered; qmail-send removes it at its next start\n", id, n)
+			fmt.Fprintf(c.out, "message %d: %d %s\n", id, n, done)
 		}
 	}
 	return code
