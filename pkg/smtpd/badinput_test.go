@@ -253,24 +253,22 @@ func TestTimeout(t *testing.T) {
 // TestBody checks the DATA decoder on its own.
 func TestBody(t *testing.T) {
 	tests := []struct {
-		name    string
-		in      string
-		chunked bool
-		limit   int64
-		out     string
-		err     error
+		name  string
+		in    string
+		limit int64
+		out   string
+		err   error
 	}{
-		{"crlf", "a\r\nb\r\n", false, 0, "a\nb\n", nil},
-		{"lone cr kept", "a\rb\r\r\n", false, 0, "a\rb\r\n", nil},
-		{"bare lf", "a\r\nb\nc", false, 0, "a\n", errBareLF},
-		{"bdat bare lf", "a\nb\r\nc\r", true, 0, "a\nb\nc\r", nil},
-		{"limit exact", "1234\r\n", false, 5, "1234\n", nil},
-		{"limit over", "12345\r\n", false, 5, "", replyDatabytes},
-		{"empty", "", false, 0, "", nil},
+		{"crlf", "a\r\nb\r\n", 0, "a\nb\n", nil},
+		{"lone cr kept", "a\rb\r\r\n", 0, "a\rb\r\n", nil},
+		{"bare lf", "a\r\nb\nc", 0, "a\n", errBareLF},
+		{"limit exact", "1234\r\n", 5, "1234\n", nil},
+		{"limit over", "12345\r\n", 5, "", replyDatabytes},
+		{"empty", "", 0, "", nil},
 	}
 	for _, tc := range tests {
 		for _, size := range []int{1, 2, 3, 64 << 10} {
-			b := newBody(strings.NewReader(tc.in), tc.chunked, tc.limit, nil)
+			b := newBody(strings.NewReader(tc.in), tc.limit, nil)
 			var out bytes.Buffer
 			buf := make([]byte, size)
 			var err error

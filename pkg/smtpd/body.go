@@ -25,8 +25,7 @@ var errBareLF = errors.New("bare LF in DATA")
 // front's bodyReader has already removed dot-stuffing and the final ".",
 // but it keeps CR LF pairs; body reads it one byte at a time so that a
 // bare LF is answered at once, as qmail does, even when the client then
-// waits. chunked (no bare-LF rule, block reads) was for BDAT, which
-// qmail-smtpd no longer offers; it is kept for the fuzz target.
+// waits.
 //
 // After databytes is exceeded or MaxHops reached, nothing more is passed
 // on but input is still consumed to the end, and Read then fails with the
@@ -34,7 +33,6 @@ var errBareLF = errors.New("bare LF in DATA")
 // "do not queue".
 type body struct {
 	src     io.Reader
-	chunked bool   // BDAT
 	limit   int64  // databytes, 0 = none
 	refresh func() // extends the read deadline; may be nil
 
@@ -56,8 +54,8 @@ type body struct {
 	readErr  error // error of the source (client gone, timeout, long line)
 }
 
-func newBody(src io.Reader, chunked bool, limit int64, refresh func()) *body {
-	return &body{src: src, chunked: chunked, limit: limit, refresh: refresh, inHeader: true}
+func newBody(src io.Reader, limit int64, refresh func()) *body {
+	return &body{src: src, limit: limit, refresh: refresh, inHeader: true}
 }
 
 func (b *body) Read(p []byte) (int, error) {
@@ -103,13 +101,6 @@ func (b *body) Read(p []byte) (int, error) {
 			return n, nil
 		}
 		in := b.scratch[:1]
-		if b.chunked {
-			m := len(p) - n - 1
-			if m > len(b.scratch) {
-				m = len(b.scratch)
-			}
-			in = b.scratch[:m]
-		}
 		k, err := b.src.Read(in)
 		for _, c := range in[:k] {
 			n = b.decode(c, p, n)
@@ -144,10 +135,8 @@ func (b *body) decode(c byte, p []byte, n int) int {
 		b.cr = true
 		return n
 	case '\n':
-		if !b.chunked {
-			b.fin = errBareLF
-			return n
-		}
+		b.fin = errBareLF
+		return n
 	}
 	return b.emit(c, p, n)
 }

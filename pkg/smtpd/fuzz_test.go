@@ -10,8 +10,8 @@ import (
 )
 
 // refDecode is the DATA rule written the simple way: CRLF -> LF, a bare
-// LF is an error (DATA) or a line end (BDAT).
-func refDecode(in []byte, chunked bool) ([]byte, bool) {
+// LF is an error.
+func refDecode(in []byte) ([]byte, bool) {
 	var out []byte
 	for i := 0; i < len(in); i++ {
 		c := in[i]
@@ -19,7 +19,7 @@ func refDecode(in []byte, chunked bool) ([]byte, bool) {
 		case c == '\r' && i+1 < len(in) && in[i+1] == '\n':
 			out = append(out, '\n')
 			i++
-		case c == '\n' && !chunked:
+		case c == '\n':
 			return out, false
 		default:
 			out = append(out, c)
@@ -31,12 +31,12 @@ func refDecode(in []byte, chunked bool) ([]byte, bool) {
 // FuzzBody holds the streaming decoder to the simple rule, for every read
 // size.
 func FuzzBody(f *testing.F) {
-	f.Add([]byte("Subject: x\r\n\r\nbody\r\n"), false, uint16(0), uint8(7))
-	f.Add([]byte("a\rb\r\r\n\n"), true, uint16(3), uint8(1))
-	f.Add([]byte(strings.Repeat("Received: x\r\n", 101)), false, uint16(0), uint8(200))
-	f.Fuzz(func(t *testing.T, in []byte, chunked bool, limit uint16, rs uint8) {
+	f.Add([]byte("Subject: x\r\n\r\nbody\r\n"), uint16(0), uint8(7))
+	f.Add([]byte("a\rb\r\r\n\n"), uint16(3), uint8(1))
+	f.Add([]byte(strings.Repeat("Received: x\r\n", 101)), uint16(0), uint8(200))
+	f.Fuzz(func(t *testing.T, in []byte, limit uint16, rs uint8) {
 		size := int(rs)%64 + 1
-		b := newBody(bytes.NewReader(in), chunked, int64(limit), nil)
+		b := newBody(bytes.NewReader(in), int64(limit), nil)
 		var out bytes.Buffer
 		buf := make([]byte, size)
 		var err error
@@ -54,7 +54,7 @@ func FuzzBody(f *testing.F) {
 		if err == nil {
 			t.Fatalf("no end after %d reads", 2*len(in)+5)
 		}
-		want, ok := refDecode(in, chunked)
+		want, ok := refDecode(in)
 		switch {
 		case !ok:
 			if err != errBareLF {

@@ -186,7 +186,7 @@ func (s *session) Data(_ io.Reader) error {
 	// go-smtp's reader r is given only the end (see front.go).
 	refresh := func() { cs.conn.Conn().SetReadDeadline(time.Now().Add(cs.cfg.Timeout)) }
 	refresh() // the deadline of the DATA command itself is running
-	b := newBody(bodyReader{cs.front}, false, cs.cfg.Databytes, refresh)
+	b := newBody(bodyReader{cs.front}, cs.cfg.Databytes, refresh)
 	rcv := Received(cs.peer, cs.helo, cs.cfg.Now())
 	msg := io.MultiReader(strings.NewReader(rcv), b)
 	run := s.running
