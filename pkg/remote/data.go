@@ -1,12 +1,14 @@
 package remote
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"io"
+	"net/textproto"
 )
 
-// Errors of WriteData.
+// Errors of WriteData and copyData.
 var (
 	errPartial = errors.New("partial final line")
 	errRead    = errors.New("unable to read message")
@@ -18,22 +20,36 @@ type writeError struct{ err error }
 func (e writeError) Error() string { return "write: " + e.err.Error() }
 func (e writeError) Unwrap() error { return e.err }
 
-// WriteData copies a message from r to w in SMTP DATA form and ends it with
-// ".\r\n": LF becomes CRLF, CRLF stays, a CR followed by any other byte
-// becomes CRLF (that byte starts the next line), a final CR ends the last
-// line, and a '.' at the start of any line is doubled. A message whose last
-// line has no end gives errPartial (the terminating dot is not written); a
-// read failure gives errRead; a failure of w comes back as a writeError.
+// copyData copies a message from r to w as CRLF-ended lines, the form
+// textproto's dot writer (go-smtp's DATA writer) takes: LF becomes CRLF,
+// CRLF stays, a CR followed by any other byte becomes CRLF (that byte starts
+// the next line) and a final CR ends the last line. The dot writer then
+// doubles every leading '.' and adds the final ".\r\n". It returns the
+// number of bytes written. A message whose last line has no end gives
+// errPartial (the caller must not let the dot be written); a read failure
+// gives errRead; a failure of w comes back as a writeError.
 //
 // notqmail does not dot-double the byte after a bare CR; doing so would let
 // a message carrying "\r.\r\n" end the DATA phase early and have its remaining
-// bytes read as SMTP commands, so this implementation doubles it.
-func WriteData(w io.Writer, r io.Reader) error {
+// bytes read as SMTP commands. Here that byte starts a line of its own, so the
+// dot writer doubles it.
+func copyData(w io.Writer, r io.Reader) (int64, error) {
 	buf := make([]byte, 64*1024)
 	out := make([]byte, 0, 2*len(buf)+8)
 	bol := true    // at the beginning of a line
 	cr := false    // the previous byte was a CR not yet written
 	var rerr error // read error to report once the buffer is written
+	var total int64
+	put := func(b []byte) error {
+		if len(b) == 0 {
+			return nil
+		}
+		total += int64(len(b))
+		if _, err := w.Write(b); err != nil {
+			return writeError{err}
+		}
+		return nil
+	}
 	for rerr == nil {
 		n, err := r.Read(buf)
 		if err != nil {
@@ -55,9 +71,6 @@ func WriteData(w io.Writer, r io.Reader) error {
 					continue
 				}
 			}
-			if bol && p[0] == '.' {
-				out = append(out, '.')
-			}
 			i := bytes.IndexAny(p, "\r\n")
 			if i < 0 {
 				out = append(out, p...)
@@ -74,22 +87,44 @@ func WriteData(w io.Writer, r io.Reader) error {
 			}
 			p = p[i+1:]
 		}
-		if len(out) > 0 {
-			if _, err := w.Write(out); err != nil {
-				return writeError{err}
-			}
+		if err := put(out); err != nil {
+			return total, err
 		}
 	}
 	if rerr != io.EOF {
-		return rerr
+		return total, rerr
 	}
-	tail := []byte(".\r\n")
 	if cr {
-		tail = []byte("\r\n.\r\n")
-	} else if !bol {
-		return errPartial
+		return total, put([]byte("\r\n"))
 	}
-	if _, err := w.Write(tail); err != nil {
+	if !bol {
+		return total, errPartial
+	}
+	return total, nil
+}
+
+// WriteData writes a message from r to w in SMTP DATA form, ending it with
+// ".\r\n", exactly as a session does through go-smtp's DATA writer: copyData
+// into textproto's dot writer. An empty message is the dot alone (the dot
+// writer would put an empty line before it; the session's wire drops that
+// too). Errors are those of copyData.
+func WriteData(w io.Writer, r io.Reader) error {
+	bw := bufio.NewWriter(w)
+	dw := textproto.NewWriter(bw).DotWriter()
+	n, err := copyData(dw, r)
+	if err != nil {
+		if ferr := bw.Flush(); ferr != nil && !errors.As(err, new(writeError)) {
+			return writeError{ferr}
+		}
+		return err
+	}
+	if n == 0 {
+		bw.WriteString(".\r\n")
+		err = bw.Flush()
+	} else {
+		err = dw.Close()
+	}
+	if err != nil {
 		return writeError{err}
 	}
 	return nil

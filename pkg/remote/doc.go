@@ -7,12 +7,18 @@
 // MX (package dnsmx) minus this host's own preference level. Each address
 // goes through the tcpto table (package tcpto) before a connect.
 //
-// The SMTP dialogue is spoken here rather than through go-smtp's Client:
-// qmail's reports need the raw text and code of every reply, replies must be
-// bounded (MaxText kept, MaxReply read; a longer or endless reply is a
-// temporary failure, never unbounded memory), the per-read/per-write
-// timeout is qmail's timeoutremote, and the data must be written with
-// qmail's CRLF and dot rules (WriteData). go-sasl provides AUTH PLAIN.
+// The SMTP dialogue is spoken by go-smtp's Client (greeting, EHLO/HELO,
+// AUTH with go-sasl, MAIL, RCPT, DATA through its dot writer). The Client
+// talks through a wire (smtp.go), a net.Conn of ours that keeps what qmail
+// needs and the Client does not do: replies are read and bounded there
+// (MaxText kept, MaxReply read; a longer or endless reply is a temporary
+// failure, never unbounded memory) under qmail's timeoutremote per reply and
+// per write, the raw reply is kept for the reports, and the Client is shown
+// a canonical copy steering it to qmail's rules (any code below 400 after
+// DATA goes ahead, any EHLO refusal falls back to HELO, BODY=8BITMIME only
+// for 8-bit messages). STARTTLS and QUIT are written by the wire itself
+// (see the wire's comment for why). copyData applies qmail's CR and
+// partial-line rules before the dot writer.
 //
 // Additions to qmail, all off or opportunistic by default:
 // EHLO (falling back to HELO), STARTTLS when offered (control/tlsroutes

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/emersion/go-smtp"
 	"github.com/hqmail/hqmail/pkg/address"
 	"github.com/hqmail/hqmail/pkg/control"
 	"github.com/hqmail/hqmail/pkg/dnsmx"
@@ -395,21 +396,29 @@ func (d *delivery) tlsConfig(name string) *tls.Config {
 // *report error), or errTLSFallback.
 func (d *delivery) smtp(conn net.Conn, a dnsmx.Addr, port int, tryTLS bool) error {
 	s := newSession(conn, a.IP.String(), d.cfg.TimeoutRemote)
-	defer func() { s.raw.Close() }()
+	defer func() { s.w.conn.Close() }()
+	// The extensions go-smtp's Client may use in MAIL (see wire.view).
+	var want8bit *bool
+	s.w.show = func(kw string) bool {
+		switch kw {
+		case "8BITMIME":
+			if want8bit == nil {
+				b := has8bit(d.msg)
+				want8bit = &b
+			}
+			return *want8bit
+		case "SMTPUTF8":
+			return d.needsUTF8()
+		}
+		return false
+	}
 	required := d.policy == TLSRequire || d.policy == TLSEncrypt
 	if port == 465 {
 		if err := s.handshake(d.tlsConfig(a.Name), true); err != nil {
 			return err
 		}
 	}
-	r, err := s.read()
-	if err != nil {
-		return err
-	}
-	if r.Code != 220 {
-		s.quit()
-		return s.fail('Z', "Connected to ", " but greeting failed")
-	}
+	s.client()
 	ext, err := s.hello(d.cfg.Helo)
 	if err != nil {
 		return err
@@ -442,26 +451,25 @@ func (d *delivery) smtp(conn net.Conn, a dnsmx.Addr, port int, tryTLS bool) erro
 	return d.transaction(s, ext)
 }
 
-// transaction is MAIL, RCPT for each recipient, DATA.
+// transaction is MAIL, RCPT for each recipient, DATA. Any code below 400
+// is success (go-smtp's Client wants 250 after MAIL, 25x after RCPT: other
+// 2xx/3xx codes come back as an *smtp.SMTPError and count as accepted).
 func (d *delivery) transaction(s *session, ext map[string]string) error {
-	params := ""
-	if _, ok := ext["8BITMIME"]; ok && has8bit(d.msg) {
-		params += " BODY=8BITMIME"
-	}
+	var opts *smtp.MailOptions
 	if _, ok := ext["SMTPUTF8"]; ok && d.needsUTF8() {
-		params += " SMTPUTF8"
+		opts = &smtp.MailOptions{UTF8: true}
 	}
-	r, err := s.command("MAIL FROM:<" + smtpAddr(d.sender) + ">" + params)
-	if err != nil {
-		return err
-	}
-	if r.Code >= 500 {
-		s.quit()
-		return s.fail('D', "Connected to ", " but sender was rejected")
-	}
-	if r.Code >= 400 {
-		s.quit()
-		return s.fail('Z', "Connected to ", " but sender was rejected")
+	if err := s.c.Mail(smtpAddr(d.sender), opts); err != nil {
+		switch c := s.code(err); {
+		case c == 0:
+			return s.died()
+		case c >= 500:
+			s.quit()
+			return s.fail('D', "Connected to ", " but sender was rejected")
+		case c >= 400:
+			s.quit()
+			return s.fail('Z', "Connected to ", " but sender was rejected")
+		}
 	}
 	accepted := 0
 	for _, rc := range d.rcpts {
@@ -469,14 +477,16 @@ func (d *delivery) transaction(s *session, ext map[string]string) error {
 			d.out.WriteString("hSorry, the recipient address contains a CR or LF. (#5.1.3)\n\x00")
 			continue
 		}
-		r, err := s.command("RCPT TO:<" + smtpAddr(rc) + ">")
-		if err != nil {
-			return err
+		c := 250
+		if err := s.c.Rcpt(smtpAddr(rc), nil); err != nil {
+			if c = s.code(err); c == 0 {
+				return s.died()
+			}
 		}
 		switch {
-		case r.Code >= 500:
+		case c >= 500:
 			d.out.WriteString("h" + s.ip + " does not like recipient.\n" + s.said() + "\x00")
-		case r.Code >= 400:
+		case c >= 400:
 			d.out.WriteString("s" + s.ip + " does not like recipient.\n" + s.said() + "\x00")
 		default:
 			d.out.WriteString("r\x00")

@@ -2,8 +2,8 @@ package remote
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/tls"
-	"encoding/base64"
 	"errors"
 	"io"
 	"net"
@@ -11,22 +11,206 @@ import (
 	"time"
 
 	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
 )
 
-// timedConn arms a fresh deadline before every write, which is qmail's
-// timeoutremote: the limit is on each wait for the peer, not on the whole
-// dialogue. Reads get one deadline per reply (session.read), so a peer
-// that trickles out a reply byte by byte cannot hold a delivery for longer
-// than timeoutremote per reply.
-type timedConn struct {
-	net.Conn
-	d time.Duration
+// The dialogue is spoken by go-smtp's Client. It talks through a wire, a
+// net.Conn of ours between the Client and the connection, which is where
+// qmail's rules are kept that the Client does not know:
+//
+//   - Replies are read here with ReadReply (MaxReply read, MaxText kept, one
+//     read deadline of timeoutremote per reply), and the raw reply is kept for
+//     "Remote host said:". The Client is shown a canonical copy: the code and
+//     the first line's text, plus, for a 250 answer to EHLO, only the
+//     extensions qmail-remote wants it to use (8BITMIME when the message has
+//     8-bit bytes, SMTPUTF8 when the envelope needs it), since Client.Mail
+//     adds BODY=8BITMIME whenever the peer offers it.
+//   - Every write gets a write deadline of timeoutremote; the Client's own
+//     deadlines are ignored (it clears them while the message is written).
+//   - qmail takes any code below 400 after DATA as "go ahead"; the Client
+//     wants 354, so such a reply is shown to it as 354. Likewise any refusal
+//     of EHLO is shown as 502, the code on which the Client falls back to
+//     HELO (qmail-remote always did).
+//   - After a final refusal of AUTH the Client sends "*"; there is no
+//     exchange left to cancel, so the wire swallows that line and answers it
+//     itself, and the report quotes the refusal (a "*" is sent for real when
+//     the peer is still asking, 334).
+//   - STARTTLS: go-smtp v0.25 offers it only as NewClientStartTLS (EHLO
+//     "localhost", TLS layered over the conn given to it, which would put the
+//     reply bounds under TLS). So STARTTLS is one command written here, the
+//     handshake done on the connection under the wire, and a new Client made
+//     over the same wire, shown a 220 greeting that the wire makes up, says
+//     EHLO again as RFC 3207 asks.
+//   - QUIT is written here, not through Client.Quit: qmail does not wait
+//     for its answer (and the Client refuses Quit after a failed greeting).
+//   - Close of the wire does nothing; the session closes the connection.
+type wire struct {
+	conn    net.Conn      // TCP, or TLS over it
+	br      *bufio.Reader // reads conn
+	timeout time.Duration
+
+	pending []byte // the rest of the reply shown to the Client
+	synth   string // a reply to show without reading the network
+	cmd     string // verb of the last command written ("EHLO", "DATA", "*", ...)
+
+	inData    bool // the message is being written (set by the session)
+	emptyBody bool // the message had no bytes
+	wroteData bool // a byte of the message has been written
+	critical  bool // the final dot was written: a failure now may duplicate
+
+	last  Reply  // the last reply read, for "Remote host said:"
+	ehlo  *Reply // the answer to the last EHLO if it was 250
+	ioErr error  // the first failure of the connection (sticky)
+	show  func(keyword string) bool
 }
 
-func (c timedConn) Write(p []byte) (int, error) {
-	c.Conn.SetWriteDeadline(time.Now().Add(c.d))
-	return c.Conn.Write(p)
+func newWire(c net.Conn, timeout time.Duration) *wire {
+	return &wire{conn: c, br: bufio.NewReaderSize(c, 4096), timeout: timeout}
 }
+
+func (w *wire) Read(p []byte) (int, error) {
+	if len(w.pending) == 0 {
+		if err := w.next(); err != nil {
+			return 0, err
+		}
+	}
+	n := copy(p, w.pending)
+	w.pending = w.pending[n:]
+	return n, nil
+}
+
+// next reads (or makes up) the reply the Client is waiting for.
+func (w *wire) next() error {
+	if w.synth != "" {
+		w.pending, w.synth = []byte(w.synth), ""
+		return nil
+	}
+	if w.inData {
+		// The Client reads only after flushing the final dot.
+		w.inData, w.critical, w.cmd = false, true, "."
+	}
+	r, err := w.readReply()
+	if err != nil {
+		return err
+	}
+	w.pending = w.view(r)
+	return nil
+}
+
+// readReply reads one reply under a deadline of timeoutremote.
+func (w *wire) readReply() (Reply, error) {
+	if w.ioErr != nil {
+		return Reply{}, w.ioErr
+	}
+	w.conn.SetReadDeadline(time.Now().Add(w.timeout))
+	r, err := ReadReply(w.br)
+	if err != nil {
+		w.last, w.ioErr = Reply{}, err
+		return Reply{}, err
+	}
+	w.last = r
+	return r, nil
+}
+
+// view is the canonical copy of r shown to the Client.
+func (w *wire) view(r Reply) []byte {
+	code := r.Code
+	var ext []string
+	switch w.cmd {
+	case "EHLO":
+		if code != 250 {
+			code = 502
+			break
+		}
+		rr := r
+		w.ehlo = &rr
+		for kw := range r.Extensions() {
+			if w.show != nil && w.show(kw) {
+				ext = append(ext, kw)
+			}
+		}
+	case "DATA":
+		if code < 400 {
+			code = 354
+		}
+	}
+	text := firstLine(r.Text)
+	if len(text) > 4 {
+		text = text[4:]
+	} else {
+		text = ""
+	}
+	if len(text) > 512 {
+		text = text[:512]
+	}
+	text = oneLine(text)
+	c := itoa(code)
+	lines := append([]string{text}, ext...)
+	var b strings.Builder
+	for i, l := range lines {
+		b.WriteString(c)
+		if i < len(lines)-1 {
+			b.WriteByte('-')
+		} else {
+			b.WriteByte(' ')
+		}
+		b.WriteString(l)
+		b.WriteString("\r\n")
+	}
+	return []byte(b.String())
+}
+
+func (w *wire) Write(p []byte) (int, error) {
+	if w.ioErr != nil {
+		return 0, w.ioErr
+	}
+	if w.inData {
+		if !w.wroteData && w.emptyBody && bytes.HasPrefix(p, []byte("\r\n.\r\n")) {
+			// textproto's dot writer ends an empty message with CR LF . CR LF;
+			// qmail sends the dot alone.
+			if _, err := w.write(p[2:]); err != nil {
+				return 0, err
+			}
+			w.wroteData = true
+			return len(p), nil
+		}
+		w.wroteData = true
+		return w.write(p)
+	}
+	verb, _, _ := strings.Cut(strings.TrimRight(string(p[:min(len(p), 16)]), "\r\n"), " ")
+	verb = strings.ToUpper(verb)
+	if verb == "*" && w.cmd != "" && w.last.Code != 334 {
+		// The Client cancelling an AUTH exchange the peer has already ended.
+		w.synth = "501 nothing to cancel\r\n"
+		return len(p), nil
+	}
+	w.cmd = verb
+	return w.write(p)
+}
+
+func (w *wire) write(p []byte) (int, error) {
+	w.conn.SetWriteDeadline(time.Now().Add(w.timeout))
+	n, err := w.conn.Write(p)
+	if err != nil {
+		w.ioErr = err
+	}
+	return n, err
+}
+
+// command writes one line and reads its reply, outside the Client.
+func (w *wire) command(line string) (Reply, error) {
+	if _, err := w.Write([]byte(line + "\r\n")); err != nil {
+		return Reply{}, err
+	}
+	return w.readReply()
+}
+
+func (w *wire) Close() error                       { return nil }
+func (w *wire) LocalAddr() net.Addr                { return w.conn.LocalAddr() }
+func (w *wire) RemoteAddr() net.Addr               { return w.conn.RemoteAddr() }
+func (w *wire) SetDeadline(t time.Time) error      { return nil }
+func (w *wire) SetReadDeadline(t time.Time) error  { return nil }
+func (w *wire) SetWriteDeadline(t time.Time) error { return nil }
 
 // report is a message report: letter K, Z or D and its text.
 type report struct {
@@ -42,35 +226,32 @@ var errTLSFallback = errors.New("opportunistic TLS failed")
 
 // session is one SMTP connection.
 type session struct {
-	raw      net.Conn
-	br       *bufio.Reader
-	bw       *bufio.Writer
-	ip       string
-	timeout  time.Duration
-	last     Reply // the last reply read, for "Remote host said:"
-	critical bool  // the final dot has been sent
-	tls      bool
+	raw     net.Conn // the TCP connection
+	w       *wire
+	c       *smtp.Client
+	ip      string
+	timeout time.Duration
+	tls     bool
 }
 
 func newSession(c net.Conn, ip string, timeout time.Duration) *session {
-	s := &session{raw: c, ip: ip, timeout: timeout}
-	s.attach(c)
-	return s
+	return &session{raw: c, w: newWire(c, timeout), ip: ip, timeout: timeout}
 }
 
-func (s *session) attach(c net.Conn) {
-	tc := timedConn{c, s.timeout}
-	s.br = bufio.NewReaderSize(tc, 4096)
-	s.bw = bufio.NewWriterSize(tc, 64*1024)
+// client makes a new go-smtp Client over the wire.
+func (s *session) client() {
+	s.c = smtp.NewClient(s.w)
+	s.c.CommandTimeout = s.timeout // informational: the wire keeps the time
+	s.c.SubmissionTimeout = s.timeout
 }
 
 // died is the report for a connection that timed out or dropped.
-func (s *session) died(err error) *report {
+func (s *session) died() *report {
 	dup := ""
-	if s.critical {
+	if s.w.critical {
 		dup = "Possible duplicate! "
 	}
-	if errors.Is(err, errTooLong) {
+	if errors.Is(s.w.ioErr, errTooLong) {
 		return &report{'Z', "Connected to " + s.ip + " but its SMTP reply was too long. " + dup + "(#4.4.2)\n"}
 	}
 	return &report{'Z', "Connected to " + s.ip + " but connection died. " + dup + "(#4.4.2)\n"}
@@ -84,56 +265,44 @@ func (s *session) fail(letter byte, prefix, suffix string) *report {
 
 // said is "Remote host said: <text>" of the last reply, or nothing.
 func (s *session) said() string {
-	if s.last.Text == "" {
+	if s.w.last.Text == "" {
 		return ""
 	}
-	return "Remote host said: " + s.last.Text
+	return "Remote host said: " + s.w.last.Text
 }
 
-func (s *session) read() (Reply, error) {
-	s.raw.SetReadDeadline(time.Now().Add(s.timeout))
-	r, err := ReadReply(s.br)
-	if err != nil {
-		s.last = Reply{}
-		return r, s.died(err)
+// code is the reply code behind a Client error, or 0 for a failure of the
+// connection or of the Client itself.
+func (s *session) code(err error) int {
+	var se *smtp.SMTPError
+	if s.w.ioErr == nil && errors.As(err, &se) {
+		return se.Code
 	}
-	s.last = r
-	return r, nil
-}
-
-// command sends one line and reads the reply.
-func (s *session) command(line string) (Reply, error) {
-	s.bw.WriteString(line)
-	s.bw.WriteString("\r\n")
-	if err := s.bw.Flush(); err != nil {
-		return Reply{}, s.died(err)
-	}
-	return s.read()
+	return 0
 }
 
 // quit sends QUIT without waiting for the answer.
 func (s *session) quit() {
-	s.bw.WriteString("QUIT\r\n")
-	s.bw.Flush()
+	s.w.Write([]byte("QUIT\r\n"))
 }
 
-// hello greets with EHLO, falling back to HELO; it returns the EHLO
-// extensions (nil after HELO).
+// hello reads the greeting (first time only) and greets with EHLO, falling
+// back to HELO; it returns the EHLO extensions (nil after HELO).
 func (s *session) hello(name string) (map[string]string, error) {
-	r, err := s.command("EHLO " + name)
-	if err != nil {
-		return nil, err
-	}
-	if r.Code == 250 {
-		return r.Extensions(), nil
-	}
-	r, err = s.command("HELO " + name)
-	if err != nil {
-		return nil, err
-	}
-	if r.Code != 250 {
+	s.w.ehlo = nil
+	if err := s.c.Hello(name); err != nil {
+		if s.w.ioErr != nil {
+			return nil, s.died()
+		}
+		greeting := s.w.cmd == "" // nothing written yet: the greeting failed
 		s.quit()
+		if greeting {
+			return nil, s.fail('Z', "Connected to ", " but greeting failed")
+		}
 		return nil, s.fail('Z', "Connected to ", " but my name was rejected")
+	}
+	if s.w.ehlo != nil {
+		return s.w.ehlo.Extensions(), nil
 	}
 	return nil, nil
 }
@@ -142,9 +311,9 @@ func (s *session) hello(name string) (map[string]string, error) {
 // leaves the plain session usable (nil error) and a failed handshake gives
 // errTLSFallback.
 func (s *session) startTLS(cfg *tls.Config, required bool) error {
-	r, err := s.command("STARTTLS")
+	r, err := s.w.command("STARTTLS")
 	if err != nil {
-		return err
+		return s.died()
 	}
 	if r.Code != 220 {
 		if !required {
@@ -153,7 +322,13 @@ func (s *session) startTLS(cfg *tls.Config, required bool) error {
 		s.quit()
 		return s.fail('Z', "Connected to ", " but STARTTLS was rejected")
 	}
-	return s.handshake(cfg, required)
+	if err := s.handshake(cfg, required); err != nil {
+		return err
+	}
+	// A new Client for the encrypted session, shown a greeting.
+	s.w.synth = "220 TLS\r\n"
+	s.client()
+	return nil
 }
 
 func (s *session) handshake(cfg *tls.Config, required bool) error {
@@ -166,10 +341,33 @@ func (s *session) handshake(cfg *tls.Config, required bool) error {
 		return &report{'Z', "Connected to " + s.ip + " but the TLS handshake failed: " + oneLine(err.Error()) + ". (#4.7.5)\n"}
 	}
 	tc.SetDeadline(time.Time{})
-	s.raw = tc
-	s.attach(tc)
+	s.w.conn = tc
+	s.w.br = bufio.NewReaderSize(tc, 4096)
+	s.w.pending = nil
 	s.tls = true
 	return nil
+}
+
+// loginClient is SASL LOGIN as servers speak it: no initial response, the
+// user name first unless the challenge asks for the password. (go-sasl's
+// LOGIN client sends the user name with the command and wants the
+// challenge "Password:" exactly.)
+type loginClient struct {
+	cr   Credentials
+	step int
+}
+
+func (l *loginClient) Start() (string, []byte, error) { return "LOGIN", nil, nil }
+
+func (l *loginClient) Next(ch []byte) ([]byte, error) {
+	l.step++
+	switch {
+	case l.step > 3:
+		return nil, errors.New("too many LOGIN challenges")
+	case l.step == 1 && !strings.Contains(strings.ToLower(string(ch)), "pass"):
+		return []byte(l.cr.User), nil
+	}
+	return []byte(l.cr.Password), nil
 }
 
 // auth logs in with PLAIN (preferred) or LOGIN. Failures are temporary: a
@@ -184,32 +382,19 @@ func (s *session) auth(ext map[string]string, cr Credentials) error {
 		}
 		return false
 	}
-	var r Reply
-	var err error
+	var sc sasl.Client
 	switch {
 	case has("PLAIN"):
-		_, ir, _ := sasl.NewPlainClient("", cr.User, cr.Password).Start()
-		r, err = s.command("AUTH PLAIN " + base64.StdEncoding.EncodeToString(ir))
+		sc = sasl.NewPlainClient("", cr.User, cr.Password)
 	case has("LOGIN"):
-		r, err = s.command("AUTH LOGIN")
-		for step := 0; err == nil && r.Code == 334 && step < 3; step++ {
-			ch, _ := base64.StdEncoding.DecodeString(strings.TrimSpace(firstLine(r.Text)[min(4, len(firstLine(r.Text))):]))
-			resp := cr.Password
-			if step == 0 && !strings.Contains(strings.ToLower(string(ch)), "pass") {
-				resp = cr.User
-			}
-			r, err = s.command(base64.StdEncoding.EncodeToString([]byte(resp)))
-		}
+		sc = &loginClient{cr: cr}
 	default:
 		s.quit()
 		return &report{'Z', "Connected to " + s.ip + " but it offers neither AUTH PLAIN nor AUTH LOGIN. (#4.7.0)\n"}
 	}
-	if err != nil {
-		return err
-	}
-	if r.Code != 235 {
-		if r.Code == 334 { // still asking: cancel the exchange
-			s.command("*")
+	if err := s.c.Auth(sc); err != nil {
+		if s.w.ioErr != nil {
+			return s.died()
 		}
 		s.quit()
 		return s.fail('Z', "Connected to ", " but my login was rejected")
@@ -219,42 +404,44 @@ func (s *session) auth(ext map[string]string, cr Credentials) error {
 
 // body sends DATA, the message and the final dot, and reads the final reply.
 func (s *session) body(msg io.Reader) error {
-	r, err := s.command("DATA")
+	dc, err := s.c.Data()
 	if err != nil {
-		return err
+		switch c := s.code(err); {
+		case c >= 500:
+			s.quit()
+			return s.fail('D', "", " failed on DATA command")
+		case c >= 400:
+			s.quit()
+			return s.fail('Z', "", " failed on DATA command")
+		}
+		return s.died()
 	}
-	if r.Code >= 500 {
-		s.quit()
-		return s.fail('D', "", " failed on DATA command")
-	}
-	if r.Code >= 400 {
-		s.quit()
-		return s.fail('Z', "", " failed on DATA command")
-	}
-	if err := WriteData(s.bw, msg); err != nil {
+	s.w.inData = true
+	n, err := copyData(dc, msg)
+	if err != nil {
 		var we writeError
 		switch {
 		case errors.As(err, &we):
-			return s.died(err)
+			return s.died()
 		case errors.Is(err, errPartial):
 			return &report{'D', "SMTP cannot transfer messages with partial final lines. (#5.6.2)\n"}
 		default:
 			return &report{'Z', "Unable to read message. (#4.3.0)\n"}
 		}
 	}
-	if err := s.bw.Flush(); err != nil {
-		return s.died(err)
-	}
-	s.critical = true
-	r, err = s.read()
+	s.w.emptyBody = n == 0
+	_, err = dc.CloseWithResponse()
+	c := 250
 	if err != nil {
-		return err
+		if c = s.code(err); c == 0 {
+			return s.died()
+		}
 	}
 	s.quit()
 	switch {
-	case r.Code >= 500:
+	case c >= 500:
 		return s.fail('D', "", " failed after I sent the message")
-	case r.Code >= 400:
+	case c >= 400:
 		return s.fail('Z', "", " failed after I sent the message")
 	}
 	return s.fail('K', "", " accepted message")
