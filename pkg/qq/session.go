@@ -178,7 +178,7 @@ func (s *Session) Queue(msg io.Reader, env *Envelope) (pid int, id uint64, err e
 		// No result: the process is gone (or talks nonsense). Whatever
 		// it did with this message, the caller learns a temporary
 		// failure; a committed message is then at worst sent again.
-		if rlerr == nil {
+		if rlerr != io.EOF { // alive but not making sense: stop it
 			p.cmd.Process.Kill()
 		}
 		c, cerr := s.end()

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -143,11 +144,10 @@ func TestMulti(t *testing.T) {
 func TestMultiInjectedFailure(t *testing.T) {
 	root := newRoot(t)
 	env := string((&qq.Envelope{Sender: "a@b", Recipients: []string{"c@d"}}).Encode())
-	calls := 0
+	var calls atomic.Int32 // the fsyncs of one message run concurrently
 	old := sysFsync
 	sysFsync = func(fd int) error {
-		calls++
-		if calls > 5 { // five fsyncs per message
+		if calls.Add(1) > 5 { // five fsyncs per message
 			return os.ErrInvalid
 		}
 		return old(fd)
