@@ -52,6 +52,7 @@ type wire struct {
 	pending []byte // the rest of the reply shown to the Client
 	synth   string // a reply to show without reading the network
 	cmd     string // verb of the last command written ("EHLO", "DATA", "*", ...)
+	midLine bool   // the last write outside the message did not end a line
 
 	inData    bool // the message is being written (set by the session)
 	emptyBody bool // the message had no bytes
@@ -177,6 +178,13 @@ func (w *wire) Write(p []byte) (int, error) {
 		w.wroteData = true
 		return w.write(p)
 	}
+	if w.midLine { // the rest of a long command line
+		if len(p) > 0 {
+			w.midLine = p[len(p)-1] != '\n'
+		}
+		return w.write(p)
+	}
+	w.midLine = len(p) > 0 && p[len(p)-1] != '\n'
 	verb, _, _ := strings.Cut(strings.TrimRight(string(p[:min(len(p), 16)]), "\r\n"), " ")
 	verb = strings.ToUpper(verb)
 	if verb == "*" && w.cmd != "" && w.last.Code != 334 {

@@ -1,0 +1,149 @@
+package remote
+
+import (
+	"bufio"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hqmail/hqmail/pkg/dnsmx"
+)
+
+// peer serves one connection on loopback: it answers each command line by
+// its verb from replies (default "250 ok"), swallows the message after a
+// DATA reply starting with '2' or '3' and answers the final dot with
+// replies["."]. It returns every line it read, in order.
+func peer(t *testing.T, replies map[string]string) (addr *net.TCPAddr, lines <-chan []string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	out := make(chan []string, 1)
+	go func() {
+		var got []string
+		defer func() { out <- got }()
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		br := bufio.NewReader(c)
+		say := func(k, def string) {
+			r, ok := replies[k]
+			if !ok {
+				r = def
+			}
+			c.Write([]byte(r))
+		}
+		say("greeting", "220 hi\r\n")
+		inData := false
+		for {
+			l, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			got = append(got, l)
+			if inData {
+				if l == ".\r\n" {
+					inData = false
+					say(".", "250 done\r\n")
+				}
+				continue
+			}
+			verb, _, _ := strings.Cut(strings.TrimRight(l, "\r\n"), " ")
+			if verb == "QUIT" {
+				return
+			}
+			say(verb, "250 ok\r\n")
+			if r := replies[verb]; verb == "DATA" && (r == "" || r[0] == '2' || r[0] == '3') {
+				inData = true
+			}
+		}
+	}()
+	return ln.Addr().(*net.TCPAddr), out
+}
+
+// TestSessionDialogue drives the go-smtp based dialogue against scripted
+// peers: qmail's reply rules where go-smtp's Client has its own.
+func TestSessionDialogue(t *testing.T) {
+	tests := []struct {
+		name    string
+		msg     string
+		replies map[string]string
+		reports string   // r/h/s reports then the message report, NUL-separated
+		lines   []string // the transcript, if checked
+	}{
+		{"non-354 DATA reply goes ahead", "a\n", map[string]string{"DATA": "250 send it\r\n"},
+			"r\x00K127.0.0.1 accepted message.\nRemote host said: 250 done\n",
+			[]string{"EHLO h.test\r\n", "MAIL FROM:<f@x.test>\r\n", "RCPT TO:<a@r.test>\r\n", "DATA\r\n", "a\r\n", ".\r\n", "QUIT\r\n"}},
+		{"251 after MAIL and RCPT", "a\n", map[string]string{"MAIL": "251 fine\r\n", "RCPT": "251 forwarded\r\n", ".": "252 odd\r\n"},
+			"r\x00K127.0.0.1 accepted message.\nRemote host said: 252 odd\n", nil},
+		{"empty message is the dot alone", "", nil,
+			"r\x00K127.0.0.1 accepted message.\nRemote host said: 250 done\n",
+			[]string{"EHLO h.test\r\n", "MAIL FROM:<f@x.test>\r\n", "RCPT TO:<a@r.test>\r\n", "DATA\r\n", ".\r\n", "QUIT\r\n"}},
+		{"one empty line", "\n", nil,
+			"r\x00K127.0.0.1 accepted message.\nRemote host said: 250 done\n",
+			[]string{"EHLO h.test\r\n", "MAIL FROM:<f@x.test>\r\n", "RCPT TO:<a@r.test>\r\n", "DATA\r\n", "\r\n", ".\r\n", "QUIT\r\n"}},
+		{"EHLO 421 falls back to HELO", "a\n", map[string]string{"EHLO": "421 not now\r\n"},
+			"r\x00K127.0.0.1 accepted message.\nRemote host said: 250 done\n",
+			[]string{"EHLO h.test\r\n", "HELO h.test\r\n", "MAIL FROM:<f@x.test>\r\n", "RCPT TO:<a@r.test>\r\n", "DATA\r\n", "a\r\n", ".\r\n", "QUIT\r\n"}},
+		{"multi-line refusal with enhanced codes", "a\n", map[string]string{"RCPT": "550-5.1.1 no such user\r\n550 5.1.1 really\r\n"},
+			"h127.0.0.1 does not like recipient.\nRemote host said: 550-5.1.1 no such user\n550 5.1.1 really\n\x00DGiving up on 127.0.0.1.\nRemote host said: 550-5.1.1 no such user\n550 5.1.1 really\n", nil},
+		{"8BITMIME offered, ASCII message", "a\n", map[string]string{"EHLO": "250-hi\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n"},
+			"r\x00K127.0.0.1 accepted message.\nRemote host said: 250 done\n",
+			[]string{"EHLO h.test\r\n", "MAIL FROM:<f@x.test>\r\n", "RCPT TO:<a@r.test>\r\n", "DATA\r\n", "a\r\n", ".\r\n", "QUIT\r\n"}},
+		{"8BITMIME offered, 8-bit message", "\xe9\n", map[string]string{"EHLO": "250-hi\r\n250-8bitmime\r\n250 SIZE 10\r\n"},
+			"r\x00K127.0.0.1 accepted message.\nRemote host said: 250 done\n",
+			[]string{"EHLO h.test\r\n", "MAIL FROM:<f@x.test> BODY=8BITMIME\r\n", "RCPT TO:<a@r.test>\r\n", "DATA\r\n", "\xe9\r\n", ".\r\n", "QUIT\r\n"}},
+		{"DATA refused temporarily", "a\n", map[string]string{"DATA": "451 later\r\n"},
+			"r\x00Z127.0.0.1 failed on DATA command.\nRemote host said: 451 later\n", nil},
+		{"final dot refused", "a\n", map[string]string{".": "554 5.7.1 spam\r\n"},
+			"r\x00D127.0.0.1 failed after I sent the message.\nRemote host said: 554 5.7.1 spam\n", nil},
+		{"partial final line", "a\nb", nil,
+			"r\x00DSMTP cannot transfer messages with partial final lines. (#5.6.2)\n", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			addr, lines := peer(t, tt.replies)
+			f, err := os.Create(filepath.Join(t.TempDir(), "msg"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			f.WriteString(tt.msg)
+			f.Seek(0, 0)
+			var out strings.Builder
+			bw := bufio.NewWriter(&out)
+			d := &delivery{cfg: &Config{Helo: "h.test", TimeoutRemote: 10 * time.Second}, sender: "f@x.test",
+				rcpts: []string{"a@r.test"}, msg: f, out: bw, policy: TLSNone}
+			conn, err := net.Dial("tcp", addr.String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = d.smtp(conn, dnsmx.Addr{IP: addr.IP}, addr.Port, false)
+			rep, ok := err.(*report)
+			if !ok {
+				t.Fatalf("not a report: %v", err)
+			}
+			bw.Flush()
+			if got := out.String() + string(rep.letter) + rep.text; got != tt.reports {
+				t.Errorf("reports\n got %q\nwant %q", got, tt.reports)
+			}
+			var got []string
+			select {
+			case got = <-lines:
+			case <-time.After(15 * time.Second):
+				t.Fatal("peer did not finish")
+			}
+			if tt.lines != nil && strings.Join(got, "") != strings.Join(tt.lines, "") {
+				t.Errorf("transcript\n got %q\nwant %q", got, tt.lines)
+			}
+		})
+	}
+}
