@@ -20,6 +20,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/hqmail/hqmail/pkg/qq"
 )
 
 func main() {
@@ -59,7 +61,7 @@ func run(bin, dir string, n, par, size int) error {
 	// The machine may be shared: measure in interleaved rounds so that a
 	// burst of outside load hits every figure alike.
 	const rounds = 4
-	var tRaw, tSpawn, tSeq, tPar time.Duration
+	var tRaw, tSpawn, tSeq, tPar, tMulti time.Duration
 	for r := 0; r < rounds; r++ {
 		k := n / rounds
 		d, err := rawTime(filepath.Join(tmp, "raw"+strconv.Itoa(r)), k)
@@ -79,6 +81,10 @@ func run(bin, dir string, n, par, size int) error {
 			return err
 		}
 		tPar += d
+		if d, err = multiTime(root, msg, k); err != nil {
+			return err
+		}
+		tMulti += d
 		// Keep the queue from growing across rounds.
 		for _, q := range []string{"todo", "intd", "mess"} {
 			os.RemoveAll(filepath.Join(root, "queue", q))
@@ -92,11 +98,13 @@ func run(bin, dir string, n, par, size int) error {
 	spawn := m / 4 / tSpawn.Seconds()
 	seq := m / tSeq.Seconds()
 	pr := m / tPar.Seconds()
+	multi := m / tMulti.Seconds()
 	fmt.Printf("bench/queue: %d messages of %d bytes, filesystem of %s\n", n, size, tmp)
 	fmt.Printf("  raw create+write 1KB+fsync+rename: %8.1f ops/s\n", raw)
 	fmt.Printf("  fork+exec of /bin/true (context):  %8.1f ops/s\n", spawn)
 	fmt.Printf("  qmail-queue sequential:            %8.1f msgs/s (%.0f%% of raw)\n", seq, 100*seq/raw)
 	fmt.Printf("  qmail-queue %d parallel writers:    %8.1f msgs/s (%.0f%% of raw)\n", par, pr, 100*pr/raw)
+	fmt.Printf("  qmail-queue -m sequential:         %8.1f msgs/s (%.0f%% of raw)\n", multi, 100*multi/raw)
 	return nil
 }
 
@@ -143,6 +151,22 @@ func spawnTime(n int) (time.Duration, error) {
 	for i := 0; i < n; i++ {
 		if err := exec.Command("/bin/true").Run(); err != nil {
 			return 0, err
+		}
+	}
+	return time.Since(start), nil
+}
+
+// multiTime times n messages queued one after the other through one
+// qmail-queue -m (qq.Session, as qmail-smtpd uses it): the same crash-safe
+// work per message without a process start per message.
+func multiTime(root string, msg []byte, n int) (time.Duration, error) {
+	s := qq.NewSession(qq.Options{Root: root, IgnoreQMAILQUEUE: true})
+	defer s.Close()
+	env := &qq.Envelope{Sender: "bench@example.com", Recipients: []string{"user@example.org"}}
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		if _, _, err := s.Queue(bytes.NewReader(msg), env); err != nil {
+			return 0, fmt.Errorf("qmail-queue -m: %v", err)
 		}
 	}
 	return time.Since(start), nil
