@@ -461,7 +461,7 @@ func (d *delivery) transaction(s *session, ext map[string]string) error {
 	}
 	if err := s.c.Mail(smtpAddr(d.sender), opts); err != nil {
 		switch c := s.code(err); {
-		case c == 0:
+		case c < 0:
 			return s.died()
 		case c >= 500:
 			s.quit()
@@ -479,7 +479,7 @@ func (d *delivery) transaction(s *session, ext map[string]string) error {
 		}
 		c := 250
 		if err := s.c.Rcpt(smtpAddr(rc), nil); err != nil {
-			if c = s.code(err); c == 0 {
+			if c = s.code(err); c < 0 {
 				return s.died()
 			}
 		}

@@ -135,6 +135,11 @@ func (w *wire) view(r Reply) []byte {
 			code = 354
 		}
 	}
+	if code < 100 {
+		// textproto refuses codes below 100; qmail takes them as below 400.
+		// 199 is a code the Client never waits for.
+		code = 199
+	}
 	text := firstLine(r.Text)
 	if len(text) > 4 {
 		text = text[4:]
@@ -145,7 +150,7 @@ func (w *wire) view(r Reply) []byte {
 		text = text[:512]
 	}
 	text = oneLine(text)
-	c := itoa(code)
+	c := string([]byte{byte('0' + code/100%10), byte('0' + code/10%10), byte('0' + code%10)})
 	lines := append([]string{text}, ext...)
 	var b strings.Builder
 	for i, l := range lines {
@@ -279,14 +284,15 @@ func (s *session) said() string {
 	return "Remote host said: " + s.w.last.Text
 }
 
-// code is the reply code behind a Client error, or 0 for a failure of the
-// connection or of the Client itself.
+// code is the reply code behind a Client error: the raw code of the last
+// reply (the Client was shown 199 for a code below 100, see view), or -1
+// for a failure of the connection or of the Client itself.
 func (s *session) code(err error) int {
 	var se *smtp.SMTPError
 	if s.w.ioErr == nil && errors.As(err, &se) {
-		return se.Code
+		return s.w.last.Code
 	}
-	return 0
+	return -1
 }
 
 // quit sends QUIT without waiting for the answer.
@@ -441,7 +447,7 @@ func (s *session) body(msg io.Reader) error {
 	_, err = dc.CloseWithResponse()
 	c := 250
 	if err != nil {
-		if c = s.code(err); c == 0 {
+		if c = s.code(err); c < 0 {
 			return s.died()
 		}
 	}

@@ -2,7 +2,9 @@ package remote
 
 import (
 	"bufio"
+	"bytes"
 	"net"
+	"net/textproto"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,7 +16,7 @@ import (
 
 // peer serves one connection on loopback: it answers each command line by
 // its verb from replies (default "250 ok"), swallows the message after a
-// DATA reply starting with '2' or '3' and answers the final dot with
+// DATA reply below 400 and answers the final dot with
 // replies["."]. It returns every line it read, in order.
 func peer(t *testing.T, replies map[string]string) (addr *net.TCPAddr, lines <-chan []string) {
 	t.Helper()
@@ -61,7 +63,7 @@ func peer(t *testing.T, replies map[string]string) (addr *net.TCPAddr, lines <-c
 				return
 			}
 			say(verb, "250 ok\r\n")
-			if r := replies[verb]; verb == "DATA" && (r == "" || r[0] == '2' || r[0] == '3') {
+			if r := replies[verb]; verb == "DATA" && (r == "" || r[0] < '4') {
 				inData = true
 			}
 		}
@@ -84,6 +86,8 @@ func TestSessionDialogue(t *testing.T) {
 			[]string{"EHLO h.test\r\n", "MAIL FROM:<f@x.test>\r\n", "RCPT TO:<a@r.test>\r\n", "DATA\r\n", "a\r\n", ".\r\n", "QUIT\r\n"}},
 		{"251 after MAIL and RCPT", "a\n", map[string]string{"MAIL": "251 fine\r\n", "RCPT": "251 forwarded\r\n", ".": "252 odd\r\n"},
 			"r\x00K127.0.0.1 accepted message.\nRemote host said: 252 odd\n", nil},
+		{"codes below 100 are below 400", "a\n", map[string]string{"MAIL": "000 zero\r\n", "RCPT": "099 odd\r\n", "DATA": "042 go\r\n", ".": "001 fine\r\n"},
+			"r\x00K127.0.0.1 accepted message.\nRemote host said: 001 fine\n", nil},
 		{"empty message is the dot alone", "", nil,
 			"r\x00K127.0.0.1 accepted message.\nRemote host said: 250 done\n",
 			[]string{"EHLO h.test\r\n", "MAIL FROM:<f@x.test>\r\n", "RCPT TO:<a@r.test>\r\n", "DATA\r\n", ".\r\n", "QUIT\r\n"}},
@@ -105,6 +109,8 @@ func TestSessionDialogue(t *testing.T) {
 			"r\x00Z127.0.0.1 failed on DATA command.\nRemote host said: 451 later\n", nil},
 		{"final dot refused", "a\n", map[string]string{".": "554 5.7.1 spam\r\n"},
 			"r\x00D127.0.0.1 failed after I sent the message.\nRemote host said: 554 5.7.1 spam\n", nil},
+		{"3000-byte reply line (go-smtp's own limit is 2000)", "a\n", map[string]string{"RCPT": "550 " + strings.Repeat("x", 3000) + "\r\n"},
+			"h127.0.0.1 does not like recipient.\nRemote host said: 550 " + strings.Repeat("x", 3000) + "\n\x00DGiving up on 127.0.0.1.\nRemote host said: 550 " + strings.Repeat("x", 3000) + "\n", nil},
 		{"partial final line", "a\nb", nil,
 			"r\x00DSMTP cannot transfer messages with partial final lines. (#5.6.2)\n", nil},
 	}
@@ -146,4 +152,101 @@ func TestSessionDialogue(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSessionAuth: AUTH through go-smtp's Client on a plain session (the
+// TLS requirement is checked before auth is called).
+func TestSessionAuth(t *testing.T) {
+	tests := []struct {
+		name    string
+		ehlo    string
+		replies map[string]string
+		err     string // the report, "" for success
+		lines   []string
+	}{
+		{"PLAIN refused: no * after the final answer", "250-hi\r\n250 AUTH PLAIN LOGIN\r\n",
+			map[string]string{"AUTH": "535 5.7.8 no\r\n"},
+			"ZConnected to 127.0.0.1 but my login was rejected.\nRemote host said: 535 5.7.8 no\n",
+			[]string{"EHLO h.test\r\n", "AUTH PLAIN AGpvZQBwdw==\r\n", "QUIT\r\n"}},
+		{"PLAIN accepted", "250-hi\r\n250 AUTH=PLAIN\r\n",
+			map[string]string{"AUTH": "235 ok\r\n"}, "",
+			[]string{"EHLO h.test\r\n", "AUTH PLAIN AGpvZQBwdw==\r\n"}},
+		{"LOGIN asked too often: * sent", "250-hi\r\n250 AUTH LOGIN\r\n",
+			map[string]string{"AUTH": "334 VXNlcm5hbWU6\r\n", "am9l": "334 UGFzc3dvcmQ6\r\n", "cHc=": "334 UGFzc3dvcmQ6\r\n", "*": "501 cancelled\r\n"},
+			"ZConnected to 127.0.0.1 but my login was rejected.\nRemote host said: 501 cancelled\n",
+			[]string{"EHLO h.test\r\n", "AUTH LOGIN\r\n", "am9l\r\n", "cHc=\r\n", "cHc=\r\n", "*\r\n", "QUIT\r\n"}},
+		{"neither mechanism", "250-hi\r\n250 AUTH CRAM-MD5\r\n", nil,
+			"ZConnected to 127.0.0.1 but it offers neither AUTH PLAIN nor AUTH LOGIN. (#4.7.0)\n",
+			[]string{"EHLO h.test\r\n", "QUIT\r\n"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := map[string]string{"EHLO": tt.ehlo}
+			for k, v := range tt.replies {
+				r[k] = v
+			}
+			addr, lines := peer(t, r)
+			conn, err := net.Dial("tcp", addr.String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := newSession(conn, "127.0.0.1", 10*time.Second)
+			s.client()
+			ext, err := s.hello("h.test")
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = s.auth(ext, Credentials{User: "joe", Password: "pw"})
+			got := ""
+			if err != nil {
+				got = err.Error()
+			}
+			if got != tt.err {
+				t.Errorf("got %q\nwant %q", got, tt.err)
+			}
+			conn.Close()
+			var ls []string
+			select {
+			case ls = <-lines:
+			case <-time.After(15 * time.Second):
+				t.Fatal("peer did not finish")
+			}
+			if strings.Join(ls, "") != strings.Join(tt.lines, "") {
+				t.Errorf("transcript\n got %q\nwant %q", ls, tt.lines)
+			}
+		})
+	}
+}
+
+// FuzzWireView: whatever a peer sends, the canonical copy the Client is
+// shown parses as one reply with the expected code.
+func FuzzWireView(f *testing.F) {
+	for _, s := range []string{"220 hi\r\n", "250-a\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n", "\x00\xff\r\n", "55", "334 \r\n", "250-x\n250 \n"} {
+		f.Add([]byte(s), uint8(0))
+	}
+	f.Fuzz(func(t *testing.T, in []byte, which uint8) {
+		r, err := ReadReply(bufio.NewReader(bytes.NewReader(in)))
+		if err != nil {
+			return
+		}
+		cmd := []string{"", "EHLO", "DATA", "RCPT"}[which%4]
+		w := &wire{cmd: cmd, show: func(string) bool { return true }}
+		v := w.view(r)
+		code, _, err := textproto.NewReader(bufio.NewReader(bytes.NewReader(v))).ReadResponse(0)
+		if err != nil {
+			t.Fatalf("view %q of %q: %v", v, in, err)
+		}
+		want := r.Code
+		switch {
+		case cmd == "EHLO" && r.Code != 250:
+			want = 502
+		case cmd == "DATA" && r.Code < 400:
+			want = 354
+		case r.Code < 100:
+			want = 199
+		}
+		if code != want {
+			t.Fatalf("view %q of %q: code %d, want %d", v, in, code, want)
+		}
+	})
 }
