@@ -115,7 +115,7 @@ func (s *Sched) pqadd(id uint64) {
 // started) one message after the other, with its "new msg" and "info msg"
 // lines as before. Then every one of those files and every split directory
 // they were made in (each directory once) is fsynced in one concurrent
-// round. Only after that round has returned is qmail-clean asked, in
+// round (at most syncMax at a time). Only after that round has returned is qmail-clean asked, in
 // order, to remove each todo/ID whose files and directories all synced
 // without error. So the order of queue.md §5 holds for every message
 // (todo/ID, the commit point, goes only once its info, local and remote
@@ -125,7 +125,13 @@ func (s *Sched) pqadd(id uint64) {
 const (
 	batchMax  = 32                     // messages per step
 	batchTime = 100 * time.Millisecond // writing time per step (then the round)
-	syncMax   = 32                     // fsyncs in flight at once
+	syncMax   = 8                      // fsyncs in flight at once
+	// Buffer sizes of one message's reader and writers: a batch holds up
+	// to batchMax messages' writers at once, and each fsync in flight
+	// blocks an OS thread, so both are kept small for qmail-send's memory
+	// (docs/performance.md). Larger envelopes are simply written in parts.
+	readBuf  = 1024
+	writeBuf = 512
 )
 
 // syncHook performs one disk wait of preprocessing; rel names the file or
@@ -241,9 +247,9 @@ func (s *Sched) prepare(id uint64) *prepared {
 		return nil
 	}
 	s.log.line("new msg ", utoa(id))
-	infoW := bufio.NewWriter(info)
+	infoW := bufio.NewWriterSize(info, writeBuf)
 	writers = append(writers, infoW)
-	r := bufio.NewReader(tf)
+	r := bufio.NewReaderSize(tf, readBuf)
 	var uid, pid string
 	for {
 		rec, err := r.ReadString(0)
@@ -280,7 +286,7 @@ func (s *Sched) prepare(id uint64) *prepared {
 				}
 				p.files = append(p.files, queueFile{n, f})
 				p.chans[c] = true
-				chans[c] = bufio.NewWriter(f)
+				chans[c] = bufio.NewWriterSize(f, writeBuf)
 				writers = append(writers, chans[c])
 			}
 			chans[c].WriteByte('T')

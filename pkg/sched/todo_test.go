@@ -270,7 +270,7 @@ func TestPreprocessSyncFailure(t *testing.T) {
 			failing.Store(tc.what(victim))
 			// Messages sharing the victim's directory fail with it.
 			hit := map[uint64]bool{victim: true}
-			if strings.HasPrefix(tc.what(victim), "local/") {
+			if tc.what(victim) == "local/"+split(victim) {
 				for _, id := range ids {
 					if id%23 == victim%23 {
 						hit[id] = true
@@ -282,7 +282,7 @@ func TestPreprocessSyncFailure(t *testing.T) {
 			e.waitLog("warning: trouble writing to "+tc.what(victim)+"\n", 1)
 			for id := range hit {
 				if !e.exists(fnFlat("todo", id)) {
-					t.Errorf("todo/%d removed although a sync of it failed", id)
+					t.Errorf("todo/%d removed although a sync of it failed; trace %q; log:\n%s", id, rec.list(), e.log.String())
 				}
 				for _, ev := range rec.list() {
 					if ev == "clean "+fnFlat("todo", id) {
