@@ -115,9 +115,9 @@ func (s *Sched) pqadd(id uint64) {
 // started) one message after the other, with its "new msg" and "info msg"
 // lines as before. Then every one of those files and every split directory
 // they were made in (each directory once) is fsynced in one concurrent
-// round (at most syncMax at a time). Only after that round has returned is qmail-clean asked, in
-// order, to remove each todo/ID whose files and directories all synced
-// without error. So the order of queue.md §5 holds for every message
+// round, at most syncMax at a time. Only after that round has returned is
+// qmail-clean asked, in order, to remove each todo/ID whose files and
+// directories all synced without error. So the order of queue.md §5 holds for every message
 // (todo/ID, the commit point, goes only once its info, local and remote
 // files and their entries are durable), but the disk waits of a message,
 // and of the messages found together, overlap instead of queueing one
