@@ -112,9 +112,24 @@ func AddTodo(t testing.TB, q string, id uint64, body, sender string, rcpts ...st
 // WriteFile writes a file, failing the test on error.
 func WriteFile(t testing.TB, path string, data []byte) { t.Helper(); write(t, path, data) }
 
+// write makes path appear whole (written beside the queue, then renamed),
+// as qmail's programs make queue files appear, so that a reader racing a
+// test that rewrites files never sees a half-written one.
 func write(t testing.TB, path string, data []byte) {
 	t.Helper()
-	if err := os.WriteFile(path, data, 0644); err != nil {
+	tmp, err := os.CreateTemp(filepath.Dir(filepath.Dir(filepath.Dir(path))), ".queuetest-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, werr := tmp.Write(data)
+	cerr := tmp.Close()
+	if werr != nil || cerr != nil {
+		os.Remove(tmp.Name())
+		t.Fatal(werr, cerr)
+	}
+	os.Chmod(tmp.Name(), 0644)
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		os.Remove(tmp.Name())
 		t.Fatal(err)
 	}
 }
