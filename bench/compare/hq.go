@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/hqmail/hqmail/bench/procstat"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -162,4 +163,4 @@ func (h *hq) Queued() (bool, int) {
 	return settled, countFiles(filepath.Join(q, "mess"))
 }
 
-func (h *hq) DaemonRSS() int { return vmHWM(h.sendPid()) }
+func (h *hq) DaemonRSS() int { return procstat.VmHWM(h.sendPid()) }

@@ -226,24 +226,6 @@ func countFiles(dir string) int {
 	return n
 }
 
-// vmHWM returns a process's peak resident set size in kB (-1 if unknown).
-func vmHWM(pid int) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return -1
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, "VmHWM:") {
-			f := strings.Fields(l)
-			if len(f) >= 2 {
-				v, _ := strconv.Atoi(f[1])
-				return v
-			}
-		}
-	}
-	return -1
-}
-
 // freePort returns a free TCP port on 127.0.0.1.
 func freePort() int {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/hqmail/hqmail/bench/procstat"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -229,4 +230,4 @@ func (p *pf) qmgrPid() int {
 	return 0
 }
 
-func (p *pf) DaemonRSS() int { return vmHWM(p.qmgrPid()) }
+func (p *pf) DaemonRSS() int { return procstat.VmHWM(p.qmgrPid()) }

@@ -18,6 +18,7 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
+	"github.com/hqmail/hqmail/bench/procstat"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -165,24 +166,6 @@ func sendPid(root string) int {
 	return pid
 }
 
-// vmHWM returns a process's peak resident set size in kB.
-func vmHWM(pid int) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return -1
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, "VmHWM:") {
-			f := strings.Fields(l)
-			if len(f) >= 2 {
-				v, _ := strconv.Atoi(f[1])
-				return v
-			}
-		}
-	}
-	return -1
-}
-
 func benchDeliver(root string, n int) {
 	t0 := time.Now()
 	for i := 0; i < n; i++ {
@@ -200,7 +183,7 @@ func benchDeliver(root string, n int) {
 		die("not all %d messages finished", n)
 	}
 	el := time.Since(t1)
-	hwm := vmHWM(sendPid(root))
+	hwm := procstat.VmHWM(sendPid(root))
 	s.stop(root)
 	fmt.Printf("delivered %d messages in %.2f s: %.1f messages/s\n", n, el.Seconds(), float64(n)/el.Seconds())
 	fmt.Printf("qmail-send peak RSS (VmHWM): %d kB\n", hwm)
@@ -244,7 +227,7 @@ func benchRSS(root string, n int) {
 	fmt.Printf("qmail-send scanned the queue in %.2f s\n", time.Since(t1).Seconds())
 	time.Sleep(2 * time.Second)
 	// Let the stale-message walk over mess/ run for a while as well.
-	hwm := vmHWM(sendPid(root))
+	hwm := procstat.VmHWM(sendPid(root))
 	s.stop(root)
 	fmt.Printf("qmail-send peak RSS (VmHWM) with %d queued messages: %d kB\n", n, hwm)
 }
