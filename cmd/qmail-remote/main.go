@@ -6,6 +6,12 @@
 // (a regular file from the queue, offset 0); fd 1: the reports, each
 // NUL-terminated: r/h/s per recipient, then one K/Z/D message report;
 // fd 2: unused. Always exits 0; every failure is in the reports.
+//
+// "qmail-remote -k" is keep mode (qmail-remote(8), KEEP MODE): started by
+// qmail-rspawn with a SOCK_SEQPACKET socket on fd 0, it makes one delivery
+// per request packet (the message's descriptor passed with it) and answers
+// each with the reports above, keeping the SMTP connection open between
+// deliveries to the same destination, until the socket is closed.
 package main
 
 import (
@@ -16,5 +22,8 @@ import (
 )
 
 func main() {
+	if len(os.Args) == 2 && os.Args[1] == "-k" {
+		os.Exit(remote.Serve(qhome.Root(), 0))
+	}
 	os.Exit(remote.Main(qhome.Root(), os.Args[1:], os.Stdin, os.Stdout))
 }

@@ -77,6 +77,7 @@ var controlFiles = []ctlFile{
 	{"resolvconf", kLine, "/etc/resolv.conf", "qmail-remote", "resolver configuration used for MX lookups"},
 	{"servercert.pem", kSecret, "STARTTLS is not offered", "qmail-smtpd", "TLS certificate and key"},
 	{"smtpauth", kSecret, "no smarthost login", "qmail-remote", "relay:user:password logins for smarthosts (mode 0600)"},
+	{"smtpcache", kInt, "5", "qmail-rspawn", "seconds an idle SMTP connection is kept for the next message (0: one per message)"},
 	{"smtpgreeting", kMeRequired, "", "qmail-smtpd", "220 greeting text"},
 	{"smtproutes", kList, "no artificial routes; MX records are used", "qmail-remote", "domain:relay[:port] routes"},
 	{"startheld", kPresence, "", "qmail-start", "when present, holdremote is created at start (boot held)"},

@@ -107,7 +107,7 @@ func LoadConfig(root string) (*Config, error) {
 // recip...) and write the reports to out. It always returns 0.
 func Main(root string, args []string, msg *os.File, out io.Writer) int {
 	w := bufio.NewWriter(out)
-	rep := run(root, args, msg, w)
+	rep := run(root, args, msg, w, nil)
 	w.WriteByte(rep.letter)
 	w.WriteString(rep.text)
 	w.WriteByte(0)
@@ -130,9 +130,14 @@ type delivery struct {
 	policy string
 	creds  *Credentials
 	roots  *x509.CertPool
+	keep   *keeper // keep mode (qmail-remote -k): the connection kept between deliveries
 }
 
-func run(root string, args []string, msg *os.File, out *bufio.Writer) *report {
+// run is one delivery. keep is nil for a one-shot qmail-remote; in keep
+// mode it may hold a connection left open by an earlier delivery, which is
+// used first when it was made for the same destination, and it is offered
+// this delivery's connection when the peer accepted the message.
+func run(root string, args []string, msg *os.File, out *bufio.Writer, keep *keeper) *report {
 	if len(args) < 3 {
 		return &report{'D', txtUsage}
 	}
@@ -143,7 +148,7 @@ func run(root string, args []string, msg *os.File, out *bufio.Writer) *report {
 	if err != nil {
 		return &report{'Z', txtControl}
 	}
-	d := &delivery{cfg: cfg, root: root, host: args[0], sender: args[1], rcpts: args[2:], msg: msg, out: out}
+	d := &delivery{cfg: cfg, root: root, host: args[0], sender: args[1], rcpts: args[2:], msg: msg, out: out, keep: keep}
 	if strings.ContainsAny(d.sender, "\r\n") {
 		return &report{'D', "Sorry, the envelope sender contains a CR or LF. (#5.1.7)\n"}
 	}
@@ -158,6 +163,9 @@ func run(root string, args []string, msg *os.File, out *bufio.Writer) *report {
 		if rep := d.loadRoots(); rep != nil {
 			return rep
 		}
+	}
+	if rep, ok := d.reuse(); ok {
+		return rep
 	}
 	addrs, rep := d.addresses()
 	if rep != nil {
@@ -396,22 +404,17 @@ func (d *delivery) tlsConfig(name string) *tls.Config {
 // *report error), or errTLSFallback.
 func (d *delivery) smtp(conn net.Conn, a dnsmx.Addr, port int, tryTLS bool) error {
 	s := newSession(conn, a.IP.String(), d.cfg.TimeoutRemote)
-	defer func() { s.w.conn.Close() }()
-	// The extensions go-smtp's Client may use in MAIL (see wire.view).
-	var want8bit *bool
-	s.w.show = func(kw string) bool {
-		switch kw {
-		case "8BITMIME":
-			if want8bit == nil {
-				b := has8bit(d.msg)
-				want8bit = &b
-			}
-			return *want8bit
-		case "SMTPUTF8":
-			return d.needsUTF8()
+	defer func() {
+		if !s.parked {
+			s.w.conn.Close()
 		}
-		return false
-	}
+	}()
+	// The extensions go-smtp's Client may use in MAIL (see wire.view): it
+	// adds BODY=8BITMIME whenever 8BITMIME is offered, and the wire takes
+	// it out again for a message without 8-bit bytes; SMTPUTF8 is used only
+	// when transaction asks for it.
+	s.w.show = func(kw string) bool { return kw == "8BITMIME" || kw == "SMTPUTF8" }
+	d.attach(s)
 	required := d.policy == TLSRequire || d.policy == TLSEncrypt
 	if port == 465 {
 		if err := s.handshake(d.tlsConfig(a.Name), true); err != nil {
@@ -448,7 +451,26 @@ func (d *delivery) smtp(conn net.Conn, a dnsmx.Addr, port int, tryTLS bool) erro
 			return err
 		}
 	}
+	s.ext, s.key, s.born = ext, d.key(), time.Now()
 	return d.transaction(s, ext)
+}
+
+// attach makes s carry this delivery: the 8-bit question is asked of its
+// message, and a kept connection is offered back to d.keep when the peer
+// accepts it.
+func (d *delivery) attach(s *session) {
+	var want *bool
+	s.w.want8bit = func() bool {
+		if want == nil {
+			b := has8bit(d.msg)
+			want = &b
+		}
+		return *want
+	}
+	s.park = nil
+	if d.keep != nil {
+		s.park = d.keep.park
+	}
 }
 
 // transaction is MAIL, RCPT for each recipient, DATA. Any code below 400
@@ -459,8 +481,15 @@ func (d *delivery) transaction(s *session, ext map[string]string) error {
 	if _, ok := ext["SMTPUTF8"]; ok && d.needsUTF8() {
 		opts = &smtp.MailOptions{UTF8: true}
 	}
+	s.uses++
 	if err := s.c.Mail(smtpAddr(d.sender), opts); err != nil {
-		switch c := s.code(err); {
+		c := s.code(err)
+		if s.uses > 1 && (c < 0 || c == 421) {
+			// A kept connection the peer gave up while it was idle.
+			s.retry = true
+			return s.died()
+		}
+		switch {
 		case c < 0:
 			return s.died()
 		case c >= 500:

@@ -63,6 +63,23 @@ type wire struct {
 	ehlo  *Reply // the answer to the last EHLO if it was 250
 	ioErr error  // the first failure of the connection (sticky)
 	show  func(keyword string) bool
+	// want8bit, when set, is asked (once per MAIL command) whether the
+	// message needs BODY=8BITMIME; the parameter is taken out of the MAIL
+	// line when it does not (the Client adds it whenever the peer offers
+	// 8BITMIME, and a kept connection carries messages of both kinds).
+	want8bit func() bool
+	// shortNext, when > 0, is the deadline of the next reply only: the
+	// first reply on a connection kept from an earlier delivery, which must
+	// not wait timeoutremote for a peer that went away while it was idle.
+	shortNext time.Duration
+}
+
+// newTransaction clears what one mail transaction left in the wire, before
+// the next transaction on a kept connection.
+func (w *wire) newTransaction() {
+	w.inData, w.emptyBody, w.wroteData, w.critical, w.midLine = false, false, false, false, false
+	w.pending, w.synth = nil, ""
+	w.last = Reply{}
 }
 
 func newWire(c net.Conn, timeout time.Duration) *wire {
@@ -103,7 +120,11 @@ func (w *wire) readReply() (Reply, error) {
 	if w.ioErr != nil {
 		return Reply{}, w.ioErr
 	}
-	w.conn.SetReadDeadline(time.Now().Add(w.timeout))
+	d := w.timeout
+	if w.shortNext > 0 {
+		d, w.shortNext = min(d, w.shortNext), 0
+	}
+	w.conn.SetReadDeadline(time.Now().Add(d))
 	r, err := ReadReply(w.br)
 	if err != nil {
 		w.last, w.ioErr = Reply{}, err
@@ -198,6 +219,15 @@ func (w *wire) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	w.cmd = verb
+	if verb == "MAIL" && w.want8bit != nil {
+		if i := bytes.Index(p, []byte(" BODY=8BITMIME")); i >= 0 && !w.want8bit() {
+			q := append(append([]byte(nil), p[:i]...), p[i+len(" BODY=8BITMIME"):]...)
+			if _, err := w.write(q); err != nil {
+				return 0, err
+			}
+			return len(p), nil
+		}
+	}
 	return w.write(p)
 }
 
@@ -245,6 +275,17 @@ type session struct {
 	ip      string
 	timeout time.Duration
 	tls     bool
+
+	ext    map[string]string // the EHLO extensions in force (nil after HELO)
+	key    keepKey           // what the connection was made for (keep mode)
+	born   time.Time         // when the connection was made
+	uses   int               // transactions begun on it
+	park   func(*session) bool
+	parked bool // handed to the keeper: do not close
+	// retry is set when a transaction on a kept connection failed before
+	// the peer accepted anything (connection gone, or 421 to MAIL): the
+	// delivery is made again over a new connection.
+	retry bool
 }
 
 func newSession(c net.Conn, ip string, timeout time.Duration) *session {
@@ -451,7 +492,9 @@ func (s *session) body(msg io.Reader) error {
 			return s.died()
 		}
 	}
-	s.quit()
+	if c >= 400 || s.park == nil || !s.park(s) {
+		s.quit()
+	}
 	switch {
 	case c >= 500:
 		return s.fail('D', "", " failed after I sent the message")

@@ -18,26 +18,35 @@ import (
 )
 
 // Remote starts qmail-remote. Program is its path; Env, when non-nil,
-// replaces the environment.
+// replaces the environment. Keep, when set, runs deliveries through kept
+// qmail-remote processes (see Pool) while control/smtpcache allows.
 type Remote struct {
 	Program string
 	Env     []string
+	Keep    *Pool
 }
 
-// New returns the Remote of the tree at root: ROOT/bin/qmail-remote, or
-// $QMAILREMOTE when set (as maintained qmail versions allow).
+// New returns the Remote of the tree at root: ROOT/bin/qmail-remote in keep
+// mode, or $QMAILREMOTE when set (as maintained qmail versions allow),
+// started once per delivery since another program need not know keep mode.
 func New(root string) *Remote {
 	p := filepath.Join(root, "bin", "qmail-remote")
 	if q := os.Getenv("QMAILREMOTE"); q != "" {
-		p = q
+		return &Remote{Program: q}
 	}
-	return &Remote{Program: p}
+	return &Remote{Program: p, Keep: &Pool{Program: p, Root: root}}
 }
 
-// Deliver runs "qmail-remote host sender recipient" with the message on fd
-// 0 and the output pipe on fds 1 and 2. An exec failure becomes exit 111
-// (temporary errno) or 100.
+// Deliver makes the delivery through a kept qmail-remote when keep mode is
+// on, and otherwise runs "qmail-remote host sender recipient" with the
+// message on fd 0 and the output pipe on fds 1 and 2. An exec failure
+// becomes exit 111 (temporary errno) or 100.
 func (r *Remote) Deliver(d *spawn.Delivery) (spawn.Status, error) {
+	if r.Keep != nil && r.Keep.Enabled() {
+		if st, ok := r.Keep.Deliver(d); ok {
+			return st, nil
+		}
+	}
 	cmd := exec.Command(r.Program, d.Domain(), d.Sender, d.Recipient)
 	cmd.Args[0] = "qmail-remote"
 	cmd.Env = r.Env

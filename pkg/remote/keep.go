@@ -1,0 +1,251 @@
+package remote
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Keep mode (qmail-remote -k): one qmail-remote process serves a series of
+// deliveries for qmail-rspawn and keeps the SMTP connection of the last one
+// open for the next, so that a queue of mail to one destination goes over
+// one connection instead of one connection and one process per message.
+//
+// The process first writes KeepHello on fd 0, so that the spawner knows it
+// speaks this protocol (a wrapper script or another program installed as
+// bin/qmail-remote would not). It then reads its requests on fd 0, a
+// SOCK_SEQPACKET socket: one
+// packet per delivery holding "host\0sender\0recipient\0" (more recipients
+// may follow, each NUL-ended) and, as SCM_RIGHTS, the message's descriptor.
+// It answers each with one packet holding exactly what a one-shot
+// qmail-remote would have written on fd 1. It exits at end of file (after
+// QUIT on the kept connection). It never decides how long to live: the
+// spawner closes the socket of an idle process (control/smtpcache).
+//
+// Each delivery reads the control files afresh, as a one-shot run does. A
+// kept connection is used for the next delivery only when that delivery
+// would have connected the same way (keepKey: same host, route, TLS policy,
+// HELO name, credentials and source address), only when the socket has
+// nothing unread and no end of file pending, and for at most MaxKeptUses
+// transactions or MaxKeptAge. When the peer turns out to have gone (the
+// MAIL command fails on the connection, or the peer answers it with 421),
+// the delivery is made again over a new connection, exactly as if nothing
+// had been kept: nothing was accepted by the peer, so nothing can be
+// duplicated. The first reply on a kept connection is waited for at most
+// timeoutconnect, not timeoutremote, so that a link that died while the
+// connection was idle costs what a failed connect costs.
+
+// KeepHello is the first packet of qmail-remote -k.
+const KeepHello = "qmail-remote -k 1\x00"
+
+// Limits of one kept connection.
+const (
+	MaxKeptUses = 1000
+	MaxKeptAge  = 5 * time.Minute
+)
+
+// maxRequest bounds a request packet (the addresses of one delivery).
+const maxRequest = 256 << 10
+
+// keepKey is what makes two deliveries connect the same way.
+type keepKey struct {
+	host, relay  string
+	port         int
+	routed       bool
+	policy, helo string
+	user, pass   string
+	source       string
+}
+
+func (d *delivery) key() keepKey {
+	k := keepKey{host: strings.ToLower(d.host), routed: d.routed, policy: d.policy, helo: d.cfg.Helo}
+	if d.routed {
+		k.relay, k.port = strings.ToLower(d.route.Relay), d.route.Port
+	}
+	if d.creds != nil {
+		k.user, k.pass = d.creds.User, d.creds.Password
+	}
+	for _, ip := range d.cfg.OutgoingIP {
+		k.source += ip.String() + " "
+	}
+	return k
+}
+
+// keeper holds the connection kept between deliveries.
+type keeper struct {
+	s *session
+}
+
+// park takes s (whose peer just accepted a message) to keep it for the next
+// delivery, unless it has served its turn.
+func (k *keeper) park(s *session) bool {
+	if s.w.ioErr != nil || s.uses >= MaxKeptUses || time.Since(s.born) > MaxKeptAge {
+		return false
+	}
+	k.drop()
+	k.s, s.parked = s, true
+	return true
+}
+
+// drop ends the kept connection, if any, with QUIT.
+func (k *keeper) drop() {
+	if k.s == nil {
+		return
+	}
+	k.s.quit()
+	k.s.w.conn.Close()
+	k.s = nil
+}
+
+// reuse makes the delivery over the kept connection when there is one for
+// the same destination. ok is false when the delivery is still to be made
+// (nothing kept, kept for another destination, or gone: see the retry rule
+// above); nothing has been written to d.out then.
+func (d *delivery) reuse() (rep *report, ok bool) {
+	k := d.keep
+	if k == nil || k.s == nil {
+		return nil, false
+	}
+	s := k.s
+	k.s, s.parked = nil, false
+	if s.key != d.key() || !s.idle() {
+		s.quit()
+		s.w.conn.Close()
+		return nil, false
+	}
+	s.w.newTransaction()
+	s.retry = false
+	d.attach(s)
+	s.w.shortNext = d.cfg.TimeoutConnect
+	err := d.transaction(s, s.ext)
+	if !s.parked {
+		s.w.conn.Close()
+	}
+	if s.retry {
+		return nil, false
+	}
+	if errors.As(err, &rep) {
+		return rep, true
+	}
+	return &report{'Z', "Connected to " + s.ip + " but connection died. (#4.4.2)\n"}, true
+}
+
+// idle reports whether the connection is as the last transaction left it:
+// nothing buffered, nothing unread on the socket, no end of file from the
+// peer (a peer that timed the connection out has closed it or sent 421).
+func (s *session) idle() bool {
+	if s.w.ioErr != nil || s.w.br.Buffered() > 0 || len(s.w.pending) > 0 {
+		return false
+	}
+	sc, ok := s.raw.(syscall.Conn)
+	if !ok {
+		return true
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	clean := false
+	rc.Read(func(fd uintptr) bool {
+		var b [1]byte
+		_, _, err := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		clean = err == unix.EAGAIN
+		return true
+	})
+	return clean
+}
+
+// Serve is qmail-remote -k on the socket sock (fd 0): deliveries until end
+// of file. It returns the exit code (0).
+func Serve(root string, sock int) int {
+	if _, err := unix.Write(sock, []byte(KeepHello)); err != nil {
+		return 0
+	}
+	k := &keeper{}
+	defer k.drop()
+	buf := make([]byte, maxRequest)
+	oob := make([]byte, unix.CmsgSpace(4*4))
+	var out bytes.Buffer
+	for {
+		n, oobn, flags, _, err := unix.Recvmsg(sock, buf, oob, unix.MSG_CMSG_CLOEXEC)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || n == 0 {
+			return 0
+		}
+		msg := receivedFile(oob[:oobn])
+		out.Reset()
+		w := bufio.NewWriter(&out)
+		var rep *report
+		args := splitRequest(buf[:n])
+		switch {
+		case flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) != 0 || msg == nil:
+			rep = &report{'D', txtUsage}
+		default:
+			rep = run(root, args, msg, w, k)
+		}
+		if msg != nil {
+			msg.Close()
+		}
+		w.WriteByte(rep.letter)
+		w.WriteString(rep.text)
+		w.WriteByte(0)
+		w.Flush()
+		for {
+			_, err = unix.Write(sock, out.Bytes())
+			if err != unix.EINTR {
+				break
+			}
+		}
+		if err != nil {
+			return 0
+		}
+	}
+}
+
+// receivedFile is the one descriptor passed with a request (extra ones are
+// closed), or nil.
+func receivedFile(oob []byte) *os.File {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return nil
+	}
+	var f *os.File
+	for i := range msgs {
+		fds, err := unix.ParseUnixRights(&msgs[i])
+		if err != nil {
+			continue
+		}
+		for _, fd := range fds {
+			if f == nil {
+				f = os.NewFile(uintptr(fd), "message")
+			} else {
+				unix.Close(fd)
+			}
+		}
+	}
+	return f
+}
+
+// splitRequest splits "a\0b\0c\0" into its NUL-ended fields (a last field
+// without its NUL counts too).
+func splitRequest(p []byte) []string {
+	var args []string
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, 0)
+		if i < 0 {
+			args = append(args, string(p))
+			break
+		}
+		args = append(args, string(p[:i]))
+		p = p[i+1:]
+	}
+	return args
+}

@@ -1,0 +1,216 @@
+package rspawn
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/hqmail/hqmail/pkg/remote"
+	"github.com/hqmail/hqmail/pkg/spawn"
+)
+
+// The test binary doubles as a fake "qmail-remote -k" when HQ_FAKE_KEEP is
+// set: "echo" answers every request with r and a K report quoting the
+// request, its pid and the message; "once" does that for one request and
+// exits; "crash" exits on the first request without answering.
+func TestMain(m *testing.M) {
+	if mode := os.Getenv("HQ_FAKE_KEEP"); mode != "" {
+		fakeKeep(mode)
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func fakeKeep(mode string) {
+	if mode == "mute" {
+		io.Copy(io.Discard, os.Stdin) // a program that knows nothing of -k
+		return
+	}
+	unix.Write(0, []byte(remote.KeepHello))
+	buf := make([]byte, 4096)
+	oob := make([]byte, unix.CmsgSpace(4))
+	for {
+		n, oobn, _, _, err := unix.Recvmsg(0, buf, oob, 0)
+		if err != nil || n == 0 || mode == "crash" {
+			return
+		}
+		var body []byte
+		if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil && len(msgs) == 1 {
+			if fds, err := unix.ParseUnixRights(&msgs[0]); err == nil && len(fds) == 1 {
+				f := os.NewFile(uintptr(fds[0]), "m")
+				body, _ = io.ReadAll(f)
+				f.Close()
+			}
+		}
+		req := strings.ReplaceAll(string(buf[:n]), "\x00", "|")
+		reply := "r\x00K" + req + strconv.Itoa(os.Getpid()) + "|" + string(body) + "\x00"
+		unix.Write(0, []byte(reply))
+		if mode == "once" {
+			return
+		}
+	}
+}
+
+// poolDeliver makes one delivery of body to rcpt through p and returns
+// the report.
+func poolDeliver(t *testing.T, p *Pool, rcpt, body string) (byte, string) {
+	t.Helper()
+	mf := filepath.Join(t.TempDir(), "m")
+	os.WriteFile(mf, []byte(body), 0o644)
+	m, err := os.Open(mf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	pr, pw, _ := os.Pipe()
+	d := &spawn.Delivery{Sender: "s@here", Recipient: rcpt, At: strings.LastIndexByte(rcpt, '@'), Message: m, Output: pw}
+	done := make(chan []byte)
+	go func() { b, _ := io.ReadAll(pr); pr.Close(); done <- b }()
+	st, ok := p.Deliver(d)
+	pw.Close()
+	out := <-done
+	if !ok {
+		t.Fatal("no process could be started")
+	}
+	return Translate(st, out)
+}
+
+func newTestPool(t *testing.T, mode string) *Pool {
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "control"), 0o755)
+	p := &Pool{Program: os.Args[0], Env: append(os.Environ(), "HQ_FAKE_KEEP="+mode), Root: root}
+	t.Cleanup(p.Close)
+	return p
+}
+
+func pidOf(t *testing.T, text string) string {
+	f := strings.Split(text, "|")
+	if len(f) < 5 {
+		t.Fatalf("report %q", text)
+	}
+	return f[3]
+}
+
+func TestPoolReusesProcessPerHost(t *testing.T) {
+	p := newTestPool(t, "echo")
+	l, a := poolDeliver(t, p, "x@one.example", "first\n")
+	if l != 'K' || !strings.HasPrefix(a, "one.example|s@here|x@one.example|") || !strings.HasSuffix(a, "|first\n") {
+		t.Fatalf("first: %c %q", l, a)
+	}
+	_, b := poolDeliver(t, p, "y@One.Example", "second\n")
+	_, c := poolDeliver(t, p, "z@two.example", "third\n")
+	if pidOf(t, a) != pidOf(t, b) {
+		t.Errorf("same host, different processes: %q %q", a, b)
+	}
+	if pidOf(t, a) == pidOf(t, c) {
+		t.Errorf("other host, same process: %q %q", a, c)
+	}
+}
+
+func TestPoolCacheZeroClosesAfterEachDelivery(t *testing.T) {
+	p := newTestPool(t, "echo")
+	os.WriteFile(filepath.Join(p.Root, "control", "smtpcache"), []byte("0\n"), 0o644)
+	if p.Enabled() {
+		t.Fatal("smtpcache 0: keep mode on")
+	}
+	os.WriteFile(filepath.Join(p.Root, "control", "smtpcache"), []byte("1\n"), 0o644)
+	poolDeliver(t, p, "x@one.example", "m\n")
+	p.mu.Lock()
+	idle := len(p.idle)
+	p.mu.Unlock()
+	if idle != 1 {
+		t.Fatalf("%d idle processes after a delivery, want 1", idle)
+	}
+	// After the cache time the reaper closes it.
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		p.mu.Lock()
+		idle = len(p.idle)
+		p.mu.Unlock()
+		if idle == 0 {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("idle process not closed after control/smtpcache")
+}
+
+func TestPoolHoldClosesIdle(t *testing.T) {
+	p := newTestPool(t, "echo")
+	os.WriteFile(filepath.Join(p.Root, "control", "smtpcache"), []byte("600\n"), 0o644)
+	poolDeliver(t, p, "x@one.example", "m\n")
+	os.WriteFile(filepath.Join(p.Root, "control", "holdremote"), nil, 0o644)
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		p.mu.Lock()
+		idle := len(p.idle)
+		p.mu.Unlock()
+		if idle == 0 {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("idle process kept while control/holdremote exists")
+}
+
+func TestPoolCrashDuringDelivery(t *testing.T) {
+	p := newTestPool(t, "crash")
+	l, txt := poolDeliver(t, p, "x@one.example", "m\n")
+	if l != 'Z' || txt != TextCrashed {
+		t.Errorf("crash: %c %q", l, txt)
+	}
+}
+
+// A process that exited while idle is replaced, and the delivery made.
+func TestPoolDeadIdleProcessReplaced(t *testing.T) {
+	p := newTestPool(t, "once")
+	_, a := poolDeliver(t, p, "x@one.example", "m1\n")
+	// Wait until the process has exited and its end of the socket closed.
+	p.mu.Lock()
+	w := p.idle[0]
+	p.mu.Unlock()
+	for deadline := time.Now().Add(20 * time.Second); w.alive(); {
+		if time.Now().After(deadline) {
+			t.Fatal("the fake process did not exit")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	l, b := poolDeliver(t, p, "x@one.example", "m2\n")
+	if l != 'K' || !bytes.HasSuffix([]byte(b), []byte("|m2\n")) {
+		t.Fatalf("after the idle process died: %c %q", l, b)
+	}
+	if pidOf(t, a) == pidOf(t, b) {
+		t.Errorf("dead process reused")
+	}
+}
+
+// A program that does not greet (not qmail-remote -k) is killed, the
+// delivery falls back to the caller, and keep mode stays off for it.
+func TestPoolProgramWithoutKeepMode(t *testing.T) {
+	defer func(d time.Duration) { helloTimeout = d }(helloTimeout)
+	helloTimeout = 300 * time.Millisecond
+	p := newTestPool(t, "mute")
+	if !p.Enabled() {
+		t.Fatal("keep mode off before trying")
+	}
+	mf := filepath.Join(t.TempDir(), "m")
+	os.WriteFile(mf, []byte("m\n"), 0o644)
+	m, _ := os.Open(mf)
+	defer m.Close()
+	_, pw, _ := os.Pipe()
+	defer pw.Close()
+	d := &spawn.Delivery{Sender: "s@here", Recipient: "x@one.example", At: 1, Message: m, Output: pw}
+	if _, ok := p.Deliver(d); ok {
+		t.Fatal("delivery through a program without keep mode")
+	}
+	if p.Enabled() {
+		t.Error("keep mode still on for a program that refused it")
+	}
+}

@@ -1,0 +1,335 @@
+package test
+
+// Keep mode: qmail-rspawn's kept qmail-remote processes (qmail-remote -k)
+// and the SMTP connections they keep between deliveries to one host
+// (qmail-remote(8), KEEP MODE; control/smtpcache).
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+	"golang.org/x/sys/unix"
+
+	"github.com/hqmail/hqmail/test/harness"
+)
+
+var crlfSeqRe = regexp.MustCompile(`(?m)^X-Seq: (\d+)\r?$`)
+
+// trackingListener counts accepted connections and those still open.
+type trackingListener struct {
+	net.Listener
+	accepted, open atomic.Int64
+}
+
+func (l *trackingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	l.accepted.Add(1)
+	l.open.Add(1)
+	return &trackedConn{Conn: c, l: l}, nil
+}
+
+type trackedConn struct {
+	net.Conn
+	l      *trackingListener
+	closed atomic.Bool
+}
+
+func (c *trackedConn) Close() error {
+	if c.closed.CompareAndSwap(false, true) {
+		c.l.open.Add(-1)
+	}
+	return c.Conn.Close()
+}
+
+func keepSink(t *testing.T) (*sink, *trackingListener) {
+	ln := &trackingListener{Listener: listen(t, "", 2525)}
+	return startSink(t, ln, sinkOpts{}), ln
+}
+
+// TestKeepReuse: 60 messages to one host through a running system go over
+// far fewer connections than messages, every message arrives once and
+// intact, and the idle connections are closed after control/smtpcache.
+func TestKeepReuse(t *testing.T) {
+	tr := schedTree(t, nil)
+	s, ln := keepSink(t)
+	tr.Control("smtproutes", fmt.Sprintf("far.example:%s:%d\n", s.IP, s.Port))
+	tr.Control("concurrencyremote", "4\n")
+	tr.Control("smtpcache", "2\n")
+	sys := tr.Start(t, "./Maildir/")
+	const total = 60
+	queueN(t, tr, 0, total, "box@testhost.example", "joe@far.example")
+	harness.WaitFor(t, 60*time.Second, func() bool { return len(s.Messages()) >= total })
+	sys.WaitLogCount(t, "end msg ", total, 30*time.Second)
+	got := map[string]int{}
+	for _, m := range s.Messages() {
+		if sm := crlfSeqRe.FindSubmatch(m.Data); sm != nil {
+			got[string(sm[1])]++
+		}
+		if m.From != "box@testhost.example" || len(m.To) != 1 || m.To[0] != "joe@far.example" {
+			t.Errorf("envelope %q -> %q", m.From, m.To)
+		}
+	}
+	for i := 0; i < total; i++ {
+		if n := got[fmt.Sprint(i)]; n != 1 {
+			t.Errorf("message %d arrived %d times", i, n)
+		}
+	}
+	if n := sys.Count("success: "); n != total {
+		t.Errorf("%d success reports, want %d", n, total)
+	}
+	conns := ln.accepted.Load()
+	t.Logf("%d messages over %d connections (concurrencyremote 4)", total, conns)
+	if conns > total/4 {
+		t.Errorf("%d connections for %d messages: connections are not kept", conns, total)
+	}
+	// Idle for longer than control/smtpcache: the kept processes quit.
+	harness.WaitFor(t, 10*time.Second, func() bool { return ln.open.Load() == 0 })
+	sys.Stop(t)
+}
+
+// TestKeepOff: control/smtpcache 0 is qmail's way, one connection (and one
+// qmail-remote) per delivery.
+func TestKeepOff(t *testing.T) {
+	tr := schedTree(t, nil)
+	s, ln := keepSink(t)
+	tr.Control("smtproutes", fmt.Sprintf("far.example:%s:%d\n", s.IP, s.Port))
+	tr.Control("smtpcache", "0\n")
+	sys := tr.Start(t, "./Maildir/")
+	const total = 10
+	queueN(t, tr, 0, total, "box@testhost.example", "joe@far.example")
+	harness.WaitFor(t, 60*time.Second, func() bool { return len(s.Messages()) >= total })
+	sys.WaitLogCount(t, "end msg ", total, 30*time.Second)
+	if n := ln.accepted.Load(); n != total {
+		t.Errorf("%d connections for %d messages with smtpcache 0", n, total)
+	}
+	harness.WaitFor(t, 10*time.Second, func() bool { return ln.open.Load() == 0 })
+	sys.Stop(t)
+}
+
+// TestKeepHoldClosesIdle: kept connections are closed as soon as
+// control/holdremote appears, without waiting for control/smtpcache (a
+// held link must see no traffic), and reused again after the release.
+func TestKeepHoldClosesIdle(t *testing.T) {
+	tr := schedTree(t, nil)
+	s, ln := keepSink(t)
+	tr.Control("smtproutes", fmt.Sprintf("far.example:%s:%d\n", s.IP, s.Port))
+	tr.Control("smtpcache", "600\n")
+	sys := tr.Start(t, "./Maildir/")
+	queueN(t, tr, 0, 3, "box@testhost.example", "joe@far.example")
+	harness.WaitFor(t, 30*time.Second, func() bool { return len(s.Messages()) >= 3 })
+	sys.WaitLogCount(t, "end msg ", 3, 30*time.Second)
+	if ln.open.Load() == 0 {
+		t.Fatalf("no connection kept open with smtpcache 600")
+	}
+	tr.Control("holdremote", "")
+	sys.HUP(t)
+	harness.WaitFor(t, 5*time.Second, func() bool { return ln.open.Load() == 0 })
+	before := ln.accepted.Load()
+	queueN(t, tr, 3, 2, "box@testhost.example", "joe@far.example")
+	time.Sleep(time.Second)
+	if n := ln.accepted.Load(); n != before || len(s.Messages()) != 3 {
+		t.Fatalf("while held: %d new connections, %d messages", n-before, len(s.Messages())-3)
+	}
+	tr.RemoveControl("holdremote")
+	sys.HUP(t)
+	harness.WaitFor(t, 30*time.Second, func() bool { return len(s.Messages()) >= 5 })
+	sys.Stop(t)
+}
+
+// keepProc is a qmail-remote -k driven the way qmail-rspawn drives it.
+type keepProc struct {
+	t    *testing.T
+	sock int
+	cmd  *exec.Cmd
+}
+
+func startKeep(t *testing.T, root string) *keepProc {
+	t.Helper()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	child := os.NewFile(uintptr(fds[1]), "child")
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	cmd := exec.CommandContext(ctx, filepath.Join(root, "bin", "qmail-remote"), "-k")
+	cmd.Stdin = child
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	child.Close()
+	k := &keepProc{t: t, sock: fds[0], cmd: cmd}
+	t.Cleanup(func() { k.Close(); cancel() })
+	hello := make([]byte, 64)
+	n, err := unix.Read(k.sock, hello)
+	if err != nil || string(hello[:n]) != "qmail-remote -k 1\x00" {
+		t.Fatalf("greeting of qmail-remote -k: %q %v", hello[:max(n, 0)], err)
+	}
+	return k
+}
+
+// Deliver hands one delivery to the process and returns its reports.
+func (k *keepProc) Deliver(msg string, args ...string) []string {
+	k.t.Helper()
+	mf := filepath.Join(k.t.TempDir(), "mess")
+	if err := os.WriteFile(mf, []byte(msg), 0o644); err != nil {
+		k.t.Fatal(err)
+	}
+	f, err := os.Open(mf)
+	if err != nil {
+		k.t.Fatal(err)
+	}
+	defer f.Close()
+	req := strings.Join(args, "\x00") + "\x00"
+	if err := unix.Sendmsg(k.sock, []byte(req), unix.UnixRights(int(f.Fd())), nil, 0); err != nil {
+		k.t.Fatal(err)
+	}
+	buf := make([]byte, 64<<10)
+	n, err := unix.Read(k.sock, buf)
+	if err != nil || n == 0 {
+		k.t.Fatalf("no reply from qmail-remote -k: %d %v", n, err)
+	}
+	out := string(buf[:n])
+	if !strings.HasSuffix(out, "\x00") {
+		k.t.Fatalf("reply not NUL-terminated: %q", out)
+	}
+	return strings.Split(strings.TrimSuffix(out, "\x00"), "\x00")
+}
+
+// Close ends the process (end of file on its socket) and waits for it.
+func (k *keepProc) Close() {
+	if k.sock >= 0 {
+		unix.Close(k.sock)
+		k.sock = -1
+		k.cmd.Wait()
+	}
+}
+
+// TestKeepModeReports: the reports of qmail-remote -k are those of a
+// one-shot qmail-remote, case by case, and a kept connection carries the
+// next message to the same host.
+func TestKeepModeReports(t *testing.T) {
+	tr := newRTree(t)
+	ln := &trackingListener{Listener: listen(t, "", 2525)}
+	s := startSink(t, ln, sinkOpts{RcptErr: map[string]*smtp.SMTPError{
+		"bad@far.example": {Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user"}}})
+	tr.Control("smtproutes", fmt.Sprintf("far.example:%s:%d\n", s.IP, s.Port))
+	cases := [][]string{
+		{"far.example", "a@here.example", "joe@far.example"},
+		{"far.example", "a@here.example", "bad@far.example"},
+		{"far.example", "", "joe@far.example"},
+	}
+	var oneShot [][]string
+	for _, c := range cases {
+		oneShot = append(oneShot, tr.Remote("Subject: x\n\nbody\n", c...))
+	}
+	base := ln.accepted.Load()
+	k := startKeep(t, tr.Root)
+	for i, c := range cases {
+		got := k.Deliver("Subject: x\n\nbody\n", c...)
+		if strings.Join(got, "|") != strings.Join(oneShot[i], "|") {
+			t.Errorf("case %d: keep mode %q, one-shot %q", i, got, oneShot[i])
+		}
+	}
+	// The refused recipient ends its connection (QUIT, as one-shot
+	// qmail-remote does); the two accepted ones share the next.
+	if n := ln.accepted.Load() - base; n != 2 {
+		t.Errorf("keep mode used %d connections for 3 deliveries, want 2", n)
+	}
+	k.Close()
+	harness.WaitFor(t, 5*time.Second, func() bool { return ln.open.Load() == 0 })
+	if got := len(s.Messages()); got != 4 {
+		t.Errorf("sink has %d messages, want 4", got)
+	}
+}
+
+// TestKeepModePeerGone: a kept connection that the peer closed, or that it
+// answers with 421 at MAIL, is replaced by a new one for the same delivery:
+// the message is delivered once and the report is the new connection's.
+func TestKeepModePeerGone(t *testing.T) {
+	for _, mode := range []string{"close", "421"} {
+		t.Run(mode, func(t *testing.T) {
+			tr := newRTree(t)
+			ln := listen(t, "", 2525)
+			var conns atomic.Int64
+			var accepted atomic.Int64
+			scripted(t, ln, func(c net.Conn, br *bufio.Reader) {
+				conns.Add(1)
+				fmt.Fprintf(c, "220 peer.test\r\n")
+				txn := 0
+				for {
+					l, err := br.ReadString('\n')
+					if err != nil {
+						return
+					}
+					switch v := strings.ToUpper(strings.Fields(l + " x")[0]); v {
+					case "EHLO", "HELO":
+						fmt.Fprintf(c, "250 peer.test\r\n")
+					case "MAIL":
+						if txn == 1 {
+							if mode == "421" {
+								fmt.Fprintf(c, "421 idle too long\r\n")
+							}
+							return
+						}
+						fmt.Fprintf(c, "250 ok\r\n")
+					case "RCPT":
+						fmt.Fprintf(c, "250 ok\r\n")
+					case "DATA":
+						fmt.Fprintf(c, "354 go\r\n")
+						for {
+							l, err := br.ReadString('\n')
+							if err != nil {
+								return
+							}
+							if l == ".\r\n" {
+								break
+							}
+						}
+						txn++
+						accepted.Add(1)
+						fmt.Fprintf(c, "250 accepted %d\r\n", accepted.Load())
+					case "QUIT":
+						fmt.Fprintf(c, "221 bye\r\n")
+						return
+					default:
+						fmt.Fprintf(c, "502 what\r\n")
+					}
+				}
+			})
+			tr.Control("smtproutes", fmt.Sprintf("far.example:%s:%d\n", hostOf(ln), portOf(ln)))
+			k := startKeep(t, tr.Root)
+			args := []string{"far.example", "a@here.example", "joe@far.example"}
+			first := k.Deliver("Subject: 1\n\none\n", args...)
+			if len(first) != 2 || first[0] != "r" || !strings.HasPrefix(first[1], "K") {
+				t.Fatalf("first delivery: %q", first)
+			}
+			// The peer answers the second MAIL on that connection by going
+			// away; the delivery must still be made, once.
+			second := k.Deliver("Subject: 2\n\ntwo\n", args...)
+			if len(second) != 2 || second[0] != "r" || !strings.Contains(second[1], "accepted 2") {
+				t.Fatalf("second delivery: %q", second)
+			}
+			if n := conns.Load(); n != 2 {
+				t.Errorf("%d connections, want 2", n)
+			}
+			if n := accepted.Load(); n != 2 {
+				t.Errorf("peer accepted %d messages, want 2", n)
+			}
+		})
+	}
+}
