@@ -1,7 +1,6 @@
 package rspawn
 
 import (
-	"bytes"
 	"io"
 	"os"
 	"path/filepath"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/hqmail/hqmail/pkg/remote"
 	"github.com/hqmail/hqmail/pkg/spawn"
+	"github.com/hqmail/hqmail/pkg/spawn/keep"
 )
 
 // The test binary doubles as a fake "qmail-remote -k" when HQ_FAKE_KEEP is
@@ -85,7 +85,7 @@ func poolDeliver(t *testing.T, p *Pool, rcpt, body string) (byte, string) {
 func newTestPool(t *testing.T, mode string) *Pool {
 	root := t.TempDir()
 	os.MkdirAll(filepath.Join(root, "control"), 0o755)
-	p := &Pool{Program: os.Args[0], Env: append(os.Environ(), "HQ_FAKE_KEEP="+mode), Root: root}
+	p := NewPool(os.Args[0], root, append(os.Environ(), "HQ_FAKE_KEEP="+mode))
 	t.Cleanup(p.Close)
 	return p
 }
@@ -122,19 +122,13 @@ func TestPoolCacheZeroClosesAfterEachDelivery(t *testing.T) {
 	}
 	os.WriteFile(filepath.Join(p.Root, "control", "smtpcache"), []byte("1\n"), 0o644)
 	poolDeliver(t, p, "x@one.example", "m\n")
-	p.mu.Lock()
-	idle := len(p.idle)
-	p.mu.Unlock()
-	if idle != 1 {
+	if idle := p.Idle(); idle != 1 {
 		t.Fatalf("%d idle processes after a delivery, want 1", idle)
 	}
 	// After the cache time the reaper closes it.
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		p.mu.Lock()
-		idle = len(p.idle)
-		p.mu.Unlock()
-		if idle == 0 {
+		if p.Idle() == 0 {
 			return
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -142,60 +136,11 @@ func TestPoolCacheZeroClosesAfterEachDelivery(t *testing.T) {
 	t.Fatal("idle process not closed after control/smtpcache")
 }
 
-func TestPoolHoldClosesIdle(t *testing.T) {
-	p := newTestPool(t, "echo")
-	os.WriteFile(filepath.Join(p.Root, "control", "smtpcache"), []byte("600\n"), 0o644)
-	poolDeliver(t, p, "x@one.example", "m\n")
-	os.WriteFile(filepath.Join(p.Root, "control", "holdremote"), nil, 0o644)
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		p.mu.Lock()
-		idle := len(p.idle)
-		p.mu.Unlock()
-		if idle == 0 {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatal("idle process kept while control/holdremote exists")
-}
-
-func TestPoolCrashDuringDelivery(t *testing.T) {
-	p := newTestPool(t, "crash")
-	l, txt := poolDeliver(t, p, "x@one.example", "m\n")
-	if l != 'Z' || txt != TextCrashed {
-		t.Errorf("crash: %c %q", l, txt)
-	}
-}
-
-// A process that exited while idle is replaced, and the delivery made.
-func TestPoolDeadIdleProcessReplaced(t *testing.T) {
-	p := newTestPool(t, "once")
-	_, a := poolDeliver(t, p, "x@one.example", "m1\n")
-	// Wait until the process has exited and its end of the socket closed.
-	p.mu.Lock()
-	w := p.idle[0]
-	p.mu.Unlock()
-	for deadline := time.Now().Add(20 * time.Second); w.alive(); {
-		if time.Now().After(deadline) {
-			t.Fatal("the fake process did not exit")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	l, b := poolDeliver(t, p, "x@one.example", "m2\n")
-	if l != 'K' || !bytes.HasSuffix([]byte(b), []byte("|m2\n")) {
-		t.Fatalf("after the idle process died: %c %q", l, b)
-	}
-	if pidOf(t, a) == pidOf(t, b) {
-		t.Errorf("dead process reused")
-	}
-}
-
 // A program that does not greet (not qmail-remote -k) is killed, the
 // delivery falls back to the caller, and keep mode stays off for it.
 func TestPoolProgramWithoutKeepMode(t *testing.T) {
-	defer func(d time.Duration) { helloTimeout = d }(helloTimeout)
-	helloTimeout = 300 * time.Millisecond
+	defer func(d time.Duration) { keep.HelloTimeout = d }(keep.HelloTimeout)
+	keep.HelloTimeout = 300 * time.Millisecond
 	p := newTestPool(t, "mute")
 	if !p.Enabled() {
 		t.Fatal("keep mode off before trying")

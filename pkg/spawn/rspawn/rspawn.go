@@ -34,7 +34,7 @@ func New(root string) *Remote {
 	if q := os.Getenv("QMAILREMOTE"); q != "" {
 		return &Remote{Program: q}
 	}
-	return &Remote{Program: p, Keep: &Pool{Program: p, Root: root}}
+	return &Remote{Program: p, Keep: NewPool(p, root, nil)}
 }
 
 // Deliver makes the delivery through a kept qmail-remote when keep mode is

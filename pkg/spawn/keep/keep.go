@@ -1,0 +1,318 @@
+// Package keep runs delivery programs that stay alive between deliveries:
+// a spawner hands a request to an idle process started earlier for the
+// same key (a remote host for qmail-rspawn, a user for qmail-lspawn)
+// instead of starting a program per delivery, which is where most of a
+// delivery's CPU goes on a small machine.
+//
+// The protocol is the same for every program (qmail-remote -k,
+// qmail-local -k, qmail-getpw -k): the spawner makes a SOCK_SEQPACKET
+// socket pair and starts the program with one end as its fd 0. The program
+// first writes one packet, its hello (so that a program that does not know
+// the protocol, such as a wrapper script, is found out at once), then
+// answers each request packet with exactly one reply packet, until end of
+// file. A request may carry one descriptor (SCM_RIGHTS), the message. What
+// requests and replies hold is the program's business (see the callers).
+//
+// Policy: a request takes the most recently idle process for its key, or
+// starts one. A process goes back idle when it has answered; idle ones are
+// closed (end of file: the program ends its work, e.g. QUIT, and exits)
+// after Pool.Cache, at once while Pool.Held says so, and the oldest first
+// beyond Pool.MaxIdle. A process that dies while it has a request is
+// reported as crashed; an idle one found dead is replaced.
+package keep
+
+import (
+	"net"
+	"os"
+	"os/exec"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Pool is a set of kept processes of one program.
+type Pool struct {
+	// Program is the program's file: when it does not greet with Hello,
+	// keep mode is off until that file changes.
+	Program string
+	// Hello is the first packet every process writes.
+	Hello string
+	// Cache returns how long an idle process is kept; 0 or less turns keep
+	// mode off (it is called at each request, so that a control file can
+	// be read afresh).
+	Cache func() time.Duration
+	// Held, when set, is polled while processes are idle: true closes
+	// them all at once.
+	Held func() bool
+	// MaxIdle bounds the idle processes (0: DefaultMaxIdle).
+	MaxIdle int
+	// MaxReply bounds a reply packet (0: DefaultMaxReply).
+	MaxReply int
+
+	mu      sync.Mutex
+	idle    []*proc // oldest first
+	reaping bool
+	refused *fileID
+}
+
+// Defaults.
+const (
+	DefaultMaxIdle  = 64
+	DefaultMaxReply = 128 << 10
+)
+
+// ReapEvery is how often idle processes are looked at.
+const ReapEvery = 250 * time.Millisecond
+
+// HelloTimeout bounds the wait for a new process's greeting (a variable for
+// the tests).
+var HelloTimeout = 5 * time.Second
+
+type proc struct {
+	conn  *net.UnixConn
+	cmd   *exec.Cmd
+	key   string
+	until time.Time
+}
+
+// fileID identifies one version of a file.
+type fileID struct {
+	dev, ino    uint64
+	size        int64
+	mtime, nsec int64
+}
+
+func statID(path string) *fileID {
+	var st unix.Stat_t
+	if unix.Stat(path, &st) != nil {
+		return nil
+	}
+	return &fileID{dev: st.Dev, ino: st.Ino, size: st.Size, mtime: st.Mtim.Sec, nsec: st.Mtim.Nsec}
+}
+
+// Enabled reports whether keep mode is on: Cache is positive and the
+// program has not refused the protocol (or has changed since).
+func (p *Pool) Enabled() bool {
+	if p.Cache() <= 0 {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.refused == nil {
+		return true
+	}
+	if now := statID(p.Program); now != nil && *now != *p.refused {
+		p.refused = nil // another program: ask it again
+		return true
+	}
+	return false
+}
+
+// Result is how a request ended.
+type Result int
+
+const (
+	// Answered: reply holds the process's answer.
+	Answered Result = iota
+	// Crashed: the process died with the request.
+	Crashed
+	// NoProcess: no process could be started (or it refused keep mode);
+	// the caller makes the delivery the one-shot way.
+	NoProcess
+)
+
+// Do hands req, with fd when fd >= 0, to an idle process kept for key, or
+// to a new one: start returns the command to run (the pool sets its
+// Stdin). It waits for the reply.
+func (p *Pool) Do(key string, start func() *exec.Cmd, req []byte, fd int) ([]byte, Result) {
+	var rights []byte
+	if fd >= 0 {
+		rights = unix.UnixRights(fd)
+	}
+	maxReply := p.MaxReply
+	if maxReply <= 0 {
+		maxReply = DefaultMaxReply
+	}
+	for attempt := 0; attempt < 2; attempt++ {
+		w := p.take(key)
+		fresh := w == nil
+		if fresh {
+			if w = p.start(key, start); w == nil {
+				return nil, NoProcess
+			}
+		}
+		if _, _, err := w.conn.WriteMsgUnix(req, rights, nil); err != nil {
+			w.close()
+			if fresh {
+				return nil, Crashed
+			}
+			continue // died just now while idle: once more with a new one
+		}
+		buf := make([]byte, maxReply)
+		n, _, flags, _, err := w.conn.ReadMsgUnix(buf, nil)
+		if err != nil || n == 0 || flags&unix.MSG_TRUNC != 0 {
+			w.close()
+			return nil, Crashed
+		}
+		p.put(w)
+		return buf[:n], Answered
+	}
+	return nil, Crashed
+}
+
+// close ends a process: end of file on its socket; it exits by itself.
+func (w *proc) close() { w.conn.Close() }
+
+// alive reports whether an idle process still holds its end of the
+// socket: an idle one never writes, so anything readable (end of file) or
+// a hang-up means it is gone.
+func (w *proc) alive() bool {
+	rc, err := w.conn.SyscallConn()
+	if err != nil {
+		return false
+	}
+	ok := false
+	rc.Control(func(fd uintptr) {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN | unix.POLLRDHUP}}
+		n, err := unix.Poll(fds, 0)
+		ok = err == nil && n == 0
+	})
+	return ok
+}
+
+// take removes and returns the most recently idle live process for key.
+func (p *Pool) take(key string) *proc {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i := len(p.idle) - 1; i >= 0; i-- {
+		w := p.idle[i]
+		if w.key != key {
+			continue
+		}
+		p.idle = append(p.idle[:i], p.idle[i+1:]...)
+		if w.alive() {
+			return w
+		}
+		w.close()
+	}
+	return nil
+}
+
+// put makes w idle, or closes it when keep mode went off or is held.
+func (p *Pool) put(w *proc) {
+	t := p.Cache()
+	if t <= 0 || (p.Held != nil && p.Held()) {
+		w.close()
+		return
+	}
+	w.until = time.Now().Add(t)
+	maxIdle := p.MaxIdle
+	if maxIdle <= 0 {
+		maxIdle = DefaultMaxIdle
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.idle = append(p.idle, w)
+	for len(p.idle) > maxIdle {
+		p.idle[0].close()
+		p.idle = p.idle[1:]
+	}
+	if !p.reaping {
+		p.reaping = true
+		go p.reap()
+	}
+}
+
+// Idle is the number of idle processes.
+func (p *Pool) Idle() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.idle)
+}
+
+// reap closes idle processes whose time is up, all of them while Held
+// says so; it ends when none is idle.
+func (p *Pool) reap() {
+	for {
+		time.Sleep(ReapEvery)
+		held := p.Held != nil && p.Held()
+		now := time.Now()
+		p.mu.Lock()
+		keep := p.idle[:0]
+		for _, w := range p.idle {
+			if held || now.After(w.until) {
+				w.close()
+			} else {
+				keep = append(keep, w)
+			}
+		}
+		clear(p.idle[len(keep):])
+		p.idle = keep
+		if len(p.idle) == 0 {
+			p.reaping = false
+			p.mu.Unlock()
+			return
+		}
+		p.mu.Unlock()
+	}
+}
+
+// Close closes every idle process.
+func (p *Pool) Close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, w := range p.idle {
+		w.close()
+	}
+	p.idle = nil
+}
+
+// start runs a new process with one end of a new socket pair as its fd 0
+// and waits for its hello. A process that does not greet is killed and
+// keep mode is turned off for the program file.
+func (p *Pool) start(key string, mk func() *exec.Cmd) *proc {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil
+	}
+	child := os.NewFile(uintptr(fds[1]), "keep socket")
+	mine := os.NewFile(uintptr(fds[0]), "keep socket")
+	cmd := mk()
+	cmd.Stdin = child
+	id := statID(p.Program)
+	err = cmd.Start()
+	child.Close()
+	if err != nil {
+		mine.Close()
+		return nil
+	}
+	go cmd.Wait()
+	c, err := net.FileConn(mine)
+	mine.Close()
+	if err != nil {
+		cmd.Process.Kill()
+		return nil
+	}
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		c.Close()
+		cmd.Process.Kill()
+		return nil
+	}
+	buf := make([]byte, len(p.Hello)+1)
+	uc.SetReadDeadline(time.Now().Add(HelloTimeout))
+	n, err := uc.Read(buf)
+	uc.SetReadDeadline(time.Time{})
+	if err != nil || string(buf[:n]) != p.Hello {
+		uc.Close()
+		cmd.Process.Kill()
+		p.mu.Lock()
+		if id != nil {
+			p.refused = id
+		}
+		p.mu.Unlock()
+		return nil
+	}
+	return &proc{conn: uc, cmd: cmd, key: key}
+}

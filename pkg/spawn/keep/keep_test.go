@@ -1,0 +1,212 @@
+package keep
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+const hello = "fake -k 1\x00"
+
+// The test binary doubles as a kept program when HQ_KEEP_FAKE is set:
+// "echo" greets and answers each request with "pid|request"; "once" does
+// that for one request and exits; "crash" greets and exits on the first
+// request; "mute" never greets.
+func TestMain(m *testing.M) {
+	if mode := os.Getenv("HQ_KEEP_FAKE"); mode != "" {
+		fake(mode)
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func fake(mode string) {
+	if mode == "mute" {
+		b := make([]byte, 100)
+		for {
+			if n, err := unix.Read(0, b); n <= 0 || err != nil {
+				return
+			}
+		}
+	}
+	unix.Write(0, []byte(hello))
+	buf := make([]byte, 4096)
+	for {
+		n, err := unix.Read(0, buf)
+		if err != nil || n == 0 || mode == "crash" {
+			return
+		}
+		unix.Write(0, []byte(strconv.Itoa(os.Getpid())+"|"+string(buf[:n])))
+		if mode == "once" {
+			return
+		}
+	}
+}
+
+type testPool struct {
+	*Pool
+	held  atomic.Bool
+	cache atomic.Int64
+}
+
+func newPool(t *testing.T) *testPool {
+	tp := &testPool{}
+	tp.cache.Store(int64(time.Minute))
+	tp.Pool = &Pool{
+		Program: os.Args[0],
+		Hello:   hello,
+		Cache:   func() time.Duration { return time.Duration(tp.cache.Load()) },
+		Held:    tp.held.Load,
+	}
+	t.Cleanup(tp.Close)
+	return tp
+}
+
+func starter(mode string) func() *exec.Cmd {
+	return func() *exec.Cmd {
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), "HQ_KEEP_FAKE="+mode)
+		return cmd
+	}
+}
+
+func do(t *testing.T, p *testPool, key, mode, req string) (pid, answer string, res Result) {
+	t.Helper()
+	reply, res := p.Do(key, starter(mode), []byte(req), -1)
+	if res != Answered {
+		return "", "", res
+	}
+	pid, answer, _ = strings.Cut(string(reply), "|")
+	return pid, answer, res
+}
+
+func waitIdle(t *testing.T, p *testPool, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); p.Idle() != n; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d idle processes, want %d", p.Idle(), n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestReuseByKey(t *testing.T) {
+	p := newPool(t)
+	a, ans, res := do(t, p, "k1", "echo", "one")
+	if res != Answered || ans != "one" {
+		t.Fatalf("first: %v %q", res, ans)
+	}
+	b, _, _ := do(t, p, "k1", "echo", "two")
+	c, _, _ := do(t, p, "k2", "echo", "three")
+	if a != b {
+		t.Errorf("same key, processes %s and %s", a, b)
+	}
+	if a == c {
+		t.Errorf("other key, same process %s", a)
+	}
+	if p.Idle() != 2 {
+		t.Errorf("%d idle, want 2", p.Idle())
+	}
+}
+
+func TestPassesDescriptor(t *testing.T) {
+	// The fake ignores it; the test is that sending one works and that it
+	// is not leaked in this process (the kernel duplicates it).
+	p := newPool(t)
+	f, err := os.Open(filepath.Join(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, res := p.Do("k", starter("echo"), []byte("x"), int(f.Fd())); res != Answered {
+		t.Fatalf("result %v", res)
+	}
+}
+
+func TestCacheTimeCloses(t *testing.T) {
+	p := newPool(t)
+	p.cache.Store(int64(300 * time.Millisecond))
+	do(t, p, "k", "echo", "x")
+	waitIdle(t, p, 0)
+}
+
+func TestCacheZeroIsOff(t *testing.T) {
+	p := newPool(t)
+	p.cache.Store(0)
+	if p.Enabled() {
+		t.Fatal("enabled with cache 0")
+	}
+}
+
+func TestHeldClosesIdle(t *testing.T) {
+	p := newPool(t)
+	do(t, p, "k", "echo", "x")
+	p.held.Store(true)
+	waitIdle(t, p, 0)
+	// While held, a finished process is not kept either.
+	do(t, p, "k", "echo", "y")
+	if p.Idle() != 0 {
+		t.Errorf("kept while held")
+	}
+}
+
+func TestCrashWithRequest(t *testing.T) {
+	p := newPool(t)
+	if _, _, res := do(t, p, "k", "crash", "x"); res != Crashed {
+		t.Errorf("result %v, want Crashed", res)
+	}
+}
+
+// An idle process that exited is replaced, and the request answered.
+func TestDeadIdleReplaced(t *testing.T) {
+	p := newPool(t)
+	a, _, _ := do(t, p, "k", "once", "1")
+	p.mu.Lock()
+	w := p.idle[0]
+	p.mu.Unlock()
+	for deadline := time.Now().Add(20 * time.Second); w.alive(); {
+		if time.Now().After(deadline) {
+			t.Fatal("the fake process did not exit")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	b, ans, res := do(t, p, "k", "once", "2")
+	if res != Answered || ans != "2" {
+		t.Fatalf("after the idle process died: %v %q", res, ans)
+	}
+	if a == b {
+		t.Error("dead process reused")
+	}
+}
+
+// A program that does not greet is killed, the caller told NoProcess, and
+// keep mode stays off for it until the file changes.
+func TestRefusedUntilProgramChanges(t *testing.T) {
+	defer func(d time.Duration) { HelloTimeout = d }(HelloTimeout)
+	HelloTimeout = 300 * time.Millisecond
+	prog := filepath.Join(t.TempDir(), "prog")
+	if err := os.WriteFile(prog, []byte("one"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := newPool(t)
+	p.Program = prog
+	if _, _, res := do(t, p, "k", "mute", "x"); res != NoProcess {
+		t.Fatalf("result %v, want NoProcess", res)
+	}
+	if p.Enabled() {
+		t.Fatal("still enabled after a refusal")
+	}
+	if err := os.WriteFile(prog, []byte("two, longer"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if !p.Enabled() {
+		t.Error("not enabled again after the program changed")
+	}
+}
