@@ -9,6 +9,10 @@
 //   - exit: 0 found; 100 no argument; 111 write error; 115 temporary error
 //     looking at a home directory; 116 no alias account; 118 passwd
 //     unreadable.
+//   - "qmail-getpw -k" with a SOCK_SEQPACKET socket on fd 0 (keep mode; a
+//     local part "-k" has /dev/null there): the socket on fd 0, one lookup per
+//     request packet, answered with the exit status byte and the output;
+//     qmail-lspawn keeps one such process instead of one per delivery.
 package main
 
 import (
@@ -17,8 +21,12 @@ import (
 
 	"github.com/hqmail/hqmail/pkg/getpw"
 	"github.com/hqmail/hqmail/pkg/qhome"
+	"github.com/hqmail/hqmail/pkg/spawn/keep"
 )
 
 func main() {
+	if len(os.Args) == 2 && os.Args[1] == "-k" && keep.IsSocket(0) {
+		os.Exit(getpw.Serve(0, filepath.Join(qhome.Root(), "alias")))
+	}
 	os.Exit(getpw.Main(os.Args[1:], os.Stdout, filepath.Join(qhome.Root(), "alias")))
 }

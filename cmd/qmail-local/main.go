@@ -16,6 +16,11 @@
 //   - Trusts: argv only in its documented form; the environment is passed
 //     on to programs (plus qmail-local's own variables) and $QMAILQUEUE
 //     chooses the queue program for forwards, as in qmail.
+//   - "qmail-local -k" is keep mode (qmail-local(8), KEEP MODE): started
+//     by qmail-lspawn as the recipient with a socket on fd 0, it makes one
+//     delivery per request (the same arguments, the message's descriptor
+//     passed along) and answers with the exit status and the report; it
+//     serves only that user's deliveries and exits at end of file.
 package main
 
 import (
@@ -26,6 +31,9 @@ import (
 )
 
 func main() {
+	if len(os.Args) == 2 && os.Args[1] == "-k" {
+		os.Exit(local.Serve(0, local.Config{Environ: os.Environ(), Root: qhome.Root()}))
+	}
 	os.Exit(local.Run(os.Args, local.Config{
 		Stdin:   os.Stdin,
 		Stdout:  os.Stdout,

@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -115,16 +116,26 @@ func vectorDir() string {
 	return filepath.Join("testdata", "vectors")
 }
 
-func TestVectors(t *testing.T) { runDir(t, vectorDir()) }
+func TestVectors(t *testing.T) { runDir(t, vectorDir(), false) }
+
+// TestVectorsKeep runs every recorded case through qmail-local -k (keep
+// mode, as qmail-lspawn runs it): one request over the socket with the
+// case's arguments and the message's descriptor. The exit status, the
+// report (fds 1 and 2 are one pipe there) and the files
+// delivered must be the one-shot run's.
+func TestVectorsKeep(t *testing.T) { runDir(t, vectorDir(), true) }
 
 // TestExtra runs cases written for this project in the same format, for
 // rules the recorded set does not show (loops, sticky homes, unreadable
 // files, exit codes, forwards that qmail-queue refuses, ...). Their
 // expected files follow spec/delivery.md §4; qq.exit, as in the inject
 // vectors, sets the capture program's exit status.
-func TestExtra(t *testing.T) { runDir(t, filepath.Join("testdata", "extra")) }
+func TestExtra(t *testing.T) { runDir(t, filepath.Join("testdata", "extra"), false) }
 
-func runDir(t *testing.T, dir string) {
+// TestExtraKeep is TestExtra through keep mode.
+func TestExtraKeep(t *testing.T) { runDir(t, filepath.Join("testdata", "extra"), true) }
+
+func runDir(t *testing.T, dir string, keepMode bool) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary; skipped under -short")
 	}
@@ -145,7 +156,7 @@ func runDir(t *testing.T, dir string) {
 		n++
 		name := e.Name()
 		t.Run(name, func(t *testing.T) {
-			runCase(t, base, filepath.Join(dir, name), who)
+			runCase(t, base, filepath.Join(dir, name), who, keepMode)
 		})
 	}
 	if n == 0 {
@@ -308,7 +319,7 @@ func flattenedLink(src, rel string, b []byte) (string, bool) {
 	return s, true
 }
 
-func runCase(t *testing.T, base, caseDir string, who runAs) {
+func runCase(t *testing.T, base, caseDir string, who runAs, keepMode bool) {
 	work := filepath.Join(base, "cases", filepath.Base(caseDir))
 	os.RemoveAll(work)
 	home := filepath.Join(work, "home")
@@ -368,9 +379,10 @@ func runCase(t *testing.T, base, caseDir string, who runAs) {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{
 			Uid: uint32(who.uid), Gid: uint32(who.gid), Groups: []uint32{}}}
 	}
-	err = cmd.Run()
 	code := 0
-	if err != nil {
+	if keepMode {
+		code = runKeep(t, cmd, args, in, &stdout)
+	} else if err = cmd.Run(); err != nil {
 		ee, ok := err.(*exec.ExitError)
 		if !ok {
 			t.Fatalf("run: %v", err)
@@ -388,10 +400,24 @@ func runCase(t *testing.T, base, caseDir string, who runAs) {
 		t.Errorf("exit = %q, want %q", got, wantExit)
 		ok = false
 	}
+	if keepMode {
+		wantOut, _ := readOpt(filepath.Join(caseDir, "expected.stdout"))
+		wantErr, _ := readOpt(filepath.Join(caseDir, "expected.stderr"))
+		// One pipe holds both in the order written; the recordings keep
+		// them apart, so either order of the two is the recorded output.
+		got, want := mask(stdout.Bytes()), string(wantOut)+string(wantErr)
+		if got != want && got != string(wantErr)+string(wantOut) {
+			t.Errorf("report:\n got %q\nwant %q", got, want)
+			ok = false
+		}
+	}
 	for _, s := range []struct {
 		name string
 		got  string
 	}{{"stdout", mask(stdout.Bytes())}, {"stderr", mask(stderr.Bytes())}} {
+		if keepMode {
+			break
+		}
 		want, _ := readOpt(filepath.Join(caseDir, "expected."+s.name))
 		if s.got != string(want) {
 			t.Errorf("%s:\n got %q\nwant %q", s.name, s.got, want)
@@ -446,4 +472,40 @@ func delivered(t *testing.T, home, queue string, before map[string]map[string]sn
 		fmt.Fprintf(&b, "== %s %s %d\n%s\n", e.path, e.mode, len(e.data), e.data)
 	}
 	return b.String()
+}
+
+// runKeep makes the delivery of cmd (a one-shot qmail-local command) through
+// "qmail-local -k" started the same way, and returns the exit status from
+// the reply; the report goes to out.
+func runKeep(t *testing.T, cmd *exec.Cmd, args []string, msg *os.File, out *bytes.Buffer) int {
+	t.Helper()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	child := os.NewFile(uintptr(fds[1]), "child")
+	kc := exec.Command(cmd.Path, "-k")
+	kc.Args[0] = "qmail-local"
+	kc.Env, kc.Dir, kc.SysProcAttr, kc.Stdin = cmd.Env, cmd.Dir, cmd.SysProcAttr, child
+	if err := kc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	child.Close()
+	defer kc.Wait()          // after the close below: end of file ends it
+	defer unix.Close(fds[0]) // runs first
+	buf := make([]byte, 128<<10)
+	n, err := unix.Read(fds[0], buf)
+	if err != nil || string(buf[:max(n, 0)]) != "qmail-local -k 1\x00" {
+		t.Fatalf("hello: %q %v", buf[:max(n, 0)], err)
+	}
+	req := strings.Join(args, "\x00") + "\x00"
+	if err := unix.Sendmsg(fds[0], []byte(req), unix.UnixRights(int(msg.Fd())), nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err = unix.Read(fds[0], buf)
+	if err != nil || n < 1 {
+		t.Fatalf("no reply: %d %v", n, err)
+	}
+	out.Write(buf[1:n])
+	return int(buf[0])
 }

@@ -65,6 +65,7 @@ var controlFiles = []ctlFile{
 	{"holdremote", kHold, "", "qmail-send", "hold flag of the remote channel (all, or a list of domains), read at start and on HUP; see qmailctl"},
 	{"idhost", kMe, "", "qmail-inject", "host part of Message-ID"},
 	{"localiphost", kMeRequired, "", "qmail-smtpd", "replaces [local ip] in recipient addresses"},
+	{"localcache", kInt, "5", "qmail-lspawn", "seconds an idle kept qmail-local is kept for the next delivery (0: one per delivery)"},
 	{"locals", kListMe, "", "qmail-send", "domains delivered locally"},
 	{"morercpthosts", kList, "no extra rcpthosts", "qmail-newmrh", "extra rcpthosts, compiled into morercpthosts.cdb"},
 	{"morercpthosts.cdb", kCdb, "", "qmail-smtpd", "compiled morercpthosts"},

@@ -12,6 +12,7 @@ package getpw
 
 import (
 	"errors"
+	"github.com/hqmail/hqmail/pkg/spawn/keep"
 	"os"
 	"os/user"
 	"strconv"
@@ -186,4 +187,26 @@ func (a aliasAt) Lookup(name string) (*Entry, error) {
 		return &c, nil
 	}
 	return e, err
+}
+
+// KeepHello is the first packet of qmail-getpw -k.
+const KeepHello = "qmail-getpw -k 1\x00"
+
+// Serve is qmail-getpw -k (qmail-getpw(8)): started by qmail-lspawn as
+// qmailp with a SOCK_SEQPACKET socket on sock (fd 0), it answers each
+// request packet (the local part, NUL-ended) with one packet: the exit
+// status of a one-shot run as one byte, then its output. The passwd file
+// is read afresh for every request.
+func Serve(sock int, aliasHome string) int {
+	keep.Serve(sock, KeepHello, 4096, func(r *keep.Request) []byte {
+		if r.Cut || len(r.Args) < 1 {
+			return []byte{ExitUsage}
+		}
+		b, code := Find(aliasAt{System{}, aliasHome}, StatOwner, Alias, r.Args[0])
+		if code != 0 {
+			return []byte{byte(code)}
+		}
+		return append([]byte{0}, b...)
+	})
+	return 0
 }

@@ -4,12 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
-	"os"
 	"strings"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hqmail/hqmail/pkg/spawn/keep"
 )
 
 // Keep mode (qmail-remote -k): one qmail-remote process serves a series of
@@ -164,88 +165,23 @@ func (s *session) idle() bool {
 // Serve is qmail-remote -k on the socket sock (fd 0): deliveries until end
 // of file. It returns the exit code (0).
 func Serve(root string, sock int) int {
-	if _, err := unix.Write(sock, []byte(KeepHello)); err != nil {
-		return 0
-	}
 	k := &keeper{}
 	defer k.drop()
-	buf := make([]byte, maxRequest)
-	oob := make([]byte, unix.CmsgSpace(4*4))
 	var out bytes.Buffer
-	for {
-		n, oobn, flags, _, err := unix.Recvmsg(sock, buf, oob, unix.MSG_CMSG_CLOEXEC)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil || n == 0 {
-			return 0
-		}
-		msg := receivedFile(oob[:oobn])
+	keep.Serve(sock, KeepHello, maxRequest, func(r *keep.Request) []byte {
 		out.Reset()
 		w := bufio.NewWriter(&out)
 		var rep *report
-		args := splitRequest(buf[:n])
-		switch {
-		case flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) != 0 || msg == nil:
+		if r.Cut || r.File == nil {
 			rep = &report{'D', txtUsage}
-		default:
-			rep = run(root, args, msg, w, k)
-		}
-		if msg != nil {
-			msg.Close()
+		} else {
+			rep = run(root, r.Args, r.File, w, k)
 		}
 		w.WriteByte(rep.letter)
 		w.WriteString(rep.text)
 		w.WriteByte(0)
 		w.Flush()
-		for {
-			_, err = unix.Write(sock, out.Bytes())
-			if err != unix.EINTR {
-				break
-			}
-		}
-		if err != nil {
-			return 0
-		}
-	}
-}
-
-// receivedFile is the one descriptor passed with a request (extra ones are
-// closed), or nil.
-func receivedFile(oob []byte) *os.File {
-	msgs, err := unix.ParseSocketControlMessage(oob)
-	if err != nil {
-		return nil
-	}
-	var f *os.File
-	for i := range msgs {
-		fds, err := unix.ParseUnixRights(&msgs[i])
-		if err != nil {
-			continue
-		}
-		for _, fd := range fds {
-			if f == nil {
-				f = os.NewFile(uintptr(fd), "message")
-			} else {
-				unix.Close(fd)
-			}
-		}
-	}
-	return f
-}
-
-// splitRequest splits "a\0b\0c\0" into its NUL-ended fields (a last field
-// without its NUL counts too).
-func splitRequest(p []byte) []string {
-	var args []string
-	for len(p) > 0 {
-		i := bytes.IndexByte(p, 0)
-		if i < 0 {
-			args = append(args, string(p))
-			break
-		}
-		args = append(args, string(p[:i]))
-		p = p[i+1:]
-	}
-	return args
+		return out.Bytes()
+	})
+	return 0
 }

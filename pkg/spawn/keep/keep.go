@@ -22,7 +22,6 @@
 package keep
 
 import (
-	"net"
 	"os"
 	"os/exec"
 	"sync"
@@ -30,6 +29,11 @@ import (
 
 	"golang.org/x/sys/unix"
 )
+
+// The spawner side works on the raw socket with blocking calls (one thread
+// waits per running request, as one waited per running program before),
+// so that this package, which the kept programs use too, needs no network
+// code: qmail-local must not link any (cmd/qmail-local TestNoNetwork).
 
 // Pool is a set of kept processes of one program.
 type Pool struct {
@@ -70,7 +74,7 @@ const ReapEvery = 250 * time.Millisecond
 var HelloTimeout = 5 * time.Second
 
 type proc struct {
-	conn  *net.UnixConn
+	fd    int // our end of the socket
 	cmd   *exec.Cmd
 	key   string
 	until time.Time
@@ -142,7 +146,7 @@ func (p *Pool) Do(key string, start func() *exec.Cmd, req []byte, fd int) ([]byt
 				return nil, NoProcess
 			}
 		}
-		if _, _, err := w.conn.WriteMsgUnix(req, rights, nil); err != nil {
+		if err := sendmsg(w.fd, req, rights); err != nil {
 			w.close()
 			if fresh {
 				return nil, Crashed
@@ -150,7 +154,7 @@ func (p *Pool) Do(key string, start func() *exec.Cmd, req []byte, fd int) ([]byt
 			continue // died just now while idle: once more with a new one
 		}
 		buf := make([]byte, maxReply)
-		n, _, flags, _, err := w.conn.ReadMsgUnix(buf, nil)
+		n, flags, err := recvmsg(w.fd, buf)
 		if err != nil || n == 0 || flags&unix.MSG_TRUNC != 0 {
 			w.close()
 			return nil, Crashed
@@ -161,24 +165,34 @@ func (p *Pool) Do(key string, start func() *exec.Cmd, req []byte, fd int) ([]byt
 	return nil, Crashed
 }
 
+func sendmsg(fd int, p, oob []byte) error {
+	for {
+		err := unix.Sendmsg(fd, p, oob, nil, unix.MSG_NOSIGNAL)
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+func recvmsg(fd int, p []byte) (n, flags int, err error) {
+	for {
+		n, _, flags, _, err = unix.Recvmsg(fd, p, nil, 0)
+		if err != unix.EINTR {
+			return n, flags, err
+		}
+	}
+}
+
 // close ends a process: end of file on its socket; it exits by itself.
-func (w *proc) close() { w.conn.Close() }
+func (w *proc) close() { unix.Close(w.fd) }
 
 // alive reports whether an idle process still holds its end of the
 // socket: an idle one never writes, so anything readable (end of file) or
 // a hang-up means it is gone.
 func (w *proc) alive() bool {
-	rc, err := w.conn.SyscallConn()
-	if err != nil {
-		return false
-	}
-	ok := false
-	rc.Control(func(fd uintptr) {
-		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN | unix.POLLRDHUP}}
-		n, err := unix.Poll(fds, 0)
-		ok = err == nil && n == 0
-	})
-	return ok
+	fds := []unix.PollFd{{Fd: int32(w.fd), Events: unix.POLLIN | unix.POLLRDHUP}}
+	n, err := unix.Poll(fds, 0)
+	return err == nil && n == 0
 }
 
 // take removes and returns the most recently idle live process for key.
@@ -277,35 +291,19 @@ func (p *Pool) start(key string, mk func() *exec.Cmd) *proc {
 		return nil
 	}
 	child := os.NewFile(uintptr(fds[1]), "keep socket")
-	mine := os.NewFile(uintptr(fds[0]), "keep socket")
 	cmd := mk()
 	cmd.Stdin = child
 	id := statID(p.Program)
 	err = cmd.Start()
 	child.Close()
 	if err != nil {
-		mine.Close()
+		unix.Close(fds[0])
 		return nil
 	}
 	go cmd.Wait()
-	c, err := net.FileConn(mine)
-	mine.Close()
-	if err != nil {
-		cmd.Process.Kill()
-		return nil
-	}
-	uc, ok := c.(*net.UnixConn)
-	if !ok {
-		c.Close()
-		cmd.Process.Kill()
-		return nil
-	}
-	buf := make([]byte, len(p.Hello)+1)
-	uc.SetReadDeadline(time.Now().Add(HelloTimeout))
-	n, err := uc.Read(buf)
-	uc.SetReadDeadline(time.Time{})
-	if err != nil || string(buf[:n]) != p.Hello {
-		uc.Close()
+	w := &proc{fd: fds[0], cmd: cmd, key: key}
+	if !w.greeted(p.Hello) {
+		w.close()
 		cmd.Process.Kill()
 		p.mu.Lock()
 		if id != nil {
@@ -314,5 +312,27 @@ func (p *Pool) start(key string, mk func() *exec.Cmd) *proc {
 		p.mu.Unlock()
 		return nil
 	}
-	return &proc{conn: uc, cmd: cmd, key: key}
+	return w
+}
+
+// greeted waits up to HelloTimeout for the hello packet.
+func (w *proc) greeted(hello string) bool {
+	deadline := time.Now().Add(HelloTimeout)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return false
+		}
+		fds := []unix.PollFd{{Fd: int32(w.fd), Events: unix.POLLIN}}
+		n, err := unix.Poll(fds, int(left/time.Millisecond)+1)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || n == 0 {
+			return false
+		}
+		buf := make([]byte, len(hello)+1)
+		m, _, err := recvmsg(w.fd, buf)
+		return err == nil && string(buf[:max(m, 0)]) == hello
+	}
 }

@@ -8,6 +8,11 @@
 // qmail-local; a Go process cannot fork without exec, so the lookup runs
 // inside qmail-lspawn (one goroutine per delivery) and its failures are
 // reported with the exit codes qmail's child would have used (112-121, 126).
+//
+// Keep mode (NewKeep, control/localcache): qmail-local and qmail-getpw are
+// kept alive between deliveries (package keep), one qmail-local per uid and
+// gid, so that a run of mail to one user costs no program start per
+// message; the answers are those of one-shot runs.
 package lspawn
 
 import (
@@ -18,11 +23,16 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"github.com/hqmail/hqmail/pkg/cdb"
+	"github.com/hqmail/hqmail/pkg/control"
+	"github.com/hqmail/hqmail/pkg/getpw"
+	"github.com/hqmail/hqmail/pkg/local"
 	"github.com/hqmail/hqmail/pkg/privsep"
 	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/spawn"
+	"github.com/hqmail/hqmail/pkg/spawn/keep"
 )
 
 // Exit codes of qmail-lspawn's delivery child (qmail's qlx.h).
@@ -56,6 +66,35 @@ type Local struct {
 	Switch bool
 	// Self is our uid (used when Switch is false).
 	Self int
+	// Keep and KeepGetpw, when set, run deliveries and lookups through
+	// kept qmail-local -k (one per user) and qmail-getpw -k processes
+	// while control/localcache allows (see NewKeep).
+	Keep, KeepGetpw *keep.Pool
+}
+
+// DefaultLocalCache is the default of control/localcache.
+const DefaultLocalCache = 5 * time.Second
+
+// localCache reads control/localcache (seconds; a bad or unreadable file
+// means the default).
+func (l *Local) localCache() time.Duration {
+	n, err := control.Open(l.Root).ReadInt("localcache", int(DefaultLocalCache/time.Second))
+	if err != nil || n < 0 {
+		return DefaultLocalCache
+	}
+	return time.Duration(n) * time.Second
+}
+
+// NewKeep sets up keep mode (qmail-lspawn(8), KEEP MODE): a qmail-local
+// that has delivered for a user stays alive, as that user, for the next
+// delivery to the same user (uid and gid), and one qmail-getpw stays alive
+// for the lookups, each for control/localcache seconds after its last use
+// (default DefaultLocalCache; 0 is qmail's one process per delivery).
+func (l *Local) NewKeep() {
+	l.Keep = &keep.Pool{Program: l.QmailLocal, Hello: local.KeepHello, Cache: l.localCache,
+		MaxReply: local.MaxKeepOutput + 1}
+	l.KeepGetpw = &keep.Pool{Program: l.Getpw, Hello: getpw.KeepHello, Cache: l.localCache,
+		MaxReply: MaxGetpwOutput + 1, MaxIdle: 1}
 }
 
 // New returns the Local of the tree at root.
@@ -186,6 +225,24 @@ func (l *Local) findUser(d *spawn.Delivery, local string) ([]byte, int) {
 
 // getpw runs qmail-getpw local as qmailp/nofiles.
 func (l *Local) getpw(d *spawn.Delivery, local string) ([]byte, int) {
+	if l.KeepGetpw != nil && l.KeepGetpw.Enabled() {
+		start := func() *exec.Cmd {
+			cmd := exec.Command(l.Getpw, "-k")
+			cmd.Args[0] = "qmail-getpw"
+			privsep.Apply(cmd, l.GetpwCred)
+			return cmd
+		}
+		reply, res := l.KeepGetpw.Do("getpw", start, keep.Join(local), -1)
+		switch res {
+		case keep.Answered:
+			if reply[0] != 0 {
+				return nil, int(reply[0])
+			}
+			return reply[1:], 0
+		case keep.Crashed:
+			return nil, ExitSys
+		}
+	}
 	cmd := exec.Command(l.Getpw, local)
 	cmd.Args[0] = "qmail-getpw"
 	// No cmd.Dir: see Deliver.
@@ -237,8 +294,34 @@ func (l *Local) Deliver(d *spawn.Delivery) (spawn.Status, error) {
 	if f.UID == 0 {
 		return spawn.Status{Code: ExitRoot}, nil
 	}
-	cmd := exec.Command(l.QmailLocal, "--", f.User, f.Home, local, f.Dash, f.Ext,
-		d.Domain(), d.Sender, l.DefaultDelivery)
+	args := []string{"--", f.User, f.Home, local, f.Dash, f.Ext, d.Domain(), d.Sender, l.DefaultDelivery}
+	var cred *privsep.Cred
+	if l.Switch {
+		cred = privsep.Exactly(f.UID, f.GID) // never uid 0: refused above
+	} else if f.UID != l.Self {
+		return spawn.Status{Report: "ZUnable to deliver as uid " + strconv.Itoa(f.UID) +
+			": qmail-lspawn runs without root and cannot switch users. (#4.3.0)\n"}, nil
+	}
+	if l.Keep != nil && l.Keep.Enabled() {
+		// One kept qmail-local per user: the key is the uid and gid it
+		// runs as, so that a process only ever delivers for its own user.
+		start := func() *exec.Cmd {
+			cmd := exec.Command(l.QmailLocal, "-k")
+			cmd.Args[0] = "qmail-local"
+			privsep.Apply(cmd, cred)
+			return cmd
+		}
+		key := strconv.Itoa(f.UID) + ":" + strconv.Itoa(f.GID)
+		reply, res := l.Keep.Do(key, start, keep.Join(args...), int(d.Message.Fd()))
+		switch res {
+		case keep.Answered:
+			d.Output.Write(reply[1:])
+			return spawn.Status{Code: int(reply[0])}, nil
+		case keep.Crashed:
+			return spawn.Status{Signaled: true}, nil
+		}
+	}
+	cmd := exec.Command(l.QmailLocal, args...)
 	cmd.Args[0] = "qmail-local"
 	// No cmd.Dir: the child keeps our working directory (queue/mess).
 	// qmail changes to QMAILHOME as root before switching users; exec
@@ -248,14 +331,7 @@ func (l *Local) Deliver(d *spawn.Delivery) (spawn.Status, error) {
 	cmd.Stdin = d.Message
 	cmd.Stdout = d.Output
 	cmd.Stderr = d.Output
-	if l.Switch {
-		if err := privsep.ApplyNonRoot(cmd, privsep.Exactly(f.UID, f.GID)); err != nil {
-			return spawn.Status{Code: ExitRoot}, nil
-		}
-	} else if f.UID != l.Self {
-		return spawn.Status{Report: "ZUnable to deliver as uid " + strconv.Itoa(f.UID) +
-			": qmail-lspawn runs without root and cannot switch users. (#4.3.0)\n"}, nil
-	}
+	privsep.Apply(cmd, cred)
 	if err := cmd.Start(); err != nil {
 		if spawn.TempErrno(err) {
 			return spawn.Status{Code: ExitExecSoft}, nil
@@ -327,5 +403,6 @@ func Main(args []string, root string) int {
 	if l.Switch {
 		l.GetpwCred = privsep.Exactly(ids.Qmailp.UID, ids.Nofiles)
 	}
+	l.NewKeep()
 	return spawn.Main(root, l, spawn.Config{Owner: ids.Qmailq.UID, Truncate: 3000}, nil)
 }

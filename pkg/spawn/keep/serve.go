@@ -1,0 +1,112 @@
+package keep
+
+import (
+	"bytes"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// Request is one request as a kept program receives it.
+type Request struct {
+	Args []string // the packet's NUL-ended fields
+	File *os.File // the descriptor passed with it, or nil
+	Cut  bool     // the packet or its descriptor list was cut short
+}
+
+// Serve is the program side: it greets with hello on sock, then calls
+// handle for each request and sends its answer, until end of file or a
+// failure of the socket. Extra descriptors are closed; File is closed
+// after handle returns.
+func Serve(sock int, hello string, maxRequest int, handle func(*Request) []byte) {
+	if _, err := unix.Write(sock, []byte(hello)); err != nil {
+		return
+	}
+	buf := make([]byte, maxRequest)
+	oob := make([]byte, unix.CmsgSpace(4*4))
+	for {
+		n, oobn, flags, _, err := unix.Recvmsg(sock, buf, oob, unix.MSG_CMSG_CLOEXEC)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || n == 0 {
+			return
+		}
+		req := &Request{Args: split(buf[:n]), File: received(oob[:oobn]),
+			Cut: flags&(unix.MSG_TRUNC|unix.MSG_CTRUNC) != 0}
+		reply := handle(req)
+		if req.File != nil {
+			req.File.Close()
+		}
+		for {
+			_, err = unix.Write(sock, reply)
+			if err != unix.EINTR {
+				break
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// received is the first descriptor passed with a request (extra ones are
+// closed), or nil.
+func received(oob []byte) *os.File {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return nil
+	}
+	var f *os.File
+	for i := range msgs {
+		fds, err := unix.ParseUnixRights(&msgs[i])
+		if err != nil {
+			continue
+		}
+		for _, fd := range fds {
+			if f == nil {
+				f = os.NewFile(uintptr(fd), "passed")
+			} else {
+				unix.Close(fd)
+			}
+		}
+	}
+	return f
+}
+
+// split splits "a\0b\0c\0" into its NUL-ended fields (a last field without
+// its NUL counts too).
+func split(p []byte) []string {
+	var args []string
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, 0)
+		if i < 0 {
+			args = append(args, string(p))
+			break
+		}
+		args = append(args, string(p[:i]))
+		p = p[i+1:]
+	}
+	return args
+}
+
+// Join is the request packet of args: each one NUL-ended.
+func Join(args ...string) []byte {
+	n := 0
+	for _, a := range args {
+		n += len(a) + 1
+	}
+	b := make([]byte, 0, n)
+	for _, a := range args {
+		b = append(append(b, a...), 0)
+	}
+	return b
+}
+
+// IsSocket reports whether fd is a SOCK_SEQPACKET socket, as a kept
+// program's fd 0 is: for a program whose one-shot argument could itself be
+// "-k" (qmail-getpw's local part), that is what tells the two apart.
+func IsSocket(fd int) bool {
+	t, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+	return err == nil && t == unix.SOCK_SEQPACKET
+}
