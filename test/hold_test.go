@@ -2,31 +2,15 @@ package test
 
 import (
 	"fmt"
-	"net"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hqmail/hqmail/test/harness"
 )
 
-// countingListener counts accepted connections.
-type countingListener struct {
-	net.Listener
-	n atomic.Int64
-}
-
-func (l *countingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err == nil {
-		l.n.Add(1)
-	}
-	return c, err
-}
-
 // holdSink starts a recording SMTP sink on a fresh loopback address.
-func holdSink(t *testing.T) (*sink, *countingListener) {
-	ln := &countingListener{Listener: listen(t, "", 2525)}
+func holdSink(t *testing.T) (*sink, *trackingListener) {
+	ln := &trackingListener{Listener: listen(t, "", 2525)}
 	return startSink(t, ln, sinkOpts{}), ln
 }
 
@@ -41,7 +25,7 @@ func TestHoldRemote200(t *testing.T) {
 	queueN(t, tr, 0, total, "box@testhost.example", "joe@far.example")
 	harness.WaitFor(t, 60*time.Second, func() bool { return sys.Count("new msg ") >= total })
 	time.Sleep(5 * time.Second)
-	if n := ln.n.Load(); n != 0 {
+	if n := ln.accepted.Load(); n != 0 {
 		t.Fatalf("%d connections to the MX while held", n)
 	}
 	if n := sys.Count("starting delivery"); n != 0 {
@@ -103,7 +87,7 @@ func TestHoldRemoteDomainList(t *testing.T) {
 	}
 	harness.WaitFor(t, 30*time.Second, func() bool { return len(free.Messages()) == 1 })
 	time.Sleep(time.Second)
-	if n := lnHeld.n.Load(); n != 0 {
+	if n := lnHeld.accepted.Load(); n != 0 {
 		t.Fatalf("%d connections for held domains", n)
 	}
 	if st := sys.Status(); st["holdremote"] != "held.example .sub.example" {

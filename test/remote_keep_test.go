@@ -55,17 +55,12 @@ func (c *trackedConn) Close() error {
 	return c.Conn.Close()
 }
 
-func keepSink(t *testing.T) (*sink, *trackingListener) {
-	ln := &trackingListener{Listener: listen(t, "", 2525)}
-	return startSink(t, ln, sinkOpts{}), ln
-}
-
 // TestKeepReuse: 60 messages to one host through a running system go over
 // far fewer connections than messages, every message arrives once and
 // intact, and the idle connections are closed after control/smtpcache.
 func TestKeepReuse(t *testing.T) {
 	tr := schedTree(t, nil)
-	s, ln := keepSink(t)
+	s, ln := holdSink(t)
 	tr.Control("smtproutes", fmt.Sprintf("far.example:%s:%d\n", s.IP, s.Port))
 	tr.Control("concurrencyremote", "4\n")
 	tr.Control("smtpcache", "2\n")
@@ -105,7 +100,7 @@ func TestKeepReuse(t *testing.T) {
 // qmail-remote) per delivery.
 func TestKeepOff(t *testing.T) {
 	tr := schedTree(t, nil)
-	s, ln := keepSink(t)
+	s, ln := holdSink(t)
 	tr.Control("smtproutes", fmt.Sprintf("far.example:%s:%d\n", s.IP, s.Port))
 	tr.Control("smtpcache", "0\n")
 	sys := tr.Start(t, "./Maildir/")
@@ -125,7 +120,7 @@ func TestKeepOff(t *testing.T) {
 // held link must see no traffic), and reused again after the release.
 func TestKeepHoldClosesIdle(t *testing.T) {
 	tr := schedTree(t, nil)
-	s, ln := keepSink(t)
+	s, ln := holdSink(t)
 	tr.Control("smtproutes", fmt.Sprintf("far.example:%s:%d\n", s.IP, s.Port))
 	tr.Control("smtpcache", "600\n")
 	sys := tr.Start(t, "./Maildir/")

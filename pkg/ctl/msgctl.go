@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hqmail/hqmail/pkg/hold"
 	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/sched"
 	"golang.org/x/sys/unix"
@@ -281,7 +282,7 @@ func writeHeld(root string, held map[uint64]bool) error {
 			return fail(err)
 		}
 	}
-	if _, err := f.Write(sched.HeldText(held)); err != nil {
+	if _, err := f.Write(hold.MsgsText(held)); err != nil {
 		return fail(err)
 	}
 	if err := f.Sync(); err != nil {

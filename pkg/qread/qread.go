@@ -15,9 +15,13 @@ import (
 // Holds are the hold flags qmail-qread marks recipients with.
 type Holds struct {
 	Local, Remote hold.Flag
+	// Msgs are the messages held by id (qmailctl hold ID): every recipient
+	// not yet done is held.
+	Msgs map[uint64]bool
 }
 
-// LoadHolds reads control/holdlocal and control/holdremote of root.
+// LoadHolds reads control/holdlocal and control/holdremote of root, and
+// the messages held by id (queue/bounce/heldmsgs).
 func LoadHolds(root string) (Holds, error) {
 	var h Holds
 	var err error
@@ -25,7 +29,10 @@ func LoadHolds(root string) (Holds, error) {
 	if h.Local, err = hold.Read(dir, hold.LocalFile); err != nil {
 		return h, err
 	}
-	h.Remote, err = hold.Read(dir, hold.RemoteFile)
+	if h.Remote, err = hold.Read(dir, hold.RemoteFile); err != nil {
+		return h, err
+	}
+	h.Msgs, err = hold.ReadMsgs(filepath.Join(root, "queue"))
 	return h, err
 }
 
@@ -40,12 +47,13 @@ func Safe(s string) string {
 	return string(b)
 }
 
-// HeldSuffix is appended to a recipient line whose delivery is held.
+// HeldSuffix is appended to a recipient line whose delivery is held: on a
+// held channel, or of a message held by id.
 const HeldSuffix = " held"
 
 // Format writes msgs in qmail-qread's format. Recipients not yet done on a
 // held channel (holdlocal: every local one; holdremote: every remote one
-// whose domain it lists) get HeldSuffix. A message with trouble is printed
+// whose domain it lists) or of a message held by id get HeldSuffix. A message with trouble is printed
 // as "warning: trouble with #ID: REASON" instead.
 func Format(w io.Writer, msgs []Message, holds Holds) error {
 	bw := bufio.NewWriter(w)
@@ -60,8 +68,9 @@ func Format(w io.Writer, msgs []Message, holds Holds) error {
 			bw.WriteString(" bouncing")
 		}
 		bw.WriteString("\n")
-		writeRecords(bw, "local", m.Local, func(string) bool { return holds.Local.Set })
-		writeRecords(bw, "remote", m.Remote, holds.Remote.HoldsAddress)
+		byID := holds.Msgs[m.ID]
+		writeRecords(bw, "local", m.Local, func(string) bool { return byID || holds.Local.Set })
+		writeRecords(bw, "remote", m.Remote, func(a string) bool { return byID || holds.Remote.HoldsAddress(a) })
 	}
 	return bw.Flush()
 }

@@ -67,6 +67,9 @@ func TestQreadGolden(t *testing.T) {
 		{"qread-holdremote-all", map[string]string{"holdremote": ""}},
 		{"qread-holdremote-domains", map[string]string{"holdremote": "held.example\n.sub.example\n"}},
 		{"qread-holdlocal", map[string]string{"holdlocal": "1\n"}},
+		// Messages held by id (qmailctl hold ID): 100 and 9 held, 24's
+		// only recipient is done; a junk line is ignored.
+		{"qread-heldmsgs", map[string]string{"../queue/bounce/heldmsgs": "# held\n100\n9\n24\nx1\n"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/hqmail/hqmail/pkg/hold"
 	"github.com/hqmail/hqmail/pkg/qhome"
 )
 
@@ -51,8 +52,8 @@ const (
 	MaxRequest   = 1024
 	maxTag       = 64
 	keepResults  = 32
-	maxHeld      = 1 << 20
-	HeldMsgsName = "heldmsgs" // under queue/bounce/
+	maxHeld      = hold.MaxMsgs
+	HeldMsgsName = hold.MsgsName // under queue/bounce/
 	ctlFIFO      = "lock/sendctl"
 )
 
@@ -154,40 +155,8 @@ type msgCtl struct {
 	results []string
 }
 
-// LoadHeld reads the held-message file of the queue q; a missing file is
-// an empty set. Lines that are not message ids are ignored.
-func LoadHeld(q string) (map[uint64]bool, error) {
-	held := map[uint64]bool{}
-	b, err := os.ReadFile(filepath.Join(q, "bounce", HeldMsgsName))
-	if err != nil {
-		if isNoent(err) {
-			return held, nil
-		}
-		return held, err
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if id, ok := parseID(strings.TrimSpace(l)); ok && len(held) < maxHeld {
-			held[id] = true
-		}
-	}
-	return held, nil
-}
-
-// HeldText renders the held-message file: a comment, then the ids sorted.
-func HeldText(held map[uint64]bool) []byte {
-	ids := make([]uint64, 0, len(held))
-	for id := range held {
-		ids = append(ids, id)
-	}
-	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
-	var b bytes.Buffer
-	b.WriteString("# messages held by qmailctl; qmail-send starts no delivery for them\n")
-	for _, id := range ids {
-		b.WriteString(utoa(id))
-		b.WriteByte('\n')
-	}
-	return b.Bytes()
-}
+// LoadHeld reads the held-message file of the queue q (hold.ReadMsgs).
+func LoadHeld(q string) (map[uint64]bool, error) { return hold.ReadMsgs(q) }
 
 func loadMsgCtl(q string) *msgCtl {
 	held, _ := LoadHeld(q)
@@ -201,7 +170,7 @@ func (m *msgCtl) save() error {
 	if err != nil {
 		return err
 	}
-	_, err = f.Write(HeldText(m.held))
+	_, err = f.Write(hold.MsgsText(m.held))
 	if err == nil {
 		err = f.Sync()
 	}
