@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/textproto"
+	"sync"
 )
 
 // Errors of WriteData and copyData.
@@ -19,6 +20,15 @@ type writeError struct{ err error }
 
 func (e writeError) Error() string { return "write: " + e.err.Error() }
 func (e writeError) Unwrap() error { return e.err }
+
+// dataBufs are copyData's buffers, kept between the deliveries of a kept
+// qmail-remote (keep mode) instead of 192 KB allocated per message.
+type dataBufs struct {
+	in  [64 << 10]byte
+	out [2*(64<<10) + 8]byte
+}
+
+var copyBufs = sync.Pool{New: func() any { return new(dataBufs) }}
 
 // copyData copies a message from r to w as CRLF-ended lines, the form
 // textproto's dot writer (go-smtp's DATA writer) takes: LF becomes CRLF,
@@ -34,8 +44,9 @@ func (e writeError) Unwrap() error { return e.err }
 // bytes read as SMTP commands. Here that byte starts a line of its own, so the
 // dot writer doubles it.
 func copyData(w io.Writer, r io.Reader) (int64, error) {
-	buf := make([]byte, 64*1024)
-	out := make([]byte, 0, 2*len(buf)+8)
+	bufs := copyBufs.Get().(*dataBufs)
+	defer copyBufs.Put(bufs)
+	buf, out := bufs.in[:], bufs.out[:0]
 	bol := true    // at the beginning of a line
 	cr := false    // the previous byte was a CR not yet written
 	var rerr error // read error to report once the buffer is written

@@ -556,7 +556,9 @@ func has8bit(f *os.File) bool {
 	if err != nil || !st.Mode().IsRegular() {
 		return true
 	}
-	buf := make([]byte, 64*1024)
+	bufs := copyBufs.Get().(*dataBufs)
+	defer copyBufs.Put(bufs)
+	buf := bufs.in[:]
 	var off int64
 	for {
 		n, err := f.ReadAt(buf, off)
