@@ -18,14 +18,11 @@ import (
 // open for the next, so that a queue of mail to one destination goes over
 // one connection instead of one connection and one process per message.
 //
-// The process first writes KeepHello on fd 0, so that the spawner knows it
-// speaks this protocol (a wrapper script or another program installed as
-// bin/qmail-remote would not). It then reads its requests on fd 0, a
-// SOCK_SEQPACKET socket: one
-// packet per delivery holding "host\0sender\0recipient\0" (more recipients
-// may follow, each NUL-ended) and, as SCM_RIGHTS, the message's descriptor.
-// It answers each with one packet holding exactly what a one-shot
-// qmail-remote would have written on fd 1. It exits at end of file (after
+// The protocol is package keep's: the process greets with KeepHello on fd
+// 0, a SOCK_SEQPACKET socket, then reads one packet per delivery holding
+// "host\0sender\0recipient\0" (more recipients may follow, each NUL-ended)
+// with the message's descriptor, and answers each with one packet holding
+// exactly what a one-shot qmail-remote would have written on fd 1. It exits at end of file (after
 // QUIT on the kept connection). It never decides how long to live: the
 // spawner closes the socket of an idle process (control/smtpcache).
 //

@@ -22,6 +22,7 @@
 package keep
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"sync"
@@ -54,6 +55,7 @@ type Pool struct {
 	// MaxReply bounds a reply packet (0: DefaultMaxReply).
 	MaxReply int
 
+	bufs    sync.Pool // *[]byte of MaxReply bytes, for replies
 	mu      sync.Mutex
 	idle    []*proc // oldest first
 	reaping bool
@@ -98,19 +100,26 @@ func statID(path string) *fileID {
 // Enabled reports whether keep mode is on: Cache is positive and the
 // program has not refused the protocol (or has changed since).
 func (p *Pool) Enabled() bool {
-	if p.Cache() <= 0 {
-		return false
+	_, on := p.mode()
+	return on
+}
+
+// mode reads Cache once and says whether keep mode is on.
+func (p *Pool) mode() (time.Duration, bool) {
+	t := p.Cache()
+	if t <= 0 {
+		return t, false
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.refused == nil {
-		return true
+		return t, true
 	}
 	if now := statID(p.Program); now != nil && *now != *p.refused {
 		p.refused = nil // another program: ask it again
-		return true
+		return t, true
 	}
-	return false
+	return t, false
 }
 
 // Result is how a request ended.
@@ -121,22 +130,23 @@ const (
 	Answered Result = iota
 	// Crashed: the process died with the request.
 	Crashed
-	// NoProcess: no process could be started (or it refused keep mode);
-	// the caller makes the delivery the one-shot way.
+	// NoProcess: keep mode is off (Cache is 0, or the program refused
+	// it), or no process could be started; the caller makes the delivery
+	// the one-shot way.
 	NoProcess
 )
 
 // Do hands req, with fd when fd >= 0, to an idle process kept for key, or
 // to a new one: start returns the command to run (the pool sets its
-// Stdin). It waits for the reply.
+// Stdin). It waits for the reply. Cache is read once per request.
 func (p *Pool) Do(key string, start func() *exec.Cmd, req []byte, fd int) ([]byte, Result) {
+	cache, on := p.mode()
+	if !on {
+		return nil, NoProcess
+	}
 	var rights []byte
 	if fd >= 0 {
 		rights = unix.UnixRights(fd)
-	}
-	maxReply := p.MaxReply
-	if maxReply <= 0 {
-		maxReply = DefaultMaxReply
 	}
 	for attempt := 0; attempt < 2; attempt++ {
 		w := p.take(key)
@@ -153,14 +163,13 @@ func (p *Pool) Do(key string, start func() *exec.Cmd, req []byte, fd int) ([]byt
 			}
 			continue // died just now while idle: once more with a new one
 		}
-		buf := make([]byte, maxReply)
-		n, flags, err := recvmsg(w.fd, buf)
-		if err != nil || n == 0 || flags&unix.MSG_TRUNC != 0 {
+		reply, err := p.receive(w.fd)
+		if err != nil {
 			w.close()
 			return nil, Crashed
 		}
-		p.put(w)
-		return buf[:n], Answered
+		p.put(w, cache)
+		return reply, Answered
 	}
 	return nil, Crashed
 }
@@ -213,9 +222,35 @@ func (p *Pool) take(key string) *proc {
 	return nil
 }
 
-// put makes w idle, or closes it when keep mode went off or is held.
-func (p *Pool) put(w *proc) {
-	t := p.Cache()
+// errReply is a reply that is empty or cut short.
+var errReply = errors.New("keep: empty or truncated reply")
+
+// receive reads one reply into a buffer of MaxReply bytes kept between
+// requests, and returns a copy of just the reply.
+func (p *Pool) receive(fd int) ([]byte, error) {
+	bp, _ := p.bufs.Get().(*[]byte)
+	if bp == nil {
+		n := p.MaxReply
+		if n <= 0 {
+			n = DefaultMaxReply
+		}
+		b := make([]byte, n)
+		bp = &b
+	}
+	defer p.bufs.Put(bp)
+	n, flags, err := recvmsg(fd, *bp)
+	if err != nil {
+		return nil, err
+	}
+	if n == 0 || flags&unix.MSG_TRUNC != 0 {
+		return nil, errReply
+	}
+	return append([]byte(nil), (*bp)[:n]...), nil
+}
+
+// put makes w idle for t, or closes it when t is not positive or keep
+// mode is held.
+func (p *Pool) put(w *proc, t time.Duration) {
 	if t <= 0 || (p.Held != nil && p.Held()) {
 		w.close()
 		return

@@ -1,6 +1,7 @@
 package keep
 
 import (
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,8 +17,9 @@ import (
 const hello = "fake -k 1\x00"
 
 // The test binary doubles as a kept program when HQ_KEEP_FAKE is set:
-// "echo" greets and answers each request with "pid|request"; "once" does
-// that for one request and exits; "crash" greets and exits on the first
+// "echo" greets and answers each request with "pid|fields" (the fields
+// joined by ",", then "|" and the passed file's contents, if any); "once"
+// answers one request with "pid|request" and exits; "crash" greets and exits on the first
 // request; "mute" never greets.
 func TestMain(m *testing.M) {
 	if mode := os.Getenv("HQ_KEEP_FAKE"); mode != "" {
@@ -36,18 +38,28 @@ func fake(mode string) {
 			}
 		}
 	}
-	unix.Write(0, []byte(hello))
-	buf := make([]byte, 4096)
-	for {
-		n, err := unix.Read(0, buf)
-		if err != nil || n == 0 || mode == "crash" {
-			return
+	if mode == "once" {
+		// Answer one request, then exit: a process that dies while idle.
+		unix.Write(0, []byte(hello))
+		buf := make([]byte, 4096)
+		if n, err := unix.Read(0, buf); err == nil && n > 0 {
+			unix.Write(0, []byte(strconv.Itoa(os.Getpid())+"|"+string(buf[:n])))
 		}
-		unix.Write(0, []byte(strconv.Itoa(os.Getpid())+"|"+string(buf[:n])))
-		if mode == "once" {
-			return
-		}
+		return
 	}
+	// The program side is the package's own Serve; a passed descriptor's
+	// contents are appended to the answer after a second "|".
+	Serve(0, hello, 4096, func(r *Request) []byte {
+		if mode == "crash" {
+			os.Exit(0)
+		}
+		reply := strconv.Itoa(os.Getpid()) + "|" + strings.Join(r.Args, ",")
+		if r.File != nil {
+			b, _ := io.ReadAll(r.File)
+			reply += "|" + string(b)
+		}
+		return []byte(reply)
+	})
 }
 
 type testPool struct {
@@ -116,17 +128,25 @@ func TestReuseByKey(t *testing.T) {
 	}
 }
 
+// A request's descriptor reaches the process, which reads the file through
+// it; the request's NUL-ended fields arrive as Args.
 func TestPassesDescriptor(t *testing.T) {
-	// The fake ignores it; the test is that sending one works and that it
-	// is not leaked in this process (the kernel duplicates it).
 	p := newPool(t)
-	f, err := os.Open(filepath.Join(t.TempDir()))
+	mf := filepath.Join(t.TempDir(), "m")
+	if err := os.WriteFile(mf, []byte("the message\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(mf)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if _, res := p.Do("k", starter("echo"), []byte("x"), int(f.Fd())); res != Answered {
+	reply, res := p.Do("k", starter("echo"), Join("a", "b c"), int(f.Fd()))
+	if res != Answered {
 		t.Fatalf("result %v", res)
+	}
+	if _, got, _ := strings.Cut(string(reply), "|"); got != "a,b c|the message\n" {
+		t.Errorf("answer %q", got)
 	}
 }
 

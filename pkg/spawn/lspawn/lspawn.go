@@ -225,7 +225,7 @@ func (l *Local) findUser(d *spawn.Delivery, local string) ([]byte, int) {
 
 // getpw runs qmail-getpw local as qmailp/nofiles.
 func (l *Local) getpw(d *spawn.Delivery, local string) ([]byte, int) {
-	if l.KeepGetpw != nil && l.KeepGetpw.Enabled() {
+	if l.KeepGetpw != nil {
 		start := func() *exec.Cmd {
 			cmd := exec.Command(l.Getpw, "-k")
 			cmd.Args[0] = "qmail-getpw"
@@ -302,7 +302,7 @@ func (l *Local) Deliver(d *spawn.Delivery) (spawn.Status, error) {
 		return spawn.Status{Report: "ZUnable to deliver as uid " + strconv.Itoa(f.UID) +
 			": qmail-lspawn runs without root and cannot switch users. (#4.3.0)\n"}, nil
 	}
-	if l.Keep != nil && l.Keep.Enabled() {
+	if l.Keep != nil {
 		// One kept qmail-local per user: the key is the uid and gid it
 		// runs as, so that a process only ever delivers for its own user.
 		start := func() *exec.Cmd {

@@ -25,10 +25,9 @@ import (
 // processes are closed at once while control/holdremote exists, so a held
 // link sees no traffic from kept connections.
 type Pool struct {
-	Program string
-	Env     []string
-	Root    string // the tree: control/smtpcache, control/holdremote
-	keep.Pool
+	keep.Pool          // Program is qmail-remote's path
+	Env       []string // the environment of the processes (nil: ours)
+	Root      string   // the tree: control/smtpcache, control/holdremote
 }
 
 // DefaultCache is the default of control/smtpcache.
@@ -36,7 +35,7 @@ const DefaultCache = 5 * time.Second
 
 // NewPool returns the pool for program in the tree at root.
 func NewPool(program, root string, env []string) *Pool {
-	p := &Pool{Program: program, Env: env, Root: root}
+	p := &Pool{Env: env, Root: root}
 	p.Pool = keep.Pool{
 		Program:  program,
 		Hello:    remote.KeepHello,
@@ -63,8 +62,9 @@ func (p *Pool) held() bool {
 	return err == nil
 }
 
-// Deliver makes d through a kept process. ok is false when no process
-// could be started (the caller falls back to a one-shot qmail-remote).
+// Deliver makes d through a kept process. ok is false when keep mode is off
+// (control/smtpcache 0, or the program refused it) or no process could be
+// started: the caller falls back to a one-shot qmail-remote.
 func (p *Pool) Deliver(d *spawn.Delivery) (st spawn.Status, ok bool) {
 	host := d.Domain()
 	req := make([]byte, 0, len(host)+len(d.Sender)+len(d.Recipient)+3)

@@ -42,7 +42,7 @@ func New(root string) *Remote {
 // message on fd 0 and the output pipe on fds 1 and 2. An exec failure
 // becomes exit 111 (temporary errno) or 100.
 func (r *Remote) Deliver(d *spawn.Delivery) (spawn.Status, error) {
-	if r.Keep != nil && r.Keep.Enabled() {
+	if r.Keep != nil {
 		if st, ok := r.Keep.Deliver(d); ok {
 			return st, nil
 		}
