@@ -271,6 +271,7 @@ func TestPrivsepUIDs(t *testing.T) {
 		"qmail-lspawn": {0, ids.Qmail, []int{ids.Qmail}},
 		"qmail-rspawn": {ids.Qmailr.UID, ids.Qmail, nil},
 		"qmail-clean":  {ids.Qmailq.UID, ids.Qmail, []int{ids.Qmail}},
+		"qmail-queued": {ids.Qmailq.UID, ids.Qmail, []int{ids.Qmail}},
 		"qmail-send":   {ids.Qmails.UID, ids.Qmail, []int{ids.Qmail}},
 	}
 	procs := map[string]*procInfo{}

@@ -390,8 +390,9 @@ func testShared(t *testing.T, asOwner bool) {
 	harness.WaitFor(t, 20*time.Second, func() bool { return sendstatus(tr)["pid"] != "" })
 
 	procs := childrenOf(start.Process.Pid)
-	if len(procs) != 4 {
-		t.Errorf("%d children, want 4: %v", len(procs), procs)
+	// lspawn, rspawn, clean, queued, send
+	if len(procs) != 5 {
+		t.Errorf("%d children, want 5: %v", len(procs), procs)
 	}
 	for _, p := range procs {
 		if p.uid != [4]int{uid, uid, uid, uid} || p.gid != [4]int{gid, gid, gid, gid} {

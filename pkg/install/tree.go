@@ -59,6 +59,7 @@ var progModes = map[string]uint32{
 	// root daemon of this project (holds and releases on link changes)
 	"qmail-linkwatch": 0o700,
 	"qmail-send":      0o711,
+	"qmail-queued":    0o711,
 	"qmail-clean":     0o711,
 	"qmail-rspawn":    0o711,
 	"qmail-remote":    0o711,
@@ -115,6 +116,8 @@ func Tree(homeUser string) []Entry {
 		d("alias/Maildir/tmp", "alias", "qmail", 0o700),
 		f("alias/.qmail-default", "alias", 0o644, aliasDefault),
 		d("queue", "qmailq", "qmail", 0o750),
+		// qmail-queued's socket (public/qmail-queue, made by the service).
+		d("public", "qmailq", "qmail", 0o755),
 		d("queue/pid", "qmailq", "qmail", 0o700),
 		d("queue/intd", "qmailq", "qmail", 0o700),
 		d("queue/todo", "qmailq", "qmail", 0o750),

@@ -33,8 +33,12 @@ type Options struct {
 	Env  []string // child environment; nil means the caller's (QMAILQUEUE is read from it)
 	// IgnoreQMAILQUEUE makes Queue always run Root/bin/qmail-queue.
 	IgnoreQMAILQUEUE bool
-	// Started, if set, is called with the child's pid once it runs.
+	// Started, if set, is called with the child's pid once it runs (the
+	// caller's own pid when the queue service takes the message).
 	Started func(pid int)
+	// NoService makes Queue run qmail-queue even when the queue service
+	// (qmail-queued) is there.
+	NoService bool
 }
 
 // Queue runs qmail-queue with msg on fd 0 and env's encoding on fd 1 and
@@ -42,14 +46,26 @@ type Options struct {
 // on success, or a qerr.Error with the caller text of spec/queue.md §4.
 //
 // If msg is an *os.File it becomes the child's stdin directly (no copy).
+//
+// When qmail-queue itself is to run (no $QMAILQUEUE) and the tree's queue
+// service (qmail-queued) is up and takes the message, the message goes
+// through the service instead: the same protocol and result, without a
+// process start. Anything else runs qmail-queue.
 func Queue(opt Options, msg io.Reader, env *Envelope) (int, error) {
 	cenv := opt.Env
 	if cenv == nil {
 		cenv = os.Environ()
 	}
-	prog := filepath.Join(opt.Root, "bin", "qmail-queue")
+	own := filepath.Join(opt.Root, "bin", "qmail-queue")
+	prog := own
 	if !opt.IgnoreQMAILQUEUE {
 		prog = Program(opt.Root, cenv)
+	}
+	if prog == own && !opt.NoService {
+		pid, err := viaService(opt.Root, msg, env, opt.Started)
+		if err != errNotTaken {
+			return pid, err
+		}
 	}
 	envR, envW, err := os.Pipe()
 	if err != nil {

@@ -83,6 +83,9 @@ type Config struct {
 	// derived from UID and the tree's etc/ids (multi-message mode derives
 	// it once per process).
 	Who string
+	// Tag, if set, names the pid/ file instead of PID (the service runs
+	// many jobs at once, each with its own tag).
+	Tag string
 }
 
 // Run queues one message and returns qmail-queue's exit code.
@@ -169,7 +172,11 @@ func (j *job) run() int {
 
 // createMess makes the message's inode under pid/ and links it into mess/.
 func (j *job) createMess() int {
-	prefix := "pid/" + strconv.Itoa(j.c.PID) + "." + strconv.FormatInt(j.c.Now.Unix(), 10) + "."
+	tag := j.c.Tag
+	if tag == "" {
+		tag = strconv.Itoa(j.c.PID)
+	}
+	prefix := "pid/" + tag + "." + strconv.FormatInt(j.c.Now.Unix(), 10) + "."
 	var err error
 	for seq := 1; seq <= 9; seq++ {
 		name := prefix + strconv.Itoa(seq)

@@ -83,6 +83,7 @@ func Creds(ids *qhome.IDs, sw bool, rgroups []int) map[string]*privsep.Cred {
 		"qmail-lspawn": privsep.Exactly(0, ids.Qmail),
 		"qmail-rspawn": {UID: ids.Qmailr.UID, GID: ids.Qmail, Groups: privsep.WithGroup(ids.Qmail, rgroups)},
 		"qmail-clean":  privsep.Exactly(ids.Qmailq.UID, ids.Qmail),
+		"qmail-queued": privsep.Exactly(ids.Qmailq.UID, ids.Qmail),
 		"qmail-send":   privsep.Exactly(ids.Qmails.UID, ids.Qmail),
 	}
 }
@@ -156,7 +157,7 @@ func Run(o Options) int {
 	}
 	creds := Creds(o.IDs, o.Switch, rgroups)
 	if o.Owner != nil {
-		for _, name := range []string{"logger", "qmail-lspawn", "qmail-rspawn", "qmail-clean", "qmail-send"} {
+		for _, name := range []string{"logger", "qmail-lspawn", "qmail-rspawn", "qmail-clean", "qmail-queued", "qmail-send"} {
 			creds[name] = o.Owner
 		}
 	}
@@ -220,6 +221,27 @@ func Run(o Options) int {
 		}
 		children = append(children, cmd)
 	}
+	// qmail-queued, the queue service, runs while qmail-send does: its fd 0
+	// is a pipe whose other end only we hold, closed once qmail-send has
+	// ended. A tree without the program (installed before it existed)
+	// runs without it: callers then start qmail-queue, as in qmail.
+	var queuedStop *os.File
+	if qd := filepath.Join(bin, "qmail-queued"); fileExists(qd) {
+		sr, sw, err := os.Pipe()
+		if err != nil {
+			return fail("unable to create pipe: %v", err)
+		}
+		parent.add(sr)
+		cmd := &exec.Cmd{Path: qd, Args: []string{"qmail-queued"}, Dir: "/",
+			Stdin: sr, Stdout: devnull, Stderr: o.Stderr}
+		privsep.Apply(cmd, creds["qmail-queued"])
+		if err := cmd.Start(); err != nil {
+			sw.Close()
+			return fail("unable to start qmail-queued: %v", err)
+		}
+		children = append(children, cmd)
+		queuedStop = sw
+	}
 	send := &exec.Cmd{Path: filepath.Join(bin, "qmail-send"), Args: []string{"qmail-send"}, Dir: "/",
 		Stdin: logFd, Stdout: req[0][1], Stderr: rep[0][0],
 		ExtraFiles: []*os.File{req[1][1], rep[1][0], req[2][1], rep[2][0]}}
@@ -235,6 +257,9 @@ func Run(o Options) int {
 	sendDone := make(chan struct{})
 	go func() { send.Wait(); close(sendDone) }()
 	forward(o.Signals, send.Process, sendDone)
+	if queuedStop != nil {
+		queuedStop.Close()
+	}
 
 	// qmail-send has ended; its pipes are closed, so the spawners finish
 	// their running deliveries and exit, qmail-clean and the logger see
@@ -263,6 +288,11 @@ func Run(o Options) int {
 		return 111
 	}
 	return ws.ExitStatus()
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
 
 // forward passes signals to p until done is closed.

@@ -21,6 +21,7 @@ func TestCreds(t *testing.T) {
 		"qmail-lspawn": {0, 20, []int{20}},
 		"qmail-rspawn": {15, 20, []int{20, 30}},
 		"qmail-clean":  {14, 20, []int{20}},
+		"qmail-queued": {14, 20, []int{20}},
 		"qmail-send":   {16, 20, []int{20}},
 	}
 	if len(c) != len(want) {

@@ -1,0 +1,297 @@
+package qq
+
+// The queue service: qmail-queued (docs/man/qmail-queued.8) is qmail-queue
+// kept running under qmailq, so that a caller queues a message without
+// starting the set-uid program. It speaks qmail-queue's own protocol, over
+// descriptors the caller passes instead of descriptors it inherits:
+//
+//	socket  ROOT/public/qmail-queue, SOCK_SEQPACKET, mode 0666
+//	1. caller:  "Q1" with two descriptors (SCM_RIGHTS): the message (what
+//	            qmail-queue reads on fd 0) and the envelope (fd 1)
+//	2. service: "go" (it reads them now) or "no" (not taken, nothing was
+//	            read: busy, stopping, or a request it does not know; the
+//	            caller runs qmail-queue itself)
+//	3. caller:  writes the message and the envelope, closes its ends
+//	4. service: "<code> <id>": qmail-queue's exit code, and the queue id
+//	            when the code is 0, sent only after the message is committed
+//	            (todo/ID linked and todo/ fsynced), exactly when qmail-queue
+//	            would exit 0
+//
+// The service learns who queues from the kernel (SO_PEERCRED), not from the
+// caller: the Received line and intd/ carry the caller's uid and pid, as
+// they carry qmail-queue's real uid and its pid when it is executed.
+//
+// Both sides are here; the service's loop is pkg/queue (Serve). No net
+// import: qmail-queue and qmail-local link this package and start fast.
+
+import (
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/hqmail/hqmail/pkg/qerr"
+)
+
+// ServiceSocket is the service's socket, relative to the root.
+const ServiceSocket = "public/qmail-queue"
+
+// Service messages.
+const (
+	svcRequest = "Q1"
+	svcGo      = "go"
+	svcNo      = "no"
+)
+
+// AnswerTimeout bounds the caller's wait for "go"/"no": a service that
+// does not answer by then has read nothing, and the caller runs
+// qmail-queue instead.
+var AnswerTimeout = 10 * time.Second
+
+// errNotTaken means the service did not take the message and read none
+// of it: run qmail-queue.
+var errNotTaken = errors.New("queue service did not take the message")
+
+// dialService connects to root's queue service. Roots too long for a
+// socket address are reached through /proc/self/fd.
+func dialService(root string) (int, error) {
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	path := filepath.Join(root, ServiceSocket)
+	if len(path) >= 100 {
+		dfd, err := unix.Open(filepath.Dir(path), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			unix.Close(fd)
+			return -1, err
+		}
+		defer unix.Close(dfd)
+		path = "/proc/self/fd/" + strconv.Itoa(dfd) + "/" + filepath.Base(path)
+	}
+	if err := unix.Connect(fd, &unix.SockaddrUnix{Name: path}); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
+
+// viaService queues msg through root's queue service. It returns
+// errNotTaken when there is no service or it did not take the message
+// (nothing of msg was read); any other failure is the result, as if
+// qmail-queue had ended that way.
+func viaService(root string, msg io.Reader, env *Envelope, started func(int)) (pid int, err error) {
+	sock, err := dialService(root)
+	if err != nil {
+		return 0, errNotTaken
+	}
+	defer unix.Close(sock)
+	envR, envW, err := os.Pipe()
+	if err != nil {
+		return 0, errNotTaken
+	}
+	defer envW.Close()
+	var msgW *os.File
+	msgFile, direct := msg.(*os.File)
+	if !direct {
+		r, w, err := os.Pipe()
+		if err != nil {
+			envR.Close()
+			return 0, errNotTaken
+		}
+		msgFile, msgW = r, w
+		defer msgW.Close()
+	}
+	err = sendPacket(sock, []byte(svcRequest), unix.UnixRights(int(msgFile.Fd()), int(envR.Fd())))
+	envR.Close()
+	if !direct {
+		msgFile.Close()
+	}
+	if err != nil {
+		return 0, errNotTaken
+	}
+	tv := unix.NsecToTimeval(AnswerTimeout.Nanoseconds())
+	unix.SetsockoptTimeval(sock, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+	var b [64]byte
+	n, err := recvPacket(sock, b[:])
+	if err != nil || string(b[:n]) != svcGo {
+		return 0, errNotTaken
+	}
+	tv = unix.Timeval{} // the result comes when the message is committed
+	unix.SetsockoptTimeval(sock, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+	pid = os.Getpid()
+	if started != nil {
+		started(pid)
+	}
+
+	writeFailed := false
+	if msgW != nil {
+		if _, err := io.Copy(msgW, msg); err != nil {
+			writeFailed = true
+		}
+		msgW.Close()
+	}
+	// As with qmail-queue: a message not copied whole gets no envelope, so
+	// the service sees the envelope end early and gives up (54).
+	if !writeFailed {
+		if _, err := envW.Write(env.Encode()); err != nil {
+			writeFailed = true
+		}
+	}
+	envW.Close()
+	n, err = recvPacket(sock, b[:])
+	if err != nil || n == 0 {
+		return pid, qerr.Temp("qq crashed (#4.3.0)")
+	}
+	code, _, ok := ParseResult(b[:n])
+	if !ok {
+		return pid, qerr.Temp("qq crashed (#4.3.0)")
+	}
+	if code == 0 && writeFailed {
+		code = ExitRead
+	}
+	return pid, ExitError(code)
+}
+
+// ParseResult parses "<code> <id>" (the service's result, and the result
+// lines of qmail-queue -m without their newline).
+func ParseResult(b []byte) (code int, id uint64, ok bool) {
+	s := string(b)
+	i := 0
+	for i < len(s) && s[i] != ' ' {
+		i++
+	}
+	if i == len(s) {
+		return 0, 0, false
+	}
+	c, err := strconv.Atoi(s[:i])
+	if err != nil || c < 0 || c > 255 {
+		return 0, 0, false
+	}
+	id, err = strconv.ParseUint(s[i+1:], 10, 64)
+	if err != nil {
+		return 0, 0, false
+	}
+	return c, id, true
+}
+
+func sendPacket(fd int, p, oob []byte) error {
+	for {
+		err := unix.Sendmsg(fd, p, oob, nil, unix.MSG_NOSIGNAL)
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+func recvPacket(fd int, p []byte) (int, error) {
+	for {
+		n, _, _, _, err := unix.Recvmsg(fd, p, nil, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err == nil && n == 0 {
+			return 0, io.EOF
+		}
+		return n, err
+	}
+}
+
+// ServiceRequest is one caller's request as the service receives it.
+type ServiceRequest struct {
+	Message  int // descriptor: the message (qmail-queue's fd 0)
+	Envelope int // descriptor: the envelope (qmail-queue's fd 1)
+	UID, PID int // the caller, from SO_PEERCRED
+}
+
+// ErrBadRequest is a request the service does not know (another protocol
+// version, no or too many descriptors); it answers "no".
+var ErrBadRequest = errors.New("bad queue service request")
+
+// ReceiveRequest reads the request on an accepted connection, waiting at
+// most wait. Descriptors that arrived are closed on any error.
+func ReceiveRequest(conn int, wait time.Duration) (*ServiceRequest, error) {
+	tv := unix.NsecToTimeval(wait.Nanoseconds())
+	unix.SetsockoptTimeval(conn, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+	var b [16]byte
+	oob := make([]byte, unix.CmsgSpace(4*4))
+	var n, oobn, flags int
+	var err error
+	for {
+		n, oobn, flags, _, err = unix.Recvmsg(conn, b[:], oob, unix.MSG_CMSG_CLOEXEC)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	var fds []int
+	if err == nil {
+		if msgs, perr := unix.ParseSocketControlMessage(oob[:oobn]); perr == nil {
+			for i := range msgs {
+				if r, rerr := unix.ParseUnixRights(&msgs[i]); rerr == nil {
+					fds = append(fds, r...)
+				}
+			}
+		}
+	}
+	fail := func(e error) (*ServiceRequest, error) {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+		return nil, e
+	}
+	if err != nil {
+		return fail(err)
+	}
+	if n == 0 {
+		return fail(io.EOF)
+	}
+	if string(b[:n]) != svcRequest || len(fds) != 2 || flags&(unix.MSG_CTRUNC|unix.MSG_TRUNC) != 0 {
+		return fail(ErrBadRequest)
+	}
+	cred, err := unix.GetsockoptUcred(conn, unix.SOL_SOCKET, unix.SO_PEERCRED)
+	if err != nil {
+		return fail(err)
+	}
+	return &ServiceRequest{Message: fds[0], Envelope: fds[1], UID: int(cred.Uid), PID: int(cred.Pid)}, nil
+}
+
+// DropRequest reads a request that has already arrived, without waiting,
+// and closes its descriptors (the service is not taking it).
+func DropRequest(conn int) {
+	var b [16]byte
+	oob := make([]byte, unix.CmsgSpace(4*4))
+	_, oobn, _, _, err := unix.Recvmsg(conn, b[:], oob, unix.MSG_DONTWAIT|unix.MSG_CMSG_CLOEXEC)
+	if err != nil {
+		return
+	}
+	if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
+		for i := range msgs {
+			if fds, err := unix.ParseUnixRights(&msgs[i]); err == nil {
+				for _, fd := range fds {
+					unix.Close(fd)
+				}
+			}
+		}
+	}
+}
+
+// Answer tells the caller whether the service takes its message.
+func Answer(conn int, take bool) error {
+	a := svcNo
+	if take {
+		a = svcGo
+	}
+	return sendPacket(conn, []byte(a), nil)
+}
+
+// SendResult sends the result of a taken message.
+func SendResult(conn, code int, id uint64) error {
+	b := strconv.AppendInt(nil, int64(code), 10)
+	b = append(b, ' ')
+	b = strconv.AppendUint(b, id, 10)
+	return sendPacket(conn, b, nil)
+}

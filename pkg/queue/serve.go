@@ -1,0 +1,287 @@
+package queue
+
+// Service mode (qmail-queued, docs/man/qmail-queued.8): the writer of this
+// package kept running under qmailq, taking messages over the socket of
+// pkg/qq (service.go) instead of from a freshly started set-uid
+// qmail-queue. Each message is one job exactly as in the one-message
+// mode: same order of work, same durability, same exit codes, and the
+// result is sent only once the job has ended. Jobs run concurrently, so
+// the fsyncs of simultaneous callers overlap.
+//
+// What a caller may do to the service is what it may do to qmail-queue:
+// hand it bytes. Its uid and pid come from the kernel. A caller that stops
+// writing holds one job slot until the 24-hour alarm; when every slot is
+// taken (MaxJobs) the service answers "no" and callers run qmail-queue, so
+// a full service never stops anyone from queueing.
+
+import (
+	"errors"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/hqmail/hqmail/pkg/qq"
+)
+
+// MaxJobs is how many messages the service reads at once.
+const MaxJobs = 64
+
+// requestWait bounds the wait for a request on an accepted connection.
+const requestWait = 10 * time.Second
+
+// ServiceConfig is one run of the service.
+type ServiceConfig struct {
+	Root string
+	// Listener is a listening SOCK_SEQPACKET socket (Listen).
+	Listener int
+	// Stop, when readable or at end of file, ends the service: qmail-start
+	// holds the other end of this pipe. -1: none.
+	Stop int
+	// MaxJobs bounds concurrent jobs (0: MaxJobs).
+	MaxJobs int
+	// Alarm bounds one job (0: Alarm): a caller that has not finished
+	// writing by then gets 54 and the job's files are removed.
+	Alarm time.Duration
+	// Grace bounds the wait for jobs in flight once stopped (0: one minute).
+	Grace time.Duration
+	// Clock gives each message's time; nil means time.Now.
+	Clock func() time.Time
+}
+
+// Listen creates the service's socket at root/public/qmail-queue (mode
+// 0666: anyone may queue, as anyone may run qmail-queue) after removing a
+// stale one. It first takes an exclusive lock on public/, so that a second
+// service on the same tree gets ErrRunning and leaves the first alone.
+// The returned lock descriptor must stay open while serving.
+func Listen(root string) (sock, lock int, err error) {
+	dir := filepath.Join(root, filepath.Dir(qq.ServiceSocket))
+	lock, err = unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, -1, err
+	}
+	if err := unix.Flock(lock, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		unix.Close(lock)
+		if err == unix.EWOULDBLOCK {
+			return -1, -1, ErrRunning
+		}
+		return -1, -1, err
+	}
+	sock, err = unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		unix.Close(lock)
+		return -1, -1, err
+	}
+	fail := func(e error) (int, int, error) {
+		unix.Close(sock)
+		unix.Close(lock)
+		return -1, -1, e
+	}
+	// Bind relative to public/ through /proc, so that a long root works.
+	name := "/proc/self/fd/" + strconv.Itoa(lock) + "/" + filepath.Base(qq.ServiceSocket)
+	if err := unix.Unlinkat(lock, filepath.Base(qq.ServiceSocket), 0); err != nil && err != unix.ENOENT {
+		return fail(err)
+	}
+	if err := unix.Bind(sock, &unix.SockaddrUnix{Name: name}); err != nil {
+		return fail(err)
+	}
+	if err := unix.Fchmodat(lock, filepath.Base(qq.ServiceSocket), 0o666, 0); err != nil {
+		return fail(err)
+	}
+	if err := unix.Listen(sock, 128); err != nil {
+		return fail(err)
+	}
+	return sock, lock, nil
+}
+
+// ErrRunning: another service holds the tree's lock.
+var ErrRunning = errors.New("another qmail-queued serves this tree")
+
+// Serve accepts and runs jobs until Stop fires, then waits (up to Grace)
+// for the jobs in flight and returns. The socket is removed first, so
+// that callers run qmail-queue from then on.
+func Serve(c *ServiceConfig) {
+	maxJobs := c.MaxJobs
+	if maxJobs <= 0 {
+		maxJobs = MaxJobs
+	}
+	alarm := c.Alarm
+	if alarm <= 0 {
+		alarm = Alarm
+	}
+	grace := c.Grace
+	if grace <= 0 {
+		grace = time.Minute
+	}
+	clock := c.Clock
+	if clock == nil {
+		clock = time.Now
+	}
+	var wg sync.WaitGroup
+	var running atomic.Int64
+	var seq atomic.Uint64
+	tag := strconv.Itoa(os.Getpid())
+	for {
+		pfd := []unix.PollFd{{Fd: int32(c.Listener), Events: unix.POLLIN}}
+		if c.Stop >= 0 {
+			pfd = append(pfd, unix.PollFd{Fd: int32(c.Stop), Events: unix.POLLIN})
+		}
+		if _, err := unix.Poll(pfd, -1); err != nil {
+			if err == unix.EINTR {
+				continue
+			}
+			break
+		}
+		if len(pfd) > 1 && pfd[1].Revents != 0 {
+			break
+		}
+		if pfd[0].Revents&unix.POLLIN == 0 {
+			if pfd[0].Revents&(unix.POLLERR|unix.POLLHUP|unix.POLLNVAL) != 0 {
+				break
+			}
+			continue
+		}
+		conn, _, err := unix.Accept4(c.Listener, unix.SOCK_CLOEXEC)
+		if err != nil {
+			if err == unix.EMFILE || err == unix.ENFILE {
+				time.Sleep(100 * time.Millisecond) // let jobs end
+			}
+			continue
+		}
+		if running.Load() >= int64(maxJobs) {
+			// Run qmail-queue yourself. A caller whose request is not
+			// here yet sees the connection reset, which means the same.
+			qq.DropRequest(conn)
+			qq.Answer(conn, false)
+			unix.Close(conn)
+			continue
+		}
+		running.Add(1)
+		wg.Add(1)
+		n := seq.Add(1)
+		go func() {
+			defer wg.Done()
+			defer running.Add(-1)
+			defer unix.Close(conn)
+			serveConn(c.Root, conn, tag+"."+strconv.FormatUint(n, 10), clock(), alarm)
+		}()
+	}
+	// Callers connecting from now on fail and run qmail-queue.
+	unix.Unlinkat(unix.AT_FDCWD, filepath.Join(c.Root, qq.ServiceSocket), 0)
+	unix.Close(c.Listener)
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(grace):
+	}
+}
+
+// serveConn runs one request: a job over the caller's descriptors.
+func serveConn(root string, conn int, tag string, now time.Time, alarm time.Duration) {
+	req, err := qq.ReceiveRequest(conn, requestWait)
+	if err != nil {
+		if errors.Is(err, qq.ErrBadRequest) {
+			qq.Answer(conn, false)
+		}
+		return
+	}
+	deadline := time.Now().Add(alarm) // real time, whatever the clock says
+	msg := &pollReader{fd: req.Message, deadline: deadline}
+	env := &pollReader{fd: req.Envelope, deadline: deadline}
+	defer unix.Close(req.Message)
+	defer unix.Close(req.Envelope)
+	if qq.Answer(conn, true) != nil {
+		return
+	}
+	code, id := runJob(&Config{Root: root, Message: msg, Envelope: env,
+		UID: req.UID, PID: req.PID, Now: now, Tag: tag})
+	qq.SendResult(conn, code, id)
+}
+
+// pollReader reads a descriptor the caller passed, without changing its
+// flags (the caller may share it): poll, then read, until the deadline.
+type pollReader struct {
+	fd       int
+	deadline time.Time
+}
+
+var errDeadline = errors.New("caller too slow")
+
+func (r *pollReader) Read(p []byte) (int, error) {
+	for {
+		left := time.Until(r.deadline)
+		if left <= 0 {
+			return 0, errDeadline
+		}
+		ms := int(min(left, time.Hour) / time.Millisecond)
+		pfd := []unix.PollFd{{Fd: int32(r.fd), Events: unix.POLLIN}}
+		n, err := unix.Poll(pfd, max(ms, 1))
+		if err == unix.EINTR || (err == nil && n == 0) {
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		m, err := unix.Read(r.fd, p)
+		switch {
+		case err == unix.EINTR || err == unix.EAGAIN:
+			continue
+		case err != nil:
+			return 0, err
+		case m == 0 && len(p) > 0:
+			return 0, io.EOF
+		}
+		return m, nil
+	}
+}
+
+// MainService is qmail-queued: the root from the executable's location, fd 0 the
+// stop pipe from qmail-start (or a terminal/nothing when run by hand:
+// then SIGTERM stops it). It returns the exit code.
+func MainService(root string) int {
+	syscall.Umask(0o33)
+	sock, lock, err := Listen(root)
+	if err != nil {
+		if errors.Is(err, ErrRunning) {
+			return 0
+		}
+		os.Stderr.WriteString("qmail-queued: fatal: unable to listen on " +
+			filepath.Join(root, qq.ServiceSocket) + ": " + err.Error() + "\n")
+		return 111
+	}
+	defer unix.Close(lock)
+	// Stop at end of file (or any byte) on fd 0 when it is qmail-start's
+	// pipe, and on SIGTERM or SIGINT.
+	r, w, err := os.Pipe()
+	if err != nil {
+		os.Stderr.WriteString("qmail-queued: fatal: unable to create pipe: " + err.Error() + "\n")
+		return 111
+	}
+	var st unix.Stat_t
+	if unix.Fstat(0, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFIFO {
+		go func() {
+			var b [1]byte
+			os.Stdin.Read(b[:])
+			w.Close()
+		}()
+	}
+	go func() {
+		sigs := make(chan os.Signal, 1)
+		signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+		<-sigs
+		w.Close()
+	}()
+	// r must stay reachable while Serve polls its descriptor: a collected
+	// *os.File closes it, and the number may then name a caller's pipe.
+	Serve(&ServiceConfig{Root: root, Listener: sock, Stop: int(r.Fd())})
+	r.Close()
+	return 0
+}

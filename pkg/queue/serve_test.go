@@ -1,0 +1,270 @@
+package queue
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/hqmail/hqmail/pkg/qerr"
+	"github.com/hqmail/hqmail/pkg/qq"
+)
+
+// service runs the queue service on root until the test ends.
+func service(t *testing.T, root string, maxJobs int) (stop func()) {
+	t.Helper()
+	os.MkdirAll(filepath.Join(root, "public"), 0o755)
+	sock, lock, err := Listen(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		Serve(&ServiceConfig{Root: root, Listener: sock, Stop: int(r.Fd()), MaxJobs: maxJobs,
+			Clock: func() time.Time { return now }, Grace: 5 * time.Second})
+		close(done)
+	}()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			w.Close()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Error("service did not stop")
+			}
+			r.Close()
+			unix.Close(lock)
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// The service queues what qmail-queue would, naming the caller (its
+// kernel uid and pid) in the Received line and intd/.
+func TestServiceQueues(t *testing.T) {
+	for _, long := range []bool{false, true} {
+		t.Run("long root "+strconv.FormatBool(long), func(t *testing.T) {
+			root := newRoot(t)
+			if long { // beyond a socket address: reached through /proc/self/fd
+				deep := filepath.Join(root, strings.Repeat("d", 60), strings.Repeat("e", 60))
+				os.MkdirAll(deep, 0o755)
+				os.Rename(filepath.Join(root, "queue"), filepath.Join(deep, "queue"))
+				root = deep
+			}
+			service(t, root, 0)
+			// No bin/qmail-queue in this tree: only the service can queue.
+			pid, err := qq.Queue(qq.Options{Root: root}, strings.NewReader("Subject: x\n\nbody\n"),
+				&qq.Envelope{Sender: "a@b", Recipients: []string{"c@d", "e@f"}})
+			if err != nil {
+				t.Fatalf("Queue: %v", err)
+			}
+			if pid != os.Getpid() {
+				t.Errorf("pid %d, want the caller's %d", pid, os.Getpid())
+			}
+			fs := files(t, root)
+			if len(fs) != 3 {
+				t.Fatalf("queue files %v, want mess, intd, todo", fs)
+			}
+			var mess, intd string
+			for _, f := range fs {
+				b, _ := os.ReadFile(filepath.Join(root, "queue", f))
+				switch {
+				case strings.HasPrefix(f, "mess/"):
+					mess = string(b)
+				case strings.HasPrefix(f, "intd/"):
+					intd = string(b)
+				}
+			}
+			uid := os.Getuid()
+			wantRecv := "Received: (qmail " + strconv.Itoa(os.Getpid()) + " invoked by uid " + strconv.Itoa(uid) + "); 26 Sep 1995 04:46:54 -0000\nSubject: x\n\nbody\n"
+			if mess != wantRecv {
+				t.Errorf("mess = %q, want %q", mess, wantRecv)
+			}
+			wantIntd := "u" + strconv.Itoa(uid) + "\x00p" + strconv.Itoa(os.Getpid()) + "\x00Fa@b\x00Tc@d\x00Te@f\x00"
+			if intd != wantIntd {
+				t.Errorf("intd = %q, want %q", intd, wantIntd)
+			}
+		})
+	}
+}
+
+// A message whose envelope never comes (the caller's copy failed) is
+// refused with 54 and leaves nothing behind; so is a bad envelope (91).
+func TestServiceRefuses(t *testing.T) {
+	root := newRoot(t)
+	service(t, root, 0)
+	_, err := qq.Queue(qq.Options{Root: root}, &failingReader{}, &qq.Envelope{Sender: "a@b", Recipients: []string{"c@d"}})
+	var qe *qerr.Error
+	if !errors.As(err, &qe) || qe.Perm || qe.Text != qq.ExitError(qq.ExitRead).Error() {
+		t.Errorf("broken message: %v, want the text of exit 54", err)
+	}
+	_, err = qq.Queue(qq.Options{Root: root}, strings.NewReader("x\n"), &qq.Envelope{Sender: "a@b", Recipients: []string{strings.Repeat("x", qq.MaxAddr+1)}})
+	if err == nil || err.Error() != qq.ExitError(qq.ExitAddrTooLong).Error() {
+		t.Errorf("long address: %v, want the text of exit 11", err)
+	}
+	if fs := files(t, root); len(fs) != 0 {
+		t.Errorf("left in the queue: %v", fs)
+	}
+}
+
+type failingReader struct{ n int }
+
+func (f *failingReader) Read(p []byte) (int, error) {
+	if f.n > 0 {
+		return 0, errors.New("read error")
+	}
+	f.n++
+	return copy(p, "Subject: half\n"), nil
+}
+
+// rawRequest connects and sends a request; it returns the connection and
+// the service's answer.
+func rawRequest(t *testing.T, root, hello string, fds ...int) (int, string) {
+	t.Helper()
+	s, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Connect(s, &unix.SockaddrUnix{Name: filepath.Join(root, qq.ServiceSocket)}); err != nil {
+		t.Fatal(err)
+	}
+	var oob []byte
+	if len(fds) > 0 {
+		oob = unix.UnixRights(fds...)
+	}
+	if err := unix.Sendmsg(s, []byte(hello), oob, nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	tv := unix.NsecToTimeval((10 * time.Second).Nanoseconds())
+	unix.SetsockoptTimeval(s, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+	b := make([]byte, 64)
+	n, _, _, _, err := unix.Recvmsg(s, b, nil, 0)
+	if err != nil {
+		t.Fatalf("no answer: %v", err)
+	}
+	return s, string(b[:n])
+}
+
+// Requests of another protocol, or without exactly two descriptors, are
+// answered "no" (the caller runs qmail-queue) and nothing is read.
+func TestServiceBadRequests(t *testing.T) {
+	root := newRoot(t)
+	service(t, root, 0)
+	r, w, _ := os.Pipe()
+	defer r.Close()
+	defer w.Close()
+	for _, tc := range []struct {
+		hello string
+		fds   []int
+	}{
+		{"Q2", []int{int(r.Fd()), int(r.Fd())}},
+		{"Q1", nil},
+		{"Q1", []int{int(r.Fd())}},
+		{"Q1", []int{int(r.Fd()), int(r.Fd()), int(r.Fd())}},
+		{"Q1xxxxxxxxxxxxxxxxxxxxxxxxx", []int{int(r.Fd()), int(r.Fd())}},
+	} {
+		s, a := rawRequest(t, root, tc.hello, tc.fds...)
+		unix.Close(s)
+		if a != "no" {
+			t.Errorf("%q with %d fds: answer %q, want no", tc.hello, len(tc.fds), a)
+		}
+	}
+	if fs := files(t, root); len(fs) != 0 {
+		t.Errorf("left in the queue: %v", fs)
+	}
+}
+
+// With every job slot taken by a caller that does not write, the service
+// answers "no" at once; the slot's job then ends with the caller's pipes.
+func TestServiceBusy(t *testing.T) {
+	root := newRoot(t)
+	service(t, root, 1)
+	mr, mw, _ := os.Pipe()
+	er, ew, _ := os.Pipe()
+	s1, a := rawRequest(t, root, "Q1", int(mr.Fd()), int(er.Fd()))
+	defer unix.Close(s1)
+	mr.Close()
+	er.Close()
+	if a != "go" {
+		t.Fatalf("first caller: %q", a)
+	}
+	// A second caller is not taken: qq.Queue runs qmail-queue (absent
+	// here, so its exec failure is the result) instead of waiting.
+	_, err := qq.Queue(qq.Options{Root: root}, strings.NewReader("x\n"), &qq.Envelope{Sender: "a@b", Recipients: []string{"c@d"}})
+	if err == nil || !strings.Contains(err.Error(), "unable to exec qq") {
+		t.Errorf("second caller while busy: %v, want qmail-queue's exec to be tried", err)
+	}
+	// The first caller gives up: its job ends with 54, nothing stays.
+	mw.Close()
+	ew.Close()
+	b := make([]byte, 64)
+	n, _, _, _, err := unix.Recvmsg(s1, b, nil, 0)
+	if err != nil || string(b[:n]) != "54 0" {
+		t.Errorf("result of the abandoned job: %q %v, want \"54 0\"", b[:n], err)
+	}
+	if fs := files(t, root); len(fs) != 0 {
+		t.Errorf("left in the queue: %v", fs)
+	}
+}
+
+// Once stopped, the socket is gone and callers fall back to qmail-queue
+// (absent in this tree: the exec failure is the result). A second service
+// on a tree already served is refused.
+func TestServiceStopAndSecond(t *testing.T) {
+	root := newRoot(t)
+	stop := service(t, root, 0)
+	if _, _, err := Listen(root); !errors.Is(err, ErrRunning) {
+		t.Errorf("second Listen: %v, want ErrRunning", err)
+	}
+	stop()
+	if _, err := os.Lstat(filepath.Join(root, qq.ServiceSocket)); !os.IsNotExist(err) {
+		t.Errorf("socket after stop: %v", err)
+	}
+	_, err := qq.Queue(qq.Options{Root: root}, strings.NewReader("x\n"), &qq.Envelope{Sender: "a@b", Recipients: []string{"c@d"}})
+	if err == nil || !strings.Contains(err.Error(), "unable to exec qq") {
+		t.Errorf("after stop: %v, want qmail-queue's exec to be tried", err)
+	}
+}
+
+// Many callers at once: every message queued once, each under its own
+// id, and no pid/ file left.
+func TestServiceConcurrent(t *testing.T) {
+	root := newRoot(t)
+	service(t, root, 0)
+	const n = 40
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			_, err := qq.Queue(qq.Options{Root: root}, strings.NewReader("Subject: "+strconv.Itoa(i)+"\n\n"),
+				&qq.Envelope{Sender: "a@b", Recipients: []string{"c@d"}})
+			errs <- err
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	todo, _ := os.ReadDir(filepath.Join(root, "queue", "todo"))
+	pid, _ := os.ReadDir(filepath.Join(root, "queue", "pid"))
+	if len(todo) != n || len(pid) != 0 {
+		t.Errorf("todo %d (want %d), pid/ %d (want 0)", len(todo), n, len(pid))
+	}
+}
