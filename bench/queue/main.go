@@ -1,12 +1,14 @@
 // Command queue benchmarks qmail-queue: it installs a tree in a temporary
 // root with the real qmail-install, queues messages of 2 KB through the real
-// qmail-queue sequentially and from parallel writers, and prints the rates
+// qmail-queue sequentially and from parallel writers, through one
+// qmail-queue -m, and through the queue service qmail-queued (sequential and
+// parallel callers in this process), and prints the rates
 // next to the same disk's raw "create + write 1 KB + fsync + rename" rate
 // measured in the same run. It reports numbers only; nothing is asserted.
 //
 //	go run ./bench/queue [-bin DIR] [-n 2000] [-p 8] [-size 2048] [-dir TMPDIR]
 //
-// -bin is a directory holding qmail-install and qmail-queue (default: the
+// -bin is a directory holding qmail-install, qmail-queue and qmail-queued (default: the
 // module's bin/, as built by make).
 package main
 
@@ -19,8 +21,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
+	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/qq"
 )
 
@@ -61,7 +65,12 @@ func run(bin, dir string, n, par, size int) error {
 	// The machine may be shared: measure in interleaved rounds so that a
 	// burst of outside load hits every figure alike.
 	const rounds = 4
-	var tRaw, tSpawn, tSeq, tPar, tMulti time.Duration
+	var tRaw, tSpawn, tSeq, tPar, tMulti, tSvc, tSvcPar time.Duration
+	stopService, err := startService(root)
+	if err != nil {
+		return err
+	}
+	defer stopService()
 	for r := 0; r < rounds; r++ {
 		k := n / rounds
 		d, err := rawTime(filepath.Join(tmp, "raw"+strconv.Itoa(r)), k)
@@ -85,6 +94,14 @@ func run(bin, dir string, n, par, size int) error {
 			return err
 		}
 		tMulti += d
+		if d, err = serviceTime(root, msg, k, 1); err != nil {
+			return err
+		}
+		tSvc += d
+		if d, err = serviceTime(root, msg, k, par); err != nil {
+			return err
+		}
+		tSvcPar += d
 		// Keep the queue from growing across rounds.
 		for _, q := range []string{"todo", "intd", "mess"} {
 			os.RemoveAll(filepath.Join(root, "queue", q))
@@ -99,12 +116,16 @@ func run(bin, dir string, n, par, size int) error {
 	seq := m / tSeq.Seconds()
 	pr := m / tPar.Seconds()
 	multi := m / tMulti.Seconds()
+	svc := m / tSvc.Seconds()
+	svcPar := m / tSvcPar.Seconds()
 	fmt.Printf("bench/queue: %d messages of %d bytes, filesystem of %s\n", n, size, tmp)
 	fmt.Printf("  raw create+write 1KB+fsync+rename: %8.1f ops/s\n", raw)
 	fmt.Printf("  fork+exec of /bin/true (context):  %8.1f ops/s\n", spawn)
 	fmt.Printf("  qmail-queue sequential:            %8.1f msgs/s (%.0f%% of raw)\n", seq, 100*seq/raw)
 	fmt.Printf("  qmail-queue %d parallel writers:    %8.1f msgs/s (%.0f%% of raw)\n", par, pr, 100*pr/raw)
 	fmt.Printf("  qmail-queue -m sequential:         %8.1f msgs/s (%.0f%% of raw)\n", multi, 100*multi/raw)
+	fmt.Printf("  qmail-queued sequential:           %8.1f msgs/s (%.0f%% of raw)\n", svc, 100*svc/raw)
+	fmt.Printf("  qmail-queued %d parallel callers:   %8.1f msgs/s (%.0f%% of raw)\n", par, svcPar, 100*svcPar/raw)
 	return nil
 }
 
@@ -170,6 +191,71 @@ func multiTime(root string, msg []byte, n int) (time.Duration, error) {
 		}
 	}
 	return time.Since(start), nil
+}
+
+// startService starts root's qmail-queued (as qmailq when run by root, as
+// qmail-start would) and waits for its socket.
+func startService(root string) (stop func(), err error) {
+	cmd := exec.Command(filepath.Join(root, "bin", "qmail-queued"))
+	if os.Geteuid() == 0 {
+		ids, err := qhome.LoadIDs(root)
+		if err != nil {
+			return nil, err
+		}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{
+			Uid: uint32(ids.Qmailq.UID), Gid: uint32(ids.Qmail)}}
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	stop = func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }
+	sock := filepath.Join(root, qq.ServiceSocket)
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if _, err := os.Stat(sock); err == nil {
+			return stop, nil
+		}
+	}
+	stop()
+	return nil, fmt.Errorf("qmail-queued made no socket at %s", sock)
+}
+
+// serviceTime times n messages queued through qmail-queued from par
+// callers in this process (qq.Queue, as sendmail does it): the same
+// crash-safe work per message, no process start.
+func serviceTime(root string, msg []byte, n, par int) (time.Duration, error) {
+	env := &qq.Envelope{Sender: "bench@example.com", Recipients: []string{"user@example.org"}}
+	var wg sync.WaitGroup
+	errs := make(chan error, par)
+	start := time.Now()
+	for w := 0; w < par; w++ {
+		count := n / par
+		if w < n%par {
+			count++
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < count; i++ {
+				pid, err := qq.Queue(qq.Options{Root: root, IgnoreQMAILQUEUE: true}, bytes.NewReader(msg), env)
+				if err == nil && pid != os.Getpid() {
+					err = fmt.Errorf("queued by qmail-queue (pid %d), not by the service", pid)
+				}
+				if err != nil {
+					errs <- fmt.Errorf("qmail-queued: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	select {
+	case err := <-errs:
+		return 0, err
+	default:
+	}
+	return elapsed, nil
 }
 
 // queueTime times n runs of qmail-queue from par writers.
