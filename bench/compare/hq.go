@@ -61,6 +61,9 @@ func startHQ(dir, bin string) *hq {
 	cmd := exec.Command(filepath.Join(h.root, "bin", "qmail-start"), "./Maildir/")
 	cmd.Dir = "/"
 	cmd.Env = []string{"PATH=/usr/bin:/bin"}
+	if v := os.Getenv("HQ_START_ENV"); v != "" {
+		cmd.Env = append(cmd.Env, strings.Fields(v)...)
+	}
 	cmd.Stdout = logf
 	cmd.Stderr = logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

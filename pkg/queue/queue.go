@@ -86,6 +86,9 @@ type Config struct {
 	// Tag, if set, names the pid/ file instead of PID (the service runs
 	// many jobs at once, each with its own tag).
 	Tag string
+	// DirSync, if set, makes the directory fsyncs (the service shares one
+	// among its jobs: see groupSync); nil means each job fsyncs itself.
+	DirSync func(name string) error
 }
 
 // Run queues one message and returns qmail-queue's exit code.
@@ -366,7 +369,15 @@ func (j *job) syncAll() bool {
 }
 
 func (j *job) syncDir(name string) error {
-	fd, err := sysOpenat(j.qfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if j.c.DirSync != nil {
+		return j.c.DirSync(name)
+	}
+	return fsyncDir(j.qfd, name)
+}
+
+// fsyncDir fsyncs the directory name below the directory dirfd.
+func fsyncDir(dirfd int, name string) error {
+	fd, err := sysOpenat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return err
 	}
@@ -428,7 +439,15 @@ func (j *job) close() {
 // name) the names say nothing, so it is always "by uid N".
 func who(root string, uid int) string {
 	ids, err := qhome.LoadIDs(root)
-	if err == nil && !ids.Shared {
+	if err != nil {
+		ids = nil
+	}
+	return whoIDs(ids, uid)
+}
+
+// whoIDs is who with the tree's ids already read (nil: unreadable).
+func whoIDs(ids *qhome.IDs, uid int) string {
+	if ids != nil && !ids.Shared {
 		switch uid {
 		case ids.Alias.UID:
 			return "by alias"

@@ -28,6 +28,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/qq"
 )
 
@@ -58,12 +59,13 @@ type ServiceConfig struct {
 
 // Listen creates the service's socket at root/public/qmail-queue (mode
 // 0666: anyone may queue, as anyone may run qmail-queue) after removing a
-// stale one. It first takes an exclusive lock on public/, so that a second
-// service on the same tree gets ErrRunning and leaves the first alone.
-// The returned lock descriptor must stay open while serving.
+// stale one. It first takes an exclusive lock on queue/lock/queued (made
+// if missing, mode 0600: only qmailq can open it, so no caller can hold
+// the service off), so that a second service on the same tree gets
+// ErrRunning and leaves the first alone. The returned lock descriptor
+// must stay open while serving.
 func Listen(root string) (sock, lock int, err error) {
-	dir := filepath.Join(root, filepath.Dir(qq.ServiceSocket))
-	lock, err = unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	lock, err = unix.Open(filepath.Join(root, LockFile), unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return -1, -1, err
 	}
@@ -74,6 +76,12 @@ func Listen(root string) (sock, lock int, err error) {
 		}
 		return -1, -1, err
 	}
+	dir, err := unix.Open(filepath.Join(root, filepath.Dir(qq.ServiceSocket)), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		unix.Close(lock)
+		return -1, -1, err
+	}
+	defer unix.Close(dir)
 	sock, err = unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		unix.Close(lock)
@@ -85,14 +93,15 @@ func Listen(root string) (sock, lock int, err error) {
 		return -1, -1, e
 	}
 	// Bind relative to public/ through /proc, so that a long root works.
-	name := "/proc/self/fd/" + strconv.Itoa(lock) + "/" + filepath.Base(qq.ServiceSocket)
-	if err := unix.Unlinkat(lock, filepath.Base(qq.ServiceSocket), 0); err != nil && err != unix.ENOENT {
+	base := filepath.Base(qq.ServiceSocket)
+	name := "/proc/self/fd/" + strconv.Itoa(dir) + "/" + base
+	if err := unix.Unlinkat(dir, base, 0); err != nil && err != unix.ENOENT {
 		return fail(err)
 	}
 	if err := unix.Bind(sock, &unix.SockaddrUnix{Name: name}); err != nil {
 		return fail(err)
 	}
-	if err := unix.Fchmodat(lock, filepath.Base(qq.ServiceSocket), 0o666, 0); err != nil {
+	if err := unix.Fchmodat(dir, base, 0o666, 0); err != nil {
 		return fail(err)
 	}
 	if err := unix.Listen(sock, 128); err != nil {
@@ -100,6 +109,9 @@ func Listen(root string) (sock, lock int, err error) {
 	}
 	return sock, lock, nil
 }
+
+// LockFile is the service's lock, relative to the root.
+const LockFile = "queue/lock/queued"
 
 // ErrRunning: another service holds the tree's lock.
 var ErrRunning = errors.New("another qmail-queued serves this tree")
@@ -128,6 +140,8 @@ func Serve(c *ServiceConfig) {
 	var running atomic.Int64
 	var seq atomic.Uint64
 	tag := strconv.Itoa(os.Getpid())
+	gs := &groupSync{queue: filepath.Join(c.Root, "queue")}
+	whoCache := &whoCache{root: c.Root}
 	for {
 		pfd := []unix.PollFd{{Fd: int32(c.Listener), Events: unix.POLLIN}}
 		if c.Stop >= 0 {
@@ -170,7 +184,8 @@ func Serve(c *ServiceConfig) {
 			defer wg.Done()
 			defer running.Add(-1)
 			defer unix.Close(conn)
-			serveConn(c.Root, conn, tag+"."+strconv.FormatUint(n, 10), clock(), alarm)
+			serveConn(&Config{Root: c.Root, Tag: tag + "." + strconv.FormatUint(n, 10), Now: clock(),
+				DirSync: gs.sync}, conn, alarm, whoCache)
 		}()
 	}
 	// Callers connecting from now on fail and run qmail-queue.
@@ -184,8 +199,9 @@ func Serve(c *ServiceConfig) {
 	}
 }
 
-// serveConn runs one request: a job over the caller's descriptors.
-func serveConn(root string, conn int, tag string, now time.Time, alarm time.Duration) {
+// serveConn runs one request: a job over the caller's descriptors, with
+// the Root, Tag, Now and DirSync of c.
+func serveConn(c *Config, conn int, alarm time.Duration, wc *whoCache) {
 	req, err := qq.ReceiveRequest(conn, requestWait)
 	if err != nil {
 		if errors.Is(err, qq.ErrBadRequest) {
@@ -201,9 +217,85 @@ func serveConn(root string, conn int, tag string, now time.Time, alarm time.Dura
 	if qq.Answer(conn, true) != nil {
 		return
 	}
-	code, id := runJob(&Config{Root: root, Message: msg, Envelope: env,
-		UID: req.UID, PID: req.PID, Now: now, Tag: tag})
+	c.Message, c.Envelope = msg, env
+	c.UID, c.PID, c.Who = req.UID, req.PID, wc.who(req.UID)
+	code, id := runJob(c)
 	qq.SendResult(conn, code, id)
+}
+
+// whoCache reads etc/ids once for the service's life (qmail-install
+// rewrites it only when the tree is reinstalled, and the service is
+// restarted with qmail-start then).
+type whoCache struct {
+	root string
+	once sync.Once
+	ids  *qhome.IDs
+}
+
+func (w *whoCache) who(uid int) string {
+	w.once.Do(func() {
+		if ids, err := qhome.LoadIDs(w.root); err == nil {
+			w.ids = ids
+		}
+	})
+	return whoIDs(w.ids, uid)
+}
+
+// groupSync makes the directory fsyncs of concurrent jobs together: a job
+// that has made its entry in a directory waits for an fsync of that
+// directory that started after it asked (so its entry is covered), and one
+// fsync answers every job that asked while the previous one ran. With
+// eight callers at once this turns up to eight fsyncs of intd/ (and of
+// todo/, and of each mess/S) into two or three, each as durable as before.
+type groupSync struct {
+	queue string // the queue directory
+	mu    sync.Mutex
+	dirs  map[string]*dirGroup
+}
+
+type dirGroup struct {
+	running bool
+	waiters []chan error // for the next fsync
+}
+
+func (g *groupSync) sync(name string) error {
+	ch := make(chan error, 1)
+	g.mu.Lock()
+	if g.dirs == nil {
+		g.dirs = map[string]*dirGroup{}
+	}
+	d := g.dirs[name]
+	if d == nil {
+		d = &dirGroup{}
+		g.dirs[name] = d
+	}
+	d.waiters = append(d.waiters, ch)
+	if !d.running {
+		d.running = true
+		go g.loop(name, d)
+	}
+	g.mu.Unlock()
+	return <-ch
+}
+
+// loop fsyncs name as long as jobs wait for it: each round takes every
+// waiter registered before it starts.
+func (g *groupSync) loop(name string, d *dirGroup) {
+	for {
+		g.mu.Lock()
+		w := d.waiters
+		d.waiters = nil
+		if len(w) == 0 {
+			d.running = false
+			g.mu.Unlock()
+			return
+		}
+		g.mu.Unlock()
+		err := fsyncDir(unix.AT_FDCWD, filepath.Join(g.queue, name))
+		for _, c := range w {
+			c <- err
+		}
+	}
 }
 
 // pollReader reads a descriptor the caller passed, without changing its

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -266,5 +267,79 @@ func TestServiceConcurrent(t *testing.T) {
 	pid, _ := os.ReadDir(filepath.Join(root, "queue", "pid"))
 	if len(todo) != n || len(pid) != 0 {
 		t.Errorf("todo %d (want %d), pid/ %d (want 0)", len(todo), n, len(pid))
+	}
+}
+
+// groupSync: callers that ask while an fsync runs share the next one, and
+// every caller returns only after an fsync that started after it asked.
+func TestGroupSync(t *testing.T) {
+	root := newRoot(t)
+	g := &groupSync{queue: filepath.Join(root, "queue")}
+	var events atomic.Int64 // numbers callers' requests and fsync starts in one order
+	var mu sync.Mutex
+	var done []int64 // start numbers of finished fsyncs
+	first := make(chan struct{})
+	old := sysFsync
+	t.Cleanup(func() { sysFsync = old })
+	var calls atomic.Int64
+	sysFsync = func(fd int) error {
+		start := events.Add(1)
+		if calls.Add(1) == 1 {
+			<-first // hold the first round until every caller waits
+		}
+		err := old(fd)
+		mu.Lock()
+		done = append(done, start)
+		mu.Unlock()
+		return err
+	}
+	const n = 20
+	var wg sync.WaitGroup
+	asked := make([]int64, n)
+	wg.Add(1)
+	go func() { // caller 0 starts the first round
+		defer wg.Done()
+		asked[0] = events.Add(1)
+		if err := g.sync("intd"); err != nil {
+			t.Error(err)
+		}
+	}()
+	waitFor(t, func() bool { return calls.Load() == 1 })
+	for i := 1; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			asked[i] = events.Add(1)
+			if err := g.sync("intd"); err != nil {
+				t.Error(err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, s := range done {
+				if s > asked[i] {
+					return
+				}
+			}
+			t.Errorf("caller %d (asked at %d) returned without an fsync started after it: %v", i, asked[i], done)
+		}(i)
+	}
+	waitFor(t, func() bool {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		return len(g.dirs["intd"].waiters) == n-1
+	})
+	close(first)
+	wg.Wait()
+	if c := calls.Load(); c != 2 {
+		t.Errorf("%d fsyncs for %d callers, want 2 (the first, and one for all who asked during it)", c, n)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached in 10 s")
+		}
 	}
 }
