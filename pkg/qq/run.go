@@ -62,7 +62,7 @@ func Queue(opt Options, msg io.Reader, env *Envelope) (int, error) {
 		prog = Program(opt.Root, cenv)
 	}
 	if prog == own && !opt.NoService {
-		pid, err := viaService(opt.Root, msg, env, opt.Started)
+		pid, _, err := viaService(opt.Root, msg, env, opt.Started)
 		if err != errNotTaken {
 			return pid, err
 		}

@@ -12,8 +12,9 @@ package qq
 //	            read: busy, stopping, or a request it does not know; the
 //	            caller runs qmail-queue itself)
 //	3. caller:  writes the message and the envelope, closes its ends
-//	4. service: "<code> <id>": qmail-queue's exit code, and the queue id
-//	            when the code is 0, sent only after the message is committed
+//	4. service: "<code> <id>" (the result line of qmail-queue -m without
+//	            its newline): qmail-queue's exit code, and the queue id
+//	            when the code is 0 (else 0), sent only after the message is committed
 //	            (todo/ID linked and todo/ fsynced), exactly when qmail-queue
 //	            would exit 0
 //
@@ -84,15 +85,15 @@ func dialService(root string) (int, error) {
 // errNotTaken when there is no service or it did not take the message
 // (nothing of msg was read); any other failure is the result, as if
 // qmail-queue had ended that way.
-func viaService(root string, msg io.Reader, env *Envelope, started func(int)) (pid int, err error) {
+func viaService(root string, msg io.Reader, env *Envelope, started func(int)) (pid int, id uint64, err error) {
 	sock, err := dialService(root)
 	if err != nil {
-		return 0, errNotTaken
+		return 0, 0, errNotTaken
 	}
 	defer unix.Close(sock)
 	envR, envW, err := os.Pipe()
 	if err != nil {
-		return 0, errNotTaken
+		return 0, 0, errNotTaken
 	}
 	defer envW.Close()
 	var msgW *os.File
@@ -101,7 +102,7 @@ func viaService(root string, msg io.Reader, env *Envelope, started func(int)) (p
 		r, w, err := os.Pipe()
 		if err != nil {
 			envR.Close()
-			return 0, errNotTaken
+			return 0, 0, errNotTaken
 		}
 		msgFile, msgW = r, w
 		defer msgW.Close()
@@ -112,14 +113,14 @@ func viaService(root string, msg io.Reader, env *Envelope, started func(int)) (p
 		msgFile.Close()
 	}
 	if err != nil {
-		return 0, errNotTaken
+		return 0, 0, errNotTaken
 	}
 	tv := unix.NsecToTimeval(AnswerTimeout.Nanoseconds())
 	unix.SetsockoptTimeval(sock, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
 	var b [64]byte
 	n, err := recvPacket(sock, b[:])
 	if err != nil || string(b[:n]) != svcGo {
-		return 0, errNotTaken
+		return 0, 0, errNotTaken
 	}
 	tv = unix.Timeval{} // the result comes when the message is committed
 	unix.SetsockoptTimeval(sock, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
@@ -143,40 +144,21 @@ func viaService(root string, msg io.Reader, env *Envelope, started func(int)) (p
 		}
 	}
 	envW.Close()
-	n, err = recvPacket(sock, b[:])
+	n, err = recvPacket(sock, b[:len(b)-1])
 	if err != nil || n == 0 {
-		return pid, qerr.Temp("qq crashed (#4.3.0)")
+		return pid, 0, qerr.Temp("qq crashed (#4.3.0)")
 	}
-	code, _, ok := ParseResult(b[:n])
+	code, id, ok := parseResult(append(b[:n], '\n'))
 	if !ok {
-		return pid, qerr.Temp("qq crashed (#4.3.0)")
+		return pid, 0, qerr.Temp("qq crashed (#4.3.0)")
 	}
 	if code == 0 && writeFailed {
-		code = ExitRead
+		return pid, 0, ExitError(ExitRead)
 	}
-	return pid, ExitError(code)
-}
-
-// ParseResult parses "<code> <id>" (the service's result, and the result
-// lines of qmail-queue -m without their newline).
-func ParseResult(b []byte) (code int, id uint64, ok bool) {
-	s := string(b)
-	i := 0
-	for i < len(s) && s[i] != ' ' {
-		i++
+	if code != 0 {
+		return pid, 0, ExitError(code)
 	}
-	if i == len(s) {
-		return 0, 0, false
-	}
-	c, err := strconv.Atoi(s[:i])
-	if err != nil || c < 0 || c > 255 {
-		return 0, 0, false
-	}
-	id, err = strconv.ParseUint(s[i+1:], 10, 64)
-	if err != nil {
-		return 0, 0, false
-	}
-	return c, id, true
+	return pid, id, nil
 }
 
 func sendPacket(fd int, p, oob []byte) error {
