@@ -225,6 +225,21 @@ func startService(root string) (stop func(), err error) {
 // crash-safe work per message, no process start.
 func serviceTime(root string, msg []byte, n, par int) (time.Duration, error) {
 	env := &qq.Envelope{Sender: "bench@example.com", Recipients: []string{"user@example.org"}}
+	return parallel(n, par, func() error {
+		pid, err := qq.Queue(qq.Options{Root: root, IgnoreQMAILQUEUE: true}, bytes.NewReader(msg), env)
+		if err == nil && pid != os.Getpid() {
+			err = fmt.Errorf("queued by qmail-queue (pid %d), not by the service", pid)
+		}
+		if err != nil {
+			return fmt.Errorf("qmail-queued: %v", err)
+		}
+		return nil
+	})
+}
+
+// parallel times n calls of one from par goroutines; the first error
+// stops its goroutine and is returned.
+func parallel(n, par int, one func() error) (time.Duration, error) {
 	var wg sync.WaitGroup
 	errs := make(chan error, par)
 	start := time.Now()
@@ -237,12 +252,8 @@ func serviceTime(root string, msg []byte, n, par int) (time.Duration, error) {
 		go func() {
 			defer wg.Done()
 			for i := 0; i < count; i++ {
-				pid, err := qq.Queue(qq.Options{Root: root, IgnoreQMAILQUEUE: true}, bytes.NewReader(msg), env)
-				if err == nil && pid != os.Getpid() {
-					err = fmt.Errorf("queued by qmail-queue (pid %d), not by the service", pid)
-				}
-				if err != nil {
-					errs <- fmt.Errorf("qmail-queued: %v", err)
+				if err := one(); err != nil {
+					errs <- err
 					return
 				}
 			}
@@ -269,48 +280,23 @@ func queueTime(root, tmp string, msg, env []byte, n, par int) (time.Duration, er
 		return 0, err
 	}
 	qq := filepath.Join(root, "bin", "qmail-queue")
-	var wg sync.WaitGroup
-	errs := make(chan error, par)
-	start := time.Now()
-	for w := 0; w < par; w++ {
-		count := n / par
-		if w < n%par {
-			count++
+	return parallel(n, par, func() error {
+		m, err := os.Open(mf)
+		if err != nil {
+			return err
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < count; i++ {
-				m, err := os.Open(mf)
-				if err != nil {
-					errs <- err
-					return
-				}
-				e, err := os.Open(ef)
-				if err != nil {
-					m.Close()
-					errs <- err
-					return
-				}
-				cmd := exec.Command(qq)
-				cmd.Stdin = m
-				cmd.Stdout = e
-				err = cmd.Run()
-				m.Close()
-				e.Close()
-				if err != nil {
-					errs <- fmt.Errorf("qmail-queue: %v", err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	select {
-	case err := <-errs:
-		return 0, err
-	default:
-	}
-	return elapsed, nil
+		defer m.Close()
+		e, err := os.Open(ef)
+		if err != nil {
+			return err
+		}
+		defer e.Close()
+		cmd := exec.Command(qq)
+		cmd.Stdin = m
+		cmd.Stdout = e
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("qmail-queue: %v", err)
+		}
+		return nil
+	})
 }

@@ -116,22 +116,7 @@ func Queue(opt Options, msg io.Reader, env *Envelope) (int, error) {
 	if opt.Started != nil {
 		opt.Started(cmd.Process.Pid)
 	}
-	writeFailed := false
-	if msgW != nil {
-		if _, err := io.Copy(msgW, msg); err != nil {
-			writeFailed = true
-		}
-		msgW.Close()
-	}
-	// A message that could not be copied whole must not be queued: send
-	// no envelope, so qmail-queue sees it end early and gives up, as
-	// qmail's qmail_fail does (an aborted SMTP DATA, a read error).
-	if !writeFailed {
-		if _, err := envW.Write(env.Encode()); err != nil {
-			writeFailed = true
-		}
-	}
-	envW.Close()
+	writeFailed := feed(msgW, msg, envW, env)
 	custom := make([]byte, 256)
 	n, _ := io.ReadFull(errR, custom[:255])
 	custom = custom[:n]
@@ -160,4 +145,26 @@ func Queue(opt Options, msg io.Reader, env *Envelope) (int, error) {
 		return pid, qerr.Temp("qq temporary problem (#4.3.0)")
 	}
 	return pid, ExitError(code)
+}
+
+// feed writes msg into msgW (when not nil: the message is not passed as a
+// file) and then env into envW, and closes both. A message that could not
+// be copied whole must not be queued: then no envelope is sent, so
+// qmail-queue (or the service) sees it end early and gives up, as qmail's
+// qmail_fail does (an aborted SMTP DATA, a read error). It reports whether
+// anything failed.
+func feed(msgW *os.File, msg io.Reader, envW *os.File, env *Envelope) (failed bool) {
+	if msgW != nil {
+		if _, err := io.Copy(msgW, msg); err != nil {
+			failed = true
+		}
+		msgW.Close()
+	}
+	if !failed {
+		if _, err := envW.Write(env.Encode()); err != nil {
+			failed = true
+		}
+	}
+	envW.Close()
+	return failed
 }

@@ -129,21 +129,7 @@ func viaService(root string, msg io.Reader, env *Envelope, started func(int)) (p
 		started(pid)
 	}
 
-	writeFailed := false
-	if msgW != nil {
-		if _, err := io.Copy(msgW, msg); err != nil {
-			writeFailed = true
-		}
-		msgW.Close()
-	}
-	// As with qmail-queue: a message not copied whole gets no envelope, so
-	// the service sees the envelope end early and gives up (54).
-	if !writeFailed {
-		if _, err := envW.Write(env.Encode()); err != nil {
-			writeFailed = true
-		}
-	}
-	envW.Close()
+	writeFailed := feed(msgW, msg, envW, env) // as for qmail-queue
 	n, err = recvPacket(sock, b[:len(b)-1])
 	if err != nil || n == 0 {
 		return pid, 0, qerr.Temp("qq crashed (#4.3.0)")
