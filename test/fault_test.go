@@ -1,7 +1,9 @@
 package test
 
-// The fault campaign of issue 8: kill -9 of each long-running program and
-// of qmail-queue at random moments of a run (local and remote), SMTP peers
+// The fault campaign of issue 8: kill -9 of each long-running program
+// (qmail-send, the spawners, qmail-clean, the queue service qmail-queued,
+// which qmail-start must start again) and of qmail-queue at random moments
+// of a run (local and remote), SMTP peers
 // that stall or hang up in the middle of DATA, a link cut in the middle of a
 // remote run, disk full while queueing and while delivering into a Maildir,
 // and queue times in the future (standing in for a clock step backwards).
@@ -315,6 +317,8 @@ func TestFaultKill9(t *testing.T) {
 		{"qmail-clean", true, 2},
 		{"qmail-queue", false, n / 3},
 		{"qmail-queue", true, n / 3},
+		{"qmail-queued", false, 3},
+		{"qmail-queued", true, 3},
 	}
 	for _, c := range cases {
 		where := "local"
@@ -344,8 +348,16 @@ func TestFaultKill9(t *testing.T) {
 				for k := 0; k < c.kills; k++ {
 					// A random moment: after a random share of this
 					// stretch of the run has been delivered.
+					// The queue service is killed while messages are
+					// being queued through it (the moment is a share of
+					// the messages accepted); qmail-start starts it again
+					// and, meanwhile, callers run qmail-queue.
 					target := (k*n + rand.IntN(n)) / c.kills
-					harness.Eventually(60*time.Second, func() bool { return r.countDelivered() >= target })
+					progress := r.countDelivered
+					if c.victim == "qmail-queued" {
+						progress = func() int { return len(r.accepted()) }
+					}
+					harness.Eventually(60*time.Second, func() bool { return progress() >= target })
 					time.Sleep(time.Duration(rand.IntN(100)) * time.Millisecond)
 					pid := r.victimPid(c.victim)
 					if pid <= 0 {
@@ -354,6 +366,15 @@ func TestFaultKill9(t *testing.T) {
 					}
 					syscall.Kill(pid, syscall.SIGKILL)
 					killed++
+					if c.victim == "qmail-queued" {
+						if !harness.Eventually(10*time.Second, func() bool {
+							p := r.victimPid(c.victim)
+							return p > 0 && p != pid
+						}) {
+							t.Errorf("kill %d: qmail-start did not start qmail-queued again", k+1)
+						}
+						continue
+					}
 					r.restart(c.victim)
 				}
 			}

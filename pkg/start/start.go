@@ -222,25 +222,33 @@ func Run(o Options) int {
 		children = append(children, cmd)
 	}
 	// qmail-queued, the queue service, runs while qmail-send does: its fd 0
-	// is a pipe whose other end only we hold, closed once qmail-send has
-	// ended. A tree without the program (installed before it existed)
-	// runs without it: callers then start qmail-queue, as in qmail.
+	// is a pipe whose write end only we hold, closed once qmail-send has
+	// ended. If it dies before that, it is started again after a second
+	// (callers run qmail-queue meanwhile). A tree without the program
+	// (installed before it existed) runs without it, as qmail does.
 	var queuedStop *os.File
+	var queuedStopped, queuedDone chan struct{}
 	if qd := filepath.Join(bin, "qmail-queued"); fileExists(qd) {
 		sr, sw, err := os.Pipe()
 		if err != nil {
 			return fail("unable to create pipe: %v", err)
 		}
-		parent.add(sr)
-		cmd := &exec.Cmd{Path: qd, Args: []string{"qmail-queued"}, Dir: "/",
-			Stdin: sr, Stdout: devnull, Stderr: o.Stderr}
-		privsep.Apply(cmd, creds["qmail-queued"])
-		if err := cmd.Start(); err != nil {
+		startQueued := func() (*exec.Cmd, error) {
+			cmd := &exec.Cmd{Path: qd, Args: []string{"qmail-queued"}, Dir: "/",
+				Stdin: sr, Stderr: o.Stderr} // nil Stdout: /dev/null
+			privsep.Apply(cmd, creds["qmail-queued"])
+			return cmd, cmd.Start()
+		}
+		cmd, err := startQueued()
+		if err != nil {
+			sr.Close()
 			sw.Close()
 			return fail("unable to start qmail-queued: %v", err)
 		}
-		children = append(children, cmd)
 		queuedStop = sw
+		queuedStopped = make(chan struct{})
+		queuedDone = make(chan struct{})
+		go superviseQueued(cmd, startQueued, sr, queuedStopped, queuedDone, o.Stderr)
 	}
 	send := &exec.Cmd{Path: filepath.Join(bin, "qmail-send"), Args: []string{"qmail-send"}, Dir: "/",
 		Stdin: logFd, Stdout: req[0][1], Stderr: rep[0][0],
@@ -258,6 +266,7 @@ func Run(o Options) int {
 	go func() { send.Wait(); close(sendDone) }()
 	forward(o.Signals, send.Process, sendDone)
 	if queuedStop != nil {
+		close(queuedStopped) // before the pipe: no restart from here on
 		queuedStop.Close()
 	}
 
@@ -271,6 +280,9 @@ func Run(o Options) int {
 	go func() {
 		for _, c := range children {
 			c.Wait()
+		}
+		if queuedDone != nil {
+			<-queuedDone
 		}
 		close(allDone)
 	}()
@@ -288,6 +300,40 @@ func Run(o Options) int {
 		return 111
 	}
 	return ws.ExitStatus()
+}
+
+// superviseQueued waits for qmail-queued and starts it again, a second
+// later, when it was killed by a signal or crashed (exit 2, a Go panic)
+// before stopped is closed; an exit of its own (0: another service holds
+// the tree; 111: no socket) is left alone. It closes stdin (the read end
+// of the stop pipe, shared by every instance) and done at the end.
+func superviseQueued(cmd *exec.Cmd, start func() (*exec.Cmd, error), stdin *os.File,
+	stopped <-chan struct{}, done chan<- struct{}, stderr *os.File) {
+	defer close(done)
+	defer stdin.Close()
+	for {
+		cmd.Wait()
+		ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
+		if !ws.Signaled() && ws.ExitStatus() != 2 {
+			return
+		}
+		select {
+		case <-stopped:
+			return
+		case <-time.After(time.Second):
+		}
+		select {
+		case <-stopped:
+			return
+		default:
+		}
+		c, err := start()
+		if err != nil {
+			fmt.Fprintf(stderr, "qmail-start: warning: unable to restart qmail-queued: %v\n", err)
+			return
+		}
+		cmd = c
+	}
 }
 
 func fileExists(p string) bool {
