@@ -398,6 +398,12 @@ func TestCtlBadInput(t *testing.T) {
 	e.waitLog("new msg", 2)
 	sid := fmt.Sprint(id)
 	info := filepath.Join(root, "queue", fnSplit("info", id))
+	// "new msg" is logged before info/ID is written and flushed: damage it
+	// only once qmail-send has finished writing it.
+	e.wait("info written", func() bool {
+		b, _ := os.ReadFile(info)
+		return string(b) == "Fann@example.org\x00"
+	})
 	os.WriteFile(info, []byte("garbage"), 0o600)
 	if got := e.request("x1", "bounce", sid); !strings.HasPrefix(got, "fail message "+sid+": info file damaged") {
 		t.Errorf("bounce of damaged: %q", got)
