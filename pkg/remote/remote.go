@@ -482,6 +482,9 @@ func (d *delivery) transaction(s *session, ext map[string]string) error {
 		opts = &smtp.MailOptions{UTF8: true}
 	}
 	s.uses++
+	if _, ok := ext["PIPELINING"]; ok {
+		s.w.ahead = d.pipelined()
+	}
 	if err := s.c.Mail(smtpAddr(d.sender), opts); err != nil {
 		c := s.code(err)
 		if s.uses > 1 && (c < 0 || c == 421) {
@@ -527,6 +530,24 @@ func (d *delivery) transaction(s *session, ext map[string]string) error {
 		return s.fail('D', "Giving up on ", "")
 	}
 	return s.body(d.msg)
+}
+
+// pipelined returns the lines the Client will write after MAIL when the
+// peer offers PIPELINING: "RCPT TO:<addr>" for every recipient
+// transaction asks for (not those with CR or LF, refused before any
+// command), then DATA; nil when no recipient is left. They must be the
+// Client's lines byte for byte (go-smtp's Rcpt without options, Data).
+func (d *delivery) pipelined() [][]byte {
+	var lines [][]byte
+	for _, rc := range d.rcpts {
+		if !strings.ContainsAny(rc, "\r\n") {
+			lines = append(lines, []byte("RCPT TO:<"+smtpAddr(rc)+">\r\n"))
+		}
+	}
+	if len(lines) == 0 {
+		return nil
+	}
+	return append(lines, []byte("DATA\r\n"))
 }
 
 // smtpAddr is an address as qmail puts it between < and >: the local part

@@ -72,13 +72,29 @@ type wire struct {
 	// first reply on a connection kept from an earlier delivery, which must
 	// not wait timeoutremote for a peer that went away while it was idle.
 	shortNext time.Duration
+
+	// PIPELINING (RFC 2920): ahead, set by the session before MAIL, are
+	// the lines the Client will write after MAIL (the RCPT lines, then
+	// DATA), exactly as it will write them. They go out with the MAIL line
+	// in one write; expect holds them until the Client writes each of them
+	// in turn, which the wire then swallows instead of sending it again.
+	// The replies come back in order, so the Client reads each one as if
+	// it had waited for it. A write that is not the line expected (never,
+	// unless the Client's format changes) ends the connection: the
+	// delivery is a temporary failure, nothing half sent is committed.
+	ahead, expect [][]byte
 }
+
+// errPipeline is the Client writing something other than the line sent
+// ahead of it.
+var errPipeline = errors.New("pipelined command out of step")
 
 // newTransaction clears what one mail transaction left in the wire, before
 // the next transaction on a kept connection.
 func (w *wire) newTransaction() {
 	w.inData, w.emptyBody, w.wroteData, w.critical, w.midLine = false, false, false, false, false
 	w.pending, w.synth = nil, ""
+	w.ahead, w.expect = nil, nil
 	w.last = Reply{}
 }
 
@@ -210,25 +226,45 @@ func (w *wire) Write(p []byte) (int, error) {
 		}
 		return w.write(p)
 	}
-	w.midLine = len(p) > 0 && p[len(p)-1] != '\n'
 	verb, _, _ := strings.Cut(strings.TrimRight(string(p[:min(len(p), 16)]), "\r\n"), " ")
 	verb = strings.ToUpper(verb)
+	if len(w.expect) > 0 {
+		if !bytes.Equal(p, w.expect[0]) {
+			w.ioErr = errPipeline
+			return 0, w.ioErr
+		}
+		w.expect = w.expect[1:]
+		w.cmd = verb
+		return len(p), nil // sent ahead with MAIL
+	}
+	w.midLine = len(p) > 0 && p[len(p)-1] != '\n'
+
 	if verb == "*" && w.cmd != "" && w.last.Code != 334 {
 		// The Client cancelling an AUTH exchange the peer has already ended.
 		w.synth = "501 nothing to cancel\r\n"
 		return len(p), nil
 	}
 	w.cmd = verb
-	if verb == "MAIL" && w.want8bit != nil {
+	if verb != "MAIL" {
+		return w.write(p)
+	}
+	q := p
+	if w.want8bit != nil {
 		if i := bytes.Index(p, []byte(" BODY=8BITMIME")); i >= 0 && !w.want8bit() {
-			q := append(append([]byte(nil), p[:i]...), p[i+len(" BODY=8BITMIME"):]...)
-			if _, err := w.write(q); err != nil {
-				return 0, err
-			}
-			return len(p), nil
+			q = append(append([]byte(nil), p[:i]...), p[i+len(" BODY=8BITMIME"):]...)
 		}
 	}
-	return w.write(p)
+	if len(w.ahead) > 0 && !w.midLine {
+		q = append([]byte(nil), q...)
+		for _, l := range w.ahead {
+			q = append(q, l...)
+		}
+		w.expect, w.ahead = w.ahead, nil
+	}
+	if _, err := w.write(q); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 func (w *wire) write(p []byte) (int, error) {
@@ -338,6 +374,7 @@ func (s *session) code(err error) int {
 
 // quit sends QUIT without waiting for the answer.
 func (s *session) quit() {
+	s.w.ahead, s.w.expect = nil, nil // what was sent ahead is answered or dropped
 	s.w.Write([]byte("QUIT\r\n"))
 }
 

@@ -250,3 +250,149 @@ func FuzzWireView(f *testing.F) {
 		}
 	})
 }
+
+// pipePeer is peer for PIPELINING: it offers it, and after MAIL it answers
+// nothing until it has read every line up to DATA, then answers them in
+// order. A client that waits for the MAIL reply before sending RCPT never
+// gets one (the peer gives up after its 10 s deadline).
+func pipePeer(t *testing.T, replies map[string]string) (addr *net.TCPAddr, lines <-chan []string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	out := make(chan []string, 1)
+	go func() {
+		var got []string
+		defer func() { out <- got }()
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		br := bufio.NewReader(c)
+		reply := func(line string) string { // by the whole line, else by its verb
+			line = strings.TrimRight(line, "\r\n")
+			if r, ok := replies[line]; ok {
+				return r
+			}
+			verb, _, _ := strings.Cut(line, " ")
+			if r, ok := replies[verb]; ok {
+				return r
+			}
+			return "250 ok\r\n"
+		}
+		c.Write([]byte("220 hi\r\n"))
+		var batch []string // lines read since MAIL, not answered yet
+		inData := false
+		for {
+			l, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			got = append(got, l)
+			if inData {
+				if l == ".\r\n" {
+					inData = false
+					c.Write([]byte(reply(".")))
+				}
+				continue
+			}
+			verb, _, _ := strings.Cut(strings.TrimRight(l, "\r\n"), " ")
+			switch {
+			case verb == "QUIT":
+				return
+			case verb == "EHLO":
+				c.Write([]byte("250-hi\r\n250 PIPELINING\r\n"))
+			case verb == "MAIL" || len(batch) > 0:
+				batch = append(batch, l)
+				if verb != "DATA" {
+					continue
+				}
+				var all string
+				for _, b := range batch {
+					all += reply(b)
+				}
+				c.Write([]byte(all))
+				batch = nil
+				inData = reply("DATA")[0] < '4'
+			default:
+				c.Write([]byte(reply(l)))
+			}
+		}
+	}()
+	return ln.Addr().(*net.TCPAddr), out
+}
+
+// TestSessionPipelining: with PIPELINING offered, MAIL, every RCPT and
+// DATA go out before any reply is read, and each reply still counts for
+// its own command.
+func TestSessionPipelining(t *testing.T) {
+	tests := []struct {
+		name    string
+		rcpts   []string
+		replies map[string]string
+		reports string
+		lines   []string
+	}{
+		{"two recipients", []string{"a@r.test", "b@r.test"},
+			map[string]string{".": "250 done\r\n"},
+			"r\x00r\x00K127.0.0.1 accepted message.\nRemote host said: 250 done\n",
+			[]string{"EHLO h.test\r\n", "MAIL FROM:<f@x.test>\r\n", "RCPT TO:<a@r.test>\r\n", "RCPT TO:<b@r.test>\r\n", "DATA\r\n", "a\r\n", ".\r\n", "QUIT\r\n"}},
+		{"second of two recipients refused", []string{"a@r.test", "b@r.test"},
+			map[string]string{"RCPT TO:<b@r.test>": "550 no b\r\n", ".": "250 done\r\n"},
+			"r\x00h127.0.0.1 does not like recipient.\nRemote host said: 550 no b\n\x00K127.0.0.1 accepted message.\nRemote host said: 250 done\n",
+			[]string{"EHLO h.test\r\n", "MAIL FROM:<f@x.test>\r\n", "RCPT TO:<a@r.test>\r\n", "RCPT TO:<b@r.test>\r\n", "DATA\r\n", "a\r\n", ".\r\n", "QUIT\r\n"}},
+		{"sender refused", []string{"a@r.test"},
+			map[string]string{"MAIL": "553 no\r\n", "RCPT": "503 5.5.1 MAIL first\r\n", "DATA": "503 5.5.1 no recipients\r\n"},
+			"DConnected to 127.0.0.1 but sender was rejected.\nRemote host said: 553 no\n",
+			[]string{"EHLO h.test\r\n", "MAIL FROM:<f@x.test>\r\n", "RCPT TO:<a@r.test>\r\n", "DATA\r\n", "QUIT\r\n"}},
+		{"every recipient refused", []string{"a@r.test"},
+			map[string]string{"RCPT": "550 no such user\r\n", "DATA": "554 5.5.1 no valid recipients\r\n"},
+			"h127.0.0.1 does not like recipient.\nRemote host said: 550 no such user\n\x00DGiving up on 127.0.0.1.\nRemote host said: 550 no such user\n",
+			[]string{"EHLO h.test\r\n", "MAIL FROM:<f@x.test>\r\n", "RCPT TO:<a@r.test>\r\n", "DATA\r\n", "QUIT\r\n"}},
+		{"recipient with CR left out", []string{"x\r@r.test", "a@r.test"}, map[string]string{".": "250 done\r\n"},
+			"hSorry, the recipient address contains a CR or LF. (#5.1.3)\n\x00r\x00K127.0.0.1 accepted message.\nRemote host said: 250 done\n",
+			[]string{"EHLO h.test\r\n", "MAIL FROM:<f@x.test>\r\n", "RCPT TO:<a@r.test>\r\n", "DATA\r\n", "a\r\n", ".\r\n", "QUIT\r\n"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			addr, lines := pipePeer(t, tt.replies)
+			f, err := os.Create(filepath.Join(t.TempDir(), "msg"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			f.WriteString("a\n")
+			f.Seek(0, 0)
+			var out strings.Builder
+			bw := bufio.NewWriter(&out)
+			d := &delivery{cfg: &Config{Helo: "h.test", TimeoutRemote: 10 * time.Second}, sender: "f@x.test",
+				rcpts: tt.rcpts, msg: f, out: bw, policy: TLSNone}
+			conn, err := net.Dial("tcp", addr.String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = d.smtp(conn, dnsmx.Addr{IP: addr.IP}, addr.Port, false)
+			rep, ok := err.(*report)
+			if !ok {
+				t.Fatalf("not a report: %v", err)
+			}
+			bw.Flush()
+			if got := out.String() + string(rep.letter) + rep.text; got != tt.reports {
+				t.Errorf("reports\n got %q\nwant %q", got, tt.reports)
+			}
+			var got []string
+			select {
+			case got = <-lines:
+			case <-time.After(15 * time.Second):
+				t.Fatal("peer did not finish")
+			}
+			if strings.Join(got, "") != strings.Join(tt.lines, "") {
+				t.Errorf("transcript\n got %q\nwant %q", got, tt.lines)
+			}
+		})
+	}
+}
