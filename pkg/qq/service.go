@@ -96,22 +96,20 @@ func viaService(root string, msg io.Reader, env *Envelope, started func(int)) (p
 		return 0, 0, errNotTaken
 	}
 	defer envW.Close()
-	var msgW *os.File
-	msgFile, direct := msg.(*os.File)
-	if !direct {
-		r, w, err := os.Pipe()
-		if err != nil {
-			envR.Close()
-			return 0, 0, errNotTaken
-		}
-		msgFile, msgW = r, w
-		defer msgW.Close()
+	// The message always goes through a pipe of ours, even when it is a
+	// file: a descriptor of the caller's file would share its offset, and
+	// a service that says "go" only after we gave up waiting (and ran
+	// qmail-queue on the same file) would read from under qmail-queue. A
+	// late "go" finds our pipes closed and gives up (54).
+	msgR, msgW, err := os.Pipe()
+	if err != nil {
+		envR.Close()
+		return 0, 0, errNotTaken
 	}
-	err = sendPacket(sock, []byte(svcRequest), unix.UnixRights(int(msgFile.Fd()), int(envR.Fd())))
+	defer msgW.Close()
+	err = sendPacket(sock, []byte(svcRequest), unix.UnixRights(int(msgR.Fd()), int(envR.Fd())))
 	envR.Close()
-	if !direct {
-		msgFile.Close()
-	}
+	msgR.Close()
 	if err != nil {
 		return 0, 0, errNotTaken
 	}
