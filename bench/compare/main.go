@@ -25,6 +25,8 @@
 // defaults (quick: n=100, held=200, reps=1). BENCH_ONLY=hqmail or postfix
 // runs one side; BENCH_ROWS=6 (or -rows 1,6) only some rows, e.g. under
 // `perf record -a -g` to see where one workload spends its time.
+// HQ_START_ENV="K=V ..." adds variables to qmail-start's environment (and
+// so to every program it starts), for experiments such as GOMAXPROCS=1.
 package main
 
 import (
