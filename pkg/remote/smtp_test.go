@@ -19,23 +19,7 @@ import (
 // DATA reply below 400 and answers the final dot with
 // replies["."]. It returns every line it read, in order.
 func peer(t *testing.T, replies map[string]string) (addr *net.TCPAddr, lines <-chan []string) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	out := make(chan []string, 1)
-	go func() {
-		var got []string
-		defer func() { out <- got }()
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(10 * time.Second))
-		br := bufio.NewReader(c)
+	return serveOnce(t, func(c net.Conn, br *bufio.Reader, got *[]string) {
 		say := func(k, def string) {
 			r, ok := replies[k]
 			if !ok {
@@ -50,7 +34,7 @@ func peer(t *testing.T, replies map[string]string) (addr *net.TCPAddr, lines <-c
 			if err != nil {
 				return
 			}
-			got = append(got, l)
+			*got = append(*got, l)
 			if inData {
 				if l == ".\r\n" {
 					inData = false
@@ -67,8 +51,66 @@ func peer(t *testing.T, replies map[string]string) (addr *net.TCPAddr, lines <-c
 				inData = true
 			}
 		}
+	})
+}
+
+// serveOnce accepts one connection on loopback and runs serve on it under
+// a 10 s deadline; the lines serve collects come out of the channel.
+func serveOnce(t *testing.T, serve func(c net.Conn, br *bufio.Reader, got *[]string)) (*net.TCPAddr, <-chan []string) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	out := make(chan []string, 1)
+	go func() {
+		var got []string
+		defer func() { out <- got }()
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		serve(c, bufio.NewReader(c), &got)
 	}()
 	return ln.Addr().(*net.TCPAddr), out
+}
+
+// deliverTo runs one delivery of msg from f@x.test to rcpts at addr and
+// returns its reports (the r/h/s lines, then the message report) and the
+// lines the peer read.
+func deliverTo(t *testing.T, addr *net.TCPAddr, lines <-chan []string, rcpts []string, msg string) (string, []string) {
+	t.Helper()
+	f, err := os.Create(filepath.Join(t.TempDir(), "msg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	f.WriteString(msg)
+	f.Seek(0, 0)
+	var out strings.Builder
+	bw := bufio.NewWriter(&out)
+	d := &delivery{cfg: &Config{Helo: "h.test", TimeoutRemote: 10 * time.Second}, sender: "f@x.test",
+		rcpts: rcpts, msg: f, out: bw, policy: TLSNone}
+	conn, err := net.Dial("tcp", addr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = d.smtp(conn, dnsmx.Addr{IP: addr.IP}, addr.Port, false)
+	rep, ok := err.(*report)
+	if !ok {
+		t.Fatalf("not a report: %v", err)
+	}
+	bw.Flush()
+	select {
+	case got := <-lines:
+		return out.String() + string(rep.letter) + rep.text, got
+	case <-time.After(15 * time.Second):
+		t.Fatal("peer did not finish")
+	}
+	return "", nil
 }
 
 // TestSessionDialogue drives the go-smtp based dialogue against scripted
@@ -117,35 +159,9 @@ func TestSessionDialogue(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			addr, lines := peer(t, tt.replies)
-			f, err := os.Create(filepath.Join(t.TempDir(), "msg"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			f.WriteString(tt.msg)
-			f.Seek(0, 0)
-			var out strings.Builder
-			bw := bufio.NewWriter(&out)
-			d := &delivery{cfg: &Config{Helo: "h.test", TimeoutRemote: 10 * time.Second}, sender: "f@x.test",
-				rcpts: []string{"a@r.test"}, msg: f, out: bw, policy: TLSNone}
-			conn, err := net.Dial("tcp", addr.String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			err = d.smtp(conn, dnsmx.Addr{IP: addr.IP}, addr.Port, false)
-			rep, ok := err.(*report)
-			if !ok {
-				t.Fatalf("not a report: %v", err)
-			}
-			bw.Flush()
-			if got := out.String() + string(rep.letter) + rep.text; got != tt.reports {
-				t.Errorf("reports\n got %q\nwant %q", got, tt.reports)
-			}
-			var got []string
-			select {
-			case got = <-lines:
-			case <-time.After(15 * time.Second):
-				t.Fatal("peer did not finish")
+			reports, got := deliverTo(t, addr, lines, []string{"a@r.test"}, tt.msg)
+			if reports != tt.reports {
+				t.Errorf("reports\n got %q\nwant %q", reports, tt.reports)
 			}
 			if tt.lines != nil && strings.Join(got, "") != strings.Join(tt.lines, "") {
 				t.Errorf("transcript\n got %q\nwant %q", got, tt.lines)
@@ -256,23 +272,7 @@ func FuzzWireView(f *testing.F) {
 // order. A client that waits for the MAIL reply before sending RCPT never
 // gets one (the peer gives up after its 10 s deadline).
 func pipePeer(t *testing.T, replies map[string]string) (addr *net.TCPAddr, lines <-chan []string) {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	out := make(chan []string, 1)
-	go func() {
-		var got []string
-		defer func() { out <- got }()
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(10 * time.Second))
-		br := bufio.NewReader(c)
+	return serveOnce(t, func(c net.Conn, br *bufio.Reader, got *[]string) {
 		reply := func(line string) string { // by the whole line, else by its verb
 			line = strings.TrimRight(line, "\r\n")
 			if r, ok := replies[line]; ok {
@@ -292,7 +292,7 @@ func pipePeer(t *testing.T, replies map[string]string) (addr *net.TCPAddr, lines
 			if err != nil {
 				return
 			}
-			got = append(got, l)
+			*got = append(*got, l)
 			if inData {
 				if l == ".\r\n" {
 					inData = false
@@ -322,8 +322,7 @@ func pipePeer(t *testing.T, replies map[string]string) (addr *net.TCPAddr, lines
 				c.Write([]byte(reply(l)))
 			}
 		}
-	}()
-	return ln.Addr().(*net.TCPAddr), out
+	})
 }
 
 // TestSessionPipelining: with PIPELINING offered, MAIL, every RCPT and
@@ -360,35 +359,9 @@ func TestSessionPipelining(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			addr, lines := pipePeer(t, tt.replies)
-			f, err := os.Create(filepath.Join(t.TempDir(), "msg"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			f.WriteString("a\n")
-			f.Seek(0, 0)
-			var out strings.Builder
-			bw := bufio.NewWriter(&out)
-			d := &delivery{cfg: &Config{Helo: "h.test", TimeoutRemote: 10 * time.Second}, sender: "f@x.test",
-				rcpts: tt.rcpts, msg: f, out: bw, policy: TLSNone}
-			conn, err := net.Dial("tcp", addr.String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			err = d.smtp(conn, dnsmx.Addr{IP: addr.IP}, addr.Port, false)
-			rep, ok := err.(*report)
-			if !ok {
-				t.Fatalf("not a report: %v", err)
-			}
-			bw.Flush()
-			if got := out.String() + string(rep.letter) + rep.text; got != tt.reports {
-				t.Errorf("reports\n got %q\nwant %q", got, tt.reports)
-			}
-			var got []string
-			select {
-			case got = <-lines:
-			case <-time.After(15 * time.Second):
-				t.Fatal("peer did not finish")
+			reports, got := deliverTo(t, addr, lines, tt.rcpts, "a\n")
+			if reports != tt.reports {
+				t.Errorf("reports\n got %q\nwant %q", reports, tt.reports)
 			}
 			if strings.Join(got, "") != strings.Join(tt.lines, "") {
 				t.Errorf("transcript\n got %q\nwant %q", got, tt.lines)
