@@ -82,7 +82,9 @@ func Listen(root string) (sock, lock int, err error) {
 		return -1, -1, err
 	}
 	defer unix.Close(dir)
-	sock, err = unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	// Non-blocking, so that a caller gone between poll and accept cannot
+	// hold the accept loop (and the stop) until the next caller comes.
+	sock, err = unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
 	if err != nil {
 		unix.Close(lock)
 		return -1, -1, err
