@@ -14,10 +14,17 @@ func holdSink(t *testing.T) (*sink, *trackingListener) {
 	return startSink(t, ln, sinkOpts{}), ln
 }
 
-func TestHoldRemote200(t *testing.T) {
+// farTree is a tree whose mail for far.example goes to a fresh holdSink.
+func farTree(t *testing.T) (*harness.Tree, *sink, *trackingListener) {
+	t.Helper()
 	tr := schedTree(t, nil)
 	s, ln := holdSink(t)
 	tr.Control("smtproutes", fmt.Sprintf("far.example:%s:%d\n", s.IP, s.Port))
+	return tr, s, ln
+}
+
+func TestHoldRemote200(t *testing.T) {
+	tr, s, ln := farTree(t)
 	tr.Control("holdremote", "1\n")
 	sys := tr.Start(t, "./Maildir/")
 	sys.WaitLog(t, "hold: remote held, 0 messages waiting", 10*time.Second)

@@ -59,9 +59,7 @@ func (c *trackedConn) Close() error {
 // far fewer connections than messages, every message arrives once and
 // intact, and the idle connections are closed after control/smtpcache.
 func TestKeepReuse(t *testing.T) {
-	tr := schedTree(t, nil)
-	s, ln := holdSink(t)
-	tr.Control("smtproutes", fmt.Sprintf("far.example:%s:%d\n", s.IP, s.Port))
+	tr, s, ln := farTree(t)
 	tr.Control("concurrencyremote", "4\n")
 	tr.Control("smtpcache", "2\n")
 	sys := tr.Start(t, "./Maildir/")
@@ -99,9 +97,7 @@ func TestKeepReuse(t *testing.T) {
 // TestKeepOff: control/smtpcache 0 is qmail's way, one connection (and one
 // qmail-remote) per delivery.
 func TestKeepOff(t *testing.T) {
-	tr := schedTree(t, nil)
-	s, ln := holdSink(t)
-	tr.Control("smtproutes", fmt.Sprintf("far.example:%s:%d\n", s.IP, s.Port))
+	tr, s, ln := farTree(t)
 	tr.Control("smtpcache", "0\n")
 	sys := tr.Start(t, "./Maildir/")
 	const total = 10
@@ -119,9 +115,7 @@ func TestKeepOff(t *testing.T) {
 // control/holdremote appears, without waiting for control/smtpcache (a
 // held link must see no traffic), and reused again after the release.
 func TestKeepHoldClosesIdle(t *testing.T) {
-	tr := schedTree(t, nil)
-	s, ln := holdSink(t)
-	tr.Control("smtproutes", fmt.Sprintf("far.example:%s:%d\n", s.IP, s.Port))
+	tr, s, ln := farTree(t)
 	tr.Control("smtpcache", "600\n")
 	sys := tr.Start(t, "./Maildir/")
 	queueN(t, tr, 0, 3, "box@testhost.example", "joe@far.example")

@@ -195,13 +195,7 @@ func ReceiveRequest(conn int, wait time.Duration) (*ServiceRequest, error) {
 	}
 	var fds []int
 	if err == nil {
-		if msgs, perr := unix.ParseSocketControlMessage(oob[:oobn]); perr == nil {
-			for i := range msgs {
-				if r, rerr := unix.ParseUnixRights(&msgs[i]); rerr == nil {
-					fds = append(fds, r...)
-				}
-			}
-		}
+		fds = rights(oob[:oobn])
 	}
 	fail := func(e error) (*ServiceRequest, error) {
 		for _, fd := range fds {
@@ -234,15 +228,24 @@ func DropRequest(conn int) {
 	if err != nil {
 		return
 	}
-	if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
-		for i := range msgs {
-			if fds, err := unix.ParseUnixRights(&msgs[i]); err == nil {
-				for _, fd := range fds {
-					unix.Close(fd)
-				}
-			}
+	for _, fd := range rights(oob[:oobn]) {
+		unix.Close(fd)
+	}
+}
+
+// rights returns the descriptors that arrived in the control data oob.
+func rights(oob []byte) []int {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return nil
+	}
+	var fds []int
+	for i := range msgs {
+		if r, err := unix.ParseUnixRights(&msgs[i]); err == nil {
+			fds = append(fds, r...)
 		}
 	}
+	return fds
 }
 
 // Answer tells the caller whether the service takes its message.
