@@ -178,6 +178,17 @@ func (s *Sched) todoStep() {
 	s.commit(batch)
 }
 
+// todoSoon brings the next scan of todo/ forward to sleepSysfail from now.
+// A message left in todo/ by a system failure (a full disk, an I/O error,
+// qmail-clean refusing) is tried again then, without waiting for the next
+// trigger or the 1500 s rescan: on a full queue no trigger comes, since
+// qmail-queue refuses everything. A todo/ID that is merely malformed
+// (an unknown record type) waits for the ordinary rescan, as in qmail, so
+// it does not fill the log every two minutes.
+func (s *Sched) todoSoon() {
+	s.nextTodo = min(s.nextTodo, s.recent+sleepSysfail)
+}
+
 func inBatch(batch []*prepared, id uint64) bool {
 	for _, p := range batch {
 		if p.id == id {
@@ -217,6 +228,7 @@ func (s *Sched) prepare(id uint64) *prepared {
 	if err != nil {
 		if !isNoent(err) {
 			s.log.line("warning: unable to open ", todoName)
+			s.todoSoon()
 		}
 		return nil
 	}
@@ -225,18 +237,21 @@ func (s *Sched) prepare(id uint64) *prepared {
 	mst, err := os.Stat(s.path(messName))
 	if err != nil {
 		s.log.line("warning: unable to stat ", messName)
+		s.todoSoon()
 		return nil
 	}
 	infoName := fnSplit("info", id)
 	for _, n := range []string{fnChan(0, id), fnChan(1, id), infoName} {
 		if err := os.Remove(s.path(n)); err != nil && !isNoent(err) {
 			s.log.line("warning: unable to unlink ", n)
+			s.todoSoon()
 			return nil
 		}
 	}
 	info, err := os.OpenFile(s.path(infoName), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		s.log.line("warning: unable to create ", infoName)
+		s.todoSoon()
 		return nil
 	}
 	p := &prepared{id: id, files: []queueFile{{infoName, info}}}
@@ -258,6 +273,7 @@ func (s *Sched) prepare(id uint64) *prepared {
 		}
 		if err != nil {
 			s.log.line("warning: trouble reading ", todoName)
+			s.todoSoon()
 			return fail()
 		}
 		rec = rec[:len(rec)-1]
@@ -282,6 +298,7 @@ func (s *Sched) prepare(id uint64) *prepared {
 				f, err := os.OpenFile(s.path(n), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 				if err != nil {
 					s.log.line("warning: unable to create ", n)
+					s.todoSoon()
 					return fail()
 				}
 				p.files = append(p.files, queueFile{n, f})
@@ -300,6 +317,7 @@ func (s *Sched) prepare(id uint64) *prepared {
 	for i, w := range writers {
 		if w.Flush() != nil {
 			s.log.line("warning: trouble writing to ", p.files[i].rel)
+			s.todoSoon()
 			return fail()
 		}
 		// Start write-back now, so the data is on its way while the rest
@@ -339,6 +357,7 @@ func (s *Sched) commit(batch []*prepared) {
 	}
 	for _, p := range batch {
 		if p.failed || !s.cleanRequest("todo", p.id) {
+			s.todoSoon()
 			continue
 		}
 		any := false

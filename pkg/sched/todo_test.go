@@ -69,9 +69,17 @@ func setSyncHook(t *testing.T, hook func(rel string, sync func() error) error) {
 // startSpied is start with every qmail-clean request recorded in rec.
 func startSpied(t *testing.T, root string, rec *record) *env {
 	t.Helper()
+	return startSpiedClock(t, root, rec, nil)
+}
+
+// startSpiedClock is startSpied with the scheduler's clock now (nil: the
+// real one).
+func startSpiedClock(t *testing.T, root string, rec *record, now func() int64) *env {
+	t.Helper()
 	e := &env{t: t, root: root, log: &lines{}, sigs: make(chan os.Signal, 4), done: make(chan int, 1), injects: make(chan injected, 16)}
 	var opt Options
 	opt.Root = root
+	opt.Now = now
 	opt.Log = &logSpy{rec: rec, w: e.log}
 	for c := 0; c < 2; c++ {
 		e.spawn[c] = &fakeSpawner{answer: ok}
@@ -303,6 +311,53 @@ func TestPreprocessSyncFailure(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPreprocessRetrySoon: a message left in todo/ by a failed sync is
+// preprocessed again sleepSysfail seconds later without any trigger (a
+// full queue sends none), and not before.
+func TestPreprocessRetrySoon(t *testing.T) {
+	rec := &record{}
+	var failing atomic.Value
+	failing.Store("")
+	setSyncHook(t, func(rel string, sync func() error) error {
+		err := sync()
+		if rel == failing.Load().(string) {
+			err = syscall.ENOSPC
+		}
+		return err
+	})
+	var clock atomic.Int64
+	clock.Store(time.Now().Unix())
+	root := newTree(t)
+	mkCtlFIFO(t, root)
+	ok1 := queueMsg(t, root, "s@example.org", "a@local.example")
+	victim := queueMsg(t, root, "s@example.org", "b@local.example")
+	failing.Store(fnSplit("info", victim))
+	e := startSpiedClock(t, root, rec, clock.Load)
+	e.waitLog("end msg ", 1)
+	e.waitLog("warning: trouble writing to "+fnSplit("info", victim)+"\n", 1)
+	failing.Store("")
+
+	// A wake-up before the retry time leaves todo/ alone. Each request
+	// is handled in a loop turn; the second one's answer means the turn
+	// of the first, with its todo step, is over.
+	clock.Add(sleepSysfail - 10)
+	e.request("w1", "hold", "99999")
+	e.request("w2", "hold", "99999")
+	if !e.exists(fnFlat("todo", victim)) {
+		t.Fatalf("todo/%d preprocessed before its retry time; log:\n%s", victim, e.log.String())
+	}
+	// After it, the next wake-up preprocesses it, without a trigger.
+	clock.Add(11)
+	e.request("w3", "hold", "99999")
+	e.waitLog("end msg ", 2)
+	e.stop()
+	for _, id := range []uint64{ok1, victim} {
+		if e.exists(fnFlat("todo", id)) || e.exists(fnSplit("info", id)) {
+			t.Errorf("message %d left in the queue", id)
+		}
 	}
 }
 
