@@ -12,9 +12,11 @@ import (
 	"os"
 
 	"github.com/hqmail/hqmail/pkg/clean"
+	"github.com/hqmail/hqmail/pkg/pollfd"
 	"github.com/hqmail/hqmail/pkg/qhome"
 )
 
 func main() {
-	os.Exit(clean.Main(qhome.Root(), os.Stdin, os.Stdout))
+	// Both pipes are qmail-start's, private to qmail-send and us.
+	os.Exit(clean.Main(qhome.Root(), pollfd.File(0, "requests"), pollfd.File(1, "replies")))
 }

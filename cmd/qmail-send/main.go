@@ -18,6 +18,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/hqmail/hqmail/pkg/pollfd"
 	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/sched"
 )
@@ -27,10 +28,14 @@ func main() {
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGALRM, syscall.SIGHUP)
 	syscall.Umask(0o077)
-	fd := func(n uintptr, name string) *os.File { return os.NewFile(n, name) }
+	// The pipes to the spawners and qmail-clean are qmail-start's, private
+	// to each pair of programs, so they wait in the poller (pollfd); the
+	// log descriptor may be shared (a terminal, a logger's pipe) and is
+	// left as it is.
+	fd := func(n int, name string) *os.File { return pollfd.File(n, name) }
 	os.Exit(sched.Run(sched.Options{
 		Root:     qhome.Root(),
-		Log:      fd(0, "log"),
+		Log:      os.NewFile(0, "log"),
 		SpawnReq: [2]io.Writer{fd(1, "lspawn-req"), fd(3, "rspawn-req")},
 		SpawnRep: [2]io.Reader{fd(2, "lspawn-rep"), fd(4, "rspawn-rep")},
 		CleanReq: fd(5, "clean-req"),

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/hqmail/hqmail/pkg/pollfd"
 	"github.com/hqmail/hqmail/pkg/qerr"
 	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/spawnproto"
@@ -388,7 +389,8 @@ func Main(root string, sp Spawner, cfg Config, init func() error) int {
 	// returns EPIPE instead of killing us.
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	cfg.Limit = FitLimit(cfg.Limit, RaiseNofile(FitLimit(cfg.Limit, 0)))
-	if err := Run(os.Stdin, os.Stdout, sp, cfg); err != nil {
+	// Both pipes are qmail-start's, private to qmail-send and us.
+	if err := Run(pollfd.File(0, "requests"), pollfd.File(1, "reports"), sp, cfg); err != nil {
 		return 111
 	}
 	return 0

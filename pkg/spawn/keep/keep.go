@@ -26,15 +26,19 @@ import (
 	"os"
 	"os/exec"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hqmail/hqmail/pkg/pollfd"
 )
 
-// The spawner side works on the raw socket with blocking calls (one thread
-// waits per running request, as one waited per running program before),
-// so that this package, which the kept programs use too, needs no network
-// code: qmail-local must not link any (cmd/qmail-local TestNoNetwork).
+// Both sides work on the raw socket through the runtime's poller (package
+// pollfd): a request waiting for its reply parks its goroutine rather than
+// a thread in recvmsg, and this package, which the kept programs use too,
+// still needs no network code: qmail-local must not link any
+// (cmd/qmail-local TestNoNetwork).
 
 // Pool is a set of kept processes of one program.
 type Pool struct {
@@ -76,7 +80,9 @@ const ReapEvery = 250 * time.Millisecond
 var HelloTimeout = 5 * time.Second
 
 type proc struct {
-	fd    int // our end of the socket
+	fd    int      // our end of the socket (for poll(2) only)
+	f     *os.File // the same, owned: reads and writes go through rc
+	rc    syscall.RawConn
 	cmd   *exec.Cmd
 	key   string
 	until time.Time
@@ -156,16 +162,22 @@ func (p *Pool) Do(key string, start func() *exec.Cmd, req []byte, fd int) ([]byt
 				return nil, NoProcess
 			}
 		}
-		if err := sendmsg(w.fd, req, rights); err != nil {
+		if err := send(w.rc, req, rights); err != nil {
 			w.close()
 			if fresh {
 				return nil, Crashed
 			}
 			continue // died just now while idle: once more with a new one
 		}
-		reply, err := p.receive(w.fd)
+		reply, err := p.receive(w.rc)
 		if err != nil {
 			w.close()
+			if err == unix.ECONNRESET && !fresh {
+				// The process ended with our request unread (that is what
+				// ECONNRESET says on a unix socket): it died while idle
+				// just as it was taken, and nothing was delivered.
+				continue
+			}
 			return nil, Crashed
 		}
 		p.put(w, cache)
@@ -174,34 +186,35 @@ func (p *Pool) Do(key string, start func() *exec.Cmd, req []byte, fd int) ([]byt
 	return nil, Crashed
 }
 
-func sendmsg(fd int, p, oob []byte) error {
-	for {
-		err := unix.Sendmsg(fd, p, oob, nil, unix.MSG_NOSIGNAL)
-		if err != unix.EINTR {
-			return err
+// recvmsg reads one packet from the socket of rc, waiting in the poller.
+func recvmsg(rc syscall.RawConn, p []byte) (n, flags int, err error) {
+	if rerr := rc.Read(func(fd uintptr) bool {
+		for {
+			n, _, flags, _, err = unix.Recvmsg(int(fd), p, nil, unix.MSG_DONTWAIT)
+			if err != unix.EINTR {
+				return err != unix.EAGAIN
+			}
 		}
+	}); rerr != nil {
+		return 0, 0, rerr
 	}
-}
-
-func recvmsg(fd int, p []byte) (n, flags int, err error) {
-	for {
-		n, _, flags, _, err = unix.Recvmsg(fd, p, nil, 0)
-		if err != unix.EINTR {
-			return n, flags, err
-		}
-	}
+	return n, flags, err
 }
 
 // close ends a process: end of file on its socket; it exits by itself.
-func (w *proc) close() { unix.Close(w.fd) }
+func (w *proc) close() { w.f.Close() }
 
 // alive reports whether an idle process still holds its end of the
 // socket: an idle one never writes, so anything readable (end of file) or
 // a hang-up means it is gone.
 func (w *proc) alive() bool {
 	fds := []unix.PollFd{{Fd: int32(w.fd), Events: unix.POLLIN | unix.POLLRDHUP}}
-	n, err := unix.Poll(fds, 0)
-	return err == nil && n == 0
+	for {
+		n, err := unix.Poll(fds, 0)
+		if err != unix.EINTR {
+			return err == nil && n == 0
+		}
+	}
 }
 
 // take removes and returns the most recently idle live process for key.
@@ -227,7 +240,7 @@ var errReply = errors.New("keep: empty or truncated reply")
 
 // receive reads one reply into a buffer of MaxReply bytes kept between
 // requests, and returns a copy of just the reply.
-func (p *Pool) receive(fd int) ([]byte, error) {
+func (p *Pool) receive(rc syscall.RawConn) ([]byte, error) {
 	bp, _ := p.bufs.Get().(*[]byte)
 	if bp == nil {
 		n := p.MaxReply
@@ -238,7 +251,7 @@ func (p *Pool) receive(fd int) ([]byte, error) {
 		bp = &b
 	}
 	defer p.bufs.Put(bp)
-	n, flags, err := recvmsg(fd, *bp)
+	n, flags, err := recvmsg(rc, *bp)
 	if err != nil {
 		return nil, err
 	}
@@ -336,8 +349,8 @@ func (p *Pool) start(key string, mk func() *exec.Cmd) *proc {
 		return nil
 	}
 	go cmd.Wait()
-	w := &proc{fd: fds[0], cmd: cmd, key: key}
-	if !w.greeted(p.Hello) {
+	w := &proc{fd: fds[0], f: pollfd.File(fds[0], "keep socket"), cmd: cmd, key: key}
+	if w.rc, err = w.f.SyscallConn(); err != nil || !w.greeted(p.Hello) {
 		w.close()
 		cmd.Process.Kill()
 		p.mu.Lock()
@@ -352,22 +365,11 @@ func (p *Pool) start(key string, mk func() *exec.Cmd) *proc {
 
 // greeted waits up to HelloTimeout for the hello packet.
 func (w *proc) greeted(hello string) bool {
-	deadline := time.Now().Add(HelloTimeout)
-	for {
-		left := time.Until(deadline)
-		if left <= 0 {
-			return false
-		}
-		fds := []unix.PollFd{{Fd: int32(w.fd), Events: unix.POLLIN}}
-		n, err := unix.Poll(fds, int(left/time.Millisecond)+1)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil || n == 0 {
-			return false
-		}
-		buf := make([]byte, len(hello)+1)
-		m, _, err := recvmsg(w.fd, buf)
-		return err == nil && string(buf[:max(m, 0)]) == hello
+	if w.f.SetReadDeadline(time.Now().Add(HelloTimeout)) != nil {
+		return false
 	}
+	buf := make([]byte, len(hello)+1)
+	m, _, err := recvmsg(w.rc, buf)
+	w.f.SetReadDeadline(time.Time{})
+	return err == nil && string(buf[:max(m, 0)]) == hello
 }

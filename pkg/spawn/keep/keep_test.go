@@ -19,8 +19,9 @@ const hello = "fake -k 1\x00"
 // The test binary doubles as a kept program when HQ_KEEP_FAKE is set:
 // "echo" greets and answers each request with "pid|fields" (the fields
 // joined by ",", then "|" and the passed file's contents, if any); "once"
-// answers one request with "pid|request" and exits; "crash" greets and exits on the first
-// request; "mute" never greets.
+// answers one request with "pid|request" and exits ("linger": half a
+// second later, reading nothing more); "crash" greets and exits on the
+// first request; "mute" never greets.
 func TestMain(m *testing.M) {
 	if mode := os.Getenv("HQ_KEEP_FAKE"); mode != "" {
 		fake(mode)
@@ -38,12 +39,17 @@ func fake(mode string) {
 			}
 		}
 	}
-	if mode == "once" {
+	if mode == "once" || mode == "linger" {
 		// Answer one request, then exit: a process that dies while idle.
+		// "linger" stays half a second first, without reading, so that
+		// the next request is sent to it and left unread when it exits.
 		unix.Write(0, []byte(hello))
 		buf := make([]byte, 4096)
 		if n, err := unix.Read(0, buf); err == nil && n > 0 {
 			unix.Write(0, []byte(strconv.Itoa(os.Getpid())+"|"+string(buf[:n])))
+		}
+		if mode == "linger" {
+			time.Sleep(500 * time.Millisecond)
 		}
 		return
 	}
@@ -203,6 +209,20 @@ func TestDeadIdleReplaced(t *testing.T) {
 	}
 	if a == b {
 		t.Error("dead process reused")
+	}
+}
+
+// A process that dies while idle after it was taken, with the request
+// unread, is replaced and the request made again (nothing was delivered).
+func TestDeadWithRequestUnread(t *testing.T) {
+	p := newPool(t)
+	a, _, _ := do(t, p, "k", "linger", "1")
+	b, ans, res := do(t, p, "k", "linger", "2")
+	if res != Answered || ans != "2" {
+		t.Fatalf("request left unread by a dying process: %v %q", res, ans)
+	}
+	if a == b {
+		t.Error("answered by the dying process")
 	}
 }
 

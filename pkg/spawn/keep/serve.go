@@ -3,8 +3,11 @@ package keep
 import (
 	"bytes"
 	"os"
+	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hqmail/hqmail/pkg/pollfd"
 )
 
 // Request is one request as a kept program receives it.
@@ -17,19 +20,32 @@ type Request struct {
 // Serve is the program side: it greets with hello on sock, then calls
 // handle for each request and sends its answer, until end of file or a
 // failure of the socket. Extra descriptors are closed; File is closed
-// after handle returns.
+// after handle returns. Serve takes sock over (it waits on it in the
+// poller, package pollfd) and closes it when it returns.
 func Serve(sock int, hello string, maxRequest int, handle func(*Request) []byte) {
-	if _, err := unix.Write(sock, []byte(hello)); err != nil {
+	f := pollfd.File(sock, "keep socket")
+	defer f.Close()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return
+	}
+	if err := send(rc, []byte(hello), nil); err != nil {
 		return
 	}
 	buf := make([]byte, maxRequest)
 	oob := make([]byte, unix.CmsgSpace(4*4))
 	for {
-		n, oobn, flags, _, err := unix.Recvmsg(sock, buf, oob, unix.MSG_CMSG_CLOEXEC)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil || n == 0 {
+		var n, oobn, flags int
+		var rerr error
+		err := rc.Read(func(fd uintptr) bool {
+			for {
+				n, oobn, flags, _, rerr = unix.Recvmsg(int(fd), buf, oob, unix.MSG_CMSG_CLOEXEC|unix.MSG_DONTWAIT)
+				if rerr != unix.EINTR {
+					return rerr != unix.EAGAIN
+				}
+			}
+		})
+		if err != nil || rerr != nil || n == 0 {
 			return
 		}
 		req := &Request{Args: split(buf[:n]), File: received(oob[:oobn]),
@@ -38,16 +54,27 @@ func Serve(sock int, hello string, maxRequest int, handle func(*Request) []byte)
 		if req.File != nil {
 			req.File.Close()
 		}
-		for {
-			_, err = unix.Write(sock, reply)
-			if err != unix.EINTR {
-				break
-			}
-		}
-		if err != nil {
+		if send(rc, reply, nil) != nil {
 			return
 		}
 	}
+}
+
+// send writes one packet (with oob, e.g. SCM_RIGHTS) on the socket of rc,
+// waiting in the poller while the socket is full.
+func send(rc syscall.RawConn, p, oob []byte) error {
+	var err error
+	if werr := rc.Write(func(fd uintptr) bool {
+		for {
+			err = unix.Sendmsg(int(fd), p, oob, nil, unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT)
+			if err != unix.EINTR {
+				return err != unix.EAGAIN
+			}
+		}
+	}); werr != nil {
+		return werr
+	}
+	return err
 }
 
 // received is the first descriptor passed with a request (extra ones are

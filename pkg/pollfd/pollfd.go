@@ -1,0 +1,43 @@
+// Package pollfd makes an inherited pipe or socket wait in the Go runtime's
+// poller instead of in a blocking system call.
+//
+// Why it matters (docs/performance.md, "Waiting without spinning"): a
+// goroutine blocked in read(2) or recvmsg(2) keeps its P in the "in a system
+// call" state, and while any P is in that state the runtime's monitor
+// thread (sysmon) does not sleep deeply: it wakes every 20 µs to 10 ms to
+// see whether to take the P back, and it starts over at 20 µs each time the
+// call returns. The long-running programs of this project wait on their
+// pipes most of the time, so during a hold release they woke about 50
+// times per delivery for nothing. A descriptor in non-blocking mode that the
+// poller watches parks the goroutine instead and frees the P; with every P
+// idle, sysmon sleeps until there is work.
+//
+// Only private descriptors may be switched: O_NONBLOCK belongs to the open
+// file description, which every process holding a copy shares. qmail-start
+// makes one pipe per pair of programs, so the pipes between qmail-send, the
+// spawners and qmail-clean, and the sockets of kept programs, are private;
+// a log descriptor or a terminal is not, and is left alone (File only
+// switches pipes and sockets, and callers pass only their private ones).
+package pollfd
+
+import (
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// File returns an *os.File for fd. When fd is a pipe or a socket it is
+// first put in non-blocking mode, so that the File's reads and writes wait
+// in the poller (they still behave as blocking ones for the caller). Any
+// other kind of descriptor, or one whose mode cannot be changed, is
+// returned as os.NewFile would.
+func File(fd int, name string) *os.File {
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) == nil {
+		switch st.Mode & unix.S_IFMT {
+		case unix.S_IFIFO, unix.S_IFSOCK:
+			unix.SetNonblock(fd, true)
+		}
+	}
+	return os.NewFile(uintptr(fd), name)
+}
