@@ -34,6 +34,9 @@ func (s *Sched) addBounce(id uint64, recip, text string) {
 // messDone finishes a message whose channel files are gone
 // (spec/scheduler.md §8).
 func (s *Sched) messDone(id uint64) {
+	if s.ending(id) {
+		return // already being removed (the done list may hold it twice)
+	}
 	retry := func() { s.done.insert(id, s.now()+sleepSysfail) }
 	for c := 0; c < 2; c++ {
 		if _, err := os.Stat(s.path(fnChan(c, id))); err == nil {
@@ -62,12 +65,7 @@ func (s *Sched) messDone(id uint64) {
 	}
 	s.log.line("end msg ", utoa(id))
 	s.forget(id)
-	if err := os.Remove(s.path(info)); err != nil && !isNoent(err) {
-		s.log.line("warning: unable to unlink ", info, "; will try again later")
-		retry()
-		return
-	}
-	s.cleanRequest("foop", id)
+	s.remove(removal{id: id, info: true}) // info, then foop/ID; then removedEvent
 }
 
 // injectBounce sends bounce/ID back to the sender, if it exists. It

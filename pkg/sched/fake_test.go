@@ -308,3 +308,13 @@ func mkTrigger(t *testing.T, root string) {
 		t.Fatal(err)
 	}
 }
+
+// bare gives a Sched built by hand (no Run, no loop) the event channel and
+// removers that jobClose and messDone hand their removals to; nothing
+// reads the events, which the channel's room absorbs.
+func bare(t testing.TB, s *Sched) {
+	s.events = make(chan event, 64)
+	s.stop = make(chan struct{})
+	s.startRemovers()
+	t.Cleanup(func() { close(s.stop) })
+}

@@ -34,6 +34,7 @@ func FuzzReports(f *testing.F) {
 		s.dels = [2][]delivery{make([]delivery, 3), make([]delivery, 3)}
 		s.jobs = make([]job, 6)
 		s.cleanAlive = false
+		bare(t, s)
 		j := s.jobOpen(id, 0)
 		s.jobs[j].sender = "a@b"
 		s.jobs[j].hiteof = true

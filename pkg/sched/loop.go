@@ -45,7 +45,8 @@ const (
 	evWrote
 	evTrigger
 	evSignal
-	evCtl // a qmailctl request line (control.go)
+	evCtl     // a qmailctl request line (control.go)
+	evRemoved // a remover finished (remove.go)
 )
 
 type event struct {
@@ -54,6 +55,8 @@ type event struct {
 	data []byte
 	err  error
 	sig  os.Signal
+
+	removed *removed
 }
 
 // job is one message on one channel being worked on.
@@ -104,6 +107,9 @@ type Sched struct {
 	exitasap   bool
 	spawnAlive [2]bool
 	cleanAlive bool
+	clean      *cleanPipe
+	rq         *removeQueue
+	inflight   map[uint64]int // removals handed out, per message (remove.go)
 
 	concurrency [2]int
 	width       [2]int // slot field width of each spawner (spawnproto.Narrow or Wide)
@@ -134,7 +140,6 @@ type Sched struct {
 	holds      *holdLog
 	mc         *msgCtl // per-message control (control.go)
 	generation int
-	cleanBuf   [1]byte
 }
 
 // Run is qmail-send: it returns the exit code.
@@ -180,9 +185,11 @@ func Run(opt Options) int {
 	}
 	s.jobs = make([]job, s.concurrency[0]+s.concurrency[1])
 	s.cleanAlive = true
+	s.clean = &cleanPipe{req: opt.CleanReq, rep: opt.CleanRep}
 	s.events = make(chan event, 64)
 	s.stop = make(chan struct{})
 	defer close(s.stop)
+	s.startRemovers()
 	for c := 0; c < 2; c++ {
 		s.reqCh[c] = make(chan []byte, 1)
 		go s.readReports(c)
@@ -365,7 +372,7 @@ func (s *Sched) canExit() bool {
 }
 
 func (s *Sched) loop() {
-	for !s.exitasap || !s.canExit() {
+	for !s.exitasap || !s.canExit() || s.busyRemoving() {
 		s.recent = s.now()
 		if s.flagALRM {
 			s.flagALRM = false
@@ -432,6 +439,8 @@ func (s *Sched) handle(ev event) {
 		}
 	case evCtl:
 		s.control(ev)
+	case evRemoved:
+		s.removedEvent(ev.removed)
 	case evSignal:
 		switch ev.sig {
 		case syscall.SIGTERM:
@@ -470,18 +479,24 @@ func (s *Sched) cleanRequest(kind string, id uint64) bool {
 	if !s.cleanAlive {
 		return false
 	}
-	req := append([]byte(name), 0)
-	if _, err := s.opt.CleanReq.Write(req); err == nil {
-		if _, err = io.ReadFull(s.opt.CleanRep, s.cleanBuf[:]); err == nil {
-			if s.cleanBuf[0] == '+' {
-				return true
-			}
-			s.log.line("warning: qmail-clean unable to clean up ", name)
-			return false
-		}
+	a, err := s.clean.call(name)
+	if err != nil {
+		s.lostClean()
+		return false
+	}
+	if a != '+' {
+		s.log.line("warning: qmail-clean unable to clean up ", name)
+		return false
+	}
+	return true
+}
+
+// lostClean gives up on a qmail-clean that no longer answers.
+func (s *Sched) lostClean() {
+	if !s.cleanAlive {
+		return
 	}
 	s.log.line("alert: oh no! lost qmail-clean connection! dying...")
 	s.cleanAlive = false
 	s.exitasap = true
-	return false
 }

@@ -69,20 +69,8 @@ func (s *Sched) jobClose(j int) {
 	done := jb.hiteof && jb.numtodo == 0 && !jb.skipped
 	*jb = job{}
 	if done {
-		n := fnChan(c, id)
-		if err := os.Remove(s.path(n)); err != nil {
-			s.log.line("warning: unable to unlink ", n, "; will try again later")
-			due = s.now() + sleepSysfail
-		} else {
-			o := fnChan(1-c, id)
-			if _, err := os.Stat(s.path(o)); err == nil {
-				return // the other channel is still going
-			} else if !isNoent(err) {
-				s.log.line("warning: unable to stat ", o)
-			}
-			s.done.insert(id, s.now())
-			return
-		}
+		s.remove(removal{id: id, c: c}) // then removedEvent
+		return
 	}
 	s.sched[c].insert(id, due)
 }

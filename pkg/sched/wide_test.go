@@ -121,6 +121,7 @@ func TestWideReportRange(t *testing.T) {
 	s.dels = [2][]delivery{make([]delivery, 10), make([]delivery, 300)}
 	s.jobs = make([]job, 310)
 	s.cleanAlive = false
+	bare(t, s)
 	j := s.jobOpen(id, 1)
 	s.jobs[j].hiteof = true
 	s.jobs[j].refs++

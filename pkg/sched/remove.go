@@ -1,0 +1,201 @@
+package sched
+
+import (
+	"io"
+	"os"
+	"sync"
+)
+
+// Removing finished files off the loop (docs/performance.md, "Removing
+// without waiting").
+//
+// Unlinking a queue file can wait on the disk: a file system mounted with
+// online discard (ext4 "-o discard" without a journal, as on the benchmark
+// machine) trims the freed block inside unlink(2), a round trip to the
+// device for every file that held data. The loop used to make those calls
+// itself, two per message (the channel file, then info), and then wait for
+// qmail-clean's third (mess), so during a hold release it spent most of its
+// time waiting for the disk while both CPUs idled.
+//
+// Now the loop hands each removal to one of a few remover goroutines and
+// goes on; a removal ends with an event (evRemoved) that the loop handles
+// exactly where the synchronous call used to return. The order of
+// spec/scheduler.md §8 is kept for every message: its channel file goes,
+// then (after the loop has seen that, checked the message is finished and
+// logged "end msg") its info file, and only after that qmail-clean is asked
+// to remove the message. Removals of different messages overlap, which is
+// what keeps the disk's round trips out of the loop's time.
+//
+// inflight counts, per message, the removals handed out and not yet seen
+// back by the loop: while it is non-zero the message is ending, and a
+// second messDone for it (the done list may hold it twice) does nothing.
+
+// removers is the number of remover goroutines (each one waits in a
+// system call, on a thread of its own, while the disk works).
+const removers = 4
+
+// unlinkHook performs one unlink of a remover; rel names the file relative
+// to queue/. It is a package variable so that tests can record the order
+// of removals and clean requests, slow them down and make one fail.
+var unlinkHook = func(rel string, unlink func() error) error { return unlink() }
+
+// removal is one unit of work for a remover.
+type removal struct {
+	id   uint64
+	c    int  // channel of the file (chanFile)
+	info bool // false: remove channel file c; true: remove info, then ask qmail-clean for foop/ID
+}
+
+// removed is a removal as it ended.
+type removed struct {
+	removal
+	err      error // the unlink failed (ENOENT is success)
+	cleaned  bool  // info: qmail-clean answered '+'
+	cleanErr error // info: the qmail-clean pipe failed
+}
+
+// removeQueue hands removals to the removers. The loop never blocks on it:
+// the queue grows instead (a removal is a few words), and the removers
+// report through the loop's event channel.
+type removeQueue struct {
+	mu    sync.Mutex
+	queue []removal
+	wake  chan struct{}
+}
+
+// clean is qmail-clean's pipe pair, used by the loop and the removers:
+// qmail-clean answers each request in order, so one caller at a time
+// writes a request and reads its answer.
+type cleanPipe struct {
+	mu  sync.Mutex
+	req io.Writer
+	rep io.Reader
+	buf [1]byte
+}
+
+// call sends name ("todo/ID", "foop/ID") and returns qmail-clean's answer.
+func (p *cleanPipe) call(name string) (byte, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, err := p.req.Write(append([]byte(name), 0)); err != nil {
+		return 0, err
+	}
+	if _, err := io.ReadFull(p.rep, p.buf[:]); err != nil {
+		return 0, err
+	}
+	return p.buf[0], nil
+}
+
+// startRemovers starts the remover goroutines; they end with s.stop.
+func (s *Sched) startRemovers() {
+	s.rq = &removeQueue{wake: make(chan struct{}, 1)}
+	s.inflight = make(map[uint64]int)
+	for i := 0; i < removers; i++ {
+		go s.remover()
+	}
+}
+
+// remove hands r to a remover.
+func (s *Sched) remove(r removal) {
+	s.inflight[r.id]++
+	s.rq.mu.Lock()
+	s.rq.queue = append(s.rq.queue, r)
+	s.rq.mu.Unlock()
+	select {
+	case s.rq.wake <- struct{}{}:
+	default:
+	}
+}
+
+// ending reports whether removals of message id are under way.
+func (s *Sched) ending(id uint64) bool { return s.inflight[id] > 0 }
+
+// busyRemoving reports whether any removal has not been seen back.
+func (s *Sched) busyRemoving() bool { return len(s.inflight) > 0 }
+
+func (s *Sched) remover() {
+	for {
+		s.rq.mu.Lock()
+		if len(s.rq.queue) == 0 {
+			s.rq.mu.Unlock()
+			select {
+			case <-s.rq.wake:
+				continue
+			case <-s.stop:
+				return
+			}
+		}
+		r := s.rq.queue[0]
+		s.rq.queue[0] = removal{}
+		s.rq.queue = s.rq.queue[1:]
+		if len(s.rq.queue) > 0 {
+			// Another remover may take the next one at once.
+			select {
+			case s.rq.wake <- struct{}{}:
+			default:
+			}
+		}
+		s.rq.mu.Unlock()
+		if !s.send(event{kind: evRemoved, removed: s.doRemoval(r)}) {
+			return
+		}
+	}
+}
+
+// doRemoval runs in a remover: it touches only the files of r and
+// qmail-clean's pipe.
+func (s *Sched) doRemoval(r removal) *removed {
+	done := &removed{removal: r}
+	n := fnChan(r.c, r.id)
+	if r.info {
+		n = fnSplit("info", r.id)
+	}
+	if err := unlinkHook(n, func() error { return os.Remove(s.path(n)) }); err != nil && !isNoent(err) {
+		done.err = err
+		return done
+	}
+	if r.info {
+		var a byte
+		a, done.cleanErr = s.clean.call("foop/" + utoa(r.id))
+		done.cleaned = done.cleanErr == nil && a == '+'
+	}
+	return done
+}
+
+// removedEvent is the loop's half of a removal: what followed the
+// synchronous unlink before.
+func (s *Sched) removedEvent(d *removed) {
+	id := d.id
+	if s.inflight[id]--; s.inflight[id] <= 0 {
+		delete(s.inflight, id)
+	}
+	if d.info {
+		n := fnSplit("info", id)
+		switch {
+		case d.err != nil:
+			s.log.line("warning: unable to unlink ", n, "; will try again later")
+			s.done.insert(id, s.now()+sleepSysfail)
+		case d.cleanErr != nil:
+			s.lostClean()
+		case !d.cleaned:
+			s.log.line("warning: qmail-clean unable to clean up foop/", utoa(id))
+		}
+		return
+	}
+	c := d.c
+	if d.err != nil {
+		s.log.line("warning: unable to unlink ", fnChan(c, id), "; will try again later")
+		s.sched[c].insert(id, s.now()+sleepSysfail)
+		return
+	}
+	if s.ending(id) {
+		return // the other channel's file is on its way out; its event goes on
+	}
+	o := fnChan(1-c, id)
+	if _, err := os.Stat(s.path(o)); err == nil {
+		return // the other channel is still going
+	} else if !isNoent(err) {
+		s.log.line("warning: unable to stat ", o)
+	}
+	s.done.insert(id, s.now())
+}

@@ -1,0 +1,210 @@
+package sched
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// setUnlinkHook installs hook for the test (see setSyncHook).
+func setUnlinkHook(t *testing.T, hook func(rel string, unlink func() error) error) {
+	old := unlinkHook
+	unlinkHook = hook
+	t.Cleanup(func() { unlinkHook = old })
+}
+
+// slowUnlinks records each removal in rec and makes it take a while, as
+// on a disk with online discard, so that removals of several messages are
+// under way at once.
+func slowUnlinks(t *testing.T, rec *record) {
+	setUnlinkHook(t, func(rel string, unlink func() error) error {
+		time.Sleep(2 * time.Millisecond)
+		err := unlink()
+		rec.add("unlink " + rel)
+		return err
+	})
+}
+
+// checkEndOrder checks spec/scheduler.md §8 for message id in the trace:
+// each channel file it had is removed once, before its info file; the info
+// file once, before the one request for foop/ID.
+func checkEndOrder(t *testing.T, events []string, id uint64, chans []int) {
+	t.Helper()
+	at := func(ev string) []int {
+		var l []int
+		for i, e := range events {
+			if e == ev {
+				l = append(l, i)
+			}
+		}
+		return l
+	}
+	info := at("unlink " + fnSplit("info", id))
+	foop := at("clean foop/" + utoa(id))
+	if len(info) != 1 || len(foop) != 1 {
+		t.Errorf("msg %d: info removed %d times, foop asked %d times", id, len(info), len(foop))
+		return
+	}
+	if info[0] > foop[0] {
+		t.Errorf("msg %d: foop asked before info was removed", id)
+	}
+	for _, c := range chans {
+		ch := at("unlink " + fnChan(c, id))
+		if len(ch) != 1 || ch[0] > info[0] {
+			t.Errorf("msg %d: channel %d file removed at %v, info at %d", id, c, ch, info[0])
+		}
+	}
+}
+
+// TestRemovalOrder: with removals off the loop and slow, every finished
+// message still loses its channel files, then its info file, then (through
+// qmail-clean) the message, each exactly once, and "end msg" is logged
+// once; messages on both channels end only after both files are gone.
+func TestRemovalOrder(t *testing.T) {
+	rec := &record{}
+	slowUnlinks(t, rec)
+	root := newTree(t)
+	mkTrigger(t, root)
+	type msg struct {
+		id    uint64
+		chans []int
+	}
+	var msgs []msg
+	for i := 0; i < 12; i++ {
+		switch i % 3 {
+		case 0:
+			msgs = append(msgs, msg{queuePinned(t, root, "a@local.example"), []int{chanLocal}})
+		case 1:
+			msgs = append(msgs, msg{queuePinned(t, root, "b@remote.example"), []int{chanRemote}})
+		default:
+			msgs = append(msgs, msg{queuePinned(t, root, "c@local.example", "d@remote.example"), []int{chanLocal, chanRemote}})
+		}
+	}
+	e := startSpied(t, root, rec)
+	e.waitLog("end msg ", len(msgs))
+	e.wait("every foop request", func() bool {
+		n := 0
+		for _, ev := range rec.list() {
+			if strings.HasPrefix(ev, "clean foop/") {
+				n++
+			}
+		}
+		return n == len(msgs)
+	})
+	e.stop()
+	events := rec.list()
+	for _, m := range msgs {
+		checkEndOrder(t, events, m.id, m.chans)
+		if n := e.log.count(fmt.Sprintf("end msg %d\n", m.id)); n != 1 {
+			t.Errorf("msg %d: end msg logged %d times", m.id, n)
+		}
+		for _, f := range []string{fnSplit("info", m.id), fnChan(0, m.id), fnChan(1, m.id), fnSplit("mess", m.id)} {
+			if e.exists(f) {
+				t.Errorf("%s left in the queue", f)
+			}
+		}
+	}
+}
+
+// TestRemovalFailure: a channel file or an info file that cannot be
+// removed is logged and tried again 123 s later (fake clock), and the
+// message ends then, in order; nothing is asked of qmail-clean before.
+func TestRemovalFailure(t *testing.T) {
+	for _, which := range []string{"channel", "info"} {
+		t.Run(which, func(t *testing.T) {
+			rec := &record{}
+			var failing atomic.Value
+			failing.Store("")
+			setUnlinkHook(t, func(rel string, unlink func() error) error {
+				if rel == failing.Load().(string) {
+					rec.add("failed " + rel)
+					return syscall.EIO
+				}
+				err := unlink()
+				rec.add("unlink " + rel)
+				return err
+			})
+			var clock atomic.Int64
+			clock.Store(time.Now().Unix())
+			root := newTree(t)
+			mkCtlFIFO(t, root)
+			id := queuePinned(t, root, "a@local.example")
+			victim := fnChan(chanLocal, id)
+			if which == "info" {
+				victim = fnSplit("info", id)
+			}
+			failing.Store(victim)
+			e := startSpiedClock(t, root, rec, clock.Load)
+			e.waitLog("warning: unable to unlink "+victim+"; will try again later\n", 1)
+			for _, ev := range rec.list() {
+				if ev == "clean foop/"+utoa(id) {
+					t.Fatalf("foop asked although %s is still there", victim)
+				}
+			}
+			failing.Store("")
+			clock.Add(sleepSysfail + 1)
+			e.request("w1", "hold", "99999") // a wake-up after the retry time
+			e.wait("foop request", func() bool {
+				for _, ev := range rec.list() {
+					if ev == "clean foop/"+utoa(id) {
+						return true
+					}
+				}
+				return false
+			})
+			e.stop()
+			checkEndOrder(t, rec.list(), id, []int{chanLocal})
+			if e.exists(fnSplit("mess", id)) || e.exists(fnSplit("info", id)) {
+				t.Errorf("message %d left in the queue", id)
+			}
+		})
+	}
+}
+
+// TestRemovalStop: TERM while removals are under way: qmail-send exits
+// only after every removal it handed out has ended, so each message whose
+// end was logged has lost its info file and been asked of qmail-clean.
+func TestRemovalStop(t *testing.T) {
+	rec := &record{}
+	var gate sync.WaitGroup
+	gate.Add(1)
+	var held atomic.Int32
+	setUnlinkHook(t, func(rel string, unlink func() error) error {
+		if strings.HasPrefix(rel, "info/") {
+			held.Add(1)
+			gate.Wait()
+		}
+		err := unlink()
+		rec.add("unlink " + rel)
+		return err
+	})
+	root := newTree(t)
+	mkTrigger(t, root)
+	var ids []uint64
+	for i := 0; i < 3; i++ {
+		ids = append(ids, queuePinned(t, root, "a@local.example"))
+	}
+	e := startSpied(t, root, rec)
+	e.waitLog("end msg ", len(ids))
+	e.wait("removers at the info files", func() bool { return held.Load() == int32(min(len(ids), removers)) })
+	e.sigs <- syscall.SIGTERM
+	select {
+	case <-e.done:
+		t.Fatal("qmail-send exited with removals under way")
+	case <-time.After(100 * time.Millisecond):
+	}
+	gate.Done()
+	select {
+	case <-e.done:
+		e.exited = true
+	case <-time.After(10 * time.Second):
+		t.Fatal("no exit after the removals ended")
+	}
+	for _, id := range ids {
+		checkEndOrder(t, rec.list(), id, []int{chanLocal})
+	}
+}
