@@ -1,16 +1,16 @@
 // Package pollfd makes an inherited pipe or socket wait in the Go runtime's
 // poller instead of in a blocking system call.
 //
-// Why it matters (docs/performance.md, "Waiting without spinning"): a
-// goroutine blocked in read(2) or recvmsg(2) keeps its P in the "in a system
-// call" state, and while any P is in that state the runtime's monitor
-// thread (sysmon) does not sleep deeply: it wakes every 20 µs to 10 ms to
-// see whether to take the P back, and it starts over at 20 µs each time the
-// call returns. The long-running programs of this project wait on their
-// pipes most of the time, so during a hold release they woke about 50
-// times per delivery for nothing. A descriptor in non-blocking mode that the
-// poller watches parks the goroutine instead and frees the P; with every P
-// idle, sysmon sleeps until there is work.
+// Why it matters (docs/performance.md, "Removing without waiting, waiting
+// without spinning"): a goroutine blocked in read(2) or recvmsg(2) keeps
+// its P in the "in a system call" state, and while any P is in that state
+// the runtime's monitor thread (sysmon) does not sleep deeply: it wakes
+// every 20 µs to 10 ms to see whether to take the P back, and it starts
+// over at 20 µs each time the call returns. The long-running programs of
+// this project wait on their pipes most of the time, so during a hold
+// release they woke about 50 times per delivery for nothing. A descriptor
+// in non-blocking mode that the poller watches parks the goroutine instead
+// and frees the P; with every P idle, sysmon sleeps until there is work.
 //
 // Only private descriptors may be switched: O_NONBLOCK belongs to the open
 // file description, which every process holding a copy shares. qmail-start

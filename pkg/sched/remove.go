@@ -7,7 +7,7 @@ import (
 )
 
 // Removing finished files off the loop (docs/performance.md, "Removing
-// without waiting").
+// without waiting, waiting without spinning").
 //
 // Unlinking a queue file can wait on the disk: a file system mounted with
 // online discard (ext4 "-o discard" without a journal, as on the benchmark
