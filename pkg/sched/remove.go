@@ -42,7 +42,7 @@ var unlinkHook = func(rel string, unlink func() error) error { return unlink() }
 // removal is one unit of work for a remover.
 type removal struct {
 	id   uint64
-	c    int  // channel of the file (chanFile)
+	c    int  // the channel whose file to remove (when !info)
 	info bool // false: remove channel file c; true: remove info, then ask qmail-clean for foop/ID
 }
 
@@ -63,7 +63,7 @@ type removeQueue struct {
 	wake  chan struct{}
 }
 
-// clean is qmail-clean's pipe pair, used by the loop and the removers:
+// cleanPipe is qmail-clean's pipe pair, used by the loop and the removers:
 // qmail-clean answers each request in order, so one caller at a time
 // writes a request and reads its answer.
 type cleanPipe struct {
