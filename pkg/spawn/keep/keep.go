@@ -186,21 +186,6 @@ func (p *Pool) Do(key string, start func() *exec.Cmd, req []byte, fd int) ([]byt
 	return nil, Crashed
 }
 
-// recvmsg reads one packet from the socket of rc, waiting in the poller.
-func recvmsg(rc syscall.RawConn, p []byte) (n, flags int, err error) {
-	if rerr := rc.Read(func(fd uintptr) bool {
-		for {
-			n, _, flags, _, err = unix.Recvmsg(int(fd), p, nil, unix.MSG_DONTWAIT)
-			if err != unix.EINTR {
-				return err != unix.EAGAIN
-			}
-		}
-	}); rerr != nil {
-		return 0, 0, rerr
-	}
-	return n, flags, err
-}
-
 // close ends a process: end of file on its socket; it exits by itself.
 func (w *proc) close() { w.f.Close() }
 
@@ -251,7 +236,7 @@ func (p *Pool) receive(rc syscall.RawConn) ([]byte, error) {
 		bp = &b
 	}
 	defer p.bufs.Put(bp)
-	n, flags, err := recvmsg(rc, *bp)
+	n, _, flags, err := recvmsg(rc, *bp, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -369,7 +354,7 @@ func (w *proc) greeted(hello string) bool {
 		return false
 	}
 	buf := make([]byte, len(hello)+1)
-	m, _, err := recvmsg(w.rc, buf)
+	m, _, _, err := recvmsg(w.rc, buf, nil)
 	w.f.SetReadDeadline(time.Time{})
 	return err == nil && string(buf[:max(m, 0)]) == hello
 }

@@ -35,17 +35,8 @@ func Serve(sock int, hello string, maxRequest int, handle func(*Request) []byte)
 	buf := make([]byte, maxRequest)
 	oob := make([]byte, unix.CmsgSpace(4*4))
 	for {
-		var n, oobn, flags int
-		var rerr error
-		err := rc.Read(func(fd uintptr) bool {
-			for {
-				n, oobn, flags, _, rerr = unix.Recvmsg(int(fd), buf, oob, unix.MSG_CMSG_CLOEXEC|unix.MSG_DONTWAIT)
-				if rerr != unix.EINTR {
-					return rerr != unix.EAGAIN
-				}
-			}
-		})
-		if err != nil || rerr != nil || n == 0 {
+		n, oobn, flags, err := recvmsg(rc, buf, oob)
+		if err != nil || n == 0 {
 			return
 		}
 		req := &Request{Args: split(buf[:n]), File: received(oob[:oobn]),
@@ -58,6 +49,22 @@ func Serve(sock int, hello string, maxRequest int, handle func(*Request) []byte)
 			return
 		}
 	}
+}
+
+// recvmsg reads one packet (and its control data into oob, descriptors
+// close-on-exec) from the socket of rc, waiting in the poller.
+func recvmsg(rc syscall.RawConn, p, oob []byte) (n, oobn, flags int, err error) {
+	if rerr := rc.Read(func(fd uintptr) bool {
+		for {
+			n, oobn, flags, _, err = unix.Recvmsg(int(fd), p, oob, unix.MSG_CMSG_CLOEXEC|unix.MSG_DONTWAIT)
+			if err != unix.EINTR {
+				return err != unix.EAGAIN
+			}
+		}
+	}); rerr != nil {
+		return 0, 0, 0, rerr
+	}
+	return n, oobn, flags, err
 }
 
 // send writes one packet (with oob, e.g. SCM_RIGHTS) on the socket of rc,
