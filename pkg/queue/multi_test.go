@@ -8,10 +8,14 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/qq"
 )
 
@@ -144,7 +148,7 @@ func TestMulti(t *testing.T) {
 func TestMultiInjectedFailure(t *testing.T) {
 	root := newRoot(t)
 	env := string((&qq.Envelope{Sender: "a@b", Recipients: []string{"c@d"}}).Encode())
-	var calls atomic.Int32 // the fsyncs of one message run concurrently
+	var calls atomic.Int32
 	old := sysFsync
 	sysFsync = func(fd int) error {
 		if calls.Add(1) > 5 { // five fsyncs per message
@@ -191,3 +195,69 @@ func FuzzFrame(f *testing.F) {
 }
 
 func bufioReader(s string) *bufio.Reader { return bufio.NewReader(strings.NewReader(s)) }
+
+// TestMultiSerialSyncs: in multi-message mode the four flushes before the
+// commit run one at a time, in a fixed order, and all of them before the
+// commit link; each message is flushed whole before the next is read.
+func TestMultiSerialSyncs(t *testing.T) {
+	saved := [...]any{sysFsync, sysLinkat, sysOpenat}
+	t.Cleanup(func() {
+		sysFsync = saved[0].(func(int) error)
+		sysLinkat = saved[1].(func(int, string, int, string, int) error)
+		sysOpenat = saved[2].(func(int, string, int, uint32) (int, error))
+	})
+	var mu sync.Mutex
+	names := map[int]string{}
+	var ops []string
+	var inflight, most atomic.Int32
+	sysOpenat = func(d int, p string, fl int, m uint32) (int, error) {
+		fd, err := unix.Openat(d, p, fl, m)
+		if err == nil {
+			mu.Lock()
+			names[fd] = strings.SplitN(p, ".", 2)[0] // pid/<pid>.<time>.<seq> -> pid/<pid>
+			mu.Unlock()
+		}
+		return fd, err
+	}
+	sysFsync = func(fd int) error {
+		if n := inflight.Add(1); n > most.Load() {
+			most.Store(n)
+		}
+		defer inflight.Add(-1)
+		mu.Lock()
+		ops = append(ops, "fsync "+names[fd])
+		mu.Unlock()
+		// Long enough for a concurrent flush of the same message to start.
+		time.Sleep(5 * time.Millisecond)
+		return unix.Fsync(fd)
+	}
+	sysLinkat = func(a int, o string, b int, n string, f int) error {
+		mu.Lock()
+		ops = append(ops, "link "+strings.SplitN(o, "/", 2)[0]+" "+strings.SplitN(n, "/", 2)[0])
+		mu.Unlock()
+		return unix.Linkat(a, o, b, n, f)
+	}
+	root := newRoot(t)
+	env := string((&qq.Envelope{Sender: "a@b", Recipients: []string{"c@d"}}).Encode())
+	code, res := runMulti(root, frame([]byte("a\n"), 10)+frame([]byte("b\n"), 10), env+env)
+	if code != 0 || strings.Count(res, "\n") != 2 {
+		t.Fatalf("exit %d results %q", code, res)
+	}
+	var ids []string
+	for _, l := range strings.Split(strings.TrimSpace(res), "\n") {
+		ids = append(ids, strings.Fields(l)[1])
+	}
+	var want []string
+	for _, id := range ids {
+		n, _ := strconv.ParseUint(id, 10, 64)
+		s := strconv.FormatUint(n%qhome.Split, 10)
+		want = append(want, "link pid mess", "fsync pid/4321", "fsync intd/"+id, "fsync mess/"+s,
+			"fsync intd", "link intd todo", "fsync todo")
+	}
+	if strings.Join(ops, "\n") != strings.Join(want, "\n") {
+		t.Errorf("operations:\n%s\nwant\n%s", strings.Join(ops, "\n"), strings.Join(want, "\n"))
+	}
+	if most.Load() != 1 {
+		t.Errorf("%d flushes at once, want one at a time", most.Load())
+	}
+}

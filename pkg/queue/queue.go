@@ -15,8 +15,8 @@
 //  5. create intd/<ID> O_EXCL (65); write u<uid>, p<pid>, then copy the
 //     envelope while validating it (91 format, 11 too long, 54 truncated
 //     or unreadable, 53 write);
-//  6. fsync the mess file, the intd file, mess/S/ and intd/, the four
-//     concurrently (53);
+//  6. fsync the mess file, the intd file, mess/S/ and intd/: the four
+//     concurrently, or one after another in multi-message mode (53);
 //  7. link intd/<ID> to todo/<ID> (66) — the commit point — and fsync
 //     todo/ (53; on failure todo/<ID> is unlinked again);
 //  8. poke lock/trigger; return 0.
@@ -30,9 +30,10 @@
 //
 // Two rounds of disk waits per message: the message and envelope data with
 // their directory entries before the commit link (one journal commit on
-// ext4 with a journal; four overlapping writes without one), then the
-// todo/ directory after it. The link must not reach the disk before the
-// data it names, so the two rounds cannot be merged.
+// ext4 with a journal; four overlapping writes without one; in
+// multi-message mode the four in turn, see syncAll), then the todo/
+// directory after it. The link must not reach the disk before the data it
+// names, so the two rounds cannot be merged.
 package queue
 
 import (
@@ -89,6 +90,9 @@ type Config struct {
 	// DirSync, if set, makes the directory fsyncs (the service shares one
 	// among its jobs: see groupSync); nil means each job fsyncs itself.
 	DirSync func(name string) error
+	// Serial makes the four fsyncs before the commit one after another
+	// instead of concurrently (multi-message mode: see syncAll).
+	Serial bool
 }
 
 // Run queues one message and returns qmail-queue's exit code.
@@ -347,10 +351,20 @@ func (b *blockReader) ReadByte() (byte, error) {
 }
 
 // syncAll flushes the mess and intd files and the mess/S and intd
-// directories, all four at once: on a journalled file system they share
-// one commit anyway, and on one without a journal (or with slow flushes)
-// their writes overlap instead of queueing one behind the other.
+// directories. A single writer does all four at once: on a file system
+// without a journal (or with slow flushes) their writes then overlap
+// instead of queueing one behind the other. Each overlapped fsync costs
+// a hand-off between threads, though, and the runtime's monitor thread
+// polls while any of them waits; with many writers at once (qmail-smtpd's
+// sessions, each with its own qmail-queue -m) the machine runs out of CPU
+// before the disk runs out of requests, so Serial does them in turn. On
+// ext4 with a journal the first fsync commits the others' changes too,
+// and the next three return without waiting (docs/performance.md).
 func (j *job) syncAll() bool {
+	if j.c.Serial {
+		return sysFsync(j.messfd) == nil && sysFsync(j.intdfd) == nil &&
+			j.syncDir("mess/"+j.split) == nil && j.syncDir("intd") == nil
+	}
 	var wg sync.WaitGroup
 	var failed atomic.Bool
 	do := func(f func() error) {
