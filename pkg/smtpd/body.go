@@ -23,9 +23,9 @@ var errBareLF = errors.New("bare LF in DATA")
 // lines are counted, and the decoded size is held against databytes.
 //
 // front's bodyReader has already removed dot-stuffing and the final ".",
-// but it keeps CR LF pairs; body reads it one byte at a time so that a
-// bare LF is answered at once, as qmail does, even when the client then
-// waits.
+// but it keeps CR LF pairs. It hands out only what the client has sent so
+// far, so body may ask it for a block: a bare LF is still answered at
+// once, as qmail does, even when the client then waits.
 //
 // After databytes is exceeded or MaxHops reached, nothing more is passed
 // on but input is still consumed to the end, and Read then fails with the
@@ -100,7 +100,9 @@ func (b *body) Read(p []byte) (int, error) {
 		if n+2 > len(p) {
 			return n, nil
 		}
-		in := b.scratch[:1]
+		// Each input byte makes at most one output byte, plus a CR
+		// held back before it: leave room for that one.
+		in := b.scratch[:min(len(b.scratch), len(p)-n-1)]
 		k, err := b.src.Read(in)
 		for _, c := range in[:k] {
 			n = b.decode(c, p, n)

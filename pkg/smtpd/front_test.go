@@ -196,6 +196,28 @@ func TestStartTLSInjection(t *testing.T) {
 	}
 }
 
+// TestBareLFAnsweredAtOnce: the 451 for a bare LF comes while the client,
+// in the middle of its message, waits (qmail answers at once), whether the
+// LF ends what the client has sent so far or more text follows it.
+func TestBareLFAnsweredAtOnce(t *testing.T) {
+	for _, sent := range []string{"Subject: x\r\n\r\nline\n", "Subject: x\r\n\r\nline\nmore text"} {
+		q := useMemQueue(t)
+		s := startServer(t, testRoot(t, nil), loopPeer, nil)
+		c := dial(t, s)
+		c.last()
+		c.expect("MAIL FROM:<a@b.example>", "250 ok")
+		c.expect("RCPT TO:<u@example.org>", "250 ok")
+		c.expect("DATA", "354 go ahead")
+		c.send(sent) // and nothing more: no end of line, no "."
+		if got := c.last(); got != "451 See https://cr.yp.to/docs/smtplf.html." {
+			t.Fatalf("%q: reply %q", sent, got)
+		}
+		if n := len(q.all()); n != 0 {
+			t.Fatalf("%q: %d queued", sent, n)
+		}
+	}
+}
+
 // TestDataRules: front's DATA reader gives qmail's results for the dot
 // and CR cases where go-smtp's own data reader differs.
 func TestDataRules(t *testing.T) {
