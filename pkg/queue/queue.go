@@ -109,6 +109,9 @@ func Run(c *Config) int {
 // the queue id (the inode number of mess/S/ID).
 func runJob(c *Config) (int, uint64) {
 	j := &job{c: c, rootfd: -1, qfd: -1, messfd: -1, intdfd: -1}
+	buf := bufs.Get().(*[]byte)
+	j.buf = (*buf)[:0]
+	defer bufs.Put(buf)
 	code := j.run()
 	if code != 0 && code != qq.ExitTimeout {
 		j.cleanup()
@@ -136,6 +139,11 @@ type job struct {
 }
 
 const bufSize = 64 << 10
+
+// bufs holds the jobs' copy buffers between jobs: a multi-message run and
+// the service queue many messages, and a fresh 64 KB per message is memory
+// to clear and then to collect.
+var bufs = sync.Pool{New: func() any { b := make([]byte, 0, bufSize); return &b }}
 
 func (j *job) run() int {
 	var err error
@@ -236,8 +244,7 @@ func writeAll(fd int, p []byte) error {
 }
 
 func (j *job) writeMess() int {
-	j.buf = make([]byte, 0, bufSize)
-	j.buf = append(j.buf, "Received: (qmail "...)
+	j.buf = append(j.buf[:0], "Received: (qmail "...)
 	j.buf = strconv.AppendInt(j.buf, int64(j.c.PID), 10)
 	j.buf = append(j.buf, " invoked "...)
 	if j.c.Who != "" {
