@@ -584,7 +584,7 @@ func (s *Sched) finishKilled(id uint64, flight [2]map[int64]bool, damaged []stri
 			s.sched[c].setDue(id, s.recent)
 			busy = true
 		case s.sched[c].remove(id):
-			if err := os.Remove(s.path(n)); err != nil && !isNoent(err) {
+			if err := unlink(s.path(n)); err != nil && !isNoent(err) {
 				s.log.line("warning: unable to unlink ", n, "; will try again later")
 				s.sched[c].insert(id, s.recent+sleepSysfail)
 				busy = true

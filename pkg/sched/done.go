@@ -126,7 +126,7 @@ func (s *Sched) injectBounce(id uint64) bool {
 		}
 		s.log.line("bounce msg ", utoa(id), " qp ", itoa(pid))
 	}
-	if err := os.Remove(s.path(bn)); err != nil && !isNoent(err) {
+	if err := unlink(s.path(bn)); err != nil && !isNoent(err) {
 		s.log.line("warning: unable to unlink ", bn)
 		return false
 	}

@@ -150,7 +150,7 @@ func (s *Sched) doRemoval(r removal) *removed {
 	if r.info {
 		n = fnSplit("info", r.id)
 	}
-	if err := unlinkHook(n, func() error { return os.Remove(s.path(n)) }); err != nil && !isNoent(err) {
+	if err := unlinkHook(n, func() error { return unlink(s.path(n)) }); err != nil && !isNoent(err) {
 		done.err = err
 		return done
 	}

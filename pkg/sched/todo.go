@@ -30,6 +30,11 @@ func fnChan(c int, id uint64) string { return fnSplit(chanName[c], id) }
 
 func isNoent(err error) bool { return errors.Is(err, fs.ErrNotExist) }
 
+// unlink removes the file p in one system call. os.Remove would try
+// rmdir(2) too when unlink(2) fails, and many of qmail-send's removals
+// (preprocessing's "unlink if present") are of files that are not there.
+func unlink(p string) error { return unix.Unlink(p) }
+
 // parseID accepts names made only of digits.
 func parseID(name string) (uint64, bool) {
 	if name == "" {
@@ -242,7 +247,7 @@ func (s *Sched) prepare(id uint64) *prepared {
 	}
 	infoName := fnSplit("info", id)
 	for _, n := range []string{fnChan(0, id), fnChan(1, id), infoName} {
-		if err := os.Remove(s.path(n)); err != nil && !isNoent(err) {
+		if err := unlink(s.path(n)); err != nil && !isNoent(err) {
 			s.log.line("warning: unable to unlink ", n)
 			s.todoSoon()
 			return nil
