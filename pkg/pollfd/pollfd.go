@@ -22,6 +22,7 @@ package pollfd
 
 import (
 	"os"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -40,4 +41,40 @@ func File(fd int, name string) *os.File {
 		}
 	}
 	return os.NewFile(uintptr(fd), name)
+}
+
+// Recvmsg receives one packet (and its control data into oob) on the
+// non-blocking socket of rc, waiting in the poller (and so honouring the
+// File's read deadline). flags are added to MSG_DONTWAIT, e.g.
+// MSG_CMSG_CLOEXEC.
+func Recvmsg(rc syscall.RawConn, p, oob []byte, flags int) (n, oobn, recvflags int, err error) {
+	if rerr := rc.Read(func(fd uintptr) bool {
+		for {
+			n, oobn, recvflags, _, err = unix.Recvmsg(int(fd), p, oob, flags|unix.MSG_DONTWAIT)
+			if err != unix.EINTR {
+				return err != unix.EAGAIN
+			}
+		}
+	}); rerr != nil {
+		return 0, 0, 0, rerr
+	}
+	return n, oobn, recvflags, err
+}
+
+// Sendmsg sends one packet (with oob, e.g. SCM_RIGHTS) on the
+// non-blocking socket of rc, waiting in the poller while the socket is
+// full. A peer that is gone is an error (EPIPE), not a signal.
+func Sendmsg(rc syscall.RawConn, p, oob []byte) error {
+	var err error
+	if werr := rc.Write(func(fd uintptr) bool {
+		for {
+			err = unix.Sendmsg(int(fd), p, oob, nil, unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT)
+			if err != unix.EINTR {
+				return err != unix.EAGAIN
+			}
+		}
+	}); werr != nil {
+		return werr
+	}
+	return err
 }

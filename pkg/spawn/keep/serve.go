@@ -54,35 +54,12 @@ func Serve(sock int, hello string, maxRequest int, handle func(*Request) []byte)
 // recvmsg reads one packet (and its control data into oob, descriptors
 // close-on-exec) from the socket of rc, waiting in the poller.
 func recvmsg(rc syscall.RawConn, p, oob []byte) (n, oobn, flags int, err error) {
-	if rerr := rc.Read(func(fd uintptr) bool {
-		for {
-			n, oobn, flags, _, err = unix.Recvmsg(int(fd), p, oob, unix.MSG_CMSG_CLOEXEC|unix.MSG_DONTWAIT)
-			if err != unix.EINTR {
-				return err != unix.EAGAIN
-			}
-		}
-	}); rerr != nil {
-		return 0, 0, 0, rerr
-	}
-	return n, oobn, flags, err
+	return pollfd.Recvmsg(rc, p, oob, unix.MSG_CMSG_CLOEXEC)
 }
 
 // send writes one packet (with oob, e.g. SCM_RIGHTS) on the socket of rc,
 // waiting in the poller while the socket is full.
-func send(rc syscall.RawConn, p, oob []byte) error {
-	var err error
-	if werr := rc.Write(func(fd uintptr) bool {
-		for {
-			err = unix.Sendmsg(int(fd), p, oob, nil, unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT)
-			if err != unix.EINTR {
-				return err != unix.EAGAIN
-			}
-		}
-	}); werr != nil {
-		return werr
-	}
-	return err
-}
+func send(rc syscall.RawConn, p, oob []byte) error { return pollfd.Sendmsg(rc, p, oob) }
 
 // received is the first descriptor passed with a request (extra ones are
 // closed), or nil.

@@ -1,0 +1,85 @@
+package qq
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestServiceSilent: a service that takes the connection but never answers
+// "go" or "no" holds the caller for AnswerTimeout only (else the test
+// hangs until go test's own timeout); then the caller
+// runs qmail-queue itself (absent in this tree, so its exec failure is the
+// result), having written nothing to the service.
+func TestServiceSilent(t *testing.T) {
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "public"), 0o755)
+	ln, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(ln)
+	if err := unix.Bind(ln, &unix.SockaddrUnix{Name: filepath.Join(root, ServiceSocket)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(ln, 4); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 1)
+	go func() {
+		c, _, err := unix.Accept(ln)
+		if err != nil {
+			got <- "accept: " + err.Error()
+			return
+		}
+		defer unix.Close(c)
+		b := make([]byte, 16)
+		oob := make([]byte, unix.CmsgSpace(2*4))
+		n, oobn, _, _, err := unix.Recvmsg(c, b, oob, unix.MSG_CMSG_CLOEXEC)
+		if err != nil {
+			got <- "recvmsg: " + err.Error()
+			return
+		}
+		msgs, _ := unix.ParseSocketControlMessage(oob[:oobn])
+		var fds []int
+		for i := range msgs {
+			f, _ := unix.ParseUnixRights(&msgs[i])
+			fds = append(fds, f...)
+		}
+		// Say nothing; once the caller has given up, its pipes are
+		// closed and hold no message.
+		var msg []byte
+		if len(fds) == 2 {
+			unix.Close(fds[1])
+			buf := make([]byte, 64)
+			for {
+				k, err := unix.Read(fds[0], buf)
+				if k <= 0 || err != nil {
+					break
+				}
+				msg = append(msg, buf[:k]...)
+			}
+			unix.Close(fds[0])
+		}
+		got <- string(b[:n]) + " read " + string(msg)
+	}()
+	old := AnswerTimeout
+	AnswerTimeout = 300 * time.Millisecond
+	defer func() { AnswerTimeout = old }()
+	_, err = Queue(Options{Root: root, Env: []string{}}, strings.NewReader("x\n"), &Envelope{Sender: "a@b", Recipients: []string{"c@d"}})
+	if err == nil || !strings.Contains(err.Error(), "unable to exec qq") {
+		t.Errorf("after a silent service: %v, want qmail-queue's exec to be tried", err)
+	}
+	select {
+	case s := <-got:
+		if s != "Q1 read " {
+			t.Errorf("service saw %q, want the request and no message", s)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the fake service saw nothing")
+	}
+}
