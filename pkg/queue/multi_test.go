@@ -200,12 +200,7 @@ func bufioReader(s string) *bufio.Reader { return bufio.NewReader(strings.NewRea
 // commit run one at a time, in a fixed order, and all of them before the
 // commit link; each message is flushed whole before the next is read.
 func TestMultiSerialSyncs(t *testing.T) {
-	saved := [...]any{sysFsync, sysLinkat, sysOpenat}
-	t.Cleanup(func() {
-		sysFsync = saved[0].(func(int) error)
-		sysLinkat = saved[1].(func(int, string, int, string, int) error)
-		sysOpenat = saved[2].(func(int, string, int, uint32) (int, error))
-	})
+	restoreFileOps(t)
 	var mu sync.Mutex
 	names := map[int]string{}
 	var ops []string

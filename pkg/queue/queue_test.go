@@ -449,12 +449,7 @@ func TestAlarm(t *testing.T) {
 // come after every flush of the data it names, and the todo/ directory must
 // be flushed before success.
 func TestOrder(t *testing.T) {
-	saved := [...]any{sysFsync, sysLinkat, sysOpenat}
-	defer func() {
-		sysFsync = saved[0].(func(int) error)
-		sysLinkat = saved[1].(func(int, string, int, string, int) error)
-		sysOpenat = saved[2].(func(int, string, int, uint32) (int, error))
-	}()
+	restoreFileOps(t)
 	var mu sync.Mutex
 	names := map[int]string{}
 	var ops []string
@@ -500,6 +495,17 @@ func TestOrder(t *testing.T) {
 		t.Errorf("operations:\n%s\nwant link to mess, then (any order)\n%s\nthen link to todo, fsync todo",
 			strings.Join(ops, "\n"), strings.Join(want, "\n"))
 	}
+}
+
+// restoreFileOps puts back sysFsync, sysLinkat and sysOpenat when the
+// test ends, for a test that replaces them to record the run.
+func restoreFileOps(t *testing.T) {
+	saved := [...]any{sysFsync, sysLinkat, sysOpenat}
+	t.Cleanup(func() {
+		sysFsync = saved[0].(func(int) error)
+		sysLinkat = saved[1].(func(int, string, int, string, int) error)
+		sysOpenat = saved[2].(func(int, string, int, uint32) (int, error))
+	})
 }
 
 func one(m []string, _ error) string {

@@ -196,18 +196,25 @@ func TestStartTLSInjection(t *testing.T) {
 	}
 }
 
+// inData starts a server with an in-memory queue and opens a session up
+// to the 354 of DATA for one local recipient.
+func inData(t *testing.T) (*client, *memQueue) {
+	t.Helper()
+	q := useMemQueue(t)
+	c := dial(t, startServer(t, testRoot(t, nil), loopPeer, nil))
+	c.last()
+	c.expect("MAIL FROM:<a@b.example>", "250 ok")
+	c.expect("RCPT TO:<u@example.org>", "250 ok")
+	c.expect("DATA", "354 go ahead")
+	return c, q
+}
+
 // TestBareLFAnsweredAtOnce: the 451 for a bare LF comes while the client,
 // in the middle of its message, waits (qmail answers at once), whether the
 // LF ends what the client has sent so far or more text follows it.
 func TestBareLFAnsweredAtOnce(t *testing.T) {
 	for _, sent := range []string{"Subject: x\r\n\r\nline\n", "Subject: x\r\n\r\nline\nmore text"} {
-		q := useMemQueue(t)
-		s := startServer(t, testRoot(t, nil), loopPeer, nil)
-		c := dial(t, s)
-		c.last()
-		c.expect("MAIL FROM:<a@b.example>", "250 ok")
-		c.expect("RCPT TO:<u@example.org>", "250 ok")
-		c.expect("DATA", "354 go ahead")
+		c, q := inData(t)
 		c.send(sent) // and nothing more: no end of line, no "."
 		if got := c.last(); got != "451 See https://cr.yp.to/docs/smtplf.html." {
 			t.Fatalf("%q: reply %q", sent, got)
@@ -236,13 +243,7 @@ func TestDataRules(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			q := useMemQueue(t)
-			s := startServer(t, testRoot(t, nil), loopPeer, nil)
-			c := dial(t, s)
-			c.last()
-			c.expect("MAIL FROM:<a@b.example>", "250 ok")
-			c.expect("RCPT TO:<u@example.org>", "250 ok")
-			c.expect("DATA", "354 go ahead")
+			c, q := inData(t)
 			c.send(tc.in)
 			if got := c.last(); got != tc.reply {
 				t.Fatalf("reply %q, want %q", got, tc.reply)
