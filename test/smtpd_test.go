@@ -71,6 +71,9 @@ func TestSmtpdStdio(t *testing.T) {
 	if err != nil {
 		t.Fatalf("qmail-smtpd: %v\n%s\n%s", err, out, stderr.String())
 	}
+	if stderr.Len() > 0 { // a clean session logs nothing
+		t.Errorf("stderr: %q", stderr.String())
+	}
 	want := []string{
 		`220 mx\.example\.org ESMTP`,
 		`250 mx\.example\.org`,

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	smtp "github.com/emersion/go-smtp"
@@ -107,6 +108,7 @@ type stdioConn struct {
 	local, remote net.Addr
 	restore       []func() // undo the non-blocking mode, before closing
 	once          sync.Once
+	closed        atomic.Bool
 }
 
 func (c *stdioConn) Read(p []byte) (int, error) {
@@ -135,6 +137,7 @@ func (c *stdioConn) Write(p []byte) (int, error) {
 }
 
 func (c *stdioConn) Close() error {
+	c.closed.Store(true)
 	c.once.Do(func() {
 		for _, f := range c.restore {
 			f()
@@ -157,11 +160,22 @@ func noDeadline(err error) error {
 	return err
 }
 
+// go-smtp sets a read deadline before each command, also on the
+// connection it has just closed after QUIT: that must read as the end of
+// the session (net.ErrClosed), not as an error to log. (*os.File's
+// deadline methods give the poller's own "use of closed file" there.)
+
 func (c *stdioConn) SetReadDeadline(t time.Time) error {
+	if c.closed.Load() {
+		return net.ErrClosed
+	}
 	return noDeadline(c.in.SetReadDeadline(t))
 }
 
 func (c *stdioConn) SetWriteDeadline(t time.Time) error {
+	if c.closed.Load() {
+		return net.ErrClosed
+	}
 	return noDeadline(c.out.SetWriteDeadline(t))
 }
 

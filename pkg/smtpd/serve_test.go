@@ -1,0 +1,57 @@
+package smtpd
+
+import (
+	"bytes"
+	"io"
+	"log"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A session on fd 0/1 (tcpserver, inetd, sendmail -bs) that ends with QUIT
+// ends cleanly and logs nothing: go-smtp sets a read deadline on the
+// connection it has just closed, and that must read as the end of the
+// session, not as an error ("use of closed file" in every session's log).
+func TestStdioQuitLogsNothing(t *testing.T) {
+	useMemQueue(t)
+	root := testRoot(t, nil)
+	cfg, _, err := LoadConfig(root, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inR, inW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inW.Close()
+	defer outR.Close()
+	// os.Pipe's files are polled, as pollable makes fd 0/1: deadlines
+	// work. The session closes inR and outW.
+	conn := &stdioConn{in: inR, out: outW, local: stdioAddr("mx.example.org"), remote: stdioAddr("192.0.2.7")}
+	var logged bytes.Buffer
+	done := make(chan bool, 1)
+	go func() { done <- Serve(conn, cfg, loopPeer, log.New(&logged, "", 0)) }()
+	io.WriteString(inW, "HELO client.example\r\nQUIT\r\n")
+	outR.SetReadDeadline(time.Now().Add(20 * time.Second))
+	replies, _ := io.ReadAll(outR)
+	select {
+	case ok := <-done:
+		if !ok {
+			t.Errorf("session after QUIT not ok")
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("session did not end after QUIT")
+	}
+	if !strings.HasSuffix(string(replies), "221 mx.example.org\r\n") {
+		t.Errorf("replies %q", replies)
+	}
+	if logged.Len() > 0 {
+		t.Errorf("logged %q", logged.String())
+	}
+}
