@@ -1,6 +1,10 @@
 package inject
 
-import "bytes"
+import (
+	"bufio"
+	"bytes"
+	"io"
+)
 
 // Known header fields (qmail's list; only some are acted on).
 const (
@@ -125,52 +129,27 @@ func validField(h []byte) bool {
 	return true
 }
 
-// splitHeader splits a message into header fields and body the way
-// qmail-inject reads it. Each field keeps its continuation lines and ends in
-// a newline; a line starting with "From " becomes "MBOX-Line: From ...". The
-// header ends at an empty line (which starts the body), at the end of input
-// (no body), or at a line that is not a valid field: then the body is an
-// empty line followed by that line. A final partial line gets a newline.
-func splitHeader(msg []byte) (fields [][]byte, body []byte) {
-	pos := 0
-	next := func() []byte {
-		if pos >= len(msg) {
-			return nil
-		}
-		i := bytes.IndexByte(msg[pos:], '\n')
-		var l []byte
-		if i < 0 {
-			l = append(append([]byte(nil), msg[pos:]...), '\n')
-			pos = len(msg)
-		} else {
-			l = msg[pos : pos+i+1]
-			pos += i + 1
-		}
-		return l
-	}
-	rest := func(first ...[]byte) []byte {
-		n := len(msg) - pos
-		for _, f := range first {
-			n += len(f)
-		}
-		b := make([]byte, 0, n+1)
-		for _, f := range first {
-			b = append(b, f...)
-		}
-		b = append(b, msg[pos:]...)
-		if len(b) > 0 && b[len(b)-1] != '\n' {
-			b = append(b, '\n')
-		}
-		return b
-	}
+// readHeader reads a message's header from r the way qmail-inject reads
+// it. Each field keeps its continuation lines and ends in a newline; a
+// line starting with "From " becomes "MBOX-Line: From ...". The header
+// ends at an empty line (which starts the body), at the end of input (no
+// body), or at a line that is not a valid field: then the body is an
+// empty line followed by that line. The body reads the rest of r as it
+// comes, so that a message is never held whole (only its header is).
+func readHeader(r *bufio.Reader) (fields [][]byte, body *bodyReader, err error) {
 	var cur []byte
 	for {
-		line := next()
-		if line == nil {
+		line, err := r.ReadBytes('\n')
+		switch {
+		case err == io.EOF && len(line) > 0:
+			line = append(line, '\n') // a final partial line
+		case err == io.EOF:
 			if cur != nil {
 				fields = append(fields, cur)
 			}
-			return fields, nil
+			return fields, &bodyReader{r: r}, nil
+		case err != nil:
+			return nil, nil, err
 		}
 		if cur != nil {
 			if line[0] == ' ' || line[0] == '\t' {
@@ -181,15 +160,61 @@ func splitHeader(msg []byte) (fields [][]byte, body []byte) {
 			cur = nil
 		}
 		if len(line) == 1 {
-			return fields, rest(line)
+			return fields, &bodyReader{head: line, r: r}, nil
 		}
 		switch {
 		case bytes.HasPrefix(line, []byte("From ")):
 			cur = append([]byte("MBOX-Line: "), line...)
 		case validField(line):
-			cur = append([]byte(nil), line...)
+			cur = line
 		default:
-			return fields, rest([]byte("\n"), line)
+			return fields, &bodyReader{head: append([]byte("\n"), line...), r: r}, nil
+		}
+	}
+}
+
+// bodyReader reads a message's body: the lines readHeader read past the
+// header, then the rest of the input, with a newline added when the input
+// ends without one. It keeps the input's read error, so that a message
+// that could not be read whole is known not to have been queued.
+type bodyReader struct {
+	head []byte
+	r    io.Reader
+	eof  bool
+	seen bool // a byte was handed out
+	last byte // the last one
+	err  error
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	for {
+		var n int
+		switch {
+		case len(b.head) > 0:
+			n = copy(p, b.head)
+			b.head = b.head[n:]
+		case b.err != nil:
+			return 0, b.err
+		case b.eof:
+			if !b.seen || b.last == '\n' {
+				return 0, io.EOF
+			}
+			p[0], n = '\n', 1
+		default:
+			var err error
+			n, err = b.r.Read(p)
+			if err == io.EOF {
+				b.eof = true
+			} else if err != nil {
+				b.err = err
+			}
+		}
+		if n > 0 {
+			b.seen, b.last = true, p[n-1]
+			return n, nil
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package inject
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"io"
@@ -260,11 +261,10 @@ func (j *Job) Exec() *Error {
 		}
 	}
 
-	in, rerr := io.ReadAll(j.Stdin)
+	fields, body, rerr := readHeader(bufio.NewReaderSize(j.Stdin, 64<<10))
 	if rerr != nil {
 		return fatalf(111, "unable to read message")
 	}
-	fields, body := splitHeader(in)
 	for _, f := range fields {
 		st.field(f)
 	}
@@ -387,22 +387,31 @@ func (j *Job) Exec() *Error {
 		}
 	}
 
-	msg := make([]byte, 0, hd.Len()+len(st.saved)+len(body))
-	msg = append(msg, hd.Bytes()...)
-	msg = append(msg, st.saved...)
-	msg = append(msg, body...)
+	hd.Write(st.saved)
 
 	if j.NeedRecipients && len(recips) == 0 {
 		return fatalf(100, ErrNoRecipients)
 	}
 	if j.Print {
-		if _, err := j.Stdout.Write(msg); err != nil {
+		_, err := j.Stdout.Write(hd.Bytes())
+		if err == nil {
+			_, err = io.Copy(j.Stdout, body)
+		}
+		if body.err != nil {
+			return fatalf(111, "unable to read message")
+		}
+		if err != nil {
 			return fatalf(111, "unable to write output")
 		}
 		return nil
 	}
+	// The body goes to the queue as it is read; if reading it fails, the
+	// queue gets no envelope and queues nothing (qq.Queue).
 	_, qerr2 := qq.Queue(qq.Options{Root: j.Root, Env: env, Started: j.Started},
-		bytes.NewReader(msg), &qq.Envelope{Sender: *sender, Recipients: recips})
+		io.MultiReader(&hd, body), &qq.Envelope{Sender: *sender, Recipients: recips})
+	if body.err != nil {
+		return fatalf(111, "unable to read message")
+	}
 	if qerr2 != nil {
 		e := fatalf(qerr.ExitCode(qerr2), "%s", qerr2.Error())
 		e.Queue = true

@@ -1,8 +1,12 @@
 package inject
 
 import (
+	"bufio"
 	"bytes"
+	"errors"
+	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -107,6 +111,19 @@ func TestTokenize(t *testing.T) {
 			}
 		}
 	}
+}
+
+// splitHeader is readHeader on a whole message, with the body read out.
+func splitHeader(msg []byte) (fields [][]byte, body []byte) {
+	fields, br, err := readHeader(bufio.NewReader(bytes.NewReader(msg)))
+	if err != nil {
+		panic(err) // a bytes.Reader does not fail
+	}
+	body, err = io.ReadAll(br)
+	if err != nil {
+		panic(err)
+	}
+	return fields, body
 }
 
 func TestSplitHeader(t *testing.T) {
@@ -289,5 +306,84 @@ func TestPrintCases(t *testing.T) {
 				t.Errorf("got\n%s\nwant\n%s", lines[3], tc.want)
 			}
 		})
+	}
+}
+
+// captureQueue makes a tree whose $QMAILQUEUE stores the message and the
+// envelope in dir and, once it has read the message's first byte, makes
+// dir/started.
+func captureQueue(t *testing.T) (root, dir string, env []string) {
+	root = t.TempDir()
+	dir = filepath.Join(root, "cap")
+	os.MkdirAll(dir, 0o755)
+	qq := filepath.Join(root, "qq")
+	os.WriteFile(qq, []byte("#!/bin/sh\nd='"+dir+"'\n"+
+		"/bin/dd bs=1 count=1 of=\"$d/message\" 2>/dev/null\n: > \"$d/started\"\n"+
+		"/bin/cat >> \"$d/message\"\n/bin/cat <&1 > \"$d/envelope\"\n"), 0o755)
+	return root, dir, []string{"USER=u", "QMAILQUEUE=" + qq}
+}
+
+// stdin hands out its parts one Read at a time; before each later part
+// it runs wait, whose error it returns instead of the part.
+type stdin struct {
+	parts []string
+	wait  func() error
+	n     int
+}
+
+func (s *stdin) Read(p []byte) (int, error) {
+	if s.n >= len(s.parts) {
+		return 0, io.EOF
+	}
+	if s.n > 0 && s.wait != nil {
+		if err := s.wait(); err != nil {
+			return 0, err
+		}
+	}
+	n := copy(p, s.parts[s.n])
+	s.n++
+	return n, nil
+}
+
+// The body goes to qmail-queue as it is read: the queue has the message's
+// start while the input has not ended, so that a message is never held
+// whole in memory (qmail-inject streams it too).
+func TestBodyStreams(t *testing.T) {
+	root, dir, env := captureQueue(t)
+	in := &stdin{parts: []string{"Subject: big\n\nfirst part\n", "second part\n"}, wait: func() error {
+		deadline := time.Now().Add(20 * time.Second)
+		for time.Now().Before(deadline) {
+			if _, err := os.Stat(filepath.Join(dir, "started")); err == nil {
+				return nil
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		return errors.New("the queue had nothing before the input ended")
+	}}
+	var errb bytes.Buffer
+	j := &Job{Root: root, Env: env, Options: Options{Args: []string{"bob@example.org"}},
+		Stdin: in, Stderr: &errb, Now: time.Unix(0, 0), Pid: 42}
+	if code := j.Run(); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	msg, _ := os.ReadFile(filepath.Join(dir, "message"))
+	if !strings.HasSuffix(string(msg), "Subject: big\n\nfirst part\nsecond part\n") {
+		t.Errorf("queued message:\n%s", msg)
+	}
+}
+
+// A message whose input fails part way is not queued: qmail-queue gets no
+// envelope, and qmail-inject says it could not read the message.
+func TestReadErrorQueuesNothing(t *testing.T) {
+	root, dir, env := captureQueue(t)
+	in := &stdin{parts: []string{"Subject: s\n\nfirst\n", "never"}, wait: func() error { return errors.New("EIO") }}
+	var errb bytes.Buffer
+	j := &Job{Root: root, Env: env, Options: Options{Args: []string{"bob@example.org"}},
+		Stdin: in, Stderr: &errb, Now: time.Unix(0, 0), Pid: 42}
+	if code := j.Run(); code != 111 || errb.String() != "qmail-inject: fatal: unable to read message\n" {
+		t.Errorf("exit %d, %q", code, errb.String())
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "envelope")); len(b) != 0 {
+		t.Errorf("envelope %q, want none", b)
 	}
 }
