@@ -253,6 +253,12 @@ func (j *Job) Exec() *Error {
 	var recips []string
 	if strategy != RecipHeader {
 		for _, a := range j.Args {
+			if a == "" {
+				// No address at all: qmail's parser finds none in an
+				// empty argument, so it adds no recipient (and sendmail
+				// then refuses a message for nobody).
+				continue
+			}
 			r, ok := rw.parseArg(a)
 			if !ok {
 				return fatalf(100, "unable to parse address: %s", a)

@@ -387,3 +387,27 @@ func TestReadErrorQueuesNothing(t *testing.T) {
 		t.Errorf("envelope %q, want none", b)
 	}
 }
+
+// An empty argument is no recipient: qmail-inject queues the message for
+// the other arguments (here none, so for nobody, as qmail does), sendmail
+// refuses a message with no recipients. It used to be an empty recipient,
+// which local delivery reported as a success and nobody received.
+func TestEmptyArgument(t *testing.T) {
+	for _, need := range []bool{false, true} {
+		root, dir, env := captureQueue(t)
+		var errb bytes.Buffer
+		j := &Job{Root: root, Env: env, Options: Options{Args: []string{""}}, NeedRecipients: need,
+			Stdin: strings.NewReader("Subject: s\n\nb\n"), Stderr: &errb, Now: time.Unix(0, 0), Pid: 42}
+		code := j.Run()
+		envelope, _ := os.ReadFile(filepath.Join(dir, "envelope"))
+		if need {
+			if code != 100 || !strings.Contains(errb.String(), ErrNoRecipients) || len(envelope) != 0 {
+				t.Errorf("sendmail '': exit %d, %q, envelope %q", code, errb.String(), envelope)
+			}
+			continue
+		}
+		if code != 0 || string(envelope) != "Fu@defaulthost.defaultdomain\x00\x00" {
+			t.Errorf("qmail-inject '': exit %d, %q, envelope %q", code, errb.String(), envelope)
+		}
+	}
+}
