@@ -339,7 +339,14 @@ func (j *Job) Exec() *Error {
 		}
 		toks = append(toks, Token{Kind: uk, S: user})
 		if hasHost {
-			toks = append(toks, Token{Kind: At}, Token{Kind: Atom, S: mhost})
+			// The host as text, as qmail writes it into the field it then
+			// parses: a [literal] stays one.
+			toks = append(toks, Token{Kind: At})
+			if ht, ok := Tokenize(mhost); ok && len(ht) > 0 {
+				toks = append(toks, ht...)
+			} else {
+				toks = append(toks, Token{Kind: Atom, S: mhost})
+			}
 		}
 		if hasName && !nameComment {
 			toks = append(toks, Token{Kind: Right})
