@@ -100,7 +100,9 @@ words:
 			}
 			switch opt {
 			case 'b':
-				switch v {
+				// Only the mode's first letter counts, as in qmail's
+				// sendmail (so -bmx is -bm).
+				switch v[:min(len(v), 1)] {
 				case "m":
 					c.Mode = ModeDeliver
 				case "s":
@@ -133,11 +135,11 @@ words:
 	}
 	if c.Sender != nil {
 		if bad(*c.Sender) {
-			return nil, &UsageError{"sendmail: newline or NUL in the -f argument (header injection refused)"}
+			return nil, &UsageError{"sendmail: fatal: CR, LF or NUL in the -f argument (header injection refused)"}
 		}
 	}
 	if c.Name != nil && bad(*c.Name) {
-		return nil, &UsageError{"sendmail: newline or NUL in the -F argument (header injection refused)"}
+		return nil, &UsageError{"sendmail: fatal: CR, LF or NUL in the -F argument (header injection refused)"}
 	}
 	return c, nil
 }

@@ -122,7 +122,7 @@ func Main(argv []string, root string, env []string, stdin io.Reader, stdout, std
 		}
 	}
 	if !c.Header && len(c.Recipients) == 0 {
-		fmt.Fprintln(stderr, "sendmail: recipient addresses must be given as arguments, or -t must be used")
+		fmt.Fprintln(stderr, "sendmail: fatal: recipient addresses must be given as arguments, or -t must be used")
 		return ExUsage
 	}
 	j := &inject.Job{Root: root, Env: e, Stdin: stdin, Stdout: stdout, Stderr: stderr,
@@ -166,16 +166,16 @@ func Flush(root string, stderr io.Writer) int {
 	f, err := os.Open(p)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			fmt.Fprintln(stderr, "sendmail: qmail-send is not running (no queue/lock/sendmutex); nothing flushed")
+			fmt.Fprintln(stderr, "sendmail: fatal: qmail-send is not running (no queue/lock/sendmutex); nothing flushed")
 			return ExTempFail
 		}
-		fmt.Fprintf(stderr, "sendmail: fatal: unable to open %s: %v\n", p, err)
+		fmt.Fprintf(stderr, "sendmail: fatal: unable to open %s: %v\n", p, errors.Unwrap(err))
 		return ExNoPerm
 	}
 	defer f.Close()
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err == nil {
 		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		fmt.Fprintln(stderr, "sendmail: qmail-send is not running; nothing flushed (start qmail first)")
+		fmt.Fprintln(stderr, "sendmail: fatal: qmail-send is not running; nothing flushed (start qmail first)")
 		return ExTempFail
 	} else if !errors.Is(err, syscall.EWOULDBLOCK) {
 		fmt.Fprintf(stderr, "sendmail: fatal: unable to lock %s: %v\n", p, err)

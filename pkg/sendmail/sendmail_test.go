@@ -44,6 +44,8 @@ func TestParse(t *testing.T) {
 		{args: []string{"-bs"}, mode: ModeSMTP},
 		{args: []string{"-b", "s"}, mode: ModeSMTP},
 		{args: []string{"-bp"}, mode: ModeQueueList},
+		{args: []string{"-bmx", "bob"}, mode: ModeDeliver, recips: []string{"bob"}}, // the first letter counts
+		{args: []string{"-bpq"}, mode: ModeQueueList},
 		{args: []string{"-bi"}, mode: ModeNewAliases},
 		{args: []string{"-q"}, mode: ModeFlush},
 		{args: []string{"-q30m"}, mode: ModeFlush},
