@@ -231,8 +231,12 @@ func (s *Sched) applyHold(nh holdState) {
 		return
 	}
 	s.holds.set(chanRemote, nh.remoteAny(), s.recent)
-	released := old.remoteAll && !nh.remoteAll
-	if !released && !old.remoteAll {
+	// Something is released when the new flags hold less: everything was
+	// held and now only some domains are, or a held domain is no longer
+	// listed. Going to "hold everything" releases nothing.
+	released := false
+	if !nh.remoteAll {
+		released = old.remoteAll
 		for _, d := range old.remoteDoms {
 			if !contains(nh.remoteDoms, d) {
 				released = true

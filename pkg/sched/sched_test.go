@@ -217,6 +217,14 @@ func TestHoldRemoteDomains(t *testing.T) {
 	e.waitLog("hold: remote released except .sub.example, 1 messages due now", 1)
 	e.waitLog("to remote a@held.example", 1)
 	e.waitLog(": success:", 2)
+	// From a domain list to everything (the uplink's hook holding while a
+	// VPN's domains are held): nothing is released, and qmail-send lives.
+	ctl(t, root, "holdremote", "*\n")
+	e.sigs <- syscall.SIGHUP
+	e.waitLog("hold: remote held, 1 messages waiting", 1)
+	ctl(t, root, "holdremote", ".sub.example\n")
+	e.sigs <- syscall.SIGHUP
+	e.waitLog("hold: remote released except .sub.example, 1 messages due now", 2)
 	os.Remove(filepath.Join(root, "control/holdremote"))
 	e.sigs <- syscall.SIGHUP
 	e.waitLog("hold: remote released, ", 1)
