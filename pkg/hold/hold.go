@@ -29,16 +29,18 @@ const (
 // qmail-send does):
 //   - the file is absent: nothing is held (Set false);
 //   - the file exists and its first line (trailing blanks removed) is "",
-//     "1" or "*", or it has no list line at all (empty, only comments or
-//     "."): every destination is held (All);
+//     "1" or "*", or it lists no domain at all (empty, only comments, "."
+//     or lines that are not domains): every destination is held (All),
+//     since the file exists (spec/scheduler.md §13: held iff it exists);
 //   - otherwise each list line (blank and '#' lines skipped, "." ignored),
 //     lowercased, is a held domain; a line starting with '.' holds the
 //     subdomains of what follows (".example.com" holds "a.example.com", not
 //     "example.com").
 //
 // A list line that is not a domain (spaces, '@', ':', a later "*", ...) is
-// reported in Junk. qmail-send keeps it as a domain that never matches a
-// real one, so it holds nothing; a file made only of junk holds nothing.
+// reported in Junk. Beside valid domains qmail-send keeps it as a domain
+// that never matches a real one, so it holds nothing; a file made only of
+// such lines holds everything (the safe side of a typo).
 type Flag struct {
 	Set     bool
 	All     bool
@@ -110,7 +112,7 @@ func Parse(b []byte) Flag {
 			h.Domains = append(h.Domains, d)
 		}
 	}
-	if len(h.match) == 0 {
+	if len(h.Domains) == 0 {
 		h.All = true
 	}
 	return h
@@ -168,8 +170,6 @@ func (h Flag) Describe() string {
 		return "not held"
 	case h.All:
 		return "held (all destinations)"
-	case len(h.Domains) == 0:
-		return "held for no valid domain (nothing is held)"
 	default:
 		return "held for " + strings.Join(h.Domains, " ")
 	}
@@ -180,6 +180,10 @@ func (h Flag) Describe() string {
 func (h Flag) JunkWarnings(name string) []string {
 	var out []string
 	for _, j := range h.Junk {
+		if len(h.Domains) == 0 {
+			out = append(out, fmt.Sprintf("control/%s line %d is not a domain: %q (no domain is listed, so every destination is held)", name, j.Line, j.Text))
+			continue
+		}
 		out = append(out, fmt.Sprintf("control/%s line %d is not a domain and holds nothing: %q", name, j.Line, j.Text))
 	}
 	return out

@@ -25,13 +25,13 @@ func TestParse(t *testing.T) {
 		{"only comments", "# nothing\n", true, nil, 0},
 		{"star later", "a.example\n*\n", false, []string{"a.example"}, 1},
 		{"junk and domain", "a.example\nfoo bar\nuser@b.example\n", false, []string{"a.example"}, 2},
-		{"only junk", "hello world\n", false, nil, 1},
+		{"only junk holds everything", "hello world\n", true, nil, 1},
 		{"comment first", "# x\na.example\n", false, []string{"a.example"}, 0},
 		{"one with cr", "1\r\n", false, []string{"1"}, 0},
 		{"literal", "[192.0.2.1]\n", false, []string{"[192.0.2.1]"}, 0},
 		{"crlf", "a.example\r\n", false, []string{"a.example"}, 0},
 		{"no newline", "a.example", false, []string{"a.example"}, 0},
-		{"bad dots", "a..example\n.\n", false, nil, 1},
+		{"bad dots", "a..example\n.\n", true, nil, 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
