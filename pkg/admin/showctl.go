@@ -52,7 +52,7 @@ var controlFiles = []ctlFile{
 	{"bouncefrom", kLine, "MAILER-DAEMON", "qmail-send", "user part of the bounce sender"},
 	{"bouncehost", kMe, "", "qmail-send", "host part of the bounce sender"},
 	{"concurrencylocal", kInt, "10", "qmail-send", "simultaneous local deliveries (at most 120)"},
-	{"concurrencyremote", kInt, "20", "qmail-send", "simultaneous remote deliveries (at most 120)"},
+	{"concurrencyremote", kInt, "20", "qmail-send", "simultaneous remote deliveries (at most 500)"},
 	{"databytes", kInt, "0", "qmail-smtpd", "largest message accepted, in bytes; 0 is no limit"},
 	{"defaultdelivery", kLine, "./Mailbox", "start scripts", "conventional first argument of qmail-start"},
 	{"defaultdomain", kMe, "", "qmail-inject", "appended to host names without a dot"},
