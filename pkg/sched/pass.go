@@ -269,9 +269,11 @@ func bounceParagraph(recip, text string) []byte {
 		b.WriteByte('\n')
 	}
 	p := []byte(b.String())
-	// No empty line inside a paragraph: "\n\n" -> "\n/", ignoring the
-	// paragraph's last byte.
-	for i := 1; i < len(p)-1; i++ {
+	// No empty line inside a paragraph: every '\n' that follows another
+	// becomes '/', the paragraph's last byte aside. From the end, so that
+	// each byte is compared with the one before it as it was ("\n\n\n"
+	// -> "\n//"), as qmail does.
+	for i := len(p) - 2; i > 0; i-- {
 		if p[i] == '\n' && p[i-1] == '\n' {
 			p[i] = '/'
 		}

@@ -162,7 +162,8 @@ func TestBounceParagraph(t *testing.T) {
 		{"a@b", "Sorry, no mailbox here by that name. (#5.1.1)\n", "<a@b>:\nSorry, no mailbox here by that name. (#5.1.1)\n\n"},
 		{"a@b", "no newline", "<a@b>:\nno newline\n\n"},
 		{"a@b", "", "<a@b>:\n\n"},
-		{"a@b", "one\n\ntwo\n\n\nthree\n\n", "<a@b>:\none\n/two\n/\nthree\n\n\n"},
+		{"a@b", "one\n\ntwo\n\n\nthree\n\n", "<a@b>:\none\n/two\n//three\n\n\n"},
+		{"a@b", "B\n\n\n\nC", "<a@b>:\nB\n///C\n\n"},
 	}
 	for _, tc := range tests {
 		if got := string(bounceParagraph(tc.r, tc.text)); got != tc.want {
