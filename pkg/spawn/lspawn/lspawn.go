@@ -158,8 +158,17 @@ type Getter interface {
 // "\0", then the wildcard keys "!"+lower(local[:i]) for i from len(local)
 // down to 0, where i > 0 is tried only when lower(local[i-1]) is in the
 // wildcard set (key ""). A wildcard hit appends local[i:] to ext. It
-// returns the fields, NUL-separated and NUL-terminated.
+// returns the fields, NUL-separated and NUL-terminated. A cdb without the
+// "" record is not one qmail-newu made: ErrNoWildSet, whatever the
+// lookup would find (qmail-lspawn reads that record first).
 func Lookup(db Getter, local string) ([]byte, bool, error) {
+	wild, ok, err := db.Get(nil)
+	if err != nil {
+		return nil, false, err
+	}
+	if !ok {
+		return nil, false, ErrNoWildSet
+	}
 	key := append([]byte{'!'}, lower(local)...)
 	v, ok, err := db.Get(append(key[:len(key):len(key)], 0))
 	if err != nil {
@@ -167,13 +176,6 @@ func Lookup(db Getter, local string) ([]byte, bool, error) {
 	}
 	if ok {
 		return terminate(v), true, nil
-	}
-	wild, ok, err := db.Get(nil)
-	if err != nil {
-		return nil, false, err
-	}
-	if !ok {
-		return nil, false, ErrNoWildSet
 	}
 	for i := len(local); i >= 0; i-- {
 		if i > 0 && bytes.IndexByte(wild, key[i]) < 0 {
