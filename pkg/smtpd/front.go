@@ -249,7 +249,7 @@ func (f *front) readFailed(err error) {
 // say sends a reply of front's own straight to the client.
 func (f *front) say(text string) {
 	f.raw.SetWriteDeadline(time.Now().Add(f.cs.cfg.Timeout))
-	io.WriteString(f.raw, text+"\r\n")
+	f.send([]byte(text + "\r\n"))
 }
 
 // hand queues a line for go-smtp.
@@ -544,11 +544,21 @@ func (f *front) Write(p []byte) (n int, err error) {
 	}
 }
 
+// send writes b to the client. A write that fails or times out ends the
+// session (qmail: exit silently).
+// go-smtp ignores its reply writes' errors and would go on reading, so a
+// client that sends and never reads would keep the session, a reply's
+// timeout at a time, for as long as it likes.
 func (f *front) send(b []byte) error {
 	if len(b) == 0 {
 		return nil
 	}
 	_, err := f.raw.Write(b)
+	if err != nil && !f.closed {
+		f.cs.failed.Store(true)
+		f.closed = true
+		f.raw.Close()
+	}
 	return err
 }
 

@@ -2,8 +2,10 @@ package smtpd
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"log"
+	"net"
 	"os"
 	"strings"
 	"testing"
@@ -53,5 +55,46 @@ func TestStdioQuitLogsNothing(t *testing.T) {
 	}
 	if logged.Len() > 0 {
 		t.Errorf("logged %q", logged.String())
+	}
+}
+
+// A client that sends and never reads: the first reply's write times out
+// and the session ends (qmail: a timed-out write exits silently). go-smtp
+// alone ignores the failed write and goes on reading commands, so such a
+// client kept its session (and a -listen slot) as long as it liked.
+func TestWriteTimeoutEndsSession(t *testing.T) {
+	useMemQueue(t)
+	root := testRoot(t, nil)
+	cfg, _, err := LoadConfig(root, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Timeout = 200 * time.Millisecond
+	srv, cli := net.Pipe() // no buffer: every unread reply blocks its write
+	defer cli.Close()
+	done := make(chan bool, 1)
+	go func() { done <- Serve(srv, cfg, loopPeer, nil) }()
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for i := 0; i < 100000; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			cli.SetWriteDeadline(time.Now().Add(time.Second))
+			if _, err := cli.Write([]byte("NOOP\r\n")); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+				return
+			}
+		}
+	}()
+	select {
+	case ok := <-done:
+		if ok {
+			t.Error("session ok after its write timed out")
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("session still running 20 s after its first write timed out")
 	}
 }
