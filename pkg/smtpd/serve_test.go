@@ -98,3 +98,29 @@ func TestWriteTimeoutEndsSession(t *testing.T) {
 		t.Fatal("session still running 20 s after its first write timed out")
 	}
 }
+
+// A client that closes its side in the middle of DATA gets no reply to
+// it (qmail exits silently on end of input), and nothing is queued.
+func TestEOFInDataSilent(t *testing.T) {
+	q := useMemQueue(t)
+	root := testRoot(t, nil)
+	s := startServer(t, root, loopPeer, nil)
+	c, err := net.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	io.WriteString(c, "HELO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<u@example.org>\r\nDATA\r\nSubject: cut\r\n\r\npartial\r\n")
+	c.(*net.TCPConn).CloseWrite()
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	replies, _ := io.ReadAll(c)
+	if !strings.HasSuffix(string(replies), "354 go ahead\r\n") {
+		t.Errorf("replies %q, want nothing after 354", replies)
+	}
+	if oks := s.sessionsDone(t, 1); oks[0] {
+		t.Error("session ok after the client left mid-DATA")
+	}
+	if n := len(q.all()); n != 0 {
+		t.Errorf("%d messages queued", n)
+	}
+}

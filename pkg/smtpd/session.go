@@ -249,6 +249,10 @@ func (s *session) readFailure(err error) error {
 		s.cs.fatal(textTimeout)
 		return replyTimeout
 	}
+	// The client went away (or its connection failed) in the middle of
+	// the message: end the session without a word, as qmail does; the
+	// reply below then goes nowhere.
 	s.cs.failed.Store(true)
+	s.cs.front.Close()
 	return replyGone
 }
