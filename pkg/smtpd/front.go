@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"math"
 	"net"
 	"os"
 	"runtime/debug"
@@ -644,11 +645,16 @@ func parseAddr(arg string) (addr, rest string) {
 }
 
 // sizeParam returns the value of a SIZE= parameter (RFC 1870) among the
-// ESMTP parameters, 0 when there is none or it is not a number.
+// ESMTP parameters, 0 when there is none or it is not a number. A number
+// too large for an int64 is larger than any databytes: MaxInt64.
 func sizeParam(rest string) int64 {
 	for _, p := range strings.Fields(rest) {
 		if len(p) > 5 && strings.EqualFold(p[:5], "SIZE=") {
-			if n, err := strconv.ParseInt(p[5:], 10, 64); err == nil && n > 0 {
+			n, err := strconv.ParseInt(p[5:], 10, 64)
+			if errors.Is(err, strconv.ErrRange) && n > 0 {
+				return math.MaxInt64
+			}
+			if err == nil && n > 0 {
 				return n
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"io"
 	"log"
+	"math"
 	"net"
 	"path/filepath"
 	"strings"
@@ -46,6 +47,7 @@ func TestSizeParam(t *testing.T) {
 		n    int64
 	}{
 		{"", 0}, {" SIZE=100", 100}, {" size=7 BODY=8BITMIME", 7}, {" SIZE=x", 0}, {" SIZE=", 0}, {" BODY=7BIT SIZE=5", 5},
+		{" SIZE=18446744073709551617", math.MaxInt64}, {" SIZE=-18446744073709551617", 0},
 	}
 	for _, tc := range tests {
 		if n := sizeParam(tc.rest); n != tc.n {
