@@ -70,7 +70,7 @@ func fixAddr(addr, localIPHost string) (string, addrResult) {
 	if i := strings.LastIndexByte(addr, '@'); i >= 0 && localIPHost != "" {
 		dom := addr[i+1:]
 		if len(dom) > 2 && dom[0] == '[' && dom[len(dom)-1] == ']' {
-			if ip, err := netip.ParseAddr(dom[1 : len(dom)-1]); err == nil && ip.Is4() {
+			if ip, ok := scanIPv4(dom[1 : len(dom)-1]); ok {
 				local, err := isLocalIP(ip)
 				if err != nil {
 					return "", addrNoIPs
@@ -85,4 +85,31 @@ func fixAddr(addr, localIPHost string) (string, addrResult) {
 		return "", addrSyntax
 	}
 	return addr, addrOK
+}
+
+// scanIPv4 reads d.d.d.d as qmail's ip_scan does: four runs of decimal
+// digits joined by dots, each kept modulo 256, so that leading zeros
+// ("127.000.000.001") are fine, where netip refuses them.
+func scanIPv4(s string) (netip.Addr, bool) {
+	var b [4]byte
+	for i := range b {
+		if i > 0 {
+			if s == "" || s[0] != '.' {
+				return netip.Addr{}, false
+			}
+			s = s[1:]
+		}
+		n := 0
+		var u uint64
+		for n < len(s) && s[n] >= '0' && s[n] <= '9' {
+			u = u*10 + uint64(s[n]-'0')
+			n++
+		}
+		if n == 0 {
+			return netip.Addr{}, false
+		}
+		b[i] = byte(u)
+		s = s[n:]
+	}
+	return netip.AddrFrom4(b), s == ""
 }

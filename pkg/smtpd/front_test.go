@@ -290,3 +290,24 @@ func TestFrontContainsPanic(t *testing.T) {
 		t.Fatalf("Read after panic: %d, %v", n, err)
 	}
 }
+
+func TestScanIPv4(t *testing.T) {
+	tests := []struct {
+		in   string
+		want string // "" when not an address
+	}{
+		{"127.0.0.1", "127.0.0.1"}, {"127.000.000.001", "127.0.0.1"}, {"192.0.2.300", "192.0.2.44"},
+		{"1.2.3", ""}, {"1.2.3.4.5", ""}, {"1..3.4", ""}, {"a.b.c.d", ""}, {"::1", ""}, {"", ""},
+	}
+	for _, tc := range tests {
+		ip, ok := scanIPv4(tc.in)
+		if got := ""; ok {
+			got = ip.String()
+			if got != tc.want {
+				t.Errorf("scanIPv4(%q) = %s, want %q", tc.in, got, tc.want)
+			}
+		} else if tc.want != "" {
+			t.Errorf("scanIPv4(%q) failed, want %s", tc.in, tc.want)
+		}
+	}
+}

@@ -73,6 +73,7 @@ func TestOpenRelay(t *testing.T) {
 		{"<victim@foreign.example@example.org>", "victim@foreign.example@example.org"},
 		{"<@foreign.example:victim@example.org>", "victim@example.org"},
 		{"<victim@[127.0.0.1]>", "victim@example.org"},
+		{"<victim@[127.000.000.001]>", "victim@example.org"}, // qmail's ip_scan takes leading zeros
 		{"<victim!foreign.example@example.org>", "victim!foreign.example@example.org"},
 	}
 	var want []string
