@@ -57,6 +57,8 @@ func usageError(format string, a ...any) error { return &usageErr{fmt.Sprintf(fo
 const usage = `usage: qmailctl [-t SECONDS] COMMAND
   hold remote [DOMAIN...]     hold remote delivery (all, or only these domains)
   hold local                  hold local delivery
+  boot                        the start-up hold: hold remote delivery, unless a
+                              network hook has released it since the machine booted
   release remote [DOMAIN...]  release remote delivery (all, or these domains)
   release local               release local delivery
   flush                       make every deferred delivery due now (SIGALRM)
@@ -120,6 +122,11 @@ func (c *cmd) run(args []string) int {
 			return c.msgHold(args[0] == "hold", args[1:])
 		}
 		return c.hold(args[0] == "hold", args[1:])
+	case "boot":
+		if len(args) != 1 {
+			break
+		}
+		return c.boot()
 	case "flush":
 		return c.signal(args[1:], syscall.SIGALRM, "every deferred delivery is due now")
 	case "reload":
@@ -153,6 +160,19 @@ func (c *cmd) run(args []string) int {
 	}
 	io.WriteString(c.err, usage)
 	return ExitUsage
+}
+
+// boot is the hold qmail.service and the rc script make before qmail
+// starts, so that a host that boots offline never dials for mail: remote
+// delivery held, unless a network hook released it since the machine
+// booted (the link came up before qmail did, or qmail is restarted while
+// online): no later link event would release it then.
+func (c *cmd) boot() int {
+	if hold.ReleasedSinceBoot(c.root) {
+		fmt.Fprintln(c.out, "remote delivery not held: a network hook released it since the machine booted")
+		return ExitOK
+	}
+	return c.hold(true, []string{"remote"})
 }
 
 func (c *cmd) hold(holding bool, args []string) int {

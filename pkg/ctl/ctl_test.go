@@ -667,3 +667,36 @@ func FuzzParseStatus(f *testing.F) {
 		agrees(s, "holdremote", hold.Parse(b))
 	})
 }
+
+// qmailctl boot holds remote delivery, unless a network hook released it
+// since the machine booted (the link came up before qmail did).
+func TestBoot(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		want  string // linkwant's contents, "" for none
+		mtime time.Time
+		held  bool
+	}{
+		{"no hook yet", "", time.Now(), true},
+		{"released since boot", "release\n", time.Now(), false},
+		{"held since boot", "hold\n", time.Now(), true},
+		{"released in an earlier boot", "release\n", time.Unix(0, 0), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := makeTree(t)
+			if tc.want != "" {
+				p := filepath.Join(root, hold.LinkWantFile)
+				queuetest.WriteFile(t, p, []byte(tc.want))
+				os.Chtimes(p, tc.mtime, tc.mtime)
+			}
+			code, out, errs := run(t, root, "boot")
+			_, held := readFlag(t, root, "holdremote")
+			if held != tc.held {
+				t.Errorf("held %v, want %v (exit %d, %q, %q)", held, tc.held, code, out, errs)
+			}
+			if !tc.held && (code != ExitOK || !strings.Contains(out, "not held")) {
+				t.Errorf("exit %d, stdout %q", code, out)
+			}
+		})
+	}
+}

@@ -39,6 +39,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hqmail/hqmail/pkg/hold"
 	"github.com/hqmail/hqmail/pkg/privsep"
 	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/spawn"
@@ -90,8 +91,9 @@ func Creds(ids *qhome.IDs, sw bool, rgroups []int) map[string]*privsep.Cred {
 
 // StartHeld applies control/startheld: if it exists and control/holdremote
 // does not, holdremote is created (O_EXCL, mode 0644, fsynced) with
-// startheld's contents, or "1\n" when startheld is empty. It reports
-// whether it created holdremote.
+// startheld's contents, or "1\n" when startheld is empty; not when a
+// network hook has released remote delivery since the machine booted
+// (hold.ReleasedSinceBoot). It reports whether it created holdremote.
 func StartHeld(root string) (bool, error) {
 	ctl := filepath.Join(root, "control")
 	b, err := os.ReadFile(filepath.Join(ctl, "startheld"))
@@ -100,6 +102,9 @@ func StartHeld(root string) (bool, error) {
 	}
 	if err != nil {
 		return false, err
+	}
+	if hold.ReleasedSinceBoot(root) {
+		return false, nil // the link came up before qmail (qmailctl boot)
 	}
 	if len(b) == 0 {
 		b = []byte("1\n")

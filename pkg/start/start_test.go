@@ -5,7 +5,9 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+	"time"
 
+	"github.com/hqmail/hqmail/pkg/hold"
 	"github.com/hqmail/hqmail/pkg/qhome"
 )
 
@@ -88,5 +90,33 @@ func TestStartHeldUnreadable(t *testing.T) {
 	os.MkdirAll(filepath.Join(ctl, "startheld"), 0o755) // a directory: read fails
 	if _, err := StartHeld(root); err == nil {
 		t.Error("unreadable startheld: no error")
+	}
+}
+
+// A network hook that released remote delivery since the machine booted
+// (the link came up before qmail-start) wins over startheld; one from an
+// earlier boot does not.
+func TestStartHeldAfterLinkUp(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		mtime time.Time
+		held  bool
+	}{
+		{"released since boot", time.Now(), false},
+		{"released before boot", time.Unix(0, 0), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			os.MkdirAll(filepath.Join(root, "control"), 0o755)
+			os.MkdirAll(filepath.Join(root, "queue", "lock"), 0o755)
+			os.WriteFile(filepath.Join(root, "control", "startheld"), nil, 0o644)
+			want := filepath.Join(root, hold.LinkWantFile)
+			os.WriteFile(want, []byte("release\n"), 0o644)
+			os.Chtimes(want, tc.mtime, tc.mtime)
+			created, err := StartHeld(root)
+			if err != nil || created != tc.held {
+				t.Errorf("StartHeld = %v, %v; want %v", created, err, tc.held)
+			}
+		})
 	}
 }
