@@ -165,14 +165,15 @@ func TestCtlAgainstQmailSend(t *testing.T) {
 		t.Fatalf("after the race: file %v, qmail-send %v", file, sent)
 	}
 
-	// Stopped: the flag is still written, exit 3.
+	// Stopped: the flag is still written, exit 3. The domains held by
+	// name stay below the hold of everything.
 	sys.Stop(t)
 	out, code = ctl(t, tr, "hold", "remote")
 	if code != 3 || !strings.Contains(out, "qmail-send is not running; the flag is set and the next start honours it") {
 		t.Errorf("hold with qmail-send stopped: exit %d: %s", code, out)
 	}
-	if b, _ := os.ReadFile(tr.Path("control", "holdremote")); string(b) != "*\n" {
-		t.Errorf("holdremote = %q", b)
+	if after, _ := os.ReadFile(tr.Path("control", "holdremote")); string(after) != "*\n"+string(b) {
+		t.Errorf("holdremote = %q, want \"*\\n\" and %q", after, b)
 	}
 	if out, code = ctl(t, tr, "status"); code != 3 || !strings.Contains(out, "qmail-send: not running") {
 		t.Errorf("status with qmail-send stopped: exit %d: %s", code, out)

@@ -700,3 +700,39 @@ func TestBoot(t *testing.T) {
 		})
 	}
 }
+
+// An uplink's hook holds and releases everything while a VPN's hook holds
+// its domains by name: releasing the hold of everything leaves the
+// domains held, and only releasing them by name frees them.
+func TestHoldAllKeepsDomains(t *testing.T) {
+	root := makeTree(t)
+	dir := filepath.Join(root, "control")
+	steps := []struct {
+		hold    bool
+		domains []string
+		file    string // "" = no file
+	}{
+		{true, []string{"corp.example", ".corp.example"}, "corp.example\n.corp.example\n"},
+		{true, nil, "*\ncorp.example\n.corp.example\n"},
+		{false, nil, "corp.example\n.corp.example\n"},
+		{false, nil, "corp.example\n.corp.example\n"}, // no hold of everything to release
+		{true, nil, "*\ncorp.example\n.corp.example\n"},
+		{true, nil, "*\ncorp.example\n.corp.example\n"},
+		{false, nil, "corp.example\n.corp.example\n"},
+		{false, []string{"corp.example", ".corp.example"}, ""},
+		{true, nil, "*\n"},
+		{false, nil, ""},
+	}
+	for i, st := range steps {
+		if _, err := EditHold(dir, hold.RemoteFile, st.hold, st.domains); err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		got, ok := readFlag(t, root, hold.RemoteFile)
+		if !ok {
+			got = ""
+		}
+		if got != st.file {
+			t.Fatalf("step %d (hold %v %v): file %q, want %q", i, st.hold, st.domains, got, st.file)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hqmail/hqmail/pkg/control"
 	"github.com/hqmail/hqmail/pkg/hold"
 	"golang.org/x/sys/unix"
 )
@@ -55,8 +56,9 @@ func lockDir(dir string, wait time.Duration) (unlock func(), err error) {
 
 // EditHold sets (hold=true) or clears a hold flag file in the control
 // directory dir. name is hold.LocalFile or hold.RemoteFile.
-// Without domains the whole channel is held or released. With domains
-// (remote only):
+// Without domains the whole channel is held or released; for remote
+// delivery the domains held by name are kept under a hold of everything
+// and stay held when it is released. With domains (remote only):
 //   - hold adds the domains that are not listed yet (file lines are kept,
 //     comments and junk included); if everything is held already, nothing
 //     changes;
@@ -109,7 +111,9 @@ func editHold(dir, name string, holding bool, domains []string) (EditResult, err
 			res.After = res.Before
 			return res, nil
 		}
-		content = []byte("*\n")
+		// The domains held by name stay below the "*" line, so that
+		// releasing the hold of everything gives them back.
+		content = append([]byte("*\n"), old...)
 	case holding:
 		if exists && res.Before.All {
 			res.After = res.Before
@@ -119,7 +123,18 @@ func editHold(dir, name string, holding bool, domains []string) (EditResult, err
 	case !exists:
 		return res, nil
 	case len(domains) == 0:
-		remove = true
+		// Release the hold of everything; domains held by name stay held
+		// (an uplink's hook holds and releases everything, a VPN's its
+		// domains, and the one must not undo the other).
+		switch {
+		case !res.Before.All:
+			res.After = res.Before
+			return res, nil
+		case len(res.Before.Domains) > 0 && allMarker(control.FirstLine(old)):
+			content = old[strings.IndexByte(string(old), '\n')+1:] // domains follow
+		default:
+			remove = true
+		}
 	default:
 		if res.Before.All {
 			return res, errAllHeld
@@ -146,6 +161,9 @@ func editHold(dir, name string, holding bool, domains []string) (EditResult, err
 	res.Changed = true
 	return res, syncDir(dir)
 }
+
+// allMarker reports whether a first line holds everything ("", "1", "*").
+func allMarker(first string) bool { return first == "" || first == "1" || first == "*" }
 
 // addDomains appends the domains not yet held to the file contents.
 func addDomains(old []byte, have, add []string) []byte {
