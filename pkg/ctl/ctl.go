@@ -211,6 +211,10 @@ func (c *cmd) hold(holding bool, args []string) int {
 	for _, w := range res.After.JunkWarnings(name) {
 		fmt.Fprintf(c.err, "qmailctl: warning: %s\n", w)
 	}
+	if !holding && len(domains) > 0 && res.After.All {
+		fmt.Fprintf(c.err, "qmailctl: every destination is still held; %s will flow once that is released (qmailctl release remote)\n",
+			strings.Join(domains, " "))
+	}
 	if !holding && len(domains) == 0 && res.After.Set && !res.After.All {
 		fmt.Fprintf(c.err, "qmailctl: domains held by name stay held; release them by name: qmailctl release remote %s\n",
 			strings.Join(res.After.Domains, " "))

@@ -58,7 +58,7 @@ func TestHoldReleaseRunning(t *testing.T) {
 	}{
 		{[]string{"hold", "remote"}, 0, "*\n", "all"},
 		{[]string{"hold", "remote"}, 0, "*\n", "all"},
-		{[]string{"release", "remote", "a.example"}, ExitUsage, "*\n", "all"},
+		{[]string{"release", "remote", "a.example"}, 0, "*\n", "all"}, // still all held: said on stderr
 		{[]string{"release", "remote"}, 0, "-", "no"},
 		{[]string{"release", "remote"}, 0, "-", "no"},
 		{[]string{"hold", "remote", "A.example", ".b.example"}, 0, "a.example\n.b.example\n", "a.example .b.example"},
@@ -721,6 +721,12 @@ func TestHoldAllKeepsDomains(t *testing.T) {
 		{false, nil, "corp.example\n.corp.example\n"},
 		{false, []string{"corp.example", ".corp.example"}, ""},
 		{true, nil, "*\n"},
+		{false, nil, ""},
+		// The VPN comes up while the uplink is down: its domains leave the
+		// by-name list, everything stays held until the uplink is back.
+		{true, []string{"corp.example"}, "corp.example\n"},
+		{true, nil, "*\ncorp.example\n"},
+		{false, []string{"corp.example"}, "*\n"},
 		{false, nil, ""},
 	}
 	for i, st := range steps {

@@ -17,8 +17,8 @@ import (
 // lockWait bounds the wait for another qmailctl editing the control files.
 var lockWait = 10 * time.Second
 
-// errAllHeld is returned when one domain is to be released from a hold of
-// every destination: the file cannot express "all but these".
+// errAllHeld is returned when a domain is to be released from a file
+// that holds everything only because it lists no domain.
 var errAllHeld = errors.New("remote delivery is held for all destinations; " +
 	"release it entirely (qmailctl release remote) or hold only some domains")
 
@@ -63,8 +63,9 @@ func lockDir(dir string, wait time.Duration) (unlock func(), err error) {
 //     comments and junk included); if everything is held already, nothing
 //     changes;
 //   - release removes the lines naming those domains (case-insensitive);
-//     when no domain line is left the file is removed; releasing a domain
-//     from a hold of everything is refused (errAllHeld).
+//     when no domain line is left the file is removed, unless everything
+//     is held ("*" first), which stays: the file cannot say "all but
+//     these", so those domains flow once everything is released.
 //
 // The new file is written as NAME.tmp, synced and renamed; the directory is
 // synced after the rename or removal.
@@ -136,12 +137,15 @@ func editHold(dir, name string, holding bool, domains []string) (EditResult, err
 			remove = true
 		}
 	default:
-		if res.Before.All {
-			return res, errAllHeld
+		if res.Before.All && !allMarker(control.FirstLine(old)) {
+			return res, errAllHeld // a file of junk: no domain to take out
 		}
 		var left int
 		content, left = removeDomains(old, domains)
-		remove = left == 0
+		// Under a hold of everything the domains leave the list held by
+		// name (they will flow once everything is released); the file
+		// stays, as everything is still held.
+		remove = left == 0 && !res.Before.All
 	}
 
 	if remove {
