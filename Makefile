@@ -4,7 +4,9 @@
 # make run      the whole system as you, in a private root under ./run
 # make install  install into $(ROOT) (default /var/qmail; run as root)
 
-GO      ?= go
+# go from PATH, else where the Go tarball puts it: sudo's secure_path (Debian)
+# drops /usr/local/go/bin, and "sudo make install" must still find it.
+GO      ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 ROOT    ?= /var/qmail
 BIN     := bin
 GOFLAGS_BUILD := -trimpath

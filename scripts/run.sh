@@ -12,13 +12,23 @@ LISTEN=${LISTEN:-127.0.0.1:2525}
 state=$ROOT/var
 me=$(id -un)
 
+# ours PID PROG: PID runs this tree's bin/PROG (a pid file left by a crash
+# or a reboot may name another process by now). A program replaced by a
+# reinstall since it started shows as "PATH (deleted)".
+ours() {
+  exe=$(readlink "/proc/$1/exe" 2>/dev/null) || return 1
+  [ "${exe% (deleted)}" = "$(readlink -f "$ROOT/bin/$2")" ]
+}
+
 stop() {
   for f in smtpd start; do
     if [ -f "$state/$f.pid" ]; then
       pid=$(cat "$state/$f.pid")
-      kill -TERM "$pid" 2>/dev/null || true
-      i=0
-      while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+      if ours "$pid" "qmail-$f"; then
+        kill -TERM "$pid" 2>/dev/null || true
+        i=0
+        while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+      fi
       rm -f "$state/$f.pid"
     fi
   done
