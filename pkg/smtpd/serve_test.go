@@ -12,17 +12,24 @@ import (
 	"time"
 )
 
+// memConfig is the config of a default tree, with sessions queueing into
+// a memQueue.
+func memConfig(t *testing.T) *Config {
+	t.Helper()
+	useMemQueue(t)
+	cfg, _, err := LoadConfig(testRoot(t, nil), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
 // A session on fd 0/1 (tcpserver, inetd, sendmail -bs) that ends with QUIT
 // ends cleanly and logs nothing: go-smtp sets a read deadline on the
 // connection it has just closed, and that must read as the end of the
 // session, not as an error ("use of closed file" in every session's log).
 func TestStdioQuitLogsNothing(t *testing.T) {
-	useMemQueue(t)
-	root := testRoot(t, nil)
-	cfg, _, err := LoadConfig(root, noEnv)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := memConfig(t)
 	inR, inW, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -63,12 +70,7 @@ func TestStdioQuitLogsNothing(t *testing.T) {
 // alone ignores the failed write and goes on reading commands, so such a
 // client kept its session (and a -listen slot) as long as it liked.
 func TestWriteTimeoutEndsSession(t *testing.T) {
-	useMemQueue(t)
-	root := testRoot(t, nil)
-	cfg, _, err := LoadConfig(root, noEnv)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := memConfig(t)
 	cfg.Timeout = 200 * time.Millisecond
 	srv, cli := net.Pipe() // no buffer: every unread reply blocks its write
 	defer cli.Close()
