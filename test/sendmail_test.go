@@ -148,6 +148,7 @@ func TestSendmailErrors(t *testing.T) {
 		{[]string{"-F", "Eve\nBcc: victim@example.com", "bob"}, 64, "header injection refused"},
 		{[]string{"-t"}, 65, "no recipients found"},
 		{[]string{"-q"}, 75, "qmail-send is not running"},
+		{[]string{"-q", "bob"}, 75, "-q only flushes the queue; the recipients and standard input are ignored"},
 	}
 	for _, tc := range tests {
 		_, errs, code := runProg(t, tr.Bin("sendmail"), env, "Subject: x\n\nx\n", tc.args...)

@@ -157,6 +157,8 @@ func (c *cmd) run(args []string) int {
 		}
 		fmt.Fprintln(c.out, pid)
 		return ExitOK
+	default:
+		fmt.Fprintf(c.err, "qmailctl: unknown command %q\n", args[0])
 	}
 	io.WriteString(c.err, usage)
 	return ExitUsage

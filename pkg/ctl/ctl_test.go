@@ -409,6 +409,9 @@ func TestUsage(t *testing.T) {
 			t.Errorf("%v: exit %d, stderr %q", args, code, errs)
 		}
 	}
+	if _, _, errs := run(t, root, "stauts"); !strings.HasPrefix(errs, "qmailctl: unknown command \"stauts\"\nusage:") {
+		t.Errorf("a mistyped command: stderr %q", errs)
+	}
 	if code, out, _ := run(t, root, "-h"); code != 0 || !strings.HasPrefix(out, "usage:") {
 		t.Errorf("-h: %d %q", code, out)
 	}

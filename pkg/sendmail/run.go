@@ -93,6 +93,9 @@ func Main(argv []string, root string, env []string, stdin io.Reader, stdout, std
 		}
 		return run(sys, stderr, filepath.Join(root, "bin", "qmail-smtpd"), e)
 	case ModeFlush:
+		if len(c.Recipients) > 0 {
+			fmt.Fprintln(stderr, "sendmail: warning: -q only flushes the queue; the recipients and standard input are ignored")
+		}
 		return Flush(root, stderr)
 	}
 
