@@ -18,6 +18,7 @@ package control
 import (
 	"bytes"
 	"errors"
+	"github.com/hqmail/hqmail/pkg/qhome"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -35,7 +36,7 @@ func Open(root string) *Dir { return &Dir{Path: filepath.Join(root, "control")} 
 
 // read returns the file's bytes; missing reports (nil, false, nil).
 func (d *Dir) read(name string) ([]byte, bool, error) {
-	b, err := os.ReadFile(filepath.Join(d.Path, name))
+	b, err := qhome.ReadRegular(filepath.Join(d.Path, name))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, false, nil

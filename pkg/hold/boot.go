@@ -3,6 +3,7 @@ package hold
 import (
 	"bufio"
 	"bytes"
+	"github.com/hqmail/hqmail/pkg/qhome"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -30,7 +31,7 @@ var bootTime = procBootTime
 // release look recent.
 func ReleasedSinceBoot(root string) bool {
 	p := filepath.Join(root, LinkWantFile)
-	b, err := os.ReadFile(p)
+	b, err := qhome.ReadRegular(p)
 	if err != nil || strings.TrimSpace(string(b)) != "release" {
 		return false
 	}

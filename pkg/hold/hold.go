@@ -8,12 +8,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/hqmail/hqmail/pkg/address"
 	"github.com/hqmail/hqmail/pkg/control"
+	"github.com/hqmail/hqmail/pkg/qhome"
 )
 
 // Flag flag file names, relative to the control directory.
@@ -121,7 +121,7 @@ func Parse(b []byte) Flag {
 // Read reads control/NAME of the control directory dir. A missing file
 // is an unset Flag; any other error is returned.
 func Read(dir, name string) (Flag, error) {
-	b, err := os.ReadFile(filepath.Join(dir, name))
+	b, err := qhome.ReadRegular(filepath.Join(dir, name))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return Flag{}, nil

@@ -3,8 +3,8 @@ package hold
 import (
 	"bytes"
 	"errors"
+	"github.com/hqmail/hqmail/pkg/qhome"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -25,7 +25,7 @@ const (
 // ignored.
 func ReadMsgs(q string) (map[uint64]bool, error) {
 	held := map[uint64]bool{}
-	b, err := os.ReadFile(filepath.Join(q, "bounce", MsgsName))
+	b, err := qhome.ReadRegular(filepath.Join(q, "bounce", MsgsName))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return held, nil

@@ -13,11 +13,14 @@ package qhome
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // DefaultRoot is qmail's traditional QMAILHOME.
@@ -201,4 +204,46 @@ func LoadIDs(root string) (*IDs, error) {
 		return nil, err
 	}
 	return ParseIDs(string(b))
+}
+
+// ErrNotRegular is the error of OpenRegular for a name that is not a
+// regular file.
+var ErrNotRegular = errors.New("not a regular file")
+
+// OpenRegular opens a queue or control file like os.OpenFile, but never
+// waits on something else put in its place: opening a FIFO would block
+// until a writer (or reader) comes, and a daemon reading the queue would
+// stop there for good. The open is non-blocking (a FIFO then opens at
+// once, or fails with ENXIO for writing) and anything but a regular file
+// is closed and refused: a directory with EISDIR, the rest with
+// ErrNotRegular. qmail opens its queue files non-blocking for the same
+// reason.
+func OpenRegular(name string, flag int) (*os.File, error) {
+	f, err := os.OpenFile(name, flag|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	switch {
+	case err != nil:
+	case st.IsDir():
+		err = &os.PathError{Op: "read", Path: name, Err: syscall.EISDIR} // as a read would say
+	case !st.Mode().IsRegular():
+		err = &os.PathError{Op: "open", Path: name, Err: ErrNotRegular}
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// ReadRegular reads a whole queue file, refusing what OpenRegular refuses.
+func ReadRegular(name string) ([]byte, error) {
+	f, err := OpenRegular(name, os.O_RDONLY)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
 }

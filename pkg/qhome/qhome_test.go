@@ -1,9 +1,11 @@
 package qhome
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -85,5 +87,31 @@ func TestLoadIDs(t *testing.T) {
 	ids, err := LoadIDs(root)
 	if err != nil || ids.Alias.UID != 3 {
 		t.Errorf("%+v %v", ids, err)
+	}
+}
+
+func TestOpenRegular(t *testing.T) {
+	dir := t.TempDir()
+	file, fifo := filepath.Join(dir, "file"), filepath.Join(dir, "fifo")
+	os.WriteFile(file, []byte("x"), 0o644)
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := ReadRegular(file); err != nil || string(b) != "x" {
+		t.Errorf("regular file: %q, %v", b, err)
+	}
+	// Without a writer (or reader) a blocking open of the FIFO would never
+	// return: these must, with ErrNotRegular or ENXIO.
+	if _, err := OpenRegular(fifo, os.O_RDONLY); !errors.Is(err, ErrNotRegular) {
+		t.Errorf("FIFO for reading: %v", err)
+	}
+	if _, err := OpenRegular(fifo, os.O_WRONLY); err == nil {
+		t.Error("FIFO for writing opened")
+	}
+	if _, err := OpenRegular(dir, os.O_RDONLY); !errors.Is(err, syscall.EISDIR) {
+		t.Errorf("directory: %v", err)
+	}
+	if _, err := OpenRegular(filepath.Join(dir, "none"), os.O_RDONLY); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing file: %v", err)
 	}
 }

@@ -112,7 +112,7 @@ func readMessage(q string, id uint64) (m Message, gone bool) {
 	name := strconv.FormatUint(id, 10)
 	sub := Sub(id)
 	info := filepath.Join(q, "info", sub, name)
-	f, err := os.Open(info)
+	f, err := qhome.OpenRegular(info, os.O_RDONLY)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return m, true
@@ -193,7 +193,7 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 // missing file has no records. A trailing record without its NUL is not
 // complete and is left out; a record with another letter is skipped.
 func readChannel(path string) ([]Record, error) {
-	b, err := os.ReadFile(path)
+	b, err := qhome.ReadRegular(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, nil
@@ -250,7 +250,7 @@ func ScanTodo(q string) ([]Todo, error) {
 			continue
 		}
 		t := Todo{ID: id, Size: -1}
-		f, err := os.Open(filepath.Join(dir, e.Name()))
+		f, err := qhome.OpenRegular(filepath.Join(dir, e.Name()), os.O_RDONLY)
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				continue // preprocessed meanwhile

@@ -3,12 +3,12 @@ package sched
 import (
 	"errors"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/hqmail/hqmail/pkg/control"
 	"github.com/hqmail/hqmail/pkg/hold"
+	"github.com/hqmail/hqmail/pkg/qhome"
 )
 
 // Control-file defaults (spec/injection.md §4).
@@ -97,7 +97,7 @@ func readHoldLocal(ctl *control.Dir) (bool, error) { return ctl.Exists("holdloca
 
 // readHoldRemote reads control/holdremote.
 func readHoldRemote(ctl *control.Dir) (all bool, domains []string, err error) {
-	b, err := os.ReadFile(filepath.Join(ctl.Path, "holdremote"))
+	b, err := qhome.ReadRegular(filepath.Join(ctl.Path, "holdremote"))
 	switch {
 	case err == nil:
 		all, domains = ParseHoldRemote(b)

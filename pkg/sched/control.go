@@ -606,7 +606,7 @@ func (s *Sched) finishKilled(id uint64, flight [2]map[int64]bool, damaged []stri
 // parsed (the walk stops there).
 func (s *Sched) markChannel(c int, id uint64, flight map[int64]bool, bounce bool) (n int, bad bool, err error) {
 	name := fnChan(c, id)
-	f, err := os.OpenFile(s.path(name), os.O_RDWR, 0)
+	f, err := qhome.OpenRegular(s.path(name), os.O_RDWR)
 	if err != nil {
 		if isNoent(err) {
 			return 0, false, nil
@@ -810,7 +810,7 @@ func (s *Sched) matches(id uint64, addr string, to bool) bool {
 
 // readBounded reads a queue file of at most 64 MB.
 func readBounded(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	f, err := qhome.OpenRegular(path, os.O_RDONLY)
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 
 	"time"
 
+	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/qq"
 )
 
@@ -72,7 +73,7 @@ func (s *Sched) messDone(id uint64) {
 // reports false when it has to be tried again later.
 func (s *Sched) injectBounce(id uint64) bool {
 	bn := fnFlat("bounce", id)
-	report, err := os.ReadFile(s.path(bn))
+	report, err := qhome.ReadRegular(s.path(bn))
 	if err != nil {
 		if isNoent(err) {
 			return true
@@ -92,7 +93,7 @@ func (s *Sched) injectBounce(id uint64) bool {
 		s.log.line("triple bounce: discarding ", bn)
 	} else {
 		mn := fnSplit("mess", id)
-		mess, err := os.Open(s.path(mn))
+		mess, err := qhome.OpenRegular(s.path(mn), os.O_RDONLY)
 		if err != nil {
 			s.log.line("warning: unable to open ", mn)
 			return false

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/tcpto"
 )
 
@@ -36,7 +37,7 @@ type holdLog struct {
 
 func loadHoldLog(queue string) *holdLog {
 	h := &holdLog{path: filepath.Join(queue, "bounce", HoldLogName)}
-	b, err := os.ReadFile(h.path)
+	b, err := qhome.ReadRegular(h.path)
 	if err != nil {
 		return h
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/spawnproto"
 )
 
@@ -33,7 +34,7 @@ func nextretry(birth, recent int64, c int) int64 {
 
 // getinfo reads info/S/ID: the sender and the birth time (its mtime).
 func (s *Sched) getinfo(id uint64) (string, int64, bool) {
-	f, err := os.Open(s.path(fnSplit("info", id)))
+	f, err := qhome.OpenRegular(s.path(fnSplit("info", id)), os.O_RDONLY)
 	if err != nil {
 		return "", 0, false
 	}
@@ -123,7 +124,7 @@ func (s *Sched) passChan(c int) {
 			return
 		}
 		n := fnChan(c, e.id)
-		f, err := os.Open(s.path(n))
+		f, err := qhome.OpenRegular(s.path(n), os.O_RDONLY)
 		if err != nil {
 			s.log.line("warning: trouble opening ", n, "; will try again later")
 			s.sched[c].insert(e.id, s.recent+sleepSysfail)
@@ -246,7 +247,7 @@ func (s *Sched) report(c int, r spawnproto.Report) {
 // markDone overwrites the record's T with D.
 func (s *Sched) markDone(c int, id uint64, pos int64) {
 	n := fnChan(c, id)
-	f, err := os.OpenFile(s.path(n), os.O_WRONLY, 0)
+	f, err := qhome.OpenRegular(s.path(n), os.O_WRONLY)
 	if err == nil {
 		_, err = f.WriteAt([]byte{'D'}, pos)
 		if cerr := f.Close(); err == nil {

@@ -413,3 +413,17 @@ func TestBounceDSN(t *testing.T) {
 		t.Fatalf("no bounce; log:\n%s", e.log.String())
 	}
 }
+
+// A FIFO where a queue file belongs (only root or the qmail users can put
+// one there) is a damaged file like any other: qmail-send logs it and goes
+// on with the rest, instead of waiting in open(2) for a writer for ever.
+func TestFIFOInQueue(t *testing.T) {
+	root := newTree(t)
+	if err := syscall.Mkfifo(filepath.Join(root, "queue", "todo", "999"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	queueMsg(t, root, "ann@example.org", "bob@local.example")
+	e := start(t, root, ok, ok)
+	e.waitLog("warning: unable to open todo/999", 1)
+	e.waitLog("end msg", 1)
+}

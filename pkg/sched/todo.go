@@ -229,7 +229,7 @@ type queueFile struct {
 // it wrote; nil means it failed (logged; todo/ID is left for a later scan).
 func (s *Sched) prepare(id uint64) *prepared {
 	todoName := fnFlat("todo", id)
-	tf, err := os.Open(s.path(todoName))
+	tf, err := qhome.OpenRegular(s.path(todoName), os.O_RDONLY)
 	if err != nil {
 		if !isNoent(err) {
 			s.log.line("warning: unable to open ", todoName)
