@@ -212,8 +212,8 @@ func serveConn(c *Config, conn int, alarm time.Duration, wc *whoCache) {
 		return
 	}
 	deadline := time.Now().Add(alarm) // real time, whatever the clock says
-	msg := &pollReader{fd: req.Message, deadline: deadline}
-	env := &pollReader{fd: req.Envelope, deadline: deadline}
+	msg := &pollReader{fd: req.Message, conn: conn, deadline: deadline}
+	env := &pollReader{fd: req.Envelope, conn: conn, deadline: deadline}
 	defer unix.Close(req.Message)
 	defer unix.Close(req.Envelope)
 	if qq.Answer(conn, true) != nil {
@@ -302,12 +302,20 @@ func (g *groupSync) loop(name string, d *dirGroup) {
 
 // pollReader reads a descriptor the caller passed, without changing its
 // flags (the caller may share it): poll, then read, until the deadline.
+// It gives up as soon as the caller hangs up its connection: a caller
+// that goes away has given up the message, as one that kills its
+// qmail-queue has (else a message descriptor that never ends, such as
+// /dev/zero, would fill the disk for the caller that left).
 type pollReader struct {
 	fd       int
+	conn     int // the caller's connection
 	deadline time.Time
 }
 
-var errDeadline = errors.New("caller too slow")
+var (
+	errDeadline = errors.New("caller too slow")
+	errGone     = errors.New("caller gone")
+)
 
 func (r *pollReader) Read(p []byte) (int, error) {
 	for {
@@ -316,13 +324,16 @@ func (r *pollReader) Read(p []byte) (int, error) {
 			return 0, errDeadline
 		}
 		ms := int(min(left, time.Hour) / time.Millisecond)
-		pfd := []unix.PollFd{{Fd: int32(r.fd), Events: unix.POLLIN}}
+		pfd := []unix.PollFd{{Fd: int32(r.fd), Events: unix.POLLIN}, {Fd: int32(r.conn), Events: unix.POLLRDHUP}}
 		n, err := unix.Poll(pfd, max(ms, 1))
 		if err == unix.EINTR || (err == nil && n == 0) {
 			continue
 		}
 		if err != nil {
 			return 0, err
+		}
+		if pfd[1].Revents&(unix.POLLRDHUP|unix.POLLHUP|unix.POLLERR|unix.POLLNVAL) != 0 {
+			return 0, errGone
 		}
 		m, err := unix.Read(r.fd, p)
 		switch {

@@ -343,3 +343,27 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 	}
 }
+
+// A caller that hangs up in the middle of its message has given it up, as
+// one that kills its qmail-queue has: the job ends and leaves nothing, even
+// when the message descriptor does not end (a pipe still open here; it
+// could as well be /dev/zero, which would fill the disk).
+func TestServiceCallerGone(t *testing.T) {
+	root := newRoot(t)
+	service(t, root, 0)
+	mr, mw, _ := os.Pipe()
+	defer mr.Close()
+	defer mw.Close()
+	er, ew, _ := os.Pipe()
+	defer er.Close()
+	defer ew.Close()
+	mw.WriteString("Subject: never ends\n")
+	s, a := rawRequest(t, root, "Q1", int(mr.Fd()), int(er.Fd()))
+	if a != "go" {
+		t.Fatalf("answer %q", a)
+	}
+	// Wait until the job has made its files and is reading, then leave.
+	waitFor(t, func() bool { return len(files(t, root)) > 0 })
+	unix.Close(s)
+	waitFor(t, func() bool { return len(files(t, root)) == 0 })
+}
