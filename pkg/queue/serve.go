@@ -348,12 +348,44 @@ func (r *pollReader) Read(p []byte) (int, error) {
 	}
 }
 
+// lockWait bounds how long a starting service waits for the tree's lock:
+// longer than a stopping service may take to finish its jobs (Grace).
+var lockWait = 2 * time.Minute
+
+// listenWaiting is Listen, waiting while another service holds the lock:
+// a service being stopped keeps it for up to a minute while its last jobs
+// finish, and the one qmail-start has just started (by a quick restart)
+// must take over after it rather than exit and leave the tree without a
+// service. It gives up with ErrRunning after lockWait, or at once when
+// stop (qmail-start's stop pipe; -1: none) is readable or ends.
+func listenWaiting(root string, stop int) (sock, lock int, err error) {
+	for deadline := time.Now().Add(lockWait); ; {
+		sock, lock, err = Listen(root)
+		if !errors.Is(err, ErrRunning) || time.Now().After(deadline) {
+			return sock, lock, err
+		}
+		if stop < 0 {
+			time.Sleep(time.Second)
+			continue
+		}
+		pfd := []unix.PollFd{{Fd: int32(stop), Events: unix.POLLIN}}
+		if n, _ := unix.Poll(pfd, 1000); n > 0 && pfd[0].Revents != 0 {
+			return -1, -1, ErrRunning // told to stop while waiting
+		}
+	}
+}
+
 // MainService is qmail-queued: the root from the executable's location, fd 0 the
 // stop pipe from qmail-start (or a terminal/nothing when run by hand:
 // then SIGTERM stops it). It returns the exit code.
 func MainService(root string) int {
 	syscall.Umask(0o33)
-	sock, lock, err := Listen(root)
+	stop := -1
+	var st unix.Stat_t
+	if unix.Fstat(0, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFIFO {
+		stop = 0 // qmail-start's stop pipe
+	}
+	sock, lock, err := listenWaiting(root, stop)
 	if err != nil {
 		if errors.Is(err, ErrRunning) {
 			return 0
@@ -370,8 +402,7 @@ func MainService(root string) int {
 		os.Stderr.WriteString("qmail-queued: fatal: unable to create pipe: " + err.Error() + "\n")
 		return 111
 	}
-	var st unix.Stat_t
-	if unix.Fstat(0, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFIFO {
+	if stop == 0 {
 		go func() {
 			var b [1]byte
 			os.Stdin.Read(b[:])

@@ -367,3 +367,39 @@ func TestServiceCallerGone(t *testing.T) {
 	unix.Close(s)
 	waitFor(t, func() bool { return len(files(t, root)) == 0 })
 }
+
+// A service started while a stopping one still holds the tree's lock (a
+// quick restart: the old one finishes its jobs for up to a minute) waits
+// and takes over, instead of exiting and leaving the tree without one.
+func TestServiceWaitsForLock(t *testing.T) {
+	saved := lockWait
+	t.Cleanup(func() { lockWait = saved })
+	lockWait = 20 * time.Second
+	root := newRoot(t)
+	stop := service(t, root, 0)
+	type result struct {
+		sock, lock int
+		err        error
+	}
+	got := make(chan result, 1)
+	go func() {
+		s, l, err := listenWaiting(root, -1)
+		got <- result{s, l, err}
+	}()
+	select {
+	case r := <-got:
+		t.Fatalf("returned while the lock was held: %v", r.err)
+	case <-time.After(1500 * time.Millisecond):
+	}
+	stop()
+	select {
+	case r := <-got:
+		if r.err != nil {
+			t.Fatalf("after the first stopped: %v", r.err)
+		}
+		unix.Close(r.sock)
+		unix.Close(r.lock)
+	case <-time.After(15 * time.Second):
+		t.Fatal("did not take over within 15 s of the first one's stop")
+	}
+}
