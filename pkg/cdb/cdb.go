@@ -15,6 +15,8 @@ import (
 	"errors"
 	"io"
 	"os"
+
+	"github.com/hqmail/hqmail/pkg/qhome"
 )
 
 // Hash is cdb's hash function.
@@ -56,7 +58,7 @@ type File struct {
 
 // Open opens a database file.
 func Open(path string) (*File, error) {
-	f, err := os.Open(path)
+	f, err := qhome.OpenRegular(path, os.O_RDONLY) // a FIFO in its place must not block
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"syscall"
 	"testing"
 )
 
@@ -163,6 +164,15 @@ func TestReadErrors(t *testing.T) {
 	}
 	if _, err := d.LineDefault("bad", "x"); err == nil {
 		t.Error("LineDefault of a directory: no error")
+	}
+	// Neither a FIFO (whose open would wait for a writer) nor a link to
+	// /dev/zero (which never ends) is read: the daemons would stop there.
+	syscall.Mkfifo(filepath.Join(d.Path, "fifo"), 0o600)
+	os.Symlink("/dev/zero", filepath.Join(d.Path, "zero"))
+	for _, name := range []string{"fifo", "zero"} {
+		if _, _, err := d.ReadLine(name); err == nil {
+			t.Errorf("ReadLine of %s: no error", name)
+		}
 	}
 	os.Mkdir(filepath.Join(d.Path, "me"), 0o755)
 	if _, err := d.LineOrMe("missing"); err == nil {

@@ -82,7 +82,9 @@ func LoadConfig(root string, getenv func(string) (string, bool)) (cfg *Config, w
 	if t <= 0 {
 		t = 1
 	}
-	cfg.Timeout = time.Duration(t) * time.Second
+	// Beyond about 292 years a time.Duration overflows (and would turn
+	// negative: every session dropped at once); a year is for ever here.
+	cfg.Timeout = time.Duration(min(t, 365*24*3600)) * time.Second
 	db, e := readSigned(d, "databytes", 0)
 	if e != nil {
 		return fail(e)

@@ -366,6 +366,14 @@ func TestControls(t *testing.T) {
 			t.Errorf("values: %+v", cfg)
 		}
 	})
+	t.Run("huge timeout", func(t *testing.T) {
+		// A time.Duration of that many seconds would overflow to a
+		// negative one: every session dropped after its greeting.
+		cfg, _, err := LoadConfig(testRoot(t, map[string]string{"timeoutsmtpd": "99999999999999999\n"}), noEnv)
+		if err != nil || cfg.Timeout < 24*time.Hour {
+			t.Errorf("timeout %v, %v", cfg.Timeout, err)
+		}
+	})
 	t.Run("no greeting", func(t *testing.T) {
 		if _, _, err := LoadConfig(testRoot(t, map[string]string{"me": "\x00absent"}), noEnv); err == nil {
 			t.Errorf("no smtpgreeting and no me: no error")
