@@ -215,8 +215,8 @@ var ErrNotRegular = errors.New("not a regular file")
 // until a writer (or reader) comes, and a daemon reading the queue would
 // stop there for good. The open is non-blocking (a FIFO then opens at
 // once, or fails with ENXIO for writing) and anything but a regular file
-// is closed and refused: a directory with EISDIR, the rest with
-// ErrNotRegular. qmail opens its queue files non-blocking for the same
+// is closed and refused (but /dev/null, which reads as empty): a
+// directory with EISDIR, the rest with ErrNotRegular. qmail opens its queue files non-blocking for the same
 // reason.
 func OpenRegular(name string, flag int) (*os.File, error) {
 	f, err := os.OpenFile(name, flag|syscall.O_NONBLOCK, 0)
@@ -228,7 +228,7 @@ func OpenRegular(name string, flag int) (*os.File, error) {
 	case err != nil:
 	case st.IsDir():
 		err = &os.PathError{Op: "read", Path: name, Err: syscall.EISDIR} // as a read would say
-	case !st.Mode().IsRegular():
+	case !st.Mode().IsRegular() && !isDevNull(st):
 		err = &os.PathError{Op: "open", Path: name, Err: ErrNotRegular}
 	}
 	if err != nil {
@@ -236,6 +236,18 @@ func OpenRegular(name string, flag int) (*os.File, error) {
 		return nil, err
 	}
 	return f, nil
+}
+
+// isDevNull reports whether st is /dev/null, which an admin may link a
+// control file to for "empty" and which reads as such.
+func isDevNull(st os.FileInfo) bool {
+	null, err := os.Stat(os.DevNull)
+	if err != nil || st.Mode()&os.ModeCharDevice == 0 {
+		return false
+	}
+	a, ok1 := st.Sys().(*syscall.Stat_t)
+	b, ok2 := null.Sys().(*syscall.Stat_t)
+	return ok1 && ok2 && a.Rdev == b.Rdev
 }
 
 // ReadRegular reads a whole queue file, refusing what OpenRegular refuses.

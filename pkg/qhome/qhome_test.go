@@ -111,6 +111,15 @@ func TestOpenRegular(t *testing.T) {
 	if _, err := OpenRegular(dir, os.O_RDONLY); !errors.Is(err, syscall.EISDIR) {
 		t.Errorf("directory: %v", err)
 	}
+	// /dev/null (a control file linked there means "empty") reads as such;
+	// /dev/zero, which never ends, is refused.
+	os.Symlink(os.DevNull, filepath.Join(dir, "null"))
+	if b, err := ReadRegular(filepath.Join(dir, "null")); err != nil || len(b) != 0 {
+		t.Errorf("/dev/null: %q, %v", b, err)
+	}
+	if _, err := OpenRegular("/dev/zero", os.O_RDONLY); !errors.Is(err, ErrNotRegular) {
+		t.Errorf("/dev/zero: %v", err)
+	}
 	if _, err := OpenRegular(filepath.Join(dir, "none"), os.O_RDONLY); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing file: %v", err)
 	}
