@@ -216,8 +216,8 @@ var ErrNotRegular = errors.New("not a regular file")
 // stop there for good. The open is non-blocking (a FIFO then opens at
 // once, or fails with ENXIO for writing) and anything but a regular file
 // is closed and refused (but /dev/null, which reads as empty): a
-// directory with EISDIR, the rest with ErrNotRegular. qmail opens its queue files non-blocking for the same
-// reason.
+// directory with EISDIR, the rest with ErrNotRegular. qmail opens its
+// queue files non-blocking for the same reason.
 func OpenRegular(name string, flag int) (*os.File, error) {
 	f, err := os.OpenFile(name, flag|syscall.O_NONBLOCK, 0)
 	if err != nil {
