@@ -18,12 +18,13 @@ package control
 import (
 	"bytes"
 	"errors"
-	"github.com/hqmail/hqmail/pkg/qhome"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/hqmail/hqmail/pkg/qhome"
 )
 
 // Dir is a control directory.

@@ -3,12 +3,14 @@ package hold
 import (
 	"bufio"
 	"bytes"
-	"github.com/hqmail/hqmail/pkg/qhome"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hqmail/hqmail/pkg/qhome"
 )
 
 // LinkWantFile is where the network hooks (scripts/ppp, networkmanager,
@@ -30,12 +32,16 @@ var bootTime = procBootTime
 // stepped back by more than the uptime could make an earlier boot's
 // release look recent.
 func ReleasedSinceBoot(root string) bool {
-	p := filepath.Join(root, LinkWantFile)
-	b, err := qhome.ReadRegular(p)
+	f, err := qhome.OpenRegular(filepath.Join(root, LinkWantFile), os.O_RDONLY)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	b, err := io.ReadAll(f)
 	if err != nil || strings.TrimSpace(string(b)) != "release" {
 		return false
 	}
-	st, err := os.Stat(p)
+	st, err := f.Stat()
 	if err != nil {
 		return false
 	}

@@ -3,12 +3,13 @@ package hold
 import (
 	"bytes"
 	"errors"
-	"github.com/hqmail/hqmail/pkg/qhome"
 	"io/fs"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/hqmail/hqmail/pkg/qhome"
 )
 
 // Messages held by id (qmailctl hold ID) are listed in queue/bounce/MsgsName,
