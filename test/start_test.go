@@ -521,3 +521,33 @@ func TestStartGrace(t *testing.T) {
 		t.Error("qmail-lspawn did not outlive qmail-start with its delivery running")
 	}
 }
+
+// TestDaemonHelp: the programs that qmail-start runs answer -h with a
+// usage paragraph instead of exiting 111 in silence, and those that take no
+// arguments refuse one with 100.
+func TestDaemonHelp(t *testing.T) {
+	for _, name := range []string{"qmail-send", "qmail-clean", "qmail-rspawn", "qmail-lspawn", "qmail-start", "qmail-queued"} {
+		t.Run(name, func(t *testing.T) {
+			bin := harness.RequireBin(t, name)
+			var stdout, stderr bytes.Buffer
+			cmd := exec.Command(bin, "-h")
+			cmd.Stdin, cmd.Stdout, cmd.Stderr = strings.NewReader(""), &stdout, &stderr
+			if err := cmd.Run(); err != nil {
+				t.Fatalf("%s -h: %v (stderr %q)", name, err, stderr.String())
+			}
+			if !strings.HasPrefix(stdout.String(), "usage: "+name) || stderr.Len() != 0 {
+				t.Fatalf("%s -h: stdout %q stderr %q", name, stdout.String(), stderr.String())
+			}
+			if name == "qmail-lspawn" || name == "qmail-start" {
+				return // their first argument is defaultdelivery
+			}
+			stdout.Reset()
+			cmd = exec.Command(bin, "extra")
+			cmd.Stdin, cmd.Stdout, cmd.Stderr = strings.NewReader(""), &stdout, &stderr
+			err := cmd.Run()
+			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 100 || !strings.HasPrefix(stderr.String(), "usage: "+name) {
+				t.Fatalf("%s extra: %v, stderr %q", name, err, stderr.String())
+			}
+		})
+	}
+}

@@ -14,9 +14,16 @@ import (
 	"github.com/hqmail/hqmail/pkg/clean"
 	"github.com/hqmail/hqmail/pkg/pollfd"
 	"github.com/hqmail/hqmail/pkg/qhome"
+	"github.com/hqmail/hqmail/pkg/usage"
 )
 
+const help = `usage: qmail-clean
+  Removes finished messages from the queue for qmail-send. Started only by
+  qmail-start; not to be run by hand. See qmail-clean(8).
+`
+
 func main() {
+	usage.NoArgs(os.Args[1:], help)
 	// Both pipes are qmail-start's, private to qmail-send and us.
 	os.Exit(clean.Main(qhome.Root(), pollfd.File(0, "requests"), pollfd.File(1, "replies")))
 }

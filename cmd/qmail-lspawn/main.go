@@ -19,8 +19,16 @@ import (
 
 	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/spawn/lspawn"
+	"github.com/hqmail/hqmail/pkg/usage"
 )
 
+const help = `usage: qmail-lspawn defaultdelivery
+  Runs qmail-local for qmail-send's local deliveries, as each recipient's
+  user. Started only by qmail-start; not to be run by hand. See
+  qmail-lspawn(8).
+`
+
 func main() {
+	usage.Help(os.Args[1:], help)
 	os.Exit(lspawn.Main(os.Args[1:], qhome.Root()))
 }

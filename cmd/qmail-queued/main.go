@@ -18,22 +18,16 @@ import (
 
 	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/queue"
+	"github.com/hqmail/hqmail/pkg/usage"
 )
 
-const usage = `usage: qmail-queued
+const help = `usage: qmail-queued
   The queue service: qmail-queue kept running, taking messages on
   QMAILHOME/public/qmail-queue. Started by qmail-start as qmailq; stops at
   end of file on fd 0 or on SIGTERM. See qmail-queued(8).
 `
 
 func main() {
-	if len(os.Args) > 1 {
-		if os.Args[1] == "-h" || os.Args[1] == "--help" {
-			os.Stdout.WriteString(usage)
-			os.Exit(0)
-		}
-		os.Stderr.WriteString(usage)
-		os.Exit(100)
-	}
+	usage.NoArgs(os.Args[1:], help)
 	os.Exit(queue.MainService(qhome.Root()))
 }

@@ -17,8 +17,15 @@ import (
 
 	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/spawn/rspawn"
+	"github.com/hqmail/hqmail/pkg/usage"
 )
 
+const help = `usage: qmail-rspawn
+  Runs qmail-remote for qmail-send's remote deliveries. Started only by
+  qmail-start; not to be run by hand. See qmail-rspawn(8).
+`
+
 func main() {
+	usage.NoArgs(os.Args[1:], help)
 	os.Exit(rspawn.Main(qhome.Root()))
 }

@@ -22,9 +22,17 @@ import (
 	"github.com/hqmail/hqmail/pkg/pollfd"
 	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/sched"
+	"github.com/hqmail/hqmail/pkg/usage"
 )
 
+const help = `usage: qmail-send
+  The scheduler: delivers the queue through qmail-lspawn, qmail-rspawn and
+  qmail-clean. Started only by qmail-start, which wires its descriptors;
+  not to be run by hand. See qmail-send(8), qmail-start(8).
+`
+
 func main() {
+	usage.NoArgs(os.Args[1:], help)
 	// What qmail-send keeps per queued message is small (well under 100
 	// bytes); its peak RSS is mostly garbage from scanning the queue,
 	// which the collector lets reach 4 MB before its first cycle at the

@@ -20,8 +20,18 @@ import (
 
 	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/start"
+	"github.com/hqmail/hqmail/pkg/usage"
 )
 
+const help = `usage: qmail-start [defaultdelivery [logger arg ...]]
+  Starts qmail-send, qmail-lspawn, qmail-rspawn, qmail-clean and the queue
+  service, each as its own user, and stays as their parent. defaultdelivery
+  (default ./Mailbox) is used for users without a .qmail file, e.g.
+  ./Maildir/; logger, if given, reads qmail-send's log on its stdin.
+  Usually run by qmailctl, systemd or make run. See qmail-start(8).
+`
+
 func main() {
+	usage.Help(os.Args[1:], help)
 	os.Exit(start.Main(os.Args[1:], qhome.Root(), os.Stdout, os.Stderr))
 }
