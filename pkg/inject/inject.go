@@ -3,8 +3,10 @@ package inject
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strconv"
 	"strings"
@@ -14,6 +16,7 @@ import (
 	"github.com/hqmail/hqmail/pkg/control"
 	"github.com/hqmail/hqmail/pkg/qdate"
 	"github.com/hqmail/hqmail/pkg/qerr"
+	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/qq"
 )
 
@@ -66,6 +69,10 @@ type Error struct {
 
 // ErrNoRecipients is the text of the error NeedRecipients asks for.
 const ErrNoRecipients = "no recipients found"
+
+// errRead is qmail-inject's text for any read failure: the message, a
+// control file, the QMAILMFTFILE file.
+const errRead = "read error"
 
 func (e *Error) Error() string { return e.Text }
 
@@ -134,7 +141,7 @@ func (st *state) field(h []byte) {
 		var got []string
 		cb := func(a []Token) []Token {
 			a = st.rw.Rewrite(a)
-			got = append(got, Unquote(a))
+			got = append(got, cString(Unquote(a)))
 			return a
 		}
 		if toks, ok := Tokenize(string(h)); ok {
@@ -157,6 +164,18 @@ func (st *state) field(h []byte) {
 		return
 	}
 	st.saved = append(st.saved, h...)
+}
+
+// cString cuts an address taken from the header at its first NUL byte:
+// qmail-inject keeps such addresses as C strings, so the envelope (and the
+// Return-Path of -n, and Mail-Followup-To) get only what comes before it.
+// Without the cut the envelope would carry a NUL that qmail-queue refuses,
+// a temporary failure retried for ever.
+func cString(s string) string {
+	if i := strings.IndexByte(s, 0); i >= 0 {
+		return s[:i]
+	}
+	return s
 }
 
 // parseArg turns a -f value or a recipient argument into an envelope
@@ -221,9 +240,13 @@ func (j *Job) Exec() *Error {
 	env := j.Env
 	host, domain, plus, idhost, err := controls(j.Root, env)
 	if err != nil {
-		return fatalf(111, "unable to read controls")
+		return fatalf(111, errRead)
 	}
 	rw := NewRewriter(host, domain, plus)
+	mft, err := mftLists(env)
+	if err != nil {
+		return fatalf(111, errRead)
+	}
 
 	flags, _ := lookup(env, "QMAILINJECT")
 	st := &state{rw: rw,
@@ -269,7 +292,7 @@ func (j *Job) Exec() *Error {
 
 	fields, body, rerr := readHeader(bufio.NewReaderSize(j.Stdin, 64<<10))
 	if rerr != nil {
-		return fatalf(111, "unable to read message")
+		return fatalf(111, errRead)
 	}
 	for _, f := range fields {
 		st.field(f)
@@ -389,7 +412,7 @@ func (j *Job) Exec() *Error {
 			hd.WriteString("Cc: recipient list not shown: ;\n")
 		}
 		if !st.seen[hMailFollowupTo] {
-			hd.WriteString(st.followup(env))
+			hd.WriteString(st.followup(mft))
 		}
 	}
 	if strategy != RecipArgs {
@@ -411,7 +434,7 @@ func (j *Job) Exec() *Error {
 			_, err = io.Copy(j.Stdout, body)
 		}
 		if body.err != nil {
-			return fatalf(111, "unable to read message")
+			return fatalf(111, errRead)
 		}
 		if err != nil {
 			return fatalf(111, "unable to write output")
@@ -423,7 +446,7 @@ func (j *Job) Exec() *Error {
 	_, qerr2 := qq.Queue(qq.Options{Root: j.Root, Env: env, Started: j.Started},
 		io.MultiReader(&hd, body), &qq.Envelope{Sender: *sender, Recipients: recips})
 	if body.err != nil {
-		return fatalf(111, "unable to read message")
+		return fatalf(111, errRead)
 	}
 	if qerr2 != nil {
 		e := fatalf(qerr.ExitCode(qerr2), "%s", qerr2.Error())
@@ -433,19 +456,32 @@ func (j *Job) Exec() *Error {
 	return nil
 }
 
+// mftLists reads the list addresses of the file QMAILMFTFILE names. A
+// file that does not exist (or an empty name) asks for no
+// Mail-Followup-To; one that cannot be read is a read error, as for a
+// control file.
+func mftLists(env []string) ([]string, error) {
+	fn, ok := lookup(env, "QMAILMFTFILE")
+	if !ok || fn == "" {
+		return nil, nil
+	}
+	b, err := qhome.ReadRegular(fn)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return control.ListLines(b), nil
+}
+
 // followup builds the Mail-Followup-To field that QMAILMFTFILE asks for:
 // when a To or Cc address is one of the list addresses in that file, every
 // To and Cc address is listed, the last field's first.
-func (st *state) followup(env []string) string {
-	fn, ok := lookup(env, "QMAILMFTFILE")
-	if !ok || fn == "" || len(st.tocc) == 0 {
+func (st *state) followup(lists []string) string {
+	if len(lists) == 0 || len(st.tocc) == 0 {
 		return ""
 	}
-	b, err := os.ReadFile(fn)
-	if err != nil {
-		return ""
-	}
-	lists := control.ListLines(b)
 	hit := false
 	for _, a := range st.tocc {
 		for _, l := range lists {

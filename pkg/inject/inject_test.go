@@ -385,7 +385,7 @@ func TestReadErrorQueuesNothing(t *testing.T) {
 	var errb bytes.Buffer
 	j := &Job{Root: root, Env: env, Options: Options{Args: []string{"bob@example.org"}},
 		Stdin: in, Stderr: &errb, Now: time.Unix(0, 0), Pid: 42}
-	if code := j.Run(); code != 111 || errb.String() != "qmail-inject: fatal: unable to read message\n" {
+	if code := j.Run(); code != 111 || errb.String() != "qmail-inject: fatal: read error\n" {
 		t.Errorf("exit %d, %q", code, errb.String())
 	}
 	if b, _ := os.ReadFile(filepath.Join(dir, "envelope")); len(b) != 0 {

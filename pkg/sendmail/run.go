@@ -63,6 +63,11 @@ func Main(argv []string, root string, env []string, stdin io.Reader, stdout, std
 		prog = filepath.Base(argv[0])
 		argv = argv[1:]
 	}
+	if prog == "newaliases" {
+		// A newaliases link to sendmail is newaliases: its options (-n,
+		// -f file) are its own, not sendmail's.
+		return newaliases(root, argv, env, stderr, sys)
+	}
 	c, err := Parse(prog, argv)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s\n%s\n", err, Usage)
@@ -75,14 +80,9 @@ func Main(argv []string, root string, env []string, stdin io.Reader, stdout, std
 	e := Env(append([]string(nil), env...))
 	switch c.Mode {
 	case ModeQueueList:
-		return run(sys, stderr, filepath.Join(root, "bin", "qmail-qread"), e)
+		return run(sys, stderr, filepath.Join(root, "bin", "qmail-qread"), nil, e)
 	case ModeNewAliases:
-		p := filepath.Join(root, "bin", "newaliases")
-		if _, err := os.Stat(p); err != nil {
-			fmt.Fprintln(stderr, "sendmail: newaliases: this system has no newaliases; qmail needs none (see dot-qmail(5) and fastforward)")
-			return 0
-		}
-		return run(sys, stderr, p, e)
+		return newaliases(root, nil, e, stderr, sys)
 	case ModeSMTP:
 		if _, ok := e.Get("PROTO"); !ok {
 			for _, kv := range [][2]string{{"RELAYCLIENT", ""}, {"DATABYTES", "0"}, {"PROTO", "TCP"},
@@ -91,7 +91,7 @@ func Main(argv []string, root string, env []string, stdin io.Reader, stdout, std
 				e.Set(kv[0], kv[1])
 			}
 		}
-		return run(sys, stderr, filepath.Join(root, "bin", "qmail-smtpd"), e)
+		return run(sys, stderr, filepath.Join(root, "bin", "qmail-smtpd"), nil, e)
 	case ModeFlush:
 		if len(c.Recipients) > 0 {
 			fmt.Fprintln(stderr, "sendmail: warning: -q only flushes the queue; the recipients and standard input are ignored")
@@ -100,12 +100,7 @@ func Main(argv []string, root string, env []string, stdin io.Reader, stdout, std
 	}
 
 	if c.Sender != nil {
-		s := *c.Sender
-		// "<addr>" is what some programs pass; the brackets are not part
-		// of the address.
-		if len(s) >= 2 && s[0] == '<' && s[len(s)-1] == '>' {
-			s = s[1 : len(s)-1]
-		}
+		s := AddrSpec(*c.Sender)
 		c.Sender = &s
 	}
 	if c.Name != nil {
@@ -135,7 +130,7 @@ func Main(argv []string, root string, env []string, stdin io.Reader, stdout, std
 		j.Strategy = inject.RecipBoth
 	}
 	j.Sender = c.Sender
-	j.Args = c.Recipients
+	j.Args = SplitRecipients(c.Recipients)
 	if ierr := j.Exec(); ierr != nil {
 		fmt.Fprintf(stderr, "sendmail: fatal: %s\n", ierr.Text)
 		switch {
@@ -150,9 +145,25 @@ func Main(argv []string, root string, env []string, stdin io.Reader, stdout, std
 	return 0
 }
 
-// run execs a program of the tree; a missing program is EX_UNAVAILABLE.
-func run(sys Sys, stderr io.Writer, path string, env []string) int {
-	err := sys.Exec(path, []string{filepath.Base(path)}, env)
+// newaliases execs the tree's newaliases with args, or says that there is
+// none.
+func newaliases(root string, args, env []string, stderr io.Writer, sys Sys) int {
+	if err := sys.Chdir(root); err != nil {
+		fmt.Fprintln(stderr, "sendmail: fatal: unable to switch to qmail home directory")
+		return ExTempFail
+	}
+	p := filepath.Join(root, "bin", "newaliases")
+	if _, err := os.Stat(p); err != nil {
+		fmt.Fprintln(stderr, "sendmail: newaliases: this system has no newaliases; qmail needs none (see dot-qmail(5) and fastforward)")
+		return 0
+	}
+	return run(sys, stderr, p, args, env)
+}
+
+// run execs a program of the tree with args; a missing program is
+// EX_UNAVAILABLE. The program's own exit code is sendmail's from then on.
+func run(sys Sys, stderr io.Writer, path string, args, env []string) int {
+	err := sys.Exec(path, append([]string{filepath.Base(path)}, args...), env)
 	fmt.Fprintf(stderr, "sendmail: fatal: unable to run %s: %v\n", path, err)
 	if errors.Is(err, fs.ErrNotExist) {
 		return ExUnavailable
@@ -172,8 +183,12 @@ func Flush(root string, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "sendmail: fatal: qmail-send is not running (no queue/lock/sendmutex); nothing flushed")
 			return ExTempFail
 		}
+		if errors.Is(err, fs.ErrPermission) {
+			fmt.Fprintf(stderr, "sendmail: fatal: not allowed to read %s; run sendmail -q as root or as qmail-send's user\n", p)
+			return ExNoPerm
+		}
 		fmt.Fprintf(stderr, "sendmail: fatal: unable to open %s: %v\n", p, errors.Unwrap(err))
-		return ExNoPerm
+		return ExTempFail
 	}
 	defer f.Close()
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err == nil {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -135,7 +136,15 @@ func TestMainInject(t *testing.T) {
 			in:       "Subject: s\n\nb\n",
 			envelope: "Flist-bounces@lists.example.org\x00Tbob@example.com\x00\x00",
 			msgHas:   []string{"From: list-bounces@lists.example.org\n"}, msgLacks: []string{"Gone", "Alice", "old.example"}},
+		{name: "cron MAILTO list", args: []string{"sendmail", "-FCronDaemon", "-i", "-B8BITMIME", "-oem", "root, bob@example.com,,carol"},
+			in:       "Subject: s\n\nb\n",
+			envelope: "Falice@mx.example.org\x00Troot@mx.example.org\x00Tbob@example.com\x00Tcarol@mx.example.org\x00\x00"},
+		{name: "name-addr forms", args: []string{"sendmail", "-f", "Joe Q <joe@example.org>", `"Smith, Bob" <bob@example.com>`, `"a,b"@example.net`},
+			in:       "Subject: s\n\nb\n",
+			envelope: "Fjoe@example.org\x00Tbob@example.com\x00T\"a,b\"@example.net\x00\x00",
+			msgHas:   []string{"From: joe@example.org\n"}},
 		{name: "no recipients", args: []string{"sendmail"}, in: "x\n", code: ExUsage, errHas: "recipient addresses must be given"},
+		{name: "only blanks and commas", args: []string{"sendmail", " , "}, in: "x\n", code: ExDataErr, errHas: "no recipients found"},
 		{name: "t finds none", args: []string{"sendmail", "-t"}, in: "Subject: x\n\n", code: ExDataErr, errHas: "no recipients found"},
 		{name: "bad arg", args: []string{"sendmail", "bob@x(y"}, in: "x\n", code: ExDataErr, errHas: "unable to parse address"},
 		{name: "qq perm", args: []string{"sendmail", "bob"}, extraEnv: []string{"QQEXIT=31"}, in: "x\n", code: ExUnavailable, errHas: "permanently rejected"},
@@ -186,10 +195,12 @@ func TestMainExecModes(t *testing.T) {
 		code    int
 		errHas  string
 		presetP bool
+		argv    []string // the arguments the program gets
 	}{
 		{args: []string{"sendmail", "-bp"}, prog: "qmail-qread"},
 		{args: []string{"/usr/bin/mailq"}, prog: "qmail-qread"},
 		{args: []string{"sendmail", "-bi"}, prog: "newaliases"},
+		{args: []string{"/usr/bin/newaliases", "-n", "-f", "/etc/other"}, prog: "newaliases", argv: []string{"-n", "-f", "/etc/other"}},
 		{args: []string{"newaliases"}, noFile: true, code: 0, errHas: "no newaliases"},
 		{args: []string{"sendmail", "-bs"}, prog: "qmail-smtpd", env: map[string]string{"RELAYCLIENT": "", "DATABYTES": "0", "PROTO": "TCP",
 			"TCPLOCALIP": "127.0.0.1", "TCPREMOTEIP": "127.0.0.1", "TCPREMOTEINFO": "sendmail-bs", "TCPREMOTEHOST": "localhost", "TCPLOCALHOST": "localhost"}},
@@ -205,10 +216,13 @@ func TestMainExecModes(t *testing.T) {
 				os.WriteFile(filepath.Join(root, "bin", "newaliases"), []byte("#!/bin/sh\n"), 0o755)
 			}
 			var gotPath string
-			var gotEnv []string
+			var gotArgv, gotEnv []string
 			dir := ""
 			sys := Sys{Chdir: func(d string) error { dir = d; return nil },
-				Exec: func(p string, argv, env []string) error { gotPath, gotEnv = p, env; return syscall.ENOENT }}
+				Exec: func(p string, argv, env []string) error {
+					gotPath, gotArgv, gotEnv = p, argv, env
+					return syscall.ENOENT
+				}}
 			var errb bytes.Buffer
 			code := Main(tc.args, root, env, strings.NewReader(""), &bytes.Buffer{}, &errb, sys)
 			if dir != root {
@@ -222,6 +236,9 @@ func TestMainExecModes(t *testing.T) {
 			}
 			if gotPath != filepath.Join(root, "bin", tc.prog) {
 				t.Fatalf("exec %q, want %s", gotPath, tc.prog)
+			}
+			if want := append([]string{tc.prog}, tc.argv...); !slices.Equal(gotArgv, want) {
+				t.Errorf("argv %q, want %q", gotArgv, want)
 			}
 			if code != ExUnavailable || !strings.Contains(errb.String(), "unable to run") {
 				t.Errorf("failed exec: code %d stderr %q", code, errb.String())
