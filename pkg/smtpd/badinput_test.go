@@ -2,6 +2,7 @@ package smtpd
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"runtime"
 	"strings"
@@ -247,6 +248,27 @@ func TestTimeout(t *testing.T) {
 	c.send("Subject: x\r\n")
 	if got := c.last(); got != "451 timeout (#4.4.2)" {
 		t.Errorf("timeout in DATA: %q", got)
+	}
+}
+
+// TestSlowSteadyData: timeoutsmtpd bounds each wait for the client, not
+// the whole DATA transfer: a client that sends a line every 0.3 s for
+// longer than the timeout (2 s) still gets its message queued.
+func TestSlowSteadyData(t *testing.T) {
+	q := useMemQueue(t)
+	root := testRoot(t, map[string]string{"timeoutsmtpd": "2\n"})
+	s := startServer(t, root, loopPeer, nil)
+	c := openData(t, s)
+	for i := 0; i < 12; i++ {
+		c.send(fmt.Sprintf("line %d\r\n", i))
+		time.Sleep(300 * time.Millisecond)
+	}
+	c.send(".\r\n")
+	if got := c.last(); !strings.HasPrefix(got, "250 ") {
+		t.Fatalf("after a slow, steady DATA: %q", got)
+	}
+	if msgs := q.all(); len(msgs) != 1 || !strings.Contains(msgs[0].Msg, "line 11\n") {
+		t.Errorf("queued %+v", msgs)
 	}
 }
 

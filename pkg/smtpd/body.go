@@ -9,11 +9,6 @@ import (
 // or more and the message is refused.
 const MaxHops = 100
 
-// refreshEvery is how many input bytes of a message pass between two
-// extensions of the read deadline, so that timeoutsmtpd bounds each
-// stalled read, not the whole transfer.
-const refreshEvery = 64 << 10
-
 // errBareLF ends a DATA transfer that contains a LF without CR before it.
 var errBareLF = errors.New("bare LF in DATA")
 
@@ -34,12 +29,14 @@ var errBareLF = errors.New("bare LF in DATA")
 type body struct {
 	src     io.Reader
 	limit   int64  // databytes, 0 = none
-	refresh func() // extends the read deadline; may be nil
+	refresh func() // extends the read deadline; may be nil. Called after
+	// every read that brought input, so that timeoutsmtpd bounds each
+	// wait for the client, as qmail's per-read timeout does, never the
+	// transfer as a whole (a slow but steady client is not cut off).
 
 	scratch [4096]byte
 	small   [2]byte
 	pending []byte // decoded bytes not yet handed out (reads of 1 byte)
-	since   int
 	srcEOF  bool
 	fin     error // set once the body is finished (io.EOF or a reply)
 
@@ -110,9 +107,8 @@ func (b *body) Read(p []byte) (int, error) {
 				return n, b.fin
 			}
 		}
-		if b.since += k; b.since >= refreshEvery && b.refresh != nil {
+		if k > 0 && b.refresh != nil {
 			b.refresh()
-			b.since = 0
 		}
 		if err == io.EOF {
 			b.srcEOF = true

@@ -262,10 +262,14 @@ func (f *front) hand(line string, act replyAction) {
 func (f *front) dispatch(line string) {
 	verb, arg, _ := strings.Cut(line, " ")
 	arg = strings.TrimLeft(arg, " ")
+	// qmail reads the verb and the HELO name as C strings: a NUL ends
+	// them ("NOOP\x00x" is NOOP). Addresses with a NUL are refused
+	// instead (checkAddr).
+	verb = cString(verb)
 	cs := f.cs
 	switch strings.ToLower(verb) {
 	case "helo", "ehlo":
-		cs.helo = arg
+		cs.helo = cString(arg)
 		f.greeted = true
 		text := "250 " + cs.cfg.Greeting
 		if strings.EqualFold(verb, "ehlo") {
@@ -501,8 +505,10 @@ func (f *front) decode(c byte) {
 			f.data = dataDrain
 			return
 		}
-		// The CR after the dot was not the end: it is kept.
-		f.dpend = append(f.dpend, '\r')
+		// "." CR was not the end: qmail's blast() gives back both the
+		// dot and the CR (only a dot before anything else but CR is
+		// dot-stuffing).
+		f.dpend = append(f.dpend, '.', '\r')
 		f.qstate = qCR
 		f.decode(c)
 		return
@@ -660,4 +666,12 @@ func sizeParam(rest string) int64 {
 		}
 	}
 	return 0
+}
+
+// cString is s up to its first NUL byte.
+func cString(s string) string {
+	if i := strings.IndexByte(s, 0); i >= 0 {
+		return s[:i]
+	}
+	return s
 }

@@ -25,8 +25,9 @@ func FuzzParseAddr(f *testing.F) {
 
 // dataReference is qmail's DATA rule written differently: the message
 // ends at the first ".\r\n" at the start of a line (the input's start or
-// after "\r\n"), and a '.' at the start of a line is removed. ok is false
-// when there is no end.
+// after "\r\n"), and a '.' at the start of a line is removed unless a CR
+// follows it (".\r" not followed by LF is kept whole, as qmail's blast()
+// gives it back). ok is false when there is no end.
 func dataReference(in []byte) (msg, rest []byte, ok bool) {
 	lineStart := func(i int) bool { return i == 0 || (i >= 2 && in[i-2] == '\r' && in[i-1] == '\n') }
 	end := -1
@@ -40,7 +41,7 @@ func dataReference(in []byte) (msg, rest []byte, ok bool) {
 		return nil, nil, false
 	}
 	for i := 0; i < end; i++ {
-		if in[i] == '.' && lineStart(i) {
+		if in[i] == '.' && lineStart(i) && in[i+1] != '\r' {
 			continue
 		}
 		msg = append(msg, in[i])

@@ -109,6 +109,7 @@ func TestReceivedHelo(t *testing.T) {
 		{"", "Received: from localhost (127.0.0.1)\n"},
 		{"HELO two words\r\n", "Received: from localhost (HELO two?words) (127.0.0.1)\n"},
 		{"HELO\r\n", "Received: from localhost (HELO ) (127.0.0.1)\n"},
+		{"HELO foo\x00bar\r\nNOOP\x00 x\r\n", "Received: from localhost (HELO foo) (127.0.0.1)\n"},
 		{"EHLO   LOCALHOST\r\n", "Received: from localhost (127.0.0.1)\n"},
 		{"helo a\r\nhelo b\r\n", "Received: from localhost (HELO b) (127.0.0.1)\n"},
 	}
@@ -236,10 +237,10 @@ func TestDataRules(t *testing.T) {
 		{"empty", ".\r\n", "250 ok 1795665003 qp 4242", ""},
 		{"dot stuffing", "..\r\n.x\r\n.\r\n", "250 ok 1795665003 qp 4242", ".\nx\n"},
 		{"CR before CRLF, then the end", "a\r\r\n.\r\n", "250 ok 1795665003 qp 4242", "a\r\n"},
-		{"dot CR not the end keeps the CR", ".\rX\r\n.\r\n", "250 ok 1795665003 qp 4242", "\rX\n"},
-		{"dot CR CR LF", ".\r\r\nb\r\n.\r\n", "250 ok 1795665003 qp 4242", "\r\nb\n"},
+		{"dot CR not the end keeps both", ".\rX\r\n.\r\n", "250 ok 1795665003 qp 4242", ".\rX\n"},
+		{"dot CR CR LF", ".\r\r\nb\r\n.\r\n", "250 ok 1795665003 qp 4242", ".\r\nb\n"},
 		{"lone CR kept", "a\rb\r\n.\r\n", "250 ok 1795665003 qp 4242", "a\rb\n"},
-		{"end needs CR LF before the dot", "a\r\n.\rb\r\n.\r\n", "250 ok 1795665003 qp 4242", "a\n\rb\n"},
+		{"end needs CR LF before the dot", "a\r\n.\rb\r\n.\r\n", "250 ok 1795665003 qp 4242", "a\n.\rb\n"},
 		{"bare LF after the dot", "a\r\n.\n", "451 See https://cr.yp.to/docs/smtplf.html.", ""},
 		{"bare LF", "a\nb\r\n.\r\n", "451 See https://cr.yp.to/docs/smtplf.html.", ""},
 	}

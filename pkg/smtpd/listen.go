@@ -6,6 +6,7 @@ import (
 	"log"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -83,7 +84,7 @@ func (l *Listener) serveConn(c net.Conn, logger *log.Logger) {
 	if l.QueueEnv != nil {
 		cfg.QueueEnv = l.QueueEnv
 	}
-	peer, err := l.peerOf(c)
+	peer, err := l.peerOf(c, logger)
 	if err != nil {
 		logger.Printf("%v", err)
 		io.WriteString(c, textControls+"\r\n")
@@ -99,7 +100,7 @@ func (l *Listener) serveConn(c net.Conn, logger *log.Logger) {
 }
 
 // peerOf derives the tcpserver values for a connection.
-func (l *Listener) peerOf(c net.Conn) (Peer, error) {
+func (l *Listener) peerOf(c net.Conn, logger *log.Logger) (Peer, error) {
 	d := control.Open(l.Root)
 	p := Peer{RemoteIP: "unknown", RemoteHost: "unknown", LocalHost: "unknown"}
 	var rip netip.Addr
@@ -124,6 +125,11 @@ func (l *Listener) peerOf(c net.Conn) (Peer, error) {
 	if !ok {
 		rules = []string{"127.0.0.1", "::1"}
 	}
+	for _, r := range rules {
+		if !relayRuleValid(r) {
+			logger.Printf("warning: control/relayclients: ignored line (not an address, CIDR prefix or dotted prefix): %q", r)
+		}
+	}
 	if rip.IsValid() && RelayMatch(rules, rip) {
 		empty := ""
 		p.Relay = &empty
@@ -131,10 +137,40 @@ func (l *Listener) peerOf(c net.Conn) (Peer, error) {
 	return p, nil
 }
 
+// relayRuleValid reports whether a control/relayclients line is one of
+// the forms RelayMatch reads.
+func relayRuleValid(r string) bool {
+	r = strings.TrimSpace(r)
+	switch {
+	case strings.Contains(r, "/"):
+		_, err := netip.ParsePrefix(r)
+		return err == nil
+	case strings.HasSuffix(r, "."):
+		return dottedPrefix(r)
+	default:
+		_, err := netip.ParseAddr(r)
+		return err == nil
+	}
+}
+
+// dottedPrefix: "192." "192.168." "192.168.1." (one to three decimal
+// parts of 0-255, each followed by a dot).
+func dottedPrefix(r string) bool {
+	parts := strings.Split(strings.TrimSuffix(r, "."), ".")
+	for _, p := range parts {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 0 || n > 255 || p != strconv.Itoa(n) {
+			return false
+		}
+	}
+	return len(parts) >= 1 && len(parts) <= 3
+}
+
 // RelayMatch reports whether ip matches one of the control/relayclients
 // lines: an address ("192.0.2.7", "::1"), a CIDR prefix ("10.0.0.0/8",
 // "2001:db8::/32"), or a tcprules-style dotted prefix ending in '.'
-// ("192.168."). Lines that are none of these are ignored.
+// ("192.168."). Lines that are none of these are ignored (the listener
+// logs a warning for each).
 func RelayMatch(rules []string, ip netip.Addr) bool {
 	ip = ip.Unmap()
 	for _, r := range rules {

@@ -1,6 +1,7 @@
 package smtpd
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -25,8 +26,18 @@ func Main(args []string, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "", "accept connections on `ADDR` (host:port) instead of serving fd 0/1")
 	maxConns := fs.Int("c", 40, "with -listen: at most `N` sessions at once")
-	if err := fs.Parse(args); err != nil || fs.NArg() > 0 || *maxConns < 1 {
+	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: qmail-smtpd [-listen ADDR [-c N]]")
+		fs.PrintDefaults()
+	}
+	err := fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0 // -h: the usage went to stderr (stdout may be the client)
+	}
+	if err != nil || fs.NArg() > 0 || *maxConns < 1 {
+		if err == nil {
+			fs.Usage()
+		}
 		return 100
 	}
 	root := qhome.Root()

@@ -1,6 +1,7 @@
 package smtpd
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -8,7 +9,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"io"
 	"log"
 	"math/big"
 	"net"
@@ -140,6 +140,20 @@ func TestRelayMatch(t *testing.T) {
 	}
 }
 
+// TestRelayRuleValid: the lines the listener warns about are exactly the
+// ones RelayMatch cannot read.
+func TestRelayRuleValid(t *testing.T) {
+	for r, want := range map[string]bool{
+		"127.0.0.1": true, " 10.0.0.0/8 ": true, "192.168.": true, "10.": true, "::1": true, "2001:db8::/32": true,
+		"127": false, "10.0.0.0/33": false, `127.0.0.1:allow,RELAYCLIENT=""`: false, "127.0.0.1 # me": false,
+		"256.": false, "1.2.3.4.": false, "01.": false, "garbage": false, ".": false,
+	} {
+		if got := relayRuleValid(r); got != want {
+			t.Errorf("relayRuleValid(%q) = %v, want %v", r, got, want)
+		}
+	}
+}
+
 // TestListener runs the standalone listener: loopback clients relay by
 // default, and control/relayclients replaces that default.
 func TestListener(t *testing.T) {
@@ -148,10 +162,13 @@ func TestListener(t *testing.T) {
 		name   string
 		rules  string // "" = no relayclients file
 		prefix string
+		warn   string // in the log
 	}{
-		{"default relays loopback", "", "250 "},
-		{"relayclients without loopback", "10.0.0.0/8\n", "553 "},
-		{"relayclients with loopback", "127.0.0.0/8\n", "250 "},
+		{"default relays loopback", "", "250 ", ""},
+		{"relayclients without loopback", "10.0.0.0/8\n", "553 ", ""},
+		{"relayclients with loopback", "127.0.0.0/8\n", "250 ", ""},
+		{"tcprules line", "127.0.0.1:allow,RELAYCLIENT=\"\"\n", "553 ",
+			`warning: control/relayclients: ignored line (not an address, CIDR prefix or dotted prefix): "127.0.0.1:allow,RELAYCLIENT=\"\""`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctl := map[string]string{}
@@ -164,7 +181,8 @@ func TestListener(t *testing.T) {
 				t.Fatal(err)
 			}
 			done := make(chan error, 1)
-			l := &Listener{Root: root, Getenv: noEnv, Log: log.New(io.Discard, "", 0), MaxConns: 2}
+			var logb syncBuffer
+			l := &Listener{Root: root, Getenv: noEnv, Log: log.New(&logb, "", 0), MaxConns: 2}
 			go func() { done <- l.Serve(ln) }()
 			t.Cleanup(func() {
 				ln.Close()
@@ -182,9 +200,31 @@ func TestListener(t *testing.T) {
 			c.expectPrefix("MAIL FROM:<a@b.example>", "250 ")
 			c.expectPrefix("RCPT TO:<far@foreign.example>", tc.prefix)
 			c.expectPrefix("QUIT", "221 ")
+			if got := logb.String(); (tc.warn == "") == strings.Contains(got, "warning:") || !strings.Contains(got, tc.warn) {
+				t.Errorf("log %q, want %q", got, tc.warn)
+			}
 		})
 	}
 	_ = q
+}
+
+// syncBuffer is a bytes.Buffer for a logger written from the listener's
+// goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // selfSigned writes a certificate and key for "mx.example.org" as one PEM
@@ -290,5 +330,19 @@ func TestFatalControls(t *testing.T) {
 	c.expect("RCPT TO:<u@[192.0.2.1]>", "421 unable to figure out my IP addresses (#4.3.0)")
 	if !c.closed() {
 		t.Errorf("session not ended")
+	}
+}
+
+// TestMainUsage: -h prints the usage once and exits 0; a bad flag or an
+// argument prints it once and exits 100.
+func TestMainUsage(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+	}{{[]string{"-h"}, 0}, {[]string{"-x"}, 100}, {[]string{"extra"}, 100}, {[]string{"-listen", "127.0.0.1:0", "-c", "0"}, 100}} {
+		var stderr bytes.Buffer
+		if code := Main(tc.args, &stderr); code != tc.code || strings.Count(stderr.String(), "usage: qmail-smtpd") != 1 {
+			t.Errorf("%q: exit %d, stderr %q", tc.args, code, stderr.String())
+		}
 	}
 }

@@ -80,6 +80,7 @@ func TestReplies(t *testing.T) {
 			"553 sorry, your envelope sender is in my badmailfrom list (#5.7.1)"},
 		{"badmailfrom not a suffix match", []string{"MAIL FROM:<x@sub.worse.example>", "RCPT TO:<u@example.org>"},
 			"250 ok"},
+		{"NUL ends the verb", []string{"NOOP\x00 x"}, "250 ok"},
 		{"address of 900 bytes", []string{"MAIL FROM:<>", "RCPT TO:<" + long + ">"}, "555 syntax error (#5.5.4)"},
 		{"sender of 900 bytes", []string{"MAIL FROM:<" + long + ">"}, "555 syntax error (#5.5.4)"},
 		{"NUL in address", []string{"MAIL FROM:<>", "RCPT TO:<u@example.org\x00Tv@evil.example>"}, "555 syntax error (#5.5.4)"},
