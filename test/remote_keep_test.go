@@ -247,10 +247,12 @@ func TestKeepModeReports(t *testing.T) {
 }
 
 // TestKeepModePeerGone: a kept connection that the peer closed, or that it
-// answers with 421 at MAIL, is replaced by a new one for the same delivery:
-// the message is delivered once and the report is the new connection's.
+// answers with 421 at MAIL, or on which it refuses a further MAIL (a limit
+// of messages per connection, 4xx or 5xx), is replaced by a new one for the
+// same delivery: the message is delivered once and the report is the new
+// connection's.
 func TestKeepModePeerGone(t *testing.T) {
-	for _, mode := range []string{"close", "421"} {
+	for _, mode := range []string{"close", "421", "554", "452"} {
 		t.Run(mode, func(t *testing.T) {
 			tr := newRTree(t)
 			ln := listen(t, "", 2525)
@@ -270,10 +272,17 @@ func TestKeepModePeerGone(t *testing.T) {
 						fmt.Fprintf(c, "250 peer.test\r\n")
 					case "MAIL":
 						if txn == 1 {
-							if mode == "421" {
+							switch mode {
+							case "close":
+								return
+							case "421":
 								fmt.Fprintf(c, "421 idle too long\r\n")
+								return
 							}
-							return
+							// The connection stays open: only this
+							// transaction is refused.
+							fmt.Fprintf(c, "%s too many transactions on one connection\r\n", mode)
+							continue
 						}
 						fmt.Fprintf(c, "250 ok\r\n")
 					case "RCPT":

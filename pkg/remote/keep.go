@@ -31,11 +31,13 @@ import (
 // would have connected the same way (keepKey: same host, route, TLS policy,
 // HELO name, credentials and source address), only when the socket has
 // nothing unread and no end of file pending, and for at most MaxKeptUses
-// transactions or MaxKeptAge. When the peer turns out to have gone (the
-// MAIL command fails on the connection, or the peer answers it with 421),
-// the delivery is made again over a new connection, exactly as if nothing
-// had been kept: nothing was accepted by the peer, so nothing can be
-// duplicated. The first reply on a kept connection is waited for at most
+// transactions or MaxKeptAge. When the peer turns out to have gone or to
+// take no more (the MAIL command fails on the connection, or the peer
+// refuses it with any 4xx or 5xx: a peer may limit the messages of one
+// connection), the delivery is made again over a new connection, exactly
+// as if nothing had been kept: nothing was accepted by the peer, so
+// nothing can be duplicated, and the new connection's answer is the one
+// reported. The first reply on a kept connection is waited for at most
 // timeoutconnect, not timeoutremote, so that a link that died while the
 // connection was idle costs what a failed connect costs.
 

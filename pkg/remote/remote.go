@@ -487,8 +487,13 @@ func (d *delivery) transaction(s *session, ext map[string]string) error {
 	}
 	if err := s.c.Mail(smtpAddr(d.sender), opts); err != nil {
 		c := s.code(err)
-		if s.uses > 1 && (c < 0 || c == 421) {
-			// A kept connection the peer gave up while it was idle.
+		if s.uses > 1 && (c < 0 || c >= 400) {
+			// A kept connection the peer gave up while it was idle, or
+			// one on which it takes no more transactions (some peers
+			// limit messages per connection, which qmail, connecting
+			// once per message, never meets): nothing was accepted, so
+			// the delivery is made again over a new connection, which
+			// then decides.
 			s.retry = true
 			return s.died()
 		}

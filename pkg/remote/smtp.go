@@ -250,8 +250,15 @@ func (w *wire) Write(p []byte) (int, error) {
 	}
 	q := p
 	if w.want8bit != nil {
-		if i := bytes.Index(p, []byte(" BODY=8BITMIME")); i >= 0 && !w.want8bit() {
-			q = append(append([]byte(nil), p[:i]...), p[i+len(" BODY=8BITMIME"):]...)
+		// go-smtp writes the parameter right after the address, and after
+		// it at most SMTPUTF8 (the only other extension the view shows):
+		// look for it there, never inside the sender.
+		for _, tail := range []string{" BODY=8BITMIME\r\n", " BODY=8BITMIME SMTPUTF8\r\n"} {
+			if bytes.HasSuffix(p, []byte(tail)) && !w.want8bit() {
+				i := len(p) - len(tail)
+				q = append(append([]byte(nil), p[:i]...), tail[len(" BODY=8BITMIME"):]...)
+				break
+			}
 		}
 	}
 	if len(w.ahead) > 0 && !w.midLine {

@@ -83,6 +83,12 @@ func serveOnce(t *testing.T, serve func(c net.Conn, br *bufio.Reader, got *[]str
 // lines the peer read.
 func deliverTo(t *testing.T, addr *net.TCPAddr, lines <-chan []string, rcpts []string, msg string) (string, []string) {
 	t.Helper()
+	return deliverFrom(t, addr, lines, "f@x.test", rcpts, msg)
+}
+
+// deliverFrom is deliverTo with the envelope sender given.
+func deliverFrom(t *testing.T, addr *net.TCPAddr, lines <-chan []string, sender string, rcpts []string, msg string) (string, []string) {
+	t.Helper()
 	f, err := os.Create(filepath.Join(t.TempDir(), "msg"))
 	if err != nil {
 		t.Fatal(err)
@@ -92,7 +98,7 @@ func deliverTo(t *testing.T, addr *net.TCPAddr, lines <-chan []string, rcpts []s
 	f.Seek(0, 0)
 	var out strings.Builder
 	bw := bufio.NewWriter(&out)
-	d := &delivery{cfg: &Config{Helo: "h.test", TimeoutRemote: 10 * time.Second}, sender: "f@x.test",
+	d := &delivery{cfg: &Config{Helo: "h.test", TimeoutRemote: 10 * time.Second}, sender: sender,
 		rcpts: rcpts, msg: f, out: bw, policy: TLSNone}
 	conn, err := net.Dial("tcp", addr.String())
 	if err != nil {
@@ -167,6 +173,22 @@ func TestSessionDialogue(t *testing.T) {
 				t.Errorf("transcript\n got %q\nwant %q", got, tt.lines)
 			}
 		})
+	}
+}
+
+// TestBodyParamNotInSender: BODY=8BITMIME is taken out of the MAIL line's
+// parameters only, never out of a sender that contains the same text.
+func TestBodyParamNotInSender(t *testing.T) {
+	for _, tc := range []struct{ sender, msg, mail string }{
+		{"a BODY=8BITMIME@x.org", "a\n", `MAIL FROM:<"a BODY=8BITMIME"@x.org>` + "\r\n"},
+		{"x@y BODY=8BITMIME", "a\n", "MAIL FROM:<x@y BODY=8BITMIME>\r\n"},
+		{"x@y BODY=8BITMIME", "\xe9\n", "MAIL FROM:<x@y BODY=8BITMIME> BODY=8BITMIME\r\n"},
+	} {
+		addr, lines := peer(t, map[string]string{"EHLO": "250-hi\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n"})
+		_, got := deliverFrom(t, addr, lines, tc.sender, []string{"a@r.test"}, tc.msg)
+		if len(got) < 2 || got[1] != tc.mail {
+			t.Errorf("sender %q, message %q: sent %q, want %q", tc.sender, tc.msg, got, tc.mail)
+		}
 	}
 }
 
