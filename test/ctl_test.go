@@ -344,3 +344,31 @@ func TestCtlDeleteRace(t *testing.T) {
 	t.Logf("%d delivered before the stop, %d deleted, %d distinct delivered in all (want %d)",
 		before, len(victims), len(got), want)
 }
+
+// TestCtlReloadReportsUnreadable: when qmail-send cannot re-read a control
+// file on HUP (the old value stays in force), qmailctl reload says so and
+// exits 111 instead of reporting the controls re-read.
+func TestCtlReloadReportsUnreadable(t *testing.T) {
+	tr := ctlTree(t)
+	sys := tr.Start(t, "./Maildir/")
+	if out, code := ctl(t, tr, "reload"); code != 0 || !strings.Contains(out, "confirmed") {
+		t.Fatalf("reload: exit %d\n%s", code, out)
+	}
+	locals := tr.Path("control", "locals")
+	if err := os.Remove(locals); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(locals, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out, code := ctl(t, tr, "reload")
+	if code != 111 || !strings.Contains(out, "could not re-read control/locals") {
+		t.Errorf("reload with control/locals a directory: exit %d\n%s", code, out)
+	}
+	sys.WaitLog(t, "alert: unable to reread control/locals", 10*time.Second)
+	os.Remove(locals)
+	os.WriteFile(locals, []byte("testhost.example\n"), 0o644)
+	if out, code := ctl(t, tr, "reload"); code != 0 || !strings.Contains(out, "confirmed") {
+		t.Errorf("reload after the repair: exit %d\n%s", code, out)
+	}
+}

@@ -217,6 +217,10 @@ func (c *cmd) hold(holding bool, args []string) int {
 		fmt.Fprintf(c.err, "qmailctl: every destination is still held; %s will flow once that is released (qmailctl release remote)\n",
 			strings.Join(domains, " "))
 	}
+	if holding && len(domains) > 0 && res.After.All {
+		fmt.Fprintf(c.err, "qmailctl: every destination is held already; %s stays held when that is released\n",
+			strings.Join(domains, " "))
+	}
 	if !holding && len(domains) == 0 && res.After.Set && !res.After.All {
 		fmt.Fprintf(c.err, "qmailctl: domains held by name stay held; release them by name: qmailctl release remote %s\n",
 			strings.Join(res.After.Domains, " "))
@@ -277,12 +281,16 @@ func (c *cmd) signal(args []string, sig syscall.Signal, what string) int {
 		io.WriteString(c.err, usage)
 		return ExitUsage
 	}
-	pid, _, err := SignalAndWait(c.root, sig, c.timeout)
+	pid, st, err := SignalAndWait(c.root, sig, c.timeout)
 	switch {
 	case errors.Is(err, ErrNotRunning):
 		return c.fail(ExitNotRunning, "qmail-send is not running")
 	case err != nil:
 		return c.fail(ExitTemp, "%v", err)
+	}
+	if failed := st["reread-failed"]; sig == syscall.SIGHUP && failed != "" {
+		return c.fail(ExitTemp, "qmail-send (pid %d) could not re-read control/%s (see its log); the old values stay in force",
+			pid, strings.Join(strings.Fields(failed), ", control/"))
 	}
 	fmt.Fprintf(c.out, "%s; qmail-send (pid %d) confirmed\n", what, pid)
 	if sig == syscall.SIGALRM {

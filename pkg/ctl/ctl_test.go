@@ -731,6 +731,13 @@ func TestHoldAllKeepsDomains(t *testing.T) {
 		{true, nil, "*\ncorp.example\n"},
 		{false, []string{"corp.example"}, "*\n"},
 		{false, nil, ""},
+		// The VPN goes down while the uplink is down: its domains are
+		// recorded below the "*", and the uplink's release leaves them.
+		{true, nil, "*\n"},
+		{true, []string{"corp.example"}, "*\ncorp.example\n"},
+		{true, []string{"corp.example"}, "*\ncorp.example\n"},
+		{false, nil, "corp.example\n"},
+		{false, []string{"corp.example"}, ""},
 	}
 	for i, st := range steps {
 		if _, err := EditHold(dir, hold.RemoteFile, st.hold, st.domains); err != nil {
@@ -743,5 +750,39 @@ func TestHoldAllKeepsDomains(t *testing.T) {
 		if got != st.file {
 			t.Fatalf("step %d (hold %v %v): file %q, want %q", i, st.hold, st.domains, got, st.file)
 		}
+	}
+}
+
+// A holdremote of junk lines only holds everything; holding a domain then
+// must not turn it into a hold of that domain alone.
+func TestHoldDomainUnderJunk(t *testing.T) {
+	root := makeTree(t)
+	dir := filepath.Join(root, "control")
+	path := filepath.Join(dir, hold.RemoteFile)
+	if err := os.WriteFile(path, []byte("hold it all please\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, err := EditHold(dir, hold.RemoteFile, true, []string{"corp.example"})
+	if err != nil || res.Changed || !res.After.All {
+		t.Fatalf("res %+v, err %v", res, err)
+	}
+	if got, _ := os.ReadFile(path); string(got) != "hold it all please\n" {
+		t.Errorf("file %q", got)
+	}
+}
+
+// TestStatusSeesDomainChange: qmail-send holds everything, the file now
+// holds one domain and no HUP was sent: status warns, although both are
+// "held".
+func TestStatusSeesDomainChange(t *testing.T) {
+	root := makeTree(t)
+	startFake(t, root)
+	if code, _, errs := run(t, root, "hold", "remote"); code != 0 {
+		t.Fatalf("hold remote: exit %d, %s", code, errs)
+	}
+	queuetest.WriteFile(t, filepath.Join(root, "control", "holdremote"), []byte("good.example\n"))
+	_, out, _ := run(t, root, "status")
+	if !strings.Contains(out, `warning: qmail-send has not acted on control/holdremote yet (it reports holdremote "all")`) {
+		t.Errorf("status:\n%s", out)
 	}
 }

@@ -116,10 +116,15 @@ func editHold(dir, name string, holding bool, domains []string) (EditResult, err
 		// releasing the hold of everything gives them back.
 		content = append([]byte("*\n"), old...)
 	case holding:
-		if exists && res.Before.All {
+		if exists && res.Before.All && !allMarker(control.FirstLine(old)) {
+			// A file of junk holds everything only because it lists no
+			// domain: a domain line would make it hold that one alone.
 			res.After = res.Before
 			return res, nil
 		}
+		// Under a "*" line the domains are recorded too, so that they
+		// stay held when everything is released (the uplink's hook must
+		// not undo a VPN hook's hold).
 		content = addDomains(old, res.Before.Domains, domains)
 	case !exists:
 		return res, nil

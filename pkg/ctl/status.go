@@ -60,7 +60,7 @@ func (c *cmd) status() int {
 			fmt.Fprintf(c.out, "warning: %s\n", w)
 		}
 		if st != nil {
-			if _, ok := st[name]; ok && st.Flag(name) != h.Set {
+			if _, ok := st[name]; ok && !agrees(st, name, h) {
 				fmt.Fprintf(c.out, "warning: qmail-send has not acted on control/%s yet (it reports %s %q); run qmailctl reload\n",
 					name, name, st[name])
 			}

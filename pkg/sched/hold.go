@@ -187,27 +187,33 @@ func (s *Sched) handleALRM() {
 // (spec/scheduler.md §11, §13).
 func (s *Sched) handleHUP() {
 	s.generation++
+	s.rereadFailed = s.rereadFailed[:0]
 	defer s.writeStatus()
 	if st, err := os.Stat(s.root); err != nil || !st.IsDir() {
 		s.log.line("alert: unable to reread controls: unable to switch to home directory")
+		s.rereadFailed = append(s.rereadFailed, "controls")
 		return
 	}
 	locals, ok, err := readLocals(s.ctl, s.cf.me, true)
 	if err != nil || !ok {
 		s.log.line("alert: unable to reread control/locals")
+		s.rereadFailed = append(s.rereadFailed, "locals")
 	} else if vd, err := readVdoms(s.ctl); err != nil {
 		s.log.line("alert: unable to reread control/virtualdomains")
+		s.rereadFailed = append(s.rereadFailed, "virtualdomains")
 	} else {
 		s.cf.locals, s.cf.vdoms = locals, vd
 	}
 	nh := s.cf.hold
 	if l, err := readHoldLocal(s.ctl); err != nil {
 		s.log.line("alert: unable to reread control/holdlocal")
+		s.rereadFailed = append(s.rereadFailed, "holdlocal")
 	} else {
 		nh.local = l
 	}
 	if all, doms, err := readHoldRemote(s.ctl); err != nil {
 		s.log.line("alert: unable to reread control/holdremote")
+		s.rereadFailed = append(s.rereadFailed, "holdremote")
 	} else {
 		nh.remoteAll, nh.remoteDoms = all, doms
 	}
@@ -301,6 +307,9 @@ func (s *Sched) writeStatus() {
 	b.WriteString("since-remote " + strconv.FormatInt(s.holds.since(chanRemote), 10) + "\n")
 	b.WriteString("queued-local " + itoa(s.queued(chanLocal)) + "\n")
 	b.WriteString("queued-remote " + itoa(s.queued(chanRemote)) + "\n")
+	if len(s.rereadFailed) > 0 {
+		b.WriteString("reread-failed " + strings.Join(s.rereadFailed, " ") + "\n")
+	}
 	b.WriteString(s.mc.statusLines())
 	if f.Truncate(0) == nil {
 		_, _ = f.WriteAt([]byte(b.String()), 0)

@@ -140,6 +140,9 @@ type Sched struct {
 	holds      *holdLog
 	mc         *msgCtl // per-message control (control.go)
 	generation int
+	// rereadFailed names the control files the last HUP could not read
+	// (their old values stay in force); sendstatus reports them.
+	rereadFailed []string
 }
 
 // Run is qmail-send: it returns the exit code.
