@@ -89,9 +89,14 @@ func (s *Sched) injectBounce(id uint64) bool {
 	if strings.HasSuffix(sender, "-@[]") {
 		sender = sender[:len(sender)-4]
 	}
-	if sender == "#@[]" {
+	switch {
+	case sender == "#@[]":
 		s.log.line("triple bounce: discarding ", bn)
-	} else {
+	case sender == "" && s.cf.doublebounceto == "":
+		// An empty first line in control/doublebounceto turns double
+		// bounces off, as in qmail (its recipient would be "@host").
+		s.log.line("double bounce: discarding ", bn)
+	default:
 		mn := fnSplit("mess", id)
 		mess, err := qhome.OpenRegular(s.path(mn), os.O_RDONLY)
 		if err != nil {

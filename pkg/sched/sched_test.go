@@ -116,6 +116,33 @@ func TestDoubleAndTripleBounce(t *testing.T) {
 	}
 }
 
+// TestDoubleBounceDiscarded: an empty control/doublebounceto discards
+// double bounces (qmail's "double bounce: discarding"); single bounces
+// still go out.
+func TestDoubleBounceDiscarded(t *testing.T) {
+	root := newTree(t)
+	ctl(t, root, "doublebounceto", "\n")
+	fail := func(spawnproto.Request) (byte, string) { return 'D', "no (#5.1.1)\n" }
+	id := queueMsg(t, root, "", "nobody@local.example")
+	queueMsg(t, root, "ann@example.org", "nobody@local.example")
+	e := start(t, root, fail, ok)
+	e.waitLog("double bounce: discarding bounce/"+fmt.Sprint(id), 1)
+	e.waitLog("end msg", 2)
+	select {
+	case inj := <-e.injects:
+		if inj.sender != "" || inj.recips[0] != "ann@example.org" {
+			t.Errorf("injected %q %q", inj.sender, inj.recips)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no single bounce; log:\n%s", e.log.String())
+	}
+	select {
+	case x := <-e.injects:
+		t.Errorf("double bounce injected: %+v", x)
+	default:
+	}
+}
+
 func TestDeferralALRMAndDying(t *testing.T) {
 	root := newTree(t)
 	id := queueMsg(t, root, "ann@example.org", "bob@local.example")
