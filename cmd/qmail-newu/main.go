@@ -19,6 +19,7 @@ import (
 	"syscall"
 
 	"github.com/hqmail/hqmail/pkg/cdb"
+	"github.com/hqmail/hqmail/pkg/qerr"
 	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/users"
 )
@@ -32,7 +33,7 @@ func main() {
 	syscall.Umask(0o033)
 	root := qhome.Root()
 	if err := os.Chdir(root); err != nil {
-		fatal("unable to chdir to %s: %v", root, err)
+		fatal("unable to chdir to %s: %v", root, qerr.Bare(err))
 	}
 	assign, err := os.ReadFile("users/assign")
 	if err != nil {

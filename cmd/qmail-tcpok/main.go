@@ -19,7 +19,7 @@ import (
 func main() {
 	root := qhome.Root()
 	if err := os.Chdir(root); err != nil {
-		fmt.Fprintf(os.Stderr, "qmail-tcpok: fatal: unable to chdir to %s: %v\n", root, err)
+		fmt.Fprintf(os.Stderr, "qmail-tcpok: fatal: unable to chdir to %s: %v\n", root, qerr.Bare(err))
 		os.Exit(qerr.ExitTemp)
 	}
 	if err := tcpto.Open(root).Clear(); err != nil {

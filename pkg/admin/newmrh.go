@@ -9,6 +9,7 @@ import (
 
 	"github.com/hqmail/hqmail/pkg/cdb"
 	"github.com/hqmail/hqmail/pkg/control"
+	"github.com/hqmail/hqmail/pkg/qerr"
 )
 
 // MoreRcptHosts reads the list in control/morercpthosts and returns the cdb
@@ -38,7 +39,7 @@ func NewmrhMain(root string, stderr io.Writer) int {
 	src := filepath.Join(dir, "morercpthosts")
 	data, err := os.ReadFile(src)
 	if err != nil {
-		fmt.Fprintf(stderr, "qmail-newmrh: fatal: unable to read control/morercpthosts: %v\n", why(err))
+		fmt.Fprintf(stderr, "qmail-newmrh: fatal: unable to read control/morercpthosts: %v\n", qerr.Bare(err))
 		return 111
 	}
 	if err := cdb.WriteFile(filepath.Join(dir, "morercpthosts.cdb"), 0644, MoreRcptHosts(data)); err != nil {
@@ -49,9 +50,3 @@ func NewmrhMain(root string, stderr io.Writer) int {
 }
 
 // why strips the path from a file error when the message names the file.
-func why(err error) error {
-	if pe, ok := err.(*os.PathError); ok {
-		return pe.Err
-	}
-	return err
-}

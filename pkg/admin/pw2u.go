@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/hqmail/hqmail/pkg/qerr"
 )
 
 // Pw2uOptions select qmail-pw2u's rules. The zero value is not the default;
@@ -191,7 +193,7 @@ func readUsersLines(dir, name string) ([]string, error) {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, nil
 		}
-		return nil, fmt.Errorf("unable to read users/%s: %w", name, why(err))
+		return nil, fmt.Errorf("unable to read users/%s: %w", name, qerr.Bare(err))
 	}
 	var out []string
 	for _, l := range strings.Split(string(b), "\n") {

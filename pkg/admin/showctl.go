@@ -14,6 +14,7 @@ import (
 
 	"github.com/hqmail/hqmail/pkg/control"
 	"github.com/hqmail/hqmail/pkg/hold"
+	"github.com/hqmail/hqmail/pkg/qerr"
 	"github.com/hqmail/hqmail/pkg/qhome"
 )
 
@@ -104,7 +105,7 @@ func ShowctlMain(root string, stdout io.Writer) int {
 	fmt.Fprintf(w, "subdirectory split: %d.\n", qhome.Split)
 	ids, err := qhome.LoadIDs(root)
 	if err != nil {
-		fmt.Fprintf(w, "user ids: unknown (unable to read %s: %v).\n", qhome.IDsFile, why(err))
+		fmt.Fprintf(w, "user ids: unknown (unable to read %s: %v).\n", qhome.IDsFile, qerr.Bare(err))
 		code = 111
 	} else {
 		f := ids.Format()
@@ -131,13 +132,13 @@ func ShowctlMain(root string, stdout io.Writer) int {
 	for _, cf := range controlFiles {
 		known[cf.name] = true
 		if err := showFile(w, d, cf); err != nil {
-			fmt.Fprintf(w, "%s: unable to read: %v\n", cf.name, why(err))
+			fmt.Fprintf(w, "%s: unable to read: %v\n", cf.name, qerr.Bare(err))
 			code = 111
 		}
 	}
 	ents, err := os.ReadDir(d.Path)
 	if err != nil {
-		fmt.Fprintf(w, "\nunable to list the control directory: %v\n", why(err))
+		fmt.Fprintf(w, "\nunable to list the control directory: %v\n", qerr.Bare(err))
 		code = 111
 	} else {
 		var unknown []string

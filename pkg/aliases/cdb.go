@@ -29,7 +29,11 @@ func Records(as []Alias, source string) []cdb.Record {
 }
 
 // Lookup finds name (case-insensitive) in a compiled database.
+// The empty name is no alias: its record is the source file's name.
 func Lookup(db *cdb.Reader, name string) ([]string, bool, error) {
+	if name == "" {
+		return nil, false, nil
+	}
 	d, ok, err := db.Get([]byte(strings.ToLower(name)))
 	if err != nil || !ok {
 		return nil, ok, err

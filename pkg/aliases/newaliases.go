@@ -11,6 +11,7 @@ import (
 
 	"github.com/hqmail/hqmail/pkg/cdb"
 	"github.com/hqmail/hqmail/pkg/control"
+	"github.com/hqmail/hqmail/pkg/qerr"
 )
 
 // Source returns the aliases file of the tree at root.
@@ -39,14 +40,14 @@ func NewaliasesMain(root string, args []string, stdout, stderr io.Writer) int {
 	if *src == "" {
 		s, err := Source(root)
 		if err != nil {
-			fmt.Fprintf(stderr, "newaliases: fatal: unable to read control/%s: %v\n", SourceControl, err)
+			fmt.Fprintf(stderr, "newaliases: fatal: unable to read control/%s: %v\n", SourceControl, qerr.Bare(err))
 			return 111
 		}
 		*src = s
 	}
 	f, err := os.Open(*src)
 	if err != nil {
-		fmt.Fprintf(stderr, "newaliases: fatal: unable to open %s: %v\n", *src, err)
+		fmt.Fprintf(stderr, "newaliases: fatal: unable to open %s: %v\n", *src, qerr.Bare(err))
 		if errors.Is(err, fs.ErrNotExist) {
 			return 100
 		}

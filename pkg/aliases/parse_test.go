@@ -78,6 +78,7 @@ func TestCompileAndLookup(t *testing.T) {
 		{"ROOT", true, []string{"alice"}},
 		{"staff", true, []string{"a", "|prog x"}},
 		{"nobody", false, nil},
+		{"", false, nil}, // the source file's record is no alias
 	} {
 		got, ok, err := Lookup(db.Reader, tc.name)
 		if err != nil || ok != tc.found || strings.Join(got, ",") != strings.Join(tc.want, ",") {

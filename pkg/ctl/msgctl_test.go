@@ -141,6 +141,7 @@ func TestMsgHoldStopped(t *testing.T) {
 		{[]string{"queue"}, " 1/1 msgheld <a@example.org>\n"},
 		{[]string{"queue"}, " 1/1 todo,msgheld <fresh@example.org>\n"},
 		{[]string{"queue", "100"}, "  state  queued (held by qmailctl hold 100)\n"},
+		{[]string{"queue", "100"}, "  remote z@y.example  held\n"},
 		{[]string{"status"}, "held messages: 2 (qmailctl hold ID; see qmailctl queue)\n"},
 	} {
 		if _, out, _ := run(t, root, tc.args...); !strings.Contains(out, tc.want) {

@@ -76,10 +76,10 @@ func (c *cmd) show(ids []string) int {
 		fmt.Fprintf(c.out, "message %d\n  birth  %s (%s ago)\n  size   %d\n  from   <%s>\n  state  %s\n",
 			id, qdate.Qread(m.Birth), age(c.now().Sub(m.Birth)), m.Size, qread.Safe(m.Sender), state)
 		for _, r := range m.Local {
-			fmt.Fprintf(c.out, "  local  %s  %s\n", qread.Safe(r.Addr), recState(r, local.Set))
+			fmt.Fprintf(c.out, "  local  %s  %s\n", qread.Safe(r.Addr), recState(r, local.Set || held[id]))
 		}
 		for _, r := range m.Remote {
-			fmt.Fprintf(c.out, "  remote %s  %s\n", qread.Safe(r.Addr), recState(r, remote.HoldsAddress(r.Addr)))
+			fmt.Fprintf(c.out, "  remote %s  %s\n", qread.Safe(r.Addr), recState(r, remote.HoldsAddress(r.Addr) || held[id]))
 		}
 	}
 	return code

@@ -2,6 +2,8 @@ package qerr
 
 import (
 	"errors"
+	"io/fs"
+	"os"
 	"syscall"
 )
 
@@ -135,4 +137,20 @@ func TempErrno(err error) bool {
 		return true
 	}
 	return false
+}
+
+// Bare returns the error inside a path or system-call error, so that a
+// message that names the file itself does not name it twice ("unable to
+// open X: no such file or directory", not "unable to open X: open X: no
+// such file or directory"). Other errors are returned as they are.
+func Bare(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	var se *os.SyscallError
+	if errors.As(err, &se) {
+		return se.Err
+	}
+	return err
 }

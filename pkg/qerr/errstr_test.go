@@ -1,6 +1,7 @@
 package qerr
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"syscall"
@@ -44,5 +45,19 @@ func TestTempErrno(t *testing.T) {
 		if got := TempErrno(tt.err); got != tt.want {
 			t.Errorf("TempErrno(%v) = %v, want %v", tt.err, got, tt.want)
 		}
+	}
+}
+
+func TestBare(t *testing.T) {
+	_, err := os.Open("/nonexistent/x")
+	if got := Bare(err); got != syscall.ENOENT {
+		t.Errorf("Bare(%v) = %v", err, got)
+	}
+	if got := Bare(fmt.Errorf("wrapped: %w", err)); got != syscall.ENOENT {
+		t.Errorf("Bare(wrapped) = %v", got)
+	}
+	plain := errors.New("plain")
+	if got := Bare(plain); got != plain {
+		t.Errorf("Bare(plain) = %v", got)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/hqmail/hqmail/pkg/qerr"
 	"github.com/hqmail/hqmail/pkg/qhome"
 )
 
@@ -45,7 +46,7 @@ func Main(args []string, stderr io.Writer) int {
 	if *listen != "" {
 		logger := log.New(stderr, "qmail-smtpd: ", 0)
 		if err := os.Chdir(root); err != nil {
-			logger.Printf("fatal: unable to switch to %s: %v", root, err)
+			logger.Printf("fatal: unable to switch to %s: %v", root, qerr.Bare(err))
 			return 111
 		}
 		ln, err := net.Listen("tcp", *listen)
@@ -80,7 +81,7 @@ func serveStdio(root string, getenv func(string) (string, bool), stderr io.Write
 	conn := &stdioConn{in: in, out: out, local: stdioAddr(peer.LocalHost), remote: stdioAddr(peer.RemoteIP),
 		restore: []func(){restoreIn, restoreOut}}
 	if err := os.Chdir(root); err != nil {
-		logger.Printf("unable to switch to %s: %v", root, err)
+		logger.Printf("unable to switch to %s: %v", root, qerr.Bare(err))
 		io.WriteString(conn, textControls+"\r\n")
 		conn.Close()
 		return 1

@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hqmail/hqmail/pkg/qerr"
 )
 
 // Path is the table's path relative to the qmail root.
@@ -215,7 +217,7 @@ func (t *Table) Entries() ([]Entry, error) {
 func (t *Table) Clear() error {
 	f, err := os.OpenFile(t.Path, os.O_WRONLY, 0)
 	if err != nil {
-		return fmt.Errorf("unable to open %s: %w", Path, err)
+		return fmt.Errorf("unable to open %s: %w", Path, qerr.Bare(err))
 	}
 	defer f.Close()
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
@@ -236,7 +238,7 @@ func Format(e Entry, now int64) string {
 func (t *Table) Report(w io.Writer) error {
 	es, err := t.Entries()
 	if err != nil {
-		return fmt.Errorf("unable to read %s: %w", Path, err)
+		return fmt.Errorf("unable to read %s: %w", Path, qerr.Bare(err))
 	}
 	now := t.now()
 	for _, e := range es {
