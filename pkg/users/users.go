@@ -53,13 +53,17 @@ func Compile(assign []byte) ([]cdb.Record, error) {
 	rest := assign
 	for {
 		i := bytes.IndexByte(rest, '\n')
-		if i < 0 {
-			return nil, ErrFormat // EOF before the "." line
+		line := rest
+		if i >= 0 {
+			line, rest = rest[:i], rest[i+1:]
 		}
-		line := rest[:i]
-		rest = rest[i+1:]
-		if len(line) == 1 && line[0] == '.' {
+		// Any line starting with a dot ends the file, as in qmail-newu:
+		// "." without a newline, ".\r" of a file edited with CRLF, ". ".
+		if len(line) > 0 && line[0] == '.' {
 			break
+		}
+		if i < 0 {
+			return nil, ErrFormat // end of file before the "." line
 		}
 		if len(line) == 0 || bytes.IndexByte(line, 0) >= 0 {
 			return nil, ErrFormat

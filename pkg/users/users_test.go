@@ -14,7 +14,7 @@ func TestCompileFormatErrors(t *testing.T) {
 	for _, tc := range []struct{ name, in string }{
 		{"empty file", ""},
 		{"no dot line", "=a:a:1:1:/h:::\n"},
-		{"dot without newline", "=a:a:1:1:/h:::\n."},
+		{"last line without newline", "=a:a:1:1:/h:::"},
 		{"blank line", "=a:a:1:1:/h:::\n\n.\n"},
 		{"NUL", "=a:a\x00:1:1:/h:::\n.\n"},
 		{"no colon", "=abc\n.\n"},
@@ -26,6 +26,18 @@ func TestCompileFormatErrors(t *testing.T) {
 				t.Errorf("got %v, want ErrFormat", err)
 			}
 		})
+	}
+}
+
+// TestCompileEndLine: any line starting with a dot ends the file, as in
+// qmail-newu, whatever follows the dot and with or without a newline; the
+// lines after it are not read.
+func TestCompileEndLine(t *testing.T) {
+	for _, end := range []string{".\n", ".", ".\r\n", ". \n", ".\nnot a line\n"} {
+		recs, err := Compile([]byte("=a:a:1:1:/h:::\n" + end))
+		if err != nil || len(recs) != 2 || string(recs[0].Key) != "!a\x00" {
+			t.Errorf("end %q: %v, %q", end, err, recs)
+		}
 	}
 }
 
