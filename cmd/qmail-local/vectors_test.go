@@ -135,6 +135,14 @@ func TestExtra(t *testing.T) { runDir(t, filepath.Join("testdata", "extra"), fal
 // TestExtraKeep is TestExtra through keep mode.
 func TestExtraKeep(t *testing.T) { runDir(t, filepath.Join("testdata", "extra"), true) }
 
+// TestDerived runs the cases of a black-box QA pass (testdata/derived,
+// README.md there): variations of the recorded cases whose expected output
+// was worked out from qmail-local's recorded and specified behaviour.
+func TestDerived(t *testing.T) { runDir(t, filepath.Join("testdata", "derived"), false) }
+
+// TestDerivedKeep is TestDerived through keep mode.
+func TestDerivedKeep(t *testing.T) { runDir(t, filepath.Join("testdata", "derived"), true) }
+
 func runDir(t *testing.T, dir string, keepMode bool) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary; skipped under -short")
