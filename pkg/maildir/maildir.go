@@ -24,6 +24,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -89,30 +90,75 @@ func (t tagReader) Read(p []byte) (int, error) {
 // The working directory is not changed: dir is opened once and every name
 // is resolved relative to it.
 func Deliver(dir string, head []byte, msg io.Reader) error {
-	type result struct{ err error }
-	done := make(chan result, 1)
-	var tmpName atomic.Value // of string, for cleanup after a timeout
-	var dfd atomic.Int64
-	dfd.Store(-1)
-	go func() {
-		done <- result{deliver(dir, head, msg, &tmpName, &dfd)}
-	}()
+	done := make(chan error, 1)
+	g := &gate{dfd: -1}
+	go func() { done <- deliver(dir, head, msg, g) }()
 	timer := time.NewTimer(Timeout)
 	defer timer.Stop()
 	select {
-	case r := <-done:
-		return r.err
+	case err := <-done:
+		return err
 	case <-timer.C:
-		if n, ok := tmpName.Load().(string); ok && n != "" {
-			if fd := int(dfd.Load()); fd >= 0 {
-				unix.Unlinkat(fd, "tmp/"+n, 0)
-			}
+		if !g.abandon() {
+			// The message is being linked into new/: that outcome, not
+			// the time-out, is the delivery's.
+			return <-done
 		}
 		return qerr.Temp(TextTimeout)
 	}
 }
 
-func deliver(dir string, head []byte, msg io.Reader, tmpName *atomic.Value, dfdOut *atomic.Int64) error {
+// gate decides, once, between a delivery that links its message into new/
+// and a time-out that abandons it. Without it an abandoned delivery could
+// still link the message after the time-out was reported, and the retry
+// would deliver it twice (qmail-local exits at its alarm, but in keep mode
+// the process lives on). It also holds the Maildir's descriptor and the
+// tmp/ name, so that a time-out removes the unfinished file at once even
+// when the delivery stays stuck in a read or a write.
+type gate struct {
+	mu        sync.Mutex
+	abandoned bool
+	linking   bool
+	dfd       int    // the Maildir, -1 when closed
+	tmp       string // "tmp/NAME" once created
+}
+
+// created records the Maildir descriptor and the tmp/ file.
+func (g *gate) created(dfd int, tmp string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.dfd, g.tmp = dfd, tmp
+}
+
+// close closes the Maildir descriptor, once.
+func (g *gate) close(dfd int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	unix.Close(dfd)
+	g.dfd = -1
+}
+
+// link reports whether the delivery may go on to link its message.
+func (g *gate) link() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.linking = !g.abandoned
+	return g.linking
+}
+
+// abandon reports whether the delivery was abandoned before linking; if
+// so, its tmp/ file is gone.
+func (g *gate) abandon() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.abandoned = !g.linking
+	if g.abandoned && g.dfd >= 0 && g.tmp != "" {
+		unix.Unlinkat(g.dfd, g.tmp, 0)
+	}
+	return g.abandoned
+}
+
+func deliver(dir string, head []byte, msg io.Reader, g *gate) error {
 	// Opening dir/. needs exactly what chdir(dir) needs: every component
 	// searchable, and dir itself a searchable directory.
 	if dir == "" {
@@ -125,10 +171,6 @@ func deliver(dir string, head []byte, msg io.Reader, tmpName *atomic.Value, dfdO
 		}
 		return qerr.Wrap(err, false, TextChdir)
 	}
-	// The descriptor stays open if the delivery is abandoned after a
-	// timeout; the process exits right after in that case.
-	dfdOut.Store(int64(dfd))
-
 	var name string
 	var fd int
 	for try := 1; ; try++ {
@@ -138,16 +180,16 @@ func deliver(dir string, head []byte, msg io.Reader, tmpName *atomic.Value, dfdO
 			break
 		}
 		if err != unix.EEXIST || try >= Tries {
-			unix.Close(dfd)
+			g.close(dfd)
 			return qerr.Wrap(err, false, TextTemp)
 		}
 		time.Sleep(Retry)
 	}
-	tmpName.Store(name)
 	tmp := "tmp/" + name
+	g.created(dfd, tmp)
 	fail := func(err error, text string) error {
 		unix.Unlinkat(dfd, tmp, 0)
-		unix.Close(dfd)
+		g.close(dfd)
 		return qerr.Wrap(err, false, text)
 	}
 
@@ -175,6 +217,10 @@ func deliver(dir string, head []byte, msg io.Reader, tmpName *atomic.Value, dfdO
 	if err := f.Close(); err != nil {
 		return fail(err, TextTemp)
 	}
+	if !g.link() {
+		// Timed out meanwhile: the delivery was reported deferred.
+		return fail(unix.ETIMEDOUT, TextTimeout)
+	}
 	// Any link failure is temporary, "file exists" included: the name
 	// was free in tmp/, so new/ holding it means something is wrong.
 	if err := unix.Linkat(dfd, tmp, dfd, "new/"+name, 0); err != nil {
@@ -186,7 +232,7 @@ func deliver(dir string, head []byte, msg io.Reader, tmpName *atomic.Value, dfdO
 		return fail(err, TextTemp)
 	}
 	unix.Unlinkat(dfd, tmp, 0)
-	unix.Close(dfd)
+	g.close(dfd)
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -187,5 +188,43 @@ func TestDeliverTimeout(t *testing.T) {
 	}
 	if n := list(t, filepath.Join(d, "new")); len(n) != 0 {
 		t.Errorf("timed-out delivery in new/: %v", n)
+	}
+}
+
+// releaseReader blocks its first Read until release is closed, then ends.
+type releaseReader struct{ release chan struct{} }
+
+func (r releaseReader) Read([]byte) (int, error) {
+	<-r.release
+	return 0, io.EOF
+}
+
+// TestDeliverTimeoutThenFinish: a delivery that times out and then gets
+// going again (keep mode lives on after the time-out) must not link its
+// message into new/: the time-out was reported, and the retry delivers.
+func TestDeliverTimeoutThenFinish(t *testing.T) {
+	defer func(d time.Duration) { Timeout = d }(Timeout)
+	Timeout = 50 * time.Millisecond
+	d := mkMaildir(t, t.TempDir(), "tmp", "new", "cur")
+	base := runtime.NumGoroutine()
+	r := releaseReader{make(chan struct{})}
+	err := Deliver(d, []byte("head\n"), r)
+	var qe *qerr.Error
+	if !errors.As(err, &qe) || qe.Text != TextTimeout {
+		t.Fatalf("got %v", err)
+	}
+	close(r.release)
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > base && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > base {
+		t.Fatalf("the abandoned delivery did not end: %d goroutines, %d before", n, base)
+	}
+	if n := list(t, filepath.Join(d, "new")); len(n) != 0 {
+		t.Errorf("timed-out delivery linked into new/: %v", n)
+	}
+	if n := list(t, filepath.Join(d, "tmp")); len(n) != 0 {
+		t.Errorf("tmp/ not cleaned: %v", n)
 	}
 }

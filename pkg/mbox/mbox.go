@@ -12,7 +12,9 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -72,7 +74,7 @@ func (e readError) Error() string { return e.err.Error() }
 // message is on disk, else a temporary *qerr.Error with qmail-local's
 // text naming fn.
 func Deliver(fn string, head []byte, msg io.Reader) error {
-	f, err := os.OpenFile(fn, os.O_WRONLY|os.O_APPEND|os.O_CREATE|unix.O_NONBLOCK, 0600)
+	f, created, err := open(fn)
 	if err != nil {
 		return qerr.Wrap(err, false, "Unable to open "+fn+": "+qerr.Str(err)+". (#4.2.1)")
 	}
@@ -84,7 +86,8 @@ func Deliver(fn string, head []byte, msg io.Reader) error {
 	}
 	pos, err := f.Seek(0, io.SeekEnd)
 	if err != nil {
-		return writeErr(f, fn, err, locked, 0)
+		// Nothing written, and no length to cut back to.
+		return qerr.Wrap(err, false, "Unable to write "+fn+": "+qerr.Str(err)+". (#4.3.0)")
 	}
 	w := newWriter(f)
 	if _, err := w.Write(head); err != nil {
@@ -104,7 +107,41 @@ func Deliver(fn string, head []byte, msg io.Reader) error {
 	if err := f.Sync(); err != nil {
 		return writeErr(f, fn, err, locked, pos)
 	}
+	if created {
+		// A mailbox this delivery made exists only once its directory
+		// entry is on disk too: the message leaves the queue after this.
+		if err := dirSync(filepath.Dir(fn)); err != nil {
+			return writeErr(f, fn, err, locked, pos)
+		}
+	}
 	return nil
+}
+
+// open opens fn for appending, creating it (mode 0600, subject to the
+// umask) if it does not exist, and says whether it did.
+func open(fn string) (*os.File, bool, error) {
+	const flags = os.O_WRONLY | os.O_APPEND | unix.O_NONBLOCK
+	f, err := os.OpenFile(fn, flags, 0)
+	if !errors.Is(err, fs.ErrNotExist) {
+		return f, false, err
+	}
+	f, err = os.OpenFile(fn, flags|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		// Made by another delivery in between: append to it.
+		f, err = os.OpenFile(fn, flags, 0)
+		return f, false, err
+	}
+	return f, err == nil, err
+}
+
+// dirSync flushes a directory; a variable so that tests can watch it.
+var dirSync = func(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // quoter writes a message with "^>*From " lines quoted. It decides at

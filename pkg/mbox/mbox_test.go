@@ -116,13 +116,23 @@ func TestDeliver(t *testing.T) {
 		t.Errorf("after read error mbox = %q, want %q", got, want)
 	}
 
-	// A new file is created 0600 under the umask.
+	// A new file is created 0600 under the umask, and its directory is
+	// flushed; appending to an existing file flushes no directory.
+	var synced []string
+	oldSync := dirSync
+	dirSync = func(d string) error { synced = append(synced, d); return oldSync(d) }
+	t.Cleanup(func() { dirSync = oldSync })
 	fn2 := filepath.Join(dir, "new-mbox")
-	if err := Deliver(fn2, []byte(head), strings.NewReader("x\n")); err != nil {
-		t.Fatal(err)
+	for i := 0; i < 2; i++ {
+		if err := Deliver(fn2, []byte(head), strings.NewReader("x\n")); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if st, err := os.Stat(fn2); err != nil || st.Mode().Perm()&^0600 != 0 {
 		t.Errorf("new mbox mode: %v %v", st.Mode(), err)
+	}
+	if len(synced) != 1 || synced[0] != dir {
+		t.Errorf("directories flushed: %q, want [%s]", synced, dir)
 	}
 
 	// Open errors name the file with qmail's errno text.
