@@ -2,26 +2,41 @@
 # make          build every program into bin/
 # make test     the full test suite (unit, vectors, integration)
 # make run      the whole system as you, in a private root under ./run
-# make install  install into $(ROOT) (default /var/qmail; run as root)
+# make install  install into $(ROOT) (default /var/qmail; run as root);
+#               ME=host.example.org names the mail host (control/me)
+# make help     the targets and variables
 
 # go from PATH, else where the Go tarball puts it: sudo's secure_path (Debian)
 # drops /usr/local/go/bin, and "sudo make install" must still find it.
 GO      ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+GOFMT   ?= $(shell command -v gofmt 2>/dev/null || echo /usr/local/go/bin/gofmt)
 ROOT    ?= /var/qmail
+ME      ?=
 BIN     := bin
 GOFLAGS_BUILD := -trimpath
 export CGO_ENABLED := 0
 
-.PHONY: all build test vet fmt-check unit race integration run stop install install-links bench fuzz clean
+.PHONY: all help build test vet fmt-check unit race integration run stop install install-links bench fuzz clean
 
 all: build
+
+help:
+	@echo "make              build every program into bin/"
+	@echo "make test         the full suite: gofmt, vet, unit, race, integration (about 6 minutes)"
+	@echo "make run          the whole system in ./run (LISTEN=127.0.0.1:2525, RUNROOT=DIR)"
+	@echo "make stop         stop it (the same RUNROOT=DIR if one was given)"
+	@echo "make install      install into ROOT=$(ROOT) as root; ME=host.example.org sets control/me"
+	@echo "make install-links ROOT=$(ROOT)  make it the system's sendmail (diverts the old MTA's files)"
+	@echo "make bench        the comparison with Postfix (about 10 minutes)"
+	@echo "make fuzz         every fuzz target for a bounded time"
 
 build:
 	@mkdir -p $(BIN)
 	$(GO) build $(GOFLAGS_BUILD) -o $(BIN)/ ./cmd/...
 
 fmt-check:
-	@out=$$(gofmt -l cmd pkg test bench 2>/dev/null); \
+	@[ -x "$(GOFMT)" ] || { echo "gofmt not found (set GOFMT=path)"; exit 1; }
+	@out=$$($(GOFMT) -l cmd pkg test bench); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 vet:
@@ -45,17 +60,22 @@ stop:
 	@sh scripts/run.sh stop
 
 install: build
-	./$(BIN)/qmail-install -root $(ROOT)
+	./$(BIN)/qmail-install -root $(ROOT) $(if $(ME),-me $(ME))
 	@echo
 	@echo "Installed in $(ROOT). To make it the system's sendmail (diverting the"
 	@echo "current MTA's files so package upgrades keep off them), run:"
 	@echo "    make install-links ROOT=$(ROOT)"
 
 # Link /usr/sbin/sendmail, /usr/lib/sendmail, /usr/bin/mailq and
-# /usr/bin/newaliases to the tree, diverting what a Debian package put there.
+# /usr/bin/newaliases to the tree, diverting what a Debian package put there
+# (files and the package's own symlinks alike, all four before any link is
+# made, so that removing the links and the diversions gives them back). A
+# link already into $(ROOT), or a path already diverted, is left alone.
 install-links:
 	@for f in /usr/sbin/sendmail /usr/lib/sendmail /usr/bin/mailq /usr/bin/newaliases; do \
-	  if [ -e "$$f" ] && [ ! -L "$$f" ] && command -v dpkg-divert >/dev/null; then \
+	  if { [ -e "$$f" ] || [ -L "$$f" ]; } && command -v dpkg-divert >/dev/null \
+	     && ! readlink "$$f" | grep -q '^$(ROOT)/bin/' \
+	     && [ -z "$$(dpkg-divert --list "$$f")" ]; then \
 	    dpkg-divert --local --rename --add "$$f"; fi; \
 	done
 	ln -sf $(ROOT)/bin/sendmail /usr/sbin/sendmail

@@ -42,6 +42,25 @@ start) ;;
 esac
 
 stop
+# Problems a newcomer meets, said plainly before qmail-install trips on them.
+if [ -e "$ROOT" ] && [ "$(id -u)" != 0 ] && [ "$(stat -c %u "$ROOT")" != "$(id -u)" ]; then
+  echo "$ROOT belongs to $(stat -c %U "$ROOT") (a make run as root?): remove it as that user, or use RUNROOT=DIR" >&2
+  exit 1
+fi
+if [ "$(id -u)" = 0 ]; then
+  # qmail's users must reach the tree: every directory above it needs
+  # search permission for others (Debian's /root is 0700).
+  d=$(dirname "$ROOT")
+  while :; do
+    if [ -d "$d" ] && [ -z "$(find "$d" -maxdepth 0 -perm -o+x)" ]; then
+      echo "$d is not searchable by others, so qmail's users cannot reach $ROOT;" >&2
+      echo "clone elsewhere, or use RUNROOT=/var/tmp/hqmail-run (make run RUNROOT=...; make stop RUNROOT=...)" >&2
+      exit 1
+    fi
+    [ "$d" = / ] && break
+    d=$(dirname "$d")
+  done
+fi
 "$top/bin/qmail-install" -root "$ROOT" -me localhost >/dev/null
 # qmail-inject appends defaultdomain to a dotless host (user@localhost becomes
 # user@localhost.localdomain): make both names local.
@@ -70,6 +89,10 @@ else
 fi
 echo $! > "$state/smtpd.pid"
 
+# make stop must name the same tree.
+rr=""
+[ -n "${RUNROOT:-}" ] && rr=" RUNROOT=$RUNROOT"
+
 # Wait (bounded) until qmail-send has written its pid and the listener answers.
 i=0
 while [ $i -lt 50 ]; do
@@ -81,7 +104,11 @@ sleep 0.3
 if ! kill -0 "$(cat "$state/smtpd.pid")" 2>/dev/null; then
   echo "qmail-smtpd did not start on $LISTEN:" >&2
   tail -n 3 "$state/qmail-smtpd.log" >&2
-  echo "(another listener there? try: make run LISTEN=127.0.0.1:2526; make stop to stop the rest)" >&2
+  if tail -n 3 "$state/qmail-smtpd.log" | grep -q "address already in use"; then
+    echo "(another listener there? try: make run LISTEN=127.0.0.1:2526; make stop$rr to stop the rest)" >&2
+  else
+    echo "(make stop$rr stops the rest)" >&2
+  fi
   exit 1
 fi
 
@@ -93,5 +120,5 @@ hqmail is running in $ROOT
   log:       $state/qmail-send.log
   queue:     $ROOT/bin/qmail-qread      status: $ROOT/bin/qmailctl status
   remote delivery is held; release: $ROOT/bin/qmailctl release remote
-  stop:      make stop
+  stop:      make stop$rr
 MSG

@@ -73,7 +73,7 @@ func Install(opt Options) error {
 	if err := writeIDs(root, ids, own); err != nil {
 		return qerr.Wrap(err, false, err.Error())
 	}
-	if err := writeControl(root, opt.Me, own); err != nil {
+	if err := writeControl(root, opt.Me, own, opt.Log); err != nil {
 		return qerr.Wrap(err, false, err.Error())
 	}
 	if err := writeUsers(root, ids, homeUser, opt.UIDBase > 0 && !ids.Shared, own); err != nil {
@@ -312,35 +312,89 @@ func writeIDs(root string, ids *qhome.IDs, own *owners) error {
 // absent, derived from me: me, defaultdomain and plusdomain (me without its
 // first label when me has at least two dots, else me), locals and
 // rcpthosts (me and localhost).
+//
+// A me without a dot ("vm", "localhost") gets defaultdomain and plusdomain
+// "localdomain", and NAME.localdomain and localhost.localdomain are local
+// too: qmail-inject appends .defaultdomain to a host without a dot, so mail
+// to "root" is root@NAME.localdomain, which must stay on the host (with
+// defaultdomain NAME it would be root@NAME.NAME, sent away).
 func DefaultControl(me string) map[string]string {
 	dom := me
-	if strings.Count(me, ".") >= 2 {
+	hosts := []string{me, "localhost"}
+	switch {
+	case Dotless(me):
+		dom = "localdomain"
+		hosts = append(hosts, me+".localdomain", "localhost.localdomain")
+	case strings.HasPrefix(me, "["):
+		// An address literal has no parent domain.
+	case strings.Count(me, ".") >= 2:
 		dom = me[strings.IndexByte(me, '.')+1:]
+	}
+	var list strings.Builder
+	seen := map[string]bool{}
+	for _, h := range hosts {
+		if !seen[h] {
+			seen[h] = true
+			list.WriteString(h + "\n")
+		}
 	}
 	return map[string]string{
 		"me":            me + "\n",
 		"defaultdomain": dom + "\n",
 		"plusdomain":    dom + "\n",
-		"locals":        me + "\nlocalhost\n",
-		"rcpthosts":     me + "\nlocalhost\n",
+		"locals":        list.String(),
+		"rcpthosts":     list.String(),
 	}
 }
 
-func writeControl(root, me string, own *owners) error {
-	if me == "" {
-		// Keep an existing me; only ask the system when it is needed.
-		if b, err := os.ReadFile(filepath.Join(root, "control", "me")); err == nil {
-			me = strings.TrimRight(strings.SplitN(string(b), "\n", 2)[0], " \t")
+// Dotless reports whether a host name has no dot (and is no [literal]).
+func Dotless(me string) bool {
+	return !strings.Contains(me, ".") && !strings.HasPrefix(me, "[")
+}
+
+// mailName finds the name for control/me when -me was not given: an
+// existing control/me, else Debian's /etc/mailname (the host's mail name,
+// when it has a dot), else the host name.
+func mailName(root string) (string, error) {
+	first := func(p string) string {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return ""
 		}
+		return strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0])
 	}
-	if me == "" {
-		h, err := os.Hostname()
-		if err != nil || h == "" {
-			return fmt.Errorf("unable to find the host name for control/me (use -me NAME): %v", err)
+	if me := first(filepath.Join(root, "control", "me")); me != "" {
+		return me, nil
+	}
+	if me := first(MailnameFile); me != "" && !Dotless(me) {
+		return me, nil
+	}
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "", fmt.Errorf("unable to find the host name for control/me (use -me NAME): %v", err)
+	}
+	return h, nil
+}
+
+// MailnameFile is Debian's mail name file; a variable for tests.
+var MailnameFile = "/etc/mailname"
+
+func writeControl(root, me string, own *owners, log io.Writer) error {
+	derived := me == ""
+	if derived {
+		var err error
+		if me, err = mailName(root); err != nil {
+			return err
 		}
-		me = h
 	}
 	files := DefaultControl(me)
+	// A dotless name the admin did not choose (-me) deserves a word when
+	// the control files are first made.
+	if _, err := os.Lstat(filepath.Join(root, "control", "me")); err != nil && derived && Dotless(me) && log != nil {
+		fmt.Fprintf(log, "qmail-install: warning: the host name %s has no dot, so local mail is addressed to %s.localdomain "+
+			"(made local); for a real mail name give -me host.example.org (make install ME=host.example.org) "+
+			"when the control files are first made, or edit control/me, defaultdomain, plusdomain, locals and rcpthosts\n", me, me)
+	}
 	names := make([]string, 0, len(files))
 	for n := range files {
 		names = append(names, n)

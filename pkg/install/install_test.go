@@ -95,18 +95,46 @@ func TestProgEntry(t *testing.T) {
 }
 
 func TestDefaultControl(t *testing.T) {
-	for _, tc := range []struct{ me, dom string }{
-		{"mail.example.com", "example.com"},
-		{"a.b.c.d", "b.c.d"},
-		{"example.com", "example.com"},
-		{"localhost", "localhost"},
+	for _, tc := range []struct{ me, dom, locals string }{
+		{"mail.example.com", "example.com", "mail.example.com\nlocalhost\n"},
+		{"a.b.c.d", "b.c.d", "a.b.c.d\nlocalhost\n"},
+		{"example.com", "example.com", "example.com\nlocalhost\n"},
+		// Without a dot, qmail-inject makes root root@NAME.localdomain:
+		// that must be local.
+		{"vm", "localdomain", "vm\nlocalhost\nvm.localdomain\nlocalhost.localdomain\n"},
+		{"localhost", "localdomain", "localhost\nlocalhost.localdomain\n"},
+		{"[192.0.2.1]", "[192.0.2.1]", "[192.0.2.1]\nlocalhost\n"},
 	} {
 		m := DefaultControl(tc.me)
 		if m["me"] != tc.me+"\n" || m["defaultdomain"] != tc.dom+"\n" || m["plusdomain"] != tc.dom+"\n" ||
-			m["locals"] != tc.me+"\nlocalhost\n" || m["rcpthosts"] != tc.me+"\nlocalhost\n" || len(m) != 5 {
+			m["locals"] != tc.locals || m["rcpthosts"] != tc.locals || len(m) != 5 {
 			t.Errorf("%s: %q", tc.me, m)
 		}
 	}
+}
+
+// TestMailName: without -me, an existing control/me wins, then
+// /etc/mailname when it has a dot, then the host name.
+func TestMailName(t *testing.T) {
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "control"), 0o755)
+	old := MailnameFile
+	t.Cleanup(func() { MailnameFile = old })
+	MailnameFile = filepath.Join(root, "mailname")
+	host, _ := os.Hostname()
+	check := func(want string) {
+		t.Helper()
+		if got, err := mailName(root); err != nil || got != want {
+			t.Errorf("mailName = %q, %v; want %q", got, err, want)
+		}
+	}
+	check(host)
+	os.WriteFile(MailnameFile, []byte("shortname\n"), 0o644)
+	check(host)
+	os.WriteFile(MailnameFile, []byte("mail.example.net\n"), 0o644)
+	check("mail.example.net")
+	os.WriteFile(filepath.Join(root, "control", "me"), []byte("kept.example\n"), 0o644)
+	check("kept.example")
 }
 
 func TestAssign(t *testing.T) {
