@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/hqmail/hqmail/pkg/control"
@@ -205,11 +204,15 @@ func showFile(w io.Writer, d *control.Dir, cf ctlFile) error {
 			fmt.Fprintf(w, "%s: (Default.) %s.\n", head, cf.def)
 			return nil
 		}
-		if _, perr := strconv.ParseUint(s, 10, 31); perr != nil {
+		n, digits := control.ScanUlong(s)
+		switch {
+		case digits == 0:
 			fmt.Fprintf(w, "%s: %q is not a number; (Default.) %s.\n", head, s, cf.def)
-			return nil
+		case digits < len(s):
+			fmt.Fprintf(w, "%s: %d (from %q: the leading digits count).\n", head, n, s)
+		default:
+			fmt.Fprintf(w, "%s: %s.\n", head, s)
 		}
-		fmt.Fprintf(w, "%s: %s.\n", head, s)
 	case kList, kListMe:
 		lines, ok, err := d.ReadList(cf.name)
 		if err != nil {

@@ -40,6 +40,7 @@ func TestShowctlGolden(t *testing.T) {
 			"control/locals":            "example.org\nmx.example.org\n",
 			"control/rcpthosts":         "# ours\nexample.org\n.example.org\n",
 			"control/concurrencyremote": "60\n",
+			"control/concurrencylocal":  "3 # three\n",
 			"control/timeoutconnect":    "soon\n",
 			"control/databytes":         "10000000  \n",
 			"control/helohost":          "",

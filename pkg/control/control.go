@@ -21,7 +21,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"github.com/hqmail/hqmail/pkg/qhome"
@@ -89,18 +88,41 @@ func (d *Dir) ReadList(name string) ([]string, bool, error) {
 	return ListLines(b), true, nil
 }
 
-// ReadInt reads an integer file. A missing file or one whose first line is
-// not an unsigned decimal number yields def.
+// ReadInt reads an integer file as qmail's control_readint does: the
+// decimal digits at the start of the first line ("3 # three" is 3). A
+// missing file, or a first line that does not start with a digit ("abc",
+// "-5", " 7"), yields def. Values saturate at 2^31-1.
 func (d *Dir) ReadInt(name string, def int) (int, error) {
+	n, err := d.ReadUint(name, uint64(def))
+	return int(min(n, 1<<31-1)), err
+}
+
+// ReadUint is ReadInt for values up to 2^62.
+func (d *Dir) ReadUint(name string, def uint64) (uint64, error) {
 	s, ok, err := d.ReadLine(name)
 	if err != nil || !ok {
 		return def, err
 	}
-	n, perr := strconv.ParseUint(s, 10, 31)
-	if perr != nil {
+	n, digits := ScanUlong(s)
+	if digits == 0 {
 		return def, nil
 	}
-	return int(n), nil
+	return n, nil
+}
+
+// ScanUlong reads the decimal digits at the start of s, as qmail's
+// scan_ulong: their value (saturating at 2^62) and how many there were.
+func ScanUlong(s string) (uint64, int) {
+	var n uint64
+	i := 0
+	for ; i < len(s) && s[i] >= '0' && s[i] <= '9'; i++ {
+		if n < 1<<62/10 {
+			n = n*10 + uint64(s[i]-'0')
+		} else {
+			n = 1 << 62
+		}
+	}
+	return n, i
 }
 
 // LineDefault reads a single-value file, returning def when it is missing.

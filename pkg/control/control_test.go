@@ -102,7 +102,10 @@ func TestReadInt(t *testing.T) {
 		{"negative", ptr("-3\n"), 20},
 		{"empty", ptr(""), 20},
 		{"second line ignored", ptr("5\n6\n"), 5},
-		{"too large", ptr("99999999999999999999\n"), 20},
+		{"too large saturates", ptr("99999999999999999999\n"), 1<<31 - 1},
+		{"leading digits count", ptr("3 # three\n"), 3},
+		{"digits then letters", ptr("30s\n"), 30},
+		{"leading blank", ptr(" 7\n"), 20},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			files := map[string]string{}

@@ -75,27 +75,26 @@ func LoadConfig(root string, getenv func(string) (string, bool)) (cfg *Config, w
 	if cfg.LocalIPHost, _, e = d.LineOrMeRequired("localiphost"); e != nil {
 		return fail(e)
 	}
-	t, e := readSigned(d, "timeoutsmtpd", 1200)
+	// Numbers as qmail reads them (control.ReadUint): leading digits, and
+	// a line without any keeps the default.
+	t, e := d.ReadUint("timeoutsmtpd", 1200)
 	if e != nil {
 		return fail(e)
 	}
-	if t <= 0 {
+	if t == 0 {
 		t = 1
 	}
 	// Beyond about 292 years a time.Duration overflows (and would turn
 	// negative: every session dropped at once); a year is for ever here.
 	cfg.Timeout = time.Duration(min(t, 365*24*3600)) * time.Second
-	db, e := readSigned(d, "databytes", 0)
+	db, e := d.ReadUint("databytes", 0)
 	if e != nil {
 		return fail(e)
 	}
 	if v, ok := getenv("DATABYTES"); ok {
-		db = parseLeadingInt(v)
+		db, _ = control.ScanUlong(v) // qmail: scan_ulong, no digits is 0
 	}
-	if db < 0 {
-		db = 0
-	}
-	cfg.Databytes = db
+	cfg.Databytes = int64(db)
 	hosts, ok, e := d.ReadList("rcpthosts")
 	if e != nil {
 		return fail(e)
@@ -115,38 +114,6 @@ func LoadConfig(root string, getenv func(string) (string, bool)) (cfg *Config, w
 	}
 	cfg.TLS, warn = loadTLS(filepath.Join(d.Path, "servercert.pem"))
 	return cfg, warn, nil
-}
-
-// readSigned reads a numeric control file the way qmail's control_readint
-// does: the leading optional '-' and digits of the first line; a missing
-// file gives def.
-func readSigned(d *control.Dir, name string, def int64) (int64, error) {
-	s, ok, err := d.ReadLine(name)
-	if err != nil || !ok {
-		return def, err
-	}
-	return parseLeadingInt(s), nil
-}
-
-// parseLeadingInt is scan_ulong-style parsing: an optional '-', then the
-// leading decimal digits; no digits is 0. Values saturate at 2^62.
-func parseLeadingInt(s string) int64 {
-	neg := false
-	if strings.HasPrefix(s, "-") {
-		neg, s = true, s[1:]
-	}
-	var n int64
-	for i := 0; i < len(s) && s[i] >= '0' && s[i] <= '9'; i++ {
-		if n < 1<<62/10 {
-			n = n*10 + int64(s[i]-'0')
-		} else {
-			n = 1 << 62
-		}
-	}
-	if neg {
-		return -n
-	}
-	return n
 }
 
 // loadTLS loads control/servercert.pem: the PEM certificate chain and the

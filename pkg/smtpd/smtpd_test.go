@@ -358,13 +358,29 @@ func TestControls(t *testing.T) {
 		}
 	})
 	t.Run("values", func(t *testing.T) {
-		cfg, _, err := LoadConfig(testRoot(t, map[string]string{"smtpgreeting": "hello there \n", "timeoutsmtpd": "-5\n",
+		cfg, _, err := LoadConfig(testRoot(t, map[string]string{"smtpgreeting": "hello there \n", "timeoutsmtpd": "0\n",
 			"databytes": "1000\n", "localiphost": "[literal]\n"}), env("DATABYTES", "77"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if cfg.Greeting != "hello there" || cfg.Timeout != time.Second || cfg.Databytes != 77 || cfg.LocalIPHost != "[literal]" {
 			t.Errorf("values: %+v", cfg)
+		}
+	})
+	t.Run("numbers as qmail reads them", func(t *testing.T) {
+		for _, tc := range []struct {
+			timeout, databytes string
+			wantT              time.Duration
+			wantD              int64
+		}{
+			{"abc\n", "100 # bytes\n", 1200 * time.Second, 100},
+			{"-5\n", "x\n", 1200 * time.Second, 0},
+			{"30s\n", " 7\n", 30 * time.Second, 0},
+		} {
+			cfg, _, err := LoadConfig(testRoot(t, map[string]string{"timeoutsmtpd": tc.timeout, "databytes": tc.databytes}), noEnv)
+			if err != nil || cfg.Timeout != tc.wantT || cfg.Databytes != tc.wantD {
+				t.Errorf("timeoutsmtpd %q databytes %q: %v %d, %v", tc.timeout, tc.databytes, cfg.Timeout, cfg.Databytes, err)
+			}
 		}
 	})
 	t.Run("huge timeout", func(t *testing.T) {
