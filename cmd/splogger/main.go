@@ -3,7 +3,8 @@
 // Usage: splogger [tag [facility]]   (defaults: tag "splogger", facility mail)
 //
 // Runs as: qmaill/nofiles when started by qmail-start as its logger; any user.
-// fds: 0 log lines. Exit: 0 at end of input, 111 if syslog is unreachable.
+// fds: 0 log lines, 2 warnings (syslog unreachable: lines are dropped, it
+// goes on reading). Exit: 0 at end of input, 111 if reading fails.
 // SPLOGGER_SOCKET names the syslog datagram socket (default /dev/log).
 package main
 
@@ -36,7 +37,7 @@ func main() {
 	if sock == "" {
 		sock = "/dev/log"
 	}
-	if err := splog.Run(os.Stdin, sock, tag, fac); err != nil {
+	if err := splog.Run(os.Stdin, sock, tag, fac, os.Stderr); err != nil {
 		fmt.Fprintf(os.Stderr, "splogger: fatal: %v\n", err)
 		os.Exit(111)
 	}

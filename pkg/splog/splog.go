@@ -7,6 +7,13 @@
 // rest. Bytes outside printable ASCII become '?'; lines longer than MaxLine
 // are split. The syslog socket is /dev/log (SPLOGGER_SOCKET names another
 // datagram socket, for tests).
+//
+// Like qmail's splogger, which hands lines to syslog(3), it never stops
+// reading because syslog is away (no syslogd yet at boot, or one that is
+// restarting): lines that cannot be sent are dropped, a warning says so
+// on stderr once per outage, and the socket is tried again at most once a
+// second. Stopping would leave qmail-send writing into a pipe nobody
+// reads.
 package splog
 
 import (
@@ -85,13 +92,11 @@ func Format(fac, sev int, t time.Time, tag string, pid int, msg string) []byte {
 	return fmt.Appendf(nil, "<%d>%s %s[%d]: %s", fac*8+sev, t.Format(time.Stamp), tag, pid, msg)
 }
 
-// Run reads lines from r and sends them to the socket at path.
-func Run(r io.Reader, path, tag string, fac int) error {
-	conn, err := dial(path)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
+// Run reads lines from r to its end and sends them to the socket at path;
+// warnings go to errw. It fails only when r does.
+func Run(r io.Reader, path, tag string, fac int, errw io.Writer) error {
+	s := &sender{path: path, errw: errw}
+	defer s.close()
 	pid := os.Getpid()
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -106,23 +111,69 @@ func Run(r io.Reader, path, tag string, fac int) error {
 				piece = piece[:MaxLine]
 			}
 			line = line[len(piece):]
-			if _, err := conn.Write(Format(fac, sev, now, tag, pid, stamp+piece)); err != nil {
-				// syslogd restarted: reconnect once, never lose the loop.
-				conn.Close()
-				if conn, err = dial(path); err != nil {
-					return err
-				}
-				conn.Write(Format(fac, sev, now, tag, pid, stamp+piece))
-			}
+			s.send(Format(fac, sev, now, tag, pid, stamp+piece))
 		}
 	}
 	return sc.Err()
 }
 
-func dial(path string) (net.Conn, error) {
-	c, err := net.Dial("unixgram", path)
-	if err != nil {
-		return nil, fmt.Errorf("unable to connect to syslog at %s: %w", path, err)
+// retryEvery bounds how often a lost syslog socket is tried again.
+var retryEvery = time.Second
+
+// sender keeps the connection to syslog, and its outages.
+type sender struct {
+	path    string
+	errw    io.Writer
+	conn    net.Conn
+	down    bool      // lines are being dropped
+	nextTry time.Time // no connection attempt before this
+}
+
+// send writes one datagram, reconnecting once when the write fails
+// (syslogd restarted); it drops the datagram when syslog stays away.
+func (s *sender) send(b []byte) {
+	for try := 0; try < 2; try++ {
+		if s.conn == nil && !s.connect() {
+			return
+		}
+		if _, err := s.conn.Write(b); err == nil {
+			if s.down {
+				s.down = false
+				fmt.Fprintf(s.errw, "splogger: syslog at %s is back\n", s.path)
+			}
+			return
+		}
+		s.close()
 	}
-	return c, nil
+	s.lost(fmt.Errorf("write failed"))
+}
+
+func (s *sender) connect() bool {
+	if time.Now().Before(s.nextTry) {
+		return false
+	}
+	c, err := net.Dial("unixgram", s.path)
+	if err != nil {
+		s.lost(err)
+		return false
+	}
+	s.conn = c
+	return true
+}
+
+// lost starts (or continues) an outage: lines are dropped until the next
+// attempt succeeds.
+func (s *sender) lost(err error) {
+	s.nextTry = time.Now().Add(retryEvery)
+	if !s.down {
+		s.down = true
+		fmt.Fprintf(s.errw, "splogger: warning: unable to send to syslog at %s: %v; dropping lines until it is back\n", s.path, err)
+	}
+}
+
+func (s *sender) close() {
+	if s.conn != nil {
+		s.conn.Close()
+		s.conn = nil
+	}
 }

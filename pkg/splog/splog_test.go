@@ -1,9 +1,12 @@
 package splog
 
 import (
+	"fmt"
+	"io"
 	"net"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -42,7 +45,7 @@ func TestRunSendsEveryLine(t *testing.T) {
 	defer pc.Close()
 	long := strings.Repeat("x", MaxLine+10)
 	in := "new msg 12\nwarning: trouble\n" + long + "\n"
-	if err := Run(strings.NewReader(in), path, "qmail", 2); err != nil {
+	if err := Run(strings.NewReader(in), path, "qmail", 2, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	var got []string
@@ -64,4 +67,73 @@ func TestRunSendsEveryLine(t *testing.T) {
 	if !strings.HasSuffix(got[3], " xxxxxxxxxx") {
 		t.Errorf("split line tail %q", got[3])
 	}
+}
+
+// TestRunOutlivesSyslog: with no syslog socket at the start, Run keeps
+// reading (dropping lines, one warning), and once the socket is there the
+// lines go out again; it ends without error at the end of its input.
+func TestRunOutlivesSyslog(t *testing.T) {
+	defer func(d time.Duration) { retryEvery = d }(retryEvery)
+	retryEvery = 10 * time.Millisecond
+	path := filepath.Join(t.TempDir(), "log.sock")
+	pr, pw := io.Pipe()
+	var warn syncBuf
+	done := make(chan error, 1)
+	go func() { done <- Run(pr, path, "qmail", 2, &warn) }()
+	io.WriteString(pw, "lost line\n") // no socket yet: dropped
+	for i := 0; i < 500 && !strings.Contains(warn.String(), "dropping lines"); i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	pc, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	// Keep logging until a line arrives (bounded): the socket is tried
+	// again at most every retryEvery.
+	got := make(chan string, 1)
+	go func() {
+		buf := make([]byte, 4096)
+		pc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if n, err := pc.Read(buf); err == nil {
+			got <- string(buf[:n])
+		}
+		close(got)
+	}()
+	var first string
+	for i := 0; i < 500 && first == ""; i++ {
+		io.WriteString(pw, fmt.Sprintf("probe %d\n", i))
+		select {
+		case first = <-got:
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	pw.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if !strings.Contains(first, " probe ") {
+		t.Errorf("first datagram %q", first)
+	}
+	w := warn.String()
+	if strings.Count(w, "dropping lines") != 1 || !strings.Contains(w, "is back") {
+		t.Errorf("warnings %q", w)
+	}
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
