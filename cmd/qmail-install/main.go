@@ -13,6 +13,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -25,11 +26,21 @@ import (
 func main() {
 	fs := flag.NewFlagSet("qmail-install", flag.ContinueOnError)
 	root := fs.String("root", qhome.DefaultRoot, "install root")
-	me := fs.String("me", "", "control/me when created (default: the host name)")
+	me := fs.String("me", "", "control/me when created (default: /etc/mailname or the host name)")
 	base := fs.Int("uid-base", 0, "as root: numeric ids base..base+6 for qmail's users (tests)")
 	check := fs.Bool("check", false, "report deviations of owners, modes and kinds; change nothing")
-	if err := fs.Parse(os.Args[1:]); err != nil || fs.NArg() != 0 {
+	fs.Usage = func() {
 		fmt.Fprintln(os.Stderr, "usage: qmail-install [-root DIR] [-me NAME] [-uid-base N] [-check]")
+		fs.PrintDefaults()
+	}
+	err := fs.Parse(os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil || fs.NArg() != 0 {
+		if err == nil {
+			fs.Usage()
+		}
 		os.Exit(100)
 	}
 	if *check {
@@ -46,7 +57,7 @@ func main() {
 		}
 		os.Exit(0)
 	}
-	err := install.Install(install.Options{Root: *root, Me: *me, UIDBase: *base, Log: os.Stderr})
+	err = install.Install(install.Options{Root: *root, Me: *me, UIDBase: *base, Log: os.Stderr})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "qmail-install: fatal: %v\n", err)
 	}

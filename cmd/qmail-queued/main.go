@@ -24,7 +24,7 @@ import (
 const help = `usage: qmail-queued
   The queue service: qmail-queue kept running, taking messages on
   QMAILHOME/public/qmail-queue. Started by qmail-start as qmailq; stops at
-  end of file on fd 0 or on SIGTERM. See qmail-queued(8).
+  end of file on fd 0 when that is a pipe, or on SIGTERM. See qmail-queued(8).
 `
 
 func main() {

@@ -35,7 +35,13 @@ func NewaliasesMain(root string, args []string, stdout, stderr io.Writer) int {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
-		return 64
+		return 100
+	}
+	if fl.NArg() > 0 {
+		// "newaliases /etc/other" would compile the default file.
+		fmt.Fprintf(stderr, "newaliases: fatal: unexpected argument %q (the file is given with -f)\n", fl.Arg(0))
+		fl.Usage()
+		return 100
 	}
 	if *src == "" {
 		s, err := Source(root)

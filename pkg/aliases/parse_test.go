@@ -129,3 +129,18 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestNewaliasesUsage: a bad option or a stray argument is a usage error
+// (100) and compiles nothing.
+func TestNewaliasesUsage(t *testing.T) {
+	root := t.TempDir()
+	for _, args := range [][]string{{"-x"}, {"/etc/other"}} {
+		var out, errb strings.Builder
+		if code := NewaliasesMain(root, args, &out, &errb); code != 100 || !strings.Contains(errb.String(), "usage: newaliases") {
+			t.Errorf("%q: exit %d, stderr %q", args, code, errb.String())
+		}
+	}
+	if _, err := os.Stat(filepath.Join(root, DBFile)); !os.IsNotExist(err) {
+		t.Errorf("database written: %v", err)
+	}
+}

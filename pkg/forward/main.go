@@ -114,8 +114,11 @@ func FastforwardMain(root string, args []string, stdin *os.File, stdout io.Write
 // delivers and exits 99, or 0 when the file names the user with "\user"
 // (keep a copy here too).
 func DotForwardMain(root string, args []string, stdin *os.File, stdout io.Writer) int {
-	if len(args) != 1 {
+	if len(args) != 1 || strings.HasPrefix(args[0], "-") {
 		fmt.Fprintln(stdout, "usage: dot-forward file (run from a .qmail file) (#5.3.5)")
+		if len(args) == 1 && (args[0] == "-h" || args[0] == "--help") {
+			return 0
+		}
 		return 100
 	}
 	path := args[0]

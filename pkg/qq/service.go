@@ -82,11 +82,21 @@ func dialService(root string) (int, error) {
 	return fd, nil
 }
 
+// setUID reports whether the process runs with an effective uid other
+// than its real one; a variable for tests.
+var setUID = func() bool { return os.Getuid() != os.Geteuid() }
+
 // viaService queues msg through root's queue service. It returns
 // errNotTaken when there is no service or it did not take the message
 // (nothing of msg was read); any other failure is the result, as if
 // qmail-queue had ended that way.
 func viaService(root string, msg io.Reader, env *Envelope, started func(int)) (pid int, id uint64, err error) {
+	if setUID() {
+		// The service knows its caller by SO_PEERCRED, which holds the
+		// effective uid; qmail records the real one. A set-uid caller
+		// runs qmail-queue, which records its real uid.
+		return 0, 0, errNotTaken
+	}
 	fd, err := dialService(root)
 	if err != nil {
 		return 0, 0, errNotTaken

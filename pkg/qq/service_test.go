@@ -83,3 +83,32 @@ func TestServiceSilent(t *testing.T) {
 		t.Fatal("the fake service saw nothing")
 	}
 }
+
+// TestServiceNotForSetUID: a set-uid caller does not use the service (it
+// would record the effective uid; qmail-queue records the real one): it
+// does not even connect.
+func TestServiceNotForSetUID(t *testing.T) {
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "public"), 0o755)
+	ln, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(ln)
+	if err := unix.Bind(ln, &unix.SockaddrUnix{Name: filepath.Join(root, ServiceSocket)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(ln, 4); err != nil {
+		t.Fatal(err)
+	}
+	old := setUID
+	setUID = func() bool { return true }
+	t.Cleanup(func() { setUID = old })
+	_, err = Queue(Options{Root: root, Env: []string{}}, strings.NewReader("x\n"), &Envelope{Sender: "a@b", Recipients: []string{"c@d"}})
+	if err == nil || !strings.Contains(err.Error(), "unable to exec qq") {
+		t.Errorf("set-uid caller: %v, want qmail-queue's exec to be tried", err)
+	}
+	if _, _, err := unix.Accept(ln); err != unix.EAGAIN {
+		t.Errorf("the service was connected to (accept: %v)", err)
+	}
+}
