@@ -75,16 +75,22 @@ done
 mkdir -p "$state"
 
 # qmail-start: its stdout is qmail-send's log.
-setsid "$ROOT/bin/qmail-start" ./Maildir/ </dev/null >>"$state/qmail-send.log" 2>&1 &
+# The logs name every sender and recipient: readable by the owner only.
+(umask 077; touch "$state/qmail-send.log" "$state/qmail-smtpd.log")
+chmod 600 "$state/qmail-send.log" "$state/qmail-smtpd.log"
+# A clean environment, as the rc script and the systemd unit give it: the
+# daemons pass theirs down to every .qmail program.
+clean="env - PATH=/usr/local/bin:/usr/bin:/bin"
+setsid $clean "$ROOT/bin/qmail-start" ./Maildir/ </dev/null >>"$state/qmail-send.log" 2>&1 &
 echo $! > "$state/start.pid"
 
 if [ "$(id -u)" = 0 ]; then
   # qmail-smtpd runs as qmaild/nofiles, as under tcpserver.
-  setsid setpriv --reuid=qmaild --regid=nofiles --clear-groups \
+  setsid $clean setpriv --reuid=qmaild --regid=nofiles --clear-groups \
     "$ROOT/bin/qmail-smtpd" -listen "$LISTEN" </dev/null >>"$state/qmail-smtpd.log" 2>&1 &
   box=$ROOT/alias/Maildir
 else
-  setsid "$ROOT/bin/qmail-smtpd" -listen "$LISTEN" </dev/null >>"$state/qmail-smtpd.log" 2>&1 &
+  setsid $clean "$ROOT/bin/qmail-smtpd" -listen "$LISTEN" </dev/null >>"$state/qmail-smtpd.log" 2>&1 &
   box=$ROOT/home/$me/Maildir
 fi
 echo $! > "$state/smtpd.pid"
