@@ -15,7 +15,6 @@ package test
 // accepting and stalls the sessions in progress).
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"log"
@@ -34,6 +33,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/hqmail/hqmail/internal/testutil"
 	"github.com/hqmail/hqmail/pkg/tcpto"
 	"github.com/hqmail/hqmail/test/dnstest"
 	"github.com/hqmail/hqmail/test/harness"
@@ -634,22 +634,11 @@ func TestDialupLinkwatch(t *testing.T) {
 
 // linkwatch is a running qmail-linkwatch with its log captured.
 type linkwatch struct {
-	mu   sync.Mutex
-	buf  bytes.Buffer
+	testutil.SyncBuffer
 	done chan struct{}
 }
 
-func (l *linkwatch) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *linkwatch) log() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
+func (l *linkwatch) log() string { return l.String() }
 
 func (l *linkwatch) wait(t *testing.T, sub string, n int) {
 	t.Helper()

@@ -17,18 +17,7 @@ import (
 // result), having written nothing to the service.
 func TestServiceSilent(t *testing.T) {
 	root := t.TempDir()
-	os.MkdirAll(filepath.Join(root, "public"), 0o755)
-	ln, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(ln)
-	if err := unix.Bind(ln, &unix.SockaddrUnix{Name: filepath.Join(root, ServiceSocket)}); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Listen(ln, 4); err != nil {
-		t.Fatal(err)
-	}
+	ln := serviceSocket(t, root, 0)
 	got := make(chan string, 1)
 	go func() {
 		c, _, err := unix.Accept(ln)
@@ -70,7 +59,7 @@ func TestServiceSilent(t *testing.T) {
 	old := AnswerTimeout
 	AnswerTimeout = 300 * time.Millisecond
 	defer func() { AnswerTimeout = old }()
-	_, err = Queue(Options{Root: root, Env: []string{}}, strings.NewReader("x\n"), &Envelope{Sender: "a@b", Recipients: []string{"c@d"}})
+	_, err := Queue(Options{Root: root, Env: []string{}}, strings.NewReader("x\n"), &Envelope{Sender: "a@b", Recipients: []string{"c@d"}})
 	if err == nil || !strings.Contains(err.Error(), "unable to exec qq") {
 		t.Errorf("after a silent service: %v, want qmail-queue's exec to be tried", err)
 	}
@@ -89,26 +78,34 @@ func TestServiceSilent(t *testing.T) {
 // does not even connect.
 func TestServiceNotForSetUID(t *testing.T) {
 	root := t.TempDir()
-	os.MkdirAll(filepath.Join(root, "public"), 0o755)
-	ln, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(ln)
-	if err := unix.Bind(ln, &unix.SockaddrUnix{Name: filepath.Join(root, ServiceSocket)}); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Listen(ln, 4); err != nil {
-		t.Fatal(err)
-	}
+	ln := serviceSocket(t, root, unix.SOCK_NONBLOCK)
 	old := setUID
 	setUID = func() bool { return true }
 	t.Cleanup(func() { setUID = old })
-	_, err = Queue(Options{Root: root, Env: []string{}}, strings.NewReader("x\n"), &Envelope{Sender: "a@b", Recipients: []string{"c@d"}})
+	_, err := Queue(Options{Root: root, Env: []string{}}, strings.NewReader("x\n"), &Envelope{Sender: "a@b", Recipients: []string{"c@d"}})
 	if err == nil || !strings.Contains(err.Error(), "unable to exec qq") {
 		t.Errorf("set-uid caller: %v, want qmail-queue's exec to be tried", err)
 	}
 	if _, _, err := unix.Accept(ln); err != unix.EAGAIN {
 		t.Errorf("the service was connected to (accept: %v)", err)
 	}
+}
+
+// serviceSocket listens where a tree at root has its queue service's
+// socket, with extra socket flags; it is closed at the end of the test.
+func serviceSocket(t *testing.T, root string, flags int) int {
+	t.Helper()
+	os.MkdirAll(filepath.Join(root, "public"), 0o755)
+	ln, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC|flags, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(ln) })
+	if err := unix.Bind(ln, &unix.SockaddrUnix{Name: filepath.Join(root, ServiceSocket)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(ln, 4); err != nil {
+		t.Fatal(err)
+	}
+	return ln
 }

@@ -14,28 +14,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hqmail/hqmail/internal/testutil"
 	"github.com/hqmail/hqmail/pkg/clean"
 	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/spawnproto"
 )
 
 // lines is a goroutine-safe log capture.
-type lines struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (l *lines) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *lines) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
+type lines struct{ testutil.SyncBuffer }
 
 func (l *lines) count(sub string) int { return strings.Count(l.String(), sub) }
 

@@ -21,6 +21,8 @@ import (
 	"time"
 
 	smtp "github.com/emersion/go-smtp"
+
+	"github.com/hqmail/hqmail/internal/testutil"
 )
 
 // TestOpenRelay: without RELAYCLIENT, twenty ways of asking for relaying
@@ -181,7 +183,7 @@ func TestListener(t *testing.T) {
 				t.Fatal(err)
 			}
 			done := make(chan error, 1)
-			var logb syncBuffer
+			var logb testutil.SyncBuffer
 			l := &Listener{Root: root, Getenv: noEnv, Log: log.New(&logb, "", 0), MaxConns: 2}
 			go func() { done <- l.Serve(ln) }()
 			t.Cleanup(func() {
@@ -206,25 +208,6 @@ func TestListener(t *testing.T) {
 		})
 	}
 	_ = q
-}
-
-// syncBuffer is a bytes.Buffer for a logger written from the listener's
-// goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // selfSigned writes a certificate and key for "mx.example.org" as one PEM

@@ -6,9 +6,10 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/hqmail/hqmail/internal/testutil"
 )
 
 func TestParseFacility(t *testing.T) {
@@ -77,7 +78,7 @@ func TestRunOutlivesSyslog(t *testing.T) {
 	retryEvery = 10 * time.Millisecond
 	path := filepath.Join(t.TempDir(), "log.sock")
 	pr, pw := io.Pipe()
-	var warn syncBuf
+	var warn testutil.SyncBuffer
 	done := make(chan error, 1)
 	go func() { done <- Run(pr, path, "qmail", 2, &warn) }()
 	io.WriteString(pw, "lost line\n") // no socket yet: dropped
@@ -119,21 +120,4 @@ func TestRunOutlivesSyslog(t *testing.T) {
 	if strings.Count(w, "dropping lines") != 1 || !strings.Contains(w, "is back") {
 		t.Errorf("warnings %q", w)
 	}
-}
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
