@@ -90,7 +90,7 @@ func TestRemoteDNSFailures(t *testing.T) {
 		{"nx.test", "DSorry, I couldn't find any host named nx.test. (#5.1.2)\n"},
 		{"slow.test", "ZSorry, I couldn't find any host by that name. (#4.1.2)\n"},
 		{"broken.test", "ZSorry, I couldn't find any host by that name. (#4.1.2)\n"},
-		{"empty.test", "DSorry, I couldn't find a mail exchanger or IP address. (#5.4.4)\n"},
+		{"empty.test", "DSorry, I couldn't find any host named empty.test. (#5.1.2)\n"},
 		{"self.test", "DSorry. Although I'm listed as a best-preference MX or A for that host,\nit isn't in my control/locals file, so I don't treat it as local. (#5.4.6)\n"},
 		{"[127.0.0.1]", "DSorry. Although I'm listed as a best-preference MX or A for that host,\nit isn't in my control/locals file, so I don't treat it as local. (#5.4.6)\n"},
 	}
@@ -104,6 +104,10 @@ func TestRemoteDNSFailures(t *testing.T) {
 func TestRemoteUsageAndControls(t *testing.T) {
 	tr := newRTree(t)
 	checkReports(t, tr.Remote(testMsg, "x.test", "f@x.test"), "DI (qmail-remote) was invoked improperly. (#5.3.5)\n")
+	// A resolver file that control/resolvconf names must exist: no quiet
+	// fall back to a nameserver on 127.0.0.1.
+	tr.Control("resolvconf", "etc/no-such-resolv.conf\n")
+	checkReports(t, tr.Remote(testMsg, "x.test", "f", "t@x.test"), "ZUnable to read control files. (#4.3.0)\n")
 	os.Remove(filepath.Join(tr.Root, "control", "me"))
 	checkReports(t, tr.Remote(testMsg, "x.test", "f", "t@x.test"), "ZUnable to read control files. (#4.3.0)\n")
 }

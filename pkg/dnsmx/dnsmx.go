@@ -5,8 +5,13 @@
 //   - A literal host (d.d.d.d, [d.d.d.d], or [IPv6:addr]) is used directly
 //     with preference 0; no DNS query is made.
 //   - Otherwise the MX records of the host are looked up. A temporary
-//     failure is ErrTemp; NXDOMAIN is ErrNoHost. No MX records (no data)
-//     falls back to the host's own addresses with preference 0.
+//     failure is ErrTemp. NXDOMAIN or no MX records (no data) falls back
+//     to the host's own addresses with preference 0, as qmail's dns_mxip
+//     does on any hard failure (some servers answer NXDOMAIN for the types
+//     they do not serve); a host without addresses then is ErrNoHost.
+//   - An exchanger named by a dotted or bracketed IP address is used as
+//     that address, as qmail does (RFC 5321 forbids such MX records, but
+//     they exist). A null MX (RFC 7505, ".") names no exchanger.
 //   - MX records are sorted by ascending preference, records of equal
 //     preference in random order. Each exchanger's addresses follow in the
 //     order the server returned them, carrying its preference; exchangers
@@ -88,10 +93,7 @@ func (r *Resolver) MX(host string) ([]Addr, error) {
 		return nil, ErrNoHost
 	}
 	rrs, err := r.query(host, dns.TypeMX)
-	switch {
-	case errors.Is(err, ErrNoHost):
-		return nil, ErrNoHost
-	case err != nil:
+	if err != nil && !errors.Is(err, ErrNoHost) {
 		return nil, ErrTemp
 	}
 	var mxs []*dns.MX
@@ -101,7 +103,11 @@ func (r *Resolver) MX(host string) ([]Addr, error) {
 		}
 	}
 	if len(mxs) == 0 {
-		return r.Host(host)
+		addrs, err := r.Host(host)
+		if errors.Is(err, ErrNoAddr) {
+			err = ErrNoHost // qmail: no A record is a hard failure
+		}
+		return addrs, err
 	}
 	shuffle := r.Shuffle
 	if shuffle == nil {
@@ -115,6 +121,10 @@ func (r *Resolver) MX(host string) ([]Addr, error) {
 	for _, mx := range mxs {
 		name := strings.TrimSuffix(mx.Mx, ".")
 		if name == "" { // null MX (RFC 7505): this exchanger takes no mail
+			continue
+		}
+		if ip := Literal(name); ip != nil {
+			out = append(out, Addr{IP: ip, Pref: int(mx.Preference), Name: name})
 			continue
 		}
 		ips, err := r.IPs(name)

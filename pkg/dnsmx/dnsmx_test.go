@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
+
 	"github.com/hqmail/hqmail/pkg/dnsmx"
 	"github.com/hqmail/hqmail/test/dnstest"
 )
@@ -94,7 +96,11 @@ func TestMX(t *testing.T) {
 		"tempaddr.test. MX 10 slow.mx.test.",
 		"plain.test. A 192.0.2.9",
 		"nullmx.test. MX 0 .",
+		"ipmx.test. MX 10 192.0.2.50.",
+		"ipmx.test. MX 20 [192.0.2.51].",
+		"mxnx.test. A 192.0.2.60",
 	)
+	s.NXDomainFor("mxnx.test.", dns.TypeMX)
 	s.Exists("empty.test.")
 	s.ServFail("servfail.test.")
 	s.ServFail("slow.mx.test.")
@@ -111,7 +117,9 @@ func TestMX(t *testing.T) {
 		{"plain.test", "0 plain.test 192.0.2.9", nil, false},
 		{"[192.0.2.77]", "0 [192.0.2.77] 192.0.2.77", nil, false},
 		{"nxdomain.test", "", dnsmx.ErrNoHost, false},
-		{"empty.test", "", dnsmx.ErrNoAddr, false},
+		{"empty.test", "", dnsmx.ErrNoHost, false}, // no MX, no A: qmail's #5.1.2
+		{"ipmx.test", "10 192.0.2.50 192.0.2.50, 20 [192.0.2.51] 192.0.2.51", nil, false},
+		{"mxnx.test", "0 mxnx.test 192.0.2.60", nil, false}, // NXDOMAIN for MX only: A fallback
 		{"servfail.test", "", dnsmx.ErrTemp, false},
 		{"silent.test", "", dnsmx.ErrTemp, false},
 		{"noaddr.test", "", dnsmx.ErrNoAddr, false},
@@ -126,6 +134,18 @@ func TestMX(t *testing.T) {
 		if !errors.Is(err, tt.err) || format(got) != tt.want {
 			t.Errorf("MX(%q) = %q, %v; want %q, %v", tt.host, format(got), err, tt.want, tt.err)
 		}
+	}
+}
+
+// TestNoEDNSServer: a server that answers FORMERR to EDNS queries is asked
+// again without EDNS (RFC 6891 §7), not given up as temporarily failing.
+func TestNoEDNSServer(t *testing.T) {
+	s := dnstest.Start(t)
+	s.Add("plain.test. A 192.0.2.9")
+	s.RefuseEDNS()
+	got, err := resolver(t, s).MX("plain.test")
+	if err != nil || format(got) != "0 plain.test 192.0.2.9" {
+		t.Errorf("MX via a server without EDNS = %q, %v", format(got), err)
 	}
 }
 

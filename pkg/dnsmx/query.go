@@ -9,24 +9,33 @@ import (
 // query asks the configured nameservers for name/qtype: the answer section
 // on NOERROR (possibly empty), ErrNoHost on NXDOMAIN, ErrTemp when no server
 // gave either within Attempts rounds. A truncated UDP answer is asked again
-// over TCP.
+// over TCP. A server that answers FORMERR to the EDNS query (an old router's
+// DNS proxy) is asked again without EDNS, as RFC 6891 §7 says.
 func (r *Resolver) query(name string, qtype uint16) ([]dns.RR, error) {
 	conf := r.Conf
 	if conf == nil {
 		conf, _ = ParseConfig(strings.NewReader(""))
 	}
-	m := new(dns.Msg)
-	m.SetQuestion(dns.Fqdn(name), qtype)
-	m.RecursionDesired = true
+	plain := new(dns.Msg)
+	plain.SetQuestion(dns.Fqdn(name), qtype)
+	plain.RecursionDesired = true
+	m := plain.Copy()
 	m.SetEdns0(1232, false)
 
 	udp := &dns.Client{Net: "udp", Timeout: conf.Timeout}
 	tcp := &dns.Client{Net: "tcp", Timeout: conf.Timeout}
+	exchange := func(m *dns.Msg, srv string) (*dns.Msg, error) {
+		in, _, err := udp.Exchange(m, srv)
+		if err == nil && in.Truncated {
+			in, _, err = tcp.Exchange(m, srv)
+		}
+		return in, err
+	}
 	for a := 0; a < max(conf.Attempts, 1); a++ {
 		for _, srv := range conf.Servers {
-			in, _, err := udp.Exchange(m, srv)
-			if err == nil && in.Truncated {
-				in, _, err = tcp.Exchange(m, srv)
+			in, err := exchange(m, srv)
+			if err == nil && in != nil && in.Rcode == dns.RcodeFormatError {
+				in, err = exchange(plain, srv)
 			}
 			if err != nil || in == nil {
 				continue

@@ -36,6 +36,16 @@ func ReadConfig(path string) (*Config, error) {
 	return ParseConfig(f)
 }
 
+// ReadConfigStrict is ReadConfig for a file that must exist.
+func ReadConfigStrict(path string) (*Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return ParseConfig(f)
+}
+
 // ParseConfig parses resolv.conf syntax: "nameserver ADDR" lines and the
 // "options timeout:N attempts:N" settings; every other keyword (search,
 // domain, sortlist, other options) is ignored, since qmail looks up names as

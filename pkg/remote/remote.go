@@ -232,9 +232,17 @@ func (d *delivery) addresses() ([]dnsmx.Addr, *report) {
 		}
 		return selfFilter(addrs, localIPs())
 	}
-	conf, err := dnsmx.ReadConfig(d.cfg.ResolvConf)
+	var conf *dnsmx.Config
+	var err error
+	if d.cfg.ResolvConf == dnsmx.DefaultResolvConf {
+		conf, err = dnsmx.ReadConfig(d.cfg.ResolvConf) // missing: the C resolver's defaults
+	} else {
+		// A file control/resolvconf names must be there and readable:
+		// falling back to a nameserver on 127.0.0.1 would hide the mistake.
+		conf, err = dnsmx.ReadConfigStrict(d.cfg.ResolvConf)
+	}
 	if err != nil {
-		return nil, &report{'Z', txtDNSTemp}
+		return nil, &report{'Z', txtControl}
 	}
 	local := localIPs()
 	r := &dnsmx.Resolver{Conf: conf, PreferIPv6: hasGlobalIPv6(local)}

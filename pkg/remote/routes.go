@@ -31,12 +31,15 @@ type Table map[string]string
 // a line without ':' is ignored).
 func ParseTable(lines []string) Table { return Table(control.KeyMap(lines)) }
 
-// Lookup returns the value of the first key matching host.
+// Lookup returns the value of the first key matching host. A trailing dot
+// of the host (a fully qualified "example.com.") is not part of the match:
+// tlsroutes is a security policy, and "example.com." must not escape the
+// line for example.com.
 func (t Table) Lookup(host string) (string, bool) {
 	if len(t) == 0 {
 		return "", false
 	}
-	h := strings.ToLower(host)
+	h := strings.TrimSuffix(strings.ToLower(host), ".")
 	if v, ok := t[h]; ok {
 		return v, true
 	}

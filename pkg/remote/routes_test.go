@@ -23,6 +23,8 @@ badport.test:x.relay:nope
 	}{
 		{"example.com", "relay.example.net:25", true},
 		{"EXAMPLE.COM", "relay.example.net:25", true},
+		{"example.com.", "relay.example.net:25", true}, // a trailing dot escapes no line
+		{"a.b.example.com.", "sub.relay:2525", true},
 		{"a.b.example.com", "sub.relay:2525", true},
 		{"x.com", "com.relay:25", true},
 		{"other.org", "", false}, // empty relay: MX

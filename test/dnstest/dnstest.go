@@ -28,6 +28,8 @@ type Server struct {
 	names    map[string]bool     // names that exist (NOERROR even without data)
 	servfail map[string]bool
 	silent   map[string]bool
+	nxtype   map[string]bool // key(name, type): NXDOMAIN for that type only
+	noEDNS   bool            // FORMERR to any query with an OPT record
 	queries  []string
 	tcpCount int
 
@@ -55,7 +57,7 @@ func Start(t testing.TB) *Server {
 func Serve(t testing.TB, pc net.PacketConn, ln net.Listener) *Server {
 	t.Helper()
 	s := &Server{rrs: map[string][]dns.RR{}, names: map[string]bool{},
-		servfail: map[string]bool{}, silent: map[string]bool{}}
+		servfail: map[string]bool{}, silent: map[string]bool{}, nxtype: map[string]bool{}}
 	s.Addr = pc.LocalAddr().String()
 	h := dns.HandlerFunc(s.serve)
 	s.udp = &dns.Server{PacketConn: pc, Handler: h}
@@ -116,6 +118,22 @@ func (s *Server) Silent(name string) {
 	s.mu.Unlock()
 }
 
+// NXDomainFor makes queries of qtype for name answer NXDOMAIN although the
+// name has other records (as some broken servers do).
+func (s *Server) NXDomainFor(name string, qtype uint16) {
+	s.mu.Lock()
+	s.nxtype[key(name, qtype)] = true
+	s.mu.Unlock()
+}
+
+// RefuseEDNS makes the server answer FORMERR to every query that carries
+// an EDNS OPT record, as old DNS proxies do.
+func (s *Server) RefuseEDNS() {
+	s.mu.Lock()
+	s.noEDNS = true
+	s.mu.Unlock()
+}
+
 // Queries returns "name/TYPE" of every query received so far.
 func (s *Server) Queries() []string {
 	s.mu.Lock()
@@ -145,6 +163,7 @@ func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) {
 		s.tcpCount++
 	}
 	silent, servfail, exists := s.silent[name], s.servfail[name], s.names[name]
+	nx, formerr := s.nxtype[key(name, q.Qtype)], s.noEDNS && req.IsEdns0() != nil
 	answer := append([]dns.RR(nil), s.rrs[key(name, q.Qtype)]...)
 	s.mu.Unlock()
 	if silent {
@@ -154,6 +173,10 @@ func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) {
 	m.SetReply(req)
 	m.Authoritative = true
 	switch {
+	case formerr:
+		m.Rcode = dns.RcodeFormatError
+	case nx:
+		m.Rcode = dns.RcodeNameError
 	case servfail:
 		m.Rcode = dns.RcodeServerFailure
 	case !exists:
