@@ -244,6 +244,30 @@ func TestRemoteSTARTTLS(t *testing.T) {
 	}
 }
 
+// TestRemoteRequiredTLSNextMX: where control/tlsroutes asks for TLS, an MX
+// that does not offer it is passed over for the next one, as other MTAs do
+// (RFC 7672 §2.2): the mail goes to the MX that speaks TLS. With no MX
+// offering it, the last refusal is the report.
+func TestRemoteRequiredTLSNextMX(t *testing.T) {
+	needRoot(t) // MX path: port 25
+	cert, _ := selfSigned(t, "mx2.tls2.test")
+	tr := newRTree(t)
+	dns := dnstest.Start(t)
+	tr.UseDNS(dns)
+	plain := startSink(t, listen(t, "", 25), sinkOpts{})
+	secure := startSink(t, listen(t, "", 25), sinkOpts{TLS: &tls.Config{Certificates: []tls.Certificate{cert}}})
+	dns.Add("tls2.test. MX 10 mx1.tls2.test.", "mx1.tls2.test. A "+plain.IP,
+		"tls2.test. MX 20 mx2.tls2.test.", "mx2.tls2.test. A "+secure.IP,
+		"plain2.test. MX 10 mx1.tls2.test.")
+	tr.Control("tlsroutes", ".test:encrypt\n")
+	checkReports(t, tr.Remote(testMsg, "tls2.test", "f@x.test", "a@tls2.test"), "r", accepted(secure.IP))
+	if ms := secure.Messages(); len(ms) != 1 || !ms[0].TLS || len(plain.Messages()) != 0 {
+		t.Fatalf("secure %+v, plain %+v", ms, plain.Messages())
+	}
+	checkReports(t, tr.Remote(testMsg, "plain2.test", "f@x.test", "a@plain2.test"),
+		"ZConnected to "+plain.IP+" but it does not offer STARTTLS, which control/tlsroutes requires. (#4.7.0)\n")
+}
+
 func TestRemoteRequiredTLSNotOffered(t *testing.T) {
 	tr := newRTree(t)
 	s := startSink(t, listen(t, "", 0), sinkOpts{})

@@ -133,7 +133,7 @@ func (d *delivery) reuse() (rep *report, ok bool) {
 	if errors.As(err, &rep) {
 		return rep, true
 	}
-	return &report{'Z', "Connected to " + s.ip + " but connection died. (#4.4.2)\n"}, true
+	return &report{letter: 'Z', text: "Connected to " + s.ip + " but connection died. (#4.4.2)\n"}, true
 }
 
 // idle reports whether the connection is as the last transaction left it:
@@ -172,7 +172,7 @@ func Serve(root string, sock int) int {
 		w := bufio.NewWriter(&out)
 		var rep *report
 		if r.Cut || r.File == nil {
-			rep = &report{'D', txtUsage}
+			rep = &report{letter: 'D', text: txtUsage}
 		} else {
 			rep = run(root, r.Args, r.File, w, k)
 		}

@@ -139,18 +139,18 @@ type delivery struct {
 // this delivery's connection when the peer accepted the message.
 func run(root string, args []string, msg *os.File, out *bufio.Writer, keep *keeper) *report {
 	if len(args) < 3 {
-		return &report{'D', txtUsage}
+		return &report{letter: 'D', text: txtUsage}
 	}
 	if err := os.Chdir(root); err != nil {
-		return &report{'Z', txtHome}
+		return &report{letter: 'Z', text: txtHome}
 	}
 	cfg, err := LoadConfig(root)
 	if err != nil {
-		return &report{'Z', txtControl}
+		return &report{letter: 'Z', text: txtControl}
 	}
 	d := &delivery{cfg: cfg, root: root, host: args[0], sender: args[1], rcpts: args[2:], msg: msg, out: out, keep: keep}
 	if strings.ContainsAny(d.sender, "\r\n") {
-		return &report{'D', "Sorry, the envelope sender contains a CR or LF. (#5.1.7)\n"}
+		return &report{letter: 'D', text: "Sorry, the envelope sender contains a CR or LF. (#5.1.7)\n"}
 	}
 	d.route, d.routed = cfg.Routes.LookupRoute(d.host)
 	d.policy = cfg.TLSRoutes.TLSPolicy(d.host)
@@ -184,14 +184,14 @@ func (d *delivery) loadCredentials() *report {
 		if errors.Is(err, os.ErrNotExist) {
 			return nil
 		}
-		return &report{'Z', txtControl}
+		return &report{letter: 'Z', text: txtControl}
 	}
 	if st.Mode().Perm()&0o077 != 0 {
-		return &report{'Z', "Sorry, control/smtpauth is readable by group or others; fix its mode to 0600. (#4.3.0)\n"}
+		return &report{letter: 'Z', text: "Sorry, control/smtpauth is readable by group or others; fix its mode to 0600. (#4.3.0)\n"}
 	}
 	lines, _, err := d.cfg.ctl.ReadList("smtpauth")
 	if err != nil {
-		return &report{'Z', txtControl}
+		return &report{letter: 'Z', text: txtControl}
 	}
 	if c, ok := ParseAuth(lines)[strings.ToLower(d.route.Relay)]; ok {
 		d.creds = &c
@@ -207,11 +207,11 @@ func (d *delivery) loadRoots() *report {
 		return nil
 	}
 	if err != nil {
-		return &report{'Z', txtControl}
+		return &report{letter: 'Z', text: txtControl}
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(b) {
-		return &report{'Z', txtControl}
+		return &report{letter: 'Z', text: txtControl}
 	}
 	d.roots = pool
 	return nil
@@ -242,7 +242,7 @@ func (d *delivery) addresses() ([]dnsmx.Addr, *report) {
 		conf, err = dnsmx.ReadConfigStrict(d.cfg.ResolvConf)
 	}
 	if err != nil {
-		return nil, &report{'Z', txtControl}
+		return nil, &report{letter: 'Z', text: txtControl}
 	}
 	local := localIPs()
 	r := &dnsmx.Resolver{Conf: conf, PreferIPv6: hasGlobalIPv6(local)}
@@ -254,11 +254,11 @@ func (d *delivery) addresses() ([]dnsmx.Addr, *report) {
 	}
 	switch {
 	case errors.Is(err, dnsmx.ErrNoHost):
-		return nil, &report{'D', "Sorry, I couldn't find any host named " + name + ". (#5.1.2)\n"}
+		return nil, &report{letter: 'D', text: "Sorry, I couldn't find any host named " + name + ". (#5.1.2)\n"}
 	case errors.Is(err, dnsmx.ErrNoAddr):
-		return nil, &report{'D', txtNoMX}
+		return nil, &report{letter: 'D', text: txtNoMX}
 	case err != nil:
-		return nil, &report{'Z', txtDNSTemp}
+		return nil, &report{letter: 'Z', text: txtDNSTemp}
 	}
 	if d.routed {
 		return addrs, nil
@@ -285,7 +285,7 @@ func selfFilter(addrs []dnsmx.Addr, local []net.IP) ([]dnsmx.Addr, *report) {
 		}
 	}
 	if len(out) == 0 {
-		return nil, &report{'D', txtSelfLoop}
+		return nil, &report{letter: 'D', text: txtSelfLoop}
 	}
 	return out, nil
 }
@@ -333,6 +333,7 @@ func (d *delivery) connect(addrs []dnsmx.Addr) *report {
 		port = d.route.Port
 	}
 	tt := tcpto.Open(d.root)
+	var refused *report // the last TLS-policy refusal
 	for _, a := range addrs {
 		ready, present := tt.Ready(a.IP)
 		if !ready {
@@ -355,11 +356,18 @@ func (d *delivery) connect(addrs []dnsmx.Addr) *report {
 		}
 		var rep *report
 		if errors.As(err, &rep) {
+			if rep.tlsPolicy {
+				refused = rep
+				continue
+			}
 			return rep
 		}
-		return &report{'Z', "Connected to " + a.IP.String() + " but connection died. (#4.4.2)\n"}
+		return &report{letter: 'Z', text: "Connected to " + a.IP.String() + " but connection died. (#4.4.2)\n"}
 	}
-	return &report{'Z', txtNoConnect}
+	if refused != nil {
+		return refused
+	}
+	return &report{letter: 'Z', text: txtNoConnect}
 }
 
 func (d *delivery) dial(ip net.IP, port int) (net.Conn, error) {
@@ -448,12 +456,12 @@ func (d *delivery) smtp(conn net.Conn, a dnsmx.Addr, port int, tryTLS bool) erro
 	}
 	if required && !s.tls {
 		s.quit()
-		return &report{'Z', "Connected to " + s.ip + " but it does not offer STARTTLS, which control/tlsroutes requires. (#4.7.0)\n"}
+		return policy(&report{letter: 'Z', text: "Connected to " + s.ip + " but it does not offer STARTTLS, which control/tlsroutes requires. (#4.7.0)\n"})
 	}
 	if d.creds != nil {
 		if !s.tls {
 			s.quit()
-			return &report{'Z', "Connected to " + s.ip + " but I will not send a password without TLS. (#4.7.0)\n"}
+			return &report{letter: 'Z', text: "Connected to " + s.ip + " but I will not send a password without TLS. (#4.7.0)\n"}
 		}
 		if err := s.auth(ext, *d.creds); err != nil {
 			return err

@@ -302,6 +302,18 @@ func (w *wire) SetWriteDeadline(t time.Time) error { return nil }
 type report struct {
 	letter byte
 	text   string
+	// tlsPolicy marks a refusal of this host by control/tlsroutes (no
+	// STARTTLS, a refused STARTTLS, a failed handshake or certificate
+	// check where TLS is required): nothing was sent, so the next address
+	// is tried, as other MTAs do (RFC 7672 §2.2); the report stands only
+	// if no address gets further.
+	tlsPolicy bool
+}
+
+// policy marks r as a TLS-policy refusal.
+func policy(r *report) *report {
+	r.tlsPolicy = true
+	return r
 }
 
 func (r *report) Error() string { return string(r.letter) + r.text }
@@ -349,15 +361,15 @@ func (s *session) died() *report {
 		dup = "Possible duplicate! "
 	}
 	if errors.Is(s.w.ioErr, errTooLong) {
-		return &report{'Z', "Connected to " + s.ip + " but its SMTP reply was too long. " + dup + "(#4.4.2)\n"}
+		return &report{letter: 'Z', text: "Connected to " + s.ip + " but its SMTP reply was too long. " + dup + "(#4.4.2)\n"}
 	}
-	return &report{'Z', "Connected to " + s.ip + " but connection died. " + dup + "(#4.4.2)\n"}
+	return &report{letter: 'Z', text: "Connected to " + s.ip + " but connection died. " + dup + "(#4.4.2)\n"}
 }
 
 // fail is a report in qmail's "prefix ip suffix.\nRemote host said: ..."
 // form, quoting the last reply.
 func (s *session) fail(letter byte, prefix, suffix string) *report {
-	return &report{letter, prefix + s.ip + suffix + ".\n" + s.said()}
+	return &report{letter: letter, text: prefix + s.ip + suffix + ".\n" + s.said()}
 }
 
 // said is "Remote host said: <text>" of the last reply, or nothing.
@@ -419,7 +431,7 @@ func (s *session) startTLS(cfg *tls.Config, required bool) error {
 			return nil
 		}
 		s.quit()
-		return s.fail('Z', "Connected to ", " but STARTTLS was rejected")
+		return policy(s.fail('Z', "Connected to ", " but STARTTLS was rejected"))
 	}
 	if err := s.handshake(cfg, required); err != nil {
 		return err
@@ -437,7 +449,7 @@ func (s *session) handshake(cfg *tls.Config, required bool) error {
 		if !required {
 			return errTLSFallback
 		}
-		return &report{'Z', "Connected to " + s.ip + " but the TLS handshake failed: " + oneLine(err.Error()) + ". (#4.7.5)\n"}
+		return policy(&report{letter: 'Z', text: "Connected to " + s.ip + " but the TLS handshake failed: " + oneLine(err.Error()) + ". (#4.7.5)\n"})
 	}
 	tc.SetDeadline(time.Time{})
 	s.w.conn = tc
@@ -489,7 +501,7 @@ func (s *session) auth(ext map[string]string, cr Credentials) error {
 		sc = &loginClient{cr: cr}
 	default:
 		s.quit()
-		return &report{'Z', "Connected to " + s.ip + " but it offers neither AUTH PLAIN nor AUTH LOGIN. (#4.7.0)\n"}
+		return &report{letter: 'Z', text: "Connected to " + s.ip + " but it offers neither AUTH PLAIN nor AUTH LOGIN. (#4.7.0)\n"}
 	}
 	if err := s.c.Auth(sc); err != nil {
 		if s.w.ioErr != nil {
@@ -523,9 +535,9 @@ func (s *session) body(msg io.Reader) error {
 		case errors.As(err, &we):
 			return s.died()
 		case errors.Is(err, errPartial):
-			return &report{'D', "SMTP cannot transfer messages with partial final lines. (#5.6.2)\n"}
+			return &report{letter: 'D', text: "SMTP cannot transfer messages with partial final lines. (#5.6.2)\n"}
 		default:
-			return &report{'Z', "Unable to read message. (#4.3.0)\n"}
+			return &report{letter: 'Z', text: "Unable to read message. (#4.3.0)\n"}
 		}
 	}
 	s.w.emptyBody = n == 0
