@@ -17,6 +17,8 @@
 //     order the server returned them, carrying its preference; exchangers
 //     whose lookup fails are skipped. No address at all after a temporary
 //     failure is ErrTemp, otherwise ErrNoAddr.
+//   - A name with non-ASCII labels (an IDN in UTF-8) is looked up by its
+//     A-labels (ToASCII).
 //   - Addresses are both AAAA and A records. When PreferIPv6 is set (the
 //     caller sets it when the host has a global IPv6 address) an exchanger's
 //     IPv6 addresses come before its IPv4 ones, otherwise after.
@@ -89,6 +91,7 @@ func (r *Resolver) MX(host string) ([]Addr, error) {
 	if ip := Literal(host); ip != nil {
 		return []Addr{{IP: ip, Pref: 0, Name: host}}, nil
 	}
+	host = ToASCII(host)
 	if !validName(host) {
 		return nil, ErrNoHost
 	}
@@ -154,6 +157,7 @@ func (r *Resolver) Host(host string) ([]Addr, error) {
 	if ip := Literal(host); ip != nil {
 		return []Addr{{IP: ip, Pref: 0, Name: host}}, nil
 	}
+	host = ToASCII(host)
 	ips, err := r.IPs(host)
 	if err != nil {
 		return nil, err
