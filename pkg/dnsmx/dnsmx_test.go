@@ -120,7 +120,7 @@ func TestMX(t *testing.T) {
 		{"nxdomain.test", "", dnsmx.ErrNoHost, false},
 		{"empty.test", "", dnsmx.ErrNoHost, false}, // no MX, no A: qmail's #5.1.2
 		{"ipmx.test", "10 192.0.2.50 192.0.2.50, 20 [192.0.2.51] 192.0.2.51", nil, false},
-		{"mxnx.test", "0 mxnx.test 192.0.2.60", nil, false}, // NXDOMAIN for MX only: A fallback
+		{"mxnx.test", "0 mxnx.test 192.0.2.60", nil, false},                           // NXDOMAIN for MX only: A fallback
 		{"bücher.test", "10 a.mx.test 192.0.2.1, 10 a.mx.test 192.0.2.2", nil, false}, // IDN: by its A-labels
 		{"servfail.test", "", dnsmx.ErrTemp, false},
 		{"silent.test", "", dnsmx.ErrTemp, false},

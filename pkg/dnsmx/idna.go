@@ -75,7 +75,7 @@ func punycode(label string) (string, error) {
 				m = int(r)
 			}
 		}
-		if (m-n) > (int(^uint32(0)>>1)-delta)/(h+1) {
+		if (m - n) > (int(^uint32(0)>>1)-delta)/(h+1) {
 			return "", errOverflow
 		}
 		delta += (m - n) * (h + 1)
