@@ -21,7 +21,7 @@ func AddrSpec(s string) string {
 
 // SplitRecipients splits argument recipients that are comma-separated
 // lists ("alice, bob", as cron passes a MAILTO of several users in one
-// argument) into one recipient each, trims the blanks around them, reads
+// argument) into one recipient each, trims the white space around them, reads
 // each as AddrSpec, and drops empty ones. Commas inside double quotes or
 // angle brackets do not split. qmail's sendmail hands such an argument to
 // qmail-inject as one address; sendmail and Postfix read a list.
@@ -29,7 +29,7 @@ func SplitRecipients(args []string) []string {
 	var out []string
 	for _, a := range args {
 		for _, r := range splitList(a) {
-			if r = strings.Trim(r, " \t"); r != "" {
+			if r = strings.TrimSpace(r); r != "" {
 				out = append(out, AddrSpec(r))
 			}
 		}
@@ -37,18 +37,24 @@ func SplitRecipients(args []string) []string {
 	return out
 }
 
-// splitList splits s at the commas outside quoted strings and angle
-// brackets. An unbalanced quote or bracket leaves the rest unsplit.
+// splitList splits s at the commas outside quoted strings, comments and
+// angle brackets. An unbalanced quote, parenthesis or bracket leaves the
+// rest unsplit.
 func splitList(s string) []string {
 	var parts []string
-	quoted, angle, start := false, 0, 0
+	quoted, angle, paren, start := false, 0, 0, 0
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; {
-		case quoted && c == '\\':
+		case (quoted || paren > 0) && c == '\\':
 			i++
-		case c == '"':
+		case paren == 0 && c == '"':
 			quoted = !quoted
 		case quoted:
+		case c == '(':
+			paren++
+		case c == ')' && paren > 0:
+			paren--
+		case paren > 0:
 		case c == '<':
 			angle++
 		case c == '>' && angle > 0:

@@ -139,6 +139,9 @@ func TestMainInject(t *testing.T) {
 		{name: "cron MAILTO list", args: []string{"sendmail", "-FCronDaemon", "-i", "-B8BITMIME", "-oem", "root, bob@example.com,,carol"},
 			in:       "Subject: s\n\nb\n",
 			envelope: "Falice@mx.example.org\x00Troot@mx.example.org\x00Tbob@example.com\x00Tcarol@mx.example.org\x00\x00"},
+		{name: "comma in a comment", args: []string{"sendmail", "bob@example.com (Bob, the builder), carol"},
+			in:       "Subject: s\n\nb\n",
+			envelope: "Falice@mx.example.org\x00Tbob@example.com\x00Tcarol@mx.example.org\x00\x00"},
 		{name: "name-addr forms", args: []string{"sendmail", "-f", "Joe Q <joe@example.org>", `"Smith, Bob" <bob@example.com>`, `"a,b"@example.net`},
 			in:       "Subject: s\n\nb\n",
 			envelope: "Fjoe@example.org\x00Tbob@example.com\x00T\"a,b\"@example.net\x00\x00",
@@ -321,6 +324,29 @@ func FuzzParse(f *testing.F) {
 		}
 		if len(c.Recipients) > len(args) {
 			t.Fatalf("more recipients than arguments")
+		}
+	})
+}
+
+// FuzzSplitRecipients: splitting never panics, never makes up bytes, and
+// gives no empty or blank-edged recipient.
+func FuzzSplitRecipients(f *testing.F) {
+	for _, s := range []string{"a, b", `"x,y"@z, <p,q@r>`, "a (b, c), d", `"\"`, "((", ",,,"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, arg string) {
+		total := 0
+		for _, r := range SplitRecipients([]string{arg}) {
+			if r == "" && !strings.Contains(arg, "<>") {
+				t.Fatalf("empty recipient from %q", arg)
+			}
+			if strings.TrimSpace(r) != r && !strings.Contains(arg, "<") {
+				t.Fatalf("recipient %q of %q has blanks at its edges", r, arg)
+			}
+			total += len(r)
+		}
+		if total > len(arg) {
+			t.Fatalf("%q split into more bytes than it has", arg)
 		}
 	})
 }
