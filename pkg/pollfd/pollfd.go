@@ -22,6 +22,7 @@ package pollfd
 
 import (
 	"os"
+	"os/exec"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -77,4 +78,33 @@ func Sendmsg(rc syscall.RawConn, p, oob []byte) error {
 		return werr
 	}
 	return err
+}
+
+// Wait waits for a started command to end, parked in the poller on a
+// pidfd (Linux 5.10 and later), and then reaps it with cmd.Wait. A spawner
+// with hundreds of children at once (a hold release at concurrencyremote
+// 500) would otherwise hold one OS thread per child blocked in wait4(2):
+// hundreds of threads, kept by the runtime after the release, and under a
+// per-user process limit (which counts threads) the runtime dies when it
+// cannot make one more. Where no pidfd can be had, it is cmd.Wait.
+func Wait(cmd *exec.Cmd) error {
+	if fd, err := unix.PidfdOpen(cmd.Process.Pid, unix.PIDFD_NONBLOCK); err == nil {
+		f := os.NewFile(uintptr(fd), "pidfd")
+		if rc, err := f.SyscallConn(); err == nil {
+			// As a read that would block: ask whether the child has
+			// ended (without reaping it, cmd.Wait does that) and let the
+			// poller wait for the pidfd to become readable if not. The
+			// question must be asked each time, never assumed: readiness
+			// that arrived before the wait began is not signalled again.
+			rc.Read(func(pfd uintptr) bool {
+				var info unix.Siginfo
+				err := unix.Waitid(unix.P_PIDFD, int(pfd), &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
+				// Linux writes si_signo = SIGCHLD for a child that has
+				// changed state and 0 when there is none (WNOHANG).
+				return err != nil || info.Signo != 0
+			})
+		}
+		f.Close()
+	}
+	return cmd.Wait()
 }

@@ -3,7 +3,12 @@ package pollfd
 import (
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -69,5 +74,69 @@ func TestKinds(t *testing.T) {
 	defer f.Close()
 	if nonblocking(t, fd) {
 		t.Error("regular file switched to non-blocking")
+	}
+}
+
+// threads is this process's OS thread count.
+func threads(t *testing.T) int {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Skip("no /proc")
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if n, ok := strings.CutPrefix(l, "Threads:"); ok {
+			v, _ := strconv.Atoi(strings.TrimSpace(n))
+			return v
+		}
+	}
+	t.Skip("no Threads line")
+	return 0
+}
+
+// TestWaitParks: 60 children waited for at once do not take 60 OS threads
+// (each cmd.Wait would block one in wait4), and each is reaped with its
+// exit status.
+func TestWaitParks(t *testing.T) {
+	const n = 60
+	release := make([]*os.File, 0, n)
+	var wg sync.WaitGroup
+	codes := make([]int, n)
+	for i := 0; i < n; i++ {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The child waits until its pipe closes, then exits i%3.
+		cmd := exec.Command("/bin/sh", "-c", "read x; exit "+strconv.Itoa(i%3))
+		cmd.Stdin = r
+		if err := cmd.Start(); err != nil {
+			t.Skip("cannot start /bin/sh:", err)
+		}
+		r.Close()
+		release = append(release, w)
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			Wait(cmd)
+			codes[i] = cmd.ProcessState.ExitCode()
+		}(i)
+	}
+	// Give the waiters time to block (bounded), then count threads.
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() < n && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if th := threads(t); th >= n/2 {
+		t.Errorf("%d OS threads while %d children are waited for", th, n)
+	}
+	for _, w := range release {
+		w.Close()
+	}
+	wg.Wait()
+	for i, c := range codes {
+		if c != i%3 {
+			t.Errorf("child %d: exit %d, want %d", i, c, i%3)
+		}
 	}
 }

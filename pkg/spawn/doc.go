@@ -14,7 +14,7 @@
 // qmail's qmail-send too); qmail-rspawn announces RemoteLimit (500) in the
 // wide form of pkg/spawnproto (a NUL, then two bytes), after which slots
 // are two bytes each way. Main raises the soft RLIMIT_NOFILE to fit the
-// limit (5 descriptors a delivery plus 32) and, if the hard limit is too
+// limit (7 descriptors a delivery plus 96) and, if the hard limit is too
 // low, announces the number of slots that fits instead.
 //
 // Invariants:

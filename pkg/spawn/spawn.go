@@ -2,6 +2,7 @@ package spawn
 
 import (
 	"bufio"
+	"errors"
 	"io"
 	"os"
 	"os/signal"
@@ -11,7 +12,6 @@ import (
 	"syscall"
 
 	"github.com/hqmail/hqmail/pkg/pollfd"
-	"github.com/hqmail/hqmail/pkg/qerr"
 	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/spawnproto"
 )
@@ -83,10 +83,12 @@ const RemoteLimit = MaxLimit
 
 // fdsPerSlot is how many descriptors one running delivery may hold in the
 // spawner (message, both ends of the output pipe, exec's transient
-// status pipe); fdsReserve is kept for everything else.
+// status pipe, the child's pidfd, a kept process's socket); fdsReserve is
+// kept for everything else, the idle kept processes' sockets among them
+// (keep.DefaultMaxIdle, 64).
 const (
-	fdsPerSlot = 5
-	fdsReserve = 32
+	fdsPerSlot = 7
+	fdsReserve = 32 + 64
 )
 
 // FitLimit returns the limit to run with: limit (normalised as
@@ -410,8 +412,24 @@ func StatusOf(ps *os.ProcessState) Status {
 }
 
 // TempErrno reports whether an error from starting a program is
-// temporary in qmail's sense (qerr.TempErrno, qmail's error_temp).
-func TempErrno(err error) bool { return qerr.TempErrno(err) }
+// temporary. Only the errors of exec itself that say the program cannot
+// run (missing, not executable, not a program) are permanent, as qmail's
+// child of the spawner makes only its execvp's errno permanent; anything
+// else (out of descriptors, processes or memory, a failed dup2 in the
+// forked child: Go reports all of them as "fork/exec") is a passing
+// shortage and defers the delivery.
+func TempErrno(err error) bool {
+	var en syscall.Errno
+	if !errors.As(err, &en) {
+		return true
+	}
+	switch en {
+	case syscall.ENOENT, syscall.EACCES, syscall.ENOEXEC, syscall.ENOTDIR,
+		syscall.ELOOP, syscall.ENAMETOOLONG, syscall.EISDIR, syscall.EPERM:
+		return false
+	}
+	return true
+}
 
 // CloseOnExecAll marks every descriptor above 2 close-on-exec, so that
 // descriptors inherited from whoever started us (without close-on-exec)

@@ -2,6 +2,7 @@ package spawn
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -490,9 +491,10 @@ func TestFitLimit(t *testing.T) {
 		{500, 0, 500},
 		{900, 0, 500},
 		{500, 20000, 500},
-		{500, 32 + 5*500, 500},
-		{500, 32 + 5*500 - 1, 499},
-		{500, 1024, 198}, // (1024-32)/5
+		{500, 96 + 7*500, 500},
+		{500, 96 + 7*500 - 1, 499},
+		{500, 1024, 132}, // (1024-96)/7
+		{500, 256, 22},   // (256-96)/7: kept connections counted
 		{120, 1024, 120},
 		{500, 10, 1},
 	} {
@@ -510,10 +512,30 @@ func TestRaiseNofile(t *testing.T) {
 		t.Skip("no RLIMIT_NOFILE:", err)
 	}
 	got := RaiseNofile(500)
-	if rl.Max >= 32+5*500 && got < 32+5*500 {
+	if rl.Max >= 96+7*500 && got < 96+7*500 {
 		t.Errorf("soft limit %d after RaiseNofile(500), hard %d", got, rl.Max)
 	}
 	if FitLimit(500, got) != min(500, FitLimit(500, int64(rl.Max))) {
 		t.Errorf("FitLimit with %d differs", got)
+	}
+}
+
+// TestTempErrno: only exec's "cannot run this program" errors are
+// permanent; a shortage while starting it (EBADF from a dup2 in the child
+// under a descriptor limit, EMFILE, EAGAIN) defers.
+func TestTempErrno(t *testing.T) {
+	for err, temp := range map[error]bool{
+		&os.PathError{Op: "fork/exec", Path: "x", Err: syscall.ENOENT}:  false,
+		&os.PathError{Op: "fork/exec", Path: "x", Err: syscall.EACCES}:  false,
+		&os.PathError{Op: "fork/exec", Path: "x", Err: syscall.ENOEXEC}: false,
+		&os.PathError{Op: "fork/exec", Path: "x", Err: syscall.EBADF}:   true,
+		&os.PathError{Op: "fork/exec", Path: "x", Err: syscall.EMFILE}:  true,
+		&os.PathError{Op: "fork/exec", Path: "x", Err: syscall.EAGAIN}:  true,
+		&os.PathError{Op: "pipe", Path: "", Err: syscall.ENFILE}:        true,
+		errors.New("no errno"): true,
+	} {
+		if got := TempErrno(err); got != temp {
+			t.Errorf("TempErrno(%v) = %v, want %v", err, got, temp)
+		}
 	}
 }

@@ -333,7 +333,7 @@ func (p *Pool) start(key string, mk func() *exec.Cmd) *proc {
 		unix.Close(fds[0])
 		return nil
 	}
-	go cmd.Wait()
+	go pollfd.Wait(cmd)
 	w := &proc{fd: fds[0], f: pollfd.File(fds[0], "keep socket"), cmd: cmd, key: key}
 	if w.rc, err = w.f.SyscallConn(); err != nil || !w.greeted(p.Hello) {
 		w.close()

@@ -29,6 +29,7 @@ import (
 	"github.com/hqmail/hqmail/pkg/control"
 	"github.com/hqmail/hqmail/pkg/getpw"
 	"github.com/hqmail/hqmail/pkg/local"
+	"github.com/hqmail/hqmail/pkg/pollfd"
 	"github.com/hqmail/hqmail/pkg/privsep"
 	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/spawn"
@@ -268,7 +269,7 @@ func (l *Local) getpw(d *spawn.Delivery, local string) ([]byte, int) {
 			break
 		}
 	}
-	cmd.Wait()
+	pollfd.Wait(cmd)
 	st := spawn.StatusOf(cmd.ProcessState)
 	if st.Signaled {
 		return nil, ExitSys
@@ -340,7 +341,7 @@ func (l *Local) Deliver(d *spawn.Delivery) (spawn.Status, error) {
 		}
 		return spawn.Status{Code: ExitExecHard}, nil
 	}
-	cmd.Wait()
+	pollfd.Wait(cmd)
 	return spawn.StatusOf(cmd.ProcessState), nil
 }
 
@@ -370,7 +371,9 @@ func Translate(st spawn.Status, output []byte) (byte, string) {
 	if st.Report != "" {
 		return st.Report[0], st.Report[1:]
 	}
-	if st.Signaled {
+	if st.Signaled || st.Code == goCrash {
+		// Exit 2 is the Go runtime's fatal error or panic, where a C
+		// qmail-local would die by a signal: a crash, never a bounce.
 		return 'Z', "qmail-local crashed.\n"
 	}
 	if t, ok := fixed[st.Code]; ok {
@@ -387,6 +390,10 @@ func Translate(st spawn.Status, output []byte) (byte, string) {
 	}
 	return 'D', string(output)
 }
+
+// goCrash is the exit status of a Go program that died of a runtime fatal
+// error or an unrecovered panic.
+const goCrash = 2
 
 // Main is qmail-lspawn: args are the arguments after the program name.
 func Main(args []string, root string) int {

@@ -139,6 +139,7 @@ func TestTranslate(t *testing.T) {
 		{spawn.Status{Code: 75}, "a", 'Z', "a"},
 		{spawn.Status{Code: 100}, "no\n", 'D', "no\n"},
 		{spawn.Status{Code: 1}, "odd", 'D', "odd"},
+		{spawn.Status{Code: 2}, "panic: x\n", 'Z', "qmail-local crashed.\n"}, // Go's fatal exit
 		{spawn.Status{Code: 112}, "x", 'Z', "Internal qmail-lspawn bug.\n"},
 		{spawn.Status{Code: 113}, "x", 'Z', "Not allowed to perform deliveries as root.\n"},
 		{spawn.Status{Code: 115}, "x", 'Z', "NFS failure in qmail-local.\n"},

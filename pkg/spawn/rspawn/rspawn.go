@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 
+	"github.com/hqmail/hqmail/pkg/pollfd"
 	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/spawn"
 )
@@ -59,7 +60,7 @@ func (r *Remote) Deliver(d *spawn.Delivery) (spawn.Status, error) {
 		}
 		return spawn.Status{Code: 100}, nil
 	}
-	cmd.Wait()
+	pollfd.Wait(cmd)
 	return spawn.StatusOf(cmd.ProcessState), nil
 }
 
@@ -67,6 +68,10 @@ func (r *Remote) Deliver(d *spawn.Delivery) (spawn.Status, error) {
 func (r *Remote) Report(st spawn.Status, output []byte) (byte, string) {
 	return Translate(st, output)
 }
+
+// goCrash is the exit status of a Go program that died of a runtime fatal
+// error or an unrecovered panic; no qmail program exits 2 on purpose.
+const goCrash = 2
 
 // Fixed texts of Translate.
 const (
@@ -100,6 +105,10 @@ func Translate(st spawn.Status, out []byte) (byte, string) {
 	}
 	switch st.Code {
 	case 0:
+	case goCrash:
+		// The Go runtime's fatal errors (out of threads, memory) exit 2
+		// where a C program dies by a signal: a crash, not a refusal.
+		return 'Z', TextCrashed
 	case 111:
 		return 'Z', TextNoRun
 	default:

@@ -23,6 +23,7 @@ func TestTranslate(t *testing.T) {
 		{"exit 111", spawn.Status{Code: 111}, "", 'Z', TextNoRun},
 		{"exit 100", spawn.Status{Code: 100}, "", 'D', TextNoRun},
 		{"exit 1", spawn.Status{Code: 1}, "r\x00K\x00", 'D', TextNoRun},
+		{"Go runtime crash (exit 2)", spawn.Status{Code: 2}, "fatal error: newosproc\n", 'Z', TextCrashed},
 		{"no output", ok, "", 'Z', TextNoOutput},
 		{"accepted", ok, "r\x00K1.2.3.4 accepted message.\nRemote host said: 250 ok\n\x00",
 			'K', "1.2.3.4 accepted message.\nRemote host said: 250 ok\n"},
