@@ -368,7 +368,8 @@ func TestStatusAndQueue(t *testing.T) {
 		"local: not held\n",
 		"queue: 5 messages, 1 not yet preprocessed\n",
 		"pending: local 1 messages, remote 2 messages (2 remote recipients held)\n",
-		"qmail-send reported at its last status write: queued-local 1, queued-remote 2\n",
+		"qmail-send reported at its last status write (",
+		" GMT): queued-local 1, queued-remote 2\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status lacks %q:\n%s", want, out)

@@ -109,7 +109,13 @@ func (c *cmd) status() int {
 	}
 	if st != nil {
 		if ql, ok := st["queued-local"]; ok {
-			fmt.Fprintf(c.out, "qmail-send reported at its last status write: queued-local %s, queued-remote %s\n", ql, orDash(st["queued-remote"]))
+			// The counts are as of qmail-send's last status write (after a
+			// HUP or ALRM), so say when that was.
+			when := ""
+			if fi, err := os.Stat(filepath.Join(c.root, StatusFile)); err == nil {
+				when = " (" + qdate.Qread(fi.ModTime()) + ")"
+			}
+			fmt.Fprintf(c.out, "qmail-send reported at its last status write%s: queued-local %s, queued-remote %s\n", when, ql, orDash(st["queued-remote"]))
 		}
 	}
 	return code
