@@ -189,6 +189,40 @@ func TestSendmailBs(t *testing.T) {
 	}
 }
 
+// TestSendmailBsUserNoTLSWarning: an ordinary user's sendmail -bs may not
+// read qmaild's servercert.pem, and is not told so on every run (on a pipe
+// STARTTLS protects nothing).
+func TestSendmailBsUserNoTLSWarning(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test; skipped under -short")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run sendmail -bs as another user")
+	}
+	tr := harness.Install(t, harness.WithMe("mx.example.org"))
+	if _, err := os.Stat(tr.Bin("qmail-smtpd")); err != nil {
+		t.Skip("ROOT/bin/qmail-smtpd is not installed: ", harness.BuildError("qmail-smtpd"))
+	}
+	cert := tr.Path("control", "servercert.pem")
+	writeCert(t, cert)
+	if err := os.Chmod(cert, 0o600); err != nil { // root's: nobody cannot read it
+		t.Fatal(err)
+	}
+	cmd := exec.Command(tr.Bin("sendmail"), "-bs")
+	cmd.Env = []string{"PATH=/usr/bin:/bin"}
+	cmd.Dir = "/"
+	cmd.Stdin = strings.NewReader("QUIT\r\n")
+	cmd.SysProcAttr = credential(65534, 65534)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("sendmail -bs as nobody: %v; stdout %q stderr %q", err, o.String(), e.String())
+	}
+	if !strings.HasPrefix(o.String(), "220 ") || e.Len() != 0 {
+		t.Errorf("stdout %q stderr %q, want a greeting and no warning", o.String(), e.String())
+	}
+}
+
 // TestSendmailDelivers sends through the real qmail-queue and a running
 // qmail, with sendmail reached through a /usr/sbin/sendmail-style symlink.
 func TestSendmailDelivers(t *testing.T) {

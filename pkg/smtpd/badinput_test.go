@@ -47,11 +47,22 @@ func TestDatabytes(t *testing.T) {
 	if n := len(q.all()); n != 1 {
 		t.Errorf("%d messages queued, want 1", n)
 	}
-	// MAIL SIZE= over the limit is refused at once.
+	// MAIL SIZE= (which counts CR LF) is refused at once only when no
+	// message of that size could fit once CRLF became LF: 40 bytes of
+	// empty lines are 20.
 	c := dial(t, s)
 	c.last()
 	c.expectPrefix("EHLO x", "250 ")
-	c.expectPrefix("MAIL FROM:<a@b.example> SIZE=21", "552 ")
+	c.expectPrefix("MAIL FROM:<a@b.example> SIZE=41", "552 ")
+	c.expectPrefix("MAIL FROM:<a@b.example> SIZE=40", "250 ")
+	// A client's SIZE for the accepted message above counts its CRs: 23.
+	c.expectPrefix("MAIL FROM:<a@b.example> SIZE=23", "250 ")
+	c.expectPrefix("RCPT TO:<u@example.org>", "250 ")
+	c.expectPrefix("DATA", "354 ")
+	c.send(textprotoDot("Subject: x\n\n1234567\n"))
+	if got := c.last(); !strings.HasPrefix(got, "250 ok ") {
+		t.Errorf("SIZE=23 message of 20 bytes: %q, want 250", got)
+	}
 }
 
 // TestDatabytesHuge streams 100 MB over a 1 MB limit: 552, nothing queued,

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/hqmail/hqmail/pkg/cdb"
 	"github.com/hqmail/hqmail/pkg/control"
+	"github.com/hqmail/hqmail/pkg/qerr"
 )
 
 // Limits beyond qmail (qmail has none): they turn abuse into a clear reply
@@ -118,20 +120,34 @@ func LoadConfig(root string, getenv func(string) (string, bool)) (cfg *Config, w
 
 // loadTLS loads control/servercert.pem: the PEM certificate chain and the
 // private key in one file (the convention of qmail's TLS patches). A
-// missing file means no STARTTLS and no warning.
+// missing file means no STARTTLS and no warning. A file that others than
+// its owner may read is used, with a warning: its private key is exposed.
 func loadTLS(path string) (*tls.Config, error) {
-	pem, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, nil
 		}
-		return nil, fmt.Errorf("servercert.pem: %v; STARTTLS disabled", err)
+		return nil, fmt.Errorf("servercert.pem: %w; STARTTLS disabled", qerr.Bare(err))
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("servercert.pem: %w; STARTTLS disabled", qerr.Bare(err))
+	}
+	pem, err := io.ReadAll(f)
+	if err != nil {
+		return nil, fmt.Errorf("servercert.pem: %w; STARTTLS disabled", qerr.Bare(err))
 	}
 	cert, err := tls.X509KeyPair(pem, pem)
 	if err != nil {
 		return nil, fmt.Errorf("servercert.pem: %v; STARTTLS disabled", err)
 	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if m := fi.Mode().Perm(); m&0o077 != 0 {
+		return cfg, fmt.Errorf("servercert.pem: mode %04o lets others than its owner read its private key", m)
+	}
+	return cfg, nil
 }
 
 // RcptHosts is control/rcpthosts plus control/morercpthosts.cdb.

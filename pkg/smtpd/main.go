@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log"
 	"net"
 	"net/netip"
@@ -93,7 +94,10 @@ func serveStdio(root string, getenv func(string) (string, bool), stderr io.Write
 		conn.Close()
 		return 1
 	}
-	if warn != nil {
+	if warn != nil && !(errors.Is(warn, fs.ErrPermission) && !isSocket(0)) {
+		// An unreadable servercert.pem is not worth a word when the
+		// client is a local program on a pipe (sendmail -bs run by a
+		// user, who may not read qmaild's key).
 		logger.Printf("warning: %v", warn)
 	}
 	if !Serve(conn, cfg, peer, logger) {
@@ -118,6 +122,12 @@ func pollable(fd int, name string) (f *os.File, restore func()) {
 		}
 	}
 	return os.NewFile(uintptr(fd), name), restore
+}
+
+// isSocket reports whether fd is a socket.
+func isSocket(fd int) bool {
+	var st syscall.Stat_t
+	return syscall.Fstat(fd, &st) == nil && st.Mode&syscall.S_IFMT == syscall.S_IFSOCK
 }
 
 // sameFile reports whether two descriptors refer to the same socket/file.

@@ -273,6 +273,16 @@ func TestStartTLS(t *testing.T) {
 		!strings.HasSuffix(msgs[0].Msg, "\nSubject: tls\n\nsecret\n") {
 		t.Fatalf("queued %+v", msgs)
 	}
+	// Its owner alone may read it; one that others may read is used, with a
+	// warning.
+	cert := filepath.Join(root, "control", "servercert.pem")
+	if cfg, warn, err := LoadConfig(root, noEnv); err != nil || warn != nil || cfg.TLS == nil {
+		t.Errorf("servercert.pem 0600: cfg.TLS=%v warn=%v err=%v", cfg != nil && cfg.TLS != nil, warn, err)
+	}
+	os.Chmod(cert, 0o640)
+	if cfg, warn, err := LoadConfig(root, noEnv); err != nil || warn == nil || !strings.Contains(warn.Error(), "mode 0640") || cfg.TLS == nil {
+		t.Errorf("servercert.pem 0640: cfg.TLS=%v warn=%v err=%v", cfg != nil && cfg.TLS != nil, warn, err)
+	}
 	// A broken certificate file disables STARTTLS with a warning.
 	os.WriteFile(filepath.Join(root, "control", "servercert.pem"), []byte("junk"), 0o600)
 	cfg, warn, err := LoadConfig(root, noEnv)

@@ -145,13 +145,22 @@ func (m *markReader) Read(p []byte) (int, error) {
 
 func (s *session) Mail(_ string, _ *smtp.MailOptions) error {
 	cfg := s.cs.cfg
-	if cfg.Databytes > 0 && s.cs.nextSize > cfg.Databytes {
+	if cfg.Databytes > 0 && minDecoded(s.cs.nextSize) > cfg.Databytes {
 		return replyDatabytes
 	}
 	addr := s.cs.nextAddr
 	s.mailed, s.from, s.rcpts = true, addr, nil
 	s.bad = cfg.BadFrom(addr)
 	return nil
+}
+
+// minDecoded is the fewest bytes a message declared as SIZE=n can come to
+// once CRLF is turned into LF: n counts CR LF (RFC 1870) and databytes does
+// not, so a message of empty lines halves. MAIL refuses only what DATA
+// would refuse whatever the message's lines; refusing more would turn away
+// mail that qmail, which has no SIZE, accepts.
+func minDecoded(n int64) int64 {
+	return n - n/2
 }
 
 func (s *session) Rcpt(_ string, _ *smtp.RcptOptions) error {
