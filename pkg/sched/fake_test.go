@@ -21,7 +21,17 @@ import (
 )
 
 // lines is a goroutine-safe log capture.
-type lines struct{ testutil.SyncBuffer }
+type lines struct {
+	testutil.SyncBuffer
+	hook func(p []byte) // if set, sees each write first
+}
+
+func (l *lines) Write(p []byte) (int, error) {
+	if l.hook != nil {
+		l.hook(p)
+	}
+	return l.SyncBuffer.Write(p)
+}
 
 func (l *lines) count(sub string) int { return strings.Count(l.String(), sub) }
 
@@ -184,7 +194,13 @@ func start(t *testing.T, root string, local, remote func(spawnproto.Request) (by
 // the plain byte 120).
 func startAnnouncing(t *testing.T, root string, local, remote func(spawnproto.Request) (byte, string), announce [2][]byte) *env {
 	t.Helper()
-	e := &env{t: t, root: root, log: &lines{}, sigs: make(chan os.Signal, 4), done: make(chan int, 1), injects: make(chan injected, 16)}
+	return startLogging(t, root, local, remote, announce, &lines{})
+}
+
+// startLogging is startAnnouncing with the log given.
+func startLogging(t *testing.T, root string, local, remote func(spawnproto.Request) (byte, string), announce [2][]byte, log *lines) *env {
+	t.Helper()
+	e := &env{t: t, root: root, log: log, sigs: make(chan os.Signal, 4), done: make(chan int, 1), injects: make(chan injected, 16)}
 	var opt Options
 	opt.Root = root
 	opt.Log = e.log

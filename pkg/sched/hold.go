@@ -130,18 +130,26 @@ func (h *holdLog) heldWithin(c int, birth, now int64) int64 {
 	return sum
 }
 
-// startup brings the hold log in line with the flags read at start and
-// logs the held channels.
+// startup brings the hold log in line with the flags read at start.
 func (h *holdLog) startup(s *Sched, now int64) {
-	hs := s.cf.hold
 	for c := 0; c < 2; c++ {
-		held := hs.local
-		if c == chanRemote {
-			held = hs.remoteAny()
-		}
-		h.set(c, held, now)
-		if held {
-			s.log.line("hold: ", chanName[c], " held", s.holdDesc(c, hs), ", ", itoa(s.queued(c)), " messages waiting")
+		h.set(c, s.heldAtAll(c), now)
+	}
+}
+
+// heldAtAll reports whether anything on channel c is held.
+func (s *Sched) heldAtAll(c int) bool {
+	if c == chanRemote {
+		return s.cf.hold.remoteAny()
+	}
+	return s.cf.hold.local
+}
+
+// logHeld logs the channels held at start.
+func (s *Sched) logHeld() {
+	for c := 0; c < 2; c++ {
+		if s.heldAtAll(c) {
+			s.log.line("hold: ", chanName[c], " held", s.holdDesc(c, s.cf.hold), ", ", itoa(s.queued(c)), " messages waiting")
 		}
 	}
 }
@@ -311,7 +319,14 @@ func (s *Sched) writeStatus() {
 		b.WriteString("reread-failed " + strings.Join(s.rereadFailed, " ") + "\n")
 	}
 	b.WriteString(s.mc.statusLines())
-	if f.Truncate(0) == nil {
-		_, _ = f.WriteAt([]byte(b.String()), 0)
+	// Never empty for a reader: the new text goes over the old, padded
+	// with empty lines to the old length (readers skip them), and only
+	// then is the file cut to the new length.
+	text := b.String()
+	if fi, err := f.Stat(); err == nil && fi.Size() > int64(len(text)) {
+		text += strings.Repeat("\n", int(fi.Size())-len(text))
+	}
+	if _, err := f.WriteAt([]byte(text), 0); err == nil {
+		_ = f.Truncate(int64(b.Len()))
 	}
 }

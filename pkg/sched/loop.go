@@ -203,9 +203,13 @@ func Run(opt Options) int {
 	s.mc = loadMsgCtl(s.queue)
 	s.scanInfo()
 	s.pruneHeld()
-	s.status()
+	// sendstatus first: whoever sees the first status line (a harness, an
+	// admin's script) finds this qmail-send's pid and flags there, not
+	// the last one's.
 	s.holds.startup(s, s.recent)
 	s.writeStatus()
+	s.status()
+	s.logHeld()
 	if opt.Trigger {
 		go s.watchTrigger()
 		if f := s.openCtl(); f != nil {

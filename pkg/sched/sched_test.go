@@ -143,6 +143,41 @@ func TestDoubleBounceDiscarded(t *testing.T) {
 	}
 }
 
+// TestStatusBeforeFirstLine: when the first status line is logged,
+// sendstatus already names this qmail-send and its flags, not the last
+// one's (a script that waits for the line and then reads the file).
+func TestStatusBeforeFirstLine(t *testing.T) {
+	root := newTree(t)
+	ctl(t, root, "holdremote", "")
+	stale := "pid 1\ngeneration 9\nholdlocal yes\nholdremote no\nqueued-remote 77\n"
+	if err := os.WriteFile(filepath.Join(root, "queue/lock/sendstatus"), []byte(stale), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	seen := make(chan string, 1)
+	l := &lines{}
+	l.hook = func(p []byte) {
+		if strings.HasPrefix(string(p), "status: ") {
+			st, _ := os.ReadFile(filepath.Join(root, "queue/lock/sendstatus"))
+			select {
+			case seen <- string(st):
+			default:
+			}
+		}
+	}
+	e := startLogging(t, root, ok, ok, [2][]byte{}, l)
+	var st string
+	select {
+	case st = <-seen:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no status line; log:\n%s", e.log.String())
+	}
+	want := fmt.Sprintf("pid %d\ngeneration 0\nholdlocal no\nholdremote all\n", os.Getpid())
+	if !strings.HasPrefix(st, want) || strings.Contains(st, "queued-remote 77") {
+		t.Errorf("sendstatus at the first status line:\n%s\nwant it to start\n%s", st, want)
+	}
+	e.stop()
+}
+
 func TestDeferralALRMAndDying(t *testing.T) {
 	root := newTree(t)
 	id := queueMsg(t, root, "ann@example.org", "bob@local.example")

@@ -2,6 +2,7 @@ package sched
 
 import (
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -274,5 +275,45 @@ func TestBounceText(t *testing.T) {
 			dbto: "postmaster@mx.example.org", report: report, dsn: tc.dsn, id: 4242, reportHost: "mx.example.org"}
 		head, tail := b.render()
 		golden(t, tc.name, append(append(head, mess...), tail...))
+	}
+}
+
+// TestWriteStatusNeverEmpty: a reader of sendstatus, while qmail-send
+// rewrites it with texts of changing length, never finds it empty and
+// never sees a stale line after the new ones.
+func TestWriteStatusNeverEmpty(t *testing.T) {
+	root := newTree(t)
+	q := filepath.Join(root, "queue")
+	cf, err := loadConfig(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Sched{root: root, queue: q, cf: cf, log: logger{w: io.Discard}, now: func() int64 { return 1000 }}
+	s.holds = loadHoldLog(q)
+	s.writeStatus()
+	stop := make(chan struct{})
+	bad := make(chan string, 1)
+	go func() {
+		defer close(bad)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			b, _ := os.ReadFile(filepath.Join(q, "lock/sendstatus"))
+			if len(b) == 0 || strings.Count(string(b), "generation ") != 1 {
+				bad <- string(b)
+				return
+			}
+		}
+	}()
+	for i := 0; i < 20000; i++ {
+		s.generation = []int{0, 123456789}[i%2] // long and short texts
+		s.writeStatus()
+	}
+	close(stop)
+	if b, ok := <-bad; ok {
+		t.Errorf("a reader saw sendstatus as %q", b)
 	}
 }
