@@ -808,3 +808,41 @@ func TestDialupLinkwatchIPv6(t *testing.T) {
 	})
 	t.Logf("qmail-linkwatch log:\n%s", lw.log())
 }
+
+// TestDialupRedialNewAddress: the link drops with deliveries in flight and
+// comes back with another address for this host (a redial), no hook having
+// run at the drop. The deliveries made from the old address end soon after
+// it is gone, although timeoutremote is 20 minutes (they held every remote
+// slot for that long, and the mail released after the redial waited for
+// them), and the ip-up hook's release, with nothing held, makes the
+// deferred mail due at once.
+func TestDialupRedialNewAddress(t *testing.T) {
+	needNetns(t)
+	n := newDialNet(t)
+	sink, _ := n.startInternet(t)
+	tr := dialTree(t, dialDNSAddr)
+	tr.Control("timeoutremote", "1200\n")
+	sys := startInHost(t, n, tr)
+	sink.Stall()
+	queueBatch(t, tr, sys, 1, dialConcurrency)
+	if !harness.Eventually(dialBound, func() bool { return remoteStarted(sys) == dialConcurrency }) {
+		t.Fatalf("%d of %d deliveries started; log:\n%s", remoteStarted(sys), dialConcurrency, sys.Log())
+	}
+	time.Sleep(time.Second) // let them reach the stalled DATA reply
+	// The redial: the old address goes, a new one comes, with a new peer.
+	n.host.IP(t, "addr", "del", dialV4.host, "dev", n.hostIf)
+	n.inet.IP(t, "addr", "add", "10.231.0.6/30", "dev", n.inIf)
+	n.host.IP(t, "addr", "add", "10.231.0.5/30", "dev", n.hostIf)
+	n.host.IP(t, "route", "replace", "default", "via", "10.231.0.6", "dev", n.hostIf)
+	// The far end answers now (451), to an address that is no longer here.
+	sink.Unstall()
+	if !harness.Eventually(dialBound, func() bool { return sys.Count(": deferral: Connected_to_") >= dialConcurrency }) {
+		t.Fatalf("the deliveries from the old address did not end within %v (timeoutremote is 1200 s); log:\n%s", dialBound, sys.Log())
+	}
+	runPPPHook(t, tr, "ip-up.d", n.hostIf)
+	waitQueueEmpty(t, tr, sys)
+	if got, dups := sink.Got(1, 1+dialConcurrency); got != dialConcurrency || len(dups) != 0 {
+		t.Errorf("delivered %d of %d, twice: %v", got, dialConcurrency, dups)
+	}
+	sys.Stop(t)
+}

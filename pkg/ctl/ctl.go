@@ -253,6 +253,17 @@ func (c *cmd) hold(holding bool, args []string) int {
 		return c.fail(ExitTemp, "qmail-send (pid %s) re-read its controls but reports %s %q, not what control/%s says (%s); "+
 			"look for \"alert: unable to reread control/%s\" in its log", st["pid"], name, st[name], name, res.After.SendForm(), name)
 	}
+	if !holding && !res.Changed && len(domains) == 0 {
+		// Nothing was held: the link came up without having been seen
+		// to go down (no hook ran at the drop, or pppd's hook came
+		// late). What failed meanwhile waits for its retry time; a
+		// release means "go now", so make it due, as flush does.
+		if _, _, err := SignalAndWait(c.root, syscall.SIGALRM, c.timeout); err != nil {
+			fmt.Fprintf(c.out, "%s\n", state)
+			return c.fail(ExitTemp, "deferred deliveries not retried: %v", err)
+		}
+		state += "; deferred deliveries retried now"
+	}
 	fmt.Fprintf(c.out, "%s; qmail-send (pid %s) confirmed\n", state, st["pid"])
 	return ExitOK
 }

@@ -787,3 +787,37 @@ func TestStatusSeesDomainChange(t *testing.T) {
 		t.Errorf("status:\n%s", out)
 	}
 }
+
+// TestReleaseUnheldRetries: a release of a channel that was not held (the
+// link came up without having been seen to go down) also sends ALRM, so
+// that what failed meanwhile is retried now; a release of a held channel
+// needs only the HUP.
+func TestReleaseUnheldRetries(t *testing.T) {
+	root := makeTree(t)
+	startFake(t, root)
+	for _, s := range []struct {
+		args    []string
+		signals int64 // HUP and ALRM handled
+		retried bool
+	}{
+		{[]string{"release", "remote"}, 2, true},
+		{[]string{"hold", "remote"}, 1, false},
+		{[]string{"release", "remote"}, 1, false},
+		{[]string{"release", "local"}, 2, true},
+		{[]string{"hold", "remote", "a.example"}, 1, false},
+		{[]string{"release", "remote", "b.example"}, 1, false}, // names a domain: no flush
+	} {
+		before, _ := ReadStatus(root)
+		code, out, errs := run(t, root, s.args...)
+		after, _ := ReadStatus(root)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s %s", s.args, code, out, errs)
+		}
+		if n := after.Generation() - before.Generation(); n != s.signals {
+			t.Errorf("%v: qmail-send handled %d signals, want %d", s.args, n, s.signals)
+		}
+		if got := strings.Contains(out, "deferred deliveries retried now"); got != s.retried {
+			t.Errorf("%v: stdout %q, retried %v, want %v", s.args, out, got, s.retried)
+		}
+	}
+}

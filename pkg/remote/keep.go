@@ -138,10 +138,14 @@ func (d *delivery) reuse() (rep *report, ok bool) {
 
 // idle reports whether the connection is as the last transaction left it:
 // nothing buffered, nothing unread on the socket, no end of file from the
-// peer (a peer that timed the connection out has closed it or sent 421).
+// peer (a peer that timed the connection out has closed it or sent 421),
+// and its local address still this host's.
 func (s *session) idle() bool {
 	if s.w.ioErr != nil || s.w.br.Buffered() > 0 || len(s.w.pending) > 0 {
 		return false
+	}
+	if wc, ok := s.raw.(*watchConn); ok && wc.gone() {
+		return false // made from an address this host no longer has
 	}
 	sc, ok := s.raw.(syscall.Conn)
 	if !ok {

@@ -377,7 +377,11 @@ func (d *delivery) dial(ip net.IP, port int) (net.Conn, error) {
 			dl.LocalAddr = &net.TCPAddr{IP: src}
 		}
 	}
-	return dl.Dial("tcp", net.JoinHostPort(ip.String(), itoa(port)))
+	c, err := dl.Dial("tcp", net.JoinHostPort(ip.String(), itoa(port)))
+	if err != nil {
+		return nil, err
+	}
+	return watch(c), nil
 }
 
 func isTimeout(err error) bool {
