@@ -236,7 +236,7 @@ func (c *cmd) hold(holding bool, args []string) int {
 			fmt.Fprintf(c.err, "qmailctl: warning: unable to clear queue/lock/tcpto: %v\n", err)
 		}
 	}
-	_, st, err := SignalAndWait(c.root, syscall.SIGHUP, c.timeout)
+	st, err := c.hupUntilAgreed(name, res.After)
 	switch {
 	case errors.Is(err, ErrNotRunning):
 		fmt.Fprintf(c.out, "%s\n", state)
@@ -266,6 +266,20 @@ func (c *cmd) hold(holding bool, args []string) int {
 	}
 	fmt.Fprintf(c.out, "%s; qmail-send (pid %s) confirmed\n", state, st["pid"])
 	return ExitOK
+}
+
+// hupUntilAgreed signals qmail-send to re-read the flags and returns its
+// status once it has. A generation that moved for another reason (a flush's
+// ALRM handled between our reading of the generation and our HUP) can show
+// the old flags: then it signals again, a few times; a HUP that changes
+// nothing does nothing. A failed re-read is not retried.
+func (c *cmd) hupUntilAgreed(name string, h hold.Flag) (Status, error) {
+	for try := 0; ; try++ {
+		_, st, err := SignalAndWait(c.root, syscall.SIGHUP, c.timeout)
+		if err != nil || agrees(st, name, h) || st["reread-failed"] != "" || try == 3 {
+			return st, err
+		}
+	}
 }
 
 // agrees reports whether qmail-send's view of a hold flag in sendstatus is

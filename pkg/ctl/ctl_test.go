@@ -821,3 +821,16 @@ func TestReleaseUnheldRetries(t *testing.T) {
 		}
 	}
 }
+
+// TestHoldConfirmOutlivesOtherSignal: when the status qmailctl waited for
+// came from another signal (a flush's ALRM handled before its HUP), the
+// old flags it shows are not taken for a failed re-read: qmailctl signals
+// again and gets its confirmation.
+func TestHoldConfirmOutlivesOtherSignal(t *testing.T) {
+	root := makeTree(t)
+	startFake(t, root, "FAKE_SEND_SKIPHUP=1")
+	code, out, errs := run(t, root, "hold", "remote")
+	if st, _ := ReadStatus(root); code != 0 || st["holdremote"] != "all" {
+		t.Fatalf("hold remote: exit %d, stdout %q stderr %q; sendstatus %v", code, out, errs, st)
+	}
+}

@@ -75,11 +75,14 @@ func fakeSend(root string) {
 			}
 		}()
 	}
-	write := func() {
+	// FAKE_SEND_SKIPHUP=1 handles its first HUP without re-reading the
+	// flags, as if it were another qmailctl's ALRM that came first.
+	skipHUP := os.Getenv("FAKE_SEND_SKIPHUP") == "1"
+	write := func(reread bool) {
 		dir := filepath.Join(root, "control")
 		// FAKE_SEND_STUCK=1 keeps the hold state of the start, as qmail-send
 		// does when it cannot re-read a flag file.
-		if gen == 0 || os.Getenv("FAKE_SEND_STUCK") != "1" {
+		if gen == 0 || (reread && os.Getenv("FAKE_SEND_STUCK") != "1") {
 			if l, err := hold.Read(dir, hold.LocalFile); err == nil {
 				local = l
 			}
@@ -102,7 +105,7 @@ func fakeSend(root string) {
 			die(err)
 		}
 	}
-	write()
+	write(true)
 	// Bounded: a fake left behind by a crashed test exits on its own.
 	limit := time.After(2 * time.Minute)
 	for {
@@ -113,7 +116,11 @@ func fakeSend(root string) {
 			}
 			if !mute {
 				gen++
-				write()
+				reread := !(skipHUP && s == syscall.SIGHUP)
+				if !reread {
+					skipHUP = false
+				}
+				write(reread)
 			}
 		case l := <-reqs:
 			r, err := sched.ParseRequest([]byte(l))
@@ -125,7 +132,7 @@ func fakeSend(root string) {
 			default:
 				results = append(results, "ctl "+r.Tag+" ok fake "+r.Verb+" "+r.Arg+"\n")
 			}
-			write()
+			write(true)
 		case <-limit:
 			os.Exit(1)
 		}
