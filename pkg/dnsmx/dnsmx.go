@@ -65,7 +65,20 @@ func Literal(host string) net.IP {
 	if len(host) > 2 && host[0] == '[' && host[len(host)-1] == ']' {
 		in := host[1 : len(host)-1]
 		if len(in) > 5 && strings.EqualFold(in[:5], "ipv6:") {
-			if ip := net.ParseIP(in[5:]); ip != nil && ip.To4() == nil {
+			// Any IPv6 form of RFC 5321, the IPv4-mapped one included
+			// ([IPv6:::ffff:192.0.2.1], reached over IPv4).
+			if ip := net.ParseIP(in[5:]); ip != nil && strings.Contains(in[5:], ":") {
+				if v4 := ip.To4(); v4 != nil {
+					return v4
+				}
+				return ip
+			}
+			return nil
+		}
+		if strings.Contains(in, ":") {
+			// [2001:db8::1] without its tag, as people write a relay in
+			// smtproutes: plain enough to take.
+			if ip := net.ParseIP(in); ip != nil && ip.To4() == nil {
 				return ip
 			}
 			return nil

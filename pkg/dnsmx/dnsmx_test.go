@@ -53,6 +53,12 @@ func TestLiteral(t *testing.T) {
 		"1.2.3.4.":              "",
 		"256.1.1.1":             "",
 		"[IPv6:2001:db8::1%lo]": "",
+		"[IPv6:::ffff:1.2.3.4]": "1.2.3.4", // RFC 5321's IPv6v4 forms
+		"[IPv6:::1.2.3.4]":      "::102:304",
+		"[::1]":                 "::1", // the tag left out, as in smtproutes
+		"[2001:db8::1]":         "2001:db8::1",
+		"[::ffff:1.2.3.4]":      "",
+		"[1:2]":                 "",
 	}
 	for in, want := range tests {
 		got := ""

@@ -66,7 +66,11 @@ func ValidDomain(s string) bool {
 		if len(s) < 3 || !strings.HasSuffix(s, "]") {
 			return false
 		}
-		for _, c := range s[1 : len(s)-1] {
+		in := s[1 : len(s)-1]
+		if len(in) > 5 && strings.EqualFold(in[:5], "ipv6:") {
+			in = in[5:] // RFC 5321's [IPv6:2001:db8::1]
+		}
+		for _, c := range in {
 			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' || c == '.' || c == ':') {
 				return false
 			}

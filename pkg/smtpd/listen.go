@@ -172,12 +172,22 @@ func dottedPrefix(r string) bool {
 // ("192.168."). Lines that are none of these are ignored (the listener
 // logs a warning for each).
 func RelayMatch(rules []string, ip netip.Addr) bool {
-	ip = ip.Unmap()
+	// A link-local client keeps its zone (fe80::1%eth0), which no prefix
+	// contains; the zone says which link, not which host.
+	ip = ip.Unmap().WithZone("")
 	for _, r := range rules {
 		r = strings.TrimSpace(r)
 		switch {
 		case strings.Contains(r, "/"):
-			if pfx, err := netip.ParsePrefix(r); err == nil && pfx.Contains(ip) {
+			pfx, err := netip.ParsePrefix(r)
+			if err != nil {
+				break
+			}
+			if a := pfx.Addr(); a.Is4In6() && pfx.Bits() >= 96 {
+				// ::ffff:127.0.0.0/104 is 127.0.0.0/8.
+				pfx = netip.PrefixFrom(a.Unmap(), pfx.Bits()-96)
+			}
+			if pfx.Contains(ip) {
 				return true
 			}
 		case strings.HasSuffix(r, "."):
@@ -185,7 +195,7 @@ func RelayMatch(rules []string, ip netip.Addr) bool {
 				return true
 			}
 		default:
-			if a, err := netip.ParseAddr(r); err == nil && a.Unmap() == ip {
+			if a, err := netip.ParseAddr(r); err == nil && a.Unmap().WithZone("") == ip {
 				return true
 			}
 		}

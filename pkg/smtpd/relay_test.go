@@ -123,7 +123,7 @@ func TestRcptHostsAllowed(t *testing.T) {
 }
 
 func TestRelayMatch(t *testing.T) {
-	rules := []string{"127.0.0.1", "10.0.0.0/8", "192.168.", "2001:db8::/32", "::1", "garbage"}
+	rules := []string{"127.0.0.1", "10.0.0.0/8", "192.168.", "2001:db8::/32", "::1", "garbage", "fe80::/10", "::ffff:192.0.2.0/120", "fe80::9%eth1"}
 	for ip, want := range map[string]bool{
 		"127.0.0.1":        true,
 		"127.0.0.2":        false,
@@ -135,6 +135,10 @@ func TestRelayMatch(t *testing.T) {
 		"::1":              true,
 		"::ffff:127.0.0.1": true,
 		"2001:db9::1":      false,
+		"fe80::1%eth0":     true, // a link-local client keeps its zone
+		"192.0.2.9":        true, // ::ffff:192.0.2.0/120
+		"192.0.3.1":        false,
+		"fec0::9%eth0":     false,
 	} {
 		if got := RelayMatch(rules, netip.MustParseAddr(ip)); got != want {
 			t.Errorf("RelayMatch(%s) = %v", ip, got)
