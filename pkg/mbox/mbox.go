@@ -74,7 +74,7 @@ func (e readError) Error() string { return e.err.Error() }
 // message is on disk, else a temporary *qerr.Error with qmail-local's
 // text naming fn.
 func Deliver(fn string, head []byte, msg io.Reader) error {
-	f, created, err := open(fn)
+	f, madeIn, err := open(fn)
 	if err != nil {
 		return qerr.Wrap(err, false, "Unable to open "+fn+": "+qerr.Str(err)+". (#4.2.1)")
 	}
@@ -107,10 +107,10 @@ func Deliver(fn string, head []byte, msg io.Reader) error {
 	if err := f.Sync(); err != nil {
 		return writeErr(f, fn, err, locked, pos)
 	}
-	if created {
+	if madeIn != "" {
 		// A mailbox this delivery made exists only once its directory
 		// entry is on disk too: the message leaves the queue after this.
-		if err := dirSync(filepath.Dir(fn)); err != nil {
+		if err := dirSync(madeIn); err != nil {
 			return writeErr(f, fn, err, locked, pos)
 		}
 	}
@@ -118,20 +118,38 @@ func Deliver(fn string, head []byte, msg io.Reader) error {
 }
 
 // open opens fn for appending, creating it (mode 0600, subject to the
-// umask) if it does not exist, and says whether it did.
-func open(fn string) (*os.File, bool, error) {
+// umask) if it does not exist, and says in which directory it made it ("" if
+// it did not). A symbolic link is followed, one that names a file not there
+// yet too: its target is made, as qmail's open(O_CREAT) does.
+func open(fn string) (*os.File, string, error) {
 	const flags = os.O_WRONLY | os.O_APPEND | unix.O_NONBLOCK
 	f, err := os.OpenFile(fn, flags, 0)
 	if !errors.Is(err, fs.ErrNotExist) {
-		return f, false, err
+		return f, "", err
 	}
 	f, err = os.OpenFile(fn, flags|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, fs.ErrExist) {
+	if err == nil {
+		return f, filepath.Dir(fn), nil
+	}
+	if !errors.Is(err, fs.ErrExist) {
+		return nil, "", err
+	}
+	if fi, lerr := os.Lstat(fn); lerr != nil || fi.Mode()&fs.ModeSymlink == 0 {
 		// Made by another delivery in between: append to it.
 		f, err = os.OpenFile(fn, flags, 0)
-		return f, false, err
+		return f, "", err
 	}
-	return f, err == nil, err
+	// A link to nothing yet (O_EXCL refuses every link): make its target.
+	f, err = os.OpenFile(fn, flags|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, "", err
+	}
+	target, err := filepath.EvalSymlinks(fn)
+	if err != nil {
+		f.Close()
+		return nil, "", err
+	}
+	return f, filepath.Dir(target), nil
 }
 
 // dirSync flushes a directory; a variable so that tests can watch it.

@@ -135,6 +135,28 @@ func TestDeliver(t *testing.T) {
 		t.Errorf("directories flushed: %q, want [%s]", synced, dir)
 	}
 
+	// A symbolic link to a file not there yet: the target is made (0600)
+	// and its directory flushed, as qmail's open(O_CREAT) follows it.
+	synced = nil
+	spool := filepath.Join(dir, "spool")
+	os.Mkdir(spool, 0o755)
+	link := filepath.Join(dir, "Linked")
+	if err := os.Symlink(filepath.Join(spool, "user"), link); err != nil {
+		t.Fatal(err)
+	}
+	if err := Deliver(link, []byte(head), strings.NewReader("x\n")); err != nil {
+		t.Fatalf("dangling link: %v", err)
+	}
+	if got, _ := os.ReadFile(filepath.Join(spool, "user")); string(got) != head+"x\n\n" {
+		t.Errorf("link target = %q", got)
+	}
+	if st, err := os.Stat(filepath.Join(spool, "user")); err != nil || st.Mode().Perm()&^0600 != 0 {
+		t.Errorf("link target mode: %v %v", st.Mode(), err)
+	}
+	if len(synced) != 1 || synced[0] != spool {
+		t.Errorf("directories flushed: %q, want [%s]", synced, spool)
+	}
+
 	// Open errors name the file with qmail's errno text.
 	err = Deliver(filepath.Join(dir, "nodir", "x"), nil, strings.NewReader(""))
 	if err == nil || !strings.HasSuffix(err.Error(), "/nodir/x: file does not exist. (#4.2.1)") || !strings.HasPrefix(err.Error(), "Unable to open ") {
