@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -107,6 +108,11 @@ type Sched struct {
 	exitasap   bool
 	spawnAlive [2]bool
 	cleanAlive bool
+	// cleanGone is set by the remover that finds qmail-clean gone: the
+	// others then unlink no more info files (the message would be left
+	// in mess/ with nothing to say it is done), as qmail stops at the
+	// first failed clean-up.
+	cleanGone atomic.Bool
 	clean      *cleanPipe
 	rq         *removeQueue
 	inflight   map[uint64]int // removals handed out, per message (remove.go)
@@ -241,15 +247,31 @@ func (s *Sched) takeMutex() (*os.File, int) {
 		s.log.line("alert: cannot start: unable to open mutex")
 		return nil, 111
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := lockMutex(int(f.Fd())); err != nil {
 		f.Close()
 		s.log.line("alert: cannot start: qmail-send is already running")
 		return nil, 111
 	}
-	if f.Truncate(0) == nil {
-		_, _ = f.WriteAt([]byte(itoa(os.Getpid())+"\n"), 0)
+	pid := itoa(os.Getpid()) + "\n"
+	if _, err := f.WriteAt([]byte(pid), 0); err == nil {
+		_ = f.Truncate(int64(len(pid)))
 	}
 	return f, 0
+}
+
+// lockMutex takes the exclusive lock on sendmutex. Whoever asks whether
+// qmail-send runs (qmailctl, a monitor, flock -s -n) holds a shared lock
+// for a moment, and at boot that happens while qmail starts: a refusal is
+// retried for up to two seconds before it counts as another qmail-send.
+func lockMutex(fd int) error {
+	const step, tries = 20 * time.Millisecond, 100
+	for i := 0; ; i++ {
+		err := syscall.Flock(fd, syscall.LOCK_EX|syscall.LOCK_NB)
+		if err != syscall.EWOULDBLOCK || i == tries {
+			return err
+		}
+		time.Sleep(step)
+	}
 }
 
 // readReports forwards a spawner's report bytes to the loop.

@@ -1,6 +1,7 @@
 package sched
 
 import (
+	"errors"
 	"io"
 	"os"
 	"sync"
@@ -148,6 +149,10 @@ func (s *Sched) doRemoval(r removal) *removed {
 	done := &removed{removal: r}
 	n := fnChan(r.c, r.id)
 	if r.info {
+		if s.cleanGone.Load() {
+			done.cleanErr = errCleanGone // keep info: redone at the next start
+			return done
+		}
 		n = fnSplit("info", r.id)
 	}
 	if err := unlinkHook(n, func() error { return unlink(s.path(n)) }); err != nil && !isNoent(err) {
@@ -158,9 +163,15 @@ func (s *Sched) doRemoval(r removal) *removed {
 		var a byte
 		a, done.cleanErr = s.clean.call("foop/" + utoa(r.id))
 		done.cleaned = done.cleanErr == nil && a == '+'
+		if done.cleanErr != nil {
+			s.cleanGone.Store(true)
+		}
 	}
 	return done
 }
+
+// errCleanGone is a removal not made because qmail-clean is gone.
+var errCleanGone = errors.New("qmail-clean is gone")
 
 // removedEvent is the loop's half of a removal: what followed the
 // synchronous unlink before.

@@ -2,6 +2,9 @@ package sched
 
 import (
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -206,5 +209,31 @@ func TestRemovalStop(t *testing.T) {
 	}
 	for _, id := range ids {
 		checkEndOrder(t, rec.list(), id, []int{chanLocal})
+	}
+}
+
+// TestRemovalsStopWhenCleanGone: once qmail-clean fails to answer, no more
+// info files are unlinked (each would leave a delivered message in mess/
+// with nothing to say it is done); qmail stops at the first failed clean.
+func TestRemovalsStopWhenCleanGone(t *testing.T) {
+	root := newTree(t)
+	q := filepath.Join(root, "queue")
+	s := &Sched{root: root, queue: q}
+	s.clean = &cleanPipe{req: io.Discard, rep: strings.NewReader("")} // EOF: gone
+	for id := uint64(1); id <= 3; id++ {
+		os.WriteFile(filepath.Join(q, fnSplit("info", id)), []byte("Fa@b\x00"), 0o600)
+	}
+	first := s.doRemoval(removal{id: 1, info: true})
+	if first.cleanErr == nil {
+		t.Fatalf("qmail-clean's EOF not seen")
+	}
+	for id := uint64(2); id <= 3; id++ {
+		d := s.doRemoval(removal{id: id, info: true})
+		if d.cleanErr == nil {
+			t.Errorf("removal %d: no error", id)
+		}
+		if _, err := os.Stat(filepath.Join(q, fnSplit("info", id))); err != nil {
+			t.Errorf("info of %d unlinked after qmail-clean was gone: %v", id, err)
+		}
 	}
 }

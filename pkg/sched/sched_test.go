@@ -489,3 +489,46 @@ func TestFIFOInQueue(t *testing.T) {
 	e.waitLog("warning: unable to open todo/999", 1)
 	e.waitLog("end msg", 1)
 }
+
+// TestMutexProbeAtStart: a shared lock on sendmutex held for a moment (how
+// qmailctl and monitors ask whether qmail-send runs) while qmail-send
+// starts does not stop it; an exclusive one (another qmail-send) does.
+func TestMutexProbeAtStart(t *testing.T) {
+	root := newTree(t)
+	mutex := filepath.Join(root, "queue/lock/sendmutex")
+	probe, err := os.Open(mutex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer probe.Close()
+	fd := int(probe.Fd())
+	if err := syscall.Flock(fd, syscall.LOCK_SH|syscall.LOCK_NB); err != nil {
+		t.Fatal(err)
+	}
+	unlocked := make(chan struct{})
+	time.AfterFunc(300*time.Millisecond, func() { syscall.Flock(fd, syscall.LOCK_UN); close(unlocked) })
+	defer func() { <-unlocked }()
+	e := start(t, root, ok, ok)
+	e.waitLog("status: local ", 1)
+	if n := e.log.count("already running"); n != 0 {
+		t.Fatalf("qmail-send refused to start:\n%s", e.log.String())
+	}
+	if code := e.stop(); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+
+	// Another qmail-send's exclusive lock: it gives up, after its retries.
+	if err := syscall.Flock(fd, syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		t.Fatal(err)
+	}
+	e = start(t, root, ok, ok)
+	select {
+	case code := <-e.done:
+		e.exited = true
+		if code != 111 || e.log.count("alert: cannot start: qmail-send is already running") != 1 {
+			t.Errorf("exit %d; log:\n%s", code, e.log.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("still running beside another qmail-send; log:\n%s", e.log.String())
+	}
+}
