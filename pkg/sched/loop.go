@@ -113,9 +113,9 @@ type Sched struct {
 	// in mess/ with nothing to say it is done), as qmail stops at the
 	// first failed clean-up.
 	cleanGone atomic.Bool
-	clean      *cleanPipe
-	rq         *removeQueue
-	inflight   map[uint64]int // removals handed out, per message (remove.go)
+	clean     *cleanPipe
+	rq        *removeQueue
+	inflight  map[uint64]int // removals handed out, per message (remove.go)
 
 	concurrency [2]int
 	width       [2]int // slot field width of each spawner (spawnproto.Narrow or Wide)
