@@ -155,6 +155,28 @@ func TestDialupHooks(t *testing.T) {
 		}
 	}
 	sys.Stop(t)
+
+	// qmail-send stopped: the flag is still changed, and the log says so
+	// (qmailctl's exit 3), not that the hook failed.
+	before, _ := os.ReadFile(logFile)
+	cmd := exec.Command("/bin/sh", append([]string{scriptPath(t, "ppp/ip-down.d/hqmail"), "ppp0"}, ppp...)...)
+	cmd.Env = []string{"PATH=" + fake + ":/usr/sbin:/usr/bin:/sbin:/bin", "QMAILHOME=" + tr.Root}
+	if out, err := cmd.CombinedOutput(); err != nil || len(out) != 0 {
+		t.Fatalf("ip-down with qmail-send stopped: %v, output %q", err, out)
+	}
+	want := "-t hqmail-ppp link ppp0 down: remote delivery held; qmail-send is not running, its next start honours it\n"
+	var logged string
+	harness.Eventually(30*time.Second, func() bool {
+		b, _ := os.ReadFile(logFile)
+		logged = strings.TrimPrefix(string(b), string(before))
+		return logged != ""
+	})
+	if logged != want {
+		t.Errorf("ip-down with qmail-send stopped: logged %q, want %q", logged, want)
+	}
+	if _, err := os.Stat(tr.Path("control", "holdremote")); err != nil {
+		t.Errorf("ip-down with qmail-send stopped: no flag: %v", err)
+	}
 }
 
 // seedTimeouts records two connection time-outs of ip a few minutes apart,

@@ -171,6 +171,13 @@ func (c *cmd) run(args []string) int {
 // online): no later link event would release it then.
 func (c *cmd) boot() int {
 	if hold.ReleasedSinceBoot(c.root) {
+		h, err := hold.Read(control.Open(c.root).Path, hold.RemoteFile)
+		if err == nil && h.Set {
+			// The admin's own hold stays; boot adds none.
+			fmt.Fprintf(c.out, "remote delivery %s, as control/%s says; a network hook released the boot hold since the machine booted\n",
+				h.Describe(), hold.RemoteFile)
+			return ExitOK
+		}
 		fmt.Fprintln(c.out, "remote delivery not held: a network hook released it since the machine booted")
 		return ExitOK
 	}

@@ -703,6 +703,16 @@ func TestBoot(t *testing.T) {
 			}
 		})
 	}
+	// Released since boot, but the admin holds everything: boot leaves
+	// the hold and does not claim delivery is not held.
+	root := makeTree(t)
+	p := filepath.Join(root, hold.LinkWantFile)
+	queuetest.WriteFile(t, p, []byte("release\n"))
+	queuetest.WriteFile(t, filepath.Join(root, "control", "holdremote"), []byte("*\n"))
+	code, out, _ := run(t, root, "boot")
+	if _, held := readFlag(t, root, "holdremote"); !held || code != ExitOK || strings.Contains(out, "not held") || !strings.Contains(out, "held (all destinations)") {
+		t.Errorf("boot with the admin's hold: held %v, exit %d, stdout %q", held, code, out)
+	}
 }
 
 // An uplink's hook holds and releases everything while a VPN's hook holds
