@@ -552,7 +552,9 @@ func (d *delivery) transaction(s *session, ext map[string]string) error {
 	}
 	if accepted == 0 {
 		s.quit()
-		return s.fail('D', "Giving up on ", "")
+		// Each recipient's report quoted the reply already: qmail prints
+		// the text once (outsmtptext empties it), so none here.
+		return &report{letter: 'D', text: "Giving up on " + s.ip + ".\n"}
 	}
 	return s.body(d.msg)
 }
