@@ -41,7 +41,12 @@ func (b *bounce) render() (head, tail []byte) {
 		h.WriteString("MIME-Version: 1.0\n")
 		h.WriteString("Content-Type: multipart/report; report-type=delivery-status;\n\tboundary=\"" + boundary + "\"\n")
 		h.WriteString("\nThis is a MIME-formatted message.\n\n--" + boundary + "\n")
-		h.WriteString("Content-Type: text/plain; charset=us-ascii\n")
+		// The report quotes remote replies as they came: any bytes.
+		cs := "us-ascii"
+		if !isASCII(b.report) {
+			cs = "unknown-8bit" // RFC 1428
+		}
+		h.WriteString("Content-Type: text/plain; charset=" + cs + "\n")
 	}
 	h.WriteString("\nHi. This is the qmail-send program at " + b.host + ".\n")
 	if double {
@@ -59,7 +64,7 @@ func (b *bounce) render() (head, tail []byte) {
 			h.WriteString("\nFinal-Recipient: rfc822; " + p.recip + "\n")
 			h.WriteString("Action: failed\n")
 			h.WriteString("Status: " + p.status + "\n")
-			h.WriteString("Diagnostic-Code: x-qmail; " + p.diag + "\n")
+			h.WriteString(foldField("Diagnostic-Code: x-qmail; " + p.diag))
 		}
 		h.WriteString("\n--" + boundary + "\n")
 		h.WriteString("Content-Type: message/rfc822\n\n")
@@ -76,7 +81,11 @@ func (b *bounce) render() (head, tail []byte) {
 // failure is one recipient's paragraph of bounce/ID.
 type failure struct{ recip, status, diag string }
 
-var statusRe = regexp.MustCompile(`#([245]\.[0-9]{1,3}\.[0-9]{1,3})`)
+var (
+	statusRe = regexp.MustCompile(`#([245]\.[0-9]{1,3}\.[0-9]{1,3})`)
+	// A remote reply's own enhanced code (RFC 3463) after its 5xx code.
+	remoteStatusRe = regexp.MustCompile(`Remote host said: 5[0-9][0-9][ -](5\.[0-9]{1,3}\.[0-9]{1,3})\b`)
+)
 
 // parseReport splits bounce/ID into its paragraphs for the DSN part.
 func parseReport(rep []byte) []failure {
@@ -99,10 +108,54 @@ func parseReport(rep []byte) []failure {
 		}
 		if m := statusRe.FindStringSubmatch(text); m != nil && m[1][0] == '5' {
 			f.status = m[1]
+		} else if m := remoteStatusRe.FindStringSubmatch(text); m != nil {
+			f.status = m[1]
 		}
-		f.diag = strings.Join(strings.Fields(text), " ")
+		// Header fields are ASCII (RFC 3464): other bytes become '?'.
+		f.diag = strings.Map(func(r rune) rune {
+			if r < 0x20 || r > 0x7e {
+				return '?'
+			}
+			return r
+		}, strings.Join(strings.Fields(text), " "))
 		f.recip = strings.ReplaceAll(f.recip, "\n", "_")
 		out = append(out, f)
 	}
 	return out
+}
+
+func isASCII(b []byte) bool {
+	for _, c := range b {
+		if c >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// foldField renders a header field folded at spaces into lines of at most
+// 78 bytes where the words allow, and never over 998 (RFC 5322 2.1.1): a
+// longer word is cut there.
+func foldField(f string) string {
+	const soft, hard = 78, 998
+	var b strings.Builder
+	line := 0
+	for i, w := range strings.Split(f, " ") {
+		if len(w) > hard-1 {
+			w = w[:hard-1]
+		}
+		switch {
+		case i == 0:
+		case line+1+len(w) > soft && line > 1:
+			b.WriteString("\n ")
+			line = 1
+		default:
+			b.WriteByte(' ')
+			line++
+		}
+		b.WriteString(w)
+		line += len(w)
+	}
+	b.WriteByte('\n')
+	return b.String()
 }

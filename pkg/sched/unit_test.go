@@ -317,3 +317,42 @@ func TestWriteStatusNeverEmpty(t *testing.T) {
 		t.Errorf("a reader saw sendstatus as %q", b)
 	}
 }
+
+// TestDSNFields: the DSN part takes a remote reply's enhanced code when
+// the report has no qmail code, keeps its fields ASCII, and folds them
+// within RFC 5322's line lengths; the text part says when it is not ASCII.
+func TestDSNFields(t *testing.T) {
+	long := strings.Repeat("x", 3000)
+	report := []byte("<a@remote.example>:\n192.0.2.1 does not like recipient.\nRemote host said: 550 5.1.1 M\xfcller unknown\nGiving up on 192.0.2.1.\n\n" +
+		"<b@remote.example>:\n192.0.2.1 does not like recipient.\nRemote host said: 550 " + long + "\n\n" +
+		"<c@local.example>:\nSorry, no mailbox here by that name. (#5.1.1)\nRemote host said: 550 5.7.1 not this one\n\n")
+	b := &bounce{date: time.Unix(0, 0), from: "MAILER-DAEMON", host: "mx.example.org", sender: "ann@example.org",
+		report: report, dsn: true, id: 1, reportHost: "mx.example.org"}
+	head, _ := b.render()
+	text := string(head)
+	for _, want := range []string{
+		"Content-Type: text/plain; charset=unknown-8bit\n",
+		"Final-Recipient: rfc822; a@remote.example\nAction: failed\nStatus: 5.1.1\n",
+		"Final-Recipient: rfc822; b@remote.example\nAction: failed\nStatus: 5.0.0\n",
+		"Final-Recipient: rfc822; c@local.example\nAction: failed\nStatus: 5.1.1\n", // qmail's code first
+		"M?ller",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("DSN lacks %q:\n%s", want, text)
+		}
+	}
+	dsn := text[strings.Index(text, "message/delivery-status"):]
+	for _, l := range strings.Split(dsn, "\n") {
+		if len(l) > 998 {
+			t.Errorf("a line of %d bytes", len(l))
+		}
+		if len(l) > 78 && !strings.Contains(l, long[:900]) {
+			t.Errorf("a line of %d bytes that could fold: %q", len(l), l)
+		}
+		for _, c := range []byte(l) {
+			if c >= 0x80 {
+				t.Fatalf("8-bit byte in the DSN part: %q", l)
+			}
+		}
+	}
+}
