@@ -5,16 +5,17 @@ import "strings"
 // AddrSpec returns the address of a -f value or an argument recipient
 // given as a name-addr: "Joe <joe@example.org>" and "<joe@example.org>"
 // are joe@example.org, as sendmail and Postfix read them (mailx -r and
-// some scripts pass that form). Anything else is returned as it is, for
+// some scripts pass that form). Anything else is returned without the
+// white space around it (a value read from a file), for
 // qmail-inject's own rule (split at the last @, quote the local part).
 func AddrSpec(s string) string {
 	t := strings.TrimSpace(s)
 	if !strings.HasSuffix(t, ">") {
-		return s
+		return t
 	}
 	lt := strings.LastIndexByte(t, '<')
 	if lt < 0 {
-		return s
+		return t
 	}
 	return t[lt+1 : len(t)-1]
 }

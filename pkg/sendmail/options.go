@@ -47,8 +47,9 @@ func (e *UsageError) Error() string { return e.Text }
 // the next word. The ones not listed in the switch of Parse are accepted
 // and ignored: -o (-oi, -oem, -odb ...), -e, -p, -B (body type), -N (DSN
 // notify), -R (DSN return), -V (envelope id), -L (syslog tag), -C (config
-// file), -h (hop count), -O (long option), -X (log file).
-const withArg = "bfrFoepBNRVLChOX"
+// file), -h (hop count), -O (long option), -X (log file), -A (-Ac, -Am:
+// which submit.cf, as Postfix ignores it).
+const withArg = "bfrFoepBNRVLChOXA"
 
 // Parse reads sendmail's options from args (without argv[0]). Options can
 // be bundled (-ti) and their arguments attached (-fjoe) or separate
@@ -76,6 +77,9 @@ words:
 				continue
 			case 'i', 'v', 'x', 'm', 'G', 'U', 'n':
 				c.Ignored = append(c.Ignored, "-"+string(opt))
+				continue
+			case 'I': // sendmail's and Postfix's old spelling of -bi
+				c.Mode = ModeNewAliases
 				continue
 			case 'q':
 				c.Mode = ModeFlush

@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -34,6 +35,16 @@ func (e *Env) Set(key, val string) {
 	*e = append(*e, key+"="+val)
 }
 
+// Has reports whether any of keys is set.
+func (e Env) Has(keys ...string) bool {
+	for _, k := range keys {
+		if _, ok := e.Get(k); ok {
+			return true
+		}
+	}
+	return false
+}
+
 // Get returns KEY's value.
 func (e Env) Get(key string) (string, bool) {
 	for i := len(e) - 1; i >= 0; i-- {
@@ -50,10 +61,21 @@ type Sys struct {
 	// only on failure.
 	Exec  func(path string, argv, env []string) error
 	Chdir func(dir string) error
+	// UserName is the login name of the real uid, "" if unknown; nil
+	// means none is looked up.
+	UserName func() string
 }
 
 // DefaultSys uses the real system calls.
-var DefaultSys = Sys{Exec: syscall.Exec, Chdir: os.Chdir}
+var DefaultSys = Sys{Exec: syscall.Exec, Chdir: os.Chdir, UserName: realUser}
+
+func realUser() string {
+	u, err := user.LookupId(strconv.Itoa(os.Getuid()))
+	if err != nil {
+		return ""
+	}
+	return u.Username
+}
 
 // Main runs sendmail with argv, the qmail tree at root and environment env,
 // and returns the exit status (sysexits codes, see docs/man/sendmail.8).
@@ -117,6 +139,15 @@ func Main(argv []string, root string, env []string, stdin io.Reader, stdout, std
 			} else {
 				e.Set("QMAILUSER", s)
 			}
+		}
+	}
+	if sys.UserName != nil && !e.Has("QMAILUSER", "MAILUSER", "USER", "LOGNAME") {
+		// A daemon started without a login environment (a systemd
+		// service, mdadm, unattended-upgrades): qmail-inject would send
+		// as "anonymous"; sendmail and Postfix send as the real uid's
+		// user, and bounces then reach someone.
+		if n := sys.UserName(); n != "" {
+			e.Set("USER", n)
 		}
 	}
 	if !c.Header && len(c.Recipients) == 0 {

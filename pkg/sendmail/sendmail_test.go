@@ -48,6 +48,8 @@ func TestParse(t *testing.T) {
 		{args: []string{"-bmx", "bob"}, mode: ModeDeliver, recips: []string{"bob"}}, // the first letter counts
 		{args: []string{"-bpq"}, mode: ModeQueueList},
 		{args: []string{"-bi"}, mode: ModeNewAliases},
+		{args: []string{"-I"}, mode: ModeNewAliases},
+		{args: []string{"-Ac", "-Am", "-A", "c", "bob"}, recips: []string{"bob"}},
 		{args: []string{"-q"}, mode: ModeFlush},
 		{args: []string{"-q30m"}, mode: ModeFlush},
 		{args: []string{"-qRexample.com"}, mode: ModeFlush},
@@ -145,6 +147,10 @@ func TestMainInject(t *testing.T) {
 		{name: "name-addr forms", args: []string{"sendmail", "-f", "Joe Q <joe@example.org>", `"Smith, Bob" <bob@example.com>`, `"a,b"@example.net`},
 			in:       "Subject: s\n\nb\n",
 			envelope: "Fjoe@example.org\x00Tbob@example.com\x00T\"a,b\"@example.net\x00\x00",
+			msgHas:   []string{"From: joe@example.org\n"}},
+		{name: "f with white space", args: []string{"sendmail", "-f", " joe@example.org ", "bob@example.com"},
+			in:       "Subject: s\n\nb\n",
+			envelope: "Fjoe@example.org\x00Tbob@example.com\x00\x00",
 			msgHas:   []string{"From: joe@example.org\n"}},
 		{name: "no recipients", args: []string{"sendmail"}, in: "x\n", code: ExUsage, errHas: "recipient addresses must be given"},
 		{name: "only blanks and commas", args: []string{"sendmail", " , "}, in: "x\n", code: ExDataErr, errHas: "no recipients found"},
@@ -349,4 +355,31 @@ func FuzzSplitRecipients(f *testing.F) {
 			t.Fatalf("%q split into more bytes than it has", arg)
 		}
 	})
+}
+
+// TestDaemonSender: a caller without USER, LOGNAME or MAILUSER (a systemd
+// service) sends as the real uid's user, not qmail-inject's "anonymous";
+// any of them set wins.
+func TestDaemonSender(t *testing.T) {
+	for _, tc := range []struct {
+		env  []string
+		want string
+	}{
+		{nil, "Fdaemonuser@mx.example.org\x00"},
+		{[]string{"LOGNAME=bob"}, "Fbob@mx.example.org\x00"},
+		{[]string{"MAILUSER=carol"}, "Fcarol@mx.example.org\x00"},
+	} {
+		root, capdir, env := fakeTree(t)
+		env = append(env[1:], tc.env...) // without USER=alice
+		var out, errb bytes.Buffer
+		sys := Sys{Chdir: func(string) error { return nil }, Exec: func(string, []string, []string) error { return errors.New("no exec") },
+			UserName: func() string { return "daemonuser" }}
+		if code := Main([]string{"sendmail", "-t"}, root, env, strings.NewReader("To: root\nSubject: mdadm\n\nx\n"), &out, &errb, sys); code != 0 {
+			t.Fatalf("%v: exit %d: %s", tc.env, code, errb.String())
+		}
+		envl, _ := os.ReadFile(filepath.Join(capdir, "envelope"))
+		if !strings.HasPrefix(string(envl), tc.want) {
+			t.Errorf("%v: envelope %q, want it to start %q", tc.env, envl, tc.want)
+		}
+	}
 }
