@@ -1,0 +1,101 @@
+package test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hqmail/hqmail/test/harness"
+)
+
+// rcRun runs scripts/rc/qmail with QMAILHOME set to the tree.
+func rcRun(t *testing.T, tr *harness.Tree, action string) (string, int) {
+	t.Helper()
+	cmd := exec.Command("/bin/sh", scriptPath(t, "rc/qmail"), action)
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "QMAILHOME=" + tr.Root}
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return string(out), ee.ExitCode()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out), 0
+}
+
+// TestRcScript: the rc script starts qmail (holding remote delivery, as at
+// boot), its restart waits for a delivery in progress to finish instead of
+// finding the old qmail-send still there and leaving none running, stop
+// waits too, and a start that fails says so and why.
+func TestRcScript(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	if _, err := os.Stat("/etc/default/qmail"); err == nil {
+		t.Skip("/etc/default/qmail exists and would change the script's settings")
+	}
+	tr := harness.Install(t)
+	dir := filepath.Join(harness.TempRoot(t), "out")
+	if err := os.Mkdir(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o777)
+	count := filepath.Join(dir, "count")
+	aliasWrite(t, tr, ".qmail-slow", "|sleep 3; echo x >> "+count+"\n", 0o644)
+	t.Cleanup(func() { rcRun(t, tr, "stop") })
+
+	out, code := rcRun(t, tr, "start")
+	if code != 0 || !strings.Contains(out, "hqmail started") {
+		t.Fatalf("start: exit %d: %s", code, out)
+	}
+	if _, err := os.Stat(tr.Path("control", "holdremote")); err != nil {
+		t.Errorf("start did not hold remote delivery as at boot: %v", err)
+	}
+	pid1 := sendstatus(tr)["pid"]
+	if err := tr.Queue(t, "a@testhost.example", []string{"slow@testhost.example"}, []byte("Subject: slow\n\nx\n")); err != nil {
+		t.Fatal(err)
+	}
+	harness.WaitFor(t, 30*time.Second, func() bool { return len(tr.QueueFiles("local")) == 1 })
+	time.Sleep(500 * time.Millisecond) // the delivery is sleeping now
+	if fileExists(count) {
+		t.Fatalf("the slow delivery finished before the restart")
+	}
+	out, code = rcRun(t, tr, "restart")
+	if code != 0 || !strings.Contains(out, "hqmail stopped") || !strings.Contains(out, "hqmail started") {
+		t.Fatalf("restart: exit %d: %s", code, out)
+	}
+	if pid2 := sendstatus(tr)["pid"]; pid2 == pid1 {
+		t.Errorf("restart: qmail-send pid still %s", pid1)
+	}
+	if out, code := tr.Run(t, nil, "qmailctl", "pid"); code != 0 {
+		t.Fatalf("after restart qmail-send is not running: %s", out)
+	}
+	harness.WaitFor(t, 30*time.Second, func() bool { return fileExists(count) })
+	out, code = rcRun(t, tr, "stop")
+	if code != 0 || !strings.Contains(out, "hqmail stopped") {
+		t.Fatalf("stop: exit %d: %s", code, out)
+	}
+	if b, _ := os.ReadFile(count); string(b) != "x\n" {
+		t.Errorf("the slow delivery ran %d times, want once", strings.Count(string(b), "x"))
+	}
+	if out, code := rcRun(t, tr, "stop"); code != 0 || !strings.Contains(out, "not running") {
+		t.Errorf("stop when stopped: exit %d: %s", code, out)
+	}
+
+	// A start that fails: the reason is shown, the exit is not 0.
+	if err := os.Rename(tr.Bin("qmail-lspawn"), tr.Bin("qmail-lspawn.away")); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Rename(tr.Bin("qmail-lspawn.away"), tr.Bin("qmail-lspawn"))
+	if out, code := rcRun(t, tr, "start"); code == 0 || !strings.Contains(out, "did not start") || !strings.Contains(out, "qmail-lspawn") {
+		t.Errorf("failed start: exit %d: %s", code, out)
+	}
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
