@@ -205,6 +205,10 @@ func TestNewu(t *testing.T) {
 	if err != nil || fi.Mode().Perm() != 0o644 {
 		t.Fatalf("users/cdb: %v %v", fi, err)
 	}
+	// The owner and group qmail-install gave it are kept: -check passes.
+	if out, code := tr.Run(t, nil, "qmail-install", "-root", tr.Root, "-check"); code != 0 {
+		t.Errorf("qmail-install -check after qmail-newu: exit %d: %s", code, out)
+	}
 	if _, err := os.Stat(tr.Path("users", "cdb.tmp")); err == nil {
 		t.Error("users/cdb.tmp left behind")
 	}

@@ -45,8 +45,16 @@ func main() {
 	} else if err != nil {
 		fatal("unable to compile users/assign: %v", err)
 	}
+	var old syscall.Stat_t
+	hadOld := syscall.Stat("users/cdb", &old) == nil
 	if err := cdb.WriteFile("users/cdb", 0o644, recs); err != nil {
 		fatal("unable to write users/cdb: %v", err)
+	}
+	if hadOld {
+		// Keep the owner and group the file had (qmail-install makes it
+		// root:qmail; root's own group would fail qmail-install -check).
+		// Only root may give it away; others keep their own.
+		_ = os.Chown("users/cdb", int(old.Uid), int(old.Gid))
 	}
 	if d, err := os.Open("users"); err == nil {
 		d.Sync()
