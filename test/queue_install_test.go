@@ -166,14 +166,7 @@ func TestInstallAsUser(t *testing.T) {
 	run := func(args ...string) (string, int) {
 		cmd := exec.Command(inst, args...)
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-		out, err := cmd.CombinedOutput()
-		if ee, ok := err.(*exec.ExitError); ok {
-			return string(out), ee.ExitCode()
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		return string(out), 0
+		return combined(t, cmd)
 	}
 	if out, code := run("-root", dir, "-me", "box.example"); code != 0 {
 		t.Fatalf("install: %d %s", code, out)

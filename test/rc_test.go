@@ -16,6 +16,13 @@ func rcRun(t *testing.T, tr *harness.Tree, action string) (string, int) {
 	t.Helper()
 	cmd := exec.Command("/bin/sh", scriptPath(t, "rc/qmail"), action)
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "QMAILHOME=" + tr.Root}
+	return combined(t, cmd)
+}
+
+// combined runs cmd and returns its combined output and exit code; a
+// program that cannot be run fails the test.
+func combined(t *testing.T, cmd *exec.Cmd) (string, int) {
+	t.Helper()
 	out, err := cmd.CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); ok {
 		return string(out), ee.ExitCode()
