@@ -319,14 +319,19 @@ func (s *Sched) writeStatus() {
 		b.WriteString("reread-failed " + strings.Join(s.rereadFailed, " ") + "\n")
 	}
 	b.WriteString(s.mc.statusLines())
-	// Never empty for a reader: the new text goes over the old, padded
-	// with empty lines to the old length (readers skip them), and only
-	// then is the file cut to the new length.
-	text := b.String()
+	rewrite(f, b.String())
+}
+
+// rewrite replaces the contents of f (sendstatus, sendmutex) in place so
+// that a reader never finds it empty: the new text goes over the old,
+// padded with empty lines to the old length (readers skip them), and only
+// then is the file cut to the new length.
+func rewrite(f *os.File, text string) {
+	padded := text
 	if fi, err := f.Stat(); err == nil && fi.Size() > int64(len(text)) {
-		text += strings.Repeat("\n", int(fi.Size())-len(text))
+		padded += strings.Repeat("\n", int(fi.Size())-len(text))
 	}
-	if _, err := f.WriteAt([]byte(text), 0); err == nil {
-		_ = f.Truncate(int64(b.Len()))
+	if _, err := f.WriteAt([]byte(padded), 0); err == nil {
+		_ = f.Truncate(int64(len(text)))
 	}
 }

@@ -252,10 +252,7 @@ func (s *Sched) takeMutex() (*os.File, int) {
 		s.log.line("alert: cannot start: qmail-send is already running")
 		return nil, 111
 	}
-	pid := itoa(os.Getpid()) + "\n"
-	if _, err := f.WriteAt([]byte(pid), 0); err == nil {
-		_ = f.Truncate(int64(len(pid)))
-	}
+	rewrite(f, itoa(os.Getpid())+"\n")
 	return f, 0
 }
 
