@@ -39,16 +39,22 @@ type Server struct {
 // Start starts a server on 127.0.0.1 and stops it in t.Cleanup.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("dnstest: %v", err)
-	}
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
+	// The UDP port the kernel picks may be taken for TCP (another test's
+	// connection): pick again, a bounded number of times.
+	var err error
+	for try := 0; try < 20; try++ {
+		var pc net.PacketConn
+		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
+			break
+		}
+		var ln net.Listener
+		if ln, err = net.Listen("tcp", pc.LocalAddr().String()); err == nil {
+			return Serve(t, pc, ln)
+		}
 		pc.Close()
-		t.Fatalf("dnstest: %v", err)
 	}
-	return Serve(t, pc, ln)
+	t.Fatalf("dnstest: %v", err)
+	return nil
 }
 
 // Serve starts a server on sockets the caller opened (e.g. inside a network
