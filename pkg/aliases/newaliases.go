@@ -27,8 +27,11 @@ func NewaliasesMain(root string, args []string, stdout, stderr io.Writer) int {
 	fl.SetOutput(stderr)
 	src := fl.String("f", "", "aliases file to read (default: control/aliases, else /etc/aliases)")
 	check := fl.Bool("n", false, "check the file only; write nothing")
+	// Postfix's and sendmail's newaliases take -v (verbose); scripts and
+	// package hooks pass it. The summary line is printed anyway.
+	fl.Bool("v", false, "accepted for compatibility; the summary is always printed")
 	fl.Usage = func() {
-		fmt.Fprintln(stderr, "usage: newaliases [-n] [-f aliasesfile]")
+		fmt.Fprintln(stderr, "usage: newaliases [-n] [-v] [-f aliasesfile]")
 		fl.PrintDefaults()
 	}
 	if err := fl.Parse(args); err != nil {

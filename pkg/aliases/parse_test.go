@@ -144,3 +144,26 @@ func TestNewaliasesUsage(t *testing.T) {
 		t.Errorf("database written: %v", err)
 	}
 }
+
+// TestNewaliasesVerbose: -v, which Postfix's newaliases takes and package
+// scripts pass, is accepted and compiles as without it.
+func TestNewaliasesVerbose(t *testing.T) {
+	root := t.TempDir()
+	if err := os.Mkdir(filepath.Join(root, "etc"), 0755); err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(root, "aliases")
+	if err := os.WriteFile(src, []byte("postmaster: root\n"), 0644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb strings.Builder
+	if code := NewaliasesMain(root, []string{"-v", "-f", src}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, errb.String())
+	}
+	if !strings.Contains(out.String(), "1 aliases compiled") {
+		t.Errorf("stdout %q", out.String())
+	}
+	if _, err := os.Stat(filepath.Join(root, DBFile)); err != nil {
+		t.Errorf("database not written: %v", err)
+	}
+}
