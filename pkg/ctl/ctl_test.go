@@ -365,6 +365,8 @@ func TestStatusAndQueue(t *testing.T) {
 	for _, want := range []string{
 		"qmail-send: running, pid ",
 		"remote: held for held.example since 14 Nov 2023 22:13:20 GMT",
+		// The fake's hold period began long before the flag was written.
+		"; control/holdremote last changed ",
 		"local: not held\n",
 		"queue: 5 messages, 1 not yet preprocessed\n",
 		"pending: local 1 messages, remote 2 messages (2 remote recipients held)\n",

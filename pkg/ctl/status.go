@@ -122,14 +122,23 @@ func (c *cmd) status() int {
 }
 
 // since describes when a hold began: qmail-send's since-CHANNEL when it
-// reports one, else the flag file's modification time.
+// reports one, else the flag file's modification time. qmail-send dates
+// one hold period per channel, whatever its form, so a hold that was
+// widened or narrowed later (held.example, then everything) is dated from
+// its first form; the flag's own time then says when it took this one.
 func (c *cmd) since(st Status, ch, path string) string {
+	fi, ferr := os.Stat(path)
 	if st != nil {
 		if t, ok := st.Int("since-" + ch); ok && t > 0 {
-			return " since " + qdate.Qread(time.Unix(t, 0)) + " (for " + age(c.now().Sub(time.Unix(t, 0))) + ")"
+			began := time.Unix(t, 0)
+			s := " since " + qdate.Qread(began) + " (for " + age(c.now().Sub(began)) + ")"
+			if ferr == nil && fi.ModTime().Sub(began) > 2*time.Second {
+				s += "; control/hold" + ch + " last changed " + qdate.Qread(fi.ModTime())
+			}
+			return s
 		}
 	}
-	if fi, err := os.Stat(path); err == nil {
+	if ferr == nil {
 		return " (flag written " + qdate.Qread(fi.ModTime()) + ", " + age(c.now().Sub(fi.ModTime())) + " ago)"
 	}
 	return ""
