@@ -567,6 +567,11 @@ func TestRemoteOutgoingIP(t *testing.T) {
 	}
 	tr.Control("outgoingip", "not-an-ip\n")
 	checkReports(t, tr.Remote(testMsg, "r.test", "f@x.test", "a@r.test"), "ZUnable to read control files. (#4.3.0)\n")
+	// An address this host does not have (TEST-NET-1; the kernel refuses
+	// the bind, nothing is sent): the report names it.
+	tr.Control("outgoingip", "192.0.2.1\n")
+	checkReports(t, tr.Remote(testMsg, "r.test", "f@x.test", "a@r.test"),
+		"ZSorry, I wasn't able to establish an SMTP connection: control/outgoingip's 192.0.2.1 is not an address of this host. (#4.4.1)\n")
 }
 
 // TestRemoteAuthLogin: a relay offering only AUTH LOGIN, after STARTTLS.

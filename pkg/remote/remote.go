@@ -334,6 +334,7 @@ func (d *delivery) connect(addrs []dnsmx.Addr) *report {
 	}
 	tt := tcpto.Open(d.root)
 	var refused *report // the last TLS-policy refusal
+	var unbound net.IP  // an outgoingip source the kernel refused
 	for _, a := range addrs {
 		ready, present := tt.Ready(a.IP)
 		if !ready {
@@ -341,6 +342,12 @@ func (d *delivery) connect(addrs []dnsmx.Addr) *report {
 		}
 		conn, err := d.dial(a.IP, port)
 		if err != nil {
+			if src := d.source(a.IP); src != nil && errors.Is(err, syscall.EADDRNOTAVAIL) {
+				// Our address, not the peer, is at fault: say so, and
+				// do not mark the peer as unreachable.
+				unbound = src
+				continue
+			}
 			tt.Result(a.IP, isTimeout(err), present)
 			continue
 		}
@@ -367,15 +374,28 @@ func (d *delivery) connect(addrs []dnsmx.Addr) *report {
 	if refused != nil {
 		return refused
 	}
+	if unbound != nil {
+		return &report{letter: 'Z', text: "Sorry, I wasn't able to establish an SMTP connection: control/outgoingip's " +
+			unbound.String() + " is not an address of this host. (#4.4.1)\n"}
+	}
 	return &report{letter: 'Z', text: txtNoConnect}
+}
+
+// source is the control/outgoingip address used for connections to ip, or
+// nil for the kernel's choice.
+func (d *delivery) source(ip net.IP) net.IP {
+	for _, src := range d.cfg.OutgoingIP {
+		if (src.To4() != nil) == (ip.To4() != nil) {
+			return src
+		}
+	}
+	return nil
 }
 
 func (d *delivery) dial(ip net.IP, port int) (net.Conn, error) {
 	dl := net.Dialer{Timeout: d.cfg.TimeoutConnect}
-	for _, src := range d.cfg.OutgoingIP {
-		if (src.To4() != nil) == (ip.To4() != nil) {
-			dl.LocalAddr = &net.TCPAddr{IP: src}
-		}
+	if src := d.source(ip); src != nil {
+		dl.LocalAddr = &net.TCPAddr{IP: src}
 	}
 	c, err := dl.Dial("tcp", net.JoinHostPort(ip.String(), itoa(port)))
 	if err != nil {
