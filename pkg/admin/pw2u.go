@@ -11,19 +11,25 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/hqmail/hqmail/pkg/getpw"
 	"github.com/hqmail/hqmail/pkg/qerr"
 )
 
 // Pw2uOptions select qmail-pw2u's rules. The zero value is not the default;
 // use DefaultPw2uOptions.
 type Pw2uOptions struct {
-	AllowRoot      bool // -o: keep uid 0 accounts (default -O: skip them)
-	AllowUpper     bool // -U: keep names with upper-case letters (default -u: skip)
-	CheckHome      bool // -h (default): skip accounts whose home does not exist; -H: do not look
+	AllowUpper bool // -U: keep names with upper-case letters (default -u: skip)
+	// CheckHome (-h, the default) skips accounts whose home does not exist
+	// or is not owned by the account's uid, as qmail-getpw does; -H does
+	// not look at the homes.
+	CheckHome      bool
 	ExtensionLines bool // -c (default): a "+name-" line per account for name-ext; -C: none
 	// UsersDir holds the optional files include, exclude, mailnames,
 	// subusers and append (ROOT/users); "" means none are read.
 	UsersDir string
+	// AliasHome, when set, is the alias account's home in the output
+	// (QMAILHOME/alias of the tree), whatever passwd says, as qmail-getpw.
+	AliasHome string
 }
 
 // DefaultPw2uOptions are the options without flags.
@@ -41,11 +47,12 @@ type pwEntry struct {
 //     than 7 fields or a NUL byte, or a uid or gid that is not a number, is
 //     an error;
 //   - a name already seen is skipped (the first entry wins, as getpwnam);
-//   - names with ':' or upper-case letters (unless AllowUpper), uid 0
-//     (unless AllowRoot), names listed in users/exclude, names missing from
+//   - names with blanks or upper-case letters (unless AllowUpper), names
+//     of getpw.MaxName bytes or more, uid 0 (qmail-lspawn never delivers
+//     as root), names listed in users/exclude, names missing from
 //     users/include (when that file exists) and, with CheckHome, accounts
-//     whose home directory does not exist are skipped; each skip is noted
-//     on warn;
+//     whose home directory does not exist or is not owned by their uid
+//     are skipped; each skip but the lists' is noted on warn;
 //   - users/mailnames "user:name1:name2..." gives the local parts that reach
 //     user instead of the user name;
 //   - each local part L becomes "=L:user:uid:gid:home:::" and, with
@@ -117,11 +124,12 @@ func Pw2u(in io.Reader, out io.Writer, warn io.Writer, o Pw2uOptions) error {
 		case e.name != strings.ToLower(e.name) && !o.AllowUpper:
 			skip("upper-case letters in the name (use -U)")
 			continue
+		case len(e.name) >= getpw.MaxName:
+			skip(fmt.Sprintf("name of %d bytes or more (qmail-getpw does not look it up)", getpw.MaxName))
+			continue
 		case strings.TrimLeft(e.uid, "0") == "":
-			if !o.AllowRoot {
-				skip("uid 0 (use -o)")
-				continue
-			}
+			skip("uid 0 (qmail-lspawn does not deliver as root; its mail goes to the alias user)")
+			continue
 		}
 		if exclude[e.name] {
 			continue
@@ -129,13 +137,23 @@ func Pw2u(in io.Reader, out io.Writer, warn io.Writer, o Pw2uOptions) error {
 		if hasInclude && !include[e.name] {
 			continue
 		}
+		if e.name == getpw.Alias && o.AliasHome != "" {
+			e.home = o.AliasHome
+		}
 		if e.home == "" || e.home[0] != '/' {
 			skip("home directory is not an absolute path")
 			continue
 		}
 		if o.CheckHome {
-			if _, err := os.Stat(e.home); err != nil {
+			owner, err := getpw.StatOwner(e.home)
+			if err != nil {
 				skip("home directory " + e.home + " is missing (use -H)")
+				continue
+			}
+			if strconv.Itoa(owner) != strings.TrimLeft(e.uid, "0") {
+				// Its .qmail files would run as this account while
+				// they belong to another; qmail-getpw skips it too.
+				skip(fmt.Sprintf("home directory %s is owned by uid %d, not %s (use -H)", e.home, owner, e.uid))
 				continue
 			}
 		}
@@ -229,6 +247,7 @@ func readUsersList(dir, name string) (map[string]bool, bool, error) {
 func Pw2uMain(root string, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	o := DefaultPw2uOptions()
 	o.UsersDir = filepath.Join(root, "users")
+	o.AliasHome = filepath.Join(root, "alias")
 	for _, a := range args {
 		if len(a) < 2 || a[0] != '-' {
 			fmt.Fprintln(stderr, "usage: qmail-pw2u [-oOuUhHcC] < passwd > users/assign")
@@ -236,10 +255,9 @@ func Pw2uMain(root string, args []string, stdin io.Reader, stdout, stderr io.Wri
 		}
 		for _, c := range a[1:] {
 			switch c {
-			case 'o':
-				o.AllowRoot = true
-			case 'O':
-				o.AllowRoot = false
+			case 'o', 'O':
+				// Accepted as before: -o kept uid 0 accounts, whose
+				// mail qmail-lspawn then deferred until it bounced.
 			case 'U':
 				o.AllowUpper = true
 			case 'u':

@@ -5,7 +5,9 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -41,7 +43,7 @@ func TestPw2uGolden(t *testing.T) {
 	}{
 		{"plain-H", []string{"-H"}, false},
 		{"users-files-H", []string{"-H"}, true},
-		{"root-upper-noext", []string{"-oUHC"}, false},
+		{"root-upper-noext", []string{"-oUHC"}, false}, // -o no longer keeps uid 0
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -60,7 +62,31 @@ func TestPw2uGolden(t *testing.T) {
 }
 
 func TestPw2uRules(t *testing.T) {
-	home := t.TempDir()
+	// home belongs to uid u (not 0: uid 0 is always skipped); other to
+	// some other uid.
+	home, other := t.TempDir(), t.TempDir()
+	u := os.Getuid()
+	if u == 0 {
+		u = 5
+		if err := os.Chown(home, u, 6); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ownerOf := func(dir string) int {
+		fi, err := os.Stat(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return int(fi.Sys().(*syscall.Stat_t).Uid)
+	}
+	if ownerOf(other) == u {
+		if os.Getuid() != 0 {
+			t.Skip("cannot make a directory owned by another uid as an ordinary user")
+		}
+		os.Chown(other, 0, 0)
+	}
+	us := strconv.Itoa(u)
+	long := strings.Repeat("n", 32)
 	tests := []struct {
 		name, in string
 		args     []string
@@ -68,8 +94,15 @@ func TestPw2uRules(t *testing.T) {
 		out      string
 		errPart  string
 	}{
-		{"home exists", "u:x:5:6::" + home + ":/bin/sh\n", nil, 0,
-			"=u:u:5:6:" + home + ":::\n+u-:u:5:6:" + home + ":-::\n.\n", ""},
+		{"home exists", "u:x:" + us + ":6::" + home + ":/bin/sh\n", nil, 0,
+			"=u:u:" + us + ":6:" + home + ":::\n+u-:u:" + us + ":6:" + home + ":-::\n.\n", ""},
+		// qmail-getpw would not take it: its .qmail would run as u.
+		{"home of another uid", "u:x:" + us + ":6::" + other + ":/bin/sh\n", nil, 0, ".\n", "is owned by uid"},
+		{"home of another uid, -H", "u:x:" + us + ":6::" + other + ":/bin/sh\n", []string{"-H"}, 0,
+			"=u:u:" + us + ":6:" + other + ":::\n+u-:u:" + us + ":6:" + other + ":-::\n.\n", ""},
+		{"uid 0 even with -o", "r:x:0:0::/:/bin/sh\n", []string{"-oH"}, 0, ".\n", "skipping r: uid 0"},
+		{"name too long", long + ":x:5:6::/h:/s\n", []string{"-H"}, 0, ".\n", "skipping " + long + ": name of 32 bytes"},
+		{"alias home", "alias:x:7:8::/var/qmail/alias:/s\n", []string{"-HC"}, 0, "", ""},
 		{"home missing", "u:x:5:6::/nonexistent/pw2u/test:/bin/sh\n", nil, 0, ".\n", "home directory /nonexistent/pw2u/test is missing"},
 		{"include", "u:x:5:6::/h:/s\nv:x:7:8::/h:/s\n", []string{"-H"}, 0, "", ""},
 		{"short line", "u:x:5:6\n", nil, 111, "", "fatal: unable to parse passwd line 1"},
@@ -85,6 +118,11 @@ func TestPw2uRules(t *testing.T) {
 				os.Mkdir(filepath.Join(root, "users"), 0755)
 				os.WriteFile(filepath.Join(root, "users", "include"), []byte("v\n"), 0644)
 				tc.out = "=v:v:7:8:/h:::\n+v-:v:7:8:/h:-::\n.\n"
+			}
+			if tc.name == "alias home" {
+				// One alias account serves every tree: its home here is
+				// this tree's alias directory, as qmail-getpw says.
+				tc.out = "=alias:alias:7:8:" + filepath.Join(root, "alias") + ":::\n.\n"
 			}
 			var out, errb bytes.Buffer
 			code := Pw2uMain(root, tc.args, strings.NewReader(tc.in), &out, &errb)
