@@ -45,7 +45,8 @@ func TestLocalDeliveryKinds(t *testing.T) {
 	// dora is a user with a home and no .qmail: the default delivery.
 	uid, gid := a.UID, a.GID
 	if os.Geteuid() == 0 {
-		uid = harness.TestUIDBase + 21
+		// Past 2^31 (useradd takes up to 2^32-2): ids are unsigned.
+		uid = 3_000_000_021
 	}
 	home := tr.Path("home-dora")
 	maildirAt(t, filepath.Join(home, "Maildir"), uid, gid)

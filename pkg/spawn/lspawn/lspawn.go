@@ -124,9 +124,11 @@ func ParseFields(b []byte) (*Fields, bool) {
 	if len(parts) < 7 {
 		return nil, false
 	}
+	// Linux ids are 32 bits wide; (uid_t)-1 means "no change" to
+	// setresuid and is nobody's id.
 	num := func(s []byte) (int, bool) {
-		n, err := strconv.ParseUint(string(s), 10, 31)
-		return int(n), err == nil
+		n, err := strconv.ParseUint(string(s), 10, 32)
+		return int(n), err == nil && n != 1<<32-1
 	}
 	uid, ok1 := num(parts[1])
 	gid, ok2 := num(parts[2])

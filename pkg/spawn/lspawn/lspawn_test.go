@@ -113,6 +113,10 @@ func TestParseFields(t *testing.T) {
 		{"joe\x001001\x00100\x00/home/joe\x00-\x00ext", false, Fields{}},
 		{"joe\x00x\x00100\x00/h\x00\x00\x00", false, Fields{}},
 		{"joe\x00-1\x00100\x00/h\x00\x00\x00", false, Fields{}},
+		// uids past 2^31 exist (useradd -u 3000000000); 2^32-1 is (uid_t)-1.
+		{"big\x003000000000\x004294967294\x00/h\x00\x00\x00", true, Fields{"big", 3000000000, 4294967294, "/h", "", ""}},
+		{"joe\x004294967295\x00100\x00/h\x00\x00\x00", false, Fields{}},
+		{"joe\x004294967296\x00100\x00/h\x00\x00\x00", false, Fields{}},
 		{"", false, Fields{}},
 	}
 	for _, tc := range tests {
