@@ -37,7 +37,7 @@ func main() {
 	}
 	assign, err := os.ReadFile("users/assign")
 	if err != nil {
-		fatal("unable to read users/assign: %v", err)
+		fatal("unable to read users/assign: %v", qerr.Bare(err))
 	}
 	recs, err := users.Compile(assign)
 	if errors.Is(err, users.ErrFormat) {
