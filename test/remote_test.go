@@ -244,6 +244,31 @@ func TestRemoteSTARTTLS(t *testing.T) {
 	}
 }
 
+// TestRemoteTLS13RefusedAfterHandshake: a TLS 1.3 server that wants a
+// client certificate refuses after the client's side of the handshake is
+// done, on the first read (the EHLO reply). Under the default policy that
+// is a failed handshake too: the same address again in plain text.
+func TestRemoteTLS13RefusedAfterHandshake(t *testing.T) {
+	cert, _ := selfSigned(t, "cc.test")
+	tr := newRTree(t)
+	s := startSink(t, listen(t, "", 0), sinkOpts{TLS: &tls.Config{Certificates: []tls.Certificate{cert},
+		ClientAuth: tls.RequireAnyClientCert, MinVersion: tls.VersionTLS13}})
+	routeTo(tr, s.IP, s.Port)
+	checkReports(t, tr.Remote(testMsg, "r.test", "f@x.test", "a@r.test"), "r", accepted(s.IP))
+	if ms := s.Messages(); len(ms) != 1 || ms[0].TLS {
+		t.Fatalf("messages %+v", ms)
+	}
+	// Where TLS is required, the refusal stays a temporary failure.
+	tr.Control("tlsroutes", "r.test:encrypt\n")
+	got := tr.Remote(testMsg, "r.test", "f@x.test", "a@r.test")
+	if len(got) != 1 || got[0][0] != 'Z' {
+		t.Fatalf("encrypt: %q", got)
+	}
+	if ms := s.Messages(); len(ms) != 1 {
+		t.Fatalf("delivered without TLS under encrypt: %+v", ms)
+	}
+}
+
 // TestRemoteRequiredTLSNextMX: where control/tlsroutes asks for TLS, an MX
 // that does not offer it is passed over for the next one, as other MTAs do
 // (RFC 7672 §2.2): the mail goes to the MX that speaks TLS. With no MX

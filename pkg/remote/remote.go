@@ -473,6 +473,13 @@ func (d *delivery) smtp(conn net.Conn, a dnsmx.Addr, port int, tryTLS bool) erro
 			}
 			if s.tls {
 				if ext, err = s.hello(d.cfg.Helo); err != nil {
+					if !required && s.w.ioErr != nil {
+						// A TLS 1.3 server refuses a client (one
+						// without a certificate it wants) after the
+						// client's side of the handshake is done: on
+						// the first read. That is a failed handshake.
+						return errTLSFallback
+					}
 					return err
 				}
 			}
