@@ -99,6 +99,7 @@ const (
 	textQQT         = "451 qqt failure (#4.3.0)"
 	textTLSReady    = "220 ready for tls"
 	textTLSFailed   = "454 TLS not available due to temporary reason (#4.3.0)"
+	textTLSParams   = "501 Syntax error (no parameters allowed) (#5.5.4)"
 	placeholderHelo = "HELO x"
 )
 
@@ -335,7 +336,7 @@ func (f *front) dispatch(line string) {
 	case "help":
 		f.say(textHelp)
 	case "starttls":
-		f.startTLS()
+		f.startTLS(arg)
 	default:
 		f.say(textUnimpl)
 	}
@@ -387,9 +388,13 @@ func (f *front) ehloText() string {
 
 // startTLS answers STARTTLS: the handshake is done here, under front, and
 // the session starts afresh (RFC 3207).
-func (f *front) startTLS() {
+func (f *front) startTLS(arg string) {
 	if f.cs.cfg.TLS == nil || f.tls {
 		f.say(textUnimpl)
+		return
+	}
+	if strings.TrimSpace(arg) != "" {
+		f.say(textTLSParams) // RFC 3207 §4: STARTTLS takes none
 		return
 	}
 	// Whatever the client pipelined after STARTTLS was sent in clear
@@ -399,7 +404,7 @@ func (f *front) startTLS() {
 	tc := tls.Server(f.plain, f.cs.cfg.TLS)
 	tc.SetDeadline(time.Now().Add(f.cs.cfg.Timeout))
 	if err := tc.Handshake(); err != nil {
-		f.cs.log.Printf("TLS handshake: %v", err)
+		f.cs.log.Printf("TLS handshake with %s: %v", f.cs.peer.RemoteIP, err)
 		f.cs.failed.Store(true)
 		f.closed = true
 		f.plain.Close()

@@ -258,6 +258,9 @@ func TestStartTLS(t *testing.T) {
 	if ehlo := strings.Join(raw.reply(), "|"); !strings.Contains(ehlo, "250-STARTTLS|") {
 		t.Fatalf("STARTTLS not offered: %s", ehlo)
 	}
+	// RFC 3207 §4: no parameters; the session goes on in clear text.
+	raw.expect("STARTTLS now", "501 Syntax error (no parameters allowed) (#5.5.4)")
+	raw.expect("NOOP", "250 ok")
 	c, err := smtp.DialStartTLS(s.addr, &tls.Config{ServerName: "mx.example.org", InsecureSkipVerify: true})
 	if err != nil {
 		t.Fatal(err)
