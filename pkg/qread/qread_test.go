@@ -2,6 +2,7 @@ package qread
 
 import (
 	"bytes"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -230,6 +231,44 @@ func TestScanWhileQueueChanges(t *testing.T) {
 	msgs, _ := Scan(q)
 	if len(msgs) != 50 {
 		t.Fatalf("%d messages after the churn, want 50", len(msgs))
+	}
+}
+
+// TestScanSkipsMessagesInPassing: a message whose info file qmail-send is
+// still writing (todo/ID there), or that is removed between its info and
+// mess files being read, is skipped, not reported as trouble.
+func TestScanSkipsMessagesInPassing(t *testing.T) {
+	root := t.TempDir()
+	q := queuetest.MakeQueue(t, root)
+	for id := uint64(1); id <= 3; id++ {
+		queuetest.Add(t, q, queuetest.Msg{ID: id, Birth: birth, Body: "b", Sender: "s@x",
+			Remote: []queuetest.Rcpt{{Addr: "r@y"}}})
+	}
+	info := func(id uint64) string { return filepath.Join(q, "info", Sub(id), strconv.FormatUint(id, 10)) }
+	// 1: being preprocessed: empty info, todo/1 present.
+	os.WriteFile(info(1), nil, 0o644)
+	os.WriteFile(filepath.Join(q, "todo", "1"), nil, 0o644)
+	// 2: removed (info, then mess) after its info file was read.
+	afterInfo = func() {
+		if _, err := os.Stat(info(2)); err == nil {
+			os.Remove(info(2))
+			os.Remove(filepath.Join(q, "mess", Sub(2), "2"))
+		}
+	}
+	t.Cleanup(func() { afterInfo = func() {} })
+	msgs, err := Scan(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != 1 || msgs[0].ID != 3 || msgs[0].Err != nil {
+		t.Fatalf("scan: %+v", msgs)
+	}
+	// Without todo/1 the empty info file is damage, reported.
+	os.Remove(filepath.Join(q, "todo", "1"))
+	afterInfo = func() {}
+	msgs, _ = Scan(q)
+	if len(msgs) != 2 || msgs[0].ID != 1 || !errors.Is(msgs[0].Err, ErrDamaged) {
+		t.Fatalf("scan: %+v", msgs)
 	}
 }
 

@@ -135,13 +135,24 @@ func readMessage(q string, id uint64) (m Message, gone bool) {
 	}
 	end := bytes.IndexByte(b, 0)
 	if len(b) == 0 || b[0] != 'F' || end < 0 {
+		if exists(filepath.Join(q, "todo", name)) {
+			// qmail-send is writing it (it creates info/ID, then
+			// fills it, then removes todo/ID): not damaged, not yet in.
+			return m, true
+		}
 		m.Err = fmt.Errorf("info file: %w", ErrDamaged)
 		return m, false
 	}
 	m.Sender = string(b[1:end])
 
+	afterInfo()
 	mst, err := os.Stat(filepath.Join(q, "mess", sub, name))
 	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) && !exists(info) {
+			// Delivered and removed while we looked: info goes first,
+			// then mess.
+			return m, true
+		}
 		m.Err = fmt.Errorf("unable to stat mess file: %w", why(err))
 		return m, false
 	}
@@ -163,6 +174,17 @@ func readMessage(q string, id uint64) (m Message, gone bool) {
 		return m, false
 	}
 	return m, false
+}
+
+// afterInfo runs between reading a message's info file and looking at its
+// mess file (tests remove the message there).
+var afterInfo = func() {}
+
+// exists reports whether path exists; an error other than "not there"
+// counts as existing, so that it is reported rather than skipped.
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return !errors.Is(err, fs.ErrNotExist)
 }
 
 // readAll reads at most limit bytes of f.
