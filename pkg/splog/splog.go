@@ -4,8 +4,11 @@
 //
 // Each line is sent as "<seconds>.<microseconds> <line>" with priority
 // alert for lines starting "alert:", warning for "warning:", info for the
-// rest. Bytes outside printable ASCII become '?'; lines longer than MaxLine
-// are split. The syslog socket is /dev/log (SPLOGGER_SOCKET names another
+// rest. Bytes outside printable ASCII become '?'. A line longer than
+// MaxLine goes in pieces of MaxLine bytes, each after the first as
+// "<stamp>+<piece>" with the first piece's stamp and priority, so that log
+// readers can join them; lines have no length limit. Empty lines are not
+// sent. The syslog socket is /dev/log (SPLOGGER_SOCKET names another
 // datagram socket, for tests).
 //
 // Like qmail's splogger, which hands lines to syslog(3), it never stops
@@ -98,23 +101,49 @@ func Run(r io.Reader, path, tag string, fac int, errw io.Writer) error {
 	s := &sender{path: path, errw: errw}
 	defer s.close()
 	pid := os.Getpid()
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		now := time.Now()
-		line := Clean(sc.Text())
-		sev := Severity(line)
-		stamp := fmt.Sprintf("%d.%06d ", now.Unix(), now.Nanosecond()/1000)
-		for first := true; first || line != ""; first = false {
-			piece := line
-			if len(piece) > MaxLine {
-				piece = piece[:MaxLine]
+	br := bufio.NewReaderSize(r, 64<<10)
+	piece := make([]byte, 0, MaxLine)
+	var (
+		cont  bool // a piece of this line was sent: the next is a continuation
+		now   time.Time
+		stamp string
+		sev   int
+	)
+	flush := func() {
+		if len(piece) == 0 {
+			return
+		}
+		text := Clean(string(piece))
+		piece = piece[:0]
+		if cont {
+			s.send(Format(fac, sev, now, tag, pid, stamp+"+"+text))
+			return
+		}
+		now = time.Now()
+		stamp = fmt.Sprintf("%d.%06d", now.Unix(), now.Nanosecond()/1000)
+		sev = Severity(text)
+		s.send(Format(fac, sev, now, tag, pid, stamp+" "+text))
+		cont = true
+	}
+	for {
+		c, err := br.ReadByte()
+		if err != nil {
+			flush()
+			if err == io.EOF {
+				return nil
 			}
-			line = line[len(piece):]
-			s.send(Format(fac, sev, now, tag, pid, stamp+piece))
+			return err
+		}
+		if c == '\n' {
+			flush()
+			cont = false
+			continue
+		}
+		piece = append(piece, c)
+		if len(piece) == MaxLine {
+			flush()
 		}
 	}
-	return sc.Err()
 }
 
 // retryEvery bounds how often a lost syslog socket is tried again.

@@ -44,15 +44,24 @@ func TestRunSendsEveryLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pc.Close()
-	long := strings.Repeat("x", MaxLine+10)
-	in := "new msg 12\nwarning: trouble\n" + long + "\n"
-	if err := Run(strings.NewReader(in), path, "qmail", 2, io.Discard); err != nil {
-		t.Fatal(err)
-	}
+	long := "warning: " + strings.Repeat("x", MaxLine-9+10)
+	// Empty lines are not sent; a line of any length is read (2 MB).
+	huge := strings.Repeat("h", 2<<20)
+	in := "new msg 12\n\nwarning: trouble\n" + long + "\n" + huge + "\nafter"
+	// Read while Run sends: its datagrams outnumber the socket's buffer.
+	runErr := make(chan error, 1)
+	go func() { runErr <- Run(strings.NewReader(in), path, "qmail", 2, io.Discard) }()
+	defer func() {
+		pc.Close() // a Run still sending (the test failed early) then ends
+		if err := <-runErr; err != nil {
+			t.Error(err)
+		}
+	}()
 	var got []string
 	buf := make([]byte, 4096)
 	pc.SetReadDeadline(time.Now().Add(5 * time.Second))
-	for len(got) < 4 {
+	want := 4 + (len(huge)+MaxLine-1)/MaxLine + 1
+	for len(got) < want {
 		n, err := pc.Read(buf)
 		if err != nil {
 			t.Fatalf("read after %d datagrams: %v", len(got), err)
@@ -65,8 +74,22 @@ func TestRunSendsEveryLine(t *testing.T) {
 	if !strings.HasPrefix(got[1], "<20>") || !strings.HasSuffix(got[1], " warning: trouble") {
 		t.Errorf("second datagram %q", got[1])
 	}
-	if !strings.HasSuffix(got[3], " xxxxxxxxxx") {
-		t.Errorf("split line tail %q", got[3])
+	// The pieces of a long line: the first with a space after the stamp,
+	// the rest with '+', the same stamp and the first piece's priority.
+	stamp := func(d string) string {
+		_, msg, _ := strings.Cut(d, "]: ")
+		return msg[:strings.IndexAny(msg, " +")]
+	}
+	if !strings.HasPrefix(got[3], "<20>") || !strings.HasSuffix(got[3], "+xxxxxxxxxx") || stamp(got[3]) != stamp(got[2]) {
+		t.Errorf("split line: %q then %q", got[2], got[3])
+	}
+	if !strings.HasSuffix(got[len(got)-1], " after") || !strings.Contains(got[len(got)-2], "+hhh") {
+		t.Errorf("after the huge line: %q", got[len(got)-1])
+	}
+	for _, d := range got {
+		if _, msg, _ := strings.Cut(d, "]: "); !strings.ContainsAny(msg[len(stamp(d)):len(stamp(d))+1], " +") || len(msg) == len(stamp(d))+1 {
+			t.Errorf("empty or malformed datagram %q", d)
+		}
 	}
 }
 
