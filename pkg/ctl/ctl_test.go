@@ -66,6 +66,8 @@ func TestHoldReleaseRunning(t *testing.T) {
 		{[]string{"release", "remote", "a.example", "nothere.example"}, 0, ".b.example\nc.example\n", ".b.example c.example"},
 		{[]string{"release", "remote", ".B.example", "c.example"}, 0, "-", "no"},
 		{[]string{"hold", "remote", "bad domain"}, ExitUsage, "-", "no"},
+		// "all" would have been a held domain named all: refused.
+		{[]string{"hold", "remote", "all"}, ExitUsage, "-", "no"},
 		{[]string{"hold", "local", "x.example"}, ExitUsage, "-", "no"},
 		{[]string{"hold", "sideways"}, ExitUsage, "-", "no"},
 	}

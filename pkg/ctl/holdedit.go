@@ -83,6 +83,9 @@ func EditHold(dir, name string, holding bool, domains []string) (EditResult, err
 
 func checkDomains(domains []string) error {
 	for _, d := range domains {
+		if hold.AllMarker(d) {
+			return usageError("%q is not a domain; to hold or release every destination, name none", d)
+		}
 		if !hold.ValidDomain(d) {
 			return usageError("not a domain: %q", d)
 		}
@@ -171,8 +174,8 @@ func editHold(dir, name string, holding bool, domains []string) (EditResult, err
 	return res, syncDir(dir)
 }
 
-// allMarker reports whether a first line holds everything ("", "1", "*").
-func allMarker(first string) bool { return first == "" || first == "1" || first == "*" }
+// allMarker reports whether a first line holds everything (hold.AllMarker).
+func allMarker(first string) bool { return hold.AllMarker(first) }
 
 // addDomains appends the domains not yet held to the file contents.
 func addDomains(old []byte, have, add []string) []byte {

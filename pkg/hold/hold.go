@@ -28,16 +28,19 @@ const (
 // ParseHoldRemote, so that what qmailctl and qmail-qread show is what
 // qmail-send does):
 //   - the file is absent: nothing is held (Set false);
-//   - the file exists and its first line (trailing blanks removed) is "",
-//     "1" or "*", or it lists no domain at all (empty, only comments, "."
-//     or lines that are not domains): every destination is held (All),
-//     since the file exists (spec/scheduler.md §13: held iff it exists);
+//   - the file exists and its first line (blanks and a CR around it
+//     removed) is "", "1", "*" or a word a hand-written flag may mean
+//     "everything" by (all, yes, y, true, on, hold; any case), or it lists
+//     no domain at all (empty, only comments, "." or lines that are not
+//     domains): every destination is held (All), since the file exists
+//     (spec/scheduler.md §13: held iff it exists);
 //   - otherwise each list line (blank and '#' lines skipped, "." ignored),
 //     lowercased, is a held domain; a line starting with '.' holds the
 //     subdomains of what follows (".example.com" holds "a.example.com", not
 //     "example.com").
 //
-// A list line that is not a domain (spaces, '@', ':', a later "*", ...) is
+// A list line that is not a domain (spaces, '@', ':', a later "*" or
+// "all", ...) is
 // reported in Junk. Beside valid domains qmail-send keeps it as a domain
 // that never matches a real one, so it holds nothing; a file made only of
 // such lines holds everything (the safe side of a typo).
@@ -92,8 +95,7 @@ func ValidDomain(s string) bool {
 // Parse parses the contents of an existing hold file.
 func Parse(b []byte) Flag {
 	h := Flag{Set: true}
-	first := control.FirstLine(b)
-	if first == "" || first == "1" || first == "*" {
+	if AllMarker(control.FirstLine(b)) {
 		h.All = true
 	}
 	seen := map[string]bool{}
@@ -107,7 +109,7 @@ func Parse(b []byte) Flag {
 			continue
 		}
 		h.match = append(h.match, d)
-		if !ValidDomain(d) {
+		if !ValidDomain(d) || AllMarker(d) {
 			h.Junk = append(h.Junk, JunkLine{Line: i + 1, Text: strings.TrimSpace(line)})
 			continue
 		}
@@ -120,6 +122,19 @@ func Parse(b []byte) Flag {
 		h.All = true
 	}
 	return h
+}
+
+// AllMarker reports whether line, as the first line of a hold file, holds
+// every destination: "", "1", "*", or all, yes, y, true, on or hold in any
+// case, with blanks and a CR around it ignored. The words are there so
+// that a typo in a hand-written flag holds mail rather than sending it over
+// a link that is down; none of them is a domain anyone holds by name.
+func AllMarker(line string) bool {
+	switch strings.ToLower(strings.TrimSpace(line)) {
+	case "", "1", "*", "all", "yes", "y", "true", "on", "hold":
+		return true
+	}
+	return false
 }
 
 // Read reads control/NAME of the control directory dir. A missing file

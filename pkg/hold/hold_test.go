@@ -27,7 +27,16 @@ func TestParse(t *testing.T) {
 		{"junk and domain", "a.example\nfoo bar\nuser@b.example\n", false, []string{"a.example"}, 2},
 		{"only junk holds everything", "hello world\n", true, nil, 1},
 		{"comment first", "# x\na.example\n", false, []string{"a.example"}, 0},
-		{"one with cr", "1\r\n", false, []string{"1"}, 0},
+		// A hand-written flag holds everything whatever its line ends or
+		// its word for "everything" (they used to be held domains "1",
+		// "all", and mail flowed).
+		{"one with cr", "1\r\n", true, nil, 0},
+		{"star crlf then domain", "*\r\nexample.org\r\n", true, []string{"example.org"}, 0},
+		{"blank around one", " 1 \n", true, nil, 0},
+		{"all", "all\n", true, nil, 0},
+		{"All words", "YES\n", true, nil, 0},
+		{"hold", "Hold\n", true, nil, 0},
+		{"all later is junk", "a.example\nall\n", false, []string{"a.example"}, 1},
 		{"literal", "[192.0.2.1]\n", false, []string{"[192.0.2.1]"}, 0},
 		{"ipv6 literal", "[IPv6:2001:DB8::2]\n", false, []string{"[ipv6:2001:db8::2]"}, 0},
 		{"bad literal", "[IPv6:x]\n[IPv6:]\n", true, nil, 2},
