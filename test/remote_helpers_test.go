@@ -40,6 +40,7 @@ import (
 var (
 	remoteBuildOnce sync.Once
 	remoteBinDir    string
+	remoteOwnDir    bool // remoteBinDir was made here: TestMain removes it
 	remoteBuildErr  error
 )
 
@@ -62,6 +63,7 @@ func remoteBins(t testing.TB) string {
 			remoteBuildErr = err
 			return
 		}
+		remoteOwnDir = true
 		os.Chmod(dir, 0o755)
 		cmd := exec.Command("go", "build", "-o", dir+"/", "./cmd/qmail-remote", "./cmd/qmail-tcpto", "./cmd/qmail-tcpok")
 		cmd.Dir = mod

@@ -18,9 +18,19 @@ import (
 
 var (
 	buildOnce sync.Once
+	builtDir  string // made by qmailQueueBin; TestMain removes it
 	builtBin  string
 	buildErr  error
 )
+
+// TestMain removes the qmail-queue the tests built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if builtDir != "" {
+		os.RemoveAll(builtDir)
+	}
+	os.Exit(code)
+}
 
 // qmailQueueBin builds cmd/qmail-queue once per test binary.
 func qmailQueueBin(t *testing.T) string {
@@ -34,7 +44,7 @@ func qmailQueueBin(t *testing.T) string {
 			buildErr = err
 			return
 		}
-		builtBin = filepath.Join(dir, "qmail-queue")
+		builtDir, builtBin = dir, filepath.Join(dir, "qmail-queue")
 		out, err := exec.Command("go", "build", "-o", builtBin, "github.com/hqmail/hqmail/cmd/qmail-queue").CombinedOutput()
 		if err != nil {
 			buildErr = errors.New(string(out))

@@ -38,11 +38,26 @@ import (
 var (
 	buildOnce sync.Once
 	binDir    string
+	ownBinDir bool // binDir was made by doBuild (not HQMAIL_BINDIR)
 	buildErr  error
 	// buildFailed maps a program name to its build error output when the
 	// whole ./cmd/... build failed and programs were built one by one.
 	buildFailed map[string]string
 )
+
+// Main is TestMain for packages that use the harness: it runs the tests
+// and then removes what Build made (about 100 MB of programs), whatever
+// the result. cleanups are run too, after the tests.
+func Main(m *testing.M, cleanups ...func()) int {
+	code := m.Run()
+	for _, f := range cleanups {
+		f()
+	}
+	if ownBinDir {
+		os.RemoveAll(binDir)
+	}
+	return code
+}
 
 // ModuleRoot returns the directory holding go.mod, found with `go env GOMOD`
 // from the current directory (a test runs in its package directory).
@@ -90,7 +105,7 @@ func doBuild() {
 	}
 	// Programs are run by other users when the tests run as root.
 	os.Chmod(dir, 0o755)
-	binDir = dir
+	binDir, ownBinDir = dir, true
 	env := append(os.Environ(), "CGO_ENABLED=0")
 	cmd := exec.Command("go", "build", "-o", dir+"/", "./cmd/...")
 	cmd.Dir = root
