@@ -135,5 +135,5 @@ func appendBounce(root, path string, data []byte) error {
 func (c *cmd) bounce(args []string) int {
 	return c.perMessage("bounce", args, func(id uint64) (int, error) {
 		return BounceMessage(c.root, id)
-	}, "recipients bounced; qmail-send sends the bounce at its next start")
+	}, "bounced; qmail-send is not running and sends the bounce at its next start")
 }

@@ -99,8 +99,10 @@ func (c *cmd) run(args []string) int {
 		switch {
 		case args[0] == "-t" && len(args) > 1:
 			n, err := strconv.ParseFloat(args[1], 64)
-			if err != nil || n <= 0 || n > 3600 {
-				return c.fail(ExitUsage, "bad timeout %q", args[1])
+			// !(n >= 0.001) also refuses NaN; below a millisecond no
+			// answer could come.
+			if err != nil || !(n >= 0.001) || n > 3600 {
+				return c.fail(ExitUsage, "bad timeout %q (seconds, 0.001 to 3600)", args[1])
 			}
 			c.timeout = time.Duration(n * float64(time.Second))
 			args = args[2:]

@@ -409,7 +409,7 @@ func TestStatusAndQueue(t *testing.T) {
 
 func TestUsage(t *testing.T) {
 	root := makeTree(t)
-	for _, args := range [][]string{nil, {"bogus"}, {"hold"}, {"status", "x"}, {"flush", "x"}, {"-t", "abc", "flush"}, {"-x"}} {
+	for _, args := range [][]string{nil, {"bogus"}, {"hold"}, {"status", "x"}, {"flush", "x"}, {"-t", "abc", "flush"}, {"-t", "NaN", "flush"}, {"-t", "1e-300", "flush"}, {"-t", "0", "flush"}, {"-x"}} {
 		if code, _, errs := run(t, root, args...); code != ExitUsage || !strings.Contains(errs, "qmailctl") {
 			t.Errorf("%v: exit %d, stderr %q", args, code, errs)
 		}
@@ -531,8 +531,9 @@ func TestDelete(t *testing.T) {
 	queuetest.AddTodo(t, q, 300, "new\n", "fresh@example.org", "a@b.example")
 
 	code, out, errs := run(t, root, "delete", "100", "47")
-	if code != 0 || !strings.Contains(out, "message 100: 2 recipients will not be delivered") ||
-		!strings.Contains(out, "message 47: 1 recipients will not be delivered") {
+	// Done, qmail-send not running: exit 3, as for the hold flags.
+	if code != ExitNotRunning || !strings.Contains(out, "message 100: 2 recipients will not be delivered") ||
+		!strings.Contains(out, "message 47: 1 recipient will not be delivered") {
 		t.Fatalf("delete: exit %d, stdout %q, stderr %q", code, out, errs)
 	}
 	for _, p := range []string{"local/8/100", "remote/8/100", "remote/1/47"} {
@@ -636,7 +637,7 @@ func TestBounce(t *testing.T) {
 		Remote: []queuetest.Rcpt{{Addr: "x@y.example", Done: true}, {Addr: "z@y.example"}}})
 	queuetest.WriteFile(t, filepath.Join(q, "bounce", "100"), []byte("<x@y.example>:\nearlier failure\n\n"))
 	code, out, errs := run(t, root, "bounce", "100")
-	if code != 0 || !strings.Contains(out, "message 100: 2 recipients bounced") {
+	if code != ExitNotRunning || !strings.Contains(out, "message 100: 2 recipients bounced") {
 		t.Fatalf("bounce: exit %d, stdout %q, stderr %q", code, out, errs)
 	}
 	b, _ := os.ReadFile(filepath.Join(q, "bounce", "100"))
@@ -649,7 +650,7 @@ func TestBounce(t *testing.T) {
 			t.Errorf("%s still there", p)
 		}
 	}
-	if code, _, errs := run(t, root, "bounce", "100"); code != ExitOK || errs != "" {
+	if code, _, errs := run(t, root, "bounce", "100"); code != ExitNotRunning || errs != "" {
 		// Bouncing again finds nothing pending: no paragraph, no change.
 		t.Errorf("second bounce: exit %d, %q", code, errs)
 	}

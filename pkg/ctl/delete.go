@@ -118,7 +118,7 @@ func markAllDone(path string) (int, error) {
 func (c *cmd) del(args []string) int {
 	return c.perMessage("delete", args, func(id uint64) (int, error) {
 		return DeleteMessage(c.queueDir(), id)
-	}, "recipients will not be delivered; qmail-send removes it at its next start")
+	}, "will not be delivered; qmail-send is not running and removes the message at its next start")
 }
 
 // perMessage runs "qmailctl VERB ID...": through qmail-send when it runs;
@@ -155,8 +155,21 @@ func (c *cmd) perMessage(verb string, args []string, act func(id uint64) (int, e
 			c.fail(ExitTemp, "unable to %s message %d: %v", verb, id, err)
 			code = ExitTemp
 		default:
-			fmt.Fprintf(c.out, "message %d: %d %s\n", id, n, done)
+			fmt.Fprintf(c.out, "message %d: %s %s\n", id, plural(n, "recipient"), done)
 		}
 	}
+	if code == ExitOK {
+		// Done, and waiting for qmail-send's next start: what exit 3
+		// says for the hold flags too.
+		code = ExitNotRunning
+	}
 	return code
+}
+
+// plural renders "1 recipient", "2 recipients".
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return strconv.Itoa(n) + " " + word + "s"
 }
