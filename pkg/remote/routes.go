@@ -1,7 +1,6 @@
 package remote
 
 import (
-	"strconv"
 	"strings"
 
 	"github.com/hqmail/hqmail/pkg/control"
@@ -56,7 +55,9 @@ func (t Table) Lookup(host string) (string, bool) {
 
 // ParseRoute parses the value of an smtproutes line: "relay[:port]". The
 // relay may be a bracketed literal ("[192.0.2.1]", "[IPv6:2001:db8::1]"),
-// whose colons do not end it. A missing, zero or unparseable port is 25.
+// whose colons do not end it. The port is read as qmail reads numbers,
+// its leading digits ("2525\r" and "2525x" are 2525); a missing, zero,
+// out-of-range or digitless port is 25.
 func ParseRoute(v string) Route {
 	relay, rest := v, ""
 	if strings.HasPrefix(v, "[") {
@@ -71,8 +72,8 @@ func ParseRoute(v string) Route {
 	if i := strings.IndexByte(rest, ':'); i >= 0 {
 		rest = rest[:i]
 	}
-	if n, err := strconv.Atoi(rest); err == nil && n > 0 && n < 65536 {
-		port = n
+	if n, digits := control.ScanUlong(rest); digits > 0 && n > 0 && n < 65536 {
+		port = int(n)
 	}
 	return Route{Relay: relay, Port: port}
 }

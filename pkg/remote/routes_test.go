@@ -15,6 +15,8 @@ dup.test:second:26
 lit.test:[192.0.2.1]:587
 v6.test:[IPv6:2001:db8::1]:465
 badport.test:x.relay:nope
+crport.test:cr.relay:2652\r
+trail.test:t.relay:2653x
 :default.relay`, "\n"))
 	tests := []struct {
 		host  string
@@ -32,6 +34,9 @@ badport.test:x.relay:nope
 		{"lit.test", "[192.0.2.1]:587", true},
 		{"v6.test", "[IPv6:2001:db8::1]:465", true},
 		{"badport.test", "x.relay:25", true},
+		// Leading digits, as qmail's scan_ulong (a file with CRLF ends).
+		{"crport.test", "cr.relay:2652", true},
+		{"trail.test", "t.relay:2653", true},
 		{"elsewhere.net", "default.relay:25", true},
 	}
 	for _, tt := range tests {
