@@ -141,6 +141,13 @@ func Main(argv []string, root string, env []string, stdin io.Reader, stdout, std
 			}
 		}
 	}
+	for _, k := range []string{"QMAILUSER", "MAILUSER", "USER", "LOGNAME"} {
+		// Set but empty (USER= in a unit file or a cron line) would
+		// make the sender "@host", whose bounces reach nobody.
+		if v, ok := e.Get(k); ok && v == "" {
+			e.Unset(k)
+		}
+	}
 	if sys.UserName != nil && !e.Has("QMAILUSER", "MAILUSER", "USER", "LOGNAME") {
 		// A daemon started without a login environment (a systemd
 		// service, mdadm, unattended-upgrades): qmail-inject would send

@@ -368,6 +368,9 @@ func TestDaemonSender(t *testing.T) {
 		{nil, "Fdaemonuser@mx.example.org\x00"},
 		{[]string{"LOGNAME=bob"}, "Fbob@mx.example.org\x00"},
 		{[]string{"MAILUSER=carol"}, "Fcarol@mx.example.org\x00"},
+		// Set but empty counts as unset (it gave "F@host").
+		{[]string{"USER="}, "Fdaemonuser@mx.example.org\x00"},
+		{[]string{"USER=", "LOGNAME=bob"}, "Fbob@mx.example.org\x00"},
 	} {
 		root, capdir, env := fakeTree(t)
 		env = append(env[1:], tc.env...) // without USER=alice
