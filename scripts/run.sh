@@ -20,11 +20,21 @@ ours() {
   [ "${exe% (deleted)}" = "$(readlink -f "$ROOT/bin/$2")" ]
 }
 
+# checkowner: an ordinary user cannot use (or stop) a tree made by root.
+checkowner() {
+  if [ -e "$ROOT" ] && [ "$(id -u)" != 0 ] && [ "$(stat -c %u "$ROOT")" != "$(id -u)" ]; then
+    echo "$ROOT belongs to $(stat -c %U "$ROOT") (a make run as root?): remove it as that user, or use RUNROOT=DIR" >&2
+    exit 1
+  fi
+}
+
 stop() {
+  ran=no
   for f in smtpd start; do
     if [ -f "$state/$f.pid" ]; then
       pid=$(cat "$state/$f.pid")
       if ours "$pid" "qmail-$f"; then
+        ran=yes
         kill -TERM "$pid" 2>/dev/null || true
         i=0
         while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
@@ -36,17 +46,16 @@ stop() {
 
 case "${1:-start}" in
 stop)
-  stop; echo "stopped (tree kept in $ROOT)"; exit 0 ;;
+  checkowner; stop
+  if [ "$ran" = yes ]; then echo "stopped (tree kept in $ROOT)"; else echo "not running (tree kept in $ROOT)"; fi
+  exit 0 ;;
 start) ;;
 *) echo "usage: $0 start|stop" >&2; exit 64 ;;
 esac
 
-stop
 # Problems a newcomer meets, said plainly before qmail-install trips on them.
-if [ -e "$ROOT" ] && [ "$(id -u)" != 0 ] && [ "$(stat -c %u "$ROOT")" != "$(id -u)" ]; then
-  echo "$ROOT belongs to $(stat -c %U "$ROOT") (a make run as root?): remove it as that user, or use RUNROOT=DIR" >&2
-  exit 1
-fi
+checkowner
+stop
 if [ "$(id -u)" = 0 ]; then
   # qmail's users must reach the tree: every directory above it needs
   # search permission for others (Debian's /root is 0700).
