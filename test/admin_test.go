@@ -45,9 +45,17 @@ func TestAdminToolsOnInstalledTree(t *testing.T) {
 	}
 
 	// qmail-pw2u: a line in, assign lines out.
-	out, code = tr.Run(t, []byte("joe:x:1234:100::/:/bin/sh\n"), "qmail-pw2u")
-	if code != 0 || out != "=joe:joe:1234:100:/:::\n+joe-:joe:1234:100:/:-::\n.\n" {
-		t.Errorf("qmail-pw2u: exit %d: %q", code, out)
+	// The home must be the account's, as for qmail-getpw.
+	uid := os.Getuid()
+	if uid == 0 {
+		uid = 1234
+	}
+	home := tr.Path("home-joe")
+	os.Mkdir(home, 0o755)
+	os.Chown(home, uid, 100)
+	out, code = tr.Run(t, []byte(fmt.Sprintf("joe:x:%d:100::%s:/bin/sh\n", uid, home)), "qmail-pw2u")
+	if want := fmt.Sprintf("=joe:joe:%d:100:%s:::\n+joe-:joe:%d:100:%s:-::\n.\n", uid, home, uid, home); code != 0 || out != want {
+		t.Errorf("qmail-pw2u: exit %d: %q, want %q", code, out, want)
 	}
 
 	// qmail-qread and qmail-qstat on the real queue, held remote mail.
