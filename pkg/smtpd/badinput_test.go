@@ -283,6 +283,24 @@ func TestSlowSteadyData(t *testing.T) {
 	}
 }
 
+// TestSlowCommand: the same for a command: one typed a byte every 0.3 s
+// for longer than the timeout (2 s) is answered, not cut off.
+func TestSlowCommand(t *testing.T) {
+	useMemQueue(t)
+	root := testRoot(t, map[string]string{"timeoutsmtpd": "2\n"})
+	s := startServer(t, root, loopPeer, nil)
+	c := dial(t, s)
+	c.last()
+	for _, b := range "NOOP slowly\r" {
+		c.send(string(b))
+		time.Sleep(300 * time.Millisecond)
+	}
+	c.send("\n")
+	if got := c.last(); got != "250 ok" {
+		t.Fatalf("after a slow, steady command: %q", got)
+	}
+}
+
 // TestBody checks the DATA decoder on its own.
 func TestBody(t *testing.T) {
 	tests := []struct {

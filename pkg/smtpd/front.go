@@ -206,19 +206,28 @@ func (f *front) Read(p []byte) (n int, err error) {
 
 // readCommand reads one command line, without its LF and a CR before it.
 func (f *front) readCommand() (string, error) {
-	f.raw.SetReadDeadline(time.Now().Add(f.cs.cfg.Timeout))
 	var line []byte
 	for {
-		frag, err := f.br.ReadSlice('\n')
-		line = append(line, frag...)
+		if f.br.Buffered() == 0 {
+			// timeoutsmtpd bounds each read, as qmail's timeoutread:
+			// a client typing a command slowly is not cut off.
+			f.raw.SetReadDeadline(time.Now().Add(f.cs.cfg.Timeout))
+			if _, err := f.br.Peek(1); err != nil {
+				return "", err
+			}
+		}
+		buf, _ := f.br.Peek(f.br.Buffered())
+		end := bytes.IndexByte(buf, '\n')
+		if end >= 0 {
+			buf = buf[:end+1]
+		}
+		line = append(line, buf...)
+		f.br.Discard(len(buf))
 		if len(line) > f.cs.cfg.MaxLine {
 			return "", errLongCommand
 		}
-		if err == bufio.ErrBufferFull {
+		if end < 0 {
 			continue
-		}
-		if err != nil {
-			return "", err
 		}
 		line = line[:len(line)-1]
 		if n := len(line); n > 0 && line[n-1] == '\r' {
