@@ -17,8 +17,17 @@ import (
 // HoldLogName is the file, under queue/bounce/ (owned by qmails; its name
 // is not numeric so no message can clash with it), where qmail-send keeps
 // the periods during which a channel was held. Lines:
-// "<local|remote> <start> <end>", Unix seconds, end 0 while ongoing.
+// "<kind> <start> <end>", Unix seconds, end 0 while ongoing; kind is
+// "local", "remote" (all remote delivery held: left out of queuelifetime)
+// or "remotesome" (any remote hold, domains only included: the "since" of
+// sendstatus). Unknown kinds are skipped, so older versions read it.
 const HoldLogName = "holdperiods"
+
+// kindRemoteSome is the period kind of any remote hold, beside chanLocal
+// and chanRemote (whole-channel holds).
+const kindRemoteSome = 2
+
+var periodName = [3]string{"local", "remote", "remotesome"}
 
 // maxPeriods bounds the hold log; the oldest periods are dropped first.
 const maxPeriods = 1000
@@ -53,6 +62,8 @@ func loadHoldLog(queue string) *holdLog {
 			c = chanLocal
 		case "remote":
 			c = chanRemote
+		case "remotesome":
+			c = kindRemoteSome
 		}
 		start, err1 := strconv.ParseInt(f[1], 10, 64)
 		end, err2 := strconv.ParseInt(f[2], 10, 64)
@@ -102,7 +113,7 @@ func (h *holdLog) set(c int, held bool, t int64) {
 func (h *holdLog) save() {
 	var b strings.Builder
 	for _, p := range h.periods {
-		b.WriteString(chanName[p.c] + " " + strconv.FormatInt(p.start, 10) + " " + strconv.FormatInt(p.end, 10) + "\n")
+		b.WriteString(periodName[p.c] + " " + strconv.FormatInt(p.start, 10) + " " + strconv.FormatInt(p.end, 10) + "\n")
 	}
 	tmp := h.path + ".tmp"
 	if err := os.WriteFile(tmp, []byte(b.String()), 0o600); err != nil {
@@ -132,9 +143,18 @@ func (h *holdLog) heldWithin(c int, birth, now int64) int64 {
 
 // startup brings the hold log in line with the flags read at start.
 func (h *holdLog) startup(s *Sched, now int64) {
-	for c := 0; c < 2; c++ {
-		h.set(c, s.heldAtAll(c), now)
-	}
+	h.record(s.cf.hold, now)
+}
+
+// record sets the periods for the hold flags hs from time t on. Only a
+// hold of the whole remote channel stops the queuelifetime clock: a
+// message to a dead host must bounce in time while some unrelated domain
+// (a VPN's) is held, and the held domain's recipients are not tried, so
+// not bounced, while held; after the release each gets its attempt.
+func (h *holdLog) record(hs holdState, t int64) {
+	h.set(chanLocal, hs.local, t)
+	h.set(chanRemote, hs.remoteAll, t)
+	h.set(kindRemoteSome, hs.remoteAny(), t)
 }
 
 // heldAtAll reports whether anything on channel c is held.
@@ -233,8 +253,8 @@ func (s *Sched) handleHUP() {
 func (s *Sched) applyHold(nh holdState) {
 	old := s.cf.hold
 	s.cf.hold = nh
+	s.holds.record(nh, s.recent)
 	if old.local != nh.local {
-		s.holds.set(chanLocal, nh.local, s.recent)
 		if nh.local {
 			s.log.line("hold: local held, ", itoa(s.queued(chanLocal)), " messages waiting")
 		} else {
@@ -245,7 +265,6 @@ func (s *Sched) applyHold(nh holdState) {
 	if old.describeRemote() == nh.describeRemote() {
 		return
 	}
-	s.holds.set(chanRemote, nh.remoteAny(), s.recent)
 	// Something is released when the new flags hold less: everything was
 	// held and now only some domains are, or a held domain is no longer
 	// listed. Going to "hold everything" releases nothing.
@@ -312,7 +331,7 @@ func (s *Sched) writeStatus() {
 	b.WriteString("holdlocal " + yn + "\n")
 	b.WriteString("holdremote " + s.cf.hold.describeRemote() + "\n")
 	b.WriteString("since-local " + strconv.FormatInt(s.holds.since(chanLocal), 10) + "\n")
-	b.WriteString("since-remote " + strconv.FormatInt(s.holds.since(chanRemote), 10) + "\n")
+	b.WriteString("since-remote " + strconv.FormatInt(s.holds.since(kindRemoteSome), 10) + "\n")
 	b.WriteString("queued-local " + itoa(s.queued(chanLocal)) + "\n")
 	b.WriteString("queued-remote " + itoa(s.queued(chanRemote)) + "\n")
 	if len(s.rereadFailed) > 0 {

@@ -414,11 +414,38 @@ func TestHeldTimeNotCountedForLifetime(t *testing.T) {
 	e2 := start(t, root, ok, later)
 	e2.waitLog("deferral: later/", 1)
 	e2.stop()
-	// Without the hold record the same message is dying.
-	os.Remove(filepath.Join(root, "queue", "bounce", HoldLogName))
+	// A hold of some domains only does not stop the clock (a message to a
+	// dead host must bounce in time while a VPN's domain is held): with
+	// only such a period the message is dying too, as without any.
+	os.WriteFile(filepath.Join(root, "queue", "bounce", HoldLogName),
+		[]byte(fmt.Sprintf("remotesome %d %d\n", now-7000, now-300)), 0o600)
 	os.Chtimes(filepath.Join(root, "queue", fnChan(1, id)), old, old)
 	e3 := start(t, root, ok, later)
 	e3.waitLog("failure: later/I'm_not_going", 1)
+}
+
+// TestHoldKinds: a hold of everything is a "remote" period (and a
+// "remotesome" one, the since of sendstatus); a domain hold only a
+// "remotesome" one.
+func TestHoldKinds(t *testing.T) {
+	dir := t.TempDir()
+	os.Mkdir(filepath.Join(dir, "bounce"), 0o700)
+	h := loadHoldLog(dir)
+	h.record(holdState{remoteDoms: []string{"vpn.example"}}, 1000)
+	h.record(holdState{remoteAll: true}, 2000)
+	h.record(holdState{remoteDoms: []string{"vpn.example"}}, 3000)
+	h.record(holdState{}, 4000)
+	h2 := loadHoldLog(dir)
+	if got := h2.heldWithin(chanRemote, 0, 5000); got != 1000 {
+		t.Errorf("whole-channel held time %d, want 1000", got)
+	}
+	if got := h2.heldWithin(kindRemoteSome, 0, 5000); got != 3000 {
+		t.Errorf("any-hold time %d, want 3000", got)
+	}
+	h2.record(holdState{remoteDoms: []string{"vpn.example"}}, 6000)
+	if h2.since(kindRemoteSome) != 6000 || h2.since(chanRemote) != 0 {
+		t.Errorf("since: %d %d", h2.since(kindRemoteSome), h2.since(chanRemote))
+	}
 }
 
 func TestStaleMessageCleanup(t *testing.T) {
