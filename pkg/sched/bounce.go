@@ -42,11 +42,13 @@ func (b *bounce) render() (head, tail []byte) {
 		h.WriteString("Content-Type: multipart/report; report-type=delivery-status;\n\tboundary=\"" + boundary + "\"\n")
 		h.WriteString("\nThis is a MIME-formatted message.\n\n--" + boundary + "\n")
 		// The report quotes remote replies as they came: any bytes.
-		cs := "us-ascii"
-		if !isASCII(b.report) {
-			cs = "unknown-8bit" // RFC 1428
+		if isASCII(b.report) {
+			h.WriteString("Content-Type: text/plain; charset=us-ascii\n")
+		} else {
+			// RFC 1428; without the encoding it would be read as 7bit
+			// (RFC 2045 §6.1).
+			h.WriteString("Content-Type: text/plain; charset=unknown-8bit\nContent-Transfer-Encoding: 8bit\n")
 		}
-		h.WriteString("Content-Type: text/plain; charset=" + cs + "\n")
 	}
 	h.WriteString("\nHi. This is the qmail-send program at " + b.host + ".\n")
 	if double {
@@ -55,7 +57,13 @@ func (b *bounce) render() (head, tail []byte) {
 		h.WriteString("I'm afraid I wasn't able to deliver your message to the following addresses.\n")
 		h.WriteString("This is a permanent error; I've given up. Sorry it didn't work out.\n\n")
 	}
-	h.Write(b.report)
+	if b.dsn {
+		// A MIME part keeps RFC 5322's 998-byte lines: a long remote
+		// reply is broken (qmail's own format keeps it as it came).
+		h.WriteString(breakLines(string(b.report), 998))
+	} else {
+		h.Write(b.report)
+	}
 	if b.dsn {
 		h.WriteString("\n--" + boundary + "\n")
 		h.WriteString("Content-Type: message/delivery-status\n\n")
@@ -122,6 +130,25 @@ func parseReport(rep []byte) []failure {
 		out = append(out, f)
 	}
 	return out
+}
+
+// breakLines breaks every line of s longer than max bytes into lines of
+// at most max bytes.
+func breakLines(s string, max int) string {
+	var b strings.Builder
+	for s != "" {
+		line, rest, nl := strings.Cut(s, "\n")
+		for len(line) > max {
+			b.WriteString(line[:max] + "\n")
+			line = line[max:]
+		}
+		b.WriteString(line)
+		if nl {
+			b.WriteString("\n")
+		}
+		s = rest
+	}
+	return b.String()
 }
 
 func isASCII(b []byte) bool {

@@ -331,7 +331,7 @@ func TestDSNFields(t *testing.T) {
 	head, _ := b.render()
 	text := string(head)
 	for _, want := range []string{
-		"Content-Type: text/plain; charset=unknown-8bit\n",
+		"Content-Type: text/plain; charset=unknown-8bit\nContent-Transfer-Encoding: 8bit\n",
 		"Final-Recipient: rfc822; a@remote.example\nAction: failed\nStatus: 5.1.1\n",
 		"Final-Recipient: rfc822; b@remote.example\nAction: failed\nStatus: 5.0.0\n",
 		"Final-Recipient: rfc822; c@local.example\nAction: failed\nStatus: 5.1.1\n", // qmail's code first
@@ -340,6 +340,15 @@ func TestDSNFields(t *testing.T) {
 		if !strings.Contains(text, want) {
 			t.Errorf("DSN lacks %q:\n%s", want, text)
 		}
+	}
+	// The text part quotes the 3,000-byte reply in lines of at most 998.
+	for _, l := range strings.Split(text[:strings.Index(text, "message/delivery-status")], "\n") {
+		if len(l) > 998 {
+			t.Errorf("a text line of %d bytes", len(l))
+		}
+	}
+	if !strings.Contains(strings.ReplaceAll(text, "\n", ""), "Remote host said: 550 "+long) {
+		t.Errorf("the long reply lost bytes")
 	}
 	dsn := text[strings.Index(text, "message/delivery-status"):]
 	for _, l := range strings.Split(dsn, "\n") {
