@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hqmail/hqmail/test/harness"
+	"golang.org/x/sys/unix"
 )
 
 // rcRun runs scripts/rc/qmail with QMAILHOME set to the tree.
@@ -99,6 +100,21 @@ func TestRcScript(t *testing.T) {
 	defer os.Rename(tr.Bin("qmail-lspawn.away"), tr.Bin("qmail-lspawn"))
 	if out, code := rcRun(t, tr, "start"); code == 0 || !strings.Contains(out, "did not start") || !strings.Contains(out, "qmail-lspawn") {
 		t.Errorf("failed start: exit %d: %s", code, out)
+	}
+	os.Rename(tr.Bin("qmail-lspawn.away"), tr.Bin("qmail-lspawn"))
+
+	// qmail-send refuses (its mutex is held by another process): its
+	// alert goes to syslog, so the script says what it can see.
+	mf, err := os.OpenFile(tr.Path("queue", "lock", "sendmutex"), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mf.Close()
+	if err := unix.Flock(int(mf.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := rcRun(t, tr, "start"); code == 0 || !strings.Contains(out, "did not start") || !strings.Contains(out, "sendmutex is locked") {
+		t.Errorf("start with the mutex held: exit %d: %s", code, out)
 	}
 }
 
