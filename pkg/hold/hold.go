@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/netip"
 	"path/filepath"
 	"strings"
 
@@ -70,15 +71,12 @@ func ValidDomain(s string) bool {
 			return false
 		}
 		in := s[1 : len(s)-1]
-		if len(in) > 5 && strings.EqualFold(in[:5], "ipv6:") {
+		tagged := len(in) > 5 && strings.EqualFold(in[:5], "ipv6:")
+		if tagged {
 			in = in[5:] // RFC 5321's [IPv6:2001:db8::1]
 		}
-		for _, c := range in {
-			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F' || c == '.' || c == ':') {
-				return false
-			}
-		}
-		return true
+		a, err := netip.ParseAddr(in)
+		return err == nil && a.Zone() == "" && (!tagged || a.Is6())
 	}
 	body := strings.TrimPrefix(s, ".")
 	if body == "" || strings.HasPrefix(body, ".") || strings.Contains(body, "..") {
@@ -104,7 +102,7 @@ func Parse(b []byte) Flag {
 		if line == "" || line[0] == '#' || (i == 0 && h.All) {
 			continue
 		}
-		d := strings.ToLower(strings.TrimSpace(line))
+		d := CanonDomain(strings.TrimSpace(line))
 		if d == "" || d == "." {
 			continue
 		}
@@ -122,6 +120,26 @@ func Parse(b []byte) Flag {
 		h.All = true
 	}
 	return h
+}
+
+// CanonDomain is the form in which a domain is matched: lowercased, and an
+// address literal in its one canonical spelling, so that a hold of
+// "[IPv6:::1]" holds mail to "[IPv6:0:0:0:0:0:0:0:1]". A literal that is
+// not an address is only lowercased.
+func CanonDomain(d string) string {
+	d = strings.ToLower(d)
+	if len(d) < 3 || d[0] != '[' || d[len(d)-1] != ']' {
+		return d
+	}
+	in, tag := d[1:len(d)-1], ""
+	if strings.HasPrefix(in, "ipv6:") {
+		in, tag = in[5:], "ipv6:"
+	}
+	a, err := netip.ParseAddr(in)
+	if err != nil || a.Zone() != "" {
+		return d
+	}
+	return "[" + tag + a.String() + "]"
 }
 
 // AllMarker reports whether line, as the first line of a hold file, holds
@@ -158,7 +176,7 @@ func (h Flag) HoldsDomain(domain string) bool {
 	if h.All {
 		return true
 	}
-	domain = strings.ToLower(domain)
+	domain = CanonDomain(domain)
 	for _, d := range h.match {
 		if d[0] == '.' {
 			if strings.HasSuffix(domain, d) {

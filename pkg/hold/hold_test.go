@@ -40,6 +40,9 @@ func TestParse(t *testing.T) {
 		{"literal", "[192.0.2.1]\n", false, []string{"[192.0.2.1]"}, 0},
 		{"ipv6 literal", "[IPv6:2001:DB8::2]\n", false, []string{"[ipv6:2001:db8::2]"}, 0},
 		{"bad literal", "[IPv6:x]\n[IPv6:]\n", true, nil, 2},
+		// One spelling per address; what is not an address is junk.
+		{"long ipv6 literal", "[IPv6:0:0:0:0:0:0:0:1]\n[ipv6:::1]\n", false, []string{"[ipv6:::1]"}, 0},
+		{"not addresses", "a.example\n[300.1.1.1]\n[IPv6:1:2:3:4:5:6:7:8:9]\n[IPv6:192.0.2.1]\n", false, []string{"a.example"}, 3},
 		{"crlf", "a.example\r\n", false, []string{"a.example"}, 0},
 		{"no newline", "a.example", false, []string{"a.example"}, 0},
 		{"bad dots", "a..example\n.\n", true, nil, 1},
@@ -70,6 +73,8 @@ func TestHoldsAddress(t *testing.T) {
 		{list, "x@sub.a.example", false},
 		{list, "x@b.example", false},
 		{Parse([]byte("[IPv6:2001:db8::2]\n")), "x@[ipv6:2001:DB8::2]", true},
+		{Parse([]byte("[IPv6:::1]\n")), "x@[IPv6:0:0:0:0:0:0:0:1]", true},
+		{Parse([]byte("[IPv6:::1]\n")), "x@[IPv6:::2]", false},
 		{list, "x@c.b.example", true},
 		{list, "x@other.example", false},
 		{list, "x@y@a.example", true},

@@ -63,7 +63,7 @@ func (h holdState) domainHeld(addr string) bool {
 		return false
 	}
 	i := strings.LastIndexByte(addr, '@')
-	dom := strings.ToLower(addr[i+1:])
+	dom := hold.CanonDomain(addr[i+1:])
 	for _, d := range h.remoteDoms {
 		if d == dom || (d[0] == '.' && strings.HasSuffix(dom, d)) {
 			return true

@@ -192,10 +192,12 @@ func TestParseHoldRemote(t *testing.T) {
 			t.Errorf("ParseHoldRemote(%q) = %v %q, want %v %q", tc.in, all, doms, tc.all, tc.doms)
 		}
 	}
-	h := holdState{remoteDoms: []string{"example.com", ".sub.org"}}
+	_, v6 := ParseHoldRemote([]byte("[IPv6:0:0:0:0:0:0:0:1]\n"))
+	h := holdState{remoteDoms: append([]string{"example.com", ".sub.org"}, v6...)}
 	for addr, want := range map[string]bool{
 		"a@example.com": true, "a@EXAMPLE.com": true, "a@x.example.com": false,
 		"a@x.sub.org": true, "a@sub.org": false, "a@other.net": false,
+		"a@[IPv6:::1]": true, "a@[ipv6:0::1]": true, "a@[IPv6:::2]": false,
 	} {
 		if got := h.domainHeld(addr); got != want {
 			t.Errorf("domainHeld(%q) = %v", addr, got)
