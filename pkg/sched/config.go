@@ -32,6 +32,7 @@ type config struct {
 	doublebouncehost string
 	doublebounceto   string
 	me               string // default for locals, kept for HUP
+	haveMe           bool   // control/me existed at start (else no default on HUP)
 	locals           map[string]bool
 	percenthack      map[string]bool
 	vdoms            map[string]string
@@ -192,7 +193,7 @@ func loadConfig(root string) (*config, error) {
 	if err != nil {
 		return nil, err
 	}
-	cf.me = me
+	cf.me, cf.haveMe = me, haveMe
 	locals, ok, err := readLocals(ctl, me, haveMe)
 	if err != nil {
 		return nil, err

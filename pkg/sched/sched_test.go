@@ -559,3 +559,23 @@ func TestMutexProbeAtStart(t *testing.T) {
 		t.Fatalf("still running beside another qmail-send; log:\n%s", e.log.String())
 	}
 }
+
+// TestHUPLocalsWithoutMe: locals defaults to control/me as read at start;
+// when there was none, a HUP that finds locals gone is a failed re-read
+// (the old list stays), as in qmail, not an empty list of local domains.
+func TestHUPLocalsWithoutMe(t *testing.T) {
+	root := newTree(t)
+	mkTrigger(t, root)
+	os.Remove(filepath.Join(root, "control", "me"))
+	e := start(t, root, ok, ok)
+	e.waitLog("status: local", 1) // started, its controls read
+	os.Remove(filepath.Join(root, "control", "locals"))
+	e.sigs <- syscall.SIGHUP
+	e.waitLog("alert: unable to reread control/locals\n", 1)
+	queueMsg(t, root, "ann@example.org", "u@local.example")
+	e.trigger()
+	e.waitLog("starting delivery 1: msg ", 1)
+	if n := len(e.spawn[chanLocal].requests()); n != 1 {
+		t.Errorf("%d local deliveries, want 1 (the old locals kept)", n)
+	}
+}
