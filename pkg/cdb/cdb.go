@@ -15,6 +15,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/hqmail/hqmail/pkg/qhome"
 )
@@ -232,14 +233,18 @@ func (w *Writer) Finish() ([2048]byte, error) {
 // Record is a key and its data.
 type Record struct{ Key, Data []byte }
 
-// WriteFile writes records to path atomically: it writes path+".tmp"
-// (mode perm), fsyncs it and renames it over path.
+// WriteFile writes records to path atomically: it writes a new temporary
+// file beside it (path.tmp.RANDOM, mode perm), fsyncs it and renames it
+// over path. Each writer has its own temporary file, so two at once (two
+// newaliases runs) each install a whole database, the last one winning;
+// with one shared name the second would write into the file the first
+// had just made live.
 func WriteFile(path string, perm os.FileMode, records []Record) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp.")
 	if err != nil {
 		return err
 	}
+	tmp := f.Name()
 	fail := func(err error) error {
 		f.Close()
 		os.Remove(tmp)
@@ -256,6 +261,9 @@ func WriteFile(path string, perm os.FileMode, records []Record) error {
 		return fail(err)
 	}
 	if _, err := f.WriteAt(hdr[:], 0); err != nil {
+		return fail(err)
+	}
+	if err := f.Chmod(perm); err != nil {
 		return fail(err)
 	}
 	if err := f.Sync(); err != nil {

@@ -115,11 +115,53 @@ func TestDamaged(t *testing.T) {
 
 func TestWriteFileLeavesNoTmp(t *testing.T) {
 	p := write(t, []Record{{Key: []byte("k"), Data: []byte("v")}})
-	if _, err := os.Stat(p + ".tmp"); err == nil {
-		t.Error(".tmp left")
+	if left, _ := filepath.Glob(p + ".tmp*"); len(left) != 0 {
+		t.Errorf("left behind: %v", left)
+	}
+	if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != 0o644 {
+		t.Errorf("mode: %v %v", fi, err)
 	}
 	if err := WriteFile(filepath.Join(t.TempDir(), "no", "such", "dir"), 0o644, nil); err == nil {
 		t.Error("WriteFile into a missing dir succeeded")
+	}
+}
+
+// TestWriteFileConcurrent: writers at once each install a whole database
+// (the last rename wins); none is ever a mix of two.
+func TestWriteFileConcurrent(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "db.cdb")
+	recs := func(prefix string) []Record {
+		var r []Record
+		for i := 0; i < 5000; i++ {
+			r = append(r, Record{Key: []byte(fmt.Sprint(prefix, i)), Data: []byte(prefix)})
+		}
+		return r
+	}
+	for round := 0; round < 5; round++ {
+		errs := make(chan error, 2)
+		for _, prefix := range []string{"a", "b"} {
+			go func() { errs <- WriteFile(p, 0o644, recs(prefix)) }()
+		}
+		for i := 0; i < 2; i++ {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := NewReader(bytes.NewReader(b), int64(len(b)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, okA, _ := r.Get([]byte("a4999"))
+		_, okB, _ := r.Get([]byte("b4999"))
+		_, okA0, _ := r.Get([]byte("a0"))
+		_, okB0, _ := r.Get([]byte("b0"))
+		if okA == okB || okA != okA0 || okB != okB0 {
+			t.Fatalf("round %d: a mixed database (a4999 %v, b4999 %v, a0 %v, b0 %v)", round, okA, okB, okA0, okB0)
+		}
 	}
 }
 

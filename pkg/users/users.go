@@ -113,7 +113,8 @@ func Compile(assign []byte) ([]cdb.Record, error) {
 }
 
 // Build reads ROOT/users/assign and writes ROOT/users/cdb atomically
-// (users/cdb.tmp, fsync, rename; mode 0644), then fsyncs users/.
+// (a temporary users/cdb.tmp.RANDOM, fsync, rename; mode 0644), then
+// fsyncs users/.
 func Build(root string) error {
 	dir := filepath.Join(root, "users")
 	b, err := os.ReadFile(filepath.Join(dir, "assign"))
