@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/hqmail/hqmail/pkg/cdb"
 	"github.com/hqmail/hqmail/pkg/control"
@@ -52,6 +53,10 @@ func NewaliasesMain(root string, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "newaliases: fatal: unable to read control/%s: %v\n", SourceControl, qerr.Bare(err))
 			return 111
 		}
+		if s == "" {
+			fmt.Fprintf(stderr, "newaliases: fatal: control/%s is empty: it names the aliases file\n", SourceControl)
+			return 100
+		}
 		*src = s
 	}
 	f, err := os.Open(*src)
@@ -64,15 +69,20 @@ func NewaliasesMain(root string, args []string, stdout, stderr io.Writer) int {
 	}
 	as, errs := Parse(f, *src)
 	f.Close()
+	nerr := 0
 	for _, e := range errs {
 		fmt.Fprintf(stderr, "newaliases: %v\n", e)
+		if pe, ok := e.(*Error); !ok || !pe.Warning {
+			nerr++
+		}
 	}
-	if len(errs) > 0 {
-		fmt.Fprintf(stderr, "newaliases: fatal: %d error(s) in %s; %s not changed\n", len(errs), *src, DBFile)
+	if nerr > 0 {
+		fmt.Fprintf(stderr, "newaliases: fatal: %d error(s) in %s; %s not changed\n", nerr, *src, DBFile)
 		return 100
 	}
 	for _, a := range as {
-		dot := filepath.Join(root, "alias", ".qmail-"+a.Name)
+		// qmail-local reads a '.' of the local part as ':' in file names.
+		dot := filepath.Join(root, "alias", ".qmail-"+strings.ReplaceAll(a.Name, ".", ":"))
 		if _, err := os.Lstat(dot); err == nil {
 			fmt.Fprintf(stderr, "newaliases: warning: %s:%d: %s exists and takes precedence over alias %q\n", a.File, a.Line, dot, a.Name)
 		}

@@ -36,6 +36,9 @@ type Error struct {
 	File string
 	Line int
 	Msg  string
+	// Warning marks what is reported but not refused: a repeated alias
+	// name (its first entry is used, as Postfix's postalias does).
+	Warning bool
 }
 
 func (e *Error) Error() string { return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg) }
@@ -59,7 +62,7 @@ func Parse(r io.Reader, file string) ([]Alias, []error) {
 		n++
 		raw := sc.Text()
 		if strings.IndexByte(raw, 0) >= 0 {
-			errs = append(errs, &Error{file, n, "NUL byte in line"})
+			errs = append(errs, &Error{File: file, Line: n, Msg: "NUL byte in line"})
 			continue
 		}
 		trimmed := strings.TrimSpace(raw)
@@ -68,7 +71,7 @@ func Parse(r io.Reader, file string) ([]Alias, []error) {
 		}
 		if raw[0] == ' ' || raw[0] == '\t' {
 			if len(lines) == 0 {
-				errs = append(errs, &Error{file, n, "continuation line without an alias before it"})
+				errs = append(errs, &Error{File: file, Line: n, Msg: "continuation line without an alias before it"})
 				continue
 			}
 			lines[len(lines)-1].text += " " + trimmed
@@ -77,35 +80,35 @@ func Parse(r io.Reader, file string) ([]Alias, []error) {
 		lines = append(lines, logical{raw, n})
 	}
 	if err := sc.Err(); err != nil {
-		errs = append(errs, &Error{file, n + 1, "read error: " + err.Error()})
+		errs = append(errs, &Error{File: file, Line: n + 1, Msg: "read error: " + err.Error()})
 	}
 	for _, l := range lines {
 		name, rest, quoted, ok := splitName(l.text)
 		if !ok {
-			errs = append(errs, &Error{file, l.line, "missing ':' after the alias name"})
+			errs = append(errs, &Error{File: file, Line: l.line, Msg: "missing ':' after the alias name"})
 			continue
 		}
 		if name == "" {
-			errs = append(errs, &Error{file, l.line, "empty alias name"})
+			errs = append(errs, &Error{File: file, Line: l.line, Msg: "empty alias name"})
 			continue
 		}
 		if strings.ContainsRune(name, '@') || (!quoted && strings.ContainsAny(name, " \t")) {
-			errs = append(errs, &Error{file, l.line, fmt.Sprintf("bad alias name %q", name)})
+			errs = append(errs, &Error{File: file, Line: l.line, Msg: fmt.Sprintf("bad alias name %q", name)})
 			continue
 		}
 		targets, err := SplitTargets(rest)
 		if err != nil {
-			errs = append(errs, &Error{file, l.line, err.Error()})
+			errs = append(errs, &Error{File: file, Line: l.line, Msg: err.Error()})
 			continue
 		}
 		if len(targets) == 0 {
-			errs = append(errs, &Error{file, l.line, fmt.Sprintf("alias %q has no targets", name)})
+			errs = append(errs, &Error{File: file, Line: l.line, Msg: fmt.Sprintf("alias %q has no targets", name)})
 			continue
 		}
 		bad := false
 		for _, t := range targets {
 			if msg := CheckTarget(t); msg != "" {
-				errs = append(errs, &Error{file, l.line, msg})
+				errs = append(errs, &Error{File: file, Line: l.line, Msg: msg})
 				bad = true
 			}
 		}
@@ -113,7 +116,8 @@ func Parse(r io.Reader, file string) ([]Alias, []error) {
 			continue
 		}
 		if prev, dup := seen[name]; dup {
-			errs = append(errs, &Error{file, l.line, fmt.Sprintf("duplicate alias %q (first on line %d)", name, prev)})
+			errs = append(errs, &Error{File: file, Line: l.line, Warning: true,
+				Msg: fmt.Sprintf("warning: duplicate alias %q ignored (the entry on line %d is used)", name, prev)})
 			continue
 		}
 		seen[name] = l.line

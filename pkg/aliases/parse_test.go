@@ -167,3 +167,28 @@ func TestNewaliasesVerbose(t *testing.T) {
 		t.Errorf("database not written: %v", err)
 	}
 }
+
+// TestNewaliasesWarnings: a repeated name is a warning (the first entry is
+// used, as Postfix's postalias does), and an alias shadowed by the file
+// qmail-local really reads (dots as colons) is named.
+func TestNewaliasesWarnings(t *testing.T) {
+	root := t.TempDir()
+	for _, d := range []string{"etc", "alias"} {
+		if err := os.Mkdir(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.WriteFile(filepath.Join(root, "alias", ".qmail-john:doe"), []byte("./Maildir/\n"), 0o644)
+	src := filepath.Join(root, "aliases")
+	os.WriteFile(src, []byte("dup: a\ndup: b\njohn.doe: c\n"), 0o644)
+	var out, errb strings.Builder
+	if code := NewaliasesMain(root, []string{"-f", src}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if !strings.Contains(errb.String(), `duplicate alias "dup" ignored`) || !strings.Contains(errb.String(), ".qmail-john:doe exists and takes precedence") {
+		t.Errorf("stderr %q", errb.String())
+	}
+	if !strings.Contains(out.String(), "2 aliases compiled") {
+		t.Errorf("stdout %q", out.String())
+	}
+}

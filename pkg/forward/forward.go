@@ -23,6 +23,7 @@ import (
 	"syscall"
 
 	"github.com/hqmail/hqmail/pkg/aliases"
+	"github.com/hqmail/hqmail/pkg/control"
 	"github.com/hqmail/hqmail/pkg/maildir"
 	"github.com/hqmail/hqmail/pkg/mbox"
 	"github.com/hqmail/hqmail/pkg/qerr"
@@ -32,6 +33,11 @@ import (
 // MaxIncludeDepth bounds nested :include: files.
 const MaxIncludeDepth = 10
 
+// MaxIncludeSize bounds an :include: file; a larger one defers the
+// delivery (it is never cut short: a cut list loses members and mangles
+// the last address). A variable for tests.
+var MaxIncludeSize = 64 << 20
+
 // Plan is what a target list expands to.
 type Plan struct {
 	Files    []string // mbox files
@@ -39,6 +45,8 @@ type Plan struct {
 	Programs []string
 	Forwards []string
 	Here     bool // "\user" naming the delivering user: deliver to the default mailbox too
+
+	seen map[string]bool // targets already in the plan
 }
 
 // Env is the delivery's view of qmail-local's environment.
@@ -47,6 +55,9 @@ type Env struct {
 	User, Local, Host      string
 	Sender                 string // envelope sender for forwards
 	DTLine, RPLine, UFLine string
+	// Locals are the local domains (control/locals, else me), lowercased;
+	// user@any of them is the delivering user too.
+	Locals map[string]bool
 }
 
 // EnvFromOS reads qmail-local's environment variables.
@@ -58,32 +69,90 @@ func EnvFromOS(root string) Env {
 	return Env{
 		Root: root, User: os.Getenv("USER"), Local: os.Getenv("LOCAL"), Host: os.Getenv("HOST"),
 		Sender: sender, DTLine: os.Getenv("DTLINE"), RPLine: os.Getenv("RPLINE"), UFLine: os.Getenv("UFLINE"),
+		Locals: readLocals(root),
 	}
 }
 
+// readLocals reads control/locals (else me); nil when neither can be read.
+func readLocals(root string) map[string]bool {
+	d := control.Open(root)
+	l, ok, err := d.ReadList("locals")
+	if err != nil {
+		return nil
+	}
+	if !ok {
+		me, ok, err := d.Me()
+		if err != nil || !ok {
+			return nil
+		}
+		l = []string{me}
+	}
+	m := map[string]bool{}
+	for _, x := range l {
+		m[strings.ToLower(x)] = true
+	}
+	return m
+}
+
 // IsSelf reports whether an address names the delivering user (its bare
-// name, or name@HOST), which sendmail treats as "deliver here".
+// name, or name@HOST or name@ any local domain), which sendmail treats as
+// "deliver here". (With HOST alone, "user@other-local-name" in a
+// .forward was forwarded, came back, and its other targets got a second
+// copy.)
 func (e *Env) IsSelf(addr string) bool {
 	a := strings.ToLower(addr)
 	u := strings.ToLower(e.User)
-	return u != "" && (a == u || a == u+"@"+strings.ToLower(e.Host))
+	if u == "" {
+		return false
+	}
+	if a == u {
+		return true
+	}
+	local, dom, ok := strings.Cut(a, "@")
+	return ok && local == u && (dom == strings.ToLower(e.Host) || e.Locals[dom])
 }
 
 // Expand classifies targets, reading :include: files (which must be
-// absolute, regular, and not writable by others).
+// absolute, regular, and not writable by others). A target named twice
+// (in the list and in an :include: file, say) is delivered once, as
+// sendmail and Postfix do; /dev/null takes the message and keeps nothing.
 func Expand(targets []string, env *Env) (*Plan, error) {
-	p := &Plan{}
+	p := &Plan{seen: map[string]bool{}}
 	return p, p.add(targets, env, 0)
+}
+
+// once reports whether target (of kind k) is new to the plan. Addresses
+// compare case-insensitively, a bare name as name@HOST.
+func (p *Plan) once(k aliases.Kind, target string, env *Env) bool {
+	key := target
+	if k == aliases.Local || k == aliases.Address {
+		k = aliases.Address // "\user" and "user" both forward to user
+		key = strings.ToLower(target)
+		if !strings.Contains(key, "@") && env.Host != "" {
+			key += "@" + strings.ToLower(env.Host)
+		}
+	}
+	key = fmt.Sprint(int(k), " ", key)
+	if p.seen[key] {
+		return false
+	}
+	p.seen[key] = true
+	return true
 }
 
 func (p *Plan) add(targets []string, env *Env, depth int) error {
 	for _, t := range targets {
 		k, arg := aliases.Classify(t)
+		if k != aliases.Include && !p.once(k, arg, env) {
+			continue
+		}
 		switch k {
 		case aliases.Program:
 			p.Programs = append(p.Programs, arg)
 		case aliases.File:
-			p.Files = append(p.Files, arg)
+			if arg != os.DevNull {
+				p.Files = append(p.Files, arg)
+			}
 		case aliases.Maildir:
 			p.Maildirs = append(p.Maildirs, arg)
 		case aliases.Local:
@@ -136,9 +205,12 @@ func ReadInclude(path string) ([]string, error) {
 	if st.Mode().Perm()&0002 != 0 {
 		return nil, qerr.Temp("Uh-oh: include file %s is writable by others. (#4.7.0)", path)
 	}
-	b, err := io.ReadAll(io.LimitReader(f, 1<<20))
+	b, err := io.ReadAll(io.LimitReader(f, int64(MaxIncludeSize)+1))
 	if err != nil {
 		return nil, qerr.Wrap(err, false, fmt.Sprintf("Unable to read include file %s. (#4.3.0)", path))
+	}
+	if len(b) > MaxIncludeSize {
+		return nil, qerr.Temp("Include file %s is larger than %d MB. (#4.3.0)", path, MaxIncludeSize>>20)
 	}
 	return ParseList(string(b))
 }

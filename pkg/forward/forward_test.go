@@ -69,6 +69,35 @@ func TestParseListAndExpand(t *testing.T) {
 	}
 }
 
+// TestExpandOnceEach: a target named twice (in any case, bare or with
+// the host, through an :include: file) is delivered once; /dev/null keeps
+// nothing; the user at any local domain is "here".
+func TestExpandOnceEach(t *testing.T) {
+	inc := filepath.Join(t.TempDir(), "inc")
+	os.WriteFile(inc, []byte("fwda\n/var/mail/x\n"), 0o644)
+	env := &Env{User: "me", Host: "example.org", Locals: map[string]bool{"example.org": true, "other.example": true}}
+	p, err := Expand([]string{"fwda", "FWDA", "fwda@example.org", `\fwda`, ":include:" + inc, "/var/mail/x", "/dev/null",
+		"me@other.example", "bob@else.example"}, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(p.Forwards, ",") != "fwda,bob@else.example" || strings.Join(p.Files, ",") != "/var/mail/x" || !p.Here {
+		t.Fatalf("plan %+v", p)
+	}
+}
+
+// TestIncludeTooLarge: a list over the bound defers; it is never cut.
+func TestIncludeTooLarge(t *testing.T) {
+	old := MaxIncludeSize
+	MaxIncludeSize = 100
+	t.Cleanup(func() { MaxIncludeSize = old })
+	inc := filepath.Join(t.TempDir(), "inc")
+	os.WriteFile(inc, []byte(strings.Repeat("member@example.org\n", 6)), 0o644)
+	if _, err := Expand([]string{":include:" + inc}, &Env{}); err == nil || qerr.IsPerm(err) || !strings.Contains(err.Error(), "larger than") {
+		t.Fatalf("err %v, want a temporary failure", err)
+	}
+}
+
 func TestIncludeProblemsAreTemporary(t *testing.T) {
 	dir := t.TempDir()
 	ww := filepath.Join(dir, "ww")
