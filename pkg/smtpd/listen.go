@@ -45,8 +45,16 @@ func (l *Listener) Serve(ln net.Listener) error {
 		logger = log.New(io.Discard, "", 0)
 	}
 	sem := make(chan struct{}, max)
+	var session uint64
 	for {
-		sem <- struct{}{}
+		select {
+		case sem <- struct{}{}:
+		default:
+			// As tcpserver -v's status line: the limit is reached and
+			// new clients wait in the listen queue.
+			logger.Printf("status: %d/%d sessions, new connections wait", max, max)
+			sem <- struct{}{}
+		}
 		c, err := ln.Accept()
 		if err != nil {
 			<-sem
@@ -62,14 +70,16 @@ func (l *Listener) Serve(ln net.Listener) error {
 			time.Sleep(100 * time.Millisecond)
 			continue
 		}
-		go func() {
+		session++
+		go func(n uint64) {
 			defer func() { <-sem }()
-			l.serveConn(c, logger)
-		}()
+			l.serveConn(c, n, logger)
+		}(session)
 	}
 }
 
-func (l *Listener) serveConn(c net.Conn, logger *log.Logger) {
+// serveConn serves session number n (counted from 1 by the listener).
+func (l *Listener) serveConn(c net.Conn, n uint64, logger *log.Logger) {
 	defer c.Close()
 	cfg, warn, err := LoadConfig(l.Root, l.Getenv)
 	if err != nil {
@@ -90,13 +100,22 @@ func (l *Listener) serveConn(c net.Conn, logger *log.Logger) {
 		io.WriteString(c, textControls+"\r\n")
 		return
 	}
-	// One line at each end, as tcpserver -v logs them.
-	logger.Printf("ok %s", peer.RemoteIP)
+	// One line at each end, as tcpserver -v logs them; the session number
+	// pairs them when one client has several sessions at once.
+	logger.Printf("ok %d %s port %s", n, peer.RemoteIP, portOf(c.RemoteAddr()))
 	status := 0
 	if !Serve(c, cfg, peer, logger) {
 		status = 1
 	}
-	logger.Printf("end %s status %d", peer.RemoteIP, status)
+	logger.Printf("end %d %s status %d", n, peer.RemoteIP, status)
+}
+
+// portOf is the port of a TCP address, "?" if it has none.
+func portOf(a net.Addr) string {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return strconv.Itoa(ta.Port)
+	}
+	return "?"
 }
 
 // peerOf derives the tcpserver values for a connection.

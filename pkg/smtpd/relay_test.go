@@ -214,6 +214,55 @@ func TestListener(t *testing.T) {
 	_ = q
 }
 
+// TestListenerLog: each session's "ok" and "end" lines carry its number
+// (and the client's port), so that two sessions of one client pair up,
+// and reaching the session limit is logged.
+func TestListenerLog(t *testing.T) {
+	useMemQueue(t)
+	root := testRoot(t, nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	var logb testutil.SyncBuffer
+	l := &Listener{Root: root, Getenv: noEnv, Log: log.New(&logb, "", 0), MaxConns: 1}
+	go func() { done <- l.Serve(ln) }()
+	t.Cleanup(func() {
+		ln.Close()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			t.Errorf("listener did not stop")
+		}
+	})
+	srv := &server{addr: ln.Addr().String()}
+	c1 := dial(t, srv)
+	c1.last()
+	waitFor := func(what string) {
+		t.Helper()
+		for i := 0; i < 200 && !strings.Contains(logb.String(), what); i++ {
+			time.Sleep(25 * time.Millisecond)
+		}
+		if !strings.Contains(logb.String(), what) {
+			t.Fatalf("log lacks %q:\n%s", what, logb.String())
+		}
+	}
+	waitFor("status: 1/1 sessions, new connections wait")
+	c2 := dial(t, srv) // waits in the listen queue
+	c1.expectPrefix("QUIT", "221 ")
+	if got := c2.last(); got != "220 mx.example.org ESMTP" {
+		t.Errorf("second greeting %q", got)
+	}
+	c2.expectPrefix("QUIT", "221 ")
+	waitFor("end 2 127.0.0.1 status 0")
+	for _, want := range []string{"ok 1 127.0.0.1 port ", "end 1 127.0.0.1 status 0", "ok 2 127.0.0.1 port "} {
+		if !strings.Contains(logb.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, logb.String())
+		}
+	}
+}
+
 // selfSigned writes a certificate and key for "mx.example.org" as one PEM
 // file, the format of control/servercert.pem.
 func selfSigned(t *testing.T, path string) {
