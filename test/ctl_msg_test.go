@@ -173,7 +173,7 @@ func TestCtlMsgRace(t *testing.T) {
 	}
 	if len(dropHeld) > 0 {
 		out, code := ctl(t, tr, append([]string{"delete"}, dropHeld...)...)
-		if code != 0 || strings.Count(out, ": 1 recipients deleted\n") != len(dropHeld) {
+		if code != 0 || strings.Count(out, ": 1 recipient deleted\n") != len(dropHeld) {
 			t.Errorf("delete held: exit %d\n%s", code, out)
 		}
 		for _, id := range dropHeld {
@@ -326,7 +326,7 @@ func TestCtlMsgBadInput(t *testing.T) {
 	}
 	sys.WaitLog(t, "msg "+good+" to remote ", 60*time.Second)
 	// delete of the damaged message works (it was asked for).
-	if out, code := ctl(t, tr, "delete", damaged); code != 0 || !strings.Contains(out, "message "+damaged+": 1 recipients deleted") {
+	if out, code := ctl(t, tr, "delete", damaged); code != 0 || !strings.Contains(out, "message "+damaged+": 1 recipient deleted") {
 		t.Errorf("delete damaged: %d %q", code, out)
 	}
 	sys.WaitLog(t, "end msg "+damaged, 60*time.Second)
@@ -416,9 +416,9 @@ func readLedger(lines []string, seqOf map[string]string) *ledger {
 			continue
 		}
 		switch {
-		case verb == "delete" && strings.HasSuffix(text, "_1_recipients_deleted"):
+		case verb == "delete" && strings.HasSuffix(text, "_1_recipient_deleted"):
 			l.deleted[s] = true
-		case verb == "bounce" && strings.HasSuffix(text, "_1_recipients_bounced"):
+		case verb == "bounce" && strings.HasSuffix(text, "_1_recipient_bounced"):
 			l.bounced[s] = true
 		case verb == "hold" && text == "message_"+id+"_held":
 			l.heldQuiet[s] = true

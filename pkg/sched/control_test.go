@@ -272,9 +272,9 @@ func TestCtlHoldByAddress(t *testing.T) {
 	tests := []struct{ verb, arg, want string }{
 		{"hold-from", "spammer@example.org", "ok 2 messages from <spammer@example.org> held"},
 		{"hold-from", "spammer@example.org", "ok 0 messages from <spammer@example.org> held (2 were held already)"},
-		{"hold-to", "joe@virt.example", "ok 1 messages to <joe@virt.example> held"},
-		{"hold-from", "<>", "ok 1 messages from <> held"},
-		{"release-to", "y@local.example", "ok 1 messages to <y@local.example> released"},
+		{"hold-to", "joe@virt.example", "ok 1 message to <joe@virt.example> held"},
+		{"hold-from", "<>", "ok 1 message from <> held"},
+		{"release-to", "y@local.example", "ok 1 message to <y@local.example> released"},
 		{"release-from", "nobody@example.org", "ok 0 messages from <nobody@example.org> released"},
 	}
 	for i, tc := range tests {
@@ -440,7 +440,7 @@ func TestCtlBadInput(t *testing.T) {
 	b, _ := os.ReadFile(ch)
 	os.WriteFile(ch, append(b, []byte("Qjunk\x00Tlater@local.example\x00")...), 0o600)
 	skeep := fmt.Sprint(keep)
-	if got := e.request("x6", "delete", skeep); got != "ok message "+skeep+": 1 recipients deleted; damaged records left in "+fnChan(0, keep) {
+	if got := e.request("x6", "delete", skeep); got != "ok message "+skeep+": 1 recipient deleted; damaged records left in "+fnChan(0, keep) {
 		t.Errorf("delete of damaged: %q", got)
 	}
 }
