@@ -29,6 +29,7 @@ help:
 	@echo "make install-links ROOT=$(ROOT)  make it the system's sendmail (diverts the old MTA's files)"
 	@echo "make bench        the comparison with Postfix (about 10 minutes)"
 	@echo "make fuzz         every fuzz target for a bounded time"
+	@echo "make clean        remove bin/"
 
 build:
 	@mkdir -p $(BIN)
@@ -64,9 +65,15 @@ stop:
 install: build
 	./$(BIN)/qmail-install -root $(ROOT) $(if $(ME),-me $(ME))
 	@echo
-	@echo "Installed in $(ROOT). To make it the system's sendmail (diverting the"
-	@echo "current MTA's files so package upgrades keep off them), run:"
-	@echo "    make install-links ROOT=$(ROOT)"
+	@if [ "$$(id -u)" = 0 ]; then \
+	  echo "Installed in $(ROOT). To make it the system's sendmail (diverting the"; \
+	  echo "current MTA's files so package upgrades keep off them), run:"; \
+	  echo "    make install-links ROOT=$(ROOT)"; \
+	else \
+	  echo "Installed in $(ROOT), a tree of your own (its programs find it by their"; \
+	  echo "path: $(ROOT)/bin/sendmail). make install-links, which makes a tree the"; \
+	  echo "system's sendmail, needs root."; \
+	fi
 
 # Link /usr/sbin/sendmail, /usr/lib/sendmail, /usr/bin/mailq and
 # /usr/bin/newaliases to the tree, diverting what a Debian package put there
@@ -74,6 +81,7 @@ install: build
 # made, so that removing the links and the diversions gives them back). A
 # link already into $(ROOT), or a path already diverted, is left alone.
 install-links:
+	@[ "$$(id -u)" = 0 ] || { echo "make install-links changes /usr/sbin and /usr/bin: run it as root"; exit 1; }
 	@for f in /usr/sbin/sendmail /usr/lib/sendmail /usr/bin/mailq /usr/bin/newaliases; do \
 	  if { [ -e "$$f" ] || [ -L "$$f" ]; } && command -v dpkg-divert >/dev/null \
 	     && ! readlink "$$f" | grep -q '^$(ROOT)/bin/' \
