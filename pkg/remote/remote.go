@@ -473,12 +473,18 @@ func (d *delivery) smtp(conn net.Conn, a dnsmx.Addr, port int, tryTLS bool) erro
 			}
 			if s.tls {
 				if ext, err = s.hello(d.cfg.Helo); err != nil {
-					if !required && s.w.ioErr != nil {
+					if s.w.ioErr != nil {
 						// A TLS 1.3 server refuses a client (one
 						// without a certificate it wants) after the
 						// client's side of the handshake is done: on
-						// the first read. That is a failed handshake.
-						return errTLSFallback
+						// the first read. That is a failed handshake:
+						// plain text again under "try", the next
+						// address where TLS is required.
+						if !required {
+							return errTLSFallback
+						}
+						return policy(&report{letter: 'Z', text: "Connected to " + s.ip + " but the TLS handshake failed: " +
+							oneLine(s.w.ioErr.Error()) + ". (#4.7.5)\n"})
 					}
 					return err
 				}
