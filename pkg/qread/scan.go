@@ -112,6 +112,10 @@ func readMessage(q string, id uint64) (m Message, gone bool) {
 	name := strconv.FormatUint(id, 10)
 	sub := Sub(id)
 	info := filepath.Join(q, "info", sub, name)
+	todo := filepath.Join(q, "todo", name)
+	// Before the info file is read: qmail-send removes todo/ID once info
+	// is complete, so a todo seen now means the info read may be partial.
+	preprocessing := exists(todo)
 	f, err := qhome.OpenRegular(info, os.O_RDONLY)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -135,7 +139,7 @@ func readMessage(q string, id uint64) (m Message, gone bool) {
 	}
 	end := bytes.IndexByte(b, 0)
 	if len(b) == 0 || b[0] != 'F' || end < 0 {
-		if exists(filepath.Join(q, "todo", name)) {
+		if preprocessing || exists(todo) {
 			// qmail-send is writing it (it creates info/ID, then
 			// fills it, then removes todo/ID): not damaged, not yet in.
 			return m, true

@@ -59,6 +59,8 @@ func (t Table) Lookup(host string) (string, bool) {
 // its leading digits ("2525\r" and "2525x" are 2525); a missing, zero,
 // out-of-range or digitless port is 25.
 func ParseRoute(v string) Route {
+	// A file edited on Windows: the CR would end up in the relay's name.
+	v = strings.TrimRight(v, " \t\r")
 	relay, rest := v, ""
 	if strings.HasPrefix(v, "[") {
 		if i := strings.IndexByte(v, ']'); i >= 0 {

@@ -6,7 +6,7 @@ import (
 )
 
 func TestRoutes(t *testing.T) {
-	tab := ParseTable(strings.Split(`example.com:relay.example.net
+	tab := ParseTable(append(strings.Split(`example.com:relay.example.net
 .example.com:sub.relay:2525
 .com:com.relay
 Other.Org:
@@ -15,9 +15,8 @@ dup.test:second:26
 lit.test:[192.0.2.1]:587
 v6.test:[IPv6:2001:db8::1]:465
 badport.test:x.relay:nope
-crport.test:cr.relay:2652\r
 trail.test:t.relay:2653x
-:default.relay`, "\n"))
+:default.relay`, "\n"), "crport.test:cr.relay:2652\r", "crrelay.test:r.relay\r", "crmx.test:\r"))
 	tests := []struct {
 		host  string
 		route string
@@ -37,6 +36,8 @@ trail.test:t.relay:2653x
 		// Leading digits, as qmail's scan_ulong (a file with CRLF ends).
 		{"crport.test", "cr.relay:2652", true},
 		{"trail.test", "t.relay:2653", true},
+		{"crrelay.test", "r.relay:25", true},
+		{"crmx.test", "", false}, // empty relay (CR aside): MX
 		{"elsewhere.net", "default.relay:25", true},
 	}
 	for _, tt := range tests {
