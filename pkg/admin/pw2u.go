@@ -130,6 +130,9 @@ func Pw2u(in io.Reader, out io.Writer, warn io.Writer, o Pw2uOptions) error {
 		case strings.TrimLeft(e.uid, "0") == "":
 			skip("uid 0 (qmail-lspawn does not deliver as root; its mail goes to the alias user)")
 			continue
+		case e.uid == "4294967295" || e.gid == "4294967295":
+			skip("uid or gid 4294967295, (uid_t)-1, which is nobody's")
+			continue
 		}
 		if exclude[e.name] {
 			continue

@@ -101,6 +101,7 @@ func TestPw2uRules(t *testing.T) {
 		{"home of another uid, -H", "u:x:" + us + ":6::" + other + ":/bin/sh\n", []string{"-H"}, 0,
 			"=u:u:" + us + ":6:" + other + ":::\n+u-:u:" + us + ":6:" + other + ":-::\n.\n", ""},
 		{"uid 0 even with -o", "r:x:0:0::/:/bin/sh\n", []string{"-oH"}, 0, ".\n", "skipping r: uid 0"},
+		{"uid -1", "m:x:4294967295:6::/h:/s\n", []string{"-H"}, 0, ".\n", "skipping m: uid or gid 4294967295"},
 		{"name too long", long + ":x:5:6::/h:/s\n", []string{"-H"}, 0, ".\n", "skipping " + long + ": name of 32 bytes"},
 		{"alias home", "alias:x:7:8::/var/qmail/alias:/s\n", []string{"-HC"}, 0, "", ""},
 		{"home missing", "u:x:5:6::/nonexistent/pw2u/test:/bin/sh\n", nil, 0, ".\n", "home directory /nonexistent/pw2u/test is missing"},

@@ -100,8 +100,9 @@ func (c *cmd) run(args []string) int {
 		case args[0] == "-t" && len(args) > 1:
 			n, err := strconv.ParseFloat(args[1], 64)
 			// !(n >= 0.001) also refuses NaN; below a millisecond no
-			// answer could come.
-			if err != nil || !(n >= 0.001) || n > 3600 {
+			// answer could come. Only decimal digits and a point: Go's
+			// 1_0 and 0x1p3 are no way to write seconds.
+			if err != nil || strings.Trim(args[1], "0123456789.") != "" || !(n >= 0.001) || n > 3600 {
 				return c.fail(ExitUsage, "bad timeout %q (seconds, 0.001 to 3600)", args[1])
 			}
 			c.timeout = time.Duration(n * float64(time.Second))

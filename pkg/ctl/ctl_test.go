@@ -409,7 +409,7 @@ func TestStatusAndQueue(t *testing.T) {
 
 func TestUsage(t *testing.T) {
 	root := makeTree(t)
-	for _, args := range [][]string{nil, {"bogus"}, {"hold"}, {"status", "x"}, {"flush", "x"}, {"-t", "abc", "flush"}, {"-t", "NaN", "flush"}, {"-t", "1e-300", "flush"}, {"-t", "0", "flush"}, {"-x"}} {
+	for _, args := range [][]string{nil, {"bogus"}, {"hold"}, {"status", "x"}, {"flush", "x"}, {"-t", "abc", "flush"}, {"-t", "NaN", "flush"}, {"-t", "1e-300", "flush"}, {"-t", "0", "flush"}, {"-t", "1_0", "flush"}, {"-t", "0x1p3", "flush"}, {"-x"}} {
 		if code, _, errs := run(t, root, args...); code != ExitUsage || !strings.Contains(errs, "qmailctl") {
 			t.Errorf("%v: exit %d, stderr %q", args, code, errs)
 		}
