@@ -24,7 +24,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -90,9 +89,10 @@ func Clean(line string) string {
 }
 
 // Format renders one syslog datagram (the local-socket format of BSD
-// syslog: "<PRI>Mmm dd hh:mm:ss TAG[PID]: MSG").
-func Format(fac, sev int, t time.Time, tag string, pid int, msg string) []byte {
-	return fmt.Appendf(nil, "<%d>%s %s[%d]: %s", fac*8+sev, t.Format(time.Stamp), tag, pid, msg)
+// syslog: "<PRI>Mmm dd hh:mm:ss TAG: MSG"). There is no "[PID]": qmail's
+// splogger opens syslog without LOG_PID, and log tools match "qmail: ".
+func Format(fac, sev int, t time.Time, tag string, msg string) []byte {
+	return fmt.Appendf(nil, "<%d>%s %s: %s", fac*8+sev, t.Format(time.Stamp), tag, msg)
 }
 
 // Run reads lines from r to its end and sends them to the socket at path;
@@ -100,7 +100,6 @@ func Format(fac, sev int, t time.Time, tag string, pid int, msg string) []byte {
 func Run(r io.Reader, path, tag string, fac int, errw io.Writer) error {
 	s := &sender{path: path, errw: errw}
 	defer s.close()
-	pid := os.Getpid()
 	br := bufio.NewReaderSize(r, 64<<10)
 	piece := make([]byte, 0, MaxLine)
 	var (
@@ -116,13 +115,13 @@ func Run(r io.Reader, path, tag string, fac int, errw io.Writer) error {
 		text := Clean(string(piece))
 		piece = piece[:0]
 		if cont {
-			s.send(Format(fac, sev, now, tag, pid, stamp+"+"+text))
+			s.send(Format(fac, sev, now, tag, stamp+"+"+text))
 			return
 		}
 		now = time.Now()
 		stamp = fmt.Sprintf("%d.%06d", now.Unix(), now.Nanosecond()/1000)
 		sev = Severity(text)
-		s.send(Format(fac, sev, now, tag, pid, stamp+" "+text))
+		s.send(Format(fac, sev, now, tag, stamp+" "+text))
 		cont = true
 	}
 	for {

@@ -68,7 +68,7 @@ func TestRunSendsEveryLine(t *testing.T) {
 		}
 		got = append(got, string(buf[:n]))
 	}
-	if !strings.HasPrefix(got[0], "<22>") || !strings.Contains(got[0], "qmail[") || !strings.HasSuffix(got[0], " new msg 12") {
+	if !strings.HasPrefix(got[0], "<22>") || !strings.Contains(got[0], " qmail: ") || !strings.HasSuffix(got[0], " new msg 12") {
 		t.Errorf("first datagram %q", got[0])
 	}
 	if !strings.HasPrefix(got[1], "<20>") || !strings.HasSuffix(got[1], " warning: trouble") {
@@ -77,7 +77,7 @@ func TestRunSendsEveryLine(t *testing.T) {
 	// The pieces of a long line: the first with a space after the stamp,
 	// the rest with '+', the same stamp and the first piece's priority.
 	stamp := func(d string) string {
-		_, msg, _ := strings.Cut(d, "]: ")
+		_, msg, _ := strings.Cut(d, " qmail: ")
 		return msg[:strings.IndexAny(msg, " +")]
 	}
 	if !strings.HasPrefix(got[3], "<20>") || !strings.HasSuffix(got[3], "+xxxxxxxxxx") || stamp(got[3]) != stamp(got[2]) {
@@ -87,7 +87,7 @@ func TestRunSendsEveryLine(t *testing.T) {
 		t.Errorf("after the huge line: %q", got[len(got)-1])
 	}
 	for _, d := range got {
-		if _, msg, _ := strings.Cut(d, "]: "); !strings.ContainsAny(msg[len(stamp(d)):len(stamp(d))+1], " +") || len(msg) == len(stamp(d))+1 {
+		if _, msg, _ := strings.Cut(d, " qmail: "); !strings.ContainsAny(msg[len(stamp(d)):len(stamp(d))+1], " +") || len(msg) == len(stamp(d))+1 {
 			t.Errorf("empty or malformed datagram %q", d)
 		}
 	}
