@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -353,9 +354,11 @@ func (d *delivery) connect(addrs []dnsmx.Addr) *report {
 		}
 		tt.Result(a.IP, false, present)
 		err = d.smtp(conn, a, port, true)
+		plain := ""
 		if errors.Is(err, errTLSFallback) {
 			// The opportunistic handshake failed: the same host again, in
 			// plain text; if it cannot be reached again, the next one.
+			plain = "Sent without TLS: the TLS handshake failed (" + oneLine(strings.TrimPrefix(err.Error(), errTLSFallback.Error()+": ")) + ").\n"
 			if conn, err = d.dial(a.IP, port); err != nil {
 				continue
 			}
@@ -366,6 +369,9 @@ func (d *delivery) connect(addrs []dnsmx.Addr) *report {
 			if rep.tlsPolicy {
 				refused = rep
 				continue
+			}
+			if rep.letter == 'K' && plain != "" {
+				rep.text += plain // the log says the mail went in clear
 			}
 			return rep
 		}
@@ -481,7 +487,7 @@ func (d *delivery) smtp(conn net.Conn, a dnsmx.Addr, port int, tryTLS bool) erro
 						// plain text again under "try", the next
 						// address where TLS is required.
 						if !required {
-							return errTLSFallback
+							return fmt.Errorf("%w: %v", errTLSFallback, s.w.ioErr)
 						}
 						return policy(&report{letter: 'Z', text: "Connected to " + s.ip + " but the TLS handshake failed: " +
 							oneLine(s.w.ioErr.Error()) + ". (#4.7.5)\n"})

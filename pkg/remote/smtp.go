@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -447,7 +448,7 @@ func (s *session) handshake(cfg *tls.Config, required bool) error {
 	tc.SetDeadline(time.Now().Add(s.timeout))
 	if err := tc.Handshake(); err != nil {
 		if !required {
-			return errTLSFallback
+			return fmt.Errorf("%w: %v", errTLSFallback, err)
 		}
 		return policy(&report{letter: 'Z', text: "Connected to " + s.ip + " but the TLS handshake failed: " + oneLine(err.Error()) + ". (#4.7.5)\n"})
 	}
