@@ -18,6 +18,22 @@ import (
 // or "release", before they apply it.
 const LinkWantFile = "queue/lock/linkwant"
 
+// WriteLinkWant records, as the network hooks do, the state the last link
+// event wants ("hold" or "release"): written to a temporary file and
+// renamed, so a reader sees the old word or the new one.
+func WriteLinkWant(root, want string) error {
+	p := filepath.Join(root, LinkWantFile)
+	tmp := p + "." + strconv.Itoa(os.Getpid())
+	if err := os.WriteFile(tmp, []byte(want+"\n"), 0o644); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
+}
+
 // bootTime returns when the machine booted; a variable so that tests can
 // move it.
 var bootTime = procBootTime

@@ -14,12 +14,20 @@ import (
 	"time"
 
 	"github.com/hqmail/hqmail/pkg/ctl"
+	"github.com/hqmail/hqmail/pkg/hold"
+	"github.com/hqmail/hqmail/pkg/qerr"
 )
 
 // ctlActions holds and releases through qmailctl's code, in-process.
 type ctlActions struct{ root string }
 
 func (a ctlActions) run(verb string) error {
+	// Recorded first, as the hooks do: qmailctl boot (a restart of qmail
+	// while the link is up) then holds nothing, where the watcher, which
+	// acts only on a change, would leave the boot hold in place.
+	if err := hold.WriteLinkWant(a.root, verb); err != nil {
+		return fmt.Errorf("unable to write %s: %v", hold.LinkWantFile, qerr.Bare(err))
+	}
 	var out, errb bytes.Buffer
 	switch code := ctl.Main(a.root, []string{verb, "remote"}, &out, &errb); code {
 	case ctl.ExitOK, ctl.ExitNotRunning:

@@ -12,6 +12,7 @@
 package linkwatch
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net"
 	"syscall"
@@ -122,14 +123,42 @@ func Read() (*Snapshot, error) {
 				continue
 			}
 			for _, a := range attrs {
-				if a.Attr.Type == syscall.RTA_OIF && len(a.Value) >= 4 {
+				switch {
+				case a.Attr.Type == syscall.RTA_OIF && len(a.Value) >= 4:
 					oif := *(*uint32)(unsafe.Pointer(&a.Value[0]))
 					s.Routes = append(s.Routes, Route{Family: fam, OIF: int(oif)})
+				case a.Attr.Type == syscall.RTA_MULTIPATH:
+					// ECMP: one route per next hop.
+					for _, oif := range multipathOIFs(a.Value) {
+						s.Routes = append(s.Routes, Route{Family: fam, OIF: oif})
+					}
 				}
 			}
 		}
 	}
 	return s, nil
+}
+
+// multipathOIFs reads the interfaces of an RTA_MULTIPATH attribute: a
+// sequence of struct rtnexthop (length u16, flags u8, hops u8, ifindex
+// s32, then the hop's own attributes), each padded to 4 bytes.
+func multipathOIFs(b []byte) []int {
+	var out []int
+	for len(b) >= 8 {
+		n := int(binary.NativeEndian.Uint16(b[0:2]))
+		if n < 8 || n > len(b) {
+			break
+		}
+		if ifindex := int32(binary.NativeEndian.Uint32(b[4:8])); ifindex > 0 {
+			out = append(out, int(ifindex))
+		}
+		n = (n + 3) &^ 3
+		if n >= len(b) {
+			break
+		}
+		b = b[n:]
+	}
+	return out
 }
 
 // Subscribe opens a netlink socket that becomes readable whenever links,

@@ -2,14 +2,18 @@ package linkwatch
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hqmail/hqmail/pkg/hold"
 )
 
 func snap(up bool) *Snapshot {
@@ -188,4 +192,82 @@ func TestNetnsReadsKernelState(t *testing.T) {
 	waitState(true)
 	sh("link", "set", veth+"a", "down") // carrier lost on the far side
 	waitState(false)
+
+	// An ECMP default route (RTA_MULTIPATH, no RTA_OIF) over this veth and
+	// a second one: up through the second while the first has no carrier.
+	v2 := "hqw" + ns[len(ns)-6:]
+	sh("link", "add", v2+"a", "type", "veth", "peer", "name", v2+"b")
+	t.Cleanup(func() { exec.Command("ip", "link", "del", v2+"a").Run() })
+	sh("link", "set", v2+"b", "netns", ns)
+	sh("-n", ns, "addr", "add", "10.252.0.2/30", "dev", v2+"b")
+	sh("-n", ns, "link", "set", v2+"b", "up")
+	sh("link", "set", v2+"a", "up")
+	waitLink := func() { // the nexthop needs the link up to be accepted
+		for i := 0; i < 100; i++ {
+			if exec.Command("ip", "-n", ns, "route", "replace", "default", "nexthop", "via", "10.251.0.1", "dev", veth+"b",
+				"nexthop", "via", "10.252.0.1", "dev", v2+"b").Run() == nil {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Fatalf("multipath default route not accepted")
+	}
+	waitLink()
+	waitState(true)
+}
+
+// TestActionsRecordLinkWant: the watcher records what it wants in
+// queue/lock/linkwant, as the hooks do, so that qmailctl boot at a restart
+// of qmail while the link is up holds nothing (the watcher acts only on a
+// change and would never release again).
+func TestActionsRecordLinkWant(t *testing.T) {
+	root := t.TempDir()
+	for _, d := range []string{"control", "queue/lock"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := ctlActions{root}
+	if err := a.Hold("test"); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, hold.LinkWantFile)); string(b) != "hold\n" {
+		t.Errorf("after hold: linkwant %q", b)
+	}
+	if err := a.Release("test"); err != nil {
+		t.Fatal(err)
+	}
+	if !hold.ReleasedSinceBoot(root) {
+		t.Errorf("after release: linkwant does not say released since boot")
+	}
+	if _, err := os.Stat(filepath.Join(root, "control", "holdremote")); !os.IsNotExist(err) {
+		t.Errorf("holdremote after release: %v", err)
+	}
+}
+
+// TestMultipathOIFs: an ECMP default route's next hops are its interfaces
+// (a multi-homed host counted as offline before).
+func TestMultipathOIFs(t *testing.T) {
+	hop := func(ifindex uint32, extra int) []byte {
+		b := make([]byte, 8+extra)
+		binary.NativeEndian.PutUint16(b[0:2], uint16(8+extra))
+		binary.NativeEndian.PutUint32(b[4:8], ifindex)
+		for len(b)%4 != 0 {
+			b = append(b, 0)
+		}
+		return b
+	}
+	b := append(hop(3, 8), hop(5, 0)...) // the first with a gateway attribute
+	if got := multipathOIFs(b); len(got) != 2 || got[0] != 3 || got[1] != 5 {
+		t.Errorf("got %v, want [3 5]", got)
+	}
+	if got := multipathOIFs(b[:5]); len(got) != 0 {
+		t.Errorf("truncated: %v", got)
+	}
+	// The route counts as up when one next hop's interface is up.
+	s := &Snapshot{Links: map[int]Link{3: {Index: 3, Name: "wlan0"}, 5: {Index: 5, Name: "eth0", Up: true, Running: true}},
+		Routes: []Route{{Family: 2, OIF: 3}, {Family: 2, OIF: 5}}}
+	if up, why := s.LinkUp(""); !up {
+		t.Errorf("down: %s", why)
+	}
 }
