@@ -67,6 +67,10 @@ func TestDialupHooks(t *testing.T) {
 		{name: "nm captive portal", script: "networkmanager/90-hqmail", args: []string{"", "connectivity-change"},
 			env: []string{"CONNECTIVITY_STATE=PORTAL"}, nm: "portal",
 			held: true, log: "-t hqmail-nm  connectivity-change: remote delivery held"},
+		// A bridge or a container's link coming up while offline is not
+		// connectivity: nothing is released.
+		{name: "nm up of a device while NetworkManager says none", script: "networkmanager/90-hqmail",
+			args: []string{"docker0", "up"}, nm: "none", held: true},
 		{name: "nm up of another interface than HQMAIL_IFACE", script: "networkmanager/90-hqmail",
 			args: []string{"eth0", "up"}, env: []string{"HQMAIL_IFACE=wwan0"}, nm: "full", held: true},
 		{name: "nm connectivity full, following HQMAIL_IFACE: ignored", script: "networkmanager/90-hqmail",
@@ -238,12 +242,16 @@ func TestDialupHooksFlap(t *testing.T) {
 				}
 				events++
 			}
+			// NetworkManager says none after a down and full once the
+			// link is up again (the dispatcher releases on up only then).
+			down := func() { os.WriteFile(nmFile, []byte("none\n"), 0o644); run(h.down) }
+			up := func() { os.WriteFile(nmFile, []byte("full\n"), 0o644); run(h.up) }
 			for i := 0; i < 10; i++ {
-				run(h.down)
-				run(h.up)
+				down()
+				up()
 			}
 			if final == "down" {
-				run(h.down)
+				down()
 			}
 			// Wait for the background jobs: each logs at least once, and
 			// the forked shells carry the script's path in their argv.
