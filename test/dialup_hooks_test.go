@@ -55,6 +55,15 @@ func TestDialupHooks(t *testing.T) {
 			log: "-t hqmail-ppp link ppp0 up: remote delivery released"},
 		{name: "ppp down", script: "ppp/ip-down.d/hqmail", args: append([]string{"ppp0"}, ppp...),
 			held: true, log: "-t hqmail-ppp link ppp0 down: remote delivery held"},
+		// Following the uplink only: a VPN's ppp1 going up or down is not it.
+		{name: "ppp up of another interface than HQMAIL_IFACE", script: "ppp/ip-up.d/hqmail",
+			args: append([]string{"ppp1"}, ppp...), env: []string{"HQMAIL_IFACE=ppp0"}, held: true},
+		{name: "ppp up of HQMAIL_IFACE", script: "ppp/ip-up.d/hqmail", args: append([]string{"ppp0"}, ppp...),
+			env: []string{"HQMAIL_IFACE=ppp0"}, log: "-t hqmail-ppp link ppp0 up: remote delivery released"},
+		{name: "ppp down of another interface than HQMAIL_IFACE", script: "ppp/ip-down.d/hqmail",
+			args: append([]string{"ppp1"}, ppp...), env: []string{"HQMAIL_IFACE=ppp0"}},
+		{name: "ppp down again", script: "ppp/ip-down.d/hqmail", args: append([]string{"ppp0"}, ppp...),
+			held: true, log: "-t hqmail-ppp link ppp0 down: remote delivery held"},
 		{name: "nm up", script: "networkmanager/90-hqmail", args: []string{"wlan0", "up"}, nm: "full",
 			log: "-t hqmail-nm wlan0 up: remote delivery released"},
 		{name: "nm down, no connectivity left", script: "networkmanager/90-hqmail", args: []string{"wlan0", "down"}, nm: "none",
@@ -290,4 +299,37 @@ func running(path string) bool {
 		}
 	}
 	return false
+}
+
+// TestDialupHookFailureSaysWhy: when qmailctl fails in a hook's background
+// job, the logged line carries qmailctl's own message (it went to
+// /dev/null and the line said only "failed (status 111)").
+func TestDialupHookFailureSaysWhy(t *testing.T) {
+	tr := ctlTree(t)
+	fake := t.TempDir()
+	logFile := filepath.Join(fake, "syslog")
+	if err := os.WriteFile(filepath.Join(fake, "logger"), []byte(fmt.Sprintf("#!/bin/sh\necho \"$*\" >>%s\n", logFile)), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// A flag that cannot be read: qmailctl exits 111 and says why.
+	os.Remove(tr.Path("control", "holdremote"))
+	if err := os.Mkdir(tr.Path("control", "holdremote"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("/bin/sh", scriptPath(t, "ppp/ip-up.d/hqmail"), "ppp0", "/dev/ttyS0", "115200", "10.0.0.1", "10.0.0.2", "")
+	cmd.Env = []string{"PATH=" + fake + ":/usr/sbin:/usr/bin:/sbin:/bin", "QMAILHOME=" + tr.Root}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("hook: %v %s", err, out)
+	}
+	var line string
+	if !harness.Eventually(dialBound, func() bool {
+		b, _ := os.ReadFile(logFile)
+		line = string(b)
+		return strings.Contains(line, "\n")
+	}) {
+		t.Fatal("nothing logged")
+	}
+	if !strings.Contains(line, "link ppp0 up: qmailctl release remote failed (status 111): qmailctl: ") {
+		t.Errorf("logged %q", line)
+	}
 }
