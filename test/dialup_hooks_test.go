@@ -117,6 +117,15 @@ func TestDialupHooks(t *testing.T) {
 		{name: "networkd no-carrier, no route", script: "networkd-dispatcher/no-carrier.d/hqmail",
 			env: []string{"IFACE=eth0", "STATE=no-carrier"}, held: true,
 			log: "-t hqmail-networkd eth0 no-carrier: remote delivery held"},
+		// A multipath default: its header line names no device; only the
+		// next hops count (here the other one is down too).
+		{name: "networkd routable before multipath", script: "networkd-dispatcher/routable.d/hqmail",
+			env: []string{"IFACE=eth0", "STATE=routable"},
+			log: "-t hqmail-networkd eth0 routable: remote delivery released"},
+		{name: "networkd off, multipath with the other hop down", script: "networkd-dispatcher/off.d/hqmail",
+			env: []string{"IFACE=eth0", "STATE=off"}, held: true,
+			routes: "default proto static metric 100 \n\tnexthop via 10.0.0.1 dev eth0 weight 1 \n\tnexthop via 10.1.0.1 dev eth1 weight 1 dead linkdown \n",
+			log:    "-t hqmail-networkd eth0 off: remote delivery held"},
 	}
 	mx := net.ParseIP("192.0.2.25")
 	tab := tcpto.Open(tr.Root)

@@ -20,6 +20,28 @@ func Source(root string) (string, error) {
 	return control.Open(root).LineDefault(SourceControl, DefaultSource)
 }
 
+// shadow returns the file of the alias home that qmail-local reads for
+// the local part name before ~alias/.qmail-default (which runs
+// fastforward), or "": .qmail-NAME, else .qmail-PREFIX-default for each
+// prefix ending at a dash, longest first; a '.' of the name is a ':' in
+// file names.
+func shadow(home, name string) string {
+	name = strings.ReplaceAll(name, ".", ":")
+	try := []string{".qmail-" + name}
+	for i := len(name) - 1; i > 0; i-- {
+		if name[i] == '-' {
+			try = append(try, ".qmail-"+name[:i]+"-default")
+		}
+	}
+	for _, f := range try {
+		p := filepath.Join(home, f)
+		if _, err := os.Lstat(p); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
 // NewaliasesMain is newaliases(8): compile the aliases file into
 // root/etc/aliases.cdb. With any syntax error nothing is written (the old
 // database stays in force) and the exit code is 100.
@@ -81,10 +103,8 @@ func NewaliasesMain(root string, args []string, stdout, stderr io.Writer) int {
 		return 100
 	}
 	for _, a := range as {
-		// qmail-local reads a '.' of the local part as ':' in file names.
-		dot := filepath.Join(root, "alias", ".qmail-"+strings.ReplaceAll(a.Name, ".", ":"))
-		if _, err := os.Lstat(dot); err == nil {
-			fmt.Fprintf(stderr, "newaliases: warning: %s:%d: %s exists and takes precedence over alias %q\n", a.File, a.Line, dot, a.Name)
+		if dot := shadow(filepath.Join(root, "alias"), a.Name); dot != "" {
+			fmt.Fprintf(stderr, "newaliases: %s:%d: warning: %s exists and takes precedence over alias %q\n", a.File, a.Line, dot, a.Name)
 		}
 	}
 	if *check {

@@ -41,7 +41,12 @@ type Error struct {
 	Warning bool
 }
 
-func (e *Error) Error() string { return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg) }
+func (e *Error) Error() string {
+	if e.Warning {
+		return fmt.Sprintf("%s:%d: warning: %s", e.File, e.Line, e.Msg)
+	}
+	return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+}
 
 // Parse reads an aliases file. It returns every syntax error found (not only
 // the first), so newaliases can report them all; entries with errors are
@@ -117,7 +122,7 @@ func Parse(r io.Reader, file string) ([]Alias, []error) {
 		}
 		if prev, dup := seen[name]; dup {
 			errs = append(errs, &Error{File: file, Line: l.line, Warning: true,
-				Msg: fmt.Sprintf("warning: duplicate alias %q ignored (the entry on line %d is used)", name, prev)})
+				Msg: fmt.Sprintf("duplicate alias %q ignored (the entry on line %d is used)", name, prev)})
 			continue
 		}
 		seen[name] = l.line

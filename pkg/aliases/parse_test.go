@@ -179,16 +179,20 @@ func TestNewaliasesWarnings(t *testing.T) {
 		}
 	}
 	os.WriteFile(filepath.Join(root, "alias", ".qmail-john:doe"), []byte("./Maildir/\n"), 0o644)
+	os.WriteFile(filepath.Join(root, "alias", ".qmail-list-default"), []byte("./Maildir/\n"), 0o644)
 	src := filepath.Join(root, "aliases")
-	os.WriteFile(src, []byte("dup: a\ndup: b\njohn.doe: c\n"), 0o644)
+	os.WriteFile(src, []byte("dup: a\ndup: b\njohn.doe: c\nlist-x-y: d\nlisty: e\n"), 0o644)
 	var out, errb strings.Builder
 	if code := NewaliasesMain(root, []string{"-f", src}, &out, &errb); code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
-	if !strings.Contains(errb.String(), `duplicate alias "dup" ignored`) || !strings.Contains(errb.String(), ".qmail-john:doe exists and takes precedence") {
-		t.Errorf("stderr %q", errb.String())
+	e := errb.String()
+	if !strings.Contains(e, `:2: warning: duplicate alias "dup" ignored`) || !strings.Contains(e, ":3: warning: ") ||
+		!strings.Contains(e, ".qmail-john:doe exists and takes precedence") ||
+		!strings.Contains(e, `.qmail-list-default exists and takes precedence over alias "list-x-y"`) || strings.Contains(e, `"listy"`) {
+		t.Errorf("stderr %q", e)
 	}
-	if !strings.Contains(out.String(), "2 aliases compiled") {
+	if !strings.Contains(out.String(), "4 aliases compiled") {
 		t.Errorf("stdout %q", out.String())
 	}
 }

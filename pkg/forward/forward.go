@@ -58,6 +58,9 @@ type Env struct {
 	// Locals are the local domains (control/locals, else me), lowercased;
 	// user@any of them is the delivering user too.
 	Locals map[string]bool
+	// NoAtHost is the domain a bare forwarded name gets (envnoathost,
+	// else me), lowercased.
+	NoAtHost string
 }
 
 // EnvFromOS reads qmail-local's environment variables.
@@ -69,8 +72,17 @@ func EnvFromOS(root string) Env {
 	return Env{
 		Root: root, User: os.Getenv("USER"), Local: os.Getenv("LOCAL"), Host: os.Getenv("HOST"),
 		Sender: sender, DTLine: os.Getenv("DTLINE"), RPLine: os.Getenv("RPLINE"), UFLine: os.Getenv("UFLINE"),
-		Locals: readLocals(root),
+		Locals: readLocals(root), NoAtHost: readNoAtHost(root),
 	}
+}
+
+// readNoAtHost reads control/envnoathost, else me; "" when neither.
+func readNoAtHost(root string) string {
+	h, err := control.Open(root).LineOrMe("envnoathost")
+	if err != nil || h == "envnoathost" {
+		return ""
+	}
+	return strings.ToLower(h)
 }
 
 // readLocals reads control/locals (else me); nil when neither can be read.
@@ -122,15 +134,21 @@ func Expand(targets []string, env *Env) (*Plan, error) {
 }
 
 // once reports whether target (of kind k) is new to the plan. Addresses
-// compare case-insensitively, a bare name as name@HOST.
+// compare case-insensitively; a bare name is name@envnoathost, as
+// qmail-send qualifies it, and name@ any local domain is one mailbox
+// (qmail-local delivers by the local part alone).
 func (p *Plan) once(k aliases.Kind, target string, env *Env) bool {
 	key := target
 	if k == aliases.Local || k == aliases.Address {
 		k = aliases.Address // "\user" and "user" both forward to user
-		key = strings.ToLower(target)
-		if !strings.Contains(key, "@") && env.Host != "" {
-			key += "@" + strings.ToLower(env.Host)
+		local, dom, has := strings.Cut(strings.ToLower(target), "@")
+		if !has {
+			dom = env.NoAtHost
 		}
+		if env.Locals[dom] {
+			dom = "" // the local mailbox of local
+		}
+		key = local + "@" + dom
 	}
 	key = fmt.Sprint(int(k), " ", key)
 	if p.seen[key] {

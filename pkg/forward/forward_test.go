@@ -75,9 +75,12 @@ func TestParseListAndExpand(t *testing.T) {
 func TestExpandOnceEach(t *testing.T) {
 	inc := filepath.Join(t.TempDir(), "inc")
 	os.WriteFile(inc, []byte("fwda\n/var/mail/x\n"), 0o644)
-	env := &Env{User: "me", Host: "example.org", Locals: map[string]bool{"example.org": true, "other.example": true}}
+	// The mail arrived for example.org; bare names are qualified with
+	// mx.example.org (me), also local: all of them are fwda's mailbox.
+	env := &Env{User: "me", Host: "example.org", NoAtHost: "mx.example.org",
+		Locals: map[string]bool{"example.org": true, "other.example": true, "mx.example.org": true}}
 	p, err := Expand([]string{"fwda", "FWDA", "fwda@example.org", `\fwda`, ":include:" + inc, "/var/mail/x", "/dev/null",
-		"me@other.example", "bob@else.example"}, env)
+		"me@other.example", "bob@else.example", "fwda@MX.example.org", "fwda@other.example"}, env)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -102,12 +102,13 @@ func Parse(b []byte) Flag {
 		if line == "" || line[0] == '#' || (i == 0 && h.All) {
 			continue
 		}
-		d := CanonDomain(strings.TrimSpace(line))
+		raw := strings.TrimSpace(line)
+		d := CanonDomain(raw)
 		if d == "" || d == "." {
 			continue
 		}
 		h.match = append(h.match, d)
-		if !ValidDomain(d) || AllMarker(d) {
+		if !ValidDomain(raw) || AllMarker(d) {
 			h.Junk = append(h.Junk, JunkLine{Line: i + 1, Text: strings.TrimSpace(line)})
 			continue
 		}
@@ -123,23 +124,22 @@ func Parse(b []byte) Flag {
 }
 
 // CanonDomain is the form in which a domain is matched: lowercased, and an
-// address literal in its one canonical spelling, so that a hold of
-// "[IPv6:::1]" holds mail to "[IPv6:0:0:0:0:0:0:0:1]". A literal that is
-// not an address is only lowercased.
+// address literal as the bare address in its one canonical spelling, the
+// way qmail-remote reads it: a hold of "[IPv6:::1]" holds mail to
+// "[IPv6:0:0:0:0:0:0:0:1]" and to "[::1]", and "[192.0.2.1]" holds
+// "[IPv6:::ffff:192.0.2.1]". A literal that is not an address is only
+// lowercased.
 func CanonDomain(d string) string {
 	d = strings.ToLower(d)
 	if len(d) < 3 || d[0] != '[' || d[len(d)-1] != ']' {
 		return d
 	}
-	in, tag := d[1:len(d)-1], ""
-	if strings.HasPrefix(in, "ipv6:") {
-		in, tag = in[5:], "ipv6:"
-	}
+	in := strings.TrimPrefix(d[1:len(d)-1], "ipv6:")
 	a, err := netip.ParseAddr(in)
 	if err != nil || a.Zone() != "" {
 		return d
 	}
-	return "[" + tag + a.String() + "]"
+	return "[" + a.Unmap().String() + "]"
 }
 
 // AllMarker reports whether line, as the first line of a hold file, holds

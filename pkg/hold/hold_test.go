@@ -38,10 +38,10 @@ func TestParse(t *testing.T) {
 		{"hold", "Hold\n", true, nil, 0},
 		{"all later is junk", "a.example\nall\n", false, []string{"a.example"}, 1},
 		{"literal", "[192.0.2.1]\n", false, []string{"[192.0.2.1]"}, 0},
-		{"ipv6 literal", "[IPv6:2001:DB8::2]\n", false, []string{"[ipv6:2001:db8::2]"}, 0},
+		{"ipv6 literal", "[IPv6:2001:DB8::2]\n", false, []string{"[2001:db8::2]"}, 0},
 		{"bad literal", "[IPv6:x]\n[IPv6:]\n", true, nil, 2},
 		// One spelling per address; what is not an address is junk.
-		{"long ipv6 literal", "[IPv6:0:0:0:0:0:0:0:1]\n[ipv6:::1]\n", false, []string{"[ipv6:::1]"}, 0},
+		{"long ipv6 literal", "[IPv6:0:0:0:0:0:0:0:1]\n[ipv6:::1]\n[::1]\n", false, []string{"[::1]"}, 0},
 		{"not addresses", "a.example\n[300.1.1.1]\n[IPv6:1:2:3:4:5:6:7:8:9]\n[IPv6:192.0.2.1]\n", false, []string{"a.example"}, 3},
 		{"crlf", "a.example\r\n", false, []string{"a.example"}, 0},
 		{"no newline", "a.example", false, []string{"a.example"}, 0},
@@ -75,6 +75,8 @@ func TestHoldsAddress(t *testing.T) {
 		{Parse([]byte("[IPv6:2001:db8::2]\n")), "x@[ipv6:2001:DB8::2]", true},
 		{Parse([]byte("[IPv6:::1]\n")), "x@[IPv6:0:0:0:0:0:0:0:1]", true},
 		{Parse([]byte("[IPv6:::1]\n")), "x@[IPv6:::2]", false},
+		{Parse([]byte("[IPv6:::1]\n")), "x@[::1]", true}, // qmail-remote reads both as ::1
+		{Parse([]byte("[192.0.2.1]\n")), "x@[IPv6:::ffff:192.0.2.1]", true},
 		{list, "x@c.b.example", true},
 		{list, "x@other.example", false},
 		{list, "x@y@a.example", true},
