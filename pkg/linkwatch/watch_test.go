@@ -169,12 +169,18 @@ func TestNetnsReadsKernelState(t *testing.T) {
 			t.Fatalf("ip %v: %v %s", args, err, out)
 		}
 	}
-	sh("link", "add", veth+"a", "type", "veth", "peer", "name", veth+"b")
-	t.Cleanup(func() { exec.Command("ip", "link", "del", veth+"a").Run() })
-	sh("link", "set", veth+"b", "netns", ns)
-	sh("-n", ns, "addr", "add", "10.251.0.2/30", "dev", veth+"b")
-	sh("-n", ns, "link", "set", veth+"b", "up")
-	sh("link", "set", veth+"a", "up")
+	// addVeth makes the pair NAMEa (here) and NAMEb (in ns, with addr),
+	// both up.
+	addVeth := func(name, addr string) {
+		t.Helper()
+		sh("link", "add", name+"a", "type", "veth", "peer", "name", name+"b")
+		t.Cleanup(func() { exec.Command("ip", "link", "del", name+"a").Run() })
+		sh("link", "set", name+"b", "netns", ns)
+		sh("-n", ns, "addr", "add", addr, "dev", name+"b")
+		sh("-n", ns, "link", "set", name+"b", "up")
+		sh("link", "set", name+"a", "up")
+	}
+	addVeth(veth, "10.251.0.2/30")
 	sh("-n", ns, "route", "add", "default", "via", "10.251.0.1", "dev", veth+"b")
 	// Carrier changes reach the kernel's link state asynchronously: poll.
 	waitState := func(want bool) {
@@ -196,12 +202,7 @@ func TestNetnsReadsKernelState(t *testing.T) {
 	// An ECMP default route (RTA_MULTIPATH, no RTA_OIF) over this veth and
 	// a second one: up through the second while the first has no carrier.
 	v2 := "hqw" + ns[len(ns)-6:]
-	sh("link", "add", v2+"a", "type", "veth", "peer", "name", v2+"b")
-	t.Cleanup(func() { exec.Command("ip", "link", "del", v2+"a").Run() })
-	sh("link", "set", v2+"b", "netns", ns)
-	sh("-n", ns, "addr", "add", "10.252.0.2/30", "dev", v2+"b")
-	sh("-n", ns, "link", "set", v2+"b", "up")
-	sh("link", "set", v2+"a", "up")
+	addVeth(v2, "10.252.0.2/30")
 	waitLink := func() { // the nexthop needs the link up to be accepted
 		for i := 0; i < 100; i++ {
 			if exec.Command("ip", "-n", ns, "route", "replace", "default", "nexthop", "via", "10.251.0.1", "dev", veth+"b",

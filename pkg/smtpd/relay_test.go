@@ -181,24 +181,8 @@ func TestListener(t *testing.T) {
 			if tc.rules != "" {
 				ctl["relayclients"] = tc.rules
 			}
-			root := testRoot(t, ctl)
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			done := make(chan error, 1)
-			var logb testutil.SyncBuffer
-			l := &Listener{Root: root, Getenv: noEnv, Log: log.New(&logb, "", 0), MaxConns: 2}
-			go func() { done <- l.Serve(ln) }()
-			t.Cleanup(func() {
-				ln.Close()
-				select {
-				case <-done:
-				case <-time.After(20 * time.Second):
-					t.Errorf("listener did not stop")
-				}
-			})
-			c := dial(t, &server{addr: ln.Addr().String()})
+			srv, logb := startListener(t, testRoot(t, ctl), 2)
+			c := dial(t, srv)
 			if got := c.last(); got != "220 mx.example.org ESMTP" {
 				t.Errorf("greeting %q", got)
 			}
@@ -214,19 +198,17 @@ func TestListener(t *testing.T) {
 	_ = q
 }
 
-// TestListenerLog: each session's "ok" and "end" lines carry its number
-// (and the client's port), so that two sessions of one client pair up,
-// and reaching the session limit is logged.
-func TestListenerLog(t *testing.T) {
-	useMemQueue(t)
-	root := testRoot(t, nil)
+// startListener serves a Listener (at most max sessions) on a loopback
+// port until the test ends; its log is returned.
+func startListener(t *testing.T, root string, max int) (*server, *testutil.SyncBuffer) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	var logb testutil.SyncBuffer
-	l := &Listener{Root: root, Getenv: noEnv, Log: log.New(&logb, "", 0), MaxConns: 1}
+	logb := &testutil.SyncBuffer{}
+	l := &Listener{Root: root, Getenv: noEnv, Log: log.New(logb, "", 0), MaxConns: max}
 	go func() { done <- l.Serve(ln) }()
 	t.Cleanup(func() {
 		ln.Close()
@@ -236,7 +218,15 @@ func TestListenerLog(t *testing.T) {
 			t.Errorf("listener did not stop")
 		}
 	})
-	srv := &server{addr: ln.Addr().String()}
+	return &server{addr: ln.Addr().String()}, logb
+}
+
+// TestListenerLog: each session's "ok" and "end" lines carry its number
+// (and the client's port), so that two sessions of one client pair up,
+// and reaching the session limit is logged.
+func TestListenerLog(t *testing.T) {
+	useMemQueue(t)
+	srv, logb := startListener(t, testRoot(t, nil), 1)
 	c1 := dial(t, srv)
 	c1.last()
 	waitFor := func(what string) {
