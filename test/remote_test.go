@@ -255,8 +255,10 @@ func TestRemoteTLS13RefusedAfterHandshake(t *testing.T) {
 		ClientAuth: tls.RequireAnyClientCert, MinVersion: tls.VersionTLS13}})
 	routeTo(tr, s.IP, s.Port)
 	// The report (and so qmail-send's log) says the mail went in clear.
-	checkReports(t, tr.Remote(testMsg, "r.test", "f@x.test", "a@r.test"), "r",
-		accepted(s.IP)+"Sent without TLS: the TLS handshake failed (remote error: tls: certificate required).\n")
+	if got := tr.Remote(testMsg, "r.test", "f@x.test", "a@r.test"); len(got) != 2 || got[0] != "r" ||
+		!strings.HasPrefix(got[1], accepted(s.IP)+"Sent without TLS: the TLS handshake failed (") {
+		t.Fatalf("reports %q", got)
+	}
 	if ms := s.Messages(); len(ms) != 1 || ms[0].TLS {
 		t.Fatalf("messages %+v", ms)
 	}
@@ -344,8 +346,14 @@ func TestRemoteOpportunisticHandshakeFallsBack(t *testing.T) {
 		}
 	})
 	routeTo(tr, ip, portOf(ln))
-	checkReports(t, tr.Remote(testMsg, "r.test", "f@x.test", "a@r.test"),
-		"r", "K"+ip+" accepted message.\nRemote host said: 250 plain ok\nSent without TLS: the TLS handshake failed (EOF).\n")
+	// The reason depends on when the client reads the junk (EOF, or "first
+	// record does not look like a TLS handshake"): only the form is checked.
+	got := tr.Remote(testMsg, "r.test", "f@x.test", "a@r.test")
+	if len(got) != 2 || got[0] != "r" ||
+		!strings.HasPrefix(got[1], "K"+ip+" accepted message.\nRemote host said: 250 plain ok\nSent without TLS: the TLS handshake failed (") ||
+		!strings.HasSuffix(got[1], ").\n") {
+		t.Fatalf("reports %q", got)
+	}
 }
 
 func TestRemoteAuthSmarthost(t *testing.T) {
