@@ -184,8 +184,22 @@ func (c *cmd) boot() int {
 		fmt.Fprintln(c.out, "remote delivery not held: a network hook released it since the machine booted")
 		return ExitOK
 	}
-	return c.hold(true, []string{"remote"})
+	before, _ := hold.Read(control.Open(c.root).Path, hold.RemoteFile)
+	afterBootCheck()
+	code := c.hold(true, []string{"remote"})
+	if !before.Set && hold.ReleasedSinceBoot(c.root) {
+		// A link came up while boot looked (its hook recorded the
+		// release, and its qmailctl may have run before this hold): no
+		// later event would release the hold boot just made.
+		fmt.Fprintln(c.out, "a network hook released remote delivery meanwhile; the boot hold is taken back")
+		return c.hold(false, []string{"remote"})
+	}
+	return code
 }
+
+// afterBootCheck runs between boot's look at the link's last event and its
+// hold (tests put a hook's release there).
+var afterBootCheck = func() {}
 
 func (c *cmd) hold(holding bool, args []string) int {
 	if len(args) == 0 || (args[0] != "remote" && args[0] != "local") {

@@ -708,13 +708,25 @@ func TestBoot(t *testing.T) {
 			}
 		})
 	}
+	// A link comes up while boot looks: the hook records the release and
+	// runs its qmailctl before boot's hold. Boot takes its hold back.
+	root := makeTree(t)
+	afterBootCheck = func() {
+		queuetest.WriteFile(t, filepath.Join(root, hold.LinkWantFile), []byte("release\n"))
+		run(t, root, "release", "remote")
+	}
+	code, out, errs := run(t, root, "boot")
+	afterBootCheck = func() {}
+	if _, held := readFlag(t, root, "holdremote"); held || !strings.Contains(out, "taken back") {
+		t.Errorf("boot racing a release: held %v, exit %d, %q, %q", held, code, out, errs)
+	}
 	// Released since boot, but the admin holds everything: boot leaves
 	// the hold and does not claim delivery is not held.
-	root := makeTree(t)
+	root = makeTree(t)
 	p := filepath.Join(root, hold.LinkWantFile)
 	queuetest.WriteFile(t, p, []byte("release\n"))
 	queuetest.WriteFile(t, filepath.Join(root, "control", "holdremote"), []byte("*\n"))
-	code, out, _ := run(t, root, "boot")
+	code, out, _ = run(t, root, "boot")
 	if _, held := readFlag(t, root, "holdremote"); !held || code != ExitOK || strings.Contains(out, "not held") || !strings.Contains(out, "held (all destinations)") {
 		t.Errorf("boot with the admin's hold: held %v, exit %d, stdout %q", held, code, out)
 	}
