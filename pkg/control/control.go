@@ -156,6 +156,28 @@ func (d *Dir) LineOrMe(name string) (string, error) {
 	return name, nil
 }
 
+// Locals reads control/locals as a set of lowercased domains; a missing
+// file is the set of me, when haveMe (qmail-send passes the me it read at
+// start, so that a HUP does not see a new one). ok is false when there is
+// neither.
+func (d *Dir) Locals(me string, haveMe bool) (set map[string]bool, ok bool, err error) {
+	l, ok, err := d.ReadList("locals")
+	if err != nil {
+		return nil, false, err
+	}
+	if !ok {
+		if !haveMe {
+			return nil, false, nil
+		}
+		l = []string{me}
+	}
+	set = make(map[string]bool, len(l))
+	for _, x := range l {
+		set[strings.ToLower(x)] = true
+	}
+	return set, true, nil
+}
+
 // LineOrMeRequired is LineOrMe for the files that have no usable default
 // without "me" (locals, helohost, smtpgreeting, localiphost): it reports
 // found=false when neither the file nor "me" exists.

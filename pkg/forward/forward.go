@@ -88,22 +88,15 @@ func readNoAtHost(root string) string {
 // readLocals reads control/locals (else me); nil when neither can be read.
 func readLocals(root string) map[string]bool {
 	d := control.Open(root)
-	l, ok, err := d.ReadList("locals")
+	me, haveMe, err := d.Me()
 	if err != nil {
 		return nil
 	}
-	if !ok {
-		me, ok, err := d.Me()
-		if err != nil || !ok {
-			return nil
-		}
-		l = []string{me}
+	set, _, err := d.Locals(me, haveMe)
+	if err != nil {
+		return nil
 	}
-	m := map[string]bool{}
-	for _, x := range l {
-		m[strings.ToLower(x)] = true
-	}
-	return m
+	return set
 }
 
 // IsSelf reports whether an address names the delivering user (its bare

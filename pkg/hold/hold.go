@@ -41,8 +41,7 @@ const (
 //     "example.com").
 //
 // A list line that is not a domain (spaces, '@', ':', a later "*" or
-// "all", ...) is
-// reported in Junk. Beside valid domains qmail-send keeps it as a domain
+// "all", ...) is reported in Junk. Beside valid domains qmail-send keeps it as a domain
 // that never matches a real one, so it holds nothing; a file made only of
 // such lines holds everything (the safe side of a typo).
 type Flag struct {
@@ -173,11 +172,15 @@ func (h Flag) HoldsDomain(domain string) bool {
 	if !h.Set {
 		return false
 	}
-	if h.All {
-		return true
-	}
+	return h.All || MatchDomain(h.match, domain)
+}
+
+// MatchDomain reports whether domain is one of the list lines of a hold
+// file (Flag.Lines; qmail-send keeps them): a line equal to it, or a
+// ".suffix" line it ends with, compared in CanonDomain form.
+func MatchDomain(lines []string, domain string) bool {
 	domain = CanonDomain(domain)
-	for _, d := range h.match {
+	for _, d := range lines {
 		if d[0] == '.' {
 			if strings.HasSuffix(domain, d) {
 				return true

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"os"
@@ -355,10 +354,10 @@ func (d *delivery) connect(addrs []dnsmx.Addr) *report {
 		tt.Result(a.IP, false, present)
 		err = d.smtp(conn, a, port, true)
 		plain := ""
-		if errors.Is(err, errTLSFallback) {
+		if fb := (*tlsFallback)(nil); errors.As(err, &fb) {
 			// The opportunistic handshake failed: the same host again, in
 			// plain text; if it cannot be reached again, the next one.
-			plain = "Sent without TLS: the TLS handshake failed (" + oneLine(strings.TrimPrefix(err.Error(), errTLSFallback.Error()+": ")) + ").\n"
+			plain = "Sent without TLS: the TLS handshake failed (" + oneLine(fb.why.Error()) + ").\n"
 			if conn, err = d.dial(a.IP, port); err != nil {
 				continue
 			}
@@ -447,7 +446,7 @@ func (d *delivery) tlsConfig(name string) *tls.Config {
 }
 
 // smtp runs the dialogue on conn and returns the message report (as a
-// *report error), or errTLSFallback.
+// *report error), or a *tlsFallback.
 func (d *delivery) smtp(conn net.Conn, a dnsmx.Addr, port int, tryTLS bool) error {
 	s := newSession(conn, a.IP.String(), d.cfg.TimeoutRemote)
 	defer func() {
@@ -487,7 +486,7 @@ func (d *delivery) smtp(conn net.Conn, a dnsmx.Addr, port int, tryTLS bool) erro
 						// plain text again under "try", the next
 						// address where TLS is required.
 						if !required {
-							return fmt.Errorf("%w: %v", errTLSFallback, s.w.ioErr)
+							return &tlsFallback{s.w.ioErr}
 						}
 						return policy(&report{letter: 'Z', text: "Connected to " + s.ip + " but the TLS handshake failed: " +
 							oneLine(s.w.ioErr.Error()) + ". (#4.7.5)\n"})

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -319,9 +318,11 @@ func policy(r *report) *report {
 
 func (r *report) Error() string { return string(r.letter) + r.text }
 
-// errTLSFallback asks the caller to try the same address again without TLS
-// (an opportunistic handshake failed).
-var errTLSFallback = errors.New("opportunistic TLS failed")
+// tlsFallback asks the caller to try the same address again without TLS:
+// an opportunistic handshake failed, for the reason why.
+type tlsFallback struct{ why error }
+
+func (e *tlsFallback) Error() string { return "opportunistic TLS failed: " + e.why.Error() }
 
 // session is one SMTP connection.
 type session struct {
@@ -421,7 +422,7 @@ func (s *session) hello(name string) (map[string]string, error) {
 
 // startTLS runs STARTTLS and the handshake. With required false, a refusal
 // leaves the plain session usable (nil error) and a failed handshake gives
-// errTLSFallback.
+// a *tlsFallback.
 func (s *session) startTLS(cfg *tls.Config, required bool) error {
 	r, err := s.w.command("STARTTLS")
 	if err != nil {
@@ -448,7 +449,7 @@ func (s *session) handshake(cfg *tls.Config, required bool) error {
 	tc.SetDeadline(time.Now().Add(s.timeout))
 	if err := tc.Handshake(); err != nil {
 		if !required {
-			return fmt.Errorf("%w: %v", errTLSFallback, err)
+			return &tlsFallback{err}
 		}
 		return policy(&report{letter: 'Z', text: "Connected to " + s.ip + " but the TLS handshake failed: " + oneLine(err.Error()) + ". (#4.7.5)\n"})
 	}

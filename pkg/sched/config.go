@@ -60,17 +60,8 @@ func (h holdState) held(c int) bool {
 
 // domainHeld reports whether a remote recipient's domain is on the list.
 func (h holdState) domainHeld(addr string) bool {
-	if len(h.remoteDoms) == 0 {
-		return false
-	}
 	i := strings.LastIndexByte(addr, '@')
-	dom := hold.CanonDomain(addr[i+1:])
-	for _, d := range h.remoteDoms {
-		if d == dom || (d[0] == '.' && strings.HasSuffix(dom, d)) {
-			return true
-		}
-	}
-	return false
+	return hold.MatchDomain(h.remoteDoms, addr[i+1:])
 }
 
 // describe renders the remote hold for the status file.
@@ -129,21 +120,6 @@ func setOf(list []string) map[string]bool {
 	return m
 }
 
-// readLocals reads control/locals (default: me).
-func readLocals(ctl *control.Dir, me string, haveMe bool) (map[string]bool, bool, error) {
-	l, ok, err := ctl.ReadList("locals")
-	if err != nil {
-		return nil, false, err
-	}
-	if !ok {
-		if !haveMe {
-			return nil, false, nil
-		}
-		l = []string{me}
-	}
-	return setOf(l), true, nil
-}
-
 // readVdoms reads control/virtualdomains.
 func readVdoms(ctl *control.Dir) (map[string]string, error) {
 	l, _, err := ctl.ReadList("virtualdomains")
@@ -194,7 +170,7 @@ func loadConfig(root string) (*config, error) {
 		return nil, err
 	}
 	cf.me, cf.haveMe = me, haveMe
-	locals, ok, err := readLocals(ctl, me, haveMe)
+	locals, ok, err := ctl.Locals(me, haveMe)
 	if err != nil {
 		return nil, err
 	}

@@ -537,7 +537,7 @@ func (s *Sched) kill(id uint64, bounce bool) (string, string) {
 		k, bad, err := s.markChannel(c, id, flight[c], bounce)
 		total += k
 		if err != nil {
-			return ResultDefer, "message " + sid + ": " + err.Error() + " (" + recipients(total) + " " + what + " so far)"
+			return ResultDefer, "message " + sid + ": " + err.Error() + " (" + plural(total, "recipient") + " " + what + " so far)"
 		}
 		if bad {
 			damaged = append(damaged, fnChan(c, id))
@@ -558,7 +558,7 @@ func (s *Sched) kill(id uint64, bounce bool) (string, string) {
 	}
 	s.unpark(id, s.recent)
 	s.finishKilled(id, flight, damaged)
-	text := "message " + sid + ": " + recipients(total) + " " + what + inflightNote(n)
+	text := "message " + sid + ": " + plural(total, "recipient") + " " + what + inflightNote(n)
 	if len(damaged) > 0 {
 		text += "; damaged records left in " + strings.Join(damaged, ", ")
 	}
@@ -731,7 +731,7 @@ func (s *Sched) byAddress(verb, addr string) (string, string) {
 				s.stopPasses(id)
 			}
 		}
-		text := messages(n) + " " + dir + " " + who + " held"
+		text := plural(n, "message") + " " + dir + " " + who + " held"
 		if already > 0 {
 			text += " (" + itoa(already) + " were held already)"
 		}
@@ -742,7 +742,7 @@ func (s *Sched) byAddress(verb, addr string) (string, string) {
 			s.unpark(id, -1)
 		}
 	}
-	return ResultOK, messages(n) + " " + dir + " " + who + " released"
+	return ResultOK, plural(n, "message") + " " + dir + " " + who + " released"
 }
 
 // allMessages lists the ids in info/ and todo/.
@@ -818,18 +818,10 @@ func readBounded(path string) ([]byte, error) {
 	return io.ReadAll(io.LimitReader(f, 64<<20))
 }
 
-// recipients renders "1 recipient", "2 recipients".
-func recipients(n int) string {
+// plural renders "1 message", "2 messages".
+func plural(n int, word string) string {
 	if n == 1 {
-		return "1 recipient"
+		return "1 " + word
 	}
-	return itoa(n) + " recipients"
-}
-
-// messages renders "1 message", "2 messages".
-func messages(n int) string {
-	if n == 1 {
-		return "1 message"
-	}
-	return itoa(n) + " messages"
+	return itoa(n) + " " + word + "s"
 }

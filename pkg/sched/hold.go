@@ -224,7 +224,7 @@ func (s *Sched) handleHUP() {
 	}
 	// As qmail: locals defaults to control/me as read at start; without
 	// it a missing locals is a failed re-read, the old list stays.
-	locals, ok, err := readLocals(s.ctl, s.cf.me, s.cf.haveMe)
+	locals, ok, err := s.ctl.Locals(s.cf.me, s.cf.haveMe)
 	if err != nil || !ok {
 		s.log.line("alert: unable to reread control/locals")
 		s.rereadFailed = append(s.rereadFailed, "locals")
