@@ -343,6 +343,56 @@ func TestSmtpdInetdSocket(t *testing.T) {
 	}
 }
 
+// TestSmtpdRelayFlag: a single session started with -r (a systemd socket
+// unit, inetd) lets the clients of control/relayclients relay, as -listen
+// does; without -r only the environment's RELAYCLIENT counts, as under
+// tcpserver.
+func TestSmtpdRelayFlag(t *testing.T) {
+	tr := smtpdTree(t)
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		ip    string
+		env   string // extra variable
+		rules string // "" = no control/relayclients
+		want  string
+	}{
+		{"no -r, loopback", nil, "127.0.0.1", "", "", "553 "},
+		{"-r, loopback by default", []string{"-r"}, "127.0.0.1", "", "", "250 "},
+		{"-r, ::1 by default", []string{"-r"}, "::1", "", "", "250 "},
+		{"-r, other client", []string{"-r"}, "192.0.2.7", "", "", "553 "},
+		{"-r, listed prefix", []string{"-r"}, "192.0.2.7", "", "192.0.2.0/24\n", "250 "},
+		{"-r, loopback not listed", []string{"-r"}, "127.0.0.1", "", "192.0.2.0/24\n", "553 "},
+		{"-r, environment wins", []string{"-r"}, "198.51.100.1", "RELAYCLIENT=", "192.0.2.0/24\n", "250 "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr.RemoveControl("relayclients")
+			if tc.rules != "" {
+				tr.Control("relayclients", tc.rules)
+			}
+			cmd := tr.Command("qmail-smtpd", tc.args...)
+			cmd.Env = []string{"PATH=/usr/bin:/bin", "TCPREMOTEIP=" + tc.ip, "TCPLOCALHOST=mx.example.org"}
+			if tc.env != "" {
+				cmd.Env = append(cmd.Env, tc.env)
+			}
+			cmd.Stdin = strings.NewReader("HELO c\r\nMAIL FROM:<a@c.example>\r\nRCPT TO:<far@elsewhere.example>\r\nQUIT\r\n")
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("qmail-smtpd: %v\n%s", err, out)
+			}
+			lines := strings.Split(string(out), "\r\n")
+			if len(lines) < 4 || !strings.HasPrefix(lines[3], tc.want) {
+				t.Errorf("replies %q, want RCPT answered %q", out, tc.want)
+			}
+		})
+	}
+	// -r is for one session; with -listen control/relayclients applies anyway.
+	cmd := tr.Command("qmail-smtpd", "-r", "-listen", "127.0.0.1:0")
+	if out, err := cmd.CombinedOutput(); cmd.ProcessState == nil || cmd.ProcessState.ExitCode() != 100 {
+		t.Errorf("-r -listen: %v %s, want usage (100)", err, out)
+	}
+}
+
 // TestSmtpdAsQmaild: as root, run qmail-smtpd as qmaild/nofiles (its
 // production uid): it needs no privilege, and qmail-queue (set-uid qmailq)
 // still queues what it accepts.

@@ -51,6 +51,7 @@ func TestShowctlGolden(t *testing.T) {
 			"control/morercpthosts":     "other.example\n",
 			"control/morercpthosts.cdb": "",
 			"control/startheld":         "",
+			"control/defaultdelivery":   "|/var/qmail/bin/dot-forward .forward\n./Maildir/\n",
 			"control/mystery":           "?\n",
 		}},
 	}

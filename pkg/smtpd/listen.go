@@ -137,9 +137,25 @@ func (l *Listener) peerOf(c net.Conn, logger *log.Logger) (Peer, error) {
 	if ok {
 		p.LocalHost = me
 	}
-	rules, ok, err := d.ReadList("relayclients")
+	relay, err := relayClient(d, rip, logger)
 	if err != nil {
 		return p, err
+	}
+	if relay {
+		empty := ""
+		p.Relay = &empty
+	}
+	return p, nil
+}
+
+// relayClient reports whether the client at rip is listed in
+// control/relayclients (127.0.0.1 and ::1 when the file does not exist),
+// logging a warning for each line that is none of the forms RelayMatch
+// reads.
+func relayClient(d *control.Dir, rip netip.Addr, logger *log.Logger) (bool, error) {
+	rules, ok, err := d.ReadList("relayclients")
+	if err != nil {
+		return false, err
 	}
 	if !ok {
 		rules = []string{"127.0.0.1", "::1"}
@@ -149,11 +165,7 @@ func (l *Listener) peerOf(c net.Conn, logger *log.Logger) (Peer, error) {
 			logger.Printf("warning: control/relayclients: ignored line (not an address, CIDR prefix or dotted prefix): %q", r)
 		}
 	}
-	if rip.IsValid() && RelayMatch(rules, rip) {
-		empty := ""
-		p.Relay = &empty
-	}
-	return p, nil
+	return rip.IsValid() && RelayMatch(rules, rip), nil
 }
 
 // relayRuleValid reports whether a control/relayclients line is one of

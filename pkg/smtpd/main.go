@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/hqmail/hqmail/pkg/control"
 	"github.com/hqmail/hqmail/pkg/qerr"
 	"github.com/hqmail/hqmail/pkg/qhome"
 )
@@ -28,15 +29,16 @@ func Main(args []string, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "", "accept connections on `ADDR` (host:port) instead of serving fd 0/1")
 	maxConns := fs.Int("c", 40, "with -listen: at most `N` sessions at once")
+	relay := fs.Bool("r", false, "one session on fd 0/1: set RELAYCLIENT for clients listed in control/relayclients, as -listen does")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: qmail-smtpd [-listen ADDR [-c N]]")
+		fmt.Fprintln(stderr, "usage: qmail-smtpd [-r] | qmail-smtpd -listen ADDR [-c N]")
 		fs.PrintDefaults()
 	}
 	err := fs.Parse(args)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0 // -h: the usage went to stderr (stdout may be the client)
 	}
-	if err != nil || fs.NArg() > 0 || *maxConns < 1 {
+	if err != nil || fs.NArg() > 0 || *maxConns < 1 || (*relay && *listen != "") {
 		if err == nil {
 			fs.Usage()
 		}
@@ -62,11 +64,13 @@ func Main(args []string, stderr io.Writer) int {
 		}
 		return 0
 	}
-	return serveStdio(root, getenv, stderr)
+	return serveStdio(root, getenv, *relay, stderr)
 }
 
 // serveStdio serves the one session on fd 0/1.
-func serveStdio(root string, getenv func(string) (string, bool), stderr io.Writer) int {
+// With relay set, a client listed in control/relayclients gets
+// RELAYCLIENT unless the environment sets it already.
+func serveStdio(root string, getenv func(string) (string, bool), relay bool, stderr io.Writer) int {
 	// A peer that goes away must give EPIPE, not kill us with SIGPIPE.
 	signal.Ignore(syscall.SIGPIPE)
 	in, restoreIn := pollable(0, "stdin")
@@ -86,6 +90,20 @@ func serveStdio(root string, getenv func(string) (string, bool), stderr io.Write
 		io.WriteString(conn, textControls+"\r\n")
 		conn.Close()
 		return 1
+	}
+	if relay && peer.Relay == nil {
+		rip, _ := netip.ParseAddr(peer.RemoteIP)
+		ok, err := relayClient(control.Open(root), rip, logger)
+		if err != nil {
+			logger.Printf("unable to read control/relayclients: %v", qerr.Bare(err))
+			io.WriteString(conn, textControls+"\r\n")
+			conn.Close()
+			return 1
+		}
+		if ok {
+			empty := ""
+			peer.Relay = &empty
+		}
 	}
 	cfg, warn, err := LoadConfig(root, getenv)
 	if err != nil {
