@@ -231,10 +231,15 @@ func TestInstallRealUsers(t *testing.T) {
 	// Users and groups this test creates are removed again at its end, so
 	// that no passwd entry keeps pointing into a deleted temporary root;
 	// ones that existed before are left alone.
+	// An existing account whose home is gone (made for a tree since
+	// removed) is given this tree's; its old home is put back at the end.
 	var newUsers, newGroups []string
+	oldHome := map[string]string{}
 	for _, n := range qhome.UserNames {
-		if _, err := user.Lookup(n); err != nil {
+		if u, err := user.Lookup(n); err != nil {
 			newUsers = append(newUsers, n)
+		} else {
+			oldHome[n] = u.HomeDir
 		}
 	}
 	for _, g := range qhome.GroupNames {
@@ -243,6 +248,13 @@ func TestInstallRealUsers(t *testing.T) {
 		}
 	}
 	t.Cleanup(func() {
+		for n, h := range oldHome {
+			if u, err := user.Lookup(n); err == nil && u.HomeDir != h {
+				if out, err := exec.Command("usermod", "-d", h, n).CombinedOutput(); err != nil {
+					t.Logf("usermod -d %s %s: %v %s", h, n, err, out)
+				}
+			}
+		}
 		for _, n := range newUsers {
 			if out, err := exec.Command("userdel", n).CombinedOutput(); err != nil {
 				t.Logf("userdel %s: %v %s", n, err, out)
@@ -254,6 +266,23 @@ func TestInstallRealUsers(t *testing.T) {
 			}
 		}
 	})
+	// The users this test makes are made first with a home that does not
+	// exist, as one left by a removed tree: qmail-install must give them
+	// this tree's.
+	for _, g := range newGroups {
+		if out, err := exec.Command("groupadd", "-r", g).CombinedOutput(); err != nil {
+			t.Fatalf("groupadd %s: %v %s", g, err, out)
+		}
+	}
+	for _, n := range newUsers {
+		g := "nofiles"
+		if n == "qmailq" || n == "qmailr" || n == "qmails" {
+			g = "qmail"
+		}
+		if out, err := exec.Command("useradd", "-r", "-M", "-g", g, "-d", "/nonexistent/hqmail-removed-tree", n).CombinedOutput(); err != nil {
+			t.Fatalf("useradd %s: %v %s", n, err, out)
+		}
+	}
 	tr := harness.Install(t, harness.WithRealUsers())
 	ids := tr.IDs()
 	for _, n := range qhome.UserNames {
@@ -265,9 +294,34 @@ func TestInstallRealUsers(t *testing.T) {
 		if u.Uid != strconv.Itoa(ids.UserByName(n).UID) {
 			t.Errorf("user %s: passwd uid %s, etc/ids %d", n, u.Uid, ids.UserByName(n).UID)
 		}
+		want := tr.Root
+		if n == "alias" {
+			want = tr.Path("alias")
+		}
+		// An account that existed before keeps another tree's home, and
+		// may keep a removed one's while it runs a process (usermod
+		// refuses then).
+		if old, existed := oldHome[n]; existed && u.HomeDir == old {
+			continue
+		}
+		if u.HomeDir != want {
+			t.Errorf("user %s: home %s, want %s", n, u.HomeDir, want)
+		}
 	}
-	if out, code := tr.Run(t, nil, "qmail-install", "-root", tr.Root, "-check"); code != 0 {
+	out, code := tr.Run(t, nil, "qmail-install", "-root", tr.Root, "-check")
+	if code != 0 {
 		t.Errorf("check: %d %s", code, out)
+	}
+	// A user left with another tree's home is named, as a note.
+	for _, n := range qhome.UserNames {
+		u, err := user.Lookup(n)
+		if err != nil {
+			continue
+		}
+		named := strings.Contains(out, "note: user "+n+" has home ")
+		if mine := u.HomeDir == tr.Root || u.HomeDir == tr.Path("alias"); named == mine {
+			t.Errorf("check output %q: note for %s (home %s) = %v", out, n, u.HomeDir, named)
+		}
 	}
 	if b, _ := os.ReadFile(tr.Path("users", "assign")); string(b) != ".\n" {
 		t.Errorf("assign of a real root tree: %q", b)

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	iofs "io/fs"
 	"os"
 
 	"github.com/hqmail/hqmail/pkg/install"
@@ -45,12 +46,19 @@ func main() {
 	}
 	if *check {
 		dev, err := install.Check(*root)
+		if errors.Is(err, iofs.ErrNotExist) {
+			fmt.Fprintf(os.Stderr, "qmail-install: fatal: no qmail tree at %s (%s missing; -root names another)\n", *root, qhome.IDsFile)
+			os.Exit(100)
+		}
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "qmail-install: fatal: %v\n", err)
 			os.Exit(111)
 		}
 		for _, d := range dev {
 			fmt.Fprintf(os.Stderr, "qmail-install: warning: %s\n", d)
+		}
+		for _, n := range install.HomeNotes(*root) {
+			fmt.Fprintf(os.Stderr, "qmail-install: note: %s\n", n)
 		}
 		if len(dev) > 0 {
 			os.Exit(100)
@@ -60,6 +68,10 @@ func main() {
 	err = install.Install(install.Options{Root: *root, Me: *me, UIDBase: *base, Log: os.Stderr})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "qmail-install: fatal: %v\n", err)
+	} else {
+		for _, n := range install.HomeNotes(*root) {
+			fmt.Fprintf(os.Stderr, "qmail-install: note: %s\n", n)
+		}
 	}
 	os.Exit(qerr.ExitCode(err))
 }

@@ -45,17 +45,23 @@ func systemIDs(root string, log io.Writer) (*qhome.IDs, error) {
 		shell = "/bin/false"
 	}
 	for _, n := range qhome.UserNames {
+		home := userHome(root, n)
 		u, err := user.Lookup(n)
 		if err != nil {
-			home := root
-			if n == "alias" {
-				home = filepath.Join(root, "alias")
-			}
 			if err := run(log, "useradd", "-r", "-M", "-g", userGroup[n], "-d", home, "-s", shell, n); err != nil {
 				return nil, err
 			}
 			if u, err = user.Lookup(n); err != nil {
 				return nil, fmt.Errorf("user %s: %v", n, err)
+			}
+		} else if _, err := os.Stat(u.HomeDir); os.IsNotExist(err) && u.HomeDir != home {
+			// The account was made for a tree that is gone (an earlier
+			// install, make run or a test as root): give it this one, so
+			// that ~alias names this tree's alias directory.
+			// usermod refuses while the account runs a process; the
+			// home is not needed for delivery, so that is only noted.
+			if err := run(log, "usermod", "-d", home, n); err != nil && log != nil {
+				fmt.Fprintf(log, "qmail-install: note: user %s keeps home %s: %v\n", n, u.HomeDir, err)
 			}
 		}
 		uid, _ := strconv.Atoi(u.Uid)
@@ -66,6 +72,42 @@ func systemIDs(root string, log io.Writer) (*qhome.IDs, error) {
 		*ids.UserByName(n) = qhome.User{UID: uid, GID: gid}
 	}
 	return ids, nil
+}
+
+// userHome is the home qmail gives user n of the tree at root: root/alias
+// for alias, root for the others.
+func userHome(root, n string) string {
+	if n == "alias" {
+		return filepath.Join(root, "alias")
+	}
+	return root
+}
+
+// HomeNotes names qmail's users whose passwd home is not the tree at
+// root's (another tree was installed first; each user has one home).
+// Nothing depends on those homes (the programs find the tree from their
+// own path), but ~alias in the documentation means the passwd entry's.
+// Trees of numeric test ids or of one user (shared) give none.
+func HomeNotes(root string) []string {
+	ids, err := qhome.LoadIDs(root)
+	if err != nil || ids.Shared {
+		return nil
+	}
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, n := range qhome.UserNames {
+		u, err := user.Lookup(n)
+		if err != nil || u.Uid != strconv.Itoa(ids.UserByName(n).UID) {
+			continue
+		}
+		if want := userHome(abs, n); filepath.Clean(u.HomeDir) != want {
+			out = append(out, fmt.Sprintf("user %s has home %s, not this tree's %s (usermod -d %s %s)", n, u.HomeDir, want, want, n))
+		}
+	}
+	return out
 }
 
 func run(log io.Writer, name string, args ...string) error {

@@ -388,6 +388,12 @@ func writeControl(root, me string, own *owners, log io.Writer) error {
 		}
 	}
 	files := DefaultControl(me)
+	if b, err := os.ReadFile(filepath.Join(root, "control", "me")); err == nil && !derived && log != nil {
+		if old := strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]); old != me {
+			fmt.Fprintf(log, "qmail-install: note: control/me exists and says %s; -me %s changes nothing "+
+				"(control files are never overwritten: edit control/me, defaultdomain, plusdomain, locals and rcpthosts, then restart qmail)\n", old, me)
+		}
+	}
 	// A dotless name the admin did not choose (-me) deserves a word when
 	// the control files are first made.
 	if _, err := os.Lstat(filepath.Join(root, "control", "me")); err != nil && derived && Dotless(me) && log != nil {

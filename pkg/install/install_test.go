@@ -219,6 +219,18 @@ func TestInstallAndCheck(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(root, "control", "me")); string(b) != "kept.example\n" {
 		t.Errorf("control/me overwritten: %q", b)
 	}
+	// A -me that differs from the kept name is not silently dropped.
+	var logb strings.Builder
+	o.Me, o.Log = "other.example", &logb
+	if err := Install(o); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "control", "me")); string(b) != "kept.example\n" {
+		t.Errorf("control/me overwritten: %q", b)
+	}
+	if !strings.Contains(logb.String(), "note: control/me exists and says kept.example; -me other.example changes nothing") {
+		t.Errorf("install log %q", logb.String())
+	}
 	if b, _ := os.ReadFile(filepath.Join(root, "queue", "mess", "5", "28")); string(b) != "mail" {
 		t.Errorf("queued mail lost")
 	}
