@@ -10,14 +10,43 @@ import "strings"
 // qmail-inject's own rule (split at the last @, quote the local part).
 func AddrSpec(s string) string {
 	t := strings.TrimSpace(s)
-	if !strings.HasSuffix(t, ">") {
+	na := withoutTrailingComments(t)
+	if !strings.HasSuffix(na, ">") {
 		return t
 	}
+	t = na
 	lt := strings.LastIndexByte(t, '<')
 	if lt < 0 {
 		return t
 	}
 	return t[lt+1 : len(t)-1]
+}
+
+// withoutTrailingComments removes the comments at the end of t ("Joe
+// <joe@example.org> (work)" is a name-addr followed by a comment), with
+// the white space before them; t is returned as it is when its end is
+// not a balanced comment.
+func withoutTrailingComments(t string) string {
+	for strings.HasSuffix(t, ")") {
+		depth, i := 0, len(t)-1
+		for ; i >= 0; i-- {
+			if i > 0 && t[i-1] == '\\' {
+				continue // an escaped parenthesis
+			}
+			if t[i] == ')' {
+				depth++
+			} else if t[i] == '(' {
+				if depth--; depth == 0 {
+					break
+				}
+			}
+		}
+		if i < 0 {
+			return t
+		}
+		t = strings.TrimSpace(t[:i])
+	}
+	return t
 }
 
 // SplitRecipients splits argument recipients that are comma-separated
