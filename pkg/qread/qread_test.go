@@ -284,3 +284,20 @@ func TestQreadHoldUnreadable(t *testing.T) {
 	}
 	golden(t, "qread-plain", out.Bytes())
 }
+
+// TestScanTodoDamage: a todo/0 is ignored, as qmail-send ignores it, and
+// a todo/ID whose message file is missing is trouble, not an ordinary
+// entry.
+func TestScanTodoDamage(t *testing.T) {
+	root := sampleQueue(t)
+	q := filepath.Join(root, "queue")
+	for _, n := range []string{"0", "301"} {
+		if err := os.WriteFile(filepath.Join(q, "todo", n), []byte("u0\x00p1\x00Fs@x\x00Tr@y\x00"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	todo, err := ScanTodo(q)
+	if err != nil || len(todo) != 2 || todo[0].ID != 300 || todo[0].Err != nil || todo[1].ID != 301 || todo[1].Err == nil {
+		t.Fatalf("ScanTodo = %+v, %v", todo, err)
+	}
+}

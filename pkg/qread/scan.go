@@ -272,8 +272,8 @@ func ScanTodo(q string) ([]Todo, error) {
 	var out []Todo
 	for _, e := range ents {
 		id, err := strconv.ParseUint(e.Name(), 10, 64)
-		if err != nil {
-			continue
+		if err != nil || id == 0 {
+			continue // qmail-send ignores these names too
 		}
 		t := Todo{ID: id, Size: -1}
 		f, err := qhome.OpenRegular(filepath.Join(dir, e.Name()), os.O_RDONLY)
@@ -303,6 +303,11 @@ func ScanTodo(q string) ([]Todo, error) {
 		}
 		if st, err := os.Stat(filepath.Join(q, "mess", Sub(id), e.Name())); err == nil {
 			t.Size = st.Size()
+		} else if errors.Is(err, fs.ErrNotExist) && t.Err == nil {
+			if _, err := os.Lstat(filepath.Join(dir, e.Name())); errors.Is(err, fs.ErrNotExist) {
+				continue // preprocessed and delivered meanwhile
+			}
+			t.Err = fmt.Errorf("mess/%s/%s: no such file (todo/%s names no message)", Sub(id), e.Name(), e.Name())
 		}
 		out = append(out, t)
 	}

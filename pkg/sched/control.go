@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 
 	"github.com/hqmail/hqmail/pkg/hold"
 	"github.com/hqmail/hqmail/pkg/qhome"
@@ -163,14 +162,21 @@ func loadMsgCtl(q string) *msgCtl {
 	return &msgCtl{path: filepath.Join(q, "bounce", HeldMsgsName), held: held, killed: map[uint64]byte{}}
 }
 
-// save writes the held set (tmp, fsync, rename), as holdperiods is kept.
+// save writes the held set durably (replaceFile), as holdperiods is kept.
 func (m *msgCtl) save() error {
-	tmp := m.path + ".tmp"
+	return replaceFile(m.path, hold.MsgsText(m.held))
+}
+
+// replaceFile replaces the file at path with data, durably: written to
+// path.tmp, flushed, renamed over path, and the directory flushed, so a
+// crash leaves the old contents or the new ones, never a part.
+func replaceFile(path string, data []byte) error {
+	tmp := path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
 	}
-	_, err = f.Write(hold.MsgsText(m.held))
+	_, err = f.Write(data)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -178,12 +184,13 @@ func (m *msgCtl) save() error {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp, m.path)
+		err = os.Rename(tmp, path)
 	}
 	if err != nil {
 		os.Remove(tmp)
+		return err
 	}
-	return err
+	return syncDir(filepath.Dir(path))
 }
 
 func (m *msgCtl) isHeld(id uint64) bool { return m != nil && m.held[id] }
@@ -317,17 +324,6 @@ func oneLine(s string) string {
 		}
 	}
 	return string(b)
-}
-
-// openCtl opens queue/lock/sendctl read-write, so that it never reports
-// EOF; nil when it cannot (no per-message control; qmailctl says so). Run
-// closes it before returning, which ends watchCtl.
-func (s *Sched) openCtl() *os.File {
-	f, err := os.OpenFile(s.path(ctlFIFO), os.O_RDWR|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return nil
-	}
-	return f
 }
 
 // watchCtl reads request lines from the FIFO and hands them to the loop;

@@ -499,3 +499,32 @@ func TestCtlHoldInFlight(t *testing.T) {
 		return !held[g2]
 	})
 }
+
+// TestBrokenFIFOs: a lock/trigger that is a regular file and a missing
+// lock/sendctl are each logged at start (qmail-send went on silently,
+// new mail waiting for the 25-minute scan); after qmail-install's repair
+// a HUP opens them, and both work.
+func TestBrokenFIFOs(t *testing.T) {
+	root := newTree(t)
+	trig := filepath.Join(root, "queue", "lock", "trigger")
+	if err := os.WriteFile(trig, []byte("x"), 0o622); err != nil {
+		t.Fatal(err)
+	}
+	e := start(t, root, ok, ok)
+	e.waitLog("warning: unable to open lock/trigger: not a named pipe; new mail waits for the scan of todo/ every 1500 seconds", 1)
+	e.waitLog("warning: unable to open lock/sendctl: no such file or directory; qmailctl requests go unanswered", 1)
+	e.waitLog("status: local 0/10", 1)
+	os.Remove(trig)
+	mkCtlFIFO(t, root)
+	e.sigs <- syscall.SIGHUP
+	if got := e.request("u1", "hold", "99999"); got != "fail message 99999 is not in the queue" {
+		t.Errorf("request after HUP: %q", got)
+	}
+	id := queueMsg(t, root, "ann@example.org", "bob@local.example")
+	e.trigger()
+	e.waitLog(fmt.Sprintf("end msg %d", id), 1)
+	e.stop()
+	if n := e.log.count("warning: unable to open lock/"); n != 2 {
+		t.Errorf("%d warnings about the pipes, want 2 (none after the repair); log:\n%s", n, e.log.String())
+	}
+}

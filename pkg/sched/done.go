@@ -78,7 +78,7 @@ func (s *Sched) injectBounce(id uint64) bool {
 		if isNoent(err) {
 			return true
 		}
-		s.log.line("warning: unable to stat ", bn)
+		s.log.line("warning: unable to read ", bn) // qmail says stat; the read is what fails
 		return false
 	}
 	sender, _, ok := s.getinfo(id)

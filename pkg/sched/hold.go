@@ -93,8 +93,9 @@ func (h *holdLog) since(c int) int64 {
 	return 0
 }
 
-// set records that channel c is (or is not) held from time t on.
-func (h *holdLog) set(c int, held bool, t int64) {
+// set records that channel c is (or is not) held from time t on, and
+// reports whether that changed the periods.
+func (h *holdLog) set(c int, held bool, t int64) bool {
 	i := h.open(c)
 	switch {
 	case held && i < 0:
@@ -102,24 +103,22 @@ func (h *holdLog) set(c int, held bool, t int64) {
 	case !held && i >= 0:
 		h.periods[i].end = max(t, h.periods[i].start)
 	default:
-		return
+		return false
 	}
 	if len(h.periods) > maxPeriods {
 		h.periods = append([]period(nil), h.periods[len(h.periods)-maxPeriods:]...)
 	}
-	h.save()
+	return true
 }
 
-func (h *holdLog) save() {
+// save replaces the file durably: the periods decide when held messages
+// bounce, so a crash must leave the old file or the new one, whole.
+func (h *holdLog) save() error {
 	var b strings.Builder
 	for _, p := range h.periods {
 		b.WriteString(periodName[p.c] + " " + strconv.FormatInt(p.start, 10) + " " + strconv.FormatInt(p.end, 10) + "\n")
 	}
-	tmp := h.path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(b.String()), 0o600); err != nil {
-		return
-	}
-	_ = os.Rename(tmp, h.path)
+	return replaceFile(h.path, []byte(b.String()))
 }
 
 // heldWithin returns the seconds channel c was held within [birth, now].
@@ -143,7 +142,16 @@ func (h *holdLog) heldWithin(c int, birth, now int64) int64 {
 
 // startup brings the hold log in line with the flags read at start.
 func (h *holdLog) startup(s *Sched, now int64) {
-	h.record(s.cf.hold, now)
+	s.recordHolds(s.cf.hold, now)
+}
+
+// recordHolds records the hold flags hs from time t on, logging a
+// failure to save them (held time may then count toward queuelifetime
+// after a restart).
+func (s *Sched) recordHolds(hs holdState, t int64) {
+	if err := s.holds.record(hs, t); err != nil {
+		s.log.line("warning: unable to write bounce/", HoldLogName)
+	}
 }
 
 // record sets the periods for the hold flags hs from time t on. Only a
@@ -151,10 +159,14 @@ func (h *holdLog) startup(s *Sched, now int64) {
 // message to a dead host must bounce in time while some unrelated domain
 // (a VPN's) is held, and the held domain's recipients are not tried, so
 // not bounced, while held; after the release each gets its attempt.
-func (h *holdLog) record(hs holdState, t int64) {
-	h.set(chanLocal, hs.local, t)
-	h.set(chanRemote, hs.remoteAll, t)
-	h.set(kindRemoteSome, hs.remoteAny(), t)
+func (h *holdLog) record(hs holdState, t int64) error {
+	changed := h.set(chanLocal, hs.local, t)
+	changed = h.set(chanRemote, hs.remoteAll, t) || changed
+	changed = h.set(kindRemoteSome, hs.remoteAny(), t) || changed
+	if !changed {
+		return nil
+	}
+	return h.save()
 }
 
 // heldAtAll reports whether anything on channel c is held.
@@ -215,6 +227,9 @@ func (s *Sched) handleALRM() {
 // (spec/scheduler.md §11, §13).
 func (s *Sched) handleHUP() {
 	s.generation++
+	if s.opt.Trigger {
+		s.openFIFOs() // the ones that were missing at start
+	}
 	s.rereadFailed = s.rereadFailed[:0]
 	defer s.writeStatus()
 	if st, err := os.Stat(s.root); err != nil || !st.IsDir() {
@@ -255,7 +270,7 @@ func (s *Sched) handleHUP() {
 func (s *Sched) applyHold(nh holdState) {
 	old := s.cf.hold
 	s.cf.hold = nh
-	s.holds.record(nh, s.recent)
+	s.recordHolds(nh, s.recent)
 	if old.local != nh.local {
 		if nh.local {
 			s.log.line("hold: local held, ", itoa(s.queued(chanLocal)), " messages waiting")

@@ -2,6 +2,7 @@ package sched
 
 import (
 	"bufio"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hqmail/hqmail/pkg/control"
+	"github.com/hqmail/hqmail/pkg/qerr"
 	"github.com/hqmail/hqmail/pkg/spawnproto"
 )
 
@@ -143,8 +145,12 @@ type Sched struct {
 	cleanupNext int64
 	cleanupWalk *messWalk
 
-	holds      *holdLog
-	mc         *msgCtl // per-message control (control.go)
+	holds *holdLog
+	mc    *msgCtl // per-message control (control.go)
+	// fifos are lock/trigger and lock/sendctl once open (closed at exit,
+	// which ends their readers); a missing or broken one is warned about
+	// and opened again at each HUP.
+	fifos      [2]*os.File
 	generation int
 	// rereadFailed names the control files the last HUP could not read
 	// (their old values stay in force); sendstatus reports them.
@@ -217,11 +223,8 @@ func Run(opt Options) int {
 	s.status()
 	s.logHeld()
 	if opt.Trigger {
-		go s.watchTrigger()
-		if f := s.openCtl(); f != nil {
-			defer f.Close()
-			go s.watchCtl(f)
-		}
+		s.openFIFOs()
+		defer s.closeFIFOs()
 	}
 	if opt.Signals != nil {
 		go func() {
@@ -303,22 +306,72 @@ func (s *Sched) writeRequests(c int) {
 	}
 }
 
-// watchTrigger signals the loop when lock/trigger becomes readable. The
-// FIFO is opened read-write so that it never reports EOF (a reader with no
-// writer would otherwise be readable for ever); qmail-queue's
-// non-blocking open for writing succeeds as long as qmail-send runs.
-func (s *Sched) watchTrigger() {
-	f, err := os.OpenFile(filepath.Join(s.queue, "lock", "trigger"), os.O_RDWR|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return // no trigger: todo/ is still scanned every 1500 s
+// fifoNames are the named pipes qmail-send reads, with what is lost
+// while one cannot be read.
+var fifoNames = [2]struct{ rel, lost string }{
+	{"lock/trigger", "new mail waits for the scan of todo/ every 1500 seconds"},
+	{ctlFIFO, "qmailctl requests go unanswered"},
+}
+
+// openFIFOs opens the named pipes not open yet and starts their readers;
+// each that is missing or not a named pipe is logged (qmail-install
+// repairs them). It runs at start and at each HUP.
+func (s *Sched) openFIFOs() {
+	for i, n := range fifoNames {
+		if s.fifos[i] != nil {
+			continue
+		}
+		f, err := openFIFO(s.path(n.rel))
+		if err != nil {
+			s.log.line("warning: unable to open ", n.rel, ": ", qerr.Bare(err).Error(), "; ", n.lost,
+				" (qmail-install -root ", safe(s.root), " repairs it; then send HUP)")
+			continue
+		}
+		s.fifos[i] = f
+		if i == 0 {
+			go s.watchTrigger(f)
+		} else {
+			go s.watchCtl(f)
+		}
 	}
+}
+
+func (s *Sched) closeFIFOs() {
+	for _, f := range s.fifos {
+		if f != nil {
+			f.Close()
+		}
+	}
+}
+
+// openFIFO opens a named pipe read-write, so that it never reports EOF (a
+// reader with no writer would otherwise be readable for ever), and
+// non-blocking; a writer's non-blocking open for writing then succeeds as
+// long as qmail-send runs. Anything but a named pipe is refused: a
+// regular file would read as end of file at once.
+func openFIFO(p string) (*os.File, error) {
+	f, err := os.OpenFile(p, os.O_RDWR|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	if st, err := f.Stat(); err != nil || st.Mode()&os.ModeNamedPipe == 0 {
+		f.Close()
+		if err == nil {
+			err = errors.New("not a named pipe")
+		}
+		return nil, err
+	}
+	return f, nil
+}
+
+// watchTrigger signals the loop when lock/trigger becomes readable.
+func (s *Sched) watchTrigger(f *os.File) {
 	buf := make([]byte, 64)
 	for {
 		if _, err := f.Read(buf); err != nil {
 			return
 		}
 		if !s.send(event{kind: evTrigger}) {
-			f.Close()
 			return
 		}
 	}

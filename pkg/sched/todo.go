@@ -30,6 +30,16 @@ func fnChan(c int, id uint64) string { return fnSplit(chanName[c], id) }
 
 func isNoent(err error) bool { return errors.Is(err, fs.ErrNotExist) }
 
+// isDamage reports whether err says a queue file is wrong in itself (a
+// directory or special file, a mode or owner that shuts qmails out, a
+// symbolic link loop), which waiting 123 seconds does not mend: such a
+// todo/ID waits for the ordinary scan, as one with an unknown record
+// type does, instead of bringing every scan forward (todoSoon).
+func isDamage(err error) bool {
+	return errors.Is(err, syscall.EISDIR) || errors.Is(err, qhome.ErrNotRegular) ||
+		errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.ELOOP) || errors.Is(err, syscall.ENOTDIR)
+}
+
 // unlink removes the file p in one system call. os.Remove would try
 // rmdir(2) too when unlink(2) fails, and many of qmail-send's removals
 // (preprocessing's "unlink if present") are of files that are not there.
@@ -233,7 +243,9 @@ func (s *Sched) prepare(id uint64) *prepared {
 	if err != nil {
 		if !isNoent(err) {
 			s.log.line("warning: unable to open ", todoName)
-			s.todoSoon()
+			if !isDamage(err) {
+				s.todoSoon()
+			}
 		}
 		return nil
 	}
@@ -242,7 +254,9 @@ func (s *Sched) prepare(id uint64) *prepared {
 	mst, err := os.Stat(s.path(messName))
 	if err != nil {
 		s.log.line("warning: unable to stat ", messName)
-		s.todoSoon()
+		if !isNoent(err) && !isDamage(err) {
+			s.todoSoon()
+		}
 		return nil
 	}
 	infoName := fnSplit("info", id)

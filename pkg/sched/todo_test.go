@@ -418,3 +418,47 @@ func TestBatchBounded(t *testing.T) {
 		t.Errorf("%d syncs in flight, limit %d", most.Load(), syncMax)
 	}
 }
+
+// TestDamagedTodoWaits: a todo/ID that is damaged in itself (its message
+// file is missing, or it is a directory) is logged and waits for the
+// ordinary scan of todo/; it does not bring every scan forward to
+// sleepSysfail as a full disk does (the log got its warnings every two
+// minutes, and every message with an unknown record type with them).
+func TestDamagedTodoWaits(t *testing.T) {
+	rec := &record{}
+	var clock atomic.Int64
+	clock.Store(time.Now().Unix())
+	root := newTree(t)
+	mkCtlFIFO(t, root)
+	noMess := queueMsg(t, root, "s@example.org", "a@local.example")
+	dir := queueMsg(t, root, "s@example.org", "b@local.example")
+	if err := os.Remove(filepath.Join(root, "queue", fnSplit("mess", noMess))); err != nil {
+		t.Fatal(err)
+	}
+	todoDir := filepath.Join(root, "queue", fnFlat("todo", dir))
+	if err := os.Remove(todoDir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(todoDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	e := startSpiedClock(t, root, rec, clock.Load)
+	stat := "warning: unable to stat " + fnSplit("mess", noMess) + "\n"
+	open := "warning: unable to open " + fnFlat("todo", dir) + "\n"
+	e.waitLog(stat, 1)
+	e.waitLog(open, 1)
+	// Past the system-failure retry: no new scan. Each request is a loop
+	// turn; the second one's answer means the first turn's todo step is over.
+	clock.Add(sleepSysfail + 1)
+	e.request("w1", "hold", "99999")
+	e.request("w2", "hold", "99999")
+	if n, m := e.log.count(stat), e.log.count(open); n != 1 || m != 1 {
+		t.Errorf("after %d s: %d and %d warnings, want 1 each (no early rescan); log:\n%s", sleepSysfail+1, n, m, e.log.String())
+	}
+	// The ordinary scan logs them again.
+	clock.Add(sleepTodo)
+	e.request("w3", "hold", "99999")
+	e.waitLog(stat, 2)
+	e.waitLog(open, 2)
+	e.stop()
+}

@@ -205,6 +205,29 @@ func TestParseHoldRemote(t *testing.T) {
 	}
 }
 
+// TestHoldLogSaveFails: a hold change that cannot be recorded is logged
+// (it was dropped without a word), and the next change records both.
+func TestHoldLogSaveFails(t *testing.T) {
+	dir := t.TempDir()
+	os.Mkdir(filepath.Join(dir, "bounce"), 0o700)
+	h := loadHoldLog(dir)
+	block := filepath.Join(dir, "bounce", HoldLogName+".tmp")
+	os.Mkdir(block, 0o700) // the temporary file cannot be made
+	if err := h.record(holdState{remoteAll: true}, 1000); err == nil {
+		t.Fatal("record succeeded with bounce/holdperiods.tmp a directory")
+	}
+	os.Remove(block)
+	if err := h.record(holdState{remoteAll: true, local: true}, 2000); err != nil {
+		t.Fatal(err)
+	}
+	if got := loadHoldLog(dir).periods; len(got) != 3 || got[0] != (period{chanRemote, 1000, 0}) {
+		t.Errorf("reloaded %v", got)
+	}
+	if _, err := os.Stat(block); err == nil {
+		t.Error("temporary file left")
+	}
+}
+
 func TestHoldLog(t *testing.T) {
 	dir := t.TempDir()
 	os.Mkdir(filepath.Join(dir, "bounce"), 0o700)
@@ -214,6 +237,9 @@ func TestHoldLog(t *testing.T) {
 	h.set(chanRemote, false, 2000)
 	h.set(chanLocal, true, 1200)
 	h.set(chanRemote, true, 3000)
+	if err := h.save(); err != nil {
+		t.Fatal(err)
+	}
 	h2 := loadHoldLog(dir)
 	if len(h2.periods) != 3 {
 		t.Fatalf("reloaded %v", h2.periods)
@@ -366,4 +392,16 @@ func TestDSNFields(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestHoldLogWarning: qmail-send logs a hold period it cannot record.
+func TestHoldLogWarning(t *testing.T) {
+	root := newTree(t)
+	ctl(t, root, "holdremote", "")
+	if err := os.Mkdir(filepath.Join(root, "queue", "bounce", HoldLogName+".tmp"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	e := start(t, root, ok, ok)
+	e.waitLog("warning: unable to write bounce/"+HoldLogName+"\n", 1)
+	e.stop()
 }
