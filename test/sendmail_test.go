@@ -2,6 +2,7 @@ package test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -280,6 +281,41 @@ func TestMailqLink(t *testing.T) {
 		})
 		if !ok {
 			t.Errorf("%q: exit %d stdout %q stderr %q", argv, code, out, errs)
+		}
+	}
+}
+
+// TestSendmailHardLinkNoLoop: a hard link of sendmail in another bin/
+// (ln /var/qmail/bin/sendmail /usr/bin/newaliases) takes that bin's
+// parent as its tree, where "bin/newaliases" is sendmail again: it execed
+// itself for ever at full CPU (package scripts run newaliases). Now it
+// says what is wrong and exits EX_UNAVAILABLE.
+func TestSendmailHardLinkNoLoop(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test; skipped under -short")
+	}
+	tr := harness.Install(t)
+	bin := filepath.Join(harness.TempRoot(t), "bin")
+	if err := os.Mkdir(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"sendmail", "newaliases"} {
+		if err := os.Link(tr.Bin("sendmail"), filepath.Join(bin, n)); err != nil {
+			t.Skipf("no hard link across these directories: %v", err)
+		}
+	}
+	for _, argv := range [][]string{{"newaliases"}, {"sendmail", "-bi"}} {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		cmd := exec.CommandContext(ctx, filepath.Join(bin, argv[0]), argv[1:]...)
+		cmd.Env = []string{"PATH=/usr/bin:/bin"}
+		out, _ := cmd.CombinedOutput()
+		timedOut := ctx.Err() != nil
+		cancel()
+		if timedOut {
+			t.Fatalf("%q did not end (execs itself?): %q", argv, out)
+		}
+		if code := cmd.ProcessState.ExitCode(); code != 69 || !strings.Contains(string(out), "is this sendmail itself") {
+			t.Errorf("%q: exit %d, output %q", argv, code, out)
 		}
 	}
 }

@@ -42,6 +42,33 @@ func shadow(home, name string) string {
 	return ""
 }
 
+// sendmailOptions reads the sendmail options newaliases is given as a
+// link to sendmail (Postfix's and sendmail's newaliases take them):
+// -oAfile (or -oA file) names the aliases file, as -f does; any other -oX
+// option is ignored. Options after "--" are left alone.
+func sendmailOptions(args []string) []string {
+	var out []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--":
+			return append(out, args[i:]...)
+		case strings.HasPrefix(a, "-oA"):
+			if f := a[3:]; f != "" {
+				out = append(out, "-f", f)
+			} else if i+1 < len(args) {
+				out = append(out, "-f", args[i+1])
+				i++
+			}
+		case strings.HasPrefix(a, "-o") && len(a) > 2:
+			// -oi, -oem, ...: nothing for newaliases to do
+		default:
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
 // NewaliasesMain is newaliases(8): compile the aliases file into
 // root/etc/aliases.cdb. With any syntax error nothing is written (the old
 // database stays in force) and the exit code is 100.
@@ -57,7 +84,7 @@ func NewaliasesMain(root string, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: newaliases [-n] [-v] [-f aliasesfile]")
 		fl.PrintDefaults()
 	}
-	if err := fl.Parse(args); err != nil {
+	if err := fl.Parse(sendmailOptions(args)); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}

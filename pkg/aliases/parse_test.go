@@ -168,6 +168,26 @@ func TestNewaliasesVerbose(t *testing.T) {
 	}
 }
 
+// TestNewaliasesSendmailOptions: as a link to sendmail, newaliases takes
+// sendmail's options as Postfix's does: -oAfile names the file, other -o
+// options are ignored.
+func TestNewaliasesSendmailOptions(t *testing.T) {
+	root := t.TempDir()
+	if err := os.Mkdir(filepath.Join(root, "etc"), 0755); err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(root, "aliases")
+	if err := os.WriteFile(src, []byte("postmaster: root\nabuse: root\n"), 0644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"-oA" + src}, {"-oi", "-oA", src, "-oem"}} {
+		var out, errb strings.Builder
+		if code := NewaliasesMain(root, args, &out, &errb); code != 0 || !strings.Contains(out.String(), "2 aliases compiled") {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q", args, code, out.String(), errb.String())
+		}
+	}
+}
+
 // TestNewaliasesWarnings: a repeated name is a warning (the first entry is
 // used, as Postfix's postalias does), and an alias shadowed by the file
 // qmail-local really reads (dots as colons) is named.

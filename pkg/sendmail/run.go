@@ -161,7 +161,7 @@ func Main(argv []string, root string, env []string, stdin io.Reader, stdout, std
 		fmt.Fprintln(stderr, "sendmail: fatal: recipient addresses must be given as arguments, or -t must be used")
 		return ExUsage
 	}
-	j := &inject.Job{Root: root, Env: e, Stdin: stdin, Stdout: stdout, Stderr: stderr,
+	j := &inject.Job{Root: root, Env: e, Stdin: newCRLFReader(stdin), Stdout: stdout, Stderr: stderr,
 		NeedRecipients: true, Name: "sendmail"}
 	j.Strategy = inject.RecipArgs
 	if c.Header {
@@ -201,12 +201,33 @@ func newaliases(root string, args, env []string, stderr io.Writer, sys Sys) int 
 // run execs a program of the tree with args; a missing program is
 // EX_UNAVAILABLE. The program's own exit code is sendmail's from then on.
 func run(sys Sys, stderr io.Writer, path string, args, env []string) int {
+	if isSelf(path) {
+		// A hard link or copy of sendmail in some other bin/ takes that
+		// bin's parent as its tree, where the program may be sendmail
+		// again (a hard-linked /usr/bin/newaliases): it would exec
+		// itself for ever.
+		fmt.Fprintf(stderr, "sendmail: fatal: %s is this sendmail itself, so %s is no qmail tree: "+
+			"link sendmail and its names to QMAILHOME/bin with symbolic links (ln -s), not hard links or copies\n",
+			path, filepath.Dir(filepath.Dir(path)))
+		return ExUnavailable
+	}
 	err := sys.Exec(path, append([]string{filepath.Base(path)}, args...), env)
 	fmt.Fprintf(stderr, "sendmail: fatal: unable to run %s: %v\n", path, err)
 	if errors.Is(err, fs.ErrNotExist) {
 		return ExUnavailable
 	}
 	return ExTempFail
+}
+
+// isSelf reports whether path is the running program's file.
+func isSelf(path string) bool {
+	exe, err := os.Executable()
+	if err != nil {
+		return false
+	}
+	a, err1 := os.Stat(exe)
+	b, err2 := os.Stat(path)
+	return err1 == nil && err2 == nil && os.SameFile(a, b)
 }
 
 // Flush asks a running qmail-send to retry every queued message now

@@ -3,6 +3,7 @@ package sendmail
 import (
 	"bytes"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"testing/iotest"
 )
 
 func TestParse(t *testing.T) {
@@ -151,6 +153,10 @@ func TestMainInject(t *testing.T) {
 		{name: "name-addr with comments", args: []string{"sendmail", "-f", "Joe <joe@example.org> (list)", "Bob <bob@example.com> (work) (b\\) c)", "k@example.net (K)"},
 			in:       "Subject: s\n\nb\n",
 			envelope: "Fjoe@example.org\x00Tbob@example.com\x00Tk@example.net\x00\x00"},
+		{name: "php CRLF", args: []string{"sendmail", "-t", "-i"},
+			in:       "To: bob@example.com\r\nSubject: php\r\nX-Mailer: PHP\r\n\r\nline 1\r\nbare\rcr\r\n",
+			envelope: "Falice@mx.example.org\x00Tbob@example.com\x00\x00",
+			msgHas:   []string{"Subject: php\nX-Mailer: PHP\n\nline 1\nbare\rcr\n"}, msgLacks: []string{"php\r", "\n\r\n"}},
 		{name: "f with white space", args: []string{"sendmail", "-f", " joe@example.org ", "bob@example.com"},
 			in:       "Subject: s\n\nb\n",
 			envelope: "Fjoe@example.org\x00Tbob@example.com\x00\x00",
@@ -386,6 +392,31 @@ func TestDaemonSender(t *testing.T) {
 		envl, _ := os.ReadFile(filepath.Join(capdir, "envelope"))
 		if !strings.HasPrefix(string(envl), tc.want) {
 			t.Errorf("%v: envelope %q, want it to start %q", tc.env, envl, tc.want)
+		}
+	}
+}
+
+// TestCRLFReader: CR LF becomes LF wherever the reads split the input; a
+// CR without LF stays.
+func TestCRLFReader(t *testing.T) {
+	split := map[string]func(io.Reader) io.Reader{
+		"whole": func(r io.Reader) io.Reader { return r },
+		"bytes": iotest.OneByteReader,
+		"half":  iotest.HalfReader,
+	}
+	for in, want := range map[string]string{
+		"a\r\nb\r\n":   "a\nb\n",
+		"\r\n\r\n":     "\n\n",
+		"a\rb\r":       "a\rb\r",
+		"a\r\r\nb":     "a\r\nb",
+		"\r":           "\r",
+		"x\r\n\ry\r\r": "x\n\ry\r\r",
+	} {
+		for name, f := range split {
+			b, err := io.ReadAll(newCRLFReader(f(strings.NewReader(in))))
+			if err != nil || string(b) != want {
+				t.Errorf("%s %q: %q %v, want %q", name, in, b, err, want)
+			}
 		}
 	}
 }
