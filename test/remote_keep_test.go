@@ -26,10 +26,11 @@ import (
 
 var crlfSeqRe = regexp.MustCompile(`(?m)^X-Seq: (\d+)\r?$`)
 
-// trackingListener counts accepted connections and those still open.
+// trackingListener counts accepted connections, those still open and the
+// most open at once.
 type trackingListener struct {
 	net.Listener
-	accepted, open atomic.Int64
+	accepted, open, peak atomic.Int64
 }
 
 func (l *trackingListener) Accept() (net.Conn, error) {
@@ -38,7 +39,9 @@ func (l *trackingListener) Accept() (net.Conn, error) {
 		return nil, err
 	}
 	l.accepted.Add(1)
-	l.open.Add(1)
+	n := l.open.Add(1)
+	for p := l.peak.Load(); n > p && !l.peak.CompareAndSwap(p, n); p = l.peak.Load() {
+	}
 	return &trackedConn{Conn: c, l: l}, nil
 }
 
@@ -91,6 +94,39 @@ func TestKeepReuse(t *testing.T) {
 	}
 	// Idle for longer than control/smtpcache: the kept processes quit.
 	harness.WaitFor(t, 10*time.Second, func() bool { return ln.open.Load() == 0 })
+	sys.Stop(t)
+}
+
+// TestKeepOneRelay: a host that sends everything through one relay
+// (smtproutes ":relay") with concurrencyremote 1, as an admin sets it for
+// a relay that allows one connection per client: kept connections never
+// outnumber the concurrency (each domain's delivery kept its own
+// connection open beside the others, and such a relay refused the
+// second with 421), and deliveries to every domain share the one
+// connection.
+func TestKeepOneRelay(t *testing.T) {
+	tr := schedTree(t, nil)
+	s, ln := holdSink(t)
+	tr.Control("smtproutes", fmt.Sprintf(":%s:%d\n", s.IP, s.Port))
+	tr.Control("concurrencyremote", "1\n")
+	tr.Control("smtpcache", "30\n")
+	sys := tr.Start(t, "./Maildir/")
+	const total = 12
+	for i := 0; i < total; i++ {
+		queueN(t, tr, i, 1, "box@testhost.example", fmt.Sprintf("joe@d%d.example", i%6))
+	}
+	harness.WaitFor(t, 60*time.Second, func() bool { return len(s.Messages()) >= total })
+	sys.WaitLogCount(t, "end msg ", total, 30*time.Second)
+	if n := sys.Count("success: "); n != total {
+		t.Errorf("%d success reports, want %d", n, total)
+	}
+	t.Logf("%d messages to 6 domains over %d connections, at most %d at once", total, ln.accepted.Load(), ln.peak.Load())
+	if p := ln.peak.Load(); p != 1 {
+		t.Errorf("%d connections open at once with concurrencyremote 1", p)
+	}
+	if n := ln.accepted.Load(); n > 2 {
+		t.Errorf("%d connections for %d messages through one relay: not shared across domains", n, total)
+	}
 	sys.Stop(t)
 }
 

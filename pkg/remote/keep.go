@@ -53,7 +53,10 @@ const (
 // maxRequest bounds a request packet (the addresses of one delivery).
 const maxRequest = 256 << 10
 
-// keepKey is what makes two deliveries connect the same way.
+// keepKey is what makes two deliveries connect the same way. A delivery
+// routed by control/smtproutes connects to its relay whatever the
+// recipient's domain, so its key holds the relay and not the domain: mail
+// for every domain of a smarthost setup goes over one kept connection.
 type keepKey struct {
 	host, relay  string
 	port         int
@@ -64,9 +67,11 @@ type keepKey struct {
 }
 
 func (d *delivery) key() keepKey {
-	k := keepKey{host: strings.ToLower(d.host), routed: d.routed, policy: d.policy, helo: d.cfg.Helo}
+	k := keepKey{routed: d.routed, policy: d.policy, helo: d.cfg.Helo}
 	if d.routed {
 		k.relay, k.port = strings.ToLower(d.route.Relay), d.route.Port
+	} else {
+		k.host = strings.ToLower(d.host)
 	}
 	if d.creds != nil {
 		k.user, k.pass = d.creds.User, d.creds.Password

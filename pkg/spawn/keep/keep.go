@@ -14,7 +14,7 @@
 // requests and replies hold is the program's business (see the callers).
 //
 // Policy: a request takes the most recently idle process for its key, or
-// starts one. A process goes back idle when it has answered; idle ones are
+// starts one (or, at Pool.Limit, takes the oldest idle one of another key). A process goes back idle when it has answered; idle ones are
 // closed (end of file: the program ends its work, e.g. QUIT, and exits)
 // after Pool.Cache, at once while Pool.Held says so, and the oldest first
 // beyond Pool.MaxIdle. A process that dies while it has a request is
@@ -58,10 +58,18 @@ type Pool struct {
 	MaxIdle int
 	// MaxReply bounds a reply packet (0: DefaultMaxReply).
 	MaxReply int
+	// Limit, when positive, bounds the processes, busy and idle together:
+	// a request that finds no idle process for its key takes the oldest
+	// idle one of another key rather than start one past it. For
+	// qmail-rspawn it is concurrencyremote, so that kept connections
+	// never outnumber qmail's one per delivery (a relay that allows one
+	// connection per client sees one).
+	Limit int
 
 	bufs    sync.Pool // *[]byte of MaxReply bytes, for replies
 	mu      sync.Mutex
 	idle    []*proc // oldest first
+	busy    int     // requests in Do
 	reaping bool
 	refused *fileID
 }
@@ -154,6 +162,14 @@ func (p *Pool) Do(key string, start func() *exec.Cmd, req []byte, fd int) ([]byt
 	if fd >= 0 {
 		rights = unix.UnixRights(fd)
 	}
+	p.mu.Lock()
+	p.busy++
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.busy--
+		p.mu.Unlock()
+	}()
 	for attempt := 0; attempt < 2; attempt++ {
 		w := p.take(key)
 		fresh := w == nil
@@ -202,7 +218,9 @@ func (w *proc) alive() bool {
 	}
 }
 
-// take removes and returns the most recently idle live process for key.
+// take removes and returns the most recently idle live process for key;
+// with none, and a new process would pass Limit, the oldest idle live
+// process of any key, which serves key from then on.
 func (p *Pool) take(key string) *proc {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -213,6 +231,16 @@ func (p *Pool) take(key string) *proc {
 		}
 		p.idle = append(p.idle[:i], p.idle[i+1:]...)
 		if w.alive() {
+			return w
+		}
+		w.close()
+	}
+	// p.busy counts this request: a new process would make busy+idle.
+	for p.Limit > 0 && len(p.idle) > 0 && p.busy+len(p.idle) > p.Limit {
+		w := p.idle[0]
+		p.idle = p.idle[1:]
+		if w.alive() {
+			w.key = key
 			return w
 		}
 		w.close()

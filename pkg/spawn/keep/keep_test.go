@@ -134,6 +134,32 @@ func TestReuseByKey(t *testing.T) {
 	}
 }
 
+// TestLimit: at Limit processes, a request for a new key takes the oldest
+// idle process instead of starting one, so that busy and idle processes
+// together never pass it; below the limit, each key gets its own.
+func TestLimit(t *testing.T) {
+	p := newPool(t)
+	p.Limit = 2
+	a, _, _ := do(t, p, "k1", "echo", "one")
+	b, _, _ := do(t, p, "k2", "echo", "two")
+	if a == b {
+		t.Fatalf("below the limit, k2 took k1's process %s", a)
+	}
+	c, _, _ := do(t, p, "k3", "echo", "three") // at the limit: k1's, the oldest
+	if c != a || p.Idle() != 2 {
+		t.Errorf("k3 ran in %s (k1 %s, k2 %s), %d idle; want k1's process, 2 idle", c, a, b, p.Idle())
+	}
+	d, _, _ := do(t, p, "k3", "echo", "four") // now kept for k3
+	e, _, _ := do(t, p, "k2", "echo", "five")
+	if d != a || e != b {
+		t.Errorf("k3 in %s, k2 in %s; want %s and %s", d, e, a, b)
+	}
+	p.Limit = 0 // no limit: a new key starts a process
+	if f, _, _ := do(t, p, "k4", "echo", "six"); f == a || f == b || p.Idle() != 3 {
+		t.Errorf("without a limit k4 ran in %s with %d idle", f, p.Idle())
+	}
+}
+
 // A request's descriptor reaches the process, which reads the file through
 // it; the request's NUL-ended fields arrive as Args.
 func TestPassesDescriptor(t *testing.T) {

@@ -4,7 +4,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hqmail/hqmail/pkg/control"
@@ -28,6 +31,17 @@ type Pool struct {
 	keep.Pool          // Program is qmail-remote's path
 	Env       []string // the environment of the processes (nil: ours)
 	Root      string   // the tree: control/smtpcache, control/holdremote
+
+	mu       sync.Mutex
+	routesID routesID     // control/smtproutes as last read
+	routes   remote.Table // its lines
+}
+
+// routesID tells one version of control/smtproutes from another.
+type routesID struct {
+	ok         bool
+	ino, size  int64
+	mtime, dev int64
 }
 
 // DefaultCache is the default of control/smtpcache.
@@ -42,8 +56,52 @@ func NewPool(program, root string, env []string) *Pool {
 		Cache:    p.cacheTime,
 		Held:     p.held,
 		MaxReply: spawn.MaxOutput,
+		Limit:    concurrency(root),
 	}
 	return p
+}
+
+// concurrency is qmail-send's remote concurrency, read as qmail-send reads
+// it at start (control/concurrencyremote, default 20, at most the spawner's
+// limit): the kept processes, busy and idle, are held to it, so that there
+// are never more connections than qmail, one per delivery, would open.
+func concurrency(root string) int {
+	n, err := control.Open(root).ReadInt("concurrencyremote", 20)
+	if err != nil {
+		n = 20
+	}
+	return max(min(n, spawn.MaxLimit), 1)
+}
+
+// key is the pool key of a delivery to domain: the relay and port when
+// control/smtproutes routes the domain (qmail-remote then connects there
+// whatever the domain, and keeps the connection for any delivery routed
+// the same way), else the domain. A relay's key has a space, which no
+// domain has.
+func (p *Pool) key(domain string) string {
+	domain = strings.ToLower(domain)
+	path := filepath.Join(p.Root, "control", "smtproutes")
+	var id routesID
+	var st syscall.Stat_t
+	if syscall.Stat(path, &st) == nil {
+		id = routesID{ok: true, ino: int64(st.Ino), size: st.Size, mtime: st.Mtim.Nano(), dev: int64(st.Dev)}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if id != p.routesID {
+		p.routesID, p.routes = id, nil
+		if id.ok {
+			lines, _, err := control.Open(p.Root).ReadList("smtproutes")
+			if err != nil {
+				p.routesID = routesID{} // read again next time
+			}
+			p.routes = remote.ParseTable(lines)
+		}
+	}
+	if r, ok := p.routes.LookupRoute(domain); ok {
+		return "relay " + strings.ToLower(r.Relay) + " " + strconv.Itoa(r.Port)
+	}
+	return domain
 }
 
 // cacheTime reads control/smtpcache (seconds; a bad or unreadable file
@@ -77,7 +135,7 @@ func (p *Pool) Deliver(d *spawn.Delivery) (st spawn.Status, ok bool) {
 		cmd.Env = p.Env
 		return cmd
 	}
-	reply, res := p.Do(strings.ToLower(host), start, req, int(d.Message.Fd()))
+	reply, res := p.Do(p.key(host), start, req, int(d.Message.Fd()))
 	switch res {
 	case keep.NoProcess:
 		return spawn.Status{}, false

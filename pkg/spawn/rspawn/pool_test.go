@@ -114,6 +114,58 @@ func TestPoolReusesProcessPerHost(t *testing.T) {
 	}
 }
 
+// TestPoolRoutedShareProcess: domains that control/smtproutes sends to
+// one relay share its kept process (and so its connection), whatever the
+// domain; a change of the file is seen at the next delivery.
+func TestPoolRoutedShareProcess(t *testing.T) {
+	p := newTestPool(t, "echo")
+	routes := filepath.Join(p.Root, "control", "smtproutes")
+	os.WriteFile(routes, []byte("direct.example:\n:Relay.example:2525\n"), 0o644)
+	_, a := poolDeliver(t, p, "x@one.example", "1\n")
+	_, b := poolDeliver(t, p, "y@two.example", "2\n")
+	_, c := poolDeliver(t, p, "z@direct.example", "3\n") // "domain:" is no route
+	if pidOf(t, a) != pidOf(t, b) {
+		t.Errorf("one relay, two processes: %q %q", a, b)
+	}
+	if pidOf(t, c) == pidOf(t, a) {
+		t.Errorf("an unrouted domain used the relay's process: %q", c)
+	}
+	if got := p.key("Any.Example"); got != "relay relay.example 2525" {
+		t.Errorf("key %q", got)
+	}
+	os.Remove(routes)
+	if got := p.key("Any.Example"); got != "any.example" {
+		t.Errorf("without smtproutes: key %q", got)
+	}
+}
+
+// TestPoolLimitIsConcurrency: the kept processes are held to
+// concurrencyremote (read at start, as qmail-send reads it): with 1, a
+// delivery to a second host takes the idle process of the first rather
+// than open a second connection beside it.
+func TestPoolLimitIsConcurrency(t *testing.T) {
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "control"), 0o755)
+	for content, want := range map[string]int{"": 20, "1\n": 1, "0\n": 1, "7 # x\n": 7, "900\n": spawn.MaxLimit, "junk\n": 20} {
+		if content == "" {
+			os.Remove(filepath.Join(root, "control", "concurrencyremote"))
+		} else {
+			os.WriteFile(filepath.Join(root, "control", "concurrencyremote"), []byte(content), 0o644)
+		}
+		if got := concurrency(root); got != want {
+			t.Errorf("concurrencyremote %q: limit %d, want %d", content, got, want)
+		}
+	}
+	os.WriteFile(filepath.Join(root, "control", "concurrencyremote"), []byte("1\n"), 0o644)
+	p := NewPool(os.Args[0], root, append(os.Environ(), "HQ_FAKE_KEEP=echo"))
+	t.Cleanup(p.Close)
+	_, a := poolDeliver(t, p, "x@one.example", "1\n")
+	_, b := poolDeliver(t, p, "y@two.example", "2\n")
+	if pidOf(t, a) != pidOf(t, b) || p.Idle() != 1 {
+		t.Errorf("concurrencyremote 1: processes %q %q, %d idle; want one process", a, b, p.Idle())
+	}
+}
+
 func TestPoolCacheZeroClosesAfterEachDelivery(t *testing.T) {
 	p := newTestPool(t, "echo")
 	os.WriteFile(filepath.Join(p.Root, "control", "smtpcache"), []byte("0\n"), 0o644)
