@@ -6,6 +6,9 @@
 # As an ordinary user every program runs as you; as root the tree uses qmail's
 # users (created if missing) and root's mail goes to the alias user.
 set -eu
+# Files made here (control/holdremote, var/) must be readable by qmail's
+# users and writable by nobody else, whatever the caller's umask.
+umask 022
 top=$(cd "$(dirname "$0")/.." && pwd)
 ROOT=${RUNROOT:-$top/run}
 LISTEN=${LISTEN:-127.0.0.1:2525}
@@ -108,12 +111,23 @@ echo $! > "$state/smtpd.pid"
 rr=""
 [ -n "${RUNROOT:-}" ] && rr=" RUNROOT=$RUNROOT"
 
-# Wait (bounded) until qmail-send has written its pid and the listener answers.
+# Wait (bounded) until this qmail-send has written its pid (the file may
+# hold the last run's) and the listener answers.
+sendpid() { tr -dc 0-9 < "$ROOT/queue/lock/sendmutex" 2>/dev/null || true; }
 i=0
 while [ $i -lt 50 ]; do
-  if [ -s "$ROOT/queue/lock/sendmutex" ]; then break; fi
+  p=$(sendpid)
+  if [ -n "$p" ] && ours "$p" qmail-send; then break; fi
+  if ! kill -0 "$(cat "$state/start.pid")" 2>/dev/null; then break; fi
   sleep 0.1; i=$((i+1))
 done
+p=$(sendpid)
+if [ -z "$p" ] || ! ours "$p" qmail-send; then
+  echo "qmail-send did not start; the end of $state/qmail-send.log:" >&2
+  tail -n 3 "$state/qmail-send.log" >&2
+  stop
+  exit 1
+fi
 
 sleep 0.3
 if ! kill -0 "$(cat "$state/smtpd.pid")" 2>/dev/null; then

@@ -68,10 +68,6 @@ func main() {
 	err = install.Install(install.Options{Root: *root, Me: *me, UIDBase: *base, Log: os.Stderr})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "qmail-install: fatal: %v\n", err)
-	} else {
-		for _, n := range install.HomeNotes(*root) {
-			fmt.Fprintf(os.Stderr, "qmail-install: note: %s\n", n)
-		}
 	}
 	os.Exit(qerr.ExitCode(err))
 }

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -859,5 +860,25 @@ func TestHoldConfirmOutlivesOtherSignal(t *testing.T) {
 	code, out, errs := run(t, root, "hold", "remote")
 	if st, _ := ReadStatus(root); code != 0 || st["holdremote"] != "all" {
 		t.Fatalf("hold remote: exit %d, stdout %q stderr %q; sendstatus %v", code, out, errs, st)
+	}
+}
+
+// TestHoldFlagModeIgnoresUmask: a hold flag written under a strict umask
+// (root's 077 or 027) is still mode 0644: qmail-send, as qmails, must read
+// it, and could neither apply it nor start with it unreadable.
+func TestHoldFlagModeIgnoresUmask(t *testing.T) {
+	root := makeTree(t)
+	dir := filepath.Join(root, "control")
+	old := syscall.Umask(0o077)
+	defer syscall.Umask(old)
+	for _, doms := range [][]string{nil, {"corp.example"}} {
+		os.Remove(filepath.Join(dir, hold.RemoteFile))
+		if _, err := EditHold(dir, hold.RemoteFile, true, doms); err != nil {
+			t.Fatal(err)
+		}
+		st, err := os.Stat(filepath.Join(dir, hold.RemoteFile))
+		if err != nil || st.Mode().Perm() != 0o644 {
+			t.Errorf("hold %v: %v %v, want mode 0644", doms, st.Mode(), err)
+		}
 	}
 }

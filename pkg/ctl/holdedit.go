@@ -219,14 +219,19 @@ func removeDomains(old []byte, drop []string) ([]byte, int) {
 	return []byte(strings.Join(keep, "")), left
 }
 
-// writeAtomic writes path through path.tmp, fsync and rename.
+// writeAtomic writes path through path.tmp, fsync and rename. The file is
+// made mode 0644 whatever the caller's umask: qmail-send (qmails) must
+// read a hold flag, and one it cannot read stops it at its next start.
 func writeAtomic(path string, data []byte) error {
 	tmp := path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0644)
 	if err != nil {
 		return err
 	}
-	_, err = f.Write(data)
+	err = f.Chmod(0644)
+	if err == nil {
+		_, err = f.Write(data)
+	}
 	if err == nil {
 		err = f.Sync()
 	}

@@ -195,4 +195,12 @@ func TestFastforward(t *testing.T) {
 	if code := FastforwardMain(root, nil, msgFile(t, "x\n"), &out); code != 0 {
 		t.Fatalf("root without alias should fall through: exit %d", code)
 	}
+	// A database that cannot be opened defers, and says why.
+	db := filepath.Join(root, aliases.DBFile)
+	os.Remove(db)
+	os.Mkdir(db, 0o755)
+	out.Reset()
+	if code := FastforwardMain(root, nil, msgFile(t, "x\n"), &out); code != 111 || !strings.Contains(out.String(), "Unable to open "+db+": ") {
+		t.Fatalf("unopenable database: exit %d %q", code, out.String())
+	}
 }

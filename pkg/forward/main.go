@@ -70,7 +70,7 @@ func FastforwardMain(root string, args []string, stdin *os.File, stdout io.Write
 		}
 	case errors.Is(err, fs.ErrNotExist):
 	default:
-		return fail(stdout, qerr.Wrap(err, false, fmt.Sprintf("Unable to open %s. (#4.3.0)", db)))
+		return fail(stdout, qerr.Wrap(err, false, fmt.Sprintf("Unable to open %s: %s. (#4.3.0)", db, qerr.Str(err))))
 	}
 	if !found {
 		if postmasterNames[name] {

@@ -48,7 +48,42 @@ func Check(root string) ([]string, error) {
 	for _, e := range entries {
 		out = append(out, checkEntry(root, e, own)...)
 	}
+	if !ids.Shared {
+		out = append(out, unreadableControls(root)...)
+	}
 	return out, nil
+}
+
+// privateControls are the control files that must not be readable by
+// everyone: smarthost passwords (qmailr's, mode 0600) and the STARTTLS key
+// (qmaild's).
+var privateControls = map[string]bool{"smtpauth": true, "servercert.pem": true}
+
+// unreadableControls names the control files of a tree with qmail's users
+// that others may not read: qmail-send, qmail-smtpd and qmail-remote run
+// as different users and read them (one unreadable by qmails stops
+// qmail-send at its next start). qmail-install never changes a control
+// file, so this is only reported.
+func unreadableControls(root string) []string {
+	dir := filepath.Join(root, "control")
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, e := range ents {
+		if privateControls[e.Name()] || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		st, err := os.Stat(filepath.Join(dir, e.Name()))
+		if err != nil || !st.Mode().IsRegular() {
+			continue
+		}
+		if st.Mode().Perm()&0o004 == 0 {
+			out = append(out, fmt.Sprintf("control/%s: mode %04o, not readable by qmail's users (chmod 644)", e.Name(), st.Mode().Perm()))
+		}
+	}
+	return out
 }
 
 func checkEntry(root string, e Entry, own *owners) []string {

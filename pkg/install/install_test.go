@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -208,6 +209,19 @@ func TestInstallAndCheck(t *testing.T) {
 	dev, _ = Check(root)
 	if len(dev) < 2 {
 		t.Errorf("check after damage found %v", dev)
+	}
+	// A control file others cannot read is named (qmail-send, as qmails,
+	// would not start); smtpauth, private by design, is not.
+	if os.Geteuid() == 0 {
+		os.WriteFile(filepath.Join(root, "control", "holdremote"), nil, 0o600)
+		os.WriteFile(filepath.Join(root, "control", "smtpauth"), nil, 0o600)
+		dev, _ = Check(root)
+		if !slices.Contains(dev, "control/holdremote: mode 0600, not readable by qmail's users (chmod 644)") ||
+			strings.Contains(strings.Join(dev, "\n"), "smtpauth") {
+			t.Errorf("check with a private holdremote: %q", dev)
+		}
+		os.Remove(filepath.Join(root, "control", "holdremote"))
+		os.Remove(filepath.Join(root, "control", "smtpauth"))
 	}
 	o.Me = ""
 	if err := Install(o); err != nil {

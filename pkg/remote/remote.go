@@ -187,7 +187,7 @@ func (d *delivery) loadCredentials() *report {
 		return &report{letter: 'Z', text: txtControl}
 	}
 	if st.Mode().Perm()&0o077 != 0 {
-		return &report{letter: 'Z', text: "Sorry, control/smtpauth is readable by group or others; fix its mode to 0600. (#4.3.0)\n"}
+		return &report{letter: 'Z', text: "Sorry, control/smtpauth is readable by group or others; make it qmailr's with mode 0600. (#4.3.0)\n"}
 	}
 	lines, _, err := d.cfg.ctl.ReadList("smtpauth")
 	if err != nil {

@@ -104,12 +104,14 @@ func (p *Pool) key(domain string) string {
 	return domain
 }
 
-// cacheTime reads control/smtpcache (seconds; a bad or unreadable file
-// means the default).
+// cacheTime reads control/smtpcache (seconds; a missing file or one
+// without leading digits means the default). A file that cannot be read
+// turns keep mode off: it may hold the 0 an admin wrote so that nothing
+// stays connected over a dial-up link.
 func (p *Pool) cacheTime() time.Duration {
 	n, err := control.Open(p.Root).ReadInt("smtpcache", int(DefaultCache/time.Second))
-	if err != nil || n < 0 {
-		return DefaultCache
+	if err != nil {
+		return 0
 	}
 	return time.Duration(n) * time.Second
 }

@@ -172,6 +172,13 @@ func TestPoolCacheZeroClosesAfterEachDelivery(t *testing.T) {
 	if p.Enabled() {
 		t.Fatal("smtpcache 0: keep mode on")
 	}
+	// A file that cannot be read (here a directory) may hold a 0 too.
+	os.Remove(filepath.Join(p.Root, "control", "smtpcache"))
+	os.Mkdir(filepath.Join(p.Root, "control", "smtpcache"), 0o755)
+	if p.Enabled() {
+		t.Fatal("unreadable smtpcache: keep mode on")
+	}
+	os.Remove(filepath.Join(p.Root, "control", "smtpcache"))
 	os.WriteFile(filepath.Join(p.Root, "control", "smtpcache"), []byte("1\n"), 0o644)
 	poolDeliver(t, p, "x@one.example", "m\n")
 	if idle := p.Idle(); idle != 1 {
