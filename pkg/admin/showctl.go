@@ -157,6 +157,21 @@ func ShowctlMain(root string, stdout io.Writer) int {
 	return code
 }
 
+// concurrencyNote says what qmail-send makes of a concurrency value: the
+// spawners' limits cap it, and 0 stops the channel.
+func concurrencyNote(name string, n uint64) string {
+	limit := map[string]uint64{"concurrencylocal": qhome.SpawnLimit, "concurrencyremote": qhome.RemoteSpawnLimit}[name]
+	switch {
+	case limit == 0:
+		return ""
+	case n == 0:
+		return " (no " + strings.TrimPrefix(name, "concurrency") + " delivery starts)"
+	case n > limit:
+		return fmt.Sprintf(" (qmail-send uses %d, the most its spawner runs)", limit)
+	}
+	return ""
+}
+
 func showFile(w io.Writer, d *control.Dir, cf ctlFile) error {
 	head := fmt.Sprintf("%s (%s: %s)", cf.name, cf.reader, cf.meaning)
 	path := filepath.Join(d.Path, cf.name)
@@ -209,9 +224,9 @@ func showFile(w io.Writer, d *control.Dir, cf ctlFile) error {
 		case digits == 0:
 			fmt.Fprintf(w, "%s: %q is not a number; (Default.) %s.\n", head, s, cf.def)
 		case digits < len(s):
-			fmt.Fprintf(w, "%s: %d (from %q: the leading digits count).\n", head, n, s)
+			fmt.Fprintf(w, "%s: %d (from %q: the leading digits count)%s.\n", head, n, s, concurrencyNote(cf.name, n))
 		default:
-			fmt.Fprintf(w, "%s: %s.\n", head, s)
+			fmt.Fprintf(w, "%s: %s%s.\n", head, s, concurrencyNote(cf.name, n))
 		}
 	case kList, kListMe:
 		lines, ok, err := d.ReadList(cf.name)

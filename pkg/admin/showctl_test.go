@@ -39,7 +39,7 @@ func TestShowctlGolden(t *testing.T) {
 			"control/me":                "mx.example.org\n",
 			"control/locals":            "example.org\nmx.example.org\n",
 			"control/rcpthosts":         "# ours\nexample.org\n.example.org\n",
-			"control/concurrencyremote": "60\n",
+			"control/concurrencyremote": "600\n",
 			"control/concurrencylocal":  "3 # three\n",
 			"control/timeoutconnect":    "soon\n",
 			"control/databytes":         "10000000  \n",
@@ -84,5 +84,23 @@ func TestShowctlErrors(t *testing.T) {
 	if code != 111 || !strings.Contains(out.String(), "user ids: unknown (unable to read etc/ids: no such file or directory)") ||
 		!strings.Contains(out.String(), "holdremote: unable to read: is a directory") {
 		t.Errorf("exit %d:\n%s", code, out.String())
+	}
+}
+
+func TestConcurrencyNote(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		n    uint64
+		want string
+	}{
+		{"concurrencyremote", 0, " (no remote delivery starts)"},
+		{"concurrencylocal", 0, " (no local delivery starts)"},
+		{"concurrencylocal", 121, " (qmail-send uses 120, the most its spawner runs)"},
+		{"concurrencyremote", 500, ""},
+		{"databytes", 0, ""},
+	} {
+		if got := concurrencyNote(tc.name, tc.n); got != tc.want {
+			t.Errorf("%s %d: %q, want %q", tc.name, tc.n, got, tc.want)
+		}
 	}
 }
