@@ -326,11 +326,18 @@ func TestTermWaitsAndWritesBack(t *testing.T) {
 		<-release
 		return 'K', "ok\n"
 	}
+	mkCtlFIFO(t, root)
 	queueMsg(t, root, "ann@example.org", "bob@local.example")
 	id2 := queueMsg(t, root, "ann@example.org", "x@remote.example")
 	e := start(t, root, slow, func(spawnproto.Request) (byte, string) { return 'Z', "later\n" })
 	e.waitLog("starting delivery", 2)
 	e.waitLog("deferral: later/", 1)
+	// The remote job goes back on the schedule when its pass reaches the
+	// end of the channel file, which may be a loop turn after the
+	// deferral; after TERM no pass moves (as in qmail), and a job still
+	// open is not written back. Two requests are two turns.
+	e.request("w1", "hold", "99999")
+	e.request("w2", "hold", "99999")
 	e.sigs <- syscall.SIGTERM
 	select {
 	case <-e.done:
