@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hqmail/hqmail/internal/testutil"
 	"github.com/hqmail/hqmail/pkg/cdb"
 	"github.com/hqmail/hqmail/pkg/spawn/lspawn"
 	"github.com/hqmail/hqmail/pkg/spawnproto"
@@ -108,6 +109,48 @@ func TestStartSendKilled(t *testing.T) {
 		t.Errorf("qmail-start exit %d, want 111", code)
 	}
 	harness.WaitFor(t, 20*time.Second, func() bool { return len(treeProcs(tr)) == 0 })
+}
+
+// TestStartSendCrashLogged: a qmail-send that crashes (SIGQUIT makes the
+// Go runtime print its goroutines and exit 2, as a panic does) leaves its
+// trace in the log, whose descriptor it writes to, and qmail-start says
+// that it ended; the trace went to fd 2, the read end of a spawner's
+// pipe, and the log stopped mid-stream without a word.
+func TestStartSendCrashLogged(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	tr := harness.Install(t)
+	var out testutil.SyncBuffer
+	cmd := exec.Command(tr.Bin("qmail-start"), "./Maildir/")
+	cmd.Dir = "/"
+	cmd.Env = []string{"PATH=/usr/bin:/bin"}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); <-done })
+	var send int
+	harness.WaitFor(t, 20*time.Second, func() bool {
+		b, _ := os.ReadFile(tr.Path("queue", "lock", "sendmutex"))
+		fmt.Sscan(string(b), &send)
+		return send > 0 && strings.Contains(out.String(), "status: local")
+	})
+	syscall.Kill(send, syscall.SIGQUIT)
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("qmail-start did not exit after qmail-send crashed")
+	}
+	log := out.String()
+	for _, want := range []string{"SIGQUIT: quit", "goroutine ", "qmail-start: alert: qmail-send exited with status 2"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("no %q in the log:\n%s", want, log)
+		}
+	}
 }
 
 // TestStartMissingProgram: a program that cannot be started makes

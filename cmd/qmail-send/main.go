@@ -49,9 +49,13 @@ func main() {
 	// log descriptor may be shared (a terminal, a logger's pipe) and is
 	// left as it is.
 	fd := func(n int, name string) *os.File { return pollfd.File(n, name) }
+	logFile := os.NewFile(0, "log")
+	// fd 2 is the read end of qmail-lspawn's report pipe, where the
+	// runtime's crash trace would be lost (EBADF): send it to the log too.
+	_ = debug.SetCrashOutput(logFile, debug.CrashOptions{})
 	os.Exit(sched.Run(sched.Options{
 		Root:     qhome.Root(),
-		Log:      os.NewFile(0, "log"),
+		Log:      logFile,
 		SpawnReq: [2]io.Writer{fd(1, "lspawn-req"), fd(3, "rspawn-req")},
 		SpawnRep: [2]io.Reader{fd(2, "lspawn-rep"), fd(4, "rspawn-rep")},
 		CleanReq: fd(5, "clean-req"),

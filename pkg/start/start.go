@@ -270,6 +270,17 @@ func Run(o Options) int {
 	sendDone := make(chan struct{})
 	go func() { send.Wait(); close(sendDone) }()
 	forward(o.Signals, send.Process, sendDone)
+	// qmail-send says why when it gives up (alert lines, 111) and ends
+	// with 0 after TERM; anything else (a signal, a Go panic's 2) would
+	// leave the log ending mid-stream without a word.
+	if ws, ok := send.ProcessState.Sys().(syscall.WaitStatus); ok {
+		switch {
+		case ws.Signaled():
+			fmt.Fprintf(o.Stderr, "qmail-start: alert: qmail-send was killed by signal %d (%v)\n", ws.Signal(), ws.Signal())
+		case ws.ExitStatus() != 0 && ws.ExitStatus() != 111:
+			fmt.Fprintf(o.Stderr, "qmail-start: alert: qmail-send exited with status %d (2: it crashed; the trace is in its log)\n", ws.ExitStatus())
+		}
+	}
 	if queuedStop != nil {
 		close(queuedStopped) // before the pipe: no restart from here on
 		queuedStop.Close()
