@@ -31,8 +31,11 @@ checkowner() {
   fi
 }
 
+# stop: TERM to both, waiting up to 10 s each. qmail-send finishes the
+# deliveries in progress before it exits, which may take longer: then
+# "still" names qmail-start's pid, and its pid file is kept.
 stop() {
-  ran=no
+  ran=no still=
   for f in smtpd start; do
     if [ -f "$state/$f.pid" ]; then
       pid=$(cat "$state/$f.pid")
@@ -41,6 +44,7 @@ stop() {
         kill -TERM "$pid" 2>/dev/null || true
         i=0
         while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+        if [ "$f" = start ] && ours "$pid" qmail-start; then still=$pid; continue; fi
       fi
       rm -f "$state/$f.pid"
     fi
@@ -50,7 +54,9 @@ stop() {
 case "${1:-start}" in
 stop)
   checkowner; stop
-  if [ "$ran" = yes ]; then echo "stopped (tree kept in $ROOT)"; else echo "not running (tree kept in $ROOT)"; fi
+  if [ -n "$still" ]; then
+    echo "stopping: qmail-send (under qmail-start, pid $still) finishes its deliveries in progress first; it exits by itself"
+  elif [ "$ran" = yes ]; then echo "stopped (tree kept in $ROOT)"; else echo "not running (tree kept in $ROOT)"; fi
   exit 0 ;;
 start) ;;
 *) echo "usage: $0 start|stop" >&2; exit 64 ;;
@@ -59,6 +65,11 @@ esac
 # Problems a newcomer meets, said plainly before qmail-install trips on them.
 checkowner
 stop
+if [ -n "$still" ]; then
+  echo "qmail-send (under qmail-start, pid $still) is still finishing its deliveries in progress;" >&2
+  echo "start again once it has exited (it does so by itself)" >&2
+  exit 1
+fi
 if [ "$(id -u)" = 0 ]; then
   # qmail's users must reach the tree: every directory above it needs
   # search permission for others (Debian's /root is 0700).

@@ -51,7 +51,28 @@ func Check(root string) ([]string, error) {
 	if !ids.Shared {
 		out = append(out, unreadableControls(root)...)
 	}
+	out = append(out, dotlessDomain(root)...)
 	return out, nil
+}
+
+// dotlessDomain names a defaultdomain equal to a dotless control/me, as
+// qmail-install wrote it before it used localdomain: mail to "root"
+// becomes root@vm.vm, which is no local domain, and is sent away.
+func dotlessDomain(root string) []string {
+	first := func(name string) string {
+		b, err := os.ReadFile(filepath.Join(root, "control", name))
+		if err != nil {
+			return ""
+		}
+		return strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0])
+	}
+	me := first("me")
+	if me == "" || !Dotless(me) || first("defaultdomain") != me {
+		return nil
+	}
+	return []string{fmt.Sprintf("control/defaultdomain: %s, as the dotless control/me: mail to a bare user goes to user@%s.%s, "+
+		"which is not local; write localdomain to defaultdomain and plusdomain and add %s.localdomain and localhost.localdomain "+
+		"to locals and rcpthosts (as a new install does)", me, me, me, me)}
 }
 
 // privateControls are the control files that must not be readable by

@@ -230,6 +230,18 @@ func TestInstallAndCheck(t *testing.T) {
 	if dev, _ := Check(root); len(dev) != 0 {
 		t.Errorf("after repair: %v", dev)
 	}
+	// A dotless me with defaultdomain the same, as older installs wrote
+	// it, sends mail for bare users away: named.
+	os.WriteFile(filepath.Join(root, "control", "me"), []byte("vm\n"), 0o644)
+	os.WriteFile(filepath.Join(root, "control", "defaultdomain"), []byte("vm\n"), 0o644)
+	if dev, _ := Check(root); len(dev) != 1 || !strings.Contains(dev[0], "user@vm.vm") {
+		t.Errorf("dotless me and defaultdomain: %q", dev)
+	}
+	os.WriteFile(filepath.Join(root, "control", "defaultdomain"), []byte("localdomain\n"), 0o644)
+	if dev, _ := Check(root); len(dev) != 0 {
+		t.Errorf("dotless me, defaultdomain localdomain: %q", dev)
+	}
+	os.WriteFile(filepath.Join(root, "control", "me"), []byte("kept.example\n"), 0o644)
 	if b, _ := os.ReadFile(filepath.Join(root, "control", "me")); string(b) != "kept.example\n" {
 		t.Errorf("control/me overwritten: %q", b)
 	}
