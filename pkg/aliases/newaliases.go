@@ -54,12 +54,15 @@ func sendmailOptions(args []string) []string {
 		case a == "--":
 			return append(out, args[i:]...)
 		case strings.HasPrefix(a, "-oA"):
-			if f := a[3:]; f != "" {
-				out = append(out, "-f", f)
-			} else if i+1 < len(args) {
-				out = append(out, "-f", args[i+1])
+			f := a[3:]
+			if f == "" && i+1 < len(args) {
 				i++
+				f = args[i]
 			}
+			if f == "" {
+				return append(out, a) // no file: a usage error
+			}
+			out = append(out, "-f", withoutMapType(f))
 		case strings.HasPrefix(a, "-o") && len(a) > 2:
 			// -oi, -oem, ...: nothing for newaliases to do
 		default:
@@ -67,6 +70,18 @@ func sendmailOptions(args []string) []string {
 		}
 	}
 	return out
+}
+
+// withoutMapType removes the map type sendmail and Postfix let -oA carry
+// ("hash:/etc/aliases"): there is one kind of database here.
+func withoutMapType(f string) string {
+	if t, rest, ok := strings.Cut(f, ":"); ok {
+		switch t {
+		case "hash", "btree", "dbm", "cdb", "lmdb":
+			return rest
+		}
+	}
+	return f
 }
 
 // NewaliasesMain is newaliases(8): compile the aliases file into

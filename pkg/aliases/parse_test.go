@@ -180,11 +180,16 @@ func TestNewaliasesSendmailOptions(t *testing.T) {
 	if err := os.WriteFile(src, []byte("postmaster: root\nabuse: root\n"), 0644); err != nil {
 		t.Fatal(err)
 	}
-	for _, args := range [][]string{{"-oA" + src}, {"-oi", "-oA", src, "-oem"}} {
+	for _, args := range [][]string{{"-oA" + src}, {"-oi", "-oA", src, "-oem"}, {"-oAhash:" + src}} {
 		var out, errb strings.Builder
 		if code := NewaliasesMain(root, args, &out, &errb); code != 0 || !strings.Contains(out.String(), "2 aliases compiled") {
 			t.Errorf("%q: exit %d, stdout %q, stderr %q", args, code, out.String(), errb.String())
 		}
+	}
+	// -oA without a file is a usage error, not the default file.
+	var out, errb strings.Builder
+	if code := NewaliasesMain(root, []string{"-oA"}, &out, &errb); code != 100 {
+		t.Errorf("-oA alone: exit %d, stdout %q", code, out.String())
 	}
 }
 

@@ -34,6 +34,7 @@ type Config struct {
 	Sender     *string // -f / -r
 	Name       *string // -F
 	FlushArg   string  // what followed -q (recorded, not interpreted)
+	AliasFile  string  // -oAfile: the aliases file for -bi
 	Ignored    []string
 	Recipients []string
 }
@@ -124,6 +125,14 @@ words:
 			case 'F':
 				v := v
 				c.Name = &v
+			case 'o':
+				if strings.HasPrefix(v, "A") {
+					if v == "A" {
+						return nil, &UsageError{"sendmail: -oA needs the aliases file, attached (-oA/etc/aliases)"}
+					}
+					c.AliasFile = v[1:]
+				}
+				c.Ignored = append(c.Ignored, "-o"+v)
 			default:
 				c.Ignored = append(c.Ignored, "-"+string(opt)+v)
 			}

@@ -104,7 +104,11 @@ func Main(argv []string, root string, env []string, stdin io.Reader, stdout, std
 	case ModeQueueList:
 		return run(sys, stderr, filepath.Join(root, "bin", "qmail-qread"), nil, e)
 	case ModeNewAliases:
-		return newaliases(root, nil, e, stderr, sys)
+		var args []string
+		if c.AliasFile != "" {
+			args = []string{"-oA" + c.AliasFile} // newaliases reads sendmail's form
+		}
+		return newaliases(root, args, e, stderr, sys)
 	case ModeSMTP:
 		if _, ok := e.Get("PROTO"); !ok {
 			for _, kv := range [][2]string{{"RELAYCLIENT", ""}, {"DATABYTES", "0"}, {"PROTO", "TCP"},

@@ -219,6 +219,8 @@ func TestMainExecModes(t *testing.T) {
 		{args: []string{"/usr/bin/mailq"}, prog: "qmail-qread"},
 		{args: []string{"sendmail", "-bi"}, prog: "newaliases"},
 		{args: []string{"/usr/bin/newaliases", "-n", "-f", "/etc/other"}, prog: "newaliases", argv: []string{"-n", "-f", "/etc/other"}},
+		{args: []string{"sendmail", "-bi", "-oA/etc/mail/aliases"}, prog: "newaliases", argv: []string{"-oA/etc/mail/aliases"}},
+		{args: []string{"sendmail", "-I", "-oi", "-oAhash:/etc/x"}, prog: "newaliases", argv: []string{"-oAhash:/etc/x"}},
 		{args: []string{"newaliases"}, noFile: true, code: 0, errHas: "no newaliases"},
 		{args: []string{"sendmail", "-bs"}, prog: "qmail-smtpd", env: map[string]string{"RELAYCLIENT": "", "DATABYTES": "0", "PROTO": "TCP",
 			"TCPLOCALIP": "127.0.0.1", "TCPREMOTEIP": "127.0.0.1", "TCPREMOTEINFO": "sendmail-bs", "TCPREMOTEHOST": "localhost", "TCPLOCALHOST": "localhost"}},
