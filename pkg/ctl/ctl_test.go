@@ -881,4 +881,17 @@ func TestHoldFlagModeIgnoresUmask(t *testing.T) {
 			t.Errorf("hold %v: %v %v, want mode 0644", doms, st.Mode(), err)
 		}
 	}
+	// A flag made by hand under that umask is made readable by a hold
+	// that changes nothing in it.
+	p := filepath.Join(dir, hold.RemoteFile)
+	os.Remove(p)
+	if err := os.WriteFile(p, []byte("1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := EditHold(dir, hold.RemoteFile, true, nil); err != nil || res.Changed {
+		t.Fatalf("hold over a held flag: %+v %v", res, err)
+	}
+	if st, err := os.Stat(p); err != nil || st.Mode().Perm() != 0o644 {
+		t.Errorf("hand-made flag after hold: %v %v, want 0644", st.Mode(), err)
+	}
 }

@@ -105,6 +105,11 @@ func editHold(dir, name string, holding bool, domains []string) (EditResult, err
 	}
 	if exists {
 		res.Before = hold.Parse(old)
+		// A flag others cannot read (written by hand under umask 077)
+		// is one qmail-send cannot apply, even when its words stay.
+		if st, err := os.Stat(path); err == nil && st.Mode().Perm()&0o044 != 0o044 {
+			_ = os.Chmod(path, st.Mode().Perm()|0o044)
+		}
 	}
 
 	var content []byte

@@ -67,7 +67,8 @@ func dotlessDomain(root string) []string {
 		return strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0])
 	}
 	me := first("me")
-	if me == "" || !Dotless(me) || first("defaultdomain") != me {
+	dom := first("defaultdomain") // missing or empty: me, as qmail-inject reads it
+	if me == "" || !Dotless(me) || (dom != me && dom != "") {
 		return nil
 	}
 	return []string{fmt.Sprintf("control/defaultdomain: %s, as the dotless control/me: mail to a bare user goes to user@%s.%s, "+

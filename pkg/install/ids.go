@@ -8,6 +8,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/hqmail/hqmail/pkg/qhome"
 )
@@ -54,12 +55,13 @@ func systemIDs(root string, log io.Writer) (*qhome.IDs, error) {
 			if u, err = user.Lookup(n); err != nil {
 				return nil, fmt.Errorf("user %s: %v", n, err)
 			}
-		} else if _, err := os.Stat(u.HomeDir); os.IsNotExist(err) && u.HomeDir != home {
+		} else if _, err := os.Stat(u.HomeDir); os.IsNotExist(err) && u.HomeDir != home && !uidBusy(u.Uid) {
 			// The account was made for a tree that is gone (an earlier
 			// install, make run or a test as root): give it this one, so
-			// that ~alias names this tree's alias directory.
-			// usermod refuses while the account runs a process; the
-			// home is not needed for delivery, so that is only noted.
+			// that ~alias names this tree's alias directory. usermod
+			// refuses while the account runs a process (another tree's
+			// daemons); the home is not needed for delivery, so it is
+			// left then, and qmail-install -check notes it.
 			if err := run(log, "usermod", "-d", home, n); err != nil && log != nil {
 				fmt.Fprintf(log, "qmail-install: note: user %s keeps home %s: %v\n", n, u.HomeDir, err)
 			}
@@ -72,6 +74,29 @@ func systemIDs(root string, log io.Writer) (*qhome.IDs, error) {
 		*ids.UserByName(n) = qhome.User{UID: uid, GID: gid}
 	}
 	return ids, nil
+}
+
+// uidBusy reports whether a process runs with the real uid uid.
+func uidBusy(uid string) bool {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return false
+	}
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "status"))
+		if err != nil {
+			continue
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(l); len(f) > 1 && f[0] == "Uid:" {
+				if f[1] == uid {
+					return true
+				}
+				break
+			}
+		}
+	}
+	return false
 }
 
 // userHome is the home qmail gives user n of the tree at root: root/alias

@@ -237,6 +237,10 @@ func TestInstallAndCheck(t *testing.T) {
 	if dev, _ := Check(root); len(dev) != 1 || !strings.Contains(dev[0], "user@vm.vm") {
 		t.Errorf("dotless me and defaultdomain: %q", dev)
 	}
+	os.Remove(filepath.Join(root, "control", "defaultdomain")) // defaults to me
+	if dev, _ := Check(root); len(dev) != 1 || !strings.Contains(dev[0], "user@vm.vm") {
+		t.Errorf("dotless me, no defaultdomain: %q", dev)
+	}
 	os.WriteFile(filepath.Join(root, "control", "defaultdomain"), []byte("localdomain\n"), 0o644)
 	if dev, _ := Check(root); len(dev) != 0 {
 		t.Errorf("dotless me, defaultdomain localdomain: %q", dev)

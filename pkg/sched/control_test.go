@@ -523,6 +523,18 @@ func TestBrokenFIFOs(t *testing.T) {
 	id := queueMsg(t, root, "ann@example.org", "bob@local.example")
 	e.trigger()
 	e.waitLog(fmt.Sprintf("end msg %d", id), 1)
+	// Both pipes replaced while it runs (qmail-install after an rm):
+	// a HUP reads the new ones; it kept reading the unlinked old ones.
+	os.Remove(trig)
+	os.Remove(filepath.Join(root, "queue", ctlFIFO))
+	mkCtlFIFO(t, root)
+	e.sigs <- syscall.SIGHUP
+	if got := e.request("u2", "hold", "99999"); got != "fail message 99999 is not in the queue" {
+		t.Errorf("request after the pipes were replaced: %q", got)
+	}
+	id2 := queueMsg(t, root, "ann@example.org", "carl@local.example")
+	e.trigger()
+	e.waitLog(fmt.Sprintf("end msg %d", id2), 1)
 	e.stop()
 	if n := e.log.count("warning: unable to open lock/"); n != 2 {
 		t.Errorf("%d warnings about the pipes, want 2 (none after the repair); log:\n%s", n, e.log.String())

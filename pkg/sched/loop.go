@@ -319,7 +319,14 @@ var fifoNames = [2]struct{ rel, lost string }{
 func (s *Sched) openFIFOs() {
 	for i, n := range fifoNames {
 		if s.fifos[i] != nil {
-			continue
+			if samePipe(s.fifos[i], s.path(n.rel)) {
+				continue
+			}
+			// Removed or replaced since it was opened (a repair by
+			// qmail-install): writers open the new one, so read that;
+			// closing the old one ends its reader.
+			s.fifos[i].Close()
+			s.fifos[i] = nil
 		}
 		f, err := openFIFO(s.path(n.rel))
 		if err != nil {
@@ -342,6 +349,13 @@ func (s *Sched) closeFIFOs() {
 			f.Close()
 		}
 	}
+}
+
+// samePipe reports whether path still names the pipe f has open.
+func samePipe(f *os.File, path string) bool {
+	a, err1 := f.Stat()
+	b, err2 := os.Stat(path)
+	return err1 == nil && err2 == nil && os.SameFile(a, b)
 }
 
 // openFIFO opens a named pipe read-write, so that it never reports EOF (a
