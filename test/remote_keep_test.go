@@ -21,6 +21,7 @@ import (
 	"github.com/emersion/go-smtp"
 	"golang.org/x/sys/unix"
 
+	"github.com/hqmail/hqmail/internal/testutil"
 	"github.com/hqmail/hqmail/test/harness"
 )
 
@@ -270,10 +271,12 @@ func TestKeepModeReports(t *testing.T) {
 			t.Errorf("case %d: keep mode %q, one-shot %q", i, got, oneShot[i])
 		}
 	}
-	// The refused recipient ends its connection (QUIT, as one-shot
-	// qmail-remote does); the two accepted ones share the next.
-	if n := ln.accepted.Load() - base; n != 2 {
-		t.Errorf("keep mode used %d connections for 3 deliveries, want 2", n)
+	// The recipient refused on the kept connection is tried again on a
+	// new one (the refusal may be the connection's), which refuses it
+	// too and ends with QUIT, as one-shot qmail-remote does; the last
+	// delivery takes a third.
+	if n := ln.accepted.Load() - base; n != 3 {
+		t.Errorf("keep mode used %d connections for 3 deliveries, want 3", n)
 	}
 	k.Close()
 	harness.WaitFor(t, 5*time.Second, func() bool { return ln.open.Load() == 0 })
@@ -288,14 +291,16 @@ func TestKeepModeReports(t *testing.T) {
 // same delivery: the message is delivered once and the report is the new
 // connection's.
 func TestKeepModePeerGone(t *testing.T) {
-	for _, mode := range []string{"close", "421", "554", "452"} {
+	for _, mode := range []string{"close", "421", "554", "452", "rcpt550", "rcpt452"} {
 		t.Run(mode, func(t *testing.T) {
 			tr := newRTree(t)
 			ln := listen(t, "", 2525)
 			var conns atomic.Int64
 			var accepted atomic.Int64
+			var events testutil.SyncBuffer // "conn N", "quit N", in order
 			scripted(t, ln, func(c net.Conn, br *bufio.Reader) {
-				conns.Add(1)
+				n := conns.Add(1)
+				fmt.Fprintf(&events, "conn %d\n", n)
 				fmt.Fprintf(c, "220 peer.test\r\n")
 				txn := 0
 				for {
@@ -307,7 +312,7 @@ func TestKeepModePeerGone(t *testing.T) {
 					case "EHLO", "HELO":
 						fmt.Fprintf(c, "250 peer.test\r\n")
 					case "MAIL":
-						if txn == 1 {
+						if txn == 1 && !strings.HasPrefix(mode, "rcpt") {
 							switch mode {
 							case "close":
 								return
@@ -322,8 +327,18 @@ func TestKeepModePeerGone(t *testing.T) {
 						}
 						fmt.Fprintf(c, "250 ok\r\n")
 					case "RCPT":
+						if txn == 1 && strings.HasPrefix(mode, "rcpt") {
+							// Refused on this connection only (a peer
+							// limiting what one connection carries).
+							fmt.Fprintf(c, "%s not on this connection\r\n", strings.TrimPrefix(mode, "rcpt"))
+							continue
+						}
 						fmt.Fprintf(c, "250 ok\r\n")
 					case "DATA":
+						if txn == 1 && strings.HasPrefix(mode, "rcpt") {
+							fmt.Fprintf(c, "503 no valid recipients\r\n")
+							continue
+						}
 						fmt.Fprintf(c, "354 go\r\n")
 						for {
 							l, err := br.ReadString('\n')
@@ -338,8 +353,11 @@ func TestKeepModePeerGone(t *testing.T) {
 						accepted.Add(1)
 						fmt.Fprintf(c, "250 accepted %d\r\n", accepted.Load())
 					case "QUIT":
+						fmt.Fprintf(&events, "quit %d\n", n)
 						fmt.Fprintf(c, "221 bye\r\n")
 						return
+					case "RSET":
+						fmt.Fprintf(c, "250 ok\r\n")
 					default:
 						fmt.Fprintf(c, "502 what\r\n")
 					}
@@ -364,6 +382,69 @@ func TestKeepModePeerGone(t *testing.T) {
 			if n := accepted.Load(); n != 2 {
 				t.Errorf("peer accepted %d messages, want 2", n)
 			}
+			// A connection the peer left open is ended with QUIT before
+			// the new one (a peer allowing one connection per client
+			// refused the new one while it counted the old).
+			if mode != "close" && mode != "421" && !strings.Contains(events.String(), "quit 1\nconn 2\n") {
+				t.Errorf("events %q: the first connection was not ended before the second", events.String())
+			}
 		})
+	}
+}
+
+// TestKeepModePlainNote: a connection made in plain text after a failed
+// opportunistic handshake says so in the report of every message it
+// carries, not only the first (the one-shot form says it each time).
+func TestKeepModePlainNote(t *testing.T) {
+	tr := newRTree(t)
+	ln := listen(t, "", 0)
+	var conns atomic.Int64
+	scripted(t, ln, func(c net.Conn, br *bufio.Reader) {
+		conns.Add(1)
+		fmt.Fprintf(c, "220 hi\r\n")
+		for {
+			l, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			switch v := strings.ToUpper(strings.Fields(l + " x")[0]); v {
+			case "EHLO":
+				fmt.Fprintf(c, "250-hi\r\n250 STARTTLS\r\n")
+			case "STARTTLS":
+				fmt.Fprintf(c, "220 go ahead\r\n")
+				c.Write([]byte("this is not a TLS server hello\r\n"))
+				return
+			case "MAIL", "RCPT", "RSET":
+				fmt.Fprintf(c, "250 ok\r\n")
+			case "DATA":
+				fmt.Fprintf(c, "354 go\r\n")
+				for {
+					l, err := br.ReadString('\n')
+					if err != nil {
+						return
+					}
+					if l == ".\r\n" {
+						break
+					}
+				}
+				fmt.Fprintf(c, "250 plain ok\r\n")
+			case "QUIT":
+				fmt.Fprintf(c, "221 bye\r\n")
+				return
+			default:
+				fmt.Fprintf(c, "502 what\r\n")
+			}
+		}
+	})
+	routeTo(tr, hostOf(ln), portOf(ln))
+	k := startKeep(t, tr.Root)
+	for i := 0; i < 3; i++ {
+		got := k.Deliver(testMsg, "r.test", "f@x.test", "a@r.test")
+		if len(got) != 2 || got[0] != "r" || !strings.Contains(got[1], "250 plain ok\nSent without TLS: the TLS handshake failed (") {
+			t.Errorf("delivery %d: %q", i, got)
+		}
+	}
+	if n := conns.Load(); n != 2 {
+		t.Errorf("%d connections, want 2 (the failed handshake, then one kept)", n)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"io"
 	"strings"
 	"syscall"
 	"time"
@@ -129,6 +130,12 @@ func (d *delivery) reuse() (rep *report, ok bool) {
 	d.attach(s)
 	s.w.shortNext = d.cfg.TimeoutConnect
 	err := d.transaction(s, s.ext)
+	if s.retry && !s.parked {
+		// Say goodbye and let the peer see the end before the new
+		// connection: a peer that allows one connection per client
+		// counts this one until it has closed it.
+		s.quitAndWait(d.cfg.TimeoutConnect)
+	}
 	if !s.parked {
 		s.w.conn.Close()
 	}
@@ -136,9 +143,26 @@ func (d *delivery) reuse() (rep *report, ok bool) {
 		return nil, false
 	}
 	if errors.As(err, &rep) {
+		if rep.letter == 'K' && s.plain != "" {
+			rep.text += s.plain // still the connection made in clear
+		}
 		return rep, true
 	}
 	return &report{letter: 'Z', text: "Connected to " + s.ip + " but connection died. (#4.4.2)\n"}, true
+}
+
+// quitAndWait sends QUIT and waits, at most limit, for the peer to close
+// the connection (its reply and end of file), reading nothing else.
+func (s *session) quitAndWait(limit time.Duration) {
+	if s.w.ioErr != nil {
+		return // gone already
+	}
+	s.quit()
+	if limit <= 0 || limit > 5*time.Second {
+		limit = 5 * time.Second
+	}
+	s.raw.SetReadDeadline(time.Now().Add(limit))
+	io.Copy(io.Discard, s.raw)
 }
 
 // idle reports whether the connection is as the last transaction left it:

@@ -131,6 +131,10 @@ type delivery struct {
 	creds  *Credentials
 	roots  *x509.CertPool
 	keep   *keeper // keep mode (qmail-remote -k): the connection kept between deliveries
+	// plain is the "Sent without TLS" note of a connection made in plain
+	// text after a failed opportunistic handshake; its session keeps it
+	// for the deliveries that reuse it.
+	plain string
 }
 
 // run is one delivery. keep is nil for a one-shot qmail-remote; in keep
@@ -361,7 +365,9 @@ func (d *delivery) connect(addrs []dnsmx.Addr) *report {
 			if conn, err = d.dial(a.IP, port); err != nil {
 				continue
 			}
+			d.plain = plain
 			err = d.smtp(conn, a, port, false)
+			d.plain = ""
 		}
 		var rep *report
 		if errors.As(err, &rep) {
@@ -449,6 +455,7 @@ func (d *delivery) tlsConfig(name string) *tls.Config {
 // *report error), or a *tlsFallback.
 func (d *delivery) smtp(conn net.Conn, a dnsmx.Addr, port int, tryTLS bool) error {
 	s := newSession(conn, a.IP.String(), d.cfg.TimeoutRemote)
+	s.plain = d.plain
 	defer func() {
 		if !s.parked {
 			s.w.conn.Close()
@@ -566,10 +573,18 @@ func (d *delivery) transaction(s *session, ext map[string]string) error {
 			return s.fail('Z', "Connected to ", " but sender was rejected")
 		}
 	}
+	// The recipients' reports are written once the transaction goes on:
+	// a retry over a new connection must find nothing written.
+	var reports strings.Builder
+	defer func() {
+		if !s.retry {
+			d.out.WriteString(reports.String())
+		}
+	}()
 	accepted := 0
 	for _, rc := range d.rcpts {
 		if strings.ContainsAny(rc, "\r\n") {
-			d.out.WriteString("hSorry, the recipient address contains a CR or LF. (#5.1.3)\n\x00")
+			reports.WriteString("hSorry, the recipient address contains a CR or LF. (#5.1.3)\n\x00")
 			continue
 		}
 		c := 250
@@ -578,13 +593,20 @@ func (d *delivery) transaction(s *session, ext map[string]string) error {
 				return s.died()
 			}
 		}
+		if c >= 400 && s.uses > 1 {
+			// Refused on a kept connection (a peer that limits what one
+			// connection may carry): nothing is accepted before the
+			// data, so a new connection decides, as with MAIL.
+			s.retry = true
+			return s.died()
+		}
 		switch {
 		case c >= 500:
-			d.out.WriteString("h" + s.ip + " does not like recipient.\n" + s.said() + "\x00")
+			reports.WriteString("h" + s.ip + " does not like recipient.\n" + s.said() + "\x00")
 		case c >= 400:
-			d.out.WriteString("s" + s.ip + " does not like recipient.\n" + s.said() + "\x00")
+			reports.WriteString("s" + s.ip + " does not like recipient.\n" + s.said() + "\x00")
 		default:
-			d.out.WriteString("r\x00")
+			reports.WriteString("r\x00")
 			accepted++
 		}
 	}

@@ -340,9 +340,13 @@ type session struct {
 	park   func(*session) bool
 	parked bool // handed to the keeper: do not close
 	// retry is set when a transaction on a kept connection failed before
-	// the peer accepted anything (connection gone, or 421 to MAIL): the
-	// delivery is made again over a new connection.
+	// the peer accepted anything (connection gone, or MAIL or RCPT
+	// refused): the delivery is made again over a new connection.
 	retry bool
+	// plain is the "Sent without TLS" note of a connection made in plain
+	// text after a failed handshake, added to each report of a message
+	// it carries.
+	plain string
 }
 
 func newSession(c net.Conn, ip string, timeout time.Duration) *session {

@@ -93,7 +93,7 @@ type proc struct {
 	rc    syscall.RawConn
 	cmd   *exec.Cmd
 	key   string
-	until time.Time
+	since time.Time // idle since
 }
 
 // fileID identifies one version of a file.
@@ -156,6 +156,7 @@ const (
 func (p *Pool) Do(key string, start func() *exec.Cmd, req []byte, fd int) ([]byte, Result) {
 	cache, on := p.mode()
 	if !on {
+		p.Close() // kept ones too: Cache turned to 0 means none is kept
 		return nil, NoProcess
 	}
 	var rights []byte
@@ -281,7 +282,7 @@ func (p *Pool) put(w *proc, t time.Duration) {
 		w.close()
 		return
 	}
-	w.until = time.Now().Add(t)
+	w.since = time.Now()
 	maxIdle := p.MaxIdle
 	if maxIdle <= 0 {
 		maxIdle = DefaultMaxIdle
@@ -307,16 +308,18 @@ func (p *Pool) Idle() int {
 }
 
 // reap closes idle processes whose time is up, all of them while Held
-// says so; it ends when none is idle.
+// says so; it ends when none is idle. Cache is read at each look, so a
+// shorter time (or 0) applies to the processes already idle.
 func (p *Pool) reap() {
 	for {
 		time.Sleep(ReapEvery)
 		held := p.Held != nil && p.Held()
+		cache := p.Cache()
 		now := time.Now()
 		p.mu.Lock()
 		keep := p.idle[:0]
 		for _, w := range p.idle {
-			if held || now.After(w.until) {
+			if held || cache <= 0 || now.After(w.since.Add(cache)) {
 				w.close()
 			} else {
 				keep = append(keep, w)

@@ -134,6 +134,26 @@ func TestReuseByKey(t *testing.T) {
 	}
 }
 
+// TestCacheChangeAppliesToIdle: Cache read again for the processes already
+// idle: set to 0, they are closed at the next request (keep mode off);
+// shortened, the reaper closes them by the new time (they stayed open by
+// the old one, beside the one-shot deliveries).
+func TestCacheChangeAppliesToIdle(t *testing.T) {
+	p := newPool(t)
+	do(t, p, "k1", "echo", "one")
+	if p.Idle() != 1 {
+		t.Fatalf("%d idle", p.Idle())
+	}
+	p.cache.Store(0)
+	if _, _, res := do(t, p, "k2", "echo", "two"); res != NoProcess || p.Idle() != 0 {
+		t.Errorf("cache 0: result %v, %d idle; want NoProcess, 0 idle", res, p.Idle())
+	}
+	p.cache.Store(int64(time.Hour))
+	do(t, p, "k1", "echo", "three")
+	p.cache.Store(int64(time.Millisecond))
+	waitIdle(t, p, 0)
+}
+
 // TestLimit: at Limit processes, a request for a new key takes the oldest
 // idle process instead of starting one, so that busy and idle processes
 // together never pass it; below the limit, each key gets its own.

@@ -1,6 +1,8 @@
 package rspawn
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hqmail/hqmail/pkg/control"
+	"github.com/hqmail/hqmail/pkg/hold"
 	"github.com/hqmail/hqmail/pkg/remote"
 	"github.com/hqmail/hqmail/pkg/spawn"
 	"github.com/hqmail/hqmail/pkg/spawn/keep"
@@ -116,10 +119,17 @@ func (p *Pool) cacheTime() time.Duration {
 	return time.Duration(n) * time.Second
 }
 
-// held reports whether control/holdremote exists.
+// held reports whether control/holdremote holds all remote delivery (the
+// link is down, or about to be): then no connection may stay open. A hold
+// of some domains (a VPN's) leaves the others' connections alone: their
+// deliveries go on. A flag that cannot be read counts as a hold of all,
+// as qmail-send reads it.
 func (p *Pool) held() bool {
-	_, err := os.Lstat(filepath.Join(p.Root, "control", "holdremote"))
-	return err == nil
+	b, err := os.ReadFile(filepath.Join(p.Root, "control", hold.RemoteFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return false
+	}
+	return err != nil || hold.Parse(b).All
 }
 
 // Deliver makes d through a kept process. ok is false when keep mode is off

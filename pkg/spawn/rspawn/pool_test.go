@@ -218,3 +218,26 @@ func TestPoolProgramWithoutKeepMode(t *testing.T) {
 		t.Error("keep mode still on for a program that refused it")
 	}
 }
+
+// TestPoolHeld: kept connections close while all remote delivery is held
+// (or the flag cannot be read); a hold of some domains leaves them.
+func TestPoolHeld(t *testing.T) {
+	p := newTestPool(t, "echo")
+	flag := filepath.Join(p.Root, "control", "holdremote")
+	for _, tc := range []struct {
+		content string // "-": no file; "/": a directory
+		want    bool
+	}{{"-", false}, {"1\n", true}, {"", true}, {"vpn.example\n", false}, {"*\nvpn.example\n", true}, {"/", true}} {
+		os.RemoveAll(flag)
+		switch tc.content {
+		case "-":
+		case "/":
+			os.Mkdir(flag, 0o755)
+		default:
+			os.WriteFile(flag, []byte(tc.content), 0o644)
+		}
+		if got := p.held(); got != tc.want {
+			t.Errorf("holdremote %q: held %v, want %v", tc.content, got, tc.want)
+		}
+	}
+}
