@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/hqmail/hqmail/pkg/cdb"
+	"github.com/hqmail/hqmail/pkg/install"
 	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/test/harness"
 )
@@ -304,7 +305,7 @@ func TestInstallRealUsers(t *testing.T) {
 		if old, existed := oldHome[n]; existed && u.HomeDir == old {
 			continue
 		}
-		if u.HomeDir != want && !uidBusy(u.Uid) {
+		if u.HomeDir != want && !install.UIDBusy(u.Uid) {
 			t.Errorf("user %s: home %s, want %s", n, u.HomeDir, want)
 		}
 	}
@@ -326,23 +327,4 @@ func TestInstallRealUsers(t *testing.T) {
 	if b, _ := os.ReadFile(tr.Path("users", "assign")); string(b) != ".\n" {
 		t.Errorf("assign of a real root tree: %q", b)
 	}
-}
-
-// uidBusy reports whether a process runs with the real uid uid: usermod
-// then refuses to change the account (a uid reused from a deleted account
-// whose processes still run, on a machine with other instances).
-func uidBusy(uid string) bool {
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "status"))
-		if err != nil {
-			continue
-		}
-		for _, l := range strings.Split(string(b), "\n") {
-			if f := strings.Fields(l); len(f) > 1 && f[0] == "Uid:" && f[1] == uid {
-				return true
-			}
-		}
-	}
-	return false
 }

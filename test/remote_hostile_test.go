@@ -27,6 +27,20 @@ func upToData(c net.Conn, br *bufio.Reader) bool {
 	return true
 }
 
+// readToDot reads a message's lines up to the lone dot; false when the
+// connection ended first.
+func readToDot(br *bufio.Reader) bool {
+	for {
+		l, err := br.ReadString('\n')
+		if err != nil {
+			return false
+		}
+		if l == ".\r\n" {
+			return true
+		}
+	}
+}
+
 func TestRemoteHostilePeers(t *testing.T) {
 	big := "Subject: big\n\n" + strings.Repeat(strings.Repeat("x", 999)+"\n", 16*1024) // 16 MB
 	tests := []struct {
@@ -53,14 +67,8 @@ func TestRemoteHostilePeers(t *testing.T) {
 			if !upToData(c, br) {
 				return
 			}
-			for {
-				l, err := br.ReadString('\n')
-				if err != nil {
-					return
-				}
-				if l == ".\r\n" {
-					break
-				}
+			if !readToDot(br) {
+				return
 			}
 			c.Write([]byte("250 " + strings.Repeat("A", 10<<20) + "\r\n"))
 		}, func(ip string) []string {

@@ -340,14 +340,8 @@ func TestKeepModePeerGone(t *testing.T) {
 							continue
 						}
 						fmt.Fprintf(c, "354 go\r\n")
-						for {
-							l, err := br.ReadString('\n')
-							if err != nil {
-								return
-							}
-							if l == ".\r\n" {
-								break
-							}
+						if !readToDot(br) {
+							return
 						}
 						txn++
 						accepted.Add(1)
@@ -418,14 +412,8 @@ func TestKeepModePlainNote(t *testing.T) {
 				fmt.Fprintf(c, "250 ok\r\n")
 			case "DATA":
 				fmt.Fprintf(c, "354 go\r\n")
-				for {
-					l, err := br.ReadString('\n')
-					if err != nil {
-						return
-					}
-					if l == ".\r\n" {
-						break
-					}
+				if !readToDot(br) {
+					return
 				}
 				fmt.Fprintf(c, "250 plain ok\r\n")
 			case "QUIT":

@@ -55,7 +55,7 @@ func systemIDs(root string, log io.Writer) (*qhome.IDs, error) {
 			if u, err = user.Lookup(n); err != nil {
 				return nil, fmt.Errorf("user %s: %v", n, err)
 			}
-		} else if _, err := os.Stat(u.HomeDir); os.IsNotExist(err) && u.HomeDir != home && !uidBusy(u.Uid) {
+		} else if _, err := os.Stat(u.HomeDir); os.IsNotExist(err) && u.HomeDir != home && !UIDBusy(u.Uid) {
 			// The account was made for a tree that is gone (an earlier
 			// install, make run or a test as root): give it this one, so
 			// that ~alias names this tree's alias directory. usermod
@@ -76,8 +76,9 @@ func systemIDs(root string, log io.Writer) (*qhome.IDs, error) {
 	return ids, nil
 }
 
-// uidBusy reports whether a process runs with the real uid uid.
-func uidBusy(uid string) bool {
+// UIDBusy reports whether a process runs with the real uid uid (usermod
+// refuses to change such an account).
+func UIDBusy(uid string) bool {
 	ents, err := os.ReadDir("/proc")
 	if err != nil {
 		return false
