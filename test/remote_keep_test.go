@@ -8,6 +8,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -393,8 +394,10 @@ func TestKeepModePlainNote(t *testing.T) {
 	tr := newRTree(t)
 	ln := listen(t, "", 0)
 	var conns atomic.Int64
+	var events testutil.SyncBuffer
 	scripted(t, ln, func(c net.Conn, br *bufio.Reader) {
-		conns.Add(1)
+		n := conns.Add(1)
+		fmt.Fprintf(&events, "conn %d\n", n)
 		fmt.Fprintf(c, "220 hi\r\n")
 		for {
 			l, err := br.ReadString('\n')
@@ -407,6 +410,11 @@ func TestKeepModePlainNote(t *testing.T) {
 			case "STARTTLS":
 				fmt.Fprintf(c, "220 go ahead\r\n")
 				c.Write([]byte("this is not a TLS server hello\r\n"))
+				// A peer slow to let go of a connection (a process per
+				// client): it counts this one a while after the client's end.
+				io.Copy(io.Discard, br)
+				time.Sleep(200 * time.Millisecond)
+				fmt.Fprintf(&events, "closed %d\n", n)
 				return
 			case "MAIL", "RCPT", "RSET":
 				fmt.Fprintf(c, "250 ok\r\n")
@@ -434,5 +442,10 @@ func TestKeepModePlainNote(t *testing.T) {
 	}
 	if n := conns.Load(); n != 2 {
 		t.Errorf("%d connections, want 2 (the failed handshake, then one kept)", n)
+	}
+	// The plain-text connection comes after the peer let go of the first
+	// (a peer allowing one connection per client refused it with 421).
+	if !strings.HasPrefix(events.String(), "conn 1\nclosed 1\nconn 2\n") {
+		t.Errorf("events %q: the plain-text retry did not wait for the first connection's end", events.String())
 	}
 }

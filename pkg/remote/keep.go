@@ -165,6 +165,24 @@ func (s *session) quitAndWait(limit time.Duration) {
 	io.Copy(io.Discard, s.raw)
 }
 
+// endAndWait ends our side of the TCP connection (no QUIT: after a failed
+// handshake the peer is in no state for SMTP) and waits, at most limit
+// (five seconds at most), for the peer to close its side.
+func (s *session) endAndWait(limit time.Duration) {
+	c := s.raw
+	if wc, ok := c.(*watchConn); ok {
+		c = wc.Conn
+	}
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+	if limit <= 0 || limit > 5*time.Second {
+		limit = 5 * time.Second
+	}
+	c.SetReadDeadline(time.Now().Add(limit))
+	io.Copy(io.Discard, c)
+}
+
 // idle reports whether the connection is as the last transaction left it:
 // nothing buffered, nothing unread on the socket, no end of file from the
 // peer (a peer that timed the connection out has closed it or sent 421),

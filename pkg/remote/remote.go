@@ -453,10 +453,17 @@ func (d *delivery) tlsConfig(name string) *tls.Config {
 
 // smtp runs the dialogue on conn and returns the message report (as a
 // *report error), or a *tlsFallback.
-func (d *delivery) smtp(conn net.Conn, a dnsmx.Addr, port int, tryTLS bool) error {
+func (d *delivery) smtp(conn net.Conn, a dnsmx.Addr, port int, tryTLS bool) (err error) {
 	s := newSession(conn, a.IP.String(), d.cfg.TimeoutRemote)
 	s.plain = d.plain
 	defer func() {
+		if fb := (*tlsFallback)(nil); errors.As(err, &fb) {
+			// The same address is dialled again at once, in plain
+			// text: let the peer see this connection end first (a peer
+			// allowing one connection per client refuses the next
+			// while it counts this one).
+			s.endAndWait(d.cfg.TimeoutConnect)
+		}
 		if !s.parked {
 			s.w.conn.Close()
 		}
