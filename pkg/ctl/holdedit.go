@@ -11,6 +11,7 @@ import (
 
 	"github.com/hqmail/hqmail/pkg/control"
 	"github.com/hqmail/hqmail/pkg/hold"
+	"github.com/hqmail/hqmail/pkg/qhome"
 	"golang.org/x/sys/unix"
 )
 
@@ -165,18 +166,21 @@ func editHold(dir, name string, holding bool, domains []string) (EditResult, err
 		if err := os.Remove(path); err != nil {
 			return res, err
 		}
-	} else {
-		if exists && string(content) == string(old) {
-			res.After = res.Before
-			return res, nil
-		}
-		if err := writeAtomic(path, content); err != nil {
-			return res, err
-		}
-		res.After = hold.Parse(content)
+		res.Changed = true
+		return res, syncDir(dir)
 	}
+	if exists && string(content) == string(old) {
+		res.After = res.Before
+		return res, nil
+	}
+	// Mode 0644 whatever the caller's umask: qmail-send (qmails) must
+	// read a hold flag, and one it cannot read stops it at its next start.
+	if err := qhome.ReplaceFile(path, content, 0o644, nil); err != nil {
+		return res, err
+	}
+	res.After = hold.Parse(content)
 	res.Changed = true
-	return res, syncDir(dir)
+	return res, nil
 }
 
 // allMarker reports whether a first line holds everything (hold.AllMarker).
@@ -222,34 +226,6 @@ func removeDomains(old []byte, drop []string) ([]byte, int) {
 		keep = append(keep, raw)
 	}
 	return []byte(strings.Join(keep, "")), left
-}
-
-// writeAtomic writes path through path.tmp, fsync and rename. The file is
-// made mode 0644 whatever the caller's umask: qmail-send (qmails) must
-// read a hold flag, and one it cannot read stops it at its next start.
-func writeAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0644)
-	if err != nil {
-		return err
-	}
-	err = f.Chmod(0644)
-	if err == nil {
-		_, err = f.Write(data)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-	}
-	return err
 }
 
 func syncDir(dir string) error {

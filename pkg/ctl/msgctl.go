@@ -257,44 +257,19 @@ func (c *cmd) holdStopped(hold bool, ids []uint64) int {
 	return c.fail(ExitNotRunning, "qmail-send is not running; the change applies at its next start")
 }
 
-// writeHeld replaces the held file (tmp, fsync, rename, fsync the
-// directory), giving it to the owner of queue/bounce (qmails) when run as
-// root.
+// writeHeld replaces the held file durably (qhome.ReplaceFile), giving it
+// to the owner of queue/bounce (qmails) when run as root.
 func writeHeld(root string, held map[uint64]bool) error {
 	path := filepath.Join(root, HeldFile)
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	fail := func(err error) error {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
+	var chown func(*os.File) error
 	if os.Geteuid() == 0 {
-		var st syscall.Stat_t
-		err := syscall.Stat(filepath.Dir(path), &st)
-		if err == nil {
-			err = f.Chown(int(st.Uid), int(st.Gid))
+		chown = func(f *os.File) error {
+			var st syscall.Stat_t
+			if err := syscall.Stat(filepath.Dir(path), &st); err != nil {
+				return err
+			}
+			return f.Chown(int(st.Uid), int(st.Gid))
 		}
-		if err != nil {
-			return fail(err)
-		}
 	}
-	if _, err := f.Write(hold.MsgsText(held)); err != nil {
-		return fail(err)
-	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return syncDir(filepath.Dir(path))
+	return qhome.ReplaceFile(path, hold.MsgsText(held), 0o600, chown)
 }

@@ -259,3 +259,42 @@ func ReadRegular(name string) ([]byte, error) {
 	defer f.Close()
 	return io.ReadAll(f)
 }
+
+// ReplaceFile replaces the file at path with data, durably: written to
+// path.tmp with mode perm (whatever the umask), prep run on it first when
+// not nil (a chown), flushed, renamed over path, and the directory
+// flushed, so that a crash leaves the old contents or the new ones, never
+// a part. The temporary file is removed on failure.
+func ReplaceFile(path string, data []byte, perm os.FileMode, prep func(*os.File) error) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
+	if err != nil {
+		return err
+	}
+	err = f.Chmod(perm)
+	if err == nil && prep != nil {
+		err = prep(f)
+	}
+	if err == nil {
+		_, err = f.Write(data)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

@@ -124,3 +124,32 @@ func TestOpenRegular(t *testing.T) {
 		t.Errorf("missing file: %v", err)
 	}
 }
+
+// TestReplaceFile: the new contents replace the old with the mode asked
+// for whatever the umask, prep runs on the new file, and a failure leaves
+// the old file and no temporary one.
+func TestReplaceFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "f")
+	os.WriteFile(p, []byte("old"), 0o600)
+	old := syscall.Umask(0o077)
+	defer syscall.Umask(old)
+	prepped := false
+	if err := ReplaceFile(p, []byte("new"), 0o644, func(*os.File) error { prepped = true; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(p)
+	st, _ := os.Stat(p)
+	if string(b) != "new" || st.Mode().Perm() != 0o644 || !prepped {
+		t.Errorf("contents %q, mode %v, prep run %v", b, st.Mode().Perm(), prepped)
+	}
+	boom := errors.New("boom")
+	if err := ReplaceFile(p, []byte("lost"), 0o644, func(*os.File) error { return boom }); err != boom {
+		t.Errorf("failing prep: %v", err)
+	}
+	if b, _ := os.ReadFile(p); string(b) != "new" {
+		t.Errorf("after a failure: %q", b)
+	}
+	if _, err := os.Stat(p + ".tmp"); err == nil {
+		t.Error("temporary file left")
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net"
 	"strings"
 	"syscall"
 	"time"
@@ -151,23 +152,19 @@ func (d *delivery) reuse() (rep *report, ok bool) {
 	return &report{letter: 'Z', text: "Connected to " + s.ip + " but connection died. (#4.4.2)\n"}, true
 }
 
-// quitAndWait sends QUIT and waits, at most limit, for the peer to close
-// the connection (its reply and end of file), reading nothing else.
+// quitAndWait sends QUIT and waits for the peer to close the connection
+// (waitEnd), reading nothing else.
 func (s *session) quitAndWait(limit time.Duration) {
 	if s.w.ioErr != nil {
 		return // gone already
 	}
 	s.quit()
-	if limit <= 0 || limit > 5*time.Second {
-		limit = 5 * time.Second
-	}
-	s.raw.SetReadDeadline(time.Now().Add(limit))
-	io.Copy(io.Discard, s.raw)
+	waitEnd(s.raw, limit)
 }
 
 // endAndWait ends our side of the TCP connection (no QUIT: after a failed
-// handshake the peer is in no state for SMTP) and waits, at most limit
-// (five seconds at most), for the peer to close its side.
+// handshake the peer is in no state for SMTP) and waits for the peer to
+// close its side (waitEnd).
 func (s *session) endAndWait(limit time.Duration) {
 	c := s.raw
 	if wc, ok := c.(*watchConn); ok {
@@ -176,6 +173,12 @@ func (s *session) endAndWait(limit time.Duration) {
 	if cw, ok := c.(interface{ CloseWrite() error }); ok {
 		cw.CloseWrite()
 	}
+	waitEnd(c, limit)
+}
+
+// waitEnd reads c to its end, for at most limit (five seconds at most):
+// the peer has let go of the connection then.
+func waitEnd(c net.Conn, limit time.Duration) {
 	if limit <= 0 || limit > 5*time.Second {
 		limit = 5 * time.Second
 	}

@@ -162,35 +162,10 @@ func loadMsgCtl(q string) *msgCtl {
 	return &msgCtl{path: filepath.Join(q, "bounce", HeldMsgsName), held: held, killed: map[uint64]byte{}}
 }
 
-// save writes the held set durably (replaceFile), as holdperiods is kept.
+// save writes the held set durably (qhome.ReplaceFile), as holdperiods is
+// kept.
 func (m *msgCtl) save() error {
-	return replaceFile(m.path, hold.MsgsText(m.held))
-}
-
-// replaceFile replaces the file at path with data, durably: written to
-// path.tmp, flushed, renamed over path, and the directory flushed, so a
-// crash leaves the old contents or the new ones, never a part.
-func replaceFile(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return syncDir(filepath.Dir(path))
+	return qhome.ReplaceFile(m.path, hold.MsgsText(m.held), 0o600, nil)
 }
 
 func (m *msgCtl) isHeld(id uint64) bool { return m != nil && m.held[id] }

@@ -118,7 +118,7 @@ func (h *holdLog) save() error {
 	for _, p := range h.periods {
 		b.WriteString(periodName[p.c] + " " + strconv.FormatInt(p.start, 10) + " " + strconv.FormatInt(p.end, 10) + "\n")
 	}
-	return replaceFile(h.path, []byte(b.String()))
+	return qhome.ReplaceFile(h.path, []byte(b.String()), 0o600, nil)
 }
 
 // heldWithin returns the seconds channel c was held within [birth, now].

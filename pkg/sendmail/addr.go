@@ -1,10 +1,6 @@
 package sendmail
 
-import (
-	"bufio"
-	"io"
-	"strings"
-)
+import "strings"
 
 // AddrSpec returns the address of a -f value or an argument recipient
 // given as a name-addr: "Joe <joe@example.org>" and "<joe@example.org>"
@@ -99,34 +95,4 @@ func splitList(s string) []string {
 		}
 	}
 	return append(parts, s[start:])
-}
-
-// crlfReader turns each CR LF of its input into LF, as Postfix's and
-// sendmail's sendmail do with a message given on standard input: PHP's
-// mail() and some Windows-born scripts end every line with CR LF, which
-// qmail-inject (like qmail's) keeps, leaving a CR at the end of each
-// header field and a line holding only a CR at the top of the body. A
-// CR not followed by LF is left alone.
-type crlfReader struct{ r *bufio.Reader }
-
-func newCRLFReader(r io.Reader) io.Reader { return &crlfReader{bufio.NewReader(r)} }
-
-func (c *crlfReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	j := 0
-	for i := 0; i < n; i++ {
-		if p[i] == '\r' {
-			if i+1 < n && p[i+1] == '\n' {
-				continue
-			}
-			if i+1 == n {
-				if next, perr := c.r.Peek(1); perr == nil && next[0] == '\n' {
-					continue
-				}
-			}
-		}
-		p[j] = p[i]
-		j++
-	}
-	return j, err
 }
