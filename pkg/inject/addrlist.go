@@ -1,5 +1,7 @@
 package inject
 
+import "slices"
+
 // Rewriter holds the host names that address rewriting appends, already
 // split into tokens: DefaultHost starts with '@', DefaultDomain and
 // PlusDomain with '.'.
@@ -93,7 +95,8 @@ func (rw *Rewriter) Rewrite(a []Token) []Token {
 // whole field, name and colon included) from its end to its start, as qmail
 // does, hands every address to cb and returns the field's tokens with each
 // address replaced by what cb returned. cb therefore sees the addresses of
-// one field last to first.
+// one field last to first. The slice cb is given is used again for the
+// next address: cb must not keep it (it may return it).
 //
 // Outside angle brackets comments are kept apart from the address (they end
 // up after it) and two words with nothing between them start a new address
@@ -102,12 +105,23 @@ func (rw *Rewriter) Rewrite(a []Token) []Token {
 // the phrase before a ':' (a group name, or the field name itself). ok is
 // false for a '<' without its '>' or a '>' without its '<'.
 func AddrList(toks []Token, cb func([]Token) []Token) (out []Token, ok bool) {
-	var rev, addr []Token // both in reverse order
+	// Both in reverse order; rewriting adds a few tokens to most addresses.
+	rev := make([]Token, 0, len(toks)+len(toks)/4+4)
+	var addr, fwd []Token
+	got := func() {
+		fwd = append(fwd[:0], addr...)
+		slices.Reverse(fwd)
+		res := cb(fwd)
+		for i := len(res) - 1; i >= 0; i-- {
+			rev = append(rev, res[i])
+		}
+		addr = addr[:0]
+	}
 	flush := func(comma bool) {
 		if len(addr) == 0 {
 			return
 		}
-		got(&rev, &addr, cb)
+		got()
 		if comma {
 			rev = append(rev, Token{Kind: Comma})
 		}
@@ -143,7 +157,7 @@ func AddrList(toks []Token, cb func([]Token) []Token) (out []Token, ok bool) {
 				addr = append(addr, toks[i])
 				i--
 			}
-			got(&rev, &addr, cb) // even when empty: <>
+			got() // even when empty: <>
 			if i < 0 {
 				return nil, false
 			}
@@ -167,19 +181,4 @@ func AddrList(toks []Token, cb func([]Token) []Token) (out []Token, ok bool) {
 		rev[l], rev[r] = rev[r], rev[l]
 	}
 	return rev, true
-}
-
-// got passes the collected address (reversed) to cb in order and appends
-// the result, reversed again, to rev.
-func got(rev, addr *[]Token, cb func([]Token) []Token) {
-	a := *addr
-	fwd := make([]Token, len(a))
-	for i, t := range a {
-		fwd[len(a)-1-i] = t
-	}
-	res := cb(fwd)
-	for i := len(res) - 1; i >= 0; i-- {
-		*rev = append(*rev, res[i])
-	}
-	*addr = (*addr)[:0]
 }

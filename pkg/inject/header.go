@@ -136,7 +136,10 @@ func validField(h []byte) bool {
 // body), or at a line that is not a valid field: then the body is an
 // empty line followed by that line. The body reads the rest of r as it
 // comes, so that a message is never held whole (only its header is).
-func readHeader(r *bufio.Reader) (fields [][]byte, body *bodyReader, err error) {
+//
+// Each field is handed to field as soon as its last line is read, and not
+// kept: what the caller keeps of it is the caller's affair.
+func readHeader(r *bufio.Reader, field func([]byte)) (body *bodyReader, err error) {
 	var cur []byte
 	for {
 		line, err := r.ReadBytes('\n')
@@ -145,22 +148,22 @@ func readHeader(r *bufio.Reader) (fields [][]byte, body *bodyReader, err error) 
 			line = append(line, '\n') // a final partial line
 		case err == io.EOF:
 			if cur != nil {
-				fields = append(fields, cur)
+				field(cur)
 			}
-			return fields, &bodyReader{r: r}, nil
+			return &bodyReader{r: r}, nil
 		case err != nil:
-			return nil, nil, err
+			return nil, err
 		}
 		if cur != nil {
 			if line[0] == ' ' || line[0] == '\t' {
 				cur = append(cur, line...)
 				continue
 			}
-			fields = append(fields, cur)
+			field(cur)
 			cur = nil
 		}
 		if len(line) == 1 {
-			return fields, &bodyReader{head: line, r: r}, nil
+			return &bodyReader{head: line, r: r}, nil
 		}
 		switch {
 		case bytes.HasPrefix(line, []byte("From ")):
@@ -168,7 +171,7 @@ func readHeader(r *bufio.Reader) (fields [][]byte, body *bodyReader, err error) 
 		case validField(line):
 			cur = line
 		default:
-			return fields, &bodyReader{head: append([]byte("\n"), line...), r: r}, nil
+			return &bodyReader{head: append([]byte("\n"), line...), r: r}, nil
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -104,11 +105,11 @@ func firstEnv(env []string, keys ...string) (string, bool) {
 type state struct {
 	rw         *Rewriter
 	seen       [hCount]bool
-	headRecips []string // To, Cc, Bcc, Apparently-To
-	resRecips  []string // Resent-To, Resent-Cc, Resent-Bcc
-	tocc       []string // To and Cc addresses, for Mail-Followup-To
-	rpath      *string  // first Return-Path address
-	saved      []byte
+	headRecips []string    // To, Cc, Bcc, Apparently-To
+	resRecips  []string    // Resent-To, Resent-Cc, Resent-Bcc
+	tocc       []string    // To and Cc addresses, for Mail-Followup-To
+	rpath      *string     // first Return-Path address
+	saved      net.Buffers // the fields kept, each as read or rewritten
 	delFrom    bool
 	delMsgID   bool
 	delRPath   bool
@@ -163,7 +164,7 @@ func (st *state) field(h []byte) {
 	case hBcc, hResentBcc, hReturnPath, hContentLength:
 		return
 	}
-	st.saved = append(st.saved, h...)
+	st.saved = append(st.saved, h)
 }
 
 // cString cuts an address taken from the header at its first NUL byte:
@@ -290,12 +291,9 @@ func (j *Job) Exec() *Error {
 		}
 	}
 
-	fields, body, rerr := readHeader(bufio.NewReaderSize(j.Stdin, 64<<10))
+	body, rerr := readHeader(bufio.NewReaderSize(j.Stdin, 64<<10), st.field)
 	if rerr != nil {
 		return fatalf(111, errRead)
-	}
-	for _, f := range fields {
-		st.field(f)
 	}
 
 	user, ok := firstEnv(env, "QMAILUSER", "MAILUSER", "USER", "LOGNAME")
@@ -423,16 +421,15 @@ func (j *Job) Exec() *Error {
 		}
 	}
 
-	hd.Write(st.saved)
+	// The header read stays where it is: a copy would double what a huge
+	// header costs.
+	header := io.MultiReader(&hd, &st.saved)
 
 	if j.NeedRecipients && len(recips) == 0 {
 		return fatalf(100, ErrNoRecipients)
 	}
 	if j.Print {
-		_, err := j.Stdout.Write(hd.Bytes())
-		if err == nil {
-			_, err = io.Copy(j.Stdout, body)
-		}
+		_, err := io.Copy(j.Stdout, io.MultiReader(header, body))
 		if body.err != nil {
 			return fatalf(111, errRead)
 		}
@@ -444,7 +441,7 @@ func (j *Job) Exec() *Error {
 	// The body goes to the queue as it is read; if reading it fails, the
 	// queue gets no envelope and queues nothing (qq.Queue).
 	_, qerr2 := qq.Queue(qq.Options{Root: j.Root, Env: env, Started: j.Started},
-		io.MultiReader(&hd, body), &qq.Envelope{Sender: *sender, Recipients: recips})
+		io.MultiReader(header, body), &qq.Envelope{Sender: *sender, Recipients: recips})
 	if body.err != nil {
 		return fatalf(111, errRead)
 	}

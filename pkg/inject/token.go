@@ -70,6 +70,15 @@ func special(c byte) (Kind, bool) {
 // ')' or ']' where a token starts.
 func Tokenize(s string) (toks []Token, ok bool) {
 	n := len(s)
+	// Most tokens are specials or a word after one: room for twice the
+	// specials saves regrowing the list of a long address field.
+	sp := 0
+	for i := 0; i < n; i++ {
+		if _, ok := special(s[i]); ok {
+			sp++
+		}
+	}
+	toks = make([]Token, 0, 2*sp+4)
 	for i := 0; i < n; i++ {
 		c := s[i]
 		if k, sp := special(c); sp {
@@ -114,24 +123,35 @@ func Tokenize(s string) (toks []Token, ok bool) {
 			toks = append(toks, Token{Kind: kind, S: string(b)})
 			continue
 		}
-		// An atom: up to the next byte that cannot continue one.
-		var b []byte
+		// An atom: up to the next byte that cannot continue one. One
+		// without a backslash is a piece of s, not a copy: a field of
+		// many thousand addresses then costs its tokens and no more.
+		start, b := i, []byte(nil)
 		for {
 			if s[i] == '\\' {
+				if b == nil {
+					b = append(make([]byte, 0, 16), s[start:i]...)
+				}
 				i++
 				if i >= n {
 					break
 				}
 			}
-			b = append(b, s[i])
+			if b != nil {
+				b = append(b, s[i])
+			}
 			i++
 			if i >= n || !atomByte(s[i]) {
 				break
 			}
 		}
+		t := Token{Kind: Atom, S: s[start:i]}
+		if b != nil {
+			t.S = string(b)
+		}
 		i--
-		t := Token{Kind: Atom, S: string(b)}
-		for _, d := range b {
+		for j := 0; j < len(t.S); j++ {
+			d := t.S[j]
 			if d < 32 || d > 126 || d == ')' || d == ']' || d == '\\' {
 				t.Kind = Quote
 				break
