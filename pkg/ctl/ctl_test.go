@@ -2,7 +2,9 @@ package ctl
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -778,6 +780,70 @@ func TestHoldAllKeepsDomains(t *testing.T) {
 		}
 		if got != st.file {
 			t.Fatalf("step %d (hold %v %v): file %q, want %q", i, st.hold, st.domains, got, st.file)
+		}
+	}
+}
+
+// An address literal is held and released by its address, whatever its
+// spelling: qmailctl status shows "[::1]" for a hold of "[IPv6:0:0::1]",
+// and releasing what status shows must work.
+func TestHoldLiteralAnySpelling(t *testing.T) {
+	root := makeTree(t)
+	dir := filepath.Join(root, "control")
+	steps := []struct {
+		hold    bool
+		domains []string
+		file    string // "" = no file
+	}{
+		{true, []string{"[IPv6:0:0::1]"}, "[::1]\n"},
+		{true, []string{"[IPv6:::1]", "[::1]"}, "[::1]\n"},
+		{false, []string{"[IPv6:0:0:0:0:0:0:0:1]"}, ""},
+		{true, []string{"[IPv6:::ffff:127.0.0.1]", "Corp.Example"}, "[127.0.0.1]\ncorp.example\n"},
+		{false, []string{"[127.0.0.1]", "CORP.example"}, ""},
+	}
+	for i, st := range steps {
+		if _, err := EditHold(dir, hold.RemoteFile, st.hold, st.domains); err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		got, _ := readFlag(t, root, hold.RemoteFile)
+		if got != st.file {
+			t.Fatalf("step %d (hold %v %v): file %q, want %q", i, st.hold, st.domains, got, st.file)
+		}
+	}
+	// A hand-written line in another spelling is released too.
+	path := filepath.Join(dir, hold.RemoteFile)
+	if err := os.WriteFile(path, []byte("[IPv6:0:0::1]\n other.example \n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := EditHold(dir, hold.RemoteFile, false, []string{"[::1]", "other.example"}); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := readFlag(t, root, hold.RemoteFile); ok {
+		t.Errorf("file left: %q", got)
+	}
+}
+
+// control/holdlocal holds all local delivery whatever it says (qmail-send
+// only asks whether it exists): a release removes it, even when a word or
+// a domain was written into it by hand.
+func TestReleaseLocalWithWords(t *testing.T) {
+	root := makeTree(t)
+	dir := filepath.Join(root, "control")
+	path := filepath.Join(dir, hold.LocalFile)
+	for _, content := range []string{"x.example\n", "# held for the move\nx.example\n", "hold\n", ""} {
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		h, err := hold.Read(dir, hold.LocalFile)
+		if err != nil || !h.All || h.Describe() != "held (all destinations)" {
+			t.Errorf("%q: read %+v, %v", content, h, err)
+		}
+		res, err := EditHold(dir, hold.LocalFile, false, nil)
+		if err != nil || !res.Changed || res.After.Set {
+			t.Errorf("%q: release: %+v, %v", content, res, err)
+		}
+		if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%q: control/holdlocal left (%v)", content, err)
 		}
 	}
 }

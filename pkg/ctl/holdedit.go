@@ -105,7 +105,7 @@ func editHold(dir, name string, holding bool, domains []string) (EditResult, err
 		return res, err
 	}
 	if exists {
-		res.Before = hold.Parse(old)
+		res.Before = hold.ParseFile(name, old)
 		// A flag others cannot read (written by hand under umask 077)
 		// is one qmail-send cannot apply, even when its words stay.
 		if st, err := os.Stat(path); err == nil && st.Mode().Perm()&0o044 != 0o044 {
@@ -178,7 +178,7 @@ func editHold(dir, name string, holding bool, domains []string) (EditResult, err
 	if err := qhome.ReplaceFile(path, content, 0o644, nil); err != nil {
 		return res, err
 	}
-	res.After = hold.Parse(content)
+	res.After = hold.ParseFile(name, content)
 	res.Changed = true
 	return res, nil
 }
@@ -197,7 +197,7 @@ func addDomains(old []byte, have, add []string) []byte {
 		out += "\n"
 	}
 	for _, d := range add {
-		d = strings.ToLower(d)
+		d = hold.CanonDomain(d)
 		if !held[d] {
 			held[d] = true
 			out += d + "\n"
@@ -207,17 +207,19 @@ func addDomains(old []byte, have, add []string) []byte {
 }
 
 // removeDomains drops the lines naming one of the domains and returns the
-// new contents and the number of domain lines left.
+// new contents and the number of domain lines left. Names are compared as
+// qmail-send matches them (hold.CanonDomain): without case, and an address
+// literal by its address, whatever its spelling.
 func removeDomains(old []byte, drop []string) ([]byte, int) {
 	gone := map[string]bool{}
 	for _, d := range drop {
-		gone[strings.ToLower(d)] = true
+		gone[hold.CanonDomain(d)] = true
 	}
 	var keep []string
 	left := 0
 	for _, raw := range strings.SplitAfter(string(old), "\n") {
-		line := strings.TrimRight(raw, " \t\r\n")
-		if gone[strings.ToLower(line)] {
+		line := strings.TrimSpace(raw)
+		if gone[hold.CanonDomain(line)] {
 			continue
 		}
 		if hold.ValidDomain(line) {

@@ -164,7 +164,18 @@ func Read(dir, name string) (Flag, error) {
 		}
 		return Flag{}, err
 	}
-	return Parse(b), nil
+	return ParseFile(name, b), nil
+}
+
+// ParseFile parses the contents of the existing hold file name. Local
+// delivery is held as a whole: control/holdlocal holds everything whatever
+// it says, as qmail-send reads it (a domain written there by hand is not a
+// domain hold).
+func ParseFile(name string, b []byte) Flag {
+	if name == LocalFile {
+		return Flag{Set: true, All: true}
+	}
+	return Parse(b)
 }
 
 // HoldsDomain reports whether deliveries to domain are held.
