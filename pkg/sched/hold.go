@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/hqmail/hqmail/pkg/qerr"
 	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/tcpto"
 )
@@ -39,15 +40,25 @@ type period struct {
 
 // holdLog is the persistent record of hold periods, used to leave held
 // time out of the queuelifetime computation.
+//
+// A file that exists but cannot be read (wrong owner, a directory) is
+// neither thrown away nor replaced: err says why, the held time it records
+// is unknown, so no message is bounced as too old until it can be read
+// (held mail must not bounce for time it was held), and it is read again
+// at every HUP.
 type holdLog struct {
 	path    string
 	periods []period
+	err     error
 }
 
 func loadHoldLog(queue string) *holdLog {
 	h := &holdLog{path: filepath.Join(queue, "bounce", HoldLogName)}
 	b, err := qhome.ReadRegular(h.path)
 	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			h.err = err
+		}
 		return h
 	}
 	sc := bufio.NewScanner(bytes.NewReader(b))
@@ -114,6 +125,9 @@ func (h *holdLog) set(c int, held bool, t int64) bool {
 // save replaces the file durably: the periods decide when held messages
 // bounce, so a crash must leave the old file or the new one, whole.
 func (h *holdLog) save() error {
+	if h.err != nil {
+		return nil // not replaced until it has been read (holdLog)
+	}
 	var b strings.Builder
 	for _, p := range h.periods {
 		b.WriteString(periodName[p.c] + " " + strconv.FormatInt(p.start, 10) + " " + strconv.FormatInt(p.end, 10) + "\n")
@@ -142,7 +156,43 @@ func (h *holdLog) heldWithin(c int, birth, now int64) int64 {
 
 // startup brings the hold log in line with the flags read at start.
 func (h *holdLog) startup(s *Sched, now int64) {
+	s.holdLogAlert()
 	s.recordHolds(s.cf.hold, now)
+}
+
+// holdLogAlert says that the hold log cannot be read, and what follows.
+func (s *Sched) holdLogAlert() {
+	if err := s.holds.err; err != nil {
+		s.log.line("alert: unable to read bounce/", HoldLogName, ": ", qerr.Bare(err).Error(),
+			"; no message is bounced for queuelifetime until it can be read (make it qmails' and send HUP)")
+	}
+}
+
+// rereadHoldLog reads a hold log that could not be read before (at HUP).
+// The periods it records are taken, and what happened since the start is
+// recorded on top of them.
+func (s *Sched) rereadHoldLog() {
+	if s.holds.err == nil {
+		return
+	}
+	h := loadHoldLog(s.queue)
+	if h.err != nil {
+		s.holds.err = h.err
+		s.holdLogAlert()
+		return
+	}
+	for _, p := range s.holds.periods {
+		if p.end == 0 {
+			h.set(p.c, true, p.start)
+		} else {
+			h.periods = append(h.periods, p)
+		}
+	}
+	s.holds = h
+	s.log.line("info: bounce/", HoldLogName, " read again; queuelifetime applies")
+	if err := h.save(); err != nil {
+		s.log.line("warning: unable to write bounce/", HoldLogName, ": ", qerr.Bare(err).Error())
+	}
 }
 
 // recordHolds records the hold flags hs from time t on, logging a
@@ -150,7 +200,7 @@ func (h *holdLog) startup(s *Sched, now int64) {
 // after a restart).
 func (s *Sched) recordHolds(hs holdState, t int64) {
 	if err := s.holds.record(hs, t); err != nil {
-		s.log.line("warning: unable to write bounce/", HoldLogName)
+		s.log.line("warning: unable to write bounce/", HoldLogName, ": ", qerr.Bare(err).Error())
 	}
 }
 
@@ -249,6 +299,7 @@ func (s *Sched) handleHUP() {
 	} else {
 		s.cf.locals, s.cf.vdoms = locals, vd
 	}
+	s.rereadHoldLog()
 	nh := s.cf.hold
 	if l, err := readHoldLocal(s.ctl); err != nil {
 		s.log.line("alert: unable to reread control/holdlocal")

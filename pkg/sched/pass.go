@@ -140,7 +140,7 @@ func (s *Sched) passChan(c int) {
 		j := s.jobOpen(e.id, c)
 		jb := &s.jobs[j]
 		jb.retry = nextretry(birth, s.recent, c)
-		jb.dying = s.recent > birth+s.cf.lifetime+s.holds.heldWithin(c, birth, s.recent)
+		jb.dying = s.holds.err == nil && s.recent > birth+s.cf.lifetime+s.holds.heldWithin(c, birth, s.recent)
 		jb.sender = sender
 		*p = pass{open: true, id: e.id, job: j, f: f, r: bufio.NewReaderSize(f, 1024)}
 	}

@@ -431,6 +431,56 @@ func TestHeldTimeNotCountedForLifetime(t *testing.T) {
 	e3.waitLog("failure: later/I'm_not_going", 1)
 }
 
+// TestHoldLogUnreadable: a hold log that cannot be read is not replaced,
+// and while it cannot be read no message bounces for its age: the held
+// time it records is unknown (it was reset, and held mail bounced as too
+// old). After a HUP that can read it, its periods count again.
+func TestHoldLogUnreadable(t *testing.T) {
+	root := newTree(t)
+	ctl(t, root, "queuelifetime", "600\n")
+	id := queueMsg(t, root, "ann@example.org", "x@remote.example")
+	later := func(spawnproto.Request) (byte, string) { return 'Z', "later\n" }
+	e := start(t, root, ok, later)
+	e.waitLog("deferral: later/", 1)
+	e.stop()
+	// Two hours old, held for all but 5 minutes of that; the log is a
+	// directory (a file of the wrong owner reads the same: unreadable).
+	now := time.Now().Unix()
+	old := time.Unix(now-7200, 0)
+	os.Chtimes(filepath.Join(root, "queue", fnSplit("info", id)), old, old)
+	os.Chtimes(filepath.Join(root, "queue", fnChan(1, id)), old, old)
+	hl := filepath.Join(root, "queue", "bounce", HoldLogName)
+	if err := os.Mkdir(hl, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ctl(t, root, "holdlocal", "")
+	e2 := start(t, root, ok, later)
+	e2.waitLog("alert: unable to read bounce/"+HoldLogName+": is a directory; no message is bounced", 1)
+	e2.waitLog("deferral: later/", 1)
+	if st, err := os.Stat(hl); err != nil || !st.IsDir() {
+		t.Fatalf("the unreadable log was replaced: %v", err)
+	}
+	// Readable again: its periods and the local hold since the start.
+	os.Remove(hl)
+	os.WriteFile(hl, []byte(fmt.Sprintf("remote %d %d\n", now-7000, now-300)), 0o600)
+	os.Chtimes(filepath.Join(root, "queue", fnChan(1, id)), old, old)
+	e2.sigs <- syscall.SIGHUP
+	e2.waitLog("info: bounce/"+HoldLogName+" read again", 1)
+	e2.stop()
+	b, _ := os.ReadFile(hl)
+	if !strings.Contains(string(b), fmt.Sprintf("remote %d %d\n", now-7000, now-300)) || !strings.Contains(string(b), "local ") {
+		t.Errorf("log after HUP: %q", b)
+	}
+	// Without the held time it would be dying: with it, another deferral.
+	os.Chtimes(filepath.Join(root, "queue", fnChan(1, id)), old, old)
+	e3 := start(t, root, ok, later)
+	e3.waitLog("deferral: later/", 1)
+	e3.stop()
+	if e3.log.count("failure") > 0 {
+		t.Errorf("bounced:\n%s", e3.log.String())
+	}
+}
+
 // TestHoldKinds: a hold of everything is a "remote" period (and a
 // "remotesome" one, the since of sendstatus); a domain hold only a
 // "remotesome" one.

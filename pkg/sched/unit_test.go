@@ -402,6 +402,6 @@ func TestHoldLogWarning(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := start(t, root, ok, ok)
-	e.waitLog("warning: unable to write bounce/"+HoldLogName+"\n", 1)
+	e.waitLog("warning: unable to write bounce/"+HoldLogName+": is a directory\n", 1)
 	e.stop()
 }
