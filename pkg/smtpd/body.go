@@ -22,13 +22,18 @@ var errBareLF = errors.New("bare LF in DATA")
 // far, so body may ask it for a block: a bare LF is still answered at
 // once, as qmail does, even when the client then waits.
 //
-// After databytes is exceeded or MaxHops reached, nothing more is passed
-// on but input is still consumed to the end, and Read then fails with the
-// reply qmail would give (hops take precedence). A Read error always means
-// "do not queue".
+// After databytes is exceeded, MaxHops reached or a line longer than
+// maxLine seen, nothing more is passed on but input is still consumed to
+// the end, and Read then fails with the reply (hops take precedence, then
+// databytes, as in qmail). A Read error always means "do not queue". The
+// long line is answered after the end of the message, as databytes is: a
+// reply sent (and the connection closed) while the client was still
+// sending reached almost no client, who saw a reset connection and tried
+// again later.
 type body struct {
 	src     io.Reader
 	limit   int64  // databytes, 0 = none
+	maxLine int    // longest line, CR and LF included; 0 = none
 	refresh func() // extends the read deadline; may be nil. Called after
 	// every read that brought input, so that timeoutsmtpd bounds each
 	// wait for the client, as qmail's per-read timeout does, never the
@@ -48,6 +53,8 @@ type body struct {
 	size     int64
 	over     bool
 	looping  bool
+	rawLine  int // bytes of the current input line, before its LF
+	long     bool
 	readErr  error // error of the source (client gone, timeout, long line)
 }
 
@@ -121,6 +128,11 @@ func (b *body) Read(p []byte) (int, error) {
 }
 
 func (b *body) decode(c byte, p []byte, n int) int {
+	if c == '\n' {
+		b.rawLine = 0
+	} else if b.rawLine++; b.maxLine > 0 && b.rawLine >= b.maxLine {
+		b.long = true
+	}
 	if b.cr {
 		b.cr = false
 		if c == '\n' {
@@ -163,7 +175,7 @@ func (b *body) emit(c byte, p []byte, n int) int {
 			}
 		}
 	}
-	if b.over || b.looping {
+	if b.over || b.looping || b.long {
 		return n
 	}
 	p[n] = c
@@ -177,6 +189,8 @@ func (b *body) finish() error {
 		return replyTooManyHops
 	case b.over:
 		return replyDatabytes
+	case b.long:
+		return replyLongLine
 	}
 	return io.EOF
 }

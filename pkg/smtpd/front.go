@@ -13,8 +13,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	smtp "github.com/emersion/go-smtp"
 )
 
 // front is the net.Conn go-smtp is given. It makes the dialogue qmail's
@@ -64,7 +62,6 @@ type front struct {
 	data    int    // dataNone, dataBody, dataDrain
 	qstate  int    // DATA state (qBegin...)
 	dpend   []byte // decoded DATA bytes not yet handed out
-	lineLen int    // bytes of the current DATA line so far
 	closed  bool
 
 	wbuf []byte // go-smtp's reply being collected
@@ -330,7 +327,7 @@ func (f *front) dispatch(line string) {
 				if replyCode(r) != 354 {
 					return r
 				}
-				f.data, f.qstate, f.lineLen, f.dpend = dataBody, qBegin, 0, f.dpend[:0]
+				f.data, f.qstate, f.dpend = dataBody, qBegin, f.dpend[:0]
 				return []byte(textGoAhead + "\r\n")
 			})
 		}
@@ -450,9 +447,9 @@ const (
 // beginning of a line is removed, CR LF "." CR LF ends the message (the
 // start counting as a beginning of a line, and a CR before CR LF being
 // an ordinary byte), and everything else is passed on, CRs and bare LFs
-// included, for body to decode (CR LF to LF, bare LF fatal). A line longer
-// than MaxLine fails the read with smtp.ErrTooLongLine. Read returns
-// io.EOF at the end of the message, and never reads past it.
+// included, for body to decode (CR LF to LF, bare LF fatal, lines longer
+// than MaxLine refused at the end). Read returns io.EOF at the end of the
+// message, and never reads past it.
 type bodyReader struct{ f *front }
 
 func (r bodyReader) Read(p []byte) (int, error) {
@@ -479,11 +476,6 @@ func (r bodyReader) Read(p []byte) (int, error) {
 		}
 		if err != nil {
 			return n, err
-		}
-		if c == '\n' {
-			f.lineLen = 0
-		} else if f.lineLen++; f.lineLen >= f.cs.cfg.MaxLine {
-			return n, smtp.ErrTooLongLine
 		}
 		f.decode(c)
 	}

@@ -196,6 +196,7 @@ func (s *session) Data(_ io.Reader) error {
 	refresh := func() { cs.conn.Conn().SetReadDeadline(time.Now().Add(cs.cfg.Timeout)) }
 	refresh() // the deadline of the DATA command itself is running
 	b := newBody(bodyReader{cs.front}, cs.cfg.Databytes, refresh)
+	b.maxLine = cs.cfg.MaxLine
 	rcv := Received(cs.peer, cs.helo, cs.cfg.Now())
 	msg := io.MultiReader(strings.NewReader(rcv), b)
 	run := s.running
@@ -249,11 +250,6 @@ func (s *session) Data(_ io.Reader) error {
 func (s *session) readFailure(err error) error {
 	var ne net.Error
 	switch {
-	case errors.Is(err, smtp.ErrTooLongLine):
-		// go-smtp cannot read on after an over-long line: say why and
-		// end the session, instead of its generic 500 on the next read.
-		s.cs.fatal(textLongLine)
-		return replyLongLine
 	case errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
 		s.cs.fatal(textTimeout)
 		return replyTimeout
