@@ -117,12 +117,29 @@ func appendBounce(root, path string, data []byte) error {
 			return err
 		}
 	}
-	if _, err := f.Write(data); err != nil {
+	st, err := f.Stat()
+	if err != nil {
 		f.Close()
 		return err
 	}
-	if err := f.Sync(); err != nil {
+	// qmail-send is not running (it makes its own bounces), so nobody
+	// else appends: a write cut short (a full disk) is cut back to where
+	// it started (a new file is removed), so that a later run does not
+	// put the whole paragraph behind its first part.
+	undo := func() {
+		if errors.Is(statErr, fs.ErrNotExist) {
+			os.Remove(path)
+		} else {
+			f.Truncate(st.Size())
+		}
 		f.Close()
+	}
+	if _, err := f.Write(data); err != nil {
+		undo()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		undo()
 		return err
 	}
 	if err := f.Close(); err != nil {

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -959,5 +960,43 @@ func TestHoldFlagModeIgnoresUmask(t *testing.T) {
 	}
 	if st, err := os.Stat(p); err != nil || st.Mode().Perm() != 0o644 {
 		t.Errorf("hand-made flag after hold: %v %v, want 0644", st.Mode(), err)
+	}
+}
+
+// TestAppendBounceCutShort: a bounce paragraph whose write is cut short
+// (a full disk; here the file size limit) is taken back, so that running
+// qmailctl bounce again does not leave its first part before it.
+func TestAppendBounceCutShort(t *testing.T) {
+	dir := t.TempDir()
+	old := filepath.Join(dir, "1")
+	first := []byte("<a@example.org>:\nfirst\n\n")
+	if err := os.WriteFile(old, first, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := []byte("<b@example.org>:\n" + strings.Repeat("x", 3000) + "\n\n")
+	var was syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &was); err != nil {
+		t.Fatal(err)
+	}
+	signal.Ignore(syscall.SIGXFSZ)
+	defer signal.Reset(syscall.SIGXFSZ)
+	lim := was
+	lim.Cur = uint64(len(first) + 1000)
+	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &lim); err != nil {
+		t.Skipf("cannot set a file size limit: %v", err)
+	}
+	errOld := appendBounce(dir, old, p)
+	errNew := appendBounce(dir, filepath.Join(dir, "2"), p)
+	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &was); err != nil {
+		t.Fatal(err)
+	}
+	if errOld == nil || errNew == nil {
+		t.Fatalf("writes past the limit succeeded: %v, %v", errOld, errNew)
+	}
+	if got, _ := os.ReadFile(old); string(got) != string(first) {
+		t.Errorf("bounce/1 is %d bytes after the failure, want its %d from before", len(got), len(first))
+	}
+	if _, err := os.Stat(filepath.Join(dir, "2")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a new bounce file is left after the failure (%v)", err)
 	}
 }

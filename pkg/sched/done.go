@@ -17,19 +17,27 @@ import (
 func (s *Sched) addBounce(id uint64, recip, text string) {
 	p := bounceParagraph(s.cf.unvirtual(recip), text)
 	n := s.path(fnFlat("bounce", id))
-	for {
-		f, err := os.OpenFile(n, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-		if err == nil {
-			_, err = f.Write(p)
-			if cerr := f.Close(); err == nil {
-				err = cerr
-			}
-			if err == nil {
-				return
-			}
-		}
+	done := 0
+	for appendRest(n, p, &done) != nil {
 		s.sleepRetry("alert: unable to append to bounce message; HELP! sleeping...")
 	}
+}
+
+// appendRest appends to file name what of p is not written yet (p[*done:])
+// and counts what it wrote in *done, so that a write cut short (a full
+// disk) is taken up where it stopped, as qmail does, instead of starting
+// the paragraph again behind its first part.
+func appendRest(name string, p []byte, done *int) error {
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	k, err := f.Write(p[*done:])
+	*done += k
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // messDone finishes a message whose channel files are gone

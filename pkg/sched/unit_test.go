@@ -4,8 +4,10 @@ import (
 	"flag"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -404,4 +406,43 @@ func TestHoldLogWarning(t *testing.T) {
 	e := start(t, root, ok, ok)
 	e.waitLog("warning: unable to write bounce/"+HoldLogName+": is a directory\n", 1)
 	e.stop()
+}
+
+// TestAppendRestResumes: a bounce paragraph whose write is cut short (a
+// full disk, here the file size limit) is taken up where it stopped on the
+// next try, so the bounce holds it once and whole (it held its first part
+// and then the whole paragraph again).
+func TestAppendRestResumes(t *testing.T) {
+	name := filepath.Join(t.TempDir(), "bounce")
+	first := []byte("<a@example.org>:\nfirst\n\n")
+	if err := os.WriteFile(name, first, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := []byte("<b@example.org>:\n" + strings.Repeat("x", 3000) + "\n\n")
+	var old syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &old); err != nil {
+		t.Fatal(err)
+	}
+	signal.Ignore(syscall.SIGXFSZ)
+	defer signal.Reset(syscall.SIGXFSZ)
+	lim := old
+	lim.Cur = uint64(len(first) + 1000)
+	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &lim); err != nil {
+		t.Skipf("cannot set a file size limit: %v", err)
+	}
+	done := 0
+	err := appendRest(name, p, &done)
+	if rerr := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &old); rerr != nil {
+		t.Fatal(rerr)
+	}
+	if err == nil || done != 1000 {
+		t.Fatalf("cut-short write: err %v, %d written, want an error after 1000", err, done)
+	}
+	if err := appendRest(name, p, &done); err != nil || done != len(p) {
+		t.Fatalf("second try: err %v, %d written of %d", err, done, len(p))
+	}
+	got, _ := os.ReadFile(name)
+	if want := string(first) + string(p); string(got) != want {
+		t.Errorf("bounce file is %d bytes, want %d: the paragraph once, whole", len(got), len(want))
+	}
 }
