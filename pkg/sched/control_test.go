@@ -514,12 +514,16 @@ func TestBrokenFIFOs(t *testing.T) {
 	e.waitLog("warning: unable to open lock/trigger: not a named pipe; new mail waits for the scan of todo/ every 1500 seconds", 1)
 	e.waitLog("warning: unable to open lock/sendctl: no such file or directory; qmailctl requests go unanswered", 1)
 	e.waitLog("status: local 0/10", 1)
+	// Mail queued meanwhile could wake nobody: the HUP after the repair
+	// scans todo/ (it waited for the next injection or the 25 minutes).
+	id0 := queueMsg(t, root, "ann@example.org", "bea@local.example")
 	os.Remove(trig)
 	mkCtlFIFO(t, root)
 	e.sigs <- syscall.SIGHUP
 	if got := e.request("u1", "hold", "99999"); got != "fail message 99999 is not in the queue" {
 		t.Errorf("request after HUP: %q", got)
 	}
+	e.waitLog(fmt.Sprintf("end msg %d", id0), 1)
 	id := queueMsg(t, root, "ann@example.org", "bob@local.example")
 	e.trigger()
 	e.waitLog(fmt.Sprintf("end msg %d", id), 1)

@@ -336,6 +336,9 @@ func (s *Sched) openFIFOs() {
 		}
 		s.fifos[i] = f
 		if i == 0 {
+			// Mail queued while there was no trigger to pull
+			// (a repair, then HUP) waits no longer.
+			s.nextTodo = s.recent
 			go s.watchTrigger(f)
 		} else {
 			go s.watchCtl(f)
