@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -352,6 +353,49 @@ func TestRemoteOpportunisticHandshakeFallsBack(t *testing.T) {
 	if len(got) != 2 || got[0] != "r" ||
 		!strings.HasPrefix(got[1], "K"+ip+" accepted message.\nRemote host said: 250 plain ok\nSent without TLS: the TLS handshake failed (") ||
 		!strings.HasSuffix(got[1], ").\n") {
+		t.Fatalf("reports %q", got)
+	}
+}
+
+// TestRemoteTLSSilentAfterHandshake: a server that completes the
+// handshake and then never answers (the EHLO over TLS times out) gets the
+// plain-text retry too, and the note says what happened: the handshake
+// itself worked.
+func TestRemoteTLSSilentAfterHandshake(t *testing.T) {
+	cert, _ := selfSigned(t, "quiet.test")
+	tr := newRTree(t)
+	tr.Control("timeoutremote", "1\n")
+	ln := listen(t, "", 0)
+	ip := hostOf(ln)
+	scripted(t, ln, func(c net.Conn, br *bufio.Reader) {
+		fmt.Fprintf(c, "220 hi\r\n")
+		if !expect(br, "EHLO") {
+			return
+		}
+		fmt.Fprintf(c, "250-hi\r\n250 STARTTLS\r\n")
+		l, _ := br.ReadString('\n')
+		if strings.HasPrefix(l, "STARTTLS") {
+			fmt.Fprintf(c, "220 go ahead\r\n")
+			tc := tls.Server(c, &tls.Config{Certificates: []tls.Certificate{cert}})
+			if tc.Handshake() == nil {
+				io.Copy(io.Discard, tc) // never a word; until the client goes
+			}
+			return
+		}
+		for _, r := range []string{"250 ok", "250 ok", "354 go"} {
+			fmt.Fprintf(c, "%s\r\n", r)
+			if !expect(br, "") {
+				return
+			}
+		}
+		readToDot(br)
+		fmt.Fprintf(c, "250 plain ok\r\n")
+		expect(br, "QUIT")
+	})
+	routeTo(tr, ip, portOf(ln))
+	got := tr.Remote(testMsg, "r.test", "f@x.test", "a@r.test")
+	if len(got) != 2 || got[0] != "r" ||
+		!strings.HasPrefix(got[1], "K"+ip+" accepted message.\nRemote host said: 250 plain ok\nSent without TLS: no answer over TLS after the handshake (") {
 		t.Fatalf("reports %q", got)
 	}
 }

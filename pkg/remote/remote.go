@@ -361,7 +361,7 @@ func (d *delivery) connect(addrs []dnsmx.Addr) *report {
 		if fb := (*tlsFallback)(nil); errors.As(err, &fb) {
 			// The opportunistic handshake failed: the same host again, in
 			// plain text; if it cannot be reached again, the next one.
-			plain = "Sent without TLS: the TLS handshake failed (" + oneLine(fb.why.Error()) + ").\n"
+			plain = fb.note()
 			if conn, err = d.dial(a.IP, port); err != nil {
 				continue
 			}
@@ -500,7 +500,9 @@ func (d *delivery) smtp(conn net.Conn, a dnsmx.Addr, port int, tryTLS bool) (err
 						// plain text again under "try", the next
 						// address where TLS is required.
 						if !required {
-							return &tlsFallback{s.w.ioErr}
+							// A server that just says nothing
+							// (timeoutremote) gets the retry too.
+							return &tlsFallback{why: s.w.ioErr, silent: isTimeout(s.w.ioErr)}
 						}
 						return policy(&report{letter: 'Z', text: "Connected to " + s.ip + " but the TLS handshake failed: " +
 							oneLine(s.w.ioErr.Error()) + ". (#4.7.5)\n"})

@@ -319,8 +319,21 @@ func policy(r *report) *report {
 func (r *report) Error() string { return string(r.letter) + r.text }
 
 // tlsFallback asks the caller to try the same address again without TLS:
-// an opportunistic handshake failed, for the reason why.
-type tlsFallback struct{ why error }
+// an opportunistic handshake failed, for the reason why; silent is set
+// when the handshake worked but no answer came over TLS after it.
+type tlsFallback struct {
+	why    error
+	silent bool
+}
+
+// note is the line the success report of the plain-text retry ends with.
+func (e *tlsFallback) note() string {
+	what := "the TLS handshake failed"
+	if e.silent {
+		what = "no answer over TLS after the handshake"
+	}
+	return "Sent without TLS: " + what + " (" + oneLine(e.why.Error()) + ").\n"
+}
 
 func (e *tlsFallback) Error() string { return "opportunistic TLS failed: " + e.why.Error() }
 
@@ -453,7 +466,7 @@ func (s *session) handshake(cfg *tls.Config, required bool) error {
 	tc.SetDeadline(time.Now().Add(s.timeout))
 	if err := tc.Handshake(); err != nil {
 		if !required {
-			return &tlsFallback{err}
+			return &tlsFallback{why: err}
 		}
 		return policy(&report{letter: 'Z', text: "Connected to " + s.ip + " but the TLS handshake failed: " + oneLine(err.Error()) + ". (#4.7.5)\n"})
 	}
