@@ -578,7 +578,7 @@ func TestDelete(t *testing.T) {
 	// request FIFO: refused, nothing changed.
 	startFake(t, root)
 	code, _, errs = run(t, root, "delete", "200")
-	if code != ExitTemp || !strings.Contains(errs, "queue/lock/sendctl does not exist; run qmail-install") {
+	if code != ExitTemp || !strings.Contains(errs, "queue/lock/sendctl does not exist; qmail-install creates it") {
 		t.Errorf("delete while running: exit %d, stderr %q", code, errs)
 	}
 	if b, err := os.ReadFile(filepath.Join(q, "remote", "16", "200")); err != nil || string(b) != "Tv@y.example\x00" {
@@ -665,7 +665,7 @@ func TestBounce(t *testing.T) {
 		t.Errorf("bounce 77: exit %d, %q", code, errs)
 	}
 	startFake(t, root)
-	if code, _, errs := run(t, root, "bounce", "100"); code != ExitTemp || !strings.Contains(errs, "run qmail-install") {
+	if code, _, errs := run(t, root, "bounce", "100"); code != ExitTemp || !strings.Contains(errs, "qmail-install creates it") {
 		t.Errorf("bounce while running: exit %d, %q", code, errs)
 	}
 }

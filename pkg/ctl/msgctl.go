@@ -87,13 +87,13 @@ func Request(root, verb, arg string, timeout time.Duration) (Result, int, error)
 		}
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
-			return Result{}, pid, fmt.Errorf("%s does not exist; run qmail-install to create it", path)
+			return Result{}, pid, fmt.Errorf("%s does not exist; qmail-install creates it, then qmailctl reload makes qmail-send open it", path)
 		case !errors.Is(err, syscall.ENXIO):
 			return Result{}, pid, fmt.Errorf("unable to open %s: %w", path, err)
 		}
 		// No reader: qmail-send is starting, or predates the interface.
 		if time.Now().After(deadline) {
-			return Result{}, pid, fmt.Errorf("qmail-send (pid %d) does not read %s (started before it existed, or an older qmail-send); restart it", pid, CtlFIFO)
+			return Result{}, pid, fmt.Errorf("qmail-send (pid %d) does not read %s (it was missing or replaced when qmail-send opened it: qmailctl reload opens it again; an older qmail-send: restart it)", pid, CtlFIFO)
 		}
 		time.Sleep(pollEvery)
 	}

@@ -95,7 +95,7 @@ func Main(root string, stdout, stderr io.Writer) int {
 	// flags must not stop the listing, only the marks.
 	holds, err := LoadHolds(root)
 	if err != nil {
-		fmt.Fprintf(stderr, "qmail-qread: warning: unable to read hold flags, held recipients are not marked: %v\n", err)
+		fmt.Fprintf(stderr, "qmail-qread: warning: held recipients are not marked: %v\n", err)
 		holds = Holds{}
 	}
 	msgs, err := Scan(filepath.Join(root, "queue"))
