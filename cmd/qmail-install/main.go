@@ -8,15 +8,15 @@
 //	qmail-install [-root DIR] [-me NAME] [-uid-base N] [-check]
 //
 // Exit codes: 0 done (or -check found nothing), 100 usage error, refused
-// root (non-empty, not a qmail tree) or -check found deviations, 111
-// temporary failure.
+// root (non-empty, not a qmail tree), or -check found deviations or no
+// tree (a missing root, not a directory, no etc/ids), 111 temporary
+// failure.
 package main
 
 import (
 	"errors"
 	"flag"
 	"fmt"
-	iofs "io/fs"
 	"os"
 
 	"github.com/hqmail/hqmail/pkg/install"
@@ -46,13 +46,10 @@ func main() {
 	}
 	if *check {
 		dev, err := install.Check(*root)
-		if errors.Is(err, iofs.ErrNotExist) {
-			fmt.Fprintf(os.Stderr, "qmail-install: fatal: no qmail tree at %s (%s missing; -root names another)\n", *root, qhome.IDsFile)
-			os.Exit(100)
-		}
 		if err != nil {
+			// no tree (install.ErrNoTree): 100; else 111
 			fmt.Fprintf(os.Stderr, "qmail-install: fatal: %v\n", err)
-			os.Exit(111)
+			os.Exit(qerr.ExitCode(err))
 		}
 		for _, d := range dev {
 			fmt.Fprintf(os.Stderr, "qmail-install: warning: %s\n", d)

@@ -1,7 +1,9 @@
 package install
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -9,14 +11,36 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/hqmail/hqmail/pkg/control"
+	"github.com/hqmail/hqmail/pkg/qerr"
 	"github.com/hqmail/hqmail/pkg/qhome"
 )
 
+// ErrNoTree is the cause of Check's error for a root that is no qmail
+// tree: missing, not a directory, or without etc/ids.
+var ErrNoTree = errors.New("no qmail tree")
+
+func noTree(root, why string) error {
+	return qerr.Wrap(ErrNoTree, true, fmt.Sprintf("no qmail tree at %s (%s; -root names another)", root, why))
+}
+
 // Check compares the tree at root with the table (and every program in
 // bin/ with its program entry) and returns one line per deviation, like
-// qmail's instcheck. The ids come from root/etc/ids.
+// qmail's instcheck, and what keeps qmail's users from the files they
+// read. The ids come from root/etc/ids. A root that is no tree gives a
+// permanent error wrapping ErrNoTree.
 func Check(root string) ([]string, error) {
+	st, err := os.Stat(root)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR):
+		return nil, noTree(root, "no such directory")
+	case err == nil && !st.IsDir():
+		return nil, noTree(root, "not a directory")
+	}
 	ids, err := qhome.LoadIDs(root)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		return nil, noTree(root, qhome.IDsFile+" missing")
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -44,71 +68,192 @@ func Check(root string) ([]string, error) {
 		{Path: "users/cdb", Kind: File, Owner: "root", Group: "qmail", Mode: 0o644},
 	}
 	entries = append(entries, fixed...)
+	rs := runners(ids)
 	var out []string
+	blocked := map[string]bool{}
+	if !ids.Shared {
+		out = append(out, unreachableRoot(root, rs, own, blocked)...)
+	}
 	for _, e := range entries {
-		out = append(out, checkEntry(root, e, own)...)
+		out = append(out, checkEntry(root, e, own, rs)...)
 	}
 	if !ids.Shared {
-		out = append(out, unreadableControls(root)...)
+		out = append(out, unreadableControls(root, rs, own, blocked)...)
 	}
+	out = append(out, holdPeriods(root, rs, own)...)
 	out = append(out, dotlessDomain(root)...)
 	return out, nil
 }
 
-// dotlessDomain names a defaultdomain equal to a dotless control/me, as
-// qmail-install wrote it before it used localdomain: mail to "root"
-// becomes root@vm.vm, which is no local domain, and is sent away.
-func dotlessDomain(root string) []string {
-	first := func(name string) string {
-		b, err := os.ReadFile(filepath.Join(root, "control", name))
-		if err != nil {
-			return ""
+// unreachableRoot names qmail's users that cannot search the directories
+// on the way to root and root itself (a tree under a directory of mode
+// 0700): none of their programs can work. They are added to blocked, so
+// that the files in the tree are not reported for them once more.
+func unreachableRoot(root string, rs []runner, own *owners, blocked map[string]bool) []string {
+	var reach []runner
+	for _, r := range rs {
+		if d, err := r.denied(root, accSearch); err == nil && d != nil {
+			reach = append(reach, r)
+			blocked[r.name] = true
 		}
-		return strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0])
 	}
-	me := first("me")
-	dom := first("defaultdomain") // missing or empty: me, as qmail-inject reads it
-	if me == "" || !Dotless(me) || (dom != me && dom != "") {
-		return nil
+	var out []string
+	for _, l := range whoCannot(root, root, accSearch, "reachable", reach, nil, own, "") {
+		out = append(out, l+": none of their programs can use the tree")
 	}
-	return []string{fmt.Sprintf("control/defaultdomain: %s, as the dotless control/me: mail to a bare user goes to user@%s.%s, "+
-		"which is not local; write localdomain to defaultdomain and plusdomain and add %s.localdomain and localhost.localdomain "+
-		"to locals and rcpthosts (as a new install does)", me, me, me, me)}
+	return out
 }
 
-// privateControls are the control files that must not be readable by
-// everyone: smarthost passwords (qmailr's, mode 0600) and the STARTTLS key
-// (qmaild's).
-var privateControls = map[string]bool{"smtpauth": true, "servercert.pem": true}
+// dotlessDomain names a defaultdomain equal (domain names compare without
+// case) to a dotless control/me, as qmail-install wrote it before it used
+// localdomain, or missing, so that qmail-inject uses me: mail to "root"
+// becomes root@vm.vm, which is no local domain, and is sent away.
+func dotlessDomain(root string) []string {
+	d := control.Open(root)
+	me, ok, err := d.ReadLine("me")
+	if err != nil || !ok || me == "" || !Dotless(me) {
+		return nil
+	}
+	dom, ok, err := d.ReadLine("defaultdomain")
+	var what string
+	switch {
+	case err != nil:
+		return nil
+	case !ok:
+		what = fmt.Sprintf("control/defaultdomain: missing, so qmail-inject uses the dotless control/me %s instead", me)
+		dom = me
+	case strings.EqualFold(dom, me):
+		what = fmt.Sprintf("control/defaultdomain: %s, the dotless control/me %s", dom, me)
+	default:
+		return nil
+	}
+	return []string{fmt.Sprintf("%s: mail to a bare user goes to user@%s.%s, "+
+		"which is not local; write localdomain to defaultdomain and plusdomain and add %s.localdomain and localhost.localdomain "+
+		"to locals and rcpthosts (as a new install does)", what, me, dom, me)}
+}
+
+// controlReaders are qmail's users whose programs read control files:
+// qmail-send, qmail-smtpd, qmail-remote, and fastforward in deliveries
+// to aliases (qmail-lspawn runs as root).
+var controlReaders = []string{"alias", "qmaild", "qmailr", "qmails"}
+
+// privateControls are the control files that only their one reader may
+// read: smarthost passwords (qmailr's, mode 0600) and the STARTTLS key
+// (qmaild's), with what follows when group or others may read them.
+var privateControls = map[string]struct{ reader, exposed string }{
+	"smtpauth":       {"qmailr", "qmail-remote refuses to use it"},
+	"servercert.pem": {"qmaild", "its private key is exposed, and qmail-smtpd warns in every session"},
+}
 
 // unreadableControls names the control files of a tree with qmail's users
-// that others may not read: qmail-send, qmail-smtpd and qmail-remote run
-// as different users and read them (one unreadable by qmails stops
-// qmail-send at its next start). qmail-install never changes a control
-// file, so this is only reported.
-func unreadableControls(root string) []string {
+// that one of controlReaders cannot read, and who: by the owner, group
+// and mode of the file and of every directory on its way (a symbolic link
+// into a directory of mode 0700), for the groups the user's programs run
+// with. One qmails cannot read stops qmail-send at its next start.
+// qmail-install never changes a control file, so this is only reported.
+func unreadableControls(root string, rs []runner, own *owners, blocked map[string]bool) []string {
 	dir := filepath.Join(root, "control")
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return nil
 	}
+	var readers []runner
+	for _, n := range controlReaders {
+		readers = append(readers, runnerNamed(rs, n))
+	}
 	var out []string
 	for _, e := range ents {
-		if privateControls[e.Name()] || strings.HasPrefix(e.Name(), ".") {
+		if strings.HasPrefix(e.Name(), ".") {
 			continue
 		}
-		st, err := os.Stat(filepath.Join(dir, e.Name()))
+		p := filepath.Join(dir, e.Name())
+		st, err := os.Stat(p)
 		if err != nil || !st.Mode().IsRegular() {
 			continue
 		}
-		if st.Mode().Perm()&0o004 == 0 {
-			out = append(out, fmt.Sprintf("control/%s: mode %04o, not readable by qmail's users (chmod 644)", e.Name(), st.Mode().Perm()))
+		who, fix := readers, "chmod 644"
+		if pc, ok := privateControls[e.Name()]; ok {
+			who, fix = []runner{runnerNamed(rs, pc.reader)}, "chown "+pc.reader+"; chmod 600"
+			if m := st.Mode().Perm(); m&0o077 != 0 {
+				out = append(out, fmt.Sprintf("control/%s: mode %04o, readable by group or others: %s (%s)", e.Name(), m, pc.exposed, fix))
+			}
+		}
+		out = append(out, whoCannot("control/"+e.Name(), p, accRead, "readable", who, blocked, own, fix)...)
+	}
+	return out
+}
+
+// holdPeriods checks queue/bounce/holdperiods, qmail-send's record of the
+// time mail was held (left out of queuelifetime; qmail-send(8)), when it
+// exists: a regular file of qmails that qmail-send can read and write.
+func holdPeriods(root string, rs []runner, own *owners) []string {
+	const rel = "queue/bounce/" + holdPeriodsName
+	const effect = "qmail-send cannot tell how long mail was held, which it leaves out of queuelifetime"
+	p := filepath.Join(root, rel)
+	var st syscall.Stat_t
+	if err := syscall.Lstat(p, &st); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return []string{fmt.Sprintf("%s: %v", rel, err)}
+	}
+	if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
+		fi, _ := os.Lstat(p)
+		return []string{fmt.Sprintf("%s: is a %s, want a regular file: %s (remove it)", rel, kindOf(fi), effect)}
+	}
+	var out []string
+	uid, _, _ := own.resolve(Entry{Path: rel, Owner: "qmails", Group: "qmail"})
+	if int(st.Uid) != uid {
+		out = append(out, fmt.Sprintf("%s: owner %d, want %d (qmails)", rel, st.Uid, uid))
+	}
+	for _, l := range whoCannot(rel, p, accRead|accWrite, "readable and writable", []runner{runnerNamed(rs, "qmails")}, nil, own, "chown qmails; chmod 600") {
+		out = append(out, l+": "+effect)
+	}
+	return out
+}
+
+// holdPeriodsName is qmail-send's record of hold periods under
+// queue/bounce (pkg/sched HoldLogName).
+const holdPeriodsName = "holdperiods"
+
+// triggerEffect says what a trigger qmail-send or qmail-queue cannot open
+// costs, "" when both can.
+func triggerEffect(p string, rs []runner) string {
+	const wait = "new mail waits up to 25 minutes for the regular scan of the queue"
+	fi, err := os.Lstat(p)
+	if err != nil {
+		return "qmail-send has none to read: " + wait
+	}
+	if fi.Mode()&os.ModeNamedPipe == 0 {
+		return "qmail-send does not read it: " + wait
+	}
+	if d, err := runnerNamed(rs, "qmails").denied(p, accRead|accWrite); err == nil && d != nil {
+		return "qmail-send cannot open it: " + wait
+	}
+	// qmail-queue: set-uid qmailq, with its caller's groups.
+	q := runnerNamed(rs, "qmailq")
+	q.groups = nil
+	if d, err := q.denied(p, accWrite); err == nil && d != nil {
+		return "qmail-queue cannot wake qmail-send: " + wait
+	}
+	if fi.Mode()&0o004 != 0 {
+		return "anyone can read it and take the wake-ups meant for qmail-send"
+	}
+	return ""
+}
+
+func checkEntry(root string, e Entry, own *owners, rs []runner) []string {
+	out := compareEntry(root, e, own)
+	if e.Path == "queue/lock/trigger" && len(out) > 0 {
+		if eff := triggerEffect(filepath.Join(root, e.Path), rs); eff != "" {
+			out[len(out)-1] += ": " + eff
 		}
 	}
 	return out
 }
 
-func checkEntry(root string, e Entry, own *owners) []string {
+// compareEntry compares one path with its entry.
+func compareEntry(root string, e Entry, own *owners) []string {
 	p := filepath.Join(root, e.Path)
 	var st syscall.Stat_t
 	if err := syscall.Lstat(p, &st); err != nil {

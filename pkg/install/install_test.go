@@ -171,8 +171,17 @@ func opts(t *testing.T, root string) Options {
 	return o
 }
 
+// searchableDir returns a new temporary directory that qmail's users can
+// search (t.TempDir's and its parent's mode is 0700).
+func searchableDir(t *testing.T) string {
+	d := t.TempDir()
+	os.Chmod(d, 0o755)
+	os.Chmod(filepath.Dir(d), 0o755)
+	return d
+}
+
 func TestInstallAndCheck(t *testing.T) {
-	root := filepath.Join(t.TempDir(), "q")
+	root := filepath.Join(searchableDir(t), "q")
 	o := opts(t, root)
 	if err := Install(o); err != nil {
 		t.Fatal(err)
@@ -215,8 +224,9 @@ func TestInstallAndCheck(t *testing.T) {
 	if os.Geteuid() == 0 {
 		os.WriteFile(filepath.Join(root, "control", "holdremote"), nil, 0o600)
 		os.WriteFile(filepath.Join(root, "control", "smtpauth"), nil, 0o600)
+		os.Chown(filepath.Join(root, "control", "smtpauth"), o.UIDBase+5, o.UIDBase) // qmailr's
 		dev, _ = Check(root)
-		if !slices.Contains(dev, "control/holdremote: mode 0600, not readable by qmail's users (chmod 644)") ||
+		if !slices.Contains(dev, "control/holdremote: not readable by alias (fastforward), qmaild (qmail-smtpd), qmailr (qmail-remote), qmails (qmail-send): mode 0600, owner root, group root (chmod 644)") ||
 			strings.Contains(strings.Join(dev, "\n"), "smtpauth") {
 			t.Errorf("check with a private holdremote: %q", dev)
 		}
@@ -237,8 +247,16 @@ func TestInstallAndCheck(t *testing.T) {
 	if dev, _ := Check(root); len(dev) != 1 || !strings.Contains(dev[0], "user@vm.vm") {
 		t.Errorf("dotless me and defaultdomain: %q", dev)
 	}
-	os.Remove(filepath.Join(root, "control", "defaultdomain")) // defaults to me
-	if dev, _ := Check(root); len(dev) != 1 || !strings.Contains(dev[0], "user@vm.vm") {
+	// Domain names compare without case.
+	os.WriteFile(filepath.Join(root, "control", "defaultdomain"), []byte("VM\n"), 0o644)
+	if dev, _ := Check(root); len(dev) != 1 || !strings.HasPrefix(dev[0], "control/defaultdomain: VM, the dotless control/me vm: ") ||
+		!strings.Contains(dev[0], "user@vm.VM") {
+		t.Errorf("dotless me, defaultdomain in capitals: %q", dev)
+	}
+	// A missing defaultdomain is said to be missing: qmail-inject uses me.
+	os.Remove(filepath.Join(root, "control", "defaultdomain"))
+	if dev, _ := Check(root); len(dev) != 1 || !strings.HasPrefix(dev[0], "control/defaultdomain: missing, so qmail-inject uses the dotless control/me vm instead: ") ||
+		!strings.Contains(dev[0], "user@vm.vm") {
 		t.Errorf("dotless me, no defaultdomain: %q", dev)
 	}
 	os.WriteFile(filepath.Join(root, "control", "defaultdomain"), []byte("localdomain\n"), 0o644)
@@ -284,5 +302,162 @@ func TestInstallRefusesForeignDir(t *testing.T) {
 	}
 	if err := Install(Options{Root: filepath.Join(t.TempDir(), "a:b"), Source: fakeSource(t)}); qerr.ExitCode(err) != 100 {
 		t.Errorf("root with ':': %v", err)
+	}
+}
+
+// TestCheckNoTree: a root that is missing, not a directory or without
+// etc/ids is no tree, a permanent error (exit code 100) saying which.
+func TestCheckNoTree(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	os.WriteFile(file, []byte("x"), 0o644)
+	etcFile := filepath.Join(dir, "etcfile")
+	os.MkdirAll(etcFile, 0o755)
+	os.WriteFile(filepath.Join(etcFile, "etc"), nil, 0o644)
+	for _, tc := range []struct{ root, why string }{
+		{file, "not a directory"},
+		{filepath.Join(dir, "missing"), "no such directory"},
+		{filepath.Join(file, "below"), "no such directory"},
+		{dir, "etc/ids missing"},
+		{etcFile, "etc/ids missing"},
+	} {
+		dev, err := Check(tc.root)
+		want := "no qmail tree at " + tc.root + " (" + tc.why + "; -root names another)"
+		if !errors.Is(err, ErrNoTree) || qerr.ExitCode(err) != 100 || err.Error() != want || dev != nil {
+			t.Errorf("%s: %q, %v; want %q", tc.root, dev, err, want)
+		}
+	}
+}
+
+// rootTree installs a tree with qmail's (numeric) users, or skips.
+func rootTree(t *testing.T) (string, *qhome.IDs) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("qmail's users need root")
+	}
+	root := filepath.Join(searchableDir(t), "q")
+	if err := Install(opts(t, root)); err != nil {
+		t.Fatal(err)
+	}
+	if dev, err := Check(root); err != nil || len(dev) != 0 {
+		t.Fatalf("check: %q %v", dev, err)
+	}
+	ids, err := qhome.LoadIDs(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root, ids
+}
+
+// TestCheckControlAccess: a control file is checked for the users that
+// read it, through the directories on its way, naming who cannot read it.
+func TestCheckControlAccess(t *testing.T) {
+	root, ids := rootTree(t)
+	ctl := filepath.Join(root, "control")
+	check := func(what string, want ...string) {
+		t.Helper()
+		dev, err := Check(root)
+		if err != nil || !slices.Equal(dev, want) {
+			t.Errorf("%s:\n got %q\nwant %q", what, dev, want)
+		}
+	}
+	all := "alias (fastforward), qmaild (qmail-smtpd), qmailr (qmail-remote), qmails (qmail-send)"
+
+	// A symbolic link into a directory others cannot search.
+	priv := filepath.Join(searchableDir(t), "private")
+	os.Mkdir(priv, 0o700)
+	os.WriteFile(filepath.Join(priv, "smtproutes"), []byte(":relay.example\n"), 0o644)
+	os.Symlink(filepath.Join(priv, "smtproutes"), filepath.Join(ctl, "smtproutes"))
+	check("link into a 0700 directory", "control/smtproutes: not readable by "+all+": directory "+priv+
+		" (mode 0700, owner root, group root) is not searchable (chmod o+x "+priv+")")
+	os.Chown(priv, ids.Qmails.UID, ids.Qmail)
+	check("link into qmails' 0700 directory", "control/smtproutes: not readable by alias (fastforward), qmaild (qmail-smtpd), qmailr (qmail-remote): directory "+priv+
+		" (mode 0700, owner qmails, group qmail) is not searchable (chmod go+x "+priv+")")
+	os.Chmod(priv, 0o750)
+	check("link into a 0750 directory of group qmail", "control/smtproutes: not readable by alias (fastforward), qmaild (qmail-smtpd): directory "+priv+
+		" (mode 0750, owner qmails, group qmail) is not searchable (chmod o+x "+priv+")")
+	os.Chmod(priv, 0o711)
+	check("link into a searchable directory")
+	os.Remove(filepath.Join(ctl, "smtproutes"))
+
+	// Mode 0640 group qmail: only the users outside group qmail.
+	p := filepath.Join(ctl, "rcpthosts")
+	os.Chown(p, 0, ids.Qmail)
+	os.Chmod(p, 0o640)
+	check("0640 group qmail", "control/rcpthosts: not readable by alias (fastforward), qmaild (qmail-smtpd): mode 0640, owner root, group qmail (chmod 644)")
+	os.Chmod(p, 0o644)
+
+	// Private files: checked for their one reader.
+	auth := filepath.Join(ctl, "smtpauth")
+	os.WriteFile(auth, nil, 0o600)
+	check("smtpauth of root", "control/smtpauth: not readable by qmailr (qmail-remote): mode 0600, owner root, group root (chown qmailr; chmod 600)")
+	os.Chown(auth, ids.Qmailr.UID, ids.Qmail)
+	check("smtpauth of qmailr")
+	os.Chmod(auth, 0o640)
+	check("smtpauth of mode 0640", "control/smtpauth: mode 0640, readable by group or others: qmail-remote refuses to use it (chown qmailr; chmod 600)")
+	os.Chmod(auth, 0o600)
+
+	// A tree under a directory nobody may search: said once, not for
+	// every file.
+	os.Chmod(auth, 0o000)
+	parent := filepath.Dir(root)
+	os.Chmod(parent, 0o700)
+	check("tree in a 0700 directory", root+": not reachable by alias (fastforward), qmaild (qmail-smtpd), qmaill (the logger), qmailp (qmail-getpw), "+
+		"qmailq (qmail-queued), qmailr (qmail-remote), qmails (qmail-send): directory "+parent+
+		" (mode 0700, owner root, group root) is not searchable (chmod o+x "+parent+"): none of their programs can use the tree")
+	os.Chmod(parent, 0o755)
+	os.Remove(auth)
+}
+
+// TestCheckHoldPeriods: queue/bounce/holdperiods, when it exists, is a
+// regular file of qmails that qmail-send can read and write.
+func TestCheckHoldPeriods(t *testing.T) {
+	root, ids := rootTree(t)
+	p := filepath.Join(root, "queue", "bounce", "holdperiods")
+	effect := "qmail-send cannot tell how long mail was held, which it leaves out of queuelifetime"
+	check := func(what string, want ...string) {
+		t.Helper()
+		dev, err := Check(root)
+		if err != nil || !slices.Equal(dev, want) {
+			t.Errorf("%s:\n got %q\nwant %q", what, dev, want)
+		}
+	}
+	os.WriteFile(p, []byte("local 1 2\n"), 0o600)
+	check("root's", "queue/bounce/holdperiods: owner 0, want "+strconv.Itoa(ids.Qmails.UID)+" (qmails)",
+		"queue/bounce/holdperiods: not readable and writable by qmails (qmail-send): mode 0600, owner root, group root (chown qmails; chmod 600): "+effect)
+	os.Chown(p, ids.Qmails.UID, ids.Qmail)
+	check("qmails'")
+	os.Chmod(p, 0o400)
+	check("read-only", "queue/bounce/holdperiods: not readable and writable by qmails (qmail-send): mode 0400, owner qmails, group qmail (chown qmails; chmod 600): "+effect)
+	os.Remove(p)
+	os.Mkdir(p, 0o700)
+	check("a directory", "queue/bounce/holdperiods: is a directory, want a regular file: "+effect+" (remove it)")
+	os.Remove(p)
+}
+
+// TestCheckTrigger: a trigger of the wrong mode says what it costs.
+func TestCheckTrigger(t *testing.T) {
+	root, _ := rootTree(t)
+	p := filepath.Join(root, "queue", "lock", "trigger")
+	wait := "new mail waits up to 25 minutes for the regular scan of the queue"
+	for _, tc := range []struct {
+		mode uint32
+		want string
+	}{
+		{0o600, "queue/lock/trigger: mode 0600, want 0622: qmail-queue cannot wake qmail-send: " + wait},
+		{0o620, "queue/lock/trigger: mode 0620, want 0622: qmail-queue cannot wake qmail-send: " + wait},
+		{0o222, "queue/lock/trigger: mode 0222, want 0622: qmail-send cannot open it: " + wait},
+		{0o666, "queue/lock/trigger: mode 0666, want 0622: anyone can read it and take the wake-ups meant for qmail-send"},
+		{0o662, "queue/lock/trigger: mode 0662, want 0622"},
+	} {
+		os.Chmod(p, os.FileMode(tc.mode))
+		if dev, err := Check(root); err != nil || !slices.Equal(dev, []string{tc.want}) {
+			t.Errorf("mode %04o: %q %v", tc.mode, dev, err)
+		}
+	}
+	os.Remove(p)
+	os.WriteFile(p, nil, 0o622)
+	if dev, _ := Check(root); len(dev) == 0 || !strings.HasSuffix(dev[len(dev)-1], ": qmail-send does not read it: "+wait) {
+		t.Errorf("regular file: %q", dev)
 	}
 }
