@@ -544,3 +544,27 @@ func TestBrokenFIFOs(t *testing.T) {
 		t.Errorf("%d warnings about the pipes, want 2 (none after the repair); log:\n%s", n, e.log.String())
 	}
 }
+
+// TestHoldFinishesDoneMessage: a hold that comes while a message's last
+// delivery runs, its pass suspended before the end of the file (every slot
+// busy), does not keep the finished message in the queue for the whole
+// hold: the end of the file is seen without a delivery being started, and
+// the message ends as soon as that delivery does.
+func TestHoldFinishesDoneMessage(t *testing.T) {
+	root := newTree(t)
+	ctl(t, root, "concurrencylocal", "1\n")
+	mkTrigger(t, root)
+	g := newGate('K')
+	e := start(t, root, g.answer, ok)
+	e.waitLog("status: local 0/1", 1)
+	id := queueMsg(t, root, "ann@example.org", "slow@local.example")
+	e.trigger()
+	e.waitLog("starting delivery 1: msg", 1)
+	ctl(t, root, "holdlocal", "")
+	e.sigs <- syscall.SIGHUP
+	e.waitLog("hold: local held", 1)
+	g.open()
+	e.waitLog("delivery 1: success", 1)
+	e.waitLog(fmt.Sprintf("end msg %d", id), 1)
+	e.stop()
+}

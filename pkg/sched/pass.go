@@ -105,10 +105,23 @@ func (s *Sched) passStep() {
 }
 
 func (s *Sched) passChan(c int) {
-	if s.exitasap || s.cf.hold.held(c) {
+	if s.exitasap {
 		return
 	}
 	p := &s.passes[c]
+	if s.cf.hold.held(c) {
+		// No delivery starts, but a pass suspended (every slot busy)
+		// just before the end of its file may see that end: else a
+		// message whose deliveries all finished would stay in the
+		// queue, done, for the whole hold. A record still to read
+		// waits for the release.
+		if p.open {
+			if _, err := p.r.Peek(1); err == io.EOF {
+				s.closePass(c, true)
+			}
+		}
+		return
+	}
 	if !p.open {
 		if !s.jobAvail() {
 			return
