@@ -319,3 +319,32 @@ func TestSendmailHardLinkNoLoop(t *testing.T) {
 		}
 	}
 }
+
+// TestSendmailHardLinkQueue: a hard link of sendmail outside the tree
+// that queues mail explains that its directory is no qmail tree, as -bp
+// does; it said only "unable to exec qq (#4.3.0)".
+func TestSendmailHardLinkQueue(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test; skipped under -short")
+	}
+	tr := harness.Install(t)
+	dir := harness.TempRoot(t)
+	bin := filepath.Join(dir, "bin")
+	if err := os.Mkdir(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(bin, "sendmail")
+	if err := os.Link(tr.Bin("sendmail"), link); err != nil {
+		t.Skipf("no hard link across these directories: %v", err)
+	}
+	for _, tc := range []struct {
+		args []string
+		code int
+	}{{[]string{"bob"}, 75}, {[]string{"-bp"}, 69}} {
+		_, errs, code := runProg(t, link, []string{"USER=alice", "PATH=/usr/bin:/bin"}, "Subject: x\n\nx\n", tc.args...)
+		want := "sendmail: fatal: " + dir + " is no qmail tree (there is no " + filepath.Join(bin, "qmail-queue") + ")"
+		if code != tc.code || !strings.HasPrefix(errs, want) || !strings.Contains(errs, "(ln -s)") {
+			t.Errorf("%q: exit %d, stderr %q", tc.args, code, errs)
+		}
+	}
+}

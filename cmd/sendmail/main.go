@@ -9,7 +9,9 @@
 // started by MUAs, cron, scripts. fd 0: the message (or SMTP with -bs);
 // fd 1: SMTP replies with -bs, the queue listing with -bp; fd 2: errors.
 // Finds the tree from its own path (DIR/bin/sendmail; a symlink to it is
-// followed), chdirs to DIR, runs $QMAILQUEUE or DIR/bin/qmail-queue; execs
+// followed; a hard link or copy takes the parent of a directory named bin,
+// else /var/qmail, and says so when that has no bin/qmail-queue), chdirs
+// to DIR, runs $QMAILQUEUE or DIR/bin/qmail-queue; execs
 // DIR/bin/qmail-smtpd, qmail-qread or newaliases for -bs, -bp, -bi. -q sends
 // SIGALRM to the qmail-send named in DIR/queue/lock/sendmutex. Exit codes
 // are sysexits: 0 ok, 64 usage, 65 bad message or address, 69 permanent

@@ -45,22 +45,27 @@ func shadow(home, name string) string {
 // sendmailOptions reads the sendmail options newaliases is given as a
 // link to sendmail (Postfix's and sendmail's newaliases take them):
 // -oAfile (or -oA file) names the aliases file, as -f does; any other -oX
-// option is ignored. Options after "--" are left alone.
-func sendmailOptions(args []string) []string {
+// option is ignored. Options after "--" are left alone. -oA without a
+// file (nothing after it, an option, an empty word, or only a map type
+// such as "hash:") is an error.
+func sendmailOptions(args []string) ([]string, error) {
 	var out []string
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		switch {
 		case a == "--":
-			return append(out, args[i:]...)
+			return append(out, args[i:]...), nil
 		case strings.HasPrefix(a, "-oA"):
 			f := a[3:]
-			if f == "" && i+1 < len(args) {
+			if f == "" && i+1 < len(args) && !strings.HasPrefix(args[i+1], "-") {
 				i++
 				f = args[i]
 			}
-			if f == "" {
-				return append(out, a) // no file: a usage error
+			if withoutMapType(f) == "" {
+				if f == "" {
+					return nil, errors.New("-oA needs the aliases file (-oA/etc/aliases or -oA /etc/aliases)")
+				}
+				return nil, fmt.Errorf("-oA%s names no aliases file (-oA%s/etc/aliases)", f, f)
 			}
 			out = append(out, "-f", withoutMapType(f))
 		case strings.HasPrefix(a, "-o") && len(a) > 2:
@@ -69,7 +74,7 @@ func sendmailOptions(args []string) []string {
 			out = append(out, a)
 		}
 	}
-	return out
+	return out, nil
 }
 
 // withoutMapType removes the map type sendmail and Postfix let -oA carry
@@ -96,10 +101,17 @@ func NewaliasesMain(root string, args []string, stdout, stderr io.Writer) int {
 	// package hooks pass it. The summary line is printed anyway.
 	fl.Bool("v", false, "accepted for compatibility; the summary is always printed")
 	fl.Usage = func() {
-		fmt.Fprintln(stderr, "usage: newaliases [-n] [-v] [-f aliasesfile]")
+		fmt.Fprintln(stderr, "usage: newaliases [-n] [-v] [-f aliasesfile | -oAaliasesfile]")
 		fl.PrintDefaults()
+		fmt.Fprintln(stderr, "  -oA file\n    \tas -f, sendmail's spelling (also -oA file; a map type such as hash: is dropped)")
 	}
-	if err := fl.Parse(sendmailOptions(args)); err != nil {
+	sargs, err := sendmailOptions(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "newaliases: fatal: %v\n", err)
+		fl.Usage()
+		return 100
+	}
+	if err := fl.Parse(sargs); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}

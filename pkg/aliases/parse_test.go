@@ -186,10 +186,33 @@ func TestNewaliasesSendmailOptions(t *testing.T) {
 			t.Errorf("%q: exit %d, stdout %q, stderr %q", args, code, out.String(), errb.String())
 		}
 	}
-	// -oA without a file is a usage error, not the default file.
+	// -oA without a file is a usage error, not the default file: nothing
+	// after it (Go's flag package complained of an undefined -oA, and the
+	// usage did not list it), an empty word, an option, or a map type
+	// alone (-oAhash: compiled /etc/aliases).
+	if err := os.Remove(filepath.Join(root, DBFile)); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"-oA"}, {"-oA", ""}, {"-oA", "-n"}, {"-oAhash:"}, {"-oA", "hash:"}, {"-oAcdb:"}} {
+		var out, errb strings.Builder
+		code := NewaliasesMain(root, args, &out, &errb)
+		e := errb.String()
+		if code != 100 || out.Len() != 0 || !strings.HasPrefix(e, "newaliases: fatal: -oA") ||
+			!strings.Contains(e, "usage: newaliases") || !strings.Contains(e, "  -oA file") || strings.Contains(e, "not defined") {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q", args, code, out.String(), e)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(root, DBFile)); !os.IsNotExist(err) {
+		t.Errorf("database written: %v", err)
+	}
+}
+
+// TestNewaliasesUsageListsOA: the usage text names -oA.
+func TestNewaliasesUsageListsOA(t *testing.T) {
 	var out, errb strings.Builder
-	if code := NewaliasesMain(root, []string{"-oA"}, &out, &errb); code != 100 {
-		t.Errorf("-oA alone: exit %d, stdout %q", code, out.String())
+	NewaliasesMain(t.TempDir(), []string{"-x"}, &out, &errb)
+	if !strings.Contains(errb.String(), "-oAaliasesfile") || !strings.Contains(errb.String(), "  -oA file") {
+		t.Errorf("usage %q does not list -oA", errb.String())
 	}
 }
 

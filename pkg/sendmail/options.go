@@ -128,7 +128,14 @@ words:
 			case 'o':
 				if strings.HasPrefix(v, "A") {
 					if v == "A" {
-						return nil, &UsageError{"sendmail: -oA needs the aliases file, attached (-oA/etc/aliases)"}
+						// -oA /etc/aliases, as newaliases takes it; only
+						// -oA's file may be a word of its own (-o's
+						// other values are attached: -oi, -oem).
+						if i+1 >= len(args) || args[i+1] == "" || strings.HasPrefix(args[i+1], "-") {
+							return nil, &UsageError{"sendmail: -oA needs the aliases file (-oA/etc/aliases or -oA /etc/aliases)"}
+						}
+						i++
+						v += args[i]
 					}
 					c.AliasFile = v[1:]
 				}

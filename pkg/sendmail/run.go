@@ -96,7 +96,7 @@ func Main(argv []string, root string, env []string, stdin io.Reader, stdout, std
 		return ExUsage
 	}
 	if err := sys.Chdir(root); err != nil {
-		fmt.Fprintln(stderr, "sendmail: fatal: unable to switch to qmail home directory")
+		chdirFailed(stderr, root, err)
 		return ExTempFail
 	}
 	e := Env(append([]string(nil), env...))
@@ -126,7 +126,11 @@ func Main(argv []string, root string, env []string, stdin io.Reader, stdout, std
 	}
 
 	if c.Sender != nil {
-		s := AddrSpec(*c.Sender)
+		s, err := AddrSpec(*c.Sender)
+		if err != nil {
+			fmt.Fprintf(stderr, "sendmail: fatal: unable to parse the -f address %q: %v\n", *c.Sender, err)
+			return ExDataErr
+		}
 		c.Sender = &s
 	}
 	if c.Name != nil {
@@ -165,6 +169,15 @@ func Main(argv []string, root string, env []string, stdin io.Reader, stdout, std
 		fmt.Fprintln(stderr, "sendmail: fatal: recipient addresses must be given as arguments, or -t must be used")
 		return ExUsage
 	}
+	recips, err := SplitRecipients(c.Recipients)
+	if err != nil {
+		fmt.Fprintf(stderr, "sendmail: fatal: %v\n", err)
+		return ExDataErr
+	}
+	if _, ok := e.Get("QMAILQUEUE"); !ok && noTree(stderr, root) {
+		// qmail-inject would only say "unable to exec qq".
+		return ExTempFail
+	}
 	j := &inject.Job{Root: root, Env: e, Stdin: newCRLFReader(stdin), Stdout: stdout, Stderr: stderr,
 		NeedRecipients: true, Name: "sendmail"}
 	j.Strategy = inject.RecipArgs
@@ -172,7 +185,7 @@ func Main(argv []string, root string, env []string, stdin io.Reader, stdout, std
 		j.Strategy = inject.RecipBoth
 	}
 	j.Sender = c.Sender
-	j.Args = SplitRecipients(c.Recipients)
+	j.Args = recips
 	if ierr := j.Exec(); ierr != nil {
 		fmt.Fprintf(stderr, "sendmail: fatal: %s\n", ierr.Text)
 		switch {
@@ -191,11 +204,14 @@ func Main(argv []string, root string, env []string, stdin io.Reader, stdout, std
 // none.
 func newaliases(root string, args, env []string, stderr io.Writer, sys Sys) int {
 	if err := sys.Chdir(root); err != nil {
-		fmt.Fprintln(stderr, "sendmail: fatal: unable to switch to qmail home directory")
+		chdirFailed(stderr, root, err)
 		return ExTempFail
 	}
 	p := filepath.Join(root, "bin", "newaliases")
 	if _, err := os.Stat(p); err != nil {
+		if noTree(stderr, root) {
+			return ExUnavailable
+		}
 		fmt.Fprintln(stderr, "sendmail: newaliases: this system has no newaliases; qmail needs none (see dot-qmail(5) and fastforward)")
 		return 0
 	}
@@ -216,11 +232,41 @@ func run(sys Sys, stderr io.Writer, path string, args, env []string) int {
 		return ExUnavailable
 	}
 	err := sys.Exec(path, append([]string{filepath.Base(path)}, args...), env)
-	fmt.Fprintf(stderr, "sendmail: fatal: unable to run %s: %v\n", path, err)
 	if errors.Is(err, fs.ErrNotExist) {
+		if noTree(stderr, filepath.Dir(filepath.Dir(path))) {
+			return ExUnavailable
+		}
+		fmt.Fprintf(stderr, "sendmail: fatal: unable to run %s: %v\n", path, err)
 		return ExUnavailable
 	}
+	fmt.Fprintf(stderr, "sendmail: fatal: unable to run %s: %v\n", path, err)
 	return ExTempFail
+}
+
+// chdirFailed reports that the qmail home directory root cannot be
+// entered.
+func chdirFailed(stderr io.Writer, root string, err error) {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	fmt.Fprintf(stderr, "sendmail: fatal: unable to switch to qmail home directory %s: %v\n", root, err)
+}
+
+// noTree reports, and explains, that root is no qmail tree: it has no
+// bin/qmail-queue. That is what a hard link or a copy of sendmail outside
+// QMAILHOME/bin finds (qhome.Root takes the parent of a directory named
+// bin, /var/qmail otherwise): without the explanation the error would be
+// a missing program or qmail-inject's "unable to exec qq".
+func noTree(stderr io.Writer, root string) bool {
+	qq := filepath.Join(root, "bin", "qmail-queue")
+	if _, err := os.Stat(qq); !errors.Is(err, fs.ErrNotExist) {
+		return false
+	}
+	fmt.Fprintf(stderr, "sendmail: fatal: %s is no qmail tree (there is no %s): sendmail finds its tree from its own path, "+
+		"QMAILHOME/bin/sendmail or a symbolic link to it; a hard link or a copy elsewhere cannot find it. "+
+		"Link sendmail and its names to QMAILHOME/bin with symbolic links (ln -s), not hard links or copies\n", root, qq)
+	return true
 }
 
 // isSelf reports whether path is the running program's file.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -70,6 +71,12 @@ func TestParse(t *testing.T) {
 		{args: []string{"-f", "a@b\nBcc: victim@x", "bob"}, errPart: "header injection"},
 		{args: []string{"-F", "Name\r\nBcc: victim@x", "bob"}, errPart: "header injection"},
 		{args: []string{"-Fa\x00b", "bob"}, errPart: "header injection"},
+		// -oA's file may be the next word; -o's other values stay attached.
+		{args: []string{"-bi", "-oA", "/etc/x", "-oi"}, mode: ModeNewAliases},
+		{args: []string{"-oi", "-oem", "bob"}, recips: []string{"bob"}},
+		{args: []string{"-bi", "-oA"}, errPart: "-oA needs the aliases file"},
+		{args: []string{"-bi", "-oA", ""}, errPart: "-oA needs the aliases file"},
+		{args: []string{"-oA", "-bi"}, errPart: "-oA needs the aliases file"},
 	}
 	for _, tc := range tests {
 		prog := tc.prog
@@ -110,6 +117,8 @@ func fakeTree(t *testing.T) (root, capdir string, env []string) {
 		os.MkdirAll(filepath.Join(root, d), 0o755)
 	}
 	os.WriteFile(filepath.Join(root, "control", "me"), []byte("mx.example.org\n"), 0o644)
+	// What makes root a qmail tree to sendmail; $QMAILQUEUE is run instead.
+	os.WriteFile(filepath.Join(root, "bin", "qmail-queue"), []byte("#!/bin/sh\nexit 81\n"), 0o755)
 	qq := filepath.Join(root, "qq")
 	os.WriteFile(qq, []byte("#!/bin/sh\n/bin/cat > '"+capdir+"/message'\n/bin/cat <&1 > '"+capdir+"/envelope'\nexit ${QQEXIT:-0}\n"), 0o755)
 	return root, capdir, []string{"USER=alice", "QMAILQUEUE=" + qq}
@@ -165,6 +174,27 @@ func TestMainInject(t *testing.T) {
 		{name: "only blanks and commas", args: []string{"sendmail", " , "}, in: "x\n", code: ExDataErr, errHas: "no recipients found"},
 		{name: "t finds none", args: []string{"sendmail", "-t"}, in: "Subject: x\n\n", code: ExDataErr, errHas: "no recipients found"},
 		{name: "bad arg", args: []string{"sendmail", "bob@x(y"}, in: "x\n", code: ExDataErr, errHas: "unable to parse address"},
+		{name: "name-addr then words", args: []string{"sendmail", "bob", "Joe <j@x.org> trailing"}, in: "x\n", code: ExDataErr,
+			errHas: `sendmail: fatal: unable to parse address "Joe <j@x.org> trailing": text after the closing '>'`},
+		{name: "two name-addrs", args: []string{"sendmail", "Joe <j@x.org> <k@y.org>"}, in: "x\n", code: ExDataErr,
+			errHas: `unable to parse address "Joe <j@x.org> <k@y.org>": a second <address> follows the first: separate addresses with commas`},
+		{name: "bad element of a list", args: []string{"sendmail", "bob, <j@x.org"}, in: "x\n", code: ExDataErr,
+			errHas: `unable to parse address "<j@x.org" in the argument "bob, <j@x.org": '<' without a closing '>'`},
+		{name: "double close", args: []string{"sendmail", "Joe <j@x.org>>"}, in: "x\n", code: ExDataErr, errHas: `"Joe <j@x.org>>"`},
+		{name: "f with words after", args: []string{"sendmail", "-f", "Joe <j@x.org> junk", "bob"}, in: "x\n", code: ExDataErr,
+			errHas: `sendmail: fatal: unable to parse the -f address "Joe <j@x.org> junk": text after the closing '>'`},
+		{name: "null sender with comment", args: []string{"sendmail", "-f", "<> (bounce)", "bob@example.com"},
+			in:       "Subject: s\n\nb\n",
+			envelope: "F\x00Tbob@example.com\x00\x00"},
+		{name: "null sender", args: []string{"sendmail", "-f", "<>", "bob@example.com"},
+			in:       "Subject: s\n\nb\n",
+			envelope: "F\x00Tbob@example.com\x00\x00"},
+		{name: "odd local parts", args: []string{"sendmail", "a b@example.com", `x"y@example.com`, "<j@x.org> (J)"},
+			in:       "Subject: s\n\nb\n",
+			envelope: "Falice@mx.example.org\x00Ta b@example.com\x00Tx\"y@example.com\x00Tj@x.org\x00\x00"},
+		{name: "lone CR at the end", args: []string{"sendmail", "bob@example.com"},
+			in: "Subject: s\r\n\r\nlast\r", envelope: "Falice@mx.example.org\x00Tbob@example.com\x00\x00",
+			msgHas: []string{"\n\nlast\n"}, msgLacks: []string{"\r"}},
 		{name: "qq perm", args: []string{"sendmail", "bob"}, extraEnv: []string{"QQEXIT=31"}, in: "x\n", code: ExUnavailable, errHas: "permanently rejected"},
 		{name: "qq temp", args: []string{"sendmail", "bob"}, extraEnv: []string{"QQEXIT=71"}, in: "x\n", code: ExTempFail, errHas: "temporarily rejected"},
 		{name: "unknown flag", args: []string{"sendmail", "-Y", "bob"}, in: "x\n", code: ExUsage, errHas: "illegal option -- Y"},
@@ -221,6 +251,8 @@ func TestMainExecModes(t *testing.T) {
 		{args: []string{"/usr/bin/newaliases", "-n", "-f", "/etc/other"}, prog: "newaliases", argv: []string{"-n", "-f", "/etc/other"}},
 		{args: []string{"sendmail", "-bi", "-oA/etc/mail/aliases"}, prog: "newaliases", argv: []string{"-oA/etc/mail/aliases"}},
 		{args: []string{"sendmail", "-I", "-oi", "-oAhash:/etc/x"}, prog: "newaliases", argv: []string{"-oAhash:/etc/x"}},
+		{args: []string{"sendmail", "-bi", "-oA", "/etc/x", "-oem"}, prog: "newaliases", argv: []string{"-oA/etc/x"}},
+		{args: []string{"sendmail", "-bi", "-o", "A", "/etc/x"}, prog: "newaliases", argv: []string{"-oA/etc/x"}},
 		{args: []string{"newaliases"}, noFile: true, code: 0, errHas: "no newaliases"},
 		{args: []string{"sendmail", "-bs"}, prog: "qmail-smtpd", env: map[string]string{"RELAYCLIENT": "", "DATABYTES": "0", "PROTO": "TCP",
 			"TCPLOCALIP": "127.0.0.1", "TCPREMOTEIP": "127.0.0.1", "TCPREMOTEINFO": "sendmail-bs", "TCPREMOTEHOST": "localhost", "TCPLOCALHOST": "localhost"}},
@@ -275,6 +307,48 @@ func TestMainExecModes(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestNoTree: a hard link or copy of sendmail outside QMAILHOME/bin takes
+// a directory that is no qmail tree (no bin/qmail-queue) as its root.
+// Every mode says so, queueing too (it said only "unable to exec qq").
+func TestNoTree(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		env  []string
+		code int
+	}{
+		{args: []string{"sendmail", "bob"}, code: ExTempFail},
+		{args: []string{"sendmail", "-t"}, code: ExTempFail},
+		{args: []string{"sendmail", "-bp"}, code: ExUnavailable},
+		{args: []string{"sendmail", "-bs"}, code: ExUnavailable},
+		{args: []string{"sendmail", "-bi"}, code: ExUnavailable},
+		{args: []string{"/usr/bin/newaliases"}, code: ExUnavailable},
+	} {
+		root := t.TempDir()
+		var errb bytes.Buffer
+		sys := Sys{Chdir: func(string) error { return nil },
+			Exec: func(string, []string, []string) error { return syscall.ENOENT }}
+		code := Main(tc.args, root, []string{"USER=alice"}, strings.NewReader("To: bob\n\nx\n"), &bytes.Buffer{}, &errb, sys)
+		want := "sendmail: fatal: " + root + " is no qmail tree (there is no " + filepath.Join(root, "bin", "qmail-queue") + "): "
+		if code != tc.code || !strings.HasPrefix(errb.String(), want) || !strings.Contains(errb.String(), "symbolic links (ln -s)") ||
+			strings.Count(errb.String(), "\n") != 1 {
+			t.Errorf("%q: exit %d, stderr %q", tc.args, code, errb.String())
+		}
+	}
+}
+
+// TestChdirFails: the directory sendmail cannot enter is named.
+func TestChdirFails(t *testing.T) {
+	for _, args := range [][]string{{"sendmail", "bob"}, {"sendmail", "-bp"}, {"newaliases"}} {
+		var errb bytes.Buffer
+		sys := Sys{Chdir: func(d string) error { return &fs.PathError{Op: "chdir", Path: d, Err: syscall.ENOENT} },
+			Exec: func(string, []string, []string) error { return errors.New("no exec") }}
+		code := Main(args, "/var/qmail", nil, strings.NewReader("x\n"), &bytes.Buffer{}, &errb, sys)
+		if want := "sendmail: fatal: unable to switch to qmail home directory /var/qmail: no such file or directory\n"; code != ExTempFail || errb.String() != want {
+			t.Errorf("%q: exit %d, stderr %q, want %q", args, code, errb.String(), want)
+		}
 	}
 }
 
@@ -346,19 +420,32 @@ func FuzzParse(f *testing.F) {
 }
 
 // FuzzSplitRecipients: splitting never panics, never makes up bytes, and
-// gives no empty or blank-edged recipient.
+// gives no empty (but for <>) or blank-edged recipient, and none with an
+// angle bracket outside quotes and comments (a bracket left over from a
+// name-addr would be queued as part of the address).
 func FuzzSplitRecipients(f *testing.F) {
-	for _, s := range []string{"a, b", `"x,y"@z, <p,q@r>`, "a (b, c), d", `"\"`, "((", ",,,"} {
+	for _, s := range []string{"a, b", `"x,y"@z, <p,q@r>`, "a (b, c), d", `"\"`, "((", ",,,",
+		"Joe <j@x.org> trailing", "<j@x.org", "Joe <j@x.org>>", "J <j@x> <k@y>", `"J <j@x>`, "<> (c)"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, arg string) {
 		total := 0
-		for _, r := range SplitRecipients([]string{arg}) {
-			if r == "" && !strings.Contains(arg, "<>") {
+		rs, err := SplitRecipients([]string{arg})
+		if err != nil {
+			if rs != nil || !strings.Contains(err.Error(), strconv.Quote(strings.TrimSpace(arg))) && !strings.Contains(err.Error(), strconv.Quote(arg)) {
+				t.Fatalf("%q: recipients %q with error %v (which must name the argument)", arg, rs, err)
+			}
+			return
+		}
+		for _, r := range rs {
+			if r == "" && !strings.Contains(arg, "<") {
 				t.Fatalf("empty recipient from %q", arg)
 			}
-			if strings.TrimSpace(r) != r && !strings.Contains(arg, "<") {
+			if strings.TrimSpace(r) != r {
 				t.Fatalf("recipient %q of %q has blanks at its edges", r, arg)
+			}
+			if lt, gt, err := brackets(r); lt >= 0 || gt >= 0 || err != nil {
+				t.Fatalf("recipient %q of %q has angle brackets (%d %d %v)", r, arg, lt, gt, err)
 			}
 			total += len(r)
 		}
@@ -366,6 +453,64 @@ func FuzzSplitRecipients(f *testing.F) {
 			t.Fatalf("%q split into more bytes than it has", arg)
 		}
 	})
+}
+
+// TestAddrSpec: the rule of sendmail(8) ADDRESSES. A name-addr must be
+// whole (one <...>, then only comments); a bracketed address followed by
+// anything else was queued with the rest glued on ("Joe <j@x.org>trailing"),
+// or silently lost an address ("J <j@x> <k@y>" queued only k@y).
+func TestAddrSpec(t *testing.T) {
+	for _, tc := range []struct{ in, want, err string }{
+		{in: "bob", want: "bob"},
+		{in: " joe@example.org ", want: "joe@example.org"},
+		{in: "Joe <j@x.org>", want: "j@x.org"},
+		{in: "<j@x.org>", want: "j@x.org"},
+		{in: "< j@x.org >", want: "j@x.org"},
+		{in: "Joe <j@x.org> (work)", want: "j@x.org"},
+		{in: "Joe <j@x.org>(a)\t(b \\) (c))", want: "j@x.org"},
+		{in: "<j@x.org> (c)", want: "j@x.org"},
+		{in: `"Smith, Bob" <bob@example.com>`, want: "bob@example.com"},
+		{in: `"a <b>" <c@x>`, want: "c@x"},
+		{in: `Joe (a <comment>) <j@x>`, want: "j@x"},
+		{in: `<"a>b"@x>`, want: `"a>b"@x`},
+		{in: "<>", want: ""},
+		{in: "<> (c)", want: ""},
+		{in: "", want: ""},
+		// Not a name-addr: qmail-inject's rule, as before.
+		{in: `"a,b"@example.net`, want: `"a,b"@example.net`},
+		{in: "k@example.net (K)", want: "k@example.net (K)"},
+		{in: "a b;c@x", want: "a b;c@x"},
+		{in: `a"b@x`, want: `a"b@x`},
+		{in: "bob(c@x", want: "bob(c@x"},
+		{in: `"a<b"@x`, want: `"a<b"@x`},
+		{in: "bob@x (see <url>)", want: "bob@x (see <url>)"},
+		// Errors.
+		{in: "Joe <j@x.org> trailing", err: "text after the closing '>'"},
+		{in: "Joe <j@x.org> ;", err: "text after the closing '>'"},
+		{in: `Joe <j@x.org> "q"`, err: "text after the closing '>'"},
+		{in: "Joe <j@x.org> <k@y.org>", err: "a second <address>"},
+		{in: "Joe <j@x.org>>", err: "'>' without an opening '<'"},
+		{in: "Joe <j@x.org> (c) x", err: "text after the closing '>'"},
+		{in: "<j@x.org", err: "'<' without a closing '>'"},
+		{in: "Joe <j@x.org", err: "'<' without a closing '>'"},
+		{in: "j@x.org>", err: "'>' without an opening '<'"},
+		{in: "a>b@x", err: "'>' without an opening '<'"},
+		{in: "<a<b@x>>", err: "'<' inside <...>"},
+		{in: "Joe <j@x.org> (work", err: "'(' without a closing ')'"},
+		{in: `"Joe <j@x.org>`, err: `'"' without a closing '"'`},
+		{in: `<"j@x.org>`, err: `'"' without a closing '"'`},
+	} {
+		got, err := AddrSpec(tc.in)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("AddrSpec(%q) = %q, %v; want error %q", tc.in, got, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("AddrSpec(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+		}
+	}
 }
 
 // TestDaemonSender: a caller without USER, LOGNAME or MAILUSER (a systemd
@@ -399,7 +544,8 @@ func TestDaemonSender(t *testing.T) {
 }
 
 // TestCRLFReader: CR LF becomes LF wherever the reads split the input; a
-// CR without LF stays.
+// CR without LF stays, but for one that is the last byte of the input
+// (it ended the last line; "last\r" was queued as "last\r\n").
 func TestCRLFReader(t *testing.T) {
 	split := map[string]func(io.Reader) io.Reader{
 		"whole": func(r io.Reader) io.Reader { return r },
@@ -409,10 +555,12 @@ func TestCRLFReader(t *testing.T) {
 	for in, want := range map[string]string{
 		"a\r\nb\r\n":   "a\nb\n",
 		"\r\n\r\n":     "\n\n",
-		"a\rb\r":       "a\rb\r",
+		"a\rb\r":       "a\rb\n", // a CR at the very end ends the line
 		"a\r\r\nb":     "a\r\nb",
-		"\r":           "\r",
-		"x\r\n\ry\r\r": "x\n\ry\r\r",
+		"\r":           "\n",
+		"last\r":       "last\n",
+		"x\r\n\ry\r\r": "x\n\ry\r\n",
+		"a\rb":         "a\rb",
 	} {
 		for name, f := range split {
 			b, err := io.ReadAll(newCRLFReader(f(strings.NewReader(in))))
