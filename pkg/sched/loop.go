@@ -484,6 +484,13 @@ func (s *Sched) loop() {
 		} else {
 			s.drain(time.Duration(w-s.recent+sleepFuzz) * time.Second)
 		}
+		if s.flagALRM || s.flagHUP {
+			// As qmail's select interrupted by a signal: nothing else
+			// this iteration, so that a hold asked for together with
+			// work that became due (a resume from suspend, its
+			// network hook holding at once) is applied first.
+			continue
+		}
 		s.recent = s.now()
 		s.todoStep()
 		s.passStep()
@@ -501,7 +508,8 @@ func (s *Sched) drain(d time.Duration) {
 			t.Stop()
 			s.handle(ev)
 		case <-t.C:
-			return
+			// Whatever came at the same moment (a signal) is
+			// handled too, before the work the timer was for.
 		}
 	}
 	for i := 0; i < 256; i++ {

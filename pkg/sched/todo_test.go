@@ -462,3 +462,26 @@ func TestDamagedTodoWaits(t *testing.T) {
 	e.waitLog(open, 2)
 	e.stop()
 }
+
+// TestHUPBeforeDueWork: a HUP that arrives together with work that has
+// become due (here the scan of todo/, due by the clock: a laptop resumed
+// from suspend, its network hook holding at once) is handled before that
+// work, as qmail's select interrupted by the signal does nothing else in
+// its iteration: the new hold stops the delivery the scan would start.
+func TestHUPBeforeDueWork(t *testing.T) {
+	root := newTree(t)
+	var clock atomic.Int64
+	clock.Store(time.Now().Unix())
+	e := startSpiedClock(t, root, &record{}, clock.Load)
+	e.waitLog("status: local 0/10", 1)
+	id := queueMsg(t, root, "ann@example.org", "bob@local.example")
+	clock.Add(sleepTodo + 10) // the next scan of todo/ is due
+	ctl(t, root, "holdlocal", "")
+	e.sigs <- syscall.SIGHUP
+	e.waitLog("hold: local held", 1)
+	e.waitLog(fmt.Sprintf("new msg %d", id), 1)
+	e.stop()
+	if strings.Contains(e.log.String(), "starting delivery") {
+		t.Errorf("a delivery started before the hold was applied:\n%s", e.log.String())
+	}
+}
