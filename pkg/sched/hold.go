@@ -30,8 +30,11 @@ const kindRemoteSome = 2
 
 var periodName = [3]string{"local", "remote", "remotesome"}
 
-// maxPeriods bounds the hold log; the oldest periods are dropped first.
-const maxPeriods = 1000
+// maxPeriods bounds the hold log (about 25 bytes a line, rewritten at
+// each change); past it the oldest periods are dropped first. Periods no
+// message can need any more go before that (holdLog.prune), so the bound
+// only matters for more holds than this within one queue lifetime.
+const maxPeriods = 10000
 
 type period struct {
 	c          int
@@ -47,9 +50,10 @@ type period struct {
 // (held mail must not bounce for time it was held), and it is read again
 // at every HUP.
 type holdLog struct {
-	path    string
-	periods []period
-	err     error
+	path     string
+	periods  []period
+	err      error
+	lifetime int64 // queuelifetime, for prune; 0: no pruning
 }
 
 func loadHoldLog(queue string) *holdLog {
@@ -116,10 +120,43 @@ func (h *holdLog) set(c int, held bool, t int64) bool {
 	default:
 		return false
 	}
+	h.prune(t)
 	if len(h.periods) > maxPeriods {
 		h.periods = append([]period(nil), h.periods[len(h.periods)-maxPeriods:]...)
 	}
 	return true
+}
+
+// prune drops the periods no message can need any more. A period of kind
+// c that ended at E matters only to messages born before E, and such a
+// message is dying (now > birth + lifetime + held time) with or without
+// it once E + lifetime + the time c was held after E < now: its birth is
+// before E, and the time it was held before E is at most E - birth. The
+// periods of a kind are in time order and do not overlap, so the time
+// held after each is the sum of the later ones.
+func (h *holdLog) prune(now int64) {
+	if h.lifetime <= 0 {
+		return
+	}
+	var after [3]int64 // per kind: held time after the period at hand
+	drop := make([]bool, len(h.periods))
+	for i := len(h.periods) - 1; i >= 0; i-- {
+		p := h.periods[i]
+		end := p.end
+		if end == 0 {
+			end = now
+		} else if end+h.lifetime+after[p.c] < now {
+			drop[i] = true
+		}
+		after[p.c] += max(end-p.start, 0)
+	}
+	keep := h.periods[:0]
+	for i, p := range h.periods {
+		if !drop[i] {
+			keep = append(keep, p)
+		}
+	}
+	h.periods = keep
 }
 
 // save replaces the file durably: the periods decide when held messages
@@ -176,6 +213,7 @@ func (s *Sched) rereadHoldLog() {
 		return
 	}
 	h := loadHoldLog(s.queue)
+	h.lifetime = s.cf.lifetime
 	if h.err != nil {
 		s.holds.err = h.err
 		s.holdLogAlert()

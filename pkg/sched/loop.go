@@ -212,6 +212,7 @@ func Run(opt Options) int {
 	}
 	s.recent = s.now()
 	s.holds = loadHoldLog(s.queue)
+	s.holds.lifetime = s.cf.lifetime
 	s.mc = loadMsgCtl(s.queue)
 	s.scanInfo()
 	s.pruneHeld()

@@ -446,3 +446,44 @@ func TestAppendRestResumes(t *testing.T) {
 		t.Errorf("bounce file is %d bytes, want %d: the paragraph once, whole", len(got), len(want))
 	}
 }
+
+// TestHoldLogPrune: the periods no message can need are dropped, and a
+// long hold that queued mail still needs is kept however many short holds
+// follow it (a cap of 1000 lines dropped it first, and held mail bounced
+// early on a link that flapped).
+func TestHoldLogPrune(t *testing.T) {
+	const day = 86400
+	now := int64(1_000_000_000)
+	h := &holdLog{lifetime: 2 * day}
+	long := period{chanRemote, now - 3*day + 60, now - day}
+	h.periods = append(h.periods,
+		period{chanLocal, now - 30*day, now - 29*day}, // ended before any queued message's lifetime
+		period{chanRemote, now - 10*day, now - 9*day}, // same
+		long,
+		period{kindRemoteSome, long.start, long.end})
+	for i := range int64(1500) {
+		s := now - day + 10 + 2*i
+		h.periods = append(h.periods, period{chanLocal, s, s + 1})
+	}
+	h.set(chanLocal, true, now) // a change: the log is pruned
+	if h.periods[0] != long {
+		t.Fatalf("first period %v, want the long remote hold %v", h.periods[0], long)
+	}
+	if n := len(h.periods); n != 1+1+1500+1 {
+		t.Errorf("%d periods, want %d", n, 1+1+1500+1)
+	}
+	// A message born just before the long hold is not dying: it was held
+	// for most of its life.
+	birth := long.start - 10
+	if held := h.heldWithin(chanRemote, birth, now); now > birth+h.lifetime+held {
+		t.Errorf("held %d s: the message would bounce", held)
+	}
+	// Once the hold is old enough to matter to no message, it goes too.
+	later := long.end + h.lifetime + 100
+	h.set(chanLocal, false, later)
+	for _, p := range h.periods {
+		if p == long {
+			t.Errorf("the long hold is kept at %d, when no message can need it", later)
+		}
+	}
+}
