@@ -1000,3 +1000,25 @@ func TestAppendBounceCutShort(t *testing.T) {
 		t.Errorf("a new bounce file is left after the failure (%v)", err)
 	}
 }
+
+// TestAgeInTheFuture: a date ahead of the clock (the clock went back, a
+// laptop with a bad real-time clock) is shown as such, not as "0s": such
+// a message waits for the clock to catch up.
+func TestAgeInTheFuture(t *testing.T) {
+	for _, tc := range []struct {
+		d        time.Duration
+		age, ago string
+	}{
+		{90 * time.Second, "1m30s", "1m30s ago"},
+		{-300 * time.Millisecond, "0s", "0s ago"},
+		{-90 * time.Second, "-1m30s", "1m30s in the future"},
+		{-26 * time.Hour, "-1d2h", "1d2h in the future"},
+	} {
+		if got := age(tc.d); got != tc.age {
+			t.Errorf("age(%v) = %q, want %q", tc.d, got, tc.age)
+		}
+		if got := ago(tc.d); got != tc.ago {
+			t.Errorf("ago(%v) = %q, want %q", tc.d, got, tc.ago)
+		}
+	}
+}

@@ -56,8 +56,8 @@ func (c *cmd) show(ids []string) int {
 		}
 		if !found {
 			if t, ok := c.todo(q, id); ok {
-				fmt.Fprintf(c.out, "message %d\n  queued %s (%s ago)\n  size   %d\n  from   <%s>\n  state  todo (not yet preprocessed by qmail-send; %d recipients)\n",
-					id, qdate.Qread(t.Queued), age(c.now().Sub(t.Queued)), t.Size, qread.Safe(t.Sender), t.Recipients)
+				fmt.Fprintf(c.out, "message %d\n  queued %s (%s)\n  size   %d\n  from   <%s>\n  state  todo (not yet preprocessed by qmail-send; %d recipients)\n",
+					id, qdate.Qread(t.Queued), ago(c.now().Sub(t.Queued)), t.Size, qread.Safe(t.Sender), t.Recipients)
 				continue
 			}
 			c.fail(ExitUsage, "message %d is not in the queue", id)
@@ -73,8 +73,8 @@ func (c *cmd) show(ids []string) int {
 		if held[id] {
 			state += " (held by qmailctl hold " + strconv.FormatUint(id, 10) + ")"
 		}
-		fmt.Fprintf(c.out, "message %d\n  birth  %s (%s ago)\n  size   %d\n  from   <%s>\n  state  %s\n",
-			id, qdate.Qread(m.Birth), age(c.now().Sub(m.Birth)), m.Size, qread.Safe(m.Sender), state)
+		fmt.Fprintf(c.out, "message %d\n  birth  %s (%s)\n  size   %d\n  from   <%s>\n  state  %s\n",
+			id, qdate.Qread(m.Birth), ago(c.now().Sub(m.Birth)), m.Size, qread.Safe(m.Sender), state)
 		for _, r := range m.Local {
 			fmt.Fprintf(c.out, "  local  %s  %s\n", qread.Safe(r.Addr), recState(r, local.Set || held[id]))
 		}

@@ -131,7 +131,11 @@ func (c *cmd) since(st Status, ch, path string) string {
 	if st != nil {
 		if t, ok := st.Int("since-" + ch); ok && t > 0 {
 			began := time.Unix(t, 0)
-			s := " since " + qdate.Qread(began) + " (for " + age(c.now().Sub(began)) + ")"
+			d := c.now().Sub(began)
+			s := " since " + qdate.Qread(began) + " (for " + age(d) + ")"
+			if d <= -time.Second {
+				s = " since " + qdate.Qread(began) + " (" + ago(d) + ")"
+			}
 			if ferr == nil && fi.ModTime().Sub(began) > 2*time.Second {
 				s += "; control/hold" + ch + " last changed " + qdate.Qread(fi.ModTime())
 			}
@@ -139,7 +143,7 @@ func (c *cmd) since(st Status, ch, path string) string {
 		}
 	}
 	if ferr == nil {
-		return " (flag written " + qdate.Qread(fi.ModTime()) + ", " + age(c.now().Sub(fi.ModTime())) + " ago)"
+		return " (flag written " + qdate.Qread(fi.ModTime()) + ", " + ago(c.now().Sub(fi.ModTime())) + ")"
 	}
 	return ""
 }
@@ -152,9 +156,14 @@ func orDash(s string) string {
 }
 
 // age renders a duration in the largest two units: "3d4h", "2h5m", "40s".
+// A negative d (a date in the future: the clock went back, or a file was
+// dated ahead) is shown with a '-': such a message waits for the clock.
 func age(d time.Duration) string {
-	if d < 0 {
+	if d < 0 && d > -time.Second {
 		d = 0
+	}
+	if d < 0 {
+		return "-" + age(-d)
 	}
 	s := int64(d / time.Second)
 	switch {
@@ -167,6 +176,15 @@ func age(d time.Duration) string {
 	default:
 		return fmt.Sprintf("%dd%dh", s/86400, s%86400/3600)
 	}
+}
+
+// ago is "AGE ago" for a time d in the past, "AGE in the future" for one
+// ahead of the clock.
+func ago(d time.Duration) string {
+	if d <= -time.Second {
+		return age(-d) + " in the future"
+	}
+	return age(d) + " ago"
 }
 
 // queue prints one line per message:
