@@ -222,6 +222,13 @@ func TestCtlHoldRelease(t *testing.T) {
 	if !strings.Contains(string(st), "queued-local 1\n") {
 		t.Errorf("sendstatus:\n%s", st)
 	}
+	// A release does not count the message held by id as due.
+	ctl(t, root, "holdlocal", "")
+	e.sigs <- syscall.SIGHUP
+	e.waitLog("hold: local held, 1 messages waiting", 1)
+	os.Remove(filepath.Join(root, "control/holdlocal"))
+	e.sigs <- syscall.SIGHUP
+	e.waitLog("hold: local released, 0 messages due now, 1 held by id\n", 1)
 	// The hold survives a restart.
 	if code := e.stop(); code != 0 {
 		t.Fatalf("exit %d", code)

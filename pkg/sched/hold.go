@@ -282,6 +282,19 @@ func (s *Sched) holdDesc(c int, hs holdState) string {
 	return ""
 }
 
+// dueNow is the count of a release's log line: the messages of channel c
+// made due, without those held by id (qmailctl hold), which stay held.
+func (s *Sched) dueNow(c int) string { return itoa(s.queued(c) - s.mc.nparked(c)) }
+
+// heldByID is what a release's log line adds for the messages of channel c
+// held by id: ", N held by id", or nothing.
+func (s *Sched) heldByID(c int) string {
+	if n := s.mc.nparked(c); n > 0 {
+		return ", " + itoa(n) + " held by id"
+	}
+	return ""
+}
+
 // queued counts messages on channel c: schedule entries plus open jobs.
 func (s *Sched) queued(c int) int {
 	n := s.sched[c].len() + s.mc.nparked(c)
@@ -365,7 +378,7 @@ func (s *Sched) applyHold(nh holdState) {
 			s.log.line("hold: local held, ", itoa(s.queued(chanLocal)), " messages waiting")
 		} else {
 			s.releaseChan(chanLocal)
-			s.log.line("hold: local released, ", itoa(s.queued(chanLocal)), " messages due now")
+			s.log.line("hold: local released, ", s.dueNow(chanLocal), " messages due now", s.heldByID(chanLocal))
 		}
 	}
 	if old.describeRemote() == nh.describeRemote() {
@@ -390,10 +403,10 @@ func (s *Sched) applyHold(nh holdState) {
 	switch {
 	case !nh.remoteAny():
 		s.releaseChan(chanRemote)
-		s.log.line("hold: remote released, ", n, " messages due now")
+		s.log.line("hold: remote released, ", s.dueNow(chanRemote), " messages due now", s.heldByID(chanRemote))
 	case released:
 		s.releaseChan(chanRemote)
-		s.log.line("hold: remote released except", s.holdDesc(chanRemote, nh)[4:], ", ", n, " messages due now")
+		s.log.line("hold: remote released except", s.holdDesc(chanRemote, nh)[4:], ", ", s.dueNow(chanRemote), " messages due now", s.heldByID(chanRemote))
 	default:
 		s.log.line("hold: remote held", s.holdDesc(chanRemote, nh), ", ", n, " messages waiting")
 	}
