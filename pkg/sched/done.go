@@ -44,7 +44,16 @@ func appendRest(name string, p []byte, done *int) error {
 // (spec/scheduler.md §8).
 func (s *Sched) messDone(id uint64) {
 	if s.ending(id) {
-		return // already being removed (the done list may hold it twice)
+		// Being removed (the done list may hold it twice). Look again
+		// once that is over rather than drop the entry: the removal's
+		// last step frees the inode, so a new message may have this id
+		// already, queued and preprocessed before the loop saw the
+		// removal end, and this entry may be its only one (a message
+		// without recipients goes straight to the done list). For the
+		// old message the second look finds no info file and does
+		// nothing.
+		s.done.insert(id, s.now()+1)
+		return
 	}
 	retry := func() { s.done.insert(id, s.now()+sleepSysfail) }
 	for c := 0; c < 2; c++ {

@@ -487,3 +487,18 @@ func TestHoldLogPrune(t *testing.T) {
 		}
 	}
 }
+
+// TestMessDoneWhileEnding: a done entry for an id whose removal is under
+// way is looked at again later, not dropped: the id (an inode) may be a new
+// message's already, and its entry must not be lost.
+func TestMessDoneWhileEnding(t *testing.T) {
+	root := newTree(t)
+	q := filepath.Join(root, "queue")
+	s := &Sched{root: root, queue: q, log: logger{w: io.Discard}, now: func() int64 { return 1000 }}
+	s.inflight = map[uint64]int{42: 1}
+	s.messDone(42)
+	e, ok := s.done.min()
+	if !ok || e.id != 42 || e.due <= 1000 {
+		t.Fatalf("done list %v, %v: want 42 again, later", e, ok)
+	}
+}
