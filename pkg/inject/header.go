@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"io"
+	"net"
 )
 
 // Known header fields (qmail's list; only some are acted on).
@@ -137,41 +138,76 @@ func validField(h []byte) bool {
 // empty line followed by that line. The body reads the rest of r as it
 // comes, so that a message is never held whole (only its header is).
 //
-// Each field is handed to field as soon as its last line is read, and not
-// kept: what the caller keeps of it is the caller's affair.
-func readHeader(r *bufio.Reader, field func([]byte)) (body *bodyReader, err error) {
-	var cur []byte
+// The fields go to sink as they are read: begin is given each field's
+// first line and says whether it wants the field whole; if so, field gets
+// it once its last line is read, else cont gets each continuation line as
+// it comes. The bytes handed over are in buffers used again: the sink
+// copies what it keeps. Lines are read where bufio holds them, so a header
+// of many short fields costs no allocation per line, and one huge field
+// not wanted whole is not gathered at all.
+func readHeader(r *bufio.Reader, sink headerSink) (body *bodyReader, err error) {
+	var cur []byte // the field being gathered, or the line at hand
+	inField, whole := false, false
 	for {
-		line, err := r.ReadBytes('\n')
-		switch {
-		case err == io.EOF && len(line) > 0:
-			line = append(line, '\n') // a final partial line
-		case err == io.EOF:
-			if cur != nil {
-				field(cur)
+		if inField {
+			if b, err := r.Peek(1); err == nil && (b[0] == ' ' || b[0] == '\t') {
+				start := 0
+				if whole {
+					start = len(cur) // onto the field
+				}
+				cur, err = readLine(r, cur[:start])
+				switch {
+				case err == io.EOF:
+					cur = append(cur, '\n') // a final partial line
+				case err != nil:
+					return nil, err
+				}
+				if !whole {
+					sink.cont(cur)
+				}
+				continue
 			}
+			if whole {
+				sink.field(cur)
+			}
+			inField = false
+		}
+		cur, err = readLine(r, cur[:0])
+		switch {
+		case err == io.EOF && len(cur) > 0:
+			cur = append(cur, '\n') // a final partial line
+		case err == io.EOF:
 			return &bodyReader{r: r}, nil
 		case err != nil:
 			return nil, err
 		}
-		if cur != nil {
-			if line[0] == ' ' || line[0] == '\t' {
-				cur = append(cur, line...)
-				continue
-			}
-			field(cur)
-			cur = nil
-		}
-		if len(line) == 1 {
-			return &bodyReader{head: line, r: r}, nil
-		}
 		switch {
-		case bytes.HasPrefix(line, []byte("From ")):
-			cur = append([]byte("MBOX-Line: "), line...)
-		case validField(line):
-			cur = line
-		default:
-			return &bodyReader{head: append([]byte("\n"), line...), r: r}, nil
+		case len(cur) == 1:
+			return &bodyReader{head: []byte{'\n'}, r: r}, nil
+		case bytes.HasPrefix(cur, []byte("From ")):
+			cur = append([]byte("MBOX-Line: "), cur...)
+		case !validField(cur):
+			return &bodyReader{head: append([]byte("\n"), cur...), r: r}, nil
+		}
+		inField, whole = true, sink.begin(cur)
+	}
+}
+
+// headerSink takes the fields readHeader reads (see there).
+type headerSink interface {
+	begin(first []byte) (whole bool)
+	cont(line []byte)
+	field(whole []byte)
+}
+
+// readLine appends to buf the next line of r, its newline included (none
+// at the end of input, with io.EOF).
+func readLine(r *bufio.Reader, buf []byte) ([]byte, error) {
+	for {
+		frag, err := r.ReadSlice('\n')
+		buf = append(buf, frag...)
+		if err != bufio.ErrBufferFull {
+			return buf, err
 		}
 	}
 }
@@ -220,4 +256,31 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 			return n, nil
 		}
 	}
+}
+
+// chunks holds the kept header: bytes copied into blocks of chunkSize,
+// so that it costs its size and no more (no copy as it grows, nothing per
+// field).
+type chunks struct{ bufs [][]byte }
+
+const chunkSize = 256 << 10
+
+func (c *chunks) write(p []byte) {
+	for len(p) > 0 {
+		n := len(c.bufs)
+		if n == 0 || len(c.bufs[n-1]) == cap(c.bufs[n-1]) {
+			c.bufs = append(c.bufs, make([]byte, 0, chunkSize))
+			n++
+		}
+		last := &c.bufs[n-1]
+		k := min(len(p), cap(*last)-len(*last))
+		*last = append(*last, p[:k]...)
+		p = p[k:]
+	}
+}
+
+// reader reads the bytes written, once.
+func (c *chunks) reader() io.Reader {
+	b := net.Buffers(c.bufs)
+	return &b
 }

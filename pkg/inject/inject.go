@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -105,27 +104,70 @@ func firstEnv(env []string, keys ...string) (string, bool) {
 type state struct {
 	rw         *Rewriter
 	seen       [hCount]bool
-	headRecips []string    // To, Cc, Bcc, Apparently-To
-	resRecips  []string    // Resent-To, Resent-Cc, Resent-Bcc
-	tocc       []string    // To and Cc addresses, for Mail-Followup-To
-	rpath      *string     // first Return-Path address
-	saved      net.Buffers // the fields kept, each as read or rewritten
+	headRecips []string // To, Cc, Bcc, Apparently-To
+	resRecips  []string // Resent-To, Resent-Cc, Resent-Bcc
+	tocc       []string // To and Cc addresses, for Mail-Followup-To
+	rpath      *string  // first Return-Path address
+	saved      chunks   // the fields kept, as read or rewritten
+	keep       bool     // the field being read line by line is kept
 	delFrom    bool
 	delMsgID   bool
 	delRPath   bool
 }
 
-// field handles one header field: rewrites address fields, collects
-// recipients and the Return-Path, and saves what stays in the header.
+// deleted reports whether QMAILINJECT asks for fields of type ht to go.
+func (st *state) deleted(ht int) bool {
+	return st.delFrom && ht == hFrom || st.delMsgID && ht == hMessageID || st.delRPath && ht == hReturnPath
+}
+
+// addrField reports whether fields of type ht hold addresses (rewritten).
+func addrField(ht int) bool {
+	switch ht {
+	case hTo, hCc, hBcc, hApparentlyTo, hResentTo, hResentCc, hResentBcc,
+		hReturnPath, hSender, hFrom, hReplyTo, hReturnReceiptTo, hErrorsTo,
+		hResentSender, hResentFrom, hResentReplyTo:
+		return true
+	}
+	return false
+}
+
+// begin starts a header field from its first line (readHeader's sink). An
+// address field is wanted whole, for field; any other is copied (or
+// dropped) line by line as it is read, so that a huge one is held once.
+func (st *state) begin(first []byte) (whole bool) {
+	ht := fieldType(first)
+	if addrField(ht) {
+		return true
+	}
+	st.keep = false
+	if st.deleted(ht) {
+		return false
+	}
+	st.seen[ht] = true
+	if ht != hContentLength {
+		st.keep = true
+		st.saved.write(first)
+	}
+	return false
+}
+
+// cont takes a continuation line of a field begin did not want whole.
+func (st *state) cont(line []byte) {
+	if st.keep {
+		st.saved.write(line)
+	}
+}
+
+// field handles one address field: rewrites it, collects recipients and
+// the Return-Path, and saves what stays in the header.
 func (st *state) field(h []byte) {
 	ht := fieldType(h)
-	switch {
-	case st.delFrom && ht == hFrom, st.delMsgID && ht == hMessageID, st.delRPath && ht == hReturnPath:
+	if st.deleted(ht) {
 		return
 	}
 	st.seen[ht] = true
 	var list *[]string
-	tocc, addrField := false, true
+	tocc := false
 	switch ht {
 	case hTo, hCc:
 		list, tocc = &st.headRecips, true
@@ -133,12 +175,8 @@ func (st *state) field(h []byte) {
 		list = &st.headRecips
 	case hResentTo, hResentCc, hResentBcc:
 		list = &st.resRecips
-	case hReturnPath, hSender, hFrom, hReplyTo, hReturnReceiptTo, hErrorsTo,
-		hResentSender, hResentFrom, hResentReplyTo:
-	default:
-		addrField = false
 	}
-	if addrField {
+	if addrField(ht) {
 		var got []string
 		cb := func(a []Token) []Token {
 			a = st.rw.Rewrite(a)
@@ -164,7 +202,7 @@ func (st *state) field(h []byte) {
 	case hBcc, hResentBcc, hReturnPath, hContentLength:
 		return
 	}
-	st.saved = append(st.saved, h)
+	st.saved.write(h)
 }
 
 // cString cuts an address taken from the header at its first NUL byte:
@@ -291,7 +329,7 @@ func (j *Job) Exec() *Error {
 		}
 	}
 
-	body, rerr := readHeader(bufio.NewReaderSize(j.Stdin, 64<<10), st.field)
+	body, rerr := readHeader(bufio.NewReaderSize(j.Stdin, 64<<10), st)
 	if rerr != nil {
 		return fatalf(111, errRead)
 	}
@@ -423,7 +461,7 @@ func (j *Job) Exec() *Error {
 
 	// The header read stays where it is: a copy would double what a huge
 	// header costs.
-	header := io.MultiReader(&hd, &st.saved)
+	header := io.MultiReader(&hd, st.saved.reader())
 
 	if j.NeedRecipients && len(recips) == 0 {
 		return fatalf(100, ErrNoRecipients)
