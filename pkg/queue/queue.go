@@ -18,7 +18,10 @@
 //  6. fsync the mess file, the intd file, mess/S/ and intd/: the four
 //     concurrently, or one after another in multi-message mode (53);
 //  7. link intd/<ID> to todo/<ID> (66) — the commit point — and fsync
-//     todo/ (53; on failure todo/<ID> is unlinked again);
+//     todo/ (53; on failure the message stays: it is committed, and a
+//     scan of todo/ may have taken it already, so removing its files
+//     could leave qmail-send a message without its text; the caller
+//     hears a temporary failure, and a retry may queue it twice);
 //  8. poke lock/trigger; return 0.
 //
 // Deviation from qmail 1.03 (required by this project): every error exit
@@ -124,18 +127,18 @@ func runJob(c *Config) (int, uint64) {
 }
 
 type job struct {
-	c       *Config
-	rootfd  int
-	qfd     int // queue/
-	pidname string
-	messfd  int
-	mess    string // mess/S/ID, once linked
-	intdfd  int
-	intd    string // intd/ID, once created
-	todo    string // todo/ID, while it must be removed on failure
-	id      uint64
-	split   string
-	buf     []byte
+	c         *Config
+	rootfd    int
+	qfd       int // queue/
+	pidname   string
+	messfd    int
+	mess      string // mess/S/ID, once linked
+	intdfd    int
+	intd      string // intd/ID, once created
+	committed bool   // todo/ID is linked: nothing is removed after that
+	id        uint64
+	split     string
+	buf       []byte
 }
 
 const bufSize = 64 << 10
@@ -176,11 +179,12 @@ func (j *job) run() int {
 	if sysLinkat(j.qfd, j.intd, j.qfd, todo, 0) != nil {
 		return qq.ExitTodo
 	}
-	j.todo = todo
 	if j.syncDir("todo") != nil {
+		j.committed = true // see step 7: nothing is taken back
+		j.trigger()
 		return qq.ExitWrite
 	}
-	j.todo = "" // committed
+	j.committed = true
 	j.trigger()
 	return 0
 }
@@ -421,15 +425,11 @@ func (j *job) trigger() {
 	unix.Close(fd)
 }
 
-// cleanup removes what a failed run made: todo/ID (only when the commit
-// could not be made durable), intd/ID and mess/S/ID truncated then
-// unlinked, and the pid/ name.
+// cleanup removes what a failed run made before the commit: intd/ID and
+// mess/S/ID truncated then unlinked, and the pid/ name.
 func (j *job) cleanup() {
-	if j.qfd < 0 {
+	if j.qfd < 0 || j.committed {
 		return
-	}
-	if j.todo != "" {
-		sysUnlinkat(j.qfd, j.todo, 0)
 	}
 	if j.intdfd >= 0 {
 		sysFtruncate(j.intdfd, 0)

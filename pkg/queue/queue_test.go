@@ -357,7 +357,9 @@ func TestQueueInjectedFailures(t *testing.T) {
 				t.Errorf("injected operation never called")
 			}
 			want := 0
-			if tc.code == 0 {
+			if tc.code == 0 || tc.name == "fsync of todo/ fails" {
+				// After the commit link nothing is taken back: a scan
+				// of todo/ may have taken the message already.
 				want = 3
 			}
 			if f := files(t, root); len(f) != want {
