@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -17,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hqmail/hqmail/internal/testutil"
 	"github.com/hqmail/hqmail/pkg/hold"
 	"github.com/hqmail/hqmail/pkg/qdate"
 	"github.com/hqmail/hqmail/pkg/qread/queuetest"
@@ -974,22 +974,11 @@ func TestAppendBounceCutShort(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := []byte("<b@example.org>:\n" + strings.Repeat("x", 3000) + "\n\n")
-	var was syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &was); err != nil {
-		t.Fatal(err)
-	}
-	signal.Ignore(syscall.SIGXFSZ)
-	defer signal.Reset(syscall.SIGXFSZ)
-	lim := was
-	lim.Cur = uint64(len(first) + 1000)
-	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &lim); err != nil {
-		t.Skipf("cannot set a file size limit: %v", err)
-	}
-	errOld := appendBounce(dir, old, p)
-	errNew := appendBounce(dir, filepath.Join(dir, "2"), p)
-	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &was); err != nil {
-		t.Fatal(err)
-	}
+	var errOld, errNew error
+	testutil.WithFileSizeLimit(t, uint64(len(first)+1000), func() {
+		errOld = appendBounce(dir, old, p)
+		errNew = appendBounce(dir, filepath.Join(dir, "2"), p)
+	})
 	if errOld == nil || errNew == nil {
 		t.Fatalf("writes past the limit succeeded: %v, %v", errOld, errNew)
 	}

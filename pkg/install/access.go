@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/hqmail/hqmail/pkg/privsep"
 	"github.com/hqmail/hqmail/pkg/qhome"
 )
 
@@ -41,7 +42,7 @@ func (r runner) String() string { return r.name + " (" + r.prog + ")" }
 // those of /etc/group. qmail-queue is set-uid qmailq and keeps its
 // caller's groups; qmail-queued runs as qmailq with group qmail.
 func runners(ids *qhome.IDs) []runner {
-	with := func(uid int, groups ...int) []int { return append(groups, etcGroups(uid)...) }
+	with := func(uid int, groups ...int) []int { return append(groups, privsep.UserGroups(uid)...) }
 	return []runner{
 		{"alias", "fastforward", ids.Alias.UID, []int{ids.Alias.GID}},
 		{"qmaild", "qmail-smtpd", ids.Qmaild.UID, with(ids.Qmaild.UID, ids.Qmaild.GID)},
@@ -61,26 +62,6 @@ func runnerNamed(rs []runner, name string) runner {
 		}
 	}
 	panic("install: no runner " + name)
-}
-
-// etcGroups returns the groups /etc/group gives the passwd user with uid
-// uid (none for ids without a passwd entry, as -uid-base gives).
-func etcGroups(uid int) []int {
-	u, err := user.LookupId(strconv.Itoa(uid))
-	if err != nil {
-		return nil
-	}
-	gs, err := u.GroupIds()
-	if err != nil {
-		return nil
-	}
-	var out []int
-	for _, s := range gs {
-		if g, err := strconv.Atoi(s); err == nil {
-			out = append(out, g)
-		}
-	}
-	return out
 }
 
 // denial says why r cannot open a path.

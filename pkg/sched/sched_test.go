@@ -402,20 +402,32 @@ func TestReportOutOfRange(t *testing.T) {
 	e.waitLog("report mangled, will defer", 1)
 }
 
-func TestHeldTimeNotCountedForLifetime(t *testing.T) {
-	root := newTree(t)
+// later is a spawner answer that defers every delivery.
+func later(spawnproto.Request) (byte, string) { return 'Z', "later\n" }
+
+// agedDeferral queues a remote message under a queuelifetime of 600 s,
+// has it deferred once, stops qmail-send and dates the message two hours
+// back (its remote file too, so that it is due at the next start). It
+// returns the id and the time it was dated to.
+func agedDeferral(t *testing.T, root string) (uint64, time.Time) {
+	t.Helper()
 	ctl(t, root, "queuelifetime", "600\n")
 	id := queueMsg(t, root, "ann@example.org", "x@remote.example")
-	later := func(spawnproto.Request) (byte, string) { return 'Z', "later\n" }
 	e := start(t, root, ok, later)
 	e.waitLog("deferral: later/", 1)
 	e.stop()
+	old := time.Now().Add(-2 * time.Hour)
+	os.Chtimes(filepath.Join(root, "queue", fnSplit("info", id)), old, old)
+	os.Chtimes(filepath.Join(root, "queue", fnChan(1, id)), old, old)
+	return id, old
+}
+
+func TestHeldTimeNotCountedForLifetime(t *testing.T) {
+	root := newTree(t)
+	id, old := agedDeferral(t, root)
 	// The message is two hours old, but remote was held for all but 5
 	// minutes of that: it is not dying.
 	now := time.Now().Unix()
-	old := time.Unix(now-7200, 0)
-	os.Chtimes(filepath.Join(root, "queue", fnSplit("info", id)), old, old)
-	os.Chtimes(filepath.Join(root, "queue", fnChan(1, id)), old, old)
 	os.WriteFile(filepath.Join(root, "queue", "bounce", HoldLogName),
 		[]byte(fmt.Sprintf("local 1 2\nremote %d %d\n", now-7000, now-300)), 0o600)
 	e2 := start(t, root, ok, later)
@@ -437,18 +449,10 @@ func TestHeldTimeNotCountedForLifetime(t *testing.T) {
 // old). After a HUP that can read it, its periods count again.
 func TestHoldLogUnreadable(t *testing.T) {
 	root := newTree(t)
-	ctl(t, root, "queuelifetime", "600\n")
-	id := queueMsg(t, root, "ann@example.org", "x@remote.example")
-	later := func(spawnproto.Request) (byte, string) { return 'Z', "later\n" }
-	e := start(t, root, ok, later)
-	e.waitLog("deferral: later/", 1)
-	e.stop()
+	id, old := agedDeferral(t, root)
 	// Two hours old, held for all but 5 minutes of that; the log is a
 	// directory (a file of the wrong owner reads the same: unreadable).
 	now := time.Now().Unix()
-	old := time.Unix(now-7200, 0)
-	os.Chtimes(filepath.Join(root, "queue", fnSplit("info", id)), old, old)
-	os.Chtimes(filepath.Join(root, "queue", fnChan(1, id)), old, old)
 	hl := filepath.Join(root, "queue", "bounce", HoldLogName)
 	if err := os.Mkdir(hl, 0o700); err != nil {
 		t.Fatal(err)

@@ -4,12 +4,12 @@ import (
 	"flag"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hqmail/hqmail/internal/testutil"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -419,22 +419,11 @@ func TestAppendRestResumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := []byte("<b@example.org>:\n" + strings.Repeat("x", 3000) + "\n\n")
-	var old syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &old); err != nil {
-		t.Fatal(err)
-	}
-	signal.Ignore(syscall.SIGXFSZ)
-	defer signal.Reset(syscall.SIGXFSZ)
-	lim := old
-	lim.Cur = uint64(len(first) + 1000)
-	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &lim); err != nil {
-		t.Skipf("cannot set a file size limit: %v", err)
-	}
 	done := 0
-	err := appendRest(name, p, &done)
-	if rerr := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &old); rerr != nil {
-		t.Fatal(rerr)
-	}
+	var err error
+	testutil.WithFileSizeLimit(t, uint64(len(first)+1000), func() {
+		err = appendRest(name, p, &done)
+	})
 	if err == nil || done != 1000 {
 		t.Fatalf("cut-short write: err %v, %d written, want an error after 1000", err, done)
 	}
