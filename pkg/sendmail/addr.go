@@ -15,19 +15,64 @@ import (
 // closed by one '>', followed by nothing but white space and comments;
 // anything else there (a second <address> without a comma, trailing
 // words, an unclosed bracket) is an error saying what is wrong. Any other
-// element is returned without the white space around it (a value read
-// from a file), for qmail-inject's own rule (split at the last @, quote
-// the local part).
+// element is the address itself. Either way the address is then read as
+// sendmail and Postfix read one (unquote): its comments go and its quoted
+// strings lose their quotes, so '"joe smith"@x' is the mailbox "joe smith"
+// at x, which qmail-inject quotes again for the envelope (it used to quote
+// the quotes too, and the mail went to another mailbox); an address with
+// an unbalanced quote or parenthesis is left to qmail-inject's own rule
+// (split at the last @, quote the local part).
 func AddrSpec(s string) (string, error) {
 	t := strings.TrimSpace(s)
 	lt, gt, err := brackets(t)
 	if err != nil {
 		return "", err
 	}
-	if lt < 0 {
-		return t, nil
+	if lt >= 0 {
+		t = t[lt+1 : gt]
 	}
-	return strings.TrimSpace(t[lt+1 : gt]), nil
+	return unquote(strings.TrimSpace(t)), nil
+}
+
+// unquote returns the address a without its comments and with its quoted
+// strings unquoted (the quotes dropped, a backslash inside them taking the
+// byte after it), or a unchanged when a quote or parenthesis in it is not
+// closed.
+func unquote(a string) string {
+	if !strings.ContainsAny(a, "\"(") {
+		return a
+	}
+	var b strings.Builder
+	quoted, paren := false, 0
+	for i := 0; i < len(a); i++ {
+		c := a[i]
+		switch {
+		case quoted && c == '\\' && i+1 < len(a):
+			i++
+			b.WriteByte(a[i])
+		case quoted && c == '"':
+			quoted = false
+		case quoted:
+			b.WriteByte(c)
+		case paren > 0 && c == '\\':
+			i++
+		case paren > 0 && c == '(':
+			paren++
+		case paren > 0 && c == ')':
+			paren--
+		case paren > 0:
+		case c == '"':
+			quoted = true
+		case c == '(':
+			paren = 1
+		default:
+			b.WriteByte(c)
+		}
+	}
+	if quoted || paren > 0 {
+		return a
+	}
+	return strings.TrimSpace(b.String())
 }
 
 // brackets returns the indexes of the '<' and '>' of the name-addr t, or
@@ -54,7 +99,7 @@ func brackets(t string) (lt, gt int, err error) {
 			continue
 		}
 		switch c {
-		case ' ', '\t':
+		case ' ', '\t', '\r', '\n': // a folded value is white space too
 			continue
 		case '(':
 			paren, open = 1, i
@@ -107,7 +152,7 @@ func brackets(t string) (lt, gt int, err error) {
 func SplitRecipients(args []string) ([]string, error) {
 	var out []string
 	for _, a := range args {
-		for _, r := range splitList(a) {
+		for _, r := range splitList(ungroup(a)) {
 			if r = strings.TrimSpace(r); r == "" {
 				continue
 			}
@@ -122,6 +167,50 @@ func SplitRecipients(args []string) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// ungroup turns the groups of the address list s ("team: a@x, b@y;", and
+// "undisclosed-recipients:;", which has no member) into their members, as
+// sendmail and Postfix read a group: the name and its colon, and the
+// semicolon, become list separators. A colon is a group's only when no '@'
+// comes before it in its element and a ';' follows it, outside quoted
+// strings, comments and angle brackets (so a route <@a:b@c> or a local
+// part with a colon is no group).
+func ungroup(s string) string {
+	if !strings.Contains(s, ":") || !strings.Contains(s, ";") {
+		return s
+	}
+	b := []byte(s)
+	quoted, angle, paren, elem, open := false, 0, 0, 0, false
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; {
+		case (quoted || paren > 0) && c == '\\':
+			i++
+		case paren == 0 && c == '"':
+			quoted = !quoted
+		case quoted:
+		case c == '(':
+			paren++
+		case c == ')' && paren > 0:
+			paren--
+		case paren > 0:
+		case c == '<':
+			angle++
+		case c == '>' && angle > 0:
+			angle--
+		case angle > 0:
+		case c == ',':
+			elem = i + 1
+		case c == ':' && !open && !strings.Contains(s[elem:i], "@") && strings.IndexByte(s[i+1:], ';') >= 0:
+			for k := elem; k < i; k++ {
+				b[k] = ' '
+			}
+			b[i], open, elem = ',', true, i+1
+		case c == ';' && open:
+			b[i], open, elem = ',', false, i+1
+		}
+	}
+	return string(b)
 }
 
 // splitList splits s at the commas outside quoted strings, comments and
@@ -152,4 +241,15 @@ func splitList(s string) []string {
 		}
 	}
 	return append(parts, s[start:])
+}
+
+// nonEmpty returns the elements of list that are not blank.
+func nonEmpty(list []string) []string {
+	var out []string
+	for _, e := range list {
+		if strings.TrimSpace(e) != "" {
+			out = append(out, e)
+		}
+	}
+	return out
 }

@@ -126,6 +126,10 @@ func Main(argv []string, root string, env []string, stdin io.Reader, stdout, std
 	}
 
 	if c.Sender != nil {
+		if n := len(nonEmpty(splitList(*c.Sender))); n > 1 {
+			fmt.Fprintf(stderr, "sendmail: fatal: unable to parse the -f address %q: it holds %d addresses; the sender is one\n", *c.Sender, n)
+			return ExDataErr
+		}
 		s, err := AddrSpec(*c.Sender)
 		if err != nil {
 			fmt.Fprintf(stderr, "sendmail: fatal: unable to parse the -f address %q: %v\n", *c.Sender, err)

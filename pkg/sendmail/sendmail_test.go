@@ -157,8 +157,25 @@ func TestMainInject(t *testing.T) {
 			envelope: "Falice@mx.example.org\x00Tbob@example.com\x00Tcarol@mx.example.org\x00\x00"},
 		{name: "name-addr forms", args: []string{"sendmail", "-f", "Joe Q <joe@example.org>", `"Smith, Bob" <bob@example.com>`, `"a,b"@example.net`},
 			in:       "Subject: s\n\nb\n",
-			envelope: "Fjoe@example.org\x00Tbob@example.com\x00T\"a,b\"@example.net\x00\x00",
+			envelope: "Fjoe@example.org\x00Tbob@example.com\x00Ta,b@example.net\x00\x00",
 			msgHas:   []string{"From: joe@example.org\n"}},
+		// A quoted local part is the mailbox inside the quotes (git
+		// send-email and s-nail pass "joe smith"@x; the quotes were
+		// queued as part of it, another mailbox), in -f too.
+		{name: "quoted local parts", args: []string{"sendmail", "-f", `"jo bo"@y.example`, `"joe smith"@x.example`, `Joe <"j.s."@x.example>`, `"a<b"@x.example`},
+			in:       "Subject: s\n\nb\n",
+			envelope: "Fjo bo@y.example\x00Tjoe smith@x.example\x00Tj.s.@x.example\x00Ta<b@x.example\x00\x00",
+			msgHas:   []string{"From: \"jo bo\"@y.example\n"}},
+		// Groups, as sendmail and Postfix read them: the members.
+		{name: "groups", args: []string{"sendmail", "team: g1@x.example, g2@x.example;", "undisclosed-recipients:;", "c@x.example (c@home)"},
+			in:       "Subject: s\n\nb\n",
+			envelope: "Falice@mx.example.org\x00Tg1@x.example\x00Tg2@x.example\x00Tc@x.example\x00\x00"},
+		{name: "only an empty group", args: []string{"sendmail", "undisclosed-recipients:;"}, in: "x\n", code: ExDataErr, errHas: "no recipients found"},
+		{name: "folded name-addr", args: []string{"sendmail", "-f", "j@y.example\n", "Joe <f5@x.example>\n (work)"},
+			in:       "Subject: s\n\nb\n",
+			envelope: "Fj@y.example\x00Tf5@x.example\x00\x00"},
+		{name: "f list", args: []string{"sendmail", "-f", "a@y.example, b@y.example", "k@x.example"}, in: "x\n",
+			code: ExDataErr, errHas: "it holds 2 addresses"},
 		{name: "name-addr with comments", args: []string{"sendmail", "-f", "Joe <joe@example.org> (list)", "Bob <bob@example.com> (work) (b\\) c)", "k@example.net (K)"},
 			in:       "Subject: s\n\nb\n",
 			envelope: "Fjoe@example.org\x00Tbob@example.com\x00Tk@example.net\x00\x00"},
@@ -472,18 +489,26 @@ func TestAddrSpec(t *testing.T) {
 		{in: `"Smith, Bob" <bob@example.com>`, want: "bob@example.com"},
 		{in: `"a <b>" <c@x>`, want: "c@x"},
 		{in: `Joe (a <comment>) <j@x>`, want: "j@x"},
-		{in: `<"a>b"@x>`, want: `"a>b"@x`},
+		{in: `<"a>b"@x>`, want: `a>b@x`},
 		{in: "<>", want: ""},
 		{in: "<> (c)", want: ""},
 		{in: "", want: ""},
-		// Not a name-addr: qmail-inject's rule, as before.
-		{in: `"a,b"@example.net`, want: `"a,b"@example.net`},
-		{in: "k@example.net (K)", want: "k@example.net (K)"},
+		// Not a name-addr: the address itself, its quotes and comments
+		// read as sendmail and Postfix read them ("joe smith"@x is the
+		// mailbox joe smith; the quotes went into the envelope).
+		{in: `"a,b"@example.net`, want: `a,b@example.net`},
+		{in: `"joe smith"@x.example`, want: `joe smith@x.example`},
+		{in: `Joe <"j.s."@x.example>`, want: `j.s.@x.example`},
+		{in: `"a\"b"@x`, want: `a"b@x`},
+		{in: "k@example.net (K)", want: "k@example.net"},
+		{in: "e3@x.example (joe@home)", want: "e3@x.example"},
 		{in: "a b;c@x", want: "a b;c@x"},
+		{in: `"a<b"@x`, want: `a<b@x`},
+		{in: "bob@x (see <url>)", want: "bob@x"},
+		{in: "Joe <f5@x.example>\n (work)", want: "f5@x.example"},
+		// Unbalanced: qmail-inject's rule, as qmail.
 		{in: `a"b@x`, want: `a"b@x`},
 		{in: "bob(c@x", want: "bob(c@x"},
-		{in: `"a<b"@x`, want: `"a<b"@x`},
-		{in: "bob@x (see <url>)", want: "bob@x (see <url>)"},
 		// Errors.
 		{in: "Joe <j@x.org> trailing", err: "text after the closing '>'"},
 		{in: "Joe <j@x.org> ;", err: "text after the closing '>'"},
