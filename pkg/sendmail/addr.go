@@ -163,7 +163,9 @@ func SplitRecipients(args []string) ([]string, error) {
 				}
 				return nil, fmt.Errorf("unable to parse address %q: %v", a, err)
 			}
-			out = append(out, s)
+			if s != "" { // "<>", "()" or "\"\"": no address, no recipient
+				out = append(out, s)
+			}
 		}
 	}
 	return out, nil
