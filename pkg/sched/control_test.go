@@ -209,6 +209,8 @@ func TestCtlHoldRelease(t *testing.T) {
 	e.waitLog("new msg", 2)
 	os.Remove(filepath.Join(root, "control/holdlocal"))
 	e.sigs <- syscall.SIGHUP
+	// The held message is still on the schedule: not due all the same.
+	e.waitLog("hold: local released, 1 messages due now, 1 held by id\n", 1)
 	e.waitLog(fmt.Sprintf("end msg %d", other), 1)
 	e.sigs <- syscall.SIGALRM // everything due: the held message stays
 	e.wait("ALRM handled", func() bool {

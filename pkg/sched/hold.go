@@ -31,9 +31,10 @@ const kindRemoteSome = 2
 var periodName = [3]string{"local", "remote", "remotesome"}
 
 // maxPeriods bounds the hold log (about 25 bytes a line, rewritten at
-// each change); past it the oldest periods are dropped first. Periods no
-// message can need any more go before that (holdLog.prune), so the bound
-// only matters for more holds than this within one queue lifetime.
+// each change). Periods no message can need any more go first
+// (holdLog.prune); past the bound, close periods are merged
+// (holdLog.squeeze), so it only matters for more holds than this within
+// one queue lifetime, and then errs on the side of keeping mail.
 const maxPeriods = 10000
 
 type period struct {
@@ -54,6 +55,7 @@ type holdLog struct {
 	periods  []period
 	err      error
 	lifetime int64 // queuelifetime, for prune; 0: no pruning
+	started  int64 // when this qmail-send recorded the flags it started with
 }
 
 func loadHoldLog(queue string) *holdLog {
@@ -121,10 +123,34 @@ func (h *holdLog) set(c int, held bool, t int64) bool {
 		return false
 	}
 	h.prune(t)
-	if len(h.periods) > maxPeriods {
-		h.periods = append([]period(nil), h.periods[len(h.periods)-maxPeriods:]...)
-	}
+	h.squeeze()
 	return true
+}
+
+// squeeze merges, while the log is over maxPeriods, the two periods of one
+// kind with the shortest gap between them. The gap then counts as held,
+// which can keep a message longer than it should stay, never bounce it
+// early (dropping the oldest period did that: a long hold still needed
+// went behind the short ones of a link that came and went all week).
+func (h *holdLog) squeeze() {
+	for len(h.periods) > maxPeriods {
+		best, bi, bj := int64(-1), -1, -1
+		last := [3]int{-1, -1, -1}
+		for j, p := range h.periods {
+			if i := last[p.c]; i >= 0 && h.periods[i].end != 0 {
+				if gap := p.start - h.periods[i].end; best < 0 || gap < best {
+					best, bi, bj = gap, i, j
+				}
+			}
+			last[p.c] = j
+		}
+		if bi < 0 {
+			h.periods = append([]period(nil), h.periods[len(h.periods)-maxPeriods:]...)
+			return
+		}
+		h.periods[bi].end = h.periods[bj].end
+		h.periods = append(h.periods[:bj], h.periods[bj+1:]...)
+	}
 }
 
 // prune drops the periods no message can need any more. A period of kind
@@ -134,18 +160,21 @@ func (h *holdLog) set(c int, held bool, t int64) bool {
 // before E, and the time it was held before E is at most E - birth. The
 // periods of a kind are in time order and do not overlap, so the time
 // held after each is the sum of the later ones.
+//
+// A closed "remotesome" period is never needed (only the open one dates
+// the hold in sendstatus), nor is a closed one of no length.
 func (h *holdLog) prune(now int64) {
-	if h.lifetime <= 0 {
-		return
-	}
 	var after [3]int64 // per kind: held time after the period at hand
 	drop := make([]bool, len(h.periods))
 	for i := len(h.periods) - 1; i >= 0; i-- {
 		p := h.periods[i]
 		end := p.end
-		if end == 0 {
+		switch {
+		case end == 0:
 			end = now
-		} else if end+h.lifetime+after[p.c] < now {
+		case p.c == kindRemoteSome || end <= p.start:
+			drop[i] = true
+		case h.lifetime > 0 && end+h.lifetime+after[p.c] < now:
 			drop[i] = true
 		}
 		after[p.c] += max(end-p.start, 0)
@@ -193,6 +222,7 @@ func (h *holdLog) heldWithin(c int, birth, now int64) int64 {
 
 // startup brings the hold log in line with the flags read at start.
 func (h *holdLog) startup(s *Sched, now int64) {
+	h.started = now
 	s.holdLogAlert()
 	s.recordHolds(s.cf.hold, now)
 }
@@ -219,13 +249,36 @@ func (s *Sched) rereadHoldLog() {
 		s.holdLogAlert()
 		return
 	}
-	for _, p := range s.holds.periods {
-		if p.end == 0 {
+	// A period the file has open was open when the last qmail-send
+	// stopped; this one's record of that kind starts at its start. Held
+	// at the start too: one period, through the stop (as a readable file
+	// gives at start); else it ended at the start. The periods must not
+	// overlap, or their time would count twice.
+	mem, started := s.holds.periods, s.holds.started
+	used := make([]bool, len(mem))
+	for c := range 3 {
+		i := h.open(c)
+		if i < 0 {
+			continue
+		}
+		h.periods[i].end = max(started, h.periods[i].start)
+		for j, p := range mem {
+			if p.c == c && p.start == started {
+				h.periods[i].end, used[j] = p.end, true
+				break
+			}
+		}
+	}
+	for j, p := range mem {
+		switch {
+		case used[j]:
+		case p.end == 0:
 			h.set(p.c, true, p.start)
-		} else {
+		default:
 			h.periods = append(h.periods, p)
 		}
 	}
+	h.started = started
 	s.holds = h
 	s.log.line("info: bounce/", HoldLogName, " read again; queuelifetime applies")
 	if err := h.save(); err != nil {
@@ -284,15 +337,31 @@ func (s *Sched) holdDesc(c int, hs holdState) string {
 
 // dueNow is the count of a release's log line: the messages of channel c
 // made due, without those held by id (qmailctl hold), which stay held.
-func (s *Sched) dueNow(c int) string { return itoa(s.queued(c) - s.mc.nparked(c)) }
+func (s *Sched) dueNow(c int) string { return itoa(s.queued(c) - s.heldByIDCount(c)) }
 
 // heldByID is what a release's log line adds for the messages of channel c
 // held by id: ", N held by id", or nothing.
 func (s *Sched) heldByID(c int) string {
-	if n := s.mc.nparked(c); n > 0 {
+	if n := s.heldByIDCount(c); n > 0 {
 		return ", " + itoa(n) + " held by id"
 	}
 	return ""
+}
+
+// heldByIDCount counts the messages of channel c held by id: those taken
+// off the schedule (parked), and those still on it, not yet tried since
+// their hold.
+func (s *Sched) heldByIDCount(c int) int {
+	n := s.mc.nparked(c)
+	if s.mc == nil || len(s.mc.held) == 0 {
+		return n
+	}
+	for _, e := range s.sched[c].h {
+		if s.mc.isHeld(e.id) {
+			n++
+		}
+	}
+	return n
 }
 
 // queued counts messages on channel c: schedule entries plus open jobs.

@@ -487,7 +487,8 @@ func TestHoldLogUnreadable(t *testing.T) {
 
 // TestHoldKinds: a hold of everything is a "remote" period (and a
 // "remotesome" one, the since of sendstatus); a domain hold only a
-// "remotesome" one.
+// "remotesome" one. A closed "remotesome" period is needed by nothing and
+// is not kept.
 func TestHoldKinds(t *testing.T) {
 	dir := t.TempDir()
 	os.Mkdir(filepath.Join(dir, "bounce"), 0o700)
@@ -500,8 +501,14 @@ func TestHoldKinds(t *testing.T) {
 	if got := h2.heldWithin(chanRemote, 0, 5000); got != 1000 {
 		t.Errorf("whole-channel held time %d, want 1000", got)
 	}
-	if got := h2.heldWithin(kindRemoteSome, 0, 5000); got != 3000 {
-		t.Errorf("any-hold time %d, want 3000", got)
+	h.record(holdState{remoteDoms: []string{"vpn.example"}}, 4500)
+	if h.since(kindRemoteSome) != 4500 {
+		t.Errorf("since of a domain hold: %d", h.since(kindRemoteSome))
+	}
+	for _, p := range h2.periods {
+		if p.c == kindRemoteSome {
+			t.Errorf("a closed any-hold period is kept: %v", p)
+		}
 	}
 	h2.record(holdState{remoteDoms: []string{"vpn.example"}}, 6000)
 	if h2.since(kindRemoteSome) != 6000 || h2.since(chanRemote) != 0 {

@@ -1,10 +1,12 @@
 package sched
 
 import (
+	"errors"
 	"flag"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -458,8 +460,8 @@ func TestHoldLogPrune(t *testing.T) {
 	if h.periods[0] != long {
 		t.Fatalf("first period %v, want the long remote hold %v", h.periods[0], long)
 	}
-	if n := len(h.periods); n != 1+1+1500+1 {
-		t.Errorf("%d periods, want %d", n, 1+1+1500+1)
+	if n := len(h.periods); n != 1+1500+1 { // the closed remotesome goes
+		t.Errorf("%d periods, want %d", n, 1+1500+1)
 	}
 	// A message born just before the long hold is not dying: it was held
 	// for most of its life.
@@ -489,5 +491,67 @@ func TestMessDoneWhileEnding(t *testing.T) {
 	e, ok := s.done.min()
 	if !ok || e.id != 42 || e.due <= 1000 {
 		t.Fatalf("done list %v, %v: want 42 again, later", e, ok)
+	}
+}
+
+// TestHoldLogSqueeze: past maxPeriods the log merges the closest periods
+// of a kind rather than drop the oldest: a dial-on-demand link that comes
+// and goes thousands of times a week must not push out the long hold that
+// queued mail still needs (it did at 5000 cycles, and held mail bounced).
+func TestHoldLogSqueeze(t *testing.T) {
+	const day = 86400
+	now := int64(1_000_000_000)
+	h := &holdLog{lifetime: 7 * day}
+	long := period{chanRemote, now - 8*day + 3600, now - 5*day}
+	h.periods = append(h.periods, long)
+	for i := range int64(maxPeriods + 500) {
+		s := now - 2*day + 10*i
+		h.periods = append(h.periods, period{chanRemote, s, s + 5})
+	}
+	birth := now - 8*day
+	before := h.heldWithin(chanRemote, birth, now)
+	h.set(chanRemote, true, now)
+	if n := len(h.periods); n > maxPeriods {
+		t.Fatalf("%d periods, more than %d", n, maxPeriods)
+	}
+	if h.periods[0] != long {
+		t.Fatalf("first period %v, want the long hold %v", h.periods[0], long)
+	}
+	if after := h.heldWithin(chanRemote, birth, now); after < before {
+		t.Errorf("held time fell from %d to %d: mail could bounce early", before, after)
+	}
+}
+
+// TestRereadHoldLogJoins: when a hold log that could not be read at start
+// is read at a HUP, a period it has open (held when the last qmail-send
+// stopped) joins this qmail-send's record from its start, or ends at that
+// start; it was closed at the HUP instead, overlapping the periods since
+// the start, and their time counted twice.
+func TestRereadHoldLogJoins(t *testing.T) {
+	root := newTree(t)
+	q := filepath.Join(root, "queue")
+	hl := filepath.Join(q, "bounce", HoldLogName)
+	cf, err := loadConfig(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Sched{root: root, queue: q, cf: cf, log: logger{w: io.Discard}, now: func() int64 { return 1000 }}
+	// Held local at the start (500) and released at 502; the file says
+	// local was held from 496, and remote from 300, not held at 500.
+	s.holds = &holdLog{path: hl, err: errors.New("unreadable"), started: 500,
+		periods: []period{{chanLocal, 500, 502}}}
+	if err := os.WriteFile(hl, []byte("remote 300 0\nlocal 496 0\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.rereadHoldLog()
+	if s.holds.err != nil {
+		t.Fatal(s.holds.err)
+	}
+	want := []period{{chanRemote, 300, 500}, {chanLocal, 496, 502}}
+	if !slices.Equal(s.holds.periods, want) {
+		t.Errorf("periods %v, want %v", s.holds.periods, want)
+	}
+	if got := s.holds.heldWithin(chanLocal, 0, 1000); got != 6 {
+		t.Errorf("local held %d s, want 6", got)
 	}
 }
