@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/hqmail/hqmail/pkg/hold"
+	"github.com/hqmail/hqmail/pkg/qerr"
 	"github.com/hqmail/hqmail/pkg/qhome"
 )
 
@@ -590,6 +591,7 @@ func (s *Sched) markChannel(c int, id uint64, flight map[int64]bool, bounce bool
 		return 0, false, errors.New("unable to read " + name)
 	}
 	var todo []int64
+	var report []byte
 	for off := 0; off < len(b); {
 		end := bytes.IndexByte(b[off:], 0)
 		if end < 0 {
@@ -601,7 +603,7 @@ func (s *Sched) markChannel(c int, id uint64, flight map[int64]bool, bounce bool
 			if !flight[int64(off)] {
 				todo = append(todo, int64(off))
 				if bounce {
-					s.addBounce(id, string(b[off+1:off+end]), AdminBounceText)
+					report = append(report, bounceParagraph(s.cf.unvirtual(string(b[off+1:off+end])), AdminBounceText)...)
 				}
 			}
 		case 'D':
@@ -612,6 +614,14 @@ func (s *Sched) markChannel(c int, id uint64, flight map[int64]bool, bounce bool
 			break
 		}
 		off += end + 1
+	}
+	if len(report) > 0 {
+		// All of the channel's paragraphs or none, and no waiting: a
+		// full disk answers the request (defer) instead of stopping
+		// qmail-send in addBounce's retries.
+		if err := appendWhole(s.path(fnFlat("bounce", id)), report); err != nil {
+			return 0, bad, errors.New("unable to write bounce/" + utoa(id) + ": " + qerr.Bare(err).Error())
+		}
 	}
 	for _, pos := range todo {
 		if _, err := f.WriteAt([]byte{'D'}, pos); err != nil {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hqmail/hqmail/internal/testutil"
 	"github.com/hqmail/hqmail/pkg/spawnproto"
 )
 
@@ -351,6 +352,45 @@ func TestCtlDelete(t *testing.T) {
 				t.Errorf("delete again: %q", got)
 			}
 		})
+	}
+}
+
+// TestCtlBounceDiskFull: a qmailctl bounce whose paragraphs cannot be
+// written (a full disk; here the file size limit) is answered defer and
+// changes nothing; qmail-send went into addBounce's 10-second retries and
+// answered nothing else until there was space.
+func TestCtlBounceDiskFull(t *testing.T) {
+	root := newTree(t)
+	mkCtlFIFO(t, root)
+	ctl(t, root, "holdremote", "")
+	e := start(t, root, ok, ok)
+	e.waitLog("status: local 0/10", 1)
+	var rcpts []string
+	for i := range 60 {
+		rcpts = append(rcpts, fmt.Sprintf("r%02d@remote.example", i))
+	}
+	id := queueMsg(t, root, "ann@example.org", rcpts...)
+	e.trigger()
+	e.waitLog("new msg", 1)
+	sid := fmt.Sprint(id)
+	var got string
+	testutil.WithFileSizeLimit(t, 2000, func() { got = e.request("b1", "bounce", sid) })
+	if !strings.HasPrefix(got, "defer message "+sid+": unable to write bounce/"+sid) {
+		t.Errorf("bounce on a full disk: %q", got)
+	}
+	if e.exists("bounce/" + sid) {
+		t.Errorf("a bounce file is left")
+	}
+	if got := e.request("h1", "hold", "99999"); got != "fail message 99999 is not in the queue" {
+		t.Errorf("next request: %q", got)
+	}
+	if got := e.request("b2", "bounce", sid); got != "ok message "+sid+": 60 recipients bounced" {
+		t.Errorf("bounce with space: %q", got)
+	}
+	e.waitLog("end msg "+sid, 1)
+	inj := <-e.injects
+	if n := strings.Count(inj.msg, AdminBounceText); n != 60 {
+		t.Errorf("the bounce has %d paragraphs, want 60", n)
 	}
 }
 
