@@ -257,7 +257,7 @@ func TestRemoteTLS13RefusedAfterHandshake(t *testing.T) {
 	routeTo(tr, s.IP, s.Port)
 	// The report (and so qmail-send's log) says the mail went in clear.
 	if got := tr.Remote(testMsg, "r.test", "f@x.test", "a@r.test"); len(got) != 2 || got[0] != "r" ||
-		!strings.HasPrefix(got[1], accepted(s.IP)+"Sent without TLS: the TLS handshake failed (") {
+		!strings.HasPrefix(got[1], accepted(s.IP)+"Sent without TLS: the TLS session failed after the handshake (") {
 		t.Fatalf("reports %q", got)
 	}
 	if ms := s.Messages(); len(ms) != 1 || ms[0].TLS {
@@ -395,7 +395,7 @@ func TestRemoteTLSSilentAfterHandshake(t *testing.T) {
 	routeTo(tr, ip, portOf(ln))
 	got := tr.Remote(testMsg, "r.test", "f@x.test", "a@r.test")
 	if len(got) != 2 || got[0] != "r" ||
-		!strings.HasPrefix(got[1], "K"+ip+" accepted message.\nRemote host said: 250 plain ok\nSent without TLS: no answer over TLS after the handshake (") {
+		!strings.HasPrefix(got[1], "K"+ip+" accepted message.\nRemote host said: 250 plain ok\nSent without TLS: the TLS session failed after the handshake (") {
 		t.Fatalf("reports %q", got)
 	}
 }

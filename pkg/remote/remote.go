@@ -502,7 +502,7 @@ func (d *delivery) smtp(conn net.Conn, a dnsmx.Addr, port int, tryTLS bool) (err
 						if !required {
 							// A server that just says nothing
 							// (timeoutremote) gets the retry too.
-							return &tlsFallback{why: s.w.ioErr, silent: isTimeout(s.w.ioErr)}
+							return &tlsFallback{why: s.w.ioErr, after: true}
 						}
 						return policy(&report{letter: 'Z', text: "Connected to " + s.ip + " but the TLS handshake failed: " +
 							oneLine(s.w.ioErr.Error()) + ". (#4.7.5)\n"})

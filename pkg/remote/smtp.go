@@ -319,18 +319,20 @@ func policy(r *report) *report {
 func (r *report) Error() string { return string(r.letter) + r.text }
 
 // tlsFallback asks the caller to try the same address again without TLS:
-// an opportunistic handshake failed, for the reason why; silent is set
-// when the handshake worked but no answer came over TLS after it.
+// an opportunistic handshake failed, for the reason why; after is set
+// when the handshake worked but the session failed on its first reply
+// (the server closed it, refused a client without a certificate, or said
+// nothing).
 type tlsFallback struct {
-	why    error
-	silent bool
+	why   error
+	after bool
 }
 
 // note is the line the success report of the plain-text retry ends with.
 func (e *tlsFallback) note() string {
 	what := "the TLS handshake failed"
-	if e.silent {
-		what = "no answer over TLS after the handshake"
+	if e.after {
+		what = "the TLS session failed after the handshake"
 	}
 	return "Sent without TLS: " + what + " (" + oneLine(e.why.Error()) + ").\n"
 }
