@@ -183,24 +183,9 @@ func ungroup(s string) string {
 		return s
 	}
 	b := []byte(s)
-	quoted, angle, paren, elem, open := false, 0, 0, 0, false
-	for i := 0; i < len(b); i++ {
-		switch c := b[i]; {
-		case (quoted || paren > 0) && c == '\\':
-			i++
-		case paren == 0 && c == '"':
-			quoted = !quoted
-		case quoted:
-		case c == '(':
-			paren++
-		case c == ')' && paren > 0:
-			paren--
-		case paren > 0:
-		case c == '<':
-			angle++
-		case c == '>' && angle > 0:
-			angle--
-		case angle > 0:
+	elem, open := 0, false
+	topLevel(s, func(i int) {
+		switch c := s[i]; {
 		case c == ',':
 			elem = i + 1
 		case c == ':' && !open && !strings.Contains(s[elem:i], "@") && strings.IndexByte(s[i+1:], ';') >= 0:
@@ -211,7 +196,7 @@ func ungroup(s string) string {
 		case c == ';' && open:
 			b[i], open, elem = ',', false, i+1
 		}
-	}
+	})
 	return string(b)
 }
 
@@ -220,7 +205,21 @@ func ungroup(s string) string {
 // rest unsplit.
 func splitList(s string) []string {
 	var parts []string
-	quoted, angle, paren, start := false, 0, 0, 0
+	start := 0
+	topLevel(s, func(i int) {
+		if s[i] == ',' {
+			parts = append(parts, s[start:i])
+			start = i + 1
+		}
+	})
+	return append(parts, s[start:])
+}
+
+// topLevel calls fn with the index of each byte of the address list s
+// that is outside quoted strings, comments and angle brackets (a
+// backslash in a quoted string or comment taking the next byte).
+func topLevel(s string, fn func(i int)) {
+	quoted, angle, paren := false, 0, 0
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; {
 		case (quoted || paren > 0) && c == '\\':
@@ -237,12 +236,11 @@ func splitList(s string) []string {
 			angle++
 		case c == '>' && angle > 0:
 			angle--
-		case c == ',' && angle == 0:
-			parts = append(parts, s[start:i])
-			start = i + 1
+		case angle > 0:
+		default:
+			fn(i)
 		}
 	}
-	return append(parts, s[start:])
 }
 
 // nonEmpty returns the elements of list that are not blank.
