@@ -77,9 +77,7 @@ func Check(root string) ([]string, error) {
 	for _, e := range entries {
 		out = append(out, checkEntry(root, e, own, rs)...)
 	}
-	if !ids.Shared {
-		out = append(out, unreadableControls(root, rs, own, blocked)...)
-	}
+	out = append(out, unreadableControls(root, rs, own, blocked, ids.Shared)...)
 	out = append(out, holdPeriods(root, rs, own)...)
 	out = append(out, dotlessDomain(root)...)
 	return out, nil
@@ -127,9 +125,13 @@ func dotlessDomain(root string) []string {
 	default:
 		return nil
 	}
+	add := me + ".localdomain"
+	if !strings.EqualFold(me, "localhost") {
+		add += " and localhost.localdomain"
+	}
 	return []string{fmt.Sprintf("%s: mail to a bare user goes to user@%s.%s, "+
-		"which is not local; write localdomain to defaultdomain and plusdomain and add %s.localdomain and localhost.localdomain "+
-		"to locals and rcpthosts (as a new install does)", what, me, dom, me)}
+		"which is not local; write localdomain to defaultdomain and plusdomain, and add %s "+
+		"to locals and rcpthosts (as a new install does)", what, me, dom, add)}
 }
 
 // controlReaders are qmail's users whose programs read control files:
@@ -145,13 +147,72 @@ var privateControls = map[string]struct{ reader, exposed string }{
 	"servercert.pem": {"qmaild", "its private key is exposed, and qmail-smtpd warns in every session"},
 }
 
-// unreadableControls names the control files of a tree with qmail's users
-// that one of controlReaders cannot read, and who: by the owner, group
-// and mode of the file and of every directory on its way (a symbolic link
+// Effects of a control file that exists but cannot be read, by its
+// reader: qmail's rule (a missing file is the default, any other failure
+// is an error, never the default).
+const (
+	effSend   = "qmail-send does not start"
+	effSmtpd  = `qmail-smtpd answers every session "421 unable to read controls"`
+	effRemote = `qmail-remote defers every delivery ("Unable to read control files")`
+	effInject = `qmail-inject and sendmail refuse every message ("read error")`
+)
+
+// controlEffects are the control files hqmail's programs read, with what
+// breaks when one exists but cannot be read as a file.
+var controlEffects = map[string]string{
+	"me":                effSend + "; " + effSmtpd + "; " + effRemote + "; " + effInject,
+	"aliases":           "newaliases fails",
+	"badmailfrom":       effSmtpd,
+	"bounceformat":      effSend,
+	"bouncefrom":        effSend,
+	"bouncehost":        effSend,
+	"concurrencylocal":  effSend,
+	"concurrencyremote": effSend,
+	"databytes":         effSmtpd,
+	"defaultdelivery":   "the start scripts use ./Maildir/ instead",
+	"defaultdomain":     effInject,
+	"defaulthost":       effInject,
+	"doublebouncehost":  effSend,
+	"doublebounceto":    effSend,
+	"envnoathost":       effSend,
+	"helohost":          effRemote,
+	"holdlocal":         effSend, // its presence only: a directory holds too
+	"holdremote":        effSend,
+	"idhost":            effInject,
+	"localcache":        "qmail-lspawn uses 5 seconds instead",
+	"localiphost":       effSmtpd,
+	"locals":            effSend,
+	"morercpthosts":     "qmail-newmrh fails",
+	"morercpthosts.cdb": `qmail-smtpd answers "421 unable to read controls" to a recipient domain not in control/rcpthosts`,
+	"outgoingip":        effRemote,
+	"percenthack":       effSend,
+	"plusdomain":        effInject,
+	"queuelifetime":     effSend,
+	"rcpthosts":         effSmtpd,
+	"relayclients":      `qmail-smtpd -listen or -r answers every session "421 unable to read controls"`,
+	"resolvconf":        effRemote,
+	"servercert.pem":    "qmail-smtpd offers no STARTTLS",
+	"smtpauth":          `qmail-remote defers every delivery through control/smtproutes ("Unable to read control files")`,
+	"smtpcache":         "qmail-rspawn keeps no SMTP connection open",
+	"smtpgreeting":      effSmtpd,
+	"smtproutes":        effRemote,
+	"startheld":         "qmail-start does not start",
+	"timeoutconnect":    effRemote,
+	"timeoutremote":     effRemote,
+	"timeoutsmtpd":      effSmtpd,
+	"tlsca":             `qmail-remote defers every delivery control/tlsroutes requires TLS for ("Unable to read control files")`,
+	"tlsroutes":         effRemote,
+	"virtualdomains":    effSend,
+}
+
+// unreadableControls names the control files of a tree that cannot be
+// read as files (notAFile), and, in a tree with qmail's users, those that
+// one of controlReaders cannot read, and who: by the owner, group and
+// mode of the file and of every directory on its way (a symbolic link
 // into a directory of mode 0700), for the groups the user's programs run
 // with. One qmails cannot read stops qmail-send at its next start.
 // qmail-install never changes a control file, so this is only reported.
-func unreadableControls(root string, rs []runner, own *owners, blocked map[string]bool) []string {
+func unreadableControls(root string, rs []runner, own *owners, blocked map[string]bool, shared bool) []string {
 	dir := filepath.Join(root, "control")
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -167,6 +228,13 @@ func unreadableControls(root string, rs []runner, own *owners, blocked map[strin
 			continue
 		}
 		p := filepath.Join(dir, e.Name())
+		if l := notAFile(e.Name(), p); l != "" {
+			out = append(out, l)
+			continue
+		}
+		if shared {
+			continue
+		}
 		st, err := os.Stat(p)
 		if err != nil || !st.Mode().IsRegular() {
 			continue
@@ -181,6 +249,80 @@ func unreadableControls(root string, rs []runner, own *owners, blocked map[strin
 		out = append(out, whoCannot("control/"+e.Name(), p, accRead, "readable", who, blocked, own, fix)...)
 	}
 	return out
+}
+
+// notAFile says how the control file name at p, one of controlEffects,
+// exists but cannot be read as a file, as qmail's programs open it
+// (symbolic links followed): a loop of symbolic links, a link that
+// cannot be followed, a directory or another non-file (/dev/null, which
+// reads as empty, is fine), and what that breaks; "" when it is a file,
+// is missing or a dangling link (both read as missing), or is a name no
+// program reads. Of holdlocal only the presence counts: only a link that
+// cannot be followed is named.
+func notAFile(name, p string) string {
+	eff, ok := controlEffects[name]
+	if !ok {
+		return ""
+	}
+	lfi, err := os.Lstat(p)
+	if err != nil {
+		return ""
+	}
+	link := ""
+	if lfi.Mode()&os.ModeSymlink != 0 {
+		if t, err := os.Readlink(p); err == nil {
+			link = t
+		}
+	}
+	var what string
+	fi, err := os.Stat(p)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return ""
+	case errors.Is(err, syscall.ELOOP):
+		what = "a loop of symbolic links"
+	case err != nil:
+		var errno syscall.Errno
+		if !errors.As(err, &errno) {
+			return fmt.Sprintf("control/%s: %v", name, err)
+		}
+		what = "a path that cannot be opened (" + errno.Error() + ")"
+	case name == "holdlocal", fi.Mode().IsRegular(), isDevNull(fi):
+		return ""
+	default:
+		what = "a " + kindName(fi)
+	}
+	if link != "" {
+		what = "a symbolic link to " + link + ", " + what
+	}
+	return fmt.Sprintf("control/%s: is %s, want a regular file: %s (replace it by a regular file)", name, what, eff)
+}
+
+// isDevNull reports whether fi is /dev/null, which reads as an empty
+// control file.
+func isDevNull(fi fs.FileInfo) bool {
+	null, err := os.Stat(os.DevNull)
+	return err == nil && fi.Mode()&fs.ModeCharDevice != 0 && os.SameFile(fi, null)
+}
+
+// kindName names the kind of fi: "regular file", "directory", "fifo",
+// "symbolic link", "socket" or "device".
+func kindName(fi fs.FileInfo) string {
+	switch m := fi.Mode(); {
+	case m.IsRegular():
+		return "regular file"
+	case m.IsDir():
+		return "directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "fifo"
+	case m&fs.ModeSymlink != 0:
+		return "symbolic link"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	case m&fs.ModeDevice != 0:
+		return "device"
+	}
+	return "file of unknown kind"
 }
 
 // holdPeriods checks queue/bounce/holdperiods, qmail-send's record of the
@@ -198,8 +340,11 @@ func holdPeriods(root string, rs []runner, own *owners) []string {
 		return []string{fmt.Sprintf("%s: %v", rel, err)}
 	}
 	if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
-		fi, _ := os.Lstat(p)
-		return []string{fmt.Sprintf("%s: is a %s, want a regular file: %s (remove it)", rel, kindOf(fi), effect)}
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return []string{fmt.Sprintf("%s: %v", rel, err)}
+		}
+		return []string{fmt.Sprintf("%s: is a %s, want a regular file: %s (remove it)", rel, kindName(fi), effect)}
 	}
 	var out []string
 	uid, _, _ := own.resolve(Entry{Path: rel, Owner: "qmails", Group: "qmail"})
@@ -267,7 +412,7 @@ func compareEntry(root string, e Entry, own *owners) []string {
 			want = File
 		}
 		if k := kindOf(fi); k != want {
-			out = append(out, fmt.Sprintf("%s: is a %s, want a %s", e.Path, k, e.Kind))
+			out = append(out, fmt.Sprintf("%s: is a %s, want a %s", e.Path, kindName(fi), e.Kind))
 		}
 	}
 	uid, gid, err := own.resolve(e)

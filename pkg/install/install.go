@@ -67,6 +67,9 @@ func Install(opt Options) error {
 			return qerr.Wrap(err, false, err.Error())
 		}
 	}
+	if err := repairHoldPeriods(root, own); err != nil {
+		return qerr.Wrap(err, false, err.Error())
+	}
 	if err := copyPrograms(opt, own); err != nil {
 		return qerr.Wrap(err, false, err.Error())
 	}
@@ -143,6 +146,31 @@ func apply(root string, e Entry, own *owners) error {
 		if err != nil {
 			return fmt.Errorf("unable to create %s: %v", p, err)
 		}
+	}
+	return setOwnerMode(p, uid, gid, e.Mode)
+}
+
+// repairHoldPeriods gives an existing queue/bounce/holdperiods, the file
+// qmail-send writes (pkg/sched HoldLogName), to qmails with mode 0600, as
+// qmail-send makes it. It is not in the table, since it exists only once
+// mail was held; anything but a regular file is left alone (-check
+// names it).
+func repairHoldPeriods(root string, own *owners) error {
+	e := Entry{Path: "queue/bounce/" + holdPeriodsName, Kind: File, Owner: "qmails", Group: "qmail", Mode: 0o600}
+	p := filepath.Join(root, e.Path)
+	fi, err := os.Lstat(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil
+	}
+	uid, gid, err := own.resolve(e)
+	if err != nil {
+		return err
 	}
 	return setOwnerMode(p, uid, gid, e.Mode)
 }

@@ -461,3 +461,148 @@ func TestCheckTrigger(t *testing.T) {
 		t.Errorf("regular file: %q", dev)
 	}
 }
+
+// installed installs a tree (with qmail's numeric users as root, shared
+// otherwise) that -check finds nothing in.
+func installed(t *testing.T) (string, Options) {
+	t.Helper()
+	root := filepath.Join(searchableDir(t), "q")
+	o := opts(t, root)
+	if err := Install(o); err != nil {
+		t.Fatal(err)
+	}
+	if dev, err := Check(root); err != nil || len(dev) != 0 {
+		t.Fatalf("check: %q %v", dev, err)
+	}
+	return root, o
+}
+
+// TestCheckControlNotAFile: a control file that exists but cannot be
+// opened as a file (a loop of symbolic links, a directory, a link to
+// one, a fifo) is named with what it breaks; a dangling link (missing)
+// and a link to /dev/null (empty) are fine, as are names no program reads.
+func TestCheckControlNotAFile(t *testing.T) {
+	root, _ := installed(t)
+	ctl := filepath.Join(root, "control")
+	smtpd := `qmail-smtpd answers every session "421 unable to read controls"`
+	fix := " (replace it by a regular file)"
+	check := func(what string, want ...string) {
+		t.Helper()
+		dev, err := Check(root)
+		if err != nil || !slices.Equal(dev, want) {
+			t.Errorf("%s:\n got %q\nwant %q", what, dev, want)
+		}
+	}
+	bmf := filepath.Join(ctl, "badmailfrom")
+	os.Symlink("loop1", filepath.Join(ctl, "loop1"))
+	os.Symlink("loop1", bmf)
+	check("a loop", "control/badmailfrom: is a symbolic link to loop1, a loop of symbolic links, want a regular file: "+smtpd+fix)
+	os.Remove(bmf)
+	os.Remove(filepath.Join(ctl, "loop1"))
+
+	os.Mkdir(bmf, 0o755)
+	check("a directory", "control/badmailfrom: is a directory, want a regular file: "+smtpd+fix)
+	os.Remove(bmf)
+
+	dir := searchableDir(t)
+	os.Symlink(dir, bmf)
+	check("a link to a directory", "control/badmailfrom: is a symbolic link to "+dir+", a directory, want a regular file: "+smtpd+fix)
+	os.Remove(bmf)
+
+	os.Symlink("me/x", bmf)
+	check("a link through a file", "control/badmailfrom: is a symbolic link to me/x, a path that cannot be opened (not a directory), want a regular file: "+smtpd+fix)
+	os.Remove(bmf)
+
+	syscall.Mkfifo(filepath.Join(ctl, "me.fifo"), 0o644)
+	os.Rename(filepath.Join(ctl, "me"), filepath.Join(ctl, "me.file"))
+	os.Rename(filepath.Join(ctl, "me.fifo"), filepath.Join(ctl, "me"))
+	check("a fifo", "control/me: is a fifo, want a regular file: qmail-send does not start; "+smtpd+
+		`; qmail-remote defers every delivery ("Unable to read control files"); qmail-inject and sendmail refuse every message ("read error")`+fix)
+	os.Rename(filepath.Join(ctl, "me.file"), filepath.Join(ctl, "me"))
+
+	hl := filepath.Join(ctl, "holdlocal")
+	os.Symlink("holdlocal", hl)
+	check("holdlocal a loop", "control/holdlocal: is a symbolic link to holdlocal, a loop of symbolic links, want a regular file: qmail-send does not start"+fix)
+	os.Remove(hl)
+	os.Mkdir(hl, 0o755)
+	check("holdlocal a directory (it exists: local delivery is held)")
+	os.Remove(hl)
+
+	os.Symlink("missing", bmf)
+	os.Symlink(os.DevNull, filepath.Join(ctl, "rcpthosts.null"))
+	os.Symlink(os.DevNull, filepath.Join(ctl, "smtproutes"))
+	os.Mkdir(filepath.Join(ctl, "domainkeys"), 0o700)
+	os.Symlink("loop", filepath.Join(ctl, "loop"))
+	check("dangling, /dev/null, unknown names")
+}
+
+// TestInstallRepairsHoldPeriods: the repair run gives an existing regular
+// queue/bounce/holdperiods to qmails with mode 0600, as qmail-send makes
+// it, and leaves anything else there (reported by -check) alone.
+func TestInstallRepairsHoldPeriods(t *testing.T) {
+	root, o := installed(t)
+	ids, err := qhome.LoadIDs(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid, gid := ids.Qmails.UID, ids.Qmail
+	if ids.Shared {
+		uid, gid = os.Getuid(), os.Getgid()
+	}
+	p := filepath.Join(root, "queue", "bounce", "holdperiods")
+	os.WriteFile(p, []byte("local 1 2\n"), 0o644)
+	os.Chown(p, 0, 0)
+	os.Chmod(p, 0o644)
+	if err := Install(o); err != nil {
+		t.Fatal(err)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(p, &st); err != nil || int(st.Uid) != uid || int(st.Gid) != gid || st.Mode&0o7777 != 0o600 {
+		t.Errorf("holdperiods after repair: uid %d gid %d mode %04o %v; want %d %d 0600", st.Uid, st.Gid, st.Mode&0o7777, err, uid, gid)
+	}
+	if b, _ := os.ReadFile(p); string(b) != "local 1 2\n" {
+		t.Errorf("holdperiods contents %q", b)
+	}
+	if dev, _ := Check(root); len(dev) != 0 {
+		t.Errorf("check after repair: %q", dev)
+	}
+	os.Remove(p)
+	os.Mkdir(p, 0o755)
+	if err := Install(o); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Lstat(p); err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o755 {
+		t.Errorf("directory holdperiods changed: %v %v", fi, err)
+	}
+	if dev, _ := Check(root); len(dev) != 1 || !strings.HasPrefix(dev[0], "queue/bounce/holdperiods: is a directory, want a regular file: ") {
+		t.Errorf("check of a directory holdperiods: %q", dev)
+	}
+	os.Remove(p)
+	os.Symlink("elsewhere", p)
+	if err := Install(o); err != nil {
+		t.Fatal(err)
+	}
+	if dev, _ := Check(root); len(dev) != 1 || !strings.HasPrefix(dev[0], "queue/bounce/holdperiods: is a symbolic link, want a regular file: ") {
+		t.Errorf("check of a symbolic link holdperiods: %q", dev)
+	}
+}
+
+// TestCheckDotlessHint: the advice for a defaultdomain equal to a
+// dotless me names each name to add once.
+func TestCheckDotlessHint(t *testing.T) {
+	root, _ := installed(t)
+	ctl := filepath.Join(root, "control")
+	for _, me := range []string{"vm", "localhost", "LocalHost"} {
+		os.WriteFile(filepath.Join(ctl, "me"), []byte(me+"\n"), 0o644)
+		os.WriteFile(filepath.Join(ctl, "defaultdomain"), []byte(me+"\n"), 0o644)
+		add := me + ".localdomain and localhost.localdomain"
+		if strings.EqualFold(me, "localhost") {
+			add = me + ".localdomain"
+		}
+		want := "control/defaultdomain: " + me + ", the dotless control/me " + me + ": mail to a bare user goes to user@" + me + "." + me +
+			", which is not local; write localdomain to defaultdomain and plusdomain, and add " + add + " to locals and rcpthosts (as a new install does)"
+		if dev, _ := Check(root); !slices.Equal(dev, []string{want}) {
+			t.Errorf("me %s:\n got %q\nwant %q", me, dev, want)
+		}
+	}
+}
