@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"io"
-	"net"
 )
 
 // Known header fields (qmail's list; only some are acted on).
@@ -258,18 +257,26 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	}
 }
 
-// chunks holds the kept header: bytes copied into blocks of chunkSize,
-// so that it costs its size and no more (no copy as it grows, nothing per
-// field).
+// chunks holds the kept header: bytes copied into blocks that double from
+// 4 KB up to 256 KB, so that it costs its size and no more (no copy as it
+// grows, nothing per field), and a small header no big block (its pages
+// cost more to fault in than the whole of a small message's work).
 type chunks struct{ bufs [][]byte }
 
-const chunkSize = 256 << 10
+const (
+	chunkFirst = 4 << 10
+	chunkMax   = 256 << 10
+)
 
 func (c *chunks) write(p []byte) {
 	for len(p) > 0 {
 		n := len(c.bufs)
 		if n == 0 || len(c.bufs[n-1]) == cap(c.bufs[n-1]) {
-			c.bufs = append(c.bufs, make([]byte, 0, chunkSize))
+			size := chunkFirst
+			if n > 0 {
+				size = min(2*cap(c.bufs[n-1]), chunkMax)
+			}
+			c.bufs = append(c.bufs, make([]byte, 0, size))
 			n++
 		}
 		last := &c.bufs[n-1]
@@ -280,7 +287,20 @@ func (c *chunks) write(p []byte) {
 }
 
 // reader reads the bytes written, once.
-func (c *chunks) reader() io.Reader {
-	b := net.Buffers(c.bufs)
-	return &b
+func (c *chunks) reader() io.Reader { return c }
+
+// Read hands out the bytes written, consuming them.
+func (c *chunks) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) && len(c.bufs) > 0 {
+		k := copy(p[n:], c.bufs[0])
+		n += k
+		if c.bufs[0] = c.bufs[0][k:]; len(c.bufs[0]) == 0 {
+			c.bufs = c.bufs[1:]
+		}
+	}
+	if n == 0 && len(p) > 0 {
+		return 0, io.EOF
+	}
+	return n, nil
 }
