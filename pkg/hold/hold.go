@@ -61,8 +61,13 @@ type JunkLine struct {
 // ValidDomain reports whether s may appear as a domain line of a hold
 // file: letters, digits, '-', '_' and '.', optionally with a leading '.',
 // or an address literal "[...]" of digits, hex letters, '.' and ':'.
+//
+// A word that reads as "off" (0, n, no, off, false, none, any case) is no
+// domain: written into the file by hand it was taken for a hold of a
+// domain of that name, which held nothing else, the opposite of what the
+// file's presence means (a file of such words holds everything).
 func ValidDomain(s string) bool {
-	if s == "" || len(s) > 255 {
+	if s == "" || len(s) > 255 || offWord(s) {
 		return false
 	}
 	if strings.HasPrefix(s, "[") {
@@ -139,6 +144,15 @@ func CanonDomain(d string) string {
 		return d
 	}
 	return "[" + a.Unmap().String() + "]"
+}
+
+// offWord reports whether s is a word for "off" or "no".
+func offWord(s string) bool {
+	switch strings.ToLower(s) {
+	case "0", "n", "no", "off", "false", "none":
+		return true
+	}
+	return false
 }
 
 // AllMarker reports whether line, as the first line of a hold file, holds

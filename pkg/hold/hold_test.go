@@ -46,6 +46,11 @@ func TestParse(t *testing.T) {
 		{"crlf", "a.example\r\n", false, []string{"a.example"}, 0},
 		{"no newline", "a.example", false, []string{"a.example"}, 0},
 		{"bad dots", "a..example\n.\n", true, nil, 1},
+		// A word for "off" is no domain: the file's presence holds
+		// everything (they were held domains "0", "off", and mail flowed).
+		{"zero", "0\n", true, nil, 1},
+		{"off words", "Off\nno\nfalse\nnone\nn\n", true, nil, 5},
+		{"off beside a domain", "no\nexample.com\n", false, []string{"example.com"}, 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
