@@ -287,6 +287,11 @@ func TestHoldRemoteDomains(t *testing.T) {
 	ctl(t, root, "holdremote", ".sub.example\n")
 	e.sigs <- syscall.SIGHUP
 	e.waitLog("hold: remote released except .sub.example, 1 messages due now", 2)
+	// A hand-written line that is no domain holds nothing: it is counted,
+	// not logged as it is (any byte may be in it).
+	ctl(t, root, "holdremote", ".sub.example\nfoo bar\t\x01%\n")
+	e.sigs <- syscall.SIGHUP
+	e.waitLog("hold: remote held for .sub.example (1 line of control/holdremote no domain), 1 messages waiting\n", 1)
 	os.Remove(filepath.Join(root, "control/holdremote"))
 	e.sigs <- syscall.SIGHUP
 	e.waitLog("hold: remote released, ", 1)
