@@ -288,6 +288,10 @@ func (c *cmd) hold(holding bool, args []string) int {
 		}
 		state += "; deferred deliveries retried now"
 	}
+	if st["exiting"] == "yes" {
+		fmt.Fprintf(c.out, "%s; qmail-send (pid %s) confirmed, but it is exiting: nothing starts until the next start, which honours the flag\n", state, st["pid"])
+		return ExitOK
+	}
 	fmt.Fprintf(c.out, "%s; qmail-send (pid %s) confirmed\n", state, st["pid"])
 	return ExitOK
 }

@@ -1011,3 +1011,19 @@ func TestAgeInTheFuture(t *testing.T) {
 		}
 	}
 }
+
+// TestStatusExiting: a qmail-send finishing after TERM is not "running",
+// and a hold or release it confirms says that nothing starts before the
+// next start (status said "running" and the change was "confirmed").
+func TestStatusExiting(t *testing.T) {
+	root := makeTree(t)
+	startFake(t, root, "FAKE_SEND_EXITING=1")
+	code, out, _ := run(t, root, "status")
+	if !strings.Contains(out, "qmail-send: exiting (TERM), pid ") || strings.Contains(out, "running") {
+		t.Errorf("status (exit %d):\n%s", code, out)
+	}
+	code, out, errs := run(t, root, "hold", "remote")
+	if code != ExitOK || !strings.Contains(out, "confirmed, but it is exiting: nothing starts until the next start") {
+		t.Errorf("hold remote: exit %d, %q %q", code, out, errs)
+	}
+}

@@ -97,6 +97,10 @@ func fakeSend(root string) {
 		// The format of pkg/sched's writeStatus.
 		text := fmt.Sprintf("pid %d\ngeneration %d\nholdlocal %s\nholdremote %s\nsince-local 0\nsince-remote 1700000000\nqueued-local 1\nqueued-remote 2\n",
 			os.Getpid(), gen, yn, remote.SendForm()) + strings.Join(results, "")
+		// FAKE_SEND_EXITING=1 says it got TERM and is finishing.
+		if os.Getenv("FAKE_SEND_EXITING") == "1" {
+			text += "exiting yes\n"
+		}
 		tmp := filepath.Join(root, StatusFile+".tmp")
 		if err := os.WriteFile(tmp, []byte(text), 0644); err != nil {
 			die(err)

@@ -36,7 +36,11 @@ func (c *cmd) status() int {
 		if err != nil {
 			fmt.Fprintf(c.out, "qmail-send: running, pid %d (unable to read %s: %v)\n", pid, StatusFile, err)
 		} else {
-			fmt.Fprintf(c.out, "qmail-send: running, pid %d, generation %s\n", pid, orDash(st["generation"]))
+			if st["exiting"] == "yes" {
+				fmt.Fprintf(c.out, "qmail-send: exiting (TERM), pid %d: deliveries in progress finish, none start\n", pid)
+			} else {
+				fmt.Fprintf(c.out, "qmail-send: running, pid %d, generation %s\n", pid, orDash(st["generation"]))
+			}
 		}
 	}
 

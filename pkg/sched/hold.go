@@ -542,6 +542,9 @@ func (s *Sched) writeStatus() {
 	if len(s.rereadFailed) > 0 {
 		b.WriteString("reread-failed " + strings.Join(s.rereadFailed, " ") + "\n")
 	}
+	if s.exitasap {
+		b.WriteString("exiting yes\n") // TERM: nothing starts any more
+	}
 	b.WriteString(s.mc.statusLines())
 	rewrite(f, b.String())
 }

@@ -549,7 +549,10 @@ func (s *Sched) handle(ev event) {
 	case evSignal:
 		switch ev.sig {
 		case syscall.SIGTERM:
-			s.exitasap = true
+			if !s.exitasap {
+				s.exitasap = true
+				s.writeStatus() // qmailctl status says so
+			}
 		case syscall.SIGALRM:
 			s.flagALRM = true
 		case syscall.SIGHUP:
