@@ -617,3 +617,29 @@ func TestHoldFinishesDoneMessage(t *testing.T) {
 	e.waitLog(fmt.Sprintf("end msg %d", id), 1)
 	e.stop()
 }
+
+// TestStatusExitingAtTerm: at TERM sendstatus says at once that qmail-send
+// is exiting, while its deliveries in progress finish (qmailctl status said
+// "running" and confirmed holds that nothing would act on).
+func TestStatusExitingAtTerm(t *testing.T) {
+	root := newTree(t)
+	mkTrigger(t, root)
+	g := newGate('K')
+	e := start(t, root, g.answer, ok)
+	e.waitLog("status: local 0/10", 1)
+	queueMsg(t, root, "ann@example.org", "slow@local.example")
+	e.trigger()
+	e.waitLog("starting delivery 1:", 1)
+	e.sigs <- syscall.SIGTERM
+	e.wait("exiting in sendstatus", func() bool {
+		st, _ := os.ReadFile(filepath.Join(root, "queue/lock/sendstatus"))
+		return strings.Contains(string(st), "\nexiting yes\n")
+	})
+	g.open()
+	select {
+	case <-e.done:
+		e.exited = true
+	case <-time.After(10 * time.Second):
+		t.Fatal("no exit after the delivery ended")
+	}
+}
