@@ -37,42 +37,59 @@ func AddrSpec(s string) (string, error) {
 // unquote returns the address a without its comments and with its quoted
 // strings unquoted (the quotes dropped, a backslash inside them taking the
 // byte after it), or a unchanged when a quote or parenthesis in it is not
-// closed.
+// closed. White space outside quoted strings is the space between tokens,
+// not part of the address ("joe (c)@x" and '"a b" @x' are joe@x and the
+// mailbox "a b" at x), except between two plain words, which keep one
+// space for qmail-inject's own rule ("a b@x" is the mailbox "a b").
 func unquote(a string) string {
 	if !strings.ContainsAny(a, "\"(") {
 		return a
 	}
 	var b strings.Builder
-	quoted, paren := false, 0
+	quoted, paren, gap := false, 0, false
+	var last byte       // the byte written last
+	lastQuoted := false // it came from a quoted string
+	write := func(c byte, q bool) {
+		if gap && b.Len() > 0 && !q && !lastQuoted && last != '.' && last != '@' && c != '.' && c != '@' {
+			b.WriteByte(' ')
+		}
+		gap = false
+		b.WriteByte(c)
+		last, lastQuoted = c, q
+	}
 	for i := 0; i < len(a); i++ {
 		c := a[i]
 		switch {
 		case quoted && c == '\\' && i+1 < len(a):
 			i++
-			b.WriteByte(a[i])
+			write(a[i], true)
 		case quoted && c == '"':
 			quoted = false
 		case quoted:
-			b.WriteByte(c)
+			write(c, true)
 		case paren > 0 && c == '\\':
 			i++
 		case paren > 0 && c == '(':
 			paren++
 		case paren > 0 && c == ')':
-			paren--
+			if paren--; paren == 0 {
+				gap = true
+			}
 		case paren > 0:
 		case c == '"':
-			quoted = true
+			quoted, gap = true, false
 		case c == '(':
 			paren = 1
+		case c == ' ' || c == '\t' || c == '\r' || c == '\n':
+			gap = true
 		default:
-			b.WriteByte(c)
+			write(c, false)
 		}
 	}
 	if quoted || paren > 0 {
 		return a
 	}
-	return strings.TrimSpace(b.String())
+	return b.String()
 }
 
 // brackets returns the indexes of the '<' and '>' of the name-addr t, or
@@ -177,9 +194,10 @@ func SplitRecipients(args []string) ([]string, error) {
 // semicolon, become list separators. A colon is a group's only when no '@'
 // comes before it in its element and a ';' follows it, outside quoted
 // strings, comments and angle brackets (so a route <@a:b@c> or a local
-// part with a colon is no group).
+// part with a colon is no group). A ';' outside a group separates too, as
+// in the lists Outlook writes ("a@x; b@y").
 func ungroup(s string) string {
-	if !strings.Contains(s, ":") || !strings.Contains(s, ";") {
+	if !strings.Contains(s, ";") {
 		return s
 	}
 	b := []byte(s)
@@ -193,7 +211,9 @@ func ungroup(s string) string {
 				b[k] = ' '
 			}
 			b[i], open, elem = ',', true, i+1
-		case c == ';' && open:
+		case c == ';':
+			// The end of a group; outside one, a list separator
+			// as Outlook writes lists.
 			b[i], open, elem = ',', false, i+1
 		}
 	})

@@ -126,11 +126,18 @@ func Main(argv []string, root string, env []string, stdin io.Reader, stdout, std
 	}
 
 	if c.Sender != nil {
-		if n := len(nonEmpty(splitList(*c.Sender))); n > 1 {
-			fmt.Fprintf(stderr, "sendmail: fatal: unable to parse the -f address %q: it holds %d addresses; the sender is one\n", *c.Sender, n)
+		// Read as one element of a recipient list: a list there is
+		// refused, an empty one (a lone separator, an empty group) is
+		// the null sender.
+		elems := nonEmpty(splitList(ungroup(*c.Sender)))
+		if len(elems) > 1 {
+			fmt.Fprintf(stderr, "sendmail: fatal: unable to parse the -f address %q: it holds %d addresses; the sender is one\n", *c.Sender, len(elems))
 			return ExDataErr
 		}
-		s, err := AddrSpec(*c.Sender)
+		s, err := "", error(nil)
+		if len(elems) == 1 {
+			s, err = AddrSpec(elems[0])
+		}
 		if err != nil {
 			fmt.Fprintf(stderr, "sendmail: fatal: unable to parse the -f address %q: %v\n", *c.Sender, err)
 			return ExDataErr
