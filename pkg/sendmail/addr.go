@@ -80,7 +80,7 @@ func unquote(a string) string {
 			quoted, gap = true, false
 		case c == '(':
 			paren = 1
-		case c == ' ' || c == '\t' || c == '\r' || c == '\n':
+		case c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f':
 			gap = true
 		default:
 			write(c, false)
