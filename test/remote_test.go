@@ -263,11 +263,11 @@ func TestRemoteTLS13RefusedAfterHandshake(t *testing.T) {
 	if ms := s.Messages(); len(ms) != 1 || ms[0].TLS {
 		t.Fatalf("messages %+v", ms)
 	}
-	// Where TLS is required, it is a failed handshake: a temporary
-	// failure that names it (and the next address would be tried).
+	// Where TLS is required, a temporary failure that says what failed
+	// (and the next address would be tried).
 	tr.Control("tlsroutes", "r.test:encrypt\n")
 	got := tr.Remote(testMsg, "r.test", "f@x.test", "a@r.test")
-	if len(got) != 1 || !strings.HasPrefix(got[0], "ZConnected to "+s.IP+" but the TLS handshake failed: ") {
+	if len(got) != 1 || !strings.HasPrefix(got[0], "ZConnected to "+s.IP+" but the TLS session failed after the handshake: ") {
 		t.Fatalf("encrypt: %q", got)
 	}
 	if ms := s.Messages(); len(ms) != 1 {

@@ -504,7 +504,7 @@ func (d *delivery) smtp(conn net.Conn, a dnsmx.Addr, port int, tryTLS bool) (err
 							// (timeoutremote) gets the retry too.
 							return &tlsFallback{why: s.w.ioErr, after: true}
 						}
-						return policy(&report{letter: 'Z', text: "Connected to " + s.ip + " but the TLS handshake failed: " +
+						return policy(&report{letter: 'Z', text: "Connected to " + s.ip + " but the TLS session failed after the handshake: " +
 							oneLine(s.w.ioErr.Error()) + ". (#4.7.5)\n"})
 					}
 					return err
