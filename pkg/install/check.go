@@ -344,7 +344,12 @@ func holdPeriods(root string, rs []runner, own *owners) []string {
 		if err != nil {
 			return []string{fmt.Sprintf("%s: %v", rel, err)}
 		}
-		return []string{fmt.Sprintf("%s: is a %s, want a regular file: %s (remove it)", rel, kindName(fi), effect)}
+		fix := "remove it"
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			// It may name the real record of held time: keep that.
+			fix = "put the file it names in its place"
+		}
+		return []string{fmt.Sprintf("%s: is a %s, want a regular file: %s (%s)", rel, kindName(fi), effect, fix)}
 	}
 	var out []string
 	uid, _, _ := own.resolve(Entry{Path: rel, Owner: "qmails", Group: "qmail"})

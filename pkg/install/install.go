@@ -175,18 +175,32 @@ func repairHoldPeriods(root string, own *owners) error {
 	return setOwnerMode(p, uid, gid, e.Mode)
 }
 
+// setOwnerMode gives p its owner and mode through a descriptor opened
+// without following a symbolic link: many of the tree's directories belong
+// to qmail's users, and a name checked then changed by path could be
+// swapped for a link to any file between the two (a chmod of root's
+// repair run would then follow it). A symbolic link is left as it is, its
+// target not ours to change.
 func setOwnerMode(p string, uid, gid int, mode uint32) error {
+	fd, err := syscall.Open(p, syscall.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_NOCTTY|syscall.O_CLOEXEC, 0)
+	if errors.Is(err, syscall.ELOOP) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer syscall.Close(fd)
 	var st syscall.Stat_t
-	if err := syscall.Lstat(p, &st); err != nil {
+	if err := syscall.Fstat(fd, &st); err != nil {
 		return err
 	}
 	if int(st.Uid) != uid || int(st.Gid) != gid {
-		if err := os.Lchown(p, uid, gid); err != nil {
+		if err := syscall.Fchown(fd, uid, gid); err != nil {
 			return fmt.Errorf("unable to chown %s: %v", p, err)
 		}
 	}
 	// chown clears set-id bits: chmod after it, always.
-	if err := syscall.Chmod(p, mode); err != nil {
+	if err := syscall.Fchmod(fd, mode); err != nil {
 		return fmt.Errorf("unable to chmod %s: %v", p, err)
 	}
 	return nil

@@ -606,3 +606,31 @@ func TestCheckDotlessHint(t *testing.T) {
 		}
 	}
 }
+
+// TestSetOwnerModeNoFollow: a name that is a symbolic link is not followed:
+// in a directory a qmail user owns it could be swapped in for the file the
+// repair run checked, and point at any file of the system.
+func TestSetOwnerModeNoFollow(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "shadow")
+	if err := os.WriteFile(target, []byte("secret\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "sendstatus")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	if err := setOwnerMode(link, os.Getuid(), os.Getgid(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(target); err != nil || fi.Mode().Perm() != 0o640 {
+		t.Errorf("the link's target was changed: %v %v", fi.Mode(), err)
+	}
+	// A plain file gets its mode.
+	if err := setOwnerMode(target, os.Getuid(), os.Getgid(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(target); fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v, want 0600", fi.Mode())
+	}
+}
