@@ -363,6 +363,9 @@ func TestStatusAndQueue(t *testing.T) {
 	queuetest.Add(t, q, queuetest.Msg{ID: 5, Birth: now, Body: "", Sender: "b@example.org",
 		Remote: []queuetest.Rcpt{{Addr: "z@held.example", Done: true}}})
 	queuetest.Add(t, q, queuetest.Msg{ID: 6, Birth: now, Body: "", Sender: "c@example.org", Bouncing: true})
+	// Failures recorded while another recipient is still tried.
+	queuetest.Add(t, q, queuetest.Msg{ID: 7, Birth: now, Body: "", Sender: "d@example.org", Bouncing: true,
+		Local: []queuetest.Rcpt{{Addr: "me@local"}, {Addr: "gone@local", Done: true}}})
 	queuetest.AddTodo(t, q, 300, "new\n", "fresh@example.org", "a@b.example", "c@d.example")
 	if code, _, errs := run(t, root, "hold", "remote", "held.example"); code != 0 {
 		t.Fatalf("hold: %d %s", code, errs)
@@ -374,8 +377,8 @@ func TestStatusAndQueue(t *testing.T) {
 		// The fake's hold period began long before the flag was written.
 		"; control/holdremote last changed ",
 		"local: not held\n",
-		"queue: 5 messages, 1 not yet preprocessed\n",
-		"pending: local 1 messages, remote 2 messages (2 remote recipients held)\n",
+		"queue: 6 messages, 1 not yet preprocessed\n",
+		"pending: local 2 messages, remote 2 messages (2 remote recipients held)\n",
 		"qmail-send reported at its last status write (",
 		" GMT): queued-local 1, queued-remote 2\n",
 	} {
@@ -390,6 +393,7 @@ func TestStatusAndQueue(t *testing.T) {
 	want := []string{
 		"5 * 0 0/1 done <b@example.org>",
 		"6 * 0 0/0 bouncing <c@example.org>",
+		"7 * 0 1/2 queued,failures <d@example.org>",
 		"47 2d2h 1 1/1 held <>",
 		"100 1h30m 6 2/3 partly-held <a@example.org>",
 		"300 * 4 2/2 todo <fresh@example.org>",

@@ -276,17 +276,26 @@ func counts(m *qread.Message, local, remote hold.Flag) (pending, held int) {
 }
 
 // messageState is the STATE column of qmailctl queue.
+//
+// A message with failures recorded (bounce/ID) is "bouncing" only once
+// nothing is pending, when its bounce goes out; before that its bounce
+// waits for the other recipients, and the state says what they do, with
+// ",failures" after it.
 func messageState(m *qread.Message, local, remote hold.Flag) string {
 	pending, held := counts(m, local, remote)
+	state := "queued"
 	switch {
-	case m.Bouncing:
+	case pending == 0 && m.Bouncing:
 		return "bouncing"
 	case pending == 0:
 		return "done"
 	case held == pending:
-		return "held"
+		state = "held"
 	case held > 0:
-		return "partly-held"
+		state = "partly-held"
 	}
-	return "queued"
+	if m.Bouncing {
+		state += ",failures"
+	}
+	return state
 }
