@@ -65,7 +65,7 @@ func TestCtlAgainstQmailSend(t *testing.T) {
 		"remote: held (all destinations) since ",
 		"local: not held\n",
 		"queue: 3 messages, 0 not yet preprocessed\n",
-		"pending: local 0 messages, remote 3 messages (3 remote recipients held)\n",
+		"pending: local 0 messages, remote 3 messages (3 remote recipients held by control/holdremote)\n",
 	} {
 		if code != 0 || !strings.Contains(out, want) {
 			t.Errorf("status (exit %d) lacks %q:\n%s", code, want, out)

@@ -378,7 +378,7 @@ func TestStatusAndQueue(t *testing.T) {
 		"; control/holdremote last changed ",
 		"local: not held\n",
 		"queue: 6 messages, 1 not yet preprocessed\n",
-		"pending: local 2 messages, remote 2 messages (2 remote recipients held)\n",
+		"pending: local 2 messages, remote 2 messages (2 remote recipients held by control/holdremote)\n",
 		"qmail-send reported at its last status write (",
 		" GMT): queued-local 1, queued-remote 2\n",
 	} {

@@ -101,7 +101,7 @@ func (c *cmd) status() int {
 				}
 			}
 		}
-		fmt.Fprintf(c.out, "pending: local %d messages, remote %d messages (%d remote recipients held)\n", lm, rm, held)
+		fmt.Fprintf(c.out, "pending: local %d messages, remote %d messages (%d remote recipients held by control/holdremote)\n", lm, rm, held)
 		if trouble > 0 {
 			fmt.Fprintf(c.out, "warning: %d messages could not be read (see qmail-qread)\n", trouble)
 		}
