@@ -95,6 +95,7 @@ func (c *cmd) fail(code int, format string, a ...any) int {
 }
 
 func (c *cmd) run(args []string) int {
+options:
 	for len(args) > 0 && strings.HasPrefix(args[0], "-") {
 		switch {
 		case args[0] == "-t" && len(args) > 1:
@@ -107,10 +108,20 @@ func (c *cmd) run(args []string) int {
 			}
 			c.timeout = time.Duration(n * float64(time.Second))
 			args = args[2:]
+		case strings.HasPrefix(args[0], "-t") && len(args[0]) > 2:
+			args = append([]string{"-t", args[0][2:]}, args[1:]...) // -t5
 		case args[0] == "-h" || args[0] == "--help":
 			io.WriteString(c.out, usage)
 			return ExitOK
+		case args[0] == "--":
+			args = args[1:]
+			break options
+		case args[0] == "-t":
+			fmt.Fprintf(c.err, "qmailctl: -t needs a number of seconds\n")
+			io.WriteString(c.err, usage)
+			return ExitUsage
 		default:
+			fmt.Fprintf(c.err, "qmailctl: unknown option %q\n", args[0])
 			io.WriteString(c.err, usage)
 			return ExitUsage
 		}
@@ -119,23 +130,40 @@ func (c *cmd) run(args []string) int {
 		io.WriteString(c.err, usage)
 		return ExitUsage
 	}
+	noArgs := func() bool {
+		if len(args) == 1 {
+			return true
+		}
+		fmt.Fprintf(c.err, "qmailctl: %s takes no arguments\n", args[0])
+		return false
+	}
 	switch args[0] {
 	case "hold", "release":
 		if len(args) > 1 && (args[1] == "from" || args[1] == "to" || isID(args[1])) {
 			return c.msgHold(args[0] == "hold", args[1:])
 		}
+		if len(args) > 1 && args[1] != "remote" && args[1] != "local" {
+			fmt.Fprintf(c.err, "qmailctl: %s %q: not remote, local, from, to or a message id\n", args[0], args[1])
+			break
+		}
 		return c.hold(args[0] == "hold", args[1:])
 	case "boot":
-		if len(args) != 1 {
+		if !noArgs() {
 			break
 		}
 		return c.boot()
 	case "flush":
-		return c.signal(args[1:], syscall.SIGALRM, "every deferred delivery is due now")
+		if !noArgs() {
+			break
+		}
+		return c.signal(syscall.SIGALRM, "every deferred delivery is due now")
 	case "reload":
-		return c.signal(args[1:], syscall.SIGHUP, "controls re-read")
+		if !noArgs() {
+			break
+		}
+		return c.signal(syscall.SIGHUP, "controls re-read")
 	case "status":
-		if len(args) != 1 {
+		if !noArgs() {
 			break
 		}
 		return c.status()
@@ -149,7 +177,7 @@ func (c *cmd) run(args []string) int {
 	case "bounce":
 		return c.bounce(args[1:])
 	case "pid":
-		if len(args) != 1 {
+		if !noArgs() {
 			break
 		}
 		pid, err := LocateSend(c.root)
@@ -329,11 +357,7 @@ func agrees(st Status, name string, h hold.Flag) bool {
 	return slices.Equal(a, b)
 }
 
-func (c *cmd) signal(args []string, sig syscall.Signal, what string) int {
-	if len(args) != 0 {
-		io.WriteString(c.err, usage)
-		return ExitUsage
-	}
+func (c *cmd) signal(sig syscall.Signal, what string) int {
 	pid, st, err := SignalAndWait(c.root, sig, c.timeout)
 	switch {
 	case errors.Is(err, ErrNotRunning):

@@ -1031,3 +1031,41 @@ func TestStatusExiting(t *testing.T) {
 		t.Errorf("hold remote: exit %d, %q %q", code, out, errs)
 	}
 }
+
+// TestArgumentErrors: a command line qmailctl cannot use says why (it
+// printed the bare usage for most), and ids are read one way everywhere.
+func TestArgumentErrors(t *testing.T) {
+	root := makeTree(t)
+	queuetest.WriteFile(t, filepath.Join(root, MutexFile), nil)
+	for _, tc := range []struct {
+		args []string
+		err  string
+	}{
+		{[]string{"hold", "0"}, `hold "0": not remote, local, from, to or a message id`},
+		{[]string{"hold", "-5"}, `hold "-5": not remote, local, from, to or a message id`},
+		{[]string{"release", "abc"}, `release "abc": not remote, local, from, to or a message id`},
+		{[]string{"status", "extra"}, "status takes no arguments"},
+		{[]string{"flush", "now"}, "flush takes no arguments"},
+		{[]string{"boot", "x"}, "boot takes no arguments"},
+		{[]string{"-x", "status"}, `unknown option "-x"`},
+		{[]string{"-t"}, "-t needs a number of seconds"},
+		{[]string{"-tx", "status"}, `bad timeout "x"`},
+		{[]string{"delete", "0"}, `not a message id: "0"`},
+		{[]string{"queue", "1a"}, `not a message id: "1a"`},
+	} {
+		code, _, errs := run(t, root, tc.args...)
+		if code != ExitUsage || !strings.Contains(errs, tc.err) {
+			t.Errorf("%q: exit %d, stderr %q; want %d and %q", tc.args, code, errs, ExitUsage, tc.err)
+		}
+	}
+	// -- ends the options, -t takes its value attached too, and an id with
+	// leading zeros is the id (queue took it, hold did not).
+	for _, args := range [][]string{{"--", "status"}, {"-t1", "status"}} {
+		if code, out, errs := run(t, root, args...); code != ExitNotRunning || !strings.Contains(out, "qmail-send: not running") {
+			t.Errorf("%q: exit %d, %q %q", args, code, out, errs)
+		}
+	}
+	if code, _, errs := run(t, root, "hold", "0012"); code != ExitUsage || !strings.Contains(errs, "message 12 is not in the queue") {
+		t.Errorf("hold 0012: exit %d, %q", code, errs)
+	}
+}

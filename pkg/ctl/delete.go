@@ -128,17 +128,13 @@ func (c *cmd) perMessage(verb string, args []string, act func(id uint64) (int, e
 	if len(args) == 0 {
 		return c.fail(ExitUsage, "usage: qmailctl %s ID...", verb)
 	}
-	var ids []uint64
-	for _, a := range args {
-		id, err := strconv.ParseUint(a, 10, 64)
-		if err != nil || id == 0 {
-			return c.fail(ExitUsage, "not a message id: %q", a)
-		}
-		ids = append(ids, id)
+	ids, err := parseIDs(args)
+	if err != nil {
+		return c.fail(ExitUsage, "%v", err)
 	}
 	unlock, err := lockOutSend(c.root)
 	if errors.Is(err, errSendRunning) {
-		return c.viaSend(verb, args)
+		return c.viaSend(verb, idStrings(ids))
 	}
 	if err != nil {
 		return c.fail(ExitTemp, "%v", err)

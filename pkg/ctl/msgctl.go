@@ -135,17 +135,27 @@ func Request(root, verb, arg string, timeout time.Duration) (Result, int, error)
 	}
 }
 
-// parseIDs parses message ids.
+// parseIDs parses message ids: decimal digits (leading zeros allowed),
+// not 0. Every command that takes ids reads them with it.
 func parseIDs(args []string) ([]uint64, error) {
 	var ids []uint64
 	for _, a := range args {
 		id, err := strconv.ParseUint(a, 10, 64)
-		if err != nil || id == 0 || strconv.FormatUint(id, 10) != a {
+		if err != nil || id == 0 || strings.Trim(a, "0123456789") != "" {
 			return nil, usageError("not a message id: %q", a)
 		}
 		ids = append(ids, id)
 	}
 	return ids, nil
+}
+
+// idStrings writes ids as qmail-send reads them.
+func idStrings(ids []uint64) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = strconv.FormatUint(id, 10)
+	}
+	return out
 }
 
 func isID(s string) bool {
@@ -205,7 +215,7 @@ func (c *cmd) msgHold(hold bool, args []string) int {
 	}
 	unlock, err := lockOutSend(c.root)
 	if errors.Is(err, errSendRunning) {
-		return c.viaSend(verb, args)
+		return c.viaSend(verb, idStrings(ids))
 	}
 	if err != nil {
 		return c.fail(ExitTemp, "%v", err)

@@ -42,12 +42,13 @@ func (c *cmd) show(ids []string) int {
 	held, _ := sched.LoadHeld(q)
 	code := ExitOK
 	for _, arg := range ids {
-		id, err := strconv.ParseUint(arg, 10, 64)
-		if err != nil || id == 0 {
-			c.fail(ExitUsage, "not a message id: %q", arg)
+		parsed, err := parseIDs([]string{arg})
+		if err != nil {
+			c.fail(ExitUsage, "%v", err)
 			code = max(code, ExitUsage)
 			continue
 		}
+		id := parsed[0]
 		m, found, err := qread.ReadMessage(q, id)
 		if err != nil {
 			c.fail(ExitTemp, "unable to read message %d: %v", id, err)
