@@ -42,9 +42,6 @@ func AddrSpec(s string) (string, error) {
 // mailbox "a b" at x), except between two plain words, which keep one
 // space for qmail-inject's own rule ("a b@x" is the mailbox "a b").
 func unquote(a string) string {
-	if !strings.ContainsAny(a, "\"(") {
-		return a
-	}
 	var b strings.Builder
 	quoted, paren, gap := false, 0, false
 	var last byte       // the byte written last
@@ -116,7 +113,7 @@ func brackets(t string) (lt, gt int, err error) {
 			continue
 		}
 		switch c {
-		case ' ', '\t', '\r', '\n': // a folded value is white space too
+		case ' ', '\t', '\r', '\n', '\v', '\f': // a folded value's too
 			continue
 		case '(':
 			paren, open = 1, i

@@ -520,6 +520,12 @@ func TestAddrSpec(t *testing.T) {
 		{in: `"a b" (c) @x.org`, want: "a b@x.org"},
 		{in: `"joe" . "s"@x.org`, want: "joe.s@x.org"},
 		{in: `a b (c)@x`, want: "a b@x"},
+		// White space beside @ or . is no part of it either, quote or not.
+		{in: "joe @x.example", want: "joe@x.example"},
+		{in: " joe @ x.example ", want: "joe@x.example"},
+		{in: "joe . smith@x.example", want: "joe.smith@x.example"},
+		{in: "joe\t@x.example", want: "joe@x.example"},
+		{in: "Joe <j@x.example>\v(work)", want: "j@x.example"},
 		{in: `"a<b"@x`, want: `a<b@x`},
 		{in: "bob@x (see <url>)", want: "bob@x"},
 		{in: "Joe <f5@x.example>\n (work)", want: "f5@x.example"},
