@@ -127,6 +127,7 @@ options:
 		}
 	}
 	if len(args) == 0 {
+		fmt.Fprintln(c.err, "qmailctl: no command")
 		io.WriteString(c.err, usage)
 		return ExitUsage
 	}
@@ -231,6 +232,11 @@ var afterBootCheck = func() {}
 
 func (c *cmd) hold(holding bool, args []string) int {
 	if len(args) == 0 || (args[0] != "remote" && args[0] != "local") {
+		verb := "release"
+		if holding {
+			verb = "hold"
+		}
+		fmt.Fprintf(c.err, "qmailctl: %s needs remote, local, from, to or message ids\n", verb)
 		io.WriteString(c.err, usage)
 		return ExitUsage
 	}
@@ -270,8 +276,14 @@ func (c *cmd) hold(holding bool, args []string) int {
 			strings.Join(domains, " "))
 	}
 	if holding && len(domains) > 0 && res.After.All {
-		fmt.Fprintf(c.err, "qmailctl: every destination is held already; %s stays held when that is released\n",
-			strings.Join(domains, " "))
+		if recorded(res.After, domains) {
+			fmt.Fprintf(c.err, "qmailctl: every destination is held already; %s stays held when that is released\n",
+				strings.Join(domains, " "))
+		} else {
+			// A hand-written file that names no domain: left alone.
+			fmt.Fprintf(c.err, "qmailctl: every destination is held already by control/%s, which names no domain; %s is not recorded in it and is not held once that is released\n",
+				name, strings.Join(domains, " "))
+		}
 	}
 	if !holding && len(domains) == 0 && res.After.Set && !res.After.All {
 		fmt.Fprintf(c.err, "qmailctl: domains held by name stay held; release them by name: qmailctl release remote %s\n",
@@ -369,6 +381,10 @@ func (c *cmd) signal(sig syscall.Signal, what string) int {
 		return c.fail(ExitTemp, "qmail-send (pid %d) could not re-read control/%s (see its log); the old values stay in force",
 			pid, strings.Join(strings.Fields(failed), ", control/"))
 	}
+	if st["exiting"] == "yes" {
+		fmt.Fprintf(c.out, "qmail-send (pid %d) confirmed, but it is exiting: nothing starts until the next start\n", pid)
+		return ExitOK
+	}
 	fmt.Fprintf(c.out, "%s; qmail-send (pid %d) confirmed\n", what, pid)
 	if sig == syscall.SIGALRM {
 		dir := control.Open(c.root).Path
@@ -383,3 +399,13 @@ func (c *cmd) signal(sig syscall.Signal, what string) int {
 
 // queueDir is ROOT/queue.
 func (c *cmd) queueDir() string { return filepath.Join(c.root, "queue") }
+
+// recorded reports whether every one of domains is listed in h.
+func recorded(h hold.Flag, domains []string) bool {
+	for _, d := range domains {
+		if !slices.Contains(h.Domains, hold.CanonDomain(d)) {
+			return false
+		}
+	}
+	return true
+}

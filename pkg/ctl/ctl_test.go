@@ -1030,6 +1030,10 @@ func TestStatusExiting(t *testing.T) {
 	if code != ExitOK || !strings.Contains(out, "confirmed, but it is exiting: nothing starts until the next start") {
 		t.Errorf("hold remote: exit %d, %q %q", code, out, errs)
 	}
+	code, out, errs = run(t, root, "flush")
+	if code != ExitOK || !strings.Contains(out, "confirmed, but it is exiting: nothing starts until the next start") || strings.Contains(out, "due now") {
+		t.Errorf("flush: exit %d, %q %q", code, out, errs)
+	}
 }
 
 // TestArgumentErrors: a command line qmailctl cannot use says why (it
@@ -1052,6 +1056,9 @@ func TestArgumentErrors(t *testing.T) {
 		{[]string{"-tx", "status"}, `bad timeout "x"`},
 		{[]string{"delete", "0"}, `not a message id: "0"`},
 		{[]string{"queue", "1a"}, `not a message id: "1a"`},
+		{nil, "no command"},
+		{[]string{"hold"}, "hold needs remote, local, from, to or message ids"},
+		{[]string{"hold", "remote", "off"}, `not a domain: "off" (a word for off`},
 	} {
 		code, _, errs := run(t, root, tc.args...)
 		if code != ExitUsage || !strings.Contains(errs, tc.err) {
@@ -1067,5 +1074,24 @@ func TestArgumentErrors(t *testing.T) {
 	}
 	if code, _, errs := run(t, root, "hold", "0012"); code != ExitUsage || !strings.Contains(errs, "message 12 is not in the queue") {
 		t.Errorf("hold 0012: exit %d, %q", code, errs)
+	}
+}
+
+// TestHoldDomainOnFileOfNoDomain: holding a domain while control/holdremote
+// names no domain (a hand-written "off") leaves the file alone and says the
+// domain is not recorded (it said the domain stayed held after a release).
+func TestHoldDomainOnFileOfNoDomain(t *testing.T) {
+	root := makeTree(t)
+	queuetest.WriteFile(t, filepath.Join(root, MutexFile), nil)
+	p := filepath.Join(root, "control", hold.RemoteFile)
+	if err := os.WriteFile(p, []byte("off\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, _, errs := run(t, root, "hold", "remote", "c.example")
+	if !strings.Contains(errs, "which names no domain; c.example is not recorded in it") {
+		t.Errorf("stderr %q", errs)
+	}
+	if b, _ := os.ReadFile(p); string(b) != "off\n" {
+		t.Errorf("file %q", b)
 	}
 }

@@ -88,6 +88,9 @@ func checkDomains(domains []string) error {
 			return usageError("%q is not a domain; to hold or release every destination, name none", d)
 		}
 		if !hold.ValidDomain(d) {
+			if hold.OffWord(d) {
+				return usageError("not a domain: %q (a word for off: a flag holds while it exists; release it to send)", d)
+			}
 			return usageError("not a domain: %q", d)
 		}
 	}

@@ -231,6 +231,9 @@ func (c *cmd) queue() int {
 		state := messageState(m, local, remote)
 		if held[m.ID] && pending > 0 {
 			state = "msgheld"
+			if m.Bouncing {
+				state += ",failures"
+			}
 		}
 		fmt.Fprintf(c.out, "%d %s %d %d/%d %s <%s>\n", m.ID, age(now.Sub(m.Birth)), m.Size,
 			pending, len(m.Local)+len(m.Remote), state, qread.Safe(m.Sender))

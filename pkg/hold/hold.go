@@ -41,15 +41,16 @@ const (
 //     "example.com").
 //
 // A list line that is not a domain (spaces, '@', ':', a later "*" or
-// "all", ...) is reported in Junk. Beside valid domains qmail-send keeps it as a domain
-// that never matches a real one, so it holds nothing; a file made only of
-// such lines holds everything (the safe side of a typo).
+// "all", a word for off such as "0" or "no", ...) is reported in Junk and
+// matches nothing, so beside valid domains it holds nothing (a word for
+// off used to be matched, as a dotless domain of that name); a file made
+// only of such lines holds everything (the safe side of a typo).
 type Flag struct {
 	Set     bool
 	All     bool
 	Domains []string   // valid domain lines, lowercased, in file order, no duplicates
 	Junk    []JunkLine // list lines that are not domains
-	match   []string   // every list line as qmail-send matches them
+	match   []string   // the domain lines as qmail-send matches them
 }
 
 // JunkLine is a line of a hold file that is not a domain.
@@ -67,7 +68,7 @@ type JunkLine struct {
 // domain of that name, which held nothing else, the opposite of what the
 // file's presence means (a file of such words holds everything).
 func ValidDomain(s string) bool {
-	if s == "" || len(s) > 255 || offWord(s) {
+	if s == "" || len(s) > 255 || OffWord(s) {
 		return false
 	}
 	if strings.HasPrefix(s, "[") {
@@ -111,11 +112,11 @@ func Parse(b []byte) Flag {
 		if d == "" || d == "." {
 			continue
 		}
-		h.match = append(h.match, d)
 		if !ValidDomain(raw) || AllMarker(d) {
 			h.Junk = append(h.Junk, JunkLine{Line: i + 1, Text: strings.TrimSpace(line)})
 			continue
 		}
+		h.match = append(h.match, d)
 		if !seen[d] {
 			seen[d] = true
 			h.Domains = append(h.Domains, d)
@@ -146,8 +147,9 @@ func CanonDomain(d string) string {
 	return "[" + a.Unmap().String() + "]"
 }
 
-// offWord reports whether s is a word for "off" or "no".
-func offWord(s string) bool {
+// OffWord reports whether s is a word for "off" or "no" (0, n, no, off,
+// false, none, any case).
+func OffWord(s string) bool {
 	switch strings.ToLower(s) {
 	case "0", "n", "no", "off", "false", "none":
 		return true

@@ -138,7 +138,10 @@ func TestSendForm(t *testing.T) {
 	}{
 		{Flag{}, "no"},
 		{Parse(nil), "all"},
-		{Parse([]byte("B.example\n.c.example\nfoo bar\n")), "b.example .c.example foo bar"},
+		{Parse([]byte("B.example\n.c.example\nfoo bar\n")), "b.example .c.example"},
+		// A word for off is no domain: it matches nothing (mail to a
+		// dotless host "off" was held by it).
+		{Parse([]byte("b.example\noff\n")), "b.example"},
 	}
 	for _, tc := range tests {
 		if got := tc.h.SendForm(); got != tc.want {

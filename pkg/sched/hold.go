@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/hqmail/hqmail/pkg/hold"
 	"github.com/hqmail/hqmail/pkg/qerr"
 	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/tcpto"
@@ -329,27 +328,17 @@ func (s *Sched) logHeld() {
 }
 
 // holdDesc names the held domains of a partial remote hold.
-// Lines of the file that are no domain hold nothing and are left out
-// (counted); what is shown is made safe for the log, as qmail logs
-// addresses: a hand-written flag may hold any byte.
+// The names are made safe for the log, as qmail logs addresses (lines of
+// the file that are no domain are not among them: pkg/hold leaves them out).
 func (s *Sched) holdDesc(c int, hs holdState) string {
 	if c != chanRemote || hs.remoteAll || len(hs.remoteDoms) == 0 {
 		return ""
 	}
-	var doms []string
-	junk := 0
-	for _, d := range hs.remoteDoms {
-		if hold.ValidDomain(d) {
-			doms = append(doms, safe(d))
-		} else {
-			junk++
-		}
+	doms := make([]string, len(hs.remoteDoms))
+	for i, d := range hs.remoteDoms {
+		doms[i] = safe(d)
 	}
-	desc := " for " + strings.Join(doms, " ")
-	if junk > 0 {
-		desc += " (" + plural(junk, "line") + " of control/holdremote no domain)"
-	}
-	return desc
+	return " for " + strings.Join(doms, " ")
 }
 
 // dueNow is the count of a release's log line: the messages of channel c
