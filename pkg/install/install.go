@@ -131,7 +131,7 @@ func apply(root string, e Entry, own *owners) error {
 			}
 			exists = false
 		} else {
-			return fmt.Errorf("%s: is a %s, want a %s", p, kindOf(fi), e.Kind)
+			return fmt.Errorf("%s: is a %s, want a %s", p, kindName(fi), e.Kind)
 		}
 	}
 	if !exists {
