@@ -47,7 +47,7 @@ func unquote(a string) string {
 	var last byte       // the byte written last
 	lastQuoted := false // it came from a quoted string
 	write := func(c byte, q bool) {
-		if gap && b.Len() > 0 && !q && !lastQuoted && last != '.' && last != '@' && c != '.' && c != '@' {
+		if gap && b.Len() > 0 && !q && !lastQuoted && !special(last) && !special(c) {
 			b.WriteByte(' ')
 		}
 		gap = false
@@ -259,6 +259,11 @@ func topLevel(s string, fn func(i int)) {
 		}
 	}
 }
+
+// special reports whether c is a character of an address's structure
+// (RFC 5322 specials, and the % and ! of source routes), beside which
+// white space is never part of the address.
+func special(c byte) bool { return strings.IndexByte(".@:;,<>[]%!", c) >= 0 }
 
 // nonEmpty returns the elements of list that are not blank.
 func nonEmpty(list []string) []string {

@@ -525,6 +525,8 @@ func TestAddrSpec(t *testing.T) {
 		{in: " joe @ x.example ", want: "joe@x.example"},
 		{in: "joe . smith@x.example", want: "joe.smith@x.example"},
 		{in: "joe\t@x.example", want: "joe@x.example"},
+		{in: "joe : x@example.org", want: "joe:x@example.org"},
+		{in: "joe !x@example.org", want: "joe!x@example.org"},
 		{in: "Joe <j@x.example>\v(work)", want: "j@x.example"},
 		{in: `"a<b"@x`, want: `a<b@x`},
 		{in: "bob@x (see <url>)", want: "bob@x"},
