@@ -308,19 +308,38 @@ func TestRemoteRequiredTLSNotOffered(t *testing.T) {
 		"ZConnected to "+s.IP+" but it does not offer STARTTLS, which control/tlsroutes requires. (#4.7.0)\n")
 }
 
+// offerSTARTTLS plays a scripted server's greeting and an EHLO reply that
+// offers STARTTLS, then reads the client's next command: tlsAsked says it
+// was STARTTLS (then "220 go ahead" has been sent); otherwise it was the
+// plain session's MAIL, still to be answered. ok is false when the client
+// went away.
+func offerSTARTTLS(c net.Conn, br *bufio.Reader) (tlsAsked, ok bool) {
+	fmt.Fprintf(c, "220 hi\r\n")
+	if !expect(br, "EHLO") {
+		return false, false
+	}
+	fmt.Fprintf(c, "250-hi\r\n250 STARTTLS\r\n")
+	l, err := br.ReadString('\n')
+	if err != nil {
+		return false, false
+	}
+	if strings.HasPrefix(l, "STARTTLS") {
+		fmt.Fprintf(c, "220 go ahead\r\n")
+		return true, true
+	}
+	return false, true
+}
+
 func TestRemoteOpportunisticHandshakeFallsBack(t *testing.T) {
 	tr := newRTree(t)
 	ln := listen(t, "", 0)
 	ip := hostOf(ln)
 	scripted(t, ln, func(c net.Conn, br *bufio.Reader) {
-		fmt.Fprintf(c, "220 hi\r\n")
-		if !expect(br, "EHLO") {
+		tlsAsked, ok := offerSTARTTLS(c, br)
+		if !ok {
 			return
 		}
-		fmt.Fprintf(c, "250-hi\r\n250 STARTTLS\r\n")
-		l, _ := br.ReadString('\n')
-		if strings.HasPrefix(l, "STARTTLS") {
-			fmt.Fprintf(c, "220 go ahead\r\n")
+		if tlsAsked {
 			c.Write([]byte("this is not a TLS server hello\r\n"))
 			return
 		}
@@ -368,14 +387,11 @@ func TestRemoteTLSSilentAfterHandshake(t *testing.T) {
 	ln := listen(t, "", 0)
 	ip := hostOf(ln)
 	scripted(t, ln, func(c net.Conn, br *bufio.Reader) {
-		fmt.Fprintf(c, "220 hi\r\n")
-		if !expect(br, "EHLO") {
+		tlsAsked, ok := offerSTARTTLS(c, br)
+		if !ok {
 			return
 		}
-		fmt.Fprintf(c, "250-hi\r\n250 STARTTLS\r\n")
-		l, _ := br.ReadString('\n')
-		if strings.HasPrefix(l, "STARTTLS") {
-			fmt.Fprintf(c, "220 go ahead\r\n")
+		if tlsAsked {
 			tc := tls.Server(c, &tls.Config{Certificates: []tls.Certificate{cert}})
 			if tc.Handshake() == nil {
 				io.Copy(io.Discard, tc) // never a word; until the client goes

@@ -745,12 +745,7 @@ func TestBoot(t *testing.T) {
 // domains held, and only releasing them by name frees them.
 func TestHoldAllKeepsDomains(t *testing.T) {
 	root := makeTree(t)
-	dir := filepath.Join(root, "control")
-	steps := []struct {
-		hold    bool
-		domains []string
-		file    string // "" = no file
-	}{
+	runHoldSteps(t, root, []holdStep{
 		{true, []string{"corp.example", ".corp.example"}, "corp.example\n.corp.example\n"},
 		{true, nil, "*\ncorp.example\n.corp.example\n"},
 		{false, nil, "corp.example\n.corp.example\n"},
@@ -774,15 +769,26 @@ func TestHoldAllKeepsDomains(t *testing.T) {
 		{true, []string{"corp.example"}, "*\ncorp.example\n"},
 		{false, nil, "corp.example\n"},
 		{false, []string{"corp.example"}, ""},
-	}
+	})
+}
+
+// holdStep is one change of control/holdremote and the file it must leave
+// ("" = no file).
+type holdStep struct {
+	hold    bool
+	domains []string
+	file    string
+}
+
+// runHoldSteps makes each change in turn and checks the file after it.
+func runHoldSteps(t *testing.T, root string, steps []holdStep) {
+	t.Helper()
+	dir := filepath.Join(root, "control")
 	for i, st := range steps {
 		if _, err := EditHold(dir, hold.RemoteFile, st.hold, st.domains); err != nil {
 			t.Fatalf("step %d: %v", i, err)
 		}
-		got, ok := readFlag(t, root, hold.RemoteFile)
-		if !ok {
-			got = ""
-		}
+		got, _ := readFlag(t, root, hold.RemoteFile)
 		if got != st.file {
 			t.Fatalf("step %d (hold %v %v): file %q, want %q", i, st.hold, st.domains, got, st.file)
 		}
@@ -795,26 +801,13 @@ func TestHoldAllKeepsDomains(t *testing.T) {
 func TestHoldLiteralAnySpelling(t *testing.T) {
 	root := makeTree(t)
 	dir := filepath.Join(root, "control")
-	steps := []struct {
-		hold    bool
-		domains []string
-		file    string // "" = no file
-	}{
+	runHoldSteps(t, root, []holdStep{
 		{true, []string{"[IPv6:0:0::1]"}, "[::1]\n"},
 		{true, []string{"[IPv6:::1]", "[::1]"}, "[::1]\n"},
 		{false, []string{"[IPv6:0:0:0:0:0:0:0:1]"}, ""},
 		{true, []string{"[IPv6:::ffff:127.0.0.1]", "Corp.Example"}, "[127.0.0.1]\ncorp.example\n"},
 		{false, []string{"[127.0.0.1]", "CORP.example"}, ""},
-	}
-	for i, st := range steps {
-		if _, err := EditHold(dir, hold.RemoteFile, st.hold, st.domains); err != nil {
-			t.Fatalf("step %d: %v", i, err)
-		}
-		got, _ := readFlag(t, root, hold.RemoteFile)
-		if got != st.file {
-			t.Fatalf("step %d (hold %v %v): file %q, want %q", i, st.hold, st.domains, got, st.file)
-		}
-	}
+	})
 	// A hand-written line in another spelling is released too.
 	path := filepath.Join(dir, hold.RemoteFile)
 	if err := os.WriteFile(path, []byte("[IPv6:0:0::1]\n other.example \n"), 0o644); err != nil {
