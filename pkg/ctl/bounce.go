@@ -1,9 +1,7 @@
 package ctl
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -99,53 +97,22 @@ func BounceMessage(root string, id uint64) (int, error) {
 }
 
 // appendBounce appends to bounce/ID as qmail-send would (O_APPEND, mode
-// 0600), giving a new file to qmails when run as root.
+// 0600), giving a new file to qmails when run as root. qmail-send is not
+// running (it makes its own bounces), so nobody else appends, and a write
+// cut short is cut back whole (qhome.AppendWhole): a later run does not
+// put the whole paragraph behind its first part.
 func appendBounce(root, path string, data []byte) error {
-	_, statErr := os.Lstat(path)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-	if err != nil {
-		return err
-	}
-	if errors.Is(statErr, fs.ErrNotExist) && os.Geteuid() == 0 {
-		ids, err := qhome.LoadIDs(root)
-		if err == nil {
-			err = f.Chown(ids.Qmails.UID, ids.Qmails.GID)
-		}
-		if err != nil {
-			f.Close()
-			os.Remove(path)
-			return err
+	var prep func(*os.File) error
+	if os.Geteuid() == 0 {
+		prep = func(f *os.File) error {
+			ids, err := qhome.LoadIDs(root)
+			if err != nil {
+				return err
+			}
+			return f.Chown(ids.Qmails.UID, ids.Qmails.GID)
 		}
 	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return err
-	}
-	// qmail-send is not running (it makes its own bounces), so nobody
-	// else appends: a write cut short (a full disk) is cut back to where
-	// it started (a new file is removed), so that a later run does not
-	// put the whole paragraph behind its first part.
-	undo := func() {
-		if errors.Is(statErr, fs.ErrNotExist) {
-			os.Remove(path)
-		} else {
-			f.Truncate(st.Size())
-		}
-		f.Close()
-	}
-	if _, err := f.Write(data); err != nil {
-		undo()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		undo()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(path))
+	return qhome.AppendWhole(path, data, 0o600, prep)
 }
 
 // bounce is "qmailctl bounce ID...".

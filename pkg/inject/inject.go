@@ -158,8 +158,9 @@ func (st *state) cont(line []byte) {
 	}
 }
 
-// field handles one address field: rewrites it, collects recipients and
-// the Return-Path, and saves what stays in the header.
+// field handles one address field (begin wanted it whole): rewrites it,
+// collects recipients and the Return-Path, and saves what stays in the
+// header.
 func (st *state) field(h []byte) {
 	ht := fieldType(h)
 	if st.deleted(ht) {
@@ -176,30 +177,28 @@ func (st *state) field(h []byte) {
 	case hResentTo, hResentCc, hResentBcc:
 		list = &st.resRecips
 	}
-	if addrField(ht) {
-		var got []string
-		cb := func(a []Token) []Token {
-			a = st.rw.Rewrite(a)
-			got = append(got, cString(Unquote(a)))
-			return a
-		}
-		if toks, ok := Tokenize(string(h)); ok {
-			if out, ok := AddrList(toks, cb); ok {
-				h = []byte(Unparse(out, LineLen))
-				switch {
-				case list != nil:
-					*list = append(*list, got...)
-					if tocc {
-						st.tocc = append(st.tocc, got...)
-					}
-				case ht == hReturnPath && st.rpath == nil && len(got) > 0:
-					st.rpath = &got[0]
+	var got []string
+	cb := func(a []Token) []Token {
+		a = st.rw.Rewrite(a)
+		got = append(got, cString(Unquote(a)))
+		return a
+	}
+	if toks, ok := Tokenize(string(h)); ok {
+		if out, ok := AddrList(toks, cb); ok {
+			h = []byte(Unparse(out, LineLen))
+			switch {
+			case list != nil:
+				*list = append(*list, got...)
+				if tocc {
+					st.tocc = append(st.tocc, got...)
 				}
+			case ht == hReturnPath && st.rpath == nil && len(got) > 0:
+				st.rpath = &got[0]
 			}
 		}
 	}
 	switch ht {
-	case hBcc, hResentBcc, hReturnPath, hContentLength:
+	case hBcc, hResentBcc, hReturnPath:
 		return
 	}
 	st.saved.write(h)

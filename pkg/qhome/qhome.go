@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -290,6 +291,53 @@ func ReplaceFile(path string, data []byte, perm os.FileMode, prep func(*os.File)
 	if err != nil {
 		os.Remove(tmp)
 		return err
+	}
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// AppendWhole appends data to path (opened O_APPEND, made with perm if
+// missing) whole or not at all: a write or flush cut short (a full disk)
+// is cut back to where it started, and a file it made is removed, for a
+// caller that answers the failure rather than waits for space. prep, if
+// not nil, is run on a file it made (a chown) before anything is written.
+// The data is flushed, and so is the directory when the file is new. Only
+// one writer may append meanwhile.
+func AppendWhole(path string, data []byte, perm os.FileMode, prep func(*os.File) error) error {
+	_, statErr := os.Lstat(path)
+	made := errors.Is(statErr, fs.ErrNotExist)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, perm)
+	if err != nil {
+		return err
+	}
+	st, err := f.Stat()
+	if err == nil && made && prep != nil {
+		err = prep(f)
+	}
+	if err == nil {
+		_, err = f.Write(data)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if err != nil {
+		if made {
+			os.Remove(path)
+		} else if st != nil {
+			f.Truncate(st.Size())
+		}
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if !made {
+		return nil
 	}
 	d, err := os.Open(filepath.Dir(path))
 	if err != nil {

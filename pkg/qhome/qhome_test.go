@@ -7,6 +7,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/hqmail/hqmail/internal/testutil"
 )
 
 func TestRootOf(t *testing.T) {
@@ -151,5 +153,46 @@ func TestReplaceFile(t *testing.T) {
 	}
 	if _, err := os.Stat(p + ".tmp"); err == nil {
 		t.Error("temporary file left")
+	}
+}
+
+// TestAppendWhole: data goes on the end whole, prep runs on a file it
+// makes only, and a write cut short (here by the file size limit, as by a
+// full disk) leaves an existing file as it was and no new one.
+func TestAppendWhole(t *testing.T) {
+	dir := t.TempDir()
+	old := filepath.Join(dir, "old")
+	if err := os.WriteFile(old, []byte("first\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	preps := 0
+	prep := func(*os.File) error { preps++; return nil }
+	if err := AppendWhole(old, []byte("second\n"), 0o600, prep); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(old); string(b) != "first\nsecond\n" || preps != 0 {
+		t.Errorf("append to an existing file: %q, prep run %d times", b, preps)
+	}
+	made := filepath.Join(dir, "made")
+	if err := AppendWhole(made, []byte("x\n"), 0o600, prep); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(made); string(b) != "x\n" || preps != 1 {
+		t.Errorf("new file: %q, prep run %d times", b, preps)
+	}
+	big := []byte(strings.Repeat("y", 4000))
+	var errOld, errNew error
+	testutil.WithFileSizeLimit(t, 1000, func() {
+		errOld = AppendWhole(old, big, 0o600, nil)
+		errNew = AppendWhole(filepath.Join(dir, "new"), big, 0o600, nil)
+	})
+	if errOld == nil || errNew == nil {
+		t.Fatalf("writes past the limit succeeded: %v, %v", errOld, errNew)
+	}
+	if b, _ := os.ReadFile(old); string(b) != "first\nsecond\n" {
+		t.Errorf("existing file after a cut-short write: %d bytes", len(b))
+	}
+	if _, err := os.Stat(filepath.Join(dir, "new")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a new file is left after a cut-short write (%v)", err)
 	}
 }

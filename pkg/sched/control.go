@@ -619,7 +619,7 @@ func (s *Sched) markChannel(c int, id uint64, flight map[int64]bool, bounce bool
 		// All of the channel's paragraphs or none, and no waiting: a
 		// full disk answers the request (defer) instead of stopping
 		// qmail-send in addBounce's retries.
-		if err := appendWhole(s.path(fnFlat("bounce", id)), report); err != nil {
+		if err := qhome.AppendWhole(s.path(fnFlat("bounce", id)), report, 0o600, nil); err != nil {
 			return 0, bad, errors.New("unable to write bounce/" + utoa(id) + ": " + qerr.Bare(err).Error())
 		}
 	}

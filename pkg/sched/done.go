@@ -40,32 +40,6 @@ func appendRest(name string, p []byte, done *int) error {
 	return err
 }
 
-// appendWhole appends p to file name whole or not at all: a write cut
-// short is cut back (a file it made is removed), for a caller that can
-// answer a failure instead of waiting for space.
-func appendWhole(name string, p []byte) error {
-	_, statErr := os.Lstat(name)
-	f, err := os.OpenFile(name, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-	if err != nil {
-		return err
-	}
-	st, err := f.Stat()
-	if err == nil {
-		_, err = f.Write(p)
-		if err != nil {
-			if isNoent(statErr) {
-				os.Remove(name)
-			} else {
-				f.Truncate(st.Size())
-			}
-		}
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
-}
-
 // messDone finishes a message whose channel files are gone
 // (spec/scheduler.md §8).
 func (s *Sched) messDone(id uint64) {

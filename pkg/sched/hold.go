@@ -327,18 +327,14 @@ func (s *Sched) logHeld() {
 	}
 }
 
-// holdDesc names the held domains of a partial remote hold.
-// The names are made safe for the log, as qmail logs addresses (lines of
-// the file that are no domain are not among them: pkg/hold leaves them out).
+// holdDesc names the held domains of a partial remote hold. They are
+// valid domain names (pkg/hold keeps no other line), so safe to log as
+// they are.
 func (s *Sched) holdDesc(c int, hs holdState) string {
-	if c != chanRemote || hs.remoteAll || len(hs.remoteDoms) == 0 {
-		return ""
+	if c == chanRemote && !hs.remoteAll && len(hs.remoteDoms) > 0 {
+		return " for " + strings.Join(hs.remoteDoms, " ")
 	}
-	doms := make([]string, len(hs.remoteDoms))
-	for i, d := range hs.remoteDoms {
-		doms[i] = safe(d)
-	}
-	return " for " + strings.Join(doms, " ")
+	return ""
 }
 
 // dueNow is the count of a release's log line: the messages of channel c

@@ -77,7 +77,7 @@ func unquote(a string) string {
 			quoted, gap = true, false
 		case c == '(':
 			paren = 1
-		case c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f':
+		case blank(c):
 			gap = true
 		default:
 			write(c, false)
@@ -112,10 +112,10 @@ func brackets(t string) (lt, gt int, err error) {
 			}
 			continue
 		}
-		switch c {
-		case ' ', '\t', '\r', '\n', '\v', '\f': // a folded value's too
+		switch {
+		case blank(c):
 			continue
-		case '(':
+		case c == '(':
 			paren, open = 1, i
 			continue
 		}
@@ -259,6 +259,10 @@ func topLevel(s string, fn func(i int)) {
 		}
 	}
 }
+
+// blank reports whether c is white space between tokens (the line ends of
+// a folded value too).
+func blank(c byte) bool { return strings.IndexByte(" \t\r\n\v\f", c) >= 0 }
 
 // special reports whether c is a character of an address's structure
 // (RFC 5322 specials, and the % and ! of source routes), beside which
