@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/qread"
 	"golang.org/x/sys/unix"
 )
@@ -73,7 +74,7 @@ func DeleteMessage(q string, id uint64) (int, error) {
 		if err := os.Remove(filepath.Join(dir, name)); err != nil {
 			return dropped, err
 		}
-		if err := syncDir(dir); err != nil {
+		if err := qhome.SyncDir(dir); err != nil {
 			return dropped, err
 		}
 	}

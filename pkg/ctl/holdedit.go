@@ -170,7 +170,7 @@ func editHold(dir, name string, holding bool, domains []string) (EditResult, err
 			return res, err
 		}
 		res.Changed = true
-		return res, syncDir(dir)
+		return res, qhome.SyncDir(dir)
 	}
 	if exists && string(content) == string(old) {
 		res.After = res.Before
@@ -231,13 +231,4 @@ func removeDomains(old []byte, drop []string) ([]byte, int) {
 		keep = append(keep, raw)
 	}
 	return []byte(strings.Join(keep, "")), left
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

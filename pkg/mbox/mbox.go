@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hqmail/hqmail/pkg/qerr"
+	"github.com/hqmail/hqmail/pkg/qhome"
 )
 
 // Knobs, variables so that tests can shorten them.
@@ -153,14 +154,7 @@ func open(fn string) (*os.File, string, error) {
 }
 
 // dirSync flushes a directory; a variable so that tests can watch it.
-var dirSync = func(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
+var dirSync = qhome.SyncDir
 
 // quoter writes a message with "^>*From " lines quoted. It decides at
 // each line start by holding back the '>' run and the part of "From "

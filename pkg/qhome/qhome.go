@@ -292,12 +292,7 @@ func ReplaceFile(path string, data []byte, perm os.FileMode, prep func(*os.File)
 		os.Remove(tmp)
 		return err
 	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return SyncDir(filepath.Dir(path))
 }
 
 // AppendWhole appends data to path (opened O_APPEND, made with perm if
@@ -339,7 +334,13 @@ func AppendWhole(path string, data []byte, perm os.FileMode, prep func(*os.File)
 	if !made {
 		return nil
 	}
-	d, err := os.Open(filepath.Dir(path))
+	return SyncDir(filepath.Dir(path))
+}
+
+// SyncDir flushes the directory dir, so that the entries made or removed
+// in it are on disk.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
 	if err != nil {
 		return err
 	}

@@ -425,7 +425,7 @@ func (s *Sched) syncRound(batch []*prepared) {
 			if j.f != nil {
 				return j.f.Sync()
 			}
-			return syncDir(s.path(j.rel))
+			return qhome.SyncDir(s.path(j.rel))
 		})
 	}
 	var wg sync.WaitGroup
@@ -448,14 +448,4 @@ func (s *Sched) syncRound(batch []*prepared) {
 			}
 		}
 	}
-}
-
-// syncDir fsyncs a directory so the entries made in it are durable.
-func syncDir(dir string) error {
-	fd, err := syscall.Open(dir, syscall.O_RDONLY|syscall.O_DIRECTORY, 0)
-	if err != nil {
-		return err
-	}
-	defer syscall.Close(fd)
-	return syscall.Fsync(fd)
 }

@@ -28,6 +28,7 @@ import (
 	"syscall"
 
 	"github.com/hqmail/hqmail/pkg/cdb"
+	"github.com/hqmail/hqmail/pkg/qhome"
 )
 
 // ErrFormat is a malformed users/assign.
@@ -131,13 +132,10 @@ func Build(root string) error {
 	return syncDir(dir)
 }
 
+// syncDir is qhome.SyncDir on a file system that may not flush
+// directories (EINVAL: nothing to flush).
 func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
+	if err := qhome.SyncDir(dir); err != nil && !errors.Is(err, syscall.EINVAL) {
 		return err
 	}
 	return nil
