@@ -78,7 +78,9 @@ func Check(root string) ([]string, error) {
 		out = append(out, checkEntry(root, e, own, rs)...)
 	}
 	out = append(out, unreadableControls(root, rs, own, blocked, ids.Shared)...)
-	out = append(out, holdPeriods(root, rs, own)...)
+	for _, f := range sendFiles {
+		out = append(out, sendFile(root, f.name, f.effect, rs, own)...)
+	}
 	out = append(out, dotlessDomain(root)...)
 	return out, nil
 }
@@ -325,12 +327,20 @@ func kindName(fi fs.FileInfo) string {
 	return "file of unknown kind"
 }
 
-// holdPeriods checks queue/bounce/holdperiods, qmail-send's record of the
-// time mail was held (left out of queuelifetime; qmail-send(8)), when it
-// exists: a regular file of qmails that qmail-send can read and write.
-func holdPeriods(root string, rs []runner, own *owners) []string {
-	const rel = "queue/bounce/" + holdPeriodsName
-	const effect = "qmail-send cannot tell how long mail was held, which it leaves out of queuelifetime"
+// sendFiles are the files qmail-send keeps under queue/bounce once it has
+// something to record (not in the table: each exists only then), with what
+// is lost when qmail-send cannot read and write one.
+var sendFiles = []struct{ name, effect string }{
+	// pkg/sched HoldLogName
+	{"holdperiods", "qmail-send cannot tell how long mail was held, which it leaves out of queuelifetime"},
+	// pkg/sched HeldMsgsName
+	{"heldmsgs", "qmail-send does not start: it cannot tell which messages qmailctl holds"},
+}
+
+// sendFile checks one of sendFiles, when it exists: a regular file of
+// qmails that qmail-send can read and write.
+func sendFile(root, name, effect string, rs []runner, own *owners) []string {
+	rel := "queue/bounce/" + name
 	p := filepath.Join(root, rel)
 	var st syscall.Stat_t
 	if err := syscall.Lstat(p, &st); err != nil {
@@ -346,7 +356,7 @@ func holdPeriods(root string, rs []runner, own *owners) []string {
 		}
 		fix := "remove it"
 		if fi.Mode()&fs.ModeSymlink != 0 {
-			// It may name the real record of held time: keep that.
+			// It may name the real record: keep that.
 			fix = "put the file it names in its place"
 		}
 		return []string{fmt.Sprintf("%s: is a %s, want a regular file: %s (%s)", rel, kindName(fi), effect, fix)}
@@ -361,10 +371,6 @@ func holdPeriods(root string, rs []runner, own *owners) []string {
 	}
 	return out
 }
-
-// holdPeriodsName is qmail-send's record of hold periods under
-// queue/bounce (pkg/sched HoldLogName).
-const holdPeriodsName = "holdperiods"
 
 // triggerEffect says what a trigger qmail-send or qmail-queue cannot open
 // costs, "" when both can.

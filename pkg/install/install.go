@@ -67,7 +67,7 @@ func Install(opt Options) error {
 			return qerr.Wrap(err, false, err.Error())
 		}
 	}
-	if err := repairHoldPeriods(root, own); err != nil {
+	if err := repairSendFiles(root, own); err != nil {
 		return qerr.Wrap(err, false, err.Error())
 	}
 	if err := copyPrograms(opt, own); err != nil {
@@ -150,29 +150,33 @@ func apply(root string, e Entry, own *owners) error {
 	return setOwnerMode(p, uid, gid, e.Mode)
 }
 
-// repairHoldPeriods gives an existing queue/bounce/holdperiods, the file
-// qmail-send writes (pkg/sched HoldLogName), to qmails with mode 0600, as
-// qmail-send makes it. It is not in the table, since it exists only once
-// mail was held; anything but a regular file is left alone (-check
-// names it).
-func repairHoldPeriods(root string, own *owners) error {
-	e := Entry{Path: "queue/bounce/" + holdPeriodsName, Kind: File, Owner: "qmails", Group: "qmail", Mode: 0o600}
-	p := filepath.Join(root, e.Path)
-	fi, err := os.Lstat(p)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+// repairSendFiles gives each of sendFiles that exists to qmails with mode
+// 0600, as qmail-send makes them. They are not in the table, since they
+// exist only once there is something to record; anything but a regular
+// file is left alone (-check names it).
+func repairSendFiles(root string, own *owners) error {
+	for _, f := range sendFiles {
+		e := Entry{Path: "queue/bounce/" + f.name, Kind: File, Owner: "qmails", Group: "qmail", Mode: 0o600}
+		p := filepath.Join(root, e.Path)
+		fi, err := os.Lstat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if !fi.Mode().IsRegular() {
+			continue
+		}
+		uid, gid, err := own.resolve(e)
+		if err != nil {
+			return err
+		}
+		if err := setOwnerMode(p, uid, gid, e.Mode); err != nil {
+			return err
+		}
 	}
-	if err != nil {
-		return err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil
-	}
-	uid, gid, err := own.resolve(e)
-	if err != nil {
-		return err
-	}
-	return setOwnerMode(p, uid, gid, e.Mode)
+	return nil
 }
 
 // setOwnerMode gives p its owner and mode through a descriptor opened

@@ -409,30 +409,35 @@ func TestCheckControlAccess(t *testing.T) {
 	os.Remove(auth)
 }
 
-// TestCheckHoldPeriods: queue/bounce/holdperiods, when it exists, is a
-// regular file of qmails that qmail-send can read and write.
-func TestCheckHoldPeriods(t *testing.T) {
+// TestCheckSendFiles: queue/bounce/holdperiods and heldmsgs, when they
+// exist, are regular files of qmails that qmail-send can read and write.
+func TestCheckSendFiles(t *testing.T) {
 	root, ids := rootTree(t)
-	p := filepath.Join(root, "queue", "bounce", "holdperiods")
-	effect := "qmail-send cannot tell how long mail was held, which it leaves out of queuelifetime"
-	check := func(what string, want ...string) {
-		t.Helper()
-		dev, err := Check(root)
-		if err != nil || !slices.Equal(dev, want) {
-			t.Errorf("%s:\n got %q\nwant %q", what, dev, want)
+	for _, f := range []struct{ name, effect string }{
+		{"holdperiods", "qmail-send cannot tell how long mail was held, which it leaves out of queuelifetime"},
+		{"heldmsgs", "qmail-send does not start: it cannot tell which messages qmailctl holds"},
+	} {
+		rel := "queue/bounce/" + f.name
+		p := filepath.Join(root, rel)
+		check := func(what string, want ...string) {
+			t.Helper()
+			dev, err := Check(root)
+			if err != nil || !slices.Equal(dev, want) {
+				t.Errorf("%s %s:\n got %q\nwant %q", f.name, what, dev, want)
+			}
 		}
+		os.WriteFile(p, []byte("1\n"), 0o600)
+		check("root's", rel+": owner 0, want "+strconv.Itoa(ids.Qmails.UID)+" (qmails)",
+			rel+": not readable and writable by qmails (qmail-send): mode 0600, owner root, group root (chown qmails; chmod 600): "+f.effect)
+		os.Chown(p, ids.Qmails.UID, ids.Qmail)
+		check("qmails'")
+		os.Chmod(p, 0o400)
+		check("read-only", rel+": not readable and writable by qmails (qmail-send): mode 0400, owner qmails, group qmail (chown qmails; chmod 600): "+f.effect)
+		os.Remove(p)
+		os.Mkdir(p, 0o700)
+		check("a directory", rel+": is a directory, want a regular file: "+f.effect+" (remove it)")
+		os.Remove(p)
 	}
-	os.WriteFile(p, []byte("local 1 2\n"), 0o600)
-	check("root's", "queue/bounce/holdperiods: owner 0, want "+strconv.Itoa(ids.Qmails.UID)+" (qmails)",
-		"queue/bounce/holdperiods: not readable and writable by qmails (qmail-send): mode 0600, owner root, group root (chown qmails; chmod 600): "+effect)
-	os.Chown(p, ids.Qmails.UID, ids.Qmail)
-	check("qmails'")
-	os.Chmod(p, 0o400)
-	check("read-only", "queue/bounce/holdperiods: not readable and writable by qmails (qmail-send): mode 0400, owner qmails, group qmail (chown qmails; chmod 600): "+effect)
-	os.Remove(p)
-	os.Mkdir(p, 0o700)
-	check("a directory", "queue/bounce/holdperiods: is a directory, want a regular file: "+effect+" (remove it)")
-	os.Remove(p)
 }
 
 // TestCheckTrigger: a trigger of the wrong mode says what it costs.
@@ -536,10 +541,11 @@ func TestCheckControlNotAFile(t *testing.T) {
 	check("dangling, /dev/null, unknown names")
 }
 
-// TestInstallRepairsHoldPeriods: the repair run gives an existing regular
-// queue/bounce/holdperiods to qmails with mode 0600, as qmail-send makes
-// it, and leaves anything else there (reported by -check) alone.
-func TestInstallRepairsHoldPeriods(t *testing.T) {
+// TestInstallRepairsSendFiles: the repair run gives an existing regular
+// queue/bounce/holdperiods or heldmsgs to qmails with mode 0600, as
+// qmail-send makes them, and leaves anything else there (reported by
+// -check) alone.
+func TestInstallRepairsSendFiles(t *testing.T) {
 	root, o := installed(t)
 	ids, err := qhome.LoadIDs(root)
 	if err != nil {
@@ -549,41 +555,45 @@ func TestInstallRepairsHoldPeriods(t *testing.T) {
 	if ids.Shared {
 		uid, gid = os.Getuid(), os.Getgid()
 	}
-	p := filepath.Join(root, "queue", "bounce", "holdperiods")
-	os.WriteFile(p, []byte("local 1 2\n"), 0o644)
-	os.Chown(p, 0, 0)
-	os.Chmod(p, 0o644)
-	if err := Install(o); err != nil {
-		t.Fatal(err)
-	}
-	var st syscall.Stat_t
-	if err := syscall.Stat(p, &st); err != nil || int(st.Uid) != uid || int(st.Gid) != gid || st.Mode&0o7777 != 0o600 {
-		t.Errorf("holdperiods after repair: uid %d gid %d mode %04o %v; want %d %d 0600", st.Uid, st.Gid, st.Mode&0o7777, err, uid, gid)
-	}
-	if b, _ := os.ReadFile(p); string(b) != "local 1 2\n" {
-		t.Errorf("holdperiods contents %q", b)
-	}
-	if dev, _ := Check(root); len(dev) != 0 {
-		t.Errorf("check after repair: %q", dev)
-	}
-	os.Remove(p)
-	os.Mkdir(p, 0o755)
-	if err := Install(o); err != nil {
-		t.Fatal(err)
-	}
-	if fi, err := os.Lstat(p); err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o755 {
-		t.Errorf("directory holdperiods changed: %v %v", fi, err)
-	}
-	if dev, _ := Check(root); len(dev) != 1 || !strings.HasPrefix(dev[0], "queue/bounce/holdperiods: is a directory, want a regular file: ") {
-		t.Errorf("check of a directory holdperiods: %q", dev)
-	}
-	os.Remove(p)
-	os.Symlink("elsewhere", p)
-	if err := Install(o); err != nil {
-		t.Fatal(err)
-	}
-	if dev, _ := Check(root); len(dev) != 1 || !strings.HasPrefix(dev[0], "queue/bounce/holdperiods: is a symbolic link, want a regular file: ") {
-		t.Errorf("check of a symbolic link holdperiods: %q", dev)
+	for _, name := range []string{"holdperiods", "heldmsgs"} {
+		rel := "queue/bounce/" + name
+		p := filepath.Join(root, rel)
+		os.WriteFile(p, []byte("local 1 2\n"), 0o644)
+		os.Chown(p, 0, 0)
+		os.Chmod(p, 0o644)
+		if err := Install(o); err != nil {
+			t.Fatal(err)
+		}
+		var st syscall.Stat_t
+		if err := syscall.Stat(p, &st); err != nil || int(st.Uid) != uid || int(st.Gid) != gid || st.Mode&0o7777 != 0o600 {
+			t.Errorf("%s after repair: uid %d gid %d mode %04o %v; want %d %d 0600", name, st.Uid, st.Gid, st.Mode&0o7777, err, uid, gid)
+		}
+		if b, _ := os.ReadFile(p); string(b) != "local 1 2\n" {
+			t.Errorf("%s contents %q", name, b)
+		}
+		if dev, _ := Check(root); len(dev) != 0 {
+			t.Errorf("check after repair: %q", dev)
+		}
+		os.Remove(p)
+		os.Mkdir(p, 0o755)
+		if err := Install(o); err != nil {
+			t.Fatal(err)
+		}
+		if fi, err := os.Lstat(p); err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o755 {
+			t.Errorf("directory %s changed: %v %v", name, fi, err)
+		}
+		if dev, _ := Check(root); len(dev) != 1 || !strings.HasPrefix(dev[0], rel+": is a directory, want a regular file: ") {
+			t.Errorf("check of a directory %s: %q", name, dev)
+		}
+		os.Remove(p)
+		os.Symlink("elsewhere", p)
+		if err := Install(o); err != nil {
+			t.Fatal(err)
+		}
+		if dev, _ := Check(root); len(dev) != 1 || !strings.HasPrefix(dev[0], rel+": is a symbolic link, want a regular file: ") {
+			t.Errorf("check of a symbolic link %s: %q", name, dev)
+		}
+		os.Remove(p)
 	}
 }
 

@@ -158,9 +158,15 @@ type msgCtl struct {
 // LoadHeld reads the held-message file of the queue q (hold.ReadMsgs).
 func LoadHeld(q string) (map[uint64]bool, error) { return hold.ReadMsgs(q) }
 
-func loadMsgCtl(q string) *msgCtl {
-	held, _ := LoadHeld(q)
-	return &msgCtl{path: filepath.Join(q, "bounce", HeldMsgsName), held: held, killed: map[uint64]byte{}}
+// loadMsgCtl reads the held set. A file that exists but cannot be read
+// is an error: starting without it would deliver the messages an admin
+// held, and the next save would replace the record.
+func loadMsgCtl(q string) (*msgCtl, error) {
+	held, err := LoadHeld(q)
+	if err != nil {
+		return nil, err
+	}
+	return &msgCtl{path: filepath.Join(q, "bounce", HeldMsgsName), held: held, killed: map[uint64]byte{}}, nil
 }
 
 // save writes the held set durably (qhome.ReplaceFile), as holdperiods is

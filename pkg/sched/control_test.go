@@ -87,7 +87,10 @@ func FuzzParseRequest(f *testing.F) {
 func TestHeldFile(t *testing.T) {
 	q := t.TempDir()
 	os.Mkdir(filepath.Join(q, "bounce"), 0o700)
-	m := loadMsgCtl(q)
+	m, err := loadMsgCtl(q)
+	if err != nil {
+		t.Fatal(err)
+	}
 	m.held[42] = true
 	m.held[7] = true
 	if err := m.save(); err != nil {
@@ -641,5 +644,44 @@ func TestStatusExitingAtTerm(t *testing.T) {
 		e.exited = true
 	case <-time.After(10 * time.Second):
 		t.Fatal("no exit after the delivery ended")
+	}
+}
+
+// TestHeldFileUnreadable: a held-message file that exists but cannot be
+// read keeps qmail-send from starting (it was taken as empty: the messages
+// an admin held were delivered, and the next hold replaced the record).
+func TestHeldFileUnreadable(t *testing.T) {
+	root := newTree(t)
+	id := queueMsg(t, root, "ann@example.org", "bob@local.example")
+	held := filepath.Join(root, "queue", "bounce", HeldMsgsName)
+	// A directory reads the same as a file of the wrong owner: unreadable.
+	if err := os.Mkdir(held, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	e := start(t, root, ok, ok)
+	select {
+	case code := <-e.done:
+		e.exited = true
+		if code != 111 || e.log.count("alert: cannot start: unable to read bounce/"+HeldMsgsName+": is a directory") != 1 {
+			t.Fatalf("exit %d, log:\n%s", code, e.log.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("qmail-send started; log:\n%s", e.log.String())
+	}
+	if e.log.count("starting delivery") > 0 {
+		t.Errorf("delivered: %s", e.log.String())
+	}
+	if st, err := os.Stat(held); err != nil || !st.IsDir() {
+		t.Errorf("the unreadable file was replaced: %v", err)
+	}
+	// Readable again: the message is held, as recorded; another flows.
+	os.Remove(held)
+	os.WriteFile(held, []byte(fmt.Sprintf("%d\n", id)), 0o600)
+	other := queueMsg(t, root, "ann@example.org", "carl@local.example")
+	e2 := start(t, root, ok, ok)
+	e2.waitLog(fmt.Sprintf("end msg %d", other), 1)
+	e2.stop()
+	if n := len(e2.spawn[chanLocal].requests()); n != 1 {
+		t.Errorf("%d deliveries, want 1 (the held message started?)\n%s", n, e2.log.String())
 	}
 }

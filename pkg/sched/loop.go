@@ -213,7 +213,11 @@ func Run(opt Options) int {
 	s.recent = s.now()
 	s.holds = loadHoldLog(s.queue)
 	s.holds.lifetime = s.cf.lifetime
-	s.mc = loadMsgCtl(s.queue)
+	if s.mc, err = loadMsgCtl(s.queue); err != nil {
+		s.log.line("alert: cannot start: unable to read bounce/", HeldMsgsName, ": ", qerr.Bare(err).Error(),
+			"; the messages held with qmailctl would be delivered (make it qmails' or run qmail-install -root ", safe(s.root), ")")
+		return 111
+	}
 	s.scanInfo()
 	s.pruneHeld()
 	// sendstatus first: whoever sees the first status line (a harness, an
