@@ -4,48 +4,37 @@ import (
 	"net"
 	"net/netip"
 	"strings"
-	"sync"
 )
 
 // interfaceAddrs lists this host's addresses; a variable so tests can
 // pretend an address is local.
 var interfaceAddrs = net.InterfaceAddrs
 
-var ipme struct {
-	once sync.Once
-	set  map[netip.Addr]bool
-	err  error
-}
-
 // isLocalIP reports whether ip is an address of one of this host's
-// interfaces (qmail's ipme). The list is read once per process.
+// interfaces (qmail's ipme). The list is read at each call, which only an
+// address literal makes: a long-running qmail-smtpd -listen on a dial-up
+// host sees the address the link has now, not the one it had at start.
 func isLocalIP(ip netip.Addr) (bool, error) {
-	ipme.once.Do(func() {
-		addrs, err := interfaceAddrs()
-		if err != nil {
-			ipme.err = err
-			return
-		}
-		ipme.set = make(map[netip.Addr]bool)
-		for _, a := range addrs {
-			var s string
-			switch v := a.(type) {
-			case *net.IPNet:
-				s = v.IP.String()
-			case *net.IPAddr:
-				s = v.IP.String()
-			default:
-				s = a.String()
-			}
-			if x, err := netip.ParseAddr(s); err == nil {
-				ipme.set[x.Unmap()] = true
-			}
-		}
-	})
-	if ipme.err != nil {
-		return false, ipme.err
+	addrs, err := interfaceAddrs()
+	if err != nil {
+		return false, err
 	}
-	return ipme.set[ip.Unmap()], nil
+	ip = ip.Unmap()
+	for _, a := range addrs {
+		var s string
+		switch v := a.(type) {
+		case *net.IPNet:
+			s = v.IP.String()
+		case *net.IPAddr:
+			s = v.IP.String()
+		default:
+			s = a.String()
+		}
+		if x, err := netip.ParseAddr(s); err == nil && x.Unmap() == ip {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // addrResult classifies a MAIL/RCPT address check.

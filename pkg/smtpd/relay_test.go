@@ -94,6 +94,45 @@ func TestOpenRelay(t *testing.T) {
 	}
 }
 
+// TestLocalIPChanges: the interface list is read when an address literal
+// needs it, not once per process: a dial-up link's new address is local
+// to a qmail-smtpd -listen started before the link came up, and its old
+// one no longer is.
+func TestLocalIPChanges(t *testing.T) {
+	q := useMemQueue(t)
+	root := testRoot(t, map[string]string{"localiphost": "example.org\n"})
+	oldAddrs := interfaceAddrs
+	var mu sync.Mutex
+	link := "192.0.2.7"
+	interfaceAddrs = func() ([]net.Addr, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return []net.Addr{&net.IPNet{IP: net.ParseIP("127.0.0.1"), Mask: net.CIDRMask(8, 32)},
+			&net.IPNet{IP: net.ParseIP(link), Mask: net.CIDRMask(32, 32)}}, nil
+	}
+	t.Cleanup(func() { interfaceAddrs = oldAddrs })
+	s := startServer(t, root, loopPeer, nil)
+	c := dial(t, s)
+	c.last()
+	c.expectPrefix("HELO x", "250 ")
+	c.expectPrefix("MAIL FROM:<a@foreign.example>", "250 ")
+	c.expectPrefix("RCPT TO:<u@[192.0.2.7]>", "250 ")
+	mu.Lock()
+	link = "198.51.100.9" // the link came back with another address
+	mu.Unlock()
+	c.expectPrefix("RCPT TO:<v@[198.51.100.9]>", "250 ")
+	if got := c.cmd("RCPT TO:<w@[192.0.2.7]>"); !strings.HasPrefix(got, "5") {
+		t.Errorf("the old address is still local: %q", got)
+	}
+	c.expectPrefix("DATA", "354 ")
+	c.send(textprotoDot("x\n"))
+	c.expectPrefix("", "250 ok ")
+	msgs := q.all()
+	if len(msgs) != 1 || strings.Join(msgs[0].Env.Recipients, " ") != "u@example.org v@example.org" {
+		t.Fatalf("queued %+v", msgs)
+	}
+}
+
 // TestRcptHostsAllowed is the rcpthosts rule as a table.
 func TestRcptHostsAllowed(t *testing.T) {
 	h := NewRcptHosts([]string{"Example.ORG", ".example.net", "x"}, filepath.Join(t.TempDir(), "none.cdb"))
@@ -357,11 +396,7 @@ func TestFatalControls(t *testing.T) {
 
 	oldAddrs := interfaceAddrs
 	interfaceAddrs = func() ([]net.Addr, error) { return nil, os.ErrPermission }
-	ipme.once, ipme.set, ipme.err = sync.Once{}, nil, nil
-	t.Cleanup(func() {
-		interfaceAddrs = oldAddrs
-		ipme.once, ipme.set, ipme.err = sync.Once{}, nil, nil
-	})
+	t.Cleanup(func() { interfaceAddrs = oldAddrs })
 	c = dial(t, s)
 	c.last()
 	c.expectPrefix("HELO x", "250 ")
