@@ -248,7 +248,7 @@ func TestLongLine(t *testing.T) {
 	c = dial(t, s)
 	c.last()
 	go io.WriteString(c.conn, "HELO "+strings.Repeat("h", 1<<20)+"\r\n")
-	if got := c.last(); got != "552 sorry, that message has a line longer than my limit (#5.3.4)" {
+	if got := c.last(); got != "500 sorry, that command line is longer than my limit (#5.5.2)" {
 		t.Errorf("long command: %q", got)
 	}
 	if !c.closed() {

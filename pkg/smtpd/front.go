@@ -246,7 +246,7 @@ func (f *front) readFailed(err error) {
 	var ne net.Error
 	switch {
 	case errors.Is(err, errLongCommand):
-		f.cs.fatal(textLongLine)
+		f.cs.fatal(textLongCommand)
 	case errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
 		f.cs.fatal(textTimeout)
 	default:

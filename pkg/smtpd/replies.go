@@ -27,7 +27,8 @@ const (
 	textControls = "421 unable to read controls (#4.3.0)"
 	textNoIPs    = "421 unable to figure out my IP addresses (#4.3.0)"
 	textTimeout  = "451 timeout (#4.4.2)"
-	textLongLine = "552 sorry, that message has a line longer than my limit (#5.3.4)"
+	// RFC 5321 4.2.4: 500 for a command line too long.
+	textLongCommand = "500 sorry, that command line is longer than my limit (#5.5.2)"
 	// The text of notqmail, the maintained qmail; qmail 1.03 names the
 	// same page at http://pobox.com/~djb/docs/smtplf.html.
 	textBareLF = "451 See https://cr.yp.to/docs/smtplf.html."
