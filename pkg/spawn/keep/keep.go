@@ -71,7 +71,8 @@ type Pool struct {
 	idle    []*proc // oldest first
 	busy    int     // requests in Do
 	reaping bool
-	refused *fileID
+	refused *fileID   // the program file that did not greet
+	since   time.Time // when it did not
 }
 
 // Defaults.
@@ -86,6 +87,12 @@ const ReapEvery = 250 * time.Millisecond
 // HelloTimeout bounds the wait for a new process's greeting (a variable for
 // the tests).
 var HelloTimeout = 5 * time.Second
+
+// RefusedFor is how long keep mode stays off after a process did not
+// greet, unless the program file changes first: a program that does not
+// know the protocol costs one start in that time, and one that was only
+// slow to start (a loaded host at boot) has keep mode back after it.
+var RefusedFor = 10 * time.Minute
 
 type proc struct {
 	fd    int      // our end of the socket (for poll(2) only)
@@ -112,7 +119,8 @@ func statID(path string) *fileID {
 }
 
 // Enabled reports whether keep mode is on: Cache is positive and the
-// program has not refused the protocol (or has changed since).
+// program has not refused the protocol (or has changed since, or the
+// refusal is RefusedFor old).
 func (p *Pool) Enabled() bool {
 	_, on := p.mode()
 	return on
@@ -129,8 +137,8 @@ func (p *Pool) mode() (time.Duration, bool) {
 	if p.refused == nil {
 		return t, true
 	}
-	if now := statID(p.Program); now != nil && *now != *p.refused {
-		p.refused = nil // another program: ask it again
+	if now := statID(p.Program); now != nil && *now != *p.refused || time.Since(p.since) >= RefusedFor {
+		p.refused = nil // another program, or a while later: ask again
 		return t, true
 	}
 	return t, false
@@ -348,7 +356,7 @@ func (p *Pool) Close() {
 
 // start runs a new process with one end of a new socket pair as its fd 0
 // and waits for its hello. A process that does not greet is killed and
-// keep mode is turned off for the program file.
+// keep mode is turned off for the program file, for RefusedFor.
 func (p *Pool) start(key string, mk func() *exec.Cmd) *proc {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
@@ -371,7 +379,7 @@ func (p *Pool) start(key string, mk func() *exec.Cmd) *proc {
 		cmd.Process.Kill()
 		p.mu.Lock()
 		if id != nil {
-			p.refused = id
+			p.refused, p.since = id, time.Now()
 		}
 		p.mu.Unlock()
 		return nil

@@ -296,3 +296,30 @@ func TestRefusedUntilProgramChanges(t *testing.T) {
 		t.Error("not enabled again after the program changed")
 	}
 }
+
+// A refusal does not last: a program that was only slow to greet (a
+// loaded host) has keep mode back after RefusedFor.
+func TestRefusedForAWhile(t *testing.T) {
+	defer func(d, r time.Duration) { HelloTimeout, RefusedFor = d, r }(HelloTimeout, RefusedFor)
+	HelloTimeout = 300 * time.Millisecond
+	RefusedFor = time.Hour
+	prog := filepath.Join(t.TempDir(), "prog")
+	if err := os.WriteFile(prog, []byte("one"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := newPool(t)
+	p.Program = prog
+	if _, _, res := do(t, p, "k", "mute", "x"); res != NoProcess {
+		t.Fatalf("result %v, want NoProcess", res)
+	}
+	if p.Enabled() {
+		t.Fatal("enabled again within RefusedFor")
+	}
+	RefusedFor = 0
+	if !p.Enabled() {
+		t.Fatal("still off after RefusedFor")
+	}
+	if _, ans, res := do(t, p, "k", "echo", "y"); res != Answered || ans != "y" {
+		t.Errorf("after the refusal expired: %v %q", res, ans)
+	}
+}
