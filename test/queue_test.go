@@ -179,6 +179,69 @@ func TestQueueReceivedWho(t *testing.T) {
 	}
 }
 
+// TestQueueSearchOnlyHome: qmail-queue enters QMAILHOME and queue/ as
+// qmail's chdir does, with search permission only: a tree whose home an
+// admin made 0711 still takes mail (it exited 61, home trouble).
+func TestQueueSearchOnlyHome(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run qmail-queue as another user")
+	}
+	tr := harness.Install(t)
+	ids := tr.IDs()
+	if err := os.Chmod(tr.Root, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Chmod(tr.Root, 0o755)
+	code := runQueue(t, tr, []byte("x\n"), []byte("Fa@b\x00Tc@d\x00\x00"),
+		&syscall.Credential{Uid: uint32(ids.Alias.UID), Gid: uint32(ids.Nofiles)})
+	if code != 0 || len(tr.QueueFiles("todo")) != 1 {
+		t.Fatalf("exit %d, todo %q", code, tr.QueueFiles("todo"))
+	}
+}
+
+// TestQueueMultiNoResults: qmail-queue -m without a writable descriptor
+// 6 exits 81 before it queues anything (read-only, it committed the first
+// message and then exited 81 on its result line).
+func TestQueueMultiNoResults(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	tr := harness.Install(t)
+	ro, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	for _, fd6 := range []*os.File{nil, ro} {
+		cmd := exec.Command(tr.Bin("qmail-queue"), "-m")
+		cmd.Stdin = strings.NewReader("2:x\n,0:,")
+		ef, err := os.CreateTemp("", "env-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ef.WriteString("Fa@b\x00Tc@d\x00\x00")
+		ef.Seek(0, 0)
+		cmd.Stdout = ef
+		if fd6 != nil {
+			// ExtraFiles[3] is descriptor 6; 3-5 stay closed.
+			cmd.ExtraFiles = []*os.File{nil, nil, nil, fd6}
+		}
+		err = cmd.Run()
+		ef.Close()
+		os.Remove(ef.Name())
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		if code != 81 || len(tr.QueueFiles("todo")) != 0 || len(tr.QueueFiles("mess")) != 0 {
+			t.Errorf("fd 6 %v: exit %d (%v), todo %q, mess %q", fd6, code, err, tr.QueueFiles("todo"), tr.QueueFiles("mess"))
+		}
+	}
+}
+
 func TestQueueBadInputBinary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test")

@@ -150,11 +150,13 @@ var bufs = sync.Pool{New: func() any { b := make([]byte, 0, bufSize); return &b 
 
 func (j *job) run() int {
 	var err error
-	j.rootfd, err = sysOpenat(unix.AT_FDCWD, j.c.Root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	// O_PATH: entering a directory needs search permission only, as
+	// qmail's chdir does (a QMAILHOME of mode 0711 is usable).
+	j.rootfd, err = sysOpenat(unix.AT_FDCWD, j.c.Root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return qq.ExitHome
 	}
-	j.qfd, err = sysOpenat(j.rootfd, "queue", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	j.qfd, err = sysOpenat(j.rootfd, "queue", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return qq.ExitQueueDir
 	}
