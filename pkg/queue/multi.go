@@ -200,10 +200,12 @@ func eof(err error) error {
 
 // MainMulti is qmail-queue -m: framed messages on fd 0, their envelopes
 // on fd 1, result lines on fd 6, the root from the executable's location
-// only. It returns the exit code; 81 if fd 6 is not open.
+// only. It returns the exit code; 81 if fd 6 is not open for writing
+// (checked before anything is queued: a message committed, then not
+// reported, would be sent again by a caller that believes the 81).
 func MainMulti(root string) int {
-	var st unix.Stat_t
-	if unix.Fstat(ResultFD, &st) != nil {
+	fl, err := unix.FcntlInt(ResultFD, unix.F_GETFL, 0)
+	if err != nil || fl&unix.O_ACCMODE == unix.O_RDONLY {
 		return qq.ExitBug
 	}
 	c := &MultiConfig{
