@@ -132,13 +132,15 @@ func (h *holdLog) set(c int, held bool, t int64) bool {
 // which can keep a message longer than it should stay, never bounce it
 // early (dropping the oldest period did that: a long hold still needed
 // went behind the short ones of a link that came and went all week).
+// The merged period spans both, whatever their order: after the clock
+// went back a later line can lie before an earlier one in time.
 func (h *holdLog) squeeze() {
 	for len(h.periods) > maxPeriods {
-		best, bi, bj := int64(-1), -1, -1
+		best, bi, bj := int64(0), -1, -1
 		last := [3]int{-1, -1, -1}
 		for j, p := range h.periods {
 			if i := last[p.c]; i >= 0 && h.periods[i].end != 0 {
-				if gap := p.start - h.periods[i].end; best < 0 || gap < best {
+				if gap := periodGap(h.periods[i], p); bi < 0 || gap < best {
 					best, bi, bj = gap, i, j
 				}
 			}
@@ -148,9 +150,49 @@ func (h *holdLog) squeeze() {
 			h.periods = append([]period(nil), h.periods[len(h.periods)-maxPeriods:]...)
 			return
 		}
-		h.periods[bi].end = h.periods[bj].end
+		p, q := h.periods[bi], h.periods[bj]
+		p.start = min(p.start, q.start)
+		if q.end == 0 {
+			p.end = 0 // still open
+		} else {
+			p.end = max(p.end, q.end)
+		}
+		h.periods[bi] = p
 		h.periods = append(h.periods[:bj], h.periods[bj+1:]...)
 	}
+}
+
+// periodGap is the time between two periods, closed p and q (q may be
+// open), in either order; negative when they overlap.
+func periodGap(p, q period) int64 {
+	qend := q.end
+	if qend == 0 {
+		qend = max(q.start, p.end) // open: reaches past p
+	}
+	return max(p.start, q.start) - min(p.end, qend)
+}
+
+// inOrder reports, per kind, whether its periods are in time order
+// without overlap, as records made with a steady clock are. prune's
+// reasoning needs that; after the clock went back it may not hold, and
+// then nothing of that kind is dropped for its age (squeeze still bounds
+// the log).
+func (h *holdLog) inOrder() [3]bool {
+	ok := [3]bool{true, true, true}
+	var end [3]int64
+	var open [3]bool
+	for _, p := range h.periods {
+		c := p.c
+		if open[c] || p.start < end[c] {
+			ok[c] = false
+		}
+		if p.end == 0 {
+			open[c] = true
+		} else {
+			end[c] = max(end[c], p.end)
+		}
+	}
+	return ok
 }
 
 // prune drops the periods no message can need any more. A period of kind
@@ -159,11 +201,13 @@ func (h *holdLog) squeeze() {
 // it once E + lifetime + the time c was held after E < now: its birth is
 // before E, and the time it was held before E is at most E - birth. The
 // periods of a kind are in time order and do not overlap, so the time
-// held after each is the sum of the later ones.
+// held after each is the sum of the later ones (when they are not, none
+// is dropped for its age: inOrder).
 //
 // A closed "remotesome" period is never needed (only the open one dates
 // the hold in sendstatus), nor is a closed one of no length.
 func (h *holdLog) prune(now int64) {
+	ordered := h.inOrder()
 	var after [3]int64 // per kind: held time after the period at hand
 	drop := make([]bool, len(h.periods))
 	for i := len(h.periods) - 1; i >= 0; i-- {
@@ -174,7 +218,7 @@ func (h *holdLog) prune(now int64) {
 			end = now
 		case p.c == kindRemoteSome || end <= p.start:
 			drop[i] = true
-		case h.lifetime > 0 && end+h.lifetime+after[p.c] < now:
+		case h.lifetime > 0 && ordered[p.c] && end+h.lifetime+after[p.c] < now:
 			drop[i] = true
 		}
 		after[p.c] += max(end-p.start, 0)

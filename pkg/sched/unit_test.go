@@ -522,6 +522,42 @@ func TestHoldLogSqueeze(t *testing.T) {
 	}
 }
 
+// TestHoldLogOutOfOrder: after the clock went back, a later line of the
+// log can lie before an earlier one in time. Neither squeeze nor prune
+// loses held time for it: squeeze merged such a pair into a period that
+// ended before it started, which prune then dropped with both holds.
+func TestHoldLogOutOfOrder(t *testing.T) {
+	const day = 86400
+	now := int64(1_000_000_000)
+	h := &holdLog{lifetime: 7 * day}
+	for i := range int64(maxPeriods - 2) {
+		s := now - 3600 + i%1000
+		h.periods = append(h.periods, period{chanLocal, s, s + 1})
+	}
+	h.periods = append(h.periods,
+		period{chanRemote, now - 10000, now - 5000},
+		period{chanRemote, now - 90000, now - 89990}) // recorded after the clock went back a day
+	birth := now - 100000
+	before := h.heldWithin(chanRemote, birth, now)
+	h.set(chanLocal, true, now) // over maxPeriods: squeezed, and pruned
+	h.set(chanLocal, false, now+1)
+	if after := h.heldWithin(chanRemote, birth, now); after < before {
+		t.Errorf("remote held time fell from %d to %d: mail could bounce early; remote periods %v", before, after,
+			slices.DeleteFunc(slices.Clone(h.periods), func(p period) bool { return p.c != chanRemote }))
+	}
+	// prune alone, with the lines out of order: the period that lies
+	// later in time is still needed by a message born before both.
+	h2 := &holdLog{lifetime: 7 * day}
+	a, b := period{chanRemote, now - 3*day, now - 2*day}, period{chanRemote, now - 9*day, now - 7*day - day/2}
+	h2.periods = []period{a, b}
+	h2.prune(now)
+	// Born at b's start: held 2.5 days, so it stays until now + day/2;
+	// without b it would be dying a day ago.
+	if birth := b.start; now > birth+h2.lifetime+h2.heldWithin(chanRemote, birth, now) {
+		t.Errorf("pruned out of order: %v", h2.periods)
+	}
+}
+
 // TestRereadHoldLogJoins: when a hold log that could not be read at start
 // is read at a HUP, a period it has open (held when the last qmail-send
 // stopped) joins this qmail-send's record from its start, or ends at that
