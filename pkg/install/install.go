@@ -147,7 +147,39 @@ func apply(root string, e Entry, own *owners) error {
 			return fmt.Errorf("unable to create %s: %v", p, err)
 		}
 	}
-	return setOwnerMode(p, uid, gid, e.Mode)
+	if err := setOwnerMode(p, uid, gid, e.Mode); err != nil {
+		return err
+	}
+	if e.Path == "queue/lock/tcpto" {
+		return fixTcptoSize(p)
+	}
+	return nil
+}
+
+// fixTcptoSize gives queue/lock/tcpto its size, under the lock its users
+// take: the bytes past it are never read, and the missing ones read as
+// empty entries. Through a descriptor opened without following a link, as
+// setOwnerMode.
+func fixTcptoSize(p string) error {
+	fd, err := syscall.Open(p, syscall.O_RDWR|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_NOCTTY|syscall.O_CLOEXEC, 0)
+	if errors.Is(err, syscall.ELOOP) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer syscall.Close(fd)
+	var st syscall.Stat_t
+	if err := syscall.Fstat(fd, &st); err != nil || st.Mode&syscall.S_IFMT != syscall.S_IFREG || st.Size == TcptoSize {
+		return err
+	}
+	if err := syscall.Flock(fd, syscall.LOCK_EX); err != nil {
+		return fmt.Errorf("unable to lock %s: %v", p, err)
+	}
+	if err := syscall.Ftruncate(fd, TcptoSize); err != nil {
+		return fmt.Errorf("unable to resize %s: %v", p, err)
+	}
+	return nil
 }
 
 // repairSendFiles gives each of sendFiles that exists to qmails with mode

@@ -541,6 +541,34 @@ func TestCheckControlNotAFile(t *testing.T) {
 	check("dangling, /dev/null, unknown names")
 }
 
+// TestInstallRepairsTcptoSize: the repair run gives queue/lock/tcpto its
+// size (-check reported a wrong one that no run repaired), keeping the
+// entries within it.
+func TestInstallRepairsTcptoSize(t *testing.T) {
+	root, o := installed(t)
+	p := filepath.Join(root, "queue", "lock", "tcpto")
+	for _, size := range []int{10, TcptoSize + 300} {
+		b := make([]byte, size)
+		b[0] = 7
+		if err := os.WriteFile(p, b, 0o664); err != nil {
+			t.Fatal(err)
+		}
+		if dev, _ := Check(root); len(dev) != 1 || !strings.Contains(dev[0], "queue/lock/tcpto: size ") {
+			t.Fatalf("check of a %d-byte tcpto: %q", size, dev)
+		}
+		if err := Install(o); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := os.ReadFile(p)
+		if len(got) != TcptoSize || got[0] != 7 || strings.Trim(string(got[1:]), "\x00") != "" {
+			t.Errorf("%d-byte tcpto after repair: %d bytes, first %d", size, len(got), got[0])
+		}
+		if dev, _ := Check(root); len(dev) != 0 {
+			t.Errorf("check after repair: %q", dev)
+		}
+	}
+}
+
 // TestInstallRepairsSendFiles: the repair run gives an existing regular
 // queue/bounce/holdperiods or heldmsgs to qmails with mode 0600, as
 // qmail-send makes them, and leaves anything else there (reported by
