@@ -49,14 +49,15 @@ const (
 // fixAddr applies qmail's post-parse rules to an address go-smtp has
 // already parsed (brackets, source route, quotes and backslashes are gone):
 // a domain "[d.d.d.d]" naming one of this host's IPv4 addresses becomes
-// localiphost, and an address of MaxAddr bytes or more is a syntax error.
+// localiphost when replace is set (an empty one too, as qmail: the address
+// is then "user@"), and an address of MaxAddr bytes or more is a syntax error.
 // An address containing NUL, CR or LF is refused as well: qmail would cut
 // it at the NUL; refusing keeps the envelope record whole.
-func fixAddr(addr, localIPHost string) (string, addrResult) {
+func fixAddr(addr, localIPHost string, replace bool) (string, addrResult) {
 	if strings.ContainsAny(addr, "\x00\r\n") {
 		return "", addrSyntax
 	}
-	if i := strings.LastIndexByte(addr, '@'); i >= 0 && localIPHost != "" {
+	if i := strings.LastIndexByte(addr, '@'); i >= 0 && replace {
 		dom := addr[i+1:]
 		if len(dom) > 2 && dom[0] == '[' && dom[len(dom)-1] == ']' {
 			if ip, ok := scanIPv4(dom[1 : len(dom)-1]); ok {

@@ -36,15 +36,18 @@ const (
 // connection, as with qmail.
 type Config struct {
 	Root        string
-	Greeting    string        // smtpgreeting, else me
-	LocalIPHost string        // localiphost, else me; "" = no replacement
-	Timeout     time.Duration // timeoutsmtpd
-	Databytes   int64         // 0 = no limit
-	RcptHosts   *RcptHosts    // nil: rcpthosts absent, accept every recipient
-	BadMailFrom map[string]bool
-	TLS         *tls.Config // nil: no STARTTLS
-	MaxRcpt     int
-	MaxLine     int
+	Greeting    string // smtpgreeting, else me
+	LocalIPHost string // localiphost (an empty file: ""), else me
+	// NoLocalIPHost: neither localiphost nor me exists, and no address
+	// literal is replaced (qmail's liphostok).
+	NoLocalIPHost bool
+	Timeout       time.Duration // timeoutsmtpd
+	Databytes     int64         // 0 = no limit
+	RcptHosts     *RcptHosts    // nil: rcpthosts absent, accept every recipient
+	BadMailFrom   map[string]bool
+	TLS           *tls.Config // nil: no STARTTLS
+	MaxRcpt       int
+	MaxLine       int
 	// QueueEnv is the environment of qmail-queue (QMAILQUEUE is read from
 	// it); nil means the process environment.
 	QueueEnv []string
@@ -74,9 +77,10 @@ func LoadConfig(root string, getenv func(string) (string, bool)) (cfg *Config, w
 		return fail(errors.New("neither control/smtpgreeting nor control/me exists"))
 	}
 	cfg.Greeting = g
-	if cfg.LocalIPHost, _, e = d.LineOrMeRequired("localiphost"); e != nil {
+	if cfg.LocalIPHost, ok, e = d.LineOrMeRequired("localiphost"); e != nil {
 		return fail(e)
 	}
+	cfg.NoLocalIPHost = !ok
 	// Numbers as qmail reads them (control.ReadUint): leading digits, and
 	// a line without any keeps the default.
 	t, e := d.ReadUint("timeoutsmtpd", 1200)

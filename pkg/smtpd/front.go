@@ -351,7 +351,7 @@ func (f *front) dispatch(line string) {
 // checkAddr applies qmail's checks to a parsed MAIL/RCPT address and
 // answers the failures itself.
 func (f *front) checkAddr(addr string) (string, bool) {
-	addr, res := fixAddr(addr, f.cs.cfg.LocalIPHost)
+	addr, res := fixAddr(addr, f.cs.cfg.LocalIPHost, !f.cs.cfg.NoLocalIPHost)
 	switch res {
 	case addrSyntax:
 		f.say(textSyntax)

@@ -133,6 +133,30 @@ func TestLocalIPChanges(t *testing.T) {
 	}
 }
 
+// TestEmptyLocalIPHost: an existing empty localiphost replaces a local
+// address literal with nothing, as qmail's control_rldef reads it (it
+// turned the replacement off, and [127.0.0.1] listed in rcpthosts let
+// such recipients through).
+func TestEmptyLocalIPHost(t *testing.T) {
+	q := useMemQueue(t)
+	root := testRoot(t, map[string]string{"localiphost": "", "rcpthosts": "example.org\n[127.0.0.1]\n"})
+	s := startServer(t, root, loopPeer, nil)
+	c := dial(t, s)
+	c.last()
+	c.expectPrefix("HELO x", "250 ")
+	c.expectPrefix("MAIL FROM:<a@foreign.example>", "250 ")
+	if got := c.cmd("RCPT TO:<u@[127.0.0.1]>"); !strings.HasPrefix(got, "553 ") {
+		t.Errorf("RCPT to a local literal with an empty localiphost: %q", got)
+	}
+	c.expectPrefix("RCPT TO:<v@example.org>", "250 ")
+	c.expectPrefix("DATA", "354 ")
+	c.send(textprotoDot("x\n"))
+	c.expectPrefix("", "250 ok ")
+	if msgs := q.all(); len(msgs) != 1 || strings.Join(msgs[0].Env.Recipients, " ") != "v@example.org" {
+		t.Fatalf("queued %+v", msgs)
+	}
+}
+
 // TestRcptHostsAllowed is the rcpthosts rule as a table.
 func TestRcptHostsAllowed(t *testing.T) {
 	h := NewRcptHosts([]string{"Example.ORG", ".example.net", "x"}, filepath.Join(t.TempDir(), "none.cdb"))

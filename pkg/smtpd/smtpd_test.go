@@ -367,6 +367,17 @@ func TestControls(t *testing.T) {
 			t.Errorf("values: %+v", cfg)
 		}
 	})
+	t.Run("localiphost", func(t *testing.T) {
+		// Neither it nor me: no replacement; an empty one: "".
+		cfg, _, err := LoadConfig(testRoot(t, map[string]string{"smtpgreeting": "hi\n", "me": "\x00absent"}), noEnv)
+		if err != nil || !cfg.NoLocalIPHost {
+			t.Errorf("without localiphost and me: %+v %v", cfg, err)
+		}
+		cfg, _, err = LoadConfig(testRoot(t, map[string]string{"localiphost": ""}), noEnv)
+		if err != nil || cfg.NoLocalIPHost || cfg.LocalIPHost != "" {
+			t.Errorf("empty localiphost: %+v %v", cfg, err)
+		}
+	})
 	t.Run("numbers as qmail reads them", func(t *testing.T) {
 		for _, tc := range []struct {
 			timeout, databytes string
