@@ -275,7 +275,7 @@ func (h *holdLog) startup(s *Sched, now int64) {
 func (s *Sched) holdLogAlert() {
 	if err := s.holds.err; err != nil {
 		s.log.line("alert: unable to read bounce/", HoldLogName, ": ", qerr.Bare(err).Error(),
-			"; no message is bounced for queuelifetime until it can be read (make it qmails' and send HUP)")
+			"; no message is bounced for queuelifetime until it can be read (qmail-install -check -root ", safe(s.root), " says how; then send HUP)")
 	}
 }
 
@@ -323,6 +323,8 @@ func (s *Sched) rereadHoldLog() {
 		}
 	}
 	h.started = started
+	h.prune(s.now())
+	h.squeeze()
 	s.holds = h
 	s.log.line("info: bounce/", HoldLogName, " read again; queuelifetime applies")
 	if err := h.save(); err != nil {
