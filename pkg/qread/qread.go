@@ -93,12 +93,16 @@ func writeRecords(bw *bufio.Writer, channel string, recs []Record, held func(str
 func Main(root string, stdout, stderr io.Writer) int {
 	// qmail's qmail-qread reads no control file: trouble with the hold
 	// flags must not stop the listing, only the marks.
-	holds, err := LoadHolds(root)
-	if err != nil {
-		fmt.Fprintf(stderr, "qmail-qread: warning: held recipients are not marked: %v\n", err)
+	// When the queue cannot be read either, its fatal line says what
+	// matters (whoever cannot read heldmsgs cannot read the queue).
+	msgs, err := Scan(filepath.Join(root, "queue"))
+	holds, herr := LoadHolds(root)
+	if herr != nil {
+		if err == nil {
+			fmt.Fprintf(stderr, "qmail-qread: warning: held recipients are not marked: %v\n", herr)
+		}
 		holds = Holds{}
 	}
-	msgs, err := Scan(filepath.Join(root, "queue"))
 	if ferr := Format(stdout, msgs, holds); ferr != nil {
 		fmt.Fprintf(stderr, "qmail-qread: fatal: unable to write output: %v\n", ferr)
 		return 111

@@ -272,6 +272,20 @@ func TestScanSkipsMessagesInPassing(t *testing.T) {
 	}
 }
 
+// TestQreadNoQueueOnlyFatal: when the queue cannot be read, the fatal line
+// is all qmail-qread says (a warning about the hold marks came first).
+func TestQreadNoQueueOnlyFatal(t *testing.T) {
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "control", "holdremote"), 0755); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	code := Main(root, &out, &errb)
+	if code != 111 || !strings.HasPrefix(errb.String(), "qmail-qread: fatal: ") || strings.Count(errb.String(), "\n") != 1 {
+		t.Errorf("exit %d, stderr %q", code, errb.String())
+	}
+}
+
 func TestQreadHoldUnreadable(t *testing.T) {
 	root := sampleQueue(t)
 	if err := os.MkdirAll(filepath.Join(root, "control", "holdremote"), 0755); err != nil {
