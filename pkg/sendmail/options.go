@@ -60,6 +60,7 @@ const withArg = "bfrFoepBNRVLChOXA"
 func Parse(prog string, args []string) (*Config, error) {
 	c := &Config{}
 	i := 0
+	now := false // -bs or -bp: the rest of the words are not read
 words:
 	for ; i < len(args); i++ {
 		a := args[i]
@@ -110,10 +111,15 @@ words:
 				switch v[:min(len(v), 1)] {
 				case "m":
 					c.Mode = ModeDeliver
-				case "s":
+				case "s", "p":
+					// qmail's sendmail runs qmail-smtpd or the queue
+					// listing right here, whatever words follow.
 					c.Mode = ModeSMTP
-				case "p":
-					c.Mode = ModeQueueList
+					if v[0] == 'p' {
+						c.Mode = ModeQueueList
+					}
+					now = true
+					break words
 				case "i":
 					c.Mode = ModeNewAliases
 				default:
@@ -146,7 +152,9 @@ words:
 			continue words
 		}
 	}
-	c.Recipients = args[i:]
+	if !now {
+		c.Recipients = args[i:]
+	}
 	switch prog {
 	case "mailq":
 		c.Mode = ModeQueueList

@@ -66,6 +66,11 @@ func TestParse(t *testing.T) {
 		{args: []string{"-bt"}, errPart: "unsupported mode -bt"},
 		{args: []string{"-k"}, errPart: "illegal option -- k"},
 		{args: []string{"-ti", "-Z"}, errPart: "illegal option -- Z"},
+		// -bs and -bp act at once, as in qmail's sendmail: what follows
+		// is not read.
+		{args: []string{"-bs", "-Z", "bob"}, mode: ModeSMTP},
+		{args: []string{"-bp", "-Z"}, mode: ModeQueueList},
+		{args: []string{"-t", "-bs", "-f"}, mode: ModeSMTP, header: true},
 		{args: []string{"-f"}, errPart: "option requires an argument -- f"},
 		{args: []string{"-F"}, errPart: "option requires an argument -- F"},
 		{args: []string{"-f", "a@b\nBcc: victim@x", "bob"}, errPart: "header injection"},
