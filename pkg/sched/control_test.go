@@ -685,3 +685,47 @@ func TestHeldFileUnreadable(t *testing.T) {
 		t.Errorf("%d deliveries, want 1 (the held message started?)\n%s", n, e2.log.String())
 	}
 }
+
+// TestHoldFinishesDoneMessageWithDoneRecords: as TestHoldFinishesDoneMessage,
+// with records already delivered after the running one (a retry of the
+// first recipient after the second was delivered): they are read past, not
+// left "to read" until the release.
+func TestHoldFinishesDoneMessageWithDoneRecords(t *testing.T) {
+	root := newTree(t)
+	ctl(t, root, "concurrencylocal", "1\n")
+	mkTrigger(t, root)
+	var mu sync.Mutex
+	tries := 0
+	gate := make(chan struct{})
+	answer := func(r spawnproto.Request) (byte, string) {
+		if !strings.HasPrefix(r.Recipient, "slow") {
+			return 'K', "did 1+0+0\n"
+		}
+		mu.Lock()
+		tries++
+		n := tries
+		mu.Unlock()
+		if n == 1 {
+			return 'Z', "try later\n"
+		}
+		select {
+		case <-gate:
+		case <-time.After(20 * time.Second):
+		}
+		return 'K', "did 1+0+0\n"
+	}
+	e := start(t, root, answer, ok)
+	e.waitLog("status: local 0/1", 1)
+	id := queueMsg(t, root, "ann@example.org", "slow@local.example", "bob@local.example")
+	e.trigger()
+	e.waitLog("delivery 2: success", 1) // slow deferred, bob delivered
+	e.sigs <- syscall.SIGALRM           // the retry of slow
+	e.waitLog("starting delivery 3: msg", 1)
+	ctl(t, root, "holdlocal", "")
+	e.sigs <- syscall.SIGHUP
+	e.waitLog("hold: local held", 1)
+	close(gate)
+	e.waitLog("delivery 3: success", 1)
+	e.waitLog(fmt.Sprintf("end msg %d", id), 1)
+	e.stop()
+}

@@ -111,14 +111,31 @@ func (s *Sched) passChan(c int) {
 	p := &s.passes[c]
 	if s.cf.hold.held(c) {
 		// No delivery starts, but a pass suspended (every slot busy)
-		// just before the end of its file may see that end: else a
-		// message whose deliveries all finished would stay in the
-		// queue, done, for the whole hold. A record still to read
-		// waits for the release.
-		if p.open {
-			if _, err := p.r.Peek(1); err == io.EOF {
+		// with only done records before the end of its file reads
+		// past them and sees that end: else a message whose
+		// deliveries all finished would stay in the queue, done, for
+		// the whole hold. A record still to deliver waits for the
+		// release.
+		for p.open {
+			b, err := p.r.Peek(1)
+			if err == io.EOF {
 				s.closePass(c, true)
+				break
 			}
+			if err != nil || b[0] != 'D' {
+				break
+			}
+			rec, err := p.r.ReadString(0)
+			if err == io.EOF { // a torn last record ends the file, as below
+				s.closePass(c, true)
+				break
+			}
+			if err != nil {
+				s.log.line("warning: trouble reading ", fnChan(c, p.id), "; will try again later")
+				s.closePass(c, false)
+				break
+			}
+			p.pos += int64(len(rec))
 		}
 		return
 	}
