@@ -492,13 +492,18 @@ func (d *delivery) smtp(conn net.Conn, a dnsmx.Addr, port int, tryTLS bool) (err
 			}
 			if s.tls {
 				if ext, err = s.hello(d.cfg.Helo); err != nil {
-					if s.w.ioErr != nil {
+					if s.w.ioErr != nil && s.w.refused == nil {
 						// A TLS 1.3 server refuses a client (one
 						// without a certificate it wants) after the
 						// client's side of the handshake is done: on
 						// the first read. That is a failed handshake:
 						// plain text again under "try", the next
-						// address where TLS is required.
+						// address where TLS is required. A reply to
+						// EHLO, even a refusal (421, or one followed
+						// by the end of the connection), came over a
+						// TLS session that works: it is the server's
+						// answer and the report, as it would be in
+						// plain text, under every policy.
 						if !required {
 							// A server that just says nothing
 							// (timeoutremote) gets the retry too.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/emersion/go-sasl"
@@ -28,9 +29,12 @@ import (
 //   - Every write gets a write deadline of timeoutremote; the Client's own
 //     deadlines are ignored (it clears them while the message is written).
 //   - qmail takes any code below 400 after DATA as "go ahead"; the Client
-//     wants 354, so such a reply is shown to it as 354. Likewise any refusal
+//     wants 354, so such a reply is shown to it as 354. Likewise a refusal
 //     of EHLO is shown as 502, the code on which the Client falls back to
-//     HELO (qmail-remote always did).
+//     HELO (qmail-remote always did), except 421: the server is closing
+//     the connection (RFC 5321 §3.8), so the Client is shown the 421 and
+//     says no HELO. The refusal is kept (refused): a peer that closes
+//     after refusing EHLO gives its reason there, not in a reply to HELO.
 //   - After a final refusal of AUTH the Client sends "*"; there is no
 //     exchange left to cancel, so the wire swallows that line and answers it
 //     itself, and the report quotes the refusal (a "*" is sent for real when
@@ -59,10 +63,11 @@ type wire struct {
 	wroteData bool // a byte of the message has been written
 	critical  bool // the final dot was written: a failure now may duplicate
 
-	last  Reply  // the last reply read, for "Remote host said:"
-	ehlo  *Reply // the answer to the last EHLO if it was 250
-	ioErr error  // the first failure of the connection (sticky)
-	show  func(keyword string) bool
+	last    Reply  // the last reply read, for "Remote host said:"
+	ehlo    *Reply // the answer to the last EHLO if it was 250
+	refused *Reply // the answer to the last EHLO if it was a refusal
+	ioErr   error  // the first failure of the connection (sticky)
+	show    func(keyword string) bool
 	// want8bit, when set, is asked (once per MAIL command) whether the
 	// message needs BODY=8BITMIME; the parameter is taken out of the MAIL
 	// line when it does not (the Client adds it whenever the peer offers
@@ -157,7 +162,11 @@ func (w *wire) view(r Reply) []byte {
 	switch w.cmd {
 	case "EHLO":
 		if code != 250 {
-			code = 502
+			rr := r
+			w.refused = &rr
+			if code != 421 {
+				code = 502 // the Client falls back to HELO
+			}
 			break
 		}
 		rr := r
@@ -419,11 +428,18 @@ func (s *session) quit() {
 }
 
 // hello reads the greeting (first time only) and greets with EHLO, falling
-// back to HELO; it returns the EHLO extensions (nil after HELO).
+// back to HELO; it returns the EHLO extensions (nil after HELO). A 421 to
+// EHLO, or a refusal of EHLO after which the peer closes the connection
+// (the HELO finds it gone), is reported as qmail reports a refused HELO,
+// quoting the refusal.
 func (s *session) hello(name string) (map[string]string, error) {
-	s.w.ehlo = nil
+	s.w.ehlo, s.w.refused = nil, nil
 	if err := s.c.Hello(name); err != nil {
 		if s.w.ioErr != nil {
+			if r := s.w.refused; r != nil && closed(s.w.ioErr) {
+				s.w.last = *r
+				return nil, s.fail('Z', "Connected to ", " but my name was rejected")
+			}
 			return nil, s.died()
 		}
 		greeting := s.w.cmd == "" // nothing written yet: the greeting failed
@@ -448,6 +464,17 @@ func (s *session) startTLS(cfg *tls.Config, required bool) error {
 		return s.died()
 	}
 	if r.Code != 220 {
+		if r.Code == 421 {
+			// The server is closing the connection (RFC 5321 §3.8):
+			// there is no plain-text session to go on with, and its
+			// reply is the reason.
+			s.quit()
+			rep := s.fail('Z', "Connected to ", " but STARTTLS was rejected")
+			if required {
+				return policy(rep)
+			}
+			return rep
+		}
 		if !required {
 			return nil
 		}
@@ -579,6 +606,15 @@ func (s *session) body(msg io.Reader) error {
 		return s.fail('Z', "", " failed after I sent the message")
 	}
 	return s.fail('K', "", " accepted message")
+}
+
+// closed reports whether err is the peer's end of the connection (end of
+// file, or a reset or broken pipe on a write), not a timeout or a failure
+// of our own.
+func closed(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, syscall.ECONNABORTED)
 }
 
 func firstLine(s string) string {
