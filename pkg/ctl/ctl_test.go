@@ -807,7 +807,35 @@ func TestHoldLiteralAnySpelling(t *testing.T) {
 		{false, []string{"[IPv6:0:0:0:0:0:0:0:1]"}, ""},
 		{true, []string{"[IPv6:::ffff:127.0.0.1]", "Corp.Example"}, "[127.0.0.1]\ncorp.example\n"},
 		{false, []string{"[127.0.0.1]", "CORP.example"}, ""},
+		// qmail-remote delivers mail to u@127.0.0.1 to the address
+		// 127.0.0.1: the bare dotted quad is that literal.
+		{true, []string{"127.0.0.1"}, "[127.0.0.1]\n"},
+		{true, []string{"[127.0.0.1]"}, "[127.0.0.1]\n"},
+		{false, []string{"127.0.0.1"}, ""},
 	})
+	if _, err := EditHold(dir, hold.RemoteFile, true, []string{"[127.0.0.1]"}); err != nil {
+		t.Fatal(err)
+	}
+	h, err := hold.Read(dir, hold.RemoteFile)
+	if err != nil || !h.HoldsAddress("u@127.0.0.1") {
+		t.Errorf("a hold of [127.0.0.1] does not hold u@127.0.0.1: %+v %v", h, err)
+	}
+	if _, err := EditHold(dir, hold.RemoteFile, false, []string{"127.0.0.1"}); err != nil {
+		t.Fatal(err)
+	}
+	// A hand-written bare dotted quad holds the literal.
+	if err := os.WriteFile(filepath.Join(dir, hold.RemoteFile), []byte("127.0.0.1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if h, err = hold.Read(dir, hold.RemoteFile); err != nil || !h.HoldsAddress("u@[127.0.0.1]") || h.Describe() != "held for [127.0.0.1]" {
+		t.Errorf("a line 127.0.0.1: %+v %v", h, err)
+	}
+	// Leading zeros: qmail-remote (pkg/dnsmx) reads no such address, so
+	// the literal is no domain, and the refusal says how to write it.
+	_, err = EditHold(dir, hold.RemoteFile, true, []string{"[127.000.000.001]"})
+	if err == nil || !strings.Contains(err.Error(), "write [127.0.0.1]") {
+		t.Errorf("hold [127.000.000.001]: %v", err)
+	}
 	// A hand-written line in another spelling is released too.
 	path := filepath.Join(dir, hold.RemoteFile)
 	if err := os.WriteFile(path, []byte("[IPv6:0:0::1]\n other.example \n"), 0o644); err != nil {
@@ -1005,6 +1033,37 @@ func TestAgeInTheFuture(t *testing.T) {
 		}
 		if got := ago(tc.d); got != tc.ago {
 			t.Errorf("ago(%v) = %q, want %q", tc.d, got, tc.ago)
+		}
+	}
+}
+
+// TestSinceFlagInTheFuture: a flag file dated ahead of the clock is said
+// to be in the future both when qmail-send dates the hold ("last changed")
+// and when the flag's own time does ("flag written"); the first did not.
+func TestSinceFlagInTheFuture(t *testing.T) {
+	path := filepath.Join(t.TempDir(), hold.RemoteFile)
+	if err := os.WriteFile(path, []byte("a.example\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1700000000, 0).Add(time.Hour)
+	c := &cmd{now: func() time.Time { return now }}
+	st := Status{"since-remote": "1700000000"}
+	for _, tc := range []struct {
+		mtime time.Time
+		st    Status
+		want  string
+	}{
+		{now.Add(90 * time.Minute), st, " since " + qdate.Qread(time.Unix(1700000000, 0)) + " (for 1h0m)" +
+			"; control/holdremote last changed " + qdate.Qread(now.Add(90*time.Minute)) + " (1h30m in the future)"},
+		{now.Add(-10 * time.Minute), st, " since " + qdate.Qread(time.Unix(1700000000, 0)) + " (for 1h0m)" +
+			"; control/holdremote last changed " + qdate.Qread(now.Add(-10*time.Minute))},
+		{now.Add(90 * time.Minute), nil, " (flag written " + qdate.Qread(now.Add(90*time.Minute)) + ", 1h30m in the future)"},
+	} {
+		if err := os.Chtimes(path, tc.mtime, tc.mtime); err != nil {
+			t.Fatal(err)
+		}
+		if got := c.since(tc.st, "remote", path); got != tc.want {
+			t.Errorf("since (flag %v):\n got %q\nwant %q", tc.mtime, got, tc.want)
 		}
 	}
 }

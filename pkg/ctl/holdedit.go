@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -91,10 +92,37 @@ func checkDomains(domains []string) error {
 			if hold.OffWord(d) {
 				return usageError("not a domain: %q (a word for off: a flag holds while it exists; release it to send)", d)
 			}
+			if a, ok := zeroPadded(d); ok {
+				return usageError("not a domain: %q (qmail-remote reads no leading zeros in an address literal, unlike qmail's ip_scan; write %s)", d, a)
+			}
 			return usageError("not a domain: %q", d)
 		}
 	}
 	return nil
+}
+
+// zeroPadded returns "[a.b.c.d]" for a bracketed dotted quad written with
+// leading zeros ("[127.000.000.001]"), which qmail-remote (pkg/dnsmx,
+// net.ParseIP) does not read as an address.
+func zeroPadded(d string) (string, bool) {
+	in, ok := strings.CutPrefix(d, "[")
+	if in, ok = strings.CutSuffix(in, "]"); !ok {
+		return "", false
+	}
+	parts := strings.Split(in, ".")
+	if len(parts) != 4 || strings.Trim(in, "0123456789.") != "" {
+		return "", false
+	}
+	padded := false
+	for i, p := range parts {
+		n, err := strconv.Atoi(p)
+		if p == "" || len(p) > 3 || err != nil || n > 255 {
+			return "", false
+		}
+		padded = padded || len(p) > 1 && p[0] == '0'
+		parts[i] = strconv.Itoa(n)
+	}
+	return "[" + strings.Join(parts, ".") + "]", padded
 }
 
 // editHold is EditHold for a caller holding the directory lock.

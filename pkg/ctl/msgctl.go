@@ -14,6 +14,7 @@ import (
 	"github.com/hqmail/hqmail/pkg/hold"
 	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/sched"
+	"github.com/hqmail/hqmail/pkg/sendmail"
 	"golang.org/x/sys/unix"
 )
 
@@ -203,9 +204,9 @@ func (c *cmd) msgHold(hold bool, args []string) int {
 		if len(args) != 2 {
 			return c.fail(ExitUsage, "usage: qmailctl %s %s ADDRESS", verb, args[0])
 		}
-		addr := args[1]
-		if addr == "" {
-			addr = "<>"
+		addr, err := envelopeAddress(args[1])
+		if err != nil {
+			return c.fail(ExitUsage, "%s %s: %v", verb, args[0], err)
 		}
 		return c.viaSend(verb+"-"+args[0], []string{addr})
 	}
@@ -222,6 +223,31 @@ func (c *cmd) msgHold(hold bool, args []string) int {
 	}
 	defer unlock()
 	return c.holdStopped(hold, ids)
+}
+
+// envelopeAddress reads the ADDRESS of hold|release from|to the way
+// sendmail reads an address argument (pkg/sendmail SplitRecipients: angle
+// brackets, comments and the quotes of quoted strings go, a group gives its
+// members), so that it is the address as it stands in the envelope:
+// '"joe smith"@a.test' is the recipient joe smith@a.test and
+// '<root@localhost>', as qmailctl queue prints a sender, is root@localhost.
+// No address at all ("", "<>", an empty group) is the empty address,
+// which qmail-send's request names "<>". More than one address, or one
+// sendmail refuses, is an error saying why.
+func envelopeAddress(arg string) (string, error) {
+	list, err := sendmail.SplitRecipients([]string{arg})
+	switch {
+	case err != nil:
+		return "", err
+	case len(list) == 0:
+		return "<>", nil
+	case len(list) > 1:
+		return "", fmt.Errorf("%q is %d addresses (%s); name one", arg, len(list), strings.Join(list, ", "))
+	case list[0] == "<>":
+		// '"<>"' is a mailbox named <>; the request has no way to say it.
+		return "", fmt.Errorf("%q: an address <> cannot be named (<> alone is the empty address)", arg)
+	}
+	return list[0], nil
 }
 
 // holdStopped changes the held set while qmail-send is stopped (the caller

@@ -66,9 +66,44 @@ func TestMsgRequests(t *testing.T) {
 		{[]string{"release", "to", "x@y"}, 0, "fake release-to x@y\n", ""},
 		{[]string{"delete", "8", "9"}, 0, "fake delete 8\nfake delete 9\n", ""},
 		{[]string{"bounce", "10"}, 0, "fake bounce 10\n", ""},
-		{[]string{"hold", "to", "a\nb"}, ExitUsage, "", "cannot send hold-to"},
+		{[]string{"hold", "to", "\"a\nb\"@x"}, ExitUsage, "", "cannot send hold-to"},
 		{[]string{"hold", "from"}, ExitUsage, "", "usage: qmailctl hold from ADDRESS"},
 		{[]string{"hold", "007x"}, ExitUsage, "", ""},
+	}
+	for _, tc := range tests {
+		code, out, errs := run(t, root, tc.args...)
+		if code != tc.code || out != tc.out || !strings.Contains(errs, tc.err) {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want %d %q %q", tc.args, code, out, errs, tc.code, tc.out, tc.err)
+		}
+	}
+}
+
+// TestMsgAddressAsSendmail: the ADDRESS of hold|release from|to is read as
+// sendmail reads an address argument, so that it names the address as it
+// stands in the queue (a quoted local part, the <sender> qmailctl queue
+// prints, matched nothing), and qmail-send gets it in that form, "<>" for
+// the empty one; what is not one address is refused with the reason.
+func TestMsgAddressAsSendmail(t *testing.T) {
+	root := makeTree(t)
+	mkfifo(t, root)
+	startFake(t, root, "FAKE_SEND_CTL=1")
+	tests := []struct {
+		args []string
+		code int
+		out  string
+		err  string
+	}{
+		{[]string{"hold", "to", `"joe smith"@a.test`}, 0, "fake hold-to joe smith@a.test\n", ""},
+		{[]string{"hold", "from", "<root@localhost.localdomain>"}, 0, "fake hold-from root@localhost.localdomain\n", ""},
+		{[]string{"release", "from", " <root@localhost.localdomain> "}, 0, "fake release-from root@localhost.localdomain\n", ""},
+		{[]string{"hold", "to", `Joe <"joe smith"@a.test> (work)`}, 0, "fake hold-to joe smith@a.test\n", ""},
+		{[]string{"release", "to", "joe(comment)@a.test"}, 0, "fake release-to joe@a.test\n", ""},
+		{[]string{"hold", "from", "<>"}, 0, "fake hold-from <>\n", ""},
+		{[]string{"hold", "from", "()"}, 0, "fake hold-from <>\n", ""},
+		{[]string{"hold", "to", "a@x.test, b@y.test"}, ExitUsage, "", `hold to: "a@x.test, b@y.test" is 2 addresses (a@x.test, b@y.test); name one`},
+		{[]string{"hold", "to", "<a@x.test"}, ExitUsage, "", "hold to: unable to parse address \"<a@x.test\": '<' without a closing '>'"},
+		{[]string{"release", "from", "<a@x.test> junk"}, ExitUsage, "", "release from: unable to parse address"},
+		{[]string{"hold", "to", `"<>"`}, ExitUsage, "", "cannot be named"},
 	}
 	for _, tc := range tests {
 		code, out, errs := run(t, root, tc.args...)

@@ -142,6 +142,10 @@ func (c *cmd) since(st Status, ch, path string) string {
 			}
 			if ferr == nil && fi.ModTime().Sub(began) > 2*time.Second {
 				s += "; control/hold" + ch + " last changed " + qdate.Qread(fi.ModTime())
+				if d := c.now().Sub(fi.ModTime()); d <= -time.Second {
+					// Marked as the "flag written" form marks it.
+					s += " (" + ago(d) + ")"
+				}
 			}
 			return s
 		}

@@ -128,23 +128,67 @@ func Parse(b []byte) Flag {
 	return h
 }
 
-// CanonDomain is the form in which a domain is matched: lowercased, and an
-// address literal as the bare address in its one canonical spelling, the
-// way qmail-remote reads it: a hold of "[IPv6:::1]" holds mail to
-// "[IPv6:0:0:0:0:0:0:0:1]" and to "[::1]", and "[192.0.2.1]" holds
-// "[IPv6:::ffff:192.0.2.1]". A literal that is not an address is only
-// lowercased.
+// CanonDomain is the form in which a domain is matched: lowercased, and a
+// host qmail-remote reads as an address (literal) as that address in one
+// canonical spelling, "[addr]": a hold of "[IPv6:::1]" holds mail to
+// "[IPv6:0:0:0:0:0:0:0:1]" and to "[::1]", "[192.0.2.1]" holds
+// "[IPv6:::ffff:192.0.2.1]", and "[127.0.0.1]" holds mail to the bare
+// dotted quad "127.0.0.1" (qmail-remote delivers both to 127.0.0.1), and
+// the other way round. Anything else is only lowercased.
 func CanonDomain(d string) string {
-	d = strings.ToLower(d)
-	if len(d) < 3 || d[0] != '[' || d[len(d)-1] != ']' {
-		return d
+	if a, ok := literal(d); ok {
+		return "[" + a.String() + "]"
 	}
-	in := strings.TrimPrefix(d[1:len(d)-1], "ipv6:")
-	a, err := netip.ParseAddr(in)
+	return strings.ToLower(d)
+}
+
+// literal returns the address qmail-remote delivers to for the host d
+// without a DNS lookup (pkg/dnsmx Literal, after qmail's dns_mxip): a
+// dotted quad d.d.d.d, bare or in brackets, "[IPv6:addr]" (an IPv4-mapped
+// address read as the IPv4 one) or an untagged "[addr]" of an IPv6 address
+// that is not IPv4-mapped. Like dnsmx (net.ParseIP), it takes no leading
+// zeros in a dotted quad ("127.000.000.001" is looked up as a name), where
+// qmail's ip_scan took them. TestLiteralAsDnsmx keeps the two in step;
+// pkg/hold does not import dnsmx, so that qmail-send and the tools that
+// read a hold flag do not link a DNS client.
+func literal(d string) (netip.Addr, bool) {
+	if len(d) > 2 && d[0] == '[' && d[len(d)-1] == ']' {
+		in := d[1 : len(d)-1]
+		if len(in) > 5 && strings.EqualFold(in[:5], "ipv6:") {
+			a, ok := ip6(in[5:])
+			return a.Unmap(), ok
+		}
+		if strings.Contains(in, ":") {
+			a, ok := ip6(in)
+			return a, ok && !a.Is4In6()
+		}
+		return dottedQuad(in)
+	}
+	return dottedQuad(d)
+}
+
+// ip6 parses an IPv6 address of a literal (a colon in it, no zone).
+func ip6(s string) (netip.Addr, bool) {
+	if !strings.Contains(s, ":") {
+		return netip.Addr{}, false
+	}
+	a, err := netip.ParseAddr(s)
 	if err != nil || a.Zone() != "" {
-		return d
+		return netip.Addr{}, false
 	}
-	return "[" + a.Unmap().String() + "]"
+	return a, true
+}
+
+// dottedQuad parses d.d.d.d only (digits and dots, no leading zeros).
+func dottedQuad(s string) (netip.Addr, bool) {
+	if s == "" || strings.Trim(s, "0123456789.") != "" {
+		return netip.Addr{}, false
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil || !a.Is4() {
+		return netip.Addr{}, false
+	}
+	return a, true
 }
 
 // OffWord reports whether s is a word for "off" or "no" (0, n, no, off,

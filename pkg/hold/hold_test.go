@@ -1,10 +1,13 @@
 package hold
 
 import (
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
 	"testing"
+
+	"github.com/hqmail/hqmail/pkg/dnsmx"
 )
 
 func TestParse(t *testing.T) {
@@ -38,6 +41,7 @@ func TestParse(t *testing.T) {
 		{"hold", "Hold\n", true, nil, 0},
 		{"all later is junk", "a.example\nall\n", false, []string{"a.example"}, 1},
 		{"literal", "[192.0.2.1]\n", false, []string{"[192.0.2.1]"}, 0},
+		{"dotted quad is the literal", "192.0.2.1\n[192.0.2.1]\n", false, []string{"[192.0.2.1]"}, 0},
 		{"ipv6 literal", "[IPv6:2001:DB8::2]\n", false, []string{"[2001:db8::2]"}, 0},
 		{"bad literal", "[IPv6:x]\n[IPv6:]\n", true, nil, 2},
 		// One spelling per address; what is not an address is junk.
@@ -82,6 +86,14 @@ func TestHoldsAddress(t *testing.T) {
 		{Parse([]byte("[IPv6:::1]\n")), "x@[IPv6:::2]", false},
 		{Parse([]byte("[IPv6:::1]\n")), "x@[::1]", true}, // qmail-remote reads both as ::1
 		{Parse([]byte("[192.0.2.1]\n")), "x@[IPv6:::ffff:192.0.2.1]", true},
+		// qmail-remote reads a bare dotted quad as that address too.
+		{Parse([]byte("[127.0.0.1]\n")), "u@127.0.0.1", true},
+		{Parse([]byte("127.0.0.1\n")), "u@[127.0.0.1]", true},
+		{Parse([]byte("127.0.0.1\n")), "u@[IPv6:::ffff:127.0.0.1]", true},
+		{Parse([]byte("[127.0.0.1]\n")), "u@127.0.0.2", false},
+		{Parse([]byte(".0.0.1\n")), "u@127.0.0.1", false},            // an address has no subdomains
+		{Parse([]byte("[127.0.0.1]\n")), "u@127.000.000.001", false}, // a name to qmail-remote
+		{Parse([]byte("[127.0.0.1]\n")), "u@127.0.0.1.", false},
 		{list, "x@c.b.example", true},
 		{list, "x@other.example", false},
 		{list, "x@y@a.example", true},
@@ -148,4 +160,54 @@ func TestSendForm(t *testing.T) {
 			t.Errorf("SendForm(%+v) = %q, want %q", tc.h, got, tc.want)
 		}
 	}
+}
+
+// TestLiteralAsDnsmx: a domain is matched by address exactly when
+// qmail-remote (pkg/dnsmx Literal) delivers to it without a DNS lookup,
+// and then by the address it delivers to.
+func TestLiteralAsDnsmx(t *testing.T) {
+	for _, d := range []string{
+		"127.0.0.1", "[127.0.0.1]", "[IPv6:::ffff:127.0.0.1]", "[ipv6:::FFFF:7f00:1]",
+		"[::ffff:127.0.0.1]", "[IPv6:127.0.0.1]", "[IPv6:::1]", "[::1]", "[IPv6:0:0:0:0:0:0:0:1]",
+		"[2001:DB8::2]", "[fe80::1%eth0]", "[IPv6:fe80::1%eth0]", "127.000.000.001",
+		"[127.000.000.001]", "[0127.0.0.1]", "1.2.3", "[1.2.3]", "300.1.1.1", "127.0.0.1.",
+		"a.example", "[a.example]", "[]", "[", "", "::1", "[IPv6:]", "1.2.3.4.5",
+	} {
+		want := dnsmx.Literal(d)
+		a, ok := literal(d)
+		if ok != (want != nil) || ok && !net.IP(a.AsSlice()).Equal(want) {
+			t.Errorf("literal(%q) = %v %v; dnsmx.Literal = %v", d, a, ok, want)
+		}
+	}
+}
+
+func TestCanonDomain(t *testing.T) {
+	for in, want := range map[string]string{
+		"A.Example":               "a.example",
+		"127.0.0.1":               "[127.0.0.1]",
+		"[127.0.0.1]":             "[127.0.0.1]",
+		"[IPv6:::FFFF:127.0.0.1]": "[127.0.0.1]",
+		"[IPv6:0:0::1]":           "[::1]",
+		"127.000.000.001":         "127.000.000.001",
+		".0.0.1":                  ".0.0.1",
+	} {
+		if got := CanonDomain(in); got != want {
+			t.Errorf("CanonDomain(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// FuzzLiteral: whatever the spelling, the hold matches by address exactly
+// what qmail-remote reads as one.
+func FuzzLiteral(f *testing.F) {
+	for _, s := range []string{"127.0.0.1", "[IPv6:::ffff:1.2.3.4]", "[::1]", "[1.2.3.04]"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, d string) {
+		want := dnsmx.Literal(d)
+		a, ok := literal(d)
+		if ok != (want != nil) || ok && !net.IP(a.AsSlice()).Equal(want) {
+			t.Fatalf("literal(%q) = %v %v; dnsmx.Literal = %v", d, a, ok, want)
+		}
+	})
 }
