@@ -720,7 +720,11 @@ func (s *Sched) byAddress(verb, addr string) (string, string) {
 		}
 		text := plural(n, "message") + " " + dir + " " + who + " held"
 		if already > 0 {
-			text += " (" + itoa(already) + " were held already)"
+			verb := " were"
+			if already == 1 {
+				verb = " was"
+			}
+			text += " (" + itoa(already) + verb + " held already)"
 		}
 		return ResultOK, text
 	}

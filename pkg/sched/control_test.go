@@ -286,6 +286,7 @@ func TestCtlHoldByAddress(t *testing.T) {
 		{"hold-from", "spammer@example.org", "ok 2 messages from <spammer@example.org> held"},
 		{"hold-from", "spammer@example.org", "ok 0 messages from <spammer@example.org> held (2 were held already)"},
 		{"hold-to", "joe@virt.example", "ok 1 message to <joe@virt.example> held"},
+		{"hold-to", "joe@virt.example", "ok 0 messages to <joe@virt.example> held (1 was held already)"},
 		{"hold-from", "<>", "ok 1 message from <> held"},
 		{"release-to", "y@local.example", "ok 1 message to <y@local.example> released"},
 		{"release-from", "nobody@example.org", "ok 0 messages from <nobody@example.org> released"},
