@@ -5,6 +5,7 @@
 package hold
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -95,15 +96,19 @@ func ValidDomain(s string) bool {
 	return true
 }
 
-// Parse parses the contents of an existing hold file.
+// Parse parses the contents of an existing hold file. A file written by a
+// Windows editor reads as it looks: a UTF-8 byte order mark at its start
+// and a CR at a line's end are not part of a domain (they made the line
+// junk, and mail to that domain flowed).
 func Parse(b []byte) Flag {
+	b = bytes.TrimPrefix(b, []byte("\xef\xbb\xbf"))
 	h := Flag{Set: true}
 	if AllMarker(control.FirstLine(b)) {
 		h.All = true
 	}
 	seen := map[string]bool{}
 	for i, raw := range strings.Split(string(b), "\n") {
-		line := strings.TrimRight(raw, " \t")
+		line := strings.TrimRight(raw, " \t\r")
 		if line == "" || line[0] == '#' || (i == 0 && h.All) {
 			continue
 		}

@@ -34,6 +34,9 @@ func TestParse(t *testing.T) {
 		// its word for "everything" (they used to be held domains "1",
 		// "all", and mail flowed).
 		{"one with cr", "1\r\n", true, nil, 0},
+		// Notepad: a byte order mark, CR LF line ends.
+		{"bom and crlf", "\xef\xbb\xbfa.example\r\nb.example\r\n", false, []string{"a.example", "b.example"}, 0},
+		{"bom before one", "\xef\xbb\xbf1\r\n", true, nil, 0},
 		{"star crlf then domain", "*\r\nexample.org\r\n", true, []string{"example.org"}, 0},
 		{"blank around one", " 1 \n", true, nil, 0},
 		{"all", "all\n", true, nil, 0},
