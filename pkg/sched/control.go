@@ -370,14 +370,18 @@ func (s *Sched) doRequest(r Request) (string, string) {
 	return s.byAddress(r.Verb, r.Arg)
 }
 
-// msgState is "info" for a preprocessed message, "todo" for one still in
-// todo/, "" for an id not in the queue.
+// msgState is "todo" for a message still in todo/, "info" for a
+// preprocessed one, "" for an id not in the queue. todo/ comes first: a
+// message whose todo/ID is left after its preprocessing (qmail-clean could
+// not remove it, or qmail-send stopped first) is preprocessed again by the
+// next scan, its channel files made anew with every record pending, so a
+// delete or bounce marked in them now would be undone.
 func (s *Sched) msgState(id uint64) string {
-	if _, err := os.Lstat(s.path(fnSplit("info", id))); err == nil {
-		return "info"
-	}
 	if _, err := os.Lstat(s.path(fnFlat("todo", id))); err == nil {
 		return "todo"
+	}
+	if _, err := os.Lstat(s.path(fnSplit("info", id))); err == nil {
+		return "info"
 	}
 	return ""
 }

@@ -359,6 +359,39 @@ func TestCtlDelete(t *testing.T) {
 	}
 }
 
+// TestCtlDeleteTodoLeft: a delete of a message whose todo/ID is still
+// there after its preprocessing (qmail-clean could not remove it) is not
+// undone by the next scan: that would make its channel files anew with
+// every record pending, and the "deleted" mail was delivered.
+func TestCtlDeleteTodoLeft(t *testing.T) {
+	root := newTree(t)
+	mkCtlFIFO(t, root)
+	ctl(t, root, "holdlocal", "")
+	id := queueMsg(t, root, "ann@example.org", "b@local.example")
+	q := filepath.Join(root, "queue")
+	keep := filepath.Join(root, "todo-copy")
+	if err := os.Link(filepath.Join(q, fnFlat("todo", id)), keep); err != nil {
+		t.Fatal(err)
+	}
+	e := start(t, root, ok, ok)
+	e.waitLog("new msg", 1)
+	e.wait("todo removed", func() bool { return !e.exists(fnFlat("todo", id)) })
+	if err := os.Link(keep, filepath.Join(q, fnFlat("todo", id))); err != nil {
+		t.Fatal(err)
+	}
+	sid := fmt.Sprint(id)
+	if got := e.request("d1", "delete", sid); got != "ok message "+sid+": 1 recipient deleted" {
+		t.Errorf("delete: %q", got)
+	}
+	e.trigger() // a scan of todo/
+	os.Remove(filepath.Join(root, "control/holdlocal"))
+	e.sigs <- syscall.SIGHUP
+	e.waitLog("end msg "+sid, 1)
+	if n := len(e.spawn[chanLocal].requests()); n != 0 {
+		t.Errorf("%d deliveries of the deleted message\n%s", n, e.log.String())
+	}
+}
+
 // TestCtlBounceDiskFull: a qmailctl bounce whose paragraphs cannot be
 // written (a full disk; here the file size limit) is answered defer and
 // changes nothing; qmail-send went into addBounce's 10-second retries and
