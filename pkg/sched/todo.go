@@ -107,15 +107,27 @@ func (s *Sched) pqadd(id uint64) {
 		}
 		return
 	}
+	// Both channels are looked at before either is scheduled: a channel
+	// scheduled before the other's stat failed was scheduled again at
+	// each retry of the failed one, and its deliveries ran in parallel.
+	var due [2]int64
+	var have [2]bool
 	any := false
 	for c := 0; c < 2; c++ {
-		st, err := os.Stat(s.path(fnChan(c, id)))
+		n := fnChan(c, id)
+		st, err := os.Stat(s.path(n))
 		if err == nil {
-			s.sched[c].insert(id, st.ModTime().Unix())
+			due[c], have[c] = st.ModTime().Unix(), true
 			any = true
 		} else if !isNoent(err) {
+			s.log.line("warning: unable to stat ", n, "; will try again later")
 			s.fail.insert(id, s.recent+sleepSysfail)
 			return
+		}
+	}
+	for c := 0; c < 2; c++ {
+		if have[c] {
+			s.sched[c].insert(id, due[c])
 		}
 	}
 	if !any {

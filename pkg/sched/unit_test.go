@@ -494,6 +494,45 @@ func TestMessDoneWhileEnding(t *testing.T) {
 	}
 }
 
+// TestPqaddStatFails: a message whose channel file cannot be looked at
+// (remote/S not a directory: ENOTDIR) goes on the fail list whole, with
+// qmail's warning; its other channel is not scheduled first (it was, and
+// again at each retry of the failed one: the same recipient delivered in
+// parallel, once per retry).
+func TestPqaddStatFails(t *testing.T) {
+	root := newTree(t)
+	q := filepath.Join(root, "queue")
+	id := uint64(4242)
+	os.WriteFile(filepath.Join(q, fnSplit("info", id)), []byte("Fann@example.org\x00"), 0o600)
+	os.WriteFile(filepath.Join(q, fnChan(chanLocal, id)), []byte("Tbob@local.example\x00"), 0o600)
+	rdir := filepath.Join(q, "remote", split(id))
+	if err := os.RemoveAll(rdir); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(rdir, nil, 0o600)
+	var log lines
+	s := &Sched{root: root, queue: q, log: logger{w: &log}, now: func() int64 { return 1000 }, recent: 1000}
+	for range 3 { // the first try and two retries
+		s.pqadd(id)
+	}
+	if n := s.sched[chanLocal].len(); n != 0 {
+		t.Errorf("local schedule has %d entries, want none until both channels can be read", n)
+	}
+	if n := s.fail.len(); n != 3 {
+		t.Errorf("fail list has %d entries, want 3", n)
+	}
+	if n := log.count("warning: unable to stat remote/" + split(id) + "/4242; will try again later"); n != 3 {
+		t.Errorf("%d warnings, want 3; log:\n%s", n, log.String())
+	}
+	// Readable again: both files scheduled, once.
+	os.Remove(rdir)
+	os.Mkdir(rdir, 0o700)
+	s.pqadd(id)
+	if n := s.sched[chanLocal].len(); n != 1 {
+		t.Errorf("local schedule has %d entries, want 1", n)
+	}
+}
+
 // TestHoldLogSqueeze: past maxPeriods the log merges the closest periods
 // of a kind rather than drop the oldest: a dial-on-demand link that comes
 // and goes thousands of times a week must not push out the long hold that
