@@ -525,6 +525,16 @@ func (s *Sched) kill(id uint64, bounce bool) (string, string) {
 			damaged = append(damaged, fnChan(c, id))
 		}
 	}
+	// A job of the message still open (a delivery in flight) has, in
+	// effect, read its file to the end: every record is done or being
+	// delivered. It ends the message when its last delivery does, held
+	// channel or not (stopPasses closed its pass short of the end, and the
+	// message stayed, done, until a release).
+	for j := range s.jobs {
+		if jb := &s.jobs[j]; jb.used && jb.id == id && !contains(damaged, fnChan(jb.channel, id)) {
+			jb.hiteof, jb.skipped = true, false
+		}
+	}
 	if n > 0 {
 		if bounce {
 			s.mc.killed[id] = 'b'
@@ -602,6 +612,7 @@ func (s *Sched) markChannel(c int, id uint64, flight map[int64]bool, bounce bool
 	}
 	var todo []int64
 	var report []byte
+	var ends []int // with bounce: where each record's paragraph ends in report
 	for off := 0; off < len(b); {
 		end := bytes.IndexByte(b[off:], 0)
 		if end < 0 {
@@ -614,6 +625,7 @@ func (s *Sched) markChannel(c int, id uint64, flight map[int64]bool, bounce bool
 				todo = append(todo, int64(off))
 				if bounce {
 					report = append(report, bounceParagraph(s.cf.unvirtual(string(b[off+1:off+end])), AdminBounceText)...)
+					ends = append(ends, len(report))
 				}
 			}
 		case 'D':
@@ -625,16 +637,33 @@ func (s *Sched) markChannel(c int, id uint64, flight map[int64]bool, bounce bool
 		}
 		off += end + 1
 	}
+	bname := fnFlat("bounce", id)
+	var before int64 // bounce/ID's size before this channel's paragraphs
 	if len(report) > 0 {
+		if st, err := os.Lstat(s.path(bname)); err == nil {
+			before = st.Size()
+		} else if !isNoent(err) {
+			return 0, bad, errors.New("unable to stat " + bname)
+		}
 		// All of the channel's paragraphs or none, and no waiting: a
 		// full disk answers the request (defer) instead of stopping
 		// qmail-send in addBounce's retries.
-		if err := qhome.AppendWhole(s.path(fnFlat("bounce", id)), report, 0o600, nil); err != nil {
+		if err := qhome.AppendWhole(s.path(bname), report, 0o600, nil); err != nil {
 			return 0, bad, errors.New("unable to write bounce/" + utoa(id) + ": " + qerr.Bare(err).Error())
 		}
 	}
-	for _, pos := range todo {
-		if _, err := f.WriteAt([]byte{'D'}, pos); err != nil {
+	for i, pos := range todo {
+		if err := writeMark(f, pos); err != nil {
+			if len(report) > 0 {
+				// Only the recipients marked keep their paragraphs:
+				// the others are still pending (and a retry of the
+				// bounce would write theirs twice).
+				keep := before
+				if i > 0 {
+					keep += int64(ends[i-1])
+				}
+				s.cutBounce(bname, keep)
+			}
 			return n, bad, errors.New("unable to mark " + name)
 		}
 		n++
@@ -643,6 +672,34 @@ func (s *Sched) markChannel(c int, id uint64, flight map[int64]bool, bounce bool
 		return n, bad, errors.New("unable to sync " + name)
 	}
 	return n, bad, nil
+}
+
+// writeMark marks the record at pos of a channel file done (a variable
+// for the tests).
+var writeMark = func(f *os.File, pos int64) error {
+	_, err := f.WriteAt([]byte{'D'}, pos)
+	return err
+}
+
+// cutBounce cuts the bounce file name back to size bytes, flushed (a file
+// cut to nothing is removed); a failure is logged.
+func (s *Sched) cutBounce(name string, size int64) {
+	p := s.path(name)
+	var err error
+	if size == 0 {
+		err = unlink(p)
+	} else {
+		var f *os.File
+		if f, err = qhome.OpenRegular(p, os.O_WRONLY); err == nil {
+			if err = f.Truncate(size); err == nil {
+				err = f.Sync()
+			}
+			f.Close()
+		}
+	}
+	if err != nil && !isNoent(err) {
+		s.log.line("warning: unable to cut back ", name, ": ", qerr.Bare(err).Error())
+	}
 }
 
 // setDue makes id's entry due at t if it is on the queue.

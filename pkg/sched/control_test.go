@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -762,4 +763,71 @@ func TestHoldFinishesDoneMessageWithDoneRecords(t *testing.T) {
 	e.waitLog("delivery 3: success", 1)
 	e.waitLog(fmt.Sprintf("end msg %d", id), 1)
 	e.stop()
+}
+
+// TestCtlBounceMarkFails: a bounce whose marking fails partway keeps the
+// paragraphs of the recipients it marked only; a retry of the bounce then
+// writes each other recipient's once (they stood in bounce/ID twice).
+func TestCtlBounceMarkFails(t *testing.T) {
+	root := newTree(t)
+	mkCtlFIFO(t, root)
+	ctl(t, root, "holdremote", "")
+	var calls atomic.Int32
+	old := writeMark
+	writeMark = func(f *os.File, pos int64) error {
+		if calls.Add(1) == 2 {
+			return errors.New("injected")
+		}
+		return old(f, pos)
+	}
+	t.Cleanup(func() { writeMark = old })
+	e := start(t, root, ok, ok)
+	e.waitLog("status: local 0/10", 1)
+	id := queueMsg(t, root, "ann@example.org", "a@remote1.example", "b@remote2.example", "c@remote3.example")
+	e.trigger()
+	e.waitLog("new msg", 1)
+	sid := fmt.Sprint(id)
+	if got := e.request("b1", "bounce", sid); !strings.HasPrefix(got, "defer message "+sid+": unable to mark remote/") {
+		t.Errorf("bounce: %q", got)
+	}
+	b, _ := os.ReadFile(filepath.Join(root, "queue", fnFlat("bounce", id)))
+	if string(b) != "<a@remote1.example>:\n"+AdminBounceText+"\n\n" {
+		t.Errorf("bounce/ID after the failed mark: %q", b)
+	}
+	if got := e.request("b2", "bounce", sid); got != "ok message "+sid+": 2 recipients bounced" {
+		t.Errorf("bounce again: %q", got)
+	}
+	e.waitLog("end msg "+sid, 1)
+	inj := <-e.injects
+	for _, r := range []string{"a@remote1.example", "b@remote2.example", "c@remote3.example"} {
+		if n := strings.Count(inj.msg, "<"+r+">:"); n != 1 {
+			t.Errorf("%s in the bounce %d times:\n%s", r, n, inj.msg)
+		}
+	}
+}
+
+// TestCtlDeleteHeldInFlight: a message deleted while its channel is held
+// and a delivery of it runs leaves the queue when that delivery ends (its
+// pass had been closed short of the end of its file, and the message stayed,
+// done, until the release).
+func TestCtlDeleteHeldInFlight(t *testing.T) {
+	root := newTree(t)
+	mkCtlFIFO(t, root)
+	ctl(t, root, "concurrencylocal", "1\n")
+	g := newGate('K')
+	e := start(t, root, g.answer, ok)
+	e.waitLog("status: local 0/1", 1)
+	id := queueMsg(t, root, "ann@example.org", "slow@local.example", "b@local.example", "c@local.example")
+	e.trigger()
+	e.waitLog("starting delivery 1:", 1)
+	ctl(t, root, "holdlocal", "")
+	e.sigs <- syscall.SIGHUP
+	e.waitLog("hold: local held", 1)
+	sid := fmt.Sprint(id)
+	if got := e.request("d1", "delete", sid); got != "ok message "+sid+": 2 recipients deleted; 1 deliveries in progress finish normally" {
+		t.Errorf("delete: %q", got)
+	}
+	g.open()
+	e.waitLog("delivery 1: success", 1)
+	e.waitLog("end msg "+sid, 1)
 }
