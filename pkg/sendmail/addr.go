@@ -23,7 +23,7 @@ import (
 // an unbalanced quote or parenthesis is left to qmail-inject's own rule
 // (split at the last @, quote the local part).
 func AddrSpec(s string) (string, error) {
-	t := strings.TrimSpace(s)
+	t := trim(s)
 	lt, gt, err := brackets(t)
 	if err != nil {
 		return "", err
@@ -31,7 +31,7 @@ func AddrSpec(s string) (string, error) {
 	if lt >= 0 {
 		t = t[lt+1 : gt]
 	}
-	return unquote(strings.TrimSpace(t)), nil
+	return unquote(trim(t)), nil
 }
 
 // unquote returns the address a without its comments and with its quoted
@@ -167,12 +167,12 @@ func SplitRecipients(args []string) ([]string, error) {
 	var out []string
 	for _, a := range args {
 		for _, r := range splitList(ungroup(a)) {
-			if r = strings.TrimSpace(r); r == "" {
+			if r = trim(r); r == "" {
 				continue
 			}
 			s, err := AddrSpec(r)
 			if err != nil {
-				if r != strings.TrimSpace(a) {
+				if r != trim(a) {
 					return nil, fmt.Errorf("unable to parse address %q in the argument %q: %v", r, a, err)
 				}
 				return nil, fmt.Errorf("unable to parse address %q: %v", a, err)
@@ -262,7 +262,14 @@ func topLevel(s string, fn func(i int)) {
 
 // blank reports whether c is white space between tokens (the line ends of
 // a folded value too).
-func blank(c byte) bool { return strings.IndexByte(" \t\r\n\v\f", c) >= 0 }
+func blank(c byte) bool { return strings.IndexByte(asciiSpace, c) >= 0 }
+
+// asciiSpace is the white space around an address: ASCII only, as in
+// qmail and Postfix (a no-break or ideographic space is part of it).
+const asciiSpace = " \t\r\n\v\f"
+
+// trim removes ASCII white space around s.
+func trim(s string) string { return strings.Trim(s, asciiSpace) }
 
 // special reports whether c is a character of an address's structure
 // (RFC 5322 specials, and the % and ! of source routes), beside which
@@ -273,7 +280,7 @@ func special(c byte) bool { return strings.IndexByte(".@:;,<>[]%!", c) >= 0 }
 func nonEmpty(list []string) []string {
 	var out []string
 	for _, e := range list {
-		if strings.TrimSpace(e) != "" {
+		if trim(e) != "" {
 			out = append(out, e)
 		}
 	}

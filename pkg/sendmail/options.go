@@ -164,7 +164,7 @@ words:
 	if c.Sender != nil {
 		// White space around the value goes (a line read from a file,
 		// its newline included); a line end inside it is refused.
-		*c.Sender = strings.TrimSpace(*c.Sender)
+		*c.Sender = trim(*c.Sender)
 		if bad(*c.Sender) {
 			return nil, &UsageError{"sendmail: fatal: CR, LF or NUL in the -f argument (header injection refused)"}
 		}

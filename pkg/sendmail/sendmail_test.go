@@ -476,7 +476,7 @@ func FuzzSplitRecipients(f *testing.F) {
 			if r == "" {
 				t.Fatalf("empty recipient from %q", arg)
 			}
-			if strings.TrimSpace(r) != r && !strings.Contains(arg, `"`) { // " "@x is a mailbox
+			if trim(r) != r && !strings.Contains(arg, `"`) { // " "@x is a mailbox
 				t.Fatalf("recipient %q of %q has blanks at its edges", r, arg)
 			}
 			if lt, gt, err := brackets(r); !strings.Contains(arg, `"`) && (lt >= 0 || gt >= 0 || err != nil) {
@@ -498,6 +498,8 @@ func TestAddrSpec(t *testing.T) {
 	for _, tc := range []struct{ in, want, err string }{
 		{in: "bob", want: "bob"},
 		{in: " joe@example.org ", want: "joe@example.org"},
+		// Only ASCII white space goes, as in qmail and Postfix.
+		{in: "\u3000ideo@example.org\u00a0", want: "\u3000ideo@example.org\u00a0"},
 		{in: "Joe <j@x.org>", want: "j@x.org"},
 		{in: "<j@x.org>", want: "j@x.org"},
 		{in: "< j@x.org >", want: "j@x.org"},
