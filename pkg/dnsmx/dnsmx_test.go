@@ -26,6 +26,9 @@ func TestParseConfig(t *testing.T) {
 		{"nameserver 127.0.0.1:5353\nnameserver [::1]:54\nnameserver bogus\n", "127.0.0.1:5353 [::1]:54", 5 * time.Second, 2},
 		{"# c\n; c\nsearch x.test\noptions ndots:2 timeout:1 attempts:3\nnameserver 10.0.0.1", "10.0.0.1:53", time.Second, 3},
 		{"options timeout:999 attempts:0", "127.0.0.1:53", 30 * time.Second, 2},
+		// A link-local server with its zone, as NetworkManager writes one
+		// learnt from a router advertisement (it was skipped).
+		{"nameserver fe80::53%wlan0\nnameserver [fe80::1%eth0]:5353\n", "[fe80::53%wlan0]:53 [fe80::1%eth0]:5353", 5 * time.Second, 2},
 	}
 	for _, tt := range tests {
 		c, err := dnsmx.ParseConfig(strings.NewReader(tt.in))
@@ -145,15 +148,51 @@ func TestMX(t *testing.T) {
 	}
 }
 
-// TestNoEDNSServer: a server that answers FORMERR to EDNS queries is asked
-// again without EDNS (RFC 6891 §7), not given up as temporarily failing.
+// TestNoEDNSServer: with options edns0, a server that answers FORMERR to
+// EDNS queries is asked again without EDNS (RFC 6891 §7), not given up as
+// temporarily failing.
 func TestNoEDNSServer(t *testing.T) {
 	s := dnstest.Start(t)
 	s.Add("plain.test. A 192.0.2.9")
 	s.RefuseEDNS()
-	got, err := resolver(t, s).MX("plain.test")
+	r := resolver(t, s)
+	r.Conf.EDNS0 = true
+	got, err := r.MX("plain.test")
 	if err != nil || format(got) != "0 plain.test 192.0.2.9" {
 		t.Errorf("MX via a server without EDNS = %q, %v", format(got), err)
+	}
+}
+
+// TestEDNSDropped: by default queries carry no EDNS, as glibc's: a router's
+// DNS proxy that ignores EDNS queries (or answers them NOTIMP) serves
+// qmail-remote as it serves every other program (every delivery was
+// deferred).
+func TestEDNSDropped(t *testing.T) {
+	s := dnstest.Start(t)
+	s.Add("plain.test. A 192.0.2.9")
+	s.DropEDNS()
+	got, err := resolver(t, s).MX("plain.test")
+	if err != nil || format(got) != "0 plain.test 192.0.2.9" {
+		t.Errorf("MX via a server that drops EDNS = %q, %v", format(got), err)
+	}
+	c, err := dnsmx.ParseConfig(strings.NewReader("options edns0\n"))
+	if err != nil || !c.EDNS0 {
+		t.Errorf("options edns0: %+v %v", c, err)
+	}
+}
+
+// TestOversizeUDPAnswer: a UDP answer bigger than asked for, without TC
+// (a proxy passing on an upstream answer), is read whole (it was cut at
+// the read buffer, could not be parsed, and counted as a failed server).
+func TestOversizeUDPAnswer(t *testing.T) {
+	s := dnstest.Start(t)
+	for i := 0; i < 101; i++ {
+		s.Add(fmt.Sprintf("big.test. A 10.1.0.%d", i+1))
+	}
+	s.NoTruncate()
+	as, err := resolver(t, s).MX("big.test")
+	if err != nil || len(as) != 101 {
+		t.Fatalf("got %d addresses, %v", len(as), err)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -19,6 +20,7 @@ type Config struct {
 	Servers  []string      // "host:port" of each nameserver, in file order
 	Timeout  time.Duration // per query and server (options timeout:N), default 5 s
 	Attempts int           // rounds over all servers (options attempts:N), default 2
+	EDNS0    bool          // options edns0: queries carry EDNS, as glibc's then do
 }
 
 // ReadConfig reads a resolv.conf-format file. A missing file gives the
@@ -47,7 +49,7 @@ func ReadConfigStrict(path string) (*Config, error) {
 }
 
 // ParseConfig parses resolv.conf syntax: "nameserver ADDR" lines and the
-// "options timeout:N attempts:N" settings; every other keyword (search,
+// "options timeout:N attempts:N edns0" settings; every other keyword (search,
 // domain, sortlist, other options) is ignored, since qmail looks up names as
 // given. Beyond the C resolver, ADDR may carry a port, written
 // "[ADDR]:PORT" or, for IPv4, "ADDR:PORT" (so a test can run its own DNS
@@ -69,6 +71,10 @@ func ParseConfig(r io.Reader) (*Config, error) {
 			}
 		case "options":
 			for _, o := range f[1:] {
+				if o == "edns0" {
+					c.EDNS0 = true
+					continue
+				}
 				k, v, ok := strings.Cut(o, ":")
 				if !ok {
 					continue
@@ -96,8 +102,12 @@ func ParseConfig(r io.Reader) (*Config, error) {
 }
 
 // serverAddr turns a nameserver argument into host:port.
+//
+// An IPv6 address may carry a zone ("fe80::53%wlan0"), as NetworkManager
+// and systemd-networkd write a nameserver learnt from a router
+// advertisement; glibc takes it, and so does this.
 func serverAddr(s string) (string, bool) {
-	if ip := net.ParseIP(s); ip != nil {
+	if ip, err := netip.ParseAddr(s); err == nil {
 		return net.JoinHostPort(ip.String(), "53"), true
 	}
 	host, port, err := net.SplitHostPort(s)
@@ -110,8 +120,8 @@ func serverAddr(s string) (string, bool) {
 	}
 	// A bare IPv6 address with a port must be bracketed, so SplitHostPort
 	// has already rejected the ambiguous forms.
-	ip := net.ParseIP(host)
-	if ip == nil {
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
 		return "", false
 	}
 	return net.JoinHostPort(ip.String(), port), true

@@ -30,6 +30,8 @@ type Server struct {
 	silent   map[string]bool
 	nxtype   map[string]bool // key(name, type): NXDOMAIN for that type only
 	noEDNS   bool            // FORMERR to any query with an OPT record
+	dropEDNS bool            // no answer at all to a query with an OPT record
+	whole    bool            // UDP answers are never truncated (a broken proxy)
 	queries  []string
 	tcpCount int
 
@@ -140,6 +142,22 @@ func (s *Server) RefuseEDNS() {
 	s.mu.Unlock()
 }
 
+// DropEDNS makes the server ignore every query that carries an EDNS OPT
+// record, as some router DNS proxies do.
+func (s *Server) DropEDNS() {
+	s.mu.Lock()
+	s.dropEDNS = true
+	s.mu.Unlock()
+}
+
+// NoTruncate makes the server send every UDP answer whole, without TC,
+// however big (a proxy passing on an upstream answer).
+func (s *Server) NoTruncate() {
+	s.mu.Lock()
+	s.whole = true
+	s.mu.Unlock()
+}
+
 // Queries returns "name/TYPE" of every query received so far.
 func (s *Server) Queries() []string {
 	s.mu.Lock()
@@ -170,9 +188,10 @@ func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) {
 	}
 	silent, servfail, exists := s.silent[name], s.servfail[name], s.names[name]
 	nx, formerr := s.nxtype[key(name, q.Qtype)], s.noEDNS && req.IsEdns0() != nil
+	drop, whole := s.dropEDNS && req.IsEdns0() != nil, s.whole
 	answer := append([]dns.RR(nil), s.rrs[key(name, q.Qtype)]...)
 	s.mu.Unlock()
-	if silent {
+	if silent || drop {
 		return
 	}
 	m := new(dns.Msg)
@@ -190,7 +209,7 @@ func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) {
 	default:
 		m.Answer = answer
 	}
-	if _, udp := w.RemoteAddr().(*net.UDPAddr); udp {
+	if _, udp := w.RemoteAddr().(*net.UDPAddr); udp && !whole {
 		// Like a real server: an answer too big for the client's buffer is
 		// truncated (TC set) and must be asked again over TCP.
 		size := dns.MinMsgSize
