@@ -1,9 +1,11 @@
 package sched
 
 import (
+	"io"
 	"regexp"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hqmail/hqmail/pkg/address"
 	"github.com/hqmail/hqmail/pkg/qdate"
@@ -20,6 +22,10 @@ type bounce struct {
 	dsn        bool
 	id         uint64
 	reportHost string
+	// orig is the original message (mess/ID), read (ReadAt: the copy's
+	// offset stays) only to find the 8-bit bytes of a DSN's last part;
+	// nil: taken as 7-bit.
+	orig io.ReaderAt
 }
 
 // render returns the bytes before and after the copied message.
@@ -35,16 +41,40 @@ func (b *bounce) render() (head, tail []byte) {
 	h.WriteString("To: " + address.Quote(to) + "\n")
 	h.WriteString("Subject: failure notice\n")
 	boundary := ""
+	var fails []failure
+	var origHead8, origBody8, global bool
 	if b.dsn {
+		fails = parseReport(b.report)
+		for _, f := range fails {
+			if !isASCII([]byte(f.recip)) {
+				global = true // RFC 6533: an address only utf-8 can name
+			}
+		}
+		origHead8, origBody8 = scan8bit(b.orig)
+		if !isASCII([]byte(b.sender)) {
+			origHead8 = true // the Return-Path line
+		}
 		boundary = "hqmail-dsn-" + utoa(b.id) + "-" + strings.ReplaceAll(qdate.Header(b.date), " ", ".")
 		boundary = strings.ReplaceAll(boundary, ":", ".")
+		reportType := "delivery-status"
+		if global {
+			reportType = "global-delivery-status" // the second part's subtype (RFC 6522)
+		}
 		h.WriteString("MIME-Version: 1.0\n")
-		h.WriteString("Content-Type: multipart/report; report-type=delivery-status;\n\tboundary=\"" + boundary + "\"\n")
+		h.WriteString("Content-Type: multipart/report; report-type=" + reportType + ";\n\tboundary=\"" + boundary + "\"\n")
+		if global || origHead8 || origBody8 || !isASCII(b.report) {
+			// A multipart is 8bit when a part is (RFC 2045 §6.4).
+			h.WriteString("Content-Transfer-Encoding: 8bit\n")
+		}
 		h.WriteString("\nThis is a MIME-formatted message.\n\n--" + boundary + "\n")
 		// The report quotes remote replies as they came: any bytes.
-		if isASCII(b.report) {
+		switch {
+		case isASCII(b.report):
 			h.WriteString("Content-Type: text/plain; charset=us-ascii\n")
-		} else {
+		case utf8.Valid(b.report):
+			// UTF-8 addresses, UTF-8 replies (RFC 6532, RFC 6533).
+			h.WriteString("Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n")
+		default:
 			// RFC 1428; without the encoding it would be read as 7bit
 			// (RFC 2045 §6.1).
 			h.WriteString("Content-Type: text/plain; charset=unknown-8bit\nContent-Transfer-Encoding: 8bit\n")
@@ -66,16 +96,29 @@ func (b *bounce) render() (head, tail []byte) {
 	}
 	if b.dsn {
 		h.WriteString("\n--" + boundary + "\n")
-		h.WriteString("Content-Type: message/delivery-status\n\n")
+		if global {
+			// RFC 6533: the utf-8 address type needs this part, 8-bit.
+			h.WriteString("Content-Type: message/global-delivery-status\nContent-Transfer-Encoding: 8bit\n\n")
+		} else {
+			h.WriteString("Content-Type: message/delivery-status\n\n")
+		}
 		h.WriteString("Reporting-MTA: dns; " + b.reportHost + "\n")
-		for _, p := range parseReport(b.report) {
-			h.WriteString("\nFinal-Recipient: rfc822; " + p.recip + "\n")
+		for _, p := range fails {
+			h.WriteString("\nFinal-Recipient: " + recipientField(p.recip) + "\n")
 			h.WriteString("Action: failed\n")
 			h.WriteString("Status: " + p.status + "\n")
 			h.WriteString(foldField("Diagnostic-Code: x-qmail; " + p.diag))
 		}
 		h.WriteString("\n--" + boundary + "\n")
-		h.WriteString("Content-Type: message/rfc822\n\n")
+		switch {
+		case origHead8:
+			// 8-bit header fields are RFC 6532's message/global.
+			h.WriteString("Content-Type: message/global\nContent-Transfer-Encoding: 8bit\n\n")
+		case origBody8:
+			h.WriteString("Content-Type: message/rfc822\nContent-Transfer-Encoding: 8bit\n\n")
+		default:
+			h.WriteString("Content-Type: message/rfc822\n\n")
+		}
 		tail = []byte("\n--" + boundary + "--\n")
 	} else if double {
 		h.WriteString("--- Below this line is the original bounce.\n\n")
@@ -119,13 +162,17 @@ func parseReport(rep []byte) []failure {
 		} else if m := remoteStatusRe.FindStringSubmatch(text); m != nil {
 			f.status = m[1]
 		}
-		// Header fields are ASCII (RFC 3464): other bytes become '?'.
-		f.diag = strings.Map(func(r rune) rune {
-			if r < 0x20 || r > 0x7e {
-				return '?'
+		// Header fields are ASCII (RFC 3464): every other byte becomes
+		// '?'. Bytes, not characters: a remote reply's charset is
+		// unknown, and "M\xfcller" and "M\xc3\xbcller" are the same
+		// name in two charsets (qmail-send(8) says so).
+		diag := []byte(strings.Join(strings.Fields(text), " "))
+		for j, c := range diag {
+			if c < 0x20 || c > 0x7e {
+				diag[j] = '?'
 			}
-			return r
-		}, strings.Join(strings.Fields(text), " "))
+		}
+		f.diag = string(diag)
 		f.recip = strings.ReplaceAll(f.recip, "\n", "_")
 		out = append(out, f)
 	}
@@ -133,14 +180,15 @@ func parseReport(rep []byte) []failure {
 }
 
 // breakLines breaks every line of s longer than max bytes into lines of
-// at most max bytes.
+// at most max bytes, never inside a UTF-8 character.
 func breakLines(s string, max int) string {
 	var b strings.Builder
 	for s != "" {
 		line, rest, nl := strings.Cut(s, "\n")
 		for len(line) > max {
-			b.WriteString(line[:max] + "\n")
-			line = line[max:]
+			cut := charStart(line, max)
+			b.WriteString(line[:cut] + "\n")
+			line = line[cut:]
 		}
 		b.WriteString(line)
 		if nl {
@@ -149,6 +197,24 @@ func breakLines(s string, max int) string {
 		s = rest
 	}
 	return b.String()
+}
+
+// charStart returns i, or the start of the UTF-8 character that s[i]
+// is inside of (at most 3 bytes back): where s may be cut before i.
+func charStart(s string, i int) int {
+	for j := i; j > 0 && j > i-utf8.UTFMax; j-- {
+		if !utf8.RuneStart(s[j]) {
+			continue
+		}
+		if j == i {
+			return i
+		}
+		if r, n := utf8.DecodeRuneInString(s[j:]); (r != utf8.RuneError || n > 1) && j+n > i {
+			return j
+		}
+		return i // no character across i: not UTF-8 there
+	}
+	return i
 }
 
 func isASCII(b []byte) bool {
@@ -185,4 +251,69 @@ func foldField(f string) string {
 	}
 	b.WriteByte('\n')
 	return b.String()
+}
+
+// scan8bit reports whether the original message has bytes >= 0x80 in
+// its header (up to the first empty line) and in its body. A read error
+// counts as both (a harmless label; the copy will fail the same way).
+func scan8bit(r io.ReaderAt) (head8, body8 bool) {
+	if r == nil {
+		return false, false
+	}
+	buf := make([]byte, 64<<10)
+	inHead, lineStart := true, true // the Return-Path line comes before
+	for off := int64(0); ; {
+		n, err := r.ReadAt(buf, off)
+		off += int64(n)
+		for _, c := range buf[:n] {
+			switch {
+			case !inHead:
+				if c >= 0x80 {
+					return head8, true
+				}
+			case c == '\n':
+				inHead = !lineStart
+				lineStart = true
+			case c == '\r' && lineStart:
+			default:
+				lineStart = false
+				if c >= 0x80 {
+					head8 = true
+				}
+			}
+		}
+		if err == io.EOF {
+			return head8, false
+		}
+		if err != nil {
+			return true, true
+		}
+	}
+}
+
+// recipientField is a Final-Recipient value: the rfc822 address type for
+// an ASCII address, RFC 6533's utf-8 type for another (its characters
+// as they are, a local part quoted only where RFC 6531 needs it; bytes
+// that are no UTF-8 become U+FFFD).
+func recipientField(addr string) string {
+	if isASCII([]byte(addr)) {
+		return "rfc822; " + address.Quote(addr)
+	}
+	addr = strings.ToValidUTF8(addr, "\uFFFD")
+	local, domain, ok := address.Split(addr)
+	// Non-ASCII characters are atext in RFC 6531: only the ASCII bytes
+	// decide the quoting.
+	ascii := []byte(local)
+	for i, c := range ascii {
+		if c >= 0x80 {
+			ascii[i] = 'x'
+		}
+	}
+	if address.NeedsQuote(string(ascii)) {
+		local = address.QuoteLocal(local)
+	}
+	if !ok {
+		return "utf-8; " + local
+	}
+	return "utf-8; " + local + "@" + domain
 }

@@ -128,6 +128,7 @@ func (s *Sched) injectBounce(id uint64) bool {
 			report:     report,
 			dbto:       s.cf.doublebounceto + "@" + s.cf.doublebouncehost,
 			dsn:        s.cf.dsn,
+			orig:       mess,
 			id:         id,
 			reportHost: s.cf.bouncehost,
 		}
