@@ -100,6 +100,41 @@ func firstEnv(env []string, keys ...string) (string, bool) {
 	return "", false
 }
 
+// envFields are the environment variables whose text qmail-inject writes
+// into the header or the envelope sender, each group in its order of
+// precedence (the first one set is the one used).
+var envFields = [][]string{
+	{"QMAILUSER", "MAILUSER", "USER", "LOGNAME"},
+	{"QMAILHOST", "MAILHOST"},
+	{"QMAILNAME", "MAILNAME", "NAME"},
+	{"QMAILSUSER"},
+	{"QMAILSHOST"},
+	{"QMAILIDHOST"},
+}
+
+// checkEnv refuses a CR, LF or NUL in the value used of each envFields
+// group. qmail writes them as they are: a line end in the name (even
+// quoted, where a backslash before it does not stop it ending the line) or
+// in the user or the Message-ID host starts a header field of the caller's
+// choosing, and one in the sender reaches the envelope. sendmail refuses
+// the same text as -F or -f; given through the environment it is refused
+// here, for qmail-inject and for the sendmail that runs it.
+func checkEnv(env []string) *Error {
+	for _, keys := range envFields {
+		for _, k := range keys {
+			v, ok := lookup(env, k)
+			if !ok {
+				continue
+			}
+			if strings.ContainsAny(v, "\r\n\x00") {
+				return fatalf(100, "CR, LF or NUL in $%s (header injection refused)", k)
+			}
+			break
+		}
+	}
+	return nil
+}
+
 // state is everything gathered while the header is read.
 type state struct {
 	rw         *Rewriter
@@ -276,6 +311,9 @@ func (j *Job) Exec() *Error {
 		pid = os.Getpid()
 	}
 	env := j.Env
+	if e := checkEnv(env); e != nil {
+		return e
+	}
 	host, domain, plus, idhost, err := controls(j.Root, env)
 	if err != nil {
 		return fatalf(111, errRead)

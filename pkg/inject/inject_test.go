@@ -463,3 +463,62 @@ func TestHeaderAllocation(t *testing.T) {
 		t.Errorf("a header of %d bytes allocated %d bytes, more than %d", size, got, limit)
 	}
 }
+
+// A CR, LF or NUL in an environment value qmail-inject writes into the
+// header or the envelope sender is refused, as sendmail refuses it in -F
+// and -f: a name "Joe\nX-Evil: yes" gave the message a field of its own,
+// a user "joe\r\nRCPT TO:<x@evil.example>" an envelope sender with CR LF.
+// Only the value used is looked at (USER does not count when QMAILUSER is
+// set).
+func TestEnvLineEndsRefused(t *testing.T) {
+	vars := []string{"QMAILNAME", "MAILNAME", "NAME", "QMAILUSER", "MAILUSER", "USER", "LOGNAME",
+		"QMAILHOST", "MAILHOST", "QMAILSUSER", "QMAILSHOST", "QMAILIDHOST"}
+	bads := []string{"Joe\nX-Evil: yes", "joe\r\nRCPT TO:<x@evil.example>", "joe\rx", "joe\x00x", "\n"}
+	for _, v := range vars {
+		for _, bad := range bads {
+			for _, print := range []bool{true, false} {
+				root, dir, env := captureQueue(t)
+				env = append(env[1:], v+"="+bad) // without USER=u, which would hide LOGNAME
+				var out, errb bytes.Buffer
+				j := &Job{Root: root, Env: env, Options: Options{Print: print, Args: []string{"root@localhost"}},
+					Stdin: strings.NewReader("Subject: t\n\nb\n"), Stdout: &out, Stderr: &errb,
+					Now: time.Unix(0, 0), Pid: 42}
+				code := j.Run()
+				want := "qmail-inject: fatal: CR, LF or NUL in $" + v + " (header injection refused)\n"
+				if code != 100 || errb.String() != want || out.Len() != 0 {
+					t.Errorf("%s=%q print=%v: exit %d stderr %q stdout %q, want 100 %q",
+						v, bad, print, code, errb.String(), out.String(), want)
+				}
+				if _, err := os.Stat(filepath.Join(dir, "envelope")); err == nil {
+					t.Errorf("%s=%q: the message was queued", v, bad)
+				}
+			}
+		}
+	}
+
+	// sendmail runs the job in process (Exec): the same refusal, as a
+	// permanent failure that is not the queue's.
+	j := &Job{Root: t.TempDir(), Env: []string{"USER=u", "MAILNAME=Joe\nX-Evil: yes"}, Name: "sendmail",
+		Options: Options{Print: true, Args: []string{"bob"}}, Stdin: strings.NewReader("x\n"),
+		Stdout: io.Discard, Stderr: io.Discard}
+	if e := j.Exec(); e == nil || e.Code != 100 || e.Queue || e.Text != "CR, LF or NUL in $MAILNAME (header injection refused)" {
+		t.Errorf("Exec: %+v", e)
+	}
+
+	// A value not used (a later one of its group) is not looked at, and
+	// other control bytes are left as qmail leaves them.
+	for _, env := range [][]string{
+		{"QMAILUSER=u", "USER=joe\nX-Evil: yes"},
+		{"USER=u", "QMAILNAME=Joe", "NAME=Joe\nX-Evil: yes"},
+		{"USER=u", "QMAILHOST=h.example", "MAILHOST=h\n"},
+		{"USER=u", "NAME=Joe\tBloggs"},
+	} {
+		var out, errb bytes.Buffer
+		j := &Job{Root: t.TempDir(), Env: env, Options: Options{Print: true, Args: []string{"bob"}},
+			Stdin: strings.NewReader("Subject: t\n\nb\n"), Stdout: &out, Stderr: &errb,
+			Now: time.Unix(0, 0), Pid: 42}
+		if code := j.Run(); code != 0 || strings.Contains(out.String(), "X-Evil") {
+			t.Errorf("%q: exit %d %q\n%s", env, code, errb.String(), out.String())
+		}
+	}
+}
