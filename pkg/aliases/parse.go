@@ -220,8 +220,14 @@ func Classify(t string) (Kind, string) {
 }
 
 // CheckTarget returns a message describing what is wrong with a target, or
-// "" if it is acceptable.
+// "" if it is acceptable. A NUL, CR or LF is refused in a target of any
+// kind: the envelope qmail-queue is given separates addresses with NUL (a
+// NUL inside one would add a recipient, or make the queue fail for ever),
+// and a line end has no place in an address, a path or a command.
 func CheckTarget(t string) string {
+	if strings.ContainsAny(t, "\x00\r\n") {
+		return fmt.Sprintf("NUL, CR or LF in target %q", t)
+	}
 	k, arg := Classify(t)
 	switch k {
 	case Program:

@@ -244,3 +244,31 @@ func TestNewaliasesWarnings(t *testing.T) {
 		t.Errorf("stdout %q", out.String())
 	}
 }
+
+// A NUL, CR or LF inside a target is refused whatever its kind: a NUL
+// reaching qmail-queue's envelope would add a recipient ("a\x00Tb") or
+// make the queue fail temporarily for ever.
+func TestCheckTargetControlBytes(t *testing.T) {
+	for _, tg := range []string{
+		"friend@example.org\x00Tinjected@evil.example",
+		"friend@example.org\x00x",
+		"a@b\nc@d",
+		"a@b\rc@d",
+		"|prog\x00arg",
+		"|prog\rarg",
+		"/var/mail/x\x00y",
+		"/srv/Maildir\n/",
+		":include:/etc/list\x00x",
+		"\\alice\x00Tbob",
+	} {
+		msg := CheckTarget(tg)
+		if !strings.Contains(msg, "NUL, CR or LF in target") {
+			t.Errorf("CheckTarget(%q) = %q, want it refused", tg, msg)
+		}
+	}
+	for _, tg := range []string{"friend@example.org", "|prog a, b", "/var/mail/x", "\\alice", ":include:/etc/list"} {
+		if msg := CheckTarget(tg); msg != "" {
+			t.Errorf("CheckTarget(%q) = %q, want it accepted", tg, msg)
+		}
+	}
+}

@@ -204,3 +204,51 @@ func TestFastforward(t *testing.T) {
 		t.Fatalf("unopenable database: exit %d %q", code, out.String())
 	}
 }
+
+// A NUL in a .forward or :include: target is a syntax error (permanent,
+// so the mail bounces at once): passed on, "a\x00Tb" gave the envelope
+// one more recipient, and any other NUL made qmail-queue fail
+// temporarily until queuelifetime.
+func TestParseListRefusesControlBytes(t *testing.T) {
+	for _, list := range []string{
+		"friend@example.org\x00Tinjected@evil.example, other@example.org\n",
+		"friend@example.org\x00junk\n",
+		"\"|prog\x00arg\"\n",
+		"\"a@b\rc@d\"\n",
+	} {
+		_, err := ParseList(list)
+		if err == nil || !qerr.IsPerm(err) || !strings.HasPrefix(err.Error(), "Syntax error in forwarding list: NUL, CR or LF in target ") ||
+			!strings.HasSuffix(err.Error(), ". (#5.2.4)") {
+			t.Errorf("ParseList(%q): err %v, want a permanent syntax error", list, err)
+		}
+	}
+	inc := filepath.Join(t.TempDir(), "team")
+	os.WriteFile(inc, []byte("carol@example.net\x00Tinjected@evil.example\n"), 0644)
+	if _, err := Expand([]string{":include:" + inc}, &Env{}); err == nil || !qerr.IsPerm(err) ||
+		!strings.Contains(err.Error(), "Syntax error in forwarding list") {
+		t.Errorf("include with NUL: err %v, want a permanent syntax error", err)
+	}
+}
+
+func TestDotForwardRefusesNUL(t *testing.T) {
+	home := t.TempDir()
+	os.Chmod(home, 0755)
+	t.Chdir(home)
+	q := capture(t)
+	localEnv(t, "alice", "alice", "")
+	for _, fwd := range []string{
+		"friend@example.org\x00Tinjected@evil.example, other@example.org\n",
+		"friend@example.org\x00junk, other@example.org\n",
+	} {
+		os.Remove(filepath.Join(q, "envelope"))
+		os.WriteFile(".forward", []byte(fwd), 0644)
+		var out bytes.Buffer
+		code := DotForwardMain(t.TempDir(), []string{".forward"}, msgFile(t, "Subject: x\n\nhi\n"), &out)
+		if code != 100 || !strings.HasPrefix(out.String(), "Syntax error in forwarding list: ") {
+			t.Errorf(".forward %q: exit %d %q, want 100 and a syntax error", fwd, code, out.String())
+		}
+		if env, err := os.ReadFile(filepath.Join(q, "envelope")); err == nil {
+			t.Errorf(".forward %q: queued envelope %q", fwd, env)
+		}
+	}
+}
