@@ -266,6 +266,35 @@ func TestFlushReloadPid(t *testing.T) {
 	}
 }
 
+// TestSignalAfterRestart: just after a restart sendstatus is still the one
+// the old qmail-send wrote (its pid, its count of signals: 5) until the new
+// one writes its own, counting from 0. A command signalling the new one
+// then waits for that pid's first signal (generation 1), not for a
+// generation above the old process's.
+func TestSignalAfterRestart(t *testing.T) {
+	for _, args := range [][]string{{"reload"}, {"flush"}, {"hold", "remote"}, {"release", "remote"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			root := makeTree(t)
+			if args[0] == "release" {
+				queuetest.WriteFile(t, filepath.Join(root, "control", "holdremote"), []byte("*\n"))
+			}
+			// The qmail-send before the restart: gone, its status left.
+			const oldPid = 999999999
+			queuetest.WriteFile(t, filepath.Join(root, StatusFile),
+				[]byte(fmt.Sprintf("pid %d\ngeneration 5\nholdlocal no\nholdremote no\nsince-local 0\nsince-remote 0\n", oldPid)))
+			fake := startFakeQuiet(t, root)
+			code, out, errs := run(t, root, append([]string{"-t", "2"}, args...)...)
+			if code != 0 || !strings.Contains(out, fmt.Sprintf("qmail-send (pid %d) confirmed", fake.Process.Pid)) {
+				t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errs)
+			}
+			st, _ := ReadStatus(root)
+			if st["pid"] != fmt.Sprint(fake.Process.Pid) || st.Generation() < 1 {
+				t.Errorf("status after: %v", st)
+			}
+		})
+	}
+}
+
 func TestUnreadableControlDir(t *testing.T) {
 	root := makeTree(t)
 	startFake(t, root)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -84,9 +85,11 @@ func DeleteMessage(q string, id uint64) (int, error) {
 var errNoMessage = errors.New("not in the queue")
 
 // markAllDone overwrites the letter of every T record with D and syncs the
-// file. It returns -1 when the file does not exist.
+// file. It returns -1 when the file does not exist. Run as root on a file
+// of a directory qmails owns, it refuses a symbolic link or anything but a
+// regular file there (qhome.OpenQueueFile), and reads what it opened.
 func markAllDone(path string) (int, error) {
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	f, err := qhome.OpenQueueFile(path, os.O_RDWR)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return -1, nil
@@ -94,7 +97,7 @@ func markAllDone(path string) (int, error) {
 		return 0, err
 	}
 	defer f.Close()
-	b, err := os.ReadFile(path)
+	b, err := io.ReadAll(f)
 	if err != nil {
 		return 0, err
 	}

@@ -23,6 +23,7 @@ import (
 // HUP (re-reading the hold flags) and ALRM, as docs/HACKING.md asks of the
 // real one. FAKE_SEND_MUTE=1 makes it hold the lock but never confirm.
 // FAKE_SEND_PIDTEXT replaces the pid it writes into sendmutex.
+// FAKE_SEND_QUIETSTART=1 skips the status written at start.
 func TestMain(m *testing.M) {
 	if root := os.Getenv("FAKE_SEND_ROOT"); root != "" {
 		fakeSend(root)
@@ -43,14 +44,16 @@ func fakeSend(root string) {
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		die(err)
 	}
+	// The signals are caught before the pid is written: a qmailctl that
+	// finds the pid may signal at once.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGALRM, syscall.SIGTERM)
 	pidText := os.Getenv("FAKE_SEND_PIDTEXT")
 	if pidText == "" {
 		pidText = fmt.Sprint(os.Getpid())
 	}
 	f.Truncate(0)
 	f.WriteAt([]byte(pidText+"\n"), 0)
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGALRM, syscall.SIGTERM)
 	mute := os.Getenv("FAKE_SEND_MUTE") == "1"
 	gen := 0
 	var local, remote hold.Flag
@@ -109,7 +112,11 @@ func fakeSend(root string) {
 			die(err)
 		}
 	}
-	write(true)
+	// FAKE_SEND_QUIETSTART=1 writes no status at start: sendstatus still
+	// shows the qmail-send before a restart until the first signal.
+	if os.Getenv("FAKE_SEND_QUIETSTART") != "1" {
+		write(true)
+	}
 	// Bounded: a fake left behind by a crashed test exits on its own.
 	limit := time.After(2 * time.Minute)
 	for {
@@ -140,6 +147,32 @@ func fakeSend(root string) {
 		case <-limit:
 			os.Exit(1)
 		}
+	}
+}
+
+// startFakeQuiet starts a fake qmail-send with FAKE_SEND_QUIETSTART=1 and
+// waits until LocateSend finds it; it is killed at the end of the test.
+func startFakeQuiet(t *testing.T, root string, env ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), append([]string{"FAKE_SEND_ROOT=" + root, "FAKE_SEND_QUIETSTART=1"}, env...)...)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if pid, err := LocateSend(root); err == nil && pid == cmd.Process.Pid {
+			return cmd
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("fake qmail-send did not start")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

@@ -177,6 +177,12 @@ var pollEvery = 20 * time.Millisecond
 // SignalAndWait sends sig to the qmail-send of root and waits, at most
 // timeout, until sendstatus shows a generation above the one seen before
 // the signal, written by that pid. It returns the new status.
+//
+// The generation counts the signals one qmail-send process handled (from 0
+// at its start). A status written by another pid (the qmail-send before a
+// restart, when the new one has not written its first status yet) says
+// nothing about the located one: then, as when no generation can be read,
+// a generation of at least 1 from the located pid is the confirmation.
 func SignalAndWait(root string, sig syscall.Signal, timeout time.Duration) (int, Status, error) {
 	pid, err := LocateSend(root)
 	if err != nil {
@@ -191,10 +197,14 @@ func SignalAndWait(root string, sig syscall.Signal, timeout time.Duration) (int,
 			return pid, nil, fmt.Errorf("unable to read %s: %w", StatusFile, err)
 		}
 		if gen0 = before.Generation(); gen0 >= 0 {
+			if p, ok := before.Int("pid"); ok && int(p) != pid {
+				gen0 = 0 // another process's count
+			}
 			break
 		}
 		time.Sleep(pollEvery / 4)
 	}
+	gen0 = max(gen0, 0) // the located pid has handled our signal: at least 1
 	if err := unix.Kill(pid, sig); err != nil {
 		if err == unix.ESRCH {
 			return pid, nil, ErrNotRunning
@@ -216,9 +226,17 @@ func SignalAndWait(root string, sig syscall.Signal, timeout time.Duration) (int,
 			}
 		}
 		if time.Now().After(deadline) {
-			return pid, st, fmt.Errorf("qmail-send (pid %d) did not confirm within %v: %s still shows generation %d",
-				pid, timeout, StatusFile, gen0)
+			return pid, st, fmt.Errorf("qmail-send (pid %d) did not confirm within %v: %s shows generation %s of pid %s, not one above %d of pid %d",
+				pid, timeout, StatusFile, orNone(st["generation"]), orNone(st["pid"]), gen0, pid)
 		}
 		time.Sleep(pollEvery)
 	}
+}
+
+// orNone is v, or "(none)" when empty.
+func orNone(v string) string {
+	if v == "" {
+		return "(none)"
+	}
+	return v
 }

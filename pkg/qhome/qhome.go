@@ -239,6 +239,58 @@ func OpenRegular(name string, flag int) (*os.File, error) {
 	return f, nil
 }
 
+// ErrSymlink is the error of OpenQueueFile, ReadQueueFile, AppendWhole and
+// ReplaceFile for a name that is a symbolic link: never followed.
+var ErrSymlink = errors.New("is a symbolic link; not followed")
+
+// OpenQueueFile opens a queue file like OpenRegular, for a program that
+// may run as root on a file in a directory another user can write
+// (queue/bounce, queue/info/S, queue/local/S, queue/remote/S, queue/todo
+// belong to qmails and qmailq): a symbolic link in its place is never
+// followed (O_NOFOLLOW; the error wraps ErrSymlink), and it must be a
+// regular file (not even /dev/null; ErrNotRegular, or EISDIR for a
+// directory). The error names the file.
+func OpenQueueFile(name string, flag int) (*os.File, error) {
+	f, err := os.OpenFile(name, flag|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, symlinkError(err)
+	}
+	st, err := f.Stat()
+	switch {
+	case err != nil:
+	case st.IsDir():
+		err = &os.PathError{Op: "read", Path: name, Err: syscall.EISDIR}
+	case !st.Mode().IsRegular():
+		err = &os.PathError{Op: "open", Path: name, Err: ErrNotRegular}
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// ReadQueueFile reads a whole queue file, refusing what OpenQueueFile
+// refuses.
+func ReadQueueFile(name string) ([]byte, error) {
+	f, err := OpenQueueFile(name, os.O_RDONLY)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
+}
+
+// symlinkError turns the ELOOP of an O_NOFOLLOW open into ErrSymlink,
+// keeping the path.
+func symlinkError(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) && errors.Is(pe.Err, syscall.ELOOP) {
+		return &os.PathError{Op: pe.Op, Path: pe.Path, Err: ErrSymlink}
+	}
+	return err
+}
+
 // isDevNull reports whether st is /dev/null, which an admin may link a
 // control file to for "empty" and which reads as such.
 func isDevNull(st os.FileInfo) bool {
@@ -265,12 +317,21 @@ func ReadRegular(name string) ([]byte, error) {
 // path.tmp with mode perm (whatever the umask), prep run on it first when
 // not nil (a chown), flushed, renamed over path, and the directory
 // flushed, so that a crash leaves the old contents or the new ones, never
-// a part. The temporary file is removed on failure.
+// a part. The temporary file is removed on failure. path.tmp is always a
+// file it makes itself (a stale file or link is removed first, then it is
+// created O_EXCL; a directory there is an error): a symbolic or hard link
+// put there by whoever can write the directory never makes a root caller
+// truncate, chmod or chown its target. Only one writer may replace path
+// meanwhile.
 func ReplaceFile(path string, data []byte, perm os.FileMode, prep func(*os.File) error) error {
 	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
+	// unlink(2), not os.Remove: a directory there is an error, not removed.
+	if err := syscall.Unlink(tmp); err != nil && err != syscall.ENOENT {
+		return &os.PathError{Op: "unlink", Path: tmp, Err: err}
+	}
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, perm)
 	if err != nil {
-		return err
+		return symlinkError(err)
 	}
 	err = f.Chmod(perm)
 	if err == nil && prep != nil {
@@ -302,14 +363,22 @@ func ReplaceFile(path string, data []byte, perm os.FileMode, prep func(*os.File)
 // not nil, is run on a file it made (a chown) before anything is written.
 // The data is flushed, and so is the directory when the file is new. Only
 // one writer may append meanwhile.
+//
+// As OpenQueueFile, it refuses a symbolic link at path (never followed:
+// ErrSymlink) and anything but a regular file (ErrNotRegular), before
+// anything is written: a root caller appending in a directory another
+// user can write (queue/bounce) never writes through a link planted there.
+// A file it makes is created O_EXCL, so prep (a chown) runs only on it.
 func AppendWhole(path string, data []byte, perm os.FileMode, prep func(*os.File) error) error {
-	_, statErr := os.Lstat(path)
-	made := errors.Is(statErr, fs.ErrNotExist)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, perm)
+	f, made, err := openAppend(path, perm)
 	if err != nil {
 		return err
 	}
 	st, err := f.Stat()
+	if err == nil && !st.Mode().IsRegular() {
+		f.Close()
+		return &os.PathError{Op: "open", Path: path, Err: ErrNotRegular}
+	}
 	if err == nil && made && prep != nil {
 		err = prep(f)
 	}
@@ -335,6 +404,24 @@ func AppendWhole(path string, data []byte, perm os.FileMode, prep func(*os.File)
 		return nil
 	}
 	return SyncDir(filepath.Dir(path))
+}
+
+// openAppend opens path for appending without following a symbolic link:
+// an existing file, else one it makes (made true) with O_EXCL. The open is
+// non-blocking, so a FIFO in its place does not wait for a reader.
+func openAppend(path string, perm os.FileMode) (f *os.File, made bool, err error) {
+	const flags = os.O_WRONLY | os.O_APPEND | syscall.O_NOFOLLOW | syscall.O_NONBLOCK
+	for try := 0; ; try++ {
+		f, err = os.OpenFile(path, flags, 0)
+		if !errors.Is(err, fs.ErrNotExist) {
+			return f, false, symlinkError(err)
+		}
+		f, err = os.OpenFile(path, flags|os.O_CREATE|os.O_EXCL, perm)
+		if !errors.Is(err, fs.ErrExist) || try == 2 {
+			return f, err == nil, symlinkError(err)
+		}
+		// Made by someone else between the two opens: open that one.
+	}
 }
 
 // SyncDir flushes the directory dir, so that the entries made or removed

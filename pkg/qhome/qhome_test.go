@@ -196,3 +196,117 @@ func TestAppendWhole(t *testing.T) {
 		t.Errorf("a new file is left after a cut-short write (%v)", err)
 	}
 }
+
+// TestOpenQueueFile: a queue file is never opened through a symbolic link
+// (even one to /dev/null, or to nothing) and must be a regular file.
+func TestOpenQueueFile(t *testing.T) {
+	dir := t.TempDir()
+	file, fifo := filepath.Join(dir, "file"), filepath.Join(dir, "fifo")
+	os.WriteFile(file, []byte("x"), 0o644)
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := ReadQueueFile(file); err != nil || string(b) != "x" {
+		t.Errorf("regular file: %q, %v", b, err)
+	}
+	for name, target := range map[string]string{"link": file, "null": os.DevNull, "dangling": filepath.Join(dir, "none")} {
+		p := filepath.Join(dir, name)
+		if err := os.Symlink(target, p); err != nil {
+			t.Fatal(err)
+		}
+		for _, flag := range []int{os.O_RDONLY, os.O_RDWR, os.O_WRONLY | os.O_CREATE} {
+			f, err := OpenQueueFile(p, flag)
+			if err == nil {
+				f.Close()
+			}
+			if !errors.Is(err, ErrSymlink) || !strings.Contains(err.Error(), p) {
+				t.Errorf("symlink %s, flag %#x: %v", name, flag, err)
+			}
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "none")); !errors.Is(err, os.ErrNotExist) {
+		t.Error("a dangling link's target was made")
+	}
+	if _, err := OpenQueueFile(fifo, os.O_RDONLY); !errors.Is(err, ErrNotRegular) {
+		t.Errorf("FIFO: %v", err)
+	}
+	if _, err := OpenQueueFile(dir, os.O_RDONLY); !errors.Is(err, syscall.EISDIR) {
+		t.Errorf("directory: %v", err)
+	}
+	if _, err := OpenQueueFile(os.DevNull, os.O_RDONLY); !errors.Is(err, ErrNotRegular) {
+		t.Errorf("/dev/null: %v", err)
+	}
+	if _, err := OpenQueueFile(filepath.Join(dir, "none"), os.O_RDONLY); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing file: %v", err)
+	}
+}
+
+// TestAppendWholeRefusesLinks: a symbolic link at the path (to a file, or
+// to nothing), or a FIFO, is refused before anything is written; the
+// target stays as it was, prep never runs.
+func TestAppendWholeRefusesLinks(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "target")
+	os.WriteFile(target, []byte("precious\n"), 0o600)
+	link, dangling, fifo := filepath.Join(dir, "link"), filepath.Join(dir, "dangling"), filepath.Join(dir, "fifo")
+	os.Symlink(target, link)
+	os.Symlink(filepath.Join(dir, "made-through-link"), dangling)
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A reader on the FIFO: a non-blocking open for writing succeeds, and
+	// only the type check refuses it.
+	r, err := os.OpenFile(fifo, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	prep := func(*os.File) error { t.Error("prep run"); return nil }
+	for _, tc := range []struct {
+		p    string
+		want error
+	}{{link, ErrSymlink}, {dangling, ErrSymlink}, {fifo, ErrNotRegular}} {
+		err := AppendWhole(tc.p, []byte("attacker text\n"), 0o600, prep)
+		if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.p) {
+			t.Errorf("%s: %v, want %v naming the file", tc.p, err, tc.want)
+		}
+	}
+	if b, _ := os.ReadFile(target); string(b) != "precious\n" {
+		t.Errorf("target written through the link: %q", b)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "made-through-link")); !errors.Is(err, os.ErrNotExist) {
+		t.Error("a file was made through a dangling link")
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("the link itself changed: %v", err)
+	}
+}
+
+// TestReplaceFileTmpLink: a symbolic or hard link left at path.tmp is
+// replaced, never written through (nor chmod'ed, nor given to prep).
+func TestReplaceFileTmpLink(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "target")
+	os.WriteFile(target, []byte("precious\n"), 0o600)
+	for _, mk := range []func(string, string) error{os.Symlink, os.Link} {
+		p := filepath.Join(dir, "f")
+		os.Remove(p + ".tmp")
+		if err := mk(target, p+".tmp"); err != nil {
+			t.Fatal(err)
+		}
+		if err := ReplaceFile(p, []byte("new\n"), 0o644, nil); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := os.ReadFile(target)
+		st, _ := os.Stat(target)
+		if string(b) != "precious\n" || st.Mode().Perm() != 0o600 {
+			t.Errorf("target changed: %q, mode %v", b, st.Mode().Perm())
+		}
+		if b, _ := os.ReadFile(p); string(b) != "new\n" {
+			t.Errorf("file = %q", b)
+		}
+		if fi, err := os.Lstat(p); err != nil || !fi.Mode().IsRegular() {
+			t.Errorf("file is not a regular file: %v", err)
+		}
+	}
+}

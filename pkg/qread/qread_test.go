@@ -315,3 +315,52 @@ func TestScanTodoDamage(t *testing.T) {
 		t.Fatalf("ScanTodo = %+v, %v", todo, err)
 	}
 }
+
+// TestQueueFileSymlinks: run as root, the readers must not read another
+// file through a symbolic link planted in the queue (whoever acts as
+// qmails or qmailq can plant one): an info, local, remote or todo file
+// that is a link is trouble for that message, and nothing of its target
+// shows; a mess link does not tell its target's size.
+func TestQueueFileSymlinks(t *testing.T) {
+	root := t.TempDir()
+	q := queuetest.MakeQueue(t, root)
+	secret := filepath.Join(root, "secret")
+	if err := os.WriteFile(secret, []byte("Fsecret@info\x00Tsecret@rcpt\x00"+strings.Repeat("s", 4321)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	link := func(p string) {
+		os.Remove(p)
+		if err := os.Symlink(secret, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		id   uint64
+		file string
+	}{{1, "info"}, {2, "local"}, {3, "remote"}, {4, "mess"}} {
+		queuetest.Add(t, q, queuetest.Msg{ID: tc.id, Birth: birth, Body: "b", Sender: "s@x",
+			Local: []queuetest.Rcpt{{Addr: "l@x"}}, Remote: []queuetest.Rcpt{{Addr: "r@x"}}})
+		link(filepath.Join(q, tc.file, Sub(tc.id), strconv.FormatUint(tc.id, 10)))
+	}
+	msgs, err := Scan(q)
+	if err != nil || len(msgs) != 4 {
+		t.Fatalf("Scan = %d messages, %v", len(msgs), err)
+	}
+	for _, m := range msgs {
+		if m.Err == nil || !strings.Contains(m.Err.Error(), "symbolic link") {
+			t.Errorf("message %d: Err %v; %+v", m.ID, m.Err, m)
+		}
+		if s := fmt.Sprint(m); strings.Contains(s, "secret") || m.Size == 4321+int64(len("Fsecret@info\x00Tsecret@rcpt\x00")) {
+			t.Errorf("message %d shows its link's target: %+v", m.ID, m)
+		}
+	}
+	m, found, err := ReadMessage(q, 3)
+	if err != nil || !found || m.Err == nil || len(m.Remote) != 0 {
+		t.Errorf("ReadMessage(3) = %+v, %v, %v", m, found, err)
+	}
+	link(filepath.Join(q, "todo", "5"))
+	todo, err := ScanTodo(q)
+	if err != nil || len(todo) != 1 || todo[0].Err == nil || todo[0].Sender != "" || todo[0].Recipients != 0 {
+		t.Errorf("ScanTodo = %+v, %v", todo, err)
+	}
+}

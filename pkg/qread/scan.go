@@ -2,10 +2,12 @@
 // (mailq, sendmail -bp), qmail-qstat and the "status" and "queue" commands
 // of qmailctl (spec/queue.md §8).
 //
-// It only reads. Every file it looks at may vanish or change while it reads
-// (qmail-send and qmail-clean keep working): a message whose info file is
-// gone is skipped silently (it left the queue), any other trouble is
-// reported for that message and the scan goes on.
+// It only reads, and may run as root (mailq, qmailctl): a queue file is
+// never opened through a symbolic link and must be a regular file
+// (qhome.OpenQueueFile). Every file it looks at may vanish or change while
+// it reads (qmail-send and qmail-clean keep working): a message whose info
+// file is gone is skipped silently (it left the queue), any other trouble
+// is reported for that message and the scan goes on.
 package qread
 
 import (
@@ -116,7 +118,7 @@ func readMessage(q string, id uint64) (m Message, gone bool) {
 	// Before the info file is read: qmail-send removes todo/ID once info
 	// is complete, so a todo seen now means the info read may be partial.
 	preprocessing := exists(todo)
-	f, err := qhome.OpenRegular(info, os.O_RDONLY)
+	f, err := qhome.OpenQueueFile(info, os.O_RDONLY)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return m, true
@@ -150,7 +152,7 @@ func readMessage(q string, id uint64) (m Message, gone bool) {
 	m.Sender = string(b[1:end])
 
 	afterInfo()
-	mst, err := os.Stat(filepath.Join(q, "mess", sub, name))
+	mst, err := statMess(filepath.Join(q, "mess", sub, name))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) && !exists(info) {
 			// Delivered and removed while we looked: info goes first,
@@ -178,6 +180,21 @@ func readMessage(q string, id uint64) (m Message, gone bool) {
 		return m, false
 	}
 	return m, false
+}
+
+// statMess looks at a mess file without following a symbolic link (run
+// as root, a link planted in the queue must not tell the size of its
+// target); anything but a regular file is an error.
+func statMess(path string) (os.FileInfo, error) {
+	st, err := os.Lstat(path)
+	if err == nil && !st.Mode().IsRegular() {
+		err = &fs.PathError{Op: "stat", Path: path, Err: qhome.ErrNotRegular}
+		if st.Mode()&fs.ModeSymlink != 0 {
+			err = &fs.PathError{Op: "stat", Path: path, Err: qhome.ErrSymlink}
+		}
+		return nil, err
+	}
+	return st, err
 }
 
 // afterInfo runs between reading a message's info file and looking at its
@@ -219,7 +236,7 @@ func (l *limitedReader) Read(p []byte) (int, error) {
 // missing file has no records. A trailing record without its NUL is not
 // complete and is left out; a record with another letter is skipped.
 func readChannel(path string) ([]Record, error) {
-	b, err := qhome.ReadRegular(path)
+	b, err := qhome.ReadQueueFile(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, nil
@@ -276,7 +293,7 @@ func ScanTodo(q string) ([]Todo, error) {
 			continue // qmail-send ignores these names too
 		}
 		t := Todo{ID: id, Size: -1}
-		f, err := qhome.OpenRegular(filepath.Join(dir, e.Name()), os.O_RDONLY)
+		f, err := qhome.OpenQueueFile(filepath.Join(dir, e.Name()), os.O_RDONLY)
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				continue // preprocessed meanwhile
@@ -301,7 +318,7 @@ func ScanTodo(q string) ([]Todo, error) {
 				t.Recipients++
 			}
 		}
-		if st, err := os.Stat(filepath.Join(q, "mess", Sub(id), e.Name())); err == nil {
+		if st, err := statMess(filepath.Join(q, "mess", Sub(id), e.Name())); err == nil {
 			t.Size = st.Size()
 		} else if errors.Is(err, fs.ErrNotExist) && t.Err == nil {
 			if _, err := os.Lstat(filepath.Join(dir, e.Name())); errors.Is(err, fs.ErrNotExist) {
