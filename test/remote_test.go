@@ -100,6 +100,12 @@ func TestRemoteDNSFailures(t *testing.T) {
 			checkReports(t, tr.Remote(testMsg, tt.host, "f@x.test", "a@"+tt.host), tt.want)
 		})
 	}
+	// A relay of smtproutes that exists without an address is no such
+	// host, as qmail's dns_ip makes it (it was #5.4.4, "no mail exchanger").
+	dns.Exists("emptyrelay.test.")
+	tr.Control("smtproutes", "relayed.test:emptyrelay.test\n")
+	checkReports(t, tr.Remote(testMsg, "relayed.test", "f@x.test", "a@relayed.test"),
+		"DSorry, I couldn't find any host named emptyrelay.test. (#5.1.2)\n")
 }
 
 func TestRemoteUsageAndControls(t *testing.T) {

@@ -18,7 +18,8 @@
 //     whose lookup fails are skipped. No address at all after a temporary
 //     failure is ErrTemp, otherwise ErrNoAddr.
 //   - A name with non-ASCII labels (an IDN in UTF-8) is looked up by its
-//     A-labels (ToASCII).
+//     A-labels (pkg/idna ToASCII, the conversion qmail-remote's route
+//     tables and the hold flags match domains by, through idna.Fold).
 //   - Addresses are both AAAA and A records. When PreferIPv6 is set (the
 //     caller sets it when the host has a global IPv6 address) an exchanger's
 //     IPv6 addresses come before its IPv4 ones, otherwise after.
@@ -33,6 +34,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/hqmail/hqmail/pkg/idna"
 	"github.com/miekg/dns"
 )
 
@@ -104,7 +106,7 @@ func (r *Resolver) MX(host string) ([]Addr, error) {
 	if ip := Literal(host); ip != nil {
 		return []Addr{{IP: ip, Pref: 0, Name: host}}, nil
 	}
-	host = ToASCII(host)
+	host = idna.ToASCII(host)
 	if !validName(host) {
 		return nil, ErrNoHost
 	}
@@ -170,7 +172,7 @@ func (r *Resolver) Host(host string) ([]Addr, error) {
 	if ip := Literal(host); ip != nil {
 		return []Addr{{IP: ip, Pref: 0, Name: host}}, nil
 	}
-	host = ToASCII(host)
+	host = idna.ToASCII(host)
 	ips, err := r.IPs(host)
 	if err != nil {
 		return nil, err
@@ -239,3 +241,7 @@ func validName(name string) bool {
 	_, ok := dns.IsDomainName(name)
 	return ok
 }
+
+// ToASCII is idna.ToASCII, kept for callers of this package: a domain's
+// A-labels, as it is looked up.
+func ToASCII(name string) string { return idna.ToASCII(name) }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/hqmail/hqmail/pkg/address"
 	"github.com/hqmail/hqmail/pkg/control"
+	"github.com/hqmail/hqmail/pkg/idna"
 	"github.com/hqmail/hqmail/pkg/qhome"
 )
 
@@ -37,9 +38,13 @@ const (
 //     domains): every destination is held (All), since the file exists
 //     (spec/scheduler.md §13: held iff it exists);
 //   - otherwise each list line (blank and '#' lines skipped, "." ignored),
-//     lowercased, is a held domain; a line starting with '.' holds the
+//     in CanonDomain form (lowercased, an internationalized name in its
+//     A-labels), is a held domain; a line starting with '.' holds the
 //     subdomains of what follows (".example.com" holds "a.example.com", not
-//     "example.com").
+//     "example.com"). A domain may be written in U-labels or A-labels:
+//     "bücher.example" and "xn--bcher-kva.example" are one domain, to the
+//     hold as to DNS (qmail-remote looks both up as the latter), and each
+//     line holds mail to either spelling.
 //
 // A list line that is not a domain (spaces, '@', ':', a later "*" or
 // "all", a word for off such as "0" or "no", ...) is reported in Junk and
@@ -49,7 +54,7 @@ const (
 type Flag struct {
 	Set     bool
 	All     bool
-	Domains []string   // valid domain lines, lowercased, in file order, no duplicates
+	Domains []string   // valid domain lines in CanonDomain form, in file order, no duplicates
 	Junk    []JunkLine // list lines that are not domains
 	match   []string   // the domain lines as qmail-send matches them
 }
@@ -61,19 +66,21 @@ type JunkLine struct {
 }
 
 // ValidDomain reports whether s may appear as a domain line of a hold
-// file: letters, digits, '-', '_' and '.', optionally with a leading '.',
-// or an address literal "[...]" of digits, hex letters, '.' and ':'.
+// file: in its CanonDomain form (an internationalized name in A-labels,
+// so "bücher.example" is as valid as "xn--bcher-kva.example") letters,
+// digits, '-', '_' and '.', optionally with a leading '.', at most 255
+// bytes; or an address literal "[...]" of digits, hex letters, '.' and ':'.
 //
 // A word that reads as "off" (0, n, no, off, false, none, any case) is no
 // domain: written into the file by hand it was taken for a hold of a
 // domain of that name, which held nothing else, the opposite of what the
 // file's presence means (a file of such words holds everything).
 func ValidDomain(s string) bool {
-	if s == "" || len(s) > 255 || OffWord(s) {
+	if s == "" || OffWord(s) {
 		return false
 	}
 	if strings.HasPrefix(s, "[") {
-		if len(s) < 3 || !strings.HasSuffix(s, "]") {
+		if len(s) < 3 || len(s) > 255 || !strings.HasSuffix(s, "]") {
 			return false
 		}
 		in := s[1 : len(s)-1]
@@ -84,7 +91,11 @@ func ValidDomain(s string) bool {
 		a, err := netip.ParseAddr(in)
 		return err == nil && a.Zone() == "" && (!tagged || a.Is6())
 	}
-	body := strings.TrimPrefix(s, ".")
+	a := idna.ToASCII(s)
+	if len(a) > 255 {
+		return false
+	}
+	body := strings.TrimPrefix(a, ".")
 	if body == "" || strings.HasPrefix(body, ".") || strings.Contains(body, "..") {
 		return false
 	}
@@ -139,12 +150,15 @@ func Parse(b []byte) Flag {
 // "[IPv6:0:0:0:0:0:0:0:1]" and to "[::1]", "[192.0.2.1]" holds
 // "[IPv6:::ffff:192.0.2.1]", and "[127.0.0.1]" holds mail to the bare
 // dotted quad "127.0.0.1" (qmail-remote delivers both to 127.0.0.1), and
-// the other way round. Anything else is only lowercased.
+// the other way round. Anything else is a name, taken in the form
+// qmail-remote looks it up by (pkg/idna Fold): lowercased, with its
+// non-ASCII labels in A-labels, so that "Bücher.example" is
+// "xn--bcher-kva.example" (and ".bücher.example" ".xn--bcher-kva.example").
 func CanonDomain(d string) string {
 	if a, ok := literal(d); ok {
 		return "[" + a.String() + "]"
 	}
-	return strings.ToLower(d)
+	return idna.Fold(d)
 }
 
 // literal returns the address qmail-remote delivers to for the host d
@@ -252,8 +266,9 @@ func (h Flag) HoldsDomain(domain string) bool {
 }
 
 // MatchDomain reports whether domain is one of the list lines of a hold
-// file (Flag.Lines; qmail-send keeps them): a line equal to it, or a
-// ".suffix" line it ends with, compared in CanonDomain form.
+// file (Flag.Lines, in CanonDomain form; qmail-send keeps them): a line
+// equal to it, or a ".suffix" line it ends with, the domain compared in
+// CanonDomain form (either spelling of an internationalized name).
 func MatchDomain(lines []string, domain string) bool {
 	domain = CanonDomain(domain)
 	for _, d := range lines {
@@ -305,9 +320,8 @@ func (h Flag) JunkWarnings(name string) []string {
 	return out
 }
 
-// Lines returns the list lines the flag matches against (lowercased, junk
-// included: a junk line matches no real domain), in file order. It is nil
-// when All is set.
+// Lines returns the list lines the flag matches against (in CanonDomain
+// form), in file order. It is nil when All is set.
 func (h Flag) Lines() []string {
 	if h.All {
 		return nil

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/hqmail/hqmail/pkg/dnsmx"
@@ -58,6 +59,14 @@ func TestParse(t *testing.T) {
 		{"zero", "0\n", true, nil, 1},
 		{"off words", "Off\nno\nfalse\nnone\nn\n", true, nil, 5},
 		{"off beside a domain", "no\nexample.com\n", false, []string{"example.com"}, 1},
+		// An internationalized domain is a domain in either spelling,
+		// kept in the A-labels qmail-remote looks it up by (a U-label
+		// line was junk and held everything).
+		{"u-label", "bücher.test\n", false, []string{"xn--bcher-kva.test"}, 0},
+		{"u-label suffix", ".Bücher.test\n", false, []string{".xn--bcher-kva.test"}, 0},
+		{"a-label", "XN--BCHER-KVA.test\n", false, []string{"xn--bcher-kva.test"}, 0},
+		{"both spellings one domain", "bücher.test\nxn--bcher-kva.test\nMüller.test\n", false, []string{"xn--bcher-kva.test", "xn--mller-kva.test"}, 0},
+		{"u-label junk", "bü cher.test\nb\xfcr.test\nü@x.test\na.example\n", false, []string{"a.example"}, 3},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -101,6 +110,22 @@ func TestHoldsAddress(t *testing.T) {
 		{list, "x@other.example", false},
 		{list, "x@y@a.example", true},
 		{list, "nodomain", false},
+		// Either spelling of an internationalized domain, of the line or
+		// of the recipient's domain, matches the other (QA: a line for
+		// xn--bcher-kva.test did not hold mail to bücher.test).
+		{Parse([]byte("xn--bcher-kva.test\n")), "u@bücher.test", true},
+		{Parse([]byte("xn--bcher-kva.test\n")), "u@BÜCHER.test", true},
+		{Parse([]byte("xn--bcher-kva.test\n")), "u@xn--bcher-kva.test", true},
+		{Parse([]byte("bücher.test\n")), "u@xn--bcher-kva.test", true},
+		{Parse([]byte("bücher.test\n")), "u@XN--BCHER-KVA.TEST", true},
+		{Parse([]byte("bücher.test\n")), "u@bücher.test", true},
+		{Parse([]byte("bücher.test\n")), "u@bucher.test", false},
+		{Parse([]byte("bücher.test\n")), "u@other.test", false}, // not junk: no hold of everything
+		{Parse([]byte("bücher.test\n")), "u@mx.bücher.test", false},
+		{Parse([]byte(".bücher.test\n")), "u@mx.xn--bcher-kva.test", true},
+		{Parse([]byte(".xn--bcher-kva.test\n")), "u@a.b.bücher.test", true},
+		{Parse([]byte(".xn--bcher-kva.test\n")), "u@bücher.test", false},
+		{Parse([]byte(".test\n")), "u@bücher.test", true},
 	}
 	for _, tc := range tests {
 		if got := tc.h.HoldsAddress(tc.addr); got != tc.want {
@@ -193,6 +218,9 @@ func TestCanonDomain(t *testing.T) {
 		"[IPv6:0:0::1]":           "[::1]",
 		"127.000.000.001":         "127.000.000.001",
 		".0.0.1":                  ".0.0.1",
+		"Bücher.Test":             "xn--bcher-kva.test",
+		".bücher.test":            ".xn--bcher-kva.test",
+		"XN--BCHER-KVA.test":      "xn--bcher-kva.test",
 	} {
 		if got := CanonDomain(in); got != want {
 			t.Errorf("CanonDomain(%q) = %q, want %q", in, got, want)
@@ -213,4 +241,44 @@ func FuzzLiteral(f *testing.F) {
 			t.Fatalf("literal(%q) = %v %v; dnsmx.Literal = %v", d, a, ok, want)
 		}
 	})
+}
+
+// TestMatchDomainIDN: qmail-send matches with MatchDomain on Flag.Lines
+// (pkg/sched), the same as HoldsAddress.
+func TestMatchDomainIDN(t *testing.T) {
+	for _, tc := range []struct {
+		file, domain string
+		want         bool
+	}{
+		{"xn--bcher-kva.test\n", "bücher.test", true},
+		{"bücher.test\n", "xn--bcher-kva.test", true},
+		{"bücher.test\n", "Bücher.Test", true},
+		{"müller.test\n", "bücher.test", false},
+		{".münchen.test\n", "mx.xn--mnchen-3ya.test", true},
+		{".xn--mnchen-3ya.test\n", "mx.München.test", true},
+	} {
+		if got := MatchDomain(Parse([]byte(tc.file)).Lines(), tc.domain); got != tc.want {
+			t.Errorf("MatchDomain(%q, %q) = %v, want %v", tc.file, tc.domain, got, tc.want)
+		}
+	}
+}
+
+func TestValidDomainIDN(t *testing.T) {
+	for s, want := range map[string]bool{
+		"bücher.test":                     true,
+		".bücher.test":                    true,
+		"BÜCHER.test":                     true,
+		"xn--bcher-kva.test":              true,
+		"☃.net":                           true,
+		"bü cher.test":                    false,
+		"b\xfcr.test":                     false, // not UTF-8
+		"ü@x.test":                        false,
+		"ü..test":                         false,
+		strings.Repeat("ü", 60):           true,  // 120 bytes, 66 as an A-label
+		strings.Repeat("é.", 60) + "test": false, // 184 bytes, 484 as A-labels
+	} {
+		if got := ValidDomain(s); got != want {
+			t.Errorf("ValidDomain(%q) = %v, want %v", s, got, want)
+		}
+	}
 }

@@ -197,7 +197,7 @@ func (d *delivery) loadCredentials() *report {
 	if err != nil {
 		return &report{letter: 'Z', text: txtControl}
 	}
-	if c, ok := ParseAuth(lines)[strings.ToLower(d.route.Relay)]; ok {
+	if c, ok := AuthFor(lines, d.route.Relay); ok {
 		d.creds = &c
 	}
 	return nil
@@ -257,7 +257,9 @@ func (d *delivery) addresses() ([]dnsmx.Addr, *report) {
 		addrs, err = r.MX(name)
 	}
 	switch {
-	case errors.Is(err, dnsmx.ErrNoHost):
+	case errors.Is(err, dnsmx.ErrNoHost), d.routed && errors.Is(err, dnsmx.ErrNoAddr):
+		// A relay is looked up for its addresses only: one that exists
+		// without any is "no such host", as qmail's dns_ip makes it.
 		return nil, &report{letter: 'D', text: "Sorry, I couldn't find any host named " + name + ". (#5.1.2)\n"}
 	case errors.Is(err, dnsmx.ErrNoAddr):
 		return nil, &report{letter: 'D', text: txtNoMX}

@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"github.com/hqmail/hqmail/pkg/control"
+	"github.com/hqmail/hqmail/pkg/idna"
 )
 
 // Route is a control/smtproutes entry: deliver to Relay on Port instead of
@@ -22,23 +23,38 @@ const (
 )
 
 // Table maps domain keys to values with qmail's smtproutes lookup: the exact
-// host, then each ".suffix" longest first, then the empty key. Keys are
-// lowercase; of duplicate keys the last line wins.
+// host, then each ".suffix" longest first, then the empty key. Keys and
+// hosts are compared in one form, idna.Fold's (A-labels, lowercased), the
+// form DNS looks the host up by: a key written "bücher.example" or
+// "xn--bcher-kva.example" (or ".bücher.example" for the subdomains)
+// matches mail to either spelling, since both reach the same servers. Of
+// duplicate keys (in that form) the last line wins.
 type Table map[string]string
 
 // ParseTable parses "key:value" list lines (the key ends at the first ':';
-// a line without ':' is ignored).
-func ParseTable(lines []string) Table { return Table(control.KeyMap(lines)) }
+// a line without ':' is ignored), as control.KeyMap but with the keys in
+// idna.Fold form (a key that is not UTF-8 keeps its bytes: lowercasing it
+// as a string would turn every invalid byte into U+FFFD, two keys into one).
+func ParseTable(lines []string) Table {
+	t := Table{}
+	for _, l := range lines {
+		if k, v, ok := strings.Cut(l, ":"); ok {
+			t[idna.Fold(k)] = v
+		}
+	}
+	return t
+}
 
-// Lookup returns the value of the first key matching host. A trailing dot
-// of the host (a fully qualified "example.com.") is not part of the match:
-// tlsroutes is a security policy, and "example.com." must not escape the
-// line for example.com.
+// Lookup returns the value of the first key matching host (in idna.Fold
+// form, as the keys). A trailing dot of the host (a fully qualified
+// "example.com.") is not part of the match: tlsroutes is a security
+// policy, and "example.com." must not escape the line for example.com, nor
+// "bücher.example" the line for "xn--bcher-kva.example".
 func (t Table) Lookup(host string) (string, bool) {
 	if len(t) == 0 {
 		return "", false
 	}
-	h := strings.TrimSuffix(strings.ToLower(host), ".")
+	h := strings.TrimSuffix(idna.Fold(host), ".")
 	if v, ok := t[h]; ok {
 		return v, true
 	}
@@ -115,8 +131,10 @@ type Credentials struct{ User, Password string }
 
 // ParseAuth parses control/smtpauth lines "relay:user:password" (the
 // password is the rest of the line and may contain ':'). The relay is the
-// relay as written in control/smtproutes (a bracketed literal may contain
-// colons); case does not matter; the last line for a relay wins.
+// relay of control/smtproutes (a bracketed literal may contain colons); it
+// is keyed in idna.Fold form (case does not matter, nor whether an IDN is
+// written in U-labels or A-labels); the last line for a relay wins. Look a
+// relay up with AuthFor.
 func ParseAuth(lines []string) map[string]Credentials {
 	m := map[string]Credentials{}
 	for _, l := range lines {
@@ -138,7 +156,14 @@ func ParseAuth(lines []string) map[string]Credentials {
 		if !ok || user == "" {
 			continue
 		}
-		m[strings.ToLower(relay)] = Credentials{User: user, Password: pass}
+		m[idna.Fold(relay)] = Credentials{User: user, Password: pass}
 	}
 	return m
+}
+
+// AuthFor returns the login of control/smtpauth lines for relay, the relay
+// of an smtproutes line as written there, in whichever spelling.
+func AuthFor(lines []string, relay string) (Credentials, bool) {
+	c, ok := ParseAuth(lines)[idna.Fold(relay)]
+	return c, ok
 }

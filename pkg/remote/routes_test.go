@@ -1,8 +1,11 @@
 package remote
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestRoutes(t *testing.T) {
@@ -99,4 +102,148 @@ func FuzzRoutes(f *testing.F) {
 		tab.TLSPolicy(host)
 		ParseAuth(strings.Split(text, "\n"))
 	})
+}
+
+// TestRoutesIDN: a key and a host compare in one form, the A-labels DNS
+// looks the host up by, so either spelling of either side matches the
+// other (QA: a tlsroutes line for xn--bcher-kva.test let mail to
+// bücher.test go out in clear; an smtproutes line for xn--mller-kva.test
+// was not used for müller.test).
+func TestRoutesIDN(t *testing.T) {
+	tab := ParseTable([]string{
+		"xn--mller-kva.test:a.relay",
+		"bücher.test:u.relay:2525",
+		".xn--caf-dma.test:sub-a.relay",
+		".straße.test:sub-u.relay",
+		"MÜNCHEN.test:upper.relay",
+		"XN--N3H.test:snow.relay",
+	})
+	tests := []struct{ host, route string }{
+		{"xn--mller-kva.test", "a.relay:25"},
+		{"müller.test", "a.relay:25"},
+		{"Müller.TEST", "a.relay:25"},
+		{"MÜLLER.test.", "a.relay:25"},
+		{"bücher.test", "u.relay:2525"},
+		{"xn--bcher-kva.test", "u.relay:2525"},
+		{"XN--BCHER-KVA.Test", "u.relay:2525"},
+		{"BÜCHER.test", "u.relay:2525"},
+		{"mx.café.test", "sub-a.relay:25"},
+		{"a.b.xn--caf-dma.test", "sub-a.relay:25"},
+		{"café.test", ""}, // ".x" holds the subdomains only
+		{"mx.xn--strae-oqa.test", "sub-u.relay:25"},
+		{"mx.straße.test", "sub-u.relay:25"},
+		{"ünter.straße.test", "sub-u.relay:25"},
+		{"xn--mnchen-3ya.test", "upper.relay:25"},
+		{"münchen.test", "upper.relay:25"},
+		{"☃.test", "snow.relay:25"},
+		{"bucher.test", ""},
+		{"xn--bcher-kva.test.example", ""},
+	}
+	for _, tt := range tests {
+		r, ok := tab.LookupRoute(tt.host)
+		got := ""
+		if ok {
+			got = r.Relay + ":" + itoa(r.Port)
+		}
+		if got != tt.route {
+			t.Errorf("%s: got %q want %q", tt.host, got, tt.route)
+		}
+	}
+}
+
+func TestTLSPolicyIDN(t *testing.T) {
+	for _, tc := range []struct {
+		line string
+		host string
+		want string
+	}{
+		{"xn--bcher-kva.test:encrypt", "bücher.test", TLSEncrypt},
+		{"xn--bcher-kva.test:encrypt", "xn--bcher-kva.test", TLSEncrypt},
+		{"xn--bcher-kva.test:encrypt", "Bücher.Test.", TLSEncrypt},
+		{"bücher.test:encrypt", "xn--bcher-kva.test", TLSEncrypt},
+		{"bücher.test:encrypt", "XN--BCHER-KVA.TEST", TLSEncrypt},
+		{"Bücher.test:require", "bücher.test", TLSRequire},
+		{".bücher.test:require", "mx.xn--bcher-kva.test", TLSRequire},
+		{".xn--bcher-kva.test:require", "mx.bücher.test", TLSRequire},
+		{".test:none", "bücher.test", TLSNone},
+		{"bücher.test:encrypt", "bucher.test", TLSTry},
+		{"[192.0.2.1]:require", "[192.0.2.1]", TLSRequire}, // literals as before
+	} {
+		if got := ParseTable([]string{tc.line}).TLSPolicy(tc.host); got != tc.want {
+			t.Errorf("%q: %s: %s want %s", tc.line, tc.host, got, tc.want)
+		}
+	}
+}
+
+func TestAuthForIDN(t *testing.T) {
+	lines := []string{"relay.bücher.test:u1:p1", "XN--MLLER-KVA.test:u2:p2", "[192.0.2.1]:u3:p3"}
+	for relay, want := range map[string]string{
+		"relay.bücher.test":        "u1",
+		"relay.xn--bcher-kva.test": "u1",
+		"RELAY.BÜCHER.test":        "u1",
+		"müller.test":              "u2",
+		"xn--mller-kva.test":       "u2",
+		"[192.0.2.1]":              "u3",
+		"relay.bucher.test":        "",
+	} {
+		c, ok := AuthFor(lines, relay)
+		if ok != (want != "") || c.User != want {
+			t.Errorf("AuthFor(%q) = %+v %v, want %q", relay, c, ok, want)
+		}
+	}
+}
+
+// TestMainTLSRoutesIDN: QA's case end to end: with a tlsroutes line for
+// the A-label spelling, mail to the U-label spelling is not sent in clear
+// to a peer that offers no STARTTLS (it went out in plain text), and the
+// other way round. Every host is routed to the peer by the default
+// route (no DNS; TestRoutesIDN covers route keys).
+func TestMainTLSRoutesIDN(t *testing.T) {
+	for _, tc := range []struct{ tlsKey, host string }{
+		{"xn--bcher-kva.test", "bücher.test"},
+		{"bücher.test", "xn--bcher-kva.test"},
+		{".xn--bcher-kva.test", "mx.bücher.test"},
+		{".bücher.test", "mx.XN--BCHER-KVA.test"},
+	} {
+		addr, lines := peer(t, nil)
+		root := t.TempDir()
+		ctl := filepath.Join(root, "control")
+		if err := os.Mkdir(ctl, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for name, text := range map[string]string{
+			"me":         "h.test\n",
+			"smtproutes": ":[127.0.0.1]:" + itoa(addr.Port) + "\n",
+			"tlsroutes":  tc.tlsKey + ":encrypt\n",
+		} {
+			if err := os.WriteFile(filepath.Join(ctl, name), []byte(text), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		msg, err := os.Create(filepath.Join(t.TempDir(), "msg"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg.WriteString("Subject: x\n\nbody\n")
+		msg.Seek(0, 0)
+		t.Chdir(root) // Main changes into root; this puts the test's directory back
+		var out strings.Builder
+		Main(root, []string{tc.host, "f@x.test", "u@" + tc.host}, msg, &out)
+		msg.Close()
+		want := "ZConnected to 127.0.0.1 but it does not offer STARTTLS, which control/tlsroutes requires. (#4.7.0)\n\x00"
+		if out.String() != want {
+			t.Errorf("%+v: report %q, want %q", tc, out.String(), want)
+		}
+		select {
+		case got := <-lines:
+			for _, l := range got {
+				if strings.HasPrefix(l, "MAIL") || strings.HasPrefix(l, "RCPT") {
+					t.Errorf("%+v: sent in clear: %q", tc, got)
+					break
+				}
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatal("peer did not finish")
+		}
+	}
 }

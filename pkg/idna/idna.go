@@ -1,4 +1,15 @@
-package dnsmx
+// Package idna turns internationalized domain names into the form DNS and
+// every per-domain table of hqmail compare them in: the core of IDNA's
+// ToASCII (RFC 5891 §4.4) with Punycode (RFC 3492), and Fold, the one
+// canonical spelling of a host (A-labels, lowercased) that qmail-remote's
+// route tables (control/smtproutes, tlsroutes, smtpauth) and the hold
+// flags (control/holdremote, pkg/hold) match in, so that "bücher.example"
+// and "xn--bcher-kva.example" are the same domain to them as they are to
+// DNS (pkg/dnsmx looks names up by ToASCII).
+//
+// It has no dependency outside the standard library: pkg/hold uses it and
+// must not link a DNS client.
+package idna
 
 import (
 	"errors"
@@ -29,6 +40,36 @@ func ToASCII(name string) string {
 		labels[i] = "xn--" + enc
 	}
 	return strings.Join(labels, ".")
+}
+
+// Fold returns the canonical form of a host name for comparing it with a
+// key of a per-domain table: its A-labels (ToASCII), lowercased.
+// "Bücher.Example", "bücher.example" and "XN--BCHER-KVA.example" all fold
+// to "xn--bcher-kva.example"; a leading or trailing dot stays where it is
+// (".bücher.example" is ".xn--bcher-kva.example", a suffix key still
+// matching the subdomains). A name ToASCII leaves alone (not UTF-8, or a
+// label Punycode cannot encode) is only lowercased, and of a name that is
+// not UTF-8 only the ASCII letters are (strings.ToLower would make every
+// invalid byte U+FFFD, and two different names one). Address literals
+// ("[192.0.2.1]") are ASCII and only lowercased; callers that read them as
+// addresses do so before or instead.
+//
+// No Unicode normalisation is done (as in ToASCII): a name written in
+// decomposed form ("u" + U+0308) folds to other A-labels than the
+// precomposed "ü", and DNS, asked by the same ToASCII, looks up that other
+// name too, so a table and the lookup never disagree.
+func Fold(name string) string {
+	a := ToASCII(name)
+	if utf8.ValidString(a) {
+		return strings.ToLower(a)
+	}
+	b := []byte(a)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 func isASCII(s string) bool {

@@ -1,0 +1,85 @@
+package idna
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestToASCII(t *testing.T) {
+	for in, want := range map[string]string{
+		"example.com":          "example.com",
+		"bücher.example":       "xn--bcher-kva.example",
+		"BÜCHER.example":       "xn--bcher-kva.example",
+		"münchen.de":           "xn--mnchen-3ya.de",
+		"☃.net":                "xn--n3h.net",
+		"ü":                    "xn--tda",
+		"mx.xn--bcher-kva.org": "mx.xn--bcher-kva.org",
+		// RFC 3492 §7.1 samples (lowercased, as IDNA maps them).
+		"pročprostěnemluvíčesky": "xn--proprostnemluvesky-uyb24dma41a",
+		"他们为什么不说中文":              "xn--ihqwcrb4cv8a8dqg056pqjye",
+		"3年b組金八先生":               "xn--3b-ww4c5e180e575a65lsy2b",
+		"\xff.example":           "\xff.example", // not UTF-8: left alone
+	} {
+		if got := ToASCII(in); got != want {
+			t.Errorf("ToASCII(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func FuzzToASCII(f *testing.F) {
+	for _, s := range []string{"bücher.example", "☃", "a..b", "ü.ü.", "\xff"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		got := ToASCII(name)
+		if isASCII(name) && got != name {
+			t.Fatalf("ASCII name changed: %q -> %q", name, got)
+		}
+		if got != name && !isASCII(got) {
+			t.Fatalf("ToASCII(%q) = %q: not ASCII", name, got)
+		}
+	})
+}
+
+func TestFold(t *testing.T) {
+	for in, want := range map[string]string{
+		"example.com":            "example.com",
+		"Example.COM":            "example.com",
+		"bücher.test":            "xn--bcher-kva.test",
+		"Bücher.Test":            "xn--bcher-kva.test",
+		"BÜCHER.TEST":            "xn--bcher-kva.test",
+		"xn--bcher-kva.test":     "xn--bcher-kva.test",
+		"XN--BCHER-KVA.test":     "xn--bcher-kva.test",
+		".bücher.test":           ".xn--bcher-kva.test", // a suffix key stays one
+		"mx.Bücher.test.":        "mx.xn--bcher-kva.test.",
+		"[192.0.2.1]":            "[192.0.2.1]",
+		"[IPv6:2001:DB8::1]":     "[ipv6:2001:db8::1]",
+		"":                       "",
+		"\xffA.example":          "\xffa.example", // not UTF-8: ASCII letters only
+		"\xfe.Example":           "\xfe.example",
+		"müller.test":            "xn--mller-kva.test",
+		"sub.MÜLLER.test":        "sub.xn--mller-kva.test",
+		"a.b.xn--mller-kva.TEST": "a.b.xn--mller-kva.test",
+	} {
+		if got := Fold(in); got != want {
+			t.Errorf("Fold(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// FuzzFold: Fold is idempotent, and two names DNS would look up as the
+// same (the same ToASCII, up to ASCII case) fold to one key.
+func FuzzFold(f *testing.F) {
+	for _, s := range []string{"bücher.example", "XN--BCHER-KVA.example", ".ü", "\xffÜ", "a..B"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		k := Fold(name)
+		if Fold(k) != k {
+			t.Fatalf("Fold(%q) = %q, Fold of that = %q", name, k, Fold(k))
+		}
+		if a := ToASCII(name); isASCII(a) && k != strings.ToLower(a) {
+			t.Fatalf("Fold(%q) = %q; ToASCII lowercased = %q", name, k, strings.ToLower(a))
+		}
+	})
+}
