@@ -268,9 +268,20 @@ func (h Flag) HoldsDomain(domain string) bool {
 // MatchDomain reports whether domain is one of the list lines of a hold
 // file (Flag.Lines, in CanonDomain form; qmail-send keeps them): a line
 // equal to it, or a ".suffix" line it ends with, the domain compared in
-// CanonDomain form (either spelling of an internationalized name).
+// CanonDomain form (either spelling of an internationalized name), without
+// a trailing dot ("example.com." is the host qmail-remote and smtproutes
+// take example.com for; but "127.0.0.1." is a name to look up, not the
+// address).
 func MatchDomain(lines []string, domain string) bool {
+	if d := strings.TrimSuffix(domain, "."); d != domain {
+		if _, addr := literal(d); !addr {
+			domain = d
+		}
+	}
 	domain = CanonDomain(domain)
+	if domain == "" {
+		return false
+	}
 	for _, d := range lines {
 		if d[0] == '.' {
 			if strings.HasSuffix(domain, d) {

@@ -93,6 +93,11 @@ func TestHoldsAddress(t *testing.T) {
 		{list, "x@A.Example", true},
 		{list, "x@sub.a.example", false},
 		{list, "x@b.example", false},
+		// A trailing dot names the same host, as qmail-remote and
+		// smtproutes read it (it let mail to a held domain flow).
+		{list, "x@a.example.", true},
+		{list, "x@c.b.example.", true},
+		{list, "x@.", false},
 		{Parse([]byte("[IPv6:2001:db8::2]\n")), "x@[ipv6:2001:DB8::2]", true},
 		{Parse([]byte("[IPv6:::1]\n")), "x@[IPv6:0:0:0:0:0:0:0:1]", true},
 		{Parse([]byte("[IPv6:::1]\n")), "x@[IPv6:::2]", false},
