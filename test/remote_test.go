@@ -87,12 +87,17 @@ func TestRemoteDNSFailures(t *testing.T) {
 	dns.ServFail("broken.test.")
 	dns.Exists("empty.test.")
 	dns.Add("self.test. MX 10 me.self.test.", "me.self.test. A 127.0.0.1")
+	// A better exchanger that cannot be looked up for now, then this host:
+	// a temporary failure, not the loop bounce (qmail bounced it).
+	dns.Add("selfsoft.test. MX 10 sf.selfsoft.test.", "selfsoft.test. MX 20 me.selfsoft.test.", "me.selfsoft.test. A 127.0.0.1")
+	dns.ServFail("sf.selfsoft.test.")
 	tests := []struct{ host, want string }{
 		{"nx.test", "DSorry, I couldn't find any host named nx.test. (#5.1.2)\n"},
 		{"slow.test", "ZSorry, I couldn't find any host by that name. (#4.1.2)\n"},
 		{"broken.test", "ZSorry, I couldn't find any host by that name. (#4.1.2)\n"},
 		{"empty.test", "DSorry, I couldn't find any host named empty.test. (#5.1.2)\n"},
 		{"self.test", "DSorry. Although I'm listed as a best-preference MX or A for that host,\nit isn't in my control/locals file, so I don't treat it as local. (#5.4.6)\n"},
+		{"selfsoft.test", "ZSorry, I couldn't find any host by that name. (#4.1.2)\n"},
 		{"[127.0.0.1]", "DSorry. Although I'm listed as a best-preference MX or A for that host,\nit isn't in my control/locals file, so I don't treat it as local. (#5.4.6)\n"},
 	}
 	for _, tt := range tests {

@@ -103,16 +103,26 @@ func dotted(s string) net.IP {
 
 // MX returns the addresses for delivering mail to host by MX rules.
 func (r *Resolver) MX(host string) ([]Addr, error) {
+	addrs, _, err := r.MXSoft(host)
+	return addrs, err
+}
+
+// MXSoft is MX, and also returns the lowest preference of an exchanger
+// whose addresses could not be looked up for now (skipped), -1 if none: a
+// caller that cuts the list at its own preference can tell "only I am
+// left" from "a better exchanger could not be looked up".
+func (r *Resolver) MXSoft(host string) ([]Addr, int, error) {
+	soft := -1
 	if ip := Literal(host); ip != nil {
-		return []Addr{{IP: ip, Pref: 0, Name: host}}, nil
+		return []Addr{{IP: ip, Pref: 0, Name: host}}, soft, nil
 	}
 	host = idna.ToASCII(host)
 	if !validName(host) {
-		return nil, ErrNoHost
+		return nil, soft, ErrNoHost
 	}
 	rrs, err := r.query(host, dns.TypeMX)
 	if err != nil && !errors.Is(err, ErrNoHost) {
-		return nil, ErrTemp
+		return nil, soft, ErrTemp
 	}
 	var mxs []*dns.MX
 	for _, rr := range rrs {
@@ -125,7 +135,7 @@ func (r *Resolver) MX(host string) ([]Addr, error) {
 		if errors.Is(err, ErrNoAddr) {
 			err = ErrNoHost // qmail: no A record is a hard failure
 		}
-		return addrs, err
+		return addrs, soft, err
 	}
 	shuffle := r.Shuffle
 	if shuffle == nil {
@@ -149,6 +159,9 @@ func (r *Resolver) MX(host string) ([]Addr, error) {
 		if err != nil {
 			if errors.Is(err, ErrTemp) {
 				sawTemp = true
+				if soft < 0 {
+					soft = int(mx.Preference) // sorted: the lowest
+				}
 			}
 			continue
 		}
@@ -158,11 +171,11 @@ func (r *Resolver) MX(host string) ([]Addr, error) {
 	}
 	if len(out) == 0 {
 		if sawTemp {
-			return nil, ErrTemp
+			return nil, soft, ErrTemp
 		}
-		return nil, ErrNoAddr
+		return nil, soft, ErrNoAddr
 	}
-	return out, nil
+	return out, soft, nil
 }
 
 // Host returns the addresses of host itself with preference 0 (a literal, or

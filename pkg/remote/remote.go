@@ -251,10 +251,11 @@ func (d *delivery) addresses() ([]dnsmx.Addr, *report) {
 	local := localIPs()
 	r := &dnsmx.Resolver{Conf: conf, PreferIPv6: hasGlobalIPv6(local)}
 	var addrs []dnsmx.Addr
+	soft := -1
 	if d.routed {
 		addrs, err = r.Host(name)
 	} else {
-		addrs, err = r.MX(name)
+		addrs, soft, err = r.MXSoft(name)
 	}
 	switch {
 	case errors.Is(err, dnsmx.ErrNoHost), d.routed && errors.Is(err, dnsmx.ErrNoAddr):
@@ -269,18 +270,32 @@ func (d *delivery) addresses() ([]dnsmx.Addr, *report) {
 	if d.routed {
 		return addrs, nil
 	}
-	return selfFilter(addrs, local)
+	out, rep := selfFilter(addrs, local)
+	if rep != nil && soft >= 0 && soft < selfPref(addrs, local) {
+		// Only this host is left, but a better exchanger could not be
+		// looked up for now: that is a temporary failure, not a loop
+		// (qmail bounced such mail on a DNS hiccup).
+		return nil, &report{letter: 'Z', text: txtDNSTemp}
+	}
+	return out, rep
 }
 
-// selfFilter keeps the addresses whose preference is below the lowest
-// preference of an address of this host.
-func selfFilter(addrs []dnsmx.Addr, local []net.IP) ([]dnsmx.Addr, *report) {
+// selfPref is the lowest preference of an address of this host among
+// addrs, -1 if none.
+func selfPref(addrs []dnsmx.Addr, local []net.IP) int {
 	prefme := -1
 	for _, a := range addrs {
 		if isLocal(a.IP, local) && (prefme < 0 || a.Pref < prefme) {
 			prefme = a.Pref
 		}
 	}
+	return prefme
+}
+
+// selfFilter keeps the addresses whose preference is below the lowest
+// preference of an address of this host.
+func selfFilter(addrs []dnsmx.Addr, local []net.IP) ([]dnsmx.Addr, *report) {
+	prefme := selfPref(addrs, local)
 	if prefme < 0 {
 		return addrs, nil
 	}
