@@ -46,6 +46,11 @@ func TestSendmailInterop(t *testing.T) {
 				if err := exec.Command("git", "send-email", "--help").Run(); err != nil {
 					t.Skip("git send-email is not installed (Debian package git-email)")
 				}
+				// Debian's git-email only recommends the Mail::Address it
+				// loads to send (--help runs without it).
+				if err := exec.Command("perl", "-MMail::Address", "-e", "1").Run(); err != nil {
+					t.Skip("git send-email cannot send without Mail::Address (Debian package libmailtools-perl)")
+				}
 				repo := filepath.Join(home, "repo")
 				os.Mkdir(repo, 0o755)
 				os.WriteFile(filepath.Join(repo, "f"), []byte("x\n"), 0o644)
