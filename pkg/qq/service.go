@@ -59,9 +59,14 @@ var AnswerTimeout = 10 * time.Second
 var errNotTaken = errors.New("queue service did not take the message")
 
 // dialService connects to root's queue service. Roots too long for a
-// socket address are reached through /proc/self/fd.
+// socket address are reached through /proc/self/fd. The connect does not
+// wait: a service whose backlog is full (stopped, or swamped) makes it
+// fail with EAGAIN, and one that does not complete within AnswerTimeout
+// is given up; both are errNotTaken (run qmail-queue), so that the
+// service is never needed for mail to be queued. The descriptor returned
+// is non-blocking.
 func dialService(root string) (int, error) {
-	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
 	if err != nil {
 		return -1, err
 	}
@@ -75,11 +80,55 @@ func dialService(root string) (int, error) {
 		defer unix.Close(dfd)
 		path = "/proc/self/fd/" + strconv.Itoa(dfd) + "/" + filepath.Base(path)
 	}
-	if err := unix.Connect(fd, &unix.SockaddrUnix{Name: path}); err != nil {
+	if err := connectWithin(fd, &unix.SockaddrUnix{Name: path}, AnswerTimeout); err != nil {
 		unix.Close(fd)
 		return -1, err
 	}
 	return fd, nil
+}
+
+// connectWithin connects the non-blocking socket fd to sa, waiting at
+// most wait for a connect in progress. A full backlog (EAGAIN) or a
+// connect not done in time is errNotTaken.
+func connectWithin(fd int, sa unix.Sockaddr, wait time.Duration) error {
+	err := unix.Connect(fd, sa)
+	if err == unix.EINTR {
+		// An interrupted connect goes on in the background; its end is
+		// polled for below, as for EINPROGRESS.
+		err = unix.EINPROGRESS
+	}
+	switch err {
+	case nil:
+		return nil
+	case unix.EAGAIN:
+		return errNotTaken
+	case unix.EINPROGRESS, unix.EALREADY:
+	default:
+		return err
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return errNotTaken
+		}
+		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+		n, err := unix.Poll(pfd, max(int(left/time.Millisecond), 1))
+		if err == unix.EINTR || (err == nil && n == 0) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		soerr, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
+		if err != nil {
+			return err
+		}
+		if soerr != 0 {
+			return unix.Errno(soerr)
+		}
+		return nil
+	}
 }
 
 // setUID reports whether the process runs with an effective uid other
@@ -128,6 +177,9 @@ func viaService(root string, msg io.Reader, env *Envelope, started func(int)) (p
 		return 0, 0, errNotTaken
 	}
 	defer msgW.Close()
+	// The request is one small packet on a new connection, which always
+	// has room; the deadline only makes sure nothing can hold us here.
+	sock.SetDeadline(time.Now().Add(AnswerTimeout))
 	err = pollfd.Sendmsg(rc, []byte(svcRequest), unix.UnixRights(int(msgR.Fd()), int(envR.Fd())))
 	envR.Close()
 	msgR.Close()
@@ -140,7 +192,7 @@ func viaService(root string, msg io.Reader, env *Envelope, started func(int)) (p
 	if err != nil || string(b[:n]) != svcGo {
 		return 0, 0, errNotTaken
 	}
-	sock.SetReadDeadline(time.Time{}) // the result comes when the message is committed
+	sock.SetDeadline(time.Time{}) // the result comes when the message is committed
 	pid = os.Getpid()
 	if started != nil {
 		started(pid)
@@ -225,8 +277,25 @@ func ReceiveRequest(conn int, wait time.Duration) (*ServiceRequest, error) {
 	return &ServiceRequest{Message: fds[0], Envelope: fds[1], UID: int(cred.Uid), PID: int(cred.Pid)}, nil
 }
 
+// Refuse answers "no" without waiting (the answer is one small packet on
+// a new connection, which always has room): the service is not taking
+// the message. The connection and any request on it are left to the
+// caller of Refuse (DropRequest, then close).
+func Refuse(conn int) error {
+	for {
+		err := unix.Sendmsg(conn, []byte(svcNo), nil, nil, unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT)
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}
+
 // DropRequest reads a request that has already arrived, without waiting,
-// and closes its descriptors (the service is not taking it).
+// and closes its descriptors (the service is not taking it). Closing a
+// caller's descriptor can block for as long as the caller likes (a
+// lingering socket, a file on a FUSE mount), and so can closing conn
+// while a request is still in it: neither may be done on a thread that
+// others wait for.
 func DropRequest(conn int) {
 	var b [16]byte
 	oob := make([]byte, unix.CmsgSpace(4*4))

@@ -1,6 +1,7 @@
 package qq
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -88,6 +89,74 @@ func TestServiceNotForSetUID(t *testing.T) {
 	}
 	if _, _, err := unix.Accept(ln); err != unix.EAGAIN {
 		t.Errorf("the service was connected to (accept: %v)", err)
+	}
+}
+
+// TestServiceBacklogFull: a service that does not accept (stopped with
+// SIGSTOP, or swamped) and whose listen backlog is full must not hold the
+// caller in connect(2): dialService gives up at once with errNotTaken, and
+// Queue runs qmail-queue instead (absent in this tree, so its exec failure
+// is the result).
+func TestServiceBacklogFull(t *testing.T) {
+	root := t.TempDir()
+	ln := serviceSocket(t, root, 0)
+	if err := unix.Listen(ln, 0); err != nil { // the smallest backlog
+		t.Fatal(err)
+	}
+	// Fill the backlog: connect without waiting until the kernel says it
+	// is full.
+	full := false
+	for i := 0; i < 1000 && !full; i++ {
+		c, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { unix.Close(c) })
+		switch err := unix.Connect(c, &unix.SockaddrUnix{Name: filepath.Join(root, ServiceSocket)}); err {
+		case nil:
+		case unix.EAGAIN:
+			full = true
+		default:
+			t.Fatalf("connect: %v", err)
+		}
+	}
+	if !full {
+		t.Fatal("backlog never full")
+	}
+	type result struct {
+		fd  int
+		err error
+	}
+	got := make(chan result, 1)
+	go func() {
+		fd, err := dialService(root)
+		got <- result{fd, err}
+	}()
+	select {
+	case r := <-got:
+		if r.err == nil {
+			unix.Close(r.fd)
+		}
+		if !errors.Is(r.err, errNotTaken) {
+			t.Errorf("dialService with the backlog full: %v, want errNotTaken", r.err)
+		}
+	case <-time.After(30 * time.Second):
+		// Without the fix dialService sits in connect(2) for good; the
+		// listener's close at the end of the test lets it go.
+		t.Fatal("dialService still connecting after 30 s")
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := Queue(Options{Root: root, Env: []string{}}, strings.NewReader("x\n"), &Envelope{Sender: "a@b", Recipients: []string{"c@d"}})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "unable to exec qq") {
+			t.Errorf("Queue with the backlog full: %v, want qmail-queue's exec to be tried", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Queue still waiting after 30 s")
 	}
 }
 

@@ -13,6 +13,20 @@ package queue
 // writing holds one job slot until the 24-hour alarm; when every slot is
 // taken (MaxJobs) the service answers "no" and callers run qmail-queue, so
 // a full service never stops anyone from queueing.
+//
+// Closing a caller's descriptor can block for as long as the caller likes
+// (a TCP socket with SO_LINGER and a full send queue waits in close(2) for
+// the linger time; a file on a FUSE mount waits for its daemon), and so
+// can closing a connection whose request is still unread (the kernel
+// closes the descriptors in flight on the closing thread). The accept
+// loop therefore never closes either: a job closes its own (holding its
+// slot until they are closed, so that blocked closes hold at most MaxJobs
+// threads), and a refused connection goes to a few closer goroutines
+// (refusalClosers, with refusalBacklog connections waiting for them).
+// When those are all busy too, the loop stops accepting until a slot or a
+// closer is free: callers wait in the listen backlog for at most their
+// answer timeout, or fail to connect at once when it is full, and run
+// qmail-queue either way.
 
 import (
 	"errors"
@@ -37,6 +51,19 @@ const MaxJobs = 64
 
 // requestWait bounds the wait for a request on an accepted connection.
 const requestWait = 10 * time.Second
+
+// Refused connections are closed (with whatever their callers passed) by
+// refusalClosers goroutines, away from the accept loop; refusalBacklog
+// more wait for them. Each close that blocks holds one closer, and one OS
+// thread. Variables for tests.
+var (
+	refusalClosers = 4
+	refusalBacklog = 64
+)
+
+// busyWait is how often the accept loop looks again while it can neither
+// take nor refuse a caller.
+const busyWait = 100 * time.Millisecond
 
 // ServiceConfig is one run of the service.
 type ServiceConfig struct {
@@ -144,12 +171,25 @@ func Serve(c *ServiceConfig) {
 	tag := strconv.Itoa(os.Getpid())
 	gs := &groupSync{queue: filepath.Join(c.Root, "queue")}
 	whoCache := &whoCache{root: c.Root}
+	refused := newCloser(refusalClosers, refusalBacklog)
 	for {
+		// A caller is either taken (a slot is free) or refused (a
+		// closer will take its connection). When neither can be, leave
+		// callers in the backlog and look again shortly. Only this loop
+		// takes slots and hands connections to the closers, so a free
+		// slot or room found here is still there when the next caller
+		// is accepted.
+		blocked := running.Load() >= int64(maxJobs) && !refused.room()
 		pfd := []unix.PollFd{{Fd: int32(c.Listener), Events: unix.POLLIN}}
+		wait := -1
+		if blocked {
+			pfd[0].Fd = -1 // not polled
+			wait = int(busyWait / time.Millisecond)
+		}
 		if c.Stop >= 0 {
 			pfd = append(pfd, unix.PollFd{Fd: int32(c.Stop), Events: unix.POLLIN})
 		}
-		if _, err := unix.Poll(pfd, -1); err != nil {
+		if _, err := unix.Poll(pfd, wait); err != nil {
 			if err == unix.EINTR {
 				continue
 			}
@@ -157,6 +197,9 @@ func Serve(c *ServiceConfig) {
 		}
 		if len(pfd) > 1 && pfd[1].Revents != 0 {
 			break
+		}
+		if blocked {
+			continue
 		}
 		if pfd[0].Revents&unix.POLLIN == 0 {
 			if pfd[0].Revents&(unix.POLLERR|unix.POLLHUP|unix.POLLNVAL) != 0 {
@@ -171,18 +214,22 @@ func Serve(c *ServiceConfig) {
 			}
 			continue
 		}
+		// Jobs may have ended since: look again. A slot found free
+		// stays free, and room for a refusal found before stays there.
 		if running.Load() >= int64(maxJobs) {
 			// Run qmail-queue yourself. A caller whose request is not
-			// here yet sees the connection reset, which means the same.
-			qq.DropRequest(conn)
-			qq.Answer(conn, false)
-			unix.Close(conn)
+			// here yet sees "no" or the connection reset, which means
+			// the same. Nothing of the caller's is closed here.
+			qq.Refuse(conn)
+			refused.add(conn)
 			continue
 		}
 		running.Add(1)
 		wg.Add(1)
 		n := seq.Add(1)
 		go func() {
+			// The slot is given back only once the caller's descriptors
+			// and the connection are closed (those closes may block).
 			defer wg.Done()
 			defer running.Add(-1)
 			defer unix.Close(conn)
@@ -192,7 +239,11 @@ func Serve(c *ServiceConfig) {
 	}
 	// Callers connecting from now on fail and run qmail-queue.
 	unix.Unlinkat(unix.AT_FDCWD, filepath.Join(c.Root, qq.ServiceSocket), 0)
-	unix.Close(c.Listener)
+	// Closing the listener releases the connections still in its backlog
+	// and the descriptors their callers passed: that close can block as a
+	// refusal's can, so the stop does not wait for it.
+	go unix.Close(c.Listener)
+	refused.stop()
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
 	select {
@@ -200,6 +251,42 @@ func Serve(c *ServiceConfig) {
 	case <-time.After(grace):
 	}
 }
+
+// closer closes refused connections, and the requests in them, on its own
+// goroutines.
+type closer struct {
+	conns   chan int
+	pending atomic.Int64 // connections in conns not yet taken by a goroutine
+}
+
+func newCloser(goroutines, backlog int) *closer {
+	c := &closer{conns: make(chan int, max(backlog, 1))}
+	for range max(goroutines, 1) {
+		go c.run()
+	}
+	return c
+}
+
+// room reports whether add will not wait. Only one goroutine may add.
+func (c *closer) room() bool { return c.pending.Load() < int64(cap(c.conns)) }
+
+// add hands conn over; call it only when room() says so.
+func (c *closer) add(conn int) {
+	c.pending.Add(1)
+	c.conns <- conn
+}
+
+func (c *closer) run() {
+	for conn := range c.conns {
+		c.pending.Add(-1)
+		qq.DropRequest(conn)
+		unix.Close(conn)
+	}
+}
+
+// stop lets the goroutines end once the connections handed over are
+// closed. No add after stop.
+func (c *closer) stop() { close(c.conns) }
 
 // serveConn runs one request: a job over the caller's descriptors, with
 // the Root, Tag, Now and DirSync of c.

@@ -403,3 +403,233 @@ func TestServiceWaitsForLock(t *testing.T) {
 		t.Fatal("did not take over within 15 s of the first one's stop")
 	}
 }
+
+// lingeringSocket returns a loopback TCP socket whose final close blocks:
+// SO_LINGER is set and its send queue is full towards a peer that never
+// reads, so close(2) waits in the kernel for the linger time (an hour).
+// Its local port names it in /proc/net/tcp. release closes the peer, which
+// resets the connection and ends a close in progress; it is called at the
+// end of the test too.
+func lingeringSocket(t *testing.T) (fd, port int, release func()) {
+	t.Helper()
+	lo := [4]byte{127, 0, 0, 1}
+	ln, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(ln)
+	unix.SetsockoptInt(ln, unix.SOL_SOCKET, unix.SO_RCVBUF, 4096)
+	if err := unix.Bind(ln, &unix.SockaddrInet4{Addr: lo}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(ln, 1); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := unix.Getsockname(ln)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd, err = unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 4096)
+	if err := unix.Connect(fd, &unix.SockaddrInet4{Addr: lo, Port: sa.(*unix.SockaddrInet4).Port}); err != nil {
+		unix.Close(fd)
+		t.Fatal(err)
+	}
+	peer, _, err := unix.Accept4(ln, unix.SOCK_CLOEXEC)
+	if err != nil {
+		unix.Close(fd)
+		t.Fatal(err)
+	}
+	var once sync.Once
+	release = func() { once.Do(func() { unix.Close(peer) }) }
+	t.Cleanup(release)
+	if err := unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 3600}); err != nil {
+		unix.Close(fd)
+		t.Fatal(err)
+	}
+	unix.SetNonblock(fd, true)
+	buf := make([]byte, 65536)
+	for {
+		if _, err := unix.Write(fd, buf); err == unix.EAGAIN {
+			break
+		} else if err != nil && err != unix.EINTR {
+			unix.Close(fd)
+			t.Fatal(err)
+		}
+	}
+	unix.SetNonblock(fd, false)
+	la, err := unix.Getsockname(fd)
+	if err != nil {
+		unix.Close(fd)
+		t.Fatal(err)
+	}
+	return fd, la.(*unix.SockaddrInet4).Port, release
+}
+
+// tcpState is the state of the IPv4 TCP socket with local port port in
+// /proc/net/tcp ("04" is FIN_WAIT1: closed by its owner, lingering), or
+// "" if there is none.
+func tcpState(t *testing.T, port int) string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := ":" + strings.ToUpper(strconv.FormatInt(int64(port)|0x10000, 16)[1:])
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 3 && strings.HasSuffix(f[1], want) {
+			return f[3]
+		}
+	}
+	return ""
+}
+
+const finWait1 = "04"
+
+// passLingering sends the service a request carrying fd (a lingering
+// socket) as both descriptors and gives up its own copy, so that the
+// service's close of it (or of the connection still holding it in flight)
+// is the final one and blocks. It returns the connection. A send that
+// fails (the service closed the connection before the request was there)
+// is tried again on a new connection.
+func passLingering(t *testing.T, root string, fd int) int {
+	t.Helper()
+	for i := 0; ; i++ {
+		s, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { unix.Close(s) })
+		if err := unix.Connect(s, &unix.SockaddrUnix{Name: filepath.Join(root, qq.ServiceSocket)}); err != nil {
+			t.Fatal(err)
+		}
+		err = unix.Sendmsg(s, []byte("Q1"), unix.UnixRights(fd, fd), nil, unix.MSG_NOSIGNAL)
+		if err == nil {
+			unix.Close(fd)
+			return s
+		}
+		if i == 100 {
+			t.Fatalf("request not sent: %v", err)
+		}
+	}
+}
+
+// holdSlot takes a job slot with a request whose pipes are never written
+// (until the end of the test).
+func holdSlot(t *testing.T, root string) {
+	t.Helper()
+	mr, mw, _ := os.Pipe()
+	er, ew, _ := os.Pipe()
+	s, a := rawRequest(t, root, "Q1", int(mr.Fd()), int(er.Fd()))
+	mr.Close()
+	er.Close()
+	t.Cleanup(func() {
+		mw.Close()
+		ew.Close()
+		unix.Close(s)
+	})
+	if a != "go" {
+		t.Fatalf("slot holder: answer %q, want go", a)
+	}
+}
+
+// A caller refused because every slot is taken may pass descriptors whose
+// final close blocks (here a lingering TCP socket; a FUSE file can do the
+// same): the service must not close them on the thread that accepts, or
+// every later caller waits for its answer (and, once the backlog is full,
+// in connect) for as long as the close lasts. While such a close is still
+// in progress, another caller is answered "no" and runs qmail-queue.
+func TestServiceRefusalCloseBlocks(t *testing.T) {
+	root := newRoot(t)
+	service(t, root, 1)
+	holdSlot(t, root)
+	fd, port, _ := lingeringSocket(t) // registered after the service: ended before it is stopped
+	passLingering(t, root, fd)
+	waitFor(t, func() bool { return tcpState(t, port) == finWait1 }) // its close has begun
+	mr, mw, _ := os.Pipe()
+	defer mr.Close()
+	defer mw.Close()
+	s, a := rawRequest(t, root, "Q1", int(mr.Fd()), int(mr.Fd()))
+	unix.Close(s)
+	if a != "no" {
+		t.Errorf("caller during a blocked close: answer %q, want no", a)
+	}
+	if st := tcpState(t, port); st != finWait1 {
+		t.Fatalf("the lingering socket is in state %q, no longer lingering: the test proves nothing", st)
+	}
+}
+
+// When every slot is taken and every closer is stuck in a close (one
+// closer, one connection waiting for it here), the service stops
+// accepting rather than close anything on its loop or keep more: callers
+// wait in the backlog (and run qmail-queue after their answer timeout).
+// It accepts again once a closer is free, and a stop is honoured all the
+// same, even when the connections left in the backlog carry descriptors
+// whose close blocks (closing the listener closes them).
+func TestServiceRefusalsSaturated(t *testing.T) {
+	savedClosers, savedBacklog := refusalClosers, refusalBacklog
+	t.Cleanup(func() { refusalClosers, refusalBacklog = savedClosers, savedBacklog })
+	refusalClosers, refusalBacklog = 1, 1
+	root := newRoot(t)
+	stop := service(t, root, 1)
+	holdSlot(t, root)
+	fd1, port1, release1 := lingeringSocket(t)
+	passLingering(t, root, fd1)
+	waitFor(t, func() bool { return tcpState(t, port1) == finWait1 }) // the closer is stuck
+	mr, mw, _ := os.Pipe()
+	defer mr.Close()
+	defer mw.Close()
+	s2, a := rawRequest(t, root, "Q1", int(mr.Fd()), int(mr.Fd()))
+	defer unix.Close(s2)
+	if a != "no" {
+		t.Fatalf("caller waiting for the closer: answer %q, want no", a)
+	}
+	// No slot, no closer, no room: the next callers stay in the backlog.
+	fd3, port3, release3 := lingeringSocket(t)
+	passLingering(t, root, fd3)
+	v, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(v)
+	if err := unix.Connect(v, &unix.SockaddrUnix{Name: filepath.Join(root, qq.ServiceSocket)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Sendmsg(v, []byte("Q1"), unix.UnixRights(int(mr.Fd()), int(mr.Fd())), nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 64)
+	if n, _, _, _, err := unix.Recvmsg(v, b, nil, unix.MSG_DONTWAIT); err != unix.EAGAIN {
+		t.Fatalf("caller answered %q (%v) while nothing could take or refuse it", b[:n], err)
+	}
+	// The closer's close ends: it takes the waiting connection, and the
+	// loop goes on: the caller with the lingering socket is refused (and
+	// holds the closer again), then the other caller.
+	release1()
+	tv := unix.NsecToTimeval((10 * time.Second).Nanoseconds())
+	unix.SetsockoptTimeval(v, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+	n, _, _, _, err := unix.Recvmsg(v, b, nil, 0)
+	if err != nil || string(b[:n]) != "no" {
+		t.Fatalf("caller after the closer was free: %q %v, want no", b[:n], err)
+	}
+	waitFor(t, func() bool { return tcpState(t, port3) == finWait1 })
+	// Saturated again; a caller whose descriptor blocks waits in the
+	// backlog, and the service still stops.
+	fd4, port4, _ := lingeringSocket(t)
+	passLingering(t, root, fd4)
+	stopped := make(chan struct{})
+	go func() { stop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the service did not stop")
+	}
+	// The listener's close, left to run on its own, is stuck in the
+	// backlog's lingering socket: the stop did not wait for it.
+	waitFor(t, func() bool { return tcpState(t, port4) == finWait1 })
+	release3()
+}
