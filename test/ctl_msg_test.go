@@ -288,7 +288,7 @@ func TestCtlMsgBadInput(t *testing.T) {
 		{[]string{"release", "4242"}, 100, "qmailctl: message 4242 is not in the queue\n"},
 		{[]string{"bounce", damaged}, 100, "qmailctl: message " + damaged + ": info file damaged (no sender): not bounced; delete it instead\n"},
 		{[]string{"delete", "12x"}, 100, "qmailctl: not a message id: \"12x\"\n"},
-		{[]string{"hold", "to", "a\nb"}, 100, "cannot send hold-to"},
+		{[]string{"hold", "to", "\"a\nb\"@x"}, 100, "cannot send hold-to"}, // a bare newline reads as a space, as in sendmail
 		{[]string{"release", good}, 0, "message " + good + " was not held\n"},
 	}
 	for _, tc := range tests {
