@@ -6,12 +6,12 @@ import (
 	"errors"
 	"io"
 	"net"
-	"strings"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/hqmail/hqmail/pkg/idna"
 	"github.com/hqmail/hqmail/pkg/spawn/keep"
 )
 
@@ -71,9 +71,9 @@ type keepKey struct {
 func (d *delivery) key() keepKey {
 	k := keepKey{routed: d.routed, policy: d.policy, helo: d.cfg.Helo}
 	if d.routed {
-		k.relay, k.port = strings.ToLower(d.route.Relay), d.route.Port
+		k.relay, k.port = idna.Fold(d.route.Relay), d.route.Port
 	} else {
-		k.host = strings.ToLower(d.host)
+		k.host = idna.Fold(d.host) // either spelling of an IDN: the same servers
 	}
 	if d.creds != nil {
 		k.user, k.pass = d.creds.User, d.creds.Password

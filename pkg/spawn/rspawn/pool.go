@@ -7,13 +7,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/hqmail/hqmail/pkg/control"
 	"github.com/hqmail/hqmail/pkg/hold"
+	"github.com/hqmail/hqmail/pkg/idna"
 	"github.com/hqmail/hqmail/pkg/remote"
 	"github.com/hqmail/hqmail/pkg/spawn"
 	"github.com/hqmail/hqmail/pkg/spawn/keep"
@@ -82,7 +82,7 @@ func concurrency(root string) int {
 // the same way), else the domain. A relay's key has a space, which no
 // domain has.
 func (p *Pool) key(domain string) string {
-	domain = strings.ToLower(domain)
+	domain = idna.Fold(domain) // either spelling of an IDN: one key
 	path := filepath.Join(p.Root, "control", "smtproutes")
 	var id routesID
 	var st syscall.Stat_t
@@ -102,7 +102,7 @@ func (p *Pool) key(domain string) string {
 		}
 	}
 	if r, ok := p.routes.LookupRoute(domain); ok {
-		return "relay " + strings.ToLower(r.Relay) + " " + strconv.Itoa(r.Port)
+		return "relay " + idna.Fold(r.Relay) + " " + strconv.Itoa(r.Port)
 	}
 	return domain
 }

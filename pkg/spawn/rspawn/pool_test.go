@@ -137,6 +137,11 @@ func TestPoolRoutedShareProcess(t *testing.T) {
 	if got := p.key("Any.Example"); got != "any.example" {
 		t.Errorf("without smtproutes: key %q", got)
 	}
+	// Both spellings of an internationalized domain reach the same
+	// servers: one kept process.
+	if a, b := p.key("Bücher.example"), p.key("xn--bcher-kva.example"); a != b {
+		t.Errorf("IDN keys %q and %q differ", a, b)
+	}
 }
 
 // TestPoolLimitIsConcurrency: the kept processes are held to
