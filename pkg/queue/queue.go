@@ -10,7 +10,9 @@
 //     the queue directory (openat/linkat), so the process never depends on
 //     its cwd;
 //  2. create pid/<pid>.<start>.<seq>, seq 1..9, O_EXCL (63); ID = inode;
-//  3. link it to mess/<ID mod 23>/<ID> (64); unlink the pid name (63);
+//  3. link it to mess/<ID mod 23>/<ID> (64); unlink the pid name (63); a
+//     mess/ name already taken (a copied queue) keeps that pid/ file and
+//     goes back to 2 with the next seq (createMess);
 //  4. write the Received line and all of the message (54 read, 53 write);
 //  5. create intd/<ID> O_EXCL (65); write u<uid>, p<pid>, then copy the
 //     envelope while validating it (91 format, 11 too long, 54 truncated
@@ -192,43 +194,55 @@ func (j *job) run() int {
 }
 
 // createMess makes the message's inode under pid/ and links it into mess/.
+//
+// A mess/ name can already be taken by another file than the inode it
+// names: in a queue copied or restored from elsewhere ids are no longer
+// inode numbers. Such a pid/ file is kept, empty, holding its inode (a
+// file system that hands out the lowest free inode would give it to
+// every later message, and each would fail the same way until the old
+// message left the queue), and the next pid/ name is tried. qmail-send's
+// cleanup removes the kept file after 36 hours.
 func (j *job) createMess() int {
 	tag := j.c.Tag
 	if tag == "" {
 		tag = strconv.Itoa(j.c.PID)
 	}
 	prefix := "pid/" + tag + "." + strconv.FormatInt(j.c.Now.Unix(), 10) + "."
-	var err error
+	code := qq.ExitPid
 	for seq := 1; seq <= 9; seq++ {
 		name := prefix + strconv.Itoa(seq)
-		j.messfd, err = sysOpenat(j.qfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o644)
-		if err == nil {
-			j.pidname = name
-			break
+		fd, err := sysOpenat(j.qfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o644)
+		if err != nil {
+			continue
 		}
-		j.messfd = -1
+		j.messfd, j.pidname = fd, name
+		var st unix.Stat_t
+		if err := unix.Fstat(j.messfd, &st); err != nil {
+			return qq.ExitPid
+		}
+		j.id = st.Ino
+		id := strconv.FormatUint(j.id, 10)
+		j.split = strconv.FormatUint(j.id%qhome.Split, 10)
+		mess := "mess/" + j.split + "/" + id
+		if err := sysLinkat(j.qfd, j.pidname, j.qfd, mess, 0); err != nil {
+			if err != unix.EEXIST {
+				return qq.ExitMess
+			}
+			// Another file has this id's name: keep the pid/ file
+			// (its inode stays taken) and try another.
+			unix.Close(j.messfd)
+			j.messfd, j.pidname, code = -1, "", qq.ExitMess
+			continue
+		}
+		j.mess = mess
+		if sysUnlinkat(j.qfd, j.pidname, 0) != nil {
+			return qq.ExitPid
+		}
+		j.pidname = ""
+		j.intd = "intd/" + id
+		return 0
 	}
-	if j.messfd < 0 {
-		return qq.ExitPid
-	}
-	var st unix.Stat_t
-	if err := unix.Fstat(j.messfd, &st); err != nil {
-		return qq.ExitPid
-	}
-	j.id = st.Ino
-	id := strconv.FormatUint(j.id, 10)
-	j.split = strconv.FormatUint(j.id%qhome.Split, 10)
-	mess := "mess/" + j.split + "/" + id
-	if sysLinkat(j.qfd, j.pidname, j.qfd, mess, 0) != nil {
-		return qq.ExitMess
-	}
-	j.mess = mess
-	if sysUnlinkat(j.qfd, j.pidname, 0) != nil {
-		return qq.ExitPid
-	}
-	j.pidname = ""
-	j.intd = "intd/" + id
-	return 0
+	return code
 }
 
 // writeAll writes p to fd, retrying short writes.

@@ -372,6 +372,53 @@ func TestQueueInjectedFailures(t *testing.T) {
 	}
 }
 
+// TestQueueMessNameTaken: a mess/ name taken by another file (a queue
+// copied from elsewhere: ids are no longer inodes) keeps that pid/ file,
+// holding its inode, and the next one is tried. The pid/ file was removed
+// and, where the file system hands out the lowest free inode, every later
+// message got the same inode and failed with 64 until the old message
+// left the queue.
+func TestQueueMessNameTaken(t *testing.T) {
+	saved := sysLinkat
+	defer func() { sysLinkat = saved }()
+	var taken string
+	sysLinkat = func(a int, o string, b int, n string, f int) error {
+		if strings.HasPrefix(n, "mess/") && taken == "" {
+			taken = n
+			return unix.EEXIST
+		}
+		return saved(a, o, b, n, f)
+	}
+	root := newRoot(t)
+	if code := run(root, strings.NewReader("Subject: x\n\nbody\n"), strings.NewReader("Fa@b\x00Tc@d\x00\x00")); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	pids, _ := os.ReadDir(filepath.Join(root, "queue", "pid"))
+	if len(pids) != 1 {
+		t.Fatalf("pid/ holds %d files, want the one whose id was taken", len(pids))
+	}
+	var st unix.Stat_t
+	unix.Stat(filepath.Join(root, "queue", "pid", pids[0].Name()), &st)
+	if want := strconv.FormatUint(st.Ino, 10); filepath.Base(taken) != want {
+		t.Errorf("kept pid/ file has inode %s, the taken name was %s", want, taken)
+	}
+	// Every try taken: 64, and the pid/ files stay (nothing else does).
+	sysLinkat = func(a int, o string, b int, n string, f int) error {
+		if strings.HasPrefix(n, "mess/") {
+			return unix.EEXIST
+		}
+		return saved(a, o, b, n, f)
+	}
+	root = newRoot(t)
+	if code := run(root, strings.NewReader("x\n"), strings.NewReader("Fa@b\x00Tc@d\x00\x00")); code != qq.ExitMess {
+		t.Fatalf("exit %d, want %d", code, qq.ExitMess)
+	}
+	pids, _ = os.ReadDir(filepath.Join(root, "queue", "pid"))
+	if len(pids) != 9 {
+		t.Errorf("pid/ holds %d files, want 9", len(pids))
+	}
+}
+
 func TestWho(t *testing.T) {
 	root := t.TempDir()
 	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
