@@ -27,7 +27,8 @@ func noTree(root, why string) error {
 // Check compares the tree at root with the table (and every program in
 // bin/ with its program entry) and returns one line per deviation, like
 // qmail's instcheck, and what keeps qmail's users from the files they
-// read. The ids come from root/etc/ids. A root that is no tree gives a
+// read. The ids come from root/etc/ids; where the user database gives
+// them or qmail's names otherwise, that is said first (IDConflicts). A root that is no tree gives a
 // permanent error wrapping ErrNoTree.
 func Check(root string) ([]string, error) {
 	st, err := os.Stat(root)
@@ -69,7 +70,7 @@ func Check(root string) ([]string, error) {
 	}
 	entries = append(entries, fixed...)
 	rs := runners(ids)
-	var out []string
+	out := IDConflicts(ids)
 	blocked := map[string]bool{}
 	if !ids.Shared {
 		out = append(out, unreachableRoot(root, rs, own, blocked)...)

@@ -146,3 +146,125 @@ func run(log io.Writer, name string, args ...string) error {
 	}
 	return nil
 }
+
+// The user database, as os/user reads it (without cgo, as the programs
+// are built: /etc/passwd and /etc/group); variables for tests.
+var (
+	lookupUser    = user.Lookup
+	lookupUserID  = user.LookupId
+	lookupGroup   = user.LookupGroup
+	lookupGroupID = user.LookupGroupId
+)
+
+// idUses says, for each of qmail's users, what runs as it and what of the
+// tree it owns: what another account given its uid takes part in.
+var idUses = map[string]struct{ runs, owns string }{
+	"alias":  {"deliveries to alias (fastforward, alias/Maildir) run", "alias/ and the mail delivered there"},
+	"qmaild": {"qmail-smtpd runs", ""},
+	"qmaill": {"the logger runs", ""},
+	"qmailp": {"qmail-getpw runs", ""},
+	"qmailq": {"qmail-queue, qmail-queued and qmail-clean run", "all queued mail (queue/mess)"},
+	"qmailr": {"qmail-rspawn and qmail-remote run", "queue/lock/tcpto"},
+	"qmails": {"qmail-send runs", "the envelopes of queued mail (queue/info, local, remote) and the bounces"},
+}
+
+// groupUses says, for each of qmail's groups, what another group given its
+// gid (%[1]s) takes part in.
+var groupUses = map[string]string{
+	"qmail":   "qmail's daemons run with group %[1]s and can read and change its files, and the members of %[1]s can read all queued mail (queue/mess is mode 0750, group qmail)",
+	"nofiles": "the logger and qmail-getpw run with group %[1]s and can read and change its files",
+}
+
+const renumber = "renumber the tree: qmail-install(8), Renumbering"
+
+// IDConflicts compares the users and groups ids records for a tree with
+// the user database, one line per disagreement: a qmail name the database
+// gives another uid or gid than ids (the tree's programs and files use a
+// number that is not that account's), and a recorded uid or gid the
+// database gives to another name (that account is the one qmail's
+// programs run as: it can read and change what they own, queued mail
+// among it). qmail-install keeps the ids a tree recorded, since its files
+// carry them; a tree restored onto another machine keeps its old machine's
+// numbers, which this one may give to other accounts.
+//
+// A shared tree (every name the one user who installed it) is not
+// compared, nor are the names of a tree of -uid-base ids (numbers meant to
+// have no password entries); names and numbers the database does not know
+// are not reported.
+func IDConflicts(ids *qhome.IDs) []string {
+	if ids.Shared {
+		return nil
+	}
+	numeric := *ids == *BaseIDs(ids.Alias.UID)
+	taken := func(uid int, name string) string {
+		if u, err := lookupUserID(strconv.Itoa(uid)); err == nil && u.Username != name {
+			return u.Username
+		}
+		return ""
+	}
+	takenGroup := func(gid int, name string) string {
+		if g, err := lookupGroupID(strconv.Itoa(gid)); err == nil && g.Name != name {
+			return g.Name
+		}
+		return ""
+	}
+	var out []string
+	for _, n := range qhome.UserNames {
+		rec := ids.UserByName(n)
+		other := taken(rec.UID, n)
+		if u, err := lookupUser(n); err == nil && !numeric {
+			fix := fmt.Sprintf("usermod -u %d %s, or %s", rec.UID, n, renumber)
+			if other != "" {
+				fix = renumber
+			}
+			if u.Uid != strconv.Itoa(rec.UID) {
+				out = append(out, fmt.Sprintf("etc/ids: %s is uid %d, but the user database gives %s uid %s: "+
+					"the tree's programs run as uid %d and its files belong to it, not to the account %s (%s)",
+					n, rec.UID, n, u.Uid, rec.UID, n, fix))
+			}
+			if u.Gid != strconv.Itoa(rec.GID) {
+				fix := fmt.Sprintf("usermod -g %d %s, or %s", rec.GID, n, renumber)
+				out = append(out, fmt.Sprintf("etc/ids: %s has gid %d, but the user database gives %s gid %s: "+
+					"the tree uses gid %d for %s, not the account's group (%s)", n, rec.GID, n, u.Gid, rec.GID, n, fix))
+			}
+		}
+		if other != "" {
+			use := idUses[n]
+			what := fmt.Sprintf("%s as %s", use.runs, other)
+			if use.owns != "" {
+				what += fmt.Sprintf(", and %s can read and change what %s owns, %s among it", other, n, use.owns)
+			} else {
+				what += ", and each can signal and trace the other's processes"
+			}
+			out = append(out, fmt.Sprintf("etc/ids: %s is uid %d, which the user database gives to %s: %s (give %s a uid of its own: %s)",
+				n, rec.UID, other, what, n, renumber))
+		}
+		// A primary group apart from the tree's groups (only alias and
+		// qmaild run with theirs).
+		if g := userGroup[n]; rec.GID != *ids.GroupByName(g) {
+			if other := takenGroup(rec.GID, g); other != "" {
+				out = append(out, fmt.Sprintf("etc/ids: %s has gid %d, which the user database gives to group %s: "+
+					"what runs as %s can read and change the files of group %s (give %s the gid of group %s: %s)",
+					n, rec.GID, other, n, other, n, g, renumber))
+			}
+		}
+	}
+	for _, g := range qhome.GroupNames {
+		rec := *ids.GroupByName(g)
+		other := takenGroup(rec, g)
+		if gr, err := lookupGroup(g); err == nil && !numeric && gr.Gid != strconv.Itoa(rec) {
+			fix := fmt.Sprintf("groupmod -g %d %s, or %s", rec, g, renumber)
+			if other != "" {
+				fix = renumber
+			}
+			out = append(out, fmt.Sprintf("etc/ids: group %s is gid %d, but the user database gives group %s gid %s: "+
+				"the tree's programs run with gid %d and its files belong to it, not to the group %s (%s)",
+				g, rec, g, gr.Gid, rec, g, fix))
+		}
+		if other != "" {
+			out = append(out, fmt.Sprintf("etc/ids: group %s is gid %d, which the user database gives to group %s: %s (give group %s a gid of its own: %s)",
+				g, rec, other, fmt.Sprintf(groupUses[g], other), g, renumber))
+		}
+	}
+	return out
+}

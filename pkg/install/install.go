@@ -59,6 +59,14 @@ func Install(opt Options) error {
 	if err != nil {
 		return err
 	}
+	// The ids are kept, as the tree's files carry them (a restored tree
+	// keeps its old machine's numbers): where the user database gives
+	// them or qmail's names otherwise, the admin is told, as -check does.
+	if opt.Log != nil {
+		for _, l := range IDConflicts(ids) {
+			fmt.Fprintf(opt.Log, "qmail-install: warning: %s\n", l)
+		}
+	}
 	own := &owners{ids: ids, shared: ids.Shared, uid: os.Getuid(), gid: os.Getgid()}
 
 	// Directories, files and the FIFO of the table, in order (parents first).
