@@ -824,6 +824,32 @@ func runHoldSteps(t *testing.T, root string, steps []holdStep) {
 	}
 }
 
+// TestHoldEditBOMAndTrailingDot: a flag saved with a byte order mark
+// (Notepad) is edited as qmail-send reads it (release remote named no line,
+// said "unchanged" and left the domain held), and a domain written with a
+// trailing dot is the domain (recorded with it, it held nothing).
+func TestHoldEditBOMAndTrailingDot(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, hold.RemoteFile)
+	os.WriteFile(p, []byte("\xef\xbb\xbfexample.com\nother.example\n"), 0o644)
+	if _, err := EditHold(dir, hold.RemoteFile, false, []string{"example.com"}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(p); string(b) != "other.example\n" {
+		t.Errorf("after release of example.com: %q", b)
+	}
+	if _, err := EditHold(dir, hold.RemoteFile, true, []string{"plain.example.", "Bücher.test."}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(p); string(b) != "other.example\nplain.example\nxn--bcher-kva.test\n" {
+		t.Errorf("after hold of domains with a trailing dot: %q", b)
+	}
+	h, err := hold.Read(dir, hold.RemoteFile)
+	if err != nil || !h.HoldsAddress("u@plain.example") || !h.HoldsAddress("u@bücher.test.") {
+		t.Errorf("held: %+v %v", h, err)
+	}
+}
+
 // An address literal is held and released by its address, whatever its
 // spelling: qmailctl status shows "[::1]" for a hold of "[IPv6:0:0::1]",
 // and releasing what status shows must work.

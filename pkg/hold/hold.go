@@ -107,12 +107,16 @@ func ValidDomain(s string) bool {
 	return true
 }
 
+// StripBOM removes a UTF-8 byte order mark from the start of a hold file's
+// contents: every reader and editor of a hold file sees the same lines.
+func StripBOM(b []byte) []byte { return bytes.TrimPrefix(b, []byte("\xef\xbb\xbf")) }
+
 // Parse parses the contents of an existing hold file. A file written by a
 // Windows editor reads as it looks: a UTF-8 byte order mark at its start
 // and a CR at a line's end are not part of a domain (they made the line
 // junk, and mail to that domain flowed).
 func Parse(b []byte) Flag {
-	b = bytes.TrimPrefix(b, []byte("\xef\xbb\xbf"))
+	b = StripBOM(b)
 	h := Flag{Set: true}
 	if AllMarker(control.FirstLine(b)) {
 		h.All = true
@@ -152,11 +156,20 @@ func Parse(b []byte) Flag {
 // dotted quad "127.0.0.1" (qmail-remote delivers both to 127.0.0.1), and
 // the other way round. Anything else is a name, taken in the form
 // qmail-remote looks it up by (pkg/idna Fold): lowercased, with its
-// non-ASCII labels in A-labels, so that "Bücher.example" is
-// "xn--bcher-kva.example" (and ".bücher.example" ".xn--bcher-kva.example").
+// non-ASCII labels in A-labels and without a trailing dot, so that
+// "Bücher.example." is "xn--bcher-kva.example" (and ".bücher.example"
+// ".xn--bcher-kva.example").
 func CanonDomain(d string) string {
 	if a, ok := literal(d); ok {
 		return "[" + a.String() + "]"
+	}
+	// "example.com." is the host qmail-remote and smtproutes take
+	// example.com for; but "127.0.0.1." is a name to look up, not the
+	// address.
+	if t := strings.TrimSuffix(d, "."); t != d && t != "" {
+		if _, addr := literal(t); !addr {
+			d = t
+		}
 	}
 	return idna.Fold(d)
 }
@@ -268,16 +281,9 @@ func (h Flag) HoldsDomain(domain string) bool {
 // MatchDomain reports whether domain is one of the list lines of a hold
 // file (Flag.Lines, in CanonDomain form; qmail-send keeps them): a line
 // equal to it, or a ".suffix" line it ends with, the domain compared in
-// CanonDomain form (either spelling of an internationalized name), without
-// a trailing dot ("example.com." is the host qmail-remote and smtproutes
-// take example.com for; but "127.0.0.1." is a name to look up, not the
-// address).
+// CanonDomain form (either spelling of an internationalized name, without
+// a trailing dot).
 func MatchDomain(lines []string, domain string) bool {
-	if d := strings.TrimSuffix(domain, "."); d != domain {
-		if _, addr := literal(d); !addr {
-			domain = d
-		}
-	}
 	domain = CanonDomain(domain)
 	if domain == "" {
 		return false

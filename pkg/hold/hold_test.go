@@ -98,6 +98,7 @@ func TestHoldsAddress(t *testing.T) {
 		{list, "x@a.example.", true},
 		{list, "x@c.b.example.", true},
 		{list, "x@.", false},
+		{Parse([]byte("example.com.\n")), "u@example.com", true}, // a line with its dot
 		{Parse([]byte("[IPv6:2001:db8::2]\n")), "x@[ipv6:2001:DB8::2]", true},
 		{Parse([]byte("[IPv6:::1]\n")), "x@[IPv6:0:0:0:0:0:0:0:1]", true},
 		{Parse([]byte("[IPv6:::1]\n")), "x@[IPv6:::2]", false},

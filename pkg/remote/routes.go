@@ -39,7 +39,14 @@ func ParseTable(lines []string) Table {
 	t := Table{}
 	for _, l := range lines {
 		if k, v, ok := strings.Cut(l, ":"); ok {
-			t[idna.Fold(k)] = v
+			k = idna.Fold(k)
+			if len(k) > 1 {
+				// A key written fully qualified ("example.com.") is
+				// the host it names; it matched nothing, and a
+				// tlsroutes line so written enforced nothing.
+				k = strings.TrimSuffix(k, ".")
+			}
+			t[k] = v
 		}
 	}
 	return t

@@ -117,6 +117,8 @@ func TestRoutesIDN(t *testing.T) {
 		".straße.test:sub-u.relay",
 		"MÜNCHEN.test:upper.relay",
 		"XN--N3H.test:snow.relay",
+		"fq.test.:fq.relay", // written fully qualified
+		".fqsub.test.:fqsub.relay",
 	})
 	tests := []struct{ host, route string }{
 		{"xn--mller-kva.test", "a.relay:25"},
@@ -138,6 +140,9 @@ func TestRoutesIDN(t *testing.T) {
 		{"☃.test", "snow.relay:25"},
 		{"bucher.test", ""},
 		{"xn--bcher-kva.test.example", ""},
+		{"fq.test", "fq.relay:25"},
+		{"fq.test.", "fq.relay:25"},
+		{"a.fqsub.test", "fqsub.relay:25"},
 	}
 	for _, tt := range tests {
 		r, ok := tab.LookupRoute(tt.host)
