@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/hqmail/hqmail/pkg/address"
 	"github.com/hqmail/hqmail/pkg/hold"
 	"github.com/hqmail/hqmail/pkg/qerr"
 	"github.com/hqmail/hqmail/pkg/qhome"
@@ -724,8 +725,17 @@ func (q *prioq) remove(id uint64) bool {
 	return false
 }
 
-// addrEqual compares addresses without regard to case.
-func addrEqual(a, b string) bool { return strings.EqualFold(a, b) }
+// addrEqual compares addresses without regard to case, and their domains
+// as qmail-remote reaches them: either spelling of an internationalized
+// name, a trailing dot or not (hold.CanonDomain).
+func addrEqual(a, b string) bool {
+	if strings.EqualFold(a, b) {
+		return true
+	}
+	la, da, oka := address.Split(a)
+	lb, db, okb := address.Split(b)
+	return oka && okb && strings.EqualFold(la, lb) && hold.CanonDomain(da) == hold.CanonDomain(db)
+}
 
 // byAddress holds or releases every message from or to an address.
 func (s *Sched) byAddress(verb, addr string) (string, string) {

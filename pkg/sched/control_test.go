@@ -831,3 +831,27 @@ func TestCtlDeleteHeldInFlight(t *testing.T) {
 	e.waitLog("delivery 1: success", 1)
 	e.waitLog("end msg "+sid, 1)
 }
+
+// TestCtlHoldByAddressIDN: hold to/from compares the domain as qmail-remote
+// reaches it: either spelling of an internationalized name, with or
+// without a trailing dot (only the spelling queued matched).
+func TestCtlHoldByAddressIDN(t *testing.T) {
+	root := newTree(t)
+	mkCtlFIFO(t, root)
+	ctl(t, root, "holdremote", "")
+	e := start(t, root, ok, ok)
+	e.waitLog("status: local 0/10", 1)
+	queueMsg(t, root, "jörg@Bücher.example", "hx@bücher.example")
+	e.trigger()
+	e.waitLog("new msg", 1)
+	for i, tc := range []struct{ verb, arg, want string }{
+		{"hold-to", "HX@xn--bcher-kva.example.", "ok 1 message to <HX@xn--bcher-kva.example.> held"},
+		{"release-to", "hx@BÜCHER.example", "ok 1 message to <hx@BÜCHER.example> released"},
+		{"hold-from", "jörg@xn--bcher-kva.example", "ok 1 message from <jörg@xn--bcher-kva.example> held"},
+		{"hold-to", "hy@bücher.example", "ok 0 messages to <hy@bücher.example> held"},
+	} {
+		if got := e.request(fmt.Sprint("i", i), tc.verb, tc.arg); got != tc.want {
+			t.Errorf("%s %s: %q, want %q", tc.verb, tc.arg, got, tc.want)
+		}
+	}
+}
