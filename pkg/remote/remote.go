@@ -488,8 +488,10 @@ func (d *delivery) smtp(conn net.Conn, a dnsmx.Addr, port int, tryTLS bool) (err
 	// The extensions go-smtp's Client may use in MAIL (see wire.view): it
 	// adds BODY=8BITMIME whenever 8BITMIME is offered, and the wire takes
 	// it out again for a message without 8-bit bytes; SMTPUTF8 is used only
-	// when transaction asks for it.
-	s.w.show = func(kw string) bool { return kw == "8BITMIME" || kw == "SMTPUTF8" }
+	// when transaction asks for it; SIZE=n (RFC 1870) declares the
+	// message's size, so that a peer with a smaller limit refuses it at
+	// MAIL instead of after all of it went over the link.
+	s.w.show = func(kw string) bool { return kw == "8BITMIME" || kw == "SMTPUTF8" || kw == "SIZE" }
 	d.attach(s)
 	required := d.policy == TLSRequire || d.policy == TLSEncrypt
 	if port == 465 {
@@ -573,9 +575,16 @@ func (d *delivery) attach(s *session) {
 // is success (go-smtp's Client wants 250 after MAIL, 25x after RCPT: other
 // 2xx/3xx codes come back as an *smtp.SMTPError and count as accepted).
 func (d *delivery) transaction(s *session, ext map[string]string) error {
-	var opts *smtp.MailOptions
+	opts := &smtp.MailOptions{}
 	if _, ok := ext["SMTPUTF8"]; ok && d.needsUTF8() {
-		opts = &smtp.MailOptions{UTF8: true}
+		opts.UTF8 = true
+	}
+	if _, ok := ext["SIZE"]; ok {
+		// The queue file's size: each line's CR, which the wire adds,
+		// is not counted (as Postfix declares its queue file's).
+		if st, err := d.msg.Stat(); err == nil && st.Size() > 0 {
+			opts.Size = st.Size()
+		}
 	}
 	s.uses++
 	if _, ok := ext["PIPELINING"]; ok {

@@ -259,14 +259,14 @@ func (w *wire) Write(p []byte) (int, error) {
 	}
 	q := p
 	if w.want8bit != nil {
-		// go-smtp writes the parameter right after the address, and after
-		// it at most SMTPUTF8 (the only other extension the view shows):
-		// look for it there, never inside the sender.
-		for _, tail := range []string{" BODY=8BITMIME\r\n", " BODY=8BITMIME SMTPUTF8\r\n"} {
-			if bytes.HasSuffix(p, []byte(tail)) && !w.want8bit() {
-				i := len(p) - len(tail)
-				q = append(append([]byte(nil), p[:i]...), tail[len(" BODY=8BITMIME"):]...)
-				break
+		// go-smtp writes the parameters after the address's closing
+		// '>' (BODY=8BITMIME first, then SIZE=n, SMTPUTF8: none has a
+		// '>'): look for it there, never inside the sender.
+		const body = " BODY=8BITMIME"
+		if gt := bytes.LastIndexByte(p, '>'); gt >= 0 {
+			if i := bytes.Index(p[gt:], []byte(body)); i >= 0 && !w.want8bit() {
+				i += gt
+				q = append(append([]byte(nil), p[:i]...), p[i+len(body):]...)
 			}
 		}
 	}

@@ -152,7 +152,15 @@ func TestSessionDialogue(t *testing.T) {
 			[]string{"EHLO h.test\r\n", "MAIL FROM:<f@x.test>\r\n", "RCPT TO:<a@r.test>\r\n", "DATA\r\n", "a\r\n", ".\r\n", "QUIT\r\n"}},
 		{"8BITMIME offered, 8-bit message", "\xe9\n", map[string]string{"EHLO": "250-hi\r\n250-8bitmime\r\n250 SIZE 10\r\n"},
 			"r\x00K127.0.0.1 accepted message.\nRemote host said: 250 done\n",
-			[]string{"EHLO h.test\r\n", "MAIL FROM:<f@x.test> BODY=8BITMIME\r\n", "RCPT TO:<a@r.test>\r\n", "DATA\r\n", "\xe9\r\n", ".\r\n", "QUIT\r\n"}},
+			[]string{"EHLO h.test\r\n", "MAIL FROM:<f@x.test> BODY=8BITMIME SIZE=2\r\n", "RCPT TO:<a@r.test>\r\n", "DATA\r\n", "\xe9\r\n", ".\r\n", "QUIT\r\n"}},
+		// RFC 1870: the size is declared where the peer offers SIZE, so
+		// that a message over its limit is refused at MAIL, before any
+		// of it goes over the link (it was sent whole, then refused).
+		{"SIZE offered, ASCII message", "abc\n", map[string]string{"EHLO": "250-hi\r\n250-8BITMIME\r\n250 SIZE 3\r\n", "MAIL": "552 5.3.4 too big\r\n"},
+			"DConnected to 127.0.0.1 but sender was rejected.\nRemote host said: 552 5.3.4 too big\n",
+			[]string{"EHLO h.test\r\n", "MAIL FROM:<f@x.test> SIZE=4\r\n", "QUIT\r\n"}},
+		{"SIZE and SMTPUTF8", "\xe9\n", map[string]string{"EHLO": "250-hi\r\n250-8BITMIME\r\n250-SIZE\r\n250 SMTPUTF8\r\n"},
+			"r\x00K127.0.0.1 accepted message.\nRemote host said: 250 done\n", nil},
 		{"DATA refused temporarily", "a\n", map[string]string{"DATA": "451 later\r\n"},
 			"r\x00Z127.0.0.1 failed on DATA command.\nRemote host said: 451 later\n", nil},
 		{"final dot refused", "a\n", map[string]string{".": "554 5.7.1 spam\r\n"},
