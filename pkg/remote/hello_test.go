@@ -323,3 +323,35 @@ func TestSTARTTLS421(t *testing.T) {
 		})
 	}
 }
+
+// TestSTARTTLSRefusedTryNote: a peer that offers STARTTLS and refuses it
+// (454) gets the mail in plain text under "try", as the policy allows, and
+// the success report says so, as it does after a failed handshake (the log
+// said nothing, as if the mail had gone encrypted or never been offered
+// TLS).
+func TestSTARTTLSRefusedTryNote(t *testing.T) {
+	addr, lines := peer(t, map[string]string{"EHLO": "250-hi\r\n250 STARTTLS\r\n", "STARTTLS": "454 4.7.0 TLS not available\r\n"})
+	f, err := os.Create(filepath.Join(t.TempDir(), "msg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	f.WriteString("a\n")
+	f.Seek(0, 0)
+	d := &delivery{cfg: &Config{Helo: "h.test", TimeoutRemote: 5 * time.Second},
+		sender: "f@x.test", rcpts: []string{"a@r.test"}, msg: f, out: bufio.NewWriter(&strings.Builder{}), policy: TLSTry}
+	conn, err := net.Dial("tcp", addr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = d.smtp(conn, dnsmx.Addr{IP: addr.IP, Name: "127.0.0.1"}, addr.Port, true)
+	rep, ok := err.(*report)
+	if !ok {
+		t.Fatalf("not a report: %v", err)
+	}
+	want := "K127.0.0.1 accepted message.\nRemote host said: 250 done\nSent without TLS: STARTTLS was rejected (454 4.7.0 TLS not available).\n"
+	if rep.Error() != want {
+		t.Errorf("got %q\nwant %q", rep.Error(), want)
+	}
+	<-lines
+}

@@ -474,6 +474,12 @@ func (d *delivery) smtp(conn net.Conn, a dnsmx.Addr, port int, tryTLS bool) (err
 	s := newSession(conn, a.IP.String(), d.cfg.TimeoutRemote)
 	s.plain = d.plain
 	defer func() {
+		// A refusal of STARTTLS under "try" (startTLS) goes on in
+		// plain text: the log says so, as for a failed handshake (the
+		// retry's note, d.plain, is added by the caller).
+		if rep := (*report)(nil); errors.As(err, &rep) && rep.letter == 'K' && s.plain != d.plain {
+			rep.text += s.plain
+		}
 		if fb := (*tlsFallback)(nil); errors.As(err, &fb) {
 			// The same address is dialled again at once, in plain
 			// text: let the peer see this connection end first (a peer

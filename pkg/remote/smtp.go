@@ -476,6 +476,9 @@ func (s *session) startTLS(cfg *tls.Config, required bool) error {
 			return rep
 		}
 		if !required {
+			// Plain text, as the policy allows; each report of a
+			// message this connection carries says so.
+			s.plain = "Sent without TLS: STARTTLS was rejected (" + oneLine(firstLine(r.Text)) + ").\n"
 			return nil
 		}
 		s.quit()
