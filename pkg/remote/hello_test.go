@@ -304,15 +304,7 @@ func TestSTARTTLS421(t *testing.T) {
 			})
 			d := &delivery{cfg: &Config{Helo: "h.test", TimeoutRemote: 5 * time.Second},
 				sender: "f@x.test", rcpts: []string{"a@r.test"}, out: bufio.NewWriter(&strings.Builder{}), policy: tc.policy}
-			conn, err := net.Dial("tcp", addr.String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			err = d.smtp(conn, dnsmx.Addr{IP: addr.IP, Name: "127.0.0.1"}, addr.Port, true)
-			rep, ok := err.(*report)
-			if !ok {
-				t.Fatalf("not a report: %v", err)
-			}
+			rep := smtpOnce(t, d, addr)
 			want := "ZConnected to 127.0.0.1 but STARTTLS was rejected.\nRemote host said: 421 4.7.0 bye\n"
 			if rep.Error() != want || rep.tlsPolicy != tc.tlsPolicy {
 				t.Errorf("got %q (TLS policy %v)\nwant %q (TLS policy %v)", rep.Error(), rep.tlsPolicy, want, tc.tlsPolicy)
@@ -340,6 +332,18 @@ func TestSTARTTLSRefusedTryNote(t *testing.T) {
 	f.Seek(0, 0)
 	d := &delivery{cfg: &Config{Helo: "h.test", TimeoutRemote: 5 * time.Second},
 		sender: "f@x.test", rcpts: []string{"a@r.test"}, msg: f, out: bufio.NewWriter(&strings.Builder{}), policy: TLSTry}
+	rep := smtpOnce(t, d, addr)
+	want := "K127.0.0.1 accepted message.\nRemote host said: 250 done\nSent without TLS: STARTTLS was rejected (454 4.7.0 TLS not available).\n"
+	if rep.Error() != want {
+		t.Errorf("got %q\nwant %q", rep.Error(), want)
+	}
+	<-lines
+}
+
+// smtpOnce runs d's dialogue, TLS tried, on a new connection to addr and
+// returns its report.
+func smtpOnce(t *testing.T, d *delivery, addr *net.TCPAddr) *report {
+	t.Helper()
 	conn, err := net.Dial("tcp", addr.String())
 	if err != nil {
 		t.Fatal(err)
@@ -349,9 +353,5 @@ func TestSTARTTLSRefusedTryNote(t *testing.T) {
 	if !ok {
 		t.Fatalf("not a report: %v", err)
 	}
-	want := "K127.0.0.1 accepted message.\nRemote host said: 250 done\nSent without TLS: STARTTLS was rejected (454 4.7.0 TLS not available).\n"
-	if rep.Error() != want {
-		t.Errorf("got %q\nwant %q", rep.Error(), want)
-	}
-	<-lines
+	return rep
 }

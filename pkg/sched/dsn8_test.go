@@ -2,52 +2,17 @@ package sched
 
 import (
 	"bytes"
-	"fmt"
 	"io"
 	"mime"
 	"mime/multipart"
 	"net/mail"
-	"os"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 	"unicode/utf8"
 
 	"github.com/hqmail/hqmail/pkg/spawnproto"
 )
-
-// queueMsgText is queueMsg with the message given.
-func queueMsgText(t *testing.T, root, mess, sender string, recips ...string) uint64 {
-	t.Helper()
-	q := filepath.Join(root, "queue")
-	tmp := filepath.Join(q, "pid", fmt.Sprintf("t.%d", time.Now().UnixNano()))
-	if err := os.WriteFile(tmp, []byte(mess), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	var st syscall.Stat_t
-	if err := syscall.Stat(tmp, &st); err != nil {
-		t.Fatal(err)
-	}
-	id := st.Ino
-	if err := os.Link(tmp, filepath.Join(q, fnSplit("mess", id))); err != nil {
-		t.Fatal(err)
-	}
-	os.Remove(tmp)
-	var b strings.Builder
-	b.WriteString("u0\x00p1234\x00F" + sender + "\x00")
-	for _, r := range recips {
-		b.WriteString("T" + r + "\x00")
-	}
-	if err := os.WriteFile(filepath.Join(q, fnFlat("intd", id)), []byte(b.String()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Link(filepath.Join(q, fnFlat("intd", id)), filepath.Join(q, fnFlat("todo", id))); err != nil {
-		t.Fatal(err)
-	}
-	return id
-}
 
 func has8bit(b []byte) bool { return !isASCII(b) }
 

@@ -157,13 +157,21 @@ func ctl(t *testing.T, root, name, content string) {
 // todo/ID. It returns the id.
 func queueMsg(t *testing.T, root, sender string, recips ...string) uint64 {
 	t.Helper()
+	return queueMsgText(t, root, "Received: (qmail 1 invoked by uid 0); 26 Nov 2026 04:00:00 -0000\nSubject: test\n\nbody\n", sender, recips...)
+}
+
+// queueMsgText is queueMsg with the message given.
+func queueMsgText(t *testing.T, root, mess, sender string, recips ...string) uint64 {
+	t.Helper()
 	q := filepath.Join(root, "queue")
 	tmp := filepath.Join(q, "pid", fmt.Sprintf("t.%d", time.Now().UnixNano()))
-	if err := os.WriteFile(tmp, []byte("Received: (qmail 1 invoked by uid 0); 26 Nov 2026 04:00:00 -0000\nSubject: test\n\nbody\n"), 0o644); err != nil {
+	if err := os.WriteFile(tmp, []byte(mess), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	var st syscall.Stat_t
-	syscall.Stat(tmp, &st)
+	if err := syscall.Stat(tmp, &st); err != nil {
+		t.Fatal(err)
+	}
 	id := st.Ino
 	if err := os.Link(tmp, filepath.Join(q, fnSplit("mess", id))); err != nil {
 		t.Fatal(err)
