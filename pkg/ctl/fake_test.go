@@ -154,31 +154,25 @@ func fakeSend(root string) {
 // waits until LocateSend finds it; it is killed at the end of the test.
 func startFakeQuiet(t *testing.T, root string, env ...string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), append([]string{"FAKE_SEND_ROOT=" + root, "FAKE_SEND_QUIETSTART=1"}, env...)...)
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if pid, err := LocateSend(root); err == nil && pid == cmd.Process.Pid {
-			return cmd
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("fake qmail-send did not start")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	return launchFake(t, root, func(cmd *exec.Cmd) bool {
+		pid, err := LocateSend(root)
+		return err == nil && pid == cmd.Process.Pid
+	}, append([]string{"FAKE_SEND_QUIETSTART=1"}, env...)...)
 }
 
 // startFake starts a fake qmail-send on root and waits until it holds the
 // lock; it is killed at the end of the test.
 func startFake(t *testing.T, root string, env ...string) *exec.Cmd {
+	t.Helper()
+	return launchFake(t, root, func(cmd *exec.Cmd) bool {
+		st, _ := ReadStatus(root)
+		return st.Generation() >= 0 && st["pid"] == fmt.Sprint(cmd.Process.Pid)
+	}, env...)
+}
+
+// launchFake starts a fake qmail-send on root with env and waits up to 10
+// s until ready says it is up; it is killed at the end of the test.
+func launchFake(t *testing.T, root string, ready func(*exec.Cmd) bool, env ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), append([]string{"FAKE_SEND_ROOT=" + root}, env...)...)
@@ -191,14 +185,11 @@ func startFake(t *testing.T, root string, env ...string) *exec.Cmd {
 		cmd.Wait()
 	})
 	deadline := time.Now().Add(10 * time.Second)
-	for {
-		st, _ := ReadStatus(root)
-		if st.Generation() >= 0 && st["pid"] == fmt.Sprint(cmd.Process.Pid) {
-			return cmd
-		}
+	for !ready(cmd) {
 		if time.Now().After(deadline) {
 			t.Fatal("fake qmail-send did not start")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	return cmd
 }
