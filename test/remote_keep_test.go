@@ -449,3 +449,70 @@ func TestKeepModePlainNote(t *testing.T) {
 		t.Errorf("events %q: the plain-text retry did not wait for the first connection's end", events.String())
 	}
 }
+
+// TestKeepModeSizeRefused: a message over the SIZE a kept connection's
+// peer gave, refused at MAIL with 552, is refused for good: not offered
+// again over a new connection (a 4xx or 5xx at MAIL on a kept connection
+// is otherwise tried once more on a new one).
+func TestKeepModeSizeRefused(t *testing.T) {
+	tr := newRTree(t)
+	ln := listen(t, "", 2525)
+	var conns, mails atomic.Int64
+	scripted(t, ln, func(c net.Conn, br *bufio.Reader) {
+		conns.Add(1)
+		fmt.Fprintf(c, "220 peer.test\r\n")
+		for {
+			l, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			switch v := strings.ToUpper(strings.Fields(l + " x")[0]); v {
+			case "EHLO":
+				fmt.Fprintf(c, "250-peer.test\r\n250 SIZE 100\r\n")
+			case "MAIL":
+				mails.Add(1)
+				var n int
+				if i := strings.Index(l, " SIZE="); i >= 0 {
+					fmt.Sscanf(l[i+len(" SIZE="):], "%d", &n)
+				}
+				if n > 100 {
+					fmt.Fprintf(c, "552 5.3.4 message too big\r\n")
+					continue
+				}
+				fmt.Fprintf(c, "250 ok\r\n")
+			case "RCPT", "RSET":
+				fmt.Fprintf(c, "250 ok\r\n")
+			case "DATA":
+				fmt.Fprintf(c, "354 go\r\n")
+				if !readToDot(br) {
+					return
+				}
+				fmt.Fprintf(c, "250 accepted\r\n")
+			case "QUIT":
+				fmt.Fprintf(c, "221 bye\r\n")
+				return
+			default:
+				fmt.Fprintf(c, "502 what\r\n")
+			}
+		}
+	})
+	tr.Control("smtproutes", fmt.Sprintf("far.example:%s:%d\n", hostOf(ln), portOf(ln)))
+	k := startKeep(t, tr.Root)
+	args := []string{"far.example", "a@here.example", "joe@far.example"}
+	if got := k.Deliver("Subject: 1\n\none\n", args...); len(got) != 2 || !strings.HasPrefix(got[1], "K") {
+		t.Fatalf("small message: %q", got)
+	}
+	big := k.Deliver("Subject: 2\n\n"+strings.Repeat("x", 200)+"\n", args...)
+	if want := "DConnected to " + hostOf(ln) + " but sender was rejected.\nRemote host said: 552 5.3.4 message too big\n"; len(big) != 1 || big[0] != want {
+		t.Fatalf("big message: %q, want [%q]", big, want)
+	}
+	if n := mails.Load(); n != 2 {
+		t.Errorf("%d MAIL commands, want 2 (the big message offered once)", n)
+	}
+	if got := k.Deliver("Subject: 3\n\nthree\n", args...); len(got) != 2 || !strings.HasPrefix(got[1], "K") {
+		t.Fatalf("small message after: %q", got)
+	}
+	if n := conns.Load(); n != 2 {
+		t.Errorf("%d connections, want 2", n)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -585,11 +586,14 @@ func (d *delivery) transaction(s *session, ext map[string]string) error {
 	if _, ok := ext["SMTPUTF8"]; ok && d.needsUTF8() {
 		opts.UTF8 = true
 	}
-	if _, ok := ext["SIZE"]; ok {
+	overLimit := false // the declared size is over the limit the peer gave
+	if limit, ok := ext["SIZE"]; ok {
 		// The queue file's size: each line's CR, which the wire adds,
 		// is not counted (as Postfix declares its queue file's).
 		if st, err := d.msg.Stat(); err == nil && st.Size() > 0 {
 			opts.Size = st.Size()
+			n, err := strconv.ParseInt(limit, 10, 64)
+			overLimit = err == nil && n > 0 && opts.Size > n
 		}
 	}
 	s.uses++
@@ -598,7 +602,10 @@ func (d *delivery) transaction(s *session, ext map[string]string) error {
 	}
 	if err := s.c.Mail(smtpAddr(d.sender), opts); err != nil {
 		c := s.code(err)
-		if s.uses > 1 && (c < 0 || c >= 400) {
+		// A message over the SIZE the peer gave, refused with 552, is
+		// refused on any connection: no new one is made for it.
+		final := c == 552 && overLimit
+		if s.uses > 1 && (c < 0 || c >= 400) && !final {
 			// A kept connection the peer gave up while it was idle, or
 			// one on which it takes no more transactions (some peers
 			// limit messages per connection, which qmail, connecting
