@@ -335,11 +335,14 @@ func TestGroupSync(t *testing.T) {
 	}
 }
 
+// waitFor polls cond for up to 30 s. The bound is generous: on a machine
+// busy with other test runs a close handed to the service's closer was once
+// seen to take over 10 s to start.
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatal("condition not reached in 10 s")
+			t.Fatal("condition not reached in 30 s")
 		}
 	}
 }
