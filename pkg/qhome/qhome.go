@@ -220,23 +220,7 @@ var ErrNotRegular = errors.New("not a regular file")
 // directory with EISDIR, the rest with ErrNotRegular. qmail opens its
 // queue files non-blocking for the same reason.
 func OpenRegular(name string, flag int) (*os.File, error) {
-	f, err := os.OpenFile(name, flag|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, err
-	}
-	st, err := f.Stat()
-	switch {
-	case err != nil:
-	case st.IsDir():
-		err = &os.PathError{Op: "read", Path: name, Err: syscall.EISDIR} // as a read would say
-	case !st.Mode().IsRegular() && !isDevNull(st):
-		err = &os.PathError{Op: "open", Path: name, Err: ErrNotRegular}
-	}
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	return f, nil
+	return openChecked(name, flag, false)
 }
 
 // ErrSymlink is the error of OpenQueueFile, ReadQueueFile, AppendWhole and
@@ -251,16 +235,29 @@ var ErrSymlink = errors.New("is a symbolic link; not followed")
 // regular file (not even /dev/null; ErrNotRegular, or EISDIR for a
 // directory). The error names the file.
 func OpenQueueFile(name string, flag int) (*os.File, error) {
-	f, err := os.OpenFile(name, flag|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	return openChecked(name, flag, true)
+}
+
+// openChecked is OpenRegular, or with queue OpenQueueFile: no link
+// followed, and not /dev/null either.
+func openChecked(name string, flag int, queue bool) (*os.File, error) {
+	extra := syscall.O_NONBLOCK
+	if queue {
+		extra |= syscall.O_NOFOLLOW
+	}
+	f, err := os.OpenFile(name, flag|extra, 0)
 	if err != nil {
-		return nil, symlinkError(err)
+		if queue {
+			err = symlinkError(err)
+		}
+		return nil, err
 	}
 	st, err := f.Stat()
 	switch {
 	case err != nil:
 	case st.IsDir():
-		err = &os.PathError{Op: "read", Path: name, Err: syscall.EISDIR}
-	case !st.Mode().IsRegular():
+		err = &os.PathError{Op: "read", Path: name, Err: syscall.EISDIR} // as a read would say
+	case !st.Mode().IsRegular() && (queue || !isDevNull(st)):
 		err = &os.PathError{Op: "open", Path: name, Err: ErrNotRegular}
 	}
 	if err != nil {
