@@ -103,14 +103,14 @@ func firstEnv(env []string, keys ...string) (string, bool) {
 // envFields are the environment variables whose text qmail-inject writes
 // into the header or the envelope sender, each group in its order of
 // precedence (the first one set is the one used).
-var envFields = [][]string{
-	{"QMAILUSER", "MAILUSER", "USER", "LOGNAME"},
-	{"QMAILHOST", "MAILHOST"},
-	{"QMAILNAME", "MAILNAME", "NAME"},
-	{"QMAILSUSER"},
-	{"QMAILSHOST"},
-	{"QMAILIDHOST"},
-}
+var envFields = [][]string{envUser, envHost, envName, {"QMAILSUSER"}, {"QMAILSHOST"}, {"QMAILIDHOST"}}
+
+// The user, host and name variables, in their order of precedence.
+var (
+	envUser = []string{"QMAILUSER", "MAILUSER", "USER", "LOGNAME"}
+	envHost = []string{"QMAILHOST", "MAILHOST"}
+	envName = []string{"QMAILNAME", "MAILNAME", "NAME"}
+)
 
 // checkEnv refuses a CR, LF or NUL in the value used of each envFields
 // group. qmail writes them as they are: a line end in the name (even
@@ -371,12 +371,12 @@ func (j *Job) Exec() *Error {
 		return fatalf(111, errRead)
 	}
 
-	user, ok := firstEnv(env, "QMAILUSER", "MAILUSER", "USER", "LOGNAME")
+	user, ok := firstEnv(env, envUser...)
 	if !ok {
 		user = "anonymous"
 	}
-	mhost, hasHost := firstEnv(env, "QMAILHOST", "MAILHOST")
-	name, hasName := firstEnv(env, "QMAILNAME", "MAILNAME", "NAME")
+	mhost, hasHost := firstEnv(env, envHost...)
+	name, hasName := firstEnv(env, envName...)
 
 	resent := st.seen[hResentSender] || st.seen[hResentFrom] || st.seen[hResentReplyTo] ||
 		st.seen[hResentTo] || st.seen[hResentCc] || st.seen[hResentBcc] ||
