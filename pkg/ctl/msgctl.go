@@ -254,12 +254,8 @@ func envelopeAddress(arg string) (string, error) {
 // holds the sendmutex lock); qmail-send reads it at its next start.
 func (c *cmd) holdStopped(hold bool, ids []uint64) int {
 	q := c.queueDir()
-	// The held file is in queue/bounce, which qmails owns: a symbolic link
-	// there is refused, not read as root (its numeric lines would be
-	// copied into the new file).
-	if err := checkQueueFile(filepath.Join(c.root, HeldFile)); err != nil {
-		return c.fail(ExitTemp, "unable to read %s: %v", HeldFile, err)
-	}
+	// A symbolic link in place of the held file (queue/bounce is qmails')
+	// is refused by LoadHeld, not read as root.
 	held, err := sched.LoadHeld(q)
 	if err != nil {
 		return c.fail(ExitTemp, "unable to read %s: %v", HeldFile, err)
@@ -297,24 +293,6 @@ func (c *cmd) holdStopped(hold bool, ids []uint64) int {
 		return code
 	}
 	return c.fail(ExitNotRunning, "qmail-send is not running; the change applies at its next start")
-}
-
-// checkQueueFile refuses a queue file that exists but is a symbolic link
-// or not a regular file (what qhome.OpenQueueFile refuses), for a reader
-// that opens it by name elsewhere.
-func checkQueueFile(path string) error {
-	st, err := os.Lstat(path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		return nil
-	case err != nil:
-		return err
-	case st.Mode()&fs.ModeSymlink != 0:
-		return &fs.PathError{Op: "open", Path: path, Err: qhome.ErrSymlink}
-	case !st.Mode().IsRegular():
-		return &fs.PathError{Op: "open", Path: path, Err: qhome.ErrNotRegular}
-	}
-	return nil
 }
 
 // writeHeld replaces the held file durably (qhome.ReplaceFile), giving it

@@ -23,10 +23,12 @@ const (
 
 // ReadMsgs reads the held-message file of the queue directory q (ROOT/queue);
 // a missing file is an empty set. Lines that are not message ids are
-// ignored.
+// ignored. The file is in queue/bounce, which qmails owns, and is read
+// as a queue file (qhome.ReadQueueFile): a symbolic link there is an
+// error, never followed (qmailctl reads it as root).
 func ReadMsgs(q string) (map[uint64]bool, error) {
 	held := map[uint64]bool{}
-	b, err := qhome.ReadRegular(filepath.Join(q, "bounce", MsgsName))
+	b, err := qhome.ReadQueueFile(filepath.Join(q, "bounce", MsgsName))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return held, nil
