@@ -4,6 +4,11 @@
 //
 //	<ip> timed out <seconds> seconds ago; # recent timeouts: <count>
 //
+// or, for a last timeout in the future (the clock went back since; the
+// record counts as expired):
+//
+//	<ip> timed out in the future (clock went back?); # recent timeouts: <count>
+//
 // Privilege contract: any user who can open the file read-write (root or
 // qmailr); never set-id. No arguments; fd 1 the listing, fd 2 errors. Exit
 // 0, or 111 with "qmail-tcpto: fatal: ..." when the file cannot be read.

@@ -10,6 +10,13 @@
 // file cannot be opened or locked, every host counts as ready and nothing is
 // recorded. IPv6 addresses have no place in the format and are never
 // recorded or skipped.
+//
+// A record whose last timeout lies in the future (the clock was set back
+// after it was written) counts as expired: its address is tried, the next
+// timeout is recorded at once, and it is the first to be replaced. qmail
+// computes the age unsigned, so such an age wraps to a huge one and the
+// address is tried too; taken as a negative age it would be skipped until
+// the clock caught up, for as long as it had been set back.
 package tcpto
 
 import (
@@ -126,7 +133,7 @@ func (t *Table) Ready(ip net.IP) (ready, present bool) {
 		present = true
 		e := decode(buf[i*RecordSize:])
 		backoff := int64(60+(t.pid()&31)) * 64
-		if e.Count >= 2 && t.now()-e.Last < backoff {
+		if age, ok := e.age(t.now()); ok && e.Count >= 2 && age < backoff {
 			ready = false
 		}
 		return nil
@@ -161,28 +168,43 @@ func (t *Table) Result(ip net.IP, timedOut, present bool) {
 		}
 		if i >= 0 {
 			e := decode(buf[i*RecordSize:])
-			if e.Count > 0 && now < e.Last+120 {
+			if age, ok := e.age(now); ok && e.Count > 0 && age < 120 {
 				return nil
 			}
 			e.Count = min(e.Count+1, 10)
 			e.Last = now
 			return writeRecord(f, buf, i, e)
 		}
-		i = victim(buf)
+		i = victim(buf, now)
 		return writeRecord(f, buf, i, Entry{IP: ip4, Count: 1, Last: now})
 	})
 }
 
+// age is how long ago e's last timeout was at time now; ok is false when
+// it lies in the future (the clock went back), a record that counts as
+// expired.
+func (e Entry) age(now int64) (age int64, ok bool) {
+	if e.Last > now {
+		return 0, false
+	}
+	return now - e.Last, true
+}
+
 // victim picks the record a new address replaces: the first with count 0,
-// else the one with the smallest last + count*1024.
-func victim(buf []byte) int {
+// else the one with the smallest last + count*1024, a last in the future
+// counting as 0 (expired: replaced first, not kept for ever).
+func victim(buf []byte, now int64) int {
 	best, bestScore := 0, int64(-1)
 	for i := 0; i < Records; i++ {
 		e := decode(buf[i*RecordSize:])
 		if e.Count == 0 {
 			return i
 		}
-		score := e.Last + int64(e.Count)*1024
+		last := e.Last
+		if _, ok := e.age(now); !ok {
+			last = 0
+		}
+		score := last + int64(e.Count)*1024
 		if bestScore < 0 || score < bestScore {
 			best, bestScore = i, score
 		}
@@ -229,9 +251,14 @@ func (t *Table) Clear() error {
 	return nil
 }
 
-// Format renders one qmail-tcpto line for e at time now.
+// Format renders one qmail-tcpto line for e at time now. A last timeout
+// in the future (the clock went back since) has no age to print.
 func Format(e Entry, now int64) string {
-	return fmt.Sprintf("%s timed out %d seconds ago; # recent timeouts: %d\n", e.IP, now-e.Last, e.Count)
+	age, ok := e.age(now)
+	if !ok {
+		return fmt.Sprintf("%s timed out in the future (clock went back?); # recent timeouts: %d\n", e.IP, e.Count)
+	}
+	return fmt.Sprintf("%s timed out %d seconds ago; # recent timeouts: %d\n", e.IP, age, e.Count)
 }
 
 // Report writes qmail-tcpto's listing to w.

@@ -136,3 +136,70 @@ func TestReportAndClear(t *testing.T) {
 		t.Fatal("not zero-filled")
 	}
 }
+
+// TestFutureLastIsExpired: a record whose last timeout lies in the future
+// (the clock was set back a year after it was written) counts as expired:
+// the address is tried, not skipped until the clock catches up (QA: Ready
+// was false at +0, +1 h and +30 days, and qmail-tcpto printed "timed out
+// -31536200 seconds ago"); the next timeout is recorded at once, with the
+// time now.
+func TestFutureLastIsExpired(t *testing.T) {
+	tb, now := newTable(t)
+	*now = 1_700_000_000
+	ip := net.ParseIP("192.0.2.10")
+	tb.Result(ip, true, false)
+	*now += 200
+	tb.Result(ip, true, true)
+	if r, _ := tb.Ready(ip); r {
+		t.Fatal("two recent timeouts: want skipped")
+	}
+	*now -= 365 * 86400 // the clock goes back a year
+	for _, step := range []int64{0, 3600, 30 * 86400} {
+		*now += step
+		if r, p := tb.Ready(ip); !r || !p {
+			t.Fatalf("+%d s: Ready = %v,%v, want true,true", step, r, p)
+		}
+	}
+	var b bytes.Buffer
+	if err := tb.Report(&b); err != nil {
+		t.Fatal(err)
+	}
+	if want := "192.0.2.10 timed out in the future (clock went back?); # recent timeouts: 2\n"; b.String() != want {
+		t.Fatalf("report %q, want %q", b.String(), want)
+	}
+	tb.Result(ip, true, true)
+	es, _ := tb.Entries()
+	if len(es) != 1 || es[0].Count != 3 || es[0].Last != *now {
+		t.Fatalf("timeout after the clock went back: %+v, want count 3 at %d", es, *now)
+	}
+	if r, _ := tb.Ready(ip); r {
+		t.Fatal("timed out again just now: want skipped")
+	}
+}
+
+// TestVictimFutureLast: of full records, one whose last timeout lies in the
+// future is replaced first (it counts as expired), not kept for ever.
+func TestVictimFutureLast(t *testing.T) {
+	tb, now := newTable(t)
+	for i := 0; i < Records; i++ {
+		*now++
+		tb.Result(net.IPv4(10, 0, 0, byte(i)), true, false)
+	}
+	// Record 5 claims a time a day ahead.
+	f, err := os.OpenFile(tb.Path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r [RecordSize]byte
+	encode(r[:], Entry{IP: net.IPv4(10, 0, 0, 5), Count: 1, Last: *now + 86400})
+	if _, err := f.WriteAt(r[:], 5*RecordSize); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	*now++
+	tb.Result(net.ParseIP("10.1.0.0"), true, false)
+	es, _ := tb.Entries()
+	if len(es) != Records || !es[5].IP.Equal(net.ParseIP("10.1.0.0")) {
+		t.Fatalf("record 5 is %v, want the new address", es[5].IP)
+	}
+}
