@@ -17,22 +17,41 @@
 //     order the server returned them, carrying its preference; exchangers
 //     whose lookup fails are skipped. No address at all after a temporary
 //     failure is ErrTemp, otherwise ErrNoAddr.
+//   - With IsSelf set, the list is cut at this host's own preference
+//     (spec §6 "Self-loop"): only lower preferences are kept, and nothing
+//     left is ErrSelf, or ErrTemp when a better exchanger could not be
+//     looked up for now.
+//   - Caps, so that one hostile domain cannot hold a delivery for hours or
+//     fill memory: at most MaxExchangers exchanger names are looked up and
+//     at most MaxAddrs addresses returned, in the order above; after the
+//     first two names no further one is looked up once the delivery's DNS
+//     queries have taken 2 x timeout x attempts. The self cut is made on
+//     the whole list before the caps (see exchangers for the one case a
+//     cap can hide). No answer is turned into more records than are kept.
 //   - A name with non-ASCII labels (an IDN in UTF-8) is looked up by its
 //     A-labels (pkg/idna ToASCII, the conversion qmail-remote's route
 //     tables and the hold flags match domains by, through idna.Fold).
 //   - Addresses are both AAAA and A records. When PreferIPv6 is set (the
 //     caller sets it when the host has a global IPv6 address) an exchanger's
 //     IPv6 addresses come before its IPv4 ones, otherwise after.
+//   - A reply is used only when it echoes the question, and only records
+//     owned by the name asked for or a CNAME target on its chain count, as
+//     with glibc. A referral (a server that does not recurse) is
+//     ErrReferral, a temporary failure, not "no such host".
 //
 // Names are looked up as given (no search list), like qmail's res_query.
 package dnsmx
 
 import (
+	"cmp"
+	"encoding/binary"
 	"errors"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/hqmail/hqmail/pkg/idna"
 	"github.com/miekg/dns"
@@ -43,6 +62,15 @@ var (
 	ErrTemp   = errors.New("temporary DNS failure")
 	ErrNoHost = errors.New("host does not exist")
 	ErrNoAddr = errors.New("no mail exchanger or address")
+	// ErrSelf: this host is an exchanger (IsSelf) and no exchanger of a
+	// lower preference is left.
+	ErrSelf = errors.New("this host is a best-preference exchanger")
+)
+
+// The caps of one lookup (see the package comment).
+const (
+	MaxExchangers = 16 // exchanger names looked up
+	MaxAddrs      = 32 // addresses returned
 )
 
 // Addr is one address to try, with the preference of the MX that named it.
@@ -59,6 +87,12 @@ type Resolver struct {
 	// Shuffle reorders exchangers of equal preference; rand.Shuffle when nil
 	// (tests set it to keep an order).
 	Shuffle func(n int, swap func(i, j int))
+	// IsSelf, when set, tells this host's addresses (MX and MXSoft then make
+	// the self cut). It may be called from two goroutines at once, and
+	// must not keep ip, which is valid during the call only.
+	IsSelf func(ip net.IP) bool
+
+	now func() time.Time // the clock of the DNS budget; time.Now when nil
 }
 
 // Literal returns the address of a literal host: d.d.d.d, [d.d.d.d] or
@@ -107,80 +141,190 @@ func (r *Resolver) MX(host string) ([]Addr, error) {
 	return addrs, err
 }
 
+// exchanger is one MX record.
+type exchanger struct {
+	pref int
+	name string // without the final dot; "" for a null MX
+}
+
 // MXSoft is MX, and also returns the lowest preference of an exchanger
 // whose addresses could not be looked up for now (skipped), -1 if none: a
 // caller that cuts the list at its own preference can tell "only I am
-// left" from "a better exchanger could not be looked up".
+// left" from "a better exchanger could not be looked up". (With IsSelf
+// set the cut is made here, and that case is ErrTemp.)
 func (r *Resolver) MXSoft(host string) ([]Addr, int, error) {
-	soft := -1
 	if ip := Literal(host); ip != nil {
-		return []Addr{{IP: ip, Pref: 0, Name: host}}, soft, nil
+		if r.IsSelf != nil && r.IsSelf(ip) {
+			return nil, -1, ErrSelf
+		}
+		return []Addr{{IP: ip, Pref: 0, Name: host}}, -1, nil
 	}
 	host = idna.ToASCII(host)
 	if !validName(host) {
-		return nil, soft, ErrNoHost
+		return nil, -1, ErrNoHost
 	}
-	rrs, err := r.query(host, dns.TypeMX)
-	if err != nil && !errors.Is(err, ErrNoHost) {
-		return nil, soft, ErrTemp
-	}
-	var mxs []*dns.MX
-	for _, rr := range rrs {
-		if mx, ok := rr.(*dns.MX); ok {
-			mxs = append(mxs, mx)
+	start := r.clock()
+	// The whole MX list is kept (at most some 4000 records fit in one
+	// answer): the order and the cut need it. Only addresses are capped.
+	var mxs []exchanger
+	err := r.query(host, dns.TypeMX, func(msg []byte, off, end int) {
+		if end-off < 3 {
+			return
 		}
+		name, _, err := dns.UnpackDomainName(msg, off+2)
+		if err != nil {
+			return
+		}
+		mxs = append(mxs, exchanger{int(binary.BigEndian.Uint16(msg[off:])), strings.TrimSuffix(name, ".")})
+	})
+	if err != nil && !errors.Is(err, ErrNoHost) {
+		return nil, -1, err
 	}
 	if len(mxs) == 0 {
-		addrs, err := r.Host(host)
+		ips, self, err := r.lookupIPs(host, MaxAddrs)
+		if self && r.IsSelf != nil {
+			return nil, -1, ErrSelf
+		}
 		if errors.Is(err, ErrNoAddr) {
 			err = ErrNoHost // qmail: no A record is a hard failure
 		}
-		return addrs, soft, err
+		if err != nil {
+			return nil, -1, err
+		}
+		return addrsOf(ips, 0, host), -1, nil
 	}
 	shuffle := r.Shuffle
 	if shuffle == nil {
 		shuffle = rand.Shuffle
 	}
 	shuffle(len(mxs), func(i, j int) { mxs[i], mxs[j] = mxs[j], mxs[i] })
-	sort.SliceStable(mxs, func(i, j int) bool { return mxs[i].Preference < mxs[j].Preference })
+	sort.SliceStable(mxs, func(i, j int) bool { return mxs[i].pref < mxs[j].pref })
+	return r.exchangers(mxs, start)
+}
 
+// exchangers looks the sorted exchangers up in order, within the caps, and
+// makes the self cut (IsSelf): only preferences below this host's lowest
+// are kept.
+//
+// The cut is computed before the caps take anything away: exchangers
+// named by a literal address are checked all at once first; a looked-up
+// exchanger is checked on every address of its answers, the ones beyond
+// MaxAddrs too; once MaxAddrs addresses are kept, the exchangers that
+// follow at the same preference are still looked up (nothing of theirs
+// kept) to see whether this host is among them. Exchangers of a higher
+// preference than everything kept cannot change the result and are not
+// looked up. The one thing a cap can hide is this host among exchangers
+// not looked up at the preference of the last ones kept (more than
+// MaxExchangers names, or the DNS budget spent): that preference is then
+// dropped, as the cut would drop it, when a better one is kept; when it is
+// the best preference there is, its looked-up part is kept (nothing better
+// is left, and an equal peer makes its own cut).
+func (r *Resolver) exchangers(mxs []exchanger, start time.Time) ([]Addr, int, error) {
+	soft, prefme := -1, -1
+	if r.IsSelf != nil {
+		for _, mx := range mxs {
+			if ip := Literal(mx.name); ip != nil && r.IsSelf(ip) {
+				prefme = mx.pref // sorted: the lowest
+				break
+			}
+		}
+	}
+	conf := r.conf()
+	budget := 2 * conf.Timeout * time.Duration(max(conf.Attempts, 1))
 	var out []Addr
-	sawTemp := false
+	var tempErr error
+	looked := 0
+	capped := -1 // preference of the first exchanger a cap left out
 	for _, mx := range mxs {
-		name := strings.TrimSuffix(mx.Mx, ".")
-		if name == "" { // null MX (RFC 7505): this exchanger takes no mail
+		if prefme >= 0 && mx.pref >= prefme {
+			break
+		}
+		full := len(out) >= MaxAddrs
+		if full && mx.pref > out[len(out)-1].Pref {
+			break
+		}
+		if mx.name == "" { // null MX (RFC 7505): this exchanger takes no mail
 			continue
 		}
-		if ip := Literal(name); ip != nil {
-			out = append(out, Addr{IP: ip, Pref: int(mx.Preference), Name: name})
+		if ip := Literal(mx.name); ip != nil {
+			if !full {
+				out = append(out, Addr{IP: ip, Pref: mx.pref, Name: mx.name})
+			}
 			continue
 		}
-		ips, err := r.IPs(name)
+		if looked >= MaxExchangers {
+			capped = mx.pref
+			break
+		}
+		if looked >= 2 && r.clock().Sub(start) >= budget {
+			// The DNS is too slow to go on: a temporary failure for what
+			// is left, like an exchanger whose lookup timed out.
+			capped = mx.pref
+			tempErr = cmp.Or(tempErr, ErrTemp)
+			if soft < 0 {
+				soft = mx.pref
+			}
+			break
+		}
+		looked++
+		ips, self, err := r.lookupIPs(mx.name, MaxAddrs-len(out))
+		if self && r.IsSelf != nil {
+			prefme = mx.pref
+			break
+		}
 		if err != nil {
 			if errors.Is(err, ErrTemp) {
-				sawTemp = true
+				if tempErr == nil || errors.Is(err, ErrReferral) {
+					tempErr = err
+				}
 				if soft < 0 {
-					soft = int(mx.Preference) // sorted: the lowest
+					soft = mx.pref // sorted: the lowest
 				}
 			}
 			continue
 		}
-		for _, ip := range ips {
-			out = append(out, Addr{IP: ip, Pref: int(mx.Preference), Name: name})
-		}
+		out = append(out, addrsOf(ips, mx.pref, mx.name)...)
 	}
-	if len(out) == 0 {
-		if sawTemp {
-			return nil, soft, ErrTemp
-		}
-		return nil, soft, ErrNoAddr
+	cut := prefme
+	if r.IsSelf != nil && capped >= 0 && (cut < 0 || capped < cut) &&
+		len(out) > 0 && out[0].Pref < capped && out[len(out)-1].Pref == capped {
+		cut = capped
 	}
-	return out, soft, nil
+	if cut >= 0 {
+		kept := out[:0]
+		for _, a := range out {
+			if a.Pref < cut {
+				kept = append(kept, a)
+			}
+		}
+		out = kept
+	}
+	switch {
+	case len(out) > 0:
+		return out, soft, nil
+	case prefme >= 0 && soft < 0:
+		return nil, soft, ErrSelf
+	case tempErr != nil:
+		// With prefme set: only this host is left, but a better exchanger
+		// could not be looked up for now; a temporary failure, not a loop
+		// (qmail bounced such mail on a DNS hiccup).
+		return nil, soft, tempErr
+	}
+	return nil, soft, ErrNoAddr
+}
+
+func addrsOf(ips []net.IP, pref int, name string) []Addr {
+	out := make([]Addr, len(ips))
+	for i, ip := range ips {
+		out[i] = Addr{IP: ip, Pref: pref, Name: name}
+	}
+	return out
 }
 
 // Host returns the addresses of host itself with preference 0 (a literal, or
-// its AAAA and A records): ErrNoHost when it does not exist, ErrTemp on a
-// temporary failure, ErrNoAddr when it has no address.
+// at most MaxAddrs of its AAAA and A records): ErrNoHost when it does not
+// exist, ErrTemp on a temporary failure, ErrNoAddr when it has no address.
+// IsSelf plays no part: every address of a relay is eligible.
 func (r *Resolver) Host(host string) ([]Addr, error) {
 	if ip := Literal(host); ip != nil {
 		return []Addr{{IP: ip, Pref: 0, Name: host}}, nil
@@ -190,59 +334,80 @@ func (r *Resolver) Host(host string) ([]Addr, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Addr, len(ips))
-	for i, ip := range ips {
-		out[i] = Addr{IP: ip, Pref: 0, Name: host}
-	}
-	return out, nil
+	return addrsOf(ips, 0, host), nil
 }
 
 // IPs looks up the AAAA and A records of name (both at once) and returns
-// them in the configured family order. Only when both lookups fail is there
-// an error: ErrNoHost if both said NXDOMAIN, else ErrTemp if one was
-// temporary. Both empty is ErrNoAddr.
+// at most MaxAddrs of them in the configured family order. Only when both
+// lookups fail is there an error: ErrNoHost if both said NXDOMAIN, else
+// ErrTemp (or ErrReferral) if one was temporary. Both empty is ErrNoAddr.
 func (r *Resolver) IPs(name string) ([]net.IP, error) {
+	ips, _, err := r.lookupIPs(name, MaxAddrs)
+	return ips, err
+}
+
+// lookupIPs is IPs keeping at most limit addresses (possibly 0). self
+// reports whether IsSelf holds for any address of the answers, those beyond
+// the limit included; the error is judged on every address too, so a name
+// whose addresses are all beyond the limit has none.
+func (r *Resolver) lookupIPs(name string, limit int) ([]net.IP, bool, error) {
 	if !validName(name) {
-		return nil, ErrNoHost
+		return nil, false, ErrNoHost
 	}
-	type res struct {
-		rrs []dns.RR
-		err error
+	type family struct {
+		ips  []net.IP
+		seen bool
+		self bool
+		err  error
 	}
-	ch6 := make(chan res, 1)
-	go func() {
-		rrs, err := r.query(name, dns.TypeAAAA)
-		ch6 <- res{rrs, err}
-	}()
-	rrs4, err4 := r.query(name, dns.TypeA)
-	r6 := <-ch6
-	var v4, v6 []net.IP
-	for _, rr := range rrs4 {
-		if a, ok := rr.(*dns.A); ok {
-			v4 = append(v4, a.A.To4())
-		}
+	lookup := func(qtype uint16, size int) (f family) {
+		f.err = r.query(name, qtype, func(msg []byte, off, end int) {
+			if end-off != size {
+				return
+			}
+			ip := net.IP(msg[off:end])
+			f.seen = true
+			if r.IsSelf != nil && !f.self && r.IsSelf(ip) {
+				f.self = true
+			}
+			// Each family may fill the limit: the order is decided below.
+			if len(f.ips) < limit {
+				f.ips = append(f.ips, slices.Clone(ip))
+			}
+		})
+		return f
 	}
-	for _, rr := range r6.rrs {
-		if a, ok := rr.(*dns.AAAA); ok {
-			v6 = append(v6, a.AAAA)
-		}
-	}
+	ch6 := make(chan family, 1)
+	go func() { ch6 <- lookup(dns.TypeAAAA, net.IPv6len) }()
+	v4 := lookup(dns.TypeA, net.IPv4len)
+	v6 := <-ch6
 	var out []net.IP
 	if r.PreferIPv6 {
-		out = append(v6, v4...)
+		out = append(v6.ips, v4.ips...)
 	} else {
-		out = append(v4, v6...)
+		out = append(v4.ips, v6.ips...)
 	}
-	if len(out) > 0 {
-		return out, nil
+	out = out[:min(len(out), limit)]
+	self := v4.self || v6.self
+	if v4.seen || v6.seen {
+		return out, self, nil
 	}
 	switch {
-	case errors.Is(err4, ErrTemp) || errors.Is(r6.err, ErrTemp):
-		return nil, ErrTemp
-	case errors.Is(err4, ErrNoHost):
-		return nil, ErrNoHost
+	case errors.Is(v4.err, ErrReferral) || errors.Is(v6.err, ErrReferral):
+		return nil, self, ErrReferral
+	case errors.Is(v4.err, ErrTemp) || errors.Is(v6.err, ErrTemp):
+		return nil, self, ErrTemp
+	case errors.Is(v4.err, ErrNoHost):
+		return nil, self, ErrNoHost
 	}
-	return nil, ErrNoAddr
+	return nil, self, ErrNoAddr
+}
+
+func (r *Resolver) clock() time.Time {
+	if r.now != nil {
+		return r.now()
+	}
+	return time.Now()
 }
 
 // validName reports whether name can be put into a query at all; anything

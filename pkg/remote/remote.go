@@ -252,11 +252,14 @@ func (d *delivery) addresses() ([]dnsmx.Addr, *report) {
 	local := localIPs()
 	r := &dnsmx.Resolver{Conf: conf, PreferIPv6: hasGlobalIPv6(local)}
 	var addrs []dnsmx.Addr
-	soft := -1
 	if d.routed {
 		addrs, err = r.Host(name)
 	} else {
-		addrs, soft, err = r.MXSoft(name)
+		// dnsmx makes the self cut as it looks the exchangers up, on the
+		// whole MX list before its caps (a better exchanger that could not
+		// be looked up for now makes "only this host is left" ErrTemp).
+		r.IsSelf = func(ip net.IP) bool { return isLocal(ip, local) }
+		addrs, err = r.MX(name)
 	}
 	switch {
 	case errors.Is(err, dnsmx.ErrNoHost), d.routed && errors.Is(err, dnsmx.ErrNoAddr):
@@ -265,21 +268,20 @@ func (d *delivery) addresses() ([]dnsmx.Addr, *report) {
 		return nil, &report{letter: 'D', text: "Sorry, I couldn't find any host named " + name + ". (#5.1.2)\n"}
 	case errors.Is(err, dnsmx.ErrNoAddr):
 		return nil, &report{letter: 'D', text: txtNoMX}
+	case errors.Is(err, dnsmx.ErrSelf):
+		return nil, &report{letter: 'D', text: txtSelfLoop}
+	case errors.Is(err, dnsmx.ErrReferral):
+		return nil, &report{letter: 'Z', text: txtDNSTemp + txtReferral}
 	case err != nil:
 		return nil, &report{letter: 'Z', text: txtDNSTemp}
 	}
-	if d.routed {
-		return addrs, nil
-	}
-	out, rep := selfFilter(addrs, local)
-	if rep != nil && soft >= 0 && soft < selfPref(addrs, local) {
-		// Only this host is left, but a better exchanger could not be
-		// looked up for now: that is a temporary failure, not a loop
-		// (qmail bounced such mail on a DNS hiccup).
-		return nil, &report{letter: 'Z', text: txtDNSTemp}
-	}
-	return out, rep
+	return addrs, nil
 }
+
+// txtReferral follows txtDNSTemp when a nameserver answered with a
+// referral: the resolver configuration names a server that does not
+// recurse (an authoritative-only one), which only its admin can fix.
+const txtReferral = "The DNS server did not recurse (it answered with a referral): control/resolvconf\nor /etc/resolv.conf must name recursive resolvers.\n"
 
 // selfPref is the lowest preference of an address of this host among
 // addrs, -1 if none.

@@ -1,0 +1,271 @@
+package dnsmx_test
+
+import (
+	"errors"
+	"net"
+	"strings"
+	"testing"
+
+	"github.com/miekg/dns"
+
+	"github.com/hqmail/hqmail/pkg/dnsmx"
+)
+
+// rawServer answers each UDP query on 127.0.0.1 with the packets reply
+// returns (none: silence), written as they are, whatever they say.
+func rawServer(t *testing.T, reply func(req []byte) [][]byte) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, 65535)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			for _, p := range reply(buf[:n]) {
+				pc.WriteTo(p, from)
+			}
+		}
+	}()
+	return pc.LocalAddr().String()
+}
+
+// msgServer is rawServer with messages: answer gets the query and returns
+// the replies to send, each already made a reply to it by the caller.
+func msgServer(t *testing.T, answer func(req *dns.Msg) []*dns.Msg) string {
+	return rawServer(t, func(b []byte) [][]byte {
+		req := new(dns.Msg)
+		if err := req.Unpack(b); err != nil || len(req.Question) != 1 {
+			return nil
+		}
+		var out [][]byte
+		for _, m := range answer(req) {
+			p, err := m.Pack()
+			if err != nil {
+				panic(err)
+			}
+			out = append(out, p)
+		}
+		return out
+	})
+}
+
+func rrs(records ...string) []dns.RR {
+	var out []dns.RR
+	for _, r := range records {
+		rr, err := dns.NewRR("$TTL 60\n" + r)
+		if err != nil {
+			panic(err)
+		}
+		out = append(out, rr)
+	}
+	return out
+}
+
+// reply is a NOERROR reply to req with the answer and authority records.
+func reply(req *dns.Msg, answer, ns []dns.RR) *dns.Msg {
+	m := new(dns.Msg)
+	m.SetReply(req)
+	m.RecursionAvailable = true
+	m.Answer, m.Ns = answer, ns
+	return m
+}
+
+func rawResolver(t *testing.T, servers ...string) *dnsmx.Resolver {
+	conf := ""
+	for _, s := range servers {
+		conf += "nameserver " + s + "\n"
+	}
+	c, err := dnsmx.ParseConfig(strings.NewReader(conf + "options timeout:1 attempts:1\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &dnsmx.Resolver{Conf: c, Shuffle: func(int, func(i, j int)) {}}
+}
+
+// TestQuestionChecked: a reply with the right ID is taken only when it
+// echoes the question (name in any case, type, class); others are ignored
+// like a reply with a wrong ID, and the right one still counts when it
+// follows.
+func TestQuestionChecked(t *testing.T) {
+	zone := map[string][]dns.RR{
+		"victim.test./MX":  rrs("victim.test. MX 10 good.test."),
+		"good.test./A":     rrs("good.test. A 192.0.2.1"),
+		"evil.test./A":     rrs("evil.test. A 192.0.2.66"),
+		"upper.test./A":    rrs("upper.test. A 192.0.2.2"),
+		"typed.test./A":    rrs("typed.test. A 192.0.2.3"),
+		"onlyforged.test.": nil,
+	}
+	srv := msgServer(t, func(req *dns.Msg) []*dns.Msg {
+		q := req.Question[0]
+		name := strings.ToLower(q.Name)
+		right := reply(req, zone[name+"/"+dns.TypeToString[q.Qtype]], nil)
+		switch name {
+		case "victim.test.", "onlyforged.test.":
+			// Right ID, another question, the attacker's records.
+			forged := reply(req, rrs("other.test. MX 10 evil.test."), nil)
+			forged.Question[0].Name = "other.test."
+			if name == "onlyforged.test." {
+				return []*dns.Msg{forged}
+			}
+			return []*dns.Msg{forged, right}
+		case "typed.test.":
+			// The same name, another type.
+			forged := reply(req, rrs("typed.test. MX 10 evil.test."), nil)
+			forged.Question[0].Qtype = dns.TypeMX
+			if q.Qtype == dns.TypeA {
+				return []*dns.Msg{forged, right}
+			}
+		case "upper.test.":
+			right.Question[0].Name = "UPPER.Test."
+		}
+		return []*dns.Msg{right}
+	})
+	r := rawResolver(t, srv)
+	for host, want := range map[string]string{
+		"victim.test": "10 good.test 192.0.2.1",
+		"upper.test":  "0 upper.test 192.0.2.2", // case does not matter
+	} {
+		if as, err := r.MX(host); err != nil || format(as) != want {
+			t.Errorf("MX(%s) = %q, %v; want %q", host, format(as), err, want)
+		}
+	}
+	if as, err := r.Host("typed.test"); err != nil || format(as) != "0 typed.test 192.0.2.3" {
+		t.Errorf("Host(typed.test) = %q, %v", format(as), err)
+	}
+	// Only the forged reply came: no answer at all, within the time-out.
+	if as, err := r.MX("onlyforged.test"); !errors.Is(err, dnsmx.ErrTemp) {
+		t.Errorf("MX(onlyforged.test) = %q, %v; want ErrTemp", format(as), err)
+	}
+}
+
+// TestOffChainRecordsIgnored: records whose owner is neither the name
+// asked for nor a CNAME target on its chain are not used.
+func TestOffChainRecordsIgnored(t *testing.T) {
+	zone := map[string][]dns.RR{
+		// Only a record of another name: no MX, so the host's own address.
+		"victim.test./MX":   rrs("unrelated.test. MX 10 evil.test."),
+		"victim.test./A":    rrs("victim.test. A 192.0.2.9"),
+		"mxv.test./MX":      rrs("mxv.test. MX 10 mx.mxv.test."),
+		"mx.mxv.test./A":    rrs("unrelated.test. A 192.0.2.66", "mx.mxv.test. A 192.0.2.1"),
+		"alias.test./MX":    rrs("alias.test. CNAME real.test.", "real.test. MX 10 mx.real.test.", "evil.test. MX 5 evil.test."),
+		"mx.real.test./A":   rrs("mx.real.test. CNAME host.real.test.", "host.real.test. A 192.0.2.5"),
+		"disorder.test./MX": rrs("two.test. MX 10 mx.real.test.", "one.test. CNAME two.test.", "disorder.test. CNAME one.test."),
+		"evil.test./A":      rrs("evil.test. A 192.0.2.66"),
+	}
+	srv := msgServer(t, func(req *dns.Msg) []*dns.Msg {
+		q := req.Question[0]
+		return []*dns.Msg{reply(req, zone[strings.ToLower(q.Name)+"/"+dns.TypeToString[q.Qtype]], nil)}
+	})
+	r := rawResolver(t, srv)
+	for host, want := range map[string]string{
+		"victim.test":   "0 victim.test 192.0.2.9",
+		"mxv.test":      "10 mx.mxv.test 192.0.2.1",
+		"alias.test":    "10 mx.real.test 192.0.2.5",
+		"disorder.test": "10 mx.real.test 192.0.2.5", // the chain given out of order
+	} {
+		if as, err := r.MX(host); err != nil || format(as) != want {
+			t.Errorf("MX(%s) = %q, %v; want %q", host, format(as), err, want)
+		}
+	}
+}
+
+// TestReferral: NOERROR with no answer, NS records and no SOA is a
+// referral from a server that does not recurse: a temporary failure (it
+// was taken as "no such host" and bounced). NODATA with an SOA, and an
+// answer that is only a CNAME, stay "no data".
+func TestReferral(t *testing.T) {
+	ns := rrs("test. NS a.nic.test.", "test. NS b.nic.test.")
+	soa := rrs("test. SOA a.nic.test. hostmaster.test. 1 3600 600 86400 60")
+	answer := func(req *dns.Msg) []*dns.Msg {
+		q := req.Question[0]
+		name, qt := strings.ToLower(q.Name), q.Qtype
+		switch {
+		case name == "nodata.test." && qt == dns.TypeMX:
+			return []*dns.Msg{reply(req, nil, append(append([]dns.RR{}, ns...), soa...))}
+		case name == "nodata.test." && qt == dns.TypeA:
+			return []*dns.Msg{reply(req, rrs("nodata.test. A 192.0.2.7"), ns)}
+		case name == "cname.test." && qt == dns.TypeMX:
+			return []*dns.Msg{reply(req, rrs("cname.test. CNAME target.test."), ns)}
+		case name == "cname.test." && qt == dns.TypeA:
+			return []*dns.Msg{reply(req, rrs("cname.test. CNAME target.test.", "target.test. A 192.0.2.8"), ns)}
+		}
+		m := reply(req, nil, ns) // every other question: a referral
+		m.RecursionAvailable = false
+		return []*dns.Msg{m}
+	}
+	r := rawResolver(t, msgServer(t, answer))
+	if as, err := r.MX("referred.test"); !errors.Is(err, dnsmx.ErrReferral) || !errors.Is(err, dnsmx.ErrTemp) {
+		t.Errorf("MX(referred.test) = %q, %v; want ErrReferral", format(as), err)
+	}
+	if as, err := r.Host("referred.test"); !errors.Is(err, dnsmx.ErrReferral) {
+		t.Errorf("Host(referred.test) = %q, %v; want ErrReferral", format(as), err)
+	}
+	if as, err := r.MX("nodata.test"); err != nil || format(as) != "0 nodata.test 192.0.2.7" {
+		t.Errorf("MX(nodata.test) = %q, %v", format(as), err)
+	}
+	if as, err := r.MX("cname.test"); err != nil || format(as) != "0 cname.test 192.0.2.8" {
+		t.Errorf("MX(cname.test) = %q, %v", format(as), err)
+	}
+	// A server that recurses after one that does not: its answer counts.
+	good := msgServer(t, func(req *dns.Msg) []*dns.Msg {
+		if req.Question[0].Qtype != dns.TypeA {
+			return []*dns.Msg{reply(req, nil, soa)}
+		}
+		return []*dns.Msg{reply(req, rrs("referred.test. A 192.0.2.10"), nil)}
+	})
+	r = rawResolver(t, msgServer(t, answer), good)
+	if as, err := r.MX("referred.test"); err != nil || format(as) != "0 referred.test 192.0.2.10" {
+		t.Errorf("MX(referred.test) with a recursive second server = %q, %v", format(as), err)
+	}
+}
+
+// TestBigAnswerBounded: an answer of thousands of addresses is not turned
+// into thousands of records (each was unpacked whole: 2 or more
+// allocations per record).
+func TestBigAnswerBounded(t *testing.T) {
+	const n = 3000
+	build := func(qtype uint16, answer []dns.RR) []byte {
+		m := new(dns.Msg)
+		m.SetQuestion("big.test.", qtype)
+		m = reply(m, answer, nil)
+		m.Compress = true
+		p, err := m.Pack()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	var as []dns.RR
+	for i := 0; i < n; i++ {
+		as = append(as, &dns.A{Hdr: dns.RR_Header{Name: "big.test.", Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60},
+			A: net.IPv4(10, byte(i>>16), byte(i>>8), byte(i))})
+	}
+	bigA, emptyAAAA := build(dns.TypeA, as), build(dns.TypeAAAA, nil)
+	// The server copies a ready answer and sets its ID: nothing per record.
+	srv := rawServer(t, func(req []byte) [][]byte {
+		// "big.test." is 10 bytes from offset 12: the type follows.
+		src := emptyAAAA
+		if len(req) >= 24 && req[22] == 0 && req[23] == byte(dns.TypeA) {
+			src = bigA
+		}
+		p := append([]byte(nil), src...)
+		copy(p, req[:2])
+		return [][]byte{p}
+	})
+	r := rawResolver(t, srv)
+	ips, err := r.IPs("big.test")
+	if err != nil || len(ips) != dnsmx.MaxAddrs || ips[0].String() != "10.0.0.0" {
+		t.Fatalf("got %d addresses (%v), %v", len(ips), ips, err)
+	}
+	allocs := testing.AllocsPerRun(3, func() { r.IPs("big.test") })
+	if allocs > n/4 {
+		t.Fatalf("%v allocations for an answer of %d records", allocs, n)
+	}
+	t.Logf("%v allocations per lookup", allocs)
+}

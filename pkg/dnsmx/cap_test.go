@@ -1,0 +1,181 @@
+package dnsmx_test
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hqmail/hqmail/pkg/dnsmx"
+	"github.com/hqmail/hqmail/test/dnstest"
+)
+
+// addrNames returns the names whose A records were asked for, in order.
+func addrNames(s *dnstest.Server, suffix string) []string {
+	var names []string
+	for _, q := range s.Queries() {
+		if n, ok := strings.CutSuffix(q, "/A"); ok && strings.HasSuffix(n, suffix) {
+			names = append(names, n)
+		}
+	}
+	return names
+}
+
+// TestCapExchangers: of 30 exchangers (dead ones, in a real attack) only
+// the MaxExchangers best are looked up, and their addresses returned in
+// preference order (all 30 were looked up and tried).
+func TestCapExchangers(t *testing.T) {
+	s := dnstest.Start(t)
+	for i := 1; i <= 30; i++ {
+		s.Add(fmt.Sprintf("many.test. MX %d mx%d.many.test.", 31-i, i),
+			fmt.Sprintf("mx%d.many.test. A 10.7.0.%d", i, i))
+	}
+	as, err := resolver(t, s).MX("many.test")
+	if err != nil || len(as) != dnsmx.MaxExchangers {
+		t.Fatalf("got %d addresses, %v: %s", len(as), err, format(as))
+	}
+	for i, a := range as {
+		if a.Pref != i+1 || a.Name != fmt.Sprintf("mx%d.many.test", 30-i) {
+			t.Fatalf("address %d is %d %s: not in preference order", i, a.Pref, a.Name)
+		}
+	}
+	if n := addrNames(s, ".many.test."); len(n) != dnsmx.MaxExchangers {
+		t.Fatalf("%d exchangers looked up: %v", len(n), n)
+	}
+}
+
+// TestCapAddresses: at most MaxAddrs addresses, in qmail's order (the best
+// exchanger's first); the exchangers after them that cannot matter are not
+// looked up.
+func TestCapAddresses(t *testing.T) {
+	s := dnstest.Start(t)
+	s.Add("fat.test. MX 10 a.fat.test.", "fat.test. MX 20 b.fat.test.", "fat.test. MX 30 c.fat.test.")
+	for i := 1; i <= 20; i++ {
+		s.Add(fmt.Sprintf("a.fat.test. A 10.6.1.%d", i), fmt.Sprintf("b.fat.test. A 10.6.2.%d", i),
+			fmt.Sprintf("c.fat.test. A 10.6.3.%d", i))
+	}
+	as, err := resolver(t, s).MX("fat.test")
+	if err != nil || len(as) != dnsmx.MaxAddrs {
+		t.Fatalf("got %d addresses, %v", len(as), err)
+	}
+	for i, a := range as {
+		want := fmt.Sprintf("10.6.1.%d", i+1)
+		if i >= 20 {
+			want = fmt.Sprintf("10.6.2.%d", i-19)
+		}
+		if a.IP.String() != want {
+			t.Fatalf("address %d is %s, want %s", i, a.IP, want)
+		}
+	}
+	if n := addrNames(s, ".fat.test."); strings.Join(n, " ") != "a.fat.test. b.fat.test." {
+		t.Fatalf("looked up %v", n)
+	}
+	// One name, both families: the cap applies to the two together, after
+	// the family order (IPv4 first here).
+	for i := 1; i <= 20; i++ {
+		s.Add(fmt.Sprintf("dual.test. A 10.6.4.%d", i), fmt.Sprintf("dual.test. AAAA 2001:db8::%d", i))
+	}
+	as, err = resolver(t, s).Host("dual.test")
+	if err != nil || len(as) != dnsmx.MaxAddrs || as[19].IP.String() != "10.6.4.20" || as[31].IP.String() != "2001:db8::12" {
+		t.Fatalf("dual.test: %d addresses, %v: %s", len(as), err, format(as))
+	}
+}
+
+// TestDNSBudget: once the delivery's queries have taken 2 x timeout x
+// attempts, no exchanger after the first two is looked up, and nothing
+// found is a temporary failure. The clock moves one second per query
+// received (timeout 1, attempts 1: a budget of 2 s), as silent servers
+// would make it move.
+func TestDNSBudget(t *testing.T) {
+	s := dnstest.Start(t)
+	for i := 1; i <= 20; i++ {
+		s.Add(fmt.Sprintf("slow.test. MX %d mx%d.slow.test.", i, i))
+		s.ServFail(fmt.Sprintf("mx%d.slow.test.", i))
+	}
+	r := resolver(t, s)
+	t0 := time.Now()
+	dnsmx.SetClock(r, func() time.Time { return t0.Add(time.Duration(len(s.Queries())) * time.Second) })
+	as, err := r.MX("slow.test")
+	if !errors.Is(err, dnsmx.ErrTemp) {
+		t.Fatalf("got %s, %v; want ErrTemp", format(as), err)
+	}
+	if n := addrNames(s, ".slow.test."); strings.Join(n, " ") != "mx1.slow.test. mx2.slow.test." {
+		t.Fatalf("looked up %v, want the first two only", n)
+	}
+}
+
+var selfIP = net.ParseIP("192.0.2.250")
+
+// TestSelfCutBeforeCaps: this host's preference is found on the whole MX
+// list, whatever the caps leave out of the result.
+func TestSelfCutBeforeCaps(t *testing.T) {
+	s := dnstest.Start(t)
+	// A fat exchanger fills the addresses; this host is the next one at
+	// the same preference.
+	s.Add("bigself.test. MX 10 big.bigself.test.", "bigself.test. MX 10 me.bigself.test.",
+		"me.bigself.test. A 192.0.2.250")
+	for i := 1; i <= 40; i++ {
+		s.Add(fmt.Sprintf("big.bigself.test. A 10.5.0.%d", i))
+	}
+	// This host among more backups than the cap looks up: the backups'
+	// preference is dropped, as the cut would drop it.
+	s.Add("manyself.test. MX 5 a.manyself.test.", "a.manyself.test. A 10.4.0.1")
+	for i := 1; i <= 20; i++ {
+		s.Add(fmt.Sprintf("manyself.test. MX 10 b%d.manyself.test.", i),
+			fmt.Sprintf("b%d.manyself.test. A 10.4.1.%d", i, i))
+	}
+	s.Add("manyself.test. MX 10 me.manyself.test.", "me.manyself.test. A 192.0.2.250")
+	// This host by a literal, after more names than the cap.
+	for i := 1; i <= 20; i++ {
+		s.Add(fmt.Sprintf("litself.test. MX 10 x%d.litself.test.", i),
+			fmt.Sprintf("x%d.litself.test. A 10.3.0.%d", i, i))
+	}
+	s.Add("litself.test. MX 10 [192.0.2.250].")
+	// The best preference is bigger than the cap, and this host is not in
+	// it: its looked-up part is kept.
+	for i := 1; i <= 20; i++ {
+		s.Add(fmt.Sprintf("manylow.test. MX 10 b%d.manylow.test.", i),
+			fmt.Sprintf("b%d.manylow.test. A 10.2.0.%d", i, i))
+	}
+	s.Add("backup.test. MX 10 a.backup.test.", "backup.test. MX 20 me.backup.test.", "backup.test. MX 30 c.backup.test.",
+		"a.backup.test. A 10.1.0.1", "me.backup.test. A 192.0.2.250", "c.backup.test. A 10.1.0.3")
+	s.Add("selfsoft.test. MX 10 sf.selfsoft.test.", "selfsoft.test. MX 20 me.selfsoft.test.",
+		"me.selfsoft.test. A 192.0.2.250")
+	s.ServFail("sf.selfsoft.test.")
+	s.Add("selfa.test. A 192.0.2.250")
+	r := resolver(t, s)
+	r.IsSelf = func(ip net.IP) bool { return ip.Equal(selfIP) }
+	tests := []struct {
+		host string
+		want string
+		err  error
+	}{
+		{"bigself.test", "", dnsmx.ErrSelf},
+		{"manyself.test", "5 a.manyself.test 10.4.0.1", nil},
+		{"litself.test", "", dnsmx.ErrSelf},
+		{"backup.test", "10 a.backup.test 10.1.0.1", nil},
+		{"selfsoft.test", "", dnsmx.ErrTemp},
+		{"selfa.test", "", dnsmx.ErrSelf},
+		{"[192.0.2.250]", "", dnsmx.ErrSelf},
+	}
+	for _, tt := range tests {
+		got, err := r.MX(tt.host)
+		if !errors.Is(err, tt.err) || format(got) != tt.want {
+			t.Errorf("MX(%q) = %q, %v; want %q, %v", tt.host, format(got), err, tt.want, tt.err)
+		}
+	}
+	if n := addrNames(s, ".litself.test."); len(n) != 0 {
+		t.Errorf("litself.test: exchangers looked up although the literal cut them: %v", n)
+	}
+	as, err := r.MX("manylow.test")
+	if err != nil || len(as) != dnsmx.MaxExchangers {
+		t.Errorf("manylow.test: %d addresses, %v", len(as), err)
+	}
+	// Without IsSelf nothing is cut.
+	r.IsSelf = nil
+	if as, err := r.MX("backup.test"); err != nil || len(as) != 3 {
+		t.Errorf("backup.test without IsSelf: %s, %v", format(as), err)
+	}
+}
