@@ -427,16 +427,32 @@ func TestRemoteTLSSilentAfterHandshake(t *testing.T) {
 	}
 }
 
+// TestRemoteAuthSmarthost: a relay with a login. With no tlsroutes line,
+// the password goes only over TLS whose certificate verified against the
+// relay as smtproutes names it (QA: it went to a relay showing a
+// self-signed certificate, as it would to a man in the middle); a
+// tlsroutes line "encrypt" sends it over unverified TLS, as before.
 func TestRemoteAuthSmarthost(t *testing.T) {
-	cert, _ := selfSigned(t, "smarthost.test")
+	ln := listen(t, "", 0)
+	cert, certPEM := selfSigned(t, hostOf(ln))
 	tr := newRTree(t)
-	s := startSink(t, listen(t, "", 0), sinkOpts{TLS: &tls.Config{Certificates: []tls.Certificate{cert}}, User: "joe", Password: "s3cr:et"})
+	s := startSink(t, ln, sinkOpts{TLS: &tls.Config{Certificates: []tls.Certificate{cert}}, User: "joe", Password: "s3cr:et"})
 	relay := fmt.Sprintf("[%s]", s.IP)
 	tr.Control("smtproutes", fmt.Sprintf(":%s:%d\n", relay, s.Port))
 	auth := filepath.Join(tr.Root, "control", "smtpauth")
 	os.WriteFile(auth, []byte(relay+":joe:s3cr:et\n"), 0o600)
+	checkReports(t, tr.Remote(testMsg, "any.test", "f@x.test", "a@any.test"),
+		"ZConnected to "+s.IP+" but its certificate did not verify (x509: certificate signed by unknown authority); "+
+			"I will not send a password to it. A control/tlsroutes line any.test:encrypt allows it. (#4.7.5)\n")
+	if ms := s.Messages(); len(ms) != 0 {
+		t.Fatalf("sink %+v", ms)
+	}
+	tr.Control("tlsroutes", "any.test:encrypt\n")
 	checkReports(t, tr.Remote(testMsg, "any.test", "f@x.test", "a@any.test"), "r", accepted(s.IP))
-	if ms := s.Messages(); len(ms) != 1 || ms[0].AuthUser != "joe" || !ms[0].TLS {
+	tr.Control("tlsroutes", "")
+	tr.Control("tlsca", string(certPEM))
+	checkReports(t, tr.Remote(testMsg, "any.test", "f@x.test", "a@any.test"), "r", accepted(s.IP))
+	if ms := s.Messages(); len(ms) != 2 || ms[0].AuthUser != "joe" || !ms[0].TLS || ms[1].AuthUser != "joe" || !ms[1].TLS {
 		t.Fatalf("sink %+v", ms)
 	}
 	// A wrong password is a temporary failure and is never echoed.
@@ -458,7 +474,7 @@ func TestRemoteAuthNeedsTLS(t *testing.T) {
 	tr.Control("smtproutes", fmt.Sprintf(":%s:%d\n", relay, s.Port))
 	os.WriteFile(filepath.Join(tr.Root, "control", "smtpauth"), []byte(relay+":joe:pw\n"), 0o600)
 	checkReports(t, tr.Remote(testMsg, "any.test", "f@x.test", "a@any.test"),
-		"ZConnected to "+s.IP+" but I will not send a password without TLS. (#4.7.0)\n")
+		"ZConnected to "+s.IP+" but I will not send a password without TLS: it does not offer STARTTLS. (#4.7.0)\n")
 }
 
 func TestRemoteImplicitTLS465(t *testing.T) {
@@ -683,11 +699,12 @@ func TestRemoteOutgoingIP(t *testing.T) {
 
 // TestRemoteAuthLogin: a relay offering only AUTH LOGIN, after STARTTLS.
 func TestRemoteAuthLogin(t *testing.T) {
-	cert, _ := selfSigned(t, "login.test")
-	cfg := &tls.Config{Certificates: []tls.Certificate{cert}}
-	tr := newRTree(t)
 	ln := listen(t, "", 0)
 	ip := hostOf(ln)
+	cert, certPEM := selfSigned(t, ip)
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}}
+	tr := newRTree(t)
+	tr.Control("tlsca", string(certPEM))
 	authed := make(chan string, 1)
 	scripted(t, ln, func(c net.Conn, br *bufio.Reader) {
 		say := func(s string) { fmt.Fprintf(c, "%s\r\n", s) }

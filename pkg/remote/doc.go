@@ -25,9 +25,11 @@
 // selects try/none/encrypt/require per recipient domain; require verifies
 // the certificate against control/tlsca or the system roots), implicit TLS
 // on route port 465, AUTH PLAIN/LOGIN for smtproutes relays listed in
-// control/smtpauth (only over TLS), BODY=8BITMIME and SMTPUTF8 when the peer
-// offers them and the message or envelope needs them, IPv6 (AAAA records
-// and [IPv6:...] literals), control/outgoingip (source address) and
-// control/resolvconf (the resolver configuration file to read instead of
-// /etc/resolv.conf). See qmail-remote(8) and qmail-smtproutes(5).
+// control/smtpauth (only over TLS; with no tlsroutes line for the host,
+// only over TLS whose certificate verified, as under require; the one
+// place deciding the policy is Table.TLSPolicy), BODY=8BITMIME and
+// SMTPUTF8 when the peer offers them and the message or envelope needs
+// them, IPv6 (AAAA records and [IPv6:...] literals), control/outgoingip
+// (source address) and control/resolvconf (the resolver configuration file
+// to read instead of /etc/resolv.conf). See qmail-remote(8) and qmail-smtproutes(5).
 package remote

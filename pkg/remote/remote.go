@@ -158,13 +158,13 @@ func run(root string, args []string, msg *os.File, out *bufio.Writer, keep *keep
 		return &report{letter: 'D', text: "Sorry, the envelope sender contains a CR or LF. (#5.1.7)\n"}
 	}
 	d.route, d.routed = cfg.Routes.LookupRoute(d.host)
-	d.policy = cfg.TLSRoutes.TLSPolicy(d.host)
 	if d.routed {
 		if rep := d.loadCredentials(); rep != nil {
 			return rep
 		}
 	}
-	if d.policy == TLSRequire {
+	d.policy = cfg.TLSRoutes.TLSPolicy(d.host, d.creds != nil)
+	if verifies(d.policy) {
 		if rep := d.loadRoots(); rep != nil {
 			return rep
 		}
@@ -458,7 +458,7 @@ func itoa(n int) string {
 }
 
 // tlsConfig is the client configuration for a connection to the host named
-// name: verified only under the "require" policy.
+// name: verified only under the "require" policy and a login's default.
 func (d *delivery) tlsConfig(name string) *tls.Config {
 	name = strings.TrimSuffix(strings.TrimPrefix(name, "["), "]")
 	if len(name) > 5 && strings.EqualFold(name[:5], "ipv6:") {
@@ -466,7 +466,7 @@ func (d *delivery) tlsConfig(name string) *tls.Config {
 	}
 	return &tls.Config{
 		ServerName:         name,
-		InsecureSkipVerify: d.policy != TLSRequire,
+		InsecureSkipVerify: !verifies(d.policy),
 		RootCAs:            d.roots,
 	}
 }
@@ -477,7 +477,7 @@ func (d *delivery) smtp(conn net.Conn, a dnsmx.Addr, port int, tryTLS bool) (err
 	s := newSession(conn, a.IP.String(), d.cfg.TimeoutRemote)
 	s.plain = d.plain
 	defer func() {
-		// A refusal of STARTTLS under "try" (startTLS) goes on in
+		// A refusal of STARTTLS under "try" (tlsFailed) goes on in
 		// plain text: the log says so, as for a failed handshake (the
 		// retry's note, d.plain, is added by the caller).
 		if rep := (*report)(nil); errors.As(err, &rep) && rep.letter == 'K' && s.plain != d.plain {
@@ -502,10 +502,10 @@ func (d *delivery) smtp(conn net.Conn, a dnsmx.Addr, port int, tryTLS bool) (err
 	// MAIL instead of after all of it went over the link.
 	s.w.show = func(kw string) bool { return kw == "8BITMIME" || kw == "SMTPUTF8" || kw == "SIZE" }
 	d.attach(s)
-	required := d.policy == TLSRequire || d.policy == TLSEncrypt
+	required := requiresTLS(d.policy)
 	if port == 465 {
-		if err := s.handshake(d.tlsConfig(a.Name), true); err != nil {
-			return err
+		if err := s.handshake(d.tlsConfig(a.Name)); err != nil {
+			return d.tlsFailed(s, err, true)
 		}
 	}
 	s.client()
@@ -516,7 +516,9 @@ func (d *delivery) smtp(conn net.Conn, a dnsmx.Addr, port int, tryTLS bool) (err
 	if !s.tls && d.policy != TLSNone {
 		if _, offered := ext["STARTTLS"]; offered && (tryTLS || required) {
 			if err := s.startTLS(d.tlsConfig(a.Name), required); err != nil {
-				return err
+				if err := d.tlsFailed(s, err, false); err != nil {
+					return err
+				}
 			}
 			if s.tls {
 				if ext, err = s.hello(d.cfg.Helo); err != nil {
@@ -524,42 +526,90 @@ func (d *delivery) smtp(conn net.Conn, a dnsmx.Addr, port int, tryTLS bool) (err
 						// A TLS 1.3 server refuses a client (one
 						// without a certificate it wants) after the
 						// client's side of the handshake is done: on
-						// the first read. That is a failed handshake:
-						// plain text again under "try", the next
-						// address where TLS is required. A reply to
-						// EHLO, even a refusal (421, or one followed
-						// by the end of the connection), came over a
-						// TLS session that works: it is the server's
-						// answer and the report, as it would be in
-						// plain text, under every policy.
-						if !required {
-							// A server that just says nothing
-							// (timeoutremote) gets the retry too.
-							return &tlsFallback{why: s.w.ioErr, after: true}
-						}
-						return policy(&report{letter: 'Z', text: "Connected to " + s.ip + " but the TLS session failed after the handshake: " +
-							oneLine(s.w.ioErr.Error()) + ". (#4.7.5)\n"})
+						// the first read. That is a failed handshake
+						// (a server that just says nothing, until
+						// timeoutremote, counts as one too). A reply
+						// to EHLO, even a refusal (421, or one
+						// followed by the end of the connection),
+						// came over a TLS session that works: it is
+						// the server's answer and the report, as it
+						// would be in plain text, under every policy.
+						return d.tlsFailed(s, &tlsFailure{err: s.w.ioErr, after: true}, false)
 					}
 					return err
 				}
 			}
 		}
 	}
-	if required && !s.tls {
-		s.quit()
-		return policy(&report{letter: 'Z', text: "Connected to " + s.ip + " but it does not offer STARTTLS, which control/tlsroutes requires. (#4.7.0)\n"})
+	if !s.tls {
+		switch {
+		case required && d.policy != TLSLogin:
+			s.quit()
+			return policy(&report{letter: 'Z', text: "Connected to " + s.ip + " but it does not offer STARTTLS, which control/tlsroutes requires. (#4.7.0)\n"})
+		case d.creds != nil:
+			why := "it does not offer STARTTLS"
+			if d.policy == TLSNone {
+				why = "control/tlsroutes says none for " + oneLine(d.host)
+			}
+			s.quit()
+			return policy(&report{letter: 'Z', text: "Connected to " + s.ip + " but I will not send a password without TLS: " + why + ". (#4.7.0)\n"})
+		}
 	}
 	if d.creds != nil {
-		if !s.tls {
-			s.quit()
-			return &report{letter: 'Z', text: "Connected to " + s.ip + " but I will not send a password without TLS. (#4.7.0)\n"}
-		}
 		if err := s.auth(ext, *d.creds); err != nil {
 			return err
 		}
 	}
 	s.ext, s.key, s.born = ext, d.key(), time.Now()
 	return d.transaction(s, ext)
+}
+
+// tlsFailed decides what a TLS session that could not be had means under
+// the delivery's policy; err is a *tlsFailure (any other error is
+// returned as it is), implicit is set for TLS from the first byte (port
+// 465), which has no plain text to go on in. It returns nil when the
+// dialogue goes on in plain text (STARTTLS refused under "try", no
+// login), a *tlsFallback when the same address is to be tried again in
+// plain text (a failed handshake under "try", no login), and otherwise the
+// report: a TLS-policy refusal (nothing was sent: the next address is
+// tried). A login's refusal names the password, which is what TLS was
+// needed for; it is never sent in plain text, so no plain-text retry is
+// made for it.
+func (d *delivery) tlsFailed(s *session, err error, implicit bool) error {
+	f := (*tlsFailure)(nil)
+	if !errors.As(err, &f) {
+		return err
+	}
+	refuse := func(text string) error {
+		if f.refused != nil {
+			s.quit() // the plain-text session is still there: end it
+		}
+		return policy(&report{letter: 'Z', text: "Connected to " + s.ip + " but " + text})
+	}
+	switch {
+	case d.creds != nil && (d.policy == TLSLogin || !requiresTLS(d.policy)):
+		if cv := (*tls.CertificateVerificationError)(nil); d.policy == TLSLogin && errors.As(f.err, &cv) {
+			return refuse("its certificate did not verify (" + oneLine(cv.Err.Error()) + "); I will not send a password to it. A control/tlsroutes line " +
+				oneLine(d.host) + ":encrypt allows it. (#4.7.5)\n")
+		}
+		code := "(#4.7.5)"
+		if f.refused != nil {
+			code = "(#4.7.0)"
+		}
+		return refuse("I will not send a password without TLS: " + f.reason() + ". " + code + "\n")
+	case !requiresTLS(d.policy) && !implicit:
+		if f.refused != nil {
+			// Plain text, as the policy allows; each report of a
+			// message this connection carries says so.
+			s.plain = "Sent without TLS: " + f.reason() + ".\n"
+			return nil
+		}
+		return &tlsFallback{why: f.err, after: f.after}
+	case f.refused != nil:
+		s.quit()
+		return policy(s.fail('Z', "Connected to ", " but STARTTLS was rejected"))
+	}
+	return refuse(f.what() + ": " + oneLine(f.err.Error()) + ". (#4.7.5)\n")
 }
 
 // attach makes s carry this delivery: the 8-bit question is asked of its

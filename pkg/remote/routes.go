@@ -20,6 +20,11 @@ const (
 	TLSNone    = "none"    // never STARTTLS
 	TLSEncrypt = "encrypt" // TLS required, certificate not checked
 	TLSRequire = "require" // TLS required, certificate verified against the host name
+	// TLSLogin is no word of the file: it is the default of a delivery
+	// whose relay has a login in control/smtpauth. The password goes only
+	// over TLS whose certificate verified, as under TLSRequire; the
+	// reports of a refusal speak of the password, not of tlsroutes.
+	TLSLogin = "login"
 )
 
 // Table maps domain keys to values with qmail's smtproutes lookup: the exact
@@ -116,22 +121,35 @@ func (t Table) LookupRoute(host string) (Route, bool) {
 	return r, true
 }
 
-// TLSPolicy returns host's policy from control/tlsroutes; unknown words
-// count as TLSRequire, the safe reading of a typo in a file meant to demand
-// security.
-func (t Table) TLSPolicy(host string) string {
-	v, ok := t.Lookup(host)
-	if !ok {
-		return TLSTry
-	}
+// TLSPolicy is the one place that decides the TLS policy of a delivery to
+// host: the policy of host's control/tlsroutes line, else the default.
+// Unknown words count as TLSRequire, the safe reading of a typo in a file
+// meant to demand security. The default (no line, or a line with an empty
+// policy) is TLSTry, except for a delivery that will log in (login: its
+// relay has a line in control/smtpauth): TLSLogin, since a password sent
+// over TLS whose certificate nobody checked goes to whoever can answer
+// STARTTLS in the relay's place. An explicit line keeps its meaning, for
+// a login too: "try" and "encrypt" send the password over unverified TLS,
+// "none" never sends it.
+func (t Table) TLSPolicy(host string, login bool) string {
+	v, _ := t.Lookup(host)
 	switch p := strings.ToLower(strings.TrimSpace(v)); p {
 	case TLSTry, TLSNone, TLSEncrypt, TLSRequire:
 		return p
 	case "":
+		if login {
+			return TLSLogin
+		}
 		return TLSTry
 	}
 	return TLSRequire
 }
+
+// verifies reports whether policy checks the peer's certificate.
+func verifies(policy string) bool { return policy == TLSRequire || policy == TLSLogin }
+
+// requiresTLS reports whether policy refuses to go on without TLS.
+func requiresTLS(policy string) bool { return policy != TLSTry && policy != TLSNone }
 
 // Credentials are a smarthost login from control/smtpauth.
 type Credentials struct{ User, Password string }

@@ -64,11 +64,11 @@ func TestTLSPolicy(t *testing.T) {
 		"a.test": TLSRequire, "x.b.test": TLSNone, "c.test": TLSEncrypt,
 		"d.test": TLSRequire, "e.test": TLSTry, "f.test": TLSTry,
 	} {
-		if got := tab.TLSPolicy(host); got != want {
+		if got := tab.TLSPolicy(host, false); got != want {
 			t.Errorf("%s: %s want %s", host, got, want)
 		}
 	}
-	if got := Table(nil).TLSPolicy("x"); got != TLSTry {
+	if got := Table(nil).TLSPolicy("x", false); got != TLSTry {
 		t.Errorf("empty table: %s", got)
 	}
 }
@@ -99,7 +99,8 @@ func FuzzRoutes(f *testing.F) {
 		if r, ok := tab.LookupRoute(host); ok && (r.Port < 1 || r.Port > 65535 || r.Relay == "") {
 			t.Fatalf("route %+v", r)
 		}
-		tab.TLSPolicy(host)
+		tab.TLSPolicy(host, false)
+		tab.TLSPolicy(host, true)
 		ParseAuth(strings.Split(text, "\n"))
 	})
 }
@@ -174,7 +175,7 @@ func TestTLSPolicyIDN(t *testing.T) {
 		{"bücher.test:encrypt", "bucher.test", TLSTry},
 		{"[192.0.2.1]:require", "[192.0.2.1]", TLSRequire}, // literals as before
 	} {
-		if got := ParseTable([]string{tc.line}).TLSPolicy(tc.host); got != tc.want {
+		if got := ParseTable([]string{tc.line}).TLSPolicy(tc.host, false); got != tc.want {
 			t.Errorf("%q: %s: %s want %s", tc.line, tc.host, got, tc.want)
 		}
 	}

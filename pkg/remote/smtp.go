@@ -339,14 +339,47 @@ type tlsFallback struct {
 
 // note is the line the success report of the plain-text retry ends with.
 func (e *tlsFallback) note() string {
-	what := "the TLS handshake failed"
-	if e.after {
-		what = "the TLS session failed after the handshake"
-	}
-	return "Sent without TLS: " + what + " (" + oneLine(e.why.Error()) + ").\n"
+	f := tlsFailure{err: e.why, after: e.after}
+	return "Sent without TLS: " + f.reason() + ".\n"
 }
 
 func (e *tlsFallback) Error() string { return "opportunistic TLS failed: " + e.why.Error() }
+
+// tlsFailure is a TLS session that could not be had, for the delivery's
+// policy to judge (delivery.tlsFailed): STARTTLS refused with the reply
+// refused (the session is still in plain text), or a handshake that
+// failed with err; after is set when the handshake worked but the session
+// failed on its first reply (the server closed it, refused a client
+// without a certificate, or said nothing).
+type tlsFailure struct {
+	refused *Reply
+	err     error
+	after   bool
+}
+
+func (f *tlsFailure) Error() string { return f.reason() }
+
+// what is the failure without its reason.
+func (f *tlsFailure) what() string {
+	switch {
+	case f.refused != nil:
+		return "STARTTLS was rejected"
+	case f.after:
+		return "the TLS session failed after the handshake"
+	}
+	return "the TLS handshake failed"
+}
+
+// reason is the failure and, in parentheses, the reply or the error.
+func (f *tlsFailure) reason() string {
+	why := ""
+	if f.refused != nil {
+		why = firstLine(f.refused.Text)
+	} else if f.err != nil {
+		why = f.err.Error()
+	}
+	return f.what() + " (" + oneLine(why) + ")"
+}
 
 // session is one SMTP connection.
 type session struct {
@@ -455,9 +488,9 @@ func (s *session) hello(name string) (map[string]string, error) {
 	return nil, nil
 }
 
-// startTLS runs STARTTLS and the handshake. With required false, a refusal
-// leaves the plain session usable (nil error) and a failed handshake gives
-// a *tlsFallback.
+// startTLS runs STARTTLS and the handshake. A refusal (the plain session
+// is still usable) and a failed handshake give a *tlsFailure; a 421 (the
+// server closing) is the report, a TLS-policy refusal when required.
 func (s *session) startTLS(cfg *tls.Config, required bool) error {
 	r, err := s.w.command("STARTTLS")
 	if err != nil {
@@ -475,16 +508,9 @@ func (s *session) startTLS(cfg *tls.Config, required bool) error {
 			}
 			return rep
 		}
-		if !required {
-			// Plain text, as the policy allows; each report of a
-			// message this connection carries says so.
-			s.plain = "Sent without TLS: STARTTLS was rejected (" + oneLine(firstLine(r.Text)) + ").\n"
-			return nil
-		}
-		s.quit()
-		return policy(s.fail('Z', "Connected to ", " but STARTTLS was rejected"))
+		return &tlsFailure{refused: &r}
 	}
-	if err := s.handshake(cfg, required); err != nil {
+	if err := s.handshake(cfg); err != nil {
 		return err
 	}
 	// A new Client for the encrypted session, shown a greeting.
@@ -493,14 +519,13 @@ func (s *session) startTLS(cfg *tls.Config, required bool) error {
 	return nil
 }
 
-func (s *session) handshake(cfg *tls.Config, required bool) error {
+// handshake makes the connection a TLS session; its failure is a
+// *tlsFailure.
+func (s *session) handshake(cfg *tls.Config) error {
 	tc := tls.Client(s.raw, cfg)
 	tc.SetDeadline(time.Now().Add(s.timeout))
 	if err := tc.Handshake(); err != nil {
-		if !required {
-			return &tlsFallback{why: err}
-		}
-		return policy(&report{letter: 'Z', text: "Connected to " + s.ip + " but the TLS handshake failed: " + oneLine(err.Error()) + ". (#4.7.5)\n"})
+		return &tlsFailure{err: err}
 	}
 	tc.SetDeadline(time.Time{})
 	s.w.conn = tc
