@@ -4,6 +4,9 @@
 // groups, owners and modes; missing users and groups are created with
 // groupadd/useradd) or as an ordinary user (everything owned by the caller;
 // etc/ids says "shared yes"). Reads no fds; writes diagnostics to fd 2.
+// As root it works in directories qmail's users own: below the root it
+// never follows a symbolic link and replaces a file with extra hard
+// links rather than change it (qmail-install(8), Links).
 //
 //	qmail-install [-root DIR] [-me NAME] [-uid-base N] [-check]
 //

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/hqmail/hqmail/pkg/aliases"
 	"github.com/hqmail/hqmail/pkg/control"
 	"github.com/hqmail/hqmail/pkg/qerr"
 	"github.com/hqmail/hqmail/pkg/qhome"
@@ -79,6 +80,7 @@ func Check(root string) ([]string, error) {
 		out = append(out, checkEntry(root, e, own, rs)...)
 	}
 	out = append(out, unreadableControls(root, rs, own, blocked, ids.Shared)...)
+	out = append(out, aliasesDB(root, rs, own, blocked, ids.Shared)...)
 	for _, f := range sendFiles {
 		out = append(out, sendFile(root, f.name, f.effect, rs, own)...)
 	}
@@ -363,6 +365,9 @@ func sendFile(root, name, effect string, rs []runner, own *owners) []string {
 		return []string{fmt.Sprintf("%s: is a %s, want a regular file: %s (%s)", rel, kindName(fi), effect, fix)}
 	}
 	var out []string
+	if l := linksLine(p, rel, &st, own); l != "" {
+		out = append(out, l)
+	}
 	uid, _, _ := own.resolve(Entry{Path: rel, Owner: "qmails", Group: "qmail"})
 	if int(st.Uid) != uid {
 		out = append(out, fmt.Sprintf("%s: owner %d, want %d (qmails)", rel, st.Uid, uid))
@@ -440,8 +445,63 @@ func compareEntry(root string, e Entry, own *owners) []string {
 	if m := st.Mode & 0o7777; m != e.Mode {
 		out = append(out, fmt.Sprintf("%s: mode %04o, want %04o", e.Path, m, e.Mode))
 	}
+	if l := linksLine(p, e.Path, &st, own); l != "" {
+		out = append(out, l)
+	}
 	if e.Path == "queue/lock/tcpto" && st.Size != TcptoSize {
 		out = append(out, fmt.Sprintf("%s: size %d, want %d", e.Path, st.Size, TcptoSize))
+	}
+	return out
+}
+
+// linksLine names a file or FIFO of a tree with qmail's users (p, stat
+// st) that has more than one link in a directory that another user than
+// root can write, "" otherwise: a chown through it would change the file
+// under its other names too, wherever they are, so the repair replaces
+// it (settle).
+func linksLine(p, rel string, st *syscall.Stat_t, own *owners) string {
+	if own.shared || st.Nlink <= 1 || st.Mode&syscall.S_IFMT == syscall.S_IFDIR || st.Mode&syscall.S_IFMT == syscall.S_IFLNK {
+		return ""
+	}
+	var dir syscall.Stat_t
+	if syscall.Stat(filepath.Dir(p), &dir) == nil && dir.Uid == 0 && dir.Mode&0o022 == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s: %d hard links, want 1 (a re-run replaces it)", rel, uint64(st.Nlink))
+}
+
+// aliasesEffect is what an aliases database fastforward cannot read
+// costs: it defers, and so does every delivery ~alias/.qmail-default
+// makes, those to root and postmaster included.
+const aliasesEffect = "fastforward defers every delivery through ~alias/.qmail-default"
+
+// aliasesDB checks etc/aliases.cdb (newaliases makes it), when it
+// exists: a regular file (symbolic links followed, as fastforward opens
+// it) that, in a tree with qmail's users, the alias user can read.
+func aliasesDB(root string, rs []runner, own *owners, blocked map[string]bool, shared bool) []string {
+	rel := aliases.DBFile
+	p := filepath.Join(root, rel)
+	fi, err := os.Stat(p)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil // fastforward finds no alias, and uses the Maildir
+	case err != nil:
+		return []string{fmt.Sprintf("%s: %v: %s", rel, err, aliasesEffect)}
+	case !fi.Mode().IsRegular():
+		return []string{fmt.Sprintf("%s: is a %s, want a regular file: %s (remove it and run newaliases)", rel, kindName(fi), aliasesEffect)}
+	}
+	var out []string
+	var st syscall.Stat_t
+	if syscall.Lstat(p, &st) == nil {
+		if l := linksLine(p, rel, &st, own); l != "" {
+			out = append(out, l)
+		}
+	}
+	if shared {
+		return out
+	}
+	for _, l := range whoCannot(rel, p, accRead, "readable", []runner{runnerNamed(rs, "alias")}, blocked, own, "chmod 644") {
+		out = append(out, l+": "+aliasesEffect)
 	}
 	return out
 }

@@ -1,6 +1,7 @@
 package install
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,9 @@ import (
 	"strings"
 	"syscall"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/hqmail/hqmail/pkg/cdb"
 	"github.com/hqmail/hqmail/pkg/qerr"
 	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/users"
@@ -55,7 +59,13 @@ func Install(opt Options) error {
 	}
 	syscall.Umask(0o22)
 
-	ids, homeUser, err := resolveIDs(opt)
+	w, err := openWalker(root, opt.Log)
+	if err != nil {
+		return qerr.Wrap(err, false, err.Error())
+	}
+	defer w.close()
+
+	ids, homeUser, err := resolveIDs(opt, w)
 	if err != nil {
 		return err
 	}
@@ -69,26 +79,30 @@ func Install(opt Options) error {
 	}
 	own := &owners{ids: ids, shared: ids.Shared, uid: os.Getuid(), gid: os.Getgid()}
 
-	// Directories, files and the FIFO of the table, in order (parents first).
+	// Directories, files and FIFOs of the table, in order (parents
+	// first), then what is not in it; every path reached from the root
+	// without following a link (walk.go).
 	for _, e := range Tree(homeUser) {
-		if err := apply(root, e, own); err != nil {
+		if err := w.apply(e, own); err != nil {
 			return qerr.Wrap(err, false, err.Error())
 		}
 	}
-	if err := repairSendFiles(root, own); err != nil {
-		return qerr.Wrap(err, false, err.Error())
+	steps := []func() error{
+		func() error { return w.repairSendFiles(own) },
+		func() error { return w.copyPrograms(opt, own) },
+		func() error { return w.writeIDs(ids, own) },
+		func() error { return w.writeControl(opt.Me, own, opt.Log) },
+		func() error { return w.writeUsers(root, ids, homeUser, opt.UIDBase > 0 && !ids.Shared, own) },
+		w.repairAliasesDB,
 	}
-	if err := copyPrograms(opt, own); err != nil {
-		return qerr.Wrap(err, false, err.Error())
+	for _, step := range steps {
+		if err := step(); err != nil {
+			return qerr.Wrap(err, false, err.Error())
+		}
 	}
-	if err := writeIDs(root, ids, own); err != nil {
-		return qerr.Wrap(err, false, err.Error())
-	}
-	if err := writeControl(root, opt.Me, own, opt.Log); err != nil {
-		return qerr.Wrap(err, false, err.Error())
-	}
-	if err := writeUsers(root, ids, homeUser, opt.UIDBase > 0 && !ids.Shared, own); err != nil {
-		return qerr.Wrap(err, false, err.Error())
+	// What was left alone makes the run fail, once the rest is done.
+	if len(w.problems) > 0 {
+		return qerr.Temp("%s", strings.Join(w.problems, "; "))
 	}
 	return nil
 }
@@ -118,154 +132,7 @@ func checkRoot(root string) error {
 	return qerr.Wrap(ErrRefused, true, fmt.Sprintf("%s is not empty and is not a qmail tree (no queue/, control/ or etc/ids): refusing to install there", root))
 }
 
-// apply creates e if missing and sets its owner and mode.
-func apply(root string, e Entry, own *owners) error {
-	p := filepath.Join(root, e.Path)
-	uid, gid, err := own.resolve(e)
-	if err != nil {
-		return err
-	}
-	fi, err := os.Lstat(p)
-	exists := err == nil
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	if exists && kindOf(fi) != e.Kind {
-		// A wrong kind is repaired only for the FIFO (a plain file left
-		// where the trigger belongs); anything else needs a human.
-		if e.Kind == Fifo && fi.Mode().IsRegular() {
-			if err := os.Remove(p); err != nil {
-				return err
-			}
-			exists = false
-		} else {
-			return fmt.Errorf("%s: is a %s, want a %s", p, kindName(fi), e.Kind)
-		}
-	}
-	if !exists {
-		switch e.Kind {
-		case Dir:
-			err = os.Mkdir(p, 0o700)
-		case File:
-			err = writeNew(p, e.Init)
-		case Fifo:
-			err = syscall.Mkfifo(p, 0o600)
-		}
-		if err != nil {
-			return fmt.Errorf("unable to create %s: %v", p, err)
-		}
-	}
-	if err := setOwnerMode(p, uid, gid, e.Mode); err != nil {
-		return err
-	}
-	if e.Path == "queue/lock/tcpto" {
-		return fixTcptoSize(p)
-	}
-	return nil
-}
-
-// fixTcptoSize gives queue/lock/tcpto its size, under the lock its users
-// take: the bytes past it are never read, and the missing ones read as
-// empty entries. Through a descriptor opened without following a link, as
-// setOwnerMode.
-func fixTcptoSize(p string) error {
-	fd, err := syscall.Open(p, syscall.O_RDWR|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_NOCTTY|syscall.O_CLOEXEC, 0)
-	if errors.Is(err, syscall.ELOOP) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	defer syscall.Close(fd)
-	var st syscall.Stat_t
-	if err := syscall.Fstat(fd, &st); err != nil || st.Mode&syscall.S_IFMT != syscall.S_IFREG || st.Size == TcptoSize {
-		return err
-	}
-	if err := syscall.Flock(fd, syscall.LOCK_EX); err != nil {
-		return fmt.Errorf("unable to lock %s: %v", p, err)
-	}
-	if err := syscall.Ftruncate(fd, TcptoSize); err != nil {
-		return fmt.Errorf("unable to resize %s: %v", p, err)
-	}
-	return nil
-}
-
-// repairSendFiles gives each of sendFiles that exists to qmails with mode
-// 0600, as qmail-send makes them. They are not in the table, since they
-// exist only once there is something to record; anything but a regular
-// file is left alone (-check names it).
-func repairSendFiles(root string, own *owners) error {
-	for _, f := range sendFiles {
-		e := Entry{Path: "queue/bounce/" + f.name, Kind: File, Owner: "qmails", Group: "qmail", Mode: 0o600}
-		p := filepath.Join(root, e.Path)
-		fi, err := os.Lstat(p)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		if !fi.Mode().IsRegular() {
-			continue
-		}
-		uid, gid, err := own.resolve(e)
-		if err != nil {
-			return err
-		}
-		if err := setOwnerMode(p, uid, gid, e.Mode); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// setOwnerMode gives p its owner and mode through a descriptor opened
-// without following a symbolic link: many of the tree's directories belong
-// to qmail's users, and a name checked then changed by path could be
-// swapped for a link to any file between the two (a chmod of root's
-// repair run would then follow it). A symbolic link is left as it is, its
-// target not ours to change.
-func setOwnerMode(p string, uid, gid int, mode uint32) error {
-	fd, err := syscall.Open(p, syscall.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_NOCTTY|syscall.O_CLOEXEC, 0)
-	if errors.Is(err, syscall.ELOOP) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	defer syscall.Close(fd)
-	var st syscall.Stat_t
-	if err := syscall.Fstat(fd, &st); err != nil {
-		return err
-	}
-	if int(st.Uid) != uid || int(st.Gid) != gid {
-		if err := syscall.Fchown(fd, uid, gid); err != nil {
-			return fmt.Errorf("unable to chown %s: %v", p, err)
-		}
-	}
-	// chown clears set-id bits: chmod after it, always.
-	if err := syscall.Fchmod(fd, mode); err != nil {
-		return fmt.Errorf("unable to chmod %s: %v", p, err)
-	}
-	return nil
-}
-
-func writeNew(p string, data []byte) error {
-	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
+// kindOf is the table's kind of fi ('?' for any other).
 func kindOf(fi fs.FileInfo) Kind {
 	switch m := fi.Mode(); {
 	case m.IsDir():
@@ -281,7 +148,14 @@ func kindOf(fi fs.FileInfo) Kind {
 // copyPrograms copies every executable regular file of the source directory
 // into root/bin (unless it is root/bin itself) and sets program modes on
 // everything in root/bin.
-func copyPrograms(opt Options, own *owners) error {
+func (w *walker) copyPrograms(opt Options, own *owners) error {
+	bin, err := w.dir("bin")
+	if err == errSkipped {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
 	src := opt.Source
 	if src == "" {
 		exe, err := os.Executable()
@@ -293,12 +167,10 @@ func copyPrograms(opt Options, own *owners) error {
 		}
 		src = filepath.Dir(exe)
 	}
-	bin := filepath.Join(opt.Root, "bin")
 	same := false
-	if a, err := os.Stat(src); err == nil {
-		if b, err := os.Stat(bin); err == nil && os.SameFile(a, b) {
-			same = true
-		}
+	var a, b unix.Stat_t
+	if unix.Stat(src, &a) == nil && unix.Fstat(bin, &b) == nil && a.Dev == b.Dev && a.Ino == b.Ino {
+		same = true
 	}
 	if !same {
 		ents, err := os.ReadDir(src)
@@ -314,84 +186,96 @@ func copyPrograms(opt Options, own *owners) error {
 			if err != nil || fi.Mode().Perm()&0o111 == 0 {
 				continue
 			}
-			if err := copyProgram(filepath.Join(src, name), bin, name, own); err != nil {
+			if err := w.copyProgram(filepath.Join(src, name), bin, name, own); err != nil {
 				return err
 			}
 		}
 	}
-	ents, err := os.ReadDir(bin)
+	names, err := readDirFd(bin)
 	if err != nil {
-		return err
+		return fmt.Errorf("unable to read %s: %v", w.path("bin"), err)
 	}
-	for _, e := range ents {
-		if !e.Type().IsRegular() || strings.HasPrefix(e.Name(), ".") {
+	for _, name := range names {
+		if strings.HasPrefix(name, ".") {
 			continue
 		}
-		pe := ProgEntry(e.Name())
-		uid, gid, err := own.resolve(pe)
+		rel := "bin/" + name
+		fd, st, err := openAt(bin, rel, unix.O_RDONLY)
 		if err != nil {
-			return err
+			continue // a link, or gone: not a program of the tree
 		}
-		if err := setOwnerMode(filepath.Join(bin, e.Name()), uid, gid, pe.Mode); err != nil {
+		if st.Mode&unix.S_IFMT == unix.S_IFREG {
+			pe := ProgEntry(name)
+			var uid, gid int
+			if uid, gid, err = own.resolve(pe); err == nil {
+				_, err = w.settle(bin, rel, fd, &st, uid, gid, pe.Mode, nil, true)
+			}
+		}
+		unix.Close(fd)
+		if err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// copyProgram writes bin/.name.new and renames it over bin/name, so that a
-// running program is replaced, not overwritten.
-func copyProgram(src, bin, name string, own *owners) error {
+// readDirFd lists the names in the directory open as dir (through a
+// descriptor of its own, so that dir's position is not moved).
+func readDirFd(dir int) ([]string, error) {
+	fd, err := unix.Openat(dir, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	f := os.NewFile(uintptr(fd), "dir")
+	defer f.Close()
+	return f.Readdirnames(-1)
+}
+
+// copyProgram writes a new bin/name and renames it over the old one, so
+// that a running program is replaced, not overwritten.
+func (w *walker) copyProgram(src string, bin int, name string, own *owners) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
-	tmp := filepath.Join(bin, "."+name+".new")
-	os.Remove(tmp)
-	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o700)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("copy %s: %v", src, err)
-	}
-	if err := out.Close(); err != nil {
-		os.Remove(tmp)
-		return err
-	}
 	pe := ProgEntry(name)
 	uid, gid, err := own.resolve(pe)
-	if err == nil {
-		err = setOwnerMode(tmp, uid, gid, pe.Mode)
-	}
-	if err == nil {
-		err = os.Rename(tmp, filepath.Join(bin, name))
-	}
 	if err != nil {
-		os.Remove(tmp)
+		return err
 	}
-	return err
+	return w.placeAt(bin, "bin/"+name, false, func(out *os.File) error {
+		if _, err := io.Copy(out, in); err != nil {
+			return fmt.Errorf("copy %s: %v", src, err)
+		}
+		return nil
+	}, uid, gid, pe.Mode)
+}
+
+// readIDs reads etc/ids as an earlier install wrote it.
+func (w *walker) readIDs() (*qhome.IDs, error) {
+	b, err := w.readFile(qhome.IDsFile)
+	if err != nil {
+		return nil, err
+	}
+	return qhome.ParseIDs(string(b))
 }
 
 // writeIDs writes etc/ids (root:qmail 0644) atomically.
-func writeIDs(root string, ids *qhome.IDs, own *owners) error {
-	p := filepath.Join(root, qhome.IDsFile)
-	tmp := p + ".tmp"
-	os.Remove(tmp)
-	if err := writeNew(tmp, []byte(ids.Format())); err != nil {
+func (w *walker) writeIDs(ids *qhome.IDs, own *owners) error {
+	etc, err := w.dir(filepath.Dir(qhome.IDsFile))
+	if err == errSkipped {
+		return nil
+	}
+	if err != nil {
 		return err
 	}
 	uid, gid, err := own.resolve(Entry{Path: qhome.IDsFile, Owner: "root", Group: "qmail"})
-	if err == nil {
-		err = setOwnerMode(tmp, uid, gid, 0o644)
+	if err != nil {
+		return err
 	}
-	if err == nil {
-		err = os.Rename(tmp, p)
-	}
-	return err
+	data := []byte(ids.Format())
+	return w.placeAt(etc, qhome.IDsFile, false, func(f *os.File) error { _, err := f.Write(data); return err }, uid, gid, 0o644)
 }
 
 // DefaultControl returns the control files qmail-install creates when
@@ -438,22 +322,18 @@ func Dotless(me string) bool {
 	return !strings.Contains(me, ".") && !strings.HasPrefix(me, "[")
 }
 
-// mailName finds the name for control/me when -me was not given: an
-// existing control/me, else Debian's /etc/mailname (the host's mail name,
-// when it has a dot), else the host name.
-func mailName(root string) (string, error) {
-	first := func(p string) string {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return ""
+// mailName finds the name for control/me when -me was not given: the
+// first line of an existing control/me (cur), else Debian's
+// /etc/mailname (the host's mail name, when it has a dot), else the host
+// name.
+func mailName(cur string) (string, error) {
+	if cur != "" {
+		return cur, nil
+	}
+	if b, err := os.ReadFile(MailnameFile); err == nil {
+		if me := firstLine(b); me != "" && !Dotless(me) {
+			return me, nil
 		}
-		return strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0])
-	}
-	if me := first(filepath.Join(root, "control", "me")); me != "" {
-		return me, nil
-	}
-	if me := first(MailnameFile); me != "" && !Dotless(me) {
-		return me, nil
 	}
 	h, err := os.Hostname()
 	if err != nil || h == "" {
@@ -462,27 +342,44 @@ func mailName(root string) (string, error) {
 	return h, nil
 }
 
+// firstLine is the first line of b, blanks around it removed.
+func firstLine(b []byte) string {
+	return strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0])
+}
+
 // MailnameFile is Debian's mail name file; a variable for tests.
 var MailnameFile = "/etc/mailname"
 
-func writeControl(root, me string, own *owners, log io.Writer) error {
+func (w *walker) writeControl(me string, own *owners, log io.Writer) error {
+	ctl, err := w.dir("control")
+	if err == errSkipped {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	_, meExists, err := statAt(ctl, "me")
+	if err != nil {
+		return fmt.Errorf("unable to stat %s: %v", w.path("control/me"), err)
+	}
+	cur := ""
+	if b, err := w.readFile("control/me"); err == nil {
+		cur = firstLine(b)
+	}
 	derived := me == ""
 	if derived {
-		var err error
-		if me, err = mailName(root); err != nil {
+		if me, err = mailName(cur); err != nil {
 			return err
 		}
 	}
 	files := DefaultControl(me)
-	if b, err := os.ReadFile(filepath.Join(root, "control", "me")); err == nil && !derived && log != nil {
-		if old := strings.TrimSpace(strings.SplitN(string(b), "\n", 2)[0]); old != me {
-			fmt.Fprintf(log, "qmail-install: note: control/me exists and says %s; -me %s changes nothing "+
-				"(control files are never overwritten: edit control/me, defaultdomain, plusdomain, locals and rcpthosts, then restart qmail)\n", old, me)
-		}
+	if meExists && cur != "" && !derived && log != nil && cur != me {
+		fmt.Fprintf(log, "qmail-install: note: control/me exists and says %s; -me %s changes nothing "+
+			"(control files are never overwritten: edit control/me, defaultdomain, plusdomain, locals and rcpthosts, then restart qmail)\n", cur, me)
 	}
 	// A dotless name the admin did not choose (-me) deserves a word when
 	// the control files are first made.
-	if _, err := os.Lstat(filepath.Join(root, "control", "me")); err != nil && derived && Dotless(me) && log != nil {
+	if !meExists && derived && Dotless(me) && log != nil {
 		fmt.Fprintf(log, "qmail-install: warning: the host name %s has no dot, so local mail is addressed to %s.localdomain "+
 			"(made local); for a real mail name give -me host.example.org (make install ME=host.example.org) "+
 			"when the control files are first made, or edit control/me, defaultdomain, plusdomain, locals and rcpthosts\n", me, me)
@@ -497,14 +394,8 @@ func writeControl(root, me string, own *owners, log io.Writer) error {
 		return err
 	}
 	for _, n := range names {
-		p := filepath.Join(root, "control", n)
-		if _, err := os.Lstat(p); err == nil {
-			continue // never overwrite a control file
-		}
-		if err := writeNew(p, []byte(files[n])); err != nil {
-			return fmt.Errorf("unable to create %s: %v", p, err)
-		}
-		if err := setOwnerMode(p, uid, gid, 0o644); err != nil {
+		// never overwrite a control file (createAt leaves what is there)
+		if _, err := w.createAt(ctl, "control/"+n, []byte(files[n]), uid, gid, 0o644); err != nil {
 			return err
 		}
 	}
@@ -534,31 +425,63 @@ func Assign(root string, ids *qhome.IDs, homeUser string, catchAll bool) string 
 	return b.String()
 }
 
-func writeUsers(root string, ids *qhome.IDs, homeUser string, catchAll bool, own *owners) error {
-	p := filepath.Join(root, "users", "assign")
-	if _, err := os.Lstat(p); errors.Is(err, fs.ErrNotExist) {
-		if err := writeNew(p, []byte(Assign(root, ids, homeUser, catchAll))); err != nil {
-			return fmt.Errorf("unable to create %s: %v", p, err)
-		}
+func (w *walker) writeUsers(root string, ids *qhome.IDs, homeUser string, catchAll bool, own *owners) error {
+	dir, err := w.dir("users")
+	if err == errSkipped {
+		return nil
+	}
+	if err != nil {
+		return err
 	}
 	uid, gid, err := own.resolve(Entry{Path: "users", Owner: "root", Group: "qmail"})
 	if err != nil {
 		return err
 	}
-	if err := setOwnerMode(p, uid, gid, 0o644); err != nil {
+	made, err := w.createAt(dir, "users/assign", []byte(Assign(root, ids, homeUser, catchAll)), uid, gid, 0o644)
+	if err != nil {
 		return err
 	}
-	if err := users.Build(root); err != nil {
+	if !made {
+		if err := w.repairExisting(Entry{Path: "users/assign", Kind: File, Owner: "root", Group: "qmail", Mode: 0o644}, own, false); err != nil {
+			return err
+		}
+	}
+	// users/cdb compiled from it, as qmail-newu does; not through a link.
+	if st, _, err := statAt(dir, "assign"); err != nil {
+		return fmt.Errorf("unable to stat %s: %v", w.path("users/assign"), err)
+	} else if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		w.skip("users/assign", File, &st)
+		return nil
+	}
+	b, err := w.readFile("users/assign")
+	if err != nil {
 		return fmt.Errorf("users/assign: %v", err)
 	}
-	return setOwnerMode(filepath.Join(root, "users", "cdb"), uid, gid, 0o644)
+	recs, err := users.Compile(b)
+	if err != nil {
+		return fmt.Errorf("users/assign: %v", err)
+	}
+	var db bytes.Buffer
+	cw := cdb.NewWriter(&db)
+	for _, r := range recs {
+		if err := cw.Add(r.Key, r.Data); err != nil {
+			return fmt.Errorf("users/cdb: %v", err)
+		}
+	}
+	hdr, err := cw.Finish()
+	if err != nil {
+		return fmt.Errorf("users/cdb: %v", err)
+	}
+	data := db.Bytes()
+	copy(data, hdr[:])
+	return w.placeAt(dir, "users/cdb", false, func(f *os.File) error { _, err := f.Write(data); return err }, uid, gid, 0o644)
 }
 
 // resolveIDs decides the ids of the tree. As an ordinary user: the caller
 // everywhere (shared) and homeUser = the caller's login name. As root: the
 // -uid-base ids, else those recorded in etc/ids by an earlier install, else
 // qmail's named users and groups (created if missing).
-func resolveIDs(opt Options) (*qhome.IDs, string, error) {
+func resolveIDs(opt Options, w *walker) (*qhome.IDs, string, error) {
 	if os.Geteuid() != 0 {
 		name := strconv.Itoa(os.Getuid())
 		if u, err := user.LookupId(name); err == nil {
@@ -574,7 +497,7 @@ func resolveIDs(opt Options) (*qhome.IDs, string, error) {
 	if opt.UIDBase > 0 {
 		return BaseIDs(opt.UIDBase), "", nil
 	}
-	if ids, err := qhome.LoadIDs(opt.Root); err == nil && !ids.Shared {
+	if ids, err := w.readIDs(); err == nil && !ids.Shared {
 		return ids, "", nil
 	}
 	ids, err := systemIDs(opt.Root, opt.Log)

@@ -1,0 +1,476 @@
+package install
+
+import (
+	"bytes"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/hqmail/hqmail/pkg/qhome"
+)
+
+// fileState is what the repair could change of a file: kind, mode,
+// owner, size, contents.
+type fileState struct {
+	mode     uint32
+	uid, gid uint32
+	size     int64
+	data     string
+}
+
+// snapshot records every path below dir (symbolic links not followed).
+func snapshot(t *testing.T, dir string) map[string]fileState {
+	t.Helper()
+	m := map[string]fileState{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		var st syscall.Stat_t
+		if err := syscall.Lstat(p, &st); err != nil {
+			return err
+		}
+		s := fileState{mode: st.Mode, uid: st.Uid, gid: st.Gid}
+		if st.Mode&syscall.S_IFMT == syscall.S_IFREG {
+			b, _ := os.ReadFile(p)
+			s.size, s.data = st.Size, string(b)
+		}
+		rel, _ := filepath.Rel(dir, p)
+		m[rel] = s
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// sameSnapshot reports the differences between two snapshots.
+func sameSnapshot(t *testing.T, what string, before, after map[string]fileState) {
+	t.Helper()
+	for p, a := range after {
+		b, ok := before[p]
+		switch {
+		case !ok:
+			t.Errorf("%s: %s was created outside the tree (mode %o, uid %d)", what, p, a.mode, a.uid)
+		case a != b:
+			t.Errorf("%s: %s changed outside the tree: %+v, was %+v", what, p, a, b)
+		}
+	}
+	for p := range before {
+		if _, ok := after[p]; !ok {
+			t.Errorf("%s: %s removed outside the tree", what, p)
+		}
+	}
+}
+
+// decoy makes a directory outside the tree that holds, when full is set,
+// what the repair would touch below rel, as files of the caller with
+// modes no entry has (0751 for directories, 0640 for files, "decoy"
+// inside), and returns it.
+func decoy(t *testing.T, rel string, full bool) string {
+	t.Helper()
+	d := filepath.Join(searchableDir(t), "decoy")
+	if err := os.Mkdir(d, 0o751); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(d, 0o751)
+	if !full {
+		return d
+	}
+	extra := map[string][]string{
+		"queue/bounce": {"holdperiods", "heldmsgs"},
+		"bin":          {"qmail-queue", "qmail-inject"},
+		"etc":          {"ids", "aliases.cdb"},
+		"users":        {"assign", "cdb"},
+		"control":      {"me"},
+	}
+	mk := func(sub string, dir bool) {
+		p := filepath.Join(d, sub)
+		if dir {
+			os.Mkdir(p, 0o751)
+			os.Chmod(p, 0o751)
+			return
+		}
+		os.WriteFile(p, []byte("decoy\n"), 0o640)
+		os.Chmod(p, 0o640)
+	}
+	for _, e := range Tree("") {
+		if sub, ok := strings.CutPrefix(e.Path, rel+"/"); ok {
+			mk(sub, e.Kind == Dir)
+		}
+	}
+	for dir, names := range extra {
+		sub, ok := strings.CutPrefix(dir, rel+"/")
+		if dir == rel {
+			sub, ok = "", true
+		}
+		if !ok {
+			continue
+		}
+		for _, n := range names {
+			mk(filepath.Join(sub, n), false)
+		}
+	}
+	return d
+}
+
+// TestRepairDoesNotFollowDirLinks: a symbolic link in place of any
+// directory of the table (a qmail user can put one in a directory it
+// owns: queue/info -> /somewhere, alias/Maildir -> /var) is reported and
+// left alone with everything below it, never followed: nothing outside
+// the tree changes owner or mode, and nothing is made there, whether the
+// link's target holds what the repair would fix or is empty.
+func TestRepairDoesNotFollowDirLinks(t *testing.T) {
+	root, o := installed(t)
+	for _, e := range Tree("") {
+		if e.Kind != Dir || e.Path == "." {
+			continue
+		}
+		// Of the split directories (queue/info/0..22), the first and
+		// the last stand for all.
+		if n := filepath.Base(e.Path); n != "0" && n != strconv.Itoa(qhome.Split-1) && strings.Trim(n, "0123456789") == "" {
+			continue
+		}
+		for _, full := range []bool{false, true} {
+			out := decoy(t, e.Path, full)
+			before := snapshot(t, out)
+			p := filepath.Join(root, e.Path)
+			if err := os.Rename(p, p+".saved"); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(out, p); err != nil {
+				t.Fatal(err)
+			}
+			err := Install(o)
+			want := p + ": is a symbolic link, want a directory: not followed; it and everything below it were left alone"
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("%s a link: error %v, want %q", e.Path, err, want)
+			}
+			sameSnapshot(t, e.Path+" a link (decoy full "+strconv.FormatBool(full)+")", before, snapshot(t, out))
+			os.Remove(p)
+			if err := os.Rename(p+".saved", p); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := Install(o); err != nil {
+		t.Fatal(err)
+	}
+	if dev, err := Check(root); err != nil || len(dev) != 0 {
+		t.Errorf("check after the links went: %q %v", dev, err)
+	}
+}
+
+// TestRepairDoesNotFollowFileLinks: a symbolic link in place of a file,
+// FIFO or record of the tree is never followed: its target keeps its
+// owner, mode and contents.
+func TestRepairDoesNotFollowFileLinks(t *testing.T) {
+	root, o := installed(t)
+	table := map[string]bool{}
+	paths := []string{"queue/bounce/holdperiods", "queue/bounce/heldmsgs", "etc/aliases.cdb", "users/assign"}
+	for _, e := range Tree("") {
+		if e.Kind != Dir {
+			paths = append(paths, e.Path)
+			table[e.Path] = true
+		}
+	}
+	for _, rel := range paths {
+		out := filepath.Join(searchableDir(t), "target")
+		os.WriteFile(out, []byte("secret\n"), 0o640)
+		before := snapshot(t, filepath.Dir(out))
+		p := filepath.Join(root, rel)
+		os.Rename(p, p+".saved")
+		if err := os.Symlink(out, p); err != nil {
+			t.Fatal(err)
+		}
+		err := Install(o)
+		if fi, lerr := os.Lstat(p); lerr != nil || fi.Mode()&fs.ModeSymlink == 0 {
+			t.Errorf("%s: the link is gone: %v", rel, lerr)
+		}
+		sameSnapshot(t, rel+" a link", before, snapshot(t, filepath.Dir(out)))
+		if table[rel] || rel == "users/assign" {
+			want := p + ": is a symbolic link, want a "
+			if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), ": not followed; left alone") {
+				t.Errorf("%s a link: error %v, want %q...", rel, err, want)
+			}
+		}
+		os.Remove(p)
+		os.Rename(p+".saved", p)
+	}
+	if err := Install(o); err != nil {
+		t.Fatal(err)
+	}
+	if dev, err := Check(root); err != nil || len(dev) != 0 {
+		t.Errorf("check after the links went: %q %v", dev, err)
+	}
+}
+
+// TestRepairRace: the directories are opened once, from the root, and
+// every change is made relative to them, so a directory swapped for a
+// link while the repair runs (a qmail user racing root, renameat2
+// RENAME_EXCHANGE in a loop) changes nothing outside the tree. The swaps
+// are made at the worst moments: just after the repair opened the
+// directory (it goes on in the real one, renamed), and just before it
+// opens a name (the link is met, not followed).
+func TestRepairRace(t *testing.T) {
+	root, o := installed(t)
+	t.Cleanup(func() { testHook = nil })
+	swap := func(rel, out string) {
+		p := filepath.Join(root, rel)
+		if err := os.Rename(p, p+".real"); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(out, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	unswap := func(rel string) {
+		p := filepath.Join(root, rel)
+		os.Remove(p)
+		if err := os.Rename(p+".real", p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		step, at, swapped string
+		full              bool
+		err               string // "" none
+	}{
+		// alias/Maildir opened, then swapped for a link to an empty
+		// directory: cur, new and tmp are made in the real one.
+		{"opened", "alias/Maildir", "alias/Maildir", false, ""},
+		// queue/info opened, then swapped for a link to a directory of
+		// the caller holding 0..22.
+		{"opened", "queue/info", "queue/info", true, ""},
+		// queue/info swapped just before its subdirectory 1 is opened.
+		{"open", "queue/info/1", "queue/info", true, ""},
+		// alias/Maildir swapped just before the repair opens it: the
+		// link is met.
+		{"open", "alias/Maildir", "alias/Maildir", false, "alias/Maildir: is a symbolic link, want a directory: not followed"},
+		// tcpto swapped for a link just before it is opened.
+		{"open", "queue/lock/tcpto", "queue/lock/tcpto", false, "queue/lock/tcpto: is a symbolic link, want a regular file: not followed"},
+	} {
+		name := tc.step + " " + tc.at
+		var out string
+		if tc.swapped == "queue/lock/tcpto" {
+			out = filepath.Join(searchableDir(t), "target")
+			os.WriteFile(out, []byte("secret\n"), 0o640)
+		} else {
+			out = decoy(t, tc.swapped, tc.full)
+		}
+		before := snapshot(t, filepath.Dir(out))
+		// What the repair must make or fix in the real directory.
+		for _, s := range []string{"cur", "new", "tmp"} {
+			os.Remove(filepath.Join(root, "alias", "Maildir", s))
+		}
+		os.Chmod(filepath.Join(root, "queue", "info", "1"), 0o755)
+		os.Chmod(filepath.Join(root, "queue", "info", "14"), 0o755)
+		done := false
+		testHook = func(step, rel string) {
+			if !done && step == tc.step && rel == tc.at {
+				done = true
+				swap(tc.swapped, out)
+			}
+		}
+		err := Install(o)
+		testHook = nil
+		if !done {
+			t.Fatalf("%s: the hook never ran", name)
+		}
+		switch {
+		case tc.err == "" && err != nil:
+			t.Errorf("%s: %v", name, err)
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("%s: error %v, want %q", name, err, tc.err)
+		}
+		sameSnapshot(t, name, before, snapshot(t, filepath.Dir(out)))
+		if tc.err == "" {
+			real := filepath.Join(root, tc.swapped+".real")
+			for _, sub := range []string{"alias/Maildir/cur", "queue/info/1", "queue/info/14"} {
+				if s, ok := strings.CutPrefix(sub, tc.swapped+"/"); ok {
+					if fi, err := os.Stat(filepath.Join(real, s)); err != nil || fi.Mode().Perm() != 0o700 {
+						t.Errorf("%s: %s in the real directory: %v %v", name, s, fi, err)
+					}
+				}
+			}
+		}
+		unswap(tc.swapped)
+	}
+	if err := Install(o); err != nil {
+		t.Fatal(err)
+	}
+	if dev, err := Check(root); err != nil || len(dev) != 0 {
+		t.Errorf("check after the races: %q %v", dev, err)
+	}
+}
+
+// TestRepairHardLinks: a file of the tree with another link in a
+// directory a qmail user owns (qmails: ln queue/lock/tcpto
+// queue/bounce/holdperiods) is not chowned through: the repair gave the
+// one file to qmailr 0664 then to qmails 0600, on every run. It is
+// replaced by a new file, and -check names the link count.
+func TestRepairHardLinks(t *testing.T) {
+	root, ids := rootTree(t)
+	o := opts(t, root)
+	o.Source = filepath.Join(root, "bin") // programs kept, not copied anew
+	q := func(p ...string) string { return filepath.Join(append([]string{root, "queue"}, p...)...) }
+	stat := func(p string) syscall.Stat_t {
+		var st syscall.Stat_t
+		if err := syscall.Lstat(p, &st); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	install := func() string {
+		t.Helper()
+		var log bytes.Buffer
+		o.Log = &log
+		if err := Install(o); err != nil {
+			t.Fatal(err)
+		}
+		return log.String()
+	}
+
+	tcpto, hp := q("lock", "tcpto"), q("bounce", "holdperiods")
+	b := make([]byte, TcptoSize)
+	b[0] = 9
+	os.WriteFile(tcpto, b, 0o664)
+	if err := os.Link(tcpto, hp); err != nil {
+		t.Fatal(err)
+	}
+	dev, _ := Check(root)
+	for _, l := range []string{"queue/lock/tcpto: 2 hard links, want 1 (a re-run replaces it)", "queue/bounce/holdperiods: 2 hard links, want 1 (a re-run replaces it)"} {
+		if !slices.Contains(dev, l) {
+			t.Errorf("check of a linked tcpto: %q lacks %q", dev, l)
+		}
+	}
+	log := install()
+	if !strings.Contains(log, "qmail-install: warning: queue/lock/tcpto: 2 hard links; replaced\n") {
+		t.Errorf("log %q", log)
+	}
+	for i := 0; i < 2; i++ {
+		st := stat(tcpto)
+		got, _ := os.ReadFile(tcpto)
+		if st.Nlink != 1 || int(st.Uid) != ids.Qmailr.UID || st.Mode&0o7777 != 0o664 || !bytes.Equal(got, make([]byte, TcptoSize)) {
+			t.Errorf("run %d: tcpto links %d uid %d mode %04o, %d bytes", i, st.Nlink, st.Uid, st.Mode&0o7777, len(got))
+		}
+		st = stat(hp)
+		if st.Nlink != 1 || int(st.Uid) != ids.Qmails.UID || st.Mode&0o7777 != 0o600 {
+			t.Errorf("run %d: holdperiods links %d uid %d mode %04o", i, st.Nlink, st.Uid, st.Mode&0o7777)
+		}
+		if dev, _ := Check(root); len(dev) != 0 {
+			t.Errorf("run %d: check %q", i, dev)
+		}
+		if log := install(); strings.Contains(log, "hard links") {
+			t.Errorf("run %d: again %q", i, log)
+		}
+	}
+	os.Remove(hp)
+
+	// One of root's files linked into the tree keeps its owner, mode and
+	// contents, which the replacement does not get.
+	secret := filepath.Join(searchableDir(t), "secret")
+	os.WriteFile(secret, []byte("secret\n"), 0o640)
+	os.Remove(q("lock", "sendstatus"))
+	if err := os.Link(secret, q("lock", "sendstatus")); err != nil {
+		t.Fatal(err)
+	}
+	// A FIFO linked elsewhere; a record of qmails' with a second name
+	// keeps its contents (they are qmails' already).
+	os.Link(q("lock", "trigger"), q("bounce", "trigger"))
+	os.WriteFile(q("bounce", "heldmsgs"), []byte("held 1\n"), 0o600)
+	os.Chown(q("bounce", "heldmsgs"), ids.Qmails.UID, ids.Qmail)
+	os.Link(q("bounce", "heldmsgs"), q("bounce", "heldmsgs.old"))
+	dev, _ = Check(root)
+	for _, l := range []string{"queue/lock/sendstatus: 2 hard links, want 1 (a re-run replaces it)",
+		"queue/lock/trigger: 2 hard links, want 1 (a re-run replaces it)",
+		"queue/bounce/heldmsgs: 2 hard links, want 1 (a re-run replaces it)"} {
+		if !slices.Contains(dev, l) {
+			t.Errorf("check: %q lacks %q", dev, l)
+		}
+	}
+	log = install()
+	for _, l := range []string{"sendstatus", "trigger", "heldmsgs"} {
+		if !strings.Contains(log, l+": 2 hard links; replaced") {
+			t.Errorf("log %q says nothing of %s", log, l)
+		}
+	}
+	if st := stat(secret); st.Uid != 0 || st.Mode&0o7777 != 0o640 || st.Nlink != 1 {
+		t.Errorf("root's file: uid %d mode %04o links %d", st.Uid, st.Mode&0o7777, st.Nlink)
+	}
+	if b, _ := os.ReadFile(secret); string(b) != "secret\n" {
+		t.Errorf("root's file now holds %q", b)
+	}
+	if b, _ := os.ReadFile(q("lock", "sendstatus")); len(b) != 0 {
+		t.Errorf("sendstatus got the linked file's contents: %q", b)
+	}
+	if st := stat(q("lock", "trigger")); st.Mode&syscall.S_IFMT != syscall.S_IFIFO || st.Nlink != 1 || st.Mode&0o7777 != 0o622 {
+		t.Errorf("trigger: mode %o links %d", st.Mode, st.Nlink)
+	}
+	if b, _ := os.ReadFile(q("bounce", "heldmsgs")); string(b) != "held 1\n" {
+		t.Errorf("heldmsgs now holds %q", b)
+	}
+	os.Remove(q("bounce", "trigger"))
+	os.Remove(q("bounce", "heldmsgs.old"))
+	if dev, _ := Check(root); len(dev) != 0 {
+		t.Errorf("check after repair: %q", dev)
+	}
+	// A program with a second name (ln bin/sendmail /usr/sbin/sendmail)
+	// is root's in a directory only root writes: left in place.
+	other := filepath.Join(searchableDir(t), "qmail-inject")
+	if err := os.Link(filepath.Join(root, "bin", "qmail-inject"), other); err != nil {
+		t.Fatal(err)
+	}
+	if dev, _ := Check(root); len(dev) != 0 {
+		t.Errorf("check with a program linked: %q", dev)
+	}
+	if log := install(); strings.Contains(log, "hard links") {
+		t.Errorf("a linked program: %q", log)
+	}
+	if st := stat(other); st.Nlink != 2 {
+		t.Errorf("the program's link: %d links", st.Nlink)
+	}
+}
+
+// TestCheckAliasesDB: an etc/aliases.cdb the alias user cannot read
+// makes every delivery through ~alias/.qmail-default defer: -check names
+// it, and the repair gives it mode 0644.
+func TestCheckAliasesDB(t *testing.T) {
+	root, _ := rootTree(t)
+	o := opts(t, root)
+	p := filepath.Join(root, "etc", "aliases.cdb")
+	effect := "fastforward defers every delivery through ~alias/.qmail-default"
+	if err := os.WriteFile(p, make([]byte, 2048), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(p, 0o600)
+	want := "etc/aliases.cdb: not readable by alias (fastforward): mode 0600, owner root, group root (chmod 644): " + effect
+	if dev, _ := Check(root); !slices.Equal(dev, []string{want}) {
+		t.Errorf("check of a 0600 aliases.cdb:\n got %q\nwant %q", dev, want)
+	}
+	if err := Install(o); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != 0o644 {
+		t.Errorf("after repair: %v %v", fi, err)
+	}
+	if dev, _ := Check(root); len(dev) != 0 {
+		t.Errorf("check after repair: %q", dev)
+	}
+	os.Remove(p)
+	os.Mkdir(p, 0o755)
+	want = "etc/aliases.cdb: is a directory, want a regular file: " + effect + " (remove it and run newaliases)"
+	if dev, _ := Check(root); !slices.Equal(dev, []string{want}) {
+		t.Errorf("check of a directory:\n got %q\nwant %q", dev, want)
+	}
+	os.Remove(p)
+	if dev, _ := Check(root); len(dev) != 0 {
+		t.Errorf("check without aliases.cdb: %q", dev)
+	}
+}

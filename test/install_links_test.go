@@ -1,0 +1,115 @@
+package test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/hqmail/hqmail/test/harness"
+)
+
+// TestInstallLinksAsRoot: the repair run as root never follows a link a
+// qmail user put in a directory it owns, replaces a record file with a
+// second name instead of changing it through that name, and -check names
+// both, as well as an aliases database the alias user cannot read.
+func TestInstallLinksAsRoot(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("a repair as root needs root")
+	}
+	tr := harness.Install(t)
+	ids := tr.IDs()
+	check := func(what string, wantCode int, want ...string) {
+		t.Helper()
+		out, code := tr.Run(t, nil, "qmail-install", "-root", tr.Root, "-check")
+		if code != wantCode {
+			t.Errorf("%s: -check exit %d, want %d\n%s", what, code, wantCode, out)
+		}
+		for _, w := range want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%s: -check output lacks %q:\n%s", what, w, out)
+			}
+		}
+	}
+	repair := func(what string, wantCode int, want ...string) {
+		t.Helper()
+		out, code := tr.Run(t, nil, "qmail-install", "-root", tr.Root)
+		if code != wantCode {
+			t.Errorf("%s: repair exit %d, want %d\n%s", what, code, wantCode, out)
+		}
+		for _, w := range want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%s: repair output lacks %q:\n%s", what, w, out)
+			}
+		}
+	}
+
+	// qmails links qmailr's tcpto into queue/bounce (it owns it).
+	tcpto, hp := tr.Path("queue", "lock", "tcpto"), tr.Path("queue", "bounce", "holdperiods")
+	if err := os.Link(tcpto, hp); err != nil {
+		t.Fatal(err)
+	}
+	check("tcpto linked", 100, "qmail-install: warning: queue/lock/tcpto: 2 hard links, want 1 (a re-run replaces it)")
+	repair("tcpto linked", 0, "qmail-install: warning: queue/lock/tcpto: 2 hard links; replaced")
+	for _, tc := range []struct {
+		p    string
+		uid  int
+		mode uint32
+	}{{tcpto, ids.Qmailr.UID, 0o664}, {hp, ids.Qmails.UID, 0o600}} {
+		st := statOf(t, tc.p)
+		if st.Nlink != 1 || int(st.Uid) != tc.uid || st.Mode&0o7777 != tc.mode {
+			t.Errorf("%s: links %d uid %d mode %04o; want 1 %d %04o", tc.p, st.Nlink, st.Uid, st.Mode&0o7777, tc.uid, tc.mode)
+		}
+	}
+	check("after the repair", 0)
+	os.Remove(hp)
+
+	// alias swaps its Maildir for a link to a directory outside: the
+	// repair leaves it, and makes nothing there.
+	out := filepath.Join(harness.TempRoot(t), "var")
+	if err := os.Mkdir(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	md := tr.Path("alias", "Maildir")
+	if err := os.Rename(md, md+".real"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(out, md); err != nil {
+		t.Fatal(err)
+	}
+	repair("Maildir a link", 111, md+": is a symbolic link, want a directory: not followed")
+	if ents, _ := os.ReadDir(out); len(ents) != 0 {
+		t.Errorf("made in the link's target: %v", ents)
+	}
+	if st := statOf(t, out); st.Uid != 0 || st.Mode&0o7777 != 0o755 {
+		t.Errorf("the link's target: uid %d mode %04o", st.Uid, st.Mode&0o7777)
+	}
+	os.Remove(md)
+	if err := os.Rename(md+".real", md); err != nil {
+		t.Fatal(err)
+	}
+
+	// An aliases database only root can read defers every alias delivery.
+	db := tr.Path("etc", "aliases.cdb")
+	src := filepath.Join(harness.TempRoot(t), "aliases")
+	if err := os.WriteFile(src, []byte("postmaster: root\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := tr.Run(t, nil, "newaliases", "-f", src); code != 0 {
+		t.Fatalf("newaliases: %d %s", code, out)
+	}
+	if err := os.Chmod(db, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	check("aliases.cdb 0600", 100, "etc/aliases.cdb: not readable by alias (fastforward): mode 0600")
+	repair("aliases.cdb 0600", 0)
+	var st syscall.Stat_t
+	if err := syscall.Stat(db, &st); err != nil || st.Mode&0o7777 != 0o644 {
+		t.Errorf("aliases.cdb after repair: mode %04o %v", st.Mode&0o7777, err)
+	}
+	check("the end", 0)
+}
