@@ -92,7 +92,8 @@ func TestDialupLinkwatchProbe(t *testing.T) {
 }
 
 // TestDialupLinkwatchMetered: with -metered, a link NetworkManager reports
-// as metered keeps mail held; when it is no longer metered, released.
+// as metered keeps mail held; when it is no longer metered, released; when
+// it becomes metered again, held again.
 func TestDialupLinkwatchMetered(t *testing.T) {
 	needNetns(t)
 	fake := t.TempDir()
@@ -132,6 +133,14 @@ func TestDialupLinkwatchMetered(t *testing.T) {
 	} else {
 		t.Logf("%d packets sent for the deliveries after release, none while held", after-tx)
 	}
+	// NetworkManager turns the flag on again while delivery is released
+	// (the default route moved to a phone's hotspot): held again at the
+	// next recheck (a released link was never asked again).
+	if err := os.WriteFile(state, []byte("yes\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lw.wait(t, "metered", 2)
+	waitHold(t, tr, sys, true)
 	t.Logf("linkwatch log:\n%s", lw.log())
 	sys.Stop(t)
 }

@@ -122,24 +122,30 @@ func Run(ctx context.Context, cfg Config, h Hooks, act Actions, logf func(format
 			resetTimer(timer, next)
 			continue
 		}
-		if cur == released {
-			resetTimer(timer, next)
-			continue
-		}
 		if upSince.IsZero() {
 			upSince = now
 		}
-		if wait := cfg.UpDelay - now.Sub(upSince); wait > 0 {
+		if wait := cfg.UpDelay - now.Sub(upSince); cur != released && wait > 0 {
 			resetTimer(timer, wait)
 			continue
 		}
+		// Asked on every look, released or not: the default route may
+		// have moved to a metered device (a phone's hotspot), or
+		// NetworkManager may have turned the flag on, while the link
+		// stayed up.
 		if cfg.Metered && h.IsMetered != nil && h.IsMetered(linkName(snap, cfg.Iface)) {
 			if cur != held {
-				if err := act.Hold("metered link"); err == nil {
+				if err := act.Hold("metered link"); err != nil {
+					logf("warning: hold failed: %v", err)
+				} else {
 					logf("link up but metered (%s): remote delivery held", why)
 					cur = held
 				}
 			}
+			resetTimer(timer, next)
+			continue
+		}
+		if cur == released {
 			resetTimer(timer, next)
 			continue
 		}

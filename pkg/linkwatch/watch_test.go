@@ -272,3 +272,49 @@ func TestMultipathOIFs(t *testing.T) {
 		t.Errorf("down: %s", why)
 	}
 }
+
+// TestMeteredAfterRelease: with -metered, a link that becomes metered
+// while delivery is released is held again, whether NetworkManager turns
+// the flag on for the same device or the default route moves to a
+// metered one (a phone's hotspot). Before, a released link was never
+// asked again.
+func TestMeteredAfterRelease(t *testing.T) {
+	via := func(name string) *Snapshot {
+		return &Snapshot{Links: map[int]Link{2: {Index: 2, Name: "eth0", Up: true, Running: true},
+			3: {Index: 3, Name: "wwan0", Up: true, Running: true}},
+			Routes: []Route{{Family: 2, OIF: map[string]int{"eth0": 2, "wwan0": 3}[name]}}}
+	}
+	// The flag turns on after a few looks; the device stays the same.
+	var mu sync.Mutex
+	looks := 0
+	r := &recorder{}
+	h := Hooks{Snapshot: func() (*Snapshot, error) { return via("eth0"), nil }, Now: time.Now,
+		IsMetered: func(string) bool { mu.Lock(); defer mu.Unlock(); looks++; return looks > 3 }}
+	runUntil(t, Config{Metered: true, Recheck: 2 * time.Millisecond}, h, r, "release,hold")
+
+	// The default route moves from eth0 to the metered wwan0.
+	var n int
+	r = &recorder{}
+	h = Hooks{Snapshot: func() (*Snapshot, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if n++; n > 3 {
+			return via("wwan0"), nil
+		}
+		return via("eth0"), nil
+	}, Now: time.Now, IsMetered: func(iface string) bool { return iface == "wwan0" }}
+	runUntil(t, Config{Metered: true, Recheck: 2 * time.Millisecond}, h, r, "release,hold")
+
+	// And back on the unmetered device: released again.
+	n = 0
+	r = &recorder{}
+	h.Snapshot = func() (*Snapshot, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if n++; n > 3 && n < 8 {
+			return via("wwan0"), nil
+		}
+		return via("eth0"), nil
+	}
+	runUntil(t, Config{Metered: true, Recheck: 2 * time.Millisecond}, h, r, "release,hold,release")
+}
