@@ -213,3 +213,93 @@ func TestDotForwardEndToEnd(t *testing.T) {
 		t.Fatalf("the deferred message is not queued:\n%s", out)
 	}
 }
+
+// TestAliasesIncludeOfAnotherOwner: an :include: list kept by another user
+// (not root, not the alias user) gives its addresses but not its programs
+// or files. Before, its "|id > ..." line ran as the alias user and a line
+// naming ~alias/.qmail-default appended the message (with a "|echo" line
+// in its body) to that file, which then ran for every later delivery.
+// The skipped lines are logged; the list's members get the mail.
+func TestAliasesIncludeOfAnotherOwner(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test skipped under -short")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: in a tree installed by an ordinary user every file is the delivering user's")
+	}
+	tr := harness.Install(t)
+	a := tr.IDs().Alias
+	for _, p := range []string{"carol", "dave"} {
+		maildirAt(t, tr.Path("alias", p), a.UID, a.GID)
+		aliasWrite(t, tr, ".qmail-"+p, "./"+p+"/\n", 0o644)
+	}
+	dotq := tr.Path("alias", ".qmail-default")
+	before, err := os.ReadFile(dotq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The list lives in a directory anyone can read; its owner is a uid
+	// of its own.
+	listDir := tr.Path("lists")
+	os.Mkdir(listDir, 0o755)
+	pwned := filepath.Join(listDir, "pwned.txt")
+	os.Chmod(listDir, 0o777) // where "id" would have written as alias
+	staff := filepath.Join(listDir, "staff.txt")
+	os.WriteFile(staff, []byte("carol\n|id > "+pwned+"\n"+dotq+"\n"), 0o644)
+	owner := harness.TestUIDBase + 21
+	if err := os.Chown(staff, owner, owner); err != nil {
+		t.Fatal(err)
+	}
+	src := tr.Path("etc", "aliases")
+	os.WriteFile(src, []byte("staff: dave, :include:"+staff+"\n"), 0o644)
+	if out, code := tr.Run(t, nil, "newaliases", "-f", src); code != 0 {
+		t.Fatalf("newaliases: exit %d\n%s", code, out)
+	}
+	sys := tr.Start(t, "./Maildir/")
+	msg := "From: box@testhost.example\nSubject: to staff\n\n|echo pwned\nbody\n"
+	if err := tr.Queue(t, "box@testhost.example", []string{"staff@testhost.example"}, []byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	harness.WaitMaildir(t, 30*time.Second, tr.Path("alias", "carol"), 1)
+	harness.WaitMaildir(t, 30*time.Second, tr.Path("alias", "dave"), 1)
+	sys.WaitLog(t, fmt.Sprintf("fastforward:_warning:_\"|id_>_%s\"_skipped:_program_and_file_targets_in_:include:_%s_are_ignored:_it_belongs_to_uid_%d,_not_to_root_or_the_delivering_user_(#5.7.1)/",
+		strings.ReplaceAll(pwned, " ", "_"), staff, owner), 30*time.Second)
+	if !strings.Contains(sys.Log(), fmt.Sprintf("warning:_\"%s\"_skipped", dotq)) {
+		t.Errorf("no warning for the file target in the log:\n%s", sys.Log())
+	}
+	if _, err := os.Stat(pwned); !os.IsNotExist(err) {
+		t.Errorf("the list's program ran: %v", err)
+	}
+	if after, _ := os.ReadFile(dotq); string(after) != string(before) {
+		t.Errorf("~alias/.qmail-default was written:\n%s", after)
+	}
+}
+
+// TestAliasesRFC5322Forms: Postfix-style targets compile and deliver: a
+// display name, a comment, and a quoted local part, which reaches the
+// local part "joe smith" (not "\"joe smith\"").
+func TestAliasesRFC5322Forms(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test skipped under -short")
+	}
+	tr := harness.Install(t)
+	a := tr.IDs().Alias
+	for _, p := range []string{"bob", "joe", "jane"} {
+		maildirAt(t, tr.Path("alias", p), a.UID, a.GID)
+	}
+	aliasWrite(t, tr, ".qmail-bob", "./bob/\n", 0o644)
+	aliasWrite(t, tr, ".qmail-jane", "./jane/\n", 0o644)
+	aliasWrite(t, tr, ".qmail-joe smith", "./joe/\n", 0o644)
+	src := tr.Path("etc", "aliases")
+	os.WriteFile(src, []byte("team: Bob <bob@testhost.example>, jane@testhost.example (Jane, Admin),\n  \"joe smith\"@testhost.example\n"), 0o644)
+	if out, code := tr.Run(t, nil, "newaliases", "-f", src); code != 0 || !strings.Contains(out, "1 aliases compiled") {
+		t.Fatalf("newaliases: exit %d\n%s", code, out)
+	}
+	tr.Start(t, "./Maildir/")
+	if err := tr.Queue(t, "box@testhost.example", []string{"team@testhost.example"}, []byte("Subject: team\n\nhi\n")); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"bob", "jane", "joe"} {
+		harness.WaitMaildir(t, 30*time.Second, tr.Path("alias", p), 1)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/hqmail/hqmail/pkg/cdb"
@@ -146,14 +147,28 @@ func NewaliasesMain(root string, args []string, stdout, stderr io.Writer) int {
 	as, errs := Parse(f, *src)
 	f.Close()
 	nerr := 0
+	var lines []string
 	for _, e := range errs {
 		fmt.Fprintf(stderr, "newaliases: %v\n", e)
 		if pe, ok := e.(*Error); !ok || !pe.Warning {
 			nerr++
+			if ok && !slices.Contains(lines, fmt.Sprint(pe.Line)) {
+				lines = append(lines, fmt.Sprint(pe.Line))
+			}
 		}
 	}
 	if nerr > 0 {
-		fmt.Fprintf(stderr, "newaliases: fatal: %d error(s) in %s; %s not changed\n", nerr, *src, DBFile)
+		// One bad line keeps the whole old database, as qmail's
+		// newaliases does: a half-compiled file would make the aliases
+		// after it bounce.
+		where := ""
+		if len(lines) > 10 {
+			lines = append(lines[:10], "...")
+		}
+		if len(lines) > 0 {
+			where = " (line " + strings.Join(lines, ", ") + ")"
+		}
+		fmt.Fprintf(stderr, "newaliases: fatal: %d error(s) in %s%s; %s not changed\n", nerr, *src, where, DBFile)
 		return 100
 	}
 	for _, a := range as {

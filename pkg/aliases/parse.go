@@ -151,42 +151,134 @@ func splitName(s string) (name, rest string, quoted, ok bool) {
 	return "", "", false, false
 }
 
-// SplitTargets splits a target list at unquoted commas (and, outside
-// quotes, newlines). Quotes are removed; a target in angle brackets loses
-// them. Empty targets are dropped.
+// SplitTargets splits a target list at commas (and, outside quotes,
+// newlines) and returns each target in its stored form. Empty targets are
+// dropped.
+//
+// A target whose first character (after an opening '"' or '<') is '|',
+// '/' or '\', or that starts with ":include:", is a program, a file, a
+// local user or an include: quotes group it ("|prog a, b") and are
+// removed, as are angle brackets around it. Anything else is an address
+// in one of the forms of RFC 5322 (see address.go): a display name before
+// <addr>, comments around it, a quoted local part (kept quoted); a comma
+// inside quotes, a comment or angle brackets does not split it. An
+// address that does not read as one is passed on as the old rules give
+// it, for CheckTarget to refuse or accept.
 func SplitTargets(s string) ([]string, error) {
 	var out []string
-	var cur bytes.Buffer
-	inq := false
-	flush := func() {
-		t := strings.TrimSpace(cur.String())
-		cur.Reset()
-		if strings.HasPrefix(t, "<") && strings.HasSuffix(t, ">") && len(t) >= 2 {
-			t = strings.TrimSpace(t[1 : len(t)-1])
+	for {
+		raw, rest, err := nextTarget(s)
+		if err != nil {
+			return nil, err
+		}
+		t, err := normalize(raw)
+		if err != nil {
+			return nil, err
 		}
 		if t != "" {
 			out = append(out, t)
 		}
+		if rest < 0 {
+			return out, nil
+		}
+		s = s[rest:]
 	}
+}
+
+// isSpecialTarget reports whether the target starting at s (blanks
+// skipped) is a program, file, local user or include.
+func isSpecialTarget(s string) bool {
+	s = strings.TrimLeft(s, " \t")
+	if strings.HasPrefix(s, `"`) || strings.HasPrefix(s, "<") {
+		s = s[1:]
+	}
+	if s != "" && (s[0] == '|' || s[0] == '/' || s[0] == '\\') {
+		return true
+	}
+	return len(s) >= len(":include:") && strings.EqualFold(s[:len(":include:")], ":include:")
+}
+
+// nextTarget returns the raw text of the first target of s and the index
+// where the next one starts (-1: none). Commas and newlines inside quotes
+// never split; inside a comment or angle brackets of an address neither.
+func nextTarget(s string) (raw string, rest int, err error) {
+	special := isSpecialTarget(s)
+	inq := false
+	comment, angle := 0, 0
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch {
+		case inq:
+			if c == '\\' && i+1 < len(s) {
+				i++
+			} else if c == '"' {
+				inq = false
+			}
+		case comment > 0:
+			switch c {
+			case '\\':
+				i++
+			case '(':
+				comment++
+			case ')':
+				comment--
+			}
+		case c == '"':
+			inq = true
+		case !special && c == '(':
+			comment++
+		case !special && c == '<':
+			angle++
+		case !special && c == '>' && angle > 0:
+			angle--
+		case (c == ',' || c == '\n') && angle == 0:
+			return s[:i], i + 1, nil
+		}
+	}
+	if inq {
+		return "", -1, fmt.Errorf("unterminated quote")
+	}
+	return s, -1, nil
+}
+
+// normalize turns a raw target into its stored form. An address written
+// with RFC 5322's brackets, comments or quotes that is not one address
+// is an error naming it as written.
+func normalize(raw string) (string, error) {
+	if isSpecialTarget(raw) {
+		return unquote(raw), nil
+	}
+	if local, domain, hasDomain, ok := parseAddress(raw); ok {
+		return canonical(local, domain, hasDomain), nil
+	}
+	t := unquote(raw)
+	if strings.ContainsAny(t, " \t") && strings.ContainsAny(raw, `<>()"`) {
+		return "", fmt.Errorf("bad address %q: not one address (forms taken: user@domain, Name <user@domain>, user@domain (comment), \"quoted local\"@domain)", strings.TrimSpace(raw))
+	}
+	return t, nil
+}
+
+// unquote removes double quotes (a backslash inside them takes the next
+// byte as it is), blanks around the target, and angle brackets around it.
+func unquote(raw string) string {
+	var cur bytes.Buffer
+	inq := false
+	for i := 0; i < len(raw); i++ {
+		switch c := raw[i]; {
 		case c == '"':
 			inq = !inq
-		case c == '\\' && inq && i+1 < len(s):
+		case c == '\\' && inq && i+1 < len(raw):
 			i++
-			cur.WriteByte(s[i])
-		case (c == ',' || c == '\n') && !inq:
-			flush()
+			cur.WriteByte(raw[i])
 		default:
 			cur.WriteByte(c)
 		}
 	}
-	if inq {
-		return nil, fmt.Errorf("unterminated quote")
+	t := strings.TrimSpace(cur.String())
+	if strings.HasPrefix(t, "<") && strings.HasSuffix(t, ">") && len(t) >= 2 {
+		t = strings.TrimSpace(t[1 : len(t)-1])
 	}
-	flush()
-	return out, nil
+	return t
 }
 
 // Kind classifies a target.
@@ -243,6 +335,13 @@ func CheckTarget(t string) string {
 			return fmt.Sprintf("bad local user %q", t)
 		}
 	case Address:
+		if strings.HasPrefix(arg, `"`) {
+			// A quoted local part: one address, in the stored form.
+			if !quotedOK(arg) {
+				return fmt.Sprintf("bad address %q", t)
+			}
+			return ""
+		}
 		if strings.ContainsAny(arg, " \t\r") {
 			return fmt.Sprintf("bad address %q (quote programs and files that contain spaces)", t)
 		}

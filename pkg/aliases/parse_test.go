@@ -112,7 +112,8 @@ func TestNewaliasesRefusesErrors(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
-	for _, s := range []string{"a: b\n", "x: \"|p, q\", /f, /d/, :include:/i, \\u\n  , c\n", "#c\n\n: \n", "\"q\": <a@b>"} {
+	for _, s := range []string{"a: b\n", "x: \"|p, q\", /f, /d/, :include:/i, \\u\n  , c\n", "#c\n\n: \n", "\"q\": <a@b>",
+		"d: Bob <bob@x>, j@x (Joe, Admin), \"joe smith\"@x, (c) \"a\\\"b\" <\"c d\"@[1.2.3.4]>\n"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -124,6 +125,9 @@ func FuzzParse(f *testing.F) {
 			for _, tg := range a.Targets {
 				if CheckTarget(tg) != "" {
 					t.Fatalf("accepted bad target %q", tg)
+				}
+				if k, arg := Classify(tg); k == Address && strings.ContainsAny(Envelope(arg), "\x00\r\n") {
+					t.Fatalf("target %q gives the envelope %q", tg, Envelope(arg))
 				}
 			}
 		}
@@ -270,5 +274,46 @@ func TestCheckTargetControlBytes(t *testing.T) {
 		if msg := CheckTarget(tg); msg != "" {
 			t.Errorf("CheckTarget(%q) = %q, want it accepted", tg, msg)
 		}
+	}
+}
+
+// TestNewaliasesRFC5322Forms: the address forms Postfix's postalias
+// takes compile (a display name before <addr>, a comment before or after,
+// a quoted local part kept quoted); one bad line still keeps the old
+// database, and the fatal line names it.
+func TestNewaliasesRFC5322Forms(t *testing.T) {
+	root := t.TempDir()
+	if err := os.Mkdir(filepath.Join(root, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(root, "aliases")
+	os.WriteFile(src, []byte("bob: Bob <bob@example.com>\njoe: joe@example.com (Joe Admin), (Jane) jane@example.com\nsmith: \"joe smith\"@example.com\n"), 0o644)
+	var out, errb strings.Builder
+	if code := NewaliasesMain(root, []string{"-f", src}, &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	db, err := cdb.Open(filepath.Join(root, DBFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"bob": "bob@example.com", "joe": "joe@example.com,jane@example.com", "smith": `"joe smith"@example.com`} {
+		got, ok, err := Lookup(db.Reader, name)
+		if err != nil || !ok || strings.Join(got, ",") != want {
+			t.Errorf("%s: %q %v %v, want %q", name, got, ok, err, want)
+		}
+	}
+	db.Close()
+	if got := Envelope(`"joe smith"@example.com`); got != "joe smith@example.com" {
+		t.Errorf("Envelope = %q", got)
+	}
+
+	os.WriteFile(src, []byte("bob: Bob <bob@example.com>\nok: a\nbad: Bob <bob@example.com\nbad2: \"|x\", a b, c d\n"), 0o644)
+	errb.Reset()
+	if code := NewaliasesMain(root, []string{"-f", src}, &out, &errb); code != 100 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if e := errb.String(); !strings.Contains(e, src+`:3: bad address "Bob <bob@example.com"`) ||
+		!strings.Contains(e, "fatal: 3 error(s) in "+src+" (line 3, 4); etc/aliases.cdb not changed") {
+		t.Errorf("stderr %q", e)
 	}
 }

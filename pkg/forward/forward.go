@@ -22,6 +22,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/hqmail/hqmail/pkg/address"
 	"github.com/hqmail/hqmail/pkg/aliases"
 	"github.com/hqmail/hqmail/pkg/control"
 	"github.com/hqmail/hqmail/pkg/maildir"
@@ -45,8 +46,18 @@ type Plan struct {
 	Programs []string
 	Forwards []string
 	Here     bool // "\user" naming the delivering user: deliver to the default mailbox too
+	// Refused holds one line for each program or file target of an
+	// :include: file that was left out because the file (or one above it)
+	// belongs to neither root nor the delivering user; the mains print
+	// them as warnings, which qmail-local passes into the log.
+	Refused []string
 
 	seen map[string]bool // targets already in the plan
+}
+
+// Empty reports whether the plan delivers nowhere.
+func (p *Plan) Empty() bool {
+	return len(p.Files) == 0 && len(p.Maildirs) == 0 && len(p.Programs) == 0 && len(p.Forwards) == 0 && !p.Here
 }
 
 // Env is the delivery's view of qmail-local's environment.
@@ -113,17 +124,55 @@ func (e *Env) IsSelf(addr string) bool {
 	if a == u {
 		return true
 	}
-	local, dom, ok := strings.Cut(a, "@")
+	local, dom, ok := address.Split(a)
 	return ok && local == u && (dom == strings.ToLower(e.Host) || e.Locals[dom])
 }
+
+// geteuid is the delivering user's uid (fastforward runs as the alias
+// user, dot-forward as the recipient); a variable for tests.
+var geteuid = os.Geteuid
 
 // Expand classifies targets, reading :include: files (which must be
 // absolute, regular, and not writable by others). A target named twice
 // (in the list and in an :include: file, say) is delivered once, as
 // sendmail and Postfix do; /dev/null takes the message and keeps nothing.
+// Addresses come out in the form the envelope carries them (a quoted
+// local part without its quotes).
+//
+// Programs and files (mbox or Maildir) named in an :include: file are
+// taken only when that file and every :include: file above it belong to
+// root or to the delivering user: anyone else who can write such a file
+// would otherwise run commands as the delivering user. Otherwise each is
+// left out and named in Plan.Refused, and the addresses of the file are
+// still taken; /dev/null, which keeps nothing, is taken from any file.
+// A plan left with nothing to deliver because of that is a permanent
+// failure with the first refusal as its text.
 func Expand(targets []string, env *Env) (*Plan, error) {
 	p := &Plan{seen: map[string]bool{}}
-	return p, p.add(targets, env, 0)
+	if err := p.add(targets, env, 0, nil); err != nil {
+		return p, err
+	}
+	if p.Empty() && len(p.Refused) > 0 {
+		return p, qerr.Perm("%s", p.Refused[0])
+	}
+	return p, nil
+}
+
+// untrusted names the first :include: file of a chain that belongs to
+// neither root nor the delivering user.
+type untrusted struct {
+	file string
+	uid  int
+	inc  string // the :include: file the target is in
+}
+
+func (u *untrusted) refuse(target string) string {
+	why := fmt.Sprintf("it belongs to uid %d", u.uid)
+	if u.inc != u.file {
+		why = fmt.Sprintf("it is included from %s, which belongs to uid %d", u.file, u.uid)
+	}
+	return fmt.Sprintf("%q skipped: program and file targets in :include: %s are ignored: %s, not to root or the delivering user (#5.7.1)",
+		target, u.inc, why)
 }
 
 // once reports whether target (of kind k) is new to the plan. Addresses
@@ -134,7 +183,7 @@ func (p *Plan) once(k aliases.Kind, target string, env *Env) bool {
 	key := target
 	if k == aliases.Local || k == aliases.Address {
 		k = aliases.Address // "\user" and "user" both forward to user
-		local, dom, has := strings.Cut(strings.ToLower(target), "@")
+		local, dom, has := address.Split(strings.ToLower(target))
 		if !has {
 			dom = env.NoAtHost
 		}
@@ -151,9 +200,19 @@ func (p *Plan) once(k aliases.Kind, target string, env *Env) bool {
 	return true
 }
 
-func (p *Plan) add(targets []string, env *Env, depth int) error {
+// add adds targets to the plan; from is nil for targets of the aliases
+// database or the .forward, else the include file they are in when it
+// (or one above it) is not to be trusted with programs and files.
+func (p *Plan) add(targets []string, env *Env, depth int, from *untrusted) error {
 	for _, t := range targets {
 		k, arg := aliases.Classify(t)
+		if k == aliases.Address {
+			arg = aliases.Envelope(arg)
+		}
+		if from != nil && (k == aliases.Program || k == aliases.Maildir || (k == aliases.File && arg != os.DevNull)) {
+			p.Refused = append(p.Refused, from.refuse(t))
+			continue
+		}
 		if k != aliases.Include && !p.once(k, arg, env) {
 			continue
 		}
@@ -176,11 +235,17 @@ func (p *Plan) add(targets []string, env *Env, depth int) error {
 			if depth >= MaxIncludeDepth {
 				return qerr.Perm("Too many nested :include: files at %s. (#5.4.6)", arg)
 			}
-			more, err := ReadInclude(arg)
+			more, owner, err := readInclude(arg)
 			if err != nil {
 				return err
 			}
-			if err := p.add(more, env, depth+1); err != nil {
+			next := from
+			if next != nil {
+				next = &untrusted{file: from.file, uid: from.uid, inc: arg}
+			} else if owner != 0 && owner != geteuid() {
+				next = &untrusted{file: arg, uid: owner, inc: arg}
+			}
+			if err := p.add(more, env, depth+1, next); err != nil {
 				return err
 			}
 		default:
@@ -196,34 +261,47 @@ func (p *Plan) add(targets []string, env *Env, depth int) error {
 
 // ReadInclude reads an :include: file: one or more targets a line, '#'
 // comments. A missing or unsafe file is a temporary failure, so the mail
-// stays queued while the admin fixes it.
+// stays queued while the admin fixes it. It does not judge the file's
+// owner: Expand does.
 func ReadInclude(path string) ([]string, error) {
+	ts, _, err := readInclude(path)
+	return ts, err
+}
+
+// readInclude is ReadInclude, also returning the uid owning the file (as
+// opened: a symbolic link counts as the file it leads to).
+func readInclude(path string) ([]string, int, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, qerr.Wrap(err, false, fmt.Sprintf("Unable to read include file %s: file does not exist. (#4.2.1)", path))
+			return nil, 0, qerr.Wrap(err, false, fmt.Sprintf("Unable to read include file %s: file does not exist. (#4.2.1)", path))
 		}
-		return nil, qerr.Wrap(err, false, fmt.Sprintf("Unable to read include file %s: %v. (#4.2.1)", path, errors.Unwrap(err)))
+		return nil, 0, qerr.Wrap(err, false, fmt.Sprintf("Unable to read include file %s: %v. (#4.2.1)", path, errors.Unwrap(err)))
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return nil, qerr.Wrap(err, false, fmt.Sprintf("Unable to stat include file %s. (#4.3.0)", path))
+		return nil, 0, qerr.Wrap(err, false, fmt.Sprintf("Unable to stat include file %s. (#4.3.0)", path))
 	}
 	if !st.Mode().IsRegular() {
-		return nil, qerr.Temp("Include file %s is not a regular file. (#4.7.0)", path)
+		return nil, 0, qerr.Temp("Include file %s is not a regular file. (#4.7.0)", path)
 	}
 	if st.Mode().Perm()&0002 != 0 {
-		return nil, qerr.Temp("Uh-oh: include file %s is writable by others. (#4.7.0)", path)
+		return nil, 0, qerr.Temp("Uh-oh: include file %s is writable by others. (#4.7.0)", path)
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil, 0, qerr.Temp("Unable to find the owner of include file %s. (#4.3.0)", path)
 	}
 	b, err := io.ReadAll(io.LimitReader(f, int64(MaxIncludeSize)+1))
 	if err != nil {
-		return nil, qerr.Wrap(err, false, fmt.Sprintf("Unable to read include file %s. (#4.3.0)", path))
+		return nil, 0, qerr.Wrap(err, false, fmt.Sprintf("Unable to read include file %s. (#4.3.0)", path))
 	}
 	if len(b) > MaxIncludeSize {
-		return nil, qerr.Temp("Include file %s is larger than %d MB. (#4.3.0)", path, MaxIncludeSize>>20)
+		return nil, 0, qerr.Temp("Include file %s is larger than %d MB. (#4.3.0)", path, MaxIncludeSize>>20)
 	}
-	return ParseList(string(b))
+	ts, err := ParseList(string(b))
+	return ts, int(sys.Uid), err
 }
 
 // ParseList parses a .forward or :include: file: comma-separated targets on

@@ -2,6 +2,7 @@ package forward
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -250,5 +251,172 @@ func TestDotForwardRefusesNUL(t *testing.T) {
 		if env, err := os.ReadFile(filepath.Join(q, "envelope")); err == nil {
 			t.Errorf(".forward %q: queued envelope %q", fwd, env)
 		}
+	}
+}
+
+// strangerFile makes path belong to a uid that is neither root nor the
+// delivering user: as root it is given to uid 65534; otherwise the
+// delivering user is made another uid than the file's owner.
+func strangerFile(t *testing.T, path string) int {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		if err := os.Chown(path, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		return 65534
+	}
+	me := os.Geteuid()
+	old := geteuid
+	geteuid = func() int { return me + 1 }
+	t.Cleanup(func() { geteuid = old })
+	return me
+}
+
+// TestIncludeOwnerProgramsRefused: programs and files named in an
+// :include: file that belongs to neither root nor the delivering user are
+// left out, each with a warning naming the file and its owner; the
+// addresses of the file are still forwarded. (A list file kept by another
+// user ran its "|command" lines as the alias user, and appended the
+// message to ~alias/.qmail-default.)
+func TestIncludeOwnerProgramsRefused(t *testing.T) {
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
+	dir := t.TempDir()
+	os.Chmod(dir, 0o755)
+	pwned := filepath.Join(dir, "pwned.txt")
+	dotq := filepath.Join(dir, ".qmail-default")
+	inc := filepath.Join(dir, "staff.txt")
+	os.WriteFile(inc, []byte("carol@example.net\n|id > "+pwned+"\n"+dotq+"\n"+dir+"/Maildir/\n/dev/null\n"), 0o644)
+	uid := strangerFile(t, inc)
+	as, errs := aliases.Parse(strings.NewReader("staff: alice, :include:"+inc+"\nprogs: :include:"+inc+"\n"), "a")
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	if err := cdb.WriteFile(filepath.Join(root, aliases.DBFile), 0o644, aliases.Records(as, "a")); err != nil {
+		t.Fatal(err)
+	}
+	q := capture(t)
+	localEnv(t, "alias", "staff", "staff")
+	var out bytes.Buffer
+	if code := FastforwardMain(root, nil, msgFile(t, "Subject: x\n\n|echo body\n"), &out); code != 99 {
+		t.Fatalf("exit %d: %s", code, out.String())
+	}
+	for _, p := range []string{pwned, dotq, filepath.Join(dir, "Maildir")} {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("%s was written (%v): a program or file of another user's :include: ran", p, err)
+		}
+	}
+	env, _ := os.ReadFile(filepath.Join(q, "envelope"))
+	got, _ := qq.ParseEnvelope(env)
+	if got == nil || strings.Join(got.Recipients, ",") != "alice,carol@example.net" {
+		t.Fatalf("envelope %q: the addresses of the file should still be forwarded", env)
+	}
+	want := fmt.Sprintf("program and file targets in :include: %s are ignored: it belongs to uid %d, not to root or the delivering user (#5.7.1)", inc, uid)
+	for _, tg := range []string{"|id > " + pwned, dotq, dir + "/Maildir/"} {
+		if !strings.Contains(out.String(), fmt.Sprintf("fastforward: warning: %q skipped: %s\n", tg, want)) {
+			t.Errorf("no warning for %q in %q", tg, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "/dev/null") {
+		t.Errorf("/dev/null, which keeps nothing, was refused: %q", out.String())
+	}
+
+	// Only programs and files: nothing is left, the mail bounces.
+	os.WriteFile(inc, []byte("|id > "+pwned+"\n"), 0o644)
+	localEnv(t, "alias", "progs", "progs")
+	out.Reset()
+	if code := FastforwardMain(root, nil, msgFile(t, "x\n"), &out); code != 100 || !strings.Contains(out.String(), want) {
+		t.Fatalf("exit %d %q, want 100 and the refusal", code, out.String())
+	}
+	if _, err := os.Stat(pwned); !os.IsNotExist(err) {
+		t.Errorf("the program ran: %v", err)
+	}
+}
+
+// TestIncludeOwnerChain: the owner of every :include: file above a target
+// counts; root's files and the delivering user's are trusted.
+func TestIncludeOwnerChain(t *testing.T) {
+	dir := t.TempDir()
+	inner := filepath.Join(dir, "inner")
+	outer := filepath.Join(dir, "outer")
+	os.WriteFile(inner, []byte("|prog\nbob\n"), 0o644)
+	os.WriteFile(outer, []byte(":include:"+inner+"\n/var/mail/x\n"), 0o644)
+	// Both trusted (the test's own files).
+	p, err := Expand([]string{":include:" + outer}, &Env{})
+	if err != nil || len(p.Refused) != 0 || strings.Join(p.Programs, ",") != "prog" || strings.Join(p.Files, ",") != "/var/mail/x" {
+		t.Fatalf("trusted chain: plan %+v, err %v", p, err)
+	}
+	// The outer file is another user's: the inner file's program is
+	// refused too, though the inner file itself is trusted.
+	if os.Geteuid() != 0 {
+		t.Skip("the chain case gives files to other uids: needs root (CI runs as root)")
+	}
+	uid := strangerFile(t, outer)
+	p, err = Expand([]string{":include:" + outer}, &Env{})
+	if err != nil || len(p.Programs) != 0 || len(p.Files) != 0 || strings.Join(p.Forwards, ",") != "bob" || len(p.Refused) != 2 {
+		t.Fatalf("untrusted outer: plan %+v, err %v", p, err)
+	}
+	if want := fmt.Sprintf(`"|prog" skipped: program and file targets in :include: %s are ignored: it is included from %s, which belongs to uid %d`, inner, outer, uid); !strings.Contains(strings.Join(p.Refused, "\n"), want) {
+		t.Errorf("refused %q, want %q", p.Refused, want)
+	}
+	// A file of the delivering user is trusted.
+	os.Chown(outer, 4242, 4242)
+	old := geteuid
+	geteuid = func() int { return 4242 }
+	t.Cleanup(func() { geteuid = old })
+	p, err = Expand([]string{":include:" + outer}, &Env{})
+	if err != nil || len(p.Refused) != 0 || strings.Join(p.Programs, ",") != "prog" {
+		t.Fatalf("the delivering user's file: plan %+v, err %v", p, err)
+	}
+}
+
+// TestDotForwardIncludeOfAnotherUser: a .forward including a file kept by
+// another user takes its addresses, not its programs.
+func TestDotForwardIncludeOfAnotherUser(t *testing.T) {
+	home := t.TempDir()
+	os.Chmod(home, 0o755)
+	t.Chdir(home)
+	q := capture(t)
+	localEnv(t, "alice", "alice", "")
+	inc := filepath.Join(t.TempDir(), "bobs-list")
+	ran := filepath.Join(home, "ran")
+	os.WriteFile(inc, []byte("dave@example.net, \"|touch "+ran+"\"\n"), 0o644)
+	strangerFile(t, inc)
+	os.WriteFile(".forward", []byte("carol@example.net, :include:"+inc+"\n"), 0o644)
+	var out bytes.Buffer
+	if code := DotForwardMain(t.TempDir(), []string{".forward"}, msgFile(t, "x\n"), &out); code != 99 {
+		t.Fatalf("exit %d: %s", code, out.String())
+	}
+	if _, err := os.Stat(ran); !os.IsNotExist(err) {
+		t.Errorf("the other user's program ran: %v", err)
+	}
+	env, _ := os.ReadFile(filepath.Join(q, "envelope"))
+	if got, _ := qq.ParseEnvelope(env); got == nil || strings.Join(got.Recipients, ",") != "carol@example.net,dave@example.net" {
+		t.Fatalf("envelope %q", env)
+	}
+	if !strings.HasPrefix(out.String(), "dot-forward: warning: \"|touch "+ran+"\" skipped: program and file targets in :include: "+inc) {
+		t.Errorf("output %q", out.String())
+	}
+}
+
+// TestForwardRFC5322Forms: a display name, a comment and a quoted local
+// part are read as sendmail and Postfix read them; the envelope carries
+// the quoted local part without quotes (qmail-remote quotes it again).
+func TestForwardRFC5322Forms(t *testing.T) {
+	ts, err := ParseList("Bob <bob@example.com>, joe@example.com (Joe Admin)\n\"joe smith\"@example.com, (Jane) \"Doe, Jane\" <jane@example.com>\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Expand(ts, &Env{User: "me", Host: "example.org"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(p.Forwards, ","); got != "bob@example.com,joe@example.com,joe smith@example.com,jane@example.com" {
+		t.Fatalf("forwards %q", got)
+	}
+	// The same address quoted and not is one target.
+	p, err = Expand([]string{`"joe.smith"@example.com`, "joe.smith@example.com", `"a@b"@example.com`}, &Env{})
+	if err != nil || strings.Join(p.Forwards, "|") != "joe.smith@example.com|a@b@example.com" {
+		t.Fatalf("plan %+v %v", p, err)
 	}
 }

@@ -34,6 +34,15 @@ func fail(w io.Writer, err error) int {
 	return qerr.ExitCode(err)
 }
 
+// warnRefused prints a warning for each program or file target left out
+// of an :include: file. qmail-local passes a program's output into the
+// delivery report, so each reaches qmail-send's log.
+func warnRefused(w io.Writer, prog string, p *Plan) {
+	for _, r := range p.Refused {
+		fmt.Fprintf(w, "%s: warning: %s\n", prog, r)
+	}
+}
+
 // FastforwardMain is fastforward(8): deliver mail for a local part found in
 // root/etc/aliases.cdb. It runs from ~alias/.qmail-default:
 //
@@ -90,6 +99,7 @@ func FastforwardMain(root string, args []string, stdin *os.File, stdout io.Write
 	if err != nil {
 		return fail(stdout, err)
 	}
+	warnRefused(stdout, "fastforward", plan)
 	msg, err := Seekable(stdin)
 	if err != nil {
 		return fail(stdout, err)
@@ -151,6 +161,7 @@ func DotForwardMain(root string, args []string, stdin *os.File, stdout io.Writer
 	if err != nil {
 		return fail(stdout, err)
 	}
+	warnRefused(stdout, "dot-forward", plan)
 	msg, err := Seekable(stdin)
 	if err != nil {
 		return fail(stdout, err)
