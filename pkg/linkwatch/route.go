@@ -64,7 +64,18 @@ func (s *Snapshot) LinkUp(iface string) (bool, string) {
 		}
 		return false, fmt.Sprintf("%s: no such interface", iface)
 	}
-	return false, "no default route through an up interface"
+	// Say what is missing: a default route whose interface is down or
+	// has lost its carrier (the kernel keeps the route, marked linkdown)
+	// is not "no route".
+	for _, r := range s.Routes {
+		if l, ok := s.Links[r.OIF]; ok {
+			if !l.Up {
+				return false, fmt.Sprintf("default route via %s, which is down", l.Name)
+			}
+			return false, fmt.Sprintf("default route via %s, which has no carrier", l.Name)
+		}
+	}
+	return false, "no default route"
 }
 
 // Read takes a snapshot from the kernel.

@@ -30,15 +30,21 @@ func TestLinkUp(t *testing.T) {
 		s     *Snapshot
 		iface string
 		want  bool
+		why   string // the reason given, when not empty
 	}{
-		{"default route up", snap(true), "", true},
-		{"no route", snap(false), "", false},
-		{"route but no carrier", &Snapshot{Links: map[int]Link{2: {Index: 2, Name: "eth0", Up: true}}, Routes: []Route{{2, 2}}}, "", false},
-		{"other iface", snap(true), "wwan0", false},
-		{"named iface", snap(true), "ppp0", true},
+		{"default route up", snap(true), "", true, "default route via ppp0"},
+		{"no route", snap(false), "", false, "no default route"},
+		{"route but no carrier", &Snapshot{Links: map[int]Link{2: {Index: 2, Name: "eth0", Up: true}}, Routes: []Route{{2, 2}}}, "", false, "default route via eth0, which has no carrier"},
+		{"route, interface down", &Snapshot{Links: map[int]Link{2: {Index: 2, Name: "eth0"}}, Routes: []Route{{2, 2}}}, "", false, "default route via eth0, which is down"},
+		{"other iface", snap(true), "wwan0", false, ""},
+		{"named iface", snap(true), "ppp0", true, ""},
 	} {
-		if got, why := tc.s.LinkUp(tc.iface); got != tc.want {
+		got, why := tc.s.LinkUp(tc.iface)
+		if got != tc.want {
 			t.Errorf("%s: LinkUp = %v (%s), want %v", tc.name, got, why, tc.want)
+		}
+		if tc.why != "" && why != tc.why {
+			t.Errorf("%s: reason %q, want %q", tc.name, why, tc.why)
 		}
 	}
 }
