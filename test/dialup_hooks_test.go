@@ -342,3 +342,108 @@ func TestDialupHookFailureSaysWhy(t *testing.T) {
 		t.Errorf("logged %q", line)
 	}
 }
+
+// TestDialupHookPlantedLinks: the hooks run as root and record the wanted
+// state in queue/lock, which belongs to qmailq. Whoever acts as qmailq can
+// plant symbolic links there before the event: linkwant.PID for the pid
+// the hook will have (here planted by a wrapper that then execs the hook,
+// keeping its pid), linkwant.tmp, and linkwant itself, each pointing to a
+// root-only file. No hook writes through them: the root file keeps its
+// contents, linkwant ends up a regular file saying what the event wants,
+// and the background job still applies it (qmail-send is stopped: the
+// flag changes and the log says the next start honours it).
+func TestDialupHookPlantedLinks(t *testing.T) {
+	tr := ctlTree(t)
+	fake := t.TempDir()
+	logFile := filepath.Join(fake, "syslog")
+	nmFile := filepath.Join(fake, "connectivity")
+	for name, body := range map[string]string{
+		"logger": fmt.Sprintf("#!/bin/sh\necho \"$*\" >>%s\n", logFile),
+		"nmcli":  fmt.Sprintf("#!/bin/sh\ncat %s\n", nmFile),
+		"ip":     "#!/bin/sh\nexit 0\n",
+	} {
+		if err := os.WriteFile(filepath.Join(fake, name), []byte(body), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	secret := t.TempDir()
+	const precious = "root-only contents\n"
+	targets := []string{filepath.Join(secret, "pid-file"), filepath.Join(secret, "tmp-file"), filepath.Join(secret, "want-file")}
+	for _, p := range targets {
+		if err := os.WriteFile(p, []byte(precious), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lock := tr.Path("queue", "lock")
+	ppp := []string{"/dev/ttyS0", "115200", "10.0.0.1", "10.0.0.2", ""}
+	for _, h := range []struct {
+		name, script string
+		args, env    []string
+		nm, want     string
+		log          string
+	}{
+		{"ppp up", "ppp/ip-up.d/hqmail", append([]string{"ppp0"}, ppp...), nil, "", "release",
+			"-t hqmail-ppp link ppp0 up: remote delivery released"},
+		{"ppp down", "ppp/ip-down.d/hqmail", append([]string{"ppp0"}, ppp...), nil, "", "hold",
+			"-t hqmail-ppp link ppp0 down: remote delivery held"},
+		{"nm up", "networkmanager/90-hqmail", []string{"wlan0", "up"}, nil, "full", "release",
+			"-t hqmail-nm wlan0 up: remote delivery released"},
+		{"nm down", "networkmanager/90-hqmail", []string{"wlan0", "down"}, nil, "none", "hold",
+			"-t hqmail-nm wlan0 down: remote delivery held"},
+		{"networkd routable", "networkd-dispatcher/routable.d/hqmail", nil, []string{"IFACE=eth0", "STATE=routable"}, "", "release",
+			"-t hqmail-networkd eth0 routable: remote delivery released"},
+		{"networkd off", "networkd-dispatcher/off.d/hqmail", nil, []string{"IFACE=eth0", "STATE=off"}, "", "hold",
+			"-t hqmail-networkd eth0 off: remote delivery held"},
+		{"networkd no-carrier", "networkd-dispatcher/no-carrier.d/hqmail", nil, []string{"IFACE=eth0", "STATE=no-carrier"}, "", "hold",
+			"-t hqmail-networkd eth0 no-carrier: remote delivery held"},
+	} {
+		ents, _ := os.ReadDir(lock)
+		for _, e := range ents {
+			if strings.HasPrefix(e.Name(), "linkwant") {
+				os.Remove(filepath.Join(lock, e.Name()))
+			}
+		}
+		for i, name := range []string{"linkwant.tmp", "linkwant"} {
+			if err := os.Symlink(targets[i+1], filepath.Join(lock, name)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		os.WriteFile(nmFile, []byte(h.nm+"\n"), 0o644)
+		os.Remove(logFile)
+		// The wrapper plants linkwant.$$ and execs the hook: same pid.
+		cmd := exec.Command("/bin/sh", append([]string{"-c", `ln -s "$TARGET" "$QMAILHOME/queue/lock/linkwant.$$" && exec /bin/sh "$@"`,
+			"sh", scriptPath(t, h.script)}, h.args...)...)
+		cmd.Env = append([]string{"PATH=" + fake + ":/usr/sbin:/usr/bin:/sbin:/bin", "QMAILHOME=" + tr.Root, "TARGET=" + targets[0]}, h.env...)
+		if out, err := cmd.CombinedOutput(); err != nil || len(out) != 0 {
+			t.Fatalf("%s: %v, output %q", h.name, err, out)
+		}
+		var logged string
+		if !harness.Eventually(dialBound, func() bool {
+			b, _ := os.ReadFile(logFile)
+			logged = string(b)
+			return strings.Contains(logged, "\n") && !running(scriptPath(t, h.script))
+		}) {
+			t.Fatalf("%s: nothing logged, or the job still runs, after %v", h.name, dialBound)
+		}
+		if want := h.log + "; qmail-send is not running, its next start honours it\n"; logged != want {
+			t.Errorf("%s: logged %q, want %q", h.name, logged, want)
+		}
+		for _, p := range targets {
+			if b, err := os.ReadFile(p); err != nil || string(b) != precious {
+				t.Errorf("%s: %s written through a planted link: %q, %v", h.name, filepath.Base(p), b, err)
+			}
+		}
+		var mode os.FileMode
+		fi, err := os.Lstat(filepath.Join(lock, "linkwant"))
+		if err == nil {
+			mode = fi.Mode()
+		}
+		b, _ := os.ReadFile(filepath.Join(lock, "linkwant"))
+		if !mode.IsRegular() || string(b) != h.want+"\n" {
+			t.Errorf("%s: linkwant (mode %v, %v) says %q, want a regular file saying %s", h.name, mode, err, b, h.want)
+		}
+		if _, err := os.Stat(tr.Path("control", "holdremote")); (err == nil) != (h.want == "hold") {
+			t.Errorf("%s: holdremote present %v, want %v", h.name, err == nil, h.want == "hold")
+		}
+	}
+}

@@ -4,11 +4,15 @@
 // Privilege contract: run by the admin (root) or by qmailr, the owner of
 // queue/lock/tcpto; never set-id. No arguments; fds: 2 for errors. It
 // zero-fills the existing file under an exclusive flock and never creates
-// it. Exit 0 on success, 111 with "qmail-tcpok: fatal: ..." on stderr.
+// it. queue/lock belongs to qmailq: a tcpto that is a symbolic link (or
+// reached through one below queue/), a hard link or not a regular file is
+// refused, never written. Exit 0 on success, 111 with
+// "qmail-tcpok: fatal: ..." on stderr.
 package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/hqmail/hqmail/pkg/qerr"
@@ -17,13 +21,18 @@ import (
 )
 
 func main() {
-	root := qhome.Root()
+	os.Exit(run(qhome.Root(), os.Stderr))
+}
+
+// run clears the table of the tree at root and returns the exit code.
+func run(root string, stderr io.Writer) int {
 	if err := os.Chdir(root); err != nil {
-		fmt.Fprintf(os.Stderr, "qmail-tcpok: fatal: unable to chdir to %s: %v\n", root, qerr.Bare(err))
-		os.Exit(qerr.ExitTemp)
+		fmt.Fprintf(stderr, "qmail-tcpok: fatal: unable to chdir to %s: %v\n", root, qerr.Bare(err))
+		return qerr.ExitTemp
 	}
 	if err := tcpto.Open(root).Clear(); err != nil {
-		fmt.Fprintf(os.Stderr, "qmail-tcpok: fatal: %v\n", err)
-		os.Exit(qerr.ExitTemp)
+		fmt.Fprintf(stderr, "qmail-tcpok: fatal: %v\n", err)
+		return qerr.ExitTemp
 	}
+	return 0
 }

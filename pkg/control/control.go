@@ -13,6 +13,10 @@
 //     value that does not parse counts as missing (the default is kept).
 //   - Where qmail defaults a host name to "me", and "me" is missing too, the
 //     literal file name is the value (LineOrMe).
+//   - A UTF-8 byte order mark at the very start of a file (Notepad writes
+//     one) is not part of its first line: FirstLine and ListLines, which
+//     every read goes through, drop it (StripBOM), so that a first line
+//     "\xef\xbb\xbfexample.test:encrypt" is example.test's line, not junk.
 package control
 
 import (
@@ -49,18 +53,28 @@ func (d *Dir) read(name string) ([]byte, bool, error) {
 // trimRight removes trailing spaces, tabs and newlines.
 func trimRight(s string) string { return strings.TrimRight(s, " \t\n") }
 
-// FirstLine applies the single-value rule to the contents of a file.
+// bom is the UTF-8 encoding of U+FEFF, the byte order mark.
+const bom = "\xef\xbb\xbf"
+
+// StripBOM removes a UTF-8 byte order mark from the start of a file's
+// contents, the one place every control file loses it.
+func StripBOM(b []byte) []byte { return bytes.TrimPrefix(b, []byte(bom)) }
+
+// FirstLine applies the single-value rule to the contents of a file (a
+// byte order mark at its start dropped).
 func FirstLine(b []byte) string {
+	b = StripBOM(b)
 	if i := bytes.IndexByte(b, '\n'); i >= 0 {
 		b = b[:i]
 	}
 	return trimRight(string(b))
 }
 
-// ListLines applies the list rule to the contents of a file.
+// ListLines applies the list rule to the contents of a file (a byte
+// order mark at its start dropped).
 func ListLines(b []byte) []string {
 	var out []string
-	for _, line := range strings.Split(string(b), "\n") {
+	for _, line := range strings.Split(string(StripBOM(b)), "\n") {
 		line = strings.TrimRight(line, " \t")
 		if line == "" || line[0] == '#' {
 			continue

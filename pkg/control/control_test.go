@@ -223,3 +223,52 @@ func TestFirstLineListLines(t *testing.T) {
 		t.Errorf("ListLines %q", got)
 	}
 }
+
+// TestByteOrderMark: a UTF-8 byte order mark at the start of a control
+// file (Notepad saves one) is not part of its first line, whichever way
+// the file is read: a tlsroutes or smtproutes whose first line carried
+// one lost that route (mail to bomtls.test went out in plain text).
+func TestByteOrderMark(t *testing.T) {
+	const bom = "\xef\xbb\xbf"
+	d := dir(t, map[string]string{
+		"tlsroutes":  bom + "bomtls.test:encrypt\nother.test:require\n",
+		"smtproutes": bom + "bom.test:127.0.0.1:2525\n:relay.example\n",
+		"me":         bom + "host.example\n",
+		"timeout":    bom + "30\n",
+		"comment":    bom + "# a comment\nx\n",
+		"inner":      "a\n" + bom + "b\n",
+	})
+	lines, ok, err := d.ReadList("tlsroutes")
+	if m := KeyMap(lines); !ok || err != nil || m["bomtls.test"] != "encrypt" || m["other.test"] != "require" || len(m) != 2 {
+		t.Errorf("tlsroutes: %q, %v, %v", m, ok, err)
+	}
+	lines, _, _ = d.ReadList("smtproutes")
+	if m := KeyMap(lines); m["bom.test"] != "127.0.0.1:2525" || m[""] != "relay.example" || len(m) != 2 {
+		t.Errorf("smtproutes: %q", m)
+	}
+	if kv := ParseKeyValues(lines); len(kv) != 2 || kv[0].Key != "bom.test" {
+		t.Errorf("smtproutes key-values: %q", kv)
+	}
+	if s, ok, err := d.ReadLine("me"); s != "host.example" || !ok || err != nil {
+		t.Errorf("me: %q, %v, %v", s, ok, err)
+	}
+	if s, err := d.LineOrMe("bouncehost"); s != "host.example" || err != nil {
+		t.Errorf("bouncehost from me: %q, %v", s, err)
+	}
+	if n, err := d.ReadInt("timeout", 1200); n != 30 || err != nil {
+		t.Errorf("timeout: %d, %v", n, err)
+	}
+	if l, _, _ := d.ReadList("comment"); !reflect.DeepEqual(l, []string{"x"}) {
+		t.Errorf("a comment after the mark: %q", l)
+	}
+	// Only at the very start: elsewhere the bytes are the line's.
+	if l, _, _ := d.ReadList("inner"); !reflect.DeepEqual(l, []string{"a", bom + "b"}) {
+		t.Errorf("a mark inside: %q", l)
+	}
+	if got := FirstLine([]byte(bom + "a \nb")); got != "a" {
+		t.Errorf("FirstLine %q", got)
+	}
+	if got := ListLines([]byte(bom + bom + "x\n")); !reflect.DeepEqual(got, []string{bom + "x"}) {
+		t.Errorf("ListLines of two marks %q", got)
+	}
+}

@@ -9,13 +9,15 @@ import (
 // FuzzControl checks the control-file rules on arbitrary file contents:
 // FirstLine is the first line without trailing blanks, ListLines never
 // yields an empty line, a comment or trailing blanks, and every list line
-// is a (trimmed) line of the input.
+// is a (trimmed) line of the input (a byte order mark at its start
+// dropped).
 func FuzzControl(f *testing.F) {
-	for _, s := range []string{"", "\n", "example.com\n", "a \t\nb", "# c\n\nx\n", "\r\n", " #x\n#y\n", "host\x00name\n"} {
+	for _, s := range []string{"", "\n", "example.com\n", "a \t\nb", "# c\n\nx\n", "\r\n", " #x\n#y\n", "host\x00name\n", "\xef\xbb\xbfa:b\n"} {
 		f.Add([]byte(s))
 	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		first := FirstLine(b)
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		first := FirstLine(raw)
+		b := bytes.TrimPrefix(raw, []byte("\xef\xbb\xbf"))
 		if strings.ContainsRune(first, '\n') || strings.TrimRight(first, " \t") != first {
 			t.Fatalf("FirstLine(%q) = %q", b, first)
 		}
@@ -24,7 +26,7 @@ func FuzzControl(f *testing.F) {
 		}
 		lines := strings.Split(string(b), "\n")
 		i := 0
-		for _, l := range ListLines(b) {
+		for _, l := range ListLines(raw) {
 			if l == "" || l[0] == '#' || strings.ContainsRune(l, '\n') || strings.TrimRight(l, " \t") != l {
 				t.Fatalf("ListLines(%q) yields %q", b, l)
 			}
@@ -36,7 +38,7 @@ func FuzzControl(f *testing.F) {
 			}
 			i++
 		}
-		for _, kv := range ParseKeyValues(ListLines(b)) {
+		for _, kv := range ParseKeyValues(ListLines(raw)) {
 			if strings.ToLower(kv.Key) != kv.Key {
 				t.Fatalf("key %q not lowercased", kv.Key)
 			}

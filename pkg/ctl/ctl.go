@@ -3,7 +3,8 @@
 // every deferred delivery due (flush), shows the state of qmail-send and
 // the queue, and holds, releases, deletes and bounces single messages
 // (msgctl.go: requests to the running qmail-send through queue/lock/sendctl,
-// or queue changes under the sendmutex lock while it is stopped).
+// or queue changes under the sendmutex lock while it is stopped), and
+// records and reads queue/lock/linkwant for the network hooks (linkwant.go).
 //
 // Invariants:
 //   - Flag files are changed under an exclusive flock on the control
@@ -73,6 +74,8 @@ const usage = `usage: qmailctl [-t SECONDS] COMMAND
   release from|to ADDRESS     release every held message from/to ADDRESS
   delete ID...                drop messages (deliveries in progress finish)
   bounce ID...                return messages to their senders now
+  linkwant [hold|release]     record (or print) what the last link event wants
+                              (queue/lock/linkwant; for the network hooks)
 `
 
 // Main runs qmailctl for the tree at root with args (without argv[0]) and
@@ -173,6 +176,8 @@ options:
 			return c.queue()
 		}
 		return c.show(args[1:])
+	case "linkwant":
+		return c.linkWant(args[1:])
 	case "delete":
 		return c.del(args[1:])
 	case "bounce":

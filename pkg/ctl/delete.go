@@ -21,10 +21,12 @@ var errSendRunning = errors.New("qmail-send is running; stop it first: " +
 
 // lockOutSend takes the exclusive flock on queue/lock/sendmutex, so that no
 // qmail-send runs (or starts) while the queue is changed. A qmail-send
-// started meanwhile fails with "qmail-send is already running".
+// started meanwhile fails with "qmail-send is already running". The file
+// is opened as a queue file (qhome.OpenQueueFile): queue/lock is qmailq's,
+// and root never locks a file a link planted there points to.
 func lockOutSend(root string) (unlock func(), err error) {
 	path := filepath.Join(root, MutexFile)
-	f, err := os.Open(path)
+	f, err := qhome.OpenQueueFile(path, os.O_RDONLY)
 	if err != nil {
 		return nil, fmt.Errorf("unable to open %s: %w", path, err)
 	}
@@ -43,11 +45,13 @@ func lockOutSend(root string) (unlock func(), err error) {
 // pending record of its local and remote files is marked done, as
 // qmail-send marks a finished delivery (one byte, T to D, in place), the
 // file is synced and then removed, as qmail-send removes a channel file
-// whose records are all done. info, mess and any bounce/ID are left alone:
-// at its next start qmail-send finds a message with no channel file, sends
-// the bounce of earlier failures if there is one, logs "end msg ID" and has
-// qmail-clean remove it. It returns the number of recipients left
-// undelivered.
+// whose records are all done (qhome.RemoveQueueFile: run as root, a split
+// directory qmails replaced with a symbolic link is never followed, for
+// the removal as for the rewrite). info, mess and any bounce/ID are left
+// alone: at its next start qmail-send finds a message with no channel
+// file, sends the bounce of earlier failures if there is one, logs "end
+// msg ID" and has qmail-clean remove it. It returns the number of
+// recipients left undelivered.
 func DeleteMessage(q string, id uint64) (int, error) {
 	name := strconv.FormatUint(id, 10)
 	if _, err := os.Lstat(filepath.Join(q, "todo", name)); err == nil {
@@ -72,10 +76,7 @@ func DeleteMessage(q string, id uint64) (int, error) {
 			continue // no such channel file
 		}
 		dropped += n
-		if err := os.Remove(filepath.Join(dir, name)); err != nil {
-			return dropped, err
-		}
-		if err := qhome.SyncDir(dir); err != nil {
+		if err := qhome.RemoveQueueFile(filepath.Join(dir, name)); err != nil {
 			return dropped, err
 		}
 	}
@@ -86,8 +87,9 @@ var errNoMessage = errors.New("not in the queue")
 
 // markAllDone overwrites the letter of every T record with D and syncs the
 // file. It returns -1 when the file does not exist. Run as root on a file
-// of a directory qmails owns, it refuses a symbolic link or anything but a
-// regular file there (qhome.OpenQueueFile), and reads what it opened.
+// of a directory qmails owns, it refuses a symbolic link (in place of the
+// file or of its split directory), a hard link, or anything but a regular
+// file there (qhome.OpenQueueFile), and reads what it opened.
 func markAllDone(path string) (int, error) {
 	f, err := qhome.OpenQueueFile(path, os.O_RDWR)
 	if err != nil {

@@ -82,7 +82,9 @@ func Request(root, verb, arg string, timeout time.Duration) (Result, int, error)
 	path := filepath.Join(root, CtlFIFO)
 	var f *os.File
 	for {
-		f, err = os.OpenFile(path, os.O_WRONLY|syscall.O_NONBLOCK, 0)
+		// O_NOFOLLOW: queue/lock is qmailq's; a request is never
+		// written to a FIFO a link planted there points to.
+		f, err = os.OpenFile(path, os.O_WRONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0)
 		if err == nil {
 			break
 		}
@@ -119,7 +121,7 @@ func Request(root, verb, arg string, timeout time.Duration) (Result, int, error)
 		return Result{}, pid, fmt.Errorf("unable to write to %s: %w", path, err)
 	}
 	for i := 1; ; i++ {
-		if b, err := os.ReadFile(filepath.Join(root, StatusFile)); err == nil {
+		if b, err := qhome.ReadQueueFile(filepath.Join(root, StatusFile)); err == nil {
 			if r, ok := FindResult(b, tag); ok {
 				return r, pid, nil
 			}

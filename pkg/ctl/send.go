@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hqmail/hqmail/pkg/qhome"
 )
 
 // Paths below the root.
@@ -35,7 +37,9 @@ var procLocks = "/proc/locks"
 // process is an error, and no signal is ever sent to it.
 func LocateSend(root string) (int, error) {
 	path := filepath.Join(root, MutexFile)
-	f, err := os.Open(path)
+	// As a queue file: queue/lock is qmailq's, and a link planted there
+	// must not make root lock, or quote, a file it points to.
+	f, err := qhome.OpenQueueFile(path, os.O_RDONLY)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return 0, ErrNotRunning
@@ -112,9 +116,11 @@ func lockHolders(ino uint64) (pids []int, ok bool) {
 // Status is queue/lock/sendstatus: "key value" lines.
 type Status map[string]string
 
-// ReadStatus reads queue/lock/sendstatus; a missing file is an empty Status.
+// ReadStatus reads queue/lock/sendstatus; a missing file is an empty
+// Status. It is read as a queue file (qhome.ReadQueueFile): no link
+// planted in queue/lock is followed.
 func ReadStatus(root string) (Status, error) {
-	b, err := os.ReadFile(filepath.Join(root, StatusFile))
+	b, err := qhome.ReadQueueFile(filepath.Join(root, StatusFile))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return Status{}, nil

@@ -22,6 +22,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // DefaultRoot is qmail's traditional QMAILHOME.
@@ -220,38 +222,56 @@ var ErrNotRegular = errors.New("not a regular file")
 // directory with EISDIR, the rest with ErrNotRegular. qmail opens its
 // queue files non-blocking for the same reason.
 func OpenRegular(name string, flag int) (*os.File, error) {
-	return openChecked(name, flag, false)
+	return openChecked(name, flag)
 }
 
-// ErrSymlink is the error of OpenQueueFile, ReadQueueFile, AppendWhole and
-// ReplaceFile for a name that is a symbolic link: never followed.
+// ErrSymlink is the error of OpenQueueFile, ReadQueueFile, AppendWhole,
+// ReplaceFile and RemoveQueueFile for a name that is a symbolic link, or
+// a directory below the queue directory that is one: never followed.
 var ErrSymlink = errors.New("is a symbolic link; not followed")
 
 // OpenQueueFile opens a queue file like OpenRegular, for a program that
 // may run as root on a file in a directory another user can write
 // (queue/bounce, queue/info/S, queue/local/S, queue/remote/S, queue/todo
-// belong to qmails and qmailq): a symbolic link in its place is never
-// followed (O_NOFOLLOW; the error wraps ErrSymlink), and it must be a
-// regular file (not even /dev/null; ErrNotRegular, or EISDIR for a
-// directory). The error names the file.
+// belong to qmails and qmailq, queue/lock and queue/ itself to qmailq).
+// Nothing below the queue directory is followed: the path is opened as
+// usual up to and including its last component named "queue" (the tree's
+// queue/, whose parent is root's), then each further directory is opened
+// relative to the one before with O_NOFOLLOW (a split directory replaced
+// with a symbolic link is refused), and the file relative to the last one
+// with O_NOFOLLOW. A path with no "queue" component only has its last
+// component guarded. A symbolic link is an error wrapping ErrSymlink; the
+// file must be regular (not even /dev/null; ErrNotRegular, or EISDIR for
+// a directory); opened for writing (O_WRONLY, O_RDWR) it must have one
+// link (ErrHardLink; O_TRUNC is applied only then). A file created
+// (O_CREATE) gets mode 0. The error names the file.
 func OpenQueueFile(name string, flag int) (*os.File, error) {
-	return openChecked(name, flag, true)
-}
-
-// openChecked is OpenRegular, or with queue OpenQueueFile: no link
-// followed, and not /dev/null either.
-func openChecked(name string, flag int, queue bool) (*os.File, error) {
-	extra := syscall.O_NONBLOCK
-	if queue {
-		extra |= syscall.O_NOFOLLOW
-	}
-	f, err := os.OpenFile(name, flag|extra, 0)
+	d, base, err := openParent(name)
 	if err != nil {
-		if queue {
-			err = symlinkError(err)
-		}
 		return nil, err
 	}
+	defer unix.Close(d)
+	return openQueueAt(d, base, name, flag, 0)
+}
+
+// openChecked is OpenRegular.
+func openChecked(name string, flag int) (*os.File, error) {
+	f, err := os.OpenFile(name, flag|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkOpened(f, name, false, false); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// checkOpened refuses what OpenRegular (queue false) or OpenQueueFile
+// (queue true) refuses in a file they opened: a directory, anything but a
+// regular file (but /dev/null for OpenRegular), and for a queue file
+// opened for writing a second link.
+func checkOpened(f *os.File, name string, queue, writing bool) error {
 	st, err := f.Stat()
 	switch {
 	case err != nil:
@@ -259,12 +279,10 @@ func openChecked(name string, flag int, queue bool) (*os.File, error) {
 		err = &os.PathError{Op: "read", Path: name, Err: syscall.EISDIR} // as a read would say
 	case !st.Mode().IsRegular() && (queue || !isDevNull(st)):
 		err = &os.PathError{Op: "open", Path: name, Err: ErrNotRegular}
+	case queue && writing && links(st) > 1:
+		err = &os.PathError{Op: "open", Path: name, Err: ErrHardLink}
 	}
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	return f, nil
+	return err
 }
 
 // ReadQueueFile reads a whole queue file, refusing what OpenQueueFile
@@ -318,18 +336,26 @@ func ReadRegular(name string) ([]byte, error) {
 // file it makes itself (a stale file or link is removed first, then it is
 // created O_EXCL; a directory there is an error): a symbolic or hard link
 // put there by whoever can write the directory never makes a root caller
-// truncate, chmod or chown its target. Only one writer may replace path
-// meanwhile.
+// truncate, chmod or chown its target. The directory is reached as for
+// OpenQueueFile (no symbolic link followed below the queue directory), and
+// the temporary file is made, renamed and removed relative to it. Only one
+// writer may replace path meanwhile.
 func ReplaceFile(path string, data []byte, perm os.FileMode, prep func(*os.File) error) error {
-	tmp := path + ".tmp"
-	// unlink(2), not os.Remove: a directory there is an error, not removed.
-	if err := syscall.Unlink(tmp); err != nil && err != syscall.ENOENT {
-		return &os.PathError{Op: "unlink", Path: tmp, Err: err}
-	}
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, perm)
+	d, base, err := openParent(path)
 	if err != nil {
-		return symlinkError(err)
+		return err
 	}
+	defer unix.Close(d)
+	tmp, tmpPath := base+".tmp", path+".tmp"
+	// Flags 0: a directory there is an error, not removed.
+	if err := unix.Unlinkat(d, tmp, 0); err != nil && err != unix.ENOENT {
+		return &os.PathError{Op: "unlink", Path: tmpPath, Err: err}
+	}
+	fd, err := openat(d, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, uint32(perm.Perm()))
+	if err != nil {
+		return symlinkError(&os.PathError{Op: "open", Path: tmpPath, Err: err})
+	}
+	f := os.NewFile(uintptr(fd), tmpPath)
 	err = f.Chmod(perm)
 	if err == nil && prep != nil {
 		err = prep(f)
@@ -344,13 +370,15 @@ func ReplaceFile(path string, data []byte, perm os.FileMode, prep func(*os.File)
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp, path)
+		if rerr := unix.Renameat(d, tmp, d, base); rerr != nil {
+			err = &os.LinkError{Op: "rename", Old: tmpPath, New: path, Err: rerr}
+		}
 	}
 	if err != nil {
-		os.Remove(tmp)
+		unix.Unlinkat(d, tmp, 0)
 		return err
 	}
-	return SyncDir(filepath.Dir(path))
+	return syncDirFD(d, filepath.Dir(path))
 }
 
 // AppendWhole appends data to path (opened O_APPEND, made with perm if
@@ -361,22 +389,34 @@ func ReplaceFile(path string, data []byte, perm os.FileMode, prep func(*os.File)
 // The data is flushed, and so is the directory when the file is new. Only
 // one writer may append meanwhile.
 //
-// As OpenQueueFile, it refuses a symbolic link at path (never followed:
-// ErrSymlink) and anything but a regular file (ErrNotRegular), before
-// anything is written: a root caller appending in a directory another
-// user can write (queue/bounce) never writes through a link planted there.
-// A file it makes is created O_EXCL, so prep (a chown) runs only on it.
+// As OpenQueueFile, it reaches the directory without following a symbolic
+// link below the queue directory, refuses a symbolic link at path (never
+// followed: ErrSymlink), anything but a regular file (ErrNotRegular) and
+// an existing file with more than one link (ErrHardLink), before anything
+// is written: a root caller appending in a directory another user can
+// write (queue/bounce) never writes through a link planted there. A file
+// it makes is created O_EXCL, so prep (a chown) runs only on it.
 func AppendWhole(path string, data []byte, perm os.FileMode, prep func(*os.File) error) error {
-	f, made, err := openAppend(path, perm)
+	d, base, err := openParent(path)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(d)
+	f, made, err := openAppend(d, base, path, perm)
 	if err != nil {
 		return err
 	}
 	st, err := f.Stat()
 	if err == nil && !st.Mode().IsRegular() {
-		f.Close()
-		return &os.PathError{Op: "open", Path: path, Err: ErrNotRegular}
+		err = &os.PathError{Op: "open", Path: path, Err: ErrNotRegular}
+	} else if err == nil && !made && links(st) > 1 {
+		err = &os.PathError{Op: "open", Path: path, Err: ErrHardLink}
 	}
-	if err == nil && made && prep != nil {
+	if err != nil {
+		f.Close()
+		return err
+	}
+	if made && prep != nil {
 		err = prep(f)
 	}
 	if err == nil {
@@ -387,8 +427,8 @@ func AppendWhole(path string, data []byte, perm os.FileMode, prep func(*os.File)
 	}
 	if err != nil {
 		if made {
-			os.Remove(path)
-		} else if st != nil {
+			unix.Unlinkat(d, base, 0)
+		} else {
 			f.Truncate(st.Size())
 		}
 		f.Close()
@@ -400,22 +440,30 @@ func AppendWhole(path string, data []byte, perm os.FileMode, prep func(*os.File)
 	if !made {
 		return nil
 	}
-	return SyncDir(filepath.Dir(path))
+	return syncDirFD(d, filepath.Dir(path))
 }
 
-// openAppend opens path for appending without following a symbolic link:
-// an existing file, else one it makes (made true) with O_EXCL. The open is
-// non-blocking, so a FIFO in its place does not wait for a reader.
-func openAppend(path string, perm os.FileMode) (f *os.File, made bool, err error) {
-	const flags = os.O_WRONLY | os.O_APPEND | syscall.O_NOFOLLOW | syscall.O_NONBLOCK
-	for try := 0; ; try++ {
-		f, err = os.OpenFile(path, flags, 0)
-		if !errors.Is(err, fs.ErrNotExist) {
-			return f, false, symlinkError(err)
+// openAppend opens base in the directory d for appending without
+// following a symbolic link: an existing file, else one it makes (made
+// true) with O_EXCL. The open is non-blocking, so a FIFO in its place does
+// not wait for a reader. path is the full name, for errors.
+func openAppend(d int, base, path string, perm os.FileMode) (f *os.File, made bool, err error) {
+	const flags = unix.O_WRONLY | unix.O_APPEND | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_CLOEXEC
+	open := func(flags int) (*os.File, error) {
+		fd, err := openat(d, base, flags, uint32(perm.Perm()))
+		if err != nil {
+			return nil, symlinkError(&os.PathError{Op: "open", Path: path, Err: err})
 		}
-		f, err = os.OpenFile(path, flags|os.O_CREATE|os.O_EXCL, perm)
+		return os.NewFile(uintptr(fd), path), nil
+	}
+	for try := 0; ; try++ {
+		f, err = open(flags)
+		if !errors.Is(err, fs.ErrNotExist) {
+			return f, false, err
+		}
+		f, err = open(flags | unix.O_CREAT | unix.O_EXCL)
 		if !errors.Is(err, fs.ErrExist) || try == 2 {
-			return f, err == nil, symlinkError(err)
+			return f, err == nil, err
 		}
 		// Made by someone else between the two opens: open that one.
 	}

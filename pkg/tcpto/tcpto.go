@@ -31,6 +31,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hqmail/hqmail/pkg/qerr"
+	"github.com/hqmail/hqmail/pkg/qhome"
 )
 
 // Path is the table's path relative to the qmail root.
@@ -236,8 +237,12 @@ func (t *Table) Entries() ([]Entry, error) {
 
 // Clear zero-fills the table under the lock (qmail-tcpok). The file must
 // exist: it is qmailr's, and creating it here would give it the wrong owner.
+// Run as root (qmail-tcpok, qmailctl release remote) in queue/lock, which
+// qmailq can write, it opens the file as a queue file
+// (qhome.OpenQueueFile): a symbolic link (in its place or for queue/lock),
+// a hard link or anything but a regular file is refused, never zeroed.
 func (t *Table) Clear() error {
-	f, err := os.OpenFile(t.Path, os.O_WRONLY, 0)
+	f, err := qhome.OpenQueueFile(t.Path, os.O_WRONLY)
 	if err != nil {
 		return fmt.Errorf("unable to open %s: %w", Path, qerr.Bare(err))
 	}
