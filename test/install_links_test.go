@@ -13,7 +13,8 @@ import (
 // TestInstallLinksAsRoot: the repair run as root never follows a link a
 // qmail user put in a directory it owns, replaces a record file with a
 // second name instead of changing it through that name, and -check names
-// both, as well as an aliases database the alias user cannot read.
+// both, as well as an aliases database the alias user cannot read; a
+// directory that is a link is named once by -check, nothing below it.
 func TestInstallLinksAsRoot(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test")
@@ -87,6 +88,52 @@ func TestInstallLinksAsRoot(t *testing.T) {
 	}
 	if st := statOf(t, out); st.Uid != 0 || st.Mode&0o7777 != 0o755 {
 		t.Errorf("the link's target: uid %d mode %04o", st.Uid, st.Mode&0o7777)
+	}
+
+	// qmails swaps queue/bounce for a link to a directory of root's
+	// (mode 0700, holding records of root's) as well: -check names each
+	// link once, and says nothing of what is below it (it advised
+	// "chmod o+x" of the target and a chown of the files there).
+	secret := filepath.Join(harness.TempRoot(t), "secret")
+	if err := os.Mkdir(secret, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"holdperiods", "heldmsgs"} {
+		os.WriteFile(filepath.Join(secret, n), []byte("root's\n"), 0o600)
+	}
+	for _, n := range []string{"cur", "new", "tmp"} {
+		os.Mkdir(filepath.Join(out, n), 0o700)
+	}
+	bounce := tr.Path("queue", "bounce")
+	if err := os.Rename(bounce, bounce+".real"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(secret, bounce); err != nil {
+		t.Fatal(err)
+	}
+	cout, code := tr.Run(t, nil, "qmail-install", "-root", tr.Root, "-check")
+	want := "qmail-install: warning: alias/Maildir: is a symbolic link, want a directory: not followed; nothing below it was checked\n" +
+		"qmail-install: warning: queue/bounce: is a symbolic link, want a directory: not followed; nothing below it was checked\n"
+	if code != 100 || cout != want {
+		t.Errorf("-check of two links: exit %d\n got %q\nwant %q", code, cout, want)
+	}
+	for _, target := range []string{out, secret} {
+		if strings.Contains(cout, target) {
+			t.Errorf("-check names %s, outside the tree:\n%s", target, cout)
+		}
+	}
+	repair("queue/bounce a link", 111, bounce+": is a symbolic link, want a directory: not followed")
+	if st := statOf(t, secret); st.Uid != 0 || st.Mode&0o7777 != 0o700 {
+		t.Errorf("queue/bounce's target: uid %d mode %04o", st.Uid, st.Mode&0o7777)
+	}
+	for _, n := range []string{"holdperiods", "heldmsgs"} {
+		if st := statOf(t, filepath.Join(secret, n)); st.Uid != 0 || st.Mode&0o7777 != 0o600 {
+			t.Errorf("%s in queue/bounce's target: uid %d mode %04o", n, st.Uid, st.Mode&0o7777)
+		}
+	}
+	os.Remove(bounce)
+	if err := os.Rename(bounce+".real", bounce); err != nil {
+		t.Fatal(err)
 	}
 	os.Remove(md)
 	if err := os.Rename(md+".real", md); err != nil {

@@ -6,7 +6,8 @@
 // etc/ids says "shared yes"). Reads no fds; writes diagnostics to fd 2.
 // As root it works in directories qmail's users own: below the root it
 // never follows a symbolic link and replaces a file with extra hard
-// links rather than change it (qmail-install(8), Links).
+// links rather than change it (qmail-install(8), Links); -check does not
+// follow one either, and examines nothing below a directory that is one.
 //
 //	qmail-install [-root DIR] [-me NAME] [-uid-base N] [-check]
 //

@@ -52,7 +52,7 @@ func Check(root string) ([]string, error) {
 		own.uid, own.gid = ids.Alias.UID, ids.Alias.GID
 		if u, err := user.LookupId(strconv.Itoa(ids.Alias.UID)); err == nil {
 			homeUser = u.Username
-		} else if ents, err := os.ReadDir(filepath.Join(root, "home")); err == nil && len(ents) == 1 {
+		} else if ents, err := os.ReadDir(filepath.Join(root, "home")); err == nil && len(ents) == 1 && !wayBlocked(root, "home/x") {
 			homeUser = ents[0].Name()
 		}
 	}
@@ -77,6 +77,9 @@ func Check(root string) ([]string, error) {
 		out = append(out, unreachableRoot(root, rs, own, blocked)...)
 	}
 	for _, e := range entries {
+		if wayBlocked(root, e.Path) {
+			continue // its directory was named, once
+		}
 		out = append(out, checkEntry(root, e, own, rs)...)
 	}
 	out = append(out, unreadableControls(root, rs, own, blocked, ids.Shared)...)
@@ -84,8 +87,42 @@ func Check(root string) ([]string, error) {
 	for _, f := range sendFiles {
 		out = append(out, sendFile(root, f.name, f.effect, rs, own)...)
 	}
-	out = append(out, dotlessDomain(root)...)
+	if !wayBlocked(root, "control/me") {
+		if l := dotlessDomain(root); len(l) > 0 {
+			out = append(out, l...)
+		} else {
+			out = append(out, localhostLocal(root)...)
+		}
+	}
 	return out, nil
+}
+
+// wayBlocked reports whether a directory on the way from root to rel
+// (below root, rel excluded) exists and is no directory: a symbolic link
+// there (one of qmail's users can put one in place of a directory it
+// owns, pointing anywhere) is not followed, as the repair does not follow
+// it. That directory's entry in the table names it, once; nothing below
+// it is examined, so that no owner, mode or search permission of the
+// link's target is reported, and no chmod or chown advised, that would
+// reach outside the tree. A missing directory is no obstacle: the
+// entries below it say they are missing.
+func wayBlocked(root, rel string) bool {
+	dir := filepath.Dir(filepath.Clean(rel))
+	if dir == "." {
+		return false
+	}
+	cur := root
+	for _, name := range strings.Split(dir, "/") {
+		cur = filepath.Join(cur, name)
+		fi, err := os.Lstat(cur)
+		if err != nil {
+			return false
+		}
+		if !fi.IsDir() {
+			return true
+		}
+	}
+	return false
 }
 
 // unreachableRoot names qmail's users that cannot search the directories
@@ -137,6 +174,80 @@ func dotlessDomain(root string) []string {
 	return []string{fmt.Sprintf("%s: mail to a bare user goes to user@%s.%s, "+
 		"which is not local; write localdomain to defaultdomain and plusdomain, and add %s "+
 		"to locals and rcpthosts (as a new install does)", what, me, dom, add)}
+}
+
+// localhostLocal names the form qmail-inject gives user@localhost when
+// neither control/locals nor control/virtualdomains makes it local.
+// qmail-inject (and sendmail) append "." and control/defaultdomain (else
+// control/me) to a host without a dot, so such mail is addressed to
+// localhost.DOMAIN; without that name in locals qmail-send hands it to
+// qmail-remote (a smarthost in smtproutes takes it away). A tree that
+// has neither me nor defaultdomain, or neither locals nor me, is left
+// to the other lines (qmail-send does not start).
+func localhostLocal(root string) []string {
+	d := control.Open(root)
+	me, meOK, err := d.ReadLine("me")
+	if err != nil {
+		return nil
+	}
+	dom, ok, err := d.ReadLine("defaultdomain")
+	if err != nil {
+		return nil
+	}
+	why := "control/defaultdomain"
+	if !ok {
+		if !meOK {
+			return nil
+		}
+		dom, why = me, "control/me, as control/defaultdomain is missing"
+	}
+	if dom == "" {
+		return nil
+	}
+	form := "localhost." + dom
+	locals, ok, err := d.ReadList("locals")
+	if err != nil {
+		return nil
+	}
+	what := "control/locals: lacks " + form
+	fix := "add the line " + form + " to control/locals"
+	if !ok {
+		if !meOK || me == "" {
+			return nil
+		}
+		locals = []string{me}
+		what = "control/locals: missing, so only control/me " + me + " is local, not " + form
+		fix = "write " + me + ", localhost and " + form + " to control/locals, one a line"
+	}
+	for _, l := range locals {
+		if strings.EqualFold(l, form) {
+			return nil
+		}
+	}
+	if vd, _, err := d.ReadList("virtualdomains"); err != nil || virtualLocal(control.KeyMap(vd), strings.ToLower(form)) {
+		return nil
+	}
+	return []string{fmt.Sprintf("%s, the domain qmail-inject and sendmail give mail to user@localhost "+
+		"(they append .%s, from %s, to a host without a dot): such mail is not local and is sent away; %s "+
+		"(as a new install does), then run qmailctl reload", what, dom, why, fix)}
+}
+
+// virtualLocal reports whether control/virtualdomains (m, keys
+// lowercased) delivers mail for the domain dom locally, as qmail-send
+// looks it up: the domain, each ".suffix" of it longest first, then the
+// empty key; an entry with an empty prepend excepts the domain.
+func virtualLocal(m map[string]string, dom string) bool {
+	if v, ok := m[dom]; ok {
+		return v != ""
+	}
+	for i := 0; i < len(dom); i++ {
+		if dom[i] == '.' {
+			if v, ok := m[dom[i:]]; ok {
+				return v != ""
+			}
+		}
+	}
+	return m[""] != ""
 }
 
 // controlReaders are qmail's users whose programs read control files:
@@ -218,6 +329,9 @@ var controlEffects = map[string]string{
 // with. One qmails cannot read stops qmail-send at its next start.
 // qmail-install never changes a control file, so this is only reported.
 func unreadableControls(root string, rs []runner, own *owners, blocked map[string]bool, shared bool) []string {
+	if wayBlocked(root, "control/me") {
+		return nil
+	}
 	dir := filepath.Join(root, "control")
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -344,6 +458,9 @@ var sendFiles = []struct{ name, effect string }{
 // qmails that qmail-send can read and write.
 func sendFile(root, name, effect string, rs []runner, own *owners) []string {
 	rel := "queue/bounce/" + name
+	if wayBlocked(root, rel) {
+		return nil
+	}
 	p := filepath.Join(root, rel)
 	var st syscall.Stat_t
 	if err := syscall.Lstat(p, &st); err != nil {
@@ -414,22 +531,40 @@ func checkEntry(root string, e Entry, own *owners, rs []runner) []string {
 	return out
 }
 
-// compareEntry compares one path with its entry.
+// compareEntry compares one path with its entry. A symbolic link is not
+// followed below the root (the root itself, which the administrator
+// named, is): it gets one line, without its owner or mode, since a chown
+// or chmod of that name would change the link's target.
 func compareEntry(root string, e Entry, own *owners) []string {
 	p := filepath.Join(root, e.Path)
+	stat, lstat := syscall.Lstat, os.Lstat
+	if e.Path == "." {
+		stat, lstat = syscall.Stat, os.Stat
+	}
 	var st syscall.Stat_t
-	if err := syscall.Lstat(p, &st); err != nil {
+	if err := stat(p, &st); err != nil {
 		return []string{fmt.Sprintf("%s: %v", e.Path, err)}
 	}
 	var out []string
-	fi, err := os.Lstat(p)
+	fi, err := lstat(p)
 	if err == nil {
 		want := e.Kind
 		if want == Prog {
 			want = File
 		}
 		if k := kindOf(fi); k != want {
-			out = append(out, fmt.Sprintf("%s: is a %s, want a %s", e.Path, kindName(fi), e.Kind))
+			l := fmt.Sprintf("%s: is a %s, want a %s", e.Path, kindName(fi), e.Kind)
+			link := fi.Mode()&fs.ModeSymlink != 0
+			if link && e.Kind == Dir {
+				l += ": not followed"
+			}
+			if e.Kind == Dir {
+				l += "; nothing below it was checked"
+			}
+			if link {
+				return []string{l}
+			}
+			out = append(out, l)
 		}
 	}
 	uid, gid, err := own.resolve(e)
@@ -480,6 +615,9 @@ const aliasesEffect = "fastforward defers every delivery through ~alias/.qmail-d
 // it) that, in a tree with qmail's users, the alias user can read.
 func aliasesDB(root string, rs []runner, own *owners, blocked map[string]bool, shared bool) []string {
 	rel := aliases.DBFile
+	if wayBlocked(root, rel) {
+		return nil
+	}
 	p := filepath.Join(root, rel)
 	fi, err := os.Stat(p)
 	switch {

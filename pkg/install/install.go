@@ -281,25 +281,30 @@ func (w *walker) writeIDs(ids *qhome.IDs, own *owners) error {
 // DefaultControl returns the control files qmail-install creates when
 // absent, derived from me: me, defaultdomain and plusdomain (me without its
 // first label when me has at least two dots, else me), locals and
-// rcpthosts (me and localhost).
+// rcpthosts (me, localhost and localhost.DEFAULTDOMAIN).
+//
+// qmail-inject appends "." and defaultdomain to a host without a dot, so
+// mail to user@localhost is addressed to localhost.DEFAULTDOMAIN
+// (localhost.laptop.test for me laptop.test): that name is local, or the
+// mail would leave the host.
 //
 // A me without a dot ("vm", "localhost") gets defaultdomain and plusdomain
-// "localdomain", and NAME.localdomain and localhost.localdomain are local
-// too: qmail-inject appends .defaultdomain to a host without a dot, so mail
-// to "root" is root@NAME.localdomain, which must stay on the host (with
-// defaultdomain NAME it would be root@NAME.NAME, sent away).
+// "localdomain", and NAME.localdomain is local too: mail to "root" is
+// root@NAME.localdomain, which must stay on the host (with defaultdomain
+// NAME it would be root@NAME.NAME, sent away).
 func DefaultControl(me string) map[string]string {
 	dom := me
 	hosts := []string{me, "localhost"}
 	switch {
 	case Dotless(me):
 		dom = "localdomain"
-		hosts = append(hosts, me+".localdomain", "localhost.localdomain")
+		hosts = append(hosts, me+".localdomain")
 	case strings.HasPrefix(me, "["):
 		// An address literal has no parent domain.
 	case strings.Count(me, ".") >= 2:
 		dom = me[strings.IndexByte(me, '.')+1:]
 	}
+	hosts = append(hosts, "localhost."+dom)
 	var list strings.Builder
 	seen := map[string]bool{}
 	for _, h := range hosts {

@@ -97,14 +97,18 @@ func TestProgEntry(t *testing.T) {
 
 func TestDefaultControl(t *testing.T) {
 	for _, tc := range []struct{ me, dom, locals string }{
-		{"mail.example.com", "example.com", "mail.example.com\nlocalhost\n"},
-		{"a.b.c.d", "b.c.d", "a.b.c.d\nlocalhost\n"},
-		{"example.com", "example.com", "example.com\nlocalhost\n"},
+		// qmail-inject makes user@localhost user@localhost.DEFAULTDOMAIN:
+		// that must be local.
+		{"mail.example.com", "example.com", "mail.example.com\nlocalhost\nlocalhost.example.com\n"},
+		{"a.b.c.d", "b.c.d", "a.b.c.d\nlocalhost\nlocalhost.b.c.d\n"},
+		{"example.com", "example.com", "example.com\nlocalhost\nlocalhost.example.com\n"},
+		{"laptop.test", "laptop.test", "laptop.test\nlocalhost\nlocalhost.laptop.test\n"},
+		{"localhost.localdomain", "localhost.localdomain", "localhost.localdomain\nlocalhost\nlocalhost.localhost.localdomain\n"},
 		// Without a dot, qmail-inject makes root root@NAME.localdomain:
 		// that must be local.
 		{"vm", "localdomain", "vm\nlocalhost\nvm.localdomain\nlocalhost.localdomain\n"},
 		{"localhost", "localdomain", "localhost\nlocalhost.localdomain\n"},
-		{"[192.0.2.1]", "[192.0.2.1]", "[192.0.2.1]\nlocalhost\n"},
+		{"[192.0.2.1]", "[192.0.2.1]", "[192.0.2.1]\nlocalhost\nlocalhost.[192.0.2.1]\n"},
 	} {
 		m := DefaultControl(tc.me)
 		if m["me"] != tc.me+"\n" || m["defaultdomain"] != tc.dom+"\n" || m["plusdomain"] != tc.dom+"\n" ||
@@ -258,6 +262,13 @@ func TestInstallAndCheck(t *testing.T) {
 		t.Errorf("dotless me, no defaultdomain: %q", dev)
 	}
 	os.WriteFile(filepath.Join(root, "control", "defaultdomain"), []byte("localdomain\n"), 0o644)
+	// The locals of mx.example.org lack localhost.localdomain.
+	if dev, _ := Check(root); len(dev) != 1 || !strings.HasPrefix(dev[0], "control/locals: lacks localhost.localdomain, ") {
+		t.Errorf("dotless me, defaultdomain localdomain: %q", dev)
+	}
+	f, _ := os.OpenFile(filepath.Join(root, "control", "locals"), os.O_WRONLY|os.O_APPEND, 0)
+	f.WriteString("localhost.localdomain\n")
+	f.Close()
 	if dev, _ := Check(root); len(dev) != 0 {
 		t.Errorf("dotless me, defaultdomain localdomain: %q", dev)
 	}
@@ -639,6 +650,88 @@ func TestCheckDotlessHint(t *testing.T) {
 			", which is not local; write localdomain to defaultdomain and plusdomain, and add " + add + " to locals and rcpthosts (as a new install does)"
 		if dev, _ := Check(root); !slices.Equal(dev, []string{want}) {
 			t.Errorf("me %s:\n got %q\nwant %q", me, dev, want)
+		}
+	}
+}
+
+// TestInstallLocalsLocalhost: a new tree's locals hold localhost and
+// localhost.DEFAULTDOMAIN, the name qmail-inject makes of user@localhost
+// (with me laptop.test, that mail went to the smarthost).
+func TestInstallLocalsLocalhost(t *testing.T) {
+	root := filepath.Join(searchableDir(t), "q")
+	o := opts(t, root)
+	o.Me = "laptop.test"
+	if err := Install(o); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"locals", "rcpthosts"} {
+		if b, _ := os.ReadFile(filepath.Join(root, "control", n)); string(b) != "laptop.test\nlocalhost\nlocalhost.laptop.test\n" {
+			t.Errorf("%s: %q", n, b)
+		}
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "control", "defaultdomain")); string(b) != "laptop.test\n" {
+		t.Errorf("defaultdomain: %q", b)
+	}
+	if dev, err := Check(root); err != nil || len(dev) != 0 {
+		t.Errorf("check: %q %v", dev, err)
+	}
+}
+
+// TestCheckLocalhostLocal: -check names a control/locals (of a tree made
+// before it held localhost.DEFAULTDOMAIN) that lacks the name
+// qmail-inject gives user@localhost, with the line to add; a name
+// control/virtualdomains delivers locally is no deviation.
+func TestCheckLocalhostLocal(t *testing.T) {
+	root, _ := installed(t)
+	ctl := func(name, data string) {
+		p := filepath.Join(root, "control", name)
+		if data == "-" {
+			os.Remove(p)
+			return
+		}
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const tail = ": such mail is not local and is sent away; "
+	for _, tc := range []struct {
+		name                         string
+		me, dom, locals, vdoms, want string
+	}{
+		{"old locals", "laptop.test\n", "laptop.test\n", "laptop.test\nlocalhost\n", "-",
+			"control/locals: lacks localhost.laptop.test, the domain qmail-inject and sendmail give mail to user@localhost " +
+				"(they append .laptop.test, from control/defaultdomain, to a host without a dot)" + tail +
+				"add the line localhost.laptop.test to control/locals (as a new install does), then run qmailctl reload"},
+		{"no defaultdomain", "laptop.test\n", "-", "laptop.test\nlocalhost\n", "-",
+			"control/locals: lacks localhost.laptop.test, the domain qmail-inject and sendmail give mail to user@localhost " +
+				"(they append .laptop.test, from control/me, as control/defaultdomain is missing, to a host without a dot)" + tail +
+				"add the line localhost.laptop.test to control/locals (as a new install does), then run qmailctl reload"},
+		{"no locals", "mail.example.com\n", "example.com\n", "-", "-",
+			"control/locals: missing, so only control/me mail.example.com is local, not localhost.example.com, the domain qmail-inject " +
+				"and sendmail give mail to user@localhost (they append .example.com, from control/defaultdomain, to a host without a dot)" + tail +
+				"write mail.example.com, localhost and localhost.example.com to control/locals, one a line (as a new install does), then run qmailctl reload"},
+		{"case", "laptop.test\n", "Laptop.Test\n", "LOCALHOST.laptop.TEST\n", "-", ""},
+		{"virtual", "laptop.test\n", "laptop.test\n", "laptop.test\n", "localhost.laptop.test:alias\n", ""},
+		{"virtual suffix", "laptop.test\n", "laptop.test\n", "laptop.test\n", ".laptop.test:alias\n", ""},
+		{"virtual catch-all", "laptop.test\n", "laptop.test\n", "laptop.test\n", ":alias\n", ""},
+		{"virtual exception", "laptop.test\n", "laptop.test\n", "laptop.test\n", "localhost.laptop.test:\n:alias\n",
+			"control/locals: lacks localhost.laptop.test, "},
+		{"dotless me, localdomain", "vm\n", "localdomain\n", "vm\nlocalhost\nvm.localdomain\n", "-",
+			"control/locals: lacks localhost.localdomain, "},
+		{"new dotless", "vm\n", "localdomain\n", "vm\nlocalhost\nvm.localdomain\nlocalhost.localdomain\n", "-", ""},
+	} {
+		ctl("me", tc.me)
+		ctl("defaultdomain", tc.dom)
+		ctl("locals", tc.locals)
+		ctl("virtualdomains", tc.vdoms)
+		dev, err := Check(root)
+		switch {
+		case err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case tc.want == "" && len(dev) != 0:
+			t.Errorf("%s: %q, want nothing", tc.name, dev)
+		case tc.want != "" && (len(dev) != 1 || !strings.HasPrefix(dev[0], tc.want)):
+			t.Errorf("%s:\n got %q\nwant %q", tc.name, dev, tc.want)
 		}
 	}
 }

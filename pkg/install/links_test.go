@@ -474,3 +474,146 @@ func TestCheckAliasesDB(t *testing.T) {
 		t.Errorf("check without aliases.cdb: %q", dev)
 	}
 }
+
+// lockDown makes every directory below (and including) dir mode 0700
+// and every file 0600, root's as made: what a link into /root looks like.
+func lockDown(t *testing.T, dir string) {
+	t.Helper()
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			os.Chmod(p, 0o700)
+		} else {
+			os.Chmod(p, 0o600)
+		}
+		return nil
+	})
+}
+
+// TestCheckDoesNotFollowDirLinks: a symbolic link in place of a
+// directory of the table (queue/bounce, alias/Maildir, pointing to a
+// directory of root's) is named once by -check, and nothing below it is
+// examined: no owner, mode or search permission of the link's target is
+// reported, and no chmod or chown advised that would reach it (the check
+// gave "chmod o+x TARGET" and "owner 0, want N" for the files there).
+func TestCheckDoesNotFollowDirLinks(t *testing.T) {
+	root, _ := rootTree(t)
+	link := func(rel, out string) func() {
+		p := filepath.Join(root, rel)
+		if err := os.Rename(p, p+".saved"); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(out, p); err != nil {
+			t.Fatal(err)
+		}
+		return func() {
+			os.Remove(p)
+			if err := os.Rename(p+".saved", p); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	lineOf := func(rel string) string {
+		return rel + ": is a symbolic link, want a directory: not followed; nothing below it was checked"
+	}
+	noneOutside := func(what string, dev []string, out string) {
+		t.Helper()
+		for _, l := range dev {
+			if strings.Contains(l, out) {
+				t.Errorf("%s: a line names the link's target: %q", what, l)
+			}
+		}
+	}
+
+	// The two of the report, at once.
+	bounce, maildir := decoy(t, "queue/bounce", true), decoy(t, "alias/Maildir", true)
+	lockDown(t, bounce)
+	lockDown(t, maildir)
+	undo1, undo2 := link("queue/bounce", bounce), link("alias/Maildir", maildir)
+	dev, err := Check(root)
+	want := []string{lineOf("alias/Maildir"), lineOf("queue/bounce")}
+	if err != nil || !slices.Equal(dev, want) {
+		t.Errorf("queue/bounce and alias/Maildir links:\n got %q\nwant %q (%v)", dev, want, err)
+	}
+	noneOutside("queue/bounce", dev, bounce)
+	noneOutside("alias/Maildir", dev, maildir)
+	undo1()
+	undo2()
+
+	// Every directory of the table (of the split ones, the first and the
+	// last), each a link to a directory of root's holding what the table
+	// puts below it.
+	for _, e := range Tree("") {
+		if e.Kind != Dir || e.Path == "." {
+			continue
+		}
+		if n := filepath.Base(e.Path); n != "0" && n != strconv.Itoa(qhome.Split-1) && strings.Trim(n, "0123456789") == "" {
+			continue
+		}
+		out := decoy(t, e.Path, true)
+		if e.Path == "etc" {
+			// Only root can put a link there (the root is root's):
+			// etc/ids is read through it.
+			b, _ := os.ReadFile(filepath.Join(root, qhome.IDsFile))
+			os.WriteFile(filepath.Join(out, "ids"), b, 0o600)
+		}
+		lockDown(t, out)
+		undo := link(e.Path, out)
+		dev, err := Check(root)
+		want := []string{lineOf(e.Path)}
+		if err != nil || !slices.Equal(dev, want) {
+			t.Errorf("%s a link:\n got %q\nwant %q (%v)", e.Path, dev, want, err)
+		}
+		noneOutside(e.Path, dev, out)
+		undo()
+	}
+
+	// A regular file where a directory belongs: its own lines, nothing
+	// below it.
+	lock := filepath.Join(root, "queue", "lock")
+	os.Rename(lock, lock+".saved")
+	os.WriteFile(lock, nil, 0o644)
+	dev, _ = Check(root)
+	if len(dev) == 0 || dev[0] != "queue/lock: is a regular file, want a directory; nothing below it was checked" {
+		t.Errorf("queue/lock a file: %q", dev)
+	}
+	for _, l := range dev {
+		if strings.HasPrefix(l, "queue/lock/") {
+			t.Errorf("queue/lock a file: below it: %q", l)
+		}
+	}
+	os.Remove(lock)
+	os.Rename(lock+".saved", lock)
+
+	// A link in place of a file of the table gets one line: a chmod or
+	// chown of that name would change its target.
+	tcpto := filepath.Join(root, "queue", "lock", "tcpto")
+	target := filepath.Join(searchableDir(t), "target")
+	os.WriteFile(target, []byte("secret\n"), 0o600)
+	os.Rename(tcpto, tcpto+".saved")
+	os.Symlink(target, tcpto)
+	dev, _ = Check(root)
+	if want := []string{"queue/lock/tcpto: is a symbolic link, want a regular file"}; !slices.Equal(dev, want) {
+		t.Errorf("tcpto a link:\n got %q\nwant %q", dev, want)
+	}
+	os.Remove(tcpto)
+	os.Rename(tcpto+".saved", tcpto)
+	if dev, err := Check(root); err != nil || len(dev) != 0 {
+		t.Errorf("check after the links went: %q %v", dev, err)
+	}
+}
+
+// TestCheckFollowsRoot: the root itself may be a symbolic link (the
+// administrator named it), as the repair follows it.
+func TestCheckFollowsRoot(t *testing.T) {
+	root, _ := rootTree(t)
+	l := filepath.Join(searchableDir(t), "link")
+	if err := os.Symlink(root, l); err != nil {
+		t.Fatal(err)
+	}
+	if dev, err := Check(l); err != nil || len(dev) != 0 {
+		t.Errorf("check through a link to the root: %q %v", dev, err)
+	}
+}
