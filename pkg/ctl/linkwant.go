@@ -17,15 +17,15 @@ import (
 // qmailctl. queue/lock belongs to qmailq and the hooks run as root: a
 // shell's "echo >file" or "cat file" there would follow a link planted in
 // its place (qmailq could pre-plant linkwant.PID for the pids to come).
-// The word is written with qhome.ReplaceFile (a temporary file made
-// O_EXCL, renamed; no link below queue/ followed) and read with
+// The word is written with hold.WriteLinkWant (a temporary file of this
+// writer's own made O_EXCL, renamed; no link below queue/ followed) and read with
 // qhome.ReadQueueFile (no link, a regular file); only "hold" or "release"
 // is ever printed.
 func (c *cmd) linkWant(args []string) int {
 	p := filepath.Join(c.root, hold.LinkWantFile)
 	switch {
 	case len(args) == 1 && (args[0] == "hold" || args[0] == "release"):
-		if err := qhome.ReplaceFile(p, []byte(args[0]+"\n"), 0o644, nil); err != nil {
+		if err := hold.WriteLinkWant(c.root, args[0]); err != nil {
 			return c.fail(ExitTemp, "unable to write %s: %v", hold.LinkWantFile, err)
 		}
 		return ExitOK

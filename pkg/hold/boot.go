@@ -18,20 +18,14 @@ import (
 // or "release", before they apply it.
 const LinkWantFile = "queue/lock/linkwant"
 
-// WriteLinkWant records, as the network hooks do, the state the last link
-// event wants ("hold" or "release"): written to a temporary file and
-// renamed, so a reader sees the old word or the new one.
+// WriteLinkWant records, as the network hooks do (through qmailctl
+// linkwant), the state the last link event wants ("hold" or "release").
+// queue/lock is qmailq's and the writers run as root, so the word goes
+// through qhome.ReplaceFileShared: a temporary file of its own made
+// O_EXCL, renamed; no link below queue/ is followed. A reader sees the
+// old word or the new one, and of writers racing the last rename wins.
 func WriteLinkWant(root, want string) error {
-	p := filepath.Join(root, LinkWantFile)
-	tmp := p + "." + strconv.Itoa(os.Getpid())
-	if err := os.WriteFile(tmp, []byte(want+"\n"), 0o644); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, p); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return nil
+	return qhome.ReplaceFileShared(filepath.Join(root, LinkWantFile), []byte(want+"\n"), 0o644)
 }
 
 // bootTime returns when the machine booted; a variable so that tests can
@@ -48,7 +42,7 @@ var bootTime = procBootTime
 // stepped back by more than the uptime could make an earlier boot's
 // release look recent.
 func ReleasedSinceBoot(root string) bool {
-	f, err := qhome.OpenRegular(filepath.Join(root, LinkWantFile), os.O_RDONLY)
+	f, err := qhome.OpenQueueFile(filepath.Join(root, LinkWantFile), os.O_RDONLY)
 	if err != nil {
 		return false
 	}

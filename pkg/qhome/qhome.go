@@ -13,6 +13,8 @@ package qhome
 
 import (
 	"bufio"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -355,8 +357,45 @@ func ReplaceFile(path string, data []byte, perm os.FileMode, prep func(*os.File)
 	if err != nil {
 		return symlinkError(&os.PathError{Op: "open", Path: tmpPath, Err: err})
 	}
+	return replaceWith(d, fd, tmp, base, path, data, perm, prep)
+}
+
+// ReplaceFileShared is ReplaceFile for a file that several writers may
+// replace at once (queue/lock/linkwant: the network hooks and
+// qmail-linkwatch): each writer makes its own temporary file, named
+// path.tmp.PID.RANDOM and created O_EXCL (never a name another writer or
+// a planted link holds), so the last rename wins whole. A writer that
+// dies between the two steps leaves its temporary file behind.
+func ReplaceFileShared(path string, data []byte, perm os.FileMode) error {
+	d, base, err := openParent(path)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(d)
+	for try := 0; ; try++ {
+		var r [6]byte
+		if _, err := rand.Read(r[:]); err != nil {
+			return err
+		}
+		tmp := base + ".tmp." + strconv.Itoa(os.Getpid()) + "." + hex.EncodeToString(r[:])
+		fd, err := openat(d, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, uint32(perm.Perm()))
+		if err == unix.EEXIST && try < 10 {
+			continue
+		}
+		if err != nil {
+			return symlinkError(&os.PathError{Op: "open", Path: filepath.Join(filepath.Dir(path), tmp), Err: err})
+		}
+		return replaceWith(d, fd, tmp, base, path, data, perm, nil)
+	}
+}
+
+// replaceWith ends a replacement: fd is the new temporary file tmp in the
+// directory d, which is given perm, prep, data, flushed and renamed over
+// base, and the directory flushed; on failure tmp is removed.
+func replaceWith(d, fd int, tmp, base, path string, data []byte, perm os.FileMode, prep func(*os.File) error) error {
+	tmpPath := filepath.Join(filepath.Dir(path), tmp)
 	f := os.NewFile(uintptr(fd), tmpPath)
-	err = f.Chmod(perm)
+	err := f.Chmod(perm)
 	if err == nil && prep != nil {
 		err = prep(f)
 	}

@@ -78,7 +78,9 @@ func (t *Table) pid() int {
 // locked opens the file read-write, takes the exclusive lock and calls fn
 // with the file and its 1024 bytes (missing bytes read as zero).
 func (t *Table) locked(fn func(f *os.File, buf []byte) error) error {
-	f, err := os.OpenFile(t.Path, os.O_RDWR, 0)
+	// qmail-tcpto runs as root on a file in qmailq's queue/lock: no link
+	// there (or below queue/) is followed, and a hard link is not written.
+	f, err := qhome.OpenQueueFile(t.Path, os.O_RDWR)
 	if err != nil {
 		return err
 	}

@@ -203,3 +203,29 @@ func TestVictimFutureLast(t *testing.T) {
 		t.Fatalf("record 5 is %v, want the new address", es[5].IP)
 	}
 }
+
+// TestLinkedTableRefused: tcpto lives in qmailq's queue/lock and
+// qmail-tcpto runs as root: a symbolic link there (to a file whose bytes
+// would be listed as records) is not read, nor a hard link written.
+func TestLinkedTableRefused(t *testing.T) {
+	dir := t.TempDir()
+	lock := filepath.Join(dir, "queue", "lock")
+	os.MkdirAll(lock, 0o755)
+	victim := filepath.Join(dir, "victim")
+	secret := make([]byte, Size)
+	copy(secret, []byte{192, 0, 2, 77, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1})
+	os.WriteFile(victim, secret, 0o600)
+	p := filepath.Join(lock, "tcpto")
+	os.Symlink(victim, p)
+	tb := &Table{Path: p, PID: 32}
+	var b bytes.Buffer
+	if err := tb.Report(&b); err == nil {
+		t.Errorf("a linked tcpto was read: %q", b.String())
+	}
+	os.Remove(p)
+	os.Link(victim, p)
+	tb.Result(net.ParseIP("192.0.2.9"), true, false)
+	if got, _ := os.ReadFile(victim); !bytes.Equal(got, secret) {
+		t.Error("a hard-linked tcpto was written")
+	}
+}
