@@ -9,8 +9,8 @@
 //
 //	<ip> timed out in the future (clock went back?); # recent timeouts: <count>
 //
-// Privilege contract: any user who can open the file read-write (root or
-// qmailr); never set-id. No arguments; fd 1 the listing, fd 2 errors. Exit
+// Privilege contract: any user who can read the file (root, qmailr, group
+// qmail); never set-id. No arguments; fd 1 the listing, fd 2 errors. Exit
 // 0, or 111 with "qmail-tcpto: fatal: ..." when the file cannot be read.
 package main
 

@@ -75,17 +75,23 @@ func (t *Table) pid() int {
 	return os.Getpid()
 }
 
-// locked opens the file read-write, takes the exclusive lock and calls fn
-// with the file and its 1024 bytes (missing bytes read as zero).
-func (t *Table) locked(fn func(f *os.File, buf []byte) error) error {
+// locked opens the file, takes the lock and calls fn with the file and its
+// 1024 bytes (missing bytes read as zero): read-write under the exclusive
+// lock when write is true, else read-only under a shared one.
+func (t *Table) locked(write bool, fn func(f *os.File, buf []byte) error) error {
 	// qmail-tcpto runs as root on a file in qmailq's queue/lock: no link
-	// there (or below queue/) is followed, and a hard link is not written.
-	f, err := qhome.OpenQueueFile(t.Path, os.O_RDWR)
+	// there (or below queue/) is followed, and a hard link is not written
+	// (a reader may read one, as every queue file).
+	flag, how := os.O_RDONLY, unix.LOCK_SH
+	if write {
+		flag, how = os.O_RDWR, unix.LOCK_EX
+	}
+	f, err := qhome.OpenQueueFile(t.Path, flag)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+	if err := unix.Flock(int(f.Fd()), how); err != nil {
 		return err
 	}
 	buf := make([]byte, Size)
@@ -128,7 +134,7 @@ func (t *Table) Ready(ip net.IP) (ready, present bool) {
 		return true, false
 	}
 	ready = true
-	_ = t.locked(func(_ *os.File, buf []byte) error {
+	_ = t.locked(false, func(_ *os.File, buf []byte) error {
 		i := find(buf, ip4)
 		if i < 0 {
 			return nil
@@ -155,7 +161,7 @@ func (t *Table) Result(ip net.IP, timedOut, present bool) {
 	if !timedOut && !present {
 		return
 	}
-	_ = t.locked(func(f *os.File, buf []byte) error {
+	_ = t.locked(true, func(f *os.File, buf []byte) error {
 		now := t.now()
 		i := find(buf, ip4)
 		if !timedOut {
@@ -226,7 +232,7 @@ func writeRecord(f *os.File, buf []byte, i int, e Entry) error {
 // order, read under the lock.
 func (t *Table) Entries() ([]Entry, error) {
 	var out []Entry
-	err := t.locked(func(_ *os.File, buf []byte) error {
+	err := t.locked(false, func(_ *os.File, buf []byte) error {
 		for i := 0; i < Records; i++ {
 			if e := decode(buf[i*RecordSize:]); e.Count >= 1 {
 				out = append(out, e)
