@@ -2,6 +2,7 @@ package dnsmx_test
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -268,4 +269,83 @@ func TestBigAnswerBounded(t *testing.T) {
 		t.Fatalf("%v allocations for an answer of %d records", allocs, n)
 	}
 	t.Logf("%v allocations per lookup", allocs)
+}
+
+// TestNonRecursiveServer (dns3 QA, against NSD): an authoritative-only
+// server answers a CNAME into a zone it delegated with the CNAME and a
+// referral, and REFUSED (no RA) for a name it does not serve. Both are
+// "this server does not recurse", a temporary failure, not "no such
+// host"; a recursive server after it is asked and counts. A long CNAME
+// chain is followed (9 links bounced), a chain past the limit is
+// temporary, and a referral followed by a SERVFAIL from a recursing
+// server is an ordinary temporary failure, not put down to recursion.
+func TestNonRecursiveServer(t *testing.T) {
+	ns := rrs("good.test. NS ns1.test.")
+	var chain []dns.RR
+	for i := 0; i < 10; i++ {
+		chain = append(chain, rrs(fmt.Sprintf("l%d.long.test. CNAME l%d.long.test.", i, i+1))...)
+	}
+	chain = append(chain, rrs("l10.long.test. MX 10 mx.long.test.")...)
+	var tooLong []dns.RR
+	for i := 0; i < 70; i++ {
+		tooLong = append(tooLong, rrs(fmt.Sprintf("t%d.long.test. CNAME t%d.long.test.", i, i+1))...)
+	}
+	tooLong = append(tooLong, rrs("t70.long.test. MX 10 mx.long.test.")...)
+	auth := func(req *dns.Msg) []*dns.Msg {
+		q := req.Question[0]
+		name := strings.ToLower(q.Name)
+		var m *dns.Msg
+		switch {
+		case name == "cngood.test.":
+			m = reply(req, rrs("cngood.test. CNAME mx.good.test."), ns)
+		case name == "l0.long.test." && q.Qtype == dns.TypeMX:
+			m = reply(req, chain, nil)
+		case name == "t0.long.test." && q.Qtype == dns.TypeMX:
+			m = reply(req, tooLong, nil)
+		case name == "mx.long.test." && q.Qtype == dns.TypeA:
+			m = reply(req, rrs("mx.long.test. A 192.0.2.20"), nil)
+		case strings.HasSuffix(name, ".long.test."):
+			m = reply(req, nil, rrs("long.test. SOA ns1.test. h.test. 1 3600 600 86400 60"))
+		default:
+			m = reply(req, nil, nil)
+			m.Rcode = dns.RcodeRefused
+		}
+		m.RecursionAvailable = false
+		return []*dns.Msg{m}
+	}
+	r := rawResolver(t, msgServer(t, auth))
+	for _, host := range []string{"cngood.test", "foreign.test"} {
+		if as, err := r.MX(host); !errors.Is(err, dnsmx.ErrReferral) {
+			t.Errorf("MX(%s) from an authoritative-only server = %q, %v; want ErrReferral", host, format(as), err)
+		}
+	}
+	if as, err := r.MX("l0.long.test"); err != nil || format(as) != "10 mx.long.test 192.0.2.20" {
+		t.Errorf("MX through a chain of 10 CNAME records = %q, %v", format(as), err)
+	}
+	if as, err := r.MX("t0.long.test"); !errors.Is(err, dnsmx.ErrTemp) || errors.Is(err, dnsmx.ErrReferral) {
+		t.Errorf("MX through a chain of 70 CNAME records = %q, %v; want a temporary failure", format(as), err)
+	}
+	recursive := msgServer(t, func(req *dns.Msg) []*dns.Msg {
+		q := req.Question[0]
+		if strings.ToLower(q.Name) == "cngood.test." && q.Qtype == dns.TypeA {
+			return []*dns.Msg{reply(req, rrs("cngood.test. CNAME mx.good.test.", "mx.good.test. A 192.0.2.11"), nil)}
+		}
+		if q.Qtype == dns.TypeMX {
+			return []*dns.Msg{reply(req, rrs("cngood.test. CNAME mx.good.test."), rrs("good.test. SOA ns1.test. h.test. 1 3600 600 86400 60"))}
+		}
+		return []*dns.Msg{reply(req, nil, nil)}
+	})
+	r = rawResolver(t, msgServer(t, auth), recursive)
+	if as, err := r.MX("cngood.test"); err != nil || format(as) != "0 cngood.test 192.0.2.11" {
+		t.Errorf("MX(cngood.test) with a recursive second server = %q, %v", format(as), err)
+	}
+	servfail := msgServer(t, func(req *dns.Msg) []*dns.Msg {
+		m := reply(req, nil, nil)
+		m.Rcode = dns.RcodeServerFailure
+		return []*dns.Msg{m}
+	})
+	r = rawResolver(t, msgServer(t, auth), servfail)
+	if as, err := r.MX("cngood.test"); !errors.Is(err, dnsmx.ErrTemp) || errors.Is(err, dnsmx.ErrReferral) {
+		t.Errorf("MX(cngood.test) with a SERVFAIL after the referral = %q, %v; want ErrTemp, not ErrReferral", format(as), err)
+	}
 }

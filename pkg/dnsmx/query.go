@@ -14,11 +14,12 @@ import (
 )
 
 // ErrReferral is a temporary failure (errors.Is(ErrReferral, ErrTemp)):
-// every server that answered gave a referral (NOERROR, no answer, NS
-// records and no SOA in the authority section), which is not "no data"
-// (RFC 2308 §2.2): the server does not recurse, as an authoritative-only
-// server listed in a resolv.conf does not.
-var ErrReferral = fmt.Errorf("%w: the DNS server did not recurse (it answered with a referral)", ErrTemp)
+// every server that answered gave a referral (NOERROR, no data on the
+// chain, NS records and no SOA in the authority section; after CNAME
+// records only from a server without RA), which is not "no data" (RFC 2308
+// §2.2), or REFUSED without RA: the server does not recurse, as an
+// authoritative-only server listed in a resolv.conf does not.
+var ErrReferral = fmt.Errorf("%w: the DNS server does not recurse (it answered with a referral, or refused a name it does not serve)", ErrTemp)
 
 var (
 	errMalformed = errors.New("malformed DNS message")
@@ -27,9 +28,10 @@ var (
 
 const (
 	headerLen = 12
-	maxChain  = 8 // CNAME links followed within one answer
+	maxChain  = 64 // CNAME links followed within one answer; a longer chain is a temporary failure
 	flagQR    = 1 << 15
 	flagTC    = 1 << 9
+	flagRA    = 1 << 7
 )
 
 // question is what a reply must echo to be taken.
@@ -82,7 +84,12 @@ func (r *Resolver) query(name string, qtype uint16, each func(msg []byte, off, e
 	}
 	q := question{id: plain.Id, name: bytes.Clone(qn), qtype: qtype}
 
-	referral := false
+	// noRecursion: a server answered as one that does not recurse (a
+	// referral, or REFUSED without RA: authoritative-only servers refuse
+	// names outside their zones); recursing: one answered otherwise
+	// (SERVFAIL, a chain too long). Only when every answer was of the
+	// first kind is the failure put down to the configuration.
+	noRecursion, recursing := false, false
 	for a := 0; a < max(conf.Attempts, 1); a++ {
 		for _, srv := range conf.Servers {
 			ans, err := ask(wire, q, srv, conf.Timeout)
@@ -92,21 +99,25 @@ func (r *Resolver) query(name string, qtype uint16, each func(msg []byte, off, e
 			if err != nil {
 				continue
 			}
-			switch ans.rcode {
-			case dns.RcodeSuccess:
-				if ans.referral {
-					referral = true // another server may recurse
-					continue
-				}
+			switch {
+			case ans.rcode == dns.RcodeSuccess && ans.referral,
+				ans.rcode == dns.RcodeRefused && !ans.ra:
+				noRecursion = true // another server may recurse
+				continue
+			case ans.rcode == dns.RcodeSuccess && ans.cut:
+				recursing = true
+				continue
+			case ans.rcode == dns.RcodeSuccess:
 				ans.records(qtype, each)
 				return nil
-			case dns.RcodeNameError:
+			case ans.rcode == dns.RcodeNameError:
 				return ErrNoHost
 			}
 			// SERVFAIL, REFUSED, ...: try the next server.
+			recursing = true
 		}
 	}
-	if referral {
+	if noRecursion && !recursing {
 		return ErrReferral
 	}
 	return ErrTemp
@@ -119,7 +130,9 @@ type answer struct {
 	an       int      // offset of the answer section
 	ancount  int      //
 	chain    [][]byte // the question's name and its CNAME targets, wire form, lowercased
-	referral bool
+	referral bool     // no data on the chain, NS records and no SOA in the authority section
+	cut      bool     // the chain went on past maxChain links
+	ra       bool     // recursion available
 }
 
 // ask sends one query to srv over UDP (over TCP again if the answer is
@@ -220,7 +233,7 @@ func matches(msg []byte, q question) bool {
 // is a referral. A reply whose records cannot be walked is malformed.
 func parse(msg []byte, q question) (*answer, error) {
 	flags := binary.BigEndian.Uint16(msg[2:])
-	a := &answer{msg: msg, rcode: int(flags & 0xF)}
+	a := &answer{msg: msg, rcode: int(flags & 0xF), ra: flags&flagRA != 0}
 	if a.rcode != dns.RcodeSuccess {
 		return a, nil
 	}
@@ -249,7 +262,11 @@ func parse(msg []byte, q question) (*answer, error) {
 			if typ == q.qtype {
 				data = true
 			}
-			if typ != dns.TypeCNAME || !bytes.Equal(owner, a.chain[len(a.chain)-1]) || len(a.chain) > maxChain {
+			if typ != dns.TypeCNAME || !bytes.Equal(owner, a.chain[len(a.chain)-1]) {
+				return
+			}
+			if len(a.chain) > maxChain {
+				a.cut = true
 				return
 			}
 			var tb [255]byte
@@ -263,11 +280,16 @@ func parse(msg []byte, q question) (*answer, error) {
 			return nil, errMalformed
 		}
 	}
-	if data || len(a.chain) > 1 {
-		return a, nil // an answer, or a CNAME whose target has no such data
+	if data || a.cut {
+		return a, nil
 	}
-	// Nothing on the chain: "no data" (with an SOA, or nothing at all in
-	// the authority section), or a referral (NS records, no SOA).
+	// Nothing of the type asked for on the chain: "no data" (with an SOA,
+	// or nothing at all in the authority section), or a referral (NS
+	// records, no SOA), also after CNAME records: an authoritative server
+	// answers for the alias and refers the query for a target in a zone
+	// it delegated or does not serve. After CNAME records this is read
+	// only from a server that says it does not recurse (no RA): a
+	// recursive one's chain with no data says the alias's target has none.
 	ns, soa := false, false
 	nsOff, err := walk(msg, a.an, a.ancount, nil)
 	if err == nil {
@@ -279,7 +301,7 @@ func parse(msg []byte, q question) (*answer, error) {
 	if err != nil {
 		return nil, errMalformed
 	}
-	a.referral = ns && !soa
+	a.referral = ns && !soa && (len(a.chain) == 1 || !a.ra)
 	return a, nil
 }
 

@@ -278,10 +278,10 @@ func (d *delivery) addresses() ([]dnsmx.Addr, *report) {
 	return addrs, nil
 }
 
-// txtReferral follows txtDNSTemp when a nameserver answered with a
-// referral: the resolver configuration names a server that does not
+// txtReferral follows txtDNSTemp when every nameserver that answered gave
+// a referral, or REFUSED without recursion available: the resolver configuration names a server that does not
 // recurse (an authoritative-only one), which only its admin can fix.
-const txtReferral = "The DNS server did not recurse (it answered with a referral): control/resolvconf\nor /etc/resolv.conf must name recursive resolvers.\n"
+const txtReferral = "The DNS server does not recurse (it answered with a referral, or refused a\nname it does not serve): control/resolvconf or /etc/resolv.conf must name\nrecursive resolvers.\n"
 
 // selfPref is the lowest preference of an address of this host among
 // addrs, -1 if none.
