@@ -64,7 +64,7 @@ func ExceptMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		return usageError(stderr, exceptUsage)
 	}
-	code, ok := runProgram("except", args, stdin, stdout, stderr)
+	code, ok := runTest("except", args, stdin, stdout, stderr)
 	if !ok {
 		return exitTemp
 	}
@@ -82,7 +82,7 @@ func BouncesayingMain(args []string, stdin io.Reader, stdout, stderr io.Writer) 
 	text := args[0]
 	exit, say := exitPerm, true
 	if len(args) > 1 {
-		code, ok := runProgram("bouncesaying", args[1:], stdin, stdout, stderr)
+		code, ok := runTest("bouncesaying", args[1:], stdin, stdout, stderr)
 		if !ok {
 			return exitTemp
 		}
@@ -114,7 +114,7 @@ func CondredirectMain(root string, args []string, stdin *os.File, stdout, stderr
 	if err != nil {
 		return fail(stderr, tool, exitTemp, "%s", errText(err))
 	}
-	code, ok := runProgram(tool, args[1:], msg, stdout, stderr)
+	code, ok := runTest(tool, args[1:], msg, stdout, stderr)
 	if !ok {
 		return exitTemp
 	}

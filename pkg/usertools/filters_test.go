@@ -48,7 +48,7 @@ func TestExceptMain(t *testing.T) {
 		{[]string{"true"}, 100, ""},
 		{[]string{"false"}, 0, ""},
 		{[]string{"sh", "-c", "exit 100"}, 0, ""},
-		{[]string{"sh", "-c", "exit 111"}, 111, ""},
+		{[]string{"sh", "-c", "exit 111"}, 111, "except: fatal: sh exited 111: a temporary failure; the delivery will be tried again\n"},
 		{[]string{"sh", "-c", "exit 99"}, 0, ""},
 		{[]string{"sh", "-c", "kill -9 $$"}, 111, "except: fatal: sh was killed by signal 9\n"},
 		{[]string{"no-such-program-here"}, 111, "except: fatal: unable to run no-such-program-here: not found in $PATH\n"},
@@ -79,7 +79,7 @@ func TestBouncesayingMain(t *testing.T) {
 		{[]string{"go away", "false"}, 0, "", ""},
 		{[]string{"go away", "sh", "-c", "exit 100"}, 0, "", ""},
 		{[]string{"go away", "sh", "-c", "exit 99"}, 0, "", ""},
-		{[]string{"go away", "sh", "-c", "echo checking; exit 111"}, 111, "checking\n", ""},
+		{[]string{"go away", "sh", "-c", "echo checking; exit 111"}, 111, "checking\n", "bouncesaying: fatal: sh exited 111: a temporary failure; the delivery will be tried again\n"},
 		{[]string{"go away", "sh", "-c", "kill -9 $$"}, 111, "", "bouncesaying: fatal: sh was killed by signal 9\n"},
 		{[]string{"go away", "no-such-program-here"}, 111, "", "bouncesaying: fatal: unable to run no-such-program-here: not found in $PATH\n"},
 		{[]string{"No mail from spammers.", "grep", "-q", "^From: .*@spam.example"}, 100, "No mail from spammers.\n", ""},
@@ -110,7 +110,7 @@ func TestCondredirectMain(t *testing.T) {
 		{[]string{"grep", "-q", "^Subject: hi"}, 0, 99, true, "", "a test on the message"},
 		{[]string{"false"}, 0, 0, false, "", "no match: go on"},
 		{[]string{"sh", "-c", "exit 100"}, 0, 0, false, "", "100 is no match too"},
-		{[]string{"sh", "-c", "exit 111"}, 0, 111, false, "", "temporary failure"},
+		{[]string{"sh", "-c", "exit 111"}, 0, 111, false, "condredirect: fatal: sh exited 111: a temporary failure; the delivery will be tried again\n", "temporary failure"},
 		{[]string{"sh", "-c", "kill -9 $$"}, 0, 111, false, "condredirect: fatal: sh was killed by signal 9\n", "crash"},
 		{[]string{"true"}, 31, 100, true, "condredirect: fatal: unable to forward the message: mail server permanently rejected message (#5.3.0)\n", "queue refuses"},
 		{[]string{"true"}, 53, 111, true, "condredirect: fatal: unable to forward the message: qq write error or disk full (#4.3.0)\n", "queue fails"},
@@ -184,5 +184,23 @@ func TestCondredirectPipeAndVariables(t *testing.T) {
 		if code := CondredirectMain(t.TempDir(), args, msgFile(t, nil), &stdout, &stderr); code != 100 || stderr.String() != "usage: "+condredirectUsage+"\n" {
 			t.Errorf("%q: exit %d, %q", args, code, stderr.String())
 		}
+	}
+}
+
+// TestNoPath: with no $PATH at all (env -i), a program is looked for in
+// /bin and /usr/bin, as qmail's tools do; its environment stays without
+// PATH.
+func TestNoPath(t *testing.T) {
+	saved, had := os.LookupEnv("PATH")
+	os.Unsetenv("PATH")
+	t.Cleanup(func() {
+		if had {
+			os.Setenv("PATH", saved)
+		}
+	})
+	var stdout, stderr bytes.Buffer
+	code := ExceptMain([]string{"env"}, msgFile(t, nil), &stdout, &stderr)
+	if code != 100 || strings.Contains("\n"+stdout.String(), "\nPATH=") || stderr.Len() != 0 {
+		t.Errorf("exit %d, stdout %q, stderr %q; want 100 (env found and run) and no PATH", code, stdout.String(), stderr.String())
 	}
 }

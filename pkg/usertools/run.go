@@ -6,7 +6,11 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/hqmail/hqmail/pkg/qerr"
 )
@@ -56,6 +60,16 @@ func missingVar(w io.Writer, tool, name string) int {
 // *os.File is handed over as it is (the program shares its offset).
 func command(argv []string, stdin io.Reader, stdout, stderr io.Writer) *exec.Cmd {
 	cmd := exec.Command(argv[0], argv[1:]...)
+	if _, set := os.LookupEnv("PATH"); !set && !strings.Contains(argv[0], "/") {
+		// No $PATH at all (env -i): look in /bin and /usr/bin, as qmail's
+		// tools do; the program's environment is left as it is.
+		for _, dir := range []string{"/bin", "/usr/bin"} {
+			if p := filepath.Join(dir, argv[0]); unix.Access(p, unix.X_OK) == nil {
+				cmd.Path, cmd.Err = p, nil
+				break
+			}
+		}
+	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
 	return cmd
 }
@@ -102,4 +116,16 @@ func runProgram(tool string, argv []string, stdin io.Reader, stdout, stderr io.W
 		return exitTemp, false
 	}
 	return status(stderr, tool, argv[0], cmd.Wait())
+}
+
+// runTest runs a test program for bouncesaying, condredirect or except:
+// runProgram, and a program that exited 111 is named on stderr, so that
+// qmail-local's report of the deferral says why (its own output may be
+// empty).
+func runTest(tool string, argv []string, stdin io.Reader, stdout, stderr io.Writer) (code int, ok bool) {
+	code, ok = runProgram(tool, argv, stdin, stdout, stderr)
+	if ok && code == exitTemp {
+		fail(stderr, tool, exitTemp, "%s exited 111: a temporary failure; the delivery will be tried again", argv[0])
+	}
+	return code, ok
 }
