@@ -142,6 +142,10 @@ var (
 func parseReport(rep []byte) []failure {
 	var out []failure
 	for _, para := range strings.Split(string(rep), "\n\n") {
+		// A report text that ends in an empty line keeps it (the rule
+		// looks at a paragraph without its last byte), and the next
+		// paragraph then starts after one more newline.
+		para = strings.TrimLeft(para, "\n")
 		if !strings.HasPrefix(para, "<") {
 			continue
 		}
@@ -291,11 +295,35 @@ func scan8bit(r io.ReaderAt) (head8, body8 bool) {
 	}
 }
 
+// maxRecipField is the most bytes of an address a Final-Recipient field
+// shows (see recipientField).
+const maxRecipField = 400
+
 // recipientField is a Final-Recipient value: the rfc822 address type for
 // an ASCII address, RFC 6533's utf-8 type for another (its characters
 // as they are, a local part quoted only where RFC 6531 needs it; bytes
 // that are no UTF-8 become U+FFFD).
 func recipientField(addr string) string {
+	// A control character (a CR, say, which qmail-inject lets into a
+	// quoted local part) has no place in a header field, quoted or not:
+	// it is shown as '_', as parseReport shows a newline.
+	addr = strings.Map(func(r rune) rune {
+		if r < 0x20 && r != '\t' || r == 0x7f {
+			return '_'
+		}
+		return r
+	}, addr)
+	// A header line stays under 998 bytes (RFC 5322) whatever the
+	// address (far beyond SMTP's 256-byte path; bytes that are no UTF-8
+	// have become three-byte U+FFFD, and quoting may double the rest): a
+	// longer one is cut, on a character boundary, and marked.
+	if len(addr) > maxRecipField {
+		cut := maxRecipField
+		for cut > 0 && !utf8.RuneStart(addr[cut]) {
+			cut--
+		}
+		addr = addr[:cut] + "..."
+	}
 	if isASCII([]byte(addr)) {
 		return "rfc822; " + address.Quote(addr)
 	}
