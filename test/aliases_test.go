@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -301,5 +302,76 @@ func TestAliasesRFC5322Forms(t *testing.T) {
 	}
 	for _, p := range []string{"bob", "jane", "joe"} {
 		harness.WaitMaildir(t, 30*time.Second, tr.Path("alias", p), 1)
+	}
+}
+
+// TestAliasesIncludeGroupWritableAndTypos: an :include: list its group
+// can write gives its addresses but not its programs, though root owns
+// it (any member of the group could run commands as alias); a typo in a
+// list skips that target only, logged with file:line, and the other
+// members get the mail; a list with nothing good left bounces with the
+// file and line.
+func TestAliasesIncludeGroupWritableAndTypos(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test skipped under -short")
+	}
+	tr := harness.Install(t)
+	a := tr.IDs().Alias
+	for _, p := range []string{"carol", "dave", "erin", "box"} {
+		maildirAt(t, tr.Path("alias", p), a.UID, a.GID)
+		aliasWrite(t, tr, ".qmail-"+p, "./"+p+"/\n", 0o644)
+	}
+	listDir := tr.Path("lists")
+	os.Mkdir(listDir, 0o777) // where "id" would have written as alias
+	os.Chmod(listDir, 0o777)
+	pwned := filepath.Join(listDir, "pwned.txt")
+	staff := filepath.Join(listDir, "staff.txt")
+	os.WriteFile(staff, []byte("carol\n|id > "+pwned+"\n"), 0o644)
+	if os.Geteuid() == 0 {
+		// Root's list, writable by a group of its own.
+		if err := os.Chown(staff, 0, harness.TestUIDBase+22); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Chmod(staff, 0o664)
+	var gid uint32
+	if st, err := os.Stat(staff); err == nil {
+		gid = st.Sys().(*syscall.Stat_t).Gid
+	}
+	team := filepath.Join(listDir, "team.txt")
+	os.WriteFile(team, []byte("# the team\ndave, john smith\n<qat3@testhost.example\nerin\n"), 0o644)
+	typos := filepath.Join(listDir, "typos.txt")
+	os.WriteFile(typos, []byte("john smith\n"), 0o644)
+	src := tr.Path("etc", "aliases")
+	os.WriteFile(src, []byte("staff: :include:"+staff+"\nteam: :include:"+team+"\ntypos: :include:"+typos+"\n"), 0o644)
+	if out, code := tr.Run(t, nil, "newaliases", "-f", src); code != 0 {
+		t.Fatalf("newaliases: exit %d\n%s", code, out)
+	}
+	sys := tr.Start(t, "./Maildir/")
+	send := func(rcpt string) {
+		t.Helper()
+		msg := "From: box@testhost.example\nSubject: to " + rcpt + "\n\nbody\n"
+		if err := tr.Queue(t, "box@testhost.example", []string{rcpt + "@testhost.example"}, []byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send("staff")
+	harness.WaitMaildir(t, 30*time.Second, tr.Path("alias", "carol"), 1)
+	sys.WaitLog(t, fmt.Sprintf("fastforward:_warning:_\"|id_>_%s\"_skipped:_program_and_file_targets_in_:include:_%s_are_ignored:_it_is_writable_by_its_group_(gid_%d)_(#5.7.1)/",
+		strings.ReplaceAll(pwned, " ", "_"), staff, gid), 30*time.Second)
+	if _, err := os.Stat(pwned); !os.IsNotExist(err) {
+		t.Errorf("the group-writable list's program ran: %v", err)
+	}
+
+	send("team")
+	harness.WaitMaildir(t, 30*time.Second, tr.Path("alias", "dave"), 1)
+	harness.WaitMaildir(t, 30*time.Second, tr.Path("alias", "erin"), 1)
+	sys.WaitLog(t, "fastforward:_warning:_"+team+":2:_syntax_error_in_:include:_file,_target_skipped:_bad_address_\"john_smith\"", 30*time.Second)
+	sys.WaitLog(t, "fastforward:_warning:_"+team+":3:_syntax_error_in_:include:_file,_target_skipped:_bad_address_\"<qat3@testhost.example\":_'<'_without_'>'_(#5.2.4)", 30*time.Second)
+
+	send("typos")
+	bounce := waitFor(t, tr.Path("alias", "box"), typos+":1: syntax error in :include: file, target skipped: bad address \"john smith\"")
+	if !strings.Contains(bounce, "Subject: failure notice\n") {
+		t.Errorf("bounce:\n%s", bounce)
 	}
 }

@@ -55,9 +55,23 @@ func Parse(r io.Reader, file string) ([]Alias, []error) {
 	var out []Alias
 	var errs []error
 	seen := map[string]int{}
+	// An entry with its continuation lines is one logical line; segs
+	// remember where each physical line starts in it, so an error names
+	// the line its target is on.
+	type seg struct{ off, line int }
 	type logical struct {
 		text string
 		line int
+		segs []seg
+	}
+	lineAt := func(l *logical, off int) int {
+		n := l.line
+		for _, s := range l.segs {
+			if s.off <= off {
+				n = s.line
+			}
+		}
+		return n
 	}
 	var lines []logical
 	sc := bufio.NewScanner(r)
@@ -79,15 +93,19 @@ func Parse(r io.Reader, file string) ([]Alias, []error) {
 				errs = append(errs, &Error{File: file, Line: n, Msg: "continuation line without an alias before it"})
 				continue
 			}
-			lines[len(lines)-1].text += " " + trimmed
+			l := &lines[len(lines)-1]
+			l.text += " "
+			l.segs = append(l.segs, seg{len(l.text), n})
+			l.text += trimmed
 			continue
 		}
-		lines = append(lines, logical{raw, n})
+		lines = append(lines, logical{text: raw, line: n})
 	}
 	if err := sc.Err(); err != nil {
 		errs = append(errs, &Error{File: file, Line: n + 1, Msg: "read error: " + err.Error()})
 	}
-	for _, l := range lines {
+	for i := range lines {
+		l := &lines[i]
 		name, rest, quoted, ok := splitName(l.text)
 		if !ok {
 			errs = append(errs, &Error{File: file, Line: l.line, Msg: "missing ':' after the alias name"})
@@ -101,24 +119,21 @@ func Parse(r io.Reader, file string) ([]Alias, []error) {
 			errs = append(errs, &Error{File: file, Line: l.line, Msg: fmt.Sprintf("bad alias name %q", name)})
 			continue
 		}
-		targets, err := SplitTargets(rest)
-		if err != nil {
-			errs = append(errs, &Error{File: file, Line: l.line, Msg: err.Error()})
+		restOff := len(l.text) - len(rest)
+		found, bad := ScanTargets(rest)
+		for _, b := range bad {
+			errs = append(errs, &Error{File: file, Line: lineAt(l, restOff+b.Off), Msg: b.Msg})
+		}
+		if len(bad) > 0 {
 			continue
 		}
-		if len(targets) == 0 {
+		if len(found) == 0 {
 			errs = append(errs, &Error{File: file, Line: l.line, Msg: fmt.Sprintf("alias %q has no targets", name)})
 			continue
 		}
-		bad := false
-		for _, t := range targets {
-			if msg := CheckTarget(t); msg != "" {
-				errs = append(errs, &Error{File: file, Line: l.line, Msg: msg})
-				bad = true
-			}
-		}
-		if bad {
-			continue
+		targets := make([]string, len(found))
+		for i, t := range found {
+			targets[i] = t.Text
 		}
 		if prev, dup := seen[name]; dup {
 			errs = append(errs, &Error{File: file, Line: l.line, Warning: true,
@@ -185,6 +200,52 @@ func SplitTargets(s string) ([]string, error) {
 	}
 }
 
+// Target is a target of a list in its stored form, with the byte offset
+// in the list where it starts (its first non-blank byte).
+type Target struct {
+	Text string
+	Off  int
+}
+
+// TargetError is a target of a list that is refused: where it starts and
+// what is wrong with it.
+type TargetError struct {
+	Off int
+	Msg string
+}
+
+// ScanTargets splits a target list as SplitTargets does and checks each
+// target (CheckTarget). It goes on past a bad target, so it returns every
+// good target and every bad one, each with its offset in s: a caller can
+// name the line of each error, or skip a bad target and keep the rest. An
+// unterminated quote takes the rest of s with it.
+func ScanTargets(s string) (good []Target, bad []TargetError) {
+	base := 0
+	for {
+		raw, rest, err := nextTarget(s[base:])
+		off := len(s) - len(strings.TrimLeft(s[base:], " \t\n"))
+		if err != nil {
+			return good, append(bad, TargetError{off, err.Error()})
+		}
+		t, err := normalize(raw)
+		switch {
+		case err != nil:
+			bad = append(bad, TargetError{off, err.Error()})
+		case t == "":
+		default:
+			if msg := CheckTarget(t); msg != "" {
+				bad = append(bad, TargetError{off, msg})
+			} else {
+				good = append(good, Target{t, off})
+			}
+		}
+		if rest < 0 {
+			return good, bad
+		}
+		base += rest
+	}
+}
+
 // isSpecialTarget reports whether the target starting at s (blanks
 // skipped) is a program, file, local user or include.
 func isSpecialTarget(s string) bool {
@@ -244,18 +305,63 @@ func nextTarget(s string) (raw string, rest int, err error) {
 // normalize turns a raw target into its stored form. An address written
 // with RFC 5322's brackets, comments or quotes that is not one address
 // is an error naming it as written.
+//
+// An angle bracket is only ever a pair around an address or a target: one
+// without its pair is an error (unchecked, "<bob@example.com" became an
+// address starting with '<', and "bob@example.com>" one for the host
+// "example.com>"). Inside a program's command '<' and '>' are the shell's.
 func normalize(raw string) (string, error) {
 	if isSpecialTarget(raw) {
-		return unquote(raw), nil
+		t := unquote(raw)
+		if strings.HasPrefix(t, "<") {
+			return "", fmt.Errorf("bad target %q: '<' without '>'", strings.TrimSpace(raw))
+		}
+		return t, nil
 	}
 	if local, domain, hasDomain, ok := parseAddress(raw); ok {
 		return canonical(local, domain, hasDomain), nil
 	}
+	open, closed := angles(raw)
+	switch {
+	case open > closed:
+		return "", fmt.Errorf("bad address %q: '<' without '>'", strings.TrimSpace(raw))
+	case closed > open:
+		return "", fmt.Errorf("bad address %q: '>' without '<'", strings.TrimSpace(raw))
+	}
 	t := unquote(raw)
-	if strings.ContainsAny(t, " \t") && strings.ContainsAny(raw, `<>()"`) {
+	if open > 0 || strings.ContainsAny(t, " \t") && strings.ContainsAny(raw, `()"`) {
 		return "", fmt.Errorf("bad address %q: not one address (forms taken: user@domain, Name <user@domain>, user@domain (comment), \"quoted local\"@domain)", strings.TrimSpace(raw))
 	}
 	return t, nil
+}
+
+// angles counts the angle brackets of s that open and close, outside
+// quotes and comments.
+func angles(s string) (open, closed int) {
+	inq, comment := false, 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '\\' && (inq || comment > 0):
+			i++
+		case inq:
+			inq = c != '"'
+		case comment > 0 && c == '(':
+			comment++
+		case comment > 0 && c == ')':
+			comment--
+		case comment > 0:
+		case c == '"':
+			inq = true
+		case c == '(':
+			comment++
+		case c == '<':
+			open++
+		case c == '>':
+			closed++
+		}
+	}
+	return open, closed
 }
 
 // unquote removes double quotes (a backslash inside them takes the next
@@ -321,6 +427,12 @@ func CheckTarget(t string) string {
 		return fmt.Sprintf("NUL, CR or LF in target %q", t)
 	}
 	k, arg := Classify(t)
+	if k != Program && strings.ContainsAny(arg, "<>") {
+		// Brackets are removed in pairs around a target (normalize): one
+		// left in a target is one without its pair, or inside quotes.
+		// Outside a program's command they are never part of a target.
+		return fmt.Sprintf("bad target %q: '<' and '>' may only enclose a target, never be part of one", t)
+	}
 	switch k {
 	case Program:
 		if arg == "" {

@@ -46,10 +46,12 @@ type Plan struct {
 	Programs []string
 	Forwards []string
 	Here     bool // "\user" naming the delivering user: deliver to the default mailbox too
-	// Refused holds one line for each program or file target of an
-	// :include: file that was left out because the file (or one above it)
-	// belongs to neither root nor the delivering user; the mains print
-	// them as warnings, which qmail-local passes into the log.
+	// Refused holds one line for each target of an :include: file that
+	// was left out: a program or file target because the file (or one
+	// above it) belongs to neither root nor the delivering user, or is
+	// writable by its group; a target with a syntax error, named by
+	// file:line. The mains print them as warnings, which qmail-local
+	// passes into the log.
 	Refused []string
 
 	seen map[string]bool // targets already in the plan
@@ -133,7 +135,8 @@ func (e *Env) IsSelf(addr string) bool {
 var geteuid = os.Geteuid
 
 // Expand classifies targets, reading :include: files (which must be
-// absolute, regular, and not writable by others). A target named twice
+// absolute, regular, and not writable by others: one that is defers the
+// delivery). A target named twice
 // (in the list and in an :include: file, say) is delivered once, as
 // sendmail and Postfix do; /dev/null takes the message and keeps nothing.
 // Addresses come out in the form the envelope carries them (a quoted
@@ -141,11 +144,18 @@ var geteuid = os.Geteuid
 //
 // Programs and files (mbox or Maildir) named in an :include: file are
 // taken only when that file and every :include: file above it belong to
-// root or to the delivering user: anyone else who can write such a file
-// would otherwise run commands as the delivering user. Otherwise each is
-// left out and named in Plan.Refused, and the addresses of the file are
-// still taken; /dev/null, which keeps nothing, is taken from any file.
-// A plan left with nothing to deliver because of that is a permanent
+// root or to the delivering user and are not writable by their group:
+// anyone else who can write such a file would otherwise run commands as
+// the delivering user. Otherwise each is left out and named in
+// Plan.Refused, and the addresses of the file are still taken; /dev/null,
+// which keeps nothing, is taken from any file.
+//
+// A target of an :include: file with a syntax error is left out the same
+// way, named by file:line, and the other targets are delivered to (as
+// sendmail fails only the bad address of a list): one typo in a list
+// kept by someone else no longer bounces every message to it.
+//
+// A plan left with nothing to deliver because of either is a permanent
 // failure with the first refusal as its text.
 func Expand(targets []string, env *Env) (*Plan, error) {
 	p := &Plan{seen: map[string]bool{}}
@@ -159,19 +169,34 @@ func Expand(targets []string, env *Env) (*Plan, error) {
 }
 
 // untrusted names the first :include: file of a chain that belongs to
-// neither root nor the delivering user.
+// neither root nor the delivering user, or that its group can write.
 type untrusted struct {
 	file string
-	uid  int
+	why  string // what is wrong with file: "belongs to uid 1001, ..."
 	inc  string // the :include: file the target is in
 }
 
-func (u *untrusted) refuse(target string) string {
-	why := fmt.Sprintf("it belongs to uid %d", u.uid)
-	if u.inc != u.file {
-		why = fmt.Sprintf("it is included from %s, which belongs to uid %d", u.file, u.uid)
+// distrust returns why an :include: file may not give programs and
+// files, or "" when it may: it belongs to someone other than root and
+// the delivering user, or members of its group can change it (any of
+// them could then run commands as the delivering user). sendmail takes
+// neither kind of file as safe.
+func distrust(owner, group int, mode fs.FileMode) string {
+	if owner != 0 && owner != geteuid() {
+		return fmt.Sprintf("belongs to uid %d, not to root or the delivering user", owner)
 	}
-	return fmt.Sprintf("%q skipped: program and file targets in :include: %s are ignored: %s, not to root or the delivering user (#5.7.1)",
+	if mode.Perm()&0o020 != 0 {
+		return fmt.Sprintf("is writable by its group (gid %d)", group)
+	}
+	return ""
+}
+
+func (u *untrusted) refuse(target string) string {
+	why := "it " + u.why
+	if u.inc != u.file {
+		why = fmt.Sprintf("it is included from %s, which %s", u.file, u.why)
+	}
+	return fmt.Sprintf("%q skipped: program and file targets in :include: %s are ignored: %s (#5.7.1)",
 		target, u.inc, why)
 }
 
@@ -235,17 +260,18 @@ func (p *Plan) add(targets []string, env *Env, depth int, from *untrusted) error
 			if depth >= MaxIncludeDepth {
 				return qerr.Perm("Too many nested :include: files at %s. (#5.4.6)", arg)
 			}
-			more, owner, err := readInclude(arg)
+			inc, err := readInclude(arg)
 			if err != nil {
 				return err
 			}
+			p.Refused = append(p.Refused, inc.bad...)
 			next := from
 			if next != nil {
-				next = &untrusted{file: from.file, uid: from.uid, inc: arg}
-			} else if owner != 0 && owner != geteuid() {
-				next = &untrusted{file: arg, uid: owner, inc: arg}
+				next = &untrusted{file: from.file, why: from.why, inc: arg}
+			} else if why := distrust(inc.owner, inc.group, inc.mode); why != "" {
+				next = &untrusted{file: arg, why: why, inc: arg}
 			}
-			if err := p.add(more, env, depth+1, next); err != nil {
+			if err := p.add(inc.targets, env, depth+1, next); err != nil {
 				return err
 			}
 		default:
@@ -259,71 +285,107 @@ func (p *Plan) add(targets []string, env *Env, depth int, from *untrusted) error
 	return nil
 }
 
-// ReadInclude reads an :include: file: one or more targets a line, '#'
-// comments. A missing or unsafe file is a temporary failure, so the mail
-// stays queued while the admin fixes it. It does not judge the file's
-// owner: Expand does.
-func ReadInclude(path string) ([]string, error) {
-	ts, _, err := readInclude(path)
-	return ts, err
+// include is what an :include: file gives.
+type include struct {
+	targets      []string
+	bad          []string // one line for each target skipped for its syntax
+	owner, group int      // as opened: a symbolic link counts as the file it leads to
+	mode         fs.FileMode
 }
 
-// readInclude is ReadInclude, also returning the uid owning the file (as
-// opened: a symbolic link counts as the file it leads to).
-func readInclude(path string) ([]string, int, error) {
+// readInclude reads an :include: file: one or more targets a line, '#'
+// comments. A missing or unsafe file is a temporary failure, so the mail
+// stays queued while the admin fixes it. A target with a syntax error is
+// left out and named in bad (file:line and what is wrong). It does not
+// judge the file's owner and mode: Expand does.
+func readInclude(path string) (*include, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, 0, qerr.Wrap(err, false, fmt.Sprintf("Unable to read include file %s: file does not exist. (#4.2.1)", path))
+			return nil, qerr.Wrap(err, false, fmt.Sprintf("Unable to read include file %s: file does not exist. (#4.2.1)", path))
 		}
-		return nil, 0, qerr.Wrap(err, false, fmt.Sprintf("Unable to read include file %s: %v. (#4.2.1)", path, errors.Unwrap(err)))
+		return nil, qerr.Wrap(err, false, fmt.Sprintf("Unable to read include file %s: %v. (#4.2.1)", path, errors.Unwrap(err)))
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return nil, 0, qerr.Wrap(err, false, fmt.Sprintf("Unable to stat include file %s. (#4.3.0)", path))
+		return nil, qerr.Wrap(err, false, fmt.Sprintf("Unable to stat include file %s. (#4.3.0)", path))
 	}
 	if !st.Mode().IsRegular() {
-		return nil, 0, qerr.Temp("Include file %s is not a regular file. (#4.7.0)", path)
+		return nil, qerr.Temp("Include file %s is not a regular file. (#4.7.0)", path)
 	}
 	if st.Mode().Perm()&0002 != 0 {
-		return nil, 0, qerr.Temp("Uh-oh: include file %s is writable by others. (#4.7.0)", path)
+		return nil, qerr.Temp("Uh-oh: include file %s is writable by others. (#4.7.0)", path)
 	}
 	sys, ok := st.Sys().(*syscall.Stat_t)
 	if !ok {
-		return nil, 0, qerr.Temp("Unable to find the owner of include file %s. (#4.3.0)", path)
+		return nil, qerr.Temp("Unable to find the owner of include file %s. (#4.3.0)", path)
 	}
 	b, err := io.ReadAll(io.LimitReader(f, int64(MaxIncludeSize)+1))
 	if err != nil {
-		return nil, 0, qerr.Wrap(err, false, fmt.Sprintf("Unable to read include file %s. (#4.3.0)", path))
+		return nil, qerr.Wrap(err, false, fmt.Sprintf("Unable to read include file %s. (#4.3.0)", path))
 	}
 	if len(b) > MaxIncludeSize {
-		return nil, 0, qerr.Temp("Include file %s is larger than %d MB. (#4.3.0)", path, MaxIncludeSize>>20)
+		return nil, qerr.Temp("Include file %s is larger than %d MB. (#4.3.0)", path, MaxIncludeSize>>20)
 	}
-	ts, err := ParseList(string(b))
-	return ts, int(sys.Uid), err
+	inc := &include{owner: int(sys.Uid), group: int(sys.Gid), mode: st.Mode()}
+	var bad []badTarget
+	inc.targets, bad = scanList(string(b))
+	for _, e := range bad {
+		inc.bad = append(inc.bad, fmt.Sprintf("%s:%d: syntax error in :include: file, target skipped: %s (#5.2.4)", path, e.line, e.msg))
+	}
+	return inc, nil
 }
 
-// ParseList parses a .forward or :include: file: comma-separated targets on
-// any number of lines, lines starting with '#' ignored.
-func ParseList(s string) ([]string, error) {
-	var all []string
-	for _, line := range strings.Split(s, "\n") {
+// badTarget is a target of a forwarding list with a syntax error.
+type badTarget struct {
+	line int
+	msg  string
+}
+
+// scanList reads a .forward or :include: file: comma-separated targets
+// on any number of lines, lines starting with '#' ignored. It returns the
+// good targets and, with its line, each bad one.
+func scanList(s string) (targets []string, bad []badTarget) {
+	for i, line := range strings.Split(s, "\n") {
 		if t := strings.TrimSpace(line); t == "" || strings.HasPrefix(t, "#") {
 			continue
 		}
-		ts, err := aliases.SplitTargets(line)
-		if err != nil {
-			return nil, qerr.Perm("Syntax error in forwarding list: %v. (#5.2.4)", err)
+		good, errs := aliases.ScanTargets(line)
+		for _, g := range good {
+			targets = append(targets, g.Text)
 		}
-		for _, t := range ts {
-			if msg := aliases.CheckTarget(t); msg != "" {
-				return nil, qerr.Perm("Syntax error in forwarding list: %s. (#5.2.4)", msg)
-			}
+		for _, e := range errs {
+			bad = append(bad, badTarget{i + 1, e.Msg})
 		}
-		all = append(all, ts...)
 	}
-	return all, nil
+	return targets, bad
+}
+
+// ParseList parses a .forward file: comma-separated targets on any number
+// of lines, lines starting with '#' ignored. Any bad target is a
+// permanent error naming its line, and nothing of the file is used.
+func ParseList(s string) ([]string, error) {
+	return parseFile("", s)
+}
+
+// parseFile is ParseList for the file name (its errors say name:line).
+// A .forward is the user's own: as qmail's dot-forward did, a syntax
+// error in it delivers nothing, rather than a part of what it asks.
+func parseFile(name, s string) ([]string, error) {
+	ts, bad := scanList(s)
+	if len(bad) == 0 {
+		return ts, nil
+	}
+	where := fmt.Sprintf("line %d", bad[0].line)
+	if name != "" {
+		where = fmt.Sprintf("%s:%d", name, bad[0].line)
+	}
+	more := ""
+	if len(bad) > 1 {
+		more = fmt.Sprintf(" (and %d more)", len(bad)-1)
+	}
+	return nil, qerr.Perm("Syntax error in forwarding list: %s: %s%s. (#5.2.4)", where, bad[0].msg, more)
 }
 
 // Message gives repeated access to the message from its start.
@@ -333,7 +395,9 @@ type Message interface {
 }
 
 // Seekable returns stdin if it can be rewound, else a copy of it in an
-// unlinked temporary file.
+// unlinked temporary file. Either way the message is returned at its
+// first byte: a caller may hand it to a program at once (condredirect(1)
+// runs its test program before anything rewinds it).
 func Seekable(in *os.File) (Message, error) {
 	if _, err := in.Seek(0, io.SeekStart); err == nil {
 		return in, nil
@@ -346,6 +410,10 @@ func Seekable(in *os.File) (Message, error) {
 	if _, err := io.Copy(tmp, in); err != nil {
 		tmp.Close()
 		return nil, qerr.Wrap(err, false, "Unable to read message. (#4.3.0)")
+	}
+	if err := rewind(tmp); err != nil {
+		tmp.Close()
+		return nil, err
 	}
 	return tmp, nil
 }

@@ -218,15 +218,17 @@ func TestParseListRefusesControlBytes(t *testing.T) {
 		"\"a@b\rc@d\"\n",
 	} {
 		_, err := ParseList(list)
-		if err == nil || !qerr.IsPerm(err) || !strings.HasPrefix(err.Error(), "Syntax error in forwarding list: NUL, CR or LF in target ") ||
+		if err == nil || !qerr.IsPerm(err) || !strings.HasPrefix(err.Error(), "Syntax error in forwarding list: line 1: NUL, CR or LF in target ") ||
 			!strings.HasSuffix(err.Error(), ". (#5.2.4)") {
 			t.Errorf("ParseList(%q): err %v, want a permanent syntax error", list, err)
 		}
 	}
+	// In an :include: file the target is skipped (nothing is left here:
+	// a bounce naming the line).
 	inc := filepath.Join(t.TempDir(), "team")
 	os.WriteFile(inc, []byte("carol@example.net\x00Tinjected@evil.example\n"), 0644)
 	if _, err := Expand([]string{":include:" + inc}, &Env{}); err == nil || !qerr.IsPerm(err) ||
-		!strings.Contains(err.Error(), "Syntax error in forwarding list") {
+		!strings.HasPrefix(err.Error(), inc+":1: syntax error in :include: file, target skipped: NUL, CR or LF in target ") {
 		t.Errorf("include with NUL: err %v, want a permanent syntax error", err)
 	}
 }

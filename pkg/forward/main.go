@@ -34,9 +34,10 @@ func fail(w io.Writer, err error) int {
 	return qerr.ExitCode(err)
 }
 
-// warnRefused prints a warning for each program or file target left out
-// of an :include: file. qmail-local passes a program's output into the
-// delivery report, so each reaches qmail-send's log.
+// warnRefused prints a warning for each target left out of an :include:
+// file (a program or file target of a file not to be trusted with them,
+// a target with a syntax error). qmail-local passes a program's output
+// into the delivery report, so each reaches qmail-send's log.
 func warnRefused(w io.Writer, prog string, p *Plan) {
 	for _, r := range p.Refused {
 		fmt.Fprintf(w, "%s: warning: %s\n", prog, r)
@@ -149,7 +150,7 @@ func DotForwardMain(root string, args []string, stdin *os.File, stdout io.Writer
 	if err != nil {
 		return fail(stdout, qerr.Wrap(err, false, fmt.Sprintf("Unable to read %s. (#4.3.0)", path)))
 	}
-	targets, err := ParseList(string(b))
+	targets, err := parseFile(path, string(b))
 	if err != nil {
 		return fail(stdout, err)
 	}
