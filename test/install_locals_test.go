@@ -62,12 +62,14 @@ func TestInstallLocalhostStaysLocal(t *testing.T) {
 	}
 	sys.Stop(t)
 
-	// A tree made before: its locals lack the name.
+	// A tree made before: its locals and rcpthosts lack the name (a new
+	// install writes it to both, and -check says so).
 	tr.Control("locals", "laptop.test\nlocalhost\n")
+	tr.Control("rcpthosts", "laptop.test\nlocalhost\n")
 	out, code := tr.Run(t, nil, "qmail-install", "-root", tr.Root, "-check")
 	want := "qmail-install: warning: control/locals: lacks localhost.laptop.test, the domain qmail-inject and sendmail give mail to user@localhost " +
 		"(they append .laptop.test, from control/defaultdomain, to a host without a dot): such mail is not local and is sent away; " +
-		"add the line localhost.laptop.test to control/locals (as a new install does), then run qmailctl reload\n"
+		"add the line localhost.laptop.test to control/locals and to control/rcpthosts (as a new install does), then run qmailctl reload\n"
 	if code != 100 || out != want {
 		t.Errorf("-check of old locals: exit %d\n got %q\nwant %q", code, out, want)
 	}

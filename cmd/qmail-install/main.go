@@ -4,10 +4,15 @@
 // groups, owners and modes; missing users and groups are created with
 // groupadd/useradd) or as an ordinary user (everything owned by the caller;
 // etc/ids says "shared yes"). Reads no fds; writes diagnostics to fd 2.
-// As root it works in directories qmail's users own: below the root it
-// never follows a symbolic link and replaces a file with extra hard
-// links rather than change it (qmail-install(8), Links); -check does not
-// follow one either, and examines nothing below a directory that is one.
+// As root it works in directories qmail's users own: there it never
+// follows a symbolic link and replaces a file with extra hard links
+// rather than change it; a link in root's own directories (the root,
+// bin/, control/, etc/, users/) is followed, its target's owner and mode
+// left as they are (qmail-install(8), Links). What qmail-send holds open
+// in queue/lock is not replaced while it runs (the flock on sendmutex is
+// tried first; held, the run exits 111). -check follows links as the
+// repair does, and examines nothing below a directory that is a link it
+// does not follow.
 //
 //	qmail-install [-root DIR] [-me NAME] [-uid-base N] [-check]
 //

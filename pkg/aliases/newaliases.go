@@ -14,6 +14,7 @@ import (
 	"github.com/hqmail/hqmail/pkg/cdb"
 	"github.com/hqmail/hqmail/pkg/control"
 	"github.com/hqmail/hqmail/pkg/qerr"
+	"github.com/hqmail/hqmail/pkg/qhome"
 )
 
 // Source returns the aliases file of the tree at root.
@@ -174,6 +175,14 @@ func NewaliasesMain(root string, args []string, stdout, stderr io.Writer) int {
 	for _, a := range as {
 		if dot := shadow(filepath.Join(root, "alias"), a.Name); dot != "" {
 			fmt.Fprintf(stderr, "newaliases: %s:%d: warning: %s exists and takes precedence over alias %q\n", a.File, a.Line, dot, a.Name)
+		}
+	}
+	// Lines fastforward will skip in :include: files of other users. The
+	// alias user is known from etc/ids; without it there is no tree
+	// to deliver through, and nothing to say.
+	if ids, err := qhome.LoadIDs(root); err == nil {
+		for _, w := range includeWarnings(as, ids.Alias.UID) {
+			fmt.Fprintf(stderr, "newaliases: %s\n", w)
 		}
 	}
 	if *check {

@@ -55,7 +55,7 @@ func (c *cmd) status() int {
 			continue
 		}
 		holds[ch] = h
-		line := ch + ": " + h.Describe()
+		line := ch + ": " + describeHold(h)
 		if h.Set {
 			line += c.since(st, ch, filepath.Join(dir, name))
 		}
@@ -123,6 +123,20 @@ func (c *cmd) status() int {
 		}
 	}
 	return code
+}
+
+// describeHold is h.Describe, but a hold of everything that lists
+// domains below its "*" line (qmailctl hold remote over domains held by
+// name) also names them: they stay held when everything is released.
+func describeHold(h hold.Flag) string {
+	if !h.Set || !h.All || len(h.Domains) == 0 {
+		return h.Describe()
+	}
+	stay := h.Domains[0] + " stays"
+	if n := len(h.Domains) - 1; n > 0 {
+		stay = fmt.Sprintf("%s and %d more stay", h.Domains[0], n)
+	}
+	return "held (all destinations; " + stay + " held after a release)"
 }
 
 // since describes when a hold began: qmail-send's since-CHANNEL when it

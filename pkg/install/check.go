@@ -105,24 +105,76 @@ func Check(root string) ([]string, error) {
 // it is examined, so that no owner, mode or search permission of the
 // link's target is reported, and no chmod or chown advised, that would
 // reach outside the tree. A missing directory is no obstacle: the
-// entries below it say they are missing.
+// entries below it say they are missing. A link in one of root's
+// directories (linkFollowed: control -> /etc/qmail) is followed, as the
+// repair follows it, and blocks only when it leads to no directory.
 func wayBlocked(root, rel string) bool {
 	dir := filepath.Dir(filepath.Clean(rel))
 	if dir == "." {
 		return false
 	}
-	cur := root
+	cur, parent := root, "."
 	for _, name := range strings.Split(dir, "/") {
 		cur = filepath.Join(cur, name)
 		fi, err := os.Lstat(cur)
 		if err != nil {
 			return false
 		}
+		if fi.Mode()&fs.ModeSymlink != 0 && linkFollowed(root, parent) {
+			if fi, err = os.Stat(cur); err != nil {
+				return true
+			}
+		}
 		if !fi.IsDir() {
 			return true
 		}
+		parent = filepath.Join(parent, name)
 	}
 	return false
+}
+
+// linkFollowed reports whether a symbolic link in the directory rel of
+// the tree at root is followed, as the repair follows it (walker.follows,
+// for the user the tree is for): rel is one of rootDirs and, as reached,
+// belongs to root or to the owner of the tree's root, and no group or
+// others may write it.
+func linkFollowed(root, rel string) bool {
+	rel = filepath.Clean(rel)
+	if !rootDirs[rel] {
+		return false
+	}
+	var r, d syscall.Stat_t
+	if syscall.Stat(root, &r) != nil || syscall.Stat(filepath.Join(root, rel), &d) != nil {
+		return false
+	}
+	return (d.Uid == 0 || d.Uid == r.Uid) && d.Mode&0o022 == 0
+}
+
+// followedEntry compares e, a symbolic link in one of root's directories
+// that the repair follows, with its entry: its target must be of the
+// entry's kind. Its owner and mode are the administrator's choice (the
+// repair leaves them), so they are not compared.
+func followedEntry(root string, e Entry) []string {
+	below := ""
+	if e.Kind == Dir {
+		below = "; nothing below it was checked"
+	}
+	fi, err := os.Stat(filepath.Join(root, e.Path))
+	if err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return []string{fmt.Sprintf("%s: is a symbolic link that cannot be followed (%v), want a %s%s", e.Path, err, e.Kind, below)}
+	}
+	want := e.Kind
+	if want == Prog {
+		want = File
+	}
+	if kindOf(fi) != want {
+		return []string{fmt.Sprintf("%s: is a symbolic link to a %s, want a %s%s", e.Path, kindName(fi), e.Kind, below)}
+	}
+	return nil
 }
 
 // unreachableRoot names qmail's users that cannot search the directories
@@ -205,13 +257,13 @@ func localhostLocal(root string) []string {
 		return nil
 	}
 	form := "localhost." + dom
-	locals, ok, err := d.ReadList("locals")
+	locals, localsOK, err := d.ReadList("locals")
 	if err != nil {
 		return nil
 	}
 	what := "control/locals: lacks " + form
 	fix := "add the line " + form + " to control/locals"
-	if !ok {
+	if !localsOK {
 		if !meOK || me == "" {
 			return nil
 		}
@@ -219,17 +271,36 @@ func localhostLocal(root string) []string {
 		what = "control/locals: missing, so only control/me " + me + " is local, not " + form
 		fix = "write " + me + ", localhost and " + form + " to control/locals, one a line"
 	}
-	for _, l := range locals {
-		if strings.EqualFold(l, form) {
-			return nil
-		}
+	if has(locals, form) {
+		return nil
 	}
 	if vd, _, err := d.ReadList("virtualdomains"); err != nil || virtualLocal(control.KeyMap(vd), strings.ToLower(form)) {
 		return nil
 	}
+	// A new install lists the name in rcpthosts too (qmail-smtpd takes
+	// mail for it). Only an existing rcpthosts that lacks it is named: a
+	// missing one accepts every domain, and a new one would refuse all
+	// the others.
+	if rh, ok, err := d.ReadList("rcpthosts"); err == nil && ok && !has(rh, form) {
+		if localsOK {
+			fix += " and to control/rcpthosts"
+		} else {
+			fix += ", and add the line " + form + " to control/rcpthosts"
+		}
+	}
 	return []string{fmt.Sprintf("%s, the domain qmail-inject and sendmail give mail to user@localhost "+
 		"(they append .%s, from %s, to a host without a dot): such mail is not local and is sent away; %s "+
 		"(as a new install does), then run qmailctl reload", what, dom, why, fix)}
+}
+
+// has reports whether list holds name, compared without case.
+func has(list []string, name string) bool {
+	for _, l := range list {
+		if strings.EqualFold(l, name) {
+			return true
+		}
+	}
+	return false
 }
 
 // virtualLocal reports whether control/virtualdomains (m, keys
@@ -547,6 +618,9 @@ func compareEntry(root string, e Entry, own *owners) []string {
 	}
 	var out []string
 	fi, err := lstat(p)
+	if err == nil && e.Path != "." && fi.Mode()&fs.ModeSymlink != 0 && linkFollowed(root, filepath.Dir(e.Path)) {
+		return followedEntry(root, e)
+	}
 	if err == nil {
 		want := e.Kind
 		if want == Prog {
@@ -601,6 +675,10 @@ func linksLine(p, rel string, st *syscall.Stat_t, own *owners) string {
 	var dir syscall.Stat_t
 	if syscall.Stat(filepath.Dir(p), &dir) == nil && dir.Uid == 0 && dir.Mode&0o022 == 0 {
 		return ""
+	}
+	if sendHeld[rel] {
+		// Not while qmail-send runs (running.go).
+		return fmt.Sprintf("%s: %d hard links, want 1 (a re-run with qmail-send stopped replaces it)", rel, uint64(st.Nlink))
 	}
 	return fmt.Sprintf("%s: %d hard links, want 1 (a re-run replaces it)", rel, uint64(st.Nlink))
 }

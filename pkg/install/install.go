@@ -87,6 +87,9 @@ func Install(opt Options) error {
 			return qerr.Wrap(err, false, err.Error())
 		}
 	}
+	// qmail-send's lock, if the repair took it to replace what
+	// qmail-send holds open (running.go): a qmail-send may start now.
+	w.releaseSend()
 	steps := []func() error{
 		func() error { return w.repairSendFiles(own) },
 		func() error { return w.copyPrograms(opt, own) },
@@ -249,7 +252,7 @@ func (w *walker) copyProgram(src string, bin int, name string, own *owners) erro
 			return fmt.Errorf("copy %s: %v", src, err)
 		}
 		return nil
-	}, uid, gid, pe.Mode)
+	}, uid, gid, pe.Mode, nil)
 }
 
 // readIDs reads etc/ids as an earlier install wrote it.
@@ -275,7 +278,7 @@ func (w *walker) writeIDs(ids *qhome.IDs, own *owners) error {
 		return err
 	}
 	data := []byte(ids.Format())
-	return w.placeAt(etc, qhome.IDsFile, false, func(f *os.File) error { _, err := f.Write(data); return err }, uid, gid, 0o644)
+	return w.placeAt(etc, qhome.IDsFile, false, func(f *os.File) error { _, err := f.Write(data); return err }, uid, gid, 0o644, nil)
 }
 
 // DefaultControl returns the control files qmail-install creates when
@@ -451,14 +454,22 @@ func (w *walker) writeUsers(root string, ids *qhome.IDs, homeUser string, catchA
 			return err
 		}
 	}
-	// users/cdb compiled from it, as qmail-newu does; not through a link.
-	if st, _, err := statAt(dir, "assign"); err != nil {
+	// users/cdb compiled from it, as qmail-newu does. users/ is root's:
+	// a link there is root's choice, and is read through (readFile).
+	st, _, err := statAt(dir, "assign")
+	if err != nil {
 		return fmt.Errorf("unable to stat %s: %v", w.path("users/assign"), err)
-	} else if st.Mode&unix.S_IFMT != unix.S_IFREG {
+	}
+	link := st.Mode&unix.S_IFMT == unix.S_IFLNK && w.follows("users", dir)
+	if st.Mode&unix.S_IFMT != unix.S_IFREG && !link {
 		w.skip("users/assign", File, &st)
 		return nil
 	}
 	b, err := w.readFile("users/assign")
+	if err != nil && link {
+		w.problem("%s: a symbolic link that cannot be read as a file (%v); %s was not rebuilt", w.path("users/assign"), err, "users/cdb")
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("users/assign: %v", err)
 	}
@@ -479,7 +490,7 @@ func (w *walker) writeUsers(root string, ids *qhome.IDs, homeUser string, catchA
 	}
 	data := db.Bytes()
 	copy(data, hdr[:])
-	return w.placeAt(dir, "users/cdb", false, func(f *os.File) error { _, err := f.Write(data); return err }, uid, gid, 0o644)
+	return w.placeAt(dir, "users/cdb", false, func(f *os.File) error { _, err := f.Write(data); return err }, uid, gid, 0o644, nil)
 }
 
 // resolveIDs decides the ids of the tree. As an ordinary user: the caller

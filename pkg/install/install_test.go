@@ -1,6 +1,7 @@
 package install
 
 import (
+	"cmp"
 	"errors"
 	"os"
 	"path/filepath"
@@ -679,8 +680,10 @@ func TestInstallLocalsLocalhost(t *testing.T) {
 
 // TestCheckLocalhostLocal: -check names a control/locals (of a tree made
 // before it held localhost.DEFAULTDOMAIN) that lacks the name
-// qmail-inject gives user@localhost, with the line to add; a name
-// control/virtualdomains delivers locally is no deviation.
+// qmail-inject gives user@localhost, with the line to add, to
+// control/rcpthosts too when that one exists and lacks it (a new install
+// writes it to both); a name control/virtualdomains delivers locally is
+// no deviation.
 func TestCheckLocalhostLocal(t *testing.T) {
 	root, _ := installed(t)
 	ctl := func(name, data string) {
@@ -694,36 +697,50 @@ func TestCheckLocalhostLocal(t *testing.T) {
 		}
 	}
 	const tail = ": such mail is not local and is sent away; "
+	// rcpthosts as an old install wrote it, unless a case says otherwise.
+	const oldRcpt = "laptop.test\nlocalhost\n"
 	for _, tc := range []struct {
 		name                         string
 		me, dom, locals, vdoms, want string
+		rcpthosts                    string
 	}{
 		{"old locals", "laptop.test\n", "laptop.test\n", "laptop.test\nlocalhost\n", "-",
 			"control/locals: lacks localhost.laptop.test, the domain qmail-inject and sendmail give mail to user@localhost " +
 				"(they append .laptop.test, from control/defaultdomain, to a host without a dot)" + tail +
-				"add the line localhost.laptop.test to control/locals (as a new install does), then run qmailctl reload"},
+				"add the line localhost.laptop.test to control/locals and to control/rcpthosts (as a new install does), then run qmailctl reload", ""},
+		{"old locals, rcpthosts has it", "laptop.test\n", "laptop.test\n", "laptop.test\nlocalhost\n", "-",
+			"control/locals: lacks localhost.laptop.test, the domain qmail-inject and sendmail give mail to user@localhost " +
+				"(they append .laptop.test, from control/defaultdomain, to a host without a dot)" + tail +
+				"add the line localhost.laptop.test to control/locals (as a new install does), then run qmailctl reload",
+			"laptop.test\nLocalhost.Laptop.Test\n"},
+		{"old locals, no rcpthosts", "laptop.test\n", "laptop.test\n", "laptop.test\nlocalhost\n", "-",
+			"control/locals: lacks localhost.laptop.test, the domain qmail-inject and sendmail give mail to user@localhost " +
+				"(they append .laptop.test, from control/defaultdomain, to a host without a dot)" + tail +
+				"add the line localhost.laptop.test to control/locals (as a new install does), then run qmailctl reload", "-"},
 		{"no defaultdomain", "laptop.test\n", "-", "laptop.test\nlocalhost\n", "-",
 			"control/locals: lacks localhost.laptop.test, the domain qmail-inject and sendmail give mail to user@localhost " +
 				"(they append .laptop.test, from control/me, as control/defaultdomain is missing, to a host without a dot)" + tail +
-				"add the line localhost.laptop.test to control/locals (as a new install does), then run qmailctl reload"},
+				"add the line localhost.laptop.test to control/locals and to control/rcpthosts (as a new install does), then run qmailctl reload", ""},
 		{"no locals", "mail.example.com\n", "example.com\n", "-", "-",
 			"control/locals: missing, so only control/me mail.example.com is local, not localhost.example.com, the domain qmail-inject " +
 				"and sendmail give mail to user@localhost (they append .example.com, from control/defaultdomain, to a host without a dot)" + tail +
-				"write mail.example.com, localhost and localhost.example.com to control/locals, one a line (as a new install does), then run qmailctl reload"},
-		{"case", "laptop.test\n", "Laptop.Test\n", "LOCALHOST.laptop.TEST\n", "-", ""},
-		{"virtual", "laptop.test\n", "laptop.test\n", "laptop.test\n", "localhost.laptop.test:alias\n", ""},
-		{"virtual suffix", "laptop.test\n", "laptop.test\n", "laptop.test\n", ".laptop.test:alias\n", ""},
-		{"virtual catch-all", "laptop.test\n", "laptop.test\n", "laptop.test\n", ":alias\n", ""},
+				"write mail.example.com, localhost and localhost.example.com to control/locals, one a line, " +
+				"and add the line localhost.example.com to control/rcpthosts (as a new install does), then run qmailctl reload", ""},
+		{"case", "laptop.test\n", "Laptop.Test\n", "LOCALHOST.laptop.TEST\n", "-", "", ""},
+		{"virtual", "laptop.test\n", "laptop.test\n", "laptop.test\n", "localhost.laptop.test:alias\n", "", ""},
+		{"virtual suffix", "laptop.test\n", "laptop.test\n", "laptop.test\n", ".laptop.test:alias\n", "", ""},
+		{"virtual catch-all", "laptop.test\n", "laptop.test\n", "laptop.test\n", ":alias\n", "", ""},
 		{"virtual exception", "laptop.test\n", "laptop.test\n", "laptop.test\n", "localhost.laptop.test:\n:alias\n",
-			"control/locals: lacks localhost.laptop.test, "},
+			"control/locals: lacks localhost.laptop.test, ", ""},
 		{"dotless me, localdomain", "vm\n", "localdomain\n", "vm\nlocalhost\nvm.localdomain\n", "-",
-			"control/locals: lacks localhost.localdomain, "},
-		{"new dotless", "vm\n", "localdomain\n", "vm\nlocalhost\nvm.localdomain\nlocalhost.localdomain\n", "-", ""},
+			"control/locals: lacks localhost.localdomain, ", ""},
+		{"new dotless", "vm\n", "localdomain\n", "vm\nlocalhost\nvm.localdomain\nlocalhost.localdomain\n", "-", "", ""},
 	} {
 		ctl("me", tc.me)
 		ctl("defaultdomain", tc.dom)
 		ctl("locals", tc.locals)
 		ctl("virtualdomains", tc.vdoms)
+		ctl("rcpthosts", cmp.Or(tc.rcpthosts, oldRcpt))
 		dev, err := Check(root)
 		switch {
 		case err != nil:

@@ -121,15 +121,16 @@ func decoy(t *testing.T, rel string, full bool) string {
 }
 
 // TestRepairDoesNotFollowDirLinks: a symbolic link in place of any
-// directory of the table (a qmail user can put one in a directory it
-// owns: queue/info -> /somewhere, alias/Maildir -> /var) is reported and
-// left alone with everything below it, never followed: nothing outside
-// the tree changes owner or mode, and nothing is made there, whether the
-// link's target holds what the repair would fix or is empty.
+// directory of the table in a directory a qmail user owns (queue/info ->
+// /somewhere, alias/Maildir -> /var) is reported and left alone with
+// everything below it, never followed: nothing outside the tree changes
+// owner or mode, and nothing is made there, whether the link's target
+// holds what the repair would fix or is empty. The message says what to
+// do. (Links in root's directories: TestRepairFollowsRootLinks.)
 func TestRepairDoesNotFollowDirLinks(t *testing.T) {
 	root, o := installed(t)
 	for _, e := range Tree("") {
-		if e.Kind != Dir || e.Path == "." {
+		if e.Kind != Dir || e.Path == "." || rootDirs[filepath.Dir(e.Path)] {
 			continue
 		}
 		// Of the split directories (queue/info/0..22), the first and
@@ -148,7 +149,9 @@ func TestRepairDoesNotFollowDirLinks(t *testing.T) {
 				t.Fatal(err)
 			}
 			err := Install(o)
-			want := p + ": is a symbolic link, want a directory: not followed; it and everything below it were left alone"
+			want := p + ": is a symbolic link, want a directory: not followed, as " + whyNotFollowed(filepath.Dir(e.Path)) +
+				"; it and everything below it were left alone " +
+				"(put the directory itself in its place, or remove the link, and run qmail-install again)"
 			if err == nil || !strings.Contains(err.Error(), want) {
 				t.Errorf("%s a link: error %v, want %q", e.Path, err, want)
 			}
@@ -168,8 +171,10 @@ func TestRepairDoesNotFollowDirLinks(t *testing.T) {
 }
 
 // TestRepairDoesNotFollowFileLinks: a symbolic link in place of a file,
-// FIFO or record of the tree is never followed: its target keeps its
-// owner, mode and contents.
+// FIFO or record of the tree in a directory a qmail user owns is never
+// followed: its target keeps its owner, mode and contents. In root's
+// directories a link is followed for reading, and its target's owner,
+// mode and contents are kept too.
 func TestRepairDoesNotFollowFileLinks(t *testing.T) {
 	root, o := installed(t)
 	table := map[string]bool{}
@@ -194,11 +199,17 @@ func TestRepairDoesNotFollowFileLinks(t *testing.T) {
 			t.Errorf("%s: the link is gone: %v", rel, lerr)
 		}
 		sameSnapshot(t, rel+" a link", before, snapshot(t, filepath.Dir(out)))
-		if table[rel] || rel == "users/assign" {
+		if table[rel] {
 			want := p + ": is a symbolic link, want a "
-			if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), ": not followed; left alone") {
+			if err == nil || !strings.Contains(err.Error(), want) ||
+				!strings.Contains(err.Error(), ": not followed, as "+whyNotFollowed(filepath.Dir(rel))+"; left alone") ||
+				!strings.Contains(err.Error(), "; left alone (put a ") {
 				t.Errorf("%s a link: error %v, want %q...", rel, err, want)
 			}
+		}
+		if rel == "users/assign" && (err == nil || !strings.Contains(err.Error(), "bad format in users/assign")) {
+			// Read through (it is no users/assign): that is said.
+			t.Errorf("users/assign a link to a bad file: %v", err)
 		}
 		os.Remove(p)
 		os.Rename(p+".saved", p)
@@ -388,8 +399,8 @@ func TestRepairHardLinks(t *testing.T) {
 	os.Chown(q("bounce", "heldmsgs"), ids.Qmails.UID, ids.Qmail)
 	os.Link(q("bounce", "heldmsgs"), q("bounce", "heldmsgs.old"))
 	dev, _ = Check(root)
-	for _, l := range []string{"queue/lock/sendstatus: 2 hard links, want 1 (a re-run replaces it)",
-		"queue/lock/trigger: 2 hard links, want 1 (a re-run replaces it)",
+	for _, l := range []string{"queue/lock/sendstatus: 2 hard links, want 1 (a re-run with qmail-send stopped replaces it)",
+		"queue/lock/trigger: 2 hard links, want 1 (a re-run with qmail-send stopped replaces it)",
 		"queue/bounce/heldmsgs: 2 hard links, want 1 (a re-run replaces it)"} {
 		if !slices.Contains(dev, l) {
 			t.Errorf("check: %q lacks %q", dev, l)
@@ -542,23 +553,18 @@ func TestCheckDoesNotFollowDirLinks(t *testing.T) {
 	undo1()
 	undo2()
 
-	// Every directory of the table (of the split ones, the first and the
-	// last), each a link to a directory of root's holding what the table
-	// puts below it.
+	// Every directory of the table in a directory a qmail user owns (of
+	// the split ones, the first and the last), each a link to a
+	// directory of root's holding what the table puts below it. (Links
+	// in root's directories: TestRepairFollowsRootLinks.)
 	for _, e := range Tree("") {
-		if e.Kind != Dir || e.Path == "." {
+		if e.Kind != Dir || e.Path == "." || rootDirs[filepath.Dir(e.Path)] {
 			continue
 		}
 		if n := filepath.Base(e.Path); n != "0" && n != strconv.Itoa(qhome.Split-1) && strings.Trim(n, "0123456789") == "" {
 			continue
 		}
 		out := decoy(t, e.Path, true)
-		if e.Path == "etc" {
-			// Only root can put a link there (the root is root's):
-			// etc/ids is read through it.
-			b, _ := os.ReadFile(filepath.Join(root, qhome.IDsFile))
-			os.WriteFile(filepath.Join(out, "ids"), b, 0o600)
-		}
 		lockDown(t, out)
 		undo := link(e.Path, out)
 		dev, err := Check(root)

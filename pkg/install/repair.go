@@ -2,6 +2,7 @@ package install
 
 import (
 	"fmt"
+	"path/filepath"
 
 	"golang.org/x/sys/unix"
 
@@ -47,6 +48,9 @@ func (w *walker) applyDir(e Entry, uid, gid int) error {
 	if err != nil {
 		return err
 	}
+	if w.linked[e.Path] {
+		return nil // root's own link: its target is left as it is
+	}
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		return err
@@ -66,11 +70,19 @@ func (w *walker) applyFile(e Entry, uid, gid int) error {
 	if err != nil {
 		return fmt.Errorf("unable to stat %s: %v", w.path(e.Path), err)
 	}
+	if exists && st.Mode&unix.S_IFMT == unix.S_IFLNK && w.follows(filepath.Dir(e.Path), dir) {
+		// root's own link in root's directory.
+		w.followLink(dir, e.Path)
+		return nil
+	}
 	if exists && statKind(st.Mode) != e.Kind {
 		// A wrong kind is repaired only for the FIFO (a plain file left
 		// where the trigger belongs); anything else needs a human.
 		if e.Kind != Fifo || st.Mode&unix.S_IFMT != unix.S_IFREG {
 			w.skip(e.Path, e.Kind, &st)
+			return nil
+		}
+		if w.leaveHeld(e.Path, "is a regular file, want a fifo") {
 			return nil
 		}
 		if err := unix.Unlinkat(dir, name, 0); err != nil && err != unix.ENOENT {
@@ -108,6 +120,9 @@ func (w *walker) applyFile(e Entry, uid, gid int) error {
 	if statKind(st.Mode) != e.Kind {
 		w.skip(e.Path, e.Kind, &st)
 		return nil
+	}
+	if replaces(dir, &st) && w.leaveHeld(e.Path, fmt.Sprintf("%d hard links", st.Nlink)) {
+		return nil // neither replaced nor changed in place
 	}
 	init, keep := e.Init, true
 	if e.Path == "queue/lock/tcpto" {
@@ -171,7 +186,17 @@ func (w *walker) repairExisting(e Entry, own *owners, keepOwner bool) error {
 	if err != nil {
 		return err
 	}
-	if st, exists, err := statAt(dir, name); err != nil || !exists || st.Mode&unix.S_IFMT != unix.S_IFREG {
+	st, exists, err := statAt(dir, name)
+	if err != nil || !exists {
+		return nil
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFLNK && w.follows(filepath.Dir(e.Path), dir) {
+		// root's own link in root's directory (users/assign,
+		// etc/aliases.cdb kept elsewhere): read through, never changed.
+		w.followLink(dir, e.Path)
+		return nil
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return nil
 	}
 	fd, st, err := openAt(dir, e.Path, unix.O_RDONLY)

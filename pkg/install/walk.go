@@ -23,13 +23,22 @@ import (
 // every change is made through the descriptor of the file itself or
 // relative to that of its directory: a directory once opened stays the
 // one that was checked, whatever is renamed later, and a symbolic link
-// met below the root is never followed. Only the root, given by the
+// met below the root is not followed. Only the root, given by the
 // administrator, is opened by its path.
+//
+// Except in the directories only root writes (the root itself, bin/,
+// control/, etc/ and users/ by the table, when they are root's and
+// writable by no group or others as opened): a link there was put by
+// root, and following it crosses no privilege. Such a link is followed
+// (control -> /etc/qmail, users/assign -> a file kept elsewhere), its
+// target's owner and mode are left as they are (said once on the log),
+// and what is below a followed directory is repaired as usual.
 
 // testHook, when set (tests only), is called with step "open" just
-// before a name below the root is opened, and "opened" just after a
-// directory was: a test changes the tree there, as a user racing the
-// repair would.
+// before a name below the root is opened, "opened" just after a
+// directory was, and "rename" just before a new file is renamed into
+// place: a test changes the tree there, as a user (or qmail-send)
+// racing the repair would.
 var testHook func(step, rel string)
 
 // errSkipped is the error of a path that was skipped (already reported).
@@ -40,6 +49,8 @@ type walker struct {
 	root     string
 	fds      map[string]int  // directory (relative, cleaned; "." the root) -> descriptor
 	skipped  map[string]bool // relative paths reported and left alone
+	linked   map[string]bool // symbolic links followed (in root's directories)
+	send     sendLock        // qmail-send's lock, when files it holds are replaced (running.go)
 	problems []string        // what was left alone, and why
 	log      io.Writer       // may be nil
 }
@@ -51,14 +62,99 @@ func openWalker(root string, log io.Writer) (*walker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("unable to open %s: %w", root, err)
 	}
-	return &walker{root: root, fds: map[string]int{".": fd}, skipped: map[string]bool{}, log: log}, nil
+	return &walker{root: root, fds: map[string]int{".": fd}, skipped: map[string]bool{}, linked: map[string]bool{}, log: log,
+		send: sendLock{fd: -1, newFd: -1}}, nil
 }
 
 func (w *walker) close() {
+	w.releaseSend()
 	for _, fd := range w.fds {
 		unix.Close(fd)
 	}
 	w.fds = nil
+}
+
+// rootDirs are the directories of the table that only root writes: the
+// root, bin/, control/, etc/ and users/ (home/ of a tree of an ordinary
+// user is not among them).
+var rootDirs = func() map[string]bool {
+	m := map[string]bool{}
+	for _, e := range Tree("") {
+		if e.Kind == Dir && e.Owner == "root" {
+			m[e.Path] = true
+		}
+	}
+	return m
+}()
+
+// tableDirOwner is the table's owner of each directory of a root tree.
+var tableDirOwner = func() map[string]string {
+	m := map[string]string{}
+	for _, e := range Tree("") {
+		if e.Kind == Dir {
+			m[e.Path] = e.Owner
+		}
+	}
+	return m
+}()
+
+// follows reports whether a symbolic link in the directory rel (open as
+// fd) is followed: rel is one of rootDirs and, as opened, writable only
+// by the user running the repair (onlyMine), so that the link can only
+// be that user's own.
+func (w *walker) follows(rel string, fd int) bool {
+	return rootDirs[filepath.Clean(rel)] && onlyMine(fd)
+}
+
+// whyNotFollowed says why a link in the directory rel is not followed.
+func whyNotFollowed(rel string) string {
+	rel = filepath.Clean(rel)
+	name := rel + "/"
+	if rel == "." {
+		name = "the tree's root"
+	}
+	me := "root"
+	if os.Geteuid() != 0 {
+		me = "you"
+	}
+	switch o := tableDirOwner[rel]; {
+	case rootDirs[rel]:
+		return name + " can be written by others than " + me
+	case o != "" && me == "root":
+		return name + " belongs to " + o
+	}
+	return "links are followed only in the tree's root, bin/, control/, etc/ and users/"
+}
+
+// linkTarget is what the link name in dir points to ("" when unknown).
+func linkTarget(dir int, name string) string {
+	buf := make([]byte, 4096)
+	n, err := unix.Readlinkat(dir, name, buf)
+	if err != nil {
+		return ""
+	}
+	return string(buf[:n])
+}
+
+// followLink records that the link rel (name in dir) is followed, and
+// says so on the log once.
+func (w *walker) followLink(dir int, rel string) {
+	if w.linked[rel] {
+		return
+	}
+	w.linked[rel] = true
+	if w.log != nil {
+		to := ""
+		if t := linkTarget(dir, filepath.Base(rel)); t != "" {
+			to = " to " + t
+		}
+		fmt.Fprintf(w.log, "qmail-install: warning: %s: a symbolic link%s; its target's owner and mode are left as they are\n", rel, to)
+	}
+}
+
+// problem records what was left alone, and why: the run exits 111.
+func (w *walker) problem(format string, a ...any) {
+	w.problems = append(w.problems, fmt.Sprintf(format, a...))
 }
 
 // path is rel as a full path, for messages only.
@@ -77,13 +173,23 @@ func (w *walker) skip(rel string, want Kind, st *unix.Stat_t) {
 		got = "a " + statKindName(st.Mode)
 	}
 	msg := fmt.Sprintf("%s: is %s, want a %s", w.path(rel), got, want)
-	if st != nil && st.Mode&unix.S_IFMT == unix.S_IFLNK {
-		msg += ": not followed"
+	link := st != nil && st.Mode&unix.S_IFMT == unix.S_IFLNK
+	if link {
+		msg += ": not followed, as " + whyNotFollowed(filepath.Dir(rel))
 	}
 	if want == Dir {
 		msg += "; it and everything below it were left alone"
 	} else {
 		msg += "; left alone"
+	}
+	if link {
+		// The link may be the administrator's own idea of a layout:
+		// say how to get what the tree needs.
+		what := "a " + want.String()
+		if want == Dir {
+			what = "the directory itself"
+		}
+		msg += " (put " + what + " in its place, or remove the link, and run qmail-install again)"
 	}
 	w.problems = append(w.problems, msg)
 }
@@ -109,15 +215,26 @@ func (w *walker) dir(rel string) (int, error) {
 	if testHook != nil {
 		testHook("open", rel)
 	}
-	fd, err := unix.Openat(parent, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	const flags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NONBLOCK | unix.O_CLOEXEC
+	fd, err := unix.Openat(parent, name, flags|unix.O_NOFOLLOW, 0)
 	if err == unix.ENOTDIR || err == unix.ELOOP {
 		var st unix.Stat_t
 		sp := &st
 		if unix.Fstatat(parent, name, &st, unix.AT_SYMLINK_NOFOLLOW) != nil {
 			sp = nil
 		}
-		w.skip(rel, Dir, sp)
-		return -1, errSkipped
+		if sp == nil || st.Mode&unix.S_IFMT != unix.S_IFLNK || !w.follows(filepath.Dir(rel), parent) {
+			w.skip(rel, Dir, sp)
+			return -1, errSkipped
+		}
+		// root's own link in root's directory: followed.
+		if fd, err = unix.Openat(parent, name, flags, 0); err != nil {
+			w.skipped[rel] = true
+			w.problem("%s: is a symbolic link to %s, which cannot be opened as a directory (%v); it and everything below it were left alone",
+				w.path(rel), linkTarget(parent, name), err)
+			return -1, errSkipped
+		}
+		w.followLink(parent, rel)
 	}
 	if err != nil {
 		return -1, fmt.Errorf("unable to open %s: %w", w.path(rel), err)
@@ -149,11 +266,16 @@ func statAt(dir int, name string) (st unix.Stat_t, exists bool, err error) {
 // without waiting on a FIFO and without taking a terminal, and stats what
 // it opened. A link there gives ELOOP.
 func openAt(dir int, rel string, flags int) (int, unix.Stat_t, error) {
+	return openAtFollow(dir, rel, flags|unix.O_NOFOLLOW)
+}
+
+// openAtFollow is openAt following a link, unless flags has O_NOFOLLOW.
+func openAtFollow(dir int, rel string, flags int) (int, unix.Stat_t, error) {
 	var st unix.Stat_t
 	if testHook != nil {
 		testHook("open", rel)
 	}
-	fd, err := unix.Openat(dir, filepath.Base(rel), flags|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	fd, err := unix.Openat(dir, filepath.Base(rel), flags|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return -1, st, err
 	}
@@ -165,14 +287,18 @@ func openAt(dir int, rel string, flags int) (int, unix.Stat_t, error) {
 }
 
 // readFile returns the contents of the regular file rel, reached as dir
-// reaches directories (a link anywhere below the root is not followed:
-// ELOOP for the file itself).
+// reaches directories: a link is not followed (ELOOP for the file
+// itself), but in root's directories (follows).
 func (w *walker) readFile(rel string) ([]byte, error) {
 	dir, _, err := w.parent(rel)
 	if err != nil {
 		return nil, err
 	}
-	fd, st, err := openAt(dir, rel, unix.O_RDONLY)
+	flags := unix.O_RDONLY | unix.O_NOFOLLOW
+	if w.follows(filepath.Dir(rel), dir) {
+		flags = unix.O_RDONLY
+	}
+	fd, st, err := openAtFollow(dir, rel, flags)
 	if err != nil {
 		return nil, err
 	}
@@ -237,8 +363,13 @@ func onlyMine(dir int) bool {
 // reported on the log: for a regular file with contents init, or with
 // the old contents when keep is set and they are no secret from uid (uid
 // owns the old file already). replaced says which.
+//
+// The old file must still be at rel when the new one is renamed there:
+// one its writer replaced meanwhile (qmail-send rewrites
+// queue/bounce/holdperiods by a rename) is left as that writer made it,
+// and the run asks for another (a problem).
 func (w *walker) settle(dir int, rel string, fd int, st *unix.Stat_t, uid, gid int, mode uint32, init []byte, keep bool) (replaced bool, err error) {
-	if st.Nlink <= 1 || onlyMine(dir) {
+	if !replaces(dir, st) {
 		return false, fixOwnerMode(fd, st, uid, gid, mode, w.path(rel))
 	}
 	fifo := st.Mode&unix.S_IFMT == unix.S_IFIFO
@@ -250,9 +381,25 @@ func (w *walker) settle(dir int, rel string, fd int, st *unix.Stat_t, uid, gid i
 	}
 	var fill func(*os.File) error
 	if !fifo {
-		fill = func(f *os.File) error { _, err := f.Write(data); return err }
+		fill = func(f *os.File) error {
+			if _, err := f.Write(data); err != nil {
+				return err
+			}
+			if rel == mutexRel {
+				// Locked before it is renamed into place, as the old
+				// one is: no qmail-send starts on it while the repair
+				// works in queue/lock.
+				return w.lockReplacement(f)
+			}
+			return nil
+		}
 	}
-	if err := w.placeAt(dir, rel, fifo, fill, uid, gid, mode); err != nil {
+	err = w.placeAt(dir, rel, fifo, fill, uid, gid, mode, st)
+	if err == errChanged {
+		w.problem("%s: %d hard links; it was replaced by another meanwhile, which was left as it is: run qmail-install again", w.path(rel), st.Nlink)
+		return false, nil
+	}
+	if err != nil {
 		return false, err
 	}
 	if w.log != nil {
@@ -261,12 +408,23 @@ func (w *walker) settle(dir int, rel string, fd int, st *unix.Stat_t, uid, gid i
 	return true, nil
 }
 
+// replaces reports whether settle replaces the file of stat st in the
+// directory dir rather than change it in place: it has more than one
+// link, in a directory another user can write.
+func replaces(dir int, st *unix.Stat_t) bool {
+	return st.Nlink > 1 && !onlyMine(dir)
+}
+
+// errChanged: the file to be replaced is no longer at its name.
+var errChanged = errors.New("changed meanwhile")
+
 // placeAt puts a new file (a FIFO when fifo is set) at rel in the
 // directory dir: made under a temporary name of its own (O_EXCL, never
 // through a link), filled by fill, given owner and mode through its
 // descriptor, synced, and renamed over rel. Whatever was at rel is
-// replaced, never written through.
-func (w *walker) placeAt(dir int, rel string, fifo bool, fill func(*os.File) error, uid, gid int, mode uint32) error {
+// replaced, never written through. With old set, rel must still be that
+// file just before the rename, else nothing is renamed (errChanged).
+func (w *walker) placeAt(dir int, rel string, fifo bool, fill func(*os.File) error, uid, gid int, mode uint32, old *unix.Stat_t) error {
 	name := filepath.Base(rel)
 	tmp := "." + name + ".new"
 	// A leftover of an interrupted run goes; a name that will not is
@@ -322,6 +480,16 @@ func (w *walker) placeAt(dir int, rel string, fifo bool, fill func(*os.File) err
 	if err := f.Close(); err != nil {
 		unix.Unlinkat(dir, tmp, 0)
 		return err
+	}
+	if testHook != nil {
+		testHook("rename", rel)
+	}
+	if old != nil {
+		var now unix.Stat_t
+		if err := unix.Fstatat(dir, name, &now, unix.AT_SYMLINK_NOFOLLOW); err != nil || now.Dev != old.Dev || now.Ino != old.Ino {
+			unix.Unlinkat(dir, tmp, 0)
+			return errChanged
+		}
 	}
 	if err := unix.Renameat(dir, tmp, dir, name); err != nil {
 		unix.Unlinkat(dir, tmp, 0)

@@ -1,0 +1,143 @@
+package install
+
+import (
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// A repair may run while qmail-send runs (migrating.md allows it). What
+// qmail-send keeps open in queue/lock must then stay the file it has
+// open: sendmutex (its flock is how qmailctl, the start scripts and a
+// second qmail-send know it runs), the FIFOs trigger and sendctl (it
+// reads the ones it opened at its start) and sendstatus (written in
+// place). A replaced sendmutex is one nobody holds: qmailctl says "not
+// running" and the next start runs a second qmail-send on the same
+// queue. So before one of those is replaced (settle, for a file with
+// extra hard links; or a regular file where a FIFO belongs), the repair
+// takes the flock on the sendmutex there itself, without waiting: it
+// fails while qmail-send runs, and the file is left alone and reported
+// (the run exits 111: stop qmail-send, run it again). Taken, the lock is
+// kept until the table is done, so that no qmail-send starts before
+// every replacement is in place; a replacement sendmutex is locked
+// before it is renamed into place, and so never replaced while locked.
+//
+// The other files qmail-send writes are replaced while it runs:
+// queue/bounce/holdperiods and heldmsgs are written by every writer
+// (qmail-send, qmailctl while it is stopped) as a whole new file renamed
+// into place (qhome.ReplaceFile), never in place, and qmail-send keeps
+// what they record in memory; a rename of theirs between the repair's
+// read and its own is seen (placeAt, errChanged) and kept. tcpto is
+// written in place under its flock by qmail-remote, qmail-send and
+// qmailctl: one that opened the old file before the replacement writes
+// into it, and that one entry of the cache is lost, which only costs a
+// connection attempt.
+
+// mutexRel is qmail-send's lock file.
+const mutexRel = "queue/lock/sendmutex"
+
+// sendHeld are the files of queue/lock a running qmail-send holds open.
+var sendHeld = map[string]bool{
+	mutexRel:                true,
+	"queue/lock/sendstatus": true,
+	"queue/lock/trigger":    true,
+	"queue/lock/sendctl":    true,
+}
+
+// sendLock is what the repair knows of qmail-send.
+type sendLock struct {
+	checked bool
+	busy    string // why nothing held is replaced ("" when the lock is ours)
+	fd      int    // the sendmutex locked by the repair, or -1
+	newFd   int    // its replacement, locked before its rename, or -1
+}
+
+// sendBusy returns "" when the repair may replace the files qmail-send
+// holds open (no qmail-send runs: the repair now holds its lock), else
+// the reason it may not.
+func (w *walker) sendBusy() string {
+	if w.send.checked {
+		return w.send.busy
+	}
+	w.send.checked = true
+	w.send.busy = w.lockSend()
+	return w.send.busy
+}
+
+func (w *walker) lockSend() string {
+	dir, err := w.dir("queue/lock")
+	if err != nil {
+		return "whether qmail-send runs cannot be told (queue/lock cannot be opened); left alone"
+	}
+	fd, st, err := openAt(dir, mutexRel, unix.O_RDONLY)
+	switch {
+	case err == unix.ENOENT:
+		// No lock file: no qmail-send can have started. It is made
+		// before anything else of queue/lock.
+		return ""
+	case err == unix.ELOOP:
+		return "whether qmail-send runs cannot be told (" + mutexRel + " is a symbolic link); left alone"
+	case err != nil:
+		return fmt.Sprintf("whether qmail-send runs cannot be told (%s: %v); left alone", mutexRel, err)
+	case st.Mode&unix.S_IFMT != unix.S_IFREG:
+		unix.Close(fd)
+		return "whether qmail-send runs cannot be told (" + mutexRel + " is no regular file); left alone"
+	}
+	err = unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
+	if err == unix.EWOULDBLOCK {
+		unix.Close(fd)
+		return "qmail-send is running, stop it and run qmail-install again to replace it"
+	}
+	if err != nil {
+		unix.Close(fd)
+		return fmt.Sprintf("whether qmail-send runs cannot be told (unable to lock %s: %v); left alone", mutexRel, err)
+	}
+	w.send.fd = fd
+	return ""
+}
+
+// lockReplacement locks the new sendmutex (f, still under its temporary
+// name) through a descriptor of its own, kept until releaseSend.
+func (w *walker) lockReplacement(f *os.File) error {
+	fd, err := unix.Dup(int(f.Fd()))
+	if err != nil {
+		return err
+	}
+	unix.CloseOnExec(fd)
+	if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		unix.Close(fd)
+		return fmt.Errorf("unable to lock %s: %v", f.Name(), err)
+	}
+	if w.send.newFd >= 0 {
+		unix.Close(w.send.newFd)
+	}
+	w.send.newFd = fd
+	return nil
+}
+
+// releaseSend gives back the locks the repair took, once the table is
+// done (a qmail-send waiting for them starts then).
+func (w *walker) releaseSend() {
+	for _, fd := range []*int{&w.send.fd, &w.send.newFd} {
+		if *fd >= 0 {
+			unix.Close(*fd)
+			*fd = -1
+		}
+	}
+}
+
+// leaveHeld reports whether the file rel, about to be replaced (what
+// says why), is one qmail-send holds open and must be left alone, since
+// qmail-send may run; it records the problem then.
+func (w *walker) leaveHeld(rel string, what string) bool {
+	if !sendHeld[rel] {
+		return false
+	}
+	busy := w.sendBusy()
+	if busy == "" {
+		return false
+	}
+	w.problem("%s: %s; %s", w.path(rel), what, busy)
+	return true
+}
