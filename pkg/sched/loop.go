@@ -249,19 +249,47 @@ func Run(opt Options) int {
 }
 
 // takeMutex opens and locks lock/sendmutex and writes the pid into it.
+// The lock counts only on the file the name still gives once it is held:
+// a sendmutex replaced between the open and the lock (qmail-install's
+// repair replaces a hard-linked one, holding its lock meanwhile) would
+// otherwise leave this qmail-send locking a file no one else looks at,
+// and the next start would run a second one on the same queue. So the
+// name is opened again until the locked file is the one it names.
 func (s *Sched) takeMutex() (*os.File, int) {
-	f, err := os.OpenFile(filepath.Join(s.queue, "lock", "sendmutex"), os.O_WRONLY, 0)
-	if err != nil {
-		s.log.line("alert: cannot start: unable to open mutex")
-		return nil, 111
+	name := filepath.Join(s.queue, "lock", "sendmutex")
+	for try := 0; ; try++ {
+		f, err := os.OpenFile(name, os.O_WRONLY, 0)
+		if err != nil {
+			s.log.line("alert: cannot start: unable to open mutex")
+			return nil, 111
+		}
+		if err := lockMutex(int(f.Fd())); err != nil {
+			f.Close()
+			s.log.line("alert: cannot start: qmail-send is already running")
+			return nil, 111
+		}
+		mutexLocked()
+		if sameFile(f, name) {
+			rewrite(f, itoa(os.Getpid())+"\n")
+			return f, 0
+		}
+		f.Close() // replaced meanwhile: lock the file the name gives now
+		if try == 10 {
+			s.log.line("alert: cannot start: queue/lock/sendmutex keeps being replaced")
+			return nil, 111
+		}
 	}
-	if err := lockMutex(int(f.Fd())); err != nil {
-		f.Close()
-		s.log.line("alert: cannot start: qmail-send is already running")
-		return nil, 111
-	}
-	rewrite(f, itoa(os.Getpid())+"\n")
-	return f, 0
+}
+
+// mutexLocked is called between the lock and the check (tests replace
+// the file there, as a repair racing the start would).
+var mutexLocked = func() {}
+
+// sameFile reports whether name still names the open file f.
+func sameFile(f *os.File, name string) bool {
+	a, err1 := f.Stat()
+	b, err2 := os.Stat(name)
+	return err1 == nil && err2 == nil && os.SameFile(a, b)
 }
 
 // lockMutex takes the exclusive lock on sendmutex. Whoever asks whether

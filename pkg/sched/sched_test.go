@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -666,5 +667,42 @@ func TestHUPLocalsWithoutMe(t *testing.T) {
 	e.waitLog("starting delivery 1: msg ", 1)
 	if n := len(e.spawn[chanLocal].requests()); n != 1 {
 		t.Errorf("%d local deliveries, want 1 (the old locals kept)", n)
+	}
+}
+
+// TestMutexReplacedAtStart: sendmutex replaced (renamed over) between
+// qmail-send's open and its lock, as qmail-install's repair of a
+// hard-linked one does: qmail-send locks the file the name gives, so a
+// probe of that file sees it running (it used to lock the old file, and a
+// second qmail-send could start on the same queue).
+func TestMutexReplacedAtStart(t *testing.T) {
+	root := newTree(t)
+	mutex := filepath.Join(root, "queue/lock/sendmutex")
+	var once sync.Once
+	saved := mutexLocked
+	t.Cleanup(func() { mutexLocked = saved })
+	mutexLocked = func() {
+		once.Do(func() {
+			tmp := mutex + ".new"
+			if err := os.WriteFile(tmp, nil, 0o644); err != nil {
+				t.Error(err)
+			}
+			if err := os.Rename(tmp, mutex); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	e := start(t, root, ok, ok)
+	e.waitLog("status: local ", 1)
+	probe, err := os.Open(mutex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer probe.Close()
+	if err := syscall.Flock(int(probe.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err == nil {
+		t.Fatal("the file sendmutex names is not locked: qmail-send locked the one it replaced")
+	}
+	if code := e.stop(); code != 0 {
+		t.Fatalf("exit %d", code)
 	}
 }
