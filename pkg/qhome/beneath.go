@@ -45,9 +45,17 @@ func (e *dirLinkError) Error() string {
 
 func (e *dirLinkError) Unwrap() error { return ErrSymlink }
 
+// queueDirs are the directories of a tree's queue/ (spec/queue.md).
+var queueDirs = map[string]bool{
+	"bounce": true, "info": true, "intd": true, "local": true, "lock": true,
+	"mess": true, "pid": true, "remote": true, "todo": true,
+}
+
 // openParent opens (O_PATH) the directory holding name's last component
 // and returns its descriptor with that component. Up to and including the
-// last directory component named "queue" the path is followed as usual;
+// last directory component named "queue" that is followed by one of the
+// queue's own directories (queueDirs) or ends the path, the path is
+// followed as usual;
 // each directory below it is opened relative to the one before with
 // O_NOFOLLOW|O_DIRECTORY, and one that is a symbolic link is refused (the
 // error wraps ErrSymlink and names it). Without a "queue" component the
@@ -59,7 +67,11 @@ func openParent(name string) (fd int, base string, err error) {
 	start, below := dir, []string(nil)
 	comps := strings.Split(dir, "/")
 	for i := len(comps) - 1; i >= 0; i-- {
-		if comps[i] == "queue" {
+		// The tree's queue/: a "queue" followed by one of its own
+		// directories (or ending the path), so that a tree kept under a
+		// directory of that name (/srv/queue/qmail) does not have its
+		// control/, say, walked as if it were in the queue.
+		if comps[i] == "queue" && (i == len(comps)-1 || queueDirs[comps[i+1]]) {
 			start, below = strings.Join(comps[:i+1], "/"), comps[i+1:]
 			break
 		}

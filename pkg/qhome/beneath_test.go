@@ -263,3 +263,34 @@ func TestQueueFileHardLink(t *testing.T) {
 		t.Errorf("not truncated: %q", b)
 	}
 }
+
+// TestTreeUnderQueueNamedDir: a tree kept under a directory named queue
+// (/srv/queue/qmail) with control/ a link to /etc/qmail, a common layout:
+// a control file is replaced through that link (only the tree's own
+// queue/ is walked without links; qmailctl hold failed to edit
+// holdremote), while the tree's queue/ is still walked.
+func TestTreeUnderQueueNamedDir(t *testing.T) {
+	dir := t.TempDir()
+	root := filepath.Join(dir, "queue", "qmail")
+	etc := filepath.Join(dir, "etc-qmail")
+	for _, d := range []string{root, etc, filepath.Join(root, "queue", "lock")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink(etc, filepath.Join(root, "control")); err != nil {
+		t.Fatal(err)
+	}
+	if err := ReplaceFile(filepath.Join(root, "control", "holdremote"), []byte("1\n"), 0o644, nil); err != nil {
+		t.Fatalf("control file through a linked control/: %v", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(etc, "holdremote")); string(b) != "1\n" {
+		t.Fatalf("holdremote %q", b)
+	}
+	// The tree's queue/lock replaced by a link is still refused.
+	os.Remove(filepath.Join(root, "queue", "lock"))
+	os.Symlink(etc, filepath.Join(root, "queue", "lock"))
+	if err := ReplaceFileShared(filepath.Join(root, "queue", "lock", "linkwant"), []byte("hold\n"), 0o644); !errors.Is(err, ErrSymlink) {
+		t.Errorf("queue/lock as a link: %v, want ErrSymlink", err)
+	}
+}
