@@ -72,3 +72,24 @@ func Quote(addr string) string {
 	}
 	return QuoteLocal(local) + "@" + domain
 }
+
+// LowerASCII lowercases the ASCII letters of s and nothing else, as qmail
+// compares host names (case_lowerb): a byte that is no UTF-8 stays
+// itself, and no other character folds onto an ASCII one (Unicode's
+// ToLower makes every such byte U+FFFD, so that different names compare
+// equal, and folds the Kelvin sign onto 'k'). Use it wherever a domain is
+// compared with a control file's list (rcpthosts, locals, virtualdomains).
+func LowerASCII(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; 'A' <= c && c <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if c := b[j]; 'A' <= c && c <= 'Z' {
+					b[j] = c + 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
+}

@@ -67,3 +67,18 @@ func TestNeedsQuote(t *testing.T) {
 		}
 	}
 }
+
+func TestLowerASCII(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                  "",
+		"Example.ORG":       "example.org",
+		"already.lower":     "already.lower",
+		"M\xfcnchen.DE":     "m\xfcnchen.de",     // not UTF-8: kept, not U+FFFD
+		"\u212aexample.org": "\u212aexample.org", // the Kelvin sign is no 'k'
+		"ÜBER.example":      "Über.example",      // only ASCII letters fold
+	} {
+		if got := LowerASCII(in); got != want {
+			t.Errorf("LowerASCII(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -5,8 +5,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 
+	"github.com/hqmail/hqmail/pkg/address"
 	"github.com/hqmail/hqmail/pkg/cdb"
 	"github.com/hqmail/hqmail/pkg/control"
 	"github.com/hqmail/hqmail/pkg/qerr"
@@ -20,7 +20,7 @@ func MoreRcptHosts(data []byte) []cdb.Record {
 	seen := map[string]bool{}
 	var recs []cdb.Record
 	for _, l := range control.ListLines(data) {
-		k := strings.ToLower(l)
+		k := address.LowerASCII(l)
 		if seen[k] {
 			continue
 		}

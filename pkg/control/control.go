@@ -27,6 +27,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/hqmail/hqmail/pkg/address"
 	"github.com/hqmail/hqmail/pkg/qhome"
 )
 
@@ -187,7 +188,7 @@ func (d *Dir) Locals(me string, haveMe bool) (set map[string]bool, ok bool, err 
 	}
 	set = make(map[string]bool, len(l))
 	for _, x := range l {
-		set[strings.ToLower(x)] = true
+		set[address.LowerASCII(x)] = true
 	}
 	return set, true, nil
 }
@@ -228,7 +229,7 @@ func ParseKeyValues(lines []string) []KeyValue {
 		if i < 0 {
 			continue
 		}
-		out = append(out, KeyValue{Key: strings.ToLower(l[:i]), Value: l[i+1:]})
+		out = append(out, KeyValue{Key: address.LowerASCII(l[:i]), Value: l[i+1:]})
 	}
 	return out
 }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/hqmail/hqmail/pkg/address"
 	"github.com/hqmail/hqmail/pkg/control"
 	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/qread"
@@ -40,7 +41,7 @@ func bounceParagraph(recip, text string) []byte {
 // key); a non-empty prepend followed by '-' at the start is cut off.
 // Newlines become '_'.
 func unvirtual(vdoms map[string]string, r string) string {
-	dom := strings.ToLower(r[strings.LastIndexByte(r, '@')+1:])
+	dom := address.LowerASCII(r[strings.LastIndexByte(r, '@')+1:])
 	prep, found := vdoms[dom]
 	for i := 0; !found && i < len(dom); i++ {
 		if dom[i] == '.' {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/hqmail/hqmail/pkg/address"
 	"github.com/hqmail/hqmail/pkg/aliases"
 	"github.com/hqmail/hqmail/pkg/control"
 	"github.com/hqmail/hqmail/pkg/qerr"
@@ -274,7 +275,7 @@ func localhostLocal(root string) []string {
 	if has(locals, form) {
 		return nil
 	}
-	if vd, _, err := d.ReadList("virtualdomains"); err != nil || virtualLocal(control.KeyMap(vd), strings.ToLower(form)) {
+	if vd, _, err := d.ReadList("virtualdomains"); err != nil || virtualLocal(control.KeyMap(vd), address.LowerASCII(form)) {
 		return nil
 	}
 	// A new install lists the name in rcpthosts too (qmail-smtpd takes

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/hqmail/hqmail/pkg/address"
 	"github.com/hqmail/hqmail/pkg/control"
 	"github.com/hqmail/hqmail/pkg/hold"
 	"github.com/hqmail/hqmail/pkg/qhome"
@@ -115,7 +116,7 @@ func readHold(ctl *control.Dir) (holdState, error) {
 func setOf(list []string) map[string]bool {
 	m := make(map[string]bool, len(list))
 	for _, s := range list {
-		m[strings.ToLower(s)] = true
+		m[address.LowerASCII(s)] = true
 	}
 	return m
 }

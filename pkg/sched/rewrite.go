@@ -1,6 +1,10 @@
 package sched
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/hqmail/hqmail/pkg/address"
+)
 
 // Channels.
 const (
@@ -18,7 +22,7 @@ func (cf *config) rewrite(r string) (int, string) {
 	}
 	for {
 		at := strings.LastIndexByte(r, '@')
-		if !cf.percenthack[strings.ToLower(r[at+1:])] {
+		if !cf.percenthack[address.LowerASCII(r[at+1:])] {
 			break
 		}
 		pct := strings.LastIndexByte(r[:at], '%')
@@ -28,11 +32,11 @@ func (cf *config) rewrite(r string) (int, string) {
 		r = r[:pct] + "@" + r[pct+1:at]
 	}
 	at := strings.LastIndexByte(r, '@')
-	dom := strings.ToLower(r[at+1:])
+	dom := address.LowerASCII(r[at+1:])
 	if cf.locals[dom] {
 		return chanLocal, r
 	}
-	prep, ok := cf.vdomLookup(strings.ToLower(r), dom, true)
+	prep, ok := cf.vdomLookup(address.LowerASCII(r), dom, true)
 	if !ok || prep == "" {
 		return chanRemote, r
 	}
@@ -66,7 +70,7 @@ func (cf *config) vdomLookup(addr, dom string, whole bool) (string, bool) {
 // paragraph (spec/scheduler.md §8) and replaces newlines with '_'.
 func (cf *config) unvirtual(r string) string {
 	at := strings.LastIndexByte(r, '@')
-	dom := strings.ToLower(r[at+1:])
+	dom := address.LowerASCII(r[at+1:])
 	if prep, ok := cf.vdomLookup("", dom, false); ok && prep != "" {
 		if strings.HasPrefix(r, prep+"-") {
 			r = r[len(prep)+1:]

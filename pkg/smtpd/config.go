@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hqmail/hqmail/pkg/address"
 	"github.com/hqmail/hqmail/pkg/cdb"
 	"github.com/hqmail/hqmail/pkg/control"
 	"github.com/hqmail/hqmail/pkg/qerr"
@@ -115,7 +116,7 @@ func LoadConfig(root string, getenv func(string) (string, bool)) (cfg *Config, w
 	if ok {
 		cfg.BadMailFrom = make(map[string]bool, len(bmf))
 		for _, b := range bmf {
-			cfg.BadMailFrom[strings.ToLower(b)] = true
+			cfg.BadMailFrom[address.LowerASCII(b)] = true
 		}
 	}
 	cfg.TLS, warn = loadTLS(filepath.Join(d.Path, "servercert.pem"))
@@ -165,7 +166,7 @@ type RcptHosts struct {
 func NewRcptHosts(lines []string, morePath string) *RcptHosts {
 	h := &RcptHosts{set: make(map[string]bool, len(lines)), more: morePath}
 	for _, l := range lines {
-		h.set[strings.ToLower(l)] = true
+		h.set[address.LowerASCII(l)] = true
 	}
 	return h
 }
@@ -183,7 +184,7 @@ func (h *RcptHosts) Allowed(addr string) (bool, error) {
 	if i < 0 {
 		return true, nil
 	}
-	dom := strings.ToLower(addr[i+1:])
+	dom := address.LowerASCII(addr[i+1:])
 	var suffixes []string
 	for j := 0; j < len(dom); j++ {
 		if j == 0 || dom[j] == '.' {
@@ -222,7 +223,7 @@ func (c *Config) BadFrom(sender string) bool {
 	if len(c.BadMailFrom) == 0 {
 		return false
 	}
-	a := strings.ToLower(sender)
+	a := address.LowerASCII(sender)
 	if c.BadMailFrom[a] {
 		return true
 	}
