@@ -85,7 +85,8 @@ func Pw2u(in io.Reader, out io.Writer, warn io.Writer, o Pw2uOptions) error {
 	names := map[string][]string{}
 	for _, l := range mailnames {
 		f := strings.Split(l, ":")
-		if len(f) < 2 {
+		// A NUL would end up in users/assign, which qmail-newu refuses.
+		if len(f) < 2 || strings.ContainsRune(l, 0) {
 			return fmt.Errorf("bad format in users/mailnames: %q", l)
 		}
 		names[f[0]] = append(names[f[0]], f[1:]...)
@@ -130,7 +131,7 @@ func Pw2u(in io.Reader, out io.Writer, warn io.Writer, o Pw2uOptions) error {
 		case strings.TrimLeft(e.uid, "0") == "":
 			skip("uid 0 (qmail-lspawn does not deliver as root; its mail goes to the alias user)")
 			continue
-		case e.uid == "4294967295" || e.gid == "4294967295":
+		case isMinusOne(e.uid) || isMinusOne(e.gid):
 			skip("uid or gid 4294967295, (uid_t)-1, which is nobody's")
 			continue
 		}
@@ -177,7 +178,7 @@ func Pw2u(in io.Reader, out io.Writer, warn io.Writer, o Pw2uOptions) error {
 	}
 	for _, l := range subusers {
 		f := strings.Split(l, ":")
-		if len(f) < 3 {
+		if len(f) < 3 || strings.ContainsRune(l, 0) {
 			return fmt.Errorf("bad format in users/subusers: %q", l)
 		}
 		e, ok := accounts[f[1]]
@@ -284,4 +285,11 @@ func Pw2uMain(root string, args []string, stdin io.Reader, stdout, stderr io.Wri
 		return 111
 	}
 	return 0
+}
+
+// isMinusOne reports whether the decimal number s (leading zeros allowed,
+// as isNumber takes them) is 4294967295, (uid_t)-1.
+func isMinusOne(s string) bool {
+	n, err := strconv.ParseUint(s, 10, 32)
+	return err == nil && n == 1<<32-1
 }
