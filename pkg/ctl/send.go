@@ -1,11 +1,9 @@
 package ctl
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -15,103 +13,21 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hqmail/hqmail/pkg/qhome"
+	"github.com/hqmail/hqmail/pkg/sendlock"
 )
 
 // Paths below the root.
 const (
-	MutexFile  = "queue/lock/sendmutex"
+	MutexFile  = sendlock.MutexFile
 	StatusFile = "queue/lock/sendstatus"
 )
 
 // ErrNotRunning means no qmail-send holds queue/lock/sendmutex.
-var ErrNotRunning = errors.New("qmail-send is not running")
-
-// procLocks is /proc/locks; a variable for tests.
-var procLocks = "/proc/locks"
+var ErrNotRunning = sendlock.ErrNotRunning
 
 // LocateSend finds the running qmail-send of the tree at root and returns
-// its pid. It never guesses: qmail-send is running exactly when the flock
-// on sendmutex is held (a shared lock cannot be taken), and the pid written
-// in the file must be the holder of that lock according to /proc/locks
-// (when the kernel shows the lock there). A pid file that names another
-// process is an error, and no signal is ever sent to it.
-func LocateSend(root string) (int, error) {
-	path := filepath.Join(root, MutexFile)
-	// As a queue file: queue/lock is qmailq's, and a link planted there
-	// must not make root lock, or quote, a file it points to.
-	f, err := qhome.OpenQueueFile(path, os.O_RDONLY)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return 0, ErrNotRunning
-		}
-		return 0, fmt.Errorf("unable to open %s: %w", path, err)
-	}
-	defer f.Close()
-	fd := int(f.Fd())
-	err = unix.Flock(fd, unix.LOCK_SH|unix.LOCK_NB)
-	if err == nil {
-		unix.Flock(fd, unix.LOCK_UN)
-		return 0, ErrNotRunning
-	}
-	if err != unix.EWOULDBLOCK {
-		return 0, fmt.Errorf("unable to test the lock on %s: %w", path, err)
-	}
-	b := make([]byte, 64)
-	n, _ := f.ReadAt(b, 0)
-	text := strings.TrimSpace(string(b[:n]))
-	pid, perr := strconv.Atoi(text)
-	if perr != nil || pid <= 1 {
-		return 0, fmt.Errorf("%s is locked but holds no valid pid (%q); not signalling anyone", path, text)
-	}
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return 0, fmt.Errorf("unable to stat %s: %w", path, err)
-	}
-	holders, ok := lockHolders(st.Ino)
-	if ok && len(holders) > 0 {
-		for _, h := range holders {
-			if h == pid {
-				return pid, nil
-			}
-		}
-		return 0, fmt.Errorf("%s names pid %d but the lock is held by pid %d; stale pid file, not signalling anyone",
-			path, pid, holders[0])
-	}
-	// The kernel does not show the lock (another pid namespace, no /proc):
-	// trust the file, but only if that process exists.
-	if err := unix.Kill(pid, 0); err == unix.ESRCH {
-		return 0, fmt.Errorf("%s names pid %d, which does not exist; not signalling anyone", path, pid)
-	}
-	return pid, nil
-}
-
-// lockHolders returns the pids /proc/locks shows holding a FLOCK on the
-// file with inode ino; ok is false when /proc/locks cannot be read. Only the
-// inode is compared: on overlay and similar file systems the device numbers
-// of stat and /proc/locks differ, and FLOCK locks on two files with the same
-// inode number on different devices are rare enough (both holders would
-// have to be listed, and one of them would be the pid named in the file).
-func lockHolders(ino uint64) (pids []int, ok bool) {
-	f, err := os.Open(procLocks)
-	if err != nil {
-		return nil, false
-	}
-	defer f.Close()
-	want := ":" + strconv.FormatUint(ino, 10)
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		// "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF"; waiters have "->".
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 6 || fields[1] != "FLOCK" || !strings.HasSuffix(fields[5], want) ||
-			strings.Count(fields[5], ":") != 2 {
-			continue
-		}
-		if p, err := strconv.Atoi(fields[4]); err == nil {
-			pids = append(pids, p)
-		}
-	}
-	return pids, sc.Err() == nil
-}
+// its pid (sendlock.Locate: never a guess, never a stranger's pid).
+func LocateSend(root string) (int, error) { return sendlock.Locate(root) }
 
 // Status is queue/lock/sendstatus: "key value" lines.
 type Status map[string]string

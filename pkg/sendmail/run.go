@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/hqmail/hqmail/pkg/inject"
+	"github.com/hqmail/hqmail/pkg/sendlock"
 )
 
 // Env is a mutable copy of an environment.
@@ -292,41 +293,23 @@ func isSelf(path string) bool {
 }
 
 // Flush asks a running qmail-send to retry every queued message now
-// (SIGALRM, as qmail-send's retry signal). The pid is read from
-// queue/lock/sendmutex, but only while that file is locked: if a shared
-// lock can be taken, no qmail-send holds it and no signal is sent.
+// (SIGALRM, as qmail-send's retry signal). The pid comes from
+// sendlock.Locate, as qmailctl's does: only the holder of the lock on
+// queue/lock/sendmutex, never a pid a stale or planted file names (run as
+// root, a pid written by qmailq into a file it locked itself was
+// signalled), and no link there is followed.
 func Flush(root string, stderr io.Writer) int {
-	p := filepath.Join(root, "queue", "lock", "sendmutex")
-	f, err := os.Open(p)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			fmt.Fprintln(stderr, "sendmail: fatal: qmail-send is not running (no queue/lock/sendmutex); nothing flushed")
-			return ExTempFail
-		}
-		if errors.Is(err, fs.ErrPermission) {
-			fmt.Fprintf(stderr, "sendmail: fatal: not allowed to read %s; run sendmail -q as root or as qmail-send's user\n", p)
-			return ExNoPerm
-		}
-		fmt.Fprintf(stderr, "sendmail: fatal: unable to open %s: %v\n", p, errors.Unwrap(err))
-		return ExTempFail
-	}
-	defer f.Close()
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err == nil {
-		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+	pid, err := sendlock.Locate(root)
+	switch {
+	case errors.Is(err, sendlock.ErrNotRunning):
 		fmt.Fprintln(stderr, "sendmail: fatal: qmail-send is not running; nothing flushed (start qmail first)")
 		return ExTempFail
-	} else if !errors.Is(err, syscall.EWOULDBLOCK) {
-		fmt.Fprintf(stderr, "sendmail: fatal: unable to lock %s: %v\n", p, err)
-		return ExTempFail
-	}
-	b, err := io.ReadAll(io.LimitReader(f, 64))
-	if err != nil {
-		fmt.Fprintf(stderr, "sendmail: fatal: unable to read %s: %v\n", p, err)
-		return ExTempFail
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 1 {
-		fmt.Fprintf(stderr, "sendmail: fatal: %s holds no pid\n", p)
+	case errors.Is(err, fs.ErrPermission):
+		fmt.Fprintf(stderr, "sendmail: fatal: not allowed to read %s; run sendmail -q as root or as qmail-send's user\n",
+			filepath.Join(root, sendlock.MutexFile))
+		return ExNoPerm
+	case err != nil:
+		fmt.Fprintf(stderr, "sendmail: fatal: %v\n", err)
 		return ExTempFail
 	}
 	if err := syscall.Kill(pid, syscall.SIGALRM); err != nil {

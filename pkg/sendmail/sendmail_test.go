@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 	"syscall"
 	"testing"
 	"testing/iotest"
+	"time"
 )
 
 func TestParse(t *testing.T) {
@@ -387,6 +389,37 @@ func TestChdirFails(t *testing.T) {
 	}
 }
 
+// lockerEnv makes the test binary a stand-in for qmail-send: it locks
+// the sendmutex the variable names, writes its pid there, says so on
+// stdout and waits to be signalled.
+const lockerEnv = "HQMAIL_TEST_SENDMUTEX_LOCKER"
+
+func init() {
+	p := os.Getenv(lockerEnv)
+	if p == "" {
+		return
+	}
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err == nil {
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
+	}
+	if err == nil {
+		_, err = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	}
+	if err != nil {
+		os.Exit(3)
+	}
+	alarm := make(chan os.Signal, 1)
+	signal.Notify(alarm, syscall.SIGALRM)
+	os.Stdout.WriteString("locked\n")
+	select {
+	case <-alarm:
+		os.Exit(42) // qmail-send's "retry now"
+	case <-time.After(time.Minute):
+		os.Exit(0)
+	}
+}
+
 func TestFlush(t *testing.T) {
 	root := t.TempDir()
 	lockdir := filepath.Join(root, "queue", "lock")
@@ -396,39 +429,77 @@ func TestFlush(t *testing.T) {
 		t.Fatalf("no sendmutex: code %d %q", code, errb.String())
 	}
 
-	// A stand-in for qmail-send: a child we may signal.
-	child := exec.Command("/bin/sleep", "60")
-	if err := child.Start(); err != nil {
+	// A bystander whose pid a planted sendmutex names: never signalled,
+	// whoever holds the lock.
+	bystander := exec.Command("/bin/sleep", "60")
+	if err := bystander.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { child.Process.Kill(); child.Wait() })
+	t.Cleanup(func() { bystander.Process.Kill(); bystander.Wait() })
 	mutex := filepath.Join(lockdir, "sendmutex")
-	os.WriteFile(mutex, []byte(strconv.Itoa(child.Process.Pid)+"\n"), 0o644)
+	os.WriteFile(mutex, []byte(strconv.Itoa(bystander.Process.Pid)+"\n"), 0o644)
 
 	errb.Reset()
 	if code := Flush(root, &errb); code != ExTempFail || !strings.Contains(errb.String(), "not running") {
 		t.Fatalf("unlocked sendmutex: code %d %q", code, errb.String())
 	}
 
+	// The file locked by someone else (qmailq, who owns queue/lock, in
+	// the QA report): the named pid is not the holder, no signal.
 	f, err := os.Open(mutex)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
 		t.Fatal(err)
+	}
+	errb.Reset()
+	if code := Flush(root, &errb); code != ExTempFail || !strings.Contains(errb.String(), "not signalling anyone") {
+		t.Fatalf("sendmutex locked by another process than it names: code %d %q", code, errb.String())
+	}
+	f.Close()
+	if err := bystander.Process.Signal(syscall.Signal(0)); err != nil {
+		t.Fatalf("the bystander was signalled: %v", err)
+	}
+
+	// A FIFO there: refused at once, not waited on.
+	os.Remove(mutex)
+	if err := syscall.Mkfifo(mutex, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	errb.Reset()
+	if code := Flush(root, &errb); code != ExTempFail {
+		t.Fatalf("FIFO sendmutex: code %d %q", code, errb.String())
+	}
+	os.Remove(mutex)
+
+	// qmail-send (a stand-in holding the lock and named in the file):
+	// signalled.
+	os.WriteFile(mutex, nil, 0o644)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	child := exec.Command(exe, "-test.run=^$")
+	child.Env = append(os.Environ(), lockerEnv+"="+mutex)
+	out, err := child.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { child.Process.Kill(); child.Wait() })
+	line := make([]byte, 7)
+	if _, err := io.ReadFull(out, line); err != nil || string(line) != "locked\n" {
+		t.Fatalf("stand-in: %q %v", line, err)
 	}
 	errb.Reset()
 	if code := Flush(root, &errb); code != 0 {
 		t.Fatalf("locked sendmutex: code %d %q", code, errb.String())
 	}
-	err = child.Wait()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) {
-		t.Fatalf("child: %v", err)
-	}
-	if ws := ee.Sys().(syscall.WaitStatus); !ws.Signaled() || ws.Signal() != syscall.SIGALRM {
-		t.Errorf("child ended with %v, want SIGALRM", ws)
+	if err := child.Wait(); child.ProcessState == nil || child.ProcessState.ExitCode() != 42 {
+		t.Errorf("stand-in: %v, want exit 42 (SIGALRM received)", err)
 	}
 }
 
