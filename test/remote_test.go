@@ -490,6 +490,27 @@ func TestRemoteImplicitTLS465(t *testing.T) {
 	}
 }
 
+// TestRemoteImplicitTLS465LoginNone: a relay on port 465 with a login
+// under "tlsroutes ...:none" gets no password (reg14 QA: the implicit TLS
+// session, unverified, carried AUTH PLAIN, where qmail-smtproutes(5) says
+// "none" never sends it).
+func TestRemoteImplicitTLS465LoginNone(t *testing.T) {
+	needRoot(t)
+	cert, _ := selfSigned(t, "smtps.test")
+	tr := newRTree(t)
+	ln := tls.NewListener(listen(t, "", 465), &tls.Config{Certificates: []tls.Certificate{cert}})
+	s := startSink(t, ln, sinkOpts{User: "joe", Password: "pw"})
+	relay := fmt.Sprintf("[%s]", s.IP)
+	tr.Control("smtproutes", fmt.Sprintf(":%s:465\n", relay))
+	tr.Control("tlsroutes", "any.test:none\n")
+	os.WriteFile(filepath.Join(tr.Root, "control", "smtpauth"), []byte(relay+":joe:pw\n"), 0o600)
+	checkReports(t, tr.Remote(testMsg, "any.test", "f@x.test", "a@any.test"),
+		"ZConnected to "+s.IP+" but I will not send a password: control/tlsroutes says none for any.test. (#4.7.0)\n")
+	if ms := s.Messages(); len(ms) != 0 {
+		t.Fatalf("sink %+v", ms)
+	}
+}
+
 // runTool runs a program of the tree and returns its stdout.
 func runTool(tr *rtree, name string) (string, error) {
 	out, err := exec.Command(filepath.Join(tr.Root, "bin", name)).Output()

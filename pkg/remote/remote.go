@@ -555,6 +555,12 @@ func (d *delivery) smtp(conn net.Conn, a dnsmx.Addr, port int, tryTLS bool) (err
 			return policy(&report{letter: 'Z', text: "Connected to " + s.ip + " but I will not send a password without TLS: " + why + ". (#4.7.0)\n"})
 		}
 	}
+	if d.creds != nil && d.policy == TLSNone {
+		// Implicit TLS (port 465) under "none": the session is encrypted
+		// but unchecked, and "none" promises the password is never sent.
+		s.quit()
+		return policy(&report{letter: 'Z', text: "Connected to " + s.ip + " but I will not send a password: control/tlsroutes says none for " + oneLine(d.host) + ". (#4.7.0)\n"})
+	}
 	if d.creds != nil {
 		if err := s.auth(ext, *d.creds); err != nil {
 			return err
