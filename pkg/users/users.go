@@ -28,6 +28,7 @@ import (
 	"syscall"
 
 	"github.com/hqmail/hqmail/pkg/cdb"
+	"github.com/hqmail/hqmail/pkg/control"
 	"github.com/hqmail/hqmail/pkg/qhome"
 )
 
@@ -51,7 +52,9 @@ func Compile(assign []byte) ([]cdb.Record, error) {
 	var recs []cdb.Record
 	seen := map[string]bool{}
 	var wild []byte
-	rest := assign
+	// A byte order mark (an editor's) is no part of the first line: kept,
+	// it made a catch-all "+:" line an exact entry for a name of its own.
+	rest := control.StripBOM(assign)
 	for {
 		i := bytes.IndexByte(rest, '\n')
 		line := rest

@@ -87,6 +87,20 @@ func TestCompile(t *testing.T) {
 	}
 }
 
+// TestCompileBOM: a byte order mark before the first line (reg14 QA: a
+// Notepad-saved "+:alias..." became the key "!\xbb\xbf+", and the
+// catch-all was gone) is no part of it.
+func TestCompileBOM(t *testing.T) {
+	recs, err := Compile([]byte("\xef\xbb\xbf+:alias:1:1:/tmp:-::\n.\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := lookup(t, recs)
+	if got, found, err := db.Get([]byte("!")); err != nil || !found || string(got) != "alias\x001\x001\x00/tmp\x00-\x00" {
+		t.Errorf("catch-all after a BOM: %q, %v, %v", got, found, err)
+	}
+}
+
 func TestBuild(t *testing.T) {
 	root := t.TempDir()
 	os.Mkdir(filepath.Join(root, "users"), 0o755)
