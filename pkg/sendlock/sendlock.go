@@ -73,6 +73,10 @@ func Locate(root string) (int, error) {
 	if ok && len(holders) > 0 {
 		for _, h := range holders {
 			if h == pid {
+				if other := otherTree(root, pid); other != "" {
+					return 0, fmt.Errorf("%s is locked by qmail-send pid %d of the tree %s, not of this one "+
+						"(the file is a hard link shared with that tree, as a cp -al copy makes); not signalling anyone", path, pid, other)
+				}
 				return pid, nil
 			}
 		}
@@ -85,6 +89,25 @@ func Locate(root string) (int, error) {
 		return 0, fmt.Errorf("%s names pid %d, which does not exist; not signalling anyone", path, pid)
 	}
 	return pid, nil
+}
+
+// otherTree returns the root of the tree whose program pid runs, when
+// that is known (its /proc/PID/exe can be read: root, or the same user)
+// and is not root itself; "" otherwise. A sendmutex hard-linked between
+// two trees (cp -al) is locked by the qmail-send of one of them: the
+// other must not take it for its own.
+func otherTree(root string, pid int) string {
+	exe, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe")
+	if err != nil || !strings.HasSuffix(exe, "/bin/qmail-send") {
+		return ""
+	}
+	its := filepath.Dir(filepath.Dir(exe))
+	a, err1 := os.Stat(its)
+	b, err2 := os.Stat(root)
+	if err1 != nil || err2 != nil || os.SameFile(a, b) {
+		return ""
+	}
+	return its
 }
 
 // lockHolders returns the pids /proc/locks shows holding a FLOCK on the

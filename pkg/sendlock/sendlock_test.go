@@ -1,0 +1,110 @@
+package sendlock
+
+import (
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// lockerEnv makes the test binary (copied as a tree's bin/qmail-send) a
+// stand-in for qmail-send: it locks the sendmutex the variable names,
+// writes its pid there, says so, and waits.
+const lockerEnv = "HQMAIL_TEST_SENDLOCK_LOCKER"
+
+func init() {
+	p := os.Getenv(lockerEnv)
+	if p == "" {
+		return
+	}
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	if err == nil {
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
+	}
+	if err == nil {
+		_, err = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	}
+	if err != nil {
+		os.Exit(3)
+	}
+	os.Stdout.WriteString("locked\n")
+	time.Sleep(time.Minute)
+	os.Exit(0)
+}
+
+// tree makes ROOT/queue/lock and ROOT/bin under dir.
+func tree(t *testing.T, dir string) string {
+	t.Helper()
+	for _, d := range []string{"queue/lock", "bin"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// TestLocateOtherTree: two trees whose sendmutex is one file (hard
+// links, as cp -al makes): the qmail-send of the first holds its lock;
+// the second does not take that qmail-send for its own (reg14 QA:
+// qmailctl status on the copy reported the other tree's qmail-send as
+// running, and a hold there would have signalled it).
+func TestLocateOtherTree(t *testing.T) {
+	dir := t.TempDir()
+	a, b := tree(t, filepath.Join(dir, "a")), tree(t, filepath.Join(dir, "b"))
+	mutex := filepath.Join(a, MutexFile)
+	if err := os.WriteFile(mutex, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(mutex, filepath.Join(b, MutexFile)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Locate(a); err != ErrNotRunning {
+		t.Fatalf("nothing locked: %v", err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.Open(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := filepath.Join(a, "bin", "qmail-send")
+	dst, err := os.OpenFile(send, os.O_WRONLY|os.O_CREATE, 0o755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = io.Copy(dst, src)
+	src.Close()
+	if cerr := dst.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(send, "-test.run=^$")
+	cmd.Env = append(os.Environ(), lockerEnv+"="+mutex)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	line := make([]byte, 7)
+	if _, err := io.ReadFull(out, line); err != nil || string(line) != "locked\n" {
+		t.Fatalf("stand-in: %q %v", line, err)
+	}
+	if pid, err := Locate(a); err != nil || pid != cmd.Process.Pid {
+		t.Errorf("its own tree: %d, %v; want %d", pid, err, cmd.Process.Pid)
+	}
+	if pid, err := Locate(b); err == nil || !strings.Contains(err.Error(), "of the tree "+a) {
+		t.Errorf("the other tree: %d, %v; want an error naming %s", pid, err, a)
+	}
+}
