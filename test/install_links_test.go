@@ -11,10 +11,11 @@ import (
 )
 
 // TestInstallLinksAsRoot: the repair run as root never follows a link a
-// qmail user put in a directory it owns, replaces a record file with a
-// second name instead of changing it through that name, and -check names
-// both, as well as an aliases database the alias user cannot read; a
-// directory that is a link is named once by -check, nothing below it.
+// qmail user put in a directory it owns, never changes a file with a
+// second name through that name (a record that must change is left alone
+// and named, a cache replaced), and -check names both, as well as an
+// aliases database the alias user cannot read; a directory that is a link
+// is named once by -check, nothing below it.
 func TestInstallLinksAsRoot(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test")
@@ -49,25 +50,23 @@ func TestInstallLinksAsRoot(t *testing.T) {
 		}
 	}
 
-	// qmails links qmailr's tcpto into queue/bounce (it owns it).
+	// qmails links qmailr's tcpto into queue/bounce (it owns it): the
+	// repair gave the one file to qmailr 0664, then to qmails 0600, on
+	// every run. Now tcpto (right) is left as it is, and holdperiods
+	// (a record, that must change) left alone and named.
 	tcpto, hp := tr.Path("queue", "lock", "tcpto"), tr.Path("queue", "bounce", "holdperiods")
 	if err := os.Link(tcpto, hp); err != nil {
 		t.Fatal(err)
 	}
-	check("tcpto linked", 100, "qmail-install: warning: queue/lock/tcpto: 2 hard links, want 1 (a re-run replaces it)")
-	repair("tcpto linked", 0, "qmail-install: warning: queue/lock/tcpto: 2 hard links; replaced")
-	for _, tc := range []struct {
-		p    string
-		uid  int
-		mode uint32
-	}{{tcpto, ids.Qmailr.UID, 0o664}, {hp, ids.Qmails.UID, 0o600}} {
-		st := statOf(t, tc.p)
-		if st.Nlink != 1 || int(st.Uid) != tc.uid || st.Mode&0o7777 != tc.mode {
-			t.Errorf("%s: links %d uid %d mode %04o; want 1 %d %04o", tc.p, st.Nlink, st.Uid, st.Mode&0o7777, tc.uid, tc.mode)
-		}
+	check("tcpto linked", 100, "qmail-install: warning: queue/bounce/holdperiods: 2 hard links, want 1: a re-run leaves it alone while it must change; "+
+		"remove the other link and run qmail-install again")
+	repair("tcpto linked", 111, hp+": 2 hard links and owner qmailr, want qmails and mode 0664, want 0600: left alone; remove the other link")
+	if st := statOf(t, tcpto); st.Nlink != 2 || int(st.Uid) != ids.Qmailr.UID || st.Mode&0o7777 != 0o664 {
+		t.Errorf("tcpto: links %d uid %d mode %04o; want 2 %d 0664", st.Nlink, st.Uid, st.Mode&0o7777, ids.Qmailr.UID)
 	}
-	check("after the repair", 0)
 	os.Remove(hp)
+	repair("the link removed", 0)
+	check("after the repair", 0)
 
 	// alias swaps its Maildir for a link to a directory outside: the
 	// repair leaves it, and makes nothing there.

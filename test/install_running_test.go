@@ -19,9 +19,11 @@ import (
 // runs qmail-install -root over it, as migrating.md allows. The repair
 // replaced sendmutex, trigger, sendctl and sendstatus: qmailctl then said
 // "not running", the trigger no longer reached qmail-send, and a start
-// ran a second qmail-send on the same queue. Now it leaves them (same
-// file), says to stop qmail-send, and exits 111; qmail-send goes on as
-// before. Stopped, a re-run replaces them.
+// ran a second qmail-send on the same queue. Now those whose owner and
+// mode are right are left as they are (exit 0); those that must change
+// are left while qmail-send runs (same file), with a word to stop it,
+// and the run exits 111; qmail-send goes on as before. Stopped, a re-run
+// replaces them.
 func TestInstallWhileSendRuns(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test")
@@ -62,11 +64,28 @@ func TestInstallWhileSendRuns(t *testing.T) {
 	}
 
 	out, code := tr.Run(t, nil, "qmail-install", "-root", tr.Root)
+	if code != 0 || strings.Contains(out, "hard links") {
+		t.Errorf("repair of right files while qmail-send runs: exit %d, want 0\n%s", code, out)
+	}
+	for _, n := range held {
+		if got := ino(lock(n)); got != before[n] {
+			t.Errorf("%s replaced while qmail-send runs", n)
+		}
+	}
+	// Modes to repair.
+	for _, n := range []string{"sendmutex", "sendctl"} {
+		os.Chmod(lock(n), 0o640)
+	}
+	os.Chmod(lock("sendstatus"), 0o600)
+	os.Chmod(lock("trigger"), 0o662)
+	wrong := map[string]string{"sendmutex": "mode 0640, want 0600", "sendctl": "mode 0640, want 0600",
+		"sendstatus": "mode 0600, want 0644", "trigger": "mode 0662, want 0622"}
+	out, code = tr.Run(t, nil, "qmail-install", "-root", tr.Root)
 	if code != 111 {
 		t.Errorf("repair while qmail-send runs: exit %d, want 111\n%s", code, out)
 	}
 	for _, n := range held {
-		want := "queue/lock/" + n + ": 2 hard links; qmail-send is running, stop it and run qmail-install again to replace it"
+		want := "queue/lock/" + n + ": 2 hard links and " + wrong[n] + "; qmail-send is running, stop it and run qmail-install again to replace it"
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
@@ -96,7 +115,7 @@ func TestInstallWhileSendRuns(t *testing.T) {
 	// Stopped, the repair replaces them.
 	sys.Stop(t)
 	out, code = tr.Run(t, nil, "qmail-install", "-root", tr.Root)
-	if code != 0 || !strings.Contains(out, "queue/lock/sendmutex: 2 hard links; replaced") {
+	if code != 0 || !strings.Contains(out, "queue/lock/sendmutex: 2 hard links and mode 0640, want 0600; replaced") {
 		t.Errorf("repair of a stopped qmail: exit %d\n%s", code, out)
 	}
 	for _, n := range held {

@@ -5,14 +5,18 @@
 // groupadd/useradd) or as an ordinary user (everything owned by the caller;
 // etc/ids says "shared yes"). Reads no fds; writes diagnostics to fd 2.
 // As root it works in directories qmail's users own: there it never
-// follows a symbolic link and replaces a file with extra hard links
-// rather than change it; a link in root's own directories (the root,
-// bin/, control/, etc/, users/) is followed, its target's owner and mode
-// left as they are (qmail-install(8), Links). What qmail-send holds open
-// in queue/lock is not replaced while it runs (the flock on sendmutex is
-// tried first; held, the run exits 111). -check follows links as the
-// repair does, and examines nothing below a directory that is a link it
-// does not follow.
+// follows a symbolic link, and never changes a file with extra hard links
+// through its name (a cache that must change is replaced, a file with
+// data left alone and named, exit 111); a link of root's in root's own
+// directories (the root, bin/, control/, etc/, users/), which no group or
+// others could write when the run began, is followed, its target's owner
+// and mode left as they are (qmail-install(8), Links). In bin/ it changes
+// hqmail's programs only. What qmail-send holds open in queue/lock is not
+// replaced while it runs (the flock on sendmutex is tried first; held,
+// the run exits 111), and whatever it leaves that keeps qmail-send from
+// starting makes it exit 111. -check follows links as the repair does,
+// examines nothing below a directory that is a link it does not follow,
+// and names every change the repair would make.
 //
 //	qmail-install [-root DIR] [-me NAME] [-uid-base N] [-check]
 //

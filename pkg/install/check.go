@@ -1,12 +1,15 @@
 package install
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -58,11 +61,10 @@ func Check(root string) ([]string, error) {
 		}
 	}
 	entries := Tree(homeUser)
-	if ents, err := os.ReadDir(filepath.Join(root, "bin")); err == nil {
-		for _, e := range ents {
-			if e.Type().IsRegular() && !strings.HasPrefix(e.Name(), ".") {
-				entries = append(entries, ProgEntry(e.Name()))
-			}
+	// Of bin/, hqmail's programs only, as the repair changes only those.
+	for _, name := range Programs {
+		if fi, err := os.Lstat(filepath.Join(root, "bin", name)); err == nil && fi.Mode().IsRegular() {
+			entries = append(entries, ProgEntry(name))
 		}
 	}
 	fixed := []Entry{
@@ -88,14 +90,22 @@ func Check(root string) ([]string, error) {
 	for _, f := range sendFiles {
 		out = append(out, sendFile(root, f.name, f.effect, rs, own)...)
 	}
+	out = append(out, staleUsersCDB(root)...)
+	var hints []string
 	if !wayBlocked(root, "control/me") {
-		if l := dotlessDomain(root); len(l) > 0 {
-			out = append(out, l...)
-		} else {
-			out = append(out, localhostLocal(root)...)
+		if hints = dotlessDomain(root); len(hints) == 0 {
+			hints = localhostLocal(root)
 		}
 	}
-	return out, nil
+	// A missing control file the repair makes, unless a hint names it
+	// already (with what the repair writes there).
+	for _, l := range missingControls(root) {
+		name, _, _ := strings.Cut(l, ": ")
+		if !slices.ContainsFunc(hints, func(h string) bool { return strings.HasPrefix(h, name+": missing") }) {
+			out = append(out, l)
+		}
+	}
+	return append(out, hints...), nil
 }
 
 // wayBlocked reports whether a directory on the way from root to rel
@@ -121,7 +131,7 @@ func wayBlocked(root, rel string) bool {
 		if err != nil {
 			return false
 		}
-		if fi.Mode()&fs.ModeSymlink != 0 && linkFollowed(root, parent) {
+		if fi.Mode()&fs.ModeSymlink != 0 && linkFollowed(root, filepath.Join(parent, name)) {
 			if fi, err = os.Stat(cur); err != nil {
 				return true
 			}
@@ -134,21 +144,46 @@ func wayBlocked(root, rel string) bool {
 	return false
 }
 
-// linkFollowed reports whether a symbolic link in the directory rel of
-// the tree at root is followed, as the repair follows it (walker.follows,
-// for the user the tree is for): rel is one of rootDirs and, as reached,
-// belongs to root or to the owner of the tree's root, and no group or
-// others may write it.
+// linkFollowed reports whether the symbolic link rel of the tree at root
+// is followed, as the repair follows it (walker.follows, for the user the
+// tree is for): its directory is one of rootDirs and, as reached, belongs
+// to root or to the owner of the tree's root, and no group or others may
+// write it; and the link itself belongs to root or to that owner.
 func linkFollowed(root, rel string) bool {
+	return notFollowed(root, rel, nil) == ""
+}
+
+// notFollowed says why the symbolic link rel of the tree at root is not
+// followed ("" when it is); own, when not nil, names the link's owner.
+func notFollowed(root, rel string, own *owners) string {
 	rel = filepath.Clean(rel)
-	if !rootDirs[rel] {
-		return false
+	dir := filepath.Dir(rel)
+	if !rootDirs[dir] {
+		return "links are followed only in the tree's root, bin/, control/, etc/ and users/"
 	}
-	var r, d syscall.Stat_t
-	if syscall.Stat(root, &r) != nil || syscall.Stat(filepath.Join(root, rel), &d) != nil {
-		return false
+	name := dir + "/"
+	if dir == "." {
+		name = "the tree's root"
 	}
-	return (d.Uid == 0 || d.Uid == r.Uid) && d.Mode&0o022 == 0
+	var r, d, l syscall.Stat_t
+	if syscall.Stat(root, &r) != nil || syscall.Stat(filepath.Join(root, dir), &d) != nil || syscall.Lstat(filepath.Join(root, rel), &l) != nil {
+		return name + " cannot be examined"
+	}
+	who := func(uid uint32) string {
+		if own == nil {
+			return strconv.Itoa(int(uid))
+		}
+		return own.userName(int(uid))
+	}
+	switch {
+	case d.Uid != 0 && d.Uid != r.Uid:
+		return name + " belongs to " + who(d.Uid)
+	case d.Mode&0o022 != 0:
+		return name + " can be written by others than " + who(d.Uid)
+	case l.Uid != 0 && l.Uid != r.Uid:
+		return "the link belongs to " + who(l.Uid) + ", not to " + who(r.Uid)
+	}
+	return ""
 }
 
 // followedEntry compares e, a symbolic link in one of root's directories
@@ -553,13 +588,20 @@ func sendFile(root, name, effect string, rs []runner, own *owners) []string {
 		}
 		return []string{fmt.Sprintf("%s: is a %s, want a regular file: %s (%s)", rel, kindName(fi), effect, fix)}
 	}
+	// The repair gives it qmails, group qmail and mode 0600.
 	var out []string
-	if l := linksLine(p, rel, &st, own); l != "" {
-		out = append(out, l)
-	}
-	uid, _, _ := own.resolve(Entry{Path: rel, Owner: "qmails", Group: "qmail"})
+	uid, gid, _ := own.resolve(Entry{Path: rel, Owner: "qmails", Group: "qmail"})
 	if int(st.Uid) != uid {
 		out = append(out, fmt.Sprintf("%s: owner %d, want %d (qmails)", rel, st.Uid, uid))
+	}
+	if int(st.Gid) != gid {
+		out = append(out, fmt.Sprintf("%s: group %d, want %d (qmail)", rel, st.Gid, gid))
+	}
+	if m := st.Mode & 0o7777; m != 0o600 {
+		out = append(out, fmt.Sprintf("%s: mode %04o, want 0600", rel, m))
+	}
+	if l := linksLine(p, rel, &st, own, len(out) > 0); l != "" {
+		out = append(out, l)
 	}
 	for _, l := range whoCannot(rel, p, accRead|accWrite, "readable and writable", []runner{runnerNamed(rs, "qmails")}, nil, own, "chown qmails; chmod 600") {
 		out = append(out, l+": "+effect)
@@ -597,7 +639,12 @@ func checkEntry(root string, e Entry, own *owners, rs []runner) []string {
 	out := compareEntry(root, e, own)
 	if e.Path == "queue/lock/trigger" && len(out) > 0 {
 		if eff := triggerEffect(filepath.Join(root, e.Path), rs); eff != "" {
-			out[len(out)-1] += ": " + eff
+			// On the kind's or the mode's line, not the links'.
+			i := len(out) - 1
+			if i > 0 && strings.Contains(out[i], " hard links, want 1") {
+				i--
+			}
+			out[i] += ": " + eff
 		}
 	}
 	return out
@@ -619,7 +666,7 @@ func compareEntry(root string, e Entry, own *owners) []string {
 	}
 	var out []string
 	fi, err := lstat(p)
-	if err == nil && e.Path != "." && fi.Mode()&fs.ModeSymlink != 0 && linkFollowed(root, filepath.Dir(e.Path)) {
+	if err == nil && e.Path != "." && fi.Mode()&fs.ModeSymlink != 0 && linkFollowed(root, e.Path) {
 		return followedEntry(root, e)
 	}
 	if err == nil {
@@ -630,7 +677,10 @@ func compareEntry(root string, e Entry, own *owners) []string {
 		if k := kindOf(fi); k != want {
 			l := fmt.Sprintf("%s: is a %s, want a %s", e.Path, kindName(fi), e.Kind)
 			link := fi.Mode()&fs.ModeSymlink != 0
-			if link && e.Kind == Dir {
+			switch {
+			case link && rootDirs[filepath.Dir(e.Path)]:
+				l += ": not followed, as " + notFollowed(root, e.Path, own)
+			case link && e.Kind == Dir:
 				l += ": not followed"
 			}
 			if e.Kind == Dir {
@@ -646,6 +696,7 @@ func compareEntry(root string, e Entry, own *owners) []string {
 	if err != nil {
 		return append(out, err.Error())
 	}
+	n := len(out)
 	if int(st.Uid) != uid {
 		out = append(out, fmt.Sprintf("%s: owner %d, want %d (%s)", e.Path, st.Uid, uid, e.Owner))
 	}
@@ -655,33 +706,38 @@ func compareEntry(root string, e Entry, own *owners) []string {
 	if m := st.Mode & 0o7777; m != e.Mode {
 		out = append(out, fmt.Sprintf("%s: mode %04o, want %04o", e.Path, m, e.Mode))
 	}
-	if l := linksLine(p, e.Path, &st, own); l != "" {
-		out = append(out, l)
-	}
 	if e.Path == "queue/lock/tcpto" && st.Size != TcptoSize {
 		out = append(out, fmt.Sprintf("%s: size %d, want %d", e.Path, st.Size, TcptoSize))
+	}
+	if l := linksLine(p, e.Path, &st, own, len(out) > n); l != "" {
+		out = append(out, l)
 	}
 	return out
 }
 
-// linksLine names a file or FIFO of a tree with qmail's users (p, stat
-// st) that has more than one link in a directory that another user than
-// root can write, "" otherwise: a chown through it would change the file
-// under its other names too, wherever they are, so the repair replaces
-// it (settle).
-func linksLine(p, rel string, st *syscall.Stat_t, own *owners) string {
-	if own.shared || st.Nlink <= 1 || st.Mode&syscall.S_IFMT == syscall.S_IFDIR || st.Mode&syscall.S_IFMT == syscall.S_IFLNK {
+// linksLine names a file or FIFO (p, stat st) with more than one link in
+// a directory that another user than root (or the owner of a tree of an
+// ordinary user) can write, whose owner, group, mode or size must change
+// (wrong), as the repair does not change it through that name (settle):
+// a cache is replaced by a new file, a file with data is left alone. ""
+// otherwise: one that is right already is left as it is.
+func linksLine(p, rel string, st *syscall.Stat_t, own *owners, wrong bool) string {
+	if !wrong || st.Nlink <= 1 || st.Mode&syscall.S_IFMT == syscall.S_IFDIR || st.Mode&syscall.S_IFMT == syscall.S_IFLNK {
 		return ""
 	}
 	var dir syscall.Stat_t
-	if syscall.Stat(filepath.Dir(p), &dir) == nil && dir.Uid == 0 && dir.Mode&0o022 == 0 {
+	if syscall.Stat(filepath.Dir(p), &dir) == nil && (dir.Uid == 0 || own.shared && int(dir.Uid) == own.uid) && dir.Mode&0o022 == 0 {
 		return ""
 	}
-	if sendHeld[rel] {
+	switch {
+	case sendHeld[rel]:
 		// Not while qmail-send runs (running.go).
 		return fmt.Sprintf("%s: %d hard links, want 1 (a re-run with qmail-send stopped replaces it)", rel, uint64(st.Nlink))
+	case cacheFiles[rel]:
+		return fmt.Sprintf("%s: %d hard links, want 1 (a re-run replaces it)", rel, uint64(st.Nlink))
 	}
-	return fmt.Sprintf("%s: %d hard links, want 1 (a re-run replaces it)", rel, uint64(st.Nlink))
+	return fmt.Sprintf("%s: %d hard links, want 1: a re-run leaves it alone while it must change; remove the other link "+
+		"and run qmail-install again", rel, uint64(st.Nlink))
 }
 
 // aliasesEffect is what an aliases database fastforward cannot read
@@ -698,6 +754,12 @@ func aliasesDB(root string, rs []runner, own *owners, blocked map[string]bool, s
 		return nil
 	}
 	p := filepath.Join(root, rel)
+	var st syscall.Stat_t
+	if err := syscall.Lstat(p, &st); err == nil && st.Mode&syscall.S_IFMT == syscall.S_IFLNK {
+		if why := notFollowed(root, rel, own); why != "" {
+			return []string{fmt.Sprintf("%s: is a symbolic link, want a regular file: not followed, as %s: %s (put the file it names in its place)", rel, why, aliasesEffect)}
+		}
+	}
 	fi, err := os.Stat(p)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -708,17 +770,114 @@ func aliasesDB(root string, rs []runner, own *owners, blocked map[string]bool, s
 		return []string{fmt.Sprintf("%s: is a %s, want a regular file: %s (remove it and run newaliases)", rel, kindName(fi), aliasesEffect)}
 	}
 	var out []string
-	var st syscall.Stat_t
-	if syscall.Lstat(p, &st) == nil {
-		if l := linksLine(p, rel, &st, own); l != "" {
-			out = append(out, l)
+	if !shared {
+		for _, l := range whoCannot(rel, p, accRead, "readable", []runner{runnerNamed(rs, "alias")}, blocked, own, "chmod 644") {
+			out = append(out, l+": "+aliasesEffect)
 		}
 	}
-	if shared {
-		return out
+	if st.Mode&syscall.S_IFMT != syscall.S_IFREG {
+		return out // root's own link: its target's mode is the administrator's
 	}
-	for _, l := range whoCannot(rel, p, accRead, "readable", []runner{runnerNamed(rs, "alias")}, blocked, own, "chmod 644") {
-		out = append(out, l+": "+aliasesEffect)
+	// The repair gives it mode 0644 (the line above says so, if any).
+	wrong := st.Mode&0o7777 != 0o644
+	if wrong && len(out) == 0 {
+		out = append(out, fmt.Sprintf("%s: mode %04o, want 0644", rel, st.Mode&0o7777))
+	}
+	if l := linksLine(p, rel, &st, own, wrong); l != "" {
+		out = append(out, l)
 	}
 	return out
+}
+
+// sendStops names, in -check's words, what keeps qmail-send from
+// starting and the repair never changes, for the repair to say: a
+// control file qmail-send reads that is no file, or, in a tree with
+// qmail's users, that qmails cannot read. (-check itself names those in
+// unreadableControls, with every reader.)
+func sendStops(root string, own *owners) []string {
+	if wayBlocked(root, "control/me") {
+		return nil
+	}
+	var names []string
+	for n, eff := range controlEffects {
+		if strings.Contains(eff, effSend) {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	// The readers' part: in a tree with qmail's users that qmails can
+	// reach (a root it cannot, under a 0700 directory, is -check's).
+	reader := !own.shared
+	var qs runner
+	if reader {
+		qs = runnerNamed(runners(own.ids), "qmails")
+		if d, err := qs.denied(root, accSearch); err != nil || d != nil {
+			reader = false
+		}
+	}
+	var out []string
+	for _, n := range names {
+		p := filepath.Join(root, "control", n)
+		if l := notAFile(n, p); l != "" {
+			out = append(out, l)
+			continue
+		}
+		if !reader || n == "holdlocal" { // only its presence counts
+			continue
+		}
+		if fi, err := os.Stat(p); err != nil || !fi.Mode().IsRegular() {
+			continue
+		}
+		for _, l := range whoCannot("control/"+n, p, accRead, "readable", []runner{qs}, nil, own, "chmod 644") {
+			out = append(out, l+": "+effSend)
+		}
+	}
+	return out
+}
+
+// missingControls names the control files the repair makes when they
+// are missing (DefaultControl).
+func missingControls(root string) []string {
+	if wayBlocked(root, "control/me") {
+		return nil
+	}
+	var names []string
+	for n := range DefaultControl("x") {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var out []string
+	for _, n := range names {
+		if _, err := os.Lstat(filepath.Join(root, "control", n)); errors.Is(err, fs.ErrNotExist) {
+			out = append(out, fmt.Sprintf("control/%s: missing (a re-run makes it, as a new install does)", n))
+		}
+	}
+	return out
+}
+
+// staleUsersCDB names a users/cdb that is not what users/assign compiles
+// to, which the repair rebuilds (and a users/assign it cannot compile).
+// A users/assign that is no regular file, or a link the repair does not
+// follow, is the table's line.
+func staleUsersCDB(root string) []string {
+	if wayBlocked(root, "users/assign") {
+		return nil
+	}
+	p := filepath.Join(root, "users", "assign")
+	fi, err := os.Lstat(p)
+	if err != nil || !fi.Mode().IsRegular() && !(fi.Mode()&fs.ModeSymlink != 0 && linkFollowed(root, "users/assign")) {
+		return nil
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return nil
+	}
+	want, err := usersCDB(b)
+	if err != nil {
+		return []string{fmt.Sprintf("%v: users/cdb cannot be rebuilt (the repair fails)", err)}
+	}
+	if got, err := os.ReadFile(filepath.Join(root, "users", "cdb")); err == nil && !bytes.Equal(got, want) {
+		return []string{"users/cdb: not compiled from the users/assign there (a re-run rebuilds it, as qmail-newu does)"}
+	}
+	return nil
 }

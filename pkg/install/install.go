@@ -78,6 +78,7 @@ func Install(opt Options) error {
 		}
 	}
 	own := &owners{ids: ids, shared: ids.Shared, uid: os.Getuid(), gid: os.Getgid()}
+	w.own = own
 
 	// Directories, files and FIFOs of the table, in order (parents
 	// first), then what is not in it; every path reached from the root
@@ -101,6 +102,13 @@ func Install(opt Options) error {
 	for _, step := range steps {
 		if err := step(); err != nil {
 			return qerr.Wrap(err, false, err.Error())
+		}
+	}
+	// What keeps qmail-send from starting that the repair never changes
+	// (a control file qmails cannot read) is said too.
+	if !w.skipped["control"] {
+		for _, l := range sendStops(root, own) {
+			w.problem("%s; left alone (qmail-install never changes a control file)", l)
 		}
 	}
 	// What was left alone makes the run fail, once the rest is done.
@@ -148,9 +156,11 @@ func kindOf(fi fs.FileInfo) Kind {
 	return '?'
 }
 
-// copyPrograms copies every executable regular file of the source directory
-// into root/bin (unless it is root/bin itself) and sets program modes on
-// everything in root/bin.
+// copyPrograms copies each of Programs found as an executable regular
+// file in the source directory into root/bin (unless it is root/bin
+// itself) and gives each of Programs in root/bin its owner and mode.
+// Nothing else in root/bin is touched: an administrator's own script,
+// or the files of a shared directory root/bin is a link to.
 func (w *walker) copyPrograms(opt Options, own *owners) error {
 	bin, err := w.dir("bin")
 	if err == errSkipped {
@@ -176,17 +186,9 @@ func (w *walker) copyPrograms(opt Options, own *owners) error {
 		same = true
 	}
 	if !same {
-		ents, err := os.ReadDir(src)
-		if err != nil {
-			return err
-		}
-		for _, e := range ents {
-			name := e.Name()
-			if strings.HasPrefix(name, ".") || !e.Type().IsRegular() {
-				continue
-			}
-			fi, err := e.Info()
-			if err != nil || fi.Mode().Perm()&0o111 == 0 {
+		for _, name := range Programs {
+			fi, err := os.Stat(filepath.Join(src, name))
+			if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
 				continue
 			}
 			if err := w.copyProgram(filepath.Join(src, name), bin, name, own); err != nil {
@@ -194,24 +196,17 @@ func (w *walker) copyPrograms(opt Options, own *owners) error {
 			}
 		}
 	}
-	names, err := readDirFd(bin)
-	if err != nil {
-		return fmt.Errorf("unable to read %s: %v", w.path("bin"), err)
-	}
-	for _, name := range names {
-		if strings.HasPrefix(name, ".") {
-			continue
-		}
+	for _, name := range Programs {
 		rel := "bin/" + name
 		fd, st, err := openAt(bin, rel, unix.O_RDONLY)
 		if err != nil {
-			continue // a link, or gone: not a program of the tree
+			continue // missing, a link, or gone: not changed
 		}
 		if st.Mode&unix.S_IFMT == unix.S_IFREG {
 			pe := ProgEntry(name)
 			var uid, gid int
 			if uid, gid, err = own.resolve(pe); err == nil {
-				_, err = w.settle(bin, rel, fd, &st, uid, gid, pe.Mode, nil, true)
+				_, err = w.settle(bin, fd, &st, pe, uid, gid, "")
 			}
 		}
 		unix.Close(fd)
@@ -220,18 +215,6 @@ func (w *walker) copyPrograms(opt Options, own *owners) error {
 		}
 	}
 	return nil
-}
-
-// readDirFd lists the names in the directory open as dir (through a
-// descriptor of its own, so that dir's position is not moved).
-func readDirFd(dir int) ([]string, error) {
-	fd, err := unix.Openat(dir, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, err
-	}
-	f := os.NewFile(uintptr(fd), "dir")
-	defer f.Close()
-	return f.Readdirnames(-1)
 }
 
 // copyProgram writes a new bin/name and renames it over the old one, so
@@ -450,7 +433,7 @@ func (w *walker) writeUsers(root string, ids *qhome.IDs, homeUser string, catchA
 		return err
 	}
 	if !made {
-		if err := w.repairExisting(Entry{Path: "users/assign", Kind: File, Owner: "root", Group: "qmail", Mode: 0o644}, own, false); err != nil {
+		if err := w.repairExisting(Entry{Path: "users/assign", Kind: File, Owner: "root", Group: "qmail", Mode: 0o644}, own, false, "", ""); err != nil {
 			return err
 		}
 	}
@@ -460,7 +443,7 @@ func (w *walker) writeUsers(root string, ids *qhome.IDs, homeUser string, catchA
 	if err != nil {
 		return fmt.Errorf("unable to stat %s: %v", w.path("users/assign"), err)
 	}
-	link := st.Mode&unix.S_IFMT == unix.S_IFLNK && w.follows("users", dir)
+	link := w.follows("users", &st)
 	if st.Mode&unix.S_IFMT != unix.S_IFREG && !link {
 		w.skip("users/assign", File, &st)
 		return nil
@@ -473,24 +456,34 @@ func (w *walker) writeUsers(root string, ids *qhome.IDs, homeUser string, catchA
 	if err != nil {
 		return fmt.Errorf("users/assign: %v", err)
 	}
-	recs, err := users.Compile(b)
+	data, err := usersCDB(b)
 	if err != nil {
-		return fmt.Errorf("users/assign: %v", err)
+		return err
+	}
+	return w.placeAt(dir, "users/cdb", false, func(f *os.File) error { _, err := f.Write(data); return err }, uid, gid, 0o644, nil)
+}
+
+// usersCDB is users/cdb compiled from the users/assign assign, as
+// qmail-newu makes it.
+func usersCDB(assign []byte) ([]byte, error) {
+	recs, err := users.Compile(assign)
+	if err != nil {
+		return nil, fmt.Errorf("users/assign: %v", err)
 	}
 	var db bytes.Buffer
 	cw := cdb.NewWriter(&db)
 	for _, r := range recs {
 		if err := cw.Add(r.Key, r.Data); err != nil {
-			return fmt.Errorf("users/cdb: %v", err)
+			return nil, fmt.Errorf("users/cdb: %v", err)
 		}
 	}
 	hdr, err := cw.Finish()
 	if err != nil {
-		return fmt.Errorf("users/cdb: %v", err)
+		return nil, fmt.Errorf("users/cdb: %v", err)
 	}
 	data := db.Bytes()
 	copy(data, hdr[:])
-	return w.placeAt(dir, "users/cdb", false, func(f *os.File) error { _, err := f.Write(data); return err }, uid, gid, 0o644, nil)
+	return data, nil
 }
 
 // resolveIDs decides the ids of the tree. As an ordinary user: the caller

@@ -438,11 +438,22 @@ func TestCheckSendFiles(t *testing.T) {
 		}
 		os.WriteFile(p, []byte("1\n"), 0o600)
 		check("root's", rel+": owner 0, want "+strconv.Itoa(ids.Qmails.UID)+" (qmails)",
+			rel+": group 0, want "+strconv.Itoa(ids.Qmail)+" (qmail)",
 			rel+": not readable and writable by qmails (qmail-send): mode 0600, owner root, group root (chown qmails; chmod 600): "+f.effect)
 		os.Chown(p, ids.Qmails.UID, ids.Qmail)
 		check("qmails'")
 		os.Chmod(p, 0o400)
-		check("read-only", rel+": not readable and writable by qmails (qmail-send): mode 0400, owner qmails, group qmail (chown qmails; chmod 600): "+f.effect)
+		check("read-only", rel+": mode 0400, want 0600",
+			rel+": not readable and writable by qmails (qmail-send): mode 0400, owner qmails, group qmail (chown qmails; chmod 600): "+f.effect)
+		// What qmails can read and write, but the repair changes all
+		// the same: -check names it (it said nothing).
+		os.Chmod(p, 0o640)
+		os.Chown(p, ids.Qmails.UID, 0)
+		check("qmails:root 0640", rel+": group 0, want "+strconv.Itoa(ids.Qmail)+" (qmail)", rel+": mode 0640, want 0600")
+		if err := Install(opts(t, root)); err != nil {
+			t.Fatal(err)
+		}
+		check("repaired")
 		os.Remove(p)
 		os.Mkdir(p, 0o700)
 		check("a directory", rel+": is a directory, want a regular file: "+f.effect+" (remove it)")
@@ -581,8 +592,9 @@ func TestInstallRepairsTcptoSize(t *testing.T) {
 
 // TestInstallRepairsSendFiles: the repair run gives an existing regular
 // queue/bounce/holdperiods or heldmsgs to qmails with mode 0600, as
-// qmail-send makes them, and leaves anything else there (reported by
-// -check) alone.
+// qmail-send makes them, and leaves anything else there alone, saying so
+// with what it costs, and exits 111 (with heldmsgs a symbolic link it
+// exited 0, while qmail-send does not start), as -check names it.
 func TestInstallRepairsSendFiles(t *testing.T) {
 	root, o := installed(t)
 	ids, err := qhome.LoadIDs(root)
@@ -592,6 +604,10 @@ func TestInstallRepairsSendFiles(t *testing.T) {
 	uid, gid := ids.Qmails.UID, ids.Qmail
 	if ids.Shared {
 		uid, gid = os.Getuid(), os.Getgid()
+	}
+	effects := map[string]string{
+		"holdperiods": "qmail-send cannot tell how long mail was held, which it leaves out of queuelifetime",
+		"heldmsgs":    "qmail-send does not start: it cannot tell which messages qmailctl holds",
 	}
 	for _, name := range []string{"holdperiods", "heldmsgs"} {
 		rel := "queue/bounce/" + name
@@ -614,8 +630,10 @@ func TestInstallRepairsSendFiles(t *testing.T) {
 		}
 		os.Remove(p)
 		os.Mkdir(p, 0o755)
-		if err := Install(o); err != nil {
-			t.Fatal(err)
+		err := Install(o)
+		want := p + ": is a directory, want a regular file: " + effects[name] + "; left alone (remove it, and run qmail-install again)"
+		if err == nil || qerr.ExitCode(err) != 111 || !strings.Contains(err.Error(), want) {
+			t.Errorf("repair of a directory %s: %v, want exit 111 and %q", name, err, want)
 		}
 		if fi, err := os.Lstat(p); err != nil || !fi.IsDir() || fi.Mode().Perm() != 0o755 {
 			t.Errorf("directory %s changed: %v %v", name, fi, err)
@@ -625,13 +643,19 @@ func TestInstallRepairsSendFiles(t *testing.T) {
 		}
 		os.Remove(p)
 		os.Symlink("elsewhere", p)
-		if err := Install(o); err != nil {
-			t.Fatal(err)
+		err = Install(o)
+		want = p + ": is a symbolic link, want a regular file: not followed, as "
+		tail := ": " + effects[name] + "; left alone (put the file it names in its place, and run qmail-install again)"
+		if err == nil || qerr.ExitCode(err) != 111 || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), tail) {
+			t.Errorf("repair of a symbolic link %s: %v, want exit 111 and %q...%q", name, err, want, tail)
 		}
 		if dev, _ := Check(root); len(dev) != 1 || !strings.HasPrefix(dev[0], rel+": is a symbolic link, want a regular file: ") {
 			t.Errorf("check of a symbolic link %s: %q", name, dev)
 		}
 		os.Remove(p)
+	}
+	if err := Install(o); err != nil {
+		t.Errorf("repair once they are gone: %v", err)
 	}
 }
 
@@ -742,6 +766,19 @@ func TestCheckLocalhostLocal(t *testing.T) {
 		ctl("virtualdomains", tc.vdoms)
 		ctl("rcpthosts", cmp.Or(tc.rcpthosts, oldRcpt))
 		dev, err := Check(root)
+		// A control file removed here is one the repair makes: said
+		// first, unless the line of the case names it.
+		var missing []string
+		for _, n := range []string{"defaultdomain", "rcpthosts"} {
+			if (n == "defaultdomain" && tc.dom == "-") || (n == "rcpthosts" && tc.rcpthosts == "-") {
+				missing = append(missing, "control/"+n+": missing (a re-run makes it, as a new install does)")
+			}
+		}
+		if len(dev) < len(missing) || !slices.Equal(dev[:len(missing)], missing) {
+			t.Errorf("%s: %q, want first %q", tc.name, dev, missing)
+			continue
+		}
+		dev = dev[len(missing):]
 		switch {
 		case err != nil:
 			t.Errorf("%s: %v", tc.name, err)
@@ -750,5 +787,26 @@ func TestCheckLocalhostLocal(t *testing.T) {
 		case tc.want != "" && (len(dev) != 1 || !strings.HasPrefix(dev[0], tc.want)):
 			t.Errorf("%s:\n got %q\nwant %q", tc.name, dev, tc.want)
 		}
+	}
+}
+
+// TestProgramsAreCmd: Programs names every program of cmd/, and only
+// those: one missing would not be installed (the repair copies and
+// changes only these).
+func TestProgramsAreCmd(t *testing.T) {
+	ents, err := os.ReadDir(filepath.Join("..", "..", "cmd"))
+	if err != nil {
+		t.Skip("no cmd/ here:", err)
+	}
+	var cmds []string
+	for _, e := range ents {
+		if e.IsDir() {
+			cmds = append(cmds, e.Name())
+		}
+	}
+	got := slices.Clone(Programs)
+	slices.Sort(got)
+	if !slices.Equal(got, cmds) {
+		t.Errorf("Programs %q, cmd/ has %q", got, cmds)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/hqmail/hqmail/pkg/qerr"
 	"github.com/hqmail/hqmail/pkg/qhome"
 )
 
@@ -322,10 +323,14 @@ func TestRepairRace(t *testing.T) {
 }
 
 // TestRepairHardLinks: a file of the tree with another link in a
-// directory a qmail user owns (qmails: ln queue/lock/tcpto
-// queue/bounce/holdperiods) is not chowned through: the repair gave the
-// one file to qmailr 0664 then to qmails 0600, on every run. It is
-// replaced by a new file, and -check names the link count.
+// directory a qmail user owns is never changed through that name (a
+// chown reaches it under every name): one whose owner and mode are right
+// is left as it is; a cache (tcpto, sendstatus, the FIFOs) that must
+// change is replaced by a new one; a file with data is left alone and
+// reported (TestRepairKeepsLinkedData). qmails linking qmailr's tcpto as
+// queue/bounce/holdperiods made the repair give the one file to qmailr
+// 0664, then to qmails 0600, on every run; now tcpto is left as it is,
+// holdperiods named. -check says the same.
 func TestRepairHardLinks(t *testing.T) {
 	root, ids := rootTree(t)
 	o := opts(t, root)
@@ -338,12 +343,16 @@ func TestRepairHardLinks(t *testing.T) {
 		}
 		return st
 	}
-	install := func() string {
+	install := func(wantErr string) string {
 		t.Helper()
 		var log bytes.Buffer
 		o.Log = &log
-		if err := Install(o); err != nil {
+		err := Install(o)
+		switch {
+		case wantErr == "" && err != nil:
 			t.Fatal(err)
+		case wantErr != "" && (err == nil || qerr.ExitCode(err) != 111 || !strings.Contains(err.Error(), wantErr)):
+			t.Errorf("error %v, want exit 111 and %q", err, wantErr)
 		}
 		return log.String()
 	}
@@ -352,64 +361,96 @@ func TestRepairHardLinks(t *testing.T) {
 	b := make([]byte, TcptoSize)
 	b[0] = 9
 	os.WriteFile(tcpto, b, 0o664)
+	ino := stat(tcpto).Ino
 	if err := os.Link(tcpto, hp); err != nil {
 		t.Fatal(err)
 	}
 	dev, _ := Check(root)
-	for _, l := range []string{"queue/lock/tcpto: 2 hard links, want 1 (a re-run replaces it)", "queue/bounce/holdperiods: 2 hard links, want 1 (a re-run replaces it)"} {
-		if !slices.Contains(dev, l) {
-			t.Errorf("check of a linked tcpto: %q lacks %q", dev, l)
-		}
+	want := []string{
+		"queue/bounce/holdperiods: owner " + strconv.Itoa(ids.Qmailr.UID) + ", want " + strconv.Itoa(ids.Qmails.UID) + " (qmails)",
+		"queue/bounce/holdperiods: mode 0664, want 0600",
+		"queue/bounce/holdperiods: 2 hard links, want 1: a re-run leaves it alone while it must change; remove the other link " +
+			"and run qmail-install again",
 	}
-	log := install()
-	if !strings.Contains(log, "qmail-install: warning: queue/lock/tcpto: 2 hard links; replaced\n") {
-		t.Errorf("log %q", log)
+	if !slices.Equal(dev, want) {
+		t.Errorf("check of a linked tcpto:\n got %q\nwant %q", dev, want)
 	}
 	for i := 0; i < 2; i++ {
+		log := install(hp + ": 2 hard links and owner qmailr, want qmails and mode 0664, want 0600: left alone; remove the other link " +
+			"and run qmail-install again")
+		if strings.Contains(log, "hard links") {
+			t.Errorf("run %d: log %q", i, log)
+		}
 		st := stat(tcpto)
-		got, _ := os.ReadFile(tcpto)
-		if st.Nlink != 1 || int(st.Uid) != ids.Qmailr.UID || st.Mode&0o7777 != 0o664 || !bytes.Equal(got, make([]byte, TcptoSize)) {
-			t.Errorf("run %d: tcpto links %d uid %d mode %04o, %d bytes", i, st.Nlink, st.Uid, st.Mode&0o7777, len(got))
+		if st.Ino != ino || st.Nlink != 2 || int(st.Uid) != ids.Qmailr.UID || st.Mode&0o7777 != 0o664 {
+			t.Errorf("run %d: tcpto inode %d (was %d) links %d uid %d mode %04o", i, st.Ino, ino, st.Nlink, st.Uid, st.Mode&0o7777)
 		}
-		st = stat(hp)
-		if st.Nlink != 1 || int(st.Uid) != ids.Qmails.UID || st.Mode&0o7777 != 0o600 {
-			t.Errorf("run %d: holdperiods links %d uid %d mode %04o", i, st.Nlink, st.Uid, st.Mode&0o7777)
-		}
-		if dev, _ := Check(root); len(dev) != 0 {
-			t.Errorf("run %d: check %q", i, dev)
-		}
-		if log := install(); strings.Contains(log, "hard links") {
-			t.Errorf("run %d: again %q", i, log)
+		if got, _ := os.ReadFile(tcpto); !bytes.Equal(got, b) {
+			t.Errorf("run %d: tcpto changed", i)
 		}
 	}
 	os.Remove(hp)
+	install("")
+	if dev, _ := Check(root); len(dev) != 0 {
+		t.Errorf("check once the link is gone: %q", dev)
+	}
 
-	// One of root's files linked into the tree keeps its owner, mode and
-	// contents, which the replacement does not get.
+	// A cache that must change is replaced: tcpto of a wrong mode, size
+	// or both (as new: its contents may be another file's).
+	for _, tc := range []struct {
+		mode os.FileMode
+		size int
+		what string
+	}{
+		{0o644, TcptoSize, "mode 0644, want 0664"},
+		{0o664, 10, "size 10, want 1024"},
+		{0o600, 2000, "mode 0600, want 0664 and size 2000, want 1024"},
+	} {
+		other := filepath.Join(searchableDir(t), "tcpto")
+		os.WriteFile(tcpto, bytes.Repeat([]byte{7}, tc.size), 0o664)
+		os.Chmod(tcpto, tc.mode)
+		if err := os.Link(tcpto, other); err != nil {
+			t.Fatal(err)
+		}
+		if dev, _ := Check(root); !slices.Contains(dev, "queue/lock/tcpto: 2 hard links, want 1 (a re-run replaces it)") {
+			t.Errorf("%s: check %q", tc.what, dev)
+		}
+		if log := install(""); !strings.Contains(log, "qmail-install: warning: queue/lock/tcpto: 2 hard links and "+tc.what+"; replaced\n") {
+			t.Errorf("%s: log %q", tc.what, log)
+		}
+		st := stat(tcpto)
+		got, _ := os.ReadFile(tcpto)
+		if st.Nlink != 1 || int(st.Uid) != ids.Qmailr.UID || st.Mode&0o7777 != 0o664 || !bytes.Equal(got, make([]byte, TcptoSize)) {
+			t.Errorf("%s: tcpto links %d uid %d mode %04o, %d bytes", tc.what, st.Nlink, st.Uid, st.Mode&0o7777, len(got))
+		}
+		if st := stat(other); st.Mode&0o7777 != uint32(tc.mode) || st.Size != int64(tc.size) {
+			t.Errorf("%s: the other link: mode %04o size %d", tc.what, st.Mode&0o7777, st.Size)
+		}
+	}
+
+	// One of root's files linked into the tree as sendstatus keeps its
+	// owner, mode and contents, which the replacement does not get; a
+	// FIFO linked elsewhere with a wrong mode is replaced too.
 	secret := filepath.Join(searchableDir(t), "secret")
 	os.WriteFile(secret, []byte("secret\n"), 0o640)
 	os.Remove(q("lock", "sendstatus"))
 	if err := os.Link(secret, q("lock", "sendstatus")); err != nil {
 		t.Fatal(err)
 	}
-	// A FIFO linked elsewhere; a record of qmails' with a second name
-	// keeps its contents (they are qmails' already).
+	os.Chmod(q("lock", "trigger"), 0o666)
 	os.Link(q("lock", "trigger"), q("bounce", "trigger"))
-	os.WriteFile(q("bounce", "heldmsgs"), []byte("held 1\n"), 0o600)
-	os.Chown(q("bounce", "heldmsgs"), ids.Qmails.UID, ids.Qmail)
-	os.Link(q("bounce", "heldmsgs"), q("bounce", "heldmsgs.old"))
 	dev, _ = Check(root)
 	for _, l := range []string{"queue/lock/sendstatus: 2 hard links, want 1 (a re-run with qmail-send stopped replaces it)",
-		"queue/lock/trigger: 2 hard links, want 1 (a re-run with qmail-send stopped replaces it)",
-		"queue/bounce/heldmsgs: 2 hard links, want 1 (a re-run replaces it)"} {
+		"queue/lock/trigger: 2 hard links, want 1 (a re-run with qmail-send stopped replaces it)"} {
 		if !slices.Contains(dev, l) {
 			t.Errorf("check: %q lacks %q", dev, l)
 		}
 	}
-	log = install()
-	for _, l := range []string{"sendstatus", "trigger", "heldmsgs"} {
-		if !strings.Contains(log, l+": 2 hard links; replaced") {
-			t.Errorf("log %q says nothing of %s", log, l)
+	log := install("")
+	for _, l := range []string{"sendstatus: 2 hard links and owner root, want qmails and group root, want qmail and mode 0640, want 0644; replaced",
+		"trigger: 2 hard links and mode 0666, want 0622; replaced"} {
+		if !strings.Contains(log, l) {
+			t.Errorf("log %q lacks %q", log, l)
 		}
 	}
 	if st := stat(secret); st.Uid != 0 || st.Mode&0o7777 != 0o640 || st.Nlink != 1 {
@@ -424,14 +465,28 @@ func TestRepairHardLinks(t *testing.T) {
 	if st := stat(q("lock", "trigger")); st.Mode&syscall.S_IFMT != syscall.S_IFIFO || st.Nlink != 1 || st.Mode&0o7777 != 0o622 {
 		t.Errorf("trigger: mode %o links %d", st.Mode, st.Nlink)
 	}
-	if b, _ := os.ReadFile(q("bounce", "heldmsgs")); string(b) != "held 1\n" {
-		t.Errorf("heldmsgs now holds %q", b)
-	}
 	os.Remove(q("bounce", "trigger"))
+
+	// A record of qmails' with a second name whose owner and mode are
+	// right is left as it is: nothing to change, no word.
+	os.WriteFile(q("bounce", "heldmsgs"), []byte("held 1\n"), 0o600)
+	os.Chown(q("bounce", "heldmsgs"), ids.Qmails.UID, ids.Qmail)
+	os.Link(q("bounce", "heldmsgs"), q("bounce", "heldmsgs.old"))
+	ino = stat(q("bounce", "heldmsgs")).Ino
+	if dev, _ := Check(root); len(dev) != 0 {
+		t.Errorf("check with a right heldmsgs linked: %q", dev)
+	}
+	if log := install(""); strings.Contains(log, "hard links") {
+		t.Errorf("a right heldmsgs linked: %q", log)
+	}
+	if st := stat(q("bounce", "heldmsgs")); st.Ino != ino || st.Nlink != 2 {
+		t.Errorf("heldmsgs: inode %d (was %d), %d links", st.Ino, ino, st.Nlink)
+	}
 	os.Remove(q("bounce", "heldmsgs.old"))
 	if dev, _ := Check(root); len(dev) != 0 {
 		t.Errorf("check after repair: %q", dev)
 	}
+
 	// A program with a second name (ln bin/sendmail /usr/sbin/sendmail)
 	// is root's in a directory only root writes: left in place.
 	other := filepath.Join(searchableDir(t), "qmail-inject")
@@ -441,11 +496,87 @@ func TestRepairHardLinks(t *testing.T) {
 	if dev, _ := Check(root); len(dev) != 0 {
 		t.Errorf("check with a program linked: %q", dev)
 	}
-	if log := install(); strings.Contains(log, "hard links") {
+	if log := install(""); strings.Contains(log, "hard links") {
 		t.Errorf("a linked program: %q", log)
 	}
 	if st := stat(other); st.Nlink != 2 {
 		t.Errorf("the program's link: %d links", st.Nlink)
+	}
+}
+
+// TestRepairKeepsLinkedData: after a "cp -al" snapshot every file of the
+// tree has a second link. One that holds data (heldmsgs, holdperiods,
+// an edited ~alias/.qmail-default) and has a wrong owner (an old qmails
+// uid) was replaced by an empty new file, and the holds were lost. Now
+// it is left alone, neither chowned nor replaced, with what to do, and
+// the run exits 111; -check says the same. Once the other link is gone,
+// the repair changes it in place, contents kept.
+func TestRepairKeepsLinkedData(t *testing.T) {
+	root, ids := rootTree(t)
+	o := opts(t, root)
+	files := map[string]string{
+		"queue/bounce/heldmsgs":    "held 1234 qmailctl\n",
+		"queue/bounce/holdperiods": "remote 1 2\n",
+		"alias/.qmail-default":     "|../bin/fastforward -d\n./Maildir/\n",
+	}
+	snap := searchableDir(t)
+	ino := map[string]uint64{}
+	for rel, data := range files {
+		p := filepath.Join(root, rel)
+		os.WriteFile(p, []byte(data), 0o600)
+		if err := os.Chown(p, 12345, ids.Qmail); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Link(p, filepath.Join(snap, filepath.Base(rel))); err != nil {
+			t.Fatal(err)
+		}
+		var st syscall.Stat_t
+		syscall.Stat(p, &st)
+		ino[rel] = st.Ino
+	}
+	fix := ": left alone; remove the other link and run qmail-install again"
+	dev, _ := Check(root)
+	err := Install(o)
+	if err == nil || qerr.ExitCode(err) != 111 {
+		t.Fatalf("repair: %v, want exit 111", err)
+	}
+	for rel, data := range files {
+		p := filepath.Join(root, rel)
+		want := p + ": 2 hard links and owner 12345, want qmails" + fix
+		if rel == "alias/.qmail-default" {
+			want = p + ": 2 hard links and owner 12345, want alias" + fix
+		}
+		if rel == "queue/bounce/heldmsgs" {
+			want += " (qmail-send does not start: it cannot tell which messages qmailctl holds)"
+		}
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+		var st syscall.Stat_t
+		syscall.Stat(p, &st)
+		if b, _ := os.ReadFile(p); string(b) != data || st.Ino != ino[rel] || st.Uid != 12345 || st.Nlink != 2 {
+			t.Errorf("%s: %q, inode %d (was %d), uid %d, %d links", rel, b, st.Ino, ino[rel], st.Uid, st.Nlink)
+		}
+		l := rel + ": 2 hard links, want 1: a re-run leaves it alone while it must change; remove the other link " +
+			"and run qmail-install again"
+		if !slices.Contains(dev, l) {
+			t.Errorf("check %q lacks %q", dev, l)
+		}
+	}
+	// The other links gone, it is repaired in place.
+	for rel := range files {
+		os.Remove(filepath.Join(snap, filepath.Base(rel)))
+	}
+	if err := Install(o); err != nil {
+		t.Fatal(err)
+	}
+	for rel, data := range files {
+		if b, _ := os.ReadFile(filepath.Join(root, rel)); string(b) != data {
+			t.Errorf("%s after the repair: %q", rel, b)
+		}
+	}
+	if dev, err := Check(root); err != nil || len(dev) != 0 {
+		t.Errorf("check: %q %v", dev, err)
 	}
 }
 

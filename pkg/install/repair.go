@@ -70,7 +70,7 @@ func (w *walker) applyFile(e Entry, uid, gid int) error {
 	if err != nil {
 		return fmt.Errorf("unable to stat %s: %v", w.path(e.Path), err)
 	}
-	if exists && st.Mode&unix.S_IFMT == unix.S_IFLNK && w.follows(filepath.Dir(e.Path), dir) {
+	if exists && w.follows(filepath.Dir(e.Path), &st) {
 		// root's own link in root's directory.
 		w.followLink(dir, e.Path)
 		return nil
@@ -121,17 +121,14 @@ func (w *walker) applyFile(e Entry, uid, gid int) error {
 		w.skip(e.Path, e.Kind, &st)
 		return nil
 	}
-	if replaces(dir, &st) && w.leaveHeld(e.Path, fmt.Sprintf("%d hard links", st.Nlink)) {
-		return nil // neither replaced nor changed in place
+	// tcpto's size is repaired too: with extra links, by a new file (a
+	// resize through this name would reach the other).
+	extra := ""
+	if e.Path == "queue/lock/tcpto" && st.Size != TcptoSize {
+		extra = fmt.Sprintf("size %d, want %d", st.Size, TcptoSize)
 	}
-	init, keep := e.Init, true
-	if e.Path == "queue/lock/tcpto" {
-		// A cache: a replacement starts empty, whatever the old file
-		// held (it may have been another one's contents).
-		init, keep = make([]byte, TcptoSize), false
-	}
-	replaced, err := w.settle(dir, e.Path, fd, &st, uid, gid, e.Mode, init, keep)
-	if err != nil || replaced || e.Path != "queue/lock/tcpto" {
+	replaced, err := w.settle(dir, fd, &st, e, uid, gid, extra)
+	if err != nil || replaced || extra == "" || w.replaces(filepath.Dir(e.Path), &st) {
 		return err
 	}
 	return fixTcptoSize(fd, &st, w.path(e.Path))
@@ -156,11 +153,11 @@ func fixTcptoSize(fd int, st *unix.Stat_t, p string) error {
 // repairSendFiles gives each of sendFiles that exists to qmails with mode
 // 0600, as qmail-send makes them. They are not in the table, since they
 // exist only once there is something to record; anything but a regular
-// file is left alone (-check names it).
+// file is left alone and reported (heldmsgs: qmail-send does not start).
 func (w *walker) repairSendFiles(own *owners) error {
 	for _, f := range sendFiles {
 		e := Entry{Path: "queue/bounce/" + f.name, Kind: File, Owner: "qmails", Group: "qmail", Mode: 0o600}
-		if err := w.repairExisting(e, own, false); err != nil {
+		if err := w.repairExisting(e, own, false, f.effect, "remove it"); err != nil {
 			return err
 		}
 	}
@@ -172,13 +169,15 @@ func (w *walker) repairSendFiles(own *owners) error {
 // owner is kept.
 func (w *walker) repairAliasesDB() error {
 	e := Entry{Path: aliases.DBFile, Kind: File, Mode: 0o644}
-	return w.repairExisting(e, nil, true)
+	return w.repairExisting(e, nil, true, aliasesEffect, "remove it and run newaliases")
 }
 
 // repairExisting gives the regular file e.Path, when it exists, e's
-// owner (its own when keepOwner) and mode; anything else there is left
-// alone.
-func (w *walker) repairExisting(e Entry, own *owners, keepOwner bool) error {
+// owner (its own when keepOwner) and mode. A link followed (root's own,
+// in root's directory) is left as it is. Anything else there is left
+// alone and reported, with what it costs (effect) and what to do (fix,
+// for another kind than a link; "" for skip's words).
+func (w *walker) repairExisting(e Entry, own *owners, keepOwner bool, effect, fix string) error {
 	dir, name, err := w.parent(e.Path)
 	if err == errSkipped {
 		return nil
@@ -190,13 +189,14 @@ func (w *walker) repairExisting(e Entry, own *owners, keepOwner bool) error {
 	if err != nil || !exists {
 		return nil
 	}
-	if st.Mode&unix.S_IFMT == unix.S_IFLNK && w.follows(filepath.Dir(e.Path), dir) {
+	if w.follows(filepath.Dir(e.Path), &st) {
 		// root's own link in root's directory (users/assign,
 		// etc/aliases.cdb kept elsewhere): read through, never changed.
 		w.followLink(dir, e.Path)
 		return nil
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		w.leaveKind(e.Path, &st, effect, fix)
 		return nil
 	}
 	fd, st, err := openAt(dir, e.Path, unix.O_RDONLY)
@@ -205,7 +205,7 @@ func (w *walker) repairExisting(e Entry, own *owners, keepOwner bool) error {
 	}
 	defer unix.Close(fd)
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return nil
+		return nil // changed since: -check, or the next run, names it
 	}
 	uid, gid := int(st.Uid), int(st.Gid)
 	if !keepOwner {
@@ -213,6 +213,31 @@ func (w *walker) repairExisting(e Entry, own *owners, keepOwner bool) error {
 			return err
 		}
 	}
-	_, err = w.settle(dir, e.Path, fd, &st, uid, gid, e.Mode, nil, true)
+	_, err = w.settle(dir, fd, &st, e, uid, gid, "")
 	return err
+}
+
+// leaveKind reports the file rel that is no regular file (stat st) and
+// leaves it alone: a link as skip does (it may name the real file: put
+// that in its place), anything else with fix.
+func (w *walker) leaveKind(rel string, st *unix.Stat_t, effect, fix string) {
+	if effect == "" {
+		w.skip(rel, File, st)
+		return
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		fix = "put the file it names in its place"
+	}
+	w.skipWith(rel, File, st, effect, fix)
+}
+
+// sendFileEffect is what is lost when qmail-send cannot read and write
+// rel, one of sendFiles ("" for another file).
+func sendFileEffect(rel string) string {
+	for _, f := range sendFiles {
+		if rel == "queue/bounce/"+f.name {
+			return f.effect
+		}
+	}
+	return ""
 }

@@ -15,24 +15,24 @@ import (
 // place). A replaced sendmutex is one nobody holds: qmailctl says "not
 // running" and the next start runs a second qmail-send on the same
 // queue. So before one of those is replaced (settle, for a file with
-// extra hard links; or a regular file where a FIFO belongs), the repair
-// takes the flock on the sendmutex there itself, without waiting: it
-// fails while qmail-send runs, and the file is left alone and reported
-// (the run exits 111: stop qmail-send, run it again). Taken, the lock is
-// kept until the table is done, so that no qmail-send starts before
-// every replacement is in place; a replacement sendmutex is locked
-// before it is renamed into place, and so never replaced while locked.
+// extra hard links whose owner or mode must change; or a regular file
+// where a FIFO belongs), the repair takes the flock on the sendmutex
+// there itself, without waiting: it fails while qmail-send runs, and the
+// file is left alone and reported (the run exits 111: stop qmail-send,
+// run it again). Taken, the lock is kept until the table is done, so
+// that no qmail-send starts before every replacement is in place; a
+// replacement sendmutex is locked before it is renamed into place, and
+// so never replaced while locked. One of them with extra links whose
+// owner and mode are right already is left as it is, running or not.
 //
-// The other files qmail-send writes are replaced while it runs:
-// queue/bounce/holdperiods and heldmsgs are written by every writer
-// (qmail-send, qmailctl while it is stopped) as a whole new file renamed
-// into place (qhome.ReplaceFile), never in place, and qmail-send keeps
-// what they record in memory; a rename of theirs between the repair's
-// read and its own is seen (placeAt, errChanged) and kept. tcpto is
-// written in place under its flock by qmail-remote, qmail-send and
-// qmailctl: one that opened the old file before the replacement writes
-// into it, and that one entry of the cache is lost, which only costs a
-// connection attempt.
+// The files qmail-send keeps data in (queue/bounce/holdperiods and
+// heldmsgs) are never replaced (settle): one with extra links and a
+// wrong owner or mode is left alone and reported, so nothing a writer
+// renamed in meanwhile (qmailctl hold) can be lost. tcpto, a cache, is
+// replaced while qmail-send runs: it is written in place under its flock
+// by qmail-remote, qmail-send and qmailctl, and one that opened the old
+// file before the replacement writes into it, which loses that one entry
+// of the cache and costs a connection attempt only (placeAt).
 
 // mutexRel is qmail-send's lock file.
 const mutexRel = "queue/lock/sendmutex"

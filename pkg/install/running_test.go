@@ -47,9 +47,10 @@ func sendLocked(t *testing.T, root string) bool {
 // "cp -al" snapshot gave every file of queue/lock a second link) leaves
 // the files qmail-send holds open: replaced, sendmutex was a file no one
 // locked (qmailctl said "not running", a start ran a second qmail-send),
-// and the trigger one no one read. Each is named, neither replaced nor
-// chowned, and the run exits 111; tcpto, a cache, is replaced. Once
-// qmail-send is stopped, a run replaces them.
+// and the trigger one no one read. Those whose owner and mode are right
+// are left as they are, and the run succeeds; those that must change are
+// named, neither replaced nor chowned, and the run exits 111; tcpto, a
+// cache, is replaced. Once qmail-send is stopped, a run replaces them.
 func TestRepairLeavesLocksOfRunningSend(t *testing.T) {
 	root, ids := rootTree(t)
 	o := opts(t, root)
@@ -73,16 +74,39 @@ func TestRepairLeavesLocksOfRunningSend(t *testing.T) {
 		}
 		ino[n] = stat(lock(n)).Ino
 	}
-	// Something to chown: the repair must not, through this name.
-	os.Chown(lock("sendstatus"), 0, 0)
 	stop := fakeSend(t, root)
+	// All right: nothing to change, nothing said.
+	if err := Install(o); err != nil {
+		t.Fatalf("repair of right files while qmail-send runs: %v", err)
+	}
+	for _, n := range append(held, "tcpto") {
+		if st := stat(lock(n)); st.Ino != ino[n] || st.Nlink != 2 {
+			t.Errorf("%s: changed (inode %d, was %d; %d links)", n, st.Ino, ino[n], st.Nlink)
+		}
+	}
+	if strings.Contains(log.String(), "hard links") {
+		t.Errorf("log %q", log.String())
+	}
+	// Something to change in each: the repair must not, through these
+	// names.
+	wrong := map[string]string{
+		"sendmutex":  "mode 0644, want 0600",
+		"sendstatus": "owner root, want qmails and group root, want qmail",
+		"trigger":    "mode 0666, want 0622",
+		"sendctl":    "mode 0644, want 0600",
+	}
+	os.Chmod(lock("sendmutex"), 0o644)
+	os.Chown(lock("sendstatus"), 0, 0)
+	os.Chmod(lock("trigger"), 0o666)
+	os.Chmod(lock("sendctl"), 0o644)
+	os.Chmod(lock("tcpto"), 0o644)
 
 	err := Install(o)
 	if err == nil || qerr.ExitCode(err) != 111 {
 		t.Fatalf("repair while qmail-send runs: %v (exit %d), want exit 111", err, qerr.ExitCode(err))
 	}
 	for _, n := range held {
-		want := lock(n) + ": 2 hard links; qmail-send is running, stop it and run qmail-install again to replace it"
+		want := lock(n) + ": 2 hard links and " + wrong[n] + "; qmail-send is running, stop it and run qmail-install again to replace it"
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q lacks %q", err, want)
 		}
@@ -99,7 +123,7 @@ func TestRepairLeavesLocksOfRunningSend(t *testing.T) {
 	if st := stat(lock("tcpto")); st.Ino == ino["tcpto"] || st.Nlink != 1 || int(st.Uid) != ids.Qmailr.UID {
 		t.Errorf("tcpto: inode %d (was %d), %d links, uid %d", st.Ino, ino["tcpto"], st.Nlink, st.Uid)
 	}
-	if !strings.Contains(log.String(), "queue/lock/tcpto: 2 hard links; replaced") {
+	if !strings.Contains(log.String(), "queue/lock/tcpto: 2 hard links and mode 0644, want 0664; replaced") {
 		t.Errorf("log %q says nothing of tcpto", log.String())
 	}
 	if !sendLocked(t, root) {
@@ -128,6 +152,10 @@ func TestRepairLeavesLocksOfRunningSend(t *testing.T) {
 	for _, n := range held {
 		os.Link(lock(n), filepath.Join(snap, n))
 	}
+	os.Chmod(lock("sendmutex"), 0o644)
+	os.Chown(lock("sendstatus"), 0, 0)
+	os.Chmod(lock("trigger"), 0o666)
+	os.Chmod(lock("sendctl"), 0o644)
 	log.Reset()
 	if err := Install(o); err != nil {
 		t.Fatalf("repair once qmail-send stopped: %v", err)
@@ -164,6 +192,9 @@ func TestRepairLocksNewSendmutex(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Modes to repair, so that both are replaced.
+	os.Chmod(lock("sendmutex"), 0o640)
+	os.Chmod(lock("trigger"), 0o600)
 	var old syscall.Stat_t
 	syscall.Stat(lock("sendmutex"), &old)
 	seen, locked := false, false
@@ -197,6 +228,7 @@ func TestRepairLocksNewSendmutex(t *testing.T) {
 	if err := os.Link(lock("trigger"), filepath.Join(snap, "trigger")); err != nil {
 		t.Fatal(err)
 	}
+	os.Chmod(lock("trigger"), 0o600)
 	seen, locked = false, false
 	testHook = func(step, rel string) {
 		if step == "rename" && rel == "queue/lock/trigger" && !seen {
@@ -216,38 +248,37 @@ func TestRepairLocksNewSendmutex(t *testing.T) {
 	}
 }
 
-// TestRepairKeepsRecordWrittenMeanwhile: holdperiods and heldmsgs are
-// replaced while qmail-send runs (every writer renames a new file into
-// place, none writes in place); one qmail-send renamed in while the
-// repair made its replacement is kept, not overwritten with the older
-// contents the repair read, and the run asks for another.
-func TestRepairKeepsRecordWrittenMeanwhile(t *testing.T) {
+// TestRepairKeepsCacheReplacedMeanwhile: a cache replaced by a rename
+// between the repair's look at it and its own rename (another repair) is
+// kept as that one made it, not overwritten, and the run asks for
+// another. (A file with data is never replaced: TestRepairKeepsLinkedData.)
+func TestRepairKeepsCacheReplacedMeanwhile(t *testing.T) {
 	root, ids := rootTree(t)
 	o := opts(t, root)
 	t.Cleanup(func() { testHook = nil })
-	hp := filepath.Join(root, "queue", "bounce", "holdperiods")
-	os.WriteFile(hp, []byte("remote 1 2\n"), 0o600)
-	os.Chown(hp, ids.Qmails.UID, ids.Qmail)
-	if err := os.Link(hp, filepath.Join(searchableDir(t), "holdperiods")); err != nil {
+	tcpto := filepath.Join(root, "queue", "lock", "tcpto")
+	os.Chmod(tcpto, 0o644)
+	if err := os.Link(tcpto, filepath.Join(searchableDir(t), "tcpto")); err != nil {
 		t.Fatal(err)
 	}
-	fakeSend(t, root)
+	b := make([]byte, TcptoSize)
+	b[0] = 1
 	testHook = func(step, rel string) {
-		if step == "rename" && rel == "queue/bounce/holdperiods" {
+		if step == "rename" && rel == "queue/lock/tcpto" {
 			testHook = nil
-			// qmail-send records a new period (qhome.ReplaceFile).
-			os.WriteFile(hp+".qmail-send", []byte("remote 1 2\nlocal 3 0\n"), 0o600)
-			os.Chown(hp+".qmail-send", ids.Qmails.UID, ids.Qmail)
-			os.Rename(hp+".qmail-send", hp)
+			os.WriteFile(tcpto+".other", b, 0o664)
+			os.Chown(tcpto+".other", ids.Qmailr.UID, ids.Qmail)
+			os.Chmod(tcpto+".other", 0o664)
+			os.Rename(tcpto+".other", tcpto)
 		}
 	}
 	err := Install(o)
-	want := hp + ": 2 hard links; it was replaced by another meanwhile, which was left as it is: run qmail-install again"
+	want := tcpto + ": 2 hard links; it was replaced by another meanwhile, which was left as it is: run qmail-install again"
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("error %v, want %q", err, want)
 	}
-	if b, _ := os.ReadFile(hp); string(b) != "remote 1 2\nlocal 3 0\n" {
-		t.Errorf("holdperiods now holds %q, not what qmail-send wrote", b)
+	if got, _ := os.ReadFile(tcpto); !bytes.Equal(got, b) {
+		t.Errorf("tcpto is not the one renamed in meanwhile")
 	}
 	if err := Install(o); err != nil {
 		t.Errorf("the run again: %v", err)

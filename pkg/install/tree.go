@@ -70,6 +70,20 @@ var progModes = map[string]uint32{
 	"splogger":        0o711,
 }
 
+// Programs are hqmail's programs (one per directory of cmd/): what
+// qmail-install copies into bin/, and the only files there it changes
+// or -check compares. Anything else in bin/ (an administrator's own
+// script, or a shared directory bin/ is root's link to) is left as it is.
+var Programs = []string{
+	"bouncesaying", "condredirect", "dot-forward", "except", "fastforward",
+	"forward", "maildirmake", "newaliases", "preline", "qmail-clean",
+	"qmail-getpw", "qmail-inject", "qmail-install", "qmail-linkwatch",
+	"qmail-local", "qmail-lspawn", "qmail-newmrh", "qmail-newu", "qmail-pw2u",
+	"qmail-qread", "qmail-qstat", "qmail-queue", "qmail-queued", "qmail-remote",
+	"qmail-rspawn", "qmail-send", "qmail-showctl", "qmail-smtpd", "qmail-start",
+	"qmail-tcpok", "qmail-tcpto", "qmailctl", "sendmail", "splogger",
+}
+
 // ProgEntry returns the table entry of the program bin/name.
 func ProgEntry(name string) Entry {
 	mode, ok := progModes[name]

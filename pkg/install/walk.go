@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -26,13 +28,21 @@ import (
 // met below the root is not followed. Only the root, given by the
 // administrator, is opened by its path.
 //
-// Except in the directories only root writes (the root itself, bin/,
-// control/, etc/ and users/ by the table, when they are root's and
-// writable by no group or others as opened): a link there was put by
-// root, and following it crosses no privilege. Such a link is followed
-// (control -> /etc/qmail, users/assign -> a file kept elsewhere), its
-// target's owner and mode are left as they are (said once on the log),
-// and what is below a followed directory is repaired as usual.
+// Except root's own links in the directories only root writes (the root
+// itself, bin/, control/, etc/ and users/ by the table): a link there
+// that belongs to root (or, in a tree of an ordinary user, to that user)
+// is followed (control -> /etc/qmail, users/assign -> a file kept
+// elsewhere), its target's owner and mode are left as they are (said
+// once on the log), and what is below a followed directory is repaired
+// as usual. Only root can make a symbolic link of root's, or chown one
+// (lchown), so a user who could once write the directory cannot have
+// made it. The directory must also have been writable by no group or
+// others when the run first opened it, before the repair's own chmod or
+// chown of it (the repair closing a directory does not make what was put
+// there before trustworthy: a user may have moved or, where the system
+// allows it, hard-linked a link of root's there), and still be so; then
+// nobody else can swap the link between its fstatat and the open that
+// follows it.
 
 // testHook, when set (tests only), is called with step "open" just
 // before a name below the root is opened, "opened" just after a
@@ -50,6 +60,8 @@ type walker struct {
 	fds      map[string]int  // directory (relative, cleaned; "." the root) -> descriptor
 	skipped  map[string]bool // relative paths reported and left alone
 	linked   map[string]bool // symbolic links followed (in root's directories)
+	mineOpen map[string]bool // directory -> onlyMine when first opened, before any change
+	own      *owners         // names of ids in messages (nil until known)
 	send     sendLock        // qmail-send's lock, when files it holds are replaced (running.go)
 	problems []string        // what was left alone, and why
 	log      io.Writer       // may be nil
@@ -63,7 +75,7 @@ func openWalker(root string, log io.Writer) (*walker, error) {
 		return nil, fmt.Errorf("unable to open %s: %w", root, err)
 	}
 	return &walker{root: root, fds: map[string]int{".": fd}, skipped: map[string]bool{}, linked: map[string]bool{}, log: log,
-		send: sendLock{fd: -1, newFd: -1}}, nil
+		mineOpen: map[string]bool{".": onlyMine(fd)}, send: sendLock{fd: -1, newFd: -1}}, nil
 }
 
 func (w *walker) close() {
@@ -98,32 +110,95 @@ var tableDirOwner = func() map[string]string {
 	return m
 }()
 
-// follows reports whether a symbolic link in the directory rel (open as
-// fd) is followed: rel is one of rootDirs and, as opened, writable only
-// by the user running the repair (onlyMine), so that the link can only
-// be that user's own.
-func (w *walker) follows(rel string, fd int) bool {
-	return rootDirs[filepath.Clean(rel)] && onlyMine(fd)
+// mine reports whether only the user running the repair could add a
+// name to the directory rel (onlyMine) when the run first opened it, and
+// still can: the state before the repair changed its owner or mode.
+func (w *walker) mine(rel string) bool {
+	rel = filepath.Clean(rel)
+	fd, ok := w.fds[rel]
+	return ok && w.mineOpen[rel] && onlyMine(fd)
 }
 
-// whyNotFollowed says why a link in the directory rel is not followed.
+// linkOwnerOK reports whether a symbolic link of owner uid can only have
+// been made by the user running the repair (or root): only root makes or
+// chowns a link of another user's.
+func linkOwnerOK(uid uint32) bool {
+	return uid == 0 || int(uid) == os.Geteuid()
+}
+
+// follows reports whether the symbolic link of stat lst in the directory
+// dir (relative) is followed: dir is one of rootDirs, was mine before the
+// run changed it and still is, and the link is root's or the user's
+// running the repair. As nobody else can add a name there, the link
+// found by fstatat is the one a later open follows.
+func (w *walker) follows(dir string, lst *unix.Stat_t) bool {
+	dir = filepath.Clean(dir)
+	return lst != nil && lst.Mode&unix.S_IFMT == unix.S_IFLNK && rootDirs[dir] && w.mine(dir) && linkOwnerOK(lst.Uid)
+}
+
+// me names the user running the repair in messages.
+func me() string {
+	if os.Geteuid() != 0 {
+		return "you"
+	}
+	return "root"
+}
+
+// whyNotFollowed says why a link in the directory rel is not followed,
+// by the directory alone (see walker.whyNotFollowed for the link's owner).
 func whyNotFollowed(rel string) string {
 	rel = filepath.Clean(rel)
 	name := rel + "/"
 	if rel == "." {
 		name = "the tree's root"
 	}
-	me := "root"
-	if os.Geteuid() != 0 {
-		me = "you"
-	}
 	switch o := tableDirOwner[rel]; {
 	case rootDirs[rel]:
-		return name + " can be written by others than " + me
-	case o != "" && me == "root":
+		return name + " can be written by others than " + me()
+	case o != "" && me() == "root":
 		return name + " belongs to " + o
 	}
 	return "links are followed only in the tree's root, bin/, control/, etc/ and users/"
+}
+
+// whyNotFollowed says why the link rel (stat st, nil when unknown) is not
+// followed.
+func (w *walker) whyNotFollowed(rel string, st *unix.Stat_t) string {
+	dir := filepath.Clean(filepath.Dir(rel))
+	if !rootDirs[dir] {
+		return whyNotFollowed(dir)
+	}
+	name := dir + "/"
+	if dir == "." {
+		name = "the tree's root"
+	}
+	fd, open := w.fds[dir]
+	switch {
+	case open && !onlyMine(fd):
+		return name + " can be written by others than " + me()
+	case !w.mineOpen[dir]:
+		return name + " could be written by others than " + me() + " when this run began"
+	case st != nil && !linkOwnerOK(st.Uid):
+		return "the link belongs to " + w.userName(int(st.Uid)) + ", not to " + me()
+	}
+	return whyNotFollowed(dir)
+}
+
+// userName names uid for messages: qmail's user of that id, the passwd
+// name, or the number.
+func (w *walker) userName(uid int) string {
+	if w.own != nil {
+		return w.own.userName(uid)
+	}
+	return strconv.Itoa(uid)
+}
+
+// groupName names gid as userName names a uid.
+func (w *walker) groupName(gid int) string {
+	if w.own != nil {
+		return w.own.groupName(gid)
+	}
+	return strconv.Itoa(gid)
 }
 
 // linkTarget is what the link name in dir points to ("" when unknown).
@@ -164,6 +239,12 @@ func (w *walker) path(rel string) string { return filepath.Join(w.root, rel) }
 // when unknown), and leaves it (and, for a directory, everything below
 // it) alone.
 func (w *walker) skip(rel string, want Kind, st *unix.Stat_t) {
+	w.skipWith(rel, want, st, "", "")
+}
+
+// skipWith is skip, saying what the wrong kind costs (effect) and what to
+// do (fix), when not "".
+func (w *walker) skipWith(rel string, want Kind, st *unix.Stat_t, effect, fix string) {
 	if w.skipped[rel] {
 		return
 	}
@@ -175,14 +256,19 @@ func (w *walker) skip(rel string, want Kind, st *unix.Stat_t) {
 	msg := fmt.Sprintf("%s: is %s, want a %s", w.path(rel), got, want)
 	link := st != nil && st.Mode&unix.S_IFMT == unix.S_IFLNK
 	if link {
-		msg += ": not followed, as " + whyNotFollowed(filepath.Dir(rel))
+		msg += ": not followed, as " + w.whyNotFollowed(rel, st)
+	}
+	if effect != "" {
+		msg += ": " + effect
 	}
 	if want == Dir {
 		msg += "; it and everything below it were left alone"
 	} else {
 		msg += "; left alone"
 	}
-	if link {
+	if fix != "" {
+		msg += " (" + fix + ", and run qmail-install again)"
+	} else if link {
 		// The link may be the administrator's own idea of a layout:
 		// say how to get what the tree needs.
 		what := "a " + want.String()
@@ -223,7 +309,7 @@ func (w *walker) dir(rel string) (int, error) {
 		if unix.Fstatat(parent, name, &st, unix.AT_SYMLINK_NOFOLLOW) != nil {
 			sp = nil
 		}
-		if sp == nil || st.Mode&unix.S_IFMT != unix.S_IFLNK || !w.follows(filepath.Dir(rel), parent) {
+		if sp == nil || !w.follows(filepath.Dir(rel), sp) {
 			w.skip(rel, Dir, sp)
 			return -1, errSkipped
 		}
@@ -240,6 +326,7 @@ func (w *walker) dir(rel string) (int, error) {
 		return -1, fmt.Errorf("unable to open %s: %w", w.path(rel), err)
 	}
 	w.fds[rel] = fd
+	w.mineOpen[rel] = onlyMine(fd)
 	if testHook != nil {
 		testHook("opened", rel)
 	}
@@ -290,12 +377,12 @@ func openAtFollow(dir int, rel string, flags int) (int, unix.Stat_t, error) {
 // reaches directories: a link is not followed (ELOOP for the file
 // itself), but in root's directories (follows).
 func (w *walker) readFile(rel string) ([]byte, error) {
-	dir, _, err := w.parent(rel)
+	dir, name, err := w.parent(rel)
 	if err != nil {
 		return nil, err
 	}
 	flags := unix.O_RDONLY | unix.O_NOFOLLOW
-	if w.follows(filepath.Dir(rel), dir) {
+	if st, exists, err := statAt(dir, name); err == nil && exists && w.follows(filepath.Dir(rel), &st) {
 		flags = unix.O_RDONLY
 	}
 	fd, st, err := openAtFollow(dir, rel, flags)
@@ -353,36 +440,67 @@ func onlyMine(dir int) bool {
 	return unix.Fstat(dir, &st) == nil && int(st.Uid) == os.Geteuid() && st.Mode&0o022 == 0
 }
 
-// settle gives the file or FIFO rel (open as fd, stat st, in the
-// directory dir) owner uid, gid and mode. One with more than one link in
-// a directory another user can write is not changed in place: that user
-// may have linked there a file it does not own (any other file it may
-// link: one of the tree, qmail-remote's tcpto, or, where the system lets
-// anyone link anything, one of root's), and a chown through one name
-// changes the file under all its names. It is replaced by a new file,
-// reported on the log: for a regular file with contents init, or with
-// the old contents when keep is set and they are no secret from uid (uid
-// owns the old file already). replaced says which.
+// cacheFiles are the files of the tree whose contents nobody needs
+// kept: qmail-remote's cache of hosts that timed out (tcpto) and what
+// qmail-send makes anew each time it starts (its lock sendmutex, its
+// status sendstatus, the FIFOs trigger and sendctl). Every other file
+// (holdperiods, heldmsgs, .qmail-default, control files, users/assign,
+// etc/aliases.cdb, a program) holds data.
+var cacheFiles = map[string]bool{
+	"queue/lock/tcpto":      true,
+	"queue/lock/sendstatus": true,
+	mutexRel:                true,
+	"queue/lock/trigger":    true,
+	"queue/lock/sendctl":    true,
+}
+
+// settle gives the file or FIFO e.Path (open as fd, stat st, in the
+// directory dir) owner uid, gid and mode e.Mode. One with more than one
+// link in a directory another user can write (replaces) is not changed
+// in place: that user may have linked there a file it does not own (any
+// other file it may link: one of the tree, qmail-remote's tcpto, or,
+// where the system lets anyone link anything, one of root's), and a
+// chown through one name changes the file under all its names. Then:
 //
-// The old file must still be at rel when the new one is renamed there:
-// one its writer replaced meanwhile (qmail-send rewrites
-// queue/bounce/holdperiods by a rename) is left as that writer made it,
-// and the run asks for another (a problem).
-func (w *walker) settle(dir int, rel string, fd int, st *unix.Stat_t, uid, gid int, mode uint32, init []byte, keep bool) (replaced bool, err error) {
-	if !replaces(dir, st) {
-		return false, fixOwnerMode(fd, st, uid, gid, mode, w.path(rel))
+//   - when its owner, group and mode are right already (and nothing
+//     else is to change: extra, "size 10, want 1024", is ""), it is left
+//     as it is: nothing is done through that name;
+//   - a cache (cacheFiles) is replaced by a new file with e.Init,
+//     reported on the log (replaced), but one qmail-send holds open
+//     while it runs (running.go);
+//   - a file with data is left alone and reported (a problem, exit
+//     111): a replacement could not keep contents that may be another
+//     file's, and would lose what a writer renamed in meanwhile.
+func (w *walker) settle(dir int, fd int, st *unix.Stat_t, e Entry, uid, gid int, extra string) (replaced bool, err error) {
+	rel := e.Path
+	if !w.replaces(filepath.Dir(rel), st) {
+		return false, fixOwnerMode(fd, st, uid, gid, e.Mode, w.path(rel))
+	}
+	wrong := w.wrongs(st, uid, gid, e.Mode)
+	if extra != "" {
+		wrong = append(wrong, extra)
+	}
+	if len(wrong) == 0 {
+		return false, nil
+	}
+	what := fmt.Sprintf("%d hard links and %s", st.Nlink, strings.Join(wrong, " and "))
+	if !cacheFiles[rel] {
+		msg := fmt.Sprintf("%s: %s: left alone; remove the other link and run qmail-install again",
+			w.path(rel), what)
+		if eff := sendFileEffect(rel); eff != "" && !ownerCanRW(st, uid, gid) {
+			msg += " (" + eff + ")"
+		}
+		w.problems = append(w.problems, msg)
+		return false, nil
+	}
+	if w.leaveHeld(rel, what) {
+		return false, nil
 	}
 	fifo := st.Mode&unix.S_IFMT == unix.S_IFIFO
-	data := init
-	if !fifo && keep && int(st.Uid) == uid {
-		if data, err = readAll(fd, st.Size); err != nil {
-			return false, fmt.Errorf("unable to read %s: %v", w.path(rel), err)
-		}
-	}
 	var fill func(*os.File) error
 	if !fifo {
 		fill = func(f *os.File) error {
-			if _, err := f.Write(data); err != nil {
+			if _, err := f.Write(e.Init); err != nil {
 				return err
 			}
 			if rel == mutexRel {
@@ -394,7 +512,7 @@ func (w *walker) settle(dir int, rel string, fd int, st *unix.Stat_t, uid, gid i
 			return nil
 		}
 	}
-	err = w.placeAt(dir, rel, fifo, fill, uid, gid, mode, st)
+	err = w.placeAt(dir, rel, fifo, fill, uid, gid, e.Mode, st)
 	if err == errChanged {
 		w.problem("%s: %d hard links; it was replaced by another meanwhile, which was left as it is: run qmail-install again", w.path(rel), st.Nlink)
 		return false, nil
@@ -403,16 +521,46 @@ func (w *walker) settle(dir int, rel string, fd int, st *unix.Stat_t, uid, gid i
 		return false, err
 	}
 	if w.log != nil {
-		fmt.Fprintf(w.log, "qmail-install: warning: %s: %d hard links; replaced\n", rel, st.Nlink)
+		fmt.Fprintf(w.log, "qmail-install: warning: %s: %s; replaced\n", rel, what)
 	}
 	return true, nil
 }
 
-// replaces reports whether settle replaces the file of stat st in the
-// directory dir rather than change it in place: it has more than one
-// link, in a directory another user can write.
-func replaces(dir int, st *unix.Stat_t) bool {
-	return st.Nlink > 1 && !onlyMine(dir)
+// wrongs lists how the owner, group and mode of st differ from uid, gid
+// and mode ("owner 12345, want qmails").
+func (w *walker) wrongs(st *unix.Stat_t, uid, gid int, mode uint32) []string {
+	var out []string
+	if int(st.Uid) != uid {
+		out = append(out, fmt.Sprintf("owner %s, want %s", w.userName(int(st.Uid)), w.userName(uid)))
+	}
+	if int(st.Gid) != gid {
+		out = append(out, fmt.Sprintf("group %s, want %s", w.groupName(int(st.Gid)), w.groupName(gid)))
+	}
+	if m := st.Mode & 0o7777; m != mode {
+		out = append(out, fmt.Sprintf("mode %04o, want %04o", m, mode))
+	}
+	return out
+}
+
+// ownerCanRW reports whether the user uid of group gid may read and
+// write the file of stat st, by its mode bits.
+func ownerCanRW(st *unix.Stat_t, uid, gid int) bool {
+	m := st.Mode & 0o777
+	switch {
+	case int(st.Uid) == uid:
+		m >>= 6
+	case int(st.Gid) == gid:
+		m >>= 3
+	}
+	return m&0o6 == 0o6
+}
+
+// replaces reports whether settle must not change the file of stat st
+// in the directory dir (relative) in place: it has more than one link,
+// in a directory another user can write or could when the run began
+// (mine: one the repair has just closed may hold a link planted before).
+func (w *walker) replaces(dir string, st *unix.Stat_t) bool {
+	return st.Nlink > 1 && !w.mine(dir)
 }
 
 // errChanged: the file to be replaced is no longer at its name.
@@ -424,6 +572,18 @@ var errChanged = errors.New("changed meanwhile")
 // descriptor, synced, and renamed over rel. Whatever was at rel is
 // replaced, never written through. With old set, rel must still be that
 // file just before the rename, else nothing is renamed (errChanged).
+//
+// That test and the rename are two steps: a writer may still act on the
+// old file between them, and what it does there is lost with it. Only
+// caches are replaced with old set (settle; a file with data is never
+// replaced), and there the loss is harmless: tcpto is written in place,
+// under its flock, by qmail-remote, qmail-send and qmailctl, and an entry
+// written into the old file costs one more connection attempt to a host
+// that timed out; sendmutex, sendstatus, trigger and sendctl are written
+// (and read) by qmail-send alone, and are replaced only while the repair
+// holds qmail-send's lock (running.go), so no qmail-send runs to write
+// them. Nobody renames a file over a cache, so errChanged there only
+// means someone else (another repair) replaced it.
 func (w *walker) placeAt(dir int, rel string, fifo bool, fill func(*os.File) error, uid, gid int, mode uint32, old *unix.Stat_t) error {
 	name := filepath.Base(rel)
 	tmp := "." + name + ".new"
