@@ -98,6 +98,9 @@ func Locate(root string) (int, error) {
 // other must not take it for its own.
 func otherTree(root string, pid int) string {
 	exe, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe")
+	// A program replaced since it started (make install over a running
+	// system) reads "PATH (deleted)"; its directory is still the tree's.
+	exe = strings.TrimSuffix(exe, " (deleted)")
 	if err != nil || !strings.HasSuffix(exe, "/bin/qmail-send") {
 		return ""
 	}
