@@ -76,7 +76,17 @@ func main() {
 		os.Exit(0)
 	}
 	err = install.Install(install.Options{Root: *root, Me: *me, UIDBase: *base, Log: os.Stderr})
-	if err != nil {
+	var left *install.LeftAlone
+	switch {
+	case errors.As(err, &left):
+		// The rest of the tree was repaired: each problem is a warning,
+		// and the run still fails so that a script notices.
+		for _, p := range left.Problems {
+			fmt.Fprintf(os.Stderr, "qmail-install: warning: %s\n", p)
+		}
+		fmt.Fprintf(os.Stderr, "qmail-install: fatal: %d thing(s) above left alone, the rest of the tree repaired; run qmail-install again once they are dealt with\n", len(left.Problems))
+		os.Exit(111)
+	case err != nil:
 		fmt.Fprintf(os.Stderr, "qmail-install: fatal: %v\n", err)
 	}
 	os.Exit(qerr.ExitCode(err))

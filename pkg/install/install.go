@@ -113,10 +113,20 @@ func Install(opt Options) error {
 	}
 	// What was left alone makes the run fail, once the rest is done.
 	if len(w.problems) > 0 {
-		return qerr.Temp("%s", strings.Join(w.problems, "; "))
+		return &LeftAlone{Problems: w.problems}
 	}
 	return nil
 }
+
+// LeftAlone is the error of a repair that did all it could but left these
+// problems as they were (each one names what to do): the caller shows
+// them as warnings, and the run fails (temporary: 111).
+type LeftAlone struct{ Problems []string }
+
+func (e *LeftAlone) Error() string { return strings.Join(e.Problems, "; ") }
+
+// Temporary marks the failure as temporary for qerr (exit 111).
+func (e *LeftAlone) Unwrap() error { return qerr.Temp("left alone") }
 
 // IsTree reports whether dir looks like a qmail tree: it has queue/,
 // control/ or etc/ids.
