@@ -375,3 +375,104 @@ func TestAliasesIncludeGroupWritableAndTypos(t *testing.T) {
 		t.Errorf("bounce:\n%s", bounce)
 	}
 }
+
+// TestAliasesProgramExit99: an alias's program that exits 99 (delivered,
+// as qmail-command(8) says; condredirect does after forwarding) has
+// delivered: the alias's other targets get the message and it is not
+// retried. It was a temporary failure: the addresses after it got
+// nothing and each retry ran the program again.
+func TestAliasesProgramExit99(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test skipped under -short")
+	}
+	tr := harness.Install(t)
+	a := tr.IDs().Alias
+	maildirAt(t, tr.Path("alias", "carol"), a.UID, a.GID)
+	aliasWrite(t, tr, ".qmail-carol", "./carol/\n", 0o644)
+	ran := tr.Path("alias", "ran.txt")
+	src := tr.Path("etc", "aliases")
+	os.WriteFile(src, []byte("cond: \"|echo once >> "+ran+"; exit 99\", carol@testhost.example\n"), 0o644)
+	if out, code := tr.Run(t, nil, "newaliases", "-f", src); code != 0 {
+		t.Fatalf("newaliases: exit %d\n%s", code, out)
+	}
+	sys := tr.Start(t, "./Maildir/")
+	if err := tr.Queue(t, "box@testhost.example", []string{"cond@testhost.example"}, []byte("Subject: cond\n\nbody\n")); err != nil {
+		t.Fatal(err)
+	}
+	harness.WaitMaildir(t, 30*time.Second, tr.Path("alias", "carol"), 1)
+	sys.WaitLogCount(t, ": success: ", 2, 30*time.Second) // cond, then carol
+	if b, _ := os.ReadFile(ran); string(b) != "once\n" {
+		t.Errorf("the program ran %q", b)
+	}
+	if strings.Contains(sys.Log(), "deferral") {
+		t.Errorf("a delivery was deferred:\n%s", sys.Log())
+	}
+}
+
+// TestAliasesIncludeThroughLink: the review's attack on fastforward. The
+// owner of a list replaces it with a symbolic link to a file of the
+// alias user (an archive mailbox, or a list of alias's): programs and
+// files are not taken through another user's link, and a file that
+// reads as a mailbox gives nothing at all (a line mailed to the archive
+// ran as alias). newaliases warns of both.
+func TestAliasesIncludeThroughLink(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test skipped under -short")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: in a tree installed by an ordinary user every file is the delivering user's")
+	}
+	tr := harness.Install(t)
+	a := tr.IDs().Alias
+	for _, p := range []string{"carol", "dave", "box"} {
+		maildirAt(t, tr.Path("alias", p), a.UID, a.GID)
+		aliasWrite(t, tr, ".qmail-"+p, "./"+p+"/\n", 0o644)
+	}
+	pwned := tr.Path("alias", "pwned")
+	os.Mkdir(tr.Path("alias", "archive"), 0o755)
+	os.Chown(tr.Path("alias", "archive"), a.UID, a.GID)
+	mbox := aliasWrite(t, tr, "archive/list.mbox", "From box@testhost.example Thu Nov 26 03:22:00 2026\nSubject: hi\n\n|touch "+pwned+"\ncarol\n", 0o600)
+	plain := aliasWrite(t, tr, "archive/plain", "carol\n|touch "+pwned+"\n", 0o644)
+	owner := harness.TestUIDBase + 23
+	ownDir := tr.Path("owner")
+	os.Mkdir(ownDir, 0o755)
+	os.Chown(ownDir, owner, owner)
+	big, list := filepath.Join(ownDir, "biglist"), filepath.Join(ownDir, "list")
+	for l, target := range map[string]string{big: mbox, list: plain} {
+		if err := os.Symlink(target, l); err != nil {
+			t.Fatal(err)
+		}
+		os.Lchown(l, owner, owner)
+	}
+	src := tr.Path("etc", "aliases")
+	os.WriteFile(src, []byte("biglist: :include:"+big+"\nplain: dave, :include:"+list+"\n"), 0o644)
+	out, code := tr.Run(t, nil, "newaliases", "-f", src)
+	if code != 0 || !strings.Contains(out, `alias "biglist": :include: `+big+" looks like a mailbox") ||
+		!strings.Contains(out, `alias "plain": :include: `+list+" is reached through the symbolic link "+list+", which belongs to uid "+fmt.Sprint(owner)) {
+		t.Fatalf("newaliases: exit %d\n%s", code, out)
+	}
+	sys := tr.Start(t, "./Maildir/")
+	send := func(rcpt string) {
+		t.Helper()
+		msg := "From: box@testhost.example\nSubject: to " + rcpt + "\n\nbody\n"
+		if err := tr.Queue(t, "box@testhost.example", []string{rcpt + "@testhost.example"}, []byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	send("plain")
+	harness.WaitMaildir(t, 30*time.Second, tr.Path("alias", "carol"), 1)
+	harness.WaitMaildir(t, 30*time.Second, tr.Path("alias", "dave"), 1)
+	sys.WaitLog(t, "are_ignored:_it_is_reached_through_the_symbolic_link_"+list+",_which_belongs_to_uid_"+fmt.Sprint(owner), 30*time.Second)
+
+	send("biglist")
+	bounce := waitFor(t, tr.Path("alias", "box"), big+":1: the :include: file looks like a mailbox or a mail message, not a list")
+	if !strings.Contains(bounce, "Subject: failure notice\n") {
+		t.Errorf("bounce:\n%s", bounce)
+	}
+	if _, err := os.Stat(pwned); !os.IsNotExist(err) {
+		t.Errorf("a line of the archive ran as alias: %v", err)
+	}
+	if n := harness.MaildirCount(tr.Path("alias", "carol")); n != 1 {
+		t.Errorf("carol has %d messages: the archive's lines were used", n)
+	}
+}

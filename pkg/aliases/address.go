@@ -26,7 +26,8 @@ import (
 // parseAddress reads one address (with an optional display name and
 // comments). It returns the local part without quotes, the domain, and
 // whether there was an '@'. ok is false for anything that is not exactly
-// one address.
+// one address. An empty address ("", ""@host, Name <>, Name <"">) is
+// one, with an empty local part: the caller refuses it.
 func parseAddress(s string) (local, domain string, hasDomain, ok bool) {
 	all, ok := inject.Tokenize(s)
 	if !ok {
@@ -54,6 +55,9 @@ func parseAddress(s string) (local, domain string, hasDomain, ok bool) {
 			return "", "", false, false
 		}
 		addr = toks[i+1 : len(toks)-1]
+		if len(addr) == 0 {
+			return "", "", false, true // <>: an empty address
+		}
 		break
 	}
 	if len(addr) == 0 {
@@ -148,5 +152,5 @@ func Envelope(t string) string {
 // the canonical form: one address, written as canonical writes it.
 func quotedOK(t string) bool {
 	local, domain, hasDomain, ok := parseAddress(t)
-	return ok && canonical(local, domain, hasDomain) == t
+	return ok && local != "" && canonical(local, domain, hasDomain) == t
 }

@@ -1,175 +1,246 @@
 package aliases
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
-	"os/user"
-	"strconv"
 	"strings"
-	"syscall"
+
+	"github.com/hqmail/hqmail/pkg/qerr"
 )
 
-// fastforward (pkg/forward Expand) takes programs, files and Maildirs
-// from an :include: file only when it, and every :include: file above
-// it, belongs to root or to the user it runs as (the alias user); from
-// any other it skips them at delivery, with a line in the delivery
-// report. newaliases warns of them ahead (includeWarnings), so that a
-// list that ran a program before that rule does not stop silently. The
-// files are read as fastforward reads them, with its bounds; pkg/forward
-// imports this package, so its reader is not used here.
-const (
-	includeDepth = 10       // pkg/forward MaxIncludeDepth
-	includeSize  = 64 << 20 // pkg/forward MaxIncludeSize
-)
+// This file reads :include: files for fastforward and dot-forward (pkg/
+// forward Expand) and for newaliases' warnings (includecheck.go), so
+// that what newaliases says of a file is what delivery will do with it.
 
-// readIncludeOwner reads the :include: file path as fastforward does
-// (symbolic links followed; a regular file, no larger than includeSize)
-// and returns its targets and the uid that owns it. ok is false when it
-// cannot be read so: fastforward defers such a delivery, which says why,
-// and newaliases says nothing of it. A line that is no target list is
-// skipped (fastforward bounces with it).
-func readIncludeOwner(path string) (targets []string, st *syscall.Stat_t, ok bool) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+// MaxIncludeDepth bounds nested :include: files.
+const MaxIncludeDepth = 10
+
+// MaxIncludeSize bounds an :include: file; a larger one defers the
+// delivery (it is never cut short: a cut list loses members and mangles
+// the last address). A variable for tests.
+var MaxIncludeSize = 64 << 20
+
+// BadLine is a target of an :include: file left out for its syntax.
+type BadLine struct {
+	Line int
+	Msg  string
+}
+
+// IncludeFile is what an :include: file gives.
+type IncludeFile struct {
+	Path    string
+	Targets []string  // its good targets, in order, in their stored form
+	Bad     []BadLine // targets left out for their syntax
+	// Mail is the line, and MailLine its number, that shows the file is
+	// a mailbox or a mail message rather than a list: then nothing of
+	// it is used (Targets and Bad are empty).
+	Mail     string
+	MailLine int
+	// Distrust says why its programs, files and Maildirs are not to be
+	// taken; nil when they are (see openInclude).
+	Distrust *Distrust
+
+	dev, ino uint64
+}
+
+// Warnings returns a line for each target of the file left out for its
+// syntax, or the one line saying it is no list, as the delivery report
+// gives them.
+func (inc *IncludeFile) Warnings() []string {
+	if inc.MailLine > 0 {
+		return []string{fmt.Sprintf("%s:%d: the :include: file looks like a mailbox or a mail message, not a list (%q): none of its lines is used (#5.2.4)",
+			inc.Path, inc.MailLine, inc.Mail)}
+	}
+	var out []string
+	for _, b := range inc.Bad {
+		out = append(out, fmt.Sprintf("%s:%d: syntax error in :include: file, target skipped: %s (#5.2.4)", inc.Path, b.Line, b.Msg))
+	}
+	return out
+}
+
+// ReadInclude reads the :include: file path for the deliverer d: its
+// path is walked and judged as openInclude says. A file that cannot be
+// read (missing, not readable, not a regular file, larger than
+// MaxIncludeSize), or that others can write, is a temporary error, so
+// the mail stays queued while the admin fixes it.
+func ReadInclude(path string, d Deliverer) (*IncludeFile, error) {
+	f, st, why, err := openInclude(path, d)
 	if err != nil {
-		return nil, nil, false
+		var pe *os.PathError
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return nil, qerr.Wrap(err, false, fmt.Sprintf("Unable to read include file %s: file does not exist. (#4.2.1)", path))
+		case errors.Is(err, errNotRegular):
+			return nil, qerr.Temp("Include file %s is not a regular file. (#4.7.0)", path)
+		case errors.As(err, &pe) && pe.Path == path:
+			return nil, qerr.Wrap(err, false, fmt.Sprintf("Unable to read include file %s: %v. (#4.2.1)", path, pe.Err))
+		}
+		return nil, qerr.Wrap(err, false, fmt.Sprintf("Unable to read include file %s: %v. (#4.2.1)", path, err))
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil || !fi.Mode().IsRegular() {
-		return nil, nil, false
+	if st.Mode&0o002 != 0 {
+		return nil, qerr.Temp("Uh-oh: include file %s is writable by others. (#4.7.0)", path)
 	}
-	st, isStat := fi.Sys().(*syscall.Stat_t)
-	if !isStat {
-		return nil, nil, false
+	b, err := io.ReadAll(io.LimitReader(f, int64(MaxIncludeSize)+1))
+	if err != nil {
+		return nil, qerr.Wrap(err, false, fmt.Sprintf("Unable to read include file %s. (#4.3.0)", path))
 	}
-	b, err := io.ReadAll(io.LimitReader(f, includeSize+1))
-	if err != nil || len(b) > includeSize {
-		return nil, nil, false
+	if len(b) > MaxIncludeSize {
+		return nil, qerr.Temp("Include file %s is larger than %d MB. (#4.3.0)", path, MaxIncludeSize>>20)
 	}
-	for _, line := range strings.Split(string(b), "\n") {
+	inc := &IncludeFile{Path: path, Distrust: why, dev: uint64(st.Dev), ino: st.Ino}
+	inc.scan(string(b))
+	return inc, nil
+}
+
+// scan reads the lines of an :include: file: targets separated by
+// commas, any number a line, '#' comments.
+//
+// A line that looks like the first line of a message in a mailbox
+// ("From " at its start) or like a header field ("Subject: ...", a name
+// of letters, digits and dashes, a colon and a blank) is a syntax error
+// in any list; a file holding one is taken for a mailbox or a message,
+// not a list, and nothing of it is used. The lines of a mailbox are
+// chosen by whoever sends mail to it: none of them may name a recipient,
+// and none a program to run.
+func (inc *IncludeFile) scan(s string) {
+	for i, line := range strings.Split(s, "\n") {
 		if t := strings.TrimSpace(line); t == "" || strings.HasPrefix(t, "#") {
 			continue
 		}
-		ts, err := SplitTargets(line)
-		if err != nil {
-			continue
+		good, errs := ScanTargets(line)
+		if len(errs) > 0 && looksLikeMail(line) {
+			inc.Targets, inc.Bad = nil, nil
+			inc.Mail, inc.MailLine = strings.TrimRight(line, "\r"), i+1
+			if len(inc.Mail) > 60 {
+				inc.Mail = inc.Mail[:60] + "..."
+			}
+			return
 		}
-		targets = append(targets, ts...)
+		for _, g := range good {
+			inc.Targets = append(inc.Targets, g.Text)
+		}
+		for _, e := range errs {
+			inc.Bad = append(inc.Bad, BadLine{i + 1, e.Msg})
+		}
 	}
-	return targets, st, true
 }
 
-// skippedAtDelivery reports whether fastforward leaves target out of an
-// :include: file it does not trust: a program, a file (but /dev/null,
-// which keeps nothing) or a Maildir.
-func skippedAtDelivery(target string) bool {
+// looksLikeMail reports whether line starts as a mailbox's "From " line
+// or a header field does.
+func looksLikeMail(line string) bool {
+	if strings.HasPrefix(line, "From ") {
+		return true
+	}
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		switch {
+		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z':
+		case i > 0 && (c >= '0' && c <= '9' || c == '-'):
+		case i > 0 && c == ':':
+			return i+1 < len(line) && (line[i+1] == ' ' || line[i+1] == '\t')
+		default:
+			return false
+		}
+	}
+	return false
+}
+
+// SkippedWhenUntrusted reports whether target is left out of an
+// :include: file not trusted with programs and files: a program, a file
+// (but /dev/null, which keeps nothing) or a Maildir.
+func SkippedWhenUntrusted(target string) bool {
 	k, arg := Classify(target)
 	return k == Program || k == Maildir || (k == File && arg != os.DevNull)
 }
 
-// userName is "uid N (name)", or "uid N" when the name is unknown.
-func userName(uid int) string {
-	s := "uid " + strconv.Itoa(uid)
-	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil && u.Username != "" {
-		s += " (" + u.Username + ")"
-	}
-	return s
+// Untrusted is the first :include: file of a chain not trusted with
+// programs and files, and why.
+type Untrusted struct {
+	File string
+	Why  *Distrust
+	inc  string // the :include: file the targets at hand are in
 }
 
-// includeCheck walks the :include: files of the aliases.
-type includeCheck struct {
-	uid    int             // the user fastforward runs as
-	warned map[string]bool // include files already named
-	out    []string
+// Refusal is the delivery report's line for target, of the :include:
+// file inc, left out because of u.
+func (u *Untrusted) Refusal(target, inc string) string {
+	why := "it " + u.Why.Reason(UIDName, "the delivering user")
+	if inc != u.File {
+		why = fmt.Sprintf("it is included from %s, which %s", u.File, u.Why.Reason(UIDName, "the delivering user"))
+	}
+	return fmt.Sprintf("%q skipped: program and file targets in :include: %s are ignored: %s (#5.7.1)", target, inc, why)
 }
 
-// distrust names the first :include: file of a chain that belongs to
-// neither root nor the delivering user.
-type distrust struct {
-	file     string
-	owner    int
-	groupGID int // >= 0: the file is writable by this group (owner then unused)
+// Expander expands a list of targets as fastforward and dot-forward
+// deliver it: :include: files are read in place (ReadInclude), nested up
+// to MaxIncludeDepth; the programs, files and Maildirs of a file that is
+// not trusted, or that is included from one that is not, are left out.
+type Expander struct {
+	Who Deliverer
+	// Target is called for each target to deliver to, in order.
+	Target func(t string)
+	// Include is called for each :include: file read, before its
+	// targets, with the first untrusted file of its chain (nil: none).
+	Include func(inc *IncludeFile, from *Untrusted)
+	// Refused is called for each target left out of the :include: file
+	// inc because of from.
+	Refused func(t, inc string, from *Untrusted)
 }
 
-// includeWarnings returns, for each :include: file named by the aliases
-// (and by the :include: files they name), whose program, file and
-// Maildir lines fastforward will skip at delivery because it or one
-// above it belongs to neither root nor deliverUID, one warning naming
-// the file, the owner and those lines, in the form
-// "FILE:LINE: warning: ..." of the alias that names it first. Each file
-// is named once.
-func includeWarnings(as []Alias, deliverUID int) []string {
-	c := &includeCheck{uid: deliverUID, warned: map[string]bool{}}
-	for _, a := range as {
-		for _, t := range a.Targets {
-			if k, arg := Classify(t); k == Include {
-				c.visit(&a, arg, 1, nil, map[string]bool{})
-			}
-		}
-	}
-	return c.out
+// Run expands targets. An :include: file that cannot be read is the
+// temporary error of ReadInclude; nesting too deep, or a file that
+// includes itself (an :include: loop), a permanent one.
+func (x *Expander) Run(targets []string) error {
+	return x.run(targets, 0, nil, nil)
 }
 
-// visit checks the :include: file path (depth levels down, below the
-// files of chain), above being the first untrusted file above it.
-func (c *includeCheck) visit(a *Alias, path string, depth int, above *distrust, chain map[string]bool) {
-	if depth > includeDepth || chain[path] {
-		return // fastforward refuses the nesting, or loops: no more here
-	}
-	targets, st, ok := readIncludeOwner(path)
-	if !ok {
-		return
-	}
-	why := above
-	owner := int(st.Uid)
-	switch {
-	case why != nil:
-	case owner != 0 && owner != c.uid:
-		why = &distrust{file: path, owner: owner, groupGID: -1}
-	case st.Mode&0o020 != 0:
-		// Its group can write it: fastforward trusts it as little.
-		why = &distrust{file: path, groupGID: int(st.Gid)}
-	}
-	if why != nil && !c.warned[path] {
-		var skipped []string
-		for _, t := range targets {
-			if skippedAtDelivery(t) {
-				skipped = append(skipped, strconv.Quote(t))
-			}
-		}
-		if len(skipped) > 0 {
-			c.warned[path] = true
-			c.out = append(c.out, c.warning(a, path, why, skipped))
-		}
-	}
-	chain[path] = true
+type fileID struct{ dev, ino uint64 }
+
+func (x *Expander) run(targets []string, depth int, from *Untrusted, chain []fileID) error {
 	for _, t := range targets {
-		if k, arg := Classify(t); k == Include {
-			c.visit(a, arg, depth+1, why, chain)
+		k, arg := Classify(t)
+		if k != Include {
+			if from != nil && SkippedWhenUntrusted(t) {
+				if x.Refused != nil {
+					x.Refused(t, from.inc, from)
+				}
+				continue
+			}
+			if x.Target != nil {
+				x.Target(t)
+			}
+			continue
+		}
+		if depth >= MaxIncludeDepth {
+			return qerr.Perm("Too many nested :include: files at %s. (#5.4.6)", arg)
+		}
+		inc, err := ReadInclude(arg, x.Who)
+		if err != nil {
+			return err
+		}
+		id := fileID{inc.dev, inc.ino}
+		for _, c := range chain {
+			if c == id {
+				return qerr.Perm("Include loop: %s includes itself, directly or through other :include: files. (#5.4.6)", arg)
+			}
+		}
+		next := from
+		switch {
+		case from != nil:
+			next = &Untrusted{File: from.File, Why: from.Why, inc: arg}
+		case inc.Distrust != nil:
+			next = &Untrusted{File: arg, Why: inc.Distrust, inc: arg}
+		}
+		if x.Include != nil {
+			x.Include(inc, next)
+		}
+		if err := x.run(inc.Targets, depth+1, next, append(chain[:len(chain):len(chain)], id)); err != nil {
+			return err
 		}
 	}
-	delete(chain, path)
-}
-
-func (c *includeCheck) warning(a *Alias, path string, why *distrust, skipped []string) string {
-	what := "belongs to " + userName(why.owner) + ", not to root or to " + userName(c.uid) + ", whom fastforward runs as"
-	if why.groupGID >= 0 {
-		what = fmt.Sprintf("is writable by its group (gid %d)", why.groupGID)
-	}
-	whose := what
-	if why.file != path {
-		whose = "is included from " + why.file + ", which " + what
-	}
-	lines := "line " + skipped[0]
-	if len(skipped) > 1 {
-		n := min(len(skipped), 3)
-		lines = "lines " + strings.Join(skipped[:n], ", ")
-		if len(skipped) > n {
-			lines += fmt.Sprintf(" and %d more", len(skipped)-n)
-		}
-	}
-	return fmt.Sprintf("%s:%d: warning: alias %q: :include: %s %s: "+
-		"its program and file %s will be skipped at delivery (its addresses are still used)",
-		a.File, a.Line, a.Name, path, whose, lines)
+	return nil
 }

@@ -177,11 +177,18 @@ func NewaliasesMain(root string, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "newaliases: %s:%d: warning: %s exists and takes precedence over alias %q\n", a.File, a.Line, dot, a.Name)
 		}
 	}
-	// Lines fastforward will skip in :include: files of other users. The
-	// alias user is known from etc/ids; without it there is no tree
-	// to deliver through, and nothing to say.
+	// What fastforward will skip in :include: files, or meet there and
+	// defer or bounce on (includecheck.go). The alias user is known from
+	// etc/ids; without it there is no tree to deliver through, and
+	// nothing to say. Run as another user (root), the alias user's
+	// permissions are checked from the mode bits: deliveries to alias
+	// run with its primary group only, as qmail-lspawn starts them.
 	if ids, err := qhome.LoadIDs(root); err == nil {
-		for _, w := range includeWarnings(as, ids.Alias.UID) {
+		who := Deliverer{UID: ids.Alias.UID}
+		if os.Geteuid() != ids.Alias.UID {
+			who.Groups = []int{ids.Alias.GID}
+		}
+		for _, w := range includeWarnings(as, who) {
 			fmt.Fprintf(stderr, "newaliases: %s\n", w)
 		}
 	}

@@ -166,40 +166,6 @@ func splitName(s string) (name, rest string, quoted, ok bool) {
 	return "", "", false, false
 }
 
-// SplitTargets splits a target list at commas (and, outside quotes,
-// newlines) and returns each target in its stored form. Empty targets are
-// dropped.
-//
-// A target whose first character (after an opening '"' or '<') is '|',
-// '/' or '\', or that starts with ":include:", is a program, a file, a
-// local user or an include: quotes group it ("|prog a, b") and are
-// removed, as are angle brackets around it. Anything else is an address
-// in one of the forms of RFC 5322 (see address.go): a display name before
-// <addr>, comments around it, a quoted local part (kept quoted); a comma
-// inside quotes, a comment or angle brackets does not split it. An
-// address that does not read as one is passed on as the old rules give
-// it, for CheckTarget to refuse or accept.
-func SplitTargets(s string) ([]string, error) {
-	var out []string
-	for {
-		raw, rest, err := nextTarget(s)
-		if err != nil {
-			return nil, err
-		}
-		t, err := normalize(raw)
-		if err != nil {
-			return nil, err
-		}
-		if t != "" {
-			out = append(out, t)
-		}
-		if rest < 0 {
-			return out, nil
-		}
-		s = s[rest:]
-	}
-}
-
 // Target is a target of a list in its stored form, with the byte offset
 // in the list where it starts (its first non-blank byte).
 type Target struct {
@@ -214,12 +180,32 @@ type TargetError struct {
 	Msg string
 }
 
-// ScanTargets splits a target list as SplitTargets does and checks each
-// target (CheckTarget). It goes on past a bad target, so it returns every
-// good target and every bad one, each with its offset in s: a caller can
-// name the line of each error, or skip a bad target and keep the rest. An
-// unterminated quote takes the rest of s with it.
+// ScanTargets splits a target list at commas (and, outside quotes,
+// newlines), checks each target (CheckTarget) and returns it in its
+// stored form. It goes on past a bad target, so it returns every good
+// target and every bad one, each with its offset in s: a caller can name
+// the line of each error, or skip a bad target and keep the rest. An
+// unterminated quote takes the rest of s with it. Empty targets are
+// dropped.
+//
+// A list the old rules (oldrules.go) take as a whole is read by them, so
+// a line that worked means what it meant. Otherwise each target is read
+// by them if they take it, else by the forms below.
+//
+// A target whose first character (after an opening '"' or '<') is '|',
+// '/' or '\', or that starts with ":include:", is a program, a file, a
+// local user or an include: quotes group it ("|prog a, b") and are
+// removed, as are angle brackets around it. Anything else is an address
+// in one of the forms of RFC 5322 (see address.go): a display name before
+// <addr>, comments around it, a quoted local part (kept quoted); a comma
+// inside quotes, a comment or angle brackets does not split it. A
+// target neither reading takes is an error; so is an empty address
+// ("", <> and the like are dropped by the old rules, but ""@host and
+// Name <> are refused).
 func ScanTargets(s string) (good []Target, bad []TargetError) {
+	if ts, ok := oldScan(s); ok {
+		return ts, nil
+	}
 	base := 0
 	for {
 		raw, rest, err := nextTarget(s[base:])
@@ -227,7 +213,10 @@ func ScanTargets(s string) (good []Target, bad []TargetError) {
 		if err != nil {
 			return good, append(bad, TargetError{off, err.Error()})
 		}
-		t, err := normalize(raw)
+		t, ok := oldTarget(raw)
+		if !ok {
+			t, err = normalize(raw)
+		}
 		switch {
 		case err != nil:
 			bad = append(bad, TargetError{off, err.Error()})
@@ -319,6 +308,11 @@ func normalize(raw string) (string, error) {
 		return t, nil
 	}
 	if local, domain, hasDomain, ok := parseAddress(raw); ok {
+		if local == "" {
+			// Mail to it would go to an empty local part, reported as
+			// delivered: lost. The old rules refused it as well.
+			return "", fmt.Errorf("bad address %q: empty address", strings.TrimSpace(raw))
+		}
 		return canonical(local, domain, hasDomain), nil
 	}
 	open, closed := angles(raw)
@@ -328,8 +322,12 @@ func normalize(raw string) (string, error) {
 	case closed > open:
 		return "", fmt.Errorf("bad address %q: '>' without '<'", strings.TrimSpace(raw))
 	}
+	// Neither the old rules (ScanTargets tried them first) nor RFC 5322
+	// read it. It is given as the old rules read it when CheckTarget
+	// says what is wrong with that ("john smith": quote it), else it
+	// is not one address (bob(x, y@z: a comma in a comment left open).
 	t := unquote(raw)
-	if open > 0 || strings.ContainsAny(t, " \t") && strings.ContainsAny(raw, `()"`) {
+	if open > 0 || strings.ContainsAny(t, " \t") && strings.ContainsAny(raw, `()"`) || CheckTarget(t) == "" {
 		return "", fmt.Errorf("bad address %q: not one address (forms taken: user@domain, Name <user@domain>, user@domain (comment), \"quoted local\"@domain)", strings.TrimSpace(raw))
 	}
 	return t, nil

@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"os/exec"
 	"strings"
@@ -31,14 +30,6 @@ import (
 	"github.com/hqmail/hqmail/pkg/qq"
 )
 
-// MaxIncludeDepth bounds nested :include: files.
-const MaxIncludeDepth = 10
-
-// MaxIncludeSize bounds an :include: file; a larger one defers the
-// delivery (it is never cut short: a cut list loses members and mangles
-// the last address). A variable for tests.
-var MaxIncludeSize = 64 << 20
-
 // Plan is what a target list expands to.
 type Plan struct {
 	Files    []string // mbox files
@@ -48,10 +39,11 @@ type Plan struct {
 	Here     bool // "\user" naming the delivering user: deliver to the default mailbox too
 	// Refused holds one line for each target of an :include: file that
 	// was left out: a program or file target because the file (or one
-	// above it) belongs to neither root nor the delivering user, or is
-	// writable by its group; a target with a syntax error, named by
-	// file:line. The mains print them as warnings, which qmail-local
-	// passes into the log.
+	// above it) is not trusted (aliases.ReadInclude: another user's
+	// file, link or directory, or one its group can write); a target
+	// with a syntax error, named by file:line; or one line for a file
+	// that reads as a mailbox, of which nothing is used. The mains print
+	// them as warnings, which qmail-local passes into the log.
 	Refused []string
 
 	seen map[string]bool // targets already in the plan
@@ -134,70 +126,52 @@ func (e *Env) IsSelf(addr string) bool {
 // user, dot-forward as the recipient); a variable for tests.
 var geteuid = os.Geteuid
 
-// Expand classifies targets, reading :include: files (which must be
-// absolute, regular, and not writable by others: one that is defers the
-// delivery). A target named twice
-// (in the list and in an :include: file, say) is delivered once, as
-// sendmail and Postfix do; /dev/null takes the message and keeps nothing.
-// Addresses come out in the form the envelope carries them (a quoted
-// local part without its quotes).
+// Expand classifies targets, reading :include: files as
+// aliases.Expander does (nested at most aliases.MaxIncludeDepth deep; a
+// file that cannot be read, that is not a regular file, or that others
+// can write, defers the delivery; an :include: loop bounces). A target
+// named twice (in the list and in an :include: file, say) is delivered
+// once, as sendmail and Postfix do; /dev/null takes the message and
+// keeps nothing. Addresses come out in the form the envelope carries
+// them (a quoted local part without its quotes).
 //
 // Programs and files (mbox or Maildir) named in an :include: file are
-// taken only when that file and every :include: file above it belong to
-// root or to the delivering user and are not writable by their group:
-// anyone else who can write such a file would otherwise run commands as
-// the delivering user. Otherwise each is left out and named in
-// Plan.Refused, and the addresses of the file are still taken; /dev/null,
-// which keeps nothing, is taken from any file.
+// taken only when that file and every :include: file above it are
+// trusted (aliases.ReadInclude: it, every symbolic link on its path and
+// the directory that holds it belong to root or to the delivering user,
+// and neither it nor that directory can be written by others or by its
+// group): anyone else who can change what such a path reads would
+// otherwise run commands as the delivering user. Otherwise each is left
+// out and named in Plan.Refused, and the addresses of the file are still
+// taken; /dev/null, which keeps nothing, is taken from any file.
 //
 // A target of an :include: file with a syntax error is left out the same
 // way, named by file:line, and the other targets are delivered to (as
 // sendmail fails only the bad address of a list): one typo in a list
-// kept by someone else no longer bounces every message to it.
+// kept by someone else no longer bounces every message to it. A file
+// that looks like a mailbox or a mail message gives nothing at all.
 //
 // A plan left with nothing to deliver because of either is a permanent
 // failure with the first refusal as its text.
 func Expand(targets []string, env *Env) (*Plan, error) {
 	p := &Plan{seen: map[string]bool{}}
-	if err := p.add(targets, env, 0, nil); err != nil {
+	x := aliases.Expander{
+		Who:    aliases.Deliverer{UID: geteuid()},
+		Target: func(t string) { p.take(t, env) },
+		Include: func(inc *aliases.IncludeFile, _ *aliases.Untrusted) {
+			p.Refused = append(p.Refused, inc.Warnings()...)
+		},
+		Refused: func(t, inc string, from *aliases.Untrusted) {
+			p.Refused = append(p.Refused, from.Refusal(t, inc))
+		},
+	}
+	if err := x.Run(targets); err != nil {
 		return p, err
 	}
 	if p.Empty() && len(p.Refused) > 0 {
 		return p, qerr.Perm("%s", p.Refused[0])
 	}
 	return p, nil
-}
-
-// untrusted names the first :include: file of a chain that belongs to
-// neither root nor the delivering user, or that its group can write.
-type untrusted struct {
-	file string
-	why  string // what is wrong with file: "belongs to uid 1001, ..."
-	inc  string // the :include: file the target is in
-}
-
-// distrust returns why an :include: file may not give programs and
-// files, or "" when it may: it belongs to someone other than root and
-// the delivering user, or members of its group can change it (any of
-// them could then run commands as the delivering user). sendmail takes
-// neither kind of file as safe.
-func distrust(owner, group int, mode fs.FileMode) string {
-	if owner != 0 && owner != geteuid() {
-		return fmt.Sprintf("belongs to uid %d, not to root or the delivering user", owner)
-	}
-	if mode.Perm()&0o020 != 0 {
-		return fmt.Sprintf("is writable by its group (gid %d)", group)
-	}
-	return ""
-}
-
-func (u *untrusted) refuse(target string) string {
-	why := "it " + u.why
-	if u.inc != u.file {
-		why = fmt.Sprintf("it is included from %s, which %s", u.file, u.why)
-	}
-	return fmt.Sprintf("%q skipped: program and file targets in :include: %s are ignored: %s (#5.7.1)",
-		target, u.inc, why)
 }
 
 // once reports whether target (of kind k) is new to the plan. Addresses
@@ -225,116 +199,31 @@ func (p *Plan) once(k aliases.Kind, target string, env *Env) bool {
 	return true
 }
 
-// add adds targets to the plan; from is nil for targets of the aliases
-// database or the .forward, else the include file they are in when it
-// (or one above it) is not to be trusted with programs and files.
-func (p *Plan) add(targets []string, env *Env, depth int, from *untrusted) error {
-	for _, t := range targets {
-		k, arg := aliases.Classify(t)
-		if k == aliases.Address {
-			arg = aliases.Envelope(arg)
+// take adds a target (not an :include:) to the plan.
+func (p *Plan) take(t string, env *Env) {
+	k, arg := aliases.Classify(t)
+	if k == aliases.Address {
+		arg = aliases.Envelope(arg)
+	}
+	if !p.once(k, arg, env) {
+		return
+	}
+	switch k {
+	case aliases.Program:
+		p.Programs = append(p.Programs, arg)
+	case aliases.File:
+		if arg != os.DevNull {
+			p.Files = append(p.Files, arg)
 		}
-		if from != nil && (k == aliases.Program || k == aliases.Maildir || (k == aliases.File && arg != os.DevNull)) {
-			p.Refused = append(p.Refused, from.refuse(t))
-			continue
-		}
-		if k != aliases.Include && !p.once(k, arg, env) {
-			continue
-		}
-		switch k {
-		case aliases.Program:
-			p.Programs = append(p.Programs, arg)
-		case aliases.File:
-			if arg != os.DevNull {
-				p.Files = append(p.Files, arg)
-			}
-		case aliases.Maildir:
-			p.Maildirs = append(p.Maildirs, arg)
-		case aliases.Local:
-			if env.IsSelf(arg) {
-				p.Here = true
-			} else {
-				p.Forwards = append(p.Forwards, arg)
-			}
-		case aliases.Include:
-			if depth >= MaxIncludeDepth {
-				return qerr.Perm("Too many nested :include: files at %s. (#5.4.6)", arg)
-			}
-			inc, err := readInclude(arg)
-			if err != nil {
-				return err
-			}
-			p.Refused = append(p.Refused, inc.bad...)
-			next := from
-			if next != nil {
-				next = &untrusted{file: from.file, why: from.why, inc: arg}
-			} else if why := distrust(inc.owner, inc.group, inc.mode); why != "" {
-				next = &untrusted{file: arg, why: why, inc: arg}
-			}
-			if err := p.add(inc.targets, env, depth+1, next); err != nil {
-				return err
-			}
-		default:
-			if env.IsSelf(arg) {
-				p.Here = true
-			} else {
-				p.Forwards = append(p.Forwards, arg)
-			}
+	case aliases.Maildir:
+		p.Maildirs = append(p.Maildirs, arg)
+	default: // an address, or \user
+		if env.IsSelf(arg) {
+			p.Here = true
+		} else {
+			p.Forwards = append(p.Forwards, arg)
 		}
 	}
-	return nil
-}
-
-// include is what an :include: file gives.
-type include struct {
-	targets      []string
-	bad          []string // one line for each target skipped for its syntax
-	owner, group int      // as opened: a symbolic link counts as the file it leads to
-	mode         fs.FileMode
-}
-
-// readInclude reads an :include: file: one or more targets a line, '#'
-// comments. A missing or unsafe file is a temporary failure, so the mail
-// stays queued while the admin fixes it. A target with a syntax error is
-// left out and named in bad (file:line and what is wrong). It does not
-// judge the file's owner and mode: Expand does.
-func readInclude(path string) (*include, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, qerr.Wrap(err, false, fmt.Sprintf("Unable to read include file %s: file does not exist. (#4.2.1)", path))
-		}
-		return nil, qerr.Wrap(err, false, fmt.Sprintf("Unable to read include file %s: %v. (#4.2.1)", path, errors.Unwrap(err)))
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, qerr.Wrap(err, false, fmt.Sprintf("Unable to stat include file %s. (#4.3.0)", path))
-	}
-	if !st.Mode().IsRegular() {
-		return nil, qerr.Temp("Include file %s is not a regular file. (#4.7.0)", path)
-	}
-	if st.Mode().Perm()&0002 != 0 {
-		return nil, qerr.Temp("Uh-oh: include file %s is writable by others. (#4.7.0)", path)
-	}
-	sys, ok := st.Sys().(*syscall.Stat_t)
-	if !ok {
-		return nil, qerr.Temp("Unable to find the owner of include file %s. (#4.3.0)", path)
-	}
-	b, err := io.ReadAll(io.LimitReader(f, int64(MaxIncludeSize)+1))
-	if err != nil {
-		return nil, qerr.Wrap(err, false, fmt.Sprintf("Unable to read include file %s. (#4.3.0)", path))
-	}
-	if len(b) > MaxIncludeSize {
-		return nil, qerr.Temp("Include file %s is larger than %d MB. (#4.3.0)", path, MaxIncludeSize>>20)
-	}
-	inc := &include{owner: int(sys.Uid), group: int(sys.Gid), mode: st.Mode()}
-	var bad []badTarget
-	inc.targets, bad = scanList(string(b))
-	for _, e := range bad {
-		inc.bad = append(inc.bad, fmt.Sprintf("%s:%d: syntax error in :include: file, target skipped: %s (#5.2.4)", path, e.line, e.msg))
-	}
-	return inc, nil
 }
 
 // badTarget is a target of a forwarding list with a syntax error.
@@ -343,9 +232,10 @@ type badTarget struct {
 	msg  string
 }
 
-// scanList reads a .forward or :include: file: comma-separated targets
-// on any number of lines, lines starting with '#' ignored. It returns the
-// good targets and, with its line, each bad one.
+// scanList reads a .forward: comma-separated targets on any number of
+// lines, lines starting with '#' ignored. It returns the good targets
+// and, with its line, each bad one. (An :include: file is read by
+// aliases.ReadInclude.)
 func scanList(s string) (targets []string, bad []badTarget) {
 	for i, line := range strings.Split(s, "\n") {
 		if t := strings.TrimSpace(line); t == "" || strings.HasPrefix(t, "#") {
@@ -471,7 +361,8 @@ func Deliver(p *Plan, msg Message, env *Env, out io.Writer) (int, error) {
 }
 
 // runProgram runs /bin/sh -c prog with the message on stdin and its output
-// on out; exit codes as qmail-local maps them.
+// on out; exit codes as qmail-local maps them, 99 (delivered, skip the
+// rest) taken as 0.
 func runProgram(prog string, msg io.Reader, out io.Writer) error {
 	cmd := exec.Command("/bin/sh", "-c", prog)
 	cmd.Stdin = msg
@@ -490,6 +381,12 @@ func runProgram(prog string, msg io.Reader, out io.Writer) error {
 		return qerr.Temp("Aack, child crashed. (#4.3.0)")
 	}
 	switch ws.ExitStatus() {
+	case 99:
+		// qmail-command(8): delivered, skip the rest of the .qmail
+		// file. A list has no rest to skip: its other targets still get
+		// the message. As a failure it was retried, and a program that
+		// forwards and exits 99 (condredirect) sent a copy each time.
+		return nil
 	case 100, 64, 65, 70, 76, 77, 78, 112:
 		return qerr.Perm("Program %q failed permanently (exit %d).", prog, ws.ExitStatus())
 	}

@@ -92,9 +92,9 @@ func TestExpandOnceEach(t *testing.T) {
 
 // TestIncludeTooLarge: a list over the bound defers; it is never cut.
 func TestIncludeTooLarge(t *testing.T) {
-	old := MaxIncludeSize
-	MaxIncludeSize = 100
-	t.Cleanup(func() { MaxIncludeSize = old })
+	old := aliases.MaxIncludeSize
+	aliases.MaxIncludeSize = 100
+	t.Cleanup(func() { aliases.MaxIncludeSize = old })
 	inc := filepath.Join(t.TempDir(), "inc")
 	os.WriteFile(inc, []byte(strings.Repeat("member@example.org\n", 6)), 0o644)
 	if _, err := Expand([]string{":include:" + inc}, &Env{}); err == nil || qerr.IsPerm(err) || !strings.Contains(err.Error(), "larger than") {

@@ -8,10 +8,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/hqmail/hqmail/pkg/aliases"
 	"github.com/hqmail/hqmail/pkg/cdb"
 	"github.com/hqmail/hqmail/pkg/qerr"
+	"github.com/hqmail/hqmail/pkg/qhome"
 )
 
 // Exit codes of a qmail-local program: 0 go on with the next .qmail line,
@@ -133,20 +135,31 @@ func DotForwardMain(root string, args []string, stdin *os.File, stdout io.Writer
 		return 100
 	}
 	path := args[0]
-	st, err := os.Stat(path)
+	// Opened without blocking, and only a regular file read (or
+	// /dev/null, which reads as empty): a FIFO put there would hold
+	// this delivery, and the local delivery slot, until a writer came.
+	f, err := qhome.OpenRegular(path, os.O_RDONLY)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
 			return exitContinue
+		case errors.Is(err, qhome.ErrNotRegular), errors.Is(err, syscall.EISDIR):
+			return fail(stdout, qerr.Temp("Uh-oh: %s is not a regular file. (#4.7.0)", path))
 		}
+		return fail(stdout, qerr.Wrap(err, false, fmt.Sprintf("Unable to open %s: %s. (#4.3.0)", path, qerr.Str(err))))
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
 		return fail(stdout, qerr.Wrap(err, false, fmt.Sprintf("Unable to stat %s. (#4.3.0)", path)))
 	}
 	if home, err := os.Stat("."); err == nil && home.Mode().Perm()&0002 != 0 {
 		return fail(stdout, qerr.Temp("Uh-oh: home directory is writable. (#4.7.0)"))
 	}
-	if st.Mode().Perm()&0002 != 0 {
+	if st.Mode().IsRegular() && st.Mode().Perm()&0002 != 0 {
 		return fail(stdout, qerr.Temp("Uh-oh: %s is writable by others. (#4.7.0)", path))
 	}
-	b, err := os.ReadFile(path)
+	b, err := io.ReadAll(f)
 	if err != nil {
 		return fail(stdout, qerr.Wrap(err, false, fmt.Sprintf("Unable to read %s. (#4.3.0)", path)))
 	}
