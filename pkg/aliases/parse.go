@@ -80,6 +80,11 @@ func Parse(r io.Reader, file string) ([]Alias, []error) {
 	for sc.Scan() {
 		n++
 		raw := sc.Text()
+		if n == 1 {
+			// A byte order mark (an editor's) is no part of the first
+			// alias's name (it made "postmaster" a name of its own).
+			raw = strings.TrimPrefix(raw, "\ufeff")
+		}
 		if strings.IndexByte(raw, 0) >= 0 {
 			errs = append(errs, &Error{File: file, Line: n, Msg: "NUL byte in line"})
 			continue

@@ -317,3 +317,13 @@ func TestNewaliasesRFC5322Forms(t *testing.T) {
 		t.Errorf("stderr %q", e)
 	}
 }
+
+// TestParseBOM: a UTF-8 byte order mark before the first line is no part
+// of the first alias's name (reg14 QA: "\ufeffpostmaster" was compiled,
+// and postmaster had no alias).
+func TestParseBOM(t *testing.T) {
+	as, errs := Parse(strings.NewReader("\ufeffpostmaster: root\nabuse: root\n"), "aliases")
+	if len(errs) != 0 || len(as) != 2 || as[0].Name != "postmaster" {
+		t.Fatalf("%+v %v", as, errs)
+	}
+}

@@ -263,6 +263,8 @@ func ParseList(s string) ([]string, error) {
 // A .forward is the user's own: as qmail's dot-forward did, a syntax
 // error in it delivers nothing, rather than a part of what it asks.
 func parseFile(name, s string) ([]string, error) {
+	// A byte order mark (an editor's) is no part of the first target.
+	s = strings.TrimPrefix(s, "\ufeff")
 	ts, bad := scanList(s)
 	if len(bad) == 0 {
 		return ts, nil

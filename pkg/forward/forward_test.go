@@ -422,3 +422,12 @@ func TestForwardRFC5322Forms(t *testing.T) {
 		t.Fatalf("plan %+v %v", p, err)
 	}
 }
+
+// TestParseListBOM: a byte order mark at the start of a .forward is no
+// part of its first target (reg14 QA: forwarded to "___root@localhost").
+func TestParseListBOM(t *testing.T) {
+	ts, err := ParseList("\ufeffroot@localhost\n")
+	if err != nil || len(ts) != 1 || ts[0] != "root@localhost" {
+		t.Fatalf("%q %v", ts, err)
+	}
+}
