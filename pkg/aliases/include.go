@@ -107,6 +107,8 @@ func ReadInclude(path string, d Deliverer) (*IncludeFile, error) {
 // chosen by whoever sends mail to it: none of them may name a recipient,
 // and none a program to run.
 func (inc *IncludeFile) scan(s string) {
+	// A byte order mark (an editor's) is no part of the first member.
+	s = strings.TrimPrefix(s, "\ufeff")
 	for i, line := range strings.Split(s, "\n") {
 		if t := strings.TrimSpace(line); t == "" || strings.HasPrefix(t, "#") {
 			continue

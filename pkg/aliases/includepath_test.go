@@ -262,3 +262,18 @@ func TestNewaliasesIncludeChecks(t *testing.T) {
 		t.Errorf("warnings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// TestReadIncludeBOM: a byte order mark at the start of an :include: file
+// is no part of its first member (reg15 QA: the member became
+// "___member@host" and its mail bounced).
+func TestReadIncludeBOM(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "list")
+	os.WriteFile(f, []byte("\ufeffcarol@example.org\nbob@example.org\n"), 0o644)
+	inc, err := ReadInclude(f, Deliverer{UID: os.Geteuid()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(inc.Bad) != 0 || len(inc.Targets) != 2 || inc.Targets[0] != "carol@example.org" {
+		t.Errorf("targets %+v, bad %+v", inc.Targets, inc.Bad)
+	}
+}
