@@ -3,39 +3,14 @@ package sendlock
 import (
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
+
+	"github.com/hqmail/hqmail/internal/testutil"
 )
 
-// lockerEnv makes the test binary (copied as a tree's bin/qmail-send) a
-// stand-in for qmail-send: it locks the sendmutex the variable names,
-// writes its pid there, says so, and waits.
-const lockerEnv = "HQMAIL_TEST_SENDLOCK_LOCKER"
-
-func init() {
-	p := os.Getenv(lockerEnv)
-	if p == "" {
-		return
-	}
-	f, err := os.OpenFile(p, os.O_RDWR, 0)
-	if err == nil {
-		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
-	}
-	if err == nil {
-		_, err = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
-	}
-	if err != nil {
-		os.Exit(3)
-	}
-	os.Stdout.WriteString("locked\n")
-	time.Sleep(time.Minute)
-	os.Exit(0)
-}
+func init() { testutil.ActAsLocker() }
 
 // tree makes ROOT/queue/lock and ROOT/bin under dir.
 func tree(t *testing.T, dir string) string {
@@ -87,8 +62,7 @@ func TestLocateOtherTree(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(send, "-test.run=^$")
-	cmd.Env = append(os.Environ(), lockerEnv+"="+mutex)
+	cmd := testutil.LockerCommand(send, mutex)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

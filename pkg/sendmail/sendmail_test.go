@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -15,7 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"testing/iotest"
-	"time"
+
+	"github.com/hqmail/hqmail/internal/testutil"
 )
 
 func TestParse(t *testing.T) {
@@ -389,36 +389,7 @@ func TestChdirFails(t *testing.T) {
 	}
 }
 
-// lockerEnv makes the test binary a stand-in for qmail-send: it locks
-// the sendmutex the variable names, writes its pid there, says so on
-// stdout and waits to be signalled.
-const lockerEnv = "HQMAIL_TEST_SENDMUTEX_LOCKER"
-
-func init() {
-	p := os.Getenv(lockerEnv)
-	if p == "" {
-		return
-	}
-	f, err := os.OpenFile(p, os.O_RDWR, 0)
-	if err == nil {
-		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX)
-	}
-	if err == nil {
-		_, err = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
-	}
-	if err != nil {
-		os.Exit(3)
-	}
-	alarm := make(chan os.Signal, 1)
-	signal.Notify(alarm, syscall.SIGALRM)
-	os.Stdout.WriteString("locked\n")
-	select {
-	case <-alarm:
-		os.Exit(42) // qmail-send's "retry now"
-	case <-time.After(time.Minute):
-		os.Exit(0)
-	}
-}
+func init() { testutil.ActAsLocker() }
 
 func TestFlush(t *testing.T) {
 	root := t.TempDir()
@@ -480,8 +451,7 @@ func TestFlush(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	child := exec.Command(exe, "-test.run=^$")
-	child.Env = append(os.Environ(), lockerEnv+"="+mutex)
+	child := testutil.LockerCommand(exe, mutex)
 	out, err := child.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
