@@ -117,8 +117,12 @@ func TestInstallPlantedLinks(t *testing.T) {
 	if code != 111 || !strings.Contains(out, want) {
 		t.Errorf("repair of a linked heldmsgs: exit %d, want 111 and %q\n%s", code, want, out)
 	}
-	if strings.Contains(out, "replaced") {
-		t.Errorf("the repair replaced files of a snapshot whose owners and modes are right:\n%s", out)
+	// Only qmail-send's lock files are replaced: a tree's own, shared
+	// with the snapshot, they would make the two exclude each other.
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, "replaced") && !strings.Contains(l, "shared with another tree") {
+			t.Errorf("the repair replaced a file of a snapshot whose owner and mode are right: %s", l)
+		}
 	}
 	if b, _ := os.ReadFile(held); string(b) != holds {
 		t.Errorf("heldmsgs now holds %q", b)

@@ -1,10 +1,13 @@
 package install
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hqmail/hqmail/pkg/sendlock"
 )
 
 // A repair may run while qmail-send runs (migrating.md allows it). What
@@ -87,6 +90,18 @@ func (w *walker) lockSend() string {
 	err = unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
 	if err == unix.EWOULDBLOCK {
 		unix.Close(fd)
+		// The lock may be another tree's: a copy made with cp -al shares
+		// sendmutex with the live tree. This tree's qmail-send is not
+		// running then, and its files are the copy's to replace (which
+		// also ends the sharing); the other tree keeps its own.
+		var other *sendlock.OtherTreeError
+		if _, lerr := sendlock.Locate(w.root); errors.As(lerr, &other) {
+			if w.log != nil {
+				fmt.Fprintf(w.log, "qmail-install: warning: %s is a hard link shared with the tree %s, whose qmail-send (pid %d) holds it; this tree's qmail-send is not running, and its lock files are replaced\n",
+					w.path(mutexRel), other.Tree, other.PID)
+			}
+			return ""
+		}
 		return "qmail-send is running, stop it and run qmail-install again to replace it"
 	}
 	if err != nil {

@@ -2,6 +2,7 @@ package install
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/hqmail/hqmail/internal/testutil"
 	"github.com/hqmail/hqmail/pkg/qerr"
 )
 
@@ -282,5 +284,80 @@ func TestRepairKeepsCacheReplacedMeanwhile(t *testing.T) {
 	}
 	if err := Install(o); err != nil {
 		t.Errorf("the run again: %v", err)
+	}
+}
+
+func init() { testutil.ActAsLocker() }
+
+// TestRepairCopyOfRunningTree: a tree made with cp -al from a running one
+// shares its lock files, and the other tree's qmail-send holds sendmutex.
+// The copy's qmail-send does not run: its lock files are replaced (they
+// are each tree's own; shared, the two qmail-sends exclude each other),
+// the run says whose lock it saw, and the live tree keeps its files and
+// its lock (reg14 QA: the repair said "qmail-send is running, stop it",
+// meaning the other tree's).
+func TestRepairCopyOfRunningTree(t *testing.T) {
+	root, _ := rootTree(t)
+	o := opts(t, root)
+	var log bytes.Buffer
+	o.Log = &log
+	live := searchableDir(t)
+	liveLock := filepath.Join(live, "queue", "lock")
+	if err := os.MkdirAll(liveLock, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(live, "bin"), 0o755)
+	held := []string{"sendmutex", "sendstatus", "trigger", "sendctl"}
+	lock := func(n string) string { return filepath.Join(root, "queue", "lock", n) }
+	for _, n := range held {
+		if err := os.Link(lock(n), filepath.Join(liveLock, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The live tree's qmail-send: this test binary, as its bin/qmail-send.
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	prog, err := os.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := filepath.Join(live, "bin", "qmail-send")
+	if err := os.WriteFile(send, prog, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := testutil.LockerCommand(send, filepath.Join(liveLock, "sendmutex"))
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	line := make([]byte, 7)
+	if _, err := io.ReadFull(out, line); err != nil || string(line) != "locked\n" {
+		t.Fatalf("stand-in: %q %v", line, err)
+	}
+	if err := Install(o); err != nil {
+		t.Fatalf("repair of the copy: %v\n%s", err, log.String())
+	}
+	if !strings.Contains(log.String(), "is a hard link shared with the tree "+live) {
+		t.Errorf("log does not name the other tree:\n%s", log.String())
+	}
+	for _, n := range held {
+		var a, b syscall.Stat_t
+		syscall.Lstat(lock(n), &a)
+		syscall.Lstat(filepath.Join(liveLock, n), &b)
+		if a.Ino == b.Ino {
+			t.Errorf("%s still shared with the live tree", n)
+		}
+	}
+	if !sendLocked(t, live) {
+		t.Error("the live tree's sendmutex is no longer locked")
+	}
+	if sendLocked(t, root) {
+		t.Error("the copy's sendmutex is locked")
 	}
 }

@@ -481,7 +481,14 @@ func (w *walker) settle(dir int, fd int, st *unix.Stat_t, e Entry, uid, gid int,
 		wrong = append(wrong, extra)
 	}
 	if len(wrong) == 0 {
-		return false, nil
+		// A lock file qmail-send holds is each tree's own: one shared
+		// with a copy (cp -al) makes the two trees' qmail-sends exclude
+		// each other. It is replaced when this tree's qmail-send does not
+		// run (its lock free, or held by the other tree's).
+		if !sendHeld[rel] || !cacheFiles[rel] || w.sendBusy() != "" {
+			return false, nil
+		}
+		wrong = []string{"shared with another tree (a copy's lock files must be its own)"}
 	}
 	what := fmt.Sprintf("%d hard links and %s", st.Nlink, strings.Join(wrong, " and "))
 	if !cacheFiles[rel] {

@@ -74,8 +74,7 @@ func Locate(root string) (int, error) {
 		for _, h := range holders {
 			if h == pid {
 				if other := otherTree(root, pid); other != "" {
-					return 0, fmt.Errorf("%s is locked by qmail-send pid %d of the tree %s, not of this one "+
-						"(the file is a hard link shared with that tree, as a cp -al copy makes); not signalling anyone", path, pid, other)
+					return 0, &OtherTreeError{Path: path, PID: pid, Tree: other}
 				}
 				return pid, nil
 			}
@@ -89,6 +88,21 @@ func Locate(root string) (int, error) {
 		return 0, fmt.Errorf("%s names pid %d, which does not exist; not signalling anyone", path, pid)
 	}
 	return pid, nil
+}
+
+// OtherTreeError is Locate's error for a sendmutex locked by the
+// qmail-send of another tree: the file is a hard link shared with that
+// tree (cp -al makes such copies), and this tree's qmail-send is not
+// running.
+type OtherTreeError struct {
+	Path string // this tree's sendmutex
+	PID  int    // the other tree's qmail-send
+	Tree string // the other tree's root
+}
+
+func (e *OtherTreeError) Error() string {
+	return fmt.Sprintf("%s is locked by qmail-send pid %d of the tree %s, not of this one "+
+		"(the file is a hard link shared with that tree, as a cp -al copy makes); not signalling anyone", e.Path, e.PID, e.Tree)
 }
 
 // otherTree returns the root of the tree whose program pid runs, when
