@@ -1,11 +1,13 @@
 package testutil
 
 import (
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
 	"strconv"
 	"syscall"
+	"testing"
 	"time"
 )
 
@@ -45,11 +47,43 @@ func ActAsLocker() {
 	}
 }
 
-// LockerCommand is the program exe (a test binary whose package calls
-// ActAsLocker, or a copy of it) set up to lock sendmutex; read "locked\n"
-// from its standard output before counting on the lock.
-func LockerCommand(exe, sendmutex string) *exec.Cmd {
-	cmd := exec.Command(exe, "-test.run=^$")
+// StartLocker starts prog (a test binary whose package calls
+// ActAsLocker from an init function, or a copy of it made by
+// CopyTestBinary) holding sendmutex, and returns it once it holds the
+// lock. It is killed at the end of the test.
+func StartLocker(t testing.TB, prog, sendmutex string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(prog, "-test.run=^$")
 	cmd.Env = append(os.Environ(), lockerEnv+"="+sendmutex)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	line := make([]byte, len("locked\n"))
+	if _, err := io.ReadFull(out, line); err != nil || string(line) != "locked\n" {
+		t.Fatalf("qmail-send stand-in: %q %v", line, err)
+	}
 	return cmd
+}
+
+// CopyTestBinary copies the running test binary to dst (mode 0755), so
+// that a StartLocker of dst is a process whose /proc/PID/exe names dst
+// (a tree's bin/qmail-send).
+func CopyTestBinary(t testing.TB, dst string) {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	prog, err := os.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, prog, 0o755); err != nil {
+		t.Fatal(err)
+	}
 }

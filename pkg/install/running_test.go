@@ -2,7 +2,6 @@ package install
 
 import (
 	"bytes"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -315,31 +314,9 @@ func TestRepairCopyOfRunningTree(t *testing.T) {
 		}
 	}
 	// The live tree's qmail-send: this test binary, as its bin/qmail-send.
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	prog, err := os.ReadFile(exe)
-	if err != nil {
-		t.Fatal(err)
-	}
 	send := filepath.Join(live, "bin", "qmail-send")
-	if err := os.WriteFile(send, prog, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cmd := testutil.LockerCommand(send, filepath.Join(liveLock, "sendmutex"))
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	line := make([]byte, 7)
-	if _, err := io.ReadFull(out, line); err != nil || string(line) != "locked\n" {
-		t.Fatalf("stand-in: %q %v", line, err)
-	}
+	testutil.CopyTestBinary(t, send)
+	testutil.StartLocker(t, send, filepath.Join(liveLock, "sendmutex"))
 	if err := Install(o); err != nil {
 		t.Fatalf("repair of the copy: %v\n%s", err, log.String())
 	}

@@ -1,7 +1,6 @@
 package sendlock
 
 import (
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -41,40 +40,9 @@ func TestLocateOtherTree(t *testing.T) {
 	if _, err := Locate(a); err != ErrNotRunning {
 		t.Fatalf("nothing locked: %v", err)
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	src, err := os.Open(exe)
-	if err != nil {
-		t.Fatal(err)
-	}
 	send := filepath.Join(a, "bin", "qmail-send")
-	dst, err := os.OpenFile(send, os.O_WRONLY|os.O_CREATE, 0o755)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = io.Copy(dst, src)
-	src.Close()
-	if cerr := dst.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := testutil.LockerCommand(send, mutex)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	line := make([]byte, 7)
-	if _, err := io.ReadFull(out, line); err != nil || string(line) != "locked\n" {
-		t.Fatalf("stand-in: %q %v", line, err)
-	}
+	testutil.CopyTestBinary(t, send)
+	cmd := testutil.StartLocker(t, send, mutex)
 	if pid, err := Locate(a); err != nil || pid != cmd.Process.Pid {
 		t.Errorf("its own tree: %d, %v; want %d", pid, err, cmd.Process.Pid)
 	}

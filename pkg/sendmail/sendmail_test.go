@@ -451,19 +451,7 @@ func TestFlush(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	child := testutil.LockerCommand(exe, mutex)
-	out, err := child.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { child.Process.Kill(); child.Wait() })
-	line := make([]byte, 7)
-	if _, err := io.ReadFull(out, line); err != nil || string(line) != "locked\n" {
-		t.Fatalf("stand-in: %q %v", line, err)
-	}
+	child := testutil.StartLocker(t, exe, mutex)
 	errb.Reset()
 	if code := Flush(root, &errb); code != 0 {
 		t.Fatalf("locked sendmutex: code %d %q", code, errb.String())
