@@ -13,8 +13,6 @@ package qhome
 
 import (
 	"bufio"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -23,7 +21,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -373,11 +373,11 @@ func ReplaceFileShared(path string, data []byte, perm os.FileMode) error {
 	}
 	defer unix.Close(d)
 	for try := 0; ; try++ {
-		var r [6]byte
-		if _, err := rand.Read(r[:]); err != nil {
-			return err
-		}
-		tmp := base + ".tmp." + strconv.Itoa(os.Getpid()) + "." + hex.EncodeToString(r[:])
+		// Unique enough to make collisions rare; O_EXCL makes them safe
+		// (no randomness is needed, and crypto/rand would add its
+		// packages' start-up to every program of the tree).
+		tmp := base + ".tmp." + strconv.Itoa(os.Getpid()) + "." + strconv.FormatInt(time.Now().UnixNano(), 36) +
+			"." + strconv.FormatUint(sharedSeq.Add(1), 36)
 		fd, err := openat(d, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, uint32(perm.Perm()))
 		if err == unix.EEXIST && try < 10 {
 			continue
@@ -388,6 +388,10 @@ func ReplaceFileShared(path string, data []byte, perm os.FileMode) error {
 		return replaceWith(d, fd, tmp, base, path, data, perm, nil)
 	}
 }
+
+// sharedSeq tells apart the temporary files of one process's
+// ReplaceFileShared calls.
+var sharedSeq atomic.Uint64
 
 // replaceWith ends a replacement: fd is the new temporary file tmp in the
 // directory d, which is given perm, prep, data, flushed and renamed over
