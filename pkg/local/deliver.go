@@ -5,7 +5,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -219,14 +218,8 @@ func (d *delivery) forward() *exit {
 	return nil
 }
 
-// queueDir is where qmail-queue starts: the root of the tree. A program
-// named by an absolute $QMAILQUEUE does not need the tree, so when the
-// root cannot be entered (qmail-local run outside an installed tree, or a
-// root the recipient may not search) it starts in "/" instead of failing.
+// queueDir is where qmail-queue starts (qq.StartDir).
 func (d *delivery) queueDir() string {
-	root := d.cfg.Root
-	if q, ok := d.env.get("QMAILQUEUE"); ok && filepath.IsAbs(q) && unix.Access(root, unix.X_OK) != nil {
-		return "/"
-	}
-	return root
+	q, ok := d.env.get("QMAILQUEUE")
+	return qq.StartDir(d.cfg.Root, q, ok)
 }

@@ -11,6 +11,19 @@ import (
 	"github.com/hqmail/hqmail/pkg/qerr"
 )
 
+// StartDir is the directory qmail-queue starts in for a tree at root
+// (Options.Root): the root itself, or "/" when $QMAILQUEUE (qmailqueue,
+// set says whether it is) names an absolute program and the root cannot
+// be entered: such a program does not need the tree, and a program run
+// outside an installed tree (or by a user who may not search the root)
+// forwards instead of failing, as qmail-local does.
+func StartDir(root, qmailqueue string, set bool) string {
+	if set && filepath.IsAbs(qmailqueue) && syscall.Access(root, 1) != nil { // 1: X_OK
+		return "/"
+	}
+	return root
+}
+
 // Program returns the qmail-queue to run for a tree at root: $QMAILQUEUE
 // from env when set (relative names are relative to root, where the child
 // starts), else root/bin/qmail-queue.

@@ -5,10 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/hqmail/hqmail/pkg/forward"
 	"github.com/hqmail/hqmail/pkg/qerr"
@@ -54,14 +51,10 @@ func forwardMessage(root string, msg forward.Message, env fwdEnv, rcpts []string
 	return nil
 }
 
-// queueDir is where qmail-queue starts: the root of the tree, or "/" when
-// an absolute $QMAILQUEUE names the program and the root cannot be
-// entered (a tool run outside an installed tree), as qmail-local does.
+// queueDir is where qmail-queue starts (qq.StartDir).
 func queueDir(root string) string {
-	if q, ok := os.LookupEnv("QMAILQUEUE"); ok && filepath.IsAbs(q) && unix.Access(root, unix.X_OK) != nil {
-		return "/"
-	}
-	return root
+	q, ok := os.LookupEnv("QMAILQUEUE")
+	return qq.StartDir(root, q, ok)
 }
 
 // errText is qmail's text for err: the text of a qerr.Error, else the
