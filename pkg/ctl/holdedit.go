@@ -137,7 +137,7 @@ func editHold(dir, name string, holding bool, domains []string) (EditResult, err
 	}
 	// Lines as qmail-send reads them: a byte order mark (Notepad) is
 	// not part of the first domain, and the file is written without it.
-	old = hold.StripBOM(old)
+	old = control.StripBOM(old)
 	if exists {
 		res.Before = hold.ParseFile(name, old)
 		// A flag others cannot read (written by hand under umask 077)

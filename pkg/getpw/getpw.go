@@ -12,6 +12,7 @@ package getpw
 
 import (
 	"errors"
+	"github.com/hqmail/hqmail/pkg/address"
 	"github.com/hqmail/hqmail/pkg/spawn/keep"
 	"os"
 	"os/user"
@@ -49,23 +50,13 @@ const Alias = "alias"
 // MaxName: candidates of this length or longer are not looked up.
 const MaxName = 32
 
-func lower(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if c >= 'A' && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
-}
-
 // Find returns qmail-getpw's output for local, or a non-zero exit code.
 func Find(pw Passwd, owner HomeOwner, alias, local string) ([]byte, int) {
 	for p := len(local); p >= 1; p-- {
 		if p < len(local) && local[p] != '-' {
 			continue
 		}
-		name := lower(local[:p])
+		name := address.LowerASCII(local[:p])
 		if len(name) >= MaxName {
 			continue
 		}

@@ -5,7 +5,6 @@
 package hold
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -107,16 +106,12 @@ func ValidDomain(s string) bool {
 	return true
 }
 
-// StripBOM removes a UTF-8 byte order mark from the start of a hold file's
-// contents: every reader and editor of a hold file sees the same lines.
-func StripBOM(b []byte) []byte { return bytes.TrimPrefix(b, []byte("\xef\xbb\xbf")) }
-
 // Parse parses the contents of an existing hold file. A file written by a
 // Windows editor reads as it looks: a UTF-8 byte order mark at its start
 // and a CR at a line's end are not part of a domain (they made the line
 // junk, and mail to that domain flowed).
 func Parse(b []byte) Flag {
-	b = StripBOM(b)
+	b = control.StripBOM(b)
 	h := Flag{Set: true}
 	if AllMarker(control.FirstLine(b)) {
 		h.All = true

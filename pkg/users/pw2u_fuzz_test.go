@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hqmail/hqmail/pkg/address"
 	"github.com/hqmail/hqmail/pkg/admin"
 	"github.com/hqmail/hqmail/pkg/cdb"
 	"github.com/hqmail/hqmail/pkg/spawn/lspawn"
@@ -43,8 +44,6 @@ type assignLine struct {
 	wild                                  bool
 	name, user, uid, gid, home, dash, ext string
 }
-
-func lowerASCII(s string) string { return string(lower([]byte(s))) }
 
 // FuzzPw2uCompileLookup: what qmail-pw2u writes (passwd, users/mailnames
 // and users/subusers fuzzed; -H, with -U/-u and -c/-C from flags) always
@@ -123,8 +122,8 @@ func FuzzPw2uCompileLookup(f *testing.F) {
 			if a.wild {
 				m = wild
 			}
-			if _, dup := m[lowerASCII(a.name)]; !dup {
-				m[lowerASCII(a.name)] = a
+			if _, dup := m[address.LowerASCII(a.name)]; !dup {
+				m[address.LowerASCII(a.name)] = a
 			}
 		}
 		check := func(local string, want assignLine, wantExt string) {
@@ -146,7 +145,7 @@ func FuzzPw2uCompileLookup(f *testing.F) {
 		}
 		for _, a := range lines {
 			if !a.wild {
-				check(a.name, exact[lowerASCII(a.name)], a.ext)
+				check(a.name, exact[address.LowerASCII(a.name)], a.ext)
 			}
 		}
 		if strings.IndexByte(ext, 0) >= 0 {
@@ -157,13 +156,13 @@ func FuzzPw2uCompileLookup(f *testing.F) {
 				break
 			}
 			q := a.name + "-" + ext
-			if e, ok := exact[lowerASCII(q)]; ok {
+			if e, ok := exact[address.LowerASCII(q)]; ok {
 				check(q, e, e.ext)
 				continue
 			}
 			best, n := assignLine{}, -1
 			for p, w := range wild {
-				if len(p) > n && strings.HasPrefix(lowerASCII(q), p) {
+				if len(p) > n && strings.HasPrefix(address.LowerASCII(q), p) {
 					best, n = w, len(p)
 				}
 			}

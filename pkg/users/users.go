@@ -27,6 +27,7 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/hqmail/hqmail/pkg/address"
 	"github.com/hqmail/hqmail/pkg/cdb"
 	"github.com/hqmail/hqmail/pkg/control"
 	"github.com/hqmail/hqmail/pkg/qhome"
@@ -34,17 +35,6 @@ import (
 
 // ErrFormat is a malformed users/assign.
 var ErrFormat = errors.New("bad format in users/assign")
-
-func lower(b []byte) []byte {
-	out := make([]byte, len(b))
-	for i, c := range b {
-		if c >= 'A' && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		out[i] = c
-	}
-	return out
-}
 
 // Compile parses an assign file and returns the database records in the
 // order qmail-newu writes them (the wildcard-set record last).
@@ -95,7 +85,7 @@ func Compile(assign []byte) ([]cdb.Record, error) {
 		name := line[1:colon]
 		var key []byte
 		if line[0] == '+' {
-			key = append([]byte{'!'}, lower(name)...)
+			key = append([]byte{'!'}, address.LowerASCII(string(name))...)
 			if len(name) > 0 {
 				c := name[len(name)-1]
 				if bytes.IndexByte(wild, c) < 0 {
@@ -103,7 +93,7 @@ func Compile(assign []byte) ([]cdb.Record, error) {
 				}
 			}
 		} else {
-			key = append([]byte{'!'}, lower(name)...)
+			key = append([]byte{'!'}, address.LowerASCII(string(name))...)
 			key = append(key, 0)
 		}
 		if seen[string(key)] {

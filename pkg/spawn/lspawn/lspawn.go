@@ -25,6 +25,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/hqmail/hqmail/pkg/address"
 	"github.com/hqmail/hqmail/pkg/cdb"
 	"github.com/hqmail/hqmail/pkg/control"
 	"github.com/hqmail/hqmail/pkg/getpw"
@@ -139,16 +140,6 @@ func ParseFields(b []byte) (*Fields, bool) {
 		Dash: string(parts[4]), Ext: string(parts[5])}, true
 }
 
-func lower(s string) []byte {
-	b := []byte(s)
-	for i, c := range b {
-		if c >= 'A' && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return b
-}
-
 // ErrNoWildSet is a users/cdb without the "" record.
 var ErrNoWildSet = errors.New("users/cdb has no wildcard-set record")
 
@@ -172,7 +163,7 @@ func Lookup(db Getter, local string) ([]byte, bool, error) {
 	if !ok {
 		return nil, false, ErrNoWildSet
 	}
-	key := append([]byte{'!'}, lower(local)...)
+	key := append([]byte{'!'}, address.LowerASCII(local)...)
 	v, ok, err := db.Get(append(key[:len(key):len(key)], 0))
 	if err != nil {
 		return nil, false, err
