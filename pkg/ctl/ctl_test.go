@@ -379,6 +379,31 @@ func TestConcurrentHoldRelease(t *testing.T) {
 	}
 }
 
+// One of each is counted in the singular (it said "1 messages").
+func TestStatusSingular(t *testing.T) {
+	root := makeTree(t)
+	startFake(t, root)
+	q := filepath.Join(root, "queue")
+	queuetest.Add(t, q, queuetest.Msg{ID: 100, Birth: time.Now(), Body: "hello\n", Sender: "a@example.org",
+		Local:  []queuetest.Rcpt{{Addr: "me@local"}},
+		Remote: []queuetest.Rcpt{{Addr: "x@held.example"}}})
+	if code, _, errs := run(t, root, "hold", "remote", "held.example"); code != 0 {
+		t.Fatalf("hold: %d %s", code, errs)
+	}
+	code, out, _ := run(t, root, "status")
+	for _, want := range []string{
+		"queue: 1 message, 0 not yet preprocessed\n",
+		"pending: local 1 message, remote 1 message (1 remote recipient held by control/holdremote)\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+	if code != 0 {
+		t.Errorf("status exit %d", code)
+	}
+}
+
 func TestStatusAndQueue(t *testing.T) {
 	root := makeTree(t)
 	startFake(t, root)

@@ -75,7 +75,7 @@ func (c *cmd) status() int {
 	if n, err := qread.Count(q); err != nil {
 		fmt.Fprintf(c.out, "queue: unknown (%v)\n", err)
 	} else {
-		fmt.Fprintf(c.out, "queue: %d messages, %d not yet preprocessed\n", n.Messages, n.Todo)
+		fmt.Fprintf(c.out, "queue: %s, %d not yet preprocessed\n", plural(n.Messages, "message"), n.Todo)
 	}
 	msgs, err := qread.Scan(q)
 	if err != nil {
@@ -101,9 +101,10 @@ func (c *cmd) status() int {
 				}
 			}
 		}
-		fmt.Fprintf(c.out, "pending: local %d messages, remote %d messages (%d remote recipients held by control/holdremote)\n", lm, rm, held)
+		fmt.Fprintf(c.out, "pending: local %s, remote %s (%s held by control/holdremote)\n",
+			plural(lm, "message"), plural(rm, "message"), plural(held, "remote recipient"))
 		if trouble > 0 {
-			fmt.Fprintf(c.out, "warning: %d messages could not be read (see qmail-qread)\n", trouble)
+			fmt.Fprintf(c.out, "warning: %s could not be read (see qmail-qread)\n", plural(trouble, "message"))
 		}
 	}
 	if held, err := sched.LoadHeld(q); err != nil {
