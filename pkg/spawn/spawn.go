@@ -82,13 +82,14 @@ const MaxLimit = qhome.RemoteSpawnLimit
 const RemoteLimit = MaxLimit
 
 // fdsPerSlot is how many descriptors one running delivery may hold in the
-// spawner (message, both ends of the output pipe, exec's transient
-// status pipe, the child's pidfd, a kept process's socket); fdsReserve is
-// kept for everything else, the idle kept processes' sockets among them
-// (keep.DefaultMaxIdle, 64).
+// spawner: the message, both ends of the output pipe, both ends of exec's
+// transient status pipe, two pidfds of the child (os/exec's own and the
+// one pollfd.Wait waits on), and a kept process's socket. fdsReserve is
+// kept for everything else, the idle kept processes among them: up to
+// keep.DefaultMaxIdle (64), each with its socket and its two pidfds.
 const (
-	fdsPerSlot = 7
-	fdsReserve = 32 + 64
+	fdsPerSlot = 8
+	fdsReserve = 32 + 3*64
 )
 
 // FitLimit returns the limit to run with: limit (normalised as

@@ -491,11 +491,12 @@ func TestFitLimit(t *testing.T) {
 		{500, 0, 500},
 		{900, 0, 500},
 		{500, 20000, 500},
-		{500, 96 + 7*500, 500},
-		{500, 96 + 7*500 - 1, 499},
-		{500, 1024, 132}, // (1024-96)/7
-		{500, 256, 22},   // (256-96)/7: kept connections counted
-		{120, 1024, 120},
+		{500, 224 + 8*500, 500},
+		{500, 224 + 8*500 - 1, 499},
+		{500, 1024, 100}, // (1024-224)/8
+		{500, 256, 4},    // (256-224)/8: kept processes counted
+		{120, 2048, 120},
+		{120, 1024, 100},
 		{500, 10, 1},
 	} {
 		if got := FitLimit(tc.limit, tc.nofile); got != tc.want {
@@ -512,7 +513,7 @@ func TestRaiseNofile(t *testing.T) {
 		t.Skip("no RLIMIT_NOFILE:", err)
 	}
 	got := RaiseNofile(500)
-	if rl.Max >= 96+7*500 && got < 96+7*500 {
+	if need := int64(fdsReserve + fdsPerSlot*500); int64(rl.Max) >= need && got < need {
 		t.Errorf("soft limit %d after RaiseNofile(500), hard %d", got, rl.Max)
 	}
 	if FitLimit(500, got) != min(500, FitLimit(500, int64(rl.Max))) {
