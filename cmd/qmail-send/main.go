@@ -8,8 +8,8 @@
 // fd 3/4: qmail-rspawn requests/reports; fd 5/6: qmail-clean
 // requests/replies. Signals: TERM (finish running deliveries, exit), ALRM
 // (retry everything now), HUP (re-read locals, virtualdomains, holdlocal,
-// holdremote). Exit 0 after TERM, 111 if it cannot start (an "alert:" line
-// says why).
+// holdremote). Exit 0 after TERM, 111 if it cannot start or it lost a
+// spawner or qmail-clean without a TERM (an "alert:" line says why).
 package main
 
 import (

@@ -106,8 +106,13 @@ type Sched struct {
 	log   logger
 	now   func() int64
 
-	recent     int64
-	exitasap   bool
+	recent   int64
+	exitasap bool
+	// termed is set by TERM, helperLost by the loss of a spawner or of
+	// qmail-clean; Run exits 111 when a helper was lost and no TERM came
+	// (exitCode).
+	termed     bool
+	helperLost bool
 	spawnAlive [2]bool
 	cleanAlive bool
 	// cleanGone is set by the remover that finds qmail-clean gone: the
@@ -245,6 +250,24 @@ func Run(opt Options) int {
 	s.loop()
 	s.writeBack()
 	s.log.line("status: exiting")
+	return s.exitCode()
+}
+
+// exitCode is Run's code once the loop has ended: 111 when it ended
+// because a spawner or qmail-clean was lost (its alert line is in the
+// log), so that a supervisor that restarts qmail on failure starts it
+// again; 0 when it ended because TERM asked for the stop. A TERM received
+// at any time before the exit counts, also after the loss: a stop was
+// asked for, and a helper that dies during a stop (the same TERM sent to
+// the whole process group, qmail-start's children killed with it) makes
+// it no less the stop that was asked for; reporting a failure then would
+// mark a stopped service failed. The loss is still logged. A TERM that
+// reaches qmail-send only after the loss has ended its loop (nothing was
+// left to wait for) is not seen, and the code stays 111.
+func (s *Sched) exitCode() int {
+	if s.helperLost && !s.termed {
+		return 111
+	}
 	return 0
 }
 
@@ -581,6 +604,7 @@ func (s *Sched) handle(ev event) {
 	case evSignal:
 		switch ev.sig {
 		case syscall.SIGTERM:
+			s.termed = true
 			if !s.exitasap {
 				s.exitasap = true
 				s.writeStatus() // qmailctl status says so
@@ -599,6 +623,7 @@ func (s *Sched) spawnDied(c int) {
 	}
 	s.log.line("alert: oh no! lost spawn connection! dying...")
 	s.spawnAlive[c] = false
+	s.helperLost = true
 	s.exitasap = true
 }
 
@@ -638,5 +663,6 @@ func (s *Sched) lostClean() {
 	}
 	s.log.line("alert: oh no! lost qmail-clean connection! dying...")
 	s.cleanAlive = false
+	s.helperLost = true
 	s.exitasap = true
 }
