@@ -24,13 +24,14 @@
 // control/startheld (hqmail addition): when it exists and
 // control/holdremote does not, qmail-start creates holdremote before
 // qmail-send starts, with startheld's contents (an empty startheld holds
-// all remote mail), so a host that boots offline never dials.
+// all remote mail), so a host that boots offline never dials; not when a
+// qmail-send already runs on the tree (startHeldIfStopped).
 package start
 
 import (
 	"errors"
 	"fmt"
-
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -42,6 +43,7 @@ import (
 	"github.com/hqmail/hqmail/pkg/hold"
 	"github.com/hqmail/hqmail/pkg/privsep"
 	"github.com/hqmail/hqmail/pkg/qhome"
+	"github.com/hqmail/hqmail/pkg/sendlock"
 	"github.com/hqmail/hqmail/pkg/spawn"
 )
 
@@ -398,9 +400,42 @@ func Main(args []string, root string, stdout, stderr *os.File) int {
 		// as its owner, as if the owner had started it.
 		o.Owner = privsep.Exactly(ids.Qmails.UID, ids.Qmails.GID)
 	}
-	if _, err := StartHeld(root); err != nil {
+	if err := startHeldIfStopped(root, stderr); err != nil {
 		fmt.Fprintf(stderr, "qmail-start: fatal: unable to apply control/startheld: %v\n", err)
 		return 111
 	}
 	return Run(o)
+}
+
+// startHeldIfStopped applies control/startheld (StartHeld) only when no
+// qmail-send runs on the tree: startheld is for a system that starts, and
+// a qmail-start run beside a running qmail-send (which fails: its
+// qmail-send cannot take sendmutex) must not hold again what was released
+// with qmailctl. Anything but sendlock's ErrNotRunning leaves control/
+// alone: a running qmail-send, or a sendmutex locked by a process it
+// cannot name (a qmail-send that has taken the lock and not yet written
+// its pid, another tree's through a shared hard link), or one that
+// cannot be tested; a warning says so.
+//
+// What remains: the test and StartHeld are two steps. A qmail-send that
+// starts between them (another qmail-start at the same moment, as two
+// starts at boot) and a release of remote delivery in the same instant
+// would still see holdremote created again; a release by a network hook
+// does not, as StartHeld honours it (hold.ReleasedSinceBoot), so only a
+// qmailctl release in that window of microseconds does.
+func startHeldIfStopped(root string, stderr io.Writer) error {
+	if _, err := os.Stat(filepath.Join(root, "control", "startheld")); errors.Is(err, fs.ErrNotExist) {
+		return nil // nothing to apply, nothing to ask
+	}
+	pid, err := sendlock.Locate(root)
+	switch {
+	case err == nil:
+		fmt.Fprintf(stderr, "qmail-start: warning: qmail-send is already running (pid %d): control/startheld not applied\n", pid)
+		return nil
+	case !errors.Is(err, sendlock.ErrNotRunning):
+		fmt.Fprintf(stderr, "qmail-start: warning: control/startheld not applied: %v\n", err)
+		return nil
+	}
+	_, err = StartHeld(root)
+	return err
 }
