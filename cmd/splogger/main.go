@@ -5,7 +5,7 @@
 // Runs as: qmaill/nofiles when started by qmail-start as its logger; any user.
 // fds: 0 log lines, 2 warnings (syslog unreachable: lines are dropped, it
 // goes on reading). Exit: 0 at end of input, 111 if reading fails.
-// SPLOGGER_SOCKET names the syslog datagram socket (default /dev/log).
+// SPLOGGER_SOCKET names the syslog socket, datagram or stream (default /dev/log).
 package main
 
 import (

@@ -8,8 +8,14 @@
 // MaxLine goes in pieces of MaxLine bytes, each after the first as
 // "<stamp>+<piece>" with the first piece's stamp and priority, so that log
 // readers can join them; lines have no length limit. Empty lines are not
-// sent. The syslog socket is /dev/log (SPLOGGER_SOCKET names another
-// datagram socket, for tests).
+// sent. The syslog socket is /dev/log (SPLOGGER_SOCKET names another,
+// for tests).
+//
+// The socket is normally a datagram socket, one message a datagram. Some
+// syslog daemons (syslog-ng with a unix-stream source) make it a stream
+// socket instead, which refuses a datagram connection with EPROTOTYPE;
+// then, as glibc's syslog(3) does, splogger connects as a stream and ends
+// each message with a NUL byte.
 //
 // Like qmail's splogger, which hands lines to syslog(3), it never stops
 // reading because syslog is away (no syslogd yet at boot, or one that is
@@ -21,11 +27,13 @@ package splog
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -88,7 +96,7 @@ func Clean(line string) string {
 	return string(b)
 }
 
-// Format renders one syslog datagram (the local-socket format of BSD
+// Format renders one syslog message (the local-socket format of BSD
 // syslog: "<PRI>Mmm dd hh:mm:ss TAG: MSG"). There is no "[PID]": qmail's
 // splogger opens syslog without LOG_PID, and log tools match "qmail: ".
 func Format(fac, sev int, t time.Time, tag string, msg string) []byte {
@@ -148,23 +156,39 @@ func Run(r io.Reader, path, tag string, fac int, errw io.Writer) error {
 // retryEvery bounds how often a lost syslog socket is tried again.
 var retryEvery = time.Second
 
+// dial is net.Dial; tests replace it to see which connections are tried.
+var dial = net.Dial
+
 // sender keeps the connection to syslog, and its outages.
 type sender struct {
 	path    string
 	errw    io.Writer
 	conn    net.Conn
+	stream  bool      // conn is a stream connection: messages are framed
 	down    bool      // lines are being dropped
 	nextTry time.Time // no connection attempt before this
 }
 
-// send writes one datagram, reconnecting once when the write fails
-// (syslogd restarted); it drops the datagram when syslog stays away.
+// send writes one message, reconnecting once when the write fails
+// (syslogd restarted); it drops the message when syslog stays away.
+//
+// On a stream connection the message is followed by a NUL byte, as glibc's
+// syslog(3) sends it on a stream socket; syslog-ng's unix-stream source
+// takes either a NUL or a newline as the end of a message, and Clean has
+// left neither inside one. A write on a stream that fails, or writes only
+// part of the message, closes that connection: the rest is never sent
+// after it there, where it would run into the next message; the whole
+// message goes again on a new connection.
 func (s *sender) send(b []byte) {
 	for try := 0; try < 2; try++ {
 		if s.conn == nil && !s.connect() {
 			return
 		}
-		if _, err := s.conn.Write(b); err == nil {
+		msg := b
+		if s.stream {
+			msg = append(b[:len(b):len(b)], 0)
+		}
+		if n, err := s.conn.Write(msg); err == nil && n == len(msg) {
 			if s.down {
 				s.down = false
 				fmt.Fprintf(s.errw, "splogger: syslog at %s is back\n", s.path)
@@ -176,16 +200,25 @@ func (s *sender) send(b []byte) {
 	s.lost(fmt.Errorf("write failed"))
 }
 
+// connect tries a datagram connection first, and a stream connection only
+// when the socket refuses that type (EPROTOTYPE), as glibc's syslog(3)
+// does. Each reconnection starts again with a datagram, so that a syslogd
+// restarted with the other kind of socket is followed.
 func (s *sender) connect() bool {
 	if time.Now().Before(s.nextTry) {
 		return false
 	}
-	c, err := net.Dial("unixgram", s.path)
+	stream := false
+	c, err := dial("unixgram", s.path)
+	if errors.Is(err, syscall.EPROTOTYPE) {
+		stream = true
+		c, err = dial("unix", s.path)
+	}
 	if err != nil {
 		s.lost(err)
 		return false
 	}
-	s.conn = c
+	s.conn, s.stream = c, stream
 	return true
 }
 
