@@ -34,7 +34,11 @@ type Listener struct {
 }
 
 // Serve accepts connections on ln until it fails; at most MaxConns
-// sessions run at once, further clients wait in the listen queue.
+// sessions run at once, further clients wait in the listen queue. All
+// sessions share the process's descriptors: when RLIMIT_NOFILE has no
+// room for MaxConns sessions, even after raising its soft limit up to
+// the hard one, fewer run at once (FitSessions), and Serve logs that
+// once as it starts.
 func (l *Listener) Serve(ln net.Listener) error {
 	max := l.MaxConns
 	if max < 1 {
@@ -43,6 +47,12 @@ func (l *Listener) Serve(ln net.Listener) error {
 	logger := l.Log
 	if logger == nil {
 		logger = log.New(io.Discard, "", 0)
+	}
+	soft, hard := raiseNofile(max)
+	if fit := FitSessions(max, soft); fit < max {
+		logger.Printf("warning: -c %d lowered to %d: the descriptor limit (RLIMIT_NOFILE) is %d, hard limit %d; "+
+			"a session holds up to %d and %d are kept for the listener", max, fit, soft, hard, fdsPerSession, fdsReserve)
+		max = fit
 	}
 	sem := make(chan struct{}, max)
 	var session uint64
