@@ -1,8 +1,10 @@
 package sched
 
 import (
+	"bytes"
 	"io"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -26,6 +28,9 @@ type bounce struct {
 	// offset stays) only to find the 8-bit bytes of a DSN's last part;
 	// nil: taken as 7-bit.
 	orig io.ReaderAt
+	// nonce, when set, goes into a DSN's boundary after the id and date
+	// (qmail-send sets it from the clock's nanoseconds; see pickBoundary).
+	nonce string
 }
 
 // render returns the bytes before and after the copied message.
@@ -54,8 +59,11 @@ func (b *bounce) render() (head, tail []byte) {
 		if !isASCII([]byte(b.sender)) {
 			origHead8 = true // the Return-Path line
 		}
-		boundary = "hqmail-dsn-" + utoa(b.id) + "-" + strings.ReplaceAll(qdate.Header(b.date), " ", ".")
-		boundary = strings.ReplaceAll(boundary, ":", ".")
+		base := "hqmail-dsn-" + utoa(b.id) + "-" + strings.ReplaceAll(qdate.Header(b.date), " ", ".")
+		if b.nonce != "" {
+			base += "-" + b.nonce
+		}
+		boundary = pickBoundary(strings.ReplaceAll(base, ":", "."), b.report, b.orig)
 		reportType := "delivery-status"
 		if global {
 			reportType = "global-delivery-status" // the second part's subtype (RFC 6522)
@@ -255,6 +263,51 @@ func foldField(f string) string {
 	}
 	b.WriteByte('\n')
 	return b.String()
+}
+
+// pickBoundary returns base, or base with a suffix, such that no line of
+// the failure report (quoted in the first part) or of the original
+// message orig (copied whole into the last part) starts with "--" and
+// it: RFC 2046 5.1.1 forbids a boundary inside an encapsulated part. The id and time in base are not enough alone: a
+// bounce forwarded back (a .qmail forward, a list) and bounced again in
+// the same second can carry an earlier DSN of the same id, as ids are
+// inode numbers and come back quickly. The nonce makes that an unlikely
+// coincidence, and the scan rules it out.
+func pickBoundary(base string, report []byte, orig io.ReaderAt) string {
+	b := base
+	for n := 1; n <= 100 && (containsDelimiter(bytes.NewReader(report), "--"+b) || containsDelimiter(orig, "--"+b)); n++ {
+		b = base + "." + strconv.Itoa(n)
+	}
+	return b
+}
+
+// containsDelimiter reports whether a line of r starts with delim.
+func containsDelimiter(r io.ReaderAt, delim string) bool {
+	if r == nil {
+		return false
+	}
+	buf := make([]byte, 64<<10)
+	lineStart, matched := true, 0 // bytes of delim matched at this line's start
+	for off := int64(0); ; {
+		n, err := r.ReadAt(buf, off)
+		off += int64(n)
+		for _, c := range buf[:n] {
+			switch {
+			case c == '\n':
+				lineStart, matched = true, 0
+			case lineStart && c == delim[matched]:
+				matched++
+				if matched == len(delim) {
+					return true
+				}
+			default:
+				lineStart = false
+			}
+		}
+		if err != nil || n == 0 {
+			return false
+		}
+	}
 }
 
 // scan8bit reports whether the original message has bytes >= 0x80 in

@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"io"
 	"os"
+	"strconv"
 	"strings"
-
 	"time"
 
 	"github.com/hqmail/hqmail/pkg/qhome"
@@ -122,6 +122,7 @@ func (s *Sched) injectBounce(id uint64) bool {
 		}
 		b := &bounce{
 			date:       time.Unix(s.now(), 0),
+			nonce:      strconv.FormatInt(time.Now().UnixNano(), 36),
 			from:       s.cf.bouncefrom,
 			host:       s.cf.bouncehost,
 			sender:     sender,
