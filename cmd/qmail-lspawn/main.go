@@ -8,7 +8,8 @@
 //   - started by: qmail-start only. Trusts no argument beyond argv[1].
 //   - argv: qmail-lspawn defaultdelivery
 //   - fds: 0 requests from qmail-send, 1 reports to qmail-send (spawner
-//     protocol), 2 /dev/null. cwd ROOT/queue/mess.
+//     protocol), 2 a pipe qmail-start copies into the log (a crash trace).
+//     cwd ROOT/queue/mess.
 //   - exit: 0 when qmail-send closed fd 0 and no delivery is left; 100
 //     without defaultdelivery; 111 when ROOT/queue/mess or (as root)
 //     ROOT/etc/ids is unusable.

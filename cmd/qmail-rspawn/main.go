@@ -6,7 +6,8 @@
 //     installing user (shared tree). Switches no ids: qmail-remote runs as
 //     qmailr too ($QMAILREMOTE may name another program).
 //   - started by: qmail-start only. Takes no arguments.
-//   - fds: 0 requests from qmail-send, 1 reports to qmail-send, 2 /dev/null.
+//   - fds: 0 requests from qmail-send, 1 reports to qmail-send, 2 a pipe
+//     qmail-start copies into the log (a crash trace).
 //     cwd ROOT/queue/mess. Zero-fills ROOT/queue/lock/tcpto at start.
 //   - exit: 0 when qmail-send closed fd 0 and no delivery is left; 111
 //     when ROOT/queue/mess or (as root) ROOT/etc/ids is unusable.

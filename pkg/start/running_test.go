@@ -16,8 +16,12 @@ import (
 	"github.com/hqmail/hqmail/pkg/qhome"
 )
 
-// mainEnv names the root a test binary started by runMain runs Main on.
-const mainEnv = "HQMAIL_TEST_START_MAIN"
+// mainEnv names the root a test binary started by runMain runs Main on;
+// argsEnv, Main's arguments (separated by blanks).
+const (
+	mainEnv = "HQMAIL_TEST_START_MAIN"
+	argsEnv = "HQMAIL_TEST_START_ARGS"
+)
 
 // The test binary stands in for a running qmail-send (StartLocker), or
 // runs qmail-start's Main in a process of its own (runMain): Main changes
@@ -25,7 +29,7 @@ const mainEnv = "HQMAIL_TEST_START_MAIN"
 func init() {
 	testutil.ActAsLocker()
 	if root := os.Getenv(mainEnv); root != "" {
-		os.Exit(Main(nil, root, os.Stdout, os.Stderr))
+		os.Exit(Main(strings.Fields(os.Getenv(argsEnv)), root, os.Stdout, os.Stderr))
 	}
 }
 

@@ -29,6 +29,7 @@
 package start
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -45,6 +46,7 @@ import (
 	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/sendlock"
 	"github.com/hqmail/hqmail/pkg/spawn"
+	"golang.org/x/sys/unix"
 )
 
 // DefaultDelivery is used when qmail-start gets no arguments.
@@ -168,12 +170,7 @@ func Run(o Options) int {
 			creds[name] = o.Owner
 		}
 	}
-	devnull, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
-	if err != nil {
-		return fail("unable to open %s: %v", os.DevNull, err)
-	}
 	var parent closer // our copies of the children's ends
-	parent.add(devnull)
 	defer func() { parent.close() }()
 
 	var children []*exec.Cmd
@@ -219,14 +216,37 @@ func Run(o Options) int {
 		{"qmail-rspawn", nil},
 		{"qmail-clean", nil},
 	}
+	// A helper's descriptor 2 is a pipe of its own, copied into the log
+	// (helperLog). The helpers write nothing there in normal operation
+	// (their deliveries get descriptors of their own), but the trace of
+	// a Go crash or fatal error ("failed to create new OS thread") lands
+	// in the mail log next to qmail-send's "lost spawn connection" rather
+	// than nowhere. Each helper is reaped as it ends, and an abnormal end
+	// reported once its last words are in the log.
+	var helpersDone []chan struct{}
 	for i, h := range helpers {
+		errw, copied, err := helperLog(h.name, logFd)
+		if err != nil {
+			return fail("unable to make the log pipe of %s: %v", h.name, err)
+		}
 		cmd := &exec.Cmd{Path: filepath.Join(bin, h.name), Args: append([]string{h.name}, h.args...),
-			Dir: "/", Stdin: req[i][0], Stdout: rep[i][1], Stderr: devnull}
+			Dir: "/", Stdin: req[i][0], Stdout: rep[i][1], Stderr: errw}
 		privsep.Apply(cmd, creds[h.name])
-		if err := cmd.Start(); err != nil {
+		err = cmd.Start()
+		if errw != nil {
+			errw.Close() // only the helper holds it now: end of file once it has gone
+		}
+		if err != nil {
 			return fail("unable to start %s: %v", h.name, err)
 		}
-		children = append(children, cmd)
+		done := make(chan struct{})
+		helpersDone = append(helpersDone, done)
+		go func(name string) {
+			defer close(done)
+			cmd.Wait()
+			<-copied
+			alertExit(o.Stderr, name, cmd.ProcessState)
+		}(h.name)
 	}
 	// qmail-queued, the queue service, runs while qmail-send does: its fd 0
 	// is a pipe whose write end only we hold, closed once qmail-send has
@@ -272,17 +292,7 @@ func Run(o Options) int {
 	sendDone := make(chan struct{})
 	go func() { send.Wait(); close(sendDone) }()
 	forward(o.Signals, send.Process, sendDone)
-	// qmail-send says why when it gives up (alert lines, 111) and ends
-	// with 0 after TERM; anything else (a signal, a Go panic's 2) would
-	// leave the log ending mid-stream without a word.
-	if ws, ok := send.ProcessState.Sys().(syscall.WaitStatus); ok {
-		switch {
-		case ws.Signaled():
-			fmt.Fprintf(o.Stderr, "qmail-start: alert: qmail-send was killed by signal %d (%v)\n", ws.Signal(), ws.Signal())
-		case ws.ExitStatus() != 0 && ws.ExitStatus() != 111:
-			fmt.Fprintf(o.Stderr, "qmail-start: alert: qmail-send exited with status %d (2: it crashed; the trace is in its log)\n", ws.ExitStatus())
-		}
-	}
+	alertExit(o.Stderr, "qmail-send", send.ProcessState)
 	if queuedStop != nil {
 		close(queuedStopped) // before the pipe: no restart from here on
 		queuedStop.Close()
@@ -298,6 +308,9 @@ func Run(o Options) int {
 	go func() {
 		for _, c := range children {
 			c.Wait()
+		}
+		for _, d := range helpersDone {
+			<-d
 		}
 		if queuedDone != nil {
 			<-queuedDone
@@ -318,6 +331,83 @@ func Run(o Options) int {
 		return 111
 	}
 	return ws.ExitStatus()
+}
+
+// maxHelperLine bounds a line copied by helperLog; a longer one is cut
+// into pieces, each a line of the log. With the name in front, a line
+// stays below PIPE_BUF, so that it reaches a logger's pipe in one piece
+// among qmail-send's lines.
+const maxHelperLine = 1024
+
+// helperLog makes the pipe a helper gets as its standard error. What the
+// helper writes there is copied into log line by line, each line written
+// whole and prefixed with the name ("qmail-rspawn: fatal error: ..."),
+// until every holder of the write end has closed it; then copied is
+// closed. The copy goes through a descriptor of its own (a duplicate of
+// log's), so that the logger sees end of file once qmail-send and the
+// helpers have gone, and qmail-start's standard output (when it is the
+// log) is not held open after qmail-start exits by a spawner still
+// finishing a delivery; what such a spawner writes after that is lost.
+// With no log (nil) the helper gets /dev/null: w is nil.
+func helperLog(name string, log *os.File) (w *os.File, copied <-chan struct{}, err error) {
+	done := make(chan struct{})
+	if log == nil {
+		close(done)
+		return nil, done, nil
+	}
+	fd, err := unix.FcntlInt(log.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	out := os.NewFile(uintptr(fd), "log")
+	r, w, err := os.Pipe()
+	if err != nil {
+		out.Close()
+		return nil, nil, err
+	}
+	go func() {
+		defer close(done)
+		defer out.Close()
+		defer r.Close()
+		br := bufio.NewReaderSize(r, maxHelperLine)
+		var line []byte
+		for {
+			b, err := br.ReadSlice('\n')
+			if len(b) > 0 {
+				line = append(append(append(line[:0], name...), ": "...), b...)
+				if line[len(line)-1] != '\n' {
+					line = append(line, '\n')
+				}
+				out.Write(line) // as qmail-send, a log that fails is not our concern
+			}
+			if err != nil && err != bufio.ErrBufferFull {
+				return
+			}
+		}
+	}()
+	return w, done, nil
+}
+
+// alertExit writes qmail-start's alert line for a program that ended
+// abnormally: killed by a signal, or an exit status other than 0 (qmail-send
+// after TERM; a helper at end of file) and 111 (qmail-send giving up, with
+// alert lines of its own; a helper in trouble, after which qmail-send
+// says it lost it). Anything else, above all a Go crash's 2, would leave
+// the log ending mid-stream without a word.
+func alertExit(w io.Writer, name string, ps *os.ProcessState) {
+	if ps == nil {
+		return
+	}
+	ws, ok := ps.Sys().(syscall.WaitStatus)
+	if !ok {
+		return
+	}
+	switch {
+	case ws.Signaled():
+		fmt.Fprintf(w, "qmail-start: alert: %s was killed by signal %d (%v)\n", name, ws.Signal(), ws.Signal())
+	case ws.ExitStatus() != 0 && ws.ExitStatus() != 111:
+		fmt.Fprintf(w, "qmail-start: alert: %s exited with status %d (2: it crashed; the trace is in its log)\n", name, ws.ExitStatus())
+	}
 }
 
 // superviseQueued waits for qmail-queued and starts it again, a second

@@ -1,0 +1,158 @@
+package start
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hqmail/hqmail/internal/testutil"
+	"github.com/hqmail/hqmail/pkg/qhome"
+)
+
+// fakeTree makes a tree whose bin/ holds the shell scripts progs maps
+// names to (no qmail-queued: qmail-start runs without it), and etc/ids
+// naming the caller, so that Main runs everything as the caller.
+func fakeTree(t *testing.T, progs map[string]string) string {
+	t.Helper()
+	root := t.TempDir()
+	for _, d := range []string{"bin", "etc"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ids := qhome.SharedIDs(os.Getuid(), os.Getgid()).Format()
+	if err := os.WriteFile(filepath.Join(root, qhome.IDsFile), []byte(ids), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for name, script := range progs {
+		if err := os.WriteFile(filepath.Join(root, "bin", name), []byte("#!/bin/sh\n"+script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root
+}
+
+// runMain runs Main for root in a process of its own (the test binary,
+// in its own process group, killed with everything it started at the
+// end) with args, and returns its exit code, standard output and
+// standard error.
+func runMain(t *testing.T, root string, args ...string) (int, string, string) {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, exe, "-test.run=^$")
+	cmd.Env = append(os.Environ(), mainEnv+"="+root, argsEnv+"="+strings.Join(args, " "))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 10 * time.Second
+	var stdout, stderr testutil.SyncBuffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pgid := cmd.Process.Pid
+	t.Cleanup(func() { syscall.Kill(-pgid, syscall.SIGKILL) })
+	err = cmd.Wait()
+	if ctx.Err() != nil {
+		t.Fatalf("qmail-start did not exit; stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+	}
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatal(err)
+	}
+	return cmd.ProcessState.ExitCode(), stdout.String(), stderr.String()
+}
+
+// TestHelperCrashLogged: a helper that dies of a Go fatal error (here a
+// fake qmail-rspawn writing the runtime's line and exiting 2, as under
+// RLIMIT_NPROC) leaves that line, after its name, in the mail log, next to qmail-send's
+// "lost spawn connection", with or without a logger, and qmail-start
+// names it in an alert; so does a helper killed by a signal. A helper
+// that exits 0 or 111 (qmail-lspawn here) gets no alert.
+func TestHelperCrashLogged(t *testing.T) {
+	const fatal = "fatal error: failed to create new OS thread (have 7 already; errno=11)"
+	progs := map[string]string{
+		"qmail-lspawn": "cat >/dev/null\nexit 111\n",
+		"qmail-rspawn": "echo '" + fatal + "' >&2\nexit 2\n",
+		"qmail-clean":  "kill -KILL $$\n",
+		// fd 0 is the log; fd 4 the report pipe of qmail-rspawn, at end
+		// of file once it has gone.
+		"qmail-send": "echo 'status: local 0/10 remote 0/20' >&0\n" +
+			"read x <&4\n" +
+			"echo 'alert: oh no! lost spawn connection! dying...' >&0\n" +
+			"exit 111\n",
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"no logger", []string{"./Maildir/"}},
+		{"logger", []string{"./Maildir/", "cat"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := fakeTree(t, progs)
+			code, log, stderr := runMain(t, root, tc.args...)
+			if code != 111 {
+				t.Errorf("exit %d, want qmail-send's 111", code)
+			}
+			for _, want := range []string{"qmail-rspawn: " + fatal + "\n", "lost spawn connection"} {
+				if !strings.Contains(log, want) {
+					t.Errorf("no %q in the log:\n%s", want, log)
+				}
+			}
+			for _, want := range []string{
+				"qmail-start: alert: qmail-rspawn exited with status 2 (2: it crashed; the trace is in its log)\n",
+				"qmail-start: alert: qmail-clean was killed by signal 9",
+			} {
+				if !strings.Contains(stderr, want) {
+					t.Errorf("no %q on stderr:\n%s", want, stderr)
+				}
+			}
+			if strings.Contains(stderr, "qmail-lspawn") || strings.Contains(stderr, "qmail-send") {
+				t.Errorf("alert for a helper or qmail-send that exited 111:\n%s", stderr)
+			}
+		})
+	}
+}
+
+// TestHelperLog: what a helper writes reaches the log as whole lines
+// after its name: a line longer than maxHelperLine in pieces, a last line
+// without newline ended with one; copied is closed at end of file.
+func TestHelperLog(t *testing.T) {
+	dir := t.TempDir()
+	log, err := os.Create(filepath.Join(dir, "log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer log.Close()
+	w, copied, err := helperLog("qmail-x", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("a", maxHelperLine+10)
+	w.WriteString("one\n\n" + long + "\nlast")
+	w.Close()
+	select {
+	case <-copied:
+	case <-time.After(30 * time.Second):
+		t.Fatal("copy not finished at end of file")
+	}
+	b, err := os.ReadFile(log.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "qmail-x: one\nqmail-x: \nqmail-x: " + long[:maxHelperLine] + "\nqmail-x: " + long[maxHelperLine:] + "\nqmail-x: last\n"
+	if string(b) != want {
+		t.Errorf("log:\n%q\nwant\n%q", b, want)
+	}
+}
