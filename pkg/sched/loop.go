@@ -175,21 +175,36 @@ func Run(opt Options) int {
 		s.log.line("alert: cannot start: unable to switch to home directory")
 		return 111
 	}
+	// The controls are read twice. This first read only checks them, so
+	// that a bad file stops the start before the lock is touched (and is
+	// reported as such, not as a qmail-send already running).
+	if _, err := loadConfig(s.root); err != nil {
+		s.log.line("alert: cannot start: unable to read controls")
+		return 111
+	}
+	if st, err := os.Stat(s.queue); err != nil || !st.IsDir() {
+		s.log.line("alert: cannot start: unable to switch to queue directory")
+		return 111
+	}
+	controlsChecked()
+	lock, code := s.takeMutex()
+	if code != 0 {
+		return code
+	}
+	defer lock.Close()
+	// The values in force are read now that the lock is held and the pid
+	// written. Until then qmailctl finds no qmail-send running: a hold
+	// flag it changes (a link hook at boot, while qmail starts) is only
+	// on disk, and the start is what must honour it. A change made from
+	// here on finds this qmail-send running and sends HUP, which waits in
+	// opt.Signals (qmail-send's handler is installed before Run) until
+	// the loop re-reads.
 	cf, err := loadConfig(s.root)
 	if err != nil {
 		s.log.line("alert: cannot start: unable to read controls")
 		return 111
 	}
 	s.cf = cf
-	if st, err := os.Stat(s.queue); err != nil || !st.IsDir() {
-		s.log.line("alert: cannot start: unable to switch to queue directory")
-		return 111
-	}
-	lock, code := s.takeMutex()
-	if code != 0 {
-		return code
-	}
-	defer lock.Close()
 	for c := 0; c < 2; c++ {
 		// One byte (qmail's spawners), or NUL + two bytes (wide slots).
 		limit, width, err := spawnproto.ReadAnnounce(opt.SpawnRep[c])
@@ -303,6 +318,11 @@ func (s *Sched) takeMutex() (*os.File, int) {
 		}
 	}
 }
+
+// controlsChecked is called between the check of the controls and the
+// lock (tests change a hold flag there, as qmailctl would while qmail-send
+// starts).
+var controlsChecked = func() {}
 
 // mutexLocked is called between the lock and the check (tests replace
 // the file there, as a repair racing the start would).
