@@ -19,12 +19,19 @@
 //     or unreadable, 53 write);
 //  6. fsync the mess file, the intd file, mess/S/ and intd/: the four
 //     concurrently, or one after another in multi-message mode (53);
-//  7. link intd/<ID> to todo/<ID> (66) — the commit point — and fsync
-//     todo/ (53; on failure the message stays: it is committed, and a
-//     scan of todo/ may have taken it already, so removing its files
-//     could leave qmail-send a message without its text; the caller
-//     hears a temporary failure, and a retry may queue it twice);
+//  7. open todo/ and lock/trigger (66: see below), link intd/<ID> to
+//     todo/<ID> (66) — the commit point — and fsync todo/ (53; on failure
+//     the message stays: it is committed, and a scan of todo/ may have
+//     taken it already, so removing its files could leave qmail-send a
+//     message without its text; the caller hears a temporary failure,
+//     and a retry may queue it twice);
 //  8. poke lock/trigger; return 0.
+//
+// Nothing after the commit link opens a descriptor: the todo/ directory
+// and the trigger are opened before it (the service holds its directories
+// open instead), so that a process or service short of descriptors
+// (EMFILE) fails before the commit, cleans up, and the caller's retry
+// queues the message once. Only a failed fsync of todo/ is left after it.
 //
 // Deviation from qmail 1.03 (required by this project): every error exit
 // removes the files this run made (truncate, then unlink), not only read
@@ -95,6 +102,10 @@ type Config struct {
 	// DirSync, if set, makes the directory fsyncs (the service shares one
 	// among its jobs: see groupSync); nil means each job fsyncs itself.
 	DirSync func(name string) error
+	// DirReady, with DirSync, is called for todo/ before the commit link:
+	// once it has returned nil, DirSync of that name must need no new
+	// descriptor (an error fails the job before the commit).
+	DirReady func(name string) error
 	// Serial makes the four fsyncs before the commit one after another
 	// instead of concurrently (multi-message mode: see syncAll).
 	Serial bool
@@ -113,7 +124,26 @@ func Run(c *Config) int {
 // runJob queues one message and returns the exit code and, on success,
 // the queue id (the inode number of mess/S/ID).
 func runJob(c *Config) (int, uint64) {
-	j := &job{c: c, rootfd: -1, qfd: -1, messfd: -1, intdfd: -1}
+	r := runJobResult(c)
+	if r.code != 0 {
+		return r.code, 0
+	}
+	return 0, r.id
+}
+
+// jobResult is how a job ended: its exit code, the queue id (on success,
+// and also when the commit was made but its flush failed), and the system
+// error that made it fail, if one did (nil for bad input, a caller that
+// went away, or success).
+type jobResult struct {
+	code      int
+	id        uint64
+	committed bool
+	err       error
+}
+
+func runJobResult(c *Config) jobResult {
+	j := &job{c: c, rootfd: -1, qfd: -1, messfd: -1, intdfd: -1, todofd: -1, trigfd: -1}
 	buf := bufs.Get().(*[]byte)
 	j.buf = (*buf)[:0]
 	defer bufs.Put(buf)
@@ -122,10 +152,14 @@ func runJob(c *Config) (int, uint64) {
 		j.cleanup()
 	}
 	j.close()
-	if code != 0 {
-		return code, 0
+	r := jobResult{code: code, committed: j.committed, err: j.err}
+	if code == 0 || j.committed {
+		r.id = j.id
 	}
-	return 0, j.id
+	if code == 0 {
+		r.err = nil
+	}
+	return r
 }
 
 type job struct {
@@ -138,9 +172,25 @@ type job struct {
 	intdfd    int
 	intd      string // intd/ID, once created
 	committed bool   // todo/ID is linked: nothing is removed after that
+	todofd    int    // todo/, opened before the commit (no DirSync)
+	trigfd    int    // lock/trigger, opened before the commit (-1: none)
 	id        uint64
 	split     string
 	buf       []byte
+	err       error // the first system error met (for the service's log)
+}
+
+// fail records err as the job's system error (the first one stands) and
+// returns code.
+func (j *job) fail(code int, err error) int {
+	if j.err == nil && err != nil {
+		j.err = err
+	}
+	return code
+}
+
+func pathErr(op, name string, err error) error {
+	return &os.PathError{Op: op, Path: name, Err: err}
 }
 
 const bufSize = 64 << 10
@@ -156,11 +206,13 @@ func (j *job) run() int {
 	// qmail's chdir does (a QMAILHOME of mode 0711 is usable).
 	j.rootfd, err = sysOpenat(unix.AT_FDCWD, j.c.Root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return qq.ExitHome
+		j.rootfd = -1
+		return j.fail(qq.ExitHome, pathErr("open", j.c.Root, err))
 	}
 	j.qfd, err = sysOpenat(j.rootfd, "queue", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return qq.ExitQueueDir
+		j.qfd = -1
+		return j.fail(qq.ExitQueueDir, pathErr("open", "queue", err))
 	}
 	if code := j.createMess(); code != 0 {
 		return code
@@ -176,21 +228,67 @@ func (j *job) run() int {
 	// carry both (the fsyncs then mostly wait for the same commit).
 	unix.SyncFileRange(j.messfd, 0, 0, unix.SYNC_FILE_RANGE_WRITE)
 	unix.SyncFileRange(j.intdfd, 0, 0, unix.SYNC_FILE_RANGE_WRITE)
-	if !j.syncAll() {
-		return qq.ExitWrite
+	if err := j.syncAll(); err != nil {
+		return j.fail(qq.ExitWrite, err)
+	}
+	if code := j.prepareCommit(); code != 0 {
+		return code
 	}
 	todo := "todo/" + strconv.FormatUint(j.id, 10)
-	if sysLinkat(j.qfd, j.intd, j.qfd, todo, 0) != nil {
-		return qq.ExitTodo
+	if err := sysLinkat(j.qfd, j.intd, j.qfd, todo, 0); err != nil {
+		return j.fail(qq.ExitTodo, &os.LinkError{Op: "link", Old: j.intd, New: todo, Err: err})
 	}
-	if j.syncDir("todo") != nil {
-		j.committed = true // see step 7: nothing is taken back
-		j.trigger()
-		return qq.ExitWrite
-	}
-	j.committed = true
+	// Committed: from here on nothing opens a descriptor.
+	j.committed = true // see step 7: nothing is taken back
+	err = j.syncTodo()
 	j.trigger()
+	if err != nil {
+		return j.fail(qq.ExitWrite, err)
+	}
 	return 0
+}
+
+// prepareCommit opens, before the commit link, every descriptor the steps
+// after it need: the todo/ directory for its fsync (or has the service
+// make sure it holds it) and lock/trigger. A failure here is still before
+// the commit, so the job cleans up and a retry is safe. A trigger that
+// cannot be opened for want of a descriptor fails the job too (else the
+// message would wait for qmail-send's next scan of todo/); one with no
+// reader (qmail-send not running) is left alone, as qmail does.
+func (j *job) prepareCommit() int {
+	if j.c.DirSync != nil {
+		if j.c.DirReady != nil {
+			if err := j.c.DirReady("todo"); err != nil {
+				return j.fail(qq.ExitTodo, err)
+			}
+		}
+	} else {
+		fd, err := sysOpenat(j.qfd, "todo", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return j.fail(qq.ExitTodo, pathErr("open", "todo", err))
+		}
+		j.todofd = fd
+	}
+	fd, err := sysOpenat(j.qfd, "lock/trigger", unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	switch {
+	case err == nil:
+		j.trigfd = fd
+	case err == unix.EMFILE || err == unix.ENFILE:
+		return j.fail(qq.ExitTodo, pathErr("open", "lock/trigger", err))
+	}
+	return 0
+}
+
+// syncTodo flushes todo/ after the commit link, through the descriptor
+// prepareCommit opened (or the service's).
+func (j *job) syncTodo() error {
+	if j.c.DirSync != nil {
+		return j.c.DirSync("todo")
+	}
+	if err := fsyncFD(j.todofd); err != nil {
+		return pathErr("fsync", "todo", err)
+	}
+	return nil
 }
 
 // createMess makes the message's inode under pid/ and links it into mess/.
@@ -213,30 +311,33 @@ func (j *job) createMess() int {
 		name := prefix + strconv.Itoa(seq)
 		fd, err := sysOpenat(j.qfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o644)
 		if err != nil {
+			j.err = pathErr("open", name, err) // the last try's error stands
 			continue
 		}
+		j.err = nil
 		j.messfd, j.pidname = fd, name
 		var st unix.Stat_t
 		if err := unix.Fstat(j.messfd, &st); err != nil {
-			return qq.ExitPid
+			return j.fail(qq.ExitPid, pathErr("stat", name, err))
 		}
 		j.id = st.Ino
 		id := strconv.FormatUint(j.id, 10)
 		j.split = strconv.FormatUint(j.id%qhome.Split, 10)
 		mess := "mess/" + j.split + "/" + id
 		if err := sysLinkat(j.qfd, j.pidname, j.qfd, mess, 0); err != nil {
+			lerr := &os.LinkError{Op: "link", Old: j.pidname, New: mess, Err: err}
 			if err != unix.EEXIST {
-				return qq.ExitMess
+				return j.fail(qq.ExitMess, lerr)
 			}
 			// Another file has this id's name: keep the pid/ file
 			// (its inode stays taken) and try another.
 			unix.Close(j.messfd)
-			j.messfd, j.pidname, code = -1, "", qq.ExitMess
+			j.messfd, j.pidname, code, j.err = -1, "", qq.ExitMess, lerr
 			continue
 		}
 		j.mess = mess
-		if sysUnlinkat(j.qfd, j.pidname, 0) != nil {
-			return qq.ExitPid
+		if err := sysUnlinkat(j.qfd, j.pidname, 0); err != nil {
+			return j.fail(qq.ExitPid, pathErr("unlink", j.pidname, err))
 		}
 		j.pidname = ""
 		j.intd = "intd/" + id
@@ -277,8 +378,8 @@ func (j *job) writeMess() int {
 	j.buf = append(j.buf, '\n')
 	for {
 		if len(j.buf) == cap(j.buf) {
-			if writeAll(j.messfd, j.buf) != nil {
-				return qq.ExitWrite
+			if err := writeAll(j.messfd, j.buf); err != nil {
+				return j.fail(qq.ExitWrite, pathErr("write", j.mess, err))
 			}
 			j.buf = j.buf[:0]
 		}
@@ -294,8 +395,8 @@ func (j *job) writeMess() int {
 			return qq.ExitRead
 		}
 	}
-	if writeAll(j.messfd, j.buf) != nil {
-		return qq.ExitWrite
+	if err := writeAll(j.messfd, j.buf); err != nil {
+		return j.fail(qq.ExitWrite, pathErr("write", j.mess, err))
 	}
 	j.buf = j.buf[:0]
 	return 0
@@ -308,7 +409,7 @@ func (j *job) writeIntd() int {
 	j.intdfd, err = sysOpenat(j.qfd, j.intd, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o644)
 	if err != nil {
 		j.intdfd = -1
-		return qq.ExitIntd
+		return j.fail(qq.ExitIntd, pathErr("open", j.intd, err))
 	}
 	b := j.buf[:0]
 	b = append(b, 'u')
@@ -320,7 +421,8 @@ func (j *job) writeIntd() int {
 	br := byteReader(j.c.Envelope)
 	err = qq.ReadEnvelope(br, func(kind byte, addr []byte) error {
 		if len(j.buf)+len(addr)+2 > cap(j.buf) {
-			if writeAll(j.intdfd, j.buf) != nil {
+			if err := writeAll(j.intdfd, j.buf); err != nil {
+				j.fail(0, pathErr("write", j.intd, err))
 				return errWrite
 			}
 			j.buf = j.buf[:0]
@@ -336,8 +438,8 @@ func (j *job) writeIntd() int {
 		}
 		return qq.ParseExit(err)
 	}
-	if writeAll(j.intdfd, j.buf) != nil {
-		return qq.ExitWrite
+	if err := writeAll(j.intdfd, j.buf); err != nil {
+		return j.fail(qq.ExitWrite, pathErr("write", j.intd, err))
 	}
 	return 0
 }
@@ -387,28 +489,50 @@ func (b *blockReader) ReadByte() (byte, error) {
 // before the disk runs out of requests, so Serial does them in turn. On
 // ext4 with a journal the first fsync commits the others' changes too,
 // and the next three return without waiting (docs/performance.md).
-func (j *job) syncAll() bool {
-	if j.c.Serial {
-		return sysFsync(j.messfd) == nil && sysFsync(j.intdfd) == nil &&
-			j.syncDir("mess/"+j.split) == nil && j.syncDir("intd") == nil
-	}
-	var wg sync.WaitGroup
-	var failed atomic.Bool
-	do := func(f func() error) {
-		defer wg.Done()
-		if f() != nil {
-			failed.Store(true)
+func (j *job) syncAll() error {
+	fsyncFile := func(fd int, name string) func() error {
+		return func() error {
+			if err := sysFsync(fd); err != nil {
+				return pathErr("fsync", name, err)
+			}
+			return nil
 		}
 	}
-	wg.Add(4)
-	go do(func() error { return sysFsync(j.messfd) })
-	go do(func() error { return sysFsync(j.intdfd) })
-	go do(func() error { return j.syncDir("mess/" + j.split) })
-	do(func() error { return j.syncDir("intd") })
+	steps := [4]func() error{
+		fsyncFile(j.messfd, j.mess),
+		fsyncFile(j.intdfd, j.intd),
+		func() error { return j.syncDir("mess/" + j.split) },
+		func() error { return j.syncDir("intd") },
+	}
+	if j.c.Serial {
+		for _, f := range steps {
+			if err := f(); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var wg sync.WaitGroup
+	var first atomic.Pointer[error]
+	do := func(f func() error) {
+		defer wg.Done()
+		if err := f(); err != nil {
+			first.CompareAndSwap(nil, &err)
+		}
+	}
+	wg.Add(len(steps))
+	for _, f := range steps[1:] {
+		go do(f)
+	}
+	do(steps[0])
 	wg.Wait()
-	return !failed.Load()
+	if p := first.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
+// syncDir flushes a directory before the commit link.
 func (j *job) syncDir(name string) error {
 	if j.c.DirSync != nil {
 		return j.c.DirSync(name)
@@ -420,25 +544,32 @@ func (j *job) syncDir(name string) error {
 func fsyncDir(dirfd int, name string) error {
 	fd, err := sysOpenat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return err
+		return pathErr("open", name, err)
 	}
-	err = sysFsync(fd)
+	err = fsyncFD(fd)
 	unix.Close(fd)
-	if err == unix.EINVAL { // a filesystem that cannot sync directories
+	if err != nil {
+		return pathErr("fsync", name, err)
+	}
+	return nil
+}
+
+// fsyncFD fsyncs an open directory; a file system that cannot sync
+// directories (EINVAL) counts as done.
+func fsyncFD(fd int) error {
+	err := sysFsync(fd)
+	if err == unix.EINVAL {
 		err = nil
 	}
 	return err
 }
 
-// trigger wakes qmail-send: one byte into lock/trigger; errors (no reader)
-// are ignored.
+// trigger wakes qmail-send: one byte into lock/trigger, opened by
+// prepareCommit; errors (no reader, a full FIFO) are ignored.
 func (j *job) trigger() {
-	fd, err := sysOpenat(j.qfd, "lock/trigger", unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return
+	if j.trigfd >= 0 {
+		unix.Write(j.trigfd, []byte{0})
 	}
-	unix.Write(fd, []byte{0})
-	unix.Close(fd)
 }
 
 // cleanup removes what a failed run made before the commit: intd/ID and
@@ -463,7 +594,7 @@ func (j *job) cleanup() {
 }
 
 func (j *job) close() {
-	for _, fd := range []int{j.intdfd, j.messfd, j.qfd, j.rootfd} {
+	for _, fd := range []int{j.trigfd, j.todofd, j.intdfd, j.messfd, j.qfd, j.rootfd} {
 		if fd >= 0 {
 			unix.Close(fd)
 		}

@@ -11,8 +11,9 @@ package queue
 // What a caller may do to the service is what it may do to qmail-queue:
 // hand it bytes. Its uid and pid come from the kernel. A caller that stops
 // writing holds one job slot until the 24-hour alarm; when every slot is
-// taken (MaxJobs) the service answers "no" and callers run qmail-queue, so
-// a full service never stops anyone from queueing.
+// taken (MaxJobs, or fewer when the descriptor limit allows fewer: see
+// fitService) the service answers "no" and callers run qmail-queue, so a
+// full service never stops anyone from queueing.
 //
 // Closing a caller's descriptor can block for as long as the caller likes
 // (a TCP socket with SO_LINGER and a full send queue waits in close(2) for
@@ -35,6 +36,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -82,6 +84,10 @@ type ServiceConfig struct {
 	Grace time.Duration
 	// Clock gives each message's time; nil means time.Now.
 	Clock func() time.Time
+	// Log receives the service's warnings (a job failed for a system
+	// error, fewer jobs than MaxJobs fit the descriptor limit); nil means
+	// os.Stderr, which qmail-start shares with its own.
+	Log io.Writer
 }
 
 // Listen creates the service's socket at root/public/qmail-queue (mode
@@ -165,13 +171,34 @@ func Serve(c *ServiceConfig) {
 	if clock == nil {
 		clock = time.Now
 	}
+	logw := c.Log
+	if logw == nil {
+		logw = os.Stderr
+	}
+	log := &errLog{w: logw, every: time.Second}
+	want := serviceLimits{jobs: maxJobs, closers: max(refusalClosers, 1), backlog: max(refusalBacklog, 1)}
+	nofile := nofileFor(want.need())
+	lim := fitService(want, nofile)
+	// Said once at the start, not rate-limited.
+	if lim.jobs < want.jobs {
+		io.WriteString(logw, "qmail-queued: warning: descriptor limit "+strconv.FormatInt(nofile, 10)+
+			" fits "+strconv.Itoa(lim.jobs)+" jobs at once, not "+strconv.Itoa(want.jobs)+"\n")
+	}
+	maxJobs = lim.jobs
 	var wg sync.WaitGroup
 	var running atomic.Int64
 	var seq atomic.Uint64
 	tag := strconv.Itoa(os.Getpid())
 	gs := &groupSync{queue: filepath.Join(c.Root, "queue")}
+	// The queue's directories stay open for the service's life, so that
+	// no flush after a commit link needs a descriptor. One that cannot be
+	// opened now is tried again by the first job that needs it (before
+	// its commit); say why meanwhile.
+	if err := gs.openAll(); err != nil {
+		io.WriteString(logw, "qmail-queued: warning: unable to hold a queue directory open: "+err.Error()+"\n")
+	}
 	whoCache := &whoCache{root: c.Root}
-	refused := newCloser(refusalClosers, refusalBacklog)
+	refused := newCloser(lim.closers, lim.backlog)
 	for {
 		// A caller is either taken (a slot is free) or refused (a
 		// closer will take its connection). When neither can be, leave
@@ -234,7 +261,7 @@ func Serve(c *ServiceConfig) {
 			defer running.Add(-1)
 			defer unix.Close(conn)
 			serveConn(&Config{Root: c.Root, Tag: tag + "." + strconv.FormatUint(n, 10), Now: clock(),
-				DirSync: gs.sync}, conn, alarm, whoCache)
+				DirSync: gs.sync, DirReady: gs.open}, conn, alarm, whoCache, log)
 		}()
 	}
 	// Callers connecting from now on fail and run qmail-queue.
@@ -245,7 +272,9 @@ func Serve(c *ServiceConfig) {
 	go unix.Close(c.Listener)
 	refused.stop()
 	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
+	// The held directories are closed once no job is left (a job still
+	// running after the grace keeps them: its commit may need them).
+	go func() { wg.Wait(); gs.close(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(grace):
@@ -289,8 +318,9 @@ func (c *closer) run() {
 func (c *closer) stop() { close(c.conns) }
 
 // serveConn runs one request: a job over the caller's descriptors, with
-// the Root, Tag, Now and DirSync of c.
-func serveConn(c *Config, conn int, alarm time.Duration, wc *whoCache) {
+// the Root, Tag, Now, DirSync and DirReady of c. A job that fails for a
+// system error is logged on log.
+func serveConn(c *Config, conn int, alarm time.Duration, wc *whoCache, log *errLog) {
 	req, err := qq.ReceiveRequest(conn, requestWait)
 	if err != nil {
 		if errors.Is(err, qq.ErrBadRequest) {
@@ -308,8 +338,14 @@ func serveConn(c *Config, conn int, alarm time.Duration, wc *whoCache) {
 	}
 	c.Message, c.Envelope = msg, env
 	c.UID, c.PID, c.Who = req.UID, req.PID, wc.who(req.UID)
-	code, id := runJob(c)
-	qq.SendResult(conn, code, id)
+	r := runJobResult(c)
+	if r.err != nil {
+		log.jobFailed(r)
+	}
+	if r.code != 0 {
+		r.id = 0
+	}
+	qq.SendResult(conn, r.code, r.id)
 }
 
 // whoCache reads etc/ids once for the service's life (qmail-install
@@ -336,6 +372,14 @@ func (w *whoCache) who(uid int) string {
 // fsync answers every job that asked while the previous one ran. With
 // eight callers at once this turns up to eight fsyncs of intd/ (and of
 // todo/, and of each mess/S) into two or three, each as durable as before.
+//
+// Each directory is opened once and kept open for the service's life
+// (openAll opens mess/0..22, intd and todo at the start; open, which a
+// job calls for todo/ before its commit link, opens one that could not be
+// opened then). A flush therefore never needs a descriptor, and a service
+// short of them cannot fail a job after its commit. The directories are
+// reached by path when opened, as qmail-send reaches the queue once at
+// its start; the service runs exactly as long as qmail-send does.
 type groupSync struct {
 	queue string // the queue directory
 	mu    sync.Mutex
@@ -343,20 +387,81 @@ type groupSync struct {
 }
 
 type dirGroup struct {
+	fd      int // the directory, held open; -1 until opened
 	running bool
 	waiters []chan error // for the next fsync
 }
 
-func (g *groupSync) sync(name string) error {
-	ch := make(chan error, 1)
+// heldDirs is how many directories openAll keeps open: mess/0..22, intd
+// and todo.
+const heldDirs = qhome.Split + 2
+
+// openAll opens every directory a job flushes and returns the first error.
+func (g *groupSync) openAll() error {
+	var first error
+	for i := range qhome.Split {
+		if err := g.open("mess/" + strconv.Itoa(i)); err != nil && first == nil {
+			first = err
+		}
+	}
+	for _, name := range []string{"intd", "todo"} {
+		if err := g.open(name); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// open makes sure name is held open: after it has returned nil, sync(name)
+// needs no descriptor.
+func (g *groupSync) open(name string) error {
 	g.mu.Lock()
+	defer g.mu.Unlock()
+	_, err := g.held(name)
+	return err
+}
+
+// held returns name's group with its directory open (opening it if it is
+// not yet). Call with mu held.
+func (g *groupSync) held(name string) (*dirGroup, error) {
 	if g.dirs == nil {
 		g.dirs = map[string]*dirGroup{}
 	}
 	d := g.dirs[name]
 	if d == nil {
-		d = &dirGroup{}
+		d = &dirGroup{fd: -1}
 		g.dirs[name] = d
+	}
+	if d.fd < 0 {
+		fd, err := sysOpenat(unix.AT_FDCWD, filepath.Join(g.queue, name), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return d, pathErr("open", name, err)
+		}
+		d.fd = fd
+	}
+	return d, nil
+}
+
+// close closes the held directories; no sync or open may be running or
+// come after it.
+func (g *groupSync) close() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, d := range g.dirs {
+		if d.fd >= 0 {
+			unix.Close(d.fd)
+			d.fd = -1
+		}
+	}
+}
+
+func (g *groupSync) sync(name string) error {
+	ch := make(chan error, 1)
+	g.mu.Lock()
+	d, err := g.held(name)
+	if err != nil {
+		g.mu.Unlock()
+		return err
 	}
 	d.waiters = append(d.waiters, ch)
 	if !d.running {
@@ -374,17 +479,159 @@ func (g *groupSync) loop(name string, d *dirGroup) {
 		g.mu.Lock()
 		w := d.waiters
 		d.waiters = nil
+		fd := d.fd // open while anyone waits: close comes after every job
 		if len(w) == 0 {
 			d.running = false
 			g.mu.Unlock()
 			return
 		}
 		g.mu.Unlock()
-		err := fsyncDir(unix.AT_FDCWD, filepath.Join(g.queue, name))
+		var err error
+		if e := fsyncFD(fd); e != nil {
+			err = pathErr("fsync", name, e)
+		}
 		for _, c := range w {
 			c <- err
 		}
 	}
+}
+
+// Descriptors, for fitting the number of jobs to RLIMIT_NOFILE.
+//
+// One job holds at most fdsPerJob at once: its connection, the two
+// descriptors the caller passed (a request carrying more, up to the four
+// ReceiveRequest makes room for, is refused and they are closed before
+// any queue file is opened), the root and queue directories, the pid/mess
+// file (pid/ names are tried one at a time), the intd file and
+// lock/trigger (opened before the commit link). Its directory flushes use
+// the service's held directories (heldDirs), so they need none.
+//
+// The service itself keeps fdsFixed: descriptors 0-2 (0 is qmail-start's
+// stop pipe), the listener, the lock, both ends of the stop pipe it makes,
+// the Go runtime's (epoll, its wake-up eventfd, and the two cgroup CPU
+// limit files it keeps open), etc/ids while it is read, one accepted
+// connection not yet handed on: 13, and three to spare. 38 were counted
+// in /proc/PID/fd of an idle service, heldDirs (25) among them. A refused
+// connection waiting for a closer holds one; each closer holds
+// fdsPerCloser (the connection and up to four descriptors of its request,
+// while it closes them). With the default numbers (64 jobs, 4 closers,
+// 64 waiting) that is 637 in all, within the usual soft limit of 1024;
+// the 387 measured for 64 jobs at once are fewer, as jobs are rarely all
+// at their peak together.
+const (
+	fdsPerJob    = 8
+	fdsPerCloser = 5
+	fdsFixed     = 16
+)
+
+// serviceLimits is how many jobs run at once and how many refused
+// connections are handled at once (closers) or wait for them (backlog).
+type serviceLimits struct {
+	jobs, closers, backlog int
+}
+
+// need is the number of descriptors l may use at once.
+func (l serviceLimits) need() int64 {
+	return int64(fdsFixed + heldDirs + l.jobs*fdsPerJob + l.closers*fdsPerCloser + l.backlog)
+}
+
+// fitService returns want, or, when nofile descriptors are not enough for
+// it, limits that fit: the refusals get the least that keeps their logic
+// (one closer, one connection waiting for it), the jobs what is left (at
+// least one, however short the limit), and what is left after the jobs
+// goes to more closers, then to the refusal backlog, up to want's. Callers
+// beyond that are refused, or wait in the listen backlog as with a
+// saturated service, and run qmail-queue. nofile <= 0 means unknown: want
+// is returned.
+func fitService(want serviceLimits, nofile int64) serviceLimits {
+	if nofile <= 0 || want.need() <= nofile {
+		return want
+	}
+	l := serviceLimits{jobs: 0, closers: 1, backlog: 1}
+	fit := (nofile - l.need()) / fdsPerJob
+	l.jobs = int(min(max(fit, 1), int64(want.jobs)))
+	if rest := nofile - l.need(); rest > 0 {
+		more := min(rest/fdsPerCloser, int64(want.closers-1))
+		l.closers += int(more)
+		rest -= more * fdsPerCloser
+		l.backlog = int(min(1+rest, int64(want.backlog)))
+	}
+	return l
+}
+
+// nofileFor is raiseNofile; a variable so that tests can pretend a limit.
+var nofileFor = raiseNofile
+
+// raiseNofile raises the soft RLIMIT_NOFILE toward need, as far as the
+// hard limit allows, and returns the soft limit in force (0 when it cannot
+// be read). Go programs start with the soft limit raised to the hard one
+// already; this covers a runtime that did not.
+func raiseNofile(need int64) int64 {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		return 0
+	}
+	if n := uint64(need); rl.Cur < n && rl.Cur < rl.Max {
+		want := rl
+		want.Cur = min(n, rl.Max)
+		if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want) == nil {
+			rl = want
+		}
+	}
+	return int64(min(rl.Cur, 1<<31))
+}
+
+// errLog writes the service's warnings, one line each, at most one line
+// every so often: when the machine runs out of descriptors or disk every
+// job may fail, and the log (qmail-start's stderr) must not flood. Lines
+// held back are counted in the next one. The write is made on its own
+// goroutine, so that a log that blocks holds no job's slot; while it
+// blocks, later lines are counted, not written.
+type errLog struct {
+	w       io.Writer
+	every   time.Duration
+	mu      sync.Mutex
+	next    time.Time
+	writing bool
+	dropped int
+}
+
+func (l *errLog) warn(text string) {
+	now := time.Now()
+	l.mu.Lock()
+	if l.writing || now.Before(l.next) {
+		l.dropped++
+		l.mu.Unlock()
+		return
+	}
+	l.writing, l.next = true, now.Add(l.every)
+	n := l.dropped
+	l.dropped = 0
+	l.mu.Unlock()
+	var b strings.Builder
+	b.WriteString("qmail-queued: warning: ")
+	b.WriteString(text)
+	if n > 0 {
+		b.WriteString(" (and " + strconv.Itoa(n) + " more not shown)")
+	}
+	b.WriteByte('\n')
+	go func() {
+		l.w.Write([]byte(b.String()))
+		l.mu.Lock()
+		l.writing = false
+		l.mu.Unlock()
+	}()
+}
+
+// jobFailed logs a job that failed for a system error: its exit code and
+// the error ("66 open todo: too many open files"), and, when the failure
+// came after the commit (a flush of todo/), the id it was queued under.
+func (l *errLog) jobFailed(r jobResult) {
+	text := "job failed with " + strconv.Itoa(r.code) + ": " + r.err.Error()
+	if r.committed {
+		text += " (queued as " + strconv.FormatUint(r.id, 10) + " all the same)"
+	}
+	l.warn(text)
 }
 
 // pollReader reads a descriptor the caller passed, without changing its

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -20,6 +21,12 @@ import (
 // service runs the queue service on root until the test ends.
 func service(t *testing.T, root string, maxJobs int) (stop func()) {
 	t.Helper()
+	return serviceLog(t, root, maxJobs, nil)
+}
+
+// serviceLog is service with its warnings written to log (nil: stderr).
+func serviceLog(t *testing.T, root string, maxJobs int, log io.Writer) (stop func()) {
+	t.Helper()
 	os.MkdirAll(filepath.Join(root, "public"), 0o755)
 	sock, lock, err := Listen(root)
 	if err != nil {
@@ -32,7 +39,7 @@ func service(t *testing.T, root string, maxJobs int) (stop func()) {
 	done := make(chan struct{})
 	go func() {
 		Serve(&ServiceConfig{Root: root, Listener: sock, Stop: int(r.Fd()), MaxJobs: maxJobs,
-			Clock: func() time.Time { return now }, Grace: 5 * time.Second})
+			Clock: func() time.Time { return now }, Grace: 5 * time.Second, Log: log})
 		close(done)
 	}()
 	var once sync.Once
@@ -278,6 +285,7 @@ func TestServiceConcurrent(t *testing.T) {
 func TestGroupSync(t *testing.T) {
 	root := newRoot(t)
 	g := &groupSync{queue: filepath.Join(root, "queue")}
+	t.Cleanup(g.close)
 	var events atomic.Int64 // numbers callers' requests and fsync starts in one order
 	var mu sync.Mutex
 	var done []int64 // start numbers of finished fsyncs

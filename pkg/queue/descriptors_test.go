@@ -1,0 +1,249 @@
+package queue
+
+// Tests of a queue writer short of descriptors: nothing may need one after
+// the commit link (a failure there is a message queued while its caller
+// hears a temporary failure, and the caller's retry queues it twice), the
+// service fits its jobs to RLIMIT_NOFILE, and says why a job failed.
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/hqmail/hqmail/internal/testutil"
+	"github.com/hqmail/hqmail/pkg/qerr"
+	"github.com/hqmail/hqmail/pkg/qq"
+)
+
+// watchOpens replaces sysOpenat and sysLinkat for the rest of the test:
+// opens of a name that fail says fail with EMFILE, and every open made
+// after a todo/ link has succeeded is recorded in the returned list.
+func watchOpens(t *testing.T, fail func(name string) bool) (after func() []string) {
+	t.Helper()
+	restoreFileOps(t)
+	var mu sync.Mutex
+	var committed bool
+	var late []string
+	sysLinkat = func(a int, o string, b int, n string, f int) error {
+		err := unix.Linkat(a, o, b, n, f)
+		if err == nil && strings.HasPrefix(n, "todo/") {
+			mu.Lock()
+			committed = true
+			mu.Unlock()
+		}
+		return err
+	}
+	sysOpenat = func(d int, p string, fl int, m uint32) (int, error) {
+		mu.Lock()
+		if committed {
+			late = append(late, p)
+		}
+		mu.Unlock()
+		if fail(p) {
+			return -1, unix.EMFILE
+		}
+		return unix.Openat(d, p, fl, m)
+	}
+	return func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), late...)
+	}
+}
+
+func isTodo(p string) bool { return p == "todo" || strings.HasSuffix(p, "/todo") }
+
+// A job whose todo/ directory (or trigger) cannot be opened for want of
+// descriptors fails before the commit and leaves nothing; it never fails
+// with the message in todo/ (as it did when todo/ was opened for its
+// fsync after the link). Nothing at all is opened after the link. The
+// same job code serves qmail-queue -m.
+func TestNothingOpenedAfterCommit(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		fail func(string) bool
+		code int
+	}{
+		{"todo/ cannot be opened", isTodo, qq.ExitTodo},
+		{"lock/trigger cannot be opened", func(p string) bool { return p == "lock/trigger" }, qq.ExitTodo},
+		{"nothing fails", func(string) bool { return false }, 0},
+	} {
+		for _, multi := range []bool{false, true} {
+			name := tc.name
+			if multi {
+				name += ", -m"
+			}
+			t.Run(name, func(t *testing.T) {
+				after := watchOpens(t, tc.fail)
+				root := newRoot(t)
+				// A FIFO with a reader, as qmail-send keeps it, so that
+				// opening the trigger succeeds when not made to fail.
+				trigger := filepath.Join(root, "queue/lock/trigger")
+				if err := unix.Mkfifo(trigger, 0o622); err != nil {
+					t.Fatal(err)
+				}
+				rd, err := unix.Open(trigger, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer unix.Close(rd)
+				var code int
+				if multi {
+					var results strings.Builder
+					code = RunMulti(&MultiConfig{Root: root, In: strings.NewReader("2:x\n,0:,"),
+						Envelope: strings.NewReader("Fa@b\x00Tc@d\x00\x00"), Results: &results,
+						UID: 1234, PID: 4321, Clock: func() time.Time { return now }})
+					if code != 0 && results.String() != strconv.Itoa(code)+" 0\n" {
+						t.Errorf("result line %q for exit %d", results.String(), code)
+					}
+				} else {
+					code = run(root, strings.NewReader("x\n"), strings.NewReader("Fa@b\x00Tc@d\x00\x00"))
+				}
+				todo, _ := os.ReadDir(filepath.Join(root, "queue", "todo"))
+				if code != 0 && len(todo) != 0 {
+					t.Fatalf("exit %d with the message in todo/: a retry queues it twice", code)
+				}
+				if code != tc.code {
+					t.Errorf("exit %d, want %d", code, tc.code)
+				}
+				if f := files(t, root); code != 0 && len(f) != 0 {
+					t.Errorf("failed job left %v", f)
+				}
+				if late := after(); len(late) != 0 {
+					t.Errorf("opened after the commit link: %q", late)
+				}
+				b := make([]byte, 8)
+				if n, _ := unix.Read(rd, b); code == 0 && n != 1 {
+					t.Errorf("trigger got %d bytes, want 1", n)
+				}
+			})
+		}
+	}
+}
+
+// The service holds its queue directories open: with todo/ impossible to
+// open from its start, a job fails before its commit (nothing stays, and
+// the log says why); once todo/ can be opened again the next job opens it
+// before its commit and succeeds.
+func TestServiceNothingOpenedAfterCommit(t *testing.T) {
+	var failTodo atomic.Bool
+	failTodo.Store(true)
+	watchOpens(t, func(p string) bool { return failTodo.Load() && isTodo(p) })
+	root := newRoot(t)
+	var log testutil.SyncBuffer
+	serviceLog(t, root, 0, &log)
+	_, err := qq.Queue(qq.Options{Root: root}, strings.NewReader("x\n"), &qq.Envelope{Sender: "a@b", Recipients: []string{"c@d"}})
+	var qe *qerr.Error
+	if !errors.As(err, &qe) || qe.Perm || qe.Text != qq.ExitError(qq.ExitTodo).Error() {
+		t.Errorf("todo/ not openable: %v, want the temporary failure of exit 66", err)
+	}
+	if f := files(t, root); len(f) != 0 {
+		t.Errorf("failed job left %v", f)
+	}
+	want := "qmail-queued: warning: job failed with 66: open todo: too many open files\n"
+	waitFor(t, func() bool { return strings.Contains(log.String(), want) })
+	failTodo.Store(false)
+	if _, err := qq.Queue(qq.Options{Root: root}, strings.NewReader("x\n"), &qq.Envelope{Sender: "a@b", Recipients: []string{"c@d"}}); err != nil {
+		t.Fatalf("todo/ openable again: %v", err)
+	}
+	if todo, _ := os.ReadDir(filepath.Join(root, "queue", "todo")); len(todo) != 1 {
+		t.Errorf("todo/ holds %d, want 1", len(todo))
+	}
+}
+
+// fitService: the wanted limits when the descriptors suffice; otherwise
+// limits that fit them, with at least one job, one closer and one waiting
+// refusal, and never more than wanted.
+func TestFitService(t *testing.T) {
+	want := serviceLimits{jobs: MaxJobs, closers: 4, backlog: 64}
+	full := want.need()
+	for _, tc := range []struct {
+		nofile int64
+		want   serviceLimits
+	}{
+		{0, want},
+		{1 << 20, want},
+		{full, want},
+		{64, serviceLimits{jobs: 2, closers: 1, backlog: 2}},
+		{10, serviceLimits{jobs: 1, closers: 1, backlog: 1}},
+		{600, serviceLimits{jobs: 64, closers: 4, backlog: 27}},
+		{full - 1, serviceLimits{jobs: 64, closers: 4, backlog: 63}},
+	} {
+		if got := fitService(want, tc.nofile); got != tc.want {
+			t.Errorf("fitService(%v, %d) = %v, want %v", want, tc.nofile, got, tc.want)
+		}
+	}
+	prev := 0
+	least := serviceLimits{jobs: 1, closers: 1, backlog: 1}.need()
+	for n := int64(1); n <= full+10; n++ {
+		got := fitService(want, n)
+		if got.jobs < 1 || got.closers < 1 || got.backlog < 1 ||
+			got.jobs > want.jobs || got.closers > want.closers || got.backlog > want.backlog {
+			t.Fatalf("nofile %d: %v out of range", n, got)
+		}
+		if n >= least && got.need() > n {
+			t.Fatalf("nofile %d: %v needs %d", n, got, got.need())
+		}
+		if got.jobs < prev {
+			t.Fatalf("nofile %d: %d jobs, fewer than with one descriptor less", n, got.jobs)
+		}
+		prev = got.jobs
+	}
+}
+
+// With a descriptor limit of 64 the service takes two jobs at once (and
+// says so), not 64: a third caller is answered "no" and runs qmail-queue.
+func TestServiceFitsDescriptorLimit(t *testing.T) {
+	saved := nofileFor
+	t.Cleanup(func() { nofileFor = saved })
+	nofileFor = func(int64) int64 { return 64 }
+	root := newRoot(t)
+	var log testutil.SyncBuffer
+	serviceLog(t, root, 0, &log)
+	holdSlot(t, root)
+	holdSlot(t, root)
+	mr, mw, _ := os.Pipe()
+	defer mr.Close()
+	defer mw.Close()
+	s, a := rawRequest(t, root, "Q1", int(mr.Fd()), int(mr.Fd()))
+	unix.Close(s)
+	if a != "no" {
+		t.Errorf("third caller with a limit of 64 descriptors: answer %q, want no", a)
+	}
+	if want := "qmail-queued: warning: descriptor limit 64 fits 2 jobs at once, not 64\n"; !strings.Contains(log.String(), want) {
+		t.Errorf("log %q, want %q", log.String(), want)
+	}
+}
+
+// The job log writes at most one line per interval and counts the lines
+// it held back in the next one.
+func TestErrLogRateLimited(t *testing.T) {
+	var buf testutil.SyncBuffer
+	l := &errLog{w: &buf, every: time.Hour}
+	state := func() (writing bool, dropped int) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.writing, l.dropped
+	}
+	l.warn("a")
+	waitFor(t, func() bool { w, _ := state(); return !w && buf.String() != "" })
+	l.warn("b") // within the hour, no write in progress: held back
+	l.warn("c")
+	if w, d := state(); w || d != 2 {
+		t.Fatalf("after two lines within the interval: writing %v, %d held back; want false, 2", w, d)
+	}
+	l.mu.Lock()
+	l.next = time.Time{} // the interval is over
+	l.mu.Unlock()
+	l.warn("d")
+	want := "qmail-queued: warning: a\nqmail-queued: warning: d (and 2 more not shown)\n"
+	waitFor(t, func() bool { return buf.String() == want })
+}
