@@ -44,6 +44,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/hqmail/hqmail/pkg/nofile"
 	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/qq"
 )
@@ -559,26 +560,11 @@ func fitService(want serviceLimits, nofile int64) serviceLimits {
 	return l
 }
 
-// nofileFor is raiseNofile; a variable so that tests can pretend a limit.
-var nofileFor = raiseNofile
-
-// raiseNofile raises the soft RLIMIT_NOFILE toward need, as far as the
-// hard limit allows, and returns the soft limit in force (0 when it cannot
-// be read). Go programs start with the soft limit raised to the hard one
-// already; this covers a runtime that did not.
-func raiseNofile(need int64) int64 {
-	var rl syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
-		return 0
-	}
-	if n := uint64(need); rl.Cur < n && rl.Cur < rl.Max {
-		want := rl
-		want.Cur = min(n, rl.Max)
-		if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want) == nil {
-			rl = want
-		}
-	}
-	return int64(min(rl.Cur, 1<<31))
+// nofileFor raises the soft descriptor limit toward need and returns it
+// (nofile.Raise); a variable so that tests can pretend a limit.
+var nofileFor = func(need int64) int64 {
+	soft, _ := nofile.Raise(need)
+	return soft
 }
 
 // errLog writes the service's warnings, one line each, at most one line

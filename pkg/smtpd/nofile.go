@@ -1,6 +1,6 @@
 package smtpd
 
-import "syscall"
+import "github.com/hqmail/hqmail/pkg/nofile"
 
 // In -listen mode every session lives in one process and so shares one
 // descriptor table, where tcpserver gives each qmail-smtpd a table of its
@@ -37,39 +37,16 @@ const (
 	fdsReserve    = 16
 )
 
-// FitSessions returns how many sessions to serve at once: limit when
-// nofile descriptors are enough for that many, otherwise as many as they
-// allow, and at least 1. nofile <= 0 means the limit is unknown (limit is
-// kept).
-func FitSessions(limit int, nofile int64) int {
-	if nofile <= 0 {
-		return limit
-	}
-	fit := (nofile - fdsReserve) / fdsPerSession
-	if fit < int64(limit) {
-		return int(max(fit, 1))
-	}
-	return limit
+// FitSessions returns how many sessions to serve at once: limit when fds
+// descriptors are enough for that many, otherwise as many as they allow,
+// and at least 1. fds <= 0 means the limit is unknown (limit is kept).
+func FitSessions(limit int, fds int64) int {
+	return nofile.Fit(limit, fdsPerSession, fdsReserve, fds)
 }
 
 // raiseNofile raises the soft RLIMIT_NOFILE towards what limit sessions
 // need, as far as the hard limit allows, and returns the soft limit in
-// force and the hard one (0, 0 when they cannot be read). A Go program
-// starts with its soft limit already raised to the hard one; this also
-// covers a runtime that did not.
+// force and the hard one (0, 0 when they cannot be read).
 func raiseNofile(limit int) (soft, hard int64) {
-	var rl syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
-		return 0, 0
-	}
-	need := uint64(fdsReserve) + uint64(fdsPerSession)*uint64(limit)
-	if rl.Cur < need && rl.Cur < rl.Max {
-		want := rl
-		want.Cur = min(need, rl.Max)
-		if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want) == nil {
-			rl = want
-		}
-	}
-	clamp := func(v uint64) int64 { return int64(min(v, 1<<31)) }
-	return clamp(rl.Cur), clamp(rl.Max)
+	return nofile.Raise(fdsReserve + fdsPerSession*int64(limit))
 }

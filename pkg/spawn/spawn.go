@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/hqmail/hqmail/pkg/nofile"
 	"github.com/hqmail/hqmail/pkg/pollfd"
 	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/spawnproto"
@@ -93,44 +94,22 @@ const (
 )
 
 // FitLimit returns the limit to run with: limit (normalised as
-// Config.Limit is) when nofile descriptors are enough for it, otherwise
-// the largest limit they allow (at least 1). nofile <= 0 means unknown.
-func FitLimit(limit int, nofile int64) int {
+// Config.Limit is) when fds descriptors are enough for it, otherwise the
+// largest limit they allow (at least 1). fds <= 0 means unknown.
+func FitLimit(limit int, fds int64) int {
 	if limit <= 0 {
 		limit = qhome.SpawnLimit
 	}
-	limit = min(limit, MaxLimit)
-	if nofile > 0 {
-		fit := (nofile - fdsReserve) / fdsPerSlot
-		if fit < int64(limit) {
-			limit = int(max(fit, 1))
-		}
-	}
-	return limit
+	return nofile.Fit(min(limit, MaxLimit), fdsPerSlot, fdsReserve, fds)
 }
 
 // RaiseNofile raises the soft RLIMIT_NOFILE so that limit deliveries fit,
 // as far as the hard limit allows, and returns the soft limit in force
-// (0 when it cannot be read). Go programs already start with the soft
-// limit raised to the hard one; this also covers a runtime that did not.
-// Children get the limit the spawner was started with back on exec.
+// (0 when it cannot be read). Children get the limit the spawner was
+// started with back on exec.
 func RaiseNofile(limit int) int64 {
-	var rl syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
-		return 0
-	}
-	need := uint64(fdsReserve + fdsPerSlot*limit)
-	if rl.Cur < need && rl.Cur < rl.Max {
-		want := rl
-		want.Cur = min(need, rl.Max)
-		if syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want) == nil {
-			rl = want
-		}
-	}
-	if rl.Cur > 1<<31 {
-		return 1 << 31
-	}
-	return int64(rl.Cur)
+	soft, _ := nofile.Raise(fdsReserve + fdsPerSlot*int64(limit))
+	return soft
 }
 
 // TruncNote is appended to output cut by Config.Truncate.
