@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -49,45 +50,66 @@ func Locate(root string) (int, error) {
 		return 0, fmt.Errorf("unable to open %s: %w", path, err)
 	}
 	defer f.Close()
+	// A qmail-send takes the lock and then writes its pid: in between the
+	// file holds nothing or the last one's pid. That moment is waited out
+	// (pidWait), so that a qmailctl run while qmail-send starts (a link
+	// hook at boot) signals it rather than failing.
+	for waited := time.Duration(0); ; waited += pidStep {
+		pid, settled, err := check(root, path, f)
+		if settled || waited >= pidWait {
+			return pid, err
+		}
+		time.Sleep(pidStep)
+	}
+}
+
+// pidWait bounds how long Locate waits for a qmail-send that holds the
+// lock to name itself in the file; pidStep is the pause between looks.
+var pidWait, pidStep = time.Second, 20 * time.Millisecond
+
+// check tests the lock on the open sendmutex f and the pid in it. settled
+// is false when the answer may change in a moment: the lock is held and
+// the file does not (yet) name its holder.
+func check(root, path string, f *os.File) (pid int, settled bool, err error) {
 	fd := int(f.Fd())
 	err = unix.Flock(fd, unix.LOCK_SH|unix.LOCK_NB)
 	if err == nil {
 		unix.Flock(fd, unix.LOCK_UN)
-		return 0, ErrNotRunning
+		return 0, true, ErrNotRunning
 	}
 	if err != unix.EWOULDBLOCK {
-		return 0, fmt.Errorf("unable to test the lock on %s: %w", path, err)
+		return 0, true, fmt.Errorf("unable to test the lock on %s: %w", path, err)
 	}
 	b := make([]byte, 64)
 	n, _ := f.ReadAt(b, 0)
 	text := strings.TrimSpace(string(b[:n]))
 	pid, perr := strconv.Atoi(text)
 	if perr != nil || pid <= 1 {
-		return 0, fmt.Errorf("%s is locked but holds no valid pid (%q); not signalling anyone", path, text)
+		return 0, false, fmt.Errorf("%s is locked but holds no valid pid (%q); not signalling anyone", path, text)
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		return 0, fmt.Errorf("unable to stat %s: %w", path, err)
+		return 0, true, fmt.Errorf("unable to stat %s: %w", path, err)
 	}
 	holders, ok := lockHolders(st.Ino)
 	if ok && len(holders) > 0 {
 		for _, h := range holders {
 			if h == pid {
 				if other := otherTree(root, pid); other != "" {
-					return 0, &OtherTreeError{Path: path, PID: pid, Tree: other}
+					return 0, true, &OtherTreeError{Path: path, PID: pid, Tree: other}
 				}
-				return pid, nil
+				return pid, true, nil
 			}
 		}
-		return 0, fmt.Errorf("%s names pid %d but the lock is held by pid %d; stale pid file, not signalling anyone",
+		return 0, false, fmt.Errorf("%s names pid %d but the lock is held by pid %d; stale pid file, not signalling anyone",
 			path, pid, holders[0])
 	}
 	// The kernel does not show the lock (another pid namespace, no /proc):
 	// trust the file, but only if that process exists.
 	if err := unix.Kill(pid, 0); err == unix.ESRCH {
-		return 0, fmt.Errorf("%s names pid %d, which does not exist; not signalling anyone", path, pid)
+		return 0, false, fmt.Errorf("%s names pid %d, which does not exist; not signalling anyone", path, pid)
 	}
-	return pid, nil
+	return pid, true, nil
 }
 
 // OtherTreeError is Locate's error for a sendmutex locked by the

@@ -3,8 +3,12 @@ package sendlock
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/hqmail/hqmail/internal/testutil"
 )
@@ -60,5 +64,63 @@ func TestLocateOtherTree(t *testing.T) {
 	}
 	if pid, err := Locate(b); err == nil || !strings.Contains(err.Error(), "of the tree "+a) {
 		t.Errorf("the other tree, its qmail-send replaced: %d, %v; want an error naming %s", pid, err, a)
+	}
+}
+
+// TestLocateWhileStarting: a qmail-send has taken the lock but not yet
+// written its pid (the file is empty, or names the last one): Locate
+// waits for the pid rather than failing (a qmailctl run by a link hook
+// while qmail-send starts exited 111 "stale pid file" although the
+// flag it changed was applied). A lock whose holder never names itself
+// is still an error once the wait is over.
+func TestLocateWhileStarting(t *testing.T) {
+	for _, old := range []string{"", "1234567\n"} {
+		root := tree(t, t.TempDir())
+		mutex := filepath.Join(root, MutexFile)
+		if err := os.WriteFile(mutex, []byte(old), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.OpenFile(mutex, os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A lock of this process's own, on its own open file: Locate's
+		// shared lock on another open of the file conflicts with it.
+		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+			t.Fatal(err)
+		}
+		written := make(chan struct{})
+		go func() {
+			defer close(written)
+			time.Sleep(100 * time.Millisecond)
+			f.Truncate(0)
+			f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+		}()
+		pid, err := Locate(root)
+		<-written
+		if err != nil || pid != os.Getpid() {
+			t.Errorf("old contents %q: Locate = %d, %v; want %d", old, pid, err, os.Getpid())
+		}
+		f.Close()
+	}
+
+	saved := pidWait
+	t.Cleanup(func() { pidWait = saved })
+	pidWait = 100 * time.Millisecond
+	root := tree(t, t.TempDir())
+	mutex := filepath.Join(root, MutexFile)
+	if err := os.WriteFile(mutex, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(mutex, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	if pid, err := Locate(root); err == nil || !strings.Contains(err.Error(), "holds no valid pid") {
+		t.Errorf("a holder that never names itself: %d, %v; want the no-valid-pid error", pid, err)
 	}
 }
