@@ -41,8 +41,7 @@ func main() {
 	// so the extra cycles cost little.
 	debug.SetGCPercent(50)
 	signal.Ignore(syscall.SIGPIPE)
-	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGALRM, syscall.SIGHUP)
+	sigs := sched.Notify()
 	syscall.Umask(0o077)
 	// The pipes to the spawners and qmail-clean are qmail-start's, private
 	// to each pair of programs, so they wait in the poller (pollfd); the
