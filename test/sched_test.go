@@ -100,7 +100,7 @@ func TestHoldLocal50(t *testing.T) {
 	sys.WaitLog(t, "deferral:", 30*time.Second)
 	tr.Control("holdlocal", "")
 	sys.HUP(t)
-	sys.WaitLog(t, "hold: local held, 1 messages waiting", 10*time.Second)
+	sys.WaitLog(t, "hold: local held, 1 message waiting", 10*time.Second)
 	queueN(t, tr, 0, 50, "box@testhost.example", "box@testhost.example")
 	harness.WaitFor(t, 30*time.Second, func() bool { return sys.Count("new msg ") >= 51 })
 	time.Sleep(3 * time.Second)

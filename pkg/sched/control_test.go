@@ -215,7 +215,7 @@ func TestCtlHoldRelease(t *testing.T) {
 	os.Remove(filepath.Join(root, "control/holdlocal"))
 	e.sigs <- syscall.SIGHUP
 	// The held message is still on the schedule: not due all the same.
-	e.waitLog("hold: local released, 1 messages due now, 1 held by id\n", 1)
+	e.waitLog("hold: local released, 1 message due now, 1 held by id\n", 1)
 	e.waitLog(fmt.Sprintf("end msg %d", other), 1)
 	e.sigs <- syscall.SIGALRM // everything due: the held message stays
 	e.wait("ALRM handled", func() bool {
@@ -232,7 +232,7 @@ func TestCtlHoldRelease(t *testing.T) {
 	// A release does not count the message held by id as due.
 	ctl(t, root, "holdlocal", "")
 	e.sigs <- syscall.SIGHUP
-	e.waitLog("hold: local held, 1 messages waiting", 1)
+	e.waitLog("hold: local held, 1 message waiting", 1)
 	os.Remove(filepath.Join(root, "control/holdlocal"))
 	e.sigs <- syscall.SIGHUP
 	e.waitLog("hold: local released, 0 messages due now, 1 held by id\n", 1)

@@ -368,7 +368,7 @@ func (s *Sched) heldAtAll(c int) bool {
 func (s *Sched) logHeld() {
 	for c := 0; c < 2; c++ {
 		if s.heldAtAll(c) {
-			s.log.line("hold: ", chanName[c], " held", s.holdDesc(c, s.cf.hold), ", ", itoa(s.queued(c)), " messages waiting")
+			s.log.line("hold: ", chanName[c], " held", s.holdDesc(c, s.cf.hold), ", ", plural(s.queued(c), "message"), " waiting")
 		}
 	}
 }
@@ -383,9 +383,10 @@ func (s *Sched) holdDesc(c int, hs holdState) string {
 	return ""
 }
 
-// dueNow is the count of a release's log line: the messages of channel c
-// made due, without those held by id (qmailctl hold), which stay held.
-func (s *Sched) dueNow(c int) string { return itoa(s.queued(c) - s.heldByIDCount(c)) }
+// dueNow is the count of a release's log line ("N messages"): the messages
+// of channel c made due, without those held by id (qmailctl hold), which
+// stay held.
+func (s *Sched) dueNow(c int) string { return plural(s.queued(c)-s.heldByIDCount(c), "message") }
 
 // heldByID is what a release's log line adds for the messages of channel c
 // held by id: ", N held by id", or nothing.
@@ -492,10 +493,10 @@ func (s *Sched) applyHold(nh holdState) {
 	s.recordHolds(nh, s.recent)
 	if old.local != nh.local {
 		if nh.local {
-			s.log.line("hold: local held, ", itoa(s.queued(chanLocal)), " messages waiting")
+			s.log.line("hold: local held, ", plural(s.queued(chanLocal), "message"), " waiting")
 		} else {
 			s.releaseChan(chanLocal)
-			s.log.line("hold: local released, ", s.dueNow(chanLocal), " messages due now", s.heldByID(chanLocal))
+			s.log.line("hold: local released, ", s.dueNow(chanLocal), " due now", s.heldByID(chanLocal))
 		}
 	}
 	if old.describeRemote() == nh.describeRemote() {
@@ -513,19 +514,19 @@ func (s *Sched) applyHold(nh holdState) {
 			}
 		}
 	}
-	n := itoa(s.queued(chanRemote))
+	n := plural(s.queued(chanRemote), "message")
 	if released {
 		s.forgetTimeouts()
 	}
 	switch {
 	case !nh.remoteAny():
 		s.releaseChan(chanRemote)
-		s.log.line("hold: remote released, ", s.dueNow(chanRemote), " messages due now", s.heldByID(chanRemote))
+		s.log.line("hold: remote released, ", s.dueNow(chanRemote), " due now", s.heldByID(chanRemote))
 	case released:
 		s.releaseChan(chanRemote)
-		s.log.line("hold: remote released except", s.holdDesc(chanRemote, nh)[4:], ", ", s.dueNow(chanRemote), " messages due now", s.heldByID(chanRemote))
+		s.log.line("hold: remote released except", s.holdDesc(chanRemote, nh)[4:], ", ", s.dueNow(chanRemote), " due now", s.heldByID(chanRemote))
 	default:
-		s.log.line("hold: remote held", s.holdDesc(chanRemote, nh), ", ", n, " messages waiting")
+		s.log.line("hold: remote held", s.holdDesc(chanRemote, nh), ", ", n, " waiting")
 	}
 }
 

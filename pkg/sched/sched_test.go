@@ -277,17 +277,17 @@ func TestHoldRemoteDomains(t *testing.T) {
 	}
 	ctl(t, root, "holdremote", ".sub.example\n")
 	e.sigs <- syscall.SIGHUP
-	e.waitLog("hold: remote released except .sub.example, 1 messages due now", 1)
+	e.waitLog("hold: remote released except .sub.example, 1 message due now", 1)
 	e.waitLog("to remote a@held.example", 1)
 	e.waitLog(": success:", 2)
 	// From a domain list to everything (the uplink's hook holding while a
 	// VPN's domains are held): nothing is released, and qmail-send lives.
 	ctl(t, root, "holdremote", "*\n")
 	e.sigs <- syscall.SIGHUP
-	e.waitLog("hold: remote held, 1 messages waiting", 1)
+	e.waitLog("hold: remote held, 1 message waiting", 1)
 	ctl(t, root, "holdremote", ".sub.example\n")
 	e.sigs <- syscall.SIGHUP
-	e.waitLog("hold: remote released except .sub.example, 1 messages due now", 2)
+	e.waitLog("hold: remote released except .sub.example, 1 message due now", 2)
 	// A hand-written line that is no domain holds nothing and changes
 	// nothing; it never reaches the log (any byte may be in it).
 	gen := func() string {
@@ -305,7 +305,7 @@ func TestHoldRemoteDomains(t *testing.T) {
 	e.wait("the HUP handled", func() bool { return gen() != before })
 	ctl(t, root, "holdremote", "held2.example\n.sub.example\nfoo bar\t\x01%\n")
 	e.sigs <- syscall.SIGHUP
-	e.waitLog("hold: remote held for held2.example .sub.example, 1 messages waiting\n", 1)
+	e.waitLog("hold: remote held for held2.example .sub.example, 1 message waiting\n", 1)
 	if strings.Contains(e.log.String(), "foo") {
 		t.Errorf("a line that is no domain reached the log:\n%s", e.log.String())
 	}
@@ -335,7 +335,7 @@ func TestHoldReleaseAfterDeferral(t *testing.T) {
 	e.waitLog("deferral: down/", 1)
 	ctl(t, root, "holdlocal", "")
 	e.sigs <- syscall.SIGHUP
-	e.waitLog("hold: local held, 1 messages waiting", 1)
+	e.waitLog("hold: local held, 1 message waiting", 1)
 	os.Remove(filepath.Join(root, "control/holdlocal"))
 	e.sigs <- syscall.SIGHUP
 	e.waitLog("end msg "+fmt.Sprint(id), 1)

@@ -156,3 +156,30 @@ func TestHelperLog(t *testing.T) {
 		t.Errorf("log:\n%q\nwant\n%q", b, want)
 	}
 }
+
+// TestStopSignalsNoAlert: a TERM to the whole process group (a stop)
+// kills the helpers with it: no alert for them (reg16 QA: three alert
+// lines for a stop that was asked for). A qmail-queued that is killed is
+// named when it is started again, so that one that keeps dying is seen.
+func TestStopSignalsNoAlert(t *testing.T) {
+	root := fakeTree(t, map[string]string{
+		"qmail-lspawn": "cat >/dev/null\nkill -TERM $$\n",
+		"qmail-rspawn": "cat >/dev/null\nkill -TERM $$\n",
+		"qmail-clean":  "cat >/dev/null\nkill -TERM $$\n",
+		// Killed the first time, then runs until its stop pipe closes.
+		"qmail-queued": "m=\"$0.ran\"\nif [ ! -e \"$m\" ]; then : > \"$m\"; kill -KILL $$; fi\ncat >/dev/null\n",
+		// Lives long enough for qmail-queued's death to be seen, then
+		// stops as after TERM.
+		"qmail-send": "sleep 1.5\nexit 0\n",
+	})
+	code, _, stderr := runMain(t, root, "./Maildir/")
+	if code != 0 {
+		t.Errorf("exit %d, want qmail-send's 0", code)
+	}
+	if strings.Contains(stderr, "qmail-lspawn") || strings.Contains(stderr, "qmail-rspawn") || strings.Contains(stderr, "qmail-clean") {
+		t.Errorf("alert for a helper ended by TERM:\n%s", stderr)
+	}
+	if want := "qmail-start: alert: qmail-queued was killed by signal 9 (killed); starting it again\n"; !strings.Contains(stderr, want) {
+		t.Errorf("no %q on stderr:\n%s", want, stderr)
+	}
+}

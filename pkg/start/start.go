@@ -245,6 +245,11 @@ func Run(o Options) int {
 			defer close(done)
 			cmd.Wait()
 			<-copied
+			if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGTERM {
+				// A stop: TERM to the whole process group reaches the
+				// helpers too; qmail-send says if it lost one.
+				return
+			}
 			alertExit(o.Stderr, name, cmd.ProcessState)
 		}(h.name)
 	}
@@ -424,6 +429,18 @@ func superviseQueued(cmd *exec.Cmd, start func() (*exec.Cmd, error), stdin *os.F
 		ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
 		if !ws.Signaled() && ws.ExitStatus() != 2 {
 			return
+		}
+		select {
+		case <-stopped:
+			return // a signal of the stop itself
+		default:
+		}
+		// Said, so that a service that keeps dying is seen; callers run
+		// qmail-queue meanwhile.
+		if ws.Signaled() {
+			fmt.Fprintf(stderr, "qmail-start: alert: qmail-queued was killed by signal %d (%v); starting it again\n", ws.Signal(), ws.Signal())
+		} else {
+			fmt.Fprintf(stderr, "qmail-start: alert: qmail-queued exited with status 2 (it crashed); starting it again\n")
 		}
 		select {
 		case <-stopped:
