@@ -57,8 +57,8 @@ func (c *cmd) show(ids []string) int {
 		}
 		if !found {
 			if t, ok := c.todo(q, id); ok {
-				fmt.Fprintf(c.out, "message %d\n  queued %s (%s)\n  size   %d\n  from   <%s>\n  state  todo (not yet preprocessed by qmail-send; %d recipients)\n",
-					id, qdate.Qread(t.Queued), ago(c.now().Sub(t.Queued)), t.Size, qread.Safe(t.Sender), t.Recipients)
+				fmt.Fprintf(c.out, "message %d\n  queued %s (%s)\n  size   %d\n  from   <%s>\n  state  todo (not yet preprocessed by qmail-send; %s)\n",
+					id, qdate.Qread(t.Queued), ago(c.now().Sub(t.Queued)), t.Size, qread.Safe(t.Sender), plural(t.Recipients, "recipient"))
 				continue
 			}
 			c.fail(ExitUsage, "message %d is not in the queue", id)
