@@ -22,14 +22,15 @@ import (
 )
 
 type hookStep struct {
-	name   string
-	script string   // below scripts/
-	args   []string // argv after the script
-	env    []string // extra environment
-	nm     string   // what the fake `nmcli networking connectivity` prints
-	routes string   // what the fake `ip route show default` prints
-	held   bool     // hold state afterwards
-	log    string   // the line logged ("" = the hook does nothing)
+	name    string
+	script  string   // below scripts/
+	args    []string // argv after the script
+	env     []string // extra environment
+	nm      string   // what the fake `nmcli networking connectivity` prints
+	routes  string   // what the fake `ip route show default` prints
+	routes6 string   // what the fake `ip -6 route show default` prints
+	held    bool     // hold state afterwards
+	log     string   // the line logged ("" = the hook does nothing)
 }
 
 func TestDialupHooks(t *testing.T) {
@@ -39,11 +40,12 @@ func TestDialupHooks(t *testing.T) {
 	logFile := filepath.Join(fake, "syslog")
 	nmFile := filepath.Join(fake, "connectivity")
 	routeFile := filepath.Join(fake, "routes")
+	route6File := filepath.Join(fake, "routes6")
 	for name, body := range map[string]string{
 		"logger": fmt.Sprintf("#!/bin/sh\necho \"$*\" >>%s\n", logFile),
 		"nmcli":  fmt.Sprintf("#!/bin/sh\n[ \"$*\" = 'networking connectivity' ] || exit 2\ncat %s\n", nmFile),
-		"ip": fmt.Sprintf("#!/bin/sh\ncase \"$*\" in 'route show default') cat %s;; '-6 route show default') ;; *) exit 2;; esac\n",
-			routeFile),
+		"ip": fmt.Sprintf("#!/bin/sh\ncase \"$*\" in 'route show default') cat %s;; '-6 route show default') cat %s;; *) exit 2;; esac\n",
+			routeFile, route6File),
 	} {
 		if err := os.WriteFile(filepath.Join(fake, name), []byte(body), 0o755); err != nil {
 			t.Fatal(err)
@@ -52,30 +54,30 @@ func TestDialupHooks(t *testing.T) {
 	ppp := []string{"/dev/ttyS0", "115200", "10.0.0.1", "10.0.0.2", ""}
 	steps := []hookStep{
 		{name: "ppp up", script: "ppp/ip-up.d/hqmail", args: append([]string{"ppp0"}, ppp...),
-			log: "-t hqmail-ppp link ppp0 up: remote delivery released"},
+			log: "-t hqmail-ppp -- link ppp0 up: remote delivery released"},
 		{name: "ppp down", script: "ppp/ip-down.d/hqmail", args: append([]string{"ppp0"}, ppp...),
-			held: true, log: "-t hqmail-ppp link ppp0 down: remote delivery held"},
+			held: true, log: "-t hqmail-ppp -- link ppp0 down: remote delivery held"},
 		// Following the uplink only: a VPN's ppp1 going up or down is not it.
 		{name: "ppp up of another interface than HQMAIL_IFACE", script: "ppp/ip-up.d/hqmail",
 			args: append([]string{"ppp1"}, ppp...), env: []string{"HQMAIL_IFACE=ppp0"}, held: true},
 		{name: "ppp up of HQMAIL_IFACE", script: "ppp/ip-up.d/hqmail", args: append([]string{"ppp0"}, ppp...),
-			env: []string{"HQMAIL_IFACE=ppp0"}, log: "-t hqmail-ppp link ppp0 up: remote delivery released"},
+			env: []string{"HQMAIL_IFACE=ppp0"}, log: "-t hqmail-ppp -- link ppp0 up: remote delivery released"},
 		{name: "ppp down of another interface than HQMAIL_IFACE", script: "ppp/ip-down.d/hqmail",
 			args: append([]string{"ppp1"}, ppp...), env: []string{"HQMAIL_IFACE=ppp0"}},
 		{name: "ppp down again", script: "ppp/ip-down.d/hqmail", args: append([]string{"ppp0"}, ppp...),
-			held: true, log: "-t hqmail-ppp link ppp0 down: remote delivery held"},
+			held: true, log: "-t hqmail-ppp -- link ppp0 down: remote delivery held"},
 		{name: "nm up", script: "networkmanager/90-hqmail", args: []string{"wlan0", "up"}, nm: "full",
-			log: "-t hqmail-nm wlan0 up: remote delivery released"},
+			log: "-t hqmail-nm -- wlan0 up: remote delivery released"},
 		{name: "nm down, no connectivity left", script: "networkmanager/90-hqmail", args: []string{"wlan0", "down"}, nm: "none",
-			held: true, log: "-t hqmail-nm wlan0 down: remote delivery held"},
+			held: true, log: "-t hqmail-nm -- wlan0 down: remote delivery held"},
 		{name: "nm connectivity full", script: "networkmanager/90-hqmail", args: []string{"", "connectivity-change"},
 			env: []string{"CONNECTIVITY_STATE=FULL"}, nm: "full",
-			log: "-t hqmail-nm  connectivity-change: remote delivery released"},
+			log: "-t hqmail-nm --  connectivity-change: remote delivery released"},
 		{name: "nm down, another link still has full connectivity", script: "networkmanager/90-hqmail",
 			args: []string{"eth0", "down"}, nm: "full"},
 		{name: "nm captive portal", script: "networkmanager/90-hqmail", args: []string{"", "connectivity-change"},
 			env: []string{"CONNECTIVITY_STATE=PORTAL"}, nm: "portal",
-			held: true, log: "-t hqmail-nm  connectivity-change: remote delivery held"},
+			held: true, log: "-t hqmail-nm --  connectivity-change: remote delivery held"},
 		// A bridge or a container's link coming up while offline is not
 		// connectivity: nothing is released.
 		{name: "nm up of a device while NetworkManager says none", script: "networkmanager/90-hqmail",
@@ -87,45 +89,66 @@ func TestDialupHooks(t *testing.T) {
 			nm: "full", held: true},
 		{name: "nm up of HQMAIL_IFACE", script: "networkmanager/90-hqmail",
 			args: []string{"wwan0", "up"}, env: []string{"HQMAIL_IFACE=wwan0"}, nm: "full",
-			log: "-t hqmail-nm wwan0 up: remote delivery released"},
+			log: "-t hqmail-nm -- wwan0 up: remote delivery released"},
 		{name: "nm down of HQMAIL_IFACE, connectivity elsewhere", script: "networkmanager/90-hqmail",
 			args: []string{"wwan0", "down"}, env: []string{"HQMAIL_IFACE=wwan0"}, nm: "full",
-			held: true, log: "-t hqmail-nm wwan0 down: remote delivery held"},
+			held: true, log: "-t hqmail-nm -- wwan0 down: remote delivery held"},
 		{name: "networkd routable", script: "networkd-dispatcher/routable.d/hqmail",
-			env: []string{"IFACE=eth0", "STATE=routable"},
-			log: "-t hqmail-networkd eth0 routable: remote delivery released"},
+			env: []string{"IFACE=eth0", "STATE=routable"}, routes: eth0Default,
+			log: "-t hqmail-networkd -- eth0 routable: remote delivery released"},
 		{name: "networkd off", script: "networkd-dispatcher/off.d/hqmail",
 			env: []string{"IFACE=eth0", "STATE=off"}, held: true,
-			log: "-t hqmail-networkd eth0 off: remote delivery held"},
+			log: "-t hqmail-networkd -- eth0 off: remote delivery held"},
 		{name: "networkd routable again", script: "networkd-dispatcher/routable.d/hqmail",
-			env: []string{"IFACE=eth0", "STATE=routable"},
-			log: "-t hqmail-networkd eth0 routable: remote delivery released"},
+			env: []string{"IFACE=eth0", "STATE=routable"}, routes: eth0Default,
+			log: "-t hqmail-networkd -- eth0 routable: remote delivery released"},
 		{name: "networkd no-carrier, Wi-Fi still routes", script: "networkd-dispatcher/no-carrier.d/hqmail",
 			env:    []string{"IFACE=eth0", "STATE=no-carrier"},
 			routes: "default via 10.0.0.1 dev eth0 proto dhcp linkdown\ndefault via 192.168.1.1 dev wlan0 proto dhcp metric 600\n"},
 		{name: "networkd no-carrier, only a linkdown route left", script: "networkd-dispatcher/no-carrier.d/hqmail",
 			env: []string{"IFACE=eth0", "STATE=no-carrier"}, held: true,
 			routes: "default via 10.0.0.1 dev eth0 proto dhcp linkdown\n",
-			log:    "-t hqmail-networkd eth0 no-carrier: remote delivery held"},
+			log:    "-t hqmail-networkd -- eth0 no-carrier: remote delivery held"},
 		{name: "networkd wlan0 routable", script: "networkd-dispatcher/routable.d/hqmail",
-			env: []string{"IFACE=wlan0", "STATE=routable"},
-			log: "-t hqmail-networkd wlan0 routable: remote delivery released"},
+			env:    []string{"IFACE=wlan0", "STATE=routable"},
+			routes: "default via 10.0.0.1 dev eth0 proto dhcp linkdown\ndefault via 192.168.1.1 dev wlan0 proto dhcp metric 600 \n",
+			log:    "-t hqmail-networkd -- wlan0 routable: remote delivery released"},
 		{name: "networkd off, its own route still listed", script: "networkd-dispatcher/off.d/hqmail",
 			env: []string{"IFACE=wlan0", "STATE=off"}, held: true,
 			routes: "default via 192.168.1.1 dev wlan0 proto dhcp metric 600\n",
-			log:    "-t hqmail-networkd wlan0 off: remote delivery held"},
+			log:    "-t hqmail-networkd -- wlan0 off: remote delivery held"},
 		{name: "networkd no-carrier, no route", script: "networkd-dispatcher/no-carrier.d/hqmail",
 			env: []string{"IFACE=eth0", "STATE=no-carrier"}, held: true,
-			log: "-t hqmail-networkd eth0 no-carrier: remote delivery held"},
+			log: "-t hqmail-networkd -- eth0 no-carrier: remote delivery held"},
+		// A bridge (or a container's veth) becoming routable is no uplink:
+		// only an interface carrying a default route releases, and one
+		// whose default route is linkdown does not.
+		{name: "networkd routable of a bridge without a default route", script: "networkd-dispatcher/routable.d/hqmail",
+			env: []string{"IFACE=br0", "STATE=routable"}, held: true,
+			routes: "default via 10.0.0.1 dev eth0 proto dhcp linkdown \n", routes6: "default via fe80::1 dev wlan0 proto ra metric 1024 pref medium\n"},
+		{name: "networkd routable, its default route linkdown", script: "networkd-dispatcher/routable.d/hqmail",
+			env: []string{"IFACE=eth0", "STATE=routable"}, held: true,
+			routes: "default via 10.0.0.1 dev eth0 proto dhcp linkdown \n"},
+		{name: "networkd routable, an IPv6 default route only", script: "networkd-dispatcher/routable.d/hqmail",
+			env: []string{"IFACE=eth0", "STATE=routable"}, routes6: "default via fe80::1 dev eth0 proto ra metric 1024 expires 1798sec pref medium\n",
+			log: "-t hqmail-networkd -- eth0 routable: remote delivery released"},
+		{name: "networkd off again", script: "networkd-dispatcher/off.d/hqmail",
+			env: []string{"IFACE=eth0", "STATE=off"}, held: true,
+			log: "-t hqmail-networkd -- eth0 off: remote delivery held"},
+		// An interface name that looks like an option is logged as text.
+		{name: "networkd routable of an interface named like an option", script: "networkd-dispatcher/routable.d/hqmail",
+			env: []string{"IFACE=-i", "STATE=routable"}, routes: "default via 10.0.0.1 dev -i \n",
+			log: "-t hqmail-networkd -- -i routable: remote delivery released"},
 		// A multipath default: its header line names no device; only the
 		// next hops count (here the other one is down too).
 		{name: "networkd routable before multipath", script: "networkd-dispatcher/routable.d/hqmail",
-			env: []string{"IFACE=eth0", "STATE=routable"},
-			log: "-t hqmail-networkd eth0 routable: remote delivery released"},
+			env:    []string{"IFACE=eth0", "STATE=routable"},
+			routes: "default proto static metric 100 \n\tnexthop via 10.0.0.1 dev eth0 weight 1 \n\tnexthop via 10.1.0.1 dev eth1 weight 1 \n",
+			log:    "-t hqmail-networkd -- eth0 routable: remote delivery released"},
 		{name: "networkd off, multipath with the other hop down", script: "networkd-dispatcher/off.d/hqmail",
 			env: []string{"IFACE=eth0", "STATE=off"}, held: true,
 			routes: "default proto static metric 100 \n\tnexthop via 10.0.0.1 dev eth0 weight 1 \n\tnexthop via 10.1.0.1 dev eth1 weight 1 dead linkdown \n",
-			log:    "-t hqmail-networkd eth0 off: remote delivery held"},
+			log:    "-t hqmail-networkd -- eth0 off: remote delivery held"},
 	}
 	mx := net.ParseIP("192.0.2.25")
 	tab := tcpto.Open(tr.Root)
@@ -136,6 +159,9 @@ func TestDialupHooks(t *testing.T) {
 			t.Fatal(err)
 		}
 		if err := os.WriteFile(routeFile, []byte(st.routes), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(route6File, []byte(st.routes6), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		before, _ := os.ReadFile(logFile)
@@ -186,7 +212,7 @@ func TestDialupHooks(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil || len(out) != 0 {
 		t.Fatalf("ip-down with qmail-send stopped: %v, output %q", err, out)
 	}
-	want := "-t hqmail-ppp link ppp0 down: remote delivery held; qmail-send is not running, its next start honours it\n"
+	want := "-t hqmail-ppp -- link ppp0 down: remote delivery held; qmail-send is not running, its next start honours it\n"
 	var logged string
 	harness.Eventually(30*time.Second, func() bool {
 		b, _ := os.ReadFile(logFile)
@@ -200,6 +226,9 @@ func TestDialupHooks(t *testing.T) {
 		t.Errorf("ip-down with qmail-send stopped: no flag: %v", err)
 	}
 }
+
+// eth0Default is `ip route show default` with a default route through eth0.
+const eth0Default = "default via 10.0.0.1 dev eth0 proto dhcp src 10.0.0.2 metric 100 \n"
 
 // seedTimeouts records two connection time-outs of ip a few minutes apart,
 // the last a minute ago: qmail-remote then skips ip for about an hour.
@@ -231,6 +260,9 @@ func TestDialupHooksFlap(t *testing.T) {
 	for name, body := range map[string]string{
 		"logger": fmt.Sprintf("#!/bin/sh\necho \"$*\" >>%s\n", logFile),
 		"nmcli":  fmt.Sprintf("#!/bin/sh\ncat %s\n", nmFile),
+		// eth0 carries the default route (routable releases) and no
+		// other interface does (off holds).
+		"ip": fmt.Sprintf("#!/bin/sh\n[ \"$*\" = 'route show default' ] && printf '%%s' '%s'\nexit 0\n", eth0Default),
 	} {
 		if err := os.WriteFile(filepath.Join(fake, name), []byte(body), 0o755); err != nil {
 			t.Fatal(err)
@@ -360,7 +392,7 @@ func TestDialupHookPlantedLinks(t *testing.T) {
 	for name, body := range map[string]string{
 		"logger": fmt.Sprintf("#!/bin/sh\necho \"$*\" >>%s\n", logFile),
 		"nmcli":  fmt.Sprintf("#!/bin/sh\ncat %s\n", nmFile),
-		"ip":     "#!/bin/sh\nexit 0\n",
+		"ip":     fmt.Sprintf("#!/bin/sh\n[ \"$*\" = 'route show default' ] && printf '%%s' '%s'\nexit 0\n", eth0Default),
 	} {
 		if err := os.WriteFile(filepath.Join(fake, name), []byte(body), 0o755); err != nil {
 			t.Fatal(err)
@@ -383,19 +415,19 @@ func TestDialupHookPlantedLinks(t *testing.T) {
 		log          string
 	}{
 		{"ppp up", "ppp/ip-up.d/hqmail", append([]string{"ppp0"}, ppp...), nil, "", "release",
-			"-t hqmail-ppp link ppp0 up: remote delivery released"},
+			"-t hqmail-ppp -- link ppp0 up: remote delivery released"},
 		{"ppp down", "ppp/ip-down.d/hqmail", append([]string{"ppp0"}, ppp...), nil, "", "hold",
-			"-t hqmail-ppp link ppp0 down: remote delivery held"},
+			"-t hqmail-ppp -- link ppp0 down: remote delivery held"},
 		{"nm up", "networkmanager/90-hqmail", []string{"wlan0", "up"}, nil, "full", "release",
-			"-t hqmail-nm wlan0 up: remote delivery released"},
+			"-t hqmail-nm -- wlan0 up: remote delivery released"},
 		{"nm down", "networkmanager/90-hqmail", []string{"wlan0", "down"}, nil, "none", "hold",
-			"-t hqmail-nm wlan0 down: remote delivery held"},
+			"-t hqmail-nm -- wlan0 down: remote delivery held"},
 		{"networkd routable", "networkd-dispatcher/routable.d/hqmail", nil, []string{"IFACE=eth0", "STATE=routable"}, "", "release",
-			"-t hqmail-networkd eth0 routable: remote delivery released"},
+			"-t hqmail-networkd -- eth0 routable: remote delivery released"},
 		{"networkd off", "networkd-dispatcher/off.d/hqmail", nil, []string{"IFACE=eth0", "STATE=off"}, "", "hold",
-			"-t hqmail-networkd eth0 off: remote delivery held"},
+			"-t hqmail-networkd -- eth0 off: remote delivery held"},
 		{"networkd no-carrier", "networkd-dispatcher/no-carrier.d/hqmail", nil, []string{"IFACE=eth0", "STATE=no-carrier"}, "", "hold",
-			"-t hqmail-networkd eth0 no-carrier: remote delivery held"},
+			"-t hqmail-networkd -- eth0 no-carrier: remote delivery held"},
 	} {
 		ents, _ := os.ReadDir(lock)
 		for _, e := range ents {

@@ -4,7 +4,8 @@
 // the queue, and holds, releases, deletes and bounces single messages
 // (msgctl.go: requests to the running qmail-send through queue/lock/sendctl,
 // or queue changes under the sendmutex lock while it is stopped), and
-// records and reads queue/lock/linkwant for the network hooks (linkwant.go).
+// records, reads and applies queue/lock/linkwant for the network hooks
+// (linkwant.go).
 //
 // Invariants:
 //   - Flag files are changed under an exclusive flock on the control
@@ -17,7 +18,9 @@
 //     name.
 //   - After a signal, qmailctl waits (bounded) until qmail-send rewrites
 //     queue/lock/sendstatus with a higher generation, so that a hook script
-//     can rely on the new state when qmailctl returns.
+//     can rely on the new state when qmailctl returns. The one exception
+//     is linkwant apply nowait, which only signals (a down hook's hold,
+//     made before the hook returns; its wait runs in the background).
 package ctl
 
 import (
@@ -76,6 +79,9 @@ const usage = `usage: qmailctl [-t SECONDS] COMMAND
   bounce ID...                return messages to their senders now
   linkwant [hold|release]     record (or print) what the last link event wants
                               (queue/lock/linkwant; for the network hooks)
+  linkwant apply [nowait]     hold or release remote delivery as linkwant says,
+                              read under the lock; nowait: signal qmail-send,
+                              do not wait for its confirmation
 `
 
 // Main runs qmailctl for the tree at root with args (without argv[0]) and
@@ -265,6 +271,19 @@ func (c *cmd) hold(holding bool, args []string) int {
 		return c.fail(ExitTemp, "unable to change control/%s: %v", name, err)
 	}
 	defer unlock()
+	return c.holdLocked(dir, channel, holding, domains, true)
+}
+
+// holdLocked is hold for a caller holding the control directory's lock
+// (lockDir), with the arguments checked. Without wait (linkwant apply
+// nowait) qmail-send is signalled but its confirmation is not awaited:
+// the flag file is the state, and qmail-send acts on it when it handles
+// the signal.
+func (c *cmd) holdLocked(dir, channel string, holding bool, domains []string, wait bool) int {
+	name := hold.RemoteFile
+	if channel == "local" {
+		name = hold.LocalFile
+	}
 	res, err := editHold(dir, name, holding, domains)
 	var ue *usageErr
 	switch {
@@ -305,14 +324,29 @@ func (c *cmd) hold(holding bool, args []string) int {
 			fmt.Fprintf(c.err, "qmailctl: warning: unable to clear queue/lock/tcpto: %v\n", err)
 		}
 	}
-	st, err := c.hupUntilAgreed(name, res.After)
-	switch {
-	case errors.Is(err, ErrNotRunning):
+	notRunning := func() int {
 		fmt.Fprintf(c.out, "%s\n", state)
 		if !res.After.Set {
 			return c.fail(ExitNotRunning, "qmail-send is not running; the flag is removed and the next start honours it")
 		}
 		return c.fail(ExitNotRunning, "qmail-send is not running; the flag is set and the next start honours it")
+	}
+	if !wait {
+		pid, err := Signal(c.root, syscall.SIGHUP)
+		switch {
+		case errors.Is(err, ErrNotRunning):
+			return notRunning()
+		case err != nil:
+			fmt.Fprintf(c.out, "%s\n", state)
+			return c.fail(ExitTemp, "%v", err)
+		}
+		fmt.Fprintf(c.out, "%s; qmail-send (pid %d) signalled, its confirmation not awaited\n", state, pid)
+		return ExitOK
+	}
+	st, err := c.hupUntilAgreed(name, res.After)
+	switch {
+	case errors.Is(err, ErrNotRunning):
+		return notRunning()
 	case err != nil:
 		fmt.Fprintf(c.out, "%s\n", state)
 		return c.fail(ExitTemp, "%v", err)

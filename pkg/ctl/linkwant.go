@@ -7,42 +7,98 @@ import (
 	"io/fs"
 	"path/filepath"
 
+	"github.com/hqmail/hqmail/pkg/control"
 	"github.com/hqmail/hqmail/pkg/hold"
 	"github.com/hqmail/hqmail/pkg/qhome"
 )
 
-// linkWant is "qmailctl linkwant [hold|release]": the network hooks
-// record the state the last link event wants in queue/lock/linkwant
-// (hold.LinkWantFile), and their background job reads it back, through
-// qmailctl. queue/lock belongs to qmailq and the hooks run as root: a
-// shell's "echo >file" or "cat file" there would follow a link planted in
-// its place (qmailq could pre-plant linkwant.PID for the pids to come).
-// The word is written with hold.WriteLinkWant (a temporary file of this
-// writer's own made O_EXCL, renamed; no link below queue/ followed) and read with
+// linkWant is "qmailctl linkwant [hold|release|apply [nowait]]": the
+// network hooks record the state the last link event wants in
+// queue/lock/linkwant (hold.LinkWantFile), and their background job reads
+// it back and applies it, through qmailctl. queue/lock belongs to qmailq
+// and the hooks run as root: a shell's "echo >file" or "cat file" there
+// would follow a link planted in its place (qmailq could pre-plant
+// linkwant.PID for the pids to come). The word is written with
+// hold.WriteLinkWant (a temporary file of this writer's own made O_EXCL,
+// renamed; no link below queue/ followed) and read with
 // qhome.ReadQueueFile (no link, a regular file); only "hold" or "release"
 // is ever printed.
+//
+// Recording and applying both take the control directory's lock (lockDir),
+// the one every hold and release takes: apply reads the word and changes
+// the flag under it, and (unless nowait) keeps it until qmail-send has
+// confirmed. So once a word is recorded, no apply that read the word
+// before it is still changing the flag or waiting for qmail-send to act on
+// it: a release decided for an earlier ip-up cannot overtake the hold a
+// later ip-down recorded.
 func (c *cmd) linkWant(args []string) int {
-	p := filepath.Join(c.root, hold.LinkWantFile)
 	switch {
 	case len(args) == 1 && (args[0] == "hold" || args[0] == "release"):
+		unlock, err := lockDir(control.Open(c.root).Path, c.timeout+lockWait)
+		if err != nil {
+			return c.fail(ExitTemp, "unable to write %s: %v", hold.LinkWantFile, err)
+		}
+		defer unlock()
 		if err := hold.WriteLinkWant(c.root, args[0]); err != nil {
 			return c.fail(ExitTemp, "unable to write %s: %v", hold.LinkWantFile, err)
 		}
 		return ExitOK
+	case len(args) == 1 && args[0] == "apply":
+		return c.applyLinkWant(true)
+	case len(args) == 2 && args[0] == "apply" && args[1] == "nowait":
+		return c.applyLinkWant(false)
 	case len(args) == 0:
-		b, err := qhome.ReadQueueFile(p)
-		if errors.Is(err, fs.ErrNotExist) {
-			return c.fail(ExitTemp, "%s does not exist: no link event recorded", hold.LinkWantFile)
-		}
+		w, err := c.readLinkWant()
 		if err != nil {
-			return c.fail(ExitTemp, "unable to read %s: %v", hold.LinkWantFile, err)
-		}
-		w := string(bytes.TrimSpace(b))
-		if w != "hold" && w != "release" {
-			return c.fail(ExitTemp, "%s says neither hold nor release", hold.LinkWantFile)
+			return c.fail(ExitTemp, "%v", err)
 		}
 		fmt.Fprintln(c.out, w)
 		return ExitOK
 	}
-	return c.fail(ExitUsage, "usage: qmailctl linkwant [hold|release]")
+	return c.fail(ExitUsage, "usage: qmailctl linkwant [hold|release|apply [nowait]]")
 }
+
+// readLinkWant returns what queue/lock/linkwant says, "hold" or "release".
+func (c *cmd) readLinkWant() (string, error) {
+	b, err := qhome.ReadQueueFile(filepath.Join(c.root, hold.LinkWantFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("%s does not exist: no link event recorded", hold.LinkWantFile)
+	}
+	if err != nil {
+		return "", fmt.Errorf("unable to read %s: %v", hold.LinkWantFile, err)
+	}
+	w := string(bytes.TrimSpace(b))
+	if w != "hold" && w != "release" {
+		return "", fmt.Errorf("%s says neither hold nor release", hold.LinkWantFile)
+	}
+	return w, nil
+}
+
+// applyLinkWant is "qmailctl linkwant apply [nowait]": under the control
+// directory's lock it reads linkwant and holds or releases remote delivery
+// as it says, exactly as "hold remote" or "release remote" would. The word
+// applied is printed first, alone on its line (before any warning or
+// error, so a hook reading both streams finds it on the first line), then
+// the hold state as hold prints it. nowait signals qmail-send without
+// waiting for its confirmation and lets the lock go at once: a down hook
+// makes its hold before it returns (its caller may kill what it leaves
+// behind) and waits for qmail-send in the background.
+func (c *cmd) applyLinkWant(wait bool) int {
+	dir := control.Open(c.root).Path
+	unlock, err := lockDir(dir, c.timeout+lockWait)
+	if err != nil {
+		return c.fail(ExitTemp, "unable to change control/%s: %v", hold.RemoteFile, err)
+	}
+	defer unlock()
+	w, err := c.readLinkWant()
+	if err != nil {
+		return c.fail(ExitTemp, "nothing applied: %v", err)
+	}
+	afterLinkWantRead()
+	fmt.Fprintln(c.out, w)
+	return c.holdLocked(dir, "remote", w == "hold", nil, wait)
+}
+
+// afterLinkWantRead runs between apply's reading of linkwant and its change
+// of the flag, with the lock held (tests record another word there).
+var afterLinkWantRead = func() {}

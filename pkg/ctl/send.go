@@ -96,6 +96,23 @@ func (s Status) Flag(key string) bool {
 // pollEvery is the interval at which sendstatus is re-read while waiting.
 var pollEvery = 20 * time.Millisecond
 
+// Signal sends sig to the qmail-send of root and returns its pid, without
+// waiting for the confirmation (qmailctl linkwant apply nowait: a hook
+// must not wait for qmail-send before it returns).
+func Signal(root string, sig syscall.Signal) (int, error) {
+	pid, err := LocateSend(root)
+	if err != nil {
+		return 0, err
+	}
+	if err := unix.Kill(pid, sig); err != nil {
+		if err == unix.ESRCH {
+			return pid, ErrNotRunning
+		}
+		return pid, fmt.Errorf("unable to signal qmail-send (pid %d): %w", pid, err)
+	}
+	return pid, nil
+}
+
 // SignalAndWait sends sig to the qmail-send of root and waits, at most
 // timeout, until sendstatus shows a generation above the one seen before
 // the signal, written by that pid. It returns the new status.
