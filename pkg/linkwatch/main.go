@@ -46,7 +46,7 @@ func Main(root string, args []string, stdout, stderr io.Writer) int {
 	fl := flag.NewFlagSet("qmail-linkwatch", flag.ContinueOnError)
 	fl.SetOutput(stderr)
 	var cfg Config
-	fl.StringVar(&cfg.Iface, "iface", "", "follow this interface only (default: any default route)")
+	fl.StringVar(&cfg.Iface, "iface", "", "count the link up only when the kernel's route goes through this interface (default: any)")
 	fl.DurationVar(&cfg.UpDelay, "up-delay", 10*time.Second, "the link must stay up this long before remote delivery is released")
 	fl.StringVar(&cfg.Probe, "probe", "", "host:port (e.g. the smarthost) that must accept a TCP connection before release")
 	fl.DurationVar(&cfg.ProbeTimeout, "probe-timeout", 5*time.Second, "time limit of the probe connection")

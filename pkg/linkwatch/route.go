@@ -1,24 +1,30 @@
-// Package linkwatch follows the kernel's routing table and links through
-// netlink and holds or releases remote mail delivery as the link goes down
-// and up, for hosts where no dispatcher hook exists (qmail-linkwatch(8)).
+// Package linkwatch follows the kernel's routing and links through netlink
+// and holds or releases remote mail delivery as the link goes down and up,
+// for hosts where no dispatcher hook exists (qmail-linkwatch(8)).
 //
-// The link counts as up when there is a default route (IPv4 or IPv6, main
-// table) through an interface that is up and has carrier — or, with an
-// interface configured, when that interface is up, has carrier and carries
-// a default route. Release waits until the link has been up for a minimum
-// time (a flapping link releases nothing) and, optionally, until a TCP
-// connection to a probe address (the smarthost) succeeds and the link is not
-// metered; hold happens at once.
+// The link counts as up when the route the kernel would pick for a
+// connection to the internet goes through an interface that is up and has
+// carrier (IPv4 or IPv6: either family will do). The kernel is asked, not
+// second-guessed: an RTM_GETROUTE lookup of documentation addresses
+// (192.0.2.1, 2001:db8::1 and others; a lookup sends no packet) answers with
+// the route it would use, after metrics, policy rules, nexthop objects and
+// net.ipv{4,6}.conf.*.ignore_routes_with_linkdown. With that sysctl at 0
+// (the default) the kernel keeps sending through a lower-metric route whose
+// interface has lost its carrier, even when another default route works,
+// so such a state is down. With an interface configured, the kernel's route
+// must go through that interface.
+//
+// Release waits until the link has been up for a minimum time, and any
+// netlink message that could mean down (a carrier loss on an interface the
+// route uses, a change to a route covering the looked-up address, lost
+// messages) starts that time again, even when the next look finds the link
+// up; optionally, a TCP connection to a probe address (the smarthost) must
+// succeed and the link must not be metered. Hold happens at once.
 package linkwatch
 
 import (
-	"encoding/binary"
 	"fmt"
 	"net"
-	"syscall"
-	"unsafe"
-
-	"golang.org/x/sys/unix"
 )
 
 // Link is an interface's state.
@@ -29,163 +35,123 @@ type Link struct {
 	Running bool // IFF_RUNNING: carrier (operationally up)
 }
 
-// Route is a default route of the main table.
-type Route struct {
-	Family int
-	OIF    int // output interface index
+// Hop is one next hop of a route: the interface it leaves by.
+type Hop struct {
+	OIF  int  // output interface index
+	Dead bool // RTNH_F_DEAD: the kernel skips it
+}
+
+// Path is the kernel's answer for one address family: the route a
+// connection to the looked-up address would take.
+type Path struct {
+	Family  int
+	Prefix  string // the route's destination, "" for a default route
+	Hops    []Hop  // several for an ECMP route; none when there is no route
+	NoRoute string // why there are no hops (the kernel's error), for the log
 }
 
 // Snapshot is the part of the kernel state that decides up or down.
 type Snapshot struct {
-	Links  map[int]Link
-	Routes []Route
+	Links map[int]Link
+	Paths []Path // one per address family the kernel answered for
 }
 
-// LinkUp reports whether the snapshot counts as online: a default route
-// through an up, running interface (iface, when not empty).
+// usable reports whether a hop's interface can carry traffic.
+func (s *Snapshot) usable(h Hop) (Link, bool) {
+	l, ok := s.Links[h.OIF]
+	return l, ok && !h.Dead && l.Up && l.Running
+}
+
+func (p Path) via(name string) string {
+	if p.Prefix == "" {
+		return "default route via " + name
+	}
+	return fmt.Sprintf("route %s via %s", p.Prefix, name)
+}
+
+// LinkUp reports whether the snapshot counts as online: the kernel's route
+// (of either family) has a next hop through an up interface with carrier
+// (iface, when not empty). An ECMP route counts when one of its next hops
+// does: the connections hashed to that hop get through.
 func (s *Snapshot) LinkUp(iface string) (bool, string) {
-	for _, r := range s.Routes {
-		l, ok := s.Links[r.OIF]
-		if !ok {
-			continue
-		}
-		if iface != "" && l.Name != iface {
-			continue
-		}
-		if l.Up && l.Running {
-			return true, fmt.Sprintf("default route via %s", l.Name)
+	for _, p := range s.Paths {
+		for _, h := range p.Hops {
+			l, ok := s.usable(h)
+			if ok && (iface == "" || l.Name == iface) {
+				return true, p.via(l.Name)
+			}
 		}
 	}
 	if iface != "" {
-		for _, l := range s.Links {
-			if l.Name == iface {
-				return false, fmt.Sprintf("%s: up=%v carrier=%v, no default route through it", iface, l.Up, l.Running)
+		var other string
+		for _, p := range s.Paths {
+			for _, h := range p.Hops {
+				if l, ok := s.Links[h.OIF]; ok && l.Name != iface && other == "" {
+					other = p.via(l.Name)
+				}
 			}
+		}
+		for _, l := range s.Links {
+			if l.Name != iface {
+				continue
+			}
+			if other != "" {
+				return false, fmt.Sprintf("%s: up=%v carrier=%v, but the kernel uses the %s", iface, l.Up, l.Running, other)
+			}
+			return false, fmt.Sprintf("%s: up=%v carrier=%v, no default route through it", iface, l.Up, l.Running)
 		}
 		return false, fmt.Sprintf("%s: no such interface", iface)
 	}
-	// Say what is missing: a default route whose interface is down or
-	// has lost its carrier (the kernel keeps the route, marked linkdown)
-	// is not "no route".
-	for _, r := range s.Routes {
-		if l, ok := s.Links[r.OIF]; ok {
-			if !l.Up {
-				return false, fmt.Sprintf("default route via %s, which is down", l.Name)
+	// Say what is wrong: the route the kernel uses goes through an
+	// interface that is down or has lost its carrier (the kernel keeps
+	// such a route, marked linkdown, and uses it unless told to ignore
+	// linkdown routes): that is not "no route".
+	for _, p := range s.Paths {
+		for _, h := range p.Hops {
+			if l, ok := s.Links[h.OIF]; ok {
+				if !l.Up {
+					return false, p.via(l.Name) + ", which is down"
+				}
+				return false, p.via(l.Name) + ", which has no carrier"
 			}
-			return false, fmt.Sprintf("default route via %s, which has no carrier", l.Name)
 		}
 	}
 	return false, "no default route"
 }
 
-// Read takes a snapshot from the kernel.
-func Read() (*Snapshot, error) {
-	s := &Snapshot{Links: map[int]Link{}}
-	b, err := syscall.NetlinkRIB(syscall.RTM_GETLINK, syscall.AF_UNSPEC)
-	if err != nil {
-		return nil, fmt.Errorf("netlink links: %w", err)
+// watchedLinks are the interfaces whose carrier decides: those of the
+// kernel's routes, and the configured one.
+func (s *Snapshot) watchedLinks(iface string) map[int]bool {
+	w := map[int]bool{}
+	for _, p := range s.Paths {
+		for _, h := range p.Hops {
+			w[h.OIF] = true
+		}
 	}
-	msgs, err := syscall.ParseNetlinkMessage(b)
-	if err != nil {
-		return nil, fmt.Errorf("netlink links: %w", err)
-	}
-	for _, m := range msgs {
-		if m.Header.Type != syscall.RTM_NEWLINK || len(m.Data) < syscall.SizeofIfInfomsg {
-			continue
-		}
-		ifi := (*syscall.IfInfomsg)(unsafe.Pointer(&m.Data[0]))
-		l := Link{Index: int(ifi.Index), Up: ifi.Flags&syscall.IFF_UP != 0, Running: ifi.Flags&syscall.IFF_RUNNING != 0}
-		attrs, err := syscall.ParseNetlinkRouteAttr(&m)
-		if err == nil {
-			for _, a := range attrs {
-				if a.Attr.Type == syscall.IFLA_IFNAME {
-					n := a.Value
-					for len(n) > 0 && n[len(n)-1] == 0 {
-						n = n[:len(n)-1]
-					}
-					l.Name = string(n)
-				}
-			}
-		}
-		s.Links[l.Index] = l
-	}
-	for _, fam := range []int{syscall.AF_INET, syscall.AF_INET6} {
-		b, err := syscall.NetlinkRIB(syscall.RTM_GETROUTE, fam)
-		if err != nil {
-			if fam == syscall.AF_INET6 {
-				continue // no IPv6 in this kernel or namespace
-			}
-			return nil, fmt.Errorf("netlink routes: %w", err)
-		}
-		msgs, err := syscall.ParseNetlinkMessage(b)
-		if err != nil {
-			return nil, fmt.Errorf("netlink routes: %w", err)
-		}
-		for _, m := range msgs {
-			if m.Header.Type != syscall.RTM_NEWROUTE || len(m.Data) < syscall.SizeofRtMsg {
-				continue
-			}
-			rt := (*syscall.RtMsg)(unsafe.Pointer(&m.Data[0]))
-			if rt.Dst_len != 0 || rt.Table != syscall.RT_TABLE_MAIN || rt.Type != syscall.RTN_UNICAST {
-				continue
-			}
-			attrs, err := syscall.ParseNetlinkRouteAttr(&m)
-			if err != nil {
-				continue
-			}
-			for _, a := range attrs {
-				switch {
-				case a.Attr.Type == syscall.RTA_OIF && len(a.Value) >= 4:
-					oif := *(*uint32)(unsafe.Pointer(&a.Value[0]))
-					s.Routes = append(s.Routes, Route{Family: fam, OIF: int(oif)})
-				case a.Attr.Type == syscall.RTA_MULTIPATH:
-					// ECMP: one route per next hop.
-					for _, oif := range multipathOIFs(a.Value) {
-						s.Routes = append(s.Routes, Route{Family: fam, OIF: oif})
-					}
-				}
+	if iface != "" {
+		for _, l := range s.Links {
+			if l.Name == iface {
+				w[l.Index] = true
 			}
 		}
 	}
-	return s, nil
+	return w
 }
 
-// multipathOIFs reads the interfaces of an RTA_MULTIPATH attribute: a
-// sequence of struct rtnexthop (length u16, flags u8, hops u8, ifindex
-// s32, then the hop's own attributes), each padded to 4 bytes.
-func multipathOIFs(b []byte) []int {
-	var out []int
-	for len(b) >= 8 {
-		n := int(binary.NativeEndian.Uint16(b[0:2]))
-		if n < 8 || n > len(b) {
-			break
-		}
-		if ifindex := int32(binary.NativeEndian.Uint32(b[4:8])); ifindex > 0 {
-			out = append(out, int(ifindex))
-		}
-		n = (n + 3) &^ 3
-		if n >= len(b) {
-			break
-		}
-		b = b[n:]
+// linkName is the interface the link is judged by: the configured one, or
+// the first usable next hop's.
+func linkName(s *Snapshot, iface string) string {
+	if iface != "" {
+		return iface
 	}
-	return out
-}
-
-// Subscribe opens a netlink socket that becomes readable whenever links,
-// addresses or routes change.
-func Subscribe() (int, error) {
-	fd, err := syscall.Socket(syscall.AF_NETLINK, syscall.SOCK_RAW|syscall.SOCK_CLOEXEC, syscall.NETLINK_ROUTE)
-	if err != nil {
-		return -1, fmt.Errorf("netlink socket: %w", err)
+	for _, p := range s.Paths {
+		for _, h := range p.Hops {
+			if l, ok := s.usable(h); ok {
+				return l.Name
+			}
+		}
 	}
-	groups := uint32(unix.RTMGRP_LINK | unix.RTMGRP_IPV4_ROUTE | unix.RTMGRP_IPV6_ROUTE |
-		unix.RTMGRP_IPV4_IFADDR | unix.RTMGRP_IPV6_IFADDR)
-	if err := syscall.Bind(fd, &syscall.SockaddrNetlink{Family: syscall.AF_NETLINK, Groups: groups}); err != nil {
-		syscall.Close(fd)
-		return -1, fmt.Errorf("netlink bind: %w", err)
-	}
-	return fd, nil
+	return ""
 }
 
 // Probe tries a TCP connection to addr within the timeout.

@@ -5,13 +5,14 @@ import (
 	"net"
 	"os/exec"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
 
 // Config says what counts as online and how careful release is.
 type Config struct {
-	Iface        string        // follow this interface only ("" = any default route)
+	Iface        string        // the kernel's route must go through this interface ("" = any)
 	UpDelay      time.Duration // the link must stay up this long before release
 	Probe        string        // host:port that must accept a TCP connection before release
 	ProbeTimeout time.Duration
@@ -32,6 +33,8 @@ type Hooks struct {
 	Dial      func(network, addr string) (net.Conn, error)
 	IsMetered func(iface string) bool
 	Now       func() time.Time
+
+	read func() // tests: called after each message from Subscribe's socket is taken in
 }
 
 // DefaultHooks use netlink, net.Dial and nmcli.
@@ -65,6 +68,18 @@ func Run(ctx context.Context, cfg Config, h Hooks, act Actions, logf func(format
 		cfg.Recheck = 30 * time.Second
 	}
 	events := make(chan struct{}, 1)
+	// A look comes 50 ms after an event, and a carrier that drops for
+	// 10 ms is up again by then: the reader notes every message that could
+	// mean down (mayMeanDown), and the next look starts the up-delay over
+	// even when it finds the link up. Only the interfaces of the kernel's
+	// route count (watched, refreshed at every look), so that containers
+	// coming and going on other interfaces do not keep mail held.
+	var downSeen atomic.Bool
+	var watched atomic.Pointer[map[int]bool]
+	isWatched := func(ifindex int) bool {
+		w := watched.Load()
+		return w != nil && (*w)[ifindex]
+	}
 	if h.Subscribe != nil {
 		fd, err := h.Subscribe()
 		if err != nil {
@@ -74,15 +89,25 @@ func Run(ctx context.Context, cfg Config, h Hooks, act Actions, logf func(format
 		go func() {
 			buf := make([]byte, 64<<10)
 			for {
-				if _, _, err := syscall.Recvfrom(fd, buf, 0); err != nil {
-					if err == syscall.EINTR || err == syscall.ENOBUFS {
-						continue
-					}
+				n, _, err := syscall.Recvfrom(fd, buf, 0)
+				switch {
+				case err == syscall.EINTR:
+					continue
+				case err == syscall.ENOBUFS:
+					// The socket overflowed and messages were
+					// lost, a carrier loss among them perhaps.
+					downSeen.Store(true)
+				case err != nil, n == 0: // closed
 					return
+				case mayMeanDown(buf[:n], isWatched):
+					downSeen.Store(true)
 				}
 				select {
 				case events <- struct{}{}:
 				default:
+				}
+				if h.read != nil {
+					h.read()
 				}
 			}
 		}()
@@ -107,6 +132,8 @@ func Run(ctx context.Context, cfg Config, h Hooks, act Actions, logf func(format
 			resetTimer(timer, next)
 			continue
 		}
+		watched.Store(ptr(snap.watchedLinks(cfg.Iface)))
+		flapped := downSeen.Swap(false)
 		up, why := snap.LinkUp(cfg.Iface)
 		now := h.Now()
 		if !up {
@@ -122,7 +149,7 @@ func Run(ctx context.Context, cfg Config, h Hooks, act Actions, logf func(format
 			resetTimer(timer, next)
 			continue
 		}
-		if upSince.IsZero() {
+		if upSince.IsZero() || flapped {
 			upSince = now
 		}
 		if wait := cfg.UpDelay - now.Sub(upSince); cur != released && wait > 0 {
@@ -175,17 +202,7 @@ func Run(ctx context.Context, cfg Config, h Hooks, act Actions, logf func(format
 	}
 }
 
-func linkName(s *Snapshot, iface string) string {
-	if iface != "" {
-		return iface
-	}
-	for _, r := range s.Routes {
-		if l, ok := s.Links[r.OIF]; ok && l.Up && l.Running {
-			return l.Name
-		}
-	}
-	return ""
-}
+func ptr[T any](v T) *T { return &v }
 
 func resetTimer(t *time.Timer, d time.Duration) {
 	if !t.Stop() {
