@@ -271,7 +271,7 @@ func (c *cmd) hold(holding bool, args []string) int {
 		return c.fail(ExitTemp, "unable to change control/%s: %v", name, err)
 	}
 	defer unlock()
-	return c.holdLocked(dir, channel, holding, domains, true)
+	return c.holdLocked(dir, channel, holding, domains, true, nil)
 }
 
 // holdLocked is hold for a caller holding the control directory's lock
@@ -279,7 +279,14 @@ func (c *cmd) hold(holding bool, args []string) int {
 // nowait) qmail-send is signalled but its confirmation is not awaited:
 // the flag file is the state, and qmail-send acts on it when it handles
 // the signal.
-func (c *cmd) holdLocked(dir, channel string, holding bool, domains []string, wait bool) int {
+//
+// letGo, when not nil, lets the control directory's lock go once the flag
+// is written, before the wait for qmail-send's confirmation: a link
+// hook's release must not make a later down event wait (and be killed
+// waiting) until qmail-send answers. A flag changed again meanwhile by
+// someone else is then no disagreement: the later change has its own
+// confirmation to wait for.
+func (c *cmd) holdLocked(dir, channel string, holding bool, domains []string, wait bool, letGo func()) int {
 	name := hold.RemoteFile
 	if channel == "local" {
 		name = hold.LocalFile
@@ -343,7 +350,17 @@ func (c *cmd) holdLocked(dir, channel string, holding bool, domains []string, wa
 		fmt.Fprintf(c.out, "%s; qmail-send (pid %d) signalled, its confirmation not awaited\n", state, pid)
 		return ExitOK
 	}
+	if letGo != nil {
+		letGo()
+	}
 	st, err := c.hupUntilAgreed(name, res.After)
+	if letGo != nil && (err != nil || !agrees(st, name, res.After)) {
+		if now, rerr := hold.Read(dir, name); rerr == nil && now.SendForm() != res.After.SendForm() {
+			fmt.Fprintf(c.out, "%s; control/%s changed again since (%s), by a later change that waits for its own confirmation\n",
+				state, name, now.Describe())
+			return ExitOK
+		}
+	}
 	switch {
 	case errors.Is(err, ErrNotRunning):
 		return notRunning()

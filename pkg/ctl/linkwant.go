@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"sync"
 
 	"github.com/hqmail/hqmail/pkg/control"
 	"github.com/hqmail/hqmail/pkg/hold"
@@ -25,12 +26,12 @@ import (
 // is ever printed.
 //
 // Recording and applying both take the control directory's lock (lockDir),
-// the one every hold and release takes: apply reads the word and changes
-// the flag under it, and (unless nowait) keeps it until qmail-send has
-// confirmed. So once a word is recorded, no apply that read the word
-// before it is still changing the flag or waiting for qmail-send to act on
-// it: a release decided for an earlier ip-up cannot overtake the hold a
-// later ip-down recorded.
+// the one every hold and release takes: apply reads the word, changes the
+// flag and signals qmail-send under it, and lets it go before it waits
+// for qmail-send's confirmation. So once a word is recorded, no apply that
+// read the word before it is still changing the flag: a release decided
+// for an earlier ip-up cannot overtake the hold a later ip-down recorded,
+// and the ip-down does not wait for qmail-send to answer the release.
 func (c *cmd) linkWant(args []string) int {
 	switch {
 	case len(args) == 1 && (args[0] == "hold" || args[0] == "release"):
@@ -85,10 +86,12 @@ func (c *cmd) readLinkWant() (string, error) {
 // behind) and waits for qmail-send in the background.
 func (c *cmd) applyLinkWant(wait bool) int {
 	dir := control.Open(c.root).Path
-	unlock, err := lockDir(dir, c.timeout+lockWait)
+	lockUnlock, err := lockDir(dir, c.timeout+lockWait)
 	if err != nil {
 		return c.fail(ExitTemp, "unable to change control/%s: %v", hold.RemoteFile, err)
 	}
+	var once sync.Once
+	unlock := func() { once.Do(lockUnlock) }
 	defer unlock()
 	w, err := c.readLinkWant()
 	if err != nil {
@@ -96,7 +99,7 @@ func (c *cmd) applyLinkWant(wait bool) int {
 	}
 	afterLinkWantRead()
 	fmt.Fprintln(c.out, w)
-	return c.holdLocked(dir, "remote", w == "hold", nil, wait)
+	return c.holdLocked(dir, "remote", w == "hold", nil, wait, unlock)
 }
 
 // afterLinkWantRead runs between apply's reading of linkwant and its change

@@ -125,3 +125,53 @@ func TestLinkWantApplyDecidesUnderLock(t *testing.T) {
 		t.Errorf("linkwant hold after apply: exit %d, %q, %q", c, out, e)
 	}
 }
+
+// TestLinkWantApplyLetsGoBeforeWaiting: an apply that waits for qmail-send
+// (here one that never answers) holds the control lock only while it
+// reads linkwant and writes the flag: a down event recorded meanwhile,
+// and its hold, do not wait behind it (reg17 QA: ip-down blocked for
+// 10-20 s, and a caller killing it then lost the hold). The waiting apply
+// then sees the flag changed again and leaves the confirmation to that
+// change.
+func TestLinkWantApplyLetsGoBeforeWaiting(t *testing.T) {
+	saved := lockWait
+	t.Cleanup(func() { lockWait = saved })
+	lockWait = 50 * time.Millisecond
+	root := makeTree(t)
+	startFake(t, root, "FAKE_SEND_MUTE=1")
+	run(t, root, "linkwant", "hold")
+	run(t, root, "-t", "1", "linkwant", "apply", "nowait")
+	run(t, root, "linkwant", "release")
+	type result struct {
+		code      int
+		out, errs string
+	}
+	done := make(chan result, 1)
+	go func() {
+		code, out, errs := run(t, root, "-t", "3", "linkwant", "apply")
+		done <- result{code, out, errs}
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, held := readFlag(t, root, hold.RemoteFile); !held {
+			break // the release is written; apply now waits for qmail-send
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the release was never written")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if code, _, errs := run(t, root, "-t", "0.1", "linkwant", "hold"); code != ExitOK {
+		t.Fatalf("recording hold while a release waits for qmail-send: exit %d, %s", code, errs)
+	}
+	if code, _, errs := run(t, root, "-t", "0.1", "linkwant", "apply", "nowait"); code != ExitOK {
+		t.Fatalf("holding while a release waits for qmail-send: exit %d, %s", code, errs)
+	}
+	if file, _ := readFlag(t, root, hold.RemoteFile); file != "*\n" {
+		t.Errorf("holdremote %q after the down event, want *", file)
+	}
+	r := <-done
+	if r.code != ExitOK || !strings.HasPrefix(r.out, "release\n") || !strings.Contains(r.out, "changed again since") {
+		t.Errorf("the waiting release: exit %d, stdout %q, stderr %q", r.code, r.out, r.errs)
+	}
+}
