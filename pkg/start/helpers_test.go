@@ -183,3 +183,24 @@ func TestStopSignalsNoAlert(t *testing.T) {
 		t.Errorf("no %q on stderr:\n%s", want, stderr)
 	}
 }
+
+// TestQueuedExitSaid: a qmail-queued that exits on its own while
+// qmail-send runs (a TERM sent to it alone: status 0) is not started
+// again, and qmail-start says so (reg17 QA: the service stayed down
+// without a word).
+func TestQueuedExitSaid(t *testing.T) {
+	root := fakeTree(t, map[string]string{
+		"qmail-lspawn": "cat >/dev/null\n",
+		"qmail-rspawn": "cat >/dev/null\n",
+		"qmail-clean":  "cat >/dev/null\n",
+		"qmail-queued": "exit 0\n",
+		"qmail-send":   "sleep 1\nexit 0\n",
+	})
+	code, _, stderr := runMain(t, root, "./Maildir/")
+	if code != 0 {
+		t.Errorf("exit %d, want qmail-send's 0", code)
+	}
+	if want := "qmail-start: warning: qmail-queued exited with status 0; not started again (callers run qmail-queue)\n"; !strings.Contains(stderr, want) {
+		t.Errorf("no %q on stderr:\n%s", want, stderr)
+	}
+}

@@ -428,6 +428,14 @@ func superviseQueued(cmd *exec.Cmd, start func() (*exec.Cmd, error), stdin *os.F
 		cmd.Wait()
 		ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
 		if !ws.Signaled() && ws.ExitStatus() != 2 {
+			select {
+			case <-stopped:
+			default:
+				// An exit of its own while qmail-send runs: another
+				// service holds the tree, it was stopped on its own
+				// (TERM), or it gave up (111). Not started again; said.
+				fmt.Fprintf(stderr, "qmail-start: warning: qmail-queued exited with status %d; not started again (callers run qmail-queue)\n", ws.ExitStatus())
+			}
 			return
 		}
 		select {
