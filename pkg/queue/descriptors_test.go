@@ -129,10 +129,10 @@ func TestNothingOpenedAfterCommit(t *testing.T) {
 	}
 }
 
-// The service holds its queue directories open: with todo/ impossible to
-// open from its start, a job fails before its commit (nothing stays, and
-// the log says why); once todo/ can be opened again the next job opens it
-// before its commit and succeeds.
+// A service job opens the directories it flushes before its commit: with
+// todo/ impossible to open, a job fails before its commit (nothing stays,
+// and the log says why); once todo/ can be opened again the next job
+// opens it before its commit and succeeds.
 func TestServiceNothingOpenedAfterCommit(t *testing.T) {
 	var failTodo atomic.Bool
 	failTodo.Store(true)
@@ -160,11 +160,12 @@ func TestServiceNothingOpenedAfterCommit(t *testing.T) {
 }
 
 // fitService: the wanted limits when the descriptors suffice; otherwise
-// limits that fit them, with at least one job, one closer and one waiting
-// refusal, and never more than wanted.
+// limits that fit them, with one closer and one waiting refusal at least,
+// never more than wanted, and no job at all when not even one fits.
 func TestFitService(t *testing.T) {
 	want := serviceLimits{jobs: MaxJobs, closers: 4, backlog: 64}
 	full := want.need()
+	least := serviceLimits{jobs: 1, closers: 1, backlog: 1}.need() // one job
 	for _, tc := range []struct {
 		nofile int64
 		want   serviceLimits
@@ -172,9 +173,13 @@ func TestFitService(t *testing.T) {
 		{0, want},
 		{1 << 20, want},
 		{full, want},
-		{64, serviceLimits{jobs: 2, closers: 1, backlog: 2}},
-		{10, serviceLimits{jobs: 1, closers: 1, backlog: 1}},
-		{600, serviceLimits{jobs: 64, closers: 4, backlog: 27}},
+		{64, serviceLimits{jobs: 3, closers: 2, backlog: 5}},
+		{50, serviceLimits{jobs: 2, closers: 2, backlog: 2}},
+		{least, serviceLimits{jobs: 1, closers: 1, backlog: 1}},
+		{least - 1, serviceLimits{jobs: 0, closers: 3, backlog: 1}},
+		{20, serviceLimits{jobs: 0, closers: 1, backlog: 1}},
+		{10, serviceLimits{jobs: 0, closers: 1, backlog: 1}},
+		{600, serviceLimits{jobs: 52, closers: 2, backlog: 2}},
 		{full - 1, serviceLimits{jobs: 64, closers: 4, backlog: 63}},
 	} {
 		if got := fitService(want, tc.nofile); got != tc.want {
@@ -182,15 +187,18 @@ func TestFitService(t *testing.T) {
 		}
 	}
 	prev := 0
-	least := serviceLimits{jobs: 1, closers: 1, backlog: 1}.need()
+	refuse := serviceLimits{jobs: 0, closers: 1, backlog: 1}.need()
 	for n := int64(1); n <= full+10; n++ {
 		got := fitService(want, n)
-		if got.jobs < 1 || got.closers < 1 || got.backlog < 1 ||
+		if got.jobs < 0 || got.closers < 1 || got.backlog < 1 ||
 			got.jobs > want.jobs || got.closers > want.closers || got.backlog > want.backlog {
 			t.Fatalf("nofile %d: %v out of range", n, got)
 		}
-		if n >= least && got.need() > n {
+		if n >= refuse && got.need() > n {
 			t.Fatalf("nofile %d: %v needs %d", n, got, got.need())
+		}
+		if (got.jobs == 0) != (n < least) {
+			t.Fatalf("nofile %d: %d jobs (one job needs %d)", n, got.jobs, least)
 		}
 		if got.jobs < prev {
 			t.Fatalf("nofile %d: %d jobs, fewer than with one descriptor less", n, got.jobs)
@@ -199,27 +207,54 @@ func TestFitService(t *testing.T) {
 	}
 }
 
-// With a descriptor limit of 64 the service takes two jobs at once (and
-// says so), not 64: a third caller is answered "no" and runs qmail-queue.
+// With a small descriptor limit the service takes only the jobs that fit
+// at once (and says so): the next caller is answered "no" and runs
+// qmail-queue. When not one job fits, every caller is answered "no" (not
+// "go", then a job that fails for want of descriptors: the caller would
+// get a temporary failure where qmail-queue can queue).
 func TestServiceFitsDescriptorLimit(t *testing.T) {
-	saved := nofileFor
-	t.Cleanup(func() { nofileFor = saved })
-	nofileFor = func(int64) int64 { return 64 }
-	root := newRoot(t)
-	var log testutil.SyncBuffer
-	serviceLog(t, root, 0, &log)
-	holdSlot(t, root)
-	holdSlot(t, root)
-	mr, mw, _ := os.Pipe()
-	defer mr.Close()
-	defer mw.Close()
-	s, a := rawRequest(t, root, "Q1", int(mr.Fd()), int(mr.Fd()))
-	unix.Close(s)
-	if a != "no" {
-		t.Errorf("third caller with a limit of 64 descriptors: answer %q, want no", a)
-	}
-	if want := "qmail-queued: warning: descriptor limit 64 fits 2 jobs at once, not 64\n"; !strings.Contains(log.String(), want) {
-		t.Errorf("log %q, want %q", log.String(), want)
+	least := serviceLimits{jobs: 1, closers: 1, backlog: 1}.need()
+	for _, tc := range []struct {
+		nofile int64
+		jobs   int
+		log    string
+	}{
+		{50, 2, "fits 2 jobs at once, not 64\n"},
+		{least, 1, "fits 1 job at once, not 64\n"},
+		{least - 1, 0, "fits 0 jobs at once, not 64: every caller runs qmail-queue\n"},
+		{5, 0, "fits 0 jobs at once, not 64: every caller runs qmail-queue\n"},
+	} {
+		t.Run(strconv.FormatInt(tc.nofile, 10), func(t *testing.T) {
+			saved := nofileFor
+			t.Cleanup(func() { nofileFor = saved })
+			nofileFor = func(int64) int64 { return tc.nofile }
+			root := newRoot(t)
+			var log testutil.SyncBuffer
+			serviceLog(t, root, 0, &log)
+			for range tc.jobs {
+				holdSlot(t, root)
+			}
+			mr, mw, _ := os.Pipe()
+			defer mr.Close()
+			defer mw.Close()
+			s, a := rawRequest(t, root, "Q1", int(mr.Fd()), int(mr.Fd()))
+			unix.Close(s)
+			if a != "no" {
+				t.Errorf("caller after %d with a limit of %d descriptors: answer %q, want no", tc.jobs, tc.nofile, a)
+			}
+			if tc.jobs == 0 {
+				// The caller queues all the same, with qmail-queue (absent
+				// from this tree: its exec is tried).
+				_, err := qq.Queue(qq.Options{Root: root}, strings.NewReader("x\n"), &qq.Envelope{Sender: "a@b", Recipients: []string{"c@d"}})
+				if err == nil || !strings.Contains(err.Error(), "unable to exec qq") {
+					t.Errorf("caller of a service with no job: %v, want qmail-queue's exec to be tried", err)
+				}
+			}
+			want := "qmail-queued: warning: descriptor limit " + strconv.FormatInt(tc.nofile, 10) + " " + tc.log
+			if !strings.Contains(log.String(), want) {
+				t.Errorf("log %q, want %q", log.String(), want)
+			}
+		})
 	}
 }
 
@@ -247,3 +282,105 @@ func TestErrLogRateLimited(t *testing.T) {
 	want := "qmail-queued: warning: a\nqmail-queued: warning: d (and 2 more not shown)\n"
 	waitFor(t, func() bool { return buf.String() == want })
 }
+
+// fakeTimers stands in for the errLog's clock and timer: the clock moves
+// only when told, and scheduled functions run only when fired.
+type fakeTimers struct {
+	mu  sync.Mutex
+	now time.Time
+	due []func()
+}
+
+func (f *fakeTimers) clock() time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.now
+}
+
+func (f *fakeTimers) after(_ time.Duration, fn func()) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.due = append(f.due, fn)
+}
+
+func (f *fakeTimers) advance(d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.now = f.now.Add(d)
+}
+
+// fire runs the functions scheduled so far; it reports whether there
+// were any.
+func (f *fakeTimers) fire() bool {
+	f.mu.Lock()
+	due := f.due
+	f.due = nil
+	f.mu.Unlock()
+	for _, fn := range due {
+		fn()
+	}
+	return len(due) > 0
+}
+
+// A burst of failures that no other failure follows is counted all the
+// same: once the interval is over a timer writes how many lines were held
+// back. While a write blocks the count waits for it.
+func TestErrLogCountWritten(t *testing.T) {
+	var buf testutil.SyncBuffer
+	ft := &fakeTimers{now: now}
+	l := &errLog{w: &buf, every: time.Second, clock: ft.clock, after: ft.after}
+	l.warn("a")
+	waitFor(t, func() bool { return buf.String() != "" })
+	waitFor(t, func() bool { l.mu.Lock(); defer l.mu.Unlock(); return !l.writing })
+	l.warn("b")
+	l.warn("c")
+	l.warn("d")
+	ft.advance(time.Second)
+	if !ft.fire() {
+		t.Fatal("3 lines held back and no count scheduled")
+	}
+	want := "qmail-queued: warning: a\nqmail-queued: warning: 3 more job failures not shown\n"
+	waitFor(t, func() bool { return buf.String() == want })
+	waitFor(t, func() bool { l.mu.Lock(); defer l.mu.Unlock(); return !l.writing })
+	// The count started no interval: the next failure is shown at once.
+	l.warn("e")
+	want += "qmail-queued: warning: e\n"
+	waitFor(t, func() bool { return buf.String() == want })
+
+	// A log that blocks: lines are counted, and the count is written
+	// once the write has ended.
+	bw := &blockingWriter{release: make(chan struct{})}
+	ft = &fakeTimers{now: now}
+	l = &errLog{w: bw, every: time.Second, clock: ft.clock, after: ft.after}
+	l.warn("a") // blocks
+	ft.advance(time.Second)
+	l.warn("b") // interval over, but the write still blocks: held back
+	ft.advance(time.Second)
+	if !ft.fire() {
+		t.Fatal("a line held back and no count scheduled")
+	}
+	if got := bw.String(); got != "" {
+		t.Fatalf("written while the first write blocks: %q", got)
+	}
+	close(bw.release)
+	waitFor(t, func() bool { l.mu.Lock(); defer l.mu.Unlock(); return !l.writing })
+	ft.advance(time.Second)
+	if !ft.fire() {
+		t.Fatal("count not scheduled again while the write blocked")
+	}
+	want = "qmail-queued: warning: a\nqmail-queued: warning: 1 more job failure not shown\n"
+	waitFor(t, func() bool { return bw.String() == want })
+}
+
+// blockingWriter blocks every write until release is closed.
+type blockingWriter struct {
+	release chan struct{}
+	buf     testutil.SyncBuffer
+}
+
+func (b *blockingWriter) Write(p []byte) (int, error) {
+	<-b.release
+	return b.buf.Write(p)
+}
+
+func (b *blockingWriter) String() string { return b.buf.String() }

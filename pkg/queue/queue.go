@@ -17,9 +17,10 @@
 //  5. create intd/<ID> O_EXCL (65); write u<uid>, p<pid>, then copy the
 //     envelope while validating it (91 format, 11 too long, 54 truncated
 //     or unreadable, 53 write);
-//  6. fsync the mess file, the intd file, mess/S/ and intd/: the four
-//     concurrently, or one after another in multi-message mode (53);
-//  7. open todo/ and lock/trigger (66: see below), link intd/<ID> to
+//  6. open mess/S/ and intd/ (53), then fsync the mess file, the intd
+//     file, mess/S/ and intd/: the four concurrently, or one after
+//     another in multi-message mode (53);
+//  7. open lock/trigger and todo/ (66: see below), link intd/<ID> to
 //     todo/<ID> (66) — the commit point — and fsync todo/ (53; on failure
 //     the message stays: it is committed, and a scan of todo/ may have
 //     taken it already, so removing its files could leave qmail-send a
@@ -28,10 +29,18 @@
 //  8. poke lock/trigger; return 0.
 //
 // Nothing after the commit link opens a descriptor: the todo/ directory
-// and the trigger are opened before it (the service holds its directories
-// open instead), so that a process or service short of descriptors
-// (EMFILE) fails before the commit, cleans up, and the caller's retry
-// queues the message once. Only a failed fsync of todo/ is left after it.
+// and the trigger are opened before it, so that a process or service
+// short of descriptors (EMFILE) fails before the commit, cleans up, and
+// the caller's retry queues the message once. Only a failed fsync of
+// todo/ is left after it.
+//
+// Every directory a job flushes is opened by the job itself, relative to
+// its own queue descriptor, and kept open until the job ends; in the
+// service (serve.go) the fsync may be made through another job's
+// descriptor of the same directory, never through one opened earlier by
+// name. So the directory flushed is always the one the job's names were
+// made in, even after the queue's directories were replaced (a repair
+// that moves todo/ away and lets qmail-install make a new one).
 //
 // Deviation from qmail 1.03 (required by this project): every error exit
 // removes the files this run made (truncate, then unlink), not only read
@@ -101,11 +110,10 @@ type Config struct {
 	Tag string
 	// DirSync, if set, makes the directory fsyncs (the service shares one
 	// among its jobs: see groupSync); nil means each job fsyncs itself.
-	DirSync func(name string) error
-	// DirReady, with DirSync, is called for todo/ before the commit link:
-	// once it has returned nil, DirSync of that name must need no new
-	// descriptor (an error fails the job before the commit).
-	DirReady func(name string) error
+	// It gets the job's own descriptor of the directory (name is for
+	// messages), which stays open until DirSync returns; it must open
+	// no descriptor (it is called after the commit link for todo/).
+	DirSync func(name string, fd int) error
 	// Serial makes the four fsyncs before the commit one after another
 	// instead of concurrently (multi-message mode: see syncAll).
 	Serial bool
@@ -143,7 +151,7 @@ type jobResult struct {
 }
 
 func runJobResult(c *Config) jobResult {
-	j := &job{c: c, rootfd: -1, qfd: -1, messfd: -1, intdfd: -1, todofd: -1, trigfd: -1}
+	j := &job{c: c, rootfd: -1, qfd: -1, messfd: -1, intdfd: -1, splitfd: -1, intddirfd: -1, todofd: -1, trigfd: -1}
 	buf := bufs.Get().(*[]byte)
 	j.buf = (*buf)[:0]
 	defer bufs.Put(buf)
@@ -172,7 +180,9 @@ type job struct {
 	intdfd    int
 	intd      string // intd/ID, once created
 	committed bool   // todo/ID is linked: nothing is removed after that
-	todofd    int    // todo/, opened before the commit (no DirSync)
+	splitfd   int    // mess/S/, opened for its fsync
+	intddirfd int    // intd/, opened for its fsync
+	todofd    int    // todo/, opened before the commit
 	trigfd    int    // lock/trigger, opened before the commit (-1: none)
 	id        uint64
 	split     string
@@ -249,26 +259,14 @@ func (j *job) run() int {
 }
 
 // prepareCommit opens, before the commit link, every descriptor the steps
-// after it need: the todo/ directory for its fsync (or has the service
-// make sure it holds it) and lock/trigger. A failure here is still before
-// the commit, so the job cleans up and a retry is safe. A trigger that
-// cannot be opened for want of a descriptor fails the job too (else the
-// message would wait for qmail-send's next scan of todo/); one with no
-// reader (qmail-send not running) is left alone, as qmail does.
+// after it need: lock/trigger and the todo/ directory for its fsync (the
+// job's own descriptor, also in the service). A failure here is still
+// before the commit, so the job cleans up and a retry is safe. A trigger
+// that cannot be opened for want of a descriptor fails the job too (else
+// the message would wait for qmail-send's next scan of todo/); one with
+// no reader (qmail-send not running) is left alone, as qmail does. todo/
+// is opened last, right before the link is made by the same path.
 func (j *job) prepareCommit() int {
-	if j.c.DirSync != nil {
-		if j.c.DirReady != nil {
-			if err := j.c.DirReady("todo"); err != nil {
-				return j.fail(qq.ExitTodo, err)
-			}
-		}
-	} else {
-		fd, err := sysOpenat(j.qfd, "todo", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return j.fail(qq.ExitTodo, pathErr("open", "todo", err))
-		}
-		j.todofd = fd
-	}
 	fd, err := sysOpenat(j.qfd, "lock/trigger", unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	switch {
 	case err == nil:
@@ -276,19 +274,18 @@ func (j *job) prepareCommit() int {
 	case err == unix.EMFILE || err == unix.ENFILE:
 		return j.fail(qq.ExitTodo, pathErr("open", "lock/trigger", err))
 	}
+	fd, err = openDir(j.qfd, "todo")
+	if err != nil {
+		return j.fail(qq.ExitTodo, err)
+	}
+	j.todofd = fd
 	return 0
 }
 
 // syncTodo flushes todo/ after the commit link, through the descriptor
-// prepareCommit opened (or the service's).
+// prepareCommit opened.
 func (j *job) syncTodo() error {
-	if j.c.DirSync != nil {
-		return j.c.DirSync("todo")
-	}
-	if err := fsyncFD(j.todofd); err != nil {
-		return pathErr("fsync", "todo", err)
-	}
-	return nil
+	return j.syncDir("todo", j.todofd)
 }
 
 // createMess makes the message's inode under pid/ and links it into mess/.
@@ -479,17 +476,28 @@ func (b *blockReader) ReadByte() (byte, error) {
 	return c, nil
 }
 
-// syncAll flushes the mess and intd files and the mess/S and intd
-// directories. A single writer does all four at once: on a file system
-// without a journal (or with slow flushes) their writes then overlap
-// instead of queueing one behind the other. Each overlapped fsync costs
-// a hand-off between threads, though, and the runtime's monitor thread
-// polls while any of them waits; with many writers at once (qmail-smtpd's
-// sessions, each with its own qmail-queue -m) the machine runs out of CPU
-// before the disk runs out of requests, so Serial does them in turn. On
-// ext4 with a journal the first fsync commits the others' changes too,
-// and the next three return without waiting (docs/performance.md).
+// syncAll opens the mess/S and intd directories (kept open until the job
+// ends) and flushes them and the mess and intd files. A single writer
+// does all four at once: on a file system without a journal (or with
+// slow flushes) their writes then overlap instead of queueing one behind
+// the other. Each overlapped fsync costs a hand-off between threads,
+// though, and the runtime's monitor thread polls while any of them
+// waits; with many writers at once (qmail-smtpd's sessions, each with its
+// own qmail-queue -m) the machine runs out of CPU before the disk runs
+// out of requests, so Serial does them in turn. On ext4 with a journal
+// the first fsync commits the others' changes too, and the next three
+// return without waiting (docs/performance.md).
 func (j *job) syncAll() error {
+	split := "mess/" + j.split
+	var err error
+	if j.splitfd, err = openDir(j.qfd, split); err != nil {
+		j.splitfd = -1
+		return err
+	}
+	if j.intddirfd, err = openDir(j.qfd, "intd"); err != nil {
+		j.intddirfd = -1
+		return err
+	}
 	fsyncFile := func(fd int, name string) func() error {
 		return func() error {
 			if err := sysFsync(fd); err != nil {
@@ -501,8 +509,8 @@ func (j *job) syncAll() error {
 	steps := [4]func() error{
 		fsyncFile(j.messfd, j.mess),
 		fsyncFile(j.intdfd, j.intd),
-		func() error { return j.syncDir("mess/" + j.split) },
-		func() error { return j.syncDir("intd") },
+		func() error { return j.syncDir(split, j.splitfd) },
+		func() error { return j.syncDir("intd", j.intddirfd) },
 	}
 	if j.c.Serial {
 		for _, f := range steps {
@@ -532,26 +540,26 @@ func (j *job) syncAll() error {
 	return nil
 }
 
-// syncDir flushes a directory before the commit link.
-func (j *job) syncDir(name string) error {
+// syncDir flushes the directory name, open on fd: the service's group
+// commit (DirSync) or a plain fsync.
+func (j *job) syncDir(name string, fd int) error {
 	if j.c.DirSync != nil {
-		return j.c.DirSync(name)
+		return j.c.DirSync(name, fd)
 	}
-	return fsyncDir(j.qfd, name)
-}
-
-// fsyncDir fsyncs the directory name below the directory dirfd.
-func fsyncDir(dirfd int, name string) error {
-	fd, err := sysOpenat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return pathErr("open", name, err)
-	}
-	err = fsyncFD(fd)
-	unix.Close(fd)
-	if err != nil {
+	if err := fsyncFD(fd); err != nil {
 		return pathErr("fsync", name, err)
 	}
 	return nil
+}
+
+// openDir opens the directory name below the directory dirfd, for an
+// fsync.
+func openDir(dirfd int, name string) (int, error) {
+	fd, err := sysOpenat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, pathErr("open", name, err)
+	}
+	return fd, nil
 }
 
 // fsyncFD fsyncs an open directory; a file system that cannot sync
@@ -594,7 +602,7 @@ func (j *job) cleanup() {
 }
 
 func (j *job) close() {
-	for _, fd := range []int{j.trigfd, j.todofd, j.intdfd, j.messfd, j.qfd, j.rootfd} {
+	for _, fd := range []int{j.trigfd, j.todofd, j.intddirfd, j.splitfd, j.intdfd, j.messfd, j.qfd, j.rootfd} {
 		if fd >= 0 {
 			unix.Close(fd)
 		}

@@ -11,9 +11,9 @@ package queue
 // What a caller may do to the service is what it may do to qmail-queue:
 // hand it bytes. Its uid and pid come from the kernel. A caller that stops
 // writing holds one job slot until the 24-hour alarm; when every slot is
-// taken (MaxJobs, or fewer when the descriptor limit allows fewer: see
-// fitService) the service answers "no" and callers run qmail-queue, so a
-// full service never stops anyone from queueing.
+// taken (MaxJobs, or fewer when the descriptor limit allows fewer, down
+// to none: see fitService) the service answers "no" and callers run
+// qmail-queue, so a full service never stops anyone from queueing.
 //
 // Closing a caller's descriptor can block for as long as the caller likes
 // (a TCP socket with SO_LINGER and a full send queue waits in close(2) for
@@ -89,6 +89,9 @@ type ServiceConfig struct {
 	// error, fewer jobs than MaxJobs fit the descriptor limit); nil means
 	// os.Stderr, which qmail-start shares with its own.
 	Log io.Writer
+	// jobs, if set, counts the running jobs (tests wait on it for jobs
+	// that outlive Serve, as they may after the grace).
+	jobs *sync.WaitGroup
 }
 
 // Listen creates the service's socket at root/public/qmail-queue (mode
@@ -180,24 +183,25 @@ func Serve(c *ServiceConfig) {
 	want := serviceLimits{jobs: maxJobs, closers: max(refusalClosers, 1), backlog: max(refusalBacklog, 1)}
 	nofile := nofileFor(want.need())
 	lim := fitService(want, nofile)
-	// Said once at the start, not rate-limited.
+	// Said once at the start, not rate-limited. With no job at all
+	// every caller is answered "no" and runs qmail-queue.
 	if lim.jobs < want.jobs {
-		io.WriteString(logw, "qmail-queued: warning: descriptor limit "+strconv.FormatInt(nofile, 10)+
-			" fits "+strconv.Itoa(lim.jobs)+" jobs at once, not "+strconv.Itoa(want.jobs)+"\n")
+		text := "qmail-queued: warning: descriptor limit " + strconv.FormatInt(nofile, 10) +
+			" fits " + plural(lim.jobs, "job") + " at once, not " + strconv.Itoa(want.jobs)
+		if lim.jobs == 0 {
+			text += ": every caller runs qmail-queue"
+		}
+		io.WriteString(logw, text+"\n")
 	}
 	maxJobs = lim.jobs
-	var wg sync.WaitGroup
+	wg := c.jobs
+	if wg == nil {
+		wg = new(sync.WaitGroup)
+	}
 	var running atomic.Int64
 	var seq atomic.Uint64
 	tag := strconv.Itoa(os.Getpid())
-	gs := &groupSync{queue: filepath.Join(c.Root, "queue")}
-	// The queue's directories stay open for the service's life, so that
-	// no flush after a commit link needs a descriptor. One that cannot be
-	// opened now is tried again by the first job that needs it (before
-	// its commit); say why meanwhile.
-	if err := gs.openAll(); err != nil {
-		io.WriteString(logw, "qmail-queued: warning: unable to hold a queue directory open: "+err.Error()+"\n")
-	}
+	gs := &groupSync{}
 	whoCache := &whoCache{root: c.Root}
 	refused := newCloser(lim.closers, lim.backlog)
 	for {
@@ -262,7 +266,7 @@ func Serve(c *ServiceConfig) {
 			defer running.Add(-1)
 			defer unix.Close(conn)
 			serveConn(&Config{Root: c.Root, Tag: tag + "." + strconv.FormatUint(n, 10), Now: clock(),
-				DirSync: gs.sync, DirReady: gs.open}, conn, alarm, whoCache, log)
+				DirSync: gs.sync}, conn, alarm, whoCache, log)
 		}()
 	}
 	// Callers connecting from now on fail and run qmail-queue.
@@ -273,9 +277,7 @@ func Serve(c *ServiceConfig) {
 	go unix.Close(c.Listener)
 	refused.stop()
 	done := make(chan struct{})
-	// The held directories are closed once no job is left (a job still
-	// running after the grace keeps them: its commit may need them).
-	go func() { wg.Wait(); gs.close(); close(done) }()
+	go func() { wg.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(grace):
@@ -319,7 +321,7 @@ func (c *closer) run() {
 func (c *closer) stop() { close(c.conns) }
 
 // serveConn runs one request: a job over the caller's descriptors, with
-// the Root, Tag, Now, DirSync and DirReady of c. A job that fails for a
+// the Root, Tag, Now and DirSync of c. A job that fails for a
 // system error is logged on log.
 func serveConn(c *Config, conn int, alarm time.Duration, wc *whoCache, log *errLog) {
 	req, err := qq.ReceiveRequest(conn, requestWait)
@@ -374,127 +376,97 @@ func (w *whoCache) who(uid int) string {
 // eight callers at once this turns up to eight fsyncs of intd/ (and of
 // todo/, and of each mess/S) into two or three, each as durable as before.
 //
-// Each directory is opened once and kept open for the service's life
-// (openAll opens mess/0..22, intd and todo at the start; open, which a
-// job calls for todo/ before its commit link, opens one that could not be
-// opened then). A flush therefore never needs a descriptor, and a service
-// short of them cannot fail a job after its commit. The directories are
-// reached by path when opened, as qmail-send reaches the queue once at
-// its start; the service runs exactly as long as qmail-send does.
+// Jobs are grouped by the identity of the directory (device and inode of
+// the descriptor the job opened), not by its name: a job's descriptor
+// names the directory its entries were made in, and a directory replaced
+// under the same name (todo/ moved away and made anew by qmail-install)
+// is another group. Each round fsyncs through the descriptor of one of
+// the jobs it answers; every job of the round keeps its own open until
+// its answer comes, so that descriptor is valid for the whole fsync. No
+// descriptor is opened here: a flush after a commit link cannot fail for
+// want of one.
 type groupSync struct {
-	queue string // the queue directory
-	mu    sync.Mutex
-	dirs  map[string]*dirGroup
+	mu   sync.Mutex
+	dirs map[dirID]*dirGroup
 }
+
+// dirID is a directory's identity.
+type dirID struct{ dev, ino uint64 }
 
 type dirGroup struct {
-	fd      int // the directory, held open; -1 until opened
-	running bool
-	waiters []chan error // for the next fsync
+	waiters []syncWaiter // for the next fsync
 }
 
-// heldDirs is how many directories openAll keeps open: mess/0..22, intd
-// and todo.
-const heldDirs = qhome.Split + 2
+// syncWaiter is a job waiting for an fsync: its descriptor of the
+// directory, open until ch has been answered.
+type syncWaiter struct {
+	name string
+	fd   int
+	ch   chan error
+}
 
-// openAll opens every directory a job flushes and returns the first error.
-func (g *groupSync) openAll() error {
-	var first error
-	for i := range qhome.Split {
-		if err := g.open("mess/" + strconv.Itoa(i)); err != nil && first == nil {
-			first = err
+// sync flushes the directory open on fd (name is for messages) together
+// with the other jobs' flushes of the same directory.
+func (g *groupSync) sync(name string, fd int) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		// Not expected on an open descriptor; flush it alone.
+		if err := fsyncFD(fd); err != nil {
+			return pathErr("fsync", name, err)
 		}
+		return nil
 	}
-	for _, name := range []string{"intd", "todo"} {
-		if err := g.open(name); err != nil && first == nil {
-			first = err
-		}
-	}
-	return first
-}
-
-// open makes sure name is held open: after it has returned nil, sync(name)
-// needs no descriptor.
-func (g *groupSync) open(name string) error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	_, err := g.held(name)
-	return err
-}
-
-// held returns name's group with its directory open (opening it if it is
-// not yet). Call with mu held.
-func (g *groupSync) held(name string) (*dirGroup, error) {
-	if g.dirs == nil {
-		g.dirs = map[string]*dirGroup{}
-	}
-	d := g.dirs[name]
-	if d == nil {
-		d = &dirGroup{fd: -1}
-		g.dirs[name] = d
-	}
-	if d.fd < 0 {
-		fd, err := sysOpenat(unix.AT_FDCWD, filepath.Join(g.queue, name), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return d, pathErr("open", name, err)
-		}
-		d.fd = fd
-	}
-	return d, nil
-}
-
-// close closes the held directories; no sync or open may be running or
-// come after it.
-func (g *groupSync) close() {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	for _, d := range g.dirs {
-		if d.fd >= 0 {
-			unix.Close(d.fd)
-			d.fd = -1
-		}
-	}
-}
-
-func (g *groupSync) sync(name string) error {
+	id := dirID{dev: uint64(st.Dev), ino: st.Ino}
 	ch := make(chan error, 1)
 	g.mu.Lock()
-	d, err := g.held(name)
-	if err != nil {
-		g.mu.Unlock()
-		return err
+	if g.dirs == nil {
+		g.dirs = map[dirID]*dirGroup{}
 	}
-	d.waiters = append(d.waiters, ch)
-	if !d.running {
-		d.running = true
-		go g.loop(name, d)
+	d := g.dirs[id]
+	if d == nil {
+		// No round is running for this directory: start one.
+		d = &dirGroup{}
+		g.dirs[id] = d
+		go g.loop(id, d)
 	}
+	d.waiters = append(d.waiters, syncWaiter{name: name, fd: fd, ch: ch})
 	g.mu.Unlock()
 	return <-ch
 }
 
-// loop fsyncs name as long as jobs wait for it: each round takes every
-// waiter registered before it starts.
-func (g *groupSync) loop(name string, d *dirGroup) {
+// loop fsyncs the directory id as long as jobs wait for it: each round
+// takes every waiter registered before it starts, and flushes through the
+// first one's descriptor. The group is removed when none is left.
+func (g *groupSync) loop(id dirID, d *dirGroup) {
 	for {
 		g.mu.Lock()
 		w := d.waiters
 		d.waiters = nil
-		fd := d.fd // open while anyone waits: close comes after every job
 		if len(w) == 0 {
-			d.running = false
+			delete(g.dirs, id)
 			g.mu.Unlock()
 			return
 		}
 		g.mu.Unlock()
 		var err error
-		if e := fsyncFD(fd); e != nil {
-			err = pathErr("fsync", name, e)
+		if e := fsyncFD(w[0].fd); e != nil {
+			err = pathErr("fsync", w[0].name, e)
 		}
-		for _, c := range w {
-			c <- err
+		for _, x := range w {
+			x.ch <- err
 		}
 	}
+}
+
+// waiting is how many jobs wait for an fsync not yet started (for tests).
+func (g *groupSync) waiting() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n := 0
+	for _, d := range g.dirs {
+		n += len(d.waiters)
+	}
+	return n
 }
 
 // Descriptors, for fitting the number of jobs to RLIMIT_NOFILE.
@@ -503,24 +475,24 @@ func (g *groupSync) loop(name string, d *dirGroup) {
 // descriptors the caller passed (a request carrying more, up to the four
 // ReceiveRequest makes room for, is refused and they are closed before
 // any queue file is opened), the root and queue directories, the pid/mess
-// file (pid/ names are tried one at a time), the intd file and
-// lock/trigger (opened before the commit link). Its directory flushes use
-// the service's held directories (heldDirs), so they need none.
+// file (pid/ names are tried one at a time), the intd file, the three
+// directories it flushes (mess/S, intd and todo, opened by the job and
+// kept until it ends: see groupSync) and lock/trigger (opened before the
+// commit link).
 //
 // The service itself keeps fdsFixed: descriptors 0-2 (0 is qmail-start's
 // stop pipe), the listener, the lock, both ends of the stop pipe it makes,
 // the Go runtime's (epoll, its wake-up eventfd, and the two cgroup CPU
 // limit files it keeps open), etc/ids while it is read, one accepted
-// connection not yet handed on: 13, and three to spare. 38 were counted
-// in /proc/PID/fd of an idle service, heldDirs (25) among them. A refused
-// connection waiting for a closer holds one; each closer holds
-// fdsPerCloser (the connection and up to four descriptors of its request,
-// while it closes them). With the default numbers (64 jobs, 4 closers,
-// 64 waiting) that is 637 in all, within the usual soft limit of 1024;
-// the 387 measured for 64 jobs at once are fewer, as jobs are rarely all
-// at their peak together.
+// connection not yet handed on: 13, and three to spare (11 were counted
+// in /proc/PID/fd of an idle service). A refused connection waiting for
+// a closer holds one; each closer holds fdsPerCloser (the connection and
+// up to four descriptors of its request, while it closes them). With the
+// default numbers (64 jobs, 4 closers, 64 waiting) that is 804 in all,
+// within the usual soft limit of 1024; fewer are used at once in
+// practice, as jobs are rarely all at their peak together.
 const (
-	fdsPerJob    = 8
+	fdsPerJob    = 11
 	fdsPerCloser = 5
 	fdsFixed     = 16
 )
@@ -533,24 +505,26 @@ type serviceLimits struct {
 
 // need is the number of descriptors l may use at once.
 func (l serviceLimits) need() int64 {
-	return int64(fdsFixed + heldDirs + l.jobs*fdsPerJob + l.closers*fdsPerCloser + l.backlog)
+	return int64(fdsFixed + l.jobs*fdsPerJob + l.closers*fdsPerCloser + l.backlog)
 }
 
 // fitService returns want, or, when nofile descriptors are not enough for
 // it, limits that fit: the refusals get the least that keeps their logic
-// (one closer, one connection waiting for it), the jobs what is left (at
-// least one, however short the limit), and what is left after the jobs
-// goes to more closers, then to the refusal backlog, up to want's. Callers
-// beyond that are refused, or wait in the listen backlog as with a
-// saturated service, and run qmail-queue. nofile <= 0 means unknown: want
-// is returned.
+// (one closer, one connection waiting for it), the jobs what is left, and
+// what is left after the jobs goes to more closers, then to the refusal
+// backlog, up to want's. Callers beyond that are refused, or wait in the
+// listen backlog as with a saturated service, and run qmail-queue. When
+// not even one job fits, jobs is 0: every caller is refused (a job that
+// could only fail would answer "qq trouble" where qmail-queue, run by
+// the refused caller, can queue). nofile <= 0 means unknown: want is
+// returned.
 func fitService(want serviceLimits, nofile int64) serviceLimits {
 	if nofile <= 0 || want.need() <= nofile {
 		return want
 	}
 	l := serviceLimits{jobs: 0, closers: 1, backlog: 1}
 	fit := (nofile - l.need()) / fdsPerJob
-	l.jobs = int(min(max(fit, 1), int64(want.jobs)))
+	l.jobs = int(min(max(fit, 0), int64(want.jobs)))
 	if rest := nofile - l.need(); rest > 0 {
 		more := min(rest/fdsPerCloser, int64(want.closers-1))
 		l.closers += int(more)
@@ -567,26 +541,42 @@ var nofileFor = func(need int64) int64 {
 	return soft
 }
 
-// errLog writes the service's warnings, one line each, at most one line
-// every so often: when the machine runs out of descriptors or disk every
-// job may fail, and the log (qmail-start's stderr) must not flood. Lines
-// held back are counted in the next one. The write is made on its own
-// goroutine, so that a log that blocks holds no job's slot; while it
-// blocks, later lines are counted, not written.
+// errLog writes the service's job failures, one line each, at most one
+// line every so often: when the machine runs out of descriptors or disk
+// every job may fail, and the log (qmail-start's stderr) must not flood.
+// Lines held back are counted: in the next line when it comes as the
+// interval ends, else in a line of their own written by a timer when the
+// interval is over ("3 more job failures not shown"), so that a burst is
+// counted even when no failure follows it. Every write is made on its
+// own goroutine, so that a log that blocks holds no job's slot; while it
+// blocks, later lines are counted, not written, and the count waits.
 type errLog struct {
 	w       io.Writer
 	every   time.Duration
 	mu      sync.Mutex
-	next    time.Time
+	next    time.Time // no line before this
 	writing bool
 	dropped int
+	timer   bool // a write of the count is scheduled
+	// For tests: the time (nil: time.Now) and the timer (nil:
+	// time.AfterFunc).
+	clock func() time.Time
+	after func(time.Duration, func())
+}
+
+func (l *errLog) now() time.Time {
+	if l.clock != nil {
+		return l.clock()
+	}
+	return time.Now()
 }
 
 func (l *errLog) warn(text string) {
-	now := time.Now()
+	now := l.now()
 	l.mu.Lock()
 	if l.writing || now.Before(l.next) {
 		l.dropped++
+		l.schedule(now)
 		l.mu.Unlock()
 		return
 	}
@@ -601,12 +591,64 @@ func (l *errLog) warn(text string) {
 		b.WriteString(" (and " + strconv.Itoa(n) + " more not shown)")
 	}
 	b.WriteByte('\n')
-	go func() {
-		l.w.Write([]byte(b.String()))
-		l.mu.Lock()
-		l.writing = false
-		l.mu.Unlock()
-	}()
+	go l.write(b.String())
+}
+
+// write writes one line, then lets the next be written.
+func (l *errLog) write(line string) {
+	l.w.Write([]byte(line))
+	l.mu.Lock()
+	l.writing = false
+	l.mu.Unlock()
+}
+
+// schedule makes sure the lines held back are counted once the interval
+// is over. Call with mu held.
+func (l *errLog) schedule(now time.Time) {
+	if l.timer {
+		return
+	}
+	l.timer = true
+	wait := l.next.Sub(now)
+	if l.writing {
+		wait = max(wait, l.every) // look again once the write may be done
+	}
+	if l.after != nil {
+		l.after(max(wait, 0), l.flush)
+	} else {
+		time.AfterFunc(max(wait, 0), l.flush)
+	}
+}
+
+// flush writes the count of the lines held back, unless a line has
+// counted them meanwhile; while a write blocks or the interval is not
+// over it looks again later.
+func (l *errLog) flush() {
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.timer = false
+	if l.dropped == 0 {
+		return
+	}
+	if l.writing || now.Before(l.next) {
+		l.schedule(now)
+		return
+	}
+	// The count does not start a new interval: the next failure is
+	// shown as it comes, so that a change of error is seen.
+	n := l.dropped
+	l.dropped = 0
+	l.writing = true
+	go l.write("qmail-queued: warning: " + plural(n, "more job failure") + " not shown\n")
+}
+
+// plural is n and word, with an s unless n is 1.
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return strconv.Itoa(n) + " " + word + "s"
 }
 
 // jobFailed logs a job that failed for a system error: its exit code and

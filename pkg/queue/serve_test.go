@@ -36,10 +36,24 @@ func serviceLog(t *testing.T, root string, maxJobs int, log io.Writer) (stop fun
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Jobs still running after the grace (a test that stops the service
+	// while a slot is held) end once the test's other cleanups have let
+	// them go: wait for them last, so that none runs into the next test
+	// (which may replace the file operation hooks they use).
+	var jobs sync.WaitGroup
+	t.Cleanup(func() {
+		ended := make(chan struct{})
+		go func() { jobs.Wait(); close(ended) }()
+		select {
+		case <-ended:
+		case <-time.After(30 * time.Second):
+			t.Error("service jobs still running 30 s after the test")
+		}
+	})
 	done := make(chan struct{})
 	go func() {
 		Serve(&ServiceConfig{Root: root, Listener: sock, Stop: int(r.Fd()), MaxJobs: maxJobs,
-			Clock: func() time.Time { return now }, Grace: 5 * time.Second, Log: log})
+			Clock: func() time.Time { return now }, Grace: 5 * time.Second, Log: log, jobs: &jobs})
 		close(done)
 	}()
 	var once sync.Once
@@ -284,8 +298,7 @@ func TestServiceConcurrent(t *testing.T) {
 // every caller returns only after an fsync that started after it asked.
 func TestGroupSync(t *testing.T) {
 	root := newRoot(t)
-	g := &groupSync{queue: filepath.Join(root, "queue")}
-	t.Cleanup(g.close)
+	g := &groupSync{}
 	var events atomic.Int64 // numbers callers' requests and fsync starts in one order
 	var mu sync.Mutex
 	var done []int64 // start numbers of finished fsyncs
@@ -307,11 +320,22 @@ func TestGroupSync(t *testing.T) {
 	const n = 20
 	var wg sync.WaitGroup
 	asked := make([]int64, n)
+	// Each caller has its own descriptor of intd/, as each job has: they
+	// share the fsyncs all the same (the same directory).
+	fds := make([]int, n)
+	for i := range fds {
+		fd, err := unix.Open(filepath.Join(root, "queue", "intd"), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { unix.Close(fd) })
+		fds[i] = fd
+	}
 	wg.Add(1)
 	go func() { // caller 0 starts the first round
 		defer wg.Done()
 		asked[0] = events.Add(1)
-		if err := g.sync("intd"); err != nil {
+		if err := g.sync("intd", fds[0]); err != nil {
 			t.Error(err)
 		}
 	}()
@@ -321,7 +345,7 @@ func TestGroupSync(t *testing.T) {
 		go func(i int) {
 			defer wg.Done()
 			asked[i] = events.Add(1)
-			if err := g.sync("intd"); err != nil {
+			if err := g.sync("intd", fds[i]); err != nil {
 				t.Error(err)
 			}
 			mu.Lock()
@@ -334,11 +358,7 @@ func TestGroupSync(t *testing.T) {
 			t.Errorf("caller %d (asked at %d) returned without an fsync started after it: %v", i, asked[i], done)
 		}(i)
 	}
-	waitFor(t, func() bool {
-		g.mu.Lock()
-		defer g.mu.Unlock()
-		return len(g.dirs["intd"].waiters) == n-1
-	})
+	waitFor(t, func() bool { return g.waiting() == n-1 })
 	close(first)
 	wg.Wait()
 	if c := calls.Load(); c != 2 {
@@ -655,4 +675,123 @@ func TestServiceRefusalsSaturated(t *testing.T) {
 	// backlog's lingering socket: the stop did not wait for it.
 	waitFor(t, func() bool { return tcpState(t, port4) == finWait1 })
 	release3()
+}
+
+// replaceDir moves the directory dir away (to dir.old) and makes a new,
+// empty one with the same owner and mode in its place, as a repair does
+// (mv queue/todo queue/todo.bad; qmail-install). It returns the new one's
+// identity.
+func replaceDir(t *testing.T, dir string) dirID {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(dir, dir+".old"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Lchown(dir, int(st.Uid), int(st.Gid)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, os.FileMode(st.Mode&0o7777)); err != nil {
+		t.Fatal(err)
+	}
+	return statID(t, dir)
+}
+
+func statID(t *testing.T, dir string) dirID {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	return dirID{dev: uint64(st.Dev), ino: st.Ino}
+}
+
+// A queue directory replaced while the service runs (todo/ or intd/ moved
+// away and made anew, or the whole queue moved and installed again) is
+// the one flushed for the next message: the fsync of todo/ after the
+// commit link, and that of intd/ before it, are made on a descriptor of
+// the new directory, where the message's names are, not on one of the
+// directory moved away (a message acknowledged but not durable).
+func TestServiceReplacedDirectory(t *testing.T) {
+	for _, tc := range []string{"todo", "intd", "queue"} {
+		t.Run(tc, func(t *testing.T) {
+			restoreFileOps(t)
+			var mu sync.Mutex
+			recording, committed := false, false
+			var before, after []dirID // identities fsynced before and after the link
+			sysLinkat = func(a int, o string, b int, n string, f int) error {
+				err := unix.Linkat(a, o, b, n, f)
+				if err == nil && strings.HasPrefix(n, "todo/") {
+					mu.Lock()
+					committed = true
+					mu.Unlock()
+				}
+				return err
+			}
+			sysFsync = func(fd int) error {
+				var st unix.Stat_t
+				if err := unix.Fstat(fd, &st); err == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+					mu.Lock()
+					if recording && committed {
+						after = append(after, dirID{dev: uint64(st.Dev), ino: st.Ino})
+					} else if recording {
+						before = append(before, dirID{dev: uint64(st.Dev), ino: st.Ino})
+					}
+					mu.Unlock()
+				}
+				return unix.Fsync(fd)
+			}
+			root := newRoot(t)
+			service(t, root, 0)
+			env := &qq.Envelope{Sender: "a@b", Recipients: []string{"c@d"}}
+			// A first message: the service is up and has flushed its
+			// directories once.
+			if _, err := qq.Queue(qq.Options{Root: root}, strings.NewReader("x\n"), env); err != nil {
+				t.Fatal(err)
+			}
+			q := filepath.Join(root, "queue")
+			if tc == "queue" {
+				if err := os.Rename(q, q+".old"); err != nil {
+					t.Fatal(err)
+				}
+				fresh := newRoot(t)
+				if err := os.Rename(filepath.Join(fresh, "queue"), q); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				replaceDir(t, filepath.Join(q, tc))
+			}
+			todo, intd := statID(t, filepath.Join(q, "todo")), statID(t, filepath.Join(q, "intd"))
+			mu.Lock()
+			recording, committed = true, false
+			mu.Unlock()
+			if _, err := qq.Queue(qq.Options{Root: root}, strings.NewReader("y\n"), env); err != nil {
+				t.Fatal(err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			want := 1 // the second message in the new todo/
+			if tc == "intd" {
+				want = 2 // both in the same todo/
+			}
+			if got, _ := os.ReadDir(filepath.Join(q, "todo")); len(got) != want {
+				t.Fatalf("todo/ holds %d, want %d", len(got), want)
+			}
+			if len(after) != 1 || after[0] != todo {
+				t.Errorf("after the link: fsyncs of %v, want one of the new todo/ %v", after, todo)
+			}
+			found := false
+			for _, id := range before {
+				found = found || id == intd
+			}
+			if !found {
+				t.Errorf("before the link: fsyncs of %v, none of the new intd/ %v", before, intd)
+			}
+		})
+	}
 }
