@@ -52,7 +52,7 @@ func Main(root string, args []string, stdout, stderr io.Writer) int {
 	fl.DurationVar(&cfg.ProbeTimeout, "probe-timeout", 5*time.Second, "time limit of the probe connection")
 	fl.BoolVar(&cfg.Metered, "metered", false, "keep remote delivery held while NetworkManager reports the link as metered")
 	fl.DurationVar(&cfg.Recheck, "recheck", 30*time.Second, "re-evaluate this often even without netlink events")
-	check := fl.Bool("check", false, "print whether the link counts as up and exit (0 up, 1 down)")
+	check := fl.Bool("check", false, "print whether the daemon would count the link as up now (with -metered, -probe) and exit (0 up, 1 down)")
 	fl.Usage = func() {
 		fmt.Fprintln(stderr, "usage: qmail-linkwatch [options]   hold/release remote delivery as the link goes down/up")
 		fl.PrintDefaults()
@@ -68,18 +68,7 @@ func Main(root string, args []string, stdout, stderr io.Writer) int {
 		return 100
 	}
 	if *check {
-		snap, err := Read()
-		if err != nil {
-			fmt.Fprintf(stderr, "qmail-linkwatch: fatal: %v\n", err)
-			return 111
-		}
-		up, why := snap.LinkUp(cfg.Iface)
-		if up {
-			fmt.Fprintf(stdout, "up: %s\n", why)
-			return 0
-		}
-		fmt.Fprintf(stdout, "down: %s\n", why)
-		return 1
+		return checkNow(cfg, DefaultHooks(cfg), stdout, stderr)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
@@ -91,4 +80,31 @@ func Main(root string, args []string, stdout, stderr io.Writer) int {
 		return 111
 	}
 	return 0
+}
+
+// checkNow is -check: one look, judged as the daemon judges a look (the
+// kernel's route, then -metered and -probe when given, in that order), with
+// the reason worded as the daemon logs it. The up-delay is not waited for.
+func checkNow(cfg Config, h Hooks, stdout, stderr io.Writer) int {
+	snap, err := h.Snapshot()
+	if err != nil {
+		fmt.Fprintf(stderr, "qmail-linkwatch: fatal: %v\n", err)
+		return 111
+	}
+	up, why := snap.LinkUp(cfg.Iface)
+	switch {
+	case !up:
+	case cfg.Metered && h.IsMetered != nil && h.IsMetered(linkName(snap, cfg.Iface)):
+		up, why = false, fmt.Sprintf("link up but metered (%s)", why)
+	case cfg.Probe != "":
+		if err := probe(cfg.Probe, h.Dial); err != nil {
+			up, why = false, fmt.Sprintf("link up (%s) but probe %s failed: %v", why, cfg.Probe, err)
+		}
+	}
+	if up {
+		fmt.Fprintf(stdout, "up: %s\n", why)
+		return 0
+	}
+	fmt.Fprintf(stdout, "down: %s\n", why)
+	return 1
 }

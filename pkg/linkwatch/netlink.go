@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"sync"
 	"syscall"
 	"unsafe"
 
@@ -55,6 +56,7 @@ func Read() (*Snapshot, error) {
 		}
 		ifi := (*syscall.IfInfomsg)(unsafe.Pointer(&m.Data[0]))
 		l := Link{Index: int(ifi.Index), Up: ifi.Flags&syscall.IFF_UP != 0, Running: ifi.Flags&syscall.IFF_RUNNING != 0}
+		l.CarrierDowns, _ = carrierDowns(m.Data[syscall.SizeofIfInfomsg:])
 		for _, a := range parseAttrs(m.Data[syscall.SizeofIfInfomsg:]) {
 			if a.typ == syscall.IFLA_IFNAME {
 				n := a.val
@@ -392,34 +394,110 @@ func Subscribe() (int, error) {
 	return fd, nil
 }
 
+// linkFilter is what the event reader knows of the interfaces that
+// decide: which they are (the look's watchedLinks, refreshed at every
+// look) and the carrier-down count last seen for each. The kernel reports
+// carrier changes at most about once a second per interface and folds a
+// shorter loss into a report that shows carrier again, with a higher
+// count: the count, not the flags, tells of such a loss.
+type linkFilter struct {
+	mu      sync.Mutex
+	watched map[int]bool
+	downs   map[int]uint32
+}
+
+// update takes in a look's snapshot: the interfaces that decide now, and
+// the carrier-down counts of those the reader has no count for (the first
+// look; an interface the route has just moved to). It reports whether the
+// snapshot shows a count above the one remembered: a loss whose report has
+// not been read yet, or was lost.
+func (f *linkFilter) update(s *Snapshot, iface string) bool {
+	w := s.watchedLinks(iface)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.watched = w
+	if f.downs == nil {
+		f.downs = map[int]uint32{}
+	}
+	for i := range f.downs {
+		if !w[i] {
+			// Counted again from a snapshot should it decide again:
+			// its messages are not followed meanwhile.
+			delete(f.downs, i)
+		}
+	}
+	rose := false
+	for i := range w {
+		l, ok := s.Links[i]
+		if !ok {
+			continue
+		}
+		old, seen := f.downs[i]
+		if seen && l.CarrierDowns > old {
+			rose = true
+		}
+		if !seen || l.CarrierDowns > old {
+			f.downs[i] = l.CarrierDowns
+		}
+	}
+	return rose
+}
+
 // mayMeanDown reports whether a datagram read from the subscription holds
 // a message that could mean the link was down, however briefly: a watched
 // interface (one the kernel's route uses) reported without IFF_UP or
-// IFF_RUNNING, or removed; or a route added, replaced or deleted whose
-// prefix covers a looked-up address (the kernel's choice may have moved).
-// A look 50 ms later may well find the link up again; the up-delay must
-// still start over. It reads the bytes in place: a flood of route changes
-// costs a few comparisons per message.
-func mayMeanDown(b []byte, watched func(ifindex int) bool) bool {
+// IFF_RUNNING, or with a carrier-down count above the last one seen, or
+// removed; or a route added, replaced or deleted whose prefix covers a
+// looked-up address (the kernel's choice may have moved). A look 50 ms
+// later may well find the link up again; the up-delay must still start
+// over. It reads the bytes in place: a flood of route changes costs a few
+// comparisons per message, and only a watched interface's link message has
+// its attributes walked (as far as the carrier counts, near the start).
+// Every message of the datagram is read, so that the counts stay current.
+func (f *linkFilter) mayMeanDown(b []byte) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	down := false
 	for len(b) >= syscall.NLMSG_HDRLEN {
 		n := int(binary.NativeEndian.Uint32(b[0:4]))
 		if n < syscall.NLMSG_HDRLEN || n > len(b) {
-			return false
+			break
 		}
 		data := b[syscall.NLMSG_HDRLEN:n]
 		switch typ := binary.NativeEndian.Uint16(b[4:6]); typ {
 		case syscall.RTM_NEWLINK, syscall.RTM_DELLINK:
-			if len(data) >= syscall.SizeofIfInfomsg {
-				index := int(int32(binary.NativeEndian.Uint32(data[4:8])))
-				flags := binary.NativeEndian.Uint32(data[8:12])
-				const ok = syscall.IFF_UP | syscall.IFF_RUNNING
-				if watched(index) && (typ == syscall.RTM_DELLINK || flags&ok != ok) {
-					return true
+			if len(data) < syscall.SizeofIfInfomsg {
+				break
+			}
+			index := int(int32(binary.NativeEndian.Uint32(data[4:8])))
+			if typ == syscall.RTM_DELLINK {
+				// A new interface may get the index again, its
+				// count starting from 0.
+				delete(f.downs, index)
+			}
+			if !f.watched[index] {
+				break
+			}
+			flags := binary.NativeEndian.Uint32(data[8:12])
+			const ok = syscall.IFF_UP | syscall.IFF_RUNNING
+			if typ == syscall.RTM_DELLINK || flags&ok != ok {
+				down = true
+			}
+			if typ != syscall.RTM_NEWLINK {
+				break
+			}
+			if c, found := carrierDowns(data[syscall.SizeofIfInfomsg:]); found {
+				old, seen := f.downs[index]
+				if seen && c > old {
+					down = true
+				}
+				if f.downs != nil {
+					f.downs[index] = c
 				}
 			}
 		case syscall.RTM_NEWROUTE, syscall.RTM_DELROUTE:
-			if routeCoversTestDst(data) {
-				return true
+			if !down && routeCoversTestDst(data) {
+				down = true
 			}
 		}
 		n = (n + 3) &^ 3
@@ -428,7 +506,38 @@ func mayMeanDown(b []byte, watched func(ifindex int) bool) bool {
 		}
 		b = b[n:]
 	}
-	return false
+	return down
+}
+
+// carrierDowns finds the carrier-down count among a link message's
+// attributes (after struct ifinfomsg): IFLA_CARRIER_DOWN_COUNT, or where a
+// kernel before 4.16 has none, IFLA_CARRIER_CHANGES. Both come early in
+// the message, before the statistics; the walk stops at the down count.
+func carrierDowns(b []byte) (uint32, bool) {
+	var changes uint32
+	haveChanges := false
+	for len(b) >= 4 {
+		n := int(binary.NativeEndian.Uint16(b[0:2]))
+		if n < 4 || n > len(b) {
+			break
+		}
+		switch binary.NativeEndian.Uint16(b[2:4]) & nlaTypeMask {
+		case unix.IFLA_CARRIER_DOWN_COUNT:
+			if n >= 8 {
+				return binary.NativeEndian.Uint32(b[4:8]), true
+			}
+		case unix.IFLA_CARRIER_CHANGES:
+			if n >= 8 {
+				changes, haveChanges = binary.NativeEndian.Uint32(b[4:8]), true
+			}
+		}
+		n = (n + 3) &^ 3
+		if n >= len(b) {
+			break
+		}
+		b = b[n:]
+	}
+	return changes, haveChanges
 }
 
 // routeCoversTestDst reports whether a route message's prefix contains a

@@ -135,7 +135,6 @@ func TestParseNexthop(t *testing.T) {
 
 // TestMayMeanDown: which netlink messages start the up-delay over.
 func TestMayMeanDown(t *testing.T) {
-	watched := func(i int) bool { return i == 2 }
 	down := linkMsg(2, false)
 	binary.NativeEndian.PutUint16(down[4:6], syscall.RTM_DELLINK)
 	adminDown := linkMsg(2, true)
@@ -162,13 +161,74 @@ func TestMayMeanDown(t *testing.T) {
 		{"IPv6 /3", routeMsg(syscall.RTM_NEWROUTE, syscall.AF_INET6, []byte{0x20, 15: 0}, 3), true},
 		{"IPv6 link-local", routeMsg(syscall.RTM_NEWROUTE, syscall.AF_INET6, []byte{0xfe, 0x80, 15: 0}, 64), false},
 		{"address of the wrong size", routeMsg(syscall.RTM_NEWROUTE, syscall.AF_INET6, []byte{0x20, 0, 0, 0}, 3), false},
+		{"carrier-down count up, carrier shown", linkMsgDowns(2, true, 6), true},
+		{"carrier-down count as before", linkMsgDowns(2, true, 5), false},
+		{"carrier-down count up, other interface", linkMsgDowns(7, true, 6), false},
+		{"carrier-down count up in a datagram's second message", append(linkMsg(2, true), linkMsgDowns(2, true, 9)...), true},
 		{"truncated", linkMsg(2, false)[:20], false},
 		{"empty", nil, false},
 	} {
-		if got := mayMeanDown(tc.b, watched); got != tc.want {
+		f := &linkFilter{watched: map[int]bool{2: true}, downs: map[int]uint32{2: 5}}
+		if got := f.mayMeanDown(tc.b); got != tc.want {
 			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
 		}
 	}
+}
+
+// TestCarrierDownCount: the filter remembers each watched interface's
+// carrier-down count, from the look's snapshot and from the reports, and
+// a count above the one remembered means a loss, whether a report or a
+// snapshot shows it first.
+func TestCarrierDownCount(t *testing.T) {
+	look := func(oif int, downs map[int]uint32) *Snapshot {
+		s := &Snapshot{Links: map[int]Link{}, Paths: []Path{via(syscall.AF_INET, oif)}}
+		for i, d := range downs {
+			s.Links[i] = Link{Index: i, Name: "if", Up: true, Running: true, CarrierDowns: d}
+		}
+		return s
+	}
+	var f linkFilter
+	expect := func(what string, got, want bool) {
+		t.Helper()
+		if got != want {
+			t.Errorf("%s: %v, want %v", what, got, want)
+		}
+	}
+	expect("before any look", f.mayMeanDown(linkMsgDowns(2, true, 9)), false)
+	expect("first look", f.update(look(2, map[int]uint32{2: 5, 3: 1}), ""), false)
+	expect("report of the look's count", f.mayMeanDown(linkMsgDowns(2, true, 5)), false)
+	expect("folded loss", f.mayMeanDown(linkMsgDowns(2, true, 6)), true)
+	expect("the same count again", f.mayMeanDown(linkMsgDowns(2, true, 6)), false)
+	// A datagram whose first message already means down: the second's
+	// count is still taken in.
+	expect("loss, then a count", f.mayMeanDown(append(linkMsg(2, false), linkMsgDowns(2, true, 7)...)), true)
+	expect("that count again", f.mayMeanDown(linkMsgDowns(2, true, 7)), false)
+	// A kernel before 4.16: IFLA_CARRIER_CHANGES alone.
+	changes := func(n uint32) []byte { return withAttrs(linkMsg(2, true), rta(unix.IFLA_CARRIER_CHANGES, u32(n))) }
+	expect("changes as remembered", f.mayMeanDown(changes(7)), false)
+	expect("changes up", f.mayMeanDown(changes(9)), true)
+	expect("down count as remembered", f.mayMeanDown(linkMsgDowns(2, true, 9)), false)
+	// A look whose snapshot is ahead of the reports, then behind them.
+	expect("snapshot ahead", f.update(look(2, map[int]uint32{2: 11, 3: 1}), ""), true)
+	expect("the report of what the snapshot showed", f.mayMeanDown(linkMsgDowns(2, true, 11)), false)
+	expect("snapshot behind", f.update(look(2, map[int]uint32{2: 10, 3: 1}), ""), false)
+	expect("report after a snapshot behind", f.mayMeanDown(linkMsgDowns(2, true, 11)), false)
+	// Interface 3 does not decide; once the route moves there, it does,
+	// counted from the snapshot; 2 no longer does.
+	expect("other interface", f.mayMeanDown(linkMsgDowns(3, true, 2)), false)
+	expect("route moved", f.update(look(3, map[int]uint32{2: 11, 3: 2}), ""), false)
+	expect("old interface", f.mayMeanDown(linkMsgDowns(2, true, 12)), false)
+	expect("new interface", f.mayMeanDown(linkMsgDowns(3, true, 3)), true)
+	// -iface: the configured interface decides too.
+	expect("with -iface", f.update(look(3, map[int]uint32{2: 12, 3: 3}), "if"), false)
+	expect("loss on the -iface one", f.mayMeanDown(linkMsgDowns(2, true, 13)), true)
+	// Removed: down; an interface created with the same index starts
+	// counting from 0.
+	del := linkMsg(3, true)
+	binary.NativeEndian.PutUint16(del[4:6], syscall.RTM_DELLINK)
+	expect("removed", f.mayMeanDown(del), true)
+	expect("index used again", f.mayMeanDown(linkMsgDowns(3, true, 0)), false)
+	expect("its first loss", f.mayMeanDown(linkMsgDowns(3, true, 1)), true)
 }
 
 // FuzzMayMeanDown: no datagram makes the event reader panic.
@@ -176,8 +236,14 @@ func FuzzMayMeanDown(f *testing.F) {
 	f.Add(linkMsg(2, false))
 	f.Add(routeMsg(syscall.RTM_DELROUTE, syscall.AF_INET6, []byte{0x20, 15: 0}, 3))
 	f.Add(append(linkMsg(2, true), routeMsg(syscall.RTM_NEWROUTE, syscall.AF_INET, nil, 0)...))
+	f.Add(linkMsgDowns(2, true, 3))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		mayMeanDown(b, func(int) bool { return true })
+		lf := &linkFilter{watched: map[int]bool{}, downs: map[int]uint32{}}
+		for i := -1; i < 16; i++ {
+			lf.watched[i] = true
+		}
+		lf.mayMeanDown(b)
+		carrierDowns(b)
 	})
 }
 

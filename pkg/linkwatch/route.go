@@ -16,9 +16,9 @@
 //
 // Release waits until the link has been up for a minimum time, and any
 // netlink message that could mean down (a carrier loss on an interface the
-// route uses, a change to a route covering the looked-up address, lost
-// messages) starts that time again, even when the next look finds the link
-// up; optionally, a TCP connection to a probe address (the smarthost) must
+// route uses, or a report of it with a higher carrier-down count, a change
+// to a route covering the looked-up address, lost messages) starts that
+// time again, even when the next look finds the link up; optionally, a TCP connection to a probe address (the smarthost) must
 // succeed and the link must not be metered. Hold happens at once.
 package linkwatch
 
@@ -33,6 +33,11 @@ type Link struct {
 	Name    string
 	Up      bool // IFF_UP
 	Running bool // IFF_RUNNING: carrier (operationally up)
+	// CarrierDowns counts the interface's carrier losses
+	// (IFLA_CARRIER_DOWN_COUNT; IFLA_CARRIER_CHANGES, losses and returns,
+	// on kernels before 4.16; 0 where neither is reported). It rises also
+	// for a loss too short for the kernel to report on its own.
+	CarrierDowns uint32
 }
 
 // Hop is one next hop of a route: the interface it leaves by.

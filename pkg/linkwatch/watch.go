@@ -71,15 +71,13 @@ func Run(ctx context.Context, cfg Config, h Hooks, act Actions, logf func(format
 	// A look comes 50 ms after an event, and a carrier that drops for
 	// 10 ms is up again by then: the reader notes every message that could
 	// mean down (mayMeanDown), and the next look starts the up-delay over
-	// even when it finds the link up. Only the interfaces of the kernel's
-	// route count (watched, refreshed at every look), so that containers
-	// coming and going on other interfaces do not keep mail held.
+	// even when it finds the link up. A loss shorter than the kernel's
+	// rate limit for carrier reports shows only in a carrier-down count
+	// that went up. Only the interfaces of the kernel's route count
+	// (filter, refreshed at every look), so that containers coming and
+	// going on other interfaces do not keep mail held.
 	var downSeen atomic.Bool
-	var watched atomic.Pointer[map[int]bool]
-	isWatched := func(ifindex int) bool {
-		w := watched.Load()
-		return w != nil && (*w)[ifindex]
-	}
+	var filter linkFilter
 	if h.Subscribe != nil {
 		fd, err := h.Subscribe()
 		if err != nil {
@@ -99,7 +97,7 @@ func Run(ctx context.Context, cfg Config, h Hooks, act Actions, logf func(format
 					downSeen.Store(true)
 				case err != nil, n == 0: // closed
 					return
-				case mayMeanDown(buf[:n], isWatched):
+				case filter.mayMeanDown(buf[:n]):
 					downSeen.Store(true)
 				}
 				select {
@@ -132,8 +130,8 @@ func Run(ctx context.Context, cfg Config, h Hooks, act Actions, logf func(format
 			resetTimer(timer, next)
 			continue
 		}
-		watched.Store(ptr(snap.watchedLinks(cfg.Iface)))
-		flapped := downSeen.Swap(false)
+		rose := filter.update(snap, cfg.Iface)
+		flapped := downSeen.Swap(false) || rose
 		up, why := snap.LinkUp(cfg.Iface)
 		now := h.Now()
 		if !up {
@@ -201,8 +199,6 @@ func Run(ctx context.Context, cfg Config, h Hooks, act Actions, logf func(format
 		resetTimer(timer, next)
 	}
 }
-
-func ptr[T any](v T) *T { return &v }
 
 func resetTimer(t *time.Timer, d time.Duration) {
 	if !t.Stop() {

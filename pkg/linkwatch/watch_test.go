@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hqmail/hqmail/pkg/hold"
+	"golang.org/x/sys/unix"
 )
 
 // via is the kernel's answer: a default route of family fam through the
@@ -270,6 +271,29 @@ func linkMsg(ifindex int, carrier bool) []byte {
 	return nlMsg(syscall.RTM_NEWLINK, ifi)
 }
 
+// linkMsgDowns is linkMsg with the carrier counts the kernel sends:
+// IFLA_CARRIER_CHANGES, IFLA_CARRIER_UP_COUNT, IFLA_CARRIER_DOWN_COUNT
+// (after the name, as the kernel orders them).
+func linkMsgDowns(ifindex int, carrier bool, downs uint32) []byte {
+	ups := downs
+	if !carrier {
+		ups--
+	}
+	return withAttrs(linkMsg(ifindex, carrier), rta(syscall.IFLA_IFNAME, []byte("ppp0\x00")),
+		rta(unix.IFLA_CARRIER_CHANGES, u32(downs+ups)), rta(unix.IFLA_CARRIER_UP_COUNT, u32(ups)),
+		rta(unix.IFLA_CARRIER_DOWN_COUNT, u32(downs)))
+}
+
+// withAttrs appends attributes to a netlink message, fixing its length.
+func withAttrs(msg []byte, attrs ...[]byte) []byte {
+	msg = append([]byte(nil), msg...)
+	for _, a := range attrs {
+		msg = append(msg, a...)
+	}
+	binary.NativeEndian.PutUint32(msg[0:4], uint32(len(msg)))
+	return msg
+}
+
 // routeMsg is a route notification for dst/bits (dst nil: default).
 func routeMsg(typ uint16, fam int, dst []byte, bits int) []byte {
 	rt := make([]byte, syscall.SizeofRtMsg)
@@ -281,14 +305,13 @@ func routeMsg(typ uint16, fam int, dst []byte, bits int) []byte {
 	return nlMsg(typ, rt)
 }
 
-// TestFlapStartsUpDelayOver: a carrier that drops for a moment between two
-// looks, each of which finds the link up, starts the up-delay over, and so
-// does a change to the default route; a carrier lost on an interface the
-// route does not use does not. Before, only a look that saw the link down
-// did, and a link dropping for 10 ms every half second was released.
-// The events come from a socket pair standing in for netlink, the time
-// from a clock the test moves.
-func TestFlapStartsUpDelayOver(t *testing.T) {
+// flapRig runs the watcher with -up-delay 1h on the snapshots of look,
+// with a socket pair standing in for netlink and a clock the test moves.
+// Its step moves the clock, sends the messages (one datagram, then one
+// showing ppp0 with carrier), and returns the actions once the look after
+// them has decided: the look after a further event begins only then.
+func flapRig(t *testing.T, look func() *Snapshot) (step func(advance time.Duration, msgs ...[]byte) string) {
+	t.Helper()
 	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_SEQPACKET|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -299,10 +322,11 @@ func TestFlapStartsUpDelayOver(t *testing.T) {
 	taken := make(chan int, 1) // the count of looks when the reader had taken a datagram in
 	h := Hooks{
 		Snapshot: func() (*Snapshot, error) {
+			s := look() // outside mu: it may take a lock of the test's
 			mu.Lock()
 			defer mu.Unlock()
 			looks++
-			return snap(true), nil // ppp0, ifindex 2, always up when looked at
+			return s, nil
 		},
 		Subscribe: func() (int, error) { return fds[0], nil }, // Run closes it
 		Now:       func() time.Time { mu.Lock(); defer mu.Unlock(); return clock },
@@ -343,10 +367,8 @@ func TestFlapStartsUpDelayOver(t *testing.T) {
 			t.Fatal("the watcher did not read the event")
 		}
 	}
-	// step moves the clock, sends the messages (one datagram), and returns
-	// the actions once the look after them has decided: the look after a
-	// further event begins only then.
-	step := func(advance time.Duration, msgs ...[]byte) string {
+	waitLook(0) // the first look: up since now
+	return func(advance time.Duration, msgs ...[]byte) string {
 		t.Helper()
 		mu.Lock()
 		clock = clock.Add(advance)
@@ -355,7 +377,17 @@ func TestFlapStartsUpDelayOver(t *testing.T) {
 		send(linkMsg(2, true))
 		return r.get()
 	}
-	waitLook(0) // the first look: up since now
+}
+
+// TestFlapStartsUpDelayOver: a carrier that drops for a moment between two
+// looks, each of which finds the link up, starts the up-delay over, and so
+// does a change to the default route; a carrier lost on an interface the
+// route does not use does not. Before, only a look that saw the link down
+// did, and a link dropping for 10 ms every half second was released.
+// The events come from a socket pair standing in for netlink, the time
+// from a clock the test moves.
+func TestFlapStartsUpDelayOver(t *testing.T) {
+	step := flapRig(t, func() *Snapshot { return snap(true) }) // ppp0, ifindex 2, always up when looked at
 	if got := step(0); got != "" {
 		t.Fatalf("at start: %q", got)
 	}
@@ -379,5 +411,55 @@ func TestFlapStartsUpDelayOver(t *testing.T) {
 	}
 	if got := step(2 * time.Minute); got != "release" {
 		t.Fatalf("an hour after the last drop: %q, want release", got)
+	}
+}
+
+// TestFoldedCarrierLossStartsUpDelayOver: the kernel reports carrier
+// changes at most about once a second per interface and folds a shorter
+// loss into a report that shows carrier again, with a higher carrier-down
+// count; such a report starts the up-delay over, and so does a look whose
+// snapshot shows a higher count than the last report. A report repeating
+// the count, or a higher count on an interface the route does not use,
+// does not. Before, a link dropping for 10 ms every 0.6 s, reported with
+// carrier each time, was released after the up-delay (reg17 QA).
+func TestFoldedCarrierLossStartsUpDelayOver(t *testing.T) {
+	var mu sync.Mutex
+	downs := uint32(41)
+	step := flapRig(t, func() *Snapshot {
+		s := snap(true)
+		mu.Lock()
+		defer mu.Unlock()
+		l := s.Links[2]
+		l.CarrierDowns = downs
+		s.Links[2] = l
+		return s
+	})
+	if got := step(0, linkMsgDowns(2, true, 41)); got != "" {
+		t.Fatalf("at start: %q", got)
+	}
+	// 59 minutes later, a loss folded into a report with carrier.
+	if got := step(59*time.Minute, linkMsgDowns(2, true, 42)); got != "" {
+		t.Fatalf("after the folded loss: %q", got)
+	}
+	if got := step(2 * time.Minute); got != "" {
+		t.Fatalf("released 2 minutes after a folded carrier loss, with -up-delay 1h: %q", got)
+	}
+	// A loss whose report has not come yet: the look sees the count.
+	mu.Lock()
+	downs = 43
+	mu.Unlock()
+	if got := step(57 * time.Minute); got != "" {
+		t.Fatalf("released an hour after the folded loss, but with a further one in the snapshot: %q", got)
+	}
+	if got := step(2 * time.Minute); got != "" {
+		t.Fatalf("released 2 minutes after the loss the snapshot showed: %q", got)
+	}
+	// The report of that loss when it comes, and a container's interface
+	// (ifindex 7) losing its carrier: nothing new for the link.
+	if got := step(57*time.Minute, linkMsgDowns(2, true, 43), linkMsgDowns(7, true, 100), linkMsgDowns(7, true, 101)); got != "" {
+		t.Fatalf("released early: %q", got)
+	}
+	if got := step(2 * time.Minute); got != "release" {
+		t.Fatalf("an hour after the last loss: %q, want release", got)
 	}
 }
