@@ -201,3 +201,35 @@ func TestDialupHookWantIdentical(t *testing.T) {
 		}
 	}
 }
+
+// TestDialupHooksOlderQmailctl: during an upgrade or a rollback the hooks
+// may meet a qmailctl that records linkwant but knows no "linkwant apply"
+// (exit 100). They fall back to hold remote / release remote, so the
+// event is still applied (upg3 QA: an ip-down left remote mail flowing and
+// an ip-up left it held for good, each logging a usage error).
+func TestDialupHooksOlderQmailctl(t *testing.T) {
+	tr := ctlTree(t)
+	sys := tr.Start(t, "./Maildir/")
+	real := tr.Path("bin", "qmailctl.real")
+	if err := os.Rename(tr.Path("bin", "qmailctl"), real); err != nil {
+		t.Fatal(err)
+	}
+	older := "#!/bin/sh\n" +
+		"if [ \"$1\" = linkwant ] && [ \"$2\" = apply ]; then\n" +
+		"  echo 'qmailctl: usage: qmailctl linkwant [hold|release]' >&2; exit 100\n" +
+		"fi\n" +
+		"exec " + real + " \"$@\"\n"
+	if err := os.WriteFile(tr.Path("bin", "qmailctl"), []byte(older), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	runPPPHook(t, tr, "ip-up.d", "ppp0")
+	waitHold(t, tr, sys, false)
+	runPPPHook(t, tr, "ip-down.d", "ppp0")
+	// The fallback hold is made before the hook returns.
+	if _, err := os.Stat(tr.Path("control", "holdremote")); err != nil {
+		t.Errorf("ip-down returned without the hold: %v", err)
+	}
+	waitHold(t, tr, sys, true)
+	runPPPHook(t, tr, "ip-up.d", "ppp0")
+	waitHold(t, tr, sys, false)
+}
