@@ -1,13 +1,17 @@
 package test
 
 import (
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/hqmail/hqmail/internal/testutil"
 	"github.com/hqmail/hqmail/test/harness"
 	"golang.org/x/sys/unix"
 )
@@ -121,4 +125,68 @@ func TestRcScript(t *testing.T) {
 func fileExists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
+}
+
+// TestRcScriptAlertsToSyslog: qmail-start's alerts after the start (here:
+// qmail-queued killed and started again) reach syslog, tagged qmail-start,
+// where the rc script used to leave them in a temporary file it had
+// deleted (upg3 QA).
+func TestRcScriptAlertsToSyslog(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	if _, err := os.Stat("/etc/default/qmail"); err == nil {
+		t.Skip("/etc/default/qmail exists and would change the script's settings")
+	}
+	tr := harness.Install(t)
+	sock := filepath.Join(harness.TempRoot(t), "log.sock")
+	ln, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	os.Chmod(sock, 0o666) // splogger runs as qmaill
+	var got testutil.SyncBuffer
+	go func() {
+		b := make([]byte, 4096)
+		for {
+			n, err := ln.Read(b)
+			if err != nil {
+				return
+			}
+			got.Write(append(b[:n:n], '\n'))
+		}
+	}()
+	run := func(action string) (string, int) {
+		cmd := exec.Command("/bin/sh", scriptPath(t, "rc/qmail"), action)
+		cmd.Env = []string{"PATH=/usr/bin:/bin", "QMAILHOME=" + tr.Root, "SPLOGGER_SOCKET=" + sock}
+		return combined(t, cmd)
+	}
+	t.Cleanup(func() { run("stop") })
+	if out, code := run("start"); code != 0 {
+		t.Fatalf("start: exit %d: %s", code, out)
+	}
+	var queued int
+	harness.WaitFor(t, 30*time.Second, func() bool { queued = pidOf(tr.Bin("qmail-queued")); return queued > 0 })
+	if err := syscall.Kill(queued, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	harness.WaitFor(t, 30*time.Second, func() bool {
+		return strings.Contains(got.String(), "qmail-start: alert: qmail-queued was killed by signal 9")
+	})
+}
+
+// pidOf returns the pid of a process running the program at path, or 0.
+func pidOf(path string) int {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if exe, err := os.Readlink("/proc/" + e.Name() + "/exe"); err == nil && exe == path {
+			return pid
+		}
+	}
+	return 0
 }
