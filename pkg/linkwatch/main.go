@@ -15,7 +15,6 @@ import (
 
 	"github.com/hqmail/hqmail/pkg/ctl"
 	"github.com/hqmail/hqmail/pkg/hold"
-	"github.com/hqmail/hqmail/pkg/qerr"
 )
 
 // ctlActions holds and releases through qmailctl's code, in-process.
@@ -24,17 +23,23 @@ type ctlActions struct{ root string }
 func (a ctlActions) run(verb string) error {
 	// Recorded first, as the hooks do: qmailctl boot (a restart of qmail
 	// while the link is up) then holds nothing, where the watcher, which
-	// acts only on a change, would leave the boot hold in place.
-	if err := hold.WriteLinkWant(a.root, verb); err != nil {
-		return fmt.Errorf("unable to write %s: %v", hold.LinkWantFile, qerr.Bare(err))
-	}
+	// acts only on a change, would leave the boot hold in place. Recorded
+	// and applied as the hooks do it too (qmailctl linkwant, then linkwant
+	// apply), under the control directory's lock, which apply lets go
+	// before it waits for qmail-send: a hook's event is then never held
+	// up behind the watcher's wait, nor overtaken by it.
 	var out, errb bytes.Buffer
-	switch code := ctl.Main(a.root, []string{verb, "remote"}, &out, &errb); code {
+	if code := ctl.Main(a.root, []string{"linkwant", verb}, &out, &errb); code != ctl.ExitOK {
+		return fmt.Errorf("unable to write %s: %s", hold.LinkWantFile, strings.TrimSpace(errb.String()))
+	}
+	out.Reset()
+	errb.Reset()
+	switch code := ctl.Main(a.root, []string{"linkwant", "apply"}, &out, &errb); code {
 	case ctl.ExitOK, ctl.ExitNotRunning:
 		// Not running: the flag is set, the next start honours it.
 		return nil
 	default:
-		return fmt.Errorf("qmailctl %s remote: exit %d: %s", verb, code, strings.TrimSpace(errb.String()))
+		return fmt.Errorf("qmailctl linkwant apply (%s): exit %d: %s", verb, code, strings.TrimSpace(errb.String()))
 	}
 }
 

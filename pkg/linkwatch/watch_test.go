@@ -463,3 +463,45 @@ func TestFoldedCarrierLossStartsUpDelayOver(t *testing.T) {
 		t.Fatalf("an hour after the last loss: %q, want release", got)
 	}
 }
+
+// TestActionsTakeControlLock: the watcher records and applies as the
+// hooks do, under the control directory's lock (qmailctl linkwant, then
+// linkwant apply): while another qmailctl holds that lock, nothing is
+// recorded (it wrote linkwant at once and then held the lock through
+// qmail-send's confirmation, so a hook's record could wait behind it).
+func TestActionsTakeControlLock(t *testing.T) {
+	root := t.TempDir()
+	for _, d := range []string{"control", "queue/lock"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fd, err := syscall.Open(filepath.Join(root, "control"), syscall.O_RDONLY|syscall.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(fd, syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- ctlActions{root}.Hold("test") }()
+	time.Sleep(200 * time.Millisecond) // time enough to write, if it did not wait
+	if b, err := os.ReadFile(filepath.Join(root, hold.LinkWantFile)); err == nil {
+		t.Errorf("linkwant written (%q) while another qmailctl held the control lock", b)
+	}
+	syscall.Close(fd) // the lock goes with it
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the hold did not finish once the lock was free")
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, hold.LinkWantFile)); string(b) != "hold\n" {
+		t.Errorf("after the lock: linkwant %q", b)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "control", "holdremote")); string(b) != "*\n" {
+		t.Errorf("after the lock: holdremote %q", b)
+	}
+}
