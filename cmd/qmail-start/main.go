@@ -10,7 +10,8 @@
 //     qmaill/nofiles, qmail-lspawn as root/qmail, qmail-rspawn as
 //     qmailr/qmail (+ qmailr's groups), qmail-clean as qmailq/qmail,
 //     qmail-send as qmails/qmail; programs from ROOT/bin; cwd /, umask 077.
-//   - fds: 1 is the log when there is no logger; 2 gets fatal errors.
+//   - fds: 1 is the log when there is no logger; 2 gets fatal errors and
+//     the alerts and warnings about qmail-send, the helpers and qmail-queued.
 //   - stays as qmail-send's parent: forwards TERM, HUP, ALRM to it; exits
 //     with its exit code (111 if it was killed or anything failed to start).
 package main

@@ -3,6 +3,7 @@ package start
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -203,4 +204,103 @@ func TestQueuedExitSaid(t *testing.T) {
 	if want := "qmail-start: warning: qmail-queued exited with status 0; not started again (callers run qmail-queue)\n"; !strings.Contains(stderr, want) {
 		t.Errorf("no %q on stderr:\n%s", want, stderr)
 	}
+}
+
+// startMain starts Main for root in a process group of its own (as
+// runMain does) with stderr as given, and returns the command; the group
+// is killed at the end of the test.
+func startMain(t *testing.T, root string, stderr *os.File) *exec.Cmd {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "-test.run=^$")
+	cmd.Env = append(os.Environ(), mainEnv+"="+root, argsEnv+"=./Maildir/")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pgid := cmd.Process.Pid
+	t.Cleanup(func() { syscall.Kill(-pgid, syscall.SIGKILL) })
+	return cmd
+}
+
+// waitMain waits, bounded, for cmd to end and returns its wait status.
+func waitMain(t *testing.T, cmd *exec.Cmd) syscall.WaitStatus {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("qmail-start did not exit")
+	}
+	return cmd.ProcessState.Sys().(syscall.WaitStatus)
+}
+
+// TestGroupTermNoQueuedWarning: a TERM to the whole process group ends
+// qmail-queued too (exit 0, its stop); that is a stop, not an exit of its
+// own to warn about (review: the warning came with every such stop).
+func TestGroupTermNoQueuedWarning(t *testing.T) {
+	root := fakeTree(t, map[string]string{
+		"qmail-lspawn": "cat >/dev/null\n",
+		"qmail-rspawn": "cat >/dev/null\n",
+		"qmail-clean":  "cat >/dev/null\n",
+		"qmail-queued": "trap 'exit 0' TERM\n: > \"$0.up\"\nwhile :; do sleep 0.1; done\n",
+		"qmail-send":   "trap 'exit 0' TERM\nwhile :; do sleep 0.1; done\n",
+	})
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	cmd := startMain(t, root, w)
+	w.Close()
+	var stderr testutil.SyncBuffer
+	go io.Copy(&stderr, r)
+	up := filepath.Join(root, "bin", "qmail-queued.up")
+	for i := 0; i < 300 && !fileExistsT(up); i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond) // qmail-send's loop running too
+	syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+	ws := waitMain(t, cmd)
+	if ws.Signaled() || ws.ExitStatus() != 0 {
+		t.Errorf("qmail-start: %v, want exit 0", ws)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if strings.Contains(stderr.String(), "qmail-queued exited") {
+		t.Errorf("warning for a qmail-queued stopped with everything:\n%s", stderr.String())
+	}
+}
+
+// TestAlertToClosedStderr: qmail-start's standard error is a pipe whose
+// reader has gone (the rc script's splogger killed): an alert written
+// there must not kill qmail-start with SIGPIPE (review).
+func TestAlertToClosedStderr(t *testing.T) {
+	root := fakeTree(t, map[string]string{
+		"qmail-lspawn": "cat >/dev/null\n",
+		"qmail-rspawn": "cat >/dev/null\n",
+		"qmail-clean":  "cat >/dev/null\n",
+		// Killed the first time: an alert; then runs until its stop.
+		"qmail-queued": "m=\"$0.ran\"\nif [ ! -e \"$m\" ]; then : > \"$m\"; kill -KILL $$; fi\ncat >/dev/null\n",
+		"qmail-send":   "sleep 2\nexit 0\n",
+	})
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	cmd := startMain(t, root, w)
+	w.Close()
+	if ws := waitMain(t, cmd); ws.Signaled() || ws.ExitStatus() != 0 {
+		t.Errorf("qmail-start: %v (signal %v), want qmail-send's exit 0", ws, ws.Signal())
+	}
+}
+
+func fileExistsT(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }

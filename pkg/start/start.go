@@ -260,6 +260,10 @@ func Run(o Options) int {
 	// (installed before it existed) runs without it, as qmail does.
 	var queuedStop *os.File
 	var queuedStopped, queuedDone chan struct{}
+	// stopping is closed when qmail-start gets TERM (forward): a TERM
+	// sent to the whole process group ends qmail-queued too, and that is
+	// no exit of its own to warn about.
+	stopping := make(chan struct{})
 	if qd := filepath.Join(bin, "qmail-queued"); fileExists(qd) {
 		sr, sw, err := os.Pipe()
 		if err != nil {
@@ -280,7 +284,7 @@ func Run(o Options) int {
 		queuedStop = sw
 		queuedStopped = make(chan struct{})
 		queuedDone = make(chan struct{})
-		go superviseQueued(cmd, startQueued, sr, queuedStopped, queuedDone, o.Stderr)
+		go superviseQueued(cmd, startQueued, sr, queuedStopped, stopping, queuedDone, o.Stderr)
 	}
 	send := &exec.Cmd{Path: filepath.Join(bin, "qmail-send"), Args: []string{"qmail-send"}, Dir: "/",
 		Stdin: logFd, Stdout: req[0][1], Stderr: rep[0][0],
@@ -296,7 +300,7 @@ func Run(o Options) int {
 
 	sendDone := make(chan struct{})
 	go func() { send.Wait(); close(sendDone) }()
-	forward(o.Signals, send.Process, sendDone)
+	forward(o.Signals, send.Process, sendDone, stopping)
 	alertExit(o.Stderr, "qmail-send", send.ProcessState)
 	if queuedStop != nil {
 		close(queuedStopped) // before the pipe: no restart from here on
@@ -421,19 +425,22 @@ func alertExit(w io.Writer, name string, ps *os.ProcessState) {
 // the tree; 111: no socket) is left alone. It closes stdin (the read end
 // of the stop pipe, shared by every instance) and done at the end.
 func superviseQueued(cmd *exec.Cmd, start func() (*exec.Cmd, error), stdin *os.File,
-	stopped <-chan struct{}, done chan<- struct{}, stderr *os.File) {
+	stopped, stopping <-chan struct{}, done chan<- struct{}, stderr *os.File) {
 	defer close(done)
 	defer stdin.Close()
 	for {
 		cmd.Wait()
 		ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
 		if !ws.Signaled() && ws.ExitStatus() != 2 {
+			// An exit of its own while qmail-send runs: another service
+			// holds the tree, it was stopped on its own (TERM), or it
+			// gave up (111). Not started again; said, unless the TERM
+			// was a stop of everything (the group's TERM reaches
+			// qmail-start a moment before or after).
 			select {
 			case <-stopped:
-			default:
-				// An exit of its own while qmail-send runs: another
-				// service holds the tree, it was stopped on its own
-				// (TERM), or it gave up (111). Not started again; said.
+			case <-stopping:
+			case <-time.After(time.Second):
 				fmt.Fprintf(stderr, "qmail-start: warning: qmail-queued exited with status %d; not started again (callers run qmail-queue)\n", ws.ExitStatus())
 			}
 			return
@@ -474,11 +481,16 @@ func fileExists(p string) bool {
 	return err == nil
 }
 
-// forward passes signals to p until done is closed.
-func forward(sigs <-chan os.Signal, p *os.Process, done <-chan struct{}) {
+// forward passes signals to p until done is closed; the first TERM also
+// closes stopping.
+func forward(sigs <-chan os.Signal, p *os.Process, done <-chan struct{}, stopping chan<- struct{}) {
 	for {
 		select {
 		case s := <-sigs:
+			if s == syscall.SIGTERM && stopping != nil {
+				close(stopping)
+				stopping = nil
+			}
 			p.Signal(s)
 		case <-done:
 			return
@@ -492,6 +504,11 @@ func Main(args []string, root string, stdout, stderr *os.File) int {
 	spawn.CloseOnExecAll()
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGALRM)
+	// Standard error may be a pipe (the rc script's splogger): with a
+	// handler (not SIG_IGN, which exec would pass on to the children) an
+	// alert written after its reader has gone fails with EPIPE instead of
+	// killing qmail-start and orphaning qmail-send.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	if err := os.Chdir("/"); err != nil {
 		return 111
 	}
