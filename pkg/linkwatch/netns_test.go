@@ -199,17 +199,12 @@ func TestNetnsNexthopObject(t *testing.T) {
 	n.waitState(t, false, "")
 }
 
-// TestNetnsCarrierLossEvent: the kernel's message for a carrier that drops
-// on the route's interface is one that starts the up-delay over, however
-// short the drop; a drop on another interface is not.
-func TestNetnsCarrierLossEvent(t *testing.T) {
-	n := newLinkNS(t)
-	n.veth(t, "va", "10.251.0.2/30")
-	n.veth(t, "wl0", "10.252.0.2/30")
-	n.IP(t, "route", "add", "default", "via", "10.251.0.1", "dev", "va")
-	n.waitState(t, true, "default route via va")
-	var fd int
-	var snap *Snapshot
+// subscribe reads the namespace's state and subscribes to its link and
+// route messages there, each read waiting at most a tenth of a second;
+// it returns the socket (closed at the end of the test), the snapshot and
+// a filter set from it.
+func (n *linkNS) subscribe(t *testing.T) (fd int, snap *Snapshot, f *linkFilter) {
+	t.Helper()
 	var err error
 	n.Do(t, func() {
 		if snap, err = Read(); err == nil {
@@ -224,8 +219,21 @@ func TestNetnsCarrierLossEvent(t *testing.T) {
 	if err := syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, syscall.SO_RCVTIMEO, &tv); err != nil {
 		t.Fatal(err)
 	}
-	var f linkFilter
+	f = &linkFilter{}
 	f.update(snap, "")
+	return fd, snap, f
+}
+
+// TestNetnsCarrierLossEvent: the kernel's message for a carrier that drops
+// on the route's interface is one that starts the up-delay over, however
+// short the drop; a drop on another interface is not.
+func TestNetnsCarrierLossEvent(t *testing.T) {
+	n := newLinkNS(t)
+	n.veth(t, "va", "10.251.0.2/30")
+	n.veth(t, "wl0", "10.252.0.2/30")
+	n.IP(t, "route", "add", "default", "via", "10.251.0.1", "dev", "va")
+	n.waitState(t, true, "default route via va")
+	fd, _, f := n.subscribe(t)
 	// seen reads the messages until one may mean down, or none has come
 	// for quiet tenths of a second.
 	seen := func(quiet int) bool {
@@ -270,24 +278,7 @@ func TestNetnsFoldedCarrierLoss(t *testing.T) {
 	n.IP(t, "link", "set", "va", "up")
 	n.IP(t, "route", "add", "default", "via", "10.251.0.1", "dev", "va")
 	n.waitState(t, true, "default route via va")
-	var fd int
-	var before *Snapshot
-	var err error
-	n.Do(t, func() {
-		if before, err = Read(); err == nil {
-			fd, err = Subscribe()
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { syscall.Close(fd) })
-	tv := syscall.Timeval{Usec: 100000}
-	if err := syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, syscall.SO_RCVTIMEO, &tv); err != nil {
-		t.Fatal(err)
-	}
-	var f linkFilter
-	f.update(before, "")
+	fd, before, f := n.subscribe(t)
 	index := -1
 	for i, l := range before.Links {
 		if l.Name == "va" {
@@ -350,6 +341,7 @@ func TestNetnsFoldedCarrierLoss(t *testing.T) {
 		t.Logf("the short loss was reported with carrier, told by its count")
 	}
 	var after *Snapshot
+	var err error
 	n.Do(t, func() { after, err = Read() })
 	if err != nil {
 		t.Fatal(err)
