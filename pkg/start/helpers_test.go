@@ -1,8 +1,6 @@
 package start
 
 import (
-	"context"
-	"errors"
 	"io"
 	"os"
 	"os/exec"
@@ -45,33 +43,13 @@ func fakeTree(t *testing.T, progs map[string]string) string {
 // standard error.
 func runMain(t *testing.T, root string, args ...string) (int, string, string) {
 	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, exe, "-test.run=^$")
-	cmd.Env = append(os.Environ(), mainEnv+"="+root, argsEnv+"="+strings.Join(args, " "))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 10 * time.Second
 	var stdout, stderr testutil.SyncBuffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pgid := cmd.Process.Pid
-	t.Cleanup(func() { syscall.Kill(-pgid, syscall.SIGKILL) })
-	err = cmd.Wait()
-	if ctx.Err() != nil {
+	cmd := startMain(t, root, &stdout, &stderr, args...)
+	ws, ok := waitMain(t, cmd)
+	if !ok {
 		t.Fatalf("qmail-start did not exit; stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
 	}
-	var ee *exec.ExitError
-	if err != nil && !errors.As(err, &ee) {
-		t.Fatal(err)
-	}
-	return cmd.ProcessState.ExitCode(), stdout.String(), stderr.String()
+	return ws.ExitStatus(), stdout.String(), stderr.String()
 }
 
 // TestHelperCrashLogged: a helper that dies of a Go fatal error (here a
@@ -206,19 +184,20 @@ func TestQueuedExitSaid(t *testing.T) {
 	}
 }
 
-// startMain starts Main for root in a process group of its own (as
-// runMain does) with stderr as given, and returns the command; the group
-// is killed at the end of the test.
-func startMain(t *testing.T, root string, stderr *os.File) *exec.Cmd {
+// startMain starts Main for root with args in a process of its own (the
+// test binary, in its own process group, killed with everything it
+// started at the end of the test), its standard output and error going to
+// stdout and stderr.
+func startMain(t *testing.T, root string, stdout, stderr io.Writer, args ...string) *exec.Cmd {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(exe, "-test.run=^$")
-	cmd.Env = append(os.Environ(), mainEnv+"="+root, argsEnv+"=./Maildir/")
+	cmd.Env = append(os.Environ(), mainEnv+"="+root, argsEnv+"="+strings.Join(args, " "))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Stderr = stderr
+	cmd.Stdout, cmd.Stderr = stdout, stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -227,17 +206,20 @@ func startMain(t *testing.T, root string, stderr *os.File) *exec.Cmd {
 	return cmd
 }
 
-// waitMain waits, bounded, for cmd to end and returns its wait status.
-func waitMain(t *testing.T, cmd *exec.Cmd) syscall.WaitStatus {
+// waitMain waits, at most a minute, for cmd to end and returns its wait
+// status; ok is false when it did not end (its group is killed then).
+func waitMain(t *testing.T, cmd *exec.Cmd) (ws syscall.WaitStatus, ok bool) {
 	t.Helper()
 	done := make(chan struct{})
 	go func() { cmd.Wait(); close(done) }()
 	select {
 	case <-done:
+		return cmd.ProcessState.Sys().(syscall.WaitStatus), true
 	case <-time.After(60 * time.Second):
-		t.Fatal("qmail-start did not exit")
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+		return 0, false
 	}
-	return cmd.ProcessState.Sys().(syscall.WaitStatus)
 }
 
 // TestGroupTermNoQueuedWarning: a TERM to the whole process group ends
@@ -256,7 +238,7 @@ func TestGroupTermNoQueuedWarning(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	cmd := startMain(t, root, w)
+	cmd := startMain(t, root, nil, w, "./Maildir/")
 	w.Close()
 	var stderr testutil.SyncBuffer
 	go io.Copy(&stderr, r)
@@ -266,9 +248,8 @@ func TestGroupTermNoQueuedWarning(t *testing.T) {
 	}
 	time.Sleep(200 * time.Millisecond) // qmail-send's loop running too
 	syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-	ws := waitMain(t, cmd)
-	if ws.Signaled() || ws.ExitStatus() != 0 {
-		t.Errorf("qmail-start: %v, want exit 0", ws)
+	if ws, ok := waitMain(t, cmd); !ok || ws.Signaled() || ws.ExitStatus() != 0 {
+		t.Errorf("qmail-start: %v (ended: %v), want exit 0", ws, ok)
 	}
 	time.Sleep(100 * time.Millisecond)
 	if strings.Contains(stderr.String(), "qmail-queued exited") {
@@ -293,10 +274,10 @@ func TestAlertToClosedStderr(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.Close()
-	cmd := startMain(t, root, w)
+	cmd := startMain(t, root, nil, w, "./Maildir/")
 	w.Close()
-	if ws := waitMain(t, cmd); ws.Signaled() || ws.ExitStatus() != 0 {
-		t.Errorf("qmail-start: %v (signal %v), want qmail-send's exit 0", ws, ws.Signal())
+	if ws, ok := waitMain(t, cmd); !ok || ws.Signaled() || ws.ExitStatus() != 0 {
+		t.Errorf("qmail-start: %v (signal %v, ended: %v), want qmail-send's exit 0", ws, ws.Signal(), ok)
 	}
 }
 
