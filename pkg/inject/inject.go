@@ -65,6 +65,13 @@ type Error struct {
 	Code  int
 	Text  string
 	Queue bool // the failure was reported by qmail-queue
+	// Err is the failure in full where Text is qmail-inject's terse
+	// wording: a control file or the QMAILMFTFILE file that cannot be
+	// read is "read error" in Text (qmail-inject(8) documents it), and
+	// here the file and the reason ("unable to read controls: open
+	// DIR/control/defaultdomain: permission denied"), for a caller whose
+	// messages are its own (sendmail). Nil otherwise.
+	Err error
 }
 
 // ErrNoRecipients is the text of the error NeedRecipients asks for.
@@ -75,6 +82,17 @@ const ErrNoRecipients = "no recipients found"
 const errRead = "read error"
 
 func (e *Error) Error() string { return e.Text }
+
+// Unwrap returns Err.
+func (e *Error) Unwrap() error { return e.Err }
+
+// readFailed is the read error of a file other than the message: Text is
+// qmail's, Err says what could not be read and why.
+func readFailed(what string, err error) *Error {
+	e := fatalf(111, errRead)
+	e.Err = fmt.Errorf("unable to read %s: %w", what, err)
+	return e
+}
 
 func fatalf(code int, format string, a ...any) *Error {
 	return &Error{Code: code, Text: fmt.Sprintf(format, a...)}
@@ -316,12 +334,12 @@ func (j *Job) Exec() *Error {
 	}
 	host, domain, plus, idhost, err := controls(j.Root, env)
 	if err != nil {
-		return fatalf(111, errRead)
+		return readFailed("controls", err)
 	}
 	rw := NewRewriter(host, domain, plus)
 	mft, err := mftLists(env)
 	if err != nil {
-		return fatalf(111, errRead)
+		return readFailed("$QMAILMFTFILE", err)
 	}
 
 	flags, _ := lookup(env, "QMAILINJECT")

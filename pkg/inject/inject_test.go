@@ -522,3 +522,76 @@ func TestEnvLineEndsRefused(t *testing.T) {
 		}
 	}
 }
+
+// A control file or the QMAILMFTFILE file that cannot be read: qmail-inject
+// prints qmail's "read error" and nothing more (qmail-inject(8)), while
+// the Error says which file and why, for sendmail to print. Input that
+// cannot be read has no such detail.
+func TestUnreadableFileDetail(t *testing.T) {
+	type tcase struct {
+		name  string
+		setup func(root string) (env []string, file string)
+		want  string // the start of Err's text; "" for no Err
+	}
+	cases := []tcase{
+		{name: "control file is a directory", setup: func(root string) ([]string, string) {
+			f := filepath.Join(root, "control", "defaultdomain")
+			os.MkdirAll(f, 0o755)
+			return nil, f
+		}, want: "unable to read controls: "},
+		{name: "control/me is a directory", setup: func(root string) ([]string, string) {
+			f := filepath.Join(root, "control", "me")
+			os.MkdirAll(f, 0o755)
+			return nil, f
+		}, want: "unable to read controls: "},
+		{name: "QMAILMFTFILE is a directory", setup: func(root string) ([]string, string) {
+			f := filepath.Join(root, "lists")
+			os.MkdirAll(f, 0o755)
+			return []string{"QMAILMFTFILE=" + f}, f
+		}, want: "unable to read $QMAILMFTFILE: "},
+		{name: "input", setup: func(string) ([]string, string) { return nil, "" }},
+	}
+	if os.Geteuid() != 0 {
+		// The QA report's case; root reads a mode 0 file all the same.
+		cases = append(cases, tcase{name: "control file not readable", setup: func(root string) ([]string, string) {
+			f := filepath.Join(root, "control", "defaultdomain")
+			os.MkdirAll(filepath.Dir(f), 0o755)
+			os.WriteFile(f, []byte("example.org\n"), 0o000)
+			return nil, f
+		}, want: "unable to read controls: "})
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			extra, file := tc.setup(root)
+			env := append([]string{"USER=u"}, extra...)
+			var in io.Reader = strings.NewReader("Subject: s\n\nb\n")
+			if file == "" {
+				in = &stdin{parts: []string{"Subject: s\n", "x"}, wait: func() error { return errors.New("EIO") }}
+			}
+			j := &Job{Root: root, Env: env, Options: Options{Print: true, Args: []string{"bob"}},
+				Stdin: in, Stdout: io.Discard, Stderr: io.Discard}
+			e := j.Exec()
+			if e == nil || e.Code != 111 || e.Text != "read error" || e.Queue {
+				t.Fatalf("Exec: %+v", e)
+			}
+			if tc.want == "" {
+				if e.Err != nil {
+					t.Errorf("Err %v, want none", e.Err)
+				}
+			} else if e.Err == nil || !strings.HasPrefix(e.Err.Error(), tc.want) || !strings.Contains(e.Err.Error(), file+": ") {
+				t.Errorf("Err %v, want %q naming %s", e.Err, tc.want, file)
+			}
+
+			// qmail-inject's own text is qmail's, unchanged.
+			if file == "" {
+				return // the reader above is spent
+			}
+			var errb bytes.Buffer
+			code := Main([]string{"qmail-inject", "-n", "bob"}, root, env, strings.NewReader("Subject: s\n\nb\n"), io.Discard, &errb)
+			if code != 111 || errb.String() != "qmail-inject: fatal: read error\n" {
+				t.Errorf("qmail-inject: exit %d, stderr %q", code, errb.String())
+			}
+		})
+	}
+}

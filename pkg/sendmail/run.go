@@ -199,7 +199,13 @@ func Main(argv []string, root string, env []string, stdin io.Reader, stdout, std
 	j.Sender = c.Sender
 	j.Args = recips
 	if ierr := j.Exec(); ierr != nil {
-		fmt.Fprintf(stderr, "sendmail: fatal: %s\n", ierr.Text)
+		if ierr.Err != nil {
+			// qmail-inject's "read error" names nothing: a control file
+			// sendmail cannot read looked like a fault of the input.
+			fmt.Fprintf(stderr, "sendmail: fatal: %v\n", ierr.Err)
+		} else {
+			fmt.Fprintf(stderr, "sendmail: fatal: %s\n", ierr.Text)
+		}
 		switch {
 		case ierr.Code == 111:
 			return ExTempFail
@@ -265,19 +271,32 @@ func chdirFailed(stderr io.Writer, root string, err error) {
 	fmt.Fprintf(stderr, "sendmail: fatal: unable to switch to qmail home directory %s: %v\n", root, err)
 }
 
-// noTree reports, and explains, that root is no qmail tree: it has no
-// bin/qmail-queue. That is what a hard link or a copy of sendmail outside
-// QMAILHOME/bin finds (qhome.Root takes the parent of a directory named
-// bin, /var/qmail otherwise): without the explanation the error would be
-// a missing program or qmail-inject's "unable to exec qq".
+// noTree reports, and explains, that root is no qmail tree. With neither
+// a queue/ nor a bin/qmail-queue it is what a hard link or a copy of
+// sendmail outside QMAILHOME/bin finds (qhome.Root takes the parent of a
+// directory named bin, /var/qmail otherwise); with bin/qmail-queue but no
+// queue/ it is a source checkout after make, whose bin/ holds the programs
+// but which was never installed. Without the explanation the error would
+// be a missing program, qmail-inject's "unable to exec qq" or qmail-queue's
+// "qq trouble creating files in queue". An installed tree costs one
+// lstat: anything named queue there (a symbolic link to a spool elsewhere
+// too, even a dangling one) is taken as the tree's queue.
 func noTree(stderr io.Writer, root string) bool {
-	qq := filepath.Join(root, "bin", "qmail-queue")
-	if _, err := os.Stat(qq); !errors.Is(err, fs.ErrNotExist) {
+	queue := filepath.Join(root, "queue")
+	if _, err := os.Lstat(queue); !errors.Is(err, fs.ErrNotExist) {
 		return false
 	}
-	fmt.Fprintf(stderr, "sendmail: fatal: %s is no qmail tree (there is no %s): sendmail finds its tree from its own path, "+
-		"QMAILHOME/bin/sendmail or a symbolic link to it; a hard link or a copy elsewhere cannot find it. "+
-		"Link sendmail and its names to QMAILHOME/bin with symbolic links (ln -s), not hard links or copies\n", root, qq)
+	qq := filepath.Join(root, "bin", "qmail-queue")
+	if _, err := os.Stat(qq); errors.Is(err, fs.ErrNotExist) {
+		fmt.Fprintf(stderr, "sendmail: fatal: %s is no qmail tree (there is no %s): sendmail finds its tree from its own path, "+
+			"QMAILHOME/bin/sendmail or a symbolic link to it; a hard link or a copy elsewhere cannot find it. "+
+			"Link sendmail and its names to QMAILHOME/bin with symbolic links (ln -s), not hard links or copies\n", root, qq)
+		return true
+	}
+	fmt.Fprintf(stderr, "sendmail: fatal: %s is no installed qmail tree (there is no %s): it has the programs "+
+		"(as a source checkout's bin/ after make has) but no queue to put mail in. "+
+		"Use the sendmail of an installed tree: make run installs one in run/ (run/bin/sendmail), "+
+		"qmail-install -root DIR another (DIR/bin/sendmail)\n", root, queue)
 	return true
 }
 

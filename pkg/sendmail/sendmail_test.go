@@ -3,6 +3,7 @@ package sendmail
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -120,11 +121,12 @@ func TestParse(t *testing.T) {
 func fakeTree(t *testing.T) (root, capdir string, env []string) {
 	root = t.TempDir()
 	capdir = filepath.Join(root, "cap")
-	for _, d := range []string{"control", "bin", "cap"} {
+	// bin/qmail-queue and queue/ make root an installed qmail tree to
+	// sendmail; $QMAILQUEUE is run instead of that qmail-queue.
+	for _, d := range []string{"control", "bin", "cap", "queue"} {
 		os.MkdirAll(filepath.Join(root, d), 0o755)
 	}
 	os.WriteFile(filepath.Join(root, "control", "me"), []byte("mx.example.org\n"), 0o644)
-	// What makes root a qmail tree to sendmail; $QMAILQUEUE is run instead.
 	os.WriteFile(filepath.Join(root, "bin", "qmail-queue"), []byte("#!/bin/sh\nexit 81\n"), 0o755)
 	qq := filepath.Join(root, "qq")
 	os.WriteFile(qq, []byte("#!/bin/sh\n/bin/cat > '"+capdir+"/message'\n/bin/cat <&1 > '"+capdir+"/envelope'\nexit ${QQEXIT:-0}\n"), 0o755)
@@ -372,6 +374,99 @@ func TestNoTree(t *testing.T) {
 		if code != tc.code || !strings.HasPrefix(errb.String(), want) || !strings.Contains(errb.String(), "symbolic links (ln -s)") ||
 			strings.Count(errb.String(), "\n") != 1 {
 			t.Errorf("%q: exit %d, stderr %q", tc.args, code, errb.String())
+		}
+	}
+}
+
+// TestNotInstalled: bin/sendmail of a source checkout after make has
+// bin/qmail-queue but no queue/; queueing said only qmail-queue's "qq
+// trouble creating files in queue (#4.3.0)". It now says that the tree
+// is not installed and where one is, without running qmail-queue. A
+// $QMAILQUEUE (a qmail-queue of one's own) is run without the check, as
+// before; an installed tree (queue/ there) passes it.
+func TestNotInstalled(t *testing.T) {
+	checkout := func(t *testing.T) (root, ran string) {
+		root = t.TempDir()
+		ran = filepath.Join(root, "ran")
+		os.MkdirAll(filepath.Join(root, "bin"), 0o755)
+		os.WriteFile(filepath.Join(root, "bin", "qmail-queue"), []byte("#!/bin/sh\n: > '"+ran+"'\nexit 53\n"), 0o755)
+		return root, ran
+	}
+	sys := Sys{Chdir: func(string) error { return nil }, Exec: func(string, []string, []string) error { return syscall.ENOENT }}
+	for _, args := range [][]string{{"sendmail", "bob"}, {"sendmail", "-t"}, {"/src/hqmail/bin/sendmail", "-i", "bob"}} {
+		root, ran := checkout(t)
+		var errb bytes.Buffer
+		code := Main(args, root, []string{"USER=alice"}, strings.NewReader("To: bob\n\nx\n"), &bytes.Buffer{}, &errb, sys)
+		want := "sendmail: fatal: " + root + " is no installed qmail tree (there is no " + filepath.Join(root, "queue") + "): "
+		if code != ExTempFail || !strings.HasPrefix(errb.String(), want) || !strings.Contains(errb.String(), "run/bin/sendmail") ||
+			!strings.Contains(errb.String(), "qmail-install") || strings.Count(errb.String(), "\n") != 1 {
+			t.Errorf("%q: exit %d, stderr %q", args, code, errb.String())
+		}
+		if _, err := os.Stat(ran); err == nil {
+			t.Errorf("%q: qmail-queue was run", args)
+		}
+	}
+
+	// $QMAILQUEUE set: no check, the message goes to that program.
+	root, _ := checkout(t)
+	_, capdir, env := fakeTree(t)
+	var errb bytes.Buffer
+	if code := Main([]string{"sendmail", "bob@example.com"}, root, env, strings.NewReader("Subject: s\n\nb\n"), &bytes.Buffer{}, &errb, sys); code != 0 || errb.Len() != 0 {
+		t.Errorf("QMAILQUEUE: exit %d, stderr %q", code, errb.String())
+	}
+	if envl, _ := os.ReadFile(filepath.Join(capdir, "envelope")); !strings.Contains(string(envl), "Tbob@example.com\x00") {
+		t.Errorf("QMAILQUEUE: envelope %q", envl)
+	}
+
+	// Installed (queue/ there, even a symbolic link to a spool
+	// elsewhere, even one not mounted now): the tree's qmail-queue is
+	// run, and what it says is what sendmail says.
+	for _, queue := range []string{"directory", "link", "dangling link"} {
+		root, ran := checkout(t)
+		q := filepath.Join(root, "queue")
+		switch queue {
+		case "directory":
+			os.Mkdir(q, 0o755)
+		case "link":
+			os.Symlink(t.TempDir(), q)
+		default:
+			os.Symlink(filepath.Join(root, "spool", "queue"), q)
+		}
+		errb.Reset()
+		code := Main([]string{"sendmail", "bob"}, root, []string{"USER=alice"}, strings.NewReader("x\n"), &bytes.Buffer{}, &errb, sys)
+		if _, err := os.Stat(ran); err != nil || code != ExTempFail || strings.Contains(errb.String(), "tree") {
+			t.Errorf("queue a %s: ran %v, exit %d, stderr %q", queue, err, code, errb.String())
+		}
+	}
+}
+
+// TestControlReadError: a control file sendmail cannot read is named,
+// with the reason; qmail-inject's "read error" said neither, and looked
+// like a fault of the input.
+func TestControlReadError(t *testing.T) {
+	type tcase struct {
+		name string
+		make func(file string)
+		why  string
+	}
+	cases := []tcase{{"directory", func(f string) { os.Mkdir(f, 0o755) }, "read %s: is a directory"}}
+	if os.Geteuid() != 0 {
+		// The QA report's case (chmod 600 by root); root reads it anyway.
+		cases = append(cases, tcase{"not readable", func(f string) { os.WriteFile(f, []byte("example.org\n"), 0o000) }, "open %s: permission denied"})
+	}
+	for _, tc := range cases {
+		root, capdir, env := fakeTree(t)
+		file := filepath.Join(root, "control", "defaultdomain")
+		tc.make(file)
+		var errb bytes.Buffer
+		sys := Sys{Chdir: func(string) error { return nil }, Exec: func(string, []string, []string) error { return errors.New("no exec") }}
+		code := Main([]string{"sendmail", "root"}, root, env, strings.NewReader("x\n"), &bytes.Buffer{}, &errb, sys)
+		want := "sendmail: fatal: unable to read controls: " + fmt.Sprintf(tc.why, file) + "\n"
+		if code != ExTempFail || errb.String() != want {
+			t.Errorf("%s: exit %d, stderr %q, want %q", tc.name, code, errb.String(), want)
+		}
+		if _, err := os.Stat(filepath.Join(capdir, "envelope")); err == nil {
+			t.Errorf("%s: queued", tc.name)
 		}
 	}
 }
