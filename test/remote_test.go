@@ -119,7 +119,8 @@ func TestRemoteUsageAndControls(t *testing.T) {
 	// A resolver file that control/resolvconf names must exist: no quiet
 	// fall back to a nameserver on 127.0.0.1.
 	tr.Control("resolvconf", "etc/no-such-resolv.conf\n")
-	checkReports(t, tr.Remote(testMsg, "x.test", "f", "t@x.test"), "ZUnable to read control files. (#4.3.0)\n")
+	checkReports(t, tr.Remote(testMsg, "x.test", "f", "t@x.test"),
+		"ZUnable to read "+filepath.Join(tr.Root, "etc", "no-such-resolv.conf")+": file does not exist. (#4.3.0)\n")
 	os.Remove(filepath.Join(tr.Root, "control", "me"))
 	checkReports(t, tr.Remote(testMsg, "x.test", "f", "t@x.test"), "ZUnable to read control files. (#4.3.0)\n")
 }

@@ -11,7 +11,9 @@
 //     they do not serve); a host without addresses then is ErrNoHost.
 //   - An exchanger named by a dotted or bracketed IP address is used as
 //     that address, as qmail does (RFC 5321 forbids such MX records, but
-//     they exist). A null MX (RFC 7505, ".") names no exchanger.
+//     they exist). A null MX (RFC 7505, ".") names no exchanger; a host
+//     whose MX records are all null MX accepts no mail: ErrNullMX, a
+//     permanent failure with no fallback to the host's own addresses.
 //   - MX records are sorted by ascending preference, records of equal
 //     preference in random order. Each exchanger's addresses follow in the
 //     order the server returned them, carrying its preference; exchangers
@@ -46,6 +48,7 @@ import (
 	"cmp"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"slices"
@@ -65,6 +68,10 @@ var (
 	// ErrSelf: this host is an exchanger (IsSelf) and no exchanger of a
 	// lower preference is left.
 	ErrSelf = errors.New("this host is a best-preference exchanger")
+	// ErrNullMX: every MX record of the host is a null MX (RFC 7505): the
+	// domain says it accepts no mail. It is also ErrNoAddr (no exchanger,
+	// permanent), for a caller that does not tell the two apart.
+	ErrNullMX = fmt.Errorf("the domain accepts no mail (null MX): %w", ErrNoAddr)
 )
 
 // The caps of one lookup (see the package comment).
@@ -192,6 +199,11 @@ func (r *Resolver) MXSoft(host string) ([]Addr, int, error) {
 			return nil, -1, err
 		}
 		return addrsOf(ips, 0, host), -1, nil
+	}
+	if !slices.ContainsFunc(mxs, func(mx exchanger) bool { return mx.name != "" }) {
+		// Only null MX records (RFC 7505 §3: mail must not be sent there,
+		// nor to the host's own addresses).
+		return nil, -1, ErrNullMX
 	}
 	shuffle := r.Shuffle
 	if shuffle == nil {

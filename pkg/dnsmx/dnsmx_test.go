@@ -105,6 +105,13 @@ func TestMX(t *testing.T) {
 		"tempaddr.test. MX 10 slow.mx.test.",
 		"plain.test. A 192.0.2.9",
 		"nullmx.test. MX 0 .",
+		"nullmx.test. A 192.0.2.70", // a null MX has no A fallback
+		"nullmx2.test. MX 0 .",
+		"nullmx2.test. MX 10 .",
+		"mixnull.test. MX 0 .", // RFC 7505 forbids it; the real exchanger is used
+		"mixnull.test. MX 10 a.mx.test.",
+		"nullnoaddr.test. MX 0 .",
+		"nullnoaddr.test. MX 10 gone.mx.test.",
 		"ipmx.test. MX 10 192.0.2.50.",
 		"ipmx.test. MX 20 [192.0.2.51].",
 		"mxnx.test. A 192.0.2.60",
@@ -135,7 +142,10 @@ func TestMX(t *testing.T) {
 		{"silent.test", "", dnsmx.ErrTemp, false},
 		{"noaddr.test", "", dnsmx.ErrNoAddr, false},
 		{"tempaddr.test", "", dnsmx.ErrTemp, false},
-		{"nullmx.test", "", dnsmx.ErrNoAddr, false},
+		{"nullmx.test", "", dnsmx.ErrNullMX, false},
+		{"nullmx2.test", "", dnsmx.ErrNullMX, false},
+		{"mixnull.test", "10 a.mx.test 192.0.2.1, 10 a.mx.test 192.0.2.2", nil, false},
+		{"nullnoaddr.test", "", dnsmx.ErrNoAddr, false},
 		{"bad..name", "", dnsmx.ErrNoHost, false},
 		{"", "", dnsmx.ErrNoHost, false},
 	}
@@ -145,6 +155,19 @@ func TestMX(t *testing.T) {
 		if !errors.Is(err, tt.err) || format(got) != tt.want {
 			t.Errorf("MX(%q) = %q, %v; want %q, %v", tt.host, format(got), err, tt.want, tt.err)
 		}
+		// Only a domain whose every MX record is a null MX says it takes
+		// no mail; other hosts without an exchanger keep their errors.
+		if null := tt.host == "nullmx.test" || tt.host == "nullmx2.test"; null != errors.Is(err, dnsmx.ErrNullMX) {
+			t.Errorf("MX(%q): %v; ErrNullMX expected: %v", tt.host, err, null)
+		}
+	}
+}
+
+// TestNullMXIsNoAddr: ErrNullMX is also ErrNoAddr (no exchanger, a
+// permanent failure) for a caller that does not tell them apart.
+func TestNullMXIsNoAddr(t *testing.T) {
+	if !errors.Is(dnsmx.ErrNullMX, dnsmx.ErrNoAddr) {
+		t.Error("ErrNullMX is not ErrNoAddr")
 	}
 }
 

@@ -2,9 +2,12 @@ package remote
 
 import (
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/miekg/dns"
@@ -70,5 +73,110 @@ func TestAddressesReferral(t *testing.T) {
 		if rep == nil || rep.letter != 'Z' || rep.text != txtDNSTemp+txtReferral {
 			t.Errorf("routed %v: %v, report %+v; want the temporary failure with the referral note", routed, addrs, rep)
 		}
+	}
+}
+
+// TestAddressesNullMX: a domain whose only MX is a null MX (RFC 7505)
+// bounces with a report saying it takes no mail (#5.1.10), not the
+// #5.4.4 that reads as a DNS problem; exchangers without addresses keep
+// #5.4.4.
+func TestAddressesNullMX(t *testing.T) {
+	s := dnstest.Start(t)
+	s.Add("nullmx.test. MX 0 .", "nullmx.test. A 192.0.2.1",
+		"noaddr.test. MX 10 gone.noaddr.test.")
+	d := &delivery{cfg: &Config{ResolvConf: s.WriteResolvConf(t, t.TempDir())}, host: "nullmx.test"}
+	want := "Sorry, nullmx.test does not accept mail: it publishes a null MX (RFC 7505). (#5.1.10)\n"
+	if addrs, rep := d.addresses(); rep == nil || rep.letter != 'D' || rep.text != want {
+		t.Errorf("nullmx.test: %v, report %+v; want D%q", addrs, rep, want)
+	}
+	d.host = "noaddr.test"
+	if addrs, rep := d.addresses(); rep == nil || rep.letter != 'D' || rep.text != txtNoMX {
+		t.Errorf("noaddr.test: %v, report %+v; want D%q", addrs, rep, txtNoMX)
+	}
+}
+
+// TestAddressesResolvConfUnreadable: a resolver configuration file that
+// exists but cannot be read defers the mail with a report naming the file
+// and why (QA: it said "Unable to read control files", and nothing in
+// control/ was wrong). A missing file named by control/resolvconf is
+// named the same way.
+func TestAddressesResolvConfUnreadable(t *testing.T) {
+	dir := t.TempDir()
+	long := filepath.Join(dir, "long.conf")
+	if err := os.WriteFile(long, []byte("# "+strings.Repeat("x", 70000)+"\nnameserver 127.0.0.1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	locked := filepath.Join(dir, "locked.conf")
+	if err := os.WriteFile(locked, []byte("nameserver 127.0.0.1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(locked, 0); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		conf, why string
+	}{
+		{dir, "is a directory"},
+		{filepath.Join(dir, "missing.conf"), "file does not exist"},
+		{long, "a line is too long"},
+		{locked, "access denied"},
+	}
+	for _, tt := range tests {
+		if tt.conf == locked && os.Geteuid() == 0 {
+			t.Log("root reads a file of mode 0: the access denied text is checked by TestResolvConfTextAccess")
+			continue
+		}
+		d := &delivery{cfg: &Config{ResolvConf: tt.conf}, host: "any.test"}
+		want := "Unable to read " + tt.conf + ": " + tt.why + ". (#4.3.0)\n"
+		if addrs, rep := d.addresses(); rep == nil || rep.letter != 'Z' || rep.text != want {
+			t.Errorf("%s: %v, report %+v; want Z%q", tt.conf, addrs, rep, want)
+		}
+	}
+}
+
+// TestResolvConfTextAccess: the deferral for a file this user may not
+// read (mode 0600, owner root, as some VPN tools leave /etc/resolv.conf;
+// qmail-remote runs as qmailr) says so in qmail's words, with the path;
+// a relative control/resolvconf name is shown under the qmail root.
+func TestResolvConfTextAccess(t *testing.T) {
+	denied := &fs.PathError{Op: "open", Path: "/etc/resolv.conf", Err: syscall.EACCES}
+	d := &delivery{cfg: &Config{ResolvConf: "/etc/resolv.conf"}, root: "/var/qmail"}
+	if got, want := d.resolvConfText(denied), "Unable to read /etc/resolv.conf: access denied. (#4.3.0)\n"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	d.cfg.ResolvConf = "etc/resolv.conf"
+	if got, want := d.resolvConfText(denied), "Unable to read /var/qmail/etc/resolv.conf: access denied. (#4.3.0)\n"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+// TestMainResolvConfDirectory: through Main, a control/resolvconf naming
+// a directory defers the delivery with the file's name, and no
+// "Unable to read control files".
+func TestMainResolvConfDirectory(t *testing.T) {
+	root := t.TempDir()
+	ctl := filepath.Join(root, "control")
+	if err := os.MkdirAll(filepath.Join(root, "etc", "resolv.d"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(ctl, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, text := range map[string]string{"me": "h.test\n", "resolvconf": "etc/resolv.d\n"} {
+		if err := os.WriteFile(filepath.Join(ctl, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	msg, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer msg.Close()
+	t.Chdir(root) // Main changes into root; this puts the test's directory back
+	var out strings.Builder
+	Main(root, []string{"any.test", "f@x.test", "u@any.test"}, msg, &out)
+	want := "ZUnable to read " + filepath.Join(root, "etc", "resolv.d") + ": is a directory. (#4.3.0)\n\x00"
+	if out.String() != want {
+		t.Errorf("Main wrote %q, want %q", out.String(), want)
 	}
 }

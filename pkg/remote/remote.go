@@ -18,6 +18,7 @@ import (
 	"github.com/hqmail/hqmail/pkg/address"
 	"github.com/hqmail/hqmail/pkg/control"
 	"github.com/hqmail/hqmail/pkg/dnsmx"
+	"github.com/hqmail/hqmail/pkg/qerr"
 	"github.com/hqmail/hqmail/pkg/tcpto"
 )
 
@@ -247,7 +248,7 @@ func (d *delivery) addresses() ([]dnsmx.Addr, *report) {
 		conf, err = dnsmx.ReadConfigStrict(d.cfg.ResolvConf)
 	}
 	if err != nil {
-		return nil, &report{letter: 'Z', text: txtControl}
+		return nil, &report{letter: 'Z', text: d.resolvConfText(err)}
 	}
 	local := localIPs()
 	r := &dnsmx.Resolver{Conf: conf, PreferIPv6: hasGlobalIPv6(local)}
@@ -266,6 +267,9 @@ func (d *delivery) addresses() ([]dnsmx.Addr, *report) {
 		// A relay is looked up for its addresses only: one that exists
 		// without any is "no such host", as qmail's dns_ip makes it.
 		return nil, &report{letter: 'D', text: "Sorry, I couldn't find any host named " + name + ". (#5.1.2)\n"}
+	case errors.Is(err, dnsmx.ErrNullMX):
+		// Checked before ErrNoAddr, which it also is.
+		return nil, &report{letter: 'D', text: "Sorry, " + name + " does not accept mail: it publishes a null MX (RFC 7505). (#5.1.10)\n"}
 	case errors.Is(err, dnsmx.ErrNoAddr):
 		return nil, &report{letter: 'D', text: txtNoMX}
 	case errors.Is(err, dnsmx.ErrSelf):
@@ -276,6 +280,26 @@ func (d *delivery) addresses() ([]dnsmx.Addr, *report) {
 		return nil, &report{letter: 'Z', text: txtDNSTemp}
 	}
 	return addrs, nil
+}
+
+// resolvConfText is the deferral for a resolver configuration file that
+// exists but could not be read (mode 0600 as a VPN tool may leave
+// /etc/resolv.conf, a directory, a line too long), or that
+// control/resolvconf names and is missing: it names the file and
+// why, since "Unable to read control files" sent the admin to control/,
+// where nothing was wrong. A relative name (control/resolvconf) is shown
+// as the path under the qmail root it was opened at.
+func (d *delivery) resolvConfText(err error) string {
+	name := d.cfg.ResolvConf
+	if !filepath.IsAbs(name) && d.root != "" {
+		name = filepath.Join(d.root, name)
+	}
+	why := qerr.Str(err) // qmail's words for an errno: "access denied", "is a directory"
+	var errno syscall.Errno
+	if !errors.As(err, &errno) && errors.Is(err, bufio.ErrTooLong) {
+		why = "a line is too long"
+	}
+	return "Unable to read " + name + ": " + why + ". (#4.3.0)\n"
 }
 
 // txtReferral follows txtDNSTemp when every nameserver that answered gave
