@@ -118,7 +118,7 @@ else
 fi
 echo $! > "$state/smtpd.pid"
 
-# make stop must name the same tree.
+# The hints for make run and make stop must name the same tree.
 rr=""
 [ -n "${RUNROOT:-}" ] && rr=" RUNROOT=$RUNROOT"
 
@@ -145,7 +145,7 @@ if ! kill -0 "$(cat "$state/smtpd.pid")" 2>/dev/null; then
   echo "qmail-smtpd did not start on $LISTEN:" >&2
   tail -n 3 "$state/qmail-smtpd.log" >&2
   if tail -n 3 "$state/qmail-smtpd.log" | grep -q "address already in use"; then
-    echo "(another listener there? try: make run LISTEN=127.0.0.1:2526; make stop$rr to stop the rest)" >&2
+    echo "(another listener there? try: make run$rr LISTEN=127.0.0.1:2526; make stop$rr to stop the rest)" >&2
   else
     echo "(make stop$rr stops the rest)" >&2
   fi

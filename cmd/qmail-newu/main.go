@@ -4,12 +4,14 @@
 //
 // Privilege contract:
 //   - runs as: the admin, normally root (installed 0700); needs write
-//     access to ROOT/users only. Takes no arguments, reads no fds.
+//     access to ROOT/users only. Takes no arguments but -h (help, exit
+//     0; any other argument: usage on stderr, exit 100, nothing done);
+//     reads no fds.
 //   - cwd ROOT, umask 033: writes users/cdb.tmp, fsyncs it, renames it to
 //     users/cdb (mode 0644) and fsyncs users/; on any error the old
 //     users/cdb is left as it was.
 //   - fd 2: "qmail-newu: fatal: ..." on failure.
-//   - exit: 0 done; 111 on any failure, bad format included.
+//   - exit: 0 done; 100 usage; 111 on any failure, bad format included.
 package main
 
 import (
@@ -21,8 +23,18 @@ import (
 	"github.com/hqmail/hqmail/pkg/cdb"
 	"github.com/hqmail/hqmail/pkg/qerr"
 	"github.com/hqmail/hqmail/pkg/qhome"
+	"github.com/hqmail/hqmail/pkg/usage"
 	"github.com/hqmail/hqmail/pkg/users"
 )
+
+const help = `usage: qmail-newu
+  Compiles users/assign into users/cdb, the database qmail-lspawn reads
+  (format in qmail-users(5)). Run it after every change of users/assign.
+  Takes no arguments but -h.
+  Tree: %s (the parent of the bin/ it runs from).
+  Exit 0 done; 100 usage; 111 on any failure, bad format included
+  (users/cdb is then left as it was). See qmail-newu(8).
+`
 
 func fatal(format string, a ...any) {
 	fmt.Fprintf(os.Stderr, "qmail-newu: fatal: "+format+"\n", a...)
@@ -30,8 +42,9 @@ func fatal(format string, a ...any) {
 }
 
 func main() {
-	syscall.Umask(0o033)
 	root := qhome.Root()
+	usage.NoArgs(os.Args[1:], fmt.Sprintf(help, root))
+	syscall.Umask(0o033)
 	if err := os.Chdir(root); err != nil {
 		fatal("unable to chdir to %s: %v", root, qerr.Bare(err))
 	}

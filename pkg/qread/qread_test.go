@@ -364,3 +364,58 @@ func TestQueueFileSymlinks(t *testing.T) {
 		t.Errorf("ScanTodo = %+v, %v", todo, err)
 	}
 }
+
+// TestQreadNamesMissingDir: on a root with no queue (a source checkout's
+// bin/ run by hand) the fatal line names the missing queue directory, not
+// queue/info/0, and says the reason once.
+func TestQreadNamesMissingDir(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, root string)
+		want  string // below root
+	}{
+		{"no queue", func(t *testing.T, root string) {}, "queue"},
+		{"no info", func(t *testing.T, root string) {
+			if err := os.MkdirAll(filepath.Join(root, "queue", "mess"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}, "queue/info"},
+		{"info subdir missing", func(t *testing.T, root string) {
+			queuetest.MakeQueue(t, root)
+			if err := os.Remove(filepath.Join(root, "queue", "info", "7")); err != nil {
+				t.Fatal(err)
+			}
+		}, "queue/info/7"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			tc.setup(t, root)
+			var out, errb bytes.Buffer
+			code := Main(root, &out, &errb)
+			want := "qmail-qread: fatal: unable to read " + filepath.Join(root, tc.want) + ": no such file or directory\n"
+			if code != 111 || errb.String() != want {
+				t.Errorf("exit %d, stderr %q; want 111 and %q", code, errb.String(), want)
+			}
+		})
+	}
+}
+
+// TestCountNamesMissingDir: qmail-qstat (Count) on a root with no queue
+// names the queue, and no error repeats its path ("open PATH: ...").
+func TestCountNamesMissingDir(t *testing.T) {
+	root := t.TempDir()
+	q := filepath.Join(root, "queue")
+	_, err := Count(q)
+	if want := "unable to read " + q + ": no such file or directory"; err == nil || err.Error() != want {
+		t.Errorf("no queue: %v; want %q", err, want)
+	}
+	queuetest.MakeQueue(t, root)
+	if err := os.Remove(filepath.Join(q, "todo")); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Count(q)
+	if want := "unable to read " + filepath.Join(q, "todo") + ": no such file or directory"; err == nil || err.Error() != want {
+		t.Errorf("no todo: %v; want %q", err, want)
+	}
+}

@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/hqmail/hqmail/pkg/qerr"
 	"github.com/hqmail/hqmail/pkg/qhome"
 )
 
@@ -73,7 +74,7 @@ func Scan(q string) ([]Message, error) {
 		dir := filepath.Join(q, "info", strconv.Itoa(s))
 		ents, err := os.ReadDir(dir)
 		if err != nil {
-			return out, fmt.Errorf("unable to read %s: %w", dir, err)
+			return out, fmt.Errorf("unable to read %s: %w", missingDir(err, q, filepath.Join(q, "info"), dir), qerr.Bare(err))
 		}
 		var ids []uint64
 		for _, e := range ents {
@@ -95,13 +96,31 @@ func Scan(q string) ([]Message, error) {
 	return out, nil
 }
 
+// missingDir is the directory to name when reading the last of dirs (a
+// queue directory, then the directories below it on the way) failed with
+// err: for a missing one, the first of dirs that does not exist, so a
+// root with no queue at all (a source checkout's bin/ run by hand) is told
+// as that, not as a missing info/0.
+func missingDir(err error, dirs ...string) string {
+	last := dirs[len(dirs)-1]
+	if !errors.Is(err, fs.ErrNotExist) {
+		return last
+	}
+	for _, d := range dirs[:len(dirs)-1] {
+		if _, err := os.Stat(d); errors.Is(err, fs.ErrNotExist) {
+			return d
+		}
+	}
+	return last
+}
+
 // ReadMessage reads the preprocessed message id of queue directory q.
 // found is false when it has no info file; err is set only when the info
 // directory itself cannot be read. Trouble with the message's files is in
 // m.Err.
 func ReadMessage(q string, id uint64) (m Message, found bool, err error) {
 	if _, err := os.Stat(filepath.Join(q, "info", Sub(id))); err != nil {
-		return m, false, fmt.Errorf("unable to read %s: %w", filepath.Join(q, "info", Sub(id)), err)
+		return m, false, fmt.Errorf("unable to read %s: %w", filepath.Join(q, "info", Sub(id)), qerr.Bare(err))
 	}
 	m, gone := readMessage(q, id)
 	return m, !gone, nil
@@ -284,7 +303,7 @@ func ScanTodo(q string) ([]Todo, error) {
 	dir := filepath.Join(q, "todo")
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("unable to read %s: %w", dir, err)
+		return nil, fmt.Errorf("unable to read %s: %w", missingDir(err, q, dir), qerr.Bare(err))
 	}
 	var out []Todo
 	for _, e := range ents {
@@ -343,7 +362,7 @@ func Count(q string) (Counts, error) {
 	var c Counts
 	subs, err := os.ReadDir(filepath.Join(q, "mess"))
 	if err != nil {
-		return c, fmt.Errorf("unable to read %s: %w", filepath.Join(q, "mess"), err)
+		return c, fmt.Errorf("unable to read %s: %w", missingDir(err, q, filepath.Join(q, "mess")), qerr.Bare(err))
 	}
 	for _, s := range subs {
 		if !s.IsDir() {
@@ -367,7 +386,7 @@ func Count(q string) (Counts, error) {
 func countFiles(dir string) (int, error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return 0, fmt.Errorf("unable to read %s: %w", dir, err)
+		return 0, fmt.Errorf("unable to read %s: %w", dir, qerr.Bare(err))
 	}
 	n := 0
 	for _, e := range ents {

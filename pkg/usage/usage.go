@@ -1,6 +1,8 @@
-// Package usage answers -h for the daemons that qmail-start runs. They take
-// no arguments (or one that never starts with "-"), so a person who runs one
-// by hand to learn what it is gets a paragraph instead of a silent exit 111.
+// Package usage answers -h for programs that take no arguments (or one
+// that never starts with "-"): the daemons qmail-start runs and the admin
+// tools (qmail-tcpok, qmail-newu, qmail-qread, ...). A person who runs one
+// by hand to learn what it is gets a paragraph instead of a silent exit 111
+// or, worse, the tool's work done.
 package usage
 
 import "os"
