@@ -6,10 +6,13 @@
 // qmail-start, cwd irrelevant (it finds QMAILHOME with qhome.Root). No
 // arguments. fd 0: log lines (write); fd 1/2: qmail-lspawn requests/reports;
 // fd 3/4: qmail-rspawn requests/reports; fd 5/6: qmail-clean
-// requests/replies. Signals: TERM (finish running deliveries, exit), ALRM
-// (retry everything now), HUP (re-read locals, virtualdomains, holdlocal,
-// holdremote). Exit 0 after TERM, 111 if it cannot start or it lost a
-// spawner or qmail-clean without a TERM (an "alert:" line says why).
+// requests/replies; fd 7: a pipe to qmail-start, closed as soon as the
+// signals below are caught (qmail-start holds back what it would forward
+// until then; sched.SignalsReady). Signals: TERM (finish running
+// deliveries, exit), ALRM (retry everything now), HUP (re-read locals,
+// virtualdomains, holdlocal, holdremote). Exit 0 after TERM, 111 if it
+// cannot start or it lost a spawner or qmail-clean without a TERM (an
+// "alert:" line says why).
 package main
 
 import (
@@ -33,6 +36,10 @@ const help = `usage: qmail-send
 
 func main() {
 	usage.NoArgs(os.Args[1:], help)
+	// First: until the handlers are in place a HUP or TERM kills
+	// qmail-send, so qmail-start forwards nothing before SignalsReady.
+	sigs := sched.Notify()
+	sched.SignalsReady()
 	// What qmail-send keeps per queued message is small (well under 100
 	// bytes); its peak RSS is mostly garbage from scanning the queue,
 	// which the collector lets reach 4 MB before its first cycle at the
@@ -41,7 +48,6 @@ func main() {
 	// so the extra cycles cost little.
 	debug.SetGCPercent(50)
 	signal.Ignore(syscall.SIGPIPE)
-	sigs := sched.Notify()
 	syscall.Umask(0o077)
 	// The pipes to the spawners and qmail-clean are qmail-start's, private
 	// to each pair of programs, so they wait in the poller (pollfd); the

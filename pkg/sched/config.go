@@ -132,6 +132,24 @@ func readVdoms(ctl *control.Dir) (map[string]string, error) {
 
 var errNoLocals = errors.New("neither control/locals nor control/me exists")
 
+// controlsFailure says why loadConfig failed, for the alert that stops
+// the start: the file (the one the error names, which is control/me when
+// a host name file that defaults to it is missing and me cannot be read)
+// relative to root, and the reason ("unable to read
+// control/concurrencyremote: permission denied"), and where to look.
+func controlsFailure(root string, err error) string {
+	what := err.Error()
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		name := pe.Path
+		if rel, err := filepath.Rel(root, name); err == nil && !strings.HasPrefix(rel, "..") {
+			name = rel
+		}
+		what = "unable to read " + safe(name) + ": " + pe.Err.Error()
+	}
+	return what + " (qmail-install -check -root " + safe(root) + " says how to fix it)"
+}
+
 // loadConfig reads every control file qmail-send uses at start.
 func loadConfig(root string) (*config, error) {
 	ctl := control.Open(root)

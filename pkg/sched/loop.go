@@ -179,7 +179,7 @@ func Run(opt Options) int {
 	// that a bad file stops the start before the lock is touched (and is
 	// reported as such, not as a qmail-send already running).
 	if _, err := loadConfig(s.root); err != nil {
-		s.log.line("alert: cannot start: unable to read controls")
+		s.log.line("alert: cannot start: ", controlsFailure(s.root, err))
 		return 111
 	}
 	if st, err := os.Stat(s.queue); err != nil || !st.IsDir() {
@@ -201,7 +201,7 @@ func Run(opt Options) int {
 	// the loop re-reads.
 	cf, err := loadConfig(s.root)
 	if err != nil {
-		s.log.line("alert: cannot start: unable to read controls")
+		s.log.line("alert: cannot start: ", controlsFailure(s.root, err))
 		return 111
 	}
 	s.cf = cf

@@ -71,8 +71,8 @@ func TestFlagChangedBeforeLockHonoured(t *testing.T) {
 }
 
 // TestBadControlStillStopsBeforeLock: a control file that cannot be read
-// stops the start before the lock is taken, with the same alert as
-// before (the controls are checked before the lock, read again after it).
+// stops the start before the lock is taken, with the alert naming it (the
+// controls are checked before the lock, read again after it).
 func TestBadControlStillStopsBeforeLock(t *testing.T) {
 	root := newTree(t)
 	// A directory where the flag file belongs cannot be read.
@@ -95,7 +95,8 @@ func TestBadControlStillStopsBeforeLock(t *testing.T) {
 	if code := e.exitCode(); code != 111 {
 		t.Errorf("exit %d, want 111", code)
 	}
-	if log := e.log.String(); log != "alert: cannot start: unable to read controls\n" || reached {
+	want := "alert: cannot start: unable to read control/holdremote: is a directory (qmail-install -check -root " + root + " says how to fix it)\n"
+	if log := e.log.String(); log != want || reached {
 		t.Errorf("reached the lock: %v; log:\n%s", reached, log)
 	}
 }
@@ -133,5 +134,49 @@ func TestHUPDuringStartApplied(t *testing.T) {
 	e.wait("the HUP handled", func() bool { return strings.Contains(sendStatus(root), "generation 1\n") })
 	if st := sendStatus(root); !strings.Contains(st, "holdremote no\n") {
 		t.Errorf("sendstatus:\n%s\nwant holdremote no; log:\n%s", st, e.log.String())
+	}
+}
+
+// TestControlFailureNamed: the alert of a start stopped by a control file
+// names the file and the reason, and points at qmail-install -check (QA:
+// it said only "unable to read controls"). A host name file that is
+// missing falls back to control/me, and an unreadable me is the one named.
+func TestControlFailureNamed(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		setup  func(t *testing.T, root string)
+		reason string
+	}{
+		{"concurrencyremote", func(t *testing.T, root string) {
+			mkdir(t, filepath.Join(root, "control/concurrencyremote"))
+		}, "unable to read control/concurrencyremote: is a directory"},
+		{"me behind envnoathost", func(t *testing.T, root string) {
+			os.Remove(filepath.Join(root, "control/me"))
+			mkdir(t, filepath.Join(root, "control/me"))
+		}, "unable to read control/me: is a directory"},
+		{"no locals, no me", func(t *testing.T, root string) {
+			os.Remove(filepath.Join(root, "control/me"))
+			os.Remove(filepath.Join(root, "control/locals"))
+		}, "neither control/locals nor control/me exists"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := newTree(t)
+			tc.setup(t, root)
+			e := start(t, root, ok, ok)
+			if code := e.exitCode(); code != 111 {
+				t.Errorf("exit %d, want 111", code)
+			}
+			want := "alert: cannot start: " + tc.reason + " (qmail-install -check -root " + root + " says how to fix it)\n"
+			if log := e.log.String(); log != want {
+				t.Errorf("log:\n%s\nwant:\n%s", log, want)
+			}
+		})
+	}
+}
+
+func mkdir(t *testing.T, dir string) {
+	t.Helper()
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -12,8 +12,19 @@
 // else. qmail-send's pid is in queue/lock/sendmutex
 // for anyone who wants to signal it directly.
 //
+// A signal is forwarded only once qmail-send catches it: until then the
+// default action of HUP or TERM would kill it (and ALRM would be lost).
+// qmail-send closes its descriptor 7, the write end of a pipe only it
+// holds, right after its signal handlers are in place (sched.SignalsReady);
+// until qmail-start reads end of file there, the signals it gets are held,
+// each kind once, and then forwarded in the order they first came
+// (forward). End of file also comes when qmail-send exits before that;
+// a qmail-send that never closes it (one older than the pipe) is taken as
+// ready after readyWait.
+//
 // Descriptors of qmail-send: 0 log (write), 1/2 lspawn requests/reports,
-// 3/4 rspawn requests/reports, 5/6 clean requests/replies. Each spawner
+// 3/4 rspawn requests/reports, 5/6 clean requests/replies, 7 the
+// readiness pipe (write; qmail-send closes it). Each spawner
 // and qmail-clean gets its request pipe as fd 0, its report pipe as fd 1
 // and /dev/null as fd 2. The logger reads fd 0 and shares qmail-start's
 // fds 1 and 2.
@@ -38,6 +49,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"time"
 
@@ -286,9 +298,18 @@ func Run(o Options) int {
 		queuedDone = make(chan struct{})
 		go superviseQueued(cmd, startQueued, sr, queuedStopped, stopping, queuedDone, o.Stderr)
 	}
+	// readyR sees end of file once qmail-send has closed its fd 7 (the
+	// fifth of ExtraFiles; sched.ReadyFd), that is, catches the signals
+	// forwarded to it (or has exited).
+	readyR, readyW, err := os.Pipe()
+	if err != nil {
+		return fail("unable to create pipe: %v", err)
+	}
+	defer readyR.Close()
+	parent.add(readyW)
 	send := &exec.Cmd{Path: filepath.Join(bin, "qmail-send"), Args: []string{"qmail-send"}, Dir: "/",
 		Stdin: logFd, Stdout: req[0][1], Stderr: rep[0][0],
-		ExtraFiles: []*os.File{req[1][1], rep[1][0], req[2][1], rep[2][0]}}
+		ExtraFiles: []*os.File{req[1][1], rep[1][0], req[2][1], rep[2][0], readyW}}
 	privsep.Apply(send, creds["qmail-send"])
 	if err := send.Start(); err != nil {
 		return fail("unable to start qmail-send: %v", err)
@@ -298,9 +319,26 @@ func Run(o Options) int {
 	parent.close()
 	parent = nil
 
+	sendReady := make(chan struct{})
+	go func() {
+		// Nothing is written there: any return is end of file, or a
+		// pipe that no longer tells anything.
+		readEOF := make(chan struct{})
+		go func() { readyR.Read(make([]byte, 1)); close(readEOF) }()
+		// A qmail-send older than the pipe never closes it: after
+		// readyWait it is taken as ready, so that held signals (a
+		// release's HUP) are not held for its whole life.
+		t := time.NewTimer(readyWait)
+		defer t.Stop()
+		select {
+		case <-readEOF:
+		case <-t.C:
+		}
+		close(sendReady)
+	}()
 	sendDone := make(chan struct{})
 	go func() { send.Wait(); close(sendDone) }()
-	forward(o.Signals, send.Process, sendDone, stopping)
+	forward(o.Signals, send.Process, sendReady, sendDone, stopping)
 	alertExit(o.Stderr, "qmail-send", send.ProcessState)
 	if queuedStop != nil {
 		close(queuedStopped) // before the pipe: no restart from here on
@@ -481,9 +519,19 @@ func fileExists(p string) bool {
 	return err == nil
 }
 
+// readyWait bounds how long signals are held for a qmail-send that has
+// not said it catches them (an older one, which knows nothing of fd 7).
+// A current qmail-send says so within milliseconds of its start.
+var readyWait = 5 * time.Second // a variable for the tests
+
 // forward passes signals to p until done is closed; the first TERM also
-// closes stopping.
-func forward(sigs <-chan os.Signal, p *os.Process, done <-chan struct{}, stopping chan<- struct{}) {
+// closes stopping, when it comes. Before ready is closed (p does not
+// catch them yet) signals are held: each kind once, however often it
+// came (one HUP means what ten do), and passed on in the order each kind
+// first came once ready is closed. A TERM held is forwarded then, so an
+// early stop still stops qmail-send, through its own exit.
+func forward(sigs <-chan os.Signal, p *os.Process, ready, done <-chan struct{}, stopping chan<- struct{}) {
+	var held []os.Signal
 	for {
 		select {
 		case s := <-sigs:
@@ -491,19 +539,49 @@ func forward(sigs <-chan os.Signal, p *os.Process, done <-chan struct{}, stoppin
 				close(stopping)
 				stopping = nil
 			}
+			if ready != nil {
+				if !slices.Contains(held, s) {
+					held = append(held, s)
+				}
+				continue
+			}
 			p.Signal(s)
+		case <-ready:
+			ready = nil // a nil channel: this case is done
+			for _, s := range held {
+				p.Signal(s)
+			}
+			held = nil
 		case <-done:
 			return
 		}
 	}
 }
 
+// notify starts catching TERM, HUP and ALRM, each on a channel of its own
+// with room for one, merged into the channel returned (as qmail-send's
+// sched.Notify): a burst of HUPs then cannot fill a shared buffer and
+// make the runtime drop a TERM.
+func notify() <-chan os.Signal {
+	out := make(chan os.Signal, 3)
+	for _, sig := range []os.Signal{syscall.SIGTERM, syscall.SIGHUP, syscall.SIGALRM} {
+		c := make(chan os.Signal, 1)
+		signal.Notify(c, sig)
+		go func() {
+			for s := range c {
+				out <- s
+			}
+		}()
+	}
+	return out
+}
+
 // Main is qmail-start: args are the arguments after the program name.
 func Main(args []string, root string, stdout, stderr *os.File) int {
+	// First: until then a HUP or TERM kills qmail-start.
+	sigs := notify()
 	syscall.Umask(0o077)
 	spawn.CloseOnExecAll()
-	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGALRM)
 	// Standard error may be a pipe (the rc script's splogger): with a
 	// handler (not SIG_IGN, which exec would pass on to the children) an
 	// alert written after its reader has gone fails with EPIPE instead of
