@@ -190,6 +190,7 @@ func showFile(w io.Writer, d *control.Dir, cf ctlFile) error {
 			return nil
 		}
 		fmt.Fprintf(w, "%s: %s\n", head, value(s))
+		crWarning(w, path, s)
 	case kMe, kMeRequired:
 		s, ok, err := d.ReadLine(cf.name)
 		if err != nil {
@@ -197,6 +198,7 @@ func showFile(w io.Writer, d *control.Dir, cf ctlFile) error {
 		}
 		if ok {
 			fmt.Fprintf(w, "%s: %s\n", head, value(s))
+			crWarning(w, path, s)
 			return nil
 		}
 		me, meOK, err := d.Me()
@@ -228,6 +230,7 @@ func showFile(w io.Writer, d *control.Dir, cf ctlFile) error {
 		default:
 			fmt.Fprintf(w, "%s: %s%s.\n", head, s, concurrencyNote(cf.name, n))
 		}
+		crWarning(w, path, s)
 	case kList, kListMe:
 		lines, ok, err := d.ReadList(cf.name)
 		if err != nil {
@@ -256,6 +259,7 @@ func showFile(w io.Writer, d *control.Dir, cf ctlFile) error {
 				fmt.Fprintf(w, "  %s\n", l)
 			}
 		}
+		crWarning(w, path, lines...)
 	case kHold:
 		h, err := hold.Read(d.Path, cf.name)
 		if err != nil {
@@ -309,6 +313,33 @@ func showFile(w io.Writer, d *control.Dir, cf ctlFile) error {
 		}
 	}
 	return nil
+}
+
+// crWarning prints, below a file's entry, a warning when one of its
+// values as read (vals) ends in a CR: the file was saved with CRLF line
+// endings. The reading rules keep that CR as part of the value, as qmail
+// does (only spaces and tabs are trimmed), so a domain in locals or
+// rcpthosts no longer matches and me puts the CR into replies and
+// headers. The hold flags, whose reader ignores a CR, and the files that
+// are never read here (smtpauth, servercert.pem, tlsca, the .cdb) get
+// no warning.
+func crWarning(w io.Writer, path string, vals ...string) {
+	for _, v := range vals {
+		if strings.HasSuffix(v, "\r") {
+			fmt.Fprintf(w, "  warning: this file has CRLF line endings (saved by a Windows editor?); "+
+				"the CR is part of the value, as in qmail; convert it with sed -i 's/\\r$//' %s\n", shellWord(path))
+			return
+		}
+	}
+}
+
+// shellWord quotes s for a shell command line when it holds anything
+// but letters, digits and the punctuation of ordinary paths.
+func shellWord(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-+,:@%=") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // value renders a single value: "(empty)" for an existing empty file.

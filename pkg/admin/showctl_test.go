@@ -54,6 +54,22 @@ func TestShowctlGolden(t *testing.T) {
 			"control/defaultdelivery":   "|/var/qmail/bin/dot-forward .forward\n./Maildir/\n",
 			"control/mystery":           "?\n",
 		}},
+		// Saved with CRLF line endings: a warning below each entry whose
+		// value (as qmail reads it) ends in a CR, and nowhere else.
+		{"crlf", map[string]string{
+			"etc/ids":                   qhome.SharedIDs(1000, 1000).Format(),
+			"control/me":                "mx.example.org\r\n",
+			"control/locals":            "example.org\r\nmx.example.org\r\n",
+			"control/rcpthosts":         "example.org\r\n\r\n",
+			"control/badmailfrom":       "# only the comment\r\nbad@example.net\n",
+			"control/concurrencyremote": "600\r\n",
+			"control/helohost":          "helo.example \r\n",
+			"control/smtpgreeting":      "greeting.example\nnot read\r\n",
+			"control/holdremote":        "corp.example\r\n",
+			"control/defaultdelivery":   "./Maildir/\r\n",
+			"control/smtpauth":          "smart.example:u:secret\r\n",
+			"control/mystery":           "?\r\n",
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -68,6 +84,9 @@ func TestShowctlGolden(t *testing.T) {
 				t.Fatalf("exit %d:\n%s", code, out.String())
 			}
 			got := strings.ReplaceAll(out.String(), root, "ROOT")
+			// A CR in a value is printed as it is; the golden file shows
+			// it as <CR>.
+			got = strings.ReplaceAll(got, "\r", "<CR>")
 			golden(t, filepath.Join("testdata", "showctl-"+tc.name+".golden"), []byte(got))
 			if strings.Contains(got, "secret") {
 				t.Error("smtpauth contents shown")

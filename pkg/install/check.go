@@ -33,7 +33,9 @@ func noTree(root, why string) error {
 // bin/ with its program entry) and returns one line per deviation, like
 // qmail's instcheck, and what keeps qmail's users from the files they
 // read. The ids come from root/etc/ids; where the user database gives
-// them or qmail's names otherwise, that is said first (IDConflicts). A root that is no tree gives a
+// them or qmail's names otherwise, that is said first (IDConflicts).
+// Control files and the alias user's .qmail files saved with CRLF line
+// endings are named too (crlfFiles). A root that is no tree gives a
 // permanent error wrapping ErrNoTree.
 func Check(root string) ([]string, error) {
 	st, err := os.Stat(root)
@@ -91,6 +93,7 @@ func Check(root string) ([]string, error) {
 		out = append(out, sendFile(root, f.name, f.effect, rs, own)...)
 	}
 	out = append(out, staleUsersCDB(root)...)
+	out = append(out, crlfFiles(root)...)
 	var hints []string
 	if !wayBlocked(root, "control/me") {
 		if hints = dotlessDomain(root); len(hints) == 0 {
