@@ -2,30 +2,16 @@ package sched
 
 import (
 	"os"
-	"os/signal"
 	"syscall"
+
+	"github.com/hqmail/hqmail/pkg/sigcatch"
 )
 
-// Notify starts catching TERM, ALRM and HUP for Run (Options.Signals).
-//
-// Each signal has a channel of its own with room for one pending, and a
-// goroutine passes it on: a burst of one signal (link hooks sending HUP
-// after HUP while qmail-send starts, before Run reads) then never crowds
-// out another. With one shared buffer, the runtime drops a signal that
-// finds it full, and a TERM lost that way would leave qmail-send
-// running; a HUP or an ALRM repeated means no more than one.
+// Notify starts catching TERM, ALRM and HUP for Run (Options.Signals),
+// each on a channel of its own (sigcatch): a burst of HUPs from link hooks
+// while qmail-send starts never crowds out a TERM.
 func Notify() <-chan os.Signal {
-	out := make(chan os.Signal, 3)
-	for _, sig := range []os.Signal{syscall.SIGTERM, syscall.SIGALRM, syscall.SIGHUP} {
-		c := make(chan os.Signal, 1)
-		signal.Notify(c, sig)
-		go func() {
-			for s := range c {
-				out <- s
-			}
-		}()
-	}
-	return out
+	return sigcatch.Catch(syscall.SIGTERM, syscall.SIGALRM, syscall.SIGHUP)
 }
 
 // ReadyFd is the descriptor through which qmail-start learns that

@@ -57,6 +57,7 @@ import (
 	"github.com/hqmail/hqmail/pkg/privsep"
 	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/sendlock"
+	"github.com/hqmail/hqmail/pkg/sigcatch"
 	"github.com/hqmail/hqmail/pkg/spawn"
 	"golang.org/x/sys/unix"
 )
@@ -558,28 +559,10 @@ func forward(sigs <-chan os.Signal, p *os.Process, ready, done <-chan struct{}, 
 	}
 }
 
-// notify starts catching TERM, HUP and ALRM, each on a channel of its own
-// with room for one, merged into the channel returned (as qmail-send's
-// sched.Notify): a burst of HUPs then cannot fill a shared buffer and
-// make the runtime drop a TERM.
-func notify() <-chan os.Signal {
-	out := make(chan os.Signal, 3)
-	for _, sig := range []os.Signal{syscall.SIGTERM, syscall.SIGHUP, syscall.SIGALRM} {
-		c := make(chan os.Signal, 1)
-		signal.Notify(c, sig)
-		go func() {
-			for s := range c {
-				out <- s
-			}
-		}()
-	}
-	return out
-}
-
 // Main is qmail-start: args are the arguments after the program name.
 func Main(args []string, root string, stdout, stderr *os.File) int {
 	// First: until then a HUP or TERM kills qmail-start.
-	sigs := notify()
+	sigs := sigcatch.Catch(syscall.SIGTERM, syscall.SIGHUP, syscall.SIGALRM)
 	syscall.Umask(0o077)
 	spawn.CloseOnExecAll()
 	// Standard error may be a pipe (the rc script's splogger): with a
