@@ -50,7 +50,9 @@ const (
 // already parsed (brackets, source route, quotes and backslashes are gone):
 // a domain "[d.d.d.d]" naming one of this host's IPv4 addresses becomes
 // localiphost when replace is set (an empty one too, as qmail: the address
-// is then "user@"), and an address of MaxAddr bytes or more is a syntax error.
+// is then "user@"), and then an address of MaxAddr bytes or more is a syntax
+// error: the limit is held against the address as it will be queued, after
+// the replacement, in the order qmail's parser applies the two.
 // An address containing NUL, CR or LF is refused as well: qmail would cut
 // it at the NUL; refusing keeps the envelope record whole.
 func fixAddr(addr, localIPHost string, replace bool) (string, addrResult) {

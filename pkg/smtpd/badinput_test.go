@@ -126,22 +126,70 @@ func TestHops(t *testing.T) {
 		}
 		return b.String()
 	}
+	// stuffed is n header lines sent on the wire with a leading dot,
+	// ".Received: x", which qmail does not count (it counts the lines as
+	// sent), although the dot is removed and "Received: x" is queued.
+	stuffed := func(n int) string { return strings.Repeat(".Received: x\r\n", n) }
+	crlf := func(s string) string { return strings.ReplaceAll(s, "\n", "\r\n") }
+	const loop = "554 too many hops, this message is looping (#5.4.6)"
 	for _, tc := range []struct {
 		name, msg, reply string
+		wire             string // sent as it is instead of msg, dot-stuffed
 	}{
-		{"99", hdr(98) + "Received: z\n\nbody\n", "250 ok "},
-		{"100", hdr(99) + "received:\tz\n\nbody\n", "554 too many hops, this message is looping (#5.4.6)"},
-		{"body", "Subject: x\n\n" + hdr(150), "250 ok "},
-		{"continuation", "X: y\n" + strings.Repeat(" Received: x\n", 150) + "\n", "250 ok "},
+		{"99", hdr(98) + "Received: z\n\nbody\n", "250 ok ", ""},
+		{"100", hdr(99) + "received:\tz\n\nbody\n", loop, ""},
+		{"Received-SPF counts", hdr(99) + "Received-SPF: pass\n\nbody\n", loop, ""},
+		{"body", "Subject: x\n\n" + hdr(150), "250 ok ", ""},
+		{"continuation", "X: y\n" + strings.Repeat(" Received: x\n", 150) + "\n", "250 ok ", ""},
+		{"dot-stuffed lines", "", "250 ok ", stuffed(100) + crlf(hdr(99)) + "\r\nbody\r\n.\r\n"},
+		{"dot-stuffed and 100", "", loop, stuffed(50) + crlf(hdr(100)) + "\r\nbody\r\n.\r\n"},
 	} {
 		c := openData(t, s)
-		c.send(textprotoDot(tc.msg))
+		if tc.wire != "" {
+			c.send(tc.wire)
+		} else {
+			c.send(textprotoDot(tc.msg))
+		}
 		if got := c.last(); !strings.HasPrefix(got, tc.reply) {
 			t.Errorf("%s: %q, want %q", tc.name, got, tc.reply)
 		}
 	}
-	if n := len(q.all()); n != 3 {
-		t.Errorf("%d queued, want 3", n)
+	msgs := q.all()
+	if n := len(msgs); n != 4 {
+		t.Fatalf("%d queued, want 4", n)
+	}
+	// The dot-stuffed lines were queued without their dot.
+	if m := msgs[3].Msg; strings.Count(m, "Received: x\n") != 100 || strings.Contains(m, ".Received") {
+		t.Errorf("dot-stuffed lines queued as %q", m)
+	}
+}
+
+// TestHopCount: the hop count on the lines as sent over the wire, as
+// qmail's: any case, "received"/"delivered" at the start of a header line
+// (Received-SPF too), no continuation lines, nothing after the empty line,
+// and no line sent with a leading dot.
+func TestHopCount(t *testing.T) {
+	for _, tc := range []struct {
+		wire string
+		want int
+	}{
+		{"Received: a\r\nDelivered-To: b\r\nX: c\r\n\r\nReceived: d\r\n", 2},
+		{"RECEIVED: a\r\nrEcEiVeD: b\r\nDELIVERED-TO: c\r\n", 3},
+		{"Received-SPF: pass\r\nReceivedX\r\nDeliveredX\r\n", 3},
+		{"Receive: a\r\nDeliver: b\r\nX-Received: c\r\n", 0},
+		{"X: y\r\n Received: a\r\n\tDelivered-To: b\r\n", 0},
+		{".Received: a\r\n..Received: b\r\n.Delivered-To: c\r\nReceived: d\r\n", 1},
+		{"\r\nReceived: a\r\n", 0},                            // empty header
+		{"X: a\r\r\nReceived: b\r\n\r\r\nReceived: c\r\n", 2}, // CR CR LF is no empty line
+		{"Rec\reived: a\r\n", 0},
+	} {
+		var h hopCount
+		for i := 0; i < len(tc.wire); i++ {
+			h.add(tc.wire[i])
+		}
+		if h.n != tc.want {
+			t.Errorf("%q: %d hops, want %d", tc.wire, h.n, tc.want)
+		}
 	}
 }
 

@@ -14,8 +14,10 @@ var errBareLF = errors.New("bare LF in DATA")
 
 // body turns the message as go-smtp delivers it into what qmail-queue is
 // given, with qmail-smtpd's rules: CRLF becomes LF, a CR not followed by
-// LF is kept, a bare LF is fatal (DATA only), Received/Delivered header
-// lines are counted, and the decoded size is held against databytes.
+// LF is kept, a bare LF is fatal (DATA only), the message is refused when
+// hops (Received/Delivered header lines, counted by front on the bytes as
+// they came over the wire) reached MaxHops, and the decoded size is held
+// against databytes.
 //
 // front's bodyReader has already removed dot-stuffing and the final ".",
 // but it keeps CR LF pairs. It hands out only what the client has sent so
@@ -45,21 +47,57 @@ type body struct {
 	srcEOF  bool
 	fin     error // set once the body is finished (io.EOF or a reply)
 
-	cr       bool // a CR is pending
-	inHeader bool
-	line     [9]byte
-	lineLen  int
-	hops     int
-	size     int64
-	over     bool
-	looping  bool
-	rawLine  int // bytes of the current input line, before its LF
-	long     bool
-	readErr  error // error of the source (client gone, timeout, long line)
+	hops *hopCount // the message's hop count; nil: not counted
+
+	cr      bool // a CR is pending
+	size    int64
+	over    bool
+	rawLine int // bytes of the current input line, before its LF
+	long    bool
+	readErr error // error of the source (client gone, timeout, long line)
 }
 
 func newBody(src io.Reader, limit int64, refresh func()) *body {
-	return &body{src: src, limit: limit, refresh: refresh, inHeader: true}
+	return &body{src: src, limit: limit, refresh: refresh}
+}
+
+// looping reports whether the hop count has reached MaxHops.
+func (b *body) looping() bool { return b.hops != nil && b.hops.n >= MaxHops }
+
+// hopCount counts the Received and Delivered lines of a message's header
+// the way qmail-smtpd does: on the lines as the client sent them, before
+// the dot-stuffing is undone. A line that starts with "received" or
+// "delivered", in any mix of case, counts (so does "Received-SPF:"); a
+// continuation line does not (it starts with a blank), nor does a line sent
+// as ".Received: x", although "Received: x" is what it becomes; the header
+// ends with the first empty line, CR LF alone.
+type hopCount struct {
+	n      int     // lines counted
+	line   [9]byte // the start of the current line
+	pos    int     // bytes of the current line so far (LF excluded)
+	inBody bool    // the empty line ending the header has gone by
+}
+
+// add takes the next byte of the message as it came over the wire.
+func (h *hopCount) add(c byte) {
+	if h.inBody {
+		return
+	}
+	if c == '\n' {
+		if h.pos == 1 && h.line[0] == '\r' {
+			h.inBody = true
+		}
+		h.pos = 0
+		return
+	}
+	if h.pos < len(h.line) {
+		h.line[h.pos] = c
+	}
+	h.pos++
+	if (h.pos == 8 && foldEq(h.line[:8], "received")) ||
+		(h.pos == 9 && foldEq(h.line[:9], "delivered")) {
+		h.n++
+	}
 }
 
 func (b *body) Read(p []byte) (int, error) {
@@ -156,26 +194,7 @@ func (b *body) emit(c byte, p []byte, n int) int {
 	if b.limit > 0 && b.size > b.limit {
 		b.over = true
 	}
-	if b.inHeader {
-		if c == '\n' {
-			if b.lineLen == 0 {
-				b.inHeader = false
-			}
-			b.lineLen = 0
-		} else {
-			if b.lineLen < len(b.line) {
-				b.line[b.lineLen] = c
-			}
-			b.lineLen++
-			if (b.lineLen == 8 && foldEq(b.line[:8], "received")) ||
-				(b.lineLen == 9 && foldEq(b.line[:9], "delivered")) {
-				if b.hops++; b.hops >= MaxHops {
-					b.looping = true
-				}
-			}
-		}
-	}
-	if b.over || b.looping || b.long {
+	if b.over || b.looping() || b.long {
 		return n
 	}
 	p[n] = c
@@ -185,7 +204,7 @@ func (b *body) emit(c byte, p []byte, n int) int {
 // finish is the result at the end of the message.
 func (b *body) finish() error {
 	switch {
-	case b.looping:
+	case b.looping():
 		return replyTooManyHops
 	case b.over:
 		return replyDatabytes

@@ -59,9 +59,10 @@ type front struct {
 	queue   []handover // lines still to hand to go-smtp
 	cur     []byte     // rest of the line being handed over
 	act     replyAction
-	data    int    // dataNone, dataBody, dataDrain
-	qstate  int    // DATA state (qBegin...)
-	dpend   []byte // decoded DATA bytes not yet handed out
+	data    int      // dataNone, dataBody, dataDrain
+	qstate  int      // DATA state (qBegin...)
+	dpend   []byte   // decoded DATA bytes not yet handed out
+	hops    hopCount // the message's hop count, on the bytes as sent
 	closed  bool
 
 	wbuf []byte // go-smtp's reply being collected
@@ -328,6 +329,7 @@ func (f *front) dispatch(line string) {
 					return r
 				}
 				f.data, f.qstate, f.dpend = dataBody, qBegin, f.dpend[:0]
+				f.hops = hopCount{}
 				return []byte(textGoAhead + "\r\n")
 			})
 		}
@@ -448,8 +450,9 @@ const (
 // start counting as a beginning of a line, and a CR before CR LF being
 // an ordinary byte), and everything else is passed on, CRs and bare LFs
 // included, for body to decode (CR LF to LF, bare LF fatal, lines longer
-// than MaxLine refused at the end). Read returns io.EOF at the end of the
-// message, and never reads past it.
+// than MaxLine refused at the end). Every byte read is also given to
+// front's hopCount, which body consults. Read returns io.EOF at the end of
+// the message, and never reads past it.
 type bodyReader struct{ f *front }
 
 func (r bodyReader) Read(p []byte) (int, error) {
@@ -477,6 +480,9 @@ func (r bodyReader) Read(p []byte) (int, error) {
 		if err != nil {
 			return n, err
 		}
+		// Hops are counted before the dot-stuffing is undone, as qmail
+		// counts them: a line sent as ".Received: x" is no hop.
+		f.hops.add(c)
 		f.decode(c)
 	}
 	return n, nil

@@ -2,6 +2,7 @@ package smtpd
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"net"
@@ -89,35 +90,45 @@ func (l *Listener) Serve(ln net.Listener) error {
 }
 
 // serveConn serves session number n (counted from 1 by the listener).
+// Whatever becomes of it, the session is logged as tcpserver -v logs one:
+// "ok" as it starts, before anything else is read, and "end" with the
+// status qmail-smtpd would exit with (1 after a 421 for unreadable
+// controls). Every line logged in between about this session (warnings,
+// errors) starts with its number and the client's address, as
+// "3 192.0.2.7 warning: ...", so that it can be told from the lines of the
+// sessions running beside it.
 func (l *Listener) serveConn(c net.Conn, n uint64, logger *log.Logger) {
 	defer c.Close()
+	peer, rip := socketPeer(c)
+	logger.Printf("ok %d %s port %s", n, peer.RemoteIP, portOf(c.RemoteAddr()))
+	slog := sessionLog(logger, n, peer.RemoteIP)
+	status := 1
 	cfg, warn, err := LoadConfig(l.Root, l.Getenv)
+	if err == nil {
+		if warn != nil {
+			slog.Printf("warning: %v", warn)
+		}
+		err = l.controlPeer(&peer, rip, slog)
+	}
 	if err != nil {
-		logger.Printf("%v", err)
+		slog.Printf("%v", err)
 		c.SetWriteDeadline(time.Now().Add(10 * time.Second))
 		io.WriteString(c, textControls+"\r\n")
-		return
-	}
-	if warn != nil {
-		logger.Printf("warning: %v", warn)
-	}
-	if l.QueueEnv != nil {
-		cfg.QueueEnv = l.QueueEnv
-	}
-	peer, err := l.peerOf(c, logger)
-	if err != nil {
-		logger.Printf("%v", err)
-		io.WriteString(c, textControls+"\r\n")
-		return
-	}
-	// One line at each end, as tcpserver -v logs them; the session number
-	// pairs them when one client has several sessions at once.
-	logger.Printf("ok %d %s port %s", n, peer.RemoteIP, portOf(c.RemoteAddr()))
-	status := 0
-	if !Serve(c, cfg, peer, logger) {
-		status = 1
+	} else {
+		if l.QueueEnv != nil {
+			cfg.QueueEnv = l.QueueEnv
+		}
+		if Serve(c, cfg, peer, slog) {
+			status = 0
+		}
 	}
 	logger.Printf("end %d %s status %d", n, peer.RemoteIP, status)
+}
+
+// sessionLog is the logger of session n with the client at ip: logger's
+// lines, each message preceded by "n ip ".
+func sessionLog(logger *log.Logger, n uint64, ip string) *log.Logger {
+	return log.New(logger.Writer(), fmt.Sprintf("%s%d %s ", logger.Prefix(), n, ip), logger.Flags())
 }
 
 // portOf is the port of a TCP address, "?" if it has none.
@@ -128,11 +139,11 @@ func portOf(a net.Addr) string {
 	return "?"
 }
 
-// peerOf derives the tcpserver values for a connection.
-func (l *Listener) peerOf(c net.Conn, logger *log.Logger) (Peer, error) {
-	d := control.Open(l.Root)
-	p := Peer{RemoteIP: "unknown", RemoteHost: "unknown", LocalHost: "unknown"}
-	var rip netip.Addr
+// socketPeer derives the tcpserver values the socket gives: the client's
+// address (also returned as rip, invalid when the socket has none) and the
+// local address as TCPLOCALHOST.
+func socketPeer(c net.Conn) (p Peer, rip netip.Addr) {
+	p = Peer{RemoteIP: "unknown", RemoteHost: "unknown", LocalHost: "unknown"}
 	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
 		rip = ap.Addr().Unmap()
 		p.RemoteIP = rip.String()
@@ -140,22 +151,30 @@ func (l *Listener) peerOf(c net.Conn, logger *log.Logger) (Peer, error) {
 	if ap, err := netip.ParseAddrPort(c.LocalAddr().String()); err == nil {
 		p.LocalHost = ap.Addr().Unmap().String()
 	}
+	return p, rip
+}
+
+// controlPeer completes p from the control files: TCPLOCALHOST from
+// control/me, RELAYCLIENT from control/relayclients. A file that cannot be
+// read is ErrControls.
+func (l *Listener) controlPeer(p *Peer, rip netip.Addr, logger *log.Logger) error {
+	d := control.Open(l.Root)
 	me, ok, err := d.Me()
 	if err != nil {
-		return p, err
+		return fmt.Errorf("%w: %v", ErrControls, err)
 	}
 	if ok {
 		p.LocalHost = me
 	}
 	relay, err := relayClient(d, rip, logger)
 	if err != nil {
-		return p, err
+		return fmt.Errorf("%w: %v", ErrControls, err)
 	}
 	if relay {
 		empty := ""
 		p.Relay = &empty
 	}
-	return p, nil
+	return nil
 }
 
 // relayClient reports whether the client at rip is listed in

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hqmail/hqmail/pkg/address"
 	"github.com/hqmail/hqmail/pkg/qdate"
 )
 
@@ -13,7 +14,9 @@ import (
 //	Received: from <remotehost> (HELO <helo>) (<remoteinfo>@<remoteip>)
 //	  by <localhost> with SMTP; <d Mon yyyy hh:mm:ss> -0000
 //
-// "(HELO …)" appears only when helo differs from remotehost ignoring case;
+// "(HELO …)" appears only when helo differs from remotehost, A-Z and a-z
+// taken as equal as qmail takes them and no other character folded
+// ("un\u212Anown", with a KELVIN SIGN, differs from "unknown");
 // "<remoteinfo>@" only when remoteinfo is non-nil (TCPREMOTEINFO set, even
 // to the empty string). Every byte of the inserted values other than
 // letters, digits and ". @ % + / = : - [ ]" becomes '?', so a client cannot
@@ -23,7 +26,7 @@ func Received(p Peer, helo string, t time.Time) string {
 	b.Grow(128 + len(helo) + len(p.RemoteHost))
 	b.WriteString("Received: from ")
 	safePut(&b, p.RemoteHost)
-	if !strings.EqualFold(p.RemoteHost, helo) {
+	if address.LowerASCII(p.RemoteHost) != address.LowerASCII(helo) {
 		b.WriteString(" (HELO ")
 		safePut(&b, helo)
 		b.WriteString(")")

@@ -157,6 +157,37 @@ func TestEmptyLocalIPHost(t *testing.T) {
 	}
 }
 
+// TestAddrLimitAfterLocalIPHost: the 900-byte limit is held against the
+// address as it will be queued, after a local [d.d.d.d] became
+// localiphost, as qmail-smtpd's address parser measures it last: a literal
+// that a long localiphost takes past the limit is refused, one that a
+// short localiphost brings under it is taken.
+func TestAddrLimitAfterLocalIPHost(t *testing.T) {
+	oldAddrs := interfaceAddrs
+	interfaceAddrs = func() ([]net.Addr, error) {
+		return []net.Addr{&net.IPNet{IP: net.IPv4(192, 0, 2, 1), Mask: net.CIDRMask(24, 32)}}, nil
+	}
+	t.Cleanup(func() { interfaceAddrs = oldAddrs })
+	long := strings.Repeat("h", 60) + ".example"
+	for _, tc := range []struct {
+		local, liphost string
+		replace        bool
+		want           string // "" = syntax error
+	}{
+		{strings.Repeat("u", 887), "a.b", true, strings.Repeat("u", 887) + "@a.b"},          // 899 bytes given, 891 queued
+		{strings.Repeat("u", 895), "a.b", true, strings.Repeat("u", 895) + "@a.b"},          // 907 given, 899 queued
+		{strings.Repeat("u", 896), "a.b", true, ""},                                         // 908 given, 900 queued
+		{strings.Repeat("u", 850), long, true, ""},                                          // 862 given, 919 queued
+		{strings.Repeat("u", 895), "a.b", false, ""},                                        // 907, no replacement
+		{strings.Repeat("u", 887), "a.b", false, strings.Repeat("u", 887) + "@[192.0.2.1]"}, // 899, no replacement
+	} {
+		got, res := fixAddr(tc.local+"@[192.0.2.1]", tc.liphost, tc.replace)
+		if tc.want == "" && res != addrSyntax || tc.want != "" && (res != addrOK || got != tc.want) {
+			t.Errorf("%d bytes + @[192.0.2.1] -> %q (replace %v): %q %v", len(tc.local), tc.liphost, tc.replace, got, res)
+		}
+	}
+}
+
 // TestRcptHostsAllowed is the rcpthosts rule as a table.
 func TestRcptHostsAllowed(t *testing.T) {
 	h := NewRcptHosts([]string{"Example.ORG", ".example.net", "x"}, filepath.Join(t.TempDir(), "none.cdb"))
@@ -314,6 +345,85 @@ func TestListenerLog(t *testing.T) {
 			t.Errorf("log lacks %q:\n%s", want, logb.String())
 		}
 	}
+}
+
+// TestListenerSessionLog: a session refused with 421 for a control file
+// it cannot read is logged like any other, "ok" first and "end ... status
+// 1" last (the exit status qmail-smtpd(8) gives a 421), and the error
+// between them, like a session's warnings, carries the session number and
+// the client's address.
+func TestListenerSessionLog(t *testing.T) {
+	useMemQueue(t)
+	for _, tc := range []struct {
+		name  string
+		setup func(t *testing.T, ctl string)
+		// want are the log lines in order, each a prefix followed by
+		// text it must contain.
+		want    [][2]string
+		refused bool
+	}{
+		{"unreadable rcpthosts", func(t *testing.T, ctl string) { unreadable(t, filepath.Join(ctl, "rcpthosts")) },
+			[][2]string{{"ok 1 127.0.0.1 port ", ""}, {"1 127.0.0.1 unable to read controls: ", "rcpthosts"},
+				{"end 1 127.0.0.1 status 1", ""}}, true},
+		{"unreadable relayclients", func(t *testing.T, ctl string) { unreadable(t, filepath.Join(ctl, "relayclients")) },
+			[][2]string{{"ok 1 127.0.0.1 port ", ""}, {"1 127.0.0.1 unable to read controls: ", "relayclients"},
+				{"end 1 127.0.0.1 status 1", ""}}, true},
+		{"warnings", func(t *testing.T, ctl string) {
+			selfSigned(t, filepath.Join(ctl, "servercert.pem"))
+			os.Chmod(filepath.Join(ctl, "servercert.pem"), 0o644)
+			os.WriteFile(filepath.Join(ctl, "relayclients"), []byte("127.0.0.1:allow\n"), 0o644)
+		}, [][2]string{{"ok 1 127.0.0.1 port ", ""}, {"1 127.0.0.1 warning: servercert.pem: mode 0644 ", ""},
+			{"1 127.0.0.1 warning: control/relayclients: ignored line ", "127.0.0.1:allow"},
+			{"end 1 127.0.0.1 status 0", ""}}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := testRoot(t, nil)
+			tc.setup(t, filepath.Join(root, "control"))
+			srv, logb := startListener(t, root, 2)
+			c := dial(t, srv)
+			if tc.refused {
+				if got := c.last(); got != "421 unable to read controls (#4.3.0)" {
+					t.Errorf("reply %q", got)
+				}
+				if !c.closed() {
+					t.Errorf("session not ended")
+				}
+			} else {
+				c.last()
+				c.expectPrefix("QUIT", "221 ")
+			}
+			end := tc.want[len(tc.want)-1][0]
+			for i := 0; i < 400 && !strings.Contains(logb.String(), end); i++ {
+				time.Sleep(25 * time.Millisecond)
+			}
+			lines := strings.Split(strings.TrimSuffix(logb.String(), "\n"), "\n")
+			if len(lines) != len(tc.want) {
+				t.Fatalf("log has %d lines, want %d:\n%s", len(lines), len(tc.want), logb.String())
+			}
+			for i, w := range tc.want {
+				if !strings.HasPrefix(lines[i], w[0]) || !strings.Contains(lines[i], w[1]) {
+					t.Errorf("log line %d %q, want %q ... %q", i+1, lines[i], w[0], w[1])
+				}
+			}
+		})
+	}
+}
+
+// unreadable makes path a control file qmail-smtpd cannot read: mode 000,
+// or for root, whom no mode stops, a directory in its place.
+func unreadable(t *testing.T, path string) {
+	t.Helper()
+	if os.Geteuid() == 0 {
+		os.Remove(path)
+		if err := os.Mkdir(path, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if err := os.WriteFile(path, []byte("example.org\n"), 0o000); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(path, 0)
 }
 
 // selfSigned writes a certificate and key for "mx.example.org" as one PEM

@@ -219,6 +219,7 @@ func (s *session) Data(_ io.Reader) error {
 	refresh() // the deadline of the DATA command itself is running
 	b := newBody(bodyReader{cs.front}, cs.cfg.Databytes, refresh)
 	b.maxLine = cs.cfg.MaxLine
+	b.hops = &cs.front.hops
 	rcv := Received(cs.peer, cs.helo, cs.cfg.Now())
 	msg := io.MultiReader(strings.NewReader(rcv), b)
 	run := s.running

@@ -157,6 +157,29 @@ func TestReceived(t *testing.T) {
 	}
 }
 
+// TestReceivedHELOCase: "(HELO name)" is left out when the name equals
+// the remote host name with A-Z and a-z taken as equal, and only then:
+// as in qmail, no other character folds onto an ASCII letter (KELVIN SIGN
+// U+212A onto k, LONG S U+017F onto s, as Unicode case folding has it).
+func TestReceivedHELOCase(t *testing.T) {
+	at := time.Date(1995, 9, 26, 4, 46, 54, 0, time.UTC)
+	for _, tc := range []struct {
+		host, helo string
+		shown      bool
+	}{
+		{"unknown", "unknown", false},
+		{"unknown", "UnKnOwN", false},
+		{"unknown", "un\u212Anown", true},
+		{"smtp.example", "\u017Fmtp.example", true},
+		{"unknown", "unknown.", true},
+	} {
+		r := Received(Peer{RemoteIP: "192.0.2.1", RemoteHost: tc.host, LocalHost: "mx.example.org"}, tc.helo, at)
+		if got := strings.Contains(r, "(HELO "); got != tc.shown {
+			t.Errorf("host %q, HELO %q: (HELO) shown %v, want %v: %q", tc.host, tc.helo, got, tc.shown, r)
+		}
+	}
+}
+
 // TestRelayClient: with RELAYCLIENT every recipient is taken and the
 // value is appended; rcpthosts is not consulted.
 func TestRelayClient(t *testing.T) {
