@@ -9,6 +9,7 @@ import (
 	"github.com/hqmail/hqmail/pkg/address"
 	"github.com/hqmail/hqmail/pkg/control"
 	"github.com/hqmail/hqmail/pkg/hold"
+	"github.com/hqmail/hqmail/pkg/qerr"
 	"github.com/hqmail/hqmail/pkg/qhome"
 )
 
@@ -133,10 +134,11 @@ func readVdoms(ctl *control.Dir) (map[string]string, error) {
 var errNoLocals = errors.New("neither control/locals nor control/me exists")
 
 // controlsFailure says why loadConfig failed, for the alert that stops
-// the start: the file (the one the error names, which is control/me when
-// a host name file that defaults to it is missing and me cannot be read)
-// relative to root, and the reason ("unable to read
-// control/concurrencyremote: permission denied"), and where to look.
+// the start: qmail's "unable to read controls" (spec/scheduler.md; log
+// monitors match it), then the file (the one the error names, which is
+// control/me when a host name file that defaults to it is missing and me
+// cannot be read) relative to root with the reason in qmail's words
+// ("control/concurrencyremote: access denied"), and where to look.
 func controlsFailure(root string, err error) string {
 	what := err.Error()
 	var pe *fs.PathError
@@ -145,9 +147,9 @@ func controlsFailure(root string, err error) string {
 		if rel, err := filepath.Rel(root, name); err == nil && !strings.HasPrefix(rel, "..") {
 			name = rel
 		}
-		what = "unable to read " + safe(name) + ": " + pe.Err.Error()
+		what = safe(name) + ": " + qerr.Str(pe.Err)
 	}
-	return what + " (qmail-install -check -root " + safe(root) + " says how to fix it)"
+	return "unable to read controls: " + what + " (qmail-install -check -root " + safe(root) + " says how to fix it)"
 }
 
 // loadConfig reads every control file qmail-send uses at start.

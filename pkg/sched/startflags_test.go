@@ -95,7 +95,7 @@ func TestBadControlStillStopsBeforeLock(t *testing.T) {
 	if code := e.exitCode(); code != 111 {
 		t.Errorf("exit %d, want 111", code)
 	}
-	want := "alert: cannot start: unable to read control/holdremote: is a directory (qmail-install -check -root " + root + " says how to fix it)\n"
+	want := "alert: cannot start: unable to read controls: control/holdremote: is a directory (qmail-install -check -root " + root + " says how to fix it)\n"
 	if log := e.log.String(); log != want || reached {
 		t.Errorf("reached the lock: %v; log:\n%s", reached, log)
 	}
@@ -138,8 +138,9 @@ func TestHUPDuringStartApplied(t *testing.T) {
 }
 
 // TestControlFailureNamed: the alert of a start stopped by a control file
-// names the file and the reason, and points at qmail-install -check (QA:
-// it said only "unable to read controls"). A host name file that is
+// keeps qmail's "unable to read controls" and adds the file and the
+// reason, and points at qmail-install -check (QA: it said only "unable to
+// read controls"). A host name file that is
 // missing falls back to control/me, and an unreadable me is the one named.
 func TestControlFailureNamed(t *testing.T) {
 	for _, tc := range []struct {
@@ -149,15 +150,15 @@ func TestControlFailureNamed(t *testing.T) {
 	}{
 		{"concurrencyremote", func(t *testing.T, root string) {
 			mkdir(t, filepath.Join(root, "control/concurrencyremote"))
-		}, "unable to read control/concurrencyremote: is a directory"},
+		}, "unable to read controls: control/concurrencyremote: is a directory"},
 		{"me behind envnoathost", func(t *testing.T, root string) {
 			os.Remove(filepath.Join(root, "control/me"))
 			mkdir(t, filepath.Join(root, "control/me"))
-		}, "unable to read control/me: is a directory"},
+		}, "unable to read controls: control/me: is a directory"},
 		{"no locals, no me", func(t *testing.T, root string) {
 			os.Remove(filepath.Join(root, "control/me"))
 			os.Remove(filepath.Join(root, "control/locals"))
-		}, "neither control/locals nor control/me exists"},
+		}, "unable to read controls: neither control/locals nor control/me exists"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			root := newTree(t)

@@ -173,14 +173,24 @@ func TestQueuedExitSaid(t *testing.T) {
 		"qmail-rspawn": "cat >/dev/null\n",
 		"qmail-clean":  "cat >/dev/null\n",
 		"qmail-queued": "exit 0\n",
-		"qmail-send":   "sleep 1\nexit 0\n",
+		// qmail-send runs until the test has seen the warning (or 30 s),
+		// so that the warning is not raced by qmail-send's exit.
+		"qmail-send": "i=0; while [ ! -e \"$0.go\" ] && [ $i -lt 3000 ]; do sleep 0.01; i=$((i+1)); done\nexit 0\n",
 	})
-	code, _, stderr := runMain(t, root, "./Maildir/")
-	if code != 0 {
-		t.Errorf("exit %d, want qmail-send's 0", code)
+	var stderr testutil.SyncBuffer
+	cmd := startMain(t, root, nil, &stderr, "./Maildir/")
+	want := "qmail-start: warning: qmail-queued exited with status 0; not started again (callers run qmail-queue)\n"
+	for i := 0; i < 3000 && !strings.Contains(stderr.String(), want); i++ {
+		time.Sleep(10 * time.Millisecond)
 	}
-	if want := "qmail-start: warning: qmail-queued exited with status 0; not started again (callers run qmail-queue)\n"; !strings.Contains(stderr, want) {
-		t.Errorf("no %q on stderr:\n%s", want, stderr)
+	if !strings.Contains(stderr.String(), want) {
+		t.Errorf("no %q on stderr:\n%s", want, stderr.String())
+	}
+	if err := os.WriteFile(filepath.Join(root, "bin", "qmail-send.go"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if ws, ok := waitMain(t, cmd); !ok || ws.Signaled() || ws.ExitStatus() != 0 {
+		t.Errorf("qmail-start: %v (ended: %v), want qmail-send's exit 0", ws, ok)
 	}
 }
 

@@ -18,9 +18,11 @@ import (
 
 // mainEnv names the root a test binary started by runMain runs Main on;
 // argsEnv, Main's arguments (separated by blanks).
+// readyWaitEnv, readyWait for that Main (a duration, e.g. "300ms").
 const (
-	mainEnv = "HQMAIL_TEST_START_MAIN"
-	argsEnv = "HQMAIL_TEST_START_ARGS"
+	mainEnv      = "HQMAIL_TEST_START_MAIN"
+	argsEnv      = "HQMAIL_TEST_START_ARGS"
+	readyWaitEnv = "HQMAIL_TEST_START_READYWAIT"
 )
 
 // The test binary stands in for a running qmail-send (StartLocker), or
@@ -29,6 +31,9 @@ const (
 func init() {
 	testutil.ActAsLocker()
 	if root := os.Getenv(mainEnv); root != "" {
+		if d, err := time.ParseDuration(os.Getenv(readyWaitEnv)); err == nil {
+			readyWait = d
+		}
 		os.Exit(Main(strings.Fields(os.Getenv(argsEnv)), root, os.Stdout, os.Stderr))
 	}
 }

@@ -1,6 +1,7 @@
 // Package start is qmail-start (spec/README.md "Process tree"): it starts
 // the optional logger, qmail-lspawn, qmail-rspawn, qmail-clean and
-// qmail-send, wired by six pipes, each under its own ids when run as root.
+// qmail-send, wired by six pipes and qmail-send's readiness pipe, each
+// under its own ids when run as root.
 //
 // qmail's qmail-start forks the daemons and then becomes qmail-send by
 // exec after dropping to qmails. A Go program cannot safely change its own
@@ -334,6 +335,8 @@ func Run(o Options) int {
 		select {
 		case <-readEOF:
 		case <-t.C:
+			fmt.Fprintf(o.Stderr, "qmail-start: warning: qmail-send has not said it catches signals after %v "+
+				"(an older qmail-send, which does not close descriptor 7?); forwarding them from now on\n", readyWait)
 		}
 		close(sendReady)
 	}()
@@ -523,7 +526,7 @@ func fileExists(p string) bool {
 // readyWait bounds how long signals are held for a qmail-send that has
 // not said it catches them (an older one, which knows nothing of fd 7).
 // A current qmail-send says so within milliseconds of its start.
-var readyWait = 5 * time.Second // a variable for the tests
+var readyWait = 30 * time.Second // the tests' child processes shorten it
 
 // forward passes signals to p until done is closed; the first TERM also
 // closes stopping, when it comes. Before ready is closed (p does not
