@@ -31,6 +31,8 @@ const (
 	kSecret                    // contents never shown (passwords, keys)
 	kCdb                       // a cdb compiled from the file without .cdb
 	kListMe                    // list, default me (locals)
+	kListTrim                  // list whose reader trims blanks and a CR from each value (routes, addresses)
+	kSecretList                // contents never shown, read as list lines (smtpauth)
 )
 
 // ctlFile describes one control file for qmail-showctl.
@@ -42,8 +44,10 @@ type ctlFile struct {
 	meaning string
 }
 
-// ControlFiles lists every control file qmail-showctl knows: qmail's
-// (spec/injection.md §4) and the ones this project adds.
+// controlFiles lists every control file qmail-showctl knows: qmail's
+// (spec/injection.md §4) and the ones this project adds. It is the one
+// table of how each is read: qmail-install -check asks it through
+// ControlValueKind.
 var controlFiles = []ctlFile{
 	{"me", kLine, "", "every program", "this host's fully qualified name; the default of most host names"},
 	{"aliases", kLine, "/etc/aliases", "newaliases", "path of the sendmail-style aliases file"},
@@ -69,24 +73,24 @@ var controlFiles = []ctlFile{
 	{"locals", kListMe, "", "qmail-send", "domains delivered locally"},
 	{"morercpthosts", kList, "no extra rcpthosts", "qmail-newmrh", "extra rcpthosts, compiled into morercpthosts.cdb"},
 	{"morercpthosts.cdb", kCdb, "", "qmail-smtpd", "compiled morercpthosts"},
-	{"outgoingip", kList, "the kernel chooses", "qmail-remote", "local addresses to connect from"},
+	{"outgoingip", kListTrim, "the kernel chooses", "qmail-remote", "local addresses to connect from"},
 	{"percenthack", kList, "no %-hack domains", "qmail-send", "domains whose user%host@domain is rewritten"},
 	{"plusdomain", kMe, "", "qmail-inject", "appended to host names ending in +"},
 	{"queuelifetime", kInt, "604800", "qmail-send", "seconds a message may stay in the queue (time held excluded)"},
 	{"rcpthosts", kList, "every recipient domain is accepted (open relay!)", "qmail-smtpd", "domains accepted from SMTP"},
-	{"relayclients", kList, "127.0.0.1 and ::1", "qmail-smtpd -listen or -r", "clients allowed to relay"},
+	{"relayclients", kListTrim, "127.0.0.1 and ::1", "qmail-smtpd -listen or -r", "clients allowed to relay"},
 	{"resolvconf", kLine, "/etc/resolv.conf", "qmail-remote", "resolver configuration used for MX lookups"},
 	{"servercert.pem", kSecret, "STARTTLS is not offered", "qmail-smtpd", "TLS certificate and key"},
-	{"smtpauth", kSecret, "no smarthost login", "qmail-remote", "relay:user:password logins for smarthosts (mode 0600)"},
+	{"smtpauth", kSecretList, "no smarthost login", "qmail-remote", "relay:user:password logins for smarthosts (mode 0600)"},
 	{"smtpcache", kInt, "5", "qmail-rspawn", "seconds an idle SMTP connection is kept for the next message (0: one per message)"},
 	{"smtpgreeting", kMeRequired, "", "qmail-smtpd", "220 greeting text"},
-	{"smtproutes", kList, "no artificial routes; MX records are used", "qmail-remote", "domain:relay[:port] routes"},
+	{"smtproutes", kListTrim, "no artificial routes; MX records are used", "qmail-remote", "domain:relay[:port] routes"},
 	{"startheld", kPresence, "", "qmail-start", "when present, holdremote is created at start (boot held)"},
 	{"timeoutconnect", kInt, "60", "qmail-remote", "seconds to wait for a connection"},
 	{"timeoutremote", kInt, "1200", "qmail-remote", "seconds to wait for each SMTP read or write"},
 	{"timeoutsmtpd", kInt, "1200", "qmail-smtpd", "seconds to wait for each client read"},
 	{"tlsca", kSecret, "the system's root certificates", "qmail-remote", "PEM certificates trusted for verifying remote servers"},
-	{"tlsroutes", kList, "STARTTLS when offered", "qmail-remote", "per-destination TLS policy"},
+	{"tlsroutes", kListTrim, "STARTTLS when offered", "qmail-remote", "per-destination TLS policy"},
 	{"virtualdomains", kList, "no virtual domains", "qmail-send", "address or domain:prepend rewriting"},
 }
 
@@ -230,8 +234,7 @@ func showFile(w io.Writer, d *control.Dir, cf ctlFile) error {
 		default:
 			fmt.Fprintf(w, "%s: %s%s.\n", head, s, concurrencyNote(cf.name, n))
 		}
-		crWarning(w, path, s)
-	case kList, kListMe:
+	case kList, kListMe, kListTrim:
 		lines, ok, err := d.ReadList(cf.name)
 		if err != nil {
 			return err
@@ -259,7 +262,9 @@ func showFile(w io.Writer, d *control.Dir, cf ctlFile) error {
 				fmt.Fprintf(w, "  %s\n", l)
 			}
 		}
-		crWarning(w, path, lines...)
+		if cf.kind != kListTrim {
+			crWarning(w, path, lines...)
+		}
 	case kHold:
 		h, err := hold.Read(d.Path, cf.name)
 		if err != nil {
@@ -283,7 +288,7 @@ func showFile(w io.Writer, d *control.Dir, cf ctlFile) error {
 		} else {
 			fmt.Fprintf(w, "%s: (Default.) absent.\n", head)
 		}
-	case kSecret:
+	case kSecret, kSecretList:
 		fi, err := os.Stat(path)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
@@ -320,26 +325,65 @@ func showFile(w io.Writer, d *control.Dir, cf ctlFile) error {
 // endings. The reading rules keep that CR as part of the value, as qmail
 // does (only spaces and tabs are trimmed), so a domain in locals or
 // rcpthosts no longer matches and me puts the CR into replies and
-// headers. The hold flags, whose reader ignores a CR, and the files that
-// are never read here (smtpauth, servercert.pem, tlsca, the .cdb) get
-// no warning.
+// headers. Files whose CR changes nothing get no warning: a number (only
+// its leading digits count), the lists whose reader trims each value
+// (kListTrim: smtproutes, tlsroutes, outgoingip, relayclients) and the
+// hold flags; nor do the files whose contents are not shown (smtpauth,
+// servercert.pem, tlsca, the .cdb).
 func crWarning(w io.Writer, path string, vals ...string) {
 	for _, v := range vals {
 		if strings.HasSuffix(v, "\r") {
 			fmt.Fprintf(w, "  warning: this file has CRLF line endings (saved by a Windows editor?); "+
-				"the CR is part of the value, as in qmail; convert it with sed -i 's/\\r$//' %s\n", shellWord(path))
+				"the CR is part of the value, as in qmail; %s\n", control.CRLFAdvice(path))
 			return
 		}
 	}
 }
 
-// shellWord quotes s for a shell command line when it holds anything
-// but letters, digits and the punctuation of ordinary paths.
-func shellWord(s string) string {
-	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-+,:@%=") == "" {
-		return s
+// ValueKind is how hqmail's programs take the values of a control file,
+// for a check of what a CR at the end of a line does to them.
+type ValueKind int
+
+const (
+	// NoValues: the file is not read as values in lines (the hold flags,
+	// whose reader drops a CR, startheld, the PEM and cdb files), or its
+	// name is not known.
+	NoValues ValueKind = iota
+	// FirstLine: the value is the first line (control.FirstLine); a CR
+	// ending it is part of the value.
+	FirstLine
+	// ListLines: each line but empty and comment lines is a value
+	// (control.ListLines); a CR ending one is part of it.
+	ListLines
+	// TrimmedLines: list lines whose reader trims blanks and a CR from
+	// each value (smtproutes, tlsroutes, outgoingip, relayclients): a
+	// CR changes nothing.
+	TrimmedLines
+	// Number: the leading digits of the first line; a CR after them
+	// changes nothing.
+	Number
+)
+
+// ControlValueKind returns how the programs take the values of control
+// file name (from controlFiles), and whether the name is known there.
+func ControlValueKind(name string) (ValueKind, bool) {
+	for _, cf := range controlFiles {
+		if cf.name != name {
+			continue
+		}
+		switch cf.kind {
+		case kLine, kMe, kMeRequired:
+			return FirstLine, true
+		case kList, kListMe, kSecretList:
+			return ListLines, true
+		case kListTrim:
+			return TrimmedLines, true
+		case kInt:
+			return Number, true
+		}
+		return NoValues, true
 	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+	return NoValues, false
 }
 
 // value renders a single value: "(empty)" for an existing empty file.

@@ -2,13 +2,18 @@ package admin
 
 import (
 	"bytes"
+	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/hqmail/hqmail/pkg/control"
 	"github.com/hqmail/hqmail/pkg/qhome"
+	"github.com/hqmail/hqmail/pkg/remote"
+	"github.com/hqmail/hqmail/pkg/smtpd"
 )
 
 func writeFiles(t *testing.T, dir string, files map[string]string) {
@@ -55,7 +60,10 @@ func TestShowctlGolden(t *testing.T) {
 			"control/mystery":           "?\n",
 		}},
 		// Saved with CRLF line endings: a warning below each entry whose
-		// value (as qmail reads it) ends in a CR, and nowhere else.
+		// value (as qmail reads it) ends in a CR, and nowhere else: not
+		// a number (only its digits count), a list whose reader trims
+		// the CR (smtproutes, tlsroutes), a comment line or a second
+		// line of a single-value file.
 		{"crlf", map[string]string{
 			"etc/ids":                   qhome.SharedIDs(1000, 1000).Format(),
 			"control/me":                "mx.example.org\r\n",
@@ -63,6 +71,9 @@ func TestShowctlGolden(t *testing.T) {
 			"control/rcpthosts":         "example.org\r\n\r\n",
 			"control/badmailfrom":       "# only the comment\r\nbad@example.net\n",
 			"control/concurrencyremote": "600\r\n",
+			"control/timeoutsmtpd":      "300\r\n",
+			"control/smtproutes":        "example.net:relay.example:2525\r\n:smart.example\r\n",
+			"control/tlsroutes":         "relay.example:require\r\n",
 			"control/helohost":          "helo.example \r\n",
 			"control/smtpgreeting":      "greeting.example\nnot read\r\n",
 			"control/holdremote":        "corp.example\r\n",
@@ -120,6 +131,96 @@ func TestConcurrencyNote(t *testing.T) {
 	} {
 		if got := concurrencyNote(tc.name, tc.n); got != tc.want {
 			t.Errorf("%s %d: %q, want %q", tc.name, tc.n, got, tc.want)
+		}
+	}
+}
+
+// TestControlValueKind: how the programs take each file's values, as
+// qmail-install -check asks for it.
+func TestControlValueKind(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		want  ValueKind
+		known bool
+	}{
+		{"me", FirstLine, true},
+		{"bouncehost", FirstLine, true},
+		{"smtpgreeting", FirstLine, true},
+		{"aliases", FirstLine, true},
+		{"locals", ListLines, true},
+		{"badmailfrom", ListLines, true},
+		{"smtpauth", ListLines, true},
+		{"smtproutes", TrimmedLines, true},
+		{"tlsroutes", TrimmedLines, true},
+		{"outgoingip", TrimmedLines, true},
+		{"relayclients", TrimmedLines, true},
+		{"databytes", Number, true},
+		{"concurrencyremote", Number, true},
+		{"holdremote", NoValues, true},
+		{"startheld", NoValues, true},
+		{"servercert.pem", NoValues, true},
+		{"morercpthosts.cdb", NoValues, true},
+		{"mystery", NoValues, false},
+	} {
+		if got, known := ControlValueKind(tc.name); got != tc.want || known != tc.known {
+			t.Errorf("%s: %d %v, want %d %v", tc.name, got, known, tc.want, tc.known)
+		}
+	}
+}
+
+// TestTrimmedListsDropCR: the lists marked kListTrim (no CR warning, and
+// TrimmedLines for qmail-install -check) come out the same from their
+// readers when saved with CRLF line endings; each such file needs a case
+// here.
+func TestTrimmedListsDropCR(t *testing.T) {
+	files := map[string]string{
+		"smtproutes":   "example.net:relay.example:2525\n.example.org:[192.0.2.7]\n:smart.example\n",
+		"tlsroutes":    "relay.example:require\n.example.org:none\n",
+		"outgoingip":   "192.0.2.1\n2001:db8::1\n",
+		"relayclients": "127.\n192.0.2.0/24\n2001:db8::5\n",
+	}
+	for _, cf := range controlFiles {
+		if _, ok := files[cf.name]; cf.kind == kListTrim && !ok {
+			t.Errorf("%s: marked kListTrim, with no case here", cf.name)
+		}
+	}
+	// what the readers make of the files of one tree.
+	read := func(crlf bool) string {
+		root := t.TempDir()
+		all := map[string]string{"control/me": "mx.example\n"}
+		for n, c := range files {
+			if crlf {
+				c = strings.ReplaceAll(c, "\n", "\r\n")
+			}
+			all["control/"+n] = c
+		}
+		writeFiles(t, root, all)
+		c, err := remote.LoadConfig(root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b strings.Builder
+		for _, h := range []string{"example.net", "a.example.org", "other.example", "relay.example"} {
+			r, ok := c.Routes.LookupRoute(h)
+			fmt.Fprintf(&b, "route %s: %q %d %v; tls %s\n", h, r.Relay, r.Port, ok, c.TLSRoutes.TLSPolicy(h, false))
+		}
+		fmt.Fprintf(&b, "outgoingip %v\n", c.OutgoingIP)
+		rules, _, err := control.Open(root).ReadList("relayclients")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ip := range []string{"127.0.0.9", "192.0.2.200", "2001:db8::5", "198.51.100.1"} {
+			fmt.Fprintf(&b, "relay %s: %v\n", ip, smtpd.RelayMatch(rules, netip.MustParseAddr(ip)))
+		}
+		return b.String()
+	}
+	lf, crlf := read(false), read(true)
+	if lf != crlf {
+		t.Errorf("read with CRLF:\n%s\nwith LF:\n%s", crlf, lf)
+	}
+	for _, want := range []string{`route example.net: "relay.example" 2525 true; tls try`, `route relay.example: "smart.example" 25 true; tls require`, "relay 192.0.2.200: true"} {
+		if !strings.Contains(lf, want) {
+			t.Errorf("no %q in:\n%s", want, lf)
 		}
 	}
 }

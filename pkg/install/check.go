@@ -380,7 +380,7 @@ const (
 	effSend   = "qmail-send does not start"
 	effSmtpd  = `qmail-smtpd answers every session "421 unable to read controls"`
 	effRemote = `qmail-remote defers every delivery ("Unable to read control files")`
-	effInject = `qmail-inject and sendmail refuse every message ("read error")`
+	effInject = `qmail-inject refuses every message ("read error"), and so does sendmail ("unable to read controls:" with the file and the reason)`
 )
 
 // controlEffects are the control files hqmail's programs read, with what

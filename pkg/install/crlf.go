@@ -1,7 +1,7 @@
 package install
 
 import (
-	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -10,34 +10,18 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/hqmail/hqmail/pkg/admin"
+	"github.com/hqmail/hqmail/pkg/control"
+	"github.com/hqmail/hqmail/pkg/dotqmail"
 	"github.com/hqmail/hqmail/pkg/qhome"
 )
 
-// crIgnored are the control files of controlEffects whose CRs do no
-// harm: the hold flags (their reader drops a CR at the end of a line),
-// startheld (only its presence counts) and the files parsed as PEM or
-// cdb, not as lines.
-var crIgnored = map[string]bool{
-	"holdlocal":         true,
-	"holdremote":        true,
-	"startheld":         true,
-	"morercpthosts.cdb": true,
-	"servercert.pem":    true,
-	"tlsca":             true,
-}
-
-// crlfAdvice ends the line of a file with CRLF line endings: how to
-// convert it in place (p, the path the administrator runs it on).
-func crlfAdvice(p string) string {
-	return "convert it with sed -i 's/\\r$//' " + shellWord(p)
-}
-
-// crlfFiles names the control files hqmail's programs read (controlEffects,
-// but crIgnored), and the alias user's .qmail files (alias/.qmail*, the
-// ones every delivery to an alias, root and postmaster goes through), in
-// which a line ends in a CR: saved by a Windows editor. The CR is part of
-// the line, as in qmail (only spaces and tabs are trimmed): a domain of
-// control/locals with it matches no address, and a .qmail line
+// crlfFiles names the control files hqmail's programs read (controlEffects)
+// and the alias user's .qmail files (alias/.qmail*, the ones every
+// delivery to an alias, root and postmaster goes through) in which a value
+// the programs use ends in a CR: a file saved by a Windows editor. The CR
+// is part of the value, as in qmail (only spaces and tabs are trimmed): a
+// domain of control/locals with it matches no address, and a .qmail line
 // "./Maildir/" followed by a CR is no Maildir but an mbox file named CR
 // inside Maildir/. qmail-install never changes those files, so this is
 // only reported. Files that cannot be read are left to the other lines.
@@ -46,18 +30,16 @@ func crlfFiles(root string) []string {
 	if !wayBlocked(root, "control/me") {
 		var names []string
 		for n := range controlEffects {
-			if !crIgnored[n] && !intControls[n] {
-				names = append(names, n)
-			}
+			names = append(names, n)
 		}
 		sort.Strings(names)
 		for _, n := range names {
 			p := filepath.Join(root, "control", n)
 			// Symbolic links are followed, as the programs follow them
 			// (control/ is root's).
-			if lineEndsInCR(p, 0) {
+			if b, ok := readForCR(p, 0); ok && controlValueEndsInCR(n, b) {
 				out = append(out, fmt.Sprintf("control/%s: has CRLF line endings (saved by a Windows editor?): "+
-					"the CR is part of the value, as in qmail%s; %s", n, crEffect(n), crlfAdvice(p)))
+					"the CR is part of the value, as in qmail%s; %s", n, crEffect(n), control.CRLFAdvice(p)))
 			}
 		}
 	}
@@ -74,23 +56,52 @@ func crlfFiles(root string) []string {
 		}
 		p := filepath.Join(root, "alias", e.Name())
 		// alias/ is the alias user's: no link there is followed.
-		if lineEndsInCR(p, syscall.O_NOFOLLOW) {
+		if b, ok := readForCR(p, syscall.O_NOFOLLOW); ok && dotQmailEndsInCR(b) {
 			out = append(out, fmt.Sprintf("alias/%s: has CRLF line endings (saved by a Windows editor?): "+
 				"the CR is part of each line, as in qmail: a line ./Maildir/ followed by a CR is no Maildir but "+
 				"an mbox file named CR inside Maildir/, where mail is hidden, and a program line runs a "+
-				"command ending in a CR; %s", e.Name(), crlfAdvice(p)))
+				"command ending in a CR; %s", e.Name(), control.CRLFAdvice(p)))
 		}
 	}
 	return out
 }
 
-// intControls are the control files read as a number: only the
-// leading digits count, so a CR after them changes nothing and is not
-// reported (-check would fail for it).
-var intControls = map[string]bool{
-	"concurrencylocal": true, "concurrencyremote": true, "databytes": true,
-	"localcache": true, "queuelifetime": true, "smtpcache": true,
-	"timeoutconnect": true, "timeoutremote": true, "timeoutsmtpd": true,
+// controlValueEndsInCR reports whether a value the programs take from
+// control file name, whose contents are b, ends in a CR. The file is read
+// as they read it, by its kind in qmail-showctl's table
+// (admin.ControlValueKind): the first line of a single-value file (a CR
+// on a later line is never read), each line of a list file but comments
+// and empty lines. A number (only its leading digits count), a list whose
+// reader trims each value (smtproutes, tlsroutes, outgoingip,
+// relayclients), the hold flags (whose reader drops the CR), startheld
+// (only its presence counts) and the PEM and cdb files are not judged.
+func controlValueEndsInCR(name string, b []byte) bool {
+	var vals []string
+	switch k, _ := admin.ControlValueKind(name); k {
+	case admin.FirstLine:
+		vals = []string{control.FirstLine(b)}
+	case admin.ListLines:
+		vals = control.ListLines(b)
+	}
+	for _, v := range vals {
+		if strings.HasSuffix(v, "\r") {
+			return true
+		}
+	}
+	return false
+}
+
+// dotQmailEndsInCR reports whether a line of the .qmail file b, as
+// qmail-local reads it (dotqmail.Parse), ends in a CR: every line is used
+// but comments and blank lines. A line of only a CR is no blank line but
+// a forward.
+func dotQmailEndsInCR(b []byte) bool {
+	for _, l := range dotqmail.Parse(b) {
+		if l.Kind != dotqmail.Comment && l.Kind != dotqmail.Blank && bytes.HasSuffix(l.Text, []byte("\r")) {
+			return true
+		}
+	}
+	return false
 }
 
 // crEffect says what a CR at the end of the lines of control file name
@@ -111,39 +122,20 @@ func crEffect(name string) string {
 	return ""
 }
 
-// crScanLimit bounds how much of a file lineEndsInCR reads: a control or
+// crScanLimit bounds how much of a file readForCR reads: a control or
 // .qmail file is a few lines; one larger than this is judged by its
 // start.
 const crScanLimit = 16 << 20
 
-// lineEndsInCR reports whether the regular file p (opened with the extra
-// flags) has a line ending in a CR: a CR before a newline or at the end.
-// A file that cannot be opened as a regular file, or read, reports false.
-func lineEndsInCR(p string, flags int) bool {
+// readForCR returns the start of the regular file p (opened with the
+// extra flags), up to crScanLimit bytes. A file that cannot be opened as
+// a regular file, or read, reports false.
+func readForCR(p string, flags int) ([]byte, bool) {
 	f, err := qhome.OpenRegular(p, os.O_RDONLY|flags)
 	if err != nil {
-		return false
+		return nil, false
 	}
 	defer f.Close()
-	r := bufio.NewReader(io.LimitReader(f, crScanLimit))
-	prevCR := false
-	for {
-		c, err := r.ReadByte()
-		if err != nil {
-			return err == io.EOF && prevCR
-		}
-		if prevCR && c == '\n' {
-			return true
-		}
-		prevCR = c == '\r'
-	}
-}
-
-// shellWord quotes s for a shell command line when it holds anything but
-// letters, digits and the punctuation of ordinary paths.
-func shellWord(s string) string {
-	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-+,:@%=") == "" {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+	b, err := io.ReadAll(io.LimitReader(f, crScanLimit))
+	return b, err == nil
 }

@@ -543,7 +543,7 @@ func TestCheckControlNotAFile(t *testing.T) {
 	os.Rename(filepath.Join(ctl, "me"), filepath.Join(ctl, "me.file"))
 	os.Rename(filepath.Join(ctl, "me.fifo"), filepath.Join(ctl, "me"))
 	check("a fifo", "control/me: is a fifo, want a regular file: qmail-send does not start; "+smtpd+
-		`; qmail-remote defers every delivery ("Unable to read control files"); qmail-inject and sendmail refuse every message ("read error")`+fix)
+		`; qmail-remote defers every delivery ("Unable to read control files"); qmail-inject refuses every message ("read error"), and so does sendmail ("unable to read controls:" with the file and the reason)`+fix)
 	os.Rename(filepath.Join(ctl, "me.file"), filepath.Join(ctl, "me"))
 
 	hl := filepath.Join(ctl, "holdlocal")
