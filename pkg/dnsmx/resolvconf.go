@@ -3,6 +3,7 @@ package dnsmx
 import (
 	"bufio"
 	"fmt"
+	"github.com/hqmail/hqmail/pkg/qhome"
 	"io"
 	"net"
 	"net/netip"
@@ -27,7 +28,7 @@ type Config struct {
 // defaults of the C resolver (nameserver 127.0.0.1, timeout 5, attempts 2);
 // other read errors are returned.
 func ReadConfig(path string) (*Config, error) {
-	f, err := os.Open(path)
+	f, err := openConfig(path)
 	if err != nil {
 		if os.IsNotExist(err) {
 			return ParseConfig(strings.NewReader(""))
@@ -40,12 +41,19 @@ func ReadConfig(path string) (*Config, error) {
 
 // ReadConfigStrict is ReadConfig for a file that must exist.
 func ReadConfigStrict(path string) (*Config, error) {
-	f, err := os.Open(path)
+	f, err := openConfig(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
 	return ParseConfig(f)
+}
+
+// openConfig opens a resolver file for reading only if it is a regular
+// file: a FIFO (or a device) named there would block qmail-remote for
+// good, holding a remote delivery slot; it is refused like a directory.
+func openConfig(path string) (*os.File, error) {
+	return qhome.OpenRegular(path, os.O_RDONLY)
 }
 
 // ParseConfig parses resolv.conf syntax: "nameserver ADDR" lines and the

@@ -113,6 +113,10 @@ func TestAddressesResolvConfUnreadable(t *testing.T) {
 	if err := os.Chmod(locked, 0); err != nil {
 		t.Fatal(err)
 	}
+	fifo := filepath.Join(dir, "fifo.conf")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		conf, why string
 	}{
@@ -120,6 +124,7 @@ func TestAddressesResolvConfUnreadable(t *testing.T) {
 		{filepath.Join(dir, "missing.conf"), "file does not exist"},
 		{long, "a line is too long"},
 		{locked, "access denied"},
+		{fifo, "not a regular file"}, // read, it would block for good
 	}
 	for _, tt := range tests {
 		if tt.conf == locked && os.Geteuid() == 0 {

@@ -19,6 +19,7 @@ import (
 	"github.com/hqmail/hqmail/pkg/control"
 	"github.com/hqmail/hqmail/pkg/dnsmx"
 	"github.com/hqmail/hqmail/pkg/qerr"
+	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/tcpto"
 )
 
@@ -296,8 +297,12 @@ func (d *delivery) resolvConfText(err error) string {
 	}
 	why := qerr.Str(err) // qmail's words for an errno: "access denied", "is a directory"
 	var errno syscall.Errno
-	if !errors.As(err, &errno) && errors.Is(err, bufio.ErrTooLong) {
+	switch {
+	case errors.As(err, &errno):
+	case errors.Is(err, bufio.ErrTooLong):
 		why = "a line is too long"
+	case errors.Is(err, qhome.ErrNotRegular):
+		why = "not a regular file"
 	}
 	return "Unable to read " + name + ": " + why + ". (#4.3.0)\n"
 }
