@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/hqmail/hqmail/pkg/qerr"
 	"github.com/hqmail/hqmail/pkg/qhome"
@@ -460,10 +461,10 @@ func (s *Sched) handleHUP() {
 	// it a missing locals is a failed re-read, the old list stays.
 	locals, ok, err := s.ctl.Locals(s.cf.me, s.cf.haveMe)
 	if err != nil || !ok {
-		s.log.line("alert: unable to reread control/locals")
+		s.log.line("alert: unable to reread control/locals", rereadWhy(err))
 		s.rereadFailed = append(s.rereadFailed, "locals")
 	} else if vd, err := readVdoms(s.ctl); err != nil {
-		s.log.line("alert: unable to reread control/virtualdomains")
+		s.log.line("alert: unable to reread control/virtualdomains", rereadWhy(err))
 		s.rereadFailed = append(s.rereadFailed, "virtualdomains")
 	} else {
 		s.cf.locals, s.cf.vdoms = locals, vd
@@ -471,18 +472,33 @@ func (s *Sched) handleHUP() {
 	s.rereadHoldLog()
 	nh := s.cf.hold
 	if l, err := readHoldLocal(s.ctl); err != nil {
-		s.log.line("alert: unable to reread control/holdlocal")
+		s.log.line("alert: unable to reread control/holdlocal", rereadWhy(err))
 		s.rereadFailed = append(s.rereadFailed, "holdlocal")
 	} else {
 		nh.local = l
 	}
 	if all, doms, err := readHoldRemote(s.ctl); err != nil {
-		s.log.line("alert: unable to reread control/holdremote")
+		s.log.line("alert: unable to reread control/holdremote", rereadWhy(err))
 		s.rereadFailed = append(s.rereadFailed, "holdremote")
 	} else {
 		nh.remoteAll, nh.remoteDoms = all, doms
 	}
 	s.applyHold(nh)
+}
+
+// rereadWhy is what follows qmail's "alert: unable to reread control/X"
+// (spec/scheduler.md, kept as the start of the line): the reason in
+// qmail's words, ": access denied" for a file qmails may not read; ""
+// when there is no error to tell (locals missing without a control/me).
+func rereadWhy(err error) string {
+	if err == nil {
+		return ""
+	}
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return ": " + qerr.Str(err)
+	}
+	return ": " + safe(qerr.Bare(err).Error())
 }
 
 // applyHold switches to new hold flags, logging each change and making

@@ -670,6 +670,23 @@ func TestHUPLocalsWithoutMe(t *testing.T) {
 	}
 }
 
+// TestHUPRereadSaysWhy: a re-read that fails for a system error keeps
+// qmail's alert and adds the reason (QA: "unable to reread control/locals"
+// alone sent the admin guessing; mode 0600 is the usual cause).
+func TestHUPRereadSaysWhy(t *testing.T) {
+	root := newTree(t)
+	mkTrigger(t, root)
+	e := start(t, root, ok, ok)
+	e.waitLog("status: local", 1)
+	locals := filepath.Join(root, "control", "locals")
+	os.Remove(locals)
+	if err := os.Mkdir(locals, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e.sigs <- syscall.SIGHUP
+	e.waitLog("alert: unable to reread control/locals: is a directory\n", 1)
+}
+
 // TestMutexReplacedAtStart: sendmutex replaced (renamed over) between
 // qmail-send's open and its lock, as qmail-install's repair of a
 // hard-linked one does: qmail-send locks the file the name gives, so a
