@@ -66,11 +66,13 @@ type Error struct {
 	Text  string
 	Queue bool // the failure was reported by qmail-queue
 	// Err is the failure in full where Text is qmail-inject's terse
-	// wording: a control file or the QMAILMFTFILE file that cannot be
-	// read is "read error" in Text (qmail-inject(8) documents it), and
-	// here the file and the reason ("unable to read controls: open
-	// DIR/control/defaultdomain: permission denied"), for a caller whose
-	// messages are its own (sendmail). Nil otherwise.
+	// wording, for a caller whose messages are its own (sendmail): a
+	// control file or the QMAILMFTFILE file that cannot be read is "read
+	// error" in Text (qmail-inject(8) documents it) and here the file
+	// and the reason ("unable to read controls: open
+	// DIR/control/defaultdomain: permission denied"); a qmail-queue that
+	// could not be started is "unable to exec qq (#4.3.0)" in Text and
+	// here that and why (qq.StartFailure). Nil otherwise.
 	Err error
 }
 
@@ -533,7 +535,7 @@ func (j *Job) Exec() *Error {
 	}
 	// The body goes to the queue as it is read; if reading it fails, the
 	// queue gets no envelope and queues nothing (qq.Queue).
-	_, qerr2 := qq.Queue(qq.Options{Root: j.Root, Env: env, Started: j.Started},
+	pid, qerr2 := qq.Queue(qq.Options{Root: j.Root, Env: env, Started: j.Started},
 		io.MultiReader(header, body), &qq.Envelope{Sender: *sender, Recipients: recips})
 	if body.err != nil {
 		return fatalf(111, errRead)
@@ -541,6 +543,11 @@ func (j *Job) Exec() *Error {
 	if qerr2 != nil {
 		e := fatalf(qerr.ExitCode(qerr2), "%s", qerr2.Error())
 		e.Queue = true
+		if pid == 0 {
+			// Not started: qmail's "unable to exec qq" in Text, and
+			// why in Err for a caller whose messages are its own.
+			e.Err = fmt.Errorf("%s: %s", qerr2.Error(), qq.StartFailure(qerr2))
+		}
 		return e
 	}
 	return nil

@@ -10,7 +10,9 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
+	"io/fs"
 
 	"github.com/hqmail/hqmail/pkg/qerr"
 )
@@ -199,4 +201,24 @@ func ExitError(code int) error {
 	default:
 		return t("qq temporary problem (#4.3.0)")
 	}
+}
+
+// StartFailure says, for an operator, why a qmail-queue could not be
+// started: err is what Queue or a Session returned with no pid. Every such
+// failure has qmail's caller text, "unable to exec qq", also when exec was
+// never reached (no descriptor left for a pipe); the system error it wraps
+// is what the operator needs: "unable to start qmail-queue: too many open
+// files", "unable to start /var/qmail/bin/qmail-queue: permission denied".
+func StartFailure(err error) string {
+	var qe *qerr.Error
+	if !errors.As(err, &qe) || qe.Err == nil {
+		return "qmail-queue: " + err.Error()
+	}
+	var pe *fs.PathError
+	if errors.As(qe.Err, &pe) && pe.Path != "" {
+		// os.StartProcess names the program; the error may still be
+		// the fork's (EMFILE for exec's own pipe, EAGAIN, ENOMEM).
+		return fmt.Sprintf("unable to start %s: %v", pe.Path, qerr.Bare(qe.Err))
+	}
+	return fmt.Sprintf("unable to start qmail-queue: %v", qerr.Bare(qe.Err))
 }

@@ -471,6 +471,24 @@ func TestControlReadError(t *testing.T) {
 	}
 }
 
+// TestQueueStartFailure: a qmail-queue that cannot be started is named
+// with the reason (qmail-inject's "unable to exec qq" alone said nothing
+// of which program or why); exit 75, as for any temporary failure.
+func TestQueueStartFailure(t *testing.T) {
+	root, _, env := fakeTree(t)
+	qq := filepath.Join(root, "qq")
+	if err := os.Chmod(qq, 0o644); err != nil { // no x bit: even root cannot exec it
+		t.Fatal(err)
+	}
+	var errb bytes.Buffer
+	sys := Sys{Chdir: func(string) error { return nil }, Exec: func(string, []string, []string) error { return errors.New("no exec") }}
+	code := Main([]string{"sendmail", "root"}, root, env, strings.NewReader("x\n"), &bytes.Buffer{}, &errb, sys)
+	want := "sendmail: fatal: unable to exec qq (#4.3.0): unable to start " + qq + ": permission denied\n"
+	if code != ExTempFail || errb.String() != want {
+		t.Errorf("exit %d, stderr %q, want %d and %q", code, errb.String(), ExTempFail, want)
+	}
+}
+
 // TestChdirFails: the directory sendmail cannot enter is named.
 func TestChdirFails(t *testing.T) {
 	for _, args := range [][]string{{"sendmail", "bob"}, {"sendmail", "-bp"}, {"newaliases"}} {

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log"
 	"net"
 	"os"
@@ -114,34 +113,13 @@ func (s *session) startQueue() bool {
 	case <-started:
 	case r := <-done:
 		if r.pid == 0 && r.err != nil {
-			cs.log.Print(queueStartFailure(r.err))
+			cs.log.Print(qq.StartFailure(r.err))
 			return false
 		}
 		done <- r // it ended at once; Data collects the result
 	}
 	s.running = &running{w: pw, done: done}
 	return true
-}
-
-// queueStartFailure is the log line for a qmail-queue that could not be
-// started. pkg/qq gives every such failure qmail's caller text, "unable to
-// exec qq", also when exec was never reached (no descriptor left for a
-// pipe); the system error it wraps says what happened, and the operator
-// needs that one: "unable to start qmail-queue: too many open files",
-// "unable to start /var/qmail/bin/qmail-queue: permission denied". The
-// client is answered "451 qqt failure" either way, as qmail does.
-func queueStartFailure(err error) string {
-	var qe *qerr.Error
-	if !errors.As(err, &qe) || qe.Err == nil {
-		return "qmail-queue: " + err.Error()
-	}
-	var pe *fs.PathError
-	if errors.As(qe.Err, &pe) && pe.Path != "" {
-		// os.StartProcess names the program; the error may still be
-		// the fork's (EMFILE for exec's own pipe, EAGAIN, ENOMEM).
-		return fmt.Sprintf("unable to start %s: %v", pe.Path, qerr.Bare(qe.Err))
-	}
-	return fmt.Sprintf("unable to start qmail-queue: %v", qerr.Bare(qe.Err))
 }
 
 // abortQueue makes a started qmail-queue give up (no envelope) and waits.
@@ -256,7 +234,7 @@ func (s *session) Data(_ io.Reader) error {
 	}
 	if qerrv != nil {
 		if pid == 0 {
-			cs.log.Print(queueStartFailure(qerrv))
+			cs.log.Print(qq.StartFailure(qerrv))
 			return replyQQT
 		}
 		var qe *qerr.Error
