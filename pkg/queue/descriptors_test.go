@@ -372,6 +372,42 @@ func TestErrLogCountWritten(t *testing.T) {
 	waitFor(t, func() bool { return bw.String() == want })
 }
 
+// Lines still held back when the service stops are counted then (the
+// timer that would have counted them ends with the process), and a log
+// that blocks does not hold the stop.
+func TestErrLogCountAtClose(t *testing.T) {
+	var buf testutil.SyncBuffer
+	ft := &fakeTimers{now: now}
+	l := &errLog{w: &buf, every: time.Second, clock: ft.clock, after: ft.after}
+	l.warn("a")
+	waitFor(t, func() bool { l.mu.Lock(); defer l.mu.Unlock(); return !l.writing })
+	l.warn("b")
+	l.warn("c")
+	l.close(10 * time.Second)
+	want := "qmail-queued: warning: a\nqmail-queued: warning: 2 more job failures not shown\n"
+	if got := buf.String(); got != want {
+		t.Errorf("log %q, want %q", got, want)
+	}
+	ft.fire() // the timer, had it run after all: nothing left to count
+	if got := buf.String(); got != want {
+		t.Errorf("after the timer: %q, want %q", got, want)
+	}
+
+	bw := &blockingWriter{release: make(chan struct{})}
+	defer close(bw.release)
+	l = &errLog{w: bw, every: time.Hour, clock: ft.clock, after: ft.after}
+	l.mu.Lock()
+	l.dropped = 1
+	l.mu.Unlock()
+	done := make(chan struct{})
+	go func() { l.close(50 * time.Millisecond); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("close waited for a log that blocks")
+	}
+}
+
 // blockingWriter blocks every write until release is closed.
 type blockingWriter struct {
 	release chan struct{}

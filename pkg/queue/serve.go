@@ -282,6 +282,7 @@ func Serve(c *ServiceConfig) {
 	case <-done:
 	case <-time.After(grace):
 	}
+	log.close(time.Second)
 }
 
 // closer closes refused connections, and the requests in them, on its own
@@ -641,6 +642,28 @@ func (l *errLog) flush() {
 	l.dropped = 0
 	l.writing = true
 	go l.write("qmail-queued: warning: " + plural(n, "more job failure") + " not shown\n")
+}
+
+// close writes the count of the lines still held back, at the stop: the
+// timer that would have written it ends with the process. A log that
+// blocks (a logger that does not read) is given up on after wait.
+func (l *errLog) close(wait time.Duration) {
+	l.mu.Lock()
+	n := l.dropped
+	l.dropped = 0
+	l.mu.Unlock()
+	if n == 0 {
+		return
+	}
+	done := make(chan struct{})
+	go func() {
+		l.w.Write([]byte("qmail-queued: warning: " + plural(n, "more job failure") + " not shown\n"))
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(wait):
+	}
 }
 
 // plural is n and word, with an s unless n is 1.
