@@ -2,6 +2,8 @@ package linkwatch
 
 import (
 	"context"
+	"errors"
+	"github.com/hqmail/hqmail/pkg/pollfd"
 	"net"
 	"os/exec"
 	"strings"
@@ -34,7 +36,8 @@ type Hooks struct {
 	IsMetered func(iface string) bool
 	Now       func() time.Time
 
-	read func() // tests: called after each message from Subscribe's socket is taken in
+	read      func() // tests: called after each message from Subscribe's socket is taken in
+	readerEnd func() // tests: called when the reader of Subscribe's socket has ended
 }
 
 // DefaultHooks use netlink, net.Dial and nmcli.
@@ -83,15 +86,20 @@ func Run(ctx context.Context, cfg Config, h Hooks, act Actions, logf func(format
 		if err != nil {
 			return err
 		}
-		go func() { <-ctx.Done(); syscall.Close(fd) }()
+		// The socket waits in the poller, so closing it at the end wakes
+		// the reader (a blocking recvfrom would sleep on, and could read
+		// whatever took the descriptor's number next).
+		f := pollfd.File(fd, "netlink")
+		go func() { <-ctx.Done(); f.Close() }()
 		go func() {
+			if h.readerEnd != nil {
+				defer h.readerEnd()
+			}
 			buf := make([]byte, 64<<10)
 			for {
-				n, _, err := syscall.Recvfrom(fd, buf, 0)
+				n, err := f.Read(buf)
 				switch {
-				case err == syscall.EINTR:
-					continue
-				case err == syscall.ENOBUFS:
+				case errors.Is(err, syscall.ENOBUFS):
 					// The socket overflowed and messages were
 					// lost, a carrier loss among them perhaps.
 					downSeen.Store(true)

@@ -379,6 +379,50 @@ func flapRig(t *testing.T, look func() *Snapshot) (step func(advance time.Durati
 	}
 }
 
+// TestReaderEndsWithRun: when Run's context ends, the reader of the
+// netlink socket ends too, although nothing more comes on the socket
+// (before, it slept on in recvfrom on a closed descriptor, whose number
+// the next open could take).
+func TestReaderEndsWithRun(t *testing.T) {
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_SEQPACKET|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fds[1])
+	ended := make(chan struct{})
+	taken := make(chan struct{}, 1)
+	h := Hooks{
+		Snapshot:  func() (*Snapshot, error) { return snap(true), nil },
+		Subscribe: func() (int, error) { return fds[0], nil }, // Run closes it
+		Now:       time.Now,
+		read:      func() { taken <- struct{}{} },
+		readerEnd: func() { close(ended) },
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		Run(ctx, Config{UpDelay: time.Hour, Recheck: time.Hour}, h, &recorder{}, func(string, ...any) {})
+		close(done)
+	}()
+	// One message taken in: the reader goes back to waiting for the next.
+	if _, err := syscall.Write(fds[1], linkMsg(2, true)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-taken:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the reader did not take the message in")
+	}
+	time.Sleep(50 * time.Millisecond) // let it reach its wait (not needed for the new reader)
+	cancel()
+	<-done
+	select {
+	case <-ended:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the netlink reader still runs 10 s after Run ended")
+	}
+}
+
 // TestFlapStartsUpDelayOver: a carrier that drops for a moment between two
 // looks, each of which finds the link up, starts the up-delay over, and so
 // does a change to the default route; a carrier lost on an interface the
