@@ -66,8 +66,9 @@ func unvirtual(vdoms map[string]string, r string) string {
 func BounceMessage(root string, id uint64) (int, error) {
 	q := filepath.Join(root, "queue")
 	name := strconv.FormatUint(id, 10)
-	if _, err := os.Lstat(filepath.Join(q, "todo", name)); err == nil {
-		return 0, fmt.Errorf("message %d is not preprocessed yet; start qmail-send and try again later", id)
+	// Before anything is appended to bounce/ID.
+	if err := checkNotTodo(q, id); err != nil {
+		return 0, err
 	}
 	m, found, err := qread.ReadMessage(q, id)
 	switch {

@@ -54,9 +54,7 @@ func lockOutSend(root string) (unlock func(), err error) {
 // recipients left undelivered.
 func DeleteMessage(q string, id uint64) (int, error) {
 	name := strconv.FormatUint(id, 10)
-	if _, err := os.Lstat(filepath.Join(q, "todo", name)); err == nil {
-		return 0, fmt.Errorf("message %d is not preprocessed yet; start qmail-send and try again later", id)
-	} else if !errors.Is(err, fs.ErrNotExist) {
+	if err := checkNotTodo(q, id); err != nil {
 		return 0, err
 	}
 	if _, err := os.Lstat(filepath.Join(q, "info", qread.Sub(id), name)); err != nil {
@@ -84,6 +82,23 @@ func DeleteMessage(q string, id uint64) (int, error) {
 }
 
 var errNoMessage = errors.New("not in the queue")
+
+// checkNotTodo refuses a message that has a todo/ID, whatever else it
+// has: qmail-send preprocesses it (again) from todo/ID at its next start,
+// making its channel files anew with every recipient pending and ignoring
+// an info file left by a preprocessing cut short (spec/queue.md §6), so a
+// delete or bounce marked in those files now would be undone, and a
+// bounce sent besides. A todo/ID that cannot be looked at is refused too.
+func checkNotTodo(q string, id uint64) error {
+	_, err := os.Lstat(filepath.Join(q, "todo", strconv.FormatUint(id, 10)))
+	switch {
+	case err == nil:
+		return fmt.Errorf("message %d is not preprocessed yet; start qmail-send and try again later", id)
+	case !errors.Is(err, fs.ErrNotExist):
+		return err
+	}
+	return nil
+}
 
 // markAllDone overwrites the letter of every T record with D and syncs the
 // file. It returns -1 when the file does not exist. Run as root on a file

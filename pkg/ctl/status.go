@@ -77,6 +77,7 @@ func (c *cmd) status() int {
 	} else {
 		fmt.Fprintf(c.out, "queue: %s, %d not yet preprocessed\n", plural(n.Messages, "message"), n.Todo)
 	}
+	inTodo := todoIDs(q)
 	msgs, err := qread.Scan(q)
 	if err != nil {
 		fmt.Fprintf(c.out, "pending: unknown (%v)\n", err)
@@ -84,6 +85,9 @@ func (c *cmd) status() int {
 		var lm, rm, held, trouble int
 		for i := range msgs {
 			m := &msgs[i]
+			if inTodo[m.ID] {
+				continue // not preprocessed yet: its info file is stale
+			}
 			if m.Err != nil {
 				trouble++
 				continue
@@ -215,8 +219,9 @@ func ago(d time.Duration) string {
 //	ID AGE SIZE RCPTS STATE <SENDER>
 //
 // RCPTS is "pending/total" recipients. STATE is one of todo (not yet
-// preprocessed), queued, held (every pending recipient is on a held
-// channel or domain), partly-held, msgheld (held by qmailctl hold ID),
+// preprocessed: todo/ID exists, whatever info file it has), queued, held
+// (every pending recipient is on a held channel or domain), partly-held,
+// msgheld (held by qmailctl hold ID),
 // bouncing (a bounce is being sent),
 // done (nothing pending: about to be removed) or trouble (see qmail-qread).
 func (c *cmd) queue() int {
@@ -227,21 +232,31 @@ func (c *cmd) queue() int {
 	if err := cmp.Or(err1, err2); err != nil {
 		return c.fail(ExitTemp, "unable to read the hold flags: %v", err)
 	}
-	msgs, err := qread.Scan(q)
-	if err != nil {
-		return c.fail(ExitTemp, "%v", err)
-	}
+	// todo/ before info/: a message preprocessed between the two reads
+	// is then seen in one or the other, never in neither.
 	todo, err := qread.ScanTodo(q)
 	if err != nil {
 		return c.fail(ExitTemp, "%v", err)
 	}
+	msgs, err := qread.Scan(q)
+	if err != nil {
+		return c.fail(ExitTemp, "%v", err)
+	}
+	inTodo := map[uint64]bool{}
+	for _, t := range todo {
+		inTodo[t.ID] = true
+	}
 	sort.Slice(msgs, func(i, j int) bool { return msgs[i].ID < msgs[j].ID })
 	held, _ := sched.LoadHeld(q) // unreadable: no message is shown held
 	now := c.now()
-	seen := map[uint64]bool{}
 	for i := range msgs {
-		seen[msgs[i].ID] = true
 		m := &msgs[i]
+		if inTodo[m.ID] {
+			// qmail-send preprocesses it (again) from todo/ID and
+			// ignores this info file (spec/queue.md §6): it is
+			// listed below, as todo, with what todo/ID says.
+			continue
+		}
 		if m.Err != nil {
 			fmt.Fprintf(c.out, "%d - - - trouble (%v)\n", m.ID, m.Err)
 			continue
@@ -258,9 +273,6 @@ func (c *cmd) queue() int {
 			pending, len(m.Local)+len(m.Remote), state, qread.Safe(m.Sender))
 	}
 	for _, t := range todo {
-		if seen[t.ID] {
-			continue // preprocessed; todo/ID not yet removed
-		}
 		if t.Err != nil {
 			fmt.Fprintf(c.out, "%d - - - trouble (%v)\n", t.ID, t.Err)
 			continue
