@@ -35,8 +35,11 @@ func noTree(root, why string) error {
 // read. The ids come from root/etc/ids; where the user database gives
 // them or qmail's names otherwise, that is said first (IDConflicts).
 // Control files and the alias user's .qmail files saved with CRLF line
-// endings are named too (crlfFiles). A root that is no tree gives a
-// permanent error wrapping ErrNoTree.
+// endings are named too (crlfFiles), and so are queue files outside the
+// split directory of their id modulo 23, as a qmail built with another
+// conf-split leaves them (strayQueue). A root that is no tree gives a
+// permanent error wrapping ErrNoTree (with a hint for a tree qmail
+// itself installed: noIDs).
 func Check(root string) ([]string, error) {
 	st, err := os.Stat(root)
 	switch {
@@ -47,7 +50,7 @@ func Check(root string) ([]string, error) {
 	}
 	ids, err := qhome.LoadIDs(root)
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
-		return nil, noTree(root, qhome.IDsFile+" missing")
+		return nil, noIDs(root)
 	}
 	if err != nil {
 		return nil, err
@@ -94,6 +97,7 @@ func Check(root string) ([]string, error) {
 	}
 	out = append(out, staleUsersCDB(root)...)
 	out = append(out, crlfFiles(root)...)
+	out = append(out, strayQueue(root)...)
 	var hints []string
 	if !wayBlocked(root, "control/me") {
 		if hints = dotlessDomain(root); len(hints) == 0 {

@@ -104,6 +104,9 @@ func Install(opt Options) error {
 			return qerr.Wrap(err, false, err.Error())
 		}
 	}
+	// Mail a qmail with another conf-split left where qmail-send never
+	// looks: named, never moved.
+	w.strayQueue()
 	// What keeps qmail-send from starting that the repair never changes
 	// (a control file qmails cannot read) is said too.
 	if !w.skipped["control"] {
