@@ -99,11 +99,11 @@ func checkNow(cfg Config, h Hooks, stdout, stderr io.Writer) int {
 	up, why := snap.LinkUp(cfg.Iface)
 	switch {
 	case !up:
-	case cfg.Metered && h.IsMetered != nil && h.IsMetered(linkName(snap, cfg.Iface)):
-		up, why = false, fmt.Sprintf("link up but metered (%s)", why)
+	case cfg.meteredNow(h, snap):
+		up, why = false, meteredWhy(why)
 	case cfg.Probe != "":
 		if err := probe(cfg.Probe, h.Dial); err != nil {
-			up, why = false, fmt.Sprintf("link up (%s) but probe %s failed: %v", why, cfg.Probe, err)
+			up, why = false, probeWhy(why, cfg.Probe, err)
 		}
 	}
 	if up {

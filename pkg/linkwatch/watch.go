@@ -3,6 +3,7 @@ package linkwatch
 import (
 	"context"
 	"errors"
+	"fmt"
 	"github.com/hqmail/hqmail/pkg/pollfd"
 	"net"
 	"os/exec"
@@ -166,12 +167,12 @@ func Run(ctx context.Context, cfg Config, h Hooks, act Actions, logf func(format
 		// have moved to a metered device (a phone's hotspot), or
 		// NetworkManager may have turned the flag on, while the link
 		// stayed up.
-		if cfg.Metered && h.IsMetered != nil && h.IsMetered(linkName(snap, cfg.Iface)) {
+		if cfg.meteredNow(h, snap) {
 			if cur != held {
 				if err := act.Hold("metered link"); err != nil {
 					logf("warning: hold failed: %v", err)
 				} else {
-					logf("link up but metered (%s): remote delivery held", why)
+					logf("%s: remote delivery held", meteredWhy(why))
 					cur = held
 				}
 			}
@@ -192,7 +193,7 @@ func Run(ctx context.Context, cfg Config, h Hooks, act Actions, logf func(format
 						cur = held
 					}
 				}
-				logf("link up (%s) but probe %s failed: %v; remote delivery held", why, cfg.Probe, err)
+				logf("%s; remote delivery held", probeWhy(why, cfg.Probe, err))
 				resetTimer(timer, minDur(next, 5*time.Second))
 				continue
 			}
@@ -206,6 +207,20 @@ func Run(ctx context.Context, cfg Config, h Hooks, act Actions, logf func(format
 		cur = released
 		resetTimer(timer, next)
 	}
+}
+
+// meteredNow reports whether, with -metered, NetworkManager calls the
+// device of the link in snap metered: the daemon and -check ask it alike.
+func (cfg Config) meteredNow(h Hooks, snap *Snapshot) bool {
+	return cfg.Metered && h.IsMetered != nil && h.IsMetered(linkName(snap, cfg.Iface))
+}
+
+// meteredWhy and probeWhy word a link that is up (why) but not to be used,
+// as the daemon logs it and -check prints it.
+func meteredWhy(why string) string { return fmt.Sprintf("link up but metered (%s)", why) }
+
+func probeWhy(why, probe string, err error) string {
+	return fmt.Sprintf("link up (%s) but probe %s failed: %v", why, probe, err)
 }
 
 func resetTimer(t *time.Timer, d time.Duration) {
