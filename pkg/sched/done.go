@@ -158,9 +158,14 @@ func (s *Sched) injectBounce(id uint64) bool {
 	return true
 }
 
+// inject queues a bounce. It runs qmail-queue itself, as qmail-send does
+// in qmail, never through the queue service: any local user can keep the
+// service busy, and each caller then waits up to qq.AnswerTimeout before
+// it falls back; qmail-send's loop must not stop for that (a bounce is
+// rare, its process start cheap).
 func (s *Sched) inject(msg io.Reader, sender string, recips []string) (int, error) {
 	if s.opt.Inject != nil {
 		return s.opt.Inject(msg, sender, recips)
 	}
-	return qq.Queue(qq.Options{Root: s.root}, msg, &qq.Envelope{Sender: sender, Recipients: recips})
+	return qq.Queue(qq.Options{Root: s.root, NoService: true}, msg, &qq.Envelope{Sender: sender, Recipients: recips})
 }
