@@ -9,9 +9,12 @@ package qq
 //	1. caller:  "Q1" with two descriptors (SCM_RIGHTS): the message (what
 //	            qmail-queue reads on fd 0) and the envelope (fd 1)
 //	2. service: "go" (it reads them now) or "no" (not taken, nothing was
-//	            read: busy, stopping, or a request it does not know; the
-//	            caller runs qmail-queue itself)
-//	3. caller:  writes the message and the envelope, closes its ends
+//	            read: busy, stopping, a request it does not know, or one
+//	            passing an AF_UNIX socket (servicefds.go); the caller runs
+//	            qmail-queue itself)
+//	3. caller:  writes the message and the envelope, closes its ends; it
+//	            sends nothing more on the connection (the job gives up if
+//	            it does)
 //	4. service: "<code> <id>" (the result line of qmail-queue -m without
 //	            its newline): qmail-queue's exit code, and the queue id
 //	            when the code is 0 (else 0), sent only after the message is committed
@@ -230,23 +233,31 @@ type ServiceRequest struct {
 	Message  int // descriptor: the message (qmail-queue's fd 0)
 	Envelope int // descriptor: the envelope (qmail-queue's fd 1)
 	UID, PID int // the caller, from SO_PEERCRED
+
+	msgKind, envKind fdKind // how to close them (Close)
 }
 
-// ErrBadRequest is a request the service does not know (another protocol
-// version, no or too many descriptors); it answers "no".
+// ErrBadRequest is a request the service does not take: another protocol
+// version, no or too many descriptors, or an AF_UNIX socket among them
+// (servicefds.go). ReceiveRequest has answered "no" to it.
 var ErrBadRequest = errors.New("bad queue service request")
 
 // ReceiveRequest reads the request on an accepted connection, waiting at
-// most wait. Descriptors that arrived are closed on any error.
+// most wait. A request it does not take is answered "no" (ErrBadRequest);
+// on any error the descriptors that arrived are closed, as closePassed
+// closes them. Each descriptor of a request taken is looked at once
+// (fstat), so that Close knows how to close it.
 func ReceiveRequest(conn int, wait time.Duration) (*ServiceRequest, error) {
 	tv := unix.NsecToTimeval(wait.Nanoseconds())
 	unix.SetsockoptTimeval(conn, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
 	var b [16]byte
-	oob := make([]byte, unix.CmsgSpace(4*4))
+	// Room for every descriptor a packet can carry: those that did not
+	// fit would be closed by the kernel on this thread, lingering or not.
+	var oob [oobCap]byte
 	var n, oobn, flags int
 	var err error
 	for {
-		n, oobn, flags, _, err = unix.Recvmsg(conn, b[:], oob, unix.MSG_CMSG_CLOEXEC)
+		n, oobn, flags, _, err = unix.Recvmsg(conn, b[:], oob[:], unix.MSG_CMSG_CLOEXEC)
 		if err != unix.EINTR {
 			break
 		}
@@ -256,55 +267,45 @@ func ReceiveRequest(conn int, wait time.Duration) (*ServiceRequest, error) {
 		fds = rights(oob[:oobn])
 	}
 	fail := func(e error) (*ServiceRequest, error) {
+		if e == ErrBadRequest {
+			Refuse(conn)
+		}
 		for _, fd := range fds {
-			unix.Close(fd)
+			closePassed(fd, passedKind(fd), 0, conn)
 		}
 		return nil, e
 	}
 	if err != nil {
 		return fail(err)
 	}
-	if n == 0 {
+	if n == 0 && len(fds) == 0 {
 		return fail(io.EOF)
 	}
 	if string(b[:n]) != svcRequest || len(fds) != 2 || flags&(unix.MSG_CTRUNC|unix.MSG_TRUNC) != 0 {
+		return fail(ErrBadRequest)
+	}
+	req := &ServiceRequest{Message: fds[0], Envelope: fds[1], msgKind: passedKind(fds[0]), envKind: passedKind(fds[1])}
+	if req.msgKind == kindUnix || req.envKind == kindUnix {
 		return fail(ErrBadRequest)
 	}
 	cred, err := unix.GetsockoptUcred(conn, unix.SOL_SOCKET, unix.SO_PEERCRED)
 	if err != nil {
 		return fail(err)
 	}
-	return &ServiceRequest{Message: fds[0], Envelope: fds[1], UID: int(cred.Uid), PID: int(cred.Pid)}, nil
+	req.UID, req.PID = int(cred.Uid), int(cred.Pid)
+	return req, nil
 }
 
 // Refuse answers "no" without waiting (the answer is one small packet on
 // a new connection, which always has room): the service is not taking
 // the message. The connection and any request on it are left to the
-// caller of Refuse (DropRequest, then close).
+// caller of Refuse (CloseConn).
 func Refuse(conn int) error {
 	for {
 		err := unix.Sendmsg(conn, []byte(svcNo), nil, nil, unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT)
 		if err != unix.EINTR {
 			return err
 		}
-	}
-}
-
-// DropRequest reads a request that has already arrived, without waiting,
-// and closes its descriptors (the service is not taking it). Closing a
-// caller's descriptor can block for as long as the caller likes (a
-// lingering socket, a file on a FUSE mount), and so can closing conn
-// while a request is still in it: neither may be done on a thread that
-// others wait for.
-func DropRequest(conn int) {
-	var b [16]byte
-	oob := make([]byte, unix.CmsgSpace(4*4))
-	_, oobn, _, _, err := unix.Recvmsg(conn, b[:], oob, unix.MSG_DONTWAIT|unix.MSG_CMSG_CLOEXEC)
-	if err != nil {
-		return
-	}
-	for _, fd := range rights(oob[:oobn]) {
-		unix.Close(fd)
 	}
 }
 

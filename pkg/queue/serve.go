@@ -13,21 +13,26 @@ package queue
 // writing holds one job slot until the 24-hour alarm; when every slot is
 // taken (MaxJobs, or fewer when the descriptor limit allows fewer, down
 // to none: see fitService) the service answers "no" and callers run
-// qmail-queue, so a full service never stops anyone from queueing.
+// qmail-queue, so a full service never stops anyone from queueing. A
+// caller that has gone frees its slot at once (pollReader): so that it
+// cannot make the job keep its connection alive, a request passing an
+// AF_UNIX socket is refused (pkg/qq, servicefds.go), and a job gives up
+// when anything arrives on its connection after the request.
 //
-// Closing a caller's descriptor can block for as long as the caller likes
-// (a TCP socket with SO_LINGER and a full send queue waits in close(2) for
-// the linger time; a file on a FUSE mount waits for its daemon), and so
-// can closing a connection whose request is still unread (the kernel
-// closes the descriptors in flight on the closing thread). The accept
-// loop therefore never closes either: a job closes its own (holding its
-// slot until they are closed, so that blocked closes hold at most MaxJobs
-// threads), and a refused connection goes to a few closer goroutines
-// (refusalClosers, with refusalBacklog connections waiting for them).
-// When those are all busy too, the loop stops accepting until a slot or a
-// closer is free: callers wait in the listen backlog for at most their
-// answer timeout, or fail to connect at once when it is full, and run
-// qmail-queue either way.
+// Closing what a caller passed must not wait on the caller: sockets lose
+// SO_LINGER before they are closed, and a connection (or a passed AF_UNIX
+// socket) is emptied before it is closed, so that no lingering socket in
+// flight in it is closed by the kernel on the closing thread (qq.CloseConn,
+// ServiceRequest.Close). Some closes can still block for as long as the
+// caller likes (a file on a FUSE mount waits for its daemon). The accept
+// loop therefore never closes anything of a caller's: a job closes its
+// own (holding its slot until they are closed, so that blocked closes
+// hold at most MaxJobs threads), and a refused connection goes to a few
+// closer goroutines (refusalClosers, with refusalBacklog connections
+// waiting for them). When those are all busy too, the loop stops
+// accepting until a slot or a closer is free: callers wait in the listen
+// backlog for at most their answer timeout, or fail to connect at once
+// when it is full, and run qmail-queue either way.
 
 import (
 	"errors"
@@ -63,6 +68,11 @@ var (
 	refusalClosers = 4
 	refusalBacklog = 64
 )
+
+// closeRefused closes a refused connection and what its caller passed; a
+// variable so that tests can make it block, as the close of a file on a
+// FUSE mount can.
+var closeRefused = qq.CloseConn
 
 // busyWait is how often the accept loop looks again while it can neither
 // take nor refuse a caller.
@@ -140,6 +150,12 @@ func Listen(root string) (sock, lock int, err error) {
 	if err := unix.Bind(sock, &unix.SockaddrUnix{Name: name}); err != nil {
 		return fail(err)
 	}
+	// Every packet received on a connection then comes with its sender's
+	// credentials (each accepted connection inherits the option), which
+	// tells an empty packet from the end when qq.CloseConn empties it.
+	if err := unix.SetsockoptInt(sock, unix.SOL_SOCKET, unix.SO_PASSCRED, 1); err != nil {
+		return fail(err)
+	}
 	if err := unix.Fchmodat(dir, base, 0o666, 0); err != nil {
 		return fail(err)
 	}
@@ -203,7 +219,7 @@ func Serve(c *ServiceConfig) {
 	tag := strconv.Itoa(os.Getpid())
 	gs := &groupSync{}
 	whoCache := &whoCache{root: c.Root}
-	refused := newCloser(lim.closers, lim.backlog)
+	refused := newCloser(lim.closers, lim.backlog, closeRefused)
 	for {
 		// A caller is either taken (a slot is free) or refused (a
 		// closer will take its connection). When neither can be, leave
@@ -264,7 +280,7 @@ func Serve(c *ServiceConfig) {
 			// and the connection are closed (those closes may block).
 			defer wg.Done()
 			defer running.Add(-1)
-			defer unix.Close(conn)
+			defer qq.CloseConn(conn)
 			serveConn(&Config{Root: c.Root, Tag: tag + "." + strconv.FormatUint(n, 10), Now: clock(),
 				DirSync: gs.sync}, conn, alarm, whoCache, log)
 		}()
@@ -272,8 +288,10 @@ func Serve(c *ServiceConfig) {
 	// Callers connecting from now on fail and run qmail-queue.
 	unix.Unlinkat(unix.AT_FDCWD, filepath.Join(c.Root, qq.ServiceSocket), 0)
 	// Closing the listener releases the connections still in its backlog
-	// and the descriptors their callers passed: that close can block as a
-	// refusal's can, so the stop does not wait for it.
+	// and the descriptors their callers passed, which the kernel closes on
+	// the closing thread as they are (a lingering socket among them makes
+	// the close wait): the stop does not wait for it, and the process's
+	// exit ends it (sockets closed at exit do not linger).
 	go unix.Close(c.Listener)
 	refused.stop()
 	done := make(chan struct{})
@@ -290,10 +308,11 @@ func Serve(c *ServiceConfig) {
 type closer struct {
 	conns   chan int
 	pending atomic.Int64 // connections in conns not yet taken by a goroutine
+	closeFn func(conn int)
 }
 
-func newCloser(goroutines, backlog int) *closer {
-	c := &closer{conns: make(chan int, max(backlog, 1))}
+func newCloser(goroutines, backlog int, closeFn func(conn int)) *closer {
+	c := &closer{conns: make(chan int, max(backlog, 1)), closeFn: closeFn}
 	for range max(goroutines, 1) {
 		go c.run()
 	}
@@ -312,8 +331,7 @@ func (c *closer) add(conn int) {
 func (c *closer) run() {
 	for conn := range c.conns {
 		c.pending.Add(-1)
-		qq.DropRequest(conn)
-		unix.Close(conn)
+		c.closeFn(conn)
 	}
 }
 
@@ -325,18 +343,14 @@ func (c *closer) stop() { close(c.conns) }
 // the Root, Tag, Now and DirSync of c. A job that fails for a
 // system error is logged on log.
 func serveConn(c *Config, conn int, alarm time.Duration, wc *whoCache, log *errLog) {
-	req, err := qq.ReceiveRequest(conn, requestWait)
+	req, err := qq.ReceiveRequest(conn, requestWait) // a bad request is answered "no"
 	if err != nil {
-		if errors.Is(err, qq.ErrBadRequest) {
-			qq.Answer(conn, false)
-		}
 		return
 	}
 	deadline := time.Now().Add(alarm) // real time, whatever the clock says
 	msg := &pollReader{fd: req.Message, conn: conn, deadline: deadline}
 	env := &pollReader{fd: req.Envelope, conn: conn, deadline: deadline}
-	defer unix.Close(req.Message)
-	defer unix.Close(req.Envelope)
+	defer req.Close() // sockets lose their lingering first
 	if qq.Answer(conn, true) != nil {
 		return
 	}
@@ -473,13 +487,13 @@ func (g *groupSync) waiting() int {
 // Descriptors, for fitting the number of jobs to RLIMIT_NOFILE.
 //
 // One job holds at most fdsPerJob at once: its connection, the two
-// descriptors the caller passed (a request carrying more, up to the four
-// ReceiveRequest makes room for, is refused and they are closed before
-// any queue file is opened), the root and queue directories, the pid/mess
-// file (pid/ names are tried one at a time), the intd file, the three
-// directories it flushes (mess/S, intd and todo, opened by the job and
-// kept until it ends: see groupSync) and lock/trigger (opened before the
-// commit link).
+// descriptors the caller passed (a request carrying more, up to the 253 a
+// packet can carry, is refused and they are closed one by one before any
+// queue file is opened: a moment's excess, not counted), the root and
+// queue directories, the pid/mess file (pid/ names are tried one at a
+// time), the intd file, the three directories it flushes (mess/S, intd
+// and todo, opened by the job and kept until it ends: see groupSync) and
+// lock/trigger (opened before the commit link).
 //
 // The service itself keeps fdsFixed: descriptors 0-2 (0 is qmail-start's
 // stop pipe), the listener, the lock, both ends of the stop pipe it makes,
@@ -488,7 +502,8 @@ func (g *groupSync) waiting() int {
 // connection not yet handed on: 13, and three to spare (11 were counted
 // in /proc/PID/fd of an idle service). A refused connection waiting for
 // a closer holds one; each closer holds fdsPerCloser (the connection and
-// up to four descriptors of its request, while it closes them). With the
+// a few descriptors of its request while it closes them; a packet that
+// carries more, up to 253, holds them for a moment). With the
 // default numbers (64 jobs, 4 closers, 64 waiting) that is 804 in all,
 // within the usual soft limit of 1024; fewer are used at once in
 // practice, as jobs are rarely all at their peak together.
@@ -690,7 +705,11 @@ func (l *errLog) jobFailed(r jobResult) {
 // It gives up as soon as the caller hangs up its connection: a caller
 // that goes away has given up the message, as one that kills its
 // qmail-queue has (else a message descriptor that never ends, such as
-// /dev/zero, would fill the disk for the caller that left).
+// /dev/zero, would fill the disk for the caller that left). It gives up
+// too when anything arrives on the connection, which the protocol never
+// sends after the request: a packet there could hold the caller's own end
+// of the connection in flight (and the message pipe's write end), and the
+// hang-up would never come.
 type pollReader struct {
 	fd       int
 	conn     int // the caller's connection
@@ -709,7 +728,7 @@ func (r *pollReader) Read(p []byte) (int, error) {
 			return 0, errDeadline
 		}
 		ms := int(min(left, time.Hour) / time.Millisecond)
-		pfd := []unix.PollFd{{Fd: int32(r.fd), Events: unix.POLLIN}, {Fd: int32(r.conn), Events: unix.POLLRDHUP}}
+		pfd := []unix.PollFd{{Fd: int32(r.fd), Events: unix.POLLIN}, {Fd: int32(r.conn), Events: unix.POLLIN | unix.POLLRDHUP}}
 		n, err := unix.Poll(pfd, max(ms, 1))
 		if err == unix.EINTR || (err == nil && n == 0) {
 			continue
@@ -717,7 +736,7 @@ func (r *pollReader) Read(p []byte) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		if pfd[1].Revents&(unix.POLLRDHUP|unix.POLLHUP|unix.POLLERR|unix.POLLNVAL) != 0 {
+		if pfd[1].Revents&(unix.POLLIN|unix.POLLRDHUP|unix.POLLHUP|unix.POLLERR|unix.POLLNVAL) != 0 {
 			return 0, errGone
 		}
 		m, err := unix.Read(r.fd, p)

@@ -175,7 +175,7 @@ func rawRequest(t *testing.T, root, hello string, fds ...int) (int, string) {
 	tv := unix.NsecToTimeval((10 * time.Second).Nanoseconds())
 	unix.SetsockoptTimeval(s, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
 	b := make([]byte, 64)
-	n, _, _, _, err := unix.Recvmsg(s, b, nil, 0)
+	n, err := recvAnswer(s, b)
 	if err != nil {
 		t.Fatalf("no answer: %v", err)
 	}
@@ -438,13 +438,13 @@ func TestServiceWaitsForLock(t *testing.T) {
 	}
 }
 
-// lingeringSocket returns a loopback TCP socket whose final close blocks:
-// SO_LINGER is set and its send queue is full towards a peer that never
-// reads, so close(2) waits in the kernel for the linger time (an hour).
-// Its local port names it in /proc/net/tcp. release closes the peer, which
-// resets the connection and ends a close in progress; it is called at the
-// end of the test too.
-func lingeringSocket(t *testing.T) (fd, port int, release func()) {
+// lingeringSocket returns a loopback TCP socket whose final close blocks
+// unless its lingering is turned off: SO_LINGER is set (linger seconds)
+// and its send queue is full towards a peer that never reads, so close(2)
+// waits in the kernel for the linger time. Its local port names it in
+// /proc/net/tcp. release closes the peer, which resets the connection and
+// ends a close in progress; it is called at the end of the test too.
+func lingeringSocket(t *testing.T, linger int32) (fd, port int, release func()) {
 	t.Helper()
 	lo := [4]byte{127, 0, 0, 1}
 	ln, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
@@ -480,7 +480,7 @@ func lingeringSocket(t *testing.T) (fd, port int, release func()) {
 	var once sync.Once
 	release = func() { once.Do(func() { unix.Close(peer) }) }
 	t.Cleanup(release)
-	if err := unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 3600}); err != nil {
+	if err := unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: linger}); err != nil {
 		unix.Close(fd)
 		t.Fatal(err)
 	}
@@ -504,8 +504,8 @@ func lingeringSocket(t *testing.T) (fd, port int, release func()) {
 }
 
 // tcpState is the state of the IPv4 TCP socket with local port port in
-// /proc/net/tcp ("04" is FIN_WAIT1: closed by its owner, lingering), or
-// "" if there is none.
+// /proc/net/tcp ("04" is FIN_WAIT1: closed by its owner with data still
+// to send), or "" if there is none.
 func tcpState(t *testing.T, port int) string {
 	t.Helper()
 	b, err := os.ReadFile("/proc/net/tcp")
@@ -536,9 +536,9 @@ const finWait1 = "04"
 // passLingering sends the service a request carrying fd (a lingering
 // socket) as both descriptors and gives up its own copy, so that the
 // service's close of it (or of the connection still holding it in flight)
-// is the final one and blocks. It returns the connection. A send that
-// fails (the service closed the connection before the request was there)
-// is tried again on a new connection.
+// is the final one. It returns the connection. A send that fails (the
+// service closed the connection before the request was there) is tried
+// again on a new connection.
 func passLingering(t *testing.T, root string, fd int) int {
 	t.Helper()
 	for i := 0; ; i++ {
@@ -580,29 +580,73 @@ func holdSlot(t *testing.T, root string) {
 	}
 }
 
+// blockRefusals makes the service's closers block in their close of a
+// refused connection, as the close of a file on a FUSE mount can (a
+// lingering socket no longer does: the service turns lingering off).
+// Call it before starting the service. Each close that starts is reported
+// on started; proceed lets one go on. All go on at the end of the test.
+func blockRefusals(t *testing.T) (started <-chan int, proceed func()) {
+	t.Helper()
+	saved := closeRefused
+	st := make(chan int, 100)
+	next := make(chan struct{})
+	done := make(chan struct{})
+	closeRefused = func(conn int) {
+		st <- conn
+		select {
+		case <-next:
+		case <-done:
+		}
+		qq.CloseConn(conn)
+	}
+	t.Cleanup(func() {
+		close(done)
+		closeRefused = saved
+	})
+	proceed = func() {
+		select {
+		case next <- struct{}{}:
+		case <-time.After(30 * time.Second):
+			t.Fatal("no close waiting to go on")
+		}
+	}
+	return st, proceed
+}
+
+// waitStarted waits (at most 30 s) for a close reported on started.
+func waitStarted(t *testing.T, started <-chan int) {
+	t.Helper()
+	select {
+	case <-started:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no refused connection's close started in 30 s")
+	}
+}
+
 // A caller refused because every slot is taken may pass descriptors whose
-// final close blocks (here a lingering TCP socket; a FUSE file can do the
-// same): the service must not close them on the thread that accepts, or
-// every later caller waits for its answer (and, once the backlog is full,
-// in connect) for as long as the close lasts. While such a close is still
-// in progress, another caller is answered "no" and runs qmail-queue.
+// final close blocks (a file on a FUSE mount): the service must not close
+// them on the thread that accepts, or every later caller waits for its
+// answer (and, once the backlog is full, in connect) for as long as the
+// close lasts. While such a close is still in progress, another caller is
+// answered "no" and runs qmail-queue.
 func TestServiceRefusalCloseBlocks(t *testing.T) {
+	started, _ := blockRefusals(t)
 	root := newRoot(t)
 	service(t, root, 1)
 	holdSlot(t, root)
-	fd, port, _ := lingeringSocket(t) // registered after the service: ended before it is stopped
-	passLingering(t, root, fd)
-	waitFor(t, func() bool { return tcpState(t, port) == finWait1 }) // its close has begun
 	mr, mw, _ := os.Pipe()
 	defer mr.Close()
 	defer mw.Close()
 	s, a := rawRequest(t, root, "Q1", int(mr.Fd()), int(mr.Fd()))
 	unix.Close(s)
 	if a != "no" {
-		t.Errorf("caller during a blocked close: answer %q, want no", a)
+		t.Fatalf("first refused caller: answer %q, want no", a)
 	}
-	if st := tcpState(t, port); st != finWait1 {
-		t.Fatalf("the lingering socket is in state %q, no longer lingering: the test proves nothing", st)
+	waitStarted(t, started) // its close has begun, and blocks
+	s, a = rawRequest(t, root, "Q1", int(mr.Fd()), int(mr.Fd()))
+	unix.Close(s)
+	if a != "no" {
+		t.Errorf("caller during a blocked close: answer %q, want no", a)
 	}
 }
 
@@ -612,28 +656,31 @@ func TestServiceRefusalCloseBlocks(t *testing.T) {
 // wait in the backlog (and run qmail-queue after their answer timeout).
 // It accepts again once a closer is free, and a stop is honoured all the
 // same, even when the connections left in the backlog carry descriptors
-// whose close blocks (closing the listener closes them).
+// whose close blocks (closing the listener closes them, and the kernel
+// does not empty them first: a lingering socket lingers there).
 func TestServiceRefusalsSaturated(t *testing.T) {
 	savedClosers, savedBacklog := refusalClosers, refusalBacklog
 	t.Cleanup(func() { refusalClosers, refusalBacklog = savedClosers, savedBacklog })
 	refusalClosers, refusalBacklog = 1, 1
+	started, proceed := blockRefusals(t)
 	root := newRoot(t)
 	stop := service(t, root, 1)
 	holdSlot(t, root)
-	fd1, port1, release1 := lingeringSocket(t)
-	passLingering(t, root, fd1)
-	waitFor(t, func() bool { return tcpState(t, port1) == finWait1 }) // the closer is stuck
 	mr, mw, _ := os.Pipe()
 	defer mr.Close()
 	defer mw.Close()
+	s1, a := rawRequest(t, root, "Q1", int(mr.Fd()), int(mr.Fd()))
+	defer unix.Close(s1)
+	if a != "no" {
+		t.Fatalf("first refused caller: answer %q, want no", a)
+	}
+	waitStarted(t, started) // the closer is stuck
 	s2, a := rawRequest(t, root, "Q1", int(mr.Fd()), int(mr.Fd()))
 	defer unix.Close(s2)
 	if a != "no" {
 		t.Fatalf("caller waiting for the closer: answer %q, want no", a)
 	}
-	// No slot, no closer, no room: the next callers stay in the backlog.
-	fd3, port3, release3 := lingeringSocket(t)
-	passLingering(t, root, fd3)
+	// No slot, no closer, no room: the next caller stays in the backlog.
 	v, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -645,24 +692,25 @@ func TestServiceRefusalsSaturated(t *testing.T) {
 	if err := unix.Sendmsg(v, []byte("Q1"), unix.UnixRights(int(mr.Fd()), int(mr.Fd())), nil, 0); err != nil {
 		t.Fatal(err)
 	}
+	tv := unix.NsecToTimeval((500 * time.Millisecond).Nanoseconds())
+	unix.SetsockoptTimeval(v, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
 	b := make([]byte, 64)
-	if n, _, _, _, err := unix.Recvmsg(v, b, nil, unix.MSG_DONTWAIT); err != unix.EAGAIN {
+	if n, err := recvAnswer(v, b); err != unix.EAGAIN {
 		t.Fatalf("caller answered %q (%v) while nothing could take or refuse it", b[:n], err)
 	}
-	// The closer's close ends: it takes the waiting connection, and the
-	// loop goes on: the caller with the lingering socket is refused (and
-	// holds the closer again), then the other caller.
-	release1()
-	tv := unix.NsecToTimeval((10 * time.Second).Nanoseconds())
+	// The closer's close ends: it takes the waiting connection (and is
+	// stuck again), and the loop goes on: the caller is refused.
+	proceed()
+	waitStarted(t, started)
+	tv = unix.NsecToTimeval((10 * time.Second).Nanoseconds())
 	unix.SetsockoptTimeval(v, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
-	n, _, _, _, err := unix.Recvmsg(v, b, nil, 0)
+	n, err := recvAnswer(v, b)
 	if err != nil || string(b[:n]) != "no" {
 		t.Fatalf("caller after the closer was free: %q %v, want no", b[:n], err)
 	}
-	waitFor(t, func() bool { return tcpState(t, port3) == finWait1 })
-	// Saturated again; a caller whose descriptor blocks waits in the
+	// Saturated again; a caller whose descriptor lingers waits in the
 	// backlog, and the service still stops.
-	fd4, port4, _ := lingeringSocket(t)
+	fd4, port4, _ := lingeringSocket(t, 3600)
 	passLingering(t, root, fd4)
 	stopped := make(chan struct{})
 	go func() { stop(); close(stopped) }()
@@ -671,10 +719,9 @@ func TestServiceRefusalsSaturated(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the service did not stop")
 	}
-	// The listener's close, left to run on its own, is stuck in the
+	// The listener's close, left to run on its own, has closed the
 	// backlog's lingering socket: the stop did not wait for it.
 	waitFor(t, func() bool { return tcpState(t, port4) == finWait1 })
-	release3()
 }
 
 // replaceDir moves the directory dir away (to dir.old) and makes a new,

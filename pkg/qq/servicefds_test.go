@@ -1,0 +1,307 @@
+package qq
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// closeBound is how long a close the service makes may take before the
+// test fails: far less than the linger time of lingeringTCP, far more
+// than a close that does not linger takes.
+const closeBound = 20 * time.Second
+
+// lingeringTCP returns a loopback TCP socket whose last close waits in the
+// kernel for its linger time (60 s): SO_LINGER {1, 60}, and a send queue
+// full towards a peer that never reads. The peer is closed at the end of
+// the test, which resets the connection and ends a close still waiting.
+func lingeringTCP(t *testing.T) int {
+	t.Helper()
+	lo := [4]byte{127, 0, 0, 1}
+	ln, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(ln)
+	unix.SetsockoptInt(ln, unix.SOL_SOCKET, unix.SO_RCVBUF, 4096)
+	if err := unix.Bind(ln, &unix.SockaddrInet4{Addr: lo}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(ln, 1); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := unix.Getsockname(ln)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 4096)
+	if err := unix.Connect(fd, &unix.SockaddrInet4{Addr: lo, Port: sa.(*unix.SockaddrInet4).Port}); err != nil {
+		unix.Close(fd)
+		t.Fatal(err)
+	}
+	peer, _, err := unix.Accept4(ln, unix.SOCK_CLOEXEC)
+	if err != nil {
+		unix.Close(fd)
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(peer) })
+	unix.SetNonblock(fd, true)
+	buf := make([]byte, 65536)
+	for {
+		if _, err := unix.Write(fd, buf); err == unix.EAGAIN {
+			break
+		} else if err != nil && err != unix.EINTR {
+			unix.Close(fd)
+			t.Fatal(err)
+		}
+	}
+	unix.SetNonblock(fd, false)
+	if err := unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 60}); err != nil {
+		unix.Close(fd)
+		t.Fatal(err)
+	}
+	return fd
+}
+
+// svcConn returns both ends of a connection to a listener set up as the
+// service's is (SO_PASSCRED): the caller's end, closed at the end of the
+// test, and the service's.
+func svcConn(t *testing.T) (caller, conn int) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "s")
+	ln, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(ln)
+	if err := unix.Bind(ln, &unix.SockaddrUnix{Name: path}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.SetsockoptInt(ln, unix.SOL_SOCKET, unix.SO_PASSCRED, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(ln, 4); err != nil {
+		t.Fatal(err)
+	}
+	caller, err = unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { unix.Close(caller) }) })
+	if err := unix.Connect(caller, &unix.SockaddrUnix{Name: path}); err != nil {
+		t.Fatal(err)
+	}
+	conn, _, err = unix.Accept4(ln, unix.SOCK_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return caller, conn
+}
+
+// send sends one packet with descriptors on s.
+func send(t *testing.T, s int, p string, fds ...int) {
+	t.Helper()
+	var oob []byte
+	if len(fds) > 0 {
+		oob = unix.UnixRights(fds...)
+	}
+	if err := unix.Sendmsg(s, []byte(p), oob, nil, unix.MSG_NOSIGNAL); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// pipe returns a pipe's read end, both ends closed at the end of the test.
+func pipe(t *testing.T) int {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close(); w.Close() })
+	return int(r.Fd())
+}
+
+// within runs f and fails the test when it has not returned after
+// closeBound (it is then left to end with the test's cleanups).
+func within(t *testing.T, what string, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { f(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(closeBound):
+		t.Fatalf("%s: still closing after %v (a lingering close on the service's thread)", what, closeBound)
+	}
+}
+
+// answer reads the service's answer on the caller's end s, waiting at most
+// ten seconds.
+func answer(t *testing.T, s int) string {
+	t.Helper()
+	tv := unix.NsecToTimeval((10 * time.Second).Nanoseconds())
+	unix.SetsockoptTimeval(s, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+	b := make([]byte, 16)
+	n, _, _, _, err := unix.Recvmsg(s, b, nil, 0)
+	if err != nil {
+		return "error " + err.Error()
+	}
+	return string(b[:n])
+}
+
+func TestOOBCap(t *testing.T) {
+	if need := unix.CmsgSpace(maxRights*4) + unix.CmsgSpace(unix.SizeofUcred); oobCap < need {
+		t.Errorf("oobCap %d, need %d", oobCap, need)
+	}
+}
+
+// Whatever a caller leaves in its connection, CloseConn (a refused
+// connection's close, and a job's at its end) returns at once: a passed
+// socket with SO_LINGER and unsent data, or one in flight in a passed
+// AF_UNIX socket, is not closed with its lingering on this thread, neither
+// by CloseConn nor by the kernel.
+func TestCloseConnLingering(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		send func(t *testing.T, caller, tcp int)
+	}{
+		{"request", func(t *testing.T, caller, tcp int) {
+			send(t, caller, "Q1", tcp, pipe(t))
+		}},
+		{"after an empty packet", func(t *testing.T, caller, tcp int) {
+			send(t, caller, "")
+			send(t, caller, "Q1", pipe(t), tcp)
+		}},
+		{"more than the request's two", func(t *testing.T, caller, tcp int) {
+			p := pipe(t)
+			send(t, caller, "Q1", p, p, p, p, tcp)
+		}},
+		{"in flight in a seqpacket socket", func(t *testing.T, caller, tcp int) {
+			c := carrier(t, unix.SOCK_SEQPACKET, tcp)
+			send(t, caller, "Q1", c, pipe(t))
+			unix.Close(c)
+		}},
+		{"in flight in a stream socket", func(t *testing.T, caller, tcp int) {
+			c := carrier(t, unix.SOCK_STREAM, tcp)
+			send(t, caller, "Q1", pipe(t), c)
+			unix.Close(c)
+		}},
+		{"in flight in a datagram socket", func(t *testing.T, caller, tcp int) {
+			c := carrier(t, unix.SOCK_DGRAM, tcp)
+			send(t, caller, "Q1", pipe(t), c)
+			unix.Close(c)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			caller, conn := svcConn(t)
+			tcp := lingeringTCP(t)
+			tc.send(t, caller, tcp)
+			unix.Close(tcp) // the service's close is the last one
+			within(t, "CloseConn", func() { CloseConn(conn) })
+		})
+	}
+}
+
+// carrier returns an AF_UNIX socket of type typ holding fd in flight in
+// its queue, behind a packet without descriptors; its peer is closed. The
+// caller closes it once passed, so that the service's copy is the last.
+func carrier(t *testing.T, typ, fd int) int {
+	t.Helper()
+	sp, err := unix.Socketpair(unix.AF_UNIX, typ|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	send(t, sp[1], "data")
+	send(t, sp[1], "x", fd)
+	unix.Close(sp[1])
+	return sp[0]
+}
+
+// A request passing an AF_UNIX socket is refused with "no": the caller's
+// own end of its connection (which the job would hold, never seeing the
+// caller hang up), or any other (it can carry that end in flight). The
+// caller's own end is not emptied: the "no" stays there to be read.
+func TestReceiveRequestRefusesUnixSockets(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		fds  func(t *testing.T, caller int) []int
+	}{
+		{"own end as message", func(t *testing.T, caller int) []int { return []int{caller, pipe(t)} }},
+		{"own end as envelope", func(t *testing.T, caller int) []int { return []int{pipe(t), caller} }},
+		{"socketpair carrying the own end", func(t *testing.T, caller int) []int {
+			sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { unix.Close(sp[0]) })
+			send(t, sp[1], "x", caller, sp[1])
+			unix.Close(sp[1])
+			return []int{sp[0], pipe(t)}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			caller, conn := svcConn(t)
+			defer unix.Close(conn)
+			send(t, caller, "Q1", tc.fds(t, caller)...)
+			req, err := ReceiveRequest(conn, 10*time.Second)
+			if err == nil {
+				req.Close()
+				t.Fatal("request taken")
+			}
+			if !errors.Is(err, ErrBadRequest) {
+				t.Fatalf("ReceiveRequest: %v, want ErrBadRequest", err)
+			}
+			if a := answer(t, caller); a != svcNo {
+				t.Errorf("answer %q, want %q", a, svcNo)
+			}
+		})
+	}
+}
+
+// A request the service does not take is closed by ReceiveRequest, on the
+// job's thread, without lingering; so are the descriptors of one taken,
+// by ServiceRequest.Close.
+func TestReceiveRequestLingering(t *testing.T) {
+	for _, n := range []int{3, 8} {
+		// Eight: more than the four the request's buffer had room for, so
+		// that the kernel closed the rest itself, on this thread.
+		t.Run("refused with "+strconv.Itoa(n), func(t *testing.T) {
+			caller, conn := svcConn(t)
+			defer unix.Close(conn)
+			tcp := lingeringTCP(t)
+			fds := []int{}
+			for range n - 1 {
+				fds = append(fds, pipe(t))
+			}
+			send(t, caller, "Q1", append(fds, tcp)...)
+			unix.Close(tcp)
+			var err error
+			within(t, "ReceiveRequest", func() { _, err = ReceiveRequest(conn, 10*time.Second) })
+			if !errors.Is(err, ErrBadRequest) {
+				t.Errorf("ReceiveRequest: %v, want ErrBadRequest", err)
+			}
+		})
+	}
+	t.Run("taken", func(t *testing.T) {
+		caller, conn := svcConn(t)
+		defer unix.Close(conn)
+		tcp := lingeringTCP(t)
+		send(t, caller, "Q1", tcp, pipe(t))
+		unix.Close(tcp)
+		req, err := ReceiveRequest(conn, 10*time.Second)
+		if err != nil {
+			t.Fatalf("ReceiveRequest: %v", err)
+		}
+		within(t, "ServiceRequest.Close", req.Close)
+	})
+}
