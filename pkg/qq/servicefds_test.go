@@ -2,6 +2,7 @@ package qq
 
 import (
 	"errors"
+	"github.com/hqmail/hqmail/internal/testutil"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -18,58 +19,9 @@ import (
 const closeBound = 20 * time.Second
 
 // lingeringTCP returns a loopback TCP socket whose last close waits in the
-// kernel for its linger time (60 s): SO_LINGER {1, 60}, and a send queue
-// full towards a peer that never reads. The peer is closed at the end of
-// the test, which resets the connection and ends a close still waiting.
+// kernel for its linger time (60 s); testutil.LingeringSocket.
 func lingeringTCP(t *testing.T) int {
-	t.Helper()
-	lo := [4]byte{127, 0, 0, 1}
-	ln, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(ln)
-	unix.SetsockoptInt(ln, unix.SOL_SOCKET, unix.SO_RCVBUF, 4096)
-	if err := unix.Bind(ln, &unix.SockaddrInet4{Addr: lo}); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Listen(ln, 1); err != nil {
-		t.Fatal(err)
-	}
-	sa, err := unix.Getsockname(ln)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 4096)
-	if err := unix.Connect(fd, &unix.SockaddrInet4{Addr: lo, Port: sa.(*unix.SockaddrInet4).Port}); err != nil {
-		unix.Close(fd)
-		t.Fatal(err)
-	}
-	peer, _, err := unix.Accept4(ln, unix.SOCK_CLOEXEC)
-	if err != nil {
-		unix.Close(fd)
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Close(peer) })
-	unix.SetNonblock(fd, true)
-	buf := make([]byte, 65536)
-	for {
-		if _, err := unix.Write(fd, buf); err == unix.EAGAIN {
-			break
-		} else if err != nil && err != unix.EINTR {
-			unix.Close(fd)
-			t.Fatal(err)
-		}
-	}
-	unix.SetNonblock(fd, false)
-	if err := unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 60}); err != nil {
-		unix.Close(fd)
-		t.Fatal(err)
-	}
+	fd, _, _ := testutil.LingeringSocket(t, 60)
 	return fd
 }
 

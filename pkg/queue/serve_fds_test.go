@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"github.com/hqmail/hqmail/internal/testutil"
 	"os"
 	"path/filepath"
 	"strings"
@@ -189,7 +190,7 @@ func TestServiceLingeringFreesSlot(t *testing.T) {
 		run  func(t *testing.T, root string)
 	}{
 		{"message of a caller gone", func(t *testing.T, root string) {
-			fd, _, _ := lingeringSocket(t, 60)
+			fd, _, _ := testutil.LingeringSocket(t, 60)
 			s, close := dial(t, root)
 			er, ew, _ := os.Pipe()
 			defer ew.Close()
@@ -204,7 +205,7 @@ func TestServiceLingeringFreesSlot(t *testing.T) {
 			close()
 		}},
 		{"request refused by the job", func(t *testing.T, root string) {
-			fd, _, _ := lingeringSocket(t, 60)
+			fd, _, _ := testutil.LingeringSocket(t, 60)
 			s, close := dial(t, root)
 			if err := unix.Sendmsg(s, []byte("Q1"), unix.UnixRights(fd, fd, fd), nil, 0); err != nil {
 				t.Fatal(err)
@@ -216,7 +217,7 @@ func TestServiceLingeringFreesSlot(t *testing.T) {
 			close()
 		}},
 		{"packet after the request", func(t *testing.T, root string) {
-			fd, _, _ := lingeringSocket(t, 60)
+			fd, _, _ := testutil.LingeringSocket(t, 60)
 			s, close := dial(t, root)
 			mr, mw, _ := os.Pipe()
 			defer mw.Close()
@@ -242,7 +243,7 @@ func TestServiceLingeringFreesSlot(t *testing.T) {
 			// Both are sent with the request: the empty one alone makes
 			// the job give up and shut the connection, so a later send
 			// could fail.
-			fd, _, _ := lingeringSocket(t, 60)
+			fd, _, _ := testutil.LingeringSocket(t, 60)
 			s, close := dial(t, root)
 			mr, mw, _ := os.Pipe()
 			defer mw.Close()
@@ -288,7 +289,7 @@ func TestServiceRefusedLingering(t *testing.T) {
 	service(t, root, 1)
 	holdSlot(t, root)
 	for range 3 {
-		fd, _, _ := lingeringSocket(t, 60)
+		fd, _, _ := testutil.LingeringSocket(t, 60)
 		passLingering(t, root, fd)
 	}
 	mr, mw, _ := os.Pipe()

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"errors"
+	"github.com/hqmail/hqmail/internal/testutil"
 	"io"
 	"os"
 	"path/filepath"
@@ -438,71 +439,6 @@ func TestServiceWaitsForLock(t *testing.T) {
 	}
 }
 
-// lingeringSocket returns a loopback TCP socket whose final close blocks
-// unless its lingering is turned off: SO_LINGER is set (linger seconds)
-// and its send queue is full towards a peer that never reads, so close(2)
-// waits in the kernel for the linger time. Its local port names it in
-// /proc/net/tcp. release closes the peer, which resets the connection and
-// ends a close in progress; it is called at the end of the test too.
-func lingeringSocket(t *testing.T, linger int32) (fd, port int, release func()) {
-	t.Helper()
-	lo := [4]byte{127, 0, 0, 1}
-	ln, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(ln)
-	unix.SetsockoptInt(ln, unix.SOL_SOCKET, unix.SO_RCVBUF, 4096)
-	if err := unix.Bind(ln, &unix.SockaddrInet4{Addr: lo}); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Listen(ln, 1); err != nil {
-		t.Fatal(err)
-	}
-	sa, err := unix.Getsockname(ln)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fd, err = unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, 4096)
-	if err := unix.Connect(fd, &unix.SockaddrInet4{Addr: lo, Port: sa.(*unix.SockaddrInet4).Port}); err != nil {
-		unix.Close(fd)
-		t.Fatal(err)
-	}
-	peer, _, err := unix.Accept4(ln, unix.SOCK_CLOEXEC)
-	if err != nil {
-		unix.Close(fd)
-		t.Fatal(err)
-	}
-	var once sync.Once
-	release = func() { once.Do(func() { unix.Close(peer) }) }
-	t.Cleanup(release)
-	if err := unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: linger}); err != nil {
-		unix.Close(fd)
-		t.Fatal(err)
-	}
-	unix.SetNonblock(fd, true)
-	buf := make([]byte, 65536)
-	for {
-		if _, err := unix.Write(fd, buf); err == unix.EAGAIN {
-			break
-		} else if err != nil && err != unix.EINTR {
-			unix.Close(fd)
-			t.Fatal(err)
-		}
-	}
-	unix.SetNonblock(fd, false)
-	la, err := unix.Getsockname(fd)
-	if err != nil {
-		unix.Close(fd)
-		t.Fatal(err)
-	}
-	return fd, la.(*unix.SockaddrInet4).Port, release
-}
-
 // tcpState is the state of the IPv4 TCP socket with local port port in
 // /proc/net/tcp ("04" is FIN_WAIT1: closed by its owner with data still
 // to send), or "" if there is none.
@@ -710,7 +646,7 @@ func TestServiceRefusalsSaturated(t *testing.T) {
 	}
 	// Saturated again; a caller whose descriptor lingers waits in the
 	// backlog, and the service still stops.
-	fd4, port4, _ := lingeringSocket(t, 3600)
+	fd4, port4, _ := testutil.LingeringSocket(t, 3600)
 	passLingering(t, root, fd4)
 	stopped := make(chan struct{})
 	go func() { stop(); close(stopped) }()
