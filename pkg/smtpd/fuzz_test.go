@@ -136,3 +136,47 @@ func FuzzSession(f *testing.F) {
 		}
 	})
 }
+
+// refHops is qmail-smtpd's hop rule written on the whole message: the
+// lines of the header (up to the first CR LF alone) that start with
+// "received" or "delivered" in any ASCII case.
+func refHops(msg []byte) int {
+	lower := func(b []byte) string {
+		l := make([]byte, len(b))
+		for i, c := range b {
+			if c >= 'A' && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			l[i] = c
+		}
+		return string(l)
+	}
+	n := 0
+	for _, line := range bytes.SplitAfter(msg, []byte("\n")) {
+		if string(line) == "\r\n" {
+			break
+		}
+		l := lower(line)
+		if strings.HasPrefix(l, "received") || strings.HasPrefix(l, "delivered") {
+			n++
+		}
+	}
+	return n
+}
+
+// FuzzHopCount holds the byte-at-a-time hop counter front feeds (on the
+// wire form of the message) to the whole-message rule.
+func FuzzHopCount(f *testing.F) {
+	f.Add([]byte("Received: a\r\nDELIVERED-To: b\r\n received: c\r\n\r\nReceived: d\r\n"))
+	f.Add([]byte("ReceivedX\nDeliver\r\nrecEIVE\r\n\n\r\r\nReceived"))
+	f.Add([]byte(".Received: x\r\nReceived-SPF: y\r\n\r\n"))
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		var h hopCount
+		for _, c := range msg {
+			h.add(c)
+		}
+		if want := refHops(msg); h.n != want {
+			t.Fatalf("%q: %d hops, want %d", msg, h.n, want)
+		}
+	})
+}
