@@ -96,20 +96,31 @@ func Main(argv []string, root string, env []string, stdin io.Reader, stdout, std
 		fmt.Fprintf(stderr, "%s\n%s\n", err, Usage)
 		return ExUsage
 	}
-	if err := sys.Chdir(root); err != nil {
-		chdirFailed(stderr, root, err)
-		return ExTempFail
-	}
-	e := Env(append([]string(nil), env...))
-	switch c.Mode {
-	case ModeQueueList:
-		return run(sys, stderr, filepath.Join(root, "bin", "qmail-qread"), nil, e)
-	case ModeNewAliases:
+	if c.Mode == ModeNewAliases {
+		// Run from the caller's directory, where a relative -oA file is.
 		var args []string
 		if c.AliasFile != "" {
 			args = []string{"-oA" + c.AliasFile} // newaliases reads sendmail's form
 		}
-		return newaliases(root, args, e, stderr, sys)
+		return newaliases(root, args, env, stderr, sys)
+	}
+	e := Env(append([]string(nil), env...))
+	// qmail-inject reads QMAILMFTFILE relative to the caller's directory;
+	// sendmail works in the qmail home.
+	if fn, ok := e.Get("QMAILMFTFILE"); ok && fn != "" && !filepath.IsAbs(fn) {
+		if abs, err := filepath.Abs(fn); err == nil {
+			e.Set("QMAILMFTFILE", abs)
+		} else {
+			e.Unset("QMAILMFTFILE") // no directory to read it from: no file
+		}
+	}
+	if err := sys.Chdir(root); err != nil {
+		chdirFailed(stderr, root, err)
+		return ExTempFail
+	}
+	switch c.Mode {
+	case ModeQueueList:
+		return run(sys, stderr, filepath.Join(root, "bin", "qmail-qread"), nil, e)
 	case ModeSMTP:
 		if _, ok := e.Get("PROTO"); !ok {
 			for _, kv := range [][2]string{{"RELAYCLIENT", ""}, {"DATABYTES", "0"}, {"PROTO", "TCP"},
@@ -219,12 +230,9 @@ func Main(argv []string, root string, env []string, stdin io.Reader, stdout, std
 }
 
 // newaliases execs the tree's newaliases with args, or says that there is
-// none.
+// none. It runs in the caller's directory, which a relative aliases file
+// (-f, -oA) names a file in, as when newaliases is run itself.
 func newaliases(root string, args, env []string, stderr io.Writer, sys Sys) int {
-	if err := sys.Chdir(root); err != nil {
-		chdirFailed(stderr, root, err)
-		return ExTempFail
-	}
 	p := filepath.Join(root, "bin", "newaliases")
 	if _, err := os.Stat(p); err != nil {
 		if noTree(stderr, root) {

@@ -273,6 +273,28 @@ func TestMainInject(t *testing.T) {
 	}
 }
 
+// TestMFTFileRelative: a relative QMAILMFTFILE names a file in the
+// caller's directory, as qmail-inject reads it, although sendmail works in
+// the qmail home.
+func TestMFTFileRelative(t *testing.T) {
+	root, capdir, env := fakeTree(t)
+	caller := t.TempDir()
+	os.WriteFile(filepath.Join(caller, "mft"), []byte("list@l.example\n"), 0o644)
+	os.WriteFile(filepath.Join(root, "mft"), []byte("other@l.example\n"), 0o644) // the home's own must not be read
+	t.Chdir(caller)
+	sys := Sys{Chdir: os.Chdir, Exec: func(string, []string, []string) error { return errors.New("no exec in tests") }}
+	var errb bytes.Buffer
+	env = append(env, "QMAILMFTFILE=mft")
+	code := Main([]string{"sendmail", "-t"}, root, env, strings.NewReader("To: list@L.example\n\nb\n"), &bytes.Buffer{}, &errb, sys)
+	if code != 0 {
+		t.Fatalf("exit %d, stderr %q", code, errb.String())
+	}
+	msg, _ := os.ReadFile(filepath.Join(capdir, "message"))
+	if !bytes.Contains(msg, []byte("Mail-Followup-To: list@L.example\n")) {
+		t.Errorf("no Mail-Followup-To from the caller's mft:\n%s", msg)
+	}
+}
+
 func TestMainExecModes(t *testing.T) {
 	tests := []struct {
 		args    []string
@@ -292,6 +314,10 @@ func TestMainExecModes(t *testing.T) {
 		{args: []string{"sendmail", "-I", "-oi", "-oAhash:/etc/x"}, prog: "newaliases", argv: []string{"-oAhash:/etc/x"}},
 		{args: []string{"sendmail", "-bi", "-oA", "/etc/x", "-oem"}, prog: "newaliases", argv: []string{"-oA/etc/x"}},
 		{args: []string{"sendmail", "-bi", "-o", "A", "/etc/x"}, prog: "newaliases", argv: []string{"-oA/etc/x"}},
+		// Relative names stay relative: newaliases runs in the caller's
+		// directory, not the qmail home.
+		{args: []string{"sendmail", "-bi", "-oAaliases.new"}, prog: "newaliases", argv: []string{"-oAaliases.new"}},
+		{args: []string{"newaliases", "-f", "aliases.new"}, prog: "newaliases", argv: []string{"-f", "aliases.new"}},
 		{args: []string{"newaliases"}, noFile: true, code: 0, errHas: "no newaliases"},
 		{args: []string{"sendmail", "-bs"}, prog: "qmail-smtpd", env: map[string]string{"RELAYCLIENT": "", "DATABYTES": "0", "PROTO": "TCP",
 			"TCPLOCALIP": "127.0.0.1", "TCPREMOTEIP": "127.0.0.1", "TCPREMOTEINFO": "sendmail-bs", "TCPREMOTEHOST": "localhost", "TCPLOCALHOST": "localhost"}},
@@ -316,8 +342,12 @@ func TestMainExecModes(t *testing.T) {
 				}}
 			var errb bytes.Buffer
 			code := Main(tc.args, root, env, strings.NewReader(""), &bytes.Buffer{}, &errb, sys)
-			if dir != root {
-				t.Errorf("chdir %q, want %q", dir, root)
+			wantDir := root
+			if tc.prog == "newaliases" || tc.noFile {
+				wantDir = "" // newaliases is run from the caller's directory
+			}
+			if dir != wantDir {
+				t.Errorf("chdir %q, want %q", dir, wantDir)
 			}
 			if tc.noFile {
 				if code != tc.code || !strings.Contains(errb.String(), tc.errHas) || gotPath != "" {
