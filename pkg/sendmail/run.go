@@ -235,6 +235,14 @@ func Main(argv []string, root string, env []string, stdin io.Reader, stdout, std
 func newaliases(root string, args, env []string, stderr io.Writer, sys Sys) int {
 	p := filepath.Join(root, "bin", "newaliases")
 	if _, err := os.Stat(p); err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
+			fmt.Fprintf(stderr, "sendmail: fatal: unable to look for %s: %v\n", p, err)
+			return ExTempFail
+		}
 		if noTree(stderr, root) {
 			return ExUnavailable
 		}

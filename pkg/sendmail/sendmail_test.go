@@ -521,13 +521,30 @@ func TestQueueStartFailure(t *testing.T) {
 
 // TestChdirFails: the directory sendmail cannot enter is named.
 func TestChdirFails(t *testing.T) {
-	for _, args := range [][]string{{"sendmail", "bob"}, {"sendmail", "-bp"}, {"newaliases"}} {
+	for _, args := range [][]string{{"sendmail", "bob"}, {"sendmail", "-bp"}} {
 		var errb bytes.Buffer
 		sys := Sys{Chdir: func(d string) error { return &fs.PathError{Op: "chdir", Path: d, Err: syscall.ENOENT} },
 			Exec: func(string, []string, []string) error { return errors.New("no exec") }}
 		code := Main(args, "/var/qmail", nil, strings.NewReader("x\n"), &bytes.Buffer{}, &errb, sys)
 		if want := "sendmail: fatal: unable to switch to qmail home directory /var/qmail: no such file or directory\n"; code != ExTempFail || errb.String() != want {
 			t.Errorf("%q: exit %d, stderr %q, want %q", args, code, errb.String(), want)
+		}
+	}
+}
+
+// TestNewaliasesUnreachable: newaliases, run from the caller's directory,
+// names a home it cannot look into instead of calling it no tree.
+func TestNewaliasesUnreachable(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(root, nil, 0o644) // a file: root/bin/newaliases is "not a directory"
+	for _, args := range [][]string{{"newaliases"}, {"sendmail", "-bi"}} {
+		var errb bytes.Buffer
+		sys := Sys{Chdir: func(d string) error { t.Errorf("chdir %q", d); return nil },
+			Exec: func(string, []string, []string) error { return errors.New("no exec") }}
+		code := Main(args, root, nil, strings.NewReader(""), &bytes.Buffer{}, &errb, sys)
+		want := "sendmail: fatal: unable to look for " + root + "/bin/newaliases: not a directory\n"
+		if code != ExTempFail || errb.String() != want {
+			t.Errorf("%q: exit %d, stderr %q, want %d and %q", args, code, errb.String(), ExTempFail, want)
 		}
 	}
 }
