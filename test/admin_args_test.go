@@ -76,7 +76,7 @@ func TestAdminToolsHelpAndArgs(t *testing.T) {
 		return o.String(), e.String(), code
 	}
 
-	tools := []string{"qmail-tcpok", "qmail-newu", "qmail-newmrh", "qmail-qread", "qmail-qstat", "qmail-showctl"}
+	tools := []string{"qmail-tcpok", "qmail-tcpto", "qmail-newu", "qmail-newmrh", "qmail-qread", "qmail-qstat", "qmail-showctl"}
 	for _, name := range tools {
 		t.Run(name, func(t *testing.T) {
 			for _, args := range [][]string{{"-h"}, {"--help"}, {"-h", "foo"}} {
@@ -112,6 +112,7 @@ func TestAdminToolsHelpAndArgs(t *testing.T) {
 		{"qmail-qstat", "messages in queue: 0\n"},
 		{"qmail-qread", ""},
 		{"qmail-showctl", "qmail home directory: " + tr.Root + ".\n"},
+		{"qmail-tcpto", ""},
 		{"qmail-tcpok", ""},
 		{"qmail-newu", ""},
 		{"qmail-newmrh", ""},

@@ -1,8 +1,10 @@
 // Command maildirmake makes a new, empty Maildir.
 //
 // Runs as: the user who will own the Maildir, by hand (or from a script).
-// argv: maildirmake dir. fds: 2 gets errors. Exit: 0 made; 111 dir exists
-// or could not be made (the message names the path); 100 usage.
+// argv: maildirmake [--] dir (-- before a dir that starts with "-"; -h and
+// --help print the usage on stdout, exit 0). fds: 2 gets errors. Exit: 0
+// made; 111 dir exists or could not be made (the message names the path);
+// 100 usage.
 package main
 
 import (
@@ -12,10 +14,11 @@ import (
 	"github.com/hqmail/hqmail/pkg/usertools"
 )
 
-const help = `usage: maildirmake dir
+const help = `usage: maildirmake [--] dir
   Makes the directory dir and in it tmp, new and cur, all mode 0700, for
   a Maildir delivery (a .qmail line such as ./Maildir/). An existing dir
-  is an error and is left untouched. See maildirmake(1), maildir(5).
+  is an error and is left untouched. A dir that starts with "-" is given
+  after --. See maildirmake(1), maildir(5).
 `
 
 func main() {

@@ -10,28 +10,49 @@
 //	<ip> timed out in the future (clock went back?); # recent timeouts: <count>
 //
 // Privilege contract: any user who can read the file (root, qmailr, group
-// qmail); never set-id. No arguments; fd 1 the listing, fd 2 errors. Exit
-// 0, or 111 with "qmail-tcpto: fatal: ..." when the file cannot be read.
+// qmail); never set-id. No arguments but -h (help on stdout, exit 0; any
+// other argument: usage on stderr, exit 100, nothing read), as qmail-tcpok;
+// fd 1 the listing, fd 2 errors. Exit 0, or 111 with "qmail-tcpto: fatal:
+// ..." when the file cannot be read.
 package main
 
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/hqmail/hqmail/pkg/qerr"
 	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/tcpto"
+	"github.com/hqmail/hqmail/pkg/usage"
 )
 
+const help = `usage: qmail-tcpto
+  Lists the hosts whose SMTP connections recently timed out (the table
+  qmail-remote keeps in queue/lock/tcpto), one line per host; the file is
+  only read. Takes no arguments but -h. qmail-tcpok clears the table.
+  Tree: %s (the parent of the bin/ it runs from).
+  Exit 0 done; 100 usage; 111 when the table cannot be read. See qmail-tcpto(8).
+`
+
 func main() {
-	out := bufio.NewWriter(os.Stdout)
-	err := tcpto.Open(qhome.Root()).Report(out)
+	root := qhome.Root()
+	usage.NoArgs(os.Args[1:], fmt.Sprintf(help, root))
+	os.Exit(run(root, os.Stdout, os.Stderr))
+}
+
+// run lists the table of the tree at root on stdout and returns the exit
+// code.
+func run(root string, stdout, stderr io.Writer) int {
+	out := bufio.NewWriter(stdout)
+	err := tcpto.Open(root).Report(out)
 	if err == nil {
 		err = out.Flush()
 	}
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "qmail-tcpto: fatal: %v\n", err)
-		os.Exit(qerr.ExitTemp)
+		fmt.Fprintf(stderr, "qmail-tcpto: fatal: %v\n", err)
+		return qerr.ExitTemp
 	}
+	return 0
 }

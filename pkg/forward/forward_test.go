@@ -431,3 +431,22 @@ func TestParseListBOM(t *testing.T) {
 		t.Fatalf("%q %v", ts, err)
 	}
 }
+
+// TestDotForwardUsage: every call but "dot-forward file" prints the usage
+// on stdout (the delivery report) and exits 100, -h and --help included,
+// as fastforward does: an exit 0 would tell qmail-local to go on with the
+// next line, as if there were no .forward.
+func TestDotForwardUsage(t *testing.T) {
+	t.Chdir(t.TempDir())
+	const want = "usage: dot-forward file (run from a .qmail file) (#5.3.5)\n"
+	for _, args := range [][]string{{"-h"}, {"--help"}, nil, {"-x"}, {"--", ".forward"}, {".forward", "extra"}} {
+		var out bytes.Buffer
+		if code := DotForwardMain(t.TempDir(), args, msgFile(t, "x\n"), &out); code != 100 || out.String() != want {
+			t.Errorf("%q: exit %d, stdout %q; want 100 and %q", args, code, out.String(), want)
+		}
+	}
+	var out bytes.Buffer
+	if code := FastforwardMain(t.TempDir(), []string{"-h"}, msgFile(t, "x\n"), &out); code != 100 || !strings.HasPrefix(out.String(), "usage: fastforward ") {
+		t.Errorf("fastforward -h: exit %d, stdout %q; dot-forward -h follows it", code, out.String())
+	}
+}

@@ -126,12 +126,14 @@ func FastforwardMain(root string, args []string, stdin *os.File, stdout io.Write
 // Without the file it exits 0 so that the next line delivers. With it, it
 // delivers and exits 99, or 0 when the file names the user with "\user"
 // (keep a copy here too).
+//
+// Any other call prints the usage on stdout and exits 100, -h and --help
+// included, as fastforward does: in a .qmail file exit 0 means "go on with
+// the next line", so a line "|dot-forward -h" must bounce the message with
+// the usage rather than pass it on as if no .forward existed.
 func DotForwardMain(root string, args []string, stdin *os.File, stdout io.Writer) int {
 	if len(args) != 1 || strings.HasPrefix(args[0], "-") {
 		fmt.Fprintln(stdout, "usage: dot-forward file (run from a .qmail file) (#5.3.5)")
-		if len(args) == 1 && (args[0] == "-h" || args[0] == "--help") {
-			return 0
-		}
 		return 100
 	}
 	path := args[0]

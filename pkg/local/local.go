@@ -33,6 +33,10 @@ type Config struct {
 	Now time.Time
 }
 
+// usageText is qmail's usage line, byte for byte: the recorded vectors
+// (testdata/vectors 047, 049 of cmd/qmail-local) hold it, as they hold
+// qmail-local's other texts. It leaves out "--" and "-k"; qmail-local(8) lists
+// them (SYNOPSIS, OPTIONS) and says why the line does not.
 const usageText = "qmail-local: usage: qmail-local [ -nN ] user homedir local dash ext domain sender aliasempty"
 
 // exit is a failure that ends the run: its text (if any) goes to stderr

@@ -11,7 +11,7 @@ import (
 	"github.com/hqmail/hqmail/pkg/qerr"
 )
 
-const maildirmakeUsage = "maildirmake dir"
+const maildirmakeUsage = "maildirmake [--] dir"
 
 // maildirSubs are made in this order: tmp first, so that a delivery that
 // finds new/ also finds tmp/.

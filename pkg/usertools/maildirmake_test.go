@@ -114,9 +114,10 @@ func TestMaildirmakeUndo(t *testing.T) {
 }
 
 func TestMaildirmakeUsage(t *testing.T) {
-	for _, args := range [][]string{nil, {""}, {"a", "b"}, {"-x"}} {
+	// The usage names -- too, the one option maildirmake(1) documents.
+	for _, args := range [][]string{nil, {""}, {"a", "b"}, {"-x"}, {"--"}, {"--", ""}} {
 		var stderr bytes.Buffer
-		if code := MaildirmakeMain(args, &stderr); code != 100 || !strings.HasPrefix(stderr.String(), "usage: maildirmake") {
+		if code := MaildirmakeMain(args, &stderr); code != 100 || stderr.String() != "usage: maildirmake [--] dir\n" {
 			t.Errorf("%q: exit %d, %q", args, code, stderr.String())
 		}
 	}
