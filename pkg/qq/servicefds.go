@@ -31,6 +31,9 @@ package qq
 //     is received and its descriptors closed the same way. So is a
 //     descriptor the kernel would have closed itself for want of room in
 //     the control buffer: there is room for as many as a packet can carry.
+//     A listening AF_UNIX socket holds descriptors in the queues of the
+//     connections waiting on it, which its close closes: those
+//     connections are accepted and emptied first.
 //
 // What is left: a file whose last close waits for someone else (a FUSE
 // mount's daemon, a network file system, a device that flushes), and
@@ -40,6 +43,7 @@ package qq
 
 import (
 	"os"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -101,9 +105,13 @@ func closePassed(fd int, k fdKind, depth, conn int) {
 			// left alone: only the service sends to it, and never a
 			// descriptor; emptying it would take away the "no" the
 			// caller is waiting for.
-			unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_PASSCRED, 1)
-			t, _ := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
-			empty(fd, t == unix.SOCK_STREAM, depth, conn)
+			if l, _ := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN); l == 1 {
+				emptyListener(fd, depth, conn)
+			} else {
+				unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_PASSCRED, 1)
+				t, _ := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+				empty(fd, t == unix.SOCK_STREAM, depth, conn)
+			}
 		}
 	}
 	unix.Close(fd)
@@ -158,6 +166,31 @@ func empty(fd int, stream bool, depth, conn int) {
 		if n == 0 && len(fds) == 0 && (oobn == 0 || stream) {
 			return
 		}
+	}
+}
+
+// emptyListener takes the connections waiting on the listening AF_UNIX
+// socket fd and empties and closes each (closePassed): closing a listener
+// closes the connections still waiting on it, and with them the
+// descriptors in flight in their queues, on the closing thread. Shut for
+// reading, the listener refuses new connections. accept(2) has no flag
+// for not waiting, so the listener is made non-blocking and given a short
+// receive timeout (accept keeps to it), in case whoever else holds it
+// takes the non-blocking mode away again.
+func emptyListener(fd, depth, conn int) {
+	unix.Shutdown(fd, unix.SHUT_RD)
+	unix.SetNonblock(fd, true)
+	tv := unix.NsecToTimeval(int64(time.Millisecond))
+	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+	for range maxPackets {
+		c, _, err := unix.Accept4(fd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		if err == unix.EINTR || err == unix.ECONNABORTED {
+			continue
+		}
+		if err != nil {
+			return // EAGAIN: none left
+		}
+		closePassed(c, kindUnix, depth+1, conn)
 	}
 }
 

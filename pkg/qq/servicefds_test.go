@@ -153,6 +153,18 @@ func TestCloseConnLingering(t *testing.T) {
 			send(t, caller, "Q1", pipe(t), c)
 			unix.Close(c)
 		}},
+		{"waiting on a stream listener", func(t *testing.T, caller, tcp int) {
+			l := listenerCarrier(t, unix.SOCK_STREAM, tcp)
+			send(t, caller, "Q1", l, l)
+			unix.Close(l)
+		}},
+		{"waiting on a seqpacket listener in flight", func(t *testing.T, caller, tcp int) {
+			l := listenerCarrier(t, unix.SOCK_SEQPACKET, tcp)
+			c := carrier(t, unix.SOCK_SEQPACKET, l)
+			unix.Close(l)
+			send(t, caller, "Q1", pipe(t), c)
+			unix.Close(c)
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			caller, conn := svcConn(t)
@@ -177,6 +189,34 @@ func carrier(t *testing.T, typ, fd int) int {
 	send(t, sp[1], "x", fd)
 	unix.Close(sp[1])
 	return sp[0]
+}
+
+// listenerCarrier returns a listening AF_UNIX socket of type typ with a
+// connection waiting on it that holds fd in flight in its queue; the
+// connecting end is closed. The caller closes the listener once passed.
+func listenerCarrier(t *testing.T, typ, fd int) int {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "l")
+	l, err := unix.Socket(unix.AF_UNIX, typ|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Bind(l, &unix.SockaddrUnix{Name: path}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(l, 4); err != nil {
+		t.Fatal(err)
+	}
+	c, err := unix.Socket(unix.AF_UNIX, typ|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Connect(c, &unix.SockaddrUnix{Name: path}); err != nil {
+		t.Fatal(err)
+	}
+	send(t, c, "x", fd)
+	unix.Close(c)
+	return l
 }
 
 // A request passing an AF_UNIX socket is refused with "no": the caller's
