@@ -18,8 +18,10 @@
 // examines nothing below a directory that is a link it does not follow,
 // and names every change the repair would make.
 //
-//	qmail-install [-root DIR] [-me NAME] [-uid-base N] [-check]
+//	qmail-install [-root DIR] [-me NAME] [-uid-base N]
+//	qmail-install [-root DIR] -check
 //
+// -check takes -root only: -me or -uid-base with it is a usage error.
 // Exit codes: 0 done (or -check found nothing), 100 usage error, refused
 // root (non-empty, not a qmail tree), or -check found deviations or no
 // tree (a missing root, not a directory, no etc/ids), 111 temporary
@@ -30,7 +32,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
+	"strings"
 
 	"github.com/hqmail/hqmail/pkg/install"
 	"github.com/hqmail/hqmail/pkg/qerr"
@@ -38,56 +42,81 @@ import (
 )
 
 func main() {
+	os.Exit(run(os.Args[1:], os.Stderr))
+}
+
+// checkFlags are the flags -check uses; any other one given with it is
+// a usage error (-me and -uid-base only say how a tree is made).
+var checkFlags = map[string]bool{"root": true, "check": true}
+
+// run is qmail-install with the arguments args, writing to stderr; it
+// returns the exit code.
+func run(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("qmail-install", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	root := fs.String("root", qhome.DefaultRoot, "install root")
-	me := fs.String("me", "", "control/me when created (default: /etc/mailname or the host name)")
-	base := fs.Int("uid-base", 0, "as root: numeric ids base..base+6 for qmail's users (tests)")
-	check := fs.Bool("check", false, "report deviations of owners, modes and kinds; change nothing")
+	me := fs.String("me", "", "control/me when created (default: /etc/mailname or the host name); not with -check")
+	base := fs.Int("uid-base", 0, "as root: numeric ids base..base+6 for qmail's users (tests); not with -check")
+	check := fs.Bool("check", false, "report deviations of owners, modes and kinds; change nothing (with -root only)")
 	fs.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: qmail-install [-root DIR] [-me NAME] [-uid-base N] [-check]")
+		fmt.Fprintln(stderr, "usage: qmail-install [-root DIR] [-me NAME] [-uid-base N]")
+		fmt.Fprintln(stderr, "       qmail-install [-root DIR] -check")
 		fs.PrintDefaults()
 	}
-	err := fs.Parse(os.Args[1:])
+	err := fs.Parse(args)
 	if errors.Is(err, flag.ErrHelp) {
-		os.Exit(0)
+		return 0
 	}
 	if err != nil || fs.NArg() != 0 {
 		if err == nil {
 			fs.Usage()
 		}
-		os.Exit(100)
+		return 100
 	}
 	if *check {
+		var extra []string
+		fs.Visit(func(f *flag.Flag) {
+			if !checkFlags[f.Name] {
+				extra = append(extra, "-"+f.Name)
+			}
+		})
+		if len(extra) > 0 {
+			// A check of a tree made with other flags than those would
+			// report nothing about them: refused, not ignored.
+			fmt.Fprintf(stderr, "qmail-install: usage: -check takes no %s (it only reads the tree at -root)\n", strings.Join(extra, " or "))
+			fs.Usage()
+			return 100
+		}
 		dev, err := install.Check(*root)
 		if err != nil {
 			// no tree (install.ErrNoTree): 100; else 111
-			fmt.Fprintf(os.Stderr, "qmail-install: fatal: %v\n", err)
-			os.Exit(qerr.ExitCode(err))
+			fmt.Fprintf(stderr, "qmail-install: fatal: %v\n", err)
+			return qerr.ExitCode(err)
 		}
 		for _, d := range dev {
-			fmt.Fprintf(os.Stderr, "qmail-install: warning: %s\n", d)
+			fmt.Fprintf(stderr, "qmail-install: warning: %s\n", d)
 		}
 		for _, n := range install.HomeNotes(*root) {
-			fmt.Fprintf(os.Stderr, "qmail-install: note: %s\n", n)
+			fmt.Fprintf(stderr, "qmail-install: note: %s\n", n)
 		}
 		if len(dev) > 0 {
-			os.Exit(100)
+			return 100
 		}
-		os.Exit(0)
+		return 0
 	}
-	err = install.Install(install.Options{Root: *root, Me: *me, UIDBase: *base, Log: os.Stderr})
+	err = install.Install(install.Options{Root: *root, Me: *me, UIDBase: *base, Log: stderr})
 	var left *install.LeftAlone
 	switch {
 	case errors.As(err, &left):
 		// The rest of the tree was repaired: each problem is a warning,
 		// and the run still fails so that a script notices.
 		for _, p := range left.Problems {
-			fmt.Fprintf(os.Stderr, "qmail-install: warning: %s\n", p)
+			fmt.Fprintf(stderr, "qmail-install: warning: %s\n", p)
 		}
-		fmt.Fprintf(os.Stderr, "qmail-install: fatal: %d thing(s) above left alone, the rest of the tree repaired; run qmail-install again once they are dealt with\n", len(left.Problems))
-		os.Exit(111)
+		fmt.Fprintf(stderr, "qmail-install: fatal: %d thing(s) above left alone, the rest of the tree repaired; run qmail-install again once they are dealt with\n", len(left.Problems))
+		return 111
 	case err != nil:
-		fmt.Fprintf(os.Stderr, "qmail-install: fatal: %v\n", err)
+		fmt.Fprintf(stderr, "qmail-install: fatal: %v\n", err)
 	}
-	os.Exit(qerr.ExitCode(err))
+	return qerr.ExitCode(err)
 }

@@ -10,7 +10,8 @@
 // -h; fd 0: qmail-start's stop pipe (end of file stops the service), or
 // anything else when run by hand (then SIGTERM stops it). Exit codes: 0
 // after a stop (or when another qmail-queued already serves the tree),
-// 100 usage, 111 when the socket cannot be made.
+// 100 usage, 111 when its lock (queue/lock/queued) or the socket cannot be
+// made (the fatal line names which, and why).
 package main
 
 import (

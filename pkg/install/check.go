@@ -37,7 +37,9 @@ func noTree(root, why string) error {
 // Control files and the alias user's .qmail files saved with CRLF line
 // endings are named too (crlfFiles), and so are queue files outside the
 // split directory of their id modulo 23, as a qmail built with another
-// conf-split leaves them (strayQueue). A root that is no tree gives a
+// conf-split leaves them (strayQueue). qmail-send's records
+// (sendFiles) and qmail-queued's lock (queuedLock), which are not in the
+// table, are checked when they exist. A root that is no tree gives a
 // permanent error wrapping ErrNoTree (with a hint for a tree qmail
 // itself installed: noIDs).
 func Check(root string) ([]string, error) {
@@ -95,6 +97,7 @@ func Check(root string) ([]string, error) {
 	for _, f := range sendFiles {
 		out = append(out, sendFile(root, f.name, f.effect, rs, own)...)
 	}
+	out = append(out, queuedFile(root, rs, own)...)
 	out = append(out, staleUsersCDB(root)...)
 	out = append(out, crlfFiles(root)...)
 	out = append(out, strayQueue(root)...)
@@ -241,8 +244,10 @@ func unreachableRoot(root string, rs []runner, own *owners, blocked map[string]b
 
 // dotlessDomain names a defaultdomain equal (domain names compare without
 // case) to a dotless control/me, as qmail-install wrote it before it used
-// localdomain, or missing, so that qmail-inject uses me: mail to "root"
-// becomes root@vm.vm, which is no local domain, and is sent away.
+// localdomain: mail to "root" becomes root@vm.vm, which is no local
+// domain, and is sent away. A missing defaultdomain (qmail-inject then
+// uses me the same way) is the repair's to make, with localdomain:
+// missingControls names it, and localhostLocal judges locals by it.
 func dotlessDomain(root string) []string {
 	d := control.Open(root)
 	me, ok, err := d.ReadLine("me")
@@ -252,11 +257,10 @@ func dotlessDomain(root string) []string {
 	dom, ok, err := d.ReadLine("defaultdomain")
 	var what string
 	switch {
-	case err != nil:
+	case err != nil, !ok:
+		// A missing one is made by the repair (localdomain), as
+		// missingControls says; localhostLocal judges locals by it.
 		return nil
-	case !ok:
-		what = fmt.Sprintf("control/defaultdomain: missing, so qmail-inject uses the dotless control/me %s instead", me)
-		dom = me
 	case strings.EqualFold(dom, me):
 		what = fmt.Sprintf("control/defaultdomain: %s, the dotless control/me %s", dom, me)
 	default:
@@ -276,9 +280,12 @@ func dotlessDomain(root string) []string {
 // qmail-inject (and sendmail) append "." and control/defaultdomain (else
 // control/me) to a host without a dot, so such mail is addressed to
 // localhost.DOMAIN; without that name in locals qmail-send hands it to
-// qmail-remote (a smarthost in smtproutes takes it away). A tree that
-// has neither me nor defaultdomain, or neither locals nor me, is left
-// to the other lines (qmail-send does not start).
+// qmail-remote (a smarthost in smtproutes takes it away). A missing
+// defaultdomain is judged as the repair makes it (DefaultControl of me):
+// missingControls names it with the re-run that makes it, and this line
+// then says only what that re-run leaves to do. A tree that has neither
+// me nor defaultdomain, or neither locals nor me, is left to the other
+// lines (qmail-send does not start).
 func localhostLocal(root string) []string {
 	d := control.Open(root)
 	me, meOK, err := d.ReadLine("me")
@@ -291,10 +298,14 @@ func localhostLocal(root string) []string {
 	}
 	why := "control/defaultdomain"
 	if !ok {
-		if !meOK {
+		// The repair makes it (missingControls says so), from me as a
+		// new install does: judged by that one, the advice agrees
+		// with what the re-run makes and with a check after it.
+		if !meOK || me == "" {
 			return nil
 		}
-		dom, why = me, "control/me, as control/defaultdomain is missing"
+		dom = strings.TrimSuffix(DefaultControl(me)["defaultdomain"], "\n")
+		why = "control/defaultdomain once a re-run has made it"
 	}
 	if dom == "" {
 		return nil
@@ -571,7 +582,35 @@ var sendFiles = []struct{ name, effect string }{
 // sendFile checks one of sendFiles, when it exists: a regular file of
 // qmails that qmail-send can read and write.
 func sendFile(root, name, effect string, rs []runner, own *owners) []string {
-	rel := "queue/bounce/" + name
+	return ownedFile(root, "queue/bounce/"+name, "qmails", effect, false, rs, own)
+}
+
+// queuedLock is qmail-queued's lock (pkg/queue LockFile). The service
+// makes it on its first start, as the user it runs as (qmailq, group
+// qmail; mode 0600), so it is not in the table; one made by a
+// qmail-queued run by hand as root is root's, and the service, started
+// as qmailq, cannot open it.
+const queuedLock = "queue/lock/queued"
+
+// queuedEffect is what a queuedLock qmailq cannot open costs (qmail-start
+// does not start qmail-queued again after its exit 111).
+const queuedEffect = "qmail-queued does not start, and every caller runs qmail-queue"
+
+// queuedFile checks queuedLock, when it exists: a regular file of qmailq
+// that qmail-queued can read and write. Its contents are nothing, so
+// one of another kind, a symbolic link included, is to be removed.
+func queuedFile(root string, rs []runner, own *owners) []string {
+	return ownedFile(root, queuedLock, "qmailq", queuedEffect, true, rs, own)
+}
+
+// ownedFile checks rel, a file the repair gives to owner (and group
+// qmail) with mode 0600 when it exists (repairExisting), for the program
+// running as owner that reads and writes it: another kind than a regular
+// file (to be removed, or a symbolic link replaced by the file it names,
+// unless empty: a file with no contents), owner, group and mode, extra
+// hard links while one of those is wrong, and whether owner can read and
+// write it (with effect, what is lost when it cannot).
+func ownedFile(root, rel, owner, effect string, empty bool, rs []runner, own *owners) []string {
 	if wayBlocked(root, rel) {
 		return nil
 	}
@@ -589,17 +628,17 @@ func sendFile(root, name, effect string, rs []runner, own *owners) []string {
 			return []string{fmt.Sprintf("%s: %v", rel, err)}
 		}
 		fix := "remove it"
-		if fi.Mode()&fs.ModeSymlink != 0 {
+		if fi.Mode()&fs.ModeSymlink != 0 && !empty {
 			// It may name the real record: keep that.
 			fix = "put the file it names in its place"
 		}
 		return []string{fmt.Sprintf("%s: is a %s, want a regular file: %s (%s)", rel, kindName(fi), effect, fix)}
 	}
-	// The repair gives it qmails, group qmail and mode 0600.
+	// The repair gives it owner, group qmail and mode 0600.
 	var out []string
-	uid, gid, _ := own.resolve(Entry{Path: rel, Owner: "qmails", Group: "qmail"})
+	uid, gid, _ := own.resolve(Entry{Path: rel, Owner: owner, Group: "qmail"})
 	if int(st.Uid) != uid {
-		out = append(out, fmt.Sprintf("%s: owner %d, want %d (qmails)", rel, st.Uid, uid))
+		out = append(out, fmt.Sprintf("%s: owner %d, want %d (%s)", rel, st.Uid, uid, owner))
 	}
 	if int(st.Gid) != gid {
 		out = append(out, fmt.Sprintf("%s: group %d, want %d (qmail)", rel, st.Gid, gid))
@@ -610,7 +649,7 @@ func sendFile(root, name, effect string, rs []runner, own *owners) []string {
 	if l := linksLine(p, rel, &st, own, len(out) > 0); l != "" {
 		out = append(out, l)
 	}
-	for _, l := range whoCannot(rel, p, accRead|accWrite, "readable and writable", []runner{runnerNamed(rs, "qmails")}, nil, own, "chown qmails; chmod 600") {
+	for _, l := range whoCannot(rel, p, accRead|accWrite, "readable and writable", []runner{runnerNamed(rs, owner)}, nil, own, "chown "+owner+"; chmod 600") {
 		out = append(out, l+": "+effect)
 	}
 	return out

@@ -93,6 +93,7 @@ func Install(opt Options) error {
 	w.releaseSend()
 	steps := []func() error{
 		func() error { return w.repairSendFiles(own) },
+		func() error { return w.repairQueuedLock(own) },
 		func() error { return w.copyPrograms(opt, own) },
 		func() error { return w.writeIDs(ids, own) },
 		func() error { return w.writeControl(opt.Me, own, opt.Log) },

@@ -86,6 +86,7 @@ func decoy(t *testing.T, rel string, full bool) string {
 	}
 	extra := map[string][]string{
 		"queue/bounce": {"holdperiods", "heldmsgs"},
+		"queue/lock":   {"queued"},
 		"bin":          {"qmail-queue", "qmail-inject"},
 		"etc":          {"ids", "aliases.cdb"},
 		"users":        {"assign", "cdb"},

@@ -164,6 +164,16 @@ func (w *walker) repairSendFiles(own *owners) error {
 	return nil
 }
 
+// repairQueuedLock gives an existing regular queue/lock/queued (the lock
+// qmail-queued makes) to qmailq, group qmail, with mode 0600, as the
+// service makes it: one a qmail-queued run by hand as root left to root
+// keeps the service, started as qmailq, from opening it. Anything else
+// there is left alone and reported, to be removed.
+func (w *walker) repairQueuedLock(own *owners) error {
+	e := Entry{Path: queuedLock, Kind: File, Owner: "qmailq", Group: "qmail", Mode: 0o600}
+	return w.repairExisting(e, own, false, queuedEffect, "remove it")
+}
+
 // repairAliasesDB gives an existing regular etc/aliases.cdb (newaliases
 // makes it) mode 0644, so that fastforward, as alias, can read it; its
 // owner is kept.
@@ -225,7 +235,8 @@ func (w *walker) leaveKind(rel string, st *unix.Stat_t, effect, fix string) {
 		w.skip(rel, File, st)
 		return
 	}
-	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+	if st.Mode&unix.S_IFMT == unix.S_IFLNK && rel != queuedLock {
+		// It may name the real file; a lock has no contents to keep.
 		fix = "put the file it names in its place"
 	}
 	w.skipWith(rel, File, st, effect, fix)

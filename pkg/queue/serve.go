@@ -110,36 +110,42 @@ type ServiceConfig struct {
 // if missing, mode 0600: only qmailq can open it, so no caller can hold
 // the service off), so that a second service on the same tree gets
 // ErrRunning and leaves the first alone. The returned lock descriptor
-// must stay open while serving.
+// must stay open while serving. Any other error is a *listenError,
+// naming the file it is about: the lock (a queued left to root by a
+// service run by hand as root cannot be opened by qmailq), public/ or the
+// socket.
 func Listen(root string) (sock, lock int, err error) {
-	lock, err = unix.Open(filepath.Join(root, LockFile), unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
+	lockPath := filepath.Join(root, LockFile)
+	lock, err = unix.Open(lockPath, unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
-		return -1, -1, err
+		return -1, -1, &listenError{"open lock file", lockPath, err}
 	}
 	if err := unix.Flock(lock, unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		unix.Close(lock)
 		if err == unix.EWOULDBLOCK {
 			return -1, -1, ErrRunning
 		}
-		return -1, -1, err
+		return -1, -1, &listenError{"lock", lockPath, err}
 	}
-	dir, err := unix.Open(filepath.Join(root, filepath.Dir(qq.ServiceSocket)), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	dirPath := filepath.Join(root, filepath.Dir(qq.ServiceSocket))
+	dir, err := unix.Open(dirPath, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		unix.Close(lock)
-		return -1, -1, err
+		return -1, -1, &listenError{"open directory", dirPath, err}
 	}
 	defer unix.Close(dir)
+	sockPath := filepath.Join(root, qq.ServiceSocket)
 	// Non-blocking, so that a caller gone between poll and accept cannot
 	// hold the accept loop (and the stop) until the next caller comes.
 	sock, err = unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
 	if err != nil {
 		unix.Close(lock)
-		return -1, -1, err
+		return -1, -1, &listenError{"listen on", sockPath, err}
 	}
 	fail := func(e error) (int, int, error) {
 		unix.Close(sock)
 		unix.Close(lock)
-		return -1, -1, e
+		return -1, -1, &listenError{"listen on", sockPath, e}
 	}
 	// Bind relative to public/ through /proc, so that a long root works.
 	base := filepath.Base(qq.ServiceSocket)
@@ -167,6 +173,20 @@ func Listen(root string) (sock, lock int, err error) {
 
 // LockFile is the service's lock, relative to the root.
 const LockFile = "queue/lock/queued"
+
+// listenError is a failure of Listen other than ErrRunning: what it was
+// doing ("open lock file", "lock", "open directory", "listen on"), on
+// which path, and the system's error.
+type listenError struct {
+	op, path string
+	err      error
+}
+
+func (e *listenError) Error() string {
+	return "unable to " + e.op + " " + e.path + ": " + e.err.Error()
+}
+
+func (e *listenError) Unwrap() error { return e.err }
 
 // ErrRunning: another service holds the tree's lock.
 var ErrRunning = errors.New("another qmail-queued serves this tree")
@@ -782,7 +802,10 @@ func listenWaiting(root string, stop int) (sock, lock int, err error) {
 // MainService is qmail-queued: the root from the executable's location, fd 0 the
 // stop pipe from qmail-start (or a terminal/nothing when run by hand:
 // then SIGTERM stops it). It returns the exit code.
-func MainService(root string) int {
+func MainService(root string) int { return mainService(root, os.Stderr) }
+
+// mainService is MainService writing its diagnostics to stderr.
+func mainService(root string, stderr io.Writer) int {
 	syscall.Umask(0o33)
 	stop := -1
 	var st unix.Stat_t
@@ -794,8 +817,8 @@ func MainService(root string) int {
 		if errors.Is(err, ErrRunning) {
 			return 0
 		}
-		os.Stderr.WriteString("qmail-queued: fatal: unable to listen on " +
-			filepath.Join(root, qq.ServiceSocket) + ": " + err.Error() + "\n")
+		// The error names its file: the lock, public/ or the socket.
+		io.WriteString(stderr, "qmail-queued: fatal: "+err.Error()+"\n")
 		return 111
 	}
 	defer unix.Close(lock)
@@ -803,7 +826,7 @@ func MainService(root string) int {
 	// pipe, and on SIGTERM or SIGINT.
 	r, w, err := os.Pipe()
 	if err != nil {
-		os.Stderr.WriteString("qmail-queued: fatal: unable to create pipe: " + err.Error() + "\n")
+		io.WriteString(stderr, "qmail-queued: fatal: unable to create pipe: "+err.Error()+"\n")
 		return 111
 	}
 	if stop == 0 {
@@ -821,7 +844,7 @@ func MainService(root string) int {
 	}()
 	// r must stay reachable while Serve polls its descriptor: a collected
 	// *os.File closes it, and the number may then name a caller's pipe.
-	Serve(&ServiceConfig{Root: root, Listener: sock, Stop: int(r.Fd())})
+	Serve(&ServiceConfig{Root: root, Listener: sock, Stop: int(r.Fd()), Log: stderr})
 	r.Close()
 	return 0
 }

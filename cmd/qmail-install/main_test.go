@@ -1,0 +1,63 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hqmail/hqmail/pkg/install"
+)
+
+// tree installs a tree that -check finds nothing in (qmail's users by
+// -uid-base numbers as root, shared otherwise; no programs).
+func tree(t *testing.T) string {
+	t.Helper()
+	d := t.TempDir()
+	// qmail's users must reach the tree (t.TempDir and its parent are
+	// 0700).
+	os.Chmod(filepath.Dir(d), 0o755)
+	os.Chmod(d, 0o755)
+	root := filepath.Join(d, "q")
+	o := install.Options{Root: root, Me: "mx.example.org", Source: t.TempDir()}
+	if os.Geteuid() == 0 {
+		o.UIDBase = 64110
+	}
+	if err := install.Install(o); err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	if code := run([]string{"-root", root, "-check"}, &stderr); code != 0 {
+		t.Fatalf("-check of a new tree: exit %d, %q", code, stderr.String())
+	}
+	return root
+}
+
+// TestCheckRefusesInstallFlags: -me and -uid-base say how a tree is
+// made, and -check makes nothing: given with -check they are a usage
+// error (exit 100) naming them, where they were ignored (exit 0).
+func TestCheckRefusesInstallFlags(t *testing.T) {
+	root := tree(t)
+	for _, tc := range []struct {
+		args []string
+		flag string
+	}{
+		{[]string{"-check", "-me", "x"}, "-me"},
+		{[]string{"-uid-base", "7000", "-check"}, "-uid-base"},
+		{[]string{"-check", "-me", "", "-uid-base=0"}, "-me or -uid-base"},
+	} {
+		var stderr bytes.Buffer
+		args := append([]string{"-root", root}, tc.args...)
+		code := run(args, &stderr)
+		want := "qmail-install: usage: -check takes no " + tc.flag + " (it only reads the tree at -root)\n"
+		if code != 100 || !strings.HasPrefix(stderr.String(), want) {
+			t.Errorf("%q: exit %d, %q; want 100 and %q", args, code, stderr.String(), want)
+		}
+	}
+	// -root is what -check takes, before or after it.
+	var stderr bytes.Buffer
+	if code := run([]string{"-check", "-root", root}, &stderr); code != 0 {
+		t.Errorf("-check -root: exit %d, %q", code, stderr.String())
+	}
+}
