@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/hqmail/hqmail/pkg/address"
 	"github.com/hqmail/hqmail/pkg/control"
@@ -147,9 +148,27 @@ func controlsFailure(root string, err error) string {
 		if rel, err := filepath.Rel(root, name); err == nil && !strings.HasPrefix(rel, "..") {
 			name = rel
 		}
-		what = safe(name) + ": " + qerr.Str(pe.Err)
+		what = safe(name) + ": " + readReason(pe.Err)
 	}
 	return "unable to read controls: " + what + " (qmail-install -check -root " + safe(root) + " says how to fix it)"
+}
+
+// readReason is why a control file could not be read, in the words the
+// other programs give (qmail-showctl, sendmail, qmail-remote): qmail's
+// text for an errno ("access denied", "is a directory", "symbolic link
+// loop"), "not a regular file" for a FIFO or device put where a file
+// belongs (pkg/qhome refuses it without an errno: qerr.Str called it
+// "unknown error"), and any other error's own text, its spaces kept.
+// Reading has no size limit, so no "too large" case reaches here.
+func readReason(err error) string {
+	var errno syscall.Errno
+	switch {
+	case errors.As(err, &errno):
+		return qerr.Str(err)
+	case errors.Is(err, qhome.ErrNotRegular):
+		return "not a regular file"
+	}
+	return safeWords(qerr.Bare(err).Error())
 }
 
 // loadConfig reads every control file qmail-send uses at start.

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/hqmail/hqmail/pkg/qerr"
 	"github.com/hqmail/hqmail/pkg/qhome"
@@ -488,17 +487,15 @@ func (s *Sched) handleHUP() {
 
 // rereadWhy is what follows qmail's "alert: unable to reread control/X"
 // (spec/scheduler.md, kept as the start of the line): the reason in
-// qmail's words, ": access denied" for a file qmails may not read; ""
-// when there is no error to tell (locals missing without a control/me).
+// qmail's words as the start alert gives it (readReason), ": access
+// denied" for a file qmails may not read, ": not a regular file" for a
+// FIFO; "" when there is no error to tell (locals missing without a
+// control/me).
 func rereadWhy(err error) string {
 	if err == nil {
 		return ""
 	}
-	var errno syscall.Errno
-	if errors.As(err, &errno) {
-		return ": " + qerr.Str(err)
-	}
-	return ": " + safe(qerr.Bare(err).Error())
+	return ": " + readReason(err)
 }
 
 // applyHold switches to new hold flags, logging each change and making

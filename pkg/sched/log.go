@@ -7,13 +7,20 @@ import (
 
 // safe applies qmail-send's log transformation to untrusted text: '\n'
 // becomes '/', and bytes below 33, above 126 and '%' become '_'.
-func safe(s string) string {
+func safe(s string) string { return logSafe(s, 33) }
+
+// safeWords is safe for a reason made of words ("not a regular file"):
+// the spaces stay, the rest is replaced as safe replaces it.
+func safeWords(s string) string { return logSafe(s, 32) }
+
+// logSafe is safe with low as the lowest byte kept.
+func logSafe(s string, low byte) string {
 	b := []byte(s)
 	for i, c := range b {
 		switch {
 		case c == '\n':
 			b[i] = '/'
-		case c < 33 || c > 126 || c == '%':
+		case c < low || c > 126 || c == '%':
 			b[i] = '_'
 		}
 	}

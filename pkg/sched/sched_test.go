@@ -687,6 +687,25 @@ func TestHUPRereadSaysWhy(t *testing.T) {
 	e.waitLog("alert: unable to reread control/locals: is a directory\n", 1)
 }
 
+// TestHUPRereadFIFO: a FIFO put in place of a control file that a HUP
+// re-reads is named in plain words, as at start and as the other programs
+// say it (QA: "not_a_regular_file", the log's underscores applied to the
+// reason's spaces).
+func TestHUPRereadFIFO(t *testing.T) {
+	root := newTree(t)
+	mkTrigger(t, root)
+	e := start(t, root, ok, ok)
+	e.waitLog("status: local", 1)
+	for _, name := range []string{"locals", "holdremote"} {
+		p := filepath.Join(root, "control", name)
+		os.Remove(p)
+		mkfifo(t, p)
+	}
+	e.sigs <- syscall.SIGHUP
+	e.waitLog("alert: unable to reread control/locals: not a regular file\n", 1)
+	e.waitLog("alert: unable to reread control/holdremote: not a regular file\n", 1)
+}
+
 // TestMutexReplacedAtStart: sendmutex replaced (renamed over) between
 // qmail-send's open and its lock, as qmail-install's repair of a
 // hard-linked one does: qmail-send locks the file the name gives, so a

@@ -155,6 +155,15 @@ func TestControlFailureNamed(t *testing.T) {
 			os.Remove(filepath.Join(root, "control/me"))
 			mkdir(t, filepath.Join(root, "control/me"))
 		}, "unable to read controls: control/me: is a directory"},
+		// A FIFO in a file's place: the reason in plain words, as
+		// qmail-showctl and sendmail give it (QA: "unknown error").
+		{"concurrencyremote fifo", func(t *testing.T, root string) {
+			mkfifo(t, filepath.Join(root, "control/concurrencyremote"))
+		}, "unable to read controls: control/concurrencyremote: not a regular file"},
+		{"locals fifo", func(t *testing.T, root string) {
+			os.Remove(filepath.Join(root, "control/locals"))
+			mkfifo(t, filepath.Join(root, "control/locals"))
+		}, "unable to read controls: control/locals: not a regular file"},
 		{"no locals, no me", func(t *testing.T, root string) {
 			os.Remove(filepath.Join(root, "control/me"))
 			os.Remove(filepath.Join(root, "control/locals"))
@@ -178,6 +187,13 @@ func TestControlFailureNamed(t *testing.T) {
 func mkdir(t *testing.T, dir string) {
 	t.Helper()
 	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mkfifo(t *testing.T, name string) {
+	t.Helper()
+	if err := syscall.Mkfifo(name, 0o644); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -8,10 +8,12 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hqmail/hqmail/internal/testutil"
+	"github.com/hqmail/hqmail/pkg/qhome"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -629,5 +631,33 @@ func TestRereadHoldLogJoins(t *testing.T) {
 	}
 	if got := s.holds.heldWithin(chanLocal, 0, 1000); got != 6 {
 		t.Errorf("local held %d s, want 6", got)
+	}
+}
+
+// TestReadReason: the reason both control alerts give (start and HUP):
+// qmail's words for an errno, unchanged; plain words, spaces kept, for
+// the errors pkg/qhome gives without an errno.
+func TestReadReason(t *testing.T) {
+	pe := func(err error) error { return &os.PathError{Op: "open", Path: "/q/control/locals", Err: err} }
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{pe(syscall.EACCES), "access denied"},
+		{pe(syscall.EISDIR), "is a directory"},
+		{pe(syscall.ELOOP), "symbolic link loop"},
+		{pe(qhome.ErrNotRegular), "not a regular file"},
+		{qhome.ErrNotRegular, "not a regular file"},
+		{pe(errors.New("odd\nthing 100%")), "odd/thing 100_"},
+	} {
+		if got := readReason(tc.err); got != tc.want {
+			t.Errorf("readReason(%v) = %q, want %q", tc.err, got, tc.want)
+		}
+		if got := rereadWhy(tc.err); got != ": "+tc.want {
+			t.Errorf("rereadWhy(%v) = %q, want %q", tc.err, got, ": "+tc.want)
+		}
+	}
+	if got := rereadWhy(nil); got != "" {
+		t.Errorf("rereadWhy(nil) = %q", got)
 	}
 }
