@@ -10,7 +10,8 @@
 // fd 1: SMTP replies with -bs, the queue listing with -bp; fd 2: errors.
 // Finds the tree from its own path (DIR/bin/sendmail; a symlink to it is
 // followed; a hard link or copy takes the parent of a directory named bin,
-// else /var/qmail, and says so when that has no bin/qmail-queue), chdirs
+// else /var/qmail, and says so when that has no bin/qmail-queue or, for
+// /var/qmail, does not exist), chdirs
 // to DIR, runs $QMAILQUEUE or DIR/bin/qmail-queue; execs
 // DIR/bin/qmail-smtpd, qmail-qread or newaliases for -bs, -bp, -bi. -q sends
 // SIGALRM to the qmail-send named in DIR/queue/lock/sendmutex. Exit codes

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/hqmail/hqmail/pkg/address"
 )
 
 // AddrSpec returns the address of a -f value or of one element of a
@@ -162,7 +164,11 @@ func brackets(t string) (lt, gt int, err error) {
 // quotes, comments or angle brackets do not split. qmail's sendmail hands
 // such an argument to qmail-inject as one address; sendmail and Postfix
 // read a list. An element AddrSpec refuses makes the whole call fail,
-// with an error naming the element and its argument.
+// with an error naming the element and its argument; so does one whose
+// address has nothing before its last @ ("@localhost", what
+// "$ADMIN@localhost" gives with ADMIN unset): qmail-lspawn takes an empty
+// local part as delivered without delivering it, so the mail would be
+// lost without a word.
 func SplitRecipients(args []string) ([]string, error) {
 	var out []string
 	for _, a := range args {
@@ -171,6 +177,11 @@ func SplitRecipients(args []string) ([]string, error) {
 				continue
 			}
 			s, err := AddrSpec(r)
+			if err == nil && s != "" {
+				if local, _, _ := address.Split(s); local == "" {
+					err = errors.New("it has no local part (nothing before the @)")
+				}
+			}
 			if err != nil {
 				if r != trim(a) {
 					return nil, fmt.Errorf("unable to parse address %q in the argument %q: %v", r, a, err)

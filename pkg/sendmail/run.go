@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/hqmail/hqmail/pkg/inject"
+	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/sendlock"
 )
 
@@ -278,14 +279,27 @@ func run(sys Sys, stderr io.Writer, path string, args, env []string) int {
 }
 
 // chdirFailed reports that the qmail home directory root cannot be
-// entered.
+// entered. A missing /var/qmail is what a copy, hard link or bind mount of
+// sendmail in a directory not named bin finds on a host with no tree
+// there (qhome.Root falls back to it): the same hint as noTree's follows
+// qmail's text, or the caller would look for a tree that was never meant.
 func chdirFailed(stderr io.Writer, root string, err error) {
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
 		err = pe.Err
 	}
-	fmt.Fprintf(stderr, "sendmail: fatal: unable to switch to qmail home directory %s: %v\n", root, err)
+	hint := ""
+	if root == qhome.DefaultRoot && errors.Is(err, fs.ErrNotExist) {
+		hint = ". A sendmail outside any directory named bin takes " + root + " as its home: " + findsTree
+	}
+	fmt.Fprintf(stderr, "sendmail: fatal: unable to switch to qmail home directory %s: %v%s\n", root, err, hint)
 }
+
+// findsTree explains how sendmail finds its tree, for a sendmail that
+// found none.
+const findsTree = "sendmail finds its tree from its own path, " +
+	"QMAILHOME/bin/sendmail or a symbolic link to it; a hard link or a copy elsewhere cannot find it. " +
+	"Link sendmail and its names to QMAILHOME/bin with symbolic links (ln -s), not hard links or copies"
 
 // noTree reports, and explains, that root is no qmail tree. With neither
 // a queue/ nor a bin/qmail-queue it is what a hard link or a copy of
@@ -304,9 +318,7 @@ func noTree(stderr io.Writer, root string) bool {
 	}
 	qq := filepath.Join(root, "bin", "qmail-queue")
 	if _, err := os.Stat(qq); errors.Is(err, fs.ErrNotExist) {
-		fmt.Fprintf(stderr, "sendmail: fatal: %s is no qmail tree (there is no %s): sendmail finds its tree from its own path, "+
-			"QMAILHOME/bin/sendmail or a symbolic link to it; a hard link or a copy elsewhere cannot find it. "+
-			"Link sendmail and its names to QMAILHOME/bin with symbolic links (ln -s), not hard links or copies\n", root, qq)
+		fmt.Fprintf(stderr, "sendmail: fatal: %s is no qmail tree (there is no %s): %s\n", root, qq, findsTree)
 		return true
 	}
 	fmt.Fprintf(stderr, "sendmail: fatal: %s is no installed qmail tree (there is no %s): it has the programs "+

@@ -180,6 +180,25 @@ func TestMainInject(t *testing.T) {
 			in:       "Subject: s\n\nb\n",
 			envelope: "Falice@mx.example.org\x00Tg1@x.example\x00Tg2@x.example\x00Tc@x.example\x00\x00"},
 		{name: "only an empty group", args: []string{"sendmail", "undisclosed-recipients:;"}, in: "x\n", code: ExDataErr, errHas: "no recipients found"},
+		// An empty local part ("$ADMIN@localhost" with ADMIN unset, cron's
+		// MAILTO=@localhost) is refused: qmail-lspawn takes it as
+		// delivered and the message was lost with exit 0.
+		{name: "no local part", args: []string{"sendmail", "@localhost"}, in: "x\n", code: ExDataErr,
+			errHas: `sendmail: fatal: unable to parse address "@localhost": it has no local part`},
+		{name: "no local part in a list", args: []string{"sendmail", "bob, Admin <@localhost>"}, in: "x\n", code: ExDataErr,
+			errHas: `unable to parse address "Admin <@localhost>" in the argument "bob, Admin <@localhost>": it has no local part`},
+		{name: "empty quoted local part", args: []string{"sendmail", "bob", `""@localhost`}, in: "x\n", code: ExDataErr, errHas: "it has no local part"},
+		{name: "only a comment before the @", args: []string{"sendmail", "(admin)@localhost"}, in: "x\n", code: ExDataErr, errHas: "it has no local part"},
+		{name: "a lone @", args: []string{"sendmail", "@"}, in: "x\n", code: ExDataErr, errHas: "it has no local part"},
+		// A route or an @ quoted in the local part is one.
+		{name: "local part with an @", args: []string{"sendmail", `"@"@x.example`, "<@a.example:b@c.example>"},
+			in:       "Subject: s\n\nb\n",
+			envelope: "Falice@mx.example.org\x00T@@x.example\x00T@a.example:b@c.example\x00\x00"},
+		// -f with an empty local part stays as it was: the message is
+		// queued (only its bounces have no mailbox).
+		{name: "f without a local part", args: []string{"sendmail", "-f", "@y.example", "bob@example.com"},
+			in:       "Subject: s\n\nb\n",
+			envelope: "F@y.example\x00Tbob@example.com\x00\x00"},
 		{name: "folded name-addr", args: []string{"sendmail", "-f", "j@y.example\n", "Joe <f5@x.example>\n (work)"},
 			in:       "Subject: s\n\nb\n",
 			envelope: "Fj@y.example\x00Tf5@x.example\x00\x00"},
@@ -519,15 +538,34 @@ func TestQueueStartFailure(t *testing.T) {
 	}
 }
 
-// TestChdirFails: the directory sendmail cannot enter is named.
+// TestChdirFails: the directory sendmail cannot enter is named. A missing
+// /var/qmail, the home of a sendmail outside any directory named bin (a
+// copy or bind mount on a host without a tree there), gets the hint a copy
+// in some bin/ gets (TestNoTree) after qmail's text; it got qmail's text
+// alone, which sent the reader looking for a tree never meant.
 func TestChdirFails(t *testing.T) {
-	for _, args := range [][]string{{"sendmail", "bob"}, {"sendmail", "-bp"}} {
-		var errb bytes.Buffer
-		sys := Sys{Chdir: func(d string) error { return &fs.PathError{Op: "chdir", Path: d, Err: syscall.ENOENT} },
-			Exec: func(string, []string, []string) error { return errors.New("no exec") }}
-		code := Main(args, "/var/qmail", nil, strings.NewReader("x\n"), &bytes.Buffer{}, &errb, sys)
-		if want := "sendmail: fatal: unable to switch to qmail home directory /var/qmail: no such file or directory\n"; code != ExTempFail || errb.String() != want {
-			t.Errorf("%q: exit %d, stderr %q, want %q", args, code, errb.String(), want)
+	const hint = ". A sendmail outside any directory named bin takes /var/qmail as its home: " +
+		"sendmail finds its tree from its own path, QMAILHOME/bin/sendmail or a symbolic link to it; " +
+		"a hard link or a copy elsewhere cannot find it. Link sendmail and its names to QMAILHOME/bin " +
+		"with symbolic links (ln -s), not hard links or copies\n"
+	for _, tc := range []struct {
+		root string
+		err  syscall.Errno
+		want string
+	}{
+		{"/var/qmail", syscall.ENOENT, "sendmail: fatal: unable to switch to qmail home directory /var/qmail: no such file or directory" + hint},
+		// Not missing, or not the fallback: qmail's text alone.
+		{"/var/qmail", syscall.EACCES, "sendmail: fatal: unable to switch to qmail home directory /var/qmail: permission denied\n"},
+		{"/opt/mail", syscall.ENOENT, "sendmail: fatal: unable to switch to qmail home directory /opt/mail: no such file or directory\n"},
+	} {
+		for _, args := range [][]string{{"sendmail", "bob"}, {"sendmail", "-bp"}} {
+			var errb bytes.Buffer
+			sys := Sys{Chdir: func(d string) error { return &fs.PathError{Op: "chdir", Path: d, Err: tc.err} },
+				Exec: func(string, []string, []string) error { return errors.New("no exec") }}
+			code := Main(args, tc.root, nil, strings.NewReader("x\n"), &bytes.Buffer{}, &errb, sys)
+			if code != ExTempFail || errb.String() != tc.want {
+				t.Errorf("%s %v %q: exit %d, stderr %q, want %q", tc.root, tc.err, args, code, errb.String(), tc.want)
+			}
 		}
 	}
 }
