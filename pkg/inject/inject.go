@@ -56,6 +56,21 @@ type Job struct {
 	// NeedRecipients makes an envelope without recipients an error
 	// (ErrNoRecipients) instead of queueing it; sendmail uses it.
 	NeedRecipients bool
+	// HeaderRecipients, if set, is given the header fields the
+	// recipients are taken from (To, Cc, Bcc and Apparently-To, or
+	// Resent-To, Resent-Cc and Resent-Bcc in resent mail), in header
+	// order, once the header is read, when the strategy reads the header;
+	// it returns the recipients to queue in place of theirs. qmail-inject
+	// leaves it nil; sendmail warns of a field that does not parse and
+	// drops an address with no local part.
+	HeaderRecipients func(fields []RecipField) []string
+}
+
+// RecipField is one header field recipients are taken from.
+type RecipField struct {
+	Name   string   // the field's name as written ("To", "resent-cc")
+	Parsed bool     // false: it did not parse, stays as it is and gives no address
+	Addrs  []string // the envelope addresses it gives, in order
 }
 
 // Error is a failure with the exit code qmail-inject uses for it (100 or
@@ -161,6 +176,8 @@ type state struct {
 	seen       [hCount]bool
 	headRecips []string // To, Cc, Bcc, Apparently-To
 	resRecips  []string // Resent-To, Resent-Cc, Resent-Bcc
+	headFields []RecipField
+	resFields  []RecipField
 	tocc       []string // To and Cc addresses, for Mail-Followup-To
 	rpath      *string  // first Return-Path address
 	saved      chunks   // the fields kept, as read or rewritten
@@ -223,15 +240,17 @@ func (st *state) field(h []byte) {
 	}
 	st.seen[ht] = true
 	var list *[]string
+	var fields *[]RecipField
 	tocc := false
 	switch ht {
 	case hTo, hCc:
-		list, tocc = &st.headRecips, true
+		list, fields, tocc = &st.headRecips, &st.headFields, true
 	case hBcc, hApparentlyTo:
-		list = &st.headRecips
+		list, fields = &st.headRecips, &st.headFields
 	case hResentTo, hResentCc, hResentBcc:
-		list = &st.resRecips
+		list, fields = &st.resRecips, &st.resFields
 	}
+	parsed := false
 	var got []string
 	cb := func(a []Token) []Token {
 		a = st.rw.Rewrite(a)
@@ -240,6 +259,7 @@ func (st *state) field(h []byte) {
 	}
 	if toks, ok := Tokenize(string(h)); ok {
 		if out, ok := AddrList(toks, cb); ok {
+			parsed = true
 			h = []byte(Unparse(out, LineLen))
 			switch {
 			case list != nil:
@@ -251,6 +271,17 @@ func (st *state) field(h []byte) {
 				st.rpath = &got[0]
 			}
 		}
+	}
+	if fields != nil {
+		name := h
+		if i := bytes.IndexByte(name, ':'); i >= 0 {
+			name = bytes.TrimRight(name[:i], " \t")
+		}
+		f := RecipField{Name: string(name), Parsed: parsed}
+		if parsed {
+			f.Addrs = got
+		}
+		*fields = append(*fields, f)
 	}
 	switch ht {
 	case hBcc, hResentBcc, hReturnPath:
@@ -509,11 +540,14 @@ func (j *Job) Exec() *Error {
 		}
 	}
 	if strategy != RecipArgs {
+		from, fields := st.headRecips, st.headFields
 		if resent {
-			recips = append(recips, st.resRecips...)
-		} else {
-			recips = append(recips, st.headRecips...)
+			from, fields = st.resRecips, st.resFields
 		}
+		if j.HeaderRecipients != nil {
+			from = j.HeaderRecipients(fields)
+		}
+		recips = append(recips, from...)
 	}
 
 	// The header read stays where it is: a copy would double what a huge

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/hqmail/hqmail/pkg/address"
 	"github.com/hqmail/hqmail/pkg/inject"
 	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/sendlock"
@@ -210,7 +211,32 @@ func Main(argv []string, root string, env []string, stdin io.Reader, stdout, std
 	}
 	j.Sender = c.Sender
 	j.Args = recips
+	var skipped []string // the fields, or addresses, that gave no recipient
+	j.HeaderRecipients = func(fields []inject.RecipField) []string {
+		var out []string
+		for _, f := range fields {
+			if !f.Parsed {
+				// qmail-inject's rule: the field stays as it is and gives
+				// no recipient. Said, or its addresses were lost unseen.
+				fmt.Fprintf(stderr, "sendmail: warning: unable to parse the %s: field; its addresses get no copy\n", f.Name)
+				skipped = append(skipped, "the "+f.Name+": field could not be parsed")
+				continue
+			}
+			for _, a := range f.Addrs {
+				if local, _, _ := address.Split(a); local == "" {
+					fmt.Fprintf(stderr, "sendmail: warning: an address in the %s: field has no local part (%q); it gets no copy\n", f.Name, a)
+					skipped = append(skipped, "an address in the "+f.Name+": field has no local part")
+					continue
+				}
+				out = append(out, a)
+			}
+		}
+		return out
+	}
 	if ierr := j.Exec(); ierr != nil {
+		if ierr.Text == inject.ErrNoRecipients && len(skipped) > 0 {
+			ierr.Text += ": " + strings.Join(skipped, "; ")
+		}
 		if ierr.Err != nil {
 			// qmail-inject's "read error" names nothing: a control file
 			// sendmail cannot read looked like a fault of the input.
