@@ -104,17 +104,39 @@ chmod 600 "$state/qmail-send.log" "$state/qmail-smtpd.log"
 # A clean environment, as the rc script and the systemd unit give it: the
 # daemons pass theirs down to every .qmail program.
 clean="env - PATH=/usr/local/bin:/usr/bin:/bin"
-setsid $clean "$ROOT/bin/qmail-start" ./Maildir/ </dev/null >>"$state/qmail-send.log" 2>&1 &
+# The delivery for users without a .qmail file, as the rc script and the
+# systemd unit pass it: control/defaultdelivery (qmail-control(5)), the
+# whole file, or ./Maildir/ when it is missing or empty.
+dd=./Maildir/
+if [ -e "$ctl/defaultdelivery" ]; then
+  if ! v=$(cat "$ctl/defaultdelivery"); then
+    echo "unable to read $ctl/defaultdelivery" >&2
+    exit 1
+  fi
+  [ -z "$v" ] || dd=$v
+fi
+setsid $clean "$ROOT/bin/qmail-start" "$dd" </dev/null >>"$state/qmail-send.log" 2>&1 &
 echo $! > "$state/start.pid"
 
 if [ "$(id -u)" = 0 ]; then
   # qmail-smtpd runs as qmaild/nofiles, as under tcpserver.
   setsid $clean setpriv --reuid=qmaild --regid=nofiles --clear-groups \
     "$ROOT/bin/qmail-smtpd" -listen "$LISTEN" </dev/null >>"$state/qmail-smtpd.log" 2>&1 &
-  box=$ROOT/alias/Maildir
+  # root's mail goes to the alias user, whose .qmail-default names
+  # ./Maildir/ whatever defaultdelivery says.
+  box=$ROOT/alias/Maildir/new/
 else
   setsid $clean "$ROOT/bin/qmail-smtpd" -listen "$LISTEN" </dev/null >>"$state/qmail-smtpd.log" 2>&1 &
-  box=$ROOT/home/$me/Maildir
+  # Your home in the tree has no .qmail file: defaultdelivery decides.
+  home=$ROOT/home/$me
+  nl='
+'
+  case $dd in
+  *"$nl"*) box="$home, as the lines of $ctl/defaultdelivery say" ;;
+  ./*/) box=$home/${dd#./}new/ ;;
+  ./*) box="$home/${dd#./} (an mbox file)" ;;
+  *) box="$home, as $ctl/defaultdelivery ($dd) says" ;;
+  esac
 fi
 echo $! > "$state/smtpd.pid"
 
@@ -156,7 +178,7 @@ cat <<MSG
 hqmail is running in $ROOT
   SMTP:      $LISTEN   (e.g. swaks --server $LISTEN --to $me@localhost)
   sendmail:  $ROOT/bin/sendmail $me@localhost < message
-  mail to $me@localhost lands in: $box/new/
+  mail to $me@localhost lands in: $box
   log:       $state/qmail-send.log
   queue:     $ROOT/bin/qmail-qread      status: $ROOT/bin/qmailctl status
   remote delivery is held; release: $ROOT/bin/qmailctl release remote

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -18,19 +19,23 @@ import (
 	"github.com/hqmail/hqmail/test/harness"
 )
 
-// TestRunScriptPortInUseHint: when make run's qmail-smtpd finds its port
-// taken, scripts/run.sh suggests another port with a command that names
-// the same tree: RUNROOT=DIR in the make run hint when one was given
-// (without it, the suggested make run would start a second tree in ./run).
-// The script runs from a copy of the checkout (scripts/run.sh and bin/),
-// as an ordinary user (nobody when the tests run as root: run.sh as root
-// would create qmail's users).
-func TestRunScriptPortInUseHint(t *testing.T) {
-	if testing.Short() {
-		t.Skip("integration test skipped under -short")
-	}
+// runShTree is a copy of the checkout (scripts/run.sh and bin/) that
+// scripts/run.sh runs from, as an ordinary user (nobody when the tests
+// run as root: run.sh as root would create qmail's users).
+type runShTree struct {
+	top, root string   // the copy; the tree run.sh makes (./run or RUNROOT)
+	uid, gid  int      // whom run.sh runs as
+	name      string   // that user's name ($me in run.sh)
+	env       []string // run.sh's environment
+}
+
+// newRunShTree copies run.sh into a fresh checkout whose bin/ is the test
+// build, listening on listen; with runroot, the tree is RUNROOT=DIR.
+// Cleanup runs run.sh stop and kills whatever it left running.
+func newRunShTree(t *testing.T, listen string, runroot bool) *runShTree {
+	t.Helper()
 	bin := harness.Build(t)
-	for _, p := range []string{"qmail-install", "qmail-start", "qmail-smtpd", "qmail-send"} {
+	for _, p := range []string{"qmail-install", "qmail-start", "qmail-smtpd", "qmail-send", "qmail-lspawn"} {
 		harness.RequireBin(t, p)
 	}
 	mod, err := harness.ModuleRoot()
@@ -41,14 +46,105 @@ func TestRunScriptPortInUseHint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	uid, gid := os.Getuid(), os.Getgid()
-	if uid == 0 {
+	r := &runShTree{uid: os.Getuid(), gid: os.Getgid()}
+	if r.uid == 0 {
 		u, err := user.Lookup("nobody")
 		if err != nil {
 			t.Skip("no user nobody to run scripts/run.sh as: ", err)
 		}
-		uid, _ = strconv.Atoi(u.Uid)
-		gid, _ = strconv.Atoi(u.Gid)
+		r.uid, _ = strconv.Atoi(u.Uid)
+		r.gid, _ = strconv.Atoi(u.Gid)
+	}
+	u, err := user.LookupId(strconv.Itoa(r.uid))
+	if err != nil {
+		t.Skip("no name for uid ", r.uid, ": ", err)
+	}
+	r.name = u.Username
+	r.top = harness.TempRoot(t)
+	for _, d := range []string{"scripts", "runroot"} {
+		if err := os.Mkdir(filepath.Join(r.top, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(r.top, "scripts", "run.sh"), script, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(bin, filepath.Join(r.top, "bin")); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{r.top, filepath.Join(r.top, "scripts"), filepath.Join(r.top, "scripts", "run.sh"), filepath.Join(r.top, "runroot")} {
+		if err := os.Lchown(p, r.uid, r.gid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.env = []string{"PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "LISTEN=" + listen}
+	r.root = filepath.Join(r.top, "run")
+	if runroot {
+		r.root = filepath.Join(r.top, "runroot", "tree")
+		r.env = append(r.env, "RUNROOT="+r.root)
+	}
+	t.Cleanup(func() {
+		if out, err := r.script("stop"); err != nil {
+			t.Errorf("run.sh stop: %v\n%s", err, out)
+		}
+		r.kill()
+	})
+	return r
+}
+
+// run runs a command as run.sh's user in the copy, with stdin, for at
+// most two minutes, and returns its combined output.
+func (r *runShTree) run(stdin []byte, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if os.Getuid() == 0 {
+		args = append([]string{"setpriv", "--reuid=" + strconv.Itoa(r.uid), "--regid=" + strconv.Itoa(r.gid), "--clear-groups"}, args...)
+	}
+	cmd := exec.CommandContext(ctx, args[0], args[1:]...)
+	cmd.Env = r.env
+	cmd.Dir = r.top
+	cmd.Stdin = bytes.NewReader(stdin)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}
+
+// script runs scripts/run.sh arg.
+func (r *runShTree) script(arg string) (string, error) {
+	return r.run(nil, "sh", filepath.Join(r.top, "scripts", "run.sh"), arg)
+}
+
+// pid is the pid run.sh recorded in var/f, or 0.
+func (r *runShTree) pid(f string) int {
+	b, err := os.ReadFile(filepath.Join(r.root, "var", f))
+	if err != nil {
+		return 0
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 1 {
+		return 0
+	}
+	return pid
+}
+
+// kill ends whatever run.sh stop left running (it waits 10 s for
+// qmail-send): each daemon leads its own process group (setsid).
+func (r *runShTree) kill() {
+	for _, f := range []string{"start.pid", "smtpd.pid"} {
+		if pid := r.pid(f); pid != 0 {
+			syscall.Kill(-pid, syscall.SIGKILL)
+		}
+	}
+}
+
+// TestRunScriptPortInUseHint: when make run's qmail-smtpd finds its port
+// taken, scripts/run.sh suggests another port with a command that names
+// the same tree: RUNROOT=DIR in the make run hint when one was given
+// (without it, the suggested make run would start a second tree in ./run).
+func TestRunScriptPortInUseHint(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test skipped under -short")
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -62,73 +158,146 @@ func TestRunScriptPortInUseHint(t *testing.T) {
 		runroot bool
 	}{{"RUNROOT", true}, {"default root", false}} {
 		t.Run(tc.name, func(t *testing.T) {
-			top := harness.TempRoot(t)
-			for _, d := range []string{"scripts", "runroot"} {
-				if err := os.Mkdir(filepath.Join(top, d), 0o755); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if err := os.WriteFile(filepath.Join(top, "scripts", "run.sh"), script, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Symlink(bin, filepath.Join(top, "bin")); err != nil {
-				t.Fatal(err)
-			}
-			for _, p := range []string{top, filepath.Join(top, "scripts"), filepath.Join(top, "scripts", "run.sh"), filepath.Join(top, "runroot")} {
-				if err := os.Lchown(p, uid, gid); err != nil {
-					t.Fatal(err)
-				}
-			}
-			env := []string{"PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "LISTEN=" + listen}
-			root := filepath.Join(top, "run")
-			if tc.runroot {
-				root = filepath.Join(top, "runroot", "tree")
-				env = append(env, "RUNROOT="+root)
-			}
-			runScript := func(arg string) (string, error) {
-				ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-				defer cancel()
-				args := []string{"sh", filepath.Join(top, "scripts", "run.sh"), arg}
-				if os.Getuid() == 0 {
-					args = append([]string{"setpriv", "--reuid=" + strconv.Itoa(uid), "--regid=" + strconv.Itoa(gid), "--clear-groups"}, args...)
-				}
-				cmd := exec.CommandContext(ctx, args[0], args[1:]...)
-				cmd.Env = env
-				cmd.Dir = top
-				var out bytes.Buffer
-				cmd.Stdout, cmd.Stderr = &out, &out
-				err := cmd.Run()
-				return out.String(), err
-			}
-			t.Cleanup(func() {
-				if out, err := runScript("stop"); err != nil {
-					t.Errorf("run.sh stop: %v\n%s", err, out)
-				}
-				// Whatever stop left running (it waits 10 s for qmail-send):
-				// each daemon leads its own process group (setsid).
-				for _, f := range []string{"start.pid", "smtpd.pid"} {
-					b, err := os.ReadFile(filepath.Join(root, "var", f))
-					if errors.Is(err, os.ErrNotExist) {
-						continue
-					}
-					if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 1 {
-						syscall.Kill(-pid, syscall.SIGKILL)
-					}
-				}
-			})
-
-			out, err := runScript("start")
+			r := newRunShTree(t, listen, tc.runroot)
+			out, err := r.script("start")
 			var ee *exec.ExitError
 			if !errors.As(err, &ee) || ee.ExitCode() != 1 {
 				t.Fatalf("run.sh start with %s taken: %v, want exit 1\n%s", listen, err, out)
 			}
 			rr := ""
 			if tc.runroot {
-				rr = " RUNROOT=" + root
+				rr = " RUNROOT=" + r.root
 			}
 			want := "(another listener there? try: make run" + rr + " LISTEN=127.0.0.1:2526; make stop" + rr + " to stop the rest)\n"
 			if !strings.Contains(out, "address already in use") || !strings.HasSuffix(out, want) {
 				t.Errorf("run.sh start with %s taken:\n%s\nwant it to end with\n%s", listen, out, want)
+			}
+		})
+	}
+}
+
+// lspawnArg is the first argument of the qmail-lspawn whose parent is
+// qmail-start's pid start (waited for, bounded).
+func lspawnArg(t *testing.T, start int) string {
+	t.Helper()
+	var arg string
+	found := harness.Eventually(10*time.Second, func() bool {
+		ents, _ := os.ReadDir("/proc")
+		for _, e := range ents {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil {
+				continue
+			}
+			st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+			if err != nil {
+				continue
+			}
+			// pid (comm) state ppid ...: comm may hold blanks, so split
+			// after its closing parenthesis.
+			s := string(st)
+			i := strings.LastIndexByte(s, ')')
+			if i < 0 || !strings.HasSuffix(s[:i], "(qmail-lspawn") {
+				continue
+			}
+			f := strings.Fields(s[i+1:])
+			if len(f) < 2 || f[1] != strconv.Itoa(start) {
+				continue
+			}
+			cl, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+			if err != nil {
+				continue
+			}
+			args := strings.Split(strings.TrimSuffix(string(cl), "\x00"), "\x00")
+			if len(args) != 2 {
+				t.Fatalf("qmail-lspawn (pid %d) runs with %q, want one argument", pid, args)
+			}
+			arg = args[1]
+			return true
+		}
+		return false
+	})
+	if !found {
+		t.Fatalf("no qmail-lspawn under qmail-start (pid %d)", start)
+	}
+	return arg
+}
+
+// TestRunScriptDefaultDelivery: make run passes control/defaultdelivery to
+// qmail-start as the rc script and the systemd unit do (qmail-control(5)),
+// and ./Maildir/ when the file is missing or empty; the start message says
+// where mail lands, and mail to the user lands there. Before, run.sh always
+// passed ./Maildir/.
+func TestRunScriptDefaultDelivery(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test skipped under -short")
+	}
+	// A free loopback port for qmail-smtpd (run.sh needs one; the test
+	// does not use it).
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	listen := ln.Addr().String()
+	ln.Close()
+	r := newRunShTree(t, listen, true)
+	home := filepath.Join(r.root, "home", r.name)
+	ctl := filepath.Join(r.root, "control", "defaultdelivery")
+
+	for i, tc := range []struct {
+		name    string
+		exists  bool
+		content string
+		want    string // qmail-lspawn's argument
+		lands   string // the start message's "lands in:"
+	}{
+		{"missing", false, "", "./Maildir/", filepath.Join(home, "Maildir", "new") + "/"},
+		{"mbox", true, "./Mailbox\n", "./Mailbox", filepath.Join(home, "Mailbox") + " (an mbox file)"},
+		{"empty", true, "", "./Maildir/", filepath.Join(home, "Maildir", "new") + "/"},
+		{"two lines", true, "./Mailbox\n./Maildir/\n", "./Mailbox\n./Maildir/", home + ", as the lines of " + ctl + " say"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if i > 0 {
+				// The tree exists from the first start on.
+				if out, err := r.script("stop"); err != nil {
+					t.Fatalf("run.sh stop: %v\n%s", err, out)
+				}
+			}
+			if tc.exists {
+				if err := os.WriteFile(ctl, []byte(tc.content), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Chown(ctl, r.uid, r.gid); err != nil {
+					t.Fatal(err)
+				}
+			}
+			out, err := r.script("start")
+			if err != nil {
+				t.Fatalf("run.sh start: %v\n%s", err, out)
+			}
+			if got := lspawnArg(t, r.pid("start.pid")); got != tc.want {
+				t.Errorf("qmail-lspawn %q, want %q", got, tc.want)
+			}
+			if want := "lands in: " + tc.lands + "\n"; !strings.Contains(out, want) {
+				t.Errorf("run.sh start says:\n%s\nwant a line ending %q", out, want)
+			}
+			if tc.name != "mbox" {
+				return
+			}
+			// The mail itself lands in the mbox.
+			msg := "Subject: defaultdelivery mbox\n\nhello\n"
+			if out, err := r.run([]byte(msg), filepath.Join(r.root, "bin", "sendmail"), r.name+"@localhost"); err != nil {
+				t.Fatalf("sendmail: %v\n%s", err, out)
+			}
+			mbox := filepath.Join(home, "Mailbox")
+			if !harness.Eventually(30*time.Second, func() bool {
+				b, _ := os.ReadFile(mbox)
+				return bytes.Contains(b, []byte("Subject: defaultdelivery mbox"))
+			}) {
+				b, _ := os.ReadFile(filepath.Join(r.root, "var", "qmail-send.log"))
+				t.Fatalf("no message in %s within 30s; qmail-send.log:\n%s", mbox, b)
+			}
+			if n := harness.MaildirCount(filepath.Join(home, "Maildir")); n != 0 {
+				t.Errorf("%d messages in %s/Maildir as well", n, home)
 			}
 		})
 	}

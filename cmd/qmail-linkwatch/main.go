@@ -4,7 +4,8 @@
 //
 // Runs as: root (it changes control/holdremote and signals qmail-send, as
 // qmailctl does). Started by: init/systemd, alongside qmail-start.
-// fds: 2 log lines (-check: 1 the verdict). Exit: 0 on SIGTERM, 100 usage,
+// fds: 2 log lines (-check: 1 the verdict). Exit: 0 on SIGTERM, 100 usage
+// (a -probe that is not host:port with a numeric port included),
 // 111 netlink trouble; -check: 0 up, 1 down (as the daemon would judge it,
 // -metered and -probe included).
 package main

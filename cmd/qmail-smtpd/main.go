@@ -9,7 +9,8 @@
 //   - Started by: a TCP super-server with the connection on fd 0/1 and
 //     TCPREMOTEIP, TCPREMOTEHOST, TCPREMOTEINFO, TCPLOCALHOST, TCPLOCALIP,
 //     RELAYCLIENT, DATABYTES in the environment; by sendmail -bs; or
-//     standalone as `qmail-smtpd -listen ADDR [-c N]`.
+//     standalone as `qmail-smtpd -listen ADDR [-c N]` (-c without
+//     -listen is a usage error).
 //   - fds: 0/1 the SMTP connection (not with -listen), 2 diagnostics
 //     (discarded when fd 2 is the connection's socket).
 //   - Exit: 0 after QUIT; 1 after client EOF without QUIT or a fatal

@@ -29,7 +29,10 @@ const help = `usage: qmail-start [defaultdelivery [logger arg ...]]
   service, each as its own user, and stays as their parent. defaultdelivery
   (default ./Mailbox) is used for users without a .qmail file, e.g.
   ./Maildir/; logger, if given, reads qmail-send's log on its stdin.
-  Usually run by qmailctl, systemd or make run. See qmail-start(8).
+  Started by the rc script (scripts/rc/qmail), the systemd unit
+  (qmail.service) or make run, each with control/defaultdelivery as
+  defaultdelivery (./Maildir/ when the file is missing); qmailctl does not
+  start it. See qmail-start(8).
 `
 
 func main() {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/hqmail/hqmail/pkg/control"
@@ -24,7 +25,8 @@ const (
 	kLine       ctlKind = iota // first line, default text
 	kMe                        // first line, default me, else the file name
 	kMeRequired                // first line, default me, else missing
-	kInt                       // unsigned number, default def
+	kInt                       // number read as control.ReadInt (at most 2^31-1), default def
+	kUint                      // number read as control.ReadUint (at most 2^62), default def
 	kList                      // list lines, default text
 	kHold                      // hold flag
 	kPresence                  // only presence matters (startheld)
@@ -57,7 +59,7 @@ var controlFiles = []ctlFile{
 	{"bouncehost", kMe, "", "qmail-send", "host part of the bounce sender"},
 	{"concurrencylocal", kInt, "10", "qmail-send", "simultaneous local deliveries (at most 120)"},
 	{"concurrencyremote", kInt, "20", "qmail-send", "simultaneous remote deliveries (at most 500)"},
-	{"databytes", kInt, "0", "qmail-smtpd", "largest message accepted, in bytes; 0 is no limit"},
+	{"databytes", kUint, "0", "qmail-smtpd", "largest message accepted, in bytes; 0 is no limit"},
 	{"defaultdelivery", kList, "the start scripts use ./Maildir/", "start scripts", "qmail-start's first argument: the default .qmail lines"},
 	{"defaultdomain", kMe, "", "qmail-inject", "appended to host names without a dot"},
 	{"defaulthost", kMe, "", "qmail-inject", "appended to addresses without a host"},
@@ -88,7 +90,7 @@ var controlFiles = []ctlFile{
 	{"startheld", kPresence, "", "qmail-start", "when present, holdremote is created at start (boot held)"},
 	{"timeoutconnect", kInt, "60", "qmail-remote", "seconds to wait for a connection"},
 	{"timeoutremote", kInt, "1200", "qmail-remote", "seconds to wait for each SMTP read or write"},
-	{"timeoutsmtpd", kInt, "1200", "qmail-smtpd", "seconds to wait for each client read"},
+	{"timeoutsmtpd", kUint, "1200", "qmail-smtpd", "seconds to wait for each client read and each reply write"},
 	{"tlsca", kSecret, "the system's root certificates", "qmail-remote", "PEM certificates trusted for verifying remote servers"},
 	{"tlsroutes", kListTrim, "STARTTLS when offered", "qmail-remote", "per-destination TLS policy"},
 	{"virtualdomains", kList, "no virtual domains", "qmail-send", "address or domain:prepend rewriting"},
@@ -161,6 +163,45 @@ func ShowctlMain(root string, stdout io.Writer) int {
 	return code
 }
 
+// readNumber is the value the programs get from a number file whose first
+// line is s: its leading digits (how many: digits), saturated as the
+// reader of kind saturates them, control.ReadInt at 2^31-1 (kInt) or
+// control.ReadUint at 2^62 (kUint); capped says a larger number was
+// written.
+func readNumber(s string, kind ctlKind) (n uint64, digits int, capped bool) {
+	n, digits = control.ScanUlong(s)
+	limit := uint64(1<<31 - 1)
+	if kind == kUint {
+		limit = 1 << 62
+	}
+	// ScanUlong stops counting at 2^62: the digits tell whether that is
+	// the number written or a larger one.
+	if v, err := strconv.ParseUint(s[:digits], 10, 64); digits > 0 && (err != nil || v > limit) {
+		return limit, digits, true
+	}
+	return n, digits, false
+}
+
+// numberNote says what the reader of a number file does with its value
+// beyond reading it.
+func numberNote(name string, n uint64) string {
+	switch name {
+	case "timeoutconnect", "timeoutremote", "timeoutsmtpd":
+		if n == 0 {
+			return " (taken as 1)"
+		}
+		if name == "timeoutsmtpd" && n > smtpdMaxTimeout {
+			return fmt.Sprintf(" (qmail-smtpd waits at most a year, %d)", smtpdMaxTimeout)
+		}
+		return ""
+	}
+	return concurrencyNote(name, n)
+}
+
+// smtpdMaxTimeout is the longest timeoutsmtpd qmail-smtpd uses, in
+// seconds (pkg/smtpd LoadConfig: a year).
+const smtpdMaxTimeout = 365 * 24 * 3600
+
 // concurrencyNote says what qmail-send makes of a concurrency value: the
 // spawners' limits cap it, and 0 stops the channel.
 func concurrencyNote(name string, n uint64) string {
@@ -216,7 +257,7 @@ func showFile(w io.Writer, d *control.Dir, cf ctlFile) error {
 		default:
 			fmt.Fprintf(w, "%s: (Missing.) no me either: %s cannot work.\n", head, cf.reader)
 		}
-	case kInt:
+	case kInt, kUint:
 		s, ok, err := d.ReadLine(cf.name)
 		if err != nil {
 			return err
@@ -225,14 +266,21 @@ func showFile(w io.Writer, d *control.Dir, cf ctlFile) error {
 			fmt.Fprintf(w, "%s: (Default.) %s.\n", head, cf.def)
 			return nil
 		}
-		n, digits := control.ScanUlong(s)
+		n, digits, capped := readNumber(s, cf.kind)
+		var why []string
+		if digits < len(s) {
+			why = append(why, "the leading digits count")
+		}
+		if capped {
+			why = append(why, fmt.Sprintf("larger numbers count as %d", n))
+		}
 		switch {
 		case digits == 0:
 			fmt.Fprintf(w, "%s: %q is not a number; (Default.) %s.\n", head, s, cf.def)
-		case digits < len(s):
-			fmt.Fprintf(w, "%s: %d (from %q: the leading digits count)%s.\n", head, n, s, concurrencyNote(cf.name, n))
+		case len(why) > 0:
+			fmt.Fprintf(w, "%s: %d (from %q: %s)%s.\n", head, n, s, strings.Join(why, "; "), numberNote(cf.name, n))
 		default:
-			fmt.Fprintf(w, "%s: %s%s.\n", head, s, concurrencyNote(cf.name, n))
+			fmt.Fprintf(w, "%s: %s%s.\n", head, s, numberNote(cf.name, n))
 		}
 	case kList, kListMe, kListTrim:
 		lines, ok, err := d.ReadList(cf.name)
@@ -378,7 +426,7 @@ func ControlValueKind(name string) (ValueKind, bool) {
 			return ListLines, true
 		case kListTrim:
 			return TrimmedLines, true
-		case kInt:
+		case kInt, kUint:
 			return Number, true
 		}
 		return NoValues, true

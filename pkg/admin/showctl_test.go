@@ -224,3 +224,153 @@ func TestTrimmedListsDropCR(t *testing.T) {
 		}
 	}
 }
+
+// TestShowctlNumbersAsRead: a number file shows the value its reader
+// gets. Files read with control.ReadInt count anything beyond 2^31-1 as
+// that; databytes and timeoutsmtpd are read with control.ReadUint, up to
+// 2^62 (qmail-smtpd advertises SIZE 99999999999 for such a databytes).
+// Before, qmail-showctl printed what the file says (99999999999 for
+// timeoutremote, which qmail-remote takes as 2147483647). The values shown
+// are checked against qmail-remote's and qmail-smtpd's own config
+// readers.
+func TestShowctlNumbersAsRead(t *testing.T) {
+	const big = "99999999999"
+	for _, tc := range []struct {
+		name  string
+		files map[string]string
+		want  []string // lines of the report
+		// what the programs' readers make of the files
+		timeoutRemote, timeoutConnect time.Duration
+		databytes                     int64
+		timeoutSmtpd                  time.Duration
+	}{
+		{
+			name: "beyond 2^31-1",
+			files: map[string]string{
+				"timeoutremote":     big + "\n",
+				"timeoutconnect":    "0\n",
+				"databytes":         big + "\n",
+				"timeoutsmtpd":      big + "\n",
+				"queuelifetime":     big + " # long\n",
+				"concurrencyremote": big + "\n",
+			},
+			want: []string{
+				`timeoutremote (qmail-remote: seconds to wait for each SMTP read or write): 2147483647 (from "99999999999": larger numbers count as 2147483647).`,
+				`timeoutconnect (qmail-remote: seconds to wait for a connection): 0 (taken as 1).`,
+				`databytes (qmail-smtpd: largest message accepted, in bytes; 0 is no limit): 99999999999.`,
+				`timeoutsmtpd (qmail-smtpd: seconds to wait for each client read and each reply write): 99999999999 (qmail-smtpd waits at most a year, 31536000).`,
+				`queuelifetime (qmail-send: seconds a message may stay in the queue (time held excluded)): 2147483647 (from "99999999999 # long": the leading digits count; larger numbers count as 2147483647).`,
+				`concurrencyremote (qmail-send: simultaneous remote deliveries (at most 500)): 2147483647 (from "99999999999": larger numbers count as 2147483647) (qmail-send uses 500, the most its spawner runs).`,
+			},
+			timeoutRemote: (1<<31 - 1) * time.Second, timeoutConnect: time.Second,
+			databytes: 99999999999, timeoutSmtpd: 365 * 24 * time.Hour,
+		},
+		{
+			name: "beyond 2^62",
+			files: map[string]string{
+				"timeoutremote":  "2147483647\n",
+				"timeoutconnect": "2147483648\n",
+				"databytes":      "99999999999999999999999\n",
+				"timeoutsmtpd":   "4611686018427387904\n",
+			},
+			want: []string{
+				`timeoutremote (qmail-remote: seconds to wait for each SMTP read or write): 2147483647.`,
+				`timeoutconnect (qmail-remote: seconds to wait for a connection): 2147483647 (from "2147483648": larger numbers count as 2147483647).`,
+				`databytes (qmail-smtpd: largest message accepted, in bytes; 0 is no limit): 4611686018427387904 (from "99999999999999999999999": larger numbers count as 4611686018427387904).`,
+				`timeoutsmtpd (qmail-smtpd: seconds to wait for each client read and each reply write): 4611686018427387904 (qmail-smtpd waits at most a year, 31536000).`,
+			},
+			timeoutRemote: (1<<31 - 1) * time.Second, timeoutConnect: (1<<31 - 1) * time.Second,
+			databytes: 1 << 62, timeoutSmtpd: 365 * 24 * time.Hour,
+		},
+		{
+			name: "small",
+			files: map[string]string{
+				"timeoutremote":  "007\n",
+				"timeoutconnect": "30s\n",
+				"databytes":      "1000\n",
+				"timeoutsmtpd":   "0\n",
+			},
+			want: []string{
+				`timeoutremote (qmail-remote: seconds to wait for each SMTP read or write): 007.`,
+				`timeoutconnect (qmail-remote: seconds to wait for a connection): 30 (from "30s": the leading digits count).`,
+				`databytes (qmail-smtpd: largest message accepted, in bytes; 0 is no limit): 1000.`,
+				`timeoutsmtpd (qmail-smtpd: seconds to wait for each client read and each reply write): 0 (taken as 1).`,
+			},
+			timeoutRemote: 7 * time.Second, timeoutConnect: 30 * time.Second,
+			databytes: 1000, timeoutSmtpd: time.Second,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			files := map[string]string{"etc/ids": qhome.SharedIDs(1000, 1000).Format(), "control/me": "mx.example\n"}
+			for n, c := range tc.files {
+				files["control/"+n] = c
+			}
+			writeFiles(t, root, files)
+			var out bytes.Buffer
+			if code := ShowctlMain(root, &out); code != 0 {
+				t.Fatalf("exit %d:\n%s", code, out.String())
+			}
+			lines := strings.Split(out.String(), "\n")
+			for _, want := range tc.want {
+				found := false
+				for _, l := range lines {
+					found = found || l == want
+				}
+				if !found {
+					t.Errorf("no line\n%s\nin\n%s", want, out.String())
+				}
+			}
+			rc, err := remote.LoadConfig(root)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rc.TimeoutRemote != tc.timeoutRemote || rc.TimeoutConnect != tc.timeoutConnect {
+				t.Errorf("qmail-remote reads timeoutremote %v, timeoutconnect %v; want %v, %v",
+					rc.TimeoutRemote, rc.TimeoutConnect, tc.timeoutRemote, tc.timeoutConnect)
+			}
+			sc, _, err := smtpd.LoadConfig(root, func(string) (string, bool) { return "", false })
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sc.Databytes != tc.databytes || sc.Timeout != tc.timeoutSmtpd {
+				t.Errorf("qmail-smtpd reads databytes %d, timeoutsmtpd %v; want %d, %v",
+					sc.Databytes, sc.Timeout, tc.databytes, tc.timeoutSmtpd)
+			}
+		})
+	}
+}
+
+// TestNumberReaders: each number file is shown as read with the reader
+// its program uses (kInt: control.ReadInt, kUint: control.ReadUint): the
+// value shown for a number far beyond 2^62 is what that reader returns.
+func TestNumberReaders(t *testing.T) {
+	root := t.TempDir()
+	files := map[string]string{}
+	for _, cf := range controlFiles {
+		if cf.kind == kInt || cf.kind == kUint {
+			files["control/"+cf.name] = "99999999999999999999999\n"
+		}
+	}
+	writeFiles(t, root, files)
+	d := control.Open(root)
+	uints := map[string]bool{"databytes": true, "timeoutsmtpd": true}
+	for _, cf := range controlFiles {
+		if cf.kind != kInt && cf.kind != kUint {
+			continue
+		}
+		if (cf.kind == kUint) != uints[cf.name] {
+			t.Errorf("%s: kind %d; its program reads it with control.ReadUint: %v", cf.name, cf.kind, uints[cf.name])
+		}
+		var want uint64
+		if cf.kind == kUint {
+			want, _ = d.ReadUint(cf.name, 0)
+		} else {
+			n, _ := d.ReadInt(cf.name, 0)
+			want = uint64(n)
+		}
+		if got, _, _ := readNumber("99999999999999999999999", cf.kind); got != want {
+			t.Errorf("%s: shown as %d, its reader gets %d", cf.name, got, want)
+		}
+	}
+}

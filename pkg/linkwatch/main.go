@@ -7,8 +7,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
+	"os/exec"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -53,7 +56,7 @@ func Main(root string, args []string, stdout, stderr io.Writer) int {
 	var cfg Config
 	fl.StringVar(&cfg.Iface, "iface", "", "count the link up only when the kernel's route goes through this interface (default: any)")
 	fl.DurationVar(&cfg.UpDelay, "up-delay", 10*time.Second, "the link must stay up this long before remote delivery is released")
-	fl.StringVar(&cfg.Probe, "probe", "", "host:port (e.g. the smarthost) that must accept a TCP connection before release")
+	fl.StringVar(&cfg.Probe, "probe", "", "host:port, port a number (e.g. the smarthost), that must accept a TCP connection before release")
 	fl.DurationVar(&cfg.ProbeTimeout, "probe-timeout", 5*time.Second, "time limit of the probe connection")
 	fl.BoolVar(&cfg.Metered, "metered", false, "keep remote delivery held while NetworkManager reports the link as metered")
 	fl.DurationVar(&cfg.Recheck, "recheck", 30*time.Second, "re-evaluate this often even without netlink events")
@@ -72,6 +75,22 @@ func Main(root string, args []string, stdout, stderr io.Writer) int {
 		fl.Usage()
 		return 100
 	}
+	if cfg.Probe != "" {
+		if err := checkProbe(cfg.Probe); err != nil {
+			// A probe that can never connect would keep mail held for
+			// good: refused here, before anything is held.
+			fmt.Fprintf(stderr, "qmail-linkwatch: -probe %q: %v\n", cfg.Probe, err)
+			fl.Usage()
+			return 100
+		}
+	}
+	if cfg.Metered {
+		if _, err := exec.LookPath("nmcli"); err != nil {
+			// nmMetered then finds every link not metered: -metered
+			// would do nothing without a word.
+			fmt.Fprintln(stderr, "qmail-linkwatch: warning: -metered asks NetworkManager's nmcli, which is not on PATH: every link counts as not metered")
+		}
+	}
 	if *check {
 		return checkNow(cfg, DefaultHooks(cfg), stdout, stderr)
 	}
@@ -85,6 +104,29 @@ func Main(root string, args []string, stdout, stderr io.Writer) int {
 		return 111
 	}
 	return 0
+}
+
+// checkProbe checks the form of -probe: host:port (an IPv6 address in
+// brackets), the host not empty, the port a number from 1 to 65535. Only
+// the form: whether the host resolves is the probe's own business.
+func checkProbe(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return errors.New("not host:port")
+	}
+	if host == "" {
+		return errors.New("no host before the port")
+	}
+	if strings.ContainsAny(host, " \t\r\n") {
+		return errors.New("blank in the host")
+	}
+	if port == "" || strings.Trim(port, "0123456789") != "" {
+		return fmt.Errorf("port %q is not a number", port)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("port %s is not from 1 to 65535", port)
+	}
+	return nil
 }
 
 // checkNow is -check: one look, judged as the daemon judges a look (the

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // fakeNmcli puts an nmcli on PATH that answers the metered question with
@@ -87,5 +88,80 @@ func TestCheckAsTheDaemonDecides(t *testing.T) {
 	var out, errb bytes.Buffer
 	if code := checkNow(Config{}, h, &out, &errb); code != 111 || !strings.Contains(errb.String(), "fatal: netlink links") {
 		t.Errorf("netlink trouble: exit %d, %q %q", code, out.String(), errb.String())
+	}
+}
+
+// TestProbeForm: -probe takes host:port with a numeric port from 1 to
+// 65535; anything else is a usage error (exit 100) at start, for the
+// daemon and for -check alike, before the link is looked at. Before,
+// "-probe nohostport" was taken: -check said "down: ... missing port in
+// address" and the daemon kept remote mail held for good.
+func TestProbeForm(t *testing.T) {
+	for _, tc := range []struct {
+		probe string
+		ok    bool
+	}{
+		{"smarthost.example:587", true},
+		{"192.0.2.7:25", true},
+		{"[2001:db8::7]:25", true},
+		{"localhost:1", true},
+		{"relay:65535", true},
+		{"nohostport", false},
+		{"smarthost.example", false},
+		{"smarthost.example:", false},
+		{":25", false},
+		{"smarthost.example:smtp", false},
+		{"smarthost.example:0", false},
+		{"smarthost.example:65536", false},
+		{"smarthost.example:99999999999999999999", false},
+		{"smarthost.example:-25", false},
+		{"smarthost.example:+25", false},
+		{"2001:db8::7:25", false},
+		{"smart host:25", false},
+	} {
+		if err := checkProbe(tc.probe); (err == nil) != tc.ok {
+			t.Errorf("checkProbe(%q) = %v, want ok %v", tc.probe, err, tc.ok)
+		}
+	}
+
+	// Loopback only: without the check, -check and the daemon would dial
+	// these.
+	for _, args := range [][]string{
+		{"-check", "-probe", "nohostport"},
+		{"-probe", "127.0.0.1:0", "-check"},
+		{"-probe=127.0.0.1:smtp"},
+	} {
+		var out, errb bytes.Buffer
+		done := make(chan int, 1)
+		root := t.TempDir()
+		go func() { done <- Main(root, args, &out, &errb) }()
+		select {
+		case code := <-done:
+			if code != 100 || out.Len() != 0 || !strings.Contains(errb.String(), "qmail-linkwatch: -probe ") ||
+				!strings.Contains(errb.String(), "usage: qmail-linkwatch") {
+				t.Errorf("qmail-linkwatch %q: exit %d, stdout %q, stderr %q; want exit 100 and the usage", args, code, out.String(), errb.String())
+			}
+		case <-time.After(10 * time.Second):
+			// Without the check the daemon runs until SIGTERM.
+			t.Fatalf("qmail-linkwatch %q still running after 10s; want exit 100 at once", args)
+		}
+	}
+}
+
+// TestMeteredWithoutNmcli: -metered on a host without nmcli says that it
+// can tell nothing (every link counts as not metered), at -check and at
+// the daemon's start.
+func TestMeteredWithoutNmcli(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	const warn = "qmail-linkwatch: warning: -metered asks NetworkManager's nmcli, which is not on PATH: every link counts as not metered\n"
+	var out, errb bytes.Buffer
+	Main(t.TempDir(), []string{"-check", "-metered"}, &out, &errb)
+	if !strings.HasPrefix(errb.String(), warn) {
+		t.Errorf("-check -metered: stderr %q, want it to start with %q", errb.String(), warn)
+	}
+	errb.Reset()
+	Main(t.TempDir(), []string{"-check"}, &out, &errb)
+	if strings.Contains(errb.String(), "nmcli") {
+		t.Errorf("-check without -metered: stderr %q names nmcli", errb.String())
 	}
 }

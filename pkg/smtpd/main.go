@@ -44,6 +44,16 @@ func Main(args []string, stderr io.Writer) int {
 		}
 		return 100
 	}
+	if *listen == "" {
+		count := false
+		fs.Visit(func(f *flag.Flag) { count = count || f.Name == "c" })
+		if count {
+			// -c bounds -listen's sessions; alone it would be ignored.
+			fmt.Fprintln(stderr, "qmail-smtpd: -c needs -listen")
+			fs.Usage()
+			return 100
+		}
+	}
 	root := qhome.Root()
 	getenv := os.LookupEnv
 	if *listen != "" {

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hqmail/hqmail/internal/testutil"
+)
+
+// The test binary is qmail-smtpd itself when QMAIL_SMTPD_TEST_MAIN is set
+// (the helper-process idiom): the tests run main as the program runs.
+func TestMain(m *testing.M) {
+	if os.Getenv("QMAIL_SMTPD_TEST_MAIN") == "1" {
+		main()
+	}
+	os.Exit(m.Run())
+}
+
+// smtpdCmd is this test binary run as qmail-smtpd with args, its standard
+// input empty, copied into ROOT/bin of an empty tree: without control
+// files a session on fd 0/1 ends at once with 421.
+func smtpdCmd(t *testing.T, ctx context.Context, args ...string) *exec.Cmd {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "bin")
+	if err := os.Mkdir(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	prog := filepath.Join(bin, "qmail-smtpd")
+	testutil.CopyTestBinary(t, prog)
+	cmd := exec.CommandContext(ctx, prog, args...)
+	cmd.Env = append(os.Environ(), "QMAIL_SMTPD_TEST_MAIN=1")
+	cmd.Stdin = strings.NewReader("")
+	return cmd
+}
+
+// TestCountNeedsListen: -c without -listen is a usage error (exit 100),
+// as are -c 0 and -r -listen; the synopsis allows -c only with -listen.
+// Before, qmail-smtpd -c 5 took no notice of -c and served one session on
+// fd 0/1.
+func TestCountNeedsListen(t *testing.T) {
+	for _, tc := range []struct {
+		args  []string
+		needs bool // the complaint is -c without -listen
+	}{
+		{[]string{"-c", "5"}, true},
+		{[]string{"-c=5"}, true},
+		{[]string{"-r", "-c", "5"}, true},
+		{[]string{"-listen=", "-c", "5"}, true},
+		{[]string{"-c", "0"}, false},
+		{[]string{"-r", "-listen", "127.0.0.1:0"}, false},
+	} {
+		args := tc.args
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		cmd := smtpdCmd(t, ctx, args...)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 100 {
+			t.Errorf("qmail-smtpd %q: %v, want exit 100; stdout %q, stderr %q", args, err, stdout.String(), stderr.String())
+			continue
+		}
+		if stdout.Len() != 0 || !strings.Contains(stderr.String(), "usage: qmail-smtpd") {
+			t.Errorf("qmail-smtpd %q: stdout %q, stderr %q; want only the usage on stderr", args, stdout.String(), stderr.String())
+		}
+		if tc.needs && !strings.HasPrefix(stderr.String(), "qmail-smtpd: -c needs -listen\n") {
+			t.Errorf("qmail-smtpd %q: stderr %q, want it to say -c needs -listen", args, stderr.String())
+		}
+	}
+}
+
+// TestCountWithListen: -c with -listen is accepted, before or after it:
+// qmail-smtpd listens (on a loopback port the kernel picks) until killed.
+func TestCountWithListen(t *testing.T) {
+	for _, args := range [][]string{
+		{"-listen", "127.0.0.1:0", "-c", "5"},
+		{"-c=5", "-listen=127.0.0.1:0"},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		cmd := smtpdCmd(t, ctx, args...)
+		pr, pw := io.Pipe()
+		cmd.Stderr = pw
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { err := cmd.Wait(); pw.Close(); done <- err }()
+		t.Cleanup(func() { cmd.Process.Kill(); <-done })
+		line, err := bufio.NewReader(pr).ReadString('\n')
+		if !strings.HasPrefix(line, "qmail-smtpd: listening on 127.0.0.1:") {
+			t.Errorf("qmail-smtpd %q: first line %q (%v), want it listening", args, line, err)
+		}
+		go io.Copy(io.Discard, pr)
+	}
+}
