@@ -412,7 +412,7 @@ func (f *front) startTLS(arg string) {
 	tc := tls.Server(f.plain, f.cs.cfg.TLS)
 	tc.SetDeadline(time.Now().Add(f.cs.cfg.Timeout))
 	if err := tc.Handshake(); err != nil {
-		f.cs.log.Printf("TLS handshake with %s: %v", f.cs.peer.RemoteIP, err)
+		f.cs.log.Printf("TLS handshake with %s: %s", f.cs.peer.RemoteIP, tlsReason(err))
 		f.cs.failed.Store(true)
 		f.closed = true
 		f.plain.Close()
@@ -686,4 +686,19 @@ func cString(s string) string {
 		return s[:i]
 	}
 	return s
+}
+
+// maxTLSReason bounds the reason logged for a failed TLS handshake.
+const maxTLSReason = 200
+
+// tlsReason is a failed handshake's reason for the log, cut to
+// maxTLSReason bytes: crypto/tls puts what the client offered into some
+// of its errors ("client offered: [...]", every cipher suite of a
+// ClientHello of 64 KB), and the client would decide the size of the line.
+func tlsReason(err error) string {
+	r := err.Error()
+	if len(r) <= maxTLSReason {
+		return r
+	}
+	return strings.ToValidUTF8(r[:maxTLSReason], "") + "..."
 }

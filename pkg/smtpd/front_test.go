@@ -312,3 +312,52 @@ func TestScanIPv4(t *testing.T) {
 		}
 	}
 }
+
+// TestTLSFailureLogBounded: the reason logged for a failed handshake is
+// cut, whatever the client sent: crypto/tls lists every cipher suite a
+// ClientHello offered in its error, so a client offering thousands wrote
+// a log line 2.5 times the size of what it sent, on every connection.
+func TestTLSFailureLogBounded(t *testing.T) {
+	root := testRoot(t, nil)
+	selfSigned(t, filepath.Join(root, "control", "servercert.pem"))
+	cfg, _, err := LoadConfig(root, noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logb bytes.Buffer
+	srv, cli := net.Pipe()
+	done := make(chan bool, 1)
+	go func() { done <- Serve(srv, cfg, loopPeer, log.New(&logb, "", 0)) }()
+	defer cli.Close()
+	r := bufio.NewReader(cli)
+	r.ReadString('\n') // the greeting
+	io.WriteString(cli, "STARTTLS\r\n")
+	if l, err := r.ReadString('\n'); !strings.HasPrefix(l, "220 ") {
+		t.Fatalf("STARTTLS: %q %v", l, err)
+	}
+	// A TLS 1.2 ClientHello offering 8000 cipher suites the server does
+	// not know, in one record.
+	const n = 8000
+	var body []byte
+	body = append(body, 3, 3)                         // version
+	body = append(body, make([]byte, 32)...)          // random
+	body = append(body, 0)                            // session id
+	body = append(body, byte(2*n>>8), byte(2*n&0xff)) // cipher suites
+	for i := range n {
+		body = append(body, byte((0x1000+i)>>8), byte(0x1000+i))
+	}
+	body = append(body, 1, 0) // compression: null
+	hs := append([]byte{1, byte(len(body) >> 16), byte(len(body) >> 8), byte(len(body))}, body...)
+	rec := append([]byte{22, 3, 1, byte(len(hs) >> 8), byte(len(hs))}, hs...)
+	go func() { cli.Write(rec); io.Copy(io.Discard, cli) }()
+	if ok := <-done; ok {
+		t.Error("session ok after a failed handshake")
+	}
+	line := logb.String()
+	if !strings.Contains(line, "TLS handshake with 127.0.0.1: tls: ") {
+		t.Fatalf("log %.300q: no handshake failure", line)
+	}
+	if len(line) > 400 {
+		t.Errorf("log line of %d bytes for a failed handshake: %.300q", len(line), line)
+	}
+}
