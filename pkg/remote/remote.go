@@ -644,7 +644,7 @@ func (d *delivery) tlsFailed(s *session, err error, implicit bool) error {
 		s.quit()
 		return policy(s.fail('Z', "Connected to ", " but STARTTLS was rejected"))
 	}
-	return refuse(f.what() + ": " + oneLine(f.err.Error()) + ". (#4.7.5)\n")
+	return refuse(f.what() + ": " + oneLine(errText(f.err)) + ". (#4.7.5)\n")
 }
 
 // attach makes s carry this delivery: the 8-bit question is asked of its

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"syscall"
 	"time"
@@ -376,9 +377,37 @@ func (f *tlsFailure) reason() string {
 	if f.refused != nil {
 		why = firstLine(f.refused.Text)
 	} else if f.err != nil {
-		why = f.err.Error()
+		why = errText(f.err)
 	}
 	return f.what() + " (" + oneLine(why) + ")"
+}
+
+// errText is an error of the connection in plain words, without the
+// addresses and port numbers of Go's network errors ("read tcp
+// 127.0.0.1:59442->192.0.2.7:25: i/o timeout" is "timed out"), so that a
+// report, and the log and bounce it ends up in, says the same from one
+// try to the next. Other errors (the TLS library's) are kept as they are.
+func errText(err error) string {
+	var ne net.Error
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
+		return "timed out"
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+		return "connection closed"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "connection reset"
+	case errors.Is(err, syscall.EPIPE):
+		return "connection broken"
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Err != nil {
+		var se *os.SyscallError
+		if errors.As(op.Err, &se) {
+			return se.Err.Error()
+		}
+		return op.Err.Error()
+	}
+	return err.Error()
 }
 
 // session is one SMTP connection.
