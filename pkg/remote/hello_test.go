@@ -235,7 +235,7 @@ func TestEHLORefusalAfterSTARTTLS(t *testing.T) {
 		{"encrypt: 421, connection left open", TLSEncrypt, "421 not now\r\n", false, rejected("421 not now"),
 			[][]string{append(tlsThenEHLO[:4:4], "QUIT\r\n")}},
 		{"try: closed without a reply: plain-text retry", TLSTry, "", true,
-			"r\x00K127.0.0.1 accepted message.\nRemote host said: 250 done\nSent without TLS: the TLS session failed after the handshake (unexpected EOF).\n",
+			"r\x00K127.0.0.1 accepted message.\nRemote host said: 250 done\nSent without TLS: the TLS session failed after the handshake (connection closed).\n",
 			[][]string{tlsThenEHLO, {"EHLO h.test\r\n", "MAIL FROM:<f@x.test>\r\n", "RCPT TO:<a@r.test>\r\n", "DATA\r\n", "a\r\n", ".\r\n", "QUIT\r\n"}}},
 	}
 	for _, tt := range tests {
