@@ -107,10 +107,12 @@ clean="env - PATH=/usr/local/bin:/usr/bin:/bin"
 # The delivery for users without a .qmail file, as the rc script and the
 # systemd unit pass it: control/defaultdelivery (qmail-control(5)), the
 # whole file, or ./Maildir/ when it is missing or empty.
+# A file that exists but cannot be read as one (a directory, a FIFO that
+# would block the start) is an error, never the default.
 dd=./Maildir/
 if [ -e "$ctl/defaultdelivery" ]; then
-  if ! v=$(cat "$ctl/defaultdelivery"); then
-    echo "unable to read $ctl/defaultdelivery" >&2
+  if [ ! -f "$ctl/defaultdelivery" ] || ! v=$(cat "$ctl/defaultdelivery"); then
+    echo "unable to read $ctl/defaultdelivery: not a readable regular file; not started" >&2
     exit 1
   fi
   [ -z "$v" ] || dd=$v

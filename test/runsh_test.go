@@ -243,7 +243,8 @@ func TestRunScriptDefaultDelivery(t *testing.T) {
 	home := filepath.Join(r.root, "home", r.name)
 	ctl := filepath.Join(r.root, "control", "defaultdelivery")
 
-	for i, tc := range []struct {
+	running := false
+	for _, tc := range []struct {
 		name    string
 		exists  bool
 		content string
@@ -254,13 +255,34 @@ func TestRunScriptDefaultDelivery(t *testing.T) {
 		{"mbox", true, "./Mailbox\n", "./Mailbox", filepath.Join(home, "Mailbox") + " (an mbox file)"},
 		{"empty", true, "", "./Maildir/", filepath.Join(home, "Maildir", "new") + "/"},
 		{"two lines", true, "./Mailbox\n./Maildir/\n", "./Mailbox\n./Maildir/", home + ", as the lines of " + ctl + " say"},
+		// Not a regular file: no start, and a FIFO does not block it.
+		{"fifo", true, "", "", ""},
+		{"directory", true, "", "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if i > 0 {
+			if running {
 				// The tree exists from the first start on.
 				if out, err := r.script("stop"); err != nil {
 					t.Fatalf("run.sh stop: %v\n%s", err, out)
 				}
+				running = false
+			}
+			if tc.name == "fifo" || tc.name == "directory" {
+				os.Remove(ctl)
+				if tc.name == "fifo" {
+					err = syscall.Mkfifo(ctl, 0o644)
+				} else {
+					err = os.Mkdir(ctl, 0o755)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer os.Remove(ctl)
+				out, err := r.script("start")
+				if err == nil || !strings.Contains(out, "unable to read "+ctl+": not a readable regular file") {
+					t.Errorf("run.sh start with a %s as defaultdelivery: %v\n%s", tc.name, err, out)
+				}
+				return
 			}
 			if tc.exists {
 				if err := os.WriteFile(ctl, []byte(tc.content), 0o644); err != nil {
@@ -274,6 +296,7 @@ func TestRunScriptDefaultDelivery(t *testing.T) {
 			if err != nil {
 				t.Fatalf("run.sh start: %v\n%s", err, out)
 			}
+			running = true
 			if got := lspawnArg(t, r.pid("start.pid")); got != tc.want {
 				t.Errorf("qmail-lspawn %q, want %q", got, tc.want)
 			}

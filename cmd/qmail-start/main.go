@@ -31,7 +31,7 @@ const help = `usage: qmail-start [defaultdelivery [logger arg ...]]
   ./Maildir/; logger, if given, reads qmail-send's log on its stdin.
   Started by the rc script (scripts/rc/qmail), the systemd unit
   (qmail.service) or make run, each with control/defaultdelivery as
-  defaultdelivery (./Maildir/ when the file is missing); qmailctl does not
+  defaultdelivery (./Maildir/ when the file is missing or empty); qmailctl does not
   start it. See qmail-start(8).
 `
 

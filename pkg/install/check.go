@@ -410,7 +410,7 @@ var controlEffects = map[string]string{
 	"concurrencylocal":  effSend,
 	"concurrencyremote": effSend,
 	"databytes":         effSmtpd,
-	"defaultdelivery":   "the start scripts use ./Maildir/ instead",
+	"defaultdelivery":   "the start scripts (make run, scripts/rc/qmail, qmail.service) do not start qmail",
 	"defaultdomain":     effInject,
 	"defaulthost":       effInject,
 	"doublebouncehost":  effSend,

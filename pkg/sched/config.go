@@ -153,11 +153,11 @@ func controlsFailure(root string, err error) string {
 	return "unable to read controls: " + what + " (qmail-install -check -root " + safe(root) + " says how to fix it)"
 }
 
-// readReason is why a control file could not be read, in the words the
-// other programs give (qmail-showctl, sendmail, qmail-remote): qmail's
-// text for an errno ("access denied", "is a directory", "symbolic link
-// loop"), "not a regular file" for a FIFO or device put where a file
-// belongs (pkg/qhome refuses it without an errno: qerr.Str called it
+// readReason is why a control file could not be read: qmail's text for
+// an errno ("access denied", "is a directory", "symbolic link loop"; the
+// other programs mostly use the same words, though not for every errno),
+// and, in the words qmail-showctl, sendmail and qmail-remote use, "not a
+// regular file" for a FIFO or device put where a file belongs (pkg/qhome refuses it without an errno: qerr.Str called it
 // "unknown error"), and any other error's own text, its spaces kept.
 // Reading has no size limit, so no "too large" case reaches here.
 func readReason(err error) string {
