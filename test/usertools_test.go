@@ -99,6 +99,13 @@ func TestUsertoolsEndToEnd(t *testing.T) {
 		// forward, then the next line.
 		".qmail-fwd": "|" + bin("forward") + " other@testhost.example\n|touch fwd-after\n",
 	}
+	// Each tool's -h on a line: the usage and exit 100, so the message
+	// bounces with the usage as the reason and the next line never runs
+	// (exit 0 would report a success and go on).
+	helpTools := []string{"forward", "condredirect", "except", "preline", "bouncesaying"}
+	for _, name := range helpTools {
+		qmail[".qmail-h"+name] = "|" + bin(name) + " -h\n|touch h" + name + "-after\n"
+	}
 	for name, content := range qmail {
 		p := filepath.Join(home, name)
 		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
@@ -126,6 +133,9 @@ func TestUsertoolsEndToEnd(t *testing.T) {
 	send("uma-nocond@testhost.example", "to nocond")
 	send("uma-except@testhost.example", "to except")
 	send("uma-fwd@testhost.example", "to fwd")
+	for _, name := range helpTools {
+		send("uma-h"+name+"@testhost.example", "to h"+name)
+	}
 
 	t.Run("preline", func(t *testing.T) {
 		got := waitFile(t, filepath.Join(home, "prelined"), "to uma body, no final newline")
@@ -200,23 +210,52 @@ func TestUsertoolsEndToEnd(t *testing.T) {
 		}
 		harness.WaitForFile(t, 30*time.Second, filepath.Join(home, "fwd-after"))
 	})
+
+	t.Run("help", func(t *testing.T) {
+		for _, name := range helpTools {
+			rcpt := "uma-h" + name + "@testhost.example"
+			r := deliveryResult(t, sys, rcpt)
+			if _, err := os.Stat(filepath.Join(home, "h"+name+"-after")); err == nil {
+				t.Errorf("the line after %s -h ran", name)
+			}
+			if !strings.Contains(r, ": failure: usage:_"+name+"_") {
+				t.Errorf("%s -h on a .qmail line: %s; want a failure with the usage as the report", name, r)
+				continue // no bounce to wait for
+			}
+			b := waitFor(t, tr.Path("alias", "box"), "<"+rcpt+">:\n")
+			if !strings.Contains(b, "<"+rcpt+">:\nusage: "+name+" ") {
+				t.Errorf("%s -h: bounce without the usage:\n%s", name, b)
+			}
+		}
+	})
 }
 
 // TestUsertoolsHelp: each tool answers -h with its usage on stdout, and
-// refuses a call without arguments with 100.
+// refuses a call without arguments with 100. -h exits 0 for maildirmake,
+// which is run by hand, and 100 for the tools of .qmail lines, where 0
+// would mean "done, go on with the next line".
 func TestUsertoolsHelp(t *testing.T) {
 	for _, name := range []string{"maildirmake", "preline", "bouncesaying", "condredirect", "except", "forward"} {
 		bin := harness.RequireBin(t, name)
 		var stdout, stderr bytes.Buffer
 		cmd := exec.Command(bin, "-h")
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = strings.NewReader(""), &stdout, &stderr
-		if err := cmd.Run(); err != nil || !strings.HasPrefix(stdout.String(), "usage: "+name+" ") || stderr.Len() != 0 {
-			t.Errorf("%s -h: %v, stdout %q, stderr %q", name, err, stdout.String(), stderr.String())
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code, err = ee.ExitCode(), nil
+		}
+		want := 100
+		if name == "maildirmake" {
+			want = 0
+		}
+		if err != nil || code != want || !strings.HasPrefix(stdout.String(), "usage: "+name+" ") || stderr.Len() != 0 {
+			t.Errorf("%s -h: %v, exit %d (want %d), stdout %q, stderr %q", name, err, code, want, stdout.String(), stderr.String())
 		}
 		stdout.Reset()
 		cmd = exec.Command(bin)
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = strings.NewReader(""), &stdout, &stderr
-		err := cmd.Run()
+		err = cmd.Run()
 		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 100 || !strings.Contains(stderr.String(), "usage: "+name+" ") {
 			t.Errorf("%s without arguments: %v, stderr %q", name, err, stderr.String())
 		}

@@ -3,16 +3,18 @@
 //
 // Runs as: the recipient, as a program line of a .qmail file, started by
 // qmail-local's /bin/sh (cwd = home); the lines come from $UFLINE, $RPLINE
-// and $DTLINE. argv: preline [-d] [-f] [-r] program [arg ...].
+// and $DTLINE. argv: preline [-d] [-f] [-r] program [arg ...]; -h or
+// --help first prints the usage on fd 1 and exits 100, as dot-forward
+// does (exit 0 would let qmail-local go on with the next line).
 // fds: 0 the message, 1/2 the report (and the program's 1/2).
 // Exit: the program's exit code; 111 if it could not be started, was
-// killed, or the message could not be read; 100 usage or a variable unset.
+// killed, or the message could not be read; 100 usage (-h included) or a
+// variable unset.
 package main
 
 import (
 	"os"
 
-	"github.com/hqmail/hqmail/pkg/usage"
 	"github.com/hqmail/hqmail/pkg/usertools"
 )
 
@@ -21,10 +23,13 @@ const help = `usage: preline [-d] [-f] [-r] program [arg ...]
   $RPLINE (Return-Path) and $DTLINE (Delivered-To), then the message as it
   is. -f leaves out the From_ line, -r the Return-Path, -d the Delivered-To.
   Use it in a .qmail file: |preline procmail. Exits with the program's
-  code. See preline(1).
+  code. -h prints this and exits 100: in a .qmail file the message
+  bounces with this text. See preline(1).
 `
 
 func main() {
-	usage.Help(os.Args[1:], help)
+	if code, asked := usertools.Help(os.Args[1:], help, os.Stdout); asked {
+		os.Exit(code)
+	}
 	os.Exit(usertools.PrelineMain(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }

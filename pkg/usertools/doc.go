@@ -16,7 +16,10 @@
 // user's home, with the message on fd 0 and fds 1 and 2 going into the
 // delivery report. They speak qmail-local's exit codes: 0 go on with the
 // next line, 99 delivered and skip the following lines, 100 permanent
-// failure (bounce), 111 temporary failure (try again later).
+// failure (bounce), 111 temporary failure (try again later). So -h and
+// --help (Help) print the usage and exit 100, not 0: a .qmail line given
+// -h by mistake bounces the message instead of passing it on. maildirmake,
+// run by hand, is the exception: its -h exits 0.
 //
 // A missing qmail-local variable ($UFLINE, $RPLINE, $DTLINE, $NEWSENDER)
 // is a usage error, exit 100, as in qmail's own tools: qmail-local always

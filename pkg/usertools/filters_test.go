@@ -204,3 +204,34 @@ func TestNoPath(t *testing.T) {
 		t.Errorf("exit %d, stdout %q, stderr %q; want 100 (env found and run) and no PATH", code, stdout.String(), stderr.String())
 	}
 }
+
+// TestHelp: -h or --help as the first argument is answered with the text
+// and exit 100 (in a .qmail file 0 would mean "done, go on"); anything
+// else is left to the program, and nothing is written.
+func TestHelp(t *testing.T) {
+	const text = "usage: tool x\n  More.\n"
+	for _, tc := range []struct {
+		args  []string
+		asked bool
+	}{
+		{[]string{"-h"}, true},
+		{[]string{"--help"}, true},
+		{[]string{"-h", "x"}, true},
+		{nil, false},
+		{[]string{"x", "-h"}, false},
+		{[]string{"-help"}, false},
+		{[]string{"-H"}, false},
+		{[]string{"--", "-h"}, false},
+		{[]string{""}, false},
+	} {
+		var w strings.Builder
+		code, asked := Help(tc.args, text, &w)
+		want, wantCode := "", 0
+		if tc.asked {
+			want, wantCode = text, 100
+		}
+		if asked != tc.asked || code != wantCode || w.String() != want {
+			t.Errorf("%q: %d %v %q; want %d %v %q", tc.args, code, asked, w.String(), wantCode, tc.asked, want)
+		}
+	}
+}

@@ -36,6 +36,24 @@ func usageError(w io.Writer, usage string) int {
 	return exitPerm
 }
 
+// Help answers -h or --help as the first argument: it writes text (the
+// usage) on w and returns exitPerm and true; for any other call it writes
+// nothing and returns false. The caller exits with the code.
+//
+// Exit 100, not 0, because these programs run from .qmail lines, where
+// exit 0 tells qmail-local the line did its work and to go on: a line such
+// as "|forward -h" would then pass the message on (or, as the last line,
+// drop it with a success) without forwarding it anywhere. With 100 the
+// message bounces and the usage, in the delivery report, is the reason, as
+// for dot-forward and fastforward.
+func Help(args []string, text string, w io.Writer) (code int, asked bool) {
+	if len(args) == 0 || (args[0] != "-h" && args[0] != "--help") {
+		return 0, false
+	}
+	io.WriteString(w, text)
+	return exitPerm, true
+}
+
 // need returns the values of qmail-local's environment variables names,
 // or the name of the first one that is not set. An empty value counts as
 // set ($NEWSENDER is empty for a bounce).
