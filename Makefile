@@ -25,7 +25,7 @@ help:
 	@echo "make test         the full suite: gofmt, vet, unit, race, integration (about 6 minutes)"
 	@echo "make run          the whole system in ./run (LISTEN=127.0.0.1:2525, RUNROOT=DIR)"
 	@echo "make stop         stop it (the same RUNROOT=DIR if one was given)"
-	@echo "make install      install into ROOT=$(ROOT) as root; ME=host.example.org sets control/me"
+	@echo "make install      install into ROOT=$(ROOT) as root, man pages in ROOT/man; ME=host.example.org sets control/me"
 	@echo "make install-links ROOT=$(ROOT)  make it the system's sendmail (diverts the old MTA's files)"
 	@echo "make bench        the comparison with Postfix (about 10 minutes)"
 	@echo "make fuzz         every fuzz target for a bounded time"
@@ -62,13 +62,32 @@ run: build
 stop:
 	@sh scripts/run.sh stop
 
+# The man pages go to $(ROOT)/man/manN (N the page's section), as in qmail:
+# directories 0755 and pages 0644, owned by root (uid and gid 0) when run
+# as root, by the caller otherwise. install(1) removes a page that is there
+# before it writes the new one, so a re-install replaces each page (and
+# never writes through a link).
 install: build
+	@if [ "$$(id -u)" != 0 ] && ! { [ -d "$(ROOT)" ] && [ -w "$(ROOT)" ]; } && \
+	  ! { [ ! -e "$(ROOT)" ] && [ -w "$$(dirname "$(ROOT)")" ]; }; then \
+	  echo "make install: you cannot write $(ROOT): run it as root, or give ROOT=DIR for a tree of your own"; exit 1; fi
 	./$(BIN)/qmail-install -root $(ROOT) $(if $(ME),-me $(ME))
+	@set -e; \
+	if [ "$$(id -u)" = 0 ]; then own="-o 0 -g 0"; else own=""; fi; \
+	install -d -m 0755 $$own "$(ROOT)/man"; n=0; \
+	for f in docs/man/*.[1-9]; do \
+	  s=$${f##*.}; \
+	  install -d -m 0755 $$own "$(ROOT)/man/man$$s"; \
+	  install -m 0644 $$own "$$f" "$(ROOT)/man/man$$s/"; n=$$((n+1)); \
+	done; \
+	echo "$$n man pages installed in $(ROOT)/man: man -M $(ROOT)/man qmail-send"
 	@echo
 	@if [ "$$(id -u)" = 0 ]; then \
 	  echo "Installed in $(ROOT). To make it the system's sendmail (diverting the"; \
 	  echo "current MTA's files so package upgrades keep off them), run:"; \
 	  echo "    make install-links ROOT=$(ROOT)"; \
+	  echo "For man to find its pages without -M, add this line to /etc/manpath.config:"; \
+	  echo "    MANDATORY_MANPATH $(ROOT)/man"; \
 	else \
 	  echo "Installed in $(ROOT), a tree of your own (its programs find it by their"; \
 	  echo "path: $(ROOT)/bin/sendmail). make install-links, which makes a tree the"; \

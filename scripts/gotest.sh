@@ -12,14 +12,34 @@ if [ "$rc" -ne 0 ]; then
   cat "$log"
   exit "$rc"
 fi
-# A test's log lines (a skip's reason among them) come between its
-# "=== RUN" and its "--- SKIP" line.
+# go test -v streams each test's log lines (a skip's reason among them)
+# under a header naming the test: "=== RUN", or "=== CONT", "=== NAME" and
+# "=== PAUSE" when the output moves from one test to another (parallel
+# tests, subtests, a parent's lines after its subtests), or a benchmark's
+# bare name. The lines are kept per test and shown below its "--- SKIP"
+# line, which for a subtest comes later among its parent's results, after
+# other tests ran. Output that was not streamed (a benchmark's, or go
+# test without -v) puts a skip's reason below its "--- SKIP" line,
+# indented deeper: those lines are shown too.
 awk '
-  /^=== (RUN|CONT|PAUSE|NAME)/ { why = ""; next }
-  /^ *--- SKIP:/ { sub(/^ */, ""); print; if (why != "") printf "%s", why; why = ""; next }
-  /^ *--- (PASS|FAIL)/ { why = ""; next }
-  /^    / { why = why $0 "\n"; next }
-  /^(ok|FAIL|\?) / { print }
+  function indent(s) { match(s, /^ */); return RLENGTH }
+  BEGIN { after = -1 }
+  after >= 0 {
+    if ($0 !~ /^ *(---|===) / && $0 ~ /[^ ]/ && indent($0) > after) {
+      print substr($0, after + 1); next
+    }
+    after = -1
+  }
+  /^=== RUN / { cur = $3; buf[cur] = ""; next }
+  /^=== (CONT|NAME|PAUSE)/ { cur = $3; next }
+  /^Benchmark[^ ]*$/ { cur = $1; buf[cur] = ""; next }
+  /^ *--- SKIP:/ {
+    after = indent($0); print substr($0, after + 1)
+    printf "%s", buf[$3]; buf[$3] = ""; next
+  }
+  /^ *--- (PASS|FAIL)/ { buf[$3] = ""; next }
+  /^    / { buf[cur] = buf[cur] $0 "\n"; next }
+  /^(ok|FAIL|\?) / { print; split("", buf); cur = ""; next }
 ' "$log"
 n=$(grep -c -- '--- SKIP:' "$log")
 echo "($n skipped tests; reasons above)"

@@ -84,7 +84,13 @@ if [ "$(id -u)" = 0 ]; then
     d=$(dirname "$d")
   done
 fi
-"$top/bin/qmail-install" -root "$ROOT" -me localhost >/dev/null
+# -me only for a new tree: a tree that has its control/me (one made by
+# make install ROOT=..., say) keeps it, and qmail-install would say so.
+if [ -e "$ROOT/control/me" ]; then
+  "$top/bin/qmail-install" -root "$ROOT" >/dev/null
+else
+  "$top/bin/qmail-install" -root "$ROOT" -me localhost >/dev/null
+fi
 # qmail-inject appends defaultdomain to a dotless host (user@localhost becomes
 # user@localhost.localdomain): make both names local.
 ctl=$ROOT/control
@@ -93,8 +99,15 @@ for f in locals rcpthosts; do
   grep -qx localhost.localdomain "$ctl/$f" || echo localhost.localdomain >> "$ctl/$f"
 done
 # A development instance never sends mail to the Internet by accident:
-# remote delivery starts held (release with: $ROOT/bin/qmailctl release remote).
-[ -e "$ROOT/control/holdremote" ] || echo 1 > "$ROOT/control/holdremote"
+# every start holds remote delivery to all destinations, as qmailctl hold
+# remote does (domains held by name stay held below the "*"; release with:
+# $ROOT/bin/qmailctl release remote). qmail-send is not running yet, so
+# qmailctl exits 3: the file is what counts.
+"$ROOT/bin/qmailctl" hold remote >/dev/null 2>&1 || :
+if [ "$(head -n 1 "$ROOT/control/holdremote" 2>/dev/null)" != "*" ]; then
+  echo "unable to hold remote delivery in $ROOT/control/holdremote; not started" >&2
+  exit 1
+fi
 mkdir -p "$state"
 
 # qmail-start: its stdout is qmail-send's log.

@@ -325,3 +325,47 @@ func TestRunScriptDefaultDelivery(t *testing.T) {
 		})
 	}
 }
+
+// TestRunScriptHoldsAtEveryStart: every start of make run holds remote
+// delivery to all destinations, and a domain held by name stays held
+// below the "*". It used to hold only when control/holdremote was
+// missing, so a tree left holding one domain started with the rest
+// released, while the start message said remote delivery was held.
+func TestRunScriptHoldsAtEveryStart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test skipped under -short")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	listen := ln.Addr().String()
+	ln.Close()
+	r := newRunShTree(t, listen, true)
+	if out, err := r.script("start"); err != nil {
+		t.Fatalf("run.sh start: %v\n%s", err, out)
+	}
+	ctl := filepath.Join(r.root, "bin", "qmailctl")
+	for _, args := range [][]string{{"release", "remote"}, {"hold", "remote", "far.example"}} {
+		if out, err := r.run(nil, append([]string{ctl}, args...)...); err != nil {
+			t.Fatalf("qmailctl %q: %v\n%s", args, err, out)
+		}
+	}
+	hold := filepath.Join(r.root, "control", "holdremote")
+	if b, _ := os.ReadFile(hold); string(b) != "far.example\n" {
+		t.Fatalf("holdremote before the restart: %q", b)
+	}
+	if out, err := r.script("stop"); err != nil {
+		t.Fatalf("run.sh stop: %v\n%s", err, out)
+	}
+	out, err := r.script("start")
+	if err != nil {
+		t.Fatalf("run.sh start: %v\n%s", err, out)
+	}
+	if b, _ := os.ReadFile(hold); string(b) != "*\nfar.example\n" {
+		t.Errorf("holdremote after the restart: %q, want every destination held and far.example kept", b)
+	}
+	if !strings.Contains(out, "remote delivery is held") {
+		t.Errorf("run.sh start says:\n%s", out)
+	}
+}

@@ -27,8 +27,10 @@ func TestMaildirmakeModes(t *testing.T) {
 	// The modes are 0700 whatever the umask: a lax one must not open the
 	// Maildir, a strict one must not leave it unusable.
 	for _, mask := range []int{0, 0o022, 0o077, 0o277} {
-		old := syscall.Umask(mask)
+		// The temporary directory first: made under a umask of 0277 it
+		// would have mode 0500, which only root could make the Maildir in.
 		dir := filepath.Join(t.TempDir(), "Maildir")
+		old := syscall.Umask(mask)
 		var stderr bytes.Buffer
 		code := MaildirmakeMain([]string{dir}, &stderr)
 		syscall.Umask(old)
