@@ -101,8 +101,10 @@ install: build
 # link already into $(ROOT), or a path already diverted, is left alone.
 install-links:
 	@[ "$$(id -u)" = 0 ] || { echo "make install-links changes /usr/sbin and /usr/bin: run it as root"; exit 1; }
+	@# Each path is diverted even when nothing is there yet, so that an MTA
+	@# package installed later puts its files beside the links, not over them.
 	@for f in /usr/sbin/sendmail /usr/lib/sendmail /usr/bin/mailq /usr/bin/newaliases; do \
-	  if { [ -e "$$f" ] || [ -L "$$f" ]; } && command -v dpkg-divert >/dev/null \
+	  if command -v dpkg-divert >/dev/null \
 	     && ! readlink "$$f" | grep -q '^$(ROOT)/bin/' \
 	     && [ -z "$$(dpkg-divert --list "$$f")" ]; then \
 	    dpkg-divert --local --rename --add "$$f"; fi; \
