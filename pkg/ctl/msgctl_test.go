@@ -104,6 +104,8 @@ func TestMsgAddressAsSendmail(t *testing.T) {
 		{[]string{"hold", "to", "<a@x.test"}, ExitUsage, "", "hold to: unable to parse address \"<a@x.test\": '<' without a closing '>'"},
 		{[]string{"release", "from", "<a@x.test> junk"}, ExitUsage, "", "release from: unable to parse address"},
 		{[]string{"hold", "to", `"<>"`}, ExitUsage, "", "cannot be named"},
+		// A domain alone is no address (it matched nothing, "0 held").
+		{[]string{"hold", "to", "@c.test"}, ExitUsage, "", `hold to: unable to parse address "@c.test": it has no local part`},
 	}
 	for _, tc := range tests {
 		code, out, errs := run(t, root, tc.args...)
