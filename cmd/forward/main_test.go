@@ -1,48 +1,23 @@
 package main
 
 import (
-	"bytes"
-	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
+
+	"github.com/hqmail/hqmail/internal/testutil"
 )
 
 // runMainEnv makes the test binary run main() instead of the tests.
 const runMainEnv = "HQMAIL_TEST_FORWARD_MAIN"
 
-func TestMain(m *testing.M) {
-	if os.Getenv(runMainEnv) == "1" {
-		main()
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { testutil.MainOrTests(m, runMainEnv, main) }
 
-// runMain runs main() in a child, forward with args, env added to the
-// environment and an empty message on stdin, and returns what it printed
-// and its exit code.
+// runMain runs main() in a child with args, env added to the environment
+// and an empty message on stdin (testutil.RunMain).
 func runMain(t *testing.T, env []string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	var o, e bytes.Buffer
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(exe, args...)
-	cmd.Dir = t.TempDir()
-	cmd.Env = append(append(os.Environ(), runMainEnv+"=1"), env...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = strings.NewReader(""), &o, &e
-	if err := cmd.Run(); err != nil {
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) {
-			t.Fatalf("%q: %v", args, err)
-		}
-		code = ee.ExitCode()
-	}
-	return o.String(), e.String(), code
+	return testutil.RunMain(t, runMainEnv, env, args...)
 }
 
 // TestForwardHelp: -h and --help print the usage on stdout and exit 100.
