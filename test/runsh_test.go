@@ -233,13 +233,7 @@ func TestRunScriptDefaultDelivery(t *testing.T) {
 	}
 	// A free loopback port for qmail-smtpd (run.sh needs one; the test
 	// does not use it).
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	listen := ln.Addr().String()
-	ln.Close()
-	r := newRunShTree(t, listen, true)
+	r := newRunShTree(t, fmt.Sprintf("127.0.0.1:%d", freePort(t)), true)
 	home := filepath.Join(r.root, "home", r.name)
 	ctl := filepath.Join(r.root, "control", "defaultdelivery")
 
@@ -269,6 +263,7 @@ func TestRunScriptDefaultDelivery(t *testing.T) {
 			}
 			if tc.name == "fifo" || tc.name == "directory" {
 				os.Remove(ctl)
+				var err error
 				if tc.name == "fifo" {
 					err = syscall.Mkfifo(ctl, 0o644)
 				} else {
@@ -335,13 +330,7 @@ func TestRunScriptHoldsAtEveryStart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test skipped under -short")
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	listen := ln.Addr().String()
-	ln.Close()
-	r := newRunShTree(t, listen, true)
+	r := newRunShTree(t, fmt.Sprintf("127.0.0.1:%d", freePort(t)), true)
 	if out, err := r.script("start"); err != nil {
 		t.Fatalf("run.sh start: %v\n%s", err, out)
 	}

@@ -7,18 +7,14 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/hqmail/hqmail/internal/testutil"
 )
 
 // runMainEnv makes the test binary run main() instead of the tests.
 const runMainEnv = "HQMAIL_TEST_MAILDIRMAKE_MAIN"
 
-func TestMain(m *testing.M) {
-	if os.Getenv(runMainEnv) == "1" {
-		main()
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { testutil.MainOrTests(m, runMainEnv, main) }
 
 // TestMaildirmakeUsageLine: the usage, on stdout for -h and on stderr for
 // a usage error, is "maildirmake [--] dir": it names --, the option

@@ -18,13 +18,7 @@ import (
 // of it in DIR/bin/qmail-tcpto is qmail-tcpto of the tree DIR.
 const runMainEnv = "HQMAIL_TEST_QMAIL_TCPTO_MAIN"
 
-func TestMain(m *testing.M) {
-	if os.Getenv(runMainEnv) == "1" {
-		main()
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { testutil.MainOrTests(m, runMainEnv, main) }
 
 // TestTcptoArgs: qmail-tcpto takes no arguments but -h, as qmail-tcpok.
 // -h and --help print the usage on stdout and exit 0 without listing the

@@ -8,18 +8,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/hqmail/hqmail/internal/testutil"
 )
 
 // runMainEnv makes the test binary run main() instead of the tests.
 const runMainEnv = "HQMAIL_TEST_SPLOGGER_MAIN"
 
-func TestMain(m *testing.M) {
-	if os.Getenv(runMainEnv) == "1" {
-		main()
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { testutil.MainOrTests(m, runMainEnv, main) }
 
 // TestSploggerArgs: -h and --help print the usage on stdout and exit 0;
 // more than two arguments, a tag that starts with "-" and an unknown
