@@ -78,33 +78,32 @@ func (c *cmd) status() int {
 		fmt.Fprintf(c.out, "queue: %s, %d not yet preprocessed\n", plural(n.Messages, "message"), n.Todo)
 	}
 	inTodo := todoIDs(q)
-	msgs, err := qread.Scan(q)
+	// Counted as the queue is read: memory does not grow with it.
+	var lm, rm, held, trouble int
+	err = qread.ScanEach(q, func(m *qread.Message) {
+		if inTodo[m.ID] {
+			return // not preprocessed yet: its info file is stale
+		}
+		if m.Err != nil {
+			trouble++
+			return
+		}
+		l, r := m.Pending()
+		if l > 0 {
+			lm++
+		}
+		if r > 0 {
+			rm++
+		}
+		for _, rec := range m.Remote {
+			if !rec.Done && holds["remote"].HoldsAddress(rec.Addr) {
+				held++
+			}
+		}
+	})
 	if err != nil {
 		fmt.Fprintf(c.out, "pending: unknown (%v)\n", err)
 	} else {
-		var lm, rm, held, trouble int
-		for i := range msgs {
-			m := &msgs[i]
-			if inTodo[m.ID] {
-				continue // not preprocessed yet: its info file is stale
-			}
-			if m.Err != nil {
-				trouble++
-				continue
-			}
-			l, r := m.Pending()
-			if l > 0 {
-				lm++
-			}
-			if r > 0 {
-				rm++
-			}
-			for _, rec := range m.Remote {
-				if !rec.Done && holds["remote"].HoldsAddress(rec.Addr) {
-					held++
-				}
-			}
-		}
 		fmt.Fprintf(c.out, "pending: local %s, remote %s (%s held by control/holdremote)\n",
 			plural(lm, "message"), plural(rm, "message"), plural(held, "remote recipient"))
 		if trouble > 0 {

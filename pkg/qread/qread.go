@@ -58,21 +58,25 @@ const HeldSuffix = " held"
 func Format(w io.Writer, msgs []Message, holds Holds) error {
 	bw := bufio.NewWriter(w)
 	for i := range msgs {
-		m := &msgs[i]
-		if m.Err != nil {
-			fmt.Fprintf(bw, "warning: trouble with #%d: %v\n", m.ID, m.Err)
-			continue
-		}
-		fmt.Fprintf(bw, "%s  #%d  %d  <%s> ", qdate.Qread(m.Birth), m.ID, m.Size, Safe(m.Sender))
-		if m.Bouncing {
-			bw.WriteString(" bouncing")
-		}
-		bw.WriteString("\n")
-		byID := holds.Msgs[m.ID]
-		writeRecords(bw, "local", m.Local, func(string) bool { return byID || holds.Local.Set })
-		writeRecords(bw, "remote", m.Remote, func(a string) bool { return byID || holds.Remote.HoldsAddress(a) })
+		formatMessage(bw, &msgs[i], holds)
 	}
 	return bw.Flush()
+}
+
+// formatMessage writes one message of Format's listing.
+func formatMessage(bw *bufio.Writer, m *Message, holds Holds) {
+	if m.Err != nil {
+		fmt.Fprintf(bw, "warning: trouble with #%d: %v\n", m.ID, m.Err)
+		return
+	}
+	fmt.Fprintf(bw, "%s  #%d  %d  <%s> ", qdate.Qread(m.Birth), m.ID, m.Size, Safe(m.Sender))
+	if m.Bouncing {
+		bw.WriteString(" bouncing")
+	}
+	bw.WriteString("\n")
+	byID := holds.Msgs[m.ID]
+	writeRecords(bw, "local", m.Local, func(string) bool { return byID || holds.Local.Set })
+	writeRecords(bw, "remote", m.Remote, func(a string) bool { return byID || holds.Remote.HoldsAddress(a) })
 }
 
 func writeRecords(bw *bufio.Writer, channel string, recs []Record, held func(string) bool) {
@@ -95,15 +99,18 @@ func Main(root string, stdout, stderr io.Writer) int {
 	// flags must not stop the listing, only the marks.
 	// When the queue cannot be read either, its fatal line says what
 	// matters (whoever cannot read heldmsgs cannot read the queue).
-	msgs, err := Scan(filepath.Join(root, "queue"))
+	// The listing is written as the queue is read (ScanEach): memory does
+	// not grow with the queue.
 	holds, herr := LoadHolds(root)
 	if herr != nil {
-		if err == nil {
-			fmt.Fprintf(stderr, "qmail-qread: warning: held recipients are not marked: %v\n", herr)
-		}
 		holds = Holds{}
 	}
-	if ferr := Format(stdout, msgs, holds); ferr != nil {
+	bw := bufio.NewWriter(stdout)
+	err := ScanEach(filepath.Join(root, "queue"), func(m *Message) { formatMessage(bw, m, holds) })
+	if herr != nil && err == nil {
+		fmt.Fprintf(stderr, "qmail-qread: warning: held recipients are not marked: %v\n", herr)
+	}
+	if ferr := bw.Flush(); ferr != nil {
 		fmt.Fprintf(stderr, "qmail-qread: fatal: unable to write output: %v\n", ferr)
 		return 111
 	}

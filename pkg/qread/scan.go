@@ -70,11 +70,20 @@ var ErrDamaged = errors.New("file damaged")
 // error is returned only when an info subdirectory cannot be read at all.
 func Scan(q string) ([]Message, error) {
 	var out []Message
+	err := ScanEach(q, func(m *Message) { out = append(out, *m) })
+	return out, err
+}
+
+// ScanEach is Scan giving each message to fn as it is read, in Scan's
+// order, instead of keeping them all: qmail-qread lists a queue of any
+// size in the memory of one subdirectory's names. m is fn's only for the
+// call.
+func ScanEach(q string, fn func(m *Message)) error {
 	for s := 0; s < qhome.Split; s++ {
 		dir := filepath.Join(q, "info", strconv.Itoa(s))
 		ents, err := os.ReadDir(dir)
 		if err != nil {
-			return out, fmt.Errorf("unable to read %s: %w", missingDir(err, q, filepath.Join(q, "info"), dir), qerr.Bare(err))
+			return fmt.Errorf("unable to read %s: %w", missingDir(err, q, filepath.Join(q, "info"), dir), qerr.Bare(err))
 		}
 		var ids []uint64
 		for _, e := range ents {
@@ -90,10 +99,10 @@ func Scan(q string) ([]Message, error) {
 			if gone {
 				continue
 			}
-			out = append(out, m)
+			fn(&m)
 		}
 	}
-	return out, nil
+	return nil
 }
 
 // missingDir is the directory to name when reading the last of dirs (a
