@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -237,28 +238,30 @@ func (c *cmd) queue() int {
 	if err != nil {
 		return c.fail(ExitTemp, "%v", err)
 	}
-	msgs, err := qread.Scan(q)
-	if err != nil {
-		return c.fail(ExitTemp, "%v", err)
-	}
 	inTodo := map[uint64]bool{}
 	for _, t := range todo {
 		inTodo[t.ID] = true
 	}
-	sort.Slice(msgs, func(i, j int) bool { return msgs[i].ID < msgs[j].ID })
 	held, _ := sched.LoadHeld(q) // unreadable: no message is shown held
 	now := c.now()
-	for i := range msgs {
-		m := &msgs[i]
+	// Each message's line is made as the queue is read and only the lines
+	// are kept for sorting by id: about a tenth of the memory of the
+	// messages themselves.
+	type line struct {
+		id   uint64
+		text string
+	}
+	var lines []line
+	err = qread.ScanEach(q, func(m *qread.Message) {
 		if inTodo[m.ID] {
 			// qmail-send preprocesses it (again) from todo/ID and
 			// ignores this info file (spec/queue.md §6): it is
 			// listed below, as todo, with what todo/ID says.
-			continue
+			return
 		}
 		if m.Err != nil {
-			fmt.Fprintf(c.out, "%d - - - trouble (%v)\n", m.ID, m.Err)
-			continue
+			lines = append(lines, line{m.ID, fmt.Sprintf("%d - - - trouble (%v)\n", m.ID, m.Err)})
+			return
 		}
 		pending, _ := counts(m, local, remote)
 		state := messageState(m, local, remote)
@@ -268,8 +271,15 @@ func (c *cmd) queue() int {
 				state += ",failures"
 			}
 		}
-		fmt.Fprintf(c.out, "%d %s %d %d/%d %s <%s>\n", m.ID, age(now.Sub(m.Birth)), m.Size,
-			pending, len(m.Local)+len(m.Remote), state, qread.Safe(m.Sender))
+		lines = append(lines, line{m.ID, fmt.Sprintf("%d %s %d %d/%d %s <%s>\n", m.ID, age(now.Sub(m.Birth)), m.Size,
+			pending, len(m.Local)+len(m.Remote), state, qread.Safe(m.Sender))})
+	})
+	if err != nil {
+		return c.fail(ExitTemp, "%v", err)
+	}
+	sort.Slice(lines, func(i, j int) bool { return lines[i].id < lines[j].id })
+	for _, l := range lines {
+		io.WriteString(c.out, l.text)
 	}
 	for _, t := range todo {
 		if t.Err != nil {
