@@ -68,8 +68,8 @@ stop:
 # before it writes the new one, so a re-install replaces each page (and
 # never writes through a link).
 install: build
-	@if [ "$$(id -u)" != 0 ] && ! { [ -d "$(ROOT)" ] && [ -w "$(ROOT)" ]; } && \
-	  ! { [ ! -e "$(ROOT)" ] && [ -w "$$(dirname "$(ROOT)")" ]; }; then \
+	@d="$(ROOT)"; while [ ! -e "$$d" ] && [ "$$d" != / ]; do d=$$(dirname "$$d"); done; \
+	if [ "$$(id -u)" != 0 ] && ! { [ -d "$$d" ] && [ -w "$$d" ]; }; then \
 	  echo "make install: you cannot write $(ROOT): run it as root, or give ROOT=DIR for a tree of your own"; exit 1; fi
 	./$(BIN)/qmail-install -root $(ROOT) $(if $(ME),-me $(ME))
 	@set -e; \

@@ -357,4 +357,19 @@ func TestRunScriptHoldsAtEveryStart(t *testing.T) {
 	if !strings.Contains(out, "remote delivery is held") {
 		t.Errorf("run.sh start says:\n%s", out)
 	}
+
+	// A file that already holds everything in another spelling (the "1"
+	// an older run.sh wrote) is kept, and the start goes on.
+	if out, err := r.script("stop"); err != nil {
+		t.Fatalf("run.sh stop: %v\n%s", err, out)
+	}
+	if err := os.WriteFile(hold, []byte("1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := r.script("start"); err != nil {
+		t.Fatalf("run.sh start with holdremote \"1\": %v\n%s", err, out)
+	}
+	if b, _ := os.ReadFile(hold); string(b) != "1\n" {
+		t.Errorf("holdremote %q, want \"1\" kept", b)
+	}
 }

@@ -59,7 +59,8 @@ func fakeSend(root string) {
 	var local, remote hold.Flag
 	// FAKE_SEND_CTL=1 reads request lines from queue/lock/sendctl and
 	// answers each in sendstatus: "fail" for id 404, "ok fake VERB ARG"
-	// otherwise.
+	// otherwise; for id 409 it answers and exits, for 410 it exits
+	// without answering.
 	var results []string
 	reqs := make(chan string, 4)
 	if os.Getenv("FAKE_SEND_CTL") == "1" {
@@ -140,10 +141,15 @@ func fakeSend(root string) {
 				results = append(results, "ctl "+r.Tag+" fail "+err.Error()+"\n")
 			case r.Arg == "404":
 				results = append(results, "ctl "+r.Tag+" fail message 404 is not in the queue\n")
+			case r.Arg == "410":
+				os.Exit(0) // gone without answering
 			default:
 				results = append(results, "ctl "+r.Tag+" ok fake "+r.Verb+" "+r.Arg+"\n")
 			}
 			write(true)
+			if r.Arg == "409" {
+				os.Exit(0) // answered, then gone
+			}
 		case <-limit:
 			os.Exit(1)
 		}

@@ -175,7 +175,16 @@ func isID(s string) bool {
 // its answers.
 func (c *cmd) viaSend(verb string, args []string) int {
 	code := ExitOK
-	for _, a := range args {
+	byAddress := strings.Contains(verb, "-") // hold-from, release-to, ...
+	// left says which ids of a list were not done when qmail-send went
+	// away in the middle of it.
+	left := func(i int) string {
+		if byAddress || len(args) == 1 {
+			return ""
+		}
+		return fmt.Sprintf(" (%d of the %d ids, from %s on)", len(args)-i, len(args), args[i])
+	}
+	for i, a := range args {
 		r, _, err := Request(c.root, verb, a, c.timeout)
 		var ue *usageErr
 		switch {
@@ -184,11 +193,14 @@ func (c *cmd) viaSend(verb string, args []string) int {
 			code = max(code, ExitUsage)
 			continue
 		case errors.Is(err, ErrNotRunning):
-			if verb == "delete" || verb == "bounce" {
-				return c.fail(ExitNotRunning, "qmail-send stopped meanwhile; run the command again")
+			if byAddress {
+				return c.fail(ExitNotRunning, "qmail-send is not running; holding by address needs it (hold or release the ids instead)")
 			}
-			return c.fail(ExitNotRunning, "qmail-send is not running; holding by address needs it (hold or release the ids instead)")
+			return c.fail(ExitNotRunning, "qmail-send stopped meanwhile; run the command again%s", left(i))
 		case err != nil:
+			if !byAddress && len(args) > 1 {
+				return c.fail(ExitTemp, "%v; not confirmed%s: look with qmailctl queue before running the command again for them", err, left(i))
+			}
 			return c.fail(ExitTemp, "%v", err)
 		}
 		if r.Word == sched.ResultOK {

@@ -2,6 +2,7 @@ package remote
 
 import (
 	"crypto/tls"
+	"errors"
 	"io"
 	"net"
 	"strings"
@@ -57,5 +58,16 @@ func TestErrTextPlainWords(t *testing.T) {
 				t.Errorf("reason %q names an address", r)
 			}
 		})
+	}
+}
+
+// TestErrTextKeepsAlertSide: a TLS alert keeps crypto/tls's "remote
+// error:" or "local error:", which say who refused.
+func TestErrTextKeepsAlertSide(t *testing.T) {
+	for _, op := range []string{"remote error", "local error"} {
+		err := &net.OpError{Op: op, Err: errors.New("tls: handshake failure")}
+		if got, want := errText(err), op+": tls: handshake failure"; got != want {
+			t.Errorf("errText = %q, want %q", got, want)
+		}
 	}
 }

@@ -400,6 +400,12 @@ func errText(err error) string {
 		return "connection broken"
 	}
 	var op *net.OpError
+	if errors.As(err, &op) && op.Err != nil && op.Source == nil && op.Addr == nil {
+		// No address to drop: crypto/tls's "remote error: tls: ..." (the
+		// server's alert) or "local error: ...", where the first words
+		// say who refused.
+		return op.Error()
+	}
 	if errors.As(err, &op) && op.Err != nil {
 		var se *os.SyscallError
 		if errors.As(op.Err, &se) {
