@@ -710,8 +710,17 @@ func TestRemoteOutgoingIP(t *testing.T) {
 	if ms := s.Messages(); len(ms) != 1 || ms[0].Peer != src {
 		t.Fatalf("connection not from %s: %+v", src, ms)
 	}
+	// A line that is no address: qmail's text, and the line named (every
+	// control file could be read).
 	tr.Control("outgoingip", "not-an-ip\n")
-	checkReports(t, tr.Remote(testMsg, "r.test", "f@x.test", "a@r.test"), "ZUnable to read control files. (#4.3.0)\n")
+	checkReports(t, tr.Remote(testMsg, "r.test", "f@x.test", "a@r.test"),
+		"ZUnable to read control files: control/outgoingip: \"not-an-ip\" is not an IP address. (#4.3.0)\n")
+	// An address in brackets, as smtproutes writes a relay, is the address.
+	tr.Control("outgoingip", "[::1]\n["+src+"]\n")
+	checkReports(t, tr.Remote(testMsg, "r.test", "f@x.test", "a@r.test"), "r", accepted(s.IP))
+	if ms := s.Messages(); len(ms) != 2 || ms[1].Peer != src {
+		t.Fatalf("connection not from %s: %+v", src, ms)
+	}
 	// An address this host does not have (TEST-NET-1; the kernel refuses
 	// the bind, nothing is sent): the report names it.
 	tr.Control("outgoingip", "192.0.2.1\n")

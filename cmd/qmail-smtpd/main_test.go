@@ -56,6 +56,11 @@ func TestCountNeedsListen(t *testing.T) {
 		{[]string{"-r", "-c", "5"}, true},
 		{[]string{"-listen=", "-c", "5"}, true},
 		{[]string{"-c", "0"}, false},
+		// A malformed -listen address is a usage error too (it was 111,
+		// "cannot listen").
+		{[]string{"-listen", "::1:26651"}, false},
+		{[]string{"-listen", "[::1]"}, false},
+		{[]string{"-listen", "127.0.0.1"}, false},
 		{[]string{"-r", "-listen", "127.0.0.1:0"}, false},
 	} {
 		args := tc.args

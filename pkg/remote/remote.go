@@ -86,9 +86,9 @@ func LoadConfig(root string) (*Config, error) {
 	}
 	var have4, have6 bool
 	for _, l := range lines {
-		ip := net.ParseIP(strings.TrimSpace(l))
+		ip := outgoingAddr(l)
 		if ip == nil {
-			return nil, errors.New("control/outgoingip: not an IP address: " + l)
+			return nil, badOutgoingIP(l)
 		}
 		if ip.To4() != nil && !have4 {
 			c.OutgoingIP, have4 = append(c.OutgoingIP, ip.To4()), true
@@ -104,6 +104,27 @@ func LoadConfig(root string) (*Config, error) {
 		c.ResolvConf = dnsmx.DefaultResolvConf
 	}
 	return c, nil
+}
+
+// badOutgoingIP is a line of control/outgoingip that is no address.
+type badOutgoingIP string
+
+func (b badOutgoingIP) Error() string {
+	return "control/outgoingip: not an IP address: " + string(b)
+}
+
+// outgoingAddr is the address of a line of control/outgoingip: an IP
+// address, also written in brackets as control/smtproutes writes a relay
+// ("[2001:db8::5]", "[IPv6:2001:db8::5]"); nil for anything else.
+func outgoingAddr(l string) net.IP {
+	l = strings.TrimSpace(l)
+	if len(l) > 2 && l[0] == '[' && l[len(l)-1] == ']' {
+		l = l[1 : len(l)-1]
+		if len(l) > 5 && strings.EqualFold(l[:5], "ipv6:") {
+			l = l[5:]
+		}
+	}
+	return net.ParseIP(l)
 }
 
 // Main is qmail-remote: deliver the message on msg for args (host sender
@@ -152,6 +173,13 @@ func run(root string, args []string, msg *os.File, out *bufio.Writer, keep *keep
 		return &report{letter: 'Z', text: txtHome}
 	}
 	cfg, err := LoadConfig(root)
+	var bad badOutgoingIP
+	if errors.As(err, &bad) {
+		// qmail's text, then which line of which file: every control
+		// file can be read, and the admin would look for a permission.
+		return &report{letter: 'Z', text: "Unable to read control files: control/outgoingip: " +
+			strconv.Quote(string(bad)) + " is not an IP address. (#4.3.0)\n"}
+	}
 	if err != nil {
 		return &report{letter: 'Z', text: txtControl}
 	}

@@ -54,6 +54,14 @@ func Main(args []string, stderr io.Writer) int {
 			return 100
 		}
 	}
+	if *listen != "" {
+		if _, port, err := net.SplitHostPort(*listen); err != nil || port == "" {
+			// A malformed address is a usage error, not "cannot listen".
+			fmt.Fprintf(stderr, "qmail-smtpd: -listen %q: not host:port (an IPv6 address in brackets: [::1]:25)\n", *listen)
+			fs.Usage()
+			return 100
+		}
+	}
 	root := qhome.Root()
 	getenv := os.LookupEnv
 	if *listen != "" {
