@@ -71,7 +71,7 @@ install: build
 	@d="$(ROOT)"; while [ ! -e "$$d" ] && [ "$$d" != / ]; do d=$$(dirname "$$d"); done; \
 	if [ "$$(id -u)" != 0 ] && ! { [ -d "$$d" ] && [ -w "$$d" ]; }; then \
 	  echo "make install: you cannot write $(ROOT): run it as root, or give ROOT=DIR for a tree of your own"; exit 1; fi
-	./$(BIN)/qmail-install -root $(ROOT) $(if $(ME),-me $(ME))
+	./$(BIN)/qmail-install -root "$(ROOT)" $(if $(ME),-me "$(ME)")
 	@set -e; \
 	if [ "$$(id -u)" = 0 ]; then own="-o 0 -g 0"; else own=""; fi; \
 	install -d -m 0755 $$own "$(ROOT)/man"; n=0; \

@@ -1227,3 +1227,23 @@ func TestHoldDomainOnFileOfNoDomain(t *testing.T) {
 		t.Errorf("file %q", b)
 	}
 }
+
+// failWriter fails every write, as a full disk or a closed pipe does.
+type failWriter struct{}
+
+func (failWriter) Write([]byte) (int, error) { return 0, errors.New("no space left on device") }
+
+// TestQueueWriteError: qmailctl queue says so and exits 111 when its
+// listing cannot be written (it exited 0 with nothing said), as
+// qmail-qread does.
+func TestQueueWriteError(t *testing.T) {
+	root := makeTree(t)
+	q := filepath.Join(root, "queue")
+	queuetest.Add(t, q, queuetest.Msg{ID: 100, Birth: time.Now(), Body: "hello\n", Sender: "a@example.org",
+		Remote: []queuetest.Rcpt{{Addr: "b@example.com"}}})
+	var errb bytes.Buffer
+	code := Main(root, []string{"queue"}, failWriter{}, &errb)
+	if code != ExitTemp || !strings.Contains(errb.String(), "unable to write output: no space left on device") {
+		t.Errorf("exit %d, stderr %q", code, errb.String())
+	}
+}

@@ -279,7 +279,9 @@ func (c *cmd) queue() int {
 	}
 	sort.Slice(lines, func(i, j int) bool { return lines[i].id < lines[j].id })
 	for _, l := range lines {
-		io.WriteString(c.out, l.text)
+		if _, err := io.WriteString(c.out, l.text); err != nil {
+			return c.fail(ExitTemp, "unable to write output: %v", err)
+		}
 	}
 	for _, t := range todo {
 		if t.Err != nil {

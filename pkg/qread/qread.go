@@ -107,10 +107,13 @@ func Main(root string, stdout, stderr io.Writer) int {
 	}
 	bw := bufio.NewWriter(stdout)
 	err := ScanEach(filepath.Join(root, "queue"), func(m *Message) { formatMessage(bw, m, holds) })
+	// Flushed before the warning, so that it never lands inside a line of
+	// the listing when both go to one terminal or file.
+	ferr := bw.Flush()
 	if herr != nil && err == nil {
 		fmt.Fprintf(stderr, "qmail-qread: warning: held recipients are not marked: %v\n", herr)
 	}
-	if ferr := bw.Flush(); ferr != nil {
+	if ferr != nil {
 		fmt.Fprintf(stderr, "qmail-qread: fatal: unable to write output: %v\n", ferr)
 		return 111
 	}

@@ -419,3 +419,39 @@ func TestCountNamesMissingDir(t *testing.T) {
 		t.Errorf("no todo: %v; want %q", err, want)
 	}
 }
+
+// TestQreadWarningOnItsOwnLine: with the listing and the warning on one
+// output (a terminal, 2>&1), the warning about the hold marks is a line of
+// its own: the listing, written as the queue is read, is flushed first.
+// It landed inside a message's line once the listing passed the buffer.
+func TestQreadWarningOnItsOwnLine(t *testing.T) {
+	root := t.TempDir()
+	q := queuetest.MakeQueue(t, root)
+	for id := uint64(1); id <= 200; id++ {
+		queuetest.Add(t, q, queuetest.Msg{ID: id, Birth: birth, Body: "x", Sender: "someone@example.org",
+			Remote: []queuetest.Rcpt{{Addr: "a-recipient-with-a-long-name@example.com"}}})
+	}
+	if err := os.MkdirAll(filepath.Join(root, "control", "holdremote"), 0755); err != nil {
+		t.Fatal(err)
+	}
+	var both bytes.Buffer
+	if code := Main(root, &both, &both); code != 0 {
+		t.Fatalf("exit %d: %s", code, both.String())
+	}
+	if both.Len() < 8192 {
+		t.Fatalf("listing of %d bytes: too short to pass the buffer", both.Len())
+	}
+	lines := strings.Split(both.String(), "\n")
+	n := 0
+	for _, l := range lines {
+		if strings.Contains(l, "qmail-qread: warning:") {
+			n++
+			if !strings.HasPrefix(l, "qmail-qread: warning: held recipients are not marked: ") {
+				t.Errorf("warning inside a line: %q", l)
+			}
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d warning lines, want 1", n)
+	}
+}
