@@ -120,16 +120,7 @@ func (c *cmd) todo(q string, id uint64) (t qread.Todo, ok bool) {
 	} else if err != nil {
 		return qread.Todo{ID: id, Err: err}, true
 	}
-	all, err := qread.ScanTodo(q)
-	if err != nil {
-		return qread.Todo{ID: id, Err: err}, true
-	}
-	for _, t := range all {
-		if t.ID == id {
-			return t, true
-		}
-	}
-	return qread.Todo{}, false
+	return qread.ReadTodo(q, id)
 }
 
 // todoIDs lists the ids in todo/: messages qmail-send preprocesses (again)

@@ -320,44 +320,62 @@ func ScanTodo(q string) ([]Todo, error) {
 		if err != nil || id == 0 {
 			continue // qmail-send ignores these names too
 		}
-		t := Todo{ID: id, Size: -1}
-		f, err := qhome.OpenQueueFile(filepath.Join(dir, e.Name()), os.O_RDONLY)
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				continue // preprocessed meanwhile
-			}
-			t.Err = err
+		if t, gone := readTodo(q, id, e.Name()); !gone {
 			out = append(out, t)
-			continue
 		}
-		if st, err := f.Stat(); err == nil {
-			t.Queued = st.ModTime()
-		}
-		b, err := readAll(f, 16<<20)
-		f.Close()
-		if err != nil {
-			t.Err = err
-		}
-		for _, rec := range bytes.Split(b, []byte{0}) {
-			switch {
-			case len(rec) > 0 && rec[0] == 'F':
-				t.Sender = string(rec[1:])
-			case len(rec) > 0 && rec[0] == 'T':
-				t.Recipients++
-			}
-		}
-		if st, err := statMess(filepath.Join(q, "mess", Sub(id), e.Name())); err == nil {
-			t.Size = st.Size()
-		} else if errors.Is(err, fs.ErrNotExist) && t.Err == nil {
-			if _, err := os.Lstat(filepath.Join(dir, e.Name())); errors.Is(err, fs.ErrNotExist) {
-				continue // preprocessed and delivered meanwhile
-			}
-			t.Err = fmt.Errorf("mess/%s/%s: no such file (todo/%s names no message)", Sub(id), e.Name(), e.Name())
-		}
-		out = append(out, t)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil
+}
+
+// ReadTodo reads todo/ID of queue directory q as ScanTodo reads each;
+// found is false when there is none (or it went while it was read: the
+// message was preprocessed meanwhile).
+func ReadTodo(q string, id uint64) (t Todo, found bool) {
+	t, gone := readTodo(q, id, strconv.FormatUint(id, 10))
+	return t, !gone
+}
+
+// readTodo reads todo/name, the file of message id: its envelope's
+// sender and recipient count, its time, and the size of its message; gone
+// when it is not there (or went, with its message, while it was read).
+// Trouble is in t.Err.
+func readTodo(q string, id uint64, name string) (t Todo, gone bool) {
+	dir := filepath.Join(q, "todo")
+	t = Todo{ID: id, Size: -1}
+	f, err := qhome.OpenQueueFile(filepath.Join(dir, name), os.O_RDONLY)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return t, true // preprocessed meanwhile
+		}
+		t.Err = err
+		return t, false
+	}
+	if st, err := f.Stat(); err == nil {
+		t.Queued = st.ModTime()
+	}
+	b, err := readAll(f, 16<<20)
+	f.Close()
+	if err != nil {
+		t.Err = err
+	}
+	for _, rec := range bytes.Split(b, []byte{0}) {
+		switch {
+		case len(rec) > 0 && rec[0] == 'F':
+			t.Sender = string(rec[1:])
+		case len(rec) > 0 && rec[0] == 'T':
+			t.Recipients++
+		}
+	}
+	if st, err := statMess(filepath.Join(q, "mess", Sub(id), name)); err == nil {
+		t.Size = st.Size()
+	} else if errors.Is(err, fs.ErrNotExist) && t.Err == nil {
+		if _, err := os.Lstat(filepath.Join(dir, name)); errors.Is(err, fs.ErrNotExist) {
+			return t, true // preprocessed and delivered meanwhile
+		}
+		t.Err = fmt.Errorf("mess/%s/%s: no such file (todo/%s names no message)", Sub(id), name, name)
+	}
+	return t, false
 }
 
 // Counts are qmail-qstat's two numbers.
