@@ -38,6 +38,7 @@ import (
 
 	"github.com/hqmail/hqmail/pkg/control"
 	"github.com/hqmail/hqmail/pkg/hold"
+	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/tcpto"
 )
 
@@ -139,6 +140,11 @@ options:
 		fmt.Fprintln(c.err, "qmailctl: no command")
 		io.WriteString(c.err, usage)
 		return ExitUsage
+	}
+	if why := qhome.Uninstalled(c.root, "qmailctl"); why != "" {
+		// A source checkout's bin/qmailctl: without this every command
+		// would report a state ("not held") of a tree that is not there.
+		return c.fail(ExitTemp, "%s", why)
 	}
 	noArgs := func() bool {
 		if len(args) == 1 {

@@ -1247,3 +1247,42 @@ func TestQueueWriteError(t *testing.T) {
 		t.Errorf("exit %d, stderr %q", code, errb.String())
 	}
 }
+
+// TestStatusWriteError: qmailctl status says so and exits 111 when its
+// report cannot be written, as qmailctl queue does (it exited 3 or 0 with
+// nothing said).
+func TestStatusWriteError(t *testing.T) {
+	root := makeTree(t)
+	var errb bytes.Buffer
+	code := Main(root, []string{"status"}, failWriter{}, &errb)
+	if code != ExitTemp || !strings.Contains(errb.String(), "unable to write output: no space left on device") {
+		t.Errorf("exit %d, stderr %q", code, errb.String())
+	}
+}
+
+// TestCheckoutNotATree: the bin/qmailctl of a source checkout after make
+// (bin/qmail-queue there, no queue/) says the checkout was never
+// installed and where an installed qmailctl is, with exit 111; status
+// printed "remote: not held" for a tree that is not there.
+func TestCheckoutNotATree(t *testing.T) {
+	root := t.TempDir()
+	if err := os.Mkdir(filepath.Join(root, "bin"), 0755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "bin", "qmail-queue"), nil, 0755); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"status"}, {"hold", "remote"}, {"queue"}} {
+		code, out, errs := run(t, root, args...)
+		want := "qmailctl: " + root + " is no installed qmail tree (there is no " + filepath.Join(root, "queue") + ")"
+		if code != ExitTemp || out != "" || !strings.HasPrefix(errs, want) || !strings.Contains(errs, "run/bin/qmailctl") {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, code, out, errs)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(root, "control")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("control/ made in a checkout: %v", err)
+	}
+	if code, out, _ := run(t, root, "-h"); code != ExitOK || out == "" {
+		t.Errorf("-h in a checkout: exit %d, stdout %q", code, out)
+	}
+}

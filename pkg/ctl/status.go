@@ -20,8 +20,35 @@ import (
 
 // status prints the state of qmail-send, the hold flags and the queue.
 // Exit: 0 when qmail-send runs, 3 when it does not, 111 when the control
-// directory cannot be read.
+// directory cannot be read or the report cannot be written.
 func (c *cmd) status() int {
+	out := &stickyWriter{w: c.out}
+	c.out = out
+	defer func() { c.out = out.w }()
+	code := c.statusReport()
+	if out.err != nil {
+		return c.fail(ExitTemp, "unable to write output: %v", out.err)
+	}
+	return code
+}
+
+// stickyWriter passes writes on until one fails and keeps that error,
+// so that a report of many Fprintf calls is checked once at its end.
+type stickyWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (s *stickyWriter) Write(p []byte) (int, error) {
+	if s.err != nil {
+		return 0, s.err
+	}
+	n, err := s.w.Write(p)
+	s.err = err
+	return n, err
+}
+
+func (c *cmd) statusReport() int {
 	code := ExitOK
 	pid, err := LocateSend(c.root)
 	var st Status

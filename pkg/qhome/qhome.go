@@ -67,6 +67,26 @@ func RootOf(exe string) string {
 	return filepath.Dir(dir)
 }
 
+// Uninstalled explains, for program prog, a root that has the programs
+// (bin/qmail-queue) but no queue/: a source checkout's bin/ after make,
+// which was never installed and has no queue or control files to act on.
+// It returns "" for anything else: an installed tree costs one lstat, and
+// anything named queue there (a symbolic link to a spool elsewhere too,
+// even a dangling one) is taken as the tree's queue.
+func Uninstalled(root, prog string) string {
+	queue := filepath.Join(root, "queue")
+	if _, err := os.Lstat(queue); !errors.Is(err, fs.ErrNotExist) {
+		return ""
+	}
+	if _, err := os.Stat(filepath.Join(root, "bin", "qmail-queue")); err != nil {
+		return ""
+	}
+	return fmt.Sprintf("%s is no installed qmail tree (there is no %s): it has the programs "+
+		"(as a source checkout's bin/ after make has) but was never installed. "+
+		"Use the %s of an installed tree: make run installs one in run/ (run/bin/%s), "+
+		"qmail-install -root DIR another (DIR/bin/%s)", root, queue, prog, prog, prog)
+}
+
 // User is a uid with its primary gid.
 type User struct{ UID, GID int }
 

@@ -331,26 +331,21 @@ const findsTree = "sendmail finds its tree from its own path, " +
 // a queue/ nor a bin/qmail-queue it is what a hard link or a copy of
 // sendmail outside QMAILHOME/bin finds (qhome.Root takes the parent of a
 // directory named bin, /var/qmail otherwise); with bin/qmail-queue but no
-// queue/ it is a source checkout after make, whose bin/ holds the programs
-// but which was never installed. Without the explanation the error would
-// be a missing program, qmail-inject's "unable to exec qq" or qmail-queue's
-// "qq trouble creating files in queue". An installed tree costs one
-// lstat: anything named queue there (a symbolic link to a spool elsewhere
-// too, even a dangling one) is taken as the tree's queue.
+// queue/ it is a source checkout after make (qhome.Uninstalled). Without
+// the explanation the error would be a missing program, qmail-inject's
+// "unable to exec qq" or qmail-queue's "qq trouble creating files in
+// queue".
 func noTree(stderr io.Writer, root string) bool {
+	if why := qhome.Uninstalled(root, "sendmail"); why != "" {
+		fmt.Fprintf(stderr, "sendmail: fatal: %s\n", why)
+		return true
+	}
 	queue := filepath.Join(root, "queue")
 	if _, err := os.Lstat(queue); !errors.Is(err, fs.ErrNotExist) {
 		return false
 	}
 	qq := filepath.Join(root, "bin", "qmail-queue")
-	if _, err := os.Stat(qq); errors.Is(err, fs.ErrNotExist) {
-		fmt.Fprintf(stderr, "sendmail: fatal: %s is no qmail tree (there is no %s): %s\n", root, qq, findsTree)
-		return true
-	}
-	fmt.Fprintf(stderr, "sendmail: fatal: %s is no installed qmail tree (there is no %s): it has the programs "+
-		"(as a source checkout's bin/ after make has) but no queue to put mail in. "+
-		"Use the sendmail of an installed tree: make run installs one in run/ (run/bin/sendmail), "+
-		"qmail-install -root DIR another (DIR/bin/sendmail)\n", root, queue)
+	fmt.Fprintf(stderr, "sendmail: fatal: %s is no qmail tree (there is no %s): %s\n", root, qq, findsTree)
 	return true
 }
 
