@@ -313,6 +313,9 @@ func showFile(w io.Writer, d *control.Dir, cf ctlFile) error {
 		if cf.kind != kListTrim {
 			crWarning(w, path, lines...)
 		}
+		if cf.name == "outgoingip" {
+			outgoingWarnings(w, lines)
+		}
 	case kHold:
 		h, err := hold.Read(d.Path, cf.name)
 		if err != nil {
@@ -366,6 +369,27 @@ func showFile(w io.Writer, d *control.Dir, cf ctlFile) error {
 		}
 	}
 	return nil
+}
+
+// outgoingWarnings names, below control/outgoingip's entry, each line
+// that is no IP address, which makes qmail-remote defer every delivery,
+// and each line after the first of its family, which it ignores.
+func outgoingWarnings(w io.Writer, lines []string) {
+	var have4, have6 bool
+	for _, l := range lines {
+		ip := control.OutgoingAddr(l)
+		switch {
+		case ip == nil:
+			fmt.Fprintf(w, "  warning: %q is not an IP address: qmail-remote defers every delivery "+
+				"(Unable to read control files)\n", l)
+		case ip.To4() != nil && have4, ip.To4() == nil && have6:
+			fmt.Fprintf(w, "  warning: %s is ignored: only the first address of each family is used\n", l)
+		case ip.To4() != nil:
+			have4 = true
+		default:
+			have6 = true
+		}
+	}
 }
 
 // crWarning prints, below a file's entry, a warning when one of its

@@ -374,3 +374,55 @@ func TestNumberReaders(t *testing.T) {
 		}
 	}
 }
+
+// TestShowctlOutgoingIP: a control/outgoingip line that is no IP address
+// is named with a warning (qmail-remote defers every delivery over it),
+// and so is each line after the first of its family (qmail-remote ignores
+// it); the report showed the lines without a word. qmail-remote's own
+// reader is asked what it makes of each file.
+func TestShowctlOutgoingIP(t *testing.T) {
+	for _, tc := range []struct {
+		file    string
+		bad     []string // lines warned as no address
+		ignored []string // lines warned as ignored
+	}{
+		{file: "192.0.2.1\n[2001:db8::1]\n"},
+		{file: "192.0.2.1\nsmart.example\n", bad: []string{"smart.example"}},
+		{file: "192.0.2.1:25\n", bad: []string{"192.0.2.1:25"}},
+		{file: "192.0.2.1\n192.0.2.2\n2001:db8::1\n[IPv6:2001:db8::2]\n", ignored: []string{"192.0.2.2", "[IPv6:2001:db8::2]"}},
+	} {
+		root := t.TempDir()
+		writeFiles(t, root, map[string]string{"control/me": "mx.example\n", "control/outgoingip": tc.file})
+		var out bytes.Buffer
+		ShowctlMain(root, &out)
+		report := out.String()
+		var warned []string
+		for _, l := range strings.Split(report, "\n") {
+			if strings.Contains(l, "warning:") && (strings.Contains(l, "IP address") || strings.Contains(l, "is ignored")) {
+				warned = append(warned, l)
+			}
+		}
+		if len(warned) != len(tc.bad)+len(tc.ignored) {
+			t.Errorf("%q: warnings %q, want %d", tc.file, warned, len(tc.bad)+len(tc.ignored))
+		}
+		for _, b := range tc.bad {
+			want := fmt.Sprintf("  warning: %q is not an IP address: qmail-remote defers every delivery", b)
+			if !strings.Contains(report, want) {
+				t.Errorf("%q: no %q in:\n%s", tc.file, want, report)
+			}
+		}
+		for _, i := range tc.ignored {
+			want := "  warning: " + i + " is ignored: only the first address of each family is used"
+			if !strings.Contains(report, want) {
+				t.Errorf("%q: no %q in:\n%s", tc.file, want, report)
+			}
+		}
+		c, err := remote.LoadConfig(root)
+		if (err != nil) != (len(tc.bad) > 0) {
+			t.Errorf("%q: qmail-remote's reader: %v, showctl warned of %q", tc.file, err, tc.bad)
+		}
+		if err == nil && len(c.OutgoingIP)+len(tc.ignored) != strings.Count(tc.file, "\n") {
+			t.Errorf("%q: qmail-remote uses %v, showctl warned %q ignored", tc.file, c.OutgoingIP, tc.ignored)
+		}
+	}
+}

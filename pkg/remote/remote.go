@@ -86,7 +86,7 @@ func LoadConfig(root string) (*Config, error) {
 	}
 	var have4, have6 bool
 	for _, l := range lines {
-		ip := outgoingAddr(l)
+		ip := control.OutgoingAddr(l)
 		if ip == nil {
 			return nil, badOutgoingIP(l)
 		}
@@ -111,20 +111,6 @@ type badOutgoingIP string
 
 func (b badOutgoingIP) Error() string {
 	return "control/outgoingip: not an IP address: " + string(b)
-}
-
-// outgoingAddr is the address of a line of control/outgoingip: an IP
-// address, also written in brackets as control/smtproutes writes a relay
-// ("[2001:db8::5]", "[IPv6:2001:db8::5]"); nil for anything else.
-func outgoingAddr(l string) net.IP {
-	l = strings.TrimSpace(l)
-	if len(l) > 2 && l[0] == '[' && l[len(l)-1] == ']' {
-		l = l[1 : len(l)-1]
-		if len(l) > 5 && strings.EqualFold(l[:5], "ipv6:") {
-			l = l[5:]
-		}
-	}
-	return net.ParseIP(l)
 }
 
 // Main is qmail-remote: deliver the message on msg for args (host sender
