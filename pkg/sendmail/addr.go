@@ -172,7 +172,11 @@ func brackets(t string) (lt, gt int, err error) {
 func SplitRecipients(args []string) ([]string, error) {
 	var out []string
 	for _, a := range args {
-		for _, r := range splitList(ungroup(a)) {
+		var elems []string
+		for _, e := range splitList(ungroup(a)) {
+			elems = append(elems, splitWords(e)...)
+		}
+		for _, r := range elems {
 			if r = trim(r); r == "" {
 				continue
 			}
@@ -226,6 +230,46 @@ func ungroup(s string) string {
 		}
 	})
 	return string(b)
+}
+
+// splitWords splits an element of a recipient list at its white space
+// outside quoted strings, comments and angle brackets when a word before
+// the last has an '@' there: "box@a.example dave@a.example" is two
+// addresses, as sendmail and Postfix read it (fetchmail's multidrop %T
+// passes a message's recipients so, in one argument). Read as one address,
+// split at its last '@', it would be a local part with an '@' and a space
+// in it, which no mailbox has: the mail bounced to its sender. An element
+// whose '@' comes only in its last word ("a b@example.org", "joe
+// (c)@example.org") stays whole, for qmail-inject's rule and unquote.
+func splitWords(e string) []string {
+	var words []string
+	var hasAt []bool // the word has an '@' outside quotes, comments, brackets
+	start, inWord := 0, false
+	topLevel(e, func(i int) {
+		if blank(e[i]) {
+			if inWord {
+				words = append(words, e[start:i])
+			}
+			start, inWord = i+1, false
+			return
+		}
+		if !inWord {
+			hasAt = append(hasAt, false)
+			inWord = true
+		}
+		if e[i] == '@' {
+			hasAt[len(hasAt)-1] = true
+		}
+	})
+	if inWord {
+		words = append(words, e[start:])
+	}
+	for i := 0; i < len(hasAt)-1; i++ {
+		if hasAt[i] {
+			return words
+		}
+	}
+	return []string{e}
 }
 
 // splitList splits s at the commas outside quoted strings, comments and

@@ -250,6 +250,15 @@ func TestMainInject(t *testing.T) {
 		{name: "odd local parts", args: []string{"sendmail", "a b@example.com", `x"y@example.com`, "<j@x.org> (J)"},
 			in:       "Subject: s\n\nb\n",
 			envelope: "Falice@mx.example.org\x00Ta b@example.com\x00Tx\"y@example.com\x00Tj@x.org\x00\x00"},
+		// fetchmail's multidrop %T: a message's recipients in one
+		// argument, separated by spaces. They were one address,
+		// "box@mail.test carol-list@mail.test dave"@mail.test, which
+		// bounced to the sender after fetchmail had deleted the mail.
+		{name: "recipients separated by spaces", args: []string{"sendmail", "-oem", "-f", "alice@remote.example",
+			"box@mail.test carol-list@mail.test  dave@mail.test", `"a b"@x.org (c) k@y.org`, "box@mail.test\tdave", "joe@x.org (Joe Smith)"},
+			in: "Subject: s\n\nb\n",
+			envelope: "Falice@remote.example\x00Tbox@mail.test\x00Tcarol-list@mail.test\x00Tdave@mail.test\x00" +
+				"Ta b@x.org\x00Tk@y.org\x00Tbox@mail.test\x00Tdave@mx.example.org\x00Tjoe@x.org\x00\x00"},
 		{name: "lone CR at the end", args: []string{"sendmail", "bob@example.com"},
 			in: "Subject: s\r\n\r\nlast\r", envelope: "Falice@mx.example.org\x00Tbob@example.com\x00\x00",
 			msgHas: []string{"\n\nlast\n"}, msgLacks: []string{"\r"}},
