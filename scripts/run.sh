@@ -116,8 +116,10 @@ mkdir -p "$state"
 (umask 077; touch "$state/qmail-send.log" "$state/qmail-smtpd.log")
 chmod 600 "$state/qmail-send.log" "$state/qmail-smtpd.log"
 # A clean environment, as the rc script and the systemd unit give it: the
-# daemons pass theirs down to every .qmail program.
-clean="env - PATH=/usr/local/bin:/usr/bin:/bin"
+# daemons pass theirs down to every .qmail program, whose commands find
+# the tree's own programs by name first (|preline procmail, |forward,
+# as qmail's start scripts put /var/qmail/bin first).
+path="$ROOT/bin:/usr/local/bin:/usr/bin:/bin"
 # The delivery for users without a .qmail file, as the rc script and the
 # systemd unit pass it: control/defaultdelivery (qmail-control(5)), the
 # whole file, or ./Maildir/ when it is missing or empty.
@@ -131,18 +133,18 @@ if [ -e "$ctl/defaultdelivery" ]; then
   fi
   [ -z "$v" ] || dd=$v
 fi
-setsid $clean "$ROOT/bin/qmail-start" "$dd" </dev/null >>"$state/qmail-send.log" 2>&1 &
+setsid env - PATH="$path" "$ROOT/bin/qmail-start" "$dd" </dev/null >>"$state/qmail-send.log" 2>&1 &
 echo $! > "$state/start.pid"
 
 if [ "$(id -u)" = 0 ]; then
   # qmail-smtpd runs as qmaild/nofiles, as under tcpserver.
-  setsid $clean setpriv --reuid=qmaild --regid=nofiles --clear-groups \
+  setsid env - PATH="$path" setpriv --reuid=qmaild --regid=nofiles --clear-groups \
     "$ROOT/bin/qmail-smtpd" -listen "$LISTEN" </dev/null >>"$state/qmail-smtpd.log" 2>&1 &
   # root's mail goes to the alias user, whose .qmail-default names
   # ./Maildir/ whatever defaultdelivery says.
   box=$ROOT/alias/Maildir/new/
 else
-  setsid $clean "$ROOT/bin/qmail-smtpd" -listen "$LISTEN" </dev/null >>"$state/qmail-smtpd.log" 2>&1 &
+  setsid env - PATH="$path" "$ROOT/bin/qmail-smtpd" -listen "$LISTEN" </dev/null >>"$state/qmail-smtpd.log" 2>&1 &
   # Your home in the tree has no .qmail file: defaultdelivery decides.
   home=$ROOT/home/$me
   nl='

@@ -25,11 +25,19 @@ func TestStartScriptsDefaultDelivery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var cmdline string
+	var cmdline, path string
 	for _, l := range strings.Split(string(unit), "\n") {
 		if c, ok := strings.CutPrefix(l, "ExecStart=/bin/sh -c '"); ok {
 			cmdline = strings.TrimSuffix(c, "'")
 		}
+		if p, ok := strings.CutPrefix(l, "Environment=PATH="); ok {
+			path = p
+		}
+	}
+	// .qmail programs find the tree's tools by name (|preline procmail),
+	// as under the rc script and make run.
+	if !strings.HasPrefix(path, "/var/qmail/bin:") || !strings.Contains(path, ":/usr/bin:") {
+		t.Errorf("qmail.service sets PATH=%q, want /var/qmail/bin first and /usr/bin", path)
 	}
 	if cmdline == "" {
 		t.Fatal("no ExecStart=/bin/sh -c '...' in qmail.service")

@@ -249,6 +249,9 @@ func TestRunScriptDefaultDelivery(t *testing.T) {
 		{"mbox", true, "./Mailbox\n", "./Mailbox", filepath.Join(home, "Mailbox") + " (an mbox file)"},
 		{"empty", true, "", "./Maildir/", filepath.Join(home, "Maildir", "new") + "/"},
 		{"two lines", true, "./Mailbox\n./Maildir/\n", "./Mailbox\n./Maildir/", home + ", as the lines of " + ctl + " say"},
+		// A tool of the tree's bin/ by its name, as qmail's start
+		// scripts let .qmail programs find them (PATH had no bin/).
+		{"program", true, "|preline cat >> ./Progbox\n", "|preline cat >> ./Progbox", home + ", as " + ctl + " (|preline cat >> ./Progbox) says"},
 		// Not a regular file: no start, and a FIFO does not block it.
 		{"fifo", true, "", "", ""},
 		{"directory", true, "", "", ""},
@@ -298,18 +301,20 @@ func TestRunScriptDefaultDelivery(t *testing.T) {
 			if want := "lands in: " + tc.lands + "\n"; !strings.Contains(out, want) {
 				t.Errorf("run.sh start says:\n%s\nwant a line ending %q", out, want)
 			}
-			if tc.name != "mbox" {
+			mbox := map[string]string{"mbox": "Mailbox", "program": "Progbox"}[tc.name]
+			if mbox == "" {
 				return
 			}
-			// The mail itself lands in the mbox.
-			msg := "Subject: defaultdelivery mbox\n\nhello\n"
+			// The mail itself lands in the mbox (the program's: preline
+			// puts the Return-Path line before the message).
+			msg := "Subject: defaultdelivery " + tc.name + "\n\nhello\n"
 			if out, err := r.run([]byte(msg), filepath.Join(r.root, "bin", "sendmail"), r.name+"@localhost"); err != nil {
 				t.Fatalf("sendmail: %v\n%s", err, out)
 			}
-			mbox := filepath.Join(home, "Mailbox")
+			mbox = filepath.Join(home, mbox)
 			if !harness.Eventually(30*time.Second, func() bool {
 				b, _ := os.ReadFile(mbox)
-				return bytes.Contains(b, []byte("Subject: defaultdelivery mbox"))
+				return bytes.Contains(b, []byte("Subject: defaultdelivery "+tc.name)) && bytes.Contains(b, []byte("Return-Path: <"))
 			}) {
 				b, _ := os.ReadFile(filepath.Join(r.root, "var", "qmail-send.log"))
 				t.Fatalf("no message in %s within 30s; qmail-send.log:\n%s", mbox, b)
