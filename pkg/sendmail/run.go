@@ -324,7 +324,7 @@ func chdirFailed(stderr io.Writer, root string, err error) {
 // findsTree explains how sendmail finds its tree, for a sendmail that
 // found none.
 const findsTree = "sendmail finds its tree from its own path, " +
-	"QMAILHOME/bin/sendmail or a symbolic link to it; a hard link or a copy elsewhere cannot find it. " +
+	"QMAILHOME/bin/sendmail or a symbolic link to it; a hard link, a copy or a bind mount elsewhere cannot find it. " +
 	"Link sendmail and its names to QMAILHOME/bin with symbolic links (ln -s), not hard links or copies"
 
 // noTree reports, and explains, that root is no qmail tree. With neither

@@ -555,7 +555,7 @@ func TestQueueStartFailure(t *testing.T) {
 func TestChdirFails(t *testing.T) {
 	const hint = ". A sendmail outside any directory named bin takes /var/qmail as its home: " +
 		"sendmail finds its tree from its own path, QMAILHOME/bin/sendmail or a symbolic link to it; " +
-		"a hard link or a copy elsewhere cannot find it. Link sendmail and its names to QMAILHOME/bin " +
+		"a hard link, a copy or a bind mount elsewhere cannot find it. Link sendmail and its names to QMAILHOME/bin " +
 		"with symbolic links (ln -s), not hard links or copies\n"
 	for _, tc := range []struct {
 		root string
