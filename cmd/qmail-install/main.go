@@ -99,12 +99,18 @@ func run(args []string, stderr io.Writer) int {
 		for _, n := range install.HomeNotes(*root) {
 			fmt.Fprintf(stderr, "qmail-install: note: %s\n", n)
 		}
+		if n := install.ReplacedUnderSend(*root); n != "" {
+			fmt.Fprintf(stderr, "qmail-install: note: %s\n", n)
+		}
 		if len(dev) > 0 {
 			return 100
 		}
 		return 0
 	}
 	err = install.Install(install.Options{Root: *root, Me: *me, UIDBase: *base, Log: stderr})
+	if n := install.ReplacedUnderSend(*root); n != "" {
+		fmt.Fprintf(stderr, "qmail-install: note: %s\n", n)
+	}
 	var left *install.LeftAlone
 	switch {
 	case errors.As(err, &left):

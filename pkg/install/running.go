@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"golang.org/x/sys/unix"
 
@@ -155,4 +156,30 @@ func (w *walker) leaveHeld(rel string, what string) bool {
 	}
 	w.problem("%s: %s; %s", w.path(rel), what, busy)
 	return true
+}
+
+// ReplacedUnderSend returns a note for the admin when a qmail-send runs
+// on the tree at root from another file than the tree's bin/qmail-send:
+// an install over a running system replaced the programs by rename, and
+// the daemons started before it (qmail-start, qmail-send, the spawners,
+// qmail-clean, qmail-queued) go on with the old ones until restarted.
+// "" when no qmail-send runs, when it runs the installed file, or when
+// its program cannot be looked at (another user's process).
+func ReplacedUnderSend(root string) string {
+	pid, err := sendlock.Locate(root)
+	if err != nil {
+		return ""
+	}
+	running, err := os.Stat(fmt.Sprintf("/proc/%d/exe", pid))
+	if err != nil {
+		return ""
+	}
+	installed, err := os.Stat(filepath.Join(root, "bin", "qmail-send"))
+	if err != nil || os.SameFile(running, installed) {
+		return ""
+	}
+	return fmt.Sprintf("qmail-send (pid %d) and the daemons started with it still run the programs this install replaced: "+
+		"restart hqmail (systemctl restart qmail.service, /etc/init.d/qmail restart, or make stop and make run "+
+		"for make run's tree), then check the tree with %s -root %s -check",
+		pid, filepath.Join(root, "bin", "qmail-install"), root)
 }

@@ -2,6 +2,7 @@ package install
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -336,5 +337,41 @@ func TestRepairCopyOfRunningTree(t *testing.T) {
 	}
 	if sendLocked(t, root) {
 		t.Error("the copy's sendmutex is locked")
+	}
+}
+
+// TestReplacedUnderSend: after an install over a running system the
+// admin is told that qmail-send still runs the replaced programs (the
+// QA upgrade run saw make install print only its usual text while the
+// old qmail-send ran on); nothing is said when qmail-send runs the
+// installed bin/qmail-send, or when none runs.
+func TestReplacedUnderSend(t *testing.T) {
+	root := filepath.Join(searchableDir(t), "q")
+	if err := Install(opts(t, root)); err != nil {
+		t.Fatal(err)
+	}
+	mutex := filepath.Join(root, "queue", "lock", "sendmutex")
+	send := filepath.Join(root, "bin", "qmail-send")
+	if err := os.WriteFile(send, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if note := ReplacedUnderSend(root); note != "" {
+		t.Errorf("no qmail-send running: %q", note)
+	}
+	// An old qmail-send: this test binary, which is not bin/qmail-send.
+	old := testutil.StartLocker(t, os.Args[0], mutex)
+	note := ReplacedUnderSend(root)
+	want := fmt.Sprintf("qmail-send (pid %d) and the daemons started with it still run the programs this install replaced: restart hqmail", old.Process.Pid)
+	if !strings.HasPrefix(note, want) || !strings.Contains(note, "-root "+root+" -check") {
+		t.Errorf("old qmail-send running: %q", note)
+	}
+	old.Process.Kill()
+	old.Wait()
+	// The installed one: bin/qmail-send is this test binary too.
+	os.Remove(send)
+	testutil.CopyTestBinary(t, send)
+	testutil.StartLocker(t, send, mutex)
+	if note := ReplacedUnderSend(root); note != "" {
+		t.Errorf("the installed qmail-send running: %q", note)
 	}
 }
