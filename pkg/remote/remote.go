@@ -475,6 +475,9 @@ func (d *delivery) dial(ip net.IP, port int) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		c = lateConn{tc}
+	}
 	return watch(c), nil
 }
 
