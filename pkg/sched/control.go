@@ -439,6 +439,9 @@ func inflightNote(n int) string {
 	if n == 0 {
 		return ""
 	}
+	if n == 1 {
+		return "; 1 delivery in progress finishes normally"
+	}
 	return "; " + itoa(n) + " deliveries in progress finish normally"
 }
 

@@ -331,7 +331,7 @@ func TestCtlDelete(t *testing.T) {
 			e.trigger()
 			e.waitLog("starting delivery 1:", 1)
 			sid := fmt.Sprint(id)
-			if got := e.request("d1", "delete", sid); got != "ok message "+sid+": 2 recipients deleted; 1 deliveries in progress finish normally" {
+			if got := e.request("d1", "delete", sid); got != "ok message "+sid+": 2 recipients deleted; 1 delivery in progress finishes normally" {
 				t.Errorf("delete: %q", got)
 			}
 			g.open()
@@ -448,7 +448,7 @@ func TestCtlBounce(t *testing.T) {
 	e.trigger()
 	e.waitLog("starting delivery 1:", 1)
 	sid := fmt.Sprint(id)
-	if got := e.request("b1", "bounce", sid); got != "ok message "+sid+": 2 recipients bounced; 1 deliveries in progress finish normally" {
+	if got := e.request("b1", "bounce", sid); got != "ok message "+sid+": 2 recipients bounced; 1 delivery in progress finishes normally" {
 		t.Errorf("bounce: %q", got)
 	}
 	g.open()
@@ -552,7 +552,7 @@ func TestCtlHoldInFlight(t *testing.T) {
 	e.trigger()
 	e.waitLog("starting delivery 1:", 1)
 	s2 := fmt.Sprint(two)
-	if got := e.request("h1", "hold", s2); got != "ok message "+s2+" held; 1 deliveries in progress finish normally" {
+	if got := e.request("h1", "hold", s2); got != "ok message "+s2+" held; 1 delivery in progress finishes normally" {
 		t.Errorf("hold: %q", got)
 	}
 	g.open()
@@ -576,7 +576,7 @@ func TestCtlHoldInFlight(t *testing.T) {
 	e.trigger()
 	e.waitLog("msg "+fmt.Sprint(g2)+" to local slow2", 1)
 	sg := fmt.Sprint(g2)
-	if got := e.request("h2", "hold", sg); got != "ok message "+sg+" held; 1 deliveries in progress finish normally" {
+	if got := e.request("h2", "hold", sg); got != "ok message "+sg+" held; 1 delivery in progress finishes normally" {
 		t.Errorf("hold: %q", got)
 	}
 	gate2.open()
@@ -824,7 +824,7 @@ func TestCtlDeleteHeldInFlight(t *testing.T) {
 	e.sigs <- syscall.SIGHUP
 	e.waitLog("hold: local held", 1)
 	sid := fmt.Sprint(id)
-	if got := e.request("d1", "delete", sid); got != "ok message "+sid+": 2 recipients deleted; 1 deliveries in progress finish normally" {
+	if got := e.request("d1", "delete", sid); got != "ok message "+sid+": 2 recipients deleted; 1 delivery in progress finishes normally" {
 		t.Errorf("delete: %q", got)
 	}
 	g.open()
