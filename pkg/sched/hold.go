@@ -264,11 +264,57 @@ func (h *holdLog) heldWithin(c int, birth, now int64) int64 {
 	return sum
 }
 
-// startup brings the hold log in line with the flags read at start.
+// startup brings the hold log in line with the flags read at start. A
+// hold whose period is not open in the log was set while no qmail-send
+// ran (qmailctl hold exits 3 and says the next start honours it; a
+// network hook run at shutdown after qmail has stopped): it is dated from
+// when its flag was written (heldFrom), so that the time the host was
+// down with it counts as held, as it does for a hold set before the stop,
+// whose period stays open through it. Dated from this start, held mail
+// queued before a long shutdown was dying at the release and bounced at
+// its first temporary failure.
 func (h *holdLog) startup(s *Sched, now int64) {
 	h.started = now
 	s.holdLogAlert()
-	s.recordHolds(s.cf.hold, now)
+	hs := s.cf.hold
+	var from [3]int64
+	if hs.local {
+		from[chanLocal] = s.heldFrom("holdlocal", now)
+	}
+	if hs.remoteAny() {
+		from[kindRemoteSome] = s.heldFrom("holdremote", now)
+		if hs.remoteAll {
+			from[chanRemote] = from[kindRemoteSome]
+		}
+	}
+	changed := false
+	for c, t := range from {
+		if t > 0 && t < now && h.open(c) < 0 {
+			changed = h.set(c, true, t) || changed
+		}
+	}
+	if changed {
+		if err := h.save(); err != nil {
+			s.log.line("warning: unable to write bounce/", HoldLogName, ": ", qerr.Bare(err).Error())
+		}
+	}
+	s.recordHolds(hs, now)
+}
+
+// heldFrom dates a hold flag found at start without an open period: the
+// flag file's modification time, but not before the last qmail-send's
+// last status write (queue/lock/sendstatus, rewritten at its TERM: until
+// then it ran without the flag), nor after now.
+func (s *Sched) heldFrom(flag string, now int64) int64 {
+	fi, err := os.Stat(filepath.Join(s.ctl.Path, flag))
+	if err != nil {
+		return now
+	}
+	t := fi.ModTime().Unix()
+	if st, err := os.Stat(s.path("lock/sendstatus")); err == nil {
+		t = max(t, st.ModTime().Unix())
+	}
+	return min(t, now)
 }
 
 // holdLogAlert says that the hold log cannot be read, and what follows.

@@ -742,3 +742,51 @@ func TestMutexReplacedAtStart(t *testing.T) {
 		t.Fatalf("exit %d", code)
 	}
 }
+
+// TestHoldSetWhileStopped: a hold flag written while qmail-send was not
+// running is dated from the flag's time (not before the last qmail-send's
+// last status write), so the time down with it counts as held: a message
+// queued before counts only its unheld time toward queuelifetime. Dated
+// from the start, the message below (two hours old, lifetime 600 s) was
+// dying at the release and bounced at its first deferral (QA bounce).
+func TestHoldSetWhileStopped(t *testing.T) {
+	root := newTree(t)
+	agedDeferral(t, root)
+	now := time.Now().Unix()
+	at := func(p string, t int64) {
+		if err := os.Chtimes(p, time.Unix(t, 0), time.Unix(t, 0)); err != nil {
+			panic(err)
+		}
+	}
+	status := filepath.Join(root, "queue", "lock", "sendstatus")
+	at(status, now-7100) // qmail-send stopped then
+	ctl(t, root, "holdremote", "")
+	at(filepath.Join(root, "control", "holdremote"), now-7000)
+	e := start(t, root, ok, later)
+	e.waitLog("hold: remote held", 1)
+	b, _ := os.ReadFile(filepath.Join(root, "queue", "bounce", HoldLogName))
+	if !strings.Contains(string(b), fmt.Sprintf("remote %d 0\n", now-7000)) {
+		t.Errorf("hold log at start: %q, want a remote period from %d", b, now-7000)
+	}
+	os.Remove(filepath.Join(root, "control", "holdremote"))
+	e.sigs <- syscall.SIGHUP
+	e.waitLog("deferral: later/", 1)
+	e.stop()
+	if e.log.count("failure") > 0 {
+		t.Errorf("bounced:\n%s", e.log.String())
+	}
+
+	// A flag older than the last status write: qmail-send ran without
+	// it until then (a file copied with its time), so it counts from
+	// that write only.
+	at(status, now-50)
+	ctl(t, root, "holdlocal", "")
+	at(filepath.Join(root, "control", "holdlocal"), now-9000)
+	e2 := start(t, root, ok, later)
+	e2.waitLog("hold: local held", 1)
+	e2.stop()
+	b, _ = os.ReadFile(filepath.Join(root, "queue", "bounce", HoldLogName))
+	if !strings.Contains(string(b), fmt.Sprintf("local %d ", now-50)) {
+		t.Errorf("hold log: %q, want a local period from %d", b, now-50)
+	}
+}
