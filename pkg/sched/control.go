@@ -552,13 +552,63 @@ func (s *Sched) kill(id uint64, bounce bool) (string, string) {
 			s.log.line("warning: unable to write bounce/", HeldMsgsName)
 		}
 	}
+	note := ""
+	if bounce {
+		note = s.bounceNote(id)
+	} else {
+		note = s.dropUnsendableBounce(id)
+	}
 	s.unpark(id, s.recent)
 	s.finishKilled(id, flight, damaged)
-	text := "message " + sid + ": " + plural(total, "recipient") + " " + what + inflightNote(n)
+	text := "message " + sid + ": " + plural(total, "recipient") + " " + what + inflightNote(n) + note
 	if len(damaged) > 0 {
 		text += "; damaged records left in " + strings.Join(damaged, ", ")
 	}
 	return ResultOK, text
+}
+
+// bounceNote is what the answer to a bounce of message id adds when no
+// bounce will be sent for it, as injectBounce decides: the message is
+// itself a double bounce (a triple bounce is discarded, as in qmail), or
+// a bounce while control/doublebounceto turns double bounces off.
+func (s *Sched) bounceNote(id uint64) string {
+	sender, _, _ := s.getinfo(id)
+	sender = strings.TrimSuffix(sender, "-@[]")
+	switch {
+	case sender == "#@[]":
+		return "; it is a double bounce, so no bounce is sent (a triple bounce is discarded)"
+	case sender == "" && s.cf.doublebounceto == "":
+		return "; it is a bounce and control/doublebounceto turns double bounces off, so no bounce is sent"
+	}
+	return ""
+}
+
+// dropUnsendableBounce removes, when message id is deleted, the bounce
+// of its earlier failures (bounce/ID) if it can never be sent: its
+// message file is missing or its info file names no sender. qmail-send
+// would otherwise try to send it every pass and keep the message for
+// good (qmailctl bounce refuses such a message and says to delete it).
+// It returns what the answer adds.
+func (s *Sched) dropUnsendableBounce(id uint64) string {
+	bn := fnFlat("bounce", id)
+	if _, err := os.Lstat(s.path(bn)); err != nil {
+		return ""
+	}
+	why := ""
+	if _, _, ok := s.getinfo(id); !ok {
+		why = "info file damaged (no sender)"
+	} else if _, err := os.Stat(s.path(fnSplit("mess", id))); isNoent(err) {
+		why = "message file missing"
+	}
+	if why == "" {
+		return ""
+	}
+	if err := unlink(s.path(bn)); err != nil && !isNoent(err) {
+		s.log.line("warning: unable to unlink ", bn)
+		return "; its earlier failures cannot be reported (" + why + ") and " + bn + " could not be removed"
+	}
+	s.log.line("warning: ", bn, " removed unsent: ", why, "; the earlier failures of message ", utoa(id), " are not reported")
+	return "; its earlier failures are not reported (" + why + ": " + bn + " removed)"
 }
 
 // finishKilled removes the channel files of a deleted or bounced message

@@ -855,3 +855,57 @@ func TestCtlHoldByAddressIDN(t *testing.T) {
 		}
 	}
 }
+
+// TestCtlDeleteUnsendableBounce: a delete of a message whose earlier
+// failures can never be bounced (its message file is missing) removes
+// bounce/ID and says so, and the message leaves the queue. qmailctl
+// bounce refuses such a message and says to delete it; the delete
+// answered "deleted", and qmail-send then tried to send the bounce every
+// pass, keeping the message for good (QA bounce).
+func TestCtlDeleteUnsendableBounce(t *testing.T) {
+	root := newTree(t)
+	mkCtlFIFO(t, root)
+	ctl(t, root, "holdremote", "")
+	fail := func(spawnproto.Request) (byte, string) { return 'D', "no (#5.1.1)\n" }
+	e := start(t, root, fail, ok)
+	e.waitLog("status: local 0/10", 1)
+	id := queueMsg(t, root, "ann@example.org", "gone@local.example", "c@remote.example")
+	e.trigger()
+	e.waitLog("delivery 1: failure:", 1)
+	sid := fmt.Sprint(id)
+	bn := fnFlat("bounce", id)
+	e.wait(bn, func() bool { return e.exists(bn) })
+	if err := os.Remove(filepath.Join(root, "queue", fnSplit("mess", id))); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.request("b1", "bounce", sid); got != "fail message "+sid+": message file missing: not bounced; delete it instead" {
+		t.Errorf("bounce: %q", got)
+	}
+	want := "ok message " + sid + ": 1 recipient deleted; its earlier failures are not reported (message file missing: " + bn + " removed)"
+	if got := e.request("d1", "delete", sid); got != want {
+		t.Errorf("delete: %q, want %q", got, want)
+	}
+	e.waitLog("warning: "+bn+" removed unsent: message file missing; the earlier failures of message "+sid+" are not reported", 1)
+	e.waitLog("end msg "+sid, 1)
+}
+
+// TestCtlBounceDoubleBounce: the answer to a bounce of a double bounce
+// says that no bounce is sent (a triple bounce is discarded, as in
+// qmail); it said "bounced" and the message went without a notice.
+func TestCtlBounceDoubleBounce(t *testing.T) {
+	root := newTree(t)
+	mkCtlFIFO(t, root)
+	ctl(t, root, "holdremote", "")
+	e := start(t, root, ok, ok)
+	e.waitLog("status: local 0/10", 1)
+	id := queueMsg(t, root, "#@[]", "postmaster@remote.example")
+	e.trigger()
+	e.waitLog("new msg "+fmt.Sprint(id), 1)
+	sid := fmt.Sprint(id)
+	want := "ok message " + sid + ": 1 recipient bounced; it is a double bounce, so no bounce is sent (a triple bounce is discarded)"
+	if got := e.request("b1", "bounce", sid); got != want {
+		t.Errorf("bounce: %q, want %q", got, want)
+	}
+	e.waitLog("triple bounce: discarding bounce/"+sid, 1)
+	e.waitLog("end msg "+sid, 1)
+}
