@@ -295,3 +295,34 @@ func fileExistsT(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
 }
+
+// TestSendStopsWithStart: qmail-start killed outright (daemontools' svc
+// -k) takes qmail-send with it: qmail-send gets TERM, a stop. It went on
+// running under init, outside the supervisor, and every restart of
+// qmail-start failed beside it while the holds sent through svc went
+// nowhere (QA djb).
+func TestSendStopsWithStart(t *testing.T) {
+	root := fakeTree(t, map[string]string{
+		"qmail-lspawn": "cat >/dev/null\n",
+		"qmail-rspawn": "cat >/dev/null\n",
+		"qmail-clean":  "cat >/dev/null\n",
+		"qmail-send":   "trap ': > \"$0.term\"; exit 0' TERM\n: > \"$0.up\"\nwhile :; do sleep 0.1; done\n",
+	})
+	cmd := startMain(t, root, nil, nil, "./Maildir/")
+	up := filepath.Join(root, "bin", "qmail-send.up")
+	for i := 0; i < 500 && !fileExistsT(up); i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !fileExistsT(up) {
+		t.Fatal("qmail-send did not start within 10s")
+	}
+	cmd.Process.Kill() // qmail-start only, not its group
+	waitMain(t, cmd)
+	term := filepath.Join(root, "bin", "qmail-send.term")
+	for i := 0; i < 500 && !fileExistsT(term); i++ {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !fileExistsT(term) {
+		t.Error("qmail-send got no TERM within 10s of qmail-start's death")
+	}
+}

@@ -50,6 +50,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"syscall"
 	"time"
@@ -313,6 +314,20 @@ func Run(o Options) int {
 		Stdin: logFd, Stdout: req[0][1], Stderr: rep[0][0],
 		ExtraFiles: []*os.File{req[1][1], rep[1][0], req[2][1], rep[2][0], readyW}}
 	privsep.Apply(send, creds["qmail-send"])
+	// qmail-start stays qmail-send's parent (qmail's execs into it): a
+	// supervisor's signals reach qmail-send through it, and so must its
+	// end. Killed outright (daemontools' svc -k, the OOM killer), it
+	// would leave qmail-send running with nothing to stop it, and every
+	// restart would fail beside it while holds sent through the
+	// supervisor went nowhere. The kernel sends qmail-send TERM then (a
+	// stop: running deliveries finish). The signal comes when the thread
+	// that started the child ends, so this goroutine keeps its thread
+	// until qmail-send has gone.
+	if send.SysProcAttr == nil {
+		send.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	send.SysProcAttr.Pdeathsig = syscall.SIGTERM
+	runtime.LockOSThread()
 	if err := send.Start(); err != nil {
 		return fail("unable to start qmail-send: %v", err)
 	}
