@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hqmail/hqmail/pkg/cdb"
+	"github.com/hqmail/hqmail/pkg/nofile"
 	"github.com/hqmail/hqmail/pkg/qerr"
 	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/users"
@@ -37,6 +38,31 @@ type Options struct {
 	Log io.Writer
 }
 
+// fdsNeeded is how many descriptors a run needs: the walker keeps every
+// directory of the tree open until the run ends (walk.go), and a few more
+// are open meanwhile (the file at hand, the runtime's own).
+var fdsNeeded = func() int64 {
+	n := int64(0)
+	for _, e := range Tree("") {
+		if e.Kind == Dir {
+			n++
+		}
+	}
+	return n + 32
+}()
+
+// enoughDescriptors refuses a run whose descriptor limit cannot hold the
+// tree's directories: it would stop part way ("too many open files"),
+// leaving a tree without etc/ids, which then looks like one qmail itself
+// installed, or the Go runtime would die for want of one.
+func enoughDescriptors() error {
+	if soft, hard := nofile.Raise(fdsNeeded); soft > 0 && soft < fdsNeeded {
+		return qerr.Temp("the descriptor limit is %d (hard limit %d); qmail-install keeps each directory of the tree open while it works "+
+			"and needs %d: raise it (ulimit -n %d) and run it again; nothing was changed", soft, hard, fdsNeeded, max(fdsNeeded, 256))
+	}
+	return nil
+}
+
 // ErrRefused is returned for a non-empty directory that is not a qmail tree.
 var ErrRefused = errors.New("refused")
 
@@ -52,6 +78,9 @@ func Install(opt Options) error {
 		return qerr.Perm("root %s contains ':' or a newline, which users/assign cannot hold", root)
 	}
 	if err := checkRoot(root); err != nil {
+		return err
+	}
+	if err := enoughDescriptors(); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(root, 0o755); err != nil {

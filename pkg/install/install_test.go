@@ -3,7 +3,10 @@ package install
 import (
 	"cmp"
 	"errors"
+	"fmt"
+	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -810,5 +813,33 @@ func TestProgramsAreCmd(t *testing.T) {
 	slices.Sort(got)
 	if !slices.Equal(got, cmds) {
 		t.Errorf("Programs %q, cmd/ has %q", got, cmds)
+	}
+}
+
+// TestInstallFewDescriptors: under a descriptor limit too low for the
+// tree's directories, which the run keeps open, qmail-install refuses at
+// once and says what it needs, changing nothing. It stopped part way
+// ("too many open files"), leaving a tree without etc/ids that -check
+// then took for one qmail had installed, or the runtime died (QA limits).
+func TestInstallFewDescriptors(t *testing.T) {
+	if root := os.Getenv("HQMAIL_TEST_FEWFDS"); root != "" {
+		lim := syscall.Rlimit{Cur: 64, Max: 64}
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+			fmt.Println("setrlimit:", err)
+			os.Exit(1)
+		}
+		fmt.Println("result:", Install(opts(t, root)))
+		os.Exit(0)
+	}
+	root := filepath.Join(searchableDir(t), "q")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestInstallFewDescriptors$")
+	cmd.Env = append(os.Environ(), "HQMAIL_TEST_FEWFDS="+root)
+	out, err := cmd.CombinedOutput()
+	want := fmt.Sprintf("result: the descriptor limit is 64 (hard limit 64); qmail-install keeps each directory of the tree open while it works and needs %d", fdsNeeded)
+	if err != nil || !strings.Contains(string(out), want) {
+		t.Errorf("%v:\n%s\nwant %q", err, out, want)
+	}
+	if _, err := os.Stat(root); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the tree was started: %v", err)
 	}
 }
