@@ -326,3 +326,28 @@ func TestSendStopsWithStart(t *testing.T) {
 		t.Error("qmail-send got no TERM within 10s of qmail-start's death")
 	}
 }
+
+// TestQueuedStartFailureNotFatal: a qmail-queued that cannot be started
+// (here not executable; under a low descriptor limit the fork fails) is
+// said, and the mail system starts without it: callers run qmail-queue.
+// qmail-start gave up, and with it the whole mail system (QA limits).
+func TestQueuedStartFailureNotFatal(t *testing.T) {
+	root := fakeTree(t, map[string]string{
+		"qmail-lspawn": "cat >/dev/null\n",
+		"qmail-rspawn": "cat >/dev/null\n",
+		"qmail-clean":  "cat >/dev/null\n",
+		"qmail-queued": "exit 0\n",
+		"qmail-send":   ": > \"$0.ran\"\nexit 0\n",
+	})
+	if err := os.Chmod(filepath.Join(root, "bin", "qmail-queued"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runMain(t, root, "./Maildir/")
+	if code != 0 || !fileExistsT(filepath.Join(root, "bin", "qmail-send.ran")) {
+		t.Errorf("exit %d, qmail-send ran: %v; stderr:\n%s", code, fileExistsT(filepath.Join(root, "bin", "qmail-send.ran")), stderr)
+	}
+	if !strings.Contains(stderr, "qmail-start: warning: unable to start qmail-queued: ") ||
+		!strings.Contains(stderr, "; running without it (callers run qmail-queue)") {
+		t.Errorf("stderr:\n%s", stderr)
+	}
+}

@@ -254,6 +254,11 @@ func Run(o Options) int {
 		if err != nil {
 			return fail("unable to start %s: %v", h.name, err)
 		}
+		// Its ends are its own now: closed here at once, so that the
+		// descriptors held at qmail-send's start stay few (a low
+		// ulimit -n).
+		req[i][0].Close()
+		rep[i][1].Close()
 		done := make(chan struct{})
 		helpersDone = append(helpersDone, done)
 		go func(name string) {
@@ -292,14 +297,18 @@ func Run(o Options) int {
 		}
 		cmd, err := startQueued()
 		if err != nil {
+			// The service is never needed for mail to be queued
+			// (callers run qmail-queue without it): the mail system
+			// starts without it, and says so.
 			sr.Close()
 			sw.Close()
-			return fail("unable to start qmail-queued: %v", err)
+			fmt.Fprintf(o.Stderr, "qmail-start: warning: unable to start qmail-queued: %v; running without it (callers run qmail-queue)\n", err)
+		} else {
+			queuedStop = sw
+			queuedStopped = make(chan struct{})
+			queuedDone = make(chan struct{})
+			go superviseQueued(cmd, startQueued, sr, queuedStopped, stopping, queuedDone, o.Stderr)
 		}
-		queuedStop = sw
-		queuedStopped = make(chan struct{})
-		queuedDone = make(chan struct{})
-		go superviseQueued(cmd, startQueued, sr, queuedStopped, stopping, queuedDone, o.Stderr)
 	}
 	// readyR sees end of file once qmail-send has closed its fd 7 (the
 	// fifth of ExtraFiles; sched.ReadyFd), that is, catches the signals
