@@ -377,14 +377,14 @@ func showFile(w io.Writer, d *control.Dir, cf ctlFile) error {
 func outgoingWarnings(w io.Writer, lines []string) {
 	var have4, have6 bool
 	for _, l := range lines {
-		ip := control.OutgoingAddr(l)
+		a := control.OutgoingAddr(l)
 		switch {
-		case ip == nil:
+		case !a.IsValid():
 			fmt.Fprintf(w, "  warning: %q is not an IP address: qmail-remote defers every delivery "+
 				"(Unable to read control files)\n", l)
-		case ip.To4() != nil && have4, ip.To4() == nil && have6:
+		case a.Is4() && have4, a.Is6() && have6:
 			fmt.Fprintf(w, "  warning: %s is ignored: only the first address of each family is used\n", l)
-		case ip.To4() != nil:
+		case a.Is4():
 			have4 = true
 		default:
 			have6 = true

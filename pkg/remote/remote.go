@@ -86,14 +86,14 @@ func LoadConfig(root string) (*Config, error) {
 	}
 	var have4, have6 bool
 	for _, l := range lines {
-		ip := control.OutgoingAddr(l)
-		if ip == nil {
+		a := control.OutgoingAddr(l)
+		if !a.IsValid() {
 			return nil, badOutgoingIP(l)
 		}
-		if ip.To4() != nil && !have4 {
-			c.OutgoingIP, have4 = append(c.OutgoingIP, ip.To4()), true
-		} else if ip.To4() == nil && !have6 {
-			c.OutgoingIP, have6 = append(c.OutgoingIP, ip), true
+		if a.Is4() && !have4 {
+			c.OutgoingIP, have4 = append(c.OutgoingIP, net.IP(a.AsSlice())), true
+		} else if a.Is6() && !have6 {
+			c.OutgoingIP, have6 = append(c.OutgoingIP, net.IP(a.AsSlice())), true
 		}
 	}
 	c.ResolvConf, err = d.LineDefault("resolvconf", dnsmx.DefaultResolvConf)
