@@ -238,38 +238,48 @@ func ungroup(s string) string {
 // addresses, as sendmail and Postfix read it (fetchmail's multidrop %T
 // passes a message's recipients so, in one argument). Read as one address,
 // split at its last '@', it would be a local part with an '@' and a space
-// in it, which no mailbox has: the mail bounced to its sender. An element
-// whose '@' comes only in its last word ("a b@example.org", "joe
-// (c)@example.org") stays whole, for qmail-inject's rule and unquote.
+// in it, which no mailbox has: the mail bounced to its sender. Each word
+// is kept whole, quoted strings and comments included ('a@x "b c"' is
+// a@x and the mailbox "b c"). An element whose '@' comes only in its last
+// word ("a b@example.org", "joe (c)@example.org") stays whole, for
+// qmail-inject's rule and unquote, and so does a name-addr: "a@x Joe
+// <j@y>" is j@y, its words before the '<' a phrase, as Postfix reads it.
 func splitWords(e string) []string {
-	var words []string
-	var hasAt []bool // the word has an '@' outside quotes, comments, brackets
-	start, inWord := 0, false
+	if lt, _, err := brackets(trim(e)); err != nil || lt >= 0 {
+		return []string{e} // AddrSpec reads it (or says what is wrong)
+	}
+	var cuts []int
 	topLevel(e, func(i int) {
 		if blank(e[i]) {
-			if inWord {
-				words = append(words, e[start:i])
-			}
-			start, inWord = i+1, false
-			return
-		}
-		if !inWord {
-			hasAt = append(hasAt, false)
-			inWord = true
-		}
-		if e[i] == '@' {
-			hasAt[len(hasAt)-1] = true
+			cuts = append(cuts, i)
 		}
 	})
-	if inWord {
-		words = append(words, e[start:])
+	var words []string
+	start := 0
+	for _, c := range append(cuts, len(e)) {
+		if c > start {
+			words = append(words, e[start:c])
+		}
+		start = c + 1
 	}
-	for i := 0; i < len(hasAt)-1; i++ {
-		if hasAt[i] {
+	for i := 0; i+1 < len(words); i++ {
+		if hasTopAt(words[i]) {
 			return words
 		}
 	}
 	return []string{e}
+}
+
+// hasTopAt reports whether w has an '@' outside quoted strings, comments
+// and angle brackets.
+func hasTopAt(w string) bool {
+	at := false
+	topLevel(w, func(i int) {
+		if w[i] == '@' {
+			at = true
+		}
+	})
+	return at
 }
 
 // splitList splits s at the commas outside quoted strings, comments and

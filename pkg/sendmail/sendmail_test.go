@@ -259,6 +259,15 @@ func TestMainInject(t *testing.T) {
 			in: "Subject: s\n\nb\n",
 			envelope: "Falice@remote.example\x00Tbox@mail.test\x00Tcarol-list@mail.test\x00Tdave@mail.test\x00" +
 				"Ta b@x.org\x00Tk@y.org\x00Tbox@mail.test\x00Tdave@mx.example.org\x00Tjoe@x.org\x00\x00"},
+		// A word that is all quoted string or angle brackets is kept: the
+		// first splitting dropped it, and a name-addr's address with it
+		// (QA reg24). A name-addr is read whole, its words a phrase, as
+		// Postfix reads it.
+		{name: "split keeps quoted words; a name-addr stays whole", args: []string{"sendmail",
+			`a@b.test c@d.test "x y"`, "j@x.test Joe <k@y.test>", "a@b.test c@d.test <e@f.test>"},
+			in: "Subject: s\n\nb\n",
+			envelope: "Falice@mx.example.org\x00Ta@b.test\x00Tc@d.test\x00Tx y@mx.example.org\x00" +
+				"Tk@y.test\x00Te@f.test\x00\x00"},
 		{name: "lone CR at the end", args: []string{"sendmail", "bob@example.com"},
 			in: "Subject: s\r\n\r\nlast\r", envelope: "Falice@mx.example.org\x00Tbob@example.com\x00\x00",
 			msgHas: []string{"\n\nlast\n"}, msgLacks: []string{"\r"}},
