@@ -1,8 +1,10 @@
 package install
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -159,27 +161,55 @@ func (w *walker) leaveHeld(rel string, what string) bool {
 }
 
 // ReplacedUnderSend returns a note for the admin when a qmail-send runs
-// on the tree at root from another file than the tree's bin/qmail-send:
-// an install over a running system replaced the programs by rename, and
-// the daemons started before it (qmail-start, qmail-send, the spawners,
-// qmail-clean, qmail-queued) go on with the old ones until restarted.
-// "" when no qmail-send runs, when it runs the installed file, or when
+// on the tree at root from another program than the tree's
+// bin/qmail-send: an install over a running system replaced the programs
+// by rename, and the daemons started before it (qmail-start, qmail-send,
+// the spawners, qmail-clean, qmail-queued) go on with the old ones until
+// restarted. "" when no qmail-send runs, when it runs the installed file
+// or one of the same contents (the same build installed again), or when
 // its program cannot be looked at (another user's process).
 func ReplacedUnderSend(root string) string {
 	pid, err := sendlock.Locate(root)
 	if err != nil {
 		return ""
 	}
-	running, err := os.Stat(fmt.Sprintf("/proc/%d/exe", pid))
+	exe := fmt.Sprintf("/proc/%d/exe", pid)
+	running, err := os.Stat(exe)
 	if err != nil {
 		return ""
 	}
-	installed, err := os.Stat(filepath.Join(root, "bin", "qmail-send"))
-	if err != nil || os.SameFile(running, installed) {
+	bin := filepath.Join(root, "bin", "qmail-send")
+	installed, err := os.Stat(bin)
+	if err != nil || os.SameFile(running, installed) || sameContents(exe, bin) {
 		return ""
 	}
-	return fmt.Sprintf("qmail-send (pid %d) and the daemons started with it still run the programs this install replaced: "+
+	return fmt.Sprintf("qmail-send (pid %d) and the daemons started with it still run programs that an install has since replaced in %s: "+
 		"restart hqmail (systemctl restart qmail.service, /etc/init.d/qmail restart, or make stop and make run "+
-		"for make run's tree), then check the tree with %s -root %s -check",
-		pid, filepath.Join(root, "bin", "qmail-install"), root)
+		"for make run's tree)", pid, filepath.Join(root, "bin"))
+}
+
+// sameContents reports whether the files a and b hold the same bytes
+// (false when either cannot be read).
+func sameContents(a, b string) bool {
+	fa, err := os.Open(a)
+	if err != nil {
+		return false
+	}
+	defer fa.Close()
+	fb, err := os.Open(b)
+	if err != nil {
+		return false
+	}
+	defer fb.Close()
+	ba, bb := make([]byte, 64<<10), make([]byte, 64<<10)
+	for {
+		na, ea := io.ReadFull(fa, ba)
+		nb, eb := io.ReadFull(fb, bb)
+		if na != nb || !bytes.Equal(ba[:na], bb[:nb]) {
+			return false
+		}
+		if ea != nil || eb != nil {
+			return (ea == io.EOF || ea == io.ErrUnexpectedEOF) && (eb == io.EOF || eb == io.ErrUnexpectedEOF)
+		}
+	}
 }
