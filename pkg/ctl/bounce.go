@@ -119,7 +119,8 @@ func appendBounce(root, path string, data []byte) error {
 
 // bounce is "qmailctl bounce ID...".
 func (c *cmd) bounce(args []string) int {
-	return c.perMessage("bounce", args, func(id uint64) (int, error) {
-		return BounceMessage(c.root, id)
+	return c.perMessage("bounce", args, func(id uint64) (int, string, error) {
+		n, err := BounceMessage(c.root, id)
+		return n, "", err
 	}, "bounced; qmail-send is not running and sends the bounce at its next start")
 }

@@ -187,7 +187,7 @@ options:
 		if len(args) == 1 {
 			return c.queue()
 		}
-		return c.show(args[1:])
+		return c.reporting(func() int { return c.show(args[1:]) })
 	case "linkwant":
 		return c.linkWant(args[1:])
 	case "delete":
@@ -204,7 +204,9 @@ options:
 		} else if err != nil {
 			return c.fail(ExitTemp, "%v", err)
 		}
-		fmt.Fprintln(c.out, pid)
+		if _, err := fmt.Fprintln(c.out, pid); err != nil {
+			return c.fail(ExitTemp, "unable to write output: %v", err)
+		}
 		return ExitOK
 	default:
 		fmt.Fprintf(c.err, "qmailctl: unknown command %q\n", args[0])

@@ -1253,10 +1253,16 @@ func TestQueueWriteError(t *testing.T) {
 // nothing said).
 func TestStatusWriteError(t *testing.T) {
 	root := makeTree(t)
-	var errb bytes.Buffer
-	code := Main(root, []string{"status"}, failWriter{}, &errb)
-	if code != ExitTemp || !strings.Contains(errb.String(), "unable to write output: no space left on device") {
-		t.Errorf("exit %d, stderr %q", code, errb.String())
+	queuetest.Add(t, filepath.Join(root, "queue"), queuetest.Msg{ID: 100, Birth: time.Now(), Body: "hello\n", Sender: "a@example.org",
+		Remote: []queuetest.Rcpt{{Addr: "b@example.com"}}})
+	// queue ID too, and pid (with a stand-in qmail-send) (QA reg24).
+	startFake(t, root)
+	for _, args := range [][]string{{"status"}, {"queue", "100"}, {"pid"}} {
+		var errb bytes.Buffer
+		code := Main(root, args, failWriter{}, &errb)
+		if code != ExitTemp || !strings.Contains(errb.String(), "unable to write output: no space left on device") {
+			t.Errorf("%v: exit %d, stderr %q", args, code, errb.String())
+		}
 	}
 }
 
@@ -1284,5 +1290,36 @@ func TestCheckoutNotATree(t *testing.T) {
 	}
 	if code, out, _ := run(t, root, "-h"); code != ExitOK || out == "" {
 		t.Errorf("-h in a checkout: exit %d, stdout %q", code, out)
+	}
+}
+
+// TestDeleteUnsendableBounceOffline: a delete while qmail-send is
+// stopped of a message whose bounce of earlier failures can never be
+// made (its message file is missing) removes bounce/ID and says so, as
+// qmail-send does for a delete while it runs. It said the message would
+// be removed at the next start, where it stayed for good (QA reg24).
+func TestDeleteUnsendableBounceOffline(t *testing.T) {
+	root := makeTree(t)
+	q := filepath.Join(root, "queue")
+	queuetest.WriteFile(t, filepath.Join(root, MutexFile), nil)
+	queuetest.Add(t, q, queuetest.Msg{ID: 47, Birth: time.Now(), Sender: "b@example.org",
+		Remote: []queuetest.Rcpt{{Addr: "w@y.example"}}, Bouncing: true, NoMess: true})
+	// With its message file, the bounce stays for qmail-send.
+	queuetest.Add(t, q, queuetest.Msg{ID: 48, Birth: time.Now(), Body: "x", Sender: "b@example.org",
+		Remote: []queuetest.Rcpt{{Addr: "w@y.example"}}, Bouncing: true})
+	code, out, errs := run(t, root, "delete", "47", "48")
+	want := "message 47: 1 recipient will not be delivered; qmail-send is not running and removes the message at its next start; " +
+		"its earlier failures are not reported (message file missing: bounce/47 removed)\n"
+	if code != ExitNotRunning || !strings.Contains(out, want) {
+		t.Fatalf("exit %d, stdout %q, stderr %q; want %q", code, out, errs, want)
+	}
+	if strings.Contains(out, "message 48: 1 recipient will not be delivered;") && strings.Contains(out, "bounce/48") {
+		t.Errorf("message 48's bounce named: %q", out)
+	}
+	if _, err := os.Stat(filepath.Join(q, "bounce", "47")); !os.IsNotExist(err) {
+		t.Errorf("bounce/47 still there: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(q, "bounce", "48")); err != nil {
+		t.Errorf("bounce/48: %v", err)
 	}
 }

@@ -137,15 +137,47 @@ func markAllDone(path string) (int, error) {
 
 // del is "qmailctl delete ID...".
 func (c *cmd) del(args []string) int {
-	return c.perMessage("delete", args, func(id uint64) (int, error) {
-		return DeleteMessage(c.queueDir(), id)
+	return c.perMessage("delete", args, func(id uint64) (int, string, error) {
+		n, err := DeleteMessage(c.queueDir(), id)
+		if err != nil {
+			return n, "", err
+		}
+		return n, dropUnsendableBounce(c.queueDir(), id), nil
 	}, "will not be delivered; qmail-send is not running and removes the message at its next start")
+}
+
+// dropUnsendableBounce removes, for a delete while qmail-send is
+// stopped, the bounce of a message's earlier failures (bounce/ID) when it
+// can never be sent: the message file is missing or the info file names
+// no sender. qmail-send would try to send it at every pass and keep the
+// message for good; it removes one itself for a delete while it runs. It
+// returns what the answer adds ("" when there was nothing to remove).
+func dropUnsendableBounce(q string, id uint64) string {
+	name := strconv.FormatUint(id, 10)
+	bn := filepath.Join(q, "bounce", name)
+	if _, err := os.Lstat(bn); err != nil {
+		return ""
+	}
+	why := ""
+	info, err := qhome.ReadQueueFile(filepath.Join(q, "info", qread.Sub(id), name))
+	if _, lerr := os.Lstat(filepath.Join(q, "mess", qread.Sub(id), name)); errors.Is(lerr, fs.ErrNotExist) {
+		why = "message file missing"
+	} else if err == nil && (len(info) == 0 || info[0] != 'F' || bytes.IndexByte(info, 0) < 0) {
+		why = "info file damaged (no sender)"
+	}
+	if why == "" {
+		return ""
+	}
+	if err := qhome.RemoveQueueFile(bn); err != nil {
+		return fmt.Sprintf("; its earlier failures cannot be reported (%s) and bounce/%s could not be removed: %v", why, name, err)
+	}
+	return fmt.Sprintf("; its earlier failures are not reported (%s: bounce/%s removed)", why, name)
 }
 
 // perMessage runs "qmailctl VERB ID...": through qmail-send when it runs;
 // otherwise with qmail-send locked out, act on each message in turn and
 // print "message ID: N <done>".
-func (c *cmd) perMessage(verb string, args []string, act func(id uint64) (int, error), done string) int {
+func (c *cmd) perMessage(verb string, args []string, act func(id uint64) (int, string, error), done string) int {
 	if len(args) == 0 {
 		return c.fail(ExitUsage, "usage: qmailctl %s ID...", verb)
 	}
@@ -163,7 +195,7 @@ func (c *cmd) perMessage(verb string, args []string, act func(id uint64) (int, e
 	defer unlock()
 	code := ExitOK
 	for _, id := range ids {
-		n, err := act(id)
+		n, note, err := act(id)
 		switch {
 		case errors.Is(err, errNoMessage):
 			c.fail(ExitUsage, "message %d is not in the queue", id)
@@ -172,7 +204,7 @@ func (c *cmd) perMessage(verb string, args []string, act func(id uint64) (int, e
 			c.fail(ExitTemp, "unable to %s message %d: %v", verb, id, err)
 			code = ExitTemp
 		default:
-			fmt.Fprintf(c.out, "message %d: %s %s\n", id, plural(n, "recipient"), done)
+			fmt.Fprintf(c.out, "message %d: %s %s%s\n", id, plural(n, "recipient"), done, note)
 		}
 	}
 	if code == ExitOK {

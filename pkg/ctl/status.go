@@ -21,11 +21,16 @@ import (
 // status prints the state of qmail-send, the hold flags and the queue.
 // Exit: 0 when qmail-send runs, 3 when it does not, 111 when the control
 // directory cannot be read or the report cannot be written.
-func (c *cmd) status() int {
+func (c *cmd) status() int { return c.reporting(c.statusReport) }
+
+// reporting runs report, a command whose output is its result, with
+// c.out kept as a stickyWriter: when a write failed, the command says so
+// and exits 111, whatever report returned.
+func (c *cmd) reporting(report func() int) int {
 	out := &stickyWriter{w: c.out}
 	c.out = out
 	defer func() { c.out = out.w }()
-	code := c.statusReport()
+	code := report()
 	if out.err != nil {
 		return c.fail(ExitTemp, "unable to write output: %v", out.err)
 	}
