@@ -104,6 +104,11 @@ func (c *cmd) fail(code int, format string, a ...any) int {
 	return code
 }
 
+// commands are qmailctl's commands (an unknown one is a usage error
+// wherever qmailctl runs).
+var commands = map[string]bool{"hold": true, "release": true, "boot": true, "flush": true, "reload": true,
+	"status": true, "queue": true, "linkwant": true, "delete": true, "bounce": true, "pid": true}
+
 func (c *cmd) run(args []string) int {
 options:
 	for len(args) > 0 && strings.HasPrefix(args[0], "-") {
@@ -141,7 +146,7 @@ options:
 		io.WriteString(c.err, usage)
 		return ExitUsage
 	}
-	if why := qhome.Uninstalled(c.root, "qmailctl"); why != "" {
+	if why := qhome.Uninstalled(c.root, "qmailctl"); why != "" && commands[args[0]] {
 		// A source checkout's bin/qmailctl: without this every command
 		// would report a state ("not held") of a tree that is not there.
 		return c.fail(ExitTemp, "%s", why)

@@ -1291,6 +1291,9 @@ func TestCheckoutNotATree(t *testing.T) {
 	if code, out, _ := run(t, root, "-h"); code != ExitOK || out == "" {
 		t.Errorf("-h in a checkout: exit %d, stdout %q", code, out)
 	}
+	if code, _, errs := run(t, root, "bogus"); code != ExitUsage || !strings.Contains(errs, `unknown command "bogus"`) {
+		t.Errorf("unknown command in a checkout: exit %d, stderr %q", code, errs)
+	}
 }
 
 // TestDeleteUnsendableBounceOffline: a delete while qmail-send is
