@@ -154,6 +154,30 @@ type msgCtl struct {
 	parked  [2][]entry      // held messages off the schedule, with due time
 	killed  map[uint64]byte // 'd' deleted, 'b' bounced: a deferral is final
 	results []string
+	// heldAs remembers, for the messages "hold from/to ADDRESS" held in
+	// this run, the requests that held them, so that the matching
+	// release finds a message whose matching recipient has been
+	// delivered since: its delivery was running at the hold, and the
+	// channel file went once all its records were done, leaving nothing
+	// to match (the message stayed held for good). Not kept across a
+	// restart, where the release names the messages it could not match.
+	heldAs map[uint64][]addrHold
+}
+
+// addrHold is a "hold from/to ADDRESS" request that held a message.
+type addrHold struct {
+	to   bool
+	addr string
+}
+
+// heldFor reports whether message id was held by "hold from/to addr".
+func (m *msgCtl) heldFor(id uint64, addr string, to bool) bool {
+	for _, h := range m.heldAs[id] {
+		if h.to == to && addrEqual(h.addr, addr) {
+			return true
+		}
+	}
+	return false
 }
 
 // LoadHeld reads the held-message file of the queue q (hold.ReadMsgs).
@@ -256,6 +280,7 @@ func (s *Sched) forget(id uint64) {
 		return
 	}
 	delete(s.mc.killed, id)
+	delete(s.mc.heldAs, id)
 	if s.mc.held[id] {
 		delete(s.mc.held, id)
 		if err := s.mc.save(); err != nil {
@@ -486,6 +511,7 @@ func (s *Sched) releaseMsg(id uint64) (string, string) {
 		s.mc.held[id] = true
 		return ResultDefer, "unable to write bounce/" + HeldMsgsName + ": " + err.Error()
 	}
+	delete(s.mc.heldAs, id)
 	s.unpark(id, -1)
 	return ResultOK, "message " + utoa(id) + " released"
 }
@@ -807,8 +833,9 @@ func (s *Sched) byAddress(verb, addr string) (string, string) {
 		sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	}
 	n, already := 0, 0
+	var changed []uint64
 	for _, id := range ids {
-		if !s.matches(id, addr, to) {
+		if !s.matches(id, addr, to) && (hold || !s.mc.heldFor(id, addr, to)) {
 			continue
 		}
 		switch {
@@ -823,6 +850,7 @@ func (s *Sched) byAddress(verb, addr string) (string, string) {
 		default:
 			delete(s.mc.held, id)
 		}
+		changed = append(changed, id)
 		n++
 	}
 	if n > 0 {
@@ -830,6 +858,16 @@ func (s *Sched) byAddress(verb, addr string) (string, string) {
 			s.mc.held, _ = LoadHeld(s.queue)
 			return ResultDefer, "unable to write bounce/" + HeldMsgsName + ": " + err.Error()
 		}
+	}
+	for _, id := range changed {
+		if !hold {
+			delete(s.mc.heldAs, id)
+			continue
+		}
+		if s.mc.heldAs == nil {
+			s.mc.heldAs = map[uint64][]addrHold{}
+		}
+		s.mc.heldAs[id] = append(s.mc.heldAs[id], addrHold{to: to, addr: addr})
 	}
 	dir := "from"
 	if to {
@@ -842,6 +880,11 @@ func (s *Sched) byAddress(verb, addr string) (string, string) {
 				s.stopPasses(id)
 			}
 		}
+		flying := 0
+		for _, id := range changed {
+			_, k := s.inFlight(id)
+			flying += k
+		}
 		text := plural(n, "message") + " " + dir + " " + who + " held"
 		if already > 0 {
 			verb := " were"
@@ -850,14 +893,24 @@ func (s *Sched) byAddress(verb, addr string) (string, string) {
 			}
 			text += " (" + itoa(already) + verb + " held already)"
 		}
-		return ResultOK, text
+		return ResultOK, text + inflightNote(flying)
 	}
 	for _, id := range ids {
 		if !s.mc.held[id] {
 			s.unpark(id, -1)
 		}
 	}
-	return ResultOK, plural(n, "message") + " " + dir + " " + who + " released"
+	text := plural(n, "message") + " " + dir + " " + who + " released"
+	if n == 0 && len(s.mc.held) > 0 {
+		// A message held "to" an address whose delivery has been made
+		// since, before a restart, has nothing left to match.
+		stay := " stay held (qmailctl queue shows them as msgheld; release them by id)"
+		if len(s.mc.held) == 1 {
+			stay = " stays held (qmailctl queue shows it as msgheld; release it by id)"
+		}
+		text += "; " + plural(len(s.mc.held), "message") + stay
+	}
+	return ResultOK, text
 }
 
 // allMessages lists the ids in info/ and todo/.

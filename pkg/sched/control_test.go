@@ -290,7 +290,7 @@ func TestCtlHoldByAddress(t *testing.T) {
 		{"hold-to", "joe@virt.example", "ok 0 messages to <joe@virt.example> held (1 was held already)"},
 		{"hold-from", "<>", "ok 1 message from <> held"},
 		{"release-to", "y@local.example", "ok 1 message to <y@local.example> released"},
-		{"release-from", "nobody@example.org", "ok 0 messages from <nobody@example.org> released"},
+		{"release-from", "nobody@example.org", "ok 0 messages from <nobody@example.org> released; 3 messages stay held (qmailctl queue shows them as msgheld; release them by id)"},
 	}
 	for i, tc := range tests {
 		if got := e.request(fmt.Sprint("a", i), tc.verb, tc.arg); got != tc.want {
@@ -908,4 +908,38 @@ func TestCtlBounceDoubleBounce(t *testing.T) {
 	}
 	e.waitLog("triple bounce: discarding bounce/"+sid, 1)
 	e.waitLog("end msg "+sid, 1)
+}
+
+// TestCtlReleaseToAfterDelivery: "release to ADDRESS" releases what "hold
+// to ADDRESS" held even when the matching recipient's delivery, running
+// at the hold, has succeeded since and its channel file has gone: the
+// release found nothing to match ("0 messages released") and the
+// message's other recipients stayed held for good (QA chaos). The hold's
+// answer counts the running delivery.
+func TestCtlReleaseToAfterDelivery(t *testing.T) {
+	root := newTree(t)
+	mkCtlFIFO(t, root)
+	ctl(t, root, "holdlocal", "")
+	g := newGate('K')
+	e := start(t, root, ok, g.answer)
+	e.waitLog("status: local 0/10", 1)
+	id := queueMsg(t, root, "ann@example.org", "slow@remote.example", "u1@local.example")
+	e.trigger()
+	e.waitLog("starting delivery 1:", 1)
+	want := "ok 1 message to <slow@remote.example> held; 1 delivery in progress finishes normally"
+	if got := e.request("h1", "hold-to", "slow@remote.example"); got != want {
+		t.Errorf("hold-to: %q, want %q", got, want)
+	}
+	g.open()
+	e.waitLog("delivery 1: success", 1)
+	e.wait("remote file removed", func() bool { return !e.exists(fnChan(1, id)) })
+	if got := e.request("r1", "release-to", "slow@remote.example"); got != "ok 1 message to <slow@remote.example> released" {
+		t.Errorf("release-to: %q", got)
+	}
+	if held, _ := LoadHeld(filepath.Join(root, "queue")); held[id] {
+		t.Errorf("message %d still held", id)
+	}
+	os.Remove(filepath.Join(root, "control/holdlocal"))
+	e.sigs <- syscall.SIGHUP
+	e.waitLog(fmt.Sprintf("end msg %d", id), 1)
 }
