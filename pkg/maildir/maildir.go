@@ -228,16 +228,20 @@ func deliver(dir string, head []byte, msg io.Reader, g *gate) error {
 	}
 	if err := syncDir(dfd, "new"); err != nil {
 		// Not durable: take the message back and let the sender retry.
-		unix.Unlinkat(dfd, "new/"+name, 0)
-		return fail(err, TextTemp)
+		// A reader may have taken it already (renamed it into cur/),
+		// or it cannot be removed: then it is in the user's hands,
+		// and a retry would deliver it twice. It counts as delivered.
+		if unix.Unlinkat(dfd, "new/"+name, 0) == nil {
+			return fail(err, TextTemp)
+		}
 	}
 	unix.Unlinkat(dfd, tmp, 0)
 	g.close(dfd)
 	return nil
 }
 
-// syncDir flushes the directory sub of dfd.
-func syncDir(dfd int, sub string) error {
+// syncDir flushes the directory sub of dfd (a variable for the tests).
+var syncDir = func(dfd int, sub string) error {
 	fd, err := unix.Openat(dfd, sub, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return err

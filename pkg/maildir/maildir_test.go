@@ -228,3 +228,41 @@ func TestDeliverTimeoutThenFinish(t *testing.T) {
 		t.Errorf("tmp/ not cleaned: %v", n)
 	}
 }
+
+// TestDeliverFlushFails: when new/ cannot be flushed after the link, the
+// message is taken back and the delivery deferred; but one a reader has
+// taken meanwhile (renamed into cur/) counts as delivered: it was
+// deferred, and the retry left a second copy for the reader (QA maildir).
+func TestDeliverFlushFails(t *testing.T) {
+	root := t.TempDir()
+	d := mkMaildir(t, root, "tmp", "new", "cur")
+	old := syncDir
+	t.Cleanup(func() { syncDir = old })
+	eio := errors.New("input/output error")
+	var reader bool
+	syncDir = func(dfd int, sub string) error {
+		if reader {
+			for _, n := range list(t, filepath.Join(d, "new")) {
+				os.Rename(filepath.Join(d, "new", n), filepath.Join(d, "cur", n+":2,S"))
+			}
+		}
+		return eio
+	}
+	err := Deliver(d+"/", nil, strings.NewReader("Subject: x\n\nbody\n"))
+	if !errors.Is(err, eio) && (err == nil || !strings.Contains(err.Error(), "Temporary error")) {
+		t.Errorf("no reader: %v, want a deferral", err)
+	}
+	if n := len(list(t, filepath.Join(d, "new"))) + len(list(t, filepath.Join(d, "tmp"))); n != 0 {
+		t.Errorf("no reader: %d files left in new/ and tmp/", n)
+	}
+	reader = true
+	if err := Deliver(d+"/", nil, strings.NewReader("Subject: y\n\nbody\n")); err != nil {
+		t.Errorf("taken by a reader: %v, want delivered", err)
+	}
+	if n := list(t, filepath.Join(d, "cur")); len(n) != 1 {
+		t.Errorf("cur/ holds %v, want the message", n)
+	}
+	if n := list(t, filepath.Join(d, "tmp")); len(n) != 0 {
+		t.Errorf("tmp/ holds %v", n)
+	}
+}
