@@ -170,6 +170,14 @@ type addrHold struct {
 	addr string
 }
 
+// rememberHold records that "hold from/to addr" held message id.
+func (m *msgCtl) rememberHold(id uint64, addr string, to bool) {
+	if m.heldAs == nil {
+		m.heldAs = map[uint64][]addrHold{}
+	}
+	m.heldAs[id] = append(m.heldAs[id], addrHold{to: to, addr: addr})
+}
+
 // heldFor reports whether message id was held by "hold from/to addr".
 func (m *msgCtl) heldFor(id uint64, addr string, to bool) bool {
 	for _, h := range m.heldAs[id] {
@@ -841,6 +849,11 @@ func (s *Sched) byAddress(verb, addr string) (string, string) {
 		switch {
 		case hold && s.mc.held[id]:
 			already++
+			if !s.mc.heldFor(id, addr, to) {
+				// Remembered too: the release of this address must
+				// find it however it was held.
+				s.mc.rememberHold(id, addr, to)
+			}
 			continue
 		case hold:
 			if len(s.mc.held) >= maxHeld {
@@ -864,10 +877,7 @@ func (s *Sched) byAddress(verb, addr string) (string, string) {
 			delete(s.mc.heldAs, id)
 			continue
 		}
-		if s.mc.heldAs == nil {
-			s.mc.heldAs = map[uint64][]addrHold{}
-		}
-		s.mc.heldAs[id] = append(s.mc.heldAs[id], addrHold{to: to, addr: addr})
+		s.mc.rememberHold(id, addr, to)
 	}
 	dir := "from"
 	if to {
