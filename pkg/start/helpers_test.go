@@ -351,3 +351,30 @@ func TestQueuedStartFailureNotFatal(t *testing.T) {
 		t.Errorf("stderr:\n%s", stderr)
 	}
 }
+
+// TestQueuedCrashBackoff: a qmail-queued that crashes again at once after
+// each start (a process limit kills the runtime) is started again after a
+// pause that doubles, and the alert says when: a restart every second
+// wrote 400 KB of traces into the log in 40 s (QA reg25).
+func TestQueuedCrashBackoff(t *testing.T) {
+	root := fakeTree(t, map[string]string{
+		"qmail-lspawn": "cat >/dev/null\n",
+		"qmail-rspawn": "cat >/dev/null\n",
+		"qmail-clean":  "cat >/dev/null\n",
+		"qmail-queued": "exit 2\n",
+		// Long enough for two crashes, and a pause of 1 s between.
+		"qmail-send": "sleep 6\nexit 0\n",
+	})
+	code, _, stderr := runMain(t, root, "./Maildir/")
+	if code != 0 {
+		t.Errorf("exit %d, want qmail-send's 0", code)
+	}
+	for _, want := range []string{
+		"qmail-start: alert: qmail-queued exited with status 2 (it crashed); starting it again\n",
+		"qmail-start: alert: qmail-queued exited with status 2 (it crashed); starting it again in 2s\n",
+	} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("no %q on stderr:\n%s", want, stderr)
+		}
+	}
+}

@@ -494,8 +494,17 @@ func superviseQueued(cmd *exec.Cmd, start func() (*exec.Cmd, error), stdin *os.F
 	stopped, stopping <-chan struct{}, done chan<- struct{}, stderr *os.File) {
 	defer close(done)
 	defer stdin.Close()
+	// The pause before a restart doubles with each crash that comes
+	// soon after the last start (a process limit kills the runtime at
+	// once, and a restart a second would fill the log with its traces),
+	// up to queuedMaxPause; a run of a minute or more starts it afresh.
+	pause := time.Second
+	started := time.Now()
 	for {
 		cmd.Wait()
+		if time.Since(started) >= time.Minute {
+			pause = time.Second
+		}
 		ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
 		if !ws.Signaled() && ws.ExitStatus() != 2 {
 			// An exit of its own while qmail-send runs: another service
@@ -518,16 +527,21 @@ func superviseQueued(cmd *exec.Cmd, start func() (*exec.Cmd, error), stdin *os.F
 		}
 		// Said, so that a service that keeps dying is seen; callers run
 		// qmail-queue meanwhile.
+		again := "starting it again"
+		if pause > time.Second {
+			again = fmt.Sprintf("starting it again in %v", pause)
+		}
 		if ws.Signaled() {
-			fmt.Fprintf(stderr, "qmail-start: alert: qmail-queued was killed by signal %d (%v); starting it again\n", ws.Signal(), ws.Signal())
+			fmt.Fprintf(stderr, "qmail-start: alert: qmail-queued was killed by signal %d (%v); %s\n", ws.Signal(), ws.Signal(), again)
 		} else {
-			fmt.Fprintf(stderr, "qmail-start: alert: qmail-queued exited with status 2 (it crashed); starting it again\n")
+			fmt.Fprintf(stderr, "qmail-start: alert: qmail-queued exited with status 2 (it crashed); %s\n", again)
 		}
 		select {
 		case <-stopped:
 			return
-		case <-time.After(time.Second):
+		case <-time.After(pause):
 		}
+		pause = min(2*pause, queuedMaxPause)
 		select {
 		case <-stopped:
 			return
@@ -538,9 +552,13 @@ func superviseQueued(cmd *exec.Cmd, start func() (*exec.Cmd, error), stdin *os.F
 			fmt.Fprintf(stderr, "qmail-start: warning: unable to restart qmail-queued: %v\n", err)
 			return
 		}
-		cmd = c
+		cmd, started = c, time.Now()
 	}
 }
+
+// queuedMaxPause bounds the pause before qmail-queued is started again
+// after crashes in a row (callers run qmail-queue meanwhile).
+const queuedMaxPause = 5 * time.Minute
 
 func fileExists(p string) bool {
 	_, err := os.Stat(p)
