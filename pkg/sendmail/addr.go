@@ -262,24 +262,65 @@ func splitWords(e string) []string {
 		}
 		start = c + 1
 	}
-	for i := 0; i+1 < len(words); i++ {
-		if hasTopAt(words[i]) {
+	if len(words) < 2 {
+		return []string{e}
+	}
+	last := words[len(words)-1]
+	for _, w := range words[:len(words)-1] {
+		// A word with an '@' (a quoted one too: '"a@b" c@d' is two, as
+		// Postfix reads it), or a whole quoted string before an address
+		// ('"Smith, John" john@x', a MAILTO written as a header): read
+		// together they make a local part no mailbox has.
+		if hasAt(w) || quotedWord(w) && hasAt(last) {
 			return words
 		}
 	}
 	return []string{e}
 }
 
-// hasTopAt reports whether w has an '@' outside quoted strings, comments
-// and angle brackets.
-func hasTopAt(w string) bool {
-	at := false
-	topLevel(w, func(i int) {
-		if w[i] == '@' {
-			at = true
+// hasAt reports whether w has an '@' outside comments and angle
+// brackets (in a quoted string too).
+func hasAt(w string) bool {
+	quoted, paren, angle := false, 0, 0
+	for i := 0; i < len(w); i++ {
+		switch c := w[i]; {
+		case (quoted || paren > 0) && c == '\\':
+			i++
+		case paren == 0 && c == '"':
+			quoted = !quoted
+		case quoted && c == '@':
+			return true
+		case quoted:
+		case c == '(':
+			paren++
+		case c == ')' && paren > 0:
+			paren--
+		case paren > 0:
+		case c == '<':
+			angle++
+		case c == '>' && angle > 0:
+			angle--
+		case angle == 0 && c == '@':
+			return true
 		}
-	})
-	return at
+	}
+	return false
+}
+
+// quotedWord reports whether w is one quoted string and nothing else.
+func quotedWord(w string) bool {
+	if len(w) < 2 || w[0] != '"' || w[len(w)-1] != '"' {
+		return false
+	}
+	for i := 1; i < len(w)-1; i++ {
+		switch w[i] {
+		case '\\':
+			i++
+		case '"':
+			return false
+		}
+	}
+	return true
 }
 
 // splitList splits s at the commas outside quoted strings, comments and

@@ -268,6 +268,13 @@ func TestMainInject(t *testing.T) {
 			in: "Subject: s\n\nb\n",
 			envelope: "Falice@mx.example.org\x00Ta@b.test\x00Tc@d.test\x00Tx y@mx.example.org\x00" +
 				"Tk@y.test\x00Te@f.test\x00\x00"},
+		// A quoted word with an '@', or a quoted name before an address,
+		// is a word of its own too (QA reg25: '"a@b" c@d' was the one
+		// address a@bc@d).
+		{name: "split at a quoted word", args: []string{"sendmail", `"a@b.test" c@d.test`, `"Smith, John" john@x.test`, `joe (j@x) k@y.test`},
+			in: "Subject: s\n\nb\n",
+			envelope: "Falice@mx.example.org\x00Ta@b.test\x00Tc@d.test\x00TSmith, John@mx.example.org\x00Tjohn@x.test\x00" +
+				"Tjoe k@y.test\x00\x00"},
 		{name: "lone CR at the end", args: []string{"sendmail", "bob@example.com"},
 			in: "Subject: s\r\n\r\nlast\r", envelope: "Falice@mx.example.org\x00Tbob@example.com\x00\x00",
 			msgHas: []string{"\n\nlast\n"}, msgLacks: []string{"\r"}},
