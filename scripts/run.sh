@@ -70,6 +70,14 @@ if [ -n "$still" ]; then
   echo "start again once it has exited (it does so by itself)" >&2
   exit 1
 fi
+# A qmail-send whose qmail-start was killed (not by make stop) gets TERM
+# and finishes its running deliveries before it exits: a new start would
+# find it holding the queue and stop at once.
+if [ -x "$ROOT/bin/qmailctl" ] && p=$("$ROOT/bin/qmailctl" pid 2>/dev/null); then
+  echo "qmail-send (pid $p) of $ROOT still runs without the qmail-start that started it: it finishes" >&2
+  echo "its deliveries in progress and exits by itself; start again once it has" >&2
+  exit 1
+fi
 if [ "$(id -u)" = 0 ]; then
   # qmail's users must reach the tree: every directory above it needs
   # search permission for others (Debian's /root is 0700).

@@ -378,3 +378,48 @@ func TestRunScriptHoldsAtEveryStart(t *testing.T) {
 		t.Errorf("holdremote %q, want \"1\" kept", b)
 	}
 }
+
+// TestRunScriptOrphanedSend: after qmail-start was killed (kill -9, not
+// make stop), its qmail-send gets TERM and finishes the delivery in
+// progress before it exits. run.sh start then says so and fails: it said
+// "hqmail is running" (the old qmail-send held the lock), and nothing ran
+// once that one had gone (QA reg25).
+func TestRunScriptOrphanedSend(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test skipped under -short")
+	}
+	r := newRunShTree(t, fmt.Sprintf("127.0.0.1:%d", freePort(t)), true)
+	if out, err := r.script("start"); err != nil {
+		t.Fatalf("run.sh start: %v\n%s", err, out)
+	}
+	// A delivery that takes a while: the user's .qmail runs sleep.
+	home := filepath.Join(r.root, "home", r.name)
+	dq := filepath.Join(home, ".qmail")
+	if err := os.WriteFile(dq, []byte("|sleep 8\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Chown(dq, r.uid, r.gid)
+	if out, err := r.run([]byte("Subject: slow\n\nx\n"), filepath.Join(r.root, "bin", "sendmail"), r.name+"@localhost"); err != nil {
+		t.Fatalf("sendmail: %v\n%s", err, out)
+	}
+	log := filepath.Join(r.root, "var", "qmail-send.log")
+	if !harness.Eventually(30*time.Second, func() bool {
+		b, _ := os.ReadFile(log)
+		return bytes.Contains(b, []byte("starting delivery"))
+	}) {
+		b, _ := os.ReadFile(log)
+		t.Fatalf("no delivery started within 30s:\n%s", b)
+	}
+	start := r.pid("start.pid")
+	if start == 0 {
+		t.Fatal("no start.pid")
+	}
+	syscall.Kill(start, syscall.SIGKILL)
+	out, err := r.script("start")
+	if err == nil || !strings.Contains(out, "still runs without the qmail-start that started it") {
+		t.Errorf("run.sh start beside the stopping qmail-send: %v\n%s", err, out)
+	}
+	if strings.Contains(out, "hqmail is running") {
+		t.Errorf("run.sh start said it runs:\n%s", out)
+	}
+}
