@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -160,32 +162,62 @@ func (w *walker) leaveHeld(rel string, what string) bool {
 	return true
 }
 
-// ReplacedUnderSend returns a note for the admin when a qmail-send runs
-// on the tree at root from another program than the tree's
-// bin/qmail-send: an install over a running system replaced the programs
-// by rename, and the daemons started before it (qmail-start, qmail-send,
-// the spawners, qmail-clean, qmail-queued) go on with the old ones until
-// restarted. "" when no qmail-send runs, when it runs the installed file
-// or one of the same contents (the same build installed again), or when
-// its program cannot be looked at (another user's process).
+// ReplacedUnderSend returns a note for the admin when programs of the
+// tree at root run from files an install has since replaced: an install
+// over a running system replaces the programs by rename, and the daemons
+// started before it (qmail-start, qmail-send, the spawners, qmail-clean,
+// qmail-queued, a qmail-smtpd -listen, qmail-linkwatch) go on with the old
+// ones until restarted. Every process whose program was root/bin/NAME and
+// is gone ("NAME (deleted)" in /proc/PID/exe) is named, unless the file
+// there now holds the same bytes (the same build installed again). ""
+// when there is none, or when the processes cannot be looked at (other
+// users' processes, for an ordinary user).
 func ReplacedUnderSend(root string) string {
-	pid, err := sendlock.Locate(root)
+	return replacedRunning(root, "/proc")
+}
+
+func replacedRunning(root, proc string) string {
+	bin := filepath.Join(root, "bin")
+	if r, err := filepath.EvalSymlinks(bin); err == nil {
+		bin = r
+	}
+	ents, err := os.ReadDir(proc)
 	if err != nil {
 		return ""
 	}
-	exe := fmt.Sprintf("/proc/%d/exe", pid)
-	running, err := os.Stat(exe)
-	if err != nil {
+	var stale []string
+	for _, e := range ents {
+		pid := e.Name()
+		if pid == "" || strings.Trim(pid, "0123456789") != "" {
+			continue
+		}
+		exe := filepath.Join(proc, pid, "exe")
+		target, err := os.Readlink(exe)
+		if err != nil {
+			continue
+		}
+		old, ok := strings.CutSuffix(target, " (deleted)")
+		if !ok || filepath.Dir(old) != bin {
+			continue
+		}
+		name := filepath.Base(old)
+		if sameContents(exe, filepath.Join(bin, name)) {
+			continue
+		}
+		stale = append(stale, name+" (pid "+pid+")")
+	}
+	if len(stale) == 0 {
 		return ""
 	}
-	bin := filepath.Join(root, "bin", "qmail-send")
-	installed, err := os.Stat(bin)
-	if err != nil || os.SameFile(running, installed) || sameContents(exe, bin) {
-		return ""
+	sort.Strings(stale)
+	verb := "still run programs"
+	if len(stale) == 1 {
+		verb = "still runs a program"
 	}
-	return fmt.Sprintf("qmail-send (pid %d) and the daemons started with it still run programs that an install has since replaced in %s: "+
+	return fmt.Sprintf("%s %s that an install has since replaced in %s: "+
 		"restart hqmail (systemctl restart qmail.service, /etc/init.d/qmail restart, or make stop and make run "+
-		"for make run's tree)", pid, filepath.Join(root, "bin"))
+		"for make run's tree), and qmail-linkwatch or a qmail-smtpd -listen if they are among them",
+		strings.Join(stale, ", "), verb, filepath.Join(root, "bin"))
 }
 
 // sameContents reports whether the files a and b hold the same bytes

@@ -341,46 +341,51 @@ func TestRepairCopyOfRunningTree(t *testing.T) {
 }
 
 // TestReplacedUnderSend: after an install over a running system the
-// admin is told that qmail-send still runs the replaced programs (the
-// QA upgrade run saw make install print only its usual text while the
-// old qmail-send ran on); nothing is said when qmail-send runs the
-// installed bin/qmail-send, or when none runs.
+// admin is told which daemons still run replaced programs (the QA upgrade
+// run saw make install print only its usual text while the old qmail-send
+// ran on; reg25 saw a replaced qmail-rspawn go unnamed); nothing is said
+// while they run the installed files, or files of the same bytes (the
+// same build installed again), or when none runs.
 func TestReplacedUnderSend(t *testing.T) {
 	root := filepath.Join(searchableDir(t), "q")
 	if err := Install(opts(t, root)); err != nil {
 		t.Fatal(err)
 	}
 	mutex := filepath.Join(root, "queue", "lock", "sendmutex")
-	send := filepath.Join(root, "bin", "qmail-send")
-	if err := os.WriteFile(send, []byte("#!/bin/sh\n"), 0o755); err != nil {
+	prog := filepath.Join(root, "bin", "qmail-rspawn")
+	testutil.CopyTestBinary(t, prog)
+	if note := ReplacedUnderSend(root); note != "" {
+		t.Errorf("nothing running: %q", note)
+	}
+	cur := testutil.StartLocker(t, prog, mutex)
+	if note := ReplacedUnderSend(root); note != "" {
+		t.Errorf("the installed program running: %q", note)
+	}
+	// replace puts a new file of the given bytes in place by rename, as
+	// an install does.
+	replace := func(b []byte) {
+		tmp := prog + ".new"
+		if err := os.WriteFile(tmp, b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, prog); err != nil {
+			t.Fatal(err)
+		}
+	}
+	same, err := os.ReadFile(prog)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if note := ReplacedUnderSend(root); note != "" {
-		t.Errorf("no qmail-send running: %q", note)
-	}
-	// An old qmail-send: this test binary, which is not bin/qmail-send.
-	old := testutil.StartLocker(t, os.Args[0], mutex)
-	note := ReplacedUnderSend(root)
-	want := fmt.Sprintf("qmail-send (pid %d) and the daemons started with it still run programs that an install has since replaced in %s: restart hqmail",
-		old.Process.Pid, filepath.Join(root, "bin"))
-	if !strings.HasPrefix(note, want) {
-		t.Errorf("old qmail-send running: %q", note)
-	}
-	old.Process.Kill()
-	old.Wait()
-	// The installed one: bin/qmail-send is this test binary too.
-	os.Remove(send)
-	testutil.CopyTestBinary(t, send)
-	cur := testutil.StartLocker(t, send, mutex)
-	if note := ReplacedUnderSend(root); note != "" {
-		t.Errorf("the installed qmail-send running: %q", note)
-	}
-	// The same build installed again over it: another file, the same
-	// bytes; nothing to restart for.
-	os.Rename(send, send+".old")
-	testutil.CopyTestBinary(t, send)
+	replace(same)
 	if note := ReplacedUnderSend(root); note != "" {
 		t.Errorf("the same build installed again: %q", note)
+	}
+	replace([]byte("#!/bin/sh\n"))
+	note := ReplacedUnderSend(root)
+	want := fmt.Sprintf("qmail-rspawn (pid %d) still runs a program that an install has since replaced in %s: restart hqmail",
+		cur.Process.Pid, filepath.Join(root, "bin"))
+	if !strings.HasPrefix(note, want) {
+		t.Errorf("a replaced program running: %q, want %q...", note, want)
 	}
 	cur.Process.Kill()
 	cur.Wait()
