@@ -281,30 +281,13 @@ func splitWords(e string) []string {
 // hasAt reports whether w has an '@' outside comments and angle
 // brackets (in a quoted string too).
 func hasAt(w string) bool {
-	quoted, paren, angle := false, 0, 0
-	for i := 0; i < len(w); i++ {
-		switch c := w[i]; {
-		case (quoted || paren > 0) && c == '\\':
-			i++
-		case paren == 0 && c == '"':
-			quoted = !quoted
-		case quoted && c == '@':
-			return true
-		case quoted:
-		case c == '(':
-			paren++
-		case c == ')' && paren > 0:
-			paren--
-		case paren > 0:
-		case c == '<':
-			angle++
-		case c == '>' && angle > 0:
-			angle--
-		case angle == 0 && c == '@':
-			return true
+	at := false
+	scanList(w, func(i int, _ bool) {
+		if w[i] == '@' {
+			at = true
 		}
-	}
-	return false
+	})
+	return at
 }
 
 // quotedWord reports whether w is one quoted string and nothing else.
@@ -342,6 +325,18 @@ func splitList(s string) []string {
 // that is outside quoted strings, comments and angle brackets (a
 // backslash in a quoted string or comment taking the next byte).
 func topLevel(s string, fn func(i int)) {
+	scanList(s, func(i int, quoted bool) {
+		if !quoted {
+			fn(i)
+		}
+	})
+}
+
+// scanList calls fn with the index of each byte of the address list s
+// that is outside comments and angle brackets, and whether it is inside
+// a quoted string (the quotes themselves, and a backslash in a quoted
+// string or comment with the byte it takes, are not passed).
+func scanList(s string, fn func(i int, quoted bool)) {
 	quoted, angle, paren := false, 0, 0
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; {
@@ -350,6 +345,7 @@ func topLevel(s string, fn func(i int)) {
 		case paren == 0 && c == '"':
 			quoted = !quoted
 		case quoted:
+			fn(i, true)
 		case c == '(':
 			paren++
 		case c == ')' && paren > 0:
@@ -361,7 +357,7 @@ func topLevel(s string, fn func(i int)) {
 			angle--
 		case angle > 0:
 		default:
-			fn(i)
+			fn(i, false)
 		}
 	}
 }
