@@ -56,6 +56,10 @@ stop)
   checkowner; stop
   if [ -n "$still" ]; then
     echo "stopping: qmail-send (under qmail-start, pid $still) finishes its deliveries in progress first; it exits by itself"
+  elif [ -x "$ROOT/bin/qmailctl" ] && p=$("$ROOT/bin/qmailctl" pid 2>/dev/null); then
+    # One this script did not start, or whose qmail-start was killed.
+    echo "qmail-send (pid $p) still runs on $ROOT, not under this make run's qmail-start:"
+    "$ROOT/bin/qmailctl" status 2>/dev/null | head -n 1
   elif [ "$ran" = yes ]; then echo "stopped (tree kept in $ROOT)"; else echo "not running (tree kept in $ROOT)"; fi
   exit 0 ;;
 start) ;;
@@ -64,18 +68,26 @@ esac
 
 # Problems a newcomer meets, said plainly before qmail-install trips on them.
 checkowner
+# A qmail-send this script did not start (its qmail-start is not the one
+# in start.pid) holds the tree: one whose qmail-start was killed gets TERM
+# and finishes its running deliveries before it exits; another was
+# started otherwise (the rc script, by hand). Either way a new start
+# would find the queue taken and stop at once. Said before anything is
+# stopped.
+if [ -x "$ROOT/bin/qmailctl" ] && p=$("$ROOT/bin/qmailctl" pid 2>/dev/null) &&
+   ! { [ -f "$state/start.pid" ] && ours "$(cat "$state/start.pid")" qmail-start; }; then
+  if "$ROOT/bin/qmailctl" status 2>/dev/null | grep -q '^qmail-send: exiting'; then
+    echo "qmail-send (pid $p) of $ROOT still runs without the qmail-start that started it: it finishes" >&2
+    echo "its deliveries in progress and exits by itself; start again once it has" >&2
+  else
+    echo "hqmail runs on $ROOT already (qmail-send pid $p), started otherwise than by make run: stop it first" >&2
+  fi
+  exit 1
+fi
 stop
 if [ -n "$still" ]; then
   echo "qmail-send (under qmail-start, pid $still) is still finishing its deliveries in progress;" >&2
   echo "start again once it has exited (it does so by itself)" >&2
-  exit 1
-fi
-# A qmail-send whose qmail-start was killed (not by make stop) gets TERM
-# and finishes its running deliveries before it exits: a new start would
-# find it holding the queue and stop at once.
-if [ -x "$ROOT/bin/qmailctl" ] && p=$("$ROOT/bin/qmailctl" pid 2>/dev/null); then
-  echo "qmail-send (pid $p) of $ROOT still runs without the qmail-start that started it: it finishes" >&2
-  echo "its deliveries in progress and exits by itself; start again once it has" >&2
   exit 1
 fi
 if [ "$(id -u)" = 0 ]; then

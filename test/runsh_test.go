@@ -414,6 +414,7 @@ func TestRunScriptOrphanedSend(t *testing.T) {
 	if start == 0 {
 		t.Fatal("no start.pid")
 	}
+	smtpd := r.pid("smtpd.pid")
 	syscall.Kill(start, syscall.SIGKILL)
 	out, err := r.script("start")
 	if err == nil || !strings.Contains(out, "still runs without the qmail-start that started it") {
@@ -421,5 +422,14 @@ func TestRunScriptOrphanedSend(t *testing.T) {
 	}
 	if strings.Contains(out, "hqmail is running") {
 		t.Errorf("run.sh start said it runs:\n%s", out)
+	}
+	// Refused before anything was stopped: the listener still runs
+	// (QA reg26), and stop names the qmail-send still finishing.
+	if smtpd == 0 || syscall.Kill(smtpd, 0) != nil {
+		t.Errorf("the refused start stopped qmail-smtpd (pid %d)", smtpd)
+	}
+	if out, err := r.script("stop"); err != nil || !strings.Contains(out, "still runs on "+r.root) ||
+		!strings.Contains(out, "qmail-send: exiting") {
+		t.Errorf("run.sh stop beside the stopping qmail-send: %v\n%s", err, out)
 	}
 }
