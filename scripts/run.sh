@@ -80,7 +80,8 @@ if [ -x "$ROOT/bin/qmailctl" ] && p=$("$ROOT/bin/qmailctl" pid 2>/dev/null) &&
     echo "qmail-send (pid $p) of $ROOT still runs without the qmail-start that started it: it finishes" >&2
     echo "its deliveries in progress and exits by itself; start again once it has" >&2
   else
-    echo "hqmail runs on $ROOT already (qmail-send pid $p), started otherwise than by make run: stop it first" >&2
+    echo "hqmail runs on $ROOT already (qmail-send pid $p), started otherwise than by make run:" >&2
+    echo "stop it first (as it was started, or kill -TERM $p, which stops it after its deliveries in progress)" >&2
   fi
   exit 1
 fi
