@@ -228,10 +228,11 @@ func deliver(dir string, head []byte, msg io.Reader, g *gate) error {
 	}
 	if err := syncDir(dfd, "new"); err != nil {
 		// Not durable: take the message back and let the sender retry.
-		// A reader may have taken it already (renamed it into cur/),
-		// or it cannot be removed: then it is in the user's hands,
-		// and a retry would deliver it twice. It counts as delivered.
-		if unix.Unlinkat(dfd, "new/"+name, 0) == nil {
+		// A reader may have taken it already (renamed it into cur/):
+		// then it is in the user's hands, and a retry would deliver it
+		// twice; it counts as delivered. Any other failure to take it
+		// back defers too: a duplicate rather than a loss.
+		if uerr := unix.Unlinkat(dfd, "new/"+name, 0); uerr != unix.ENOENT {
 			return fail(err, TextTemp)
 		}
 	}
