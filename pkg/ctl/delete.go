@@ -12,6 +12,7 @@ import (
 
 	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/qread"
+	"github.com/hqmail/hqmail/pkg/sched"
 	"golang.org/x/sys/unix"
 )
 
@@ -148,27 +149,17 @@ func (c *cmd) del(args []string) int {
 
 // dropUnsendableBounce removes, for a delete while qmail-send is
 // stopped, the bounce of a message's earlier failures (bounce/ID) when it
-// can never be sent: the message file is missing or the info file names
-// no sender. qmail-send would try to send it at every pass and keep the
-// message for good; it removes one itself for a delete while it runs. It
-// returns what the answer adds ("" when there was nothing to remove).
+// can never be sent (sched.UnsendableBounce): qmail-send would try to send
+// it at every pass and keep the message for good; it removes one itself
+// for a delete while it runs. It returns what the answer adds ("" when
+// there was nothing to remove).
 func dropUnsendableBounce(q string, id uint64) string {
-	name := strconv.FormatUint(id, 10)
-	bn := filepath.Join(q, "bounce", name)
-	if _, err := os.Lstat(bn); err != nil {
-		return ""
-	}
-	why := ""
-	info, err := qhome.ReadQueueFile(filepath.Join(q, "info", qread.Sub(id), name))
-	if _, lerr := os.Lstat(filepath.Join(q, "mess", qread.Sub(id), name)); errors.Is(lerr, fs.ErrNotExist) {
-		why = "message file missing"
-	} else if err == nil && (len(info) == 0 || info[0] != 'F' || bytes.IndexByte(info, 0) < 0) {
-		why = "info file damaged (no sender)"
-	}
+	why := sched.UnsendableBounce(q, id)
 	if why == "" {
 		return ""
 	}
-	if err := qhome.RemoveQueueFile(bn); err != nil {
+	name := strconv.FormatUint(id, 10)
+	if err := qhome.RemoveQueueFile(filepath.Join(q, "bounce", name)); err != nil {
 		return fmt.Sprintf("; its earlier failures cannot be reported (%s) and bounce/%s could not be removed: %v", why, name, err)
 	}
 	return fmt.Sprintf("; its earlier failures are not reported (%s: bounce/%s removed)", why, name)

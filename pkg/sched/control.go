@@ -6,6 +6,7 @@ import (
 	"container/heap"
 	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -618,31 +619,43 @@ func (s *Sched) bounceNote(id uint64) string {
 }
 
 // dropUnsendableBounce removes, when message id is deleted, the bounce
-// of its earlier failures (bounce/ID) if it can never be sent: its
-// message file is missing or its info file names no sender. qmail-send
-// would otherwise try to send it every pass and keep the message for
-// good (qmailctl bounce refuses such a message and says to delete it).
-// It returns what the answer adds.
+// of its earlier failures (bounce/ID) if it can never be sent
+// (UnsendableBounce). qmail-send would otherwise try to send it every
+// pass and keep the message for good (qmailctl bounce refuses such a
+// message and says to delete it). It returns what the answer adds.
 func (s *Sched) dropUnsendableBounce(id uint64) string {
-	bn := fnFlat("bounce", id)
-	if _, err := os.Lstat(s.path(bn)); err != nil {
-		return ""
-	}
-	why := ""
-	if _, _, ok := s.getinfo(id); !ok {
-		why = "info file damaged (no sender)"
-	} else if _, err := os.Stat(s.path(fnSplit("mess", id))); isNoent(err) {
-		why = "message file missing"
-	}
+	why := UnsendableBounce(s.queue, id)
 	if why == "" {
 		return ""
 	}
+	bn := fnFlat("bounce", id)
 	if err := unlink(s.path(bn)); err != nil && !isNoent(err) {
 		s.log.line("warning: unable to unlink ", bn)
 		return "; its earlier failures cannot be reported (" + why + ") and " + bn + " could not be removed"
 	}
 	s.log.line("warning: ", bn, " removed unsent: ", why, "; the earlier failures of message ", utoa(id), " are not reported")
 	return "; its earlier failures are not reported (" + why + ": " + bn + " removed)"
+}
+
+// UnsendableBounce says why the bounce of the earlier failures of message
+// id in queue directory q (its bounce/ID) can never be made: "message
+// file missing", or "info file damaged (no sender)" for an info file read
+// whole whose first record is no sender. "" when there is no bounce/ID,
+// or nothing stops it (a file that cannot be read now may be read later).
+// qmail-send uses it for a delete while it runs, qmailctl for one while
+// it is stopped.
+func UnsendableBounce(q string, id uint64) string {
+	if _, err := os.Lstat(filepath.Join(q, fnFlat("bounce", id))); err != nil {
+		return ""
+	}
+	if _, err := os.Lstat(filepath.Join(q, fnSplit("mess", id))); errors.Is(err, fs.ErrNotExist) {
+		return "message file missing"
+	}
+	info, err := qhome.ReadQueueFile(filepath.Join(q, fnSplit("info", id)))
+	if err == nil && (len(info) == 0 || info[0] != 'F' || bytes.IndexByte(info, 0) < 0) {
+		return "info file damaged (no sender)"
+	}
+	return ""
 }
 
 // finishKilled removes the channel files of a deleted or bounced message
