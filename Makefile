@@ -16,7 +16,7 @@ BIN     := bin
 GOFLAGS_BUILD := -trimpath
 export CGO_ENABLED := 0
 
-.PHONY: all help build test vet fmt-check unit race integration run stop install install-links bench fuzz clean
+.PHONY: all help build test vet fmt-check unit race cross integration run stop install install-links bench fuzz clean
 
 all: build
 
@@ -54,7 +54,11 @@ race:
 integration: build
 	GO=$(GO) sh scripts/gotest.sh -count=1 -timeout 20m ./test/...
 
-test: build fmt-check vet unit race integration
+# 32-bit and big-endian builds, and the unit tests as 386 (scripts/cross.sh).
+cross:
+	GO=$(GO) sh scripts/cross.sh
+
+test: build fmt-check vet unit race cross integration
 
 run: build
 	@sh scripts/run.sh start

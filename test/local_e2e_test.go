@@ -46,14 +46,15 @@ func TestLocalDeliveryKinds(t *testing.T) {
 	uid, gid := a.UID, a.GID
 	if os.Geteuid() == 0 {
 		// Past 2^31 (useradd takes up to 2^32-2): ids are unsigned.
-		uid = 3_000_000_021
+		big := uint32(3_000_000_021)
+		uid = int(big)
 	}
 	home := tr.Path("home-dora")
 	maildirAt(t, filepath.Join(home, "Maildir"), uid, gid)
 	os.Chown(home, uid, gid)
 	os.Chmod(home, 0o755)
 	assign, _ := os.ReadFile(tr.Path("users", "assign"))
-	entry := fmt.Sprintf("=dora:dora:%d:%d:%s:::\n", uid, gid, home)
+	entry := fmt.Sprintf("=dora:dora:%d:%d:%s:::\n", uint32(uid), uint32(gid), home)
 	os.WriteFile(tr.Path("users", "assign"), []byte(entry+string(assign)), 0o644)
 	if out, code := tr.Run(t, nil, "qmail-newu"); code != 0 {
 		t.Fatalf("qmail-newu: %d %s", code, out)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/hqmail/hqmail/pkg/getpw"
 	"github.com/hqmail/hqmail/pkg/qerr"
+	"github.com/hqmail/hqmail/pkg/unixid"
 )
 
 // Pw2uOptions select qmail-pw2u's rules. The zero value is not the default;
@@ -154,10 +155,10 @@ func Pw2u(in io.Reader, out io.Writer, warn io.Writer, o Pw2uOptions) error {
 				skip("home directory " + e.home + " is missing (use -H)")
 				continue
 			}
-			if strconv.Itoa(owner) != strings.TrimLeft(e.uid, "0") {
+			if unixid.Format(owner) != strings.TrimLeft(e.uid, "0") {
 				// Its .qmail files would run as this account while
 				// they belong to another; qmail-getpw skips it too.
-				skip(fmt.Sprintf("home directory %s is owned by uid %d, not %s (use -H)", e.home, owner, e.uid))
+				skip(fmt.Sprintf("home directory %s is owned by uid %s, not %s (use -H)", e.home, unixid.Format(owner), e.uid))
 				continue
 			}
 		}

@@ -48,7 +48,7 @@ func (c *Cleaner) Sweep() {
 		if syscall.Lstat(p, &st) != nil {
 			continue
 		}
-		atime := time.Unix(st.Atim.Sec, st.Atim.Nsec)
+		atime := time.Unix(st.Atim.Unix())
 		if now.Sub(atime) > StaleAge {
 			_ = os.Remove(p)
 		}

@@ -14,9 +14,9 @@ import (
 	"errors"
 	"github.com/hqmail/hqmail/pkg/address"
 	"github.com/hqmail/hqmail/pkg/spawn/keep"
+	"github.com/hqmail/hqmail/pkg/unixid"
 	"os"
 	"os/user"
-	"strconv"
 	"strings"
 	"syscall"
 )
@@ -94,7 +94,7 @@ func Find(pw Passwd, owner HomeOwner, alias, local string) ([]byte, int) {
 }
 
 func format(e *Entry, dash, ext string) []byte {
-	f := []string{e.Name, strconv.Itoa(e.UID), strconv.Itoa(e.GID), e.Home, dash, ext}
+	f := []string{e.Name, unixid.Format(e.UID), unixid.Format(e.GID), e.Home, dash, ext}
 	return []byte(strings.Join(f, "\x00") + "\x00")
 }
 
@@ -127,9 +127,9 @@ func (System) Lookup(name string) (*Entry, error) {
 		}
 		return nil, err
 	}
-	uid, err1 := strconv.Atoi(u.Uid)
-	gid, err2 := strconv.Atoi(u.Gid)
-	if err1 != nil || err2 != nil {
+	uid, ok1 := unixid.Parse(u.Uid)
+	gid, ok2 := unixid.Parse(u.Gid)
+	if !ok1 || !ok2 {
 		return nil, nil
 	}
 	return &Entry{Name: u.Username, UID: uid, GID: gid, Home: u.HomeDir}, nil

@@ -5,6 +5,8 @@ import (
 	"os"
 	"syscall"
 	"testing"
+
+	"github.com/hqmail/hqmail/pkg/unixid"
 )
 
 type fakePW map[string]*Entry
@@ -75,6 +77,20 @@ func TestFind(t *testing.T) {
 	}
 	if _, code := Find(fakePW{}, owner, Alias, "x"); code != ExitNoAlias {
 		t.Errorf("no alias: code %d", code)
+	}
+}
+
+// TestBigIDs: ids past 2^31-1 go out as the kernel's unsigned numbers,
+// also where int has 32 bits (make test runs this package as 386 too).
+func TestBigIDs(t *testing.T) {
+	uid, _ := unixid.Parse("3000000000")
+	gid, _ := unixid.Parse("4294967294")
+	pw := fakePW{"big": {Name: "big", UID: uid, GID: gid, Home: "/home/big"}}
+	owner := func(string) (int, error) { return uid, nil }
+	got, code := Find(pw, owner, Alias, "big-x")
+	want := "big\x003000000000\x004294967294\x00/home/big\x00-\x00x\x00"
+	if code != 0 || string(got) != want {
+		t.Errorf("Find(big-x) = %q, %d; want %q", got, code, want)
 	}
 }
 

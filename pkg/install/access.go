@@ -6,12 +6,12 @@ import (
 	"os/user"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 
 	"github.com/hqmail/hqmail/pkg/privsep"
 	"github.com/hqmail/hqmail/pkg/qhome"
+	"github.com/hqmail/hqmail/pkg/unixid"
 )
 
 // Access bits, as in a mode's rwx triple.
@@ -167,10 +167,10 @@ func (o *owners) userName(uid int) string {
 			}
 		}
 	}
-	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil {
+	if u, err := user.LookupId(unixid.Format(uid)); err == nil {
 		return u.Username
 	}
-	return strconv.Itoa(uid)
+	return unixid.Format(uid)
 }
 
 // groupName names gid as userName names a uid.
@@ -183,10 +183,10 @@ func (o *owners) groupName(gid int) string {
 	case !o.shared && gid == o.ids.Nofiles:
 		return "nofiles"
 	}
-	if g, err := user.LookupGroupId(strconv.Itoa(gid)); err == nil {
+	if g, err := user.LookupGroupId(unixid.Format(gid)); err == nil {
 		return g.Name
 	}
-	return strconv.Itoa(gid)
+	return unixid.Format(gid)
 }
 
 // whoCannot opens path for want as each of rs, and returns one line per

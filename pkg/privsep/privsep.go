@@ -17,8 +17,9 @@ import (
 	"os"
 	"os/exec"
 	"os/user"
-	"strconv"
 	"syscall"
+
+	"github.com/hqmail/hqmail/pkg/unixid"
 )
 
 // Cred is a set of ids for a child process: uid, primary gid and the
@@ -83,7 +84,7 @@ func Exactly(uid, gid int) *Cred {
 // UserGroups returns the supplementary groups /etc/group gives the user
 // with the given uid, or nil when the user is not in the passwd file.
 func UserGroups(uid int) []int {
-	u, err := user.LookupId(strconv.Itoa(uid))
+	u, err := user.LookupId(unixid.Format(uid))
 	if err != nil {
 		return nil
 	}
@@ -93,7 +94,7 @@ func UserGroups(uid int) []int {
 	}
 	var out []int
 	for _, s := range ids {
-		if g, err := strconv.Atoi(s); err == nil {
+		if g, ok := unixid.Parse(s); ok {
 			out = append(out, g)
 		}
 	}

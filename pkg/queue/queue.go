@@ -73,6 +73,7 @@ import (
 	"github.com/hqmail/hqmail/pkg/qdate"
 	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/qq"
+	"github.com/hqmail/hqmail/pkg/unixid"
 )
 
 // Alarm is qmail-queue's suicide timer.
@@ -633,7 +634,7 @@ func whoIDs(ids *qhome.IDs, uid int) string {
 			return "for bounce"
 		}
 	}
-	return "by uid " + strconv.Itoa(uid)
+	return "by uid " + unixid.Format(uid)
 }
 
 // Main is qmail-queue: the message on fd 0, the envelope on fd 1, the root

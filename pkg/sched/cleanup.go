@@ -66,7 +66,7 @@ func (s *Sched) cleanupStep() {
 		}
 		return
 	}
-	if s.recent <= st.Atim.Sec+ossified {
+	if s.recent <= int64(st.Atim.Sec)+ossified {
 		return
 	}
 	for _, n := range []string{fnSplit("info", id), fnFlat("todo", id)} {

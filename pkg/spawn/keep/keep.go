@@ -115,7 +115,8 @@ func statID(path string) *fileID {
 	if unix.Stat(path, &st) != nil {
 		return nil
 	}
-	return &fileID{dev: st.Dev, ino: st.Ino, size: st.Size, mtime: st.Mtim.Sec, nsec: st.Mtim.Nsec}
+	sec, nsec := st.Mtim.Unix()
+	return &fileID{dev: uint64(st.Dev), ino: st.Ino, size: st.Size, mtime: sec, nsec: nsec}
 }
 
 // Enabled reports whether keep mode is on: Cache is positive and the

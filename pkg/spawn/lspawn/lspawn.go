@@ -22,7 +22,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"time"
 
 	"github.com/hqmail/hqmail/pkg/address"
@@ -35,6 +34,7 @@ import (
 	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/spawn"
 	"github.com/hqmail/hqmail/pkg/spawn/keep"
+	"github.com/hqmail/hqmail/pkg/unixid"
 )
 
 // Exit codes of qmail-lspawn's delivery child (qmail's qlx.h).
@@ -127,10 +127,7 @@ func ParseFields(b []byte) (*Fields, bool) {
 	}
 	// Linux ids are 32 bits wide; (uid_t)-1 means "no change" to
 	// setresuid and is nobody's id.
-	num := func(s []byte) (int, bool) {
-		n, err := strconv.ParseUint(string(s), 10, 32)
-		return int(n), err == nil && n != 1<<32-1
-	}
+	num := func(s []byte) (int, bool) { return unixid.Parse(string(s)) }
 	uid, ok1 := num(parts[1])
 	gid, ok2 := num(parts[2])
 	if !ok1 || !ok2 {
@@ -295,7 +292,7 @@ func (l *Local) Deliver(d *spawn.Delivery) (spawn.Status, error) {
 	if l.Switch {
 		cred = privsep.Exactly(f.UID, f.GID) // never uid 0: refused above
 	} else if f.UID != l.Self {
-		return spawn.Status{Report: "ZUnable to deliver as uid " + strconv.Itoa(f.UID) +
+		return spawn.Status{Report: "ZUnable to deliver as uid " + unixid.Format(f.UID) +
 			": qmail-lspawn runs without root and cannot switch users. (#4.3.0)\n"}, nil
 	}
 	if l.Keep != nil {
@@ -307,7 +304,7 @@ func (l *Local) Deliver(d *spawn.Delivery) (spawn.Status, error) {
 			privsep.Apply(cmd, cred)
 			return cmd
 		}
-		key := strconv.Itoa(f.UID) + ":" + strconv.Itoa(f.GID)
+		key := unixid.Format(f.UID) + ":" + unixid.Format(f.GID)
 		reply, res := l.Keep.Do(key, start, keep.Join(args...), int(d.Message.Fd()))
 		switch res {
 		case keep.Answered:

@@ -100,6 +100,10 @@ func TestLookupCDBFile(t *testing.T) {
 }
 
 func TestParseFields(t *testing.T) {
+	// As variables, so that the test builds where int has 32 bits: there
+	// the two ids keep their bits as negative ints, as the system calls
+	// that take them expect.
+	var bigUID, bigGID uint32 = 3000000000, 4294967294
 	tests := []struct {
 		in   string
 		ok   bool
@@ -114,7 +118,7 @@ func TestParseFields(t *testing.T) {
 		{"joe\x00x\x00100\x00/h\x00\x00\x00", false, Fields{}},
 		{"joe\x00-1\x00100\x00/h\x00\x00\x00", false, Fields{}},
 		// uids past 2^31 exist (useradd -u 3000000000); 2^32-1 is (uid_t)-1.
-		{"big\x003000000000\x004294967294\x00/h\x00\x00\x00", true, Fields{"big", 3000000000, 4294967294, "/h", "", ""}},
+		{"big\x003000000000\x004294967294\x00/h\x00\x00\x00", true, Fields{"big", int(bigUID), int(bigGID), "/h", "", ""}},
 		{"joe\x004294967295\x00100\x00/h\x00\x00\x00", false, Fields{}},
 		{"joe\x004294967296\x00100\x00/h\x00\x00\x00", false, Fields{}},
 		{"", false, Fields{}},
