@@ -12,7 +12,10 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/hqmail/hqmail/pkg/qhome"
+	"github.com/hqmail/hqmail/pkg/qread"
 	"github.com/hqmail/hqmail/pkg/sendlock"
+	"github.com/hqmail/hqmail/pkg/unixid"
 )
 
 // A repair may run while qmail-send runs (migrating.md allows it). What
@@ -167,20 +170,38 @@ func (w *walker) leaveHeld(rel string, what string) bool {
 // over a running system replaces the programs by rename, and the daemons
 // started before it (qmail-start, qmail-send, the spawners, qmail-clean,
 // qmail-queued, a qmail-smtpd -listen, qmail-linkwatch) go on with the old
-// ones until restarted. Every process whose program was root/bin/NAME and
-// is gone ("NAME (deleted)" in /proc/PID/exe) is named, unless the file
-// there now holds the same bytes (the same build installed again). ""
-// when there is none, or when the processes cannot be looked at (other
-// users' processes, for an ordinary user).
+// ones until restarted. A process is named when its program was
+// root/bin/NAME and is gone ("NAME (deleted)" in /proc/PID/exe), unless
+// the file there now holds the same bytes (the same build installed
+// again). "" when there is none, or when the processes cannot be looked
+// at (other users' processes, for an ordinary user).
+//
+// What /proc says of a process is its owner's to arrange: a user with a
+// user and mount namespace of their own can mount a file system of theirs
+// over root/bin, run a program of any name from it and remove it, and the
+// path reads as a replaced program of the tree. So a process counts only
+// when it runs as root or as one of the tree's own users (etc/ids; the
+// installer for a tree of an ordinary user), its real uid and its
+// effective uid both; when the deleted file it runs was on the file
+// system of root/bin (a private mount's file is not); and when NAME is
+// one of the tree's Programs (a file qmail-install replaces). The name is
+// printed only then, and escaped all the same.
 func ReplacedUnderSend(root string) string {
 	return replacedRunning(root, "/proc")
 }
 
+// replacedRunning is ReplacedUnderSend with the process table at proc (a
+// fake one in tests).
 func replacedRunning(root, proc string) string {
 	bin := filepath.Join(root, "bin")
 	if r, err := filepath.EvalSymlinks(bin); err == nil {
 		bin = r
 	}
+	var binSt unix.Stat_t
+	if err := unix.Stat(bin, &binSt); err != nil {
+		return ""
+	}
+	uids := treeUIDs(root)
 	ents, err := os.ReadDir(proc)
 	if err != nil {
 		return ""
@@ -191,20 +212,9 @@ func replacedRunning(root, proc string) string {
 		if pid == "" || strings.Trim(pid, "0123456789") != "" {
 			continue
 		}
-		exe := filepath.Join(proc, pid, "exe")
-		target, err := os.Readlink(exe)
-		if err != nil {
-			continue
+		if name, ok := staleProgram(filepath.Join(proc, pid), bin, uint64(binSt.Dev), uids); ok {
+			stale = append(stale, qread.Safe(name)+" (pid "+pid+")")
 		}
-		old, ok := strings.CutSuffix(target, " (deleted)")
-		if !ok || filepath.Dir(old) != bin {
-			continue
-		}
-		name := filepath.Base(old)
-		if sameContents(exe, filepath.Join(bin, name)) {
-			continue
-		}
-		stale = append(stale, name+" (pid "+pid+")")
 	}
 	if len(stale) == 0 {
 		return ""
@@ -220,14 +230,133 @@ func replacedRunning(root, proc string) string {
 		strings.Join(stale, ", "), verb, filepath.Join(root, "bin"))
 }
 
-// sameContents reports whether the files a and b hold the same bytes
-// (false when either cannot be read).
-func sameContents(a, b string) bool {
-	fa, err := os.Open(a)
+// treeUIDs returns the uids whose processes may be counted as the
+// tree's: root's, and those of the tree's users. Without a readable
+// etc/ids, root's only.
+func treeUIDs(root string) map[int]bool {
+	uids := map[int]bool{0: true}
+	ids, err := qhome.LoadIDs(root)
+	if err != nil {
+		return uids
+	}
+	for _, n := range qhome.UserNames {
+		uids[ids.UserByName(n).UID] = true
+	}
+	return uids
+}
+
+// isProgram reports whether name is one of the programs qmail-install
+// puts into bin/.
+func isProgram(name string) bool {
+	for _, p := range Programs {
+		if p == name {
+			return true
+		}
+	}
+	return false
+}
+
+// staleProgram returns the name of the program of bin that the process
+// whose /proc directory is dir runs, when an install has replaced it
+// since and the process counts (see ReplacedUnderSend). Everything is
+// read through one descriptor of dir: should the process end and its
+// pid be given to another meanwhile, the reads fail rather than describe
+// the other. The owner is read first: a process of root or of the tree
+// that runs a replaced program of bin at that point got there by an
+// exec of its own, not one its previous owner chose.
+func staleProgram(dir, bin string, binDev uint64, uids map[int]bool) (string, bool) {
+	dfd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "", false
+	}
+	defer unix.Close(dfd)
+	if !ownedByTree(dfd, uids) {
+		return "", false
+	}
+	target, err := readlinkAt(dfd, "exe")
+	if err != nil {
+		return "", false
+	}
+	old, ok := strings.CutSuffix(target, " (deleted)")
+	if !ok || filepath.Dir(old) != bin {
+		return "", false
+	}
+	name := filepath.Base(old)
+	if !isProgram(name) {
+		return "", false
+	}
+	// exe followed: the program's own inode, deleted or not.
+	var st unix.Stat_t
+	if err := unix.Fstatat(dfd, "exe", &st, 0); err != nil ||
+		st.Mode&unix.S_IFMT != unix.S_IFREG || uint64(st.Dev) != binDev {
+		return "", false
+	}
+	fd, err := unix.Openat(dfd, "exe", unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return "", false
+	}
+	exe := os.NewFile(uintptr(fd), filepath.Join(dir, "exe"))
+	defer exe.Close()
+	if sameContents(exe, filepath.Join(bin, name)) {
+		return "", false
+	}
+	return name, true
+}
+
+// ownedByTree reports whether the real and the effective uid on the Uid
+// line of the status file in the /proc directory dfd are both in uids.
+func ownedByTree(dfd int, uids map[int]bool) bool {
+	fd, err := unix.Openat(dfd, "status", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return false
 	}
-	defer fa.Close()
+	f := os.NewFile(uintptr(fd), "status")
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, 64<<10))
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		rest, ok := strings.CutPrefix(line, "Uid:")
+		if !ok {
+			continue
+		}
+		// real, effective, saved, file system
+		ids := strings.Fields(rest)
+		if len(ids) < 2 {
+			return false
+		}
+		for _, s := range ids[:2] {
+			uid, ok := unixid.Parse(s)
+			if !ok || !uids[uid] {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
+
+// readlinkAt returns the target of the link name in the directory dfd.
+func readlinkAt(dfd int, name string) (string, error) {
+	for size := 256; ; size *= 2 {
+		buf := make([]byte, size)
+		n, err := unix.Readlinkat(dfd, name, buf)
+		if err != nil {
+			return "", err
+		}
+		if n < size {
+			return string(buf[:n]), nil
+		}
+		if size >= 1<<16 {
+			return "", unix.ENAMETOOLONG
+		}
+	}
+}
+
+// sameContents reports whether the open file a and the file b hold the
+// same bytes (false when b cannot be read).
+func sameContents(a *os.File, b string) bool {
 	fb, err := os.Open(b)
 	if err != nil {
 		return false
@@ -235,7 +364,7 @@ func sameContents(a, b string) bool {
 	defer fb.Close()
 	ba, bb := make([]byte, 64<<10), make([]byte, 64<<10)
 	for {
-		na, ea := io.ReadFull(fa, ba)
+		na, ea := io.ReadFull(a, ba)
 		nb, eb := io.ReadFull(fb, bb)
 		if na != nb || !bytes.Equal(ba[:na], bb[:nb]) {
 			return false
