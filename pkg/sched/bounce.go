@@ -1,6 +1,7 @@
 package sched
 
 import (
+	"bufio"
 	"bytes"
 	"io"
 	"regexp"
@@ -13,14 +14,38 @@ import (
 	"github.com/hqmail/hqmail/pkg/qdate"
 )
 
+// A bounce is written as a stream, never held whole: bounce/ID grows by a
+// paragraph per failed recipient, and recipients per message have no
+// limit, so any local user can make it as large as the disk allows.
+// qmail-send reads it through fixed buffers: in the qmail format once,
+// copied as it is; in the DSN format first for what the head must say
+// before the report (ASCII or UTF-8, a recipient address that is no
+// ASCII, a boundary that no line of it starts with), then again for the
+// text part and once more for the recipients' fields, each paragraph's
+// fields written as it is read. The file does not change meanwhile:
+// qmail-send appends to it (qmailctl only while qmail-send is stopped),
+// and not while it bounces the message.
+
+// bounceBufSize is the size of each buffer a bounce is read and written
+// through.
+const bounceBufSize = 64 << 10
+
+// maxParagraph is the most bytes of one paragraph of bounce/ID held in
+// memory for its DSN fields: of a longer paragraph only the first
+// maxParagraph bytes make the fields (the text part still quotes it
+// whole). The scheduler never writes one that long: an address has at
+// most qq.MaxAddr bytes and a report at most spawnproto.MaxReport.
+const maxParagraph = 64 << 10
+
 // bounce holds what a bounce message is made of.
 type bounce struct {
-	date       time.Time
-	from       string // bouncefrom
-	host       string // bouncehost
-	sender     string // original sender, "-@[]" removed; "" = double bounce
-	dbto       string // doublebounceto@doublebouncehost
-	report     []byte // contents of bounce/ID
+	date   time.Time
+	from   string // bouncefrom
+	host   string // bouncehost
+	sender string // original sender, "-@[]" removed; "" = double bounce
+	dbto   string // doublebounceto@doublebouncehost
+	// report is bounce/ID, read through ReadAt in passes, never whole.
+	report     *io.SectionReader
 	dsn        bool
 	id         uint64
 	reportHost string
@@ -31,110 +56,178 @@ type bounce struct {
 	// nonce, when set, goes into a DSN's boundary after the id and date
 	// (qmail-send sets it from the clock's nanoseconds; see pickBoundary).
 	nonce string
+	// bufSize, when not 0, replaces bounceBufSize (tests make it small
+	// to cross buffer ends everywhere).
+	bufSize int
+
+	// What prepare learns about the report and the original (DSN only).
+	prepared             bool
+	boundary             string
+	reportASCII          bool // no byte of the report is 8-bit
+	reportUTF8           bool // the report is valid UTF-8
+	global               bool // a recipient's address is not ASCII
+	origHead8, origBody8 bool
 }
 
-// render returns the bytes before and after the copied message.
-func (b *bounce) render() (head, tail []byte) {
+// prepare makes the first pass over the report that a DSN's head needs
+// (nothing for qmail's format). It must come before writeHead and tail;
+// its error is one of reading the report.
+func (b *bounce) prepare() error {
+	b.prepared = true
+	if !b.dsn {
+		return nil
+	}
+	var err error
+	b.reportASCII, b.reportUTF8, err = scanText(b.reportReader(), b.bufLen())
+	if err != nil {
+		return err
+	}
+	b.global = false
+	err = eachParagraph(b.reportReader(), b.bufLen(), func(para []byte) error {
+		if recip, _, ok := splitParagraph(para); ok && !isASCII(recip) {
+			b.global = true // RFC 6533: an address only utf-8 can name
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	b.origHead8, b.origBody8 = scan8bit(b.orig)
+	if !isASCII([]byte(b.sender)) {
+		b.origHead8 = true // the Return-Path line
+	}
+	base := "hqmail-dsn-" + utoa(b.id) + "-" + strings.ReplaceAll(qdate.Header(b.date), " ", ".")
+	if b.nonce != "" {
+		base += "-" + b.nonce
+	}
+	b.boundary = pickBoundary(strings.ReplaceAll(base, ":", "."), b.report, b.orig)
+	return nil
+}
+
+func (b *bounce) bufLen() int {
+	if b.bufSize > 0 {
+		return b.bufSize
+	}
+	return bounceBufSize
+}
+
+// reportReader reads the report from its start (a reader of its own: the
+// passes do not share an offset).
+func (b *bounce) reportReader() io.Reader {
+	return io.NewSectionReader(b.report, 0, b.report.Size())
+}
+
+// tail returns the bytes after the copied message.
+func (b *bounce) tail() []byte {
+	if !b.dsn {
+		return nil
+	}
+	return []byte("\n--" + b.boundary + "--\n")
+}
+
+// writeHead writes the bounce up to the copied message (which follows
+// its Return-Path line), reading the report through fixed buffers.
+func (b *bounce) writeHead(out io.Writer) error {
+	if !b.prepared {
+		if err := b.prepare(); err != nil {
+			return err
+		}
+	}
+	w := bufio.NewWriterSize(out, b.bufLen())
 	double := b.sender == ""
 	to := b.sender
 	if double {
 		to = b.dbto
 	}
-	var h strings.Builder
-	h.WriteString("Date: " + qdate.Header(b.date) + "\n")
-	h.WriteString("From: " + address.QuoteLocal(b.from) + "@" + b.host + "\n")
-	h.WriteString("To: " + address.Quote(to) + "\n")
-	h.WriteString("Subject: failure notice\n")
-	boundary := ""
-	var fails []failure
-	var origHead8, origBody8, global bool
+	w.WriteString("Date: " + qdate.Header(b.date) + "\n")
+	w.WriteString("From: " + address.QuoteLocal(b.from) + "@" + b.host + "\n")
+	w.WriteString("To: " + address.Quote(to) + "\n")
+	w.WriteString("Subject: failure notice\n")
 	if b.dsn {
-		fails = parseReport(b.report)
-		for _, f := range fails {
-			if !isASCII([]byte(f.recip)) {
-				global = true // RFC 6533: an address only utf-8 can name
-			}
-		}
-		origHead8, origBody8 = scan8bit(b.orig)
-		if !isASCII([]byte(b.sender)) {
-			origHead8 = true // the Return-Path line
-		}
-		base := "hqmail-dsn-" + utoa(b.id) + "-" + strings.ReplaceAll(qdate.Header(b.date), " ", ".")
-		if b.nonce != "" {
-			base += "-" + b.nonce
-		}
-		boundary = pickBoundary(strings.ReplaceAll(base, ":", "."), b.report, b.orig)
 		reportType := "delivery-status"
-		if global {
+		if b.global {
 			reportType = "global-delivery-status" // the second part's subtype (RFC 6522)
 		}
-		h.WriteString("MIME-Version: 1.0\n")
-		h.WriteString("Content-Type: multipart/report; report-type=" + reportType + ";\n\tboundary=\"" + boundary + "\"\n")
-		if global || origHead8 || origBody8 || !isASCII(b.report) {
+		w.WriteString("MIME-Version: 1.0\n")
+		w.WriteString("Content-Type: multipart/report; report-type=" + reportType + ";\n\tboundary=\"" + b.boundary + "\"\n")
+		if b.global || b.origHead8 || b.origBody8 || !b.reportASCII {
 			// A multipart is 8bit when a part is (RFC 2045 §6.4).
-			h.WriteString("Content-Transfer-Encoding: 8bit\n")
+			w.WriteString("Content-Transfer-Encoding: 8bit\n")
 		}
-		h.WriteString("\nThis is a MIME-formatted message.\n\n--" + boundary + "\n")
+		w.WriteString("\nThis is a MIME-formatted message.\n\n--" + b.boundary + "\n")
 		// The report quotes remote replies as they came: any bytes.
 		switch {
-		case isASCII(b.report):
-			h.WriteString("Content-Type: text/plain; charset=us-ascii\n")
-		case utf8.Valid(b.report):
+		case b.reportASCII:
+			w.WriteString("Content-Type: text/plain; charset=us-ascii\n")
+		case b.reportUTF8:
 			// UTF-8 addresses, UTF-8 replies (RFC 6532, RFC 6533).
-			h.WriteString("Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n")
+			w.WriteString("Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n")
 		default:
 			// RFC 1428; without the encoding it would be read as 7bit
 			// (RFC 2045 §6.1).
-			h.WriteString("Content-Type: text/plain; charset=unknown-8bit\nContent-Transfer-Encoding: 8bit\n")
+			w.WriteString("Content-Type: text/plain; charset=unknown-8bit\nContent-Transfer-Encoding: 8bit\n")
 		}
 	}
-	h.WriteString("\nHi. This is the qmail-send program at " + b.host + ".\n")
+	w.WriteString("\nHi. This is the qmail-send program at " + b.host + ".\n")
 	if double {
-		h.WriteString("I tried to deliver a bounce message to this address, but the bounce bounced!\n\n")
+		w.WriteString("I tried to deliver a bounce message to this address, but the bounce bounced!\n\n")
 	} else {
-		h.WriteString("I'm afraid I wasn't able to deliver your message to the following addresses.\n")
-		h.WriteString("This is a permanent error; I've given up. Sorry it didn't work out.\n\n")
+		w.WriteString("I'm afraid I wasn't able to deliver your message to the following addresses.\n")
+		w.WriteString("This is a permanent error; I've given up. Sorry it didn't work out.\n\n")
 	}
 	if b.dsn {
 		// A MIME part keeps RFC 5322's 998-byte lines: a long remote
 		// reply is broken (qmail's own format keeps it as it came).
-		h.WriteString(breakLines(string(b.report), 998))
-	} else {
-		h.Write(b.report)
+		lb := &lineBreaker{w: w, max: 998}
+		if _, err := io.CopyBuffer(lb, b.reportReader(), make([]byte, b.bufLen())); err != nil {
+			return err
+		}
+		if err := lb.Close(); err != nil {
+			return err
+		}
+	} else if _, err := io.Copy(w, b.reportReader()); err != nil {
+		return err
 	}
 	if b.dsn {
-		h.WriteString("\n--" + boundary + "\n")
-		if global {
+		w.WriteString("\n--" + b.boundary + "\n")
+		if b.global {
 			// RFC 6533: the utf-8 address type needs this part, 8-bit.
-			h.WriteString("Content-Type: message/global-delivery-status\nContent-Transfer-Encoding: 8bit\n\n")
+			w.WriteString("Content-Type: message/global-delivery-status\nContent-Transfer-Encoding: 8bit\n\n")
 		} else {
-			h.WriteString("Content-Type: message/delivery-status\n\n")
+			w.WriteString("Content-Type: message/delivery-status\n\n")
 		}
-		h.WriteString("Reporting-MTA: dns; " + b.reportHost + "\n")
-		for _, p := range fails {
-			h.WriteString("\nFinal-Recipient: " + recipientField(p.recip) + "\n")
-			h.WriteString("Action: failed\n")
-			h.WriteString("Status: " + p.status + "\n")
-			h.WriteString(foldField("Diagnostic-Code: x-qmail; " + p.diag))
+		w.WriteString("Reporting-MTA: dns; " + b.reportHost + "\n")
+		err := eachParagraph(b.reportReader(), b.bufLen(), func(para []byte) error {
+			p, ok := parseParagraph(para)
+			if !ok {
+				return nil
+			}
+			w.WriteString("\nFinal-Recipient: " + recipientField(p.recip) + "\n")
+			w.WriteString("Action: failed\n")
+			w.WriteString("Status: " + p.status + "\n")
+			_, err := w.WriteString(foldField("Diagnostic-Code: x-qmail; " + p.diag))
+			return err // the reader may be gone: stop reading for nothing
+		})
+		if err != nil {
+			return err
 		}
-		h.WriteString("\n--" + boundary + "\n")
+		w.WriteString("\n--" + b.boundary + "\n")
 		switch {
-		case origHead8:
+		case b.origHead8:
 			// 8-bit header fields are RFC 6532's message/global.
-			h.WriteString("Content-Type: message/global\nContent-Transfer-Encoding: 8bit\n\n")
-		case origBody8:
-			h.WriteString("Content-Type: message/rfc822\nContent-Transfer-Encoding: 8bit\n\n")
+			w.WriteString("Content-Type: message/global\nContent-Transfer-Encoding: 8bit\n\n")
+		case b.origBody8:
+			w.WriteString("Content-Type: message/rfc822\nContent-Transfer-Encoding: 8bit\n\n")
 		default:
-			h.WriteString("Content-Type: message/rfc822\n\n")
+			w.WriteString("Content-Type: message/rfc822\n\n")
 		}
-		tail = []byte("\n--" + boundary + "--\n")
 	} else if double {
-		h.WriteString("--- Below this line is the original bounce.\n\n")
+		w.WriteString("--- Below this line is the original bounce.\n\n")
 	} else {
-		h.WriteString("--- Below this line is a copy of the message.\n\n")
+		w.WriteString("--- Below this line is a copy of the message.\n\n")
 	}
-	h.WriteString("Return-Path: <" + address.Quote(b.sender) + ">\n")
-	return []byte(h.String()), tail
+	w.WriteString("Return-Path: <" + address.Quote(b.sender) + ">\n")
+	return w.Flush() // the first error of any write above
 }
 
 // failure is one recipient's paragraph of bounce/ID.
@@ -146,74 +239,164 @@ var (
 	remoteStatusRe = regexp.MustCompile(`Remote host said: 5[0-9][0-9][ -](5\.[0-9]{1,3}\.[0-9]{1,3})\b`)
 )
 
-// parseReport splits bounce/ID into its paragraphs for the DSN part.
-func parseReport(rep []byte) []failure {
-	var out []failure
-	for _, para := range strings.Split(string(rep), "\n\n") {
-		// A report text that ends in an empty line keeps it (the rule
-		// looks at a paragraph without its last byte), and the next
-		// paragraph then starts after one more newline.
-		para = strings.TrimLeft(para, "\n")
-		if !strings.HasPrefix(para, "<") {
-			continue
-		}
-		i := strings.Index(para, ">:\n")
-		if i < 0 {
-			if !strings.HasSuffix(para, ">:") {
-				continue
-			}
-			i = len(para) - 2
-		}
-		f := failure{recip: para[1:i], status: "5.0.0"}
-		text := ""
-		if i+3 <= len(para) {
-			text = para[i+3:]
-		}
-		if m := statusRe.FindStringSubmatch(text); m != nil && m[1][0] == '5' {
-			f.status = m[1]
-		} else if m := remoteStatusRe.FindStringSubmatch(text); m != nil {
-			f.status = m[1]
-		}
-		// Header fields are ASCII (RFC 3464): every other byte becomes
-		// '?'. Bytes, not characters: a remote reply's charset is
-		// unknown, and "M\xfcller" and "M\xc3\xbcller" are the same
-		// name in two charsets (qmail-send(8) says so).
-		diag := []byte(strings.Join(strings.Fields(text), " "))
-		for j, c := range diag {
-			if c < 0x20 || c > 0x7e {
-				diag[j] = '?'
+// eachParagraph calls fn with each paragraph of the report read from r,
+// split at every "\n\n" from left to right, as strings.Split would split
+// the whole, each cut to its first maxParagraph bytes. fn's argument is
+// only valid during the call. An error of fn stops the walk and is
+// returned, as is one of reading r.
+func eachParagraph(r io.Reader, bufSize int, fn func(para []byte) error) error {
+	br := bufio.NewReaderSize(r, bufSize)
+	held := make([]byte, 0, min(maxParagraph, bufSize))
+	var n int64     // the paragraph's length so far (held is its start)
+	lastNL := false // the paragraph's last byte so far is '\n'
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if len(chunk) > 0 {
+			if lastNL && chunk[0] == '\n' {
+				// "\n\n" ends the paragraph before them. ReadSlice
+				// stopped at this '\n': chunk holds nothing else.
+				if ferr := fn(held[:min(int64(len(held)), n-1)]); ferr != nil {
+					return ferr
+				}
+				held, n, lastNL = held[:0], 0, false
+			} else {
+				held = append(held, chunk[:min(len(chunk), maxParagraph-len(held))]...)
+				n += int64(len(chunk))
+				lastNL = chunk[len(chunk)-1] == '\n'
 			}
 		}
-		f.diag = string(diag)
-		f.recip = strings.ReplaceAll(f.recip, "\n", "_")
-		out = append(out, f)
+		switch err {
+		case nil, bufio.ErrBufferFull:
+		case io.EOF:
+			return fn(held)
+		default:
+			return err
+		}
 	}
-	return out
 }
 
-// breakLines breaks every line of s longer than max bytes into lines of
-// at most max bytes, never inside a UTF-8 character.
-func breakLines(s string, max int) string {
-	var b strings.Builder
-	for s != "" {
-		line, rest, nl := strings.Cut(s, "\n")
-		for len(line) > max {
-			cut := charStart(line, max)
-			b.WriteString(line[:cut] + "\n")
-			line = line[cut:]
-		}
-		b.WriteString(line)
-		if nl {
-			b.WriteString("\n")
-		}
-		s = rest
+// splitParagraph finds a failure paragraph's recipient and text; ok is
+// false for a paragraph that names none.
+func splitParagraph(para []byte) (recip, text []byte, ok bool) {
+	// A report text that ends in an empty line keeps it (the rule
+	// looks at a paragraph without its last byte), and the next
+	// paragraph then starts after one more newline.
+	para = bytes.TrimLeft(para, "\n")
+	if len(para) == 0 || para[0] != '<' {
+		return nil, nil, false
 	}
-	return b.String()
+	i := bytes.Index(para, []byte(">:\n"))
+	if i < 0 {
+		if !bytes.HasSuffix(para, []byte(">:")) {
+			return nil, nil, false
+		}
+		return para[1 : len(para)-2], nil, true
+	}
+	return para[1:i], para[i+3:], true
 }
+
+// parseParagraph reads one recipient's failure from a paragraph of
+// bounce/ID for the DSN part.
+func parseParagraph(para []byte) (failure, bool) {
+	r, t, ok := splitParagraph(para)
+	if !ok {
+		return failure{}, false
+	}
+	text := string(t)
+	f := failure{recip: string(r), status: "5.0.0"}
+	if m := statusRe.FindStringSubmatch(text); m != nil && m[1][0] == '5' {
+		f.status = m[1]
+	} else if m := remoteStatusRe.FindStringSubmatch(text); m != nil {
+		f.status = m[1]
+	}
+	// Header fields are ASCII (RFC 3464): every other byte becomes
+	// '?'. Bytes, not characters: a remote reply's charset is
+	// unknown, and "M\xfcller" and "M\xc3\xbcller" are the same
+	// name in two charsets (qmail-send(8) says so).
+	diag := []byte(strings.Join(strings.Fields(text), " "))
+	for j, c := range diag {
+		if c < 0x20 || c > 0x7e {
+			diag[j] = '?'
+		}
+	}
+	f.diag = string(diag)
+	f.recip = strings.ReplaceAll(f.recip, "\n", "_")
+	return f, true
+}
+
+// lineBreaker passes text on to w with every line longer than max bytes
+// broken into lines of at most max bytes, never inside a UTF-8
+// character. It holds at most max+utf8.UTFMax bytes of a line; Close
+// passes on the last line when the text does not end in a newline.
+type lineBreaker struct {
+	w    io.Writer
+	max  int
+	line []byte // the current line's bytes not passed on yet
+}
+
+func (lb *lineBreaker) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		seg, rest, nl := bytes.Cut(p, []byte{'\n'})
+		p = rest
+		for len(seg) > 0 {
+			k := min(len(seg), lb.max+utf8.UTFMax-len(lb.line))
+			lb.line = append(lb.line, seg[:k]...)
+			seg = seg[k:]
+			// The cut looks at most UTFMax-1 bytes past max: with
+			// max+UTFMax bytes it is where the whole line's would be.
+			if len(lb.line) == lb.max+utf8.UTFMax {
+				if err := lb.cut(); err != nil {
+					return 0, err
+				}
+			}
+		}
+		if nl {
+			if err := lb.endLine("\n"); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return n, nil
+}
+
+// cut passes on the line's first piece.
+func (lb *lineBreaker) cut() error {
+	c := charStart(lb.line, lb.max)
+	if _, err := lb.w.Write(lb.line[:c]); err != nil {
+		return err
+	}
+	if _, err := lb.w.Write([]byte{'\n'}); err != nil {
+		return err
+	}
+	lb.line = lb.line[:copy(lb.line, lb.line[c:])]
+	return nil
+}
+
+// endLine passes on the rest of a line that ends (with nl after it).
+func (lb *lineBreaker) endLine(nl string) error {
+	for len(lb.line) > lb.max {
+		if err := lb.cut(); err != nil {
+			return err
+		}
+	}
+	if _, err := lb.w.Write(lb.line); err != nil {
+		return err
+	}
+	lb.line = lb.line[:0]
+	if nl == "" {
+		return nil
+	}
+	_, err := io.WriteString(lb.w, nl)
+	return err
+}
+
+// Close passes on a last line that has no newline.
+func (lb *lineBreaker) Close() error { return lb.endLine("") }
 
 // charStart returns i, or the start of the UTF-8 character that s[i]
 // is inside of (at most 3 bytes back): where s may be cut before i.
-func charStart(s string, i int) int {
+func charStart(s []byte, i int) int {
 	for j := i; j > 0 && j > i-utf8.UTFMax; j-- {
 		if !utf8.RuneStart(s[j]) {
 			continue
@@ -221,7 +404,7 @@ func charStart(s string, i int) int {
 		if j == i {
 			return i
 		}
-		if r, n := utf8.DecodeRuneInString(s[j:]); (r != utf8.RuneError || n > 1) && j+n > i {
+		if r, n := utf8.DecodeRune(s[j:]); (r != utf8.RuneError || n > 1) && j+n > i {
 			return j
 		}
 		return i // no character across i: not UTF-8 there
@@ -236,6 +419,38 @@ func isASCII(b []byte) bool {
 		}
 	}
 	return true
+}
+
+// scanText reports whether the text read from r is ASCII and whether it
+// is valid UTF-8, reading it through a buffer of bufSize bytes.
+func scanText(r io.Reader, bufSize int) (ascii, valid bool, err error) {
+	ascii, valid = true, true
+	buf := make([]byte, max(bufSize, 2*utf8.UTFMax))
+	kept := 0 // bytes at buf's start: a character the last read cut short
+	for {
+		n, err := r.Read(buf[kept:])
+		data := buf[:kept+n]
+		ascii = ascii && isASCII(data[kept:])
+		// Hold back a character the read may have cut: from the last
+		// byte that starts one, when fewer bytes than it needs follow.
+		end := len(data)
+		for j := len(data) - 1; j >= 0 && j > len(data)-utf8.UTFMax; j-- {
+			if utf8.RuneStart(data[j]) {
+				if !utf8.FullRune(data[j:]) {
+					end = j
+				}
+				break
+			}
+		}
+		if err == io.EOF {
+			return ascii, valid && utf8.Valid(data), nil
+		}
+		if err != nil {
+			return false, false, err
+		}
+		valid = valid && utf8.Valid(data[:end])
+		kept = copy(buf, data[end:])
+	}
 }
 
 // foldField renders a header field folded at spaces into lines of at most
@@ -273,9 +488,9 @@ func foldField(f string) string {
 // the same second can carry an earlier DSN of the same id, as ids are
 // inode numbers and come back quickly. The nonce makes that an unlikely
 // coincidence, and the scan rules it out.
-func pickBoundary(base string, report []byte, orig io.ReaderAt) string {
+func pickBoundary(base string, report, orig io.ReaderAt) string {
 	b := base
-	for n := 1; n <= 100 && (containsDelimiter(bytes.NewReader(report), "--"+b) || containsDelimiter(orig, "--"+b)); n++ {
+	for n := 1; n <= 100 && (containsDelimiter(report, "--"+b) || containsDelimiter(orig, "--"+b)); n++ {
 		b = base + "." + strconv.Itoa(n)
 	}
 	return b

@@ -36,7 +36,7 @@ func FuzzBounceReport(f *testing.F) {
 			t.Fatalf("report %q read as %+v", rep, fails)
 		}
 		b := &bounce{date: time.Unix(1e9, 0), from: "MAILER-DAEMON", host: "h.example", sender: "s@x.example",
-			report: rep, dsn: true, id: 7, reportHost: "h.example"}
+			report: reportOf(rep), dsn: true, id: 7, reportHost: "h.example"}
 		head, tail := b.render()
 		msg := append(append(head, "Subject: orig\n\nbody\n"...), tail...)
 		for _, l := range bytes.Split(head, []byte("\n")) {

@@ -1,7 +1,6 @@
 package sched
 
 import (
-	"bytes"
 	"io"
 	"os"
 	"strconv"
@@ -87,15 +86,23 @@ func (s *Sched) messDone(id uint64) {
 }
 
 // injectBounce sends bounce/ID back to the sender, if it exists. It
-// reports false when it has to be tried again later.
+// reports false when it has to be tried again later. The bounce is
+// streamed into qmail-queue: bounce/ID is read through fixed buffers
+// (bounce.go), never whole, however many recipients it reports.
 func (s *Sched) injectBounce(id uint64) bool {
 	bn := fnFlat("bounce", id)
-	report, err := qhome.ReadRegular(s.path(bn))
+	rf, err := qhome.OpenRegular(s.path(bn), os.O_RDONLY)
 	if err != nil {
 		if isNoent(err) {
 			return true
 		}
 		s.log.line("warning: unable to read ", bn) // qmail says stat; the read is what fails
+		return false
+	}
+	defer rf.Close()
+	st, err := rf.Stat()
+	if err != nil {
+		s.log.line("warning: unable to read ", bn)
 		return false
 	}
 	sender, _, ok := s.getinfo(id)
@@ -120,27 +127,57 @@ func (s *Sched) injectBounce(id uint64) bool {
 			s.log.line("warning: unable to open ", mn)
 			return false
 		}
+		defer mess.Close()
 		b := &bounce{
 			date:       time.Unix(s.now(), 0),
 			nonce:      strconv.FormatInt(time.Now().UnixNano(), 36),
 			from:       s.cf.bouncefrom,
 			host:       s.cf.bouncehost,
 			sender:     sender,
-			report:     report,
+			report:     io.NewSectionReader(rf, 0, st.Size()),
 			dbto:       s.cf.doublebounceto + "@" + s.cf.doublebouncehost,
 			dsn:        s.cf.dsn,
 			orig:       mess,
 			id:         id,
 			reportHost: s.cf.bouncehost,
 		}
-		head, tail := b.render()
+		// The first pass (what a DSN's head must say of the report)
+		// comes before qmail-queue runs, so that a report that cannot
+		// be read is said so.
+		if err := b.prepare(); err != nil {
+			s.log.line("warning: unable to read ", bn)
+			return false
+		}
 		envSender, recip := "", sender
 		if sender == "" {
 			envSender, recip = "#@[]", b.dbto
 		}
-		msg := io.MultiReader(bytes.NewReader(head), mess, bytes.NewReader(tail))
-		pid, err := s.inject(msg, envSender, []string{recip})
-		mess.Close()
+		// A goroutine writes the bounce into a pipe that qmail-queue's
+		// input is copied from. It touches no scheduler state, and is
+		// waited for before the files close: closing the pipe's reading
+		// end makes a write it is blocked in return.
+		pr, pw := io.Pipe()
+		werr := make(chan error, 1)
+		go func() {
+			err := b.writeHead(pw)
+			if err == nil {
+				_, err = io.Copy(pw, mess)
+			}
+			if err == nil {
+				_, err = pw.Write(b.tail())
+			}
+			pw.CloseWithError(err) // nil: the reader sees the end
+			werr <- err
+		}()
+		pid, err := s.inject(pr, envSender, []string{recip})
+		pr.Close()
+		if wErr := <-werr; err == nil && wErr != nil {
+			// A message that was not read whole is not queued
+			// (pkg/qq sends no envelope then); an injector that says
+			// otherwise is not believed: a bounce twice rather than a
+			// bounce cut short.
+			err = wErr
+		}
 		if err != nil {
 			if pid == 0 {
 				s.log.line("warning: unable to start qmail-queue, will try later")

@@ -113,7 +113,7 @@ func TestDSNQuotedRecipient(t *testing.T) {
 	report := []byte("<Jose N@rej.test>:\n192.0.2.1 does not like recipient.\nRemote host said: 550 5.1.1 no\n\n" +
 		"<plain@rej.test>:\nno (#5.1.1)\n\n")
 	b := &bounce{date: time.Unix(0, 0), from: "MAILER-DAEMON", host: "mx.example.org", sender: "ann@example.org",
-		report: report, dsn: true, id: 1, reportHost: "mx.example.org"}
+		report: reportOf(report), dsn: true, id: 1, reportHost: "mx.example.org"}
 	head, tail := b.render()
 	msg := string(head) + "Subject: x\n\nbody\n" + string(tail)
 	for _, w := range []string{
@@ -149,7 +149,7 @@ func TestDSN8BitOriginal(t *testing.T) {
 	}
 	for _, tc := range tests {
 		b := &bounce{date: time.Unix(0, 0), from: "MAILER-DAEMON", host: "mx.example.org", sender: "ann@example.org",
-			report: report, dsn: true, id: 1, reportHost: "mx.example.org", orig: strings.NewReader(tc.mess)}
+			report: reportOf(report), dsn: true, id: 1, reportHost: "mx.example.org", orig: strings.NewReader(tc.mess)}
 		head, tail := b.render()
 		msg := string(head) + tc.mess + string(tail)
 		types, _ := checkMIME8bit(t, msg)
@@ -163,7 +163,7 @@ func TestDSN8BitOriginal(t *testing.T) {
 		"<joe@remote.example>:\nConnected to 192.0.2.1 but sender was rejected.\nRemote host said: 553 no\n/\n\n")
 	mess := "Received: (qmail 1 invoked by uid 0); 26 Nov 2026 04:00:00 -0000\nSubject: hi\n\nbody\n"
 	b := &bounce{date: date, from: "MAILER-DAEMON", host: "mx.example.org", sender: "ann@example.org",
-		dbto: "postmaster@mx.example.org", report: report, dsn: true, id: 4242, reportHost: "mx.example.org",
+		dbto: "postmaster@mx.example.org", report: reportOf(report), dsn: true, id: 4242, reportHost: "mx.example.org",
 		orig: strings.NewReader(mess)}
 	head, tail := b.render()
 	golden(t, "dsn.golden", append(append(head, mess...), tail...))
@@ -177,7 +177,7 @@ func TestDSNBreakLinesUTF8(t *testing.T) {
 		reply := strings.Repeat("x", 990+pad) + strings.Repeat("\xc3\xbc\xe2\x82\xac\xf0\x9f\x98\x80", 400)
 		report := []byte("<a@remote.example>:\n192.0.2.1 does not like recipient.\nRemote host said: 550 " + reply + "\n\n")
 		b := &bounce{date: time.Unix(0, 0), from: "MAILER-DAEMON", host: "mx.example.org", sender: "ann@example.org",
-			report: report, dsn: true, id: 1, reportHost: "mx.example.org"}
+			report: reportOf(report), dsn: true, id: 1, reportHost: "mx.example.org"}
 		head, tail := b.render()
 		msg := string(head) + "Subject: x\n\nbody\n" + string(tail)
 		types, bodies := checkMIME8bit(t, msg)

@@ -16,7 +16,7 @@ func TestDSNBoundaryNotInOriginal(t *testing.T) {
 	report := []byte("<rejfw@a.test>:\nRemote host said: 550 no\n\n")
 	mk := func(sender string, orig string) string {
 		b := &bounce{date: date, nonce: "n", from: "MAILER-DAEMON", host: "mx.example.org", sender: sender,
-			dbto: "dbl@mx.example.org", report: report, dsn: true, id: 10264819, reportHost: "mx.example.org",
+			dbto: "dbl@mx.example.org", report: reportOf(report), dsn: true, id: 10264819, reportHost: "mx.example.org",
 			orig: strings.NewReader(orig)}
 		head, tail := b.render()
 		return string(head) + orig + string(tail)
@@ -38,11 +38,11 @@ func TestDSNBoundaryNotInOriginal(t *testing.T) {
 // remote hosts said.
 func TestDSNBoundaryNotInReport(t *testing.T) {
 	base := "hqmail-dsn-1-x"
-	got := pickBoundary(base, []byte("<a@b>:\n--"+base+"\n"), strings.NewReader("--"+base+".1 at a line start\n"))
+	got := pickBoundary(base, strings.NewReader("<a@b>:\n--"+base+"\n"), strings.NewReader("--"+base+".1 at a line start\n"))
 	if got != base+".2" {
 		t.Errorf("pickBoundary = %q, want %q", got, base+".2")
 	}
-	if got := pickBoundary(base, []byte("not at a line start --"+base+"\n"), nil); got != base {
+	if got := pickBoundary(base, strings.NewReader("not at a line start --"+base+"\n"), nil); got != base {
 		t.Errorf("pickBoundary = %q, want %q (the delimiter only counts at a line's start)", got, base)
 	}
 }

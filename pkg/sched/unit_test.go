@@ -306,7 +306,7 @@ func TestBounceText(t *testing.T) {
 	}
 	for _, tc := range tests {
 		b := &bounce{date: date, from: "MAILER-DAEMON", host: "mx.example.org", sender: tc.sender,
-			dbto: "postmaster@mx.example.org", report: report, dsn: tc.dsn, id: 4242, reportHost: "mx.example.org"}
+			dbto: "postmaster@mx.example.org", report: reportOf(report), dsn: tc.dsn, id: 4242, reportHost: "mx.example.org"}
 		head, tail := b.render()
 		golden(t, tc.name, append(append(head, mess...), tail...))
 	}
@@ -361,7 +361,7 @@ func TestDSNFields(t *testing.T) {
 		"<b@remote.example>:\n192.0.2.1 does not like recipient.\nRemote host said: 550 " + long + "\n\n" +
 		"<c@local.example>:\nSorry, no mailbox here by that name. (#5.1.1)\nRemote host said: 550 5.7.1 not this one\n\n")
 	b := &bounce{date: time.Unix(0, 0), from: "MAILER-DAEMON", host: "mx.example.org", sender: "ann@example.org",
-		report: report, dsn: true, id: 1, reportHost: "mx.example.org"}
+		report: reportOf(report), dsn: true, id: 1, reportHost: "mx.example.org"}
 	head, _ := b.render()
 	text := string(head)
 	for _, want := range []string{
