@@ -117,6 +117,9 @@ func Install(opt Options) error {
 			return qerr.Wrap(err, false, err.Error())
 		}
 	}
+	// A queue on a file system without a journal gets synchronous
+	// directory updates (dirsync.go).
+	w.queueDirsync(homeUser)
 	// qmail-send's lock, if the repair took it to replace what
 	// qmail-send holds open (running.go): a qmail-send may start now.
 	w.releaseSend()

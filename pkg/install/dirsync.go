@@ -1,0 +1,124 @@
+package install
+
+// The queue on a file system that does not order its metadata.
+//
+// qmail's queue is crash-proof only where changes to directories reach the
+// disk in the order they were made: BSD's synchronous metadata, or a
+// journal. ext2, and ext3 or ext4 made without a journal, write a
+// directory block back whenever it suits them. After a power cut a queue
+// file removed before the cut can have its name back (the removal never
+// reached the disk) while its inode was freed and given to a newer file:
+// a name in local/ or info/ then shows another file's bytes, a message is
+// stuck behind "unknown record type", or one is lost
+// (test/fault_powercut_test.go found all three). fsck repairs the file
+// system, not the queue. qmail's answer was `chattr +S` on such a queue;
+// qmail-install sets the directory-sync flag instead (`chattr +D`,
+// FS_DIRSYNC_FL) on every directory of queue/: each change of such a
+// directory (a name made, linked, renamed or removed) is on the disk when
+// the call returns, so a removed name stays removed. The programs already
+// flush each file they need before they rely on it. A directory made
+// later under a flagged one inherits the flag. On a file system with a
+// journal nothing is changed: its journal orders the changes, and the
+// flag would cost a journal commit per change.
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// fsDirsyncFL is FS_DIRSYNC_FL of <linux/fs.h>: synchronous updates of a
+// directory.
+const fsDirsyncFL = 0x00010000
+
+// procJBD2 lists the journals jbd2 runs, one directory NAME-INODE each
+// (NAME the journal's block device); a variable for the tests.
+var procJBD2 = "/proc/fs/jbd2"
+
+// sysDevBlock names block devices by major:minor; a variable for the tests.
+var sysDevBlock = "/sys/dev/block"
+
+// unjournaled reports whether the directory fd is on an ext2, ext3 or ext4
+// file system running without a journal, and names its device. Anything
+// it cannot tell is taken for journaled: the flag is only ever set where
+// the lack of a journal is known.
+func unjournaled(fd int) (bool, string) {
+	var sfs unix.Statfs_t
+	if unix.Fstatfs(fd, &sfs) != nil || uint32(sfs.Type) != unix.EXT4_SUPER_MAGIC {
+		return false, ""
+	}
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil {
+		return false, ""
+	}
+	link, err := os.Readlink(fmt.Sprintf("%s/%d:%d", sysDevBlock, unix.Major(uint64(st.Dev)), unix.Minor(uint64(st.Dev))))
+	if err != nil {
+		return false, ""
+	}
+	dev := filepath.Base(link)
+	ents, err := os.ReadDir(procJBD2)
+	if err != nil && !os.IsNotExist(err) {
+		return false, ""
+	}
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), dev+"-") {
+			return false, dev
+		}
+	}
+	return true, dev
+}
+
+// queueDirsync sets the directory-sync flag on every directory of queue/
+// when the queue is on a file system without a journal, and says so once
+// (the first run that sets it). A directory that cannot take the flag is
+// a problem of the run: the queue would not survive a power cut.
+func (w *walker) queueDirsync(homeUser string) {
+	qfd, err := w.dir("queue")
+	if err != nil {
+		return // reported where the directory was made
+	}
+	bare, dev := unjournaled(qfd)
+	if !bare {
+		return
+	}
+	set := 0
+	for _, e := range Tree(homeUser) {
+		if e.Kind != Dir || (e.Path != "queue" && !strings.HasPrefix(e.Path, "queue/")) {
+			continue
+		}
+		fd, err := w.dir(e.Path)
+		if err != nil {
+			continue
+		}
+		changed, err := setDirsync(fd)
+		if err != nil {
+			w.problem("%s: unable to make its updates synchronous (chattr +D): %v; on %s, a file system without a journal, "+
+				"the queue does not survive a power cut without it", w.path(e.Path), err, dev)
+			continue
+		}
+		if changed {
+			set++
+		}
+	}
+	if set > 0 && w.log != nil {
+		fmt.Fprintf(w.log, "qmail-install: note: %s is on %s, an ext2/ext3/ext4 file system without a journal: "+
+			"updates of its %d directories made synchronous (chattr +D), so that a power cut cannot undo a removal\n",
+			w.path("queue"), dev, set)
+	}
+}
+
+// setDirsync sets FS_DIRSYNC_FL on the directory fd; changed is false when
+// it was set already.
+func setDirsync(fd int) (changed bool, err error) {
+	flags, err := unix.IoctlGetUint32(fd, unix.FS_IOC_GETFLAGS)
+	if err != nil {
+		return false, err
+	}
+	if flags&fsDirsyncFL != 0 {
+		return false, nil
+	}
+	return true, unix.IoctlSetPointerInt(fd, unix.FS_IOC_SETFLAGS, int(flags|fsDirsyncFL))
+}

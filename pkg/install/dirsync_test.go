@@ -1,0 +1,142 @@
+package install
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// fakeJournals points procJBD2 and sysDevBlock at a fake /proc/fs/jbd2
+// and /sys/dev/block for the device dir is on: its block device is named
+// "fakedev", and it runs a journal when journal is true.
+func fakeJournals(t *testing.T, dir string, journal bool) {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	base := t.TempDir()
+	jbd2 := filepath.Join(base, "jbd2")
+	devs := filepath.Join(base, "block")
+	os.MkdirAll(jbd2, 0o755)
+	os.MkdirAll(devs, 0o755)
+	os.Symlink("../devices/virtual/block/fakedev",
+		filepath.Join(devs, fmt.Sprintf("%d:%d", unix.Major(uint64(st.Dev)), unix.Minor(uint64(st.Dev)))))
+	os.Mkdir(filepath.Join(jbd2, "otherdev-8"), 0o755)
+	if journal {
+		os.Mkdir(filepath.Join(jbd2, "fakedev-8"), 0o755)
+	}
+	oldJ, oldB := procJBD2, sysDevBlock
+	procJBD2, sysDevBlock = jbd2, devs
+	t.Cleanup(func() { procJBD2, sysDevBlock = oldJ, oldB })
+}
+
+// onExt skips the test unless dir is on ext2/ext3/ext4 and takes the
+// directory-sync flag.
+func onExt(t *testing.T, dir string) {
+	t.Helper()
+	var sfs unix.Statfs_t
+	if err := unix.Statfs(dir, &sfs); err != nil || uint32(sfs.Type) != unix.EXT4_SUPER_MAGIC {
+		t.Skipf("%s is not on ext2/ext3/ext4 (statfs type %#x)", dir, sfs.Type)
+	}
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if _, err := unix.IoctlGetUint32(fd, unix.FS_IOC_GETFLAGS); err != nil {
+		t.Skipf("FS_IOC_GETFLAGS on %s: %v", dir, err)
+	}
+}
+
+func inodeFlags(t *testing.T, dir string) uint32 {
+	t.Helper()
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	f, err := unix.IoctlGetUint32(fd, unix.FS_IOC_GETFLAGS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func TestUnjournaled(t *testing.T) {
+	dir := t.TempDir()
+	onExt(t, dir)
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	fakeJournals(t, dir, false)
+	if bare, dev := unjournaled(fd); !bare || dev != "fakedev" {
+		t.Errorf("no journal of fakedev: unjournaled = %v %q", bare, dev)
+	}
+	fakeJournals(t, dir, true)
+	if bare, _ := unjournaled(fd); bare {
+		t.Error("fakedev runs a journal: taken for one without")
+	}
+	// A device sysfs does not name is taken for journaled.
+	sysDevBlock = t.TempDir()
+	if bare, _ := unjournaled(fd); bare {
+		t.Error("unknown device: taken for one without a journal")
+	}
+}
+
+// TestInstallQueueDirsync: on ext without a journal every directory of
+// queue/ gets the flag (and the log says so once); other directories do
+// not; with a journal nothing is flagged.
+func TestInstallQueueDirsync(t *testing.T) {
+	base := searchableDir(t)
+	onExt(t, base)
+
+	root := filepath.Join(base, "bare")
+	fakeJournals(t, base, false)
+	o := opts(t, root)
+	var log bytes.Buffer
+	o.Log = &log
+	if err := Install(o); err != nil {
+		t.Fatal(err)
+	}
+	queueDirs := 0
+	for _, e := range Tree("") {
+		if e.Kind != Dir {
+			continue
+		}
+		inQueue := e.Path == "queue" || strings.HasPrefix(e.Path, "queue/")
+		if inQueue {
+			queueDirs++
+		}
+		if got := inodeFlags(t, filepath.Join(root, e.Path))&fsDirsyncFL != 0; got != inQueue {
+			t.Errorf("%s: directory-sync flag %v, want %v", e.Path, got, inQueue)
+		}
+	}
+	if want := fmt.Sprintf("updates of its %d directories made synchronous", queueDirs); !strings.Contains(log.String(), want) {
+		t.Errorf("log does not say %q:\n%s", want, log.String())
+	}
+	log.Reset()
+	if err := Install(o); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(log.String(), "synchronous") {
+		t.Errorf("a re-install says it again:\n%s", log.String())
+	}
+
+	root = filepath.Join(base, "journaled")
+	fakeJournals(t, base, true)
+	o = opts(t, root)
+	if err := Install(o); err != nil {
+		t.Fatal(err)
+	}
+	if inodeFlags(t, filepath.Join(root, "queue", "todo"))&fsDirsyncFL != 0 {
+		t.Error("queue/todo flagged on a file system with a journal")
+	}
+}
