@@ -101,6 +101,7 @@ func Check(root string) ([]string, error) {
 	out = append(out, staleUsersCDB(root)...)
 	out = append(out, crlfFiles(root)...)
 	out = append(out, strayQueue(root)...)
+	out = append(out, unsyncedQueue(root, entries)...)
 	var hints []string
 	if !wayBlocked(root, "control/me") {
 		if hints = dotlessDomain(root); len(hints) == 0 {

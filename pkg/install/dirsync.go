@@ -122,3 +122,42 @@ func setDirsync(fd int) (changed bool, err error) {
 	}
 	return true, unix.IoctlSetPointerInt(fd, unix.FS_IOC_SETFLAGS, int(flags|fsDirsyncFL))
 }
+
+// unsyncedQueue is -check's line for a queue on a file system without a
+// journal whose directories lack the directory-sync flag (a tree made by
+// an older qmail-install, or a flag removed by hand), or nothing.
+func unsyncedQueue(root string, entries []Entry) []string {
+	if wayBlocked(root, "queue/x") {
+		return nil
+	}
+	const flags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_CLOEXEC
+	qfd, err := unix.Open(filepath.Join(root, "queue"), flags, 0)
+	if err != nil {
+		return nil
+	}
+	bare, dev := unjournaled(qfd)
+	unix.Close(qfd)
+	if !bare {
+		return nil
+	}
+	var lacking []string
+	for _, e := range entries {
+		if e.Kind != Dir || (e.Path != "queue" && !strings.HasPrefix(e.Path, "queue/")) || wayBlocked(root, e.Path) {
+			continue
+		}
+		fd, err := unix.Open(filepath.Join(root, e.Path), flags, 0)
+		if err != nil {
+			continue // named by its own entry
+		}
+		f, err := unix.IoctlGetUint32(fd, unix.FS_IOC_GETFLAGS)
+		unix.Close(fd)
+		if err != nil || f&fsDirsyncFL == 0 {
+			lacking = append(lacking, e.Path)
+		}
+	}
+	if len(lacking) == 0 {
+		return nil
+	}
+	return []string{fmt.Sprintf("queue: on %s, a file system without a journal, %d of its directories (%s first) lack synchronous updates (chattr +D): "+
+		"a power cut can bring removed queue files back and lose mail; the repair sets the flag", dev, len(lacking), lacking[0])}
+}

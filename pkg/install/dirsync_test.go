@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -128,6 +129,25 @@ func TestInstallQueueDirsync(t *testing.T) {
 	}
 	if strings.Contains(log.String(), "synchronous") {
 		t.Errorf("a re-install says it again:\n%s", log.String())
+	}
+	// -check finds nothing to say of it, until a flag is taken away.
+	if lines, err := Check(root); err != nil || slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, "chattr +D") }) {
+		t.Errorf("-check of a flagged queue: %v %q", err, lines)
+	}
+	fd, err := unix.Open(filepath.Join(root, "queue", "todo"), unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, _ := unix.IoctlGetUint32(fd, unix.FS_IOC_GETFLAGS)
+	err = unix.IoctlSetPointerInt(fd, unix.FS_IOC_SETFLAGS, int(f&^fsDirsyncFL))
+	unix.Close(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines, err := Check(root)
+	want := "lack synchronous updates (chattr +D)"
+	if err != nil || !slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, want) && strings.Contains(l, "queue/todo") }) {
+		t.Errorf("-check with queue/todo unflagged: %v %q, want a line with %q", err, lines, want)
 	}
 
 	root = filepath.Join(base, "journaled")
