@@ -285,11 +285,21 @@ func staleProgram(dir, bin string, binDev uint64, uids map[int]bool) (string, bo
 	if !isProgram(name) {
 		return "", false
 	}
-	// exe followed: the program's own inode, deleted or not.
+	// exe followed: the program's own inode, deleted or not. It must be
+	// on bin/'s file system; on an overlay (overlayroot: a tmpfs over
+	// the root file system) bin/ shows the overlay's device and its
+	// files their layer's, so the device of the program now in bin/
+	// counts too. A program run from a file system mounted over bin/
+	// in a mount namespace of its own matches neither.
 	var st unix.Stat_t
-	if err := unix.Fstatat(dfd, "exe", &st, 0); err != nil ||
-		st.Mode&unix.S_IFMT != unix.S_IFREG || uint64(st.Dev) != binDev {
+	if err := unix.Fstatat(dfd, "exe", &st, 0); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
 		return "", false
+	}
+	if uint64(st.Dev) != binDev {
+		var cur unix.Stat_t
+		if unix.Lstat(filepath.Join(bin, name), &cur) != nil || cur.Mode&unix.S_IFMT != unix.S_IFREG || cur.Dev != st.Dev {
+			return "", false
+		}
 	}
 	fd, err := unix.Openat(dfd, "exe", unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {
