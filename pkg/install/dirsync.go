@@ -23,8 +23,10 @@ package install
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -71,26 +73,47 @@ func unjournaled(fd int) (bool, string) {
 	return true, dev
 }
 
+// journals remembers unjournaled's answer per device: the directories of
+// a queue may sit on more than one file system (one mounted on
+// queue/bounce, say), and each is judged by its own.
+type journals map[uint64]struct {
+	bare bool
+	dev  string
+}
+
+func (j journals) unjournaled(fd int) (bool, string) {
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil {
+		return false, ""
+	}
+	if r, ok := j[uint64(st.Dev)]; ok {
+		return r.bare, r.dev
+	}
+	bare, dev := unjournaled(fd)
+	j[uint64(st.Dev)] = struct {
+		bare bool
+		dev  string
+	}{bare, dev}
+	return bare, dev
+}
+
 // queueDirsync sets the directory-sync flag on every directory of queue/
-// when the queue is on a file system without a journal, and says so once
-// (the first run that sets it). A directory that cannot take the flag is
-// a problem of the run: the queue would not survive a power cut.
+// that is on a file system without a journal, and says so once (the
+// first run that sets it). A directory that cannot take the flag is a
+// problem of the run: the queue would not survive a power cut.
 func (w *walker) queueDirsync(homeUser string) {
-	qfd, err := w.dir("queue")
-	if err != nil {
-		return // reported where the directory was made
-	}
-	bare, dev := unjournaled(qfd)
-	if !bare {
-		return
-	}
-	set := 0
+	j := journals{}
+	set, devs := 0, map[string]bool{}
 	for _, e := range Tree(homeUser) {
 		if e.Kind != Dir || (e.Path != "queue" && !strings.HasPrefix(e.Path, "queue/")) {
 			continue
 		}
 		fd, err := w.dir(e.Path)
 		if err != nil {
+			continue // reported where the directory was made
+		}
+		bare, dev := j.unjournaled(fd)
+		if !bare {
 			continue
 		}
 		changed, err := setDirsync(fd)
@@ -101,12 +124,18 @@ func (w *walker) queueDirsync(homeUser string) {
 		}
 		if changed {
 			set++
+			devs[dev] = true
 		}
 	}
 	if set > 0 && w.log != nil {
+		names := slices.Sorted(maps.Keys(devs))
+		dirs := "directories"
+		if set == 1 {
+			dirs = "directory"
+		}
 		fmt.Fprintf(w.log, "qmail-install: note: %s is on %s, an ext2/ext3/ext4 file system without a journal: "+
-			"updates of its %d directories made synchronous (chattr +D), so that a power cut cannot undo a removal\n",
-			w.path("queue"), dev, set)
+			"updates of %d of its %s made synchronous (chattr +D), so that a power cut cannot undo a removal\n",
+			w.path("queue"), strings.Join(names, " and "), set, dirs)
 	}
 }
 
@@ -131,16 +160,9 @@ func unsyncedQueue(root string, entries []Entry) []string {
 		return nil
 	}
 	const flags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_CLOEXEC
-	qfd, err := unix.Open(filepath.Join(root, "queue"), flags, 0)
-	if err != nil {
-		return nil
-	}
-	bare, dev := unjournaled(qfd)
-	unix.Close(qfd)
-	if !bare {
-		return nil
-	}
+	j := journals{}
 	var lacking []string
+	devs := map[string]bool{}
 	for _, e := range entries {
 		if e.Kind != Dir || (e.Path != "queue" && !strings.HasPrefix(e.Path, "queue/")) || wayBlocked(root, e.Path) {
 			continue
@@ -149,15 +171,21 @@ func unsyncedQueue(root string, entries []Entry) []string {
 		if err != nil {
 			continue // named by its own entry
 		}
-		f, err := unix.IoctlGetUint32(fd, unix.FS_IOC_GETFLAGS)
+		bare, dev := j.unjournaled(fd)
+		var f uint32
+		if bare {
+			f, err = unix.IoctlGetUint32(fd, unix.FS_IOC_GETFLAGS)
+		}
 		unix.Close(fd)
-		if err != nil || f&fsDirsyncFL == 0 {
+		if bare && (err != nil || f&fsDirsyncFL == 0) {
 			lacking = append(lacking, e.Path)
+			devs[dev] = true
 		}
 	}
 	if len(lacking) == 0 {
 		return nil
 	}
 	return []string{fmt.Sprintf("queue: on %s, a file system without a journal, %d of its directories (%s first) lack synchronous updates (chattr +D): "+
-		"a power cut can bring removed queue files back and lose mail; the repair sets the flag", dev, len(lacking), lacking[0])}
+		"a power cut can bring removed queue files back and lose mail; the repair sets the flag",
+		strings.Join(slices.Sorted(maps.Keys(devs)), " and "), len(lacking), lacking[0])}
 }

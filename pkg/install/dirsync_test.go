@@ -120,7 +120,7 @@ func TestInstallQueueDirsync(t *testing.T) {
 			t.Errorf("%s: directory-sync flag %v, want %v", e.Path, got, inQueue)
 		}
 	}
-	if want := fmt.Sprintf("updates of its %d directories made synchronous", queueDirs); !strings.Contains(log.String(), want) {
+	if want := fmt.Sprintf("updates of %d of its directories made synchronous", queueDirs); !strings.Contains(log.String(), want) {
 		t.Errorf("log does not say %q:\n%s", want, log.String())
 	}
 	log.Reset()
@@ -158,5 +158,36 @@ func TestInstallQueueDirsync(t *testing.T) {
 	}
 	if inodeFlags(t, filepath.Join(root, "queue", "todo"))&fsDirsyncFL != 0 {
 		t.Error("queue/todo flagged on a file system with a journal")
+	}
+}
+
+// TestQueueDirsyncPerFileSystem: a directory of the queue on a file system
+// of its own (a tmpfs mounted on queue/bounce) is judged by that one: left
+// alone, no problem reported, while the rest get the flag.
+func TestQueueDirsyncPerFileSystem(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a tmpfs needs root")
+	}
+	base := searchableDir(t)
+	onExt(t, base)
+	fakeJournals(t, base, false)
+	root := filepath.Join(base, "q")
+	o := opts(t, root)
+	if err := Install(o); err != nil {
+		t.Fatal(err)
+	}
+	bounce := filepath.Join(root, "queue", "bounce")
+	if err := unix.Mount("tmpfs", bounce, "tmpfs", 0, "size=1m,mode=0700"); err != nil {
+		t.Skipf("cannot mount a tmpfs: %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(bounce, unix.MNT_DETACH) })
+	if err := Install(o); err != nil {
+		t.Fatalf("install with a tmpfs on queue/bounce: %v", err)
+	}
+	if lines, err := Check(root); err != nil || slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, "chattr +D") }) {
+		t.Errorf("-check: %v %q", err, lines)
+	}
+	if inodeFlags(t, filepath.Join(root, "queue", "todo"))&fsDirsyncFL == 0 {
+		t.Error("queue/todo lost its flag")
 	}
 }
