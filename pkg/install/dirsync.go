@@ -43,10 +43,16 @@ var procJBD2 = "/proc/fs/jbd2"
 // sysDevBlock names block devices by major:minor; a variable for the tests.
 var sysDevBlock = "/sys/dev/block"
 
+// sysFSExt4 has a directory per mounted ext2/3/4 device, whose file
+// journal_task holds the pid of its journal's thread or "<none>"; a
+// variable for the tests.
+var sysFSExt4 = "/sys/fs/ext4"
+
 // unjournaled reports whether the directory fd is on an ext2, ext3 or ext4
-// file system running without a journal, and names its device. Anything
-// it cannot tell is taken for journaled: the flag is only ever set where
-// the lack of a journal is known.
+// file system running without a journal, and names its device: from
+// /sys/fs/ext4/DEV/journal_task, or where the kernel has no such file from
+// jbd2's list of journals. Anything it cannot tell is taken for journaled:
+// the flag is only ever set where the lack of a journal is known.
 func unjournaled(fd int) (bool, string) {
 	var sfs unix.Statfs_t
 	if unix.Fstatfs(fd, &sfs) != nil || uint32(sfs.Type) != unix.EXT4_SUPER_MAGIC {
@@ -61,6 +67,11 @@ func unjournaled(fd int) (bool, string) {
 		return false, ""
 	}
 	dev := filepath.Base(link)
+	// journal_task says it whatever device the journal is on (an
+	// external journal runs under that device's name in jbd2's list).
+	if b, err := os.ReadFile(filepath.Join(sysFSExt4, dev, "journal_task")); err == nil {
+		return strings.TrimSpace(string(b)) == "<none>", dev
+	}
 	ents, err := os.ReadDir(procJBD2)
 	if err != nil && !os.IsNotExist(err) {
 		return false, ""

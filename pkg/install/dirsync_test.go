@@ -32,9 +32,20 @@ func fakeJournals(t *testing.T, dir string, journal bool) {
 	if journal {
 		os.Mkdir(filepath.Join(jbd2, "fakedev-8"), 0o755)
 	}
-	oldJ, oldB := procJBD2, sysDevBlock
-	procJBD2, sysDevBlock = jbd2, devs
-	t.Cleanup(func() { procJBD2, sysDevBlock = oldJ, oldB })
+	oldJ, oldB, oldE := procJBD2, sysDevBlock, sysFSExt4
+	procJBD2, sysDevBlock, sysFSExt4 = jbd2, devs, filepath.Join(base, "ext4")
+	t.Cleanup(func() { procJBD2, sysDevBlock, sysFSExt4 = oldJ, oldB, oldE })
+}
+
+// fakeJournalTask gives fakedev a /sys/fs/ext4 entry whose journal_task
+// says task (after fakeJournals).
+func fakeJournalTask(t *testing.T, task string) {
+	t.Helper()
+	d := filepath.Join(sysFSExt4, "fakedev")
+	os.MkdirAll(d, 0o755)
+	if err := os.WriteFile(filepath.Join(d, "journal_task"), []byte(task+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // onExt skips the test unless dir is on ext2/ext3/ext4 and takes the
@@ -84,6 +95,18 @@ func TestUnjournaled(t *testing.T) {
 	fakeJournals(t, dir, true)
 	if bare, _ := unjournaled(fd); bare {
 		t.Error("fakedev runs a journal: taken for one without")
+	}
+	// journal_task decides over jbd2's list: an external journal runs
+	// under its own device's name there.
+	fakeJournals(t, dir, false)
+	fakeJournalTask(t, "4242")
+	if bare, _ := unjournaled(fd); bare {
+		t.Error("journal_task names a thread: taken for no journal")
+	}
+	fakeJournals(t, dir, true)
+	fakeJournalTask(t, "<none>")
+	if bare, _ := unjournaled(fd); !bare {
+		t.Error("journal_task <none>: taken for a journal")
 	}
 	// A device sysfs does not name is taken for journaled.
 	sysDevBlock = t.TempDir()
