@@ -29,6 +29,11 @@ package test
 // round checks all of it, so a delivered copy that a later cut takes
 // back (a Maildir file whose data was never flushed) counts as lost too.
 //
+// An acceptance reported after the cut began does not count (nothing runs
+// after a real power cut, and a failed file system can report a
+// directory's fsync done for a link it never wrote: xfs after the
+// shutdown, ext4 once errors made it read-only).
+//
 // Each round first writes a canary file on the mount without fsync, just
 // before the cut, and checks after the remount that its data is gone: if
 // it survived, the cut did not drop unflushed data and the round would
@@ -54,7 +59,10 @@ package test
 //     only what the mounted file system had not yet handed to the device
 //     is lost, so a missing flush of the disk cache goes unnoticed.
 //   - Other file systems (xfs, btrfs) and other ext4 mount options
-//     (data=journal, data=writeback, nodelalloc).
+//     (data=journal, data=writeback, nodelalloc). A QA round ran this
+//     test's method on them with no loss; there the canary can survive
+//     legitimately (ext3, nodelalloc and data=journal write it with the
+//     next journal commit), so this check would need another witness.
 //   - The mail reader's side: nobody moves messages from new/ to cur/.
 //
 // Root only (loop mount, ioctl); skipped, not failed, where loop devices
@@ -382,8 +390,9 @@ func (d *loopFS) checkCanary(name string, data []byte) string {
 type powerCutRun struct {
 	*faultRun
 	disk *loopFS
-	pgid int            // process group of the running qmail-start
-	kind map[int]string // seq -> how it was queued, under faultRun.mu
+	pgid int               // process group of the running qmail-start
+	kind map[int]string    // seq -> how it was queued, under faultRun.mu
+	at   map[int]time.Time // seq -> when its acceptance was reported, under faultRun.mu
 }
 
 func newPowerCutRun(t *testing.T, journal bool) *powerCutRun {
@@ -407,7 +416,7 @@ func newPowerCutRun(t *testing.T, journal bool) *powerCutRun {
 	if !strings.HasPrefix(tr.Root, disk.mnt+"/") {
 		t.Fatalf("the tree %s is not on the mount %s", tr.Root, disk.mnt)
 	}
-	p := &powerCutRun{faultRun: newFaultRun(t, tr), disk: disk, kind: map[int]string{}}
+	p := &powerCutRun{faultRun: newFaultRun(t, tr), disk: disk, kind: map[int]string{}, at: map[int]time.Time{}}
 	faultSink(t, p.faultRun)
 	// The installation is not what is tested: flush it.
 	p.syncfs()
@@ -472,6 +481,7 @@ func (p *powerCutRun) queue(seq int) bool {
 	}
 	p.accept[seq] = true
 	p.kind[seq] = kind
+	p.at[seq] = time.Now()
 	return true
 }
 
@@ -532,6 +542,7 @@ func (p *powerCutRun) round(k, first, n int) {
 	inMaildir := harness.MaildirCount(md) - md0
 	inTodo := len(p.tr.QueueFiles("todo")) // committed, not yet taken by qmail-send
 	canary, canaryData := p.disk.writeCanary(k)
+	cutAt := time.Now()
 	err := p.disk.cut()
 	stop.Store(true)
 	if errors.Is(err, unix.ENOTTY) || errors.Is(err, unix.EOPNOTSUPP) {
@@ -551,6 +562,20 @@ func (p *powerCutRun) round(k, first, n int) {
 		t.Fatalf("round %d: the writers did not stop within 30 s of the cut", k+1)
 	}
 	p.killTree(p.pgid) // a qmail-queue a writer was starting at the cut
+	// An acceptance reported after the cut began is no acceptance: in a
+	// real power cut nothing runs after it. (Once a file system has
+	// failed, a directory's fsync can return 0 for a link it never wrote:
+	// xfs after the shutdown, ext4 once errors made it read-only; a
+	// success then says nothing.) Such a message need not arrive.
+	late := 0
+	p.mu.Lock()
+	for seq, when := range p.at {
+		if seq >= first && when.After(cutAt) && p.accept[seq] {
+			delete(p.accept, seq)
+			late++
+		}
+	}
+	p.mu.Unlock()
 	if !p.system().Wait(20 * time.Second) {
 		t.Fatalf("round %d: qmail-start still runs 20 s after kill -9 of its process group", k+1)
 	}
@@ -571,8 +596,8 @@ func (p *powerCutRun) round(k, first, n int) {
 	p.startSystem()
 	p.settle(2 * time.Minute)
 	p.verify(time.Second)
-	t.Logf("round %d: cut after %d of this round's messages were accepted (%d refused: in flight at the cut), %d in todo/, %d new files in the Maildir; %s; %s; %s; delivery after the restart %v, round %v",
-		k+1, atCut, refused.Load(), inTodo, inMaildir, canaryState, check, anomalies,
+	t.Logf("round %d: cut after %d of this round's messages were accepted (%d refused: in flight at the cut; %d reported accepted after the cut began, not counted), %d in todo/, %d new files in the Maildir; %s; %s; %s; delivery after the restart %v, round %v",
+		k+1, atCut, refused.Load(), late, inTodo, inMaildir, canaryState, check, anomalies,
 		time.Since(restarted).Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
 	if lost := p.missing(); len(lost) > 0 {
 		p.explain(lost, seen, oldLog)
