@@ -88,6 +88,7 @@ var (
 	sysLinkat    = unix.Linkat
 	sysUnlinkat  = unix.Unlinkat
 	sysFtruncate = unix.Ftruncate
+	sysFstatfs   = unix.Fstatfs
 	exit         = os.Exit
 )
 
@@ -284,9 +285,19 @@ func (j *job) prepareCommit() int {
 }
 
 // syncTodo flushes todo/ after the commit link, through the descriptor
-// prepareCommit opened.
+// prepareCommit opened. A file system that went read-only meanwhile (ext4
+// after an error, errors=remount-ro) reports the fsync of a directory done
+// without writing it, so the link may never reach the disk: that is no
+// success, though the message may be queued (a retry can duplicate it).
 func (j *job) syncTodo() error {
-	return j.syncDir("todo", j.todofd)
+	if err := j.syncDir("todo", j.todofd); err != nil {
+		return err
+	}
+	var sfs unix.Statfs_t
+	if sysFstatfs(j.todofd, &sfs) == nil && sfs.Flags&unix.ST_RDONLY != 0 {
+		return pathErr("fsync", "todo", unix.EROFS)
+	}
+	return nil
 }
 
 // createMess makes the message's inode under pid/ and links it into mess/.

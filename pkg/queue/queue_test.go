@@ -301,6 +301,14 @@ func TestQueueInjectedFailures(t *testing.T) {
 				return real(fd)
 			}
 		}, qq.ExitWrite},
+		{"todo/ read-only after its fsync", func(calls *int) {
+			sysFstatfs = func(fd int, st *unix.Statfs_t) error {
+				*calls++
+				err := unix.Fstatfs(fd, st)
+				st.Flags |= unix.ST_RDONLY
+				return err
+			}
+		}, qq.ExitWrite},
 		{"todo link fails", func(calls *int) {
 			real := unix.Linkat
 			sysLinkat = func(a int, o string, b int, n string, f int) error {
@@ -339,7 +347,9 @@ func TestQueueInjectedFailures(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			saved := [...]any{sysWrite, sysFsync, sysLinkat, sysUnlinkat, sysOpenat}
+			savedStatfs := sysFstatfs
 			defer func() {
+				sysFstatfs = savedStatfs
 				sysWrite = saved[0].(func(int, []byte) (int, error))
 				sysFsync = saved[1].(func(int) error)
 				sysLinkat = saved[2].(func(int, string, int, string, int) error)
@@ -357,7 +367,7 @@ func TestQueueInjectedFailures(t *testing.T) {
 				t.Errorf("injected operation never called")
 			}
 			want := 0
-			if tc.code == 0 || tc.name == "fsync of todo/ fails" {
+			if tc.code == 0 || tc.name == "fsync of todo/ fails" || tc.name == "todo/ read-only after its fsync" {
 				// After the commit link nothing is taken back: a scan
 				// of todo/ may have taken the message already.
 				want = 3
