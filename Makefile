@@ -22,7 +22,8 @@ all: build
 
 help:
 	@echo "make              build every program into bin/"
-	@echo "make test         the full suite: gofmt, vet, unit, race, integration (about 9 minutes)"
+	@echo "make test         the full suite: gofmt, vet, unit, race, cross, integration (about 11 minutes)"
+	@echo "make cross        vet for arm and mips64, the unit tests as 386 (part of make test)"
 	@echo "make run          the whole system in ./run (LISTEN=127.0.0.1:2525, RUNROOT=DIR)"
 	@echo "make stop         stop it (the same RUNROOT=DIR if one was given)"
 	@echo "make install      install into ROOT=$(ROOT) as root, man pages in ROOT/man; ME=host.example.org sets control/me"
