@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/hqmail/hqmail/pkg/qerr"
+	"github.com/hqmail/hqmail/pkg/unixid"
 )
 
 // newaliases warns ahead of what fastforward will do with the :include:
@@ -21,8 +22,8 @@ import (
 
 // userName is "uid N (name)", or "uid N" when the name is unknown.
 func userName(uid int) string {
-	s := "uid " + strconv.Itoa(uid)
-	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil && u.Username != "" {
+	s := "uid " + unixid.Format(uid)
+	if u, err := user.LookupId(unixid.Format(uid)); err == nil && u.Username != "" {
 		s += " (" + u.Username + ")"
 	}
 	return s

@@ -19,6 +19,7 @@ import (
 	"github.com/hqmail/hqmail/pkg/control"
 	"github.com/hqmail/hqmail/pkg/qerr"
 	"github.com/hqmail/hqmail/pkg/qhome"
+	"github.com/hqmail/hqmail/pkg/unixid"
 )
 
 // ErrNoTree is the cause of Check's error for a root that is no qmail
@@ -182,7 +183,7 @@ func notFollowed(root, rel string, own *owners) string {
 	}
 	who := func(uid uint32) string {
 		if own == nil {
-			return strconv.Itoa(int(uid))
+			return unixid.Format(int(uid))
 		}
 		return own.userName(int(uid))
 	}

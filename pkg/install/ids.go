@@ -7,10 +7,10 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"github.com/hqmail/hqmail/pkg/qhome"
+	"github.com/hqmail/hqmail/pkg/unixid"
 )
 
 // userGroup is the primary group qmail gives each of its users.
@@ -34,7 +34,7 @@ func systemIDs(root string, log io.Writer) (*qhome.IDs, error) {
 				return nil, fmt.Errorf("group %s: %v", g, err)
 			}
 		}
-		gid, _ := strconv.Atoi(gr.Gid)
+		gid, _ := unixid.Parse(gr.Gid)
 		if g == "qmail" {
 			ids.Qmail = gid
 		} else {
@@ -66,8 +66,8 @@ func systemIDs(root string, log io.Writer) (*qhome.IDs, error) {
 				fmt.Fprintf(log, "qmail-install: note: user %s keeps home %s: %v\n", n, u.HomeDir, err)
 			}
 		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
+		uid, _ := unixid.Parse(u.Uid)
+		gid, _ := unixid.Parse(u.Gid)
 		if uid == 0 {
 			return nil, fmt.Errorf("user %s has uid 0: refusing", n)
 		}
@@ -126,7 +126,7 @@ func HomeNotes(root string) []string {
 	var out []string
 	for _, n := range qhome.UserNames {
 		u, err := user.Lookup(n)
-		if err != nil || u.Uid != strconv.Itoa(ids.UserByName(n).UID) {
+		if err != nil || u.Uid != unixid.Format(ids.UserByName(n).UID) {
 			continue
 		}
 		if want := userHome(abs, n); filepath.Clean(u.HomeDir) != want {
@@ -197,13 +197,13 @@ func IDConflicts(ids *qhome.IDs) []string {
 	}
 	numeric := *ids == *BaseIDs(ids.Alias.UID)
 	taken := func(uid int, name string) string {
-		if u, err := lookupUserID(strconv.Itoa(uid)); err == nil && u.Username != name {
+		if u, err := lookupUserID(unixid.Format(uid)); err == nil && u.Username != name {
 			return u.Username
 		}
 		return ""
 	}
 	takenGroup := func(gid int, name string) string {
-		if g, err := lookupGroupID(strconv.Itoa(gid)); err == nil && g.Name != name {
+		if g, err := lookupGroupID(unixid.Format(gid)); err == nil && g.Name != name {
 			return g.Name
 		}
 		return ""
@@ -217,12 +217,12 @@ func IDConflicts(ids *qhome.IDs) []string {
 			if other != "" {
 				fix = renumber
 			}
-			if u.Uid != strconv.Itoa(rec.UID) {
+			if u.Uid != unixid.Format(rec.UID) {
 				out = append(out, fmt.Sprintf("etc/ids: %s is uid %d, but the user database gives %s uid %s: "+
 					"the tree's programs run as uid %d and its files belong to it, not to the account %s (%s)",
 					n, rec.UID, n, u.Uid, rec.UID, n, fix))
 			}
-			if u.Gid != strconv.Itoa(rec.GID) {
+			if u.Gid != unixid.Format(rec.GID) {
 				fix := fmt.Sprintf("usermod -g %d %s, or %s", rec.GID, n, renumber)
 				out = append(out, fmt.Sprintf("etc/ids: %s has gid %d, but the user database gives %s gid %s: "+
 					"the tree uses gid %d for %s, not the account's group (%s)", n, rec.GID, n, u.Gid, rec.GID, n, fix))
@@ -252,7 +252,7 @@ func IDConflicts(ids *qhome.IDs) []string {
 	for _, g := range qhome.GroupNames {
 		rec := *ids.GroupByName(g)
 		other := takenGroup(rec, g)
-		if gr, err := lookupGroup(g); err == nil && !numeric && gr.Gid != strconv.Itoa(rec) {
+		if gr, err := lookupGroup(g); err == nil && !numeric && gr.Gid != unixid.Format(rec) {
 			fix := fmt.Sprintf("groupmod -g %d %s, or %s", rec, g, renumber)
 			if other != "" {
 				fix = renumber

@@ -10,7 +10,6 @@ import (
 	"os/user"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"syscall"
 
@@ -20,6 +19,7 @@ import (
 	"github.com/hqmail/hqmail/pkg/nofile"
 	"github.com/hqmail/hqmail/pkg/qerr"
 	"github.com/hqmail/hqmail/pkg/qhome"
+	"github.com/hqmail/hqmail/pkg/unixid"
 	"github.com/hqmail/hqmail/pkg/users"
 )
 
@@ -538,7 +538,7 @@ func usersCDB(assign []byte) ([]byte, error) {
 // qmail's named users and groups (created if missing).
 func resolveIDs(opt Options, w *walker) (*qhome.IDs, string, error) {
 	if os.Geteuid() != 0 {
-		name := strconv.Itoa(os.Getuid())
+		name := unixid.Format(os.Getuid())
 		if u, err := user.LookupId(name); err == nil {
 			name = u.Username
 		} else if n := os.Getenv("USER"); n != "" {

@@ -8,10 +8,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hqmail/hqmail/pkg/unixid"
 )
 
 // The repair runs as root in a tree where qmail's users own directories
@@ -190,7 +191,7 @@ func (w *walker) userName(uid int) string {
 	if w.own != nil {
 		return w.own.userName(uid)
 	}
-	return strconv.Itoa(uid)
+	return unixid.Format(uid)
 }
 
 // groupName names gid as userName names a uid.
@@ -198,7 +199,7 @@ func (w *walker) groupName(gid int) string {
 	if w.own != nil {
 		return w.own.groupName(gid)
 	}
-	return strconv.Itoa(gid)
+	return unixid.Format(gid)
 }
 
 // linkTarget is what the link name in dir points to ("" when unknown).

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 
@@ -16,6 +15,7 @@ import (
 	"github.com/hqmail/hqmail/pkg/inject"
 	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/sendlock"
+	"github.com/hqmail/hqmail/pkg/unixid"
 )
 
 // Env is a mutable copy of an environment.
@@ -73,7 +73,7 @@ type Sys struct {
 var DefaultSys = Sys{Exec: syscall.Exec, Chdir: os.Chdir, UserName: realUser}
 
 func realUser() string {
-	u, err := user.LookupId(strconv.Itoa(os.Getuid()))
+	u, err := user.LookupId(unixid.Format(os.Getuid()))
 	if err != nil {
 		return ""
 	}
