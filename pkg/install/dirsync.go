@@ -87,7 +87,10 @@ func unjournaled(fd int) (bool, string) {
 // journals remembers unjournaled's answer per device: the directories of
 // a queue may sit on more than one file system (one mounted on
 // queue/bounce, say), and each is judged by its own.
-type journals map[uint64]struct {
+type journals map[uint64]fsJournal
+
+// fsJournal is unjournaled's answer for one device.
+type fsJournal struct {
 	bare bool
 	dev  string
 }
@@ -97,15 +100,17 @@ func (j journals) unjournaled(fd int) (bool, string) {
 	if unix.Fstat(fd, &st) != nil {
 		return false, ""
 	}
-	if r, ok := j[uint64(st.Dev)]; ok {
-		return r.bare, r.dev
+	r, ok := j[uint64(st.Dev)]
+	if !ok {
+		r.bare, r.dev = unjournaled(fd)
+		j[uint64(st.Dev)] = r
 	}
-	bare, dev := unjournaled(fd)
-	j[uint64(st.Dev)] = struct {
-		bare bool
-		dev  string
-	}{bare, dev}
-	return bare, dev
+	return r.bare, r.dev
+}
+
+// queueDir reports whether e is queue/ or a directory below it.
+func queueDir(e Entry) bool {
+	return e.Kind == Dir && (e.Path == "queue" || strings.HasPrefix(e.Path, "queue/"))
 }
 
 // queueDirsync sets the directory-sync flag on every directory of queue/
@@ -116,7 +121,7 @@ func (w *walker) queueDirsync(homeUser string) {
 	j := journals{}
 	set, devs := 0, map[string]bool{}
 	for _, e := range Tree(homeUser) {
-		if e.Kind != Dir || (e.Path != "queue" && !strings.HasPrefix(e.Path, "queue/")) {
+		if !queueDir(e) {
 			continue
 		}
 		fd, err := w.dir(e.Path)
@@ -167,15 +172,12 @@ func setDirsync(fd int) (changed bool, err error) {
 // journal whose directories lack the directory-sync flag (a tree made by
 // an older qmail-install, or a flag removed by hand), or nothing.
 func unsyncedQueue(root string, entries []Entry) []string {
-	if wayBlocked(root, "queue/x") {
-		return nil
-	}
 	const flags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_CLOEXEC
 	j := journals{}
 	var lacking []string
 	devs := map[string]bool{}
 	for _, e := range entries {
-		if e.Kind != Dir || (e.Path != "queue" && !strings.HasPrefix(e.Path, "queue/")) || wayBlocked(root, e.Path) {
+		if !queueDir(e) || wayBlocked(root, e.Path) {
 			continue
 		}
 		fd, err := unix.Open(filepath.Join(root, e.Path), flags, 0)

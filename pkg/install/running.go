@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -245,17 +246,6 @@ func treeUIDs(root string) map[int]bool {
 	return uids
 }
 
-// isProgram reports whether name is one of the programs qmail-install
-// puts into bin/.
-func isProgram(name string) bool {
-	for _, p := range Programs {
-		if p == name {
-			return true
-		}
-	}
-	return false
-}
-
 // staleProgram returns the name of the program of bin that the process
 // whose /proc directory is dir runs, when an install has replaced it
 // since and the process counts (see ReplacedUnderSend). Everything is
@@ -282,7 +272,7 @@ func staleProgram(dir, bin string, binDev uint64, uids map[int]bool) (string, bo
 		return "", false
 	}
 	name := filepath.Base(old)
-	if !isProgram(name) {
+	if !slices.Contains(Programs, name) {
 		return "", false
 	}
 	// exe followed: the program's own inode, deleted or not. It must be

@@ -204,12 +204,8 @@ func (w *walker) groupName(gid int) string {
 
 // linkTarget is what the link name in dir points to ("" when unknown).
 func linkTarget(dir int, name string) string {
-	buf := make([]byte, 4096)
-	n, err := unix.Readlinkat(dir, name, buf)
-	if err != nil {
-		return ""
-	}
-	return string(buf[:n])
+	t, _ := readlinkAt(dir, name)
+	return t
 }
 
 // followLink records that the link rel (name in dir) is followed, and
