@@ -62,6 +62,10 @@ const oobCap = 1280
 // (the kernel refuses to nest them more than a few levels).
 const maxDepth = 8
 
+// maxErrors bounds the errors in a row that a socket being emptied may
+// report before the emptying gives up: a pending error is reported once.
+const maxErrors = 3
+
 // maxPackets bounds the packets received from one socket being emptied.
 // Nothing can be queued after its shutdown, so this only guards against
 // the unforeseen.
@@ -151,14 +155,26 @@ func empty(fd int, stream bool, depth, conn int) {
 	unix.Shutdown(fd, unix.SHUT_RD)
 	var b [512]byte
 	var oob [oobCap]byte
+	errs := 0
 	for range maxPackets {
 		n, oobn, _, _, err := unix.Recvmsg(fd, b[:], oob[:], unix.MSG_DONTWAIT|unix.MSG_CMSG_CLOEXEC)
 		if err == unix.EINTR {
 			continue
 		}
-		if err != nil {
-			return // EAGAIN: nothing left (a datagram socket says so)
+		if err == unix.EAGAIN {
+			return // nothing left (a datagram socket says so)
 		}
+		if err != nil {
+			// A socket's pending error (ECONNRESET: its peer went away
+			// with packets unread) comes once, in place of a packet, and
+			// is cleared; what is queued is still there. An error that
+			// comes back every time ends the emptying.
+			if errs++; errs > maxErrors {
+				return
+			}
+			continue
+		}
+		errs = 0
 		fds := rights(oob[:oobn])
 		for _, r := range fds {
 			closePassed(r, passedKind(r), depth+1, conn)

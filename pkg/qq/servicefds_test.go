@@ -26,9 +26,9 @@ func lingeringTCP(t *testing.T) int {
 }
 
 // svcConn returns both ends of a connection to a listener set up as the
-// service's is (SO_PASSCRED): the caller's end, closed at the end of the
-// test, and the service's.
-func svcConn(t *testing.T) (caller, conn int) {
+// service's is (SO_PASSCRED): the caller's end, closed by hangUp or at the
+// end of the test, and the service's.
+func svcConn(t *testing.T) (caller, conn int, hangUp func()) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "s")
 	ln, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
@@ -50,7 +50,8 @@ func svcConn(t *testing.T) (caller, conn int) {
 		t.Fatal(err)
 	}
 	var once sync.Once
-	t.Cleanup(func() { once.Do(func() { unix.Close(caller) }) })
+	hangUp = func() { once.Do(func() { unix.Close(caller) }) }
+	t.Cleanup(hangUp)
 	if err := unix.Connect(caller, &unix.SockaddrUnix{Name: path}); err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +59,7 @@ func svcConn(t *testing.T) (caller, conn int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return caller, conn
+	return caller, conn, hangUp
 }
 
 // send sends one packet with descriptors on s.
@@ -139,17 +140,22 @@ func TestCloseConnLingering(t *testing.T) {
 			send(t, caller, "Q1", p, p, p, p, tcp)
 		}},
 		{"in flight in a seqpacket socket", func(t *testing.T, caller, tcp int) {
-			c := carrier(t, unix.SOCK_SEQPACKET, tcp)
+			c := carrier(t, unix.SOCK_SEQPACKET, tcp, false)
+			send(t, caller, "Q1", c, pipe(t))
+			unix.Close(c)
+		}},
+		{"in flight in a seqpacket socket with an error pending", func(t *testing.T, caller, tcp int) {
+			c := carrier(t, unix.SOCK_SEQPACKET, tcp, true)
 			send(t, caller, "Q1", c, pipe(t))
 			unix.Close(c)
 		}},
 		{"in flight in a stream socket", func(t *testing.T, caller, tcp int) {
-			c := carrier(t, unix.SOCK_STREAM, tcp)
+			c := carrier(t, unix.SOCK_STREAM, tcp, false)
 			send(t, caller, "Q1", pipe(t), c)
 			unix.Close(c)
 		}},
 		{"in flight in a datagram socket", func(t *testing.T, caller, tcp int) {
-			c := carrier(t, unix.SOCK_DGRAM, tcp)
+			c := carrier(t, unix.SOCK_DGRAM, tcp, false)
 			send(t, caller, "Q1", pipe(t), c)
 			unix.Close(c)
 		}},
@@ -160,14 +166,14 @@ func TestCloseConnLingering(t *testing.T) {
 		}},
 		{"waiting on a seqpacket listener in flight", func(t *testing.T, caller, tcp int) {
 			l := listenerCarrier(t, unix.SOCK_SEQPACKET, tcp)
-			c := carrier(t, unix.SOCK_SEQPACKET, l)
+			c := carrier(t, unix.SOCK_SEQPACKET, l, false)
 			unix.Close(l)
 			send(t, caller, "Q1", pipe(t), c)
 			unix.Close(c)
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			caller, conn := svcConn(t)
+			caller, conn, _ := svcConn(t)
 			tcp := lingeringTCP(t)
 			tc.send(t, caller, tcp)
 			unix.Close(tcp) // the service's close is the last one
@@ -176,14 +182,39 @@ func TestCloseConnLingering(t *testing.T) {
 	}
 }
 
+// A caller that hangs up with an answer unread leaves an error on its
+// connection (ECONNRESET), which the service's next receive reports in
+// place of a packet. CloseConn still empties what is queued behind it:
+// stopping at the error would leave the caller's socket in flight for
+// the kernel to close, lingering, on the job's thread (a slot held for as
+// long as the caller's SO_LINGER says).
+func TestCloseConnAfterReset(t *testing.T) {
+	caller, conn, hangUp := svcConn(t)
+	tcp := lingeringTCP(t)
+	send(t, caller, "Q1", pipe(t), pipe(t))
+	send(t, caller, "")
+	send(t, caller, "", tcp)
+	unix.Close(tcp)
+	if err := Answer(conn, false); err != nil {
+		t.Fatal(err)
+	}
+	hangUp()
+	within(t, "CloseConn", func() { CloseConn(conn) })
+}
+
 // carrier returns an AF_UNIX socket of type typ holding fd in flight in
-// its queue, behind a packet without descriptors; its peer is closed. The
-// caller closes it once passed, so that the service's copy is the last.
-func carrier(t *testing.T, typ, fd int) int {
+// its queue, behind a packet without descriptors; its peer is closed. With
+// reset the peer is closed with a packet unread, which leaves an error
+// pending on a seqpacket or stream carrier (ECONNRESET). The caller closes
+// it once passed, so that the service's copy is the last.
+func carrier(t *testing.T, typ, fd int, reset bool) int {
 	t.Helper()
 	sp, err := unix.Socketpair(unix.AF_UNIX, typ|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if reset {
+		send(t, sp[0], "unread")
 	}
 	send(t, sp[1], "data")
 	send(t, sp[1], "x", fd)
@@ -242,7 +273,7 @@ func TestReceiveRequestRefusesUnixSockets(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			caller, conn := svcConn(t)
+			caller, conn, _ := svcConn(t)
 			defer unix.Close(conn)
 			send(t, caller, "Q1", tc.fds(t, caller)...)
 			req, err := ReceiveRequest(conn, 10*time.Second)
@@ -268,7 +299,7 @@ func TestReceiveRequestLingering(t *testing.T) {
 		// Eight: more than the four the request's buffer had room for, so
 		// that the kernel closed the rest itself, on this thread.
 		t.Run("refused with "+strconv.Itoa(n), func(t *testing.T) {
-			caller, conn := svcConn(t)
+			caller, conn, _ := svcConn(t)
 			defer unix.Close(conn)
 			tcp := lingeringTCP(t)
 			fds := []int{}
@@ -285,7 +316,7 @@ func TestReceiveRequestLingering(t *testing.T) {
 		})
 	}
 	t.Run("taken", func(t *testing.T) {
-		caller, conn := svcConn(t)
+		caller, conn, _ := svcConn(t)
 		defer unix.Close(conn)
 		tcp := lingeringTCP(t)
 		send(t, caller, "Q1", tcp, pipe(t))
