@@ -123,11 +123,19 @@ type gate struct {
 	tmp       string // "tmp/NAME" once created
 }
 
-// created records the Maildir descriptor and the tmp/ file.
-func (g *gate) created(dfd int, tmp string) {
+// created records the Maildir descriptor and the tmp/ file, and reports
+// whether the delivery goes on. One abandoned before its file existed
+// (abandon had nothing to remove) must not: it removes the file itself,
+// rather than leave it in tmp/ for as long as its read of the message
+// blocks.
+func (g *gate) created(dfd int, tmp string) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if g.abandoned {
+		return false
+	}
 	g.dfd, g.tmp = dfd, tmp
+	return true
 }
 
 // close closes the Maildir descriptor, once.
@@ -186,11 +194,15 @@ func deliver(dir string, head []byte, msg io.Reader, g *gate) error {
 		time.Sleep(Retry)
 	}
 	tmp := "tmp/" + name
-	g.created(dfd, tmp)
 	fail := func(err error, text string) error {
 		unix.Unlinkat(dfd, tmp, 0)
 		g.close(dfd)
 		return qerr.Wrap(err, false, text)
+	}
+	if !g.created(dfd, tmp) {
+		// Timed out meanwhile: the delivery was reported deferred.
+		unix.Close(fd)
+		return fail(unix.ETIMEDOUT, TextTimeout)
 	}
 
 	f := os.NewFile(uintptr(fd), tmp)

@@ -191,6 +191,36 @@ func TestDeliverTimeout(t *testing.T) {
 	}
 }
 
+// unreadable fails the test that reads it.
+type unreadable struct{ t *testing.T }
+
+func (r unreadable) Read([]byte) (int, error) {
+	r.t.Error("the message was read")
+	return 0, io.EOF
+}
+
+// A delivery abandoned by its time-out before it created its tmp/ file
+// (the time-out then had no file to remove) stops once it has created
+// it: it removes the file and reads nothing, rather than leave the file in
+// tmp/ while its read of the message blocks (keep mode lives on).
+func TestDeliverAbandonedBeforeCreate(t *testing.T) {
+	d := mkMaildir(t, t.TempDir(), "tmp", "new", "cur")
+	g := &gate{dfd: -1}
+	if !g.abandon() {
+		t.Fatal("a fresh gate was not abandoned")
+	}
+	err := deliver(d, []byte("head\n"), unreadable{t}, g)
+	var qe *qerr.Error
+	if !errors.As(err, &qe) || qe.Text != TextTimeout {
+		t.Fatalf("got %v, want the time-out", err)
+	}
+	for _, sub := range []string{"tmp", "new"} {
+		if n := list(t, filepath.Join(d, sub)); len(n) != 0 {
+			t.Errorf("%s/ holds %v", sub, n)
+		}
+	}
+}
+
 // releaseReader blocks its first Read until release is closed, then ends.
 type releaseReader struct{ release chan struct{} }
 
