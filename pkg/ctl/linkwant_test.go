@@ -133,14 +133,21 @@ func TestLinkWantApplyDecidesUnderLock(t *testing.T) {
 // 10-20 s, and a caller killing it then lost the hold). The waiting apply
 // then sees the flag changed again and leaves the confirmation to that
 // change.
+//
+// The waiting apply's -t (30 s) is far longer than the hold's (5 s): an
+// apply that kept the lock through its wait makes the hold fail. The
+// hold's -t only has to cover the apply's work after the flag's rename
+// (syncing control/, clearing tcpto, signalling). Once the hold is made
+// the fake qmail-send is killed, so the apply's wait ends ("exited before
+// confirming") without running out its 30 s.
 func TestLinkWantApplyLetsGoBeforeWaiting(t *testing.T) {
 	saved := lockWait
 	t.Cleanup(func() { lockWait = saved })
 	lockWait = 50 * time.Millisecond
 	root := makeTree(t)
-	startFake(t, root, "FAKE_SEND_MUTE=1")
+	send := startFake(t, root, "FAKE_SEND_MUTE=1")
 	run(t, root, "linkwant", "hold")
-	run(t, root, "-t", "1", "linkwant", "apply", "nowait")
+	run(t, root, "-t", "5", "linkwant", "apply", "nowait")
 	run(t, root, "linkwant", "release")
 	type result struct {
 		code      int
@@ -148,10 +155,10 @@ func TestLinkWantApplyLetsGoBeforeWaiting(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		code, out, errs := run(t, root, "-t", "3", "linkwant", "apply")
+		code, out, errs := run(t, root, "-t", "30", "linkwant", "apply")
 		done <- result{code, out, errs}
 	}()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if _, held := readFlag(t, root, hold.RemoteFile); !held {
 			break // the release is written; apply now waits for qmail-send
@@ -161,16 +168,22 @@ func TestLinkWantApplyLetsGoBeforeWaiting(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if code, _, errs := run(t, root, "-t", "0.1", "linkwant", "hold"); code != ExitOK {
+	if code, _, errs := run(t, root, "-t", "5", "linkwant", "hold"); code != ExitOK {
 		t.Fatalf("recording hold while a release waits for qmail-send: exit %d, %s", code, errs)
 	}
-	if code, _, errs := run(t, root, "-t", "0.1", "linkwant", "apply", "nowait"); code != ExitOK {
+	if code, _, errs := run(t, root, "-t", "5", "linkwant", "apply", "nowait"); code != ExitOK {
 		t.Fatalf("holding while a release waits for qmail-send: exit %d, %s", code, errs)
 	}
 	if file, _ := readFlag(t, root, hold.RemoteFile); file != "*\n" {
 		t.Errorf("holdremote %q after the down event, want *", file)
 	}
-	r := <-done
+	send.Process.Kill()
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the waiting release did not end within 60s of qmail-send's death")
+	}
 	if r.code != ExitOK || !strings.HasPrefix(r.out, "release\n") || !strings.Contains(r.out, "changed again since") {
 		t.Errorf("the waiting release: exit %d, stdout %q, stderr %q", r.code, r.out, r.errs)
 	}

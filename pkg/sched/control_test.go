@@ -677,7 +677,7 @@ func TestStatusExitingAtTerm(t *testing.T) {
 	select {
 	case <-e.done:
 		e.exited = true
-	case <-time.After(10 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("no exit after the delivery ended")
 	}
 }
@@ -700,7 +700,7 @@ func TestHeldFileUnreadable(t *testing.T) {
 		if code != 111 || e.log.count("alert: cannot start: unable to read bounce/"+HeldMsgsName+": is a directory") != 1 {
 			t.Fatalf("exit %d, log:\n%s", code, e.log.String())
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatalf("qmail-send started; log:\n%s", e.log.String())
 	}
 	if e.log.count("starting delivery") > 0 {

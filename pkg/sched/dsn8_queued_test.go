@@ -26,7 +26,7 @@ func TestDSN8BitBodyQueued(t *testing.T) {
 		if !strings.Contains(inj.msg, "Content-Type: message/rfc822\nContent-Transfer-Encoding: 8bit\n\nReturn-Path: <ann@example.org>\n") {
 			t.Errorf("original part not labelled 8bit:\n%s", inj.msg)
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatalf("no bounce; log:\n%s", e.log.String())
 	}
 }

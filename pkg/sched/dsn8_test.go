@@ -77,7 +77,7 @@ func TestDSNUTF8Envelope(t *testing.T) {
 	var inj injected
 	select {
 	case inj = <-e.injects:
-	case <-time.After(10 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatalf("no bounce; log:\n%s", e.log.String())
 	}
 	msg := inj.msg

@@ -36,7 +36,7 @@ func (e *env) exitCode() int {
 	case code := <-e.done:
 		e.exited = true
 		return code
-	case <-time.After(10 * time.Second):
+	case <-time.After(30 * time.Second):
 		e.t.Fatalf("still running; log:\n%s", e.log.String())
 	}
 	return -1

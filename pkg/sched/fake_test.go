@@ -248,7 +248,7 @@ func startLogging(t *testing.T, root string, local, remote func(spawnproto.Reque
 			e.sigs <- syscall.SIGTERM
 			select {
 			case <-e.done:
-			case <-time.After(10 * time.Second):
+			case <-time.After(30 * time.Second):
 				t.Error("scheduler did not stop")
 			}
 		}
@@ -259,10 +259,11 @@ func startLogging(t *testing.T, root string, local, remote func(spawnproto.Reque
 	return e
 }
 
-// wait polls cond for up to 10 s.
+// wait polls cond for up to 30 s (a bound met only on failure: the
+// scheduler fsyncs, and runs under -race on a loaded machine).
 func (e *env) wait(what string, cond func() bool) {
 	e.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			e.t.Fatalf("timed out waiting for %s; log:\n%s", what, e.log.String())
@@ -283,7 +284,7 @@ func (e *env) stop() int {
 	case code := <-e.done:
 		e.exited = true
 		return code
-	case <-time.After(10 * time.Second):
+	case <-time.After(30 * time.Second):
 		e.t.Fatalf("no exit after TERM; log:\n%s", e.log.String())
 	}
 	return -1
@@ -299,7 +300,7 @@ func (e *env) exists(rel string) bool {
 // finds no reader yet (ENXIO) is retried (bounded) rather than lost.
 func (e *env) trigger() {
 	p := filepath.Join(e.root, "queue", "lock", "trigger")
-	for i := 0; i < 1000; i++ {
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
 		f, err := os.OpenFile(p, os.O_WRONLY|syscall.O_NONBLOCK, 0)
 		if err == nil {
 			f.Write([]byte{0})

@@ -204,7 +204,7 @@ func TestRemovalStop(t *testing.T) {
 	select {
 	case <-e.done:
 		e.exited = true
-	case <-time.After(10 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("no exit after the removals ended")
 	}
 	for _, id := range ids {

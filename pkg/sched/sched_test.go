@@ -73,7 +73,7 @@ func TestBounce(t *testing.T) {
 	var inj injected
 	select {
 	case inj = <-e.injects:
-	case <-time.After(10 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatalf("no bounce; log:\n%s", e.log.String())
 	}
 	e.waitLog("end msg", 1)
@@ -99,7 +99,7 @@ func TestDoubleAndTripleBounce(t *testing.T) {
 	var inj injected
 	select {
 	case inj = <-e.injects:
-	case <-time.After(10 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatalf("no double bounce; log:\n%s", e.log.String())
 	}
 	if inj.sender != "#@[]" || inj.recips[0] != "postmaster@mx.example.org" {
@@ -134,7 +134,7 @@ func TestDoubleBounceDiscarded(t *testing.T) {
 		if inj.sender != "" || inj.recips[0] != "ann@example.org" {
 			t.Errorf("injected %q %q", inj.sender, inj.recips)
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatalf("no single bounce; log:\n%s", e.log.String())
 	}
 	select {
@@ -169,7 +169,7 @@ func TestStatusBeforeFirstLine(t *testing.T) {
 	var st string
 	select {
 	case st = <-seen:
-	case <-time.After(10 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatalf("no status line; log:\n%s", e.log.String())
 	}
 	want := fmt.Sprintf("pid %d\ngeneration 0\nholdlocal no\nholdremote all\n", os.Getpid())

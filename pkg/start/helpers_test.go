@@ -241,7 +241,7 @@ func TestGroupTermNoQueuedWarning(t *testing.T) {
 		"qmail-rspawn": "cat >/dev/null\n",
 		"qmail-clean":  "cat >/dev/null\n",
 		"qmail-queued": "trap 'exit 0' TERM\n: > \"$0.up\"\nwhile :; do sleep 0.1; done\n",
-		"qmail-send":   "trap 'exit 0' TERM\nwhile :; do sleep 0.1; done\n",
+		"qmail-send":   "trap 'exit 0' TERM\n: > \"$0.up\"\nwhile :; do sleep 0.1; done\n",
 	})
 	r, w, err := os.Pipe()
 	if err != nil {
@@ -251,17 +251,30 @@ func TestGroupTermNoQueuedWarning(t *testing.T) {
 	cmd := startMain(t, root, nil, w, "./Maildir/")
 	w.Close()
 	var stderr testutil.SyncBuffer
-	go io.Copy(&stderr, r)
-	up := filepath.Join(root, "bin", "qmail-queued.up")
-	for i := 0; i < 300 && !fileExistsT(up); i++ {
-		time.Sleep(20 * time.Millisecond)
+	copied := make(chan struct{})
+	go func() { io.Copy(&stderr, r); close(copied) }()
+	// Both traps set before the TERM: qmail-start starts qmail-queued
+	// before qmail-send, so one .up file says nothing of the other.
+	for _, name := range []string{"qmail-queued", "qmail-send"} {
+		up := filepath.Join(root, "bin", name+".up")
+		for i := 0; i < 1500 && !fileExistsT(up); i++ {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if !fileExistsT(up) {
+			t.Fatalf("%s did not start within 30s", name)
+		}
 	}
-	time.Sleep(200 * time.Millisecond) // qmail-send's loop running too
 	syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
 	if ws, ok := waitMain(t, cmd); !ok || ws.Signaled() || ws.ExitStatus() != 0 {
 		t.Errorf("qmail-start: %v (ended: %v), want exit 0", ws, ok)
 	}
-	time.Sleep(100 * time.Millisecond)
+	// Everything that had the pipe is gone with the group: the copy ends
+	// with all of qmail-start's standard error read.
+	select {
+	case <-copied:
+	case <-time.After(30 * time.Second):
+		t.Error("qmail-start's standard error still open 30s after its exit")
+	}
 	if strings.Contains(stderr.String(), "qmail-queued exited") {
 		t.Errorf("warning for a qmail-queued stopped with everything:\n%s", stderr.String())
 	}

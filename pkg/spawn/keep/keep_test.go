@@ -27,6 +27,11 @@ func TestMain(m *testing.M) {
 		fake(mode)
 		os.Exit(0)
 	}
+	// Each fake is the test binary started again (instrumented under
+	// -race) and must greet within HelloTimeout: the default's 5 s can pass
+	// on a loaded machine. The tests that want the timeout to fire set
+	// their own short one.
+	HelloTimeout = 30 * time.Second
 	os.Exit(m.Run())
 }
 
@@ -319,6 +324,7 @@ func TestRefusedForAWhile(t *testing.T) {
 	if !p.Enabled() {
 		t.Fatal("still off after RefusedFor")
 	}
+	HelloTimeout = 30 * time.Second // the short one was for the mute program
 	if _, ans, res := do(t, p, "k", "echo", "y"); res != Answered || ans != "y" {
 		t.Errorf("after the refusal expired: %v %q", res, ans)
 	}

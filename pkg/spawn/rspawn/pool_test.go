@@ -25,6 +25,11 @@ func TestMain(m *testing.M) {
 		fakeKeep(mode)
 		os.Exit(0)
 	}
+	// Each fake is the test binary started again (instrumented under
+	// -race) and must greet within keep.HelloTimeout: the default's 5 s
+	// can pass on a loaded machine. The test that wants the timeout to
+	// fire sets its own short one.
+	keep.HelloTimeout = 30 * time.Second
 	os.Exit(m.Run())
 }
 
@@ -85,6 +90,10 @@ func poolDeliver(t *testing.T, p *Pool, rcpt, body string) (byte, string) {
 func newTestPool(t *testing.T, mode string) *Pool {
 	root := t.TempDir()
 	os.MkdirAll(filepath.Join(root, "control"), 0o755)
+	// A cache time no stall between two deliveries outlasts (the
+	// default's 5 s can be, on a loaded machine): a test of reuse must not
+	// see its idle process reaped.
+	os.WriteFile(filepath.Join(root, "control", "smtpcache"), []byte("600\n"), 0o644)
 	p := NewPool(os.Args[0], root, append(os.Environ(), "HQ_FAKE_KEEP="+mode))
 	t.Cleanup(p.Close)
 	return p
@@ -162,6 +171,7 @@ func TestPoolLimitIsConcurrency(t *testing.T) {
 		}
 	}
 	os.WriteFile(filepath.Join(root, "control", "concurrencyremote"), []byte("1\n"), 0o644)
+	os.WriteFile(filepath.Join(root, "control", "smtpcache"), []byte("600\n"), 0o644) // as newTestPool
 	p := NewPool(os.Args[0], root, append(os.Environ(), "HQ_FAKE_KEEP=echo"))
 	t.Cleanup(p.Close)
 	_, a := poolDeliver(t, p, "x@one.example", "1\n")
@@ -184,13 +194,17 @@ func TestPoolCacheZeroClosesAfterEachDelivery(t *testing.T) {
 		t.Fatal("unreadable smtpcache: keep mode on")
 	}
 	os.Remove(filepath.Join(p.Root, "control", "smtpcache"))
-	os.WriteFile(filepath.Join(p.Root, "control", "smtpcache"), []byte("1\n"), 0o644)
+	// A cache time no stall outlasts, so that the process is surely still
+	// idle when counted; then a short one, which the reaper reads at each
+	// look and applies to the process already idle.
+	os.WriteFile(filepath.Join(p.Root, "control", "smtpcache"), []byte("600\n"), 0o644)
 	poolDeliver(t, p, "x@one.example", "m\n")
 	if idle := p.Idle(); idle != 1 {
 		t.Fatalf("%d idle processes after a delivery, want 1", idle)
 	}
+	os.WriteFile(filepath.Join(p.Root, "control", "smtpcache"), []byte("1\n"), 0o644)
 	// After the cache time the reaper closes it.
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		if p.Idle() == 0 {
 			return
