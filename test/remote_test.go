@@ -391,11 +391,14 @@ func TestRemoteOpportunisticHandshakeFallsBack(t *testing.T) {
 // TestRemoteTLSSilentAfterHandshake: a server that completes the
 // handshake and then never answers (the EHLO over TLS times out) gets the
 // plain-text retry too, and the note says what happened: the handshake
-// itself worked.
+// itself worked. timeoutremote is what ends the silent TLS session, so it
+// is short, but 3 s: every reply before it and in the plain-text retry has
+// to come in time too, and a peer goroutine slow to answer on a loaded
+// machine must not end the retry as well.
 func TestRemoteTLSSilentAfterHandshake(t *testing.T) {
 	cert, _ := selfSigned(t, "quiet.test")
 	tr := newRTree(t)
-	tr.Control("timeoutremote", "1\n")
+	tr.Control("timeoutremote", "3\n")
 	ln := listen(t, "", 0)
 	ip := hostOf(ln)
 	scripted(t, ln, func(c net.Conn, br *bufio.Reader) {

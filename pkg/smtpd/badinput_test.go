@@ -1,9 +1,11 @@
 package smtpd
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
 	"io"
+	"net"
 	"runtime"
 	"strings"
 	"testing"
@@ -304,9 +306,15 @@ func TestLongLine(t *testing.T) {
 	}
 }
 
-// TestTimeout: an idle client is dropped after timeoutsmtpd.
+// TestTimeout: a silent client is dropped after timeoutsmtpd, idle
+// between commands (its session fails) or inside DATA (qmail's 451
+// there too, the session fails, nothing is queued). The client never
+// has to act in time itself: in the second session everything up to the
+// start of the message is sent in one write before the server takes the
+// connection, so the only wait for the client that can run out is the
+// one being tested, however slowly this process runs.
 func TestTimeout(t *testing.T) {
-	useMemQueue(t)
+	q := useMemQueue(t)
 	root := testRoot(t, map[string]string{"timeoutsmtpd": "1\n"})
 	s := startServer(t, root, loopPeer, nil)
 	c := dial(t, s)
@@ -317,50 +325,99 @@ func TestTimeout(t *testing.T) {
 	if oks := s.sessionsDone(t, 1); oks[0] {
 		t.Errorf("timed-out session reported success")
 	}
-	// Inside DATA the timeout is qmail's 451.
-	c = openData(t, s)
-	c.send("Subject: x\r\n")
+	c, result := serveSent(t, s.cfg, "EHLO client.example\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<u@example.org>\r\nDATA\r\nSubject: x\r\n")
+	for _, want := range []string{"220 ", "250 ", "250 ", "250 ", "354 "} {
+		if got := c.last(); !strings.HasPrefix(got, want) {
+			t.Fatalf("before the message: %q, want %q...", got, want)
+		}
+	}
 	if got := c.last(); got != "451 timeout (#4.4.2)" {
 		t.Errorf("timeout in DATA: %q", got)
 	}
+	if !c.closed() {
+		t.Errorf("connection still open after the timeout in DATA")
+	}
+	select {
+	case ok := <-result:
+		if ok {
+			t.Errorf("session timed out in DATA reported success")
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("session not over 20s after its timeout")
+	}
+	if n := len(q.all()); n != 0 {
+		t.Errorf("%d messages queued from a DATA that timed out", n)
+	}
 }
 
-// TestSlowSteadyData: timeoutsmtpd bounds each wait for the client, not
-// the whole DATA transfer: a client that sends a line every 0.3 s for
-// longer than the timeout (2 s) still gets its message queued.
-func TestSlowSteadyData(t *testing.T) {
-	q := useMemQueue(t)
-	root := testRoot(t, map[string]string{"timeoutsmtpd": "2\n"})
-	s := startServer(t, root, loopPeer, nil)
-	c := openData(t, s)
-	for i := 0; i < 12; i++ {
-		c.send(fmt.Sprintf("line %d\r\n", i))
-		time.Sleep(300 * time.Millisecond)
+// serveSent connects a client that sends input first, then serves the
+// connection with Serve. The session's result comes on the channel.
+func serveSent(t *testing.T, cfg *Config, input string) (*client, <-chan bool) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
-	c.send(".\r\n")
-	if got := c.last(); !strings.HasPrefix(got, "250 ") {
+	defer ln.Close()
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.SetDeadline(time.Now().Add(60 * time.Second))
+	c := &client{t: t, conn: conn, r: bufio.NewReaderSize(conn, 1<<16)}
+	c.send(input)
+	sc, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok := make(chan bool, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer sc.Close()
+		ok <- Serve(sc, cfg, loopPeer, nil)
+	}()
+	t.Cleanup(func() {
+		conn.Close()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Errorf("session still running 30s after the test")
+		}
+	})
+	return c, ok
+}
+
+// TestSlowSteadyClient: timeoutsmtpd (5 s) bounds each wait for the
+// client, not a whole command or the whole DATA transfer: a client that
+// types a command a piece a second, and one that sends its message a
+// line a second, for longer than the timeout, are both served. The two
+// sessions run side by side so that the test takes the time once; the
+// 4 s between a send and the timeout leave room for a slow test process.
+func TestSlowSteadyClient(t *testing.T) {
+	q := useMemQueue(t)
+	root := testRoot(t, map[string]string{"timeoutsmtpd": "5\n"})
+	s := startServer(t, root, loopPeer, nil)
+	data := openData(t, s)
+	cmd := dial(t, s)
+	cmd.last()
+	// Seven pieces, each followed by a second's pause: the command and
+	// the message both take more than 7 s, over the 5 s timeout.
+	for i, piece := range []string{"N", "OO", "P ", "sl", "ow", "ly", "\r"} {
+		cmd.send(piece)
+		data.send(fmt.Sprintf("line %d\r\n", i))
+		time.Sleep(time.Second)
+	}
+	cmd.send("\n")
+	data.send(".\r\n")
+	if got := cmd.last(); got != "250 ok" {
+		t.Errorf("after a slow, steady command: %q", got)
+	}
+	if got := data.last(); !strings.HasPrefix(got, "250 ") {
 		t.Fatalf("after a slow, steady DATA: %q", got)
 	}
-	if msgs := q.all(); len(msgs) != 1 || !strings.Contains(msgs[0].Msg, "line 11\n") {
+	if msgs := q.all(); len(msgs) != 1 || !strings.Contains(msgs[0].Msg, "line 0\nline 1\n") || !strings.Contains(msgs[0].Msg, "line 6\n") {
 		t.Errorf("queued %+v", msgs)
-	}
-}
-
-// TestSlowCommand: the same for a command: one typed a byte every 0.3 s
-// for longer than the timeout (2 s) is answered, not cut off.
-func TestSlowCommand(t *testing.T) {
-	useMemQueue(t)
-	root := testRoot(t, map[string]string{"timeoutsmtpd": "2\n"})
-	s := startServer(t, root, loopPeer, nil)
-	c := dial(t, s)
-	c.last()
-	for _, b := range "NOOP slowly\r" {
-		c.send(string(b))
-		time.Sleep(300 * time.Millisecond)
-	}
-	c.send("\n")
-	if got := c.last(); got != "250 ok" {
-		t.Fatalf("after a slow, steady command: %q", got)
 	}
 }
 
