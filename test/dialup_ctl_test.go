@@ -86,14 +86,20 @@ func TestDialupCtlRace(t *testing.T) {
 		if !ok {
 			t.Fatalf("round %d: flag and qmail-send disagree after the race: %s; log:\n%s", round, state, sys.Log())
 		}
-		// qmail-send's log agrees too: its last hold line is the final state.
+		// qmail-send's log agrees too: its last hold line is the final
+		// state (once the harness has read it from qmail-send's pipe).
 		last := ""
-		for _, l := range sys.Lines() {
-			if strings.Contains(l, "hold: remote ") {
-				last = l
+		logAgrees := func() bool {
+			last = ""
+			for _, l := range sys.Lines() {
+				if strings.Contains(l, "hold: remote ") {
+					last = l
+				}
 			}
+			held := sys.Status()["holdremote"] == "all"
+			return held == strings.Contains(last, "hold: remote held")
 		}
-		if held := sys.Status()["holdremote"] == "all"; held != strings.Contains(last, "hold: remote held") {
+		if !harness.Eventually(10*time.Second, logAgrees) {
 			t.Errorf("round %d: last hold log line %q, sendstatus %v", round, last, sys.Status())
 		}
 	}

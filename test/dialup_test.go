@@ -68,8 +68,9 @@ var dialSeqRe = regexp.MustCompile(`(?m)^X-Seq: (\d+)\r?$`)
 // every message it accepts, and can delay each DATA reply (slow runs) or
 // stall (a link that carries nothing, for the loopback variant).
 type dialSink struct {
-	conns atomic.Int64
-	delay atomic.Int64 // nanoseconds before each DATA reply
+	conns   atomic.Int64
+	delay   atomic.Int64 // nanoseconds before each DATA reply
+	waiting atomic.Int64 // sessions whose DATA reply waits for Unstall now
 
 	mu      sync.Mutex
 	seqs    map[int]int // X-Seq -> times accepted
@@ -194,7 +195,9 @@ func (ss *dialSession) Data(r io.Reader) error {
 	stalled, ch := ss.s.stalled, ss.s.stall
 	ss.s.mu.Unlock()
 	if stalled {
+		ss.s.waiting.Add(1)
 		<-ch // bounded: Unstall runs at the latest in t.Cleanup
+		ss.s.waiting.Add(-1)
 		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 4, 2}, Message: "link was down"}
 	}
 	m := dialSeqRe.FindSubmatch(b)
@@ -828,7 +831,11 @@ func TestDialupRedialNewAddress(t *testing.T) {
 	if !harness.Eventually(dialBound, func() bool { return remoteStarted(sys) == dialConcurrency }) {
 		t.Fatalf("%d of %d deliveries started; log:\n%s", remoteStarted(sys), dialConcurrency, sys.Log())
 	}
-	time.Sleep(time.Second) // let them reach the stalled DATA reply
+	// All of them wait for the stalled DATA reply before the old address
+	// goes (one still connecting then would connect from the new one).
+	if !harness.Eventually(dialBound, func() bool { return sink.waiting.Load() >= dialConcurrency }) {
+		t.Fatalf("%d of %d deliveries reached the stalled DATA reply; log:\n%s", sink.waiting.Load(), dialConcurrency, sys.Log())
+	}
 	// The redial: the old address goes, a new one comes, with a new peer.
 	n.host.IP(t, "addr", "del", dialV4.host, "dev", n.hostIf)
 	n.inet.IP(t, "addr", "add", "10.231.0.6/30", "dev", n.inIf)

@@ -159,41 +159,45 @@ func TestInteropCronStyle(t *testing.T) {
 		"\nbackup done: 3 files, naïve café\n.\nnot the end\n")
 }
 
-// freePort returns a loopback port nobody listens on right now.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// startSMTPD runs ROOT/bin/qmail-smtpd -listen on a loopback port and
-// waits until it accepts connections.
+// startSMTPD runs ROOT/bin/qmail-smtpd -listen on a loopback port the
+// kernel picks (as qmaild when the tests run as root) and returns the
+// address it says it listens on.
 func startSMTPD(t *testing.T, tr *harness.Tree) string {
 	t.Helper()
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	cmd := tr.Command("qmail-smtpd", "-listen", addr)
+	cmd := tr.Command("qmail-smtpd", "-listen", "127.0.0.1:0")
 	if os.Geteuid() == 0 {
 		ids := tr.IDs()
 		cmd.SysProcAttr = credential(ids.Qmaild.UID, ids.Nofiles)
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
 	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	if !harness.Eventually(10*time.Second, func() bool {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
+	addrc := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() { // drained until the process ends
+			if _, rest, ok := strings.Cut(sc.Text(), "listening on "); ok {
+				if a, _, ok := strings.Cut(rest, ","); ok {
+					select {
+					case addrc <- a:
+					default:
+					}
+				}
+			}
 		}
-		return err == nil
-	}) {
-		t.Fatalf("qmail-smtpd -listen %s does not answer", addr)
+	}()
+	select {
+	case a := <-addrc:
+		return a
+	case <-time.After(30 * time.Second):
+		t.Fatal("qmail-smtpd -listen 127.0.0.1:0 did not say where it listens")
 	}
-	return addr
+	return ""
 }
 
 // pop3 serves one message to one client, as fetchmail expects.

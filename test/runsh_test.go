@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -90,6 +91,41 @@ func newRunShTree(t *testing.T, listen string, runroot bool) *runShTree {
 		r.kill()
 	})
 	return r
+}
+
+// listenAddr returns a loopback address for run.sh's LISTEN, which is
+// named before qmail-smtpd binds it: a port free now and below the
+// kernel's range of ephemeral ports (net.ipv4.ip_local_port_range), which
+// no connection gets as its source port and no bind to port 0 is given,
+// so it stays free until qmail-smtpd binds it, and again for a restart.
+func listenAddr(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	f := strings.Fields(string(b))
+	if err != nil || len(f) != 2 {
+		t.Fatalf("ip_local_port_range: %q, %v", b, err)
+	}
+	end, err := strconv.Atoi(f[0]) // the first ephemeral port
+	if err != nil {
+		t.Fatalf("ip_local_port_range: %q: %v", b, err)
+	}
+	start := max(1024, end/2)
+	if end-start < 1000 {
+		// Hardly a port below the range: one the kernel picks, which a
+		// connection may take as its source port before run.sh binds it.
+		t.Logf("ip_local_port_range %q: LISTEN on an ephemeral port", strings.TrimSpace(string(b)))
+		start, end = 0, 1
+	}
+	for range 100 {
+		addr := fmt.Sprintf("127.0.0.1:%d", start+rand.IntN(end-start))
+		if l, err := net.Listen("tcp", addr); err == nil {
+			addr = l.Addr().String()
+			l.Close()
+			return addr
+		}
+	}
+	t.Fatalf("no free loopback port in %d-%d", start, end-1)
+	return ""
 }
 
 // run runs a command as run.sh's user in the copy, with stdin, for at
@@ -233,7 +269,7 @@ func TestRunScriptDefaultDelivery(t *testing.T) {
 	}
 	// A free loopback port for qmail-smtpd (run.sh needs one; the test
 	// does not use it).
-	r := newRunShTree(t, fmt.Sprintf("127.0.0.1:%d", freePort(t)), true)
+	r := newRunShTree(t, listenAddr(t), true)
 	home := filepath.Join(r.root, "home", r.name)
 	ctl := filepath.Join(r.root, "control", "defaultdelivery")
 
@@ -335,7 +371,7 @@ func TestRunScriptHoldsAtEveryStart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test skipped under -short")
 	}
-	r := newRunShTree(t, fmt.Sprintf("127.0.0.1:%d", freePort(t)), true)
+	r := newRunShTree(t, listenAddr(t), true)
 	if out, err := r.script("start"); err != nil {
 		t.Fatalf("run.sh start: %v\n%s", err, out)
 	}
@@ -388,7 +424,7 @@ func TestRunScriptOrphanedSend(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test skipped under -short")
 	}
-	r := newRunShTree(t, fmt.Sprintf("127.0.0.1:%d", freePort(t)), true)
+	r := newRunShTree(t, listenAddr(t), true)
 	if out, err := r.script("start"); err != nil {
 		t.Fatalf("run.sh start: %v\n%s", err, out)
 	}
