@@ -270,9 +270,7 @@ func ReceiveRequest(conn int, wait time.Duration) (*ServiceRequest, error) {
 		if e == ErrBadRequest {
 			Refuse(conn)
 		}
-		for _, fd := range fds {
-			closePassed(fd, passedKind(fd), 0, conn)
-		}
+		closePassed(fds...)
 		return nil, e
 	}
 	if err != nil {

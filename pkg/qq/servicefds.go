@@ -22,18 +22,23 @@ package qq
 //     connection after the request (pkg/queue, pollReader).
 //   - A descriptor whose last close waits. A socket with SO_LINGER set and
 //     unsent data (TCP, SCTP, vsock) waits in close(2) for as long as the
-//     caller asked. Every socket the service closes for a caller first has
-//     lingering turned off. Closing an AF_UNIX socket also closes, on the
-//     closing thread, every descriptor still in flight in its queue, so
-//     such a socket (the service's connection with a request or more
-//     still in it, or a socket the caller passed) is emptied first: shut
-//     for reading, so that nothing more can be queued, then every packet
-//     is received and its descriptors closed the same way. So is a
-//     descriptor the kernel would have closed itself for want of room in
-//     the control buffer: there is room for as many as a packet can carry.
-//     A listening AF_UNIX socket holds descriptors in the queues of the
-//     connections waiting on it, which its close closes: those
-//     connections are accepted and emptied first.
+//     caller asked, and so does closing an AF_UNIX socket that holds such
+//     a socket in flight in its queue (the close releases what is
+//     queued, on the closing thread). Turning the lingering off first is
+//     not enough: the socket is shared with the caller, who can turn it on
+//     again between the service's setsockopt and its close, and a passed
+//     AF_UNIX socket can hold descriptors where no receive gets them (an
+//     out-of-band packet) or be refilled by a caller keeping a copy. But
+//     the kernel never lingers in the closes a thread makes as it exits.
+//     So every socket the service closes for a caller is closed by a
+//     thread that exits (closeSockets): it takes a private copy of the
+//     descriptor table, the service's own copies are closed (never the
+//     last), and the thread then exits with the last ones. The service's
+//     connection itself is emptied before it is closed: shut for
+//     reading, so that nothing more can be queued, then every packet is
+//     received and its descriptors closed as above. There is room in the
+//     control buffer for as many as a packet can carry, so that the
+//     kernel closes none itself for want of room.
 //
 // What is left: a file whose last close waits for someone else (a FUSE
 // mount's daemon, a network file system, a device that flushes), and
@@ -42,8 +47,7 @@ package qq
 // slots and its closers (pkg/queue, serve.go).
 
 import (
-	"os"
-	"time"
+	"runtime"
 
 	"golang.org/x/sys/unix"
 )
@@ -57,10 +61,6 @@ const maxRights = 253
 // service's listener, and so on each connection), with room to spare.
 // Checked against unix.CmsgSpace in the tests.
 const oobCap = 1280
-
-// maxDepth bounds how deep sockets in flight within sockets are emptied
-// (the kernel refuses to nest them more than a few levels).
-const maxDepth = 8
 
 // maxErrors bounds the errors in a row that a socket being emptied may
 // report before the emptying gives up: a pending error is reported once.
@@ -94,64 +94,80 @@ func passedKind(fd int) fdKind {
 	return kindUnix // or a socket that does not say: treated with the most care
 }
 
-// closePassed closes fd, of kind k, a descriptor a caller passed or one
-// that arrived in flight in a socket being emptied, so that the close does
-// not wait on anything the caller set up: a socket loses its lingering, an
-// AF_UNIX socket is emptied first (unless depth is too deep). conn is the
-// connection it came on (its local address names the service).
-func closePassed(fd int, k fdKind, depth, conn int) {
-	switch k {
-	case kindSocket:
-		unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{})
-	case kindUnix:
-		if depth < maxDepth && !connectedToService(fd, conn) {
-			// The caller's own end of a connection to the service is
-			// left alone: only the service sends to it, and never a
-			// descriptor; emptying it would take away the "no" the
-			// caller is waiting for.
-			if l, _ := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN); l == 1 {
-				emptyListener(fd, depth, conn)
-			} else {
-				unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_PASSCRED, 1)
-				t, _ := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
-				empty(fd, t == unix.SOCK_STREAM, depth, conn)
-			}
+// closePassed closes the descriptors a caller passed, or that arrived in
+// the service's connection: each socket among them with closeSockets, the
+// rest (pipes and files) with close(2).
+func closePassed(fds ...int) {
+	var socks []int
+	for _, fd := range fds {
+		if passedKind(fd) == kindOther {
+			unix.Close(fd)
+		} else {
+			socks = append(socks, fd)
 		}
 	}
-	unix.Close(fd)
+	closeSockets(socks)
 }
 
-// connectedToService reports whether the AF_UNIX socket fd is connected
-// to this process's listener with the address of conn (a caller's end of
-// a connection to the service): its peer is this process (SO_PEERCRED, as
-// a listener's connections report it) and its peer address is conn's.
-// The address alone could be copied: a caller can bind its own socket
-// under the same /proc/self/fd/N/... name.
-func connectedToService(fd, conn int) bool {
-	cred, err := unix.GetsockoptUcred(fd, unix.SOL_SOCKET, unix.SO_PEERCRED)
-	if err != nil || int(cred.Pid) != os.Getpid() {
-		return false
+// closeSockets closes fds so that nothing the caller set up can make the
+// closes wait on this thread: they are last closed by a thread that
+// exits, which the kernel never lets linger, and which is alone in waiting
+// when a close waits for something else. That thread takes a private copy
+// of the descriptor table (unshare CLONE_FILES), then this one closes its
+// copies (never the last) and lets the thread exit with the last ones.
+// Where the copy cannot be had (a seccomp filter), the sockets are closed
+// here with their lingering turned off, as well as that can be done.
+func closeSockets(fds []int) {
+	if len(fds) == 0 {
+		return
 	}
-	peer, err := unix.Getpeername(fd)
-	if err != nil {
-		return false
+	unshared := make(chan error, 1)
+	closed := make(chan struct{})
+	go exitingThread(func() {
+		unshared <- unix.Unshare(unix.CLONE_FILES)
+		<-closed
+	})
+	err := <-unshared
+	for _, fd := range fds {
+		if err != nil {
+			unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{})
+		}
+		unix.Close(fd)
 	}
-	local, err := unix.Getsockname(conn)
-	if err != nil {
-		return false
-	}
-	p, ok1 := peer.(*unix.SockaddrUnix)
-	l, ok2 := local.(*unix.SockaddrUnix)
-	return ok1 && ok2 && p.Name != "" && p.Name == l.Name
+	close(closed)
 }
 
-// empty receives everything queued in the AF_UNIX socket fd after shutting
-// it for reading (nothing more can be sent to it then), closing the
-// descriptors that arrive with closePassed. fd must have SO_PASSCRED set:
-// every packet then comes with the sender's credentials, so that an empty
-// packet is told from the end of the queue (which comes with none, except
-// on a stream socket, where nothing read is the end).
-func empty(fd int, stream bool, depth, conn int) {
+// exitingThread runs f on a thread of its own that exits when f returns.
+// Never on the process's main thread: Go does not end that one when a
+// goroutine locked to it ends, so a private descriptor table made there
+// would stay for good (and /proc/self/fd, which shows the main thread's
+// table, would show it). A goroutine that finds itself on the main thread
+// starts f's goroutine while it holds that thread, so that the new one
+// runs elsewhere, and lets the main thread go once the new one holds its
+// own. Go never starts a thread from a locked one (it has a template
+// thread for that), so no other thread shares a table made here.
+func exitingThread(f func()) {
+	runtime.LockOSThread() // never unlocked but on the main thread
+	if unix.Gettid() != unix.Getpid() {
+		f()
+		return
+	}
+	locked := make(chan struct{})
+	go func() {
+		runtime.LockOSThread() // not the main thread: this goroutine holds it
+		close(locked)
+		f()
+	}()
+	<-locked
+	runtime.UnlockOSThread()
+}
+
+// empty receives everything queued in the service's connection fd after
+// shutting it for reading (nothing more can be sent to it then), closing
+// the descriptors that arrive with closePassed. fd must have SO_PASSCRED
+// set: every packet then comes with the sender's credentials, so that an
+// empty packet is told from the end of the queue (which comes with none).
+func empty(fd int) {
 	unix.Shutdown(fd, unix.SHUT_RD)
 	var b [512]byte
 	var oob [oobCap]byte
@@ -162,7 +178,7 @@ func empty(fd int, stream bool, depth, conn int) {
 			continue
 		}
 		if err == unix.EAGAIN {
-			return // nothing left (a datagram socket says so)
+			return // nothing left
 		}
 		if err != nil {
 			// A socket's pending error (ECONNRESET: its peer went away
@@ -176,37 +192,10 @@ func empty(fd int, stream bool, depth, conn int) {
 		}
 		errs = 0
 		fds := rights(oob[:oobn])
-		for _, r := range fds {
-			closePassed(r, passedKind(r), depth+1, conn)
-		}
-		if n == 0 && len(fds) == 0 && (oobn == 0 || stream) {
+		closePassed(fds...)
+		if n == 0 && len(fds) == 0 && oobn == 0 {
 			return
 		}
-	}
-}
-
-// emptyListener takes the connections waiting on the listening AF_UNIX
-// socket fd and empties and closes each (closePassed): closing a listener
-// closes the connections still waiting on it, and with them the
-// descriptors in flight in their queues, on the closing thread. Shut for
-// reading, the listener refuses new connections. accept(2) has no flag
-// for not waiting, so the listener is made non-blocking and given a short
-// receive timeout (accept keeps to it), in case whoever else holds it
-// takes the non-blocking mode away again.
-func emptyListener(fd, depth, conn int) {
-	unix.Shutdown(fd, unix.SHUT_RD)
-	unix.SetNonblock(fd, true)
-	tv := unix.NsecToTimeval(int64(time.Millisecond))
-	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
-	for range maxPackets {
-		c, _, err := unix.Accept4(fd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
-		if err == unix.EINTR || err == unix.ECONNABORTED {
-			continue
-		}
-		if err != nil {
-			return // EAGAIN: none left
-		}
-		closePassed(c, kindUnix, depth+1, conn)
 	}
 }
 
@@ -219,14 +208,24 @@ func emptyListener(fd, depth, conn int) {
 // empty packet would end the emptying early. For a connection that holds
 // nothing this is two system calls more than close(2).
 func CloseConn(conn int) {
-	empty(conn, false, 0, conn)
+	empty(conn)
 	unix.Close(conn)
 }
 
-// Close closes the descriptors of a request taken, each socket with its
-// lingering turned off first (a request passing an AF_UNIX socket is never
-// taken). A pipe or file costs close(2) only.
+// Close closes the descriptors of a request taken, sockets with
+// closeSockets (a request passing an AF_UNIX socket is never taken). A
+// pipe or file costs close(2) only.
 func (r *ServiceRequest) Close() {
-	closePassed(r.Message, r.msgKind, 0, -1)
-	closePassed(r.Envelope, r.envKind, 0, -1)
+	var socks []int
+	for _, p := range []struct {
+		fd   int
+		kind fdKind
+	}{{r.Message, r.msgKind}, {r.Envelope, r.envKind}} {
+		if p.kind == kindOther {
+			unix.Close(p.fd)
+		} else {
+			socks = append(socks, p.fd)
+		}
+	}
+	closeSockets(socks)
 }

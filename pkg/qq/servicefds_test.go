@@ -2,8 +2,10 @@ package qq
 
 import (
 	"errors"
+	"fmt"
 	"github.com/hqmail/hqmail/internal/testutil"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -149,6 +151,20 @@ func TestCloseConnLingering(t *testing.T) {
 			send(t, caller, "Q1", c, pipe(t))
 			unix.Close(c)
 		}},
+		{"in flight in an out-of-band packet of a stream socket", func(t *testing.T, caller, tcp int) {
+			// No receive gets an out-of-band packet's descriptors (unless
+			// asked for it): the kernel drops the packet as it passes it.
+			sp, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := unix.Sendmsg(sp[1], []byte("x"), unix.UnixRights(tcp), nil, unix.MSG_OOB); err != nil {
+				t.Skipf("no out-of-band data on AF_UNIX stream sockets here: %v", err)
+			}
+			unix.Close(sp[1])
+			send(t, caller, "Q1", pipe(t), sp[0])
+			unix.Close(sp[0])
+		}},
 		{"in flight in a stream socket", func(t *testing.T, caller, tcp int) {
 			c := carrier(t, unix.SOCK_STREAM, tcp, false)
 			send(t, caller, "Q1", pipe(t), c)
@@ -200,6 +216,88 @@ func TestCloseConnAfterReset(t *testing.T) {
 	}
 	hangUp()
 	within(t, "CloseConn", func() { CloseConn(conn) })
+}
+
+// A socket whose lingering is on when the service makes its last close
+// (a caller can turn it on again between any setsockopt of the service's
+// and its close) does not make closeSockets wait.
+func TestCloseSocketsLingering(t *testing.T) {
+	tcp := lingeringTCP(t)
+	within(t, "closeSockets", func() { closeSockets([]int{tcp}) })
+	var st unix.Stat_t
+	if err := unix.Fstat(tcp, &st); err == nil {
+		t.Errorf("descriptor %d still open after closeSockets", tcp)
+	}
+}
+
+// mainThreadEnv makes the test binary TestCloseSocketsMainThread's child.
+const mainThreadEnv = "HQMAIL_QQ_MAIN_THREAD"
+
+// closeOnMainThread is the child's work: closeSockets called from many
+// goroutines at once (some of which the Go scheduler runs on the main
+// thread, as it does qmail-queued's) closes what it was given, and leaves
+// the main thread's table (the one /proc/self/fd shows) the process's own.
+// It returns the exit code.
+func closeOnMainThread() int {
+	const rounds, width = 50, 8
+	for range rounds {
+		var reads []int
+		var wg sync.WaitGroup
+		for range width {
+			var p [2]int
+			if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+				fmt.Println(err)
+				return 2
+			}
+			reads = append(reads, p[0])
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				closeSockets([]int{p[1]})
+			}()
+		}
+		wg.Wait()
+		// Each write end closed for good: its read end sees the end of
+		// file (a copy left in a table of the main thread's keeps it
+		// open).
+		for _, r := range reads {
+			pfd := []unix.PollFd{{Fd: int32(r), Events: unix.POLLIN}}
+			if n, _ := unix.Poll(pfd, 10000); n != 1 {
+				fmt.Println("a pipe's write end is still open somewhere")
+				return 1
+			}
+			unix.Close(r)
+		}
+		f, err := os.CreateTemp("", "qq-main-thread-")
+		if err != nil {
+			fmt.Println(err)
+			return 2
+		}
+		os.Remove(f.Name())
+		_, err = os.Stat("/proc/self/fd/" + strconv.Itoa(int(f.Fd())))
+		f.Close()
+		if err != nil {
+			fmt.Println("a descriptor opened since is not in /proc/self/fd:", err)
+			return 1
+		}
+	}
+	return 0
+}
+
+// closeSockets run by a goroutine on the process's main thread does not
+// leave that thread with a private descriptor table: Go never ends the
+// main thread.
+func TestCloseSocketsMainThread(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), mainThreadEnv+"=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
 }
 
 // carrier returns an AF_UNIX socket of type typ holding fd in flight in

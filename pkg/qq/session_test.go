@@ -23,8 +23,12 @@ var (
 	buildErr  error
 )
 
-// TestMain removes the qmail-queue the tests built.
+// TestMain removes the qmail-queue the tests built. Run with
+// mainThreadEnv set, it is TestCloseSocketsMainThread's child instead.
 func TestMain(m *testing.M) {
+	if os.Getenv(mainThreadEnv) != "" {
+		os.Exit(closeOnMainThread())
+	}
 	code := m.Run()
 	if builtDir != "" {
 		os.RemoveAll(builtDir)

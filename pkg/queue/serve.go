@@ -19,11 +19,11 @@ package queue
 // AF_UNIX socket is refused (pkg/qq, servicefds.go), and a job gives up
 // when anything arrives on its connection after the request.
 //
-// Closing what a caller passed must not wait on the caller: sockets lose
-// SO_LINGER before they are closed, and a connection (or a passed AF_UNIX
-// socket) is emptied before it is closed, so that no lingering socket in
-// flight in it is closed by the kernel on the closing thread (qq.CloseConn,
-// ServiceRequest.Close). Some closes can still block for as long as the
+// Closing what a caller passed must not wait on the caller: sockets are
+// closed by a thread that exits, where the kernel never lingers, and a
+// connection is emptied before it is closed, so that no lingering socket
+// in flight in it is closed by the kernel on the closing thread
+// (qq.CloseConn, ServiceRequest.Close). Some closes can still block for as long as the
 // caller likes (a file on a FUSE mount waits for its daemon). The accept
 // loop therefore never closes anything of a caller's: a job closes its
 // own (holding its slot until they are closed, so that blocked closes
@@ -370,7 +370,7 @@ func serveConn(c *Config, conn int, alarm time.Duration, wc *whoCache, log *errL
 	deadline := time.Now().Add(alarm) // real time, whatever the clock says
 	msg := &pollReader{fd: req.Message, conn: conn, deadline: deadline}
 	env := &pollReader{fd: req.Envelope, conn: conn, deadline: deadline}
-	defer req.Close() // sockets lose their lingering first
+	defer req.Close() // sockets closed where they cannot linger
 	if qq.Answer(conn, true) != nil {
 		return
 	}
