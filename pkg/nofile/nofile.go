@@ -7,7 +7,12 @@
 // (Raise) and, when the hard limit is lower, runs fewer at once (Fit).
 package nofile
 
-import "syscall"
+import (
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+)
 
 // Raise raises the soft RLIMIT_NOFILE toward need, as far as the hard
 // limit allows, and returns the soft and hard limits in force afterwards
@@ -28,6 +33,29 @@ func Raise(need int64) (soft, hard int64) {
 	}
 	clamp := func(v uint64) int64 { return int64(min(v, 1<<31)) }
 	return clamp(rl.Cur), clamp(rl.Max)
+}
+
+// RaiseHard raises the hard RLIMIT_NOFILE to need when it is lower, as
+// only a privileged process can, and reports whether the hard limit is at
+// least need afterwards. The soft limit is left alone (each program
+// raises its own with Raise). need is taken down to the system's most
+// (fs.nr_open) when that is lower.
+func RaiseHard(need int64) bool {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		return false
+	}
+	n := uint64(max(need, 0))
+	if rl.Max >= n {
+		return true
+	}
+	if b, err := os.ReadFile("/proc/sys/fs/nr_open"); err == nil {
+		if most, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64); err == nil && most < n {
+			n = most
+		}
+	}
+	want := syscall.Rlimit{Cur: min(rl.Cur, n), Max: n}
+	return syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want) == nil && uint64(max(need, 0)) <= n
 }
 
 // Fit returns how many of something to run at once: limit when reserve

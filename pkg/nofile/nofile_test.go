@@ -1,6 +1,11 @@
 package nofile
 
 import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 )
@@ -47,4 +52,71 @@ func TestRaise(t *testing.T) {
 	if int64(min(after.Cur, 1<<31)) != soft {
 		t.Errorf("Raise reported %d, the soft limit is %d", soft, after.Cur)
 	}
+}
+
+// raiseHardEnv makes the test binary TestRaiseHard's child.
+const raiseHardEnv = "HQMAIL_NOFILE_RAISE_HARD"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(raiseHardEnv) != "" {
+		os.Exit(raiseHardChild())
+	}
+	os.Exit(m.Run())
+}
+
+// raiseHardChild lowers its hard limit to 1024, then has RaiseHard take it
+// to 5000 and leave the soft limit alone.
+func raiseHardChild() int {
+	low := syscall.Rlimit{Cur: 512, Max: 1024}
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &low); err != nil {
+		fmt.Println("lowering:", err)
+		return 2
+	}
+	if !RaiseHard(5000) {
+		fmt.Println("RaiseHard(5000) reported failure")
+		return 1
+	}
+	var rl syscall.Rlimit
+	syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl)
+	if rl.Max < 5000 || rl.Cur != 512 {
+		fmt.Printf("limits %d/%d after RaiseHard(5000), want 512/5000 or more\n", rl.Cur, rl.Max)
+		return 1
+	}
+	if !RaiseHard(100) {
+		fmt.Println("RaiseHard(100) under a higher limit reported failure")
+		return 1
+	}
+	return 0
+}
+
+// RaiseHard raises a hard limit below need (as root), and leaves the soft
+// limit as it was.
+func TestRaiseHard(t *testing.T) {
+	if !hasCap(24) { // CAP_SYS_RESOURCE
+		t.Skip("raising a hard limit needs CAP_SYS_RESOURCE, which this process lacks")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), raiseHardEnv+"=1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+}
+
+// hasCap reports whether capability bit is in this process's effective set.
+func hasCap(bit uint) bool {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
+			n, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			return err == nil && n&(1<<bit) != 0
+		}
+	}
+	return false
 }

@@ -52,11 +52,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// maxRights is the most descriptors one packet can carry (the kernel's
+// MaxRights is the most descriptors one packet can carry (the kernel's
 // SCM_MAX_FD).
-const maxRights = 253
+const MaxRights = 253
 
-// oobCap is the room for the control data of one packet: maxRights
+// oobCap is the room for the control data of one packet: MaxRights
 // descriptors and the sender's credentials (SO_PASSCRED is set on the
 // service's listener, and so on each connection), with room to spare.
 // Checked against unix.CmsgSpace in the tests.

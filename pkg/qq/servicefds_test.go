@@ -115,7 +115,7 @@ func answer(t *testing.T, s int) string {
 }
 
 func TestOOBCap(t *testing.T) {
-	if need := unix.CmsgSpace(maxRights*4) + unix.CmsgSpace(unix.SizeofUcred); oobCap < need {
+	if need := unix.CmsgSpace(MaxRights*4) + unix.CmsgSpace(unix.SizeofUcred); oobCap < need {
 		t.Errorf("oobCap %d, need %d", oobCap, need)
 	}
 }

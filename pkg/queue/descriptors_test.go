@@ -173,13 +173,14 @@ func TestFitService(t *testing.T) {
 		{0, want},
 		{1 << 20, want},
 		{full, want},
-		{64, serviceLimits{jobs: 3, closers: 2, backlog: 5}},
-		{50, serviceLimits{jobs: 2, closers: 2, backlog: 2}},
+		{4096, serviceLimits{jobs: 15, closers: 1, backlog: 16}},
+		{1024, serviceLimits{jobs: 2, closers: 1, backlog: 64}},
+		{600, serviceLimits{jobs: 1, closers: 1, backlog: 64}},
 		{least, serviceLimits{jobs: 1, closers: 1, backlog: 1}},
-		{least - 1, serviceLimits{jobs: 0, closers: 3, backlog: 1}},
+		{least - 1, serviceLimits{jobs: 0, closers: 1, backlog: 64}},
+		{64, serviceLimits{jobs: 0, closers: 1, backlog: 1}},
 		{20, serviceLimits{jobs: 0, closers: 1, backlog: 1}},
 		{10, serviceLimits{jobs: 0, closers: 1, backlog: 1}},
-		{600, serviceLimits{jobs: 52, closers: 2, backlog: 2}},
 		{full - 1, serviceLimits{jobs: 64, closers: 4, backlog: 63}},
 	} {
 		if got := fitService(want, tc.nofile); got != tc.want {
@@ -219,7 +220,7 @@ func TestServiceFitsDescriptorLimit(t *testing.T) {
 		jobs   int
 		log    string
 	}{
-		{50, 2, "fits 2 jobs at once, not 64\n"},
+		{least + perJob, 2, "fits 2 jobs at once, not 64\n"},
 		{least, 1, "fits 1 job at once, not 64\n"},
 		{least - 1, 0, "fits 0 jobs at once, not 64: every caller runs qmail-queue\n"},
 		{5, 0, "fits 0 jobs at once, not 64: every caller runs qmail-queue\n"},

@@ -506,14 +506,21 @@ func (g *groupSync) waiting() int {
 
 // Descriptors, for fitting the number of jobs to RLIMIT_NOFILE.
 //
-// One job holds at most fdsPerJob at once: its connection, the two
-// descriptors the caller passed (a request carrying more, up to the 253 a
-// packet can carry, is refused and they are closed one by one before any
-// queue file is opened: a moment's excess, not counted), the root and
-// queue directories, the pid/mess file (pid/ names are tried one at a
-// time), the intd file, the three directories it flushes (mess/S, intd
-// and todo, opened by the job and kept until it ends: see groupSync) and
-// lock/trigger (opened before the commit link).
+// One job holds at most fdsPerJob at once while it queues: its connection,
+// the two descriptors the caller passed, the root and queue directories,
+// the pid/mess file (pid/ names are tried one at a time), the intd file,
+// the three directories it flushes (mess/S, intd and todo, opened by the
+// job and kept until it ends: see groupSync) and lock/trigger (opened
+// before the commit link). But receiving the request can hold more for a
+// moment: fdsPerReceive, the connection and as many descriptors as one
+// packet carries (a request carrying more than two is refused and they are
+// closed). So can each closer, emptying a refused connection, besides its
+// fdsPerCloser. Those are counted in full: were there no room for them in
+// the process's table, the kernel would close what does not fit itself,
+// on the receiving thread, and a caller's lingering socket among them
+// would make that thread wait for as long as the caller likes (QA: callers
+// passing 253 descriptors at once, under a limit of 1024, held every
+// slot).
 //
 // The service itself keeps fdsFixed: descriptors 0-2 (0 is qmail-start's
 // stop pipe), the listener, the lock, both ends of the stop pipe it makes,
@@ -521,16 +528,15 @@ func (g *groupSync) waiting() int {
 // limit files it keeps open), etc/ids while it is read, one accepted
 // connection not yet handed on: 13, and three to spare (11 were counted
 // in /proc/PID/fd of an idle service). A refused connection waiting for
-// a closer holds one; each closer holds fdsPerCloser (the connection and
-// a few descriptors of its request while it closes them; a packet that
-// carries more, up to 253, holds them for a moment). With the
-// default numbers (64 jobs, 4 closers, 64 waiting) that is 804 in all,
-// within the usual soft limit of 1024; fewer are used at once in
-// practice, as jobs are rarely all at their peak together.
+// a closer holds one. With the default numbers (64 jobs, 4 closers, 64
+// waiting) that is 17,352 in all: Go raises the soft limit to the hard
+// one at start, and the usual hard limits (systemd's 524,288, a login's
+// 1,048,576) leave room; a hard limit of 4,096 fits 15 jobs.
 const (
-	fdsPerJob    = 11
-	fdsPerCloser = 5
-	fdsFixed     = 16
+	fdsPerJob     = 11
+	fdsPerCloser  = 5
+	fdsPerReceive = 1 + qq.MaxRights
+	fdsFixed      = 16
 )
 
 // serviceLimits is how many jobs run at once and how many refused
@@ -541,8 +547,21 @@ type serviceLimits struct {
 
 // need is the number of descriptors l may use at once.
 func (l serviceLimits) need() int64 {
-	return int64(fdsFixed + l.jobs*fdsPerJob + l.closers*fdsPerCloser + l.backlog)
+	return int64(fdsFixed + l.jobs*perJob + l.closers*perCloser + l.backlog)
 }
+
+// ServiceDescriptors is the descriptor limit the service needs to run all
+// its jobs and closers at once (qmail-start raises the hard limit to it
+// when it can).
+func ServiceDescriptors() int64 {
+	return serviceLimits{jobs: MaxJobs, closers: max(refusalClosers, 1), backlog: max(refusalBacklog, 1)}.need()
+}
+
+// What one job and one closer are counted at (see fdsPerReceive).
+const (
+	perJob    = max(fdsPerJob, fdsPerReceive)
+	perCloser = max(fdsPerCloser, fdsPerReceive)
+)
 
 // fitService returns want, or, when nofile descriptors are not enough for
 // it, limits that fit: the refusals get the least that keeps their logic
@@ -559,12 +578,12 @@ func fitService(want serviceLimits, nofile int64) serviceLimits {
 		return want
 	}
 	l := serviceLimits{jobs: 0, closers: 1, backlog: 1}
-	fit := (nofile - l.need()) / fdsPerJob
+	fit := (nofile - l.need()) / perJob
 	l.jobs = int(min(max(fit, 0), int64(want.jobs)))
 	if rest := nofile - l.need(); rest > 0 {
-		more := min(rest/fdsPerCloser, int64(want.closers-1))
+		more := min(rest/perCloser, int64(want.closers-1))
 		l.closers += int(more)
-		rest -= more * fdsPerCloser
+		rest -= more * perCloser
 		l.backlog = int(min(1+rest, int64(want.backlog)))
 	}
 	return l

@@ -56,8 +56,10 @@ import (
 	"time"
 
 	"github.com/hqmail/hqmail/pkg/hold"
+	"github.com/hqmail/hqmail/pkg/nofile"
 	"github.com/hqmail/hqmail/pkg/privsep"
 	"github.com/hqmail/hqmail/pkg/qhome"
+	"github.com/hqmail/hqmail/pkg/queue"
 	"github.com/hqmail/hqmail/pkg/sendlock"
 	"github.com/hqmail/hqmail/pkg/sigcatch"
 	"github.com/hqmail/hqmail/pkg/spawn"
@@ -632,6 +634,14 @@ func Main(args []string, root string, stdout, stderr *os.File) int {
 		ids = qhome.SharedIDs(os.Getuid(), os.Getgid())
 	}
 	o.IDs = ids
+	if os.Geteuid() == 0 {
+		// The queue service counts each job at what a caller can pass
+		// in one request (qmail-queued(8)): a hard descriptor limit
+		// below that makes it run fewer jobs. As root, raise it for
+		// every program started; each raises its soft limit as needed.
+		// Where that is not allowed, the service says what it fits.
+		nofile.RaiseHard(queue.ServiceDescriptors())
+	}
 	o.Switch = privsep.CanSwitch(ids.Shared)
 	if ids.Shared && os.Geteuid() == 0 && ids.Qmails.UID != 0 {
 		// A tree installed by an ordinary user, started by root: run it
