@@ -49,6 +49,26 @@ func serveSoon(t *testing.T, root string) {
 	}
 }
 
+// sendPipes sends a request on s passing the read ends of two new pipes,
+// and returns their write ends (the message's and the envelope's).
+func sendPipes(t *testing.T, s int) (mw, ew *os.File) {
+	t.Helper()
+	mr, mw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	er, ew, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mr.Close()
+	defer er.Close()
+	if err := unix.Sendmsg(s, []byte("Q1"), unix.UnixRights(int(mr.Fd()), int(er.Fd())), nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	return mw, ew
+}
+
 // dial connects to the service; the connection is closed at the end of
 // the test unless the test closes it first (close is idempotent here).
 func dial(t *testing.T, root string) (s int, close func()) {
@@ -148,13 +168,7 @@ func TestServiceSelfReference(t *testing.T) {
 		}},
 		{"own end in a packet after the request", func(t *testing.T, root string) {
 			s, close := dial(t, root)
-			mr, mw, _ := os.Pipe()
-			er, ew, _ := os.Pipe()
-			if err := unix.Sendmsg(s, []byte("Q1"), unix.UnixRights(int(mr.Fd()), int(er.Fd())), nil, 0); err != nil {
-				t.Fatal(err)
-			}
-			mr.Close()
-			er.Close()
+			mw, ew := sendPipes(t, s)
 			if a := readAnswer(t, s); a != "go" {
 				t.Fatalf("answer %q, want go", a)
 			}
@@ -219,15 +233,9 @@ func TestServiceLingeringFreesSlot(t *testing.T) {
 		{"packet after the request", func(t *testing.T, root string) {
 			fd, _, _ := testutil.LingeringSocket(t, 60)
 			s, close := dial(t, root)
-			mr, mw, _ := os.Pipe()
+			mw, ew := sendPipes(t, s)
 			defer mw.Close()
-			er, ew, _ := os.Pipe()
 			defer ew.Close()
-			if err := unix.Sendmsg(s, []byte("Q1"), unix.UnixRights(int(mr.Fd()), int(er.Fd())), nil, 0); err != nil {
-				t.Fatal(err)
-			}
-			mr.Close()
-			er.Close()
 			if a := readAnswer(t, s); a != "go" {
 				t.Fatalf("answer %q, want go", a)
 			}
@@ -249,13 +257,7 @@ func TestServiceLingeringFreesSlot(t *testing.T) {
 			for attempt := 1; ; attempt++ {
 				fd, _, _ := testutil.LingeringSocket(t, 60)
 				s, close := dial(t, root)
-				mr, mw, _ := os.Pipe()
-				er, ew, _ := os.Pipe()
-				if err := unix.Sendmsg(s, []byte("Q1"), unix.UnixRights(int(mr.Fd()), int(er.Fd())), nil, 0); err != nil {
-					t.Fatal(err)
-				}
-				mr.Close()
-				er.Close()
+				mw, ew := sendPipes(t, s)
 				err := unix.Sendmsg(s, nil, nil, nil, 0)
 				if err == nil {
 					err = unix.Sendmsg(s, nil, unix.UnixRights(fd), nil, 0)
