@@ -97,10 +97,20 @@ func passedKind(fd int) fdKind {
 // closePassed closes the descriptors a caller passed, or that arrived in
 // the service's connection: each socket among them with closeSockets, the
 // rest (pipes and files) with close(2).
-func closePassed(fds ...int) {
+func closePassed(fds ...int) { closeByKind(fds, nil) }
+
+// closeByKind closes fds, whose kinds are kinds (nil: looked up), each
+// socket with closeSockets and the rest with close(2).
+func closeByKind(fds []int, kinds []fdKind) {
 	var socks []int
-	for _, fd := range fds {
-		if passedKind(fd) == kindOther {
+	for i, fd := range fds {
+		var k fdKind
+		if kinds != nil {
+			k = kinds[i]
+		} else {
+			k = passedKind(fd)
+		}
+		if k == kindOther {
 			unix.Close(fd)
 		} else {
 			socks = append(socks, fd)
@@ -216,16 +226,5 @@ func CloseConn(conn int) {
 // closeSockets (a request passing an AF_UNIX socket is never taken). A
 // pipe or file costs close(2) only.
 func (r *ServiceRequest) Close() {
-	var socks []int
-	for _, p := range []struct {
-		fd   int
-		kind fdKind
-	}{{r.Message, r.msgKind}, {r.Envelope, r.envKind}} {
-		if p.kind == kindOther {
-			unix.Close(p.fd)
-		} else {
-			socks = append(socks, p.fd)
-		}
-	}
-	closeSockets(socks)
+	closeByKind([]int{r.Message, r.Envelope}, []fdKind{r.msgKind, r.envKind})
 }
