@@ -162,7 +162,10 @@ func TestAssign(t *testing.T) {
 
 // fakeSource is a directory with two "programs" and a non-executable file.
 func fakeSource(t *testing.T) string {
-	src := t.TempDir()
+	return fakeSourceIn(t.TempDir())
+}
+
+func fakeSourceIn(src string) string {
 	os.WriteFile(filepath.Join(src, "qmail-queue"), []byte("#!/bin/sh\n"), 0o755)
 	os.WriteFile(filepath.Join(src, "qmail-inject"), []byte("#!/bin/sh\n"), 0o755)
 	os.WriteFile(filepath.Join(src, "README"), []byte("not a program\n"), 0o644)
@@ -170,7 +173,11 @@ func fakeSource(t *testing.T) string {
 }
 
 func opts(t *testing.T, root string) Options {
-	o := Options{Root: root, Me: "mx.example.org", Source: fakeSource(t)}
+	return optsFrom(root, fakeSource(t))
+}
+
+func optsFrom(root, src string) Options {
+	o := Options{Root: root, Me: "mx.example.org", Source: src}
 	if os.Geteuid() == 0 {
 		o.UIDBase = 64110
 	}
@@ -828,7 +835,12 @@ func TestInstallFewDescriptors(t *testing.T) {
 			fmt.Println("setrlimit:", err)
 			os.Exit(1)
 		}
-		fmt.Println("result:", Install(opts(t, root)))
+		// Not opts: its t.TempDir would outlive this os.Exit (81 were
+		// left in /tmp). The source goes beside root, in the parent's
+		// temporary directory.
+		src := filepath.Join(filepath.Dir(root), "src")
+		os.Mkdir(src, 0o755)
+		fmt.Println("result:", Install(optsFrom(root, fakeSourceIn(src))))
 		os.Exit(0)
 	}
 	root := filepath.Join(searchableDir(t), "q")
