@@ -209,6 +209,14 @@ func (m *msgCtl) save() error {
 	return qhome.ReplaceFile(m.path, hold.MsgsText(m.held), 0o600, nil)
 }
 
+// saveHeld writes the held set for a qmailctl request, which puts
+// memory back as it was when the write fails (and answers defer).
+func (s *Sched) saveHeld() error {
+	err := s.mc.save()
+	s.saveState(stateHeldMsgs, err, false)
+	return err
+}
+
 func (m *msgCtl) isHeld(id uint64) bool { return m != nil && m.held[id] }
 
 // park takes a held message off channel c's schedule, keeping its due time.
@@ -277,9 +285,7 @@ func (s *Sched) pruneHeld() {
 		}
 	}
 	if changed {
-		if err := s.mc.save(); err != nil {
-			s.log.line("warning: unable to write bounce/", HeldMsgsName)
-		}
+		s.saveState(stateHeldMsgs, s.mc.save(), true)
 	}
 }
 
@@ -292,9 +298,7 @@ func (s *Sched) forget(id uint64) {
 	delete(s.mc.heldAs, id)
 	if s.mc.held[id] {
 		delete(s.mc.held, id)
-		if err := s.mc.save(); err != nil {
-			s.log.line("warning: unable to write bounce/", HeldMsgsName)
-		}
+		s.saveState(stateHeldMsgs, s.mc.save(), true)
 	}
 }
 
@@ -491,7 +495,7 @@ func (s *Sched) holdMsg(id uint64) (string, string) {
 		return ResultFail, "too many messages held"
 	}
 	s.mc.held[id] = true
-	if err := s.mc.save(); err != nil {
+	if err := s.saveHeld(); err != nil {
 		delete(s.mc.held, id)
 		return ResultDefer, "unable to write bounce/" + HeldMsgsName + ": " + err.Error()
 	}
@@ -516,7 +520,7 @@ func (s *Sched) releaseMsg(id uint64) (string, string) {
 		return ResultOK, "message " + utoa(id) + " was not held"
 	}
 	delete(s.mc.held, id)
-	if err := s.mc.save(); err != nil {
+	if err := s.saveHeld(); err != nil {
 		s.mc.held[id] = true
 		return ResultDefer, "unable to write bounce/" + HeldMsgsName + ": " + err.Error()
 	}
@@ -583,9 +587,7 @@ func (s *Sched) kill(id uint64, bounce bool) (string, string) {
 	}
 	if s.mc.held[id] {
 		delete(s.mc.held, id)
-		if err := s.mc.save(); err != nil {
-			s.log.line("warning: unable to write bounce/", HeldMsgsName)
-		}
+		s.saveState(stateHeldMsgs, s.mc.save(), true)
 	}
 	note := ""
 	if bounce {
@@ -880,8 +882,17 @@ func (s *Sched) byAddress(verb, addr string) (string, string) {
 		n++
 	}
 	if n > 0 {
-		if err := s.mc.save(); err != nil {
-			s.mc.held, _ = LoadHeld(s.queue)
+		if err := s.saveHeld(); err != nil {
+			// Memory as it was. (It was read back from the file,
+			// and a read that failed too left no held set at all:
+			// the next hold panicked on the nil map.)
+			for _, id := range changed {
+				if hold {
+					delete(s.mc.held, id)
+				} else {
+					s.mc.held[id] = true
+				}
+			}
 			return ResultDefer, "unable to write bounce/" + HeldMsgsName + ": " + err.Error()
 		}
 	}

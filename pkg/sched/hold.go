@@ -294,9 +294,7 @@ func (h *holdLog) startup(s *Sched, now int64) {
 		}
 	}
 	if changed {
-		if err := h.save(); err != nil {
-			s.log.line("warning: unable to write bounce/", HoldLogName, ": ", qerr.Bare(err).Error())
-		}
+		s.saveHoldLog()
 	}
 	s.recordHolds(hs, now)
 }
@@ -373,33 +371,31 @@ func (s *Sched) rereadHoldLog() {
 	h.squeeze()
 	s.holds = h
 	s.log.line("info: bounce/", HoldLogName, " read again; queuelifetime applies")
-	if err := h.save(); err != nil {
-		s.log.line("warning: unable to write bounce/", HoldLogName, ": ", qerr.Bare(err).Error())
-	}
+	s.saveHoldLog()
 }
 
-// recordHolds records the hold flags hs from time t on, logging a
-// failure to save them (held time may then count toward queuelifetime
-// after a restart).
+// recordHolds records the hold flags hs from time t on.
 func (s *Sched) recordHolds(hs holdState, t int64) {
-	if err := s.holds.record(hs, t); err != nil {
-		s.log.line("warning: unable to write bounce/", HoldLogName, ": ", qerr.Bare(err).Error())
+	if s.holds.change(hs, t) {
+		s.saveHoldLog()
 	}
 }
 
-// record sets the periods for the hold flags hs from time t on. Only a
-// hold of the whole remote channel stops the queuelifetime clock: a
-// message to a dead host must bounce in time while some unrelated domain
-// (a VPN's) is held, and the held domain's recipients are not tried, so
-// not bounced, while held; after the release each gets its attempt.
-func (h *holdLog) record(hs holdState, t int64) error {
+// saveHoldLog writes the hold log (saveState).
+func (s *Sched) saveHoldLog() {
+	s.saveState(stateHoldLog, s.holds.save(), true)
+}
+
+// change sets the periods for the hold flags hs from time t on and
+// reports whether they changed (to be saved). Only a hold of the whole
+// remote channel stops the queuelifetime clock: a message to a dead host
+// must bounce in time while some unrelated domain (a VPN's) is held, and
+// the held domain's recipients are not tried, so not bounced, while held;
+// after the release each gets its attempt.
+func (h *holdLog) change(hs holdState, t int64) bool {
 	changed := h.set(chanLocal, hs.local, t)
 	changed = h.set(chanRemote, hs.remoteAll, t) || changed
-	changed = h.set(kindRemoteSome, hs.remoteAny(), t) || changed
-	if !changed {
-		return nil
-	}
-	return h.save()
+	return h.set(kindRemoteSome, hs.remoteAny(), t) || changed
 }
 
 // heldAtAll reports whether anything on channel c is held.

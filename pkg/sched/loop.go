@@ -151,7 +151,12 @@ type Sched struct {
 	cleanupWalk *messWalk
 
 	holds *holdLog
-	mc    *msgCtl // per-message control (control.go)
+	// stateRetry marks the state files (holdperiods, heldmsgs) whose
+	// last write failed; they are written again at stateRetryAt
+	// (state.go).
+	stateRetry   [2]bool
+	stateRetryAt int64
+	mc           *msgCtl // per-message control (control.go)
 	// fifos are lock/trigger and lock/sendctl once open (closed at exit,
 	// which ends their readers); a missing or broken one is warned about
 	// and opened again at each HUP.
@@ -263,6 +268,8 @@ func Run(opt Options) int {
 	s.nextTodo = s.recent // scan todo/ at once
 	s.cleanupNext = s.recent
 	s.loop()
+	s.stateRetryAt = 0 // a last try of a failed state write
+	s.retryState()
 	s.writeBack()
 	s.log.line("status: exiting")
 	return s.exitCode()
@@ -519,6 +526,9 @@ func (s *Sched) wakeup() int64 {
 		if e, ok := s.done.min(); ok {
 			w = min(w, e.due)
 		}
+		if t := s.stateWake(); t != 0 {
+			w = min(w, t)
+		}
 		if s.todo != nil || s.triggered {
 			w = 0
 		} else {
@@ -571,6 +581,7 @@ func (s *Sched) loop() {
 		s.todoStep()
 		s.passStep()
 		s.cleanupStep()
+		s.retryState()
 	}
 }
 

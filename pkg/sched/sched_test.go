@@ -515,15 +515,15 @@ func TestHoldKinds(t *testing.T) {
 	dir := t.TempDir()
 	os.Mkdir(filepath.Join(dir, "bounce"), 0o700)
 	h := loadHoldLog(dir)
-	h.record(holdState{remoteDoms: []string{"vpn.example"}}, 1000)
-	h.record(holdState{remoteAll: true}, 2000)
-	h.record(holdState{remoteDoms: []string{"vpn.example"}}, 3000)
-	h.record(holdState{}, 4000)
+	saveChange(h, holdState{remoteDoms: []string{"vpn.example"}}, 1000)
+	saveChange(h, holdState{remoteAll: true}, 2000)
+	saveChange(h, holdState{remoteDoms: []string{"vpn.example"}}, 3000)
+	saveChange(h, holdState{}, 4000)
 	h2 := loadHoldLog(dir)
 	if got := h2.heldWithin(chanRemote, 0, 5000); got != 1000 {
 		t.Errorf("whole-channel held time %d, want 1000", got)
 	}
-	h.record(holdState{remoteDoms: []string{"vpn.example"}}, 4500)
+	saveChange(h, holdState{remoteDoms: []string{"vpn.example"}}, 4500)
 	if h.since(kindRemoteSome) != 4500 {
 		t.Errorf("since of a domain hold: %d", h.since(kindRemoteSome))
 	}
@@ -532,7 +532,7 @@ func TestHoldKinds(t *testing.T) {
 			t.Errorf("a closed any-hold period is kept: %v", p)
 		}
 	}
-	h2.record(holdState{remoteDoms: []string{"vpn.example"}}, 6000)
+	saveChange(h2, holdState{remoteDoms: []string{"vpn.example"}}, 6000)
 	if h2.since(kindRemoteSome) != 6000 || h2.since(chanRemote) != 0 {
 		t.Errorf("since: %d %d", h2.since(kindRemoteSome), h2.since(chanRemote))
 	}

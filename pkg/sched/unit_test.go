@@ -211,6 +211,15 @@ func TestParseHoldRemote(t *testing.T) {
 	}
 }
 
+// saveChange is what qmail-send does at a change of the hold flags: the
+// periods from time t on, saved if they changed.
+func saveChange(h *holdLog, hs holdState, t int64) error {
+	if !h.change(hs, t) {
+		return nil
+	}
+	return h.save()
+}
+
 // TestHoldLogSaveFails: a hold change that cannot be recorded is logged
 // (it was dropped without a word), and the next change records both.
 func TestHoldLogSaveFails(t *testing.T) {
@@ -219,11 +228,11 @@ func TestHoldLogSaveFails(t *testing.T) {
 	h := loadHoldLog(dir)
 	block := filepath.Join(dir, "bounce", HoldLogName+".tmp")
 	os.Mkdir(block, 0o700) // the temporary file cannot be made
-	if err := h.record(holdState{remoteAll: true}, 1000); err == nil {
+	if err := saveChange(h, holdState{remoteAll: true}, 1000); err == nil {
 		t.Fatal("record succeeded with bounce/holdperiods.tmp a directory")
 	}
 	os.Remove(block)
-	if err := h.record(holdState{remoteAll: true, local: true}, 2000); err != nil {
+	if err := saveChange(h, holdState{remoteAll: true, local: true}, 2000); err != nil {
 		t.Fatal(err)
 	}
 	if got := loadHoldLog(dir).periods; len(got) != 3 || got[0] != (period{chanRemote, 1000, 0}) {
