@@ -146,6 +146,7 @@ type Sched struct {
 	flagALRM  bool
 
 	todo        *os.File // open todo/ directory during a scan
+	todoHalt    bool     // the scan must end: out of descriptors (todo.go)
 	nextTodo    int64
 	cleanupNext int64
 	cleanupWalk *messWalk

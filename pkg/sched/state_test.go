@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -154,5 +155,46 @@ func TestHoldAddressWriteFails(t *testing.T) {
 	if got := e.request("h3", "hold-from", "joe@example.org"); !strings.HasPrefix(got, ResultOK+" ") {
 		t.Errorf("hold-from once mended: %q, want ok", got)
 	}
+	e.stop()
+}
+
+// TestTodoScanOutOfDescriptors: when preprocessing cannot open todo/ID
+// for want of descriptors, the scan of todo/ ends after that one warning
+// and the next comes sleepSysfail seconds later: with qmail-send out of
+// descriptors, every message of a scan logged its own warning at every
+// trigger (QA: 200 messages, 20,100 lines).
+func TestTodoScanOutOfDescriptors(t *testing.T) {
+	var failing atomic.Bool
+	failing.Store(true)
+	old := openQueue
+	openQueue = func(path string, flag int) (*os.File, error) {
+		if failing.Load() {
+			return nil, &os.PathError{Op: "open", Path: path, Err: syscall.EMFILE}
+		}
+		return old(path, flag)
+	}
+	t.Cleanup(func() { openQueue = old })
+	var clock atomic.Int64
+	clock.Store(time.Now().Unix())
+	root := newTree(t)
+	mkCtlFIFO(t, root)
+	const n = 10
+	for range n {
+		queueMsg(t, root, "s@example.org", "a@local.example")
+	}
+	e := startSpiedClock(t, root, &record{}, clock.Load)
+	warn := "warning: unable to open todo/"
+	e.waitLog(warn, 1)
+	// The turns of two requests: a scan that went on would have logged
+	// the other messages' warnings by the second answer.
+	e.request("w1", "hold", "99999")
+	e.request("w2", "hold", "99999")
+	if got := e.log.count(warn); got != 1 {
+		t.Fatalf("%d warnings for %d messages, want 1; log:\n%s", got, n, e.log.String())
+	}
+	failing.Store(false)
+	clock.Add(sleepSysfail + 1)
+	e.request("w3", "hold", "99999")
+	e.waitLog("end msg ", n)
 	e.stop()
 }

@@ -201,8 +201,34 @@ func (s *Sched) todoStep() {
 		if p := s.prepare(id); p != nil {
 			batch = append(batch, p)
 		}
+		if s.todoHalt {
+			// Out of descriptors: every other todo/ID would fail
+			// the same way, one warning each. The scan ends; the
+			// next one comes sleepSysfail seconds on (todoSoon).
+			s.todoHalt = false
+			s.todo.Close()
+			s.todo = nil
+			break
+		}
 	}
 	s.commit(batch)
+}
+
+// openQueue opens a queue file for preprocessing; a variable so that
+// tests can make it fail.
+var openQueue = func(path string, flag int) (*os.File, error) {
+	if flag&os.O_CREATE != 0 {
+		return os.OpenFile(path, flag, 0o600)
+	}
+	return qhome.OpenRegular(path, flag)
+}
+
+// noFiles ends the running scan of todo/ (todoHalt) when err says the
+// process or the system has no descriptor to give (EMFILE, ENFILE).
+func (s *Sched) noFiles(err error) {
+	if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+		s.todoHalt = true
+	}
 }
 
 // todoSoon brings the next scan of todo/ forward to sleepSysfail from now.
@@ -251,9 +277,10 @@ type queueFile struct {
 // it wrote; nil means it failed (logged; todo/ID is left for a later scan).
 func (s *Sched) prepare(id uint64) *prepared {
 	todoName := fnFlat("todo", id)
-	tf, err := qhome.OpenRegular(s.path(todoName), os.O_RDONLY)
+	tf, err := openQueue(s.path(todoName), os.O_RDONLY)
 	if err != nil {
 		if !isNoent(err) {
+			s.noFiles(err)
 			s.log.line("warning: unable to open ", todoName)
 			if !isDamage(err) {
 				s.todoSoon()
@@ -279,8 +306,9 @@ func (s *Sched) prepare(id uint64) *prepared {
 			return nil
 		}
 	}
-	info, err := os.OpenFile(s.path(infoName), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	info, err := openQueue(s.path(infoName), os.O_WRONLY|os.O_CREATE|os.O_EXCL)
 	if err != nil {
+		s.noFiles(err)
 		s.log.line("warning: unable to create ", infoName)
 		s.todoSoon()
 		return nil
@@ -326,8 +354,9 @@ func (s *Sched) prepare(id uint64) *prepared {
 			c, addr := s.cf.rewrite(rec[1:])
 			if chans[c] == nil {
 				n := fnChan(c, id)
-				f, err := os.OpenFile(s.path(n), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+				f, err := openQueue(s.path(n), os.O_WRONLY|os.O_CREATE|os.O_EXCL)
 				if err != nil {
+					s.noFiles(err)
 					s.log.line("warning: unable to create ", n)
 					s.todoSoon()
 					return fail()
