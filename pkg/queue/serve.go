@@ -12,8 +12,9 @@ package queue
 // hand it bytes. Its uid and pid come from the kernel. A caller that stops
 // writing holds one job slot until the 24-hour alarm; when every slot is
 // taken (MaxJobs, or fewer when the descriptor limit allows fewer, down
-// to none: see fitService) the service answers "no" and callers run
-// qmail-queue, so a full service never stops anyone from queueing. A
+// to none: see fitService, and capacity for a limit lowered while it
+// runs) the service answers "no" and callers run qmail-queue, so a full
+// service never stops anyone from queueing. A
 // caller that has gone frees its slot at once (pollReader): so that it
 // cannot make the job keep its connection alive, a request passing an
 // AF_UNIX socket is refused (pkg/qq, servicefds.go), and a job gives up
@@ -230,6 +231,7 @@ func Serve(c *ServiceConfig) {
 		io.WriteString(logw, text+"\n")
 	}
 	maxJobs = lim.jobs
+	fit := &capacity{start: lim, want: want.jobs, jobs: lim.jobs, nofile: nofile, note: &noticeLog{w: logw}}
 	wg := c.jobs
 	if wg == nil {
 		wg = new(sync.WaitGroup)
@@ -267,12 +269,21 @@ func Serve(c *ServiceConfig) {
 			break
 		}
 		if blocked {
+			maxJobs = fit.now() // a limit raised since frees slots
 			continue
 		}
 		if pfd[0].Revents&unix.POLLIN == 0 {
 			if pfd[0].Revents&(unix.POLLERR|unix.POLLHUP|unix.POLLNVAL) != 0 {
 				break
 			}
+			continue
+		}
+		// The descriptor limit may have changed since the last caller
+		// (prlimit, a soft limit lowered): fit the jobs to it before this
+		// caller is answered. When it now fits fewer jobs than run and a
+		// refusal has no room either, wait as when saturated.
+		maxJobs = fit.now()
+		if running.Load() >= int64(maxJobs) && !refused.room() {
 			continue
 		}
 		conn, _, err := unix.Accept4(c.Listener, unix.SOCK_CLOEXEC)
@@ -594,6 +605,106 @@ func fitService(want serviceLimits, nofile int64) serviceLimits {
 var nofileFor = func(need int64) int64 {
 	soft, _ := nofile.Raise(need)
 	return soft
+}
+
+// nofileNow returns the soft descriptor limit in force (at most 1<<31; 0
+// when it cannot be read), without changing it; a variable so that tests
+// can pretend a limit changed while the service runs.
+var nofileNow = func() int64 {
+	var rl unix.Rlimit
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &rl) != nil {
+		return 0
+	}
+	return int64(min(rl.Cur, 1<<31))
+}
+
+// jobsFit is how many jobs fit in nofile descriptors beside the fixed
+// ones and l's closers and backlog (counted as fitService counts them),
+// at most l.jobs; nofile <= 0 (unknown) gives l.jobs.
+func jobsFit(l serviceLimits, nofile int64) int {
+	if nofile <= 0 {
+		return l.jobs
+	}
+	fit := (nofile - serviceLimits{closers: l.closers, backlog: l.backlog}.need()) / perJob
+	return int(min(max(fit, 0), int64(l.jobs)))
+}
+
+// capacity follows the descriptor limit while the service runs. The limit
+// fitted at start can be lowered later (prlimit on the service, or its
+// soft limit lowered by anything): jobs taken then would fail for want of
+// descriptors ("qq trouble creating files", the caller's mail not
+// queued), where a refused caller runs qmail-queue and queues it. So the
+// accept loop reads the limit (one getrlimit) as each caller comes and
+// takes the caller only when the jobs running and this one fit it. The
+// closers and the refusal backlog keep their size from the start and are
+// counted in full; the jobs never exceed those fitted at start (a limit
+// raised beyond it takes a restart to be used). Only the accept loop uses
+// it.
+type capacity struct {
+	start  serviceLimits // fitted at start
+	want   int           // configured jobs (MaxJobs), for the notice
+	jobs   int           // jobs that fit the limit last read
+	nofile int64         // the limit last read
+	note   *noticeLog
+}
+
+// now reads the limit and returns how many jobs fit it. A change of that
+// number is said once on the log.
+func (c *capacity) now() int {
+	n := nofileNow()
+	if n <= 0 || n == c.nofile {
+		return c.jobs
+	}
+	c.nofile = n
+	jobs := jobsFit(c.start, n)
+	if jobs == c.jobs {
+		return jobs
+	}
+	c.jobs = jobs
+	text := "descriptor limit now " + strconv.FormatInt(n, 10) + ": fits " + plural(jobs, "job") + " at once"
+	if jobs < c.want {
+		text = "warning: " + text + ", not " + strconv.Itoa(c.want)
+		if jobs == 0 {
+			text += ": every caller runs qmail-queue"
+		}
+	}
+	c.note.say("qmail-queued: " + text + "\n")
+	return jobs
+}
+
+// noticeLog writes a line on its own goroutine, so that a log that blocks
+// never holds the accept loop. While a write blocks, only the latest line
+// said meanwhile is kept and written after it: each says the state of
+// things in full, and an older one is out of date.
+type noticeLog struct {
+	w       io.Writer
+	mu      sync.Mutex
+	writing bool
+	next    string // said while writing; "" none
+}
+
+func (l *noticeLog) say(line string) {
+	l.mu.Lock()
+	if l.writing {
+		l.next = line
+		l.mu.Unlock()
+		return
+	}
+	l.writing = true
+	l.mu.Unlock()
+	go func() {
+		for {
+			l.w.Write([]byte(line))
+			l.mu.Lock()
+			line, l.next = l.next, ""
+			if line == "" {
+				l.writing = false
+				l.mu.Unlock()
+				return
+			}
+			l.mu.Unlock()
+		}
+	}()
 }
 
 // errLog writes the service's job failures, one line each, at most one
