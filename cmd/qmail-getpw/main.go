@@ -13,6 +13,9 @@
 //     local part "-k" has /dev/null there): the socket on fd 0, one lookup per
 //     request packet, answered with the exit status byte and the output;
 //     qmail-lspawn keeps one such process instead of one per delivery.
+//   - OOM: both forms first raise their own oom_score_adj (pkg/oomadj);
+//     one killed costs qmail-lspawn one deferred delivery (a kept one
+//     found dead is replaced), not the mail system.
 package main
 
 import (
@@ -20,11 +23,13 @@ import (
 	"path/filepath"
 
 	"github.com/hqmail/hqmail/pkg/getpw"
+	"github.com/hqmail/hqmail/pkg/oomadj"
 	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/spawn/keep"
 )
 
 func main() {
+	oomadj.Volunteer()
 	if len(os.Args) == 2 && os.Args[1] == "-k" && keep.IsSocket(0) {
 		os.Exit(getpw.Serve(0, filepath.Join(qhome.Root(), "alias")))
 	}

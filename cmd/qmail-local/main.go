@@ -21,16 +21,21 @@
 //     delivery per request (the same arguments, the message's descriptor
 //     passed along) and answers with the exit status and the report; it
 //     serves only that user's deliveries and exits at end of file.
+//   - OOM: raises its own oom_score_adj (pkg/oomadj) before anything
+//     else, one-shot or kept, so that the kernel kills a delivery (which
+//     qmail-send retries) before a daemon; programs it runs inherit it.
 package main
 
 import (
 	"os"
 
 	"github.com/hqmail/hqmail/pkg/local"
+	"github.com/hqmail/hqmail/pkg/oomadj"
 	"github.com/hqmail/hqmail/pkg/qhome"
 )
 
 func main() {
+	oomadj.Volunteer()
 	if len(os.Args) == 2 && os.Args[1] == "-k" {
 		os.Exit(local.Serve(0, local.Config{Environ: os.Environ(), Root: qhome.Root()}))
 	}

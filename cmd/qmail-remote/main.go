@@ -12,16 +12,22 @@
 // per request packet (the message's descriptor passed with it) and answers
 // each with the reports above, keeping the SMTP connection open between
 // deliveries to the same destination, until the socket is closed.
+//
+// Both forms first raise their own oom_score_adj (pkg/oomadj): under memory
+// pressure the kernel kills a delivery, which qmail-send retries, before a
+// daemon.
 package main
 
 import (
 	"os"
 
+	"github.com/hqmail/hqmail/pkg/oomadj"
 	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/remote"
 )
 
 func main() {
+	oomadj.Volunteer()
 	if len(os.Args) == 2 && os.Args[1] == "-k" {
 		os.Exit(remote.Serve(qhome.Root(), 0))
 	}
