@@ -64,6 +64,16 @@ type Job struct {
 	// leaves it nil; sendmail warns of a field that does not parse and
 	// drops an address with no local part.
 	HeaderRecipients func(fields []RecipField) []string
+	// IgnoreReturnPath deletes a Return-Path field and never takes the
+	// envelope sender from it, as QMAILINJECT's s does. sendmail sets
+	// it, as sendmail and Postfix ignore a Return-Path they are given.
+	IgnoreReturnPath bool
+	// VERP asks for a per-recipient variable envelope return path also
+	// when the sender comes from -f (QMAILINJECT's r leaves -f alone):
+	// the local part gets a '-' and the address "-@[]", which qmail-send
+	// turns into local-recipient=domain@host for each recipient.
+	// sendmail sets it for -XV. A null sender stays null.
+	VERP bool
 }
 
 // RecipField is one header field recipients are taken from.
@@ -379,7 +389,7 @@ func (j *Job) Exec() *Error {
 	st := &state{rw: rw,
 		delFrom:  strings.IndexByte(flags, 'f') >= 0,
 		delMsgID: strings.IndexByte(flags, 'i') >= 0,
-		delRPath: strings.IndexByte(flags, 's') >= 0,
+		delRPath: strings.IndexByte(flags, 's') >= 0 || j.IgnoreReturnPath,
 	}
 	nameComment := strings.IndexByte(flags, 'c') >= 0
 	hackRecip := strings.IndexByte(flags, 'r') >= 0
@@ -468,6 +478,10 @@ func (j *Job) Exec() *Error {
 		sender = &s
 	}
 
+	if at := strings.LastIndexByte(*sender, '@'); j.VERP && at > 0 && !strings.HasSuffix(*sender, "-@[]") {
+		s := (*sender)[:at] + "-" + (*sender)[at:] + "-@[]"
+		sender = &s
+	}
 	var hd bytes.Buffer
 	if j.Print {
 		hd.WriteString("Return-Path: <" + address.Quote(*sender) + ">\n")

@@ -35,6 +35,7 @@ type Config struct {
 	Name       *string // -F
 	FlushArg   string  // what followed -q (recorded, not interpreted)
 	AliasFile  string  // -oAfile: the aliases file for -bi
+	VERP       bool    // -XV: a variable envelope return path
 	Ignored    []string
 	Recipients []string
 }
@@ -48,7 +49,8 @@ func (e *UsageError) Error() string { return e.Text }
 // the next word. The ones not listed in the switch of Parse are accepted
 // and ignored: -o (-oi, -oem, -odb ...), -e, -p, -B (body type), -N (DSN
 // notify), -R (DSN return), -V (envelope id), -L (syslog tag), -C (config
-// file), -h (hop count), -O (long option), -X (log file), -A (-Ac, -Am:
+// file), -h (hop count), -O (long option), -X (log file; -XV is VERP),
+// -A (-Ac, -Am:
 // which submit.cf, as Postfix ignores it).
 const withArg = "bfrFoepBNRVLChOXA"
 
@@ -95,8 +97,9 @@ words:
 				return nil, &UsageError{fmt.Sprintf("sendmail: illegal option -- %c", opt)}
 			}
 			var v string
+			attached := k+1 < len(a)
 			switch {
-			case k+1 < len(a):
+			case attached:
 				v = a[k+1:]
 			case i+1 < len(args):
 				i++
@@ -131,6 +134,15 @@ words:
 			case 'F':
 				v := v
 				c.Name = &v
+			case 'X':
+				// Postfix's -XV (and -XVxy, with delimiters of its
+				// own): VERP. Only attached: "-X file" is sendmail's
+				// log file, ignored.
+				if attached && v[0] == 'V' {
+					c.VERP = true
+				} else {
+					c.Ignored = append(c.Ignored, "-X"+v)
+				}
 			case 'o':
 				if strings.HasPrefix(v, "A") {
 					if v == "A" {

@@ -211,6 +211,13 @@ func Main(argv []string, root string, env []string, stdin io.Reader, stdout, std
 	}
 	j.Sender = c.Sender
 	j.Args = recips
+	// A Return-Path in the input is the envelope of an earlier delivery
+	// (mutt's bounce, formail -s, procmail's forward hand over stored
+	// mail): sendmail and Postfix ignore and remove it, and a sender
+	// taken from it would be someone else's (SPF failures, their
+	// bounces sent to a stranger). qmail-inject itself keeps qmail's way.
+	j.IgnoreReturnPath = true
+	j.VERP = c.VERP
 	var skipped []string // the fields, or addresses, that gave no recipient
 	j.HeaderRecipients = func(fields []inject.RecipField) []string {
 		var out []string

@@ -158,6 +158,27 @@ func TestMainInject(t *testing.T) {
 			in:       "Subject: s\n\nb\n",
 			envelope: "Flist-bounces@lists.example.org\x00Tbob@example.com\x00\x00",
 			msgHas:   []string{"From: list-bounces@lists.example.org\n"}, msgLacks: []string{"Gone", "Alice", "old.example"}},
+		// A Return-Path handed over with stored mail (mutt's bounce,
+		// formail -s, procmail's forward) is removed and is not the
+		// envelope sender: that is the caller, as with sendmail and
+		// Postfix (qmail-inject would take it).
+		{name: "Return-Path ignored", args: []string{"sendmail", "-oi", "fwd@example.com"},
+			in:       "Return-Path: <orig@elsewhere.example>\nFrom: orig@elsewhere.example\nSubject: fwd\n\nb\n",
+			envelope: "Falice@mx.example.org\x00Tfwd@example.com\x00\x00",
+			msgHas:   []string{"From: orig@elsewhere.example\n"}, msgLacks: []string{"Return-Path"}},
+		// -XV: VERP in qmail's form, -f's sender too.
+		{name: "XV with f", args: []string{"sendmail", "-XV", "-f", "owner-list@lists.example.org", "bob@example.com"},
+			in:       "Subject: s\n\nb\n",
+			envelope: "Fowner-list-@lists.example.org-@[]\x00Tbob@example.com\x00\x00"},
+		{name: "XV delimiters, no f", args: []string{"sendmail", "-XV+=", "bob@example.com"},
+			in:       "Subject: s\n\nb\n",
+			envelope: "Falice-@mx.example.org-@[]\x00Tbob@example.com\x00\x00"},
+		{name: "XV null sender", args: []string{"sendmail", "-XV", "-f", "<>", "bob@example.com"},
+			in:       "Subject: s\n\nb\n",
+			envelope: "F\x00Tbob@example.com\x00\x00"},
+		{name: "X log file", args: []string{"sendmail", "-X", "Vlog", "bob@example.com"},
+			in:       "Subject: s\n\nb\n",
+			envelope: "Falice@mx.example.org\x00Tbob@example.com\x00\x00"},
 		{name: "cron MAILTO list", args: []string{"sendmail", "-FCronDaemon", "-i", "-B8BITMIME", "-oem", "root, bob@example.com,,carol"},
 			in:       "Subject: s\n\nb\n",
 			envelope: "Falice@mx.example.org\x00Troot@mx.example.org\x00Tbob@example.com\x00Tcarol@mx.example.org\x00\x00"},
