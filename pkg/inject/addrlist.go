@@ -37,6 +37,7 @@ func NewRewriter(defaulthost, defaultdomain, plusdomain string) *Rewriter {
 // one trailing '@' go; no '@' gets DefaultHost; a host ending in '+' loses it
 // and gets PlusDomain; a host with no '.' and no literal gets DefaultDomain.
 func (rw *Rewriter) Rewrite(a []Token) []Token {
+	a = BareUTF8(a)
 	n := len(a)
 	if n == 0 {
 		return a
@@ -89,6 +90,24 @@ func (rw *Rewriter) Rewrite(a []Token) []Token {
 		}
 	}
 	return append(a, rw.DefaultDomain...)
+}
+
+// BareUTF8 returns a with every word quoted only for its UTF-8 (Token.UTF8)
+// made an atom again; a itself is not changed. Rewrite does it to every
+// address.
+func BareUTF8(a []Token) []Token {
+	for i := range a {
+		if a[i].UTF8 && a[i].Kind == Quote {
+			a = slices.Clone(a)
+			for j := i; j < len(a); j++ {
+				if a[j].UTF8 && a[j].Kind == Quote {
+					a[j].Kind = Atom
+				}
+			}
+			break
+		}
+	}
+	return a
 }
 
 // AddrList walks the address list of a header field (the tokens of the

@@ -494,11 +494,11 @@ func (j *Job) Exec() *Error {
 		if hasName && !nameComment {
 			toks = append(toks, Token{Kind: Quote, S: name}, Token{Kind: Left})
 		}
-		uk := Atom
+		ut := Token{Kind: Atom, S: user}
 		if address.NeedsQuote(user) {
-			uk = Quote
+			ut = Token{Kind: Quote, S: user, UTF8: utf8Word(user)}
 		}
-		toks = append(toks, Token{Kind: uk, S: user})
+		toks = append(toks, ut)
 		if hasHost {
 			// The host as text, as qmail writes it into the field it then
 			// parses: a [literal] stays one.
@@ -515,7 +515,9 @@ func (j *Job) Exec() *Error {
 		if hasName && nameComment {
 			toks = append(toks, Token{Kind: Comment, S: name})
 		}
-		s := Unparse(toks, LineLen)
+		// The address's UTF-8 words bare, as Rewrite writes them (the
+		// name's stay quoted).
+		s := Unparse(BareUTF8(toks), LineLen)
 		if t, ok := Tokenize(s); ok {
 			if out, ok := AddrList(t, func(a []Token) []Token { return rw.Rewrite(a) }); ok {
 				s = Unparse(out, LineLen)

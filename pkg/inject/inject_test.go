@@ -89,13 +89,17 @@ func TestTokenize(t *testing.T) {
 		in   string
 		want []Token
 	}{
-		{"a.b@c", []Token{{Atom, "a"}, {Dot, ""}, {Atom, "b"}, {At, ""}, {Atom, "c"}}},
-		{`"x\"y"`, []Token{{Quote, `x"y`}}},
-		{"(a (b) c)", []Token{{Comment, "a b c"}}},
-		{"[1.2.3.4]", []Token{{Literal, "1.2.3.4"}}},
-		{"j\xfcrgen", []Token{{Quote, "j\xfcrgen"}}},
-		{`a\ b`, []Token{{Atom, "a b"}}},
-		{"a)b", []Token{{Quote, "a)b"}}},
+		{"a.b@c", []Token{{Kind: Atom, S: "a"}, {Kind: Dot, S: ""}, {Kind: Atom, S: "b"}, {Kind: At, S: ""}, {Kind: Atom, S: "c"}}},
+		{`"x\"y"`, []Token{{Kind: Quote, S: `x"y`}}},
+		{"(a (b) c)", []Token{{Kind: Comment, S: "a b c"}}},
+		{"[1.2.3.4]", []Token{{Kind: Literal, S: "1.2.3.4"}}},
+		{"j\xfcrgen", []Token{{Kind: Quote, S: "j\xfcrgen"}}},
+		{`a\ b`, []Token{{Kind: Atom, S: "a b"}}},
+		{"a)b", []Token{{Kind: Quote, S: "a)b"}}},
+		// UTF-8: quoted (as qmail does in a name), marked for Rewrite
+		// to write it bare in an address; other 8-bit bytes stay quoted.
+		{"j\xc3\xbcrgen", []Token{{Kind: Quote, S: "j\xc3\xbcrgen", UTF8: true}}},
+		{"b\xc3\xbccher)", []Token{{Kind: Quote, S: "b\xc3\xbccher)"}}},
 	}
 	for _, tc := range tests {
 		got, ok := Tokenize(tc.in)

@@ -1,5 +1,12 @@
 package inject
 
+import (
+	"strings"
+	"unicode/utf8"
+
+	"github.com/hqmail/hqmail/pkg/address"
+)
+
 // This file is the RFC 822 lexer of qmail-inject: a header field (name
 // included) becomes a list of tokens, and a list of tokens becomes text
 // again, folded near a line length. Its rules are qmail's, not RFC 5322's:
@@ -30,6 +37,28 @@ const (
 type Token struct {
 	Kind Kind
 	S    string
+	// UTF8 marks a Quote that was an atom quoted only for its 8-bit
+	// bytes, all of them UTF-8. In a phrase (a display name) it stays
+	// quoted, as qmail writes it; in an address, Rewrite makes it an atom
+	// again (RFC 6532): a domain cannot be quoted at all, and a quoted
+	// local part would no longer read as the address SMTPUTF8 carries.
+	UTF8 bool
+}
+
+// utf8Word reports whether the word s needs quoting only for its UTF-8
+// (Token.UTF8): it is UTF-8, and would need none with its non-ASCII
+// characters taken for letters.
+func utf8Word(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	ascii := strings.Map(func(r rune) rune {
+		if r >= utf8.RuneSelf {
+			return 'x'
+		}
+		return r
+	}, s)
+	return ascii != s && !address.NeedsQuote(ascii)
 }
 
 func (k Kind) word() bool {
@@ -150,13 +179,18 @@ func Tokenize(s string) (toks []Token, ok bool) {
 			t.S = string(b)
 		}
 		i--
+		eight := false
 		for j := 0; j < len(t.S); j++ {
 			d := t.S[j]
-			if d < 32 || d > 126 || d == ')' || d == ']' || d == '\\' {
-				t.Kind = Quote
+			if d < 32 || d == 127 || d == ')' || d == ']' || d == '\\' {
+				t.Kind, eight = Quote, false
 				break
 			}
+			if d > 127 {
+				t.Kind, eight = Quote, true
+			}
 		}
+		t.UTF8 = eight && utf8.ValidString(t.S)
 		toks = append(toks, t)
 	}
 	return toks, true
