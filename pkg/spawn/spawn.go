@@ -2,6 +2,7 @@ package spawn
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"os"
@@ -85,12 +86,14 @@ const RemoteLimit = MaxLimit
 // fdsPerSlot is how many descriptors one running delivery may hold in the
 // spawner: the message, both ends of the output pipe, both ends of exec's
 // transient status pipe, two pidfds of the child (os/exec's own and the
-// one pollfd.Wait waits on), and a kept process's socket. fdsReserve is
-// kept for everything else, the idle kept processes among them: up to
-// keep.DefaultMaxIdle (64), each with its socket and its two pidfds.
+// one pollfd.Wait waits on), and a kept process's socket and the read end
+// of its fd 2 pipe (with, while it starts, the socket's other end and the
+// pipe's write end). fdsReserve is kept for everything else, the idle kept
+// processes among them: up to keep.DefaultMaxIdle (64), each with its
+// socket, its fd 2 pipe and its two pidfds.
 const (
-	fdsPerSlot = 8
-	fdsReserve = 32 + 3*64
+	fdsPerSlot = 10
+	fdsReserve = 32 + 4*64
 )
 
 // FitLimit returns the limit to run with: limit (normalised as
@@ -376,6 +379,70 @@ func Main(root string, sp Spawner, cfg Config, init func() error) int {
 		return 111
 	}
 	return 0
+}
+
+// MaxReason bounds the reason CrashReason returns, in bytes.
+const MaxReason = 120
+
+// crashPrefixes are the lines the Go runtime begins its account of a
+// program's death with, the most telling first: a fatal error (out of
+// threads or memory, a concurrent map write: "fatal error: newosproc"),
+// an unrecovered panic ("panic: " and the value; one raised again is
+// indented below it), and the runtime's own notes, which precede some
+// fatal errors ("runtime: failed to create new OS thread ...",
+// "runtime: out of memory: ...").
+var crashPrefixes = []string{"fatal error: ", "panic: ", "runtime: "}
+
+// CrashReason finds why a Go program died in what it wrote (its fd 2, or
+// fds 1 and 2 mixed): the first line that begins "fatal error: ", else
+// the first that begins "panic: ", else the first that begins
+// "runtime: ". A line ends at a newline or a NUL (qmail-remote's reports
+// end in NUL, and the trace may follow one). The line is cut to MaxReason
+// bytes, trailing blanks are dropped, and every byte that is not
+// printable ASCII becomes '?', so that the reason can go into qmail-send's
+// log and a bounce as it is. It returns "" when no line begins so.
+func CrashReason(out []byte) string {
+	for _, prefix := range crashPrefixes {
+		rest := out
+		for len(rest) > 0 {
+			line := rest
+			if i := bytes.IndexAny(rest, "\n\x00"); i >= 0 {
+				line, rest = rest[:i], rest[i+1:]
+			} else {
+				rest = nil
+			}
+			if bytes.HasPrefix(line, []byte(prefix)) {
+				return prefix + clean(line[len(prefix):min(len(line), MaxReason)])
+			}
+		}
+	}
+	return ""
+}
+
+// clean returns line without trailing blanks, with '?' for every byte
+// outside printable ASCII.
+func clean(line []byte) string {
+	line = bytes.TrimRight(line, " \t\r")
+	b := make([]byte, len(line))
+	for i, c := range line {
+		if c < ' ' || c > '~' {
+			c = '?'
+		}
+		b[i] = c
+	}
+	return string(b)
+}
+
+// CrashText is the report text (without its letter) of a delivery whose
+// program crashed: "PROGRAM crashed (REASON).\n" with the reason
+// CrashReason finds in out, what the program wrote; qmail's
+// "PROGRAM crashed.\n" when it finds none (a program killed by a signal
+// writes nothing).
+func CrashText(program string, out []byte) string {
+	if r := CrashReason(out); r != "" {
+		return program + " crashed (" + r + ").\n"
+	}
+	return program + " crashed.\n"
 }
 
 // StatusOf converts the error of exec.Cmd.Wait (or a process state) into a

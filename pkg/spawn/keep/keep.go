@@ -18,7 +18,17 @@
 // closed (end of file: the program ends its work, e.g. QUIT, and exits)
 // after Pool.Cache, at once while Pool.Held says so, and the oldest first
 // beyond Pool.MaxIdle. A process that dies while it has a request is
-// reported as crashed; an idle one found dead is replaced.
+// reported as crashed, with what it wrote on its fd 2 meanwhile (a Go
+// program's fatal error or panic); an idle one found dead is replaced.
+//
+// A kept process's fd 2 is a pipe of its own, non-blocking at both ends:
+// the pool reads it only when a request ends in a crash, and empties it
+// (discarding) before each request, so that a crash never shows what an
+// earlier delivery wrote. A process never waits on a full pipe: a plain
+// write(2) beyond the pipe's buffer fails with EAGAIN and is lost, which
+// loses nothing of a crash's account, whose first lines say why. (A Go
+// program that writes to os.Stderr itself would wait in its poller
+// instead; the kept programs write nothing there.)
 package keep
 
 import (
@@ -26,6 +36,7 @@ import (
 	"os"
 	"os/exec"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -88,6 +99,19 @@ const ReapEvery = 250 * time.Millisecond
 // the tests).
 var HelloTimeout = 5 * time.Second
 
+// CrashWait bounds the wait, after a process died with a request, for it
+// to have ended before its fd 2 is read (a variable for the tests). A Go
+// program's deferred calls, which close its socket, run before the
+// runtime prints a panic: end of file on the socket comes before the text.
+var CrashWait = 5 * time.Second
+
+// MaxStderr bounds what Do returns of a crashed process's fd 2.
+const MaxStderr = 64 << 10
+
+// maxDrain bounds what is read and discarded of a process's fd 2 before a
+// request: a process that writes on and on cannot keep the pool reading.
+const maxDrain = 1 << 20
+
 // RefusedFor is how long keep mode stays off after a process did not
 // greet, unless the program file changes first: a program that does not
 // know the protocol costs one start in that time, and one that was only
@@ -101,6 +125,14 @@ type proc struct {
 	cmd   *exec.Cmd
 	key   string
 	since time.Time // idle since
+	// errfd is the read end of the process's fd 2 (non-blocking). It is
+	// closed when both the pool is done with the process (close) and the
+	// process has ended (its waiter): open while the process lives, so
+	// that a write to fd 2 never meets a pipe without a reader (SIGPIPE).
+	errfd  int
+	refs   atomic.Int32  // holders of errfd: the pool and the waiter
+	exited chan struct{} // closed when the process has ended
+	closed bool          // close has run
 }
 
 // fileID identifies one version of a file.
@@ -151,7 +183,8 @@ type Result int
 const (
 	// Answered: reply holds the process's answer.
 	Answered Result = iota
-	// Crashed: the process died with the request.
+	// Crashed: the process died with the request; reply holds what it
+	// wrote on its fd 2 meanwhile (see Do).
 	Crashed
 	// NoProcess: keep mode is off (Cache is 0, or the program refused
 	// it), or no process could be started; the caller makes the delivery
@@ -161,7 +194,12 @@ const (
 
 // Do hands req, with fd when fd >= 0, to an idle process kept for key, or
 // to a new one: start returns the command to run (the pool sets its
-// Stdin). It waits for the reply. Cache is read once per request.
+// Stdin and Stderr). It waits for the reply. Cache is read once per
+// request. With Answered, reply is the process's reply packet. With
+// Crashed, reply is what the process wrote on its fd 2 from the request
+// on (at most MaxStderr bytes, nil for none): the Go runtime's account of
+// a fatal error or panic, for the caller's report (spawn.CrashText). With
+// NoProcess, reply is nil.
 func (p *Pool) Do(key string, start func() *exec.Cmd, req []byte, fd int) ([]byte, Result) {
 	cache, on := p.mode()
 	if !on {
@@ -188,23 +226,24 @@ func (p *Pool) Do(key string, start func() *exec.Cmd, req []byte, fd int) ([]byt
 				return nil, NoProcess
 			}
 		}
+		w.drain() // what it wrote before belongs to no crash of this request
 		if err := send(w.rc, req, rights); err != nil {
-			w.close()
 			if fresh {
-				return nil, Crashed
+				return w.crashed(), Crashed
 			}
+			w.close()
 			continue // died just now while idle: once more with a new one
 		}
 		reply, err := p.receive(w.rc)
 		if err != nil {
-			w.close()
 			if err == unix.ECONNRESET && !fresh {
 				// The process ended with our request unread (that is what
 				// ECONNRESET says on a unix socket): it died while idle
 				// just as it was taken, and nothing was delivered.
+				w.close()
 				continue
 			}
-			return nil, Crashed
+			return w.crashed(), Crashed
 		}
 		p.put(w, cache)
 		return reply, Answered
@@ -213,7 +252,65 @@ func (p *Pool) Do(key string, start func() *exec.Cmd, req []byte, fd int) ([]byt
 }
 
 // close ends a process: end of file on its socket; it exits by itself.
-func (w *proc) close() { w.f.Close() }
+// The pool is done with w: its fd 2 pipe is closed once the process has
+// ended too.
+func (w *proc) close() {
+	if w.closed {
+		return
+	}
+	w.closed = true
+	w.f.Close()
+	w.release()
+}
+
+// release gives up one hold on errfd; the last closes it.
+func (w *proc) release() {
+	if w.refs.Add(-1) == 0 {
+		unix.Close(w.errfd)
+	}
+}
+
+// crashed closes w, whose process died with a request (or answered it
+// with no packet or a cut one), and returns what the process wrote on its
+// fd 2 since the request. It first waits, at most CrashWait, for the
+// process to end, so that all it wrote is in the pipe; a process still
+// alive sees end of file on its socket and ends.
+func (w *proc) crashed() []byte {
+	w.f.Close()
+	t := time.NewTimer(CrashWait)
+	select {
+	case <-w.exited:
+	case <-t.C:
+	}
+	t.Stop()
+	out := w.readErr(MaxStderr, true)
+	w.close()
+	return out
+}
+
+// drain reads and discards what is waiting on w's fd 2.
+func (w *proc) drain() { w.readErr(maxDrain, false) }
+
+// readErr reads what is waiting on w's fd 2, up to max bytes, without
+// waiting (the pipe is non-blocking), and returns it when keep is set.
+func (w *proc) readErr(max int, keep bool) []byte {
+	var out []byte
+	buf := make([]byte, 4096)
+	for n := 0; n < max; {
+		m, err := unix.Read(w.errfd, buf[:min(len(buf), max-n)])
+		if err == unix.EINTR {
+			continue
+		}
+		if m <= 0 || err != nil {
+			break // EAGAIN: nothing more for now; 0: every writer is gone
+		}
+		n += m
+		if keep {
+			out = append(out, buf[:m]...)
+		}
+	}
+	return out
+}
 
 // alive reports whether an idle process still holds its end of the
 // socket: an idle one never writes, so anything readable (end of file) or
@@ -356,25 +453,46 @@ func (p *Pool) Close() {
 }
 
 // start runs a new process with one end of a new socket pair as its fd 0
-// and waits for its hello. A process that does not greet is killed and
-// keep mode is turned off for the program file, for RefusedFor.
+// and the write end of a new pipe as its fd 2, and waits for its hello. A
+// process that does not greet is killed and keep mode is turned off for
+// the program file, for RefusedFor.
 func (p *Pool) start(key string, mk func() *exec.Cmd) *proc {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil
 	}
+	// Both ends non-blocking from the start: the process's, so that it
+	// never waits on a full pipe (os.NewFile leaves a descriptor that is
+	// non-blocking already so when exec takes it); ours, so that reading
+	// never waits.
+	var ep [2]int
+	if err := unix.Pipe2(ep[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
+		unix.Close(fds[0])
+		unix.Close(fds[1])
+		return nil
+	}
 	child := os.NewFile(uintptr(fds[1]), "keep socket")
+	stderr := os.NewFile(uintptr(ep[1]), "keep stderr")
 	cmd := mk()
 	cmd.Stdin = child
+	cmd.Stderr = stderr
 	id := statID(p.Program)
 	err = cmd.Start()
 	child.Close()
+	stderr.Close()
 	if err != nil {
 		unix.Close(fds[0])
+		unix.Close(ep[0])
 		return nil
 	}
-	go pollfd.Wait(cmd)
-	w := &proc{fd: fds[0], f: pollfd.File(fds[0], "keep socket"), cmd: cmd, key: key}
+	w := &proc{fd: fds[0], f: pollfd.File(fds[0], "keep socket"), cmd: cmd, key: key,
+		errfd: ep[0], exited: make(chan struct{})}
+	w.refs.Store(2)
+	go func() {
+		pollfd.Wait(cmd)
+		close(w.exited)
+		w.release()
+	}()
 	if w.rc, err = w.f.SyscallConn(); err != nil || !w.greeted(p.Hello) {
 		w.close()
 		cmd.Process.Kill()

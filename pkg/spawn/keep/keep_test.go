@@ -21,7 +21,10 @@ const hello = "fake -k 1\x00"
 // joined by ",", then "|" and the passed file's contents, if any); "once"
 // answers one request with "pid|request" and exits ("linger": half a
 // second later, reading nothing more); "crash" greets and exits on the
-// first request; "mute" never greets.
+// first request; "mute" never greets. On the first request "fatal" writes
+// a Go runtime trace on fd 2 and exits 2, and "panic" panics; "stale"
+// writes a panic line and far more than a pipe holds on fd 2 and
+// answers, then exits on the second request without a word.
 func TestMain(m *testing.M) {
 	if mode := os.Getenv("HQ_KEEP_FAKE"); mode != "" {
 		fake(mode)
@@ -60,8 +63,28 @@ func fake(mode string) {
 	}
 	// The program side is the package's own Serve; a passed descriptor's
 	// contents are appended to the answer after a second "|".
+	requests := 0
 	Serve(0, hello, 4096, func(r *Request) []byte {
-		if mode == "crash" {
+		requests++
+		switch {
+		case mode == "crash":
+			os.Exit(0)
+		case mode == "fatal":
+			unix.Write(2, []byte(goTrace))
+			os.Exit(2)
+		case mode == "panic":
+			// Serve's deferred close of the socket runs before the
+			// runtime prints this.
+			panic("kept process gave up")
+		case mode == "stale" && requests == 1:
+			// Raw writes, as the runtime's: past the pipe's buffer they
+			// fail (the pipe is non-blocking) rather than wait.
+			unix.Write(2, []byte("panic: stale text of the first request\n"))
+			junk := []byte(strings.Repeat("x", 4096))
+			for range 256 {
+				unix.Write(2, junk)
+			}
+		case mode == "stale":
 			os.Exit(0)
 		}
 		reply := strconv.Itoa(os.Getpid()) + "|" + strings.Join(r.Args, ",")
@@ -72,6 +95,12 @@ func fake(mode string) {
 		return []byte(reply)
 	})
 }
+
+// goTrace is what the Go runtime writes when it cannot start a thread.
+const goTrace = "runtime: failed to create new OS thread (have 5 already; errno=11)\n" +
+	"runtime: may need to increase max user processes (ulimit -u)\n" +
+	"fatal error: newosproc\n\ngoroutine 1 gp=0xc000002380 m=0 mp=0x6b3d40 [running]:\n" +
+	"runtime.throw({0x52f0a5?, 0x0?})\n\t/usr/local/go/src/runtime/panic.go:1229 +0x48\n"
 
 type testPool struct {
 	*Pool
@@ -236,8 +265,100 @@ func TestHeldClosesIdle(t *testing.T) {
 
 func TestCrashWithRequest(t *testing.T) {
 	p := newPool(t)
-	if _, _, res := do(t, p, "k", "crash", "x"); res != Crashed {
-		t.Errorf("result %v, want Crashed", res)
+	reply, res := p.Do("k", starter("crash"), []byte("x"), -1)
+	if res != Crashed || len(reply) != 0 {
+		t.Errorf("result %v, reply %q; want Crashed with nothing", res, reply)
+	}
+}
+
+// TestCrashStderr: with Crashed, Do returns what the process wrote on its
+// fd 2: a runtime trace written just before the exit, and a real panic,
+// which the runtime prints after Serve has closed the socket.
+func TestCrashStderr(t *testing.T) {
+	p := newPool(t)
+	reply, res := p.Do("k", starter("fatal"), []byte("x"), -1)
+	if res != Crashed || string(reply) != goTrace {
+		t.Errorf("fatal error: result %v, reply %q; want Crashed with the trace", res, reply)
+	}
+	reply, res = p.Do("k", starter("panic"), []byte("x"), -1)
+	if res != Crashed || !strings.HasPrefix(string(reply), "panic: kept process gave up\n\ngoroutine ") {
+		t.Errorf("panic: result %v, reply %q; want Crashed with the panic", res, reply)
+	}
+}
+
+// TestStderrNeitherBlocksNorLingers: a process that writes far more on
+// fd 2 than the pipe holds is not held up (the request is answered), and
+// what it wrote does not appear as the reason of its crash at the next
+// request.
+func TestStderrNeitherBlocksNorLingers(t *testing.T) {
+	p := newPool(t)
+	type answer struct {
+		reply []byte
+		res   Result
+	}
+	done := make(chan answer, 1)
+	go func() {
+		reply, res := p.Do("k", starter("stale"), []byte("1"), -1)
+		done <- answer{reply, res}
+	}()
+	select {
+	case a := <-done:
+		if a.res != Answered {
+			t.Fatalf("first request: %v %q", a.res, a.reply)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("no answer: the process waits on its full fd 2")
+	}
+	reply, res := p.Do("k", starter("stale"), []byte("2"), -1)
+	if res != Crashed || len(reply) != 0 {
+		t.Errorf("second request: result %v, reply %d bytes (%.60q); want Crashed with nothing", res, len(reply), reply)
+	}
+}
+
+// openFDs counts this process's descriptors.
+func openFDs(t *testing.T) int {
+	t.Helper()
+	names, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd:", err)
+	}
+	return len(names) - 1 // ReadDir's own
+}
+
+// TestNoDescriptorLeak: the fd 2 pipes of processes that crashed, were
+// closed idle, or never greeted are all closed once the processes are gone.
+func TestNoDescriptorLeak(t *testing.T) {
+	defer func(d time.Duration) { HelloTimeout = d }(HelloTimeout)
+	p := newPool(t)
+	do(t, p, "warm", "echo", "x") // the poller's own descriptors, made once
+	p.Close()
+	before := openFDs(t)
+	for i := range 10 {
+		key := "k" + strconv.Itoa(i)
+		if _, _, res := do(t, p, key, "echo", "x"); res != Answered {
+			t.Fatalf("echo: %v", res)
+		}
+		if _, _, res := do(t, p, key+"c", "fatal", "x"); res != Crashed {
+			t.Fatalf("fatal: %v", res)
+		}
+		if _, _, res := do(t, p, key+"c", "panic", "x"); res != Crashed {
+			t.Fatalf("panic: %v", res)
+		}
+	}
+	HelloTimeout = 100 * time.Millisecond
+	p.Program = filepath.Join(t.TempDir(), "none") // a refusal not remembered
+	if _, _, res := do(t, p, "m", "mute", "x"); res != NoProcess {
+		t.Fatalf("mute: %v", res)
+	}
+	p.Close()
+	var now int
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if now = openFDs(t); now <= before {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d descriptors open, %d before", now, before)
+		}
 	}
 }
 

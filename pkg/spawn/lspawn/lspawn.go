@@ -261,7 +261,10 @@ func (l *Local) getpw(d *spawn.Delivery, local string) ([]byte, int) {
 	}
 	pollfd.Wait(cmd)
 	st := spawn.StatusOf(cmd.ProcessState)
-	if st.Signaled {
+	if st.Signaled || st.Code == goCrash {
+		// A crashed qmail-getpw (exit 2 is the Go runtime's fatal error
+		// or panic) is qmail's temporary failure, never taken for a
+		// crashed qmail-local by Translate.
 		return nil, ExitSys
 	}
 	if st.Code != 0 {
@@ -311,6 +314,9 @@ func (l *Local) Deliver(d *spawn.Delivery) (spawn.Status, error) {
 			d.Output.Write(reply[1:])
 			return spawn.Status{Code: int(reply[0])}, nil
 		case keep.Crashed:
+			// What the process wrote on its fd 2 goes into the output, as
+			// a one-shot qmail-local's would: Translate finds the reason.
+			d.Output.Write(reply)
 			return spawn.Status{Signaled: true}, nil
 		}
 	}
@@ -354,9 +360,12 @@ var fixed = map[int]string{
 }
 
 // Translate maps qmail-local's (or the lookup's) exit status and output to
-// a report: signal -> Z "qmail-local crashed."; the fixed codes 112-121 and
-// 126 -> their texts; 0 -> K+output; 111, 71, 74, 75 -> Z+output; anything
-// else -> D+output. output is used up to its first NUL.
+// a report: signal or exit 2 -> Z "qmail-local crashed.", or
+// "qmail-local crashed (REASON)." when the output holds the Go runtime's
+// reason (spawn.CrashText); the fixed codes 112-121 and 126 -> their
+// texts; 0 -> K+output; 111, 71, 74, 75 -> Z+output; anything else ->
+// D+output. output is used up to its first NUL (the reason is looked for
+// in all of it).
 func Translate(st spawn.Status, output []byte) (byte, string) {
 	if st.Report != "" {
 		return st.Report[0], st.Report[1:]
@@ -364,7 +373,7 @@ func Translate(st spawn.Status, output []byte) (byte, string) {
 	if st.Signaled || st.Code == goCrash {
 		// Exit 2 is the Go runtime's fatal error or panic, where a C
 		// qmail-local would die by a signal: a crash, never a bounce.
-		return 'Z', "qmail-local crashed.\n"
+		return 'Z', spawn.CrashText("qmail-local", output)
 	}
 	if t, ok := fixed[st.Code]; ok {
 		return t[0], t[1:]

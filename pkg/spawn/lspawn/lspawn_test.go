@@ -6,10 +6,57 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/hqmail/hqmail/pkg/cdb"
+	"github.com/hqmail/hqmail/pkg/local"
 	"github.com/hqmail/hqmail/pkg/spawn"
+	"github.com/hqmail/hqmail/pkg/spawn/keep"
 )
+
+// The test binary doubles as a qmail-local that crashes when
+// HQ_LSPAWN_FAKE is set, one-shot or kept ("-k", answering with the
+// package keep's Serve): at the delivery "fatal" writes the Go runtime's
+// trace of a thread it could not start on fd 2 and exits 2, "panic"
+// panics, "dirty" writes a panic line with control and 8-bit bytes and
+// exits 2, and "quiet" exits 2 without a word.
+func TestMain(m *testing.M) {
+	if mode := os.Getenv("HQ_LSPAWN_FAKE"); mode != "" {
+		if len(os.Args) == 2 && os.Args[1] == "-k" {
+			keep.Serve(0, local.KeepHello, 64<<10, func(*keep.Request) []byte {
+				crash(mode)
+				return []byte{0}
+			})
+			os.Exit(0)
+		}
+		crash(mode)
+		os.Exit(0)
+	}
+	// Each kept fake is the test binary started again (instrumented
+	// under -race) and must greet within keep.HelloTimeout.
+	keep.HelloTimeout = 30 * time.Second
+	os.Exit(m.Run())
+}
+
+// goTrace is what the Go runtime writes when it cannot start a thread.
+const goTrace = "runtime: failed to create new OS thread (have 5 already; errno=11)\n" +
+	"runtime: may need to increase max user processes (ulimit -u)\n" +
+	"fatal error: newosproc\n\ngoroutine 1 gp=0xc000002380 m=0 mp=0x6b3d40 [running]:\n" +
+	"runtime.throw({0x52f0a5?, 0x0?})\n\t/usr/local/go/src/runtime/panic.go:1229 +0x48\n"
+
+func crash(mode string) {
+	switch mode {
+	case "fatal":
+		unix.Write(2, []byte(goTrace))
+	case "panic":
+		panic("qmail-local gave up")
+	case "dirty":
+		unix.Write(2, []byte("panic: bad \x1b[1m\xe9t\xe9\x7f\n\ngoroutine 1 [running]:\n"))
+	}
+	os.Exit(2)
+}
 
 // memdb is a map-backed Getter.
 type memdb map[string]string
@@ -147,7 +194,10 @@ func TestTranslate(t *testing.T) {
 		{spawn.Status{Code: 75}, "a", 'Z', "a"},
 		{spawn.Status{Code: 100}, "no\n", 'D', "no\n"},
 		{spawn.Status{Code: 1}, "odd", 'D', "odd"},
-		{spawn.Status{Code: 2}, "panic: x\n", 'Z', "qmail-local crashed.\n"}, // Go's fatal exit
+		{spawn.Status{Code: 2}, "panic: x\n", 'Z', "qmail-local crashed (panic: x).\n"}, // Go's fatal exit
+		{spawn.Status{Code: 2}, "", 'Z', "qmail-local crashed.\n"},
+		{spawn.Status{Code: 2}, goTrace, 'Z', "qmail-local crashed (fatal error: newosproc).\n"},
+		{spawn.Status{Signaled: true}, "did 0+0+0\n" + goTrace, 'Z', "qmail-local crashed (fatal error: newosproc).\n"},
 		{spawn.Status{Code: 112}, "x", 'Z', "Internal qmail-lspawn bug.\n"},
 		{spawn.Status{Code: 113}, "x", 'Z', "Not allowed to perform deliveries as root.\n"},
 		{spawn.Status{Code: 115}, "x", 'Z', "NFS failure in qmail-local.\n"},
@@ -211,6 +261,7 @@ other) printf 'other\0001\0001\000/home/o\000\000\000';;
 bad) printf 'garbage';;
 fail) exit 116;;
 crash) kill -9 $$;;
+gocrash) echo 'fatal error: newosproc' >&2; exit 2;;
 esac`
 	l, root := tree(t, getpw)
 	wd, _ := os.Getwd()
@@ -226,6 +277,8 @@ esac`
 		{"bad@x", 'Z', "Internal qmail-lspawn bug.\n"},
 		{"fail@x", 'Z', "Unable to find alias user!\n"},
 		{"crash@x", 'Z', "Temporary failure in qmail-lspawn.\n"},
+		// A crashed qmail-getpw is no crashed qmail-local.
+		{"gocrash@x", 'Z', "Temporary failure in qmail-lspawn.\n"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.rcpt, func(t *testing.T) {
@@ -266,5 +319,41 @@ esac`
 	os.Remove(filepath.Join(root, "bin", "qmail-getpw"))
 	if l2, txt := deliver(t, l, "joe@y"); l2 != 'Z' || txt != "Unable to run qmail-getpw.\n" {
 		t.Errorf("no qmail-getpw: %c %q", l2, txt)
+	}
+}
+
+// TestDeliverCrash: a qmail-local that crashes is reported with the Go
+// runtime's reason, one-shot (from its output) and kept (from the kept
+// process's fd 2), and with qmail's text when it wrote none.
+func TestDeliverCrash(t *testing.T) {
+	getpw := "printf 'joe\\0004242\\000100\\000/home/joe\\000-\\000\\000'\n"
+	for _, tc := range []struct{ mode, text string }{
+		{"fatal", "qmail-local crashed (fatal error: newosproc).\n"},
+		{"panic", "qmail-local crashed (panic: qmail-local gave up).\n"},
+		{"dirty", "qmail-local crashed (panic: bad ?[1m?t??).\n"},
+		{"quiet", "qmail-local crashed.\n"},
+	} {
+		for _, kept := range []bool{false, true} {
+			name := tc.mode + "/one-shot"
+			if kept {
+				name = tc.mode + "/kept"
+			}
+			t.Run(name, func(t *testing.T) {
+				t.Setenv("HQ_LSPAWN_FAKE", tc.mode)
+				l, _ := tree(t, getpw)
+				l.QmailLocal = os.Args[0]
+				if kept {
+					l.NewKeep()
+					l.KeepGetpw = nil // the shell script knows no -k
+					t.Cleanup(l.Keep.Close)
+				}
+				if letter, txt := deliver(t, l, "joe@x"); letter != 'Z' || txt != tc.text {
+					t.Errorf("got %c %q, want Z %q", letter, txt, tc.text)
+				}
+				if kept && l.Keep.Idle() != 0 {
+					t.Error("a crashed process was kept")
+				}
+			})
+		}
 	}
 }

@@ -152,6 +152,9 @@ func (p *Pool) Deliver(d *spawn.Delivery) (st spawn.Status, ok bool) {
 	case keep.NoProcess:
 		return spawn.Status{}, false
 	case keep.Crashed:
+		// Its fd 2 goes into the output, as a one-shot run's would:
+		// Translate finds the reason of the crash there.
+		d.Output.Write(reply)
 		return spawn.Status{Signaled: true}, true
 	}
 	d.Output.Write(reply)

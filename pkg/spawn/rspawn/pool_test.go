@@ -19,11 +19,18 @@ import (
 // The test binary doubles as a fake "qmail-remote -k" when HQ_FAKE_KEEP is
 // set: "echo" answers every request with r and a K report quoting the
 // request, its pid and the message; "once" does that for one request and
-// exits; "crash" exits on the first request without answering.
+// exits; "crash" exits on the first request without answering; "fatal",
+// "panic", "dirty" and "quiet" crash there as crash does (below). With
+// HQ_FAKE_ONESHOT set instead, it is a one-shot qmail-remote that crashes
+// so after writing an "r" piece on fd 1.
 func TestMain(m *testing.M) {
 	if mode := os.Getenv("HQ_FAKE_KEEP"); mode != "" {
 		fakeKeep(mode)
 		os.Exit(0)
+	}
+	if mode := os.Getenv("HQ_FAKE_ONESHOT"); mode != "" {
+		unix.Write(1, []byte("r\x00"))
+		crash(mode)
 	}
 	// Each fake is the test binary started again (instrumented under
 	// -race) and must greet within keep.HelloTimeout: the default's 5 s
@@ -31,6 +38,28 @@ func TestMain(m *testing.M) {
 	// fire sets its own short one.
 	keep.HelloTimeout = 30 * time.Second
 	os.Exit(m.Run())
+}
+
+// goTrace is what the Go runtime writes when it cannot start a thread.
+const goTrace = "runtime: failed to create new OS thread (have 5 already; errno=11)\n" +
+	"runtime: may need to increase max user processes (ulimit -u)\n" +
+	"fatal error: newosproc\n\ngoroutine 1 gp=0xc000002380 m=0 mp=0x6b3d40 [running]:\n" +
+	"runtime.throw({0x52f0a5?, 0x0?})\n\t/usr/local/go/src/runtime/panic.go:1229 +0x48\n"
+
+// crash ends a fake qmail-remote as a Go program dies: "fatal" writes
+// the runtime's trace on fd 2 and exits 2, "panic" panics, "dirty" writes
+// a panic line with control and 8-bit bytes and exits 2, "quiet" exits 2
+// without a word.
+func crash(mode string) {
+	switch mode {
+	case "fatal":
+		unix.Write(2, []byte(goTrace))
+	case "panic":
+		panic("qmail-remote gave up")
+	case "dirty":
+		unix.Write(2, []byte("panic: bad \x1b[1m\xe9t\xe9\x7f\n\ngoroutine 1 [running]:\n"))
+	}
+	os.Exit(2)
 }
 
 func fakeKeep(mode string) {
@@ -45,6 +74,9 @@ func fakeKeep(mode string) {
 		n, oobn, _, _, err := unix.Recvmsg(0, buf, oob, 0)
 		if err != nil || n == 0 || mode == "crash" {
 			return
+		}
+		if mode != "echo" && mode != "once" {
+			crash(mode)
 		}
 		var body []byte
 		if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil && len(msgs) == 1 {

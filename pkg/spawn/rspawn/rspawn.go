@@ -73,7 +73,8 @@ func (r *Remote) Report(st spawn.Status, output []byte) (byte, string) {
 // error or an unrecovered panic; no qmail program exits 2 on purpose.
 const goCrash = 2
 
-// Fixed texts of Translate.
+// Fixed texts of Translate. TextCrashed is the crash report when the
+// output holds no reason (spawn.CrashText).
 const (
 	TextCrashed  = "qmail-remote crashed.\n"
 	TextNoRun    = "Unable to run qmail-remote.\n"
@@ -91,24 +92,25 @@ func piece(s []byte) []byte {
 // Translate turns qmail-remote's exit status and output into a report
 // letter and text, as qmail-rspawn does.
 //
-// Exit status: signal -> Z crashed; 111 -> Z unable to run; other non-zero
-// -> D unable to run; no output -> Z no output. On exit 0: result = the
-// letter of the first complete (NUL-terminated) piece that starts with K, Z
-// or D (none: D). The letter sent is result, except that a first byte 's'
+// Exit status: signal or exit 2 -> Z crashed (with the Go runtime's reason
+// when the output holds one: spawn.CrashText); 111 -> Z unable to run;
+// other non-zero -> D unable to run; no output -> Z no output. On exit 0:
+// result = the letter of the first complete (NUL-terminated) piece that
+// starts with K, Z or D (none: D). The letter sent is result, except that a first byte 's'
 // makes it Z and 'h' makes it D. The text is the first piece minus its
 // first byte (only when some NUL follows that byte), then, when result is
 // not better than the letter sent (K > Z > D), the piece after the first
 // NUL minus its letter if it starts with K, Z or D.
 func Translate(st spawn.Status, out []byte) (byte, string) {
 	if st.Signaled {
-		return 'Z', TextCrashed
+		return 'Z', spawn.CrashText("qmail-remote", out)
 	}
 	switch st.Code {
 	case 0:
 	case goCrash:
 		// The Go runtime's fatal errors (out of threads, memory) exit 2
 		// where a C program dies by a signal: a crash, not a refusal.
-		return 'Z', TextCrashed
+		return 'Z', spawn.CrashText("qmail-remote", out)
 	case 111:
 		return 'Z', TextNoRun
 	default:

@@ -1,6 +1,7 @@
 package rspawn
 
 import (
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,7 +24,9 @@ func TestTranslate(t *testing.T) {
 		{"exit 111", spawn.Status{Code: 111}, "", 'Z', TextNoRun},
 		{"exit 100", spawn.Status{Code: 100}, "", 'D', TextNoRun},
 		{"exit 1", spawn.Status{Code: 1}, "r\x00K\x00", 'D', TextNoRun},
-		{"Go runtime crash (exit 2)", spawn.Status{Code: 2}, "fatal error: newosproc\n", 'Z', TextCrashed},
+		{"Go runtime crash (exit 2)", spawn.Status{Code: 2}, "fatal error: newosproc\n", 'Z', "qmail-remote crashed (fatal error: newosproc).\n"},
+		{"Go runtime crash, nothing said", spawn.Status{Code: 2}, "r\x00", 'Z', TextCrashed},
+		{"crash after a piece", spawn.Status{Signaled: true}, "r\x00" + goTrace, 'Z', "qmail-remote crashed (fatal error: newosproc).\n"},
 		{"no output", ok, "", 'Z', TextNoOutput},
 		{"accepted", ok, "r\x00K1.2.3.4 accepted message.\nRemote host said: 250 ok\n\x00",
 			'K', "1.2.3.4 accepted message.\nRemote host said: 250 ok\n"},
@@ -142,5 +145,48 @@ func TestClearTcpto(t *testing.T) {
 	b, _ := os.ReadFile(tcpto)
 	if len(b) != TcptoSize || strings.Trim(string(b), "\x00") != "" {
 		t.Errorf("tcpto not zero-filled: %d bytes", len(b))
+	}
+}
+
+// TestDeliverCrash: a qmail-remote that crashes is reported with the Go
+// runtime's reason, one-shot (from its output, after its "r" piece) and
+// kept (from the kept process's fd 2), and with qmail's text when it
+// wrote none.
+func TestDeliverCrash(t *testing.T) {
+	for _, tc := range []struct{ mode, text string }{
+		{"fatal", "qmail-remote crashed (fatal error: newosproc).\n"},
+		{"panic", "qmail-remote crashed (panic: qmail-remote gave up).\n"},
+		{"dirty", "qmail-remote crashed (panic: bad ?[1m?t??).\n"},
+		{"quiet", TextCrashed},
+	} {
+		t.Run(tc.mode+"/one-shot", func(t *testing.T) {
+			r := &Remote{Program: os.Args[0], Env: append(os.Environ(), "HQ_FAKE_ONESHOT="+tc.mode)}
+			m, err := os.Open(os.DevNull)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			pr, pw, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan []byte)
+			go func() { b, _ := io.ReadAll(pr); pr.Close(); done <- b }()
+			st, err := r.Deliver(&spawn.Delivery{Sender: "s@here", Recipient: "x@one.example", At: 1, Message: m, Output: pw})
+			pw.Close()
+			out := <-done
+			if err != nil {
+				t.Fatal(err)
+			}
+			if l, txt := r.Report(st, out); l != 'Z' || txt != tc.text {
+				t.Errorf("got %c %q, want Z %q", l, txt, tc.text)
+			}
+		})
+		t.Run(tc.mode+"/kept", func(t *testing.T) {
+			p := newTestPool(t, tc.mode)
+			if l, txt := poolDeliver(t, p, "x@one.example", "m\n"); l != 'Z' || txt != tc.text {
+				t.Errorf("got %c %q, want Z %q", l, txt, tc.text)
+			}
+		})
 	}
 }
