@@ -173,6 +173,13 @@ func Main(argv []string, root string, env []string, stdin io.Reader, stdout, std
 				e.Set("QMAILUSER", s)
 			}
 		}
+		if strings.EqualFold(*c.Sender, "MAILER-DAEMON") {
+			// Postfix's name for the null sender (bounce generators
+			// and autoresponders pass it): From says MAILER-DAEMON,
+			// the envelope sender is <>, so that nothing answers it.
+			null := ""
+			c.Sender = &null
+		}
 	}
 	for _, k := range []string{"QMAILUSER", "MAILUSER", "USER", "LOGNAME"} {
 		// Set but empty (USER= in a unit file or a cron line) would

@@ -179,6 +179,15 @@ func TestMainInject(t *testing.T) {
 			in:       "Subject: s\n\nb\n",
 			envelope: "Fj\xc3\xb6rg@b\xc3\xbccher.example\x00Tbob@example.com\x00\x00",
 			msgHas:   []string{"From: j\xc3\xb6rg@b\xc3\xbccher.example\n"}},
+		// -f MAILER-DAEMON is the null sender, as in Postfix; with a
+		// domain it is an address like any other.
+		{name: "f MAILER-DAEMON", args: []string{"sendmail", "-f", "mailer-daemon", "bob@example.com"},
+			in:       "Subject: s\n\nb\n",
+			envelope: "F\x00Tbob@example.com\x00\x00",
+			msgHas:   []string{"From: mailer-daemon@mx.example.org\n"}},
+		{name: "f MAILER-DAEMON@host", args: []string{"sendmail", "-f", "MAILER-DAEMON@x.example", "bob@example.com"},
+			in:       "Subject: s\n\nb\n",
+			envelope: "FMAILER-DAEMON@x.example\x00Tbob@example.com\x00\x00"},
 		// -XV: VERP in qmail's form, -f's sender too.
 		{name: "XV with f", args: []string{"sendmail", "-XV", "-f", "owner-list@lists.example.org", "bob@example.com"},
 			in:       "Subject: s\n\nb\n",
