@@ -15,6 +15,12 @@ ME      ?=
 BIN     := bin
 GOFLAGS_BUILD := -trimpath
 export CGO_ENABLED := 0
+# No version-control stamp in the programs (nothing reads it): git refuses
+# to look into a checkout another user owns ("dubious ownership"), and go
+# build then fails on every package, as when a user's clone is built with
+# su or sudo -i, or root's clone by an ordinary user. Exported, so that the
+# tests' own go build calls get it too.
+export GOFLAGS := $(strip $(GOFLAGS) -buildvcs=false)
 
 .PHONY: all help build test vet fmt-check unit race cross integration run stop install install-links bench fuzz clean
 
@@ -106,6 +112,9 @@ install: build
 # link already into $(ROOT), or a path already diverted, is left alone.
 install-links:
 	@[ "$$(id -u)" = 0 ] || { echo "make install-links changes /usr/sbin and /usr/bin: run it as root"; exit 1; }
+	@[ -x "$(ROOT)/bin/sendmail" ] && [ -x "$(ROOT)/bin/newaliases" ] || { \
+	  echo "make install-links: no installed tree in $(ROOT) ($(ROOT)/bin/sendmail is missing): nothing was changed;"; \
+	  echo "install it first (make install ROOT=$(ROOT)), or give the ROOT it was installed in"; exit 1; }
 	@# Each path is diverted even when nothing is there yet, so that an MTA
 	@# package installed later puts its files beside the links, not over them.
 	@for f in /usr/sbin/sendmail /usr/lib/sendmail /usr/bin/mailq /usr/bin/newaliases; do \

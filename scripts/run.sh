@@ -136,6 +136,10 @@ mkdir -p "$state"
 # The logs name every sender and recipient: readable by the owner only.
 (umask 077; touch "$state/qmail-send.log" "$state/qmail-smtpd.log")
 chmod 600 "$state/qmail-send.log" "$state/qmail-smtpd.log"
+# The logs grow across runs: a failed start shows only what this run wrote.
+sendlog0=$(wc -c < "$state/qmail-send.log")
+smtpdlog0=$(wc -c < "$state/qmail-smtpd.log")
+since() { tail -c +$(($2 + 1)) "$1" | tail -n 3; }
 # A clean environment, as the rc script and the systemd unit give it: the
 # daemons pass theirs down to every .qmail program, whose commands find
 # the tree's own programs by name first (|preline procmail, |forward,
@@ -196,7 +200,7 @@ done
 p=$(sendpid)
 if [ -z "$p" ] || ! ours "$p" qmail-send; then
   echo "qmail-send did not start; the end of $state/qmail-send.log:" >&2
-  tail -n 3 "$state/qmail-send.log" >&2
+  since "$state/qmail-send.log" "$sendlog0" >&2
   stop
   exit 1
 fi
@@ -204,8 +208,8 @@ fi
 sleep 0.3
 if ! kill -0 "$(cat "$state/smtpd.pid")" 2>/dev/null; then
   echo "qmail-smtpd did not start on $LISTEN:" >&2
-  tail -n 3 "$state/qmail-smtpd.log" >&2
-  if tail -n 3 "$state/qmail-smtpd.log" | grep -q "address already in use"; then
+  since "$state/qmail-smtpd.log" "$smtpdlog0" >&2
+  if since "$state/qmail-smtpd.log" "$smtpdlog0" | grep -q "address already in use"; then
     echo "(another listener there? try: make run$rr LISTEN=127.0.0.1:2526; make stop$rr to stop the rest)" >&2
   else
     echo "(make stop$rr stops the rest)" >&2

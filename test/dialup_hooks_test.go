@@ -72,12 +72,12 @@ func TestDialupHooks(t *testing.T) {
 			held: true, log: "-t hqmail-nm -- wlan0 down: remote delivery held"},
 		{name: "nm connectivity full", script: "networkmanager/90-hqmail", args: []string{"", "connectivity-change"},
 			env: []string{"CONNECTIVITY_STATE=FULL"}, nm: "full",
-			log: "-t hqmail-nm --  connectivity-change: remote delivery released"},
+			log: "-t hqmail-nm -- connectivity-change FULL: remote delivery released"},
 		{name: "nm down, another link still has full connectivity", script: "networkmanager/90-hqmail",
 			args: []string{"eth0", "down"}, nm: "full"},
 		{name: "nm captive portal", script: "networkmanager/90-hqmail", args: []string{"", "connectivity-change"},
 			env: []string{"CONNECTIVITY_STATE=PORTAL"}, nm: "portal",
-			held: true, log: "-t hqmail-nm --  connectivity-change: remote delivery held"},
+			held: true, log: "-t hqmail-nm -- connectivity-change PORTAL: remote delivery held"},
 		// A bridge or a container's link coming up while offline is not
 		// connectivity: nothing is released.
 		{name: "nm up of a device while NetworkManager says none", script: "networkmanager/90-hqmail",

@@ -195,7 +195,23 @@ func TestRunScriptPortInUseHint(t *testing.T) {
 	}{{"RUNROOT", true}, {"default root", false}} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRunShTree(t, listen, tc.runroot)
+			if _, err := r.script("start"); err == nil {
+				t.Fatalf("run.sh start with %s taken succeeded", listen)
+			}
+			// A line of an earlier run, which the log keeps: the next
+			// failure must show only its own (QA: a stale "listening
+			// on" line read as if the listener were up).
+			stale := "qmail-smtpd: listening on a stale line of an earlier run\n"
+			f, err := os.OpenFile(filepath.Join(r.root, "var", "qmail-smtpd.log"), os.O_WRONLY|os.O_APPEND, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.WriteString(stale)
+			f.Close()
 			out, err := r.script("start")
+			if strings.Contains(out, "stale line") {
+				t.Errorf("run.sh start shows an earlier run's log line:\n%s", out)
+			}
 			var ee *exec.ExitError
 			if !errors.As(err, &ee) || ee.ExitCode() != 1 {
 				t.Fatalf("run.sh start with %s taken: %v, want exit 1\n%s", listen, err, out)

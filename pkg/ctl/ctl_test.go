@@ -941,7 +941,7 @@ func TestReleaseLocalWithWords(t *testing.T) {
 			t.Fatal(err)
 		}
 		h, err := hold.Read(dir, hold.LocalFile)
-		if err != nil || !h.All || h.Describe() != "held (all destinations)" {
+		if err != nil || !h.All || h.Describe() != "held" {
 			t.Errorf("%q: read %+v, %v", content, h, err)
 		}
 		res, err := EditHold(dir, hold.LocalFile, false, nil)

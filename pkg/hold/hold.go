@@ -56,6 +56,7 @@ type Flag struct {
 	Domains []string   // valid domain lines in CanonDomain form, in file order, no duplicates
 	Junk    []JunkLine // list lines that are not domains
 	match   []string   // the domain lines as qmail-send matches them
+	local   bool       // control/holdlocal's: destinations mean nothing there
 }
 
 // JunkLine is a line of a hold file that is not a domain.
@@ -260,7 +261,7 @@ func Read(dir, name string) (Flag, error) {
 // domain hold).
 func ParseFile(name string, b []byte) Flag {
 	if name == LocalFile {
-		return Flag{Set: true, All: true}
+		return Flag{Set: true, All: true, local: true}
 	}
 	return Parse(b)
 }
@@ -305,12 +306,15 @@ func (h Flag) HoldsAddress(addr string) bool {
 	return h.HoldsDomain(dom)
 }
 
-// Describe renders the hold for humans: "not held", "held (all domains)" or
-// "held for a.example .b.example".
+// Describe renders the hold for humans: "not held", "held (all
+// destinations)" or "held for a.example .b.example"; a hold of local
+// delivery (ParseFile of control/holdlocal) is just "held".
 func (h Flag) Describe() string {
 	switch {
 	case !h.Set:
 		return "not held"
+	case h.local:
+		return "held"
 	case h.All:
 		return "held (all destinations)"
 	default:
