@@ -10,6 +10,7 @@ import (
 	"github.com/hqmail/hqmail/pkg/control"
 	"github.com/hqmail/hqmail/pkg/hold"
 	"github.com/hqmail/hqmail/pkg/qdate"
+	"github.com/hqmail/hqmail/pkg/qhome"
 )
 
 // Holds are the hold flags qmail-qread marks recipients with.
@@ -118,10 +119,20 @@ func Main(root string, stdout, stderr io.Writer) int {
 		return 111
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "qmail-qread: fatal: %v\n", err)
+		fatal(stderr, "qmail-qread", root, err)
 		return 111
 	}
 	return 0
+}
+
+// fatal says why the queue of root could not be read, and, in a source
+// checkout's bin/ that was never installed, which tree to use instead.
+func fatal(stderr io.Writer, prog, root string, err error) {
+	if why := qhome.Uninstalled(root, prog); why != "" {
+		fmt.Fprintf(stderr, "%s: fatal: %s\n", prog, why)
+		return
+	}
+	fmt.Fprintf(stderr, "%s: fatal: %v\n", prog, err)
 }
 
 // StatMain is qmail-qstat: two lines of counts on stdout; 111 when the
@@ -129,7 +140,7 @@ func Main(root string, stdout, stderr io.Writer) int {
 func StatMain(root string, stdout, stderr io.Writer) int {
 	c, err := Count(filepath.Join(root, "queue"))
 	if err != nil {
-		fmt.Fprintf(stderr, "qmail-qstat: fatal: %v\n", err)
+		fatal(stderr, "qmail-qstat", root, err)
 		return 111
 	}
 	_, err = io.WriteString(stdout, "messages in queue: "+strconv.Itoa(c.Messages)+

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -399,6 +400,21 @@ func TestQreadNamesMissingDir(t *testing.T) {
 			}
 		})
 	}
+	// A source checkout's bin/ after make: programs, no queue. Both
+	// listing tools say which tree to use (QA: a bare "unable to read").
+	t.Run("checkout never installed", func(t *testing.T) {
+		root := t.TempDir()
+		os.Mkdir(filepath.Join(root, "bin"), 0o755)
+		os.WriteFile(filepath.Join(root, "bin", "qmail-queue"), nil, 0o755)
+		for prog, run := range map[string]func(string, io.Writer, io.Writer) int{"qmail-qread": Main, "qmail-qstat": StatMain} {
+			var out, errb bytes.Buffer
+			code := run(root, &out, &errb)
+			want := prog + ": fatal: " + root + " is no installed qmail tree (there is no " + filepath.Join(root, "queue") + ")"
+			if code != 111 || !strings.HasPrefix(errb.String(), want) || !strings.Contains(errb.String(), "run/bin/"+prog) {
+				t.Errorf("%s: exit %d, stderr %q; want 111 and %q...", prog, code, errb.String(), want)
+			}
+		}
+	})
 }
 
 // TestCountNamesMissingDir: qmail-qstat (Count) on a root with no queue
