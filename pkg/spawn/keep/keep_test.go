@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hqmail/hqmail/internal/testutil"
 )
 
 const hello = "fake -k 1\x00"
@@ -96,11 +98,8 @@ func fake(mode string) {
 	})
 }
 
-// goTrace is what the Go runtime writes when it cannot start a thread.
-const goTrace = "runtime: failed to create new OS thread (have 5 already; errno=11)\n" +
-	"runtime: may need to increase max user processes (ulimit -u)\n" +
-	"fatal error: newosproc\n\ngoroutine 1 gp=0xc000002380 m=0 mp=0x6b3d40 [running]:\n" +
-	"runtime.throw({0x52f0a5?, 0x0?})\n\t/usr/local/go/src/runtime/panic.go:1229 +0x48\n"
+// goTrace is what the "fatal" fake writes.
+const goTrace = testutil.GoTrace
 
 type testPool struct {
 	*Pool

@@ -8,8 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/hqmail/hqmail/internal/testutil"
 	"github.com/hqmail/hqmail/pkg/cdb"
 	"github.com/hqmail/hqmail/pkg/local"
 	"github.com/hqmail/hqmail/pkg/spawn"
@@ -40,23 +39,11 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// goTrace is what the Go runtime writes when it cannot start a thread.
-const goTrace = "runtime: failed to create new OS thread (have 5 already; errno=11)\n" +
-	"runtime: may need to increase max user processes (ulimit -u)\n" +
-	"fatal error: newosproc\n\ngoroutine 1 gp=0xc000002380 m=0 mp=0x6b3d40 [running]:\n" +
-	"runtime.throw({0x52f0a5?, 0x0?})\n\t/usr/local/go/src/runtime/panic.go:1229 +0x48\n"
+// crash ends a fake agent as a Go program dies (testutil.Crash).
+func crash(mode string) { testutil.Crash(mode, "qmail-local gave up") }
 
-func crash(mode string) {
-	switch mode {
-	case "fatal":
-		unix.Write(2, []byte(goTrace))
-	case "panic":
-		panic("qmail-local gave up")
-	case "dirty":
-		unix.Write(2, []byte("panic: bad \x1b[1m\xe9t\xe9\x7f\n\ngoroutine 1 [running]:\n"))
-	}
-	os.Exit(2)
-}
+// goTrace is what a fake agent's "fatal" crash writes.
+const goTrace = testutil.GoTrace
 
 // memdb is a map-backed Getter.
 type memdb map[string]string
