@@ -147,6 +147,7 @@ type Sched struct {
 
 	todo        *os.File // open todo/ directory during a scan
 	todoHalt    bool     // the scan must end: out of descriptors (todo.go)
+	todoBackoff int64    // no scan before this, triggered or not (todo.go)
 	nextTodo    int64
 	cleanupNext int64
 	cleanupWalk *messWalk

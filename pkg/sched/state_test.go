@@ -192,9 +192,20 @@ func TestTodoScanOutOfDescriptors(t *testing.T) {
 	if got := e.log.count(warn); got != 1 {
 		t.Fatalf("%d warnings for %d messages, want 1; log:\n%s", got, n, e.log.String())
 	}
+	// New mail pulls the trigger: no new scan before the 123 s are up
+	// (QA: a warning for every message that came).
+	for range 3 {
+		queueMsg(t, root, "s@example.org", "a@local.example")
+		e.trigger()
+		e.request("w", "hold", "99999")
+	}
+	e.request("w3", "hold", "99999")
+	if got := e.log.count(warn); got != 1 {
+		t.Fatalf("%d warnings after three triggers, want 1; log:\n%s", got, e.log.String())
+	}
 	failing.Store(false)
 	clock.Add(sleepSysfail + 1)
-	e.request("w3", "hold", "99999")
-	e.waitLog("end msg ", n)
+	e.request("w4", "hold", "99999")
+	e.waitLog("end msg ", n+3)
 	e.stop()
 }

@@ -173,6 +173,14 @@ func (s *Sched) todoStep() {
 		return
 	}
 	if s.todo == nil {
+		if s.recent < s.todoBackoff {
+			// Out of descriptors a moment ago: each new message's
+			// trigger would start a scan that fails at once, a
+			// warning per message. The scan at nextTodo (todoSoon)
+			// finds them all.
+			s.triggered = false
+			return
+		}
 		if !s.triggered && s.recent < s.nextTodo {
 			return
 		}
@@ -223,11 +231,14 @@ var openQueue = func(path string, flag int) (*os.File, error) {
 	return qhome.OpenRegular(path, flag)
 }
 
-// noFiles ends the running scan of todo/ (todoHalt) when err says the
-// process or the system has no descriptor to give (EMFILE, ENFILE).
+// noFiles ends the running scan of todo/ (todoHalt), and makes the next
+// wait sleepSysfail seconds whatever triggers come (todoBackoff), when
+// err says the process or the system has no descriptor to give (EMFILE,
+// ENFILE).
 func (s *Sched) noFiles(err error) {
 	if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
 		s.todoHalt = true
+		s.todoBackoff = s.recent + sleepSysfail
 	}
 }
 
