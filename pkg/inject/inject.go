@@ -14,6 +14,7 @@ import (
 
 	"github.com/hqmail/hqmail/pkg/address"
 	"github.com/hqmail/hqmail/pkg/control"
+	"github.com/hqmail/hqmail/pkg/idna"
 	"github.com/hqmail/hqmail/pkg/qdate"
 	"github.com/hqmail/hqmail/pkg/qerr"
 	"github.com/hqmail/hqmail/pkg/qhome"
@@ -632,7 +633,7 @@ func (st *state) followup(lists []string) string {
 	hit := false
 	for _, a := range st.tocc {
 		for _, l := range lists {
-			if strings.EqualFold(a, l) {
+			if sameList(a, l) {
 				hit = true
 			}
 		}
@@ -642,7 +643,21 @@ func (st *state) followup(lists []string) string {
 	}
 	parts := make([]string, 0, len(st.tocc))
 	for i := len(st.tocc) - 1; i >= 0; i-- {
-		parts = append(parts, address.Quote(st.tocc[i]))
+		a := st.tocc[i]
+		if local, _, _ := address.Split(a); !utf8Word(local) {
+			a = address.Quote(a) // a UTF-8 local part stays bare, as in To and Cc
+		}
+		parts = append(parts, a)
 	}
 	return "Mail-Followup-To: " + strings.Join(parts, ",\n  ") + "\n"
+}
+
+// sameList reports whether the To or Cc address a is the list address l:
+// the local parts equal but for ASCII case, as qmail compares them, and
+// the domains equal as domains (idna.Fold: bücher.example is
+// xn--bcher-kva.example).
+func sameList(a, l string) bool {
+	al, ad, _ := address.Split(a)
+	ll, ld, _ := address.Split(l)
+	return address.LowerASCII(al) == address.LowerASCII(ll) && idna.Fold(ad) == idna.Fold(ld)
 }

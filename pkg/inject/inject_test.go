@@ -260,7 +260,7 @@ func FuzzSplitHeader(f *testing.F) {
 func TestPrintCases(t *testing.T) {
 	dir := t.TempDir()
 	lists := dir + "/lists"
-	if err := os.WriteFile(lists, []byte("# lists\nList@Lists.Example.org\n"), 0o644); err != nil {
+	if err := os.WriteFile(lists, []byte("# lists\nList@Lists.Example.org\nliste@b\xc3\xbccher.example\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
@@ -275,6 +275,12 @@ func TestPrintCases(t *testing.T) {
 			env:  []string{"QMAILMFTFILE=" + lists},
 			in:   "From: a@example.org\nTo: list@lists.example.org, \"b c\"@example.net\nCc: d\n\nx\n",
 			want: "Mail-Followup-To: d@defaulthost.defaultdomain,\n  list@lists.example.org,\n  \"b c\"@example.net\nFrom: a@example.org\nTo: list@lists.example.org, \"b c\"@example.net\nCc: d@defaulthost.defaultdomain\n\nx\n"},
+		// A list named by its IDN in either form; a UTF-8 local part
+		// stays bare as in To and Cc.
+		{name: "mft with UTF-8",
+			env:  []string{"QMAILMFTFILE=" + lists},
+			in:   "From: a@example.org\nTo: Liste <liste@xn--bcher-kva.example>\nCc: Jos\xc3\xa9 <jos\xc3\xa9@example.test>, \"b c\"@example.net\n\nx\n",
+			want: "Mail-Followup-To: jos\xc3\xa9@example.test,\n  \"b c\"@example.net,\n  liste@xn--bcher-kva.example\nFrom: a@example.org\nTo: Liste <liste@xn--bcher-kva.example>\nCc: \"Jos\xc3\xa9\" <jos\xc3\xa9@example.test>, \"b c\"@example.net\n\nx\n"},
 		{name: "no mft without a list address",
 			env:  []string{"QMAILMFTFILE=" + lists},
 			in:   "From: a@example.org\nTo: other@lists.example.org\n\nx\n",

@@ -40,8 +40,10 @@ type Token struct {
 	// UTF8 marks a Quote that was an atom quoted only for its 8-bit
 	// bytes, all of them UTF-8. In a phrase (a display name) it stays
 	// quoted, as qmail writes it; in an address, Rewrite makes it an atom
-	// again (RFC 6532): a domain cannot be quoted at all, and a quoted
-	// local part would no longer read as the address SMTPUTF8 carries.
+	// again (RFC 6532 makes UTF-8 atom text): a domain cannot be quoted
+	// at all, and a local part is left as its writer wrote it, as other
+	// MTAs leave it. (qmail-remote's envelope quotes such a local part,
+	// as qmail's does; "jörg"@x and jörg@x are the same mailbox.)
 	UTF8 bool
 }
 
