@@ -7,9 +7,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hqmail/hqmail/internal/testutil"
 )
 
 // at points path at p for one test.
@@ -125,9 +128,6 @@ func TestVolunteerNonDumpable(t *testing.T) {
 		fmt.Printf("adj=%s dumpable=%d\n", strings.TrimSpace(string(b)), d)
 		os.Exit(0)
 	}
-	if os.Geteuid() == 0 {
-		t.Skip("root opens every /proc file; run as an ordinary user (test/oomadj_test.go covers it as root)")
-	}
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Skipf("no %s: %v", path, err)
@@ -136,6 +136,17 @@ func TestVolunteerNonDumpable(t *testing.T) {
 		t.Skipf("this process has oom_score_adj %q already", b)
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^TestVolunteerNonDumpable$")
+	if os.Geteuid() == 0 {
+		// Root opens every /proc file: the child runs as nobody, from
+		// a copy of the test binary nobody can reach.
+		dir := t.TempDir()
+		os.Chmod(dir, 0o755)
+		os.Chmod(filepath.Dir(dir), 0o755)
+		prog := filepath.Join(dir, "oomadj.test")
+		testutil.CopyTestBinary(t, prog)
+		cmd = exec.Command(prog, "-test.run=^TestVolunteerNonDumpable$")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534, NoSetGroups: true}}
+	}
 	cmd.Env = append(os.Environ(), "OOMADJ_TEST_CHILD=1")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
