@@ -53,6 +53,17 @@ func serveSoon(t *testing.T, root string) {
 // and returns their write ends (the message's and the envelope's).
 func sendPipes(t *testing.T, s int) (mw, ew *os.File) {
 	t.Helper()
+	mw, ew, err := trySendPipes(t, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mw, ew
+}
+
+// trySendPipes is sendPipes returning the send's error (the pipes are
+// closed then).
+func trySendPipes(t *testing.T, s int) (mw, ew *os.File, err error) {
+	t.Helper()
 	mr, mw, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -64,9 +75,11 @@ func sendPipes(t *testing.T, s int) (mw, ew *os.File) {
 	defer mr.Close()
 	defer er.Close()
 	if err := unix.Sendmsg(s, []byte("Q1"), unix.UnixRights(int(mr.Fd()), int(er.Fd())), nil, 0); err != nil {
-		t.Fatal(err)
+		mw.Close()
+		ew.Close()
+		return nil, nil, err
 	}
-	return mw, ew
+	return mw, ew, nil
 }
 
 // dial connects to the service; the connection is closed at the end of
@@ -253,12 +266,22 @@ func TestServiceLingeringFreesSlot(t *testing.T) {
 			// come before the second is sent (EPIPE). The attempt is then
 			// made again, a bounded number of times; a retry can meet the
 			// last one's slot not yet given back (a "no", or EPIPE once
-			// the refusal has shut the connection), and is made again too.
+			// the refusal has shut the connection, even before the
+			// request is sent), and is made again too.
 			for attempt := 1; ; attempt++ {
 				fd, _, _ := testutil.LingeringSocket(t, 60)
 				s, close := dial(t, root)
-				mw, ew := sendPipes(t, s)
-				err := unix.Sendmsg(s, nil, nil, nil, 0)
+				mw, ew, err := trySendPipes(t, s)
+				if err == unix.EPIPE && attempt > 1 && attempt < 20 {
+					unix.SetsockoptLinger(fd, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{})
+					unix.Close(fd)
+					close()
+					serveSoon(t, root)
+					continue
+				} else if err != nil {
+					t.Fatalf("attempt %d: request: %v", attempt, err)
+				}
+				err = unix.Sendmsg(s, nil, nil, nil, 0)
 				if err == nil {
 					err = unix.Sendmsg(s, nil, unix.UnixRights(fd), nil, 0)
 				}
