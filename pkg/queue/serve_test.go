@@ -508,17 +508,7 @@ func passLingering(t *testing.T, root string, fd int) int {
 // (until the end of the test).
 func holdSlot(t *testing.T, root string) {
 	t.Helper()
-	mr, mw, _ := os.Pipe()
-	er, ew, _ := os.Pipe()
-	s, a := rawRequest(t, root, "Q1", int(mr.Fd()), int(er.Fd()))
-	mr.Close()
-	er.Close()
-	t.Cleanup(func() {
-		mw.Close()
-		ew.Close()
-		unix.Close(s)
-	})
-	if a != "go" {
+	if a := answer(t, root); a != "go" {
 		t.Fatalf("slot holder: answer %q, want go", a)
 	}
 }
