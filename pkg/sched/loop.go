@@ -587,11 +587,20 @@ func (s *Sched) loop() {
 	}
 }
 
+// testHookWait, when set (tests only), is called with true just before
+// the loop blocks waiting for an event and with false once it woke: a
+// test that must change the clock only while the loop waits reads it.
+var testHookWait func(waiting bool)
+
 // drain waits up to d for one event (not at all when d is 0), then handles
 // every event already queued.
 func (s *Sched) drain(d time.Duration) {
 	if d > 0 {
 		t := time.NewTimer(d)
+		if testHookWait != nil {
+			testHookWait(true)
+			defer testHookWait(false)
+		}
 		select {
 		case ev := <-s.events:
 			t.Stop()

@@ -472,8 +472,15 @@ func TestHUPBeforeDueWork(t *testing.T) {
 	root := newTree(t)
 	var clock atomic.Int64
 	clock.Store(time.Now().Unix())
+	var waiting atomic.Bool
+	testHookWait = waiting.Store
+	t.Cleanup(func() { testHookWait = nil }) // after the scheduler stopped
 	e := startSpiedClock(t, root, &record{}, clock.Load)
-	e.waitLog("status: local 0/10", 1)
+	// The turns of the start (the first scan of todo/, the cleanup
+	// walk) read the clock; once the loop waits, nothing wakes it but
+	// the HUP: there is no lock/trigger, so the new message waits for
+	// the next scan.
+	e.wait("the loop waiting", waiting.Load)
 	id := queueMsg(t, root, "ann@example.org", "bob@local.example")
 	clock.Add(sleepTodo + 10) // the next scan of todo/ is due
 	ctl(t, root, "holdlocal", "")
