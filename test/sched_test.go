@@ -191,7 +191,7 @@ func TestCorruptQueueFiles(t *testing.T) {
 	}
 	sys := tr.Start(t, "./Maildir/")
 	sys.WaitLog(t, "warning: unknown record type in todo/28", 30*time.Second)
-	sys.WaitLog(t, "warning: trouble opening local/6/29; will try again later", 30*time.Second)
+	sys.WaitLog(t, "warning: trouble opening info/6/29; will try again later", 30*time.Second)
 	// Good mail still flows.
 	queueN(t, tr, 0, 3, "box@testhost.example", "box@testhost.example")
 	harness.WaitMaildir(t, 30*time.Second, tr.AliasMaildir(), 3)

@@ -162,8 +162,9 @@ func (s *Sched) passChan(c int) {
 		}
 		sender, birth, ok := s.getinfo(e.id)
 		if !ok {
+			// Named as qmail does: the info file is the one in trouble.
 			f.Close()
-			s.log.line("warning: trouble opening ", n, "; will try again later")
+			s.log.line("warning: trouble opening ", fnSplit("info", e.id), "; will try again later")
 			s.sched[c].insert(e.id, s.recent+sleepSysfail)
 			return
 		}

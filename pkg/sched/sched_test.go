@@ -401,7 +401,7 @@ func TestBadInput(t *testing.T) {
 	os.WriteFile(filepath.Join(root, "queue", fnChan(0, id2)), []byte("Tbob@local.example\x00"), 0o600)
 	e := start(t, root, ok, ok)
 	e.waitLog(fmt.Sprintf("warning: unknown record type in todo/%d\n", id), 1)
-	e.waitLog(fmt.Sprintf("warning: trouble opening local/%d/%d; will try again later\n", id2%23, id2), 1)
+	e.waitLog(fmt.Sprintf("warning: trouble opening info/%d/%d; will try again later\n", id2%23, id2), 1)
 	// A report for a slot that is not in use.
 	e.stop()
 	for _, f := range []string{fnFlat("todo", id), fnSplit("info", id2), fnChan(0, id2)} {
