@@ -519,8 +519,17 @@ func (s *Sched) handleHUP() {
 		nh.local = l
 	}
 	if all, doms, err := readHoldRemote(s.ctl); err != nil {
-		s.log.line("alert: unable to reread control/holdremote", rereadWhy(err))
 		s.rereadFailed = append(s.rereadFailed, "holdremote")
+		if _, serr := os.Lstat(filepath.Join(s.ctl.Path, "holdremote")); serr == nil {
+			// It is there but its domains cannot be known: the
+			// safe side, as for a flag that lists nothing usable
+			// and as qmail-rspawn reads it, is to hold them all.
+			s.log.line("alert: unable to reread control/holdremote", rereadWhy(err),
+				"; holding all remote delivery until it can be read")
+			nh.remoteAll, nh.remoteDoms = true, nil
+		} else {
+			s.log.line("alert: unable to reread control/holdremote", rereadWhy(err))
+		}
 	} else {
 		nh.remoteAll, nh.remoteDoms = all, doms
 	}

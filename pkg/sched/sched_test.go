@@ -703,7 +703,36 @@ func TestHUPRereadFIFO(t *testing.T) {
 	}
 	e.sigs <- syscall.SIGHUP
 	e.waitLog("alert: unable to reread control/locals: not a regular file\n", 1)
-	e.waitLog("alert: unable to reread control/holdremote: not a regular file\n", 1)
+	e.waitLog("alert: unable to reread control/holdremote: not a regular file; holding all remote delivery until it can be read\n", 1)
+}
+
+// TestHUPUnreadableHoldRemoteHolds: a holdremote that is there but cannot
+// be read at a HUP holds all remote delivery, the safe side a flag that
+// lists nothing usable takes and the one qmail-rspawn and qmailctl status
+// take (QA: a hand-made flag of mode 0600, unreadable by qmails, kept
+// the old "released" and mail went out while status said held). A
+// domain hold read before widens to all; a missing file still releases.
+func TestHUPUnreadableHoldRemoteHolds(t *testing.T) {
+	root := newTree(t)
+	mkTrigger(t, root)
+	ctl(t, root, "holdremote", "example.net\n")
+	e := start(t, root, ok, ok)
+	e.waitLog("status: local", 1)
+	p := filepath.Join(root, "control", "holdremote")
+	os.Remove(p)
+	if err := os.Mkdir(p, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	e.sigs <- syscall.SIGHUP
+	e.waitLog("alert: unable to reread control/holdremote: is a directory; holding all remote delivery until it can be read\n", 1)
+	e.waitLog("hold: remote held, 0 messages waiting", 1)
+	e.wait("sendstatus to say all held", func() bool {
+		b, _ := os.ReadFile(filepath.Join(root, "queue/lock/sendstatus"))
+		return strings.Contains(string(b), "holdremote all")
+	})
+	os.Remove(p)
+	e.sigs <- syscall.SIGHUP
+	e.waitLog("hold: remote released", 1)
 }
 
 // TestMutexReplacedAtStart: sendmutex replaced (renamed over) between
