@@ -635,6 +635,13 @@ func (s *Sched) writeStatus() {
 	b.WriteString("since-remote " + strconv.FormatInt(s.holds.since(kindRemoteSome), 10) + "\n")
 	b.WriteString("queued-local " + itoa(s.queued(chanLocal)) + "\n")
 	b.WriteString("queued-remote " + itoa(s.queued(chanRemote)) + "\n")
+	for c := 0; c < 2; c++ {
+		// What runs (the control value capped by the spawner's
+		// limit) and the control value as read at start: qmailctl
+		// compares the file with the second.
+		b.WriteString("concurrency-" + chanName[c] + " " + itoa(s.concurrency[c]) + "\n")
+		b.WriteString("control-concurrency" + chanName[c] + " " + itoa(s.cf.concurrency[c]) + "\n")
+	}
 	if len(s.rereadFailed) > 0 {
 		b.WriteString("reread-failed " + strings.Join(s.rereadFailed, " ") + "\n")
 	}

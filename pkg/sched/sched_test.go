@@ -176,6 +176,13 @@ func TestStatusBeforeFirstLine(t *testing.T) {
 	if !strings.HasPrefix(st, want) || strings.Contains(st, "queued-remote 77") {
 		t.Errorf("sendstatus at the first status line:\n%s\nwant it to start\n%s", st, want)
 	}
+	// The running concurrency and the control values read at start, for
+	// qmailctl status to compare with the files.
+	for _, l := range []string{"concurrency-local 10\n", "control-concurrencylocal 10\n", "concurrency-remote 20\n", "control-concurrencyremote 20\n"} {
+		if !strings.Contains(st, l) {
+			t.Errorf("sendstatus lacks %q:\n%s", l, st)
+		}
+	}
 	e.stop()
 }
 
@@ -818,4 +825,26 @@ func TestHoldSetWhileStopped(t *testing.T) {
 	if !strings.Contains(string(b), fmt.Sprintf("local %d ", now-50)) {
 		t.Errorf("hold log: %q, want a local period from %d", b, now-50)
 	}
+}
+
+// TestStatusConcurrencyCapped: sendstatus tells the running concurrency
+// (capped by the spawner's announced limit, 120 here) apart from the
+// control value read at start (capped at 500), so that qmailctl status
+// does not ask for a restart that would change nothing.
+func TestStatusConcurrencyCapped(t *testing.T) {
+	root := newTree(t)
+	ctl(t, root, "concurrencylocal", "200\n")
+	ctl(t, root, "concurrencyremote", "999999\n")
+	e := start(t, root, ok, ok)
+	e.waitLog("status: local 0/120 remote 0/120", 1)
+	st, err := os.ReadFile(filepath.Join(root, "queue/lock/sendstatus"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range []string{"concurrency-local 120\n", "control-concurrencylocal 200\n", "concurrency-remote 120\n", "control-concurrencyremote 500\n"} {
+		if !strings.Contains(string(st), l) {
+			t.Errorf("sendstatus lacks %q:\n%s", l, st)
+		}
+	}
+	e.stop()
 }
