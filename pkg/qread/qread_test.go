@@ -471,3 +471,62 @@ func TestQreadWarningOnItsOwnLine(t *testing.T) {
 		t.Errorf("%d warning lines, want 1", n)
 	}
 }
+
+// TestQreadSkipsTodoWithStaleInfo: a message whose todo/ID is there
+// beside a complete info file and channel files (a preprocessing cut
+// short) is not preprocessed: qmail-send makes them anew from todo/ID, so
+// qmail-qread leaves it out instead of listing the stale sender and done
+// marks, and the rest of the listing is unchanged byte for byte. Once
+// todo/ID is gone (preprocessed) it is listed. A todo file that cannot be
+// looked at is trouble for the message, not a reason to hide it.
+func TestQreadSkipsTodoWithStaleInfo(t *testing.T) {
+	root := sampleQueue(t)
+	q := filepath.Join(root, "queue")
+	// todo/300 of sampleQueue, with what an interrupted preprocessing
+	// left: an info file naming another sender, a local file with a done
+	// record and a remote file.
+	queuetest.WriteFile(t, filepath.Join(q, "info", Sub(300), "300"), []byte("Fstale@elsewhere.test\x00"))
+	queuetest.WriteFile(t, filepath.Join(q, "local", Sub(300), "300"), []byte("Dalice@local.test\x00"))
+	queuetest.WriteFile(t, filepath.Join(q, "remote", Sub(300), "300"), []byte("Tbob@far.test\x00"))
+	var out, errb bytes.Buffer
+	if code := Main(root, &out, &errb); code != 0 || errb.Len() != 0 {
+		t.Fatalf("exit %d, stderr %q", code, errb.String())
+	}
+	golden(t, "qread-plain", out.Bytes())
+	if _, found, err := ReadMessage(q, 300); found || err != nil {
+		t.Errorf("ReadMessage(300): found %v, %v; want not found", found, err)
+	}
+
+	// Preprocessed: todo/300 removed, info and channel files now hold.
+	if err := os.Remove(filepath.Join(q, "todo", "300")); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if code := Main(root, &out, &errb); code != 0 || errb.Len() != 0 {
+		t.Fatalf("exit %d, stderr %q", code, errb.String())
+	}
+	if !strings.Contains(out.String(), "  #300  4  <stale@elsewhere.test> \n  done\tlocal\talice@local.test\n\tremote\tbob@far.test\n") {
+		t.Errorf("preprocessed 300 not listed:\n%s", out.String())
+	}
+
+	// todo/ not a directory: whether a message is preprocessed cannot be
+	// told; each is reported.
+	if err := os.Remove(filepath.Join(q, "todo")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(q, "todo"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := Scan(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range msgs {
+		if m.Err == nil || m.Err.Error() != "unable to stat todo file: not a directory" {
+			t.Errorf("message %d with todo/ not a directory: %v", m.ID, m.Err)
+		}
+	}
+	if len(msgs) != 7 {
+		t.Errorf("%d messages, want 7", len(msgs))
+	}
+}

@@ -6,8 +6,10 @@
 // never opened through a symbolic link and must be a regular file
 // (qhome.OpenQueueFile). Every file it looks at may vanish or change while
 // it reads (qmail-send and qmail-clean keep working): a message whose info
-// file is gone is skipped silently (it left the queue), any other trouble
-// is reported for that message and the scan goes on.
+// file is gone is skipped silently (it left the queue), and so is one whose
+// todo file is still there (not preprocessed yet, its info file stale or
+// partial); any other trouble is reported for that message and the scan
+// goes on.
 package qread
 
 import (
@@ -64,10 +66,14 @@ func Sub(id uint64) string { return strconv.FormatUint(id%qhome.Split, 10) }
 // ErrDamaged reports a queue file that is not in qmail's format.
 var ErrDamaged = errors.New("file damaged")
 
-// Scan reads every message of the queue directory q (ROOT/queue), walking
-// info/0..22 and sorting the ids of each subdirectory numerically (qmail
-// prints them in directory order; sorting makes the output stable). An
-// error is returned only when an info subdirectory cannot be read at all.
+// Scan reads every preprocessed message of the queue directory q
+// (ROOT/queue), walking info/0..22 and sorting the ids of each
+// subdirectory numerically (qmail prints them in directory order; sorting
+// makes the output stable). A message whose todo/ID exists is skipped,
+// whatever info file it has: qmail-send preprocesses it (again) from
+// todo/ID (ScanTodo lists those). It costs one stat of todo/ID per
+// message. An error is returned only when an info subdirectory cannot be
+// read at all.
 func Scan(q string) ([]Message, error) {
 	var out []Message
 	err := ScanEach(q, func(m *Message) { out = append(out, *m) })
@@ -124,7 +130,8 @@ func missingDir(err error, dirs ...string) string {
 }
 
 // ReadMessage reads the preprocessed message id of queue directory q.
-// found is false when it has no info file; err is set only when the info
+// found is false when it has no info file, or when its todo/ID is there
+// (not preprocessed yet: see Scan); err is set only when the info
 // directory itself cannot be read. Trouble with the message's files is in
 // m.Err.
 func ReadMessage(q string, id uint64) (m Message, found bool, err error) {
@@ -143,9 +150,20 @@ func readMessage(q string, id uint64) (m Message, gone bool) {
 	sub := Sub(id)
 	info := filepath.Join(q, "info", sub, name)
 	todo := filepath.Join(q, "todo", name)
-	// Before the info file is read: qmail-send removes todo/ID once info
-	// is complete, so a todo seen now means the info read may be partial.
-	preprocessing := exists(todo)
+	// While todo/ID is there the message is not preprocessed: qmail-send
+	// ignores any info and channel files it has (left by a preprocessing
+	// cut short, or being written now) and makes them anew from todo/ID
+	// (spec/queue.md §5, §6), so what they say is not the message's state.
+	// Looked at before the info file: qmail-send removes todo/ID only once
+	// info and the channel files are complete, so when it is gone now they
+	// are whole. Any other trouble with it is reported: whether the
+	// message is preprocessed cannot be told.
+	if _, err := os.Lstat(todo); err == nil {
+		return m, true
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		m.Err = fmt.Errorf("unable to stat todo file: %w", why(err))
+		return m, false
+	}
 	f, err := qhome.OpenQueueFile(info, os.O_RDONLY)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -169,9 +187,10 @@ func readMessage(q string, id uint64) (m Message, gone bool) {
 	}
 	end := bytes.IndexByte(b, 0)
 	if len(b) == 0 || b[0] != 'F' || end < 0 {
-		if preprocessing || exists(todo) {
-			// qmail-send is writing it (it creates info/ID, then
-			// fills it, then removes todo/ID): not damaged, not yet in.
+		if exists(todo) {
+			// A new message under the same id (an inode number)
+			// queued since todo/ID was looked at, and qmail-send
+			// writing its info file: not damaged, not yet in.
 			return m, true
 		}
 		m.Err = fmt.Errorf("info file: %w", ErrDamaged)
