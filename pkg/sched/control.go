@@ -543,6 +543,12 @@ func (s *Sched) kill(id uint64, bounce bool) (string, string) {
 	if st == "todo" {
 		s.preprocess(id)
 		if s.msgState(id) != "info" {
+			if why := s.damagedTodo[id]; why != "" {
+				if bounce {
+					return ResultFail, "message " + sid + ": " + why + ": not bounced; delete it instead"
+				}
+				return s.removeDamaged(id, why)
+			}
 			return ResultDefer, "message " + sid + " could not be preprocessed yet (see the log); try again later"
 		}
 	}
@@ -602,6 +608,52 @@ func (s *Sched) kill(id uint64, bounce bool) (string, string) {
 		text += "; damaged records left in " + strings.Join(damaged, ", ")
 	}
 	return ResultOK, text
+}
+
+// removeDamaged deletes message id, whose todo file can never be
+// preprocessed (why, from damagedTodo), as qmailctl delete asks. No
+// recipient of it was ever scheduled, so nothing is delivered or bounced:
+// what the failed preprocessing left (channel and info files) goes first,
+// while todo/ID still stands for the message, so that a crash midway
+// leaves it as damaged as before; then qmail-clean removes todo/ID (with
+// intd/ID), and last the message file (foop/ID), as for a finished
+// message. With the message file missing there is no foop/ID: inode ID is
+// free, and once todo/ID and intd/ID are gone a new message may take it.
+func (s *Sched) removeDamaged(id uint64, why string) (string, string) {
+	sid := utoa(id)
+	if s.ending(id) {
+		// Removals of a message with this id are under way (remove.go);
+		// foop/ID is theirs to ask.
+		return ResultDefer, "message " + sid + " is being removed; try again later"
+	}
+	for _, n := range []string{fnChan(chanLocal, id), fnChan(chanRemote, id), fnSplit("info", id)} {
+		if err := unlink(s.path(n)); err != nil && !isNoent(err) {
+			s.log.line("warning: unable to unlink ", n)
+			return ResultDefer, "message " + sid + ": " + why + ": unable to unlink " + n + "; try again later"
+		}
+	}
+	todo := fnFlat("todo", id)
+	if !s.cleanRequest("todo", id) {
+		return ResultDefer, "message " + sid + ": " + why + ": qmail-clean could not remove " + todo + " (see the log); try again later"
+	}
+	delete(s.damagedTodo, id)
+	s.forget(id)
+	gone := todo + ", " + fnFlat("intd", id)
+	note := ""
+	if why != whyMessMissing {
+		mn := fnSplit("mess", id)
+		if s.cleanRequest("foop", id) {
+			gone += ", " + mn
+		} else {
+			note = "; " + mn + " is left for the cleanup of stale messages"
+		}
+	}
+	s.log.line("warning: message ", sid, " deleted unpreprocessed: ", why, "; removed ", gone)
+	if why != whyMessMissing {
+		// Its preprocessing just logged "new msg": the log closes it.
+		s.log.line("end msg ", sid)
+	}
+	return ResultOK, "message " + sid + ": " + why + ", never preprocessed: deleted (" + gone + " removed)" + note
 }
 
 // bounceNote is what the answer to a bounce of message id adds when no

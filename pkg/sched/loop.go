@@ -148,6 +148,10 @@ type Sched struct {
 	todo        *os.File // open todo/ directory during a scan
 	todoHalt    bool     // the scan must end: out of descriptors (todo.go)
 	todoBackoff int64    // no scan before this, triggered or not (todo.go)
+	// damagedTodo names, with the reason, the todo/IDs whose last
+	// preprocessing failed for good (todo.go), so that qmailctl delete
+	// removes them and bounce refuses them (control.go).
+	damagedTodo map[uint64]string
 	nextTodo    int64
 	cleanupNext int64
 	cleanupWalk *messWalk

@@ -185,6 +185,7 @@ func (s *Sched) todoStep() {
 			return
 		}
 		s.triggered = false
+		s.pruneDamaged()
 		f, err := os.Open(s.path("todo"))
 		if err != nil {
 			s.sleepRetry("alert: unable to opendir todo, sleeping...")
@@ -270,6 +271,33 @@ func (s *Sched) preprocess(id uint64) {
 	}
 }
 
+// Why preprocessing of a todo/ID failed for good: no later attempt can
+// succeed until the administrator changes the queue (damagedTodo).
+const (
+	whyUnknownRecord = "todo file damaged (unknown record type)"
+	whyEmptyRecord   = "todo file damaged (empty record)"
+	whyMessMissing   = "message file missing"
+)
+
+// markDamaged records that preprocessing todo/ID failed for good.
+func (s *Sched) markDamaged(id uint64, why string) {
+	if s.damagedTodo == nil {
+		s.damagedTodo = map[uint64]string{}
+	}
+	s.damagedTodo[id] = why
+}
+
+// pruneDamaged forgets, at the start of each scan of todo/, the damaged
+// todo/IDs that are gone (removed by hand): no later preprocessing of
+// theirs would clear them.
+func (s *Sched) pruneDamaged() {
+	for id := range s.damagedTodo {
+		if _, err := os.Lstat(s.path(fnFlat("todo", id))); isNoent(err) {
+			delete(s.damagedTodo, id)
+		}
+	}
+}
+
 // prepared is a message whose files are written but not yet durable.
 type prepared struct {
 	id     uint64
@@ -286,7 +314,11 @@ type queueFile struct {
 
 // prepare does steps 1-3 of queue.md §5 for todo/ID and flushes the files
 // it wrote; nil means it failed (logged; todo/ID is left for a later scan).
+// A failure no retry can mend (an unknown record type or an empty record
+// in todo/ID, or no mess file) is recorded in damagedTodo; any other
+// outcome clears what an earlier attempt recorded there.
 func (s *Sched) prepare(id uint64) *prepared {
+	delete(s.damagedTodo, id)
 	todoName := fnFlat("todo", id)
 	tf, err := openQueue(s.path(todoName), os.O_RDONLY)
 	if err != nil {
@@ -304,7 +336,9 @@ func (s *Sched) prepare(id uint64) *prepared {
 	mst, err := os.Stat(s.path(messName))
 	if err != nil {
 		s.log.line("warning: unable to stat ", messName)
-		if !isNoent(err) && !isDamage(err) {
+		if isNoent(err) {
+			s.markDamaged(id, whyMessMissing)
+		} else if !isDamage(err) {
 			s.todoSoon()
 		}
 		return nil
@@ -349,6 +383,7 @@ func (s *Sched) prepare(id uint64) *prepared {
 		rec = rec[:len(rec)-1]
 		if rec == "" {
 			s.log.line("warning: unknown record type in ", todoName)
+			s.markDamaged(id, whyEmptyRecord)
 			return fail()
 		}
 		switch rec[0] {
@@ -382,6 +417,7 @@ func (s *Sched) prepare(id uint64) *prepared {
 			chans[c].WriteByte(0)
 		default:
 			s.log.line("warning: unknown record type in ", todoName)
+			s.markDamaged(id, whyUnknownRecord)
 			return fail()
 		}
 	}
