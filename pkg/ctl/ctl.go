@@ -455,6 +455,10 @@ func (c *cmd) signal(sig syscall.Signal, what string) int {
 		return ExitOK
 	}
 	fmt.Fprintf(c.out, "%s; qmail-send (pid %d) confirmed\n", what, pid)
+	if sig == syscall.SIGHUP {
+		// A HUP does not re-read the concurrency files.
+		c.reloadConcurrency(st)
+	}
 	if sig == syscall.SIGALRM {
 		dir := control.Open(c.root).Path
 		for _, n := range []string{hold.LocalFile, hold.RemoteFile} {

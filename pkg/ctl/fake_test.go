@@ -2,6 +2,7 @@ package ctl
 
 import (
 	"bufio"
+	"cmp"
 	"fmt"
 	"os"
 	"os/exec"
@@ -24,6 +25,10 @@ import (
 // real one. FAKE_SEND_MUTE=1 makes it hold the lock but never confirm.
 // FAKE_SEND_PIDTEXT replaces the pid it writes into sendmutex.
 // FAKE_SEND_QUIETSTART=1 skips the status written at start.
+// FAKE_SEND_CONCURRENCY="L CL R CR" sets the concurrency keys it writes
+// (concurrency-local L, control-concurrencylocal CL, and the same for
+// remote; "10 10 20 20", qmail-send's defaults, when unset); "none" leaves
+// them out, as a qmail-send from before they were written.
 func TestMain(m *testing.M) {
 	if root := os.Getenv("FAKE_SEND_ROOT"); root != "" {
 		fakeSend(root)
@@ -82,6 +87,16 @@ func fakeSend(root string) {
 	// FAKE_SEND_SKIPHUP=1 handles its first HUP without re-reading the
 	// flags, as if it were another qmailctl's ALRM that came first.
 	skipHUP := os.Getenv("FAKE_SEND_SKIPHUP") == "1"
+	// Fixed at start: qmail-send reads the concurrency files only then.
+	concurrency := ""
+	if v := os.Getenv("FAKE_SEND_CONCURRENCY"); v != "none" {
+		f := strings.Fields(cmp.Or(v, "10 10 20 20"))
+		if len(f) != 4 {
+			die(fmt.Errorf("FAKE_SEND_CONCURRENCY %q: not four numbers", v))
+		}
+		concurrency = fmt.Sprintf("concurrency-local %s\ncontrol-concurrencylocal %s\nconcurrency-remote %s\ncontrol-concurrencyremote %s\n",
+			f[0], f[1], f[2], f[3])
+	}
 	write := func(reread bool) {
 		dir := filepath.Join(root, "control")
 		// FAKE_SEND_STUCK=1 keeps the hold state of the start, as qmail-send
@@ -100,7 +115,7 @@ func fakeSend(root string) {
 		}
 		// The format of pkg/sched's writeStatus.
 		text := fmt.Sprintf("pid %d\ngeneration %d\nholdlocal %s\nholdremote %s\nsince-local 0\nsince-remote 1700000000\nqueued-local 1\nqueued-remote 2\n",
-			os.Getpid(), gen, yn, remote.SendForm()) + strings.Join(results, "")
+			os.Getpid(), gen, yn, remote.SendForm()) + concurrency + strings.Join(results, "")
 		// FAKE_SEND_EXITING=1 says it got TERM and is finishing.
 		if os.Getenv("FAKE_SEND_EXITING") == "1" {
 			text += "exiting yes\n"

@@ -104,6 +104,14 @@ func (c *cmd) statusReport() int {
 		}
 	}
 
+	if st != nil {
+		// A status of another pid is the qmail-send before a restart,
+		// whose concurrency is not the running one's.
+		if p, ok := st.Int("pid"); !ok || int(p) == pid {
+			c.statusConcurrency(st)
+		}
+	}
+
 	q := c.queueDir()
 	if n, err := qread.Count(q); err != nil {
 		fmt.Fprintf(c.out, "queue: unknown (%v)\n", err)
