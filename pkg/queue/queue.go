@@ -17,7 +17,7 @@
 //  5. create intd/<ID> O_EXCL (65); write u<uid>, p<pid>, then copy the
 //     envelope while validating it (91 format, 11 too long, 54 truncated
 //     or unreadable, 53 write);
-//  6. open mess/S/ and intd/ (53), then fsync the mess file, the intd
+//  6. open mess/S/ (64) and intd/ (65), then fsync the mess file, the intd
 //     file, mess/S/ and intd/: the four concurrently, or one after
 //     another in multi-message mode (53);
 //  7. open lock/trigger and todo/ (66: see below), link intd/<ID> to
@@ -240,8 +240,8 @@ func (j *job) run() int {
 	// carry both (the fsyncs then mostly wait for the same commit).
 	unix.SyncFileRange(j.messfd, 0, 0, unix.SYNC_FILE_RANGE_WRITE)
 	unix.SyncFileRange(j.intdfd, 0, 0, unix.SYNC_FILE_RANGE_WRITE)
-	if err := j.syncAll(); err != nil {
-		return j.fail(qq.ExitWrite, err)
+	if code, err := j.syncAll(); err != nil {
+		return j.fail(code, err)
 	}
 	if code := j.prepareCommit(); code != 0 {
 		return code
@@ -499,16 +499,22 @@ func (b *blockReader) ReadByte() (byte, error) {
 // out of requests, so Serial does them in turn. On ext4 with a journal
 // the first fsync commits the others' changes too, and the next three
 // return without waiting (docs/performance.md).
-func (j *job) syncAll() error {
+//
+// The exit code goes with the error: a directory that cannot be opened
+// is trouble with mess/ (64) or intd/ (65), as the steps that made the
+// names in them say (a process short of descriptors, EMFILE, fails here
+// at a limit of 12 or 13, and "write error or disk full" sent the admin
+// to look at the disk); a flush that fails is a write error (53).
+func (j *job) syncAll() (int, error) {
 	split := "mess/" + j.split
 	var err error
 	if j.splitfd, err = openDir(j.qfd, split); err != nil {
 		j.splitfd = -1
-		return err
+		return qq.ExitMess, err
 	}
 	if j.intddirfd, err = openDir(j.qfd, "intd"); err != nil {
 		j.intddirfd = -1
-		return err
+		return qq.ExitIntd, err
 	}
 	fsyncFile := func(fd int, name string) func() error {
 		return func() error {
@@ -527,10 +533,10 @@ func (j *job) syncAll() error {
 	if j.c.Serial {
 		for _, f := range steps {
 			if err := f(); err != nil {
-				return err
+				return qq.ExitWrite, err
 			}
 		}
-		return nil
+		return 0, nil
 	}
 	var wg sync.WaitGroup
 	var first atomic.Pointer[error]
@@ -547,9 +553,9 @@ func (j *job) syncAll() error {
 	do(steps[0])
 	wg.Wait()
 	if p := first.Load(); p != nil {
-		return *p
+		return qq.ExitWrite, *p
 	}
-	return nil
+	return 0, nil
 }
 
 // syncDir flushes the directory name, open on fd: the service's group
