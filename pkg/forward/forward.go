@@ -18,6 +18,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -296,18 +297,40 @@ func Seekable(in *os.File) (Message, error) {
 	}
 	tmp, err := os.CreateTemp("", "forward-*")
 	if err != nil {
-		return nil, qerr.Wrap(err, false, "Unable to create a temporary file. (#4.3.0)")
+		return nil, qerr.Wrap(err, false, "Unable to create a temporary file in "+os.TempDir()+": "+qerr.Str(err)+". (#4.3.0)")
 	}
 	os.Remove(tmp.Name())
-	if _, err := io.Copy(tmp, in); err != nil {
+	// Which side failed is told apart: a full disk or a file size limit
+	// (ulimit -f: the Go runtime ignores SIGXFSZ, so the write fails with
+	// EFBIG) is the copy's fault, not the input's.
+	src := &inputReader{r: in}
+	if _, err := io.Copy(tmp, src); err != nil {
 		tmp.Close()
-		return nil, qerr.Wrap(err, false, "Unable to read message. (#4.3.0)")
+		if src.err != nil {
+			return nil, qerr.Wrap(src.err, false, "Unable to read message: "+qerr.Str(src.err)+". (#4.3.0)")
+		}
+		return nil, qerr.Wrap(err, false, "Unable to write a temporary copy of the message in "+
+			filepath.Dir(tmp.Name())+": "+qerr.Str(err)+". (#4.3.0)")
 	}
 	if err := rewind(tmp); err != nil {
 		tmp.Close()
 		return nil, err
 	}
 	return tmp, nil
+}
+
+// inputReader reads r and keeps its error other than io.EOF.
+type inputReader struct {
+	r   io.Reader
+	err error
+}
+
+func (i *inputReader) Read(p []byte) (int, error) {
+	n, err := i.r.Read(p)
+	if err != nil && err != io.EOF {
+		i.err = err
+	}
+	return n, err
 }
 
 func rewind(m Message) error {

@@ -3,8 +3,12 @@ package forward
 import (
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/hqmail/hqmail/internal/testutil"
+	"github.com/hqmail/hqmail/pkg/qerr"
 )
 
 // TestSeekablePipe: a message on a pipe is copied to a file and handed
@@ -63,5 +67,56 @@ func TestSeekableFile(t *testing.T) {
 	}
 	if got, _ := io.ReadAll(m); string(got) != "Subject: x\n\nhi\n" {
 		t.Fatalf("got %q", got)
+	}
+}
+
+// TestSeekableCopyFails: a copy that cannot be written is said to be the
+// copy, with the reason and where: under a file size limit (ulimit -f)
+// forward and condredirect said "Unable to read message", sending the
+// reader to look at the input. A failing input is still the input, now
+// with the reason. Both are temporary.
+func TestSeekableCopyFails(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("TMPDIR", dir)
+
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		// More than the limit; stops when the read end is closed.
+		io.WriteString(w, strings.Repeat("a line of the body\n", 2000))
+		w.Close()
+		close(done)
+	}()
+	var serr error
+	testutil.WithFileSizeLimit(t, 4096, func() { _, serr = Seekable(r) })
+	r.Close()
+	<-done
+	want := "Unable to write a temporary copy of the message in " + dir + ": file too big. (#4.3.0)"
+	if serr == nil || serr.Error() != want || qerr.IsPerm(serr) {
+		t.Errorf("copy past the file size limit: %v, want temporary %q", serr, want)
+	}
+
+	// The write end of a pipe: it cannot be rewound, and reads fail.
+	r2, w2, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Close()
+	defer w2.Close()
+	_, serr = Seekable(w2)
+	want = "Unable to read message: file descriptor not open. (#4.3.0)"
+	if serr == nil || serr.Error() != want || qerr.IsPerm(serr) {
+		t.Errorf("unreadable input: %v, want temporary %q", serr, want)
+	}
+
+	// No temporary file at all: the directory is named, with the reason.
+	t.Setenv("TMPDIR", filepath.Join(dir, "missing"))
+	_, serr = Seekable(r2)
+	want = "Unable to create a temporary file in " + filepath.Join(dir, "missing") + ": file does not exist. (#4.3.0)"
+	if serr == nil || serr.Error() != want || qerr.IsPerm(serr) {
+		t.Errorf("no temporary directory: %v, want temporary %q", serr, want)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/hqmail/hqmail/pkg/address"
@@ -98,15 +99,17 @@ type Error struct {
 	// and the reason ("unable to read controls: open
 	// DIR/control/defaultdomain: permission denied"); a qmail-queue that
 	// could not be started is "unable to exec qq (#4.3.0)" in Text and
-	// here that and why (qq.StartFailure). Nil otherwise.
+	// here that and why (qq.StartFailure); a message that cannot be read
+	// is "read error: " and qmail's reason in Text and here sendmail's
+	// words (inputFailed). Nil otherwise.
 	Err error
 }
 
 // ErrNoRecipients is the text of the error NeedRecipients asks for.
 const ErrNoRecipients = "no recipients found"
 
-// errRead is qmail-inject's text for any read failure: the message, a
-// control file, the QMAILMFTFILE file.
+// errRead is qmail-inject's text for any read failure: a control file,
+// the QMAILMFTFILE file, and the message (followed by the reason there).
 const errRead = "read error"
 
 func (e *Error) Error() string { return e.Text }
@@ -120,6 +123,39 @@ func readFailed(what string, err error) *Error {
 	e := fatalf(111, errRead)
 	e.Err = fmt.Errorf("unable to read %s: %w", what, err)
 	return e
+}
+
+// inputFailed is the failure to read the message itself: qmail's "read
+// error" followed by qmail's words for the reason ("read error: is a
+// directory", "read error: connection reset"), and in Err sendmail's
+// text, with the reason in Go's words as in its other messages. qmail's
+// qmail-inject printed "read error" alone, so that a directory, a
+// write-only descriptor, a reset socket or a terminal that hung up on
+// descriptor 0 all looked alike.
+//
+// EBADF from a read is a descriptor open for writing only (0>file): a
+// closed descriptor 0 is reopened on /dev/null by the Go runtime before
+// main. Both texts add "for reading": qmail's words alone ("file
+// descriptor not open") would send the reader to check a descriptor that
+// is open.
+func inputFailed(err error) *Error {
+	why, goWhy := reasonText(err), qerr.Bare(err).Error()
+	if errors.Is(err, syscall.EBADF) {
+		why += " for reading"
+		goWhy += " (not open for reading)"
+	}
+	e := fatalf(111, "%s: %s", errRead, why)
+	e.Err = fmt.Errorf("unable to read the message: %s", goWhy)
+	return e
+}
+
+// reasonText is qmail's short text for the errno in err ("is a
+// directory", "file descriptor not open"), else Go's own words.
+func reasonText(err error) string {
+	if s := qerr.Str(err); s != "unknown error" {
+		return s
+	}
+	return qerr.Bare(err).Error()
 }
 
 func fatalf(code int, format string, a ...any) *Error {
@@ -430,7 +466,7 @@ func (j *Job) Exec() *Error {
 
 	body, rerr := readHeader(bufio.NewReaderSize(j.Stdin, 64<<10), st)
 	if rerr != nil {
-		return fatalf(111, errRead)
+		return inputFailed(rerr)
 	}
 
 	user, ok := firstEnv(env, envUser...)
@@ -577,7 +613,7 @@ func (j *Job) Exec() *Error {
 	if j.Print {
 		_, err := io.Copy(j.Stdout, io.MultiReader(header, body))
 		if body.err != nil {
-			return fatalf(111, errRead)
+			return inputFailed(body.err)
 		}
 		if err != nil {
 			return fatalf(111, "unable to write output")
@@ -589,7 +625,7 @@ func (j *Job) Exec() *Error {
 	pid, qerr2 := qq.Queue(qq.Options{Root: j.Root, Env: env, Started: j.Started},
 		io.MultiReader(header, body), &qq.Envelope{Sender: *sender, Recipients: recips})
 	if body.err != nil {
-		return fatalf(111, errRead)
+		return inputFailed(body.err)
 	}
 	if qerr2 != nil {
 		e := fatalf(qerr.ExitCode(qerr2), "%s", qerr2.Error())

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -406,11 +407,76 @@ func TestReadErrorQueuesNothing(t *testing.T) {
 	var errb bytes.Buffer
 	j := &Job{Root: root, Env: env, Options: Options{Args: []string{"bob@example.org"}},
 		Stdin: in, Stderr: &errb, Now: time.Unix(0, 0), Pid: 42}
-	if code := j.Run(); code != 111 || errb.String() != "qmail-inject: fatal: read error\n" {
+	if code := j.Run(); code != 111 || errb.String() != "qmail-inject: fatal: read error: EIO\n" {
 		t.Errorf("exit %d, %q", code, errb.String())
 	}
 	if b, _ := os.ReadFile(filepath.Join(dir, "envelope")); len(b) != 0 {
 		t.Errorf("envelope %q, want none", b)
+	}
+}
+
+// TestInputErrorReason: a message that cannot be read is "read error"
+// with the reason, in qmail's words (Text) and in Go's (Err, for
+// sendmail), whether the header or the body fails, with -n or without.
+// qmail-inject said "read error" alone, as for a control file, for a
+// directory, a write-only descriptor, a reset socket or a terminal that
+// hung up on descriptor 0.
+func TestInputErrorReason(t *testing.T) {
+	dir := t.TempDir()
+	wo := filepath.Join(dir, "wo")
+	os.WriteFile(wo, []byte("Subject: s\n\nb\n"), 0o644)
+	cases := []struct {
+		name     string
+		open     func() (io.Reader, error)
+		text     string
+		err      string
+		print    bool
+		bodyPart bool
+	}{
+		{name: "directory", open: func() (io.Reader, error) { return os.Open(dir) },
+			text: "read error: is a directory", err: "unable to read the message: is a directory"},
+		{name: "write-only descriptor", open: func() (io.Reader, error) { return os.OpenFile(wo, os.O_WRONLY, 0) },
+			text: "read error: file descriptor not open for reading", err: "unable to read the message: bad file descriptor (not open for reading)"},
+		{name: "reset in the body", open: func() (io.Reader, error) {
+			return &stdin{parts: []string{"Subject: s\n\nfirst\n", "x"}, wait: func() error {
+				return &os.PathError{Op: "read", Path: "/dev/stdin", Err: syscall.ECONNRESET}
+			}}, nil
+		}, text: "read error: connection reset", err: "unable to read the message: connection reset by peer", bodyPart: true},
+		{name: "hangup in the header, -n", open: func() (io.Reader, error) {
+			return &stdin{parts: []string{"Subject: s\n", "x"}, wait: func() error {
+				return &os.PathError{Op: "read", Path: "/dev/stdin", Err: syscall.EIO}
+			}}, nil
+		}, text: "read error: input/output error", err: "unable to read the message: input/output error", print: true},
+		{name: "hangup in the body, -n", open: func() (io.Reader, error) {
+			return &stdin{parts: []string{"Subject: s\n\nfirst\n", "x"}, wait: func() error {
+				return &os.PathError{Op: "read", Path: "/dev/stdin", Err: syscall.EIO}
+			}}, nil
+		}, text: "read error: input/output error", err: "unable to read the message: input/output error", print: true, bodyPart: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			root, qdir, env := captureQueue(t)
+			in, err := tc.open()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c, ok := in.(io.Closer); ok {
+				defer c.Close()
+			}
+			var errb bytes.Buffer
+			j := &Job{Root: root, Env: env, Options: Options{Print: tc.print, Args: []string{"bob@example.org"}},
+				Stdin: in, Stdout: io.Discard, Stderr: &errb, Now: time.Unix(0, 0), Pid: 42}
+			e := j.Exec()
+			if e == nil || e.Code != 111 || e.Queue || e.Text != tc.text {
+				t.Fatalf("Exec: %+v, want 111 and %q", e, tc.text)
+			}
+			if e.Err == nil || e.Err.Error() != tc.err {
+				t.Errorf("Err %v, want %q", e.Err, tc.err)
+			}
+			if b, _ := os.ReadFile(filepath.Join(qdir, "envelope")); len(b) != 0 {
+				t.Errorf("envelope %q, want none", b)
+			}
+		})
 	}
 }
 
@@ -536,7 +602,7 @@ func TestEnvLineEndsRefused(t *testing.T) {
 // A control file or the QMAILMFTFILE file that cannot be read: qmail-inject
 // prints qmail's "read error" and nothing more (qmail-inject(8)), while
 // the Error says which file and why, for sendmail to print. Input that
-// cannot be read has no such detail.
+// cannot be read says why in both (TestInputErrorReason).
 func TestUnreadableFileDetail(t *testing.T) {
 	type tcase struct {
 		name  string
@@ -559,7 +625,6 @@ func TestUnreadableFileDetail(t *testing.T) {
 			os.MkdirAll(f, 0o755)
 			return []string{"QMAILMFTFILE=" + f}, f
 		}, want: "unable to read $QMAILMFTFILE: "},
-		{name: "input", setup: func(string) ([]string, string) { return nil, "" }},
 	}
 	if os.Geteuid() != 0 {
 		// The QA report's case; root reads a mode 0 file all the same.
@@ -575,28 +640,17 @@ func TestUnreadableFileDetail(t *testing.T) {
 			root := t.TempDir()
 			extra, file := tc.setup(root)
 			env := append([]string{"USER=u"}, extra...)
-			var in io.Reader = strings.NewReader("Subject: s\n\nb\n")
-			if file == "" {
-				in = &stdin{parts: []string{"Subject: s\n", "x"}, wait: func() error { return errors.New("EIO") }}
-			}
 			j := &Job{Root: root, Env: env, Options: Options{Print: true, Args: []string{"bob"}},
-				Stdin: in, Stdout: io.Discard, Stderr: io.Discard}
+				Stdin: strings.NewReader("Subject: s\n\nb\n"), Stdout: io.Discard, Stderr: io.Discard}
 			e := j.Exec()
 			if e == nil || e.Code != 111 || e.Text != "read error" || e.Queue {
 				t.Fatalf("Exec: %+v", e)
 			}
-			if tc.want == "" {
-				if e.Err != nil {
-					t.Errorf("Err %v, want none", e.Err)
-				}
-			} else if e.Err == nil || !strings.HasPrefix(e.Err.Error(), tc.want) || !strings.Contains(e.Err.Error(), file+": ") {
+			if e.Err == nil || !strings.HasPrefix(e.Err.Error(), tc.want) || !strings.Contains(e.Err.Error(), file+": ") {
 				t.Errorf("Err %v, want %q naming %s", e.Err, tc.want, file)
 			}
 
 			// qmail-inject's own text is qmail's, unchanged.
-			if file == "" {
-				return // the reader above is spent
-			}
 			var errb bytes.Buffer
 			code := Main([]string{"qmail-inject", "-n", "bob"}, root, env, strings.NewReader("Subject: s\n\nb\n"), io.Discard, &errb)
 			if code != 111 || errb.String() != "qmail-inject: fatal: read error\n" {

@@ -253,7 +253,8 @@ func Main(argv []string, root string, env []string, stdin io.Reader, stdout, std
 		}
 		if ierr.Err != nil {
 			// qmail-inject's "read error" names nothing: a control file
-			// sendmail cannot read looked like a fault of the input.
+			// sendmail cannot read looked like a fault of the input, and
+			// the input's own failure gave no reason.
 			fmt.Fprintf(stderr, "sendmail: fatal: %v\n", ierr.Err)
 		} else {
 			fmt.Fprintf(stderr, "sendmail: fatal: %s\n", ierr.Text)

@@ -588,6 +588,52 @@ func TestControlReadError(t *testing.T) {
 	}
 }
 
+// TestMessageReadError: a message that cannot be read is said to be the
+// message, with the reason; sendmail said "read error" alone, as
+// qmail-inject does for a control file, for a directory, a write-only
+// descriptor, a reset socket or a terminal that hung up on descriptor 0.
+// Exit 75, nothing queued.
+func TestMessageReadError(t *testing.T) {
+	dir := t.TempDir()
+	wo := filepath.Join(dir, "wo")
+	if err := os.WriteFile(wo, []byte("Subject: s\n\nb\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	reset := &os.PathError{Op: "read", Path: "/dev/stdin", Err: syscall.ECONNRESET}
+	cases := []struct {
+		name string
+		open func() (io.Reader, error)
+		want string
+	}{
+		{"directory", func() (io.Reader, error) { return os.Open(dir) }, "is a directory"},
+		{"write-only descriptor", func() (io.Reader, error) { return os.OpenFile(wo, os.O_WRONLY, 0) },
+			"bad file descriptor (not open for reading)"},
+		{"reset in the body", func() (io.Reader, error) {
+			return io.MultiReader(strings.NewReader("Subject: s\n\nfirst\n"), iotest.ErrReader(reset)), nil
+		}, "connection reset by peer"},
+	}
+	for _, tc := range cases {
+		root, capdir, env := fakeTree(t)
+		in, err := tc.open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var errb bytes.Buffer
+		sys := Sys{Chdir: func(string) error { return nil }, Exec: func(string, []string, []string) error { return errors.New("no exec") }}
+		code := Main([]string{"sendmail", "root"}, root, env, in, &bytes.Buffer{}, &errb, sys)
+		if c, ok := in.(io.Closer); ok {
+			c.Close()
+		}
+		want := "sendmail: fatal: unable to read the message: " + tc.want + "\n"
+		if code != ExTempFail || errb.String() != want {
+			t.Errorf("%s: exit %d, stderr %q, want %d and %q", tc.name, code, errb.String(), ExTempFail, want)
+		}
+		if b, _ := os.ReadFile(filepath.Join(capdir, "envelope")); len(b) != 0 {
+			t.Errorf("%s: queued, envelope %q", tc.name, b)
+		}
+	}
+}
+
 // TestQueueStartFailure: a qmail-queue that cannot be started is named
 // with the reason (qmail-inject's "unable to exec qq" alone said nothing
 // of which program or why); exit 75, as for any temporary failure.

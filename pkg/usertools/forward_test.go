@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/hqmail/hqmail/internal/testutil"
 )
 
 // captureQueue makes $QMAILQUEUE a script that keeps the message and the
@@ -122,5 +124,41 @@ func TestForwardUsageAndVariables(t *testing.T) {
 	}
 	if _, _, ran := queued(t, dir); ran {
 		t.Error("queued without the variables")
+	}
+}
+
+// TestCopyFails: a message on a pipe whose temporary copy cannot be
+// written (a file size limit, ulimit -f) is said to be that, with the
+// reason and where; forward and condredirect said "Unable to read
+// message", blaming the input. Exit 111, nothing queued or run.
+func TestCopyFails(t *testing.T) {
+	localEnv(t)
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	want := ": fatal: Unable to write a temporary copy of the message in " + tmp + ": file too big. (#4.3.0)\n"
+	big := "Subject: big\n\n" + strings.Repeat("a line of the body\n", 2000)
+	ran := filepath.Join(t.TempDir(), "ran")
+	for _, tool := range []string{"forward", "condredirect"} {
+		dir := captureQueue(t, 0)
+		in := pipeWith(t, big)
+		var stdout, stderr bytes.Buffer
+		var code int
+		testutil.WithFileSizeLimit(t, 4096, func() {
+			if tool == "forward" {
+				code = ForwardMain(t.TempDir(), []string{"a@example.com"}, in, &stdout, &stderr)
+			} else {
+				code = CondredirectMain(t.TempDir(), []string{"a@example.com", "/bin/touch", ran}, in, &stdout, &stderr)
+			}
+		})
+		in.Close() // the writer stops
+		if code != 111 || stderr.String() != tool+want {
+			t.Errorf("%s: exit %d, stderr %q; want 111, %q", tool, code, stderr.String(), tool+want)
+		}
+		if _, _, q := queued(t, dir); q {
+			t.Errorf("%s: queued", tool)
+		}
+	}
+	if _, err := os.Stat(ran); err == nil {
+		t.Errorf("condredirect ran its program")
 	}
 }
