@@ -12,7 +12,8 @@
 // set-id; the root is the tree holding this binary (qhome.Root). fd 1:
 // results; fd 2: errors. Exit codes: 0 done and confirmed by qmail-send;
 // 3 qmail-send is not running (the flag change is made); 100 usage or an
-// impossible change; 111 temporary trouble or no confirmation in time.
+// impossible change; 111 temporary trouble or no confirmation in time
+// (too few descriptors free: at once, before any change).
 package main
 
 import (

@@ -151,6 +151,13 @@ options:
 		// would report a state ("not held") of a tree that is not there.
 		return c.fail(ExitTemp, "%s", why)
 	}
+	if commands[args[0]] {
+		// Before anything is read or changed: too few descriptors
+		// would stop a change halfway.
+		if code := c.checkDescriptors(); code != ExitOK {
+			return code
+		}
+	}
 	noArgs := func() bool {
 		if len(args) == 1 {
 			return true
@@ -351,14 +358,25 @@ func (c *cmd) holdLocked(dir, channel string, holding bool, domains []string, wa
 		}
 		return c.fail(ExitNotRunning, "qmail-send is not running; the flag is set and the next start honours it")
 	}
+	// untold is the failure to have qmail-send act on the flag file
+	// (it could not be found or signalled, or did not confirm): the
+	// file stays as asked, and the message says so.
+	untold := func(err error) int {
+		fmt.Fprintf(c.out, "%s\n", state)
+		stands := "is changed all the same"
+		if !res.Changed {
+			stands = "says so already"
+		}
+		return c.fail(ExitTemp, "%v; control/%s %s (%s delivery %s): qmail-send honours it at its next re-read (qmailctl reload) or start",
+			err, name, stands, channel, res.After.Describe())
+	}
 	if !wait {
 		pid, err := Signal(c.root, syscall.SIGHUP)
 		switch {
 		case errors.Is(err, ErrNotRunning):
 			return notRunning()
 		case err != nil:
-			fmt.Fprintf(c.out, "%s\n", state)
-			return c.fail(ExitTemp, "%v", err)
+			return untold(err)
 		}
 		fmt.Fprintf(c.out, "%s; qmail-send (pid %d) signalled, its confirmation not awaited\n", state, pid)
 		return ExitOK
@@ -378,8 +396,7 @@ func (c *cmd) holdLocked(dir, channel string, holding bool, domains []string, wa
 	case errors.Is(err, ErrNotRunning):
 		return notRunning()
 	case err != nil:
-		fmt.Fprintf(c.out, "%s\n", state)
-		return c.fail(ExitTemp, "%v", err)
+		return untold(err)
 	}
 	if !agrees(st, name, res.After) {
 		fmt.Fprintf(c.out, "%s\n", state)

@@ -29,7 +29,7 @@ func lockOutSend(root string) (unlock func(), err error) {
 	path := filepath.Join(root, MutexFile)
 	f, err := qhome.OpenQueueFile(path, os.O_RDONLY)
 	if err != nil {
-		return nil, fmt.Errorf("unable to open %s: %w", path, err)
+		return nil, openError(path, err)
 	}
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		f.Close()

@@ -34,6 +34,9 @@ func TestMain(m *testing.M) {
 		fakeSend(root)
 		return
 	}
+	if spec := os.Getenv(nofileChildEnv); spec != "" {
+		os.Exit(qmailctlWithFree(spec))
+	}
 	os.Exit(m.Run())
 }
 

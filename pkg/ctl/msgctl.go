@@ -92,7 +92,7 @@ func Request(root, verb, arg string, timeout time.Duration) (Result, int, error)
 		case errors.Is(err, fs.ErrNotExist):
 			return Result{}, pid, fmt.Errorf("%s does not exist; qmail-install creates it, then qmailctl reload makes qmail-send open it", path)
 		case !errors.Is(err, syscall.ENXIO):
-			return Result{}, pid, fmt.Errorf("unable to open %s: %w", path, err)
+			return Result{}, pid, openError(path, err)
 		}
 		// No reader: qmail-send is starting, or predates the interface.
 		if time.Now().After(deadline) {

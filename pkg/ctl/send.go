@@ -29,6 +29,17 @@ var ErrNotRunning = sendlock.ErrNotRunning
 // its pid (sendlock.Locate: never a guess, never a stranger's pid).
 func LocateSend(root string) (int, error) { return sendlock.Locate(root) }
 
+// openError is the error for a failed open of path: "unable to open
+// PATH: REASON", the path once, whether err names it again (an
+// *fs.PathError of that path, as from os.OpenFile) or not.
+func openError(path string, err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) && pe.Path == path {
+		err = pe.Err
+	}
+	return fmt.Errorf("unable to open %s: %w", path, err)
+}
+
 // Status is queue/lock/sendstatus: "key value" lines.
 type Status map[string]string
 

@@ -4,7 +4,10 @@
 // descriptors, and a program that runs out of them fails in the middle of
 // work (a pipe that cannot be made, a directory that cannot be opened).
 // Each such program raises its soft limit toward what it needs at start
-// (Raise) and, when the hard limit is lower, runs fewer at once (Fit).
+// (Raise) and, when the hard limit is lower, runs fewer at once (Fit). A
+// short program that changes state (qmailctl) checks first that the
+// descriptors it needs are free (Free), so that it fails before any
+// change rather than halfway.
 package nofile
 
 import (
@@ -12,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // Raise raises the soft RLIMIT_NOFILE toward need, as far as the hard
@@ -71,4 +76,29 @@ func Fit(limit int, per, reserve, nofile int64) int {
 		return int(max(fit, 1))
 	}
 	return limit
+}
+
+// Free returns how many more descriptors, up to n, the process can open
+// now, whatever holds the others (the caller's inherited ones, the
+// runtime's own) and whatever the limit. It opens them (O_PATH opens of
+// "/", plain system calls: the runtime's poller is not started by them)
+// and closes them again before it returns, so call it while no other
+// goroutine opens files. A Go program makes the poller's two descriptors
+// (an epoll descriptor and an eventfd) at its first open of a file and
+// dies when it cannot: count them in n.
+func Free(n int) int {
+	var fds []int
+	defer func() {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	}()
+	for len(fds) < n {
+		fd, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			break
+		}
+		fds = append(fds, fd)
+	}
+	return len(fds)
 }

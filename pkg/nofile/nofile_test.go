@@ -8,6 +8,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestFit(t *testing.T) {
@@ -60,6 +62,9 @@ const raiseHardEnv = "HQMAIL_NOFILE_RAISE_HARD"
 func TestMain(m *testing.M) {
 	if os.Getenv(raiseHardEnv) != "" {
 		os.Exit(raiseHardChild())
+	}
+	if os.Getenv(freeEnv) != "" {
+		os.Exit(freeChild())
 	}
 	os.Exit(m.Run())
 }
@@ -119,4 +124,53 @@ func hasCap(bit uint) bool {
 		}
 	}
 	return false
+}
+
+// freeEnv makes the test binary TestFree's child.
+const freeEnv = "HQMAIL_NOFILE_FREE"
+
+// freeChild lowers its limit so that exactly 3 descriptors are free below
+// it (whatever it inherited or the runtime holds), then asks Free for
+// fewer, as many and more, twice: what Free opens it closes again.
+func freeChild() int {
+	limit, free := 0, 0
+	for ; ; limit++ {
+		if _, err := unix.FcntlInt(uintptr(limit), unix.F_GETFD, 0); err != nil {
+			if free == 3 {
+				break
+			}
+			free++
+		}
+	}
+	rl := syscall.Rlimit{Cur: uint64(limit), Max: uint64(limit)}
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		fmt.Println("lowering:", err)
+		return 2
+	}
+	for try := 0; try < 2; try++ {
+		for n, want := range []int{0, 1, 2, 3, 3, 3} {
+			if got := Free(n); got != want {
+				fmt.Printf("limit %d, try %d: Free(%d) = %d, want %d\n", limit, try, n, got, want)
+				return 1
+			}
+		}
+	}
+	return 0
+}
+
+// TestFree: Free counts the descriptors that can still be opened under
+// the limit, and gives back what it took.
+func TestFree(t *testing.T) {
+	if got := Free(20); got != 20 {
+		t.Errorf("Free(20) = %d under limits far above", got)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), freeEnv+"=1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
 }

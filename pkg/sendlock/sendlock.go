@@ -20,6 +20,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/hqmail/hqmail/pkg/qerr"
 	"github.com/hqmail/hqmail/pkg/qhome"
 )
 
@@ -47,7 +48,7 @@ func Locate(root string) (int, error) {
 		if errors.Is(err, fs.ErrNotExist) {
 			return 0, ErrNotRunning
 		}
-		return 0, fmt.Errorf("unable to open %s: %w", path, err)
+		return 0, fmt.Errorf("unable to open %s: %w", path, qerr.Bare(err))
 	}
 	defer f.Close()
 	// A qmail-send takes the lock and then writes its pid: in between the
