@@ -1,12 +1,17 @@
 package ctl
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/hqmail/hqmail/pkg/control"
+	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/sched"
 )
 
@@ -79,8 +84,10 @@ func readConcurrency(d *control.Dir, ch string) (int, string, error) {
 
 // concurrencyChanged returns a warning for each concurrency file that now
 // gives another value than qmail-send read at start (cc, from its
-// sendstatus), or that cannot be read. exiting: qmail-send is finishing
-// after TERM, and its next start reads the file anyway.
+// sendstatus), or that cannot be read: by qmailctl, or, when qmailctl
+// runs as root (which reads any file), by qmail-send (sendCannotRead).
+// exiting: qmail-send is finishing after TERM, and its next start reads
+// the file anyway.
 func (c *cmd) concurrencyChanged(cc []chanConcurrency, exiting bool) []string {
 	d := control.Open(c.root)
 	apply := "restart qmail-send to apply it"
@@ -91,6 +98,11 @@ func (c *cmd) concurrencyChanged(cc []chanConcurrency, exiting bool) []string {
 	for _, x := range cc {
 		name := "control/concurrency" + x.ch
 		n, says, err := readConcurrency(d, x.ch)
+		if err == nil {
+			if why := c.sendCannotRead(filepath.Join(d.Path, "concurrency"+x.ch)); why != "" {
+				err = errors.New(why)
+			}
+		}
 		switch {
 		case err != nil:
 			warn = append(warn, fmt.Sprintf("unable to read %s (%v): qmail-send goes on with %d, read at start, but would not start again with the file as it is",
@@ -140,6 +152,42 @@ func (c *cmd) reloadConcurrency(st Status) {
 	if cc, ok := sendConcurrency(st); ok {
 		printWarnings(c.err, "qmailctl: warning: ", c.concurrencyChanged(cc, st["exiting"] == "yes"))
 	}
+}
+
+// sendCannotRead says why qmail-send could not read the file at p, which
+// qmailctl, run as root, reads: qmail-send runs as qmails with exactly
+// group qmail (qmail-start; pkg/install's runners), and the file's owner,
+// group and mode do not let that user read it, as qmail-install -check
+// reports it ("not readable by qmails"). "" when it could; when qmailctl
+// does not run as root (its own read already failed as qmail-send's
+// would, or not, for the same reasons); when the file is missing; or when
+// the tree has no etc/ids or is a shared tree (one user, whose groups are
+// not known here). Only the file itself is checked, not the directories
+// on its way.
+func (c *cmd) sendCannotRead(p string) string {
+	if os.Geteuid() != 0 {
+		return ""
+	}
+	ids, err := qhome.LoadIDs(c.root)
+	if err != nil || ids.Shared {
+		return ""
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(p, &st); err != nil {
+		return ""
+	}
+	m := uint32(st.Mode)
+	switch {
+	case int(st.Uid) == ids.Qmails.UID:
+		m >>= 6
+	case int(st.Gid) == ids.Qmail:
+		m >>= 3
+	}
+	if m&0o4 != 0 {
+		return ""
+	}
+	return fmt.Sprintf("not readable by qmails: mode %04o, uid %d, gid %d; chmod 644",
+		st.Mode&0o7777, st.Uid, st.Gid)
 }
 
 func printWarnings(w io.Writer, prefix string, warn []string) {

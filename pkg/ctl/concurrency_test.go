@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/qread/queuetest"
 )
 
@@ -239,5 +240,54 @@ func TestStatusConcurrencyOtherPid(t *testing.T) {
 	_, out, _ = run(t, root, "status")
 	if !strings.Contains(out, "\nconcurrency: local 10, remote 1\n") || strings.Contains(out, "warning") {
 		t.Errorf("status of the new qmail-send's sendstatus:\n%s", out)
+	}
+}
+
+// TestConcurrencyUnreadableBySend: qmailctl run as root reads a
+// concurrency file of mode 0600 of root, which qmail-send, run as qmails
+// with group qmail, cannot: the warning is that it would not start again,
+// not that a restart applies the value (the restart fails).
+func TestConcurrencyUnreadableBySend(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: only root reads a file qmails cannot")
+	}
+	const qmails, qmail = 4242, 4243 // no such user or group needed
+	for _, tc := range []struct {
+		name     string
+		uid, gid int
+		mode     os.FileMode
+		want     string
+	}{
+		{"0600 root", 0, 0, 0o600, "qmailctl: warning: unable to read control/concurrencyremote (not readable by qmails: mode 0600, uid 0, gid 0; chmod 644): " +
+			"qmail-send goes on with 20, read at start, but would not start again with the file as it is\n"},
+		{"0644 root", 0, 0, 0o644, "qmailctl: warning: control/concurrencyremote says 10" + fmt.Sprintf(restart, 20) + "\n"},
+		{"0640 group qmail", 0, qmail, 0o640, "qmailctl: warning: control/concurrencyremote says 10" + fmt.Sprintf(restart, 20) + "\n"},
+		{"0600 qmails", qmails, 0, 0o600, "qmailctl: warning: control/concurrencyremote says 10" + fmt.Sprintf(restart, 20) + "\n"},
+		{"0064 qmails: the owner class applies", qmails, 0, 0o064, "qmailctl: warning: unable to read control/concurrencyremote (not readable by qmails: mode 0064, uid 4242, gid 0; chmod 644): " +
+			"qmail-send goes on with 20, read at start, but would not start again with the file as it is\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := makeTree(t)
+			u := qhome.User{UID: 4000, GID: qmail}
+			ids := &qhome.IDs{Alias: u, Qmaild: u, Qmaill: u, Qmailp: u, Qmailq: u, Qmailr: u,
+				Qmails: qhome.User{UID: qmails, GID: qmail}, Qmail: qmail, Nofiles: 4244}
+			if err := os.Mkdir(filepath.Join(root, "etc"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			queuetest.WriteFile(t, filepath.Join(root, qhome.IDsFile), []byte(ids.Format()))
+			p := filepath.Join(root, "control", "concurrencyremote")
+			queuetest.WriteFile(t, p, []byte("10\n"))
+			if err := os.Chown(p, tc.uid, tc.gid); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(p, tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			startFake(t, root)
+			code, _, errs := run(t, root, "reload")
+			if code != ExitOK || errs != tc.want {
+				t.Errorf("reload: exit %d\n got stderr %q\nwant %q", code, errs, tc.want)
+			}
+		})
 	}
 }

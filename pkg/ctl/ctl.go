@@ -464,8 +464,7 @@ func (c *cmd) signal(sig syscall.Signal, what string) int {
 		return c.fail(ExitTemp, "%v", err)
 	}
 	if failed := st["reread-failed"]; sig == syscall.SIGHUP && failed != "" {
-		return c.fail(ExitTemp, "qmail-send (pid %d) could not re-read control/%s (see its log); the old values stay in force",
-			pid, strings.Join(strings.Fields(failed), ", control/"))
+		return c.fail(ExitTemp, "%s", rereadFailure(pid, st))
 	}
 	if st["exiting"] == "yes" {
 		fmt.Fprintf(c.out, "qmail-send (pid %d) confirmed, but it is exiting: nothing starts until the next start\n", pid)
@@ -485,6 +484,40 @@ func (c *cmd) signal(sig syscall.Signal, what string) int {
 		}
 	}
 	return ExitOK
+}
+
+// rereadFailure says what follows a HUP that could not re-read the
+// control files sendstatus names in reread-failed: each keeps its old
+// value, except a holdremote that exists but cannot be read, for which
+// qmail-send holds all remote delivery (it reports holdremote "all")
+// until a HUP can read it.
+func rereadFailure(pid int, st Status) string {
+	failed := strings.Fields(st["reread-failed"])
+	var old []string
+	for _, f := range failed {
+		if !(f == hold.RemoteFile && holdsAllUnread(st)) {
+			old = append(old, "control/"+f)
+		}
+	}
+	s := fmt.Sprintf("qmail-send (pid %d) could not re-read control/%s (see its log); ", pid, strings.Join(failed, ", control/"))
+	if len(old) == len(failed) {
+		return s + "the old values stay in force"
+	}
+	if len(old) > 0 {
+		s += "the old values of " + strings.Join(old, ", ") + " stay in force, and "
+	}
+	return s + "it holds all remote delivery until it can read control/holdremote: " + holdremoteFix
+}
+
+// holdremoteFix is what to do about a control/holdremote qmail-send
+// cannot read.
+const holdremoteFix = "make it a file qmails can read (chmod 644), then run qmailctl reload; qmail-install -check names the cause"
+
+// holdsAllUnread reports whether st says that qmail-send holds all remote
+// delivery because its last HUP found control/holdremote but could not
+// read it.
+func holdsAllUnread(st Status) bool {
+	return st[hold.RemoteFile] == "all" && slices.Contains(strings.Fields(st["reread-failed"]), hold.RemoteFile)
 }
 
 // queueDir is ROOT/queue.

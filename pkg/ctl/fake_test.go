@@ -25,6 +25,10 @@ import (
 // real one. FAKE_SEND_MUTE=1 makes it hold the lock but never confirm.
 // FAKE_SEND_PIDTEXT replaces the pid it writes into sendmutex.
 // FAKE_SEND_QUIETSTART=1 skips the status written at start.
+// A control/holdremote that exists but cannot be read at a HUP holds all
+// remote delivery and is named in reread-failed, as by qmail-send;
+// FAKE_SEND_UNREADABLE=1 takes it for unreadable at every HUP (a file
+// qmails may not read, which the test, as root, could).
 // FAKE_SEND_CONCURRENCY="L CL R CR" sets the concurrency keys it writes
 // (concurrency-local L, control-concurrencylocal CL, and the same for
 // remote; "10 10 20 20", qmail-send's defaults, when unset); "none" leaves
@@ -104,12 +108,24 @@ func fakeSend(root string) {
 		dir := filepath.Join(root, "control")
 		// FAKE_SEND_STUCK=1 keeps the hold state of the start, as qmail-send
 		// does when it cannot re-read a flag file.
+		failed := ""
 		if gen == 0 || (reread && os.Getenv("FAKE_SEND_STUCK") != "1") {
 			if l, err := hold.Read(dir, hold.LocalFile); err == nil {
 				local = l
 			}
-			if r, err := hold.Read(dir, hold.RemoteFile); err == nil {
+			r, err := hold.Read(dir, hold.RemoteFile)
+			// FAKE_SEND_UNREADABLE=1: control/holdremote cannot be
+			// read at a HUP, as one of mode 0600 root by qmails.
+			if gen > 0 && os.Getenv("FAKE_SEND_UNREADABLE") == "1" {
+				err = os.ErrPermission
+			}
+			if err == nil {
 				remote = r
+			} else if _, lerr := os.Lstat(filepath.Join(dir, hold.RemoteFile)); lerr == nil && gen > 0 {
+				// As pkg/sched's handleHUP: there but unreadable
+				// holds all remote delivery.
+				remote = hold.Flag{Set: true, All: true}
+				failed = "reread-failed holdremote\n"
 			}
 		}
 		yn := "no"
@@ -118,7 +134,7 @@ func fakeSend(root string) {
 		}
 		// The format of pkg/sched's writeStatus.
 		text := fmt.Sprintf("pid %d\ngeneration %d\nholdlocal %s\nholdremote %s\nsince-local 0\nsince-remote 1700000000\nqueued-local 1\nqueued-remote 2\n",
-			os.Getpid(), gen, yn, remote.SendForm()) + concurrency + strings.Join(results, "")
+			os.Getpid(), gen, yn, remote.SendForm()) + failed + concurrency + strings.Join(results, "")
 		// FAKE_SEND_EXITING=1 says it got TERM and is finishing.
 		if os.Getenv("FAKE_SEND_EXITING") == "1" {
 			text += "exiting yes\n"

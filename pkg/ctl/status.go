@@ -81,9 +81,20 @@ func (c *cmd) statusReport() int {
 	holds := map[string]hold.Flag{}
 	for _, ch := range []string{"remote", "local"} {
 		name := "hold" + ch
+		// qmail-send found the flag at its last HUP but could not read
+		// it (qmailctl, as root, may read it all the same): a reload
+		// cannot help until the file is made readable.
+		unread := name == hold.RemoteFile && st != nil && holdsAllUnread(st)
+		unreadWarning := func() {
+			if unread {
+				fmt.Fprintf(c.out, "warning: qmail-send cannot read control/%s and holds all remote delivery until it can: %s\n",
+					name, holdremoteFix)
+			}
+		}
 		h, err := hold.Read(dir, name)
 		if err != nil {
 			fmt.Fprintf(c.out, "%s: unknown (unable to read control/%s: %v)\n", ch, name, err)
+			unreadWarning()
 			code = ExitTemp
 			continue
 		}
@@ -96,12 +107,19 @@ func (c *cmd) statusReport() int {
 		for _, w := range h.JunkWarnings(name) {
 			fmt.Fprintf(c.out, "warning: %s\n", w)
 		}
-		if st != nil {
+		if unread {
+			unreadWarning()
+		} else if st != nil {
 			if _, ok := st[name]; ok && !agrees(st, name, h) {
 				fmt.Fprintf(c.out, "warning: qmail-send has not acted on control/%s yet (it reports %s %q); run qmailctl reload\n",
 					name, name, st[name])
 			}
 		}
+	}
+
+	if st != nil && holdsAllUnread(st) {
+		// What qmail-send holds, whatever the file says to qmailctl.
+		holds["remote"] = hold.Flag{Set: true, All: true}
 	}
 
 	if st != nil {
