@@ -27,8 +27,8 @@ import (
 // concurrency, and nothing is said.
 
 // The values qmail-send takes for a missing file, or one whose first
-// line does not start with a digit (pkg/sched/config.go: defConcurrency*).
-var concurrencyDefault = map[string]int{"local": 10, "remote": 20}
+// line does not start with a digit.
+var concurrencyDefault = map[string]int{"local": sched.DefConcurrencyLocal, "remote": sched.DefConcurrencyRemote}
 
 // chanConcurrency is what sendstatus says of one channel's concurrency.
 type chanConcurrency struct {
