@@ -28,7 +28,7 @@ import (
 
 // The values qmail-send takes for a missing file, or one whose first
 // line does not start with a digit.
-var concurrencyDefault = map[string]int{"local": sched.DefConcurrencyLocal, "remote": sched.DefConcurrencyRemote}
+var concurrencyDefault = map[string]int{"local": qhome.DefConcurrencyLocal, "remote": qhome.DefConcurrencyRemote}
 
 // chanConcurrency is what sendstatus says of one channel's concurrency.
 type chanConcurrency struct {

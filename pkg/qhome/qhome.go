@@ -42,6 +42,16 @@ const SpawnLimit = 120
 // of the spawner protocol (qmail-send(8), SPAWNER PROTOCOL).
 const RemoteSpawnLimit = 500
 
+// DefConcurrencyLocal and DefConcurrencyRemote are qmail-send's
+// concurrency when control/concurrencylocal or control/concurrencyremote
+// is missing or does not start with a digit (qmail-control(5)). qmail-send,
+// qmail-rspawn (which holds its kept connections to it), qmailctl status
+// and qmail-showctl all take them from here.
+const (
+	DefConcurrencyLocal  = 10
+	DefConcurrencyRemote = 20
+)
+
 // IDsFile is the path of the ids file relative to the root.
 const IDsFile = "etc/ids"
 

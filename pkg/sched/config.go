@@ -17,11 +17,6 @@ import (
 // Control-file defaults (spec/injection.md §4).
 const (
 	defLifetime = 604800
-	// DefConcurrencyLocal and DefConcurrencyRemote are taken for a
-	// missing concurrency file or one not starting with a digit
-	// (qmailctl status compares the files with them too).
-	DefConcurrencyLocal  = 10
-	DefConcurrencyRemote = 20
 	// MaxConcurrency is the largest control value accepted; the effective
 	// limit is also capped by the spawner's announcement (at most 255 in
 	// qmail's one byte; qmail-rspawn announces 500 in the wide form).
@@ -184,10 +179,10 @@ func loadConfig(root string) (*config, error) {
 		return nil, err
 	}
 	cf.lifetime = int64(lt)
-	if cf.concurrency[chanLocal], err = ctl.ReadInt("concurrencylocal", DefConcurrencyLocal); err != nil {
+	if cf.concurrency[chanLocal], err = ctl.ReadInt("concurrencylocal", qhome.DefConcurrencyLocal); err != nil {
 		return nil, err
 	}
-	if cf.concurrency[chanRemote], err = ctl.ReadInt("concurrencyremote", DefConcurrencyRemote); err != nil {
+	if cf.concurrency[chanRemote], err = ctl.ReadInt("concurrencyremote", qhome.DefConcurrencyRemote); err != nil {
 		return nil, err
 	}
 	for c := range cf.concurrency {

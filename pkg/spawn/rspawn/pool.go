@@ -14,6 +14,7 @@ import (
 	"github.com/hqmail/hqmail/pkg/control"
 	"github.com/hqmail/hqmail/pkg/hold"
 	"github.com/hqmail/hqmail/pkg/idna"
+	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/remote"
 	"github.com/hqmail/hqmail/pkg/spawn"
 	"github.com/hqmail/hqmail/pkg/spawn/keep"
@@ -69,9 +70,9 @@ func NewPool(program, root string, env []string) *Pool {
 // limit): the kept processes, busy and idle, are held to it, so that there
 // are never more connections than qmail, one per delivery, would open.
 func concurrency(root string) int {
-	n, err := control.Open(root).ReadInt("concurrencyremote", 20)
+	n, err := control.Open(root).ReadInt("concurrencyremote", qhome.DefConcurrencyRemote)
 	if err != nil {
-		n = 20
+		n = qhome.DefConcurrencyRemote
 	}
 	return max(min(n, spawn.MaxLimit), 1)
 }
