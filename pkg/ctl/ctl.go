@@ -493,13 +493,20 @@ func (c *cmd) signal(sig syscall.Signal, what string) int {
 // until a HUP can read it.
 func rereadFailure(pid int, st Status) string {
 	failed := strings.Fields(st["reread-failed"])
-	var old []string
+	var names, old []string
 	for _, f := range failed {
+		// "controls": qmail-send could not reach its home directory,
+		// so it re-read none of them.
+		name := "control/" + f
+		if f == "controls" {
+			name = "its control files"
+		}
+		names = append(names, name)
 		if !(f == hold.RemoteFile && holdsAllUnread(st)) {
-			old = append(old, "control/"+f)
+			old = append(old, name)
 		}
 	}
-	s := fmt.Sprintf("qmail-send (pid %d) could not re-read control/%s (see its log); ", pid, strings.Join(failed, ", control/"))
+	s := fmt.Sprintf("qmail-send (pid %d) could not re-read %s (see its log); ", pid, strings.Join(names, ", "))
 	if len(old) == len(failed) {
 		return s + "the old values stay in force"
 	}

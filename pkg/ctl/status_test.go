@@ -105,6 +105,8 @@ func TestRereadFailure(t *testing.T) {
 		{Status{"reread-failed": "locals holdremote", "holdremote": "all"},
 			"qmail-send (pid 7) could not re-read control/locals, control/holdremote (see its log); the old values of control/locals stay in force, " +
 				"and it holds all remote delivery until it can read control/holdremote: " + holdremoteFix},
+		{Status{"reread-failed": "controls", "holdremote": "no"}, // its home directory was out of reach
+			"qmail-send (pid 7) could not re-read its control files (see its log); the old values stay in force"},
 	} {
 		if got := rereadFailure(7, tc.st); got != tc.want {
 			t.Errorf("%v:\n got %q\nwant %q", tc.st, got, tc.want)
