@@ -23,6 +23,19 @@ package queue
 // message stays in the queue; the messages before it stay queued. A
 // malformed frame is a format error (91), EOF inside a message a read
 // error (54).
+//
+// A TERM, INT or HUP (the program, MainMulti) ends the run after the
+// message in progress: one not yet committed is removed and the process
+// dies of the signal at once, without a result line for it; a committed
+// one is finished and its "0 <id>" line written first (the caller has
+// its word that the message is queued), then the process dies of the
+// signal; between messages it dies at once. Dying of the signal rather
+// than exiting with a code: pkg/qq's Session (qmail-smtpd) takes a
+// killed qmail-queue as "qq crashed", a temporary failure of the message
+// it was sending (never "queued"), keeps every message already answered
+// 0, and starts a new process for the next message; no exit code says
+// that (0 is "every message queued, input ended between messages",
+// 54 blames the input, 81 a bug).
 
 import (
 	"bufio"
@@ -61,6 +74,8 @@ type MultiConfig struct {
 	// Alarm, when > 0, exits the process with 52 when one message (or the
 	// wait for the next) takes that long.
 	Alarm time.Duration
+
+	guard *sigGuard // the program's signal handler state (MainMulti)
 }
 
 // RunMulti queues messages until EOF on In and returns the exit code: 0
@@ -89,7 +104,7 @@ func RunMulti(c *MultiConfig) int {
 		}
 		fr := &frameReader{r: in}
 		code, id := runJob(&Config{Root: c.Root, Message: fr, Envelope: env,
-			UID: c.UID, PID: c.PID, Now: clock(), Who: w, Serial: true})
+			UID: c.UID, PID: c.PID, Now: clock(), Who: w, Serial: true, guard: c.guard})
 		line = strconv.AppendInt(line[:0], int64(code), 10)
 		line = append(line, ' ')
 		line = strconv.AppendUint(line, id, 10)
@@ -105,6 +120,16 @@ func RunMulti(c *MultiConfig) int {
 		}
 		if code != 0 {
 			return code
+		}
+		if g := c.guard; g != nil {
+			// The message is reported: a signal held back since its
+			// commit ends the run now.
+			g.mu.Lock()
+			g.hold = false
+			if g.pending != 0 {
+				dieOf(g.pending)
+			}
+			g.mu.Unlock()
 		}
 		if t != nil {
 			t.Reset(c.Alarm)
@@ -202,7 +227,8 @@ func eof(err error) error {
 // on fd 1, result lines on fd 6, the root from the executable's location
 // only. It returns the exit code; 81 if fd 6 is not open for writing
 // (checked before anything is queued: a message committed, then not
-// reported, would be sent again by a caller that believes the 81).
+// reported, would be sent again by a caller that believes the 81). TERM,
+// INT and HUP end the run as the package comment above says.
 func MainMulti(root string) int {
 	fl, err := unix.FcntlInt(ResultFD, unix.F_GETFL, 0)
 	if err != nil || fl&unix.O_ACCMODE == unix.O_RDONLY {
@@ -216,7 +242,9 @@ func MainMulti(root string) int {
 		UID:      syscall.Getuid(),
 		PID:      os.Getpid(),
 		Alarm:    Alarm,
+		guard:    &sigGuard{},
 	}
+	catchSignals(c.guard)
 	syscall.Umask(0o33)
 	return RunMulti(c)
 }

@@ -49,6 +49,19 @@
 // most pid/ or mess/ (+ intd/) leftovers without todo/, which qmail-send's
 // 36-hour cleanup removes.
 //
+// Signals (the program only, Main and MainMulti; qmail is silent on them):
+// TERM, INT and HUP (each unless ignored when the program started, as
+// under nohup) before the commit link remove what the message made, as a
+// failure does, and then kill the process with the same signal (default
+// action, re-raised), so the caller sees a crashed qq, a temporary
+// failure, and retries. At or after the commit link the message is
+// queued: the signal waits until the run is finished (one message: exit 0
+// as if none came; -m: after the message's result line, see multi.go).
+// The commit link and the signal's cleanup never interleave: the job
+// makes every name it may have to take back (pid/, mess/, intd/) and the
+// commit link under sigGuard's mutex, and the handler cleans up and dies
+// holding it (sigGuard).
+//
 // Two rounds of disk waits per message: the message and envelope data with
 // their directory entries before the commit link (one journal commit on
 // ext4 with a journal; four overlapping writes without one; in
@@ -61,6 +74,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -119,6 +133,103 @@ type Config struct {
 	// Serial makes the four fsyncs before the commit one after another
 	// instead of concurrently (multi-message mode: see syncAll).
 	Serial bool
+
+	// guard, if set, is the program's signal handler state (Main,
+	// MainMulti); nil in the service and in tests that run in-process.
+	guard *sigGuard
+}
+
+// Test hooks, nil in the program: afterCommit runs right after the commit
+// link; signalHeld when a signal is held back because a committed message
+// is not finished.
+var (
+	afterCommit func()
+	signalHeld  func(syscall.Signal)
+)
+
+// sigGuard is what the signal handler of qmail-queue (catchSignals)
+// knows of the run. Its mutex is held by the job while it makes or takes
+// back a name in the queue (createMess, the intd/ file, the commit link,
+// cleanup) and by the handler from the signal to the process's death, so
+// the handler sees every name the message has and no name or commit
+// follows its cleanup.
+type sigGuard struct {
+	mu      sync.Mutex
+	job     *job           // the message in progress, from its first name until its end is settled
+	hold    bool           // a message is committed and its run not finished: a signal waits
+	pending syscall.Signal // the signal that waited (0: none)
+}
+
+func (g *sigGuard) lock() {
+	if g != nil {
+		g.mu.Lock()
+	}
+}
+
+func (g *sigGuard) unlock() {
+	if g != nil {
+		g.mu.Unlock()
+	}
+}
+
+// catchSignals catches TERM, INT and HUP for g, each unless it was
+// ignored when the program started (nohup, a background job of a
+// non-interactive shell): qmail-queue keeps ignoring it then.
+func catchSignals(g *sigGuard) {
+	var sigs []os.Signal
+	for _, s := range []os.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP} {
+		if !signal.Ignored(s) {
+			sigs = append(sigs, s)
+		}
+	}
+	if len(sigs) == 0 {
+		return
+	}
+	c := make(chan os.Signal, len(sigs))
+	signal.Notify(c, sigs...)
+	go func() {
+		for s := range c {
+			g.signal(s.(syscall.Signal))
+		}
+	}()
+}
+
+// signal handles sig: held back while a committed message is not
+// finished (the run ends it, see Main and RunMulti), else the message in
+// progress (if any) is removed and the process dies of sig, with g.mu
+// held to the end.
+func (g *sigGuard) signal(sig syscall.Signal) {
+	g.mu.Lock()
+	if g.hold {
+		if g.pending == 0 {
+			g.pending = sig
+		}
+		g.mu.Unlock()
+		if signalHeld != nil {
+			signalHeld(sig)
+		}
+		return
+	}
+	if g.job != nil {
+		g.job.cleanup()
+	}
+	dieOf(sig)
+}
+
+// dieOf kills the process with sig, its default action restored, so that
+// its parent sees it killed by that signal (the caller's "qq crashed",
+// a temporary failure): an exit code would claim something spec/queue.md
+// §4 gives another meaning. It does not return; should the signal not
+// end the process (it always does), SIGKILL does.
+func dieOf(sig syscall.Signal) {
+	signal.Reset(sig)
+	pid := os.Getpid()
+	for range 10 {
+		syscall.Kill(pid, sig)
+		time.Sleep(100 * time.Millisecond)
+	}
+	syscall.Kill(pid, syscall.SIGKILL)
+	select {}
 }
 
 // Run queues one message and returns qmail-queue's exit code.
@@ -157,10 +268,19 @@ func runJobResult(c *Config) jobResult {
 	buf := bufs.Get().(*[]byte)
 	j.buf = (*buf)[:0]
 	defer bufs.Put(buf)
+	j.g = c.guard
 	code := j.run()
+	// Under the guard's lock: a signal handler must not clean up with
+	// this job's descriptors as they are closed (their numbers may then
+	// name other files).
+	j.g.lock()
 	if code != 0 && code != qq.ExitTimeout {
 		j.cleanup()
 	}
+	if j.g != nil && j.g.job == j {
+		j.g.job = nil
+	}
+	j.g.unlock()
 	j.close()
 	r := jobResult{code: code, committed: j.committed, err: j.err}
 	if code == 0 || j.committed {
@@ -174,6 +294,7 @@ func runJobResult(c *Config) jobResult {
 
 type job struct {
 	c         *Config
+	g         *sigGuard // c.guard (nil: no signal handler)
 	rootfd    int
 	qfd       int // queue/
 	pidname   string
@@ -247,11 +368,25 @@ func (j *job) run() int {
 		return code
 	}
 	todo := "todo/" + strconv.FormatUint(j.id, 10)
-	if err := sysLinkat(j.qfd, j.intd, j.qfd, todo, 0); err != nil {
+	// The link and its record under the guard's lock: a signal's cleanup
+	// comes wholly before it (and the link is never made) or after it
+	// (and takes nothing back).
+	j.g.lock()
+	err = sysLinkat(j.qfd, j.intd, j.qfd, todo, 0)
+	if err == nil {
+		// Committed: from here on nothing opens a descriptor.
+		j.committed = true // see step 7: nothing is taken back
+		if j.g != nil {
+			j.g.hold = true
+		}
+	}
+	j.g.unlock()
+	if err != nil {
 		return j.fail(qq.ExitTodo, &os.LinkError{Op: "link", Old: j.intd, New: todo, Err: err})
 	}
-	// Committed: from here on nothing opens a descriptor.
-	j.committed = true // see step 7: nothing is taken back
+	if afterCommit != nil {
+		afterCommit()
+	}
 	err = j.syncTodo()
 	j.trigger()
 	if err != nil {
@@ -309,7 +444,15 @@ func (j *job) syncTodo() error {
 // every later message, and each would fail the same way until the old
 // message left the queue), and the next pid/ name is tried. qmail-send's
 // cleanup removes the kept file after 36 hours.
+//
+// It runs under the guard's lock, and makes the job the guard's message
+// in progress: the handler of a signal learns each name as it is made.
 func (j *job) createMess() int {
+	j.g.lock()
+	defer j.g.unlock()
+	if j.g != nil {
+		j.g.job = j
+	}
 	tag := j.c.Tag
 	if tag == "" {
 		tag = strconv.Itoa(j.c.PID)
@@ -414,10 +557,13 @@ func (j *job) writeMess() int {
 var errWrite = errors.New("write error")
 
 func (j *job) writeIntd() int {
-	var err error
-	j.intdfd, err = sysOpenat(j.qfd, j.intd, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o644)
+	j.g.lock() // the name and its descriptor together (see sigGuard)
+	fd, err := sysOpenat(j.qfd, j.intd, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o644)
+	if err == nil {
+		j.intdfd = fd
+	}
+	j.g.unlock()
 	if err != nil {
-		j.intdfd = -1
 		return j.fail(qq.ExitIntd, pathErr("open", j.intd, err))
 	}
 	b := j.buf[:0]
@@ -599,7 +745,8 @@ func (j *job) trigger() {
 }
 
 // cleanup removes what a failed run made before the commit: intd/ID and
-// mess/S/ID truncated then unlinked, and the pid/ name.
+// mess/S/ID truncated then unlinked, and the pid/ name. With a guard it
+// runs under its lock (from runJobResult, or from the signal handler).
 func (j *job) cleanup() {
 	if j.qfd < 0 || j.committed {
 		return
@@ -655,8 +802,13 @@ func whoIDs(ids *qhome.IDs, uid int) string {
 }
 
 // Main is qmail-queue: the message on fd 0, the envelope on fd 1, the root
-// from the executable's location only. It returns the exit code.
+// from the executable's location only. It returns the exit code. A TERM,
+// INT or HUP before the commit removes the message and kills the process
+// with that signal; one after it is held back, and Main returns 0 (or
+// the failed todo/ flush's 53) as if it had not come.
 func Main() int {
+	g := &sigGuard{}
+	catchSignals(g)
 	c := &Config{
 		Root:     qhome.Root(),
 		Message:  os.NewFile(0, "message"),
@@ -665,6 +817,7 @@ func Main() int {
 		PID:      os.Getpid(),
 		Now:      time.Now(),
 		Alarm:    Alarm,
+		guard:    g,
 	}
 	syscall.Umask(0o33)
 	return Run(c)
