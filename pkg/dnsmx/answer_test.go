@@ -226,6 +226,45 @@ func TestReferral(t *testing.T) {
 	}
 }
 
+// TestForwardedReferral (dns QA, dnsmasq forwarding to NSD): a forwarder
+// passes an authoritative-only server's CNAME followed by a referral on
+// with RA set. The NS records are not those of a zone the alias is in,
+// so it is a referral, deferred with the hint; it was read as "no data"
+// and the mail bounced (#5.1.2 for the alias, #5.4.4 for an exchanger
+// that is one). An answer whose NS records are the alias's own zone's
+// stays "no data" (TestReferral's cname.test).
+func TestForwardedReferral(t *testing.T) {
+	deleg := rrs("lame.qa.test. NS ns.lame.qa.test.")
+	fwd := func(req *dns.Msg) []*dns.Msg {
+		q := req.Question[0]
+		name, qt := strings.ToLower(q.Name), q.Qtype
+		var m *dns.Msg
+		switch {
+		case name == "cnlame.qa.test.":
+			m = reply(req, rrs("cnlame.qa.test. CNAME lame.qa.test."), deleg)
+		case name == "cnmx.qa.test." && qt == dns.TypeMX:
+			m = reply(req, rrs("cnmx.qa.test. MX 10 cnx.qa.test."), nil)
+		case name == "cnx.qa.test.":
+			m = reply(req, rrs("cnx.qa.test. CNAME x.lame.qa.test."), deleg)
+		default:
+			m = reply(req, nil, rrs("qa.test. SOA ns.qa.test. h.qa.test. 1 3600 600 86400 60"))
+		}
+		m.Authoritative = true
+		m.RecursionAvailable = true
+		return []*dns.Msg{m}
+	}
+	r := rawResolver(t, msgServer(t, fwd))
+	if as, err := r.MX("cnlame.qa.test"); !errors.Is(err, dnsmx.ErrReferral) {
+		t.Errorf("MX(cnlame.qa.test) through a forwarder = %q, %v; want ErrReferral", format(as), err)
+	}
+	if as, err := r.Host("cnlame.qa.test"); !errors.Is(err, dnsmx.ErrReferral) {
+		t.Errorf("Host(cnlame.qa.test) through a forwarder = %q, %v; want ErrReferral", format(as), err)
+	}
+	if as, err := r.MX("cnmx.qa.test"); !errors.Is(err, dnsmx.ErrTemp) {
+		t.Errorf("MX(cnmx.qa.test), its exchanger a CNAME into a referral = %q, %v; want a temporary failure", format(as), err)
+	}
+}
+
 // TestBigAnswerBounded: an answer of thousands of addresses is not turned
 // into thousands of records (each was unpacked whole: 2 or more
 // allocations per record).

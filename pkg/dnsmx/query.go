@@ -287,22 +287,45 @@ func parse(msg []byte, q question) (*answer, error) {
 	// or nothing at all in the authority section), or a referral (NS
 	// records, no SOA), also after CNAME records: an authoritative server
 	// answers for the alias and refers the query for a target in a zone
-	// it delegated or does not serve. After CNAME records this is read
-	// only from a server that says it does not recurse (no RA): a
-	// recursive one's chain with no data says the alias's target has none.
-	ns, soa := false, false
+	// it delegated or does not serve. After CNAME records, NS records
+	// with no SOA are a referral when the server says it does not
+	// recurse (no RA), or when they are not those of a zone the
+	// question's name is in (a server that answered for the alias serves
+	// its zone, so NS records of another zone delegate the target's): a
+	// forwarder (dnsmasq) passes an authoritative-only server's referral
+	// on with RA set. A recursive server's chain with no data and its
+	// zone's NS records (an answer that is not minimal) says the alias's
+	// target has none.
+	ns, soa, foreign := false, false, false
 	nsOff, err := walk(msg, a.an, a.ancount, nil)
 	if err == nil {
-		_, err = walk(msg, nsOff, nscount, func(_ []byte, typ, _ uint16, _, _ int) {
-			ns = ns || typ == dns.TypeNS
+		_, err = walk(msg, nsOff, nscount, func(owner []byte, typ, _ uint16, _, _ int) {
+			if typ == dns.TypeNS {
+				ns = true
+				foreign = foreign || !inZone(q.name, owner)
+			}
 			soa = soa || typ == dns.TypeSOA
 		})
 	}
 	if err != nil {
 		return nil, errMalformed
 	}
-	a.referral = ns && !soa && (len(a.chain) == 1 || !a.ra)
+	a.referral = ns && !soa && (len(a.chain) == 1 || !a.ra || foreign)
 	return a, nil
+}
+
+// inZone reports whether name (wire form, lowercased) is zone or below
+// it: whether zone's wire form ends name at a label boundary.
+func inZone(name, zone []byte) bool {
+	for i := 0; i < len(name); i += 1 + int(name[i]) {
+		if bytes.Equal(name[i:], zone) {
+			return true
+		}
+		if name[i] == 0 {
+			break
+		}
+	}
+	return false
 }
 
 func (a *answer) onChain(name []byte) bool {
