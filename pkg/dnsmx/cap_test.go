@@ -179,3 +179,35 @@ func TestSelfCutBeforeCaps(t *testing.T) {
 		t.Errorf("backup.test without IsSelf: %s, %v", format(as), err)
 	}
 }
+
+// TestCapBarren (real-DNS QA): a domain whose 16 best exchangers are
+// names that do not exist and whose 17th has an address delivers to the
+// 17th (it bounced #5.4.4, "no mail exchanger", where qmail delivers);
+// with more than MaxBarren names and none found, the delivery is
+// deferred, not bounced; with exactly MaxBarren, none found, it bounces.
+func TestCapBarren(t *testing.T) {
+	s := dnstest.Start(t)
+	for i := 1; i <= dnsmx.MaxExchangers; i++ {
+		s.Add(fmt.Sprintf("stale.test. MX %d gone%d.stale.test.", i, i))
+	}
+	s.Add(fmt.Sprintf("stale.test. MX %d live.stale.test.", dnsmx.MaxExchangers+1), "live.stale.test. A 10.7.1.1")
+	as, err := resolver(t, s).MX("stale.test")
+	if err != nil || format(as) != fmt.Sprintf("%d live.stale.test 10.7.1.1", dnsmx.MaxExchangers+1) {
+		t.Errorf("MX(stale.test) = %q, %v; want the 17th exchanger", format(as), err)
+	}
+	for i := 1; i <= dnsmx.MaxBarren+1; i++ {
+		s.Add(fmt.Sprintf("barren.test. MX %d gone%d.barren.test.", i, i))
+		if i <= dnsmx.MaxBarren {
+			s.Add(fmt.Sprintf("exact.test. MX %d gone%d.exact.test.", i, i))
+		}
+	}
+	if as, err := resolver(t, s).MX("barren.test"); !errors.Is(err, dnsmx.ErrTemp) {
+		t.Errorf("MX(barren.test) = %q, %v; want a temporary failure", format(as), err)
+	}
+	if n := addrNames(s, ".barren.test."); len(n) != dnsmx.MaxBarren {
+		t.Errorf("%d exchangers of barren.test looked up, want %d", len(n), dnsmx.MaxBarren)
+	}
+	if as, err := resolver(t, s).MX("exact.test"); !errors.Is(err, dnsmx.ErrNoAddr) {
+		t.Errorf("MX(exact.test) = %q, %v; want ErrNoAddr", format(as), err)
+	}
+}

@@ -24,8 +24,10 @@
 //     left is ErrSelf, or ErrTemp when a better exchanger could not be
 //     looked up for now.
 //   - Caps, so that one hostile domain cannot hold a delivery for hours or
-//     fill memory: at most MaxExchangers exchanger names are looked up and
-//     at most MaxAddrs addresses returned, in the order above; after the
+//     fill memory: at most MaxExchangers exchanger names are looked up
+//     (MaxBarren while none has an address; nothing found and names
+//     left is then ErrTemp) and at most MaxAddrs addresses returned, in
+//     the order above; after the
 //     first two names no further one is looked up once the delivery's DNS
 //     queries have taken 2 x timeout x attempts. The self cut is made on
 //     the whole list before the caps (see exchangers for the one case a
@@ -78,6 +80,13 @@ var (
 const (
 	MaxExchangers = 16 // exchanger names looked up
 	MaxAddrs      = 32 // addresses returned
+	// MaxBarren is how many exchanger names are looked up at most while
+	// none has given an address (the DNS budget permitting): names
+	// without an address cost a quick "no such host" each, and mail to
+	// the first one that has one was deliverable in qmail. Left with
+	// nothing after that many, the delivery is deferred, not bounced:
+	// the names not looked up may have addresses.
+	MaxBarren = 4 * MaxExchangers
 )
 
 // Addr is one address to try, with the preference of the MX that named it.
@@ -264,8 +273,15 @@ func (r *Resolver) exchangers(mxs []exchanger, start time.Time) ([]Addr, int, er
 			}
 			continue
 		}
-		if looked >= MaxExchangers {
+		if looked >= MaxExchangers && (len(out) > 0 || looked >= MaxBarren) {
 			capped = mx.pref
+			if len(out) == 0 {
+				// Nothing found and names left: not "no such exchanger".
+				tempErr = cmp.Or(tempErr, ErrTemp)
+				if soft < 0 {
+					soft = mx.pref
+				}
+			}
 			break
 		}
 		if looked >= 2 && r.clock().Sub(start) >= budget {
