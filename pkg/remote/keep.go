@@ -106,7 +106,7 @@ func (k *keeper) drop() {
 		return
 	}
 	k.s.quit()
-	k.s.w.conn.Close()
+	k.s.close()
 	k.s = nil
 }
 
@@ -123,7 +123,7 @@ func (d *delivery) reuse() (rep *report, ok bool) {
 	k.s, s.parked = nil, false
 	if s.key != d.key() || !s.idle() {
 		s.quit()
-		s.w.conn.Close()
+		s.close()
 		return nil, false
 	}
 	s.w.newTransaction()
@@ -138,7 +138,7 @@ func (d *delivery) reuse() (rep *report, ok bool) {
 		s.quitAndWait(d.cfg.TimeoutConnect)
 	}
 	if !s.parked {
-		s.w.conn.Close()
+		s.close() // aborted when the transaction was given up (close)
 	}
 	if s.retry {
 		return nil, false
@@ -195,7 +195,11 @@ func (s *session) idle() bool {
 		return false
 	}
 	if wc, ok := s.raw.(*watchConn); ok && wc.gone() {
-		return false // made from an address this host no longer has
+		// Made from an address this host no longer has: the QUIT
+		// cannot reach the peer, and must not later if the address
+		// comes back; the connection is aborted, not closed.
+		s.abort = true
+		return false
 	}
 	sc, ok := s.raw.(syscall.Conn)
 	if !ok {

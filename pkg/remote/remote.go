@@ -537,7 +537,7 @@ func (d *delivery) smtp(conn net.Conn, a dnsmx.Addr, port int, tryTLS bool) (err
 			s.endAndWait(d.cfg.TimeoutConnect)
 		}
 		if !s.parked {
-			s.w.conn.Close()
+			s.close()
 		}
 	}()
 	// The extensions go-smtp's Client may use in MAIL (see wire.view): it

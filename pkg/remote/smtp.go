@@ -431,6 +431,10 @@ type session struct {
 	uses   int               // transactions begun on it
 	park   func(*session) bool
 	parked bool // handed to the keeper: do not close
+	// abort is set when the connection is to be aborted (see close) for a
+	// reason the wire does not know: a kept connection whose local
+	// address has gone.
+	abort bool
 	// retry is set when a transaction on a kept connection failed before
 	// the peer accepted anything (connection gone, or MAIL or RCPT
 	// refused): the delivery is made again over a new connection.
@@ -487,6 +491,36 @@ func (s *session) code(err error) int {
 		return s.w.last.Code
 	}
 	return -1
+}
+
+// close ends the connection: with the kernel's ordinary close when the
+// dialogue ended in order (with QUIT, or a failed TLS handshake before any
+// of the message), aborted (abort) when it was given up midway: a time-out waiting for a
+// reply or a write, a local address gone (errLocalGone), a peer that
+// reset or closed it, a reply out of bounds, or the message cut short
+// while it was being written. Bytes written then may still be in the
+// socket's send queue, the final dot among them; closed normally, the
+// kernel would go on sending them after the report was made (for as long
+// as the peer is there to take them, or comes back: a dial-up link that
+// returns with the same address), and a peer that takes the dot only then
+// accepts a message already deferred, and sent again.
+func (s *session) close() {
+	if s.w.ioErr != nil || s.w.inData || s.abort {
+		abort(s.raw)
+		return
+	}
+	s.w.conn.Close()
+}
+
+// abort closes c, a TCP connection or one of ours over it, with SO_LINGER
+// 0: the kernel drops whatever is unsent and resets the connection (when a
+// reset can still be sent), so nothing written before is delivered later.
+// Under TLS c is the TCP connection below it: no close_notify is written.
+func abort(c net.Conn) {
+	if l, ok := c.(interface{ SetLinger(int) error }); ok {
+		l.SetLinger(0)
+	}
+	c.Close()
 }
 
 // quit sends QUIT without waiting for the answer.

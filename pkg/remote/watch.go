@@ -14,7 +14,11 @@ import (
 // by default), holding a delivery slot, while the mail released after the
 // redial waits for those slots. watchConn ends such a wait soon after the
 // address has gone: while a read or write waits, every watchEvery it asks
-// whether the connection's local address is still on an interface.
+// whether the connection's local address is still on an interface. The
+// session given up so aborts the connection (session.close): closed
+// normally, the data still in its send queue, the final dot among them,
+// would be sent if the address came back, and the peer would accept a
+// message already deferred.
 
 // watchEvery is how often a waiting connection checks its local address.
 const watchEvery = 5 * time.Second
@@ -124,6 +128,15 @@ func (c *watchConn) Write(p []byte) (int, error) {
 			return done, errLocalGone
 		}
 	}
+}
+
+// SetLinger is the wrapped connection's, for an aborted close (abort).
+func (c *watchConn) SetLinger(sec int) error {
+	l, ok := c.Conn.(interface{ SetLinger(int) error })
+	if !ok {
+		return errors.ErrUnsupported
+	}
+	return l.SetLinger(sec)
 }
 
 // SyscallConn is the wrapped connection's, for the idle check of a kept
