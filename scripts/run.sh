@@ -31,6 +31,18 @@ checkowner() {
   fi
 }
 
+# checkuser: root does not start an ordinary user's tree. qmail-install
+# would make it a tree of qmail's users, and the mail the user queued,
+# in files of theirs, would stay in the queue for good.
+checkuser() {
+  if [ -e "$ROOT" ] && [ "$(id -u)" = 0 ] && [ "$(stat -c %u "$ROOT")" != 0 ]; then
+    u=$(stat -c %U "$ROOT")
+    echo "$ROOT belongs to $u (a make run of theirs): start it as them" >&2
+    echo "(runuser -u $u -- make run RUNROOT=$ROOT), or use RUNROOT=DIR for a tree of root's" >&2
+    exit 1
+  fi
+}
+
 # stop: TERM to both, waiting up to 10 s each. qmail-send finishes the
 # deliveries in progress before it exits, which may take longer: then
 # "still" names qmail-start's pid, and its pid file is kept.
@@ -68,6 +80,7 @@ esac
 
 # Problems a newcomer meets, said plainly before qmail-install trips on them.
 checkowner
+checkuser
 # A qmail-send this script did not start (its qmail-start is not the one
 # in start.pid) holds the tree: one whose qmail-start was killed gets TERM
 # and finishes its running deliveries before it exits; another was

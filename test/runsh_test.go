@@ -485,3 +485,47 @@ func TestRunScriptOrphanedSend(t *testing.T) {
 		t.Errorf("run.sh stop beside the stopping qmail-send: %v\n%s", err, out)
 	}
 }
+
+// TestRunScriptRootRefusesUserTree (multi-instance QA): root's make run on
+// a tree an ordinary user's make run made refuses and changes nothing. It
+// re-ran qmail-install, which made the tree one of qmail's users (etc/ids
+// rewritten, the tree's paths given to them) and left the mail the user
+// had queued, in files of theirs, unreadable by qmail-send for good.
+func TestRunScriptRootRefusesUserTree(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test skipped under -short")
+	}
+	if os.Getuid() != 0 {
+		t.Skip("needs root: it checks what root's make run does to an ordinary user's tree")
+	}
+	r := newRunShTree(t, listenAddr(t), true)
+	if out, err := r.script("start"); err != nil {
+		t.Fatalf("run.sh start: %v\n%s", err, out)
+	}
+	if out, err := r.script("stop"); err != nil {
+		t.Fatalf("run.sh stop: %v\n%s", err, out)
+	}
+	ids := filepath.Join(r.root, "etc", "ids")
+	before, err := os.ReadFile(ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "sh", filepath.Join(r.top, "scripts", "run.sh"), "start")
+	cmd.Env, cmd.Dir = r.env, r.top
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Errorf("root's run.sh start on %s's tree succeeded:\n%s", r.name, out)
+	}
+	if !strings.Contains(string(out), "belongs to "+r.name) || !strings.Contains(string(out), "runuser -u "+r.name) {
+		t.Errorf("root's run.sh start says:\n%s", out)
+	}
+	if after, _ := os.ReadFile(ids); !bytes.Equal(after, before) {
+		t.Errorf("etc/ids changed:\n%s\nwas:\n%s", after, before)
+	}
+	var st syscall.Stat_t
+	if err := syscall.Stat(filepath.Join(r.root, "queue"), &st); err != nil || int(st.Uid) != r.uid {
+		t.Errorf("queue/ owner %d (%v), want %d", st.Uid, err, r.uid)
+	}
+}
