@@ -27,10 +27,10 @@
 // trouble; 66 todo/ trouble; 81 (with -m) fd 6 not open or not writable;
 // 91 envelope (or, with -m, frame) format error.
 //
-// Signals: TERM, INT and HUP (unless ignored at start, as under nohup)
-// before a message's commit (the link intd/ID -> todo/ID) remove that
-// message's files and kill the process with the same signal (the caller
-// sees qq crashed, a temporary failure); after it the message is
+// Signals: TERM, INT and HUP (INT and HUP unless ignored at start, as
+// under nohup) before a message's commit (the link intd/ID -> todo/ID)
+// remove that message's files and kill the process with the same signal
+// (the caller sees qq crashed, a temporary failure); after it the message is
 // finished: exit 0, or with -m its result line on fd 6 and then death by
 // the signal. The 24-hour alarm (52) leaves its files, as qmail's does.
 package main

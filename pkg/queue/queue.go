@@ -50,8 +50,9 @@
 // 36-hour cleanup removes.
 //
 // Signals (the program only, Main and MainMulti; qmail is silent on them):
-// TERM, INT and HUP (each unless ignored when the program started, as
-// under nohup) before the commit link remove what the message made, as a
+// TERM, INT and HUP (INT and HUP unless ignored when the program
+// started, as under nohup; the Go runtime keeps no inherited ignore of
+// TERM) before the commit link remove what the message made, as a
 // failure does, and then kill the process with the same signal (default
 // action, re-raised), so the caller sees a crashed qq, a temporary
 // failure, and retries. At or after the commit link the message is
@@ -172,9 +173,12 @@ func (g *sigGuard) unlock() {
 	}
 }
 
-// catchSignals catches TERM, INT and HUP for g, each unless it was
+// catchSignals catches TERM, INT and HUP for g, INT and HUP unless
 // ignored when the program started (nohup, a background job of a
-// non-interactive shell): qmail-queue keeps ignoring it then.
+// non-interactive shell): qmail-queue keeps ignoring them then. An
+// inherited ignore of TERM is not kept: the Go runtime replaces it with
+// its own handler before main runs (signal.Ignored says false), so TERM
+// is always caught, and the message in progress removed.
 func catchSignals(g *sigGuard) {
 	var sigs []os.Signal
 	for _, s := range []os.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP} {
