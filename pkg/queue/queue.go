@@ -135,6 +135,15 @@ type Config struct {
 	// instead of concurrently (multi-message mode: see syncAll).
 	Serial bool
 
+	// Gone, if set, reports whether the caller has given the message up
+	// (the service: the caller's connection hung up, as a ^C to a
+	// sendmail waiting for its result does). It is asked once more just
+	// before the commit link, under the guard's lock: a message whose
+	// caller went away during the flushes is removed, as qmail-queue's
+	// is when it is killed then, instead of queued for a caller that
+	// reported nothing (and whose user may send it again).
+	Gone func() bool
+
 	// guard, if set, is the program's signal handler state (Main,
 	// MainMulti); nil in the service and in tests that run in-process.
 	guard *sigGuard
@@ -376,6 +385,10 @@ func (j *job) run() int {
 	// comes wholly before it (and the link is never made) or after it
 	// (and takes nothing back).
 	j.g.lock()
+	if j.c.Gone != nil && j.c.Gone() {
+		j.g.unlock()
+		return qq.ExitRead // the caller has gone: nobody reads the code
+	}
 	err = sysLinkat(j.qfd, j.intd, j.qfd, todo, 0)
 	if err == nil {
 		// Committed: from here on nothing opens a descriptor.

@@ -386,6 +386,7 @@ func serveConn(c *Config, conn int, alarm time.Duration, wc *whoCache, log *errL
 		return
 	}
 	c.Message, c.Envelope = msg, env
+	c.Gone = func() bool { return callerGone(conn) }
 	c.UID, c.PID, c.Who = req.UID, req.PID, wc.who(req.UID)
 	r := runJobResult(c)
 	if r.err != nil {
@@ -870,6 +871,19 @@ var (
 	errDeadline = errors.New("caller too slow")
 	errGone     = errors.New("caller gone")
 )
+
+// callerGone reports, without waiting, whether the caller's connection
+// says the caller has given the message up (as pollReader tells it).
+func callerGone(conn int) bool {
+	pfd := []unix.PollFd{{Fd: int32(conn), Events: unix.POLLIN | unix.POLLRDHUP}}
+	for {
+		n, err := unix.Poll(pfd, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		return err == nil && n > 0 && pfd[0].Revents&(unix.POLLIN|unix.POLLRDHUP|unix.POLLHUP|unix.POLLERR|unix.POLLNVAL) != 0
+	}
+}
 
 func (r *pollReader) Read(p []byte) (int, error) {
 	for {

@@ -775,3 +775,51 @@ func TestServiceReplacedDirectory(t *testing.T) {
 		})
 	}
 }
+
+// TestServiceCallerGoneBeforeCommit (regression QA): a caller that hangs
+// up after it has passed the whole message, while the service flushes it
+// (a ^C to a sendmail waiting for its result), has given it up as well:
+// the job asks once more before the commit link and removes the message.
+// It was queued and delivered although sendmail had died of the ^C, where
+// a qmail-queue killed then removes it.
+func TestServiceCallerGoneBeforeCommit(t *testing.T) {
+	root := newRoot(t)
+	flushing := make(chan struct{})
+	release := make(chan struct{})
+	var once sync.Once
+	old := sysFsync
+	sysFsync = func(fd int) error {
+		once.Do(func() { close(flushing); <-release })
+		return old(fd)
+	}
+	t.Cleanup(func() { sysFsync = old })
+	service(t, root, 0)
+	mr, mw, _ := os.Pipe()
+	defer mr.Close()
+	er, ew, _ := os.Pipe()
+	defer er.Close()
+	mw.WriteString("Subject: interrupted\n\nbody\n")
+	mw.Close()
+	ew.WriteString("Fa@b\x00Tc@d\x00\x00")
+	ew.Close()
+	s, a := rawRequest(t, root, "Q1", int(mr.Fd()), int(er.Fd()))
+	if a != "go" {
+		t.Fatalf("answer %q", a)
+	}
+	select {
+	case <-flushing:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the job never flushed")
+	}
+	unix.Close(s) // the caller dies while the message is flushed
+	close(release)
+	waitFor(t, func() bool { return len(files(t, root)) == 0 })
+	// And a caller that stays gets its message queued.
+	if _, err := qq.Queue(qq.Options{Root: root}, strings.NewReader("Subject: x\n\nbody\n"),
+		&qq.Envelope{Sender: "a@b", Recipients: []string{"c@d"}}); err != nil {
+		t.Fatalf("Queue: %v", err)
+	}
+	if fs := files(t, root); len(fs) != 3 {
+		t.Errorf("queue files %v, want mess, intd, todo", fs)
+	}
+}
