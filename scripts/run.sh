@@ -43,9 +43,12 @@ checkuser() {
   fi
 }
 
-# stop: TERM to both, waiting up to 10 s each. qmail-send finishes the
-# deliveries in progress before it exits, which may take longer: then
-# "still" names qmail-start's pid, and its pid file is kept.
+# stop: TERM to both. qmail-smtpd -listen closes its port at once and lets
+# its sessions finish (a message being received gets its 250), cutting
+# those left after 60 s (qmail-smtpd(8)): it is waited for up to 65 s.
+# qmail-start is waited for up to 10 s; qmail-send finishes the deliveries
+# in progress before it exits, which may take longer: then "still" names
+# qmail-start's pid, and its pid file is kept.
 stop() {
   ran=no still=
   for f in smtpd start; do
@@ -54,8 +57,9 @@ stop() {
       if ours "$pid" "qmail-$f"; then
         ran=yes
         kill -TERM "$pid" 2>/dev/null || true
-        i=0
-        while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+        i=0 n=100
+        [ "$f" = smtpd ] && n=650
+        while kill -0 "$pid" 2>/dev/null && [ $i -lt $n ]; do sleep 0.1; i=$((i+1)); done
         if [ "$f" = start ] && ours "$pid" qmail-start; then still=$pid; continue; fi
       fi
       rm -f "$state/$f.pid"

@@ -203,14 +203,26 @@ func (f *front) Read(p []byte) (n int, err error) {
 }
 
 // readCommand reads one command line, without its LF and a CR before it.
+// A session whose listener stops ends here, at a command boundary
+// (errStopping): before the command, even one pipelined and read already,
+// or while it is awaited or half read.
 func (f *front) readCommand() (string, error) {
+	if f.cs.stop.stopped() {
+		return "", errStopping
+	}
 	var line []byte
 	for {
 		if f.br.Buffered() == 0 {
 			// timeoutsmtpd bounds each read, as qmail's timeoutread:
 			// a client typing a command slowly is not cut off.
-			f.raw.SetReadDeadline(time.Now().Add(f.cs.cfg.Timeout))
-			if _, err := f.br.Peek(1); err != nil {
+			if !f.cs.stop.await(f.raw, time.Now().Add(f.cs.cfg.Timeout)) {
+				return "", errStopping
+			}
+			_, err := f.br.Peek(1)
+			if f.cs.stop.woke() && err != nil && isDeadline(err) {
+				return "", errStopping // the deadline was moved by stop
+			}
+			if err != nil {
 				return "", err
 			}
 		}
@@ -237,6 +249,12 @@ func (f *front) readCommand() (string, error) {
 
 var errLongCommand = errors.New("command line too long")
 
+// isDeadline reports whether err is a read or write that timed out.
+func isDeadline(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+}
+
 // readFailed ends the session after a failed command read: a timeout or
 // an over-long line get their reply; EOF and read errors end silently.
 // All of them make qmail-smtpd exit 1.
@@ -244,11 +262,12 @@ func (f *front) readFailed(err error) {
 	if f.closed {
 		return // go-smtp closed the connection (QUIT)
 	}
-	var ne net.Error
 	switch {
+	case errors.Is(err, errStopping):
+		f.cs.fatal(textStopping(f.cs.cfg.Greeting))
 	case errors.Is(err, errLongCommand):
 		f.cs.fatal(textLongCommand)
-	case errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()):
+	case isDeadline(err):
 		f.cs.fatal(textTimeout)
 	default:
 		f.cs.failed.Store(true)

@@ -22,8 +22,14 @@ import (
 // HQ_FAKEQQ_DIR set, the test binary reads the message on fd 0 and the
 // envelope on fd 1 as qmail-queue does and stores both only when the
 // envelope is complete; HQ_FAKEQQ_EXIT makes it exit with that code after
-// reading.
+// reading; with HQ_FAKEQQ_GATE set it first writes PID.waiting in the
+// directory and waits (at most a minute) for that file to exist. Copied
+// to a tree's bin/qmail-smtpd it is qmail-smtpd (Main), whatever the
+// environment its qmail-queue is to inherit says.
 func TestMain(m *testing.M) {
+	if filepath.Base(os.Args[0]) == "qmail-smtpd" {
+		os.Exit(Main(os.Args[1:], os.Stderr))
+	}
 	if dir := os.Getenv("HQ_FAKEQQ_DIR"); dir != "" {
 		os.Exit(fakeQmailQueue(dir))
 	}
@@ -38,6 +44,15 @@ func fakeQmailQueue(dir string) int {
 	env, err := io.ReadAll(os.NewFile(1, "envelope"))
 	if err != nil {
 		return qq.ExitRead
+	}
+	if gate := os.Getenv("HQ_FAKEQQ_GATE"); gate != "" {
+		os.WriteFile(filepath.Join(dir, strconv.Itoa(os.Getpid())+".waiting"), nil, 0o644)
+		for i := 0; i < 600; i++ {
+			if _, err := os.Stat(gate); err == nil {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
 	}
 	if c := os.Getenv("HQ_FAKEQQ_EXIT"); c != "" {
 		n, _ := strconv.Atoi(c)

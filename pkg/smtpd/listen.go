@@ -32,22 +32,44 @@ type Listener struct {
 	MaxConns int
 	// QueueEnv, if set, is the environment of qmail-queue (tests).
 	QueueEnv []string
+	// StopWait bounds a stop (see Stop): sessions still running this
+	// long after it are cut. 0 is DefaultStopWait.
+	StopWait time.Duration
+
+	stop listenerStop
 }
 
-// Serve accepts connections on ln until it fails; at most MaxConns
-// sessions run at once, further clients wait in the listen queue. All
-// sessions share the process's descriptors: when RLIMIT_NOFILE has no
-// room for MaxConns sessions, even after raising its soft limit up to
-// the hard one, fewer run at once (FitSessions), and Serve logs that
-// once as it starts.
+// logger is l.Log, or a logger that discards.
+func (l *Listener) logger() *log.Logger {
+	if l.Log == nil {
+		return log.New(io.Discard, "", 0)
+	}
+	return l.Log
+}
+
+// Serve accepts connections on ln until Stop, or until ln is closed; at
+// most MaxConns sessions run at once, further clients wait in the listen
+// queue. All sessions share the process's descriptors: when RLIMIT_NOFILE
+// has no room for MaxConns sessions, even after raising its soft limit up
+// to the hard one, fewer run at once (FitSessions), and Serve logs that
+// once as it starts. After Stop it returns once the sessions are over (at
+// most StopWait, see Stop); when ln is closed otherwise, it returns at
+// once and the sessions go on.
 func (l *Listener) Serve(ln net.Listener) error {
 	max := l.MaxConns
 	if max < 1 {
 		max = 40
 	}
-	logger := l.Log
-	if logger == nil {
-		logger = log.New(io.Discard, "", 0)
+	wait := l.StopWait
+	if wait <= 0 {
+		wait = DefaultStopWait
+	}
+	logger := l.logger()
+	stopc, cutc, ok := l.stop.serving(ln)
+	if !ok {
+		ln.Close()
+		l.drain(wait, cutc)
+		return nil
 	}
 	soft, hard := raiseNofile(max)
 	if fit := FitSessions(max, soft); fit < max {
@@ -64,11 +86,22 @@ func (l *Listener) Serve(ln net.Listener) error {
 			// As tcpserver -v's status line: the limit is reached and
 			// new clients wait in the listen queue.
 			logger.Printf("status: %d/%d sessions, new connections wait", max, max)
-			sem <- struct{}{}
+			select {
+			case sem <- struct{}{}:
+			case <-stopc:
+				l.drain(wait, cutc)
+				return nil
+			}
 		}
 		c, err := ln.Accept()
 		if err != nil {
 			<-sem
+			select {
+			case <-stopc:
+				l.drain(wait, cutc)
+				return nil
+			default:
+			}
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
 				continue
@@ -82,9 +115,11 @@ func (l *Listener) Serve(ln net.Listener) error {
 			continue
 		}
 		session++
+		st := l.stop.add(c)
 		go func(n uint64) {
 			defer func() { <-sem }()
-			l.serveConn(c, n, logger)
+			defer l.stop.remove(st)
+			l.serveConn(c, n, st, logger)
 		}(session)
 	}
 }
@@ -97,7 +132,7 @@ func (l *Listener) Serve(ln net.Listener) error {
 // errors) starts with its number and the client's address, as
 // "3 192.0.2.7 warning: ...", so that it can be told from the lines of the
 // sessions running beside it.
-func (l *Listener) serveConn(c net.Conn, n uint64, logger *log.Logger) {
+func (l *Listener) serveConn(c net.Conn, n uint64, st *stopper, logger *log.Logger) {
 	defer c.Close()
 	peer, rip := socketPeer(c)
 	logger.Printf("ok %d %s port %s", n, peer.RemoteIP, portOf(c.RemoteAddr()))
@@ -118,7 +153,7 @@ func (l *Listener) serveConn(c net.Conn, n uint64, logger *log.Logger) {
 		if l.QueueEnv != nil {
 			cfg.QueueEnv = l.QueueEnv
 		}
-		if Serve(c, cfg, peer, slog) {
+		if serve(c, cfg, peer, slog, st) {
 			status = 0
 		}
 	}

@@ -16,14 +16,16 @@ import (
 	"github.com/hqmail/hqmail/pkg/control"
 	"github.com/hqmail/hqmail/pkg/qerr"
 	"github.com/hqmail/hqmail/pkg/qhome"
+	"github.com/hqmail/hqmail/pkg/sigcatch"
 )
 
 // Main is qmail-smtpd. Without arguments it serves one session on fd 0/1
 // (tcpserver, inetd, systemd socket with Accept=yes, sendmail -bs); with
-// -listen ADDR it accepts connections itself. It returns the exit status:
-// 0 after QUIT, 1 when the client went away without QUIT or after a fatal
-// reply (421, timeout, bare LF) as qmail-smtpd, 100 for a usage error, 111
-// when the listener cannot start.
+// -listen ADDR it accepts connections itself until SIGTERM, SIGINT or
+// SIGHUP (Listener.Stop). It returns the exit status: 0 after QUIT, 1 when
+// the client went away without QUIT or after a fatal reply (421, timeout,
+// bare LF) as qmail-smtpd, 100 for a usage error, 111 when the listener
+// cannot start; -listen exits 0 once stopped.
 func Main(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("qmail-smtpd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -70,19 +72,47 @@ func Main(args []string, stderr io.Writer) int {
 			logger.Printf("fatal: unable to switch to %s: %v", root, qerr.Bare(err))
 			return 111
 		}
+		l := &Listener{Root: root, Getenv: getenv, Log: logger, MaxConns: *maxConns}
+		// TERM (make stop, systemd, kill), INT (^C) and HUP (the
+		// terminal gone; there is nothing to reload, every session
+		// reads the controls afresh) stop the listener as tcpserver
+		// stops: no new clients, and the sessions running finish (at
+		// their next command, see Listener.Stop), so that none loses
+		// the 250 of a message already queued. A second signal cuts
+		// those left.
+		sigs := sigcatch.Catch(syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+		go func() {
+			for sig := range sigs {
+				logger.Printf("caught %s", sigName(sig))
+				l.Stop()
+			}
+		}()
 		ln, err := net.Listen("tcp", *listen)
 		if err != nil {
 			logger.Printf("fatal: %v", err)
 			return 111
 		}
 		logger.Printf("listening on %s, root %s", ln.Addr(), root)
-		if err := (&Listener{Root: root, Getenv: getenv, Log: logger, MaxConns: *maxConns}).Serve(ln); err != nil {
+		if err := l.Serve(ln); err != nil {
 			logger.Printf("fatal: %v", err)
 			return 111
 		}
 		return 0
 	}
 	return serveStdio(root, getenv, *relay, stderr)
+}
+
+// sigName is the name of the signals -listen catches, as kill(1) takes it.
+func sigName(sig os.Signal) string {
+	switch sig {
+	case syscall.SIGTERM:
+		return "TERM"
+	case syscall.SIGINT:
+		return "INT"
+	case syscall.SIGHUP:
+		return "HUP"
+	}
+	return sig.String()
 }
 
 // serveStdio serves the one session on fd 0/1.

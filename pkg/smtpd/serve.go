@@ -19,10 +19,16 @@ import (
 // returns when the session is over. ok is false when it ended on a fatal
 // reply, a timeout or a read error; qmail-smtpd then exits 1.
 func Serve(conn net.Conn, cfg *Config, peer Peer, logger *log.Logger) (ok bool) {
+	return serve(conn, cfg, peer, logger, nil)
+}
+
+// serve is Serve for a session of a Listener, which st stops at a command
+// boundary (nil: never).
+func serve(conn net.Conn, cfg *Config, peer Peer, logger *log.Logger, st *stopper) (ok bool) {
 	if logger == nil {
 		logger = log.New(io.Discard, "", 0)
 	}
-	cs := &connState{cfg: cfg, peer: peer, log: logger, helo: peer.RemoteHost}
+	cs := &connState{cfg: cfg, peer: peer, log: logger, helo: peer.RemoteHost, stop: st}
 	tc := &trackConn{Conn: conn, closed: make(chan struct{}), cs: cs}
 	cs.front = newFront(cs, tc)
 	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {

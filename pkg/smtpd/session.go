@@ -34,6 +34,7 @@ type connState struct {
 	log    *log.Logger
 	failed atomic.Bool // a fatal reply was sent, or the client went away or timed out
 	queuer connQueue   // one qmail-queue -m for the connection's messages
+	stop   *stopper    // the listener's stop (nil: one session on fd 0/1)
 
 	helo     string // the HELO/EHLO argument as given; remotehost before any
 	nextAddr string // the MAIL/RCPT address being handed to go-smtp, parsed by front
