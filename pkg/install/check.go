@@ -99,6 +99,11 @@ func Check(root string) ([]string, error) {
 		out = append(out, sendFile(root, f.name, f.effect, rs, own)...)
 	}
 	out = append(out, queuedFile(root, rs, own)...)
+	out = append(out, queuedShared(root)...)
+	if l := binElsewhere(root); l != "" {
+		out = append(out, "bin: "+l+" (a repair refuses to run until then)")
+	}
+	out = append(out, programLinks(root)...)
 	out = append(out, staleUsersCDB(root)...)
 	out = append(out, crlfFiles(root)...)
 	out = append(out, strayQueue(root)...)
@@ -603,6 +608,29 @@ const queuedEffect = "qmail-queued does not start, and every caller runs qmail-q
 // one of another kind, a symbolic link included, is to be removed.
 func queuedFile(root string, rs []runner, own *owners) []string {
 	return ownedFile(root, queuedLock, "qmailq", queuedEffect, true, rs, own)
+}
+
+// queuedShared names qmail-queued's lock and socket when they are hard
+// links, shared with another tree (a copy made with cp -al), which the
+// repair replaces and removes while this tree's qmail-queued does not
+// hold the lock (queuedshare.go).
+func queuedShared(root string) []string {
+	var out []string
+	var st syscall.Stat_t
+	if !wayBlocked(root, queuedLock) && syscall.Lstat(filepath.Join(root, queuedLock), &st) == nil &&
+		st.Mode&syscall.S_IFMT == syscall.S_IFREG && st.Nlink > 1 {
+		out = append(out, fmt.Sprintf("%s: %d hard links, want 1: shared with another tree (a copy made with cp -al): "+
+			"the qmail-queued of only one of them can run, the other's never listens "+
+			"(a re-run replaces it unless this tree's qmail-queued holds it; then run qmail-install on the other tree)", queuedLock, uint64(st.Nlink)))
+	}
+	if !wayBlocked(root, queuedSocket) && syscall.Lstat(filepath.Join(root, queuedSocket), &st) == nil &&
+		st.Mode&syscall.S_IFMT == syscall.S_IFSOCK && st.Nlink > 1 {
+		out = append(out, fmt.Sprintf("%s: %d hard links, want 1: a socket shared with another tree (a copy made with cp -al): "+
+			"the programs of one tree that queue mail (sendmail, qmail-inject, qmail-smtpd) reach the other tree's qmail-queued, "+
+			"which queues and delivers their mail there, under its own control files and holds "+
+			"(a re-run removes it unless this tree's qmail-queued runs; then run qmail-install on the other tree)", queuedSocket, uint64(st.Nlink)))
+	}
+	return out
 }
 
 // ownedFile checks rel, a file the repair gives to owner (and group

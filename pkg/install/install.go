@@ -80,6 +80,11 @@ func Install(opt Options) error {
 	if err := checkRoot(root); err != nil {
 		return err
 	}
+	// A bin/ that leads to another directory makes every program act on
+	// another tree (binelsewhere.go): refused before anything changes.
+	if l := binElsewhere(root); l != "" {
+		return qerr.Temp("%s: %s, and run qmail-install again; nothing was changed", filepath.Join(root, "bin"), l)
+	}
 	if err := enoughDescriptors(); err != nil {
 		return err
 	}
@@ -125,8 +130,10 @@ func Install(opt Options) error {
 	w.releaseSend()
 	steps := []func() error{
 		func() error { return w.repairSendFiles(own) },
+		func() error { return w.repairQueuedShared(own) },
 		func() error { return w.repairQueuedLock(own) },
 		func() error { return w.copyPrograms(opt, own) },
+		func() error { w.programsElsewhere(); return nil },
 		func() error { return w.writeIDs(ids, own) },
 		func() error { return w.writeControl(opt.Me, own, opt.Log) },
 		func() error { return w.writeUsers(root, ids, homeUser, opt.UIDBase > 0 && !ids.Shared, own) },
@@ -205,8 +212,9 @@ func kindOf(fi fs.FileInfo) Kind {
 // copyPrograms copies each of Programs found as an executable regular
 // file in the source directory into root/bin (unless it is root/bin
 // itself) and gives each of Programs in root/bin its owner and mode.
-// Nothing else in root/bin is touched: an administrator's own script,
-// or the files of a shared directory root/bin is a link to.
+// Nothing else in root/bin is touched: an administrator's own script
+// stays as it is. (A root/bin that is a link out of the tree is refused
+// before: binelsewhere.go.)
 func (w *walker) copyPrograms(opt Options, own *owners) error {
 	bin, err := w.dir("bin")
 	if err == errSkipped {

@@ -66,14 +66,21 @@ var errNotTaken = errors.New("queue service did not take the message")
 // wait: a service whose backlog is full (stopped, or swamped) makes it
 // fail with EAGAIN, and one that does not complete within AnswerTimeout
 // is given up; both are errNotTaken (run qmail-queue), so that the
-// service is never needed for mail to be queued. The descriptor returned
-// is non-blocking.
+// service is never needed for mail to be queued. A socket with more than
+// one link is errNotTaken too: the service binds a new one at each start,
+// so a second name is a copy's (cp -al of the tree), and the service on
+// the other end would queue into the tree it was copied from. The
+// descriptor returned is non-blocking.
 func dialService(root string) (int, error) {
+	path := filepath.Join(root, ServiceSocket)
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err == nil && st.Nlink > 1 {
+		return -1, errNotTaken
+	}
 	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
 	if err != nil {
 		return -1, err
 	}
-	path := filepath.Join(root, ServiceSocket)
 	if len(path) >= 100 {
 		dfd, err := unix.Open(filepath.Dir(path), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 		if err != nil {

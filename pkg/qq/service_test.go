@@ -178,3 +178,33 @@ func serviceSocket(t *testing.T, root string, flags int) int {
 	}
 	return ln
 }
+
+// TestServiceSocketSharedByCopy (multi-instance QA): a socket with more
+// than one link is a copy's (cp -al of the tree; the service binds a new
+// one at each start): dialService does not use it, and the caller runs
+// qmail-queue of its own tree. The copy's sendmail queued into the tree
+// it was copied from, under that tree's controls and holds.
+func TestServiceSocketSharedByCopy(t *testing.T) {
+	root := t.TempDir()
+	ln := serviceSocket(t, root, 0)
+	if err := unix.Listen(ln, 4); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(root, ServiceSocket)
+	other := filepath.Join(t.TempDir(), "qmail-queue")
+	if err := os.Link(sock, other); err != nil {
+		t.Fatal(err)
+	}
+	if fd, err := dialService(root); !errors.Is(err, errNotTaken) {
+		if err == nil {
+			unix.Close(fd)
+		}
+		t.Errorf("dialService with the socket linked twice: %v, want errNotTaken", err)
+	}
+	os.Remove(other)
+	fd, err := dialService(root)
+	if err != nil {
+		t.Fatalf("dialService with one link: %v", err)
+	}
+	unix.Close(fd)
+}

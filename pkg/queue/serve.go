@@ -115,19 +115,36 @@ type ServiceConfig struct {
 // naming the file it is about: the lock (a queued left to root by a
 // service run by hand as root cannot be opened by qmailq), public/ or the
 // socket.
+//
+// The lock is each tree's own: a lock with more than one link is shared
+// with another tree (a copy made with cp -al), whose service would keep
+// this one from ever listening, or the other way round. Such a lock is
+// replaced by a new file of this tree's (sharedLock) when it is free or
+// when the root written in it (markLock) is another tree's; held by this
+// tree's own service, it is ErrRunning as ever.
 func Listen(root string) (sock, lock int, err error) {
 	lockPath := filepath.Join(root, LockFile)
 	lock, err = unix.Open(lockPath, unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return -1, -1, &listenError{"open lock file", lockPath, err}
 	}
-	if err := unix.Flock(lock, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+	var lst unix.Stat_t
+	if err := unix.Fstat(lock, &lst); err == nil && lst.Nlink > 1 {
+		unix.Close(lock)
+		if lock, err = sharedLock(root); err != nil {
+			if err == ErrRunning {
+				return -1, -1, err
+			}
+			return -1, -1, &listenError{"replace the shared lock file", lockPath, err}
+		}
+	} else if err := unix.Flock(lock, unix.LOCK_EX|unix.LOCK_NB); err != nil {
 		unix.Close(lock)
 		if err == unix.EWOULDBLOCK {
 			return -1, -1, ErrRunning
 		}
 		return -1, -1, &listenError{"lock", lockPath, err}
 	}
+	markLock(lock, root)
 	dirPath := filepath.Join(root, filepath.Dir(qq.ServiceSocket))
 	dir, err := unix.Open(dirPath, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -174,6 +191,101 @@ func Listen(root string) (sock, lock int, err error) {
 
 // LockFile is the service's lock, relative to the root.
 const LockFile = "queue/lock/queued"
+
+// markLock writes root into the lock the service holds (open as fd), so
+// that the service of a tree that shares the file (a cp -al copy) can
+// tell the lock is not its own tree's (sharedLock). Errors are ignored:
+// the file's contents are only this hint.
+func markLock(fd int, root string) {
+	b := []byte(root + "\n")
+	if unix.Ftruncate(fd, 0) == nil {
+		unix.Pwrite(fd, b, 0)
+	}
+}
+
+// sharedLock takes the lock of the tree at root when the file has more
+// than one link. Under an flock on queue/lock itself (services of this
+// tree starting at once replace it one at a time), the file is opened
+// again: with one link now (another service replaced it), it is locked
+// as usual; with more, it is replaced by a new file, locked before its
+// rename, when nobody holds it or when the root written in it names
+// another tree than root (that tree's service keeps the old file under
+// its own name). Held by this tree's own service (the root written is
+// root's, or none is), the result is ErrRunning.
+func sharedLock(root string) (int, error) {
+	dirPath := filepath.Join(root, filepath.Dir(LockFile))
+	dir, err := unix.Open(dirPath, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(dir) // and its flock
+	if err := unix.Flock(dir, unix.LOCK_EX); err != nil {
+		return -1, err
+	}
+	name := filepath.Base(LockFile)
+	old, err := unix.Openat(dir, name, unix.O_RDWR|unix.O_CREAT|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return -1, err
+	}
+	defer func() {
+		if old >= 0 {
+			unix.Close(old)
+		}
+	}()
+	var st unix.Stat_t
+	if err := unix.Fstat(old, &st); err != nil {
+		return -1, err
+	}
+	err = unix.Flock(old, unix.LOCK_EX|unix.LOCK_NB)
+	switch {
+	case err == unix.EWOULDBLOCK && (st.Nlink <= 1 || !otherTreeLock(old, root)):
+		return -1, ErrRunning
+	case err != nil && err != unix.EWOULDBLOCK:
+		return -1, err
+	case err == nil && st.Nlink <= 1:
+		fd := old
+		old = -1
+		return fd, nil
+	}
+	tmp := "." + name + ".new." + strconv.Itoa(os.Getpid())
+	unix.Unlinkat(dir, tmp, 0)
+	fd, err := unix.Openat(dir, tmp, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return -1, err
+	}
+	if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		unix.Close(fd)
+		unix.Unlinkat(dir, tmp, 0)
+		return -1, err
+	}
+	if err := unix.Renameat(dir, tmp, dir, name); err != nil {
+		unix.Close(fd)
+		unix.Unlinkat(dir, tmp, 0)
+		return -1, err
+	}
+	unix.Fsync(dir)
+	return fd, nil
+}
+
+// otherTreeLock reports whether the lock open as fd names, as markLock
+// wrote it, another tree than root (one that no longer exists included).
+func otherTreeLock(fd int, root string) bool {
+	b := make([]byte, 4096)
+	n, err := unix.Pread(fd, b, 0)
+	if err != nil || n <= 0 {
+		return false
+	}
+	its := strings.TrimSpace(string(b[:n]))
+	if its == "" || strings.ContainsRune(its, '\n') {
+		return false
+	}
+	a, err := os.Stat(its)
+	if err != nil {
+		return true
+	}
+	r, err := os.Stat(root)
+	return err == nil && !os.SameFile(a, r)
+}
 
 // listenError is a failure of Listen other than ErrRunning: what it was
 // doing ("open lock file", "lock", "open directory", "listen on"), on
