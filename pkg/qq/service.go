@@ -245,8 +245,8 @@ type ServiceRequest struct {
 }
 
 // ErrBadRequest is a request the service does not take: another protocol
-// version, no or too many descriptors, or an AF_UNIX socket among them
-// (servicefds.go). ReceiveRequest has answered "no" to it.
+// version, no or too many descriptors, or an AF_UNIX socket or a file of
+// /proc among them (servicefds.go). ReceiveRequest has answered "no" to it.
 var ErrBadRequest = errors.New("bad queue service request")
 
 // ReceiveRequest reads the request on an accepted connection, waiting at
@@ -290,7 +290,7 @@ func ReceiveRequest(conn int, wait time.Duration) (*ServiceRequest, error) {
 		return fail(ErrBadRequest)
 	}
 	req := &ServiceRequest{Message: fds[0], Envelope: fds[1], msgKind: passedKind(fds[0]), envKind: passedKind(fds[1])}
-	if req.msgKind == kindUnix || req.envKind == kindUnix {
+	if req.msgKind == kindUnix || req.envKind == kindUnix || onProc(fds[0]) || onProc(fds[1]) {
 		return fail(ErrBadRequest)
 	}
 	cred, err := unix.GetsockoptUcred(conn, unix.SOL_SOCKET, unix.SO_PEERCRED)

@@ -40,6 +40,12 @@ package qq
 //     control buffer for as many as a packet can carry, so that the
 //     kernel closes none itself for want of room.
 //
+// A file of /proc is refused as well: some of them (a process's stat,
+// wchan, ...) check who reads at each read, not at the open, so read by
+// the service (qmailq, group qmail, not set-uid) they would show the
+// caller what its own read, or the set-uid qmail-queue's, does not (the
+// memory layout of the qmail daemons). The caller runs qmail-queue.
+//
 // What is left: a file whose last close waits for someone else (a FUSE
 // mount's daemon, a network file system, a device that flushes), and
 // descriptors the kernel closes itself when the service is out of
@@ -92,6 +98,12 @@ func passedKind(fd int) fdKind {
 		return kindSocket
 	}
 	return kindUnix // or a socket that does not say: treated with the most care
+}
+
+// onProc reports whether fd is a file of a proc file system.
+func onProc(fd int) bool {
+	var fs unix.Statfs_t
+	return unix.Fstatfs(fd, &fs) == nil && fs.Type == unix.PROC_SUPER_MAGIC
 }
 
 // closePassed closes the descriptors a caller passed, or that arrived in

@@ -389,6 +389,55 @@ func TestReceiveRequestRefusesUnixSockets(t *testing.T) {
 	}
 }
 
+// TestReceiveRequestRefusesProc (security QA): a file of /proc passed as
+// the message or the envelope is refused with "no". Some of them check
+// who reads at each read: read by the service, a process's stat showed
+// the caller the memory layout of the qmail daemons, which its own read
+// (or the set-uid qmail-queue's) does not. A plain pipe is still taken.
+func TestReceiveRequestRefusesProc(t *testing.T) {
+	open := func(t *testing.T, name string) int {
+		fd, err := unix.Open(name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { unix.Close(fd) })
+		return fd
+	}
+	for _, tc := range []struct {
+		name string
+		fds  func(t *testing.T) []int
+		take bool
+	}{
+		{"proc stat as message", func(t *testing.T) []int { return []int{open(t, "/proc/self/stat"), pipe(t)} }, false},
+		{"proc wchan as envelope", func(t *testing.T) []int { return []int{pipe(t), open(t, "/proc/self/wchan")} }, false},
+		{"pipes", func(t *testing.T) []int { return []int{pipe(t), pipe(t)} }, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			caller, conn, _ := svcConn(t)
+			defer unix.Close(conn)
+			send(t, caller, "Q1", tc.fds(t)...)
+			req, err := ReceiveRequest(conn, 10*time.Second)
+			if tc.take {
+				if err != nil {
+					t.Fatalf("ReceiveRequest: %v", err)
+				}
+				req.Close()
+				return
+			}
+			if err == nil {
+				req.Close()
+				t.Fatal("request taken")
+			}
+			if !errors.Is(err, ErrBadRequest) {
+				t.Fatalf("ReceiveRequest: %v, want ErrBadRequest", err)
+			}
+			if a := answer(t, caller); a != svcNo {
+				t.Errorf("answer %q, want %q", a, svcNo)
+			}
+		})
+	}
+}
+
 // A request the service does not take is closed by ReceiveRequest, on the
 // job's thread, without lingering; so are the descriptors of one taken,
 // by ServiceRequest.Close.
