@@ -25,8 +25,8 @@ ours() {
 
 # checkowner: an ordinary user cannot use (or stop) a tree made by root.
 checkowner() {
-  if [ -e "$ROOT" ] && [ "$(id -u)" != 0 ] && [ "$(stat -c %u "$ROOT")" != "$(id -u)" ]; then
-    echo "$ROOT belongs to $(stat -c %U "$ROOT") (a make run as root?): remove it as that user, or use RUNROOT=DIR" >&2
+  if [ -e "$ROOT" ] && [ "$(id -u)" != 0 ] && [ "$(stat -L -c %u "$ROOT")" != "$(id -u)" ]; then
+    echo "$ROOT belongs to $(stat -L -c %U "$ROOT") (a make run as root?): remove it as that user, or use RUNROOT=DIR" >&2
     exit 1
   fi
 }
@@ -35,8 +35,8 @@ checkowner() {
 # would make it a tree of qmail's users, and the mail the user queued,
 # in files of theirs, would stay in the queue for good.
 checkuser() {
-  if [ -e "$ROOT" ] && [ "$(id -u)" = 0 ] && [ "$(stat -c %u "$ROOT")" != 0 ]; then
-    u=$(stat -c %U "$ROOT")
+  if [ -e "$ROOT" ] && [ "$(id -u)" = 0 ] && [ "$(stat -L -c %u "$ROOT")" != 0 ]; then
+    u=$(stat -L -c %U "$ROOT")
     echo "$ROOT belongs to $u (a make run of theirs): start it as them" >&2
     echo "(runuser -u $u -- make run RUNROOT=$ROOT), or use RUNROOT=DIR for a tree of root's" >&2
     exit 1

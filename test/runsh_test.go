@@ -524,6 +524,21 @@ func TestRunScriptRootRefusesUserTree(t *testing.T) {
 	if after, _ := os.ReadFile(ids); !bytes.Equal(after, before) {
 		t.Errorf("etc/ids changed:\n%s\nwas:\n%s", after, before)
 	}
+	// Named through a symbolic link of root's (regression QA: the owner
+	// of the link was checked, and the tree taken over).
+	link := filepath.Join(harness.TempRoot(t), "tree") // reachable by qmail's users
+	if err := os.Symlink(r.root, link); err != nil {
+		t.Fatal(err)
+	}
+	cmd = exec.CommandContext(ctx, "sh", filepath.Join(r.top, "scripts", "run.sh"), "start")
+	cmd.Env, cmd.Dir = append(append([]string{}, r.env...), "RUNROOT="+link), r.top
+	out, err = cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "belongs to "+r.name) {
+		t.Errorf("root's run.sh start on %s's tree through a link: %v\n%s", r.name, err, out)
+	}
+	if after, _ := os.ReadFile(ids); !bytes.Equal(after, before) {
+		t.Errorf("etc/ids changed:\n%s\nwas:\n%s", after, before)
+	}
 	var st syscall.Stat_t
 	if err := syscall.Stat(filepath.Join(r.root, "queue"), &st); err != nil || int(st.Uid) != r.uid {
 		t.Errorf("queue/ owner %d (%v), want %d", st.Uid, err, r.uid)

@@ -620,14 +620,14 @@ func queuedShared(root string) []string {
 	if !wayBlocked(root, queuedLock) && syscall.Lstat(filepath.Join(root, queuedLock), &st) == nil &&
 		st.Mode&syscall.S_IFMT == syscall.S_IFREG && st.Nlink > 1 {
 		out = append(out, fmt.Sprintf("%s: %d hard links, want 1: shared with another tree (a copy made with cp -al): "+
-			"the qmail-queued of only one of them can run, the other's never listens "+
+			"each tree's qmail-queued needs a lock of its own (one replaces it when it starts; one built before 2026-11-28 never listens) "+
 			"(a re-run replaces it unless this tree's qmail-queued holds it; then run qmail-install on the other tree)", queuedLock, uint64(st.Nlink)))
 	}
 	if !wayBlocked(root, queuedSocket) && syscall.Lstat(filepath.Join(root, queuedSocket), &st) == nil &&
 		st.Mode&syscall.S_IFMT == syscall.S_IFSOCK && st.Nlink > 1 {
 		out = append(out, fmt.Sprintf("%s: %d hard links, want 1: a socket shared with another tree (a copy made with cp -al): "+
-			"the programs of one tree that queue mail (sendmail, qmail-inject, qmail-smtpd) reach the other tree's qmail-queued, "+
-			"which queues and delivers their mail there, under its own control files and holds "+
+			"the programs of both trees that queue mail (sendmail, qmail-inject) do not use it and run qmail-queue instead "+
+			"(hqmail built before 2026-11-28 queued the copy's mail into the other tree) "+
 			"(a re-run removes it unless this tree's qmail-queued runs; then run qmail-install on the other tree)", queuedSocket, uint64(st.Nlink)))
 	}
 	return out

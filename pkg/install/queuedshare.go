@@ -181,7 +181,7 @@ func (w *walker) repairQueuedShared(own *owners) error {
 		return nil
 	}
 	if !mine {
-		w.leaveShared(queuedSocket, uint64(sst.Nlink), busy, "the other tree's callers may queue their mail here")
+		w.leaveShared(queuedSocket, uint64(sst.Nlink), busy, "neither tree's callers use a socket shared so, they run qmail-queue")
 		return nil
 	}
 	// Still the one looked at: another run may have removed it.
@@ -197,7 +197,7 @@ func (w *walker) repairQueuedShared(own *owners) error {
 	}
 	if w.log != nil {
 		fmt.Fprintf(w.log, "qmail-install: warning: %s: %d hard links: a socket shared with another tree, "+
-			"through which this tree's mail was queued by the other tree's qmail-queued, into its queue; removed "+
+			"which neither tree's callers use (they run qmail-queue meanwhile); removed "+
 			"(this tree's qmail-queued makes its own when it starts)\n", queuedSocket, sst.Nlink)
 	}
 	return nil

@@ -133,8 +133,8 @@ func TestRepairCopySharesQueued(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		queuedLock + ": 2 hard links, want 1: shared with another tree (a copy made with cp -al): the qmail-queued of only one of them can run",
-		queuedSocket + ": 2 hard links, want 1: a socket shared with another tree (a copy made with cp -al): the programs of one tree that queue mail",
+		queuedLock + ": 2 hard links, want 1: shared with another tree (a copy made with cp -al): each tree's qmail-queued needs a lock of its own",
+		queuedSocket + ": 2 hard links, want 1: a socket shared with another tree (a copy made with cp -al): the programs of both trees that queue mail",
 	} {
 		if !slices.ContainsFunc(dev, func(l string) bool { return strings.HasPrefix(l, want) }) {
 			t.Errorf("check %q lacks %q...", dev, want)
@@ -345,5 +345,28 @@ func TestServiceTakesOwnLock(t *testing.T) {
 	unix.Close(lb)
 	if i, n := ino(t, filepath.Join(b, queuedLock)); i == bLock || n != 1 {
 		t.Errorf("a free shared lock: inode %d (was %d), %d links", i, bLock, n)
+	}
+
+	// A tree moved while its service ran, then copied (regression QA):
+	// the lock, held, names a path that no longer exists. That is no
+	// proof of another tree's: the service holding it may be this tree's
+	// own, under its old name, and a second one must not start.
+	d := mk()
+	sd, ld, err := queue.Listen(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(sd); unix.Close(ld) })
+	moved := d + ".moved"
+	if err := os.Rename(d, moved); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(moved) })
+	e := mk()
+	if err := os.Link(filepath.Join(moved, queuedLock), filepath.Join(e, queuedLock)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := queue.Listen(moved); !errors.Is(err, queue.ErrRunning) {
+		t.Errorf("the moved tree's second service, its lock naming the old path: %v, want ErrRunning", err)
 	}
 }

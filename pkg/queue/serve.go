@@ -268,7 +268,9 @@ func sharedLock(root string) (int, error) {
 }
 
 // otherTreeLock reports whether the lock open as fd names, as markLock
-// wrote it, another tree than root (one that no longer exists included).
+// wrote it, another tree than root. A path that no longer exists is not
+// known to be another tree: a tree moved while its service ran (and then
+// copied) has its own service holding the lock under the old path.
 func otherTreeLock(fd int, root string) bool {
 	b := make([]byte, 4096)
 	n, err := unix.Pread(fd, b, 0)
@@ -281,7 +283,7 @@ func otherTreeLock(fd int, root string) bool {
 	}
 	a, err := os.Stat(its)
 	if err != nil {
-		return true
+		return false
 	}
 	r, err := os.Stat(root)
 	return err == nil && !os.SameFile(a, r)
