@@ -13,11 +13,11 @@
 //     -listen is a usage error).
 //   - fds: 0/1 the SMTP connection (not with -listen), 2 diagnostics
 //     (discarded when fd 2 is the connection's socket).
-//   - Signals: with -listen, TERM, INT and HUP close the listener and
-//     end each session at its next command boundary (421; a message
-//     being received is answered first), at most 60 s, a second signal
-//     cuts at once (smtpd.Listener.Stop). One session on fd 0/1: none
-//     caught.
+//   - Signals: with -listen, TERM, INT and HUP (INT and HUP unless
+//     ignored at start) close the listener and end each session at its
+//     next command boundary (421; a message being received is answered
+//     first), at most 60 s, a second signal cuts at once
+//     (smtpd.Listener.Stop). One session on fd 0/1: none caught.
 //   - Exit: 0 after QUIT; 1 after client EOF without QUIT or a fatal
 //     reply (421, 451 timeout, bare LF), as qmail-smtpd; 100 usage; 111
 //     listener failure; -listen: 0 once stopped by a signal.

@@ -79,8 +79,17 @@ func Main(args []string, stderr io.Writer) int {
 		// stops: no new clients, and the sessions running finish (at
 		// their next command, see Listener.Stop), so that none loses
 		// the 250 of a message already queued. A second signal cuts
-		// those left.
-		sigs := sigcatch.Catch(syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+		// those left. INT and HUP ignored at start (nohup, the
+		// background of a non-interactive shell) stay ignored, as they
+		// did when they killed it: a listener started under nohup
+		// outlives its terminal.
+		stopSigs := []os.Signal{syscall.SIGTERM}
+		for _, s := range []os.Signal{syscall.SIGINT, syscall.SIGHUP} {
+			if !signal.Ignored(s) {
+				stopSigs = append(stopSigs, s)
+			}
+		}
+		sigs := sigcatch.Catch(stopSigs...)
 		go func() {
 			for sig := range sigs {
 				logger.Printf("caught %s", sigName(sig))

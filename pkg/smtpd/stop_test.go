@@ -419,3 +419,87 @@ func stopSignal(t *testing.T, sig syscall.Signal) {
 		t.Errorf("%d messages queued, want 1", n)
 	}
 }
+
+// TestStopIgnoredHUP (regression QA): a listener started with HUP
+// ignored (under nohup) keeps it ignored and outlives its terminal; it
+// stopped at the hangup once -listen caught HUP. TERM still stops it.
+func TestStopIgnoredHUP(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := testRoot(t, nil)
+	if err := os.Mkdir(filepath.Join(root, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	prog := filepath.Join(root, "bin", "qmail-smtpd")
+	testutil.CopyTestBinary(t, prog)
+	cmd := exec.Command("sh", "-c", `trap "" HUP; exec "$0" -listen 127.0.0.1:0`, prog)
+	cmd.Env = append(os.Environ(), "QMAILQUEUE="+exe, "HQ_FAKEQQ_DIR="+t.TempDir())
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	logc := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			select {
+			case logc <- sc.Text():
+			default:
+			}
+		}
+		exited <- cmd.Wait()
+	}()
+	t.Cleanup(func() { cmd.Process.Kill() })
+	var addr string
+	for addr == "" {
+		select {
+		case l := <-logc:
+			if a, ok := strings.CutPrefix(l, "qmail-smtpd: listening on "); ok {
+				addr, _, _ = strings.Cut(a, ",")
+			}
+		case err := <-exited:
+			t.Fatalf("qmail-smtpd exited: %v", err)
+		case <-time.After(20 * time.Second):
+			t.Fatal("qmail-smtpd did not say where it listens")
+		}
+	}
+	srv := &server{addr: addr}
+	before := dial(t, srv)
+	before.last()
+	before.expectPrefix("HELO x", "250 ")
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	// The session goes on, and a new one is served: a stop would have
+	// answered the next command with the 421 and closed the port.
+	before.expectPrefix("NOOP", "250 ")
+	after := dial(t, srv)
+	after.last()
+	after.expectPrefix("HELO y", "250 ")
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if got := after.last(); got != wantStopping {
+		t.Errorf("after TERM: %q, want %q", got, wantStopping)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("qmail-smtpd after TERM: %v, want exit 0", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Error("qmail-smtpd still runs 30s after TERM")
+	}
+	// Every line it logged is read by now (exited comes after EOF).
+	for len(logc) > 0 {
+		if l := <-logc; strings.Contains(l, "caught HUP") {
+			t.Errorf("the ignored HUP was caught: %q", l)
+		}
+	}
+}
