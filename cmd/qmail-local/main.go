@@ -21,6 +21,12 @@
 //     delivery per request (the same arguments, the message's descriptor
 //     passed along) and answers with the exit status and the report; it
 //     serves only that user's deliveries and exits at end of file.
+//   - Session: qmail-lspawn starts it in a session of its own (setsid),
+//     so neither it nor its programs have a controlling terminal; each
+//     delivery (one-shot or kept) runs on a thread of its own that first
+//     joins a new anonymous session keyring, which every program of the
+//     delivery inherits (pkg/local keyring.go; ENOSYS, EPERM, EACCES go
+//     on, other errors exit 111).
 //   - OOM: raises its own oom_score_adj (pkg/oomadj) before anything
 //     else, one-shot or kept, so that the kernel kills a delivery (which
 //     qmail-send retries) before a daemon; programs it runs inherit it.

@@ -26,8 +26,11 @@ func openFailure(err error) bool {
 // open tries one .qmail candidate. It returns the open file when it is a
 // regular file, nil when there is no usable file by that name.
 func (d *delivery) open(name string) (*os.File, *exit) {
-	// Non-blocking, so that a FIFO by that name cannot hang the delivery.
-	fd, err := unix.Open(name, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	// Non-blocking, so that a FIFO by that name cannot hang the delivery;
+	// O_NOCTTY, so that qmail-local, a session leader (qmail-lspawn starts
+	// it with setsid), never takes a terminal by that name as its
+	// controlling terminal.
+	fd, err := unix.Open(name, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
 	if err != nil {
 		if openFailure(err) {
 			return nil, temp("Unable to open %s: %s. (#4.3.0)", name, qerr.Str(err))

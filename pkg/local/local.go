@@ -84,7 +84,10 @@ type delivery struct {
 // Run is qmail-local: argv is the full argument vector (argv[0] names the
 // program in option errors). It returns the exit status. Run sets the
 // process umask to 077, ignores SIGPIPE for itself (programs it starts get
-// the default action) and changes the working directory to the home.
+// the default action) and changes the working directory to the home. The
+// delivery runs on a thread of its own that first joins a new anonymous
+// session keyring, which every program of the delivery inherits
+// (keyring.go).
 func Run(argv []string, cfg Config) int {
 	syscall.Umask(0o077)
 	sigpipe := make(chan os.Signal, 1)
@@ -92,7 +95,9 @@ func Run(argv []string, cfg Config) int {
 	defer signal.Stop(sigpipe)
 
 	d := &delivery{cfg: cfg, env: environ(append([]string(nil), cfg.Environ...))}
-	if err := d.run(argv); err != nil {
+	// On a thread of its own in a new session keyring (keyring.go), so
+	// that no program it runs shares its starter's keyring.
+	if err := runDelivery(func() *exit { return d.run(argv) }); err != nil {
 		if err.text != "" {
 			io.WriteString(cfg.Stderr, err.text+"\n")
 		}

@@ -28,8 +28,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/hqmail/hqmail/pkg/qhome"
@@ -222,6 +224,7 @@ func TempRoot(t testing.TB) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		killUnder(dir)
 		if t.Failed() || os.Getenv("HQMAIL_KEEP") == "1" {
 			t.Logf("harness: keeping %s", dir)
 			return
@@ -229,6 +232,36 @@ func TempRoot(t testing.TB) string {
 		os.RemoveAll(dir)
 	})
 	return dir
+}
+
+// killUnder kills (SIGKILL) every process whose executable or working
+// directory is in dir: what a test started in its tree and left running
+// when it ends, such as a delivery's program (qmail-lspawn starts each
+// delivery in a session of its own, which no kill of qmail-start's
+// process group reaches). Two passes, for a child forked during the
+// first; processes of other users that this one may not look at are
+// left alone.
+func killUnder(dir string) {
+	self := os.Getpid()
+	for range 2 {
+		ents, err := os.ReadDir("/proc")
+		if err != nil {
+			return
+		}
+		for _, e := range ents {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil || pid == self {
+				continue
+			}
+			for _, l := range []string{"exe", "cwd"} {
+				p, err := os.Readlink("/proc/" + e.Name() + "/" + l)
+				if err == nil && (p == dir || strings.HasPrefix(p, dir+"/")) {
+					syscall.Kill(pid, syscall.SIGKILL)
+					break
+				}
+			}
+		}
+	}
 }
 
 // Path joins elements onto the root.

@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/hqmail/hqmail/pkg/address"
@@ -223,6 +224,7 @@ func (l *Local) getpw(d *spawn.Delivery, local string) ([]byte, int) {
 			cmd := exec.Command(l.Getpw, "-k")
 			cmd.Args[0] = "qmail-getpw"
 			privsep.Apply(cmd, l.GetpwCred)
+			newSession(cmd)
 			return cmd
 		}
 		reply, res := l.KeepGetpw.Do("getpw", start, keep.Join(local), -1)
@@ -241,6 +243,7 @@ func (l *Local) getpw(d *spawn.Delivery, local string) ([]byte, int) {
 	// No cmd.Dir: see Deliver.
 	cmd.Stderr = d.Output
 	privsep.Apply(cmd, l.GetpwCred)
+	newSession(cmd)
 	pr, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, ExitSys
@@ -305,6 +308,7 @@ func (l *Local) Deliver(d *spawn.Delivery) (spawn.Status, error) {
 			cmd := exec.Command(l.QmailLocal, "-k")
 			cmd.Args[0] = "qmail-local"
 			privsep.Apply(cmd, cred)
+			newSession(cmd)
 			return cmd
 		}
 		key := unixid.Format(f.UID) + ":" + unixid.Format(f.GID)
@@ -331,6 +335,7 @@ func (l *Local) Deliver(d *spawn.Delivery) (spawn.Status, error) {
 	cmd.Stdout = d.Output
 	cmd.Stderr = d.Output
 	privsep.Apply(cmd, cred)
+	newSession(cmd)
 	if err := cmd.Start(); err != nil {
 		if spawn.TempErrno(err) {
 			return spawn.Status{Code: ExitExecSoft}, nil
@@ -339,6 +344,29 @@ func (l *Local) Deliver(d *spawn.Delivery) (spawn.Status, error) {
 	}
 	pollfd.Wait(cmd)
 	return spawn.StatusOf(cmd.ProcessState), nil
+}
+
+// newSession starts cmd in a session of its own (setsid between fork and
+// exec): it has no controlling terminal, and neither has anything it runs.
+// A process gets one only by opening a terminal as a session leader: its
+// children are none (qmail-local forks them without setsid), and
+// qmail-local, the leader, opens .qmail files with O_NOCTTY; any other
+// terminal it could open (an mbox line naming one) is one its user may
+// open anyway. qmail-lspawn shares the session of whoever started
+// qmail-start, which is root's terminal when root starts it by hand from
+// a shell: a .qmail program that could open /dev/tty there could push
+// input into root's shell (TIOCSTI) or read what root types. Nothing
+// signals a delivery by process group (qmail-send never kills one; a
+// delivery ends by itself), so the group of its own costs nothing.
+// Descriptors 0, 1 and 2 of qmail-local are the message and the report
+// pipe (one-shot) or the keep socket and a pipe of the pool (kept), never
+// a terminal; qmail-start and spawn.Main leave no other descriptor open
+// across exec.
+func newSession(cmd *exec.Cmd) {
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Setsid = true
 }
 
 // Report implements spawn.Spawner.

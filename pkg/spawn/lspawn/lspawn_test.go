@@ -22,6 +22,12 @@ import (
 // panics, "dirty" writes a panic line with control and 8-bit bytes and
 // exits 2, and "quiet" exits 2 without a word.
 func TestMain(m *testing.M) {
+	switch os.Getenv("HQ_LSPAWN_TTY") {
+	case "parent":
+		os.Exit(ttyParent())
+	case "local":
+		os.Exit(realLocal())
+	}
 	if mode := os.Getenv("HQ_LSPAWN_FAKE"); mode != "" {
 		if len(os.Args) == 2 && os.Args[1] == "-k" {
 			keep.Serve(0, local.KeepHello, 64<<10, func(*keep.Request) []byte {
