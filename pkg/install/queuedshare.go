@@ -1,7 +1,6 @@
 package install
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -9,6 +8,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/hqmail/hqmail/pkg/sendlock"
 )
 
 // qmail-queued's two names are each tree's own, as qmail-send's lock
@@ -48,9 +49,6 @@ import (
 
 // queuedSocket is qmail-queued's socket (pkg/qq ServiceSocket).
 const queuedSocket = "public/qmail-queue"
-
-// procRoot is /proc; a variable for tests.
-var procRoot = "/proc"
 
 // repairQueuedShared gives the tree its own qmail-queued lock and socket
 // when they are hard links shared with another tree (see above).
@@ -238,12 +236,12 @@ func (w *walker) leaveShared(rel string, n uint64, busy, cost string) {
 // when no holder is shown, or one runs no qmail-queued that can be told
 // (its /proc/PID/exe unreadable: not root, or another user's process).
 func queuedHolder(ino uint64, root string) (pid int, tree string, known bool) {
-	pids := flockHolders(ino)
+	pids, _ := sendlock.LockHolders(ino)
 	if len(pids) == 0 {
 		return 0, "", false
 	}
 	for _, p := range pids {
-		exe, err := os.Readlink(filepath.Join(procRoot, strconv.Itoa(p), "exe"))
+		exe, err := os.Readlink(filepath.Join("/proc", strconv.Itoa(p), "exe"))
 		exe = strings.TrimSuffix(exe, " (deleted)")
 		if err != nil || filepath.Base(exe) != "qmail-queued" || filepath.Base(filepath.Dir(exe)) != "bin" {
 			return p, "", false
@@ -257,28 +255,4 @@ func queuedHolder(ino uint64, root string) (pid int, tree string, known bool) {
 		pid, tree = p, its
 	}
 	return pid, tree, true
-}
-
-// flockHolders returns the pids /proc/locks shows holding a FLOCK on
-// the file of inode ino (waiters, "->", excluded).
-func flockHolders(ino uint64) []int {
-	f, err := os.Open(filepath.Join(procRoot, "locks"))
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	want := ":" + strconv.FormatUint(ino, 10)
-	var pids []int
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		// "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF"
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 6 || fields[1] != "FLOCK" || !strings.HasSuffix(fields[5], want) || strings.Count(fields[5], ":") != 2 {
-			continue
-		}
-		if p, err := strconv.Atoi(fields[4]); err == nil {
-			pids = append(pids, p)
-		}
-	}
-	return pids
 }

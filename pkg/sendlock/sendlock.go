@@ -92,7 +92,7 @@ func check(root, path string, f *os.File) (pid int, settled bool, err error) {
 	if err := unix.Fstat(fd, &st); err != nil {
 		return 0, true, fmt.Errorf("unable to stat %s: %w", path, err)
 	}
-	holders, ok := lockHolders(st.Ino)
+	holders, ok := LockHolders(st.Ino)
 	if ok && len(holders) > 0 {
 		for _, h := range holders {
 			if h == pid {
@@ -150,13 +150,13 @@ func otherTree(root string, pid int) string {
 	return its
 }
 
-// lockHolders returns the pids /proc/locks shows holding a FLOCK on the
+// LockHolders returns the pids /proc/locks shows holding a FLOCK on the
 // file with inode ino; ok is false when /proc/locks cannot be read. Only the
 // inode is compared: on overlay and similar file systems the device numbers
 // of stat and /proc/locks differ, and FLOCK locks on two files with the same
 // inode number on different devices are rare enough (both holders would
 // have to be listed, and one of them would be the pid named in the file).
-func lockHolders(ino uint64) (pids []int, ok bool) {
+func LockHolders(ino uint64) (pids []int, ok bool) {
 	f, err := os.Open(procLocks)
 	if err != nil {
 		return nil, false

@@ -341,47 +341,7 @@ func stopSignal(t *testing.T, sig syscall.Signal) {
 	dir := t.TempDir()
 	cmd := exec.Command(prog, "-listen", "127.0.0.1:0")
 	cmd.Env = append(os.Environ(), "QMAILQUEUE="+exe, "HQ_FAKEQQ_DIR="+dir)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	waited := make(chan struct{}) // closed once the process is collected
-	logc := make(chan string, 100)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			select {
-			case logc <- sc.Text():
-			default:
-			}
-		}
-		exited <- cmd.Wait()
-		close(waited)
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		select {
-		case <-waited:
-		case <-time.After(20 * time.Second):
-		}
-	})
-	var addr string
-	for addr == "" {
-		select {
-		case l := <-logc:
-			if a, ok := strings.CutPrefix(l, "qmail-smtpd: listening on "); ok {
-				addr, _, _ = strings.Cut(a, ",")
-			}
-		case err := <-exited:
-			t.Fatalf("qmail-smtpd exited: %v", err)
-		case <-time.After(20 * time.Second):
-			t.Fatal("qmail-smtpd did not say where it listens")
-		}
-	}
+	addr, _, exited := startListenerProc(t, cmd)
 	srv := &server{addr: addr}
 	idle := dial(t, srv)
 	idle.last()
@@ -436,39 +396,7 @@ func TestStopIgnoredHUP(t *testing.T) {
 	testutil.CopyTestBinary(t, prog)
 	cmd := exec.Command("sh", "-c", `trap "" HUP; exec "$0" -listen 127.0.0.1:0`, prog)
 	cmd.Env = append(os.Environ(), "QMAILQUEUE="+exe, "HQ_FAKEQQ_DIR="+t.TempDir())
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	logc := make(chan string, 100)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			select {
-			case logc <- sc.Text():
-			default:
-			}
-		}
-		exited <- cmd.Wait()
-	}()
-	t.Cleanup(func() { cmd.Process.Kill() })
-	var addr string
-	for addr == "" {
-		select {
-		case l := <-logc:
-			if a, ok := strings.CutPrefix(l, "qmail-smtpd: listening on "); ok {
-				addr, _, _ = strings.Cut(a, ",")
-			}
-		case err := <-exited:
-			t.Fatalf("qmail-smtpd exited: %v", err)
-		case <-time.After(20 * time.Second):
-			t.Fatal("qmail-smtpd did not say where it listens")
-		}
-	}
+	addr, logc, exited := startListenerProc(t, cmd)
 	srv := &server{addr: addr}
 	before := dial(t, srv)
 	before.last()
@@ -502,4 +430,53 @@ func TestStopIgnoredHUP(t *testing.T) {
 			t.Errorf("the ignored HUP was caught: %q", l)
 		}
 	}
+}
+
+// startListenerProc starts cmd, a qmail-smtpd -listen process, and
+// returns the address it says it listens on, its log lines (up to 100
+// unread are kept) and its exit (sent once its log has ended). The
+// process is killed and collected when the test ends.
+func startListenerProc(t *testing.T, cmd *exec.Cmd) (addr string, logc <-chan string, exited <-chan error) {
+	t.Helper()
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ex := make(chan error, 1)
+	waited := make(chan struct{}) // closed once the process is collected
+	lc := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			select {
+			case lc <- sc.Text():
+			default:
+			}
+		}
+		ex <- cmd.Wait()
+		close(waited)
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		select {
+		case <-waited:
+		case <-time.After(20 * time.Second):
+		}
+	})
+	for addr == "" {
+		select {
+		case l := <-lc:
+			if a, ok := strings.CutPrefix(l, "qmail-smtpd: listening on "); ok {
+				addr, _, _ = strings.Cut(a, ",")
+			}
+		case err := <-ex:
+			t.Fatalf("qmail-smtpd exited: %v", err)
+		case <-time.After(20 * time.Second):
+			t.Fatal("qmail-smtpd did not say where it listens")
+		}
+	}
+	return addr, lc, ex
 }
