@@ -76,24 +76,33 @@ func atomByte(c byte) bool {
 	return true
 }
 
-func special(c byte) (Kind, bool) {
-	switch c {
-	case ',':
-		return Comma, true
-	case '@':
-		return At, true
-	case '.':
-		return Dot, true
-	case '<':
-		return Left, true
-	case '>':
-		return Right, true
-	case ';':
-		return Semi, true
-	case ':':
-		return Colon, true
+// specialChar holds the character each special kind stands for; the word
+// kinds have none (0).
+var specialChar = [...]byte{Comma: ',', At: '@', Dot: '.', Left: '<', Right: '>', Semi: ';', Colon: ':'}
+
+// specialKind is specialChar the other way round: the kind of special
+// each byte stands for, 0 for the bytes that stand for none.
+var specialKind = func() (t [256]Kind) {
+	for k, c := range specialChar {
+		if c != 0 {
+			t[c] = Kind(k)
+		}
 	}
-	return 0, false
+	return t
+}()
+
+// special returns the kind of special c stands for, if it stands for one.
+func special(c byte) (Kind, bool) {
+	k := specialKind[c]
+	return k, k != 0
+}
+
+// char returns the character of a special kind, and 0 for a word kind.
+func (k Kind) char() byte {
+	if int(k) < len(specialChar) {
+		return specialChar[k]
+	}
+	return 0
 }
 
 // Tokenize splits s into tokens. It fails (ok false) on an unterminated
@@ -234,47 +243,36 @@ func Unparse(toks []Token, linelen int) string {
 			buf = append(buf, ' ')
 		}
 		last = t.Kind
+		if c := t.Kind.char(); c != 0 {
+			buf = append(buf, c)
+			if t.Kind == Comma {
+				brk()
+			}
+			continue
+		}
 		switch t.Kind {
-		case Comma:
-			buf = append(buf, ',')
-			brk()
-		case At:
-			buf = append(buf, '@')
-		case Dot:
-			buf = append(buf, '.')
-		case Left:
-			buf = append(buf, '<')
-		case Right:
-			buf = append(buf, '>')
-		case Semi:
-			buf = append(buf, ';')
-		case Colon:
-			buf = append(buf, ':')
-		default:
-			switch t.Kind {
-			case Quote:
-				buf = append(buf, '"')
-			case Literal:
-				buf = append(buf, '[')
-			case Comment:
-				buf = append(buf, '(')
+		case Quote:
+			buf = append(buf, '"')
+		case Literal:
+			buf = append(buf, '[')
+		case Comment:
+			buf = append(buf, '(')
+		}
+		for i := 0; i < len(t.S); i++ {
+			switch c := t.S[i]; c {
+			case '"', '[', ']', '(', ')', '\\', '\r', '\n':
+				buf = append(buf, '\\', c)
+			default:
+				buf = append(buf, c)
 			}
-			for i := 0; i < len(t.S); i++ {
-				switch c := t.S[i]; c {
-				case '"', '[', ']', '(', ')', '\\', '\r', '\n':
-					buf = append(buf, '\\', c)
-				default:
-					buf = append(buf, c)
-				}
-			}
-			switch t.Kind {
-			case Quote:
-				buf = append(buf, '"')
-			case Literal:
-				buf = append(buf, ']')
-			case Comment:
-				buf = append(buf, ')')
-			}
+		}
+		switch t.Kind {
+		case Quote:
+			buf = append(buf, '"')
+		case Literal:
+			buf = append(buf, ']')
+		case Comment:
+			buf = append(buf, ')')
 		}
 	}
 	brk()
@@ -294,20 +292,8 @@ func Unquote(toks []Token) string {
 			b = append(b, t.S...)
 			b = append(b, ']')
 		case Comment:
-		case Comma:
-			b = append(b, ',')
-		case At:
-			b = append(b, '@')
-		case Dot:
-			b = append(b, '.')
-		case Left:
-			b = append(b, '<')
-		case Right:
-			b = append(b, '>')
-		case Semi:
-			b = append(b, ';')
-		case Colon:
-			b = append(b, ':')
+		default:
+			b = append(b, t.Kind.char())
 		}
 	}
 	return string(b)
