@@ -11,6 +11,11 @@
 //     RELAYCLIENT, DATABYTES in the environment; by sendmail -bs; or
 //     standalone as `qmail-smtpd -listen ADDR [-c N]` (-c without
 //     -listen is a usage error).
+//   - argv: one session: `qmail-smtpd [-r] [ARG...]`, the ARGs (from the
+//     first word that is no flag on) ignored with a warning on fd 2, as
+//     qmail's qmail-smtpd ignores its arguments (SMTP AUTH run scripts
+//     pass a host and checkpassword; no AUTH is offered); with -listen
+//     they are a usage error.
 //   - fds: 0/1 the SMTP connection (not with -listen), 2 diagnostics
 //     (discarded when fd 2 is the connection's socket).
 //   - Signals: with -listen, TERM, INT and HUP (INT and HUP unless

@@ -97,7 +97,7 @@ func withoutMapType(f string) string {
 func NewaliasesMain(root string, args []string, stdout, stderr io.Writer) int {
 	fl := flag.NewFlagSet("newaliases", flag.ContinueOnError)
 	fl.SetOutput(stderr)
-	src := fl.String("f", "", "aliases file to read (default: control/aliases, else /etc/aliases)")
+	src := fl.String("f", "", "aliases file to read (default: the file named by the first line of control/aliases, else /etc/aliases)")
 	check := fl.Bool("n", false, "check the file only; write nothing")
 	// Postfix's and sendmail's newaliases take -v (verbose); scripts and
 	// package hooks pass it. The summary line is printed anyway.

@@ -11,6 +11,8 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/hqmail/hqmail/pkg/control"
@@ -19,13 +21,20 @@ import (
 	"github.com/hqmail/hqmail/pkg/sigcatch"
 )
 
-// Main is qmail-smtpd. Without arguments it serves one session on fd 0/1
+// Main is qmail-smtpd. Without -listen it serves one session on fd 0/1
 // (tcpserver, inetd, systemd socket with Accept=yes, sendmail -bs); with
 // -listen ADDR it accepts connections itself until SIGTERM, SIGINT or
 // SIGHUP (Listener.Stop). It returns the exit status: 0 after QUIT, 1 when
 // the client went away without QUIT or after a fatal reply (421, timeout,
 // bare LF) as qmail-smtpd, 100 for a usage error, 111 when the listener
 // cannot start; -listen exits 0 once stopped.
+//
+// Operands (the words from the first one that is no flag on) are ignored
+// in the one-session mode, with a warning, as qmail's qmail-smtpd never
+// looks at its arguments: run scripts of SMTP AUTH patches pass some
+// (qmail-smtpd host /bin/checkpassword /bin/true), and refusing them
+// would drop every connection of a migrated server without a word to the
+// client. With -listen, a mode qmail never had, they are a usage error.
 func Main(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("qmail-smtpd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -40,7 +49,12 @@ func Main(args []string, stderr io.Writer) int {
 	if errors.Is(err, flag.ErrHelp) {
 		return 0 // -h: the usage went to stderr (stdout may be the client)
 	}
-	if err != nil || fs.NArg() > 0 || *maxConns < 1 || (*relay && *listen != "") {
+	if err == nil && fs.NArg() > 0 && *listen != "" {
+		fmt.Fprintf(stderr, "qmail-smtpd: -listen takes no arguments: %s\n", strings.Join(fs.Args(), " "))
+		fs.Usage()
+		return 100
+	}
+	if err != nil || *maxConns < 1 || (*relay && *listen != "") {
 		if err == nil {
 			fs.Usage()
 		}
@@ -108,7 +122,21 @@ func Main(args []string, stderr io.Writer) int {
 		}
 		return 0
 	}
-	return serveStdio(root, getenv, *relay, stderr)
+	return serveStdio(root, getenv, *relay, fs.Args(), stderr)
+}
+
+// ignoredArgs is the warning for operands given to the one-session mode,
+// each shown as the shell would need it written.
+func ignoredArgs(args []string) string {
+	words := make([]string, len(args))
+	for i, a := range args {
+		words[i] = a
+		if a == "" || strings.ContainsFunc(a, func(r rune) bool { return r <= ' ' || r == '"' || r == '\\' || r == 0x7f }) {
+			words[i] = strconv.Quote(a)
+		}
+	}
+	return "warning: ignoring arguments " + strings.Join(words, " ") +
+		", as qmail's qmail-smtpd does (SMTP AUTH is not offered; no checkpassword program is run)"
 }
 
 // sigName is the name of the signals -listen catches, as kill(1) takes it.
@@ -126,8 +154,9 @@ func sigName(sig os.Signal) string {
 
 // serveStdio serves the one session on fd 0/1.
 // With relay set, a client listed in control/relayclients gets
-// RELAYCLIENT unless the environment sets it already.
-func serveStdio(root string, getenv func(string) (string, bool), relay bool, stderr io.Writer) int {
+// RELAYCLIENT unless the environment sets it already. ignored, the
+// operands of the command line, are named in a warning (see Main).
+func serveStdio(root string, getenv func(string) (string, bool), relay bool, ignored []string, stderr io.Writer) int {
 	// A peer that goes away must give EPIPE, not kill us with SIGPIPE.
 	signal.Ignore(syscall.SIGPIPE)
 	in, restoreIn := pollable(0, "stdin")
@@ -137,6 +166,9 @@ func serveStdio(root string, getenv func(string) (string, bool), relay bool, std
 		// inetd and systemd may hand the socket over as stderr too:
 		// anything written there would reach the client.
 		logger.SetOutput(io.Discard)
+	}
+	if len(ignored) > 0 {
+		logger.Print(ignoredArgs(ignored))
 	}
 	peer := PeerFromEnv(getenv)
 	fillFromSocket(&peer, getenv)

@@ -541,13 +541,15 @@ func TestFatalControls(t *testing.T) {
 	}
 }
 
-// TestMainUsage: -h prints the usage once and exits 0; a bad flag or an
-// argument prints it once and exits 100.
+// TestMainUsage: -h prints the usage once and exits 0; a bad flag, or an
+// argument with -listen, prints it once and exits 100 (without -listen
+// arguments are ignored: TestOneSessionIgnoresArgs).
 func TestMainUsage(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
 		code int
-	}{{[]string{"-h"}, 0}, {[]string{"-x"}, 100}, {[]string{"extra"}, 100}, {[]string{"-listen", "127.0.0.1:0", "-c", "0"}, 100}} {
+	}{{[]string{"-h"}, 0}, {[]string{"-x"}, 100}, {[]string{"-x", "extra"}, 100}, {[]string{"-listen", "127.0.0.1:0", "extra"}, 100},
+		{[]string{"-listen", "127.0.0.1:0", "-c", "0"}, 100}} {
 		var stderr bytes.Buffer
 		if code := Main(tc.args, &stderr); code != tc.code || strings.Count(stderr.String(), "usage: qmail-smtpd") != 1 {
 			t.Errorf("%q: exit %d, stderr %q", tc.args, code, stderr.String())

@@ -1,0 +1,64 @@
+package smtpd
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hqmail/hqmail/internal/testutil"
+)
+
+// TestOneSessionIgnoresArgs (regression QA): operands of the one-session
+// mode are ignored with a warning, as qmail's qmail-smtpd never reads its
+// arguments, and the session runs. A run script of an SMTP AUTH patch
+// passes some; they were a usage error (exit 100, no greeting), so that
+// every connection of a migrated server was dropped without a word.
+func TestOneSessionIgnoresArgs(t *testing.T) {
+	root := testRoot(t, nil)
+	if err := os.Mkdir(filepath.Join(root, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	prog := filepath.Join(root, "bin", "qmail-smtpd")
+	testutil.CopyTestBinary(t, prog)
+	for _, args := range [][]string{
+		{"host", "/bin/checkpassword", "/bin/true"},
+		{"-r", "host", "-x"}, // flags end at the first operand
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, prog, args...)
+		cmd.Stdin = strings.NewReader("QUIT\r\n")
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		if err != nil {
+			t.Errorf("%q: %v, want exit 0; stderr %q", args, err, stderr.String())
+		}
+		if want := "220 mx.example.org ESMTP\r\n221 mx.example.org\r\n"; stdout.String() != want {
+			t.Errorf("%q: dialogue %q, want %q", args, stdout.String(), want)
+		}
+		operands := args
+		if args[0] == "-r" {
+			operands = args[1:]
+		}
+		want := "qmail-smtpd: " + ignoredArgs(operands) + "\n"
+		if stderr.String() != want {
+			t.Errorf("%q: stderr %q, want %q", args, stderr.String(), want)
+		}
+	}
+}
+
+// TestIgnoredArgsText: the warning names each operand as it would be
+// typed, and says no AUTH is offered.
+func TestIgnoredArgsText(t *testing.T) {
+	got := ignoredArgs([]string{"host", "/bin/checkpassword", "/bin/true", "", "a b"})
+	want := `warning: ignoring arguments host /bin/checkpassword /bin/true "" "a b", as qmail's qmail-smtpd does (SMTP AUTH is not offered; no checkpassword program is run)`
+	if got != want {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+}
