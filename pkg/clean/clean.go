@@ -87,14 +87,17 @@ func (c *Cleaner) Handle(kind string, id uint64) byte {
 }
 
 // Serve answers requests from in on out until in ends (then it returns
-// nil) or a read/write error occurs.
+// nil) or a read/write error occurs. An input that ends inside a request
+// ends the service as cleanly as one that ends between two: the partial
+// request gets no answer, as in qmail, whose loop stops at the first
+// request without its NUL and exits 0.
 func (c *Cleaner) Serve(in io.Reader, out io.Writer) error {
 	c.Sweep()
 	r := bufio.NewReader(in)
 	count := 0
 	for {
 		kind, id, err := spawnproto.ReadCleanRequest(r)
-		if err == io.EOF {
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
 			return nil
 		}
 		reply := byte(spawnproto.CleanBad)
@@ -116,7 +119,8 @@ func (c *Cleaner) Serve(in io.Reader, out io.Writer) error {
 }
 
 // Main runs qmail-clean for the tree at root: it changes to root/queue,
-// serves fd 0 -> fd 1 and returns the exit code (0 at EOF, 111 on trouble).
+// serves fd 0 -> fd 1 and returns the exit code (0 at EOF, even inside a
+// request; 111 on trouble: a read error other than EOF, a failed write).
 func Main(root string, in io.Reader, out io.Writer) int {
 	q := filepath.Join(root, "queue")
 	if err := os.Chdir(q); err != nil {

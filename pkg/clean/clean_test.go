@@ -2,9 +2,11 @@ package clean
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -152,3 +154,48 @@ func TestSweepEvery30(t *testing.T) {
 		}
 	}
 }
+
+// An input that ends inside a request ends the service with 0 and no
+// answer for that request (qmail: the loop stops at a line without its
+// NUL, exit 0); a read error other than EOF is still trouble (111).
+func TestEndInsideRequest(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"todo/1", ""},
+		{"todo/1\x00todo/1", "+"},
+		{"foop/28\x00fo", "+"},
+		{"x", ""},
+	} {
+		q := mkqueue(t)
+		var out bytes.Buffer
+		c := &Cleaner{Queue: q}
+		if err := c.Serve(strings.NewReader(tc.in), &out); err != nil {
+			t.Errorf("%q: Serve: %v", tc.in, err)
+		}
+		if out.String() != tc.want {
+			t.Errorf("%q: replies %q, want %q", tc.in, out.String(), tc.want)
+		}
+	}
+
+	root := t.TempDir()
+	if err := os.Rename(mkqueue(t), filepath.Join(root, "queue")); err != nil {
+		t.Fatal(err)
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(wd) // Main changes directory; put it back afterwards
+	var out bytes.Buffer
+	if code := Main(root, strings.NewReader("todo/1\x00todo/1"), &out); code != 0 || out.String() != "+" {
+		t.Errorf("Main, partial request: exit %d, replies %q; want 0, %q", code, out.String(), "+")
+	}
+	out.Reset()
+	in := io.MultiReader(strings.NewReader("todo/1\x00"), errReader{})
+	if code := Main(root, in, &out); code != 111 || out.String() != "+" {
+		t.Errorf("Main, read error: exit %d, replies %q; want 111, %q", code, out.String(), "+")
+	}
+}
+
+type errReader struct{}
+
+func (errReader) Read([]byte) (int, error) { return 0, syscall.EIO }

@@ -35,7 +35,7 @@ func FuzzReportDecoder(f *testing.F) {
 			if r != split[i] {
 				t.Fatalf("report %d differs: %+v %+v", i, r, split[i])
 			}
-			if len(r.Text) >= MaxReport || r.Slot < 0 || r.Slot > 255 {
+			if 1+1+len(r.Text) > MaxReport || r.Slot < 0 || r.Slot > 255 {
 				t.Fatalf("unbounded report %+v", r)
 			}
 			if r.Letter != 0 && bytes.IndexByte([]byte(r.Text), 0) < 0 {

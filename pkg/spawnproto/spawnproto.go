@@ -35,8 +35,12 @@ import (
 // spawner. A longer field is consumed to its NUL and flagged TooLong.
 const MaxField = 1 << 20
 
-// MaxReport is the longest report text qmail-send keeps (bytes after the
-// slot field, letter included); later bytes up to the NUL are dropped.
+// MaxReport is the most bytes of a report qmail-send keeps, counted as
+// qmail counts them: the whole line before the NUL, slot field included.
+// With the one-byte slot that is the slot, the letter and at most 9998
+// bytes of text. The wide (two-byte) slot field counts too, leaving 9997
+// bytes of text: one rule for both widths, and never more text than
+// qmail keeps. Later bytes up to the NUL are dropped.
 const MaxReport = 10000
 
 // Slot field widths: Narrow is qmail's one byte, Wide the two-byte
@@ -242,7 +246,7 @@ func (d *ReportDecoder) Feed(p []byte, emit func(Report)) {
 			continue
 		}
 		if c != 0 {
-			if len(d.buf) < MaxReport {
+			if width+len(d.buf) < MaxReport {
 				d.buf = append(d.buf, c)
 			}
 			continue

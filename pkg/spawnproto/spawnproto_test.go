@@ -107,11 +107,23 @@ func TestReportEdgeCases(t *testing.T) {
 	if len(got) != 1 || got[0].Slot != 0 || got[0].Letter != 0 {
 		t.Errorf("mangled: %+v", got)
 	}
-	// A huge report keeps MaxReport bytes after the slot.
+	// A huge report keeps MaxReport bytes, slot byte and letter included,
+	// as qmail does: 9998 bytes of text.
 	got = nil
 	d.Feed(append(append([]byte{2, 'K'}, bytes.Repeat([]byte("z"), 2*MaxReport)...), 0), emit)
-	if len(got) != 1 || len(got[0].Text) != MaxReport-1 || got[0].Letter != 'K' {
+	if len(got) != 1 || len(got[0].Text) != 9998 || got[0].Letter != 'K' {
 		t.Errorf("huge: %d reports, text %d", len(got), len(got[0].Text))
+	}
+	// At the edge: 9998 bytes of text are kept whole, 9999 lose one.
+	for _, n := range []int{9997, 9998, 9999} {
+		got = nil
+		text := bytes.Repeat([]byte("y"), n-1)
+		text = append(text, 'e')
+		d.Feed(append(append([]byte{4, 'Z'}, text...), 0), emit)
+		want := string(text[:min(n, 9998)])
+		if len(got) != 1 || got[0].Slot != 4 || got[0].Letter != 'Z' || got[0].Text != want {
+			t.Errorf("text of %d: got %d reports, text %d bytes", n, len(got), len(got[0].Text))
+		}
 	}
 	// A partial report is pending.
 	d.Feed([]byte{3, 'Z', 'x'}, emit)
@@ -268,7 +280,7 @@ func TestWideReportRoundTrip(t *testing.T) {
 	}
 	// Wide edge cases: slot bytes NUL then an immediate NUL is a mangled
 	// report of slot 0; a lone first slot byte is pending; a huge report
-	// keeps MaxReport bytes after the slot field.
+	// keeps MaxReport bytes, the two slot bytes included: 9997 of text.
 	d := ReportDecoder{Width: Wide}
 	var got []Report
 	emit := func(r Report) { got = append(got, r) }
@@ -278,8 +290,8 @@ func TestWideReportRoundTrip(t *testing.T) {
 	}
 	got = nil
 	d.Feed(append(append([]byte{1, 2, 'K'}, bytes.Repeat([]byte("z"), 2*MaxReport)...), 0), emit)
-	if len(got) != 1 || got[0].Slot != 258 || len(got[0].Text) != MaxReport-1 {
-		t.Errorf("huge: %+v", len(got))
+	if len(got) != 1 || got[0].Slot != 258 || len(got[0].Text) != 9997 {
+		t.Errorf("huge: %d reports, text %d", len(got), len(got[0].Text))
 	}
 	d.Feed([]byte{1}, emit)
 	if !d.Pending() {
