@@ -15,6 +15,19 @@ LISTEN=${LISTEN:-127.0.0.1:2525}
 state=$ROOT/var
 me=$(id -un)
 
+# shq WORD: WORD as the shell reads it back, for the commands the hints
+# print to be pasted: as it is when it holds only characters no shell
+# splits or interprets, else in single quotes (a ' in it as '\'').
+shq() {
+  case $1 in
+  '' | *[!A-Za-z0-9_./:-]*) printf "'%s'" "$(printf '%s\n' "$1" | sed "s/'/'\\\\''/g")" ;;
+  *) printf '%s' "$1" ;;
+  esac
+}
+# makeq WORD: shq for a variable on make's command line, where make
+# expands a $ (so it is written $$).
+makeq() { shq "$(printf '%s\n' "$1" | sed 's/\$/$$/g')"; }
+
 # ours PID PROG: PID runs this tree's bin/PROG (a pid file left by a crash
 # or a reboot may name another process by now). A program replaced by a
 # reinstall since it started shows as "PATH (deleted)".
@@ -38,7 +51,7 @@ checkuser() {
   if [ -e "$ROOT" ] && [ "$(id -u)" = 0 ] && [ "$(stat -L -c %u "$ROOT")" != 0 ]; then
     u=$(stat -L -c %U "$ROOT")
     echo "$ROOT belongs to $u (a make run of theirs): start it as them" >&2
-    echo "(runuser -u $u -- make run RUNROOT=$ROOT), or use RUNROOT=DIR for a tree of root's" >&2
+    echo "(runuser -u $u -- make run RUNROOT=$(makeq "$ROOT")), or use RUNROOT=DIR for a tree of root's" >&2
     exit 1
   fi
 }
@@ -200,9 +213,10 @@ else
 fi
 echo $! > "$state/smtpd.pid"
 
-# The hints for make run and make stop must name the same tree.
+# The hints for make run and make stop must name the same tree, and be
+# commands that work when pasted (a RUNROOT with a space is quoted).
 rr=""
-[ -n "${RUNROOT:-}" ] && rr=" RUNROOT=$RUNROOT"
+[ -n "${RUNROOT:-}" ] && rr=" RUNROOT=$(makeq "$RUNROOT")"
 
 # Wait (bounded) until this qmail-send has written its pid (the file may
 # hold the last run's) and the listener answers.
@@ -234,13 +248,14 @@ if ! kill -0 "$(cat "$state/smtpd.pid")" 2>/dev/null; then
   exit 1
 fi
 
+sendmail=$(shq "$ROOT/bin/sendmail") qread=$(shq "$ROOT/bin/qmail-qread") qmailctl=$(shq "$ROOT/bin/qmailctl")
 cat <<MSG
 hqmail is running in $ROOT
   SMTP:      $LISTEN   (e.g. swaks --server $LISTEN --to $me@localhost)
-  sendmail:  $ROOT/bin/sendmail $me@localhost < message
+  sendmail:  $sendmail $me@localhost < message
   mail to $me@localhost lands in: $box
   log:       $state/qmail-send.log
-  queue:     $ROOT/bin/qmail-qread      status: $ROOT/bin/qmailctl status
-  remote delivery is held; release: $ROOT/bin/qmailctl release remote
+  queue:     $qread      status: $qmailctl status
+  remote delivery is held; release: $qmailctl release remote
   stop:      make stop$rr
 MSG

@@ -544,3 +544,66 @@ func TestRunScriptRootRefusesUserTree(t *testing.T) {
 		t.Errorf("queue/ owner %d (%v), want %d", st.Uid, err, r.uid)
 	}
 }
+
+// TestRunScriptHintsQuoteRoot: with a RUNROOT the shell would split (a
+// space, a quote), the commands make run prints to be pasted quote it, and
+// work as printed: the stop hint stops that tree (QA: "stop: make stop
+// RUNROOT=/tmp/x y/z" named /tmp/x and a target y/z).
+func TestRunScriptHintsQuoteRoot(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test skipped under -short")
+	}
+	r := newRunShTree(t, listenAddr(t), true)
+	r.root = filepath.Join(r.top, "runroot", "it's a tree")
+	env := r.env[:0:0]
+	for _, e := range r.env {
+		if !strings.HasPrefix(e, "RUNROOT=") {
+			env = append(env, e)
+		}
+	}
+	r.env = append(env, "RUNROOT="+r.root)
+	out, err := r.script("start")
+	if err != nil {
+		t.Fatalf("run.sh start: %v\n%s", err, out)
+	}
+	quoted := "'" + strings.ReplaceAll(r.root, "'", `'\''`) + "'"
+	qmailctl := "'" + strings.ReplaceAll(filepath.Join(r.root, "bin", "qmailctl"), "'", `'\''`) + "'"
+	hint := func(prefix string) string {
+		for _, l := range strings.Split(out, "\n") {
+			if _, v, ok := strings.Cut(l, prefix); ok {
+				return strings.TrimSpace(v)
+			}
+		}
+		t.Fatalf("no %q line in run.sh start's output:\n%s", prefix, out)
+		return ""
+	}
+	stop := hint("stop:")
+	if want := "make stop RUNROOT=" + quoted; stop != want {
+		t.Errorf("stop hint %q, want %q", stop, want)
+	}
+	if release, want := hint("release:"), qmailctl+" release remote"; release != want {
+		t.Errorf("release hint %q, want %q", release, want)
+	}
+
+	// The hints as pasted into a shell, without RUNROOT in the
+	// environment: make is a stand-in that puts its VAR=value arguments
+	// into the environment and runs run.sh with its target.
+	fake := filepath.Join(r.top, "fakebin")
+	if err := os.Mkdir(fake, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mk := "#!/bin/sh\nt=\nfor a; do case $a in *=*) export \"$a\" ;; *) t=$a ;; esac; done\nexec sh scripts/run.sh \"$t\"\n"
+	if err := os.WriteFile(filepath.Join(fake, "make"), []byte(mk), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	withRoot := r.env
+	defer func() { r.env = withRoot }() // for the cleanup's stop
+	r.env = append(env, "PATH="+fake+":/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+	if got, err := r.run(nil, "sh", "-c", hint("status:")); err != nil || !strings.Contains(got, "qmail-send") {
+		t.Errorf("the status command as printed: %v\n%s", err, got)
+	}
+	got, err := r.run(nil, "sh", "-c", stop)
+	if err != nil || !strings.Contains(got, "stopped (tree kept in "+r.root+")") {
+		t.Errorf("the stop hint as printed (%s): %v\n%s", stop, err, got)
+	}
+}

@@ -99,6 +99,9 @@ func run(args []string, stderr io.Writer) int {
 		for _, n := range install.HomeNotes(*root) {
 			fmt.Fprintf(stderr, "qmail-install: note: %s\n", n)
 		}
+		if n := install.QueueInMemory(*root); n != "" {
+			fmt.Fprintf(stderr, "qmail-install: note: %s\n", n)
+		}
 		if n := install.ReplacedUnderSend(*root); n != "" {
 			fmt.Fprintf(stderr, "qmail-install: note: %s\n", n)
 		}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -125,19 +126,28 @@ func Install(opt Options) error {
 	// A queue on a file system without a journal gets synchronous
 	// directory updates (dirsync.go).
 	w.queueDirsync(homeUser)
+	// One kept in memory loses every message at a reboot: said, no more
+	// (memfs.go).
+	w.queueInMemory(homeUser)
 	// qmail-send's lock, if the repair took it to replace what
 	// qmail-send holds open (running.go): a qmail-send may start now.
 	w.releaseSend()
+	// The programs come last (qmail-queue last of all: programOrder):
+	// a run that stops part way, on a full disk say, must not leave a
+	// way into the queue of a tree without etc/ids, control/ and
+	// users/, whose mail qmail-inject would address to the literal
+	// "defaultdomain" and qmail-send send away. Over an installed tree
+	// each program is replaced by a rename, so none is ever missing.
 	steps := []func() error{
 		func() error { return w.repairSendFiles(own) },
 		func() error { return w.repairQueuedShared(own) },
 		func() error { return w.repairQueuedLock(own) },
-		func() error { return w.copyPrograms(opt, own) },
-		func() error { w.programsElsewhere(); return nil },
 		func() error { return w.writeIDs(ids, own) },
 		func() error { return w.writeControl(opt.Me, own, opt.Log) },
 		func() error { return w.writeUsers(root, ids, homeUser, opt.UIDBase > 0 && !ids.Shared, own) },
 		w.repairAliasesDB,
+		func() error { return w.copyPrograms(opt, own) },
+		func() error { w.programsElsewhere(); return nil },
 	}
 	for _, step := range steps {
 		if err := step(); err != nil {
@@ -209,9 +219,28 @@ func kindOf(fi fs.FileInfo) Kind {
 	return '?'
 }
 
+// queueEntries are the programs that put mail into the queue for others:
+// qmail-queue (set-uid qmailq) and the queue service qmail-queued. They
+// are installed last, qmail-queue last of all, so that a copy that fails
+// part way leaves a new tree with no entry into its queue.
+var queueEntries = []string{"qmail-queued", "qmail-queue"}
+
+// programOrder is Programs in the order they are installed: the queue's
+// entries (queueEntries) at the end.
+func programOrder() []string {
+	order := make([]string, 0, len(Programs))
+	for _, name := range Programs {
+		if !slices.Contains(queueEntries, name) {
+			order = append(order, name)
+		}
+	}
+	return append(order, queueEntries...)
+}
+
 // copyPrograms copies each of Programs found as an executable regular
 // file in the source directory into root/bin (unless it is root/bin
-// itself) and gives each of Programs in root/bin its owner and mode.
+// itself) and gives each of Programs in root/bin its owner and mode, in
+// programOrder.
 // Nothing else in root/bin is touched: an administrator's own script
 // stays as it is. (A root/bin that is a link out of the tree is refused
 // before: binelsewhere.go.)
@@ -239,8 +268,9 @@ func (w *walker) copyPrograms(opt Options, own *owners) error {
 	if unix.Stat(src, &a) == nil && unix.Fstat(bin, &b) == nil && a.Dev == b.Dev && a.Ino == b.Ino {
 		same = true
 	}
+	order := programOrder()
 	if !same {
-		for _, name := range Programs {
+		for _, name := range order {
 			fi, err := os.Stat(filepath.Join(src, name))
 			if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
 				continue
@@ -250,7 +280,7 @@ func (w *walker) copyPrograms(opt Options, own *owners) error {
 			}
 		}
 	}
-	for _, name := range Programs {
+	for _, name := range order {
 		rel := "bin/" + name
 		fd, st, err := openAt(bin, rel, unix.O_RDONLY)
 		if err != nil {
