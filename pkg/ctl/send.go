@@ -133,11 +133,16 @@ func Signal(root string, sig syscall.Signal) (int, error) {
 // restart, when the new one has not written its first status yet) says
 // nothing about the located one: then, as when no generation can be read,
 // a generation of at least 1 from the located pid is the confirmation.
+//
+// qmail-send writes into sendstatus the pid it knows itself by, which
+// differs from the pid signalled when it runs in another pid namespace
+// (a container; sendlock.Process): the status is compared with that one.
 func SignalAndWait(root string, sig syscall.Signal, timeout time.Duration) (int, Status, error) {
-	pid, err := LocateSend(root)
+	proc, err := sendlock.Find(root)
 	if err != nil {
 		return 0, nil, err
 	}
+	pid, named := proc.PID, proc.Named
 	// The file is rewritten in place; an empty or partial read is retried
 	// a few times so that gen0 is not taken from a half-written file.
 	gen0 := int64(-1)
@@ -147,7 +152,7 @@ func SignalAndWait(root string, sig syscall.Signal, timeout time.Duration) (int,
 			return pid, nil, fmt.Errorf("unable to read %s: %w", StatusFile, err)
 		}
 		if gen0 = before.Generation(); gen0 >= 0 {
-			if p, ok := before.Int("pid"); ok && int(p) != pid {
+			if p, ok := before.Int("pid"); ok && int(p) != named {
 				gen0 = 0 // another process's count
 			}
 			break
@@ -165,7 +170,7 @@ func SignalAndWait(root string, sig syscall.Signal, timeout time.Duration) (int,
 	for i := 1; ; i++ {
 		st, err := ReadStatus(root)
 		if err == nil && st.Generation() > gen0 {
-			if p, ok := st.Int("pid"); !ok || int(p) == pid {
+			if p, ok := st.Int("pid"); !ok || int(p) == named {
 				return pid, st, nil
 			}
 		}
@@ -177,7 +182,7 @@ func SignalAndWait(root string, sig syscall.Signal, timeout time.Duration) (int,
 		}
 		if time.Now().After(deadline) {
 			return pid, st, fmt.Errorf("qmail-send (pid %d) did not confirm within %v: %s shows generation %s of pid %s, not one above %d of pid %d",
-				pid, timeout, StatusFile, orNone(st["generation"]), orNone(st["pid"]), gen0, pid)
+				pid, timeout, StatusFile, orNone(st["generation"]), orNone(st["pid"]), gen0, named)
 		}
 		time.Sleep(pollEvery)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/hqmail/hqmail/pkg/qdate"
 	"github.com/hqmail/hqmail/pkg/qread"
 	"github.com/hqmail/hqmail/pkg/sched"
+	"github.com/hqmail/hqmail/pkg/sendlock"
 )
 
 // status prints the state of qmail-send, the hold flags and the queue.
@@ -55,7 +56,8 @@ func (s *stickyWriter) Write(p []byte) (int, error) {
 
 func (c *cmd) statusReport() int {
 	code := ExitOK
-	pid, err := LocateSend(c.root)
+	proc, err := sendlock.Find(c.root)
+	pid := proc.PID
 	var st Status
 	switch {
 	case errors.Is(err, ErrNotRunning):
@@ -125,7 +127,8 @@ func (c *cmd) statusReport() int {
 	if st != nil {
 		// A status of another pid is the qmail-send before a restart,
 		// whose concurrency is not the running one's.
-		if p, ok := st.Int("pid"); !ok || int(p) == pid {
+		// (It writes the pid it knows itself by: proc.Named.)
+		if p, ok := st.Int("pid"); !ok || int(p) == proc.Named {
 			c.statusConcurrency(st)
 		}
 	}
