@@ -11,7 +11,7 @@ import (
 )
 
 // tree installs a tree that -check finds nothing in (qmail's users by
-// -uid-base numbers as root, shared otherwise; no programs).
+// -uid-base numbers as root, shared otherwise; every program a script).
 func tree(t *testing.T) string {
 	t.Helper()
 	d := t.TempDir()
@@ -20,7 +20,14 @@ func tree(t *testing.T) string {
 	os.Chmod(filepath.Dir(d), 0o755)
 	os.Chmod(d, 0o755)
 	root := filepath.Join(d, "q")
-	o := install.Options{Root: root, Me: "mx.example.org", Source: t.TempDir()}
+	// Every program in the source: -check names one missing from bin/.
+	src := t.TempDir()
+	for _, name := range install.Programs {
+		if err := os.WriteFile(filepath.Join(src, name), []byte("#!/bin/sh\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	o := install.Options{Root: root, Me: "mx.example.org", Source: src}
 	if os.Geteuid() == 0 {
 		o.UIDBase = 64110
 	}

@@ -70,9 +70,25 @@ func Check(root string) ([]string, error) {
 	}
 	entries := Tree(homeUser)
 	// Of bin/, hqmail's programs only, as the repair changes only those.
+	// One that is missing is named (a tree whose install stopped part
+	// way, or from a directory without it, lacks it: a re-run from the
+	// tree's own bin/ cannot make it); one that is a symbolic link is
+	// programLinks's. Behind a bin/ that leads out of the tree
+	// (binElsewhere, named below) are no programs of this tree: none is
+	// compared there, and none is missing.
+	binLink := binElsewhere(root)
+	var missingProgs []string
 	for _, name := range Programs {
-		if fi, err := os.Lstat(filepath.Join(root, "bin", name)); err == nil && fi.Mode().IsRegular() {
+		if binLink != "" || wayBlocked(root, "bin/x") {
+			break // the same for every program
+		}
+		fi, err := os.Lstat(filepath.Join(root, "bin", name))
+		switch {
+		case err == nil && fi.Mode().IsRegular():
 			entries = append(entries, ProgEntry(name))
+		case errors.Is(err, fs.ErrNotExist):
+			missingProgs = append(missingProgs, fmt.Sprintf("bin/%s: %v (a run of qmail-install from the build's bin/, or make install, copies it)",
+				name, syscall.ENOENT))
 		}
 	}
 	fixed := []Entry{
@@ -93,6 +109,7 @@ func Check(root string) ([]string, error) {
 		}
 		out = append(out, checkEntry(root, e, own, rs)...)
 	}
+	out = append(out, missingProgs...)
 	out = append(out, unreadableControls(root, rs, own, blocked, ids.Shared)...)
 	out = append(out, aliasesDB(root, rs, own, blocked, ids.Shared)...)
 	for _, f := range sendFiles {
@@ -100,8 +117,8 @@ func Check(root string) ([]string, error) {
 	}
 	out = append(out, queuedFile(root, rs, own)...)
 	out = append(out, queuedShared(root)...)
-	if l := binElsewhere(root); l != "" {
-		out = append(out, "bin: "+l+" (a repair refuses to run until then)")
+	if binLink != "" {
+		out = append(out, "bin: "+binLink+" (a repair refuses to run until then)")
 	}
 	out = append(out, programLinks(root)...)
 	out = append(out, staleUsersCDB(root)...)

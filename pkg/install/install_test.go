@@ -160,14 +160,17 @@ func TestAssign(t *testing.T) {
 	}
 }
 
-// fakeSource is a directory with two "programs" and a non-executable file.
+// fakeSource is a directory with every one of Programs (a small script
+// each: -check names a program missing from bin/) and a non-executable
+// file.
 func fakeSource(t *testing.T) string {
 	return fakeSourceIn(t.TempDir())
 }
 
 func fakeSourceIn(src string) string {
-	os.WriteFile(filepath.Join(src, "qmail-queue"), []byte("#!/bin/sh\n"), 0o755)
-	os.WriteFile(filepath.Join(src, "qmail-inject"), []byte("#!/bin/sh\n"), 0o755)
+	for _, name := range Programs {
+		os.WriteFile(filepath.Join(src, name), []byte("#!/bin/sh\n"), 0o755)
+	}
 	os.WriteFile(filepath.Join(src, "README"), []byte("not a program\n"), 0o644)
 	return src
 }

@@ -42,7 +42,7 @@ func failCopyOf(t *testing.T, root, name string) *bool {
 }
 
 // TestInstallFailingMidwayHasNoQueueEntry: an install that stops while
-// it copies the programs (a full disk: the programs are about 120 MB)
+// it copies the programs (a full disk: the programs are about 80 MB)
 // leaves a new tree with its control files, etc/ids and users/ made, and
 // without qmail-queue or qmail-queued: nothing can queue mail there that
 // would be addressed with the literal "defaultdomain" and sent away (QA:

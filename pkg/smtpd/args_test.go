@@ -3,6 +3,7 @@ package smtpd
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -53,12 +54,57 @@ func TestOneSessionIgnoresArgs(t *testing.T) {
 	}
 }
 
-// TestIgnoredArgsText: the warning names each operand as it would be
-// typed, and says no AUTH is offered.
+// TestIgnoredArgsText: the warning names each operand bare when it is
+// made of letters, digits and _./:=@%+,- only, else (and the empty one)
+// in double quotes with Go's escapes, and says no AUTH is offered. A
+// quote, a $ and a raw byte that is no UTF-8 were shown bare, under a
+// comment that promised the shell's form (QA).
 func TestIgnoredArgsText(t *testing.T) {
-	got := ignoredArgs([]string{"host", "/bin/checkpassword", "/bin/true", "", "a b"})
-	want := `warning: ignoring arguments host /bin/checkpassword /bin/true "" "a b", as qmail's qmail-smtpd does (SMTP AUTH is not offered; no checkpassword program is run)`
+	got := ignoredArgs([]string{"host", "/bin/checkpassword", "/bin/true", "", "a b",
+		"it's", "$HOME", "\xff", "a\"b\\c", "-x", "u@h:25,v=1%+_.", "~", "é"})
+	want := `warning: ignoring arguments host /bin/checkpassword /bin/true "" "a b" "it's" "$HOME" "\xff" "a\"b\\c" -x u@h:25,v=1%+_. "~" "é", ` +
+		`as qmail's qmail-smtpd does (SMTP AUTH is not offered; no checkpassword program is run)`
 	if got != want {
 		t.Errorf("got  %q\nwant %q", got, want)
+	}
+}
+
+// TestOneSessionStderrOnClientStream (regression QA): when descriptor 2
+// is the client's output stream (socat's "pipes,stderr", a 2>&1 into
+// the client's pipe) while descriptor 0 is another, the warning about
+// ignored operands reached the client before the greeting, as only a
+// socket shared by 0 and 2 was recognized. Every diagnostic is
+// discarded then: the client reads the dialogue alone.
+func TestOneSessionStderrOnClientStream(t *testing.T) {
+	root := testRoot(t, nil)
+	if err := os.Mkdir(filepath.Join(root, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	prog := filepath.Join(root, "bin", "qmail-smtpd")
+	testutil.CopyTestBinary(t, prog)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, prog, "host", "/bin/checkpassword", "/bin/true")
+	cmd.Stdin = strings.NewReader("QUIT\r\n")
+	cmd.Stdout, cmd.Stderr = w, w // one pipe for both
+	if err := cmd.Start(); err != nil {
+		w.Close()
+		t.Fatal(err)
+	}
+	w.Close()
+	out, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("exit: %v, want 0", err)
+	}
+	if want := "220 mx.example.org ESMTP\r\n221 mx.example.org\r\n"; string(out) != want {
+		t.Errorf("the client's stream: %q, want %q (no warning)", out, want)
 	}
 }

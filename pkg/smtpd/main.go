@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/hqmail/hqmail/pkg/control"
 	"github.com/hqmail/hqmail/pkg/qerr"
 	"github.com/hqmail/hqmail/pkg/qhome"
@@ -125,18 +127,33 @@ func Main(args []string, stderr io.Writer) int {
 	return serveStdio(root, getenv, *relay, fs.Args(), stderr)
 }
 
-// ignoredArgs is the warning for operands given to the one-session mode,
-// each shown as the shell would need it written.
+// ignoredArgs is the warning for operands given to the one-session mode.
+// A word made only of plainWord's bytes is shown as it is; any other,
+// and the empty word, in double quotes with Go's escapes (strconv.Quote:
+// \" \\ \t \xff), so that the words are told apart and every byte is
+// seen. It is not the shell's quoting (a shell would expand the $ of
+// "$HOME"): it shows the words, it is no command line to paste.
 func ignoredArgs(args []string) string {
 	words := make([]string, len(args))
 	for i, a := range args {
 		words[i] = a
-		if a == "" || strings.ContainsFunc(a, func(r rune) bool { return r <= ' ' || r == '"' || r == '\\' || r == 0x7f }) {
+		if a == "" || strings.IndexFunc(a, func(r rune) bool { return !plainWord(r) }) >= 0 {
 			words[i] = strconv.Quote(a)
 		}
 	}
 	return "warning: ignoring arguments " + strings.Join(words, " ") +
 		", as qmail's qmail-smtpd does (SMTP AUTH is not offered; no checkpassword program is run)"
+}
+
+// plainWord reports whether r may appear in a word ignoredArgs shows
+// unquoted: ASCII letters and digits and _ . / : = @ % + , - (a path, an
+// address, a host:port, an option).
+func plainWord(r rune) bool {
+	switch {
+	case 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z', '0' <= r && r <= '9':
+		return true
+	}
+	return strings.ContainsRune("_./:=@%+,-", r)
 }
 
 // sigName is the name of the signals -listen catches, as kill(1) takes it.
@@ -162,9 +179,12 @@ func serveStdio(root string, getenv func(string) (string, bool), relay bool, ign
 	in, restoreIn := pollable(0, "stdin")
 	out, restoreOut := pollable(1, "stdout")
 	logger := log.New(stderr, "qmail-smtpd: ", 0)
-	if sameFile(0, 2) {
-		// inetd and systemd may hand the socket over as stderr too:
-		// anything written there would reach the client.
+	if sameFile(2, 0) || sameFile(2, 1) {
+		// inetd and systemd may hand the socket over as stderr too,
+		// and socat's "stderr" or a 2>&1 puts it on the client's pipe:
+		// anything written there would reach the client, before or
+		// within the replies. Every diagnostic of the session goes
+		// through logger.
 		logger.SetOutput(io.Discard)
 	}
 	if len(ignored) > 0 {
@@ -237,13 +257,20 @@ func isSocket(fd int) bool {
 	return syscall.Fstat(fd, &st) == nil && st.Mode&syscall.S_IFMT == syscall.S_IFSOCK
 }
 
-// sameFile reports whether two descriptors refer to the same socket/file.
+// sameFile reports whether two descriptors refer to the same file
+// (device and inode: a socket, a pipe, whichever end, or any other
+// file), unless it is a terminal: there a person runs the session by
+// hand and reads the diagnostics between the replies.
 func sameFile(a, b int) bool {
 	var sa, sb syscall.Stat_t
 	if syscall.Fstat(a, &sa) != nil || syscall.Fstat(b, &sb) != nil {
 		return false
 	}
-	return sa.Dev == sb.Dev && sa.Ino == sb.Ino && sa.Mode&syscall.S_IFMT == syscall.S_IFSOCK
+	if sa.Dev != sb.Dev || sa.Ino != sb.Ino {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(a, unix.TCGETS)
+	return err != nil
 }
 
 // fillFromSocket supplies TCPREMOTEIP and TCPLOCALIP from the socket on fd
