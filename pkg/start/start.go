@@ -38,6 +38,10 @@
 // qmail-send starts, with startheld's contents (an empty startheld holds
 // all remote mail), so a host that boots offline never dials; not when a
 // qmail-send already runs on the tree (startHeldIfStopped).
+//
+// As process 1 of a PID namespace (a container's entrypoint) qmail-start
+// runs itself again as a child and only forwards signals and reaps
+// (init.go).
 package start
 
 import (
@@ -608,6 +612,13 @@ func forward(sigs <-chan os.Signal, p *os.Process, ready, done <-chan struct{}, 
 
 // Main is qmail-start: args are the arguments after the program name.
 func Main(args []string, root string, stdout, stderr *os.File) int {
+	if os.Getpid() == 1 {
+		// A container's entrypoint: PID 1 reaps and forwards, a child
+		// does the work (init.go).
+		if code, ok := runInit(stderr); ok {
+			return code
+		}
+	}
 	// First: until then a HUP or TERM kills qmail-start.
 	sigs := sigcatch.Catch(syscall.SIGTERM, syscall.SIGHUP, syscall.SIGALRM)
 	syscall.Umask(0o077)
