@@ -384,7 +384,9 @@ func (c *cmd) holdLocked(dir, channel string, holding bool, domains []string, wa
 	if letGo != nil {
 		letGo()
 	}
-	st, err := c.hupUntilAgreed(name, res.After)
+	// pid as qmailctl sees it (qmailctl pid, status), which is not the
+	// one sendstatus holds for a qmail-send in another pid namespace.
+	pid, st, err := c.hupUntilAgreed(name, res.After)
 	if letGo != nil && (err != nil || !agrees(st, name, res.After)) {
 		if now, rerr := hold.Read(dir, name); rerr == nil && now.SendForm() != res.After.SendForm() {
 			fmt.Fprintf(c.out, "%s; control/%s changed again since (%s), by a later change that waits for its own confirmation\n",
@@ -400,8 +402,8 @@ func (c *cmd) holdLocked(dir, channel string, holding bool, domains []string, wa
 	}
 	if !agrees(st, name, res.After) {
 		fmt.Fprintf(c.out, "%s\n", state)
-		return c.fail(ExitTemp, "qmail-send (pid %s) re-read its controls but reports %s %q, not what control/%s says (%s); "+
-			"look for \"alert: unable to reread control/%s\" in its log", st["pid"], name, st[name], name, res.After.SendForm(), name)
+		return c.fail(ExitTemp, "qmail-send (pid %d) re-read its controls but reports %s %q, not what control/%s says (%s); "+
+			"look for \"alert: unable to reread control/%s\" in its log", pid, name, st[name], name, res.After.SendForm(), name)
 	}
 	if !holding && !res.Changed && len(domains) == 0 {
 		// Nothing was held: the link came up without having been seen
@@ -415,23 +417,23 @@ func (c *cmd) holdLocked(dir, channel string, holding bool, domains []string, wa
 		state += "; deferred deliveries retried now"
 	}
 	if st["exiting"] == "yes" {
-		fmt.Fprintf(c.out, "%s; qmail-send (pid %s) confirmed, but it is exiting: nothing starts until the next start, which honours the flag\n", state, st["pid"])
+		fmt.Fprintf(c.out, "%s; qmail-send (pid %d) confirmed, but it is exiting: nothing starts until the next start, which honours the flag\n", state, pid)
 		return ExitOK
 	}
-	fmt.Fprintf(c.out, "%s; qmail-send (pid %s) confirmed\n", state, st["pid"])
+	fmt.Fprintf(c.out, "%s; qmail-send (pid %d) confirmed\n", state, pid)
 	return ExitOK
 }
 
-// hupUntilAgreed signals qmail-send to re-read the flags and returns its
-// status once it has. A generation that moved for another reason (a flush's
+// hupUntilAgreed signals qmail-send to re-read the flags and returns the
+// pid it signalled and its status once it has. A generation that moved for another reason (a flush's
 // ALRM handled between our reading of the generation and our HUP) can show
 // the old flags: then it signals again, a few times; a HUP that changes
 // nothing does nothing. A failed re-read is not retried.
-func (c *cmd) hupUntilAgreed(name string, h hold.Flag) (Status, error) {
+func (c *cmd) hupUntilAgreed(name string, h hold.Flag) (int, Status, error) {
 	for try := 0; ; try++ {
-		_, st, err := SignalAndWait(c.root, syscall.SIGHUP, c.timeout)
+		pid, st, err := SignalAndWait(c.root, syscall.SIGHUP, c.timeout)
 		if err != nil || agrees(st, name, h) || st["reread-failed"] != "" || try == 3 {
-			return st, err
+			return pid, st, err
 		}
 	}
 }
