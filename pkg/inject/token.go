@@ -80,6 +80,19 @@ func atomByte(c byte) bool {
 // kinds have none (0).
 var specialChar = [...]byte{Comma: ',', At: '@', Dot: '.', Left: '<', Right: '>', Semi: ';', Colon: ':'}
 
+// wordDelims holds the characters that open and close a word of each kind
+// written out; an atom has none.
+var wordDelims = [...][2]byte{Quote: {'"', '"'}, Literal: {'[', ']'}, Comment: {'(', ')'}}
+
+// delims returns the characters that open and close a word of kind k
+// written out: none (zeros) for an atom.
+func (k Kind) delims() [2]byte {
+	if int(k) < len(wordDelims) {
+		return wordDelims[k]
+	}
+	return [2]byte{}
+}
+
 // specialKind is specialChar the other way round: the kind of special
 // each byte stands for, 0 for the bytes that stand for none.
 var specialKind = func() (t [256]Kind) {
@@ -250,13 +263,9 @@ func Unparse(toks []Token, linelen int) string {
 			}
 			continue
 		}
-		switch t.Kind {
-		case Quote:
-			buf = append(buf, '"')
-		case Literal:
-			buf = append(buf, '[')
-		case Comment:
-			buf = append(buf, '(')
+		delim := t.Kind.delims()
+		if delim[0] != 0 {
+			buf = append(buf, delim[0])
 		}
 		for i := 0; i < len(t.S); i++ {
 			switch c := t.S[i]; c {
@@ -266,13 +275,8 @@ func Unparse(toks []Token, linelen int) string {
 				buf = append(buf, c)
 			}
 		}
-		switch t.Kind {
-		case Quote:
-			buf = append(buf, '"')
-		case Literal:
-			buf = append(buf, ']')
-		case Comment:
-			buf = append(buf, ')')
+		if delim[1] != 0 {
+			buf = append(buf, delim[1])
 		}
 	}
 	brk()
