@@ -120,29 +120,22 @@ func queueDir(e Entry) bool {
 func (w *walker) queueDirsync(homeUser string) {
 	j := journals{}
 	set, devs := 0, map[string]bool{}
-	for _, e := range Tree(homeUser) {
-		if !queueDir(e) {
-			continue
-		}
-		fd, err := w.dir(e.Path)
-		if err != nil {
-			continue // reported where the directory was made
-		}
+	w.eachQueueDir(homeUser, func(rel string, fd int) {
 		bare, dev := j.unjournaled(fd)
 		if !bare {
-			continue
+			return
 		}
 		changed, err := setDirsync(fd)
 		if err != nil {
 			w.problem("%s: unable to make its updates synchronous (chattr +D): %v; on %s, a file system without a journal, "+
-				"the queue does not survive a power cut without it", w.path(e.Path), err, dev)
-			continue
+				"the queue does not survive a power cut without it", w.path(rel), err, dev)
+			return
 		}
 		if changed {
 			set++
 			devs[dev] = true
 		}
-	}
+	})
 	if set > 0 && w.log != nil {
 		names := slices.Sorted(maps.Keys(devs))
 		dirs := "directories"
@@ -152,6 +145,20 @@ func (w *walker) queueDirsync(homeUser string) {
 		fmt.Fprintf(w.log, "qmail-install: note: %s is on %s, an ext2/ext3/ext4 file system without a journal: "+
 			"updates of %d of its %s made synchronous (chattr +D), so that a power cut cannot undo a removal\n",
 			w.path("queue"), strings.Join(names, " and "), set, dirs)
+	}
+}
+
+// eachQueueDir calls f with each directory of queue/ in the tree's table
+// and the walker's descriptor of it; one the run could not open is left
+// out (reported where the directory was made).
+func (w *walker) eachQueueDir(homeUser string, f func(rel string, fd int)) {
+	for _, e := range Tree(homeUser) {
+		if !queueDir(e) {
+			continue
+		}
+		if fd, err := w.dir(e.Path); err == nil {
+			f(e.Path, fd)
+		}
 	}
 }
 

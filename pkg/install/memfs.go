@@ -79,16 +79,7 @@ func (m *memQueue) note(path func(rel string) string) string {
 // are on tmpfs or ramfs. It changes nothing, and the run succeeds.
 func (w *walker) queueInMemory(homeUser string) {
 	var m memQueue
-	for _, e := range Tree(homeUser) {
-		if !queueDir(e) {
-			continue
-		}
-		fd, err := w.dir(e.Path)
-		if err != nil {
-			continue // reported where the directory was made
-		}
-		m.add(e.Path, fd)
-	}
+	w.eachQueueDir(homeUser, m.add)
 	if l := m.note(w.path); l != "" && w.log != nil {
 		fmt.Fprintf(w.log, "qmail-install: note: %s\n", l)
 	}
