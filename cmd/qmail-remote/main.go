@@ -13,6 +13,11 @@
 // each with the reports above, keeping the SMTP connection open between
 // deliveries to the same destination, until the socket is closed.
 //
+// SIGTERM (qmail-rspawn's, when qmail-send has gone without waiting for
+// its deliveries, or a stop's) gives up a delivery whose final dot has not
+// been sent, aborting the connection; one whose dot is out is finished
+// (qmail-remote(8), SIGNALS).
+//
 // Both forms first raise their own oom_score_adj (pkg/oomadj): under memory
 // pressure the kernel kills a delivery, which qmail-send retries, before a
 // daemon.

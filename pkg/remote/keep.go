@@ -128,7 +128,10 @@ func (d *delivery) reuse() (rep *report, ok bool) {
 	}
 	s.w.newTransaction()
 	s.retry = false
-	d.attach(s)
+	if !d.attach(s) {
+		s.close()
+		return &report{letter: 'Z', text: txtStopped}, true
+	}
 	s.w.shortNext = d.cfg.TimeoutConnect
 	err := d.transaction(s, s.ext)
 	if s.retry && !s.parked {
@@ -222,23 +225,41 @@ func (s *session) idle() bool {
 // Serve is qmail-remote -k on the socket sock (fd 0): deliveries until end
 // of file. It returns the exit code (0).
 func Serve(root string, sock int) int {
+	return serveGate(root, sock, termGate())
+}
+
+// serveGate is Serve with the stopGate g: a TERM between deliveries shuts
+// the socket for reading, which ends the wait for the next request as end
+// of file does; one during a delivery ends the process after the answer.
+func serveGate(root string, sock int, g *stopGate) int {
 	k := &keeper{}
 	defer k.drop()
+	g.mu.Lock()
+	g.idle = func() { unix.Shutdown(sock, unix.SHUT_RD) }
+	done := g.requested
+	g.mu.Unlock()
+	if done {
+		return 0
+	}
 	var out bytes.Buffer
-	keep.Serve(sock, KeepHello, maxRequest, func(r *keep.Request) []byte {
+	keep.ServeUntil(sock, KeepHello, maxRequest, func(r *keep.Request) []byte {
 		out.Reset()
 		w := bufio.NewWriter(&out)
 		var rep *report
-		if r.Cut || r.File == nil {
+		switch {
+		case r.Cut || r.File == nil:
 			rep = &report{letter: 'D', text: txtUsage}
-		} else {
-			rep = run(root, r.Args, r.File, w, k)
+		case !g.begin():
+			rep = &report{letter: 'Z', text: txtStopped}
+		default:
+			rep = g.outcome(run(root, r.Args, r.File, w, k, g))
 		}
+		g.end()
 		w.WriteByte(rep.letter)
 		w.WriteString(rep.text)
 		w.WriteByte(0)
 		w.Flush()
 		return out.Bytes()
-	})
+	}, g.stopped)
 	return 0
 }

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -116,8 +117,22 @@ func (b badOutgoingIP) Error() string {
 // Main is qmail-remote: deliver the message on msg for args (host sender
 // recip...) and write the reports to out. It always returns 0.
 func Main(root string, args []string, msg *os.File, out io.Writer) int {
+	return mainGate(root, args, msg, out, termGate())
+}
+
+// termGate is the process's one stopGate, caught SIGTERM (stop.go).
+var termGate = sync.OnceValue(catchTerm)
+
+// mainGate is Main with the stopGate g.
+func mainGate(root string, args []string, msg *os.File, out io.Writer, g *stopGate) int {
 	w := bufio.NewWriter(out)
-	rep := run(root, args, msg, w, nil)
+	var rep *report
+	if g.begin() {
+		rep = run(root, args, msg, w, nil, g)
+	} else {
+		rep = &report{letter: 'Z', text: txtStopped}
+	}
+	rep = g.outcome(rep)
 	w.WriteByte(rep.letter)
 	w.WriteString(rep.text)
 	w.WriteByte(0)
@@ -141,6 +156,7 @@ type delivery struct {
 	creds  *Credentials
 	roots  *x509.CertPool
 	keep   *keeper // keep mode (qmail-remote -k): the connection kept between deliveries
+	stop   *stopGate
 	// plain is the "Sent without TLS" note of a connection made in plain
 	// text after a failed opportunistic handshake; its session keeps it
 	// for the deliveries that reuse it.
@@ -151,7 +167,7 @@ type delivery struct {
 // mode it may hold a connection left open by an earlier delivery, which is
 // used first when it was made for the same destination, and it is offered
 // this delivery's connection when the peer accepted the message.
-func run(root string, args []string, msg *os.File, out *bufio.Writer, keep *keeper) *report {
+func run(root string, args []string, msg *os.File, out *bufio.Writer, keep *keeper, stop *stopGate) *report {
 	if len(args) < 3 {
 		return &report{letter: 'D', text: txtUsage}
 	}
@@ -169,7 +185,7 @@ func run(root string, args []string, msg *os.File, out *bufio.Writer, keep *keep
 	if err != nil {
 		return &report{letter: 'Z', text: txtControl}
 	}
-	d := &delivery{cfg: cfg, root: root, host: args[0], sender: args[1], rcpts: args[2:], msg: msg, out: out, keep: keep}
+	d := &delivery{cfg: cfg, root: root, host: args[0], sender: args[1], rcpts: args[2:], msg: msg, out: out, keep: keep, stop: stop}
 	if strings.ContainsAny(d.sender, "\r\n") {
 		return &report{letter: 'D', text: "Sorry, the envelope sender contains a CR or LF. (#5.1.7)\n"}
 	}
@@ -403,12 +419,19 @@ func (d *delivery) connect(addrs []dnsmx.Addr) *report {
 	var refused *report // the last TLS-policy refusal
 	var unbound net.IP  // an outgoingip source the kernel refused
 	for _, a := range addrs {
+		if d.stop.stopped() {
+			return &report{letter: 'Z', text: txtStopped}
+		}
 		ready, present := tt.Ready(a.IP)
 		if !ready {
 			continue
 		}
 		conn, err := d.dial(a.IP, port)
 		if err != nil {
+			if d.stop.stopped() {
+				// Cut short by the TERM: nothing is known of the peer.
+				return &report{letter: 'Z', text: txtStopped}
+			}
 			if src := d.source(a.IP); src != nil && errors.Is(err, syscall.EADDRNOTAVAIL) {
 				// Our address, not the peer, is at fault: say so, and
 				// do not mark the peer as unreachable.
@@ -471,7 +494,7 @@ func (d *delivery) dial(ip net.IP, port int) (net.Conn, error) {
 	if src := d.source(ip); src != nil {
 		dl.LocalAddr = &net.TCPAddr{IP: src}
 	}
-	c, err := dl.Dial("tcp", net.JoinHostPort(ip.String(), itoa(port)))
+	c, err := dl.DialContext(d.stop.dialContext(), "tcp", net.JoinHostPort(ip.String(), itoa(port)))
 	if err != nil {
 		return nil, err
 	}
@@ -547,7 +570,9 @@ func (d *delivery) smtp(conn net.Conn, a dnsmx.Addr, port int, tryTLS bool) (err
 	// message's size, so that a peer with a smaller limit refuses it at
 	// MAIL instead of after all of it went over the link.
 	s.w.show = func(kw string) bool { return kw == "8BITMIME" || kw == "SMTPUTF8" || kw == "SIZE" }
-	d.attach(s)
+	if !d.attach(s) {
+		return &report{letter: 'Z', text: txtStopped}
+	}
 	required := requiresTLS(d.policy)
 	if port == 465 {
 		if err := s.handshake(d.tlsConfig(a.Name)); err != nil {
@@ -667,7 +692,12 @@ func (d *delivery) tlsFailed(s *session, err error, implicit bool) error {
 // attach makes s carry this delivery: the 8-bit question is asked of its
 // message, and a kept connection is offered back to d.keep when the peer
 // accepts it.
-func (d *delivery) attach(s *session) {
+func (d *delivery) attach(s *session) bool {
+	s.stop = d.stop
+	if !d.stop.attach(s.raw) {
+		s.abort = true // not a byte more on it
+		return false
+	}
 	var want *bool
 	s.w.want8bit = func() bool {
 		if want == nil {
@@ -680,6 +710,7 @@ func (d *delivery) attach(s *session) {
 	if d.keep != nil {
 		s.park = d.keep.park
 	}
+	return true
 }
 
 // transaction is MAIL, RCPT for each recipient, DATA. Any code below 400

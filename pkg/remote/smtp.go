@@ -431,6 +431,8 @@ type session struct {
 	uses   int               // transactions begun on it
 	park   func(*session) bool
 	parked bool // handed to the keeper: do not close
+	// stop is the delivery's stopGate (stop.go), asked before the dot.
+	stop *stopGate
 	// abort is set when the connection is to be aborted (see close) for a
 	// reason the wire does not know: a kept connection whose local
 	// address has gone.
@@ -686,6 +688,11 @@ func (s *session) body(msg io.Reader) error {
 		}
 	}
 	s.w.emptyBody = n == 0
+	if !s.stop.commit() {
+		// A TERM before the dot: the message is not sent (close
+		// aborts the connection, inData being set).
+		return &report{letter: 'Z', text: txtStopped}
+	}
 	_, err = dc.CloseWithResponse()
 	c := 250
 	if err != nil {

@@ -57,6 +57,17 @@ type Spawner interface {
 	Report(st Status, output []byte) (letter byte, text string)
 }
 
+// An Abandoner is a Spawner that can tell its running deliveries that
+// their results will never be read: qmail-send ended (it was killed, or
+// crashed) without waiting for them, as it does at every orderly exit.
+// The next qmail-send finds them undone in the queue and makes them again,
+// so each should give up whatever it can still give up without losing a
+// message (qmail-rspawn: a qmail-remote that has not sent the final dot).
+// Abandon is called once, at end of input, when deliveries are running.
+type Abandoner interface {
+	Abandon()
+}
+
 // Config holds what differs between the two spawners besides the Spawner.
 type Config struct {
 	// Owner is the uid that must own every message file (qmailq).
@@ -297,8 +308,13 @@ func Run(in io.Reader, out io.Writer, sp Spawner, cfg Config) error {
 		case in := <-rc:
 			if in.err != nil {
 				// End of input, or an error or a cut request at its end:
-				// no more requests can be read.
+				// no more requests can be read. qmail-send has gone; if
+				// it did not wait for the deliveries still running, no
+				// result of theirs will be read (Abandoner).
 				eof = true
+				if a, ok := sp.(Abandoner); ok && running > 0 {
+					a.Abandon()
+				}
 				continue
 			}
 			req := in.req

@@ -540,3 +540,48 @@ func TestTempErrno(t *testing.T) {
 		}
 	}
 }
+
+// abandoner is a fake that counts Abandon calls; a held delivery ends when
+// abandoned.
+type abandoner struct {
+	fake
+	abandoned chan struct{}
+	calls     int
+}
+
+func (a *abandoner) Abandon() {
+	a.mu.Lock()
+	a.calls++
+	a.mu.Unlock()
+	close(a.abandoned)
+}
+
+// End of input while a delivery runs (qmail-send gone without waiting for
+// it) abandons the running deliveries, once; end of input with none
+// running does not.
+func TestAbandonAtEOF(t *testing.T) {
+	dir := messDir(t, "x\n")
+	cfg := Config{Owner: os.Getuid(), Dir: dir}
+
+	a := &abandoner{abandoned: make(chan struct{}), fake: fake{started: make(chan string, 2)}}
+	a.gate = map[string]chan struct{}{"held": a.abandoned}
+	h := start(t, a, cfg)
+	h.send(1, "1/100", "s@x", "held@x")
+	h.send(2, "1/100", "s@x", "other@x")
+	<-a.started
+	<-a.started
+	h.report() // other@x
+	h.finish() // returns only once held@x, released by Abandon, has ended
+	if a.calls != 1 {
+		t.Errorf("Abandon called %d times, want 1", a.calls)
+	}
+
+	idle := &abandoner{abandoned: make(chan struct{})}
+	h = start(t, idle, cfg)
+	h.send(1, "1/100", "s@x", "joe@x")
+	h.report()
+	h.finish()
+	if idle.calls != 0 {
+		t.Errorf("Abandon called %d times with no delivery running, want 0", idle.calls)
+	}
+}

@@ -77,10 +77,14 @@ type Pool struct {
 	// connection per client sees one).
 	Limit int
 
-	bufs    sync.Pool // *[]byte of MaxReply bytes, for replies
-	mu      sync.Mutex
-	idle    []*proc // oldest first
-	busy    int     // requests in Do
+	bufs   sync.Pool // *[]byte of MaxReply bytes, for replies
+	mu     sync.Mutex
+	idle   []*proc            // oldest first
+	busy   int                // requests in Do
+	active map[*proc]struct{} // the processes with a request
+	// signal, once set by Signal, is sent to every process that takes a
+	// request from then on.
+	signal  os.Signal
 	reaping bool
 	refused *fileID   // the program file that did not greet
 	since   time.Time // when it did not
@@ -226,8 +230,10 @@ func (p *Pool) Do(key string, start func() *exec.Cmd, req []byte, fd int) ([]byt
 				return nil, NoProcess
 			}
 		}
+		p.enter(w)
 		w.drain() // what it wrote before belongs to no crash of this request
 		if err := send(w.rc, req, rights); err != nil {
+			p.leave(w)
 			if fresh {
 				return w.crashed(), Crashed
 			}
@@ -235,6 +241,7 @@ func (p *Pool) Do(key string, start func() *exec.Cmd, req []byte, fd int) ([]byt
 			continue // died just now while idle: once more with a new one
 		}
 		reply, err := p.receive(w.rc)
+		p.leave(w)
 		if err != nil {
 			if err == unix.ECONNRESET && !fresh {
 				// The process ended with our request unread (that is what
@@ -249,6 +256,43 @@ func (p *Pool) Do(key string, start func() *exec.Cmd, req []byte, fd int) ([]byt
 		return reply, Answered
 	}
 	return nil, Crashed
+}
+
+// enter counts w among the processes with a request (Signal).
+func (p *Pool) enter(w *proc) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.active == nil {
+		p.active = make(map[*proc]struct{})
+	}
+	p.active[w] = struct{}{}
+	if p.signal != nil {
+		w.cmd.Process.Signal(p.signal)
+	}
+}
+
+// leave is the end of w's request.
+func (p *Pool) leave(w *proc) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.active, w)
+}
+
+// Signal sends sig to every process that has a request now, and to every
+// one given a request later; idle ones are closed, and none is kept idle
+// from then on. qmail-rspawn sends
+// SIGTERM when qmail-send has gone without waiting for its deliveries.
+func (p *Pool) Signal(sig os.Signal) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.signal = sig
+	for w := range p.active {
+		w.cmd.Process.Signal(sig)
+	}
+	for _, w := range p.idle {
+		w.close()
+	}
+	p.idle = nil
 }
 
 // close ends a process: end of file on its socket; it exits by itself.
@@ -395,6 +439,10 @@ func (p *Pool) put(w *proc, t time.Duration) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.signal != nil {
+		w.close() // after Signal nothing is kept
+		return
+	}
 	p.idle = append(p.idle, w)
 	for len(p.idle) > maxIdle {
 		p.idle[0].close()

@@ -1,13 +1,16 @@
 package keep
 
 import (
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -26,7 +29,9 @@ const hello = "fake -k 1\x00"
 // first request; "mute" never greets. On the first request "fatal" writes
 // a Go runtime trace on fd 2 and exits 2, and "panic" panics; "stale"
 // writes a panic line and far more than a pipe holds on fd 2 and
-// answers, then exits on the second request without a word.
+// answers, then exits on the second request without a word. "term"
+// catches SIGTERM from its start; on a request it creates the file
+// $HQ_KEEP_MARK and answers "term" once a TERM has come (at most 20 s).
 func TestMain(m *testing.M) {
 	if mode := os.Getenv("HQ_KEEP_FAKE"); mode != "" {
 		fake(mode)
@@ -61,6 +66,20 @@ func fake(mode string) {
 		if mode == "linger" {
 			time.Sleep(500 * time.Millisecond)
 		}
+		return
+	}
+	if mode == "term" {
+		c := make(chan os.Signal, 1)
+		signal.Notify(c, syscall.SIGTERM)
+		Serve(0, hello, 4096, func(r *Request) []byte {
+			os.WriteFile(os.Getenv("HQ_KEEP_MARK"), nil, 0o644)
+			select {
+			case <-c:
+				return []byte("term")
+			case <-time.After(20 * time.Second):
+				return []byte("no TERM")
+			}
+		})
 		return
 	}
 	// The program side is the package's own Serve; a passed descriptor's
@@ -447,5 +466,46 @@ func TestRefusedForAWhile(t *testing.T) {
 	HelloTimeout = 30 * time.Second // the short one was for the mute program
 	if _, ans, res := do(t, p, "k", "echo", "y"); res != Answered || ans != "y" {
 		t.Errorf("after the refusal expired: %v %q", res, ans)
+	}
+}
+
+// Signal reaches the processes with a request, and every process that
+// takes one later; idle ones are closed.
+func TestSignal(t *testing.T) {
+	p := newPool(t)
+	mark := filepath.Join(t.TempDir(), "mark")
+	start := func() *exec.Cmd {
+		cmd := exec.Command(os.Args[0])
+		cmd.Env = append(os.Environ(), "HQ_KEEP_FAKE=term", "HQ_KEEP_MARK="+mark)
+		return cmd
+	}
+	if _, _, res := do(t, p, "idle", "echo", "x"); res != Answered {
+		t.Fatalf("echo: %v", res)
+	}
+	waitIdle(t, p, 1)
+	answer := make(chan string, 1)
+	go func() {
+		reply, res := p.Do("busy", start, []byte("r"), -1)
+		answer <- fmt.Sprintf("%s %v", reply, res)
+	}()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := os.Stat(mark); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the process did not take its request")
+		}
+	}
+	p.Signal(syscall.SIGTERM)
+	if got := <-answer; got != fmt.Sprintf("term %v", Answered) {
+		t.Errorf("busy process answered %q, want a TERM seen", got)
+	}
+	if n := p.Idle(); n != 0 {
+		t.Errorf("%d idle processes after Signal, want 0", n)
+	}
+	// Taken later: signalled as it takes its request.
+	reply, res := p.Do("later", start, []byte("r"), -1)
+	if string(reply) != "term" || res != Answered {
+		t.Errorf("later process answered %q %v, want a TERM seen", reply, res)
 	}
 }

@@ -23,6 +23,12 @@ type Request struct {
 // after handle returns. Serve takes sock over (it waits on it in the
 // poller, package pollfd) and closes it when it returns.
 func Serve(sock int, hello string, maxRequest int, handle func(*Request) []byte) {
+	ServeUntil(sock, hello, maxRequest, handle, nil)
+}
+
+// ServeUntil is Serve that also returns after a reply when done (if not
+// nil) then reports true.
+func ServeUntil(sock int, hello string, maxRequest int, handle func(*Request) []byte, done func() bool) {
 	f := pollfd.File(sock, "keep socket")
 	defer f.Close()
 	rc, err := f.SyscallConn()
@@ -45,7 +51,7 @@ func Serve(sock int, hello string, maxRequest int, handle func(*Request) []byte)
 		if req.File != nil {
 			req.File.Close()
 		}
-		if send(rc, reply, nil) != nil {
+		if send(rc, reply, nil) != nil || done != nil && done() {
 			return
 		}
 	}

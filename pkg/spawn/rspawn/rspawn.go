@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
+	"syscall"
 
 	"github.com/hqmail/hqmail/pkg/pollfd"
 	"github.com/hqmail/hqmail/pkg/qhome"
@@ -25,6 +27,10 @@ type Remote struct {
 	Program string
 	Env     []string
 	Keep    *Pool
+
+	mu        sync.Mutex
+	running   map[*os.Process]struct{} // one-shot qmail-remotes
+	abandoned bool
 }
 
 // New returns the Remote of the tree at root: ROOT/bin/qmail-remote in keep
@@ -60,8 +66,39 @@ func (r *Remote) Deliver(d *spawn.Delivery) (spawn.Status, error) {
 		}
 		return spawn.Status{Code: 100}, nil
 	}
+	r.mu.Lock()
+	if r.running == nil {
+		r.running = make(map[*os.Process]struct{})
+	}
+	r.running[cmd.Process] = struct{}{}
+	if r.abandoned {
+		cmd.Process.Signal(syscall.SIGTERM)
+	}
+	r.mu.Unlock()
 	pollfd.Wait(cmd)
+	r.mu.Lock()
+	delete(r.running, cmd.Process)
+	r.mu.Unlock()
 	return spawn.StatusOf(cmd.ProcessState), nil
+}
+
+// Abandon implements spawn.Abandoner: qmail-send has gone without waiting
+// for the running deliveries, so no result of theirs will be recorded and
+// the next qmail-send makes each again. Every running qmail-remote (one
+// started later too) gets SIGTERM, on which it gives up a delivery whose
+// final dot it has not yet sent (the peer never sees it) and finishes one
+// whose dot has gone out: only a delivery the peer may have accepted
+// already can still arrive twice. Idle kept processes are closed.
+func (r *Remote) Abandon() {
+	r.mu.Lock()
+	r.abandoned = true
+	for p := range r.running {
+		p.Signal(syscall.SIGTERM)
+	}
+	r.mu.Unlock()
+	if r.Keep != nil {
+		r.Keep.Signal(syscall.SIGTERM)
+	}
 }
 
 // Report implements spawn.Spawner.

@@ -1,0 +1,187 @@
+package remote
+
+import (
+	"context"
+	"net"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+)
+
+// SIGTERM (hqmail addition; qmail's qmail-remote dies of it) means: the
+// result of this delivery may never be recorded. qmail-rspawn sends it to
+// its running deliveries when qmail-send has gone without waiting for them
+// (a crash, kill -9): the queue still says "not delivered", and the next
+// qmail-send makes every such delivery again. One that the peer accepted
+// meanwhile would arrive twice. A supervisor's stop also sends it to the
+// whole process group.
+//
+// So a delivery told to stop is given up if, and only if, the peer cannot
+// have accepted it yet: before the final dot has been handed to the
+// connection. The connection is then aborted (SO_LINGER 0, see abort):
+// whatever is still in the socket's send queue is dropped and the peer
+// sees a reset, never a dot. The report is a temporary failure
+// (txtStopped); qmail-send, if it is there to read it, tries again later.
+// A delivery whose dot has gone out is left to finish: its answer is the
+// only thing that can still tell whether the message went, and it is
+// reported as usual. A delivery still looking up the host or connecting
+// stops at its next step (the connect itself is cut short); the DNS
+// lookups run to their own time-outs.
+//
+// In keep mode (-k) a TERM between deliveries ends the process as end of
+// file on its socket does (QUIT on the kept connection); during one, the
+// process ends after answering it.
+
+// txtStopped is the report of a delivery given up at a TERM.
+const txtStopped = "qmail-remote was stopped (SIGTERM) before the message was sent. (#4.3.0)\n"
+
+// stopGate is where a TERM and the delivery meet. A nil *stopGate never
+// stops anything.
+type stopGate struct {
+	mu        sync.Mutex
+	requested bool     // TERM has come
+	busy      bool     // a delivery is under way (always, in one-shot mode)
+	committed bool     // the delivery's final dot has been handed to its connection
+	conn      net.Conn // the delivery's connection, while not committed
+	aborted   bool     // a TERM aborted conn: its failure is the stop's
+	// idle, in keep mode, ends the wait for the next request (the
+	// process then exits as at end of file); called with mu held.
+	idle func()
+
+	ctx    context.Context // cancelled at the TERM: cuts a connect short
+	cancel context.CancelFunc
+}
+
+func newStopGate() *stopGate {
+	g := &stopGate{}
+	g.ctx, g.cancel = context.WithCancel(context.Background())
+	return g
+}
+
+// catchTerm returns a gate that SIGTERM triggers.
+func catchTerm() *stopGate {
+	g := newStopGate()
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, syscall.SIGTERM)
+	go func() {
+		<-c
+		g.request()
+	}()
+	return g
+}
+
+// request is the TERM: it aborts the connection of a delivery that has
+// not committed, or, between deliveries in keep mode, ends the process's
+// wait for the next one.
+func (g *stopGate) request() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.requested {
+		return
+	}
+	g.requested = true
+	g.cancel()
+	switch {
+	case !g.busy:
+		if g.idle != nil {
+			g.idle()
+		}
+	case !g.committed && g.conn != nil:
+		abort(g.conn)
+		g.aborted = true
+	}
+}
+
+// stopped reports whether a TERM has come.
+func (g *stopGate) stopped() bool {
+	if g == nil {
+		return false
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.requested
+}
+
+// begin starts a delivery; false means a TERM came first: nothing is to be
+// done, the report is txtStopped.
+func (g *stopGate) begin() bool {
+	if g == nil {
+		return true
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.busy, g.committed, g.conn, g.aborted = true, false, nil, false
+	return !g.requested
+}
+
+// end closes a delivery begun by begin; it reports whether the process
+// is to end (a TERM came).
+func (g *stopGate) end() (stop bool) {
+	if g == nil {
+		return false
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.busy, g.conn = false, nil
+	return g.requested
+}
+
+// attach makes c the connection a TERM aborts; false means a TERM has
+// come: c is not to be used.
+func (g *stopGate) attach(c net.Conn) bool {
+	if g == nil {
+		return true
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.requested {
+		return false
+	}
+	g.conn, g.committed = c, false
+	return true
+}
+
+// commit is asked just before the final dot is written: true means go on
+// (a TERM no longer touches the connection), false that a TERM came and
+// the dot must not be sent.
+func (g *stopGate) commit() bool {
+	if g == nil {
+		return true
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.requested {
+		return false
+	}
+	g.committed, g.conn = true, nil
+	return true
+}
+
+// wasAborted reports whether a TERM aborted the delivery's connection:
+// the failure that followed is the stop, not the peer's.
+func (g *stopGate) wasAborted() bool {
+	if g == nil {
+		return false
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.aborted
+}
+
+// outcome is the report of a delivery that ended with rep: the stop's
+// when a TERM aborted its connection and the failure followed from that.
+func (g *stopGate) outcome(rep *report) *report {
+	if rep.letter == 'Z' && g.wasAborted() {
+		return &report{letter: 'Z', text: txtStopped}
+	}
+	return rep
+}
+
+// dialContext is the context connects run under.
+func (g *stopGate) dialContext() context.Context {
+	if g == nil {
+		return context.Background()
+	}
+	return g.ctx
+}
