@@ -23,6 +23,7 @@ package install
 
 import (
 	"fmt"
+	"io/fs"
 	"maps"
 	"os"
 	"path/filepath"
@@ -162,6 +163,31 @@ func (w *walker) eachQueueDir(homeUser string, f func(rel string, fd int)) {
 	}
 }
 
+// checkQueueDirs is -check's eachQueueDir: it calls f with each directory
+// of queue/ among entries and a descriptor of it, reached as the repair
+// reaches it: no link is followed in queue/ or on the way to it, except a
+// link the repair follows (linkFollowed: the tree's queue pointing to a
+// spool elsewhere). A directory that cannot be opened is left out (its
+// own entry in -check names it).
+func checkQueueDirs(root string, entries []Entry, f func(rel string, fd int)) {
+	const flags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_CLOEXEC
+	for _, e := range entries {
+		if !queueDir(e) || wayBlocked(root, e.Path) {
+			continue
+		}
+		p, fl := filepath.Join(root, e.Path), flags
+		if fi, err := os.Lstat(p); err == nil && fi.Mode()&fs.ModeSymlink != 0 && linkFollowed(root, e.Path) {
+			fl &^= unix.O_NOFOLLOW
+		}
+		fd, err := unix.Open(p, fl, 0)
+		if err != nil {
+			continue
+		}
+		f(e.Path, fd)
+		unix.Close(fd)
+	}
+}
+
 // setDirsync sets FS_DIRSYNC_FL on the directory fd; changed is false when
 // it was set already.
 func setDirsync(fd int) (changed bool, err error) {
@@ -179,29 +205,19 @@ func setDirsync(fd int) (changed bool, err error) {
 // journal whose directories lack the directory-sync flag (a tree made by
 // an older qmail-install, or a flag removed by hand), or nothing.
 func unsyncedQueue(root string, entries []Entry) []string {
-	const flags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_CLOEXEC
 	j := journals{}
 	var lacking []string
 	devs := map[string]bool{}
-	for _, e := range entries {
-		if !queueDir(e) || wayBlocked(root, e.Path) {
-			continue
-		}
-		fd, err := unix.Open(filepath.Join(root, e.Path), flags, 0)
-		if err != nil {
-			continue // named by its own entry
-		}
+	checkQueueDirs(root, entries, func(rel string, fd int) {
 		bare, dev := j.unjournaled(fd)
-		var f uint32
-		if bare {
-			f, err = unix.IoctlGetUint32(fd, unix.FS_IOC_GETFLAGS)
+		if !bare {
+			return
 		}
-		unix.Close(fd)
-		if bare && (err != nil || f&fsDirsyncFL == 0) {
-			lacking = append(lacking, e.Path)
+		if f, err := unix.IoctlGetUint32(fd, unix.FS_IOC_GETFLAGS); err != nil || f&fsDirsyncFL == 0 {
+			lacking = append(lacking, rel)
 			devs[dev] = true
 		}
-	}
+	})
 	if len(lacking) == 0 {
 		return nil
 	}

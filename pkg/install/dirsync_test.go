@@ -214,3 +214,45 @@ func TestQueueDirsyncPerFileSystem(t *testing.T) {
 		t.Error("queue/todo lost its flag")
 	}
 }
+
+// TestCheckDirsyncQueueLink: the tree's queue may be a link to a spool
+// elsewhere, which the repair follows; -check reads the queue as the
+// repair does, so the link's target lacking the flag is named too (the
+// tmpfs note already followed it).
+func TestCheckDirsyncQueueLink(t *testing.T) {
+	base := searchableDir(t)
+	onExt(t, base)
+	fakeJournals(t, base, false)
+	root := filepath.Join(base, "q")
+	if err := Install(opts(t, root)); err != nil {
+		t.Fatal(err)
+	}
+	spool := filepath.Join(base, "spool")
+	if err := os.Rename(filepath.Join(root, "queue"), spool); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(spool, filepath.Join(root, "queue")); err != nil {
+		t.Fatal(err)
+	}
+	if !linkFollowed(root, "queue") {
+		t.Fatal("the queue link is not one the repair follows")
+	}
+	if lines, err := Check(root); err != nil || slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, "chattr +D") }) {
+		t.Fatalf("-check of a flagged queue behind a link: %v %q", err, lines)
+	}
+	fd, err := unix.Open(spool, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, _ := unix.IoctlGetUint32(fd, unix.FS_IOC_GETFLAGS)
+	err = unix.IoctlSetPointerInt(fd, unix.FS_IOC_SETFLAGS, int(f&^fsDirsyncFL))
+	unix.Close(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines, err := Check(root)
+	want := "1 of its directories (queue first) lack synchronous updates"
+	if err != nil || !slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, want) }) {
+		t.Errorf("-check with the linked queue itself unflagged: %v %q, want a line with %q", err, lines, want)
+	}
+}

@@ -11,8 +11,6 @@ package install
 
 import (
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
@@ -87,25 +85,9 @@ func (w *walker) queueInMemory(homeUser string) {
 
 // QueueInMemory is the note (without its "qmail-install: note: ") for a
 // tree at root whose queue is on tmpfs or ramfs, or "": for -check,
-// which reads the tree as the repair does (no link followed in queue/).
+// which reads the tree as the repair does (checkQueueDirs).
 func QueueInMemory(root string) string {
-	const flags = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_CLOEXEC
 	var m memQueue
-	for _, e := range Tree("") {
-		if !queueDir(e) || wayBlocked(root, e.Path) {
-			continue
-		}
-		p, f := filepath.Join(root, e.Path), flags
-		// queue itself may be root's link, which the repair follows.
-		if fi, err := os.Lstat(p); err == nil && fi.Mode()&fs.ModeSymlink != 0 && linkFollowed(root, e.Path) {
-			f &^= unix.O_NOFOLLOW
-		}
-		fd, err := unix.Open(p, f, 0)
-		if err != nil {
-			continue // named by its own entry
-		}
-		m.add(e.Path, fd)
-		unix.Close(fd)
-	}
+	checkQueueDirs(root, Tree(""), m.add)
 	return m.note(func(rel string) string { return filepath.Join(root, rel) })
 }
