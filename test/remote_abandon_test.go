@@ -7,8 +7,11 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hqmail/hqmail/test/harness"
 )
 
 // TestAbandonedRemoteDelivery: qmail-send is killed (as in a crash) while
@@ -17,12 +20,18 @@ import (
 // qmail-rspawn, at the end of its input, sends TERM to the qmail-remote,
 // which aborts the connection before its final dot: the message arrives
 // once, from the next run, even when the first peer answers after all.
-// With one-shot qmail-remote (control/smtpcache 0) and kept ones.
+// The same when qmail-rspawn itself is killed: the qmail-remote sees its
+// spawner gone. With one-shot qmail-remote (control/smtpcache 0) and kept
+// ones.
 func TestAbandonedRemoteDelivery(t *testing.T) {
-	for _, kept := range []bool{false, true} {
-		name := "one-shot"
+	for _, tc := range []struct {
+		victim string
+		kept   bool
+	}{{"qmail-send", false}, {"qmail-send", true}, {"qmail-rspawn", false}, {"qmail-rspawn", true}} {
+		kept := tc.kept
+		name := tc.victim + "/one-shot"
 		if kept {
-			name = "kept"
+			name = tc.victim + "/kept"
 		}
 		t.Run(name, func(t *testing.T) {
 			tr := schedTree(t, nil)
@@ -94,7 +103,11 @@ func TestAbandonedRemoteDelivery(t *testing.T) {
 			case <-time.After(60 * time.Second):
 				t.Fatalf("the delivery did not reach the peer; log:\n%s", sys.Log())
 			}
-			sys.Kill9()
+			if tc.victim == "qmail-send" {
+				sys.Kill9()
+			} else {
+				killRspawn(t, sys)
+			}
 
 			// The first peer answers now; an old qmail-remote still
 			// waiting would go on and send the message.
@@ -115,5 +128,28 @@ func TestAbandonedRemoteDelivery(t *testing.T) {
 				t.Errorf("the peer accepted the message %d times, want once", n)
 			}
 		})
+	}
+}
+
+// killRspawn kills the qmail-rspawn of sys with SIGKILL and waits for the
+// system to end (qmail-send exits when it loses a spawner).
+func killRspawn(t *testing.T, sys *harness.System) {
+	t.Helper()
+	p, err := readProc(sys.Pid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := 0
+	for _, c := range childrenOf(p.ppid) {
+		if c.name == "qmail-rspawn" {
+			pid = c.pid
+		}
+	}
+	if pid == 0 {
+		t.Fatal("no qmail-rspawn found")
+	}
+	syscall.Kill(pid, syscall.SIGKILL)
+	if !sys.Wait(30 * time.Second) {
+		t.Fatalf("the system did not end after qmail-rspawn was killed; log:\n%s", sys.Log())
 	}
 }

@@ -252,7 +252,9 @@ func serveGate(root string, sock int, g *stopGate) int {
 		case !g.begin():
 			rep = &report{letter: 'Z', text: txtStopped}
 		default:
+			end := g.watch(sock, unix.POLLRDHUP)
 			rep = g.outcome(run(root, r.Args, r.File, w, k, g))
+			end()
 		}
 		g.end()
 		w.WriteByte(rep.letter)

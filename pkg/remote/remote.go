@@ -128,6 +128,9 @@ func mainGate(root string, args []string, msg *os.File, out io.Writer, g *stopGa
 	w := bufio.NewWriter(out)
 	var rep *report
 	if g.begin() {
+		if f, ok := out.(*os.File); ok {
+			defer g.watch(int(f.Fd()), 0)()
+		}
 		rep = run(root, args, msg, w, nil, g)
 	} else {
 		rep = &report{letter: 'Z', text: txtStopped}

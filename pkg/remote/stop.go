@@ -7,6 +7,8 @@ import (
 	"os/signal"
 	"sync"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // SIGTERM (hqmail addition; qmail's qmail-remote dies of it) means: the
@@ -32,6 +34,11 @@ import (
 // In keep mode (-k) a TERM between deliveries ends the process as end of
 // file on its socket does (QUIT on the kept connection); during one, the
 // process ends after answering it.
+//
+// A spawner that is gone (qmail-rspawn killed) can read no answer either:
+// while a delivery runs, the descriptor the answer goes to is watched
+// (watch), and its hang-up counts as a TERM: the socket's end of file in
+// keep mode, a pipe whose reader has gone in the one-shot form.
 
 // txtStopped is the report of a delivery given up at a TERM.
 const txtStopped = "qmail-remote was stopped (SIGTERM) before the message was sent. (#4.3.0)\n"
@@ -176,6 +183,44 @@ func (g *stopGate) outcome(rep *report) *report {
 		return &report{letter: 'Z', text: txtStopped}
 	}
 	return rep
+}
+
+// watch calls request when fd, where the delivery's answer goes, hangs
+// up: events is what to wait for besides POLLHUP and POLLERR (POLLRDHUP
+// for a socket). It returns the function that ends the watch (and waits
+// for it to have ended). A descriptor that never hangs up (a regular
+// file, /dev/null) is watched for nothing.
+func (g *stopGate) watch(fd int, events int16) (end func()) {
+	if g == nil {
+		return func() {}
+	}
+	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
+	if err != nil {
+		return func() {} // no watch: the spawner's end is not seen, as in qmail
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fds := []unix.PollFd{{Fd: int32(fd), Events: events}, {Fd: int32(efd), Events: unix.POLLIN}}
+		for {
+			_, err := unix.Poll(fds, -1)
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil || fds[1].Revents != 0 {
+				return
+			}
+			if fds[0].Revents&(unix.POLLHUP|unix.POLLERR|unix.POLLRDHUP|unix.POLLNVAL) != 0 {
+				g.request()
+				return
+			}
+		}
+	}()
+	return func() {
+		unix.Write(efd, []byte{1, 0, 0, 0, 0, 0, 0, 0})
+		<-done
+		unix.Close(efd)
+	}
 }
 
 // dialContext is the context connects run under.

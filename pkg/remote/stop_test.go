@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -337,4 +339,89 @@ func TestStopKeepBusy(t *testing.T) {
 	if n, err := unix.Read(fds[0], buf); n != 0 || err != nil && !errors.Is(err, unix.ECONNRESET) {
 		t.Errorf("after the answer: %d bytes, %v; want end of file", n, err)
 	}
+}
+
+// stopRoot is a tree whose mail goes to the peer at addr.
+func stopRoot(t *testing.T, addr *net.TCPAddr) string {
+	t.Helper()
+	root := t.TempDir()
+	ctl := filepath.Join(root, "control")
+	if err := os.Mkdir(ctl, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, text := range map[string]string{
+		"me":         "h.test\n",
+		"smtproutes": ":[127.0.0.1]:" + itoa(addr.Port) + "\n",
+	} {
+		if err := os.WriteFile(filepath.Join(ctl, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Chdir(root) // run changes into root; this puts the test's directory back
+	return root
+}
+
+// The spawner going away (qmail-rspawn killed) is a TERM too: nobody can
+// read the answer. Kept: end of file on the socket during a delivery;
+// one-shot: the reader of descriptor 1 gone.
+func TestStopSpawnerGone(t *testing.T) {
+	t.Run("kept", func(t *testing.T) {
+		p := newHoldPeer(t, "RCPT")
+		root := stopRoot(t, p.addr)
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() {
+			serveGate(root, fds[1], newStopGate())
+			close(done)
+		}()
+		buf := make([]byte, 4096)
+		if _, err := unix.Read(fds[0], buf); err != nil {
+			t.Fatal(err)
+		}
+		msg := bigMessage(t, 1000)
+		if err := unix.Sendmsg(fds[0], []byte("far.test\x00f@x.test\x00r@far.test\x00"), unix.UnixRights(int(msg.Fd())), nil, 0); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-p.held:
+		case <-time.After(20 * time.Second):
+			t.Fatal("the peer was not reached")
+		}
+		unix.Close(fds[0]) // the spawner is gone
+		checkAborted(t, p.end(t))
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			t.Fatal("Serve did not end")
+		}
+	})
+	t.Run("one-shot", func(t *testing.T) {
+		p := newHoldPeer(t, "RCPT")
+		root := stopRoot(t, p.addr)
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Close()
+		done := make(chan struct{})
+		go func() {
+			mainGate(root, []string{"far.test", "f@x.test", "r@far.test"}, bigMessage(t, 1000), w, newStopGate())
+			close(done)
+		}()
+		select {
+		case <-p.held:
+		case <-time.After(20 * time.Second):
+			t.Fatal("the peer was not reached")
+		}
+		r.Close() // the spawner is gone
+		checkAborted(t, p.end(t))
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			t.Fatal("the delivery did not end")
+		}
+	})
 }
