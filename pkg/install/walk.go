@@ -418,6 +418,9 @@ func readAll(fd int, size int64) ([]byte, error) {
 func fixOwnerMode(fd int, st *unix.Stat_t, uid, gid int, mode uint32, p string) error {
 	if int(st.Uid) != uid || int(st.Gid) != gid {
 		if err := unix.Fchown(fd, uid, gid); err != nil {
+			if why := unixid.Unmapped(uid, gid, nil, false); err == unix.EINVAL && why != "" {
+				return fmt.Errorf("unable to chown %s: %v: %s", p, err, why)
+			}
 			return fmt.Errorf("unable to chown %s: %v", p, err)
 		}
 	}

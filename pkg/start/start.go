@@ -210,7 +210,7 @@ func Run(o Options) int {
 			Stdin: lr, Stdout: o.Stdout, Stderr: o.Stderr}
 		privsep.Apply(cmd, creds["logger"])
 		if err := cmd.Start(); err != nil {
-			return fail("unable to start logger %s: %v", o.Logger[0], err)
+			return fail("unable to start logger %s: %s", o.Logger[0], startError(err, creds["logger"]))
 		}
 		children = append(children, cmd)
 		logFd = lw
@@ -258,7 +258,7 @@ func Run(o Options) int {
 			errw.Close() // only the helper holds it now: end of file once it has gone
 		}
 		if err != nil {
-			return fail("unable to start %s: %v", h.name, err)
+			return fail("unable to start %s: %s", h.name, startError(err, creds[h.name]))
 		}
 		// Its ends are its own now: closed here at once, so that the
 		// descriptors held at qmail-send's start stay few (a low
@@ -308,7 +308,8 @@ func Run(o Options) int {
 			// starts without it, and says so.
 			sr.Close()
 			sw.Close()
-			fmt.Fprintf(o.Stderr, "qmail-start: warning: unable to start qmail-queued: %v; running without it (callers run qmail-queue)\n", err)
+			fmt.Fprintf(o.Stderr, "qmail-start: warning: unable to start qmail-queued: %s; running without it (callers run qmail-queue)\n",
+				startError(err, creds["qmail-queued"]))
 		} else {
 			queuedStop = sw
 			queuedStopped = make(chan struct{})
@@ -344,7 +345,7 @@ func Run(o Options) int {
 	send.SysProcAttr.Pdeathsig = syscall.SIGTERM
 	runtime.LockOSThread()
 	if err := send.Start(); err != nil {
-		return fail("unable to start qmail-send: %v", err)
+		return fail("unable to start qmail-send: %s", startError(err, creds["qmail-send"]))
 	}
 	// From here on only the children hold pipe ends: each sees end of file
 	// when its peer exits.
@@ -412,6 +413,18 @@ func Run(o Options) int {
 		return 111
 	}
 	return ws.ExitStatus()
+}
+
+// startError is the text of err, a failure to start a program under cred,
+// with the reason when it is a user namespace that does not map cred's
+// ids (the kernel's EPERM or EINVAL says nothing of that).
+func startError(err error, cred *privsep.Cred) string {
+	if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EINVAL) {
+		if why := privsep.Unmapped(cred); why != "" {
+			return err.Error() + ": " + why
+		}
+	}
+	return err.Error()
 }
 
 // maxHelperLine bounds a line copied by helperLog; a longer one is cut
