@@ -12,6 +12,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"syscall"
@@ -121,7 +122,13 @@ func (c *Cleaner) Serve(in io.Reader, out io.Writer) error {
 // Main runs qmail-clean for the tree at root: it changes to root/queue,
 // serves fd 0 -> fd 1 and returns the exit code (0 at EOF, even inside a
 // request; 111 on trouble: a read error other than EOF, a failed write).
+//
+// A TERM is taken and dropped (qmail's dies of it): a stop that signals
+// the whole process group reaches qmail-clean with qmail-send, which then
+// finishes its running deliveries and still removes what they complete
+// (spawn.IgnoreTerm says the same of the spawners).
 func Main(root string, in io.Reader, out io.Writer) int {
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGTERM)
 	q := filepath.Join(root, "queue")
 	if err := os.Chdir(q); err != nil {
 		return 111
