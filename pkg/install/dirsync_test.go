@@ -157,16 +157,7 @@ func TestInstallQueueDirsync(t *testing.T) {
 	if lines, err := Check(root); err != nil || slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, "chattr +D") }) {
 		t.Errorf("-check of a flagged queue: %v %q", err, lines)
 	}
-	fd, err := unix.Open(filepath.Join(root, "queue", "todo"), unix.O_RDONLY|unix.O_DIRECTORY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, _ := unix.IoctlGetUint32(fd, unix.FS_IOC_GETFLAGS)
-	err = unix.IoctlSetPointerInt(fd, unix.FS_IOC_SETFLAGS, int(f&^fsDirsyncFL))
-	unix.Close(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
+	clearDirsync(t, filepath.Join(root, "queue", "todo"))
 	lines, err := Check(root)
 	want := "lack synchronous updates (chattr +D)"
 	if err != nil || !slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, want) && strings.Contains(l, "queue/todo") }) {
@@ -240,19 +231,24 @@ func TestCheckDirsyncQueueLink(t *testing.T) {
 	if lines, err := Check(root); err != nil || slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, "chattr +D") }) {
 		t.Fatalf("-check of a flagged queue behind a link: %v %q", err, lines)
 	}
-	fd, err := unix.Open(spool, unix.O_RDONLY|unix.O_DIRECTORY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, _ := unix.IoctlGetUint32(fd, unix.FS_IOC_GETFLAGS)
-	err = unix.IoctlSetPointerInt(fd, unix.FS_IOC_SETFLAGS, int(f&^fsDirsyncFL))
-	unix.Close(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
+	clearDirsync(t, spool)
 	lines, err := Check(root)
 	want := "1 of its directories (queue first) lack synchronous updates"
 	if err != nil || !slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, want) }) {
 		t.Errorf("-check with the linked queue itself unflagged: %v %q, want a line with %q", err, lines, want)
+	}
+}
+
+// clearDirsync takes the directory-sync flag off dir.
+func clearDirsync(t *testing.T, dir string) {
+	t.Helper()
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	f, _ := unix.IoctlGetUint32(fd, unix.FS_IOC_GETFLAGS)
+	if err := unix.IoctlSetPointerInt(fd, unix.FS_IOC_SETFLAGS, int(f&^fsDirsyncFL)); err != nil {
+		t.Fatal(err)
 	}
 }

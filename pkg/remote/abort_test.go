@@ -27,15 +27,19 @@ import (
 // dot waited in the send queue, and came back with the same address;
 // 11-20 duplicates of 20 deliveries in flight).
 
-// stallPeer is a loopback SMTP peer with a small receive buffer. It
+// holdPeer is a loopback SMTP peer with a small receive buffer. It
 // answers every command with 250 (DATA with 354) and takes each message
-// to its dot with 250, except the message of the stallAt-th DATA
-// (0: none): after its 354 it stops reading, sets stalled, waits for
-// resume to be closed and then reads all that comes to the end of the
-// stream. After QUIT it reads to the end of the stream too.
-type stallPeer struct {
+// to its dot with 250, except that it holds transaction nth (counted from
+// 1; 0: none) at one point until resume is closed: "RCPT" (no answer to
+// RCPT), "DATA" (after its 354 it stops reading) or "dot" (it has read
+// the message and its dot, and answers 250 only then). When it holds it
+// sets stalled and closes held; a hold at RCPT or DATA then reads all
+// that comes to the end of the stream. After QUIT it reads to the end of
+// the stream too. result gets what it read then and how its stream ended.
+type holdPeer struct {
 	addr    *net.TCPAddr
 	stalled atomic.Bool
+	held    chan struct{}
 	resume  chan struct{}
 	result  chan peerEnd
 }
@@ -48,7 +52,11 @@ type peerEnd struct {
 	err  error
 }
 
-func newStallPeer(t *testing.T, stallAt int) *stallPeer {
+// newStallPeer is a holdPeer that stops reading after the 354 of its
+// stallAt-th DATA.
+func newStallPeer(t *testing.T, stallAt int) *holdPeer { return newHoldPeer(t, "DATA", stallAt) }
+
+func newHoldPeer(t *testing.T, at string, nth int) *holdPeer {
 	t.Helper()
 	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
 		// Inherited by the accepted socket: a small window, so that most
@@ -60,14 +68,11 @@ func newStallPeer(t *testing.T, stallAt int) *stallPeer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &stallPeer{addr: ln.Addr().(*net.TCPAddr), resume: make(chan struct{}), result: make(chan peerEnd, 1)}
+	p := &holdPeer{addr: ln.Addr().(*net.TCPAddr), held: make(chan struct{}),
+		resume: make(chan struct{}), result: make(chan peerEnd, 1)}
 	t.Cleanup(func() {
 		ln.Close()
-		select {
-		case <-p.resume:
-		default:
-			close(p.resume)
-		}
+		p.release()
 	})
 	go func() {
 		c, err := ln.Accept()
@@ -84,8 +89,17 @@ func newStallPeer(t *testing.T, stallAt int) *stallPeer {
 			}
 			p.result <- peerEnd{quit: quit, rest: rest, err: err}
 		}
+		trans := 0 // transactions begun (MAIL commands)
+		hold := func(point string) bool {
+			if point != at || trans != nth {
+				return false
+			}
+			p.stalled.Store(true)
+			close(p.held)
+			<-p.resume
+			return true
+		}
 		c.Write([]byte("220 hi\r\n"))
-		datas := 0
 		for {
 			l, err := br.ReadString('\n')
 			if err != nil {
@@ -97,12 +111,18 @@ func newStallPeer(t *testing.T, stallAt int) *stallPeer {
 			case "QUIT":
 				readRest(true)
 				return
+			case "MAIL":
+				trans++
+				c.Write([]byte("250 ok\r\n"))
+			case "RCPT":
+				if hold("RCPT") {
+					readRest(false)
+					return
+				}
+				c.Write([]byte("250 ok\r\n"))
 			case "DATA":
-				datas++
 				c.Write([]byte("354 go\r\n"))
-				if datas == stallAt {
-					p.stalled.Store(true)
-					<-p.resume
+				if hold("DATA") {
 					readRest(false)
 					return
 				}
@@ -116,6 +136,7 @@ func newStallPeer(t *testing.T, stallAt int) *stallPeer {
 						break
 					}
 				}
+				hold("dot")
 				c.Write([]byte("250 accepted\r\n"))
 			default:
 				c.Write([]byte("250 ok\r\n"))
@@ -125,14 +146,19 @@ func newStallPeer(t *testing.T, stallAt int) *stallPeer {
 	return p
 }
 
-// end lets the peer read again and returns what it read.
-func (p *stallPeer) end(t *testing.T) peerEnd {
-	t.Helper()
+// release lets the peer go on.
+func (p *holdPeer) release() {
 	select {
 	case <-p.resume:
 	default:
 		close(p.resume)
 	}
+}
+
+// end lets the peer go on and returns what it read.
+func (p *holdPeer) end(t *testing.T) peerEnd {
+	t.Helper()
+	p.release()
 	select {
 	case r := <-p.result:
 		return r

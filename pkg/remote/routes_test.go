@@ -212,27 +212,13 @@ func TestMainTLSRoutesIDN(t *testing.T) {
 		{".bücher.test", "mx.XN--BCHER-KVA.test"},
 	} {
 		addr, lines := peer(t, nil)
-		root := t.TempDir()
-		ctl := filepath.Join(root, "control")
-		if err := os.Mkdir(ctl, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		for name, text := range map[string]string{
-			"me":         "h.test\n",
-			"smtproutes": ":[127.0.0.1]:" + itoa(addr.Port) + "\n",
-			"tlsroutes":  tc.tlsKey + ":encrypt\n",
-		} {
-			if err := os.WriteFile(filepath.Join(ctl, name), []byte(text), 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
+		root := peerRoot(t, addr.Port, map[string]string{"tlsroutes": tc.tlsKey + ":encrypt\n"})
 		msg, err := os.Create(filepath.Join(t.TempDir(), "msg"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		msg.WriteString("Subject: x\n\nbody\n")
 		msg.Seek(0, 0)
-		t.Chdir(root) // Main changes into root; this puts the test's directory back
 		var out strings.Builder
 		Main(root, []string{tc.host, "f@x.test", "u@" + tc.host}, msg, &out)
 		msg.Close()

@@ -1,15 +1,12 @@
 package remote
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
-	"io"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -24,149 +21,40 @@ import (
 // one whose dot has gone out to finish: only its answer tells whether the
 // message went.
 
-// holdPeer is a loopback SMTP peer with a small receive buffer that holds
-// the first transaction at one point until resume is closed: "RCPT" (no
-// answer to RCPT), "DATA" (after its 354 it stops reading) or "dot" (it
-// reads the message and its dot, and answers 250 only then). held is
-// closed when it holds; ended gets what it read after resuming and how
-// its stream ended, dots the number of final dots it read.
-type holdPeer struct {
-	addr   *net.TCPAddr
-	held   chan struct{}
-	resume chan struct{}
-	ended  chan peerEnd
-}
-
-func newHoldPeer(t *testing.T, at string) *holdPeer {
+// heldDelivery begins a delivery of a message of size bytes to p over tcp,
+// under a stopGate of its own, and waits for p to hold it. done gets the
+// delivery's report.
+func heldDelivery(t *testing.T, p *holdPeer, tcp *net.TCPConn, size int) (*stopGate, <-chan *report) {
 	t.Helper()
-	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
-		rc.Control(func(fd uintptr) { unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 4096) })
-		return nil
-	}}
-	ln, err := lc.Listen(t.Context(), "tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	d, _ := newDelivery(bigMessage(t, size), 20*time.Second)
+	g := newStopGate()
+	d.stop = g
+	if !g.begin() {
+		t.Fatal("begin refused")
 	}
-	p := &holdPeer{addr: ln.Addr().(*net.TCPAddr), held: make(chan struct{}),
-		resume: make(chan struct{}), ended: make(chan peerEnd, 1)}
-	t.Cleanup(func() {
-		ln.Close()
-		p.release()
-	})
+	done := make(chan *report, 1)
 	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(30 * time.Second))
-		br := bufio.NewReader(c)
-		hold := func() {
-			close(p.held)
-			<-p.resume
-		}
-		rest := func(quit bool) {
-			b, err := io.ReadAll(br)
-			if err == nil {
-				err = io.EOF
-			}
-			p.ended <- peerEnd{quit: quit, rest: b, err: err}
-		}
-		c.Write([]byte("220 hi\r\n"))
-		for {
-			l, err := br.ReadString('\n')
-			if err != nil {
-				p.ended <- peerEnd{err: err}
-				return
-			}
-			verb, _, _ := strings.Cut(strings.TrimRight(l, "\r\n"), " ")
-			switch strings.ToUpper(verb) {
-			case "QUIT":
-				c.Write([]byte("221 bye\r\n"))
-				rest(true)
-				return
-			case "RCPT":
-				if at == "RCPT" {
-					hold()
-					rest(false)
-					return
-				}
-				c.Write([]byte("250 ok\r\n"))
-			case "DATA":
-				c.Write([]byte("354 go\r\n"))
-				if at == "DATA" {
-					hold()
-					rest(false)
-					return
-				}
-				for {
-					l, err := br.ReadString('\n')
-					if err != nil {
-						p.ended <- peerEnd{err: err}
-						return
-					}
-					if l == ".\r\n" {
-						break
-					}
-				}
-				if at == "dot" {
-					hold()
-				}
-				c.Write([]byte("250 accepted\r\n"))
-			default:
-				c.Write([]byte("250 ok\r\n"))
-			}
-		}
+		rep, _ := d.smtp(lateConn{tcp}, dnsmx.Addr{IP: p.addr.IP}, p.addr.Port, false).(*report)
+		done <- rep
 	}()
-	return p
-}
-
-func (p *holdPeer) release() {
 	select {
-	case <-p.resume:
-	default:
-		close(p.resume)
+	case <-p.held:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the peer did not hold the delivery")
 	}
-}
-
-// end lets the peer go on and returns how its stream ended.
-func (p *holdPeer) end(t *testing.T) peerEnd {
-	t.Helper()
-	p.release()
-	select {
-	case r := <-p.ended:
-		return r
-	case <-time.After(40 * time.Second):
-		t.Fatal("the peer did not finish")
-	}
-	return peerEnd{}
+	return g, done
 }
 
 func TestStopBeforeDot(t *testing.T) {
 	for _, at := range []string{"RCPT", "DATA"} {
 		t.Run("held at "+at, func(t *testing.T) {
-			p := newHoldPeer(t, at)
+			p := newHoldPeer(t, at, 1)
 			tcp, sndbuf := dialBig(t, p.addr)
 			size := 1000
 			if at == "DATA" {
 				size = 8*sndbuf + 4<<20 // the client waits to write it
 			}
-			d, _ := newDelivery(bigMessage(t, size), 20*time.Second)
-			g := newStopGate()
-			d.stop = g
-			if !g.begin() {
-				t.Fatal("begin refused")
-			}
-			done := make(chan *report, 1)
-			go func() {
-				rep, _ := d.smtp(lateConn{tcp}, dnsmx.Addr{IP: p.addr.IP}, p.addr.Port, false).(*report)
-				done <- rep
-			}()
-			select {
-			case <-p.held:
-			case <-time.After(20 * time.Second):
-				t.Fatal("the peer was not reached")
-			}
+			g, done := heldDelivery(t, p, tcp, size)
 			g.request()
 			var rep *report
 			select {
@@ -186,22 +74,9 @@ func TestStopBeforeDot(t *testing.T) {
 }
 
 func TestStopAfterDot(t *testing.T) {
-	p := newHoldPeer(t, "dot")
+	p := newHoldPeer(t, "dot", 1)
 	tcp, _ := dialBig(t, p.addr)
-	d, _ := newDelivery(bigMessage(t, 1000), 20*time.Second)
-	g := newStopGate()
-	d.stop = g
-	g.begin()
-	done := make(chan *report, 1)
-	go func() {
-		rep, _ := d.smtp(lateConn{tcp}, dnsmx.Addr{IP: p.addr.IP}, p.addr.Port, false).(*report)
-		done <- rep
-	}()
-	select {
-	case <-p.held:
-	case <-time.After(20 * time.Second):
-		t.Fatal("the peer did not get the dot")
-	}
+	g, done := heldDelivery(t, p, tcp, 1000)
 	g.request() // the dot is out: the answer is still awaited
 	p.release()
 	var rep *report
@@ -269,19 +144,18 @@ func TestStopBeforeBegin(t *testing.T) {
 	}
 }
 
-// Keep mode: a TERM between deliveries ends Serve as end of file does
-// (the idle wait is cut by shutting the socket for reading); one during a
-// delivery is answered, and Serve ends after the answer.
-func TestStopKeepIdle(t *testing.T) {
+// serving runs serveGate(root, g) on one end of a new socket pair and
+// reads its hello on the other, which it returns (the spawner's end, to
+// be closed by the caller), with a channel closed when Serve returns.
+func serving(t *testing.T, root string, g *stopGate) (int, <-chan struct{}) {
+	t.Helper()
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer unix.Close(fds[0])
-	g := newStopGate()
 	done := make(chan struct{})
 	go func() {
-		serveGate(t.TempDir(), fds[1], g)
+		serveGate(root, fds[1], g)
 		close(done)
 	}()
 	hello := make([]byte, 64)
@@ -289,6 +163,16 @@ func TestStopKeepIdle(t *testing.T) {
 	if err != nil || string(hello[:n]) != KeepHello {
 		t.Fatalf("hello %q, %v", hello[:max(n, 0)], err)
 	}
+	return fds[0], done
+}
+
+// Keep mode: a TERM between deliveries ends Serve as end of file does
+// (the idle wait is cut by shutting the socket for reading); one during a
+// delivery is answered, and Serve ends after the answer.
+func TestStopKeepIdle(t *testing.T) {
+	g := newStopGate()
+	sock, done := serving(t, t.TempDir(), g)
+	defer unix.Close(sock)
 	g.request()
 	select {
 	case <-done:
@@ -298,21 +182,10 @@ func TestStopKeepIdle(t *testing.T) {
 }
 
 func TestStopKeepBusy(t *testing.T) {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(fds[0])
 	g := newStopGate()
-	done := make(chan struct{})
-	go func() {
-		serveGate(t.TempDir(), fds[1], g)
-		close(done)
-	}()
+	sock, done := serving(t, t.TempDir(), g)
+	defer unix.Close(sock)
 	buf := make([]byte, 4096)
-	if _, err := unix.Read(fds[0], buf); err != nil {
-		t.Fatal(err)
-	}
 	// A TERM that comes while the request is on its way: the delivery is
 	// not made, its answer is the stop, and Serve ends after it.
 	g.mu.Lock()
@@ -321,10 +194,10 @@ func TestStopKeepBusy(t *testing.T) {
 	g.request()
 	msg := bigMessage(t, 10)
 	req := []byte("h.test\x00f@x.test\x00r@h.test\x00")
-	if err := unix.Sendmsg(fds[0], req, unix.UnixRights(int(msg.Fd())), nil, 0); err != nil {
+	if err := unix.Sendmsg(sock, req, unix.UnixRights(int(msg.Fd())), nil, 0); err != nil {
 		t.Fatal(err)
 	}
-	n, err := unix.Read(fds[0], buf)
+	n, err := unix.Read(sock, buf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -336,28 +209,29 @@ func TestStopKeepBusy(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Serve did not end after answering")
 	}
-	if n, err := unix.Read(fds[0], buf); n != 0 || err != nil && !errors.Is(err, unix.ECONNRESET) {
+	if n, err := unix.Read(sock, buf); n != 0 || err != nil && !errors.Is(err, unix.ECONNRESET) {
 		t.Errorf("after the answer: %d bytes, %v; want end of file", n, err)
 	}
 }
 
-// stopRoot is a tree whose mail goes to the peer at addr.
-func stopRoot(t *testing.T, addr *net.TCPAddr) string {
+// peerRoot is a tree (me: h.test) whose mail goes to the peer on
+// 127.0.0.1 at port, with the control files more besides; the test's
+// working directory is put back at its end (run changes into the root).
+func peerRoot(t *testing.T, port int, more map[string]string) string {
 	t.Helper()
 	root := t.TempDir()
 	ctl := filepath.Join(root, "control")
 	if err := os.Mkdir(ctl, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for name, text := range map[string]string{
-		"me":         "h.test\n",
-		"smtproutes": ":[127.0.0.1]:" + itoa(addr.Port) + "\n",
-	} {
+	files := map[string]string{"me": "h.test\n", "smtproutes": ":[127.0.0.1]:" + itoa(port) + "\n"}
+	maps.Copy(files, more)
+	for name, text := range files {
 		if err := os.WriteFile(filepath.Join(ctl, name), []byte(text), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	t.Chdir(root) // run changes into root; this puts the test's directory back
+	t.Chdir(root)
 	return root
 }
 
@@ -366,23 +240,10 @@ func stopRoot(t *testing.T, addr *net.TCPAddr) string {
 // one-shot: the reader of descriptor 1 gone.
 func TestStopSpawnerGone(t *testing.T) {
 	t.Run("kept", func(t *testing.T) {
-		p := newHoldPeer(t, "RCPT")
-		root := stopRoot(t, p.addr)
-		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan struct{})
-		go func() {
-			serveGate(root, fds[1], newStopGate())
-			close(done)
-		}()
-		buf := make([]byte, 4096)
-		if _, err := unix.Read(fds[0], buf); err != nil {
-			t.Fatal(err)
-		}
+		p := newHoldPeer(t, "RCPT", 1)
+		sock, done := serving(t, peerRoot(t, p.addr.Port, nil), newStopGate())
 		msg := bigMessage(t, 1000)
-		if err := unix.Sendmsg(fds[0], []byte("far.test\x00f@x.test\x00r@far.test\x00"), unix.UnixRights(int(msg.Fd())), nil, 0); err != nil {
+		if err := unix.Sendmsg(sock, []byte("far.test\x00f@x.test\x00r@far.test\x00"), unix.UnixRights(int(msg.Fd())), nil, 0); err != nil {
 			t.Fatal(err)
 		}
 		select {
@@ -390,7 +251,7 @@ func TestStopSpawnerGone(t *testing.T) {
 		case <-time.After(20 * time.Second):
 			t.Fatal("the peer was not reached")
 		}
-		unix.Close(fds[0]) // the spawner is gone
+		unix.Close(sock) // the spawner is gone
 		checkAborted(t, p.end(t))
 		select {
 		case <-done:
@@ -399,8 +260,8 @@ func TestStopSpawnerGone(t *testing.T) {
 		}
 	})
 	t.Run("one-shot", func(t *testing.T) {
-		p := newHoldPeer(t, "RCPT")
-		root := stopRoot(t, p.addr)
+		p := newHoldPeer(t, "RCPT", 1)
+		root := peerRoot(t, p.addr.Port, nil)
 		r, w, err := os.Pipe()
 		if err != nil {
 			t.Fatal(err)
