@@ -175,9 +175,20 @@ func TestAbandonedRemoteDelivery(t *testing.T) {
 // qmail-remote, its dot out, finishes it too, and records the answer, so
 // the next run does not send it again. (qmail's spawners die of the
 // TERM; qmail-send then loses the answer, and the message goes again.)
+// A one-shot qmail-remote ignores TERM once its dot is out.
 func TestGroupTermStop(t *testing.T) {
+	for _, kept := range []bool{true, false} {
+		name := "kept"
+		if !kept {
+			name = "one-shot"
+		}
+		t.Run(name, func(t *testing.T) { groupTermStop(t, kept) })
+	}
+}
+
+func groupTermStop(t *testing.T, kept bool) {
 	s := newHeldSink(t, "dot")
-	tr := heldTree(t, s, true)
+	tr := heldTree(t, s, kept)
 	sys := tr.Start(t, "./Maildir/")
 	if err := tr.Queue(t, "box@testhost.example", []string{"joe@far.example"}, []byte("Subject: once\n\nonly once\n")); err != nil {
 		t.Fatal(err)

@@ -15,8 +15,9 @@
 //
 // SIGTERM (qmail-rspawn's, when qmail-send has gone without waiting for
 // its deliveries, or a stop's) gives up a delivery whose final dot has not
-// been sent, aborting the connection; one whose dot is out is finished
-// (qmail-remote(8), SIGNALS).
+// been sent and lets one whose dot is out finish (qmail-remote(8),
+// SIGNALS): -k catches it and aborts the connection; the one-shot form
+// keeps its default action until the dot and ignores it from then on.
 //
 // Both forms first raise their own oom_score_adj (pkg/oomadj): under memory
 // pressure the kernel kills a delivery, which qmail-send retries, before a

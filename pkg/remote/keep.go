@@ -130,7 +130,7 @@ func (d *delivery) reuse() (rep *report, ok bool) {
 	s.retry = false
 	if !d.attach(s) {
 		s.close()
-		return &report{letter: 'Z', text: txtStopped}, true
+		return &report{letter: 'Z', text: TextStopped}, true
 	}
 	s.w.shortNext = d.cfg.TimeoutConnect
 	err := d.transaction(s, s.ext)
@@ -225,7 +225,7 @@ func (s *session) idle() bool {
 // Serve is qmail-remote -k on the socket sock (fd 0): deliveries until end
 // of file. It returns the exit code (0).
 func Serve(root string, sock int) int {
-	return serveGate(root, sock, termGate())
+	return serveGate(root, sock, catchTerm())
 }
 
 // serveGate is Serve with the stopGate g: a TERM between deliveries shuts
@@ -250,7 +250,7 @@ func serveGate(root string, sock int, g *stopGate) int {
 		case r.Cut || r.File == nil:
 			rep = &report{letter: 'D', text: txtUsage}
 		case !g.begin():
-			rep = &report{letter: 'Z', text: txtStopped}
+			rep = &report{letter: 'Z', text: TextStopped}
 		default:
 			end := g.watch(sock, unix.POLLRDHUP)
 			rep = g.outcome(run(root, r.Args, r.File, w, k, g))

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -117,23 +116,17 @@ func (b badOutgoingIP) Error() string {
 // Main is qmail-remote: deliver the message on msg for args (host sender
 // recip...) and write the reports to out. It always returns 0.
 func Main(root string, args []string, msg *os.File, out io.Writer) int {
-	return mainGate(root, args, msg, out, termGate())
+	return mainGate(root, args, msg, out, oneShotGate(out))
 }
-
-// termGate is the process's one stopGate, caught SIGTERM (stop.go).
-var termGate = sync.OnceValue(catchTerm)
 
 // mainGate is Main with the stopGate g.
 func mainGate(root string, args []string, msg *os.File, out io.Writer, g *stopGate) int {
 	w := bufio.NewWriter(out)
 	var rep *report
 	if g.begin() {
-		if f, ok := out.(*os.File); ok {
-			defer g.watch(int(f.Fd()), 0)()
-		}
 		rep = run(root, args, msg, w, nil, g)
 	} else {
-		rep = &report{letter: 'Z', text: txtStopped}
+		rep = &report{letter: 'Z', text: TextStopped}
 	}
 	rep = g.outcome(rep)
 	w.WriteByte(rep.letter)
@@ -423,7 +416,7 @@ func (d *delivery) connect(addrs []dnsmx.Addr) *report {
 	var unbound net.IP  // an outgoingip source the kernel refused
 	for _, a := range addrs {
 		if d.stop.stopped() {
-			return &report{letter: 'Z', text: txtStopped}
+			return &report{letter: 'Z', text: TextStopped}
 		}
 		ready, present := tt.Ready(a.IP)
 		if !ready {
@@ -433,7 +426,7 @@ func (d *delivery) connect(addrs []dnsmx.Addr) *report {
 		if err != nil {
 			if d.stop.stopped() {
 				// Cut short by the TERM: nothing is known of the peer.
-				return &report{letter: 'Z', text: txtStopped}
+				return &report{letter: 'Z', text: TextStopped}
 			}
 			if src := d.source(a.IP); src != nil && errors.Is(err, syscall.EADDRNOTAVAIL) {
 				// Our address, not the peer, is at fault: say so, and
@@ -574,7 +567,7 @@ func (d *delivery) smtp(conn net.Conn, a dnsmx.Addr, port int, tryTLS bool) (err
 	// MAIL instead of after all of it went over the link.
 	s.w.show = func(kw string) bool { return kw == "8BITMIME" || kw == "SMTPUTF8" || kw == "SIZE" }
 	if !d.attach(s) {
-		return &report{letter: 'Z', text: txtStopped}
+		return &report{letter: 'Z', text: TextStopped}
 	}
 	required := requiresTLS(d.policy)
 	if port == 465 {

@@ -691,7 +691,7 @@ func (s *session) body(msg io.Reader) error {
 	if !s.stop.commit() {
 		// A TERM before the dot: the message is not sent (close
 		// aborts the connection, inData being set).
-		return &report{letter: 'Z', text: txtStopped}
+		return &report{letter: 'Z', text: TextStopped}
 	}
 	_, err = dc.CloseWithResponse()
 	c := 250

@@ -2,6 +2,7 @@ package remote
 
 import (
 	"context"
+	"io"
 	"net"
 	"os"
 	"os/signal"
@@ -16,15 +17,15 @@ import (
 // its running deliveries when qmail-send has gone without waiting for them
 // (a crash, kill -9): the queue still says "not delivered", and the next
 // qmail-send makes every such delivery again. One that the peer accepted
-// meanwhile would arrive twice. A supervisor's stop also sends it to the
-// whole process group.
+// meanwhile would arrive twice. A TERM to the whole process group (a
+// service manager that signals every process) reaches it too.
 //
 // So a delivery told to stop is given up if, and only if, the peer cannot
 // have accepted it yet: before the final dot has been handed to the
-// connection. The connection is then aborted (SO_LINGER 0, see abort):
+// connection. In keep mode (catchTerm) the connection is then aborted (SO_LINGER 0, see abort):
 // whatever is still in the socket's send queue is dropped and the peer
 // sees a reset, never a dot. The report is a temporary failure
-// (txtStopped); qmail-send, if it is there to read it, tries again later.
+// (TextStopped); qmail-send, if it is there to read it, tries again later.
 // A delivery whose dot has gone out is left to finish: its answer is the
 // only thing that can still tell whether the message went, and it is
 // reported as usual. A delivery still looking up the host or connecting
@@ -36,12 +37,23 @@ import (
 // process ends after answering it.
 //
 // A spawner that is gone (qmail-rspawn killed) can read no answer either:
-// while a delivery runs, the descriptor the answer goes to is watched
-// (watch), and its hang-up counts as a TERM: the socket's end of file in
-// keep mode, a pipe whose reader has gone in the one-shot form.
+// in keep mode, while a delivery runs, the socket is watched (watch), and
+// its end of file counts as a TERM.
+//
+// The one-shot form (oneShotGate) does the same without a goroutine or a
+// signal handler of its own, which cost a process that lives for one
+// delivery about a sixth of its CPU time (os/signal's watcher and a
+// thread blocked in poll(2)): until the dot a TERM keeps its default
+// action, and the process dies of it with nothing sent (the kernel's
+// close sends what was written, but no dot, so the peer drops the
+// message); from the dot on TERM is ignored, so that the answer is read
+// and reported. A reader of descriptor 1 gone is seen at the dot, which
+// is then not sent.
 
-// txtStopped is the report of a delivery given up at a TERM.
-const txtStopped = "qmail-remote was stopped (SIGTERM) before the message was sent. (#4.3.0)\n"
+// TextStopped is the report of a delivery given up at a TERM (without its
+// letter, Z); qmail-rspawn gives it for a one-shot qmail-remote that died
+// of a TERM, which can only be before its dot.
+const TextStopped = "qmail-remote was stopped (SIGTERM) before the message was sent. (#4.3.0)\n"
 
 // stopGate is where a TERM and the delivery meet. A nil *stopGate never
 // stops anything.
@@ -55,6 +67,10 @@ type stopGate struct {
 	// idle, in keep mode, ends the wait for the next request (the
 	// process then exits as at end of file); called with mu held.
 	idle func()
+	// gone, when set, is asked at the dot whether the spawner has gone;
+	// committing, when set, is called as the dot is allowed (one-shot).
+	gone       func() bool
+	committing func()
 
 	ctx    context.Context // cancelled at the TERM: cuts a connect short
 	cancel context.CancelFunc
@@ -66,7 +82,34 @@ func newStopGate() *stopGate {
 	return g
 }
 
-// catchTerm returns a gate that SIGTERM triggers.
+// oneShotGate is the gate of a one-shot qmail-remote whose answer goes
+// to out: TERM keeps its default action until the dot and is ignored from
+// then on; out, when it is a descriptor, is asked at the dot whether its
+// reader has gone.
+func oneShotGate(out io.Writer) *stopGate {
+	g := newStopGate()
+	if f, ok := out.(*os.File); ok {
+		fd := int(f.Fd())
+		g.gone = func() bool { return hungUp(fd) }
+	}
+	g.committing = func() { signal.Ignore(syscall.SIGTERM) }
+	return g
+}
+
+// hungUp reports whether fd has hung up (a pipe whose reader has gone, a
+// terminal hung up), without waiting.
+func hungUp(fd int) bool {
+	fds := []unix.PollFd{{Fd: int32(fd)}}
+	for {
+		n, err := unix.Poll(fds, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		return err == nil && n > 0 && fds[0].Revents&(unix.POLLHUP|unix.POLLERR) != 0
+	}
+}
+
+// catchTerm returns a gate that SIGTERM triggers (keep mode).
 func catchTerm() *stopGate {
 	g := newStopGate()
 	c := make(chan os.Signal, 1)
@@ -111,7 +154,7 @@ func (g *stopGate) stopped() bool {
 }
 
 // begin starts a delivery; false means a TERM came first: nothing is to be
-// done, the report is txtStopped.
+// done, the report is TextStopped.
 func (g *stopGate) begin() bool {
 	if g == nil {
 		return true
@@ -158,8 +201,15 @@ func (g *stopGate) commit() bool {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if !g.requested && g.gone != nil && g.gone() {
+		g.requested = true
+		g.cancel()
+	}
 	if g.requested {
 		return false
+	}
+	if g.committing != nil {
+		g.committing()
 	}
 	g.committed, g.conn = true, nil
 	return true
@@ -180,7 +230,7 @@ func (g *stopGate) wasAborted() bool {
 // when a TERM aborted its connection and the failure followed from that.
 func (g *stopGate) outcome(rep *report) *report {
 	if rep.letter == 'Z' && g.wasAborted() {
-		return &report{letter: 'Z', text: txtStopped}
+		return &report{letter: 'Z', text: TextStopped}
 	}
 	return rep
 }
@@ -188,8 +238,7 @@ func (g *stopGate) outcome(rep *report) *report {
 // watch calls request when fd, where the delivery's answer goes, hangs
 // up: events is what to wait for besides POLLHUP and POLLERR (POLLRDHUP
 // for a socket). It returns the function that ends the watch (and waits
-// for it to have ended). A descriptor that never hangs up (a regular
-// file, /dev/null) is watched for nothing.
+// for it to have ended).
 func (g *stopGate) watch(fd int, events int16) (end func()) {
 	if g == nil {
 		return func() {}

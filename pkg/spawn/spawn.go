@@ -20,8 +20,9 @@ import (
 
 // Status is how one delivery ended.
 type Status struct {
-	Code     int  // exit code, when not Signaled
-	Signaled bool // the program was killed by a signal
+	Code     int            // exit code, when not Signaled
+	Signaled bool           // the program was killed by a signal
+	Signal   syscall.Signal // that signal, when known (0: not known)
 	// Report, when not empty, is the whole report (letter first), sent as
 	// is: the spawner decided without a program (hqmail additions only).
 	Report string
@@ -484,7 +485,7 @@ func StatusOf(ps *os.ProcessState) Status {
 	}
 	ws, _ := ps.Sys().(syscall.WaitStatus)
 	if ws.Signaled() {
-		return Status{Signaled: true}
+		return Status{Signaled: true, Signal: ws.Signal()}
 	}
 	return Status{Code: ws.ExitStatus()}
 }

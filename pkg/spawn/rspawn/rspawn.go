@@ -17,6 +17,7 @@ import (
 
 	"github.com/hqmail/hqmail/pkg/pollfd"
 	"github.com/hqmail/hqmail/pkg/qhome"
+	"github.com/hqmail/hqmail/pkg/remote"
 	"github.com/hqmail/hqmail/pkg/spawn"
 )
 
@@ -129,7 +130,8 @@ func piece(s []byte) []byte {
 // Translate turns qmail-remote's exit status and output into a report
 // letter and text, as qmail-rspawn does.
 //
-// Exit status: signal or exit 2 -> Z crashed (with the Go runtime's reason
+// Exit status: TERM -> Z stopped (remote.TextStopped); another signal or
+// exit 2 -> Z crashed (with the Go runtime's reason
 // when the output holds one: spawn.CrashText); 111 -> Z unable to run;
 // other non-zero -> D unable to run; no output -> Z no output. On exit 0:
 // result = the letter of the first complete (NUL-terminated) piece that
@@ -139,6 +141,11 @@ func piece(s []byte) []byte {
 // not better than the letter sent (K > Z > D), the piece after the first
 // NUL minus its letter if it starts with K, Z or D.
 func Translate(st spawn.Status, out []byte) (byte, string) {
+	if st.Signaled && st.Signal == syscall.SIGTERM {
+		// A one-shot qmail-remote ignores TERM from its final dot on:
+		// one that died of it had sent no dot (qmail-remote(8), SIGNALS).
+		return 'Z', remote.TextStopped
+	}
 	if st.Signaled {
 		return 'Z', spawn.CrashText("qmail-remote", out)
 	}

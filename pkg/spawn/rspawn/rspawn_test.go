@@ -6,8 +6,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
+	"github.com/hqmail/hqmail/pkg/remote"
 	"github.com/hqmail/hqmail/pkg/spawn"
 )
 
@@ -21,6 +23,8 @@ func TestTranslate(t *testing.T) {
 		text   string
 	}{
 		{"crash", spawn.Status{Signaled: true}, "r\x00K\x00", 'Z', TextCrashed},
+		{"killed", spawn.Status{Signaled: true, Signal: syscall.SIGKILL}, "", 'Z', TextCrashed},
+		{"stopped by TERM before its dot", spawn.Status{Signaled: true, Signal: syscall.SIGTERM}, "r\x00", 'Z', remote.TextStopped},
 		{"exit 111", spawn.Status{Code: 111}, "", 'Z', TextNoRun},
 		{"exit 100", spawn.Status{Code: 100}, "", 'D', TextNoRun},
 		{"exit 1", spawn.Status{Code: 1}, "r\x00K\x00", 'D', TextNoRun},
