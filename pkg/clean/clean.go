@@ -12,13 +12,13 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/hqmail/hqmail/pkg/qhome"
+	"github.com/hqmail/hqmail/pkg/sigcatch"
 	"github.com/hqmail/hqmail/pkg/spawnproto"
 )
 
@@ -126,9 +126,9 @@ func (c *Cleaner) Serve(in io.Reader, out io.Writer) error {
 // A TERM is taken and dropped (qmail's dies of it): a stop that signals
 // the whole process group reaches qmail-clean with qmail-send, which then
 // finishes its running deliveries and still removes what they complete
-// (spawn.IgnoreTerm says the same of the spawners).
+// (as the spawners do: spawn.Main).
 func Main(root string, in io.Reader, out io.Writer) int {
-	signal.Notify(make(chan os.Signal, 1), syscall.SIGTERM)
+	sigcatch.Drop(syscall.SIGTERM)
 	q := filepath.Join(root, "queue")
 	if err := os.Chdir(q); err != nil {
 		return 111

@@ -165,16 +165,12 @@ func (g *stopGate) begin() bool {
 	return !g.requested
 }
 
-// end closes a delivery begun by begin; it reports whether the process
-// is to end (a TERM came).
-func (g *stopGate) end() (stop bool) {
-	if g == nil {
-		return false
-	}
+// end closes a delivery begun by begin (stopped then says whether the
+// process is to end).
+func (g *stopGate) end() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.busy, g.conn = false, nil
-	return g.requested
 }
 
 // attach makes c the connection a TERM aborts; false means a TERM has

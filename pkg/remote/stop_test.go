@@ -91,8 +91,8 @@ func TestStopAfterDot(t *testing.T) {
 	if r := p.end(t); !r.quit {
 		t.Errorf("the peer's stream ended with %v before QUIT, want the dialogue ended in order", r.err)
 	}
-	if !g.end() {
-		t.Error("end: the process is not told to end after the TERM")
+	if g.end(); !g.stopped() {
+		t.Error("after the delivery the process is not told to end after the TERM")
 	}
 }
 

@@ -8,6 +8,9 @@
 // a channel of its own with room for one pending, and a goroutine passes
 // it on to the channel returned: a signal repeated while one is pending
 // means no more than one, and every kind caught is delivered.
+//
+// Drop catches signals and does nothing with them: the way to outlive a
+// signal without passing SIG_IGN on to the programs the process execs.
 package sigcatch
 
 import (
@@ -28,4 +31,14 @@ func Catch(sigs ...os.Signal) <-chan os.Signal {
 		}()
 	}
 	return out
+}
+
+// Drop catches sigs and drops them. Unlike signal.Ignore, which sets
+// SIG_IGN and so passes it on through exec, the programs this process
+// starts get the default action back: a spawner that outlives TERM must
+// not make every delivery and .qmail program immune to it, and one that
+// outlives SIGPIPE (a write to a reader gone fails with EPIPE instead)
+// must not make them ignore it.
+func Drop(sigs ...os.Signal) {
+	signal.Notify(make(chan os.Signal, 1), sigs...)
 }

@@ -2,6 +2,7 @@ package sigcatch
 
 import (
 	"os"
+	"os/exec"
 	"syscall"
 	"testing"
 	"time"
@@ -26,5 +27,19 @@ func TestBurstKeepsOther(t *testing.T) {
 		case <-deadline:
 			t.Fatal("SIGUSR1 not delivered after a burst of HUPs")
 		}
+	}
+}
+
+// TestDrop: a dropped signal does not end the process, and a program it
+// execs has the default action back (it dies of the signal), where
+// signal.Ignore would have passed SIG_IGN on.
+func TestDrop(t *testing.T) {
+	Drop(syscall.SIGTERM)
+	syscall.Kill(os.Getpid(), syscall.SIGTERM)
+	time.Sleep(100 * time.Millisecond) // were it not caught, the test binary would be gone
+	out, err := exec.Command("/bin/sh", "-c", "kill -TERM $$; echo survived").CombinedOutput()
+	ee, ok := err.(*exec.ExitError)
+	if !ok || !ee.Sys().(syscall.WaitStatus).Signaled() || len(out) != 0 {
+		t.Errorf("a child after Drop: %v, %q; want it killed by the TERM it sent itself", err, out)
 	}
 }

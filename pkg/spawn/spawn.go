@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"github.com/hqmail/hqmail/pkg/nofile"
 	"github.com/hqmail/hqmail/pkg/pollfd"
 	"github.com/hqmail/hqmail/pkg/qhome"
+	"github.com/hqmail/hqmail/pkg/sigcatch"
 	"github.com/hqmail/hqmail/pkg/spawnproto"
 )
 
@@ -386,31 +386,22 @@ func Main(root string, sp Spawner, cfg Config, init func() error) int {
 			return 111
 		}
 	}
-	// With a handler installed (rather than SIG_IGN, which exec would pass
-	// on to every delivery program), a write to a closed pipe on fd 1
-	// returns EPIPE instead of killing us, and TERM is taken and dropped
-	// (IgnoreTerm).
-	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
-	IgnoreTerm()
+	// A write to a closed pipe on fd 1 returns EPIPE instead of killing
+	// us. A TERM is dropped too (qmail's spawners die of it): a stop that
+	// signals the whole process group (kill -TERM -PGID, a service
+	// manager that signals every process) reaches them with qmail-send's;
+	// qmail-send then waits for its running deliveries, and a spawner gone
+	// would lose their results (qmail-send exits at once, "lost spawn
+	// connection", and the next run makes them again). They end as
+	// always, at end of input, once qmail-send has gone. Dropped, not
+	// ignored: the delivery programs keep the default actions.
+	sigcatch.Drop(syscall.SIGPIPE, syscall.SIGTERM)
 	cfg.Limit = FitLimit(cfg.Limit, RaiseNofile(FitLimit(cfg.Limit, 0)))
 	// Both pipes are qmail-start's, private to qmail-send and us.
 	if err := Run(pollfd.File(0, "requests"), pollfd.File(1, "reports"), sp, cfg); err != nil {
 		return 111
 	}
 	return 0
-}
-
-// IgnoreTerm makes the spawners and qmail-clean outlive a TERM (qmail's
-// die of it). A stop that signals the whole process group (kill -TERM
-// -PGID, a service manager that signals every process) reaches them with
-// qmail-send's; qmail-send then waits for its running deliveries, and a
-// spawner or qmail-clean gone would lose their results (qmail-send exits
-// at once, "lost spawn connection", and the next run makes them again).
-// They end as always, at end of input, once qmail-send has gone. The
-// signal is caught, not ignored: SIG_IGN would be passed on by exec to the
-// delivery programs and the programs of .qmail files.
-func IgnoreTerm() {
-	signal.Notify(make(chan os.Signal, 1), syscall.SIGTERM)
 }
 
 // MaxReason bounds the reason CrashReason returns, in bytes.

@@ -48,7 +48,7 @@ func runInit(stderr *os.File) (code int, ok bool) {
 	sigs := sigcatch.Catch(initSignals...)
 	// PID 1 writes only its own complaints: a reader gone must not
 	// matter (see Main).
-	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+	sigcatch.Drop(syscall.SIGPIPE)
 	// Descriptors beyond 2 that PID 1 inherited are not passed on (the
 	// child would not pass them on either); PID 1 itself opens no pipe,
 	// so no program waits for an end of file it holds back.

@@ -52,7 +52,6 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -636,11 +635,11 @@ func Main(args []string, root string, stdout, stderr *os.File) int {
 	sigs := sigcatch.Catch(syscall.SIGTERM, syscall.SIGHUP, syscall.SIGALRM)
 	syscall.Umask(0o077)
 	spawn.CloseOnExecAll()
-	// Standard error may be a pipe (the rc script's splogger): with a
-	// handler (not SIG_IGN, which exec would pass on to the children) an
-	// alert written after its reader has gone fails with EPIPE instead of
-	// killing qmail-start and orphaning qmail-send.
-	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+	// Standard error may be a pipe (the rc script's splogger): with the
+	// signal dropped (not SIG_IGN, which exec would pass on to the
+	// children) an alert written after its reader has gone fails with
+	// EPIPE instead of killing qmail-start and orphaning qmail-send.
+	sigcatch.Drop(syscall.SIGPIPE)
 	if err := os.Chdir("/"); err != nil {
 		return 111
 	}
