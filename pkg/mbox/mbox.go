@@ -1,9 +1,10 @@
 // Package mbox appends one message to an mbox file the way qmail-local
-// does (spec/delivery.md §4, "mbox"): under an exclusive flock, a From_
-// line, Return-Path and Delivered-To, the message with ">" added before
-// every line matching "^>*From ", a newline if the last line lacked one,
-// and an empty line; then fsync. On any failure after the lock was taken
-// the file is cut back to its old length, so no reader ever sees half a
+// does (spec/delivery.md §4, "mbox"): under an exclusive flock and (beyond
+// qmail) an exclusive POSIX record lock on the whole file, a From_ line,
+// Return-Path and Delivered-To, the message with ">" added before every
+// line matching "^>*From ", a newline if the last line lacked one, and an
+// empty line; then fsync. On any failure after the locks were taken the
+// file is cut back to its old length, so no reader ever sees half a
 // message.
 package mbox
 
@@ -44,25 +45,72 @@ func NeedsQuote(line []byte) bool {
 	return len(line)-i >= 5 && string(line[i:i+5]) == "From "
 }
 
-// lockEx takes an exclusive flock on fd within LockTimeout. It returns
-// whether the file is locked; a file system without flock gives false and
-// no error, as qmail goes on without the lock then.
+// lockEx locks fd for writing within LockTimeout: an exclusive flock, as
+// qmail takes on Linux, and a POSIX record lock (fcntl F_SETLK, F_WRLCK) on
+// the whole file, which qmail does not take. On Linux the two kinds do not
+// exclude each other, and procmail, mutt, Dovecot, s-nail, mailx and
+// Postfix's local lock an mbox with fcntl: a reader that truncates and
+// rewrites the file under an fcntl lock alone lost messages qmail-local
+// appended meanwhile. No dot-lock is made: one left by a qmail-local killed
+// with SIGKILL would shut readers out until removed by hand.
+//
+// Both are asked for without blocking; when the second is busy the first
+// is let go before the pause, so that qmail-local never holds one lock while
+// it waits for the other (a program taking them in the other order cannot
+// deadlock with it). A lock the file system does not support (ENOLCK,
+// EOPNOTSUPP, EINVAL, or any error but "busy") is done without, as qmail
+// goes on without its flock then. lockEx reports whether every lock the
+// file system supports is held: only then can no other writer have
+// appended, so that a failed delivery may cut the file back.
 func lockEx(fd int) (bool, error) {
+	useFlock, useFcntl := !onNFS(fd), true
 	deadline := time.Now().Add(LockTimeout)
 	for {
-		err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
-		switch err {
-		case nil:
-			return true, nil
-		case unix.EWOULDBLOCK, unix.EINTR:
-		default:
-			return false, nil
+		busy := false
+		if useFlock {
+			switch unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) {
+			case nil:
+			case unix.EWOULDBLOCK, unix.EINTR:
+				busy = true
+			default:
+				useFlock = false
+			}
+		}
+		if !busy && useFcntl {
+			lk := unix.Flock_t{Type: unix.F_WRLCK, Whence: io.SeekStart, Start: 0, Len: 0}
+			switch unix.FcntlFlock(uintptr(fd), unix.F_SETLK, &lk) {
+			case nil:
+			case unix.EAGAIN, unix.EACCES, unix.EINTR:
+				busy = true
+				if useFlock {
+					unix.Flock(fd, unix.LOCK_UN)
+				}
+			default:
+				useFcntl = false
+			}
+		}
+		if !busy {
+			return useFlock || useFcntl, nil
 		}
 		if !time.Now().Before(deadline) {
 			return false, qerr.Temp(TextLocked)
 		}
-		time.Sleep(lockPoll)
+		lockSleep(lockPoll)
 	}
+}
+
+// lockSleep is the pause between lock attempts, with neither lock held; a
+// variable so that tests can act there.
+var lockSleep = time.Sleep
+
+// onNFS reports whether fd is a file on NFS. There Linux makes a flock a
+// whole-file fcntl lock owned by the open file rather than the process, so
+// qmail-local's own flock and fcntl lock would conflict with each other and
+// never both be had: on NFS only the fcntl lock is taken (it is the one NFS
+// passes on to the server and other clients).
+func onNFS(fd int) bool {
+	var st unix.Statfs_t
+	return unix.Fstatfs(fd, &st) == nil && st.Type == unix.NFS_SUPER_MAGIC
 }
 
 type readError struct{ err error }
