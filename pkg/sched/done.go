@@ -3,6 +3,7 @@ package sched
 import (
 	"io"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -13,28 +14,58 @@ import (
 
 // addBounce appends a failure paragraph to bounce/ID, retrying every 10 s
 // until it succeeds (qmail's behaviour: the report must not be lost).
+// The paragraph is on disk before it returns, and so is the file's name
+// when this made the file: the caller marks the recipient done next, and
+// a crash that kept that mark, or the channel file's removal, but not the
+// paragraph would lose the failure notice (qmail does not flush it).
 func (s *Sched) addBounce(id uint64, recip, text string) {
 	p := bounceParagraph(s.cf.unvirtual(recip), text)
 	n := s.path(fnFlat("bounce", id))
-	done := 0
-	for appendRest(n, p, &done) != nil {
+	var a appending
+	for a.appendRest(n, p) != nil {
 		s.sleepRetry("alert: unable to append to bounce message; HELP! sleeping...")
 	}
 }
 
-// appendRest appends to file name what of p is not written yet (p[*done:])
-// and counts what it wrote in *done, so that a write cut short (a full
-// disk) is taken up where it stopped, as qmail does, instead of starting
-// the paragraph again behind its first part.
-func appendRest(name string, p []byte, done *int) error {
-	f, err := os.OpenFile(name, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+// appending is one paragraph's progress through appendRest's tries.
+type appending struct {
+	done int  // bytes of the paragraph written
+	made bool // a try made the file, so its directory needs a flush
+}
+
+// syncFile and syncDir flush a file and a directory; variables so that
+// tests can see the flushes.
+var (
+	syncFile = (*os.File).Sync
+	syncDir  = qhome.SyncDir
+)
+
+// appendRest appends to file name what of p is not written yet
+// (p[a.done:]), so that a write cut short (a full disk) is taken up where
+// it stopped, as qmail does, instead of starting the paragraph again behind
+// its first part. Then it flushes the file, and its directory if a try
+// made the file; a failed flush is an error, tried again as a failed
+// write is.
+func (a *appending) appendRest(name string, p []byte) error {
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_APPEND|os.O_CREATE|os.O_EXCL, 0o600)
+	if err == nil {
+		a.made = true
+	} else if os.IsExist(err) {
+		f, err = os.OpenFile(name, os.O_WRONLY|os.O_APPEND, 0o600)
+	}
 	if err != nil {
 		return err
 	}
-	k, err := f.Write(p[*done:])
-	*done += k
+	k, err := f.Write(p[a.done:])
+	a.done += k
+	if err == nil {
+		err = syncFile(f)
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
+	}
+	if err == nil && a.made {
+		err = syncDir(filepath.Dir(name))
 	}
 	return err
 }

@@ -421,6 +421,74 @@ func TestHoldLogWarning(t *testing.T) {
 	e.stop()
 }
 
+// TestAppendRestFlushes: a failure paragraph is flushed before
+// appendRest returns, and so is bounce/'s entry for a file it made (in this
+// try or an earlier one that failed), because the recipient is marked done
+// next: a power cut that kept the mark, or the channel file's removal, but
+// not the paragraph lost the failure notice (crash QA on a file system
+// that keeps only what was flushed).
+func TestAppendRestFlushes(t *testing.T) {
+	var events []string
+	oldFile, oldDir := syncFile, syncDir
+	t.Cleanup(func() { syncFile, syncDir = oldFile, oldDir })
+	failDir := false
+	syncFile = func(f *os.File) error {
+		events = append(events, "file "+filepath.Base(f.Name()))
+		return f.Sync()
+	}
+	syncDir = func(dir string) error {
+		events = append(events, "dir "+filepath.Base(dir))
+		if failDir {
+			return errors.New("flush failed")
+		}
+		return qhome.SyncDir(dir)
+	}
+	dir := filepath.Join(t.TempDir(), "bounce")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	name := filepath.Join(dir, "42")
+	p := []byte("<a@example.org>:\nno mailbox here\n\n")
+
+	var a appending
+	if err := a.appendRest(name, p); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Join(events, ", "), "file 42, dir bounce"; got != want {
+		t.Errorf("new bounce file: flushes %q, want %q", got, want)
+	}
+
+	events = nil
+	var b appending
+	if err := b.appendRest(name, p); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Join(events, ", "), "file 42"; got != want {
+		t.Errorf("existing bounce file: flushes %q, want %q", got, want)
+	}
+
+	// The directory flush of the try that made the file fails: the next
+	// try, which finds the file there, flushes the directory again.
+	if err := os.Remove(name); err != nil {
+		t.Fatal(err)
+	}
+	events, failDir = nil, true
+	var c appending
+	if err := c.appendRest(name, p); err == nil {
+		t.Fatal("failed directory flush not reported")
+	}
+	failDir = false
+	if err := c.appendRest(name, p); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Join(events, ", "), "file 42, dir bounce, file 42, dir bounce"; got != want {
+		t.Errorf("after a failed directory flush: flushes %q, want %q", got, want)
+	}
+	if got, _ := os.ReadFile(name); string(got) != string(p) {
+		t.Errorf("bounce file holds %q, want the paragraph once", got)
+	}
+}
+
 // TestAppendRestResumes: a bounce paragraph whose write is cut short (a
 // full disk, here the file size limit) is taken up where it stopped on the
 // next try, so the bounce holds it once and whole (it held its first part
@@ -432,16 +500,16 @@ func TestAppendRestResumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := []byte("<b@example.org>:\n" + strings.Repeat("x", 3000) + "\n\n")
-	done := 0
+	var a appending
 	var err error
 	testutil.WithFileSizeLimit(t, uint64(len(first)+1000), func() {
-		err = appendRest(name, p, &done)
+		err = a.appendRest(name, p)
 	})
-	if err == nil || done != 1000 {
-		t.Fatalf("cut-short write: err %v, %d written, want an error after 1000", err, done)
+	if err == nil || a.done != 1000 {
+		t.Fatalf("cut-short write: err %v, %d written, want an error after 1000", err, a.done)
 	}
-	if err := appendRest(name, p, &done); err != nil || done != len(p) {
-		t.Fatalf("second try: err %v, %d written of %d", err, done, len(p))
+	if err := a.appendRest(name, p); err != nil || a.done != len(p) {
+		t.Fatalf("second try: err %v, %d written of %d", err, a.done, len(p))
 	}
 	got, _ := os.ReadFile(name)
 	if want := string(first) + string(p); string(got) != want {
