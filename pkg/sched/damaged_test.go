@@ -178,3 +178,55 @@ func TestDeleteTodoTemporaryFailure(t *testing.T) {
 	}
 	e.stop()
 }
+
+// TestDropRemainsWithoutMess: a message whose info and channel files are
+// left but whose message file is gone (a power cut that kept only the
+// message file's removal of a message already delivered; crash QA) is
+// logged and its files removed at the next start. It was retried for ever
+// ("unable to open message") and, at its queue lifetime, bounced. A
+// message with its message file is left alone.
+func TestDropRemainsWithoutMess(t *testing.T) {
+	root := newTree(t)
+	ctl(t, root, "holdlocal", "")
+	gone := queueMsg(t, root, "ann@example.org", "bob@local.example", "carl@remote.example")
+	kept := queueMsg(t, root, "ann@example.org", "dan@local.example")
+	ctl(t, root, "holdremote", "")
+	e := start(t, root, ok, ok)
+	e.waitLog("new msg", 2)
+	if code := e.stop(); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	names := []string{fnChan(chanLocal, gone), fnChan(chanRemote, gone), fnSplit("info", gone)}
+	for _, n := range names {
+		if !e.exists(n) {
+			t.Fatalf("%s missing before the test removes the message file", n)
+		}
+	}
+	bounce := filepath.Join(root, "queue", fnFlat("bounce", gone))
+	if err := os.WriteFile(bounce, []byte("<eve@local.example>:\nfailed\n\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(root, "queue", fnSplit("mess", gone))); err != nil {
+		t.Fatal(err)
+	}
+
+	e = start(t, root, ok, ok)
+	e.waitLog("warning: message "+utoa(gone)+" has no message file ("+fnSplit("mess", gone)+")", 1)
+	e.waitLog("status:", 1)
+	for _, n := range append(names, fnFlat("bounce", gone)) {
+		if e.exists(n) {
+			t.Errorf("%s left", n)
+		}
+	}
+	for _, n := range []string{fnChan(chanLocal, kept), fnSplit("info", kept), fnSplit("mess", kept)} {
+		if !e.exists(n) {
+			t.Errorf("%s of the message with its message file removed", n)
+		}
+	}
+	if strings.Contains(e.log.String(), "warning: message "+utoa(kept)+" has no") {
+		t.Errorf("message %d with its message file warned about:\n%s", kept, e.log.String())
+	}
+	if n := len(e.spawn[chanLocal].requests()) + len(e.spawn[chanRemote].requests()); n != 0 {
+		t.Errorf("%d deliveries started (both channels held)", n)
+	}
+}

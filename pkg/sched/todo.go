@@ -107,6 +107,13 @@ func (s *Sched) pqadd(id uint64) {
 		}
 		return
 	}
+	if _, err := os.Stat(s.path(fnSplit("mess", id))); isNoent(err) {
+		s.dropRemains(id)
+		return
+	} else if err != nil {
+		s.fail.insert(id, s.recent+sleepSysfail)
+		return
+	}
 	// Both channels are looked at before either is scheduled: a channel
 	// scheduled before the other's stat failed was scheduled again at
 	// each retry of the failed one, and its deliveries ran in parallel.
@@ -132,6 +139,30 @@ func (s *Sched) pqadd(id uint64) {
 	}
 	if !any {
 		s.done.insert(id, s.recent)
+	}
+}
+
+// dropRemains removes what is left of a message whose message file is
+// gone: its channel files, bounce/ID and info/S/ID, in the order a message
+// leaves the queue. qmail removes a done message's files without flushing
+// their directories in between, so a crash (a power cut on a file system
+// that writes its directories back in any order) can keep the message
+// file's removal and lose the others'; qmail then retries such a message
+// for ever ("unable to open message") and at its queue lifetime tries to
+// bounce a message already delivered. Nothing of it can be delivered or
+// bounced any more either way, and it is more likely done than not: it is
+// logged and removed. A removal that fails is tried again later.
+func (s *Sched) dropRemains(id uint64) {
+	sid := utoa(id)
+	s.log.line("warning: message ", sid, " has no message file (", fnSplit("mess", id),
+		"), left by a crash or removed by hand: removing its queue files")
+	names := []string{fnChan(chanLocal, id), fnChan(chanRemote, id), fnFlat("bounce", id), fnSplit("info", id)}
+	for _, n := range names {
+		if err := os.Remove(s.path(n)); err != nil && !isNoent(err) {
+			s.log.line("warning: unable to unlink ", n, "; will try again later")
+			s.fail.insert(id, s.recent+sleepSysfail)
+			return
+		}
 	}
 }
 

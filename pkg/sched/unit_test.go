@@ -582,6 +582,7 @@ func TestPqaddStatFails(t *testing.T) {
 	root := newTree(t)
 	q := filepath.Join(root, "queue")
 	id := uint64(4242)
+	os.WriteFile(filepath.Join(q, fnSplit("mess", id)), []byte("Subject: x\n\nx\n"), 0o600)
 	os.WriteFile(filepath.Join(q, fnSplit("info", id)), []byte("Fann@example.org\x00"), 0o600)
 	os.WriteFile(filepath.Join(q, fnChan(chanLocal, id)), []byte("Tbob@local.example\x00"), 0o600)
 	rdir := filepath.Join(q, "remote", split(id))
