@@ -230,3 +230,31 @@ func TestDropRemainsWithoutMess(t *testing.T) {
 		t.Errorf("%d deliveries started (both channels held)", n)
 	}
 }
+
+// TestStaleBounceRemoved: a bounce/ID left by an earlier message with the
+// same id (a power cut kept its info file's removal, not its bounce
+// file's; crash QA) is removed when the new message is preprocessed, so
+// the new message, once delivered, sends its sender no failure notice
+// naming the old message's recipients. It was sent.
+func TestStaleBounceRemoved(t *testing.T) {
+	root := newTree(t)
+	id := queueMsg(t, root, "ann@example.org", "bob@local.example")
+	stale := filepath.Join(root, "queue", fnFlat("bounce", id))
+	if err := os.WriteFile(stale, []byte("<olduser@local.example>:\nan old failure\n\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := start(t, root, ok, ok)
+	e.waitLog("warning: removed bounce/"+utoa(id)+", left by an earlier message with this id", 1)
+	e.waitLog("end msg "+utoa(id), 1)
+	if code := e.stop(); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	select {
+	case inj := <-e.injects:
+		t.Errorf("a bounce was sent to %q:\n%s", inj.recips, inj.msg)
+	default:
+	}
+	if strings.Contains(e.log.String(), "bounce msg") {
+		t.Errorf("bounce logged:\n%s", e.log.String())
+	}
+}

@@ -375,11 +375,21 @@ func (s *Sched) prepare(id uint64) *prepared {
 		return nil
 	}
 	infoName := fnSplit("info", id)
-	for _, n := range []string{fnChan(0, id), fnChan(1, id), infoName} {
-		if err := unlink(s.path(n)); err != nil && !isNoent(err) {
+	// A bounce/ID found here is another message's: a crash (a power cut
+	// that kept the info file's removal but not the bounce file's) left
+	// it behind when that message, which had this inode, was done. Kept,
+	// it would be sent to this message's sender as a failure notice
+	// once this one is delivered (crash QA); qmail leaves it too.
+	bounceName := fnFlat("bounce", id)
+	for _, n := range []string{fnChan(0, id), fnChan(1, id), bounceName, infoName} {
+		err := unlink(s.path(n))
+		if err != nil && !isNoent(err) {
 			s.log.line("warning: unable to unlink ", n)
 			s.todoSoon()
 			return nil
+		}
+		if err == nil && n == bounceName {
+			s.log.line("warning: removed ", bounceName, ", left by an earlier message with this id")
 		}
 	}
 	info, err := openQueue(s.path(infoName), os.O_WRONLY|os.O_CREATE|os.O_EXCL)
