@@ -1,15 +1,16 @@
 package queue
 
 import (
-	"github.com/hqmail/hqmail/internal/testutil"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/hqmail/hqmail/internal/testutil"
 	"github.com/hqmail/hqmail/pkg/qq"
 )
 
@@ -82,6 +83,21 @@ func trySendPipes(t *testing.T, s int) (mw, ew *os.File, err error) {
 	return mw, ew, nil
 }
 
+// connectService connects the socket s to root's service through
+// /proc/self/fd, as qq.dialService does for long roots: a TMPDIR of more
+// than a few dozen bytes makes the socket's full path too long for an
+// address. The directory descriptor is closed again at once, so that tests
+// counting descriptors do not see it.
+func connectService(s int, root string) error {
+	path := filepath.Join(root, qq.ServiceSocket)
+	d, err := unix.Open(filepath.Dir(path), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(d)
+	return unix.Connect(s, &unix.SockaddrUnix{Name: "/proc/self/fd/" + strconv.Itoa(d) + "/" + filepath.Base(path)})
+}
+
 // dial connects to the service; the connection is closed at the end of
 // the test unless the test closes it first (close is idempotent here).
 func dial(t *testing.T, root string) (s int, close func()) {
@@ -98,7 +114,7 @@ func dial(t *testing.T, root string) (s int, close func()) {
 		}
 	}
 	t.Cleanup(close)
-	if err := unix.Connect(s, &unix.SockaddrUnix{Name: filepath.Join(root, qq.ServiceSocket)}); err != nil {
+	if err := connectService(s, root); err != nil {
 		t.Fatal(err)
 	}
 	return s, close

@@ -164,7 +164,7 @@ func rawRequest(t *testing.T, root, hello string, fds ...int) (int, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := unix.Connect(s, &unix.SockaddrUnix{Name: filepath.Join(root, qq.ServiceSocket)}); err != nil {
+	if err := connectService(s, root); err != nil {
 		t.Fatal(err)
 	}
 	var oob []byte
@@ -490,7 +490,7 @@ func passLingering(t *testing.T, root string, fd int) int {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { unix.Close(s) })
-		if err := unix.Connect(s, &unix.SockaddrUnix{Name: filepath.Join(root, qq.ServiceSocket)}); err != nil {
+		if err := connectService(s, root); err != nil {
 			t.Fatal(err)
 		}
 		err = unix.Sendmsg(s, []byte("Q1"), unix.UnixRights(fd, fd), nil, unix.MSG_NOSIGNAL)
@@ -619,7 +619,7 @@ func TestServiceRefusalsSaturated(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unix.Close(v)
-	if err := unix.Connect(v, &unix.SockaddrUnix{Name: filepath.Join(root, qq.ServiceSocket)}); err != nil {
+	if err := connectService(v, root); err != nil {
 		t.Fatal(err)
 	}
 	if err := unix.Sendmsg(v, []byte("Q1"), unix.UnixRights(int(mr.Fd()), int(mr.Fd())), nil, 0); err != nil {
