@@ -153,17 +153,23 @@ func (s *Sched) pqadd(id uint64) {
 // bounced any more either way, and it is more likely done than not: it is
 // logged and removed. A removal that fails is tried again later.
 func (s *Sched) dropRemains(id uint64) {
-	sid := utoa(id)
-	s.log.line("warning: message ", sid, " has no message file (", fnSplit("mess", id),
+	s.log.line("warning: message ", utoa(id), " has no message file (", fnSplit("mess", id),
 		"), left by a crash or removed by hand: removing its queue files")
-	names := []string{fnChan(chanLocal, id), fnChan(chanRemote, id), fnFlat("bounce", id), fnSplit("info", id)}
-	for _, n := range names {
-		if err := os.Remove(s.path(n)); err != nil && !isNoent(err) {
+	for _, n := range remains(id) {
+		if err := unlink(s.path(n)); err != nil && !isNoent(err) {
 			s.log.line("warning: unable to unlink ", n, "; will try again later")
 			s.fail.insert(id, s.recent+sleepSysfail)
 			return
 		}
 	}
+}
+
+// remains are the files of message id that qmail-send writes, besides
+// the message file and its todo and intd entries, in the order it removes
+// them: the channel files, bounce/ID, and info/S/ID last (the file that
+// says the message was preprocessed).
+func remains(id uint64) []string {
+	return []string{fnChan(chanLocal, id), fnChan(chanRemote, id), fnFlat("bounce", id), fnSplit("info", id)}
 }
 
 // Preprocessing runs in batches (docs/performance.md, "qmail-send
@@ -381,7 +387,7 @@ func (s *Sched) prepare(id uint64) *prepared {
 	// it would be sent to this message's sender as a failure notice
 	// once this one is delivered (crash QA); qmail leaves it too.
 	bounceName := fnFlat("bounce", id)
-	for _, n := range []string{fnChan(0, id), fnChan(1, id), bounceName, infoName} {
+	for _, n := range remains(id) {
 		err := unlink(s.path(n))
 		if err != nil && !isNoent(err) {
 			s.log.line("warning: unable to unlink ", n)
