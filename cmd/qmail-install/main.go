@@ -99,7 +99,7 @@ func run(args []string, stderr io.Writer) int {
 		for _, n := range install.HomeNotes(*root) {
 			fmt.Fprintf(stderr, "qmail-install: note: %s\n", n)
 		}
-		if n := install.QueueInMemory(*root); n != "" {
+		for _, n := range install.QueueNotOnDisk(*root) {
 			fmt.Fprintf(stderr, "qmail-install: note: %s\n", n)
 		}
 		if n := install.ReplacedUnderSend(*root); n != "" {

@@ -126,9 +126,10 @@ func Install(opt Options) error {
 	// A queue on a file system without a journal gets synchronous
 	// directory updates (dirsync.go).
 	w.queueDirsync(homeUser)
-	// One kept in memory loses every message at a reboot: said, no more
+	// One kept in memory loses every message at a reboot, one on a network
+	// or FUSE file system is as safe as its server: said, no more
 	// (memfs.go).
-	w.queueInMemory(homeUser)
+	w.queueNotOnDisk(homeUser)
 	// qmail-send's lock, if the repair took it to replace what
 	// qmail-send holds open (running.go): a qmail-send may start now.
 	w.releaseSend()
