@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -19,6 +20,7 @@ import (
 	"github.com/hqmail/hqmail/internal/testutil"
 	"github.com/hqmail/hqmail/pkg/hold"
 	"github.com/hqmail/hqmail/pkg/qdate"
+	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/qread/queuetest"
 )
 
@@ -376,6 +378,41 @@ func TestConcurrentHoldRelease(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(root, "control", "holdremote.tmp")); !os.IsNotExist(err) {
 		t.Errorf("temporary file left behind: %v", err)
+	}
+}
+
+// Message files with neither an info file nor a todo/ entry (left by a
+// killed qmail-queue or qmail-clean) are counted by qmail-qstat but listed
+// by no one: status names them. A message in todo/ whose id still has an
+// earlier message's info file is not one of them, and a queue without
+// them has no such line.
+func TestStatusUnlisted(t *testing.T) {
+	root := makeTree(t)
+	startFake(t, root)
+	q := filepath.Join(root, "queue")
+	queuetest.Add(t, q, queuetest.Msg{ID: 100, Birth: time.Now(), Body: "hello\n", Sender: "a@example.org",
+		Local: []queuetest.Rcpt{{Addr: "me@local"}}})
+	code, out, _ := run(t, root, "status")
+	if code != 0 || strings.Contains(out, "unlisted") {
+		t.Fatalf("status of a queue without unlisted messages: exit %d\n%s", code, out)
+	}
+	queuetest.AddTodo(t, q, 300, "new\n", "fresh@example.org", "a@b.example")
+	queuetest.WriteFile(t, filepath.Join(q, "info", strconv.Itoa(300%qhome.Split), "300"), []byte("Fold@example.org\x00"))
+	for _, id := range []int{41, 42} {
+		queuetest.WriteFile(t, filepath.Join(q, "mess", strconv.Itoa(id%qhome.Split), strconv.Itoa(id)), []byte("x\n"))
+	}
+	code, out, _ = run(t, root, "status")
+	for _, want := range []string{
+		"queue: 4 messages, 1 not yet preprocessed\n",
+		"pending: local 1 message, remote 0 messages",
+		"unlisted: 2 messages with a message file only (being queued now, or left by a killed qmail-queue or a crash; qmail-send removes those after 36 hours)\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+	if code != 0 {
+		t.Errorf("status exit %d", code)
 	}
 }
 

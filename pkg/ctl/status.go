@@ -134,18 +134,20 @@ func (c *cmd) statusReport() int {
 	}
 
 	q := c.queueDir()
-	if n, err := qread.Count(q); err != nil {
-		fmt.Fprintf(c.out, "queue: unknown (%v)\n", err)
+	counts, cerr := qread.Count(q)
+	if cerr != nil {
+		fmt.Fprintf(c.out, "queue: unknown (%v)\n", cerr)
 	} else {
-		fmt.Fprintf(c.out, "queue: %s, %d not yet preprocessed\n", plural(n.Messages, "message"), n.Todo)
+		fmt.Fprintf(c.out, "queue: %s, %d not yet preprocessed\n", plural(counts.Messages, "message"), counts.Todo)
 	}
 	inTodo := todoIDs(q)
 	// Counted as the queue is read: memory does not grow with it.
-	var lm, rm, held, trouble int
+	var lm, rm, held, trouble, listed int
 	err = qread.ScanEach(q, func(m *qread.Message) {
 		if inTodo[m.ID] {
 			return // not preprocessed yet: its info file is stale
 		}
+		listed++
 		if m.Err != nil {
 			trouble++
 			return
@@ -170,6 +172,17 @@ func (c *cmd) statusReport() int {
 			plural(lm, "message"), plural(rm, "message"), plural(held, "remote recipient"))
 		if trouble > 0 {
 			fmt.Fprintf(c.out, "warning: %s could not be read (see qmail-qread)\n", plural(trouble, "message"))
+		}
+		// The message files counted above that are neither in todo/ nor
+		// listed: being queued right now, or left alone by a qmail-queue
+		// or qmail-clean that was killed, or by a crash of qmail-send
+		// between a message's info file and its message file. The counts
+		// are taken one after the other, so a busy queue can be off by
+		// the messages that came or went meanwhile.
+		if cerr == nil {
+			if n := counts.Messages - counts.Todo - listed; n > 0 {
+				fmt.Fprintf(c.out, "unlisted: %s with a message file only (being queued now, or left by a killed qmail-queue or a crash; qmail-send removes those after 36 hours)\n", plural(n, "message"))
+			}
 		}
 	}
 	if held, err := sched.LoadHeld(q); err != nil {
