@@ -1144,6 +1144,10 @@ func TestAgeInTheFuture(t *testing.T) {
 		{-300 * time.Millisecond, "0s", "0s ago"},
 		{-90 * time.Second, "-1m30s", "1m30s in the future"},
 		{-26 * time.Hour, "-1d2h", "1d2h in the future"},
+		// A file dated 2446 (ext4's last second): Sub saturates to the
+		// least Duration, which is its own negation (age recursed until
+		// the stack overflowed).
+		{time.Unix(1700000000, 0).Sub(time.Unix(15032385535, 0)), "-106751d23h", "106751d23h in the future"},
 	} {
 		if got := age(tc.d); got != tc.age {
 			t.Errorf("age(%v) = %q, want %q", tc.d, got, tc.age)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/hqmail/hqmail/pkg/hold"
 	"github.com/hqmail/hqmail/pkg/qhome"
+	"github.com/hqmail/hqmail/pkg/qread"
 	"github.com/hqmail/hqmail/pkg/sched"
 	"github.com/hqmail/hqmail/pkg/sendmail"
 	"golang.org/x/sys/unix"
@@ -261,6 +262,11 @@ func envelopeAddress(arg string) (string, error) {
 	case len(list) == 0:
 		return "<>", nil
 	case len(list) > 1:
+		// The addresses as qmailctl queue shows them: bytes outside
+		// 32..126 (a terminal's escape sequences) become '_'.
+		for i, a := range list {
+			list[i] = qread.Safe(a)
+		}
 		return "", fmt.Errorf("%q is %d addresses (%s); name one", arg, len(list), strings.Join(list, ", "))
 	case list[0] == "<>":
 		// '"<>"' is a mailbox named <>; the request has no way to say it.

@@ -102,6 +102,9 @@ func TestMsgAddressAsSendmail(t *testing.T) {
 		{[]string{"hold", "from", "<>"}, 0, "fake hold-from <>\n", ""},
 		{[]string{"hold", "from", "()"}, 0, "fake hold-from <>\n", ""},
 		{[]string{"hold", "to", "a@x.test, b@y.test"}, ExitUsage, "", `hold to: "a@x.test, b@y.test" is 2 addresses (a@x.test, b@y.test); name one`},
+		// Control bytes (a terminal's escape sequences) are not echoed raw.
+		{[]string{"hold", "from", "a\x1b]0;x\a\x1b[2J\x9b31m\nLF@localhost"}, ExitUsage, "",
+			`hold from: "a\x1b]0;x\a\x1b[2J\x9b31m\nLF@localhost" is 2 addresses (a_]0, x__[2J_31m LF@localhost); name one`},
 		{[]string{"hold", "to", "<a@x.test"}, ExitUsage, "", "hold to: unable to parse address \"<a@x.test\": '<' without a closing '>'"},
 		{[]string{"release", "from", "<a@x.test> junk"}, ExitUsage, "", "release from: unable to parse address"},
 		{[]string{"hold", "to", `"<>"`}, ExitUsage, "", "cannot be named"},

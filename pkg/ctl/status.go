@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -264,7 +265,7 @@ func age(d time.Duration) string {
 		d = 0
 	}
 	if d < 0 {
-		return "-" + age(-d)
+		return "-" + age(negate(d))
 	}
 	s := int64(d / time.Second)
 	switch {
@@ -281,9 +282,19 @@ func age(d time.Duration) string {
 
 // ago is "AGE ago" for a time d in the past, "AGE in the future" for one
 // ahead of the clock.
+// negate is -d, but the least Duration, which time.Time.Sub gives for a
+// date some 292 years or more ahead and which is its own negation, becomes
+// the greatest: age would call itself on it for ever.
+func negate(d time.Duration) time.Duration {
+	if d == math.MinInt64 {
+		return math.MaxInt64
+	}
+	return -d
+}
+
 func ago(d time.Duration) string {
 	if d <= -time.Second {
-		return age(-d) + " in the future"
+		return age(negate(d)) + " in the future"
 	}
 	return age(d) + " ago"
 }
