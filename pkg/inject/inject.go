@@ -183,9 +183,13 @@ func firstEnv(env []string, keys ...string) (string, bool) {
 }
 
 // envFields are the environment variables whose text qmail-inject writes
-// into the header or the envelope sender, each group in its order of
-// precedence (the first one set is the one used).
-var envFields = [][]string{envUser, envHost, envName, {"QMAILSUSER"}, {"QMAILSHOST"}, {"QMAILIDHOST"}}
+// into the header or the envelope, each group in its order of precedence
+// (the first one set is the one used). The three control overrides are
+// appended to addresses by the rewriting: a quoted string, a literal or
+// text that does not tokenize keeps a line end, in the sender and in every
+// recipient.
+var envFields = [][]string{envUser, envHost, envName, {"QMAILSUSER"}, {"QMAILSHOST"}, {"QMAILIDHOST"},
+	{"QMAILDEFAULTHOST"}, {"QMAILDEFAULTDOMAIN"}, {"QMAILPLUSDOMAIN"}}
 
 // The user, host and name variables, in their order of precedence.
 var (
@@ -198,9 +202,10 @@ var (
 // group. qmail writes them as they are: a line end in the name (even
 // quoted, where a backslash before it does not stop it ending the line) or
 // in the user or the Message-ID host starts a header field of the caller's
-// choosing, and one in the sender reaches the envelope. sendmail refuses
-// the same text as -F or -f; given through the environment it is refused
-// here, for qmail-inject and for the sendmail that runs it.
+// choosing, and one in the sender or a control override reaches the
+// envelope. sendmail refuses the same text as -F or -f; given through the
+// environment it is refused here, for qmail-inject and for the sendmail
+// that runs it.
 func checkEnv(env []string) *Error {
 	for _, keys := range envFields {
 		for _, k := range keys {
@@ -208,10 +213,35 @@ func checkEnv(env []string) *Error {
 			if !ok {
 				continue
 			}
-			if strings.ContainsAny(v, "\r\n\x00") {
+			if badText(v) {
 				return fatalf(100, "CR, LF or NUL in $%s (header injection refused)", k)
 			}
 			break
+		}
+	}
+	return nil
+}
+
+// badText reports whether s holds a CR, LF or NUL, which no text that
+// reaches the header or the envelope may hold.
+func badText(s string) bool { return strings.ContainsAny(s, "\r\n\x00") }
+
+// checkArgs refuses a CR, LF or NUL in the -f value and in the recipient
+// arguments used (none with -h). qmail quotes such an address's local part
+// and queues it with the line end in it: the envelope then carries it into
+// Delivered-To, the Return-Path of a delivery, the SMTP commands and the
+// failure notice, each a header line or command of the caller's choosing
+// (qmail-queue refuses only a NUL). sendmail refuses -f alike.
+func (j *Job) checkArgs(strategy int) *Error {
+	if j.Sender != nil && badText(*j.Sender) {
+		return fatalf(100, "CR, LF or NUL in the -f argument (header injection refused)")
+	}
+	if strategy == RecipHeader {
+		return nil
+	}
+	for _, a := range j.Args {
+		if badText(a) {
+			return fatalf(100, "CR, LF or NUL in the recipient argument %s (header injection refused)", strconv.Quote(a))
 		}
 	}
 	return nil
@@ -412,6 +442,16 @@ func (j *Job) Exec() *Error {
 	if e := checkEnv(env); e != nil {
 		return e
 	}
+	strategy := j.Strategy
+	if strategy == RecipDefault {
+		strategy = RecipHeader
+		if len(j.Args) > 0 {
+			strategy = RecipArgs
+		}
+	}
+	if e := j.checkArgs(strategy); e != nil {
+		return e
+	}
 	host, domain, plus, idhost, err := controls(j.Root, env)
 	if err != nil {
 		return readFailed("controls", err)
@@ -439,13 +479,6 @@ func (j *Job) Exec() *Error {
 			return fatalf(100, "unable to parse address: %s", *j.Sender)
 		}
 		sender = &s
-	}
-	strategy := j.Strategy
-	if strategy == RecipDefault {
-		strategy = RecipHeader
-		if len(j.Args) > 0 {
-			strategy = RecipArgs
-		}
 	}
 	var recips []string
 	if strategy != RecipHeader {
