@@ -3,6 +3,7 @@ package sched
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"io"
 	"regexp"
 	"strconv"
@@ -36,6 +37,10 @@ const bounceBufSize = 64 << 10
 // whole). The scheduler never writes one that long: an address has at
 // most qq.MaxAddr bytes and a report at most spawnproto.MaxReport.
 const maxParagraph = 64 << 10
+
+// maxTextLine is the longest line of a DSN's text part: RFC 5322's 998
+// bytes. pickBoundary scans the report broken as the text part is.
+const maxTextLine = 998
 
 // bounce holds what a bounce message is made of.
 type bounce struct {
@@ -140,8 +145,8 @@ func (b *bounce) writeHead(out io.Writer) error {
 		to = b.dbto
 	}
 	w.WriteString("Date: " + qdate.Header(b.date) + "\n")
-	w.WriteString("From: " + address.QuoteLocal(b.from) + "@" + b.host + "\n")
-	w.WriteString("To: " + address.Quote(to) + "\n")
+	w.WriteString("From: " + address.QuoteLocal(noLineBreak(b.from)) + "@" + noLineBreak(b.host) + "\n")
+	w.WriteString("To: " + headerAddress(to) + "\n")
 	w.WriteString("Subject: failure notice\n")
 	if b.dsn {
 		reportType := "delivery-status"
@@ -178,7 +183,7 @@ func (b *bounce) writeHead(out io.Writer) error {
 	if b.dsn {
 		// A MIME part keeps RFC 5322's 998-byte lines: a long remote
 		// reply is broken (qmail's own format keeps it as it came).
-		lb := &lineBreaker{w: w, max: 998}
+		lb := &lineBreaker{w: w, max: maxTextLine}
 		if _, err := io.CopyBuffer(lb, b.reportReader(), make([]byte, b.bufLen())); err != nil {
 			return err
 		}
@@ -196,7 +201,7 @@ func (b *bounce) writeHead(out io.Writer) error {
 		} else {
 			w.WriteString("Content-Type: message/delivery-status\n\n")
 		}
-		w.WriteString("Reporting-MTA: dns; " + b.reportHost + "\n")
+		w.WriteString("Reporting-MTA: dns; " + noLineBreak(b.reportHost) + "\n")
 		err := eachParagraph(b.reportReader(), b.bufLen(), func(para []byte) error {
 			p, ok := parseParagraph(para)
 			if !ok {
@@ -226,8 +231,38 @@ func (b *bounce) writeHead(out io.Writer) error {
 	} else {
 		w.WriteString("--- Below this line is a copy of the message.\n\n")
 	}
-	w.WriteString("Return-Path: <" + address.Quote(b.sender) + ">\n")
+	w.WriteString("Return-Path: <" + headerAddress(b.sender) + ">\n")
 	return w.Flush() // the first error of any write above
+}
+
+// headerAddress is addr as a header line of the bounce shows it: its
+// local part quoted as qmail quotes it, after every CR, LF and NUL has
+// become '_'. qmail writes a line break after a backslash, but the
+// backslash does not keep the header line from ending there: a sender
+// such as "a\nBcc: victim@x" (qmail-inject -f, qmail-queue) would add
+// header fields to the bounce sent to it. The bounce still goes to the
+// address as it is; only the lines shown change. qmail-local shows a
+// newline of the sender as '_' in its Return-Path line too (after the
+// quoting, so behind a backslash there).
+func headerAddress(addr string) string {
+	return address.Quote(noLineBreak(addr))
+}
+
+// noLineBreak returns s with every CR, LF and NUL made '_': a text that
+// cannot end the header line it is written into (a line break of
+// either kind ends it for some reader). s without them comes back as
+// it is.
+func noLineBreak(s string) string {
+	if !strings.ContainsAny(s, "\r\n\x00") {
+		return s
+	}
+	b := []byte(s)
+	for i, c := range b {
+		if c == '\r' || c == '\n' || c == 0 {
+			b[i] = '_'
+		}
+	}
+	return string(b)
 }
 
 // failure is one recipient's paragraph of bounce/ID.
@@ -487,42 +522,77 @@ func foldField(f string) string {
 // bounce forwarded back (a .qmail forward, a list) and bounced again in
 // the same second can carry an earlier DSN of the same id, as ids are
 // inode numbers and come back quickly. The nonce makes that an unlikely
-// coincidence, and the scan rules it out.
+// coincidence, and the scan rules it out. The report is scanned as the
+// text part will show it, its long lines broken at 998 bytes: a break
+// starts a line too.
 func pickBoundary(base string, report, orig io.ReaderAt) string {
 	b := base
-	for n := 1; n <= 100 && (containsDelimiter(report, "--"+b) || containsDelimiter(orig, "--"+b)); n++ {
+	for n := 1; n <= 100 && (containsDelimiter(report, "--"+b, maxTextLine) || containsDelimiter(orig, "--"+b, 0)); n++ {
 		b = base + "." + strconv.Itoa(n)
 	}
 	return b
 }
 
-// containsDelimiter reports whether a line of r starts with delim.
-func containsDelimiter(r io.ReaderAt, delim string) bool {
+// containsDelimiter reports whether a line of r starts with delim, its
+// lines broken by a lineBreaker of max breakAt first when breakAt > 0.
+// A CR starts a line as LF does: some MIME readers take a bare CR for a
+// line break. A read error ends the scan.
+func containsDelimiter(r io.ReaderAt, delim string, breakAt int) bool {
 	if r == nil {
 		return false
 	}
+	d := &delimScan{delim: delim, lineStart: true}
+	var w io.Writer = d
+	var lb *lineBreaker
+	if breakAt > 0 {
+		lb = &lineBreaker{w: d, max: breakAt}
+		w = lb
+	}
 	buf := make([]byte, 64<<10)
-	lineStart, matched := true, 0 // bytes of delim matched at this line's start
 	for off := int64(0); ; {
 		n, err := r.ReadAt(buf, off)
 		off += int64(n)
-		for _, c := range buf[:n] {
-			switch {
-			case c == '\n':
-				lineStart, matched = true, 0
-			case lineStart && c == delim[matched]:
-				matched++
-				if matched == len(delim) {
-					return true
-				}
-			default:
-				lineStart = false
-			}
+		if _, werr := w.Write(buf[:n]); werr != nil {
+			return d.found
 		}
 		if err != nil || n == 0 {
-			return false
+			break
 		}
 	}
+	if lb != nil {
+		lb.Close()
+	}
+	return d.found
+}
+
+// errDelimFound stops a scan at the first delimiter.
+var errDelimFound = errors.New("delimiter found")
+
+// delimScan is a writer that looks for delim at the start of every line
+// written to it.
+type delimScan struct {
+	delim     string
+	lineStart bool // no byte but delim's first matched bytes since a line break
+	matched   int  // bytes of delim matched at this line's start
+	found     bool
+}
+
+func (d *delimScan) Write(p []byte) (int, error) {
+	for _, c := range p {
+		switch {
+		case c == '\n' || c == '\r':
+			d.lineStart, d.matched = true, 0
+		case d.lineStart && c == d.delim[d.matched]:
+			d.matched++
+			if d.matched == len(d.delim) {
+				d.found = true
+				return 0, errDelimFound
+			}
+		default:
+			d.lineStart = false
+		}
+	}
+	return len(p), nil
 }
 
 // scan8bit reports whether the original message has bytes >= 0x80 in
