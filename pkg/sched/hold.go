@@ -619,6 +619,7 @@ func contains(l []string, x string) bool {
 func (s *Sched) writeStatus() {
 	f, err := os.OpenFile(s.path("lock/sendstatus"), os.O_WRONLY|os.O_CREATE, 0o644)
 	if err != nil {
+		s.statusFailed(err)
 		return
 	}
 	defer f.Close()
@@ -649,19 +650,39 @@ func (s *Sched) writeStatus() {
 		b.WriteString("exiting yes\n") // TERM: nothing starts any more
 	}
 	b.WriteString(s.mc.statusLines())
-	rewrite(f, b.String())
+	s.statusFailed(rewrite(f, b.String()))
+}
+
+// statusFailed logs why lock/sendstatus could not be written (a full disk,
+// a quota), once until a write works again: qmailctl then finds no
+// confirmation of a hold or release that qmail-send did apply, and its
+// counts grow old, and this line is where the reason is told.
+func (s *Sched) statusFailed(err error) {
+	if err == nil {
+		s.statusTrouble = ""
+		return
+	}
+	why := qerr.Bare(err).Error()
+	if why == s.statusTrouble {
+		return
+	}
+	s.statusTrouble = why
+	s.log.line("warning: unable to write lock/sendstatus: ", why,
+		"; qmailctl cannot see what qmail-send holds, releases or counts until it can")
 }
 
 // rewrite replaces the contents of f (sendstatus, sendmutex) in place so
 // that a reader never finds it empty: the new text goes over the old,
 // padded with empty lines to the old length (readers skip them), and only
 // then is the file cut to the new length.
-func rewrite(f *os.File, text string) {
+// It returns the first error of the write or the cut.
+func rewrite(f *os.File, text string) error {
 	padded := text
 	if fi, err := f.Stat(); err == nil && fi.Size() > int64(len(text)) {
 		padded += strings.Repeat("\n", int(fi.Size())-len(text))
 	}
-	if _, err := f.WriteAt([]byte(padded), 0); err == nil {
-		_ = f.Truncate(int64(len(text)))
+	if _, err := f.WriteAt([]byte(padded), 0); err != nil {
+		return err
 	}
+	return f.Truncate(int64(len(text)))
 }

@@ -171,6 +171,10 @@ type Sched struct {
 	// rereadFailed names the control files the last HUP could not read
 	// (their old values stay in force); sendstatus reports them.
 	rereadFailed []string
+	// statusTrouble is why the last write of lock/sendstatus failed, as
+	// logged ("" after a write that worked): said once, not at every
+	// write that fails alike.
+	statusTrouble string
 }
 
 // Run is qmail-send: it returns the exit code.

@@ -361,6 +361,52 @@ func TestWriteStatusNeverEmpty(t *testing.T) {
 	}
 }
 
+// TestWriteStatusTroubleLogged: a sendstatus that cannot be written (a
+// full disk or a quota cuts the write short; the name is not a file) is
+// said in the log, once while it fails alike and again after a write
+// that worked: qmailctl, which waits for the file, cannot tell why.
+func TestWriteStatusTroubleLogged(t *testing.T) {
+	root := newTree(t)
+	q := filepath.Join(root, "queue")
+	cf, err := loadConfig(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log strings.Builder
+	s := &Sched{root: root, queue: q, cf: cf, log: logger{w: &log}, now: func() int64 { return 1000 }}
+	s.holds = loadHoldLog(q)
+	s.writeStatus()
+	if log.Len() != 0 {
+		t.Fatalf("a status written logged %q", log.String())
+	}
+	const want = "warning: unable to write lock/sendstatus: file too large; qmailctl cannot see what qmail-send holds, releases or counts until it can\n"
+	testutil.WithFileSizeLimit(t, 16, func() {
+		s.writeStatus()
+		s.writeStatus()
+	})
+	if log.String() != want {
+		t.Fatalf("two writes cut short logged %q, want %q once", log.String(), want)
+	}
+	s.writeStatus()
+	testutil.WithFileSizeLimit(t, 16, func() { s.writeStatus() })
+	if log.String() != want+want {
+		t.Fatalf("a failure after a write that worked logged %q, want the line again", log.String())
+	}
+
+	log.Reset()
+	st := filepath.Join(q, "lock/sendstatus")
+	if err := os.Remove(st); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(st, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s.writeStatus()
+	if want := "warning: unable to write lock/sendstatus: is a directory;"; !strings.HasPrefix(log.String(), want) {
+		t.Errorf("sendstatus a directory logged %q, want a line starting %q", log.String(), want)
+	}
+}
+
 // TestDSNFields: the DSN part takes a remote reply's enhanced code when
 // the report has no qmail code, keeps its fields ASCII, and folds them
 // within RFC 5322's line lengths; the text part says when it is not ASCII.
