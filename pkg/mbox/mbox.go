@@ -145,8 +145,8 @@ func Deliver(fn string, head []byte, msg io.Reader) error {
 	if err := copyQuoted(w, msg); err != nil {
 		var re readError
 		if errors.As(err, &re) {
-			truncate(f, locked, pos)
-			return qerr.Wrap(re.err, false, "Unable to read message: "+qerr.Str(re.err)+". (#4.3.0)")
+			left := truncate(f, locked, pos)
+			return qerr.Wrap(re.err, false, "Unable to read message: "+qerr.Str(re.err)+"."+left+" (#4.3.0)")
 		}
 		return writeErr(f, fn, err, locked, pos)
 	}
@@ -321,15 +321,28 @@ func copyQuoted(w *bufio.Writer, msg io.Reader) error {
 	return q.end()
 }
 
-func truncate(f *os.File, locked bool, pos int64) {
-	if locked {
-		f.Truncate(pos)
+// cutBack is f.Truncate; a variable for the tests.
+var cutBack = (*os.File).Truncate
+
+// truncate cuts f back to pos when the delivery held every lock, and
+// returns "" or, when the cut failed, a sentence for the report saying
+// so: part of the message is then left in the mailbox, without a From_
+// line of its own, and readers see it as the end of the message before.
+// qmail says nothing of it. It happens where the write failed for want
+// of space and shrinking a file needs space too (btrfs at a quota limit).
+func truncate(f *os.File, locked bool, pos int64) string {
+	if !locked {
+		return ""
 	}
+	if err := cutBack(f, pos); err != nil {
+		return " Unable to cut it back to its old length (" + qerr.Str(err) + "): part of the message is left at its end."
+	}
+	return ""
 }
 
 func writeErr(f *os.File, fn string, err error, locked bool, pos int64) error {
-	truncate(f, locked, pos)
-	return qerr.Wrap(err, false, "Unable to write "+fn+": "+qerr.Str(err)+". (#4.3.0)")
+	left := truncate(f, locked, pos)
+	return qerr.Wrap(err, false, "Unable to write "+fn+": "+qerr.Str(err)+"."+left+" (#4.3.0)")
 }
 
 func newWriter(w io.Writer) *bufio.Writer { return bufio.NewWriterSize(w, 64*1024) }

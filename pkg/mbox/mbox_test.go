@@ -164,6 +164,45 @@ func TestDeliver(t *testing.T) {
 	}
 }
 
+// TestDeliverCutBackFails: when a failed delivery cannot cut the mailbox
+// back (shrinking a file needs space on btrfs at a quota limit), the
+// report says part of the message is left; when it can, the file is as
+// before and the report is qmail's.
+func TestDeliverCutBackFails(t *testing.T) {
+	fn := filepath.Join(t.TempDir(), "Mailbox")
+	old := "From old Mon Jan  5 08:00:00 2026\nold\n\n"
+	if err := os.WriteFile(fn, []byte(old), 0600); err != nil {
+		t.Fatal(err)
+	}
+	head := []byte("From a@b Thu Nov 26 03:22:00 2026\n")
+	// More than the writer's buffer, so that part reaches the file
+	// before the read fails.
+	big := strings.Repeat("line of a long message\n", 8000)
+	deliver := func() error {
+		return Deliver(fn, head, io.MultiReader(strings.NewReader(big), failReader{}))
+	}
+
+	err := deliver()
+	if err == nil || err.Error() != "Unable to read message: input/output error. (#4.3.0)" {
+		t.Errorf("read error, cut back: %v", err)
+	}
+	if got, _ := os.ReadFile(fn); string(got) != old {
+		t.Errorf("after a cut back the mbox has %d bytes, want the %d it had", len(got), len(old))
+	}
+
+	real := cutBack
+	t.Cleanup(func() { cutBack = real })
+	cutBack = func(*os.File, int64) error { return unix.EDQUOT }
+	err = deliver()
+	want := "Unable to read message: input/output error. Unable to cut it back to its old length (disk quota exceeded): part of the message is left at its end. (#4.3.0)"
+	if err == nil || qerr.IsPerm(err) || err.Error() != want {
+		t.Errorf("read error, no cut back: %v, want %q", err, want)
+	}
+	if got, _ := os.ReadFile(fn); len(got) <= len(old) {
+		t.Errorf("the test wrote nothing before the read failed: %d bytes", len(got))
+	}
+}
+
 func TestDeliverLocked(t *testing.T) {
 	dir := t.TempDir()
 	fn := filepath.Join(dir, "Mailbox")
