@@ -93,3 +93,26 @@ func LowerASCII(s string) string {
 	}
 	return s
 }
+
+// EqualFoldASCII reports whether a and b are equal once their ASCII
+// letters are lowercased (LowerASCII), without allocating: qmail's
+// case_diffs. strings.EqualFold also matches 'ſ' with 's' and the Kelvin
+// sign with 'k', so that two different local parts compare equal.
+func EqualFoldASCII(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		ca, cb := a[i], b[i]
+		if 'A' <= ca && ca <= 'Z' {
+			ca += 'a' - 'A'
+		}
+		if 'A' <= cb && cb <= 'Z' {
+			cb += 'a' - 'A'
+		}
+		if ca != cb {
+			return false
+		}
+	}
+	return true
+}

@@ -82,3 +82,32 @@ func TestLowerASCII(t *testing.T) {
 		}
 	}
 }
+
+func TestEqualFoldASCII(t *testing.T) {
+	for _, c := range []struct {
+		a, b string
+		want bool
+	}{
+		{"", "", true},
+		{"Info@Example.ORG", "info@example.org", true},
+		{"info", "infos", false},
+		{"\u017fam", "sam", false},      // 'ſ' is no 's'
+		{"\u212aevin", "kevin", false},  // the Kelvin sign is no 'k'
+		{"\u0130nfo", "info", false},    // nor 'İ' an 'i'
+		{"\xe9lise", "\xe8lise", false}, // not UTF-8: bytes compared
+		{"\xe9LISE", "\xe9lise", true},
+		{"ÜBER", "über", false}, // only ASCII letters fold
+		{"[", "{", false},       // nor anything next to them
+		{"@", "`", false},
+	} {
+		if got := EqualFoldASCII(c.a, c.b); got != c.want {
+			t.Errorf("EqualFoldASCII(%q, %q) = %v, want %v", c.a, c.b, got, c.want)
+		}
+		if got := EqualFoldASCII(c.b, c.a); got != c.want {
+			t.Errorf("EqualFoldASCII(%q, %q) = %v, want %v", c.b, c.a, got, c.want)
+		}
+		if got := LowerASCII(c.a) == LowerASCII(c.b); got != c.want {
+			t.Errorf("LowerASCII disagrees on %q, %q", c.a, c.b)
+		}
+	}
+}

@@ -12,7 +12,11 @@
 // an include ":include:/path" (read at delivery time), or "\user"
 // (deliver to the local user, no further aliasing). Double quotes group a
 // target containing commas or spaces: "|/usr/bin/prog -a, -b". Names are
-// case-insensitive. An alias "owner-NAME" receives the errors of NAME.
+// case-insensitive in their ASCII letters only, as qmail folds local parts
+// (address.LowerASCII): Unicode folding would make every byte that is no
+// UTF-8 the same U+FFFD ("\xe8lise" reaching the alias "\xe9lise") and
+// fold "\u212aevin" onto "kevin". An alias "owner-NAME" receives the
+// errors of NAME.
 package aliases
 
 import (
@@ -21,11 +25,13 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/hqmail/hqmail/pkg/address"
 )
 
 // Alias is one entry of an aliases file.
 type Alias struct {
-	Name    string   // lowercased local part
+	Name    string   // local part, ASCII letters lowercased
 	Targets []string // raw targets, quotes removed
 	File    string
 	Line    int
@@ -152,7 +158,8 @@ func Parse(r io.Reader, file string) ([]Alias, []error) {
 }
 
 // splitName splits "name: rest" at the first unquoted ':'; the name is
-// unquoted and lowercased; quoted reports whether it contained quotes.
+// unquoted and its ASCII letters lowercased (the key Lookup finds it by);
+// quoted reports whether it contained quotes.
 func splitName(s string) (name, rest string, quoted, ok bool) {
 	inq := false
 	for i := 0; i < len(s); i++ {
@@ -165,7 +172,7 @@ func splitName(s string) (name, rest string, quoted, ok bool) {
 			name = strings.TrimSpace(s[:i])
 			quoted = strings.Contains(name, `"`)
 			name = strings.ReplaceAll(name, `"`, "")
-			return strings.ToLower(name), s[i+1:], quoted, true
+			return address.LowerASCII(name), s[i+1:], quoted, true
 		}
 	}
 	return "", "", false, false
@@ -250,7 +257,7 @@ func isSpecialTarget(s string) bool {
 	if s != "" && (s[0] == '|' || s[0] == '/' || s[0] == '\\') {
 		return true
 	}
-	return len(s) >= len(":include:") && strings.EqualFold(s[:len(":include:")], ":include:")
+	return len(s) >= len(":include:") && address.EqualFoldASCII(s[:len(":include:")], ":include:")
 }
 
 // nextTarget returns the raw text of the first target of s and the index
@@ -408,7 +415,7 @@ func Classify(t string) (Kind, string) {
 	switch {
 	case strings.HasPrefix(t, "|"):
 		return Program, strings.TrimSpace(t[1:])
-	case strings.HasPrefix(strings.ToLower(t), ":include:"):
+	case len(t) >= len(":include:") && address.EqualFoldASCII(t[:len(":include:")], ":include:"):
 		return Include, strings.TrimSpace(t[len(":include:"):])
 	case strings.HasPrefix(t, "/") && strings.HasSuffix(t, "/"):
 		return Maildir, t

@@ -61,11 +61,12 @@ type Env struct {
 	User, Local, Host      string
 	Sender                 string // envelope sender for forwards
 	DTLine, RPLine, UFLine string
-	// Locals are the local domains (control/locals, else me), lowercased;
-	// user@any of them is the delivering user too.
+	// Locals are the local domains (control/locals, else me), their
+	// ASCII letters lowercased (address.LowerASCII); user@any of them is
+	// the delivering user too.
 	Locals map[string]bool
 	// NoAtHost is the domain a bare forwarded name gets (envnoathost,
-	// else me), lowercased.
+	// else me), its ASCII letters lowercased.
 	NoAtHost string
 }
 
@@ -88,7 +89,7 @@ func readNoAtHost(root string) string {
 	if err != nil || h == "envnoathost" {
 		return ""
 	}
-	return strings.ToLower(h)
+	return address.LowerASCII(h)
 }
 
 // readLocals reads control/locals (else me); nil when neither can be read.
@@ -109,10 +110,13 @@ func readLocals(root string) map[string]bool {
 // name, or name@HOST or name@ any local domain), which sendmail treats as
 // "deliver here". (With HOST alone, "user@other-local-name" in a
 // .forward was forwarded, came back, and its other targets got a second
-// copy.)
+// copy.) Only ASCII letters fold, as qmail folds a local part: Unicode
+// folding took "\u212aevin" for the user kevin, and any two names that
+// differ only in bytes that are no UTF-8 (Latin-1 "\xe9lise", "\xe8lise")
+// for each other.
 func (e *Env) IsSelf(addr string) bool {
-	a := strings.ToLower(addr)
-	u := strings.ToLower(e.User)
+	a := address.LowerASCII(addr)
+	u := address.LowerASCII(e.User)
 	if u == "" {
 		return false
 	}
@@ -120,7 +124,7 @@ func (e *Env) IsSelf(addr string) bool {
 		return true
 	}
 	local, dom, ok := address.Split(a)
-	return ok && local == u && (dom == strings.ToLower(e.Host) || e.Locals[dom])
+	return ok && local == u && (dom == address.LowerASCII(e.Host) || e.Locals[dom])
 }
 
 // geteuid is the delivering user's uid (fastforward runs as the alias
@@ -176,14 +180,16 @@ func Expand(targets []string, env *Env) (*Plan, error) {
 }
 
 // once reports whether target (of kind k) is new to the plan. Addresses
-// compare case-insensitively; a bare name is name@envnoathost, as
+// compare with their ASCII letters folded (only those: with Unicode
+// folding the Latin-1 "\xe8lise" and "\xe9lise" were one target and one
+// of them got nothing); a bare name is name@envnoathost, as
 // qmail-send qualifies it, and name@ any local domain is one mailbox
 // (qmail-local delivers by the local part alone).
 func (p *Plan) once(k aliases.Kind, target string, env *Env) bool {
 	key := target
 	if k == aliases.Local || k == aliases.Address {
 		k = aliases.Address // "\user" and "user" both forward to user
-		local, dom, has := address.Split(strings.ToLower(target))
+		local, dom, has := address.Split(address.LowerASCII(target))
 		if !has {
 			dom = env.NoAtHost
 		}

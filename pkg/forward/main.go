@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/hqmail/hqmail/pkg/address"
 	"github.com/hqmail/hqmail/pkg/aliases"
 	"github.com/hqmail/hqmail/pkg/cdb"
 	"github.com/hqmail/hqmail/pkg/qerr"
@@ -65,7 +66,9 @@ func FastforwardMain(root string, args []string, stdin *os.File, stdout io.Write
 	if name == "" {
 		name = os.Getenv("LOCAL")
 	}
-	name = strings.ToLower(name)
+	// Only ASCII letters fold, as qmail folds a local part (aliases.Lookup
+	// folds the same way; the postmaster names below are ASCII).
+	name = address.LowerASCII(name)
 	env := EnvFromOS(root)
 
 	var targets []string

@@ -879,16 +879,18 @@ func (q *prioq) remove(id uint64) bool {
 	return false
 }
 
-// addrEqual compares addresses without regard to case, and their domains
-// as qmail-remote reaches them: either spelling of an internationalized
-// name, a trailing dot or not (hold.CanonDomain).
+// addrEqual compares addresses without regard to the case of their ASCII
+// letters (only those, as qmail folds a local part: strings.EqualFold
+// took "\u017fam" for "sam" and "\u212aevin" for "kevin"), and their
+// domains as qmail-remote reaches them: either spelling of an
+// internationalized name, a trailing dot or not (hold.CanonDomain).
 func addrEqual(a, b string) bool {
-	if strings.EqualFold(a, b) {
+	if address.EqualFoldASCII(a, b) {
 		return true
 	}
 	la, da, oka := address.Split(a)
 	lb, db, okb := address.Split(b)
-	return oka && okb && strings.EqualFold(la, lb) && hold.CanonDomain(da) == hold.CanonDomain(db)
+	return oka && okb && address.EqualFoldASCII(la, lb) && hold.CanonDomain(da) == hold.CanonDomain(db)
 }
 
 // byAddress holds or releases every message from or to an address.
