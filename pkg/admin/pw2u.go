@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/hqmail/hqmail/pkg/address"
 	"github.com/hqmail/hqmail/pkg/getpw"
 	"github.com/hqmail/hqmail/pkg/qerr"
 	"github.com/hqmail/hqmail/pkg/unixid"
@@ -123,7 +124,10 @@ func Pw2u(in io.Reader, out io.Writer, warn io.Writer, o Pw2uOptions) error {
 		case e.name == "" || strings.ContainsAny(e.name, " \t"):
 			skip("bad user name")
 			continue
-		case e.name != strings.ToLower(e.name) && !o.AllowUpper:
+		case e.name != address.LowerASCII(e.name) && !o.AllowUpper:
+			// A–Z only, as qmail's test: strings.ToLower also made
+			// every byte that is no UTF-8 (a Latin-1 name) U+FFFD and
+			// took non-ASCII capitals for upper case.
 			skip("upper-case letters in the name (use -U)")
 			continue
 		case len(e.name) >= getpw.MaxName:

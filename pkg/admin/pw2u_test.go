@@ -89,6 +89,14 @@ func TestPw2uRules(t *testing.T) {
 		{"uid 0 even with -o", "r:x:0:0::/:/bin/sh\n", []string{"-oH"}, 0, ".\n", "skipping r: uid 0"},
 		{"uid -1", "m:x:4294967295:6::/h:/s\n", []string{"-H"}, 0, ".\n", "skipping m: uid or gid 4294967295"},
 		{"name too long", long + ":x:5:6::/h:/s\n", []string{"-H"}, 0, ".\n", "skipping " + long + ": name of 32 bytes"},
+		// Upper case is A-Z, as qmail's test: a Latin-1 name, and one
+		// with a capital that is not ASCII, are lower-case names (Go's
+		// Unicode lowering made the first U+FFFD and lowered the second).
+		{"upper case", "Joe:x:5:6::/h:/s\n", []string{"-H"}, 0, ".\n", "skipping Joe: upper-case letters in the name (use -U)"},
+		{"latin-1 name", "\xe9lise:x:5:6::/h:/s\n", []string{"-H"}, 0,
+			"=\xe9lise:\xe9lise:5:6:/h:::\n+\xe9lise-:\xe9lise:5:6:/h:-::\n.\n", ""},
+		{"non-ASCII capital", "\u00c9lise:x:5:6::/h:/s\n", []string{"-H"}, 0,
+			"=\u00c9lise:\u00c9lise:5:6:/h:::\n+\u00c9lise-:\u00c9lise:5:6:/h:-::\n.\n", ""},
 		{"alias home", "alias:x:7:8::/var/qmail/alias:/s\n", []string{"-HC"}, 0, "", ""},
 		{"home missing", "u:x:5:6::/nonexistent/pw2u/test:/bin/sh\n", nil, 0, ".\n", "home directory /nonexistent/pw2u/test is missing"},
 		{"include", "u:x:5:6::/h:/s\nv:x:7:8::/h:/s\n", []string{"-H"}, 0, "", ""},

@@ -488,3 +488,18 @@ func TestBDAT(t *testing.T) {
 		t.Fatalf("queued %+v", msgs)
 	}
 }
+
+// TestVerbFoldsASCIIOnly: a verb matches its command in any case of its
+// ASCII letters, and only those, as qmail compares them: "MA\u0130L" (a
+// capital I with a dot, which Unicode lowers to i) is no MAIL.
+func TestVerbFoldsASCIIOnly(t *testing.T) {
+	useMemQueue(t)
+	root := testRoot(t, nil)
+	s := startServer(t, root, loopPeer, nil)
+	c := dial(t, s)
+	c.last()
+	c.expectPrefix("eHlO x", "250")
+	c.expect("MA\u0130L FROM:<a@b.example>", "502 unimplemented (#5.5.1)")
+	c.expect("mAiL FROM:<a@b.example>", "250 ok")
+	c.expectPrefix("QUIT", "221 ")
+}

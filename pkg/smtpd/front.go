@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/hqmail/hqmail/pkg/address"
 )
 
 // front is the net.Conn go-smtp is given. It makes the dialogue qmail's
@@ -294,12 +296,14 @@ func (f *front) dispatch(line string) {
 	// instead (checkAddr).
 	verb = cString(verb)
 	cs := f.cs
-	switch strings.ToLower(verb) {
+	// Verbs fold their ASCII letters only, as qmail's case_equals:
+	// strings.ToLower took "MA\u0130L" for MAIL.
+	switch address.LowerASCII(verb) {
 	case "helo", "ehlo":
 		cs.helo = cString(arg)
 		f.greeted = true
 		text := "250 " + cs.cfg.Greeting
-		if strings.EqualFold(verb, "ehlo") {
+		if address.EqualFoldASCII(verb, "ehlo") {
 			text = f.ehloText()
 		}
 		f.hand(placeholderHelo, expect(250, text))
