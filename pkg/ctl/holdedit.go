@@ -130,7 +130,7 @@ func editHold(dir, name string, holding bool, domains []string) (EditResult, err
 	var res EditResult
 
 	path := filepath.Join(dir, name)
-	old, err := os.ReadFile(path)
+	old, err := qhome.ReadRegular(path) // as qmail-send reads it: a FIFO is an error, not a wait
 	exists := err == nil
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return res, err

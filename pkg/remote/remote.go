@@ -235,7 +235,9 @@ func (d *delivery) loadCredentials() *report {
 // loadRoots reads control/tlsca (PEM certificates trusted instead of the
 // system's roots) when it exists.
 func (d *delivery) loadRoots() *report {
-	b, err := os.ReadFile(filepath.Join(d.cfg.ctl.Path, "tlsca"))
+	// As every control file: a FIFO there would hold the delivery for
+	// ever, before it connects.
+	b, err := qhome.ReadRegular(filepath.Join(d.cfg.ctl.Path, "tlsca"))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}

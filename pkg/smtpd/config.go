@@ -15,6 +15,7 @@ import (
 	"github.com/hqmail/hqmail/pkg/cdb"
 	"github.com/hqmail/hqmail/pkg/control"
 	"github.com/hqmail/hqmail/pkg/qerr"
+	"github.com/hqmail/hqmail/pkg/qhome"
 )
 
 // Limits beyond qmail (qmail has none): they turn abuse into a clear reply
@@ -128,7 +129,10 @@ func LoadConfig(root string, getenv func(string) (string, bool)) (cfg *Config, w
 // missing file means no STARTTLS and no warning. A file that others than
 // its owner may read is used, with a warning: its private key is exposed.
 func loadTLS(path string) (*tls.Config, error) {
-	f, err := os.Open(path)
+	// Opened as every control file is: a FIFO or a device put there
+	// (a link to /dev/zero) would hold the session before its greeting,
+	// past every time-out, or read without end.
+	f, err := qhome.OpenRegular(path, os.O_RDONLY)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, nil

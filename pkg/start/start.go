@@ -120,7 +120,7 @@ func Creds(ids *qhome.IDs, sw bool, rgroups []int) map[string]*privsep.Cred {
 // (hold.ReleasedSinceBoot). It reports whether it created holdremote.
 func StartHeld(root string) (bool, error) {
 	ctl := filepath.Join(root, "control")
-	b, err := os.ReadFile(filepath.Join(ctl, "startheld"))
+	b, err := qhome.ReadRegular(filepath.Join(ctl, "startheld")) // a FIFO must not stop the boot
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil
 	}

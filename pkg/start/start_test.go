@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"syscall"
 	"testing"
 	"time"
 
@@ -118,5 +119,19 @@ func TestStartHeldAfterLinkUp(t *testing.T) {
 				t.Errorf("StartHeld = %v, %v; want %v", created, err, tc.held)
 			}
 		})
+	}
+}
+
+// TestStartHeldFIFO: a control/startheld that is no regular file is an
+// error StartHeld returns, not a read that waits for ever at boot.
+func TestStartHeldFIFO(t *testing.T) {
+	root := t.TempDir()
+	ctl := filepath.Join(root, "control")
+	os.Mkdir(ctl, 0o755)
+	if err := syscall.Mkfifo(filepath.Join(ctl, "startheld"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if created, err := StartHeld(root); err == nil || created {
+		t.Errorf("StartHeld with a FIFO: %v, %v; want an error", created, err)
 	}
 }

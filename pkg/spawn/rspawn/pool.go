@@ -3,7 +3,6 @@ package rspawn
 import (
 	"errors"
 	"io/fs"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -126,7 +125,9 @@ func (p *Pool) cacheTime() time.Duration {
 // deliveries go on. A flag that cannot be read counts as a hold of all,
 // as qmail-send reads it.
 func (p *Pool) held() bool {
-	b, err := os.ReadFile(filepath.Join(p.Root, "control", hold.RemoteFile))
+	// Read as qmail-send reads it (a FIFO there would hold qmail-rspawn
+	// for ever, and with it every remote delivery).
+	b, err := qhome.ReadRegular(filepath.Join(p.Root, "control", hold.RemoteFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		return false
 	}

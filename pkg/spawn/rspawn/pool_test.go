@@ -261,14 +261,21 @@ func TestPoolHeld(t *testing.T) {
 	p := newTestPool(t, "echo")
 	flag := filepath.Join(p.Root, "control", "holdremote")
 	for _, tc := range []struct {
-		content string // "-": no file; "/": a directory
+		content string // "-": no file; "/": a directory; "|": a FIFO
 		want    bool
-	}{{"-", false}, {"1\n", true}, {"", true}, {"vpn.example\n", false}, {"*\nvpn.example\n", true}, {"/", true}} {
+	}{{"-", false}, {"1\n", true}, {"", true}, {"vpn.example\n", false}, {"*\nvpn.example\n", true}, {"/", true},
+		// A FIFO cannot be read as a file, so it holds everything, as
+		// qmail-send takes it; it must not block the read for ever.
+		{"|", true}} {
 		os.RemoveAll(flag)
 		switch tc.content {
 		case "-":
 		case "/":
 			os.Mkdir(flag, 0o755)
+		case "|":
+			if err := unix.Mkfifo(flag, 0o644); err != nil {
+				t.Fatal(err)
+			}
 		default:
 			os.WriteFile(flag, []byte(tc.content), 0o644)
 		}
