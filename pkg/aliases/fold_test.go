@@ -1,7 +1,6 @@
 package aliases
 
 import (
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -17,15 +16,7 @@ func TestLookupFoldsASCIIOnly(t *testing.T) {
 	if len(errs) != 0 {
 		t.Fatalf("%q: %v (two Latin-1 names taken for one?)", src, errs)
 	}
-	path := filepath.Join(t.TempDir(), "aliases.cdb")
-	if err := cdb.WriteFile(path, 0644, Records(as, "x")); err != nil {
-		t.Fatal(err)
-	}
-	db, err := cdb.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openRecords(t, Records(as, "x"))
 	for name, want := range map[string]string{
 		"INFO":             "root",
 		"Kevin":            "root",
@@ -74,15 +65,7 @@ func TestASCIIKeysUnchanged(t *testing.T) {
 		// Data: the key, as "aAZ" and "aaZ" are one alias.
 		recs = append(recs, cdb.Record{Key: []byte(strings.ToLower(n)), Data: []byte(strings.ToLower(n))})
 	}
-	path := filepath.Join(t.TempDir(), "old.cdb")
-	if err := cdb.WriteFile(path, 0644, recs); err != nil {
-		t.Fatal(err)
-	}
-	db, err := cdb.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openRecords(t, recs)
 	for _, n := range names {
 		for _, q := range []string{n, strings.ToUpper(n), strings.ToLower(n)} {
 			if strings.TrimSpace(q) == "" {

@@ -61,15 +61,7 @@ func TestCompileAndLookup(t *testing.T) {
 	if len(errs) != 0 {
 		t.Fatal(errs)
 	}
-	path := filepath.Join(t.TempDir(), "aliases.cdb")
-	if err := cdb.WriteFile(path, 0644, Records(as, "x")); err != nil {
-		t.Fatal(err)
-	}
-	db, err := cdb.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := openRecords(t, Records(as, "x"))
 	for _, tc := range []struct {
 		name  string
 		found bool
@@ -326,4 +318,20 @@ func TestParseBOM(t *testing.T) {
 	if len(errs) != 0 || len(as) != 2 || as[0].Name != "postmaster" {
 		t.Fatalf("%+v %v", as, errs)
 	}
+}
+
+// openRecords writes recs into a cdb in a temporary directory and opens
+// it, closed at the end of the test.
+func openRecords(t *testing.T, recs []cdb.Record) *cdb.File {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "aliases.cdb")
+	if err := cdb.WriteFile(path, 0644, recs); err != nil {
+		t.Fatal(err)
+	}
+	db, err := cdb.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }
