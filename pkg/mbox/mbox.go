@@ -335,6 +335,9 @@ func truncate(f *os.File, locked bool, pos int64) string {
 		return ""
 	}
 	if err := cutBack(f, pos); err != nil {
+		if fi, serr := f.Stat(); serr == nil && !fi.Mode().IsRegular() {
+			return "" // /dev/null, a tty: nothing was kept to cut
+		}
 		return " Unable to cut it back to its old length (" + qerr.Str(err) + "): part of the message is left at its end."
 	}
 	return ""
