@@ -280,8 +280,6 @@ func age(d time.Duration) string {
 	}
 }
 
-// ago is "AGE ago" for a time d in the past, "AGE in the future" for one
-// ahead of the clock.
 // negate is -d, but the least Duration, which time.Time.Sub gives for a
 // date some 292 years or more ahead and which is its own negation, becomes
 // the greatest: age would call itself on it for ever.
@@ -292,6 +290,9 @@ func negate(d time.Duration) time.Duration {
 	return -d
 }
 
+// ago is "AGE ago" for a time d in the past, "AGE in the future" for one
+// ahead of the clock. A date some 292 years or more away shows as
+// 106751d23h, the most a Duration holds.
 func ago(d time.Duration) string {
 	if d <= -time.Second {
 		return age(negate(d)) + " in the future"
