@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -115,7 +114,7 @@ func markAllDone(path string) (int, error) {
 		return 0, err
 	}
 	defer f.Close()
-	b, err := io.ReadAll(f)
+	b, err := qhome.ReadCapped(f)
 	if err != nil {
 		return 0, err
 	}

@@ -159,6 +159,30 @@ func TestDotForward(t *testing.T) {
 	}
 }
 
+// TestDotForwardTooLarge: a .forward of gigabytes (sparse, as truncate
+// makes one) defers the delivery with a reason, and is not read into
+// memory.
+func TestDotForwardTooLarge(t *testing.T) {
+	home := t.TempDir()
+	os.Chmod(home, 0755)
+	t.Chdir(home)
+	capture(t)
+	localEnv(t, "alice", "alice", "")
+	f, err := os.Create(".forward")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(10 << 30); err != nil {
+		t.Skipf("no sparse file of 10 GB here: %v", err)
+	}
+	f.Close()
+	var out bytes.Buffer
+	code := DotForwardMain(t.TempDir(), []string{".forward"}, msgFile(t, "x\n"), &out)
+	if code != 111 || !strings.Contains(out.String(), ".forward is larger than 64 MB") {
+		t.Fatalf("exit %d, output %q", code, out.String())
+	}
+}
+
 func TestFastforward(t *testing.T) {
 	root := t.TempDir()
 	os.MkdirAll(filepath.Join(root, "etc"), 0755)

@@ -164,7 +164,10 @@ func DotForwardMain(root string, args []string, stdin *os.File, stdout io.Writer
 	if st.Mode().IsRegular() && st.Mode().Perm()&0002 != 0 {
 		return fail(stdout, qerr.Temp("Uh-oh: %s is writable by others. (#4.7.0)", path))
 	}
-	b, err := io.ReadAll(f)
+	b, err := qhome.ReadCapped(f) // a sparse file of gigabytes is refused, not read
+	if errors.Is(err, qhome.ErrTooLarge) {
+		return fail(stdout, qerr.Temp("Uh-oh: %s is larger than 64 MB. (#4.3.0)", path))
+	}
 	if err != nil {
 		return fail(stdout, qerr.Wrap(err, false, fmt.Sprintf("Unable to read %s. (#4.3.0)", path)))
 	}

@@ -3,7 +3,6 @@ package hold
 import (
 	"bufio"
 	"bytes"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -47,7 +46,7 @@ func ReleasedSinceBoot(root string) bool {
 		return false
 	}
 	defer f.Close()
-	b, err := io.ReadAll(f)
+	b, err := qhome.ReadCapped(f)
 	if err != nil || strings.TrimSpace(string(b)) != "release" {
 		return false
 	}

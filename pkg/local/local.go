@@ -3,6 +3,7 @@ package local
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"github.com/hqmail/hqmail/pkg/dotqmail"
 	"github.com/hqmail/hqmail/pkg/qdate"
 	"github.com/hqmail/hqmail/pkg/qerr"
+	"github.com/hqmail/hqmail/pkg/qhome"
 )
 
 // Config is what Run needs from its process besides argv.
@@ -229,8 +231,12 @@ func (d *delivery) run(argv []string) *exit {
 	var cmds []byte
 	if f != nil {
 		var rerr error
-		cmds, rerr = io.ReadAll(f)
+		cmds, rerr = qhome.ReadCapped(f)
 		f.Close()
+		if errors.Is(rerr, qhome.ErrTooLarge) {
+			// A sparse file of gigabytes must not cost its size in memory.
+			return temp("Uh-oh: %s is larger than 64 MB. (#4.3.0)", f.Name())
+		}
 		if rerr != nil {
 			// qmail reports every failure to read the file this way.
 			return temp("Out of memory. (#4.3.0)")

@@ -151,3 +151,37 @@ func TestForwardOutsideTree(t *testing.T) {
 		t.Errorf("envelope %q message %q", env, m)
 	}
 }
+
+// TestDotQmailTooLarge: a .qmail file of gigabytes (sparse, as truncate
+// makes one) defers the delivery with a report that says why, and is not
+// read into memory.
+func TestDotQmailTooLarge(t *testing.T) {
+	wd, _ := os.Getwd()
+	defer os.Chdir(wd)
+	dir := t.TempDir()
+	home := filepath.Join(dir, "home")
+	os.Mkdir(home, 0o755)
+	big, err := os.Create(filepath.Join(home, ".qmail"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := big.Truncate(10 << 30); err != nil {
+		t.Skipf("no sparse file of 10 GB here: %v", err)
+	}
+	big.Close()
+	msg := filepath.Join(dir, "msg")
+	os.WriteFile(msg, []byte("Subject: hi\n\nbody\n"), 0o600)
+	in, _ := os.Open(msg)
+	defer in.Close()
+	out, _ := os.Create(filepath.Join(dir, "out"))
+	defer out.Close()
+	code := Run([]string{"qmail-local", "u", home, "u", "", "", "example.org", "s@example.net", "./Maildir/"},
+		Config{Stdin: in, Stdout: out, Stderr: out, Root: dir, Environ: []string{"PATH=/usr/bin:/bin"}})
+	report, _ := os.ReadFile(out.Name())
+	if code != 111 || !strings.Contains(string(report), ".qmail is larger than 64 MB. (#4.3.0)") {
+		t.Errorf("code %d report %q", code, report)
+	}
+	if _, err := os.Stat(filepath.Join(home, "Maildir")); err == nil {
+		t.Error("delivered to the default despite the .qmail file")
+	}
+}

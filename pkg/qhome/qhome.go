@@ -318,14 +318,41 @@ func checkOpened(f *os.File, name string, queue, writing bool) error {
 }
 
 // ReadQueueFile reads a whole queue file, refusing what OpenQueueFile
-// refuses.
+// refuses, and one larger than MaxReadSize (ErrTooLarge).
 func ReadQueueFile(name string) ([]byte, error) {
 	f, err := OpenQueueFile(name, os.O_RDONLY)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	return io.ReadAll(f)
+	return ReadCapped(f)
+}
+
+// MaxReadSize is the most that ReadRegular, ReadQueueFile and ReadCapped
+// read: 64 MB, as for an :include: file. No control file, .qmail or
+// .forward file, or status file of the queue comes near it. A file past it
+// (a sparse file of gigabytes, made by mistake with truncate or dd, or by
+// a user in a home directory) is an error the caller can report and retry
+// later, not a daemon killed for want of memory.
+const MaxReadSize = 64 << 20
+
+// ErrTooLarge is the error of a read past MaxReadSize.
+var ErrTooLarge = errors.New("file too large (over 64 MB)")
+
+// ReadCapped reads f to its end, refusing a file of more than MaxReadSize
+// bytes with a *os.PathError of ErrTooLarge: at once when its size says
+// so, and otherwise once it has read that much (a file that grows while
+// it is read).
+func ReadCapped(f *os.File) ([]byte, error) {
+	tooLarge := &os.PathError{Op: "read", Path: f.Name(), Err: ErrTooLarge}
+	if st, err := f.Stat(); err == nil && st.Size() > MaxReadSize {
+		return nil, tooLarge
+	}
+	b, err := io.ReadAll(io.LimitReader(f, MaxReadSize+1))
+	if err == nil && len(b) > MaxReadSize {
+		return nil, tooLarge
+	}
+	return b, err
 }
 
 // symlinkError turns the ELOOP of an O_NOFOLLOW open into ErrSymlink,
@@ -350,14 +377,15 @@ func isDevNull(st os.FileInfo) bool {
 	return ok1 && ok2 && a.Rdev == b.Rdev
 }
 
-// ReadRegular reads a whole queue file, refusing what OpenRegular refuses.
+// ReadRegular reads a whole queue or control file, refusing what
+// OpenRegular refuses, and one larger than MaxReadSize (ErrTooLarge).
 func ReadRegular(name string) ([]byte, error) {
 	f, err := OpenRegular(name, os.O_RDONLY)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	return io.ReadAll(f)
+	return ReadCapped(f)
 }
 
 // ReplaceFile replaces the file at path with data, durably: written to

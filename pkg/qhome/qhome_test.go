@@ -127,6 +127,47 @@ func TestOpenRegular(t *testing.T) {
 	}
 }
 
+// TestReadCapped: a file past MaxReadSize (here sparse, as truncate makes
+// one) is ErrTooLarge for each whole-file reader, not read into memory; one
+// of exactly MaxReadSize bytes is read.
+func TestReadCapped(t *testing.T) {
+	dir := t.TempDir()
+	big, edge := filepath.Join(dir, "big"), filepath.Join(dir, "edge")
+	for name, size := range map[string]int64{big: 10 << 30, edge: MaxReadSize} {
+		f, err := os.Create(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Truncate(size); err != nil {
+			t.Skipf("no sparse file of %d bytes here: %v", size, err)
+		}
+		f.Close()
+	}
+	if _, err := ReadRegular(big); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("ReadRegular of 10 GB: %v", err)
+	}
+	if _, err := ReadQueueFile(big); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("ReadQueueFile of 10 GB: %v", err)
+	}
+	var pe *os.PathError
+	if _, err := ReadRegular(big); !errors.As(err, &pe) || pe.Path != big {
+		t.Errorf("error does not name the file: %v", err)
+	}
+	if b, err := ReadRegular(edge); err != nil || len(b) != MaxReadSize {
+		t.Errorf("ReadRegular of MaxReadSize bytes: %d bytes, %v", len(b), err)
+	}
+	// One byte more is too many.
+	w, err := os.OpenFile(edge, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte("x"))
+	w.Close()
+	if _, err := ReadRegular(edge); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("ReadRegular of MaxReadSize+1 bytes: %v", err)
+	}
+}
+
 // TestReplaceFile: the new contents replace the old with the mode asked
 // for whatever the umask, prep runs on the new file, and a failure leaves
 // the old file and no temporary one.

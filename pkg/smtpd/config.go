@@ -4,7 +4,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -144,7 +143,7 @@ func loadTLS(path string) (*tls.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("servercert.pem: %w; STARTTLS disabled", qerr.Bare(err))
 	}
-	pem, err := io.ReadAll(f)
+	pem, err := qhome.ReadCapped(f)
 	if err != nil {
 		return nil, fmt.Errorf("servercert.pem: %w; STARTTLS disabled", qerr.Bare(err))
 	}

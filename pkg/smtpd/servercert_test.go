@@ -26,6 +26,14 @@ func TestLoadTLSNotAFile(t *testing.T) {
 		{"link to /dev/zero", func() error { return os.Symlink("/dev/zero", p) }, "servercert.pem: not a regular file; STARTTLS disabled"},
 		{"directory", func() error { return os.Mkdir(p, 0o700) }, "servercert.pem: is a directory; STARTTLS disabled"},
 		{"link to /dev/null", func() error { return os.Symlink(os.DevNull, p) }, "STARTTLS disabled"},
+		{"sparse file of 10 GB", func() error {
+			f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE, 0o600)
+			if err == nil {
+				err = f.Truncate(10 << 30)
+				f.Close()
+			}
+			return err
+		}, "servercert.pem: file too large (over 64 MB); STARTTLS disabled"},
 	} {
 		if err := tc.make(); err != nil {
 			t.Fatal(err)
