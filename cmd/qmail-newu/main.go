@@ -17,6 +17,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"syscall"
 
@@ -41,6 +42,19 @@ func fatal(format string, a ...any) {
 	os.Exit(111)
 }
 
+// readAssign reads users/assign, refusing a FIFO, a device or a directory
+// put there (qhome.OpenRegular): a plain open of a FIFO would wait for a
+// writer for ever. /dev/null reads as empty (bad format: no final dot).
+// Read whole, with no cap on its size: the list grows with the users.
+func readAssign() ([]byte, error) {
+	f, err := qhome.OpenRegular("users/assign", os.O_RDONLY)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
+}
+
 func main() {
 	root := qhome.Root()
 	usage.NoArgs(os.Args[1:], fmt.Sprintf(help, root))
@@ -48,7 +62,7 @@ func main() {
 	if err := os.Chdir(root); err != nil {
 		fatal("unable to chdir to %s: %v", root, qerr.Bare(err))
 	}
-	assign, err := os.ReadFile("users/assign")
+	assign, err := readAssign()
 	if err != nil {
 		fatal("unable to read users/assign: %v", qerr.Bare(err))
 	}

@@ -137,7 +137,10 @@ func NewaliasesMain(root string, args []string, stdout, stderr io.Writer) int {
 		}
 		*src = s
 	}
-	f, err := os.Open(*src)
+	// Not a plain open: a FIFO there would hold newaliases until a
+	// writer came. A FIFO, a device or a directory is refused at once
+	// (/dev/null still reads as an empty file).
+	f, err := qhome.OpenRegular(*src, os.O_RDONLY)
 	if err != nil {
 		fmt.Fprintf(stderr, "newaliases: fatal: unable to open %s: %v\n", *src, qerr.Bare(err))
 		if errors.Is(err, fs.ErrNotExist) {

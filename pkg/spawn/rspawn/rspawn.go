@@ -9,6 +9,10 @@ package rspawn
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,9 +20,11 @@ import (
 	"syscall"
 
 	"github.com/hqmail/hqmail/pkg/pollfd"
+	"github.com/hqmail/hqmail/pkg/qerr"
 	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/remote"
 	"github.com/hqmail/hqmail/pkg/spawn"
+	"github.com/hqmail/hqmail/pkg/tcpto"
 )
 
 // Remote starts qmail-remote. Program is its path; Env, when non-nil,
@@ -216,16 +222,38 @@ func Translate(st spawn.Status, out []byte) (byte, string) {
 // TcptoSize is the size of queue/lock/tcpto.
 const TcptoSize = 1024
 
+// warnings is where ClearTcpto says what it could not do: fd 2, which
+// qmail-start copies into the log after "qmail-rspawn: ".
+var warnings io.Writer = os.Stderr
+
 // ClearTcpto zero-fills ../lock/tcpto (relative to queue/mess), as
 // qmail-rspawn does at start: timeouts seen before this start say nothing
-// now. A missing file is left missing; errors are ignored, as in qmail.
+// now. It never fails the start, as in qmail: a missing file is left
+// missing without a word, and any other failure is one warning line on
+// fd 2. The file is opened as pkg/tcpto's Table.Clear opens it
+// (qhome.OpenQueueFile, in queue/lock, which qmailq can write): a FIFO
+// there is not waited on (a plain open for writing would block until a
+// reader came, and qmail-rspawn, so all remote delivery, with it), and a
+// symbolic link, a second hard link or anything but a regular file is
+// refused, never written.
 func ClearTcpto() error {
-	f, err := os.OpenFile("../lock/tcpto", os.O_WRONLY, 0)
-	if err != nil {
+	f, err := qhome.OpenQueueFile("../lock/tcpto", os.O_WRONLY)
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
-	defer f.Close()
-	f.Write(make([]byte, TcptoSize))
+	if err == nil {
+		_, err = f.Write(make([]byte, TcptoSize))
+		f.Close()
+	}
+	if errors.Is(err, syscall.ENXIO) {
+		// "No such device or address": what a non-blocking open for
+		// writing says of a FIFO with no reader (or of a socket).
+		// The log's reader is told what the file is instead.
+		err = qhome.ErrNotRegular
+	}
+	if err != nil {
+		fmt.Fprintf(warnings, "warning: unable to clear %s: %v\n", tcpto.Path, qerr.Bare(err))
+	}
 	return nil
 }
 

@@ -8,7 +8,11 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/hqmail/hqmail/internal/testutil"
 	"github.com/hqmail/hqmail/pkg/remote"
 	"github.com/hqmail/hqmail/pkg/spawn"
 )
@@ -142,13 +146,88 @@ func TestClearTcpto(t *testing.T) {
 	tcpto := filepath.Join(root, "queue", "lock", "tcpto")
 	junk := []byte(strings.Repeat("\x7f", TcptoSize))
 	os.WriteFile(tcpto, junk, 0o644)
-	wd, _ := os.Getwd()
-	defer os.Chdir(wd)
-	os.Chdir(filepath.Join(root, "queue", "mess"))
+	t.Chdir(filepath.Join(root, "queue", "mess"))
+	var warned testutil.SyncBuffer
+	defer func(w io.Writer) { warnings = w }(warnings)
+	warnings = &warned
 	ClearTcpto()
 	b, _ := os.ReadFile(tcpto)
 	if len(b) != TcptoSize || strings.Trim(string(b), "\x00") != "" {
 		t.Errorf("tcpto not zero-filled: %d bytes", len(b))
+	}
+	if warned.String() != "" {
+		t.Errorf("warned about a regular file: %q", warned.String())
+	}
+	// A missing file is left missing, without a word.
+	os.Remove(tcpto)
+	if err := ClearTcpto(); err != nil || warned.String() != "" {
+		t.Errorf("missing tcpto: %v, warned %q", err, warned.String())
+	}
+	if _, err := os.Lstat(tcpto); err == nil {
+		t.Error("missing tcpto was created")
+	}
+}
+
+// TestClearTcptoRefused: a FIFO, a symbolic link or a hard link at
+// queue/lock/tcpto (a directory qmailq can write) is neither waited on nor
+// written through: ClearTcpto returns at once, without failing the start,
+// leaves the link's target as it was and says why on fd 2. A FIFO opened
+// for writing as a plain file held qmail-rspawn's start, so all remote
+// delivery, until a reader came.
+func TestClearTcptoRefused(t *testing.T) {
+	seen := []byte(strings.Repeat("\x7f", TcptoSize))
+	for _, tc := range []struct {
+		name string
+		make func(tcpto, target string) error
+		want string
+	}{
+		{"fifo", func(tcpto, target string) error { return unix.Mkfifo(tcpto, 0o644) }, "not a regular file"},
+		{"symbolic link", func(tcpto, target string) error { return os.Symlink(target, tcpto) }, "is a symbolic link; not followed"},
+		{"hard link", func(tcpto, target string) error { return os.Link(target, tcpto) }, "has more than one link"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			for _, d := range []string{"queue/mess", "queue/lock", "secret"} {
+				if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			tcpto := filepath.Join(root, "queue", "lock", "tcpto")
+			target := filepath.Join(root, "secret", "file")
+			if err := os.WriteFile(target, seen, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := tc.make(tcpto, target); err != nil {
+				t.Fatal(err)
+			}
+			t.Chdir(filepath.Join(root, "queue", "mess"))
+			var warned testutil.SyncBuffer
+			defer func(w io.Writer) { warnings = w }(warnings)
+			warnings = &warned
+			done := make(chan error, 1)
+			go func() { done <- ClearTcpto() }()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("start failed: %v", err)
+				}
+			case <-time.After(10 * time.Second):
+				// Let the blocked open go (a reader comes), so the
+				// goroutine ends.
+				if r, err := os.OpenFile(tcpto, os.O_RDONLY|syscall.O_NONBLOCK, 0); err == nil {
+					<-done
+					r.Close()
+				}
+				t.Fatal("ClearTcpto still blocked after 10s")
+			}
+			if b, _ := os.ReadFile(target); string(b) != string(seen) {
+				t.Errorf("written through the link: %q...", b[:min(len(b), 8)])
+			}
+			want := "warning: unable to clear queue/lock/tcpto: " + tc.want
+			if w := warned.String(); !strings.HasPrefix(w, want) || strings.Count(w, "\n") != 1 || !strings.HasSuffix(w, "\n") {
+				t.Errorf("warned %q, want one line %q...", w, want)
+			}
+		})
 	}
 }
 
