@@ -1,11 +1,13 @@
 package sched
 
 import (
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/hqmail/hqmail/pkg/qhome"
@@ -18,11 +20,27 @@ import (
 // when this made the file: the caller marks the recipient done next, and
 // a crash that kept that mark, or the channel file's removal, but not the
 // paragraph would lose the failure notice (qmail does not flush it).
+//
+// Why a try failed is logged before qmail's alert, once for each new
+// reason, so that the log tells a full disk from a FIFO, directory or
+// link put in bounce/ID's place, which waits for the administrator. The
+// recipient is not marked done meanwhile (the caller does that once this
+// returns): no failure notice loses its paragraph.
 func (s *Sched) addBounce(id uint64, recip, text string) {
 	p := bounceParagraph(s.cf.unvirtual(recip), text)
-	n := s.path(fnFlat("bounce", id))
+	bn := fnFlat("bounce", id)
+	n := s.path(bn)
 	var a appending
-	for a.appendRest(n, p) != nil {
+	said := ""
+	for {
+		err := a.appendRest(n, p)
+		if err == nil {
+			return
+		}
+		if why := readReason(err); why != said {
+			said = why
+			s.log.line("warning: unable to append to ", bn, ": ", why)
+		}
 		s.sleepRetry("alert: unable to append to bounce message; HELP! sleeping...")
 	}
 }
@@ -46,12 +64,24 @@ var (
 // its first part. Then it flushes the file, and its directory if a try
 // made the file; a failed flush is an error, tried again as a failed
 // write is.
+//
+// An existing file is opened as a queue file (qhome.OpenQueueFile):
+// non-blocking, so that a FIFO there does not hold qmail-send in open(2)
+// until a reader comes (with none the open fails at once, ENXIO), and
+// regular only, so that no paragraph goes into a pipe (with a reader
+// there it did, and the recipient was then marked done: the failure
+// notice lost it), a device or through a link. Anything else is
+// qhome.ErrNotRegular (or ErrSymlink, ErrHardLink), an error tried again
+// like any other.
 func (a *appending) appendRest(name string, p []byte) error {
 	f, err := os.OpenFile(name, os.O_WRONLY|os.O_APPEND|os.O_CREATE|os.O_EXCL, 0o600)
 	if err == nil {
 		a.made = true
 	} else if os.IsExist(err) {
-		f, err = os.OpenFile(name, os.O_WRONLY|os.O_APPEND, 0o600)
+		f, err = qhome.OpenQueueFile(name, os.O_WRONLY|os.O_APPEND)
+		if errors.Is(err, syscall.ENXIO) {
+			err = &os.PathError{Op: "open", Path: name, Err: qhome.ErrNotRegular}
+		}
 	}
 	if err != nil {
 		return err

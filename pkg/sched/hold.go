@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/hqmail/hqmail/pkg/qerr"
 	"github.com/hqmail/hqmail/pkg/qhome"
@@ -615,9 +616,10 @@ func contains(l []string, x string) bool {
 }
 
 // writeStatus rewrites queue/lock/sendstatus in place (qmails may not
-// create files in lock/, so no rename).
+// create files in lock/, so no rename). Anything but a regular file there
+// is refused (openLockFile) and reported as a failed write.
 func (s *Sched) writeStatus() {
-	f, err := os.OpenFile(s.path("lock/sendstatus"), os.O_WRONLY|os.O_CREATE, 0o644)
+	f, err := openLockFile(s.path("lock/sendstatus"), os.O_WRONLY|os.O_CREATE, 0o644)
 	if err != nil {
 		s.statusFailed(err)
 		return
@@ -669,6 +671,58 @@ func (s *Sched) statusFailed(err error) {
 	s.statusTrouble = why
 	s.log.line("warning: unable to write lock/sendstatus: ", why,
 		"; qmailctl cannot see what qmail-send holds, releases or counts until it can")
+}
+
+// openLockFile opens a file of queue/lock that qmail-send writes in place
+// (sendstatus, sendmutex) like os.OpenFile, but never waits on something
+// else put there: a FIFO would hold the open until a reader came, and
+// qmail-send would stop there for good (QA). The open is non-blocking (a
+// FIFO with no reader then fails at once, ENXIO, taken for what it is: no
+// regular file), does not follow a symbolic link (qhome.ErrSymlink, as
+// pkg/sendlock does not follow one when it reads sendmutex), and anything
+// but a regular file is closed and refused with qhome.ErrNotRegular.
+// O_NONBLOCK, meaningless for a regular file, is then cleared again. The
+// qhome helpers (OpenRegular, OpenQueueFile) check the same but create a
+// file with mode 0, not the 0644 sendstatus needs for qmailctl.
+func openLockFile(name string, flag int, perm os.FileMode) (*os.File, error) {
+	f, err := os.OpenFile(name, flag|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, perm)
+	switch {
+	case errors.Is(err, syscall.ENXIO):
+		return nil, &os.PathError{Op: "open", Path: name, Err: qhome.ErrNotRegular}
+	case errors.Is(err, syscall.ELOOP):
+		return nil, &os.PathError{Op: "open", Path: name, Err: qhome.ErrSymlink}
+	}
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err == nil && !st.Mode().IsRegular() {
+		err = &os.PathError{Op: "open", Path: name, Err: qhome.ErrNotRegular}
+	}
+	if err == nil {
+		err = clearNonblock(f)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// clearNonblock puts the regular file f back in blocking mode. The Go
+// runtime never polls a regular file, so the flag is only the kernel's.
+func clearNonblock(f *os.File) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	if cerr := rc.Control(func(fd uintptr) { err = syscall.SetNonblock(int(fd), false) }); cerr != nil {
+		return cerr
+	}
+	if err != nil {
+		return &os.PathError{Op: "fcntl", Path: f.Name(), Err: err}
+	}
+	return nil
 }
 
 // rewrite replaces the contents of f (sendstatus, sendmutex) in place so

@@ -313,7 +313,10 @@ func (s *Sched) exitCode() int {
 func (s *Sched) takeMutex() (*os.File, int) {
 	name := filepath.Join(s.queue, "lock", "sendmutex")
 	for try := 0; ; try++ {
-		f, err := os.OpenFile(name, os.O_WRONLY, 0)
+		// Non-blocking, regular files only: a FIFO put there (no
+		// reader) held the start in open(2) for ever, and with a
+		// reader qmail-send ran locking a pipe (QA).
+		f, err := openLockFile(name, os.O_WRONLY, 0)
 		if err != nil {
 			s.log.line("alert: cannot start: unable to open mutex")
 			return nil, 111
