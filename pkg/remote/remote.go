@@ -219,6 +219,14 @@ func (d *delivery) loadCredentials() *report {
 		}
 		return &report{letter: 'Z', text: txtControl}
 	}
+	if !st.Mode().IsRegular() {
+		if null, err := os.Stat(os.DevNull); err == nil && os.SameFile(st, null) {
+			return nil // a link to /dev/null: empty, as every control file
+		}
+		// A directory's or a FIFO's mode says nothing of who reads
+		// passwords: it is not the file asked for.
+		return &report{letter: 'Z', text: "Sorry, control/smtpauth is not a regular file; make it qmailr's with mode 0600. (#4.3.0)\n"}
+	}
 	if st.Mode().Perm()&0o077 != 0 {
 		return &report{letter: 'Z', text: "Sorry, control/smtpauth is readable by group or others; make it qmailr's with mode 0600. (#4.3.0)\n"}
 	}
