@@ -1269,6 +1269,29 @@ func TestHoldDomainOnFileOfNoDomain(t *testing.T) {
 	}
 }
 
+// TestHoldDomainOnEmptyFile: holding a domain while control/holdremote is
+// an empty file (touch), which holds everything, keeps everything held: the
+// domain goes below a "*" line (it became the first line, and every other
+// destination was released).
+func TestHoldDomainOnEmptyFile(t *testing.T) {
+	root := makeTree(t)
+	queuetest.WriteFile(t, filepath.Join(root, MutexFile), nil)
+	p := filepath.Join(root, "control", hold.RemoteFile)
+	for _, old := range []string{"", "\xef\xbb\xbf"} {
+		if err := os.WriteFile(p, []byte(old), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		run(t, root, "hold", "remote", "c.example")
+		b, _ := os.ReadFile(p)
+		if string(b) != "*\nc.example\n" {
+			t.Errorf("file %q after hold of c.example on %q, want %q", b, old, "*\nc.example\n")
+		}
+		if f := hold.ParseFile(hold.RemoteFile, b); !f.All || len(f.Domains) != 1 {
+			t.Errorf("%q: %+v, want everything held and c.example recorded", old, f)
+		}
+	}
+}
+
 // failWriter fails every write, as a full disk or a closed pipe does.
 type failWriter struct{}
 

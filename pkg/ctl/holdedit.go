@@ -168,7 +168,14 @@ func editHold(dir, name string, holding bool, domains []string) (EditResult, err
 		// Under a "*" line the domains are recorded too, so that they
 		// stay held when everything is released (the uplink's hook must
 		// not undo a VPN hook's hold).
-		content = addDomains(old, res.Before.Domains, domains)
+		base := old
+		if exists && len(old) == 0 {
+			// An empty file (touch control/holdremote) holds everything
+			// by its empty first line: a domain written as that line
+			// would release all the rest (QA docs).
+			base = []byte("*\n")
+		}
+		content = addDomains(base, res.Before.Domains, domains)
 	case !exists:
 		return res, nil
 	case len(domains) == 0:
