@@ -27,6 +27,28 @@ const (
 // Usage is printed after an option error.
 const Usage = "sendmail: usage: sendmail [ -t ] [ -fsender ] [ -Fname ] [ -bp ] [ -bs ] [ -bi ] [ -q ] [ arg ... ]"
 
+// Help is what sendmail --help prints: every option it reads, and the
+// ones it accepts and ignores. (-h is sendmail's hop count, not help.)
+const Help = `usage: sendmail [ options ] [ -- ] [ recip ... ]
+       mailq
+       newaliases
+Queues the message on standard input for the recipients, as qmail-inject does.
+  -t             recipients from To:, Cc:, Bcc: (removed) or Resent- too
+  -f sender      envelope sender (-r sender too); MAILER-DAEMON or <> is none
+  -F name        the sender's full name, for a From: line made here
+  -XV            a variable envelope return path (VERP)
+  -bm            queue a message (the default)
+  -bs            speak SMTP on standard input and output (qmail-smtpd)
+  -bp            list the queue (as mailq)
+  -bi, -I        rebuild the aliases database (as newaliases; -oAfile names it)
+  -q[...]        ask qmail-send to retry the queue now (no recipients read)
+  -i, -oi        a line of one dot does not end the message (always so)
+Accepted and ignored: -N -R -V -B -L -C -h -O -p -X -A (with an argument),
+-o... (but -oA), -v -G -U -x -m -n -E -J -e.
+Exit: 0 queued, 64 usage, 65 bad address or header, 75 try again later;
+the others and every option in full: sendmail(8).
+`
+
 // Config is what the command line asks for.
 type Config struct {
 	Mode       int

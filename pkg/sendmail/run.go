@@ -93,9 +93,17 @@ func Main(argv []string, root string, env []string, stdin io.Reader, stdout, std
 		// -f file) are its own, not sendmail's.
 		return newaliases(root, argv, env, stderr, sys)
 	}
+	if prog != "mailq" && len(argv) == 1 && argv[0] == "--help" {
+		// "--help" is no sendmail option ("-h" is the hop count).
+		if _, err := io.WriteString(stdout, Help); err != nil {
+			fmt.Fprintf(stderr, "sendmail: fatal: unable to write output: %v\n", err)
+			return ExTempFail
+		}
+		return 0
+	}
 	c, err := Parse(prog, argv)
 	if err != nil {
-		fmt.Fprintf(stderr, "%s\n%s\n", err, Usage)
+		fmt.Fprintf(stderr, "%s\n%s\n%s\n", err, Usage, "sendmail: sendmail --help lists every option")
 		return ExUsage
 	}
 	if c.Mode == ModeNewAliases {

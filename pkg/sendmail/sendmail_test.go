@@ -968,3 +968,22 @@ func TestCRLFReader(t *testing.T) {
 		}
 	}
 }
+
+// TestHelp: sendmail --help prints every option on standard output and
+// exits 0 (it was an illegal option); an option error points to it.
+func TestHelp(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := Main([]string{"sendmail", "--help"}, t.TempDir(), nil, strings.NewReader(""), &out, &errb, Sys{}); code != 0 || errb.Len() != 0 {
+		t.Fatalf("exit %d, stderr %q", code, errb.String())
+	}
+	for _, opt := range []string{"-t ", "-f sender", "-F name", "-XV", "-bm", "-bs", "-bp", "-bi", "-q", "-oi", "sendmail(8)"} {
+		if !strings.Contains(out.String(), opt) {
+			t.Errorf("help lacks %q:\n%s", opt, out.String())
+		}
+	}
+	out.Reset()
+	if code := Main([]string{"sendmail", "-Y"}, t.TempDir(), nil, strings.NewReader(""), &out, &errb, Sys{}); code != ExUsage ||
+		!strings.HasSuffix(errb.String(), "sendmail --help lists every option\n") {
+		t.Errorf("exit %d, stderr %q", code, errb.String())
+	}
+}
