@@ -20,6 +20,7 @@ import (
 
 	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/spawn/lspawn"
+	"github.com/hqmail/hqmail/pkg/threads"
 	"github.com/hqmail/hqmail/pkg/usage"
 )
 
@@ -31,5 +32,6 @@ const help = `usage: qmail-lspawn defaultdelivery
 
 func main() {
 	usage.Help(os.Args[1:], help)
+	threads.Reserve(threads.Daemon) // a full process table must cost a delivery, not the spawner
 	os.Exit(lspawn.Main(os.Args[1:], qhome.Root()))
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/spawn/rspawn"
+	"github.com/hqmail/hqmail/pkg/threads"
 	"github.com/hqmail/hqmail/pkg/usage"
 )
 
@@ -28,5 +29,6 @@ const help = `usage: qmail-rspawn
 
 func main() {
 	usage.NoArgs(os.Args[1:], help)
+	threads.Reserve(threads.Daemon) // a full process table must cost a delivery, not the spawner
 	os.Exit(rspawn.Main(qhome.Root()))
 }

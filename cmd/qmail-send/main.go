@@ -25,6 +25,7 @@ import (
 	"github.com/hqmail/hqmail/pkg/pollfd"
 	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/sched"
+	"github.com/hqmail/hqmail/pkg/threads"
 	"github.com/hqmail/hqmail/pkg/usage"
 )
 
@@ -40,6 +41,7 @@ func main() {
 	// qmail-send, so qmail-start forwards nothing before SignalsReady.
 	sigs := sched.Notify()
 	sched.SignalsReady()
+	threads.Reserve(threads.Daemon) // a full process table must not end the scheduler
 	// What qmail-send keeps per queued message is small (well under 100
 	// bytes); its peak RSS is mostly garbage from scanning the queue,
 	// which the collector lets reach 4 MB before its first cycle at the
