@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"github.com/hqmail/hqmail/pkg/control"
+	"github.com/hqmail/hqmail/pkg/dnsmx"
 	"github.com/hqmail/hqmail/pkg/idna"
 )
 
@@ -32,27 +33,65 @@ const (
 // hosts are compared in one form, idna.Fold's (A-labels, lowercased), the
 // form DNS looks the host up by: a key written "bücher.example" or
 // "xn--bcher-kva.example" (or ".bücher.example" for the subdomains)
-// matches mail to either spelling, since both reach the same servers. Of
-// duplicate keys (in that form) the last line wins.
+// matches mail to either spelling, since both reach the same servers. An
+// address literal, key or host, is compared by the address qmail-remote
+// connects to (canonLiteral). Of duplicate keys (in that form) the last
+// line wins.
 type Table map[string]string
 
-// ParseTable parses "key:value" list lines (the key ends at the first ':';
-// a line without ':' is ignored), as control.KeyMap but with the keys in
-// idna.Fold form (a key that is not UTF-8 keeps its bytes: lowercasing it
-// as a string would turn every invalid byte into U+FFFD, two keys into one).
+// cutKey splits a "key:rest" line of smtproutes, tlsroutes or smtpauth.
+// A key starting with '[' and whose first ']' is followed by ':' is an
+// address literal, whose colons ("[IPv6:2001:db8::1]") do not end it: it
+// ends at that ']'. Any other key ends at the first ':', as in qmail.
+func cutKey(l string) (key, rest string, ok bool) {
+	if strings.HasPrefix(l, "[") {
+		if i := strings.IndexByte(l, ']'); i >= 0 && strings.HasPrefix(l[i+1:], ":") {
+			return l[:i+1], l[i+2:], true
+		}
+	}
+	return strings.Cut(l, ":")
+}
+
+// canonLiteral returns the one form of an address literal: "[addr]", the
+// address dnsmx.Literal reads it as (what qmail-remote connects to for a
+// literal host), written as net.IP writes it. "[IPv6:FD42:6:1:0::2]",
+// "[fd42:6:1::2]" and "[IPv6:fd42:6:1::2]" are all "[fd42:6:1::2]";
+// "198.18.6.2", "[198.18.6.2]" and "[IPv6:::ffff:198.18.6.2]" are all
+// "[198.18.6.2]". tlsroutes is a security policy: another spelling of
+// the same address must not escape its line. s is anything else (a name,
+// a dotted quad with leading zeros, which dnsmx looks up as a name): ok
+// is false.
+func canonLiteral(s string) (string, bool) {
+	if ip := dnsmx.Literal(s); ip != nil {
+		return "[" + ip.String() + "]", true
+	}
+	return "", false
+}
+
+// ParseTable parses "key:value" list lines (the key ends as cutKey says,
+// at the first ':' unless it is a bracketed literal; a line without ':' is
+// ignored), as control.KeyMap but with the keys in idna.Fold form (a key
+// that is not UTF-8 keeps its bytes: lowercasing it as a string would
+// turn every invalid byte into U+FFFD, two keys into one) and address
+// literals in canonLiteral's.
 func ParseTable(lines []string) Table {
 	t := Table{}
 	for _, l := range lines {
-		if k, v, ok := strings.Cut(l, ":"); ok {
-			k = idna.Fold(k)
-			if len(k) > 1 {
-				// A key written fully qualified ("example.com.") is
-				// the host it names; it matched nothing, and a
-				// tlsroutes line so written enforced nothing.
-				k = strings.TrimSuffix(k, ".")
-			}
-			t[k] = v
+		k, v, ok := cutKey(l)
+		if !ok {
+			continue
 		}
+		k = idna.Fold(k)
+		if len(k) > 1 {
+			// A key written fully qualified ("example.com.") is
+			// the host it names; it matched nothing, and a
+			// tlsroutes line so written enforced nothing.
+			k = strings.TrimSuffix(k, ".")
+		}
+		if c, ok := canonLiteral(k); ok {
+			k = c
+		}
+		t[k] = v
 	}
 	return t
 }
@@ -61,12 +100,20 @@ func ParseTable(lines []string) Table {
 // form, as the keys). A trailing dot of the host (a fully qualified
 // "example.com.") is not part of the match: tlsroutes is a security
 // policy, and "example.com." must not escape the line for example.com, nor
-// "bücher.example" the line for "xn--bcher-kva.example".
+// "bücher.example" the line for "xn--bcher-kva.example", nor
+// "[IPv6:FD42::2]" the line for "[fd42::2]". A literal host is looked up
+// by its address first, then as any other host (a ".suffix" key may match
+// a dotted quad, as in qmail).
 func (t Table) Lookup(host string) (string, bool) {
 	if len(t) == 0 {
 		return "", false
 	}
 	h := strings.TrimSuffix(idna.Fold(host), ".")
+	if c, ok := canonLiteral(h); ok {
+		if v, ok := t[c]; ok {
+			return v, true
+		}
+	}
 	if v, ok := t[h]; ok {
 		return v, true
 	}
@@ -157,38 +204,39 @@ type Credentials struct{ User, Password string }
 // ParseAuth parses control/smtpauth lines "relay:user:password" (the
 // password is the rest of the line and may contain ':'). The relay is the
 // relay of control/smtproutes (a bracketed literal may contain colons); it
-// is keyed in idna.Fold form (case does not matter, nor whether an IDN is
-// written in U-labels or A-labels); the last line for a relay wins. Look a
-// relay up with AuthFor.
+// is keyed in authKey form (case does not matter, nor whether an IDN is
+// written in U-labels or A-labels, nor how an address literal is
+// spelled); the last line for a relay wins. Look a relay up with AuthFor.
 func ParseAuth(lines []string) map[string]Credentials {
 	m := map[string]Credentials{}
 	for _, l := range lines {
-		var relay, rest string
-		if strings.HasPrefix(l, "[") {
-			i := strings.Index(l, "]:")
-			if i < 0 {
-				continue
-			}
-			relay, rest = l[:i+1], l[i+2:]
-		} else {
-			var ok bool
-			relay, rest, ok = strings.Cut(l, ":")
-			if !ok {
-				continue
-			}
+		relay, rest, ok := cutKey(l)
+		if !ok {
+			continue
 		}
 		user, pass, ok := strings.Cut(rest, ":")
 		if !ok || user == "" {
 			continue
 		}
-		m[idna.Fold(relay)] = Credentials{User: user, Password: pass}
+		m[authKey(relay)] = Credentials{User: user, Password: pass}
 	}
 	return m
+}
+
+// authKey is the form a relay is compared in: idna.Fold's, an address
+// literal canonLiteral's ("[IPv6:2001:DB8::1]" in smtproutes finds the
+// login of "[2001:db8::1]": the same server).
+func authKey(relay string) string {
+	k := idna.Fold(relay)
+	if c, ok := canonLiteral(k); ok {
+		return c
+	}
+	return k
 }
 
 // AuthFor returns the login of control/smtpauth lines for relay, the relay
 // of an smtproutes line as written there, in whichever spelling.
 func AuthFor(lines []string, relay string) (Credentials, bool) {
-	c, ok := ParseAuth(lines)[idna.Fold(relay)]
+	c, ok := ParseAuth(lines)[authKey(relay)]
 	return c, ok
 }
