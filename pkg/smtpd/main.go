@@ -1,6 +1,7 @@
 package smtpd
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 	"github.com/hqmail/hqmail/pkg/qerr"
 	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/sigcatch"
+	"github.com/hqmail/hqmail/pkg/threads"
 )
 
 // Main is qmail-smtpd. Without -listen it serves one session on fd 0/1
@@ -72,12 +74,18 @@ func Main(args []string, stderr io.Writer) int {
 			return 100
 		}
 	}
+	var where listenAddr
 	if *listen != "" {
-		if _, port, err := net.SplitHostPort(*listen); err != nil || port == "" {
+		where, err = parseListen(*listen)
+		if errors.Is(err, errListenUsage) {
 			// A malformed address is a usage error, not "cannot listen".
-			fmt.Fprintf(stderr, "qmail-smtpd: -listen %q: not host:port (an IPv6 address in brackets: [::1]:25)\n", *listen)
+			fmt.Fprintf(stderr, "qmail-smtpd: %v\n", err)
 			fs.Usage()
 			return 100
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "qmail-smtpd: fatal: %v\n", err)
+			return 111
 		}
 	}
 	root := qhome.Root()
@@ -112,12 +120,16 @@ func Main(args []string, stderr io.Writer) int {
 				l.Stop()
 			}
 		}()
-		ln, err := net.Listen("tcp", *listen)
+		ln, err := where.listen(&net.ListenConfig{})
 		if err != nil {
 			logger.Printf("fatal: %v", err)
 			return 111
 		}
-		logger.Printf("listening on %s, root %s", ln.Addr(), root)
+		logger.Printf("listening on %s, root %s", where.shown(ln.Addr()), root)
+		// A listener serves every session: a full process table (each
+		// session's qmail-queue counts) must refuse a message, not end
+		// them all. The one-session mode pays for no reserve.
+		threads.Reserve(threads.Daemon)
 		if err := l.Serve(ln); err != nil {
 			logger.Printf("fatal: %v", err)
 			return 111
@@ -125,6 +137,129 @@ func Main(args []string, stderr io.Writer) int {
 		return 0
 	}
 	return serveStdio(root, getenv, *relay, fs.Args(), stderr)
+}
+
+// errListenUsage marks a -listen address refused as a usage error (exit
+// 100): no host:port, a port out of range or unknown, a zone where no
+// IPv6 address takes one.
+var errListenUsage = errors.New("usage")
+
+// errNoZone is a -listen address whose zone names no interface of this
+// host (exit 111, as an address this host does not have: the link may
+// come later, a VPN or a USB adapter, and a supervisor's restart then
+// succeeds). Go would ignore the zone and listen on the bare address.
+var errNoZone = errors.New("no such interface")
+
+// listenError is an address parseListen refuses: its text, and as
+// Unwrap errListenUsage or errNoZone.
+type listenError struct {
+	kind error
+	text string
+}
+
+func (e *listenError) Error() string { return e.text }
+func (e *listenError) Unwrap() error { return e.kind }
+
+func listenErr(kind error, format string, args ...any) error {
+	return &listenError{kind: kind, text: fmt.Sprintf(format, args...)}
+}
+
+// listenAddr is a -listen address checked by parseListen.
+type listenAddr struct {
+	network string // for net.Listen: "tcp4", "tcp6" or "tcp" (see parseListen)
+	address string // as given
+	zone    string // of an IPv6 literal, as given ("eth0", "2"); "" without
+}
+
+// parseListen checks a -listen address and picks the family to listen in.
+// The address written is the family listened on: Go's "tcp" would open
+// 0.0.0.0 as a dual-stack IPv6 socket, and an administrator who wrote an
+// IPv4 address (tcpserver's 0 is IPv4) would get IPv6 clients too.
+//
+//   - an IPv4 address, 0.0.0.0 and ::ffff:a.b.c.d included: "tcp4";
+//   - an IPv6 address other than ::: "tcp6";
+//   - no host (":25") and "[::]:25": "tcp", both families (Go sets
+//     IPV6_V6ONLY off whatever net.ipv6.bindv6only says), as they always
+//     were;
+//   - a host name: "tcp", looked up when listening (Go takes its first
+//     IPv4 address, else its first one).
+//
+// The port is decimal, 0 to 65535 (0: the kernel picks a free one, which
+// the "listening on" line names), or a name of /etc/services (smtp).
+// Errors wrap errListenUsage or errNoZone.
+func parseListen(s string) (listenAddr, error) {
+	a := listenAddr{network: "tcp", address: s}
+	host, port, err := net.SplitHostPort(s)
+	if err != nil || port == "" {
+		return a, listenErr(errListenUsage, "-listen %q: not host:port (an IPv6 address in brackets: [::1]:25)", s)
+	}
+	if strings.Trim(port, "0123456789") == "" {
+		if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+			return a, listenErr(errListenUsage, "-listen %q: port %s out of range (1-65535, or 0 for a free port)", s, port)
+		}
+	} else if _, err := net.LookupPort("tcp", port); err != nil {
+		return a, listenErr(errListenUsage, "-listen %q: port %q is no number and no service of /etc/services", s, port)
+	}
+	if host == "" {
+		return a, nil
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		if strings.Contains(host, "%") {
+			// Only an IPv6 address takes a zone; no host name has a %.
+			return a, listenErr(errListenUsage, "-listen %q: %q is no IPv6 address with a zone (fe80::1%%eth0)", s, host)
+		}
+		return a, nil // a host name
+	}
+	a.zone = ip.Zone()
+	switch {
+	case ip.Is4In6() && a.zone != "":
+		return a, listenErr(errListenUsage, "-listen %q: an IPv4 address takes no zone", s)
+	case ip.Is4() || ip.Is4In6():
+		a.network = "tcp4"
+	case ip.IsUnspecified() && a.zone == "":
+		// "tcp": both families.
+	default:
+		a.network = "tcp6"
+	}
+	if a.zone != "" && !interfaceExists(a.zone) {
+		return a, listenErr(errNoZone, "-listen %q: no interface %q on this host", s, a.zone)
+	}
+	return a, nil
+}
+
+// interfaceExists reports whether zone names a network interface, or is
+// the decimal index of one (as Go reads a zone it has no name for).
+func interfaceExists(zone string) bool {
+	if _, err := net.InterfaceByName(zone); err == nil {
+		return true
+	}
+	n, err := strconv.Atoi(zone)
+	if err != nil || n < 1 || zone != strconv.Itoa(n) {
+		return false
+	}
+	_, err = net.InterfaceByIndex(n)
+	return err == nil
+}
+
+// listen opens the listening socket of a through lc.
+func (a listenAddr) listen(lc *net.ListenConfig) (net.Listener, error) {
+	return lc.Listen(context.Background(), a.network, a.address)
+}
+
+// shown is the listening address as the "listening on" line gives it:
+// addr, with the zone written in -listen when addr is link-local and came
+// back without one (the kernel may not say which link a socket is bound
+// to, and fe80::1 alone names no address).
+func (a listenAddr) shown(addr net.Addr) string {
+	ta, ok := addr.(*net.TCPAddr)
+	if !ok || ta.Zone != "" || a.zone == "" ||
+		!(ta.IP.IsLinkLocalUnicast() || ta.IP.IsLinkLocalMulticast() || ta.IP.IsInterfaceLocalMulticast()) {
+		return addr.String()
+	}
+	z := *ta
+	z.Zone = a.zone
+	return z.String()
 }
 
 // ignoredArgs is the warning for operands given to the one-session mode.
