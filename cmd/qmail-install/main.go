@@ -111,21 +111,38 @@ func run(args []string, stderr io.Writer) int {
 		return 0
 	}
 	err = install.Install(install.Options{Root: *root, Me: *me, UIDBase: *base, Log: stderr})
-	if n := install.ReplacedUnderSend(*root); n != "" {
-		fmt.Fprintf(stderr, "qmail-install: note: %s\n", n)
-	}
+	return report(err, install.ReplacedUnderSend(*root), stderr)
+}
+
+// report says how an install ended and returns the exit code. running is
+// ReplacedUnderSend's note (the daemons that still run replaced programs:
+// restart them). A run that stopped part way (a full disk while the
+// programs were copied, each replaced by a rename one after the other)
+// may have left old and new programs side by side in bin/, and nothing
+// else says so: the restart advice is not given then, the advice to run
+// it again is.
+func report(err error, running string, stderr io.Writer) int {
 	var left *install.LeftAlone
 	switch {
+	case err == nil:
+		if running != "" {
+			fmt.Fprintf(stderr, "qmail-install: note: %s\n", running)
+		}
 	case errors.As(err, &left):
-		// The rest of the tree was repaired: each problem is a warning,
-		// and the run still fails so that a script notices.
+		// The rest of the tree was repaired, every program included:
+		// each problem is a warning, and the run still fails so that a
+		// script notices.
+		if running != "" {
+			fmt.Fprintf(stderr, "qmail-install: note: %s\n", running)
+		}
 		for _, p := range left.Problems {
 			fmt.Fprintf(stderr, "qmail-install: warning: %s\n", p)
 		}
 		fmt.Fprintf(stderr, "qmail-install: fatal: %d thing(s) above left alone, the rest of the tree repaired; run qmail-install again once they are dealt with\n", len(left.Problems))
 		return 111
-	case err != nil:
+	default:
 		fmt.Fprintf(stderr, "qmail-install: fatal: %v\n", err)
+		fmt.Fprintf(stderr, "qmail-install: the run stopped part way: bin/ may hold old and new programs side by side; run qmail-install again once the cause is dealt with, and restart hqmail only then\n")
 	}
 	return qerr.ExitCode(err)
 }

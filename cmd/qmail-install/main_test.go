@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -66,5 +67,25 @@ func TestCheckRefusesInstallFlags(t *testing.T) {
 	var stderr bytes.Buffer
 	if code := run([]string{"-check", "-root", root}, &stderr); code != 0 {
 		t.Errorf("-check -root: exit %d, %q", code, stderr.String())
+	}
+}
+
+// TestReportStoppedPartWay: a run that failed part way (a full disk while
+// the programs were replaced one by one) says to run it again before any
+// restart, and gives no restart advice of its own (QA upg: "restart
+// hqmail" came before the fatal line, and the restart ran a mix of old
+// and new programs); a run that finished gives that advice.
+func TestReportStoppedPartWay(t *testing.T) {
+	running := "qmail-send (pid 1) still runs programs that an install has since replaced in bin: restart hqmail"
+	var stderr bytes.Buffer
+	code := report(errors.New("unable to write bin/.qmail-tcpok.new: no space left on device"), running, &stderr)
+	out := stderr.String()
+	if code != 111 || strings.Contains(out, "restart hqmail (") || strings.Contains(out, running) ||
+		!strings.Contains(out, "the run stopped part way: bin/ may hold old and new programs side by side; run qmail-install again") {
+		t.Errorf("failed run: exit %d, stderr %q", code, out)
+	}
+	stderr.Reset()
+	if code := report(nil, running, &stderr); code != 0 || stderr.String() != "qmail-install: note: "+running+"\n" {
+		t.Errorf("finished run: exit %d, stderr %q", code, stderr.String())
 	}
 }
