@@ -148,6 +148,8 @@ type Sched struct {
 	todo        *os.File // open todo/ directory during a scan
 	todoHalt    bool     // the scan must end: out of descriptors (todo.go)
 	todoBackoff int64    // no scan before this, triggered or not (todo.go)
+	noFilesErr  error    // the error that set todoHalt (todo.go)
+	batchSize   int      // messages per preprocessing step (todo.go)
 	// damagedTodo names, with the reason, the todo/IDs whose last
 	// preprocessing failed for good (todo.go), so that qmailctl delete
 	// removes them and bounce refuses them (control.go).
@@ -220,6 +222,7 @@ func Run(opt Options) int {
 		return 111
 	}
 	s.cf = cf
+	s.fitBatch()
 	for c := 0; c < 2; c++ {
 		// One byte (qmail's spawners), or NUL + two bytes (wide slots).
 		limit, width, err := spawnproto.ReadAnnounce(opt.SpawnRep[c])

@@ -14,6 +14,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/hqmail/hqmail/pkg/nofile"
+	"github.com/hqmail/hqmail/pkg/qerr"
 	"github.com/hqmail/hqmail/pkg/qhome"
 )
 
@@ -198,6 +200,77 @@ const (
 	writeBuf = 512
 )
 
+// Descriptors of preprocessing, for fitting the batch to RLIMIT_NOFILE
+// (fitBatch). A message of a batch holds fdsPerMessage from its creation
+// until the round has synced them: its info file and its local and remote
+// files. A step holds fdsPerStep besides: the todo/ directory of the scan,
+// the todo/ID being read (closed once its message is written), and in the
+// round up to syncMax split directories being synced. The rest of
+// qmail-send holds fdsOther meanwhile: descriptors 0-6 (the log, the pipes
+// to the spawners and qmail-clean), the copy of the log the runtime's
+// crash output goes to, the runtime's epoll descriptor, its wake-up
+// eventfd and the two cgroup CPU-limit files it keeps open, lock/sendmutex,
+// lock/trigger and lock/sendctl (15, counted in /proc/PID/fd of an idle
+// qmail-send under qmail-start); what stays open from one loop
+// turn to the next: the channel file of each channel's pass and the mess/
+// directory of the cleanup walk (3); and six to spare, for descriptors a
+// parent left open. Everything else (a bounce's files and qmail-queue's
+// pipes, a state file being replaced) is opened and closed within a loop
+// turn, never during a step. A batchMax of 32 thus needs 130 descriptors;
+// a limit of 64 fits 10 messages per step, one of 39 or less fits 1.
+const (
+	fdsPerMessage = 3
+	fdsPerStep    = 2 + syncMax
+	fdsOther      = 24
+)
+
+// nofileLimits raises the soft RLIMIT_NOFILE toward need as far as the
+// hard limit allows and returns both (nofile.Raise); a variable so that
+// tests can pretend a limit.
+var nofileLimits = nofile.Raise
+
+// fitBatch sizes the preprocessing batch, once at start, to the
+// descriptors qmail-send can spare: a batch of batchMax under a low limit
+// ran out of them (EMFILE) in every step, each step at every retry, and
+// no message was preprocessed any more (QA: 195 of 200 left in todo/
+// under a limit of 32). It says so when the batch is smaller than
+// batchMax.
+func (s *Sched) fitBatch() {
+	soft, hard := nofileLimits(fdsOther + fdsPerStep + fdsPerMessage*batchMax)
+	s.batchSize = nofile.Fit(batchMax, fdsPerMessage, fdsOther+fdsPerStep, soft)
+	if s.batchSize < batchMax {
+		s.log.line("warning: preprocessing batch lowered from ", itoa(batchMax), " messages to ", itoa(s.batchSize),
+			": the descriptor limit (RLIMIT_NOFILE) is ", strconv.FormatInt(soft, 10), ", hard limit ",
+			strconv.FormatInt(hard, 10), "; a message holds up to ", itoa(fdsPerMessage),
+			" while its batch is written and ", itoa(fdsOther+fdsPerStep), " are kept for the rest")
+	}
+}
+
+// batchLimit is the number of messages a step takes: the fitted batch,
+// halved at each step that ran out of descriptors (0, in a Sched built
+// without Run, is batchMax).
+func (s *Sched) batchLimit() int {
+	if s.batchSize <= 0 {
+		return batchMax
+	}
+	return s.batchSize
+}
+
+// shrinkBatch halves the batch, down to 1, after a step that ran out of
+// descriptors (err): the limit is lower than fitBatch counted on, or
+// something else holds more than it counted, and the same batch would
+// fail the same way at every retry. The smaller batch stays until
+// qmail-send is started again.
+func (s *Sched) shrinkBatch(err error) {
+	was := s.batchLimit()
+	if was <= 1 {
+		return
+	}
+	s.batchSize = was / 2
+	s.log.line("warning: preprocessing batch lowered from ", itoa(was), " messages to ", itoa(s.batchSize),
+		": ", qerr.Bare(err).Error())
+}
+
 // syncHook performs one disk wait of preprocessing; rel names the file or
 // directory relative to queue/. It is a package variable so that tests
 // can record the order of syncs and qmail-clean requests and make a sync
@@ -232,8 +305,10 @@ func (s *Sched) todoStep() {
 		s.nextTodo = s.recent + sleepTodo
 	}
 	deadline := time.Now().Add(batchTime)
+	limit := s.batchLimit()
+	s.todoHalt, s.noFilesErr = false, nil // a batch of one (preprocess) may have left them
 	var batch []*prepared
-	for read := 0; len(batch) < batchMax && (read == 0 || time.Now().Before(deadline)); read++ {
+	for read := 0; len(batch) < limit && (read == 0 || time.Now().Before(deadline)); read++ {
 		names, err := s.todo.Readdirnames(1)
 		if err != nil || len(names) == 0 {
 			s.todo.Close()
@@ -248,16 +323,23 @@ func (s *Sched) todoStep() {
 			batch = append(batch, p)
 		}
 		if s.todoHalt {
-			// Out of descriptors: every other todo/ID would fail
-			// the same way, one warning each. The scan ends; the
-			// next one comes sleepSysfail seconds on (todoSoon).
-			s.todoHalt = false
-			s.todo.Close()
-			s.todo = nil
 			break
 		}
 	}
 	s.commit(batch)
+	if s.todoHalt {
+		// Out of descriptors, in a message's files or in the round:
+		// every other todo/ID would fail the same way, one warning
+		// each. The scan ends; the next one comes sleepSysfail
+		// seconds on (todoBackoff), with a smaller batch.
+		s.todoHalt = false
+		s.shrinkBatch(s.noFilesErr)
+		s.noFilesErr = nil
+		if s.todo != nil {
+			s.todo.Close()
+			s.todo = nil
+		}
+	}
 }
 
 // openQueue opens a queue file for preprocessing; a variable so that
@@ -276,6 +358,7 @@ var openQueue = func(path string, flag int) (*os.File, error) {
 func (s *Sched) noFiles(err error) {
 	if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
 		s.todoHalt = true
+		s.noFilesErr = err
 		s.todoBackoff = s.recent + sleepSysfail
 	}
 }
@@ -577,6 +660,7 @@ func (s *Sched) syncRound(batch []*prepared) {
 	wg.Wait()
 	for _, j := range jobs {
 		if j.err != nil {
+			s.noFiles(j.err) // a directory could not be opened to be synced
 			s.log.line("warning: trouble writing to ", j.rel)
 			for _, p := range j.users {
 				p.failed = true
