@@ -177,3 +177,62 @@ func TestDeliverWaitsForFcntlLock(t *testing.T) {
 		t.Errorf("mbox = %q", got)
 	}
 }
+
+// TestDeliverFileReplacedWhileLocked: a mail reader that rewrites the mbox
+// into a new file and renames it over the old one under its lock (Python's
+// mailbox module), or removes the mbox it emptied, leaves a delivery that
+// opened the old file meanwhile with the locks of a file no name reaches:
+// the message must go into the file the name has now, not into the old one
+// (where it was lost while the delivery reported success).
+func TestDeliverFileReplacedWhileLocked(t *testing.T) {
+	for _, how := range []string{"renamed over", "removed"} {
+		t.Run(how, func(t *testing.T) {
+			dir := t.TempDir()
+			fn := filepath.Join(dir, "Mailbox")
+			old := "From old Mon Jan  5 08:00:00 2026\nold\n\n"
+			if err := os.WriteFile(fn, []byte(old), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			release := startLocker(t, "flock", fn)
+			kept := "From kept Mon Jan  5 08:00:00 2026\nkept\n\n"
+			oldSleep := lockSleep
+			lockSleep = func(time.Duration) {
+				if release == nil {
+					return
+				}
+				// The reader's rewrite, then its unlock.
+				switch how {
+				case "renamed over":
+					if err := os.WriteFile(fn+".new", []byte(kept), 0o600); err != nil {
+						t.Error(err)
+					}
+					if err := os.Rename(fn+".new", fn); err != nil {
+						t.Error(err)
+					}
+				case "removed":
+					if err := os.Remove(fn); err != nil {
+						t.Error(err)
+					}
+				}
+				release()
+				release = nil
+			}
+			t.Cleanup(func() { lockSleep = oldSleep })
+			oldTimeout := LockTimeout
+			LockTimeout = time.Minute // only a bound; the test releases the lock itself
+			t.Cleanup(func() { LockTimeout = oldTimeout })
+
+			head := "From a@b Thu Nov 26 03:22:00 2026\n"
+			if err := Deliver(fn, []byte(head), strings.NewReader("new\n")); err != nil {
+				t.Fatal(err)
+			}
+			want := head + "new\n\n"
+			if how == "renamed over" {
+				want = kept + want
+			}
+			if b, err := os.ReadFile(fn); err != nil || string(b) != want {
+				t.Errorf("mbox %q (%v), want %q: the message went into the file the reader replaced", b, err, want)
+			}
+		})
+	}
+}

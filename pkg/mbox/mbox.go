@@ -123,16 +123,11 @@ func (e readError) Error() string { return e.err.Error() }
 // message is on disk, else a temporary *qerr.Error with qmail-local's
 // text naming fn.
 func Deliver(fn string, head []byte, msg io.Reader) error {
-	f, madeIn, err := open(fn)
-	if err != nil {
-		return qerr.Wrap(err, false, "Unable to open "+fn+": "+qerr.Str(err)+". (#4.2.1)")
-	}
-	defer f.Close()
-	fd := int(f.Fd())
-	locked, err := lockEx(fd)
+	f, madeIn, locked, err := openLocked(fn)
 	if err != nil {
 		return err
 	}
+	defer f.Close()
 	pos, err := f.Seek(0, io.SeekEnd)
 	if err != nil {
 		// Nothing written, and no length to cut back to.
@@ -164,6 +159,64 @@ func Deliver(fn string, head []byte, msg io.Reader) error {
 		}
 	}
 	return nil
+}
+
+// maxReplaced bounds the opens of one delivery whose file was replaced
+// while it waited for its locks.
+const maxReplaced = 10
+
+// openLocked opens fn (open) and locks it (lockEx), and makes sure the
+// file locked is still the one fn names. A mail reader that rewrites an
+// mbox into a new file and renames that over the old one (Python's
+// mailbox module, some others), or removes an mbox it emptied, does so
+// under its lock; a delivery that opened the old file meanwhile gets the
+// locks once they are let go, but of a file no name reaches any more: it
+// appended there, reported success, and the message was lost (QA: 13 of
+// 200 in one run). So after locking, the open file and the name are
+// compared (device and inode, the name followed as open follows it); when
+// they differ, or the name is gone, the file is closed (which lets its
+// locks go) and fn opened again. qmail does not check this.
+func openLocked(fn string) (f *os.File, madeIn string, locked bool, err error) {
+	for try := 0; ; try++ {
+		f, madeIn, err = open(fn)
+		if err != nil {
+			return nil, "", false, qerr.Wrap(err, false, "Unable to open "+fn+": "+qerr.Str(err)+". (#4.2.1)")
+		}
+		locked, err = lockEx(int(f.Fd()))
+		if err != nil {
+			f.Close()
+			return nil, "", false, err
+		}
+		if same, err := stillNamed(f, fn); err != nil || same {
+			if err != nil {
+				f.Close()
+				return nil, "", false, qerr.Wrap(err, false, "Unable to open "+fn+": "+qerr.Str(err)+". (#4.2.1)")
+			}
+			return f, madeIn, locked, nil
+		}
+		f.Close()
+		if try+1 == maxReplaced {
+			return nil, "", false, qerr.Temp("Unable to lock %s: it was replaced each time it was locked. (#4.3.0)", fn)
+		}
+	}
+}
+
+// stillNamed reports whether the open file f is the file fn names (false
+// when nothing is there any more). An error other than a missing name is
+// returned.
+func stillNamed(f *os.File, fn string) (bool, error) {
+	open, err := f.Stat()
+	if err != nil {
+		return false, err
+	}
+	named, err := os.Stat(fn)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return os.SameFile(open, named), nil
 }
 
 // open opens fn for appending, creating it (mode 0600, subject to the
