@@ -348,3 +348,28 @@ func TestCompletedConnectionClosed(t *testing.T) {
 		}
 	}
 }
+
+// TestKeptConnectionIdleReused: a kept connection from a watched address,
+// parked longer than its watch slice, is reused. The socket's read
+// deadline was the end of the last read's slice, passed by then, and the
+// look for unread bytes was refused, so every such connection idle for
+// over 5 s (watchEvery) was closed and dialed again (and the test above
+// failed now and then under load, its 20 ms slice passing).
+func TestKeptConnectionIdleReused(t *testing.T) {
+	p := newHoldPeer(t, "never", 0)
+	tcp, _ := dialBig(t, p.addr)
+	conn := &watchConn{Conn: lateConn{tcp}, every: 20 * time.Millisecond, gone: func() bool { return false }}
+	k := &keeper{}
+	d, _ := newDelivery(bigMessage(t, 1000), 10*time.Second)
+	d.keep = k
+	if rep, ok := d.smtp(conn, dnsmx.Addr{IP: p.addr.IP}, p.addr.Port, false).(*report); !ok || rep.letter != 'K' || k.s == nil {
+		t.Fatalf("first delivery: %v, kept %v", rep, k.s != nil)
+	}
+	time.Sleep(5 * conn.every) // parked past the slice: not a timing check, the condition under test
+	d2, _ := newDelivery(bigMessage(t, 1000), 10*time.Second)
+	d2.keep = k
+	rep, ok := d2.reuse()
+	if !ok || rep.letter != 'K' {
+		t.Fatalf("second delivery over the idle kept connection: reused %v, %+v", ok, rep)
+	}
+}

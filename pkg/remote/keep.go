@@ -212,6 +212,17 @@ func (s *session) idle() bool {
 	if err != nil {
 		return false
 	}
+	// The socket's read deadline is the one the last read set: on a
+	// watched connection the end of its slice (watchEvery, 5 s), else
+	// timeoutremote. A connection parked longer than that has it passed,
+	// and a raw read is then refused before it looks: every kept
+	// connection from a non-loopback address idle over 5 s was taken for
+	// unclean, closed and dialed again. The next transaction sets its own.
+	inner := s.raw
+	if wc, ok := inner.(*watchConn); ok {
+		inner = wc.Conn
+	}
+	inner.SetReadDeadline(time.Time{})
 	clean := false
 	rc.Read(func(fd uintptr) bool {
 		var b [1]byte
