@@ -132,17 +132,9 @@ func TestForwardOutsideTree(t *testing.T) {
 	os.WriteFile(filepath.Join(home, ".qmail"), []byte("&bob@example.com\n"), 0o644)
 	capture := filepath.Join(dir, "qq")
 	os.WriteFile(capture, []byte("#!/bin/sh\ncat > '"+dir+"/message'\ncat <&1 > '"+dir+"/envelope'\n"), 0o755)
-	msg := filepath.Join(dir, "msg")
-	os.WriteFile(msg, []byte("Subject: hi\n\nbody\n"), 0o600)
-	in, _ := os.Open(msg)
-	defer in.Close()
-	out, _ := os.Create(filepath.Join(dir, "out"))
-	defer out.Close()
-	code := Run([]string{"qmail-local", "u", home, "u", "", "", "example.org", "s@example.net", "./Maildir/"},
-		Config{Stdin: in, Stdout: out, Stderr: out, Root: filepath.Join(dir, "no-such-root"),
-			Environ: []string{"PATH=/usr/bin:/bin", "QMAILQUEUE=" + capture}})
-	report, _ := os.ReadFile(out.Name())
-	if code != 0 || !strings.HasPrefix(string(report), "did 0+1+0\nqp ") {
+	code, report := deliverPlain(t, dir, home, Config{Root: filepath.Join(dir, "no-such-root"),
+		Environ: []string{"PATH=/usr/bin:/bin", "QMAILQUEUE=" + capture}})
+	if code != 0 || !strings.HasPrefix(report, "did 0+1+0\nqp ") {
 		t.Fatalf("code %d report %q", code, report)
 	}
 	env, _ := os.ReadFile(filepath.Join(dir, "envelope"))
@@ -169,19 +161,36 @@ func TestDotQmailTooLarge(t *testing.T) {
 		t.Skipf("no sparse file of 10 GB here: %v", err)
 	}
 	big.Close()
-	msg := filepath.Join(dir, "msg")
-	os.WriteFile(msg, []byte("Subject: hi\n\nbody\n"), 0o600)
-	in, _ := os.Open(msg)
-	defer in.Close()
-	out, _ := os.Create(filepath.Join(dir, "out"))
-	defer out.Close()
-	code := Run([]string{"qmail-local", "u", home, "u", "", "", "example.org", "s@example.net", "./Maildir/"},
-		Config{Stdin: in, Stdout: out, Stderr: out, Root: dir, Environ: []string{"PATH=/usr/bin:/bin"}})
-	report, _ := os.ReadFile(out.Name())
-	if code != 111 || !strings.Contains(string(report), ".qmail is larger than 64 MB. (#4.3.0)") {
+	code, report := deliverPlain(t, dir, home, Config{Root: dir, Environ: []string{"PATH=/usr/bin:/bin"}})
+	if code != 111 || !strings.Contains(report, ".qmail is larger than 64 MB. (#4.3.0)") {
 		t.Errorf("code %d report %q", code, report)
 	}
 	if _, err := os.Stat(filepath.Join(home, "Maildir")); err == nil {
 		t.Error("delivered to the default despite the .qmail file")
 	}
+}
+
+// deliverPlain runs qmail-local in process for the plain address u (home
+// home, sender s@example.net) with a short message written in dir, cfg
+// giving Root and Environ, and returns its exit code and report.
+func deliverPlain(t *testing.T, dir, home string, cfg Config) (int, string) {
+	t.Helper()
+	msg := filepath.Join(dir, "msg")
+	if err := os.WriteFile(msg, []byte("Subject: hi\n\nbody\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	in, err := os.Open(msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	out, err := os.Create(filepath.Join(dir, "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	cfg.Stdin, cfg.Stdout, cfg.Stderr = in, out, out
+	code := Run([]string{"qmail-local", "u", home, "u", "", "", "example.org", "s@example.net", "./Maildir/"}, cfg)
+	report, _ := os.ReadFile(out.Name())
+	return code, string(report)
 }

@@ -99,9 +99,7 @@ func startLocker(t *testing.T, kind, path string) (release func()) {
 // the flock that qmail takes, or the fcntl lock of procmail, mutt, Dovecot,
 // s-nail and mailx.
 func TestDeliverDefersToEitherLock(t *testing.T) {
-	old := LockTimeout
-	LockTimeout = 300 * time.Millisecond
-	t.Cleanup(func() { LockTimeout = old })
+	setLockTimeout(t, 300*time.Millisecond)
 	for _, kind := range []string{"flock", "fcntl"} {
 		t.Run(kind, func(t *testing.T) {
 			fn := filepath.Join(t.TempDir(), "Mailbox")
@@ -145,8 +143,7 @@ func TestDeliverWaitsForFcntlLock(t *testing.T) {
 	defer probe.Close()
 
 	pauses := 0
-	oldSleep := lockSleep
-	lockSleep = func(time.Duration) {
+	setLockSleep(t, func(time.Duration) {
 		pauses++
 		if st, err := os.Stat(fn); err != nil || st.Size() != int64(len(old)) {
 			t.Errorf("pause %d: mbox written while locked (%v)", pauses, err)
@@ -160,11 +157,8 @@ func TestDeliverWaitsForFcntlLock(t *testing.T) {
 		if pauses == 3 {
 			release()
 		}
-	}
-	t.Cleanup(func() { lockSleep = oldSleep })
-	oldTimeout := LockTimeout
-	LockTimeout = time.Minute // only a bound; the test releases the lock itself
-	t.Cleanup(func() { LockTimeout = oldTimeout })
+	})
+	setLockTimeout(t, time.Minute) // only a bound; the test releases the lock itself
 
 	head := "From a@b Thu Nov 26 03:22:00 2026\n"
 	if err := Deliver(fn, []byte(head), strings.NewReader("new\n")); err != nil {
@@ -195,8 +189,7 @@ func TestDeliverFileReplacedWhileLocked(t *testing.T) {
 			}
 			release := startLocker(t, "flock", fn)
 			kept := "From kept Mon Jan  5 08:00:00 2026\nkept\n\n"
-			oldSleep := lockSleep
-			lockSleep = func(time.Duration) {
+			setLockSleep(t, func(time.Duration) {
 				if release == nil {
 					return
 				}
@@ -216,11 +209,8 @@ func TestDeliverFileReplacedWhileLocked(t *testing.T) {
 				}
 				release()
 				release = nil
-			}
-			t.Cleanup(func() { lockSleep = oldSleep })
-			oldTimeout := LockTimeout
-			LockTimeout = time.Minute // only a bound; the test releases the lock itself
-			t.Cleanup(func() { LockTimeout = oldTimeout })
+			})
+			setLockTimeout(t, time.Minute) // only a bound; the test releases the lock itself
 
 			head := "From a@b Thu Nov 26 03:22:00 2026\n"
 			if err := Deliver(fn, []byte(head), strings.NewReader("new\n")); err != nil {
@@ -235,4 +225,18 @@ func TestDeliverFileReplacedWhileLocked(t *testing.T) {
 			}
 		})
 	}
+}
+
+// setLockTimeout sets LockTimeout for the test.
+func setLockTimeout(t *testing.T, d time.Duration) {
+	old := LockTimeout
+	LockTimeout = d
+	t.Cleanup(func() { LockTimeout = old })
+}
+
+// setLockSleep makes f the pause between lock attempts for the test.
+func setLockSleep(t *testing.T, f func(time.Duration)) {
+	old := lockSleep
+	lockSleep = f
+	t.Cleanup(func() { lockSleep = old })
 }

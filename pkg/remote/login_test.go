@@ -27,6 +27,12 @@ func authPeer(t *testing.T, cert tls.Certificate, starttls string) (*net.TCPAddr
 	if err != nil {
 		t.Fatal(err)
 	}
+	return servePeers(t, ln, cert, starttls)
+}
+
+// servePeers serves authPeer's peer on every connection ln accepts, until
+// the function returned (or the test's end) closes ln.
+func servePeers(t *testing.T, ln net.Listener, cert tls.Certificate, starttls string) (*net.TCPAddr, func() [][]string) {
 	var mu sync.Mutex
 	var conns [][]string
 	done := make(chan struct{})

@@ -5,9 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 )
 
 // TestTLSRoutesLiteralKey: an address literal is a key of tlsroutes, its
@@ -112,33 +110,7 @@ func loopback6Peer(t *testing.T) (*net.TCPAddr, func() [][]string) {
 	if err != nil {
 		t.Skipf("no IPv6 loopback here: %v", err)
 	}
-	var mu sync.Mutex
-	var conns [][]string
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.SetDeadline(time.Now().Add(10 * time.Second))
-			var got []string
-			serveAuthPeer(c, selfSignedCert(t), "none", &got)
-			c.Close()
-			mu.Lock()
-			conns = append(conns, got)
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); <-done })
-	return ln.Addr().(*net.TCPAddr), func() [][]string {
-		ln.Close()
-		<-done
-		mu.Lock()
-		defer mu.Unlock()
-		return conns
-	}
+	return servePeers(t, ln, selfSignedCert(t), "none")
 }
 
 // mainTo runs Main for mail to u@host with the control files given and

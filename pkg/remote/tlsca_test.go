@@ -10,21 +10,22 @@ import (
 	"github.com/hqmail/hqmail/pkg/control"
 )
 
-// TestLoadRootsNotAFile: a control/tlsca that is no regular file (a FIFO,
-// which blocked the read for ever before the delivery connected; a
-// directory) defers with the control-file report, as every control file
-// does; a missing one leaves the system's roots.
-func TestLoadRootsNotAFile(t *testing.T) {
+// ctlDelivery returns a delivery that reads the control directory of a new
+// tree, and that directory.
+func ctlDelivery(t *testing.T) (*delivery, string) {
+	t.Helper()
 	root := t.TempDir()
 	ctl := filepath.Join(root, "control")
 	if err := os.Mkdir(ctl, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	d := &delivery{cfg: &Config{ctl: control.Open(root)}}
-	if rep := d.loadRoots(); rep != nil || d.roots != nil {
-		t.Fatalf("no tlsca: %+v, roots %v", rep, d.roots)
-	}
-	p := filepath.Join(ctl, "tlsca")
+	return &delivery{cfg: &Config{ctl: control.Open(root)}}, ctl
+}
+
+// notAFile puts at p in turn a FIFO and a directory, calls check with the
+// kind, and removes it again.
+func notAFile(t *testing.T, p string, check func(kind string)) {
+	t.Helper()
 	for _, tc := range []struct {
 		name string
 		f    func() error
@@ -35,12 +36,26 @@ func TestLoadRootsNotAFile(t *testing.T) {
 		if err := tc.f(); err != nil {
 			t.Fatal(err)
 		}
-		rep := d.loadRoots()
-		if rep == nil || rep.letter != 'Z' || rep.text != txtControl {
-			t.Errorf("tlsca a %s: %+v, want Z %q", tc.name, rep, txtControl)
-		}
+		check(tc.name)
 		os.Remove(p)
 	}
+}
+
+// TestLoadRootsNotAFile: a control/tlsca that is no regular file (a FIFO,
+// which blocked the read for ever before the delivery connected; a
+// directory) defers with the control-file report, as every control file
+// does; a missing one leaves the system's roots.
+func TestLoadRootsNotAFile(t *testing.T) {
+	d, ctl := ctlDelivery(t)
+	if rep := d.loadRoots(); rep != nil || d.roots != nil {
+		t.Fatalf("no tlsca: %+v, roots %v", rep, d.roots)
+	}
+	notAFile(t, filepath.Join(ctl, "tlsca"), func(kind string) {
+		rep := d.loadRoots()
+		if rep == nil || rep.letter != 'Z' || rep.text != txtControl {
+			t.Errorf("tlsca a %s: %+v, want Z %q", kind, rep, txtControl)
+		}
+	})
 }
 
 // TestLoadCredentialsNotAFile: a control/smtpauth that is no regular file
@@ -48,29 +63,14 @@ func TestLoadRootsNotAFile(t *testing.T) {
 // directory's mode 0755 or a FIFO's 0644 said); a link to /dev/null is an
 // empty file: no login, no error.
 func TestLoadCredentialsNotAFile(t *testing.T) {
-	root := t.TempDir()
-	ctl := filepath.Join(root, "control")
-	if err := os.Mkdir(ctl, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	d := &delivery{cfg: &Config{ctl: control.Open(root)}}
+	d, ctl := ctlDelivery(t)
 	p := filepath.Join(ctl, "smtpauth")
 	want := "Sorry, control/smtpauth is not a regular file; make it qmailr's with mode 0600. (#4.3.0)\n"
-	for _, tc := range []struct {
-		name string
-		f    func() error
-	}{
-		{"fifo", func() error { return unix.Mkfifo(p, 0o644) }},
-		{"directory", func() error { return os.Mkdir(p, 0o755) }},
-	} {
-		if err := tc.f(); err != nil {
-			t.Fatal(err)
-		}
+	notAFile(t, p, func(kind string) {
 		if rep := d.loadCredentials(); rep == nil || rep.letter != 'Z' || rep.text != want {
-			t.Errorf("smtpauth a %s: %+v, want Z %q", tc.name, rep, want)
+			t.Errorf("smtpauth a %s: %+v, want Z %q", kind, rep, want)
 		}
-		os.Remove(p)
-	}
+	})
 	if err := os.Symlink(os.DevNull, p); err != nil {
 		t.Fatal(err)
 	}
