@@ -41,7 +41,6 @@ func main() {
 	// qmail-send, so qmail-start forwards nothing before SignalsReady.
 	sigs := sched.Notify()
 	sched.SignalsReady()
-	threads.Reserve(threads.Daemon) // a full process table must not end the scheduler
 	// What qmail-send keeps per queued message is small (well under 100
 	// bytes); its peak RSS is mostly garbage from scanning the queue,
 	// which the collector lets reach 4 MB before its first cycle at the
@@ -60,6 +59,8 @@ func main() {
 	// fd 2 is the read end of qmail-lspawn's report pipe, where the
 	// runtime's crash trace would be lost (EBADF): send it to the log too.
 	_ = debug.SetCrashOutput(logFile, debug.CrashOptions{})
+	// After the crash output: a thread refused here must leave its trace.
+	threads.Reserve(threads.Daemon) // a full process table must not end the scheduler
 	os.Exit(sched.Run(sched.Options{
 		Root:     qhome.Root(),
 		Log:      logFile,
