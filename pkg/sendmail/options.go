@@ -43,8 +43,8 @@ Queues the message on standard input for the recipients, as qmail-inject does.
   -bi, -I        rebuild the aliases database (as newaliases; -oAfile names it)
   -q[...]        ask qmail-send to retry the queue now (no recipients read)
   -i, -oi        a line of one dot does not end the message (always so)
-Accepted and ignored: -N -R -V -B -L -C -h -O -p -X -A (with an argument),
--o... (but -oA), -v -G -U -x -m -n -E -J -e.
+Accepted and ignored: -N -R -V -B -L -C -h -O -p -X -A -e (with an argument),
+-o... (but -oA), -v -G -U -x -m -n -E -J.
 Exit: 0 queued, 64 usage, 65 bad address or header, 75 try again later;
 the others and every option in full: sendmail(8).
 `

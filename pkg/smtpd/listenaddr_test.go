@@ -39,6 +39,8 @@ func TestParseListen(t *testing.T) {
 		{"127.0.0.1:65536", "", errListenUsage},
 		{"127.0.0.1:18446744073709551617", "", errListenUsage},
 		{"127.0.0.1:-1", "", errListenUsage},
+		{"127.0.0.1:+25", "", errListenUsage}, // net.LookupPort takes it for 25
+		{"127.0.0.1:0x19", "", errListenUsage},
 		{"127.0.0.1:no-such-service-here", "", errListenUsage},
 		{"127.0.0.1:", "", errListenUsage},
 		{"127.0.0.1", "", errListenUsage},

@@ -197,6 +197,10 @@ func parseListen(s string) (listenAddr, error) {
 		if _, err := strconv.ParseUint(port, 10, 16); err != nil {
 			return a, listenErr(errListenUsage, "-listen %q: port %s out of range (1-65535, or 0 for a free port)", s, port)
 		}
+	} else if c := port[0]; !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+		// "+25" (which LookupPort takes for 25), "-1", "0x19": a
+		// service's name starts with a letter.
+		return a, listenErr(errListenUsage, "-listen %q: port %q is no number and no service of /etc/services", s, port)
 	} else if _, err := net.LookupPort("tcp", port); err != nil {
 		return a, listenErr(errListenUsage, "-listen %q: port %q is no number and no service of /etc/services", s, port)
 	}
