@@ -555,7 +555,7 @@ func notAFile(name, p string) string {
 			return fmt.Sprintf("control/%s: %v", name, err)
 		}
 		what = "a path that cannot be opened (" + errno.Error() + ")"
-	case name == "holdlocal", fi.Mode().IsRegular(), isDevNull(fi):
+	case name == "holdlocal", fi.Mode().IsRegular(), qhome.IsDevNull(fi):
 		return ""
 	default:
 		what = "a " + kindName(fi)
@@ -564,13 +564,6 @@ func notAFile(name, p string) string {
 		what = "a symbolic link to " + link + ", " + what
 	}
 	return fmt.Sprintf("control/%s: is %s, want a regular file: %s (replace it by a regular file)", name, what, eff)
-}
-
-// isDevNull reports whether fi is /dev/null, which reads as an empty
-// control file.
-func isDevNull(fi fs.FileInfo) bool {
-	null, err := os.Stat(os.DevNull)
-	return err == nil && fi.Mode()&fs.ModeCharDevice != 0 && os.SameFile(fi, null)
 }
 
 // kindName names the kind of fi: "regular file", "directory", "fifo",

@@ -153,7 +153,7 @@ func openQueueAt(d int, base, name string, flag int, perm os.FileMode) (*os.File
 	flag &^= os.O_TRUNC
 	fd, err := openat(d, base, flag|unix.O_NONBLOCK|unix.O_NOFOLLOW|unix.O_CLOEXEC, uint32(perm.Perm()))
 	if err != nil {
-		return nil, symlinkError(&os.PathError{Op: "open", Path: name, Err: err})
+		return nil, notRegular(symlinkError(&os.PathError{Op: "open", Path: name, Err: err}), name)
 	}
 	f := os.NewFile(uintptr(fd), name)
 	err = checkOpened(f, name, true, writing)

@@ -290,13 +290,24 @@ func OpenQueueFile(name string, flag int) (*os.File, error) {
 func openChecked(name string, flag int) (*os.File, error) {
 	f, err := os.OpenFile(name, flag|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		return nil, err
+		return nil, notRegular(err, name)
 	}
 	if err := checkOpened(f, name, false, false); err != nil {
 		f.Close()
 		return nil, err
 	}
 	return f, nil
+}
+
+// notRegular turns the ENXIO of a non-blocking open for writing, which is
+// what a FIFO with no reader (or a socket) gives, into what it means
+// here: ErrNotRegular, naming the file. Other errors are returned as
+// they are.
+func notRegular(err error, name string) error {
+	if errors.Is(err, syscall.ENXIO) {
+		return &os.PathError{Op: "open", Path: name, Err: ErrNotRegular}
+	}
+	return err
 }
 
 // checkOpened refuses what OpenRegular (queue false) or OpenQueueFile
@@ -309,7 +320,7 @@ func checkOpened(f *os.File, name string, queue, writing bool) error {
 	case err != nil:
 	case st.IsDir():
 		err = &os.PathError{Op: "read", Path: name, Err: syscall.EISDIR} // as a read would say
-	case !st.Mode().IsRegular() && (queue || !isDevNull(st)):
+	case !st.Mode().IsRegular() && (queue || !IsDevNull(st)):
 		err = &os.PathError{Op: "open", Path: name, Err: ErrNotRegular}
 	case queue && writing && links(st) > 1:
 		err = &os.PathError{Op: "open", Path: name, Err: ErrHardLink}
@@ -365,9 +376,10 @@ func symlinkError(err error) error {
 	return err
 }
 
-// isDevNull reports whether st is /dev/null, which an admin may link a
-// control file to for "empty" and which reads as such.
-func isDevNull(st os.FileInfo) bool {
+// IsDevNull reports whether st is /dev/null (the null device, whatever
+// node names it), which an admin may link a control file to for "empty"
+// and which reads as such.
+func IsDevNull(st os.FileInfo) bool {
 	null, err := os.Stat(os.DevNull)
 	if err != nil || st.Mode()&os.ModeCharDevice == 0 {
 		return false

@@ -351,3 +351,21 @@ func TestReplaceFileTmpLink(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenFIFOForWritingNotRegular: a FIFO with no reader, opened for
+// writing, is ErrNotRegular naming the file (the kernel's ENXIO, "no such
+// device or address", said nothing of what was there), for OpenRegular and
+// OpenQueueFile alike.
+func TestOpenFIFOForWritingNotRegular(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, open := range map[string]func(string, int) (*os.File, error){"OpenRegular": OpenRegular, "OpenQueueFile": OpenQueueFile} {
+		_, err := open(fifo, os.O_WRONLY)
+		var pe *os.PathError
+		if !errors.Is(err, ErrNotRegular) || !errors.As(err, &pe) || pe.Path != fifo {
+			t.Errorf("%s: %v, want %v naming %s", name, err, ErrNotRegular, fifo)
+		}
+	}
+}

@@ -5,8 +5,6 @@ import (
 	"crypto/tls"
 	"encoding/pem"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -124,35 +122,14 @@ func serveAuthPeer(c net.Conn, cert tls.Certificate, starttls string, got *[]str
 // report Main wrote.
 func mainWithLogin(t *testing.T, addr *net.TCPAddr, files map[string]string) string {
 	t.Helper()
-	root := t.TempDir()
-	ctl := filepath.Join(root, "control")
-	if err := os.Mkdir(ctl, 0o755); err != nil {
-		t.Fatal(err)
-	}
 	all := map[string]string{
-		"me":         "h.test\n",
 		"smtproutes": ":[127.0.0.1]:" + itoa(addr.Port) + "\n",
 		"smtpauth":   "[127.0.0.1]:alice:S3cret-pw\n",
 	}
 	for name, text := range files {
 		all[name] = text
 	}
-	for name, text := range all {
-		if err := os.WriteFile(filepath.Join(ctl, name), []byte(text), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	msg, err := os.Create(filepath.Join(t.TempDir(), "msg"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer msg.Close()
-	msg.WriteString("Subject: x\n\nbody\n")
-	msg.Seek(0, 0)
-	t.Chdir(root) // Main changes into root; this puts the test's directory back
-	var out strings.Builder
-	Main(root, []string{"any.test", "f@x.test", "u@any.test"}, msg, &out)
-	return out.String()
+	return mainTo(t, "any.test", all)
 }
 
 // TestLoginDefaultVerifies: a relay with a login in control/smtpauth and no

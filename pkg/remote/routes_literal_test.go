@@ -74,16 +74,7 @@ func TestRoutesLiteralKey(t *testing.T) {
 		{"[x]y", "[192.0.2.9]:27"},
 		{"[ipv6", ""},
 	}
-	for _, tt := range tests {
-		r, ok := tab.LookupRoute(tt.host)
-		got := ""
-		if ok {
-			got = r.Relay + ":" + itoa(r.Port)
-		}
-		if got != tt.route {
-			t.Errorf("%s: got %q want %q", tt.host, got, tt.route)
-		}
-	}
+	checkRoutes(t, tab, tests)
 }
 
 // TestAuthForLiteral: a relay literal finds its login in smtpauth in any
@@ -113,8 +104,8 @@ func loopback6Peer(t *testing.T) (*net.TCPAddr, func() [][]string) {
 	return servePeers(t, ln, selfSignedCert(t), "none")
 }
 
-// mainTo runs Main for mail to u@host with the control files given and
-// returns its report.
+// mainTo runs Main for mail from f@x.test to u@host with the control
+// files given (and control/me) and returns its report.
 func mainTo(t *testing.T, host string, files map[string]string) string {
 	t.Helper()
 	root := t.TempDir()
@@ -137,7 +128,7 @@ func mainTo(t *testing.T, host string, files map[string]string) string {
 	msg.Seek(0, 0)
 	t.Chdir(root)
 	var out strings.Builder
-	Main(root, []string{host, "s@x.test", "u@" + host}, msg, &out)
+	Main(root, []string{host, "f@x.test", "u@" + host}, msg, &out)
 	return out.String()
 }
 

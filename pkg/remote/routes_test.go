@@ -145,6 +145,13 @@ func TestRoutesIDN(t *testing.T) {
 		{"fq.test.", "fq.relay:25"},
 		{"a.fqsub.test", "fqsub.relay:25"},
 	}
+	checkRoutes(t, tab, tests)
+}
+
+// checkRoutes looks each host up in tab and compares the route found,
+// "relay:port" ("" for none), with the one wanted.
+func checkRoutes(t *testing.T, tab Table, tests []struct{ host, route string }) {
+	t.Helper()
 	for _, tt := range tests {
 		r, ok := tab.LookupRoute(tt.host)
 		got := ""

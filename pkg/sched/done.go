@@ -1,13 +1,11 @@
 package sched
 
 import (
-	"errors"
 	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/hqmail/hqmail/pkg/qhome"
@@ -67,7 +65,7 @@ var (
 //
 // An existing file is opened as a queue file (qhome.OpenQueueFile):
 // non-blocking, so that a FIFO there does not hold qmail-send in open(2)
-// until a reader comes (with none the open fails at once, ENXIO), and
+// until a reader comes (with none the open fails at once), and
 // regular only, so that no paragraph goes into a pipe (with a reader
 // there it did, and the recipient was then marked done: the failure
 // notice lost it), a device or through a link. Anything else is
@@ -79,9 +77,6 @@ func (a *appending) appendRest(name string, p []byte) error {
 		a.made = true
 	} else if os.IsExist(err) {
 		f, err = qhome.OpenQueueFile(name, os.O_WRONLY|os.O_APPEND)
-		if errors.Is(err, syscall.ENXIO) {
-			err = &os.PathError{Op: "open", Path: name, Err: qhome.ErrNotRegular}
-		}
 	}
 	if err != nil {
 		return err

@@ -245,12 +245,6 @@ func ClearTcpto() error {
 		_, err = f.Write(make([]byte, TcptoSize))
 		f.Close()
 	}
-	if errors.Is(err, syscall.ENXIO) {
-		// "No such device or address": what a non-blocking open for
-		// writing says of a FIFO with no reader (or of a socket).
-		// The log's reader is told what the file is instead.
-		err = qhome.ErrNotRegular
-	}
 	if err != nil {
 		fmt.Fprintf(warnings, "warning: unable to clear %s: %v\n", tcpto.Path, qerr.Bare(err))
 	}
