@@ -13,6 +13,7 @@ import (
 
 	"github.com/hqmail/hqmail/pkg/nofile"
 	"github.com/hqmail/hqmail/pkg/pollfd"
+	"github.com/hqmail/hqmail/pkg/qerr"
 	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/sigcatch"
 	"github.com/hqmail/hqmail/pkg/spawnproto"
@@ -479,6 +480,20 @@ func StatusOf(ps *os.ProcessState) Status {
 		return Status{Signaled: true, Signal: ws.Signal()}
 	}
 	return Status{Code: ws.ExitStatus()}
+}
+
+// NotStarted is the status of a delivery whose program could not be
+// started: qmail's "Unable to run PROG." with the reason added ("Unable
+// to run qmail-local: temporary failure." under a process limit), a
+// deferral when TempErrno says the error passes, a failure otherwise.
+// qmail's spawners report only the exit code of their forked child, so
+// its log cannot tell a missing program from a full process table.
+func NotStarted(prog string, err error) Status {
+	letter := "D"
+	if TempErrno(err) {
+		letter = "Z"
+	}
+	return Status{Report: letter + "Unable to run " + prog + ": " + qerr.Str(err) + ".\n"}
 }
 
 // TempErrno reports whether an error from starting a program is

@@ -541,6 +541,24 @@ func TestTempErrno(t *testing.T) {
 	}
 }
 
+// TestNotStarted: a program that does not start is reported with qmail's
+// text and the errno's, deferred when the errno passes.
+func TestNotStarted(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{&os.PathError{Op: "fork/exec", Path: "x", Err: syscall.EAGAIN}, "ZUnable to run qmail-local: temporary failure.\n"},
+		{&os.PathError{Op: "fork/exec", Path: "x", Err: syscall.ENOMEM}, "ZUnable to run qmail-local: out of memory.\n"},
+		{&os.PathError{Op: "fork/exec", Path: "x", Err: syscall.ENOENT}, "DUnable to run qmail-local: file does not exist.\n"},
+		{&os.PathError{Op: "fork/exec", Path: "x", Err: syscall.EACCES}, "DUnable to run qmail-local: access denied.\n"},
+	} {
+		if got := NotStarted("qmail-local", c.err); got.Report != c.want {
+			t.Errorf("NotStarted(%v) = %q, want %q", c.err, got.Report, c.want)
+		}
+	}
+}
+
 // abandoner is a fake that counts Abandon calls; a held delivery ends when
 // abandoned.
 type abandoner struct {

@@ -337,10 +337,7 @@ func (l *Local) Deliver(d *spawn.Delivery) (spawn.Status, error) {
 	privsep.Apply(cmd, cred)
 	newSession(cmd)
 	if err := cmd.Start(); err != nil {
-		if spawn.TempErrno(err) {
-			return spawn.Status{Code: ExitExecSoft}, nil
-		}
-		return spawn.Status{Code: ExitExecHard}, nil
+		return spawn.NotStarted("qmail-local", err), nil
 	}
 	pollfd.Wait(cmd)
 	return spawn.StatusOf(cmd.ProcessState), nil

@@ -305,7 +305,7 @@ esac`
 	// qmail-local missing: permanent.
 	os.Remove(filepath.Join(root, "users", "cdb"))
 	os.Remove(filepath.Join(root, "bin", "qmail-local"))
-	if l2, txt := deliver(t, l, "joe@y"); l2 != 'D' || txt != "Unable to run qmail-local.\n" {
+	if l2, txt := deliver(t, l, "joe@y"); l2 != 'D' || txt != "Unable to run qmail-local: file does not exist.\n" {
 		t.Errorf("no qmail-local: %c %q", l2, txt)
 	}
 	// qmail-getpw missing.

@@ -53,8 +53,8 @@ func New(root string) *Remote {
 
 // Deliver makes the delivery through a kept qmail-remote when keep mode is
 // on, and otherwise runs "qmail-remote host sender recipient" with the
-// message on fd 0 and the output pipe on fds 1 and 2. An exec failure
-// becomes exit 111 (temporary errno) or 100.
+// message on fd 0 and the output pipe on fds 1 and 2. A program that does
+// not start is reported with the reason (spawn.NotStarted).
 func (r *Remote) Deliver(d *spawn.Delivery) (spawn.Status, error) {
 	if r.Keep != nil {
 		if st, ok := r.Keep.Deliver(d); ok {
@@ -68,10 +68,7 @@ func (r *Remote) Deliver(d *spawn.Delivery) (spawn.Status, error) {
 	cmd.Stdout = d.Output
 	cmd.Stderr = d.Output
 	if err := cmd.Start(); err != nil {
-		if spawn.TempErrno(err) {
-			return spawn.Status{Code: 111}, nil
-		}
-		return spawn.Status{Code: 100}, nil
+		return spawn.NotStarted("qmail-remote", err), nil
 	}
 	r.mu.Lock()
 	if r.running == nil {
