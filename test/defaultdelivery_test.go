@@ -1,6 +1,7 @@
 package test
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"os/exec"
@@ -79,6 +80,10 @@ func TestStartScriptsDefaultDelivery(t *testing.T) {
 		{"mbox", func() error { return os.WriteFile(ctl, []byte("./Mailbox\n"), 0o644) }, "[./Mailbox]", 0},
 		{"fifo", func() error { return syscall.Mkfifo(ctl, 0o644) }, "unable to read " + ctl + ": not a readable regular file\n", 111},
 		{"directory", func() error { return os.Mkdir(ctl, 0o755) }, "unable to read " + ctl + ": not a readable regular file\n", 111},
+		// The most one argument can be (with its NUL), and a byte
+		// more (a sparse file of gigabytes would be read through).
+		{"128 KB", func() error { return os.WriteFile(ctl, append(bytes.Repeat([]byte("x"), 128<<10-1), '\n'), 0o644) }, "[" + strings.Repeat("x", 128<<10-1) + "]", 0},
+		{"too large", func() error { return os.WriteFile(ctl, bytes.Repeat([]byte("x"), 128<<10+1), 0o644) }, "unable to read " + ctl + ": larger than 128 KB, the most one argument can be\n", 111},
 	} {
 		os.RemoveAll(ctl)
 		if err := tc.make(); err != nil {
@@ -89,16 +94,30 @@ func TestStartScriptsDefaultDelivery(t *testing.T) {
 		}
 	}
 
+	// The rc script with a file too large, then with a FIFO: it says so
+	// and starts nothing.
+	os.WriteFile(filepath.Join(root, "bin", "qmailctl"), []byte("#!/bin/sh\nexit 1\n"), 0o755)
+	if _, err := os.Stat("/etc/default/qmail"); err == nil {
+		t.Skip("/etc/default/qmail exists and would change the rc script's settings")
+	}
+	os.RemoveAll(ctl)
+	f, err := os.Create(ctl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Truncate(1 << 30) // sparse: read through, it would take a while
+	f.Close()
+	out, code := run("/bin/sh", scriptPath(t, "rc/qmail"), "start")
+	if code == 0 || !strings.Contains(out, "hqmail did not start: unable to read "+ctl+": larger than 128 KB") {
+		t.Errorf("rc script with 1 GB of defaultdelivery: exit %d: %s", code, out)
+	}
+
 	// The rc script with a FIFO: it says so and starts nothing.
 	os.RemoveAll(ctl)
 	if err := syscall.Mkfifo(ctl, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	os.WriteFile(filepath.Join(root, "bin", "qmailctl"), []byte("#!/bin/sh\nexit 1\n"), 0o755)
-	if _, err := os.Stat("/etc/default/qmail"); err == nil {
-		t.Skip("/etc/default/qmail exists and would change the rc script's settings")
-	}
-	out, code := run("/bin/sh", scriptPath(t, "rc/qmail"), "start")
+	out, code = run("/bin/sh", scriptPath(t, "rc/qmail"), "start")
 	if code == 0 || !strings.Contains(out, "hqmail did not start: unable to read "+ctl+": not a readable regular file") {
 		t.Errorf("rc script with a FIFO as defaultdelivery: exit %d: %s", code, out)
 	}

@@ -307,6 +307,9 @@ func TestRunScriptDefaultDelivery(t *testing.T) {
 		// Not a regular file: no start, and a FIFO does not block it.
 		{"fifo", true, "", "", ""},
 		{"directory", true, "", "", ""},
+		// Larger than one argument can be (sparse: read through, 1 GB
+		// would take a while).
+		{"too large", true, "", "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if running {
@@ -316,20 +319,28 @@ func TestRunScriptDefaultDelivery(t *testing.T) {
 				}
 				running = false
 			}
-			if tc.name == "fifo" || tc.name == "directory" {
+			if tc.name == "fifo" || tc.name == "directory" || tc.name == "too large" {
 				os.Remove(ctl)
 				var err error
-				if tc.name == "fifo" {
+				why := "not a readable regular file"
+				switch tc.name {
+				case "fifo":
 					err = syscall.Mkfifo(ctl, 0o644)
-				} else {
+				case "directory":
 					err = os.Mkdir(ctl, 0o755)
+				default:
+					why = "larger than 128 KB"
+					err = os.WriteFile(ctl, nil, 0o644)
+					if err == nil {
+						err = os.Truncate(ctl, 1<<30)
+					}
 				}
 				if err != nil {
 					t.Fatal(err)
 				}
 				defer os.Remove(ctl)
 				out, err := r.script("start")
-				if err == nil || !strings.Contains(out, "unable to read "+ctl+": not a readable regular file") {
+				if err == nil || !strings.Contains(out, "unable to read "+ctl+": "+why) {
 					t.Errorf("run.sh start with a %s as defaultdelivery: %v\n%s", tc.name, err, out)
 				}
 				return
