@@ -171,6 +171,9 @@ func TestBounceParagraph(t *testing.T) {
 		{"a@b", "", "<a@b>:\n\n"},
 		{"a@b", "one\n\ntwo\n\n\nthree\n\n", "<a@b>:\none\n/two\n//three\n\n\n"},
 		{"a@b", "B\n\n\n\nC", "<a@b>:\nB\n///C\n\n"},
+		// A line break in the address cannot forge a line of the report.
+		{"a\rb\n\nc\x00@d", "x\n", "<a_b__c_@d>:\nx\n\n"},
+		{"x>:\nfake@e", "x\n", "<x>:_fake@e>:\nx\n\n"},
 	}
 	for _, tc := range tests {
 		if got := string(bounceParagraph(tc.r, tc.text)); got != tc.want {
