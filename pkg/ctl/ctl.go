@@ -367,6 +367,10 @@ func (c *cmd) holdLocked(dir, channel string, holding bool, domains []string, wa
 		if !res.Changed {
 			stands = "says so already"
 		}
+		if errors.Is(err, ErrUnconfirmed) {
+			return c.fail(ExitTemp, "%v; control/%s %s (%s delivery %s), and the signal makes qmail-send re-read it",
+				err, name, stands, channel, res.After.Describe())
+		}
 		return c.fail(ExitTemp, "%v; control/%s %s (%s delivery %s): qmail-send honours it at its next re-read (qmailctl reload) or start",
 			err, name, stands, channel, res.After.Describe())
 	}

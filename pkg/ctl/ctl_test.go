@@ -297,6 +297,49 @@ func TestSignalAfterRestart(t *testing.T) {
 	}
 }
 
+// TestSignalUnreadableStatus: a sendstatus that cannot be read does not
+// keep the signal from qmail-send (a release from a network hook must
+// reach it). The fake renames a new status over the FIFO at the HUP: the
+// command is then confirmed. One that never confirms (mute), behind a
+// directory: the command says the signal was sent and fails.
+func TestSignalUnreadableStatus(t *testing.T) {
+	for _, args := range [][]string{{"reload"}, {"release", "remote"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			root := makeTree(t)
+			queuetest.WriteFile(t, filepath.Join(root, "control", "holdremote"), []byte("*\n"))
+			fake := startFake(t, root)
+			status := filepath.Join(root, StatusFile)
+			os.Remove(status)
+			if err := syscall.Mkfifo(status, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			code, out, errs := run(t, root, append([]string{"-t", "5"}, args...)...)
+			if code != 0 || !strings.Contains(out, fmt.Sprintf("qmail-send (pid %d) confirmed", fake.Process.Pid)) {
+				t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errs)
+			}
+			if st, err := ReadStatus(root); err != nil || st.Generation() < 1 {
+				t.Errorf("status after: %v, %v", st, err)
+			}
+		})
+	}
+	root := makeTree(t)
+	fake := startFake(t, root, "FAKE_SEND_MUTE=1")
+	status := filepath.Join(root, StatusFile)
+	os.Remove(status)
+	if err := os.Mkdir(status, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	want := fmt.Sprintf("qmail-send (pid %d) was signalled, but its confirmation cannot be read: unable to read %s", fake.Process.Pid, StatusFile)
+	code, out, errs := run(t, root, "reload")
+	if code != ExitTemp || !strings.Contains(errs, want) || !strings.Contains(errs, "qmail-install -check") {
+		t.Errorf("mute, status a directory, reload: exit %d, stdout %q, stderr %q; want %q", code, out, errs, want)
+	}
+	code, out, errs = run(t, root, "hold", "remote")
+	if code != ExitTemp || !strings.Contains(errs, want) || !strings.Contains(errs, "and the signal makes qmail-send re-read it") {
+		t.Errorf("mute, status a directory, hold: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+}
+
 func TestUnreadableControlDir(t *testing.T) {
 	root := makeTree(t)
 	startFake(t, root)

@@ -124,6 +124,14 @@ func Signal(root string, sig syscall.Signal) (int, error) {
 	return pid, nil
 }
 
+// ErrUnconfirmed is in the error of SignalAndWait when the signal was sent
+// but sendstatus could not be read to confirm it.
+var ErrUnconfirmed = errors.New("signalled, but its confirmation cannot be read")
+
+// unreadWait bounds the wait for a confirmation when sendstatus could not
+// be read before the signal.
+const unreadWait = 2 * time.Second
+
 // SignalAndWait sends sig to the qmail-send of root and waits, at most
 // timeout, until sendstatus shows a generation above the one seen before
 // the signal, written by that pid. It returns the new status.
@@ -137,6 +145,12 @@ func Signal(root string, sig syscall.Signal) (int, error) {
 // qmail-send writes into sendstatus the pid it knows itself by, which
 // differs from the pid signalled when it runs in another pid namespace
 // (a container; sendlock.Process): the status is compared with that one.
+//
+// A sendstatus that cannot be read (replaced by a FIFO or a directory,
+// unreadable to the caller) does not keep the signal from being sent: it
+// is what makes qmail-send re-read its hold flags, and a release from a
+// network hook must reach it. Only the confirmation is then missing, and
+// the error says that the signal was sent.
 func SignalAndWait(root string, sig syscall.Signal, timeout time.Duration) (int, Status, error) {
 	proc, err := sendlock.Find(root)
 	if err != nil {
@@ -146,10 +160,12 @@ func SignalAndWait(root string, sig syscall.Signal, timeout time.Duration) (int,
 	// The file is rewritten in place; an empty or partial read is retried
 	// a few times so that gen0 is not taken from a half-written file.
 	gen0 := int64(-1)
+	unread := false
 	for i := 0; i < 10; i++ {
 		before, err := ReadStatus(root)
 		if err != nil {
-			return pid, nil, fmt.Errorf("unable to read %s: %w", StatusFile, err)
+			unread = true // signal all the same; the wait says why it fails
+			break
 		}
 		if gen0 = before.Generation(); gen0 >= 0 {
 			if p, ok := before.Int("pid"); ok && int(p) != named {
@@ -167,12 +183,21 @@ func SignalAndWait(root string, sig syscall.Signal, timeout time.Duration) (int,
 		return pid, nil, fmt.Errorf("unable to signal qmail-send (pid %d): %w", pid, err)
 	}
 	deadline := time.Now().Add(timeout)
+	if unread {
+		// qmail-send writes into the file it opened at its start: one
+		// that was replaced does not become readable by waiting.
+		deadline = time.Now().Add(min(timeout, unreadWait))
+	}
 	for i := 1; ; i++ {
 		st, err := ReadStatus(root)
 		if err == nil && st.Generation() > gen0 {
 			if p, ok := st.Int("pid"); !ok || int(p) == named {
 				return pid, st, nil
 			}
+		}
+		if err != nil && time.Now().After(deadline) {
+			return pid, nil, fmt.Errorf("qmail-send (pid %d) was %w: unable to read %s: %w (qmail-install -check names what is wrong with it)",
+				pid, ErrUnconfirmed, StatusFile, err)
 		}
 		if i%10 == 0 {
 			// qmail-send may have exited (or crashed) without confirming.
