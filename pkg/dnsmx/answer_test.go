@@ -1,11 +1,13 @@
 package dnsmx_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 
@@ -386,5 +388,50 @@ func TestNonRecursiveServer(t *testing.T) {
 	r = rawResolver(t, msgServer(t, auth), servfail)
 	if as, err := r.MX("cngood.test"); !errors.Is(err, dnsmx.ErrTemp) || errors.Is(err, dnsmx.ErrReferral) {
 		t.Errorf("MX(cngood.test) with a SERVFAIL after the referral = %q, %v; want ErrTemp, not ErrReferral", format(as), err)
+	}
+}
+
+// TestLookupStopped: a Resolver whose Ctx is done stops its lookups: the
+// query under way is cut short, none follows (the server is silent, and
+// would be asked 2 x 2 times within its 30 s time-outs), and the lookup
+// is a temporary failure.
+func TestLookupStopped(t *testing.T) {
+	queries := make(chan struct{}, 16)
+	srv := rawServer(t, func([]byte) [][]byte {
+		queries <- struct{}{}
+		return nil
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &dnsmx.Resolver{Conf: &dnsmx.Config{Servers: []string{srv, srv}, Timeout: 30 * time.Second, Attempts: 2}, Ctx: ctx}
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.MX("stopped.example")
+		done <- err
+	}()
+	select {
+	case <-queries:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no query reached the server")
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, dnsmx.ErrTemp) {
+			t.Errorf("stopped lookup: %v, want ErrTemp", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the lookup went on after its Ctx was done")
+	}
+	if n := len(queries); n != 0 {
+		t.Errorf("%d queries sent after the stop", n)
+	}
+	// Done before it starts: nothing is asked.
+	if _, err := r.MX("stopped.example"); !errors.Is(err, dnsmx.ErrTemp) {
+		t.Errorf("lookup with a done Ctx: %v, want ErrTemp", err)
+	}
+	select {
+	case <-queries:
+		t.Error("a lookup with a done Ctx sent a query")
+	case <-time.After(100 * time.Millisecond):
 	}
 }

@@ -42,12 +42,17 @@
 //     owned by the name asked for or a CNAME target on its chain count, as
 //     with glibc. A referral (a server that does not recurse) is
 //     ErrReferral, a temporary failure, not "no such host".
+//   - With Ctx set, a lookup stops when it is done: a query under way is
+//     cut short, no further one is sent, and the lookup fails with ErrTemp
+//     (qmail-remote told to stop by a TERM does not wait for the timeouts
+//     of a DNS server it cannot reach).
 //
 // Names are looked up as given (no search list), like qmail's res_query.
 package dnsmx
 
 import (
 	"cmp"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -107,6 +112,9 @@ type Resolver struct {
 	// the self cut). It may be called from two goroutines at once, and
 	// must not keep ip, which is valid during the call only.
 	IsSelf func(ip net.IP) bool
+	// Ctx, when set, stops the lookups once it is done (see the package
+	// comment).
+	Ctx context.Context
 
 	now func() time.Time // the clock of the DNS budget; time.Now when nil
 }

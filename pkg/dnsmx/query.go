@@ -2,6 +2,7 @@ package dnsmx
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -90,11 +91,18 @@ func (r *Resolver) query(name string, qtype uint16, each func(msg []byte, off, e
 	// (SERVFAIL, a chain too long). Only when every answer was of the
 	// first kind is the failure put down to the configuration.
 	noRecursion, recursing := false, false
+	ctx := r.Ctx
+	if ctx == nil {
+		ctx = context.Background()
+	}
 	for a := 0; a < max(conf.Attempts, 1); a++ {
 		for _, srv := range conf.Servers {
-			ans, err := ask(wire, q, srv, conf.Timeout)
+			if ctx.Err() != nil {
+				return ErrTemp
+			}
+			ans, err := ask(ctx, wire, q, srv, conf.Timeout)
 			if err == nil && ans.rcode == dns.RcodeFormatError && conf.EDNS0 {
-				ans, err = ask(plainWire, q, srv, conf.Timeout)
+				ans, err = ask(ctx, plainWire, q, srv, conf.Timeout)
 			}
 			if err != nil {
 				continue
@@ -136,11 +144,12 @@ type answer struct {
 }
 
 // ask sends one query to srv over UDP (over TCP again if the answer is
-// truncated) and returns the reply that matches q, parsed.
-func ask(wire []byte, q question, srv string, timeout time.Duration) (*answer, error) {
-	msg, err := exchangeUDP(wire, q, srv, timeout)
+// truncated) and returns the reply that matches q, parsed. ctx done cuts
+// the exchange short.
+func ask(ctx context.Context, wire []byte, q question, srv string, timeout time.Duration) (*answer, error) {
+	msg, err := exchangeUDP(ctx, wire, q, srv, timeout)
 	if err == nil && binary.BigEndian.Uint16(msg[2:])&flagTC != 0 {
-		msg, err = exchangeTCP(wire, q, srv, timeout)
+		msg, err = exchangeTCP(ctx, wire, q, srv, timeout)
 	}
 	if err != nil {
 		return nil, err
@@ -148,13 +157,25 @@ func ask(wire []byte, q question, srv string, timeout time.Duration) (*answer, e
 	return parse(msg, q)
 }
 
-func exchangeUDP(wire []byte, q question, srv string, timeout time.Duration) ([]byte, error) {
-	c, err := net.DialTimeout("udp", srv, timeout)
+// dial connects to srv and sets the exchange's deadline, which ctx done
+// moves to the past: a read or write under way fails at once.
+func dial(ctx context.Context, network, srv string, timeout time.Duration) (net.Conn, func(), error) {
+	d := net.Dialer{Timeout: timeout}
+	c, err := d.DialContext(ctx, network, srv)
+	if err != nil {
+		return nil, nil, err
+	}
+	c.SetDeadline(time.Now().Add(timeout))
+	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
+	return c, func() { stop(); c.Close() }, nil
+}
+
+func exchangeUDP(ctx context.Context, wire []byte, q question, srv string, timeout time.Duration) ([]byte, error) {
+	c, done, err := dial(ctx, "udp", srv, timeout)
 	if err != nil {
 		return nil, err
 	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(timeout))
+	defer done()
 	if _, err := c.Write(wire); err != nil {
 		return nil, err
 	}
@@ -172,13 +193,12 @@ func exchangeUDP(wire []byte, q question, srv string, timeout time.Duration) ([]
 	}
 }
 
-func exchangeTCP(wire []byte, q question, srv string, timeout time.Duration) ([]byte, error) {
-	c, err := net.DialTimeout("tcp", srv, timeout)
+func exchangeTCP(ctx context.Context, wire []byte, q question, srv string, timeout time.Duration) ([]byte, error) {
+	c, done, err := dial(ctx, "tcp", srv, timeout)
 	if err != nil {
 		return nil, err
 	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(timeout))
+	defer done()
 	out := make([]byte, 2+len(wire))
 	binary.BigEndian.PutUint16(out, uint16(len(wire)))
 	copy(out[2:], wire)

@@ -288,7 +288,9 @@ func (d *delivery) addresses() ([]dnsmx.Addr, *report) {
 		return nil, &report{letter: 'Z', text: d.resolvConfText(err)}
 	}
 	local := localIPs()
-	r := &dnsmx.Resolver{Conf: conf, PreferIPv6: hasGlobalIPv6(local)}
+	// A TERM cuts the lookups short (dnsmx's Ctx): a stop does not wait
+	// for the timeouts of a DNS server gone with the link.
+	r := &dnsmx.Resolver{Conf: conf, PreferIPv6: hasGlobalIPv6(local), Ctx: d.stop.dialContext()}
 	var addrs []dnsmx.Addr
 	if d.routed {
 		addrs, err = r.Host(name)
@@ -298,6 +300,9 @@ func (d *delivery) addresses() ([]dnsmx.Addr, *report) {
 		// be looked up for now makes "only this host is left" ErrTemp).
 		r.IsSelf = func(ip net.IP) bool { return isLocal(ip, local) }
 		addrs, err = r.MX(name)
+	}
+	if d.stop.stopped() {
+		return nil, &report{letter: 'Z', text: TextStopped}
 	}
 	switch {
 	case errors.Is(err, dnsmx.ErrNoHost), d.routed && errors.Is(err, dnsmx.ErrNoAddr):

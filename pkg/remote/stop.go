@@ -29,8 +29,7 @@ import (
 // A delivery whose dot has gone out is left to finish: its answer is the
 // only thing that can still tell whether the message went, and it is
 // reported as usual. A delivery still looking up the host or connecting
-// stops at its next step (the connect itself is cut short); the DNS
-// lookups run to their own time-outs.
+// stops at once: the DNS query under way and the connect are cut short.
 //
 // In keep mode (-k) a TERM between deliveries ends the process as end of
 // file on its socket does (QUIT on the kept connection); during one, the

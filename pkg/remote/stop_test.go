@@ -133,6 +133,56 @@ func TestStopBeforeConnect(t *testing.T) {
 	}
 }
 
+// A TERM while the host is looked up cuts the lookup short: a DNS server
+// gone with the link (silent here, with a time-out of 30 s for each of 2 x
+// 2 queries) does not hold the stop, and the report is the stop's.
+func TestStopDuringLookup(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	asked := make(chan struct{}, 16)
+	go func() {
+		buf := make([]byte, 512)
+		for {
+			if _, _, err := pc.ReadFrom(buf); err != nil {
+				return
+			}
+			asked <- struct{}{}
+		}
+	}()
+	conf := filepath.Join(t.TempDir(), "resolv.conf")
+	if err := os.WriteFile(conf, []byte("nameserver "+pc.LocalAddr().String()+"\noptions timeout:30 attempts:2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := newDelivery(bigMessage(t, 100), 5*time.Second)
+	d.cfg.ResolvConf = conf
+	d.host = "gone.test"
+	g := newStopGate()
+	d.stop = g
+	g.begin()
+	done := make(chan *report, 1)
+	go func() {
+		_, rep := d.addresses()
+		done <- rep
+	}()
+	select {
+	case <-asked:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no query reached the DNS server")
+	}
+	g.request()
+	select {
+	case rep := <-done:
+		if rep == nil || rep.letter != 'Z' || rep.text != TextStopped {
+			t.Errorf("report %+v, want Z%q", rep, TextStopped)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the lookup went on after the TERM")
+	}
+}
+
 // In one-shot mode a TERM before the delivery begins is reported at once.
 func TestStopBeforeBegin(t *testing.T) {
 	g := newStopGate()
