@@ -6,21 +6,21 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/hqmail/hqmail/pkg/address"
 	"github.com/hqmail/hqmail/pkg/cdb"
 	"github.com/hqmail/hqmail/pkg/control"
+	"github.com/hqmail/hqmail/pkg/idna"
 	"github.com/hqmail/hqmail/pkg/qerr"
 )
 
 // MoreRcptHosts reads the list in control/morercpthosts and returns the cdb
-// records qmail-smtpd looks hosts up in: one key per line, lowercased, with
-// empty data. Lines follow the list rule of pkg/control (trailing blanks
+// records qmail-smtpd looks hosts up in: one key per line, in idna.Fold
+// form (lowercased, an IDN as its A-labels), with empty data. Lines follow the list rule of pkg/control (trailing blanks
 // removed, blank lines and '#' comments skipped). Duplicates are kept once.
 func MoreRcptHosts(data []byte) []cdb.Record {
 	seen := map[string]bool{}
 	var recs []cdb.Record
 	for _, l := range control.ListLines(data) {
-		k := address.LowerASCII(l)
+		k := idna.Fold(l) // the form qmail-smtpd looks domains up in
 		if seen[k] {
 			continue
 		}

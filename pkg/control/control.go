@@ -28,6 +28,7 @@ import (
 	"strings"
 
 	"github.com/hqmail/hqmail/pkg/address"
+	"github.com/hqmail/hqmail/pkg/idna"
 	"github.com/hqmail/hqmail/pkg/qhome"
 )
 
@@ -171,7 +172,9 @@ func (d *Dir) LineOrMe(name string) (string, error) {
 	return name, nil
 }
 
-// Locals reads control/locals as a set of lowercased domains; a missing
+// Locals reads control/locals as a set of domains in idna.Fold form (look
+// a domain up by its Fold: "bücher.example" and "xn--bcher-kva.example"
+// are one domain, and ASCII letters fold, as in qmail); a missing
 // file is the set of me, when haveMe (qmail-send passes the me it read at
 // start, so that a HUP does not see a new one). ok is false when there is
 // neither.
@@ -188,7 +191,7 @@ func (d *Dir) Locals(me string, haveMe bool) (set map[string]bool, ok bool, err 
 	}
 	set = make(map[string]bool, len(l))
 	for _, x := range l {
-		set[address.LowerASCII(x)] = true
+		set[idna.Fold(x)] = true // either spelling of an IDN
 	}
 	return set, true, nil
 }

@@ -5,9 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 
-	"github.com/hqmail/hqmail/pkg/address"
 	"github.com/hqmail/hqmail/pkg/control"
 	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/qread"
@@ -18,44 +16,6 @@ import (
 // bounced with "qmailctl bounce".
 // It is the text qmail-send uses for the same command while it runs.
 const BounceText = sched.AdminBounceText
-
-// bounceParagraph is one recipient's paragraph of bounce/ID
-// (spec/scheduler.md §8): "<" recipient ">:\n" text "\n", no empty line
-// inside, then one "\n".
-func bounceParagraph(recip, text string) []byte {
-	p := []byte("<" + recip + ">:\n" + text)
-	if text != "" && !strings.HasSuffix(text, "\n") {
-		p = append(p, '\n')
-	}
-	for i := 1; i < len(p)-1; i++ {
-		if p[i] == '\n' && p[i-1] == '\n' {
-			p[i] = '/'
-		}
-	}
-	return append(p, '\n')
-}
-
-// unvirtual removes the virtual-domain prepend from a recipient as
-// qmail-send does for bounce paragraphs: the entry of the domain, else of
-// its .suffixes longest first, else the empty key (never the whole-address
-// key); a non-empty prepend followed by '-' at the start is cut off.
-// Newlines become '_'.
-func unvirtual(vdoms map[string]string, r string) string {
-	dom := address.LowerASCII(r[strings.LastIndexByte(r, '@')+1:])
-	prep, found := vdoms[dom]
-	for i := 0; !found && i < len(dom); i++ {
-		if dom[i] == '.' {
-			prep, found = vdoms[dom[i:]]
-		}
-	}
-	if !found {
-		prep, found = vdoms[""]
-	}
-	if found && prep != "" && strings.HasPrefix(r, prep+"-") {
-		r = r[len(prep)+1:]
-	}
-	return strings.ReplaceAll(r, "\n", "_")
-}
 
 // BounceMessage returns every pending recipient of a preprocessed message
 // to its sender while qmail-send is stopped (the caller holds the sendmutex
@@ -83,11 +43,13 @@ func BounceMessage(root string, id uint64) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("unable to read control/virtualdomains: %w", err)
 	}
-	vdoms := control.KeyMap(lines)
+	// The paragraphs qmail-send would write (sched: one formatter, one
+	// virtual-domain table).
+	vdoms := sched.VirtualDomains(lines)
 	var report []byte
 	for _, r := range append(m.Local, m.Remote...) {
 		if !r.Done {
-			report = append(report, bounceParagraph(unvirtual(vdoms, r.Addr), BounceText)...)
+			report = append(report, sched.BounceParagraph(sched.Unvirtual(vdoms, r.Addr), BounceText)...)
 		}
 	}
 	if len(report) > 0 {

@@ -737,38 +737,6 @@ func TestMarkAllDone(t *testing.T) {
 	}
 }
 
-func TestBounceParagraph(t *testing.T) {
-	tests := []struct{ recip, text, want string }{
-		{"a@b", "gone", "<a@b>:\ngone\n\n"},
-		{"a@b", "gone\n", "<a@b>:\ngone\n\n"},
-		{"a@b", "x\n\ny\n\n", "<a@b>:\nx\n/y\n\n\n"}, // the last byte is not looked at
-		{"a@b", "", "<a@b>:\n\n"},
-	}
-	for _, tc := range tests {
-		if got := string(bounceParagraph(tc.recip, tc.text)); got != tc.want {
-			t.Errorf("bounceParagraph(%q, %q) = %q, want %q", tc.recip, tc.text, got, tc.want)
-		}
-	}
-}
-
-func TestUnvirtual(t *testing.T) {
-	vd := map[string]string{"virt.example": "joe", ".sub.example": "sub", "": "", "u@whole.example": "w"}
-	tests := []struct{ in, want string }{
-		{"joe-box@virt.example", "box@virt.example"},
-		{"joe-box@VIRT.example", "box@VIRT.example"},
-		{"other-box@virt.example", "other-box@virt.example"},
-		{"sub-x@a.sub.example", "x@a.sub.example"},
-		{"w-u@whole.example", "w-u@whole.example"},
-		{"plain@else.example", "plain@else.example"},
-		{"new\nline@else.example", "new_line@else.example"},
-	}
-	for _, tc := range tests {
-		if got := unvirtual(vd, tc.in); got != tc.want {
-			t.Errorf("unvirtual(%q) = %q, want %q", tc.in, got, tc.want)
-		}
-	}
-}
-
 func TestBounce(t *testing.T) {
 	root := makeTree(t)
 	q := filepath.Join(root, "queue")

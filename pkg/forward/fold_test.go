@@ -7,9 +7,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hqmail/hqmail/pkg/address"
 	"github.com/hqmail/hqmail/pkg/aliases"
 	"github.com/hqmail/hqmail/pkg/cdb"
+	"github.com/hqmail/hqmail/pkg/idna"
 	"github.com/hqmail/hqmail/pkg/qq"
 )
 
@@ -55,11 +55,11 @@ func TestFastforwardFoldsASCIIOnly(t *testing.T) {
 	}
 }
 
-// IsSelf folds ASCII letters only, and the domain as control/locals is
-// read (address.LowerASCII), so that a local domain written with
-// non-ASCII capitals is still local.
+// IsSelf folds ASCII letters only in the local part, and the domain as
+// control/locals is read (idna.Fold), so that a local domain written with
+// non-ASCII capitals, or in its other IDN spelling, is still local.
 func TestIsSelfFoldsASCIIOnly(t *testing.T) {
-	locals := map[string]bool{address.LowerASCII("MX.B\u00dcCHER.example"): true}
+	locals := map[string]bool{idna.Fold("MX.B\u00dcCHER.example"): true}
 	for _, c := range []struct {
 		user, addr string
 		want       bool
@@ -74,6 +74,8 @@ func TestIsSelfFoldsASCIIOnly(t *testing.T) {
 		{"\xe9lise", "\xe8lise@example.org", false},
 		{"me", "me@MX.B\u00dcCHER.example", true},
 		{"me", "me@mx.B\u00dcCHER.EXAMPLE", true},
+		{"me", "me@mx.xn--bcher-kva.example", true},
+		{"me", "me@mx.bucher.example", false},
 	} {
 		e := &Env{User: c.user, Host: "example.org", Locals: locals}
 		if got := e.IsSelf(c.addr); got != c.want {

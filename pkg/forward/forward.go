@@ -25,6 +25,7 @@ import (
 	"github.com/hqmail/hqmail/pkg/address"
 	"github.com/hqmail/hqmail/pkg/aliases"
 	"github.com/hqmail/hqmail/pkg/control"
+	"github.com/hqmail/hqmail/pkg/idna"
 	"github.com/hqmail/hqmail/pkg/maildir"
 	"github.com/hqmail/hqmail/pkg/mbox"
 	"github.com/hqmail/hqmail/pkg/qerr"
@@ -61,9 +62,9 @@ type Env struct {
 	User, Local, Host      string
 	Sender                 string // envelope sender for forwards
 	DTLine, RPLine, UFLine string
-	// Locals are the local domains (control/locals, else me), their
-	// ASCII letters lowercased (address.LowerASCII); user@any of them is
-	// the delivering user too.
+	// Locals are the local domains (control/locals, else me), in
+	// idna.Fold form (control.Locals); user@any of them is the
+	// delivering user too.
 	Locals map[string]bool
 	// NoAtHost is the domain a bare forwarded name gets (envnoathost,
 	// else me), its ASCII letters lowercased.
@@ -124,7 +125,7 @@ func (e *Env) IsSelf(addr string) bool {
 		return true
 	}
 	local, dom, ok := address.Split(a)
-	return ok && local == u && (dom == address.LowerASCII(e.Host) || e.Locals[dom])
+	return ok && local == u && (idna.Fold(dom) == idna.Fold(e.Host) || e.Locals[idna.Fold(dom)])
 }
 
 // geteuid is the delivering user's uid (fastforward runs as the alias
@@ -193,7 +194,7 @@ func (p *Plan) once(k aliases.Kind, target string, env *Env) bool {
 		if !has {
 			dom = env.NoAtHost
 		}
-		if env.Locals[dom] {
+		if env.Locals[idna.Fold(dom)] {
 			dom = "" // the local mailbox of local
 		}
 		key = local + "@" + dom

@@ -72,6 +72,29 @@ func Fold(name string) string {
 	return string(b)
 }
 
+// FoldKey is the form in which a key of qmail's own domain tables
+// (control/locals, rcpthosts, morercpthosts, virtualdomains, badmailfrom)
+// and the address or domain looked up in it are compared: a domain,
+// ".suffix" or "@domain" folded (Fold); an address "local@domain" with the
+// ASCII letters of its local part lowercased, as qmail compares them, and
+// its domain folded. qmail compares the bytes, ASCII letters folded: the
+// two spellings of an IDN, which DNS and qmail-remote's tables take for
+// one name, were two names to these tables, so that mail was refused or
+// bounced for the spelling not listed.
+func FoldKey(k string) string {
+	i := strings.LastIndexByte(k, '@')
+	if i < 0 {
+		return Fold(k)
+	}
+	b := []byte(k[:i])
+	for j, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[j] = c + 'a' - 'A'
+		}
+	}
+	return string(b) + "@" + Fold(k[i+1:])
+}
+
 func isASCII(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] >= 0x80 {

@@ -67,6 +67,23 @@ func TestFold(t *testing.T) {
 	}
 }
 
+func TestFoldKey(t *testing.T) {
+	for in, want := range map[string]string{
+		"bücher.test":             "xn--bcher-kva.test",
+		".Bücher.test":            ".xn--bcher-kva.test",
+		"@BÜCHER.test":            "@xn--bcher-kva.test",
+		"Spam@Bücher.test":        "spam@xn--bcher-kva.test",
+		"Jörg@xn--BCHER-kva.test": "jörg@xn--bcher-kva.test", // the local part: ASCII letters only
+		"\"a@b\"@Example.COM":     "\"a@b\"@example.com",
+		"":                        "",
+		"JOE":                     "joe",
+	} {
+		if got := FoldKey(in); got != want {
+			t.Errorf("FoldKey(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
 // FuzzFold: Fold is idempotent, and two names DNS would look up as the
 // same (the same ToASCII, up to ASCII case) fold to one key.
 func FuzzFold(f *testing.F) {

@@ -12,7 +12,7 @@ import (
 )
 
 // FuzzBounceReport: bounce/ID paragraphs as the scheduler writes them
-// (bounceParagraph) are read back by parseReport as the same recipients,
+// (BounceParagraph) are read back by parseReport as the same recipients,
 // and the DSN that render makes of them is a multipart/report whose
 // delivery-status part has one recipient group per failure, with no CR
 // and no line over 998 bytes.
@@ -29,7 +29,7 @@ func FuzzBounceReport(f *testing.F) {
 				return
 			}
 		}
-		rep := append(bounceParagraph(r1, t1), bounceParagraph(r2, t2)...)
+		rep := append(BounceParagraph(r1, t1), BounceParagraph(r2, t2)...)
 		fails := parseReport(rep)
 		if len(fails) != 2 || fails[0].recip != noLineBreak(r1) || fails[1].recip != noLineBreak(r2) {
 			t.Fatalf("report %q read as %+v", rep, fails)

@@ -212,7 +212,7 @@ func (s *bounceSink) sample() {
 // reply cut by qmail-rspawn, its reply a line long enough to be broken.
 func bigParagraph(i int) []byte {
 	reply := strings.Repeat("mailbox unavailable ", 240)
-	return bounceParagraph(fmt.Sprintf("user%07d@remote.example", i),
+	return BounceParagraph(fmt.Sprintf("user%07d@remote.example", i),
 		"192.0.2.1 does not like recipient.\nRemote host said: 550 5.1.1 "+reply+"\nGiving up on 192.0.2.1.\n")
 }
 

@@ -127,7 +127,7 @@ func readVdoms(ctl *control.Dir) (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	return control.KeyMap(l), nil
+	return VirtualDomains(l), nil
 }
 
 var errNoLocals = errors.New("neither control/locals nor control/me exists")

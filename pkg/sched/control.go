@@ -779,7 +779,7 @@ func (s *Sched) markChannel(c int, id uint64, flight map[int64]bool, bounce bool
 			if !flight[int64(off)] {
 				todo = append(todo, int64(off))
 				if bounce {
-					report = append(report, bounceParagraph(s.cf.unvirtual(string(b[off+1:off+end])), AdminBounceText)...)
+					report = append(report, BounceParagraph(s.cf.unvirtual(string(b[off+1:off+end])), AdminBounceText)...)
 					ends = append(ends, len(report))
 				}
 			}

@@ -25,7 +25,7 @@ import (
 // recipient is not marked done meanwhile (the caller does that once this
 // returns): no failure notice loses its paragraph.
 func (s *Sched) addBounce(id uint64, recip, text string) {
-	p := bounceParagraph(s.cf.unvirtual(recip), text)
+	p := BounceParagraph(s.cf.unvirtual(recip), text)
 	bn := fnFlat("bounce", id)
 	n := s.path(bn)
 	var a appending

@@ -290,13 +290,13 @@ func (s *Sched) markDone(c int, id uint64, pos int64) {
 	}
 }
 
-// bounceParagraph formats one failure for bounce/ID (spec/scheduler.md §8).
+// BounceParagraph formats one failure for bounce/ID (spec/scheduler.md §8).
 // A CR, LF or NUL of the recipient becomes '_' (noLineBreak), as in the
 // bounce's header lines: an address injected locally (sendmail, qmail-queue)
 // may hold them, and qmail copies them into the text, where a LF could
 // forge a line or a paragraph of the report and a bare CR makes the
 // bounce one that strict SMTP servers refuse (RFC 5321 §2.3.8).
-func bounceParagraph(recip, text string) []byte {
+func BounceParagraph(recip, text string) []byte {
 	var b strings.Builder
 	b.WriteString("<")
 	b.WriteString(noLineBreak(recip))

@@ -4,6 +4,8 @@ import (
 	"strings"
 
 	"github.com/hqmail/hqmail/pkg/address"
+	"github.com/hqmail/hqmail/pkg/control"
+	"github.com/hqmail/hqmail/pkg/idna"
 )
 
 // Channels.
@@ -32,11 +34,13 @@ func (cf *config) rewrite(r string) (int, string) {
 		r = r[:pct] + "@" + r[pct+1:at]
 	}
 	at := strings.LastIndexByte(r, '@')
-	dom := address.LowerASCII(r[at+1:])
+	// Either spelling of an IDN is the domain control/locals and
+	// virtualdomains list (their keys are in this form: VirtualDomains).
+	dom := idna.Fold(r[at+1:])
 	if cf.locals[dom] {
 		return chanLocal, r
 	}
-	prep, ok := cf.vdomLookup(address.LowerASCII(r), dom, true)
+	prep, ok := cf.vdomLookup(idna.FoldKey(r), dom, true)
 	if !ok || prep == "" {
 		return chanRemote, r
 	}
@@ -69,14 +73,33 @@ func (cf *config) vdomLookup(addr, dom string, whole bool) (string, bool) {
 // unvirtual undoes the virtual-domain prepend of a recipient for a bounce
 // paragraph (spec/scheduler.md §8) and replaces newlines with '_'.
 func (cf *config) unvirtual(r string) string {
+	return Unvirtual(cf.vdoms, r)
+}
+
+// Unvirtual undoes the virtual-domain prepend of recipient r for a bounce
+// paragraph, with vdoms as VirtualDomains makes it: the entry of the
+// domain, else of its .suffixes longest first, else the empty key (never
+// the whole-address key); a non-empty prepend followed by '-' at the
+// start is cut off. Newlines become '_'.
+func Unvirtual(vdoms map[string]string, r string) string {
 	at := strings.LastIndexByte(r, '@')
-	dom := address.LowerASCII(r[at+1:])
-	if prep, ok := cf.vdomLookup("", dom, false); ok && prep != "" {
+	cf := config{vdoms: vdoms}
+	if prep, ok := cf.vdomLookup("", idna.Fold(r[at+1:]), false); ok && prep != "" {
 		if strings.HasPrefix(r, prep+"-") {
 			r = r[len(prep)+1:]
 		}
 	}
 	return strings.ReplaceAll(r, "\n", "_")
+}
+
+// VirtualDomains is control/virtualdomains' lines as the table qmail-send
+// looks recipients up in: keys in idna.FoldKey form.
+func VirtualDomains(lines []string) map[string]string {
+	m := make(map[string]string)
+	for _, kv := range control.ParseKeyValues(lines) {
+		m[idna.FoldKey(kv.Key)] = kv.Value
+	}
+	return m
 }
 
 // verp returns the sender to use for one recipient (spec/scheduler.md §4).

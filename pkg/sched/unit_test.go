@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hqmail/hqmail/internal/testutil"
+	"github.com/hqmail/hqmail/pkg/idna"
 	"github.com/hqmail/hqmail/pkg/qhome"
 )
 
@@ -61,6 +62,39 @@ func TestRewrite(t *testing.T) {
 	cf.vdoms[""] = "catch"
 	if c, got := cf.rewrite("x@anything.example"); c != chanLocal || got != "catch-x@anything.example" {
 		t.Errorf("empty key: %d %q", c, got)
+	}
+}
+
+// TestRewriteIDN: a domain listed in control/locals or virtualdomains in
+// either spelling of an IDN takes mail in both (qmail compares the bytes:
+// mail to the other spelling went out as remote, and came back as "not in
+// my control/locals file").
+func TestRewriteIDN(t *testing.T) {
+	cf := &config{
+		envnoathost: "envnoat.example",
+		locals:      map[string]bool{idna.Fold("bücher.example"): true, idna.Fold("xn--mnchen-3ya.example"): true},
+		vdoms:       VirtualDomains([]string{"köln.example:koeln", "ann@XN--WEN-ZMA.example:annie", ".zürich.example:zh"}),
+	}
+	tests := []struct {
+		in   string
+		c    int
+		want string
+	}{
+		{"u@bücher.example", chanLocal, "u@bücher.example"},
+		{"u@xn--bcher-kva.example", chanLocal, "u@xn--bcher-kva.example"},
+		{"u@BÜCHER.example", chanLocal, "u@BÜCHER.example"},
+		{"jörg@münchen.example", chanLocal, "jörg@münchen.example"},
+		{"u@xn--kln-sna.example", chanLocal, "koeln-u@xn--kln-sna.example"},
+		{"ANN@wïen.example", chanLocal, "annie-ANN@wïen.example"}, // the whole-address key
+		{"bob@wïen.example", chanRemote, "bob@wïen.example"},
+		{"x@a.xn--zrich-kva.example", chanLocal, "zh-x@a.xn--zrich-kva.example"},
+		{"u@bucher.example", chanRemote, "u@bucher.example"},
+	}
+	for _, tc := range tests {
+		c, got := cf.rewrite(tc.in)
+		if c != tc.c || got != tc.want {
+			t.Errorf("rewrite(%q) = %d %q, want %d %q", tc.in, c, got, tc.c, tc.want)
+		}
 	}
 }
 
@@ -176,8 +210,32 @@ func TestBounceParagraph(t *testing.T) {
 		{"x>:\nfake@e", "x\n", "<x>:_fake@e>:\nx\n\n"},
 	}
 	for _, tc := range tests {
-		if got := string(bounceParagraph(tc.r, tc.text)); got != tc.want {
+		if got := string(BounceParagraph(tc.r, tc.text)); got != tc.want {
 			t.Errorf("paragraph(%q) = %q, want %q", tc.text, got, tc.want)
+		}
+	}
+}
+
+// TestUnvirtualTable: the prepend of the domain's entry (or a suffix's, or the
+// empty key's; never a whole address's) comes off for a bounce paragraph,
+// whichever spelling of an IDN the recipient has; qmailctl bounce uses the
+// same.
+func TestUnvirtualTable(t *testing.T) {
+	vd := VirtualDomains([]string{"virt.example:joe", ".sub.example:sub", ":", "u@whole.example:w", "bücher.example:b"})
+	tests := []struct{ in, want string }{
+		{"joe-box@virt.example", "box@virt.example"},
+		{"joe-box@VIRT.example", "box@VIRT.example"},
+		{"other-box@virt.example", "other-box@virt.example"},
+		{"sub-x@a.sub.example", "x@a.sub.example"},
+		{"w-u@whole.example", "w-u@whole.example"},
+		{"plain@else.example", "plain@else.example"},
+		{"new\nline@else.example", "new_line@else.example"},
+		{"b-x@xn--bcher-kva.example", "x@xn--bcher-kva.example"},
+		{"b-x@BÜCHER.example", "x@BÜCHER.example"},
+	}
+	for _, tc := range tests {
+		if got := Unvirtual(vd, tc.in); got != tc.want {
+			t.Errorf("Unvirtual(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/hqmail/hqmail/pkg/address"
 	"github.com/hqmail/hqmail/pkg/cdb"
 	"github.com/hqmail/hqmail/pkg/control"
+	"github.com/hqmail/hqmail/pkg/idna"
 	"github.com/hqmail/hqmail/pkg/qerr"
 	"github.com/hqmail/hqmail/pkg/qhome"
 )
@@ -116,7 +117,7 @@ func LoadConfig(root string, getenv func(string) (string, bool)) (cfg *Config, w
 	if ok {
 		cfg.BadMailFrom = make(map[string]bool, len(bmf))
 		for _, b := range bmf {
-			cfg.BadMailFrom[address.LowerASCII(b)] = true
+			cfg.BadMailFrom[idna.FoldKey(b)] = true
 		}
 	}
 	cfg.TLS, warn = loadTLS(filepath.Join(d.Path, "servercert.pem"))
@@ -160,7 +161,7 @@ func loadTLS(path string) (*tls.Config, error) {
 
 // RcptHosts is control/rcpthosts plus control/morercpthosts.cdb.
 type RcptHosts struct {
-	set  map[string]bool // lowercased entries
+	set  map[string]bool // entries in idna.Fold form
 	more string          // path of morercpthosts.cdb
 }
 
@@ -169,16 +170,24 @@ type RcptHosts struct {
 func NewRcptHosts(lines []string, morePath string) *RcptHosts {
 	h := &RcptHosts{set: make(map[string]bool, len(lines)), more: morePath}
 	for _, l := range lines {
-		h.set[address.LowerASCII(l)] = true
+		h.set[idna.Fold(l)] = true
 	}
 	return h
 }
 
 // Allowed reports whether a recipient address may be accepted without
-// RELAYCLIENT: an address without '@' is; otherwise its lowercased domain,
-// or a suffix of it starting at a '.', must be listed in rcpthosts or be a
-// key of morercpthosts.cdb. A nil RcptHosts (no rcpthosts file) allows
+// RELAYCLIENT: an address without '@' is; otherwise its domain, or a
+// suffix of it starting at a '.', must be listed in rcpthosts or be a key
+// of morercpthosts.cdb. A nil RcptHosts (no rcpthosts file) allows
 // everything. err is set when morercpthosts.cdb exists but cannot be read.
+//
+// Domains are compared in idna.Fold form: ASCII letters fold, as in
+// qmail, and either spelling of an IDN matches an entry in either (qmail
+// compares the bytes, and a client that cannot send UTF-8 without
+// SMTPUTF8 could reach a domain listed as "bücher.example" by neither
+// spelling). morercpthosts.cdb keys are in that form since qmail-newmrh
+// writes them so; a table written before (or by qmail's qmail-newmrh)
+// holds the lowercased bytes, which are looked up too.
 func (h *RcptHosts) Allowed(addr string) (bool, error) {
 	if h == nil {
 		return true, nil
@@ -187,7 +196,7 @@ func (h *RcptHosts) Allowed(addr string) (bool, error) {
 	if i < 0 {
 		return true, nil
 	}
-	dom := address.LowerASCII(addr[i+1:])
+	dom := idna.Fold(addr[i+1:])
 	var suffixes []string
 	for j := 0; j < len(dom); j++ {
 		if j == 0 || dom[j] == '.' {
@@ -195,6 +204,13 @@ func (h *RcptHosts) Allowed(addr string) (bool, error) {
 				return true, nil
 			}
 			suffixes = append(suffixes, dom[j:])
+		}
+	}
+	if raw := address.LowerASCII(addr[i+1:]); raw != dom {
+		for j := 0; j < len(raw); j++ {
+			if j == 0 || raw[j] == '.' {
+				suffixes = append(suffixes, raw[j:])
+			}
 		}
 	}
 	if len(suffixes) == 0 {
@@ -221,12 +237,13 @@ func (h *RcptHosts) Allowed(addr string) (bool, error) {
 }
 
 // BadFrom reports whether sender is listed in badmailfrom, as the whole
-// address or as "@domain", ignoring case.
+// address or as "@domain", ignoring the case of ASCII letters, and with
+// either spelling of an IDN matching the other (idna.FoldKey).
 func (c *Config) BadFrom(sender string) bool {
 	if len(c.BadMailFrom) == 0 {
 		return false
 	}
-	a := address.LowerASCII(sender)
+	a := idna.FoldKey(sender)
 	if c.BadMailFrom[a] {
 		return true
 	}

@@ -10,32 +10,23 @@ import (
 	"github.com/hqmail/hqmail/pkg/admin"
 	"github.com/hqmail/hqmail/pkg/cdb"
 	"github.com/hqmail/hqmail/pkg/control"
+	"github.com/hqmail/hqmail/pkg/idna"
 )
-
-// asciiLower lowers A-Z only, as qmail compares host names.
-func asciiLower(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
-}
 
 // refRcptHosts is qmail's rcpthosts rule, written from its description:
 // an address without '@' is accepted; otherwise the domain after the last
 // '@', compared without regard to ASCII case, must be listed exactly, or
 // end with a listed entry that starts with '.'. Entries of
-// morercpthosts.cdb count as rcpthosts lines.
+// morercpthosts.cdb count as rcpthosts lines. This project compares both
+// in idna.Fold form, so that either spelling of an IDN matches.
 func refRcptHosts(entries []string, addr string) bool {
 	i := strings.LastIndexByte(addr, '@')
 	if i < 0 {
 		return true
 	}
-	dom := asciiLower(addr[i+1:])
+	dom := idna.Fold(addr[i+1:])
 	for _, e := range entries {
-		e = asciiLower(e)
+		e = idna.Fold(e)
 		if e == dom || strings.HasPrefix(e, ".") && strings.HasSuffix(dom, e) {
 			return true
 		}
@@ -93,6 +84,9 @@ func FuzzRcptHostsAllowed(f *testing.F) {
 		{"\xc9", "", "@\xff"},
 		{"m\xfcnchen.example\n", "", "u@m\xe9nchen.example"},
 		{"kexample.org\n", "", "u@\u212aexample.org"},
+		{"b\xc3\xbccher.example\n", "", "u@xn--bcher-kva.example"},
+		{"", "xn--bcher-kva.example\n", "u@B\xc3\x9cCHER.example"},
+		{".z\xc3\xbcrich.example\n", "", "u@a.XN--ZRICH-KVA.example"},
 	} {
 		f.Add(s[0], s[1], s[2])
 	}

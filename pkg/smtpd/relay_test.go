@@ -23,6 +23,8 @@ import (
 	smtp "github.com/emersion/go-smtp"
 
 	"github.com/hqmail/hqmail/internal/testutil"
+	"github.com/hqmail/hqmail/pkg/admin"
+	"github.com/hqmail/hqmail/pkg/cdb"
 )
 
 // TestOpenRelay: without RELAYCLIENT, twenty ways of asking for relaying
@@ -208,6 +210,32 @@ func TestRcptHostsAllowed(t *testing.T) {
 		got, err := h.Allowed(addr)
 		if err != nil || got != want {
 			t.Errorf("Allowed(%q) = %v, %v; want %v", addr, got, err, want)
+		}
+	}
+	// Either spelling of an IDN, in rcpthosts and in morercpthosts.cdb
+	// (as qmail-newmrh writes it now, and as it wrote it before: the
+	// lowercased bytes).
+	dir := t.TempDir()
+	more := filepath.Join(dir, "more.cdb")
+	writeCDB(t, more, append(admin.MoreRcptHosts([]byte("köln.example\nxn--wen-zma.example\n")),
+		cdb.Record{Key: []byte("münchen.example"), Data: []byte{}}))
+	h = NewRcptHosts([]string{"bücher.example", "XN--ZRICH-KVA.example"}, more)
+	for addr, want := range map[string]bool{
+		"u@bücher.example":        true,
+		"u@BÜCHER.example":        true,
+		"u@xn--bcher-kva.example": true,
+		"u@zürich.example":        true,
+		"u@xn--zrich-kva.example": true,
+		"u@köln.example":          true,
+		"u@xn--kln-sna.example":   true,
+		"u@wïen.example":          true,
+		"u@münchen.example":       true, // an old table's key
+		"u@bucher.example":        false,
+		"u@xn--bcher-kva.other":   false,
+	} {
+		got, err := h.Allowed(addr)
+		if err != nil || got != want {
+			t.Errorf("IDN: Allowed(%q) = %v, %v; want %v", addr, got, err, want)
 		}
 	}
 	var none *RcptHosts

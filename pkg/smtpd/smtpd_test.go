@@ -65,7 +65,7 @@ func TestDialogue(t *testing.T) {
 func TestReplies(t *testing.T) {
 	useMemQueue(t)
 	root := testRoot(t, map[string]string{
-		"badmailfrom": "spammer@bad.example\n@Worse.Example\n",
+		"badmailfrom": "spammer@bad.example\n@Worse.Example\n@bücher.example\nspam@xn--mnchen-3ya.example\n",
 	})
 	s := startServer(t, root, loopPeer, nil)
 	long := strings.Repeat("a", 890) + "@example.org"
@@ -79,6 +79,15 @@ func TestReplies(t *testing.T) {
 		{"badmailfrom domain any case", []string{"MAIL FROM:<X@worse.EXAMPLE>", "RCPT TO:<u@example.org>"},
 			"553 sorry, your envelope sender is in my badmailfrom list (#5.7.1)"},
 		{"badmailfrom not a suffix match", []string{"MAIL FROM:<x@sub.worse.example>", "RCPT TO:<u@example.org>"},
+			"250 ok"},
+		// Either spelling of an IDN is the listed domain.
+		{"badmailfrom IDN domain, A-labels", []string{"MAIL FROM:<x@xn--bcher-kva.example>", "RCPT TO:<u@example.org>"},
+			"553 sorry, your envelope sender is in my badmailfrom list (#5.7.1)"},
+		{"badmailfrom IDN domain, upper case", []string{"MAIL FROM:<x@BÜCHER.example>", "RCPT TO:<u@example.org>"},
+			"553 sorry, your envelope sender is in my badmailfrom list (#5.7.1)"},
+		{"badmailfrom IDN address, U-labels", []string{"MAIL FROM:<Spam@münchen.example>", "RCPT TO:<u@example.org>"},
+			"553 sorry, your envelope sender is in my badmailfrom list (#5.7.1)"},
+		{"badmailfrom IDN address, other user", []string{"MAIL FROM:<ham@münchen.example>", "RCPT TO:<u@example.org>"},
 			"250 ok"},
 		{"NUL ends the verb", []string{"NOOP\x00 x"}, "250 ok"},
 		{"address of 900 bytes", []string{"MAIL FROM:<>", "RCPT TO:<" + long + ">"}, "555 syntax error (#5.5.4)"},
