@@ -52,6 +52,8 @@ type Options struct {
 	// NoService makes Queue run qmail-queue even when the queue service
 	// (qmail-queued) is there.
 	NoService bool
+	// Stderr is the child's descriptor 2; nil means the caller's.
+	Stderr *os.File
 }
 
 // Queue runs qmail-queue with msg on fd 0 and env's encoding on fd 1 and
@@ -93,6 +95,9 @@ func Queue(opt Options, msg io.Reader, env *Envelope) (int, error) {
 	cmd := &exec.Cmd{Path: prog, Args: []string{prog}, Env: cenv, Dir: opt.Root}
 	cmd.Stdout = envR
 	cmd.Stderr = os.Stderr
+	if opt.Stderr != nil {
+		cmd.Stderr = opt.Stderr
+	}
 	// fd 6 carries a custom error text (the maintained line's extension).
 	cmd.ExtraFiles = []*os.File{nil, nil, nil, errW}
 	var msgW *os.File

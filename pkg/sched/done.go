@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hqmail/hqmail/pkg/qerr"
 	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/qq"
 )
@@ -256,9 +257,25 @@ func (s *Sched) injectBounce(id uint64) bool {
 // service busy, and each caller then waits up to qq.AnswerTimeout before
 // it falls back; qmail-send's loop must not stop for that (a bounce is
 // rare, its process start cheap).
+//
+// The child's descriptor 2 is qmail-send's log (its fd 0), or /dev/null,
+// never qmail-send's own descriptor 2: that is the read end of
+// qmail-lspawn's report pipe (qmail-start's layout), and a $QMAILQUEUE
+// program that read it took reports qmail-send waits for (the deliveries
+// then never ended, and were made again after a restart), while
+// qmail-queue's own crash trace was lost to EBADF.
 func (s *Sched) inject(msg io.Reader, sender string, recips []string) (int, error) {
 	if s.opt.Inject != nil {
 		return s.opt.Inject(msg, sender, recips)
 	}
-	return qq.Queue(qq.Options{Root: s.root, NoService: true}, msg, &qq.Envelope{Sender: sender, Recipients: recips})
+	stderr, _ := s.opt.Log.(*os.File)
+	if stderr == nil {
+		null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+		if err != nil {
+			return 0, qerr.Wrap(err, false, "unable to exec qq (#4.3.0)")
+		}
+		defer null.Close()
+		stderr = null
+	}
+	return qq.Queue(qq.Options{Root: s.root, NoService: true, Stderr: stderr}, msg, &qq.Envelope{Sender: sender, Recipients: recips})
 }
