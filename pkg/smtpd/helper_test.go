@@ -79,7 +79,8 @@ type queued struct {
 type memQueue struct {
 	mu   sync.Mutex
 	msgs []queued
-	fail error // returned instead of queueing, when set
+	fail error      // returned instead of queueing, when set
+	envs [][]string // the environment each message was queued with
 }
 
 func (q *memQueue) queue(opt qq.Options, msg io.Reader, env *qq.Envelope) (int, error) {
@@ -93,6 +94,7 @@ func (q *memQueue) queue(opt qq.Options, msg io.Reader, env *qq.Envelope) (int, 
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.msgs = append(q.msgs, queued{string(b), env})
+	q.envs = append(q.envs, opt.Env)
 	return 4242, nil
 }
 

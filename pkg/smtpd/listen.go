@@ -7,6 +7,8 @@ import (
 	"log"
 	"net"
 	"net/netip"
+	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -150,9 +152,17 @@ func (l *Listener) serveConn(c net.Conn, n uint64, st *stopper, logger *log.Logg
 		c.SetWriteDeadline(time.Now().Add(10 * time.Second))
 		io.WriteString(c, textControls+"\r\n")
 	} else {
-		if l.QueueEnv != nil {
-			cfg.QueueEnv = l.QueueEnv
+		cfg.QueueEnv = l.QueueEnv
+		if cfg.QueueEnv == nil {
+			cfg.QueueEnv = os.Environ()
 		}
+		// The process's tcpserver variables are nobody's: this
+		// session's come from its socket (sessionEnv), and those the
+		// socket does not give are not set.
+		cfg.QueueEnv = slices.DeleteFunc(slices.Clone(cfg.QueueEnv), func(kv string) bool {
+			k, _, _ := strings.Cut(kv, "=")
+			return k == "PROTO" || strings.HasPrefix(k, "TCP")
+		})
 		if serve(c, cfg, peer, slog, st) {
 			status = 0
 		}

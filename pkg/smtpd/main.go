@@ -22,6 +22,7 @@ import (
 	"github.com/hqmail/hqmail/pkg/qerr"
 	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/sigcatch"
+	"github.com/hqmail/hqmail/pkg/spawn"
 	"github.com/hqmail/hqmail/pkg/threads"
 )
 
@@ -96,6 +97,10 @@ func Main(args []string, stderr io.Writer) int {
 			logger.Printf("fatal: unable to switch to %s: %v", root, qerr.Bare(err))
 			return 111
 		}
+		// Descriptors inherited from whoever started the listener (a
+		// shell's, make's jobserver pipes) must not reach every
+		// session's qmail-queue or $QMAILQUEUE program.
+		spawn.CloseOnExecAll()
 		l := &Listener{Root: root, Getenv: getenv, Log: logger, MaxConns: *maxConns}
 		// TERM (make stop, systemd, kill), INT (^C) and HUP (the
 		// terminal gone; there is nothing to reload, every session

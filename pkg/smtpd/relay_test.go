@@ -320,6 +320,43 @@ func TestListener(t *testing.T) {
 	_ = q
 }
 
+// TestListenerQueueEnv: the qmail-queue of a -listen session (a
+// $QMAILQUEUE filter reads them) gets the client's address and its
+// RELAYCLIENT as tcpserver would set them, never the values of the
+// listener's own environment.
+func TestListenerQueueEnv(t *testing.T) {
+	q := useMemQueue(t)
+	t.Setenv("TCPREMOTEIP", "6.6.6.6")
+	t.Setenv("TCPREMOTEPORT", "666")
+	t.Setenv("RELAYCLIENT", "@relayed")
+	t.Setenv("HQ_TEST_KEPT", "yes")
+	srv, _ := startListener(t, testRoot(t, nil), 2)
+	c := dial(t, srv)
+	c.last() // the greeting
+	c.expectPrefix("HELO x", "250 ")
+	c.expectPrefix("MAIL FROM:<a@b.example>", "250 ")
+	c.expectPrefix("RCPT TO:<far@foreign.example>", "250 ")
+	c.expectPrefix("DATA", "354 ")
+	c.expectPrefix("Subject: x\r\n\r\nbody\r\n.", "250 ")
+	c.expectPrefix("QUIT", "221 ")
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.envs) != 1 {
+		t.Fatalf("%d messages queued", len(q.envs))
+	}
+	env := strings.Join(q.envs[0], "\n") + "\n"
+	for _, want := range []string{"TCPREMOTEIP=127.0.0.1\n", "RELAYCLIENT=\n", "TCPLOCALHOST=mx.example.org\n", "HQ_TEST_KEPT=yes\n"} {
+		if !strings.Contains(env, want) {
+			t.Errorf("qmail-queue's environment lacks %q:\n%s", want, env)
+		}
+	}
+	for _, bad := range []string{"6.6.6.6", "TCPREMOTEPORT=666", "@relayed"} {
+		if strings.Contains(env, bad) {
+			t.Errorf("qmail-queue's environment has the listener's %q:\n%s", bad, env)
+		}
+	}
+}
+
 // startListener serves a Listener (at most max sessions) on a loopback
 // port until the test ends; its log is returned.
 func startListener(t *testing.T, root string, max int) (*server, *testutil.SyncBuffer) {

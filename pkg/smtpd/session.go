@@ -7,6 +7,7 @@ import (
 	"log"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -91,6 +92,45 @@ var (
 	errAborted   = errors.New("session ended before the message")
 )
 
+// peerVars are the variables of the environment that say who the client
+// is: sessionEnv sets them from the session's Peer.
+var peerVars = []string{"TCPREMOTEIP", "TCPREMOTEHOST", "TCPREMOTEINFO", "TCPLOCALHOST", "RELAYCLIENT"}
+
+// sessionEnv is the environment of the session's qmail-queue: base (nil:
+// the process's) with the client's variables as this session knows them
+// (peer), as tcpserver would have set them for it: a $QMAILQUEUE filter
+// (a virus or spam scanner) reads TCPREMOTEIP and RELAYCLIENT. Under
+// -listen the process's own values were those of whoever started it, and
+// a RELAYCLIENT granted by control/relayclients was in no environment.
+// A value the session does not know ("unknown", or none) is not set.
+func sessionEnv(base []string, p Peer) []string {
+	if base == nil {
+		base = os.Environ()
+	}
+	env := make([]string, 0, len(base)+len(peerVars))
+	for _, kv := range base {
+		k, _, _ := strings.Cut(kv, "=")
+		if !slices.Contains(peerVars, k) {
+			env = append(env, kv)
+		}
+	}
+	set := func(k, v string) {
+		if v != "unknown" {
+			env = append(env, k+"="+v)
+		}
+	}
+	set("TCPREMOTEIP", p.RemoteIP)
+	set("TCPREMOTEHOST", p.RemoteHost)
+	if p.RemoteInfo != nil {
+		env = append(env, "TCPREMOTEINFO="+*p.RemoteInfo)
+	}
+	set("TCPLOCALHOST", p.LocalHost)
+	if p.Relay != nil {
+		env = append(env, "RELAYCLIENT="+*p.Relay)
+	}
+	return env
+}
+
 // startQueue starts qmail-queue for the transaction's envelope. It returns
 // false when qmail-queue could not be started (qmail's "qqt failure",
 // answered instead of 354).
@@ -101,7 +141,7 @@ func (s *session) startQueue() bool {
 	var once sync.Once
 	mark := func() { once.Do(func() { close(started) }) }
 	env := &qq.Envelope{Sender: s.from, Recipients: append([]string(nil), s.rcpts...)}
-	opts := qq.Options{Root: cs.cfg.Root, Env: cs.cfg.QueueEnv, Started: func(int) { mark() }}
+	opts := qq.Options{Root: cs.cfg.Root, Env: sessionEnv(cs.cfg.QueueEnv, cs.peer), Started: func(int) { mark() }}
 	done := make(chan queued1, 1)
 	go func() {
 		// The first read also counts as started (for queue functions
