@@ -194,7 +194,14 @@ if [ -e "$ctl/defaultdelivery" ]; then
   fi
   [ -z "$v" ] || dd=$v
 fi
-setsid env - PATH="$path" "$ROOT/bin/qmail-start" "$dd" </dev/null >>"$state/qmail-send.log" 2>&1 &
+# A command put in the background by a shell that is not interactive
+# starts with SIGINT ignored, and every program of the tree (qmail-start,
+# the daemons, each .qmail program) would keep it so: INT would not end
+# qmail-start (qmail-start(8), SIGNALS). coreutils' env (8.31 on) puts it
+# back to its default.
+defsig=
+if env --default-signal=INT true 2>/dev/null; then defsig=--default-signal=INT; fi
+setsid env $defsig - PATH="$path" "$ROOT/bin/qmail-start" "$dd" </dev/null >>"$state/qmail-send.log" 2>&1 &
 echo $! > "$state/start.pid"
 
 if [ "$(id -u)" = 0 ]; then

@@ -442,6 +442,42 @@ func TestRunScriptHoldsAtEveryStart(t *testing.T) {
 	}
 }
 
+// TestRunScriptDefaultSignals: qmail-start started by run.sh (in the
+// background of a non-interactive shell, which ignores SIGINT there) has
+// SIGINT at its default, so that INT ends it as qmail-start(8) says and
+// the .qmail programs of the tree do not inherit it ignored (QA kids).
+func TestRunScriptDefaultSignals(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test skipped under -short")
+	}
+	if exec.Command("env", "--default-signal=INT", "true").Run() != nil {
+		t.Skip("this env has no --default-signal (coreutils before 8.31): run.sh leaves SIGINT as the shell set it")
+	}
+	r := newRunShTree(t, listenAddr(t), true)
+	if out, err := r.script("start"); err != nil {
+		t.Fatalf("run.sh start: %v\n%s", err, out)
+	}
+	defer r.script("stop")
+	pid := r.pid("start.pid")
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "SigIgn:"); ok {
+			mask, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if mask&(1<<(syscall.SIGINT-1)) != 0 {
+				t.Errorf("qmail-start (pid %d) ignores SIGINT: SigIgn %s", pid, strings.TrimSpace(v))
+			}
+			return
+		}
+	}
+	t.Fatalf("no SigIgn line in /proc/%d/status", pid)
+}
+
 // TestRunScriptOrphanedSend: after qmail-start was killed (kill -9, not
 // make stop), its qmail-send gets TERM and finishes the delivery in
 // progress before it exits. run.sh start then says so and fails: it said
