@@ -71,7 +71,7 @@ type keepKey struct {
 func (d *delivery) key() keepKey {
 	k := keepKey{routed: d.routed, policy: d.policy, helo: d.cfg.Helo}
 	if d.routed {
-		k.relay, k.port = idna.Fold(d.route.Relay), d.route.Port
+		k.relay, k.port = authKey(d.route.Relay), d.route.Port // "smarthost.test." is "SMARTHOST.test"
 	} else {
 		k.host = idna.Fold(d.host) // either spelling of an IDN: the same servers
 	}

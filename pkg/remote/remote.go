@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"io"
 	"net"
@@ -241,7 +242,10 @@ func (d *delivery) loadCredentials() *report {
 }
 
 // loadRoots reads control/tlsca (PEM certificates trusted instead of the
-// system's roots) when it exists.
+// system's roots) when it exists. A file that cannot be read, or that
+// holds no certificate, defers the delivery with a report naming the file
+// and why: "Unable to read control files" sent the admin looking through
+// every control file for a permission, when tlsca was a DER file.
 func (d *delivery) loadRoots() *report {
 	// As every control file: a FIFO there would hold the delivery for
 	// ever, before it connects.
@@ -250,14 +254,42 @@ func (d *delivery) loadRoots() *report {
 		return nil
 	}
 	if err != nil {
-		return &report{letter: 'Z', text: txtControl}
+		return &report{letter: 'Z', text: "Unable to read control/tlsca: " + whyUnread(err) + ". (#4.3.0)\n"}
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(b) {
-		return &report{letter: 'Z', text: txtControl}
+		return &report{letter: 'Z', text: "Sorry, control/tlsca holds no PEM certificate" + noPEMWhy(b) + ". (#4.3.0)\n"}
 	}
 	d.roots = pool
 	return nil
+}
+
+// noPEMWhy says, after "holds no PEM certificate", what control/tlsca
+// holds instead, b being a file in which x509 found no certificate.
+func noPEMWhy(b []byte) string {
+	if _, err := x509.ParseCertificates(b); err == nil && len(b) > 0 {
+		// The commonest mistake: a CA's certificate downloaded as .der
+		// or .cer.
+		return ": it holds a certificate in DER form; convert it with openssl x509 -inform der -in FILE -out control/tlsca"
+	}
+	var blocks int
+	for rest := b; ; {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			break
+		}
+		blocks++
+		if block.Type == "CERTIFICATE" {
+			if _, err := x509.ParseCertificate(block.Bytes); err != nil {
+				return ": a CERTIFICATE block does not parse (" + oneLine(err.Error()) + ")"
+			}
+		}
+	}
+	if blocks > 0 {
+		return ": none of its PEM blocks is a CERTIFICATE"
+	}
+	return " (-----BEGIN CERTIFICATE-----)"
 }
 
 // addresses finds where to connect: the route's relay (every address
@@ -336,6 +368,11 @@ func (d *delivery) resolvConfText(err error) string {
 	if !filepath.IsAbs(name) && d.root != "" {
 		name = filepath.Join(d.root, name)
 	}
+	return "Unable to read " + name + ": " + whyUnread(err) + ". (#4.3.0)\n"
+}
+
+// whyUnread says why a file could not be read, for a report naming it.
+func whyUnread(err error) string {
 	why := qerr.Str(err) // qmail's words for an errno: "access denied", "is a directory"
 	var errno syscall.Errno
 	switch {
@@ -344,8 +381,10 @@ func (d *delivery) resolvConfText(err error) string {
 		why = "a line is too long"
 	case errors.Is(err, qhome.ErrNotRegular):
 		why = "not a regular file"
+	case errors.Is(err, qhome.ErrTooLarge):
+		why = qhome.ErrTooLarge.Error()
 	}
-	return "Unable to read " + name + ": " + why + ". (#4.3.0)\n"
+	return why
 }
 
 // txtReferral follows txtDNSTemp when every nameserver that answered gave
@@ -539,6 +578,9 @@ func itoa(n int) string {
 
 // tlsConfig is the client configuration for a connection to the host named
 // name: verified only under the "require" policy and a login's default.
+// TLS below 1.2 is refused (Go's client default, written out so that the
+// man pages' promise does not hang on it): a peer offering only TLS 1.0
+// or 1.1 is a failed handshake, under each policy what one is.
 func (d *delivery) tlsConfig(name string) *tls.Config {
 	name = strings.TrimSuffix(strings.TrimPrefix(name, "["), "]")
 	if len(name) > 5 && strings.EqualFold(name[:5], "ipv6:") {
@@ -548,6 +590,7 @@ func (d *delivery) tlsConfig(name string) *tls.Config {
 		ServerName:         name,
 		InsecureSkipVerify: !verifies(d.policy),
 		RootCAs:            d.roots,
+		MinVersion:         tls.VersionTLS12,
 	}
 }
 

@@ -204,9 +204,9 @@ type Credentials struct{ User, Password string }
 // ParseAuth parses control/smtpauth lines "relay:user:password" (the
 // password is the rest of the line and may contain ':'). The relay is the
 // relay of control/smtproutes (a bracketed literal may contain colons); it
-// is keyed in authKey form (case does not matter, nor whether an IDN is
-// written in U-labels or A-labels, nor how an address literal is
-// spelled); the last line for a relay wins. Look a relay up with AuthFor.
+// is keyed in authKey form (case does not matter, nor a trailing dot, nor
+// whether an IDN is written in U-labels or A-labels, nor how an address
+// literal is spelled); the last line for a relay wins. Look a relay up with AuthFor.
 func ParseAuth(lines []string) map[string]Credentials {
 	m := map[string]Credentials{}
 	for _, l := range lines {
@@ -223,16 +223,27 @@ func ParseAuth(lines []string) map[string]Credentials {
 	return m
 }
 
-// authKey is the form a relay is compared in: idna.Fold's, an address
-// literal canonLiteral's ("[IPv6:2001:DB8::1]" in smtproutes finds the
-// login of "[2001:db8::1]": the same server).
+// authKey is the form a relay is compared in: idna.Fold's without a
+// trailing dot, as the keys of smtproutes and tlsroutes (the relay
+// "smarthost.test." of smtproutes is the host "SMARTHOST.test" of
+// smtpauth, and the other way round: the login went missing, and the mail
+// bounced when the relay wanted one), an address literal canonLiteral's
+// ("[IPv6:2001:DB8::1]" in smtproutes finds the login of "[2001:db8::1]":
+// the same server).
 func authKey(relay string) string {
 	k := idna.Fold(relay)
+	if len(k) > 1 {
+		k = strings.TrimSuffix(k, ".")
+	}
 	if c, ok := canonLiteral(k); ok {
 		return c
 	}
 	return k
 }
+
+// RelayKey is the form in which relays are the same relay: authKey's. A
+// connection kept for "smarthost.test." serves "SMARTHOST.test" too.
+func RelayKey(relay string) string { return authKey(relay) }
 
 // AuthFor returns the login of control/smtpauth lines for relay, the relay
 // of an smtproutes line as written there, in whichever spelling.

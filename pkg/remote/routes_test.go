@@ -246,3 +246,51 @@ func TestMainTLSRoutesIDN(t *testing.T) {
 		}
 	}
 }
+
+// TestAuthForTrailingDot: a trailing dot of the relay, in smtproutes or in
+// smtpauth, does not count, as for the keys of smtproutes and tlsroutes
+// (QA: the relay "smarthost.test." of smtproutes found no login under
+// "SMARTHOST.test", no AUTH was sent and the mail bounced; the other way
+// round the relay was only ever found by its dotted spelling).
+func TestAuthForTrailingDot(t *testing.T) {
+	for _, tc := range []struct {
+		lines       []string
+		relay, want string
+	}{
+		{[]string{"SMARTHOST.test:me@example.org:p a:ss#", "other.test:you:x"}, "smarthost.test.", "me@example.org"},
+		{[]string{"other.test:you:x", "smarthost.test.:me@example.org:p a:ss#"}, "smarthost.test", "me@example.org"},
+		{[]string{"smarthost.test.:me@example.org:p a:ss#"}, "SMARTHOST.TEST.", "me@example.org"},
+		{[]string{"bücher.test.:me:pw"}, "xn--bcher-kva.test", "me"},
+		{[]string{"[192.0.2.1]:me:pw"}, "[192.0.2.1]", "me"},
+		{[]string{"smarthost.test:me:pw"}, "smarthost.test..", ""},
+		{[]string{"smarthost.test:me:pw"}, "smarthost", ""},
+	} {
+		c, ok := AuthFor(tc.lines, tc.relay)
+		if ok != (tc.want != "") || c.User != tc.want {
+			t.Errorf("AuthFor(%q, %q) = %+v %v, want %q", tc.lines, tc.relay, c, ok, tc.want)
+		}
+	}
+	if c, ok := AuthFor([]string{"smarthost.test:me:p a:ss#"}, "smarthost.test."); !ok || c.Password != "p a:ss#" {
+		t.Errorf("password %q %v", c.Password, ok)
+	}
+}
+
+// TestKeepKeyTrailingDot: a connection kept for the relay
+// "smarthost.test." serves a delivery routed to "SMARTHOST.test" (one
+// server, one login), and RelayKey, the spawner's pool key, agrees.
+func TestKeepKeyTrailingDot(t *testing.T) {
+	key := func(relay string) keepKey {
+		d := &delivery{cfg: &Config{Helo: "h.test"}, routed: true, route: Route{Relay: relay, Port: 2640}, policy: TLSLogin,
+			creds: &Credentials{User: "me", Password: "pw"}}
+		return d.key()
+	}
+	if a, b := key("smarthost.test."), key("SMARTHOST.test"); a != b {
+		t.Errorf("keep keys differ: %+v %+v", a, b)
+	}
+	if a, b := key("[IPv6:2001:DB8::1]"), key("[2001:db8::1]"); a != b {
+		t.Errorf("keep keys of one literal differ: %+v %+v", a, b)
+	}
+	if a, b := RelayKey("smarthost.test."), RelayKey("SMARTHOST.test"); a != b {
+		t.Errorf("RelayKey %q %q", a, b)
+	}
+}

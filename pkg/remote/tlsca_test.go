@@ -1,9 +1,14 @@
 package remote
 
 import (
+	"crypto/tls"
+	"encoding/pem"
+	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -43,19 +48,82 @@ func notAFile(t *testing.T, p string, check func(kind string)) {
 
 // TestLoadRootsNotAFile: a control/tlsca that is no regular file (a FIFO,
 // which blocked the read for ever before the delivery connected; a
-// directory) defers with the control-file report, as every control file
-// does; a missing one leaves the system's roots.
+// directory) defers with a report naming the file and why; a missing one
+// leaves the system's roots.
 func TestLoadRootsNotAFile(t *testing.T) {
 	d, ctl := ctlDelivery(t)
 	if rep := d.loadRoots(); rep != nil || d.roots != nil {
 		t.Fatalf("no tlsca: %+v, roots %v", rep, d.roots)
 	}
 	notAFile(t, filepath.Join(ctl, "tlsca"), func(kind string) {
+		want := "Unable to read control/tlsca: not a regular file. (#4.3.0)\n"
+		if kind == "directory" {
+			want = "Unable to read control/tlsca: is a directory. (#4.3.0)\n" // open(2)'s EISDIR
+		}
 		rep := d.loadRoots()
-		if rep == nil || rep.letter != 'Z' || rep.text != txtControl {
-			t.Errorf("tlsca a %s: %+v, want Z %q", kind, rep, txtControl)
+		if rep == nil || rep.letter != 'Z' || rep.text != want {
+			t.Errorf("tlsca a %s: %+v, want Z %q", kind, rep, want)
 		}
 	})
+}
+
+// TestLoadRootsBadFile: a control/tlsca without a certificate to trust
+// (QA: a DER file, junk) defers with a report that names the file and
+// what is wrong with it, not "Unable to read control files", which named
+// none; so does one that cannot be read. A PEM file is taken.
+func TestLoadRootsBadFile(t *testing.T) {
+	der := selfSignedCert(t).Certificate[0]
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	const sorry = "Sorry, control/tlsca holds no PEM certificate"
+	for _, tc := range []struct {
+		name string
+		data []byte
+		want string
+	}{
+		{"der", der, sorry + ": it holds a certificate in DER form; convert it with openssl x509 -inform der -in FILE -out control/tlsca. (#4.3.0)\n"},
+		{"junk", []byte("not a certificate\n"), sorry + " (-----BEGIN CERTIFICATE-----). (#4.3.0)\n"},
+		{"empty", nil, sorry + " (-----BEGIN CERTIFICATE-----). (#4.3.0)\n"},
+		{"key only", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte{1, 2, 3}}), sorry + ": none of its PEM blocks is a CERTIFICATE. (#4.3.0)\n"},
+		{"broken certificate", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der[:40]}), sorry + ": a CERTIFICATE block does not parse ("},
+		{"pem", certPEM, ""},
+	} {
+		d, ctl := ctlDelivery(t)
+		if err := os.WriteFile(filepath.Join(ctl, "tlsca"), tc.data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		rep := d.loadRoots()
+		switch {
+		case tc.want == "":
+			if rep != nil || d.roots == nil {
+				t.Errorf("%s: %+v, roots %v", tc.name, rep, d.roots)
+			}
+		case rep == nil || rep.letter != 'Z' || !strings.HasPrefix(rep.text, tc.want) || !strings.HasSuffix(rep.text, ". (#4.3.0)\n"):
+			t.Errorf("%s: %+v, want Z %q", tc.name, rep, tc.want)
+		}
+	}
+
+	d, ctl := ctlDelivery(t)
+	p := filepath.Join(ctl, "tlsca")
+	if err := os.WriteFile(p, certPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(p, 65<<20); err != nil { // sparse
+		t.Fatal(err)
+	}
+	want := "Unable to read control/tlsca: file too large (over 64 MB). (#4.3.0)\n"
+	if rep := d.loadRoots(); rep == nil || rep.letter != 'Z' || rep.text != want {
+		t.Errorf("too large: %+v, want Z %q", rep, want)
+	}
+	if os.Geteuid() == 0 {
+		t.Log("root reads a file of mode 0: its case is not tested")
+		return
+	}
+	os.Truncate(p, int64(len(certPEM)))
+	os.Chmod(p, 0)
+	want = "Unable to read control/tlsca: access denied. (#4.3.0)\n"
+	if rep := d.loadRoots(); rep == nil || rep.letter != 'Z' || rep.text != want {
+		t.Errorf("mode 0: %+v, want Z %q", rep, want)
+	}
 }
 
 // TestLoadCredentialsNotAFile: a control/smtpauth that is no regular file
@@ -76,5 +144,22 @@ func TestLoadCredentialsNotAFile(t *testing.T) {
 	}
 	if rep := d.loadCredentials(); rep != nil || d.creds != nil {
 		t.Errorf("smtpauth a link to /dev/null: %+v, credentials %v", rep, d.creds)
+	}
+}
+
+// TestTLSConfigRefusesOldTLS: qmail-remote does not make a TLS 1.1
+// session, under a policy that checks nothing either (qmail-remote(8)).
+func TestTLSConfigRefusesOldTLS(t *testing.T) {
+	cert := selfSignedCert(t)
+	client, server := net.Pipe()
+	defer client.Close()
+	defer server.Close()
+	go tls.Server(server, &tls.Config{Certificates: []tls.Certificate{cert},
+		MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11}).Handshake()
+	d := &delivery{policy: TLSEncrypt}
+	client.SetDeadline(time.Now().Add(10 * time.Second))
+	c := tls.Client(client, d.tlsConfig("[127.0.0.1]"))
+	if err := c.Handshake(); err == nil {
+		t.Fatalf("a TLS %x session was made", c.ConnectionState().Version)
 	}
 }

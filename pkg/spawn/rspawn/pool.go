@@ -79,7 +79,9 @@ func concurrency(root string) int {
 // key is the pool key of a delivery to domain: the relay and port when
 // control/smtproutes routes the domain (qmail-remote then connects there
 // whatever the domain, and keeps the connection for any delivery routed
-// the same way), else the domain. A relay's key has a space, which no
+// the same way; the relay in remote.RelayKey's form, as qmail-remote's
+// own key, so that "smarthost.test." and "SMARTHOST.test" are one relay),
+// else the domain. A relay's key has a space, which no
 // domain has.
 func (p *Pool) key(domain string) string {
 	domain = idna.Fold(domain) // either spelling of an IDN: one key
@@ -102,7 +104,7 @@ func (p *Pool) key(domain string) string {
 		}
 	}
 	if r, ok := p.routes.LookupRoute(domain); ok {
-		return "relay " + idna.Fold(r.Relay) + " " + strconv.Itoa(r.Port)
+		return "relay " + remote.RelayKey(r.Relay) + " " + strconv.Itoa(r.Port)
 	}
 	return domain
 }

@@ -284,3 +284,15 @@ func TestPoolHeld(t *testing.T) {
 		}
 	}
 }
+
+// TestPoolRelayTrailingDot: two smtproutes lines naming one relay, once
+// with a trailing dot, share its kept process, as qmail-remote's kept
+// connection and its smtpauth login take them for one relay.
+func TestPoolRelayTrailingDot(t *testing.T) {
+	p := newTestPool(t, "echo")
+	routes := filepath.Join(p.Root, "control", "smtproutes")
+	os.WriteFile(routes, []byte("colon.dom:smarthost.test.:2640\nother.dom:SMARTHOST.test:2640\n"), 0o644)
+	if a, b := p.key("colon.dom"), p.key("other.dom"); a != b || a != "relay smarthost.test 2640" {
+		t.Errorf("keys %q and %q, want both %q", a, b, "relay smarthost.test 2640")
+	}
+}
