@@ -3,10 +3,12 @@ package sched
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -35,7 +37,8 @@ var periodName = [3]string{"local", "remote", "remotesome"}
 // each change). Periods no message can need any more go first
 // (holdLog.prune); past the bound, close periods are merged
 // (holdLog.squeeze), so it only matters for more holds than this within
-// one queue lifetime, and then errs on the side of keeping mail.
+// the life of the oldest queued message (or pruneHorizon), and then errs
+// on the side of keeping mail.
 const maxPeriods = 10000
 
 type period struct {
@@ -57,6 +60,28 @@ type holdLog struct {
 	err      error
 	lifetime int64 // queuelifetime, for prune; 0: no pruning
 	started  int64 // when this qmail-send recorded the flags it started with
+	// oldest is a time no queued message was born before (prune): the
+	// start, lowered to each birth found in info/ at start. 0: not
+	// known (a message whose files could not be looked at), and no
+	// period is dropped for its age.
+	oldest int64
+	// heldAtStop marks the kinds whose period was open in the log at
+	// start: held when the last qmail-send stopped (startup).
+	heldAtStop [3]bool
+}
+
+// pruneHorizon is the least age, beside the time held after it, at which
+// a period may be dropped, whatever queuelifetime says: the default
+// queuelifetime (qmail's 7 days). See prune.
+const pruneHorizon = 604800
+
+// noteBirth lowers h.oldest to birth, the birth of a queued message (0:
+// a message whose birth could not be read). h may be nil (a Sched built
+// by hand in a test).
+func (h *holdLog) noteBirth(birth int64) {
+	if h != nil && birth < h.oldest {
+		h.oldest = max(birth, 0)
+	}
 }
 
 func loadHoldLog(queue string) *holdLog {
@@ -196,14 +221,23 @@ func (h *holdLog) inOrder() [3]bool {
 	return ok
 }
 
-// prune drops the periods no message can need any more. A period of kind
-// c that ended at E matters only to messages born before E, and such a
-// message is dying (now > birth + lifetime + held time) with or without
-// it once E + lifetime + the time c was held after E < now: its birth is
-// before E, and the time it was held before E is at most E - birth. The
-// periods of a kind are in time order and do not overlap, so the time
-// held after each is the sum of the later ones (when they are not, none
-// is dropped for its age: inOrder).
+// prune drops the periods no message can need any more. A period that
+// ended at E matters only to messages born before E. Every message queued
+// at the start was looked at then (h.oldest: its birth), and every later
+// one is born after the start, so a period that ended before h.oldest is
+// needed by no message. The queuelifetime in force is not what decides:
+// it may be raised later, and a period dropped under a short one made
+// mail bounce early after the raise (QA).
+//
+// A period must also have ended more than max(queuelifetime,
+// pruneHorizon) plus the time its kind was held after it before now: a
+// message born before E is dying with or without it then under any
+// queuelifetime up to that, since the time it was held before E is at
+// most E - birth. That guards against births set back after the start
+// (the clock, an info file's time changed by hand). The periods of a kind
+// are in time order and do not overlap, so the time held after each is
+// the sum of the later ones (when they are not, none is dropped for its
+// age: inOrder).
 //
 // A closed "remotesome" period is never needed (only the open one dates
 // the hold in sendstatus), nor is a closed one of no length.
@@ -219,7 +253,7 @@ func (h *holdLog) prune(now int64) {
 			end = now
 		case p.c == kindRemoteSome || end <= p.start:
 			drop[i] = true
-		case h.lifetime > 0 && ordered[p.c] && end+h.lifetime+after[p.c] < now:
+		case h.lifetime > 0 && ordered[p.c] && end < h.oldest && end+max(h.lifetime, pruneHorizon)+after[p.c] < now:
 			drop[i] = true
 		}
 		after[p.c] += max(end-p.start, 0)
@@ -246,10 +280,27 @@ func (h *holdLog) save() error {
 	return qhome.ReplaceFile(h.path, []byte(b.String()), 0o600, nil)
 }
 
-// heldWithin returns the seconds channel c was held within [birth, now].
+// heldWithin returns the seconds channel c was held within [birth, now]:
+// the length of the union of its periods there, so that time two
+// periods overlap on (recorded after the clock went back, or written by
+// hand) counts once.
 func (h *holdLog) heldWithin(c int, birth, now int64) int64 {
-	var sum int64
+	var sum, lo, hi int64 // [lo, hi): the run of overlapping periods at hand
+	run := false
+	sorted := true
+	last := int64(-1 << 63)
 	for _, p := range h.periods {
+		if p.c == c {
+			sorted = sorted && p.start >= last
+			last = p.start
+		}
+	}
+	periods := h.periods
+	if !sorted {
+		periods = slices.Clone(periods)
+		slices.SortStableFunc(periods, func(a, b period) int { return cmp.Compare(a.start, b.start) })
+	}
+	for _, p := range periods {
 		if p.c != c {
 			continue
 		}
@@ -257,12 +308,17 @@ func (h *holdLog) heldWithin(c int, birth, now int64) int64 {
 		if end == 0 {
 			end = now
 		}
-		lo, hi := max(p.start, birth), min(end, now)
-		if hi > lo {
+		plo, phi := max(p.start, birth), min(end, now)
+		switch {
+		case phi <= plo:
+		case !run || plo > hi:
 			sum += hi - lo
+			lo, hi, run = plo, phi, true
+		default:
+			hi = max(hi, phi)
 		}
 	}
-	return sum
+	return sum + hi - lo
 }
 
 // startup brings the hold log in line with the flags read at start. A
@@ -274,8 +330,14 @@ func (h *holdLog) heldWithin(c int, birth, now int64) int64 {
 // whose period stays open through it. Dated from this start, held mail
 // queued before a long shutdown was dying at the release and bounced at
 // its first temporary failure.
+//
+// The kinds whose period is open in the log were held when the last
+// qmail-send stopped: heldAtStop, for releaseAtStart.
 func (h *holdLog) startup(s *Sched, now int64) {
 	h.started = now
+	for c := range h.heldAtStop {
+		h.heldAtStop[c] = h.open(c) >= 0
+	}
 	s.holdLogAlert()
 	hs := s.cf.hold
 	var from [3]int64
@@ -298,6 +360,35 @@ func (h *holdLog) startup(s *Sched, now int64) {
 		s.saveHoldLog()
 	}
 	s.recordHolds(hs, now)
+}
+
+// releaseAtStart makes due at once the deliveries of a channel whose hold
+// was released while no qmail-send ran: its period was open at the last
+// stop (or crash) and its flag is gone now (qmailctl release exits 3 and
+// says the next start honours it; a link's up hook run before qmail
+// starts). A live release does the same (applyHold), and qmailctl(8)
+// promises it; without it held mail waited for its retry time, hours
+// after the link came up (QA). Only such a release does it: a start
+// without one keeps qmail's retry schedule. For a partial remote hold
+// the log records no domains, so only its end (or the end of a hold of
+// everything) is seen here; domains dropped from the list while stopped
+// wait for their retry time.
+func (s *Sched) releaseAtStart() {
+	was, hs := s.holds.heldAtStop, s.cf.hold
+	if was[chanLocal] && !hs.local {
+		s.releaseChan(chanLocal)
+		s.log.line("hold: local released, ", s.dueNow(chanLocal), " due now", s.heldByID(chanLocal))
+	}
+	if !(was[chanRemote] && !hs.remoteAll || was[kindRemoteSome] && !hs.remoteAny()) {
+		return
+	}
+	s.forgetTimeouts()
+	s.releaseChan(chanRemote)
+	if hs.remoteAny() {
+		s.log.line("hold: remote released except", s.holdDesc(chanRemote, hs)[4:], ", ", s.dueNow(chanRemote), " due now", s.heldByID(chanRemote))
+	} else {
+		s.log.line("hold: remote released, ", s.dueNow(chanRemote), " due now", s.heldByID(chanRemote))
+	}
 }
 
 // heldFrom dates a hold flag found at start without an open period: the
@@ -332,7 +423,7 @@ func (s *Sched) rereadHoldLog() {
 		return
 	}
 	h := loadHoldLog(s.queue)
-	h.lifetime = s.cf.lifetime
+	h.lifetime, h.oldest = s.cf.lifetime, s.holds.oldest
 	if h.err != nil {
 		s.holds.err = h.err
 		s.holdLogAlert()

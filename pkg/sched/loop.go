@@ -251,6 +251,7 @@ func Run(opt Options) int {
 	s.recent = s.now()
 	s.holds = loadHoldLog(s.queue)
 	s.holds.lifetime = s.cf.lifetime
+	s.holds.oldest = s.recent // lowered to each birth scanInfo finds
 	if s.mc, err = loadMsgCtl(s.queue); err != nil {
 		s.log.line("alert: cannot start: unable to read bounce/", HeldMsgsName, ": ", qerr.Bare(err).Error(),
 			"; the messages held with qmailctl would be delivered (make it qmails' or run qmail-install -root ", safe(s.root), ")")
@@ -265,6 +266,7 @@ func Run(opt Options) int {
 	s.writeStatus()
 	s.status()
 	s.logHeld()
+	s.releaseAtStart()
 	if opt.Trigger {
 		s.openFIFOs()
 		defer s.closeFIFOs()

@@ -100,15 +100,19 @@ func (s *Sched) pqadd(id uint64) {
 	if _, err := os.Stat(s.path(fnFlat("todo", id))); err == nil {
 		return // preprocessed again later
 	} else if !isNoent(err) {
+		s.holds.noteBirth(0) // a birth not known: see holdLog.prune
 		s.fail.insert(id, s.recent+sleepSysfail)
 		return
 	}
-	if _, err := os.Stat(s.path(fnSplit("info", id))); err != nil {
+	st, err := os.Stat(s.path(fnSplit("info", id)))
+	if err != nil {
 		if !isNoent(err) {
+			s.holds.noteBirth(0)
 			s.fail.insert(id, s.recent+sleepSysfail)
 		}
 		return
 	}
+	s.holds.noteBirth(st.ModTime().Unix())
 	if _, err := os.Stat(s.path(fnSplit("mess", id))); isNoent(err) {
 		s.dropRemains(id)
 		return

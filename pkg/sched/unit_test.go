@@ -631,7 +631,7 @@ func TestAppendRestResumes(t *testing.T) {
 func TestHoldLogPrune(t *testing.T) {
 	const day = 86400
 	now := int64(1_000_000_000)
-	h := &holdLog{lifetime: 2 * day}
+	h := &holdLog{lifetime: 2 * day, oldest: now} // every queued message born since
 	long := period{chanRemote, now - 3*day + 60, now - day}
 	h.periods = append(h.periods,
 		period{chanLocal, now - 30*day, now - 29*day}, // ended before any queued message's lifetime
@@ -656,7 +656,7 @@ func TestHoldLogPrune(t *testing.T) {
 		t.Errorf("held %d s: the message would bounce", held)
 	}
 	// Once the hold is old enough to matter to no message, it goes too.
-	later := long.end + h.lifetime + 100
+	later := long.end + pruneHorizon + 100
 	h.set(chanLocal, false, later)
 	for _, p := range h.periods {
 		if p == long {
