@@ -19,6 +19,7 @@ import (
 	"github.com/hqmail/hqmail/pkg/address"
 	"github.com/hqmail/hqmail/pkg/control"
 	"github.com/hqmail/hqmail/pkg/dnsmx"
+	"github.com/hqmail/hqmail/pkg/idna"
 	"github.com/hqmail/hqmail/pkg/qerr"
 	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/tcpto"
@@ -787,9 +788,9 @@ func (d *delivery) transaction(s *session, ext map[string]string) error {
 	}
 	s.uses++
 	if _, ok := ext["PIPELINING"]; ok {
-		s.w.ahead = d.pipelined()
+		s.w.ahead = d.pipelined(opts.UTF8)
 	}
-	if err := s.c.Mail(smtpAddr(d.sender), opts); err != nil {
+	if err := s.c.Mail(wireAddr(d.sender, opts.UTF8), opts); err != nil {
 		c := s.code(err)
 		// A message over the SIZE the peer gave, refused with 552, is
 		// refused on any connection: no new one is made for it.
@@ -830,7 +831,7 @@ func (d *delivery) transaction(s *session, ext map[string]string) error {
 			continue
 		}
 		c := 250
-		if err := s.c.Rcpt(smtpAddr(rc), nil); err != nil {
+		if err := s.c.Rcpt(wireAddr(rc, opts.UTF8), nil); err != nil {
 			if c = s.code(err); c < 0 {
 				return s.died()
 			}
@@ -866,17 +867,40 @@ func (d *delivery) transaction(s *session, ext map[string]string) error {
 // transaction asks for (not those with CR or LF, refused before any
 // command), then DATA; nil when no recipient is left. They must be the
 // Client's lines byte for byte (go-smtp's Rcpt without options, Data).
-func (d *delivery) pipelined() [][]byte {
+func (d *delivery) pipelined(utf8 bool) [][]byte {
 	var lines [][]byte
 	for _, rc := range d.rcpts {
 		if !strings.ContainsAny(rc, "\r\n") {
-			lines = append(lines, []byte("RCPT TO:<"+smtpAddr(rc)+">\r\n"))
+			lines = append(lines, []byte("RCPT TO:<"+wireAddr(rc, utf8)+">\r\n"))
 		}
 	}
 	if len(lines) == 0 {
 		return nil
 	}
 	return append(lines, []byte("DATA\r\n"))
+}
+
+// wireAddr is address a as MAIL or RCPT says it (smtpAddr). In a
+// transaction without SMTPUTF8 (the peer does not offer it) an
+// internationalized domain after an ASCII local part is written in its
+// A-labels: the same address, in the only form such a peer must take
+// (RFC 6531 §3.2; sent as UTF-8 it was refused by strict peers). A local
+// part that is not ASCII has no such form and goes as it is.
+func wireAddr(a string, utf8 bool) string {
+	if at := strings.LastIndexByte(a, '@'); !utf8 && at >= 0 && isASCII(a[:at]) && !isASCII(a[at+1:]) {
+		a = a[:at+1] + idna.ToASCII(a[at+1:])
+	}
+	return smtpAddr(a)
+}
+
+// isASCII reports whether s has no byte above 127.
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // smtpAddr is an address as qmail puts it between < and >: the local part

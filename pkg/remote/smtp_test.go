@@ -200,6 +200,35 @@ func TestBodyParamNotInSender(t *testing.T) {
 	}
 }
 
+// TestIDNWithoutSMTPUTF8: to a peer that does not offer SMTPUTF8, an
+// internationalized domain after an ASCII local part goes in its A-labels
+// (the same address); a UTF-8 local part has no ASCII form and goes as it
+// is, quoted as qmail quotes it. With SMTPUTF8 every address goes as
+// written. Pipelined RCPTs are written the same way.
+func TestIDNWithoutSMTPUTF8(t *testing.T) {
+	for _, tc := range []struct {
+		ehlo        string
+		sender      string
+		rcpts       []string
+		mail, rcpt1 string
+	}{
+		{"250-hi\r\n250 8BITMIME\r\n", "f@bücher.example", []string{"u@München.example"},
+			"MAIL FROM:<f@xn--bcher-kva.example>\r\n", "RCPT TO:<u@xn--mnchen-3ya.example>\r\n"},
+		{"250-hi\r\n250-PIPELINING\r\n250 8BITMIME\r\n", "f@x.test", []string{"u@bücher.example", "v@r.test"},
+			"MAIL FROM:<f@x.test>\r\n", "RCPT TO:<u@xn--bcher-kva.example>\r\n"},
+		{"250-hi\r\n250 8BITMIME\r\n", "jörg@bücher.example", []string{"u@r.test"},
+			"MAIL FROM:<\"jörg\"@bücher.example>\r\n", "RCPT TO:<u@r.test>\r\n"},
+		{"250-hi\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n", "f@bücher.example", []string{"u@münchen.example"},
+			"MAIL FROM:<f@bücher.example> SMTPUTF8\r\n", "RCPT TO:<u@münchen.example>\r\n"},
+	} {
+		addr, lines := peer(t, map[string]string{"EHLO": tc.ehlo})
+		_, got := deliverFrom(t, addr, lines, tc.sender, tc.rcpts, "a\n")
+		if len(got) < 3 || got[1] != tc.mail || got[2] != tc.rcpt1 {
+			t.Errorf("EHLO %q, %s -> %q: sent %q, want %q then %q", tc.ehlo, tc.sender, tc.rcpts, got, tc.mail, tc.rcpt1)
+		}
+	}
+}
+
 // TestSessionAuth: AUTH through go-smtp's Client on a plain session (the
 // TLS requirement is checked before auth is called).
 func TestSessionAuth(t *testing.T) {
