@@ -185,3 +185,18 @@ func TestMainResolvConfDirectory(t *testing.T) {
 		t.Errorf("Main wrote %q, want %q", out.String(), want)
 	}
 }
+
+// TestLoadConfigHeloASCII: an internationalized helohost is said in its
+// A-labels in EHLO (QA i18n: it went out as UTF-8).
+func TestLoadConfigHeloASCII(t *testing.T) {
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "control"), 0o755)
+	os.WriteFile(filepath.Join(root, "control", "helohost"), []byte("mx.mäil.example\n"), 0o644)
+	cfg, err := LoadConfig(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Helo != "mx.xn--mil-qla.example" {
+		t.Errorf("Helo %q, want the A-labels", cfg.Helo)
+	}
+}

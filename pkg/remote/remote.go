@@ -71,7 +71,10 @@ func LoadConfig(root string) (*Config, error) {
 	if !ok {
 		return nil, errors.New("neither control/helohost nor control/me exists")
 	}
-	c.Helo = helo
+	// EHLO names a host in ASCII (RFC 5321; it goes before anything
+	// says whether the peer takes UTF-8): an internationalized helohost
+	// or me is said in its A-labels, as DNS knows it.
+	c.Helo = idna.ToASCII(helo)
 	lines, _, err := d.ReadList("smtproutes")
 	if err != nil {
 		return nil, err
