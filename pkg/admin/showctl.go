@@ -78,7 +78,7 @@ var controlFiles = []ctlFile{
 	{"outgoingip", kListTrim, "the kernel chooses", "qmail-remote", "local addresses to connect from"},
 	{"percenthack", kList, "no %-hack domains", "qmail-send", "domains whose user%host@domain is rewritten"},
 	{"plusdomain", kMe, "", "qmail-inject", "appended to host names ending in +"},
-	{"queuelifetime", kInt, "604800", "qmail-send", "seconds a message may stay in the queue (time held excluded)"},
+	{"queuelifetime", kInt, "604800", "qmail-send", "seconds a message may stay in the queue (time all of its channel was held excluded)"},
 	{"rcpthosts", kList, "every recipient domain is accepted (open relay!)", "qmail-smtpd", "domains accepted from SMTP"},
 	{"relayclients", kListTrim, "127.0.0.1 and ::1", "qmail-smtpd -listen or -r", "clients allowed to relay"},
 	{"resolvconf", kLine, "/etc/resolv.conf", "qmail-remote", "resolver configuration used for MX lookups"},

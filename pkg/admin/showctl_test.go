@@ -259,7 +259,7 @@ func TestShowctlNumbersAsRead(t *testing.T) {
 				`timeoutconnect (qmail-remote: seconds to wait for a connection): 0 (taken as 1).`,
 				`databytes (qmail-smtpd: largest message accepted, in bytes; 0 is no limit): 99999999999.`,
 				`timeoutsmtpd (qmail-smtpd: seconds to wait for each client read and each reply write): 99999999999 (qmail-smtpd waits at most a year, 31536000).`,
-				`queuelifetime (qmail-send: seconds a message may stay in the queue (time held excluded)): 2147483647 (from "99999999999 # long": the leading digits count; larger numbers count as 2147483647).`,
+				`queuelifetime (qmail-send: seconds a message may stay in the queue (time all of its channel was held excluded)): 2147483647 (from "99999999999 # long": the leading digits count; larger numbers count as 2147483647).`,
 				`concurrencyremote (qmail-send: simultaneous remote deliveries (at most 500)): 2147483647 (from "99999999999": larger numbers count as 2147483647) (qmail-send uses 500, the most its spawner runs).`,
 			},
 			timeoutRemote: (1<<31 - 1) * time.Second, timeoutConnect: time.Second,
