@@ -40,33 +40,33 @@ func (cf *config) rewrite(r string) (int, string) {
 	if cf.locals[dom] {
 		return chanLocal, r
 	}
-	prep, ok := cf.vdomLookup(idna.FoldKey(r), dom, true)
+	prep, ok := vdomLookup(cf.vdoms, idna.FoldKey(r), dom, true)
 	if !ok || prep == "" {
 		return chanRemote, r
 	}
 	return chanLocal, prep + "-" + r
 }
 
-// vdomLookup finds the virtualdomains entry for an address: the whole
+// vdomLookup finds the entry of vdoms (VirtualDomains) for an address: the whole
 // address (if whole), the domain, each ".suffix" longest first, then the
 // empty key.
-func (cf *config) vdomLookup(addr, dom string, whole bool) (string, bool) {
+func vdomLookup(vdoms map[string]string, addr, dom string, whole bool) (string, bool) {
 	if whole {
-		if v, ok := cf.vdoms[addr]; ok {
+		if v, ok := vdoms[addr]; ok {
 			return v, true
 		}
 	}
-	if v, ok := cf.vdoms[dom]; ok {
+	if v, ok := vdoms[dom]; ok {
 		return v, true
 	}
 	for i := 0; i < len(dom); i++ {
 		if dom[i] == '.' {
-			if v, ok := cf.vdoms[dom[i:]]; ok {
+			if v, ok := vdoms[dom[i:]]; ok {
 				return v, true
 			}
 		}
 	}
-	v, ok := cf.vdoms[""]
+	v, ok := vdoms[""]
 	return v, ok
 }
 
@@ -83,8 +83,7 @@ func (cf *config) unvirtual(r string) string {
 // start is cut off. Newlines become '_'.
 func Unvirtual(vdoms map[string]string, r string) string {
 	at := strings.LastIndexByte(r, '@')
-	cf := config{vdoms: vdoms}
-	if prep, ok := cf.vdomLookup("", idna.Fold(r[at+1:]), false); ok && prep != "" {
+	if prep, ok := vdomLookup(vdoms, "", idna.Fold(r[at+1:]), false); ok && prep != "" {
 		if strings.HasPrefix(r, prep+"-") {
 			r = r[len(prep)+1:]
 		}
