@@ -196,9 +196,10 @@ if [ -e "$ctl/defaultdelivery" ]; then
 fi
 # A command put in the background by a shell that is not interactive
 # starts with SIGINT ignored, and every program of the tree (qmail-start,
-# the daemons, each .qmail program) would keep it so: INT would not end
-# qmail-start (qmail-start(8), SIGNALS). coreutils' env (8.31 on) puts it
-# back to its default.
+# the daemons, each .qmail program, qmail-smtpd and its qmail-queue runs)
+# would keep it so: INT would not end qmail-start or the listener
+# (qmail-start(8), qmail-smtpd(8)). coreutils' env (8.31 on) puts it back
+# to its default.
 defsig=
 if env --default-signal=INT true 2>/dev/null; then defsig=--default-signal=INT; fi
 setsid env $defsig - PATH="$path" "$ROOT/bin/qmail-start" "$dd" </dev/null >>"$state/qmail-send.log" 2>&1 &
@@ -206,13 +207,13 @@ echo $! > "$state/start.pid"
 
 if [ "$(id -u)" = 0 ]; then
   # qmail-smtpd runs as qmaild/nofiles, as under tcpserver.
-  setsid env - PATH="$path" setpriv --reuid=qmaild --regid=nofiles --clear-groups \
+  setsid env $defsig - PATH="$path" setpriv --reuid=qmaild --regid=nofiles --clear-groups \
     "$ROOT/bin/qmail-smtpd" -listen "$LISTEN" </dev/null >>"$state/qmail-smtpd.log" 2>&1 &
   # root's mail goes to the alias user, whose .qmail-default names
   # ./Maildir/ whatever defaultdelivery says.
   box=$ROOT/alias/Maildir/new/
 else
-  setsid env - PATH="$path" "$ROOT/bin/qmail-smtpd" -listen "$LISTEN" </dev/null >>"$state/qmail-smtpd.log" 2>&1 &
+  setsid env $defsig - PATH="$path" "$ROOT/bin/qmail-smtpd" -listen "$LISTEN" </dev/null >>"$state/qmail-smtpd.log" 2>&1 &
   # Your home in the tree has no .qmail file: defaultdelivery decides.
   home=$ROOT/home/$me
   nl='

@@ -442,10 +442,11 @@ func TestRunScriptHoldsAtEveryStart(t *testing.T) {
 	}
 }
 
-// TestRunScriptDefaultSignals: qmail-start started by run.sh (in the
-// background of a non-interactive shell, which ignores SIGINT there) has
-// SIGINT at its default, so that INT ends it as qmail-start(8) says and
-// the .qmail programs of the tree do not inherit it ignored (QA kids).
+// TestRunScriptDefaultSignals: qmail-start and qmail-smtpd -listen started
+// by run.sh (in the background of a non-interactive shell, which ignores
+// SIGINT there) have SIGINT at its default, so that INT ends them as
+// their pages say and the .qmail programs and qmail-queue runs of the tree
+// do not inherit it ignored (QA kids, QA verify).
 func TestRunScriptDefaultSignals(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test skipped under -short")
@@ -458,24 +459,29 @@ func TestRunScriptDefaultSignals(t *testing.T) {
 		t.Fatalf("run.sh start: %v\n%s", err, out)
 	}
 	defer r.script("stop")
-	pid := r.pid("start.pid")
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "SigIgn:"); ok {
-			mask, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
-			if err != nil {
-				t.Fatal(err)
+	for _, f := range []string{"start.pid", "smtpd.pid"} {
+		pid := r.pid(f)
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		found := false
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(l, "SigIgn:"); ok {
+				found = true
+				mask, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if mask&(1<<(syscall.SIGINT-1)) != 0 {
+					t.Errorf("%s (pid %d) ignores SIGINT: SigIgn %s", f, pid, strings.TrimSpace(v))
+				}
 			}
-			if mask&(1<<(syscall.SIGINT-1)) != 0 {
-				t.Errorf("qmail-start (pid %d) ignores SIGINT: SigIgn %s", pid, strings.TrimSpace(v))
-			}
-			return
+		}
+		if !found {
+			t.Fatalf("no SigIgn line in /proc/%d/status", pid)
 		}
 	}
-	t.Fatalf("no SigIgn line in /proc/%d/status", pid)
 }
 
 // TestRunScriptOrphanedSend: after qmail-start was killed (kill -9, not
