@@ -1,7 +1,6 @@
 package sched
 
 import (
-	"bufio"
 	"bytes"
 	"cmp"
 	"errors"
@@ -93,9 +92,13 @@ func loadHoldLog(queue string) *holdLog {
 		}
 		return h
 	}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
+	// Line by line without a length limit: a line that is no period (a
+	// damaged one, however long) is skipped, and the periods after it
+	// still count. A bufio.Scanner stopped at a line over 64 KB without
+	// a word, and the held time of every later period was lost: held
+	// mail could bounce early (QA fuzz).
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		f := strings.Fields(string(line))
 		if len(f) != 3 {
 			continue
 		}
