@@ -152,8 +152,11 @@ type Sched struct {
 	batchSize   int      // messages per preprocessing step (todo.go)
 	// damagedTodo names, with the reason, the todo/IDs whose last
 	// preprocessing failed for good (todo.go), so that qmailctl delete
-	// removes them and bounce refuses them (control.go).
+	// removes them and bounce refuses them (control.go), and a scan
+	// started by a trigger passes them over (only the periodic one reads
+	// them again).
 	damagedTodo map[uint64]string
+	todoRescan  bool // the running scan of todo/ is the periodic one
 	nextTodo    int64
 	cleanupNext int64
 	cleanupWalk *messWalk

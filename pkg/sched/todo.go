@@ -298,6 +298,7 @@ func (s *Sched) todoStep() {
 		if !s.triggered && s.recent < s.nextTodo {
 			return
 		}
+		s.todoRescan = s.recent >= s.nextTodo
 		s.triggered = false
 		s.pruneDamaged()
 		f, err := os.Open(s.path("todo"))
@@ -321,6 +322,12 @@ func (s *Sched) todoStep() {
 		}
 		id, ok := parseID(names[0])
 		if !ok || inBatch(batch, id) {
+			continue
+		}
+		if s.damagedTodo[id] != "" && !s.todoRescan {
+			// Read again, it fails again, and says so: qmail
+			// logged a damaged todo/ID once per message queued
+			// (a trigger each). The periodic scan tries it.
 			continue
 		}
 		if p := s.prepare(id); p != nil {
