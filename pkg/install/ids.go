@@ -177,6 +177,14 @@ var groupUses = map[string]string{
 
 const renumber = "renumber the tree: qmail-install(8), Renumbering"
 
+// copiedByName is the case in which usermod is the wrong fix: files that
+// took this machine's numbers on the way (tar and rsync map owners by
+// name unless told not to) belong to the account already, and only
+// etc/ids is behind; renumbering then finds no file to change (QA move:
+// the advice said the files had the tree's numbers, and usermod made it
+// worse).
+const copiedByName = "but a tree copied by name (tar without --numeric-owner, rsync without --numeric-ids) has given its files the account's numbers: then renumber it, and no file needs a new owner"
+
 // IDConflicts compares the users and groups ids records for a tree with
 // the user database, one line per disagreement: a qmail name the database
 // gives another uid or gid than ids (the tree's programs and files use a
@@ -219,8 +227,8 @@ func IDConflicts(ids *qhome.IDs) []string {
 			}
 			if u.Uid != unixid.Format(rec.UID) {
 				out = append(out, fmt.Sprintf("etc/ids: %s is uid %d, but the user database gives %s uid %s: "+
-					"the tree's programs run as uid %d and its files belong to it, not to the account %s (%s)",
-					n, rec.UID, n, u.Uid, rec.UID, n, fix))
+					"the tree's programs run as uid %d, not as the account %s (%s; %s)",
+					n, rec.UID, n, u.Uid, rec.UID, n, fix, copiedByName))
 			}
 			if u.Gid != unixid.Format(rec.GID) {
 				fix := fmt.Sprintf("usermod -g %d %s, or %s", rec.GID, n, renumber)
@@ -258,8 +266,8 @@ func IDConflicts(ids *qhome.IDs) []string {
 				fix = renumber
 			}
 			out = append(out, fmt.Sprintf("etc/ids: group %s is gid %d, but the user database gives group %s gid %s: "+
-				"the tree's programs run with gid %d and its files belong to it, not to the group %s (%s)",
-				g, rec, g, gr.Gid, rec, g, fix))
+				"the tree's programs run with gid %d, not as the group %s (%s; %s)",
+				g, rec, g, gr.Gid, rec, g, fix, copiedByName))
 		}
 		if other != "" {
 			out = append(out, fmt.Sprintf("etc/ids: group %s is gid %d, which the user database gives to group %s: %s (give group %s a gid of its own: %s)",

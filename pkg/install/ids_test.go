@@ -89,10 +89,10 @@ func TestIDConflicts(t *testing.T) {
 	fakeUserDB(t, all, groups)
 	got := IDConflicts(restoredIDs())
 	want := []string{
-		"etc/ids: qmailq is uid 103, but the user database gives qmailq uid 992: the tree's programs run as uid 103 and its files belong to it, not to the account qmailq (" + fix + ")",
+		"etc/ids: qmailq is uid 103, but the user database gives qmailq uid 992: the tree's programs run as uid 103, not as the account qmailq (" + fix + "; " + copiedByName + ")",
 		"etc/ids: qmailq is uid 103, which the user database gives to postfix: qmail-queue, qmail-queued and qmail-clean run as postfix, " +
 			"and postfix can read and change what qmailq owns, all queued mail (queue/mess) among it (give qmailq a uid of its own: " + fix + ")",
-		"etc/ids: qmails is uid 101, but the user database gives qmails uid 999: the tree's programs run as uid 101 and its files belong to it, not to the account qmails (" + fix + ")",
+		"etc/ids: qmails is uid 101, but the user database gives qmails uid 999: the tree's programs run as uid 101, not as the account qmails (" + fix + "; " + copiedByName + ")",
 		"etc/ids: qmails is uid 101, which the user database gives to postgres: qmail-send runs as postgres, " +
 			"and postgres can read and change what qmails owns, the envelopes of queued mail (queue/info, local, remote) and the bounces among it (give qmails a uid of its own: " + fix + ")",
 	}
@@ -115,13 +115,13 @@ func TestIDConflicts(t *testing.T) {
 		"etc/ids: qmaill has gid 2002, but the user database gives qmaill gid 994: the tree uses gid 2002 for qmaill, not the account's group (usermod -g 2002 qmaill, or " + fix + ")",
 		"etc/ids: qmailp has gid 2002, but the user database gives qmailp gid 994: the tree uses gid 2002 for qmailp, not the account's group (usermod -g 2002 qmailp, or " + fix + ")",
 		"etc/ids: qmailq has gid 105, but the user database gives qmailq gid 995: the tree uses gid 105 for qmailq, not the account's group (usermod -g 105 qmailq, or " + fix + ")",
-		"etc/ids: qmailr is uid 2001, but the user database gives qmailr uid 997: the tree's programs run as uid 2001 and its files belong to it, not to the account qmailr (usermod -u 2001 qmailr, or " + fix + ")",
+		"etc/ids: qmailr is uid 2001, but the user database gives qmailr uid 997: the tree's programs run as uid 2001, not as the account qmailr (usermod -u 2001 qmailr, or " + fix + "; " + copiedByName + ")",
 		"etc/ids: qmailr has gid 105, but the user database gives qmailr gid 995: the tree uses gid 105 for qmailr, not the account's group (usermod -g 105 qmailr, or " + fix + ")",
 		"etc/ids: qmails has gid 105, but the user database gives qmails gid 995: the tree uses gid 105 for qmails, not the account's group (usermod -g 105 qmails, or " + fix + ")",
-		"etc/ids: group qmail is gid 105, but the user database gives group qmail gid 995: the tree's programs run with gid 105 and its files belong to it, not to the group qmail (" + fix + ")",
+		"etc/ids: group qmail is gid 105, but the user database gives group qmail gid 995: the tree's programs run with gid 105, not as the group qmail (" + fix + "; " + copiedByName + ")",
 		"etc/ids: group qmail is gid 105, which the user database gives to group postfix: qmail's daemons run with group postfix and can read and change its files, " +
 			"and the members of postfix can read all queued mail (queue/mess is mode 0750, group qmail) (give group qmail a gid of its own: " + fix + ")",
-		"etc/ids: group nofiles is gid 2002, but the user database gives group nofiles gid 994: the tree's programs run with gid 2002 and its files belong to it, not to the group nofiles (groupmod -g 2002 nofiles, or " + fix + ")",
+		"etc/ids: group nofiles is gid 2002, but the user database gives group nofiles gid 994: the tree's programs run with gid 2002, not as the group nofiles (groupmod -g 2002 nofiles, or " + fix + "; " + copiedByName + ")",
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("free numbers:\n got %q\nwant %q", got, want)
