@@ -22,6 +22,7 @@ import (
 	"github.com/hqmail/hqmail/pkg/qdate"
 	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/qread/queuetest"
+	"github.com/hqmail/hqmail/pkg/sched"
 )
 
 func makeTree(t *testing.T) string {
@@ -1203,6 +1204,20 @@ func TestSinceFlagInTheFuture(t *testing.T) {
 // TestStatusExiting: a qmail-send finishing after TERM is not "running",
 // and a hold or release it confirms says that nothing starts before the
 // next start (status said "running" and the change was "confirmed").
+// TestStatusHoldLogUnreadable: a qmail-send that cannot read its hold log
+// bounces nothing for its age, and its hold start may be later than the
+// hold's: qmailctl status says so (QA life).
+func TestStatusHoldLogUnreadable(t *testing.T) {
+	root := makeTree(t)
+	fake := startFakeQuiet(t, root)
+	queuetest.WriteFile(t, filepath.Join(root, StatusFile),
+		[]byte(fmt.Sprintf("pid %d\ngeneration 0\nholdlocal no\nholdremote no\nsince-local 0\nsince-remote 0\nholdlog-unreadable yes\n", fake.Process.Pid)))
+	_, out, _ := run(t, root, "status")
+	if !strings.Contains(out, "warning: qmail-send cannot read queue/bounce/"+sched.HoldLogName+": no message is bounced for its age until it can") {
+		t.Errorf("status:\n%s", out)
+	}
+}
+
 func TestStatusExiting(t *testing.T) {
 	root := makeTree(t)
 	startFake(t, root, "FAKE_SEND_EXITING=1")

@@ -120,6 +120,10 @@ func (c *cmd) statusReport() int {
 		}
 	}
 
+	if st != nil && st["holdlog-unreadable"] == "yes" {
+		fmt.Fprintf(c.out, "warning: qmail-send cannot read queue/bounce/%s: no message is bounced for its age until it can, and a hold's start shown above may be later than the hold's (its log says why; qmail-install -check)\n",
+			sched.HoldLogName)
+	}
 	if st != nil && holdsAllUnread(st) {
 		// What qmail-send holds, whatever the file says to qmailctl.
 		holds["remote"] = hold.Flag{Set: true, All: true}

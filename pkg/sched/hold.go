@@ -732,6 +732,12 @@ func (s *Sched) writeStatus() {
 	b.WriteString("since-remote " + strconv.FormatInt(s.holds.since(kindRemoteSome), 10) + "\n")
 	b.WriteString("queued-local " + itoa(s.queued(chanLocal)) + "\n")
 	b.WriteString("queued-remote " + itoa(s.queued(chanRemote)) + "\n")
+	if s.holds != nil && s.holds.err != nil {
+		// No message is bounced for its age meanwhile, and since-*
+		// date only the holds since this start: qmailctl status says
+		// so.
+		b.WriteString("holdlog-unreadable yes\n")
+	}
 	for c := 0; c < 2; c++ {
 		// What runs (the control value capped by the spawner's
 		// limit) and the control value as read at start: qmailctl

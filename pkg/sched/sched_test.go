@@ -493,6 +493,11 @@ func TestHoldLogUnreadable(t *testing.T) {
 	if st, err := os.Stat(hl); err != nil || !st.IsDir() {
 		t.Fatalf("the unreadable log was replaced: %v", err)
 	}
+	// sendstatus says so, for qmailctl status.
+	status := filepath.Join(root, "queue", "lock", "sendstatus")
+	if b, _ := os.ReadFile(status); !strings.Contains(string(b), "\nholdlog-unreadable yes\n") {
+		t.Errorf("sendstatus without holdlog-unreadable:\n%s", b)
+	}
 	// Readable again: its periods and the local hold since the start.
 	os.Remove(hl)
 	os.WriteFile(hl, []byte(fmt.Sprintf("remote %d %d\n", now-7000, now-300)), 0o600)
@@ -500,6 +505,9 @@ func TestHoldLogUnreadable(t *testing.T) {
 	e2.sigs <- syscall.SIGHUP
 	e2.waitLog("info: bounce/"+HoldLogName+" read again", 1)
 	e2.stop()
+	if b, _ := os.ReadFile(status); strings.Contains(string(b), "holdlog-unreadable") {
+		t.Errorf("sendstatus after the log was read again:\n%s", b)
+	}
 	b, _ := os.ReadFile(hl)
 	if !strings.Contains(string(b), fmt.Sprintf("remote %d %d\n", now-7000, now-300)) || !strings.Contains(string(b), "local ") {
 		t.Errorf("log after HUP: %q", b)
