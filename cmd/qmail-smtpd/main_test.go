@@ -5,11 +5,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -108,4 +111,102 @@ func TestCountWithListen(t *testing.T) {
 		}
 		go io.Copy(io.Discard, pr)
 	}
+}
+
+// startListenRawLog starts qmail-smtpd -listen on a loopback port with its
+// descriptor 2 the write end of an OS pipe, and returns the address it
+// listens on, the pipe's read end (after the "listening on" line) and the
+// process; it is killed at the end of the test.
+func startListenRawLog(t *testing.T) (string, *os.File, *exec.Cmd) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	cmd := smtpdCmd(t, ctx, "-listen", "127.0.0.1:0")
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() { cmd.Process.Kill(); <-done })
+	var line []byte
+	b := make([]byte, 1)
+	for !bytes.HasSuffix(line, []byte("\n")) {
+		if _, err := pr.Read(b); err != nil {
+			t.Fatalf("no listening line: %q, %v", line, err)
+		}
+		line = append(line, b[0])
+	}
+	addr, ok := strings.CutPrefix(string(line), "qmail-smtpd: listening on ")
+	if !ok {
+		t.Fatalf("first line %q", line)
+	}
+	addr, _, _ = strings.Cut(addr, ",")
+	return addr, pr, cmd
+}
+
+// greeting connects to addr and returns the first line the server sends.
+func greeting(addr string) (string, error) {
+	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	return bufio.NewReader(c).ReadString('\n')
+}
+
+// TestListenLogReaderGone: a log reader that has gone costs the log lines,
+// not the listener (QA logs: SIGPIPE killed it at the next line, and every
+// client after it was refused).
+func TestListenLogReaderGone(t *testing.T) {
+	addr, pr, _ := startListenRawLog(t)
+	pr.Close()
+	for i := 0; i < 2; i++ {
+		if line, err := greeting(addr); !strings.HasPrefix(line, "421 ") && !strings.HasPrefix(line, "220 ") {
+			t.Fatalf("connection %d after the log reader went: %q, %v", i+1, line, err)
+		}
+	}
+}
+
+// TestListenStopLogFull: a TERM closes the listening socket at once even
+// when the log's reader has stopped reading (QA logs: the signal's own log
+// line blocked before the stop, and the port stayed open).
+func TestListenStopLogFull(t *testing.T) {
+	addr, pr, cmd := startListenRawLog(t)
+	// Fill the pipe from our side (a reader that stopped reading).
+	w, err := os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", pr.Fd()), os.O_WRONLY, 0)
+	if err != nil {
+		t.Skipf("cannot open the pipe for writing: %v", err)
+	}
+	defer w.Close()
+	fd := int(w.Fd()) // once: each Fd call puts the descriptor back in blocking mode
+	if err := syscall.SetNonblock(fd, true); err != nil {
+		t.Fatal(err)
+	}
+	chunk := make([]byte, 4096)
+	for i := 0; i < 1<<14; i++ {
+		if _, err := syscall.Write(fd, chunk); err != nil {
+			break // EAGAIN: full
+		}
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			break // refused: the socket is closed
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("the listening socket is still open 20 s after TERM with the log full")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	go io.Copy(io.Discard, pr) // let it finish
 }

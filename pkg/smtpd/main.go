@@ -121,10 +121,18 @@ func Main(args []string, stderr io.Writer) int {
 		sigs := sigcatch.Catch(stopSigs...)
 		go func() {
 			for sig := range sigs {
-				logger.Printf("caught %s", sigName(sig))
+				// Stop first: a log whose reader has stopped
+				// reading blocks the write, and the socket
+				// must close at once all the same.
 				l.Stop()
+				logger.Printf("caught %s", sigName(sig))
 			}
 		}()
+		// A log reader that has gone (a logger restarted) must cost the
+		// log lines, not the listener: with SIGPIPE at its default the
+		// next line killed it, and every client after it was refused.
+		// tcpserver ignores it too.
+		signal.Ignore(syscall.SIGPIPE)
 		ln, err := where.listen(&net.ListenConfig{})
 		if err != nil {
 			logger.Printf("fatal: %v", err)

@@ -3,6 +3,7 @@ package smtpd
 import (
 	"errors"
 	"net"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -206,6 +207,14 @@ func (ls *listenerStop) cut() int {
 	return len(ls.sessions)
 }
 
+// sessions is "1 session" or "N sessions".
+func sessions(n int) string {
+	if n == 1 {
+		return "1 session"
+	}
+	return strconv.Itoa(n) + " sessions"
+}
+
 // drain waits for the sessions to end after Stop: until every one is
 // over, or wait has passed or a second Stop came, when those left are cut
 // (and given cutGrace to log their end).
@@ -217,7 +226,7 @@ func (l *Listener) drain(wait time.Duration, cutc <-chan struct{}) {
 		close(all)
 	}()
 	if n := ls.running(); n > 0 {
-		l.logger().Printf("stopping: %d sessions end at their next command, cut in %gs", n, wait.Seconds())
+		l.logger().Printf("stopping: %s end at their next command, cut in %gs", sessions(n), wait.Seconds())
 	}
 	t := time.NewTimer(wait)
 	defer t.Stop()
@@ -229,7 +238,7 @@ func (l *Listener) drain(wait time.Duration, cutc <-chan struct{}) {
 	case <-cutc:
 	}
 	n := ls.cut()
-	l.logger().Printf("stopped: %d sessions cut", n)
+	l.logger().Printf("stopped: %s cut", sessions(n))
 	g := time.NewTimer(cutGrace)
 	defer g.Stop()
 	select {

@@ -280,7 +280,7 @@ func TestStopCutsStalled(t *testing.T) {
 				t.Errorf("stalled session not cut")
 			}
 			if s.returned(t) {
-				if got := s.logb.String(); !strings.Contains(got, "stopped: 1 sessions cut") {
+				if got := s.logb.String(); !strings.Contains(got, "stopped: 1 session cut") {
 					t.Errorf("log:\n%s", got)
 				}
 			}
