@@ -391,3 +391,31 @@ func TestQueuedCrashBackoff(t *testing.T) {
 		}
 	}
 }
+
+// TestLoggerEndAlert: a logger that ends while qmail-send runs costs every
+// later log line, and qmail-start says so on its standard error; the
+// logger's end of file after qmail-send has ended is no alert (QA logs:
+// nothing was said, and the logger stayed a zombie).
+func TestLoggerEndAlert(t *testing.T) {
+	progs := map[string]string{
+		"qmail-lspawn": "cat >/dev/null\n",
+		"qmail-rspawn": "cat >/dev/null\n",
+		"qmail-clean":  "cat >/dev/null\n",
+		// Runs a moment after the logger has gone, then exits.
+		"qmail-send": "sleep 3\nexit 0\n",
+	}
+	root := fakeTree(t, progs)
+	if err := os.WriteFile(filepath.Join(root, "bin", "badlogger"), []byte("#!/bin/sh\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, _, stderr := runMain(t, root, "./Maildir/", filepath.Join(root, "bin", "badlogger"))
+	if !strings.Contains(stderr, "qmail-start: alert: the logger "+filepath.Join(root, "bin", "badlogger")+" ended (exit status 1) while qmail-send runs") {
+		t.Errorf("stderr:\n%s", stderr)
+	}
+	progs["qmail-send"] = "echo 'status: local 0/10 remote 0/20' >&0\nexit 0\n"
+	root = fakeTree(t, progs)
+	_, log, stderr := runMain(t, root, "./Maildir/", "cat")
+	if strings.Contains(stderr, "logger") || !strings.Contains(log, "status: local 0/10") {
+		t.Errorf("a logger ending after qmail-send: stderr %q, log %q", stderr, log)
+	}
+}

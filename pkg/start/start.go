@@ -193,7 +193,10 @@ func Run(o Options) int {
 	var parent closer // our copies of the children's ends
 	defer func() { parent.close() }()
 
-	var children []*exec.Cmd
+	var children []chan struct{} // closed as each has ended: the logger
+	// sendDone is closed once qmail-send has ended: the logger's end of
+	// file after it is its normal end.
+	sendDone := make(chan struct{})
 	logFd := o.Stdout
 	if len(o.Logger) > 0 {
 		path, err := exec.LookPath(o.Logger[0])
@@ -211,7 +214,27 @@ func Run(o Options) int {
 		if err := cmd.Start(); err != nil {
 			return fail("unable to start logger %s: %s", o.Logger[0], startError(err, creds["logger"]))
 		}
-		children = append(children, cmd)
+		done := make(chan struct{})
+		children = append(children, done)
+		go func(name string) {
+			defer close(done)
+			cmd.Wait()
+			select {
+			case <-sendDone:
+				return // end of file: qmail-send has ended
+			case <-time.After(time.Second):
+				// qmail-send's end may be seen a moment after
+				// the end of file it caused.
+			}
+			if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGTERM {
+				return // a stop: TERM to the whole process group
+			}
+			// qmail-send goes on delivering, and every log line of
+			// it is lost from here on (EPIPE): say so where
+			// someone may look, once.
+			fmt.Fprintf(o.Stderr, "qmail-start: alert: the logger %s ended (%s) while qmail-send runs: its log lines are lost until qmail-start is started again\n",
+				name, endedHow(cmd.ProcessState))
+		}(o.Logger[0])
 		logFd = lw
 	}
 
@@ -370,7 +393,6 @@ func Run(o Options) int {
 		}
 		close(sendReady)
 	}()
-	sendDone := make(chan struct{})
 	go func() { send.Wait(); close(sendDone) }()
 	forward(o.Signals, send.Process, sendReady, sendDone, stopping)
 	alertExit(o.Stderr, "qmail-send", send.ProcessState)
@@ -387,8 +409,8 @@ func Run(o Options) int {
 	// exit promptly.
 	allDone := make(chan struct{})
 	go func() {
-		for _, c := range children {
-			c.Wait()
+		for _, d := range children {
+			<-d
 		}
 		for _, d := range helpersDone {
 			<-d
@@ -479,6 +501,15 @@ func helperLog(name string, log *os.File) (w *os.File, copied <-chan struct{}, e
 		}
 	}()
 	return w, done, nil
+}
+
+// endedHow says how a process ended: "exit status N" or "killed by
+// signal N (NAME)".
+func endedHow(ps *os.ProcessState) string {
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return fmt.Sprintf("killed by signal %d (%v)", ws.Signal(), ws.Signal())
+	}
+	return fmt.Sprintf("exit status %d", ps.ExitCode())
 }
 
 // alertExit writes qmail-start's alert line for a program that ended
