@@ -77,8 +77,9 @@ func Quote(addr string) string {
 // compares host names (case_lowerb): a byte that is no UTF-8 stays
 // itself, and no other character folds onto an ASCII one (Unicode's
 // ToLower makes every such byte U+FFFD, so that different names compare
-// equal, and folds the Kelvin sign onto 'k'). Use it wherever a domain is
-// compared with a control file's list (rcpthosts, locals, virtualdomains).
+// equal, and folds the Kelvin sign onto 'k'). A domain compared with a
+// control file's list (rcpthosts, locals, virtualdomains) goes through
+// idna.FoldKey, which uses this and also folds an IDN's two spellings.
 func LowerASCII(s string) string {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; 'A' <= c && c <= 'Z' {

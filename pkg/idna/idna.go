@@ -7,14 +7,16 @@
 // and "xn--bcher-kva.example" are the same domain to them as they are to
 // DNS (pkg/dnsmx looks names up by ToASCII).
 //
-// It has no dependency outside the standard library: pkg/hold uses it and
-// must not link a DNS client.
+// It depends on nothing but the standard library and pkg/address: pkg/hold
+// uses it and must not link a DNS client.
 package idna
 
 import (
 	"errors"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/hqmail/hqmail/pkg/address"
 )
 
 // ToASCII turns a domain with non-ASCII labels (an IDN written in UTF-8,
@@ -63,13 +65,7 @@ func Fold(name string) string {
 	if utf8.ValidString(a) {
 		return strings.ToLower(a)
 	}
-	b := []byte(a)
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return string(b)
+	return address.LowerASCII(a)
 }
 
 // FoldKey is the form in which a key of qmail's own domain tables
@@ -86,13 +82,7 @@ func FoldKey(k string) string {
 	if i < 0 {
 		return Fold(k)
 	}
-	b := []byte(k[:i])
-	for j, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			b[j] = c + 'a' - 'A'
-		}
-	}
-	return string(b) + "@" + Fold(k[i+1:])
+	return address.LowerASCII(k[:i]) + "@" + Fold(k[i+1:])
 }
 
 func isASCII(s string) bool {

@@ -917,10 +917,8 @@ func smtpAddr(a string) string {
 
 func (d *delivery) needsUTF8() bool {
 	for _, a := range append([]string{d.sender}, d.rcpts...) {
-		for i := 0; i < len(a); i++ {
-			if a[i] >= 0x80 {
-				return true
-			}
+		if !isASCII(a) {
+			return true
 		}
 	}
 	return false
