@@ -1,10 +1,13 @@
 package smtpd
 
 import (
+	"crypto/tls"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -43,5 +46,31 @@ func TestLoadTLSNotAFile(t *testing.T) {
 			t.Errorf("servercert.pem a %s: %v, %v; want no TLS and a warning with %q", tc.name, cfg, err, tc.want)
 		}
 		os.Remove(p)
+	}
+}
+
+// TestLoadTLSFloor: qmail-smtpd offers no TLS below 1.2, as qmail-smtpd(8)
+// says. The floor is in the config itself, not left to crypto/tls's
+// default for servers (which GODEBUG=tls10server=1 lowers), and a client
+// that offers at most TLS 1.1 gets no session.
+func TestLoadTLSFloor(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "servercert.pem")
+	selfSigned(t, p)
+	cfg, err := loadTLS(p)
+	if cfg == nil || err != nil {
+		t.Fatalf("loadTLS: %v, %v", cfg, err)
+	}
+	if cfg.MinVersion < tls.VersionTLS12 {
+		t.Errorf("MinVersion %#x, want at least TLS 1.2 (%#x)", cfg.MinVersion, tls.VersionTLS12)
+	}
+	client, server := net.Pipe()
+	defer client.Close()
+	defer server.Close()
+	go tls.Server(server, cfg).Handshake()
+	client.SetDeadline(time.Now().Add(10 * time.Second))
+	c := tls.Client(client, &tls.Config{InsecureSkipVerify: true,
+		MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11})
+	if err := c.Handshake(); err == nil {
+		t.Fatalf("a TLS %#x session was made", c.ConnectionState().Version)
 	}
 }
