@@ -713,6 +713,9 @@ func contains(l []string, x string) bool {
 // create files in lock/, so no rename). Anything but a regular file there
 // is refused (openLockFile) and reported as a failed write.
 func (s *Sched) writeStatus() {
+	if s.mutex.displaced {
+		return // the file is another qmail-send's now (checkMutex)
+	}
 	f, err := openLockFile(s.path("lock/sendstatus"), os.O_WRONLY|os.O_CREATE, 0o644)
 	if err != nil {
 		s.statusFailed(err)

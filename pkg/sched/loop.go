@@ -180,6 +180,7 @@ type Sched struct {
 	// logged ("" after a write that worked): said once, not at every
 	// write that fails alike.
 	statusTrouble string
+	mutex         mutexWatch // the lock on queue/lock/sendmutex (mutex.go)
 }
 
 // Run is qmail-send: it returns the exit code.
@@ -211,7 +212,11 @@ func Run(opt Options) int {
 	if code != 0 {
 		return code
 	}
-	defer lock.Close()
+	s.mutex.f = lock
+	if fi, err := lock.Stat(); err == nil { // sameFile has just done it
+		s.mutex.info = fi
+	}
+	defer func() { s.mutex.f.Close() }()
 	// The values in force are read now that the lock is held and the pid
 	// written. Until then qmailctl finds no qmail-send running: a hold
 	// flag it changes (a link hook at boot, while qmail starts) is only
@@ -599,6 +604,7 @@ func (s *Sched) loop() {
 			continue
 		}
 		s.recent = s.now()
+		s.checkMutex()
 		s.todoStep()
 		s.passStep()
 		s.cleanupStep()
