@@ -67,6 +67,10 @@ type holdLog struct {
 	// heldAtStop marks the kinds whose period was open in the log at
 	// start: held when the last qmail-send stopped (startup).
 	heldAtStop [3]bool
+	// domsAtStop are the remote domains the last qmail-send held, as its
+	// sendstatus says (lastHeldDomains); nil when it held none, all, or
+	// is not known.
+	domsAtStop []string
 }
 
 // pruneHorizon is the least age, beside the time held after it, at which
@@ -341,6 +345,9 @@ func (h *holdLog) startup(s *Sched, now int64) {
 	for c := range h.heldAtStop {
 		h.heldAtStop[c] = h.open(c) >= 0
 	}
+	if h.heldAtStop[kindRemoteSome] {
+		h.domsAtStop = lastHeldDomains(s.path("lock/sendstatus"))
+	}
 	s.holdLogAlert()
 	hs := s.cf.hold
 	var from [3]int64
@@ -373,16 +380,25 @@ func (h *holdLog) startup(s *Sched, now int64) {
 // promises it; without it held mail waited for its retry time, hours
 // after the link came up (QA). Only such a release does it: a start
 // without one keeps qmail's retry schedule. For a partial remote hold
-// the log records no domains, so only its end (or the end of a hold of
-// everything) is seen here; domains dropped from the list while stopped
-// wait for their retry time.
+// the log records no domains: the last sendstatus (read before this start
+// writes its own) gives those that were held, and a domain dropped from
+// the list while stopped is released as a live HUP would release it (the
+// whole channel made due). Without a sendstatus that names them, only
+// the end of the hold (or of a hold of everything) is seen, and such
+// domains wait for their retry time.
 func (s *Sched) releaseAtStart() {
 	was, hs := s.holds.heldAtStop, s.cf.hold
 	if was[chanLocal] && !hs.local {
 		s.releaseChan(chanLocal)
 		s.log.line("hold: local released, ", s.dueNow(chanLocal), " due now", s.heldByID(chanLocal))
 	}
-	if !(was[chanRemote] && !hs.remoteAll || was[kindRemoteSome] && !hs.remoteAny()) {
+	dropped := false
+	if was[kindRemoteSome] && !hs.remoteAll {
+		for _, d := range s.holds.domsAtStop {
+			dropped = dropped || !contains(hs.remoteDoms, d)
+		}
+	}
+	if !(was[chanRemote] && !hs.remoteAll || was[kindRemoteSome] && !hs.remoteAny() || dropped) {
 		return
 	}
 	s.forgetTimeouts()
@@ -392,6 +408,27 @@ func (s *Sched) releaseAtStart() {
 	} else {
 		s.log.line("hold: remote released, ", s.dueNow(chanRemote), " due now", s.heldByID(chanRemote))
 	}
+}
+
+// lastHeldDomains reads the remote domains a sendstatus file says are
+// held (its "holdremote" line): nil for "all", "no", no such line or a
+// file that cannot be read.
+func lastHeldDomains(name string) []string {
+	b, err := qhome.ReadRegular(name)
+	if err != nil {
+		return nil
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		v, ok := strings.CutPrefix(l, "holdremote ")
+		if !ok {
+			continue
+		}
+		if v == "all" || v == "no" {
+			return nil
+		}
+		return strings.Fields(v)
+	}
+	return nil
 }
 
 // heldFrom dates a hold flag found at start without an open period: the

@@ -32,6 +32,25 @@ func TestReleaseWhileStopped(t *testing.T) {
 	e2.waitLog("hold: remote released, 1 message due now\n", 1)
 }
 
+// TestDomainReleasedWhileStopped: a domain taken off holdremote while
+// qmail-send was stopped, the list not emptied, is released at the start
+// as a HUP would release it: its mail is due at once. The hold log keeps
+// no domains, and it waited for its retry time (left alone last session).
+func TestDomainReleasedWhileStopped(t *testing.T) {
+	root := newTree(t)
+	id := queueMsg(t, root, "ann@example.org", "rs@lab.example")
+	e := start(t, root, ok, later)
+	e.waitLog("deferral: later/", 1) // next try some 400 s away
+	ctl(t, root, "holdremote", "lab.example\nvpn.example\n")
+	e.sigs <- syscall.SIGHUP
+	e.waitLog("hold: remote held for lab.example vpn.example", 1)
+	e.stop()
+	ctl(t, root, "holdremote", "vpn.example\n")
+	e2 := start(t, root, ok, ok)
+	e2.waitLog("end msg "+fmt.Sprint(id), 1)
+	e2.waitLog("hold: remote released except vpn.example, 1 message due now\n", 1)
+}
+
 // TestReleaseAtStart: only a hold open at the last stop whose flag is gone
 // (or holds less) at the start makes the channel due; any other start
 // keeps qmail's retry schedule.
@@ -39,7 +58,8 @@ func TestReleaseAtStart(t *testing.T) {
 	all, some := holdState{remoteAll: true}, holdState{remoteDoms: []string{"vpn.example"}}
 	for _, tc := range []struct {
 		name      string
-		atStop    [3]bool // local, remote, remotesome open in the log
+		atStop    [3]bool  // local, remote, remotesome open in the log
+		doms      []string // the domains the last sendstatus says were held
 		now       holdState
 		due       [2]bool // local, remote made due
 		logged    string
@@ -57,11 +77,18 @@ func TestReleaseAtStart(t *testing.T) {
 		{name: "some released", atStop: [3]bool{false, false, true}, due: [2]bool{false, true},
 			logged: "hold: remote released, 1 message due now\n"},
 		{name: "some to all", atStop: [3]bool{false, false, true}, now: all, unchanged: true},
+		{name: "a domain dropped", atStop: [3]bool{false, false, true}, doms: []string{"lab.example", "vpn.example"},
+			now: some, due: [2]bool{false, true},
+			logged: "hold: remote released except vpn.example, 1 message due now\n"},
+		{name: "same domains", atStop: [3]bool{false, false, true}, doms: []string{"vpn.example"}, now: some, unchanged: true},
+		{name: "a domain added", atStop: [3]bool{false, false, true}, doms: []string{"vpn.example"},
+			now: holdState{remoteDoms: []string{"lab.example", "vpn.example"}}, unchanged: true},
+		{name: "domains not known", atStop: [3]bool{false, false, true}, now: some, unchanged: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var log lines
 			s := &Sched{root: t.TempDir(), log: logger{w: &log}, recent: 1000,
-				holds: &holdLog{heldAtStop: tc.atStop}, cf: &config{hold: tc.now}}
+				holds: &holdLog{heldAtStop: tc.atStop, domsAtStop: tc.doms}, cf: &config{hold: tc.now}}
 			for c := range 2 {
 				s.sched[c].insert(7, 5000)
 			}
