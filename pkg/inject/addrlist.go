@@ -37,7 +37,7 @@ func NewRewriter(defaulthost, defaultdomain, plusdomain string) *Rewriter {
 // one trailing '@' go; no '@' gets DefaultHost; a host ending in '+' loses it
 // and gets PlusDomain; a host with no '.' and no literal gets DefaultDomain.
 func (rw *Rewriter) Rewrite(a []Token) []Token {
-	a = BareUTF8(a)
+	a = BareDomainUTF8(a)
 	n := len(a)
 	if n == 0 {
 		return a
@@ -92,19 +92,31 @@ func (rw *Rewriter) Rewrite(a []Token) []Token {
 	return append(a, rw.DefaultDomain...)
 }
 
-// BareUTF8 returns a with every word quoted only for its UTF-8 (Token.UTF8)
-// made an atom again; a itself is not changed. Rewrite does it to every
-// address.
-func BareUTF8(a []Token) []Token {
+// BareDomainUTF8 returns a with every word of the domain (after the last
+// '@', up to a closing '>') that was quoted only for its UTF-8
+// (Token.UTF8) made an atom again; a itself is not changed. Rewrite does
+// it to every address. qmail quotes every word with 8-bit bytes, and so
+// does this in a display name and a local part ("jörg"@x is a valid
+// address, the same mailbox as jörg@x, and byte for byte qmail's); a
+// quoted word in a domain is no domain at all (admin@"bücher".example),
+// so that one departure from qmail's output is made.
+func BareDomainUTF8(a []Token) []Token {
+	at := -1
 	for i := range a {
+		if a[i].Kind == At {
+			at = i
+		}
+	}
+	if at < 0 {
+		return a
+	}
+	cloned := false
+	for i := at + 1; i < len(a) && a[i].Kind != Right; i++ {
 		if a[i].UTF8 && a[i].Kind == Quote {
-			a = slices.Clone(a)
-			for j := i; j < len(a); j++ {
-				if a[j].UTF8 && a[j].Kind == Quote {
-					a[j].Kind = Atom
-				}
+			if !cloned {
+				a, cloned = slices.Clone(a), true
 			}
-			break
+			a[i].Kind = Atom
 		}
 	}
 	return a

@@ -564,11 +564,11 @@ func (j *Job) Exec() *Error {
 		if hasName && !nameComment {
 			toks = append(toks, Token{Kind: Quote, S: name}, Token{Kind: Left})
 		}
-		ut := Token{Kind: Atom, S: user}
+		uk := Atom
 		if address.NeedsQuote(user) {
-			ut = Token{Kind: Quote, S: user, UTF8: utf8Word(user)}
+			uk = Quote
 		}
-		toks = append(toks, ut)
+		toks = append(toks, Token{Kind: uk, S: user})
 		if hasHost {
 			// The host as text, as qmail writes it into the field it then
 			// parses: a [literal] stays one.
@@ -585,9 +585,9 @@ func (j *Job) Exec() *Error {
 		if hasName && nameComment {
 			toks = append(toks, Token{Kind: Comment, S: name})
 		}
-		// The address's UTF-8 words bare, as Rewrite writes them (the
-		// name's stay quoted).
-		s := Unparse(BareUTF8(toks), LineLen)
+		// The domain's UTF-8 words bare, as Rewrite writes them (the
+		// name's and the local part's stay quoted, as qmail writes them).
+		s := Unparse(BareDomainUTF8(toks), LineLen)
 		if t, ok := Tokenize(s); ok {
 			if out, ok := AddrList(t, func(a []Token) []Token { return rw.Rewrite(a) }); ok {
 				s = Unparse(out, LineLen)
@@ -713,10 +713,7 @@ func (st *state) followup(lists []string) string {
 	parts := make([]string, 0, len(st.tocc))
 	for i := len(st.tocc) - 1; i >= 0; i-- {
 		a := st.tocc[i]
-		if local, _, _ := address.Split(a); !utf8Word(local) {
-			a = address.Quote(a) // a UTF-8 local part stays bare, as in To and Cc
-		}
-		parts = append(parts, a)
+		parts = append(parts, address.Quote(a)) // a UTF-8 local part quoted, as in To and Cc
 	}
 	return "Mail-Followup-To: " + strings.Join(parts, ",\n  ") + "\n"
 }

@@ -97,8 +97,8 @@ func TestTokenize(t *testing.T) {
 		{"j\xfcrgen", []Token{{Kind: Quote, S: "j\xfcrgen"}}},
 		{`a\ b`, []Token{{Kind: Atom, S: "a b"}}},
 		{"a)b", []Token{{Kind: Quote, S: "a)b"}}},
-		// UTF-8: quoted (as qmail does in a name), marked for Rewrite
-		// to write it bare in an address; other 8-bit bytes stay quoted.
+		// UTF-8: quoted (as qmail does), marked for Rewrite to write
+		// it bare in a domain; other 8-bit bytes stay quoted.
 		{"j\xc3\xbcrgen", []Token{{Kind: Quote, S: "j\xc3\xbcrgen", UTF8: true}}},
 		{"b\xc3\xbccher)", []Token{{Kind: Quote, S: "b\xc3\xbccher)"}}},
 	}
@@ -277,11 +277,11 @@ func TestPrintCases(t *testing.T) {
 			in:   "From: a@example.org\nTo: list@lists.example.org, \"b c\"@example.net\nCc: d\n\nx\n",
 			want: "Mail-Followup-To: d@defaulthost.defaultdomain,\n  list@lists.example.org,\n  \"b c\"@example.net\nFrom: a@example.org\nTo: list@lists.example.org, \"b c\"@example.net\nCc: d@defaulthost.defaultdomain\n\nx\n"},
 		// A list named by its IDN in either form; a UTF-8 local part
-		// stays bare as in To and Cc.
+		// quoted as in To and Cc (and as qmail writes it).
 		{name: "mft with UTF-8",
 			env:  []string{"QMAILMFTFILE=" + lists},
 			in:   "From: a@example.org\nTo: Liste <liste@xn--bcher-kva.example>\nCc: Jos\xc3\xa9 <jos\xc3\xa9@example.test>, \"b c\"@example.net\n\nx\n",
-			want: "Mail-Followup-To: jos\xc3\xa9@example.test,\n  \"b c\"@example.net,\n  liste@xn--bcher-kva.example\nFrom: a@example.org\nTo: Liste <liste@xn--bcher-kva.example>\nCc: \"Jos\xc3\xa9\" <jos\xc3\xa9@example.test>, \"b c\"@example.net\n\nx\n"},
+			want: "Mail-Followup-To: \"jos\xc3\xa9\"@example.test,\n  \"b c\"@example.net,\n  liste@xn--bcher-kva.example\nFrom: a@example.org\nTo: Liste <liste@xn--bcher-kva.example>\nCc: \"Jos\xc3\xa9\" <\"jos\xc3\xa9\"@example.test>, \"b c\"@example.net\n\nx\n"},
 		{name: "no mft without a list address",
 			env:  []string{"QMAILMFTFILE=" + lists},
 			in:   "From: a@example.org\nTo: other@lists.example.org\n\nx\n",

@@ -1,11 +1,6 @@
 package inject
 
-import (
-	"strings"
-	"unicode/utf8"
-
-	"github.com/hqmail/hqmail/pkg/address"
-)
+import "unicode/utf8"
 
 // This file is the RFC 822 lexer of qmail-inject: a header field (name
 // included) becomes a list of tokens, and a list of tokens becomes text
@@ -38,29 +33,13 @@ type Token struct {
 	Kind Kind
 	S    string
 	// UTF8 marks a Quote that was an atom quoted only for its 8-bit
-	// bytes, all of them UTF-8. In a phrase (a display name) it stays
-	// quoted, as qmail writes it; in an address, Rewrite makes it an atom
-	// again (RFC 6532 makes UTF-8 atom text): a domain cannot be quoted
-	// at all, and a local part is left as its writer wrote it, as other
-	// MTAs leave it. (qmail-remote's envelope quotes such a local part,
-	// as qmail's does; "jörg"@x and jörg@x are the same mailbox.)
+	// bytes, all of them UTF-8. In a phrase (a display name) and a local
+	// part it stays quoted, as qmail writes it ("jörg"@x is the same
+	// mailbox as jörg@x, and qmail-remote's envelope quotes it too, as
+	// qmail's does); in a domain, which cannot be quoted at all,
+	// Rewrite makes it an atom again (BareDomainUTF8; RFC 6532 makes
+	// UTF-8 atom text).
 	UTF8 bool
-}
-
-// utf8Word reports whether the word s needs quoting only for its UTF-8
-// (Token.UTF8): it is UTF-8, and would need none with its non-ASCII
-// characters taken for letters.
-func utf8Word(s string) bool {
-	if !utf8.ValidString(s) {
-		return false
-	}
-	ascii := strings.Map(func(r rune) rune {
-		if r >= utf8.RuneSelf {
-			return 'x'
-		}
-		return r
-	}, s)
-	return ascii != s && !address.NeedsQuote(ascii)
 }
 
 func (k Kind) word() bool {

@@ -67,7 +67,7 @@ func FuzzUnparseStable(f *testing.F) {
 			if len(a) > 0 {
 				second = append(second, Unquote(a))
 			}
-			return BareUTF8(a) // as Rewrite wrote it the first time
+			return BareDomainUTF8(a) // as Rewrite wrote it the first time
 		})
 		if !ok {
 			t.Fatalf("%q written as %q, which is no address list", s, u)

@@ -166,19 +166,20 @@ func TestMainInject(t *testing.T) {
 			in:       "Return-Path: <orig@elsewhere.example>\nFrom: orig@elsewhere.example\nSubject: fwd\n\nb\n",
 			envelope: "Falice@mx.example.org\x00Tfwd@example.com\x00\x00",
 			msgHas:   []string{"From: orig@elsewhere.example\n"}, msgLacks: []string{"Return-Path"}},
-		// UTF-8 in an address is left bare (RFC 6532): a quoted domain
-		// is no domain. A display name's words stay quoted, as qmail
-		// writes them; bytes that are no UTF-8 stay quoted too.
+		// UTF-8 in a domain is left bare (RFC 6532): a quoted domain is
+		// no domain. A local part's and a display name's words stay
+		// quoted, as qmail writes them; bytes that are no UTF-8 stay
+		// quoted everywhere.
 		{name: "UTF-8 addresses", args: []string{"sendmail", "-t"},
 			in:       "From: Admin <admin@b\xc3\xbccher.example>\nTo: j\xc3\xb6rg@example.test, J\xc3\xb6rg M\xc3\xbcller <jm@b\xc3\xbccher.example>\nCc: x\xf6y@example.test\nSubject: s\n\nb\n",
 			envelope: "Falice@mx.example.org\x00Tjm@b\xc3\xbccher.example\x00Tj\xc3\xb6rg@example.test\x00Tx\xf6y@example.test\x00\x00",
 			msgHas: []string{"From: Admin <admin@b\xc3\xbccher.example>\n",
-				"To: j\xc3\xb6rg@example.test, \"J\xc3\xb6rg\" \"M\xc3\xbcller\" <jm@b\xc3\xbccher.example>\n",
+				"To: \"j\xc3\xb6rg\"@example.test, \"J\xc3\xb6rg\" \"M\xc3\xbcller\" <jm@b\xc3\xbccher.example>\n",
 				"Cc: \"x\xf6y\"@example.test\n"}},
 		{name: "UTF-8 sender", args: []string{"sendmail", "-f", "j\xc3\xb6rg@b\xc3\xbccher.example", "bob@example.com"},
 			in:       "Subject: s\n\nb\n",
 			envelope: "Fj\xc3\xb6rg@b\xc3\xbccher.example\x00Tbob@example.com\x00\x00",
-			msgHas:   []string{"From: j\xc3\xb6rg@b\xc3\xbccher.example\n"}},
+			msgHas:   []string{"From: \"j\xc3\xb6rg\"@b\xc3\xbccher.example\n"}},
 		// -f MAILER-DAEMON is the null sender, as in Postfix; with a
 		// domain it is an address like any other.
 		{name: "f MAILER-DAEMON", args: []string{"sendmail", "-f", "mailer-daemon", "bob@example.com"},
