@@ -335,18 +335,24 @@ func (st *state) field(h []byte) {
 		return a
 	}
 	if toks, ok := Tokenize(string(h)); ok {
-		if out, ok := AddrList(toks, cb); ok {
+		out, ok := AddrList(toks, cb)
+		if ok {
 			parsed = true
 			h = []byte(Unparse(out, LineLen))
-			switch {
-			case list != nil:
-				*list = append(*list, got...)
-				if tocc {
-					st.tocc = append(st.tocc, got...)
-				}
-			case ht == hReturnPath && st.rpath == nil && len(got) > 0:
-				st.rpath = &got[0]
+		}
+		// A field that stops parsing part way is left as it was, but
+		// what the walk from its end had read by then counts, as in
+		// qmail, whose callbacks add each address as it is read:
+		// "To: <carol@x, bob@y" still gives bob@y. (sendmail gets the
+		// field as not parsed and drops them; see HeaderRecipients.)
+		switch {
+		case list != nil:
+			*list = append(*list, got...)
+			if tocc {
+				st.tocc = append(st.tocc, got...)
 			}
+		case ht == hReturnPath && st.rpath == nil && len(got) > 0:
+			st.rpath = &got[0]
 		}
 	}
 	if fields != nil {
