@@ -179,6 +179,11 @@ func TestMainOptions(t *testing.T) {
 		{[]string{"/some/bin/qmail-inject", "-nf"}, 100, "qmail-inject: option requires an argument -- f\n"},
 		{[]string{"qmail-inject", "-f", "a@b(c"}, 100, "qmail-inject: fatal: unable to parse address: a@b(c\n"},
 		{[]string{"qmail-inject", "-n", "--", "-x"}, 0, ""},
+		// Any argument starting with "--" ends the options and is
+		// skipped, as qmail's getopt does (it used to be an illegal
+		// option '-').
+		{[]string{"qmail-inject", "-n", "--foo", "-x"}, 0, ""},
+		{[]string{"qmail-inject", "--help"}, 0, ""}, // the usage on stdout
 		{[]string{"qmail-inject", "-nfjoe", "bob"}, 0, ""},
 	}
 	root := t.TempDir()

@@ -5,6 +5,16 @@ import (
 	"path/filepath"
 )
 
+// usageText is what --help prints.
+const usageText = `usage: qmail-inject [-nNaAhH] [-f sender] [--] [recipient ...]
+  Reads a message on standard input, completes its header (From, Date,
+  Message-ID; addresses rewritten with control/defaulthost, defaultdomain
+  and plusdomain) and queues it. Recipients are the arguments, or, with
+  none, the To, Cc and Bcc fields (-h: the fields only; -H: both; -a: the
+  arguments only). -f sets the envelope sender; -n prints the message
+  instead of queueing it. See qmail-inject(8).
+`
+
 // Main is qmail-inject: it parses argv ("qmail-inject [-nNaAhH] [-f
 // sender] [--] [recip ...]") and runs the job. Option errors print
 // "qmail-inject: illegal option -- X" (or "option requires an argument")
@@ -15,6 +25,12 @@ func Main(argv []string, root string, env []string, stdin io.Reader, stdout, std
 		prog = filepath.Base(argv[0])
 		argv = argv[1:]
 	}
+	if len(argv) > 0 && argv[0] == "--help" {
+		// Not qmail's: its getopt skips "--help" and reads a message
+		// from the terminal. -h is taken (header recipients).
+		io.WriteString(stdout, usageText)
+		return 0
+	}
 	j := &Job{Root: root, Env: env, Stdin: stdin, Stdout: stdout, Stderr: stderr}
 	i := 0
 args:
@@ -23,7 +39,10 @@ args:
 		if len(a) < 2 || a[0] != '-' {
 			break
 		}
-		if a == "--" {
+		if a[1] == '-' {
+			// qmail's getopt ends the options at "--" and at any
+			// argument starting with it, which it skips: "--foo bob"
+			// has the one recipient bob. A lone "-" is an argument.
 			i++
 			break
 		}

@@ -118,11 +118,13 @@ func (d *delivery) parseArgs(argv []string) *exit {
 	i := min(1, len(argv))
 	for ; i < len(argv); i++ {
 		a := argv[i]
-		if a == "--" {
-			i++
+		if len(a) < 2 || a[0] != '-' {
 			break
 		}
-		if len(a) < 2 || a[0] != '-' {
+		if a[1] == '-' {
+			// "--", and as qmail's getopt has it any argument
+			// starting with "--", ends the options and is skipped.
+			i++
 			break
 		}
 		for j := 1; j < len(a); j++ {

@@ -60,6 +60,7 @@ func TestParseArgs(t *testing.T) {
 		{"dry", append([]string{"qmail-local", "-n"}, eight...), false, ""},
 		{"dry then N", append([]string{"qmail-local", "-nN"}, eight...), true, ""},
 		{"double dash", append([]string{"qmail-local", "-n", "--"}, eight...), false, ""},
+		{"double dash word", append([]string{"qmail-local", "-n", "--x"}, eight...), false, ""},
 		{"bad option", append([]string{"/x/bin/qmail-local", "-q"}, eight...), true, "qmail-local: illegal option -- q\n" + usageText},
 		{"8-bit option", append([]string{"qmail-local", "-\xe9"}, eight...), true, "qmail-local: illegal option -- \xe9\n" + usageText},
 		{"no argv", nil, true, usageText},

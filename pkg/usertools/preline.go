@@ -24,11 +24,13 @@ func PrelineMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	i := 0
 	for ; i < len(args); i++ {
 		a := args[i]
-		if a == "--" {
-			i++
+		if len(a) < 2 || a[0] != '-' {
 			break
 		}
-		if len(a) < 2 || a[0] != '-' {
+		if a[1] == '-' {
+			// "--", and as qmail's getopt has it any argument
+			// starting with "--", ends the options and is skipped.
+			i++
 			break
 		}
 		for j := 1; j < len(a); j++ {

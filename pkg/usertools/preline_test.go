@@ -132,6 +132,9 @@ func TestPrelineExit(t *testing.T) {
 		{[]string{"sh", "-c", "kill -9 $$"}, 111, "preline: fatal: sh was killed by signal 9\n"},
 		{[]string{"/no/such/program"}, 111, "preline: fatal: unable to run /no/such/program: file does not exist\n"},
 		{[]string{"no-such-program-here"}, 111, "preline: fatal: unable to run no-such-program-here: not found in $PATH\n"},
+		// An argument starting with "--" ends the options and is
+		// skipped, as qmail's getopt does.
+		{[]string{"--x", "sh", "-c", "cat >/dev/null; exit 64"}, 64, ""},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := PrelineMain(tc.argv, msgFile(t, []byte("Subject: x\n\nbody\n")), &stdout, &stderr)
