@@ -42,6 +42,10 @@ func (w *messWalk) next(s *Sched) (uint64, bool) {
 
 // cleanupStep removes one stale message (mess file older than 36 h by
 // atime, with neither info nor todo) per iteration, through qmail-clean.
+// A message whose removal is under way (remove.go) is skipped: between
+// its remover's unlink of info/ID and that remover's own foop/ID it looks
+// stale, and a second foop/ID would free the inode early, so that the
+// remover's foop/ID then removed a new message queued on it.
 func (s *Sched) cleanupStep() {
 	if s.cleanupWalk == nil {
 		if s.recent < s.cleanupNext {
@@ -55,7 +59,7 @@ func (s *Sched) cleanupStep() {
 		s.cleanupNext = s.recent + sleepCleanup
 		return
 	}
-	if id == 0 {
+	if id == 0 || s.ending(id) {
 		return
 	}
 	mn := fnSplit("mess", id)

@@ -415,9 +415,18 @@ func (s *Sched) doRequest(r Request) (string, string) {
 // not remove it, or qmail-send stopped first) is preprocessed again by the
 // next scan, its channel files made anew with every record pending, so a
 // delete or bounce marked in them now would be undone.
+//
+// A message that has ended ("end msg") while its info file waits for a
+// remover (remove.go) is not in the queue: forget has dropped its control
+// state, and a hold taken now would stay in bounce/heldmsgs after it and
+// hold the next message given its id (the inode). A todo/ID there is a
+// new message on the freed inode (the ended one had none left).
 func (s *Sched) msgState(id uint64) string {
 	if _, err := os.Lstat(s.path(fnFlat("todo", id))); err == nil {
 		return "todo"
+	}
+	if s.ended[id] {
+		return ""
 	}
 	if _, err := os.Lstat(s.path(fnSplit("info", id))); err == nil {
 		return "info"
@@ -911,6 +920,18 @@ func (s *Sched) byAddress(verb, addr string) (string, string) {
 	}
 	n, already := 0, 0
 	var changed []uint64
+	// undo puts memory back as it was when the request fails midway:
+	// a message held in memory only would be parked until the next
+	// restart, which does not hold it (bounce/heldmsgs never had it).
+	undo := func() {
+		for _, id := range changed {
+			if hold {
+				delete(s.mc.held, id)
+			} else {
+				s.mc.held[id] = true
+			}
+		}
+	}
 	for _, id := range ids {
 		if !s.matches(id, addr, to) && (hold || !s.mc.heldFor(id, addr, to)) {
 			continue
@@ -926,6 +947,7 @@ func (s *Sched) byAddress(verb, addr string) (string, string) {
 			continue
 		case hold:
 			if len(s.mc.held) >= maxHeld {
+				undo()
 				return ResultFail, "too many messages held"
 			}
 			s.mc.held[id] = true
@@ -940,13 +962,7 @@ func (s *Sched) byAddress(verb, addr string) (string, string) {
 			// Memory as it was. (It was read back from the file,
 			// and a read that failed too left no held set at all:
 			// the next hold panicked on the nil map.)
-			for _, id := range changed {
-				if hold {
-					delete(s.mc.held, id)
-				} else {
-					s.mc.held[id] = true
-				}
-			}
+			undo()
 			return ResultDefer, "unable to write bounce/" + HeldMsgsName + ": " + err.Error()
 		}
 	}
@@ -1001,7 +1017,8 @@ func (s *Sched) byAddress(verb, addr string) (string, string) {
 	return ResultOK, text
 }
 
-// allMessages lists the ids in info/ and todo/.
+// allMessages lists the ids in info/ and todo/, less the messages that
+// have ended (an info file a remover has yet to unlink: msgState).
 func (s *Sched) allMessages() []uint64 {
 	var ids []uint64
 	dirs := []string{"todo"}
@@ -1017,7 +1034,7 @@ func (s *Sched) allMessages() []uint64 {
 		names, _ := f.Readdirnames(-1)
 		f.Close()
 		for _, n := range names {
-			if id, ok := parseID(n); ok && !seen[id] {
+			if id, ok := parseID(n); ok && !seen[id] && (d == "todo" || !s.ended[id]) {
 				seen[id] = true
 				ids = append(ids, id)
 			}

@@ -3,6 +3,7 @@ package sched
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -947,4 +948,217 @@ func TestCtlReleaseToAfterDelivery(t *testing.T) {
 	os.Remove(filepath.Join(root, "control/holdlocal"))
 	e.sigs <- syscall.SIGHUP
 	e.waitLog(fmt.Sprintf("end msg %d", id), 1)
+}
+
+// TestCtlKillDyingDeferral: qmailctl delete or bounce of a message older
+// than queuelifetime while one of its deliveries is in flight, and that
+// delivery is deferred. qmail-send(8) promises that the deferral drops the
+// recipient (delete) or bounces it with the postmaster's line (bounce).
+// report() used to turn the Z of such a dying message into a "too long"
+// failure first, so finalDeferral never saw the Z: the sender of a
+// deleted message got a failure notice, and a bounced one said "in the
+// queue too long" instead of the postmaster's line.
+func TestCtlKillDyingDeferral(t *testing.T) {
+	for _, verb := range []string{"delete", "bounce"} {
+		t.Run(verb, func(t *testing.T) {
+			root := newTree(t)
+			mkCtlFIFO(t, root)
+			ctl(t, root, "concurrencylocal", "1\n")
+			ctl(t, root, "queuelifetime", "10\n")
+			ctl(t, root, "holdlocal", "") // preprocessed, not delivered
+			id := queueMsg(t, root, "ann@example.org", "slow@local.example", "b@local.example")
+			sid := fmt.Sprint(id)
+			e := start(t, root, ok, ok)
+			e.waitLog("new msg "+sid, 1)
+			e.stop()
+			// An hour old, and no held time to take off its age.
+			old := time.Now().Add(-time.Hour)
+			os.Chtimes(filepath.Join(root, "queue", fnSplit("info", id)), old, old)
+			os.Chtimes(filepath.Join(root, "queue", fnChan(chanLocal, id)), old, old)
+			os.Remove(filepath.Join(root, "control", "holdlocal"))
+			os.Remove(filepath.Join(root, "queue", "bounce", HoldLogName))
+			g := newGate('Z')
+			e2 := start(t, root, g.answer, ok)
+			e2.waitLog("starting delivery 1:", 1)
+			if got := e2.request("k1", verb, sid); !strings.HasPrefix(got, "ok ") {
+				t.Fatalf("%s: %q", verb, got)
+			}
+			g.open()
+			e2.waitLog("end msg "+sid, 1)
+			if verb == "delete" {
+				select {
+				case inj := <-e2.injects:
+					t.Errorf("a bounce was sent for a deleted message:\n%s", inj.msg)
+				default: // messDone injects before it logs "end msg"
+				}
+				return
+			}
+			select {
+			case inj := <-e2.injects:
+				if strings.Contains(inj.msg, "too long") || strings.Count(inj.msg, AdminBounceText) != 2 {
+					t.Errorf("bounce of a bounced message, want the postmaster's line for both recipients, no \"too long\":\n%s", inj.msg)
+				}
+			default:
+				t.Errorf("no bounce for a bounced message; log:\n%s", e2.log.String())
+			}
+		})
+	}
+}
+
+// TestCtlKillMangledReport: qmailctl delete or bounce while a delivery is
+// in flight, and that delivery's report is mangled ("will defer"). A
+// mangled report is a deferral, so it is final as a Z is: the recipient is
+// dropped (delete) or bounced with the postmaster's line (bounce). It was
+// left pending and delivered again after the delete; the report's own
+// text, which means nothing, is not in the bounce.
+func TestCtlKillMangledReport(t *testing.T) {
+	for _, verb := range []string{"delete", "bounce"} {
+		t.Run(verb, func(t *testing.T) {
+			root := newTree(t)
+			mkCtlFIFO(t, root)
+			ctl(t, root, "concurrencylocal", "1\n")
+			release := make(chan struct{})
+			var slowCalls atomic.Int32
+			answer := func(r spawnproto.Request) (byte, string) {
+				if strings.HasPrefix(r.Recipient, "slow") {
+					if slowCalls.Add(1) == 1 {
+						select {
+						case <-release:
+						case <-time.After(20 * time.Second):
+						}
+						return 'X', "garbled\n" // no status letter
+					}
+					return 'K', "did 1+0+0 (AFTER THE REQUEST)\n"
+				}
+				return 'K', "did 1+0+0\n"
+			}
+			e := start(t, root, answer, ok)
+			e.waitLog("status: local 0/1", 1)
+			id := queueMsg(t, root, "ann@example.org", "slow@local.example", "b@local.example")
+			sid := fmt.Sprint(id)
+			e.trigger()
+			e.waitLog("starting delivery 1:", 1)
+			if got := e.request("k1", verb, sid); !strings.HasPrefix(got, "ok ") {
+				t.Fatalf("%s: %q", verb, got)
+			}
+			close(release)
+			e.waitLog("delivery 1: report mangled, will defer", 1)
+			e.waitLog("end msg "+sid, 1)
+			if n := len(e.spawn[chanLocal].requests()); n != 1 {
+				t.Errorf("%s: %d deliveries started, want 1 (the recipient of the mangled report was delivered again); log:\n%s",
+					verb, n, e.log.String())
+			}
+			var inj injected
+			select {
+			case inj = <-e.injects:
+			default:
+			}
+			switch {
+			case verb == "delete" && inj.msg != "":
+				t.Errorf("a bounce was sent for a deleted message:\n%s", inj.msg)
+			case verb == "bounce" && (strings.Count(inj.msg, AdminBounceText) != 2 || strings.Contains(inj.msg, "garbled")):
+				t.Errorf("bounce, want the postmaster's line for both recipients and no mangled text:\n%s", inj.msg)
+			}
+		})
+	}
+}
+
+// TestCtlHoldEndedMessage: a hold (by id, or hold-from) that comes after
+// the message's "end msg" while its info file waits for a remover (a slow
+// disk) found the info file and held the message, though forget() had
+// already dropped its control state: the id stayed in bounce/heldmsgs
+// after the message was gone (qmail-send(8): ids of messages that are
+// gone are dropped when a message ends), and held the next message given
+// the same inode (ext4 reuses freed inodes) for good. Such a message is
+// not in the queue any more.
+func TestCtlHoldEndedMessage(t *testing.T) {
+	root := newTree(t)
+	mkCtlFIFO(t, root)
+	gate := make(chan struct{})
+	setUnlinkHook(t, func(rel string, unlink func() error) error {
+		if strings.HasPrefix(rel, "info/") {
+			select { // a slow disk: the info unlink waits
+			case <-gate:
+			case <-time.After(20 * time.Second):
+			}
+		}
+		return unlink()
+	})
+	e := start(t, root, ok, ok)
+	e.waitLog("status: local 0/10", 1)
+	id := queueMsg(t, root, "ann@example.org", "bob@local.example")
+	sid := fmt.Sprint(id)
+	e.trigger()
+	e.waitLog("end msg "+sid, 1)
+	if !e.exists(fnSplit("info", id)) {
+		t.Fatal("info file already removed: the test needs the removal held up")
+	}
+	if got := e.request("h1", "hold-from", "ann@example.org"); got != "ok 0 messages from <ann@example.org> held" {
+		t.Errorf("hold-from after end msg: %q", got)
+	}
+	if got := e.request("h2", "hold", sid); got != "fail message "+sid+" is not in the queue" {
+		t.Errorf("hold after end msg: %q", got)
+	}
+	close(gate)
+	e.wait("mess removed", func() bool { return !e.exists(fnSplit("mess", id)) })
+	if held, _ := LoadHeld(filepath.Join(root, "queue")); held[id] {
+		t.Errorf("id %d of a message that left the queue is in bounce/heldmsgs", id)
+	}
+	// A new message on the freed inode, if the file system gives it
+	// back within a bounded number of tries, as qmail-queue makes one.
+	q := filepath.Join(root, "queue")
+	for i := 0; i < 2000; i++ {
+		tmp := filepath.Join(q, "pid", fmt.Sprintf("reuse.%d", i))
+		if err := os.WriteFile(tmp, []byte("Received: x\n\nnew body\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var st syscall.Stat_t
+		if err := syscall.Stat(tmp, &st); err != nil || st.Ino != id {
+			continue
+		}
+		os.Link(tmp, filepath.Join(q, fnSplit("mess", id)))
+		os.Remove(tmp)
+		env := "u0\x00p1\x00Fann@example.org\x00Tcarol@local.example\x00"
+		os.WriteFile(filepath.Join(q, fnFlat("intd", id)), []byte(env), 0o644)
+		os.Link(filepath.Join(q, fnFlat("intd", id)), filepath.Join(q, fnFlat("todo", id)))
+		e.trigger()
+		e.waitLog("to local carol@local.example", 1)
+		return
+	}
+	t.Logf("no inode reuse in 2000 tries: the new message part is not checked")
+}
+
+// TestCtlHoldFromLimit: a hold-from that reaches the limit of held ids
+// (hold.MaxMsgs) midway answers "fail too many messages held" and must
+// leave memory as it was, as its failed save does. The ids it had added
+// stayed held in memory only (never in bounce/heldmsgs): those messages
+// were parked until the next restart, which delivered them.
+func TestCtlHoldFromLimit(t *testing.T) {
+	root := newTree(t)
+	q := filepath.Join(root, "queue")
+	cf, err := loadConfig(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Sched{root: root, queue: q, cf: cf, log: logger{w: io.Discard}, now: func() int64 { return 1000 }}
+	s.holds = loadHoldLog(q)
+	if s.mc, err = loadMsgCtl(q); err != nil {
+		t.Fatal(err)
+	}
+	a := queueMsg(t, root, "spam@x.example", "bob@local.example")
+	b := queueMsg(t, root, "spam@x.example", "bob@local.example")
+	for i := uint64(0); len(s.mc.held) < maxHeld-1; i++ {
+		s.mc.held[1<<40+i] = true // other held messages: room for one more
+	}
+	word, text := s.byAddress("hold-from", "spam@x.example")
+	if word != ResultFail || text != "too many messages held" {
+		t.Errorf("answer %s %s, want fail: two messages do not fit", word, text)
+	}
+	if s.mc.held[a] || s.mc.held[b] || len(s.mc.held) != maxHeld-1 {
+		t.Errorf("failed hold-from left messages held in memory (%d: %v, %d: %v, %d held)",
+			a, s.mc.held[a], b, s.mc.held[b], len(s.mc.held))
+	}
+	if len(s.mc.heldAs) != 0 {
+		t.Errorf("failed hold-from remembered: %v", s.mc.heldAs)
+	}
 }

@@ -695,7 +695,9 @@ func (s *Sched) applyHold(nh holdState) {
 			s.log.line("hold: local released, ", s.dueNow(chanLocal), " due now", s.heldByID(chanLocal))
 		}
 	}
-	if old.describeRemote() == nh.describeRemote() {
+	if old.remoteAll == nh.remoteAll && (nh.remoteAll || sameDomains(old.remoteDoms, nh.remoteDoms)) {
+		// The same hold, whatever the order of the lines: no change
+		// to log (spec/scheduler.md: one line per change).
 		return
 	}
 	// Something is released when the new flags hold less: everything was
@@ -735,6 +737,23 @@ func (s *Sched) forgetTimeouts() {
 	if err := tcpto.Open(s.root).Clear(); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		s.log.line("warning: unable to clear lock/tcpto; timed-out hosts may be skipped for a while")
 	}
+}
+
+// sameDomains reports whether two domain lists hold the same domains, in
+// any order, a duplicate counting once (compared as contains compares
+// them, as releaseAtStart does).
+func sameDomains(a, b []string) bool {
+	for _, d := range a {
+		if !contains(b, d) {
+			return false
+		}
+	}
+	for _, d := range b {
+		if !contains(a, d) {
+			return false
+		}
+	}
+	return true
 }
 
 func contains(l []string, x string) bool {

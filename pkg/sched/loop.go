@@ -122,7 +122,8 @@ type Sched struct {
 	cleanGone atomic.Bool
 	clean     *cleanPipe
 	rq        *removeQueue
-	inflight  map[uint64]int // removals handed out, per message (remove.go)
+	inflight  map[uint64]int  // removals handed out, per message (remove.go)
+	ended     map[uint64]bool // messages past "end msg" whose info removal is under way (remove.go)
 
 	concurrency [2]int
 	width       [2]int // slot field width of each spawner (spawnproto.Narrow or Wide)

@@ -243,20 +243,37 @@ func (s *Sched) report(c int, r spawnproto.Report) {
 	d := &s.dels[c][r.Slot]
 	j := d.job
 	jb := &s.jobs[j]
+	delid := utoa(d.delid)
 	letter, text := r.Letter, r.Text
-	if letter == 'Z' && jb.dying {
+	mangled := letter != 'K' && letter != 'Z' && letter != 'D'
+	if mangled {
+		// qmail defers a report it cannot read. For a message deleted
+		// or bounced meanwhile that deferral is final as any other
+		// (finalDeferral), or the recipient would be delivered again
+		// after the delete; the report's text means nothing.
+		s.log.line("delivery ", delid, ": report mangled, will defer")
+		letter, text = 'Z', ""
+	}
+	// The qmailctl request comes before queuelifetime: a deleted
+	// message's deferral drops the recipient, a bounced message's
+	// bounces it with the postmaster's line, old or not. (Turning the Z
+	// of a dying job into D first hid it, and a deleted message was
+	// bounced.) A mangled report stays a deferral when dying, as in
+	// qmail.
+	letter, text, drop := s.finalDeferral(jb.id, letter, text)
+	if letter == 'Z' && !drop && jb.dying && !mangled {
 		letter = 'D'
 		text += tooLong
 	}
-	letter, text, drop := s.finalDeferral(jb.id, letter, text)
-	delid := utoa(d.delid)
 	switch letter {
 	case 'K':
 		s.log.line("delivery ", delid, ": success: ", safe(text))
 		s.markDone(c, jb.id, d.mpos)
 		jb.numtodo--
 	case 'Z':
-		s.log.line("delivery ", delid, ": deferral: ", safe(text))
+		if !mangled {
+			s.log.line("delivery ", delid, ": deferral: ", safe(text))
+		}
 		if drop { // deleted by qmailctl while in flight
 			s.markDone(c, jb.id, d.mpos)
 			jb.numtodo--
@@ -266,8 +283,6 @@ func (s *Sched) report(c int, r spawnproto.Report) {
 		s.addBounce(jb.id, d.recip, text)
 		s.markDone(c, jb.id, d.mpos)
 		jb.numtodo--
-	default:
-		s.log.line("delivery ", delid, ": report mangled, will defer")
 	}
 	*d = delivery{}
 	s.used[c]--

@@ -30,6 +30,12 @@ import (
 // inflight counts, per message, the removals handed out and not yet seen
 // back by the loop: while it is non-zero the message is ending, and a
 // second messDone for it (the done list may hold it twice) does nothing.
+//
+// ended marks the messages that messDone has finished ("end msg", their
+// control state forgotten) and whose info file and foop/ID are in a
+// remover's hands: until the loop sees that removal through, the info
+// file may still be there, but the message is gone, and a qmailctl hold
+// of it would outlive it (msgState).
 
 // removers is the number of remover goroutines (each one waits in a
 // system call, on a thread of its own, while the disk works).
@@ -91,6 +97,7 @@ func (p *cleanPipe) call(name string) (byte, error) {
 func (s *Sched) startRemovers() {
 	s.rq = &removeQueue{wake: make(chan struct{}, 1)}
 	s.inflight = make(map[uint64]int)
+	s.ended = make(map[uint64]bool)
 	for i := 0; i < removers; i++ {
 		go s.remover()
 	}
@@ -99,6 +106,9 @@ func (s *Sched) startRemovers() {
 // remove hands r to a remover.
 func (s *Sched) remove(r removal) {
 	s.inflight[r.id]++
+	if r.info {
+		s.ended[r.id] = true
+	}
 	s.rq.mu.Lock()
 	s.rq.queue = append(s.rq.queue, r)
 	s.rq.mu.Unlock()
@@ -181,6 +191,13 @@ func (s *Sched) removedEvent(d *removed) {
 		delete(s.inflight, id)
 	}
 	if d.info {
+		if d.err == nil {
+			// Info is gone (and foop/ID asked, or left to the
+			// cleanup when qmail-clean is gone). After a failed
+			// unlink the message stays ended until messDone's
+			// next try removes it.
+			delete(s.ended, id)
+		}
 		n := fnSplit("info", id)
 		switch {
 		case d.err != nil:

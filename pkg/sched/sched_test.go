@@ -856,3 +856,38 @@ func TestStatusConcurrencyCapped(t *testing.T) {
 	}
 	e.stop()
 }
+
+// TestHUPHoldSameDomains: a HUP after control/holdremote was rewritten
+// with the same domains in another order, a line twice or with a
+// trailing dot changes no hold, so nothing is logged
+// (spec/scheduler.md: one line per change of hold state). The lists were
+// compared as text, and each such rewrite logged "hold: remote held for
+// ..." as a change. A real change after them is logged.
+func TestHUPHoldSameDomains(t *testing.T) {
+	root := newTree(t)
+	ctl(t, root, "holdremote", "a.example\nb.example\n")
+	queueMsg(t, root, "ann@example.org", "x@a.example")
+	e := start(t, root, ok, ok)
+	e.waitLog("hold: remote held for a.example b.example, ", 1)
+	gen := func() string {
+		st, _ := os.ReadFile(filepath.Join(root, "queue/lock/sendstatus"))
+		for _, l := range strings.Split(string(st), "\n") {
+			if g, ok := strings.CutPrefix(l, "generation "); ok {
+				return g
+			}
+		}
+		return ""
+	}
+	for _, list := range []string{"b.example\na.example\n", "a.example\nb.example\na.example\n", "b.example.\nA.example\n"} {
+		ctl(t, root, "holdremote", list)
+		before := gen()
+		e.sigs <- syscall.SIGHUP
+		e.wait("the HUP handled", func() bool { return gen() != before })
+		if n := e.log.count("hold: remote"); n != 1 {
+			t.Fatalf("holdremote %q: %d 'hold: remote' lines for a hold that did not change; log:\n%s", list, n, e.log.String())
+		}
+	}
+	ctl(t, root, "holdremote", "b.example\nc.example\na.example\n")
+	e.sigs <- syscall.SIGHUP
+	e.waitLog("hold: remote held for b.example c.example a.example, 1 message waiting", 1)
+}

@@ -507,6 +507,10 @@ func (s *Sched) prepare(id uint64) *prepared {
 		return nil
 	}
 	s.log.line("new msg ", utoa(id))
+	// A new message on the inode of one that ended: the old one's
+	// remover is through (its foop/ID freed the inode), whether or
+	// not the loop has seen it yet, so info/ID is this message's.
+	delete(s.ended, id)
 	infoW := bufio.NewWriterSize(info, writeBuf)
 	writers = append(writers, infoW)
 	r := bufio.NewReaderSize(tf, readBuf)
