@@ -129,13 +129,23 @@ func BareDomainUTF8(a []Token) []Token {
 // one field last to first. The slice cb is given is used again for the
 // next address: cb must not keep it (it may return it).
 //
-// Outside angle brackets comments are kept apart from the address (they end
-// up after it) and two words with nothing between them start a new address
-// (a comma is put in). A route-addr <...> is one address, comments and all;
-// the phrase before it (words, dots, '@', comments) is kept as is, and so is
-// the phrase before a ':' (a group name, or the field name itself). ok is
-// false for a '<' without its '>' or a '>' without its '<'.
+// The field's name and colon (its first two tokens) are never part of the
+// list. Outside angle brackets comments are kept apart from the address
+// (they end up after it) and two words with nothing between them start a
+// new address (a comma is put in, as after a '>' or a ';' that an address
+// follows). A route-addr <...> is one address, comments and all; the
+// phrase before it (words, dots, '@', comments) is kept as is, and so is
+// the phrase before a group's ':'. A '<' without its '>' is a byte of the
+// address, as in qmail (recorded case 062 keeps "From: <alice@example.org"
+// and takes it for an address). ok is false, as qmail's parser fails, for
+// a '>' without its '<', a ':' with no ';' after it (a group name, or a
+// source route outside angle brackets) and a ';' after another with no
+// ':' between; cb has been called for the addresses right of the error.
 func AddrList(toks []Token, cb func([]Token) []Token) (out []Token, ok bool) {
+	begin := 0
+	if len(toks) >= 2 && toks[1].Kind == Colon {
+		begin = 2
+	}
 	// Both in reverse order; rewriting adds a few tokens to most addresses.
 	rev := make([]Token, 0, len(toks)+len(toks)/4+4)
 	var addr, fwd []Token
@@ -158,7 +168,7 @@ func AddrList(toks []Token, cb func([]Token) []Token) (out []Token, ok bool) {
 		}
 	}
 	phrase := func(i int) int {
-		for ; i >= 0; i-- {
+		for ; i >= begin; i-- {
 			switch toks[i].Kind {
 			case Comment, Atom, Quote, At, Dot:
 				rev = append(rev, toks[i])
@@ -168,38 +178,49 @@ func AddrList(toks []Token, cb func([]Token) []Token) (out []Token, ok bool) {
 		}
 		return i
 	}
+	group := false // a ';' was passed and its ':' not yet
 	i := len(toks) - 1
-	for i >= 0 {
+	for i >= begin {
 		t := toks[i]
 		switch t.Kind {
-		case Semi, Comma:
+		case Semi:
+			flush(true)
+			if group {
+				return nil, false
+			}
+			group = true
+			rev = append(rev, t)
+			i--
+		case Comma:
 			flush(false)
 			rev = append(rev, t)
 			i--
 		case Colon:
 			flush(false)
+			if !group {
+				return nil, false
+			}
+			group = false
 			rev = append(rev, t)
 			i = phrase(i - 1)
 		case Right:
 			flush(true)
 			rev = append(rev, t)
 			i--
-			for i >= 0 && toks[i].Kind != Left {
+			for i >= begin && toks[i].Kind != Left {
 				addr = append(addr, toks[i])
 				i--
 			}
 			got() // even when empty: <>
-			if i < 0 {
+			if i < begin {
 				return nil, false
 			}
 			rev = append(rev, toks[i])
 			i = phrase(i - 1)
-		case Left:
-			return nil, false
 		case Comment:
 			rev = append(rev, t)
 			i--
-		default:
+		default: // words, '@', '.', and a '<' without its '>'
 			if len(addr) > 0 && addr[len(addr)-1].Kind.word() && t.Kind.word() {
 				flush(true)
 			}
@@ -208,6 +229,9 @@ func AddrList(toks []Token, cb func([]Token) []Token) (out []Token, ok bool) {
 		}
 	}
 	flush(false)
+	for j := begin - 1; j >= 0; j-- {
+		rev = append(rev, toks[j])
+	}
 	for l, r := 0, len(rev)-1; l < r; l, r = l+1, r-1 {
 		rev[l], rev[r] = rev[r], rev[l]
 	}

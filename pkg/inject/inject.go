@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -70,6 +71,12 @@ type Job struct {
 	// envelope sender from it, as QMAILINJECT's s does. sendmail sets
 	// it, as sendmail and Postfix ignore a Return-Path they are given.
 	IgnoreReturnPath bool
+	// KeepUnparsable keeps a sender-type field (From, Sender, Reply-To,
+	// ...) that does not parse as it was written, where qmail-inject
+	// refuses the message ("unable to parse this line", 100). sendmail
+	// sets it: sendmail and Postfix accept any header from the MUAs and
+	// scripts that call them.
+	KeepUnparsable bool
 	// VERP asks for a per-recipient variable envelope return path also
 	// when the sender comes from -f (QMAILINJECT's r leaves -f alone):
 	// the local part gets a '-' and the address "-@[]", which qmail-send
@@ -257,11 +264,16 @@ type state struct {
 	resFields  []RecipField
 	tocc       []string // To and Cc addresses, for Mail-Followup-To
 	rpath      *string  // first Return-Path address
-	saved      chunks   // the fields kept, as read or rewritten
-	keep       bool     // the field being read line by line is kept
-	delFrom    bool
-	delMsgID   bool
-	delRPath   bool
+	// unparsable is the first sender-type field (From, Sender,
+	// Reply-To, Return-Path, ...) that does not parse: the message is
+	// refused (Exec), unless keepUnparsable (Job.KeepUnparsable).
+	unparsable     []byte
+	keepUnparsable bool
+	saved          chunks // the fields kept, as read or rewritten
+	keep           bool   // the field being read line by line is kept
+	delFrom        bool
+	delMsgID       bool
+	delRPath       bool
 }
 
 // deleted reports whether QMAILINJECT asks for fields of type ht to go.
@@ -335,25 +347,25 @@ func (st *state) field(h []byte) {
 		return a
 	}
 	if toks, ok := Tokenize(string(h)); ok {
-		out, ok := AddrList(toks, cb)
-		if ok {
+		if out, ok := AddrList(toks, cb); ok {
 			parsed = true
 			h = []byte(Unparse(out, LineLen))
-		}
-		// A field that stops parsing part way is left as it was, but
-		// what the walk from its end had read by then counts, as in
-		// qmail, whose callbacks add each address as it is read:
-		// "To: <carol@x, bob@y" still gives bob@y. (sendmail gets the
-		// field as not parsed and drops them; see HeaderRecipients.)
-		switch {
-		case list != nil:
-			*list = append(*list, got...)
-			if tocc {
-				st.tocc = append(st.tocc, got...)
+			switch {
+			case list != nil:
+				*list = append(*list, got...)
+				if tocc {
+					st.tocc = append(st.tocc, got...)
+				}
+			case ht == hReturnPath && st.rpath == nil && len(got) > 0:
+				st.rpath = &got[0]
 			}
-		case ht == hReturnPath && st.rpath == nil && len(got) > 0:
-			st.rpath = &got[0]
 		}
+	}
+	if !parsed && list == nil && st.unparsable == nil && !st.keepUnparsable {
+		// A sender-type field qmail cannot parse ends qmail-inject
+		// (spec: fatal, 100); a recipient-type one is left as it is
+		// and gives no recipients, as notqmail does.
+		st.unparsable = slices.Clone(h)
 	}
 	if fields != nil {
 		name := h
@@ -470,9 +482,10 @@ func (j *Job) Exec() *Error {
 
 	flags, _ := lookup(env, "QMAILINJECT")
 	st := &state{rw: rw,
-		delFrom:  strings.IndexByte(flags, 'f') >= 0,
-		delMsgID: strings.IndexByte(flags, 'i') >= 0,
-		delRPath: strings.IndexByte(flags, 's') >= 0 || j.IgnoreReturnPath,
+		delFrom:        strings.IndexByte(flags, 'f') >= 0,
+		delMsgID:       strings.IndexByte(flags, 'i') >= 0,
+		delRPath:       strings.IndexByte(flags, 's') >= 0 || j.IgnoreReturnPath,
+		keepUnparsable: j.KeepUnparsable,
 	}
 	nameComment := strings.IndexByte(flags, 'c') >= 0
 	hackRecip := strings.IndexByte(flags, 'r') >= 0
@@ -506,6 +519,9 @@ func (j *Job) Exec() *Error {
 	body, rerr := readHeader(bufio.NewReaderSize(j.Stdin, 64<<10), st)
 	if rerr != nil {
 		return inputFailed(rerr)
+	}
+	if st.unparsable != nil {
+		return fatalf(100, "unable to parse this line:\n%s", bytes.TrimSuffix(st.unparsable, []byte("\n")))
 	}
 
 	user, ok := firstEnv(env, envUser...)

@@ -58,8 +58,18 @@ func TestRewriteField(t *testing.T) {
 		{in: "To: list:;", out: "To: list: ;\n"},
 		{in: "To: \"j s\"@x.y", out: "To: \"j s\"@x.y\n", recips: []string{"j s@x.y"}},
 		{in: "To:", out: "To:\n"},
-		{in: "To: <bob", bad: true},
+		// qmail's parser takes a '<' without its '>' for a byte of the
+		// address (recorded case 062); a '>' without its '<', a ':'
+		// with no ';' after it and two ';' with no ':' fail, and the
+		// field name never becomes part of an address.
+		{in: "To: <bob", out: "To: <bob@mx.example.org\n"},
 		{in: "To: bob>", bad: true},
+		{in: "To: a@x.y, bob@example.com>", bad: true},
+		{in: "To: Team: bob", bad: true},
+		{in: "To: @x:carol", bad: true},
+		{in: "To: a;b;", bad: true},
+		{in: "To: bob; carol", out: "To: bob@mx.example.org;, carol@mx.example.org\n"},
+		{in: "To: Team: bob;", out: "To: Team: bob@mx.example.org;\n"},
 		{in: "To: \"bob", bad: true},
 		{in: "To: (bob", bad: true},
 		{in: "To: ) bob", bad: true},
@@ -300,9 +310,13 @@ func TestPrintCases(t *testing.T) {
 			in:   "To: b@example.org\n\nx\n",
 			want: "From: bob@[192.0.2.1]\nTo: b@example.org\n\nx\n",
 			rp:   "Return-Path: <bob@[192.0.2.1]>\n"},
-		{name: "unparsable fields unchanged",
-			in:   "From: \"open <a@b>\nTo: (bob\nReply-To: <x\n\nx\n",
-			want: "From: \"open <a@b>\nTo: (bob\nReply-To: <x\n\nx\n"},
+		{name: "unparsable recipient fields unchanged",
+			in:   "From: a@example.org\nTo: (bob\nCc: x>\nBcc: \"y\n\nx\n",
+			want: "From: a@example.org\nTo: (bob\nCc: x>\n\nx\n"},
+		{name: "an unparsable From deleted by QMAILINJECT f",
+			env:  []string{"QMAILINJECT=f"},
+			in:   "From: \"open <a@b>\nTo: b@example.org\n\nx\n",
+			want: "From: u@defaulthost.defaultdomain\nTo: b@example.org\n\nx\n"},
 		{name: "return-path with r",
 			env:  []string{"QMAILINJECT=r"},
 			in:   "Return-Path: <bounce@example.org>\nFrom: a@example.org\nTo: b@example.org\n\n",
@@ -662,5 +676,29 @@ func TestUnreadableFileDetail(t *testing.T) {
 				t.Errorf("qmail-inject: exit %d, stderr %q", code, errb.String())
 			}
 		})
+	}
+}
+
+// TestUnparsableSenderField: a sender-type field (From, Sender, Reply-To,
+// Return-Path, ...) that qmail's parser cannot read ends qmail-inject:
+// "unable to parse this line:" and the field, exit 100, nothing queued
+// or printed (spec: a parse error in a sender-type field is fatal). It
+// used to be kept as written, taken from recorded case 062, whose
+// "<alice@example.org" is no parse error at all.
+func TestUnparsableSenderField(t *testing.T) {
+	for _, field := range []string{
+		"From: \"open <a@b>\n",
+		"Reply-To: (a\n",
+		"Sender: a@b>\n",
+		"Return-Path: x: <a@b>\n",
+		"Resent-From: a,\n  b>\n",
+	} {
+		var out, errb bytes.Buffer
+		code := Main([]string{"qmail-inject", "-n"}, t.TempDir(), []string{"USER=u"},
+			strings.NewReader("To: b@example.org\n"+field+"Subject: s\n\nx\n"), &out, &errb)
+		want := "qmail-inject: fatal: unable to parse this line:\n" + field
+		if code != 100 || errb.String() != want || out.Len() != 0 {
+			t.Errorf("%q: exit %d, stderr %q, stdout %q; want 100, %q, nothing", field, code, errb.String(), out.String(), want)
+		}
 	}
 }

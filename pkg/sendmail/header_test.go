@@ -21,13 +21,13 @@ func TestHeaderFieldUnparsable(t *testing.T) {
 		envelope string
 		stderr   string
 	}{
-		{name: "only To, unparsable", in: "To: alice@localhost, bad<x\nSubject: s\n\nx\n", code: ExDataErr,
+		{name: "only To, unparsable", in: "To: alice@localhost, bad>x\nSubject: s\n\nx\n", code: ExDataErr,
 			stderr: "sendmail: warning: unable to parse the To: field; its addresses get no copy\n" +
 				"sendmail: fatal: no recipients found: the To: field could not be parsed\n"},
-		{name: "Cc parses", in: "To: alice@localhost, bad<x\nCc: carol@x.example\nSubject: s\n\nx\n",
+		{name: "Cc parses", in: "To: alice@localhost, bad>x\nCc: carol@x.example\nSubject: s\n\nx\n",
 			envelope: "Falice@mx.example.org\x00Tcarol@x.example\x00\x00",
 			stderr:   "sendmail: warning: unable to parse the To: field; its addresses get no copy\n"},
-		{name: "resent", in: "To: a@x.example\nResent-to: b@x.example, c<\nResent-Cc: d@x.example\n\nx\n",
+		{name: "resent", in: "To: a@x.example\nResent-to: b@x.example, c>\nResent-Cc: d@x.example\n\nx\n",
 			envelope: "Falice@mx.example.org\x00Td@x.example\x00\x00",
 			stderr:   "sendmail: warning: unable to parse the Resent-to: field; its addresses get no copy\n"},
 		{name: "no local part", in: "To: \"\"@localhost, b@x.example\n\nx\n",

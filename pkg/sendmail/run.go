@@ -232,6 +232,7 @@ func Main(argv []string, root string, env []string, stdin io.Reader, stdout, std
 	// taken from it would be someone else's (SPF failures, their
 	// bounces sent to a stranger). qmail-inject itself keeps qmail's way.
 	j.IgnoreReturnPath = true
+	j.KeepUnparsable = true
 	j.VERP = c.VERP
 	var skipped []string // the fields, or addresses, that gave no recipient
 	j.HeaderRecipients = func(fields []inject.RecipField) []string {

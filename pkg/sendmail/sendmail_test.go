@@ -158,6 +158,12 @@ func TestMainInject(t *testing.T) {
 			in:       "Subject: s\n\nb\n",
 			envelope: "Flist-bounces@lists.example.org\x00Tbob@example.com\x00\x00",
 			msgHas:   []string{"From: list-bounces@lists.example.org\n"}, msgLacks: []string{"Gone", "Alice", "old.example"}},
+		// A sender field that does not parse is kept as written, where
+		// qmail-inject refuses the message ("unable to parse this line").
+		{name: "unparsable From kept", args: []string{"sendmail", "-oi", "bob@example.com"},
+			in:       "From: Cron Daemon (root\nReply-To: a@b>\nSubject: s\n\nb\n",
+			envelope: "Falice@mx.example.org\x00Tbob@example.com\x00\x00",
+			msgHas:   []string{"From: Cron Daemon (root\n", "Reply-To: a@b>\n"}},
 		// A Return-Path handed over with stored mail (mutt's bounce,
 		// formail -s, procmail's forward) is removed and is not the
 		// envelope sender: that is the caller, as with sendmail and
