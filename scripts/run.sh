@@ -179,13 +179,13 @@ path="$ROOT/bin:/usr/local/bin:/usr/bin:/bin"
 # systemd unit pass it: control/defaultdelivery (qmail-control(5)), the
 # whole file, or ./Maildir/ when it is missing or empty.
 # A file that exists but cannot be read as one (a directory, a FIFO that
-# would block the start) or is larger than one argument can be (128 KB;
-# a sparse file of gigabytes would be read through) is an error, never
-# the default.
+# would block the start) or is larger than one argument can be (131071
+# bytes: with its NUL, MAX_ARG_STRLEN; a sparse file of gigabytes would be
+# read through) is an error, never the default.
 dd=./Maildir/
 if [ -e "$ctl/defaultdelivery" ]; then
-  if [ -f "$ctl/defaultdelivery" ] && [ -n "$(find "$ctl/defaultdelivery" -prune -size +128k)" ]; then
-    echo "unable to read $ctl/defaultdelivery: larger than 128 KB, the most one argument can be; not started" >&2
+  if [ -f "$ctl/defaultdelivery" ] && [ -n "$(find "$ctl/defaultdelivery" -prune -size +131071c)" ]; then
+    echo "unable to read $ctl/defaultdelivery: larger than 131071 bytes, the most one argument can be; not started" >&2
     exit 1
   fi
   if [ ! -f "$ctl/defaultdelivery" ] || ! v=$(cat "$ctl/defaultdelivery"); then

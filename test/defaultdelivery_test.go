@@ -80,10 +80,11 @@ func TestStartScriptsDefaultDelivery(t *testing.T) {
 		{"mbox", func() error { return os.WriteFile(ctl, []byte("./Mailbox\n"), 0o644) }, "[./Mailbox]", 0},
 		{"fifo", func() error { return syscall.Mkfifo(ctl, 0o644) }, "unable to read " + ctl + ": not a readable regular file\n", 111},
 		{"directory", func() error { return os.Mkdir(ctl, 0o755) }, "unable to read " + ctl + ": not a readable regular file\n", 111},
-		// The most one argument can be (with its NUL), and a byte
-		// more (a sparse file of gigabytes would be read through).
-		{"128 KB", func() error { return os.WriteFile(ctl, append(bytes.Repeat([]byte("x"), 128<<10-1), '\n'), 0o644) }, "[" + strings.Repeat("x", 128<<10-1) + "]", 0},
-		{"too large", func() error { return os.WriteFile(ctl, bytes.Repeat([]byte("x"), 128<<10+1), 0o644) }, "unable to read " + ctl + ": larger than 128 KB, the most one argument can be\n", 111},
+		// The most one argument can be (with its NUL: MAX_ARG_STRLEN,
+		// 131072), and a byte more, which exec would refuse (a sparse
+		// file of gigabytes would be read through).
+		{"131071 bytes", func() error { return os.WriteFile(ctl, bytes.Repeat([]byte("x"), 128<<10-1), 0o644) }, "[" + strings.Repeat("x", 128<<10-1) + "]", 0},
+		{"131072 bytes", func() error { return os.WriteFile(ctl, bytes.Repeat([]byte("x"), 128<<10), 0o644) }, "unable to read " + ctl + ": larger than 131071 bytes, the most one argument can be\n", 111},
 	} {
 		os.RemoveAll(ctl)
 		if err := tc.make(); err != nil {
@@ -108,7 +109,7 @@ func TestStartScriptsDefaultDelivery(t *testing.T) {
 	f.Truncate(1 << 30) // sparse: read through, it would take a while
 	f.Close()
 	out, code := run("/bin/sh", scriptPath(t, "rc/qmail"), "start")
-	if code == 0 || !strings.Contains(out, "hqmail did not start: unable to read "+ctl+": larger than 128 KB") {
+	if code == 0 || !strings.Contains(out, "hqmail did not start: unable to read "+ctl+": larger than 131071 bytes") {
 		t.Errorf("rc script with 1 GB of defaultdelivery: exit %d: %s", code, out)
 	}
 

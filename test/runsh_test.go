@@ -308,8 +308,10 @@ func TestRunScriptDefaultDelivery(t *testing.T) {
 		{"fifo", true, "", "", ""},
 		{"directory", true, "", "", ""},
 		// Larger than one argument can be (sparse: read through, 1 GB
-		// would take a while).
+		// would take a while), and one byte larger (131072 bytes: with
+		// its NUL, more than exec takes).
 		{"too large", true, "", "", ""},
+		{"one byte too large", true, "", "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if running {
@@ -319,7 +321,7 @@ func TestRunScriptDefaultDelivery(t *testing.T) {
 				}
 				running = false
 			}
-			if tc.name == "fifo" || tc.name == "directory" || tc.name == "too large" {
+			if tc.name == "fifo" || tc.name == "directory" || strings.HasSuffix(tc.name, "too large") {
 				os.Remove(ctl)
 				var err error
 				why := "not a readable regular file"
@@ -328,8 +330,11 @@ func TestRunScriptDefaultDelivery(t *testing.T) {
 					err = syscall.Mkfifo(ctl, 0o644)
 				case "directory":
 					err = os.Mkdir(ctl, 0o755)
+				case "one byte too large":
+					why = "larger than 131071 bytes"
+					err = os.WriteFile(ctl, bytes.Repeat([]byte("x"), 128<<10), 0o644)
 				default:
-					why = "larger than 128 KB"
+					why = "larger than 131071 bytes"
 					err = os.WriteFile(ctl, nil, 0o644)
 					if err == nil {
 						err = os.Truncate(ctl, 1<<30)

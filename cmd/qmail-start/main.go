@@ -12,6 +12,8 @@
 //     qmail-send as qmails/qmail; programs from ROOT/bin; cwd /, umask 077.
 //   - fds: 1 is the log when there is no logger; 2 gets fatal errors and
 //     the alerts and warnings about qmail-send, the helpers and qmail-queued.
+//     Descriptors above 2 it inherits are closed at its start (it runs as
+//     long as qmail does: a caller's pipe would never see end of file).
 //   - stays as qmail-send's parent: forwards TERM, HUP, ALRM to it; exits
 //     with its exit code (111 if it was killed or anything failed to start).
 package main

@@ -62,8 +62,9 @@ func usageError(format string, a ...any) error { return &usageErr{fmt.Sprintf(fo
 const usage = `usage: qmailctl [-t SECONDS] COMMAND
   hold remote [DOMAIN...]     hold remote delivery (all, or only these domains)
   hold local                  hold local delivery
-  boot                        the start-up hold: hold remote delivery, unless a
-                              network hook has released it since the machine booted
+  boot                        the start-up hold: hold remote delivery, unless
+                              qmail-send runs or a network hook has released it
+                              since the machine booted
   release remote [DOMAIN...]  release remote delivery (all, or these domains)
   release local               release local delivery
   flush                       make every deferred delivery due now (SIGALRM)
@@ -232,7 +233,15 @@ options:
 // delivery held, unless a network hook released it since the machine
 // booted (the link came up before qmail did, or qmail is restarted while
 // online): no later link event would release it then.
+// With qmail-send already running it holds nothing: that qmail-send is past
+// its start, and the link event that would release a hold made now may
+// have come long ago (qmail.service runs boot before every start, also one
+// that then fails because qmail-send runs).
 func (c *cmd) boot() int {
+	if pid, err := LocateSend(c.root); err == nil {
+		fmt.Fprintf(c.out, "qmail-send is already running (pid %d): boot holds nothing (qmailctl hold remote holds now)\n", pid)
+		return ExitOK
+	}
 	if hold.ReleasedSinceBoot(c.root) {
 		h, err := hold.Read(control.Open(c.root).Path, hold.RemoteFile)
 		if err == nil && h.Set {

@@ -841,6 +841,23 @@ func TestBoot(t *testing.T) {
 	if _, held := readFlag(t, root, "holdremote"); !held || code != ExitOK || strings.Contains(out, "not held") || !strings.Contains(out, "held (all destinations)") {
 		t.Errorf("boot with the admin's hold: held %v, exit %d, stdout %q", held, code, out)
 	}
+	// qmail-send already runs (qmail.service runs boot before a start
+	// that then fails): no hold, which no link event would lift, and
+	// exit 0 with the reason.
+	for _, want := range []string{"", "release\n"} {
+		root = makeTree(t)
+		if want != "" {
+			p := filepath.Join(root, hold.LinkWantFile)
+			queuetest.WriteFile(t, p, []byte(want))
+			old := time.Unix(0, 0)
+			os.Chtimes(p, old, old)
+		}
+		fake := startFake(t, root)
+		code, out, errs = run(t, root, "boot")
+		if _, held := readFlag(t, root, "holdremote"); held || code != ExitOK || !strings.Contains(out, fmt.Sprintf("already running (pid %d)", fake.Process.Pid)) {
+			t.Errorf("boot with qmail-send running (linkwant %q): held %v, exit %d, %q, %q", want, held, code, out, errs)
+		}
+	}
 }
 
 // An uplink's hook holds and releases everything while a VPN's hook holds

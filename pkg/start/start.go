@@ -23,6 +23,10 @@
 // a qmail-send that never closes it (one older than the pipe) is taken as
 // ready after readyWait.
 //
+// Descriptors above 2 that qmail-start inherits are closed at its start
+// (fds.go): it runs as long as qmail does, and would keep a caller's pipe
+// open all that time.
+//
 // Descriptors of qmail-send: 0 log (write), 1/2 lspawn requests/reports,
 // 3/4 rspawn requests/reports, 5/6 clean requests/replies, 7 the
 // readiness pipe (write; qmail-send closes it). Each spawner
@@ -655,6 +659,9 @@ func forward(sigs <-chan os.Signal, p *os.Process, ready, done <-chan struct{}, 
 
 // Main is qmail-start: args are the arguments after the program name.
 func Main(args []string, root string, stdout, stderr *os.File) int {
+	// Before anything else opens a descriptor: what the caller left open
+	// above 2 is not held for as long as qmail runs.
+	closeInherited()
 	if os.Getpid() == 1 {
 		// A container's entrypoint: PID 1 reaps and forwards, a child
 		// does the work (init.go).
