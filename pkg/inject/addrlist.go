@@ -9,6 +9,9 @@ type Rewriter struct {
 	DefaultHost   []Token
 	DefaultDomain []Token
 	PlusDomain    []Token
+	// BareUTF8Domain writes the UTF-8 words of a domain bare
+	// (BareDomainUTF8) where qmail quotes them; sendmail asks for it.
+	BareUTF8Domain bool
 }
 
 // NewRewriter tokenizes the three control values.
@@ -37,7 +40,9 @@ func NewRewriter(defaulthost, defaultdomain, plusdomain string) *Rewriter {
 // one trailing '@' go; no '@' gets DefaultHost; a host ending in '+' loses it
 // and gets PlusDomain; a host with no '.' and no literal gets DefaultDomain.
 func (rw *Rewriter) Rewrite(a []Token) []Token {
-	a = BareDomainUTF8(a)
+	if rw.BareUTF8Domain {
+		a = BareDomainUTF8(a)
+	}
 	n := len(a)
 	if n == 0 {
 		return a
@@ -95,11 +100,12 @@ func (rw *Rewriter) Rewrite(a []Token) []Token {
 // BareDomainUTF8 returns a with every word of the domain (after the last
 // '@', up to a closing '>') that was quoted only for its UTF-8
 // (Token.UTF8) made an atom again; a itself is not changed. Rewrite does
-// it to every address. qmail quotes every word with 8-bit bytes, and so
-// does this in a display name and a local part ("jörg"@x is a valid
-// address, the same mailbox as jörg@x, and byte for byte qmail's); a
-// quoted word in a domain is no domain at all (admin@"bücher".example),
-// so that one departure from qmail's output is made.
+// it to every address when BareUTF8Domain is set (sendmail). qmail quotes
+// every word with 8-bit bytes, in a display name and a local part ("jörg"@x
+// is a valid address, the same mailbox as jörg@x) and in a domain too,
+// where the quoted word makes no domain at all (admin@"bücher".example):
+// qmail-inject keeps that, byte for byte, as the recorded cases want it;
+// sendmail, whose callers expect RFC 6532, does not.
 func BareDomainUTF8(a []Token) []Token {
 	at := -1
 	for i := range a {

@@ -77,6 +77,10 @@ type Job struct {
 	// sets it: sendmail and Postfix accept any header from the MUAs and
 	// scripts that call them.
 	KeepUnparsable bool
+	// BareUTF8Domain writes a domain's UTF-8 words bare (RFC 6532), where
+	// qmail-inject quotes them as qmail does (admin@"bücher".example, no
+	// domain at all). sendmail sets it.
+	BareUTF8Domain bool
 	// VERP asks for a per-recipient variable envelope return path also
 	// when the sender comes from -f (QMAILINJECT's r leaves -f alone):
 	// the local part gets a '-' and the address "-@[]", which qmail-send
@@ -475,6 +479,7 @@ func (j *Job) Exec() *Error {
 		return readFailed("controls", err)
 	}
 	rw := NewRewriter(host, domain, plus)
+	rw.BareUTF8Domain = j.BareUTF8Domain
 	mft, err := mftLists(env)
 	if err != nil {
 		return readFailed("$QMAILMFTFILE", err)
@@ -607,9 +612,13 @@ func (j *Job) Exec() *Error {
 		if hasName && nameComment {
 			toks = append(toks, Token{Kind: Comment, S: name})
 		}
-		// The domain's UTF-8 words bare, as Rewrite writes them (the
-		// name's and the local part's stay quoted, as qmail writes them).
-		s := Unparse(BareDomainUTF8(toks), LineLen)
+		// The domain's UTF-8 words bare when Rewrite writes them so
+		// (sendmail); the name's and the local part's stay quoted, as
+		// qmail writes them.
+		if rw.BareUTF8Domain {
+			toks = BareDomainUTF8(toks)
+		}
+		s := Unparse(toks, LineLen)
 		if t, ok := Tokenize(s); ok {
 			if out, ok := AddrList(t, func(a []Token) []Token { return rw.Rewrite(a) }); ok {
 				s = Unparse(out, LineLen)

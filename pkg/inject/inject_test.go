@@ -64,6 +64,9 @@ func TestRewriteField(t *testing.T) {
 		// field name never becomes part of an address.
 		{in: "To: <bob", out: "To: <bob@mx.example.org\n"},
 		{in: "To: bob>", bad: true},
+		// 8-bit words quoted as qmail quotes them, in a domain too
+		// (sendmail writes a domain's UTF-8 words bare instead).
+		{in: "To: j\xc3\xb6rg@b\xc3\xbccher.example", out: "To: \"j\xc3\xb6rg\"@\"b\xc3\xbccher\".example\n"},
 		{in: "To: a@x.y, bob@example.com>", bad: true},
 		{in: "To: Team: bob", bad: true},
 		{in: "To: @x:carol", bad: true},

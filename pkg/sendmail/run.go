@@ -233,6 +233,7 @@ func Main(argv []string, root string, env []string, stdin io.Reader, stdout, std
 	// bounces sent to a stranger). qmail-inject itself keeps qmail's way.
 	j.IgnoreReturnPath = true
 	j.KeepUnparsable = true
+	j.BareUTF8Domain = true
 	j.VERP = c.VERP
 	var skipped []string // the fields, or addresses, that gave no recipient
 	j.HeaderRecipients = func(fields []inject.RecipField) []string {
