@@ -211,3 +211,37 @@ func TestCapBarren(t *testing.T) {
 		t.Errorf("MX(exact.test) = %q, %v; want ErrNoAddr", format(as), err)
 	}
 }
+
+// TestSelfBesideTempSamePref: this host beside an exchanger of its own
+// preference whose lookup fails for now. Nothing of a lower preference
+// failed, so nothing is left and it is ErrSelf (#5.4.6) in either order
+// of the shuffle; it was ErrTemp when the failing exchanger came first.
+// A failure at a lower preference still makes it ErrTemp, in either order.
+func TestSelfBesideTempSamePref(t *testing.T) {
+	s := dnstest.Start(t)
+	s.Add("st.test. MX 10 sf.st.test.", "st.test. MX 10 me.st.test.", "me.st.test. A 192.0.2.250")
+	s.Add("lt.test. MX 5 sf.lt.test.", "lt.test. MX 10 sf2.lt.test.", "lt.test. MX 10 me.lt.test.",
+		"me.lt.test. A 192.0.2.250")
+	for _, n := range []string{"sf.st.test.", "sf.lt.test.", "sf2.lt.test."} {
+		s.ServFail(n)
+	}
+	r := resolver(t, s)
+	r.IsSelf = func(ip net.IP) bool { return ip.Equal(net.ParseIP("192.0.2.250")) }
+	orders := map[string]func(n int, swap func(i, j int)){
+		"as given": func(n int, swap func(i, j int)) {},
+		"reversed": func(n int, swap func(i, j int)) {
+			for i := 0; i < n/2; i++ {
+				swap(i, n-1-i)
+			}
+		},
+	}
+	for name, order := range orders {
+		r.Shuffle = order
+		if got, err := r.MX("st.test"); err != dnsmx.ErrSelf {
+			t.Errorf("%s: MX(st.test) = %q, %v; want ErrSelf", name, format(got), err)
+		}
+		if got, err := r.MX("lt.test"); !errors.Is(err, dnsmx.ErrTemp) {
+			t.Errorf("%s: MX(lt.test) = %q, %v; want ErrTemp", name, format(got), err)
+		}
+	}
+}

@@ -338,7 +338,12 @@ func (r *Resolver) exchangers(mxs []exchanger, start time.Time) ([]Addr, int, er
 	switch {
 	case len(out) > 0:
 		return out, soft, nil
-	case prefme >= 0 && soft < 0:
+	case prefme >= 0 && (soft < 0 || soft >= prefme):
+		// Nothing of a lower preference than this host's failed. An
+		// exchanger of this host's own preference whose lookup failed
+		// does not count (soft == prefme when the shuffle put it before
+		// this host): the cut drops that preference whatever its lookup
+		// gives, and counting it made the answer depend on the shuffle.
 		return nil, soft, ErrSelf
 	case tempErr != nil:
 		// With prefme set: only this host is left, but a better exchanger

@@ -13,6 +13,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/hqmail/hqmail/pkg/dnsmx"
+	"github.com/hqmail/hqmail/pkg/idna"
 	"github.com/hqmail/hqmail/test/dnstest"
 )
 
@@ -92,6 +93,43 @@ func TestAddressesNullMX(t *testing.T) {
 	d.host = "noaddr.test"
 	if addrs, rep := d.addresses(); rep == nil || rep.letter != 'D' || rep.text != txtNoMX {
 		t.Errorf("noaddr.test: %v, report %+v; want D%q", addrs, rep, txtNoMX)
+	}
+}
+
+// TestAddressesHostTextUnsafe: a host name in a report has no control
+// byte (QA: "no\nsuch.test" broke the report's line, as qmail, printing
+// it through outsafe, never did): the reports that name the host show it
+// through oneLine, a control byte as a space. An internationalized name
+// stays in UTF-8, as the recipient address it came from.
+func TestAddressesHostTextUnsafe(t *testing.T) {
+	s := dnstest.Start(t)
+	s.Add(`x\127y.test. MX 0 .`, `n\008l.test. MX 0 .`, idna.ToASCII("nö.test")+". MX 0 .")
+	conf := s.WriteResolvConf(t, t.TempDir())
+	noHost := func(h string) string { return "Sorry, I couldn't find any host named " + h + ". (#5.1.2)\n" }
+	nullMX := func(h string) string {
+		return "Sorry, " + h + " does not accept mail: it publishes a null MX (RFC 7505). (#5.1.10)\n"
+	}
+	tests := []struct {
+		host  string
+		relay string // routed through this relay when set
+		want  string
+	}{
+		{"no\nsuch.test", "", noHost("no such.test")},
+		{"a\x01b\rc.test", "", noHost("a b c.test")},
+		{"bü.test", "", noHost("bü.test")},
+		{"x.test", "re\nlay.test", noHost("re lay.test")},
+		{"x\x7fy.test", "", nullMX("x y.test")},
+		{"n\bl.test", "", nullMX("n l.test")},
+		{"nö.test", "", nullMX("nö.test")},
+	}
+	for _, tt := range tests {
+		d := &delivery{cfg: &Config{ResolvConf: conf}, host: tt.host}
+		if tt.relay != "" {
+			d.routed, d.route = true, Route{Relay: tt.relay, Port: 25}
+		}
+		if addrs, rep := d.addresses(); rep == nil || rep.letter != 'D' || rep.text != tt.want {
+			t.Errorf("%q: %v, report %+v; want D%q", tt.host, addrs, rep, tt.want)
+		}
 	}
 }
 

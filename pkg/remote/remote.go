@@ -340,14 +340,22 @@ func (d *delivery) addresses() ([]dnsmx.Addr, *report) {
 	if d.stop.stopped() {
 		return nil, &report{letter: 'Z', text: TextStopped}
 	}
+	// The host as the reports show it: qmail prints it through outsafe
+	// (a byte below 33 or above 126 is '?'); here it goes through
+	// oneLine, as in the tlsroutes reports: a control byte (a LF would
+	// start a line of its own in the bounce) is a space, and an
+	// internationalized name in UTF-8 stays as written, as the recipient
+	// address it came from stands in the bounce (a byte that is not
+	// UTF-8 becomes U+FFFD).
+	shown := oneLine(name)
 	switch {
 	case errors.Is(err, dnsmx.ErrNoHost), d.routed && errors.Is(err, dnsmx.ErrNoAddr):
 		// A relay is looked up for its addresses only: one that exists
 		// without any is "no such host", as qmail's dns_ip makes it.
-		return nil, &report{letter: 'D', text: "Sorry, I couldn't find any host named " + name + ". (#5.1.2)\n"}
+		return nil, &report{letter: 'D', text: "Sorry, I couldn't find any host named " + shown + ". (#5.1.2)\n"}
 	case errors.Is(err, dnsmx.ErrNullMX):
 		// Checked before ErrNoAddr, which it also is.
-		return nil, &report{letter: 'D', text: "Sorry, " + name + " does not accept mail: it publishes a null MX (RFC 7505). (#5.1.10)\n"}
+		return nil, &report{letter: 'D', text: "Sorry, " + shown + " does not accept mail: it publishes a null MX (RFC 7505). (#5.1.10)\n"}
 	case errors.Is(err, dnsmx.ErrNoAddr):
 		return nil, &report{letter: 'D', text: txtNoMX}
 	case errors.Is(err, dnsmx.ErrSelf):

@@ -88,7 +88,12 @@ type wire struct {
 	// it had waited for it. A write that is not the line expected (never,
 	// unless the Client's format changes) ends the connection: the
 	// delivery is a temporary failure, nothing half sent is committed.
+	// The Client may write one line in pieces (go-smtp's text writer
+	// writes a line longer than its 4096-byte buffer, then the CR LF, on
+	// its own): matched counts the bytes of expect[0] written so far, and
+	// each piece must be the next bytes of that line.
 	ahead, expect [][]byte
+	matched       int
 }
 
 // errPipeline is the Client writing something other than the line sent
@@ -100,7 +105,7 @@ var errPipeline = errors.New("pipelined command out of step")
 func (w *wire) newTransaction() {
 	w.inData, w.emptyBody, w.wroteData, w.critical, w.midLine = false, false, false, false, false
 	w.pending, w.synth = nil, ""
-	w.ahead, w.expect = nil, nil
+	w.ahead, w.expect, w.matched = nil, nil, 0
 	w.last = Reply{}
 }
 
@@ -239,12 +244,21 @@ func (w *wire) Write(p []byte) (int, error) {
 	verb, _, _ := strings.Cut(strings.TrimRight(string(p[:min(len(p), 16)]), "\r\n"), " ")
 	verb = strings.ToUpper(verb)
 	if len(w.expect) > 0 {
-		if !bytes.Equal(p, w.expect[0]) {
+		if len(p) == 0 {
+			return 0, nil
+		}
+		line := w.expect[0]
+		if !bytes.HasPrefix(line[w.matched:], p) {
 			w.ioErr = errPipeline
 			return 0, w.ioErr
 		}
-		w.expect = w.expect[1:]
-		w.cmd = verb
+		if w.matched == 0 { // the line's first piece names the command
+			w.cmd = verb
+		}
+		w.matched += len(p)
+		if w.matched == len(line) {
+			w.expect, w.matched = w.expect[1:], 0
+		}
 		return len(p), nil // sent ahead with MAIL
 	}
 	w.midLine = len(p) > 0 && p[len(p)-1] != '\n'
@@ -527,7 +541,7 @@ func abort(c net.Conn) {
 
 // quit sends QUIT without waiting for the answer.
 func (s *session) quit() {
-	s.w.ahead, s.w.expect = nil, nil // what was sent ahead is answered or dropped
+	s.w.ahead, s.w.expect, s.w.matched = nil, nil, 0 // what was sent ahead is answered or dropped
 	s.w.Write([]byte("QUIT\r\n"))
 }
 

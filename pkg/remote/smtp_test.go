@@ -3,10 +3,13 @@ package remote
 import (
 	"bufio"
 	"bytes"
+	"fmt"
+	"io"
 	"net"
 	"net/textproto"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -424,6 +427,95 @@ func TestSessionPipelining(t *testing.T) {
 			}
 			if strings.Join(got, "") != strings.Join(tt.lines, "") {
 				t.Errorf("transcript\n got %q\nwant %q", got, tt.lines)
+			}
+		})
+	}
+}
+
+// TestSessionPipeliningLongLine: a RCPT line longer than go-smtp's
+// 4096-byte write buffer reaches the wire in two writes (the line, then
+// CR LF, or the line and CR, then LF). The wire must match such a line
+// piece by piece against the one it sent ahead: comparing each write with
+// the whole line ended every such delivery to a PIPELINING peer as
+// "connection died" (#4.4.2), where the peer without PIPELINING gets its
+// answer reported.
+func TestSessionPipeliningLongLine(t *testing.T) {
+	// "RCPT TO:<" + address + ">" is the line without its CR LF.
+	for _, lineLen := range []int{4095, 4096, 4097, 5017} {
+		rcpt := strings.Repeat("a", lineLen-10-len("@r.test")) + "@r.test"
+		rcptLine := "RCPT TO:<" + rcpt + ">\r\n"
+		if len(rcptLine) != lineLen+2 {
+			t.Fatalf("line of %d bytes, want %d", len(rcptLine), lineLen+2)
+		}
+		t.Run(fmt.Sprint(lineLen), func(t *testing.T) {
+			addr, lines := pipePeer(t, map[string]string{".": "250 done\r\n"})
+			reports, got := deliverTo(t, addr, lines, []string{rcpt}, "a\n")
+			if want := "r\x00K127.0.0.1 accepted message.\nRemote host said: 250 done\n"; reports != want {
+				t.Errorf("accepted: reports %q, want %q", reports, want)
+			}
+			want := []string{"EHLO h.test\r\n", "MAIL FROM:<f@x.test>\r\n", rcptLine, "DATA\r\n", "a\r\n", ".\r\n", "QUIT\r\n"}
+			if !slices.Equal(got, want) {
+				t.Errorf("accepted: transcript of %d lines, want %d (%q...)", len(got), len(want), got[:min(len(got), 2)])
+			}
+
+			// Refused: the same reports as from a peer without PIPELINING.
+			refuse := map[string]string{"RCPT": "550 too long\r\n", "DATA": "554 no valid recipients\r\n"}
+			addr, lines = pipePeer(t, refuse)
+			piped, _ := deliverTo(t, addr, lines, []string{rcpt}, "a\n")
+			addr, lines = peer(t, refuse)
+			plain, _ := deliverTo(t, addr, lines, []string{rcpt}, "a\n")
+			if want := "h127.0.0.1 does not like recipient.\nRemote host said: 550 too long\n\x00DGiving up on 127.0.0.1.\n"; piped != want || plain != want {
+				t.Errorf("refused: reports %q with PIPELINING, %q without, want %q", piped, plain, want)
+			}
+		})
+	}
+}
+
+// TestWirePipelinedPieces: the lines sent ahead with MAIL are matched
+// piece by piece, each piece against the next bytes of the line expected;
+// anything else is still out of step (errPipeline), and the command a
+// reply belongs to is the one the line's first piece named.
+func TestWirePipelinedPieces(t *testing.T) {
+	ahead := func() [][]byte { return [][]byte{[]byte("RCPT TO:<a@r.test>\r\n"), []byte("DATA\r\n")} }
+	tests := []struct {
+		name   string
+		pieces []string
+		ok     bool
+	}{
+		{"whole lines", []string{"RCPT TO:<a@r.test>\r\n", "DATA\r\n"}, true},
+		{"line then CR LF", []string{"RCPT TO:<a@r.test>", "\r\n", "DATA\r\n"}, true},
+		{"line and CR then LF", []string{"RCPT TO:<a@r.test>\r", "\n", "DATA", "\r\n"}, true},
+		{"other line", []string{"RCPT TO:<b@r.test>\r\n"}, false},
+		{"piece going wrong", []string{"RCPT TO:<a@r", ".tesx>\r\n"}, false},
+		{"piece running past the line", []string{"RCPT TO:<a@r.test>", "\r\nDATA\r\n"}, false},
+		{"next line before the end", []string{"RCPT TO:<a@r.test>", "DATA\r\n"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, s := net.Pipe()
+			defer c.Close()
+			go io.Copy(io.Discard, s)
+			w := newWire(c, 10*time.Second)
+			w.ahead = ahead()
+			if _, err := w.Write([]byte("MAIL FROM:<f@x.test>\r\n")); err != nil {
+				t.Fatal(err)
+			}
+			var err error
+			for i, p := range tt.pieces {
+				if _, err = w.Write([]byte(p)); err != nil {
+					break
+				}
+				if i == 0 && w.cmd != "RCPT" {
+					t.Errorf("command %q after the first piece, want RCPT", w.cmd)
+				}
+			}
+			switch {
+			case tt.ok && err != nil:
+				t.Errorf("error %v", err)
+			case tt.ok && (len(w.expect) != 0 || w.cmd != "DATA"):
+				t.Errorf("%d lines still expected, command %q", len(w.expect), w.cmd)
+			case !tt.ok && err != errPipeline:
+				t.Errorf("error %v, want errPipeline", err)
 			}
 		})
 	}
