@@ -9,7 +9,9 @@
 //     reads no fds.
 //   - cwd ROOT, umask 033: writes users/cdb.tmp, fsyncs it, renames it to
 //     users/cdb (mode 0644) and fsyncs users/; on any error the old
-//     users/cdb is left as it was.
+//     users/cdb is left as it was. The new file keeps the old one's owner
+//     and group; one made where there was none is given, when running as
+//     root, qmail-install's root:qmail (the ids of etc/ids).
 //   - fd 2: "qmail-newu: fatal: ..." on failure.
 //   - exit: 0 done; 100 usage; 111 on any failure, bad format included.
 package main
@@ -55,6 +57,28 @@ func readAssign() ([]byte, error) {
 	return io.ReadAll(f)
 }
 
+// ownNew gives a users/cdb made where there was none the owner and group
+// qmail-install gives it (pkg/install: root, group qmail; in a shared tree
+// the installing user and group), from the tree's etc/ids, instead of the
+// root:root of the process that made it. Only root calls it: anyone else
+// can give a file away to nobody and keeps it. Trouble is a warning: the
+// database is made and readable (mode 0644) all the same.
+func ownNew(root string) {
+	ids, err := qhome.LoadIDs(root)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "qmail-newu: warning: users/cdb is left owned by root:root: unable to read %s: %v\n",
+			qhome.IDsFile, qerr.Bare(err))
+		return
+	}
+	uid := 0
+	if ids.Shared {
+		uid = ids.Alias.UID // every name is the installer
+	}
+	if err := os.Chown("users/cdb", uid, ids.Qmail); err != nil {
+		fmt.Fprintf(os.Stderr, "qmail-newu: warning: unable to give users/cdb to %d:%d: %v\n", uid, ids.Qmail, qerr.Bare(err))
+	}
+}
+
 func main() {
 	root := qhome.Root()
 	usage.NoArgs(os.Args[1:], fmt.Sprintf(help, root))
@@ -82,6 +106,8 @@ func main() {
 		// root:qmail; root's own group would fail qmail-install -check).
 		// Only root may give it away; others keep their own.
 		_ = os.Chown("users/cdb", int(old.Uid), int(old.Gid))
+	} else if os.Geteuid() == 0 {
+		ownNew(root)
 	}
 	if d, err := os.Open("users"); err == nil {
 		d.Sync()

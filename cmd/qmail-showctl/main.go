@@ -5,8 +5,10 @@
 // Privilege contract: runs as the caller; needs read access to control/ and
 // etc/ids (world-readable in a standard tree; smtpauth and servercert.pem
 // are only stat'ed, never read). No arguments but -h (help, exit 0; any
-// other argument: usage on stderr, exit 100). fd 1: the report. Exit 0, or
-// 111 when something could not be read (the report says what).
+// other argument: usage on stderr, exit 100). fd 1: the report; fd 2:
+// "qmail-showctl: fatal: unable to write output: ..." when the report
+// cannot be written. Exit 0, or 111 when something could not be read (the
+// report says what) or written.
 package main
 
 import (
@@ -30,5 +32,5 @@ const help = `usage: qmail-showctl
 func main() {
 	root := qhome.Root()
 	usage.NoArgs(os.Args[1:], fmt.Sprintf(help, root))
-	os.Exit(admin.ShowctlMain(root, os.Stdout))
+	os.Exit(admin.ShowctlMain(root, os.Stdout, os.Stderr))
 }

@@ -13,7 +13,8 @@
 // qmail); never set-id. No arguments but -h (help on stdout, exit 0; any
 // other argument: usage on stderr, exit 100, nothing read), as qmail-tcpok;
 // fd 1 the listing, fd 2 errors. Exit 0, or 111 with "qmail-tcpto: fatal:
-// ..." when the file cannot be read.
+// ..." when the file cannot be read or the listing cannot be written
+// ("unable to write output: ...").
 package main
 
 import (
@@ -48,7 +49,10 @@ func run(root string, stdout, stderr io.Writer) int {
 	out := bufio.NewWriter(stdout)
 	err := tcpto.Open(root).Report(out)
 	if err == nil {
-		err = out.Flush()
+		if ferr := out.Flush(); ferr != nil {
+			// Worded as qmail-qread, qmail-qstat and qmailctl word it.
+			err = fmt.Errorf("unable to write output: %w", ferr)
+		}
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "qmail-tcpto: fatal: %v\n", err)

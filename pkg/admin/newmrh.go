@@ -10,6 +10,7 @@ import (
 	"github.com/hqmail/hqmail/pkg/control"
 	"github.com/hqmail/hqmail/pkg/idna"
 	"github.com/hqmail/hqmail/pkg/qerr"
+	"github.com/hqmail/hqmail/pkg/qhome"
 )
 
 // MoreRcptHosts reads the list in control/morercpthosts and returns the cdb
@@ -37,7 +38,7 @@ func MoreRcptHosts(data []byte) []cdb.Record {
 func NewmrhMain(root string, stderr io.Writer) int {
 	dir := control.Open(root).Path
 	src := filepath.Join(dir, "morercpthosts")
-	data, err := os.ReadFile(src)
+	data, err := readWhole(src)
 	if err != nil {
 		fmt.Fprintf(stderr, "qmail-newmrh: fatal: unable to read control/morercpthosts: %v\n", qerr.Bare(err))
 		return 111
@@ -49,4 +50,17 @@ func NewmrhMain(root string, stderr io.Writer) int {
 	return 0
 }
 
-// why strips the path from a file error when the message names the file.
+// readWhole reads a list an admin keeps (control/morercpthosts, the
+// users/ files of qmail-pw2u) as qmail-newu reads users/assign: through
+// qhome.OpenRegular, so that a FIFO, a device or a directory put there is
+// refused at once ("not a regular file", "is a directory") instead of
+// waiting for a writer for ever; /dev/null reads as empty. No size cap:
+// such a list grows with the hosts or users.
+func readWhole(name string) ([]byte, error) {
+	f, err := qhome.OpenRegular(name, os.O_RDONLY)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
+}

@@ -210,12 +210,13 @@ func isNumber(s string) bool {
 }
 
 // readUsersLines reads dir/name as a list (blank and '#' lines skipped);
-// missing file or dir "" gives nothing.
+// missing file or dir "" gives nothing. A FIFO or directory there is an
+// error at once (readWhole), not a wait for a writer.
 func readUsersLines(dir, name string) ([]string, error) {
 	if dir == "" {
 		return nil, nil
 	}
-	b, err := os.ReadFile(filepath.Join(dir, name))
+	b, err := readWhole(filepath.Join(dir, name))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, nil

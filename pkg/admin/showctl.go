@@ -24,7 +24,8 @@ type ctlKind int
 const (
 	kLine       ctlKind = iota // first line, default text
 	kMe                        // first line, default me, else the file name
-	kMeRequired                // first line, default me, else missing
+	kMeRequired                // first line, default me, else missing: its reader stops
+	kMeOptional                // first line, default me, else its use is off (def says what then)
 	kInt                       // number read as control.ReadInt (at most 2^31-1), default def
 	kUint                      // number read as control.ReadUint (at most 2^62), default def
 	kList                      // list lines, default text
@@ -70,7 +71,7 @@ var controlFiles = []ctlFile{
 	{"holdlocal", kHold, "", "qmail-send", "hold flag of the local channel, read at start and on HUP; see qmailctl"},
 	{"holdremote", kHold, "", "qmail-send", "hold flag of the remote channel (all, or a list of domains), read at start and on HUP; see qmailctl"},
 	{"idhost", kMe, "", "qmail-inject", "host part of Message-ID"},
-	{"localiphost", kMeRequired, "", "qmail-smtpd", "replaces [local ip] in recipient addresses"},
+	{"localiphost", kMeOptional, "qmail-smtpd leaves [local ip] in recipient addresses as it is", "qmail-smtpd", "replaces [local ip] in recipient addresses"},
 	{"localcache", kInt, "5", "qmail-lspawn", "seconds an idle kept qmail-local is kept for the next delivery (0: one per delivery)"},
 	{"locals", kListMe, "", "qmail-send", "domains delivered locally"},
 	{"morercpthosts", kList, "no extra rcpthosts", "qmail-newmrh", "extra rcpthosts, compiled into morercpthosts.cdb"},
@@ -99,8 +100,10 @@ var controlFiles = []ctlFile{
 // ShowctlMain is qmail-showctl: the compiled-in-like settings of the tree at
 // root, then every known control file with its value or default and its
 // reader, then the files in control/ it does not know. Exit 0, or 111 when
-// a file or the control directory cannot be read.
-func ShowctlMain(root string, stdout io.Writer) int {
+// a file or the control directory cannot be read, or when the report
+// cannot be written ("qmail-showctl: fatal: unable to write output: ..."
+// on stderr, as qmail-qread and qmail-qstat say it).
+func ShowctlMain(root string, stdout, stderr io.Writer) int {
 	w := bufio.NewWriter(stdout)
 	code := 0
 	fmt.Fprintf(w, "qmail home directory: %s.\n", root)
@@ -158,6 +161,7 @@ func ShowctlMain(root string, stdout io.Writer) int {
 		}
 	}
 	if err := w.Flush(); err != nil {
+		fmt.Fprintf(stderr, "qmail-showctl: fatal: unable to write output: %v\n", err)
 		return 111
 	}
 	return code
@@ -236,7 +240,7 @@ func showFile(w io.Writer, d *control.Dir, cf ctlFile) error {
 		}
 		fmt.Fprintf(w, "%s: %s\n", head, value(s))
 		crWarning(w, path, s)
-	case kMe, kMeRequired:
+	case kMe, kMeRequired, kMeOptional:
 		s, ok, err := d.ReadLine(cf.name)
 		if err != nil {
 			return err
@@ -254,6 +258,9 @@ func showFile(w io.Writer, d *control.Dir, cf ctlFile) error {
 			fmt.Fprintf(w, "%s: (Default.) me: %s.\n", head, me)
 		case cf.kind == kMe:
 			fmt.Fprintf(w, "%s: (Default.) no me either: the literal %s.\n", head, cf.name)
+		case cf.kind == kMeOptional:
+			// qmail-smtpd works on without it (qmail's liphostok).
+			fmt.Fprintf(w, "%s: (Missing.) no me either: %s.\n", head, cf.def)
 		default:
 			fmt.Fprintf(w, "%s: (Missing.) no me either: %s cannot work.\n", head, cf.reader)
 		}
@@ -444,7 +451,7 @@ func ControlValueKind(name string) (ValueKind, bool) {
 			continue
 		}
 		switch cf.kind {
-		case kLine, kMe, kMeRequired:
+		case kLine, kMe, kMeRequired, kMeOptional:
 			return FirstLine, true
 		case kList, kListMe, kSecretList:
 			return ListLines, true

@@ -3,6 +3,7 @@ package admin
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -91,7 +92,7 @@ func TestShowctlGolden(t *testing.T) {
 			os.Chtimes(filepath.Join(root, "control", "morercpthosts.cdb"), old, old)
 			os.Chmod(filepath.Join(root, "control", "smtpauth"), 0600)
 			var out bytes.Buffer
-			if code := ShowctlMain(root, &out); code != 0 {
+			if code := ShowctlMain(root, &out, io.Discard); code != 0 {
 				t.Fatalf("exit %d:\n%s", code, out.String())
 			}
 			got := strings.ReplaceAll(out.String(), root, "ROOT")
@@ -110,7 +111,7 @@ func TestShowctlErrors(t *testing.T) {
 	root := t.TempDir()
 	writeFiles(t, root, map[string]string{"control/holdremote/x": ""})
 	var out bytes.Buffer
-	code := ShowctlMain(root, &out)
+	code := ShowctlMain(root, &out, io.Discard)
 	if code != 111 || !strings.Contains(out.String(), "user ids: unknown (unable to read etc/ids: no such file or directory)") ||
 		!strings.Contains(out.String(), "holdremote: unable to read: is a directory") {
 		t.Errorf("exit %d:\n%s", code, out.String())
@@ -308,7 +309,7 @@ func TestShowctlNumbersAsRead(t *testing.T) {
 			}
 			writeFiles(t, root, files)
 			var out bytes.Buffer
-			if code := ShowctlMain(root, &out); code != 0 {
+			if code := ShowctlMain(root, &out, io.Discard); code != 0 {
 				t.Fatalf("exit %d:\n%s", code, out.String())
 			}
 			lines := strings.Split(out.String(), "\n")
@@ -394,7 +395,7 @@ func TestShowctlOutgoingIP(t *testing.T) {
 		root := t.TempDir()
 		writeFiles(t, root, map[string]string{"control/me": "mx.example\n", "control/outgoingip": tc.file})
 		var out bytes.Buffer
-		ShowctlMain(root, &out)
+		ShowctlMain(root, &out, io.Discard)
 		report := out.String()
 		var warned []string
 		for _, l := range strings.Split(report, "\n") {

@@ -130,6 +130,18 @@ func editHold(dir, name string, holding bool, domains []string) (EditResult, err
 	var res EditResult
 
 	path := filepath.Join(dir, name)
+	if name == hold.LocalFile {
+		if !holding {
+			return releaseLocal(dir, path)
+		}
+		if st, err := os.Stat(path); err == nil && !st.Mode().IsRegular() {
+			// A directory or FIFO there holds local delivery already
+			// (qmail-send asks only whether the name exists).
+			res.Before = hold.ParseFile(name, nil)
+			res.After = res.Before
+			return res, nil
+		}
+	}
 	old, err := qhome.ReadRegular(path) // as qmail-send reads it: a FIFO is an error, not a wait
 	exists := err == nil
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -222,6 +234,37 @@ func editHold(dir, name string, holding bool, domains []string) (EditResult, err
 	res.After = hold.ParseFile(name, content)
 	res.Changed = true
 	return res, nil
+}
+
+// errHoldLocalDir is release local's error for a control/holdlocal that is
+// a directory with something in it: what is in it may be someone's, so it
+// is not removed wholesale.
+var errHoldLocalDir = errors.New("it is a directory that is not empty; remove what is in it, or the directory itself " +
+	"(rm -r control/holdlocal), by hand")
+
+// releaseLocal removes control/holdlocal whatever it is, unread: qmail-send
+// holds local delivery as long as the name exists, so a directory or a
+// FIFO put there holds it as a file does (and a FIFO must not be read:
+// that would wait for a writer). An empty directory is removed too, a
+// symbolic link itself rather than its target; a directory with
+// something in it is an error (errHoldLocalDir) and stays.
+func releaseLocal(dir, path string) (EditResult, error) {
+	var res EditResult
+	if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+		return res, nil
+	} else if err != nil {
+		return res, err
+	}
+	res.Before = hold.ParseFile(hold.LocalFile, nil)
+	if err := os.Remove(path); err != nil {
+		if errors.Is(err, unix.ENOTEMPTY) || errors.Is(err, unix.EEXIST) {
+			res.After = res.Before
+			return res, errHoldLocalDir
+		}
+		return res, err
+	}
+	res.Changed = true
+	return res, qhome.SyncDir(dir)
 }
 
 // allMarker reports whether a first line holds everything (hold.AllMarker).

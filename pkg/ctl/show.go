@@ -8,11 +8,8 @@ import (
 	"path/filepath"
 	"strconv"
 
-	"github.com/hqmail/hqmail/pkg/control"
-	"github.com/hqmail/hqmail/pkg/hold"
 	"github.com/hqmail/hqmail/pkg/qdate"
 	"github.com/hqmail/hqmail/pkg/qread"
-	"github.com/hqmail/hqmail/pkg/sched"
 )
 
 // show prints the messages named by ids in detail:
@@ -29,19 +26,14 @@ import (
 // envelope, even when an info file from an earlier, interrupted
 // preprocessing is there too. An id that is not
 // in the queue is reported (exit 100 once all ids are shown); a message that
-// cannot be read exits 111. Nothing is changed.
+// cannot be read exits 111; a hold flag or heldmsgs that cannot be read
+// is warned about (listingHolds). Nothing is changed.
 func (c *cmd) show(ids []string) int {
-	dir := control.Open(c.root).Path
-	local, err := hold.Read(dir, hold.LocalFile)
-	if err != nil {
-		return c.fail(ExitTemp, "unable to read the hold flags: %v", err)
-	}
-	remote, err := hold.Read(dir, hold.RemoteFile)
+	local, remote, held, err := c.listingHolds()
 	if err != nil {
 		return c.fail(ExitTemp, "unable to read the hold flags: %v", err)
 	}
 	q := c.queueDir()
-	held, _ := sched.LoadHeld(q)
 	code := ExitOK
 	for _, arg := range ids {
 		parsed, err := parseIDs([]string{arg})

@@ -1,20 +1,23 @@
 package ctl
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/hqmail/hqmail/pkg/control"
 	"github.com/hqmail/hqmail/pkg/hold"
 	"github.com/hqmail/hqmail/pkg/qdate"
+	"github.com/hqmail/hqmail/pkg/qerr"
+	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/qread"
 	"github.com/hqmail/hqmail/pkg/sched"
 	"github.com/hqmail/hqmail/pkg/sendlock"
@@ -147,12 +150,11 @@ func (c *cmd) statusReport() int {
 	}
 	inTodo := todoIDs(q)
 	// Counted as the queue is read: memory does not grow with it.
-	var lm, rm, held, trouble, listed int
+	var lm, rm, held, trouble int
 	err = qread.ScanEach(q, func(m *qread.Message) {
 		if inTodo[m.ID] {
 			return // not preprocessed yet: its info file is stale
 		}
-		listed++
 		if m.Err != nil {
 			trouble++
 			return
@@ -173,27 +175,31 @@ func (c *cmd) statusReport() int {
 	if err != nil {
 		fmt.Fprintf(c.out, "pending: unknown (%v)\n", err)
 	} else {
-		fmt.Fprintf(c.out, "pending: local %s, remote %s (%s held by control/holdremote)\n",
-			plural(lm, "message"), plural(rm, "message"), plural(held, "remote recipient"))
+		heldBy := plural(held, "remote recipient") + " held by control/holdremote"
+		if _, ok := holds["remote"]; !ok {
+			// Unreadable (said above), and qmail-send does not report
+			// holding everything for it: a count of 0 would be a guess.
+			heldBy = "held remote recipients unknown: control/holdremote cannot be read"
+		}
+		fmt.Fprintf(c.out, "pending: local %s, remote %s (%s)\n",
+			plural(lm, "message"), plural(rm, "message"), heldBy)
 		if trouble > 0 {
 			fmt.Fprintf(c.out, "warning: %s could not be read (see qmail-qread)\n", plural(trouble, "message"))
 		}
-		// The message files counted above that are neither in todo/ nor
-		// listed: being queued right now, or left alone by a qmail-queue
-		// or qmail-clean that was killed, or by a crash of qmail-send
-		// between a message's info file and its message file. The counts
-		// are taken one after the other, so a busy queue can be off by
-		// the messages that came or went meanwhile.
-		if cerr == nil {
-			if n := counts.Messages - counts.Todo - listed; n > 0 {
-				fmt.Fprintf(c.out, "unlisted: %s with a message file only (being queued now, or left by a killed qmail-queue or a crash; qmail-send removes those after 36 hours)\n", plural(n, "message"))
-			}
+		// The message files that neither todo/ nor info/ accounts for:
+		// being queued right now, or left alone by a qmail-queue or
+		// qmail-clean that was killed, or by a crash of qmail-send
+		// between a message's info file and its message file.
+		if n, err := unlisted(q, inTodo); err != nil {
+			fmt.Fprintf(c.out, "unlisted: unknown (%v)\n", err)
+		} else if n > 0 {
+			fmt.Fprintf(c.out, "unlisted: %s with a message file only (being queued now, or left by a killed qmail-queue or a crash; qmail-send removes those after 36 hours)\n", plural(n, "message"))
 		}
 	}
 	if held, err := sched.LoadHeld(q); err != nil {
 		fmt.Fprintf(c.out, "held messages: unknown (%v)\n", err)
-	} else if len(held) > 0 {
-		fmt.Fprintf(c.out, "held messages: %d (qmailctl hold ID; see qmailctl queue)\n", len(held))
+	} else if n := queued(q, held); n > 0 {
+		fmt.Fprintf(c.out, "held messages: %d (qmailctl hold ID; see qmailctl queue)\n", n)
 	}
 	if st != nil {
 		if ql, ok := st["queued-local"]; ok {
@@ -207,6 +213,56 @@ func (c *cmd) statusReport() int {
 		}
 	}
 	return code
+}
+
+// unlisted counts the message files of queue q (mess/S/ID) that neither
+// todo/ nor info/ accounts for, each looked at by its own id: a count of
+// all files less the listed ones would let a listed message whose message
+// file is gone, or a name in todo/ that is no id, cancel a real orphan
+// out. inTodo (todoIDs, read before) spares most todo/ID lookups; a
+// message found in neither is looked for in todo/ once more, as it may
+// have been queued since. Names that are no message id are no message and
+// are not counted. Memory is one subdirectory's names.
+func unlisted(q string, inTodo map[uint64]bool) (int, error) {
+	n := 0
+	for s := 0; s < qhome.Split; s++ {
+		dir := filepath.Join(q, "mess", strconv.Itoa(s))
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			return n, fmt.Errorf("unable to read %s: %w", dir, qerr.Bare(err))
+		}
+		for _, e := range ents {
+			id, err := strconv.ParseUint(e.Name(), 10, 64)
+			if err != nil || id == 0 || !e.Type().IsRegular() || inTodo[id] {
+				continue
+			}
+			if _, err := os.Lstat(filepath.Join(q, "info", qread.Sub(id), e.Name())); !errors.Is(err, fs.ErrNotExist) {
+				continue // listed (or there and unreadable: qmail-qread's trouble)
+			}
+			if _, err := os.Lstat(filepath.Join(q, "todo", e.Name())); !errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			if _, err := os.Lstat(filepath.Join(dir, e.Name())); err != nil {
+				continue // gone meanwhile: delivered and cleaned up
+			}
+			n++
+		}
+	}
+	return n, nil
+}
+
+// queued counts the ids of held that are still in queue q (have a message
+// file): heldmsgs may name messages that have left since (deleted, or
+// delivered while qmail-send did not run), which hold nothing.
+func queued(q string, held map[uint64]bool) int {
+	n := 0
+	for id := range held {
+		name := strconv.FormatUint(id, 10)
+		if _, err := os.Lstat(filepath.Join(q, "mess", qread.Sub(id), name)); err == nil {
+			n++
+		}
+	}
+	return n
 }
 
 // describeHold is h.Describe, but a hold of everything that lists
@@ -314,12 +370,12 @@ func ago(d time.Duration) string {
 // msgheld (held by qmailctl hold ID),
 // bouncing (a bounce is being sent),
 // done (nothing pending: about to be removed) or trouble (see qmail-qread).
+// A hold flag or heldmsgs that cannot be read is warned about and the
+// listing goes on (listingHolds).
 func (c *cmd) queue() int {
 	q := c.queueDir()
-	dir := control.Open(c.root).Path
-	local, err1 := hold.Read(dir, hold.LocalFile)
-	remote, err2 := hold.Read(dir, hold.RemoteFile)
-	if err := cmp.Or(err1, err2); err != nil {
+	local, remote, held, err := c.listingHolds()
+	if err != nil {
 		return c.fail(ExitTemp, "unable to read the hold flags: %v", err)
 	}
 	// todo/ before info/: a message preprocessed between the two reads
@@ -332,7 +388,6 @@ func (c *cmd) queue() int {
 	for _, t := range todo {
 		inTodo[t.ID] = true
 	}
-	held, _ := sched.LoadHeld(q) // unreadable: no message is shown held
 	now := c.now()
 	// Each message's line is made as the queue is read and only the lines
 	// are kept for sorting by id: about a tenth of the memory of the
@@ -386,6 +441,53 @@ func (c *cmd) queue() int {
 			t.Recipients, t.Recipients, state, qread.Safe(t.Sender))
 	}
 	return ExitOK
+}
+
+// listingHolds reads what queue and queue ID mark as held: the hold
+// flags and the messages held by id. Only a control directory that is
+// there but no directory, or cannot be looked at, is an error (exit 111,
+// as for every command). Trouble with the files stops no listing
+// (qmail-qread lists with a warning too); each is warned about on stderr,
+// and a flag that is there but cannot be read (a directory, a FIFO, a
+// file qmailctl may not read) is taken as qmail-send takes it:
+// control/holdlocal holds all local delivery as long as it exists, and a
+// control/holdremote qmail-send cannot read holds all remote delivery
+// from its next re-read (it does not start with one). A flag whose
+// existence cannot be told either, and an unreadable heldmsgs, mark
+// nothing.
+func (c *cmd) listingHolds() (local, remote hold.Flag, held map[uint64]bool, err error) {
+	dir := control.Open(c.root).Path
+	if st, err := os.Stat(dir); err == nil && !st.IsDir() {
+		return local, remote, nil, &os.PathError{Op: "open", Path: dir, Err: syscall.ENOTDIR}
+	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return local, remote, nil, err
+	}
+	read := func(name, shown string) hold.Flag {
+		h, err := hold.Read(dir, name)
+		if err == nil {
+			return h
+		}
+		// Looked for as qmail-send looks: holdlocal by os.Stat (a
+		// symbolic link counts by its target), holdremote by os.Lstat.
+		look := os.Stat
+		if name == hold.RemoteFile {
+			look = os.Lstat
+		}
+		if _, serr := look(filepath.Join(dir, name)); serr == nil {
+			fmt.Fprintf(c.err, "qmailctl: warning: unable to read control/%s: %v; %s\n", name, qerr.Bare(err), shown)
+			return hold.ParseFile(name, nil)
+		}
+		fmt.Fprintf(c.err, "qmailctl: warning: unable to read control/%s: %v; what it holds is not marked\n", name, qerr.Bare(err))
+		return hold.Flag{}
+	}
+	local = read(hold.LocalFile, "local recipients are shown held, as qmail-send holds local delivery while it exists")
+	remote = read(hold.RemoteFile, "remote recipients are shown held, as qmail-send holds all remote delivery while it cannot read it")
+	held, herr := sched.LoadHeld(c.queueDir())
+	if herr != nil {
+		fmt.Fprintf(c.err, "qmailctl: warning: unable to read queue/bounce/%s: %v; messages held by id are not shown as held\n",
+			sched.HeldMsgsName, qerr.Bare(herr))
+	}
+	return local, remote, held, nil
 }
 
 // counts returns the recipients of m not yet done, and how many of them are
