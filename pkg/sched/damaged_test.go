@@ -287,3 +287,31 @@ func TestDamagedTodoNotReadPerTrigger(t *testing.T) {
 		t.Errorf("todo/%d removed", id)
 	}
 }
+
+// TestDropRemainsForgetsHold: a message removed for want of its message
+// file (dropRemains) is forgotten as one that ends is: a qmailctl hold of
+// it is dropped from bounce/heldmsgs, or it would hold the next message
+// given its id (QA rsched: suspicion, dropRemains did not call forget).
+func TestDropRemainsForgetsHold(t *testing.T) {
+	root := newTree(t)
+	q := filepath.Join(root, "queue")
+	id := queueMsg(t, root, "ann@example.org", "bob@local.example")
+	var log lines
+	s := &Sched{root: root, queue: q, log: logger{w: &log}, now: func() int64 { return 1000 }}
+	mc, err := loadMsgCtl(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.mc = mc
+	s.mc.held[id] = true
+	if err := s.mc.save(); err != nil {
+		t.Fatal(err)
+	}
+	s.dropRemains(id)
+	if s.mc.held[id] {
+		t.Error("still held in memory")
+	}
+	if held, _ := LoadHeld(q); held[id] {
+		t.Error("still in bounce/heldmsgs")
+	}
+}

@@ -168,6 +168,10 @@ func (s *Sched) dropRemains(id uint64) {
 			return
 		}
 	}
+	// Gone as a message that ends is: a hold or delete asked for it
+	// would otherwise outlive it and take the next message given its id
+	// (the inode).
+	s.forget(id)
 }
 
 // remains are the files of message id that qmail-send writes, besides
