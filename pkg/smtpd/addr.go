@@ -11,15 +11,20 @@ import (
 var interfaceAddrs = net.InterfaceAddrs
 
 // isLocalIP reports whether ip is an address of one of this host's
-// interfaces (qmail's ipme). The list is read at each call, which only an
+// interfaces, or 0.0.0.0 (qmail's ipme). The list is read at each call, which only an
 // address literal makes: a long-running qmail-smtpd -listen on a dial-up
 // host sees the address the link has now, not the one it had at start.
 func isLocalIP(ip netip.Addr) (bool, error) {
+	ip = ip.Unmap()
+	if ip == netip.IPv4Unspecified() {
+		// 0.0.0.0 is this host, as in qmail's list of its own
+		// addresses (ipme) and qmail-remote's.
+		return true, nil
+	}
 	addrs, err := interfaceAddrs()
 	if err != nil {
 		return false, err
 	}
-	ip = ip.Unmap()
 	for _, a := range addrs {
 		var s string
 		switch v := a.(type) {

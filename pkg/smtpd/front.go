@@ -292,9 +292,15 @@ func (f *front) dispatch(line string) {
 	verb, arg, _ := strings.Cut(line, " ")
 	arg = strings.TrimLeft(arg, " ")
 	// qmail reads the verb and the HELO name as C strings: a NUL ends
-	// them ("NOOP\x00x" is NOOP). Addresses with a NUL are refused
-	// instead (checkAddr).
-	verb = cString(verb)
+	// them ("NOOP\x00x" is NOOP). A NUL in the verb, before the first
+	// space, ends the whole line there: qmail looks for that space in
+	// the C string, finds none, and takes an empty argument
+	// ("MAIL\x00 FROM:<a@b>" is MAIL with no address: the null
+	// sender). Addresses with a NUL further on are refused instead
+	// (checkAddr).
+	if i := strings.IndexByte(verb, 0); i >= 0 {
+		verb, arg = verb[:i], ""
+	}
 	cs := f.cs
 	// Verbs fold their ASCII letters only, as qmail's case_equals:
 	// strings.ToLower took "MA\u0130L" for MAIL.

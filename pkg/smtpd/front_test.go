@@ -110,6 +110,8 @@ func TestReceivedHelo(t *testing.T) {
 		{"HELO two words\r\n", "Received: from localhost (HELO two?words) (127.0.0.1)\n"},
 		{"HELO\r\n", "Received: from localhost (HELO ) (127.0.0.1)\n"},
 		{"HELO foo\x00bar\r\nNOOP\x00 x\r\n", "Received: from localhost (HELO foo) (127.0.0.1)\n"},
+		// A NUL before the first space ends the line: no argument.
+		{"HELO\x00 foo\r\n", "Received: from localhost (HELO ) (127.0.0.1)\n"},
 		{"EHLO   LOCALHOST\r\n", "Received: from localhost (127.0.0.1)\n"},
 		{"helo a\r\nhelo b\r\n", "Received: from localhost (HELO b) (127.0.0.1)\n"},
 	}
@@ -359,5 +361,29 @@ func TestTLSFailureLogBounded(t *testing.T) {
 	}
 	if len(line) > 400 {
 		t.Errorf("log line of %d bytes for a failed handshake: %.300q", len(line), line)
+	}
+}
+
+// TestNulInVerb: a NUL in the verb ends the command line there, as qmail
+// reads it (a C string with no space in it): "MAIL\x00 FROM:<a@b>" is MAIL
+// with an empty argument, the null sender, and "RCPT\x00 TO:<u@x>" is the
+// empty recipient, which rcpthosts lets through as it lets any name
+// without '@' (qmail's addrallowed). The argument was taken from after
+// the NUL.
+func TestNulInVerb(t *testing.T) {
+	q := useMemQueue(t)
+	s := startServer(t, testRoot(t, nil), loopPeer, nil)
+	c := dial(t, s)
+	c.last()
+	c.expectPrefix("HELO x", "250 ")
+	c.expectPrefix("MAIL\x00 FROM:<a@b.example>", "250 ")
+	c.expectPrefix("RCPT\x00 TO:<v@example.org>", "250 ") // "": no '@', as a local name
+	c.expectPrefix("RCPT TO:<u@example.org>", "250 ")
+	c.expectPrefix("DATA", "354 ")
+	c.send(textprotoDot("x\n"))
+	c.expectPrefix("", "250 ok ")
+	msgs := q.all()
+	if len(msgs) != 1 || msgs[0].Env.Sender != "" || strings.Join(msgs[0].Env.Recipients, ",") != ",u@example.org" {
+		t.Fatalf("queued %+v, want sender <> and the recipients \"\" and u@example.org", msgs[0].Env)
 	}
 }

@@ -621,3 +621,26 @@ func TestMainUsage(t *testing.T) {
 		}
 	}
 }
+
+// TestZeroAddressLocal: [0.0.0.0] is this host, as in qmail's list of its
+// own addresses (ipme) and in qmail-remote's: the literal is replaced by
+// localiphost and accepted without rcpthosts listing it. It was refused
+// (553), and with RELAYCLIENT went to the remote channel, where
+// qmail-remote bounced it as a loop.
+func TestZeroAddressLocal(t *testing.T) {
+	q := useMemQueue(t)
+	root := testRoot(t, map[string]string{"localiphost": "example.org\n"})
+	s := startServer(t, root, loopPeer, nil)
+	c := dial(t, s)
+	c.last()
+	c.expectPrefix("HELO x", "250 ")
+	c.expectPrefix("MAIL FROM:<a@foreign.example>", "250 ")
+	c.expectPrefix("RCPT TO:<postmaster@[0.0.0.0]>", "250 ")
+	c.expectPrefix("DATA", "354 ")
+	c.send(textprotoDot("x\n"))
+	c.expectPrefix("", "250 ok ")
+	msgs := q.all()
+	if len(msgs) != 1 || strings.Join(msgs[0].Env.Recipients, " ") != "postmaster@example.org" {
+		t.Fatalf("queued %+v, want postmaster@example.org", msgs)
+	}
+}

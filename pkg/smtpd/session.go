@@ -278,11 +278,15 @@ func (s *session) Data(_ io.Reader) error {
 			cs.log.Print(qq.StartFailure(qerrv))
 			return replyQQT
 		}
+		// A queue program's own text (fd 6, exit 82) may hold line
+		// ends: each LF starts a line of the reply, with its code (no
+		// line of it passes for a reply of its own), and a CR is
+		// dropped (it ended a line short of its LF).
 		var qe *qerr.Error
 		if errors.As(qerrv, &qe) && qe.Perm {
-			return reply(554, qe.Text)
+			return reply(554, noCR(qe.Text))
 		}
-		return reply(451, qerrv.Error())
+		return reply(451, noCR(qerrv.Error()))
 	}
 	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.NoEnhancedCode,
 		Message: fmt.Sprintf("ok %d qp %d", cs.cfg.Now().Unix(), pid)}
@@ -303,3 +307,6 @@ func (s *session) readFailure(err error) error {
 	s.cs.front.Close()
 	return replyGone
 }
+
+// noCR drops the CRs of a reply text.
+func noCR(s string) string { return strings.ReplaceAll(s, "\r", "") }
