@@ -39,6 +39,7 @@ import (
 	"github.com/hqmail/hqmail/pkg/control"
 	"github.com/hqmail/hqmail/pkg/hold"
 	"github.com/hqmail/hqmail/pkg/qhome"
+	"github.com/hqmail/hqmail/pkg/sendlock"
 	"github.com/hqmail/hqmail/pkg/tcpto"
 )
 
@@ -237,10 +238,33 @@ options:
 // its start, and the link event that would release a hold made now may
 // have come long ago (qmail.service runs boot before every start, also one
 // that then fails because qmail-send runs).
+//
+// Running means that sendmutex is locked, whatever pid the file names: a
+// pid file that does not name the lock's holder (sendlock's error) is no
+// sign that qmail-send is stopped. When the lock cannot be tested boot
+// cannot tell, holds nothing, says why and exits 111.
 func (c *cmd) boot() int {
-	if pid, err := LocateSend(c.root); err == nil {
+	pid, err := LocateSend(c.root)
+	switch {
+	case err == nil:
 		fmt.Fprintf(c.out, "qmail-send is already running (pid %d): boot holds nothing (qmailctl hold remote holds now)\n", pid)
 		return ExitOK
+	case errors.As(err, new(*sendlock.OtherTreeError)):
+		// Locked by another tree's qmail-send (a hard-linked
+		// sendmutex): this tree's cannot start while that one runs,
+		// and what boot should do is not boot's to guess.
+		return c.fail(ExitTemp, "%v: boot holds nothing", err)
+	case !errors.Is(err, ErrNotRunning):
+		locked, lerr := sendlock.Locked(c.root)
+		if lerr != nil {
+			return c.fail(ExitTemp, "cannot tell whether qmail-send runs (%v; %v): boot holds nothing", err, lerr)
+		}
+		if locked {
+			fmt.Fprintf(c.out, "qmail-send is already running (%s is locked; %v): boot holds nothing (qmailctl hold remote holds now)\n",
+				MutexFile, err)
+			return ExitOK
+		}
+		// Unlocked since: qmail-send has stopped meanwhile.
 	}
 	if hold.ReleasedSinceBoot(c.root) {
 		h, err := hold.Read(control.Open(c.root).Path, hold.RemoteFile)
@@ -253,13 +277,15 @@ func (c *cmd) boot() int {
 		fmt.Fprintln(c.out, "remote delivery not held: a network hook released it since the machine booted")
 		return ExitOK
 	}
-	before, _ := hold.Read(control.Open(c.root).Path, hold.RemoteFile)
+	before, berr := hold.Read(control.Open(c.root).Path, hold.RemoteFile)
 	afterBootCheck()
 	code := c.hold(true, []string{"remote"})
-	if !before.Set && hold.ReleasedSinceBoot(c.root) {
+	if berr == nil && !before.All && hold.ReleasedSinceBoot(c.root) {
 		// A link came up while boot looked (its hook recorded the
 		// release, and its qmailctl may have run before this hold): no
-		// later event would release the hold boot just made.
+		// later event would release the hold boot just made. Only the
+		// hold of everything boot added goes: domains held by name
+		// before (a VPN's hook) stay held, as release remote keeps them.
 		fmt.Fprintln(c.out, "a network hook released remote delivery meanwhile; the boot hold is taken back")
 		return c.hold(false, []string{"remote"})
 	}

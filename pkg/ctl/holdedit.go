@@ -199,7 +199,19 @@ func editHold(dir, name string, holding bool, domains []string) (EditResult, err
 			res.After = res.Before
 			return res, nil
 		case len(res.Before.Domains) > 0 && allMarker(control.FirstLine(old)):
-			content = old[strings.IndexByte(string(old), '\n')+1:] // domains follow
+			// The domains follow. Every line that would hold everything
+			// once it came first goes too (a blank line, CRLF's "\r",
+			// a second "*"): no domain is one, and the first line left
+			// must be a domain line, or the file still holds everything.
+			content = old
+			for allMarker(control.FirstLine(content)) {
+				i := strings.IndexByte(string(content), '\n')
+				if i < 0 {
+					content = nil
+					break
+				}
+				content = content[i+1:]
+			}
 		default:
 			remove = true
 		}

@@ -31,23 +31,63 @@ func (a ctlActions) run(verb string) error {
 	// apply), under the control directory's lock, which apply lets go
 	// before it waits for qmail-send: a hook's event is then never held
 	// up behind the watcher's wait, nor overtaken by it.
+	if err := a.record(verb); err != nil {
+		return err
+	}
+	afterRecord()
+	return a.apply(verb)
+}
+
+// record writes verb to queue/lock/linkwant (qmailctl linkwant VERB).
+func (a ctlActions) record(verb string) error {
 	var out, errb bytes.Buffer
 	if code := ctl.Main(a.root, []string{"linkwant", verb}, &out, &errb); code != ctl.ExitOK {
 		return fmt.Errorf("unable to write %s: %s", hold.LinkWantFile, strings.TrimSpace(errb.String()))
 	}
-	out.Reset()
-	errb.Reset()
-	switch code := ctl.Main(a.root, []string{"linkwant", "apply"}, &out, &errb); code {
-	case ctl.ExitOK, ctl.ExitNotRunning:
-		// Not running: the flag is set, the next start honours it.
-		return nil
-	default:
-		return fmt.Errorf("qmailctl linkwant apply (%s): exit %d: %s", verb, code, strings.TrimSpace(errb.String()))
-	}
+	return nil
 }
+
+// apply applies what linkwant says (qmailctl linkwant apply) and checks
+// that it is verb.
+func (a ctlActions) apply(verb string) error {
+	var out, errb bytes.Buffer
+	code := ctl.Main(a.root, []string{"linkwant", "apply"}, &out, &errb)
+	// apply prints the word it applied first, alone on its line: a hook
+	// may have recorded the other one in between, and then the flag is
+	// not the watcher's (an error: the watcher acts again).
+	applied, _, _ := strings.Cut(out.String(), "\n")
+	switch {
+	case code != ctl.ExitOK && code != ctl.ExitNotRunning:
+		// The flag may have been changed all the same (qmail-send did
+		// not confirm): an error, so that the watcher does not take the
+		// old state for the one in force.
+		return fmt.Errorf("qmailctl linkwant apply (%s): exit %d: %s", verb, code, strings.TrimSpace(errb.String()))
+	case applied != verb:
+		return fmt.Errorf("qmailctl linkwant apply (%s) applied %q: another event was recorded meanwhile", verb, applied)
+	}
+	// Not running: the flag is set, the next start honours it.
+	return nil
+}
+
+// afterRecord runs between the record of a decision and its apply (tests
+// record a hook's word there).
+var afterRecord = func() {}
 
 func (a ctlActions) Hold(string) error    { return a.run("hold") }
 func (a ctlActions) Release(string) error { return a.run("release") }
+
+// RecordRelease and ApplyRelease are Release in its two steps (twoStep).
+func (a ctlActions) RecordRelease() error { return a.record("release") }
+func (a ctlActions) ApplyRelease() error  { return a.apply("release") }
+
+// Wanted returns what queue/lock/linkwant says now (qmailctl linkwant).
+func (a ctlActions) Wanted() (string, error) {
+	var out, errb bytes.Buffer
+	if code := ctl.Main(a.root, []string{"linkwant"}, &out, &errb); code != ctl.ExitOK {
+		return "", errors.New(strings.TrimSpace(errb.String()))
+	}
+	return strings.TrimSpace(out.String()), nil
+}
 
 // Main is qmail-linkwatch(8).
 func Main(root string, args []string, stdout, stderr io.Writer) int {

@@ -61,10 +61,40 @@ func nmMetered(iface string) bool {
 type state int
 
 const (
-	unknown state = iota
-	held
-	released
+	unknown   state = iota
+	held            // held, and the hold confirmed
+	releasing       // a release is on its way (waiting for qmail-send)
+	released        // released, and the release confirmed
 )
+
+// wantReader is an Actions that can tell what the last decision recorded
+// (queue/lock/linkwant for ctlActions): a network hook may have recorded
+// and applied the opposite of the watcher's since, and the watcher then
+// acts again.
+type wantReader interface {
+	Wanted() (string, error)
+}
+
+// twoStep is an Actions whose release is recorded apart from its apply
+// (ctlActions: qmailctl linkwant release, then linkwant apply). The
+// record is made in the loop, the apply (which waits for qmail-send's
+// confirmation) in the background: a hold decided after the release is
+// then recorded after it, whatever order the goroutines run in, and
+// the apply of either one applies the hold. Run in the background whole,
+// a release whose goroutine started late could record itself after the
+// hold and leave remote delivery released with the link down.
+type twoStep interface {
+	RecordRelease() error
+	ApplyRelease() error
+}
+
+// releaseResult is the end of a release run in the background; seq says
+// which action it was, so that one a hold has overtaken is let go.
+type releaseResult struct {
+	seq  int
+	err  error
+	done string // the line logged once it is done
+}
 
 // Run watches until ctx ends. logf receives one line per decision.
 func Run(ctx context.Context, cfg Config, h Hooks, act Actions, logf func(format string, a ...any)) error {
@@ -120,6 +150,29 @@ func Run(ctx context.Context, cfg Config, h Hooks, act Actions, logf func(format
 		}()
 	}
 	cur := unknown
+	// seq counts the actions begun: a release's result counts only when
+	// no other action began after it.
+	seq := 0
+	releaseDone := make(chan releaseResult, 1)
+	// holdNow holds remote delivery unless it is held already. A failed
+	// hold leaves the state unknown rather than as it was: qmailctl may
+	// have changed the flag and then failed (qmail-send did not confirm),
+	// and the next look must act again whatever the last state was.
+	holdNow := func(reason, logged string) {
+		if cur == held {
+			return
+		}
+		seq++ // a release still waiting for its confirmation is overtaken
+		if err := act.Hold(reason); err != nil {
+			logf("warning: hold failed: %v", err)
+			cur = unknown
+			return
+		}
+		if logged != "" {
+			logf("%s", logged)
+		}
+		cur = held
+	}
 	var upSince time.Time // zero while the link is down
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -127,6 +180,19 @@ func Run(ctx context.Context, cfg Config, h Hooks, act Actions, logf func(format
 		select {
 		case <-ctx.Done():
 			return nil
+		case r := <-releaseDone:
+			if r.seq != seq || cur != releasing {
+				continue // overtaken by a hold: that one stands
+			}
+			if r.err != nil {
+				logf("warning: release failed: %v", r.err)
+				cur = unknown
+				resetTimer(timer, minDur(cfg.Recheck, 5*time.Second))
+			} else {
+				logf("%s", r.done)
+				cur = released
+			}
+			continue
 		case <-events:
 			// Let a burst of route changes settle before looking.
 			time.Sleep(50 * time.Millisecond)
@@ -139,27 +205,35 @@ func Run(ctx context.Context, cfg Config, h Hooks, act Actions, logf func(format
 			resetTimer(timer, next)
 			continue
 		}
+		// What the last decision recorded must be the watcher's: a
+		// hook that recorded (and applied) the opposite meanwhile is
+		// answered by acting again, so that the flag follows the link.
+		if w, ok := act.(wantReader); ok && (cur == held || cur == released) {
+			want := map[state]string{held: "hold", released: "release"}[cur]
+			if got, err := w.Wanted(); err != nil || got != want {
+				if err == nil {
+					err = fmt.Errorf("it says %s", got)
+				}
+				logf("the last decision recorded is not the watcher's (%s, want %s): acting again", err, want)
+				cur = unknown
+			}
+		}
 		rose := filter.update(snap, cfg.Iface)
 		flapped := downSeen.Swap(false) || rose
 		up, why := snap.LinkUp(cfg.Iface)
 		now := h.Now()
 		if !up {
 			upSince = time.Time{}
-			if cur != held {
-				if err := act.Hold(why); err != nil {
-					logf("warning: hold failed: %v", err)
-				} else {
-					logf("link down (%s): remote delivery held", why)
-					cur = held
-				}
-			}
+			// At once, also while a release waits for qmail-send's
+			// confirmation: the hold overtakes it.
+			holdNow(why, fmt.Sprintf("link down (%s): remote delivery held", why))
 			resetTimer(timer, next)
 			continue
 		}
 		if upSince.IsZero() || flapped {
 			upSince = now
 		}
-		if wait := cfg.UpDelay - now.Sub(upSince); cur != released && wait > 0 {
+		if wait := cfg.UpDelay - now.Sub(upSince); cur != released && cur != releasing && wait > 0 {
 			resetTimer(timer, wait)
 			continue
 		}
@@ -168,43 +242,46 @@ func Run(ctx context.Context, cfg Config, h Hooks, act Actions, logf func(format
 		// NetworkManager may have turned the flag on, while the link
 		// stayed up.
 		if cfg.meteredNow(h, snap) {
-			if cur != held {
-				if err := act.Hold("metered link"); err != nil {
-					logf("warning: hold failed: %v", err)
-				} else {
-					logf("%s: remote delivery held", meteredWhy(why))
-					cur = held
-				}
-			}
+			holdNow("metered link", fmt.Sprintf("%s: remote delivery held", meteredWhy(why)))
 			resetTimer(timer, next)
 			continue
 		}
-		if cur == released {
+		if cur == released || cur == releasing {
 			resetTimer(timer, next)
 			continue
 		}
 		if cfg.Probe != "" {
 			if err := probe(cfg.Probe, h.Dial); err != nil {
 				// The link carries nothing: hold, whatever the state was.
-				if cur != held {
-					if herr := act.Hold("probe failed"); herr != nil {
-						logf("warning: hold failed: %v", herr)
-					} else {
-						cur = held
-					}
-				}
+				holdNow("probe failed", "")
 				logf("%s; remote delivery held", probeWhy(why, cfg.Probe, err))
 				resetTimer(timer, minDur(next, 5*time.Second))
 				continue
 			}
 		}
-		if err := act.Release(why); err != nil {
-			logf("warning: release failed: %v", err)
-			resetTimer(timer, minDur(next, 5*time.Second))
-			continue
+		// The release waits for qmail-send's confirmation (up to
+		// qmailctl's -t) in the background: a down meanwhile holds at
+		// once, it does not wait behind the release (docs/dialup.md).
+		release := func() error { return act.Release(why) }
+		if ts, ok := act.(twoStep); ok {
+			if err := ts.RecordRelease(); err != nil {
+				logf("warning: release failed: %v", err)
+				cur = unknown
+				resetTimer(timer, minDur(next, 5*time.Second))
+				continue
+			}
+			release = ts.ApplyRelease
 		}
-		logf("link up (%s) for %s: remote delivery released", why, now.Sub(upSince).Round(time.Second))
-		cur = released
+		seq++
+		cur = releasing
+		done := fmt.Sprintf("link up (%s) for %s: remote delivery released", why, now.Sub(upSince).Round(time.Second))
+		go func(r releaseResult) {
+			r.err = release()
+			select {
+			case releaseDone <- r:
+			case <-ctx.Done():
+			}
+		}(releaseResult{seq: seq, done: done})
 		resetTimer(timer, next)
 	}
 }

@@ -1,0 +1,76 @@
+package ctl
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hqmail/hqmail/pkg/hold"
+	"github.com/hqmail/hqmail/pkg/qread/queuetest"
+)
+
+// TestReleaseAllLeavesDomainFirst: release remote without domains takes
+// away every line that would hold everything as the first line (a blank
+// line after "*", a CRLF file's "\r", a second "*"), so that the domains
+// held by name are what is left held, as status promised.
+func TestReleaseAllLeavesDomainFirst(t *testing.T) {
+	for _, tc := range []struct{ before, after string }{
+		{"*\n\nvpn.example\n", "vpn.example\n"},
+		{"*\r\n\r\nvpn.example\r\n", "vpn.example\r\n"},
+		{"Hold\n \n*\nvpn.example\n.corp.example\n", "vpn.example\n.corp.example\n"},
+		{"ALL\n1\n\nvpn.example", "vpn.example"},
+		{"*\n# VPN\nvpn.example\n", "# VPN\nvpn.example\n"},
+	} {
+		root := makeTree(t)
+		p := filepath.Join(root, "control", hold.RemoteFile)
+		os.WriteFile(p, []byte(tc.before), 0o644)
+		code, out, errs := run(t, root, "release", "remote")
+		got, _ := readFlag(t, root, hold.RemoteFile)
+		if got != tc.after {
+			t.Errorf("release of %q: file %q, want %q (exit %d, %q, %q)", tc.before, got, tc.after, code, out, errs)
+		}
+		if h := hold.Parse([]byte(got)); h.All {
+			t.Errorf("release of %q left %q, which holds everything", tc.before, got)
+		}
+	}
+}
+
+// TestBootTakesBackOverDomains: a hook releases while boot holds, and
+// holdremote held some domains by name before: boot's hold of everything
+// is taken back, the domains stay held.
+func TestBootTakesBackOverDomains(t *testing.T) {
+	root := makeTree(t)
+	p := filepath.Join(root, "control", hold.RemoteFile)
+	os.WriteFile(p, []byte("vpn.example\n"), 0o644)
+	afterBootCheck = func() {
+		queuetest.WriteFile(t, filepath.Join(root, hold.LinkWantFile), []byte("release\n"))
+		run(t, root, "linkwant", "apply")
+	}
+	t.Cleanup(func() { afterBootCheck = func() {} })
+	code, out, errs := run(t, root, "boot")
+	if got, _ := readFlag(t, root, hold.RemoteFile); got != "vpn.example\n" || !strings.Contains(out, "taken back") {
+		t.Errorf("boot racing a release over held domains: file %q, exit %d, %q, %q", got, code, out, errs)
+	}
+}
+
+// TestBootStalePidFile: qmail-send runs (sendmutex is locked) but the file
+// names another process. Boot takes it for running and holds nothing,
+// rather than for stopped.
+func TestBootStalePidFile(t *testing.T) {
+	root := makeTree(t)
+	stale := fmt.Sprint(os.Getpid()) // exists, and does not hold the lock
+	launchFake(t, root, func(*exec.Cmd) bool {
+		b, _ := os.ReadFile(filepath.Join(root, MutexFile))
+		return strings.TrimSpace(string(b)) == stale
+	}, "FAKE_SEND_PIDTEXT="+stale)
+	if _, err := LocateSend(root); err == nil || err == ErrNotRunning {
+		t.Fatalf("LocateSend: %v, want the stale pid error", err)
+	}
+	code, out, errs := run(t, root, "boot")
+	if _, held := readFlag(t, root, hold.RemoteFile); held || code != ExitOK || !strings.Contains(out, "already running") {
+		t.Errorf("boot with a stale pid file: held %v, exit %d, %q, %q", held, code, out, errs)
+	}
+}
