@@ -965,21 +965,51 @@ func (l *errLog) jobFailed(r jobResult) {
 	l.warn(text)
 }
 
-// pollReader reads a descriptor the caller passed, without changing its
-// flags (the caller may share it): poll, then read, until the deadline.
-// It gives up as soon as the caller hangs up its connection: a caller
-// that goes away has given up the message, as one that kills its
-// qmail-queue has (else a message descriptor that never ends, such as
-// /dev/zero, would fill the disk for the caller that left). It gives up
-// too when anything arrives on the connection, which the protocol never
-// sends after the request: a packet there could hold the caller's own end
-// of the connection in flight (and the message pipe's write end), and the
-// hang-up would never come.
+// pollReader reads a descriptor the caller passed: poll, then a read that
+// never waits, until the deadline. It gives up as soon as the caller
+// hangs up its connection: a caller that goes away has given up the
+// message, as one that kills its qmail-queue has (else a message
+// descriptor that never ends, such as /dev/zero, would fill the disk for
+// the caller that left). It gives up too when anything arrives on the
+// connection, which the protocol never sends after the request: a packet
+// there could hold the caller's own end of the connection in flight (and
+// the message pipe's write end), and the hang-up would never come.
+//
+// The read must not wait, or neither the deadline nor the hang-up would
+// be looked at while it does: a caller may keep its own copy of the
+// pipe's read end and read it too, and when it takes the bytes that woke
+// the poll, a read that waits would wait for as long as any holder of
+// the write end lives (past the 24-hour alarm, the caller long gone). So
+// a pipe, a device or a socket is read with RWF_NOWAIT (preadv2), which
+// holds for that one read whatever the descriptor's flags; where the
+// kernel does not take it for the descriptor, O_NONBLOCK is set on it
+// (on the open file description, shared with the caller, whose own reads
+// then get EAGAIN: its own doing) before each read, as the caller can
+// clear it again; a caller doing so between that and the read can still
+// make the read wait there. Either way "nothing there" (EAGAIN) means
+// another poll. A regular file or a block device is read as it is: poll
+// always says it is readable, a read never waits for a writer, and
+// RWF_NOWAIT would only refuse what is not cached yet.
 type pollReader struct {
 	fd       int
 	conn     int // the caller's connection
 	deadline time.Time
+	how      readHow // decided by the first Read
 }
+
+// readHow is how a pollReader keeps its reads from waiting.
+type readHow uint8
+
+const (
+	readUndecided readHow = iota
+	readNoWait            // preadv2 with RWF_NOWAIT
+	readNonblock          // read(2) with O_NONBLOCK set before each read
+	readPlain             // read(2): a regular file or block device
+)
+
+// tryNoWait is false in tests that exercise the O_NONBLOCK fallback on a
+// kernel that takes RWF_NOWAIT.
+var tryNoWait = true
 
 var (
 	errDeadline = errors.New("caller too slow")
@@ -1017,9 +1047,12 @@ func (r *pollReader) Read(p []byte) (int, error) {
 		if pfd[1].Revents&(unix.POLLIN|unix.POLLRDHUP|unix.POLLHUP|unix.POLLERR|unix.POLLNVAL) != 0 {
 			return 0, errGone
 		}
-		m, err := unix.Read(r.fd, p)
+		m, err := r.read(p)
 		switch {
 		case err == unix.EINTR || err == unix.EAGAIN:
+			// EAGAIN: another reader took what woke the poll (or
+			// the kernel would have waited): poll again, deadline
+			// and hang-up first.
 			continue
 		case err != nil:
 			return 0, err
@@ -1028,6 +1061,45 @@ func (r *pollReader) Read(p []byte) (int, error) {
 		}
 		return m, nil
 	}
+}
+
+// read reads once, without waiting (see pollReader).
+func (r *pollReader) read(p []byte) (int, error) {
+	if r.how == readUndecided {
+		r.how = readNonblock
+		if tryNoWait {
+			r.how = readNoWait
+		}
+		var st unix.Stat_t
+		if unix.Fstat(r.fd, &st) == nil {
+			switch st.Mode & unix.S_IFMT {
+			case unix.S_IFREG, unix.S_IFBLK:
+				r.how = readPlain
+			}
+		}
+	}
+	if r.how == readNoWait {
+		n, err := unix.Preadv2(r.fd, [][]byte{p}, -1, unix.RWF_NOWAIT)
+		switch err {
+		case unix.EOPNOTSUPP, unix.EINVAL, unix.ENOSYS, unix.EPERM:
+			// Not for this descriptor (a kernel whose pipes do not
+			// take it, a terminal), not known to this kernel, or
+			// refused by a seccomp filter.
+			r.how = readNonblock
+		default:
+			return n, err
+		}
+	}
+	if r.how == readNonblock {
+		fl, err := unix.FcntlInt(uintptr(r.fd), unix.F_GETFL, 0)
+		if err == nil && fl&unix.O_NONBLOCK == 0 {
+			_, err = unix.FcntlInt(uintptr(r.fd), unix.F_SETFL, fl|unix.O_NONBLOCK)
+		}
+		if err != nil {
+			return 0, err // a read now could wait for ever
+		}
+	}
+	return unix.Read(r.fd, p)
 }
 
 // lockWait bounds how long a starting service waits for the tree's lock:
