@@ -183,3 +183,21 @@ func TestStatusHeldStale(t *testing.T) {
 		t.Errorf("status counts a message that left:\n%s", out)
 	}
 }
+
+// TestStatusHoldlocalNotAFile: a FIFO or directory at control/holdlocal
+// holds local delivery (qmail-send asks only whether the name exists), and
+// status says so. It said "local: unknown" and exited 111 (QA rctl).
+func TestStatusHoldlocalNotAFile(t *testing.T) {
+	root, _ := stoppedTree(t)
+	if err := syscall.Mkfifo(filepath.Join(root, "control", hold.LocalFile), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ := run(t, root, "status")
+	want := "local: held (control/holdlocal cannot be read: not a regular file; qmail-send holds local delivery while it exists; qmailctl release local removes it)\n"
+	if !strings.Contains(out, want) || strings.Contains(out, "local: unknown") {
+		t.Errorf("status lacks %q:\n%s", want, out)
+	}
+	if code == ExitTemp {
+		t.Errorf("exit %d: what is held is known", code)
+	}
+}

@@ -98,6 +98,16 @@ func (c *cmd) statusReport() int {
 			}
 		}
 		h, err := hold.Read(dir, name)
+		if err != nil && name == hold.LocalFile {
+			// qmail-send holds local delivery as long as the name
+			// exists (os.Stat, as it looks), whatever is there.
+			if _, serr := os.Stat(filepath.Join(dir, name)); serr == nil {
+				fmt.Fprintf(c.out, "%s: held (control/%s cannot be read: %v; qmail-send holds local delivery while it exists; qmailctl release local removes it)\n",
+					ch, name, qerr.Bare(err))
+				holds[ch] = hold.ParseFile(name, nil)
+				continue
+			}
+		}
 		if err != nil {
 			fmt.Fprintf(c.out, "%s: unknown (unable to read control/%s: %v)\n", ch, name, err)
 			unreadWarning()
