@@ -298,6 +298,31 @@ func TestSignalAfterRestart(t *testing.T) {
 	}
 }
 
+// TestSignalAfterSamePidRestart: a qmail-send restarted under the pid of
+// the one before (a container starts its processes in a fixed order)
+// counts its signals from 0 again; until it writes its first status the
+// file is the old process's, same pid, generation 5. The started key tells
+// the two apart: the new process's generation 1 is the confirmation (it
+// waited for a generation above 5 before and timed out).
+func TestSignalAfterSamePidRestart(t *testing.T) {
+	root := makeTree(t)
+	fake := startFakeQuiet(t, root)
+	queuetest.WriteFile(t, filepath.Join(root, StatusFile),
+		[]byte(fmt.Sprintf("pid %d\ngeneration 5\nholdlocal no\nholdremote no\nsince-local 0\nsince-remote 0\nstarted 1\n", fake.Process.Pid)))
+	code, out, errs := run(t, root, "-t", "2", "reload")
+	if code != 0 || !strings.Contains(out, fmt.Sprintf("qmail-send (pid %d) confirmed", fake.Process.Pid)) {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+	// The same process signalled twice: its generation must move past
+	// the one read before, as ever.
+	st0, _ := ReadStatus(root)
+	code, out, errs = run(t, root, "-t", "2", "reload")
+	st1, _ := ReadStatus(root)
+	if code != 0 || st1.Generation() != st0.Generation()+1 || st1["started"] != st0["started"] {
+		t.Fatalf("second reload: exit %d, stdout %q, stderr %q; status %v -> %v", code, out, errs, st0, st1)
+	}
+}
+
 // TestSignalUnreadableStatus: a sendstatus that cannot be read does not
 // keep the signal from qmail-send (a release from a network hook must
 // reach it). The fake renames a new status over the FIFO at the HUP: the

@@ -68,6 +68,7 @@ func fakeSend(root string) {
 	f.WriteAt([]byte(pidText+"\n"), 0)
 	mute := os.Getenv("FAKE_SEND_MUTE") == "1"
 	gen := 0
+	started := time.Now().UnixNano()
 	var local, remote hold.Flag
 	// FAKE_SEND_CTL=1 reads request lines from queue/lock/sendctl and
 	// answers each in sendstatus: "fail" for id 404, "ok fake VERB ARG"
@@ -133,8 +134,8 @@ func fakeSend(root string) {
 			yn = "yes"
 		}
 		// The format of pkg/sched's writeStatus.
-		text := fmt.Sprintf("pid %d\ngeneration %d\nholdlocal %s\nholdremote %s\nsince-local 0\nsince-remote 1700000000\nqueued-local 1\nqueued-remote 2\n",
-			os.Getpid(), gen, yn, remote.SendForm()) + failed + concurrency + strings.Join(results, "")
+		text := fmt.Sprintf("pid %d\ngeneration %d\nholdlocal %s\nholdremote %s\nsince-local 0\nsince-remote 1700000000\nqueued-local 1\nqueued-remote 2\nstarted %d\n",
+			os.Getpid(), gen, yn, remote.SendForm(), started) + failed + concurrency + strings.Join(results, "")
 		// FAKE_SEND_EXITING=1 says it got TERM and is finishing.
 		if os.Getenv("FAKE_SEND_EXITING") == "1" {
 			text += "exiting yes\n"

@@ -140,7 +140,9 @@ const unreadWait = 2 * time.Second
 // at its start). A status written by another pid (the qmail-send before a
 // restart, when the new one has not written its first status yet) says
 // nothing about the located one: then, as when no generation can be read,
-// a generation of at least 1 from the located pid is the confirmation.
+// a generation of at least 1 from the located pid is the confirmation. So
+// it is when the pid is the same but the started key (the process's start
+// time) differs: a restart under the same pid.
 //
 // qmail-send writes into sendstatus the pid it knows itself by, which
 // differs from the pid signalled when it runs in another pid namespace
@@ -160,6 +162,7 @@ func SignalAndWait(root string, sig syscall.Signal, timeout time.Duration) (int,
 	// The file is rewritten in place; an empty or partial read is retried
 	// a few times so that gen0 is not taken from a half-written file.
 	gen0 := int64(-1)
+	started0 := ""
 	unread := false
 	for i := 0; i < 10; i++ {
 		before, err := ReadStatus(root)
@@ -171,6 +174,7 @@ func SignalAndWait(root string, sig syscall.Signal, timeout time.Duration) (int,
 			if p, ok := before.Int("pid"); ok && int(p) != named {
 				gen0 = 0 // another process's count
 			}
+			started0 = before["started"]
 			break
 		}
 		time.Sleep(pollEvery / 4)
@@ -190,7 +194,7 @@ func SignalAndWait(root string, sig syscall.Signal, timeout time.Duration) (int,
 	}
 	for i := 1; ; i++ {
 		st, err := ReadStatus(root)
-		if err == nil && st.Generation() > gen0 {
+		if err == nil && st.Generation() > sameStart(gen0, started0, st) {
 			if p, ok := st.Int("pid"); !ok || int(p) == named {
 				return pid, st, nil
 			}
@@ -211,6 +215,18 @@ func SignalAndWait(root string, sig syscall.Signal, timeout time.Duration) (int,
 		}
 		time.Sleep(pollEvery)
 	}
+}
+
+// sameStart is gen0, the generation seen before the signal, when st was
+// written by the process that wrote it (the same started key), and 0 when
+// by a later one: a qmail-send restarted under the same pid (a container's
+// fixed start order) counts from 0 again, so its first signal handled is
+// the confirmation, not a generation above the one before the restart.
+func sameStart(gen0 int64, started0 string, st Status) int64 {
+	if started0 != "" && st["started"] != "" && st["started"] != started0 {
+		return 0
+	}
+	return gen0
 }
 
 // orNone is v, or "(none)" when empty.

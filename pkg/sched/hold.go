@@ -791,6 +791,7 @@ func (s *Sched) writeStatus() {
 	b.WriteString("since-remote " + strconv.FormatInt(s.holds.since(kindRemoteSome), 10) + "\n")
 	b.WriteString("queued-local " + itoa(s.queued(chanLocal)) + "\n")
 	b.WriteString("queued-remote " + itoa(s.queued(chanRemote)) + "\n")
+	b.WriteString("started " + strconv.FormatInt(s.started, 10) + "\n")
 	if s.holds != nil && s.holds.err != nil {
 		// No message is bounced for its age meanwhile, and since-*
 		// date only the holds since this start: qmailctl status says

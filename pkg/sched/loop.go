@@ -174,6 +174,11 @@ type Sched struct {
 	// and opened again at each HUP.
 	fifos      [2]*os.File
 	generation int
+	// started is the time this process began (nanoseconds), written
+	// into sendstatus: a qmail-send restarted under the same pid (a
+	// container's fixed start order) counts its generation from 0
+	// again, and qmailctl tells the two apart by it.
+	started int64
 	// rereadFailed names the control files the last HUP could not read
 	// (their old values stay in force); sendstatus reports them.
 	rereadFailed []string
@@ -186,7 +191,7 @@ type Sched struct {
 
 // Run is qmail-send: it returns the exit code.
 func Run(opt Options) int {
-	s := &Sched{opt: opt, root: opt.Root, log: logger{w: opt.Log}}
+	s := &Sched{opt: opt, root: opt.Root, log: logger{w: opt.Log}, started: time.Now().UnixNano()}
 	s.now = opt.Now
 	if s.now == nil {
 		s.now = func() int64 { return time.Now().Unix() }
