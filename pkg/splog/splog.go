@@ -17,12 +17,18 @@
 // then, as glibc's syslog(3) does, splogger connects as a stream and ends
 // each message with a NUL byte.
 //
-// Like qmail's splogger, which hands lines to syslog(3), it never stops
-// reading because syslog is away (no syslogd yet at boot, or one that is
-// restarting): lines that cannot be sent are dropped, a warning says so
-// on stderr once per outage, and the socket is tried again at most once a
-// second. Stopping would leave qmail-send writing into a pipe nobody
-// reads.
+// It never stops reading because syslog is away (no syslogd yet at boot,
+// or one that is restarting) or does not read (stopped, wedged, its socket
+// full): stopping would leave qmail-send writing into a pipe nobody reads,
+// and all delivery with it. Lines are read on stdin all the time and
+// handed to a sender, which writes them to the socket one at a time, each
+// write bounded by writeTimeout. A write that fails or times out closes
+// the connection and starts an outage: lines are dropped, a warning says
+// so on stderr once per outage, the socket is tried again at most once a
+// second, and a line on stderr says when syslog is back and how many
+// messages were lost. While syslog takes messages, even slowly, nothing is
+// dropped: the reader waits for the sender, as syslog(3) would make the
+// logged program wait.
 package splog
 
 import (
@@ -31,8 +37,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -105,9 +113,33 @@ func Format(fac, sev int, t time.Time, tag string, msg string) []byte {
 
 // Run reads lines from r to its end and sends them to the socket at path;
 // warnings go to errw. It fails only when r does.
+//
+// The reading goes on in Run while a goroutine sends, so that a syslog
+// write that waits (up to writeTimeout) does not stop the reading: while
+// syslog is down a message that finds the queue full is dropped at once.
 func Run(r io.Reader, path, tag string, fac int, errw io.Writer) error {
 	s := &sender{path: path, errw: errw}
-	defer s.close()
+	q := make(chan []byte, queueLen)
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		for m := range q {
+			s.send(m)
+		}
+		s.close()
+	}()
+	err := readLines(r, tag, fac, func(m []byte) { s.put(q, m) })
+	close(q)
+	<-sent
+	if s.down.Load() {
+		fmt.Fprintf(errw, "splogger: warning: syslog at %s still away at the end of input; %d messages dropped\n", s.path, s.dropped.Load())
+	}
+	return err
+}
+
+// readLines reads lines from r to its end and gives each message to out:
+// a line, or a piece of a long one.
+func readLines(r io.Reader, tag string, fac int, out func([]byte)) error {
 	br := bufio.NewReaderSize(r, 64<<10)
 	piece := make([]byte, 0, MaxLine)
 	var (
@@ -123,13 +155,13 @@ func Run(r io.Reader, path, tag string, fac int, errw io.Writer) error {
 		text := Clean(string(piece))
 		piece = piece[:0]
 		if cont {
-			s.send(Format(fac, sev, now, tag, stamp+"+"+text))
+			out(Format(fac, sev, now, tag, stamp+"+"+text))
 			return
 		}
 		now = time.Now()
 		stamp = fmt.Sprintf("%d.%06d", now.Unix(), now.Nanosecond()/1000)
 		sev = Severity(text)
-		s.send(Format(fac, sev, now, tag, stamp+" "+text))
+		out(Format(fac, sev, now, tag, stamp+" "+text))
 		cont = true
 	}
 	for {
@@ -156,48 +188,96 @@ func Run(r io.Reader, path, tag string, fac int, errw io.Writer) error {
 // retryEvery bounds how often a lost syslog socket is tried again.
 var retryEvery = time.Second
 
+// writeTimeout bounds each write to syslog. A syslog daemon that is alive
+// but does not read (stopped, wedged) lets its socket fill up, and a write
+// to it would then wait for good; one that takes no message in this time
+// is treated as away. Tests shorten it.
+var writeTimeout = 2 * time.Second
+
+// queueLen is how many messages wait between the reader and the sender:
+// what is kept while a write waits, dropped if that write times out.
+const queueLen = 1024
+
 // dial is net.Dial; tests replace it to see which connections are tried.
 var dial = net.Dial
 
-// sender keeps the connection to syslog, and its outages.
+// sender keeps the connection to syslog, and its outages. Only the
+// sending goroutine uses it, but for down and dropped, which put reads.
 type sender struct {
 	path    string
 	errw    io.Writer
 	conn    net.Conn
-	stream  bool      // conn is a stream connection: messages are framed
-	down    bool      // lines are being dropped
-	nextTry time.Time // no connection attempt before this
+	stream  bool          // conn is a stream connection: messages are framed
+	down    atomic.Bool   // lines are being dropped
+	dropped atomic.Uint64 // messages dropped in this outage
+	nextTry time.Time     // no connection attempt before this
+}
+
+// put queues m for the sender. While syslog is up it waits for room: a
+// syslog that reads, however slowly, gets every line. While syslog is down
+// the sender may be in a write that waits up to writeTimeout, and m is
+// dropped rather than waited for when the queue is full.
+func (s *sender) put(q chan<- []byte, m []byte) {
+	select {
+	case q <- m:
+		return
+	default:
+	}
+	if s.down.Load() {
+		s.dropped.Add(1)
+		return
+	}
+	q <- m
 }
 
 // send writes one message, reconnecting once when the write fails
 // (syslogd restarted); it drops the message when syslog stays away.
 //
+// Each write has writeTimeout to complete. One that times out is not
+// tried again on a new connection: a datagram socket stays full while its
+// daemon does not read, and the retry would wait as long again. So the
+// connection is closed and the outage starts at once; while it lasts,
+// messages are dropped without a write until the next attempt.
+//
 // On a stream connection the message is followed by a NUL byte, as glibc's
 // syslog(3) sends it on a stream socket; syslog-ng's unix-stream source
 // takes either a NUL or a newline as the end of a message, and Clean has
-// left neither inside one. A write on a stream that fails, or writes only
-// part of the message, closes that connection: the rest is never sent
-// after it there, where it would run into the next message; the whole
-// message goes again on a new connection.
+// left neither inside one. A write on a stream that fails, times out, or
+// writes only part of the message, closes that connection: the rest is
+// never sent after it there, where it would run into the next message;
+// after a failure the whole message goes again on a new connection.
 func (s *sender) send(b []byte) {
+	var err error
 	for try := 0; try < 2; try++ {
 		if s.conn == nil && !s.connect() {
+			s.dropped.Add(1)
 			return
 		}
 		msg := b
 		if s.stream {
 			msg = append(b[:len(b):len(b)], 0)
 		}
-		if n, err := s.conn.Write(msg); err == nil && n == len(msg) {
-			if s.down {
-				s.down = false
-				fmt.Fprintf(s.errw, "splogger: syslog at %s is back\n", s.path)
+		s.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+		var n int
+		n, err = s.conn.Write(msg)
+		if err == nil && n == len(msg) {
+			if s.down.Load() {
+				s.down.Store(false)
+				fmt.Fprintf(s.errw, "splogger: syslog at %s is back; %d messages dropped\n", s.path, s.dropped.Swap(0))
 			}
 			return
 		}
 		s.close()
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			err = fmt.Errorf("no message taken in %v", writeTimeout)
+			break
+		}
+		if err == nil {
+			err = io.ErrShortWrite
+		}
 	}
-	s.lost(fmt.Errorf("write failed"))
+	s.dropped.Add(1)
+	s.lost(err)
 }
 
 // connect tries a datagram connection first, and a stream connection only
@@ -226,8 +306,8 @@ func (s *sender) connect() bool {
 // attempt succeeds.
 func (s *sender) lost(err error) {
 	s.nextTry = time.Now().Add(retryEvery)
-	if !s.down {
-		s.down = true
+	if !s.down.Load() {
+		s.down.Store(true)
 		fmt.Fprintf(s.errw, "splogger: warning: unable to send to syslog at %s: %v; dropping lines until it is back\n", s.path, err)
 	}
 }

@@ -322,6 +322,8 @@ func (h *halfConn) Write(b []byte) (int, error) {
 
 func (h *halfConn) Close() error { h.closed = true; return nil }
 
+func (h *halfConn) SetWriteDeadline(time.Time) error { return nil }
+
 // TestSendStreamPartialWrite: after a stream write that took part of a
 // message, nothing more goes on that connection (the rest would run into
 // the next message); the whole message goes on a new connection.
