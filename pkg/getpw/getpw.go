@@ -183,14 +183,24 @@ func (a aliasAt) Lookup(name string) (*Entry, error) {
 // KeepHello is the first packet of qmail-getpw -k.
 const KeepHello = "qmail-getpw -k 1\x00"
 
+// MaxKeepRequest is the longest request packet qmail-getpw -k reads (a
+// local part and its NUL; addresses are far shorter). qmail-lspawn runs a
+// lookup of a longer one one-shot.
+const MaxKeepRequest = 4096
+
 // Serve is qmail-getpw -k (qmail-getpw(8)): started by qmail-lspawn as
 // qmailp with a SOCK_SEQPACKET socket on sock (fd 0), it answers each
 // request packet (the local part, NUL-ended) with one packet: the exit
 // status of a one-shot run as one byte, then its output. The passwd file
-// is read afresh for every request.
+// is read afresh for every request. A request cut short (longer than
+// MaxKeepRequest) is answered ExitSys, a temporary failure: the lookup
+// was never made, so it must not bounce.
 func Serve(sock int, aliasHome string) int {
-	keep.Serve(sock, KeepHello, 4096, func(r *keep.Request) []byte {
-		if r.Cut || len(r.Args) < 1 {
+	keep.Serve(sock, KeepHello, MaxKeepRequest, func(r *keep.Request) []byte {
+		if r.Cut {
+			return []byte{ExitSys}
+		}
+		if len(r.Args) < 1 {
 			return []byte{ExitUsage}
 		}
 		b, code := Find(aliasAt{System{}, aliasHome}, StatOwner, Alias, r.Args[0])

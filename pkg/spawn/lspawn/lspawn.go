@@ -55,6 +55,10 @@ const (
 // MaxGetpwOutput bounds what is read from qmail-getpw.
 const MaxGetpwOutput = 16 << 10
 
+// maxKeepLocal is the longest request a kept qmail-local reads (Deliver's
+// local part shadows the package's name there).
+const maxKeepLocal = local.MaxKeepRequest
+
 // Local delivers through qmail-local.
 type Local struct {
 	Root            string
@@ -219,7 +223,9 @@ func (l *Local) findUser(d *spawn.Delivery, local string) ([]byte, int) {
 
 // getpw runs qmail-getpw local as qmailp/nofiles.
 func (l *Local) getpw(d *spawn.Delivery, local string) ([]byte, int) {
-	if l.KeepGetpw != nil {
+	// A request longer than a kept qmail-getpw reads is made one-shot
+	// (addresses are far shorter: it does not happen).
+	if req := keep.Join(local); l.KeepGetpw != nil && len(req) <= getpw.MaxKeepRequest {
 		start := func() *exec.Cmd {
 			cmd := exec.Command(l.Getpw, "-k")
 			cmd.Args[0] = "qmail-getpw"
@@ -227,7 +233,7 @@ func (l *Local) getpw(d *spawn.Delivery, local string) ([]byte, int) {
 			newSession(cmd)
 			return cmd
 		}
-		reply, res := l.KeepGetpw.Do("getpw", start, keep.Join(local), -1)
+		reply, res := l.KeepGetpw.Do("getpw", start, req, -1)
 		switch res {
 		case keep.Answered:
 			if reply[0] != 0 {
@@ -301,7 +307,10 @@ func (l *Local) Deliver(d *spawn.Delivery) (spawn.Status, error) {
 		return spawn.Status{Report: "ZUnable to deliver as uid " + unixid.Format(f.UID) +
 			": qmail-lspawn runs without root and cannot switch users. (#4.3.0)\n"}, nil
 	}
-	if l.Keep != nil {
+	// A request longer than a kept qmail-local reads (a long
+	// control/defaultdelivery) is made one-shot: cut short, it would
+	// fail.
+	if req := keep.Join(args...); l.Keep != nil && len(req) <= maxKeepLocal {
 		// One kept qmail-local per user: the key is the uid and gid it
 		// runs as, so that a process only ever delivers for its own user.
 		start := func() *exec.Cmd {
@@ -312,7 +321,7 @@ func (l *Local) Deliver(d *spawn.Delivery) (spawn.Status, error) {
 			return cmd
 		}
 		key := unixid.Format(f.UID) + ":" + unixid.Format(f.GID)
-		reply, res := l.Keep.Do(key, start, keep.Join(args...), int(d.Message.Fd()))
+		reply, res := l.Keep.Do(key, start, req, int(d.Message.Fd()))
 		switch res {
 		case keep.Answered:
 			d.Output.Write(reply[1:])

@@ -30,7 +30,7 @@ func TestMain(m *testing.M) {
 	}
 	if mode := os.Getenv("HQ_LSPAWN_FAKE"); mode != "" {
 		if len(os.Args) == 2 && os.Args[1] == "-k" {
-			keep.Serve(0, local.KeepHello, 64<<10, func(*keep.Request) []byte {
+			keep.Serve(0, local.KeepHello, local.MaxKeepRequest, func(*keep.Request) []byte {
 				crash(mode)
 				return []byte{0}
 			})
