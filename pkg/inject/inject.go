@@ -63,10 +63,12 @@ type Job struct {
 	// recipients are taken from (To, Cc, Bcc and Apparently-To, or
 	// Resent-To, Resent-Cc and Resent-Bcc in resent mail), in header
 	// order, once the header is read, when the strategy reads the header;
-	// it returns the recipients to queue in place of theirs. qmail-inject
-	// leaves it nil; sendmail warns of a field that does not parse and
-	// drops an address with no local part.
-	HeaderRecipients func(fields []RecipField) []string
+	// it returns the recipients to queue in place of theirs, or an error
+	// that refuses the message (exit 100 with its text; nothing queued).
+	// qmail-inject leaves it nil; sendmail warns of a field that does
+	// not parse, drops an address with no local part and refuses one
+	// with a line end in it.
+	HeaderRecipients func(fields []RecipField) ([]string, error)
 	// IgnoreReturnPath deletes a Return-Path field and never takes the
 	// envelope sender from it, as QMAILINJECT's s does. sendmail sets
 	// it, as sendmail and Postfix ignore a Return-Path they are given.
@@ -662,7 +664,10 @@ func (j *Job) Exec() *Error {
 			from, fields = st.resRecips, st.resFields
 		}
 		if j.HeaderRecipients != nil {
-			from = j.HeaderRecipients(fields)
+			var err error
+			if from, err = j.HeaderRecipients(fields); err != nil {
+				return fatalf(100, "%s", err)
+			}
 		}
 		recips = append(recips, from...)
 	}

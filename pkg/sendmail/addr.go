@@ -244,16 +244,23 @@ func ungroup(s string) string {
 // word ("a b@example.org", "joe (c)@example.org") stays whole, for
 // qmail-inject's rule and unquote, and so does a name-addr: "a@x Joe
 // <j@y>" is j@y, its words before the '<' a phrase, as Postfix reads it.
+// So does an element with a quoted string or comment that is not closed:
+// it runs to the end of the element, and the words before it are no
+// addresses of their own ("admin@x.org (Admin" was admin@x.org and a
+// made-up local recipient "(Admin"); the whole is one address, left to
+// qmail-inject's rule as a -f value is.
 func splitWords(e string) []string {
 	if lt, _, err := brackets(trim(e)); err != nil || lt >= 0 {
 		return []string{e} // AddrSpec reads it (or says what is wrong)
 	}
 	var cuts []int
-	topLevel(e, func(i int) {
+	if open := topLevel(e, func(i int) {
 		if blank(e[i]) {
 			cuts = append(cuts, i)
 		}
-	})
+	}); open {
+		return []string{e}
+	}
 	var words []string
 	start := 0
 	for _, c := range append(cuts, len(e)) {
@@ -323,9 +330,10 @@ func splitList(s string) []string {
 
 // topLevel calls fn with the index of each byte of the address list s
 // that is outside quoted strings, comments and angle brackets (a
-// backslash in a quoted string or comment taking the next byte).
-func topLevel(s string, fn func(i int)) {
-	scanList(s, func(i int, quoted bool) {
+// backslash in a quoted string or comment taking the next byte). It
+// reports whether a quoted string or comment is left open at the end.
+func topLevel(s string, fn func(i int)) (open bool) {
+	return scanList(s, func(i int, quoted bool) {
 		if !quoted {
 			fn(i)
 		}
@@ -335,8 +343,9 @@ func topLevel(s string, fn func(i int)) {
 // scanList calls fn with the index of each byte of the address list s
 // that is outside comments and angle brackets, and whether it is inside
 // a quoted string (the quotes themselves, and a backslash in a quoted
-// string or comment with the byte it takes, are not passed).
-func scanList(s string, fn func(i int, quoted bool)) {
+// string or comment with the byte it takes, are not passed). It reports
+// whether a quoted string or comment is left open at the end of s.
+func scanList(s string, fn func(i int, quoted bool)) (open bool) {
 	quoted, angle, paren := false, 0, 0
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; {
@@ -360,6 +369,7 @@ func scanList(s string, fn func(i int, quoted bool)) {
 			fn(i, false)
 		}
 	}
+	return quoted || paren > 0
 }
 
 // blank reports whether c is white space between tokens (the line ends of

@@ -42,3 +42,40 @@ func (c *crlfReader) Read(p []byte) (int, error) {
 	}
 	return j, err
 }
+
+// fromLineReader drops the first line of its input when it starts with
+// "From " (exactly so: a capital F and a space), as sendmail and
+// Postfix's sendmail do: it is the mbox separator of stored mail handed
+// back to sendmail (formail, procmail, a saved message piped on), no
+// header field, and qmail-inject would keep it as an "MBOX-Line:" field.
+// Only the very first line: any later one is qmail-inject's to keep. A
+// read error met on the way is returned by the first Read.
+type fromLineReader struct {
+	r       *bufio.Reader
+	checked bool
+}
+
+func newFromLineReader(r io.Reader) io.Reader { return &fromLineReader{r: bufio.NewReader(r)} }
+
+func (f *fromLineReader) Read(p []byte) (int, error) {
+	if !f.checked {
+		f.checked = true
+		// A Peek that fails leaves its error for the Read below.
+		if b, _ := f.r.Peek(len(fromLine)); string(b) == fromLine {
+			for {
+				_, err := f.r.ReadSlice('\n')
+				if err == bufio.ErrBufferFull {
+					continue
+				}
+				if err != nil && err != io.EOF {
+					return 0, err
+				}
+				break
+			}
+		}
+	}
+	return f.r.Read(p)
+}
+
+// fromLine starts an mbox separator line.
+const fromLine = "From "

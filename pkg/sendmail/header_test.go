@@ -34,7 +34,7 @@ func TestHeaderFieldUnparsable(t *testing.T) {
 			envelope: "Falice@mx.example.org\x00Tb@x.example\x00\x00",
 			stderr:   "sendmail: warning: an address in the To: field has no local part (\"@localhost.mx.example.org\"); it gets no copy\n"},
 		{name: "only no local part", in: "Bcc: @localhost\n\nx\n", code: ExDataErr,
-			stderr: "sendmail: warning: an address in the Bcc: field has no local part (\"\"); it gets no copy\n" +
+			stderr: "sendmail: warning: an address in the Bcc: field has no local part (an empty address: nothing before its @, or <>); it gets no copy\n" +
 				"sendmail: fatal: no recipients found: an address in the Bcc: field has no local part\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

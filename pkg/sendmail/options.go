@@ -27,13 +27,18 @@ const (
 // Usage is printed after an option error.
 const Usage = "sendmail: usage: sendmail [ -t ] [ -fsender ] [ -Fname ] [ -bp ] [ -bs ] [ -bi ] [ -q ] [ arg ... ]"
 
+// MailqUsage is printed after an option error of mailq, which takes
+// sendmail's options and lists the queue whatever they ask.
+const MailqUsage = "mailq: usage: mailq (sendmail's options are accepted and ignored)"
+
 // Help is what sendmail --help prints: every option it reads, and the
 // ones it accepts and ignores. (-h is sendmail's hop count, not help.)
 const Help = `usage: sendmail [ options ] [ -- ] [ recip ... ]
        mailq
        newaliases
 Queues the message on standard input for the recipients, as qmail-inject does.
-  -t             recipients from To:, Cc:, Bcc: (removed) or Resent- too
+  -t             recipients from To:, Cc:, Bcc: (removed), Apparently-To:
+                 or the Resent- fields too
   -f sender      envelope sender (-r sender too); MAILER-DAEMON or <> is none
   -F name        the sender's full name, for a From: line made here
   -XV            a variable envelope return path (VERP)
@@ -78,11 +83,17 @@ const withArg = "bfrFoepBNRVLChOXA"
 
 // Parse reads sendmail's options from args (without argv[0]). Options can
 // be bundled (-ti) and their arguments attached (-fjoe) or separate
-// (-f joe); "--" or the first word not starting with '-' ends them.
-// prog is the basename of argv[0]: "mailq" lists the queue and
-// "newaliases" rebuilds the aliases, once the options were accepted.
+// (-f joe); "--" or the first word that is no option ends them: one not
+// starting with '-', or a lone "-", a recipient as with getopt and
+// qmail's sendmail. prog is the basename of argv[0]: "mailq" lists the
+// queue and "newaliases" rebuilds the aliases, once the options were
+// accepted; the errors name mailq when invoked so.
 func Parse(prog string, args []string) (*Config, error) {
 	c := &Config{}
+	me := "sendmail"
+	if prog == "mailq" {
+		me = prog
+	}
 	i := 0
 	now := false // -bs or -bp: the rest of the words are not read
 words:
@@ -116,7 +127,7 @@ words:
 				continue words
 			}
 			if strings.IndexByte(withArg, opt) < 0 {
-				return nil, &UsageError{fmt.Sprintf("sendmail: illegal option -- %c", opt)}
+				return nil, &UsageError{fmt.Sprintf("%s: illegal option -- %c", me, opt)}
 			}
 			var v string
 			attached := k+1 < len(a)
@@ -127,7 +138,7 @@ words:
 				i++
 				v = args[i]
 			default:
-				return nil, &UsageError{fmt.Sprintf("sendmail: option requires an argument -- %c", opt)}
+				return nil, &UsageError{fmt.Sprintf("%s: option requires an argument -- %c", me, opt)}
 			}
 			switch opt {
 			case 'b':
@@ -148,7 +159,7 @@ words:
 				case "i":
 					c.Mode = ModeNewAliases
 				default:
-					return nil, &UsageError{fmt.Sprintf("sendmail: unsupported mode -b%s", v)}
+					return nil, &UsageError{fmt.Sprintf("%s: unsupported mode -b%s", me, v)}
 				}
 			case 'f', 'r':
 				v := v
@@ -172,7 +183,7 @@ words:
 						// -oA's file may be a word of its own (-o's
 						// other values are attached: -oi, -oem).
 						if i+1 >= len(args) || args[i+1] == "" || strings.HasPrefix(args[i+1], "-") {
-							return nil, &UsageError{"sendmail: -oA needs the aliases file (-oA/etc/aliases or -oA /etc/aliases)"}
+							return nil, &UsageError{me + ": -oA needs the aliases file (-oA/etc/aliases or -oA /etc/aliases)"}
 						}
 						i++
 						v += args[i]
@@ -200,11 +211,11 @@ words:
 		// its newline included); a line end inside it is refused.
 		*c.Sender = trim(*c.Sender)
 		if bad(*c.Sender) {
-			return nil, &UsageError{"sendmail: fatal: CR, LF or NUL in the -f argument (header injection refused)"}
+			return nil, &UsageError{me + ": fatal: CR, LF or NUL in the -f argument (header injection refused)"}
 		}
 	}
 	if c.Name != nil && bad(*c.Name) {
-		return nil, &UsageError{"sendmail: fatal: CR, LF or NUL in the -F argument (header injection refused)"}
+		return nil, &UsageError{me + ": fatal: CR, LF or NUL in the -F argument (header injection refused)"}
 	}
 	return c, nil
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -103,6 +104,10 @@ func Main(argv []string, root string, env []string, stdin io.Reader, stdout, std
 	}
 	c, err := Parse(prog, argv)
 	if err != nil {
+		if prog == "mailq" {
+			fmt.Fprintf(stderr, "%s\n%s\n", err, MailqUsage)
+			return ExUsage
+		}
 		fmt.Fprintf(stderr, "%s\n%s\n%s\n", err, Usage, "sendmail: sendmail --help lists every option")
 		return ExUsage
 	}
@@ -166,6 +171,15 @@ func Main(argv []string, root string, env []string, stdin io.Reader, stdout, std
 		}
 		c.Sender = &s
 	}
+	for _, k := range []string{"QMAILUSER", "MAILUSER", "USER", "LOGNAME"} {
+		// Set but empty (USER= in a unit file or a cron line) would
+		// make the sender "@host", whose bounces reach nobody. Before
+		// -f sets QMAILUSER: an -f address with nothing before its @
+		// sets it empty, and the From field is made to match it.
+		if v, ok := e.Get(k); ok && v == "" {
+			e.Unset(k)
+		}
+	}
 	if c.Name != nil {
 		e.Set("MAILNAME", *c.Name)
 	}
@@ -187,13 +201,6 @@ func Main(argv []string, root string, env []string, stdin io.Reader, stdout, std
 			// the envelope sender is <>, so that nothing answers it.
 			null := ""
 			c.Sender = &null
-		}
-	}
-	for _, k := range []string{"QMAILUSER", "MAILUSER", "USER", "LOGNAME"} {
-		// Set but empty (USER= in a unit file or a cron line) would
-		// make the sender "@host", whose bounces reach nobody.
-		if v, ok := e.Get(k); ok && v == "" {
-			e.Unset(k)
 		}
 	}
 	if sys.UserName != nil && !e.Has("QMAILUSER", "MAILUSER", "USER", "LOGNAME") {
@@ -218,7 +225,7 @@ func Main(argv []string, root string, env []string, stdin io.Reader, stdout, std
 		// qmail-inject would only say "unable to exec qq".
 		return ExTempFail
 	}
-	j := &inject.Job{Root: root, Env: e, Stdin: newCRLFReader(stdin), Stdout: stdout, Stderr: stderr,
+	j := &inject.Job{Root: root, Env: e, Stdin: newCRLFReader(newFromLineReader(stdin)), Stdout: stdout, Stderr: stderr,
 		NeedRecipients: true, Name: "sendmail"}
 	j.Strategy = inject.RecipArgs
 	if c.Header {
@@ -231,12 +238,18 @@ func Main(argv []string, root string, env []string, stdin io.Reader, stdout, std
 	// mail): sendmail and Postfix ignore and remove it, and a sender
 	// taken from it would be someone else's (SPF failures, their
 	// bounces sent to a stranger). qmail-inject itself keeps qmail's way.
+	// They drop a leading mbox "From " line of such mail too, and so
+	// does this one (newFromLineReader, on Stdin above), where
+	// qmail-inject makes it a field ("MBOX-Line: From ...").
 	j.IgnoreReturnPath = true
 	j.KeepUnparsable = true
 	j.BareUTF8Domain = true
 	j.VERP = c.VERP
 	var skipped []string // the fields, or addresses, that gave no recipient
-	j.HeaderRecipients = func(fields []inject.RecipField) []string {
+	j.HeaderRecipients = func(fields []inject.RecipField) ([]string, error) {
+		if why := lineEnd(fields); why != "" {
+			return nil, errors.New(why) // nothing queued: exit 65
+		}
 		var out []string
 		for _, f := range fields {
 			if !f.Parsed {
@@ -248,14 +261,20 @@ func Main(argv []string, root string, env []string, stdin io.Reader, stdout, std
 			}
 			for _, a := range f.Addrs {
 				if local, _, _ := address.Split(a); local == "" {
-					fmt.Fprintf(stderr, "sendmail: warning: an address in the %s: field has no local part (%q); it gets no copy\n", f.Name, a)
+					// The callback has the address as rewritten, not as
+					// written: "@x.org" and "<>" are both "".
+					what := strconv.Quote(a)
+					if a == "" {
+						what = "an empty address: nothing before its @, or <>"
+					}
+					fmt.Fprintf(stderr, "sendmail: warning: an address in the %s: field has no local part (%s); it gets no copy\n", f.Name, what)
 					skipped = append(skipped, "an address in the "+f.Name+": field has no local part")
 					continue
 				}
 				out = append(out, a)
 			}
 		}
-		return out
+		return out, nil
 	}
 	if ierr := j.Exec(); ierr != nil {
 		if ierr.Text == inject.ErrNoRecipients && len(skipped) > 0 {
@@ -279,6 +298,24 @@ func Main(argv []string, root string, env []string, stdin io.Reader, stdout, std
 		}
 	}
 	return 0
+}
+
+// lineEnd returns why the message is refused when an address the header
+// fields give holds a CR, LF or NUL (a quoted one, or a backslash before
+// a line end: 'To: "a\rRCPT TO:<v@y.org>"@x.org'), as a recipient
+// argument is (qmail-inject's checkArgs): the envelope would carry it
+// into Delivered-To, a delivery's Return-Path and the SMTP commands of
+// qmail-remote. "" when none does. (A NUL does not come: qmail-inject
+// cuts a header address at its first NUL, as qmail's C strings do.)
+func lineEnd(fields []inject.RecipField) string {
+	for _, f := range fields {
+		for _, a := range f.Addrs {
+			if bad(a) {
+				return fmt.Sprintf("CR, LF or NUL in an address of the %s: field, %s (header injection refused)", f.Name, strconv.Quote(a))
+			}
+		}
+	}
+	return ""
 }
 
 // newaliases execs the tree's newaliases with args, or says that there is
