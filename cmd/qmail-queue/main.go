@@ -21,18 +21,19 @@
 //
 // It prints nothing. Exit codes (spec/queue.md §4): 0 queued (with -m:
 // every message of the run queued, input ended between messages); 11
-// address too long; 52 timeout (24 h); 53 write error or disk full; 54 read
-// error or truncated envelope (or message, with -m); 61 cannot reach the
-// root; 62 no queue directory; 63 pid/ trouble; 64 mess/ trouble; 65 intd/
-// trouble; 66 todo/ trouble; 81 (with -m) fd 6 not open or not writable;
-// 91 envelope (or, with -m, frame) format error.
+// address too long; 52 timeout (24 h); 53 write error or disk full; 54
+// read error or truncated envelope (or message, with -m); 61 cannot reach
+// or search the root; 62 no queue directory; 63 pid/ trouble; 64 mess/
+// trouble; 65 intd/ trouble; 66 todo/ trouble; 81 (with -m) fd 6 not open
+// or not writable; 91 envelope (or, with -m, frame) format error.
 //
-// Signals: TERM, INT and HUP (INT and HUP unless ignored at start, as
-// under nohup) before a message's commit (the link intd/ID -> todo/ID)
-// remove that message's files and kill the process with the same signal
-// (the caller sees qq crashed, a temporary failure); after it the message is
-// finished: exit 0, or with -m its result line on fd 6 and then death by
-// the signal. The 24-hour alarm (52) leaves its files, as qmail's does.
+// Signals: QUIT is ignored, as qmail's qmail-queue ignores it. TERM, INT
+// and HUP (INT and HUP unless ignored at start, as under nohup) before a
+// message's commit (the link intd/ID -> todo/ID) remove that message's
+// files and kill the process with the same signal (the caller sees qq
+// crashed, a temporary failure); after it the message is finished: exit
+// 0, or with -m its result line on fd 6 and then death by the signal. The
+// 24-hour alarm (52) leaves its files, as qmail's does.
 package main
 
 import (

@@ -26,11 +26,18 @@ func StartDir(root, qmailqueue string, set bool) string {
 
 // Program returns the qmail-queue to run for a tree at root: $QMAILQUEUE
 // from env when set (relative names are relative to root, where the child
-// starts), else root/bin/qmail-queue.
+// starts), else root/bin/qmail-queue. A QMAILQUEUE set but empty is set,
+// as for qmail's env_get: it names no program, so Program returns "", which
+// Queue cannot start ("unable to exec qq (#4.3.0)", a temporary failure,
+// as qmail's execv("") gives); it is not the tree's qmail-queue (nor its
+// queue service, nor qmail-queue -m).
 func Program(root string, env []string) string {
 	for i := len(env) - 1; i >= 0; i-- {
-		if len(env[i]) > 11 && env[i][:11] == "QMAILQUEUE=" {
+		if len(env[i]) >= 11 && env[i][:11] == "QMAILQUEUE=" {
 			p := env[i][11:]
+			if p == "" {
+				return ""
+			}
 			if !filepath.IsAbs(p) {
 				p = filepath.Join(root, p)
 			}
@@ -39,6 +46,10 @@ func Program(root string, env []string) string {
 	}
 	return filepath.Join(root, "bin", "qmail-queue")
 }
+
+// errNoProgram is why Queue did not start the program of an empty
+// $QMAILQUEUE.
+var errNoProgram = errors.New("QMAILQUEUE is set but empty")
 
 // Options controls one run of qmail-queue.
 type Options struct {
@@ -75,6 +86,9 @@ func Queue(opt Options, msg io.Reader, env *Envelope) (int, error) {
 	prog := own
 	if !opt.IgnoreQMAILQUEUE {
 		prog = Program(opt.Root, cenv)
+	}
+	if prog == "" { // QMAILQUEUE set but empty: qmail's execv("") fails
+		return 0, qerr.Wrap(errNoProgram, false, "unable to exec qq (#4.3.0)")
 	}
 	if prog == own && !opt.NoService {
 		pid, _, err := viaService(opt.Root, msg, env, opt.Started)

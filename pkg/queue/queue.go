@@ -6,12 +6,13 @@
 //
 // Order of work (queue.md §5, with this project's durability rules):
 //
-//  1. open ROOT (61) and ROOT/queue (62); every later name is relative to
-//     the queue directory (openat/linkat), so the process never depends on
-//     its cwd;
+//  1. open ROOT (61, also when it cannot be searched) and ROOT/queue
+//     (62); every later name is relative to the queue directory
+//     (openat/linkat), so the process never depends on its cwd;
 //  2. create pid/<pid>.<start>.<seq>, seq 1..9, O_EXCL (63); ID = inode;
 //  3. link it to mess/<ID mod 23>/<ID> (64); unlink the pid name (63); a
-//     mess/ name already taken (a copied queue) keeps that pid/ file and
+//     mess/ name already taken (a copied queue), or an intd/ID or todo/ID
+//     left by an earlier message of that inode, keeps that pid/ file and
 //     goes back to 2 with the next seq (createMess);
 //  4. write the Received line and all of the message (54 read, 53 write);
 //  5. create intd/<ID> O_EXCL (65); write u<uid>, p<pid>, then copy the
@@ -49,7 +50,8 @@
 // most pid/ or mess/ (+ intd/) leftovers without todo/, which qmail-send's
 // 36-hour cleanup removes.
 //
-// Signals (the program only, Main and MainMulti; qmail is silent on them):
+// Signals (the program only, Main and MainMulti): QUIT is ignored, as
+// qmail ignores it (and INT and HUP, which this one catches instead);
 // TERM, INT and HUP (INT and HUP unless ignored when the program
 // started, as under nohup; the Go runtime keeps no inherited ignore of
 // TERM) before the commit link remove what the message made, as a
@@ -104,6 +106,7 @@ var (
 	sysUnlinkat  = unix.Unlinkat
 	sysFtruncate = unix.Ftruncate
 	sysFstatfs   = unix.Fstatfs
+	sysFstatat   = unix.Fstatat
 	exit         = os.Exit
 )
 
@@ -188,7 +191,12 @@ func (g *sigGuard) unlock() {
 // inherited ignore of TERM is not kept: the Go runtime replaces it with
 // its own handler before main runs (signal.Ignored says false), so TERM
 // is always caught, and the message in progress removed.
+//
+// QUIT is ignored, as qmail's qmail-queue ignores it (sig_miscignore):
+// the Go runtime's own action would print "SIGQUIT: quit" on fd 2 and
+// exit 2. qmail-queue execs nothing, so the ignore reaches no program.
 func catchSignals(g *sigGuard) {
+	signal.Ignore(syscall.SIGQUIT)
 	var sigs []os.Signal
 	for _, s := range []os.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP} {
 		if !signal.Ignored(s) {
@@ -348,8 +356,9 @@ var bufs = sync.Pool{New: func() any { b := make([]byte, 0, bufSize); return &b 
 
 func (j *job) run() int {
 	var err error
-	// O_PATH: entering a directory needs search permission only, as
-	// qmail's chdir does (a QMAILHOME of mode 0711 is usable).
+	// O_PATH: no read permission is needed, as for qmail's chdir (a
+	// QMAILHOME of mode 0711 is usable). Search permission, which chdir
+	// needs, is needed for the names below it (see the "queue" open).
 	j.rootfd, err = sysOpenat(unix.AT_FDCWD, j.c.Root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		j.rootfd = -1
@@ -358,6 +367,15 @@ func (j *job) run() int {
 	j.qfd, err = sysOpenat(j.rootfd, "queue", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		j.qfd = -1
+		// The O_PATH open of the root needs no search permission on
+		// it; qmail's chdir does. A root the process may not search is
+		// trouble with the home directory (61), not with the queue:
+		// looking up "." in it needs that permission.
+		fd, derr := sysOpenat(j.rootfd, ".", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if derr != nil {
+			return j.fail(qq.ExitHome, pathErr("open", j.c.Root, derr))
+		}
+		unix.Close(fd)
 		return j.fail(qq.ExitQueueDir, pathErr("open", "queue", err))
 	}
 	if code := j.createMess(); code != 0 {
@@ -459,8 +477,12 @@ func (j *job) syncTodo() error {
 // inode numbers. Such a pid/ file is kept, empty, holding its inode (a
 // file system that hands out the lowest free inode would give it to
 // every later message, and each would fail the same way until the old
-// message left the queue), and the next pid/ name is tried. qmail-send's
-// cleanup removes the kept file after 36 hours.
+// message left the queue), and the next pid/ name is tried. The same
+// goes for an id whose intd/ID or todo/ID an earlier message left behind
+// (a crash, a mess file removed by hand: see leftover); that is looked
+// at before the mess/ link, so that qmail-send never finds the old
+// todo/ID with this message's file. qmail-clean's cleanup of pid/
+// removes the kept file after 36 hours.
 //
 // It runs under the guard's lock, and makes the job the guard's message
 // in progress: the handler of a signal learns each name as it is made.
@@ -491,6 +513,13 @@ func (j *job) createMess() int {
 		}
 		j.id = st.Ino
 		id := strconv.FormatUint(j.id, 10)
+		if c, err := leftover(j.qfd, id); c != 0 {
+			// An old intd/ID or todo/ID: keep the pid/ file and try
+			// another, as for a taken mess/ name below.
+			unix.Close(j.messfd)
+			j.messfd, j.pidname, code, j.err = -1, "", c, err
+			continue
+		}
 		j.split = strconv.FormatUint(j.id%qhome.Split, 10)
 		mess := "mess/" + j.split + "/" + id
 		if err := sysLinkat(j.qfd, j.pidname, j.qfd, mess, 0); err != nil {
@@ -513,6 +542,27 @@ func (j *job) createMess() int {
 		return 0
 	}
 	return code
+}
+
+// leftover reports whether the id (a fresh inode) is unusable because
+// an earlier message with that inode left intd/ID or todo/ID behind (a
+// crash, or a mess file removed by hand): the exit code the message would
+// have failed with (65 creating intd/ID, 66 linking todo/ID), with the
+// error, or 0. A todo/ID left there must never meet a mess/S/ID of this
+// message: qmail-send would take the old envelope for it. Only an entry
+// that is there counts; a name that cannot be looked up (no such
+// directory, no permission) is left for the step that makes it to report.
+func leftover(qfd int, id string) (int, error) {
+	var st unix.Stat_t
+	for _, n := range [...]struct {
+		name string
+		code int
+	}{{"intd/" + id, qq.ExitIntd}, {"todo/" + id, qq.ExitTodo}} {
+		if sysFstatat(qfd, n.name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
+			return n.code, pathErr("create", n.name, unix.EEXIST)
+		}
+	}
+	return 0, nil
 }
 
 // writeAll writes p to fd, retrying short writes.
