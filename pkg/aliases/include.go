@@ -43,7 +43,8 @@ type IncludeFile struct {
 	// taken; nil when they are (see openInclude).
 	Distrust *Distrust
 
-	dev, ino uint64
+	id   fileID
+	size int // bytes read
 }
 
 // Warnings returns a line for each target of the file left out for its
@@ -67,6 +68,27 @@ func (inc *IncludeFile) Warnings() []string {
 // MaxIncludeSize), or that others can write, is a temporary error, so
 // the mail stays queued while the admin fixes it.
 func ReadInclude(path string, d Deliverer) (*IncludeFile, error) {
+	o, err := openIncludeFile(path, d)
+	if err != nil {
+		return nil, err
+	}
+	defer o.f.Close()
+	return o.read()
+}
+
+// includeOpen is an :include: file opened and judged, not read yet.
+type includeOpen struct {
+	path string
+	f    *os.File
+	id   fileID
+	why  *Distrust
+}
+
+// openIncludeFile opens path as ReadInclude does, with its errors.
+func openIncludeFile(path string, d Deliverer) (*includeOpen, error) {
+	if includeOpened != nil {
+		includeOpened(path)
+	}
 	f, st, why, err := openInclude(path, d)
 	if err != nil {
 		var pe *os.PathError
@@ -80,21 +102,30 @@ func ReadInclude(path string, d Deliverer) (*IncludeFile, error) {
 		}
 		return nil, qerr.Wrap(err, false, fmt.Sprintf("Unable to read include file %s: %v. (#4.2.1)", path, err))
 	}
-	defer f.Close()
 	if st.Mode&0o002 != 0 {
+		f.Close()
 		return nil, qerr.Temp("Uh-oh: include file %s is writable by others. (#4.7.0)", path)
 	}
-	b, err := io.ReadAll(io.LimitReader(f, int64(MaxIncludeSize)+1))
+	return &includeOpen{path: path, f: f, id: fileID{uint64(st.Dev), st.Ino}, why: why}, nil
+}
+
+// read reads and scans the opened file (it does not close it).
+func (o *includeOpen) read() (*IncludeFile, error) {
+	b, err := io.ReadAll(io.LimitReader(o.f, int64(MaxIncludeSize)+1))
 	if err != nil {
-		return nil, qerr.Wrap(err, false, fmt.Sprintf("Unable to read include file %s. (#4.3.0)", path))
+		return nil, qerr.Wrap(err, false, fmt.Sprintf("Unable to read include file %s. (#4.3.0)", o.path))
 	}
 	if len(b) > MaxIncludeSize {
-		return nil, qerr.Temp("Include file %s is larger than %d MB. (#4.3.0)", path, MaxIncludeSize>>20)
+		return nil, qerr.Temp("Include file %s is larger than %d MB. (#4.3.0)", o.path, MaxIncludeSize>>20)
 	}
-	inc := &IncludeFile{Path: path, Distrust: why, dev: uint64(st.Dev), ino: st.Ino}
+	inc := &IncludeFile{Path: o.path, Distrust: o.why, id: o.id, size: len(b)}
 	inc.scan(string(b))
 	return inc, nil
 }
+
+// includeOpened, when set (by tests), is called with the path of each
+// :include: file opened.
+var includeOpened func(path string)
 
 // scan reads the lines of an :include: file: targets separated by
 // commas, any number a line, '#' comments.
@@ -181,6 +212,17 @@ func (u *Untrusted) Refusal(target, inc string) string {
 // deliver it: :include: files are read in place (ReadInclude), nested up
 // to MaxIncludeDepth; the programs, files and Maildirs of a file that is
 // not trusted, or that is included from one that is not, are left out.
+//
+// A file named again (by another :include: line, another path, or a
+// hard link: the same device and inode) is not read again: every target
+// it gives is in the result already, and a target is delivered once.
+// It is read again only when it was read before under the other trust
+// state (its programs and files left out the first time, and now
+// taken, or the other way round), or where its nesting, read deeper
+// than before, goes past MaxIncludeDepth (the error it was). So each
+// file is read at most twice in a run, and a few small files that
+// include each other thirty times over, level after level, no longer
+// make millions of reads.
 type Expander struct {
 	Who Deliverer
 	// Target is called for each target to deliver to, in order.
@@ -191,18 +233,55 @@ type Expander struct {
 	// Refused is called for each target left out of the :include: file
 	// inc because of from.
 	Refused func(t, inc string, from *Untrusted)
+
+	paths map[string]pathID // each path opened: the file it reached
+	done  map[doneKey]int   // each file read to its end: the height of its nesting
+	opens int               // :include: files opened in this run
+	bytes int               // bytes read from them
 }
 
-// Run expands targets. An :include: file that cannot be read is the
-// temporary error of ReadInclude; nesting too deep, or a file that
-// includes itself (an :include: loop), a permanent one.
-func (x *Expander) Run(targets []string) error {
-	return x.run(targets, 0, nil, nil)
-}
+// MaxIncludeFiles bounds the :include: files opened in one run of
+// Expander (one delivery; one alias for newaliases' check), and
+// MaxIncludeTotal the bytes read from them all: past either the
+// delivery is deferred (the mail stays queued), however the files
+// include each other. Variables for tests.
+var (
+	MaxIncludeFiles = 10000
+	MaxIncludeTotal = 256 << 20
+)
 
 type fileID struct{ dev, ino uint64 }
 
-func (x *Expander) run(targets []string, depth int, from *Untrusted, chain []fileID) error {
+// pathID is the file an :include: path led to, and its judgement.
+type pathID struct {
+	id  fileID
+	why *Distrust
+}
+
+// doneKey is a file read to its end, and whether its programs and files
+// were taken (no untrusted file in its chain, itself included).
+type doneKey struct {
+	id      fileID
+	trusted bool
+}
+
+// Run expands targets. An :include: file that cannot be read is the
+// temporary error of ReadInclude, and so is going past MaxIncludeFiles
+// or MaxIncludeTotal; nesting too deep, or a file that includes itself
+// (an :include: loop), is a permanent one.
+func (x *Expander) Run(targets []string) error {
+	x.paths = map[string]pathID{}
+	x.done = map[doneKey]int{}
+	x.opens, x.bytes = 0, 0
+	_, err := x.run(targets, 0, nil, nil)
+	return err
+}
+
+// run expands targets met depth files deep. It returns the height of
+// their nesting: 0 without :include: targets, else one more than that of
+// the highest file they include.
+func (x *Expander) run(targets []string, depth int, from *Untrusted, chain []fileID) (int, error) {
+	height := 0
 	for _, t := range targets {
 		k, arg := Classify(t)
 		if k != Include {
@@ -218,31 +297,76 @@ func (x *Expander) run(targets []string, depth int, from *Untrusted, chain []fil
 			continue
 		}
 		if depth >= MaxIncludeDepth {
-			return qerr.Perm("Too many nested :include: files at %s. (#5.4.6)", arg)
+			return 0, qerr.Perm("Too many nested :include: files at %s. (#5.4.6)", arg)
 		}
-		inc, err := ReadInclude(arg, x.Who)
+		h, err := x.include(arg, depth, from, chain)
 		if err != nil {
-			return err
+			return 0, err
 		}
-		id := fileID{inc.dev, inc.ino}
-		for _, c := range chain {
-			if c == id {
-				return qerr.Perm("Include loop: %s includes itself, directly or through other :include: files. (#5.4.6)", arg)
-			}
-		}
-		next := from
-		switch {
-		case from != nil:
-			next = &Untrusted{File: from.File, Why: from.Why, inc: arg}
-		case inc.Distrust != nil:
-			next = &Untrusted{File: arg, Why: inc.Distrust, inc: arg}
-		}
-		if x.Include != nil {
-			x.Include(inc, next)
-		}
-		if err := x.run(inc.Targets, depth+1, next, append(chain[:len(chain):len(chain)], id)); err != nil {
-			return err
+		height = max(height, h+1)
+	}
+	return height, nil
+}
+
+// include expands the :include: file arg, named by a file depth deep
+// (0: by the list itself), and returns the height of its nesting.
+//
+// A file read to its end before, under the same trust state, is skipped:
+// its targets are in the result, and it led to no loop (a file on a
+// loop is never read to its end: the loop is found first). Unless it
+// is met deeper now, and its nesting would go past MaxIncludeDepth
+// from here: then it is read again, and meets that error as before.
+func (x *Expander) include(arg string, depth int, from *Untrusted, chain []fileID) (int, error) {
+	if p, ok := x.paths[arg]; ok {
+		if h, ok := x.done[doneKey{p.id, from == nil && p.why == nil}]; ok && depth+h < MaxIncludeDepth {
+			return h, nil
 		}
 	}
-	return nil
+	if x.opens >= MaxIncludeFiles {
+		return 0, qerr.Temp("Too many :include: files for one delivery: more than %d, at %s. (#4.3.0)", MaxIncludeFiles, arg)
+	}
+	x.opens++
+	o, err := openIncludeFile(arg, x.Who)
+	if err != nil {
+		return 0, err
+	}
+	x.paths[arg] = pathID{o.id, o.why}
+	key := doneKey{o.id, from == nil && o.why == nil}
+	if h, ok := x.done[key]; ok && depth+h < MaxIncludeDepth {
+		o.f.Close()
+		return h, nil
+	}
+	inc, err := o.read()
+	o.f.Close()
+	if err != nil {
+		return 0, err
+	}
+	if x.bytes += inc.size; x.bytes > MaxIncludeTotal {
+		limit := fmt.Sprintf("%d MB", MaxIncludeTotal>>20)
+		if MaxIncludeTotal < 1<<20 {
+			limit = fmt.Sprintf("%d bytes", MaxIncludeTotal)
+		}
+		return 0, qerr.Temp("Too much to read in :include: files for one delivery: more than %s, at %s. (#4.3.0)", limit, arg)
+	}
+	for _, c := range chain {
+		if c == o.id {
+			return 0, qerr.Perm("Include loop: %s includes itself, directly or through other :include: files. (#5.4.6)", arg)
+		}
+	}
+	next := from
+	switch {
+	case from != nil:
+		next = &Untrusted{File: from.File, Why: from.Why, inc: arg}
+	case inc.Distrust != nil:
+		next = &Untrusted{File: arg, Why: inc.Distrust, inc: arg}
+	}
+	if x.Include != nil {
+		x.Include(inc, next)
+	}
+	h, err := x.run(inc.Targets, depth+1, next, append(chain[:len(chain):len(chain)], o.id))
+	if err != nil {
+		return 0, err
+	}
+	x.done[key] = h
+	return h, nil
 }

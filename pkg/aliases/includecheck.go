@@ -17,8 +17,12 @@ import (
 // skip, targets it will skip for their syntax, a file it takes for a
 // mailbox, and a file that will defer or bounce every message (missing,
 // unreadable for that user, writable by others, not a regular file, too
-// large, an :include: loop, nesting too deep). The files are read as
-// they are now; fastforward reads them again at each delivery.
+// large, an :include: loop, nesting too deep, too many files or bytes
+// in all). Each alias is checked as one delivery to it: an Expander run
+// of its own, each file read once in it (as fastforward reads it), and
+// bounded as fastforward is (MaxIncludeFiles, MaxIncludeTotal). The files
+// are read as they are now; fastforward reads them again at each
+// delivery.
 
 // userName is "uid N (name)", or "uid N" when the name is unknown.
 func userName(uid int) string {
@@ -70,7 +74,13 @@ func (c *includeCheck) alias(a *Alias) {
 			}
 			c.syntax(a, inc)
 		},
-		Refused: func(t, inc string, _ *Untrusted) {
+		Refused: func(t, inc string, u *Untrusted) {
+			// A file read first with its programs taken (nil above)
+			// and again through an untrusted file: the warning names
+			// that one.
+			if from[inc] == nil {
+				from[inc] = u
+			}
 			skipped[inc] = append(skipped[inc], strconv.Quote(t))
 		},
 	}

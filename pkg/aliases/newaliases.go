@@ -156,7 +156,9 @@ func NewaliasesMain(root string, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "newaliases: %v\n", e)
 		if pe, ok := e.(*Error); !ok || !pe.Warning {
 			nerr++
-			if ok && !slices.Contains(lines, fmt.Sprint(pe.Line)) {
+			// The summary names ten lines: eleven tell there are more
+			// (searching every line seen made many errors quadratic).
+			if ok && len(lines) <= 10 && !slices.Contains(lines, fmt.Sprint(pe.Line)) {
 				lines = append(lines, fmt.Sprint(pe.Line))
 			}
 		}

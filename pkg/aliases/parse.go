@@ -22,8 +22,10 @@ package aliases
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 
 	"github.com/hqmail/hqmail/pkg/address"
@@ -54,6 +56,11 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
 }
 
+// MaxLine bounds a physical line of an aliases file (an entry may go on
+// over any number of continuation lines). A longer line is an error
+// naming it, and nothing is compiled.
+const MaxLine = 4 << 20
+
 // Parse reads an aliases file. It returns every syntax error found (not only
 // the first), so newaliases can report them all; entries with errors are
 // left out.
@@ -63,25 +70,26 @@ func Parse(r io.Reader, file string) ([]Alias, []error) {
 	seen := map[string]int{}
 	// An entry with its continuation lines is one logical line; segs
 	// remember where each physical line starts in it, so an error names
-	// the line its target is on.
+	// the line its target is on. The text grows by appending (a long
+	// entry of many continuation lines is read in linear time; joining
+	// strings copied it whole at each line), and an error's line is
+	// found by a binary search of segs, which are in order.
 	type seg struct{ off, line int }
 	type logical struct {
-		text string
+		buf  []byte
 		line int
 		segs []seg
 	}
 	lineAt := func(l *logical, off int) int {
-		n := l.line
-		for _, s := range l.segs {
-			if s.off <= off {
-				n = s.line
-			}
+		i := sort.Search(len(l.segs), func(i int) bool { return l.segs[i].off > off })
+		if i == 0 {
+			return l.line
 		}
-		return n
+		return l.segs[i-1].line
 	}
 	var lines []logical
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	sc.Buffer(make([]byte, 64<<10), MaxLine+1) // and its newline
 	n := 0
 	for sc.Scan() {
 		n++
@@ -105,19 +113,27 @@ func Parse(r io.Reader, file string) ([]Alias, []error) {
 				continue
 			}
 			l := &lines[len(lines)-1]
-			l.text += " "
-			l.segs = append(l.segs, seg{len(l.text), n})
-			l.text += trimmed
+			l.buf = append(l.buf, ' ')
+			l.segs = append(l.segs, seg{len(l.buf), n})
+			l.buf = append(l.buf, trimmed...)
 			continue
 		}
-		lines = append(lines, logical{text: raw, line: n})
+		lines = append(lines, logical{buf: []byte(raw), line: n})
 	}
 	if err := sc.Err(); err != nil {
-		errs = append(errs, &Error{File: file, Line: n + 1, Msg: "read error: " + err.Error()})
+		msg := "read error: " + err.Error()
+		if errors.Is(err, bufio.ErrTooLong) {
+			// The scanner stops there: nothing after it is read, and
+			// nothing is compiled.
+			msg = fmt.Sprintf("line longer than %d MB (continue a long entry on lines that start with a space or tab)", MaxLine>>20)
+		}
+		errs = append(errs, &Error{File: file, Line: n + 1, Msg: msg})
 	}
 	for i := range lines {
 		l := &lines[i]
-		name, rest, quoted, ok := splitName(l.text)
+		text := string(l.buf)
+		l.buf = nil
+		name, rest, quoted, ok := splitName(text)
 		if !ok {
 			errs = append(errs, &Error{File: file, Line: l.line, Msg: "missing ':' after the alias name"})
 			continue
@@ -130,7 +146,7 @@ func Parse(r io.Reader, file string) ([]Alias, []error) {
 			errs = append(errs, &Error{File: file, Line: l.line, Msg: fmt.Sprintf("bad alias name %q", name)})
 			continue
 		}
-		restOff := len(l.text) - len(rest)
+		restOff := len(text) - len(rest)
 		found, bad := ScanTargets(rest)
 		for _, b := range bad {
 			errs = append(errs, &Error{File: file, Line: lineAt(l, restOff+b.Off), Msg: b.Msg})

@@ -133,9 +133,12 @@ func (e *Env) IsSelf(addr string) bool {
 var geteuid = os.Geteuid
 
 // Expand classifies targets, reading :include: files as
-// aliases.Expander does (nested at most aliases.MaxIncludeDepth deep; a
-// file that cannot be read, that is not a regular file, or that others
-// can write, defers the delivery; an :include: loop bounces). A target
+// aliases.Expander does (nested at most aliases.MaxIncludeDepth deep;
+// each file read once however often it is named, at most
+// aliases.MaxIncludeFiles opened and aliases.MaxIncludeTotal bytes read,
+// or the delivery defers; a file that cannot be read, that is not a
+// regular file, or that others can write, defers the delivery; an
+// :include: loop bounces). A target
 // named twice (in the list and in an :include: file, say) is delivered
 // once, as sendmail and Postfix do; /dev/null takes the message and
 // keeps nothing. Addresses come out in the form the envelope carries

@@ -47,6 +47,15 @@ func warnRefused(w io.Writer, prog string, p *Plan) {
 	}
 }
 
+// dbErr says what is wrong with a database a lookup failed in.
+func dbErr(err error) string {
+	if errors.Is(err, cdb.ErrFormat) {
+		// A record or table past its end.
+		return "not a cdb file, or truncated (run newaliases)"
+	}
+	return qerr.Str(err)
+}
+
 // FastforwardMain is fastforward(8): deliver mail for a local part found in
 // root/etc/aliases.cdb. It runs from ~alias/.qmail-default:
 //
@@ -81,9 +90,12 @@ func FastforwardMain(root string, args []string, stdin *os.File, stdout io.Write
 		defer f.Close()
 		targets, found, err = aliases.Lookup(r.Reader, name)
 		if err != nil {
-			return fail(stdout, qerr.Wrap(err, false, fmt.Sprintf("Unable to read %s. (#4.3.0)", db)))
+			return fail(stdout, qerr.Wrap(err, false, fmt.Sprintf("Unable to read %s: %s. (#4.3.0)", db, dbErr(err))))
 		}
 	case errors.Is(err, fs.ErrNotExist):
+	case errors.Is(err, cdb.ErrFormat):
+		// cdb.Open reads the 2048-byte header only: the file is shorter.
+		return fail(stdout, qerr.Wrap(err, false, fmt.Sprintf("Unable to open %s: not a cdb file: too short (empty or truncated; run newaliases). (#4.3.0)", db)))
 	default:
 		return fail(stdout, qerr.Wrap(err, false, fmt.Sprintf("Unable to open %s: %s. (#4.3.0)", db, qerr.Str(err))))
 	}
