@@ -678,7 +678,17 @@ func (s *session) auth(ext map[string]string, cr Credentials) error {
 func (s *session) body(msg io.Reader) error {
 	dc, err := s.c.Data()
 	if err != nil {
-		switch c := s.code(err); {
+		c := s.code(err)
+		if s.uses > 1 && (c < 0 || c >= 400) {
+			// Refused (or cut) on a kept connection: a peer limiting
+			// the messages of a connection may do it at DATA, which
+			// comes with MAIL and RCPT under PIPELINING. Nothing was
+			// accepted: a new connection decides, as at MAIL and RCPT
+			// (transaction), and the recipients' reports are dropped.
+			s.retry = true
+			return s.died()
+		}
+		switch {
 		case c >= 500:
 			s.quit()
 			return s.fail('D', "", " failed on DATA command")
