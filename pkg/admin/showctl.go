@@ -82,7 +82,7 @@ var controlFiles = []ctlFile{
 	{"queuelifetime", kInt, "604800", "qmail-send", "seconds a message may stay in the queue (time all of its channel was held excluded)"},
 	{"rcpthosts", kList, "every recipient domain is accepted (open relay!)", "qmail-smtpd", "domains accepted from SMTP"},
 	{"relayclients", kListTrim, "127.0.0.1 and ::1", "qmail-smtpd -listen or -r", "clients allowed to relay"},
-	{"resolvconf", kLine, "/etc/resolv.conf", "qmail-remote", "resolver configuration used for MX lookups"},
+	{"resolvconf", kLine, "/etc/resolv.conf", "qmail-remote", "resolver configuration used for every DNS lookup"},
 	{"servercert.pem", kSecret, "STARTTLS is not offered", "qmail-smtpd", "TLS certificate and key"},
 	{"smtpauth", kSecretList, "no smarthost login", "qmail-remote", "relay:user:password logins for smarthosts (mode 0600)"},
 	{"smtpcache", kInt, "5", "qmail-rspawn", "seconds an idle SMTP connection is kept for the next message (0: one per message)"},

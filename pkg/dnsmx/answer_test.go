@@ -435,3 +435,84 @@ func TestLookupStopped(t *testing.T) {
 	case <-time.After(100 * time.Millisecond):
 	}
 }
+
+// TestCNAMEOutOfZone (rdns2 QA, BIND 9.18 with recursion no): an
+// authoritative-only server answers a name that is a CNAME to a name in
+// no zone it serves with the CNAME alone: NOERROR, no RA, an empty
+// authority section. That is a referral, deferred with the hint; it was
+// read as "no data" and bounced (#5.1.2 for the alias, #5.4.4 for an
+// exchanger that is one). A recursive server's CNAME whose target has no
+// data (RA, the target zone's SOA) stays "no data", and NXDOMAIN after a
+// CNAME stays "no such host".
+func TestCNAMEOutOfZone(t *testing.T) {
+	soa := rrs("other.example. SOA ns.other.example. h.other.example. 1 3600 600 86400 60")
+	auth := func(req *dns.Msg) []*dns.Msg {
+		q := req.Question[0]
+		name, qt := strings.ToLower(q.Name), q.Qtype
+		var m *dns.Msg
+		switch {
+		case name == "dcname.test.", name == "outalias.test.":
+			m = reply(req, rrs(name+" CNAME mail.other.example."), nil)
+		case name == "outcname.test." && qt == dns.TypeMX:
+			m = reply(req, rrs("outcname.test. MX 10 outalias.test."), nil)
+		default:
+			m = reply(req, nil, rrs("test. SOA ns.test. h.test. 1 3600 600 86400 60"))
+		}
+		m.Authoritative = true
+		m.RecursionAvailable = false
+		return []*dns.Msg{m}
+	}
+	r := rawResolver(t, msgServer(t, auth))
+	if as, err := r.MX("dcname.test"); !errors.Is(err, dnsmx.ErrReferral) {
+		t.Errorf("MX(dcname.test) = %q, %v; want ErrReferral", format(as), err)
+	}
+	if as, err := r.Host("dcname.test"); !errors.Is(err, dnsmx.ErrReferral) {
+		t.Errorf("Host(dcname.test) = %q, %v; want ErrReferral", format(as), err)
+	}
+	if as, err := r.MX("outcname.test"); !errors.Is(err, dnsmx.ErrReferral) {
+		t.Errorf("MX(outcname.test), its exchanger such a CNAME = %q, %v; want ErrReferral", format(as), err)
+	}
+
+	// The same chains from a recursive server: the target's zone says
+	// it has no such data (SOA), or does not exist.
+	rec := func(req *dns.Msg) []*dns.Msg {
+		q := req.Question[0]
+		name, qt := strings.ToLower(q.Name), q.Qtype
+		switch {
+		case name == "nodata.test.":
+			return []*dns.Msg{reply(req, rrs("nodata.test. CNAME mail.other.example."), soa)}
+		case name == "nx.test.":
+			m := reply(req, rrs("nx.test. CNAME gone.other.example."), soa)
+			m.Rcode = dns.RcodeNameError
+			return []*dns.Msg{m}
+		case name == "mxnodata.test." && qt == dns.TypeMX:
+			return []*dns.Msg{reply(req, rrs("mxnodata.test. MX 10 nodata.test."), nil)}
+		}
+		return []*dns.Msg{reply(req, nil, soa)}
+	}
+	r = rawResolver(t, msgServer(t, rec))
+	if as, err := r.MX("nodata.test"); !errors.Is(err, dnsmx.ErrNoHost) {
+		t.Errorf("MX(nodata.test) from a recursive server = %q, %v; want ErrNoHost", format(as), err)
+	}
+	if as, err := r.Host("nodata.test"); !errors.Is(err, dnsmx.ErrNoAddr) {
+		t.Errorf("Host(nodata.test) from a recursive server = %q, %v; want ErrNoAddr", format(as), err)
+	}
+	if as, err := r.MX("mxnodata.test"); !errors.Is(err, dnsmx.ErrNoAddr) || errors.Is(err, dnsmx.ErrTemp) {
+		t.Errorf("MX(mxnodata.test) from a recursive server = %q, %v; want ErrNoAddr", format(as), err)
+	}
+	if as, err := r.MX("nx.test"); !errors.Is(err, dnsmx.ErrNoHost) {
+		t.Errorf("MX(nx.test) from a recursive server = %q, %v; want ErrNoHost", format(as), err)
+	}
+	// The authoritative server's own NODATA after a CNAME into its zone
+	// carries the SOA: no data, not a referral.
+	own := func(req *dns.Msg) []*dns.Msg {
+		m := reply(req, rrs(strings.ToLower(req.Question[0].Name)+" CNAME target.test."),
+			rrs("test. SOA ns.test. h.test. 1 3600 600 86400 60"))
+		m.Authoritative, m.RecursionAvailable = true, false
+		return []*dns.Msg{m}
+	}
+	r = rawResolver(t, msgServer(t, own))
+	if as, err := r.MX("incname.test"); !errors.Is(err, dnsmx.ErrNoHost) {
+		t.Errorf("MX(incname.test), CNAME into the server's own zone with SOA = %q, %v; want ErrNoHost", format(as), err)
+	}
+}

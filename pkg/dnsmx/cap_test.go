@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -84,10 +86,11 @@ func TestCapAddresses(t *testing.T) {
 }
 
 // TestDNSBudget: once the delivery's queries have taken 2 x timeout x
-// attempts, no exchanger after the first two is looked up, and nothing
-// found is a temporary failure. The clock moves one second per query
-// received (timeout 1, attempts 1: a budget of 2 s), as silent servers
-// would make it move.
+// attempts x nameservers, no exchanger after the first two is looked up,
+// and nothing found is a temporary failure. The clock moves one second
+// per query received (timeout 1, attempts 1, one nameserver: a budget of
+// 2 s), as silent servers would make it move; the answers (SERVFAIL) come
+// at once, so no lookup is started beside another.
 func TestDNSBudget(t *testing.T) {
 	s := dnstest.Start(t)
 	for i := 1; i <= 20; i++ {
@@ -243,5 +246,79 @@ func TestSelfBesideTempSamePref(t *testing.T) {
 		if got, err := r.MX("lt.test"); !errors.Is(err, dnsmx.ErrTemp) {
 			t.Errorf("%s: MX(lt.test) = %q, %v; want ErrTemp", name, format(got), err)
 		}
+	}
+}
+
+// TestSlowExchangersOverlap (rdns2 QA): the three best exchangers are in
+// a zone whose servers never answer, each lookup costing the resolver's
+// whole give-up time; the fourth is good. Their lookups run beside one
+// another, so the DNS budget (2 x timeout x attempts) is not spent by
+// the time the fourth is reached, and the mail goes there. One by one,
+// the budget was spent after the first two, the fourth was never looked
+// up and the delivery was deferred on every retry until it bounced.
+func TestSlowExchangersOverlap(t *testing.T) {
+	s := dnstest.Start(t)
+	s.Add("deadfirst.test. MX 10 a.slow.test.", "deadfirst.test. MX 11 b.slow.test.",
+		"deadfirst.test. MX 12 c.slow.test.", "deadfirst.test. MX 20 mx2.good.test.",
+		"mx2.good.test. A 10.8.0.2")
+	for _, n := range []string{"a.slow.test.", "b.slow.test.", "c.slow.test."} {
+		s.Silent(n)
+	}
+	// timeout 2, attempts 1: a 4 s budget; each dead lookup takes 2 s.
+	c, err := dnsmx.ParseConfig(strings.NewReader("nameserver " + s.Addr + "\noptions timeout:2 attempts:1\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &dnsmx.Resolver{Conf: c, Shuffle: func(int, func(i, j int)) {}}
+	as, soft, err := r.MXSoft("deadfirst.test")
+	if err != nil || format(as) != "20 mx2.good.test 10.8.0.2" || soft != 10 {
+		t.Fatalf("MXSoft(deadfirst.test) = %q, %d, %v; want the fourth exchanger, 10 skipped", format(as), soft, err)
+	}
+	want := "a.slow.test. b.slow.test. c.slow.test. mx2.good.test."
+	if n := append(addrNames(s, ".slow.test."), addrNames(s, ".good.test.")...); strings.Join(n, " ") != want {
+		t.Errorf("looked up %v, want each of %s once", n, want)
+	}
+}
+
+// TestLookAheadStops: lookups started beside a slow one that the result
+// does not need (this host is found first) are cut short: none is left
+// running once MX has returned (qmail-remote -k lives on), and IsSelf is
+// not called after it.
+func TestLookAheadStops(t *testing.T) {
+	s := dnstest.Start(t)
+	s.Add("stops.test. MX 10 a.stops.test.", "stops.test. MX 20 me.stops.test.",
+		"stops.test. MX 30 z.stops.test.", "stops.test. MX 40 w.stops.test.",
+		"me.stops.test. A 192.0.2.250", "w.stops.test. A 10.8.1.4")
+	s.Silent("a.stops.test.")
+	s.Silent("z.stops.test.")
+	r := resolver(t, s)
+	var mu sync.Mutex
+	returned, late := false, 0
+	r.IsSelf = func(ip net.IP) bool {
+		mu.Lock()
+		if returned {
+			late++
+		}
+		mu.Unlock()
+		return ip.Equal(selfIP)
+	}
+	// a timed out (ErrTemp), then this host: nothing of a lower
+	// preference is left, and a better one could not be looked up.
+	as, err := r.MX("stops.test")
+	mu.Lock()
+	returned = true
+	mu.Unlock()
+	if !errors.Is(err, dnsmx.ErrTemp) {
+		t.Errorf("MX(stops.test) = %q, %v; want ErrTemp", format(as), err)
+	}
+	buf := make([]byte, 1<<20)
+	stacks := string(buf[:runtime.Stack(buf, true)])
+	if strings.Contains(stacks, "dnsmx.(*Resolver).lookupIPs") {
+		t.Errorf("a lookup outlived MX:\n%s", stacks)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if late != 0 {
+		t.Errorf("IsSelf called %d times after MX returned", late)
 	}
 }

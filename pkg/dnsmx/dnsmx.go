@@ -27,11 +27,23 @@
 //     fill memory: at most MaxExchangers exchanger names are looked up
 //     (MaxBarren while none has an address; nothing found and names
 //     left is then ErrTemp) and at most MaxAddrs addresses returned, in
-//     the order above; after the
-//     first two names no further one is looked up once the delivery's DNS
-//     queries have taken 2 x timeout x attempts. The self cut is made on
-//     the whole list before the caps (see exchangers for the one case a
-//     cap can hide). No answer is turned into more records than are kept.
+//     the order above. The self cut is made on the whole list before the
+//     caps (see exchangers for the one case a cap can hide). No answer is
+//     turned into more records than are kept.
+//   - The exchangers' addresses are looked up in that order, each when
+//     the one before has answered; one that has not answered within a
+//     quarter of the timeout (at most a second) gets the next names'
+//     lookups started beside it, one more each such interval, at most
+//     maxInFlight at once and only names the list may still need. Their
+//     results are taken in preference order as before, so a zone whose
+//     servers never answer costs about one give-up time of the resolver,
+//     not one per exchanger, and the exchangers after it are reached.
+//     Lookups the result does not need are cut short and waited for
+//     before MX returns. As a last resort, after the first two names, a
+//     lookup that has not finished is not waited for once the delivery's
+//     DNS queries have taken 2 x timeout x attempts x nameservers (twice
+//     what one lookup takes when no server answers): what is left is a
+//     temporary failure (ErrTemp when nothing was found).
 //   - A name with non-ASCII labels (an IDN in UTF-8) is looked up by its
 //     A-labels (pkg/idna ToASCII, the conversion qmail-remote's route
 //     tables and the hold flags match domains by, through idna.Fold).
@@ -61,6 +73,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hqmail/hqmail/pkg/idna"
@@ -109,8 +123,10 @@ type Resolver struct {
 	// (tests set it to keep an order).
 	Shuffle func(n int, swap func(i, j int))
 	// IsSelf, when set, tells this host's addresses (MX and MXSoft then make
-	// the self cut). It may be called from two goroutines at once, and
-	// must not keep ip, which is valid during the call only.
+	// the self cut). It may be called from several goroutines at once
+	// (the exchangers' lookups run side by side), never after MX or
+	// MXSoft has returned, and must not keep ip, which is valid during
+	// the call only.
 	IsSelf func(ip net.IP) bool
 	// Ctx, when set, stops the lookups once it is done (see the package
 	// comment).
@@ -248,6 +264,17 @@ func (r *Resolver) MXSoft(host string) ([]Addr, int, error) {
 // dropped, as the cut would drop it, when a better one is kept; when it is
 // the best preference there is, its looked-up part is kept (nothing better
 // is left, and an equal peer makes its own cut).
+//
+// The lookups are a lookahead's: the loop takes their results in order,
+// as it took them one by one, and waits for each; while it waits for a
+// slow one, the lookups of the names after it are started (the package
+// comment), so that a dead zone's names cost their give-up time once, not
+// once each. A lookup so started that the loop then does not need (this
+// host found, MaxAddrs reached, a cap) is cut short and its result
+// dropped: given the same answers, the result is the one the loop made
+// looking the names up one by one, but for the DNS budget. That is a last
+// resort: after the first two names, once it is spent, a lookup that has
+// not finished is not waited for (nor started); one that has is used.
 func (r *Resolver) exchangers(mxs []exchanger, start time.Time) ([]Addr, int, error) {
 	soft, prefme := -1, -1
 	if r.IsSelf != nil {
@@ -259,11 +286,38 @@ func (r *Resolver) exchangers(mxs []exchanger, start time.Time) ([]Addr, int, er
 		}
 	}
 	conf := r.conf()
-	budget := 2 * conf.Timeout * time.Duration(max(conf.Attempts, 1))
+	// The DNS budget: twice what one lookup takes when no server answers
+	// (every server, timeout each, attempts rounds).
+	budget := 2 * conf.Timeout * time.Duration(max(conf.Attempts, 1)*max(len(conf.Servers), 1))
 	var out []Addr
 	var tempErr error
 	looked := 0
 	capped := -1 // preference of the first exchanger a cap left out
+
+	// The names the loop below may look up, in its order: those it does
+	// not skip, before the cut at a literal of this host, at most
+	// MaxBarren. Its k-th lookup is names[k].
+	var names []exchanger
+	for _, mx := range mxs {
+		if prefme >= 0 && mx.pref >= prefme || len(names) == MaxBarren {
+			break
+		}
+		if mx.name != "" && Literal(mx.name) == nil {
+			names = append(names, mx)
+		}
+	}
+	// A lookup not yet started may be started beside the one the loop
+	// waits for when the loop may need its result, as far as is known
+	// now (the loop's own caps; out only grows meanwhile).
+	mayNeed := func(k int) bool {
+		if k >= MaxExchangers && len(out) > 0 {
+			return false
+		}
+		return len(out) < MaxAddrs || names[k].pref <= out[len(out)-1].Pref
+	}
+	ahead := r.lookAhead(names, stagger(conf))
+	defer ahead.stop()
+
 	for _, mx := range mxs {
 		if prefme >= 0 && mx.pref >= prefme {
 			break
@@ -292,9 +346,11 @@ func (r *Resolver) exchangers(mxs []exchanger, start time.Time) ([]Addr, int, er
 			}
 			break
 		}
-		if looked >= 2 && r.clock().Sub(start) >= budget {
-			// The DNS is too slow to go on: a temporary failure for what
-			// is left, like an exchanger whose lookup timed out.
+		if looked >= 2 && !ahead.ready(looked) && r.clock().Sub(start) >= budget {
+			// The DNS is too slow to wait on: a temporary failure for
+			// what is left, like an exchanger whose lookup timed out.
+			// A lookup that has finished (it ran beside slower ones)
+			// costs no wait, and is used.
 			capped = mx.pref
 			tempErr = cmp.Or(tempErr, ErrTemp)
 			if soft < 0 {
@@ -302,8 +358,12 @@ func (r *Resolver) exchangers(mxs []exchanger, start time.Time) ([]Addr, int, er
 			}
 			break
 		}
+		res := ahead.get(looked, MaxAddrs-len(out), mayNeed)
 		looked++
-		ips, self, err := r.lookupIPs(mx.name, MaxAddrs-len(out))
+		// A lookup started earlier kept up to the room there was then:
+		// the first MaxAddrs-len(out) of its addresses are what a lookup
+		// keeping that many gives.
+		ips, self, err := res.ips[:min(len(res.ips), MaxAddrs-len(out))], res.self, res.err
 		if self && r.IsSelf != nil {
 			prefme = mx.pref
 			break
@@ -352,6 +412,123 @@ func (r *Resolver) exchangers(mxs []exchanger, start time.Time) ([]Addr, int, er
 		return nil, soft, tempErr
 	}
 	return nil, soft, ErrNoAddr
+}
+
+// Look-ahead of the exchangers' lookups (see exchangers).
+const (
+	// maxInFlight is how many exchangers' address lookups of one MX
+	// lookup run at once at most.
+	maxInFlight = 8
+	// maxStagger is the longest a lookup the loop waits for runs alone
+	// before the next name's lookup is started beside it (stagger).
+	maxStagger = time.Second
+)
+
+// stagger is how long the loop waits for a lookup before the next name's
+// lookup is started beside it, and then the next: a quarter of the
+// resolver's timeout, at most maxStagger. A healthy DNS answers well
+// within it, so the names are asked one by one as the loop needs them
+// (no query for an exchanger the loop would not have looked up); a
+// silent zone's lookups, which each cost the resolver's whole give-up
+// time, overlap instead of adding up.
+func stagger(c *Config) time.Duration {
+	if d := min(c.Timeout/4, maxStagger); d > 0 {
+		return d
+	}
+	return maxStagger
+}
+
+// ipsResult is what lookupIPs gave.
+type ipsResult struct {
+	ips  []net.IP
+	self bool
+	err  error
+}
+
+// lookahead runs the address lookups of the exchangers the loop of
+// exchangers consumes in order: the k-th on demand (get), and, while the
+// loop waits for one, the following ones, one more each stagger that
+// passes, at most maxInFlight at once, each only if the loop may need it.
+// Its lookups run under a context of their own; stop cancels it (a query
+// under way fails at once) and waits for them: none outlives the lookup
+// of the MX it serves (qmail-remote in keep mode lives on, and IsSelf is
+// never called after MX returns).
+type lookahead struct {
+	r       Resolver // the caller's, with Ctx the look-ahead's own
+	names   []exchanger
+	stagger time.Duration
+	res     []chan ipsResult // one buffered slot per name started
+	running atomic.Int32
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+func (r *Resolver) lookAhead(names []exchanger, stagger time.Duration) *lookahead {
+	parent := r.Ctx
+	if parent == nil {
+		parent = context.Background()
+	}
+	ctx, cancel := context.WithCancel(parent)
+	l := &lookahead{r: *r, names: names, stagger: stagger, cancel: cancel}
+	l.r.Ctx = ctx
+	return l
+}
+
+// start starts the lookup of the next name, keeping at most limit
+// addresses.
+func (l *lookahead) start(limit int) {
+	ch := make(chan ipsResult, 1)
+	name := l.names[len(l.res)].name
+	l.res = append(l.res, ch)
+	l.running.Add(1)
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		ips, self, err := l.r.lookupIPs(name, limit)
+		l.running.Add(-1)
+		ch <- ipsResult{ips, self, err}
+	}()
+}
+
+// ready reports whether the k-th lookup has finished.
+func (l *lookahead) ready(k int) bool {
+	return k < len(l.res) && len(l.res[k]) > 0
+}
+
+// get returns the result of the k-th lookup (the loop asks for them in
+// order), starting it if it is not, with room for limit addresses. While
+// it waits, each stagger that passes starts the next name's lookup if
+// fewer than maxInFlight run and mayNeed says the loop may need it.
+func (l *lookahead) get(k, limit int, mayNeed func(k int) bool) ipsResult {
+	if k == len(l.res) {
+		l.start(limit)
+	}
+	var tick <-chan time.Time
+	if k+1 < len(l.names) {
+		t := time.NewTicker(l.stagger)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case res := <-l.res[k]:
+			return res
+		case <-tick:
+			n := len(l.res)
+			switch {
+			case n == len(l.names) || !mayNeed(n):
+				tick = nil // the loop's state does not change while it waits
+			case l.running.Load() < maxInFlight:
+				l.start(limit)
+			}
+		}
+	}
+}
+
+// stop cancels the lookups still running and waits for them.
+func (l *lookahead) stop() {
+	l.cancel()
+	l.wg.Wait()
 }
 
 func addrsOf(ips []net.IP, pref int, name string) []Addr {

@@ -17,9 +17,11 @@ import (
 // ErrReferral is a temporary failure (errors.Is(ErrReferral, ErrTemp)):
 // every server that answered gave a referral (NOERROR, no data on the
 // chain, NS records and no SOA in the authority section; after CNAME
-// records only from a server without RA), which is not "no data" (RFC 2308
-// §2.2), or REFUSED without RA: the server does not recurse, as an
-// authoritative-only server listed in a resolv.conf does not.
+// records, NS records of another zone than the question's, or no SOA
+// from a server without RA, with or without NS records), which is not
+// "no data" (RFC 2308 §2.2), or REFUSED without RA: the server does not
+// recurse, as an authoritative-only server listed in a resolv.conf does
+// not.
 var ErrReferral = fmt.Errorf("%w: the DNS server does not recurse (it answered with a referral, or refused a name it does not serve)", ErrTemp)
 
 var (
@@ -138,7 +140,7 @@ type answer struct {
 	an       int      // offset of the answer section
 	ancount  int      //
 	chain    [][]byte // the question's name and its CNAME targets, wire form, lowercased
-	referral bool     // no data on the chain, NS records and no SOA in the authority section
+	referral bool     // no data on the chain, no SOA, NS records (or CNAME records without RA)
 	cut      bool     // the chain went on past maxChain links
 	ra       bool     // recursion available
 }
@@ -307,15 +309,19 @@ func parse(msg []byte, q question) (*answer, error) {
 	// or nothing at all in the authority section), or a referral (NS
 	// records, no SOA), also after CNAME records: an authoritative server
 	// answers for the alias and refers the query for a target in a zone
-	// it delegated or does not serve. After CNAME records, NS records
-	// with no SOA are a referral when the server says it does not
-	// recurse (no RA), or when they are not those of a zone the
-	// question's name is in (a server that answered for the alias serves
-	// its zone, so NS records of another zone delegate the target's): a
-	// forwarder (dnsmasq) passes an authoritative-only server's referral
-	// on with RA set. A recursive server's chain with no data and its
-	// zone's NS records (an answer that is not minimal) says the alias's
-	// target has none.
+	// it delegated or does not serve. After CNAME records, no SOA is a
+	// referral when the server says it does not recurse (no RA), NS
+	// records or none: an authoritative-only server whose alias points
+	// into no zone it serves gives the CNAME alone (BIND with recursion
+	// no: an empty authority section), and a negative answer carries its
+	// zone's SOA (RFC 2308 §2.2, §3). With RA, NS records and no SOA are
+	// a referral when they are not those of a zone the question's name is
+	// in (a server that answered for the alias serves its zone, so NS
+	// records of another zone delegate the target's): a forwarder
+	// (dnsmasq) passes an authoritative-only server's referral on with RA
+	// set. A recursive server's chain with no data and its zone's NS
+	// records (an answer that is not minimal), or with nothing in the
+	// authority section, says the alias's target has none.
 	ns, soa, foreign := false, false, false
 	nsOff, err := walk(msg, a.an, a.ancount, nil)
 	if err == nil {
@@ -330,7 +336,8 @@ func parse(msg []byte, q question) (*answer, error) {
 	if err != nil {
 		return nil, errMalformed
 	}
-	a.referral = ns && !soa && (len(a.chain) == 1 || !a.ra || foreign)
+	chained := len(a.chain) > 1
+	a.referral = !soa && (ns && (!chained || foreign) || chained && !a.ra)
 	return a, nil
 }
 
