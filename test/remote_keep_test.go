@@ -582,3 +582,65 @@ func TestKeepModeDataLimit(t *testing.T) {
 		})
 	}
 }
+
+// TestKeepModeRcptLost: a kept connection the peer closes after taking
+// MAIL, before answering a RCPT (a peer that ends a connection at its
+// message limit without a reply), has accepted nothing: the message goes
+// again over a new connection and is delivered, not deferred as a
+// connection that died.
+func TestKeepModeRcptLost(t *testing.T) {
+	tr := newRTree(t)
+	ln := listen(t, "", 2525)
+	var conns, accepted atomic.Int64
+	scripted(t, ln, func(c net.Conn, br *bufio.Reader) {
+		conns.Add(1)
+		mails := 0
+		fmt.Fprintf(c, "220 peer.test\r\n")
+		for {
+			l, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			switch v := strings.ToUpper(strings.Fields(l + " x")[0]); v {
+			case "EHLO":
+				fmt.Fprintf(c, "250 peer.test\r\n")
+			case "MAIL":
+				mails++
+				fmt.Fprintf(c, "250 ok\r\n")
+			case "RCPT":
+				if mails > 1 {
+					return // closed without a reply
+				}
+				fmt.Fprintf(c, "250 ok\r\n")
+			case "RSET":
+				fmt.Fprintf(c, "250 ok\r\n")
+			case "DATA":
+				fmt.Fprintf(c, "354 go\r\n")
+				if !readToDot(br) {
+					return
+				}
+				accepted.Add(1)
+				fmt.Fprintf(c, "250 accepted\r\n")
+			case "QUIT":
+				fmt.Fprintf(c, "221 bye\r\n")
+				return
+			default:
+				fmt.Fprintf(c, "502 what\r\n")
+			}
+		}
+	})
+	tr.Control("smtproutes", fmt.Sprintf("far.example:%s:%d\n", hostOf(ln), portOf(ln)))
+	k := startKeep(t, tr.Root)
+	args := []string{"far.example", "a@here.example", "joe@far.example"}
+	for i := 1; i <= 2; i++ {
+		if got := k.Deliver(fmt.Sprintf("Subject: %d\n\nbody\n", i), args...); len(got) != 2 || !strings.HasPrefix(got[1], "K") {
+			t.Fatalf("message %d: %q, want it accepted", i, got)
+		}
+	}
+	if n := accepted.Load(); n != 2 {
+		t.Errorf("%d messages accepted by the peer, want 2", n)
+	}
+	if n := conns.Load(); n != 2 {
+		t.Errorf("%d connections, want 2 (the second message over a new one)", n)
+	}
+}

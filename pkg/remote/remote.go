@@ -843,15 +843,17 @@ func (d *delivery) transaction(s *session, ext map[string]string) error {
 		}
 		c := 250
 		if err := s.c.Rcpt(wireAddr(rc, opts.UTF8), nil); err != nil {
-			if c = s.code(err); c < 0 {
-				return s.died()
-			}
+			c = s.code(err)
 		}
-		if c >= 400 && s.uses > 1 {
+		if (c < 0 || c >= 400) && s.uses > 1 {
 			// Refused on a kept connection (a peer that limits what one
-			// connection may carry): nothing is accepted before the
-			// data, so a new connection decides, as with MAIL.
+			// connection may carry), or the connection lost there:
+			// nothing is accepted before the data, so a new connection
+			// decides, as with MAIL.
 			s.retry = true
+			return s.died()
+		}
+		if c < 0 {
 			return s.died()
 		}
 		switch {
