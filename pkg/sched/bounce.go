@@ -210,7 +210,7 @@ func (b *bounce) writeHead(out io.Writer) error {
 			w.WriteString("\nFinal-Recipient: " + recipientField(p.recip) + "\n")
 			w.WriteString("Action: failed\n")
 			w.WriteString("Status: " + p.status + "\n")
-			_, err := w.WriteString(foldField("Diagnostic-Code: x-qmail; " + p.diag))
+			_, err := w.WriteString(diagnosticField(p.diag))
 			return err // the reader may be gone: stop reading for nothing
 		})
 		if err != nil {
@@ -486,6 +486,17 @@ func scanText(r io.Reader, bufSize int) (ascii, valid bool, err error) {
 		valid = valid && utf8.Valid(data[:end])
 		kept = copy(buf, data[end:])
 	}
+}
+
+// diagnosticField is a recipient's Diagnostic-Code field for failure
+// report text diag, folded (foldField). An empty report leaves the field
+// at its type ("x-qmail;", as RFC 3464's grammar allows), with no blank
+// at the end of the line.
+func diagnosticField(diag string) string {
+	if diag == "" {
+		return foldField("Diagnostic-Code: x-qmail;")
+	}
+	return foldField("Diagnostic-Code: x-qmail; " + diag)
 }
 
 // foldField renders a header field folded at spaces into lines of at most

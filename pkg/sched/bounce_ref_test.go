@@ -89,7 +89,11 @@ func refRender(b *bounce, report []byte) (head, tail []byte) {
 			h.WriteString("\nFinal-Recipient: " + recipientField(p.recip) + "\n")
 			h.WriteString("Action: failed\n")
 			h.WriteString("Status: " + p.status + "\n")
-			h.WriteString(foldField("Diagnostic-Code: x-qmail; " + p.diag))
+			if p.diag == "" {
+				h.WriteString("Diagnostic-Code: x-qmail;\n")
+			} else {
+				h.WriteString(foldField("Diagnostic-Code: x-qmail; " + p.diag))
+			}
 		}
 		h.WriteString("\n--" + boundary + "\n")
 		switch {

@@ -7,9 +7,9 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/hqmail/hqmail/pkg/address"
 	"github.com/hqmail/hqmail/pkg/control"
 	"github.com/hqmail/hqmail/pkg/hold"
+	"github.com/hqmail/hqmail/pkg/idna"
 	"github.com/hqmail/hqmail/pkg/qerr"
 	"github.com/hqmail/hqmail/pkg/qhome"
 )
@@ -113,10 +113,12 @@ func readHold(ctl *control.Dir) (holdState, error) {
 	return h, err
 }
 
+// setOf is a list of domains as a set keyed as control.Locals keys
+// locals: folded (idna.Fold), so that either spelling of an IDN is found.
 func setOf(list []string) map[string]bool {
 	m := make(map[string]bool, len(list))
 	for _, s := range list {
-		m[address.LowerASCII(s)] = true
+		m[idna.Fold(s)] = true
 	}
 	return m
 }

@@ -115,10 +115,15 @@ type Sched struct {
 	helperLost bool
 	spawnAlive [2]bool
 	cleanAlive bool
-	// cleanGone is set by the remover that finds qmail-clean gone: the
-	// others then unlink no more info files (the message would be left
-	// in mess/ with nothing to say it is done), as qmail stops at the
-	// first failed clean-up.
+	// cleanGone is set once qmail-clean is known to be gone, whether a
+	// remover finds it (its foop/ID fails) or the loop does (lostClean:
+	// a todo/ID or a stale message's foop/ID fails): the removers then
+	// unlink no more info files (the message would be left in mess/
+	// with nothing to say it is done; a kept info/ID is finished at the
+	// next start), as qmail stops at the first failed clean-up. A
+	// remover already past its check when the loop finds qmail-clean
+	// gone still unlinks its info file, as one does that finds it gone
+	// itself; the loss is not known before.
 	cleanGone atomic.Bool
 	clean     *cleanPipe
 	rq        *removeQueue
@@ -159,6 +164,7 @@ type Sched struct {
 	damagedTodo map[uint64]string
 	todoRescan  bool // the running scan of todo/ is the periodic one
 	nextTodo    int64
+	todoWait    int64 // the interval nextTodo was set with, from then (clockBack)
 	cleanupNext int64
 	cleanupWalk *messWalk
 
@@ -294,7 +300,7 @@ func Run(opt Options) int {
 			}
 		}()
 	}
-	s.nextTodo = s.recent // scan todo/ at once
+	s.nextTodo, s.todoWait = s.recent, 0 // scan todo/ at once
 	s.cleanupNext = s.recent
 	s.loop()
 	s.stateRetryAt = 0 // a last try of a failed state write
@@ -453,7 +459,7 @@ func (s *Sched) openFIFOs() {
 		if i == 0 {
 			// Mail queued while there was no trigger to pull
 			// (a repair, then HUP) waits no longer.
-			s.nextTodo = s.recent
+			s.nextTodo, s.todoWait = s.recent, 0
 			go s.watchTrigger(f)
 		} else {
 			go s.watchCtl(f)
@@ -588,6 +594,7 @@ func (s *Sched) canExit() bool {
 func (s *Sched) loop() {
 	for !s.exitasap || !s.canExit() || s.busyRemoving() {
 		s.recent = s.now()
+		s.clockBack()
 		if s.flagALRM {
 			s.flagALRM = false
 			s.handleALRM()
@@ -610,12 +617,33 @@ func (s *Sched) loop() {
 			continue
 		}
 		s.recent = s.now()
+		s.clockBack()
 		s.checkMutex()
 		s.todoStep()
 		s.passStep()
 		s.cleanupStep()
 		s.retryState()
 	}
+}
+
+// clockBack pulls each of the loop's own waits back to at most its
+// interval from now. They are times on the clock (now plus the interval
+// when set), so after the clock went back (NTP stepping it, a virtual
+// machine's clock set right after a resume) one lies further ahead than
+// its interval and held its work back until the clock caught up: a day
+// for a step of a day, in which, after a run out of descriptors, every
+// trigger was ignored (todoBackoff) and no new message preprocessed. So
+// the backoff of preprocessing and the retry of a failed state write
+// (sleepSysfail), the next scan of todo/ (todoWait: sleepTodo, or
+// sleepSysfail after a system failure) and the next walk of the cleanup
+// (sleepCleanup) come at most their interval after the step. The
+// schedules of messages (the prioqs: retries of deliveries, and of a
+// message's files after a system failure) are left as qmail has them.
+func (s *Sched) clockBack() {
+	s.todoBackoff = min(s.todoBackoff, s.recent+sleepSysfail)
+	s.nextTodo = min(s.nextTodo, s.recent+s.todoWait)
+	s.stateRetryAt = min(s.stateRetryAt, s.recent+sleepSysfail)
+	s.cleanupNext = min(s.cleanupNext, s.recent+sleepCleanup)
 }
 
 // testHookWait, when set (tests only), is called with true just before
@@ -736,6 +764,7 @@ func (s *Sched) lostClean() {
 	}
 	s.log.line("alert: oh no! lost qmail-clean connection! dying...")
 	s.cleanAlive = false
+	s.cleanGone.Store(true) // the removers keep info files from now on
 	s.helperLost = true
 	s.exitasap = true
 }

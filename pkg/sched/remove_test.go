@@ -1,6 +1,7 @@
 package sched
 
 import (
+	"bufio"
 	"fmt"
 	"io"
 	"os"
@@ -11,6 +12,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hqmail/hqmail/pkg/clean"
+	"github.com/hqmail/hqmail/pkg/spawnproto"
 )
 
 // setUnlinkHook installs hook for the test (see setSyncHook).
@@ -234,6 +238,111 @@ func TestRemovalsStopWhenCleanGone(t *testing.T) {
 		}
 		if _, err := os.Stat(filepath.Join(q, fnSplit("info", id))); err != nil {
 			t.Errorf("info of %d unlinked after qmail-clean was gone: %v", id, err)
+		}
+	}
+}
+
+// TestInfoKeptWhenLoopLosesClean: qmail-clean is found gone by the loop
+// (it dies on the todo/ID request of a new message) while message A's
+// delivery is in flight. When that delivery then succeeds, info/A is
+// kept, as after a remover's own failed foop/ID: unlinked, it left mess/A
+// with nothing to say the message is done (the 36-hour cleanup removed
+// it). The next start finishes A.
+func TestInfoKeptWhenLoopLosesClean(t *testing.T) {
+	root := newTree(t)
+	mkTrigger(t, root)
+	release := make(chan struct{})
+	idA := queueMsg(t, root, "s@example.org", "a@local.example")
+	e := &env{t: t, root: root, log: &lines{}, sigs: make(chan os.Signal, 4), done: make(chan int, 1)}
+	var opt Options
+	opt.Root = root
+	opt.Log = e.log
+	answers := [2]func(spawnproto.Request) (byte, string){
+		func(spawnproto.Request) (byte, string) { <-release; return 'K', "ok\n" }, ok}
+	for c := 0; c < 2; c++ {
+		e.spawn[c] = &fakeSpawner{answer: answers[c]}
+		reqR, reqW := io.Pipe()
+		repR, repW := io.Pipe()
+		opt.SpawnReq[c], opt.SpawnRep[c] = reqW, repR
+		go e.spawn[c].run(120, reqR, repW)
+		e.closers = append(e.closers, reqW, repR)
+	}
+	creqR, creqW := io.Pipe()
+	crepR, crepW := io.Pipe()
+	go func() {
+		// qmail-clean, dying on the second message's todo/ID request.
+		cl := &clean.Cleaner{Queue: filepath.Join(root, "queue")}
+		r := bufio.NewReader(creqR)
+		for todos := 0; ; {
+			kind, id, err := spawnproto.ReadCleanRequest(r)
+			if err != nil {
+				break
+			}
+			if kind == "todo" {
+				if todos++; todos == 2 {
+					break
+				}
+			}
+			crepW.Write([]byte{cl.Handle(kind, id)})
+		}
+		crepW.Close()
+		creqR.Close()
+	}()
+	opt.CleanReq, opt.CleanRep = creqW, crepR
+	e.closers = append(e.closers, creqW, crepR)
+	opt.Signals = e.sigs
+	opt.Trigger = true
+	opt.Inject = func(io.Reader, string, []string) (int, error) { return 0, fmt.Errorf("no bounce expected") }
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	go func() { e.done <- Run(opt) }()
+	t.Cleanup(func() {
+		unblock()
+		if !e.exited {
+			e.sigs <- syscall.SIGTERM
+			select {
+			case <-e.done:
+			case <-time.After(30 * time.Second):
+				t.Error("scheduler did not stop")
+			}
+		}
+		for _, c := range e.closers {
+			c.Close()
+		}
+	})
+	e.waitLog("starting delivery 1: msg "+utoa(idA)+" ", 1)
+	queueMsg(t, root, "s@example.org", "b@local.example")
+	e.trigger()
+	e.waitLog("alert: oh no! lost qmail-clean connection! dying...", 1)
+	unblock()
+	select {
+	case code := <-e.done:
+		e.exited = true
+		if code != 111 {
+			t.Errorf("exit %d, want 111", code)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("no exit after qmail-clean was lost; log:\n%s", e.log.String())
+	}
+	if !strings.Contains(e.log.String(), "delivery 1: success") {
+		t.Fatalf("A's delivery not reported; log:\n%s", e.log.String())
+	}
+	if !e.exists(fnSplit("mess", idA)) || !e.exists(fnSplit("info", idA)) {
+		t.Errorf("info/%d present %v, mess/%d present %v: want both kept for the next start; log:\n%s",
+			idA, e.exists(fnSplit("info", idA)), idA, e.exists(fnSplit("mess", idA)), e.log.String())
+	}
+	if e.exists(fnSplit("local", idA)) {
+		t.Errorf("local/%d left after its delivery succeeded", idA)
+	}
+	// The next start finishes A, without delivering it again.
+	e2 := start(t, root, ok, ok)
+	e2.wait("mess/A removed", func() bool { return !e2.exists(fnSplit("mess", idA)) })
+	if e2.exists(fnSplit("info", idA)) {
+		t.Errorf("info/%d left after the next start removed mess/%d", idA, idA)
+	}
+	for _, r := range e2.spawn[chanLocal].requests() {
+		if r.Recipient == "a@local.example" {
+			t.Errorf("A delivered again at the next start: %+v", r)
 		}
 	}
 }

@@ -3,7 +3,6 @@ package sched
 import (
 	"strings"
 
-	"github.com/hqmail/hqmail/pkg/address"
 	"github.com/hqmail/hqmail/pkg/control"
 	"github.com/hqmail/hqmail/pkg/idna"
 )
@@ -24,7 +23,7 @@ func (cf *config) rewrite(r string) (int, string) {
 	}
 	for {
 		at := strings.LastIndexByte(r, '@')
-		if !cf.percenthack[address.LowerASCII(r[at+1:])] {
+		if !cf.percenthack[idna.Fold(r[at+1:])] { // either spelling, as locals
 			break
 		}
 		pct := strings.LastIndexByte(r[:at], '%')

@@ -311,7 +311,7 @@ func (s *Sched) todoStep() {
 			return
 		}
 		s.todo = f
-		s.nextTodo = s.recent + sleepTodo
+		s.nextTodo, s.todoWait = s.recent+sleepTodo, sleepTodo
 	}
 	deadline := time.Now().Add(batchTime)
 	limit := s.batchLimit()
@@ -387,6 +387,7 @@ func (s *Sched) noFiles(err error) {
 // it does not fill the log every two minutes.
 func (s *Sched) todoSoon() {
 	s.nextTodo = min(s.nextTodo, s.recent+sleepSysfail)
+	s.todoWait = min(s.todoWait, sleepSysfail)
 }
 
 func inBatch(batch []*prepared, id uint64) bool {

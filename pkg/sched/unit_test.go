@@ -98,6 +98,39 @@ func TestRewriteIDN(t *testing.T) {
 	}
 }
 
+// TestPercenthackIDN: a domain listed in control/percenthack in either
+// spelling of an IDN has its %-addresses rewritten in both, as locals and
+// virtualdomains fold their domains (the list was keyed and looked up with
+// ASCII letters folded only: u%far.example@xn--bcher-kva.example stayed
+// as it was with bücher.example listed).
+func TestPercenthackIDN(t *testing.T) {
+	root := newTree(t)
+	ctl(t, root, "percenthack", "bücher.example\nXN--MNCHEN-3YA.example\n")
+	cf, err := loadConfig(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		in   string
+		c    int
+		want string
+	}{
+		{"u%far.example@xn--bcher-kva.example", chanRemote, "u@far.example"},
+		{"u%far.example@bücher.example", chanRemote, "u@far.example"},
+		{"u%far.example@BÜCHER.Example", chanRemote, "u@far.example"},
+		{"u%local.example@münchen.example", chanLocal, "u@local.example"},
+		{"u%far.example@xn--mnchen-3ya.example", chanRemote, "u@far.example"},
+		{"u%v%xn--bcher-kva.example@münchen.example", chanRemote, "u@v"},
+		{"u%far.example@bucher.example", chanRemote, "u%far.example@bucher.example"},
+	}
+	for _, tc := range tests {
+		c, got := cf.rewrite(tc.in)
+		if c != tc.c || got != tc.want {
+			t.Errorf("rewrite(%q) = %d %q, want %d %q", tc.in, c, got, tc.c, tc.want)
+		}
+	}
+}
+
 func TestUnvirtual(t *testing.T) {
 	cf := &config{vdoms: map[string]string{"virt.example": "bob", "joe@v2.example": "joey", ".sub.example": "s"}}
 	tests := []struct{ in, want string }{
@@ -379,6 +412,35 @@ func TestBounceText(t *testing.T) {
 			dbto: "postmaster@mx.example.org", report: reportOf(report), dsn: tc.dsn, id: 4242, reportHost: "mx.example.org"}
 		head, tail := b.render()
 		golden(t, tc.name, append(append(head, mess...), tail...))
+	}
+}
+
+// TestDSNEmptyDiagnostic: a recipient whose failure report is empty (or
+// only white space) has "Diagnostic-Code: x-qmail;" in the DSN, with no
+// blank at the end of the line ("x-qmail; " before).
+func TestDSNEmptyDiagnostic(t *testing.T) {
+	date := time.Date(2026, 11, 26, 4, 5, 6, 0, time.UTC)
+	report := []byte("<nobody@example.org>:\n\n<joe@example.org>:\n \t \n\n<ann@example.org>:\nNo mailbox. (#5.1.1)\n\n")
+	b := &bounce{date: date, from: "MAILER-DAEMON", host: "mx.example.org", sender: "s@example.org",
+		dbto: "postmaster@mx.example.org", report: reportOf(report), dsn: true, id: 4242, reportHost: "mx.example.org"}
+	head, _ := b.render()
+	_, status, ok := strings.Cut(string(head), "Content-Type: message/delivery-status\n")
+	if !ok {
+		t.Fatalf("no delivery-status part:\n%s", head)
+	}
+	status, _, _ = strings.Cut(status, "\n--")
+	var diags []string
+	for _, l := range strings.Split(status, "\n") {
+		if strings.HasPrefix(l, "Diagnostic-Code:") {
+			diags = append(diags, l)
+		}
+		if strings.TrimRight(l, " \t") != l {
+			t.Errorf("delivery-status line with trailing white space: %q", l)
+		}
+	}
+	want := []string{"Diagnostic-Code: x-qmail;", "Diagnostic-Code: x-qmail;", "Diagnostic-Code: x-qmail; No mailbox. (#5.1.1)"}
+	if !slices.Equal(diags, want) {
+		t.Errorf("Diagnostic-Code lines %q, want %q", diags, want)
 	}
 }
 
