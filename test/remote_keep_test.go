@@ -517,81 +517,12 @@ func TestKeepModeSizeRefused(t *testing.T) {
 	}
 }
 
-// TestKeepModeDataLimit: a peer that limits the messages of a connection
-// at DATA (MAIL and RCPT taken, DATA refused: with PIPELINING they come
-// together) refuses nothing that a new connection would not take; qmail,
-// connecting once per message, never meets the limit. The message goes
-// again over a new connection, as after a refusal at MAIL or RCPT, and is
-// delivered, not bounced (554) or deferred (421).
-func TestKeepModeDataLimit(t *testing.T) {
-	for _, code := range []string{"554 5.7.0", "421 4.7.0"} {
-		t.Run(code[:3], func(t *testing.T) {
-			tr := newRTree(t)
-			ln := listen(t, "", 2525)
-			var conns, accepted atomic.Int64
-			scripted(t, ln, func(c net.Conn, br *bufio.Reader) {
-				conns.Add(1)
-				mails := 0
-				fmt.Fprintf(c, "220 peer.test\r\n")
-				for {
-					l, err := br.ReadString('\n')
-					if err != nil {
-						return
-					}
-					switch v := strings.ToUpper(strings.Fields(l + " x")[0]); v {
-					case "EHLO":
-						fmt.Fprintf(c, "250-peer.test\r\n250 PIPELINING\r\n")
-					case "MAIL":
-						mails++
-						fmt.Fprintf(c, "250 ok\r\n")
-					case "RCPT", "RSET":
-						fmt.Fprintf(c, "250 ok\r\n")
-					case "DATA":
-						if mails > 1 {
-							fmt.Fprintf(c, "%s too many messages on this connection\r\n", code)
-							continue
-						}
-						fmt.Fprintf(c, "354 go\r\n")
-						if !readToDot(br) {
-							return
-						}
-						accepted.Add(1)
-						fmt.Fprintf(c, "250 accepted\r\n")
-					case "QUIT":
-						fmt.Fprintf(c, "221 bye\r\n")
-						return
-					default:
-						fmt.Fprintf(c, "502 what\r\n")
-					}
-				}
-			})
-			tr.Control("smtproutes", fmt.Sprintf("far.example:%s:%d\n", hostOf(ln), portOf(ln)))
-			k := startKeep(t, tr.Root)
-			args := []string{"far.example", "a@here.example", "joe@far.example"}
-			for i := 1; i <= 2; i++ {
-				if got := k.Deliver(fmt.Sprintf("Subject: %d\n\nbody\n", i), args...); len(got) != 2 || !strings.HasPrefix(got[1], "K") {
-					t.Fatalf("message %d: %q, want it accepted", i, got)
-				}
-			}
-			if n := accepted.Load(); n != 2 {
-				t.Errorf("%d messages accepted by the peer, want 2", n)
-			}
-			if n := conns.Load(); n != 2 {
-				t.Errorf("%d connections, want 2 (the second message over a new one)", n)
-			}
-		})
-	}
-}
-
-// TestKeepModeRcptLost: a kept connection the peer closes after taking
-// MAIL, before answering a RCPT (a peer that ends a connection at its
-// message limit without a reply), has accepted nothing: the message goes
-// again over a new connection and is delivered, not deferred as a
-// connection that died.
-func TestKeepModeRcptLost(t *testing.T) {
-	tr := newRTree(t)
-	ln := listen(t, "", 2525)
-	var conns, accepted atomic.Int64
+// limitPeer is a peer on ln that takes one message a connection: on the
+// second, the verb limited (RCPT or DATA) gets reply, or with reply ""
+// the connection is closed without one. It counts connections and the
+// messages it accepted.
+func limitPeer(t *testing.T, ln net.Listener, ext, limited, reply string) (conns, accepted *atomic.Int64) {
+	conns, accepted = new(atomic.Int64), new(atomic.Int64)
 	scripted(t, ln, func(c net.Conn, br *bufio.Reader) {
 		conns.Add(1)
 		mails := 0
@@ -601,18 +532,21 @@ func TestKeepModeRcptLost(t *testing.T) {
 			if err != nil {
 				return
 			}
-			switch v := strings.ToUpper(strings.Fields(l + " x")[0]); v {
+			v := strings.ToUpper(strings.Fields(l + " x")[0])
+			if v == limited && mails > 1 {
+				if reply == "" {
+					return
+				}
+				fmt.Fprintf(c, "%s\r\n", reply)
+				continue
+			}
+			switch v {
 			case "EHLO":
-				fmt.Fprintf(c, "250 peer.test\r\n")
+				fmt.Fprintf(c, "250%s\r\n", ext)
 			case "MAIL":
 				mails++
 				fmt.Fprintf(c, "250 ok\r\n")
-			case "RCPT":
-				if mails > 1 {
-					return // closed without a reply
-				}
-				fmt.Fprintf(c, "250 ok\r\n")
-			case "RSET":
+			case "RCPT", "RSET":
 				fmt.Fprintf(c, "250 ok\r\n")
 			case "DATA":
 				fmt.Fprintf(c, "354 go\r\n")
@@ -629,18 +563,40 @@ func TestKeepModeRcptLost(t *testing.T) {
 			}
 		}
 	})
-	tr.Control("smtproutes", fmt.Sprintf("far.example:%s:%d\n", hostOf(ln), portOf(ln)))
-	k := startKeep(t, tr.Root)
-	args := []string{"far.example", "a@here.example", "joe@far.example"}
-	for i := 1; i <= 2; i++ {
-		if got := k.Deliver(fmt.Sprintf("Subject: %d\n\nbody\n", i), args...); len(got) != 2 || !strings.HasPrefix(got[1], "K") {
-			t.Fatalf("message %d: %q, want it accepted", i, got)
-		}
-	}
-	if n := accepted.Load(); n != 2 {
-		t.Errorf("%d messages accepted by the peer, want 2", n)
-	}
-	if n := conns.Load(); n != 2 {
-		t.Errorf("%d connections, want 2 (the second message over a new one)", n)
+	return conns, accepted
+}
+
+// TestKeepModeLimit: a peer that limits the messages of a connection
+// refuses nothing that a new connection would not take, and qmail,
+// connecting once per message, never meets the limit: the second message
+// goes again over a new connection and is delivered, not bounced (5xx),
+// deferred (4xx) or deferred as a connection that died. The limit comes
+// at DATA (MAIL and RCPT taken; with PIPELINING they come together), or
+// as the connection closed at a RCPT without a reply.
+func TestKeepModeLimit(t *testing.T) {
+	for _, tc := range []struct{ name, ext, verb, reply string }{
+		{"DATA 554", "-peer.test\r\n250 PIPELINING", "DATA", "554 5.7.0 too many messages on this connection"},
+		{"DATA 421", "-peer.test\r\n250 PIPELINING", "DATA", "421 4.7.0 too many messages on this connection"},
+		{"RCPT lost", " peer.test", "RCPT", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := newRTree(t)
+			ln := listen(t, "", 2525)
+			conns, accepted := limitPeer(t, ln, tc.ext, tc.verb, tc.reply)
+			tr.Control("smtproutes", fmt.Sprintf("far.example:%s:%d\n", hostOf(ln), portOf(ln)))
+			k := startKeep(t, tr.Root)
+			args := []string{"far.example", "a@here.example", "joe@far.example"}
+			for i := 1; i <= 2; i++ {
+				if got := k.Deliver(fmt.Sprintf("Subject: %d\n\nbody\n", i), args...); len(got) != 2 || !strings.HasPrefix(got[1], "K") {
+					t.Fatalf("message %d: %q, want it accepted", i, got)
+				}
+			}
+			if n := accepted.Load(); n != 2 {
+				t.Errorf("%d messages accepted by the peer, want 2", n)
+			}
+			if n := conns.Load(); n != 2 {
+				t.Errorf("%d connections, want 2 (the second message over a new one)", n)
+			}
+		})
 	}
 }
