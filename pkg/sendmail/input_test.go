@@ -153,16 +153,7 @@ func TestFromLineDropped(t *testing.T) {
 			if tc.envelope != "" && string(envl) != tc.envelope {
 				t.Errorf("envelope %q, want %q", envl, tc.envelope)
 			}
-			for _, h := range tc.msgHas {
-				if !bytes.Contains(msg, []byte(h)) {
-					t.Errorf("message lacks %q:\n%s", h, msg)
-				}
-			}
-			for _, h := range tc.msgLacks {
-				if bytes.Contains(msg, []byte(h)) {
-					t.Errorf("message contains %q:\n%.300s", h, msg)
-				}
-			}
+			checkMessage(t, msg, tc.msgHas, tc.msgLacks)
 		})
 	}
 }

@@ -353,17 +353,23 @@ func TestMainInject(t *testing.T) {
 			if string(envl) != tc.envelope {
 				t.Errorf("envelope %q, want %q", envl, tc.envelope)
 			}
-			for _, h := range tc.msgHas {
-				if !bytes.Contains(msg, []byte(h)) {
-					t.Errorf("message lacks %q:\n%s", h, msg)
-				}
-			}
-			for _, h := range tc.msgLacks {
-				if bytes.Contains(msg, []byte(h)) {
-					t.Errorf("message contains %q:\n%s", h, msg)
-				}
-			}
+			checkMessage(t, msg, tc.msgHas, tc.msgLacks)
 		})
+	}
+}
+
+// checkMessage fails t unless msg contains each of has and none of lacks.
+func checkMessage(t *testing.T, msg []byte, has, lacks []string) {
+	t.Helper()
+	for _, h := range has {
+		if !bytes.Contains(msg, []byte(h)) {
+			t.Errorf("message lacks %q:\n%s", h, msg)
+		}
+	}
+	for _, h := range lacks {
+		if bytes.Contains(msg, []byte(h)) {
+			t.Errorf("message contains %q:\n%.300s", h, msg)
+		}
 	}
 }
 
