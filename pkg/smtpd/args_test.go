@@ -108,3 +108,29 @@ func TestOneSessionStderrOnClientStream(t *testing.T) {
 		t.Errorf("the client's stream: %q, want %q (no warning)", out, want)
 	}
 }
+
+// TestOptionErrors: an unknown option or one without its argument is a
+// usage error (exit 100) said with the program's name, then the usage; -h
+// prints the usage alone and exits 0. Nothing goes to the client.
+func TestOptionErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args  []string
+		code  int
+		first string
+	}{
+		{[]string{"-x"}, 100, "qmail-smtpd: flag provided but not defined: -x\n"},
+		{[]string{"-c"}, 100, "qmail-smtpd: flag needs an argument: -c\n"},
+		{[]string{"-h"}, 0, "usage: qmail-smtpd [-r] | qmail-smtpd -listen ADDR [-c N]\n"},
+		{[]string{"--help"}, 0, "usage: qmail-smtpd [-r] | qmail-smtpd -listen ADDR [-c N]\n"},
+	} {
+		var stderr bytes.Buffer
+		code := Main(tc.args, &stderr)
+		out := stderr.String()
+		if code != tc.code || !strings.HasPrefix(out, tc.first) || !strings.Contains(out, "-listen ADDR\n") {
+			t.Errorf("%q: exit %d, stderr %q; want %d, starting %q, with the options listed", tc.args, code, out, tc.code, tc.first)
+		}
+		if n := strings.Count(out, "usage: "); n != 1 {
+			t.Errorf("%q: the usage said %d times:\n%s", tc.args, n, out)
+		}
+	}
+}

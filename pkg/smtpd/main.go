@@ -42,17 +42,28 @@ import (
 // client. With -listen, a mode qmail never had, they are a usage error.
 func Main(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("qmail-smtpd", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	// The flag package's own complaint ("flag provided but not
+	// defined: -x") is said here with the program's name instead.
+	fs.SetOutput(io.Discard)
 	listen := fs.String("listen", "", "accept connections on `ADDR` (host:port) instead of serving fd 0/1")
 	maxConns := fs.Int("c", 40, "with -listen: at most `N` sessions at once")
 	relay := fs.Bool("r", false, "one session on fd 0/1: set RELAYCLIENT for clients listed in control/relayclients, as -listen does")
-	fs.Usage = func() {
+	usage := func() {
 		fmt.Fprintln(stderr, "usage: qmail-smtpd [-r] | qmail-smtpd -listen ADDR [-c N]")
+		fs.SetOutput(stderr)
 		fs.PrintDefaults()
 	}
+	fs.Usage = func() {} // said below, after the error
 	err := fs.Parse(args)
+	fs.Usage = usage
 	if errors.Is(err, flag.ErrHelp) {
-		return 0 // -h: the usage went to stderr (stdout may be the client)
+		usage() // on stderr: stdout may be the client
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "qmail-smtpd: %v\n", err)
+		usage()
+		return 100
 	}
 	if err == nil && fs.NArg() > 0 && *listen != "" {
 		fmt.Fprintf(stderr, "qmail-smtpd: -listen takes no arguments: %s\n", strings.Join(fs.Args(), " "))
