@@ -331,10 +331,9 @@ func TestInfoKeptWhenLoopLosesClean(t *testing.T) {
 		t.Errorf("info/%d present %v, mess/%d present %v: want both kept for the next start; log:\n%s",
 			idA, e.exists(fnSplit("info", idA)), idA, e.exists(fnSplit("mess", idA)), e.log.String())
 	}
-	if e.exists(fnSplit("local", idA)) {
-		t.Errorf("local/%d left after its delivery succeeded", idA)
-	}
-	// The next start finishes A, without delivering it again.
+	// local/A may be there still, its recipient marked done (the exit
+	// can come before its unlink): the next start finishes A, without
+	// delivering it again.
 	e2 := start(t, root, ok, ok)
 	e2.wait("mess/A removed", func() bool { return !e2.exists(fnSplit("mess", idA)) })
 	if e2.exists(fnSplit("info", idA)) {
