@@ -447,7 +447,8 @@ func TestRemoteAuthSmarthost(t *testing.T) {
 	os.WriteFile(auth, []byte(relay+":joe:s3cr:et\n"), 0o600)
 	checkReports(t, tr.Remote(testMsg, "any.test", "f@x.test", "a@any.test"),
 		"ZConnected to "+s.IP+" but its certificate did not verify (x509: certificate signed by unknown authority); "+
-			"I will not send a password to it. A control/tlsroutes line any.test:encrypt allows it. (#4.7.5)\n")
+			"I will not send a password to it. The certificate of its CA (its own, if self-signed) in control/tlsca, "+
+			"or a control/tlsroutes line :encrypt (for every domain without a line of its own), allows it. (#4.7.5)\n")
 	if ms := s.Messages(); len(ms) != 0 {
 		t.Fatalf("sink %+v", ms)
 	}

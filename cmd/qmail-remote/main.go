@@ -22,6 +22,17 @@
 // Both forms first raise their own oom_score_adj (pkg/oomadj): under memory
 // pressure the kernel kills a delivery, which qmail-send retries, before a
 // daemon.
+//
+// tlssha1=1: SHA-1 signatures are allowed in a TLS 1.2 handshake, which
+// Go 1.25 stopped offering and crypto/tls allows only through this
+// setting, not per connection: an old submission server that signs its
+// key exchange with SHA-1 only is still encrypted, and refused, mail to it
+// with a login is deferred for ever (qmail-remote(8), STARTTLS). It
+// touches nothing else here: qmail-remote is a TLS client only, with no
+// client certificate, and certificates are checked by crypto/x509, which
+// it does not govern. See pkg/remote's tlsSuites.
+//
+//go:debug tlssha1=1
 package main
 
 import (

@@ -27,7 +27,9 @@
 // on route port 465, AUTH PLAIN/LOGIN for smtproutes relays listed in
 // control/smtpauth (only over TLS; with no tlsroutes line for the host,
 // only over TLS whose certificate verified, as under require; the one
-// place deciding the policy is Table.TLSPolicy), BODY=8BITMIME and
+// place deciding the policy is Table.TLSPolicy; a reply quoted in a report
+// on a connection with a login is redacted, session.redact), TLS 1.2 with
+// RSA key exchange for old servers (tlsSuites), BODY=8BITMIME and
 // SMTPUTF8 when the peer offers them and the message or envelope needs
 // them, IPv6 (AAAA records and [IPv6:...] literals), control/outgoingip
 // (source address) and control/resolvconf (the resolver configuration file

@@ -143,8 +143,14 @@ func TestLoginDefaultVerifies(t *testing.T) {
 	cert := selfSignedCert(t) // for 127.0.0.1, trusted by nobody
 	trust := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Certificate[0]}))
 	accepted := "r\x00K127.0.0.1 accepted message.\nRemote host said: 250 done\n\x00"
-	notVerified := "ZConnected to 127.0.0.1 but its certificate did not verify (x509: certificate signed by unknown authority); " +
-		"I will not send a password to it. A control/tlsroutes line any.test:encrypt allows it. (#4.7.5)\n\x00"
+	// The hint names the tlsroutes line that covers the route: here the
+	// default route's, unless a line with an empty policy comes first.
+	notVerifiedLine := func(line string) string {
+		return "ZConnected to 127.0.0.1 but its certificate did not verify (x509: certificate signed by unknown authority); " +
+			"I will not send a password to it. The certificate of its CA (its own, if self-signed) in control/tlsca, or a control/tlsroutes line " +
+			line + ", allows it. (#4.7.5)\n\x00"
+	}
+	notVerified := notVerifiedLine(":encrypt (for every domain without a line of its own)")
 	tests := []struct {
 		name   string
 		files  map[string]string
@@ -154,7 +160,7 @@ func TestLoginDefaultVerifies(t *testing.T) {
 	}{
 		{"no tlsroutes: unverified certificate refused", nil, notVerified, "", false},
 		{"tlsroutes without a line for the host", map[string]string{"tlsroutes": "other.test:encrypt\n"}, notVerified, "", false},
-		{"a line with an empty policy is the default", map[string]string{"tlsroutes": "any.test:\n"}, notVerified, "", false},
+		{"a line with an empty policy is the default", map[string]string{"tlsroutes": "any.test:\n"}, notVerifiedLine("any.test:encrypt"), "", false},
 		{"no tlsroutes, certificate trusted by control/tlsca", map[string]string{"tlsca": trust}, accepted, "", true},
 		{"encrypt: unverified TLS allowed", map[string]string{"tlsroutes": "any.test:encrypt\n"}, accepted, "", true},
 		{"default key encrypt", map[string]string{"tlsroutes": ":encrypt\n"}, accepted, "", true},

@@ -7,9 +7,11 @@ import (
 	"encoding/pem"
 	"errors"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -588,11 +590,36 @@ func itoa(n int) string {
 	return string(b[i:])
 }
 
+// tlsSuites are the TLS 1.2 cipher suites offered (TLS 1.3's are not
+// configurable, and all offered): Go's secure ones (ECDHE with AES-GCM,
+// ChaCha20-Poly1305 or AES-CBC), and the RSA key exchange suites with
+// AES-GCM or AES-CBC, which Go no longer offers by default (Go 1.22).
+// An old submission server (a provider's, a company's Exchange) may offer
+// nothing else; refused, mail with a login to it was deferred for ever, and
+// mail without one went in clear. Encrypted without forward secrecy is
+// better than either; Postfix and others with OpenSSL offer these too.
+// Never 3DES, RC4, or the CBC-SHA256 suites (Lucky13), nor TLS below 1.2.
+// SHA-1 signatures in a TLS 1.2 handshake (Go 1.25 refuses them by
+// default) are allowed for qmail-remote as a whole: crypto/tls has no
+// setting per connection, so cmd/qmail-remote says tlssha1=1.
+var tlsSuites = func() []uint16 {
+	var ids []uint16
+	for _, cs := range tls.CipherSuites() {
+		if slices.Contains(cs.SupportedVersions, tls.VersionTLS12) {
+			ids = append(ids, cs.ID)
+		}
+	}
+	return append(ids,
+		tls.TLS_RSA_WITH_AES_128_GCM_SHA256, tls.TLS_RSA_WITH_AES_256_GCM_SHA384,
+		tls.TLS_RSA_WITH_AES_128_CBC_SHA, tls.TLS_RSA_WITH_AES_256_CBC_SHA)
+}()
+
 // tlsConfig is the client configuration for a connection to the host named
 // name: verified only under the "require" policy and a login's default.
 // TLS below 1.2 is refused (Go's client default, written out so that the
 // man pages' promise does not hang on it): a peer offering only TLS 1.0
-// or 1.1 is a failed handshake, under each policy what one is.
+// or 1.1 is a failed handshake, under each policy what one is. The TLS
+// 1.2 cipher suites are tlsSuites.
 func (d *delivery) tlsConfig(name string) *tls.Config {
 	name = strings.TrimSuffix(strings.TrimPrefix(name, "["), "]")
 	if len(name) > 5 && strings.EqualFold(name[:5], "ipv6:") {
@@ -603,6 +630,7 @@ func (d *delivery) tlsConfig(name string) *tls.Config {
 		InsecureSkipVerify: !verifies(d.policy),
 		RootCAs:            d.roots,
 		MinVersion:         tls.VersionTLS12,
+		CipherSuites:       tlsSuites,
 	}
 }
 
@@ -611,6 +639,9 @@ func (d *delivery) tlsConfig(name string) *tls.Config {
 func (d *delivery) smtp(conn net.Conn, a dnsmx.Addr, port int, tryTLS bool) (err error) {
 	s := newSession(conn, a.IP.String(), d.cfg.TimeoutRemote)
 	s.plain = d.plain
+	if d.creds != nil {
+		s.login(*d.creds) // every reply quoted from now on is redacted
+	}
 	defer func() {
 		// A refusal of STARTTLS under "try" (tlsFailed) goes on in
 		// plain text: the log says so, as for a failed handshake (the
@@ -732,14 +763,14 @@ func (d *delivery) tlsFailed(s *session, err error, implicit bool) error {
 	switch {
 	case d.creds != nil && (d.policy == TLSLogin || !requiresTLS(d.policy)):
 		if cv := (*tls.CertificateVerificationError)(nil); d.policy == TLSLogin && errors.As(f.err, &cv) {
-			return refuse("its certificate did not verify (" + oneLine(cv.Err.Error()) + "); I will not send a password to it. A control/tlsroutes line " +
-				oneLine(d.host) + ":encrypt allows it. (#4.7.5)\n")
+			return refuse("its certificate did not verify (" + oneLine(cv.Err.Error()) + "); I will not send a password to it. " +
+				d.unverifiedHint(cv.Err) + " (#4.7.5)\n")
 		}
 		code := "(#4.7.5)"
 		if f.refused != nil {
 			code = "(#4.7.0)"
 		}
-		return refuse("I will not send a password without TLS: " + f.reason() + ". " + code + "\n")
+		return refuse("I will not send a password without TLS: " + s.redact(f.reason()) + ". " + code + "\n")
 	case !requiresTLS(d.policy) && !implicit:
 		if f.refused != nil {
 			// Plain text, as the policy allows; each report of a
@@ -752,7 +783,40 @@ func (d *delivery) tlsFailed(s *session, err error, implicit bool) error {
 		s.quit()
 		return policy(s.fail('Z', "Connected to ", " but STARTTLS was rejected"))
 	}
-	return refuse(f.what() + ": " + oneLine(errText(f.err)) + ". (#4.7.5)\n")
+	return refuse(f.what() + ": " + oneLine(f.errText()) + ". (#4.7.5)\n")
+}
+
+// unverifiedHint is what lets a login's password go to a relay whose
+// certificate did not verify (why, the x509 error): the control/tlsroutes
+// line that would give this delivery "encrypt", and, for a certificate
+// of an unknown CA (a self-signed one, a company's own CA), control/tlsca.
+// tlsroutes is looked up by the recipient host, as smtproutes: the line
+// named has the key of the smtproutes line that routed the mail to the
+// relay (the default key for a catch-all route, ":encrypt"), which covers
+// all the mail that line sends there, unless a tlsroutes line with an
+// empty policy matches the host before it, whose key is named then.
+func (d *delivery) unverifiedHint(why error) string {
+	key := strings.TrimSuffix(idna.Fold(d.host), ".") // no route: never, a login is a route's
+	if rk, _, ok := d.cfg.Routes.find(d.host); ok {
+		key = rk
+	}
+	t := Table{}
+	maps.Copy(t, d.cfg.TLSRoutes)
+	t[key] = TLSEncrypt
+	if t.TLSPolicy(d.host, true) != TLSEncrypt {
+		// A line with an empty policy, more specific than the route's
+		// key, matches first: that line is the one to change.
+		key, _, _ = d.cfg.TLSRoutes.find(d.host)
+	}
+	line := "a control/tlsroutes line " + oneLine(key) + ":encrypt"
+	if key == "" {
+		line += " (for every domain without a line of its own)"
+	}
+	var ua x509.UnknownAuthorityError
+	if errors.As(why, &ua) {
+		return "The certificate of its CA (its own, if self-signed) in control/tlsca, or " + line + ", allows it."
+	}
+	return strings.ToUpper(line[:1]) + line[1:] + " allows it."
 }
 
 // attach makes s carry this delivery: the 8-bit question is asked of its

@@ -105,27 +105,35 @@ func ParseTable(lines []string) Table {
 // by its address first, then as any other host (a ".suffix" key may match
 // a dotted quad, as in qmail).
 func (t Table) Lookup(host string) (string, bool) {
+	_, v, ok := t.find(host)
+	return v, ok
+}
+
+// find is Lookup that also returns the key that matched (in the table's
+// form: idna.Fold's, an address literal canonLiteral's; "" for the
+// default line).
+func (t Table) find(host string) (key, value string, ok bool) {
 	if len(t) == 0 {
-		return "", false
+		return "", "", false
 	}
 	h := strings.TrimSuffix(idna.Fold(host), ".")
 	if c, ok := canonLiteral(h); ok {
 		if v, ok := t[c]; ok {
-			return v, true
+			return c, v, true
 		}
 	}
 	if v, ok := t[h]; ok {
-		return v, true
+		return h, v, true
 	}
 	for i := 0; i < len(h); i++ {
 		if h[i] == '.' {
 			if v, ok := t[h[i:]]; ok {
-				return v, true
+				return h[i:], v, true
 			}
 		}
 	}
 	v, ok := t[""]
-	return v, ok
+	return "", v, ok
 }
 
 // ParseRoute parses the value of an smtproutes line: "relay[:port]". The

@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"io"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -391,9 +393,53 @@ func (f *tlsFailure) reason() string {
 	if f.refused != nil {
 		why = firstLine(f.refused.Text)
 	} else if f.err != nil {
-		why = errText(f.err)
+		why = f.errText()
 	}
 	return f.what() + " (" + oneLine(why) + ")"
+}
+
+// errText is errText of the handshake's error, followed, for an error
+// that has a likely cause, by that cause (handshakeCause).
+func (f *tlsFailure) errText() string {
+	t := errText(f.err)
+	if !f.after {
+		if c := handshakeCause(f.err); c != "" {
+			t += "; " + c
+		}
+	}
+	return t
+}
+
+// handshakeCause names the likely cause of a failed handshake whose error
+// says little by itself, "" when there is none to name. A server's
+// handshake_failure alert (or insufficient_security) before anything was
+// agreed is what a server says when it has no cipher suite (or signature
+// algorithm) in common with the client: one offering only 3DES, RC4 or
+// DHE key exchange, say; protocol_version, or a server answering with a
+// version below 1.2, is a server that speaks only TLS 1.1 or older; a
+// server that picks a suite the client did not offer (crypto/tls's
+// "unconfigured cipher suite") wants one it refuses.
+func handshakeCause(err error) string {
+	const older = "it speaks only TLS 1.1 or older, which I refuse"
+	if err == nil {
+		return ""
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "remote error" && op.Err != nil {
+		switch op.Err.Error() {
+		case tls.AlertError(40).Error(), tls.AlertError(71).Error(): // handshake_failure, insufficient_security
+			return "probably no cipher suite or signature algorithm in common"
+		case tls.AlertError(70).Error(): // protocol_version
+			return older
+		}
+	}
+	switch t := err.Error(); {
+	case strings.Contains(t, "server selected unsupported protocol version"):
+		return older
+	case strings.Contains(t, "server chose an unconfigured cipher suite"):
+		return "it chose a cipher suite I do not offer (3DES, RC4 or CBC-SHA256, say)"
+	}
+	return ""
 }
 
 // errText is an error of the connection in plain words, without the
@@ -459,6 +505,77 @@ type session struct {
 	// text after a failed handshake, added to each report of a message
 	// it carries.
 	plain string
+	// secrets are the forms of the login configured for this connection
+	// (control/smtpauth) that a reply may quote, each with what a report
+	// shows in its place (redact).
+	secrets []secret
+}
+
+// secret is a form of a login that a peer's reply may quote back (a
+// server that repeats the failed command, or names the password it was
+// given), and the fixed words a report shows instead of it.
+type secret struct{ text, mark string }
+
+// markPassword and markUser replace a login's password (and every form
+// of it that was sent) and its user name in base64 in a quoted reply.
+const (
+	markPassword = "(password)"
+	markUser     = "(user name)"
+)
+
+// secretForms are the forms of cr that may come back in a reply: the
+// password as written, and what AUTH sends: PLAIN's initial response
+// (base64 of NUL user NUL password), LOGIN's base64 of the password and
+// of the user name; each base64 form also without its padding, as a
+// server may echo it. Base64 is matched as sent (it is case-sensitive),
+// the password exactly. The longest come first, so that one form inside
+// another is replaced whole.
+func secretForms(cr Credentials) []secret {
+	var out []secret
+	add := func(text, mark string) {
+		if text == "" {
+			return
+		}
+		for _, f := range out {
+			if f.text == text {
+				return
+			}
+		}
+		out = append(out, secret{text, mark})
+	}
+	b64 := func(v, mark string) {
+		if v == "" {
+			return
+		}
+		add(base64.StdEncoding.EncodeToString([]byte(v)), mark)
+		add(base64.RawStdEncoding.EncodeToString([]byte(v)), mark)
+	}
+	b64("\x00"+cr.User+"\x00"+cr.Password, markPassword) // sasl.NewPlainClient("", ...)
+	b64(cr.Password, markPassword)
+	b64(cr.User, markUser)
+	add(cr.Password, markPassword)
+	slices.SortStableFunc(out, func(a, b secret) int { return len(b.text) - len(a.text) })
+	return out
+}
+
+// login records that cr is this connection's login: from now on every
+// reply quoted in a report is redacted.
+func (s *session) login(cr Credentials) {
+	if s.secrets == nil {
+		s.secrets = secretForms(cr)
+	}
+}
+
+// redact is text, a peer's words bound for a report (and so for
+// qmail-send's log and a bounce, which may go to a remote sender), with
+// every form of the connection's login in it replaced (secretForms):
+// control/smtpauth promises that passwords never appear in reports or
+// logs.
+func (s *session) redact(text string) string {
+	for _, f := range s.secrets {
+		text = strings.ReplaceAll(text, f.text, f.mark)
+	}
+	return text
 }
 
 func newSession(c net.Conn, ip string, timeout time.Duration) *session {
@@ -495,7 +612,7 @@ func (s *session) said() string {
 	if s.w.last.Text == "" {
 		return ""
 	}
-	return "Remote host said: " + s.w.last.Text
+	return "Remote host said: " + s.redact(s.w.last.Text)
 }
 
 // code is the reply code behind a Client error: the raw code of the last
@@ -645,6 +762,7 @@ func (l *loginClient) Next(ch []byte) ([]byte, error) {
 // auth logs in with PLAIN (preferred) or LOGIN. Failures are temporary: a
 // wrong password is the admin's to fix, not a reason to bounce mail.
 func (s *session) auth(ext map[string]string, cr Credentials) error {
+	s.login(cr)
 	mechs := strings.Fields(strings.ToUpper(ext["AUTH"]))
 	has := func(m string) bool {
 		for _, x := range mechs {
