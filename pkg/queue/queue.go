@@ -7,7 +7,7 @@
 // Order of work (queue.md §5, with this project's durability rules):
 //
 //  1. open ROOT (61, also when it cannot be searched) and ROOT/queue
-//     (62); every later name is relative to the queue directory
+//     (62, also when it cannot be searched: found at step 2); every later name is relative to the queue directory
 //     (openat/linkat), so the process never depends on its cwd;
 //  2. create pid/<pid>.<start>.<seq>, seq 1..9, O_EXCL (63); ID = inode;
 //  3. link it to mess/<ID mod 23>/<ID> (64); unlink the pid name (63); a
@@ -502,6 +502,17 @@ func (j *job) createMess() int {
 		name := prefix + strconv.Itoa(seq)
 		fd, err := sysOpenat(j.qfd, name, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_CLOEXEC, 0o644)
 		if err != nil {
+			if seq == 1 && err == unix.EACCES {
+				// queue/ was opened O_PATH, which needs no search
+				// permission on it; qmail's chdir does. A queue the
+				// process may not search is trouble with the queue
+				// directory (62), not with pid/.
+				dfd, derr := sysOpenat(j.qfd, ".", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+				if derr != nil {
+					return j.fail(qq.ExitQueueDir, pathErr("open", "queue", derr))
+				}
+				unix.Close(dfd)
+			}
 			j.err = pathErr("open", name, err) // the last try's error stands
 			continue
 		}
