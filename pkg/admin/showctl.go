@@ -12,8 +12,11 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/hqmail/hqmail/pkg/address"
+	"github.com/hqmail/hqmail/pkg/cdb"
 	"github.com/hqmail/hqmail/pkg/control"
 	"github.com/hqmail/hqmail/pkg/hold"
+	"github.com/hqmail/hqmail/pkg/idna"
 	"github.com/hqmail/hqmail/pkg/qerr"
 	"github.com/hqmail/hqmail/pkg/qhome"
 )
@@ -81,7 +84,7 @@ var controlFiles = []ctlFile{
 	{"plusdomain", kMe, "", "qmail-inject", "appended to host names ending in +"},
 	{"queuelifetime", kInt, "604800", "qmail-send", "seconds a message may stay in the queue (time all of its channel was held excluded)"},
 	{"rcpthosts", kList, "every recipient domain is accepted (open relay!)", "qmail-smtpd", "domains accepted from SMTP"},
-	{"relayclients", kListTrim, "127.0.0.1 and ::1", "qmail-smtpd -listen or -r", "clients allowed to relay"},
+	{"relayclients", kListTrim, relayDefault, "qmail-smtpd -listen or -r", "clients allowed to relay"},
 	{"resolvconf", kLine, "/etc/resolv.conf", "qmail-remote", "resolver configuration used for every DNS lookup"},
 	{"servercert.pem", kSecret, "STARTTLS is not offered", "qmail-smtpd", "TLS certificate and key"},
 	{"smtpauth", kSecretList, "no smarthost login", "qmail-remote", "relay:user:password logins for smarthosts (mode 0600)"},
@@ -96,6 +99,13 @@ var controlFiles = []ctlFile{
 	{"tlsroutes", kListTrim, "STARTTLS when offered", "qmail-remote", "per-destination TLS policy"},
 	{"virtualdomains", kList, "no virtual domains", "qmail-send", "address or domain:prepend rewriting"},
 }
+
+// relayDefault is what qmail-smtpd does without control/relayclients:
+// every client at a loopback address relays, and a proxy or port
+// forwarder on this host makes every client one (pkg/smtpd relayClient).
+const relayDefault = "127.0.0.1 and ::1: clients at this host's loopback addresses relay, and so does every client a proxy or " +
+	"port forwarder on this host passes on (stunnel, haproxy, sslh, a container's port forwarder), as it connects from 127.0.0.1; " +
+	"list the clients that may relay in this file (an empty file for none)"
 
 // ShowctlMain is qmail-showctl: the compiled-in-like settings of the tree at
 // root, then every known control file with its value or default and its
@@ -137,9 +147,10 @@ func ShowctlMain(root string, stdout, stderr io.Writer) int {
 	d := control.Open(root)
 	fmt.Fprintf(w, "\ncontrol directory: %s.\n", d.Path)
 	known := map[string]bool{}
+	shared := ids != nil && ids.Shared
 	for _, cf := range controlFiles {
 		known[cf.name] = true
-		if err := showFile(w, d, cf); err != nil {
+		if err := showFile(w, d, cf, shared); err != nil {
 			fmt.Fprintf(w, "%s: unable to read: %v\n", cf.name, qerr.Bare(err))
 			code = 111
 		}
@@ -221,7 +232,9 @@ func concurrencyNote(name string, n uint64) string {
 	return ""
 }
 
-func showFile(w io.Writer, d *control.Dir, cf ctlFile) error {
+// showFile prints the entry of cf; shared says the tree is one user's
+// (for the owner advice of smtproutes' warnings).
+func showFile(w io.Writer, d *control.Dir, cf ctlFile, shared bool) error {
 	head := fmt.Sprintf("%s (%s: %s)", cf.name, cf.reader, cf.meaning)
 	path := filepath.Join(d.Path, cf.name)
 	switch cf.kind {
@@ -306,6 +319,17 @@ func showFile(w io.Writer, d *control.Dir, cf ctlFile) error {
 			}
 			return nil
 		}
+		var routes []RouteExtra
+		if cf.name == "smtproutes" && ok {
+			// Read again for the line numbers (the same file, the same
+			// list rule); a login written after the port is not shown.
+			b, err := qhome.ReadRegular(path)
+			if err != nil {
+				return err
+			}
+			routes = SmtproutesExtras(b)
+			lines = shownRoutes(b)
+		}
 		switch {
 		case !ok:
 			fmt.Fprintf(w, "%s: (Default.) %s.\n", head, cf.def)
@@ -320,8 +344,17 @@ func showFile(w io.Writer, d *control.Dir, cf ctlFile) error {
 		if cf.kind != kListTrim {
 			crWarning(w, path, lines...)
 		}
-		if cf.name == "outgoingip" {
+		switch cf.name {
+		case "outgoingip":
 			outgoingWarnings(w, lines)
+		case "smtproutes":
+			for _, r := range routes {
+				fmt.Fprintf(w, "  warning: control/smtproutes line %d: %s\n", r.Line, r.Warning(shared))
+			}
+		case "percenthack":
+			if err := percentRelays(w, d, lines); err != nil {
+				return err
+			}
 		}
 	case kHold:
 		h, err := hold.Read(d.Path, cf.name)
@@ -471,4 +504,230 @@ func value(s string) string {
 		return "(empty)."
 	}
 	return s + "."
+}
+
+// RouteExtra is a control/smtproutes line holding text qmail-remote does
+// not use as it was written: a login after the port, as qmail's AUTH
+// patches read it (":smtp.provider.test:587 me@provider.test s3cret"), or
+// after the relay's name without a port. That text may be a password: it
+// is never shown, and neither is the line's content beyond Shown.
+type RouteExtra struct {
+	Line  int    // its line number in the file, from 1
+	Shown string // the line up to and including the port (or the relay's name up to its first blank)
+	// Kind says where the text is: RouteAfterPort (after the port's
+	// digits, which qmail-remote reads as qmail reads a number, the rest
+	// dropped), RouteNoPort (in the port's place: no digits, port 25 is
+	// used) or RouteInName (after a blank in the relay's name, with no
+	// port: qmail-remote takes all of it for the name).
+	Kind int
+}
+
+// Kinds of RouteExtra.
+const (
+	RouteAfterPort = iota
+	RouteNoPort
+	RouteInName
+)
+
+// routeLogin is the advice of every RouteExtra.
+func routeLogin(shared bool) string {
+	owner := "owner qmailr"
+	if shared {
+		owner = "owned by the tree's user"
+	}
+	return "a login belongs in control/smtpauth (mode 0600, " + owner + ")"
+}
+
+// Warning says what qmail-remote makes of the line, and where its login
+// belongs (shared: the tree is one user's, who owns control/smtpauth).
+func (r RouteExtra) Warning(shared bool) string {
+	switch r.Kind {
+	case RouteNoPort:
+		return "text in the place of the port is ignored (port 25 is used); " + routeLogin(shared)
+	case RouteInName:
+		return "text after a blank in the relay's name is taken as part of the name, which no host has; " + routeLogin(shared)
+	}
+	return "text after the port is ignored; " + routeLogin(shared)
+}
+
+// routeLine is one list line of control/smtproutes: its number in the
+// file, its text, and the text after which the rest is not shown.
+type routeLine struct {
+	n     int
+	text  string
+	extra *RouteExtra
+}
+
+// routeLines reads the contents of control/smtproutes as qmail-remote
+// does (the list rule of control.ListLines, then remote.ParseTable's key
+// and remote.ParseRoute's relay and port), keeping each line's number.
+func routeLines(b []byte) []routeLine {
+	var out []routeLine
+	for i, line := range strings.Split(string(control.StripBOM(b)), "\n") {
+		line = strings.TrimRight(line, " \t")
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		out = append(out, routeLine{n: i + 1, text: line, extra: routeExtra(i+1, line)})
+	}
+	return out
+}
+
+// routeExtra finds the text after the port (or the relay's name) of
+// smtproutes line l (number n), nil when there is none. The key ends as
+// remote's cutKey says: at the ']' of a bracketed literal followed by
+// ':', else at the first ':'; a line without one is no route.
+func routeExtra(n int, l string) *RouteExtra {
+	start := -1
+	if strings.HasPrefix(l, "[") {
+		if i := strings.IndexByte(l, ']'); i >= 0 && strings.HasPrefix(l[i+1:], ":") {
+			start = i + 2
+		}
+	}
+	if start < 0 {
+		i := strings.IndexByte(l, ':')
+		if i < 0 {
+			return nil
+		}
+		start = i + 1
+	}
+	// As remote.ParseRoute: a CR and blanks at the end are dropped.
+	v := strings.TrimRight(l[start:], " \t\r")
+	rest, restAt := "", -1 // the port and what follows; its offset in v
+	if strings.HasPrefix(v, "[") {
+		if i := strings.IndexByte(v, ']'); i >= 0 {
+			rest, restAt = strings.TrimPrefix(v[i+1:], ":"), i+1
+			if len(rest) < len(v[i+1:]) {
+				restAt++
+			}
+		}
+	} else if i := strings.IndexByte(v, ':'); i >= 0 {
+		rest, restAt = v[i+1:], i+1
+	}
+	if restAt < 0 {
+		// No port: a blank in the relay's name starts what is no name.
+		k := len(v) - len(strings.TrimLeft(v, " \t"))
+		if j := strings.IndexAny(v[k:], " \t"); j >= 0 {
+			return &RouteExtra{Line: n, Shown: l[:start+k+j], Kind: RouteInName}
+		}
+		return nil
+	}
+	port := rest
+	if i := strings.IndexByte(port, ':'); i >= 0 {
+		port = port[:i]
+	}
+	_, digits := control.ScanUlong(port)
+	if digits == len(rest) {
+		return nil
+	}
+	kind := RouteAfterPort
+	if digits == 0 {
+		kind = RouteNoPort
+	}
+	return &RouteExtra{Line: n, Shown: l[:start+restAt+digits], Kind: kind}
+}
+
+// SmtproutesExtras returns the lines of control/smtproutes (contents b)
+// that hold text after the port or the relay's name, which qmail-remote
+// does not use as a login: qmail-showctl and qmail-install -check warn of
+// each, by its number, never showing that text.
+func SmtproutesExtras(b []byte) []RouteExtra {
+	var out []RouteExtra
+	for _, r := range routeLines(b) {
+		if r.extra != nil {
+			out = append(out, *r.extra)
+		}
+	}
+	return out
+}
+
+// routeHidden follows the shown part of a line whose rest may be a
+// password.
+const routeHidden = " [text after the port not shown]"
+
+// shownRoutes is the list of control/smtproutes (contents b) as
+// qmail-showctl prints it: each line up to and including its port (or up
+// to the blank in its relay's name), then routeHidden, when text follows.
+func shownRoutes(b []byte) []string {
+	var out []string
+	for _, r := range routeLines(b) {
+		switch {
+		case r.extra == nil:
+			out = append(out, r.text)
+		case r.extra.Kind == RouteInName:
+			out = append(out, r.extra.Shown+" [text after the relay's name not shown]")
+		default:
+			out = append(out, r.extra.Shown+routeHidden)
+		}
+	}
+	return out
+}
+
+// percentRelays warns, below control/percenthack's entry, of each domain
+// of it (lines, as qmail-send reads them) that qmail-smtpd accepts mail
+// for without RELAYCLIENT: then anyone can send user%outside@domain,
+// which qmail-send rewrites to user@outside and sends away. Domains are
+// compared as qmail-smtpd compares them (pkg/smtpd RcptHosts.Allowed):
+// in idna.Fold form, the domain or a ".suffix" of it in control/rcpthosts,
+// control/morercpthosts (what the next qmail-newmrh makes live) or
+// control/morercpthosts.cdb. Without rcpthosts every domain is accepted,
+// which its own entry says.
+func percentRelays(w io.Writer, d *control.Dir, lines []string) error {
+	if len(lines) == 0 {
+		return nil
+	}
+	rh, ok, err := d.ReadList("rcpthosts")
+	if err != nil || !ok {
+		return err
+	}
+	more, _, err := d.ReadList("morercpthosts")
+	if err != nil {
+		return err
+	}
+	sets := []struct {
+		file string
+		set  map[string]string // folded entry -> as written
+	}{{"control/rcpthosts", map[string]string{}}, {"control/morercpthosts", map[string]string{}}}
+	for i, list := range [][]string{rh, more} {
+		for _, l := range list {
+			sets[i].set[idna.Fold(l)] = l
+		}
+	}
+	db, _ := cdb.Open(filepath.Join(d.Path, "morercpthosts.cdb")) // its own entry names a problem
+	if db != nil {
+		defer db.Close()
+	}
+	for _, ph := range lines {
+		dom := idna.Fold(ph)
+		raw := address.LowerASCII(ph)
+		var found string
+		for j := 0; j < len(dom) && found == ""; j++ {
+			if j != 0 && dom[j] != '.' {
+				continue
+			}
+			for _, s := range sets {
+				if e, ok := s.set[dom[j:]]; ok {
+					found = s.file + " (" + e + ")"
+					break
+				}
+			}
+		}
+		if found == "" && db != nil {
+			for _, k := range []string{dom, raw} {
+				for j := 0; j < len(k) && found == ""; j++ {
+					if j != 0 && k[j] != '.' {
+						continue
+					}
+					if _, ok, _ := db.Get([]byte(k[j:])); ok {
+						found = "control/morercpthosts.cdb (" + k[j:] + ")"
+					}
+				}
+			}
+		}
+		if found != "" {
+			fmt.Fprintf(w, "  warning: %s is also accepted by %s: qmail-smtpd takes user%%outside@%s from anyone, and qmail-send "+
+				"rewrites it to user@outside and sends it on (an open relay); never list a domain of rcpthosts in percenthack\n", ph, found, ph)
+		}
+	}
+	return nil
 }

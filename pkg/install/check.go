@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/hqmail/hqmail/pkg/address"
+	"github.com/hqmail/hqmail/pkg/admin"
 	"github.com/hqmail/hqmail/pkg/aliases"
 	"github.com/hqmail/hqmail/pkg/control"
 	"github.com/hqmail/hqmail/pkg/qerr"
@@ -38,7 +39,8 @@ func noTree(root, why string) error {
 // Control files and the alias user's .qmail files saved with CRLF line
 // endings are named too (crlfFiles), and so are queue files outside the
 // split directory of their id modulo 23, as a qmail built with another
-// conf-split leaves them (strayQueue). qmail-send's records
+// conf-split leaves them (strayQueue), and smtproutes lines with a login
+// after the port (smtproutesLogins). qmail-send's records
 // (sendFiles) and qmail-queued's lock (queuedLock), which are not in the
 // table, are checked when they exist. A root that is no tree gives a
 // permanent error wrapping ErrNoTree (with a hint for a tree qmail
@@ -123,6 +125,7 @@ func Check(root string) ([]string, error) {
 	out = append(out, programLinks(root)...)
 	out = append(out, staleUsersCDB(root)...)
 	out = append(out, crlfFiles(root)...)
+	out = append(out, smtproutesLogins(root, ids.Shared)...)
 	out = append(out, strayQueue(root)...)
 	out = append(out, unsyncedQueue(root, entries)...)
 	var hints []string
@@ -404,6 +407,23 @@ func virtualLocal(m map[string]string, dom string) bool {
 // to aliases (qmail-lspawn runs as root).
 var controlReaders = []string{"alias", "qmaild", "qmailr", "qmails"}
 
+// controlReadersOf are the control files that only qmailr's programs
+// read (qmail-remote's, and qmail-rspawn's smtpcache and smtproutes):
+// only qmailr is named when it cannot read one, with what that costs
+// (controlEffect). The others are checked for every one of
+// controlReaders; smtpauth is one of privateControls.
+var controlReadersOf = map[string][]string{
+	"helohost":       {"qmailr"},
+	"outgoingip":     {"qmailr"},
+	"resolvconf":     {"qmailr"},
+	"smtpcache":      {"qmailr"},
+	"smtproutes":     {"qmailr"},
+	"timeoutconnect": {"qmailr"},
+	"timeoutremote":  {"qmailr"},
+	"tlsca":          {"qmailr"},
+	"tlsroutes":      {"qmailr"},
+}
+
 // privateControls are the control files that only their one reader may
 // read: smarthost passwords (qmailr's, mode 0600) and the STARTTLS key
 // (qmaild's), with what follows when group or others may read them.
@@ -465,15 +485,55 @@ var controlEffects = map[string]string{
 	"timeoutconnect":    effRemote,
 	"timeoutremote":     effRemote,
 	"timeoutsmtpd":      effSmtpd,
-	"tlsca":             `qmail-remote defers every delivery control/tlsroutes requires TLS for ("Unable to read control files")`,
+	"tlsca":             tlscaEffect,
 	"tlsroutes":         effRemote,
 	"virtualdomains":    effSend,
 }
 
+// tlscaEffect is what a control/tlsca qmail-remote cannot read costs
+// (pkg/remote loadRoots), %s being why, in qmail-remote's words: it is
+// read for a delivery that verifies the server's certificate (a policy of
+// require, or the default of a delivery that logs in), and that delivery
+// is deferred, saying so. For a host whose mail all goes to a smarthost
+// with a login, that is all of its mail.
+const tlscaEffect = `qmail-remote defers every delivery that verifies the server's certificate ("Unable to read control/tlsca: %s. (#4.3.0)"): ` +
+	`all mail through a relay with a login in control/smtpauth, unless control/tlsroutes gives its domain try, encrypt or none, ` +
+	`and mail to every domain control/tlsroutes gives require (or a word it does not know)`
+
+// controlEffect is what control file name (one of controlEffects)
+// breaks when its reader cannot read it, why being the reason in qmail's
+// words ("is a directory", "access denied") for the reports that say it.
+func controlEffect(name, why string) string {
+	if name == "tlsca" {
+		return fmt.Sprintf(tlscaEffect, why)
+	}
+	return controlEffects[name]
+}
+
+// readWhy says why the file at p cannot be read as a control file (with
+// symbolic links followed, refusing what is no regular file), in the
+// words of qmail-remote's reports (pkg/remote whyUnread).
+func readWhy(p string) string {
+	f, err := qhome.OpenRegular(p, os.O_RDONLY)
+	if err == nil {
+		f.Close()
+		return "no error"
+	}
+	var errno syscall.Errno
+	switch {
+	case errors.Is(err, qhome.ErrNotRegular):
+		return "not a regular file"
+	case errors.As(err, &errno):
+		return qerr.Str(err)
+	}
+	return err.Error()
+}
+
 // unreadableControls names the control files of a tree that cannot be
 // read as files (notAFile), and, in a tree with qmail's users, those that
-// one of controlReaders cannot read, and who: by the owner, group and
-// mode of the file and of every directory on its way (a symbolic link
+// one of their readers cannot read (controlReadersOf's, with what that
+// costs, else every one of controlReaders), and who: by the owner, group
+// and mode of the file and of every directory on its way (a symbolic link
 // into a directory of mode 0700), for the groups the user's programs run
 // with. One qmails cannot read stops qmail-send at its next start.
 // qmail-install never changes a control file, so this is only reported.
@@ -507,14 +567,25 @@ func unreadableControls(root string, rs []runner, own *owners, blocked map[strin
 		if err != nil || !st.Mode().IsRegular() {
 			continue
 		}
-		who, fix := readers, "chmod 644"
+		who, fix, eff := readers, "chmod 644", ""
+		if names, ok := controlReadersOf[e.Name()]; ok {
+			who, eff = nil, controlEffect(e.Name(), qerr.Str(syscall.EACCES))
+			for _, n := range names {
+				who = append(who, runnerNamed(rs, n))
+			}
+		}
 		if pc, ok := privateControls[e.Name()]; ok {
 			who, fix = []runner{runnerNamed(rs, pc.reader)}, "chown "+pc.reader+"; chmod 600"
 			if m := st.Mode().Perm(); m&0o077 != 0 {
 				out = append(out, fmt.Sprintf("control/%s: mode %04o, readable by group or others: %s (%s)", e.Name(), m, pc.exposed, fix))
 			}
 		}
-		out = append(out, whoCannot("control/"+e.Name(), p, accRead, "readable", who, blocked, own, fix)...)
+		for _, l := range whoCannot("control/"+e.Name(), p, accRead, "readable", who, blocked, own, fix) {
+			if eff != "" {
+				l += ": " + eff
+			}
+			out = append(out, l)
+		}
 	}
 	return out
 }
@@ -528,8 +599,7 @@ func unreadableControls(root string, rs []runner, own *owners, blocked map[strin
 // program reads. Of holdlocal only the presence counts: only a link that
 // cannot be followed is named.
 func notAFile(name, p string) string {
-	eff, ok := controlEffects[name]
-	if !ok {
+	if _, ok := controlEffects[name]; !ok {
 		return ""
 	}
 	lfi, err := os.Lstat(p)
@@ -563,7 +633,29 @@ func notAFile(name, p string) string {
 	if link != "" {
 		what = "a symbolic link to " + link + ", " + what
 	}
-	return fmt.Sprintf("control/%s: is %s, want a regular file: %s (replace it by a regular file)", name, what, eff)
+	return fmt.Sprintf("control/%s: is %s, want a regular file: %s (replace it by a regular file)", name, what, controlEffect(name, readWhy(p)))
+}
+
+// smtproutesLogins names each line of control/smtproutes with text after
+// its port (or after a blank in its relay's name), as qmail's AUTH
+// patches write a smarthost's login there: qmail-remote ignores it (or
+// takes it for part of the name), and mail goes without a login, which
+// a smarthost that requires one refuses. The line is named by its number
+// only: the text may be a password (admin.SmtproutesExtras). shared: a
+// tree of one user, who owns control/smtpauth.
+func smtproutesLogins(root string, shared bool) []string {
+	if wayBlocked(root, "control/me") {
+		return nil
+	}
+	b, err := qhome.ReadRegular(filepath.Join(root, "control", "smtproutes"))
+	if err != nil {
+		return nil // missing, or named as a file that cannot be read
+	}
+	var out []string
+	for _, r := range admin.SmtproutesExtras(b) {
+		out = append(out, fmt.Sprintf("control/smtproutes: line %d: %s", r.Line, r.Warning(shared)))
+	}
+	return out
 }
 
 // kindName names the kind of fi: "regular file", "directory", "fifo",

@@ -391,18 +391,31 @@ func TestCheckControlAccess(t *testing.T) {
 	// A symbolic link into a directory others cannot search.
 	priv := filepath.Join(searchableDir(t), "private")
 	os.Mkdir(priv, 0o700)
-	os.WriteFile(filepath.Join(priv, "smtproutes"), []byte(":relay.example\n"), 0o644)
-	os.Symlink(filepath.Join(priv, "smtproutes"), filepath.Join(ctl, "smtproutes"))
-	check("link into a 0700 directory", "control/smtproutes: not readable by "+all+": directory "+priv+
+	os.WriteFile(filepath.Join(priv, "virtualdomains"), []byte("example.net:alias-net\n"), 0o644)
+	os.Symlink(filepath.Join(priv, "virtualdomains"), filepath.Join(ctl, "virtualdomains"))
+	check("link into a 0700 directory", "control/virtualdomains: not readable by "+all+": directory "+priv+
 		" (mode 0700, owner root, group root) is not searchable (chmod o+x "+priv+")")
 	os.Chown(priv, ids.Qmails.UID, ids.Qmail)
-	check("link into qmails' 0700 directory", "control/smtproutes: not readable by alias (fastforward), qmaild (qmail-smtpd), qmailr (qmail-remote): directory "+priv+
+	check("link into qmails' 0700 directory", "control/virtualdomains: not readable by alias (fastforward), qmaild (qmail-smtpd), qmailr (qmail-remote): directory "+priv+
 		" (mode 0700, owner qmails, group qmail) is not searchable (chmod go+x "+priv+")")
 	os.Chmod(priv, 0o750)
-	check("link into a 0750 directory of group qmail", "control/smtproutes: not readable by alias (fastforward), qmaild (qmail-smtpd): directory "+priv+
+	check("link into a 0750 directory of group qmail", "control/virtualdomains: not readable by alias (fastforward), qmaild (qmail-smtpd): directory "+priv+
 		" (mode 0750, owner qmails, group qmail) is not searchable (chmod o+x "+priv+")")
 	os.Chmod(priv, 0o711)
 	check("link into a searchable directory")
+	os.Remove(filepath.Join(ctl, "virtualdomains"))
+
+	// A file only qmail-remote reads: only qmailr is named, with what
+	// it costs (all four were named, for smtproutes and tlsca too).
+	os.Chmod(priv, 0o700)
+	os.Chown(priv, 0, 0)
+	os.WriteFile(filepath.Join(priv, "smtproutes"), []byte(":relay.example\n"), 0o644)
+	os.Symlink(filepath.Join(priv, "smtproutes"), filepath.Join(ctl, "smtproutes"))
+	check("smtproutes in a 0700 directory", "control/smtproutes: not readable by qmailr (qmail-remote): directory "+priv+
+		" (mode 0700, owner root, group root) is not searchable (chmod o+x "+priv+`): qmail-remote defers every delivery ("Unable to read control files")`)
+	os.Chown(priv, ids.Qmails.UID, ids.Qmail)
+	os.Chmod(priv, 0o750)
+	check("smtproutes in a 0750 directory of group qmail")
 	os.Remove(filepath.Join(ctl, "smtproutes"))
 
 	// Mode 0640 group qmail: only the users outside group qmail.
