@@ -53,6 +53,7 @@ import (
 	"github.com/hqmail/hqmail/pkg/nofile"
 	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/qq"
+	"github.com/hqmail/hqmail/pkg/sigcatch"
 )
 
 // MaxJobs is how many messages the service reads at once.
@@ -1137,6 +1138,10 @@ func MainService(root string) int { return mainService(root, os.Stderr) }
 // mainService is MainService writing its diagnostics to stderr.
 func mainService(root string, stderr io.Writer) int {
 	syscall.Umask(0o33)
+	// Its standard error is qmail-start's: with that a pipe whose reader
+	// has gone (the rc script's splogger killed), a warning must fail to
+	// be written, not kill the service and the jobs it runs.
+	sigcatch.Drop(syscall.SIGPIPE)
 	stop := -1
 	var st unix.Stat_t
 	if unix.Fstat(0, &st) == nil && st.Mode&unix.S_IFMT == unix.S_IFIFO {

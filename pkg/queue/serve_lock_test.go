@@ -127,3 +127,32 @@ func TestServiceLockOfRoot(t *testing.T) {
 		t.Errorf("the socket is blamed: %q", stderr.String())
 	}
 }
+
+// TestServiceStderrReaderGone: with its standard error a pipe whose
+// reader has gone (qmail-start's, the rc script's splogger killed), a line
+// qmail-queued writes fails; it does not die of SIGPIPE (QA rstart: it did,
+// cutting every job it ran, and was started again and again). Here the
+// line is a fatal one: the exit is its 111, not the signal.
+func TestServiceStderrReaderGone(t *testing.T) {
+	root := lockTree(t)
+	if err := os.Mkdir(filepath.Join(root, LockFile), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr.Close()
+	defer pw.Close()
+	prog := filepath.Join(t.TempDir(), "qmail-queued")
+	testutil.CopyTestBinary(t, prog)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, prog)
+	cmd.Env = append(os.Environ(), queuedRootEnv+"="+root)
+	cmd.Stderr = pw
+	cmd.Run()
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || ws.Signaled() || ws.ExitStatus() != 111 {
+		t.Errorf("ended %v, want exit 111 (the fatal line could not be written)", cmd.ProcessState)
+	}
+}

@@ -412,6 +412,17 @@ func TestLoggerEndAlert(t *testing.T) {
 	if !strings.Contains(stderr, "qmail-start: alert: the logger "+filepath.Join(root, "bin", "badlogger")+" ended (exit status 1) while qmail-send runs") {
 		t.Errorf("stderr:\n%s", stderr)
 	}
+	// A TERM to the logger alone (not to the process group with
+	// qmail-start) loses the log as a kill does: said too (it was
+	// taken for a stop and nothing was said).
+	root = fakeTree(t, progs)
+	if err := os.WriteFile(filepath.Join(root, "bin", "termlogger"), []byte("#!/bin/sh\nkill -TERM $$\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, _, stderr = runMain(t, root, "./Maildir/", filepath.Join(root, "bin", "termlogger"))
+	if !strings.Contains(stderr, "qmail-start: alert: the logger "+filepath.Join(root, "bin", "termlogger")+" ended (killed by signal 15 (terminated)) while qmail-send runs") {
+		t.Errorf("a logger ended by a TERM of its own: stderr:\n%s", stderr)
+	}
 	progs["qmail-send"] = "echo 'status: local 0/10 remote 0/20' >&0\nexit 0\n"
 	root = fakeTree(t, progs)
 	_, log, stderr := runMain(t, root, "./Maildir/", "cat")

@@ -31,8 +31,8 @@
 // 3/4 rspawn requests/reports, 5/6 clean requests/replies, 7 the
 // readiness pipe (write; qmail-send closes it). Each spawner
 // and qmail-clean gets its request pipe as fd 0, its report pipe as fd 1
-// and /dev/null as fd 2. The logger reads fd 0 and shares qmail-start's
-// fds 1 and 2.
+// and as fd 2 a pipe of its own that qmail-start copies into the log
+// (helperLog). The logger reads fd 0 and shares qmail-start's fds 1 and 2.
 //
 // Run by root, a shared tree (installed by an ordinary user) runs entirely
 // as its owner (etc/ids), never as root.
@@ -202,6 +202,10 @@ func Run(o Options) int {
 	// file after it is its normal end.
 	sendDone := make(chan struct{})
 	logFd := o.Stdout
+	// stopping is closed when qmail-start gets TERM (forward): a TERM
+	// sent to the whole process group ends the logger and qmail-queued
+	// too, and that is no end of their own to warn about.
+	stopping := make(chan struct{})
 	if len(o.Logger) > 0 {
 		path, err := exec.LookPath(o.Logger[0])
 		if err != nil {
@@ -231,7 +235,14 @@ func Run(o Options) int {
 				// the end of file it caused.
 			}
 			if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGTERM {
-				return // a stop: TERM to the whole process group
+				select {
+				case <-stopping:
+					return // a stop: TERM to the whole process group
+				default:
+					// A TERM to the logger alone (qmail-start
+					// had none in the second waited above):
+					// the log is lost as after a kill.
+				}
 			}
 			// qmail-send goes on delivering, and every log line of
 			// it is lost from here on (EPIPE): say so where
@@ -312,10 +323,6 @@ func Run(o Options) int {
 	// (installed before it existed) runs without it, as qmail does.
 	var queuedStop *os.File
 	var queuedStopped, queuedDone chan struct{}
-	// stopping is closed when qmail-start gets TERM (forward): a TERM
-	// sent to the whole process group ends qmail-queued too, and that is
-	// no exit of its own to warn about.
-	stopping := make(chan struct{})
 	if qd := filepath.Join(bin, "qmail-queued"); fileExists(qd) {
 		sr, sw, err := os.Pipe()
 		if err != nil {
