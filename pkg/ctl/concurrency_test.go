@@ -283,7 +283,9 @@ func TestConcurrencyUnreadableBySend(t *testing.T) {
 			if err := os.Chmod(p, tc.mode); err != nil {
 				t.Fatal(err)
 			}
-			startFake(t, root)
+			// As qmails: a holder of sendmutex running as another
+			// user is not taken for qmail-send.
+			startFakeAs(t, root, qmails, qmail)
 			code, _, errs := run(t, root, "reload")
 			if code != ExitOK || errs != tc.want {
 				t.Errorf("reload: exit %d\n got stderr %q\nwant %q", code, errs, tc.want)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hqmail/hqmail/internal/testutil"
 	"github.com/hqmail/hqmail/pkg/hold"
 	"github.com/hqmail/hqmail/pkg/sched"
 	"golang.org/x/sys/unix"
@@ -211,11 +212,53 @@ func startFake(t *testing.T, root string, env ...string) *exec.Cmd {
 	}, env...)
 }
 
+// startFakeAs is startFake with the fake qmail-send run as uid and gid
+// (needs root), as the real one runs as qmails: qmailctl takes a holder
+// of sendmutex for qmail-send only when it runs as the tree's qmails.
+// The tree's queue is given to uid, the directories above it made
+// searchable, and the test binary copied where uid can run it.
+func startFakeAs(t *testing.T, root string, uid, gid int, env ...string) *exec.Cmd {
+	t.Helper()
+	for d := root; d != "/" && d != "."; d = filepath.Dir(d) {
+		if d == os.TempDir() {
+			break
+		}
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := filepath.Walk(filepath.Join(root, "queue"), func(p string, _ os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, uid, gid)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prog := filepath.Join(root, "fake-qmail-send")
+	testutil.CopyTestBinary(t, prog)
+	return launchFakeProg(t, root, prog, &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, func(cmd *exec.Cmd) bool {
+		st, _ := ReadStatus(root)
+		return st.Generation() >= 0 && st["pid"] == fmt.Sprint(cmd.Process.Pid)
+	}, env...)
+}
+
 // launchFake starts a fake qmail-send on root with env and waits up to 10
 // s until ready says it is up; it is killed at the end of the test.
 func launchFake(t *testing.T, root string, ready func(*exec.Cmd) bool, env ...string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	return launchFakeProg(t, root, os.Args[0], nil, ready, env...)
+}
+
+// launchFakeProg is launchFake running prog (a copy of the test binary),
+// as cred when not nil.
+func launchFakeProg(t *testing.T, root, prog string, cred *syscall.Credential, ready func(*exec.Cmd) bool, env ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(prog, "-test.run=^$")
+	if cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	}
 	cmd.Env = append(os.Environ(), append([]string{"FAKE_SEND_ROOT=" + root}, env...)...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {

@@ -83,9 +83,12 @@ func Request(root, verb, arg string, timeout time.Duration) (Result, int, error)
 	path := filepath.Join(root, CtlFIFO)
 	var f *os.File
 	for {
-		// O_NOFOLLOW: queue/lock is qmailq's; a request is never
-		// written to a FIFO a link planted there points to.
-		f, err = os.OpenFile(path, os.O_WRONLY|syscall.O_NONBLOCK|syscall.O_NOFOLLOW, 0)
+		// queue/ and queue/lock are qmailq's: the FIFO is reached
+		// without following a link (queue/lock swapped for one while
+		// this loop waits, or sendctl itself), walked again at each
+		// try, so that a request is never written to a FIFO qmailq
+		// chose.
+		f, err = qhome.OpenQueueFIFO(path, os.O_WRONLY)
 		if err == nil {
 			break
 		}
@@ -102,9 +105,6 @@ func Request(root, verb, arg string, timeout time.Duration) (Result, int, error)
 		time.Sleep(pollEvery)
 	}
 	defer f.Close()
-	if fi, err := f.Stat(); err != nil || fi.Mode()&fs.ModeNamedPipe == 0 {
-		return Result{}, pid, fmt.Errorf("%s is not a FIFO", path)
-	}
 	for {
 		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
 		if err == nil {
@@ -320,19 +320,17 @@ func (c *cmd) holdStopped(hold bool, ids []uint64) int {
 	return c.fail(ExitNotRunning, "qmail-send is not running; the change applies at its next start")
 }
 
-// writeHeld replaces the held file durably (qhome.ReplaceFile), giving it
-// to the owner of queue/bounce (qmails) when run as root.
+// writeHeld replaces the held file durably (qhome.ReplaceFileDir), giving
+// it to the owner of queue/bounce (qmails) when run as root: the owner of
+// the directory it is written in, as reached, not of whatever queue/bounce
+// names by then (queue/ is qmailq's, who can rename in it).
 func writeHeld(root string, held map[uint64]bool) error {
 	path := filepath.Join(root, HeldFile)
-	var chown func(*os.File) error
+	var chown func(*os.File, *unix.Stat_t) error
 	if os.Geteuid() == 0 {
-		chown = func(f *os.File) error {
-			var st syscall.Stat_t
-			if err := syscall.Stat(filepath.Dir(path), &st); err != nil {
-				return err
-			}
-			return f.Chown(int(st.Uid), int(st.Gid))
+		chown = func(f *os.File, dir *unix.Stat_t) error {
+			return f.Chown(int(dir.Uid), int(dir.Gid))
 		}
 	}
-	return qhome.ReplaceFile(path, hold.MsgsText(held), 0o600, chown)
+	return qhome.ReplaceFileDir(path, hold.MsgsText(held), 0o600, chown)
 }

@@ -51,7 +51,11 @@ func TestLocateOtherNamespace(t *testing.T) {
 	fake := t.TempDir()
 	procLocks = filepath.Join(fake, "locks")
 	procDir = fake
-	locks := fmt.Sprintf("1: FLOCK  ADVISORY  WRITE 4935 00:2a:%d 0 EOF\n", st.Ino)
+	// The lock on this file's device (as /proc/locks prints it: hex),
+	// and one on another device with the same inode number, whose holder
+	// (4936) must never be taken (rinst QA).
+	locks := fmt.Sprintf("1: FLOCK  ADVISORY  WRITE 4936 %02x:%02x:%d 0 EOF\n2: FLOCK  ADVISORY  WRITE 4935 %02x:%02x:%d 0 EOF\n",
+		unix.Major(st.Dev)+1, unix.Minor(st.Dev), st.Ino, unix.Major(st.Dev), unix.Minor(st.Dev), st.Ino)
 	if err := os.WriteFile(procLocks, []byte(locks), 0o444); err != nil {
 		t.Fatal(err)
 	}
@@ -66,22 +70,35 @@ func TestLocateOtherNamespace(t *testing.T) {
 		}
 	}
 	write("self/ns/pid", "")
+	// 4935 runs as the tree's user (a tree without etc/ids: the owner of
+	// its root, this process's uid), unless a case says otherwise.
+	me := fmt.Sprintf("Uid:\t%d\t%d\t%d\t%d\n", os.Geteuid(), os.Geteuid(), os.Geteuid(), os.Geteuid())
+	other := fmt.Sprintf("Uid:\t%d\t%d\t%d\t%d\n", os.Geteuid()+1, os.Geteuid()+1, os.Geteuid()+1, os.Geteuid()+1)
+	half := fmt.Sprintf("Uid:\t%d\t%d\t%d\t%d\n", os.Geteuid(), os.Geteuid()+1, os.Geteuid(), os.Geteuid())
+	// 4936, on the other device, names itself 13 in its namespace and runs
+	// as the tree's user: only the device tells it apart.
+	write("4936/ns/pid", "")
+	write("4936/status", "NSpid:\t4936\t13\n"+me)
 
 	for _, c := range []struct {
 		name   string
 		ns     string // "same", "other" or "" (unreadable)
 		status string // 4935's status file; "" for none
 		want   int    // 0: refused
+		uid    bool   // refused for its uid, not its pid
 	}{
-		{"same namespace", "same", "Name:\tqmail-send\nNSpid:\t4935\n", 0},
-		{"same namespace, NSpid names the file's pid", "same", "NSpid:\t4935\t13\n", 0},
-		{"other namespace, NSpid matches", "other", "Name:\tqmail-send\nNSpid:\t4935\t13\nNSpgid:\t4935\t13\n", 4935},
-		{"other namespace, nested, NSpid matches", "other", "NSpid:\t4935\t77\t13\n", 4935},
-		{"other namespace, NSpid differs", "other", "NSpid:\t4935\t14\n", 0},
-		{"other namespace, NSpid outer field matches only", "other", "NSpid:\t4935\t13\t2\n", 0},
-		{"other namespace, no NSpid line", "other", "Name:\tqmail-send\n", 0},
-		{"other namespace, no status", "other", "", 0},
-		{"namespace unreadable", "", "NSpid:\t4935\t13\n", 0},
+		{"same namespace", "same", "Name:\tqmail-send\nNSpid:\t4935\n" + me, 0, false},
+		{"same namespace, NSpid names the file's pid", "same", "NSpid:\t4935\t13\n" + me, 0, false},
+		{"other namespace, NSpid matches", "other", "Name:\tqmail-send\nNSpid:\t4935\t13\nNSpgid:\t4935\t13\n" + me, 4935, false},
+		{"other namespace, nested, NSpid matches", "other", "NSpid:\t4935\t77\t13\n" + me, 4935, false},
+		{"other namespace, NSpid matches, another uid", "other", "NSpid:\t4935\t13\n" + other, 0, true},
+		{"other namespace, NSpid matches, another effective uid", "other", "NSpid:\t4935\t13\n" + half, 0, true},
+		{"other namespace, NSpid matches, no Uid line", "other", "NSpid:\t4935\t13\n", 0, true},
+		{"other namespace, NSpid differs", "other", "NSpid:\t4935\t14\n", 0, false},
+		{"other namespace, NSpid outer field matches only", "other", "NSpid:\t4935\t13\t2\n", 0, false},
+		{"other namespace, no NSpid line", "other", "Name:\tqmail-send\n", 0, false},
+		{"other namespace, no status", "other", "", 0, false},
+		{"namespace unreadable", "", "NSpid:\t4935\t13\n", 0, false},
 	} {
 		os.RemoveAll(filepath.Join(fake, "4935"))
 		switch c.ns {
@@ -107,6 +124,9 @@ func TestLocateOtherNamespace(t *testing.T) {
 			continue
 		}
 		want := "names pid 13 but the lock is held by pid 4935; stale pid file, not signalling anyone"
+		if c.uid {
+			want = "is locked by pid 4935, which "
+		}
 		if err == nil || !strings.Contains(err.Error(), want) || p.PID != 0 {
 			t.Errorf("%s: %+v, %v; want the refusal %q", c.name, p, err, want)
 		}

@@ -5,6 +5,16 @@
 // signals a pid that a stale or planted file names. queue/lock belongs to
 // qmailq; these programs may run as root, so the file is opened as a queue
 // file (qhome.OpenQueueFile: no link followed, no FIFO waited on).
+//
+// qmailq is not trusted either: it can replace sendmutex, write any pid
+// into it and lock it itself, and it can read /proc/locks and create files
+// until one has the inode number of a file some other process holds a
+// flock on. So a holder of the lock counts as qmail-send only when
+// /proc/locks shows its lock on this very file (the inode and the device:
+// LockHoldersOf), and the process runs as the user qmail-send runs as in
+// this tree, real and effective uid (qmails of DIR/etc/ids; the tree's
+// user in a tree installed by an ordinary user). Anything else is an error
+// and nobody is signalled.
 package sendlock
 
 import (
@@ -14,6 +24,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -54,7 +65,9 @@ type Process struct {
 // a container, qmailctl on the host) has written its pid as seen in its
 // own namespace, while /proc/locks shows it as the caller sees it: such a
 // holder counts when its pid in its innermost namespace is the one
-// written, and its pid as the caller sees it is returned.
+// written, and its pid as the caller sees it is returned. Whatever the pid,
+// the holder must run as qmail-send's user of the tree (sendUID), as its
+// uid is seen from the caller's namespace.
 func Locate(root string) (int, error) {
 	p, err := Find(root)
 	return p.PID, err
@@ -139,7 +152,7 @@ func check(root, path string, f *os.File) (p Process, settled bool, err error) {
 	if err := unix.Fstat(fd, &st); err != nil {
 		return Process{}, true, fmt.Errorf("unable to stat %s: %w", path, err)
 	}
-	holders, ok := LockHolders(st.Ino)
+	holders, ok := LockHoldersOf(f)
 	if ok && len(holders) > 0 {
 		holder, found := 0, false
 		for _, h := range holders {
@@ -167,14 +180,89 @@ func check(root, path string, f *os.File) (p Process, settled bool, err error) {
 		if other := otherTree(root, holder); other != "" {
 			return Process{}, true, &OtherTreeError{Path: path, PID: holder, Tree: other}
 		}
+		if err := runsAsSend(root, holder); err != nil {
+			return Process{}, true, fmt.Errorf("%s is locked by pid %d, which %v; not qmail-send, not signalling anyone", path, holder, err)
+		}
 		return Process{PID: holder, Named: pid}, true, nil
 	}
 	// The kernel does not show the lock (another pid namespace, no /proc):
-	// trust the file, but only if that process exists.
+	// trust the file, but only if that process exists, and (where /proc
+	// can be read) runs as qmail-send's user.
 	if err := unix.Kill(pid, 0); err == unix.ESRCH {
 		return Process{}, false, fmt.Errorf("%s names pid %d, which does not exist; not signalling anyone", path, pid)
 	}
+	if ok {
+		if err := runsAsSend(root, pid); err != nil {
+			return Process{}, true, fmt.Errorf("%s names pid %d, which %v; not qmail-send, not signalling anyone", path, pid, err)
+		}
+	}
 	return Process{PID: pid, Named: pid}, true, nil
+}
+
+// sendUID returns the uid the qmail-send of the tree at root runs as:
+// qmails of its etc/ids (in a tree installed by an ordinary user every
+// name is that user). A tree whose ids file cannot be read is taken for
+// one run by the owner of its root directory: qmail-start as root refuses
+// to start without the file, and run by an ordinary user it runs
+// everything as that user; for a tree of root's that owner is root, which
+// qmailq cannot be.
+func sendUID(root string) (int, error) {
+	if ids, err := qhome.LoadIDs(root); err == nil {
+		return ids.Qmails.UID, nil
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(root, &st); err != nil {
+		return 0, fmt.Errorf("cannot tell the tree's user (%v)", err)
+	}
+	return int(st.Uid), nil
+}
+
+// runsAsSend returns nil when the process pid (as this process sees it)
+// runs with the real and effective uid of qmail-send of the tree at root,
+// as /proc shows them from this process's namespace; otherwise an error
+// saying what it runs as ("runs as uid 47004, not ...").
+func runsAsSend(root string, pid int) error {
+	want, err := sendUID(root)
+	if err != nil {
+		return err
+	}
+	ruid, euid, ok := procUIDs(pid)
+	switch {
+	case !ok && os.Geteuid() != 0:
+		// /proc mounted hidepid: an ordinary user may not look at
+		// another user's process, nor signal it; the check guards what
+		// root signals, and root sees every process.
+		return nil
+	case !ok:
+		return fmt.Errorf("cannot be told to run as qmail-send's uid %d (%s unreadable)",
+			want, filepath.Join(procDir, strconv.Itoa(pid), "status"))
+	case ruid != want || euid != want:
+		return fmt.Errorf("runs as uid %d (effective %d), not as qmail-send's uid %d", ruid, euid, want)
+	}
+	return nil
+}
+
+// procUIDs reads the real and effective uid of the process pid from the
+// Uid line of its /proc/PID/status ("Uid: REAL EFFECTIVE SAVED FS").
+func procUIDs(pid int) (ruid, euid int, ok bool) {
+	b, err := os.ReadFile(filepath.Join(procDir, strconv.Itoa(pid), "status"))
+	if err != nil {
+		return 0, 0, false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		rest, found := strings.CutPrefix(line, "Uid:")
+		if !found {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) < 2 {
+			return 0, 0, false
+		}
+		r, err1 := strconv.Atoi(f[0])
+		e, err2 := strconv.Atoi(f[1])
+		return r, e, err1 == nil && err2 == nil
+	}
+	return 0, 0, false
 }
 
 // namedInOtherNamespace tells whether the lock holder holder (its pid as
@@ -255,26 +343,110 @@ func otherTree(root string, pid int) string {
 	return its
 }
 
-// LockHolders returns the pids /proc/locks shows holding a FLOCK on the
-// file with inode ino; ok is false when /proc/locks cannot be read. Only the
-// inode is compared: on overlay and similar file systems the device numbers
-// of stat and /proc/locks differ, and FLOCK locks on two files with the same
-// inode number on different devices are rare enough (both holders would
-// have to be listed, and one of them would be the pid named in the file).
+// LockHolders returns the pids /proc/locks shows holding a FLOCK on a
+// file with inode ino, on any device; ok is false when /proc/locks cannot
+// be read. The inode alone does not tell the file: another user can make a
+// file with the inode number of one on another file system (numbers come
+// from a counter on tmpfs and btrfs) and read in /proc/locks who holds a
+// lock on that one. Only for a caller that checks the holder otherwise;
+// LockHoldersOf is the one to use on an open file.
 func LockHolders(ino uint64) (pids []int, ok bool) {
+	return lockHolders(ino, nil)
+}
+
+// LockHoldersOf returns the pids /proc/locks shows holding a FLOCK on the
+// open file f: the inode number and the device must both match. The
+// device /proc/locks prints is the one of the file system's superblock,
+// which is not always the st_dev of stat (a btrfs subvolume has a device
+// of its own, overlayfs reports the one of the layer below); it is taken
+// from /proc/self/mountinfo, by the mount f was opened through
+// (/proc/self/fdinfo), and st_dev is accepted as well. Both are devices of
+// this file's own file system, so a lock on a file of another one with
+// the same inode number never counts. ok is false when /proc/locks cannot
+// be read.
+func LockHoldersOf(f *os.File) (pids []int, ok bool) {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return nil, false
+	}
+	devs := []uint64{st.Dev}
+	if d, found := mountDev(int(f.Fd())); found && d != st.Dev {
+		devs = append(devs, d)
+	}
+	return lockHolders(st.Ino, devs)
+}
+
+// mountDev returns the device of the superblock of the mount the open
+// file fd belongs to: its mnt_id in /proc/self/fdinfo/FD, that mount's
+// MAJOR:MINOR in /proc/self/mountinfo (which, like /proc/locks, shows the
+// superblock's device).
+func mountDev(fd int) (dev uint64, ok bool) {
+	info, err := os.ReadFile(filepath.Join(procSelf, "fdinfo", strconv.Itoa(fd)))
+	if err != nil {
+		return 0, false
+	}
+	id := ""
+	for _, line := range strings.Split(string(info), "\n") {
+		if rest, found := strings.CutPrefix(line, "mnt_id:"); found {
+			id = strings.TrimSpace(rest)
+			break
+		}
+	}
+	if id == "" {
+		return 0, false
+	}
+	mounts, err := os.ReadFile(filepath.Join(procSelf, "mountinfo"))
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(mounts), "\n") {
+		// "36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw"
+		f := strings.Fields(line)
+		if len(f) < 3 || f[0] != id {
+			continue
+		}
+		maj, min, found := strings.Cut(f[2], ":")
+		a, err1 := strconv.ParseUint(maj, 10, 32)
+		b, err2 := strconv.ParseUint(min, 10, 32)
+		if !found || err1 != nil || err2 != nil {
+			return 0, false
+		}
+		return unix.Mkdev(uint32(a), uint32(b)), true
+	}
+	return 0, false
+}
+
+// procSelf is where mountDev reads this process's fdinfo and mountinfo:
+// always the real /proc (procDir may be a test's fake one).
+const procSelf = "/proc/self"
+
+// lockHolders is LockHolders, and LockHoldersOf when devs is not nil: a
+// lock then counts only on one of those devices.
+func lockHolders(ino uint64, devs []uint64) (pids []int, ok bool) {
 	f, err := os.Open(procLocks)
 	if err != nil {
 		return nil, false
 	}
 	defer f.Close()
-	want := ":" + strconv.FormatUint(ino, 10)
+	want := strconv.FormatUint(ino, 10)
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		// "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF"; waiters have "->".
+		// The device is MAJOR:MINOR in hex.
 		fields := strings.Fields(sc.Text())
-		if len(fields) < 6 || fields[1] != "FLOCK" || !strings.HasSuffix(fields[5], want) ||
-			strings.Count(fields[5], ":") != 2 {
+		if len(fields) < 6 || fields[1] != "FLOCK" {
 			continue
+		}
+		id := strings.Split(fields[5], ":")
+		if len(id) != 3 || id[2] != want {
+			continue
+		}
+		if devs != nil {
+			maj, err1 := strconv.ParseUint(id[0], 16, 32)
+			min, err2 := strconv.ParseUint(id[1], 16, 32)
+			if err1 != nil || err2 != nil || !slices.Contains(devs, unix.Mkdev(uint32(maj), uint32(min))) {
+				continue
+			}
 		}
 		if p, err := strconv.Atoi(fields[4]); err == nil {
 			pids = append(pids, p)

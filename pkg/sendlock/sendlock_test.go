@@ -1,7 +1,9 @@
 package sendlock
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -11,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hqmail/hqmail/internal/testutil"
+	"github.com/hqmail/hqmail/pkg/qhome"
 )
 
 func init() { testutil.ActAsLocker() }
@@ -122,5 +125,78 @@ func TestLocateWhileStarting(t *testing.T) {
 	}
 	if pid, err := Locate(root); err == nil || !strings.Contains(err.Error(), "holds no valid pid") {
 		t.Errorf("a holder that never names itself: %d, %v; want the no-valid-pid error", pid, err)
+	}
+}
+
+// TestLocateHolderUID: the holder of the lock counts as qmail-send only
+// when it runs as qmails of the tree's etc/ids. qmailq owns queue/lock: it
+// can put its own pid into sendmutex and lock the file itself, and was
+// then taken for qmail-send (rinst QA: qmailctl pid named it, flush
+// signalled it). The stand-in runs under setpriv as the uid the case
+// gives; needs root.
+func TestLocateHolderUID(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run the qmail-send stand-in as another uid")
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("no setpriv(1)")
+	}
+	const qmails, qmailq, gid = 64231, 64232, 64230
+	dir := t.TempDir()
+	for _, d := range []string{dir, filepath.Dir(dir)} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	root := tree(t, filepath.Join(dir, "q"))
+	ids := qhome.SharedIDs(qmails, gid)
+	ids.Shared = false
+	ids.Qmailq = qhome.User{UID: qmailq, GID: gid}
+	if err := os.MkdirAll(filepath.Join(root, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, qhome.IDsFile), []byte(ids.Format()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	prog := filepath.Join(root, "bin", "qmail-send")
+	testutil.CopyTestBinary(t, prog)
+	mutex := filepath.Join(root, MutexFile)
+	for _, c := range []struct {
+		name string
+		uid  int
+		ok   bool
+	}{
+		{"qmails", qmails, true},
+		{"qmailq", qmailq, false},
+		{"root", 0, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			os.Remove(mutex)
+			if err := os.WriteFile(mutex, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chown(mutex, c.uid, gid); err != nil {
+				t.Fatal(err)
+			}
+			wrapper := filepath.Join(t.TempDir(), "as-"+c.name)
+			script := fmt.Sprintf("#!/bin/sh\nexec %s --reuid=%d --regid=%d --clear-groups %s \"$@\"\n", setpriv, c.uid, gid, prog)
+			if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			cmd := testutil.StartLocker(t, wrapper, mutex)
+			pid, err := Locate(root)
+			if c.ok {
+				if err != nil || pid != cmd.Process.Pid {
+					t.Errorf("Locate = %d, %v; want %d", pid, err, cmd.Process.Pid)
+				}
+				return
+			}
+			want := fmt.Sprintf("is locked by pid %d, which runs as uid %d (effective %d), not as qmail-send's uid %d; not qmail-send",
+				cmd.Process.Pid, c.uid, c.uid, qmails)
+			if err == nil || !strings.Contains(err.Error(), want) || pid != 0 {
+				t.Errorf("Locate = %d, %v; want the refusal %q", pid, err, want)
+			}
+		})
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/sigcatch"
 	"github.com/hqmail/hqmail/pkg/spawnproto"
+	"golang.org/x/sys/unix"
 )
 
 // Status is how one delivery ended.
@@ -192,11 +193,27 @@ func Check(req *spawnproto.Request, limit int, busy func(int) bool) (reject stri
 
 // OpenMessage opens the message file (relative to the working directory)
 // and checks that it is a regular file owned by owner. It never blocks on a
-// FIFO. On failure it returns the report text.
+// FIFO. On failure it returns the report text. It is OpenMessageIn with
+// no directory.
 func OpenMessage(path string, owner int) (*os.File, string) {
-	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_NONBLOCK|syscall.O_CLOEXEC|syscall.O_NOCTTY, 0)
-	if err != nil {
-		return nil, TextOpen
+	return OpenMessageIn("", path, owner)
+}
+
+// OpenMessageIn is OpenMessage for the message mess ("N/ID") in the
+// directory dir (the working directory when "").
+//
+// queue/mess and its split directories belong to qmailq, and the spawner
+// may run as root: no symbolic link is followed below dir. dir is opened
+// as given (the spawner's own choice), then each component of mess
+// relative to the one before with O_NOFOLLOW, the last one also
+// O_NONBLOCK, so that a link planted there never makes root open its
+// target (a FIFO, a device), and a FIFO planted there does not block. A
+// link as the message is "wrong type", anything else that cannot be
+// opened "unable to open".
+func OpenMessageIn(dir, mess string, owner int) (*os.File, string) {
+	fd, reject := openNoFollow(dir, mess)
+	if reject != "" {
+		return nil, reject
 	}
 	var st syscall.Stat_t
 	if err := syscall.Fstat(fd, &st); err != nil {
@@ -215,7 +232,60 @@ func OpenMessage(path string, owner int) (*os.File, string) {
 		syscall.Close(fd)
 		return nil, TextOpen
 	}
-	return os.NewFile(uintptr(fd), path), ""
+	return os.NewFile(uintptr(fd), filepath.Join(dir, mess)), ""
+}
+
+// openNoFollow opens mess for OpenMessageIn: dir as given, then each
+// component of mess with O_NOFOLLOW.
+func openNoFollow(dir, mess string) (int, string) {
+	start := dir
+	if start == "" {
+		start = "."
+	}
+	if strings.HasPrefix(mess, "/") {
+		start = "/"
+	}
+	at, err := openatRetry(unix.AT_FDCWD, start, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC)
+	if err != nil {
+		return -1, TextOpen
+	}
+	var names []string
+	for _, c := range strings.Split(mess, "/") {
+		if c != "" { // "1//2" as the kernel reads it
+			names = append(names, c)
+		}
+	}
+	if len(names) == 0 {
+		unix.Close(at)
+		return -1, TextOpen
+	}
+	for i, c := range names {
+		last := i == len(names)-1
+		flags := unix.O_PATH | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
+		if last {
+			flags = unix.O_RDONLY | unix.O_NONBLOCK | unix.O_NOFOLLOW | unix.O_CLOEXEC | unix.O_NOCTTY
+		}
+		fd, err := openatRetry(at, c, flags)
+		unix.Close(at)
+		if err != nil {
+			if last && err == unix.ELOOP {
+				return -1, TextWrongType // the message is a symbolic link
+			}
+			return -1, TextOpen
+		}
+		at = fd
+	}
+	return at, ""
+}
+
+// openatRetry is openat(2), retried when interrupted.
+func openatRetry(dirfd int, name string, flags int) (int, error) {
+	for {
+		fd, err := unix.Openat(dirfd, name, flags, 0)
+		if err != unix.EINTR {
+			return fd, err
+		}
+	}
 }
 
 // Cut applies qmail's report length rule: output longer than limit bytes
@@ -325,11 +395,7 @@ func Run(in io.Reader, out io.Writer, sp Spawner, cfg Config) error {
 				send(req.Slot, reject)
 				continue
 			}
-			path := req.Mess
-			if cfg.Dir != "" {
-				path = filepath.Join(cfg.Dir, path)
-			}
-			msg, reject := OpenMessage(path, cfg.Owner)
+			msg, reject := OpenMessageIn(cfg.Dir, req.Mess, cfg.Owner)
 			if reject != "" {
 				send(req.Slot, reject)
 				continue

@@ -1,0 +1,76 @@
+package qhome
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrNotFIFO is the error of OpenQueueFIFO for a name that is not a FIFO.
+var ErrNotFIFO = errors.New("not a FIFO")
+
+// OpenQueueFIFO opens a FIFO of the queue (queue/lock/sendctl,
+// queue/lock/trigger) for a program that may run as root: the directory
+// is reached as for OpenQueueFile (nothing below the queue directory
+// followed: queue/lock replaced with a symbolic link is refused, an error
+// wrapping ErrSymlink that names it), and the FIFO is opened relative to
+// it with O_NOFOLLOW and O_NONBLOCK (the descriptor stays non-blocking).
+// Opened for writing with no reader it fails with an error wrapping
+// ENXIO, which a caller may retry: each call walks the path again. A
+// missing name wraps fs.ErrNotExist; anything but a FIFO there is closed
+// and refused (ErrNotFIFO).
+func OpenQueueFIFO(name string, flag int) (*os.File, error) {
+	d, base, err := openParent(name)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(d)
+	fd, err := openat(d, base, flag|unix.O_NONBLOCK|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
+	if err != nil {
+		return nil, symlinkError(&os.PathError{Op: "open", Path: name, Err: err})
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return nil, &os.PathError{Op: "stat", Path: name, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFIFO {
+		unix.Close(fd)
+		return nil, &os.PathError{Op: "open", Path: name, Err: ErrNotFIFO}
+	}
+	return os.NewFile(uintptr(fd), name), nil
+}
+
+// ReplaceFileDir is ReplaceFile whose prep is given also the status of
+// the directory the file is written in, taken from the descriptor the
+// walk reached it by (fstat): a root caller that gives the file the owner
+// of its directory (queue/bounce/heldmsgs to qmails) takes the owner from
+// there, not from a second look-up by name, which a directory swapped
+// meanwhile would answer (queue/ is qmailq's, who can rename in it).
+func ReplaceFileDir(path string, data []byte, perm os.FileMode, prep func(f *os.File, dir *unix.Stat_t) error) error {
+	d, base, err := openParent(path)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(d)
+	var dir unix.Stat_t
+	if err := unix.Fstat(d, &dir); err != nil {
+		return &os.PathError{Op: "stat", Path: filepath.Dir(path), Err: err}
+	}
+	tmp, tmpPath := base+".tmp", path+".tmp"
+	// Flags 0: a directory there is an error, not removed.
+	if err := unix.Unlinkat(d, tmp, 0); err != nil && err != unix.ENOENT {
+		return &os.PathError{Op: "unlink", Path: tmpPath, Err: err}
+	}
+	fd, err := openat(d, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, uint32(perm.Perm()))
+	if err != nil {
+		return symlinkError(&os.PathError{Op: "open", Path: tmpPath, Err: err})
+	}
+	var wrapped func(*os.File) error
+	if prep != nil {
+		wrapped = func(f *os.File) error { return prep(f, &dir) }
+	}
+	return replaceWith(d, fd, tmp, base, path, data, perm, wrapped)
+}
