@@ -2,6 +2,7 @@ package remote
 
 import (
 	"bufio"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -100,6 +101,12 @@ func selfSignedCert(t *testing.T) tls.Certificate {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return certFor(t, key)
+}
+
+// certFor is a throw-away server certificate for 127.0.0.1 with key.
+func certFor(t *testing.T, key crypto.Signer) tls.Certificate {
+	t.Helper()
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(1),
 		Subject:      pkix.Name{CommonName: "tls.test"},
@@ -107,7 +114,7 @@ func selfSignedCert(t *testing.T) tls.Certificate {
 		NotAfter:     time.Now().Add(time.Hour),
 		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
 		t.Fatal(err)
 	}
