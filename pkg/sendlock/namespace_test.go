@@ -55,7 +55,7 @@ func TestLocateOtherNamespace(t *testing.T) {
 	// and one on another device with the same inode number, whose holder
 	// (4936) must never be taken (rinst QA).
 	locks := fmt.Sprintf("1: FLOCK  ADVISORY  WRITE 4936 %02x:%02x:%d 0 EOF\n2: FLOCK  ADVISORY  WRITE 4935 %02x:%02x:%d 0 EOF\n",
-		unix.Major(st.Dev)+1, unix.Minor(st.Dev), st.Ino, unix.Major(st.Dev), unix.Minor(st.Dev), st.Ino)
+		unix.Major(uint64(st.Dev))+1, unix.Minor(uint64(st.Dev)), st.Ino, unix.Major(uint64(st.Dev)), unix.Minor(uint64(st.Dev)), st.Ino)
 	if err := os.WriteFile(procLocks, []byte(locks), 0o444); err != nil {
 		t.Fatal(err)
 	}

@@ -369,8 +369,9 @@ func LockHoldersOf(f *os.File) (pids []int, ok bool) {
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
 		return nil, false
 	}
-	devs := []uint64{st.Dev}
-	if d, found := mountDev(int(f.Fd())); found && d != st.Dev {
+	dev := uint64(st.Dev) // uint32 on some architectures (mips64)
+	devs := []uint64{dev}
+	if d, found := mountDev(int(f.Fd())); found && d != dev {
 		devs = append(devs, d)
 	}
 	return lockHolders(st.Ino, devs)
