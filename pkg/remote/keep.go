@@ -253,7 +253,7 @@ func serveGate(root string, sock int, g *stopGate) int {
 		return 0
 	}
 	var out bytes.Buffer
-	keep.ServeUntil(sock, KeepHello, maxRequest, func(r *keep.Request) []byte {
+	keep.ServeWith(sock, KeepHello, maxRequest, func(r *keep.Request) []byte {
 		out.Reset()
 		w := bufio.NewWriter(&out)
 		var rep *report
@@ -263,9 +263,7 @@ func serveGate(root string, sock int, g *stopGate) int {
 		case !g.begin():
 			rep = &report{letter: 'Z', text: TextStopped}
 		default:
-			end := g.watch(sock, unix.POLLRDHUP)
 			rep = g.outcome(run(root, r.Args, r.File, w, k, g))
-			end()
 		}
 		g.end()
 		w.WriteByte(rep.letter)
@@ -273,6 +271,6 @@ func serveGate(root string, sock int, g *stopGate) int {
 		w.WriteByte(0)
 		w.Flush()
 		return out.Bytes()
-	}, g.stopped)
+	}, keep.Hooks{Done: g.stopped, Hangup: g.request})
 	return 0
 }

@@ -36,8 +36,9 @@ import (
 // process ends after answering it.
 //
 // A spawner that is gone (qmail-rspawn killed) can read no answer either:
-// in keep mode, while a delivery runs, the socket is watched (watch), and
-// its end of file counts as a TERM.
+// in keep mode, while a delivery runs, the socket is watched (keep.Hooks'
+// Hangup, a wait in the runtime's poller), and its end of file counts as
+// a TERM.
 //
 // The one-shot form (oneShotGate) does the same without a goroutine or a
 // signal handler of its own, which cost a process that lives for one
@@ -228,43 +229,6 @@ func (g *stopGate) outcome(rep *report) *report {
 		return &report{letter: 'Z', text: TextStopped}
 	}
 	return rep
-}
-
-// watch calls request when fd, where the delivery's answer goes, hangs
-// up: events is what to wait for besides POLLHUP and POLLERR (POLLRDHUP
-// for a socket). It returns the function that ends the watch (and waits
-// for it to have ended).
-func (g *stopGate) watch(fd int, events int16) (end func()) {
-	if g == nil {
-		return func() {}
-	}
-	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
-	if err != nil {
-		return func() {} // no watch: the spawner's end is not seen, as in qmail
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		fds := []unix.PollFd{{Fd: int32(fd), Events: events}, {Fd: int32(efd), Events: unix.POLLIN}}
-		for {
-			_, err := unix.Poll(fds, -1)
-			if err == unix.EINTR {
-				continue
-			}
-			if err != nil || fds[1].Revents != 0 {
-				return
-			}
-			if fds[0].Revents&(unix.POLLHUP|unix.POLLERR|unix.POLLRDHUP|unix.POLLNVAL) != 0 {
-				g.request()
-				return
-			}
-		}
-	}()
-	return func() {
-		unix.Write(efd, []byte{1, 0, 0, 0, 0, 0, 0, 0})
-		<-done
-		unix.Close(efd)
-	}
 }
 
 // dialContext is the context connects run under.
