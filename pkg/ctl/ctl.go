@@ -354,6 +354,16 @@ func (c *cmd) holdLocked(dir, channel string, holding bool, domains []string, wa
 	case err != nil:
 		return c.fail(ExitTemp, "unable to change control/%s: %v", name, err)
 	}
+	if res.ReplacedLink != "" {
+		// Not written through: the link may share one list among hosts
+		// or trees, and a change here is this tree's alone.
+		became := "it is a file of its own now"
+		if !res.After.Set {
+			became = "the link is removed"
+		}
+		fmt.Fprintf(c.err, "qmailctl: note: control/%s was a symbolic link to %s: %s, and %s is left as it was\n",
+			name, res.ReplacedLink, became, res.ReplacedLink)
+	}
 	for _, w := range res.After.JunkWarnings(name) {
 		fmt.Fprintf(c.err, "qmailctl: warning: %s\n", w)
 	}
@@ -558,8 +568,12 @@ func rereadFailure(pid int, st Status) string {
 }
 
 // holdremoteFix is what to do about a control/holdremote qmail-send
-// cannot read.
-const holdremoteFix = "make it a file qmails can read (chmod 644), then run qmailctl reload; qmail-install -check names the cause"
+// cannot read: a file of a mode qmails may not read is mended by chmod; a
+// directory (made by mistake, or by mkdir as a flag) is not, it has to
+// go, and a file, empty or listing domains, holds in its place.
+const holdremoteFix = "chmod 644 a file qmails may not read; remove a directory (rm -r control/holdremote) " +
+	"and, to keep remote delivery held, put a file in its place, empty or listing the domains to hold " +
+	"(qmailctl hold remote [DOMAIN...] writes one); then run qmailctl reload; qmail-install -check names the cause"
 
 // holdsAllUnread reports whether st says that qmail-send holds all remote
 // delivery because its last HUP found control/holdremote but could not

@@ -24,6 +24,8 @@ import (
 // its pid there, and rewrites queue/lock/sendstatus at start and after every
 // HUP (re-reading the hold flags) and ALRM, as docs/HACKING.md asks of the
 // real one. FAKE_SEND_MUTE=1 makes it hold the lock but never confirm.
+// FAKE_SEND_HUPLOG=PATH appends a line to PATH for every HUP it takes,
+// muted or not (tests count the signals).
 // FAKE_SEND_PIDTEXT replaces the pid it writes into sendmutex.
 // FAKE_SEND_QUIETSTART=1 skips the status written at start.
 // A control/holdremote that exists but cannot be read at a HUP holds all
@@ -161,6 +163,12 @@ func fakeSend(root string) {
 		case s := <-sigs:
 			if s == syscall.SIGTERM {
 				os.Exit(0)
+			}
+			if p := os.Getenv("FAKE_SEND_HUPLOG"); p != "" && s == syscall.SIGHUP {
+				if f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644); err == nil {
+					f.WriteString("HUP\n")
+					f.Close()
+				}
 			}
 			if !mute {
 				gen++

@@ -1,6 +1,7 @@
 package ctl
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -28,6 +29,11 @@ var errAllHeld = errors.New("remote delivery is held for all destinations; " +
 type EditResult struct {
 	Before, After hold.Flag
 	Changed       bool
+	// ReplacedLink is, when the flag file was a symbolic link that the
+	// edit replaced with a file or removed, where the link pointed (its
+	// target is never written: a list shared through the link stays as
+	// it was).
+	ReplacedLink string
 }
 
 // lockDir takes an exclusive flock on the control directory itself, so that
@@ -70,7 +76,10 @@ func lockDir(dir string, wait time.Duration) (unlock func(), err error) {
 //     these", so those domains flow once everything is released.
 //
 // The new file is written as NAME.tmp, synced and renamed; the directory is
-// synced after the rename or removal.
+// synced after the rename or removal. A flag file that is a symbolic link
+// is read through the link, but a change replaces the link itself (with a
+// file of its own, or by its removal), never its target
+// (EditResult.ReplacedLink).
 func EditHold(dir, name string, holding bool, domains []string) (EditResult, error) {
 	if err := checkDomains(domains); err != nil {
 		return EditResult{}, err
@@ -130,6 +139,10 @@ func editHold(dir, name string, holding bool, domains []string) (EditResult, err
 	var res EditResult
 
 	path := filepath.Join(dir, name)
+	// A link is read through, but what is written or removed is the link
+	// itself (ReplaceFile renames over it): writing through it would edit
+	// whatever file it points to, a list shared with others perhaps.
+	link := linkTarget(path)
 	if name == hold.LocalFile {
 		if !holding {
 			return releaseLocal(dir, path)
@@ -153,8 +166,9 @@ func editHold(dir, name string, holding bool, domains []string) (EditResult, err
 	if exists {
 		res.Before = hold.ParseFile(name, old)
 		// A flag others cannot read (written by hand under umask 077)
-		// is one qmail-send cannot apply, even when its words stay.
-		if st, err := os.Stat(path); err == nil && st.Mode().Perm()&0o044 != 0o044 {
+		// is one qmail-send cannot apply, even when its words stay. Not
+		// through a link: its target is not qmailctl's to change.
+		if st, err := os.Lstat(path); err == nil && st.Mode().IsRegular() && st.Mode().Perm()&0o044 != 0o044 {
 			_ = os.Chmod(path, st.Mode().Perm()|0o044)
 		}
 	}
@@ -232,6 +246,7 @@ func editHold(dir, name string, holding bool, domains []string) (EditResult, err
 			return res, err
 		}
 		res.Changed = true
+		res.ReplacedLink = link
 		return res, qhome.SyncDir(dir)
 	}
 	if exists && string(content) == string(old) {
@@ -245,6 +260,7 @@ func editHold(dir, name string, holding bool, domains []string) (EditResult, err
 	}
 	res.After = hold.ParseFile(name, content)
 	res.Changed = true
+	res.ReplacedLink = link
 	return res, nil
 }
 
@@ -267,6 +283,7 @@ func releaseLocal(dir, path string) (EditResult, error) {
 	} else if err != nil {
 		return res, err
 	}
+	link := linkTarget(path)
 	res.Before = hold.ParseFile(hold.LocalFile, nil)
 	if err := os.Remove(path); err != nil {
 		if errors.Is(err, unix.ENOTEMPTY) || errors.Is(err, unix.EEXIST) {
@@ -276,7 +293,19 @@ func releaseLocal(dir, path string) (EditResult, error) {
 		return res, err
 	}
 	res.Changed = true
+	res.ReplacedLink = link
 	return res, qhome.SyncDir(dir)
+}
+
+// linkTarget returns where path points when it is a symbolic link ("?"
+// when that cannot be read), "" otherwise.
+func linkTarget(path string) string {
+	fi, err := os.Lstat(path)
+	if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+		return ""
+	}
+	t, _ := os.Readlink(path)
+	return cmp.Or(t, "?")
 }
 
 // allMarker reports whether a first line holds everything (hold.AllMarker).

@@ -56,13 +56,18 @@ func TestStatusAllWithDomains(t *testing.T) {
 // HUP but cannot read (mode 0600 of root, which qmailctl as root reads
 // all the same; a directory) makes it hold all remote delivery. reload
 // says so, not that the old value stays; status says why all is held
-// and how to mend it, not to reload, which cannot help.
+// and how to mend it, not to reload, which cannot help; the advice fits a
+// directory too (it was only chmod 644, which mends no directory).
 func TestHoldremoteUnreadable(t *testing.T) {
 	const (
 		reloadWant = "could not re-read control/holdremote (see its log); it holds all remote delivery until it can read control/holdremote: " +
-			"make it a file qmails can read (chmod 644), then run qmailctl reload; qmail-install -check names the cause\n"
+			"chmod 644 a file qmails may not read; remove a directory (rm -r control/holdremote) and, to keep remote delivery held, " +
+			"put a file in its place, empty or listing the domains to hold (qmailctl hold remote [DOMAIN...] writes one); " +
+			"then run qmailctl reload; qmail-install -check names the cause\n"
 		statusWant = "\nwarning: qmail-send cannot read control/holdremote and holds all remote delivery until it can: " +
-			"make it a file qmails can read (chmod 644), then run qmailctl reload; qmail-install -check names the cause\n"
+			"chmod 644 a file qmails may not read; remove a directory (rm -r control/holdremote) and, to keep remote delivery held, " +
+			"put a file in its place, empty or listing the domains to hold (qmailctl hold remote [DOMAIN...] writes one); " +
+			"then run qmailctl reload; qmail-install -check names the cause\n"
 	)
 	for _, tc := range []struct {
 		name, remoteLine string

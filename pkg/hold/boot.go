@@ -17,29 +17,63 @@ import (
 // or "release", before they apply it.
 const LinkWantFile = "queue/lock/linkwant"
 
+// LinkWantBootFile is written beside LinkWantFile each time a word is
+// recorded there, after it: the kernel's boot id
+// (/proc/sys/kernel/random/boot_id) at that moment, one line. It tells
+// ReleasedSinceBoot in which boot linkwant was written without asking
+// the clock. A tree written by an older qmailctl has none.
+const LinkWantBootFile = "queue/lock/linkwant.boot"
+
 // WriteLinkWant records, as the network hooks do (through qmailctl
-// linkwant), the state the last link event wants ("hold" or "release").
-// queue/lock is qmailq's and the writers run as root, so the word goes
-// through qhome.ReplaceFileShared: a temporary file of its own made
-// O_EXCL, renamed; no link below queue/ is followed. A reader sees the
-// old word or the new one, and of writers racing the last rename wins.
+// linkwant), the state the last link event wants ("hold" or "release"),
+// then the current boot id in LinkWantBootFile (nothing when the kernel
+// gives none). queue/lock is qmailq's and the writers run as root, so
+// each file goes through qhome.ReplaceFileShared: a temporary file of its
+// own made O_EXCL, flushed, renamed, the directory flushed; no link below
+// queue/ is followed. A reader sees the old word or the new one, and of
+// writers racing the last rename wins. The boot id is written only once
+// linkwant is in place, so one naming the current boot says that
+// linkwant was written in this boot too, whatever came between (a
+// writer that died, or an older qmailctl, writing linkwant alone).
 func WriteLinkWant(root, want string) error {
-	return qhome.ReplaceFileShared(filepath.Join(root, LinkWantFile), []byte(want+"\n"), 0o644)
+	if err := qhome.ReplaceFileShared(filepath.Join(root, LinkWantFile), []byte(want+"\n"), 0o644); err != nil {
+		return err
+	}
+	id, ok := procBootID()
+	if !ok {
+		return nil
+	}
+	return qhome.ReplaceFileShared(filepath.Join(root, LinkWantBootFile), []byte(id+"\n"), 0o644)
 }
 
 // bootTime returns when the machine booted; a variable so that tests can
 // move it.
 var bootTime = procBootTime
 
+// bootIDFile is where the kernel gives the id of the current boot, a new
+// random one at each boot; a variable so that tests can change it.
+var bootIDFile = "/proc/sys/kernel/random/boot_id"
+
 // ReleasedSinceBoot reports whether a network hook asked for remote
 // delivery to be released after the machine booted: LinkWantFile says
-// "release" and was written since the boot. The boot hold (qmailctl boot,
+// "release" and was written in this boot. The boot hold (qmailctl boot,
 // control/startheld) then holds nothing: the link came up before qmail
 // started, or qmail is restarted while online, and no later link event
-// would release it. A file from an earlier boot, or an unknown boot time,
-// counts as no release (the safe side). It trusts the clock: a clock
-// stepped back by more than the uptime could make an earlier boot's
-// release look recent.
+// would release it. A file from an earlier boot counts as no release (the
+// safe side).
+//
+// The boot is told by the boot id recorded in LinkWantBootFile, not by
+// the clock: a host without a clock of its own (a Raspberry Pi, a router)
+// brings its link up before NTP steps the clock forward, and btime, the
+// wall time less the uptime, moves with the step past the release's
+// mtime. A boot id naming this boot is a release of this boot; another
+// one is a release of an earlier boot, unless linkwant is newer than it
+// (written without it, by an older qmailctl). Then, and when there is no
+// boot id (a tree written by an older qmailctl) or the kernel gives none,
+// linkwant's mtime is compared with btime, which trusts the clock:
+// unknown, it counts as no release; stepped forward after the release,
+// as above, it holds; stepped back by more than the uptime, it could make
+// an earlier boot's release look recent.
 func ReleasedSinceBoot(root string) bool {
 	f, err := qhome.OpenQueueFile(filepath.Join(root, LinkWantFile), os.O_RDONLY)
 	if err != nil {
@@ -54,8 +88,63 @@ func ReleasedSinceBoot(root string) bool {
 	if err != nil {
 		return false
 	}
+	if rec, recTime, ok := recordedBootID(root); ok {
+		if cur, ok := procBootID(); ok {
+			if rec == cur {
+				return true
+			}
+			if !st.ModTime().After(recTime) {
+				return false
+			}
+		}
+	}
 	boot, ok := bootTime()
 	return ok && !st.ModTime().Before(boot)
+}
+
+// recordedBootID returns the boot id in LinkWantBootFile and the file's
+// mtime; false when it is missing, unreadable (a link, not a regular
+// file) or says no boot id.
+func recordedBootID(root string) (string, time.Time, bool) {
+	f, err := qhome.OpenQueueFile(filepath.Join(root, LinkWantBootFile), os.O_RDONLY)
+	if err != nil {
+		return "", time.Time{}, false
+	}
+	defer f.Close()
+	b, err := qhome.ReadCapped(f)
+	if err != nil {
+		return "", time.Time{}, false
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return "", time.Time{}, false
+	}
+	id, ok := parseBootID(b)
+	return id, st.ModTime(), ok
+}
+
+// procBootID reads the current boot id from bootIDFile.
+func procBootID() (string, bool) {
+	b, err := os.ReadFile(bootIDFile)
+	if err != nil {
+		return "", false
+	}
+	return parseBootID(b)
+}
+
+// parseBootID returns the boot id in b, one line: a UUID as the kernel
+// writes it (any run of up to 64 hexadecimal digits and dashes is taken).
+func parseBootID(b []byte) (string, bool) {
+	id := strings.TrimSpace(string(b))
+	if id == "" || len(id) > 64 {
+		return "", false
+	}
+	for _, c := range []byte(id) {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F' || c == '-') {
+			return "", false
+		}
+	}
+	return id, true
 }
 
 // procBootTime reads the boot time from /proc/stat's btime line.

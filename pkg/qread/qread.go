@@ -21,20 +21,41 @@ type Holds struct {
 	Msgs map[uint64]bool
 }
 
-// LoadHolds reads control/holdlocal and control/holdremote of root, and
-// the messages held by id (queue/bounce/heldmsgs).
-func LoadHolds(root string) (Holds, error) {
-	var h Holds
-	var err error
-	dir := control.Open(root).Path
-	if h.Local, err = hold.Read(dir, hold.LocalFile); err != nil {
-		return h, err
+// HoldError is trouble with one source of the hold marks (a hold flag
+// file, the list of messages held by id): the recipients it would mark
+// are not marked, the others are.
+type HoldError struct {
+	Unmarked string // what goes unmarked, naming the source
+	Err      error
+}
+
+func (e *HoldError) Error() string { return e.Unmarked + " are not marked: " + e.Err.Error() }
+
+func (e *HoldError) Unwrap() error { return e.Err }
+
+// LoadHolds reads the hold marks of root: control/holdlocal, which holds
+// all local delivery as long as it exists (it is not read: qmail-send and
+// qmailctl only ask whether the name exists, os.Stat, so a directory or a
+// file only root may read holds too), control/holdremote, and the messages
+// held by id (queue/bounce/heldmsgs). Each source stands alone: one that
+// cannot be read (or, for holdlocal, whose existence cannot be told)
+// marks nothing and is reported in errs, and the others still mark.
+func LoadHolds(root string) (h Holds, errs []error) {
+	ctl := control.Open(root)
+	local, err := ctl.Exists(hold.LocalFile)
+	if err != nil {
+		errs = append(errs, &HoldError{"local recipients held by control/" + hold.LocalFile, err})
+	} else if local {
+		h.Local = hold.ParseFile(hold.LocalFile, nil)
 	}
-	if h.Remote, err = hold.Read(dir, hold.RemoteFile); err != nil {
-		return h, err
+	if h.Remote, err = hold.Read(ctl.Path, hold.RemoteFile); err != nil {
+		errs = append(errs, &HoldError{"remote recipients held by control/" + hold.RemoteFile, err})
 	}
-	h.Msgs, err = hold.ReadMsgs(filepath.Join(root, "queue"))
-	return h, err
+	if h.Msgs, err = hold.ReadMsgs(filepath.Join(root, "queue")); err != nil {
+		h.Msgs = nil
+		errs = append(errs, &HoldError{"recipients of messages held by id (queue/bounce/" + hold.MsgsName + ")", err})
+	}
+	return h, errs
 }
 
 // Safe replaces every byte outside 32..126 with '_', as qmail-qread does.
@@ -96,23 +117,22 @@ func writeRecords(bw *bufio.Writer, channel string, recs []Record, held func(str
 // Main is qmail-qread: it lists the queue of root on stdout and returns the
 // exit code (0; 111 when the queue cannot be read).
 func Main(root string, stdout, stderr io.Writer) int {
-	// qmail's qmail-qread reads no control file: trouble with the hold
-	// flags must not stop the listing, only the marks.
+	// qmail's qmail-qread reads no control file: trouble with a hold
+	// flag must not stop the listing, only that flag's marks (LoadHolds).
 	// When the queue cannot be read either, its fatal line says what
 	// matters (whoever cannot read heldmsgs cannot read the queue).
 	// The listing is written as the queue is read (ScanEach): memory does
 	// not grow with the queue.
-	holds, herr := LoadHolds(root)
-	if herr != nil {
-		holds = Holds{}
-	}
+	holds, herrs := LoadHolds(root)
 	bw := bufio.NewWriter(stdout)
 	err := ScanEach(filepath.Join(root, "queue"), func(m *Message) { formatMessage(bw, m, holds) })
 	// Flushed before the warning, so that it never lands inside a line of
 	// the listing when both go to one terminal or file.
 	ferr := bw.Flush()
-	if herr != nil && err == nil {
-		fmt.Fprintf(stderr, "qmail-qread: warning: held recipients are not marked: %v\n", herr)
+	if err == nil {
+		for _, herr := range herrs {
+			fmt.Fprintf(stderr, "qmail-qread: warning: %v\n", herr)
+		}
 	}
 	if ferr != nil {
 		fmt.Fprintf(stderr, "qmail-qread: fatal: unable to write output: %v\n", ferr)

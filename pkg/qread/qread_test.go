@@ -294,7 +294,7 @@ func TestQreadHoldUnreadable(t *testing.T) {
 	}
 	var out, errb bytes.Buffer
 	code := Main(root, &out, &errb)
-	if code != 0 || !strings.HasPrefix(errb.String(), "qmail-qread: warning: held recipients are not marked: ") {
+	if code != 0 || !strings.HasPrefix(errb.String(), "qmail-qread: warning: remote recipients held by control/holdremote are not marked: ") {
 		t.Fatalf("exit %d, stderr %q", code, errb.String())
 	}
 	golden(t, "qread-plain", out.Bytes())
@@ -462,7 +462,7 @@ func TestQreadWarningOnItsOwnLine(t *testing.T) {
 	for _, l := range lines {
 		if strings.Contains(l, "qmail-qread: warning:") {
 			n++
-			if !strings.HasPrefix(l, "qmail-qread: warning: held recipients are not marked: ") {
+			if !strings.HasPrefix(l, "qmail-qread: warning: remote recipients held by control/holdremote are not marked: ") {
 				t.Errorf("warning inside a line: %q", l)
 			}
 		}
@@ -528,5 +528,91 @@ func TestQreadSkipsTodoWithStaleInfo(t *testing.T) {
 	}
 	if len(msgs) != 7 {
 		t.Errorf("%d messages, want 7", len(msgs))
+	}
+}
+
+// TestQreadHoldSourcesStandAlone: each source of the hold marks stands
+// alone. control/holdlocal holds local delivery as long as it exists, as
+// qmail-send and qmailctl take it, so one that cannot be read (a
+// directory here; a file of mode 0600 root for qmail-qread run as qmails)
+// still marks the local recipients. A control/holdremote or a heldmsgs
+// that cannot be read loses only its own marks, with a warning naming it.
+// (Before, the first unreadable file dropped every mark, remote ones and
+// those of messages held by id included.)
+func TestQreadHoldSourcesStandAlone(t *testing.T) {
+	plain, err := os.ReadFile(filepath.Join("testdata", "qread-plain.golden"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// withHeld is the plain listing with " held" after the lines given.
+	withHeld := func(lines ...string) string {
+		out := strings.SplitAfter(string(plain), "\n")
+		for i, l := range out {
+			for _, h := range lines {
+				if l == h+"\n" {
+					out[i] = h + HeldSuffix + "\n"
+				}
+			}
+		}
+		return strings.Join(out, "")
+	}
+	const (
+		local = "\tlocal\texample.org-alice-x@local.example"
+		bob   = "\tremote\tbob@example.com"
+		carol = "\tremote\tcarol@Held.example"
+		erin  = "\tremote\terin@a.sub.example"
+		post  = "\tremote\tpostmaster@example.net"
+		xy    = "\tremote\tx@y"
+		empty = "\tremote\t"
+	)
+	dir := func(name string) string { return "\x00dir" + name }
+	tests := []struct {
+		name  string
+		files map[string]string // below root: contents, or dir(name) for a directory
+		want  string
+		warn  string // the one warning expected, "" for none
+	}{
+		{"holdlocal a directory",
+			map[string]string{"control/holdlocal": dir(""), "control/holdremote": "held.example\n"},
+			withHeld(local, carol), ""},
+		{"holdremote a directory",
+			map[string]string{"control/holdlocal": dir(""), "control/holdremote": dir(""), "queue/bounce/heldmsgs": "9\n"},
+			withHeld(local, xy, empty),
+			"qmail-qread: warning: remote recipients held by control/holdremote are not marked: "},
+		{"heldmsgs a directory",
+			map[string]string{"control/holdremote": "", "queue/bounce/heldmsgs": dir("")},
+			withHeld(bob, carol, erin, post, xy, empty),
+			"qmail-qread: warning: recipients of messages held by id (queue/bounce/heldmsgs) are not marked: "},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			root := sampleQueue(t)
+			if err := os.Mkdir(filepath.Join(root, "control"), 0755); err != nil {
+				t.Fatal(err)
+			}
+			for f, c := range tc.files {
+				p := filepath.Join(root, f)
+				if strings.HasPrefix(c, "\x00dir") {
+					if err := os.Mkdir(p, 0755); err != nil {
+						t.Fatal(err)
+					}
+					continue
+				}
+				queuetest.WriteFile(t, p, []byte(c))
+			}
+			var out, errb bytes.Buffer
+			if code := Main(root, &out, &errb); code != 0 {
+				t.Fatalf("exit %d, stderr %q", code, errb.String())
+			}
+			if out.String() != tc.want {
+				t.Errorf("listing:\n%s--- want\n%s", out.String(), tc.want)
+			}
+			switch e := errb.String(); {
+			case tc.warn == "" && e != "":
+				t.Errorf("stderr %q, want nothing", e)
+			case tc.warn != "" && (!strings.HasPrefix(e, tc.warn) || !strings.HasSuffix(e, ": is a directory\n") || strings.Count(e, "\n") != 1):
+				t.Errorf("stderr %q, want one line %q...: is a directory", e, tc.warn)
+			}
+		})
 	}
 }
