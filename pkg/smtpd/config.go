@@ -61,7 +61,8 @@ type Config struct {
 var ErrControls = errors.New("unable to read controls")
 
 // LoadConfig reads the control files of the tree at root. getenv supplies
-// DATABYTES. A control file that exists but cannot be read, or a missing
+// DATABYTES. A control file that exists but cannot be read (with
+// rcpthosts, a morercpthosts.cdb that cannot be opened), or a missing
 // smtpgreeting with no me, is ErrControls (qmail answers 421). Problems
 // with control/servercert.pem are not fatal: they are returned as warn and
 // the session runs without STARTTLS.
@@ -108,7 +109,11 @@ func LoadConfig(root string, getenv func(string) (string, bool)) (cfg *Config, w
 		return fail(e)
 	}
 	if ok {
-		cfg.RcptHosts = NewRcptHosts(hosts, filepath.Join(d.Path, "morercpthosts.cdb"))
+		more := filepath.Join(d.Path, "morercpthosts.cdb")
+		if e := probeCDB(more); e != nil {
+			return fail(e)
+		}
+		cfg.RcptHosts = NewRcptHosts(hosts, more)
 	}
 	bmf, ok, e := d.ReadList("badmailfrom")
 	if e != nil {
@@ -122,6 +127,28 @@ func LoadConfig(root string, getenv func(string) (string, bool)) (cfg *Config, w
 	}
 	cfg.TLS, warn = loadTLS(filepath.Join(d.Path, "servercert.pem"))
 	return cfg, warn, nil
+}
+
+// probeCDB checks, as qmail-smtpd's rcpthosts_init does by opening it
+// before the greeting, that the morercpthosts.cdb at path can be used: one
+// that exists but cannot be opened, or whose header cannot be read (a
+// directory, a FIFO, a file shorter than a cdb's header), is a control
+// read failure of the whole session, not of the first RCPT that needs it.
+// A missing file is fine. The database is still opened afresh at each
+// RCPT that needs it (RcptHosts.Allowed), so one that fails later costs
+// that RCPT a 421.
+func probeCDB(path string) error {
+	db, err := cdb.Open(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if errors.Is(err, cdb.ErrFormat) {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		return err
+	}
+	return db.Close()
 }
 
 // loadTLS loads control/servercert.pem: the PEM certificate chain and the

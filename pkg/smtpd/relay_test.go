@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -575,14 +576,20 @@ func TestStartTLS(t *testing.T) {
 	}
 }
 
-// TestFatalControls: a morercpthosts.cdb that cannot be read, or a host
-// whose interface list cannot be read when an IP literal needs it, ends
-// the session with qmail's 421.
+// TestFatalControls: a morercpthosts.cdb that becomes unreadable after
+// the session's controls were read, or a host whose interface list cannot
+// be read when an IP literal needs it, ends the session with qmail's 421
+// at the RCPT that needs it.
 func TestFatalControls(t *testing.T) {
 	useMemQueue(t)
 	root := testRoot(t, nil)
-	os.Mkdir(filepath.Join(root, "control", "morercpthosts.cdb"), 0o755)
+	more := filepath.Join(root, "control", "morercpthosts.cdb")
+	if err := cdb.WriteFile(more, 0o644, []cdb.Record{{Key: []byte("more.example")}}); err != nil {
+		t.Fatal(err)
+	}
 	s := startServer(t, root, loopPeer, nil)
+	os.Remove(more)
+	os.Mkdir(more, 0o755) // read fails with EISDIR
 	c := dial(t, s)
 	c.last()
 	c.expectPrefix("HELO x", "250 ")
@@ -604,6 +611,57 @@ func TestFatalControls(t *testing.T) {
 	if !c.closed() {
 		t.Errorf("session not ended")
 	}
+}
+
+// TestMoreRcpthostsUnreadableAtConnect: a morercpthosts.cdb that exists
+// but cannot be opened, or is no cdb, fails the session's control reading
+// as any other control file does: 421 at connect (qmail opens the cdb
+// before its greeting), not at the first RCPT that needs it, and even for
+// a session whose recipients are all in rcpthosts. The -listen listener
+// reads it afresh for each connection: once it is mended the next session
+// is served.
+func TestMoreRcpthostsUnreadableAtConnect(t *testing.T) {
+	useMemQueue(t)
+	root := testRoot(t, nil)
+	more := filepath.Join(root, "control", "morercpthosts.cdb")
+	srv, logb := startListener(t, root, 2)
+	for _, tc := range []struct {
+		name string
+		make func() error
+		log  string
+	}{
+		{"directory", func() error { return os.Mkdir(more, 0o755) }, "unable to read controls: read " + more + ": is a directory"},
+		{"fifo", func() error { return syscall.Mkfifo(more, 0o644) }, "unable to read controls: open " + more + ": not a regular file"},
+		{"short", func() error { return os.WriteFile(more, []byte("junk"), 0o644) }, "unable to read controls: " + more + ": cdb: bad format"},
+	} {
+		os.Remove(more)
+		if err := tc.make(); err != nil {
+			t.Fatal(err)
+		}
+		c := dial(t, srv)
+		if got := c.last(); got != "421 unable to read controls (#4.3.0)" {
+			c.conn.Close()
+			t.Fatalf("%s: greeting %q, want the 421", tc.name, got)
+		}
+		if !c.closed() {
+			t.Errorf("%s: session not ended", tc.name)
+		}
+		if got := logb.String(); !strings.Contains(got, tc.log+"\n") {
+			t.Errorf("%s: log %q, want the line %q", tc.name, got, tc.log)
+		}
+	}
+	os.Remove(more)
+	if err := cdb.WriteFile(more, 0o644, []cdb.Record{{Key: []byte("more.example")}}); err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, srv)
+	if got := c.last(); got != "220 mx.example.org ESMTP" {
+		t.Errorf("mended: greeting %q", got)
+	}
+	c.expectPrefix("HELO x", "250 ")
+	c.expectPrefix("MAIL FROM:<a@b.example>", "250 ")
+	c.expectPrefix("RCPT TO:<u@more.example>", "250 ")
+	c.expectPrefix("QUIT", "221 ")
 }
 
 // TestMainUsage: -h prints the usage once and exits 0; a bad flag, or an

@@ -1,6 +1,7 @@
 package smtpd
 
 import (
+	"errors"
 	"flag"
 	"os"
 	"path/filepath"
@@ -445,6 +446,35 @@ func TestControls(t *testing.T) {
 		os.Mkdir(filepath.Join(root, "control", "rcpthosts"), 0o755) // read fails with EISDIR
 		if _, _, err := LoadConfig(root, noEnv); err == nil {
 			t.Errorf("unreadable rcpthosts: no error")
+		}
+	})
+	t.Run("morercpthosts.cdb", func(t *testing.T) {
+		// With rcpthosts, one that cannot be opened or is no cdb is
+		// ErrControls, as qmail's open before the greeting; a missing
+		// one is fine, and without rcpthosts it is not read at all.
+		root := testRoot(t, nil)
+		more := filepath.Join(root, "control", "morercpthosts.cdb")
+		if _, _, err := LoadConfig(root, noEnv); err != nil {
+			t.Errorf("missing morercpthosts.cdb: %v", err)
+		}
+		if err := cdb.WriteFile(more, 0o644, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := LoadConfig(root, noEnv); err != nil {
+			t.Errorf("valid morercpthosts.cdb: %v", err)
+		}
+		os.WriteFile(more, make([]byte, 100), 0o644) // shorter than a header
+		if _, _, err := LoadConfig(root, noEnv); !errors.Is(err, ErrControls) || !strings.HasSuffix(err.Error(), more+": cdb: bad format") {
+			t.Errorf("short morercpthosts.cdb: err %v, want ErrControls naming the file, bad format", err)
+		}
+		os.Remove(more)
+		os.Mkdir(more, 0o755)
+		if _, _, err := LoadConfig(root, noEnv); !errors.Is(err, ErrControls) || !strings.HasSuffix(err.Error(), more+": is a directory") {
+			t.Errorf("morercpthosts.cdb a directory: err %v, want ErrControls naming the file, is a directory", err)
+		}
+		os.Remove(filepath.Join(root, "control", "rcpthosts"))
+		if cfg, _, err := LoadConfig(root, noEnv); err != nil || cfg.RcptHosts != nil {
+			t.Errorf("no rcpthosts, morercpthosts.cdb a directory: %v", err)
 		}
 	})
 }
