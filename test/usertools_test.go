@@ -178,7 +178,7 @@ func TestUsertoolsEndToEnd(t *testing.T) {
 			!strings.Contains(m, "\nDelivered-To: uma-cond@testhost.example\n") || !strings.HasSuffix(m, messages["to cond"]) {
 			t.Errorf("redirected copy:\n%s", m)
 		}
-		if r := deliveryResult(t, sys, "uma-cond@testhost.example"); !strings.Contains(r, ": success: qp_") {
+		if r := deliveryResult(t, sys, "uma-cond@testhost.example"); !strings.Contains(r, ": success: condredirect:_qp_") {
 			t.Errorf("log: %s", r)
 		}
 		if _, err := os.Stat(filepath.Join(home, "cond-after")); err == nil {

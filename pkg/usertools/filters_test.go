@@ -137,8 +137,8 @@ func TestCondredirectMain(t *testing.T) {
 			if env != "Fbob@example.net\x00Tcarol@example.com\x00\x00" {
 				t.Errorf("envelope %q", env)
 			}
-			if tc.code == 99 && !strings.HasPrefix(stdout.String(), "qp ") {
-				t.Errorf("report %q has no qp line", stdout.String())
+			if tc.code == 99 && !qpLine("condredirect", stdout.String()) {
+				t.Errorf("report %q is not one \"condredirect: qp N\" line", stdout.String())
 			}
 		})
 	}

@@ -76,8 +76,10 @@ func TestForwardMain(t *testing.T) {
 		if !ran || msg != testDT+body || env != "Fbob@example.net\x00Ta@example.com\x00Tb@example.org\x00\x00" {
 			t.Errorf("qq exit %d: queued %v %q %q", tc.qqExit, ran, msg, env)
 		}
-		if tc.code == 0 && !strings.HasPrefix(stdout.String(), "qp ") {
-			t.Errorf("report %q has no qp line", stdout.String())
+		// qmail's forward says "forward: qp N": the tool's name tells the
+		// line in the delivery report from qmail-local's own "qp N".
+		if tc.code == 0 && !qpLine("forward", stdout.String()) {
+			t.Errorf("report %q is not one \"forward: qp N\" line", stdout.String())
 		}
 	}
 }

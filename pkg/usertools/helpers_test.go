@@ -3,6 +3,7 @@ package usertools
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"testing"
 	"time"
 )
@@ -81,4 +82,10 @@ func within(t *testing.T, what string, f func() int) int {
 		t.Fatalf("%s did not return within 2 minutes", what)
 		return 0
 	}
+}
+
+// qpLine tells whether report is the one line qmail's forward and
+// condredirect print after a forward: "TOOL: qp N", N the queue's pid.
+func qpLine(tool, report string) bool {
+	return regexp.MustCompile(`^` + regexp.QuoteMeta(tool) + `: qp [1-9][0-9]*\n$`).MatchString(report)
 }
