@@ -251,6 +251,10 @@ func showFile(w io.Writer, d *control.Dir, cf ctlFile, shared bool) error {
 			}
 			return nil
 		}
+		if m, ok := emptyMeans[cf.name]; ok && s == "" {
+			fmt.Fprintf(w, "%s: (empty): %s.\n", head, m)
+			return nil
+		}
 		fmt.Fprintf(w, "%s: %s\n", head, value(s))
 		crWarning(w, path, s)
 	case kMe, kMeRequired, kMeOptional:
@@ -496,6 +500,12 @@ func ControlValueKind(name string) (ValueKind, bool) {
 		return NoValues, true
 	}
 	return NoValues, false
+}
+
+// emptyMeans says, for a file whose empty first line is not just an
+// empty value, what its reader does then.
+var emptyMeans = map[string]string{
+	"doublebounceto": "double bounces are discarded",
 }
 
 // value renders a single value: "(empty)" for an existing empty file.

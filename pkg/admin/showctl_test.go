@@ -427,3 +427,18 @@ func TestShowctlOutgoingIP(t *testing.T) {
 		}
 	}
 }
+
+// TestShowctlEmptyDoublebounceto: an empty doublebounceto is not shown
+// as an empty user: qmail-send discards double bounces then, and
+// qmail-showctl says so; bouncefrom, whose empty value is only empty,
+// is shown as such.
+func TestShowctlEmptyDoublebounceto(t *testing.T) {
+	root := t.TempDir()
+	writeFiles(t, root, map[string]string{"control/doublebounceto": "\n", "control/bouncefrom": ""})
+	var out bytes.Buffer
+	ShowctlMain(root, &out, io.Discard)
+	if !strings.Contains(out.String(), "doublebounceto (qmail-send: user receiving double bounces): (empty): double bounces are discarded.\n") ||
+		!strings.Contains(out.String(), "bouncefrom (qmail-send: user part of the bounce sender): (empty).\n") {
+		t.Errorf("output:\n%s", out.String())
+	}
+}
