@@ -43,7 +43,8 @@ type Hooks struct {
 // poller, which reports the peer's end of the socket as readable, and a
 // read deadline in the past ends the wait when handle returns. (A thread
 // blocked in poll(2) for each request cost a kept qmail-remote about a
-// third of its deliveries per second in a release of held mail.)
+// quarter of its deliveries per second in a release of held mail:
+// docs/performance.md.)
 func ServeWith(sock int, hello string, maxRequest int, handle func(*Request) []byte, h Hooks) {
 	f := pollfd.File(sock, "keep socket")
 	defer f.Close()
