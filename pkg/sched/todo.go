@@ -125,13 +125,11 @@ func (s *Sched) pqadd(id uint64) {
 	// each retry of the failed one, and its deliveries ran in parallel.
 	var due [2]int64
 	var have [2]bool
-	any := false
 	for c := 0; c < 2; c++ {
 		n := fnChan(c, id)
 		st, err := os.Stat(s.path(n))
 		if err == nil {
 			due[c], have[c] = st.ModTime().Unix(), true
-			any = true
 		} else if !isNoent(err) {
 			s.log.line("warning: unable to stat ", n, "; will try again later")
 			s.fail.insert(id, s.recent+sleepSysfail)
@@ -139,13 +137,37 @@ func (s *Sched) pqadd(id uint64) {
 		}
 	}
 	for c := 0; c < 2; c++ {
+		if have[c] && s.dropDoneHeld(c, id) {
+			have[c] = false
+		}
 		if have[c] {
 			s.sched[c].insert(id, due[c])
 		}
 	}
-	if !any {
+	if !have[chanLocal] && !have[chanRemote] {
 		s.done.insert(id, s.recent)
 	}
+}
+
+// dropDoneHeld removes channel c's file of message id when c is held and
+// the file has nothing left to deliver, and reports whether it did. A
+// held channel starts no pass, and only a pass reading a file to its end
+// ends a message: one whose last deliveries ended while the previous
+// qmail-send was exiting (a pass suspended with every slot busy, its
+// results recorded as done) would otherwise stay in the queue, done,
+// for the whole hold, where qmail's first pass after the start ends it.
+// The file goes as a finished pass's does (before info/ID); a removal
+// that fails leaves it scheduled, for the release.
+func (s *Sched) dropDoneHeld(c int, id uint64) bool {
+	if !s.cf.hold.held(c) || s.hasPending(c, id) {
+		return false
+	}
+	n := fnChan(c, id)
+	if err := unlink(s.path(n)); err != nil && !isNoent(err) {
+		s.log.line("warning: unable to unlink ", n, "; will try again later")
+		return false
+	}
+	return true
 }
 
 // dropRemains removes what is left of a message whose message file is

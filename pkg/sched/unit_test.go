@@ -760,7 +760,7 @@ func TestPqaddStatFails(t *testing.T) {
 	}
 	os.WriteFile(rdir, nil, 0o600)
 	var log lines
-	s := &Sched{root: root, queue: q, log: logger{w: &log}, now: func() int64 { return 1000 }, recent: 1000}
+	s := &Sched{root: root, queue: q, log: logger{w: &log}, now: func() int64 { return 1000 }, recent: 1000, cf: &config{}}
 	for range 3 { // the first try and two retries
 		s.pqadd(id)
 	}
@@ -906,5 +906,47 @@ func TestReadReason(t *testing.T) {
 	}
 	if got := rereadWhy(nil); got != "" {
 		t.Errorf("rereadWhy(nil) = %q", got)
+	}
+}
+
+// TestPqaddDoneWhileHeld: a message found at the start with a channel
+// file that has nothing left to deliver (its last deliveries ended while
+// the previous qmail-send was exiting) and a held channel is not left in
+// the queue, done, for the whole hold (it was, until the release): the
+// file goes and the message is on the done list. A file still to deliver
+// on a held channel stays scheduled for the release, and on a channel
+// that is not held every file is scheduled as before (its pass ends it).
+func TestPqaddDoneWhileHeld(t *testing.T) {
+	root := newTree(t)
+	q := filepath.Join(root, "queue")
+	msg := func(id uint64, remote string) {
+		os.WriteFile(filepath.Join(q, fnSplit("mess", id)), []byte("Subject: x\n\nx\n"), 0o600)
+		os.WriteFile(filepath.Join(q, fnSplit("info", id)), []byte("Fann@example.org\x00"), 0o600)
+		os.WriteFile(filepath.Join(q, fnChan(chanRemote, id)), []byte(remote), 0o600)
+	}
+	const done, pending, notHeld = 101, 102, 103
+	msg(done, "Dbob@far.example\x00Dcat@far.example\x00")
+	msg(pending, "Dbob@far.example\x00Tcat@far.example\x00")
+	msg(notHeld, "Dbob@far.example\x00")
+	s := &Sched{root: root, queue: q, log: logger{w: io.Discard}, now: func() int64 { return 1000 }, recent: 1000, cf: &config{}}
+	s.cf.hold.remoteAll = true
+	s.pqadd(done)
+	s.pqadd(pending)
+	if _, err := os.Stat(filepath.Join(q, fnChan(chanRemote, done))); !os.IsNotExist(err) {
+		t.Errorf("the done message's remote file: %v, want it removed", err)
+	}
+	if e, ok := s.done.min(); !ok || e.id != done || s.done.len() != 1 {
+		t.Errorf("done list: %v %v (%d entries), want message %d alone", e, ok, s.done.len(), done)
+	}
+	if e, ok := s.sched[chanRemote].min(); !ok || e.id != pending || s.sched[chanRemote].len() != 1 {
+		t.Errorf("remote schedule: %v %v (%d entries), want message %d alone", e, ok, s.sched[chanRemote].len(), pending)
+	}
+	s.cf.hold.remoteAll = false
+	s.pqadd(notHeld)
+	if _, err := os.Stat(filepath.Join(q, fnChan(chanRemote, notHeld))); err != nil {
+		t.Errorf("a file on a channel not held: %v, want it kept for its pass", err)
+	}
+	if s.sched[chanRemote].len() != 2 {
+		t.Errorf("remote schedule has %d entries, want 2", s.sched[chanRemote].len())
 	}
 }
