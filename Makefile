@@ -11,6 +11,18 @@
 GO      ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 GOFMT   ?= $(shell command -v gofmt 2>/dev/null || echo /usr/local/go/bin/gofmt)
 ROOT    ?= /var/qmail
+# A relative ROOT is taken from this directory: the links install-links
+# makes in /usr/sbin and /usr/bin, and the hints install prints, must name
+# the tree from anywhere.
+nothing :=
+blank := $(nothing) $(nothing)
+ifeq ($(filter /%,$(ROOT)),)
+override ROOT := $(if $(findstring $(blank),$(ROOT)),$(CURDIR)/$(ROOT),$(abspath $(ROOT)))
+endif
+# DESTDIR and PREFIX, which many Makefiles take, mean nothing here: the
+# tree is ROOT, whole. Given on the command line they would be ignored and
+# the install would go to /var/qmail, so install refuses them.
+NOT_TAKEN := $(strip $(if $(filter command,$(firstword $(origin DESTDIR))),DESTDIR) $(if $(filter command,$(firstword $(origin PREFIX))),PREFIX))
 ME      ?=
 BIN     := bin
 GOFLAGS_BUILD := -trimpath
@@ -85,6 +97,7 @@ stop:
 # before it writes the new one, so a re-install replaces each page (and
 # never writes through a link).
 install: build
+	@[ -z "$(NOT_TAKEN)" ] || { echo "make install: $(NOT_TAKEN) is not used here: give ROOT=DIR, the directory of the tree (default /var/qmail); nothing was changed"; exit 1; }
 	@d="$(ROOT)"; while [ ! -e "$$d" ] && [ "$$d" != / ]; do d=$$(dirname "$$d"); done; \
 	if [ "$$(id -u)" != 0 ] && ! { [ -d "$$d" ] && [ -w "$$d" ]; }; then \
 	  echo "make install: you cannot write $(ROOT): run it as root, or give ROOT=DIR for a tree of your own"; exit 1; fi
@@ -102,7 +115,7 @@ install: build
 	@if [ "$$(id -u)" = 0 ]; then \
 	  echo "Installed in $(ROOT). To make it the system's sendmail (diverting the"; \
 	  echo "current MTA's files so package upgrades keep off them), run:"; \
-	  echo "    make install-links ROOT=$(ROOT)"; \
+	  echo "    make install-links ROOT='$(ROOT)'"; \
 	  echo "For man to find its pages without -M, add this line to /etc/manpath.config:"; \
 	  echo "    MANDATORY_MANPATH $(ROOT)/man"; \
 	else \
@@ -117,22 +130,23 @@ install: build
 # made, so that removing the links and the diversions gives them back). A
 # link already into $(ROOT), or a path already diverted, is left alone.
 install-links:
+	@[ -z "$(NOT_TAKEN)" ] || { echo "make install-links: $(NOT_TAKEN) is not used here: give ROOT=DIR, the directory of the tree (default /var/qmail); nothing was changed"; exit 1; }
 	@[ "$$(id -u)" = 0 ] || { echo "make install-links changes /usr/sbin and /usr/bin: run it as root"; exit 1; }
 	@[ -x "$(ROOT)/bin/sendmail" ] && [ -x "$(ROOT)/bin/newaliases" ] || { \
 	  echo "make install-links: no installed tree in $(ROOT) ($(ROOT)/bin/sendmail is missing): nothing was changed;"; \
-	  echo "install it first (make install ROOT=$(ROOT)), or give the ROOT it was installed in"; exit 1; }
+	  echo "install it first (make install ROOT='$(ROOT)'), or give the ROOT it was installed in"; exit 1; }
 	@# Each path is diverted even when nothing is there yet, so that an MTA
 	@# package installed later puts its files beside the links, not over them.
 	@for f in /usr/sbin/sendmail /usr/lib/sendmail /usr/bin/mailq /usr/bin/newaliases; do \
 	  if command -v dpkg-divert >/dev/null \
-	     && ! readlink "$$f" | grep -q '^$(ROOT)/bin/' \
+	     && ! readlink "$$f" | grep -qF '$(ROOT)/bin/' \
 	     && [ -z "$$(dpkg-divert --list "$$f")" ]; then \
 	    dpkg-divert --local --rename --add "$$f"; fi; \
 	done
-	ln -sf $(ROOT)/bin/sendmail /usr/sbin/sendmail
-	ln -sf $(ROOT)/bin/sendmail /usr/lib/sendmail
-	ln -sf $(ROOT)/bin/sendmail /usr/bin/mailq
-	ln -sf $(ROOT)/bin/newaliases /usr/bin/newaliases
+	ln -sf "$(ROOT)/bin/sendmail" /usr/sbin/sendmail
+	ln -sf "$(ROOT)/bin/sendmail" /usr/lib/sendmail
+	ln -sf "$(ROOT)/bin/sendmail" /usr/bin/mailq
+	ln -sf "$(ROOT)/bin/newaliases" /usr/bin/newaliases
 
 bench: build
 	@sh bench/run.sh

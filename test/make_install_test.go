@@ -195,3 +195,50 @@ func TestMakeInstallManPages(t *testing.T) {
 		t.Errorf("man -C (MANDATORY_MANPATH %s) -w qmailctl: %q", tr.Path("man"), got)
 	}
 }
+
+// runMake runs make with args in top, bounded, without an outer make's
+// flags; it returns the output and the error.
+func runMake(t *testing.T, top string, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "make", append(args, "GO=true")...)
+	cmd.Dir = top
+	for _, e := range os.Environ() {
+		if k, _, _ := strings.Cut(e, "="); k != "MAKEFLAGS" && k != "MFLAGS" && k != "MAKELEVEL" && k != "DESTDIR" && k != "PREFIX" {
+			cmd.Env = append(cmd.Env, e)
+		}
+	}
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// TestMakeInstallRootForms: a relative ROOT is taken from the checkout,
+// so that the links install-links makes in /usr/sbin and /usr/bin name
+// the tree from anywhere (they were relative: dangling, the host's
+// sendmail gone); DESTDIR or PREFIX on the command line, which this
+// Makefile does not take, make install refuse before anything is done
+// (it went to /var/qmail).
+func TestMakeInstallRootForms(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	top := makeCheckout(t)
+	out, err := runMake(t, top, "-n", "install-links", "ROOT=rel/tree")
+	if err != nil {
+		t.Fatalf("make -n install-links: %v\n%s", err, out)
+	}
+	if want := `ln -sf "` + filepath.Join(top, "rel", "tree") + `/bin/sendmail" /usr/sbin/sendmail`; !strings.Contains(out, want) {
+		t.Errorf("make -n install-links ROOT=rel/tree does not run %s:\n%s", want, out)
+	}
+	root := filepath.Join(t.TempDir(), "tree")
+	for _, v := range []string{"DESTDIR", "PREFIX"} {
+		out, err := runMake(t, top, "install", "ROOT="+root, v+"=/tmp/elsewhere")
+		if err == nil || !strings.Contains(out, "make install: "+v+" is not used here") {
+			t.Errorf("make install %s=...: %v\n%s", v, err, out)
+		}
+		if _, err := os.Stat(root); !os.IsNotExist(err) {
+			t.Errorf("make install %s=... made %s: %v", v, root, err)
+		}
+	}
+}

@@ -116,11 +116,12 @@ func run(args []string, stderr io.Writer) int {
 
 // report says how an install ended and returns the exit code. running is
 // ReplacedUnderSend's note (the daemons that still run replaced programs:
-// restart them). A run that stopped part way (a full disk while the
-// programs were copied, each replaced by a rename one after the other)
-// may have left old and new programs side by side in bin/, and nothing
-// else says so: the restart advice is not given then, the advice to run
-// it again is.
+// restart them). A run that stopped part way (install.PartWay: a full
+// disk while the programs were copied, each replaced by a rename one
+// after the other) may have left old and new programs side by side in
+// bin/, and nothing else says so: the advice to run it again is given.
+// No failed run gives the restart advice. A refusal, or a failure before
+// the programs, left bin/ as it was: its fatal line says all.
 func report(err error, running string, stderr io.Writer) int {
 	var left *install.LeftAlone
 	switch {
@@ -142,7 +143,9 @@ func report(err error, running string, stderr io.Writer) int {
 		return 111
 	default:
 		fmt.Fprintf(stderr, "qmail-install: fatal: %v\n", err)
-		fmt.Fprintf(stderr, "qmail-install: the run stopped part way: bin/ may hold old and new programs side by side; run qmail-install again once the cause is dealt with, and restart hqmail only then\n")
+		if pw := (*install.PartWay)(nil); errors.As(err, &pw) {
+			fmt.Fprintf(stderr, "qmail-install: the run stopped part way: bin/ may hold old and new programs side by side; run qmail-install again once the cause is dealt with, and restart hqmail only then\n")
+		}
 	}
 	return qerr.ExitCode(err)
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/hqmail/hqmail/pkg/install"
+	"github.com/hqmail/hqmail/pkg/qerr"
 )
 
 // tree installs a tree that -check finds nothing in (qmail's users by
@@ -78,11 +79,19 @@ func TestCheckRefusesInstallFlags(t *testing.T) {
 func TestReportStoppedPartWay(t *testing.T) {
 	running := "qmail-send (pid 1) still runs programs that an install has since replaced in bin: restart hqmail"
 	var stderr bytes.Buffer
-	code := report(errors.New("unable to write bin/.qmail-tcpok.new: no space left on device"), running, &stderr)
+	code := report(&install.PartWay{Err: errors.New("unable to write bin/.qmail-tcpok.new: no space left on device")}, running, &stderr)
 	out := stderr.String()
 	if code != 111 || strings.Contains(out, "restart hqmail (") || strings.Contains(out, running) ||
 		!strings.Contains(out, "the run stopped part way: bin/ may hold old and new programs side by side; run qmail-install again") {
 		t.Errorf("failed run: exit %d, stderr %q", code, out)
+	}
+	// A refusal, or a failure before the programs, left bin/ alone: no
+	// part-way line (QA rupg: it followed even "refusing to install
+	// there", which changes nothing).
+	stderr.Reset()
+	refused := qerr.Wrap(install.ErrRefused, true, "/x is not empty and is not a qmail tree (no queue/, control/ or etc/ids): refusing to install there")
+	if code := report(refused, running, &stderr); code != 100 || stderr.String() != "qmail-install: fatal: "+refused.Error()+"\n" {
+		t.Errorf("refused run: exit %d, stderr %q", code, stderr.String())
 	}
 	stderr.Reset()
 	if code := report(nil, running, &stderr); code != 0 || stderr.String() != "qmail-install: note: "+running+"\n" {

@@ -147,14 +147,16 @@ func Install(opt Options) error {
 		func() error { return w.writeControl(opt.Me, own, opt.Log) },
 		func() error { return w.writeUsers(root, ids, homeUser, opt.UIDBase > 0 && !ids.Shared, own) },
 		w.repairAliasesDB,
-		func() error { return w.copyPrograms(opt, own) },
-		func() error { w.programsElsewhere(); return nil },
 	}
 	for _, step := range steps {
 		if err := step(); err != nil {
 			return qerr.Wrap(err, false, err.Error())
 		}
 	}
+	if err := w.copyPrograms(opt, own); err != nil {
+		return &PartWay{Err: qerr.Wrap(err, false, err.Error())}
+	}
+	w.programsElsewhere()
 	// Mail a qmail with another conf-split left where qmail-send never
 	// looks: named, never moved.
 	w.strayQueue()
@@ -171,6 +173,17 @@ func Install(opt Options) error {
 	}
 	return nil
 }
+
+// PartWay is the error of a run that stopped while it replaced the
+// programs one by one: bin/ may hold old and new programs side by side,
+// which nothing else tells (the caller says to run it again before any
+// restart). A run that failed before (a refusal, a control file it could
+// not write) left bin/ as it was, and is no PartWay.
+type PartWay struct{ Err error }
+
+func (e *PartWay) Error() string { return e.Err.Error() }
+
+func (e *PartWay) Unwrap() error { return e.Err }
 
 // LeftAlone is the error of a repair that did all it could but left these
 // problems as they were (each one names what to do): the caller shows
