@@ -137,9 +137,12 @@ install-links:
 	  echo "install it first (make install ROOT='$(ROOT)'), or give the ROOT it was installed in"; exit 1; }
 	@# Each path is diverted even when nothing is there yet, so that an MTA
 	@# package installed later puts its files beside the links, not over them.
-	@for f in /usr/sbin/sendmail /usr/lib/sendmail /usr/bin/mailq /usr/bin/newaliases; do \
+	@# A link into the tree is one whose target starts with ROOT/bin/ (a
+	@# fixed string: ROOT may hold a dot or a glob character).
+	@intree() { case "$$(readlink "$$1")" in "$(ROOT)"/bin/*) return 0 ;; esac; return 1; }; \
+	for f in /usr/sbin/sendmail /usr/lib/sendmail /usr/bin/mailq /usr/bin/newaliases; do \
 	  if command -v dpkg-divert >/dev/null \
-	     && ! readlink "$$f" | grep -qF '$(ROOT)/bin/' \
+	     && ! intree "$$f" \
 	     && [ -z "$$(dpkg-divert --list "$$f")" ]; then \
 	    dpkg-divert --local --rename --add "$$f"; fi; \
 	done

@@ -116,3 +116,57 @@ func runningScript(path string) bool {
 	}
 	return false
 }
+
+// TestHookLogsFailureNotNote: when qmailctl's apply fails after a note of
+// its own (a linked holdremote replaced by a file), the hook's log line
+// gives the failure, not the note (it gave the first "qmailctl:" line,
+// the note: QA rtoday2).
+func TestHookLogsFailureNotNote(t *testing.T) {
+	script, err := filepath.Abs(filepath.Join("..", "..", "scripts", "ppp", "ip-up.d", "hqmail"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, fake := t.TempDir(), t.TempDir()
+	logFile := filepath.Join(fake, "syslog")
+	bin := filepath.Join(root, "bin")
+	if err := os.Mkdir(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// A qmailctl that records, reads back "release" and fails to apply it.
+	qmailctl := `#!/bin/sh
+case "$*" in
+"linkwant release") exit 0 ;;
+"linkwant") echo release; exit 0 ;;
+"linkwant apply")
+  echo release
+  echo "qmailctl: note: control/holdremote was a symbolic link to /etc/shared: it is a file of its own now" >&2
+  echo "qmailctl: fatal: qmail-send (pid 42) did not confirm the release within 10s" >&2
+  exit 111 ;;
+esac
+exit 100
+`
+	for path, body := range map[string]string{
+		filepath.Join(fake, "logger"):     fmt.Sprintf("#!/bin/sh\necho \"$*\" >>'%s'\n", logFile),
+		filepath.Join(bin, "qmailctl"):    qmailctl,
+		filepath.Join(bin, "qmail-tcpok"): "#!/bin/sh\nexit 0\n",
+	} {
+		if err := os.WriteFile(path, []byte(body), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command("/bin/sh", script, "ppp0")
+	cmd.Env = []string{"QMAILHOME=" + root, "PATH=" + fake + ":/usr/bin:/bin"}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("hook: %v\n%s", err, out)
+	}
+	var got string
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if b, _ := os.ReadFile(logFile); strings.HasSuffix(string(b), "\n") {
+			got = string(b)
+			break
+		}
+	}
+	if !strings.Contains(got, "remote failed (status 111): qmailctl: fatal: qmail-send (pid 42) did not confirm") || strings.Contains(got, "note:") {
+		t.Errorf("hook's log: %q", got)
+	}
+}

@@ -122,7 +122,7 @@ func CondredirectMain(root string, args []string, stdin *os.File, stdout, stderr
 	if !fwd {
 		return exit
 	}
-	if err := forwardMessage(root, tool, msg, env, args[:1], stdout); err != nil {
+	if err := forwardMessage(root, tool, msg, env, args[:1], stderr); err != nil {
 		return fail(stderr, tool, qerr.ExitCode(err), "%s", errText(err))
 	}
 	return exit

@@ -33,10 +33,11 @@ func forwardEnv() (fwdEnv, string) {
 // env.dtline on top, for rcpts with env.sender as the envelope sender,
 // through qmail-queue of the tree at root ($QMAILQUEUE if set, or the
 // queue service), as qmail-local does for a forward line. It prints
-// "TOOL: qp PID" on stdout, tool being forward or condredirect, as qmail's
-// two do: qmail-local puts it into the delivery report, where the name
-// tells it from qmail-local's own "qp PID" for a forward line.
-func forwardMessage(root, tool string, msg forward.Message, env fwdEnv, rcpts []string, stdout io.Writer) error {
+// "TOOL: qp PID" on report (standard error), tool being forward or
+// condredirect, as qmail's two do: qmail-local puts it into the delivery
+// report, where the name tells it from qmail-local's own "qp PID" for a
+// forward line.
+func forwardMessage(root, tool string, msg forward.Message, env fwdEnv, rcpts []string, report io.Writer) error {
 	if _, err := msg.Seek(0, io.SeekStart); err != nil {
 		return qerr.Wrap(err, false, "unable to rewind the message: "+qerr.Str(err))
 	}
@@ -49,7 +50,7 @@ func forwardMessage(root, tool string, msg forward.Message, env fwdEnv, rcpts []
 		}
 		return qerr.Wrap(err, false, "unable to forward the message: "+errText(err))
 	}
-	fmt.Fprintf(stdout, "%s: qp %d\n", tool, pid)
+	fmt.Fprintf(report, "%s: qp %d\n", tool, pid)
 	return nil
 }
 
@@ -94,7 +95,7 @@ func ForwardMain(root string, args []string, stdin *os.File, stdout, stderr io.W
 	if err != nil {
 		return fail(stderr, tool, exitTemp, "%s", errText(err))
 	}
-	if err := forwardMessage(root, tool, msg, env, args, stdout); err != nil {
+	if err := forwardMessage(root, tool, msg, env, args, stderr); err != nil {
 		return fail(stderr, tool, qerr.ExitCode(err), "%s", errText(err))
 	}
 	return exitNext
