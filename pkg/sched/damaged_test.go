@@ -212,6 +212,9 @@ func TestDropRemainsWithoutMess(t *testing.T) {
 
 	e = start(t, root, ok, ok)
 	e.waitLog("warning: message "+utoa(gone)+" has no message file ("+fnSplit("mess", gone)+")", 1)
+	// Closed for log readers as an ending message is (QA rlog: matchup
+	// kept it open for ever).
+	e.waitLog("end msg "+utoa(gone), 1)
 	e.waitLog("status:", 1)
 	for _, n := range append(names, fnFlat("bounce", gone)) {
 		if e.exists(n) {

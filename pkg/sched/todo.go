@@ -179,7 +179,8 @@ func (s *Sched) dropDoneHeld(c int, id uint64) bool {
 // for ever ("unable to open message") and at its queue lifetime tries to
 // bounce a message already delivered. Nothing of it can be delivered or
 // bounced any more either way, and it is more likely done than not: it is
-// logged and removed. A removal that fails is tried again later.
+// logged and removed, then "end msg ID" is logged. A removal that fails
+// is tried again later.
 func (s *Sched) dropRemains(id uint64) {
 	s.log.line("warning: message ", utoa(id), " has no message file (", fnSplit("mess", id),
 		"), left by a crash or removed by hand: removing its queue files")
@@ -190,6 +191,9 @@ func (s *Sched) dropRemains(id uint64) {
 			return
 		}
 	}
+	// Logged as a message that ends is, so that log readers (matchup,
+	// isoqlog) close it: they would carry it as pending for ever.
+	s.log.line("end msg ", utoa(id))
 	// Gone as a message that ends is: a hold or delete asked for it
 	// would otherwise outlive it and take the next message given its id
 	// (the inode).
