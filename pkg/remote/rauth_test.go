@@ -290,24 +290,6 @@ func TestTLSOldServers(t *testing.T) {
 	}
 }
 
-// TestTLSSuitesNoWeak: what is offered beyond Go's defaults is RSA key
-// exchange with AES-GCM or AES-CBC-SHA: never 3DES, RC4 or CBC-SHA256.
-func TestTLSSuitesNoWeak(t *testing.T) {
-	rsaKex := 0
-	for _, id := range tlsSuites {
-		name := tls.CipherSuiteName(id)
-		if strings.Contains(name, "3DES") || strings.Contains(name, "RC4") || strings.HasSuffix(name, "CBC_SHA256") {
-			t.Errorf("offers %s", name)
-		}
-		if strings.HasPrefix(name, "TLS_RSA_") {
-			rsaKex++
-		}
-	}
-	if rsaKex != 4 {
-		t.Errorf("%d RSA key exchange suites, want 4: %v", rsaKex, tlsSuites)
-	}
-}
-
 // TestUnverifiedHintNamesRouteKey: the hint after a relay's certificate
 // did not verify names the control/tlsroutes line that would let this
 // delivery's login go: with the key of the smtproutes line that routed it

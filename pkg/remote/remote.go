@@ -11,7 +11,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -25,6 +24,7 @@ import (
 	"github.com/hqmail/hqmail/pkg/qerr"
 	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/tcpto"
+	"github.com/hqmail/hqmail/pkg/tlsconf"
 )
 
 // Fixed report texts (spec/delivery.md §6).
@@ -590,36 +590,15 @@ func itoa(n int) string {
 	return string(b[i:])
 }
 
-// tlsSuites are the TLS 1.2 cipher suites offered (TLS 1.3's are not
-// configurable, and all offered): Go's secure ones (ECDHE with AES-GCM,
-// ChaCha20-Poly1305 or AES-CBC), and the RSA key exchange suites with
-// AES-GCM or AES-CBC, which Go no longer offers by default (Go 1.22).
-// An old submission server (a provider's, a company's Exchange) may offer
-// nothing else; refused, mail with a login to it was deferred for ever, and
-// mail without one went in clear. Encrypted without forward secrecy is
-// better than either; Postfix and others with OpenSSL offer these too.
-// Never 3DES, RC4, or the CBC-SHA256 suites (Lucky13), nor TLS below 1.2.
-// SHA-1 signatures in a TLS 1.2 handshake (Go 1.25 refuses them by
-// default) are allowed for qmail-remote as a whole: crypto/tls has no
-// setting per connection, so cmd/qmail-remote says tlssha1=1.
-var tlsSuites = func() []uint16 {
-	var ids []uint16
-	for _, cs := range tls.CipherSuites() {
-		if slices.Contains(cs.SupportedVersions, tls.VersionTLS12) {
-			ids = append(ids, cs.ID)
-		}
-	}
-	return append(ids,
-		tls.TLS_RSA_WITH_AES_128_GCM_SHA256, tls.TLS_RSA_WITH_AES_256_GCM_SHA384,
-		tls.TLS_RSA_WITH_AES_128_CBC_SHA, tls.TLS_RSA_WITH_AES_256_CBC_SHA)
-}()
-
 // tlsConfig is the client configuration for a connection to the host named
 // name: verified only under the "require" policy and a login's default.
 // TLS below 1.2 is refused (Go's client default, written out so that the
 // man pages' promise does not hang on it): a peer offering only TLS 1.0
 // or 1.1 is a failed handshake, under each policy what one is. The TLS
-// 1.2 cipher suites are tlsSuites.
+// 1.2 cipher suites are tlsconf.Suites, RSA key exchange included. SHA-1
+// signatures in a TLS 1.2 handshake (Go 1.25 refuses them by default)
+// are allowed for qmail-remote as a whole: crypto/tls has no setting per
+// connection, so cmd/qmail-remote says tlssha1=1.
 func (d *delivery) tlsConfig(name string) *tls.Config {
 	name = strings.TrimSuffix(strings.TrimPrefix(name, "["), "]")
 	if len(name) > 5 && strings.EqualFold(name[:5], "ipv6:") {
@@ -629,8 +608,8 @@ func (d *delivery) tlsConfig(name string) *tls.Config {
 		ServerName:         name,
 		InsecureSkipVerify: !verifies(d.policy),
 		RootCAs:            d.roots,
-		MinVersion:         tls.VersionTLS12,
-		CipherSuites:       tlsSuites,
+		MinVersion:         tlsconf.MinVersion,
+		CipherSuites:       tlsconf.Suites,
 	}
 }
 

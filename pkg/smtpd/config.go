@@ -16,6 +16,7 @@ import (
 	"github.com/hqmail/hqmail/pkg/idna"
 	"github.com/hqmail/hqmail/pkg/qerr"
 	"github.com/hqmail/hqmail/pkg/qhome"
+	"github.com/hqmail/hqmail/pkg/tlsconf"
 )
 
 // Limits beyond qmail (qmail has none): they turn abuse into a clear reply
@@ -179,7 +180,10 @@ func loadTLS(path string) (*tls.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("servercert.pem: %v; STARTTLS disabled", err)
 	}
-	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	// The TLS 1.2 suites include the RSA key exchange ones, as
+	// qmail-remote's do (tlsconf.Suites): an old client's mail is taken
+	// encrypted, not in clear.
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tlsconf.MinVersion, CipherSuites: tlsconf.Suites}
 	if m := fi.Mode().Perm(); m&0o077 != 0 {
 		return cfg, fmt.Errorf("servercert.pem: mode %04o lets others than its owner read its private key", m)
 	}

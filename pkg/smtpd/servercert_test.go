@@ -1,6 +1,8 @@
 package smtpd
 
 import (
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/tls"
 	"net"
 	"os"
@@ -72,5 +74,43 @@ func TestLoadTLSFloor(t *testing.T) {
 		MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11})
 	if err := c.Handshake(); err == nil {
 		t.Fatalf("a TLS %#x session was made", c.ConnectionState().Version)
+	}
+}
+
+// TestLoadTLSRSAKex: a TLS 1.2 client that offers only RSA key exchange
+// (an old MTA, a scanner that mails) gets an encrypted session, as
+// qmail-remote's peers do (tlsconf.Suites); it was refused ("no cipher
+// suite supported by both client and server"), and its mail went in
+// clear or not at all (QA rtls3). One that offers ECDHE too gets ECDHE.
+func TestLoadTLSRSAKex(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "servercert.pem")
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	selfSignedWith(t, p, key)
+	cfg, err := loadTLS(p)
+	if cfg == nil || err != nil {
+		t.Fatalf("loadTLS: %v, %v", cfg, err)
+	}
+	for _, tc := range []struct {
+		offer []uint16
+		want  uint16
+	}{
+		{[]uint16{tls.TLS_RSA_WITH_AES_128_CBC_SHA}, tls.TLS_RSA_WITH_AES_128_CBC_SHA},
+		{[]uint16{tls.TLS_RSA_WITH_AES_256_GCM_SHA384}, tls.TLS_RSA_WITH_AES_256_GCM_SHA384},
+		{[]uint16{tls.TLS_RSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256}, tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256},
+	} {
+		client, server := net.Pipe()
+		go tls.Server(server, cfg).Handshake()
+		client.SetDeadline(time.Now().Add(10 * time.Second))
+		c := tls.Client(client, &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS12, CipherSuites: tc.offer})
+		if err := c.Handshake(); err != nil {
+			t.Errorf("offering %v: %v", tc.offer, err)
+		} else if got := c.ConnectionState().CipherSuite; got != tc.want {
+			t.Errorf("offering %v: %s, want %s", tc.offer, tls.CipherSuiteName(got), tls.CipherSuiteName(tc.want))
+		}
+		client.Close()
+		server.Close()
 	}
 }
