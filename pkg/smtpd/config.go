@@ -1,6 +1,7 @@
 package smtpd
 
 import (
+	"bytes"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -178,6 +179,12 @@ func loadTLS(path string) (*tls.Config, error) {
 	}
 	cert, err := tls.X509KeyPair(pem, pem)
 	if err != nil {
+		// crypto/tls names a certificate where it looked for the key
+		// ("found a certificate rather than a key"): a file with the
+		// certificate alone is the usual mistake, said plainly.
+		if bytes.Contains(pem, []byte("-----BEGIN CERTIFICATE-----")) && !bytes.Contains(pem, []byte("PRIVATE KEY-----")) {
+			return nil, fmt.Errorf("servercert.pem: it holds a certificate but no private key (both go in the one file); STARTTLS disabled")
+		}
 		return nil, fmt.Errorf("servercert.pem: %v; STARTTLS disabled", err)
 	}
 	// The TLS 1.2 suites include the RSA key exchange ones, as

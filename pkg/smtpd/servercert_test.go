@@ -114,3 +114,23 @@ func TestLoadTLSRSAKex(t *testing.T) {
 		server.Close()
 	}
 }
+
+// TestLoadTLSCertWithoutKey: a servercert.pem with the certificate alone
+// is named as such (crypto/tls said "found a certificate rather than a
+// key in the PEM for the private key": QA rtls3).
+func TestLoadTLSCertWithoutKey(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "servercert.pem")
+	selfSigned(t, p)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _, _ := strings.Cut(string(b), "-----BEGIN PRIVATE KEY-----")
+	if err := os.WriteFile(p, []byte(cert), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := loadTLS(p)
+	if cfg != nil || err == nil || err.Error() != "servercert.pem: it holds a certificate but no private key (both go in the one file); STARTTLS disabled" {
+		t.Errorf("loadTLS: %v, %v", cfg, err)
+	}
+}
