@@ -12,6 +12,11 @@ import (
 func FuzzReply(f *testing.F) {
 	q := new(dns.Msg)
 	q.SetQuestion("victim.test.", dns.TypeMX)
+	// A fixed id: each fuzzing worker runs this set-up again and is fed
+	// the coordinator's inputs; with SetQuestion's random id every one
+	// failed the worker's id check, so parse was never fuzzed (QA
+	// rfuzz2: 0 new interesting inputs in a million; 36 in 20 s now).
+	q.Id = 0x4a17
 	wire, err := q.Pack()
 	if err != nil {
 		f.Fatal(err)
