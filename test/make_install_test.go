@@ -60,21 +60,11 @@ func makeCheckout(t *testing.T) string {
 // makes its build step a no-op (bin/ is the test build already).
 func runMakeInstall(t *testing.T, top, root string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "make", "install", "ROOT="+root, "ME=", "GO=true")
-	cmd.Dir = top
-	// Nothing of an outer make (make test) reaches this one.
-	for _, e := range os.Environ() {
-		if k, _, _ := strings.Cut(e, "="); k != "MAKEFLAGS" && k != "MFLAGS" && k != "MAKELEVEL" {
-			cmd.Env = append(cmd.Env, e)
-		}
-	}
-	out, err := cmd.CombinedOutput()
+	out, err := runMake(t, top, "install", "ROOT="+root, "ME=")
 	if err != nil {
 		t.Fatalf("make install ROOT=%s: %v\n%s", root, err, out)
 	}
-	return string(out)
+	return out
 }
 
 // TestMakeInstallManPages: make install puts every page of docs/man into
@@ -197,7 +187,9 @@ func TestMakeInstallManPages(t *testing.T) {
 }
 
 // runMake runs make with args in top, bounded, without an outer make's
-// flags; it returns the output and the error.
+// flags (nor DESTDIR or PREFIX from the environment); GO=true makes its
+// build step a no-op (bin/ is the test build already). It returns the
+// output and the error.
 func runMake(t *testing.T, top string, args ...string) (string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

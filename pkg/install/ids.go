@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
-	"strings"
 
 	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/unixid"
@@ -88,13 +87,8 @@ func UIDBusy(uid string) bool {
 		if err != nil {
 			continue
 		}
-		for _, l := range strings.Split(string(b), "\n") {
-			if f := strings.Fields(l); len(f) > 1 && f[0] == "Uid:" {
-				if f[1] == uid {
-					return true
-				}
-				break
-			}
+		if r, _, ok := unixid.StatusUIDs(b); ok && unixid.Format(r) == uid {
+			return true
 		}
 	}
 	return false

@@ -316,25 +316,8 @@ func ownedByTree(dfd int, uids map[int]bool) bool {
 	if err != nil {
 		return false
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		rest, ok := strings.CutPrefix(line, "Uid:")
-		if !ok {
-			continue
-		}
-		// real, effective, saved, file system
-		ids := strings.Fields(rest)
-		if len(ids) < 2 {
-			return false
-		}
-		for _, s := range ids[:2] {
-			uid, ok := unixid.Parse(s)
-			if !ok || !uids[uid] {
-				return false
-			}
-		}
-		return true
-	}
-	return false
+	r, e, ok := unixid.StatusUIDs(b)
+	return ok && uids[r] && uids[e]
 }
 
 // readlinkAt returns the target of the link name in the directory dfd.

@@ -3,7 +3,6 @@ package qhome
 import (
 	"errors"
 	"os"
-	"path/filepath"
 
 	"golang.org/x/sys/unix"
 )
@@ -41,36 +40,4 @@ func OpenQueueFIFO(name string, flag int) (*os.File, error) {
 		return nil, &os.PathError{Op: "open", Path: name, Err: ErrNotFIFO}
 	}
 	return os.NewFile(uintptr(fd), name), nil
-}
-
-// ReplaceFileDir is ReplaceFile whose prep is given also the status of
-// the directory the file is written in, taken from the descriptor the
-// walk reached it by (fstat): a root caller that gives the file the owner
-// of its directory (queue/bounce/heldmsgs to qmails) takes the owner from
-// there, not from a second look-up by name, which a directory swapped
-// meanwhile would answer (queue/ is qmailq's, who can rename in it).
-func ReplaceFileDir(path string, data []byte, perm os.FileMode, prep func(f *os.File, dir *unix.Stat_t) error) error {
-	d, base, err := openParent(path)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(d)
-	var dir unix.Stat_t
-	if err := unix.Fstat(d, &dir); err != nil {
-		return &os.PathError{Op: "stat", Path: filepath.Dir(path), Err: err}
-	}
-	tmp, tmpPath := base+".tmp", path+".tmp"
-	// Flags 0: a directory there is an error, not removed.
-	if err := unix.Unlinkat(d, tmp, 0); err != nil && err != unix.ENOENT {
-		return &os.PathError{Op: "unlink", Path: tmpPath, Err: err}
-	}
-	fd, err := openat(d, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, uint32(perm.Perm()))
-	if err != nil {
-		return symlinkError(&os.PathError{Op: "open", Path: tmpPath, Err: err})
-	}
-	var wrapped func(*os.File) error
-	if prep != nil {
-		wrapped = func(f *os.File) error { return prep(f, &dir) }
-	}
-	return replaceWith(d, fd, tmp, base, path, data, perm, wrapped)
 }

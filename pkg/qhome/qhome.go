@@ -413,11 +413,29 @@ func ReadRegular(name string) ([]byte, error) {
 // the temporary file is made, renamed and removed relative to it. Only one
 // writer may replace path meanwhile.
 func ReplaceFile(path string, data []byte, perm os.FileMode, prep func(*os.File) error) error {
+	var withDir func(*os.File, *unix.Stat_t) error
+	if prep != nil {
+		withDir = func(f *os.File, _ *unix.Stat_t) error { return prep(f) }
+	}
+	return ReplaceFileDir(path, data, perm, withDir)
+}
+
+// ReplaceFileDir is ReplaceFile whose prep is given also the status of
+// the directory the file is written in, taken from the descriptor the
+// walk reached it by (fstat): a root caller that gives the file the owner
+// of its directory (queue/bounce/heldmsgs to qmails) takes the owner from
+// there, not from a second look-up by name, which a directory swapped
+// meanwhile would answer (queue/ is qmailq's, who can rename in it).
+func ReplaceFileDir(path string, data []byte, perm os.FileMode, prep func(f *os.File, dir *unix.Stat_t) error) error {
 	d, base, err := openParent(path)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(d)
+	var dir unix.Stat_t
+	if err := unix.Fstat(d, &dir); err != nil {
+		return &os.PathError{Op: "stat", Path: filepath.Dir(path), Err: err}
+	}
 	tmp, tmpPath := base+".tmp", path+".tmp"
 	// Flags 0: a directory there is an error, not removed.
 	if err := unix.Unlinkat(d, tmp, 0); err != nil && err != unix.ENOENT {
@@ -427,7 +445,11 @@ func ReplaceFile(path string, data []byte, perm os.FileMode, prep func(*os.File)
 	if err != nil {
 		return symlinkError(&os.PathError{Op: "open", Path: tmpPath, Err: err})
 	}
-	return replaceWith(d, fd, tmp, base, path, data, perm, prep)
+	var wrapped func(*os.File) error
+	if prep != nil {
+		wrapped = func(f *os.File) error { return prep(f, &dir) }
+	}
+	return replaceWith(d, fd, tmp, base, path, data, perm, wrapped)
 }
 
 // ReplaceFileShared is ReplaceFile for a file that several writers may

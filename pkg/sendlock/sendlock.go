@@ -33,6 +33,7 @@ import (
 
 	"github.com/hqmail/hqmail/pkg/qerr"
 	"github.com/hqmail/hqmail/pkg/qhome"
+	"github.com/hqmail/hqmail/pkg/unixid"
 )
 
 // MutexFile is the path of sendmutex below the root.
@@ -242,27 +243,14 @@ func runsAsSend(root string, pid int) error {
 	return nil
 }
 
-// procUIDs reads the real and effective uid of the process pid from the
-// Uid line of its /proc/PID/status ("Uid: REAL EFFECTIVE SAVED FS").
+// procUIDs reads the real and effective uid of the process pid from its
+// /proc/PID/status.
 func procUIDs(pid int) (ruid, euid int, ok bool) {
 	b, err := os.ReadFile(filepath.Join(procDir, strconv.Itoa(pid), "status"))
 	if err != nil {
 		return 0, 0, false
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		rest, found := strings.CutPrefix(line, "Uid:")
-		if !found {
-			continue
-		}
-		f := strings.Fields(rest)
-		if len(f) < 2 {
-			return 0, 0, false
-		}
-		r, err1 := strconv.Atoi(f[0])
-		e, err2 := strconv.Atoi(f[1])
-		return r, e, err1 == nil && err2 == nil
-	}
-	return 0, 0, false
+	return unixid.StatusUIDs(b)
 }
 
 // namedInOtherNamespace tells whether the lock holder holder (its pid as

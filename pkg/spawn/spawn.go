@@ -191,16 +191,10 @@ func Check(req *spawnproto.Request, limit int, busy func(int) bool) (reject stri
 	return "", at
 }
 
-// OpenMessage opens the message file (relative to the working directory)
-// and checks that it is a regular file owned by owner. It never blocks on a
-// FIFO. On failure it returns the report text. It is OpenMessageIn with
-// no directory.
-func OpenMessage(path string, owner int) (*os.File, string) {
-	return OpenMessageIn("", path, owner)
-}
-
-// OpenMessageIn is OpenMessage for the message mess ("N/ID") in the
-// directory dir (the working directory when "").
+// OpenMessageIn opens the message mess ("N/ID") in the directory dir (the
+// working directory when "") and checks that it is a regular file owned
+// by owner. It never blocks on a FIFO. On failure it returns the report
+// text.
 //
 // queue/mess and its split directories belong to qmailq, and the spawner
 // may run as root: no symbolic link is followed below dir. dir is opened
