@@ -1,7 +1,8 @@
 #!/bin/sh
 # gotest.sh ARGS...: go test -v ARGS, showing the package results and every
 # skipped test with its reason; on failure the whole output, so that
-# nothing of a failure is hidden. The exit code is go test's.
+# nothing of a failure is hidden, then the failed tests' lines again at
+# its end. The exit code is go test's.
 set -u
 GO=${GO:-go}
 log=$(mktemp "${TMPDIR:-/tmp}/hqmail-gotest.XXXXXX") || exit 111
@@ -10,6 +11,19 @@ trap 'rm -f "$log"' EXIT
 rc=$?
 if [ "$rc" -ne 0 ]; then
   cat "$log"
+  # The whole output can be too long to read from its end (CI keeps only
+  # the last lines): repeat each failed test's lines, its "--- FAIL" line,
+  # and any panic or timeout, last.
+  echo
+  echo "gotest: the failures again, from the output above:"
+  awk '
+    /^=== RUN / { cur = $3; buf[cur] = ""; next }
+    /^=== (CONT|NAME|PAUSE)/ { cur = $3; next }
+    /^ *--- FAIL:/ { printf "%s", buf[$3]; print; buf[$3] = ""; next }
+    /^ *--- (PASS|SKIP)/ { buf[$3] = ""; next }
+    /^    / { buf[cur] = buf[cur] $0 "\n"; next }
+    /^(panic:|fatal error:|FAIL|\*\*\* Test killed)/ { print; next }
+  ' "$log"
   exit "$rc"
 fi
 # go test -v streams each test's log lines (a skip's reason among them)
