@@ -65,6 +65,19 @@ func TestDatabytes(t *testing.T) {
 	if got := c.last(); !strings.HasPrefix(got, "250 ok ") {
 		t.Errorf("SIZE=23 message of 20 bytes: %q, want 250", got)
 	}
+	// A MAIL refused for its SIZE= leaves the transaction before it
+	// alone, as one refused with 555 does (QA rinject): its DATA goes on.
+	c.expectPrefix("MAIL FROM:<a@b.example>", "250 ")
+	c.expectPrefix("RCPT TO:<u@example.org>", "250 ")
+	c.expectPrefix("MAIL FROM:<c@d.example> SIZE=41", "552 ")
+	c.expectPrefix("DATA", "354 ")
+	c.send(textprotoDot("Subject: y\n\n1\n"))
+	if got := c.last(); !strings.HasPrefix(got, "250 ok ") {
+		t.Errorf("message after a MAIL refused for SIZE=: %q, want 250", got)
+	}
+	if all := q.all(); len(all) != 3 || all[2].Env.Sender != "a@b.example" {
+		t.Errorf("queued %+v, want a third message from a@b.example", all)
+	}
 }
 
 // TestDatabytesHuge streams 100 MB over a 1 MB limit: 552, nothing queued,

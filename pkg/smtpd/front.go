@@ -96,6 +96,7 @@ const (
 	textRcptFirst   = "503 RCPT first (#5.5.1)"
 	textGoAhead     = "354 go ahead"
 	textSyntax      = "555 syntax error (#5.5.4)"
+	textDatabytes   = "552 sorry, that message size exceeds my databytes limit (#5.3.4)"
 	textQQT         = "451 qqt failure (#4.3.0)"
 	textTLSReady    = "220 ready for tls"
 	textTLSFailed   = "454 TLS not available due to temporary reason (#4.3.0)"
@@ -319,7 +320,14 @@ func (f *front) dispatch(line string) {
 		if !ok {
 			return
 		}
-		cs.nextAddr, cs.nextSize = addr, sizeParam(rest)
+		// A SIZE= over databytes is refused here, before the reset
+		// below, so that it leaves the current transaction alone, as
+		// a MAIL refused with 555 does.
+		if d := cs.cfg.Databytes; d > 0 && minDecoded(sizeParam(rest)) > d {
+			f.say(textDatabytes)
+			return
+		}
+		cs.nextAddr = addr
 		// A new MAIL starts a new transaction: go-smtp is reset first
 		// (and greeted, if the client did not; qmail does not ask).
 		if f.greeted {

@@ -39,7 +39,6 @@ type connState struct {
 
 	helo     string // the HELO/EHLO argument as given; remotehost before any
 	nextAddr string // the MAIL/RCPT address being handed to go-smtp, parsed by front
-	nextSize int64  // its MAIL SIZE= parameter, 0 if none
 }
 
 // mailed reports whether a MAIL was accepted in this transaction.
@@ -186,9 +185,6 @@ func (m *markReader) Read(p []byte) (int, error) {
 
 func (s *session) Mail(_ string, _ *smtp.MailOptions) error {
 	cfg := s.cs.cfg
-	if cfg.Databytes > 0 && minDecoded(s.cs.nextSize) > cfg.Databytes {
-		return replyDatabytes
-	}
 	addr := s.cs.nextAddr
 	s.mailed, s.from, s.rcpts = true, addr, nil
 	s.bad = cfg.BadFrom(addr)
