@@ -92,7 +92,7 @@ func main() {
 	}
 	recs, err := users.Compile(assign)
 	if errors.Is(err, users.ErrFormat) {
-		fatal("bad format in users/assign")
+		fatal("%v", err) // "bad format in users/assign", and where when known
 	} else if err != nil {
 		fatal("unable to compile users/assign: %v", err)
 	}

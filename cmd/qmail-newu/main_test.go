@@ -86,3 +86,90 @@ func TestNewuAssignNotRegular(t *testing.T) {
 		})
 	}
 }
+
+// runNewu runs qmail-newu of a new tree whose users/assign is assign and
+// whose users/cdb is old; it returns the exit code, stderr and users/cdb.
+func runNewu(t *testing.T, assign, old string) (int, string, string) {
+	t.Helper()
+	root := t.TempDir()
+	for _, d := range []string{"bin", "users"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	prog := filepath.Join(root, "bin", "qmail-newu")
+	testutil.CopyTestBinary(t, prog)
+	if err := os.WriteFile(filepath.Join(root, "users", "assign"), []byte(assign), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(root, "users", "cdb")
+	if err := os.WriteFile(db, []byte(old), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, prog)
+	cmd.Env = append(os.Environ(), runMainEnv+"=1")
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatal("qmail-newu still running after 10s")
+	}
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return code, stderr.String(), string(b)
+}
+
+// TestNewuBadIDs: a uid or gid field that is not bare decimal digits
+// below 4294967295 is refused, naming the line and the field, with exit
+// 111 and users/cdb left as it was. qmail-lspawn would read "62347 " as
+// 62347 and "+62347" as root; accepted silently, such a line was only
+// found from deferred mail.
+func TestNewuBadIDs(t *testing.T) {
+	const old = "the old database"
+	const good = "=joe:joe:1000:1000:/home/joe:::\n"
+	for _, tc := range []struct {
+		assign string
+		stderr string // "" for success
+	}{
+		{good + "=bob:alice:62347 :62347:/h:-::\n.\n", `line 2: uid "62347 "`},
+		{good + "=carl:alice:62347x:62347:/h:-::\n.\n", `line 2: uid "62347x"`},
+		{"=dave:alice:+62347:62347:/h:-::\n.\n", `line 1: uid "+62347"`},
+		{"=ed:alice:abc:62347:/h:-::\n.\n", `line 1: uid "abc"`},
+		{"=fay:alice::62347:/h:-::\n.\n", `line 1: uid ""`},
+		{"=gus:alice:-1:62347:/h:-::\n.\n", `line 1: uid "-1"`},
+		{"+gus-:alice:62347:62347 :/h:-::\n.\n", `line 1: gid "62347 "`},
+		{good + good + "=hal:alice:62347:0x10:/h:-::\n.\n", `line 3: gid "0x10"`},
+		{"=ian:alice:4294967295:1:/h:-::\n.\n", `line 1: uid "4294967295"`},
+		{"=ian:alice:1:4294967296:/h:-::\n.\n", `line 1: gid "4294967296"`},
+		{"=ian:alice:1:99999999999999999999999:/h:-::\n.\n", `line 1: gid "99999999999999999999999"`},
+		{"\ufeff=joe:joe:1000:1000:/home/joe:::\n=jim:\x1b[2J:1000:\x1b[2J:/h:::\n.\n", `line 2: gid "\x1b[2J"`},
+		// Accepted: leading zeros, ids past 2^31, uid 0 (refused at
+		// delivery, as in qmail), odd text in other fields, lines after
+		// the dot.
+		{good + "=big:big:0004294967294:3000000000:/h:-::\n+:alias:0:0:/a:-::\n.\n=x:x:x:x:x:x:x:\n", ""},
+		{"=odd:a b:1: 2:/h:-::\n.\n", `line 1: gid " 2"`},
+	} {
+		code, stderr, db := runNewu(t, tc.assign, old)
+		if tc.stderr == "" {
+			if code != 0 || stderr != "" || db == old {
+				t.Errorf("%q: exit %d, stderr %q, cdb changed %v; want it compiled", tc.assign, code, stderr, db != old)
+			}
+			continue
+		}
+		want := "qmail-newu: fatal: bad format in users/assign: " + tc.stderr + " is not a decimal number below 4294967295\n"
+		if code != 111 || stderr != want || db != old {
+			t.Errorf("%q: exit %d, stderr %q, cdb changed %v; want 111, %q, unchanged", tc.assign, code, stderr, db != old, want)
+		}
+	}
+}

@@ -23,14 +23,17 @@ package users
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/hqmail/hqmail/pkg/address"
 	"github.com/hqmail/hqmail/pkg/cdb"
 	"github.com/hqmail/hqmail/pkg/control"
 	"github.com/hqmail/hqmail/pkg/qhome"
+	"github.com/hqmail/hqmail/pkg/unixid"
 )
 
 // ErrFormat is a malformed users/assign.
@@ -45,7 +48,7 @@ func Compile(assign []byte) ([]cdb.Record, error) {
 	// A byte order mark (an editor's) is no part of the first line: kept,
 	// it made a catch-all "+:" line an exact entry for a name of its own.
 	rest := control.StripBOM(assign)
-	for {
+	for lineNo := 1; ; lineNo++ {
 		i := bytes.IndexByte(rest, '\n')
 		line := rest
 		if i >= 0 {
@@ -74,6 +77,11 @@ func Compile(assign []byte) ([]cdb.Record, error) {
 			j := bytes.IndexByte(fields, ':')
 			if j < 0 {
 				return nil, ErrFormat
+			}
+			if n == 1 || n == 2 {
+				if err := checkID(fields[:j]); err != nil {
+					return nil, fmt.Errorf("%w: line %d: %s %v", ErrFormat, lineNo, []string{"", "uid", "gid"}[n], err)
+				}
 			}
 			if n > 0 {
 				val = append(val, 0)
@@ -104,6 +112,20 @@ func Compile(assign []byte) ([]cdb.Record, error) {
 	}
 	recs = append(recs, cdb.Record{Key: []byte{}, Data: wild})
 	return recs, nil
+}
+
+// checkID refuses a uid or gid field that is not bare decimal digits
+// (leading zeros allowed) worth less than (uid_t)-1. qmail's qmail-newu
+// takes any text there and qmail-lspawn reads its leading digits, none
+// giving 0: "1001 " is uid 1001 and "+1001" is root, refused at every
+// delivery. The admin learns it when the database is built (by
+// qmail-newu or qmail-install), not from deferred mail.
+func checkID(f []byte) error {
+	id := string(f)
+	if _, ok := unixid.Parse(id); !ok || strings.Trim(id, "0123456789") != "" {
+		return fmt.Errorf("%q is not a decimal number below %d", id, uint64(unixid.None))
+	}
+	return nil
 }
 
 // Build reads ROOT/users/assign and writes ROOT/users/cdb atomically

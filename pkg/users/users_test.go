@@ -29,6 +29,31 @@ func TestCompileFormatErrors(t *testing.T) {
 	}
 }
 
+// TestCompileIDs: a uid or gid that is not bare decimal digits below
+// 2^32-1 is refused with the line and the field named (qmail-lspawn
+// would read "1001x" as 1001 and "+1001" as root); leading zeros and
+// ids past 2^31 are fine.
+func TestCompileIDs(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"=a:a:1001 :1:/h:::\n.\n", `bad format in users/assign: line 1: uid "1001 " is not a decimal number below 4294967295`},
+		{"=a:a:1:1:/h:::\n=b:b:1:+7:/h:::\n.\n", `bad format in users/assign: line 2: gid "+7" is not a decimal number below 4294967295`},
+		{"=a:a::1:/h:::\n.\n", `bad format in users/assign: line 1: uid "" is not a decimal number below 4294967295`},
+		{"=a:a:4294967295:1:/h:::\n.\n", `bad format in users/assign: line 1: uid "4294967295" is not a decimal number below 4294967295`},
+		{"=a:a:0010:3000000000:/h:::\n.\n", ""},
+	} {
+		_, err := Compile([]byte(tc.in))
+		if tc.want == "" {
+			if err != nil {
+				t.Errorf("%q: %v", tc.in, err)
+			}
+			continue
+		}
+		if !errors.Is(err, ErrFormat) || err.Error() != tc.want {
+			t.Errorf("%q: got %v, want %s", tc.in, err, tc.want)
+		}
+	}
+}
+
 // TestCompileEndLine: any line starting with a dot ends the file, as in
 // qmail-newu, whatever follows the dot and with or without a newline; the
 // lines after it are not read.

@@ -124,15 +124,28 @@ type Fields struct {
 }
 
 // ParseFields parses "user\0uid\0gid\0home\0dash\0ext\0"; bytes after
-// the sixth NUL are ignored.
+// the sixth NUL are ignored. It fails (qmail's 112) only for fewer than
+// six NULs or an id of 2^32-1 or more.
 func ParseFields(b []byte) (*Fields, bool) {
 	parts := bytes.SplitN(b, []byte{0}, 7)
 	if len(parts) < 7 {
 		return nil, false
 	}
-	// Linux ids are 32 bits wide; (uid_t)-1 means "no change" to
-	// setresuid and is nobody's id.
-	num := func(s []byte) (int, bool) { return unixid.Parse(string(s)) }
+	// As qmail's scan_ulong: the leading decimal digits, the rest of the
+	// field ignored ("1001 " and "1001x" are 1001), and a field without
+	// them is 0 ("", "+1001", "-1", "abc"), which Deliver then refuses
+	// as root (113). qmail-newu refuses such fields; qmail-getpw's come
+	// from passwd. Linux ids are 32 bits wide and (uid_t)-1 means "no
+	// change" to setresuid and is nobody's id: digits worth None or more
+	// (ScanUlong saturates, so any count of them) are malformed (112),
+	// not cut to 32 bits.
+	num := func(s []byte) (int, bool) {
+		n, _ := control.ScanUlong(string(s))
+		if n >= unixid.None {
+			return 0, false
+		}
+		return int(uint32(n)), true
+	}
 	uid, ok1 := num(parts[1])
 	gid, ok2 := num(parts[2])
 	if !ok1 || !ok2 {

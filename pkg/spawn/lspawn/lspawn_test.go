@@ -155,12 +155,28 @@ func TestParseFields(t *testing.T) {
 		{"joe\x001001\x00100\x00/home/joe\x00", false, Fields{}},
 		{"joe\x001001\x00100\x00/home/joe\x00\x00", false, Fields{}},
 		{"joe\x001001\x00100\x00/home/joe\x00-\x00ext", false, Fields{}},
-		{"joe\x00x\x00100\x00/h\x00\x00\x00", false, Fields{}},
-		{"joe\x00-1\x00100\x00/h\x00\x00\x00", false, Fields{}},
+		// Ids are read as qmail's scan_ulong reads them: the leading
+		// digits, none giving 0 (which Deliver refuses with 113, not 112).
+		{"joe\x00x\x00100\x00/h\x00\x00\x00", true, Fields{"joe", 0, 100, "/h", "", ""}},
+		{"joe\x00-1\x00100\x00/h\x00\x00\x00", true, Fields{"joe", 0, 100, "/h", "", ""}},
+		{"bob\x0062347 \x0062347\x00/h\x00-\x00\x00", true, Fields{"bob", 62347, 62347, "/h", "-", ""}},
+		{"carl\x0062347x\x0062347\x00/h\x00-\x00\x00", true, Fields{"carl", 62347, 62347, "/h", "-", ""}},
+		{"dave\x00+62347\x0062347\x00/h\x00-\x00\x00", true, Fields{"dave", 0, 62347, "/h", "-", ""}},
+		{"ed\x00abc\x0062347\x00/h\x00-\x00\x00", true, Fields{"ed", 0, 62347, "/h", "-", ""}},
+		{"fay\x00\x0062347\x00/h\x00-\x00\x00", true, Fields{"fay", 0, 62347, "/h", "-", ""}},
+		{"gus\x0062347\x0062347 x\x00/h\x00-\x00\x00", true, Fields{"gus", 62347, 62347, "/h", "-", ""}},
+		{"hal\x0062347\x00\x00/h\x00-\x00\x00", true, Fields{"hal", 62347, 0, "/h", "-", ""}},
+		{"joe\x000062347\x00100\x00/h\x00\x00\x00", true, Fields{"joe", 62347, 100, "/h", "", ""}},
 		// uids past 2^31 exist (useradd -u 3000000000); 2^32-1 is (uid_t)-1.
 		{"big\x003000000000\x004294967294\x00/h\x00\x00\x00", true, Fields{"big", int(bigUID), int(bigGID), "/h", "", ""}},
 		{"joe\x004294967295\x00100\x00/h\x00\x00\x00", false, Fields{}},
 		{"joe\x004294967296\x00100\x00/h\x00\x00\x00", false, Fields{}},
+		// Leading digits too large for a uid stay malformed (112), not
+		// cut to 32 bits: 4294967296+62347 would be uid 62347.
+		{"joe\x004295029643\x00100\x00/h\x00\x00\x00", false, Fields{}},
+		{"joe\x004294967296x\x00100\x00/h\x00\x00\x00", false, Fields{}},
+		{"joe\x0099999999999999999999999999\x00100\x00/h\x00\x00\x00", false, Fields{}},
+		{"joe\x00100\x004294967295 \x00/h\x00\x00\x00", false, Fields{}},
 		{"", false, Fields{}},
 	}
 	for _, tc := range tests {
@@ -312,6 +328,46 @@ esac`
 	os.Remove(filepath.Join(root, "bin", "qmail-getpw"))
 	if l2, txt := deliver(t, l, "joe@y"); l2 != 'Z' || txt != "Unable to run qmail-getpw.\n" {
 		t.Errorf("no qmail-getpw: %c %q", l2, txt)
+	}
+}
+
+// TestDeliverLaxIDs: users/cdb ids are read as qmail-lspawn reads them
+// (scan_ulong): "4242 " and "4242x" deliver as uid 4242, "+4242", "abc"
+// and "" are uid 0 and refused as root (113), and only an id too large
+// for a uid is malformed (112). Strictly parsed, all were 112 for ever.
+func TestDeliverLaxIDs(t *testing.T) {
+	l, root := tree(t, "exit 1\n")
+	recs := []cdb.Record{{Key: []byte(""), Data: nil}}
+	for _, u := range []struct{ name, uid, gid string }{
+		{"bob", "4242 ", "7"}, {"carl", "4242x", "7"}, {"dave", "+4242", "7"},
+		{"ed", "abc", "7"}, {"fay", "", "7"}, {"gus", "4242", "7 x"},
+		{"hal", "4294967296", "7"}, {"ian", "4242", "99999999999999999999"},
+	} {
+		recs = append(recs, cdb.Record{Key: []byte("!" + u.name + "\x00"),
+			Data: []byte(val(u.name, u.uid, u.gid, "/h", "", ""))})
+	}
+	if err := cdb.WriteFile(filepath.Join(root, "users", "cdb"), 0o644, recs); err != nil {
+		t.Fatal(err)
+	}
+	const root113, bug112 = "Not allowed to perform deliveries as root.\n", "Internal qmail-lspawn bug.\n"
+	for _, tc := range []struct {
+		rcpt   string
+		letter byte
+		text   string
+	}{
+		{"bob@y", 'K', "args=-- bob /h bob   y s@x ./Maildir/"},
+		{"carl@y", 'K', "args=-- carl /h carl   y s@x ./Maildir/"},
+		{"dave@y", 'Z', root113},
+		{"ed@y", 'Z', root113},
+		{"fay@y", 'Z', root113},
+		{"gus@y", 'K', "args=-- gus /h gus   y s@x ./Maildir/"},
+		{"hal@y", 'Z', bug112},
+		{"ian@y", 'Z', bug112},
+	} {
+		l2, txt := deliver(t, l, tc.rcpt)
+		if l2 != tc.letter || (tc.letter == 'K' && !strings.Contains(txt, tc.text)) || (tc.letter != 'K' && txt != tc.text) {
+			t.Errorf("%s: got %c %q, want %c %q", tc.rcpt, l2, txt, tc.letter, tc.text)
+		}
 	}
 }
 
