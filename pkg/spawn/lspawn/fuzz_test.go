@@ -2,6 +2,7 @@ package lspawn
 
 import (
 	"bytes"
+	"math"
 	"strings"
 	"testing"
 )
@@ -58,7 +59,9 @@ func FuzzParseFields(f *testing.F) {
 		if !ok {
 			return
 		}
-		if fl.UID < 0 || fl.GID < 0 || strings.Contains(fl.User+fl.Home+fl.Dash+fl.Ext, "\x00") {
+		// An id is 32 bits (a negative int past 2^31 where int has 32
+		// bits, unixid); (uid_t)-1 is nobody's.
+		if uint32(fl.UID) == math.MaxUint32 || uint32(fl.GID) == math.MaxUint32 || strings.Contains(fl.User+fl.Home+fl.Dash+fl.Ext, "\x00") {
 			t.Fatalf("%q -> %+v", b, fl)
 		}
 	})
