@@ -50,8 +50,10 @@ func TestUnclosedInArgument(t *testing.T) {
 			errHas: "unable to parse address: a@x.org (Admin, Ops\n"},
 		{name: "open comment after two addresses", args: []string{"a@x.org b@y.org (c"}, code: ExDataErr,
 			errHas: "unable to parse address: a@x.org b@y.org (c\n"},
+		// The -f value is refused by the same rule, and named as the
+		// -f value, as its other errors name it.
 		{name: "-f alike", args: []string{"-f", "bob@x.org (Bob", "joe"}, code: ExDataErr,
-			errHas: "unable to parse address: bob@x.org (Bob\n"},
+			errHas: `sendmail: fatal: unable to parse the -f address "bob@x.org (Bob": the domain after its last @ cannot be read`},
 		{name: "open quote", args: []string{`a@x.org "b c@y.org`},
 			envelope: "Falice@mx.example.org\x00Ta@x.org \"b c@y.org\x00\x00"},
 		// Elements before the one left open are read as before.

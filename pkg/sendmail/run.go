@@ -83,7 +83,16 @@ func realUser() string {
 
 // Main runs sendmail with argv, the qmail tree at root and environment env,
 // and returns the exit status (sysexits codes, see docs/man/sendmail.8).
-func Main(argv []string, root string, env []string, stdin io.Reader, stdout, stderr io.Writer, sys Sys) int {
+// A failure (a status other than 0) gives back standard input as
+// input.giveBack says: a regular file at the offset it was read from, the
+// rest of a piped message read and thrown away.
+func Main(argv []string, root string, env []string, stdin io.Reader, stdout, stderr io.Writer, sys Sys) (code int) {
+	in := noteInput(stdin)
+	defer func() {
+		if code != 0 {
+			in.giveBack()
+		}
+	}()
 	prog := "sendmail"
 	if len(argv) > 0 {
 		prog = filepath.Base(argv[0])
@@ -151,6 +160,7 @@ func Main(argv []string, root string, env []string, stdin io.Reader, stdout, std
 		}
 		return Flush(root, stderr)
 	}
+	in.message = true
 
 	if c.Sender != nil {
 		// Read as one element of a recipient list: a list there is
@@ -164,6 +174,15 @@ func Main(argv []string, root string, env []string, stdin io.Reader, stdout, std
 		s, err := "", error(nil)
 		if len(elems) == 1 {
 			s, err = AddrSpec(elems[0])
+		}
+		if err == nil && s != "" {
+			// qmail-inject's test of a -f value (its domain as tokens),
+			// made here so that the error names the -f value as the
+			// others do: qmail-inject says "unable to parse address: "
+			// and the value alone, as for a recipient.
+			if _, ok := inject.Tokenize(address.Quote(s)); !ok {
+				err = errors.New("the domain after its last @ cannot be read (a quoted string, comment or [literal] not closed, or a stray ')' or ']')")
+			}
 		}
 		if err != nil {
 			fmt.Fprintf(stderr, "sendmail: fatal: unable to parse the -f address %q: %v\n", *c.Sender, err)
