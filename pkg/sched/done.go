@@ -112,24 +112,32 @@ func (s *Sched) messDone(id uint64) {
 		return
 	}
 	retry := func() { s.done.insert(id, s.now()+sleepSysfail) }
+	// A file that cannot be looked at is warned about at each retry,
+	// as qmail's messdone does.
+	statFailed := func(name string) {
+		s.statLater(name)
+		retry()
+	}
 	for c := 0; c < 2; c++ {
-		if _, err := os.Stat(s.path(fnChan(c, id))); err == nil {
+		n := fnChan(c, id)
+		if _, err := os.Stat(s.path(n)); err == nil {
 			return
 		} else if !isNoent(err) {
-			retry()
+			statFailed(n)
 			return
 		}
 	}
-	if _, err := os.Stat(s.path(fnFlat("todo", id))); err == nil {
+	todo := fnFlat("todo", id)
+	if _, err := os.Stat(s.path(todo)); err == nil {
 		return
 	} else if !isNoent(err) {
-		retry()
+		statFailed(todo)
 		return
 	}
 	info := fnSplit("info", id)
 	if _, err := os.Stat(s.path(info)); err != nil {
 		if !isNoent(err) {
-			retry()
+			statFailed(info)
 		}
 		return
 	}

@@ -95,28 +95,42 @@ func (s *Sched) scanInfo() {
 	}
 }
 
+// statLater logs that queue file name (relative to queue/) could not be
+// looked at, for a reason other than its absence, and that the message
+// is tried again in 123 seconds: qmail's messdone and pqadd log it at
+// each try.
+func (s *Sched) statLater(name string) {
+	s.log.line("warning: unable to stat ", name, "; will try again later")
+}
+
 // pqadd schedules one preprocessed message from its files.
 func (s *Sched) pqadd(id uint64) {
-	if _, err := os.Stat(s.path(fnFlat("todo", id))); err == nil {
+	todo := fnFlat("todo", id)
+	if _, err := os.Stat(s.path(todo)); err == nil {
 		return // preprocessed again later
 	} else if !isNoent(err) {
+		s.statLater(todo)
 		s.holds.noteBirth(0) // a birth not known: see holdLog.prune
 		s.fail.insert(id, s.recent+sleepSysfail)
 		return
 	}
-	st, err := os.Stat(s.path(fnSplit("info", id)))
+	info := fnSplit("info", id)
+	st, err := os.Stat(s.path(info))
 	if err != nil {
 		if !isNoent(err) {
+			s.statLater(info)
 			s.holds.noteBirth(0)
 			s.fail.insert(id, s.recent+sleepSysfail)
 		}
 		return
 	}
 	s.holds.noteBirth(st.ModTime().Unix())
-	if _, err := os.Stat(s.path(fnSplit("mess", id))); isNoent(err) {
+	mess := fnSplit("mess", id)
+	if _, err := os.Stat(s.path(mess)); isNoent(err) {
 		s.dropRemains(id)
 		return
 	} else if err != nil {
+		s.statLater(mess)
 		s.fail.insert(id, s.recent+sleepSysfail)
 		return
 	}
@@ -131,7 +145,7 @@ func (s *Sched) pqadd(id uint64) {
 		if err == nil {
 			due[c], have[c] = st.ModTime().Unix(), true
 		} else if !isNoent(err) {
-			s.log.line("warning: unable to stat ", n, "; will try again later")
+			s.statLater(n)
 			s.fail.insert(id, s.recent+sleepSysfail)
 			return
 		}
