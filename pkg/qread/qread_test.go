@@ -436,6 +436,26 @@ func TestCountNamesMissingDir(t *testing.T) {
 	}
 }
 
+// TestCountSplitFilesOnly: N counts the regular files in mess/'s split
+// directories, as qmail-qstat(8) says: a stray file in mess/ itself and
+// a directory inside a split directory are no messages (QA rqueue).
+func TestCountSplitFilesOnly(t *testing.T) {
+	root := t.TempDir()
+	q := queuetest.MakeQueue(t, root)
+	queuetest.Add(t, q, queuetest.Msg{ID: 7, Birth: birth, Body: "x", Sender: "a@example.org",
+		Remote: []queuetest.Rcpt{{Addr: "b@example.com"}}})
+	if err := os.WriteFile(filepath.Join(q, "mess", "stray"), nil, 0644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(q, "mess", "1", "subdir"), 0755); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Count(q)
+	if err != nil || c.Messages != 1 {
+		t.Errorf("Count = %+v, %v; want 1 message", c, err)
+	}
+}
+
 // TestQreadWarningOnItsOwnLine: with the listing and the warning on one
 // output (a terminal, 2>&1), the warning about the hold marks is a line of
 // its own: the listing, written as the queue is read, is flushed first.

@@ -412,8 +412,7 @@ func Count(q string) (Counts, error) {
 	}
 	for _, s := range subs {
 		if !s.IsDir() {
-			c.Messages++ // find -type f would count it
-			continue
+			continue // not a split directory: no message of the queue
 		}
 		n, err := countFiles(filepath.Join(q, "mess", s.Name()))
 		if err != nil {
