@@ -16,7 +16,9 @@
 // the run exits 111), and whatever it leaves that keeps qmail-send from
 // starting makes it exit 111. -check follows links as the repair does,
 // examines nothing below a directory that is a link it does not follow,
-// and names every change the repair would make.
+// and names every change the repair would make. A run holds an flock on
+// the root directory itself, exclusive for a repair (another run on the
+// tree waits for it, and says so), shared for -check.
 //
 //	qmail-install [-root DIR] [-me NAME] [-uid-base N]
 //	qmail-install [-root DIR] -check
@@ -87,6 +89,10 @@ func run(args []string, stderr io.Writer) int {
 			fs.Usage()
 			return 100
 		}
+		// -check only reads, under a shared lock on the root directory:
+		// it waits for a repair at work (saying so) rather than report
+		// its half-done tree, and a repair waits for it (treelock.go).
+		defer install.LockForCheck(*root, stderr)()
 		dev, err := install.Check(*root)
 		if err != nil {
 			// no tree (install.ErrNoTree): 100; else 111

@@ -78,6 +78,22 @@ func Install(opt Options) error {
 	if strings.ContainsAny(root, ":\n\x00") {
 		return qerr.Perm("root %s contains ':' or a newline, which users/assign cannot hold", root)
 	}
+	if err := enoughDescriptors(); err != nil {
+		return err
+	}
+	// A missing root is made (an existing one is left as it is) to hold
+	// its lock: another qmail-install on this tree is waited for
+	// (treelock.go), and only then is the tree looked at. Looked at
+	// before, a new tree the other run had begun (alias/ and bin/ made,
+	// not yet control/) would be refused as a non-empty non-tree.
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return qerr.Wrap(err, false, fmt.Sprintf("unable to create %s: %v", root, err))
+	}
+	unlock, err := lockTree(root, false, opt.Log)
+	if err != nil {
+		return qerr.Wrap(err, false, err.Error()+"; nothing was changed")
+	}
+	defer unlock()
 	if err := checkRoot(root); err != nil {
 		return err
 	}
@@ -85,12 +101,6 @@ func Install(opt Options) error {
 	// another tree (binelsewhere.go): refused before anything changes.
 	if l := binElsewhere(root); l != "" {
 		return qerr.Temp("%s: %s, and run qmail-install again; nothing was changed", filepath.Join(root, "bin"), l)
-	}
-	if err := enoughDescriptors(); err != nil {
-		return err
-	}
-	if err := os.MkdirAll(root, 0o755); err != nil {
-		return qerr.Wrap(err, false, fmt.Sprintf("unable to create %s: %v", root, err))
 	}
 	syscall.Umask(0o22)
 

@@ -590,12 +590,21 @@ var errChanged = errors.New("changed meanwhile")
 // (and read) by qmail-send alone, and are replaced only while the repair
 // holds qmail-send's lock (running.go), so no qmail-send runs to write
 // them. Nobody renames a file over a cache, so errChanged there only
-// means someone else (another repair) replaced it.
+// means someone else replaced it.
+//
+// The temporary name is fixed (".NAME.new"), and one found there is
+// removed first as the leftover of an interrupted run. That is safe only
+// because no other repair of the tree runs meanwhile: each holds the
+// exclusive flock on the tree's root (treelock.go) for its whole run.
+// Without it, two runs removed each other's temporary files, and one's
+// rename could put the other's half-written file into place (QA
+// rnonroot2). Nothing else in hqmail uses that name (qmail-queued's own
+// in queue/lock ends in its pid).
 func (w *walker) placeAt(dir int, rel string, fifo bool, fill func(*os.File) error, uid, gid int, mode uint32, old *unix.Stat_t) error {
 	name := filepath.Base(rel)
 	tmp := "." + name + ".new"
-	// A leftover of an interrupted run goes; a name that will not is
-	// avoided.
+	// A leftover of an interrupted run goes (no other run is at work:
+	// the tree's lock is held); a name that will not is avoided.
 	unix.Unlinkat(dir, tmp, 0)
 	var fd int
 	for try := 0; ; try++ {
