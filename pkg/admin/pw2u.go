@@ -56,13 +56,20 @@ type pwEntry struct {
 //     whose home directory does not exist or is not owned by their uid
 //     are skipped; each skip but the lists' is noted on warn;
 //   - users/mailnames "user:name1:name2..." gives the local parts that reach
-//     user instead of the user name;
+//     user instead of the user name; an empty name (a trailing colon) is
+//     ignored, and a line with no name left is an error;
 //   - each local part L becomes "=L:user:uid:gid:home:::" and, with
 //     ExtensionLines, "+L-:user:uid:gid:home:-::" (L-ext reaches ~/.qmail-ext).
 //
 // After the accounts come users/subusers "sub:user:pre:" lines, each as
 // "=sub:user:uid:gid:home:-:pre:" and "+sub-:user:uid:gid:home:-:pre-:"
-// (user must be an account kept above), then users/append verbatim, then ".".
+// (user must be an account kept above; an empty sub is an error), then
+// users/append verbatim, then ".".
+//
+// Only users/append can put an empty local part in the output: "=:" and
+// "+-:" lines would catch every local part that starts with '-'.
+// users/include and users/exclude never hold an empty name (blank lines
+// are skipped).
 func Pw2u(in io.Reader, out io.Writer, warn io.Writer, o Pw2uOptions) error {
 	include, hasInclude, err := readUsersList(o.UsersDir, "include")
 	if err != nil {
@@ -91,7 +98,19 @@ func Pw2u(in io.Reader, out io.Writer, warn io.Writer, o Pw2uOptions) error {
 		if len(f) < 2 || strings.ContainsRune(l, 0) {
 			return fmt.Errorf("bad format in users/mailnames: %q", l)
 		}
-		names[f[0]] = append(names[f[0]], f[1:]...)
+		// An empty name (a trailing colon, "a::b") is none: as a local
+		// part it made "=:user" and "+-:user", which gave user every
+		// local part that starts with '-'.
+		n := 0
+		for _, name := range f[1:] {
+			if name != "" {
+				names[f[0]] = append(names[f[0]], name)
+				n++
+			}
+		}
+		if n == 0 {
+			return fmt.Errorf("bad format in users/mailnames: %q names no local part", l)
+		}
 	}
 
 	bw := bufio.NewWriter(out)
@@ -185,6 +204,11 @@ func Pw2u(in io.Reader, out io.Writer, warn io.Writer, o Pw2uOptions) error {
 		f := strings.Split(l, ":")
 		if len(f) < 3 || strings.ContainsRune(l, 0) {
 			return fmt.Errorf("bad format in users/subusers: %q", l)
+		}
+		if f[0] == "" {
+			// "=:user" and "+-:user" would take every local part
+			// that starts with '-'.
+			return fmt.Errorf("bad format in users/subusers: %q has an empty sub", l)
 		}
 		e, ok := accounts[f[1]]
 		if !ok {

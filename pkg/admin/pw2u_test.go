@@ -146,3 +146,58 @@ func FuzzPw2u(f *testing.F) {
 		}
 	})
 }
+
+// TestPw2uEmptyNames: an empty name in users/mailnames (a trailing colon,
+// as users/subusers lines have) is ignored; it made "=:bob" and "+-:bob",
+// which qmail-newu compiles into a catch-all of every local part that
+// starts with '-'. A mailnames line with no name left, and a subusers line
+// with an empty sub, are errors.
+func TestPw2uEmptyNames(t *testing.T) {
+	const pw = "bob:x:1001:100::/home/bob:/bin/sh\n"
+	tests := []struct {
+		name, mailnames, subusers string
+		code                      int
+		out, errPart              string
+	}{
+		{"trailing colon", "bob:robert:bobby:\n", "", 0,
+			"=robert:bob:1001:100:/home/bob:::\n+robert-:bob:1001:100:/home/bob:-::\n" +
+				"=bobby:bob:1001:100:/home/bob:::\n+bobby-:bob:1001:100:/home/bob:-::\n.\n", ""},
+		{"empty in the middle", "bob::robert\n", "", 0,
+			"=robert:bob:1001:100:/home/bob:::\n+robert-:bob:1001:100:/home/bob:-::\n.\n", ""},
+		{"trailing blanks", "bob:robert: \t\n", "", 0,
+			"=robert:bob:1001:100:/home/bob:::\n+robert-:bob:1001:100:/home/bob:-::\n.\n", ""},
+		{"no name left", "bob:\n", "", 111, "", `fatal: bad format in users/mailnames: "bob:" names no local part`},
+		{"only empty names", "bob::\n", "", 111, "", `"bob::" names no local part`},
+		{"subuser with empty sub", "", ":bob:sales:\n", 111, "", `fatal: bad format in users/subusers: ":bob:sales:" has an empty sub`},
+		{"subuser", "", "sales:bob:sales:\n", 0,
+			"=bob:bob:1001:100:/home/bob:::\n+bob-:bob:1001:100:/home/bob:-::\n" +
+				"=sales:bob:1001:100:/home/bob:-:sales:\n+sales-:bob:1001:100:/home/bob:-:sales-:\n.\n", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			users := filepath.Join(root, "users")
+			if err := os.Mkdir(users, 0755); err != nil {
+				t.Fatal(err)
+			}
+			for name, text := range map[string]string{"mailnames": tc.mailnames, "subusers": tc.subusers} {
+				if text == "" {
+					continue
+				}
+				if err := os.WriteFile(filepath.Join(users, name), []byte(text), 0644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var out, errb bytes.Buffer
+			code := Pw2uMain(root, []string{"-H"}, strings.NewReader(pw), &out, &errb)
+			if code != tc.code || (tc.code == 0 && out.String() != tc.out) || !strings.Contains(errb.String(), tc.errPart) {
+				t.Errorf("exit %d, stdout %q, stderr %q; want %d, %q, stderr with %q", code, out.String(), errb.String(), tc.code, tc.out, tc.errPart)
+			}
+			for _, l := range strings.Split(out.String(), "\n") {
+				if strings.HasPrefix(l, "=:") || strings.HasPrefix(l, "+-:") {
+					t.Errorf("catch-all line %q", l)
+				}
+			}
+		})
+	}
+}

@@ -74,3 +74,70 @@ func TestBootStalePidFile(t *testing.T) {
 		t.Errorf("boot with a stale pid file: held %v, exit %d, %q, %q", held, code, out, errs)
 	}
 }
+
+// TestBootUntestableSaysReasonOnce: when sendmutex cannot be opened, both
+// of boot's looks at it (who holds it, whether it is locked) fail alike;
+// the reason is said once (it was "(unable to open …: R; unable to open
+// …: R)"). A directory there stands for the permission denied a user
+// without access to the queue gets.
+func TestBootUntestableSaysReasonOnce(t *testing.T) {
+	root := makeTree(t)
+	p := filepath.Join(root, MutexFile)
+	os.Remove(p)
+	if err := os.Mkdir(p, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := run(t, root, "boot")
+	if _, held := readFlag(t, root, hold.RemoteFile); held || code != ExitTemp || !strings.Contains(errs, "cannot tell whether qmail-send runs") {
+		t.Fatalf("boot with sendmutex a directory: held %v, exit %d, %q, %q", held, code, out, errs)
+	}
+	if strings.Contains(errs, ";") || strings.Count(errs, "unable to open") != 1 {
+		t.Errorf("boot said the reason more than once: %q", errs)
+	}
+}
+
+// TestReleaseDomainUnderHoldAll: with everything held, releasing a domain
+// that was held by name says it flows once everything is released; one
+// that never was held by name is said to be so (it was "every destination
+// is still held; never.example will flow once that is released", as if
+// the release had done something for it). The file is left as it is for
+// the latter.
+func TestReleaseDomainUnderHoldAll(t *testing.T) {
+	for _, tc := range []struct {
+		before        string
+		args          []string
+		after         string
+		want, wantNot []string
+	}{
+		{"*\n", []string{"never.example"}, "*\n",
+			[]string{"qmailctl: never.example was not held by name; every destination is still held (release everything with: qmailctl release remote)\n"},
+			[]string{"will flow"}},
+		{"*\nvpn.example\n", []string{"VPN.example"}, "*\n",
+			[]string{"qmailctl: every destination is still held; VPN.example will flow once that is released (qmailctl release remote)\n"},
+			[]string{"not held by name"}},
+		{"*\nvpn.example\n", []string{"vpn.example", "a.example", "b.example"}, "*\n",
+			[]string{"; vpn.example will flow once", "qmailctl: a.example b.example were not held by name; every destination is still held"},
+			[]string{"a.example will flow", "vpn.example was"}},
+	} {
+		root := makeTree(t)
+		p := filepath.Join(root, "control", hold.RemoteFile)
+		if err := os.WriteFile(p, []byte(tc.before), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		code, out, errs := run(t, root, append([]string{"release", "remote"}, tc.args...)...)
+		got, _ := readFlag(t, root, hold.RemoteFile)
+		if got != tc.after || code != ExitNotRunning {
+			t.Errorf("release %v of %q: file %q, exit %d; want %q, %d (%q, %q)", tc.args, tc.before, got, code, tc.after, ExitNotRunning, out, errs)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(errs, w) {
+				t.Errorf("release %v of %q: stderr %q lacks %q", tc.args, tc.before, errs, w)
+			}
+		}
+		for _, w := range tc.wantNot {
+			if strings.Contains(errs, w) {
+				t.Errorf("release %v of %q: stderr %q has %q", tc.args, tc.before, errs, w)
+			}
+		}
+	}
+}

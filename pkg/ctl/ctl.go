@@ -257,7 +257,13 @@ func (c *cmd) boot() int {
 	case !errors.Is(err, ErrNotRunning):
 		locked, lerr := sendlock.Locked(c.root)
 		if lerr != nil {
-			return c.fail(ExitTemp, "cannot tell whether qmail-send runs (%v; %v): boot holds nothing", err, lerr)
+			// Both tests open sendmutex: one reason (permission
+			// denied) is said once.
+			why := err.Error()
+			if l := lerr.Error(); l != why {
+				why += "; " + l
+			}
+			return c.fail(ExitTemp, "cannot tell whether qmail-send runs (%s): boot holds nothing", why)
 		}
 		if locked {
 			fmt.Fprintf(c.out, "qmail-send is already running (%s is locked; %v): boot holds nothing (qmailctl hold remote holds now)\n",
@@ -368,8 +374,25 @@ func (c *cmd) holdLocked(dir, channel string, holding bool, domains []string, wa
 		fmt.Fprintf(c.err, "qmailctl: warning: %s\n", w)
 	}
 	if !holding && len(domains) > 0 && res.After.All {
-		fmt.Fprintf(c.err, "qmailctl: every destination is still held; %s will flow once that is released (qmailctl release remote)\n",
-			strings.Join(domains, " "))
+		// A domain that was held by name leaves the list and flows once
+		// everything is released; one that never was was held only by
+		// the hold of everything, which this release leaves as it is.
+		var named, unnamed []string
+		for _, d := range domains {
+			if recorded(res.Before, []string{d}) {
+				named = append(named, d)
+			} else {
+				unnamed = append(unnamed, d)
+			}
+		}
+		if len(named) > 0 {
+			fmt.Fprintf(c.err, "qmailctl: every destination is still held; %s will flow once that is released (qmailctl release remote)\n",
+				strings.Join(named, " "))
+		}
+		if len(unnamed) > 0 {
+			fmt.Fprintf(c.err, "qmailctl: %s %s not held by name; every destination is still held (release everything with: qmailctl release remote)\n",
+				strings.Join(unnamed, " "), wasWere(len(unnamed)))
+		}
 	}
 	if holding && len(domains) > 0 && res.After.All {
 		if recorded(res.After, domains) {
@@ -584,6 +607,14 @@ func holdsAllUnread(st Status) bool {
 
 // queueDir is ROOT/queue.
 func (c *cmd) queueDir() string { return filepath.Join(c.root, "queue") }
+
+// wasWere is "was" for one, "were" for more.
+func wasWere(n int) string {
+	if n == 1 {
+		return "was"
+	}
+	return "were"
+}
 
 // recorded reports whether every one of domains is listed in h.
 func recorded(h hold.Flag, domains []string) bool {

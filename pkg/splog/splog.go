@@ -62,10 +62,25 @@ var facilities = map[string]int{
 	"local4": 20, "local5": 21, "local6": 22, "local7": 23,
 }
 
+// facUser is LOG_USER's code, what kern (0) becomes.
+const facUser = 1
+
 // ParseFacility accepts a facility name (mail, daemon, local0...) or
 // qmail's numeric form: the raw facility value of syslog.h (LOG_MAIL = 16,
-// LOG_LOCAL0 = 128), or a small code 0..23.
+// LOG_LOCAL0 = 128), or a small code 0..23. Kern (0, by name or number)
+// gives user: qmail's splogger hands it to openlog(3), which in glibc
+// takes a facility of 0 as "none given" and keeps LOG_USER, and syslog(3)
+// never sends kern from a user program; a log daemon files kern lines as
+// the kernel's.
 func ParseFacility(s string) (int, error) {
+	f, err := parseFacility(s)
+	if err == nil && f == 0 {
+		f = facUser
+	}
+	return f, err
+}
+
+func parseFacility(s string) (int, error) {
 	if f, ok := facilities[strings.ToLower(s)]; ok {
 		return f, nil
 	}

@@ -22,10 +22,29 @@ func TestParseFacility(t *testing.T) {
 	}{
 		{"mail", 2, false}, {"LOCAL0", 16, false}, {"16", 2, false}, {"128", 16, false},
 		{"2", 2, false}, {"bogus", 0, true}, {"-1", 0, true}, {"1000", 0, true},
+		// Kern is user, as glibc's openlog(3) and syslog(3) make it for
+		// qmail's splogger: no kern line from user space.
+		{"0", 1, false}, {"kern", 1, false}, {"KERN", 1, false}, {"user", 1, false}, {"8", 1, false},
+		{"00", 1, false},
 	} {
 		got, err := ParseFacility(tc.in)
 		if (err != nil) != tc.bad || (!tc.bad && got != tc.want) {
 			t.Errorf("ParseFacility(%q) = %d, %v; want %d, bad=%v", tc.in, got, err, tc.want, tc.bad)
+		}
+	}
+}
+
+// TestKernIsUser: "splogger qmail 0" and "splogger qmail kern" send
+// user.info ("<14>"), as qmail's splogger does through glibc, never a
+// kern line ("<6>") that a log daemon files as the kernel's.
+func TestKernIsUser(t *testing.T) {
+	for _, in := range []string{"0", "kern"} {
+		fac, err := ParseFacility(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := string(Format(fac, Severity("new msg 1"), time.Unix(0, 0), "qmail", "x")); !strings.HasPrefix(got, "<14>") {
+			t.Errorf("facility %q: %q, want <14>", in, got)
 		}
 	}
 }
