@@ -29,15 +29,30 @@ import (
 // display name or a comment in it (Bob<bob@x> is bob@x, bob(<) is bob).
 // A NUL, CR or LF in a target the old check refused already; it stays
 // refused.
+//
+// A second thing they took is refused now on purpose: text after the
+// closing quote of a quoted program, file, Maildir, include or local
+// user. The quotes were removed and the text joined to the target, so a
+// comma left out ("|/usr/bin/archive" bob@example.com) silently made
+// the address an argument of the program (|/usr/bin/archive
+// bob@example.com), or a part of the file's name, where "bob" carol and
+// bob carol are refused as not one address. Such a target goes on to
+// normalize, which refuses it (quotedTail).
 
 // oldSplit splits s by the old rules. It returns each target in the old
 // form with the offset in s of the first byte of its piece that is not a
-// blank, and ok false for a quote left open.
+// blank, and ok false for a quote left open or a piece with text after
+// the quoted program or file it starts with (quotedTail), which the old
+// rules took and are refused now.
 func oldSplit(s string) (ts []Target, ok bool) {
 	var cur strings.Builder
 	inq := false
 	start := 0
+	tail := false
 	flush := func(end int) {
+		if quotedTail(s[start:end]) {
+			tail = true
+		}
 		t := strings.TrimSpace(cur.String())
 		cur.Reset()
 		if strings.HasPrefix(t, "<") && strings.HasSuffix(t, ">") && len(t) >= 2 {
@@ -70,6 +85,9 @@ func oldSplit(s string) (ts []Target, ok bool) {
 		return nil, false
 	}
 	flush(len(s))
+	if tail {
+		return nil, false
+	}
 	return ts, true
 }
 

@@ -27,6 +27,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"unicode"
 
 	"github.com/hqmail/hqmail/pkg/address"
 )
@@ -223,7 +224,9 @@ type TargetError struct {
 // A target whose first character (after an opening '"' or '<') is '|',
 // '/' or '\', or that starts with ":include:", is a program, a file, a
 // local user or an include: quotes group it ("|prog a, b") and are
-// removed, as are angle brackets around it. Anything else is an address
+// removed, as are angle brackets around it; text after the closing quote
+// of one that starts with a quote ("|prog" bob: a comma left out) is an
+// error (quotedTail). Anything else is an address
 // in one of the forms of RFC 5322 (see address.go): a display name before
 // <addr>, comments around it, a quoted local part (kept quoted); a comma
 // inside quotes, a comment or angle brackets does not split it. A
@@ -328,6 +331,9 @@ func nextTarget(s string) (raw string, rest int, err error) {
 // address starting with '<', and "bob@example.com>" one for the host
 // "example.com>"). Inside a program's command '<' and '>' are the shell's.
 func normalize(raw string) (string, error) {
+	if quotedTail(raw) {
+		return "", fmt.Errorf("bad target %q: not one target: text after the closing quote of a program or file (a comma missing before it?)", strings.TrimSpace(raw))
+	}
 	if isSpecialTarget(raw) {
 		t := unquote(raw)
 		if strings.HasPrefix(t, "<") {
@@ -359,6 +365,49 @@ func normalize(raw string) (string, error) {
 		return "", fmt.Errorf("bad address %q: not one address (forms taken: user@domain, Name <user@domain>, user@domain (comment), \"quoted local\"@domain)", strings.TrimSpace(raw))
 	}
 	return t, nil
+}
+
+// quotedTail reports whether the target raw (one piece of a list, as
+// written) starts with a double quote (after blanks, and after a '<' and
+// blanks) whose text is a program, file, Maildir, include or local user,
+// and has more than blanks after the closing quote (the '>' of that '<'
+// aside). The old rules joined that text to the target: a comma left
+// out, "|/usr/bin/archive" bob@example.com ran the program with the
+// argument bob@example.com, and "/tmp/file" bob wrote the file
+// "/tmp/file bob". A program or file written without quotes
+// (|/usr/bin/archive -x) is not concerned: its blanks are its own.
+func quotedTail(raw string) bool {
+	s := strings.TrimLeftFunc(raw, unicode.IsSpace)
+	angle := strings.HasPrefix(s, "<")
+	if angle {
+		s = strings.TrimLeftFunc(s[1:], unicode.IsSpace)
+	}
+	if !strings.HasPrefix(s, `"`) {
+		return false
+	}
+	var in strings.Builder
+	i := 1
+	for ; i < len(s) && s[i] != '"'; i++ {
+		if s[i] == '\\' && i+1 < len(s) {
+			i++
+		}
+		in.WriteByte(s[i])
+	}
+	if i >= len(s) {
+		return false // a quote left open, an error of its own
+	}
+	t := strings.TrimSpace(in.String())
+	if strings.HasPrefix(t, "<") {
+		t = strings.TrimSpace(t[1:])
+	}
+	if k, _ := Classify(t); k == Address || t == "" {
+		return false
+	}
+	rest := strings.TrimSpace(s[i+1:])
+	if angle {
+		rest = strings.TrimSpace(strings.TrimSuffix(rest, ">"))
+	}
+	return rest != ""
 }
 
 // angles counts the angle brackets of s that open and close, outside

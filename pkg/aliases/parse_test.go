@@ -335,3 +335,76 @@ func openRecords(t *testing.T, recs []cdb.Record) *cdb.File {
 	t.Cleanup(func() { db.Close() })
 	return db
 }
+
+// TestQuotedTargetTail: text after the closing quote of a quoted program,
+// file, Maildir or include (a comma left out) is an error naming its
+// line, as "bob" carol is (QA rtools3: "|/usr/bin/archive" bob@example.com
+// compiled to the program "|/usr/bin/archive bob@example.com", and
+// "/tmp/file" bob to the file "/tmp/file bob", without a word). A quoted
+// target followed by a comma, and the forms without quotes, are read as
+// before.
+func TestQuotedTargetTail(t *testing.T) {
+	for _, tc := range []struct {
+		list string
+		want string // the targets as render gives them, or "error"
+	}{
+		{`"|/usr/bin/archive" bob@example.com`, "error"},
+		{`"/tmp/file" bob`, "error"},
+		{`"/srv/Box/" bob`, "error"},
+		{`":include:/etc/list" bob`, "error"},
+		{`" |prog" bob`, "error"},
+		{`"|prog"bob`, "error"},
+		{`"|prog" (comment)`, "error"},
+		{`"|prog" ""`, "error"},
+		{`"|prog">`, "error"},
+		{`<"|prog"> bob`, "error"},
+		{`alice, "|/usr/bin/archive" bob, carol`, "error"},
+		{`bob "carol"`, "error"},
+		{`"bob" carol`, "error"},
+		{`bob carol`, "error"},
+
+		{`"|prog arg", bob`, `program "prog arg" | address "bob"`},
+		{`"/tmp/f", bob`, `file "/tmp/f" | address "bob"`},
+		{`"|prog arg" , bob`, `program "prog arg" | address "bob"`},
+		{`"|prog, arg"  `, `program "prog, arg"`},
+		{`"|prog \"x\" y"`, `program "prog \"x\" y"`},
+		{`"/srv/Box/", "|p"`, `maildir "/srv/Box/" | program "p"`},
+		{`<"|/usr/bin/prog">`, `program "/usr/bin/prog"`},
+		{`< "|prog" >, bob`, `program "prog" | address "bob"`},
+		{`|/usr/bin/archive -x`, `program "/usr/bin/archive -x"`},
+		{`|/usr/bin/archive -x, bob`, `program "/usr/bin/archive -x" | address "bob"`},
+		{`|prog "a, b"`, `program "prog a, b"`},
+		{`/tmp/my file`, `file "/tmp/my file"`},
+		{`"joe smith"@example.com, bob`, `address "\"joe smith\"@example.com" | address "bob"`},
+	} {
+		src := "ok: root\nx: alice,\n  " + tc.list + "\n"
+		as, errs := Parse(strings.NewReader(src), "f")
+		if tc.want == "error" {
+			if len(as) != 1 || len(errs) == 0 {
+				t.Errorf("%s: %+v %v, want an error", tc.list, as, errs)
+				continue
+			}
+			for _, e := range errs {
+				if !strings.HasPrefix(e.Error(), "f:3: ") {
+					t.Errorf("%s: error %q, want one at line 3", tc.list, e)
+				}
+			}
+			if _, bad := ScanTargets(tc.list); len(bad) == 0 {
+				t.Errorf("ScanTargets(%s): no error", tc.list)
+			}
+			continue
+		}
+		got := render(as, errs)
+		want := "ok line 1: address \"root\"\nx line 2: address \"alice\" | " + tc.want + "\n"
+		if got != want {
+			t.Errorf("%s: got\n%swant\n%s", tc.list, got, want)
+		}
+	}
+	// In a list (a .forward or an :include: file) the bad target is
+	// named, and the others are kept.
+	good, bad := ScanTargets(`alice, "|/usr/bin/archive" bob@example.com, carol`)
+	if len(good) != 2 || good[0].Text != "alice" || good[1].Text != "carol" || len(bad) != 1 || bad[0].Off != 7 ||
+		!strings.Contains(bad[0].Msg, `bad target "\"|/usr/bin/archive\" bob@example.com": not one target`) {
+		t.Errorf("ScanTargets: %+v %+v", good, bad)
+	}
+}
