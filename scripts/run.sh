@@ -28,6 +28,18 @@ shq() {
 # expands a $ (so it is written $$).
 makeq() { shq "$(printf '%s\n' "$1" | sed 's/\$/$$/g')"; }
 
+# The hints for make run and make stop must name the same tree, and be
+# commands that work when pasted (a RUNROOT with a space is quoted).
+rr=""
+[ -n "${RUNROOT:-}" ] && rr=" RUNROOT=$(makeq "$RUNROOT")"
+
+# there PATH: PATH exists (a symbolic link, even dangling, counts).
+there() { [ -e "$1" ] || [ -L "$1" ]; }
+
+# istree: ROOT is a qmail tree, as qmail-install takes it (it has queue/,
+# control/ or etc/ids).
+istree() { there "$ROOT/queue" || there "$ROOT/control" || there "$ROOT/etc/ids"; }
+
 # ours PID PROG: PID runs this tree's bin/PROG (a pid file left by a crash
 # or a reboot may name another process by now). A program replaced by a
 # reinstall since it started shows as "PATH (deleted)".
@@ -36,10 +48,21 @@ ours() {
   [ "${exe% (deleted)}" = "$(readlink -f "$ROOT/bin/$2")" ]
 }
 
-# checkowner: an ordinary user cannot use (or stop) a tree made by root.
+# parent PID: PID's parent process (from /proc/PID/stat, "pid (comm) state
+# ppid ...", whose comm may hold blanks and parentheses).
+parent() { sed -n 's/.*) [A-Za-z] \([0-9][0-9]*\) .*/\1/p' "/proc/$1/stat" 2>/dev/null || true; }
+
+# checkowner start|stop: an ordinary user cannot use (or stop) a tree of
+# another user's (root's, or an ordinary user's).
 checkowner() {
   if [ -e "$ROOT" ] && [ "$(id -u)" != 0 ] && [ "$(stat -L -c %u "$ROOT")" != "$(id -u)" ]; then
-    echo "$ROOT belongs to $(stat -L -c %U "$ROOT") (a make run as root?): remove it as that user, or use RUNROOT=DIR" >&2
+    u=$(stat -L -c %U "$ROOT") why="a make run of theirs?"
+    if [ "$(stat -L -c %u "$ROOT")" = 0 ]; then why="a make run as root?"; fi
+    if [ "$1" = stop ]; then
+      echo "$ROOT belongs to $u ($why): stop it as $u (make stop$rr, run as $u)" >&2
+    else
+      echo "$ROOT belongs to $u ($why): remove it as $u, or use RUNROOT=DIR" >&2
+    fi
     exit 1
   fi
 }
@@ -54,6 +77,37 @@ checkuser() {
     echo "(runuser -u $u -- make run RUNROOT=$(makeq "$ROOT")), or use RUNROOT=DIR for a tree of root's" >&2
     exit 1
   fi
+}
+
+# lock run|stop: make run and make stop on one tree take turns: two at
+# once would each start a system (the second qmail-start failing, its
+# pid file naming it) or stop one half of the other's. flock(1) on a file
+# under var/, not on the tree's directory: qmail-install, which make run
+# calls, locks that one itself for its whole run. Another one at work is
+# waited for, up to 120 s (make stop waits up to 75 s for the daemons);
+# the lock file names it. The daemons do not inherit the lock (9<&-).
+lockfile=$state/make-run.lock
+lock() {
+  if ! command -v flock >/dev/null 2>&1; then
+    echo "make $1 needs flock(1) (apt-get install util-linux)" >&2
+    exit 1
+  fi
+  there "$lockfile" || : >>"$lockfile"
+  exec 9<"$lockfile"
+  if ! flock -n 9; then
+    who=$(cat "$lockfile" 2>/dev/null || true)
+    who=${who:-another make run or make stop}
+    echo "$ROOT: waiting (up to 120 s) for $who to finish" >&2
+    if ! flock -w 120 9; then
+      echo "$ROOT: $who has not finished in 120 s; make $1 did nothing (run it again once that one has)" >&2
+      exit 1
+    fi
+  fi
+  # Who holds it, for the next one to say (not written in a tree of
+  # another user's that root stops).
+  w="make stop$rr"
+  if [ "$1" = run ]; then w="make run LISTEN=$(makeq "$LISTEN")$rr"; fi
+  { printf '%s (pid %s)\n' "$w" "$$" >"$lockfile"; } 2>/dev/null || true
 }
 
 # stop: TERM to both. qmail-smtpd -listen closes its port at once and lets
@@ -82,7 +136,15 @@ stop() {
 
 case "${1:-start}" in
 stop)
-  checkowner; stop
+  # A RUNROOT mistyped, or a make stop before any make run.
+  if [ ! -d "$ROOT" ] || ! istree; then
+    echo "no tree at $ROOT: nothing stopped" >&2
+    exit 1
+  fi
+  checkowner stop
+  # No var/: no make run started anything here (its pid files are there).
+  if [ -d "$state" ]; then lock stop; fi
+  stop
   if [ -n "$still" ]; then
     echo "stopping: qmail-send (under qmail-start, pid $still) finishes its deliveries in progress first; it exits by itself"
   elif [ -x "$ROOT/bin/qmailctl" ] && p=$("$ROOT/bin/qmailctl" pid 2>/dev/null); then
@@ -96,8 +158,47 @@ start) ;;
 esac
 
 # Problems a newcomer meets, said plainly before qmail-install trips on them.
-checkowner
+checkowner start
 checkuser
+# LISTEN is host:port, as qmail-smtpd -listen takes it: a bare port is
+# said before anything is stopped.
+case $LISTEN in
+'' | *[!0-9]*) ;;
+*)
+  echo "LISTEN=$LISTEN is a port alone; LISTEN is host:port: make run$rr LISTEN=127.0.0.1:$LISTEN" >&2
+  exit 1 ;;
+esac
+if [ "$(id -u)" = 0 ]; then
+  # qmail's users must reach the tree: every directory above it needs
+  # search permission for others (Debian's /root is 0700).
+  d=$(dirname "$ROOT")
+  while :; do
+    if [ -d "$d" ] && [ -z "$(find "$d" -maxdepth 0 -perm -o+x)" ]; then
+      echo "$d is not searchable by others, so qmail's users cannot reach $ROOT;" >&2
+      echo "clone elsewhere, or use RUNROOT=/var/tmp/hqmail-run (make run RUNROOT=...; make stop RUNROOT=...)" >&2
+      exit 1
+    fi
+    [ "$d" = / ] && break
+    d=$(dirname "$d")
+  done
+fi
+# -me only for a new tree: a tree that has its control/me (one made by
+# make install ROOT=..., say) keeps it, and qmail-install would say so.
+doinstall() {
+  if [ -e "$ROOT/control/me" ]; then
+    "$top/bin/qmail-install" -root "$ROOT" >/dev/null
+  else
+    "$top/bin/qmail-install" -root "$ROOT" -me localhost >/dev/null
+  fi
+}
+# A new tree is made before the lock is taken: qmail-install refuses a
+# directory that holds anything (var/ and the lock file) but is no tree.
+# It locks the tree itself while it works; this make run, once it holds
+# the lock, does not install it again.
+fresh=no
+if ! istree; then doinstall; fresh=yes; fi
+mkdir -p "$state"
+lock run
 # A qmail-send this script did not start (its qmail-start is not the one
 # in start.pid) holds the tree: one whose qmail-start was killed gets TERM
 # and finishes its running deliveries before it exits; another was
@@ -121,27 +222,7 @@ if [ -n "$still" ]; then
   echo "start again once it has exited (it does so by itself)" >&2
   exit 1
 fi
-if [ "$(id -u)" = 0 ]; then
-  # qmail's users must reach the tree: every directory above it needs
-  # search permission for others (Debian's /root is 0700).
-  d=$(dirname "$ROOT")
-  while :; do
-    if [ -d "$d" ] && [ -z "$(find "$d" -maxdepth 0 -perm -o+x)" ]; then
-      echo "$d is not searchable by others, so qmail's users cannot reach $ROOT;" >&2
-      echo "clone elsewhere, or use RUNROOT=/var/tmp/hqmail-run (make run RUNROOT=...; make stop RUNROOT=...)" >&2
-      exit 1
-    fi
-    [ "$d" = / ] && break
-    d=$(dirname "$d")
-  done
-fi
-# -me only for a new tree: a tree that has its control/me (one made by
-# make install ROOT=..., say) keeps it, and qmail-install would say so.
-if [ -e "$ROOT/control/me" ]; then
-  "$top/bin/qmail-install" -root "$ROOT" >/dev/null
-else
-  "$top/bin/qmail-install" -root "$ROOT" -me localhost >/dev/null
-fi
+[ "$fresh" = yes ] || doinstall
 # qmail-inject appends defaultdomain to a dotless host (user@localhost becomes
 # user@localhost.localdomain): make both names local.
 ctl=$ROOT/control
@@ -169,7 +250,10 @@ chmod 600 "$state/qmail-send.log" "$state/qmail-smtpd.log"
 # The logs grow across runs: a failed start shows only what this run wrote.
 sendlog0=$(wc -c < "$state/qmail-send.log")
 smtpdlog0=$(wc -c < "$state/qmail-smtpd.log")
-since() { tail -c +$(($2 + 1)) "$1" | tail -n 3; }
+# since LOG OFFSET: the last lines LOG got from OFFSET on; a usage
+# message after a fatal line (qmail-smtpd -listen PORT) is left out, so
+# the reason shows.
+since() { tail -c +$(($2 + 1)) "$1" | sed '/^usage: /,$d' | tail -n 3; }
 # A clean environment, as the rc script and the systemd unit give it: the
 # daemons pass theirs down to every .qmail program, whose commands find
 # the tree's own programs by name first (|preline procmail, |forward,
@@ -202,18 +286,19 @@ fi
 # to its default.
 defsig=
 if env --default-signal=INT true 2>/dev/null; then defsig=--default-signal=INT; fi
-setsid env $defsig - PATH="$path" "$ROOT/bin/qmail-start" "$dd" </dev/null >>"$state/qmail-send.log" 2>&1 &
-echo $! > "$state/start.pid"
+setsid env $defsig - PATH="$path" "$ROOT/bin/qmail-start" "$dd" </dev/null >>"$state/qmail-send.log" 2>&1 9<&- &
+spid=$!
+echo $spid > "$state/start.pid"
 
 if [ "$(id -u)" = 0 ]; then
   # qmail-smtpd runs as qmaild/nofiles, as under tcpserver.
   setsid env $defsig - PATH="$path" setpriv --reuid=qmaild --regid=nofiles --clear-groups \
-    "$ROOT/bin/qmail-smtpd" -listen "$LISTEN" </dev/null >>"$state/qmail-smtpd.log" 2>&1 &
+    "$ROOT/bin/qmail-smtpd" -listen "$LISTEN" </dev/null >>"$state/qmail-smtpd.log" 2>&1 9<&- &
   # root's mail goes to the alias user, whose .qmail-default names
   # ./Maildir/ whatever defaultdelivery says.
   box=$ROOT/alias/Maildir/new/
 else
-  setsid env $defsig - PATH="$path" "$ROOT/bin/qmail-smtpd" -listen "$LISTEN" </dev/null >>"$state/qmail-smtpd.log" 2>&1 &
+  setsid env $defsig - PATH="$path" "$ROOT/bin/qmail-smtpd" -listen "$LISTEN" </dev/null >>"$state/qmail-smtpd.log" 2>&1 9<&- &
   # Your home in the tree has no .qmail file: defaultdelivery decides.
   home=$ROOT/home/$me
   nl='
@@ -225,25 +310,24 @@ else
   *) box="$home, as $ctl/defaultdelivery ($dd) says" ;;
   esac
 fi
-echo $! > "$state/smtpd.pid"
+mpid=$!
+echo $mpid > "$state/smtpd.pid"
 
-# The hints for make run and make stop must name the same tree, and be
-# commands that work when pasted (a RUNROOT with a space is quoted).
-rr=""
-[ -n "${RUNROOT:-}" ] && rr=" RUNROOT=$(makeq "$RUNROOT")"
-
-# Wait (bounded) until this qmail-send has written its pid (the file may
-# hold the last run's) and the listener answers.
+# Wait (bounded) until this qmail-send, the one under the qmail-start just
+# started, has written its pid (the file may hold the last run's, or
+# another qmail-send's) and the listener answers.
 sendpid() { tr -dc 0-9 < "$ROOT/queue/lock/sendmutex" 2>/dev/null || true; }
+ready() {
+  p=$(sendpid)
+  [ -n "$p" ] && ours "$p" qmail-send && [ "$(parent "$p")" = "$spid" ]
+}
 i=0
 while [ $i -lt 50 ]; do
-  p=$(sendpid)
-  if [ -n "$p" ] && ours "$p" qmail-send; then break; fi
-  if ! kill -0 "$(cat "$state/start.pid")" 2>/dev/null; then break; fi
+  if ready; then break; fi
+  if ! kill -0 "$spid" 2>/dev/null; then break; fi
   sleep 0.1; i=$((i+1))
 done
-p=$(sendpid)
-if [ -z "$p" ] || ! ours "$p" qmail-send; then
+if ! ready; then
   echo "qmail-send did not start; the end of $state/qmail-send.log:" >&2
   since "$state/qmail-send.log" "$sendlog0" >&2
   stop
@@ -251,11 +335,19 @@ if [ -z "$p" ] || ! ours "$p" qmail-send; then
 fi
 
 sleep 0.3
-if ! kill -0 "$(cat "$state/smtpd.pid")" 2>/dev/null; then
+if ! kill -0 "$mpid" 2>/dev/null; then
   echo "qmail-smtpd did not start on $LISTEN:" >&2
   since "$state/qmail-smtpd.log" "$smtpdlog0" >&2
   if since "$state/qmail-smtpd.log" "$smtpdlog0" | grep -q "address already in use"; then
-    echo "(another listener there? try: make run$rr LISTEN=127.0.0.1:2526; make stop$rr to stop the rest)" >&2
+    # The port after the one taken (leading zeros dropped: the shell
+    # reads 02525 as octal), or the words when there is none.
+    port=$(printf '%s\n' "${LISTEN##*:}" | sed 's/^0*\([0-9]\)/\1/')
+    next="LISTEN=HOST:PORT with another free port"
+    case $port in
+    '' | *[!0-9]* | ??????*) ;;
+    *) if [ "$port" -lt 65535 ]; then next="LISTEN=$(makeq "${LISTEN%:*}:$((port + 1))")"; fi ;;
+    esac
+    echo "(another listener there? try another port: make run$rr $next; make stop$rr to stop the rest)" >&2
   else
     echo "(make stop$rr stops the rest)" >&2
   fi
@@ -263,6 +355,12 @@ if ! kill -0 "$(cat "$state/smtpd.pid")" 2>/dev/null; then
 fi
 
 sendmail=$(shq "$ROOT/bin/sendmail") qread=$(shq "$ROOT/bin/qmail-qread") qmailctl=$(shq "$ROOT/bin/qmailctl")
+# A local hold (qmailctl hold local) is kept across restarts: said too.
+held=
+if there "$ctl/holdlocal"; then
+  held="
+  local delivery is held (control/holdlocal, kept across restarts); release: $qmailctl release local"
+fi
 cat <<MSG
 hqmail is running in $ROOT
   SMTP:      $LISTEN   (e.g. swaks --server $LISTEN --to $me@localhost)
@@ -270,6 +368,6 @@ hqmail is running in $ROOT
   mail to $me@localhost lands in: $box
   log:       $state/qmail-send.log
   queue:     $qread      status: $qmailctl status
-  remote delivery is held; release: $qmailctl release remote
+  remote delivery is held; release: $qmailctl release remote$held
   stop:      make stop$rr
 MSG
