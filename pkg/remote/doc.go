@@ -12,11 +12,14 @@
 // talks through a wire (smtp.go), a net.Conn of ours that keeps what qmail
 // needs and the Client does not do: replies are read and bounded there
 // (MaxText kept, MaxReply read; a longer or endless reply is a temporary
-// failure, never unbounded memory) under qmail's timeoutremote per reply and
-// per write, the raw reply is kept for the reports, and the Client is shown
-// a canonical copy steering it to qmail's rules (any code below 400 after
-// DATA goes ahead, any EHLO refusal falls back to HELO, BODY=8BITMIME only
-// for 8-bit messages). STARTTLS and QUIT are written by the wire itself
+// failure, never unbounded memory, except that after the final dot a reply
+// whose code has come is that code's answer) under qmail's timeoutremote
+// per reply and per write, the raw reply is kept for the reports, a peer
+// that says more than its reply (bytes unread when the next command is
+// due) is out of step and the session ends, and the Client is shown a
+// canonical copy steering it to qmail's rules (any code below 400 after
+// DATA goes ahead, a 5xx to EHLO falls back to HELO and any other reply
+// but 250 is a rejected name, BODY=8BITMIME only for 8-bit messages). STARTTLS and QUIT are written by the wire itself
 // (see the wire's comment for why). copyData applies qmail's CR and
 // partial-line rules before the dot writer.
 //

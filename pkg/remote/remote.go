@@ -669,7 +669,7 @@ func (d *delivery) smtp(conn net.Conn, a dnsmx.Addr, port int, tryTLS bool) (err
 			}
 			if s.tls {
 				if ext, err = s.hello(d.cfg.Helo); err != nil {
-					if s.w.ioErr != nil && s.w.refused == nil {
+					if s.w.ioErr != nil && s.w.refused == nil && !errors.Is(s.w.ioErr, errOutOfStep) {
 						// A TLS 1.3 server refuses a client (one
 						// without a certificate it wants) after the
 						// client's side of the handshake is done: on

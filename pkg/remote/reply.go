@@ -34,6 +34,18 @@ type Reply struct {
 // MaxReply, beyond which errTooLong is returned. I/O errors (EOF in the
 // middle included) are returned as they are.
 func ReadReply(br *bufio.Reader) (Reply, error) {
+	r, _, err := readReply(br)
+	if err != nil {
+		return Reply{}, err
+	}
+	return r, nil
+}
+
+// readReply is ReadReply that on an error also returns what it had read:
+// the text so far (ended with a LF) and, when coded is set, the code of
+// the first line, of which the three digits and the space or dash after
+// them had arrived (the line itself may be cut short).
+func readReply(br *bufio.Reader) (r Reply, coded bool, err error) {
 	var text strings.Builder
 	code, total := 0, 0
 	first := true
@@ -53,37 +65,51 @@ func ReadReply(br *bufio.Reader) (Reply, error) {
 			text.WriteByte(c)
 		}
 	}
+	done := func() Reply {
+		s := text.String()
+		if (truncated || err != nil) && s != "" && !strings.HasSuffix(s, "\n") {
+			s += "\n"
+		}
+		return Reply{Code: code, Text: s}
+	}
 	for {
 		// One line: its first four bytes decide code and continuation.
 		var head [4]byte
 		n := 0
 		for {
-			chunk, err := br.ReadSlice('\n')
+			chunk, rerr := br.ReadSlice('\n')
 			total += len(chunk)
 			if total > MaxReply {
-				return Reply{}, errTooLong
+				err = errTooLong
+				return done(), coded, err
 			}
 			for i := 0; i < len(chunk) && n < 4; i++ {
 				head[n] = chunk[i]
 				n++
 			}
+			if first && !coded && n == 4 && isCode(head[:3]) && (head[3] == ' ' || head[3] == '-') {
+				code, coded = atoi3(head[:3]), true
+			}
 			keep(chunk)
-			if err == nil {
+			if rerr == nil {
 				break
 			}
-			if err == bufio.ErrBufferFull {
+			if rerr == bufio.ErrBufferFull {
 				continue
 			}
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF
+			if rerr == io.EOF {
+				rerr = io.ErrUnexpectedEOF
 			}
-			return Reply{}, err
+			err = rerr
+			return done(), coded, err
 		}
 		if first {
 			first = false
-			if n >= 3 && isDigit(head[0]) && isDigit(head[1]) && isDigit(head[2]) {
-				code = int(head[0]-'0')*100 + int(head[1]-'0')*10 + int(head[2]-'0')
-			} else {
+			switch {
+			case coded:
+			case n >= 3 && isCode(head[:3]):
+				code = atoi3(head[:3])
+			default:
 				code = CodeMalformed
 			}
 		}
@@ -91,12 +117,12 @@ func ReadReply(br *bufio.Reader) (Reply, error) {
 			break
 		}
 	}
-	s := text.String()
-	if truncated && !strings.HasSuffix(s, "\n") {
-		s += "\n"
-	}
-	return Reply{Code: code, Text: s}, nil
+	return done(), coded, nil
 }
+
+func isCode(b []byte) bool { return isDigit(b[0]) && isDigit(b[1]) && isDigit(b[2]) }
+
+func atoi3(b []byte) int { return int(b[0]-'0')*100 + int(b[1]-'0')*10 + int(b[2]-'0') }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 

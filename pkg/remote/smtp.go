@@ -24,19 +24,36 @@ import (
 //
 //   - Replies are read here with ReadReply (MaxReply read, MaxText kept, one
 //     read deadline of timeoutremote per reply), and the raw reply is kept for
-//     "Remote host said:". The Client is shown a canonical copy: the code and
-//     the first line's text, plus, for a 250 answer to EHLO, only the
-//     extensions qmail-remote wants it to use (8BITMIME when the message has
-//     8-bit bytes, SMTPUTF8 when the envelope needs it), since Client.Mail
-//     adds BODY=8BITMIME whenever the peer offers it.
+//     "Remote host said:". After the final dot, a reply whose first line has
+//     given its code before it went over MaxReply or the deadline is that
+//     code's answer, with a note that the rest was not read (cut): qmail,
+//     keeping 5000 bytes and timing each read, takes both, and "Possible
+//     duplicate!" there would be a certain duplicate. The Client is shown
+//     a canonical copy: the code and the first line's text, plus, for a
+//     250 answer to EHLO, only the extensions qmail-remote wants it to use
+//     (8BITMIME when the message has 8-bit bytes, SMTPUTF8 when the
+//     envelope needs it), since Client.Mail adds BODY=8BITMIME whenever the
+//     peer offers it.
+//   - One command, one reply: before a command is written (and before the
+//     message after the reply to DATA) nothing may be left unread in the
+//     reader (inStep). A peer that said more than its reply (a second
+//     greeting, a continuation line without a code, which ends a reply, a
+//     reply said twice) would put every later reply one command behind:
+//     the reply to DATA read as the final one, a refused message reported
+//     accepted. So the session ends there (errOutOfStep), a temporary
+//     failure. Under PIPELINING the lines sent ahead are answered in
+//     order: the check is made before the batch is written (with MAIL) and
+//     before the message, once its replies were all read. QUIT is exempt.
 //   - Every write gets a write deadline of timeoutremote; the Client's own
 //     deadlines are ignored (it clears them while the message is written).
 //   - qmail takes any code below 400 after DATA as "go ahead"; the Client
-//     wants 354, so such a reply is shown to it as 354. Likewise a refusal
-//     of EHLO is shown as 502, the code on which the Client falls back to
-//     HELO (qmail-remote always did), except 421: the server is closing
-//     the connection (RFC 5321 §3.8), so the Client is shown the 421 and
-//     says no HELO. The refusal is kept (refused): a peer that closes
+//     wants 354, so such a reply is shown to it as 354. Likewise a 5xx to
+//     EHLO (the command not recognised or not implemented) is shown as
+//     502, the code on which the Client falls back to HELO. Any other
+//     reply but 250 (a 421, the server closing, RFC 5321 §3.8; another
+//     4xx; a stray 220) is shown as it is, so the Client says no HELO and
+//     the session reports the name rejected, as qmail does any reply but
+//     250 to its HELO. The refusal is kept (refused): a peer that closes
 //     after refusing EHLO gives its reason there, not in a reply to HELO.
 //   - After a final refusal of AUTH the Client sends "*"; there is no
 //     exchange left to cancel, so the wire swallows that line and answers it
@@ -65,6 +82,9 @@ type wire struct {
 	emptyBody bool // the message had no bytes
 	wroteData bool // a byte of the message has been written
 	critical  bool // the final dot was written: a failure now may duplicate
+	// cut is set when the final reply was decided on its first line's
+	// code and the rest was not read (ioErr says why): see readReply.
+	cut bool
 
 	last    Reply  // the last reply read, for "Remote host said:"
 	ehlo    *Reply // the answer to the last EHLO if it was 250
@@ -102,10 +122,38 @@ type wire struct {
 // ahead of it.
 var errPipeline = errors.New("pipelined command out of step")
 
+// errOutOfStep is a peer that sent more than the reply to the last
+// command: bytes were left unread when the next command was due.
+var errOutOfStep = errors.New("peer out of step")
+
+// outOfStep is errOutOfStep with the first line of the bytes left unread
+// (as far as the reader holds it; CR dropped, NUL turned into '?').
+type outOfStep struct{ line string }
+
+func (e *outOfStep) Error() string { return errOutOfStep.Error() + ": " + e.line }
+func (e *outOfStep) Unwrap() error { return errOutOfStep }
+
+// inStep checks that nothing is left unread before a command (or the
+// message) is written; otherwise the connection is given up with an
+// *outOfStep holding the first unread line.
+func (w *wire) inStep() error {
+	n := w.br.Buffered()
+	if n == 0 {
+		return nil
+	}
+	b, _ := w.br.Peek(n)
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		b = b[:i]
+	}
+	line := strings.TrimRight(strings.ReplaceAll(string(b), "\x00", "?"), "\r")
+	w.ioErr = &outOfStep{line: line}
+	return w.ioErr
+}
+
 // newTransaction clears what one mail transaction left in the wire, before
 // the next transaction on a kept connection.
 func (w *wire) newTransaction() {
-	w.inData, w.emptyBody, w.wroteData, w.critical, w.midLine = false, false, false, false, false
+	w.inData, w.emptyBody, w.wroteData, w.critical, w.midLine, w.cut = false, false, false, false, false, false
 	w.pending, w.synth = nil, ""
 	w.ahead, w.expect, w.matched = nil, nil, 0
 	w.last = Reply{}
@@ -154,7 +202,19 @@ func (w *wire) readReply() (Reply, error) {
 		d, w.shortNext = min(d, w.shortNext), 0
 	}
 	w.conn.SetReadDeadline(time.Now().Add(d))
-	r, err := ReadReply(w.br)
+	r, coded, err := readReply(w.br)
+	if err != nil && coded && w.critical && w.cmd == "." && (errors.Is(err, errTooLong) || isTimeout(err)) {
+		// The final reply's code has come: it is the answer. The
+		// connection is given up all the same (ioErr): never reused,
+		// aborted at the end.
+		why := "it was too long"
+		if !errors.Is(err, errTooLong) {
+			why = "it took too long"
+		}
+		r.Text += "(I did not read the rest of the reply: " + why + ".)\n"
+		w.last, w.ioErr, w.cut = r, err, true
+		return r, nil
+	}
 	if err != nil {
 		w.last, w.ioErr = Reply{}, err
 		return Reply{}, err
@@ -172,7 +232,7 @@ func (w *wire) view(r Reply) []byte {
 		if code != 250 {
 			rr := r
 			w.refused = &rr
-			if code != 421 {
+			if code >= 500 && code <= 599 {
 				code = 502 // the Client falls back to HELO
 			}
 			break
@@ -225,6 +285,13 @@ func (w *wire) Write(p []byte) (int, error) {
 		return 0, w.ioErr
 	}
 	if w.inData {
+		if !w.wroteData {
+			// The reply to DATA (the last of a pipelined batch) has
+			// been read: nothing else may be waiting.
+			if err := w.inStep(); err != nil {
+				return 0, err
+			}
+		}
 		if !w.wroteData && w.emptyBody && bytes.HasPrefix(p, []byte("\r\n.\r\n")) {
 			// textproto's dot writer ends an empty message with CR LF . CR LF;
 			// qmail sends the dot alone.
@@ -262,6 +329,12 @@ func (w *wire) Write(p []byte) (int, error) {
 			w.expect, w.matched = w.expect[1:], 0
 		}
 		return len(p), nil // sent ahead with MAIL
+	}
+	if verb != "QUIT" {
+		// Before the pipelined batch too: it goes with MAIL.
+		if err := w.inStep(); err != nil {
+			return 0, err
+		}
 	}
 	w.midLine = len(p) > 0 && p[len(p)-1] != '\n'
 
@@ -595,6 +668,17 @@ func (s *session) died() *report {
 	if s.w.critical {
 		dup = "Possible duplicate! "
 	}
+	if oos := (*outOfStep)(nil); errors.As(s.w.ioErr, &oos) {
+		// Nothing more is written (the message is not sent): the peer
+		// is out of step, and a reply read now could be any command's.
+		// Redacted whole, then cut: a cut could split a login's form.
+		line := s.redact(oos.line)
+		if len(line) > 200 {
+			line = line[:200] + "..."
+		}
+		return &report{letter: 'Z', text: "Connected to " + s.ip + " but it sent more than its reply (out of step). " + dup + "(#4.4.2)\n" +
+			s.said() + "and then, unasked: " + oneLine(line) + "\n"}
+	}
 	if errors.Is(s.w.ioErr, errTooLong) {
 		return &report{letter: 'Z', text: "Connected to " + s.ip + " but its SMTP reply was too long. " + dup + "(#4.4.2)\n"}
 	}
@@ -617,10 +701,12 @@ func (s *session) said() string {
 
 // code is the reply code behind a Client error: the raw code of the last
 // reply (the Client was shown 199 for a code below 100, see view), or -1
-// for a failure of the connection or of the Client itself.
+// for a failure of the connection or of the Client itself. A final reply
+// decided on its first line (wire.cut) has its code, the connection's
+// failure notwithstanding.
 func (s *session) code(err error) int {
 	var se *smtp.SMTPError
-	if s.w.ioErr == nil && errors.As(err, &se) {
+	if (s.w.ioErr == nil || s.w.cut) && errors.As(err, &se) {
 		return s.w.last.Code
 	}
 	return -1
@@ -663,10 +749,10 @@ func (s *session) quit() {
 }
 
 // hello reads the greeting (first time only) and greets with EHLO, falling
-// back to HELO; it returns the EHLO extensions (nil after HELO). A 421 to
-// EHLO, or a refusal of EHLO after which the peer closes the connection
-// (the HELO finds it gone), is reported as qmail reports a refused HELO,
-// quoting the refusal.
+// back to HELO after a 5xx; it returns the EHLO extensions (nil after
+// HELO). Any other reply but 250 to EHLO, or a 5xx after which the peer
+// closes the connection (the HELO finds it gone), is reported as qmail
+// reports a refused HELO, quoting the refusal.
 func (s *session) hello(name string) (map[string]string, error) {
 	s.w.ehlo, s.w.refused = nil, nil
 	if err := s.c.Hello(name); err != nil {
