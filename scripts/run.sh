@@ -226,8 +226,12 @@ fi
 # qmail-inject appends defaultdomain to a dotless host (user@localhost becomes
 # user@localhost.localdomain): make both names local.
 ctl=$ROOT/control
-[ "$(cat "$ctl/defaultdomain")" = localhost ] && echo localdomain > "$ctl/defaultdomain"
+# Only files that are there: qmail-install makes them in a new tree, and one
+# removed since keeps qmail's default (a locals of this line alone would
+# make control/me remote).
+[ -f "$ctl/defaultdomain" ] && [ "$(cat "$ctl/defaultdomain")" = localhost ] && echo localdomain > "$ctl/defaultdomain"
 for f in locals rcpthosts; do
+  [ -f "$ctl/$f" ] || continue
   grep -qx localhost.localdomain "$ctl/$f" || echo localhost.localdomain >> "$ctl/$f"
 done
 # A development instance never sends mail to the Internet by accident:

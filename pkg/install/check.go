@@ -2,6 +2,7 @@ package install
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -17,6 +18,7 @@ import (
 	"github.com/hqmail/hqmail/pkg/address"
 	"github.com/hqmail/hqmail/pkg/admin"
 	"github.com/hqmail/hqmail/pkg/aliases"
+	"github.com/hqmail/hqmail/pkg/cdb"
 	"github.com/hqmail/hqmail/pkg/control"
 	"github.com/hqmail/hqmail/pkg/qerr"
 	"github.com/hqmail/hqmail/pkg/qhome"
@@ -134,8 +136,8 @@ func Check(root string) ([]string, error) {
 			hints = localhostLocal(root)
 		}
 	}
-	// A missing control file the repair makes, unless a hint names it
-	// already (with what the repair writes there).
+	// A missing control file (missingControls), unless a hint names it
+	// already.
 	for _, l := range missingControls(root) {
 		name, _, _ := strings.Cut(l, ": ")
 		if !slices.ContainsFunc(hints, func(h string) bool { return strings.HasPrefix(h, name+": missing") }) {
@@ -272,9 +274,9 @@ func unreachableRoot(root string, rs []runner, own *owners, blocked map[string]b
 // dotlessDomain names a defaultdomain equal (domain names compare without
 // case) to a dotless control/me, as qmail-install wrote it before it used
 // localdomain: mail to "root" becomes root@vm.vm, which is no local
-// domain, and is sent away. A missing defaultdomain (qmail-inject then
-// uses me the same way) is the repair's to make, with localdomain:
-// missingControls names it, and localhostLocal judges locals by it.
+// domain, and is sent away. A missing defaultdomain does the same, as
+// qmail-inject then uses me (the repair does not make one in a tree that
+// has me: writeControl).
 func dotlessDomain(root string) []string {
 	d := control.Open(root)
 	me, ok, err := d.ReadLine("me")
@@ -284,10 +286,11 @@ func dotlessDomain(root string) []string {
 	dom, ok, err := d.ReadLine("defaultdomain")
 	var what string
 	switch {
-	case err != nil, !ok:
-		// A missing one is made by the repair (localdomain), as
-		// missingControls says; localhostLocal judges locals by it.
+	case err != nil:
 		return nil
+	case !ok:
+		dom = me
+		what = fmt.Sprintf("control/defaultdomain: missing, so qmail-inject and sendmail use the dotless control/me %s", me)
 	case strings.EqualFold(dom, me):
 		what = fmt.Sprintf("control/defaultdomain: %s, the dotless control/me %s", dom, me)
 	default:
@@ -308,11 +311,10 @@ func dotlessDomain(root string) []string {
 // control/me) to a host without a dot, so such mail is addressed to
 // localhost.DOMAIN; without that name in locals qmail-send hands it to
 // qmail-remote (a smarthost in smtproutes takes it away). A missing
-// defaultdomain is judged as the repair makes it (DefaultControl of me):
-// missingControls names it with the re-run that makes it, and this line
-// then says only what that re-run leaves to do. A tree that has neither
-// me nor defaultdomain, or neither locals nor me, is left to the other
-// lines (qmail-send does not start).
+// defaultdomain is me, as for qmail-inject (the repair does not make one
+// in a tree that has me: writeControl). A tree without me whose
+// defaultdomain or locals is missing is new to the repair, which makes
+// them (missingControls names them): left to those lines.
 func localhostLocal(root string) []string {
 	d := control.Open(root)
 	me, meOK, err := d.ReadLine("me")
@@ -325,14 +327,11 @@ func localhostLocal(root string) []string {
 	}
 	why := "control/defaultdomain"
 	if !ok {
-		// The repair makes it (missingControls says so), from me as a
-		// new install does: judged by that one, the advice agrees
-		// with what the re-run makes and with a check after it.
 		if !meOK || me == "" {
 			return nil
 		}
-		dom = strings.TrimSuffix(DefaultControl(me)["defaultdomain"], "\n")
-		why = "control/defaultdomain once a re-run has made it"
+		dom = me
+		why = "control/me in the absence of control/defaultdomain"
 	}
 	if dom == "" {
 		return nil
@@ -1013,10 +1012,31 @@ func sendStops(root string, own *owners) []string {
 	return out
 }
 
-// missingControls names the control files the repair makes when they
-// are missing (DefaultControl).
+// rcpthostsMissing is what -check and the repair say of a tree with
+// control/me but no control/rcpthosts, which the repair does not make
+// there (writeControl): qmail's default, which is no restriction.
+const rcpthostsMissing = "control/rcpthosts: missing, so qmail-smtpd accepts mail for every domain, an open relay if it listens on the network; " +
+	"list the domains this host takes mail for in control/rcpthosts, one a line: control/me, localhost, and those of control/locals " +
+	"and control/virtualdomains (qmail-install makes it only in a new tree)"
+
+// missingControls names the missing control files of DefaultControl as
+// the repair treats them (writeControl). Without control/me the tree is
+// new to the repair, which makes each: named with that re-run. With me,
+// a missing one stays missing and qmail's default holds (me for
+// defaultdomain, plusdomain and locals: no deviation), but a missing
+// rcpthosts accepts every domain, which is said (rcpthostsMissing).
 func missingControls(root string) []string {
 	if wayBlocked(root, "control/me") {
+		return nil
+	}
+	missing := func(n string) bool {
+		_, err := os.Lstat(filepath.Join(root, "control", n))
+		return errors.Is(err, fs.ErrNotExist)
+	}
+	if !missing("me") {
+		if missing("rcpthosts") {
+			return []string{rcpthostsMissing}
+		}
 		return nil
 	}
 	var names []string
@@ -1026,7 +1046,7 @@ func missingControls(root string) []string {
 	sort.Strings(names)
 	var out []string
 	for _, n := range names {
-		if _, err := os.Lstat(filepath.Join(root, "control", n)); errors.Is(err, fs.ErrNotExist) {
+		if missing(n) {
 			out = append(out, fmt.Sprintf("control/%s: missing (a re-run makes it, as a new install does)", n))
 		}
 	}
@@ -1036,7 +1056,11 @@ func missingControls(root string) []string {
 // staleUsersCDB names a users/cdb that is not what users/assign compiles
 // to, which the repair rebuilds (and a users/assign it cannot compile).
 // A users/assign that is no regular file, or a link the repair does not
-// follow, is the table's line.
+// follow, is the table's line. A cdb that qmail's own qmail-newu built
+// from the same users/assign is no deviation either, though its bytes
+// differ when a key repeats (=alice and =ALICE): qmail-newu writes a
+// record for every line, where the repair keeps the first of each key;
+// a lookup finds the same (sameLookups).
 func staleUsersCDB(root string) []string {
 	if wayBlocked(root, "users/assign") {
 		return nil
@@ -1054,8 +1078,68 @@ func staleUsersCDB(root string) []string {
 	if err != nil {
 		return []string{fmt.Sprintf("%v: users/cdb cannot be rebuilt (the repair fails)", err)}
 	}
-	if got, err := os.ReadFile(filepath.Join(root, "users", "cdb")); err == nil && !bytes.Equal(got, want) {
+	if got, err := os.ReadFile(filepath.Join(root, "users", "cdb")); err == nil && !bytes.Equal(got, want) && !sameLookups(got, want) {
 		return []string{"users/cdb: not compiled from the users/assign there (a re-run rebuilds it, as qmail-newu does)"}
 	}
 	return nil
+}
+
+// sameLookups reports whether the databases a and b give every lookup the
+// same answer: the same keys, each with the same data in its first
+// record (the one a lookup finds), whatever later records of a key
+// follow it, and each key found through the hash tables. Both are read
+// as cdb_make lays a database out: the records from byte 2048 up to the
+// first hash table, whose position the header's first pair gives.
+func sameLookups(a, b []byte) bool {
+	ka, ok := firstRecords(a)
+	if !ok {
+		return false
+	}
+	kb, ok := firstRecords(b)
+	if !ok || len(ka) != len(kb) {
+		return false
+	}
+	ra, err := cdb.NewReader(bytes.NewReader(a), int64(len(a)))
+	if err != nil {
+		return false
+	}
+	for k, d := range kb {
+		if da, ok := ka[k]; !ok || !bytes.Equal(da, d) {
+			return false
+		}
+		if got, found, err := ra.Get([]byte(k)); err != nil || !found || !bytes.Equal(got, d) {
+			return false
+		}
+	}
+	return true
+}
+
+// firstRecords reads the records of the cdb db in order and returns the
+// data of the first record of each key; ok is false for a damaged one.
+func firstRecords(db []byte) (map[string][]byte, bool) {
+	if len(db) < 2048 {
+		return nil, false
+	}
+	end := uint64(binary.LittleEndian.Uint32(db))
+	if end < 2048 || end > uint64(len(db)) {
+		return nil, false
+	}
+	first := map[string][]byte{}
+	for pos := uint64(2048); pos < end; {
+		if pos+8 > end {
+			return nil, false
+		}
+		kl := uint64(binary.LittleEndian.Uint32(db[pos:]))
+		dl := uint64(binary.LittleEndian.Uint32(db[pos+4:]))
+		pos += 8
+		if pos+kl+dl > end {
+			return nil, false
+		}
+		k := string(db[pos : pos+kl])
+		if _, seen := first[k]; !seen {
+			first[k] = db[pos+kl : pos+kl+dl]
+		}
+		pos += kl + dl
+	}
+	return first, true
 }

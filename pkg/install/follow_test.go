@@ -2,6 +2,8 @@ package install
 
 import (
 	"bytes"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,7 +19,8 @@ import (
 // mode are left as they are. A linked users/assign is read into
 // users/cdb (the run failed and left users/cdb stale), a linked
 // control/me is read for the name, and a linked control/ (-> /etc/qmail)
-// gets the control files it lacks. -check agrees.
+// is repaired as control/ itself (with me there, no missing control file
+// is made). -check agrees.
 func TestRepairFollowsRootLinks(t *testing.T) {
 	root, o := installed(t)
 	var log bytes.Buffer
@@ -80,8 +83,9 @@ func TestRepairFollowsRootLinks(t *testing.T) {
 	}
 	os.Remove(p)
 
-	// control -> a directory elsewhere (/etc/qmail), holding only me,
-	// itself a link to a file of root's: the name is read from it.
+	// control -> a directory elsewhere (/etc/qmail), holding me, itself
+	// a link to a file of root's (the name is read from it), locals and
+	// rcpthosts: an existing tree, where no missing control file is made.
 	ctl := filepath.Join(root, "control")
 	etc := filepath.Join(out, "etc-qmail")
 	os.Mkdir(etc, 0o755)
@@ -91,23 +95,30 @@ func TestRepairFollowsRootLinks(t *testing.T) {
 	if err := os.Symlink(me, filepath.Join(etc, "me")); err != nil {
 		t.Fatal(err)
 	}
+	for _, n := range []string{"locals", "rcpthosts"} {
+		os.WriteFile(filepath.Join(etc, n), []byte("mail.linked.example\nlocalhost\nlocalhost.mail.linked.example\n"), 0o644)
+	}
 	if err := os.Rename(ctl, ctl+".saved"); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Symlink(etc, ctl); err != nil {
 		t.Fatal(err)
 	}
-	o.Me = ""
+	o.Me = "other.example"
 	install("control a link")
+	o.Me = ""
 	for _, l := range []string{
 		"qmail-install: warning: control: a symbolic link to " + etc + "; its target's owner and mode are left as they are\n",
+		"qmail-install: note: control/me exists and says mail.linked.example; -me other.example changes nothing",
 	} {
 		if !strings.Contains(log.String(), l) {
 			t.Errorf("log %q lacks %q", log.String(), l)
 		}
 	}
-	if b, err := os.ReadFile(filepath.Join(etc, "defaultdomain")); err != nil || string(b) != "linked.example\n" {
-		t.Errorf("defaultdomain from the linked me: %q %v", b, err)
+	for _, n := range []string{"defaultdomain", "plusdomain"} {
+		if _, err := os.Lstat(filepath.Join(etc, n)); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s made in a tree that has me: %v", n, err)
+		}
 	}
 	if b, _ := os.ReadFile(me); string(b) != "mail.linked.example\n" {
 		t.Errorf("me's target now holds %q", b)

@@ -372,10 +372,11 @@ func (w *walker) writeIDs(ids *qhome.IDs, own *owners) error {
 	return w.placeAt(etc, qhome.IDsFile, false, func(f *os.File) error { _, err := f.Write(data); return err }, uid, gid, 0o644, nil)
 }
 
-// DefaultControl returns the control files qmail-install creates when
-// absent, derived from me: me, defaultdomain and plusdomain (me without its
-// first label when me has at least two dots, else me), locals and
-// rcpthosts (me, localhost and localhost.DEFAULTDOMAIN).
+// DefaultControl returns the control files qmail-install creates in a
+// new tree (writeControl), derived from me: me, defaultdomain and
+// plusdomain (me without its first label when me has at least two dots,
+// else me), locals and rcpthosts (me, localhost and
+// localhost.DEFAULTDOMAIN).
 //
 // qmail-inject appends "." and defaultdomain to a host without a dot, so
 // mail to user@localhost is addressed to localhost.DEFAULTDOMAIN
@@ -449,6 +450,17 @@ func firstLine(b []byte) string {
 // MailnameFile is Debian's mail name file; a variable for tests.
 var MailnameFile = "/etc/mailname"
 
+// writeControl makes the control files of DefaultControl in a new tree,
+// and only there. A tree is new when control/me is absent before this run
+// (hqmail's first run, or one whose first run stopped before it made
+// me: me is written last of them). In any other tree (one hqmail made,
+// or one of qmail's taken over) an absent defaultdomain, plusdomain,
+// locals or rcpthosts stays absent, as qmail's programs have a default
+// for each: me for the first three (qmail-inject, qmail-send), and for
+// rcpthosts no restriction at all (qmail-smtpd accepts every recipient).
+// Made there, they would change what the tree did (mail for its
+// virtualdomains refused with 553, user@host rewritten otherwise). An
+// absent rcpthosts is said (rcpthostsMissing), as -check says it.
 func (w *walker) writeControl(me string, own *owners, log io.Writer) error {
 	ctl, err := w.dir("control")
 	if err == errSkipped {
@@ -461,33 +473,42 @@ func (w *walker) writeControl(me string, own *owners, log io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("unable to stat %s: %v", w.path("control/me"), err)
 	}
-	cur := ""
-	if b, err := w.readFile("control/me"); err == nil {
-		cur = firstLine(b)
-	}
 	derived := me == ""
+	if meExists {
+		cur := ""
+		if b, err := w.readFile("control/me"); err == nil {
+			cur = firstLine(b)
+		}
+		if cur != "" && !derived && log != nil && cur != me {
+			fmt.Fprintf(log, "qmail-install: note: control/me exists and says %s; -me %s changes nothing "+
+				"(control files are never overwritten: edit control/me, defaultdomain, plusdomain, locals and rcpthosts, then restart qmail)\n", cur, me)
+		}
+		if _, ok, err := statAt(ctl, "rcpthosts"); err == nil && !ok && log != nil {
+			fmt.Fprintf(log, "qmail-install: warning: %s\n", rcpthostsMissing)
+		}
+		return nil
+	}
 	if derived {
-		if me, err = mailName(cur); err != nil {
+		if me, err = mailName(""); err != nil {
 			return err
 		}
 	}
 	files := DefaultControl(me)
-	if meExists && cur != "" && !derived && log != nil && cur != me {
-		fmt.Fprintf(log, "qmail-install: note: control/me exists and says %s; -me %s changes nothing "+
-			"(control files are never overwritten: edit control/me, defaultdomain, plusdomain, locals and rcpthosts, then restart qmail)\n", cur, me)
-	}
 	// A dotless name the admin did not choose (-me) deserves a word when
 	// the control files are first made.
-	if !meExists && derived && Dotless(me) && log != nil {
+	if derived && Dotless(me) && log != nil {
 		fmt.Fprintf(log, "qmail-install: warning: the host name %s has no dot, so local mail is addressed to %s.localdomain "+
 			"(made local); for a real mail name give -me host.example.org (make install ME=host.example.org) "+
 			"when the control files are first made, or edit control/me, defaultdomain, plusdomain, locals and rcpthosts\n", me, me)
 	}
 	names := make([]string, 0, len(files))
 	for n := range files {
-		names = append(names, n)
+		if n != "me" {
+			names = append(names, n)
+		}
 	}
 	sort.Strings(names)
+	names = append(names, "me") // last: the tree is new until it exists
 	uid, gid, err := own.resolve(Entry{Path: "control", Owner: "root", Group: "qmail"})
 	if err != nil {
 		return err

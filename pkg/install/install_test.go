@@ -269,12 +269,12 @@ func TestInstallAndCheck(t *testing.T) {
 		!strings.Contains(dev[0], "user@vm.VM") {
 		t.Errorf("dotless me, defaultdomain in capitals: %q", dev)
 	}
-	// A missing defaultdomain is the re-run's to make (with localdomain),
-	// and locals is judged by that: these locals lack
-	// localhost.localdomain.
+	// A missing defaultdomain is me to qmail-inject, as in qmail (the
+	// repair does not make one in a tree that has me): the same.
 	os.Remove(filepath.Join(root, "control", "defaultdomain"))
-	if dev, _ := Check(root); len(dev) != 2 || dev[0] != "control/defaultdomain: missing (a re-run makes it, as a new install does)" ||
-		!strings.HasPrefix(dev[1], "control/locals: lacks localhost.localdomain, ") {
+	if dev, _ := Check(root); len(dev) != 1 ||
+		!strings.HasPrefix(dev[0], "control/defaultdomain: missing, so qmail-inject and sendmail use the dotless control/me vm: ") ||
+		!strings.Contains(dev[0], "user@vm.vm") {
 		t.Errorf("dotless me, no defaultdomain: %q", dev)
 	}
 	os.WriteFile(filepath.Join(root, "control", "defaultdomain"), []byte("localdomain\n"), 0o644)
@@ -771,8 +771,12 @@ func TestCheckLocalhostLocal(t *testing.T) {
 				"add the line localhost.laptop.test to control/locals (as a new install does), then run qmailctl reload", "-"},
 		{"no defaultdomain", "laptop.test\n", "-", "laptop.test\nlocalhost\n", "-",
 			"control/locals: lacks localhost.laptop.test, the domain qmail-inject and sendmail give mail to user@localhost " +
-				"(they append .laptop.test, from control/defaultdomain once a re-run has made it, to a host without a dot)" + tail +
+				"(they append .laptop.test, from control/me in the absence of control/defaultdomain, to a host without a dot)" + tail +
 				"add the line localhost.laptop.test to control/locals and to control/rcpthosts (as a new install does), then run qmailctl reload", ""},
+		{"no defaultdomain, me with two dots", "mail.example.com\n", "-", "mail.example.com\nlocalhost\nlocalhost.example.com\n", "-",
+			"control/locals: lacks localhost.mail.example.com, the domain qmail-inject and sendmail give mail to user@localhost " +
+				"(they append .mail.example.com, from control/me in the absence of control/defaultdomain, to a host without a dot)" + tail +
+				"add the line localhost.mail.example.com to control/locals and to control/rcpthosts (as a new install does), then run qmailctl reload", ""},
 		{"no locals", "mail.example.com\n", "example.com\n", "-", "-",
 			"control/locals: missing, so only control/me mail.example.com is local, not localhost.example.com, the domain qmail-inject " +
 				"and sendmail give mail to user@localhost (they append .example.com, from control/defaultdomain, to a host without a dot)" + tail +
@@ -794,13 +798,11 @@ func TestCheckLocalhostLocal(t *testing.T) {
 		ctl("virtualdomains", tc.vdoms)
 		ctl("rcpthosts", cmp.Or(tc.rcpthosts, oldRcpt))
 		dev, err := Check(root)
-		// A control file removed here is one the repair makes: said
-		// first, unless the line of the case names it.
+		// A missing rcpthosts (qmail-smtpd accepts every domain) is
+		// said first; a missing defaultdomain is me, no deviation.
 		var missing []string
-		for _, n := range []string{"defaultdomain", "rcpthosts"} {
-			if (n == "defaultdomain" && tc.dom == "-") || (n == "rcpthosts" && tc.rcpthosts == "-") {
-				missing = append(missing, "control/"+n+": missing (a re-run makes it, as a new install does)")
-			}
+		if tc.rcpthosts == "-" {
+			missing = append(missing, rcpthostsMissing)
 		}
 		if len(dev) < len(missing) || !slices.Equal(dev[:len(missing)], missing) {
 			t.Errorf("%s: %q, want first %q", tc.name, dev, missing)
