@@ -47,7 +47,7 @@ func TestBootTakesBackOverDomains(t *testing.T) {
 	os.WriteFile(p, []byte("vpn.example\n"), 0o644)
 	afterBootCheck = func() {
 		queuetest.WriteFile(t, filepath.Join(root, hold.LinkWantFile), []byte("release\n"))
-		run(t, root, "linkwant", "apply")
+		hookApply(t, root, false)
 	}
 	t.Cleanup(func() { afterBootCheck = func() {} })
 	code, out, errs := run(t, root, "boot")

@@ -243,6 +243,11 @@ options:
 // pid file that does not name the lock's holder (sendlock's error) is no
 // sign that qmail-send is stopped. When the lock cannot be tested boot
 // cannot tell, holds nothing, says why and exits 111.
+//
+// The look at the link's last event and the hold are made under the
+// control directory's lock the hooks take too, with a take-back for a
+// release recorded meanwhile without it (bootHold, shared with
+// qmail-start's control/startheld).
 func (c *cmd) boot() int {
 	pid, err := LocateSend(c.root)
 	switch {
@@ -272,35 +277,38 @@ func (c *cmd) boot() int {
 		}
 		// Unlocked since: qmail-send has stopped meanwhile.
 	}
-	if hold.ReleasedSinceBoot(c.root) {
-		h, err := hold.Read(control.Open(c.root).Path, hold.RemoteFile)
-		if err == nil && h.Set {
-			// The admin's own hold stays; boot adds none.
-			fmt.Fprintf(c.out, "remote delivery %s, as control/%s says; a network hook released the boot hold since the machine booted\n",
-				h.Describe(), hold.RemoteFile)
-			return ExitOK
-		}
-		fmt.Fprintln(c.out, "remote delivery not held: a network hook released it since the machine booted")
-		return ExitOK
-	}
-	before, berr := hold.Read(control.Open(c.root).Path, hold.RemoteFile)
-	afterBootCheck()
-	code := c.hold(true, []string{"remote"})
-	if berr == nil && !before.All && hold.ReleasedSinceBoot(c.root) {
-		// A link came up while boot looked (its hook recorded the
-		// release, and its qmailctl may have run before this hold): no
-		// later event would release the hold boot just made. Only the
-		// hold of everything boot added goes: domains held by name
-		// before (a VPN's hook) stay held, as release remote keeps them.
-		fmt.Fprintln(c.out, "a network hook released remote delivery meanwhile; the boot hold is taken back")
-		return c.hold(false, []string{"remote"})
+	code := ExitOK
+	err = bootHold(c.root, c.timeout+lockWait, bootSteps{
+		released: func(dir string) {
+			h, err := hold.Read(dir, hold.RemoteFile)
+			if err == nil && h.Set {
+				// The admin's own hold stays; boot adds none.
+				fmt.Fprintf(c.out, "remote delivery %s, as control/%s says; a network hook released the boot hold since the machine booted\n",
+					h.Describe(), hold.RemoteFile)
+				return
+			}
+			fmt.Fprintln(c.out, "remote delivery not held: a network hook released it since the machine booted")
+		},
+		hold: func(dir string) error {
+			code = c.holdLocked(dir, "remote", true, nil, true, nil)
+			return nil
+		},
+		takeBack: func(dir string) error {
+			// A hook recorded a release while boot held (bootHold): no
+			// later event would release the hold boot just made, or the
+			// one an ip-down left. Only the hold of everything goes:
+			// domains held by name (a VPN's hook) stay held, as release
+			// remote keeps them.
+			fmt.Fprintln(c.out, "a network hook released remote delivery meanwhile; the boot hold is taken back")
+			code = c.holdLocked(dir, "remote", false, nil, true, nil)
+			return nil
+		},
+	})
+	if err != nil {
+		return c.fail(ExitTemp, "unable to change control/%s: %v", hold.RemoteFile, err)
 	}
 	return code
 }
-
-// afterBootCheck runs between boot's look at the link's last event and its
-// hold (tests put a hook's release there).
-var afterBootCheck = func() {}
 
 func (c *cmd) hold(holding bool, args []string) int {
 	if len(args) == 0 || (args[0] != "remote" && args[0] != "local") {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hqmail/hqmail/pkg/qhome"
+	"golang.org/x/sys/unix"
 )
 
 // LinkWantFile is where the network hooks (scripts/ppp, networkmanager,
@@ -164,4 +165,47 @@ func procBootTime() (time.Time, bool) {
 		}
 	}
 	return time.Time{}, false
+}
+
+// LinkWantStamp tells what LinkWantFile and LinkWantBootFile were when
+// read: their words and the files themselves (inode, size, times). Two
+// stamps of one tree differ when a word was recorded between them, even
+// the same word again (each write renames a new file into place), so the
+// boot hold can tell a release recorded while it held from the one it
+// looked at before (qmailctl boot, control/startheld).
+type LinkWantStamp struct{ want, boot fileStamp }
+
+// fileStamp is one file of a LinkWantStamp; all zero when the file could
+// not be opened (absent, a link).
+type fileStamp struct {
+	dev, ino     uint64
+	size         int64
+	mtime, ctime int64 // nanoseconds
+	content      string
+}
+
+// ReadLinkWantStamp returns the stamp of the tree at root now.
+func ReadLinkWantStamp(root string) LinkWantStamp {
+	return LinkWantStamp{
+		want: readFileStamp(filepath.Join(root, LinkWantFile)),
+		boot: readFileStamp(filepath.Join(root, LinkWantBootFile)),
+	}
+}
+
+func readFileStamp(name string) fileStamp {
+	f, err := qhome.OpenQueueFile(name, os.O_RDONLY)
+	if err != nil {
+		return fileStamp{}
+	}
+	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return fileStamp{}
+	}
+	b, _ := qhome.ReadCapped(f)
+	return fileStamp{
+		dev: uint64(st.Dev), ino: uint64(st.Ino), size: st.Size,
+		mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano(),
+		content: string(b),
+	}
 }

@@ -37,11 +37,12 @@
 // Run by root, a shared tree (installed by an ordinary user) runs entirely
 // as its owner (etc/ids), never as root.
 //
-// control/startheld (hqmail addition): when it exists and
-// control/holdremote does not, qmail-start creates holdremote before
-// qmail-send starts, with startheld's contents (an empty startheld holds
-// all remote mail), so a host that boots offline never dials; not when a
-// qmail-send already runs on the tree (startHeldIfStopped).
+// control/startheld (hqmail addition): when it exists, qmail-start holds
+// remote delivery before qmail-send starts as qmailctl boot does (an
+// empty startheld holds all remote mail, over whatever holdremote held),
+// so a host that boots offline never dials; not when a network hook has
+// released it since the machine booted, nor when a qmail-send already
+// runs on the tree (startHeldIfStopped).
 //
 // As process 1 of a PID namespace (a container's entrypoint) qmail-start
 // runs itself again as a child and only forwards signals and reaps
@@ -62,7 +63,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/hqmail/hqmail/pkg/hold"
+	"github.com/hqmail/hqmail/pkg/ctl"
 	"github.com/hqmail/hqmail/pkg/nofile"
 	"github.com/hqmail/hqmail/pkg/privsep"
 	"github.com/hqmail/hqmail/pkg/qhome"
@@ -117,53 +118,16 @@ func Creds(ids *qhome.IDs, sw bool, rgroups []int) map[string]*privsep.Cred {
 	}
 }
 
-// StartHeld applies control/startheld: if it exists and control/holdremote
-// does not, holdremote is created (O_EXCL, mode 0644, fsynced) with
-// startheld's contents, or "1\n" when startheld is empty; not when a
-// network hook has released remote delivery since the machine booted
-// (hold.ReleasedSinceBoot). It reports whether it created holdremote.
+// StartHeld applies control/startheld: remote delivery held as
+// startheld says (everything when it is empty or lists no domain),
+// unless a network hook has released it since the machine booted; a
+// missing holdremote is created with startheld's contents, an existing
+// one gets "*" above its domains (or startheld's domains added). It is
+// qmailctl boot's hold (ctl.StartHeld), made under the control
+// directory's lock the network hooks take, so that a hook's release is
+// never undone. It reports whether holdremote holds more than before.
 func StartHeld(root string) (bool, error) {
-	ctl := filepath.Join(root, "control")
-	b, err := qhome.ReadRegular(filepath.Join(ctl, "startheld")) // a FIFO must not stop the boot
-	if errors.Is(err, fs.ErrNotExist) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	if hold.ReleasedSinceBoot(root) {
-		return false, nil // the link came up before qmail (qmailctl boot)
-	}
-	if len(b) == 0 {
-		b = []byte("1\n")
-	}
-	f, err := os.OpenFile(filepath.Join(ctl, "holdremote"), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if errors.Is(err, fs.ErrExist) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	if err := f.Chmod(0o644); err != nil { // umask 077 is in force
-		f.Close()
-		return false, err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return false, err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return false, err
-	}
-	if err := f.Close(); err != nil {
-		return false, err
-	}
-	if d, err := os.Open(ctl); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return true, nil
+	return ctl.StartHeld(root)
 }
 
 // closer collects files the parent must close.
@@ -736,9 +700,10 @@ func Main(args []string, root string, stdout, stderr *os.File) int {
 // What remains: the test and StartHeld are two steps. A qmail-send that
 // starts between them (another qmail-start at the same moment, as two
 // starts at boot) and a release of remote delivery in the same instant
-// would still see holdremote created again; a release by a network hook
-// does not, as StartHeld honours it (hold.ReleasedSinceBoot), so only a
-// qmailctl release in that window of microseconds does.
+// would still see holdremote held again; a release by a network hook
+// does not, as StartHeld honours it (under the control directory's lock
+// the hooks take), so only a qmailctl release in that window of
+// microseconds does.
 func startHeldIfStopped(root string, stderr io.Writer) error {
 	if _, err := os.Stat(filepath.Join(root, "control", "startheld")); errors.Is(err, fs.ErrNotExist) {
 		return nil // nothing to apply, nothing to ask

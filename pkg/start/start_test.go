@@ -10,6 +10,7 @@ import (
 
 	"github.com/hqmail/hqmail/pkg/hold"
 	"github.com/hqmail/hqmail/pkg/qhome"
+	"github.com/hqmail/hqmail/pkg/sched"
 )
 
 func TestCreds(t *testing.T) {
@@ -51,7 +52,9 @@ func TestStartHeld(t *testing.T) {
 		{"no startheld", nil, nil, "", false},
 		{"empty startheld", ptr(""), nil, "1\n", true},
 		{"domains", ptr("a.example\n.b.example\n"), nil, "a.example\n.b.example\n", true},
-		{"existing kept", ptr(""), ptr("x.example\n"), "x.example\n", false},
+		{"existing: everything held above it", ptr(""), ptr("x.example\n"), "*\nx.example\n", true},
+		{"existing holds everything", ptr(""), ptr("1\n"), "1\n", false},
+		{"domains added to existing", ptr("a.example\n"), ptr("x.example\n"), "x.example\na.example\n", true},
 		{"existing without startheld", nil, ptr("1\n"), "1\n", false},
 	}
 	for _, tc := range tests {
@@ -133,5 +136,27 @@ func TestStartHeldFIFO(t *testing.T) {
 	}
 	if created, err := StartHeld(root); err == nil || created {
 		t.Errorf("StartHeld with a FIFO: %v, %v; want an error", created, err)
+	}
+}
+
+// TestStartHeldOverVPNDomains: with control/holdremote listing the VPN's
+// domains (dialup.md's setup), startheld holds everything above them, as
+// qmailctl boot does: qmail-send sees all remote delivery held. It left
+// holdremote as it was, and qmail-send delivered to every other domain at
+// start, offline (QA rdialup2).
+func TestStartHeldOverVPNDomains(t *testing.T) {
+	root := t.TempDir()
+	ctl := filepath.Join(root, "control")
+	os.Mkdir(ctl, 0o755)
+	os.MkdirAll(filepath.Join(root, "queue", "lock"), 0o755)
+	os.WriteFile(filepath.Join(ctl, "startheld"), nil, 0o644)
+	os.WriteFile(filepath.Join(ctl, "holdremote"), []byte("corp.example\n.corp.example\n"), 0o644)
+	held, err := StartHeld(root)
+	b, _ := os.ReadFile(filepath.Join(ctl, "holdremote"))
+	if err != nil || !held || string(b) != "*\ncorp.example\n.corp.example\n" {
+		t.Fatalf("StartHeld = %v, %v; holdremote %q", held, err, b)
+	}
+	if all, _ := sched.ParseHoldRemote(b); !all {
+		t.Errorf("qmail-send does not read holdremote %q as holding everything", b)
 	}
 }
