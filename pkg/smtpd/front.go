@@ -96,7 +96,6 @@ const (
 	textRcptFirst   = "503 RCPT first (#5.5.1)"
 	textGoAhead     = "354 go ahead"
 	textSyntax      = "555 syntax error (#5.5.4)"
-	textDatabytes   = "552 sorry, that message size exceeds my databytes limit (#5.3.4)"
 	textQQT         = "451 qqt failure (#4.3.0)"
 	textTLSReady    = "220 ready for tls"
 	textTLSFailed   = "454 TLS not available due to temporary reason (#4.3.0)"
@@ -324,7 +323,7 @@ func (f *front) dispatch(line string) {
 		// below, so that it leaves the current transaction alone, as
 		// a MAIL refused with 555 does.
 		if d := cs.cfg.Databytes; d > 0 && minDecoded(sizeParam(rest)) > d {
-			f.say(textDatabytes)
+			f.say(strconv.Itoa(replyDatabytes.Code) + " " + replyDatabytes.Message) // the 552 DATA gives
 			return
 		}
 		cs.nextAddr = addr
