@@ -13,8 +13,10 @@
 // needs and the Client does not do: replies are read and bounded there
 // (MaxText kept, MaxReply read; a longer or endless reply is a temporary
 // failure, never unbounded memory, except that after the final dot a reply
-// whose code has come is that code's answer) under qmail's timeoutremote
-// per reply and per write, the raw reply is kept for the reports, a peer
+// over MaxReply whose code has come is that code's answer) under qmail's
+// timeoutremote per reply (per read for the reply to the final dot, as
+// qmail times each read) and per write, the raw reply is kept for the
+// reports, a peer
 // that says more than its reply (bytes unread when the next command is
 // due) is out of step and the session ends, and the Client is shown a
 // canonical copy steering it to qmail's rules (any code below 400 after

@@ -156,6 +156,12 @@ func deliverTimeout(t *testing.T, addr *net.TCPAddr, lines <-chan []string, time
 // stallPeer is peer with the final reply's first part, final, written at
 // once, and nothing more until the client ends the connection.
 func stallPeer(t *testing.T, final string) (*net.TCPAddr, <-chan []string) {
+	return tricklePeer(t, final, 0)
+}
+
+// tricklePeer is stallPeer with final written one byte every every (at
+// once when every is 0).
+func tricklePeer(t *testing.T, final string, every time.Duration) (*net.TCPAddr, <-chan []string) {
 	return serveOnce(t, func(c net.Conn, br *bufio.Reader, got *[]string) {
 		c.Write([]byte("220 hi\r\n"))
 		inData := false
@@ -167,7 +173,15 @@ func stallPeer(t *testing.T, final string) (*net.TCPAddr, <-chan []string) {
 			*got = append(*got, l)
 			if inData {
 				if l == ".\r\n" {
-					c.Write([]byte(final))
+					if every == 0 {
+						c.Write([]byte(final))
+					}
+					for i := 0; every > 0 && i < len(final); i++ {
+						time.Sleep(every)
+						if _, err := c.Write([]byte{final[i]}); err != nil {
+							return
+						}
+					}
 					for { // until the client goes
 						if _, err := br.ReadString('\n'); err != nil {
 							return
@@ -191,10 +205,13 @@ func stallPeer(t *testing.T, final string) (*net.TCPAddr, <-chan []string) {
 
 // TestFinalReplyDecidedByFirstLine: after the final dot, a reply whose
 // first line has given its code is that code's answer even when the rest
-// is over MaxReply or does not come within timeoutremote (qmail, keeping
-// 5000 bytes and timing each read, takes both): "Possible duplicate!"
-// there was a certain duplicate. Before its code, and before the dot,
-// qmail-remote's own limits still stand.
+// is over MaxReply (qmail, keeping 5000 bytes and reading on, takes it):
+// "Possible duplicate!" there was a certain duplicate. Before its code,
+// and before the dot, qmail-remote's own limits still stand. A final reply
+// is timed per read, as qmail times each read: one that goes silent for
+// timeoutremote is a connection that died, "Possible duplicate!", whatever
+// its code (a 554- then silence is no bounce, a 250- no delivery), and
+// one that keeps trickling in is read to its end however long it takes.
 func TestFinalReplyDecidedByFirstLine(t *testing.T) {
 	long := strings.Repeat("250-"+strings.Repeat("y", 1000)+"\r\n", 200) + "250 end\r\n"
 	t.Run("250 then 200 KB", func(t *testing.T) {
@@ -229,21 +246,43 @@ func TestFinalReplyDecidedByFirstLine(t *testing.T) {
 			t.Errorf("reports %q, want %q", reports, want)
 		}
 	})
-	for _, tc := range []struct{ final, reports string }{
-		{"250-first line\r\n250-and", "r\x00K127.0.0.1 accepted message.\nRemote host said: 250-first line\n250-and\n(I did not read the rest of the reply: it took too long.)\n"},
-		{"250 ok trick", "r\x00K127.0.0.1 accepted message.\nRemote host said: 250 ok trick\n(I did not read the rest of the reply: it took too long.)\n"},
-		{"451-wait\r\n", "r\x00Z127.0.0.1 failed after I sent the message.\nRemote host said: 451-wait\n(I did not read the rest of the reply: it took too long.)\n"},
-		{"250", "r\x00ZConnected to 127.0.0.1 but connection died. Possible duplicate! (#4.4.2)\n"},
+	died := "r\x00ZConnected to 127.0.0.1 but connection died. Possible duplicate! (#4.4.2)\n"
+	for _, final := range []string{
+		"554-rejected for policy\r\n",
+		"250-accepted\r\n",
+		"250-first line\r\n250-and",
+		"250 ok trick",
+		"451-wait\r\n",
+		"250",
 	} {
-		t.Run("stalled "+tc.final, func(t *testing.T) {
-			addr, lines := stallPeer(t, tc.final)
+		t.Run("stalled "+final, func(t *testing.T) {
+			addr, lines := stallPeer(t, final)
 			reports, got := deliverTimeout(t, addr, lines, time.Second)
-			if reports != tc.reports {
-				t.Errorf("reports\n got %q\nwant %q", reports, tc.reports)
+			if reports != died {
+				t.Errorf("reports\n got %q\nwant %q", reports, died)
 			}
 			if !slices.Contains(got, ".\r\n") {
 				t.Errorf("transcript %q", got)
 			}
 		})
 	}
+	// 17 bytes, one every 300 ms: some 5 s in all, over the 1 s of
+	// timeoutremote, but never 1 s without a byte.
+	t.Run("trickled", func(t *testing.T) {
+		addr, lines := tricklePeer(t, "250 ok trickled\r\n", 300*time.Millisecond)
+		reports, got := deliverTimeout(t, addr, lines, time.Second)
+		if want := "r\x00K127.0.0.1 accepted message.\nRemote host said: 250 ok trickled\n"; reports != want {
+			t.Errorf("reports\n got %q\nwant %q", reports, want)
+		}
+		if !slices.Contains(got, ".\r\n") {
+			t.Errorf("transcript %q", got)
+		}
+	})
+	t.Run("trickled multi-line", func(t *testing.T) {
+		addr, lines := tricklePeer(t, "554-no\r\n554 pol\r\n", 300*time.Millisecond)
+		reports, _ := deliverTimeout(t, addr, lines, time.Second)
+		if want := "r\x00D127.0.0.1 failed after I sent the message.\nRemote host said: 554-no\n554 pol\n"; reports != want {
+			t.Errorf("reports\n got %q\nwant %q", reports, want)
+		}
+	})
 }

@@ -24,11 +24,17 @@ import (
 //
 //   - Replies are read here with ReadReply (MaxReply read, MaxText kept, one
 //     read deadline of timeoutremote per reply), and the raw reply is kept for
-//     "Remote host said:". After the final dot, a reply whose first line has
-//     given its code before it went over MaxReply or the deadline is that
-//     code's answer, with a note that the rest was not read (cut): qmail,
-//     keeping 5000 bytes and timing each read, takes both, and "Possible
-//     duplicate!" there would be a certain duplicate. The Client is shown
+//     "Remote host said:". The reply to the final dot is timed per read, as
+//     qmail times every read (connReader): each read of the connection that
+//     brings bytes gives the peer another timeoutremote, so a reply that
+//     keeps coming is read to its end, within MaxReply. Silence for
+//     timeoutremote there is a connection that died, "Possible duplicate!"
+//     whatever code had come, as in qmail (its read times out, and a
+//     reply cut off by silence is not taken). A final reply whose first
+//     line has given its code before it went over MaxReply is that code's
+//     answer, with a note that the rest was not read (cut): qmail, keeping
+//     5000 bytes and reading on, takes it, and "Possible duplicate!" there
+//     would be a certain duplicate. The Client is shown
 //     a canonical copy: the code and the first line's text, plus, for a
 //     250 answer to EHLO, only the extensions qmail-remote wants it to use
 //     (8BITMIME when the message has 8-bit bytes, SMTPUTF8 when the
@@ -83,8 +89,11 @@ type wire struct {
 	wroteData bool // a byte of the message has been written
 	critical  bool // the final dot was written: a failure now may duplicate
 	// cut is set when the final reply was decided on its first line's
-	// code and the rest was not read (ioErr says why): see readReply.
+	// code and the rest, over MaxReply, was not read: see readReply.
 	cut bool
+	// perRead is set while the final reply is read: connReader gives each
+	// read of the connection its own deadline of timeoutremote.
+	perRead bool
 
 	last    Reply  // the last reply read, for "Remote host said:"
 	ehlo    *Reply // the answer to the last EHLO if it was 250
@@ -160,7 +169,23 @@ func (w *wire) newTransaction() {
 }
 
 func newWire(c net.Conn, timeout time.Duration) *wire {
-	return &wire{conn: c, br: bufio.NewReaderSize(c, 4096), timeout: timeout}
+	w := &wire{conn: c, timeout: timeout}
+	w.br = bufio.NewReaderSize(connReader{w}, 4096)
+	return w
+}
+
+// connReader reads the wire's connection for its bufio.Reader. While the
+// final reply is read (perRead), each read is given a new deadline of
+// timeoutremote first, as qmail times each read: a peer that keeps
+// sending is waited for, one that goes silent is not. Every other reply
+// keeps the one deadline readReply sets for all of it.
+type connReader struct{ w *wire }
+
+func (r connReader) Read(p []byte) (int, error) {
+	if r.w.perRead {
+		r.w.conn.SetReadDeadline(time.Now().Add(r.w.timeout))
+	}
+	return r.w.conn.Read(p)
 }
 
 func (w *wire) Read(p []byte) (int, error) {
@@ -192,7 +217,8 @@ func (w *wire) next() error {
 	return nil
 }
 
-// readReply reads one reply under a deadline of timeoutremote.
+// readReply reads one reply under a deadline of timeoutremote: for the
+// whole reply, or, for the reply to the final dot, for each read.
 func (w *wire) readReply() (Reply, error) {
 	if w.ioErr != nil {
 		return Reply{}, w.ioErr
@@ -202,16 +228,16 @@ func (w *wire) readReply() (Reply, error) {
 		d, w.shortNext = min(d, w.shortNext), 0
 	}
 	w.conn.SetReadDeadline(time.Now().Add(d))
+	final := w.critical && w.cmd == "."
+	w.perRead = final
 	r, coded, err := readReply(w.br)
-	if err != nil && coded && w.critical && w.cmd == "." && (errors.Is(err, errTooLong) || isTimeout(err)) {
+	w.perRead = false
+	if err != nil && coded && final && errors.Is(err, errTooLong) {
 		// The final reply's code has come: it is the answer. The
 		// connection is given up all the same (ioErr): never reused,
-		// aborted at the end.
-		why := "it was too long"
-		if !errors.Is(err, errTooLong) {
-			why = "it took too long"
-		}
-		r.Text += "(I did not read the rest of the reply: " + why + ".)\n"
+		// aborted at the end. A time-out is not this: the peer went
+		// silent for timeoutremote, and the connection died.
+		r.Text += "(I did not read the rest of the reply: it was too long.)\n"
 		w.last, w.ioErr, w.cut = r, err, true
 		return r, nil
 	}
@@ -817,7 +843,7 @@ func (s *session) handshake(cfg *tls.Config) error {
 	}
 	tc.SetDeadline(time.Time{})
 	s.w.conn = tc
-	s.w.br = bufio.NewReaderSize(tc, 4096)
+	s.w.br = bufio.NewReaderSize(connReader{s.w}, 4096)
 	s.w.pending = nil
 	s.tls = true
 	return nil
