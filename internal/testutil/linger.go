@@ -1,6 +1,7 @@
 package testutil
 
 import (
+	"runtime"
 	"sync"
 	"testing"
 
@@ -70,4 +71,52 @@ func LingeringSocket(t *testing.T, linger int32) (fd, port int, release func()) 
 		t.Fatal(err)
 	}
 	return fd, la.(*unix.SockaddrInet4).Port, release
+}
+
+// CloseNoLinger closes fd, a socket that may linger (LingeringSocket), so
+// that the close never waits for the linger time, even when it turns out
+// to be the final one: a test that passed fd to the code under test cannot
+// tell whether that code's close comes first (the code under test closing
+// on a thread that exits, where the kernel never lingers, leaves the
+// test's close the last, on an ordinary thread, waiting the whole linger
+// time). It does as pkg/qq's closeSockets: a thread of its own takes a
+// private copy of the descriptor table, fd is closed in the process's
+// table, and the thread exits, dropping its copy; the kernel does not
+// linger in the close of an exiting thread. fd's SO_LINGER is left as it
+// is: it is set on the open file, which the code under test shares.
+func CloseNoLinger(t testing.TB, fd int) {
+	t.Helper()
+	unshared := make(chan error, 1)
+	closed := make(chan struct{})
+	go exitingThread(func() {
+		unshared <- unix.Unshare(unix.CLONE_FILES)
+		<-closed
+	})
+	err := <-unshared
+	if err == nil {
+		unix.Close(fd)
+	}
+	close(closed)
+	if err != nil {
+		t.Fatalf("close of a lingering socket: unshare(CLONE_FILES): %v", err)
+	}
+}
+
+// exitingThread runs f on a thread of its own that exits when f returns
+// (never the process's main thread, which Go does not end; see pkg/qq's
+// exitingThread).
+func exitingThread(f func()) {
+	runtime.LockOSThread() // never unlocked but on the main thread
+	if unix.Gettid() != unix.Getpid() {
+		f()
+		return
+	}
+	locked := make(chan struct{})
+	go func() {
+		runtime.LockOSThread() // not the main thread: this goroutine holds it
+		close(locked)
+		f()
+	}()
+	<-locked
+	runtime.UnlockOSThread()
 }

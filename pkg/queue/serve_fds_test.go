@@ -240,7 +240,7 @@ func TestServiceLingeringFreesSlot(t *testing.T) {
 			if err := unix.Sendmsg(s, []byte("Q1"), unix.UnixRights(fd, int(er.Fd())), nil, 0); err != nil {
 				t.Fatal(err)
 			}
-			unix.Close(fd)
+			testutil.CloseNoLinger(t, fd)
 			er.Close()
 			if a := readAnswer(t, s); a != "go" {
 				t.Fatalf("answer %q, want go", a)
@@ -253,7 +253,7 @@ func TestServiceLingeringFreesSlot(t *testing.T) {
 			if err := unix.Sendmsg(s, []byte("Q1"), unix.UnixRights(fd, fd, fd), nil, 0); err != nil {
 				t.Fatal(err)
 			}
-			unix.Close(fd)
+			testutil.CloseNoLinger(t, fd)
 			if a := readAnswer(t, s); a != "no" {
 				t.Fatalf("answer %q, want no", a)
 			}
@@ -271,7 +271,7 @@ func TestServiceLingeringFreesSlot(t *testing.T) {
 			if err := unix.Sendmsg(s, nil, unix.UnixRights(fd), nil, 0); err != nil {
 				t.Fatal(err)
 			}
-			unix.Close(fd)
+			testutil.CloseNoLinger(t, fd)
 			close()
 		}},
 		{"packets after the request", func(t *testing.T, root string) {
@@ -307,7 +307,7 @@ func TestServiceLingeringFreesSlot(t *testing.T) {
 				} else if err != nil {
 					t.Fatalf("attempt %d: %v", attempt, err)
 				}
-				unix.Close(fd)
+				testutil.CloseNoLinger(t, fd)
 				a := readAnswer(t, s)
 				close()
 				mw.Close()

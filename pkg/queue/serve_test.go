@@ -477,11 +477,11 @@ func tcpState(t *testing.T, port int) string {
 const finWait1 = "04"
 
 // passLingering sends the service a request carrying fd (a lingering
-// socket) as both descriptors and gives up its own copy, so that the
-// service's close of it (or of the connection still holding it in flight)
-// is the final one. It returns the connection. A send that fails (the
-// service closed the connection before the request was there) is tried
-// again on a new connection.
+// socket) as both descriptors and gives up its own copy, without
+// lingering should its close be the final one (the service may have
+// taken and closed its copy first). It returns the connection. A send
+// that fails (the service closed the connection before the request was
+// there) is tried again on a new connection.
 func passLingering(t *testing.T, root string, fd int) int {
 	t.Helper()
 	for i := 0; ; i++ {
@@ -495,7 +495,7 @@ func passLingering(t *testing.T, root string, fd int) int {
 		}
 		err = unix.Sendmsg(s, []byte("Q1"), unix.UnixRights(fd, fd), nil, unix.MSG_NOSIGNAL)
 		if err == nil {
-			unix.Close(fd)
+			testutil.CloseNoLinger(t, fd)
 			return s
 		}
 		if i == 100 {

@@ -196,3 +196,44 @@ func TestLocateInPidNamespace(t *testing.T) {
 		t.Error("the stand-in did not exit on SIGALRM within 10 s")
 	}
 }
+
+// TestRunsAsSendStatus: a status file that cannot be read (/proc mounted
+// hidepid) lets an ordinary user's check pass, as it cannot signal
+// another user's process anyway, and refuses root's; one read with no
+// uid in it is refused for everyone (an ordinary user let it pass).
+func TestRunsAsSendStatus(t *testing.T) {
+	savedProc := procDir
+	t.Cleanup(func() { procDir = savedProc })
+	procDir = t.TempDir()
+	root := tree(t, t.TempDir())
+	me := fmt.Sprintf("Uid:\t%d\t%d\t%d\t%d\n", os.Geteuid(), os.Geteuid(), os.Geteuid(), os.Geteuid())
+	unreadable := "" // an ordinary user's pass
+	if os.Geteuid() == 0 {
+		unreadable = "unreadable"
+	}
+	for _, c := range []struct {
+		name   string
+		status string // "" for none
+		want   string // "" for nil
+	}{
+		{"its uid", "Name:\tqmail-send\n" + me, ""},
+		{"no Uid line", "Name:\tqmail-send\nNSpid:\t4935\n", "shows none"},
+		{"a Uid line without ids", "Uid:\t\n", "shows none"},
+		{"unreadable", "", unreadable},
+	} {
+		dir := filepath.Join(procDir, "4935")
+		os.RemoveAll(dir)
+		if c.status != "" {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "status"), []byte(c.status), 0o444); err != nil {
+				t.Fatal(err)
+			}
+		}
+		err := runsAsSend(root, 4935)
+		if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("%s (euid %d): %v; want %q", c.name, os.Geteuid(), err, c.want)
+		}
+	}
+}

@@ -227,16 +227,20 @@ func runsAsSend(root string, pid int) error {
 	if err != nil {
 		return err
 	}
-	ruid, euid, ok := procUIDs(pid)
+	status := filepath.Join(procDir, strconv.Itoa(pid), "status")
+	ruid, euid, read, ok := procUIDs(pid)
 	switch {
-	case !ok && os.Geteuid() != 0:
+	case !read && os.Geteuid() != 0:
 		// /proc mounted hidepid: an ordinary user may not look at
 		// another user's process, nor signal it; the check guards what
 		// root signals, and root sees every process.
 		return nil
+	case !read:
+		return fmt.Errorf("cannot be told to run as qmail-send's uid %d (%s unreadable)", want, status)
 	case !ok:
-		return fmt.Errorf("cannot be told to run as qmail-send's uid %d (%s unreadable)",
-			want, filepath.Join(procDir, strconv.Itoa(pid), "status"))
+		// Read, but no uid in it: nothing to do with hidepid, and
+		// nothing shows the process to be qmail-send's.
+		return fmt.Errorf("cannot be told to run as qmail-send's uid %d (%s shows none)", want, status)
 	case ruid != want || euid != want:
 		return fmt.Errorf("runs as uid %d (effective %d), not as qmail-send's uid %d", ruid, euid, want)
 	}
@@ -244,13 +248,16 @@ func runsAsSend(root string, pid int) error {
 }
 
 // procUIDs reads the real and effective uid of the process pid from its
-// /proc/PID/status.
-func procUIDs(pid int) (ruid, euid int, ok bool) {
+// /proc/PID/status. read is false when the file cannot be read; ok is
+// false when it cannot be read or shows no uids (no Uid line, or one that
+// does not parse).
+func procUIDs(pid int) (ruid, euid int, read, ok bool) {
 	b, err := os.ReadFile(filepath.Join(procDir, strconv.Itoa(pid), "status"))
 	if err != nil {
-		return 0, 0, false
+		return 0, 0, false, false
 	}
-	return unixid.StatusUIDs(b)
+	ruid, euid, ok = unixid.StatusUIDs(b)
+	return ruid, euid, true, ok
 }
 
 // namedInOtherNamespace tells whether the lock holder holder (its pid as

@@ -119,7 +119,12 @@ func TestListenFamily(t *testing.T) {
 }
 
 // TestListen4NotOn6: listening on 127.0.0.1, a connection to ::1 on the
-// same port is refused.
+// same port is refused. [::1] at that port is held by a socket of the
+// test's own, bound but not listening, until just before the dial, so
+// that nothing else (another test's listener on [::1]:0) can be what
+// answers it; a port taken on [::1] already is left for another, a
+// bounded number of times (a listener that took ::1 too would take it
+// at every port).
 func TestListen4NotOn6(t *testing.T) {
 	probe, err := net.Listen("tcp6", "[::1]:0")
 	if err != nil {
@@ -130,20 +135,48 @@ func TestListen4NotOn6(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := a.listen(&net.ListenConfig{})
+	for attempt := 1; ; attempt++ {
+		ln, err := a.listen(&net.ListenConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		held, err := bind6(port)
+		if err != nil {
+			ln.Close()
+			if attempt == 20 {
+				// Others taking [::1] at 20 ports in a row: rather the
+				// listener's own socket holding it.
+				t.Fatalf("[::1] taken at each of 20 ports listened on (%s the last): %v", ln.Addr(), err)
+			}
+			continue
+		}
+		syscall.Close(held)
+		c, err := net.DialTimeout("tcp6", net.JoinHostPort("::1", strconv.Itoa(port)), 10*time.Second)
+		if err == nil {
+			c.Close()
+			t.Errorf("[::1]:%d accepted a connection; listening on %s", port, ln.Addr())
+		} else if !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Errorf("[::1]:%d: %v, want connection refused", port, err)
+		}
+		ln.Close()
+		return
+	}
+}
+
+// bind6 returns a TCP socket bound to [::1]:port, not listening: while
+// it is open, nothing else can bind there (nor listen).
+func bind6(port int) (int, error) {
+	fd, err := syscall.Socket(syscall.AF_INET6, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
-		t.Fatal(err)
+		return -1, err
 	}
-	defer ln.Close()
-	port := ln.Addr().(*net.TCPAddr).Port
-	c, err := net.DialTimeout("tcp6", net.JoinHostPort("::1", strconv.Itoa(port)), 10*time.Second)
-	if err == nil {
-		c.Close()
-		t.Fatalf("[::1]:%d accepted a connection; listening on %s", port, ln.Addr())
+	syscall.SetsockoptInt(fd, syscall.IPPROTO_IPV6, syscall.IPV6_V6ONLY, 1)
+	if err := syscall.Bind(fd, &syscall.SockaddrInet6{Port: port, Addr: [16]byte{15: 1}}); err != nil {
+		syscall.Close(fd)
+		return -1, err
 	}
-	if !errors.Is(err, syscall.ECONNREFUSED) {
-		t.Errorf("[::1]:%d: %v, want connection refused", port, err)
-	}
+	return fd, nil
 }
 
 // TestListenShownZone: the "listening on" line keeps the zone of a
