@@ -33,7 +33,7 @@ const (
 	kUint                      // number read as control.ReadUint (at most 2^62), default def
 	kList                      // list lines, default text
 	kHold                      // hold flag
-	kPresence                  // only presence matters (startheld)
+	kStartHeld                 // a hold file applied at start (startheld), shown as kHold
 	kSecret                    // contents never shown (passwords, keys)
 	kCdb                       // a cdb compiled from the file without .cdb
 	kListMe                    // list, default me (locals)
@@ -91,7 +91,8 @@ var controlFiles = []ctlFile{
 	{"smtpcache", kInt, "5", "qmail-rspawn", "seconds an idle SMTP connection is kept for the next message (0: one per message)"},
 	{"smtpgreeting", kMeRequired, "", "qmail-smtpd", "220 greeting text"},
 	{"smtproutes", kListTrim, "no artificial routes; MX records are used", "qmail-remote", "domain:relay[:port] routes"},
-	{"startheld", kPresence, "", "qmail-start", "when present, holdremote is created at start (boot held)"},
+	{"startheld", kStartHeld, "", "qmail-start", "hold of the remote channel (all, or a list of domains) made at start unless a network hook " +
+		"released it since boot: holdremote made with its contents, or edited as qmailctl hold remote does; see qmail-start"},
 	{"timeoutconnect", kInt, "60", "qmail-remote", "seconds to wait for a connection"},
 	{"timeoutremote", kInt, "1200", "qmail-remote", "seconds to wait for each SMTP read or write"},
 	{"timeoutsmtpd", kUint, "1200", "qmail-smtpd", "seconds to wait for each client read and each reply write"},
@@ -360,7 +361,9 @@ func showFile(w io.Writer, d *control.Dir, cf ctlFile, shared bool) error {
 				return err
 			}
 		}
-	case kHold:
+	case kHold, kStartHeld:
+		// startheld is read as holdremote is (pkg/ctl StartHeld): empty
+		// or without a domain, everything is held at start.
 		h, err := hold.Read(d.Path, cf.name)
 		if err != nil {
 			return err
@@ -372,16 +375,6 @@ func showFile(w io.Writer, d *control.Dir, cf ctlFile, shared bool) error {
 		fmt.Fprintf(w, "%s: %s.\n", head, h.Describe())
 		for _, j := range h.JunkWarnings(cf.name) {
 			fmt.Fprintf(w, "  warning: %s\n", j)
-		}
-	case kPresence:
-		ok, err := d.Exists(cf.name)
-		if err != nil {
-			return err
-		}
-		if ok {
-			fmt.Fprintf(w, "%s: present.\n", head)
-		} else {
-			fmt.Fprintf(w, "%s: (Default.) absent.\n", head)
 		}
 	case kSecret, kSecretList:
 		fi, err := os.Stat(path)

@@ -63,8 +63,9 @@ func TestShowctlGolden(t *testing.T) {
 		// Saved with CRLF line endings: a warning below each entry whose
 		// value (as qmail reads it) ends in a CR, and nowhere else: not
 		// a number (only its digits count), a list whose reader trims
-		// the CR (smtproutes, tlsroutes), a comment line or a second
-		// line of a single-value file.
+		// the CR (smtproutes, tlsroutes), a hold file (holdremote,
+		// startheld), a comment line or a second line of a single-value
+		// file.
 		{"crlf", map[string]string{
 			"etc/ids":                   qhome.SharedIDs(1000, 1000).Format(),
 			"control/me":                "mx.example.org\r\n",
@@ -78,6 +79,7 @@ func TestShowctlGolden(t *testing.T) {
 			"control/helohost":          "helo.example \r\n",
 			"control/smtpgreeting":      "greeting.example\nnot read\r\n",
 			"control/holdremote":        "corp.example\r\n",
+			"control/startheld":         "vpn.example\r\n.corp.example\r\n",
 			"control/defaultdelivery":   "./Maildir/\r\n",
 			"control/smtpauth":          "smart.example:u:secret\r\n",
 			"control/mystery":           "?\r\n",
@@ -104,6 +106,49 @@ func TestShowctlGolden(t *testing.T) {
 				t.Error("smtpauth contents shown")
 			}
 		})
+	}
+}
+
+// TestShowctlStartHeld: control/startheld is shown as the hold it makes
+// at start, read as holdremote is (pkg/ctl StartHeld): empty or without
+// a domain, everything; else its domains, with a warning for each line
+// that is no domain. It was shown as present or absent alone, described
+// as "holdremote is created at start", which an existing holdremote no
+// longer stops.
+func TestShowctlStartHeld(t *testing.T) {
+	const head = "startheld (qmail-start: hold of the remote channel (all, or a list of domains) made at start unless a network hook " +
+		"released it since boot: holdremote made with its contents, or edited as qmailctl hold remote does; see qmail-start): "
+	for _, tc := range []struct {
+		name    string
+		present bool
+		data    string
+		want    string
+	}{
+		{"absent", false, "", head + "(Default.) not held.\n"},
+		{"empty", true, "", head + "held (all destinations).\n"},
+		{"domains", true, "vpn.example\n.Corp.Example\n", head + "held for vpn.example .corp.example.\n"},
+		{"star above domains", true, "*\nvpn.example\n", head + "held (all destinations).\n"},
+		{"junk", true, "no such thing\nvpn.example\n", head + "held for vpn.example.\n" +
+			"  warning: control/startheld line 1 is not a domain and holds nothing: \"no such thing\"\n"},
+		{"only junk", true, "off\n", head + "held (all destinations).\n" +
+			"  warning: control/startheld line 1 is not a domain: \"off\" (no domain is listed, so every destination is held)\n"},
+	} {
+		root := t.TempDir()
+		files := map[string]string{"etc/ids": qhome.SharedIDs(1000, 1000).Format(), "control/.keep": ""}
+		if tc.present {
+			files["control/startheld"] = tc.data
+		}
+		writeFiles(t, root, files)
+		var out bytes.Buffer
+		if code := ShowctlMain(root, &out, io.Discard); code != 0 {
+			t.Fatalf("%s: exit %d:\n%s", tc.name, code, out.String())
+		}
+		got := out.String()
+		if i := strings.Index(got, "startheld ("); i < 0 {
+			t.Errorf("%s: no startheld line:\n%s", tc.name, got)
+		} else if got = got[i:]; !strings.HasPrefix(got, tc.want) || strings.HasPrefix(got[len(tc.want):], "  ") {
+			t.Errorf("%s: got\n%s\nwant\n%s", tc.name, strings.SplitN(got, "timeoutconnect", 2)[0], tc.want)
+		}
 	}
 }
 

@@ -313,8 +313,7 @@ func dotlessDomain(root string) []string {
 // qmail-remote (a smarthost in smtproutes takes it away). A missing
 // defaultdomain is me, as for qmail-inject (the repair does not make one
 // in a tree that has me: writeControl). A tree without me whose
-// defaultdomain or locals is missing is new to the repair, which makes
-// them (missingControls names them): left to those lines.
+// defaultdomain or locals is missing is left to missingControls's lines.
 func localhostLocal(root string) []string {
 	d := control.Open(root)
 	me, meOK, err := d.ReadLine("me")
@@ -1012,43 +1011,57 @@ func sendStops(root string, own *owners) []string {
 	return out
 }
 
-// rcpthostsMissing is what -check and the repair say of a tree with
-// control/me but no control/rcpthosts, which the repair does not make
-// there (writeControl): qmail's default, which is no restriction.
+// rcpthostsMissing is what -check and the repair say of a tree that is
+// not new (writeControl) without control/rcpthosts, which the repair does
+// not make there: qmail's default, which is no restriction.
 const rcpthostsMissing = "control/rcpthosts: missing, so qmail-smtpd accepts mail for every domain, an open relay if it listens on the network; " +
 	"list the domains this host takes mail for in control/rcpthosts, one a line: control/me, localhost, and those of control/locals " +
 	"and control/virtualdomains (qmail-install makes it only in a new tree)"
 
+// meLocalsMissing is what -check says of a tree that is not new without
+// control/me and control/locals: the repair makes me alone (writeControl).
+const meLocalsMissing = "control/me: missing, and so is control/locals: qmail-send cannot start without one of them " +
+	"(a re-run makes control/me, from -me or the host name, and no other control file, as the tree is not new)"
+
 // missingControls names the missing control files of DefaultControl as
-// the repair treats them (writeControl). Without control/me the tree is
-// new to the repair, which makes each: named with that re-run. With me,
-// a missing one stays missing and qmail's default holds (me for
-// defaultdomain, plusdomain and locals: no deviation), but a missing
-// rcpthosts accepts every domain, which is said (rcpthostsMissing).
+// the repair treats them (writeControl). A tree with etc/ids (Check's)
+// is new to the repair when control/me and users/assign are both absent:
+// it makes each, named with that re-run. In a tree that is not new, a
+// missing one stays missing and qmail's default holds (me for
+// defaultdomain, plusdomain and locals: no deviation; locals for a
+// missing me), but a missing rcpthosts accepts every domain, which is
+// said (rcpthostsMissing), and me and locals both missing keep
+// qmail-send from starting (meLocalsMissing: the repair makes me).
 func missingControls(root string) []string {
 	if wayBlocked(root, "control/me") {
 		return nil
 	}
-	missing := func(n string) bool {
-		_, err := os.Lstat(filepath.Join(root, "control", n))
+	missing := func(rel string) bool {
+		_, err := os.Lstat(filepath.Join(root, rel))
 		return errors.Is(err, fs.ErrNotExist)
 	}
-	if !missing("me") {
-		if missing("rcpthosts") {
-			return []string{rcpthostsMissing}
+	// A users/ the repair leaves alone counts as one with users/assign
+	// (walker.assignExists).
+	if missing("control/me") && !wayBlocked(root, "users/assign") && missing("users/assign") {
+		var names []string
+		for n := range DefaultControl("x") {
+			names = append(names, n)
 		}
-		return nil
+		sort.Strings(names)
+		var out []string
+		for _, n := range names {
+			if missing("control/" + n) {
+				out = append(out, fmt.Sprintf("control/%s: missing (a re-run makes it, as a new install does)", n))
+			}
+		}
+		return out
 	}
-	var names []string
-	for n := range DefaultControl("x") {
-		names = append(names, n)
-	}
-	sort.Strings(names)
 	var out []string
-	for _, n := range names {
-		if missing(n) {
-			out = append(out, fmt.Sprintf("control/%s: missing (a re-run makes it, as a new install does)", n))
-		}
+	if missing("control/me") && missing("control/locals") {
+		out = append(out, meLocalsMissing)
+	}
+	if missing("control/rcpthosts") {
+		out = append(out, rcpthostsMissing)
 	}
 	return out
 }

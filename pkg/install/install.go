@@ -103,6 +103,10 @@ func Install(opt Options) error {
 		return qerr.Temp("%s: %s, and run qmail-install again; nothing was changed", filepath.Join(root, "bin"), l)
 	}
 	syscall.Umask(0o22)
+	// A tree qmail itself installed is told as it is before the run,
+	// which makes etc/ids (and directories): writeControl makes no
+	// optional control file there.
+	qmailTree := takenOver(root)
 
 	w, err := openWalker(root, opt.Log)
 	if err != nil {
@@ -154,7 +158,7 @@ func Install(opt Options) error {
 		func() error { return w.repairQueuedShared(own) },
 		func() error { return w.repairQueuedLock(own) },
 		func() error { return w.writeIDs(ids, own) },
-		func() error { return w.writeControl(opt.Me, own, opt.Log) },
+		func() error { return w.writeControl(opt.Me, qmailTree, own, opt.Log) },
 		func() error { return w.writeUsers(root, ids, homeUser, opt.UIDBase > 0 && !ids.Shared, own) },
 		w.repairAliasesDB,
 	}
@@ -451,17 +455,25 @@ func firstLine(b []byte) string {
 var MailnameFile = "/etc/mailname"
 
 // writeControl makes the control files of DefaultControl in a new tree,
-// and only there. A tree is new when control/me is absent before this run
-// (hqmail's first run, or one whose first run stopped before it made
-// me: me is written last of them). In any other tree (one hqmail made,
-// or one of qmail's taken over) an absent defaultdomain, plusdomain,
-// locals or rcpthosts stays absent, as qmail's programs have a default
-// for each: me for the first three (qmail-inject, qmail-send), and for
-// rcpthosts no restriction at all (qmail-smtpd accepts every recipient).
-// Made there, they would change what the tree did (mail for its
-// virtualdomains refused with 553, user@host rewritten otherwise). An
-// absent rcpthosts is said (rcpthostsMissing), as -check says it.
-func (w *walker) writeControl(me string, own *owners, log io.Writer) error {
+// and only there. A tree is new when control/me and users/assign are
+// both absent before this run, and it is no tree qmail itself installed
+// (qmailTree: takenOver, judged before the run). me is written last of
+// the control files and users/assign after them (writeUsers), so a tree
+// whose first run stopped before them is still new, and one taken over
+// without me stays not new at every later run (etc/ids made, it no longer
+// looks like qmail's).
+//
+// In any other tree (one hqmail made, or one of qmail's taken over) an
+// absent defaultdomain, plusdomain, locals or rcpthosts stays absent, as
+// qmail's programs have a default for each: me for the first three
+// (qmail-inject, qmail-send), and for rcpthosts no restriction at all
+// (qmail-smtpd accepts every recipient). Made there, they would change
+// what the tree did (mail for its virtualdomains refused with 553,
+// user@host rewritten otherwise). An absent rcpthosts is said
+// (rcpthostsMissing), as -check says it. An absent me stays absent too,
+// unless locals is absent as well: qmail-send cannot start without one
+// of them (pkg/sched loadConfig), so me alone is made then, and said.
+func (w *walker) writeControl(me string, qmailTree bool, own *owners, log io.Writer) error {
 	ctl, err := w.dir("control")
 	if err == errSkipped {
 		return nil
@@ -474,6 +486,11 @@ func (w *walker) writeControl(me string, own *owners, log io.Writer) error {
 		return fmt.Errorf("unable to stat %s: %v", w.path("control/me"), err)
 	}
 	derived := me == ""
+	warnRcpthosts := func() {
+		if _, ok, err := statAt(ctl, "rcpthosts"); err == nil && !ok && log != nil {
+			fmt.Fprintf(log, "qmail-install: warning: %s\n", rcpthostsMissing)
+		}
+	}
 	if meExists {
 		cur := ""
 		if b, err := w.readFile("control/me"); err == nil {
@@ -483,9 +500,47 @@ func (w *walker) writeControl(me string, own *owners, log io.Writer) error {
 			fmt.Fprintf(log, "qmail-install: note: control/me exists and says %s; -me %s changes nothing "+
 				"(control files are never overwritten: edit control/me, defaultdomain, plusdomain, locals and rcpthosts, then restart qmail)\n", cur, me)
 		}
-		if _, ok, err := statAt(ctl, "rcpthosts"); err == nil && !ok && log != nil {
-			fmt.Fprintf(log, "qmail-install: warning: %s\n", rcpthostsMissing)
+		warnRcpthosts()
+		return nil
+	}
+	isNew := !qmailTree
+	if isNew {
+		assigned, err := w.assignExists()
+		if err != nil {
+			return err
 		}
+		isNew = !assigned
+	}
+	uid, gid, err := own.resolve(Entry{Path: "control", Owner: "root", Group: "qmail"})
+	if err != nil {
+		return err
+	}
+	if !isNew {
+		_, localsExist, err := statAt(ctl, "locals")
+		if err != nil {
+			return fmt.Errorf("unable to stat %s: %v", w.path("control/locals"), err)
+		}
+		if localsExist {
+			if !derived && log != nil {
+				fmt.Fprintf(log, "qmail-install: note: control/me is missing and control/locals stands in for it; -me %s changes nothing "+
+					"in a tree that is not new (write control/me yourself for one)\n", me)
+			}
+			warnRcpthosts()
+			return nil
+		}
+		if derived {
+			if me, err = mailName(""); err != nil {
+				return err
+			}
+		}
+		made, err := w.createAt(ctl, "control/me", []byte(me+"\n"), uid, gid, 0o644)
+		if err != nil {
+			return err
+		}
+		if made && log != nil {
+			fmt.Fprintf(log, "qmail-install: note: %s\n", meMade(me))
+		}
+		warnRcpthosts()
 		return nil
 	}
 	if derived {
@@ -509,10 +564,6 @@ func (w *walker) writeControl(me string, own *owners, log io.Writer) error {
 	}
 	sort.Strings(names)
 	names = append(names, "me") // last: the tree is new until it exists
-	uid, gid, err := own.resolve(Entry{Path: "control", Owner: "root", Group: "qmail"})
-	if err != nil {
-		return err
-	}
 	for _, n := range names {
 		// never overwrite a control file (createAt leaves what is there)
 		if _, err := w.createAt(ctl, "control/"+n, []byte(files[n]), uid, gid, 0o644); err != nil {
@@ -520,6 +571,31 @@ func (w *walker) writeControl(me string, own *owners, log io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// meMade is what a run says when it made control/me alone, in a tree
+// that is not new without me and locals (writeControl).
+func meMade(me string) string {
+	return fmt.Sprintf("control/me and control/locals were both missing, and qmail-send cannot start without one of them: "+
+		"made control/me (%s) and no other control file, as the tree is not new", me)
+}
+
+// assignExists reports whether users/assign exists (as anything) before
+// writeUsers makes it: a tree whose first run went that far is not new
+// (writeControl). A users/ the walk leaves alone counts as one with it.
+func (w *walker) assignExists() (bool, error) {
+	dir, err := w.dir("users")
+	if err == errSkipped {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	_, ok, err := statAt(dir, "assign")
+	if err != nil {
+		return false, fmt.Errorf("unable to stat %s: %v", w.path("users/assign"), err)
+	}
+	return ok, nil
 }
 
 // Assign returns the users/assign qmail-install writes. A tree of an
@@ -587,16 +663,23 @@ func (w *walker) writeUsers(root string, ids *qhome.IDs, homeUser string, catchA
 	}
 	data, err := usersCDB(b)
 	if err != nil {
-		return err
+		// The run stops here: directories, etc/ids and the control
+		// files are done, users/cdb and the programs are not.
+		return fmt.Errorf("%v; users/cdb was not rebuilt, nor the programs installed: fix that line and run qmail-install again", err)
 	}
 	return w.placeAt(dir, "users/cdb", false, func(f *os.File) error { _, err := f.Write(data); return err }, uid, gid, 0o644, nil)
 }
 
 // usersCDB is users/cdb compiled from the users/assign assign, as
-// qmail-newu makes it.
+// qmail-newu makes it. A users/assign it cannot compile is named by
+// users.Compile's error ("bad format in users/assign: line 1: uid ...")
+// once: wrapped, it said users/assign twice.
 func usersCDB(assign []byte) ([]byte, error) {
 	recs, err := users.Compile(assign)
 	if err != nil {
+		if errors.Is(err, users.ErrFormat) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("users/assign: %v", err)
 	}
 	var db bytes.Buffer

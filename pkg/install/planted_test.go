@@ -256,25 +256,20 @@ func TestRepairSaysSendStops(t *testing.T) {
 // TestCheckNamesEveryRepair: -check names what the repair changes. It
 // said nothing of an etc/aliases.cdb of alias:nofiles 0600 (alias reads
 // it) that the repair gives mode 0644, of a missing control file the
-// repair makes, or of a users/cdb that is not users/assign compiled,
-// which the repair rebuilds.
+// repair makes (TestCheckNewTreeWithoutMe, TestTakeoverWithoutMe), or of
+// a users/cdb that is not users/assign compiled, which the repair
+// rebuilds.
 func TestCheckNamesEveryRepair(t *testing.T) {
 	root, ids := rootTree(t)
 	o := opts(t, root)
 	db := filepath.Join(root, "etc", "aliases.cdb")
 	os.WriteFile(db, make([]byte, 2048), 0o600)
 	os.Chown(db, ids.Alias.UID, ids.Nofiles)
-	// Without control/me the tree is new to the repair, which makes
-	// every missing control file (in a tree with me, it makes none).
-	os.Remove(filepath.Join(root, "control", "me"))
-	os.Remove(filepath.Join(root, "control", "plusdomain"))
 	assign := filepath.Join(root, "users", "assign")
 	b, _ := os.ReadFile(assign)
 	os.WriteFile(assign, append([]byte("=joe:joe:1001:1001:/home/joe:::\n"), b...), 0o644)
 	want := []string{
 		"etc/aliases.cdb: mode 0600, want 0644",
-		"control/me: missing (a re-run makes it, as a new install does)",
-		"control/plusdomain: missing (a re-run makes it, as a new install does)",
 		"users/cdb: not compiled from the users/assign there (a re-run rebuilds it, as qmail-newu does)",
 	}
 	dev, err := Check(root)

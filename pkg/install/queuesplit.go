@@ -1,13 +1,16 @@
 package install
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 
@@ -270,13 +273,50 @@ func (w *walker) strayQueue() {
 // installed does (qmail has no etc/ids).
 func noIDs(root string) error {
 	why := qhome.IDsFile + " missing"
-	for _, d := range []string{"queue", "control"} {
-		if fi, err := os.Stat(filepath.Join(root, d)); err != nil || !fi.IsDir() {
-			return noTree(root, why)
-		}
+	if !queueAndControl(root) {
+		return noTree(root, why)
 	}
 	return qerr.Wrap(ErrNoTree, true, fmt.Sprintf("no qmail tree at %s (%s): it has queue/ and control/ but no %s, "+
 		"so it looks like a tree qmail itself installed; with qmail stopped, qmail-install -root %s (make install) "+
 		"takes it over, keeping its queue and control files (see docs/migrating.md, \"From qmail\"), "+
 		"then run qmail-install -check again", root, why, qhome.IDsFile, shellQuote(root)))
+}
+
+// queueAndControl reports whether root holds queue/ and control/ as
+// directories (a link there followed), as a tree qmail installed does.
+func queueAndControl(root string) bool {
+	for _, d := range []string{"queue", "control"} {
+		if fi, err := os.Stat(filepath.Join(root, d)); err != nil || !fi.IsDir() {
+			return false
+		}
+	}
+	return true
+}
+
+// qmailInstalled reports whether root looks like a tree qmail itself
+// installed, as noIDs tells it: queue/ and control/, and no etc/ids
+// (qmail has none). A first run of qmail-install that stopped before it
+// wrote etc/ids leaves the same.
+func qmailInstalled(root string) bool {
+	_, err := os.Lstat(filepath.Join(root, qhome.IDsFile))
+	if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
+		return false
+	}
+	return queueAndControl(root)
+}
+
+// takenOver reports whether root, as it is before a run, is a tree qmail
+// itself installed (qmailInstalled) and ran: something is in its
+// control/. A tree taken over is never new to writeControl. An empty
+// control/ is no configuration to keep (qmail-send cannot start without
+// control/me or control/locals, qmail-smtpd without me or smtpgreeting),
+// and it is what a first run that stopped before etc/ids leaves: that
+// tree stays new. A control/ that cannot be read counts as one with
+// something in it.
+func takenOver(root string) bool {
+	if !qmailInstalled(root) {
+		return false
+	}
+	ents, err := os.ReadDir(filepath.Join(root, "control"))
+	return err != nil || len(ents) > 0
 }

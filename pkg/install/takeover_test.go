@@ -109,30 +109,52 @@ func TestTakeoverKeepsAbsentControls(t *testing.T) {
 
 // TestNewInstallMakesControls: a new tree gets all of DefaultControl and
 // no word about rcpthosts; so does one whose first run stopped before it
-// made control/me (written last), keeping what that run made.
+// made control/me (written last), keeping what that run made, and one
+// whose first run stopped before etc/ids, with queue/ and an empty
+// control/ made, which looks like a tree qmail installed but cannot be
+// one that ran.
 func TestNewInstallMakesControls(t *testing.T) {
-	for _, partial := range []bool{false, true} {
+	for _, partial := range []string{"", "before me", "before etc/ids"} {
 		root := filepath.Join(searchableDir(t), "q")
-		if partial {
+		o := opts(t, root)
+		switch partial {
+		case "before me":
 			os.MkdirAll(filepath.Join(root, "control"), 0o755)
 			os.WriteFile(filepath.Join(root, "control", "locals"), []byte("kept.example\n"), 0o644)
+		case "before etc/ids":
+			// A full disk, say, when etc/ids is renamed into place.
+			t.Cleanup(func() { testHook = nil })
+			testHook = func(step, rel string) {
+				if step == "rename" && rel == "etc/ids" {
+					tmps, _ := filepath.Glob(filepath.Join(root, "etc", ".ids.new*"))
+					for _, p := range tmps {
+						os.Remove(p)
+					}
+				}
+			}
+			if err := Install(o); err == nil {
+				t.Fatal("the first run did not stop")
+			}
+			testHook = nil
+			if !qmailInstalled(root) {
+				t.Fatal("the first run that stopped before etc/ids left no tree that looks like qmail's: the case tests nothing")
+			}
 		}
 		var log bytes.Buffer
-		o := opts(t, root)
 		o.Log = &log
 		if err := Install(o); err != nil {
-			t.Fatalf("partial %v: %v\n%s", partial, err, log.String())
+			t.Fatalf("partial %q: %v\n%s", partial, err, log.String())
 		}
 		for n, data := range DefaultControl(o.Me) {
-			if partial && n == "locals" {
+			if partial == "before me" && n == "locals" {
 				data = "kept.example\n"
 			}
 			if b, err := os.ReadFile(filepath.Join(root, "control", n)); err != nil || string(b) != data {
-				t.Errorf("partial %v: control/%s %q %v, want %q", partial, n, b, err, data)
+				t.Errorf("partial %q: control/%s %q %v, want %q", partial, n, b, err, data)
 			}
 		}
 		if strings.Contains(log.String(), "rcpthosts") {
-			t.Errorf("partial %v: log %q", partial, log.String())
+			t.Errorf("partial %q: log %q", partial, log.String())
 		}
 	}
 }
@@ -235,5 +257,151 @@ func TestCheckQmailNewuCDB(t *testing.T) {
 	os.WriteFile(cdbPath, qmailNewuCDB(t, assign)[:2100], 0o644)
 	if dev, _ := Check(root); !slices.Equal(dev, []string{stale}) {
 		t.Errorf("a damaged users/cdb: check %q", dev)
+	}
+}
+
+// TestTakeoverWithoutMe: a qmail tree taken over that has no control/me
+// (qmail runs with locals alone) is not new, though me is absent: no
+// optional control file is made, neither at the takeover nor at a later
+// run, once etc/ids makes it no longer look like qmail's (QA: rcpthosts
+// of me and localhost made, and mail for its virtualdomains refused with
+// 553, the bug of ad89439 again). Only when locals is missing too is me
+// made, alone, as qmail-send cannot start without one of them; -check
+// names that before.
+func TestTakeoverWithoutMe(t *testing.T) {
+	root, o := installed(t)
+	ctl := filepath.Join(root, "control")
+	for _, n := range []string{"me", "rcpthosts", "defaultdomain", "plusdomain"} {
+		if err := os.Remove(filepath.Join(ctl, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.WriteFile(filepath.Join(ctl, "virtualdomains"), []byte("virt.example:alias-virt\n"), 0o644)
+	// qmail's tree: no etc/ids.
+	if err := os.Remove(filepath.Join(root, "etc", "ids")); err != nil {
+		t.Fatal(err)
+	}
+	locals, _ := os.ReadFile(filepath.Join(ctl, "locals"))
+	var log bytes.Buffer
+	o.Log = &log
+	for _, run := range []string{"takeover", "the run after it", "-me after it"} {
+		log.Reset()
+		o.Me = ""
+		if run == "-me after it" {
+			o.Me = "other.example"
+		}
+		if err := Install(o); err != nil {
+			t.Fatalf("%s: %v\n%s", run, err, log.String())
+		}
+		for _, n := range []string{"me", "rcpthosts", "defaultdomain", "plusdomain"} {
+			if _, err := os.Lstat(filepath.Join(ctl, n)); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("%s: control/%s made (%v)", run, n, err)
+			}
+		}
+		if b, _ := os.ReadFile(filepath.Join(ctl, "locals")); !bytes.Equal(b, locals) {
+			t.Errorf("%s: control/locals %q, want %q", run, b, locals)
+		}
+		if !strings.Contains(log.String(), "qmail-install: warning: "+rcpthostsLine+"\n") {
+			t.Errorf("%s: log %q lacks the rcpthosts line", run, log.String())
+		}
+		note := "qmail-install: note: control/me is missing and control/locals stands in for it; -me other.example changes nothing " +
+			"in a tree that is not new (write control/me yourself for one)\n"
+		if got := strings.Contains(log.String(), note); got != (o.Me != "") {
+			t.Errorf("%s: log %q: -me note %v", run, log.String(), got)
+		}
+		dev, err := Check(root)
+		if err != nil || !slices.Equal(dev, []string{rcpthostsLine}) {
+			t.Errorf("%s: check %q %v, want the rcpthosts line alone", run, dev, err)
+		}
+	}
+
+	// locals gone too: -check says qmail-send cannot start, and the
+	// repair makes me alone, saying so.
+	os.Remove(filepath.Join(ctl, "locals"))
+	if dev, err := Check(root); err != nil || !slices.Equal(dev, []string{meLocalsMissing, rcpthostsLine}) {
+		t.Errorf("without locals: check %q %v", dev, err)
+	}
+	log.Reset()
+	o.Me = "taken.example"
+	if err := Install(o); err != nil {
+		t.Fatalf("without locals: %v\n%s", err, log.String())
+	}
+	if b, err := os.ReadFile(filepath.Join(ctl, "me")); err != nil || string(b) != "taken.example\n" {
+		t.Errorf("control/me: %q %v", b, err)
+	}
+	for _, n := range optionalControls {
+		if _, err := os.Lstat(filepath.Join(ctl, n)); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("without locals: control/%s made (%v)", n, err)
+		}
+	}
+	const made = "qmail-install: note: control/me and control/locals were both missing, and qmail-send cannot start without one of them: " +
+		"made control/me (taken.example) and no other control file, as the tree is not new\n"
+	if !strings.Contains(log.String(), made) {
+		t.Errorf("without locals: log %q lacks %q", log.String(), made)
+	}
+	if dev, err := Check(root); err != nil || slices.Contains(dev, meLocalsMissing) {
+		t.Errorf("after me was made: check %q %v", dev, err)
+	}
+}
+
+// TestTakeoverWithoutMeOrLocals: a qmail tree (no etc/ids) with neither
+// me nor locals gets me alone at its takeover.
+func TestTakeoverWithoutMeOrLocals(t *testing.T) {
+	root := filepath.Join(searchableDir(t), "q")
+	for _, d := range []string{"control", "queue"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.WriteFile(filepath.Join(root, "control", "virtualdomains"), []byte("virt.example:alias-virt\n"), 0o644)
+	var log bytes.Buffer
+	o := opts(t, root)
+	o.Log = &log
+	if err := Install(o); err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	if b, err := os.ReadFile(filepath.Join(root, "control", "me")); err != nil || string(b) != o.Me+"\n" {
+		t.Errorf("control/me: %q %v", b, err)
+	}
+	for _, n := range optionalControls {
+		if _, err := os.Lstat(filepath.Join(root, "control", n)); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("control/%s made (%v)", n, err)
+		}
+	}
+	if !strings.Contains(log.String(), "qmail-install: note: "+meMade(o.Me)+"\n") {
+		t.Errorf("log %q lacks the note on me", log.String())
+	}
+}
+
+// TestCheckNewTreeWithoutMe: a tree with etc/ids but without control/me
+// and users/assign (its first run stopped before them) is new: -check
+// names each missing control file as one a re-run makes, and the re-run
+// makes them.
+func TestCheckNewTreeWithoutMe(t *testing.T) {
+	root, o := installed(t)
+	for _, rel := range []string{"control/me", "control/plusdomain", "users/assign", "users/cdb"} {
+		if err := os.Remove(filepath.Join(root, rel)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dev, err := Check(root)
+	for _, l := range []string{
+		"control/me: missing (a re-run makes it, as a new install does)",
+		"control/plusdomain: missing (a re-run makes it, as a new install does)",
+	} {
+		if err != nil || !slices.Contains(dev, l) {
+			t.Errorf("check %q %v lacks %q", dev, err, l)
+		}
+	}
+	if err := Install(o); err != nil {
+		t.Fatal(err)
+	}
+	for n, data := range DefaultControl(o.Me) {
+		if b, err := os.ReadFile(filepath.Join(root, "control", n)); err != nil || string(b) != data {
+			t.Errorf("control/%s %q %v, want %q", n, b, err, data)
+		}
+	}
+	if dev, err := Check(root); err != nil || len(dev) != 0 {
+		t.Errorf("check after the re-run: %q %v", dev, err)
 	}
 }
