@@ -190,11 +190,15 @@ func waitEnd(c net.Conn, limit time.Duration) {
 }
 
 // idle reports whether the connection is as the last transaction left it:
-// nothing buffered, nothing unread on the socket, no end of file from the
+// nothing buffered (under TLS, no record held by crypto/tls either: see
+// wire.unread), nothing unread on the socket, no end of file from the
 // peer (a peer that timed the connection out has closed it or sent 421),
 // and its local address still this host's.
 func (s *session) idle() bool {
-	if s.w.ioErr != nil || s.w.br.Buffered() > 0 || len(s.w.pending) > 0 {
+	if s.w.ioErr != nil || len(s.w.pending) > 0 {
+		return false
+	}
+	if n, err := s.w.unread(); n > 0 || err != nil {
 		return false
 	}
 	if wc, ok := s.raw.(*watchConn); ok && wc.gone() {

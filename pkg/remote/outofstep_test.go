@@ -2,6 +2,7 @@ package remote
 
 import (
 	"bufio"
+	"crypto/tls"
 	"net"
 	"os"
 	"path/filepath"
@@ -285,4 +286,184 @@ func TestFinalReplyDecidedByFirstLine(t *testing.T) {
 			t.Errorf("reports\n got %q\nwant %q", reports, want)
 		}
 	})
+}
+
+// corkConn keeps what is written to it while corked and sends it in one
+// write when uncorked: TLS records written one by one through a tls.Conn
+// over it reach the peer in one TCP segment.
+type corkConn struct {
+	net.Conn
+	corked bool
+	buf    []byte
+}
+
+func (c *corkConn) Write(p []byte) (int, error) {
+	if c.corked {
+		c.buf = append(c.buf, p...)
+		return len(p), nil
+	}
+	return c.Conn.Write(p)
+}
+
+func (c *corkConn) uncork() error {
+	c.corked = false
+	_, err := c.Conn.Write(c.buf)
+	c.buf = nil
+	return err
+}
+
+// tlsTwicePeer is a peer that offers STARTTLS (and not PIPELINING) and,
+// over TLS, answers the command verb ("." for the final dot) with the
+// replies twice, each written as a TLS record of its own, all in one TCP
+// segment; the final dot is otherwise answered with final, any other
+// command as usual.
+func tlsTwicePeer(t *testing.T, verb string, twice []string, final string) (*net.TCPAddr, <-chan []string) {
+	t.Helper()
+	cert := selfSignedCert(t)
+	return serveOnce(t, func(c net.Conn, br *bufio.Reader, got *[]string) {
+		cc := &corkConn{Conn: c}
+		var conn net.Conn = c
+		tlsOn := false
+		say := func(v, r string) {
+			if tlsOn && v == verb {
+				cc.corked = true
+				for _, r := range twice {
+					conn.Write([]byte(r))
+				}
+				cc.uncork()
+				return
+			}
+			conn.Write([]byte(r))
+		}
+		say("greeting", "220 hi\r\n")
+		inData := false
+		for {
+			l, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			*got = append(*got, l)
+			if inData {
+				if l == ".\r\n" {
+					inData = false
+					say(".", final)
+				}
+				continue
+			}
+			v, _, _ := strings.Cut(strings.TrimRight(l, "\r\n"), " ")
+			switch {
+			case v == "QUIT":
+				return
+			case v == "STARTTLS":
+				c.Write([]byte("220 go ahead\r\n"))
+				tc := tls.Server(cc, &tls.Config{Certificates: []tls.Certificate{cert}})
+				if tc.Handshake() != nil {
+					return
+				}
+				conn, br, tlsOn = tc, bufio.NewReader(tc), true
+				*got = append(*got, "(TLS)\r\n")
+			case v == "EHLO" && !tlsOn:
+				say(v, "250-hi\r\n250 STARTTLS\r\n")
+			case v == "DATA":
+				say(v, "354 go\r\n")
+				inData = true
+			default:
+				say(v, "250 ok\r\n")
+			}
+		}
+	})
+}
+
+// tlsDelivery is a delivery of "a\n" from f@x.test to a@r.test with
+// opportunistic TLS.
+func tlsDelivery(t *testing.T) *delivery {
+	t.Helper()
+	f, err := os.Create(filepath.Join(t.TempDir(), "msg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	f.WriteString("a\n")
+	f.Seek(0, 0)
+	return &delivery{cfg: &Config{Helo: "h.test", TimeoutRemote: 10 * time.Second, TimeoutConnect: 10 * time.Second},
+		sender: "f@x.test", rcpts: []string{"a@r.test"}, msg: f, out: bufio.NewWriter(&strings.Builder{}), policy: TLSTry}
+}
+
+// peerLines is the lines the peer read, once it has finished.
+func peerLines(t *testing.T, lines <-chan []string) []string {
+	t.Helper()
+	select {
+	case got := <-lines:
+		return got
+	case <-time.After(15 * time.Second):
+		t.Fatal("peer did not finish")
+	}
+	return nil
+}
+
+// TestOutOfStepTLS: over TLS a reply said twice is out of step as in
+// plain text. crypto/tls returns one record at a time: a second reply
+// that came as a record of its own in the same TCP segment was held in
+// the tls.Conn, neither in the reader's buffer nor on the socket, and
+// went unseen; the session went on one reply behind and reported
+// accepted ("K... Remote host said: 354 go") a message the peer refused.
+func TestOutOfStepTLS(t *testing.T) {
+	tlsOn := []string{"EHLO h.test\r\n", "STARTTLS\r\n", "(TLS)\r\n", "EHLO h.test\r\n"}
+	t.Run("MAIL reply twice", func(t *testing.T) {
+		addr, lines := tlsTwicePeer(t, "MAIL", []string{"250 sender ok\r\n", "250 sender ok again\r\n"}, "554 5.7.1 no\r\n")
+		rep := smtpOnce(t, tlsDelivery(t), addr)
+		want := "ZConnected to 127.0.0.1 but it sent more than its reply (out of step). (#4.4.2)\n" +
+			"Remote host said: 250 sender ok\nand then, unasked: 250 sender ok again\n"
+		if rep.Error() != want {
+			t.Errorf("report\n got %q\nwant %q", rep.Error(), want)
+		}
+		got := peerLines(t, lines)
+		if slices.Contains(got, ".\r\n") {
+			t.Errorf("message sent to a peer out of step: %q", got)
+		}
+		if want := append(tlsOn, "MAIL FROM:<f@x.test>\r\n"); strings.Join(got, "") != strings.Join(want, "") {
+			t.Errorf("transcript\n got %q\nwant %q", got, want)
+		}
+	})
+	t.Run("in step", func(t *testing.T) {
+		addr, lines := tlsTwicePeer(t, "", nil, "250 done\r\n")
+		rep := smtpOnce(t, tlsDelivery(t), addr)
+		if want := "K127.0.0.1 accepted message.\nRemote host said: 250 done\n"; rep.Error() != want {
+			t.Errorf("report\n got %q\nwant %q", rep.Error(), want)
+		}
+		want := append(tlsOn, "MAIL FROM:<f@x.test>\r\n", "RCPT TO:<a@r.test>\r\n", "DATA\r\n", "a\r\n", ".\r\n", "QUIT\r\n")
+		if got := peerLines(t, lines); strings.Join(got, "") != strings.Join(want, "") {
+			t.Errorf("transcript\n got %q\nwant %q", got, want)
+		}
+	})
+}
+
+// TestKeptOutOfStepTLS: a connection kept (qmail-remote -k) after a final
+// reply said twice over TLS, the second as a record of its own in the same
+// segment, is not idle: the record held in the tls.Conn counts as unread,
+// as bytes on the socket do. It was reused, and the next delivery went on
+// one reply behind.
+func TestKeptOutOfStepTLS(t *testing.T) {
+	addr, lines := tlsTwicePeer(t, ".", []string{"250 ok\r\n", "250 ok again\r\n"}, "")
+	k := &keeper{}
+	d := tlsDelivery(t)
+	d.keep = k
+	conn, err := net.Dial("tcp", addr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = d.smtp(conn, dnsmx.Addr{IP: addr.IP, Name: "127.0.0.1"}, addr.Port, true)
+	if rep, ok := err.(*report); !ok || rep.letter != 'K' || k.s == nil || !k.s.tls {
+		t.Fatalf("first delivery: %v, kept %v", err, k.s != nil)
+	}
+	d2 := tlsDelivery(t)
+	d2.keep = k
+	if rep, ok := d2.reuse(); ok {
+		t.Fatalf("a kept connection with a reply left unread was reused: %+v", rep)
+	}
+	want := []string{"EHLO h.test\r\n", "STARTTLS\r\n", "(TLS)\r\n", "EHLO h.test\r\n",
+		"MAIL FROM:<f@x.test>\r\n", "RCPT TO:<a@r.test>\r\n", "DATA\r\n", "a\r\n", ".\r\n", "QUIT\r\n"}
+	if got := peerLines(t, lines); strings.Join(got, "") != strings.Join(want, "") {
+		t.Errorf("transcript\n got %q\nwant %q", got, want)
+	}
 }

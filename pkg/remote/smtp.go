@@ -42,7 +42,8 @@ import (
 //     peer offers it.
 //   - One command, one reply: before a command is written (and before the
 //     message after the reply to DATA) nothing may be left unread in the
-//     reader (inStep). A peer that said more than its reply (a second
+//     reader, nor, under TLS, in a record crypto/tls holds (inStep,
+//     unread). A peer that said more than its reply (a second
 //     greeting, a continuation line without a code, which ends a reply, a
 //     reply said twice) would put every later reply one command behind:
 //     the reply to DATA read as the final one, a refused message reported
@@ -146,7 +147,7 @@ func (e *outOfStep) Unwrap() error { return errOutOfStep }
 // message) is written; otherwise the connection is given up with an
 // *outOfStep holding the first unread line.
 func (w *wire) inStep() error {
-	n := w.br.Buffered()
+	n, _ := w.unread()
 	if n == 0 {
 		return nil
 	}
@@ -157,6 +158,43 @@ func (w *wire) inStep() error {
 	line := strings.TrimRight(strings.ReplaceAll(string(b), "\x00", "?"), "\r")
 	w.ioErr = &outOfStep{line: line}
 	return w.ioErr
+}
+
+// unread is how many bytes of the peer's the wire holds unread, without
+// waiting for more. In plain text that is what its reader has buffered.
+// Under TLS it is also a record crypto/tls has already taken from the
+// socket: tls.Conn.Read returns one record at a time, and a second record
+// that came in the same TCP segment (a reply said twice) is held in the
+// tls.Conn, out of sight of br.Buffered() and gone from the socket. It is
+// looked for by a read whose deadline has already passed: a held record
+// is decrypted and returned without touching the socket (for a deadline
+// already passed Go's poller refuses the read before any system call),
+// and with none the read fails at once with a time-out. That failure
+// leaves the tls.Conn usable: readRecordOrCCS in crypto/tls/conn.go
+// (go1.26) makes an error sticky (c.in.setErrorLocked) only when it is
+// not a temporary net.Error ("if e, ok := err.(net.Error); !ok ||
+// !e.Temporary() { c.in.setErrorLocked(err) }"), and a deadline's
+// time-out is temporary; the bytes of a record only partly come stay in
+// its raw input for the next read. bufio.Reader hands the error back and
+// forgets it (readErr). The read deadline is cleared after: every read of
+// the connection sets its own first (readReply, connReader, waitEnd,
+// idle), and writes have their own deadline. err is an error other than
+// a time-out met by that read (the peer's close_notify, say); the
+// tls.Conn keeps it for the next read.
+func (w *wire) unread() (n int, err error) {
+	if n = w.br.Buffered(); n > 0 {
+		return n, nil
+	}
+	if _, ok := w.conn.(*tls.Conn); !ok {
+		return 0, nil
+	}
+	w.conn.SetReadDeadline(time.Unix(1, 0))
+	_, err = w.br.Peek(1)
+	w.conn.SetReadDeadline(time.Time{})
+	if err != nil && isTimeout(err) {
+		err = nil
+	}
+	return w.br.Buffered(), err
 }
 
 // newTransaction clears what one mail transaction left in the wire, before
