@@ -1,10 +1,10 @@
 package testutil
 
 import (
-	"runtime"
 	"sync"
 	"testing"
 
+	"github.com/hqmail/hqmail/pkg/threads"
 	"golang.org/x/sys/unix"
 )
 
@@ -88,7 +88,7 @@ func CloseNoLinger(t testing.TB, fd int) {
 	t.Helper()
 	unshared := make(chan error, 1)
 	closed := make(chan struct{})
-	go exitingThread(func() {
+	go threads.Exiting(func() {
 		unshared <- unix.Unshare(unix.CLONE_FILES)
 		<-closed
 	})
@@ -100,23 +100,4 @@ func CloseNoLinger(t testing.TB, fd int) {
 	if err != nil {
 		t.Fatalf("close of a lingering socket: unshare(CLONE_FILES): %v", err)
 	}
-}
-
-// exitingThread runs f on a thread of its own that exits when f returns
-// (never the process's main thread, which Go does not end; see pkg/qq's
-// exitingThread).
-func exitingThread(f func()) {
-	runtime.LockOSThread() // never unlocked but on the main thread
-	if unix.Gettid() != unix.Getpid() {
-		f()
-		return
-	}
-	locked := make(chan struct{})
-	go func() {
-		runtime.LockOSThread() // not the main thread: this goroutine holds it
-		close(locked)
-		f()
-	}()
-	<-locked
-	runtime.UnlockOSThread()
 }

@@ -53,8 +53,7 @@ package qq
 // slots and its closers (pkg/queue, serve.go).
 
 import (
-	"runtime"
-
+	"github.com/hqmail/hqmail/pkg/threads"
 	"golang.org/x/sys/unix"
 )
 
@@ -145,7 +144,7 @@ func closeSockets(fds []int) {
 	}
 	unshared := make(chan error, 1)
 	closed := make(chan struct{})
-	go exitingThread(func() {
+	go threads.Exiting(func() {
 		unshared <- unix.Unshare(unix.CLONE_FILES)
 		<-closed
 	})
@@ -157,31 +156,6 @@ func closeSockets(fds []int) {
 		unix.Close(fd)
 	}
 	close(closed)
-}
-
-// exitingThread runs f on a thread of its own that exits when f returns.
-// Never on the process's main thread: Go does not end that one when a
-// goroutine locked to it ends, so a private descriptor table made there
-// would stay for good (and /proc/self/fd, which shows the main thread's
-// table, would show it). A goroutine that finds itself on the main thread
-// starts f's goroutine while it holds that thread, so that the new one
-// runs elsewhere, and lets the main thread go once the new one holds its
-// own. Go never starts a thread from a locked one (it has a template
-// thread for that), so no other thread shares a table made here.
-func exitingThread(f func()) {
-	runtime.LockOSThread() // never unlocked but on the main thread
-	if unix.Gettid() != unix.Getpid() {
-		f()
-		return
-	}
-	locked := make(chan struct{})
-	go func() {
-		runtime.LockOSThread() // not the main thread: this goroutine holds it
-		close(locked)
-		f()
-	}()
-	<-locked
-	runtime.UnlockOSThread()
 }
 
 // empty receives everything queued in the service's connection fd after
