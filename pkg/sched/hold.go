@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/hqmail/hqmail/pkg/qerr"
 	"github.com/hqmail/hqmail/pkg/qhome"
@@ -339,18 +338,6 @@ func (h *holdLog) heldWithin(c int, birth, now int64) int64 {
 // queued before a long shutdown was dying at the release and bounced at
 // its first temporary failure.
 //
-// A hold whose period is open in the log but whose flag changed while no
-// qmail-send ran (flagChanged: removed and set again, `qmailctl release`
-// then `hold` both exiting 3), or that is now of another kind (some
-// domains at the stop, everything now, or the reverse), is a new hold:
-// its period is closed and a new one opened at the same time, dated as
-// above (heldFrom), so that sendstatus dates the hold from its flag. The
-// period is closed where the new one opens, not at the stop: the time in
-// between counts as held as before (whether the flag was gone meanwhile
-// is not known), so queuelifetime is not changed by it. Kept open, the
-// status said the hold of everything set after a release was in force
-// since the domain hold released before it (QA).
-//
 // The kinds whose period is open in the log were held when the last
 // qmail-send stopped: heldAtStop, for releaseAtStart.
 func (h *holdLog) startup(s *Sched, now int64) {
@@ -364,32 +351,19 @@ func (h *holdLog) startup(s *Sched, now int64) {
 	s.holdLogAlert()
 	hs := s.cf.hold
 	var from [3]int64
-	var anew [3]bool // held again since the stop: a new period (above)
 	if hs.local {
 		from[chanLocal] = s.heldFrom("holdlocal", now)
-		anew[chanLocal] = s.flagChanged("holdlocal")
 	}
 	if hs.remoteAny() {
 		from[kindRemoteSome] = s.heldFrom("holdremote", now)
-		anew[kindRemoteSome] = s.flagChanged("holdremote") || h.heldAtStop[chanRemote] != hs.remoteAll
 		if hs.remoteAll {
 			from[chanRemote] = from[kindRemoteSome]
-			anew[chanRemote] = anew[kindRemoteSome]
 		}
 	}
 	changed := false
 	for c, t := range from {
-		i := h.open(c)
-		switch {
-		case t <= 0:
-		case i < 0:
-			if t < now {
-				changed = h.set(c, true, t) || changed
-			}
-		case anew[c] && t > h.periods[i].start:
-			h.set(c, false, t)
-			h.set(c, true, t)
-			changed = true
+		if t > 0 && t < now && h.open(c) < 0 {
+			changed = h.set(c, true, t) || changed
 		}
 	}
 	if changed {
@@ -471,36 +445,6 @@ func (s *Sched) heldFrom(flag string, now int64) int64 {
 		t = max(t, st.ModTime().Unix())
 	}
 	return min(t, now)
-}
-
-// flagChanged reports whether the hold flag file flag was written, replaced
-// or made again (its modification or change time, or those of a symbolic
-// link it is) after the last qmail-send's last status write
-// (queue/lock/sendstatus, rewritten after each HUP and at its TERM): while
-// no qmail-send ran, or too late for the last one to apply it. A flag
-// changed while it ran was followed by a HUP, and so by a status write.
-// False when either cannot be looked at. The times are compared to the
-// nanosecond: a live change and the write after its HUP often fall in one
-// second.
-func (s *Sched) flagChanged(flag string) bool {
-	st, err := os.Stat(s.path("lock/sendstatus"))
-	if err != nil {
-		return false
-	}
-	p := filepath.Join(s.ctl.Path, flag)
-	for _, stat := range []func(string) (fs.FileInfo, error){os.Lstat, os.Stat} {
-		fi, err := stat(p)
-		if err != nil {
-			continue
-		}
-		if fi.ModTime().After(st.ModTime()) {
-			return true
-		}
-		if sys, ok := fi.Sys().(*syscall.Stat_t); ok && time.Unix(sys.Ctim.Unix()).After(st.ModTime()) {
-			return true
-		}
-	}
-	return false
 }
 
 // holdLogAlert says that the hold log cannot be read, and what follows.

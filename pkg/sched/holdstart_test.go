@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -219,120 +218,6 @@ func TestHeldWithinUnion(t *testing.T) {
 			h := &holdLog{periods: tc.periods}
 			if got := h.heldWithin(chanRemote, tc.birth, now); got != tc.want {
 				t.Errorf("held %d s (%.1f days), want %d (%.1f days)", got, float64(got)/day, tc.want, float64(tc.want)/day)
-			}
-		})
-	}
-}
-
-// TestHeldAgainWhileStopped: a hold open in the hold log at the stop whose
-// flag was written again while qmail-send was stopped (released and held
-// again: qmailctl release, then hold, both exiting 3), or is of another
-// kind now, is a new hold: its period ends and a new one starts at the
-// flag's time, and sendstatus dates the hold from it. QA: a domain hold
-// released while stopped, everything held 5 s later, and status said
-// "held (all destinations) since" the domain hold's time, the remotesome
-// period still open. The held time is not changed: the old period ends
-// where the new one starts.
-func TestHeldAgainWhileStopped(t *testing.T) {
-	now := time.Now().Unix()
-	t0, stop, flag := now-200, now-100, now-50
-	for _, tc := range []struct {
-		name    string
-		log     string // the hold log at the stop
-		status  string // the stopped qmail-send's holdremote line
-		file    string // holdlocal or holdremote, written while stopped
-		content string
-		touched bool   // the flag is older than the last status write
-		held    string // log line at start
-		want    []string
-		gone    []string // lines not in the hold log
-		since   [2]int64 // since-local, since-remote in sendstatus; -1: the start of want's last period
-	}{
-		{name: "some, then all", log: fmt.Sprintf("remotesome %d 0\n", t0), status: "corp.example",
-			file: "holdremote", content: "*\n", held: "hold: remote held, ",
-			want:  []string{fmt.Sprintf("remote %d 0\n", flag), fmt.Sprintf("remotesome %d 0\n", flag)},
-			gone:  []string{fmt.Sprintf("remotesome %d 0\n", t0)},
-			since: [2]int64{0, flag}},
-		{name: "some, then some again", log: fmt.Sprintf("remotesome %d 0\n", t0), status: "corp.example",
-			file: "holdremote", content: "corp.example\n", held: "hold: remote held for corp.example",
-			want:  []string{fmt.Sprintf("remotesome %d 0\n", flag)},
-			gone:  []string{fmt.Sprintf("remotesome %d 0\n", t0), "remote "},
-			since: [2]int64{0, flag}},
-		{name: "all, then all again", log: fmt.Sprintf("remote %d 0\nremotesome %d 0\n", t0, t0), status: "all",
-			file: "holdremote", content: "*\n", held: "hold: remote held, ",
-			want: []string{fmt.Sprintf("remote %d %d\n", t0, flag), fmt.Sprintf("remote %d 0\n", flag),
-				fmt.Sprintf("remotesome %d 0\n", flag)},
-			since: [2]int64{0, flag}},
-		{name: "local again", log: fmt.Sprintf("local %d 0\n", t0), status: "no",
-			file: "holdlocal", held: "hold: local held",
-			want:  []string{fmt.Sprintf("local %d %d\n", t0, flag), fmt.Sprintf("local %d 0\n", flag)},
-			since: [2]int64{flag, 0}},
-		// Not changed since the stop: the period goes on.
-		{name: "some, unchanged", log: fmt.Sprintf("remotesome %d 0\n", t0), status: "corp.example",
-			file: "holdremote", content: "corp.example\n", touched: true, held: "hold: remote held for corp.example",
-			want:  []string{fmt.Sprintf("remotesome %d 0\n", t0)},
-			since: [2]int64{0, t0}},
-		{name: "local, unchanged", log: fmt.Sprintf("local %d 0\n", t0), status: "no",
-			file: "holdlocal", touched: true, held: "hold: local held",
-			want:  []string{fmt.Sprintf("local %d 0\n", t0)},
-			since: [2]int64{t0, 0}},
-		// Another kind, the flag not newer than the last status write
-		// (edited without a HUP): a new hold from that write.
-		{name: "some, all unseen", log: fmt.Sprintf("remotesome %d 0\n", t0), status: "corp.example",
-			file: "holdremote", content: "*\n", touched: true, held: "hold: remote held, ",
-			gone:  []string{fmt.Sprintf("remotesome %d 0\n", t0)},
-			since: [2]int64{0, -1}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			root := newTree(t)
-			hl := filepath.Join(root, "queue", "bounce", HoldLogName)
-			status := filepath.Join(root, "queue", "lock", "sendstatus")
-			fp := filepath.Join(root, "control", tc.file)
-			at := func(p string, t int64) {
-				if err := os.Chtimes(p, time.Unix(t, 0), time.Unix(t, 0)); err != nil {
-					panic(err)
-				}
-			}
-			if err := os.WriteFile(hl, []byte(tc.log), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			ctl(t, root, tc.file, tc.content)
-			if err := os.WriteFile(status, []byte("pid 1\nholdremote "+tc.status+"\nexiting yes\n"), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			if !tc.touched {
-				at(status, stop)
-				at(fp, flag)
-			} // else: the status was written after the flag, now
-			e := start(t, root, ok, ok)
-			e.waitLog(tc.held, 1)
-			e.stop()
-			b, _ := os.ReadFile(hl)
-			for _, l := range tc.want {
-				if !strings.Contains(string(b), l) {
-					t.Errorf("hold log %q lacks %q", b, l)
-				}
-			}
-			for _, l := range tc.gone {
-				if strings.Contains(string(b), l) {
-					t.Errorf("hold log %q has %q", b, l)
-				}
-			}
-			st, _ := os.ReadFile(status)
-			for c, want := range tc.since {
-				if want < 0 {
-					// The start of the all-period: both date
-					// the one hold.
-					f := strings.Fields(strings.TrimSpace(string(b)))
-					want, _ = strconv.ParseInt(f[len(f)-2], 10, 64)
-					if want <= t0 || !strings.Contains(string(b), fmt.Sprintf("remote %d 0\n", want)) {
-						t.Errorf("hold log %q: want an all-period after %d last", b, t0)
-					}
-				}
-				l := fmt.Sprintf("\nsince-%s %d\n", chanName[c], want)
-				if !strings.Contains(string(st), l) {
-					t.Errorf("sendstatus lacks %q:\n%s\nhold log %q", l[1:], st, b)
-				}
 			}
 		})
 	}
