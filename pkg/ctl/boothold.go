@@ -2,6 +2,8 @@ package ctl
 
 import (
 	"errors"
+	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -86,7 +88,13 @@ var afterBootCheck = func() {}
 // reports whether control/holdremote holds more than before.
 //
 // The caller has made sure that no qmail-send runs: none is told.
-func StartHeld(root string) (bool, error) {
+func StartHeld(root string) (bool, error) { return StartHeldTo(root, io.Discard) }
+
+// StartHeldTo is StartHeld, with what qmailctl would note on its standard
+// error written to warn as "qmail-start: note: ...": a holdremote that
+// was a symbolic link is a file of its own now, the link's target left as
+// it was (editHold never writes through a link).
+func StartHeldTo(root string, warn io.Writer) (bool, error) {
 	dir := control.Open(root).Path
 	b, err := qhome.ReadRegular(filepath.Join(dir, "startheld")) // a FIFO must not stop the boot
 	if errors.Is(err, fs.ErrNotExist) {
@@ -106,7 +114,12 @@ func StartHeld(root string) (bool, error) {
 		released: func(string) {},
 		hold: func(dir string) error {
 			var err error
-			before, changed, err = startHold(dir, b, domains)
+			var link string
+			before, changed, link, err = startHold(dir, b, domains)
+			if link != "" {
+				fmt.Fprintf(warn, "qmail-start: note: control/%s was a symbolic link to %s: it is a file of its own now, and %s is left as it was\n",
+					hold.RemoteFile, link, link)
+			}
 			return err
 		},
 		takeBack: func(dir string) error {
@@ -136,11 +149,12 @@ func StartHeld(root string) (bool, error) {
 }
 
 // startHold is StartHeld's hold, under the lock: it returns holdremote as
-// it was before and whether it changed.
-func startHold(dir string, startheld []byte, domains []string) (hold.Flag, bool, error) {
+// it was before, whether it changed, and the target of the symbolic link
+// it replaced, if it was one.
+func startHold(dir string, startheld []byte, domains []string) (hold.Flag, bool, string, error) {
 	before, err := hold.Read(dir, hold.RemoteFile)
 	if err != nil {
-		return before, false, err
+		return before, false, "", err
 	}
 	if _, err := os.Lstat(filepath.Join(dir, hold.RemoteFile)); errors.Is(err, fs.ErrNotExist) {
 		if len(startheld) == 0 {
@@ -148,12 +162,12 @@ func startHold(dir string, startheld []byte, domains []string) (hold.Flag, bool,
 		}
 		err := createFlag(filepath.Join(dir, hold.RemoteFile), startheld)
 		if !errors.Is(err, fs.ErrExist) {
-			return before, err == nil, err
+			return before, err == nil, "", err
 		}
 		// Made meanwhile by a writer without the lock: edited as below.
 	}
 	res, err := editHold(dir, hold.RemoteFile, true, domains)
-	return before, res.Changed, err
+	return before, res.Changed, res.ReplacedLink, err
 }
 
 // createFlag creates the flag file path (O_EXCL, mode 0644 whatever the

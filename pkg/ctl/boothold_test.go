@@ -195,3 +195,51 @@ func TestStartHeldOverDomains(t *testing.T) {
 		}
 	}
 }
+
+// TestStartHeldNotesLink: a holdremote that is a symbolic link becomes a
+// file of its own at startheld, as at qmailctl hold, and qmail-start says
+// so, the link's target left as it was (QA rhold5: it was silent).
+func TestStartHeldNotesLink(t *testing.T) {
+	root := makeTree(t)
+	ipDownState(t, root, "")
+	target := filepath.Join(t.TempDir(), "shared")
+	queuetest.WriteFile(t, target, []byte("a.test\n"))
+	if err := os.Symlink(target, filepath.Join(root, "control", hold.RemoteFile)); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(root, "control", "startheld"), nil, 0o644)
+	var warn bytes.Buffer
+	if _, err := StartHeldTo(root, &warn); err != nil {
+		t.Fatal(err)
+	}
+	want := "qmail-start: note: control/holdremote was a symbolic link to " + target + ": it is a file of its own now, and " + target + " is left as it was\n"
+	if warn.String() != want {
+		t.Errorf("said %q, want %q", warn.String(), want)
+	}
+	if got, _ := readFlag(t, root, hold.RemoteFile); got != "*\na.test\n" {
+		t.Errorf("holdremote %q, want *, a.test", got)
+	}
+	if b, _ := os.ReadFile(target); string(b) != "a.test\n" {
+		t.Errorf("the link's target became %q", b)
+	}
+}
+
+// TestBootReleasedUnreadableFlag: with a release since boot, a
+// holdremote that cannot be read (a directory) is said, exit 111, not
+// "remote delivery not held" (QA rhold5): qmail-send does not start so.
+func TestBootReleasedUnreadableFlag(t *testing.T) {
+	root := makeTree(t)
+	if err := os.Mkdir(filepath.Join(root, "control", hold.RemoteFile), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var o, e bytes.Buffer
+	if code := Main(root, []string{"linkwant", "release"}, &o, &e); code != ExitOK {
+		t.Fatalf("linkwant release: %d %s", code, e.String())
+	}
+	o.Reset()
+	e.Reset()
+	code := Main(root, []string{"boot"}, &o, &e)
+	if code != ExitTemp || strings.Contains(o.String(), "not held") || !strings.Contains(e.String(), "qmail-send does not start until control/holdremote is a file or is removed") {
+		t.Errorf("boot: exit %d, out %q, err %q", code, o.String(), e.String())
+	}
+}

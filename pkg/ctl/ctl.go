@@ -281,7 +281,14 @@ func (c *cmd) boot() int {
 	err = bootHold(c.root, c.timeout+lockWait, bootSteps{
 		released: func(dir string) {
 			h, err := hold.Read(dir, hold.RemoteFile)
-			if err == nil && h.Set {
+			if err != nil {
+				// Not "not held": qmail-send cannot start with it.
+				fmt.Fprintf(c.err, "qmailctl: a network hook released remote delivery since the machine booted, but %v: qmail-send does not start until control/%s is a file or is removed\n",
+					err, hold.RemoteFile)
+				code = ExitTemp
+				return
+			}
+			if h.Set {
 				// The admin's own hold stays; boot adds none.
 				fmt.Fprintf(c.out, "remote delivery %s, as control/%s says; a network hook released the boot hold since the machine booted\n",
 					h.Describe(), hold.RemoteFile)

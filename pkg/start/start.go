@@ -717,6 +717,6 @@ func startHeldIfStopped(root string, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "qmail-start: warning: control/startheld not applied: %v\n", err)
 		return nil
 	}
-	_, err = StartHeld(root)
+	_, err = ctl.StartHeldTo(root, stderr)
 	return err
 }
