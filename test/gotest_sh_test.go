@@ -126,8 +126,11 @@ ok  	example.com/old	0.001s
 
 	failed := strings.Replace(string(rec), "ok  \texample.com/skips/b", "FAIL\texample.com/skips/b", 1)
 	out, code = runGotestSh(t, t.TempDir(), fakeGo(t, failed, 1), "./...")
-	if code != 1 || out != failed {
-		t.Errorf("gotest.sh on a failed run: exit %d (want 1), output not the whole run:\n%s", code, out)
+	// The whole run, then the failures again for a log read from its
+	// end: here no test failed, only the package's line.
+	wantFailed := failed + "\ngotest: the failures again, from the output above:\nFAIL\texample.com/skips/b\t0.003s\n"
+	if code != 1 || out != wantFailed {
+		t.Errorf("gotest.sh on a failed run: exit %d (want 1), output:\n%s\nwant the whole run and the failures again:\n%s", code, out, wantFailed)
 	}
 }
 

@@ -40,7 +40,7 @@ import (
 	"github.com/hqmail/hqmail/pkg/hold"
 	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/sendlock"
-	"github.com/hqmail/hqmail/pkg/tcpto"
+	"github.com/hqmail/hqmail/pkg/tcptofile"
 )
 
 // Exit codes.
@@ -430,7 +430,7 @@ func (c *cmd) holdLocked(dir, channel string, holding bool, domains []string, wa
 	if !holding && channel == "remote" {
 		// Timeouts seen while the link was down say nothing about the
 		// hosts: forget them, so the released deliveries try every host.
-		if err := tcpto.Open(c.root).Clear(); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := tcptofile.Clear(filepath.Join(c.root, tcptofile.Path)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			fmt.Fprintf(c.err, "qmailctl: warning: unable to clear queue/lock/tcpto: %v\n", err)
 		}
 	}

@@ -14,7 +14,7 @@ import (
 
 	"github.com/hqmail/hqmail/pkg/qerr"
 	"github.com/hqmail/hqmail/pkg/qhome"
-	"github.com/hqmail/hqmail/pkg/tcpto"
+	"github.com/hqmail/hqmail/pkg/tcptofile"
 )
 
 // HoldLogName is the file, under queue/bounce/ (owned by qmails; its name
@@ -734,7 +734,7 @@ func (s *Sched) applyHold(nh holdState) {
 // table belongs to qmailr; qmail-install makes it writable by group qmail
 // for this. A failure only warns: qmailctl release clears it too.
 func (s *Sched) forgetTimeouts() {
-	if err := tcpto.Open(s.root).Clear(); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := tcptofile.Clear(filepath.Join(s.root, tcptofile.Path)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		s.log.line("warning: unable to clear lock/tcpto; timed-out hosts may be skipped for a while")
 	}
 }

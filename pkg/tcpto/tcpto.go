@@ -32,16 +32,17 @@ import (
 
 	"github.com/hqmail/hqmail/pkg/qerr"
 	"github.com/hqmail/hqmail/pkg/qhome"
+	"github.com/hqmail/hqmail/pkg/tcptofile"
 )
 
 // Path is the table's path relative to the qmail root.
-const Path = "queue/lock/tcpto"
+const Path = tcptofile.Path
 
 // Size of the file and of one record.
 const (
-	Records    = 64
-	RecordSize = 16
-	Size       = Records * RecordSize
+	Records    = tcptofile.Records
+	RecordSize = tcptofile.RecordSize
+	Size       = tcptofile.Size
 )
 
 // Entry is one record of the table.
@@ -246,23 +247,9 @@ func (t *Table) Entries() ([]Entry, error) {
 // Clear zero-fills the table under the lock (qmail-tcpok). The file must
 // exist: it is qmailr's, and creating it here would give it the wrong owner.
 // Run as root (qmail-tcpok, qmailctl release remote) in queue/lock, which
-// qmailq can write, it opens the file as a queue file
-// (qhome.OpenQueueFile): a symbolic link (in its place or for queue/lock),
-// a hard link or anything but a regular file is refused, never zeroed.
-func (t *Table) Clear() error {
-	f, err := qhome.OpenQueueFile(t.Path, os.O_WRONLY)
-	if err != nil {
-		return fmt.Errorf("unable to open %s: %w", Path, qerr.Bare(err))
-	}
-	defer f.Close()
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-		return fmt.Errorf("unable to lock %s: %w", Path, err)
-	}
-	if _, err := f.WriteAt(make([]byte, Size), 0); err != nil {
-		return fmt.Errorf("unable to clear %s: %w", Path, err)
-	}
-	return nil
-}
+// qmailq can write, it opens the file as a queue file: see
+// tcptofile.Clear, which does it.
+func (t *Table) Clear() error { return tcptofile.Clear(t.Path) }
 
 // Format renders one qmail-tcpto line for e at time now. A last timeout
 // in the future (the clock went back since) has no age to print.
