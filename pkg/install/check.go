@@ -1018,9 +1018,9 @@ const rcpthostsMissing = "control/rcpthosts: missing, so qmail-smtpd accepts mai
 	"list the domains this host takes mail for in control/rcpthosts, one a line: control/me, localhost, and those of control/locals " +
 	"and control/virtualdomains (qmail-install makes it only in a new tree)"
 
-// meLocalsMissing is what -check says of a tree that is not new without
-// control/me and control/locals: the repair makes me alone (writeControl).
-const meLocalsMissing = "control/me: missing, and so is control/locals: qmail-send cannot start without one of them " +
+// meMissing is what -check says of a tree that is not new without
+// control/me: the repair makes me alone (writeControl).
+const meMissing = "control/me: missing: qmail-remote and qmail-smtpd cannot work without it " +
 	"(a re-run makes control/me, from -me or the host name, and no other control file, as the tree is not new)"
 
 // missingControls names the missing control files of DefaultControl as
@@ -1028,10 +1028,10 @@ const meLocalsMissing = "control/me: missing, and so is control/locals: qmail-se
 // is new to the repair when control/me and users/assign are both absent:
 // it makes each, named with that re-run. In a tree that is not new, a
 // missing one stays missing and qmail's default holds (me for
-// defaultdomain, plusdomain and locals: no deviation; locals for a
-// missing me), but a missing rcpthosts accepts every domain, which is
-// said (rcpthostsMissing), and me and locals both missing keep
-// qmail-send from starting (meLocalsMissing: the repair makes me).
+// defaultdomain, plusdomain and locals: no deviation), but a missing
+// rcpthosts accepts every domain, which is said (rcpthostsMissing), and
+// a missing me, which hqmail's programs need, is said too (meMissing:
+// the repair makes it).
 func missingControls(root string) []string {
 	if wayBlocked(root, "control/me") {
 		return nil
@@ -1057,8 +1057,8 @@ func missingControls(root string) []string {
 		return out
 	}
 	var out []string
-	if missing("control/me") && missing("control/locals") {
-		out = append(out, meLocalsMissing)
+	if missing("control/me") {
+		out = append(out, meMissing)
 	}
 	if missing("control/rcpthosts") {
 		out = append(out, rcpthostsMissing)

@@ -470,9 +470,10 @@ var MailnameFile = "/etc/mailname"
 // (qmail-smtpd accepts every recipient). Made there, they would change
 // what the tree did (mail for its virtualdomains refused with 553,
 // user@host rewritten otherwise). An absent rcpthosts is said
-// (rcpthostsMissing), as -check says it. An absent me stays absent too,
-// unless locals is absent as well: qmail-send cannot start without one
-// of them (pkg/sched loadConfig), so me alone is made then, and said.
+// (rcpthostsMissing), as -check says it. An absent me is made, alone,
+// and said: hqmail's programs have no default for it (qmail-remote and
+// qmail-smtpd refuse to work without it, qmail-send without it and
+// locals; qmail-control(5)).
 func (w *walker) writeControl(me string, qmailTree bool, own *owners, log io.Writer) error {
 	ctl, err := w.dir("control")
 	if err == errSkipped {
@@ -516,18 +517,6 @@ func (w *walker) writeControl(me string, qmailTree bool, own *owners, log io.Wri
 		return err
 	}
 	if !isNew {
-		_, localsExist, err := statAt(ctl, "locals")
-		if err != nil {
-			return fmt.Errorf("unable to stat %s: %v", w.path("control/locals"), err)
-		}
-		if localsExist {
-			if !derived && log != nil {
-				fmt.Fprintf(log, "qmail-install: note: control/me is missing and control/locals stands in for it; -me %s changes nothing "+
-					"in a tree that is not new (write control/me yourself for one)\n", me)
-			}
-			warnRcpthosts()
-			return nil
-		}
 		if derived {
 			if me, err = mailName(""); err != nil {
 				return err
@@ -574,9 +563,9 @@ func (w *walker) writeControl(me string, qmailTree bool, own *owners, log io.Wri
 }
 
 // meMade is what a run says when it made control/me alone, in a tree
-// that is not new without me and locals (writeControl).
+// that is not new without it (writeControl).
 func meMade(me string) string {
-	return fmt.Sprintf("control/me and control/locals were both missing, and qmail-send cannot start without one of them: "+
+	return fmt.Sprintf("control/me was missing, and qmail-remote and qmail-smtpd cannot work without it: "+
 		"made control/me (%s) and no other control file, as the tree is not new", me)
 }
 
