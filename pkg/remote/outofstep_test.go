@@ -124,34 +124,7 @@ func TestEHLOOnlyFallsBackOn5xx(t *testing.T) {
 // deliverTimeout is deliverTo with timeoutremote given.
 func deliverTimeout(t *testing.T, addr *net.TCPAddr, lines <-chan []string, timeout time.Duration) (string, []string) {
 	t.Helper()
-	f, err := os.Create(filepath.Join(t.TempDir(), "msg"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	f.WriteString("a\n")
-	f.Seek(0, 0)
-	var out strings.Builder
-	bw := bufio.NewWriter(&out)
-	d := &delivery{cfg: &Config{Helo: "h.test", TimeoutRemote: timeout}, sender: "f@x.test",
-		rcpts: []string{"a@r.test"}, msg: f, out: bw, policy: TLSNone}
-	conn, err := net.Dial("tcp", addr.String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = d.smtp(conn, dnsmx.Addr{IP: addr.IP}, addr.Port, false)
-	rep, ok := err.(*report)
-	if !ok {
-		t.Fatalf("not a report: %v", err)
-	}
-	bw.Flush()
-	select {
-	case got := <-lines:
-		return out.String() + string(rep.letter) + rep.text, got
-	case <-time.After(15 * time.Second):
-		t.Fatal("peer did not finish")
-	}
-	return "", nil
+	return deliverWith(t, addr, lines, "f@x.test", []string{"a@r.test"}, "a\n", timeout)
 }
 
 // stallPeer is peer with the final reply's first part, final, written at

@@ -92,6 +92,12 @@ func deliverTo(t *testing.T, addr *net.TCPAddr, lines <-chan []string, rcpts []s
 // deliverFrom is deliverTo with the envelope sender given.
 func deliverFrom(t *testing.T, addr *net.TCPAddr, lines <-chan []string, sender string, rcpts []string, msg string) (string, []string) {
 	t.Helper()
+	return deliverWith(t, addr, lines, sender, rcpts, msg, 10*time.Second)
+}
+
+// deliverWith is deliverFrom with timeoutremote given.
+func deliverWith(t *testing.T, addr *net.TCPAddr, lines <-chan []string, sender string, rcpts []string, msg string, timeout time.Duration) (string, []string) {
+	t.Helper()
 	f, err := os.Create(filepath.Join(t.TempDir(), "msg"))
 	if err != nil {
 		t.Fatal(err)
@@ -101,7 +107,7 @@ func deliverFrom(t *testing.T, addr *net.TCPAddr, lines <-chan []string, sender 
 	f.Seek(0, 0)
 	var out strings.Builder
 	bw := bufio.NewWriter(&out)
-	d := &delivery{cfg: &Config{Helo: "h.test", TimeoutRemote: 10 * time.Second}, sender: sender,
+	d := &delivery{cfg: &Config{Helo: "h.test", TimeoutRemote: timeout}, sender: sender,
 		rcpts: rcpts, msg: f, out: bw, policy: TLSNone}
 	conn, err := net.Dial("tcp", addr.String())
 	if err != nil {
