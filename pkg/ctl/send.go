@@ -193,13 +193,17 @@ func SignalAndWait(root string, sig syscall.Signal, timeout time.Duration) (int,
 		deadline = time.Now().Add(min(timeout, unreadWait))
 	}
 	for i := 1; ; i++ {
+		// One look at the clock per round: read twice, the deadline
+		// could pass between the two tests, and a sendstatus that cannot
+		// be read was reported as one that showed nothing.
+		late := time.Now().After(deadline)
 		st, err := ReadStatus(root)
 		if err == nil && st.Generation() > sameStart(gen0, started0, st) {
 			if p, ok := st.Int("pid"); !ok || int(p) == named {
 				return pid, st, nil
 			}
 		}
-		if err != nil && time.Now().After(deadline) {
+		if err != nil && late {
 			return pid, nil, fmt.Errorf("qmail-send (pid %d) was %w: unable to read %s: %w (qmail-install -check names what is wrong with it)",
 				pid, ErrUnconfirmed, StatusFile, err)
 		}
@@ -209,7 +213,7 @@ func SignalAndWait(root string, sig syscall.Signal, timeout time.Duration) (int,
 				return pid, st, fmt.Errorf("qmail-send (pid %d) exited before confirming", pid)
 			}
 		}
-		if time.Now().After(deadline) {
+		if late {
 			return pid, st, fmt.Errorf("qmail-send (pid %d) did not confirm within %v: %s shows generation %s of pid %s, not one above %d of pid %d",
 				pid, timeout, StatusFile, orNone(st["generation"]), orNone(st["pid"]), gen0, named)
 		}
