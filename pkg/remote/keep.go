@@ -3,6 +3,7 @@ package remote
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -155,14 +156,23 @@ func (d *delivery) reuse() (rep *report, ok bool) {
 	return &report{letter: 'Z', text: "Connected to " + s.ip + " but connection died. (#4.4.2)\n"}, true
 }
 
-// quitAndWait sends QUIT and waits for the peer to close the connection
-// (waitEnd), reading nothing else.
+// quitAndWait sends QUIT, ends our side of the connection and waits for
+// the peer to close its side (waitEnd), reading nothing else. The end of
+// our side is what a peer reading a message needs: under PIPELINING the
+// DATA sent ahead may have drawn 354 before the transaction was given up
+// (a recipient refused on a kept connection), and such a peer takes QUIT
+// for a line of the message; at the end of the data it drops the message
+// and closes. Without it the wait ran to its limit. Under TLS the end is a
+// close_notify first, then the TCP connection's.
 func (s *session) quitAndWait(limit time.Duration) {
 	if s.w.ioErr != nil {
 		return // gone already
 	}
 	s.quit()
-	waitEnd(s.raw, limit)
+	if tc, ok := s.w.conn.(*tls.Conn); ok {
+		tc.CloseWrite()
+	}
+	s.endAndWait(limit)
 }
 
 // endAndWait ends our side of the TCP connection (no QUIT: after a failed
