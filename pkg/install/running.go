@@ -171,8 +171,8 @@ func (w *walker) leaveHeld(rel string, what string) bool {
 // over a running system replaces the programs by rename, and the daemons
 // started before it (qmail-start, qmail-send, the spawners, qmail-clean,
 // qmail-queued, a qmail-smtpd -listen, qmail-linkwatch) go on with the old
-// ones until restarted. A process is named when its program was
-// root/bin/NAME and is gone ("NAME (deleted)" in /proc/PID/exe), unless
+// ones until restarted. A process is named when it is one of those
+// daemons (daemon), its program was root/bin/NAME and is gone ("NAME (deleted)" in /proc/PID/exe), unless
 // the file there now holds the same bytes (the same build installed
 // again). "" when there is none, or when the processes cannot be looked
 // at (other users' processes, for an ordinary user).
@@ -194,6 +194,12 @@ func ReplacedUnderSend(root string) string {
 // replacedRunning is ReplacedUnderSend with the process table at proc (a
 // fake one in tests).
 func replacedRunning(root, proc string) string {
+	// The exe links of /proc are absolute: a relative root (-root . in
+	// the tree, or -root tree beside it) is made so first, or no process
+	// could ever match.
+	if abs, err := filepath.Abs(root); err == nil {
+		root = abs
+	}
 	bin := filepath.Join(root, "bin")
 	if r, err := filepath.EvalSymlinks(bin); err == nil {
 		bin = r
@@ -246,6 +252,52 @@ func treeUIDs(root string) map[int]bool {
 	return uids
 }
 
+// daemons are the programs that run until they are stopped: only they
+// need a restart to run a new build. The others end by themselves and
+// are started afresh from bin/ (qmail-local and qmail-remote per
+// delivery, or kept until idle for control/smtpcache or localcache;
+// qmail-queue per message; qmail-getpw per lookup; the admin tools).
+var daemons = map[string]bool{
+	"qmail-start": true, "qmail-send": true, "qmail-lspawn": true,
+	"qmail-rspawn": true, "qmail-clean": true, "qmail-queued": true,
+	"splogger": true, "qmail-linkwatch": true, "qmail-smtpd": true,
+}
+
+// daemon reports whether the process whose /proc directory is dfd,
+// running the program name, is one of the daemons. qmail-smtpd is one
+// only with -listen: under tcpserver or inetd it serves one connection
+// and ends.
+func daemon(dfd int, name string) bool {
+	if !daemons[name] {
+		return false
+	}
+	if name != "qmail-smtpd" {
+		return true
+	}
+	fd, err := unix.Openat(dfd, "cmdline", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return false
+	}
+	f := os.NewFile(uintptr(fd), "cmdline")
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, 64<<10))
+	if err != nil {
+		return false
+	}
+	args := strings.Split(string(b), "\x00")
+	for _, a := range args[min(1, len(args)):] {
+		if a == "--" {
+			break
+		}
+		for _, flag := range []string{"-listen", "--listen"} {
+			if a == flag || strings.HasPrefix(a, flag+"=") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // staleProgram returns the name of the program of bin that the process
 // whose /proc directory is dir runs, when an install has replaced it
 // since and the process counts (see ReplacedUnderSend). Everything is
@@ -272,7 +324,7 @@ func staleProgram(dir, bin string, binDev uint64, uids map[int]bool) (string, bo
 		return "", false
 	}
 	name := filepath.Base(old)
-	if !slices.Contains(Programs, name) {
+	if !slices.Contains(Programs, name) || !daemon(dfd, name) {
 		return "", false
 	}
 	// exe followed: the program's own inode, deleted or not. It must be

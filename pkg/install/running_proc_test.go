@@ -28,6 +28,9 @@ type fakeProc struct {
 	// "away" one on another file system (as a file of a tmpfs mounted
 	// over bin/ in a private mount namespace is); "fifo" a FIFO.
 	old string
+	// args is its command line's arguments after the name, NUL-separated
+	// ("" for none); the name in /proc/PID/cmdline is prog.
+	args string
 }
 
 // fakeTree makes a tree at a new root with only bin/ and etc/ids (ids),
@@ -73,6 +76,11 @@ func fakeTree(t *testing.T, ids *qhome.IDs, procs ...fakeProc) (root, proc strin
 		status += "Gid:\t0\t0\t0\t0\n"
 		must(os.WriteFile(filepath.Join(dir, "status"), []byte(status), 0o444))
 		must(os.Symlink(old, filepath.Join(dir, "exe")))
+		cmdline := filepath.Join(root, "bin", p.prog) + "\x00"
+		if p.args != "" {
+			cmdline += p.args + "\x00"
+		}
+		must(os.WriteFile(filepath.Join(dir, "cmdline"), []byte(cmdline), 0o444))
 	}
 	return root, proc
 }
@@ -110,22 +118,32 @@ func TestReplacedRunningWhose(t *testing.T) {
 		p    fakeProc
 		want bool
 	}{
-		{"root", rootIDs, fakeProc{"4242", "qmail-send", "0\t0\t0\t0", ""}, true},
-		{"qmailr", rootIDs, fakeProc{"4242", "qmail-rspawn", "7006\t7006\t7006\t7006", ""}, true},
-		{"qmaild", rootIDs, fakeProc{"4242", "qmail-smtpd", "7002\t7002\t7002\t7002", ""}, true},
-		{"the installer", shared, fakeProc{"4242", "qmail-send", "5000\t5000\t5000\t5000", ""}, true},
-		{"another user", rootIDs, fakeProc{"4242", "qmail-send", "1000\t1000\t1000\t1000", ""}, false},
-		{"another user, shared tree", shared, fakeProc{"4242", "qmail-send", "1000\t1000\t1000\t1000", ""}, false},
-		{"root of the shared tree's host", shared, fakeProc{"4242", "qmail-send", "0\t0\t0\t0", ""}, true},
-		{"real uid another user", rootIDs, fakeProc{"4242", "qmail-send", "1000\t0\t0\t0", ""}, false},
-		{"effective uid another user", rootIDs, fakeProc{"4242", "qmail-send", "0\t1000\t1000\t1000", ""}, false},
-		{"no Uid line", rootIDs, fakeProc{"4242", "qmail-send", "", ""}, false},
-		{"another device", rootIDs, fakeProc{"4242", "qmail-send", "0\t0\t0\t0", "away"}, false},
-		{"another device, tree user", rootIDs, fakeProc{"4242", "qmail-send", "7007\t7007\t7007\t7007", "away"}, false},
-		{"terminal escapes, another user", rootIDs, fakeProc{"4242", spoofName, "1000\t1000\t1000\t1000", "away"}, false},
-		{"terminal escapes", rootIDs, fakeProc{"4242", spoofName, "0\t0\t0\t0", ""}, false},
-		{"no regular file", rootIDs, fakeProc{"4242", "qmail-send", "0\t0\t0\t0", "fifo"}, false},
-		{"no program of the tree", rootIDs, fakeProc{"4242", "my-script", "0\t0\t0\t0", ""}, false},
+		{"root", rootIDs, fakeProc{"4242", "qmail-send", "0\t0\t0\t0", "", ""}, true},
+		{"qmailr", rootIDs, fakeProc{"4242", "qmail-rspawn", "7006\t7006\t7006\t7006", "", ""}, true},
+		{"qmaild", rootIDs, fakeProc{"4242", "qmail-smtpd", "7002\t7002\t7002\t7002", "", "-listen\x00127.0.0.1:25"}, true},
+		{"qmaild, -listen=", rootIDs, fakeProc{"4242", "qmail-smtpd", "7002\t7002\t7002\t7002", "", "--listen=127.0.0.1:25"}, true},
+		// Programs that end by themselves need no restart (QA rupgrade:
+		// a |sleep 6 delivery during an install was named, with the
+		// advice to restart hqmail).
+		{"qmail-smtpd of one connection", rootIDs, fakeProc{"4242", "qmail-smtpd", "7002\t7002\t7002\t7002", "", ""}, false},
+		{"qmail-smtpd, -listen as an argument's value", rootIDs, fakeProc{"4242", "qmail-smtpd", "7002\t7002\t7002\t7002", "", "--\x00-listen"}, false},
+		{"qmail-local", rootIDs, fakeProc{"4242", "qmail-local", "0\t0\t0\t0", "", ""}, false},
+		{"qmail-remote kept", rootIDs, fakeProc{"4242", "qmail-remote", "7006\t7006\t7006\t7006", "", "-k"}, false},
+		{"qmail-queue", rootIDs, fakeProc{"4242", "qmail-queue", "0\t7005\t7005\t7005", "", ""}, false},
+		{"splogger", rootIDs, fakeProc{"4242", "splogger", "7003\t7003\t7003\t7003", "", "qmail"}, true},
+		{"the installer", shared, fakeProc{"4242", "qmail-send", "5000\t5000\t5000\t5000", "", ""}, true},
+		{"another user", rootIDs, fakeProc{"4242", "qmail-send", "1000\t1000\t1000\t1000", "", ""}, false},
+		{"another user, shared tree", shared, fakeProc{"4242", "qmail-send", "1000\t1000\t1000\t1000", "", ""}, false},
+		{"root of the shared tree's host", shared, fakeProc{"4242", "qmail-send", "0\t0\t0\t0", "", ""}, true},
+		{"real uid another user", rootIDs, fakeProc{"4242", "qmail-send", "1000\t0\t0\t0", "", ""}, false},
+		{"effective uid another user", rootIDs, fakeProc{"4242", "qmail-send", "0\t1000\t1000\t1000", "", ""}, false},
+		{"no Uid line", rootIDs, fakeProc{"4242", "qmail-send", "", "", ""}, false},
+		{"another device", rootIDs, fakeProc{"4242", "qmail-send", "0\t0\t0\t0", "away", ""}, false},
+		{"another device, tree user", rootIDs, fakeProc{"4242", "qmail-send", "7007\t7007\t7007\t7007", "away", ""}, false},
+		{"terminal escapes, another user", rootIDs, fakeProc{"4242", spoofName, "1000\t1000\t1000\t1000", "away", ""}, false},
+		{"terminal escapes", rootIDs, fakeProc{"4242", spoofName, "0\t0\t0\t0", "", ""}, false},
+		{"no regular file", rootIDs, fakeProc{"4242", "qmail-send", "0\t0\t0\t0", "fifo", ""}, false},
+		{"no program of the tree", rootIDs, fakeProc{"4242", "my-script", "0\t0\t0\t0", "", ""}, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -152,10 +170,10 @@ func TestReplacedRunningWhose(t *testing.T) {
 func TestReplacedRunningMixed(t *testing.T) {
 	ids := qhome.SharedIDs(5000, 5000)
 	root, proc := fakeTree(t, ids,
-		fakeProc{"300", "qmail-send", "5000\t5000\t5000\t5000", ""},
-		fakeProc{"301", spoofName, "1000\t1000\t1000\t1000", ""},
-		fakeProc{"302", "qmail-clean", "1000\t1000\t1000\t1000", ""},
-		fakeProc{"303", "qmail-lspawn", "0\t0\t0\t0", ""},
+		fakeProc{"300", "qmail-send", "5000\t5000\t5000\t5000", "", ""},
+		fakeProc{"301", spoofName, "1000\t1000\t1000\t1000", "", ""},
+		fakeProc{"302", "qmail-clean", "1000\t1000\t1000\t1000", "", ""},
+		fakeProc{"303", "qmail-lspawn", "0\t0\t0\t0", "", ""},
 	)
 	note := replacedRunning(root, proc)
 	want := "qmail-lspawn (pid 303), qmail-send (pid 300) still run programs that an install has since replaced in " +
@@ -165,5 +183,20 @@ func TestReplacedRunningMixed(t *testing.T) {
 	}
 	if strings.Contains(note, "all good") || strings.Contains(note, "qmail-clean") {
 		t.Errorf("note names another user's process: %q", note)
+	}
+}
+
+// TestReplacedRunningRelativeRoot: the tree given by a relative path
+// (qmail-install -root . in it, or -root tree beside it) finds the same
+// processes: /proc's exe links are absolute, and the relative bin/ never
+// matched one (QA rupgrade: no restart note after an install over a
+// running system).
+func TestReplacedRunningRelativeRoot(t *testing.T) {
+	root, proc := fakeTree(t, qhome.SharedIDs(5000, 5000), fakeProc{"300", "qmail-send", "0\t0\t0\t0", "", ""})
+	t.Chdir(root)
+	for _, rel := range []string{".", filepath.Join("..", filepath.Base(root))} {
+		if note := replacedRunning(rel, proc); !strings.HasPrefix(note, "qmail-send (pid 300) still runs a program") {
+			t.Errorf("-root %s: note %q, want qmail-send named", rel, note)
+		}
 	}
 }
