@@ -23,9 +23,13 @@ import (
 // as an SMTPUTF8 address carries it) into the A-labels DNS knows:
 // "bücher.example" is "xn--bcher-kva.example". Each such label is
 // lowercased and Punycode-encoded (RFC 3492, RFC 5891 §4.4); ASCII labels
-// are left as they are. This is the core of IDNA's ToASCII without the
-// Unicode normalisation and validity tables, enough for the names people
-// write. A name that is not valid UTF-8 is returned unchanged.
+// are left as they are. A label that lowercasing makes ASCII (U+212A
+// KELVIN SIGN lowercases to 'k', U+0130 to 'i') is that ASCII:
+// "\u212Aelvin.example" is "kelvin.example", not "xn--kelvin-.example",
+// since an A-label must decode to a label with non-ASCII (RFC 5890
+// §2.3.2.1). This is the core of IDNA's ToASCII without the Unicode
+// normalisation and validity tables, enough for the names people write.
+// A name that is not valid UTF-8 is returned unchanged.
 func ToASCII(name string) string {
 	if isASCII(name) || !utf8.ValidString(name) {
 		return name
@@ -35,7 +39,12 @@ func ToASCII(name string) string {
 		if isASCII(l) {
 			continue
 		}
-		enc, err := punycode(strings.ToLower(l))
+		low := strings.ToLower(l)
+		if isASCII(low) {
+			labels[i] = low
+			continue
+		}
+		enc, err := punycode(low)
 		if err != nil {
 			return name
 		}
@@ -47,9 +56,10 @@ func ToASCII(name string) string {
 // Fold returns the canonical form of a host name for comparing it with a
 // key of a per-domain table: its A-labels (ToASCII), lowercased.
 // "Bücher.Example", "bücher.example" and "XN--BCHER-KVA.example" all fold
-// to "xn--bcher-kva.example"; a leading or trailing dot stays where it is
-// (".bücher.example" is ".xn--bcher-kva.example", a suffix key still
-// matching the subdomains). A name ToASCII leaves alone (not UTF-8, or a
+// to "xn--bcher-kva.example", and "\u212Aelvin.Example" (KELVIN SIGN) to
+// "kelvin.example", as ToASCII makes it; a leading or trailing dot stays
+// where it is (".bücher.example" is ".xn--bcher-kva.example", a suffix
+// key still matching the subdomains). A name ToASCII leaves alone (not UTF-8, or a
 // label Punycode cannot encode) is only lowercased, and of a name that is
 // not UTF-8 only the ASCII letters are (strings.ToLower would make every
 // invalid byte U+FFFD, and two different names one). Address literals

@@ -19,6 +19,12 @@ func TestToASCII(t *testing.T) {
 		"他们为什么不说中文":              "xn--ihqwcrb4cv8a8dqg056pqjye",
 		"3年b組金八先生":               "xn--3b-ww4c5e180e575a65lsy2b",
 		"\xff.example":           "\xff.example", // not UTF-8: left alone
+		// A label that lowercasing makes ASCII is that ASCII: an A-label
+		// must decode to non-ASCII (RFC 5890 §2.3.2.1).
+		"\u212Aelvin.example":     "kelvin.example",
+		"\u212AELVIN.example":     "kelvin.example",
+		"\u0130stanbul.example":   "istanbul.example",
+		"\u212Aelvin.bücher.test": "kelvin.xn--bcher-kva.test",
 	} {
 		if got := ToASCII(in); got != want {
 			t.Errorf("ToASCII(%q) = %q, want %q", in, got, want)
@@ -27,7 +33,7 @@ func TestToASCII(t *testing.T) {
 }
 
 func FuzzToASCII(f *testing.F) {
-	for _, s := range []string{"bücher.example", "☃", "a..b", "ü.ü.", "\xff"} {
+	for _, s := range []string{"bücher.example", "☃", "a..b", "ü.ü.", "\xff", "\u212Aelvin"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, name string) {
@@ -37,6 +43,16 @@ func FuzzToASCII(f *testing.F) {
 		}
 		if got != name && !isASCII(got) {
 			t.Fatalf("ToASCII(%q) = %q: not ASCII", name, got)
+		}
+		// An A-label made here encodes non-ASCII: its Punycode is not
+		// the ASCII letters and a '-' alone (RFC 5890 §2.3.2.1). A label
+		// changed into other than its lowercase is one Punycode made.
+		ln, lg := strings.Split(name, "."), strings.Split(got, ".")
+		for i := range lg {
+			made := i < len(ln) && lg[i] != ln[i] && lg[i] != strings.ToLower(ln[i])
+			if made && strings.HasSuffix(lg[i], "-") {
+				t.Fatalf("ToASCII(%q) = %q: label %q encodes ASCII only", name, got, lg[i])
+			}
 		}
 	})
 }
@@ -60,6 +76,8 @@ func TestFold(t *testing.T) {
 		"müller.test":            "xn--mller-kva.test",
 		"sub.MÜLLER.test":        "sub.xn--mller-kva.test",
 		"a.b.xn--mller-kva.TEST": "a.b.xn--mller-kva.test",
+		"\u212Aelvin.Example":    "kelvin.example", // KELVIN SIGN: as ToASCII
+		"mx.\u212A.Test.":        "mx.k.test.",
 	} {
 		if got := Fold(in); got != want {
 			t.Errorf("Fold(%q) = %q, want %q", in, got, want)

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/emersion/go-smtp"
 	"github.com/hqmail/hqmail/pkg/address"
@@ -923,11 +924,11 @@ func (d *delivery) transaction(s *session, ext map[string]string) error {
 // transaction asks for (not those with CR or LF, refused before any
 // command), then DATA; nil when no recipient is left. They must be the
 // Client's lines byte for byte (go-smtp's Rcpt without options, Data).
-func (d *delivery) pipelined(utf8 bool) [][]byte {
+func (d *delivery) pipelined(smtputf8 bool) [][]byte {
 	var lines [][]byte
 	for _, rc := range d.rcpts {
 		if !strings.ContainsAny(rc, "\r\n") {
-			lines = append(lines, []byte("RCPT TO:<"+wireAddr(rc, utf8)+">\r\n"))
+			lines = append(lines, []byte("RCPT TO:<"+wireAddr(rc, smtputf8)+">\r\n"))
 		}
 	}
 	if len(lines) == 0 {
@@ -937,13 +938,15 @@ func (d *delivery) pipelined(utf8 bool) [][]byte {
 }
 
 // wireAddr is address a as MAIL or RCPT says it (smtpAddr). In a
-// transaction without SMTPUTF8 (the peer does not offer it) an
-// internationalized domain after an ASCII local part is written in its
-// A-labels: the same address, in the only form such a peer must take
-// (RFC 6531 §3.2; sent as UTF-8 it was refused by strict peers). A local
-// part that is not ASCII has no such form and goes as it is.
-func wireAddr(a string, utf8 bool) string {
-	if at := strings.LastIndexByte(a, '@'); !utf8 && at >= 0 && isASCII(a[:at]) && !isASCII(a[at+1:]) {
+// transaction without SMTPUTF8 (the peer does not offer it, or an
+// envelope address is not UTF-8: needsUTF8) an internationalized domain
+// after an ASCII local part is written in its A-labels: the same address,
+// in the only form such a peer must take (RFC 6531 §3.2; sent as UTF-8 it
+// was refused by strict peers). A local part that is not ASCII has no such
+// form and goes as it is, and so does a domain that is not UTF-8 (Latin-1:
+// idna.ToASCII leaves it alone), byte for byte, as qmail sends it.
+func wireAddr(a string, smtputf8 bool) string {
+	if at := strings.LastIndexByte(a, '@'); !smtputf8 && at >= 0 && isASCII(a[:at]) && !isASCII(a[at+1:]) {
 		a = a[:at+1] + idna.ToASCII(a[at+1:])
 	}
 	return smtpAddr(a)
@@ -968,13 +971,26 @@ func smtpAddr(a string) string {
 	return address.Quote(a)
 }
 
+// needsUTF8 reports whether the transaction declares SMTPUTF8 to a peer
+// that offers it: some envelope address is not ASCII and every one is
+// UTF-8. SMTPUTF8 promises UTF-8 (RFC 6531 §3.2); an address with other
+// bytes above 127 (Latin-1, as qmail passes on whatever bytes it was
+// given) is not UTF-8 and the transaction goes as to a peer without
+// SMTPUTF8 (wireAddr), the bytes as they are, as qmail sends them.
 func (d *delivery) needsUTF8() bool {
-	for _, a := range append([]string{d.sender}, d.rcpts...) {
+	need := !isASCII(d.sender)
+	if need && !utf8.ValidString(d.sender) {
+		return false
+	}
+	for _, a := range d.rcpts {
 		if !isASCII(a) {
-			return true
+			if !utf8.ValidString(a) {
+				return false
+			}
+			need = true
 		}
 	}
-	return false
+	return need
 }
 
 // has8bit reports whether the message has a byte >= 128. It reads a regular
