@@ -53,10 +53,10 @@ func oldSplit(s string) (ts []Target, ok bool) {
 		if quotedTail(s[start:end]) {
 			tail = true
 		}
-		t := strings.TrimSpace(cur.String())
+		t := trimBlanks(cur.String())
 		cur.Reset()
 		if strings.HasPrefix(t, "<") && strings.HasSuffix(t, ">") && len(t) >= 2 {
-			t = strings.TrimSpace(t[1 : len(t)-1])
+			t = trimBlanks(t[1 : len(t)-1])
 		}
 		if t != "" {
 			off := start

@@ -27,7 +27,6 @@ import (
 	"io"
 	"sort"
 	"strings"
-	"unicode"
 
 	"github.com/hqmail/hqmail/pkg/address"
 )
@@ -104,10 +103,13 @@ func Parse(r io.Reader, file string) ([]Alias, []error) {
 			errs = append(errs, &Error{File: file, Line: n, Msg: "NUL byte in line"})
 			continue
 		}
-		trimmed := strings.TrimSpace(raw)
-		if trimmed == "" || strings.HasPrefix(trimmed, "#") {
+		// A line of white space only, or with a '#' after it, is
+		// skipped, as an :include: file and a .forward skip it; what a
+		// line holds is trimmed of blanks only.
+		if t := strings.TrimSpace(raw); t == "" || strings.HasPrefix(t, "#") {
 			continue
 		}
+		trimmed := trimBlanks(raw)
 		if raw[0] == ' ' || raw[0] == '\t' {
 			if len(lines) == 0 {
 				errs = append(errs, &Error{File: file, Line: n, Msg: "continuation line without an alias before it"})
@@ -186,7 +188,7 @@ func splitName(s string) (name, rest string, quoted, ok bool) {
 		case c == '\\' && inq && i+1 < len(s):
 			i++
 		case c == ':' && !inq:
-			name = strings.TrimSpace(s[:i])
+			name = trimBlanks(s[:i])
 			quoted = strings.Contains(name, `"`)
 			name = strings.ReplaceAll(name, `"`, "")
 			return address.LowerASCII(name), s[i+1:], quoted, true
@@ -332,12 +334,12 @@ func nextTarget(s string) (raw string, rest int, err error) {
 // "example.com>"). Inside a program's command '<' and '>' are the shell's.
 func normalize(raw string) (string, error) {
 	if quotedTail(raw) {
-		return "", fmt.Errorf("bad target %q: not one target: text after the closing quote of a program or file (a comma missing before it?)", strings.TrimSpace(raw))
+		return "", fmt.Errorf("bad target %q: not one target: text after the closing quote of a program or file (a comma missing before it?)", trimBlanks(raw))
 	}
 	if isSpecialTarget(raw) {
 		t := unquote(raw)
 		if strings.HasPrefix(t, "<") {
-			return "", fmt.Errorf("bad target %q: '<' without '>'", strings.TrimSpace(raw))
+			return "", fmt.Errorf("bad target %q: '<' without '>'", trimBlanks(raw))
 		}
 		return t, nil
 	}
@@ -345,16 +347,16 @@ func normalize(raw string) (string, error) {
 		if local == "" {
 			// Mail to it would go to an empty local part, reported as
 			// delivered: lost. The old rules refused it as well.
-			return "", fmt.Errorf("bad address %q: empty address", strings.TrimSpace(raw))
+			return "", fmt.Errorf("bad address %q: empty address", trimBlanks(raw))
 		}
 		return canonical(local, domain, hasDomain), nil
 	}
 	open, closed := angles(raw)
 	switch {
 	case open > closed:
-		return "", fmt.Errorf("bad address %q: '<' without '>'", strings.TrimSpace(raw))
+		return "", fmt.Errorf("bad address %q: '<' without '>'", trimBlanks(raw))
 	case closed > open:
-		return "", fmt.Errorf("bad address %q: '>' without '<'", strings.TrimSpace(raw))
+		return "", fmt.Errorf("bad address %q: '>' without '<'", trimBlanks(raw))
 	}
 	// Neither the old rules (ScanTargets tried them first) nor RFC 5322
 	// read it. It is given as the old rules read it when CheckTarget
@@ -362,7 +364,7 @@ func normalize(raw string) (string, error) {
 	// is not one address (bob(x, y@z: a comma in a comment left open).
 	t := unquote(raw)
 	if open > 0 || strings.ContainsAny(t, " \t") && strings.ContainsAny(raw, `()"`) || CheckTarget(t) == "" {
-		return "", fmt.Errorf("bad address %q: not one address (forms taken: user@domain, Name <user@domain>, user@domain (comment), \"quoted local\"@domain)", strings.TrimSpace(raw))
+		return "", fmt.Errorf("bad address %q: not one address (forms taken: user@domain, Name <user@domain>, user@domain (comment), \"quoted local\"@domain)", trimBlanks(raw))
 	}
 	return t, nil
 }
@@ -377,10 +379,10 @@ func normalize(raw string) (string, error) {
 // "/tmp/file bob". A program or file written without quotes
 // (|/usr/bin/archive -x) is not concerned: its blanks are its own.
 func quotedTail(raw string) bool {
-	s := strings.TrimLeftFunc(raw, unicode.IsSpace)
+	s := strings.TrimLeft(raw, blanks)
 	angle := strings.HasPrefix(s, "<")
 	if angle {
-		s = strings.TrimLeftFunc(s[1:], unicode.IsSpace)
+		s = strings.TrimLeft(s[1:], blanks)
 	}
 	if !strings.HasPrefix(s, `"`) {
 		return false
@@ -396,16 +398,16 @@ func quotedTail(raw string) bool {
 	if i >= len(s) {
 		return false // a quote left open, an error of its own
 	}
-	t := strings.TrimSpace(in.String())
+	t := trimBlanks(in.String())
 	if strings.HasPrefix(t, "<") {
-		t = strings.TrimSpace(t[1:])
+		t = trimBlanks(t[1:])
 	}
 	if k, _ := Classify(t); k == Address || t == "" {
 		return false
 	}
-	rest := strings.TrimSpace(s[i+1:])
+	rest := trimBlanks(s[i+1:])
 	if angle {
-		rest = strings.TrimSpace(strings.TrimSuffix(rest, ">"))
+		rest = trimBlanks(strings.TrimSuffix(rest, ">"))
 	}
 	return rest != ""
 }
@@ -455,12 +457,22 @@ func unquote(raw string) string {
 			cur.WriteByte(c)
 		}
 	}
-	t := strings.TrimSpace(cur.String())
+	t := trimBlanks(cur.String())
 	if strings.HasPrefix(t, "<") && strings.HasSuffix(t, ">") && len(t) >= 2 {
-		t = strings.TrimSpace(t[1 : len(t)-1])
+		t = trimBlanks(t[1 : len(t)-1])
 	}
 	return t
 }
+
+// blanks are what is trimmed around a name or a target: space and tab,
+// as qmail and fastforward take blanks, and CR and LF (of a line end,
+// and of a file written with CR LF). Other white space, Unicode's
+// no-break and ideographic spaces among it, is bytes of the target, as
+// it is to qmail: "bob@x.org\u00a0" is not bob@x.org.
+const blanks = " \t\r\n"
+
+// trimBlanks returns s without the blanks at its ends.
+func trimBlanks(s string) string { return strings.Trim(s, blanks) }
 
 // Kind classifies a target.
 type Kind int
@@ -479,9 +491,9 @@ const (
 func Classify(t string) (Kind, string) {
 	switch {
 	case strings.HasPrefix(t, "|"):
-		return Program, strings.TrimSpace(t[1:])
+		return Program, trimBlanks(t[1:])
 	case len(t) >= len(":include:") && address.EqualFoldASCII(t[:len(":include:")], ":include:"):
-		return Include, strings.TrimSpace(t[len(":include:"):])
+		return Include, trimBlanks(t[len(":include:"):])
 	case strings.HasPrefix(t, "/") && strings.HasSuffix(t, "/"):
 		return Maildir, t
 	case strings.HasPrefix(t, "/"):

@@ -55,8 +55,8 @@ type bounce struct {
 	id         uint64
 	reportHost string
 	// orig is the original message (mess/ID), read (ReadAt: the copy's
-	// offset stays) only to find the 8-bit bytes of a DSN's last part;
-	// nil: taken as 7-bit.
+	// offset stays) only to find what a DSN's last part is labelled
+	// (8-bit bytes, binary lines); nil: taken as 7-bit.
 	orig io.ReaderAt
 	// nonce, when set, goes into a DSN's boundary after the id and date
 	// (qmail-send sets it from the clock's nanoseconds; see pickBoundary).
@@ -72,6 +72,7 @@ type bounce struct {
 	reportUTF8           bool // the report is valid UTF-8
 	global               bool // a recipient's address is not ASCII
 	origHead8, origBody8 bool
+	origBinary           bool // the last part is binary (RFC 2045 §2.9)
 }
 
 // prepare makes the first pass over the report that a DSN's head needs
@@ -97,9 +98,12 @@ func (b *bounce) prepare() error {
 	if err != nil {
 		return err
 	}
-	b.origHead8, b.origBody8 = scan8bit(b.orig)
+	b.origHead8, b.origBody8, b.origBinary = scanOrig(b.orig)
 	if !isASCII([]byte(b.sender)) {
 		b.origHead8 = true // the Return-Path line
+	}
+	if len("Return-Path: <"+headerAddress(b.sender)+">") > maxTextLine {
+		b.origBinary = true // a sender of up to qq.MaxAddr bytes
 	}
 	base := "hqmail-dsn-" + utoa(b.id) + "-" + strings.ReplaceAll(qdate.Header(b.date), " ", ".")
 	if b.nonce != "" {
@@ -155,8 +159,12 @@ func (b *bounce) writeHead(out io.Writer) error {
 		}
 		w.WriteString("MIME-Version: 1.0\n")
 		w.WriteString("Content-Type: multipart/report; report-type=" + reportType + ";\n\tboundary=\"" + b.boundary + "\"\n")
-		if b.global || b.origHead8 || b.origBody8 || !b.reportASCII {
-			// A multipart is 8bit when a part is (RFC 2045 §6.4).
+		// A multipart is 8bit when a part is, binary when a part is
+		// (RFC 2045 §6.4, RFC 2046 §5.1).
+		switch {
+		case b.origBinary:
+			w.WriteString("Content-Transfer-Encoding: binary\n")
+		case b.global || b.origHead8 || b.origBody8 || !b.reportASCII:
 			w.WriteString("Content-Transfer-Encoding: 8bit\n")
 		}
 		w.WriteString("\nThis is a MIME-formatted message.\n\n--" + b.boundary + "\n")
@@ -217,14 +225,22 @@ func (b *bounce) writeHead(out io.Writer) error {
 			return err
 		}
 		w.WriteString("\n--" + b.boundary + "\n")
-		switch {
-		case b.origHead8:
+		if b.origHead8 {
 			// 8-bit header fields are RFC 6532's message/global.
-			w.WriteString("Content-Type: message/global\nContent-Transfer-Encoding: 8bit\n\n")
-		case b.origBody8:
-			w.WriteString("Content-Type: message/rfc822\nContent-Transfer-Encoding: 8bit\n\n")
+			w.WriteString("Content-Type: message/global\n")
+		} else {
+			w.WriteString("Content-Type: message/rfc822\n")
+		}
+		// A NUL or a line over 998 bytes is not 8bit data but binary
+		// (RFC 2045 §2.8, §2.9); without a label it would be read as
+		// 7bit (§6.1).
+		switch {
+		case b.origBinary:
+			w.WriteString("Content-Transfer-Encoding: binary\n\n")
+		case b.origHead8 || b.origBody8:
+			w.WriteString("Content-Transfer-Encoding: 8bit\n\n")
 		default:
-			w.WriteString("Content-Type: message/rfc822\n\n")
+			w.WriteString("\n")
 		}
 	} else if double {
 		w.WriteString("--- Below this line is the original bounce.\n\n")
@@ -606,23 +622,54 @@ func (d *delimScan) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// scan8bit reports whether the original message has bytes >= 0x80 in
-// its header (up to the first empty line) and in its body. A read error
-// counts as both (a harmless label; the copy will fail the same way).
+// scan8bit is scanOrig without the binary answer (what the bounce
+// before streaming, kept by the tests as their reference, asks).
 func scan8bit(r io.ReaderAt) (head8, body8 bool) {
+	head8, body8, _ = scanOrig(r)
+	return head8, body8
+}
+
+// scanOrig reports whether the original message has bytes >= 0x80 in
+// its header (up to the first empty line) and in its body, and whether
+// it is binary data (RFC 2045 §2.9): a NUL anywhere, or a line of more
+// than maxTextLine bytes, its LF not counted nor a CR just before it
+// (the LF goes out as CR LF, and a CR LF as one CR LF). A bare CR counts
+// as a byte of its line. The last line, unterminated, is counted too:
+// the bounce's closing boundary ends it. The scan reads the message at
+// most once through (the copy reads it all anyway), and stops when
+// nothing more is to be learnt. A read error counts as all three (a
+// harmless label; the copy will fail the same way).
+func scanOrig(r io.ReaderAt) (head8, body8, binary bool) {
 	if r == nil {
-		return false, false
+		return false, false, false
 	}
 	buf := make([]byte, 64<<10)
 	inHead, lineStart := true, true // the Return-Path line comes before
+	lineLen, prevCR := 0, false     // bytes of this line so far; its last was CR
 	for off := int64(0); ; {
 		n, err := r.ReadAt(buf, off)
 		off += int64(n)
 		for _, c := range buf[:n] {
+			if !binary {
+				switch {
+				case c == 0:
+					binary = true
+				case c == '\n':
+					if prevCR {
+						lineLen--
+					}
+					if lineLen > maxTextLine {
+						binary = true
+					}
+					lineLen = -1 // the LF, counted below
+				}
+				lineLen++
+				prevCR = c == '\r'
+			}
 			switch {
 			case !inHead:
 				if c >= 0x80 {
-					return head8, true
+					body8 = true
 				}
 			case c == '\n':
 				inHead = !lineStart
@@ -634,12 +681,21 @@ func scan8bit(r io.ReaderAt) (head8, body8 bool) {
 					head8 = true
 				}
 			}
+			if binary && body8 {
+				return head8, body8, binary
+			}
 		}
 		if err == io.EOF {
-			return head8, false
+			if prevCR {
+				lineLen--
+			}
+			if lineLen > maxTextLine {
+				binary = true
+			}
+			return head8, body8, binary
 		}
 		if err != nil {
-			return true, true
+			return true, true, true
 		}
 	}
 }
