@@ -181,7 +181,7 @@ func (b *bounce) writeHead(out io.Writer) error {
 			w.WriteString("Content-Type: text/plain; charset=unknown-8bit\nContent-Transfer-Encoding: 8bit\n")
 		}
 	}
-	w.WriteString("\nHi. This is the qmail-send program at " + b.host + ".\n")
+	w.WriteString("\nHi. This is the qmail-send program at " + noLineBreak(b.host) + ".\n")
 	if double {
 		w.WriteString("I tried to deliver a bounce message to this address, but the bounce bounced!\n\n")
 	} else {

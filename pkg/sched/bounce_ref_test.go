@@ -65,7 +65,7 @@ func refRender(b *bounce, report []byte) (head, tail []byte) {
 			h.WriteString("Content-Type: text/plain; charset=unknown-8bit\nContent-Transfer-Encoding: 8bit\n")
 		}
 	}
-	h.WriteString("\nHi. This is the qmail-send program at " + b.host + ".\n")
+	h.WriteString("\nHi. This is the qmail-send program at " + noLineBreak(b.host) + ".\n")
 	if double {
 		h.WriteString("I tried to deliver a bounce message to this address, but the bounce bounced!\n\n")
 	} else {
