@@ -67,9 +67,12 @@ checkowner() {
   fi
 }
 
-# checkuser: root does not start an ordinary user's tree. qmail-install
-# would make it a tree of qmail's users, and the mail the user queued,
-# in files of theirs, would stay in the queue for good.
+# checkuser: root does not start an ordinary user's tree (made a tree of
+# qmail's users, the mail the user queued, in files of theirs, would stay
+# in the queue for good), and says so early and plainly. It is not the
+# guard: a user may rename a directory into place after it, so
+# qmail-install itself refuses a root directory that is not its user's,
+# or that a group or others can write, judged as it opened it.
 checkuser() {
   if [ -e "$ROOT" ] && [ "$(id -u)" = 0 ] && [ "$(stat -L -c %u "$ROOT")" != 0 ]; then
     u=$(stat -L -c %U "$ROOT")

@@ -114,6 +114,7 @@ func Check(root string) ([]string, error) {
 		out = append(out, checkEntry(root, e, own, rs)...)
 	}
 	out = append(out, missingProgs...)
+	out = append(out, foreignOwned(root, ids, entries, own)...)
 	out = append(out, unreadableControls(root, rs, own, blocked, ids.Shared)...)
 	out = append(out, aliasesDB(root, rs, own, blocked, ids.Shared)...)
 	for _, f := range sendFiles {
@@ -145,6 +146,58 @@ func Check(root string) ([]string, error) {
 		}
 	}
 	return append(out, hints...), nil
+}
+
+// foreignDirs are the directories whose files decide what deliveries run
+// and as whom: control/ (defaultdelivery, virtualdomains), users/
+// (assign) and alias/ (.qmail-root, .qmail-default).
+var foreignDirs = []string{"control", "users", "alias"}
+
+// foreignOwned names each name directly in foreignDirs (a symbolic link
+// as itself) that belongs to a uid neither root, the user who installed
+// the tree, nor one of qmail's users of etc/ids: another user put it
+// there, as a user who made the root directory before root's first
+// qmail-install could (rootTrusted refuses such a root now), and what
+// it says is obeyed. The user who installed the tree is root, or, in a
+// tree of an ordinary user, that user, whose uid is every one of etc/ids.
+// The table's own paths are left to their entries' owner lines, and a
+// directory that is no directory (wayBlocked) to its entry's line.
+func foreignOwned(root string, ids *qhome.IDs, entries []Entry, own *owners) []string {
+	ok := map[uint32]bool{0: true}
+	for _, n := range qhome.UserNames {
+		ok[uint32(ids.UserByName(n).UID)] = true
+	}
+	table := map[string]bool{}
+	for _, e := range entries {
+		table[e.Path] = true
+	}
+	var out []string
+	for _, d := range foreignDirs {
+		if wayBlocked(root, d+"/x") {
+			continue
+		}
+		ents, err := os.ReadDir(filepath.Join(root, d))
+		if err != nil {
+			continue // the directory's entry names it
+		}
+		for _, e := range ents {
+			rel := d + "/" + e.Name()
+			var st syscall.Stat_t
+			if table[rel] || syscall.Lstat(filepath.Join(root, rel), &st) != nil || ok[st.Uid] {
+				continue
+			}
+			who := own.userName(int(st.Uid))
+			if n := unixid.Format(int(st.Uid)); who != n {
+				who += " (uid " + n + ")"
+			} else {
+				who = "uid " + n
+			}
+			out = append(out, fmt.Sprintf("%s: belongs to %s, neither root, the tree's owner nor one of qmail's users: "+
+				"that user may have put it there to have their program run, or mail delivered, as it says; look at it, "+
+				"then remove it or chown -h it to root (qmail-install leaves it as it is)", rel, who))
+		}
+	}
+	return out
 }
 
 // wayBlocked reports whether a directory on the way from root to rel

@@ -64,7 +64,10 @@ func enoughDescriptors() error {
 	return nil
 }
 
-// ErrRefused is returned for a non-empty directory that is not a qmail tree.
+// ErrRefused is the cause of the error for a root refused before anything
+// changes: a non-empty directory that is not a qmail tree (checkRoot), or
+// one that others than the installing user could have filled
+// (rootTrusted).
 var ErrRefused = errors.New("refused")
 
 // Install creates or repairs the tree at opt.Root. Errors are qerr errors:
@@ -94,6 +97,17 @@ func Install(opt Options) error {
 		return qerr.Wrap(err, false, err.Error()+"; nothing was changed")
 	}
 	defer unlock()
+	// The directory every change goes through, opened once: it is
+	// judged (rootTrusted) as it is open, not by its name, which
+	// another user may point elsewhere meanwhile.
+	w, err := openWalker(root, opt.Log)
+	if err != nil {
+		return qerr.Wrap(err, false, err.Error()+"; nothing was changed")
+	}
+	defer w.close()
+	if err := rootTrusted(root, w.fds["."]); err != nil {
+		return err
+	}
 	if err := checkRoot(root); err != nil {
 		return err
 	}
@@ -107,12 +121,6 @@ func Install(opt Options) error {
 	// which makes etc/ids (and directories): writeControl makes no
 	// optional control file there.
 	qmailTree := takenOver(root)
-
-	w, err := openWalker(root, opt.Log)
-	if err != nil {
-		return qerr.Wrap(err, false, err.Error())
-	}
-	defer w.close()
 
 	ids, homeUser, err := resolveIDs(opt, w)
 	if err != nil {
@@ -218,6 +226,73 @@ func IsTree(dir string) bool {
 		}
 	}
 	return false
+}
+
+// rootTrusted refuses the root directory (open as fd, a symbolic link
+// the administrator named followed) when another user than the one
+// running qmail-install (its effective uid: root's is 0) could have put
+// files in it: its owner is another user, or a group (even root's or
+// qmail's: qmail's users are no more trusted with the root than in
+// walker.follows) or others can write it: it passes exactly when
+// onlyMine does. The sticky bit does not help: it keeps others from
+// removing or renaming the owner's names, not from adding their own.
+// What another user put there would be taken as the
+// tree's (the repair gives control/, users/ and alias/ their owners and
+// keeps the files in them): a control/defaultdelivery or an
+// alias/.qmail-root naming their program, a users/assign line giving
+// another user's name their home, obeyed by every delivery. A directory
+// qmail-install has just made (MkdirAll, 0755) is the user's own and
+// passes; so does root's /var/qmail of a qmail taken over. Access
+// control lists are not examined.
+func rootTrusted(root string, fd int) error {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return qerr.Wrap(err, false, fmt.Sprintf("unable to stat %s: %v; nothing was changed", root, err))
+	}
+	euid := os.Geteuid()
+	who := func(uid int) string {
+		if u, err := user.LookupId(unixid.Format(uid)); err == nil {
+			return fmt.Sprintf("%s (uid %d)", u.Username, uid)
+		}
+		return fmt.Sprintf("uid %d", uid)
+	}
+	you := "you, " + who(euid)
+	if euid == 0 {
+		you = "root"
+	}
+	const taken = "a tree made of it would keep what they put there (a control/defaultdelivery or an alias/.qmail-root naming their program, " +
+		"a users/assign line sending another user's mail to their home) and obey it in every delivery"
+	if int(st.Uid) != euid {
+		rm := "remove it"
+		if euid != 0 {
+			rm = "have it removed"
+		}
+		return qerr.Wrap(ErrRefused, true, fmt.Sprintf("%s belongs to %s, not to %s: %s; refusing to install there: "+
+			"%s, or give another -root (one of yours, or a new one: qmail-install makes it); nothing was changed",
+			root, who(int(st.Uid)), you, taken, rm))
+	}
+	var by string
+	switch {
+	case st.Mode&0o002 != 0 && st.Mode&unix.S_ISVTX != 0:
+		by = "others (the sticky bit keeps them from removing your names, not from adding theirs)"
+	case st.Mode&0o002 != 0:
+		by = "others"
+	case st.Mode&0o020 != 0:
+		by = "its group " + groupName(int(st.Gid))
+	default:
+		return nil
+	}
+	return qerr.Wrap(ErrRefused, true, fmt.Sprintf("%s (mode %04o) can be written by %s, so any of them may have put files there: %s; "+
+		"refusing to install there: look at everything in it, then chmod go-w %s (or remove it) and run qmail-install again; nothing was changed",
+		root, st.Mode&0o7777, by, taken, root))
+}
+
+// groupName names gid for rootTrusted: its name and number, or the number.
+func groupName(gid int) string {
+	if g, err := user.LookupGroupId(unixid.Format(gid)); err == nil {
+		return fmt.Sprintf("%s (gid %d)", g.Name, gid)
+	}
+	return fmt.Sprintf("gid %d", gid)
 }
 
 func checkRoot(root string) error {
