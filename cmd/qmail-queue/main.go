@@ -19,11 +19,13 @@
 //	fd 1  one envelope per message, as above
 //	fd 6  written: "<code> <id>\n" per message, after its commit
 //
-// It prints nothing. Exit codes (spec/queue.md §4): 0 queued (with -m:
-// every message of the run queued, input ended between messages); 11
+// It prints nothing, but for one line on fd 2 when, run set-uid or
+// set-gid, it refuses a tree its caller could have made (61;
+// pkg/queue/settree.go). Exit codes (spec/queue.md §4): 0 queued (with
+// -m: every message of the run queued, input ended between messages); 11
 // address too long; 52 timeout (24 h); 53 write error or disk full; 54
 // read error or truncated envelope (or message, with -m); 61 cannot reach
-// or search the root; 62 no queue directory; 63 pid/ trouble; 64 mess/
+// or search the root, or a refused tree (above); 62 no queue directory; 63 pid/ trouble; 64 mess/
 // trouble; 65 intd/ trouble; 66 todo/ trouble; 81 (with -m) fd 6 not open
 // or not writable; 91 envelope (or, with -m, frame) format error.
 //

@@ -76,6 +76,7 @@ type MultiConfig struct {
 	Alarm time.Duration
 
 	guard *sigGuard // the program's signal handler state (MainMulti)
+	tree  *tree     // a set-id qmail-queue's checked root (see Config.tree)
 }
 
 // RunMulti queues messages until EOF on In and returns the exit code: 0
@@ -93,7 +94,12 @@ func RunMulti(c *MultiConfig) int {
 	}
 	in := bufio.NewReaderSize(c.In, bufSize)
 	env := bufio.NewReaderSize(c.Envelope, 4096)
-	w := who(c.Root, c.UID)
+	var w string
+	if c.tree != nil {
+		w = whoIDs(c.tree.ids, c.UID)
+	} else {
+		w = who(c.Root, c.UID)
+	}
 	line := make([]byte, 0, 32)
 	for {
 		if _, err := in.Peek(1); err != nil {
@@ -104,7 +110,7 @@ func RunMulti(c *MultiConfig) int {
 		}
 		fr := &frameReader{r: in}
 		code, id := runJob(&Config{Root: c.Root, Message: fr, Envelope: env,
-			UID: c.UID, PID: c.PID, Now: clock(), Who: w, Serial: true, guard: c.guard})
+			UID: c.UID, PID: c.PID, Now: clock(), Who: w, Serial: true, guard: c.guard, tree: c.tree})
 		line = strconv.AppendInt(line[:0], int64(code), 10)
 		line = append(line, ' ')
 		line = strconv.AppendUint(line, id, 10)
@@ -225,14 +231,20 @@ func eof(err error) error {
 
 // MainMulti is qmail-queue -m: framed messages on fd 0, their envelopes
 // on fd 1, result lines on fd 6, the root from the executable's location
-// only. It returns the exit code; 81 if fd 6 is not open for writing
-// (checked before anything is queued: a message committed, then not
-// reported, would be sent again by a caller that believes the 81). TERM,
-// INT and HUP end the run as the package comment above says.
+// only (run set-uid or set-gid, only a tree its caller cannot have made:
+// else 61, see setIDTree). It returns the exit code; 81 if fd 6 is not
+// open for writing (checked before anything is queued: a message
+// committed, then not reported, would be sent again by a caller that
+// believes the 81). TERM, INT and HUP end the run as the package comment
+// above says.
 func MainMulti(root string) int {
 	fl, err := unix.FcntlInt(ResultFD, unix.F_GETFL, 0)
 	if err != nil || fl&unix.O_ACCMODE == unix.O_RDONLY {
 		return qq.ExitBug
+	}
+	t, code := setIDTree(root)
+	if code != 0 {
+		return code
 	}
 	c := &MultiConfig{
 		Root:     root,
@@ -243,6 +255,7 @@ func MainMulti(root string) int {
 		PID:      os.Getpid(),
 		Alarm:    Alarm,
 		guard:    &sigGuard{},
+		tree:     t,
 	}
 	catchSignals(c.guard)
 	syscall.Umask(0o33)

@@ -8,7 +8,9 @@
 //
 //  1. open ROOT (61, also when it cannot be searched) and ROOT/queue
 //     (62, also when it cannot be searched: found at step 2); every later name is relative to the queue directory
-//     (openat/linkat), so the process never depends on its cwd;
+//     (openat/linkat), so the process never depends on its cwd (a set-uid
+//     or set-gid qmail-queue opened and checked both once before, and
+//     uses those descriptors: settree.go);
 //  2. create pid/<pid>.<start>.<seq>, seq 1..9, O_EXCL (63); ID = inode;
 //  3. link it to mess/<ID mod 23>/<ID> (64); unlink the pid name (63); a
 //     mess/ name already taken (a copied queue), or an intd/ID or todo/ID
@@ -150,6 +152,11 @@ type Config struct {
 	// guard, if set, is the program's signal handler state (Main,
 	// MainMulti); nil in the service and in tests that run in-process.
 	guard *sigGuard
+
+	// tree, if set, is the root of a set-id qmail-queue, opened and
+	// checked (settree.go): the job uses its descriptors of the root and
+	// queue/ instead of opening Root.
+	tree *tree
 }
 
 // Test hooks, nil in the program: afterCommit runs right after the commit
@@ -317,7 +324,8 @@ type job struct {
 	c         *Config
 	g         *sigGuard // c.guard (nil: no signal handler)
 	rootfd    int
-	qfd       int // queue/
+	qfd       int  // queue/
+	borrowed  bool // rootfd and qfd are c.tree's: not closed by the job
 	pidname   string
 	messfd    int
 	mess      string // mess/S/ID, once linked
@@ -356,15 +364,22 @@ var bufs = sync.Pool{New: func() any { b := make([]byte, 0, bufSize); return &b 
 
 func (j *job) run() int {
 	var err error
-	// O_PATH: no read permission is needed, as for qmail's chdir (a
-	// QMAILHOME of mode 0711 is usable). Search permission, which chdir
-	// needs, is needed for the names below it (see the "queue" open).
-	j.rootfd, err = sysOpenat(unix.AT_FDCWD, j.c.Root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		j.rootfd = -1
-		return j.fail(qq.ExitHome, pathErr("open", j.c.Root, err))
+	if t := j.c.tree; t != nil {
+		// A set-id qmail-queue: the root and queue/ it checked, through
+		// the descriptors it checked (or the error of queue/'s open).
+		j.rootfd, j.qfd, err, j.borrowed = t.fd, t.qfd, t.qerr, true
+	} else {
+		// O_PATH: no read permission is needed, as for qmail's chdir
+		// (a QMAILHOME of mode 0711 is usable). Search permission,
+		// which chdir needs, is needed for the names below it (see the
+		// "queue" open).
+		j.rootfd, err = sysOpenat(unix.AT_FDCWD, j.c.Root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			j.rootfd = -1
+			return j.fail(qq.ExitHome, pathErr("open", j.c.Root, err))
+		}
+		j.qfd, err = sysOpenat(j.rootfd, "queue", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	}
-	j.qfd, err = sysOpenat(j.rootfd, "queue", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		j.qfd = -1
 		// The O_PATH open of the root needs no search permission on
@@ -845,6 +860,9 @@ func (j *job) cleanup() {
 }
 
 func (j *job) close() {
+	if j.borrowed {
+		j.qfd, j.rootfd = -1, -1
+	}
 	for _, fd := range []int{j.trigfd, j.todofd, j.intddirfd, j.splitfd, j.intdfd, j.messfd, j.qfd, j.rootfd} {
 		if fd >= 0 {
 			unix.Close(fd)
@@ -880,15 +898,21 @@ func whoIDs(ids *qhome.IDs, uid int) string {
 }
 
 // Main is qmail-queue: the message on fd 0, the envelope on fd 1, the root
-// from the executable's location only. It returns the exit code. A TERM,
-// INT or HUP before the commit removes the message and kills the process
-// with that signal; one after it is held back, and Main returns 0 (or
-// the failed todo/ flush's 53) as if it had not come.
+// from the executable's location only (run set-uid or set-gid, only a
+// tree its caller cannot have made: else 61, see setIDTree). It returns
+// the exit code. A TERM, INT or HUP before the commit removes the message
+// and kills the process with that signal; one after it is held back, and
+// Main returns 0 (or the failed todo/ flush's 53) as if it had not come.
 func Main() int {
+	root := qhome.Root()
+	t, code := setIDTree(root)
+	if code != 0 {
+		return code
+	}
 	g := &sigGuard{}
 	catchSignals(g)
 	c := &Config{
-		Root:     qhome.Root(),
+		Root:     root,
 		Message:  os.NewFile(0, "message"),
 		Envelope: os.NewFile(1, "envelope"),
 		UID:      syscall.Getuid(),
@@ -896,6 +920,10 @@ func Main() int {
 		Now:      time.Now(),
 		Alarm:    Alarm,
 		guard:    g,
+		tree:     t,
+	}
+	if t != nil {
+		c.Who = whoIDs(t.ids, c.UID)
 	}
 	syscall.Umask(0o33)
 	return Run(c)
