@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/hqmail/hqmail/pkg/pollfd"
 	"github.com/hqmail/hqmail/pkg/qerr"
 )
 
@@ -153,7 +154,7 @@ func Queue(opt Options, msg io.Reader, env *Envelope) (int, error) {
 	n, _ := io.ReadFull(errR, custom[:255])
 	custom = custom[:n]
 	errR.Close()
-	werr := cmd.Wait()
+	werr := pollfd.Wait(cmd) // in the poller: see startProc
 	pid := cmd.Process.Pid
 	code := 0
 	if werr != nil {

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"syscall"
 
+	"github.com/hqmail/hqmail/pkg/pollfd"
 	"github.com/hqmail/hqmail/pkg/qerr"
 )
 
@@ -64,7 +65,7 @@ type proc struct {
 	br   *bufio.Reader // over res
 	buf  []byte
 	done chan struct{}
-	werr error // cmd.Wait's result, once done is closed
+	werr error // the wait's result, once done is closed
 }
 
 // Start starts the session's qmail-queue -m unless one is running. Queue
@@ -135,8 +136,13 @@ func startProc(opt Options) (*proc, error) {
 	p := &proc{cmd: cmd, pid: cmd.Process.Pid, in: inW, bw: bufio.NewWriterSize(inW, 64<<10),
 		env: envW, res: resR, br: bufio.NewReaderSize(resR, 64), buf: make([]byte, 32<<10),
 		done: make(chan struct{})}
+	// The process lives as long as the caller's session (an idle SMTP
+	// connection keeps it): wait for it in the poller, not in a blocked
+	// waitid(2) that would hold an OS thread for each session, so that a
+	// full process table fails one session's qmail-queue instead of the
+	// runtime's next thread and so every session (pollfd.Wait).
 	go func() {
-		p.werr = cmd.Wait()
+		p.werr = pollfd.Wait(cmd)
 		close(p.done)
 	}()
 	return p, nil
