@@ -24,11 +24,12 @@ import (
 // "bücher.example" is "xn--bcher-kva.example". Each such label is
 // lowercased and Punycode-encoded (RFC 3492, RFC 5891 §4.4); ASCII labels
 // are left as they are. A label that lowercasing makes ASCII (U+212A
-// KELVIN SIGN lowercases to 'k', U+0130 to 'i') is that ASCII:
+// KELVIN SIGN lowercases to 'k', as UTS #46 maps it) is that ASCII:
 // "\u212Aelvin.example" is "kelvin.example", not "xn--kelvin-.example",
 // since an A-label must decode to a label with non-ASCII (RFC 5890
-// §2.3.2.1). This is the core of IDNA's ToASCII without the Unicode
-// normalisation and validity tables, enough for the names people write.
+// §2.3.2.1). U+0130 (İ) lowercases to "i\u0307" (lower). This is the
+// core of IDNA's ToASCII without the Unicode normalisation and validity
+// tables, enough for the names people write.
 // A name that is not valid UTF-8 is returned unchanged.
 func ToASCII(name string) string {
 	if isASCII(name) || !utf8.ValidString(name) {
@@ -39,7 +40,7 @@ func ToASCII(name string) string {
 		if isASCII(l) {
 			continue
 		}
-		low := strings.ToLower(l)
+		low := lower(l)
 		if isASCII(low) {
 			labels[i] = low
 			continue
@@ -191,4 +192,16 @@ func pcAdapt(delta, points int, first bool) int {
 		k += pcBase
 	}
 	return k + (pcBase-pcTmin+1)*delta/(delta+pcSkew)
+}
+
+// lower is strings.ToLower with U+0130 LATIN CAPITAL LETTER I WITH DOT
+// ABOVE lowercased in full, to i and U+0307 COMBINING DOT ABOVE, as
+// Unicode's SpecialCasing and UTS #46 (IDNA's mapping) do:
+// "\u0130bm.example" is "xn--ibm-8dc.example", as browsers and other MTAs
+// resolve it. strings.ToLower maps it to a plain 'i' (simple case
+// mapping), which made the label the ASCII "ibm" of another domain.
+// It is the only character whose full lowercase differs from the
+// simple one that way.
+func lower(s string) string {
+	return strings.ToLower(strings.ReplaceAll(s, "\u0130", "i\u0307"))
 }

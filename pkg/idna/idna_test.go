@@ -23,7 +23,8 @@ func TestToASCII(t *testing.T) {
 		// must decode to non-ASCII (RFC 5890 §2.3.2.1).
 		"\u212Aelvin.example":     "kelvin.example",
 		"\u212AELVIN.example":     "kelvin.example",
-		"\u0130stanbul.example":   "istanbul.example",
+		"\u0130stanbul.example":   "xn--istanbul-o0e.example",
+		"\u0130bm.example":        "xn--ibm-8dc.example", // İ is i and U+0307, not the ASCII ibm (UTS #46)
 		"\u212Aelvin.bücher.test": "kelvin.xn--bcher-kva.test",
 	} {
 		if got := ToASCII(in); got != want {
