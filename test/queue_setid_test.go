@@ -185,4 +185,31 @@ func TestQueueSetIDUsersTree(t *testing.T) {
 	if todo, _ := filepath.Glob(filepath.Join(root, "queue", "todo", "*")); len(todo) != 1 {
 		t.Errorf("todo: %v", todo)
 	}
+	// The tree's owner with an effective gid that is not its real one
+	// (its caller's doing: qmail-queue is never set-gid) is still its
+	// owner: nothing to check, it queues (QA rtoday4: it was refused,
+	// "owned by uid N ... owned by root").
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("no setpriv(1): the owner with another effective gid is not tried")
+	}
+	sp := exec.Command(setpriv, "--reuid", nobody.Uid, "--rgid", nobody.Gid, "--egid", strconv.Itoa(setidUser), "--clear-groups", prog)
+	sp.Stdin = strings.NewReader("hello again\n")
+	ef, err := os.CreateTemp("", "env-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(ef.Name())
+	defer ef.Close()
+	ef.WriteString("Fa@b\x00Tc@d\x00\x00")
+	ef.Seek(0, 0)
+	sp.Stdout = ef
+	var spErr bytes.Buffer
+	sp.Stderr = &spErr
+	if err := sp.Run(); err != nil {
+		t.Fatalf("qmail-queue run by its owner with another effective gid: %v\n%s", err, spErr.String())
+	}
+	if todo, _ := filepath.Glob(filepath.Join(root, "queue", "todo", "*")); len(todo) != 2 {
+		t.Errorf("todo after the owner's run: %v", todo)
+	}
 }

@@ -19,8 +19,8 @@
 //	fd 1  one envelope per message, as above
 //	fd 6  written: "<code> <id>\n" per message, after its commit
 //
-// It prints nothing, but for one line on fd 2 when, run set-uid or
-// set-gid, it refuses a tree its caller could have made (61;
+// It prints nothing, but for one line on fd 2 when, run set-uid by
+// another user, it refuses a tree its caller could have made (61;
 // pkg/queue/settree.go). Exit codes (spec/queue.md §4): 0 queued (with
 // -m: every message of the run queued, input ended between messages); 11
 // address too long; 52 timeout (24 h); 53 write error or disk full; 54

@@ -231,7 +231,7 @@ func eof(err error) error {
 
 // MainMulti is qmail-queue -m: framed messages on fd 0, their envelopes
 // on fd 1, result lines on fd 6, the root from the executable's location
-// only (run set-uid or set-gid, only a tree its caller cannot have made:
+// only (run set-uid, only a tree its caller cannot have made:
 // else 61, see setIDTree). It returns the exit code; 81 if fd 6 is not
 // open for writing (checked before anything is queued: a message
 // committed, then not reported, would be sent again by a caller that

@@ -9,7 +9,7 @@
 //  1. open ROOT (61, also when it cannot be searched) and ROOT/queue
 //     (62, also when it cannot be searched: found at step 2); every later name is relative to the queue directory
 //     (openat/linkat), so the process never depends on its cwd (a set-uid
-//     or set-gid qmail-queue opened and checked both once before, and
+//     qmail-queue run by another user opened and checked both once before, and
 //     uses those descriptors: settree.go);
 //  2. create pid/<pid>.<start>.<seq>, seq 1..9, O_EXCL (63); ID = inode;
 //  3. link it to mess/<ID mod 23>/<ID> (64); unlink the pid name (63); a
@@ -898,7 +898,7 @@ func whoIDs(ids *qhome.IDs, uid int) string {
 }
 
 // Main is qmail-queue: the message on fd 0, the envelope on fd 1, the root
-// from the executable's location only (run set-uid or set-gid, only a
+// from the executable's location only (run set-uid, only a
 // tree its caller cannot have made: else 61, see setIDTree). It returns
 // the exit code. A TERM, INT or HUP before the commit removes the message
 // and kills the process with that signal; one after it is held back, and

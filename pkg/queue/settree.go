@@ -12,8 +12,8 @@ package queue
 // a Received line the caller chose. qmail's qmail-queue, with its
 // compiled-in /var/qmail, has no such way in.
 //
-// So when qmail-queue runs set-uid or set-gid (a real id that is not the
-// effective one) it opens the root once and uses only a tree its caller
+// So when qmail-queue runs set-uid (a real uid that is not the effective
+// one) it opens the root once and uses only a tree its caller
 // cannot have made or changed: the root, etc/, etc/ids and queue/ must
 // each be owned by root or by the user qmail-queue runs as (its set-uid
 // owner: qmailq in a tree installed by root, the installing user in one
@@ -30,7 +30,13 @@ package queue
 //
 // Run by a user who is its owner (a tree of an ordinary user, or root
 // running a root-owned program), qmail-queue gains nothing its caller
-// did not have, and nothing is checked.
+// did not have, and nothing is checked. Its group is not what decides:
+// qmail-install never makes it set-gid, so an effective gid that is not
+// the real one is the caller's own doing (setpriv --egid, a set-gid
+// program above it) and gives qmail-queue nothing the caller lacks; the
+// queue's directories (qmailq, group qmail, 0750) are not writable by
+// group in any case. Checked on the gid, a tree's own owner calling it
+// with another effective gid was refused.
 
 import (
 	"fmt"
@@ -67,7 +73,7 @@ func (e *untrustedError) Error() string {
 	if e.owner > 0 {
 		whose = fmt.Sprintf("root or uid %d (the user qmail-queue runs as)", e.owner)
 	}
-	return fmt.Sprintf("refusing the tree %s: %s %s: a set-uid or set-gid qmail-queue uses only a tree "+
+	return fmt.Sprintf("refusing the tree %s: %s %s: a set-uid qmail-queue uses only a tree "+
 		"whose root, etc/, etc/ids and queue/ are owned by %s and writable by no group or others, "+
 		"one its caller cannot have made (a link to the program elsewhere names another tree)",
 		e.root, e.path, e.why, whose)
@@ -191,24 +197,19 @@ func openat(dirfd int, name string, flags int) (int, error) {
 }
 
 // setIDTree is what Main and MainMulti do first: for a qmail-queue that
-// runs set-uid or set-gid, the tree root opened and checked (openTree),
-// trusting files of root and, when it runs set-uid, of its effective
-// uid. Run by its owner (real ids the effective ones) it returns nil and
-// 0: nothing is checked. A tree refused is said on fd 2 and gives 61,
+// runs set-uid, the tree root opened and checked (openTree), trusting
+// files of root and of its effective uid. Run by its owner (the real uid
+// the effective one) it returns nil and 0: nothing is checked. A tree refused is said on fd 2 and gives 61,
 // trouble in the home directory (qq trouble in home directory, a
 // temporary failure: the caller's own doing, or an installed tree
 // damaged); a root that cannot be opened gives 61 silently, as it does
 // in the job.
 func setIDTree(root string) (*tree, int) {
-	uid, euid := unix.Getuid(), unix.Geteuid()
-	if uid == euid && unix.Getgid() == unix.Getegid() {
+	euid := unix.Geteuid()
+	if unix.Getuid() == euid {
 		return nil, 0
 	}
-	owner := -1
-	if euid != uid {
-		owner = euid
-	}
-	t, err := openTree(root, owner)
+	t, err := openTree(root, euid)
 	if err != nil {
 		if _, ok := err.(*untrustedError); ok {
 			fmt.Fprintf(os.Stderr, "qmail-queue: fatal: %v\n", err)
