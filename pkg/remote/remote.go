@@ -972,25 +972,26 @@ func smtpAddr(a string) string {
 }
 
 // needsUTF8 reports whether the transaction declares SMTPUTF8 to a peer
-// that offers it: some envelope address is not ASCII and every one is
-// UTF-8. SMTPUTF8 promises UTF-8 (RFC 6531 §3.2); an address with other
-// bytes above 127 (Latin-1, as qmail passes on whatever bytes it was
-// given) is not UTF-8 and the transaction goes as to a peer without
-// SMTPUTF8 (wireAddr), the bytes as they are, as qmail sends them.
+// that offers it: some envelope address is UTF-8 and not ASCII, and the
+// sender is UTF-8. SMTPUTF8 promises UTF-8 (RFC 6531 §3.2): a sender with
+// other bytes above 127 (Latin-1, as qmail passes on whatever bytes it was
+// given) makes the transaction one as to a peer without SMTPUTF8
+// (wireAddr), its bytes as they are, as qmail sends them, and so does an
+// envelope whose only such addresses are not UTF-8. A recipient that is
+// not UTF-8 beside one that is does not take SMTPUTF8 from the others: it
+// goes as it is in their transaction, for the peer to take or refuse
+// alone (without SMTPUTF8 a peer may refuse the sender, and every
+// recipient with it).
 func (d *delivery) needsUTF8() bool {
-	need := !isASCII(d.sender)
-	if need && !utf8.ValidString(d.sender) {
+	if !utf8.ValidString(d.sender) {
 		return false
 	}
-	for _, a := range d.rcpts {
-		if !isASCII(a) {
-			if !utf8.ValidString(a) {
-				return false
-			}
-			need = true
+	for _, a := range append([]string{d.sender}, d.rcpts...) {
+		if !isASCII(a) && utf8.ValidString(a) {
+			return true
 		}
 	}
-	return need
+	return false
 }
 
 // has8bit reports whether the message has a byte >= 128. It reads a regular
