@@ -10,7 +10,6 @@ import (
 
 	"github.com/hqmail/hqmail/pkg/control"
 	"github.com/hqmail/hqmail/pkg/hold"
-	"github.com/hqmail/hqmail/pkg/qhome"
 )
 
 // linkWant is "qmailctl linkwant [hold|release|apply [nowait]]": the
@@ -22,8 +21,8 @@ import (
 // linkwant.PID for the pids to come). The word is written with
 // hold.WriteLinkWant (a temporary file of this writer's own made O_EXCL,
 // renamed; no link below queue/ followed) and read with
-// qhome.ReadQueueFile (no link, a regular file); only "hold" or "release"
-// is ever printed.
+// hold.ReadLinkWant (no link, a regular file, and root's or this user's:
+// not one qmailq put there); only "hold" or "release" is ever printed.
 //
 // Recording and applying both take the control directory's lock (lockDir),
 // the one every hold and release takes: apply reads the word, changes the
@@ -61,7 +60,7 @@ func (c *cmd) linkWant(args []string) int {
 
 // readLinkWant returns what queue/lock/linkwant says, "hold" or "release".
 func (c *cmd) readLinkWant() (string, error) {
-	b, err := qhome.ReadQueueFile(filepath.Join(c.root, hold.LinkWantFile))
+	b, err := hold.ReadLinkWant(filepath.Join(c.root, hold.LinkWantFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", fmt.Errorf("%s does not exist: no link event recorded", hold.LinkWantFile)
 	}

@@ -3,6 +3,7 @@ package hold
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -47,6 +48,46 @@ func WriteLinkWant(root, want string) error {
 	return qhome.ReplaceFileShared(filepath.Join(root, LinkWantBootFile), []byte(id+"\n"), 0o644)
 }
 
+// OpenLinkWant opens LinkWantFile or LinkWantBootFile of a tree (name, a
+// full path) for reading as qhome.OpenQueueFile does (no link below
+// queue/ followed, a regular file), and refuses one that belongs neither
+// to root nor to this process's user. They are written by qmailctl
+// linkwant (WriteLinkWant) as its user: root's hooks in a tree installed
+// by root, the owner in an ordinary user's tree. queue/lock belongs to
+// qmailq, who could put a file of its own words there, and the hold that
+// qmailctl boot, control/startheld and linkwant apply decide is root's
+// (control/holdremote): a release in qmailq's file released remote
+// delivery at boot, and undid an ip-down hold. The error of a refused
+// file names its owner.
+func OpenLinkWant(name string) (*os.File, error) {
+	f, err := qhome.OpenQueueFile(name, os.O_RDONLY)
+	if err != nil {
+		return nil, err
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if st.Uid != 0 && int(st.Uid) != os.Geteuid() {
+		f.Close()
+		return nil, fmt.Errorf("%s belongs to uid %d, not to root: not written by qmailctl linkwant; remove it", name, st.Uid)
+	}
+	return f, nil
+}
+
+// ReadLinkWant returns the contents of LinkWantFile (or
+// LinkWantBootFile), opened with OpenLinkWant, at most qhome.ReadCapped's
+// limit.
+func ReadLinkWant(name string) ([]byte, error) {
+	f, err := OpenLinkWant(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return qhome.ReadCapped(f)
+}
+
 // bootTime returns when the machine booted; a variable so that tests can
 // move it.
 var bootTime = procBootTime
@@ -76,7 +117,7 @@ var bootIDFile = "/proc/sys/kernel/random/boot_id"
 // as above, it holds; stepped back by more than the uptime, it could make
 // an earlier boot's release look recent.
 func ReleasedSinceBoot(root string) bool {
-	f, err := qhome.OpenQueueFile(filepath.Join(root, LinkWantFile), os.O_RDONLY)
+	f, err := OpenLinkWant(filepath.Join(root, LinkWantFile))
 	if err != nil {
 		return false
 	}
@@ -107,7 +148,7 @@ func ReleasedSinceBoot(root string) bool {
 // mtime; false when it is missing, unreadable (a link, not a regular
 // file) or says no boot id.
 func recordedBootID(root string) (string, time.Time, bool) {
-	f, err := qhome.OpenQueueFile(filepath.Join(root, LinkWantBootFile), os.O_RDONLY)
+	f, err := OpenLinkWant(filepath.Join(root, LinkWantBootFile))
 	if err != nil {
 		return "", time.Time{}, false
 	}

@@ -1,0 +1,47 @@
+package hold
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestLinkWantForeignOwner: queue/lock is qmailq's, and a linkwant (or
+// linkwant.boot) qmailq wrote there saying "release" released remote
+// delivery at boot (QA rsec2). One that is neither root's nor this
+// process's user's counts as not there; written by WriteLinkWant, the
+// same words count.
+func TestLinkWantForeignOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: a file of another user in the tree")
+	}
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "queue", "lock"), 0o755)
+	saved := bootTime
+	t.Cleanup(func() { bootTime = saved })
+	bootTime = func() (time.Time, bool) { return time.Now().Add(-time.Hour), true }
+	if err := WriteLinkWant(root, "release"); err != nil {
+		t.Fatal(err)
+	}
+	if !ReleasedSinceBoot(root) {
+		t.Fatal("a release written by WriteLinkWant does not count")
+	}
+	for _, name := range []string{LinkWantFile, LinkWantBootFile} {
+		os.Lchown(filepath.Join(root, name), 65534, 65534)
+	}
+	if ReleasedSinceBoot(root) {
+		t.Error("a release in a linkwant of uid 65534 released remote delivery at boot")
+	}
+	if _, _, ok := recordedBootID(root); ok {
+		t.Error("a linkwant.boot of uid 65534 was read")
+	}
+	if _, err := ReadLinkWant(filepath.Join(root, LinkWantFile)); err == nil || !strings.Contains(err.Error(), "belongs to uid 65534, not to root") {
+		t.Errorf("ReadLinkWant of a file of uid 65534: %v", err)
+	}
+	os.Lchown(filepath.Join(root, LinkWantFile), 0, 0)
+	if b, err := ReadLinkWant(filepath.Join(root, LinkWantFile)); err != nil || string(b) != "release\n" {
+		t.Errorf("ReadLinkWant of root's file: %q %v", b, err)
+	}
+}
