@@ -299,6 +299,12 @@ type Peer struct {
 	RemoteInfo *string // TCPREMOTEINFO, nil when unset
 	LocalHost  string  // TCPLOCALHOST, else TCPLOCALIP, else "unknown"
 	Relay      *string // RELAYCLIENT, nil when unset
+	// LocalNamed is set when LocalHost is a name tcpserver gave
+	// (TCPLOCALHOST) or -listen's control/me, and is given to qmail-queue
+	// as TCPLOCALHOST; an address put there in its stead (TCPLOCALIP, the
+	// socket's) is for the Received line only: tcpserver, finding no
+	// name, sets no TCPLOCALHOST, and qmail passes its environment on.
+	LocalNamed bool
 }
 
 // PeerFromEnv reads the tcpserver environment.
@@ -317,7 +323,7 @@ func PeerFromEnv(getenv func(string) (string, bool)) Peer {
 		p.RemoteInfo = &v
 	}
 	if v, ok := getenv("TCPLOCALHOST"); ok {
-		p.LocalHost = v
+		p.LocalHost, p.LocalNamed = v, true
 	} else {
 		p.LocalHost = def("TCPLOCALIP", "unknown")
 	}

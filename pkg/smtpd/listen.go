@@ -209,7 +209,7 @@ func (l *Listener) controlPeer(p *Peer, rip netip.Addr, logger *log.Logger) erro
 		return fmt.Errorf("%w: %v", ErrControls, err)
 	}
 	if ok {
-		p.LocalHost = me
+		p.LocalHost, p.LocalNamed = me, true
 	}
 	relay, err := relayClient(d, rip, logger)
 	if err != nil {

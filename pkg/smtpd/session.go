@@ -101,7 +101,8 @@ var peerVars = []string{"TCPREMOTEIP", "TCPREMOTEHOST", "TCPREMOTEINFO", "TCPLOC
 // (a virus or spam scanner) reads TCPREMOTEIP and RELAYCLIENT. Under
 // -listen the process's own values were those of whoever started it, and
 // a RELAYCLIENT granted by control/relayclients was in no environment.
-// A value the session does not know ("unknown", or none) is not set.
+// A value the session does not know ("unknown", or none) is not set, nor
+// is TCPLOCALHOST when no name was given (Peer.LocalNamed).
 func sessionEnv(base []string, p Peer) []string {
 	if base == nil {
 		base = os.Environ()
@@ -123,7 +124,9 @@ func sessionEnv(base []string, p Peer) []string {
 	if p.RemoteInfo != nil {
 		env = append(env, "TCPREMOTEINFO="+*p.RemoteInfo)
 	}
-	set("TCPLOCALHOST", p.LocalHost)
+	if p.LocalNamed {
+		set("TCPLOCALHOST", p.LocalHost)
+	}
 	if p.Relay != nil {
 		env = append(env, "RELAYCLIENT="+*p.Relay)
 	}

@@ -492,7 +492,21 @@ func TestPeerFromEnv(t *testing.T) {
 		t.Errorf("env: %+v", p)
 	}
 	p = PeerFromEnv(get(map[string]string{"TCPLOCALIP": "192.0.2.9", "TCPLOCALHOST": "mx"}))
-	if p.LocalHost != "mx" {
+	if p.LocalHost != "mx" || !p.LocalNamed {
 		t.Errorf("TCPLOCALHOST: %+v", p)
+	}
+	if env := strings.Join(sessionEnv([]string{}, p), "\n"); !strings.Contains(env, "TCPLOCALHOST=mx") {
+		t.Errorf("qmail-queue's environment with TCPLOCALHOST=mx: %q", env)
+	}
+	// tcpserver found no name for the local address (no PTR record, no
+	// -l): the address stands in for it in the Received line, but
+	// qmail-queue, which qmail gives the environment as it is, gets no
+	// TCPLOCALHOST (QA rlwq: a $QMAILQUEUE filter saw TCPLOCALHOST=IP).
+	p = PeerFromEnv(get(map[string]string{"TCPLOCALIP": "192.0.2.9"}))
+	if p.LocalHost != "192.0.2.9" || p.LocalNamed {
+		t.Errorf("TCPLOCALIP alone: %+v", p)
+	}
+	if env := strings.Join(sessionEnv([]string{"TCPLOCALIP=192.0.2.9"}, p), "\n"); strings.Contains(env, "TCPLOCALHOST") {
+		t.Errorf("qmail-queue's environment without TCPLOCALHOST: %q", env)
 	}
 }
