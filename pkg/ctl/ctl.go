@@ -224,9 +224,28 @@ options:
 		return ExitOK
 	default:
 		fmt.Fprintf(c.err, "qmailctl: unknown command %q\n", args[0])
+		if hint, ok := lwqVerbs[args[0]]; ok {
+			fmt.Fprintf(c.err, "qmailctl: this is hqmail's qmailctl, not Life with qmail's script: for its %s, %s\n", args[0], hint)
+		}
 	}
 	io.WriteString(c.err, usage)
 	return ExitUsage
+}
+
+// lwqVerbs are the commands of Life with qmail's qmailctl script that an
+// admin used to it types, and what does that here (docs/migrating.md).
+var lwqVerbs = map[string]string{
+	"stat":    "use qmailctl status (and svstat, under supervise)",
+	"start":   "start the service: svc -u /service/qmail-send /service/qmail-smtpd, systemctl start qmail.service, or /etc/init.d/qmail start",
+	"stop":    "stop the service: svc -d /service/qmail-send /service/qmail-smtpd, systemctl stop qmail.service, or /etc/init.d/qmail stop",
+	"restart": "restart the service: svc -t /service/qmail-send, systemctl restart qmail.service, or /etc/init.d/qmail restart",
+	"doqueue": "use qmailctl flush",
+	"alrm":    "use qmailctl flush",
+	"hup":     "use qmailctl reload",
+	"pause":   "use qmailctl hold local and qmailctl hold remote (qmailctl release local, release remote to go on)",
+	"cont":    "use qmailctl release local and qmailctl release remote",
+	"cdb":     "rebuild the rules with tcprules, as that script did (hqmail's qmail-smtpd -listen reads control/relayclients instead)",
+	"help":    "see qmailctl -h and qmailctl(8)",
 }
 
 // boot is the hold qmail.service and the rc script make before qmail

@@ -1424,8 +1424,16 @@ func TestCheckoutNotATree(t *testing.T) {
 	if code, out, _ := run(t, root, "-h"); code != ExitOK || out == "" {
 		t.Errorf("-h in a checkout: exit %d, stdout %q", code, out)
 	}
-	if code, _, errs := run(t, root, "bogus"); code != ExitUsage || !strings.Contains(errs, `unknown command "bogus"`) {
+	if code, _, errs := run(t, root, "bogus"); code != ExitUsage || !strings.Contains(errs, `unknown command "bogus"`) || strings.Contains(errs, "Life with qmail") {
 		t.Errorf("unknown command in a checkout: exit %d, stderr %q", code, errs)
+	}
+	// A command of Life with qmail's qmailctl script is pointed to what
+	// does it here (QA rlwq).
+	for verb, hint := range map[string]string{"stat": "qmailctl status", "doqueue": "qmailctl flush", "stop": "svc -d", "hup": "qmailctl reload"} {
+		code, _, errs := run(t, root, verb)
+		if code != ExitUsage || !strings.Contains(errs, `unknown command "`+verb+`"`) || !strings.Contains(errs, "not Life with qmail's script: for its "+verb+", ") || !strings.Contains(errs, hint) {
+			t.Errorf("%s: exit %d, stderr %q; want a hint naming %q", verb, code, errs, hint)
+		}
 	}
 }
 
