@@ -3,7 +3,7 @@
 //
 // Runs as: the recipient, as a program line of a .qmail file, started by
 // qmail-local's /bin/sh (cwd = home); the lines come from $UFLINE, $RPLINE
-// and $DTLINE. argv: preline [-d] [-f] [-r] program [arg ...]; -h or
+// and $DTLINE. argv: preline [-dfrDFR] program [arg ...]; -h or
 // --help first prints the usage on fd 1 and exits 100, as dot-forward
 // does (exit 0 would let qmail-local go on with the next line).
 // fds: 0 the message, 1/2 the report (and the program's 1/2).
@@ -18,10 +18,11 @@ import (
 	"github.com/hqmail/hqmail/pkg/usertools"
 )
 
-const help = `usage: preline [-d] [-f] [-r] program [arg ...]
+const help = `usage: preline [-dfrDFR] program [arg ...]
   Runs program with, on its standard input, $UFLINE (the mbox From_ line),
   $RPLINE (Return-Path) and $DTLINE (Delivered-To), then the message as it
-  is. -f leaves out the From_ line, -r the Return-Path, -d the Delivered-To.
+  is. -f leaves out the From_ line, -r the Return-Path, -d the Delivered-To;
+  -F, -R, -D put them back (a later option wins).
   Use it in a .qmail file: |preline procmail. Exits with the program's
   code. -h prints this and exits 100: in a .qmail file the message
   bounces with this text. See preline(1).

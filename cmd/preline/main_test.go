@@ -33,7 +33,29 @@ func TestPrelineHelp(t *testing.T) {
 	}
 	// A usage error is as before: the one-line usage on stderr, exit 100.
 	out, errs, code := runMain(t, env, "-f")
-	if code != 100 || out != "" || errs != "usage: preline [-d] [-f] [-r] program [arg ...]\n" {
+	if code != 100 || out != "" || errs != "usage: preline [-dfrDFR] program [arg ...]\n" {
 		t.Errorf("-f and no program: exit %d, stdout %q, stderr %q; want 100 and the usage line on stderr", code, out, errs)
+	}
+}
+
+// TestPrelineQmailOptions: qmail 1.03's -F, -R and -D are taken (they put
+// back a line a lower-case option left out), not a usage error: a .qmail
+// line "|preline -F prog" bounced every message with exit 100.
+func TestPrelineQmailOptions(t *testing.T) {
+	uf, rp, dt := "From a@example.com Thu Jan  1 00:00:00 2026\n", "Return-Path: <a@example.com>\n", "Delivered-To: b@example.com\n"
+	env := []string{"UFLINE=" + uf, "RPLINE=" + rp, "DTLINE=" + dt}
+	for _, tc := range []struct {
+		args []string
+		out  string
+	}{
+		{[]string{"-F", "cat"}, uf + rp + dt},
+		{[]string{"-R", "-D", "cat"}, uf + rp + dt},
+		{[]string{"-f", "-F", "cat"}, uf + rp + dt},
+		{[]string{"-F", "-f", "cat"}, rp + dt},
+	} {
+		out, errs, code := runMain(t, env, tc.args...)
+		if code != 0 || out != tc.out || errs != "" {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want 0 and %q", tc.args, code, out, errs, tc.out)
+		}
 	}
 }

@@ -9,7 +9,9 @@
 // programs first, in order, the first failure stopping everything; then all
 // forwarded addresses together in one qmail-queue run, with the message
 // preceded by DTLINE so that a forwarding loop is caught by qmail-local's
-// Delivered-To check.
+// Delivered-To check. A program gets the message preceded by the From_,
+// Return-Path and Delivered-To lines, as from sendmail or Postfix (and
+// preline(1)), unless its command runs preline itself.
 package forward
 
 import (
@@ -373,7 +375,11 @@ func Deliver(p *Plan, msg Message, env *Env, out io.Writer) (int, error) {
 		if err := rewind(msg); err != nil {
 			return 0, err
 		}
-		if err := runProgram(prog, msg, out); err != nil {
+		var head []byte
+		if !runsPreline(prog) {
+			head = env.Head()
+		}
+		if err := runProgram(prog, head, msg, out); err != nil {
 			return 0, err
 		}
 	}
@@ -395,17 +401,38 @@ func Deliver(p *Plan, msg Message, env *Env, out io.Writer) (int, error) {
 	return pid, nil
 }
 
-// runProgram runs /bin/sh -c prog with the message on stdin and its output
-// on out; exit codes as qmail-local maps them, 99 (delivered, skip the
-// rest) taken as 0.
-func runProgram(prog string, msg io.Reader, out io.Writer) error {
+// runProgram runs /bin/sh -c prog with head and then the message on
+// stdin and its output on out; exit codes as qmail-local maps them, 99
+// (delivered, skip the rest) taken as 0.
+//
+// head is what sendmail's prog mailer and Postfix's local(8) give a
+// program before the message, and what preline(1) adds: the From_ line,
+// Return-Path and Delivered-To (Env.Head), so that the classic
+// "|/usr/bin/procmail" of a .forward writes an mbox that reads. With a
+// head the message goes through a pipe (Feed: streamed, a program may
+// read only a part); without one (a command that runs preline, or
+// qmail-local's variables not set) the program gets the message itself
+// on stdin, at its first byte, as qmail-local hands it over.
+func runProgram(prog string, head []byte, msg io.Reader, out io.Writer) error {
 	cmd := exec.Command("/bin/sh", "-c", prog)
-	cmd.Stdin = msg
 	cmd.Stdout = out
 	cmd.Stderr = out
-	err := cmd.Run()
+	var err error
+	if len(head) == 0 {
+		cmd.Stdin = msg
+		err = cmd.Run()
+	} else {
+		err = Feed(cmd, head, msg)
+	}
 	if err == nil {
 		return nil
+	}
+	var re *ReadError
+	switch {
+	case errors.Is(err, ErrPipe):
+		return qerr.Wrap(err, false, "Unable to make a pipe: "+errText(err)+". (#4.3.0)")
+	case errors.As(err, &re):
+		return qerr.Wrap(err, false, "Unable to read message: "+errText(re.Err)+". (#4.3.0)")
 	}
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) {
@@ -428,8 +455,16 @@ func runProgram(prog string, msg io.Reader, out io.Writer) error {
 	return qerr.Temp("Program %q failed temporarily (exit %d).", prog, ws.ExitStatus())
 }
 
+// errText is the errno text of err (qerr.Str), else its own text.
+func errText(err error) string {
+	if s := qerr.Str(err); s != "unknown error" {
+		return s
+	}
+	return err.Error()
+}
+
 // appendMbox appends the message to an mbox file with qmail-local's From_,
 // Return-Path and Delivered-To lines.
 func appendMbox(path string, env *Env, msg io.Reader) error {
-	return mbox.Deliver(path, []byte(env.UFLine+env.RPLine+env.DTLine), msg)
+	return mbox.Deliver(path, env.Head(), msg)
 }

@@ -208,7 +208,7 @@ func TestFastforward(t *testing.T) {
 	if code := FastforwardMain(root, nil, msgFile(t, "to the program\n"), &out); code != 99 {
 		t.Fatalf("log: exit %d %s", code, out.String())
 	}
-	if b, _ := os.ReadFile(filepath.Join(root, "prog.out")); string(b) != "to the program\n" {
+	if b, _ := os.ReadFile(filepath.Join(root, "prog.out")); string(b) != aliceUF+aliceRP+"Delivered-To: log@example.org\n"+"to the program\n" {
 		t.Fatalf("program got %q", b)
 	}
 	localEnv(t, "alias", "nosuch", "nosuch")

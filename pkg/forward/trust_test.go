@@ -166,7 +166,7 @@ func TestProgramExit99(t *testing.T) {
 	}
 	// Other codes keep their meaning.
 	for code, perm := range map[int]bool{100: true, 111: false, 1: false} {
-		err := runProgram(fmt.Sprintf("exit %d", code), strings.NewReader(""), &out)
+		err := runProgram(fmt.Sprintf("exit %d", code), nil, strings.NewReader(""), &out)
 		if err == nil || qerr.IsPerm(err) != perm {
 			t.Errorf("exit %d: %v", code, err)
 		}
