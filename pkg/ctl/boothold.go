@@ -21,6 +21,11 @@ type bootSteps struct {
 	// released: a network hook released remote delivery since the
 	// machine booted; nothing is held.
 	released func(dir string)
+	// refused, if set, is told why a linkwant that is there was not
+	// read (hold.LinkWantRefused: a file of another user), before the
+	// hold: a release recorded in it is not taken, and the admin
+	// learns why the boot holds.
+	refused func(err error)
 	// hold makes the hold. An error ends the boot hold with it, and
 	// nothing is taken back.
 	hold func(dir string) error
@@ -59,6 +64,9 @@ func bootHold(root string, wait time.Duration, s bootSteps) error {
 	if hold.ReleasedSinceBoot(root) {
 		s.released(dir)
 		return nil
+	}
+	if err := hold.LinkWantRefused(root); err != nil && s.refused != nil {
+		s.refused(err)
 	}
 	seen := hold.ReadLinkWantStamp(root)
 	afterBootCheck()
@@ -112,6 +120,9 @@ func StartHeldTo(root string, warn io.Writer) (bool, error) {
 	var changed bool
 	err = bootHold(root, lockWait, bootSteps{
 		released: func(string) {},
+		refused: func(err error) {
+			fmt.Fprintf(warn, "qmail-start: note: %v\n", err)
+		},
 		hold: func(dir string) error {
 			var err error
 			var link string

@@ -315,6 +315,9 @@ func (c *cmd) boot() int {
 			}
 			fmt.Fprintln(c.out, "remote delivery not held: a network hook released it since the machine booted")
 		},
+		refused: func(err error) {
+			fmt.Fprintf(c.err, "qmailctl: note: %v\n", err)
+		},
 		hold: func(dir string) error {
 			code = c.holdLocked(dir, "remote", true, nil, true, nil)
 			return nil

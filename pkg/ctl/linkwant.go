@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"path/filepath"
 	"sync"
 
 	"github.com/hqmail/hqmail/pkg/control"
@@ -21,8 +20,9 @@ import (
 // linkwant.PID for the pids to come). The word is written with
 // hold.WriteLinkWant (a temporary file of this writer's own made O_EXCL,
 // renamed; no link below queue/ followed) and read with
-// hold.ReadLinkWant (no link, a regular file, and root's or this user's:
-// not one qmailq put there); only "hold" or "release" is ever printed.
+// hold.ReadLinkWant (no link, a regular file, and root's, the tree
+// owner's or this user's: not one qmailq put there); only "hold" or
+// "release" is ever printed.
 //
 // Recording and applying both take the control directory's lock (lockDir),
 // the one every hold and release takes: apply reads the word, changes the
@@ -60,9 +60,13 @@ func (c *cmd) linkWant(args []string) int {
 
 // readLinkWant returns what queue/lock/linkwant says, "hold" or "release".
 func (c *cmd) readLinkWant() (string, error) {
-	b, err := hold.ReadLinkWant(filepath.Join(c.root, hold.LinkWantFile))
+	b, err := hold.ReadLinkWant(c.root, hold.LinkWantFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return "", fmt.Errorf("%s does not exist: no link event recorded", hold.LinkWantFile)
+	}
+	var fe *hold.ForeignLinkWantError
+	if errors.As(err, &fe) {
+		return "", err
 	}
 	if err != nil {
 		return "", fmt.Errorf("unable to read %s: %v", hold.LinkWantFile, err)

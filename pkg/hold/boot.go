@@ -3,8 +3,10 @@ package hold
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -48,18 +50,20 @@ func WriteLinkWant(root, want string) error {
 	return qhome.ReplaceFileShared(filepath.Join(root, LinkWantBootFile), []byte(id+"\n"), 0o644)
 }
 
-// OpenLinkWant opens LinkWantFile or LinkWantBootFile of a tree (name, a
-// full path) for reading as qhome.OpenQueueFile does (no link below
+// OpenLinkWant opens the file rel (LinkWantFile or LinkWantBootFile) of
+// the tree at root for reading as qhome.OpenQueueFile does (no link below
 // queue/ followed, a regular file), and refuses one that belongs neither
-// to root nor to this process's user. They are written by qmailctl
-// linkwant (WriteLinkWant) as its user: root's hooks in a tree installed
-// by root, the owner in an ordinary user's tree. queue/lock belongs to
-// qmailq, who could put a file of its own words there, and the hold that
-// qmailctl boot, control/startheld and linkwant apply decide is root's
-// (control/holdremote): a release in qmailq's file released remote
-// delivery at boot, and undid an ip-down hold. The error of a refused
-// file names its owner.
-func OpenLinkWant(name string) (*os.File, error) {
+// to root, nor to the tree's owner (the owner of root itself: root's in a
+// tree installed by root, the user's in an ordinary user's tree), nor to
+// this process's user. They are written by qmailctl linkwant
+// (WriteLinkWant) as its user: root's hooks, or the user's in their own
+// tree. queue/lock belongs to qmailq, who could put a file of its own
+// words there, and the hold that qmailctl boot, control/startheld and
+// linkwant apply decide is root's (control/holdremote): a release in
+// qmailq's file released remote delivery at boot, and undid an ip-down
+// hold. A refused file is a *ForeignLinkWantError.
+func OpenLinkWant(root, rel string) (*os.File, error) {
+	name := filepath.Join(root, rel)
 	f, err := qhome.OpenQueueFile(name, os.O_RDONLY)
 	if err != nil {
 		return nil, err
@@ -69,23 +73,62 @@ func OpenLinkWant(name string) (*os.File, error) {
 		f.Close()
 		return nil, err
 	}
-	if st.Uid != 0 && int(st.Uid) != os.Geteuid() {
-		f.Close()
-		return nil, fmt.Errorf("%s belongs to uid %d, not to root: not written by qmailctl linkwant; remove it", name, st.Uid)
+	uid := int(st.Uid)
+	if uid == 0 || uid == os.Geteuid() {
+		return f, nil
 	}
-	return f, nil
+	var rst unix.Stat_t
+	if unix.Stat(root, &rst) == nil && int(rst.Uid) == uid {
+		return f, nil
+	}
+	f.Close()
+	return nil, &ForeignLinkWantError{Name: rel, UID: uid}
 }
 
-// ReadLinkWant returns the contents of LinkWantFile (or
-// LinkWantBootFile), opened with OpenLinkWant, at most qhome.ReadCapped's
-// limit.
-func ReadLinkWant(name string) ([]byte, error) {
-	f, err := OpenLinkWant(name)
+// ForeignLinkWantError is OpenLinkWant's refusal of a file of another
+// user (UID): qmailctl linkwant, run by root or the tree's owner, did
+// not write it.
+type ForeignLinkWantError struct {
+	Name string // LinkWantFile or LinkWantBootFile
+	UID  int
+}
+
+func (e *ForeignLinkWantError) Error() string {
+	who := fmt.Sprintf("uid %d", e.UID)
+	if u, err := user.LookupId(strconv.Itoa(e.UID)); err == nil {
+		who = fmt.Sprintf("%s (uid %d)", u.Username, e.UID)
+	}
+	return fmt.Sprintf("%s belongs to %s, neither root nor the tree's owner: qmailctl linkwant did not write it (queue/lock is qmailq's), and its word is not taken; remove it", e.Name, who)
+}
+
+// ReadLinkWant returns the contents of the file rel of the tree at root
+// (LinkWantFile or LinkWantBootFile), opened with OpenLinkWant, at most
+// qhome.ReadCapped's limit.
+func ReadLinkWant(root, rel string) ([]byte, error) {
+	f, err := OpenLinkWant(root, rel)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
 	return qhome.ReadCapped(f)
+}
+
+// LinkWantRefused returns the *ForeignLinkWantError of the first of
+// LinkWantFile and LinkWantBootFile that exists and is refused for its
+// owner (OpenLinkWant), nil when there is none: the boot hold says so,
+// since a release recorded there is not taken.
+func LinkWantRefused(root string) error {
+	for _, rel := range []string{LinkWantFile, LinkWantBootFile} {
+		f, err := OpenLinkWant(root, rel)
+		if f != nil {
+			f.Close()
+		}
+		var fe *ForeignLinkWantError
+		if errors.As(err, &fe) {
+			return err
+		}
+	}
+	return nil
 }
 
 // bootTime returns when the machine booted; a variable so that tests can
@@ -117,7 +160,7 @@ var bootIDFile = "/proc/sys/kernel/random/boot_id"
 // as above, it holds; stepped back by more than the uptime, it could make
 // an earlier boot's release look recent.
 func ReleasedSinceBoot(root string) bool {
-	f, err := OpenLinkWant(filepath.Join(root, LinkWantFile))
+	f, err := OpenLinkWant(root, LinkWantFile)
 	if err != nil {
 		return false
 	}
@@ -148,7 +191,7 @@ func ReleasedSinceBoot(root string) bool {
 // mtime; false when it is missing, unreadable (a link, not a regular
 // file) or says no boot id.
 func recordedBootID(root string) (string, time.Time, bool) {
-	f, err := OpenLinkWant(filepath.Join(root, LinkWantBootFile))
+	f, err := OpenLinkWant(root, LinkWantBootFile)
 	if err != nil {
 		return "", time.Time{}, false
 	}

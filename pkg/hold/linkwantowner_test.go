@@ -37,11 +37,27 @@ func TestLinkWantForeignOwner(t *testing.T) {
 	if _, _, ok := recordedBootID(root); ok {
 		t.Error("a linkwant.boot of uid 65534 was read")
 	}
-	if _, err := ReadLinkWant(filepath.Join(root, LinkWantFile)); err == nil || !strings.Contains(err.Error(), "belongs to uid 65534, not to root") {
+	if _, err := ReadLinkWant(root, LinkWantFile); err == nil || !strings.Contains(err.Error(), "(uid 65534), neither root nor the tree's owner") {
 		t.Errorf("ReadLinkWant of a file of uid 65534: %v", err)
 	}
+	if err := LinkWantRefused(root); err == nil || !strings.Contains(err.Error(), LinkWantFile+" belongs to") {
+		t.Errorf("LinkWantRefused: %v", err)
+	}
+	// The tree's owner (the owner of its root: an ordinary user's tree,
+	// whose hooks run as that user) is trusted as root is.
+	os.Chown(root, 65534, 65534)
+	if b, err := ReadLinkWant(root, LinkWantFile); err != nil || string(b) != "release\n" {
+		t.Errorf("ReadLinkWant of the tree owner's file: %q %v", b, err)
+	}
+	if err := LinkWantRefused(root); err != nil {
+		t.Errorf("LinkWantRefused in the owner's tree: %v", err)
+	}
+	if !ReleasedSinceBoot(root) {
+		t.Error("the tree owner's release does not count")
+	}
+	os.Chown(root, 0, 0)
 	os.Lchown(filepath.Join(root, LinkWantFile), 0, 0)
-	if b, err := ReadLinkWant(filepath.Join(root, LinkWantFile)); err != nil || string(b) != "release\n" {
+	if b, err := ReadLinkWant(root, LinkWantFile); err != nil || string(b) != "release\n" {
 		t.Errorf("ReadLinkWant of root's file: %q %v", b, err)
 	}
 }
