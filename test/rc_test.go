@@ -435,6 +435,18 @@ func TestSystemdUnitOrder(t *testing.T) {
 			t.Errorf("qmail.service is not ordered after %s", u)
 		}
 	}
+	// Syslog tags as qmail's usual setup has them (splogger qmail), not
+	// "sh", the program ExecStart runs (QA rmon: logwatch's qmail service
+	// found nothing).
+	for file, tag := range map[string]string{"systemd/qmail.service": "qmail", "systemd/qmail-smtpd@.service": "qmail-smtpd"} {
+		u, err := os.ReadFile(scriptPath(t, file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := string(u); !strings.Contains(s, "\nSyslogIdentifier="+tag+"\n") || !strings.Contains(s, "\nSyslogFacility=mail\n") {
+			t.Errorf("%s: no SyslogIdentifier=%s and SyslogFacility=mail", file, tag)
+		}
+	}
 	rc, err := os.ReadFile(scriptPath(t, "rc/qmail"))
 	if err != nil {
 		t.Fatal(err)
