@@ -11,7 +11,8 @@
 // preceded by DTLINE so that a forwarding loop is caught by qmail-local's
 // Delivered-To check. A program gets the message preceded by the From_,
 // Return-Path and Delivered-To lines, as from sendmail or Postfix (and
-// preline(1)), unless its command runs preline itself.
+// preline(1)), in a temporary file, unless its command runs preline or
+// another of qmail's tools that takes the message as it is.
 package forward
 
 import (
@@ -32,6 +33,7 @@ import (
 	"github.com/hqmail/hqmail/pkg/mbox"
 	"github.com/hqmail/hqmail/pkg/qerr"
 	"github.com/hqmail/hqmail/pkg/qq"
+	"golang.org/x/sys/unix"
 )
 
 // Plan is what a target list expands to.
@@ -376,7 +378,7 @@ func Deliver(p *Plan, msg Message, env *Env, out io.Writer) (int, error) {
 			return 0, err
 		}
 		var head []byte
-		if !runsPreline(prog) {
+		if !wantsRaw(prog) {
 			head = env.Head()
 		}
 		if err := runProgram(prog, head, msg, out); err != nil {
@@ -409,30 +411,30 @@ func Deliver(p *Plan, msg Message, env *Env, out io.Writer) (int, error) {
 // program before the message, and what preline(1) adds: the From_ line,
 // Return-Path and Delivered-To (Env.Head), so that the classic
 // "|/usr/bin/procmail" of a .forward writes an mbox that reads. With a
-// head the message goes through a pipe (Feed: streamed, a program may
-// read only a part); without one (a command that runs preline, or
-// qmail-local's variables not set) the program gets the message itself
-// on stdin, at its first byte, as qmail-local hands it over.
+// head, the program's stdin is an unlinked temporary file (withHead)
+// that holds head and then the whole message, at its first byte: as
+// qmail-local's own, it is a regular file that the program may read in
+// part, rewind or leave to a process it starts, and the program runs
+// only once all of it is written. Without a head (a command that runs
+// one of qmail's tools, wantsRaw, or qmail-local's variables not set)
+// the program gets the message itself on stdin, at its first byte, as
+// qmail-local hands it over.
 func runProgram(prog string, head []byte, msg io.Reader, out io.Writer) error {
 	cmd := exec.Command("/bin/sh", "-c", prog)
 	cmd.Stdout = out
 	cmd.Stderr = out
-	var err error
-	if len(head) == 0 {
-		cmd.Stdin = msg
-		err = cmd.Run()
-	} else {
-		err = Feed(cmd, head, msg)
+	cmd.Stdin = msg
+	if len(head) > 0 {
+		f, err := withHead(head, msg)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		cmd.Stdin = f
 	}
+	err := cmd.Run()
 	if err == nil {
 		return nil
-	}
-	var re *ReadError
-	switch {
-	case errors.Is(err, ErrPipe):
-		return qerr.Wrap(err, false, "Unable to make a pipe: "+errText(err)+". (#4.3.0)")
-	case errors.As(err, &re):
-		return qerr.Wrap(err, false, "Unable to read message: "+errText(re.Err)+". (#4.3.0)")
 	}
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) {
@@ -453,6 +455,49 @@ func runProgram(prog string, head []byte, msg io.Reader, out io.Writer) error {
 		return qerr.Perm("Program %q failed permanently (exit %d).", prog, ws.ExitStatus())
 	}
 	return qerr.Temp("Program %q failed temporarily (exit %d).", prog, ws.ExitStatus())
+}
+
+// withHead returns an unlinked temporary file in os.TempDir(), mode
+// 0600, that holds head and then all of msg, at its first byte. A
+// failure to make or write it (a full disk) is a temporary failure, as is
+// one to read msg: no program has run.
+func withHead(head []byte, msg io.Reader) (*os.File, error) {
+	dir := os.TempDir()
+	f, err := tempFile(dir)
+	if err != nil {
+		return nil, qerr.Wrap(err, false, "Unable to copy message: unable to create a temporary file in "+dir+": "+errText(err)+". (#4.3.0)")
+	}
+	src := &inputReader{r: msg}
+	_, err = f.Write(head)
+	if err == nil {
+		_, err = io.Copy(f, src)
+	}
+	if err == nil {
+		_, err = f.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		f.Close()
+		if src.err != nil {
+			return nil, qerr.Wrap(src.err, false, "Unable to read message: "+errText(src.err)+". (#4.3.0)")
+		}
+		return nil, qerr.Wrap(err, false, "Unable to copy message: "+errText(err)+" (a temporary file in "+dir+"). (#4.3.0)")
+	}
+	return f, nil
+}
+
+// tempFile opens a new file in dir, mode 0600, with no name: O_TMPFILE
+// where the kernel and the file system have it, else a file made by
+// os.CreateTemp and removed at once.
+func tempFile(dir string) (*os.File, error) {
+	if f, err := os.OpenFile(dir, os.O_RDWR|unix.O_TMPFILE, 0o600); err == nil {
+		return f, nil
+	}
+	f, err := os.CreateTemp(dir, "forward-*")
+	if err != nil {
+		return nil, err
+	}
+	os.Remove(f.Name())
+	return f, nil
 }
 
 // errText is the errno text of err (qerr.Str), else its own text.

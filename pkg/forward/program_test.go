@@ -99,19 +99,23 @@ func TestFastforwardProgramGetsMboxLines(t *testing.T) {
 	}
 }
 
-// TestProgramRunningPrelineGetsMessage: a command whose first word is
-// preline (bare, any path ending in /preline, after exec) puts the lines
-// itself, so it gets the message as it is: "|preline procmail" from a
-// qmail user's habits gives procmail the lines once. A name that only
-// looks like it (prelinex, preline as an argument) gets them.
+// TestProgramRunningPrelineGetsMessage: a command that runs one of
+// qmail's own tools that take the message as qmail-local hands it over
+// (preline, condredirect, forward, bouncesaying, except: bare, any path
+// ending in /NAME, after exec, env or VAR=value words, quoted) gets the
+// message as it is: "|preline procmail" from a qmail user's habits gives
+// procmail the lines once, and "|forward addr" or "|condredirect addr
+// cmd" forward no From_ line and no second Delivered-To inside the
+// header. A name that only looks like it (prelinex, preline as an
+// argument) gets them.
 func TestProgramRunningPrelineGetsMessage(t *testing.T) {
 	home := inHome(t)
 	localEnv(t, "alice", "alice", "")
 	bin := filepath.Join(home, "bin")
 	os.Mkdir(bin, 0o755)
-	// A stand-in for preline: it stores its input in the file named.
-	for _, name := range []string{"preline", "prelinex"} {
-		os.WriteFile(filepath.Join(bin, name), []byte("#!/bin/sh\nexec cat > \"$1\"\n"), 0o755)
+	// Stand-ins: each stores its input in the file named last.
+	for _, name := range []string{"preline", "prelinex", "condredirect", "forward", "bouncesaying", "except"} {
+		os.WriteFile(filepath.Join(bin, name), []byte("#!/bin/sh\nfor f; do :; done\nexec cat > \"$f\"\n"), 0o755)
 	}
 	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
 	lines := aliceUF + aliceRP + aliceDT
@@ -124,8 +128,19 @@ func TestProgramRunningPrelineGetsMessage(t *testing.T) {
 		{"  exec  " + bin + "/preline " + home + "/d", ""},
 		{"prelinex " + home + "/e", lines},
 		{"echo preline >/dev/null; cat > " + home + "/f", lines},
+		{"/usr/bin/env preline " + home + "/g", ""},
+		{"'preline' " + home + "/h", ""},
+		{"exec env LC_ALL=C \"" + bin + "/preline\" -d " + home + "/i", ""},
+		{"FOO='a b' preline " + home + "/j", ""},
+		{"condredirect bob@example.com false " + home + "/k", ""},
+		{bin + "/forward bob@example.com " + home + "/l", ""},
+		{"exec bouncesaying 'no such list' false " + home + "/m", ""},
+		{"except true " + home + "/n", ""},
+		{"pre\\line " + home + "/o", ""},
+		{"true env preline; cat > " + home + "/p", lines},
+		{"cat > " + home + "/q", lines},
 	} {
-		os.WriteFile(".forward", []byte("\"|"+tc.cmd+"\"\n"), 0o644)
+		os.WriteFile(".forward", []byte("\"|"+strings.ReplaceAll(tc.cmd, `"`, `\"`)+"\"\n"), 0o644)
 		var out bytes.Buffer
 		code := bounded(t, "dot-forward", func() int {
 			return DotForwardMain(t.TempDir(), []string{".forward"}, msgFile(t, bigBody), &out)
@@ -219,21 +234,23 @@ func (m *failingMsg) Read(p []byte) (int, error) {
 func (m *failingMsg) Seek(int64, int) (int64, error) { return 0, nil }
 
 // TestProgramReadError: a message that cannot be read to its end defers
-// the delivery, and the program is killed before it sees the end of its
-// input: it never takes a cut message for a whole one.
+// the delivery, and the program never runs: it is started only once the
+// whole message is in its input file. It was started on a pipe and
+// killed on the error, and a process it had started (cat > file) took
+// the cut message for a whole one.
 func TestProgramReadError(t *testing.T) {
 	home := inHome(t)
 	localEnv(t, "alice", "alice", "")
 	env := EnvFromOS(t.TempDir())
-	done := filepath.Join(home, "done")
-	p := &Plan{Programs: []string{"cat >/dev/null && touch " + done}}
+	ran := filepath.Join(home, "ran")
+	p := &Plan{Programs: []string{"touch " + ran + "; cat >/dev/null"}}
 	var out bytes.Buffer
 	err := bounded(t, "Deliver", func() error { _, err := Deliver(p, &failingMsg{n: 100000}, &env, &out); return err })
 	if err == nil || qerr.IsPerm(err) || err.Error() != "Unable to read message: input/output error. (#4.3.0)" {
 		t.Errorf("got %v, want a temporary failure to read the message", err)
 	}
-	if _, err := os.Stat(done); !errors.Is(err, os.ErrNotExist) {
-		t.Error("the program saw the end of a cut message and went on")
+	if _, err := os.Stat(ran); !errors.Is(err, os.ErrNotExist) {
+		t.Error("the program ran on a cut message")
 	}
 }
 

@@ -58,13 +58,14 @@ func PrelineMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 }
 
 // feed runs argv with head and then msg on its standard input
-// (forward.Feed: streamed, the program may stop reading at any point or
-// leave behind a process that holds its input) and returns the exit code
-// for the caller.
+// (forward.Feed: streamed through a pipe; as qmail's preline, it writes
+// until all is written or no process holds the pipe any more, so a
+// process the program leaves behind to read its input gets all of it)
+// and returns the exit code for the caller.
 //
-// If the message cannot be read, the program is killed before it could
-// see the end of its input, so that it never takes a cut message for a
-// whole one, and feed returns 111.
+// If the message cannot be read, the program and the processes it
+// started (its process group) are killed before the pipe closes, so that
+// none takes a cut message for a whole one, and feed returns 111.
 func feed(tool string, argv []string, head []byte, msg io.Reader, stdout, stderr io.Writer) int {
 	cmd := command(argv, nil, stdout, stderr)
 	err := forward.Feed(cmd, head, msg)
