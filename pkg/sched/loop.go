@@ -129,6 +129,10 @@ type Sched struct {
 	rq        *removeQueue
 	inflight  map[uint64]int  // removals handed out, per message (remove.go)
 	ended     map[uint64]bool // messages past "end msg" whose info removal is under way (remove.go)
+	infoOut   int             // info removals handed out, not seen back (remove.go)
+	// removalsStopped is set when the loop ends (stopRemovals): queued
+	// channel-file removals are dropped and the done list is not worked.
+	removalsStopped bool
 
 	concurrency [2]int
 	width       [2]int // slot field width of each spawner (spawnproto.Narrow or Wide)
@@ -136,7 +140,7 @@ type Sched struct {
 	dels        [2][]delivery
 	jobs        []job
 	passes      [2]pass
-	pending     [2]bool // a request is being written
+	pending     [2]int // requests handed to the writer and not written yet (at most reqQueue)
 	reqCh       [2]chan []byte
 	decoders    [2]spawnproto.ReportDecoder
 	stop        chan struct{}
@@ -264,7 +268,7 @@ func Run(opt Options) int {
 	defer close(s.stop)
 	s.startRemovers()
 	for c := 0; c < 2; c++ {
-		s.reqCh[c] = make(chan []byte, 1)
+		s.reqCh[c] = make(chan []byte, reqQueue)
 		go s.readReports(c)
 		go s.writeRequests(c)
 	}
@@ -525,9 +529,19 @@ func (s *Sched) send(ev event) bool {
 	}
 }
 
+// reqQueue is the number of requests a channel's writer may hold, not
+// yet written to the spawner. qmail keeps one (its buffer must be empty
+// before the next delivery starts), and starts at most one delivery per
+// channel per iteration; passStep now makes as many rounds as the
+// iteration preprocessed messages (pass.go), and each round may start a
+// delivery on each channel while the writer still writes the ones before.
+// A free delivery slot is needed as before, so the requests waiting for
+// a spawner that does not read are no more than its slots, nor than this.
+const reqQueue = batchMax
+
 // canStart reports whether a delivery could start on channel c now.
 func (s *Sched) canStart(c int) bool {
-	return s.spawnAlive[c] && !s.pending[c] && s.used[c] < s.concurrency[c]
+	return s.spawnAlive[c] && s.pending[c] < reqQueue && s.used[c] < s.concurrency[c]
 }
 
 func (s *Sched) jobAvail() bool {
@@ -561,8 +575,8 @@ func (s *Sched) wakeup() int64 {
 		if e, ok := s.fail.min(); ok {
 			w = min(w, e.due)
 		}
-		if e, ok := s.done.min(); ok {
-			w = min(w, e.due)
+		if e, ok := s.done.min(); ok && s.doneOpen() {
+			w = min(w, e.due) // else the end of a removal wakes the loop
 		}
 		if t := s.stateWake(); t != 0 {
 			w = min(w, t)
@@ -591,8 +605,12 @@ func (s *Sched) canExit() bool {
 	return true
 }
 
+// loop runs until TERM (or the loss of a helper) has come and no delivery
+// runs on a live channel; then the channel-file removals no remover has
+// begun are dropped and only those under way are waited for (stopRemovals,
+// remove.go).
 func (s *Sched) loop() {
-	for !s.exitasap || !s.canExit() || s.busyRemoving() {
+	for !s.exitasap || !s.canExit() || s.stopRemovals() {
 		s.recent = s.now()
 		s.clockBack()
 		if s.flagALRM {
@@ -619,8 +637,11 @@ func (s *Sched) loop() {
 		s.recent = s.now()
 		s.clockBack()
 		s.checkMutex()
-		s.todoStep()
-		s.passStep()
+		// As many pass rounds as messages preprocessed (at least one):
+		// qmail's loop does one todo message and one pass step per
+		// iteration, and a batch of preprocessing must not starve the
+		// deliveries it schedules (docs/performance.md).
+		s.passStep(s.todoStep())
 		s.cleanupStep()
 		s.retryState()
 	}
@@ -690,7 +711,7 @@ func (s *Sched) handle(ev event) {
 			s.decoders[ev.c].Feed(ev.data, func(r spawnproto.Report) { s.report(ev.c, r) })
 		}
 	case evWrote:
-		s.pending[ev.c] = false
+		s.pending[ev.c]--
 		if ev.err != nil {
 			s.spawnDied(ev.c)
 		}

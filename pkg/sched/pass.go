@@ -88,25 +88,50 @@ func (s *Sched) closePass(c int, hiteof bool) {
 	s.jobClose(j)
 }
 
-// passStep advances the pass of each channel by at most one record, then
-// handles one entry of the fail and done lists.
-func (s *Sched) passStep() {
+// passStep makes up to rounds pass rounds (at least one), fewer when a
+// round finds nothing to do. The loop gives it the number of messages its
+// todo step preprocessed: qmail's loop preprocesses one message and makes
+// one round per iteration, and preprocessing in batches (todo.go) with one
+// round after each batch started about one delivery per channel for every
+// 30-90 messages preprocessed while a burst lasted, the channels idle. A
+// round is what an iteration without todo work does, so the extra rounds
+// change nothing but the pace.
+func (s *Sched) passStep(rounds int) {
+	for i := 0; i < max(rounds, 1); i++ {
+		if !s.passRound() {
+			return
+		}
+	}
+}
+
+// passRound advances the pass of each channel by at most one record, then
+// handles one entry of the fail list and one of the done list (while the
+// removals keep up: doneOpen). It reports whether it did anything.
+func (s *Sched) passRound() bool {
+	did := false
 	for c := 0; c < 2; c++ {
-		s.passChan(c)
+		if s.passChan(c) {
+			did = true
+		}
 	}
 	if e, ok := s.fail.min(); ok && e.due <= s.recent {
 		s.fail.delmin()
 		s.pqadd(e.id)
+		did = true
 	}
-	if e, ok := s.done.min(); ok && e.due <= s.recent {
+	if e, ok := s.done.min(); ok && e.due <= s.recent && s.doneOpen() {
 		s.done.delmin()
 		s.messDone(e.id)
+		did = true
 	}
+	return did
 }
 
-func (s *Sched) passChan(c int) {
+// passChan advances the pass of channel c by at most one record (a held
+// channel: past its done records); it reports whether it did anything.
+func (s *Sched) passChan(c int) bool {
 	if s.exitasap {
-		return
+		return false
 	}
 	p := &s.passes[c]
 	if s.cf.hold.held(c) {
@@ -116,11 +141,12 @@ func (s *Sched) passChan(c int) {
 		// deliveries all finished would stay in the queue, done, for
 		// the whole hold. A record still to deliver waits for the
 		// release.
+		did := false
 		for p.open {
 			b, err := p.r.Peek(1)
 			if err == io.EOF {
 				s.closePass(c, true)
-				break
+				return true
 			}
 			if err != nil || b[0] != 'D' {
 				break
@@ -128,37 +154,39 @@ func (s *Sched) passChan(c int) {
 			rec, err := p.r.ReadString(0)
 			if err == io.EOF { // a torn last record ends the file, as below
 				s.closePass(c, true)
-				break
+				return true
 			}
 			if err != nil {
 				s.log.line("warning: trouble reading ", fnChan(c, p.id), "; will try again later")
 				s.closePass(c, false)
-				break
+				return true
 			}
 			p.pos += int64(len(rec))
+			did = true
 		}
-		return
+		return did
 	}
+	opened := false
 	if !p.open {
 		if !s.jobAvail() {
-			return
+			return false
 		}
 		e, ok := s.sched[c].min()
 		if !ok || e.due > s.recent {
-			return
+			return false
 		}
 		s.sched[c].delmin()
 		s.sched[c].shrink()
 		if s.mc.isHeld(e.id) && s.hasPending(c, e.id) {
 			s.mc.park(c, e) // held by qmailctl: keeps its due time
-			return
+			return true
 		}
 		n := fnChan(c, e.id)
 		f, err := qhome.OpenRegular(s.path(n), os.O_RDONLY)
 		if err != nil {
 			s.log.line("warning: trouble opening ", n, "; will try again later")
 			s.sched[c].insert(e.id, s.recent+sleepSysfail)
-			return
+			return true
 		}
 		sender, birth, ok := s.getinfo(e.id)
 		if !ok {
@@ -166,7 +194,7 @@ func (s *Sched) passChan(c int) {
 			f.Close()
 			s.log.line("warning: trouble opening ", fnSplit("info", e.id), "; will try again later")
 			s.sched[c].insert(e.id, s.recent+sleepSysfail)
-			return
+			return true
 		}
 		j := s.jobOpen(e.id, c)
 		jb := &s.jobs[j]
@@ -174,19 +202,20 @@ func (s *Sched) passChan(c int) {
 		jb.dying = s.holds.err == nil && s.recent > birth+s.cf.lifetime+s.holds.heldWithin(c, birth, s.recent)
 		jb.sender = sender
 		*p = pass{open: true, id: e.id, job: j, f: f, r: bufio.NewReaderSize(f, 1024)}
+		opened = true
 	}
 	if !s.canStart(c) {
-		return
+		return opened
 	}
 	rec, err := p.r.ReadString(0)
 	if err == io.EOF {
 		s.closePass(c, true)
-		return
+		return true
 	}
 	if err != nil {
 		s.log.line("warning: trouble reading ", fnChan(c, p.id), "; will try again later")
 		s.closePass(c, false)
-		return
+		return true
 	}
 	switch rec[0] {
 	case 'T':
@@ -201,9 +230,10 @@ func (s *Sched) passChan(c int) {
 	default:
 		s.log.line("warning: unknown record type in ", fnChan(c, p.id), "!")
 		s.closePass(c, false)
-		return
+		return true
 	}
 	p.pos += int64(len(rec))
+	return true
 }
 
 // startDelivery takes a free slot and hands the request to the writer.
@@ -225,7 +255,7 @@ func (s *Sched) startDelivery(c, j int, pos int64, recip string) {
 	s.used[c]++
 	req := &spawnproto.Request{Slot: slot, Mess: split(jb.id) + "/" + utoa(jb.id),
 		Sender: verp(jb.sender, recip), Recipient: recip}
-	s.pending[c] = true
+	s.pending[c]++ // canStart keeps it at most reqQueue: the send does not block
 	s.reqCh[c] <- req.EncodeWidth(s.width[c])
 	s.log.line("starting delivery ", utoa(s.masterDelid), ": msg ", utoa(jb.id),
 		" to ", chanName[c], " ", safe(recip))

@@ -27,6 +27,14 @@ import (
 // to remove the message. Removals of different messages overlap, which is
 // what keeps the disk's round trips out of the loop's time.
 //
+// The removers can fall behind the deliveries (a drain at disk speed of
+// trims: 40,000 delivered messages were still queued after a release of
+// 99,000). The info removals, which end messages, go first and at most
+// infoBacklog are out at once; the finished messages wait in the done list
+// meanwhile. At the exit only the removals under way are waited for, and
+// the channel files not yet begun are left for the next start
+// (stopRemovals): TERM took 27 s when every queued removal was waited for.
+//
 // inflight counts, per message, the removals handed out and not yet seen
 // back by the loop: while it is non-zero the message is ending, and a
 // second messDone for it (the done list may hold it twice) does nothing.
@@ -41,10 +49,21 @@ import (
 // system call, on a thread of its own, while the disk works).
 const removers = 4
 
+// infoBacklog bounds the info removals handed out and not seen back: the
+// done list is worked (messDone, which logs "end msg" and hands the info
+// removal out) only while fewer are (doneOpen). The rest of the finished
+// messages wait in the done list, on disk as they are (channel files
+// gone, info/ID there), which the next start finds as well.
+const infoBacklog = 2 * removers
+
 // unlinkHook performs one unlink of a remover; rel names the file relative
 // to queue/. It is a package variable so that tests can record the order
 // of removals and clean requests, slow them down and make one fail.
 var unlinkHook = func(rel string, unlink func() error) error { return unlink() }
+
+// removalsStopped is called (tests only) when the loop, ending, drops the
+// channel-file removals not begun (stopRemovals), with their number.
+var removalsStopped = func(dropped int) {}
 
 // removal is one unit of work for a remover.
 type removal struct {
@@ -62,12 +81,23 @@ type removed struct {
 }
 
 // removeQueue hands removals to the removers. The loop never blocks on it:
-// the queue grows instead (a removal is a few words), and the removers
-// report through the loop's event channel.
+// the channel-file queue grows instead (a removal is a few words), and the
+// removers report through the loop's event channel. The info removals are
+// a queue of their own, taken first: at most infoBacklog of them are out
+// (doneOpen), each of a message whose "end msg" is logged, and the exit
+// waits for them; a channel file's removal only ends a pass, and one not
+// begun is left for the next start (stopRemovals).
 type removeQueue struct {
 	mu    sync.Mutex
-	queue []removal
-	wake  chan struct{}
+	info  []removal
+	chans []removal
+	// started counts the channel-file removals a remover has taken whose
+	// end the loop has not seen yet.
+	started int
+	// stopped is set when the loop ends: the channel-file removals
+	// queued then are dropped, later ones are not queued, none is taken.
+	stopped bool
+	wake    chan struct{}
 }
 
 // cleanPipe is qmail-clean's pipe pair, used by the loop and the removers:
@@ -108,9 +138,17 @@ func (s *Sched) remove(r removal) {
 	s.inflight[r.id]++
 	if r.info {
 		s.ended[r.id] = true
+		s.infoOut++
 	}
 	s.rq.mu.Lock()
-	s.rq.queue = append(s.rq.queue, r)
+	switch {
+	case r.info:
+		s.rq.info = append(s.rq.info, r)
+	case !s.rq.stopped:
+		s.rq.chans = append(s.rq.chans, r)
+	default:
+		// Ending: dropped as the queued ones were (stopRemovals).
+	}
 	s.rq.mu.Unlock()
 	select {
 	case s.rq.wake <- struct{}{}:
@@ -121,13 +159,60 @@ func (s *Sched) remove(r removal) {
 // ending reports whether removals of message id are under way.
 func (s *Sched) ending(id uint64) bool { return s.inflight[id] > 0 }
 
-// busyRemoving reports whether any removal has not been seen back.
-func (s *Sched) busyRemoving() bool { return len(s.inflight) > 0 }
+// doneOpen reports whether the done list may be worked now: fewer than
+// infoBacklog info removals are out, and the loop is not ending. While it
+// is false the done list's entries wait (wakeup leaves them out; the end
+// of an info removal, an event, wakes the loop).
+func (s *Sched) doneOpen() bool { return s.infoOut < infoBacklog && !s.removalsStopped }
+
+// stopRemovals is called when the loop could end (TERM, or a helper lost,
+// and no delivery runs on a live channel). It drops the channel-file
+// removals no remover has begun, and reports whether a removal must still
+// be waited for: a channel file's removal a remover has begun, or an info
+// removal (its message's "end msg" is logged; at most infoBacklog of
+// them). From then on the done list is not worked (doneOpen): qmail's loop
+// would have ended here.
+//
+// Dropping is safe: a channel file is removed only when its pass read it
+// to the end with every recipient marked done (jobClose), and it stays so
+// on disk. The next start schedules it at its mtime (scanInfo, pqadd: at
+// once, as the last mark set it, unless the file was found done already
+// and keeps a retry time an earlier exit wrote), its pass reads only done records to the
+// end and removes it, and the message ends then as it would have now
+// (spec/scheduler.md §6, §8); with its channel held the start removes it
+// (dropDoneHeld). Nothing is delivered again, and "end msg" is logged
+// once, at the next start. A message whose recipients could not all be
+// marked ("message will be delivered twice!") keeps that record, as after
+// a crash.
+func (s *Sched) stopRemovals() bool {
+	s.rq.mu.Lock()
+	if !s.rq.stopped {
+		s.rq.stopped = true
+		s.removalsStopped = true
+		n := len(s.rq.chans)
+		s.rq.chans = nil
+		removalsStopped(n)
+	}
+	busy := s.rq.started > 0
+	s.rq.mu.Unlock()
+	return busy || s.infoOut > 0
+}
 
 func (s *Sched) remover() {
 	for {
 		s.rq.mu.Lock()
-		if len(s.rq.queue) == 0 {
+		var r removal
+		switch {
+		case len(s.rq.info) > 0:
+			r = s.rq.info[0]
+			s.rq.info[0] = removal{}
+			s.rq.info = s.rq.info[1:]
+		case len(s.rq.chans) > 0 && !s.rq.stopped:
+			r = s.rq.chans[0]
+			s.rq.chans[0] = removal{}
+			s.rq.chans = s.rq.chans[1:]
+			s.rq.started++
+		default:
 			s.rq.mu.Unlock()
 			select {
 			case <-s.rq.wake:
@@ -136,10 +221,7 @@ func (s *Sched) remover() {
 				return
 			}
 		}
-		r := s.rq.queue[0]
-		s.rq.queue[0] = removal{}
-		s.rq.queue = s.rq.queue[1:]
-		if len(s.rq.queue) > 0 {
+		if len(s.rq.info) > 0 || len(s.rq.chans) > 0 {
 			// Another remover may take the next one at once.
 			select {
 			case s.rq.wake <- struct{}{}:
@@ -190,7 +272,13 @@ func (s *Sched) removedEvent(d *removed) {
 	if s.inflight[id]--; s.inflight[id] <= 0 {
 		delete(s.inflight, id)
 	}
+	if !d.info {
+		s.rq.mu.Lock()
+		s.rq.started--
+		s.rq.mu.Unlock()
+	}
 	if d.info {
+		s.infoOut--
 		if d.err == nil {
 			// Info is gone (and foop/ID asked, or left to the
 			// cleanup when qmail-clean is gone). After a failed

@@ -325,10 +325,11 @@ func (s *Sched) shrinkBatch(err error) {
 // fail.
 var syncHook = func(rel string, sync func() error) error { return sync() }
 
-// todoStep preprocesses the next batch of todo/ entries.
-func (s *Sched) todoStep() {
+// todoStep preprocesses the next batch of todo/ entries; it returns the
+// number of messages it preprocessed (the loop makes as many pass rounds).
+func (s *Sched) todoStep() int {
 	if s.exitasap {
-		return
+		return 0
 	}
 	if s.todo == nil {
 		if s.recent < s.todoBackoff {
@@ -337,10 +338,10 @@ func (s *Sched) todoStep() {
 			// warning per message. The scan at nextTodo (todoSoon)
 			// finds them all.
 			s.triggered = false
-			return
+			return 0
 		}
 		if !s.triggered && s.recent < s.nextTodo {
-			return
+			return 0
 		}
 		s.todoRescan = s.recent >= s.nextTodo
 		s.triggered = false
@@ -348,7 +349,7 @@ func (s *Sched) todoStep() {
 		f, err := os.Open(s.path("todo"))
 		if err != nil {
 			s.sleepRetry("alert: unable to opendir todo, sleeping...")
-			return
+			return 0
 		}
 		s.todo = f
 		s.nextTodo, s.todoWait = s.recent+sleepTodo, sleepTodo
@@ -395,6 +396,7 @@ func (s *Sched) todoStep() {
 			s.todo = nil
 		}
 	}
+	return len(batch)
 }
 
 // openQueue opens a queue file for preprocessing; a variable so that
