@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hqmail/hqmail/internal/testutil"
 	"github.com/hqmail/hqmail/pkg/qerr"
 )
 
@@ -216,23 +217,6 @@ func TestProgramReadsPart(t *testing.T) {
 	}
 }
 
-// failingMsg gives n bytes, then an I/O error.
-type failingMsg struct{ n int }
-
-func (m *failingMsg) Read(p []byte) (int, error) {
-	if m.n <= 0 {
-		return 0, &os.PathError{Op: "read", Path: "msg", Err: syscall.EIO}
-	}
-	n := min(len(p), m.n)
-	for i := range p[:n] {
-		p[i] = 'x'
-	}
-	m.n -= n
-	return n, nil
-}
-
-func (m *failingMsg) Seek(int64, int) (int64, error) { return 0, nil }
-
 // TestProgramReadError: a message that cannot be read to its end defers
 // the delivery, and the program never runs: it is started only once the
 // whole message is in its input file. It was started on a pipe and
@@ -245,7 +229,7 @@ func TestProgramReadError(t *testing.T) {
 	ran := filepath.Join(home, "ran")
 	p := &Plan{Programs: []string{"touch " + ran + "; cat >/dev/null"}}
 	var out bytes.Buffer
-	err := bounded(t, "Deliver", func() error { _, err := Deliver(p, &failingMsg{n: 100000}, &env, &out); return err })
+	err := bounded(t, "Deliver", func() error { _, err := Deliver(p, &testutil.FailingReader{N: 100000}, &env, &out); return err })
 	if err == nil || qerr.IsPerm(err) || err.Error() != "Unable to read message: input/output error. (#4.3.0)" {
 		t.Errorf("got %v, want a temporary failure to read the message", err)
 	}
@@ -254,4 +238,4 @@ func TestProgramReadError(t *testing.T) {
 	}
 }
 
-var _ io.ReadSeeker = (*failingMsg)(nil)
+var _ io.ReadSeeker = (*testutil.FailingReader)(nil)

@@ -6,13 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/hqmail/hqmail/pkg/qhome"
+	"github.com/hqmail/hqmail/pkg/unixid"
 	"golang.org/x/sys/unix"
 )
 
@@ -94,11 +94,7 @@ type ForeignLinkWantError struct {
 }
 
 func (e *ForeignLinkWantError) Error() string {
-	who := fmt.Sprintf("uid %d", e.UID)
-	if u, err := user.LookupId(strconv.Itoa(e.UID)); err == nil {
-		who = fmt.Sprintf("%s (uid %d)", u.Username, e.UID)
-	}
-	return fmt.Sprintf("%s belongs to %s, neither root nor the tree's owner: qmailctl linkwant did not write it (queue/lock is qmailq's), and its word is not taken; remove it", e.Name, who)
+	return fmt.Sprintf("%s belongs to %s, neither root nor the tree's owner: qmailctl linkwant did not write it (queue/lock is qmailq's), and its word is not taken; remove it", e.Name, unixid.Who(e.UID))
 }
 
 // ReadLinkWant returns the contents of the file rel of the tree at root

@@ -250,12 +250,7 @@ func rootTrusted(root string, fd int) error {
 		return qerr.Wrap(err, false, fmt.Sprintf("unable to stat %s: %v; nothing was changed", root, err))
 	}
 	euid := os.Geteuid()
-	who := func(uid int) string {
-		if u, err := user.LookupId(unixid.Format(uid)); err == nil {
-			return fmt.Sprintf("%s (uid %d)", u.Username, uid)
-		}
-		return fmt.Sprintf("uid %d", uid)
-	}
+	who := unixid.Who
 	you := "you, " + who(euid)
 	if euid == 0 {
 		you = "root"

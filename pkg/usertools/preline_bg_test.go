@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hqmail/hqmail/internal/testutil"
 )
 
 // waitFile waits up to 10 seconds for path to exist and returns its
@@ -67,7 +69,7 @@ func TestPrelineReadErrorKillsChildren(t *testing.T) {
 	script := "exec 3<&0; sh -c '" + child + "' <&3 >/dev/null 2>&1 & exec sleep 600"
 	var stdout, stderr bytes.Buffer
 	code := within(t, "preline", func() int {
-		return PrelineMain([]string{"sh", "-c", script}, &failingReader{n: 100000}, &stdout, &stderr)
+		return PrelineMain([]string{"sh", "-c", script}, &testutil.FailingReader{N: 100000}, &stdout, &stderr)
 	})
 	if code != 111 || !strings.Contains(stderr.String(), "preline: fatal: unable to read the message: input/output error") {
 		t.Errorf("exit %d, stderr %q", code, stderr.String())

@@ -3,13 +3,13 @@ package usertools
 import (
 	"bytes"
 	"errors"
-	"io"
 	"math/rand"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
+
+	"github.com/hqmail/hqmail/internal/testutil"
 )
 
 func TestPrelineStream(t *testing.T) {
@@ -178,30 +178,13 @@ func TestPrelineMissingVariable(t *testing.T) {
 	}
 }
 
-// failingReader gives some bytes, then an I/O error.
-type failingReader struct{ n int }
-
-func (r *failingReader) Read(p []byte) (int, error) {
-	if r.n <= 0 {
-		return 0, &os.PathError{Op: "read", Path: "msg", Err: syscall.EIO}
-	}
-	n := min(len(p), r.n)
-	for i := range p[:n] {
-		p[i] = 'x'
-	}
-	r.n -= n
-	return n, nil
-}
-
-var _ io.Reader = (*failingReader)(nil)
-
 func TestPrelineReadError(t *testing.T) {
 	// The program must never take a cut message for a whole one: it is
 	// killed before its input ends, and preline defers the delivery.
 	localEnv(t)
 	done := filepath.Join(t.TempDir(), "done")
 	var stdout, stderr bytes.Buffer
-	code := PrelineMain([]string{"sh", "-c", "cat >/dev/null && touch " + done}, &failingReader{n: 100000}, &stdout, &stderr)
+	code := PrelineMain([]string{"sh", "-c", "cat >/dev/null && touch " + done}, &testutil.FailingReader{N: 100000}, &stdout, &stderr)
 	if code != 111 || !strings.Contains(stderr.String(), "preline: fatal: unable to read the message: input/output error") {
 		t.Errorf("exit %d, stderr %q", code, stderr.String())
 	}
