@@ -1,11 +1,14 @@
 // Package idna turns internationalized domain names into the form DNS and
 // every per-domain table of hqmail compare them in: the core of IDNA's
-// ToASCII (RFC 5891 §4.4) with Punycode (RFC 3492), and Fold, the one
+// ToASCII (RFC 5891 §4.4) with the mapping of UTS #46 as far as a small
+// hand table goes (map.go: the ideographic full stops, fullwidth letters
+// and digits, the case folding) and Punycode (RFC 3492), and Fold, the one
 // canonical spelling of a host (A-labels, lowercased) that qmail-remote's
 // route tables (control/smtproutes, tlsroutes, smtpauth) and the hold
-// flags (control/holdremote, pkg/hold) match in, so that "bücher.example"
-// and "xn--bcher-kva.example" are the same domain to them as they are to
-// DNS (pkg/dnsmx looks names up by ToASCII).
+// flags (control/holdremote, pkg/hold) match in, so that "bücher.example",
+// "Bücher\u3002example" and "xn--bcher-kva.example" are the same domain to
+// them as they are to DNS (pkg/dnsmx looks names up by ToASCII) and to
+// browsers, libidn2 and MUAs.
 //
 // It depends on nothing but the standard library and pkg/address: pkg/hold
 // uses it and must not link a DNS client.
@@ -21,26 +24,33 @@ import (
 
 // ToASCII turns a domain with non-ASCII labels (an IDN written in UTF-8,
 // as an SMTPUTF8 address carries it) into the A-labels DNS knows:
-// "bücher.example" is "xn--bcher-kva.example". Each such label is
-// lowercased and Punycode-encoded (RFC 3492, RFC 5891 §4.4); ASCII labels
-// are left as they are. A label that lowercasing makes ASCII (U+212A
-// KELVIN SIGN lowercases to 'k', as UTS #46 maps it) is that ASCII:
-// "\u212Aelvin.example" is "kelvin.example", not "xn--kelvin-.example",
-// since an A-label must decode to a label with non-ASCII (RFC 5890
-// §2.3.2.1). U+0130 (İ) lowercases to "i\u0307" (lower). This is the
-// core of IDNA's ToASCII without the Unicode normalisation and validity
-// tables, enough for the names people write.
-// A name that is not valid UTF-8 is returned unchanged.
+// "bücher.example" is "xn--bcher-kva.example". The ideographic and
+// fullwidth full stops (U+3002, U+FF0E, U+FF61) separate labels as '.'
+// does (RFC 3490 §3.1): "bücher\u3002example" is the same name. Each
+// non-ASCII label is mapped as UTS #46 maps it (nontransitional, as
+// browsers, libidn2 and MUAs do; map.go says how far the hand table
+// goes), which is lowercasing but for fullwidth letters and digits (their
+// ASCII), the case-fold specials (U+017F ſ is s, U+00B5 µ is μ, ϐ is β,
+// Cherokee small letters are the capitals, U+0130 İ is i and U+0307) and
+// ß and ς, which stay; then Punycode-encoded (RFC 3492, RFC 5891 §4.4).
+// ASCII labels are left as they are. A label that the mapping makes
+// ASCII (U+212A KELVIN SIGN lowercases to 'k'; "ｅｘａｍｐｌｅ" is
+// "example") is that ASCII: "\u212Aelvin.example" is "kelvin.example", not
+// "xn--kelvin-.example", since an A-label must decode to a label with
+// non-ASCII (RFC 5890 §2.3.2.1). This is the core of IDNA's ToASCII
+// without full NFKC and the validity tables, enough for the names people
+// write. A name that is not valid UTF-8, or that is all ASCII, is
+// returned unchanged.
 func ToASCII(name string) string {
 	if isASCII(name) || !utf8.ValidString(name) {
 		return name
 	}
-	labels := strings.Split(name, ".")
+	labels := strings.Split(mapDots(name), ".")
 	for i, l := range labels {
 		if isASCII(l) {
 			continue
 		}
-		low := lower(l)
+		low := mapLabel(l)
 		if isASCII(low) {
 			labels[i] = low
 			continue
@@ -67,10 +77,13 @@ func ToASCII(name string) string {
 // ("[192.0.2.1]") are ASCII and only lowercased; callers that read them as
 // addresses do so before or instead.
 //
-// No Unicode normalisation is done (as in ToASCII): a name written in
-// decomposed form ("u" + U+0308) folds to other A-labels than the
-// precomposed "ü", and DNS, asked by the same ToASCII, looks up that other
-// name too, so a table and the lookup never disagree.
+// The mapping is ToASCII's (UTS #46 as far as map.go goes): a name with
+// ideographic full stops or fullwidth letters folds as the ASCII one does
+// ("ｂüｃｈｅｒ\u3002Example" is "xn--bcher-kva.example"). No other Unicode
+// normalisation is done: a name written in decomposed form ("u" + U+0308)
+// folds to other A-labels than the precomposed "ü", and DNS, asked by the
+// same ToASCII, looks up that other name too, so a table and the lookup
+// never disagree.
 func Fold(name string) string {
 	a := ToASCII(name)
 	if utf8.ValidString(a) {
@@ -192,16 +205,4 @@ func pcAdapt(delta, points int, first bool) int {
 		k += pcBase
 	}
 	return k + (pcBase-pcTmin+1)*delta/(delta+pcSkew)
-}
-
-// lower is strings.ToLower with U+0130 LATIN CAPITAL LETTER I WITH DOT
-// ABOVE lowercased in full, to i and U+0307 COMBINING DOT ABOVE, as
-// Unicode's SpecialCasing and UTS #46 (IDNA's mapping) do:
-// "\u0130bm.example" is "xn--ibm-8dc.example", as browsers and other MTAs
-// resolve it. strings.ToLower maps it to a plain 'i' (simple case
-// mapping), which made the label the ASCII "ibm" of another domain.
-// It is the only character whose full lowercase differs from the
-// simple one that way.
-func lower(s string) string {
-	return strings.ToLower(strings.ReplaceAll(s, "\u0130", "i\u0307"))
 }

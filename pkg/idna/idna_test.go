@@ -34,7 +34,7 @@ func TestToASCII(t *testing.T) {
 }
 
 func FuzzToASCII(f *testing.F) {
-	for _, s := range []string{"bücher.example", "☃", "a..b", "ü.ü.", "\xff", "\u212Aelvin"} {
+	for _, s := range []string{"bücher.example", "☃", "a..b", "ü.ü.", "\xff", "\u212Aelvin", "ü\u3002ａ－", "ｘｎ－－ａ－.ü", "\u017F\uFF61\uAB70"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, name string) {
@@ -45,13 +45,20 @@ func FuzzToASCII(f *testing.F) {
 		if got != name && !isASCII(got) {
 			t.Fatalf("ToASCII(%q) = %q: not ASCII", name, got)
 		}
+		if got == name {
+			return
+		}
 		// An A-label made here encodes non-ASCII: its Punycode is not
 		// the ASCII letters and a '-' alone (RFC 5890 §2.3.2.1). A label
-		// changed into other than its lowercase is one Punycode made.
-		ln, lg := strings.Split(name, "."), strings.Split(got, ".")
+		// that the mapping leaves non-ASCII is one Punycode made; the
+		// labels are those the ideographic full stops separate too.
+		ln, lg := strings.Split(mapDots(name), "."), strings.Split(got, ".")
+		if len(ln) != len(lg) {
+			t.Fatalf("ToASCII(%q) = %q: %d labels, not %d", name, got, len(lg), len(ln))
+		}
 		for i := range lg {
-			made := i < len(ln) && lg[i] != ln[i] && lg[i] != strings.ToLower(ln[i])
-			if made && strings.HasSuffix(lg[i], "-") {
+			made := !isASCII(ln[i]) && !isASCII(mapLabel(ln[i]))
+			if made && (!strings.HasPrefix(lg[i], "xn--") || strings.HasSuffix(lg[i], "-")) {
 				t.Fatalf("ToASCII(%q) = %q: label %q encodes ASCII only", name, got, lg[i])
 			}
 		}
