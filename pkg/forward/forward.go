@@ -419,7 +419,7 @@ func Deliver(p *Plan, msg Message, env *Env, out io.Writer) (int, error) {
 // one of qmail's tools, wantsRaw, or qmail-local's variables not set)
 // the program gets the message itself on stdin, at its first byte, as
 // qmail-local hands it over.
-func runProgram(prog string, head []byte, msg io.Reader, out io.Writer) error {
+func runProgram(prog string, head []byte, msg Message, out io.Writer) error {
 	cmd := exec.Command("/bin/sh", "-c", prog)
 	cmd.Stdout = out
 	cmd.Stderr = out
@@ -457,32 +457,105 @@ func runProgram(prog string, head []byte, msg io.Reader, out io.Writer) error {
 	return qerr.Temp("Program %q failed temporarily (exit %d).", prog, ws.ExitStatus())
 }
 
-// withHead returns an unlinked temporary file in os.TempDir(), mode
-// 0600, that holds head and then all of msg, at its first byte. A
-// failure to make or write it (a full disk) is a temporary failure, as is
-// one to read msg: no program has run.
-func withHead(head []byte, msg io.Reader) (*os.File, error) {
-	dir := os.TempDir()
-	f, err := tempFile(dir)
+// withHead returns an unlinked temporary file, mode 0600, that holds
+// head and then all of msg, at its first byte, made in the first of
+// tempDirs that takes it. A failure to make or write it (all full) is a
+// temporary failure, as is one to read msg: no program has run.
+func withHead(head []byte, msg Message) (*os.File, error) {
+	return withHeadIn(tempDirs(), head, msg)
+}
+
+// withHeadIn is withHead with the directories to try, in order. It goes
+// on to the next one when a directory cannot take the file
+// (tempDirFailed), with msg rewound to where it was; any other error,
+// or the last directory's, is returned.
+func withHeadIn(dirs []string, head []byte, msg Message) (*os.File, error) {
+	start, err := msg.Seek(0, io.SeekCurrent)
 	if err != nil {
-		return nil, qerr.Wrap(err, false, "Unable to copy message: unable to create a temporary file in "+dir+": "+errText(err)+". (#4.3.0)")
+		return nil, qerr.Wrap(err, false, "Unable to rewind message. (#4.3.0)")
 	}
-	src := &inputReader{r: msg}
-	_, err = f.Write(head)
-	if err == nil {
-		_, err = io.Copy(f, src)
-	}
-	if err == nil {
-		_, err = f.Seek(0, io.SeekStart)
-	}
-	if err != nil {
+	var last error
+	for n, dir := range dirs {
+		if n > 0 {
+			if _, err := msg.Seek(start, io.SeekStart); err != nil {
+				return nil, qerr.Wrap(err, false, "Unable to rewind message. (#4.3.0)")
+			}
+		}
+		f, err := tempFile(dir)
+		if err != nil {
+			last = qerr.Wrap(err, false, "Unable to copy message: unable to create a temporary file in "+dir+": "+errText(err)+". (#4.3.0)")
+			if tempDirFailed(err) {
+				continue
+			}
+			return nil, last
+		}
+		src := &inputReader{r: msg}
+		_, err = f.Write(head)
+		if err == nil {
+			_, err = io.Copy(f, src)
+		}
+		if err == nil {
+			_, err = f.Seek(0, io.SeekStart)
+		}
+		if err == nil {
+			return f, nil
+		}
 		f.Close()
 		if src.err != nil {
 			return nil, qerr.Wrap(src.err, false, "Unable to read message: "+errText(src.err)+". (#4.3.0)")
 		}
-		return nil, qerr.Wrap(err, false, "Unable to copy message: "+errText(err)+" (a temporary file in "+dir+"). (#4.3.0)")
+		last = qerr.Wrap(err, false, "Unable to copy message: "+errText(err)+" (a temporary file in "+dir+"). (#4.3.0)")
+		if !tempDirFailed(err) {
+			return nil, last
+		}
 	}
-	return f, nil
+	return nil, last
+}
+
+// tempDirs are the directories withHead tries, in order: $TMPDIR when
+// it is set and absolute, /tmp, and the delivery's home: the current
+// directory, where qmail-local starts dot-forward and fastforward, or
+// $HOME (absolute) if there is none. Each comes once.
+//
+// qmail-local hands a program qmail-send's environment: a $TMPDIR the
+// user cannot write (pam_tmpdir gives root /tmp/user/0) must not defer
+// every delivery, nor must a message larger than /tmp's free space.
+func tempDirs() []string {
+	var dirs []string
+	add := func(d string) {
+		if !filepath.IsAbs(d) {
+			return
+		}
+		d = filepath.Clean(d)
+		for _, e := range dirs {
+			if e == d {
+				return
+			}
+		}
+		dirs = append(dirs, d)
+	}
+	add(os.Getenv("TMPDIR"))
+	add("/tmp")
+	if wd, err := os.Getwd(); err == nil {
+		add(wd)
+	} else {
+		add(os.Getenv("HOME"))
+	}
+	return dirs
+}
+
+// tempDirFailed reports whether err, from making or writing a
+// temporary file, is the directory's own failure, one that another
+// directory may not have: it cannot be written or searched, does not
+// exist, is on a read-only or a full file system, or the user's quota
+// there is used up.
+func tempDirFailed(err error) bool {
+	for _, e := range []error{syscall.EACCES, syscall.EPERM, syscall.ENOENT, syscall.ENOTDIR, syscall.EROFS, syscall.ENOSPC, syscall.EDQUOT} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // tempFile opens a new file in dir, mode 0600, with no name: O_TMPFILE

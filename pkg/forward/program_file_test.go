@@ -2,11 +2,11 @@ package forward
 
 import (
 	"bytes"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -89,21 +89,105 @@ func TestProgramSeeksInput(t *testing.T) {
 }
 
 // TestProgramNoTempFile: when the copy of the message for a program
-// cannot be written (here no temporary directory; a full disk is the
-// same), the delivery is deferred before the program runs.
+// cannot be made in any of the directories tried (here none of them
+// exists; a full disk is the same), the delivery is deferred with the
+// last one's error, before the program runs.
 func TestProgramNoTempFile(t *testing.T) {
+	home := inHome(t)
+	dirs := []string{filepath.Join(home, "none1"), filepath.Join(home, "none2")}
+	f, err := withHeadIn(dirs, []byte(aliceUF), msgFile(t, bigBody))
+	if err == nil {
+		f.Close()
+	}
+	want := "Unable to copy message: unable to create a temporary file in " + dirs[1] + ": file does not exist. (#4.3.0)"
+	if err == nil || qerr.IsPerm(err) || err.Error() != want {
+		t.Errorf("got %v, want %q", err, want)
+	}
+}
+
+// TestProgramTempDirFallback: with $TMPDIR a directory that cannot take
+// the copy of the message (it does not exist; one the user cannot write,
+// as pam_tmpdir's /tmp/user/0 handed on by qmail-send, is the same), the
+// copy goes in /tmp: the program gets the message. Every program
+// delivery was deferred until the queue lifetime ran out.
+func TestProgramTempDirFallback(t *testing.T) {
 	home := inHome(t)
 	localEnv(t, "alice", "alice", "")
 	env := EnvFromOS(t.TempDir())
 	t.Setenv("TMPDIR", filepath.Join(home, "none"))
-	ran := filepath.Join(home, "ran")
-	p := &Plan{Programs: []string{"touch " + ran + "; cat >/dev/null"}}
+	res := filepath.Join(home, "prog.out")
+	p := &Plan{Programs: []string{"cat > " + res}}
 	var out bytes.Buffer
-	_, err := Deliver(p, msgFile(t, bigBody), &env, &out)
-	if err == nil || qerr.IsPerm(err) || !strings.HasPrefix(err.Error(), "Unable to copy message: ") || !strings.HasSuffix(err.Error(), "(#4.3.0)") {
-		t.Errorf("got %v, want a temporary failure to copy the message", err)
+	if _, err := Deliver(p, msgFile(t, bigBody), &env, &out); err != nil {
+		t.Fatalf("%v: %s", err, out.String())
 	}
-	if _, err := os.Stat(ran); !errors.Is(err, os.ErrNotExist) {
-		t.Error("the program ran")
+	if got := readFile(t, res); got != aliceUF+aliceRP+aliceDT+bigBody {
+		t.Errorf("the program got %d bytes", len(got))
+	}
+}
+
+// TestTempDirs: $TMPDIR if set and absolute, then /tmp, then the
+// delivery's home (the current directory), each once.
+func TestTempDirs(t *testing.T) {
+	home := inHome(t)
+	for _, tc := range []struct {
+		tmpdir string
+		want   []string
+	}{
+		{"", []string{"/tmp", home}},
+		{"/var/tmp", []string{"/var/tmp", "/tmp", home}},
+		{"/tmp/", []string{"/tmp", home}},
+		{"tmp", []string{"/tmp", home}},
+		{home, []string{home, "/tmp"}},
+	} {
+		t.Setenv("TMPDIR", tc.tmpdir)
+		if got := tempDirs(); strings.Join(got, " ") != strings.Join(tc.want, " ") {
+			t.Errorf("TMPDIR=%q: %q, want %q", tc.tmpdir, got, tc.want)
+		}
+	}
+	// No current directory: $HOME.
+	gone := filepath.Join(home, "gone")
+	os.Mkdir(gone, 0o755)
+	t.Chdir(gone)
+	os.Remove(gone)
+	t.Setenv("TMPDIR", "")
+	t.Setenv("HOME", "/home/alice")
+	if got := tempDirs(); strings.Join(got, " ") != "/tmp /home/alice" {
+		t.Errorf("no current directory: %q", got)
+	}
+}
+
+// TestProgramTempDirFull: a message larger than the free space of
+// $TMPDIR (here a small tmpfs) goes in the next directory, /tmp: the
+// program gets all of it. It was deferred with "No space left on
+// device". (Only as root, who can mount a tmpfs.)
+func TestProgramTempDirFull(t *testing.T) {
+	home := inHome(t)
+	small := filepath.Join(home, "small")
+	os.Mkdir(small, 0o755)
+	if err := syscall.Mount("tmpfs", small, "tmpfs", 0, "size=64k"); err != nil {
+		t.Skipf("cannot mount a tmpfs: %v", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(small, syscall.MNT_DETACH) })
+	localEnv(t, "alice", "alice", "")
+	env := EnvFromOS(t.TempDir())
+	t.Setenv("TMPDIR", small)
+	res := filepath.Join(home, "prog.out")
+	p := &Plan{Programs: []string{"cat > " + res}}
+	var out bytes.Buffer
+	if _, err := Deliver(p, msgFile(t, bigBody), &env, &out); err != nil {
+		t.Fatalf("%v: %s", err, out.String())
+	}
+	if got := readFile(t, res); got != aliceUF+aliceRP+aliceDT+bigBody {
+		t.Errorf("the program got %d bytes", len(got))
+	}
+	// All full: the last error.
+	f, err := withHeadIn([]string{small, small}, []byte(aliceUF), msgFile(t, bigBody))
+	if err == nil {
+		f.Close()
+	}
+	want := "Unable to copy message: out of disk space (a temporary file in " + small + "). (#4.3.0)"
+	if err == nil || qerr.IsPerm(err) || err.Error() != want {
+		t.Errorf("got %v, want %q", err, want)
 	}
 }

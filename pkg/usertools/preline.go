@@ -57,18 +57,26 @@ func PrelineMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return feed(tool, argv, head, stdin, stdout, stderr)
 }
 
+// ownGroup tells feed whether to run the program in a process group of
+// its own: only with no controlling terminal (forward.NoTerminal), as
+// under qmail-local. From a terminal the program stays in preline's
+// group, the terminal's foreground one, as with qmail's preline: it may
+// read the terminal, and ^C reaches it. A variable for the tests.
+var ownGroup = forward.NoTerminal
+
 // feed runs argv with head and then msg on its standard input
 // (forward.Feed: streamed through a pipe; as qmail's preline, it writes
 // until all is written or no process holds the pipe any more, so a
 // process the program leaves behind to read its input gets all of it)
 // and returns the exit code for the caller.
 //
-// If the message cannot be read, the program and the processes it
-// started (its process group) are killed before the pipe closes, so that
-// none takes a cut message for a whole one, and feed returns 111.
+// If the message cannot be read, the program is killed before the pipe
+// closes, with the processes it started if it runs in a process group of
+// its own (ownGroup), so that none takes a cut message for a whole one,
+// and feed returns 111.
 func feed(tool string, argv []string, head []byte, msg io.Reader, stdout, stderr io.Writer) int {
 	cmd := command(argv, nil, stdout, stderr)
-	err := forward.Feed(cmd, head, msg)
+	err := forward.Feed(cmd, head, msg, ownGroup())
 	var re *forward.ReadError
 	switch {
 	case errors.Is(err, forward.ErrPipe):

@@ -59,9 +59,12 @@ func TestPrelineBackgroundReader(t *testing.T) {
 // processes the program started die with it: a child that reads the
 // input (here through fd 3) never sees its end and never takes a cut
 // message for a whole one. Only the program (sh) was killed, and its
-// child read to the end of the pipe and went on.
+// child read to the end of the pipe and went on. (With no controlling
+// terminal, as under qmail-local: the program has a process group of
+// its own.)
 func TestPrelineReadErrorKillsChildren(t *testing.T) {
 	localEnv(t)
+	setOwnGroup(t, true)
 	dir := t.TempDir()
 	done := filepath.Join(dir, "done")
 	pidfile := filepath.Join(dir, "pid")
@@ -101,4 +104,36 @@ func alive(pid int) bool {
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+}
+
+// setOwnGroup makes preline take own for whether it has a controlling
+// terminal, for the rest of the test.
+func setOwnGroup(t *testing.T, own bool) {
+	old := ownGroup
+	ownGroup = func() bool { return own }
+	t.Cleanup(func() { ownGroup = old })
+}
+
+// TestPrelineReadErrorInTerminalGroup: from a terminal, the program runs
+// in preline's own process group, and on a read error of the message
+// preline kills the program alone (not its own group) and exits 111.
+func TestPrelineReadErrorInTerminalGroup(t *testing.T) {
+	localEnv(t)
+	setOwnGroup(t, false)
+	stat := filepath.Join(t.TempDir(), "stat")
+	var stdout, stderr bytes.Buffer
+	code := within(t, "preline", func() int {
+		return PrelineMain([]string{"sh", "-c", "cat /proc/$$/stat > " + stat + "; exec cat >/dev/null"}, &testutil.FailingReader{N: 100000}, &stdout, &stderr)
+	})
+	if code != 111 || !strings.Contains(stderr.String(), "preline: fatal: unable to read the message: input/output error") {
+		t.Errorf("exit %d, stderr %q", code, stderr.String())
+	}
+	b, err := os.ReadFile(stat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := strings.Fields(string(b)[strings.LastIndexByte(string(b), ')')+1:])
+	if len(f) < 3 || f[2] != strconv.Itoa(syscall.Getpgrp()) {
+		t.Errorf("the program's stat %q: not in preline's process group %d", b, syscall.Getpgrp())
+	}
 }
