@@ -11,6 +11,13 @@ set -eu
 umask 022
 top=$(cd "$(dirname "$0")/.." && pwd)
 ROOT=${RUNROOT:-$top/run}
+# A relative RUNROOT is taken from the directory make runs in (the
+# checkout), as make install takes a relative ROOT: every check below
+# walks up to / from an absolute name.
+case $ROOT in
+/*) ;;
+*) ROOT=$(pwd)/$ROOT ;;
+esac
 LISTEN=${LISTEN:-127.0.0.1:2525}
 state=$ROOT/var
 me=$(id -un)
@@ -370,7 +377,7 @@ if there "$ctl/holdlocal"; then
 fi
 cat <<MSG
 hqmail is running in $ROOT
-  SMTP:      $LISTEN   (e.g. swaks --server $LISTEN --to $me@localhost)
+  SMTP:      $LISTEN   (e.g. swaks --server $(shq "$LISTEN") --to $me@localhost)
   sendmail:  $sendmail $me@localhost < message
   mail to $me@localhost lands in: $box
   log:       $state/qmail-send.log
