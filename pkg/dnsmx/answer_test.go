@@ -442,8 +442,9 @@ func TestLookupStopped(t *testing.T) {
 // authority section. That is a referral, deferred with the hint; it was
 // read as "no data" and bounced (#5.1.2 for the alias, #5.4.4 for an
 // exchanger that is one). A recursive server's CNAME whose target has no
-// data (RA, the target zone's SOA) stays "no data", and NXDOMAIN after a
-// CNAME stays "no such host".
+// data (RA, the target zone's SOA) stays "no data": no address (ErrNoAddr,
+// #5.4.4 as in qmail, the answer holding the CNAME; see
+// TestCNAMEThenNoData), and NXDOMAIN after a CNAME stays "no such host".
 func TestCNAMEOutOfZone(t *testing.T) {
 	soa := rrs("other.example. SOA ns.other.example. h.other.example. 1 3600 600 86400 60")
 	auth := func(req *dns.Msg) []*dns.Msg {
@@ -491,8 +492,8 @@ func TestCNAMEOutOfZone(t *testing.T) {
 		return []*dns.Msg{reply(req, nil, soa)}
 	}
 	r = rawResolver(t, msgServer(t, rec))
-	if as, err := r.MX("nodata.test"); !errors.Is(err, dnsmx.ErrNoHost) {
-		t.Errorf("MX(nodata.test) from a recursive server = %q, %v; want ErrNoHost", format(as), err)
+	if as, err := r.MX("nodata.test"); !errors.Is(err, dnsmx.ErrNoAddr) || errors.Is(err, dnsmx.ErrTemp) {
+		t.Errorf("MX(nodata.test) from a recursive server = %q, %v; want ErrNoAddr", format(as), err)
 	}
 	if as, err := r.Host("nodata.test"); !errors.Is(err, dnsmx.ErrNoAddr) {
 		t.Errorf("Host(nodata.test) from a recursive server = %q, %v; want ErrNoAddr", format(as), err)
@@ -512,7 +513,58 @@ func TestCNAMEOutOfZone(t *testing.T) {
 		return []*dns.Msg{m}
 	}
 	r = rawResolver(t, msgServer(t, own))
-	if as, err := r.MX("incname.test"); !errors.Is(err, dnsmx.ErrNoHost) {
-		t.Errorf("MX(incname.test), CNAME into the server's own zone with SOA = %q, %v; want ErrNoHost", format(as), err)
+	if as, err := r.MX("incname.test"); !errors.Is(err, dnsmx.ErrNoAddr) || errors.Is(err, dnsmx.ErrTemp) {
+		t.Errorf("MX(incname.test), CNAME into the server's own zone with SOA = %q, %v; want ErrNoAddr", format(as), err)
+	}
+}
+
+// TestCNAMEThenNoData (rdns3 QA): a host without MX records that is a
+// CNAME to a name without addresses (cnnd CNAME nodata, nodata TXT "x")
+// is "no mail exchanger or IP address" (ErrNoAddr, #5.4.4), as in qmail:
+// glibc's res_query succeeds on an answer that holds the CNAME, and
+// dns_mxip finds no address in it. It was ErrNoHost, "no such host"
+// (#5.1.2). A plain "no data" answer (an empty answer section: glibc's
+// NO_DATA, a hard failure) stays ErrNoHost for MX; Host gives ErrNoData
+// for it (which the caller shows as "no such host" for a relay) and
+// ErrNoAddr alone for the CNAME. Both as a recursive server gives them
+// (RA, the zone's SOA) and as the zone's authoritative-only server does.
+func TestCNAMEThenNoData(t *testing.T) {
+	soa := rrs("cn.test. SOA ns.cn.test. h.cn.test. 1 3600 600 86400 60")
+	for _, ra := range []bool{true, false} {
+		r := rawResolver(t, msgServer(t, func(req *dns.Msg) []*dns.Msg {
+			q := req.Question[0]
+			var m *dns.Msg
+			switch name := strings.ToLower(q.Name); {
+			case name == "cnnd.cn.test.":
+				m = reply(req, rrs("cnnd.cn.test. CNAME nodata.cn.test."), soa)
+				if q.Qtype == dns.TypeTXT {
+					m.Answer = append(m.Answer, rrs(`nodata.cn.test. TXT "x"`)...)
+				}
+			case name == "nodata.cn.test." && q.Qtype == dns.TypeTXT:
+				m = reply(req, rrs(`nodata.cn.test. TXT "x"`), nil)
+			case name == "nodata.cn.test.":
+				m = reply(req, nil, soa)
+			default:
+				m = reply(req, nil, soa)
+				m.Rcode = dns.RcodeNameError
+			}
+			m.Authoritative, m.RecursionAvailable = true, ra
+			return []*dns.Msg{m}
+		}))
+		if as, err := r.MX("cnnd.cn.test"); !errors.Is(err, dnsmx.ErrNoAddr) || errors.Is(err, dnsmx.ErrNoHost) || errors.Is(err, dnsmx.ErrTemp) {
+			t.Errorf("RA %v: MX(cnnd.cn.test), a CNAME to a name without address = %q, %v; want ErrNoAddr", ra, format(as), err)
+		}
+		if as, err := r.Host("cnnd.cn.test"); !errors.Is(err, dnsmx.ErrNoAddr) || errors.Is(err, dnsmx.ErrNoData) {
+			t.Errorf("RA %v: Host(cnnd.cn.test) = %q, %v; want ErrNoAddr, not ErrNoData", ra, format(as), err)
+		}
+		if as, err := r.MX("nodata.cn.test"); !errors.Is(err, dnsmx.ErrNoHost) {
+			t.Errorf("RA %v: MX(nodata.cn.test), plain no data = %q, %v; want ErrNoHost", ra, format(as), err)
+		}
+		if as, err := r.Host("nodata.cn.test"); !errors.Is(err, dnsmx.ErrNoData) || !errors.Is(err, dnsmx.ErrNoAddr) {
+			t.Errorf("RA %v: Host(nodata.cn.test) = %q, %v; want ErrNoData", ra, format(as), err)
+		}
+		if as, err := r.MX("gone.cn.test"); !errors.Is(err, dnsmx.ErrNoHost) {
+			t.Errorf("RA %v: MX(gone.cn.test) = %q, %v; want ErrNoHost", ra, format(as), err)
+		}
 	}
 }

@@ -85,12 +85,15 @@ func TestCapAddresses(t *testing.T) {
 	}
 }
 
-// TestDNSBudget: once the delivery's queries have taken 2 x timeout x
-// attempts x nameservers, no exchanger after the first two is looked up,
-// and nothing found is a temporary failure. The clock moves one second
-// per query received (timeout 1, attempts 1, one nameserver: a budget of
-// 2 s), as silent servers would make it move; the answers (SERVFAIL) come
-// at once, so no lookup is started beside another.
+// TestDNSBudget: once the delivery's queries have taken the DNS budget,
+// no exchanger after the first two is looked up unless its lookup has
+// finished, and nothing found is a temporary failure. The budget grows
+// with the names the loop may look up: here 20 names, timeout 1, attempts
+// 1, one nameserver: (ceil(20/8) + 1) x 1 s + 20 x 0.25 s = 9 s. The
+// clock moves one second per query received, as silent servers would
+// make it move: the MX query and two (A, AAAA) per name, so the budget is
+// spent after 4 names (9 queries). The answers (SERVFAIL) come at once,
+// so no lookup is started beside another.
 func TestDNSBudget(t *testing.T) {
 	s := dnstest.Start(t)
 	for i := 1; i <= 20; i++ {
@@ -104,8 +107,24 @@ func TestDNSBudget(t *testing.T) {
 	if !errors.Is(err, dnsmx.ErrTemp) {
 		t.Fatalf("got %s, %v; want ErrTemp", format(as), err)
 	}
-	if n := addrNames(s, ".slow.test."); strings.Join(n, " ") != "mx1.slow.test. mx2.slow.test." {
-		t.Fatalf("looked up %v, want the first two only", n)
+	want := "mx1.slow.test. mx2.slow.test. mx3.slow.test. mx4.slow.test."
+	if n := addrNames(s, ".slow.test."); strings.Join(n, " ") != want {
+		t.Fatalf("looked up %v, want %s", n, want)
+	}
+	// The clock jumps by a minute per query: after the first two names
+	// nothing is waited for.
+	s2 := dnstest.Start(t)
+	for i := 1; i <= 20; i++ {
+		s2.Add(fmt.Sprintf("slow.test. MX %d mx%d.slow.test.", i, i))
+		s2.ServFail(fmt.Sprintf("mx%d.slow.test.", i))
+	}
+	r = resolver(t, s2)
+	dnsmx.SetClock(r, func() time.Time { return t0.Add(time.Duration(len(s2.Queries())) * time.Minute) })
+	if as, err := r.MX("slow.test"); !errors.Is(err, dnsmx.ErrTemp) {
+		t.Fatalf("a minute a query: got %s, %v; want ErrTemp", format(as), err)
+	}
+	if n := addrNames(s2, ".slow.test."); strings.Join(n, " ") != "mx1.slow.test. mx2.slow.test." {
+		t.Fatalf("a minute a query: looked up %v, want the first two only", n)
 	}
 }
 
@@ -327,5 +346,43 @@ func TestLookAheadStops(t *testing.T) {
 	defer mu.Unlock()
 	if late != 0 {
 		t.Errorf("IsSelf called %d times after MX returned", late)
+	}
+}
+
+// TestManySilentExchangers (rdns3 QA): 12 and 20 exchanger names in a
+// zone whose servers never answer, then a good one. Their lookups run
+// beside one another, at most 8 at once, and the DNS budget grows with
+// the names the loop may look up, so the good exchanger is reached, as
+// qmail reaches it after looking each dead name up in turn. The budget
+// was twice one give-up time whatever the number of names: only some 9
+// dead names fitted in it, and mail to such a domain was deferred on
+// every retry, then bounced. The resolver gives up on a name after
+// 3 x 400 ms, three times its pace of 100 ms x 8 lookups at once, as
+// the defaults (10 s, 8 x 1 s) do: the lookups fill the 8 places.
+func TestManySilentExchangers(t *testing.T) {
+	for _, n := range []int{12, 20} {
+		s := dnstest.Start(t)
+		dom := fmt.Sprintf("mxsil%d.test", n)
+		for i := 0; i < n; i++ {
+			name := fmt.Sprintf("s%d.silent.test.", i)
+			s.Add(fmt.Sprintf("%s. MX %d %s", dom, i, name))
+			s.Silent(name)
+		}
+		s.Add(dom+". MX 100 ok.good.test.", "ok.good.test. A 10.9.0.3")
+		r := &dnsmx.Resolver{
+			Conf:    &dnsmx.Config{Servers: []string{s.Addr}, Timeout: 400 * time.Millisecond, Attempts: 3},
+			Shuffle: func(int, func(i, j int)) {},
+		}
+		as, soft, err := r.MXSoft(dom)
+		if err != nil || format(as) != "100 ok.good.test 10.9.0.3" || soft != 0 {
+			t.Errorf("%d silent names: MXSoft(%s) = %q, %d, %v; want the good exchanger, 0 skipped", n, dom, format(as), soft, err)
+		}
+		seen := map[string]bool{}
+		for _, name := range addrNames(s, ".silent.test.") {
+			seen[name] = true // asked once per attempt
+		}
+		if len(seen) != n {
+			t.Errorf("%d silent names: %d of them looked up", n, len(seen))
+		}
 	}
 }

@@ -8,7 +8,12 @@
 //     failure is ErrTemp. NXDOMAIN or no MX records (no data) falls back
 //     to the host's own addresses with preference 0, as qmail's dns_mxip
 //     does on any hard failure (some servers answer NXDOMAIN for the types
-//     they do not serve); a host without addresses then is ErrNoHost.
+//     they do not serve). A host whose A query then gets NXDOMAIN, or an
+//     answer with no record at all (NODATA, ErrNoData), is ErrNoHost: a
+//     hard failure of qmail's resolver (glibc's res_query). One whose
+//     answer holds records but no address (a CNAME to a name without
+//     any) is ErrNoAddr: res_query succeeds there, qmail finds no
+//     address, and it is "no mail exchanger or IP address".
 //   - An exchanger named by a dotted or bracketed IP address is used as
 //     that address, as qmail does (RFC 5321 forbids such MX records, but
 //     they exist). A null MX (RFC 7505, ".") names no exchanger; a host
@@ -31,19 +36,24 @@
 //     caps (see exchangers for the one case a cap can hide). No answer is
 //     turned into more records than are kept.
 //   - The exchangers' addresses are looked up in that order, each when
-//     the one before has answered; one that has not answered within a
-//     quarter of the timeout (at most a second) gets the next names'
-//     lookups started beside it, one more each such interval, at most
-//     maxInFlight at once and only names the list may still need. Their
-//     results are taken in preference order as before, so a zone whose
-//     servers never answer costs about one give-up time of the resolver,
-//     not one per exchanger, and the exchangers after it are reached.
-//     Lookups the result does not need are cut short and waited for
-//     before MX returns. As a last resort, after the first two names, a
-//     lookup that has not finished is not waited for once the delivery's
-//     DNS queries have taken 2 x timeout x attempts x nameservers (twice
-//     what one lookup takes when no server answers): what is left is a
-//     temporary failure (ErrTemp when nothing was found).
+//     the one before has answered; while one has not answered, the next
+//     name's lookup is started beside it once the last lookup started
+//     has run a quarter of the timeout (at most a second), and so on, at
+//     most maxInFlight at once and only names the list may still need.
+//     Their results are taken in preference order as before, so a zone
+//     whose servers never answer costs about one give-up time of the
+//     resolver (timeout x attempts x nameservers) for each maxInFlight
+//     of its names, not one per name, and the exchangers after it are
+//     reached. Lookups the result does not need are cut short and
+//     waited for before MX returns. As a last resort, after the first
+//     two names, a lookup that has not finished is not waited for once
+//     the delivery's DNS queries have taken the DNS budget, which grows
+//     with the names the loop may look up as the pace above does: a
+//     give-up time for each maxInFlight names, one more, and a quarter
+//     timeout per name (dnsBudget; 154 s for MaxBarren names with the
+//     resolver's defaults, 20 s and a little more for a few names).
+//     What is left then is a temporary failure (ErrTemp when nothing was
+//     found).
 //   - A name with non-ASCII labels (an IDN in UTF-8) is looked up by its
 //     A-labels (pkg/idna ToASCII, the conversion qmail-remote's route
 //     tables and the hold flags match domains by, through idna.Fold).
@@ -86,6 +96,14 @@ var (
 	ErrTemp   = errors.New("temporary DNS failure")
 	ErrNoHost = errors.New("host does not exist")
 	ErrNoAddr = errors.New("no mail exchanger or address")
+	// ErrNoData: a name whose A query was answered with nothing at all
+	// (NOERROR, an empty answer section: "no data"), which qmail's
+	// resolver (glibc's res_query) takes for a hard failure, as qmail
+	// takes "no such host". It is also ErrNoAddr. A name whose answer
+	// holds records but no address (a CNAME chain to a name without any)
+	// is ErrNoAddr alone: res_query succeeds there and qmail finds no
+	// address.
+	ErrNoData = fmt.Errorf("the name has no address (an empty answer): %w", ErrNoAddr)
 	// ErrSelf: this host is an exchanger (IsSelf) and no exchanger of a
 	// lower preference is left.
 	ErrSelf = errors.New("this host is a best-preference exchanger")
@@ -217,7 +235,7 @@ func (r *Resolver) MXSoft(host string) ([]Addr, int, error) {
 		}
 		mxs = append(mxs, exchanger{int(binary.BigEndian.Uint16(msg[off:])), strings.TrimSuffix(name, ".")})
 	})
-	if err != nil && !errors.Is(err, ErrNoHost) {
+	if err != nil && !errors.Is(err, ErrNoHost) && !errors.Is(err, ErrNoData) {
 		return nil, -1, err
 	}
 	if len(mxs) == 0 {
@@ -225,8 +243,11 @@ func (r *Resolver) MXSoft(host string) ([]Addr, int, error) {
 		if self && r.IsSelf != nil {
 			return nil, -1, ErrSelf
 		}
-		if errors.Is(err, ErrNoAddr) {
-			err = ErrNoHost // qmail: no A record is a hard failure
+		if errors.Is(err, ErrNoData) {
+			// qmail: an empty answer to the A query is a hard failure,
+			// #5.1.2; an answer with a CNAME and no address is not, and
+			// stays ErrNoAddr (#5.4.4).
+			err = ErrNoHost
 		}
 		if err != nil {
 			return nil, -1, err
@@ -272,9 +293,11 @@ func (r *Resolver) MXSoft(host string) ([]Addr, int, error) {
 // once each. A lookup so started that the loop then does not need (this
 // host found, MaxAddrs reached, a cap) is cut short and its result
 // dropped: given the same answers, the result is the one the loop made
-// looking the names up one by one, but for the DNS budget. That is a last
-// resort: after the first two names, once it is spent, a lookup that has
-// not finished is not waited for (nor started); one that has is used.
+// looking the names up one by one, but for the DNS budget (dnsBudget).
+// That is a last resort, sized so that every name the loop may look up
+// is reached when a dead zone's names come first: after the first two
+// names, once it is spent, a lookup that has not finished is not waited
+// for (nor started by the loop); one that has is used.
 func (r *Resolver) exchangers(mxs []exchanger, start time.Time) ([]Addr, int, error) {
 	soft, prefme := -1, -1
 	if r.IsSelf != nil {
@@ -286,9 +309,6 @@ func (r *Resolver) exchangers(mxs []exchanger, start time.Time) ([]Addr, int, er
 		}
 	}
 	conf := r.conf()
-	// The DNS budget: twice what one lookup takes when no server answers
-	// (every server, timeout each, attempts rounds).
-	budget := 2 * conf.Timeout * time.Duration(max(conf.Attempts, 1)*max(len(conf.Servers), 1))
 	var out []Addr
 	var tempErr error
 	looked := 0
@@ -315,6 +335,7 @@ func (r *Resolver) exchangers(mxs []exchanger, start time.Time) ([]Addr, int, er
 		}
 		return len(out) < MaxAddrs || names[k].pref <= out[len(out)-1].Pref
 	}
+	budget := dnsBudget(conf, len(names))
 	ahead := r.lookAhead(names, stagger(conf))
 	defer ahead.stop()
 
@@ -424,18 +445,50 @@ const (
 	maxStagger = time.Second
 )
 
-// stagger is how long the loop waits for a lookup before the next name's
-// lookup is started beside it, and then the next: a quarter of the
-// resolver's timeout, at most maxStagger. A healthy DNS answers well
-// within it, so the names are asked one by one as the loop needs them
-// (no query for an exchanger the loop would not have looked up); a
-// silent zone's lookups, which each cost the resolver's whole give-up
-// time, overlap instead of adding up.
+// stagger is the pace of the lookups started beside the one the loop
+// waits for: the next name's lookup is started once the last lookup
+// started has run this long, and so on: a quarter of the resolver's
+// timeout, at most maxStagger. A healthy DNS answers well within it, so
+// the names are asked one by one as the loop needs them (no query for an
+// exchanger the loop would not have looked up); a silent zone's lookups,
+// which each cost the resolver's whole give-up time, overlap instead of
+// adding up.
 func stagger(c *Config) time.Duration {
 	if d := min(c.Timeout/4, maxStagger); d > 0 {
 		return d
 	}
 	return maxStagger
+}
+
+// giveUp is what one lookup takes when no server answers: every server,
+// timeout each, attempts rounds (a name's AAAA and A queries run side by
+// side).
+func giveUp(c *Config) time.Duration {
+	return c.Timeout * time.Duration(max(c.Attempts, 1)*max(len(c.Servers), 1))
+}
+
+// dnsBudget is how long the delivery's DNS queries, the MX query
+// included, may take before the loop of exchangers stops waiting for
+// lookups that have not finished, when it may look up names names. It
+// follows the pace of lookahead while the loop waits: the j-th lookup
+// (from 0) is started a stagger s after the one before, or when one of
+// the maxInFlight places frees, whichever is later; a place frees at the
+// latest one give-up time G after its lookup started, so the j-th starts
+// by j x s + floor(j/maxInFlight) x G. The loop checks the budget for the
+// last name once the one before it is done, by (names-2) x s +
+// (floor((names-2)/maxInFlight) + 1) x G after the first lookup started.
+// The budget, (ceil(names/maxInFlight) + 1) x G + names x s, is more than
+// that by at least G + 2 s: room for the MX query (which took less than
+// G if it was answered) and for the scheduling. So the names after a zone
+// that never answers are reached, as qmail (which looks them up one after
+// another, with no limit) reaches them, and the budget still ends: with
+// MaxBarren names and the resolver's defaults (G 10 s, s 1 s) it is
+// 9 x 10 + 64 = 154 s, and one more G at most is spent on a lookup
+// started before it ran out (about 164 s in all). With a few names it is
+// 2 x G and a stagger a name, about what it was (2 x G).
+func dnsBudget(c *Config, names int) time.Duration {
+	rounds := max((names+maxInFlight-1)/maxInFlight, 1)
+	return time.Duration(rounds+1)*giveUp(c) + time.Duration(names)*stagger(c)
 }
 
 // ipsResult is what lookupIPs gave.
@@ -447,8 +500,12 @@ type ipsResult struct {
 
 // lookahead runs the address lookups of the exchangers the loop of
 // exchangers consumes in order: the k-th on demand (get), and, while the
-// loop waits for one, the following ones, one more each stagger that
-// passes, at most maxInFlight at once, each only if the loop may need it.
+// loop waits for one, the following ones, each a stagger after the last
+// one started (or as soon as a place frees, if later), at most
+// maxInFlight at once, each only if the loop may need it. The pace is
+// kept across the loop's gets: moving on to the next result does not
+// start the stagger again, and a place that frees is taken at once, not
+// at the next tick.
 // Its lookups run under a context of their own; stop cancels it (a query
 // under way fails at once) and waits for them: none outlives the lookup
 // of the MX it serves (qmail-remote in keep mode lives on, and IsSelf is
@@ -459,6 +516,8 @@ type lookahead struct {
 	stagger time.Duration
 	res     []chan ipsResult // one buffered slot per name started
 	running atomic.Int32
+	freed   chan struct{} // a lookup has finished (a place may be free)
+	next    time.Time     // the earliest start of a lookup beside the one waited for
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 }
@@ -469,7 +528,7 @@ func (r *Resolver) lookAhead(names []exchanger, stagger time.Duration) *lookahea
 		parent = context.Background()
 	}
 	ctx, cancel := context.WithCancel(parent)
-	l := &lookahead{r: *r, names: names, stagger: stagger, cancel: cancel}
+	l := &lookahead{r: *r, names: names, stagger: stagger, cancel: cancel, freed: make(chan struct{}, 1)}
 	l.r.Ctx = ctx
 	return l
 }
@@ -480,6 +539,7 @@ func (l *lookahead) start(limit int) {
 	ch := make(chan ipsResult, 1)
 	name := l.names[len(l.res)].name
 	l.res = append(l.res, ch)
+	l.next = time.Now().Add(l.stagger)
 	l.running.Add(1)
 	l.wg.Add(1)
 	go func() {
@@ -487,6 +547,10 @@ func (l *lookahead) start(limit int) {
 		ips, self, err := l.r.lookupIPs(name, limit)
 		l.running.Add(-1)
 		ch <- ipsResult{ips, self, err}
+		select {
+		case l.freed <- struct{}{}:
+		default: // one signal pending is enough: get looks again
+		}
 	}()
 }
 
@@ -497,30 +561,39 @@ func (l *lookahead) ready(k int) bool {
 
 // get returns the result of the k-th lookup (the loop asks for them in
 // order), starting it if it is not, with room for limit addresses. While
-// it waits, each stagger that passes starts the next name's lookup if
-// fewer than maxInFlight run and mayNeed says the loop may need it.
+// it waits, the next name's lookup is started when the pace allows it
+// (l.next), fewer than maxInFlight run and mayNeed says the loop may need
+// it.
 func (l *lookahead) get(k, limit int, mayNeed func(k int) bool) ipsResult {
 	if k == len(l.res) {
 		l.start(limit)
 	}
-	var tick <-chan time.Time
-	if k+1 < len(l.names) {
-		t := time.NewTicker(l.stagger)
-		defer t.Stop()
-		tick = t.C
-	}
+	timer := time.NewTimer(time.Hour) // Reset before use (no stale tick since Go 1.23)
+	defer timer.Stop()
 	for {
 		select {
 		case res := <-l.res[k]:
-			return res
-		case <-tick:
-			n := len(l.res)
-			switch {
-			case n == len(l.names) || !mayNeed(n):
-				tick = nil // the loop's state does not change while it waits
-			case l.running.Load() < maxInFlight:
+			return res // nothing more is started unless the loop waits
+		default:
+		}
+		var wake <-chan time.Time
+		// The loop's state does not change while it waits: when mayNeed
+		// says no, only the result (or a place freeing, looked at again
+		// for nothing) ends the wait.
+		if n := len(l.res); n < len(l.names) && mayNeed(n) && l.running.Load() < maxInFlight {
+			d := time.Until(l.next)
+			if d <= 0 {
 				l.start(limit)
+				continue
 			}
+			timer.Reset(d)
+			wake = timer.C
+		}
+		select {
+		case res := <-l.res[k]:
+			return res
+		case <-wake:
+		case <-l.freed:
 		}
 	}
 }
@@ -541,7 +614,9 @@ func addrsOf(ips []net.IP, pref int, name string) []Addr {
 
 // Host returns the addresses of host itself with preference 0 (a literal, or
 // at most MaxAddrs of its AAAA and A records): ErrNoHost when it does not
-// exist, ErrTemp on a temporary failure, ErrNoAddr when it has no address.
+// exist, ErrTemp on a temporary failure, ErrNoAddr when it has no address:
+// ErrNoData (which is also ErrNoAddr) when the answer to its A query was
+// empty.
 // IsSelf plays no part: every address of a relay is eligible.
 func (r *Resolver) Host(host string) ([]Addr, error) {
 	if ip := Literal(host); ip != nil {
@@ -558,7 +633,9 @@ func (r *Resolver) Host(host string) ([]Addr, error) {
 // IPs looks up the AAAA and A records of name (both at once) and returns
 // at most MaxAddrs of them in the configured family order. Only when both
 // lookups fail is there an error: ErrNoHost if both said NXDOMAIN, else
-// ErrTemp (or ErrReferral) if one was temporary. Both empty is ErrNoAddr.
+// ErrTemp (or ErrReferral) if one was temporary. No address otherwise is
+// ErrNoAddr, ErrNoData when the A query's answer was empty (qmail asks
+// for A records only, and tells that from an answer with records).
 func (r *Resolver) IPs(name string) ([]net.IP, error) {
 	ips, _, err := r.lookupIPs(name, MaxAddrs)
 	return ips, err
@@ -617,6 +694,8 @@ func (r *Resolver) lookupIPs(name string, limit int) ([]net.IP, bool, error) {
 		return nil, self, ErrTemp
 	case errors.Is(v4.err, ErrNoHost):
 		return nil, self, ErrNoHost
+	case errors.Is(v4.err, ErrNoData):
+		return nil, self, ErrNoData
 	}
 	return nil, self, ErrNoAddr
 }

@@ -48,7 +48,9 @@ type question struct {
 // calls each with the whole message and the bounds of the data
 // (msg[off:end]) of every record of type qtype and class IN whose owner is
 // name or a CNAME target on name's chain within the answer, and returns
-// nil (also when there was no such record); no other record is built, so
+// nil (also when there was no such record), or ErrNoData when the answer
+// section was empty (glibc's res_query fails then, and succeeds when it
+// holds a record, a CNAME say); no other record is built, so
 // an answer of thousands of records costs its 64 KB buffer and what each
 // keeps. NXDOMAIN is ErrNoHost; ErrTemp when no server gave either within
 // Attempts rounds, ErrReferral when those that answered gave referrals.
@@ -117,6 +119,8 @@ func (r *Resolver) query(name string, qtype uint16, each func(msg []byte, off, e
 			case ans.rcode == dns.RcodeSuccess && ans.cut:
 				recursing = true
 				continue
+			case ans.rcode == dns.RcodeSuccess && ans.ancount == 0:
+				return ErrNoData
 			case ans.rcode == dns.RcodeSuccess:
 				ans.records(qtype, each)
 				return nil

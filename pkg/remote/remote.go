@@ -352,9 +352,13 @@ func (d *delivery) addresses() ([]dnsmx.Addr, *report) {
 	// UTF-8 becomes U+FFFD).
 	shown := oneLine(name)
 	switch {
-	case errors.Is(err, dnsmx.ErrNoHost), d.routed && errors.Is(err, dnsmx.ErrNoAddr):
-		// A relay is looked up for its addresses only: one that exists
-		// without any is "no such host", as qmail's dns_ip makes it.
+	case errors.Is(err, dnsmx.ErrNoHost), d.routed && errors.Is(err, dnsmx.ErrNoData):
+		// A relay is looked up for its addresses only: one whose A query
+		// is answered with nothing at all is "no such host", as qmail's
+		// dns_ip makes it (glibc's res_query fails on an empty answer).
+		// One that is a CNAME to a name without addresses is not: the
+		// answer holds the CNAME, qmail finds no address and says #5.4.4
+		// (ErrNoAddr, below).
 		return nil, &report{letter: 'D', text: "Sorry, I couldn't find any host named " + shown + ". (#5.1.2)\n"}
 	case errors.Is(err, dnsmx.ErrNullMX):
 		// Checked before ErrNoAddr, which it also is.
