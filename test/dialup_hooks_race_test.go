@@ -105,7 +105,7 @@ func TestDialupHooksStaleRelease(t *testing.T) {
 	if ok, state := holdAgrees(tr, sys); !ok || sys.Status()["holdremote"] != "all" {
 		t.Errorf("at the end: %s", state)
 	}
-	b, _ := os.ReadFile(tr.Path("queue", "lock", "linkwant"))
+	b, _ := os.ReadFile(tr.Path("control", "linkwant"))
 	if string(b) != "hold\n" {
 		t.Errorf("linkwant says %q", b)
 	}
@@ -154,7 +154,7 @@ func TestDialupHookHoldSurvivesKill(t *testing.T) {
 		if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGTERM || out.Len() != 0 {
 			t.Fatalf("%s: want the caller killed by its own TERM: %v, output %q", h.name, err, out.String())
 		}
-		if b, _ := os.ReadFile(tr.Path("queue", "lock", "linkwant")); string(b) != "hold\n" {
+		if b, _ := os.ReadFile(tr.Path("control", "linkwant")); string(b) != "hold\n" {
 			t.Errorf("%s: linkwant says %q", h.name, b)
 		}
 		if _, err := os.Stat(tr.Path("control", "holdremote")); err != nil {

@@ -376,14 +376,15 @@ func TestDialupHookFailureSaysWhy(t *testing.T) {
 }
 
 // TestDialupHookPlantedLinks: the hooks run as root and record the wanted
-// state in queue/lock, which belongs to qmailq. Whoever acts as qmailq can
-// plant symbolic links there before the event: linkwant.PID for the pid
-// the hook will have (here planted by a wrapper that then execs the hook,
-// keeping its pid), linkwant.tmp, and linkwant itself, each pointing to a
-// root-only file. No hook writes through them: the root file keeps its
-// contents, linkwant ends up a regular file saying what the event wants,
-// and the background job still applies it (qmail-send is stopped: the
-// flag changes and the log says the next start honours it).
+// state in control/linkwant (in queue/lock, qmailq's, before: whoever
+// acted as qmailq could plant links there). Symbolic links left in
+// control/ before the event: linkwant.PID for the pid the hook will have
+// (here planted by a wrapper that then execs the hook, keeping its pid),
+// linkwant.tmp, and linkwant itself, each pointing to a root-only file.
+// No hook writes through them: the root file keeps its contents, linkwant
+// ends up a regular file saying what the event wants, and the background
+// job still applies it (qmail-send is stopped: the flag changes and the
+// log says the next start honours it).
 func TestDialupHookPlantedLinks(t *testing.T) {
 	tr := ctlTree(t)
 	fake := t.TempDir()
@@ -406,7 +407,7 @@ func TestDialupHookPlantedLinks(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	lock := tr.Path("queue", "lock")
+	dir := tr.Path("control")
 	ppp := []string{"/dev/ttyS0", "115200", "10.0.0.1", "10.0.0.2", ""}
 	for _, h := range []struct {
 		name, script string
@@ -429,21 +430,21 @@ func TestDialupHookPlantedLinks(t *testing.T) {
 		{"networkd no-carrier", "networkd-dispatcher/no-carrier.d/hqmail", nil, []string{"IFACE=eth0", "STATE=no-carrier"}, "", "hold",
 			"-t hqmail-networkd -- eth0 no-carrier: remote delivery held"},
 	} {
-		ents, _ := os.ReadDir(lock)
+		ents, _ := os.ReadDir(dir)
 		for _, e := range ents {
 			if strings.HasPrefix(e.Name(), "linkwant") {
-				os.Remove(filepath.Join(lock, e.Name()))
+				os.Remove(filepath.Join(dir, e.Name()))
 			}
 		}
 		for i, name := range []string{"linkwant.tmp", "linkwant"} {
-			if err := os.Symlink(targets[i+1], filepath.Join(lock, name)); err != nil {
+			if err := os.Symlink(targets[i+1], filepath.Join(dir, name)); err != nil {
 				t.Fatal(err)
 			}
 		}
 		os.WriteFile(nmFile, []byte(h.nm+"\n"), 0o644)
 		os.Remove(logFile)
 		// The wrapper plants linkwant.$$ and execs the hook: same pid.
-		cmd := exec.Command("/bin/sh", append([]string{"-c", `ln -s "$TARGET" "$QMAILHOME/queue/lock/linkwant.$$" && exec /bin/sh "$@"`,
+		cmd := exec.Command("/bin/sh", append([]string{"-c", `ln -s "$TARGET" "$QMAILHOME/control/linkwant.$$" && exec /bin/sh "$@"`,
 			"sh", scriptPath(t, h.script)}, h.args...)...)
 		cmd.Env = append([]string{"PATH=" + fake + ":/usr/sbin:/usr/bin:/sbin:/bin", "QMAILHOME=" + tr.Root, "TARGET=" + targets[0]}, h.env...)
 		if out, err := cmd.CombinedOutput(); err != nil || len(out) != 0 {
@@ -466,16 +467,84 @@ func TestDialupHookPlantedLinks(t *testing.T) {
 			}
 		}
 		var mode os.FileMode
-		fi, err := os.Lstat(filepath.Join(lock, "linkwant"))
+		fi, err := os.Lstat(filepath.Join(dir, "linkwant"))
 		if err == nil {
 			mode = fi.Mode()
 		}
-		b, _ := os.ReadFile(filepath.Join(lock, "linkwant"))
+		b, _ := os.ReadFile(filepath.Join(dir, "linkwant"))
 		if !mode.IsRegular() || string(b) != h.want+"\n" {
 			t.Errorf("%s: linkwant (mode %v, %v) says %q, want a regular file saying %s", h.name, mode, err, b, h.want)
 		}
 		if _, err := os.Stat(tr.Path("control", "holdremote")); (err == nil) != (h.want == "hold") {
 			t.Errorf("%s: holdremote present %v, want %v", h.name, err == nil, h.want == "hold")
 		}
+	}
+}
+
+// TestDialupHookReplayAsQmailq: queue/lock is qmailq's, and qmailq may
+// rename any file in it, root's included. It saved a release that root's
+// qmailctl linkwant had recorded there (with its linkwant.boot naming
+// this boot) and, once the next ip-down had recorded and applied its
+// hold, renamed it back: linkwant apply released remote delivery, and
+// qmailctl boot said a network hook had released it since the machine
+// booted (QA rtoday6). linkwant is in control/ now, root's, and nothing
+// in queue/lock is read: a release qmailq puts back there is nothing.
+// pkg/ctl TestLinkWantReplay does the same without root.
+func TestDialupHookReplayAsQmailq(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: qmailq renames root's files in its queue/lock")
+	}
+	tr := ctlTree(t)
+	tr.RemoveControl("holdremote")
+	ids := tr.IDs()
+	lock := tr.Path("queue", "lock")
+	asQmailq := func(from, to string) {
+		t.Helper()
+		cmd := exec.Command("/bin/mv", "-f", filepath.Join(lock, from), filepath.Join(lock, to))
+		cmd.SysProcAttr = credential(ids.Qmailq.UID, ids.Qmailq.GID)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("mv %s %s as qmailq: %v, %q", from, to, err, out)
+		}
+	}
+	if out, code := ctl(t, tr, "linkwant", "release"); code != 0 {
+		t.Fatalf("linkwant release: exit %d, %q", code, out)
+	}
+	// The release of this boot that root's qmailctl wrote in queue/lock:
+	// there before this fix, and left by an older qmailctl in a tree
+	// upgraded since.
+	if _, err := os.Lstat(filepath.Join(lock, "linkwant")); err != nil {
+		id, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+		if err != nil {
+			t.Skipf("no boot id: %v", err)
+		}
+		for name, s := range map[string]string{"linkwant": "release\n", "linkwant.boot": string(id)} {
+			if err := os.WriteFile(filepath.Join(lock, name), []byte(s), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	asQmailq("linkwant", ".saved")
+	asQmailq("linkwant.boot", ".savedb")
+	// The ip-down: recorded, applied (qmail-send is stopped: exit 3,
+	// the flag is set), recorded again by the next ip-down.
+	for _, args := range [][]string{{"linkwant", "hold"}, {"linkwant", "apply", "nowait"}, {"linkwant", "hold"}} {
+		if out, code := ctl(t, tr, args...); code != 0 && code != 3 {
+			t.Fatalf("%q: exit %d, %q", args, code, out)
+		}
+	}
+	asQmailq(".saved", "linkwant")
+	asQmailq(".savedb", "linkwant.boot")
+	if out, _ := ctl(t, tr, "linkwant", "apply", "nowait"); !strings.HasPrefix(out, "hold\n") {
+		t.Errorf("apply after qmailq's replay: %q, want hold applied", out)
+	}
+	if b, err := os.ReadFile(tr.Path("control", "holdremote")); err != nil || string(b) != "*\n" {
+		t.Errorf("holdremote after qmailq's replay: %q, %v; want the ip-down's hold", b, err)
+	}
+	out, _ := ctl(t, tr, "boot")
+	if strings.Contains(out, "released it since the machine booted") {
+		t.Errorf("qmailctl boot after qmailq's replay: %q", out)
+	}
+	if b, err := os.ReadFile(tr.Path("control", "holdremote")); err != nil || string(b) != "*\n" {
+		t.Errorf("holdremote after boot: %q, %v; want everything held", b, err)
 	}
 }

@@ -39,6 +39,7 @@ const (
 	kListMe                    // list, default me (locals)
 	kListTrim                  // list whose reader trims blanks and a CR from each value (routes, addresses)
 	kSecretList                // contents never shown, read as list lines (smtpauth)
+	kLinkWant                  // qmailctl's record of the last link event (linkwant, linkwant.boot): its first line, default text
 )
 
 // ctlFile describes one control file for qmail-showctl.
@@ -74,6 +75,10 @@ var controlFiles = []ctlFile{
 	{"holdlocal", kHold, "", "qmail-send", "hold flag of the local channel, read at start and on HUP; see qmailctl"},
 	{"holdremote", kHold, "", "qmail-send", "hold flag of the remote channel (all, or a list of domains), read at start and on HUP; see qmailctl"},
 	{"idhost", kMe, "", "qmail-inject", "host part of Message-ID"},
+	{"linkwant", kLinkWant, "no link event recorded: a boot hold (qmailctl boot, startheld) holds", "qmailctl, qmail-start",
+		"what the last link event wants, hold or release (qmailctl linkwant, for the network hooks and qmail-linkwatch); a release of this boot lifts the boot hold"},
+	{"linkwant.boot", kLinkWant, "no boot id recorded: a release in linkwant counts when written after the boot time", "qmailctl, qmail-start",
+		"the boot id linkwant was last recorded in, telling the boot hold whether its release is of this boot"},
 	{"localiphost", kMeOptional, "qmail-smtpd leaves [local ip] in recipient addresses as it is", "qmail-smtpd", "replaces [local ip] in recipient addresses"},
 	{"localcache", kInt, "5", "qmail-lspawn", "seconds an idle kept qmail-local is kept for the next delivery (0: one per delivery)"},
 	{"locals", kListMe, "", "qmail-send", "domains delivered locally"},
@@ -375,6 +380,30 @@ func showFile(w io.Writer, d *control.Dir, cf ctlFile, shared bool) error {
 		fmt.Fprintf(w, "%s: %s.\n", head, h.Describe())
 		for _, j := range h.JunkWarnings(cf.name) {
 			fmt.Fprintf(w, "  warning: %s\n", j)
+		}
+	case kLinkWant:
+		// Read as qmailctl reads it: no link followed, a regular file
+		// of root, the tree's owner or this user.
+		b, err := hold.ReadLinkWant(filepath.Dir(d.Path), filepath.Join("control", cf.name))
+		var fe *hold.ForeignLinkWantError
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			fmt.Fprintf(w, "%s: (Default.) %s.\n", head, cf.def)
+		case errors.As(err, &fe):
+			fmt.Fprintf(w, "%s: not taken: %v.\n", head, err)
+		case err != nil:
+			return err
+		default:
+			// The whole file, trimmed, as qmailctl takes it.
+			v := strings.TrimSpace(string(b))
+			switch {
+			case cf.name == "linkwant" && v != "hold" && v != "release":
+				fmt.Fprintf(w, "%s: %q is neither hold nor release: qmailctl linkwant apply applies nothing.\n", head, v)
+			case strings.ContainsAny(v, "\n\r\t"):
+				fmt.Fprintf(w, "%s: %q.\n", head, v)
+			default:
+				fmt.Fprintf(w, "%s: %s\n", head, value(v))
+			}
 		}
 	case kSecret, kSecretList:
 		fi, err := os.Stat(path)

@@ -57,6 +57,8 @@ func TestShowctlGolden(t *testing.T) {
 			"control/morercpthosts":     "other.example\n",
 			"control/morercpthosts.cdb": "",
 			"control/startheld":         "",
+			"control/linkwant":          "release\n",
+			"control/linkwant.boot":     "0f3c7a52-1d4e-4b8a-9c61-2e7f80a5d913\n",
 			"control/defaultdelivery":   "|/var/qmail/bin/dot-forward .forward\n./Maildir/\n",
 			"control/mystery":           "?\n",
 		}},

@@ -50,8 +50,8 @@ type bootSteps struct {
 // name, or everything after the last ip-down).
 //
 // A release recorded while the hold is made by a writer that does not
-// take the lock (an older qmailctl during an upgrade, a hook writing the
-// file itself) is told by linkwant's change since the look
+// take the lock (a hook or an admin writing control/linkwant itself) is
+// told by linkwant's change since the look
 // (hold.LinkWantStamp: its word, boot id or file), not by what holdremote
 // held before: takeBack then releases as that hook's apply would.
 func bootHold(root string, wait time.Duration, s bootSteps) error {

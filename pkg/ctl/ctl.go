@@ -4,14 +4,15 @@
 // the queue, and holds, releases, deletes and bounces single messages
 // (msgctl.go: requests to the running qmail-send through queue/lock/sendctl,
 // or queue changes under the sendmutex lock while it is stopped), and
-// records, reads and applies queue/lock/linkwant for the network hooks
+// records, reads and applies control/linkwant for the network hooks
 // (linkwant.go).
 //
 // Invariants:
-//   - Flag files are changed under an exclusive flock on the control
-//     directory and replaced atomically (write NAME.tmp, fsync, rename,
-//     fsync the directory), so concurrent runs never lose each other's
-//     changes and qmail-send never reads a half-written file.
+//   - Flag files (and control/linkwant) are changed under an exclusive
+//     flock on the control directory and replaced atomically (write
+//     NAME.tmp, fsync, rename, fsync the directory), so concurrent runs
+//     never lose each other's changes and qmail-send never reads a
+//     half-written file.
 //   - qmail-send is found only through queue/lock/sendmutex: it runs when
 //     the flock on that file is held, and the pid in the file must be the
 //     lock's holder (/proc/locks). No process is ever found or signalled by
@@ -81,7 +82,7 @@ const usage = `usage: qmailctl [-t SECONDS] COMMAND
   delete ID...                drop messages (deliveries in progress finish)
   bounce ID...                return messages to their senders now
   linkwant [hold|release]     record (or print) what the last link event wants
-                              (queue/lock/linkwant; for the network hooks)
+                              (control/linkwant; for the network hooks)
   linkwant apply [nowait]     hold or release remote delivery as linkwant says,
                               read under the lock; nowait: signal qmail-send,
                               do not wait for its confirmation

@@ -13,16 +13,15 @@ import (
 
 // linkWant is "qmailctl linkwant [hold|release|apply [nowait]]": the
 // network hooks record the state the last link event wants in
-// queue/lock/linkwant (hold.LinkWantFile), and their background job reads
-// it back and applies it, through qmailctl. queue/lock belongs to qmailq
-// and the hooks run as root: a shell's "echo >file" or "cat file" there
-// would follow a link planted in its place (qmailq could pre-plant
-// linkwant.PID for the pids to come). The word is written with
-// hold.WriteLinkWant (a temporary file of this writer's own made O_EXCL,
-// renamed; no link below queue/ followed) and read with
-// hold.ReadLinkWant (no link, a regular file, and root's, the tree
-// owner's or this user's: not one qmailq put there); only "hold" or
-// "release" is ever printed.
+// control/linkwant (hold.LinkWantFile), and their background job reads
+// it back and applies it, through qmailctl. The word is written with
+// hold.WriteLinkWant, as the hold flags are (qhome.ReplaceFile: a
+// temporary file made anew, flushed, renamed; no link followed), and
+// read with hold.ReadLinkWant (no link, a regular file, and root's, the
+// tree owner's or this user's); only "hold" or "release" is ever
+// printed. It was kept in queue/lock, qmailq's directory, where qmailq
+// could save a release root had recorded and put it back after the next
+// ip-down's hold (QA rtoday6); queue/lock/linkwant is not read any more.
 //
 // Recording and applying both take the control directory's lock (lockDir),
 // the one every hold and release takes: apply reads the word, changes the
@@ -58,7 +57,7 @@ func (c *cmd) linkWant(args []string) int {
 	return c.fail(ExitUsage, "usage: qmailctl linkwant [hold|release|apply [nowait]]")
 }
 
-// readLinkWant returns what queue/lock/linkwant says, "hold" or "release".
+// readLinkWant returns what control/linkwant says, "hold" or "release".
 func (c *cmd) readLinkWant() (string, error) {
 	b, err := hold.ReadLinkWant(c.root, hold.LinkWantFile)
 	if errors.Is(err, fs.ErrNotExist) {

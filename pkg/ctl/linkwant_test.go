@@ -11,7 +11,7 @@ import (
 )
 
 // TestLinkWantApply: qmailctl linkwant apply holds or releases remote
-// delivery as queue/lock/linkwant says, prints the word it applied on its
+// delivery as control/linkwant says, prints the word it applied on its
 // first line, and waits for qmail-send as hold and release do.
 func TestLinkWantApply(t *testing.T) {
 	root := makeTree(t)

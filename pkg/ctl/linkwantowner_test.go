@@ -12,8 +12,9 @@ import (
 
 // TestLinkWantApplyForeignOwner: linkwant apply, which the hooks' job
 // runs as root, takes the word only from a linkwant written by qmailctl
-// linkwant (root's, or this user's): one qmailq put in its queue/lock
-// saying "release" undid the hold an ip-down had made (QA rsec2).
+// linkwant (root's, or this user's): one qmailq put in its queue/lock,
+// where linkwant was kept then, saying "release" undid the hold an
+// ip-down had made (QA rsec2). In control/ the owner is still checked.
 func TestLinkWantApplyForeignOwner(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: a linkwant of another user")

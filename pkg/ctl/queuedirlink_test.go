@@ -145,9 +145,9 @@ func TestSendMutexLinkRefused(t *testing.T) {
 	checkTarget(t, target, precious)
 }
 
-// TestLinkWant: the hooks record and read queue/lock/linkwant through
-// qmailctl. A link planted as linkwant, or as the temporary file, is
-// never written through; a linkwant that is a link is not read.
+// TestLinkWant: the hooks record and read control/linkwant through
+// qmailctl. A link left as linkwant, or as the temporary file, is never
+// written through; a linkwant that is a link is not read.
 func TestLinkWant(t *testing.T) {
 	root, _, target := linkTree(t)
 	p := filepath.Join(root, hold.LinkWantFile)

@@ -17,51 +17,67 @@ import (
 )
 
 // LinkWantFile is where the network hooks (scripts/ppp, networkmanager,
-// networkd-dispatcher) record the state the last link event wants, "hold"
-// or "release", before they apply it.
-const LinkWantFile = "queue/lock/linkwant"
+// networkd-dispatcher) and qmail-linkwatch record the state the last link
+// event wants, "hold" or "release", before they apply it (qmailctl
+// linkwant). It is in control/, root's (the tree owner's in a tree of an
+// ordinary user), beside the hold flag it decides (control/holdremote),
+// and written by the same writer, qmailctl.
+const LinkWantFile = "control/linkwant"
 
 // LinkWantBootFile is written beside LinkWantFile each time a word is
 // recorded there, after it: the kernel's boot id
 // (/proc/sys/kernel/random/boot_id) at that moment, one line. It tells
 // ReleasedSinceBoot in which boot linkwant was written without asking
-// the clock. A tree written by an older qmailctl has none.
-const LinkWantBootFile = "queue/lock/linkwant.boot"
+// the clock.
+const LinkWantBootFile = "control/linkwant.boot"
+
+// OldLinkWantFile and OldLinkWantBootFile are where qmailctl recorded
+// them before: queue/lock, qmailq's directory, where qmailq could rename
+// root's files, save a release of this boot and put it back after the
+// next ip-down's hold (QA rtoday6). They are never read: an upgraded tree
+// counts as one where no link event is recorded (the boot hold holds)
+// until the next one, or a qmailctl linkwant release run by hand.
+// qmail-install says so while they are there and LinkWantFile is not.
+const (
+	OldLinkWantFile     = "queue/lock/linkwant"
+	OldLinkWantBootFile = "queue/lock/linkwant.boot"
+)
 
 // WriteLinkWant records, as the network hooks do (through qmailctl
 // linkwant), the state the last link event wants ("hold" or "release"),
 // then the current boot id in LinkWantBootFile (nothing when the kernel
-// gives none). queue/lock is qmailq's and the writers run as root, so
-// each file goes through qhome.ReplaceFileShared: a temporary file of its
-// own made O_EXCL, flushed, renamed, the directory flushed; no link below
-// queue/ is followed. A reader sees the old word or the new one, and of
-// writers racing the last rename wins. The boot id is written only once
-// linkwant is in place, so one naming the current boot says that
-// linkwant was written in this boot too, whatever came between (a
-// writer that died, or an older qmailctl, writing linkwant alone).
+// gives none). Each file is written as qmailctl writes the hold flags,
+// with qhome.ReplaceFile: a temporary file NAME.tmp made anew (a link
+// there is removed, never written through), flushed, renamed over NAME,
+// the directory flushed; a link at NAME is replaced, not followed. A
+// reader sees the old word or the new one. The caller holds the control
+// directory's lock (qmailctl's lockDir), as every writer of the hold
+// flags does: ReplaceFile takes one writer at a time. The boot id is
+// written only once linkwant is in place, so one naming the current boot
+// says that linkwant was written in this boot too, whatever came between
+// (a writer that died between the two).
 func WriteLinkWant(root, want string) error {
-	if err := qhome.ReplaceFileShared(filepath.Join(root, LinkWantFile), []byte(want+"\n"), 0o644); err != nil {
+	if err := qhome.ReplaceFile(filepath.Join(root, LinkWantFile), []byte(want+"\n"), 0o644, nil); err != nil {
 		return err
 	}
 	id, ok := procBootID()
 	if !ok {
 		return nil
 	}
-	return qhome.ReplaceFileShared(filepath.Join(root, LinkWantBootFile), []byte(id+"\n"), 0o644)
+	return qhome.ReplaceFile(filepath.Join(root, LinkWantBootFile), []byte(id+"\n"), 0o644, nil)
 }
 
 // OpenLinkWant opens the file rel (LinkWantFile or LinkWantBootFile) of
-// the tree at root for reading as qhome.OpenQueueFile does (no link below
-// queue/ followed, a regular file), and refuses one that belongs neither
-// to root, nor to the tree's owner (the owner of root itself: root's in a
-// tree installed by root, the user's in an ordinary user's tree), nor to
-// this process's user. They are written by qmailctl linkwant
-// (WriteLinkWant) as its user: root's hooks, or the user's in their own
-// tree. queue/lock belongs to qmailq, who could put a file of its own
-// words there, and the hold that qmailctl boot, control/startheld and
-// linkwant apply decide is root's (control/holdremote): a release in
-// qmailq's file released remote delivery at boot, and undid an ip-down
-// hold. A refused file is a *ForeignLinkWantError.
+// the tree at root for reading without following a link at its name (a
+// regular file, as qhome.OpenQueueFile opens it), and refuses one that
+// belongs neither to root, nor to the tree's owner (the owner of root
+// itself: root's in a tree installed by root, the user's in an ordinary
+// user's tree), nor to this process's user. They are written by qmailctl
+// linkwant (WriteLinkWant) as its user: root's hooks, or the user's in
+// their own tree. control/ is root's, so the owner is checked only in
+// depth: when linkwant was in queue/lock, qmailq's, a release in a file of
+// qmailq's own released remote delivery at boot and undid an ip-down
+// hold (QA rsec2). A refused file is a *ForeignLinkWantError.
 func OpenLinkWant(root, rel string) (*os.File, error) {
 	name := filepath.Join(root, rel)
 	f, err := qhome.OpenQueueFile(name, os.O_RDONLY)
@@ -94,7 +110,7 @@ type ForeignLinkWantError struct {
 }
 
 func (e *ForeignLinkWantError) Error() string {
-	return fmt.Sprintf("%s belongs to %s, neither root nor the tree's owner: qmailctl linkwant did not write it (queue/lock is qmailq's), and its word is not taken; remove it", e.Name, unixid.Who(e.UID))
+	return fmt.Sprintf("%s belongs to %s, neither root nor the tree's owner: qmailctl linkwant did not write it, and its word is not taken; remove it", e.Name, unixid.Who(e.UID))
 }
 
 // ReadLinkWant returns the contents of the file rel of the tree at root
@@ -149,9 +165,9 @@ var bootIDFile = "/proc/sys/kernel/random/boot_id"
 // wall time less the uptime, moves with the step past the release's
 // mtime. A boot id naming this boot is a release of this boot; another
 // one is a release of an earlier boot, unless linkwant is newer than it
-// (written without it, by an older qmailctl). Then, and when there is no
-// boot id (a tree written by an older qmailctl) or the kernel gives none,
-// linkwant's mtime is compared with btime, which trusts the clock:
+// (written without it: its writer died between the two, or the kernel
+// gave no boot id then). Then, and when there is no boot id recorded or
+// the kernel gives none now, linkwant's mtime is compared with btime, which trusts the clock:
 // unknown, it counts as no release; stepped forward after the release,
 // as above, it holds; stepped back by more than the uptime, it could make
 // an earlier boot's release look recent.

@@ -8,17 +8,18 @@ import (
 	"time"
 )
 
-// TestLinkWantForeignOwner: queue/lock is qmailq's, and a linkwant (or
-// linkwant.boot) qmailq wrote there saying "release" released remote
-// delivery at boot (QA rsec2). One that is neither root's nor this
-// process's user's counts as not there; written by WriteLinkWant, the
-// same words count.
+// TestLinkWantForeignOwner: a linkwant (or linkwant.boot) qmailq wrote
+// in queue/lock, qmailq's, where it was kept then, saying "release"
+// released remote delivery at boot (QA rsec2). control/ is root's, and
+// the owner is still checked: one that is neither root's, the tree
+// owner's nor this process's user's counts as not there; written by
+// WriteLinkWant, the same words count.
 func TestLinkWantForeignOwner(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: a file of another user in the tree")
 	}
 	root := t.TempDir()
-	os.MkdirAll(filepath.Join(root, "queue", "lock"), 0o755)
+	os.MkdirAll(filepath.Join(root, "control"), 0o755)
 	saved := bootTime
 	t.Cleanup(func() { bootTime = saved })
 	bootTime = func() (time.Time, bool) { return time.Now().Add(-time.Hour), true }

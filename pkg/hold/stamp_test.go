@@ -10,7 +10,7 @@ import (
 // the stamp; reading does not.
 func TestLinkWantStamp(t *testing.T) {
 	root := t.TempDir()
-	os.MkdirAll(filepath.Join(root, "queue", "lock"), 0o755)
+	os.MkdirAll(filepath.Join(root, "control"), 0o755)
 	none := ReadLinkWantStamp(root)
 	if err := WriteLinkWant(root, "hold"); err != nil {
 		t.Fatal(err)

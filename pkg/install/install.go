@@ -152,6 +152,9 @@ func Install(opt Options) error {
 	// or FUSE file system is as safe as its server: said, no more
 	// (memfs.go).
 	w.queueNotOnDisk(homeUser)
+	// The link's last event recorded where qmailctl no longer reads it
+	// (linkwant.go).
+	w.oldLinkWant()
 	// qmail-send's lock, if the repair took it to replace what
 	// qmail-send holds open (running.go): a qmail-send may start now.
 	w.releaseSend()

@@ -38,7 +38,7 @@ func (a ctlActions) run(verb string) error {
 	return a.apply(verb)
 }
 
-// record writes verb to queue/lock/linkwant (qmailctl linkwant VERB).
+// record writes verb to control/linkwant (qmailctl linkwant VERB).
 func (a ctlActions) record(verb string) error {
 	var out, errb bytes.Buffer
 	if code := ctl.Main(a.root, []string{"linkwant", verb}, &out, &errb); code != ctl.ExitOK {
@@ -80,7 +80,7 @@ func (a ctlActions) Release(string) error { return a.run("release") }
 func (a ctlActions) RecordRelease() error { return a.record("release") }
 func (a ctlActions) ApplyRelease() error  { return a.apply("release") }
 
-// Wanted returns what queue/lock/linkwant says now (qmailctl linkwant).
+// Wanted returns what control/linkwant says now (qmailctl linkwant).
 func (a ctlActions) Wanted() (string, error) {
 	var out, errb bytes.Buffer
 	if code := ctl.Main(a.root, []string{"linkwant"}, &out, &errb); code != ctl.ExitOK {

@@ -68,7 +68,7 @@ const (
 )
 
 // wantReader is an Actions that can tell what the last decision recorded
-// (queue/lock/linkwant for ctlActions): a network hook may have recorded
+// (control/linkwant for ctlActions): a network hook may have recorded
 // and applied the opposite of the watcher's since, and the watcher then
 // acts again.
 type wantReader interface {

@@ -177,7 +177,7 @@ func TestProbeAndMetered(t *testing.T) {
 }
 
 // TestActionsRecordLinkWant: the watcher records what it wants in
-// queue/lock/linkwant, as the hooks do, so that qmailctl boot at a restart
+// control/linkwant, as the hooks do, so that qmailctl boot at a restart
 // of qmail while the link is up holds nothing (the watcher acts only on a
 // change and would never release again).
 func TestActionsRecordLinkWant(t *testing.T) {

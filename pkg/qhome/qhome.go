@@ -453,11 +453,12 @@ func ReplaceFileDir(path string, data []byte, perm os.FileMode, prep func(f *os.
 }
 
 // ReplaceFileShared is ReplaceFile for a file that several writers may
-// replace at once (queue/lock/linkwant: the network hooks and
-// qmail-linkwatch): each writer makes its own temporary file, named
-// path.tmp.PID.RANDOM and created O_EXCL (never a name another writer or
-// a planted link holds), so the last rename wins whole. A writer that
-// dies between the two steps leaves its temporary file behind.
+// replace at once, with no lock between them (control/linkwant is not
+// one: its writers take the control directory's lock): each writer makes
+// its own temporary file, named path.tmp.PID.RANDOM and created O_EXCL
+// (never a name another writer or a planted link holds), so the last
+// rename wins whole. A writer that dies between the two steps leaves its
+// temporary file behind.
 func ReplaceFileShared(path string, data []byte, perm os.FileMode) error {
 	d, base, err := openParent(path)
 	if err != nil {
