@@ -11,7 +11,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hqmail/hqmail/pkg/address"
+	"github.com/hqmail/hqmail/pkg/control"
 	"github.com/hqmail/hqmail/pkg/hold"
+	"github.com/hqmail/hqmail/pkg/inject"
 	"github.com/hqmail/hqmail/pkg/qhome"
 	"github.com/hqmail/hqmail/pkg/qread"
 	"github.com/hqmail/hqmail/pkg/sched"
@@ -224,11 +227,15 @@ func (c *cmd) msgHold(hold bool, args []string) int {
 		if len(args) != 2 {
 			return c.fail(ExitUsage, "usage: qmailctl %s %s ADDRESS", verb, args[0])
 		}
-		addr, err := envelopeAddress(args[1])
+		rw, err := treeRewriter(c.root)
+		if err != nil {
+			return c.fail(ExitTemp, "%s %s: %v", verb, args[0], err)
+		}
+		addrs, err := envelopeAddress(rw, args[0] == "from", args[1])
 		if err != nil {
 			return c.fail(ExitUsage, "%s %s: %v", verb, args[0], err)
 		}
-		return c.viaSend(verb+"-"+args[0], []string{addr})
+		return c.viaSend(verb+"-"+args[0], addrs)
 	}
 	ids, err := parseIDs(args)
 	if err != nil {
@@ -246,33 +253,99 @@ func (c *cmd) msgHold(hold bool, args []string) int {
 }
 
 // envelopeAddress reads the ADDRESS of hold|release from|to the way
-// sendmail reads an address argument (pkg/sendmail SplitRecipients: angle
-// brackets, comments and the quotes of quoted strings go, a group gives its
-// members), so that it is the address as it stands in the envelope:
-// '"joe smith"@a.test' is the recipient joe smith@a.test and
-// '<root@localhost>', as qmailctl queue prints a sender, is root@localhost.
-// No address at all ("", "<>", an empty group) is the empty address,
-// which qmail-send's request names "<>". More than one address, or one
-// sendmail refuses, is an error saying why.
-func envelopeAddress(arg string) (string, error) {
+// sendmail reads an address argument, so that it is the address as it
+// stands in the envelope. First its syntax (pkg/sendmail SplitRecipients:
+// angle brackets, comments and the quotes of quoted strings go, a group
+// gives its members): '"joe smith"@a.test' is the recipient
+// joe smith@a.test and '<root@localhost>', as qmailctl queue prints a
+// sender, is root@localhost. Then qmail-inject's rewriting, which sendmail
+// applies to its recipient arguments and to its -f address alike (rw,
+// treeRewriter): carol is carol@defaulthost.defaultdomain and
+// carol@localhost carol@localhost.defaultdomain, as sendmail queued them.
+// A sender (from) of MAILER-DAEMON, in any case and without a domain, is
+// the empty address, as sendmail reads -f MAILER-DAEMON. No address at all
+// ("", "<>", an empty group) is the empty address, which qmail-send's
+// request names "<>".
+//
+// The addresses to ask qmail-send for are returned: the rewritten one,
+// then the one before the rewriting when qmail-send would not take them
+// for the same (a domain without a dot, no @): mail that came by SMTP or
+// straight through qmail-queue is queued as its client wrote it, not
+// rewritten, and qmailctl queue prints it so. More than one address, or
+// one sendmail refuses, is an error saying why.
+func envelopeAddress(rw *inject.Rewriter, from bool, arg string) ([]string, error) {
 	list, err := sendmail.SplitRecipients([]string{arg})
 	switch {
 	case err != nil:
-		return "", err
+		return nil, err
 	case len(list) == 0:
-		return "<>", nil
+		return []string{"<>"}, nil
 	case len(list) > 1:
 		// The addresses as qmailctl queue shows them: bytes outside
 		// 32..126 (a terminal's escape sequences) become '_'.
 		for i, a := range list {
 			list[i] = qread.Safe(a)
 		}
-		return "", fmt.Errorf("%q is %d addresses (%s); name one", arg, len(list), strings.Join(list, ", "))
+		return nil, fmt.Errorf("%q is %d addresses (%s); name one", arg, len(list), strings.Join(list, ", "))
 	case list[0] == "<>":
 		// '"<>"' is a mailbox named <>; the request has no way to say it.
-		return "", fmt.Errorf("%q: an address <> cannot be named (<> alone is the empty address)", arg)
+		return nil, fmt.Errorf("%q: an address <> cannot be named (<> alone is the empty address)", arg)
 	}
-	return list[0], nil
+	written := list[0]
+	var a string
+	if from && strings.EqualFold(written, "MAILER-DAEMON") {
+		a = "<>"
+	} else {
+		// qmail-inject's reading of a recipient argument or -f value
+		// (pkg/inject parseArg): the local part quoted, then the
+		// whole rewritten as one address.
+		toks, ok := inject.Tokenize(address.Quote(written))
+		if !ok {
+			return nil, fmt.Errorf("unable to parse address %q: the domain after its last @ cannot be read", arg)
+		}
+		if a = inject.Unquote(rw.Rewrite(toks)); a == "" {
+			a = "<>"
+		}
+	}
+	if a == "<>" || sameAddress(a, written) {
+		return []string{a}, nil
+	}
+	return []string{a, written}, nil
+}
+
+// sameAddress reports whether qmail-send matches a and b alike (pkg/sched
+// addrEqual): the case of ASCII letters aside, and the domains as
+// hold.CanonDomain writes them (a trailing dot, an internationalized
+// name's spellings).
+func sameAddress(a, b string) bool {
+	if address.EqualFoldASCII(a, b) {
+		return true
+	}
+	la, da, oka := address.Split(a)
+	lb, db, okb := address.Split(b)
+	return oka && okb && address.EqualFoldASCII(la, lb) && hold.CanonDomain(da) == hold.CanonDomain(db)
+}
+
+// treeRewriter is the address rewriting sendmail (qmail-inject) applies
+// with the tree's control files: defaulthost, defaultdomain and
+// plusdomain, each defaulting to me, then to its own name (pkg/inject
+// controls), with the domain's UTF-8 words bare as sendmail asks. The
+// QMAILDEFAULTHOST, QMAILDEFAULTDOMAIN and QMAILPLUSDOMAIN of a caller's
+// environment are not read: they rewrote only what that caller sent, and
+// the tree's files name what the queue holds.
+func treeRewriter(root string) (*inject.Rewriter, error) {
+	d := control.Open(root)
+	var v [3]string
+	for i, name := range []string{"defaulthost", "defaultdomain", "plusdomain"} {
+		s, err := d.LineOrMe(name)
+		if err != nil {
+			return nil, fmt.Errorf("unable to read control/%s: %v", name, err)
+		}
+		v[i] = s
+	}
+	rw := inject.NewRewriter(v[0], v[1], v[2])
+	rw.BareUTF8Domain = true
+	return rw, nil
 }
 
 // holdStopped changes the held set while qmail-send is stopped (the caller

@@ -63,7 +63,7 @@ func TestMsgRequests(t *testing.T) {
 		{[]string{"hold", "from", "joe@example.org"}, 0, "fake hold-from joe@example.org\n", ""},
 		{[]string{"hold", "to", "a b@example.org"}, 0, "fake hold-to a b@example.org\n", ""},
 		{[]string{"release", "from", ""}, 0, "fake release-from <>\n", ""},
-		{[]string{"release", "to", "x@y"}, 0, "fake release-to x@y\n", ""},
+		{[]string{"release", "to", "x@y"}, 0, "fake release-to x@y.defaultdomain\nfake release-to x@y\n", ""},
 		{[]string{"delete", "8", "9"}, 0, "fake delete 8\nfake delete 9\n", ""},
 		{[]string{"bounce", "10"}, 0, "fake bounce 10\n", ""},
 		{[]string{"hold", "to", "\"a\nb\"@x"}, ExitUsage, "", "cannot send hold-to"},
