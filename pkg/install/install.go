@@ -84,6 +84,11 @@ func Install(opt Options) error {
 	if err := enoughDescriptors(); err != nil {
 		return err
 	}
+	// The directories above the root: who can rename one can put a tree
+	// of their own where the programs are run by name (ancestors.Check).
+	if err := ancestorsTrusted(root); err != nil {
+		return err
+	}
 	// A missing root is made (an existing one is left as it is) to hold
 	// its lock: another qmail-install on this tree is waited for
 	// (treelock.go), and only then is the tree looked at. Looked at

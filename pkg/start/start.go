@@ -63,6 +63,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hqmail/hqmail/pkg/ancestors"
 	"github.com/hqmail/hqmail/pkg/ctl"
 	"github.com/hqmail/hqmail/pkg/nofile"
 	"github.com/hqmail/hqmail/pkg/privsep"
@@ -651,6 +652,15 @@ func Main(args []string, root string, stdout, stderr *os.File) int {
 	sigcatch.Drop(syscall.SIGPIPE)
 	if err := os.Chdir("/"); err != nil {
 		return 111
+	}
+	if os.Geteuid() == 0 {
+		// Programs are run by their absolute names under root: who can
+		// rename a directory above it (moved there after qmail-install)
+		// can have root run a tree of their own (ancestors.Check).
+		if err := ancestors.Check(root); err != nil {
+			fmt.Fprintf(stderr, "qmail-start: fatal: %v; not starting\n", err)
+			return 111
+		}
 	}
 	o := Options{Root: root, DefaultDelivery: DefaultDelivery, Stdout: stdout, Stderr: stderr, Signals: sigs}
 	if len(args) > 0 {
