@@ -3,7 +3,6 @@ package usertools
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/hqmail/hqmail/internal/testutil"
 )
 
 // TestPrelineTTYHelper is not a test: run by prelineInSession as its own
@@ -76,34 +75,6 @@ func prelineInSession(t *testing.T, tty *os.File, args ...string) (pid, code int
 	return cmd.Process.Pid, cmd.ProcessState.ExitCode(), buf.String(), true
 }
 
-// openPty opens a new pseudo-terminal and returns its master and slave
-// (closed at the end of the test); the test is skipped if there is none.
-func openPty(t *testing.T) (master, slave *os.File) {
-	t.Helper()
-	fd, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		t.Skipf("no pseudo-terminal: %v", err)
-	}
-	master = os.NewFile(uintptr(fd), "/dev/ptmx")
-	t.Cleanup(func() { master.Close() })
-	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
-		t.Skipf("unlockpt: %v", err)
-	}
-	n, err := unix.IoctlGetInt(fd, unix.TIOCGPTN)
-	if err != nil {
-		t.Skipf("ptsname: %v", err)
-	}
-	slave, err = os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Skipf("no pseudo-terminal: %v", err)
-	}
-	t.Cleanup(func() { slave.Close() })
-	// What the terminal shows (its echo) is read and dropped, so that
-	// no write to it blocks.
-	go io.Copy(io.Discard, master)
-	return master, slave
-}
-
 // statPgrp returns the pid and the process group of the /proc/PID/stat
 // line that ends out.
 func statPgrp(t *testing.T, out string) (pid, pgrp int) {
@@ -134,7 +105,7 @@ func statPgrp(t *testing.T, out string) (pid, pgrp int) {
 // preline). In a process group of its own, the program that read the
 // terminal was stopped by SIGTTIN and preline waited for ever.
 func TestPrelineTerminal(t *testing.T) {
-	master, slave := openPty(t)
+	master, slave := testutil.OpenPty(t)
 	if _, err := master.Write([]byte("yes\n")); err != nil {
 		t.Fatal(err)
 	}
