@@ -47,26 +47,13 @@ func TestAddressesSelfCutBeyondCap(t *testing.T) {
 // does not recurse) defers the mail and says so; it bounced as "no such
 // host".
 func TestAddressesReferral(t *testing.T) {
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	ns, _ := dns.NewRR("test. 60 NS a.nic.test.")
-	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
+	conf := serveDNS(t, func(w dns.ResponseWriter, req *dns.Msg) {
 		m := new(dns.Msg)
 		m.SetReply(req)
 		m.Ns = []dns.RR{ns}
 		w.WriteMsg(m)
-	})}
-	started := make(chan struct{})
-	srv.NotifyStartedFunc = func() { close(started) }
-	go srv.ActivateAndServe()
-	<-started
-	t.Cleanup(func() { srv.Shutdown() })
-	conf := filepath.Join(t.TempDir(), "resolv.conf")
-	if err := os.WriteFile(conf, []byte("nameserver "+pc.LocalAddr().String()+"\noptions timeout:1 attempts:1\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	})
 	for _, routed := range []bool{false, true} {
 		d := &delivery{cfg: &Config{ResolvConf: conf}, host: "referred.test", routed: routed,
 			route: Route{Relay: "relay.test", Port: 25}}
@@ -237,4 +224,26 @@ func TestLoadConfigHeloASCII(t *testing.T) {
 	if cfg.Helo != "mx.xn--mil-qla.example" {
 		t.Errorf("Helo %q, want the A-labels", cfg.Helo)
 	}
+}
+
+// serveDNS answers DNS queries on a loopback UDP port with handler until
+// the test ends and returns a resolv.conf naming it (timeout 1 s, one
+// attempt), for Config.ResolvConf.
+func serveDNS(t *testing.T, handler dns.HandlerFunc) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &dns.Server{PacketConn: pc, Handler: handler}
+	started := make(chan struct{})
+	srv.NotifyStartedFunc = func() { close(started) }
+	go srv.ActivateAndServe()
+	<-started
+	t.Cleanup(func() { srv.Shutdown() })
+	conf := filepath.Join(t.TempDir(), "resolv.conf")
+	if err := os.WriteFile(conf, []byte("nameserver "+pc.LocalAddr().String()+"\noptions timeout:1 attempts:1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return conf
 }

@@ -1,9 +1,6 @@
 package remote
 
 import (
-	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -19,14 +16,10 @@ import (
 // "no data" answer (nothing in the answer section, a hard failure of
 // glibc's resolver) stays #5.1.2, both ways.
 func TestAddressesCNAMEThenNoData(t *testing.T) {
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	soa, _ := dns.NewRR("test.example. 60 SOA ns.test.example. h.test.example. 1 3600 600 86400 60")
 	cname, _ := dns.NewRR("cnnd.test.example. 60 CNAME nodata.test.example.")
 	txt, _ := dns.NewRR(`nodata.test.example. 60 TXT "x"`)
-	srv := &dns.Server{PacketConn: pc, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
+	conf := serveDNS(t, func(w dns.ResponseWriter, req *dns.Msg) {
 		m := new(dns.Msg)
 		m.SetReply(req)
 		m.Authoritative, m.RecursionAvailable = true, true
@@ -47,16 +40,7 @@ func TestAddressesCNAMEThenNoData(t *testing.T) {
 			m.Ns = []dns.RR{soa}
 		}
 		w.WriteMsg(m)
-	})}
-	started := make(chan struct{})
-	srv.NotifyStartedFunc = func() { close(started) }
-	go srv.ActivateAndServe()
-	<-started
-	t.Cleanup(func() { srv.Shutdown() })
-	conf := filepath.Join(t.TempDir(), "resolv.conf")
-	if err := os.WriteFile(conf, []byte("nameserver "+pc.LocalAddr().String()+"\noptions timeout:1 attempts:1\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	})
 	tests := []struct{ name, want string }{
 		{"cnnd.test.example", txtNoMX},
 		{"nodata.test.example", "Sorry, I couldn't find any host named nodata.test.example. (#5.1.2)\n"},
