@@ -290,7 +290,7 @@ func TestTreeUnderQueueNamedDir(t *testing.T) {
 	// The tree's queue/lock replaced by a link is still refused.
 	os.Remove(filepath.Join(root, "queue", "lock"))
 	os.Symlink(etc, filepath.Join(root, "queue", "lock"))
-	if err := ReplaceFileShared(filepath.Join(root, "queue", "lock", "linkwant"), []byte("hold\n"), 0o644); !errors.Is(err, ErrSymlink) {
+	if err := ReplaceFile(filepath.Join(root, "queue", "lock", "sendstatus"), []byte("hold\n"), 0o644, nil); !errors.Is(err, ErrSymlink) {
 		t.Errorf("queue/lock as a link: %v, want ErrSymlink", err)
 	}
 }

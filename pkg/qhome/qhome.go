@@ -21,9 +21,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"syscall"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -451,40 +449,6 @@ func ReplaceFileDir(path string, data []byte, perm os.FileMode, prep func(f *os.
 	}
 	return replaceWith(d, fd, tmp, base, path, data, perm, wrapped)
 }
-
-// ReplaceFileShared is ReplaceFile for a file that several writers may
-// replace at once, with no lock between them (control/linkwant is not
-// one: its writers take the control directory's lock): each writer makes
-// its own temporary file, named path.tmp.PID.RANDOM and created O_EXCL
-// (never a name another writer or a planted link holds), so the last
-// rename wins whole. A writer that dies between the two steps leaves its
-// temporary file behind.
-func ReplaceFileShared(path string, data []byte, perm os.FileMode) error {
-	d, base, err := openParent(path)
-	if err != nil {
-		return err
-	}
-	defer unix.Close(d)
-	for try := 0; ; try++ {
-		// Unique enough to make collisions rare; O_EXCL makes them safe
-		// (no randomness is needed, and crypto/rand would add its
-		// packages' start-up to every program of the tree).
-		tmp := base + ".tmp." + strconv.Itoa(os.Getpid()) + "." + strconv.FormatInt(time.Now().UnixNano(), 36) +
-			"." + strconv.FormatUint(sharedSeq.Add(1), 36)
-		fd, err := openat(d, tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, uint32(perm.Perm()))
-		if err == unix.EEXIST && try < 10 {
-			continue
-		}
-		if err != nil {
-			return symlinkError(&os.PathError{Op: "open", Path: filepath.Join(filepath.Dir(path), tmp), Err: err})
-		}
-		return replaceWith(d, fd, tmp, base, path, data, perm, nil)
-	}
-}
-
-// sharedSeq tells apart the temporary files of one process's
-// ReplaceFileShared calls.
-var sharedSeq atomic.Uint64
 
 // replaceWith ends a replacement: fd is the new temporary file tmp in the
 // directory d, which is given perm, prep, data, flushed and renamed over
