@@ -159,6 +159,14 @@ func CanonDomain(d string) string {
 	if a, ok := literal(d); ok {
 		return "[" + a.String() + "]"
 	}
+	// Folded first, as qmail-remote's route table folds before it trims:
+	// the ideographic and fullwidth full stops are dots to idna, so
+	// "example.org\u3002" is example.org too, and "127\u30020\u30020\u30021"
+	// is held with "[127.0.0.1]", the safe side.
+	d = idna.Fold(d)
+	if a, ok := literal(d); ok {
+		return "[" + a.String() + "]"
+	}
 	// "example.com." is the host qmail-remote and smtproutes take
 	// example.com for; but "127.0.0.1." is a name to look up, not the
 	// address.
@@ -167,7 +175,7 @@ func CanonDomain(d string) string {
 			d = t
 		}
 	}
-	return idna.Fold(d)
+	return d
 }
 
 // literal returns the address qmail-remote delivers to for the host d

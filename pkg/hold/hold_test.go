@@ -227,9 +227,34 @@ func TestCanonDomain(t *testing.T) {
 		"Bücher.Test":             "xn--bcher-kva.test",
 		".bücher.test":            ".xn--bcher-kva.test",
 		"XN--BCHER-KVA.test":      "xn--bcher-kva.test",
+		// The full stops idna takes for dots (QA rtoday7): trimmed as a
+		// trailing "." is, since qmail-remote's routes fold first.
+		"example.org.":              "example.org",
+		"example.org\u3002":         "example.org",
+		"B\u00fccher.example\uff0e": "xn--bcher-kva.example",
+		"b\u00fccher\uff61example":  "xn--bcher-kva.example",
+		"127\u30020\u30020\u30021":  "[127.0.0.1]",
 	} {
 		if got := CanonDomain(in); got != want {
 			t.Errorf("CanonDomain(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestHoldsIdeographicDot (QA rtoday7): a hold of a domain holds mail to
+// that domain written with a trailing ideographic or fullwidth full stop,
+// which qmail-remote routes to the domain; and a holdremote line written
+// so holds the domain. Mail to x@b\u00fccher.example\u3002 went out past a
+// hold of b\u00fccher.example.
+func TestHoldsIdeographicDot(t *testing.T) {
+	for _, tc := range []struct{ file, addr string }{
+		{"b\u00fccher.example\n", "x@b\u00fccher.example\u3002"},
+		{"example.org\n", "x@example.org\uff0e"},
+		{"b\u00fccher.example\u3002\n", "x@b\u00fccher.example"},
+		{"[127.0.0.1]\n", "x@127\u30020\u30020\u30021"},
+	} {
+		if !Parse([]byte(tc.file)).HoldsAddress(tc.addr) {
+			t.Errorf("holdremote %q does not hold %q", tc.file, tc.addr)
 		}
 	}
 }
