@@ -45,13 +45,19 @@ import (
 // Such a name is encoded as it is lowercased: DNS, asked by the same
 // ToASCII, looks up that same other name, so tables and lookups agree.
 
-// dotReplacer maps the label separators of RFC 3490 §3.1 to '.'.
-var dotReplacer = strings.NewReplacer("\u3002", ".", "\uFF0E", ".", "\uFF61", ".")
+// FullStops are the label separators of RFC 3490 §3.1 besides '.':
+// U+3002 IDEOGRAPHIC FULL STOP, U+FF0E FULLWIDTH FULL STOP and U+FF61
+// HALFWIDTH IDEOGRAPHIC FULL STOP, which ToASCII and Fold take for dots
+// (pkg/inject counts them as dots in its rewriting too).
+var FullStops = [...]string{"\u3002", "\uFF0E", "\uFF61"}
+
+// dotReplacer maps FullStops to '.'.
+var dotReplacer = strings.NewReplacer(FullStops[0], ".", FullStops[1], ".", FullStops[2], ".")
 
 // mapDots returns name with its ideographic and fullwidth full stops
 // made dots.
 func mapDots(name string) string {
-	if !strings.ContainsAny(name, "\u3002\uFF0E\uFF61") {
+	if !strings.ContainsAny(name, "\u3002\uFF0E\uFF61") { // FullStops
 		return name
 	}
 	return dotReplacer.Replace(name)

@@ -1,6 +1,11 @@
 package inject
 
-import "slices"
+import (
+	"slices"
+	"strings"
+
+	"github.com/hqmail/hqmail/pkg/idna"
+)
 
 // Rewriter holds the host names that address rewriting appends, already
 // split into tokens: DefaultHost starts with '@', DefaultDomain and
@@ -39,6 +44,8 @@ func NewRewriter(defaulthost, defaultdomain, plusdomain string) *Rewriter {
 // <> and <x@[]> stay; a source route @a,@b: goes; one trailing '.' and then
 // one trailing '@' go; no '@' gets DefaultHost; a host ending in '+' loses it
 // and gets PlusDomain; a host with no '.' and no literal gets DefaultDomain.
+// In a domain the ideographic and fullwidth full stops count as '.'
+// (fullStops).
 func (rw *Rewriter) Rewrite(a []Token) []Token {
 	if rw.BareUTF8Domain {
 		a = BareDomainUTF8(a)
@@ -68,6 +75,8 @@ func (rw *Rewriter) Rewrite(a []Token) []Token {
 		if len(a) == 0 {
 			return a
 		}
+	} else if l := &a[len(a)-1]; inDomain(a, len(a)-1) && trimStop(l) && l.S == "" {
+		a = a[:len(a)-1] // the stop was the whole word
 	}
 	if a[len(a)-1].Kind == At {
 		a = a[:len(a)-1]
@@ -90,11 +99,70 @@ func (rw *Rewriter) Rewrite(a []Token) []Token {
 		a = append(a, rw.PlusDomain...)
 	}
 	for i := len(a) - 1; i >= 0 && a[i].Kind != At; i-- {
-		if a[i].Kind == Dot || a[i].Kind == Literal {
+		if a[i].Kind == Dot || a[i].Kind == Literal || hasStop(a[i]) {
 			return a
 		}
 	}
 	return append(a, rw.DefaultDomain...)
+}
+
+// The ideographic and fullwidth full stops (idna.FullStops: U+3002,
+// U+FF0E, U+FF61) are dots in a domain to the rest of hqmail, as to
+// UTS #46 and RFC 3490 §3.1 (pkg/idna: DNS, the route tables, rcpthosts
+// and locals, the hold flags), so Rewrite counts them as dots there too:
+// a domain with one is not without a dot, and one of them trailing goes
+// as a trailing '.' does. qmail knows only '.'. The characters are kept.
+
+// hasStop reports whether t is a word with a full stop in it.
+func hasStop(t Token) bool {
+	if t.Kind != Atom && t.Kind != Quote {
+		return false
+	}
+	for _, d := range idna.FullStops {
+		if strings.Contains(t.S, d) {
+			return true
+		}
+	}
+	return false
+}
+
+// trimStop takes one trailing full stop off the word t, if it ends in
+// one, and reports whether it did. A word that was quoted only for its
+// 8-bit bytes and is now plain atom text is an atom again, as it would
+// have been written with a '.'.
+func trimStop(t *Token) bool {
+	if t.Kind != Atom && t.Kind != Quote {
+		return false
+	}
+	for _, d := range idna.FullStops {
+		if s, ok := strings.CutSuffix(t.S, d); ok {
+			t.S = s
+			if t.UTF8 && plainAtom(s) {
+				t.Kind, t.UTF8 = Atom, false
+			}
+			return true
+		}
+	}
+	return false
+}
+
+// plainAtom reports whether s is written as an atom that Tokenize reads
+// back as it is: printable ASCII that neither ends an atom nor makes one
+// quoted (an escaped ',' in "a\,b。" does).
+func plainAtom(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= 32 || c >= 127 || !atomByte(c) || c == ')' || c == ']' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// inDomain reports whether the token a[i] is after an '@', in the domain:
+// a full stop in a local part is no dot.
+func inDomain(a []Token, i int) bool {
+	return slices.ContainsFunc(a[:i], func(t Token) bool { return t.Kind == At })
 }
 
 // BareDomainUTF8 returns a with every word of the domain (after the last
