@@ -47,14 +47,34 @@ func (e *Error) Error() string {
 	if e.euid != 0 {
 		only, them = "only root or you", "neither root's nor yours"
 	}
+	// The advice: the direct fix of Dir first, then a tree elsewhere.
+	move := fmt.Sprintf("or put the tree under directories %s can change, e.g. /var/qmail (make run: RUNROOT=/var/tmp/NAME)", only)
 	if strings.HasPrefix(e.Why, "belongs to ") {
-		return fmt.Sprintf("%s %s above the tree %s %s, %s: they can %s, whose programs (bin/qmail-local, run for every local delivery) would then be run; "+
-			"put the tree under directories %s can change, e.g. /var/qmail or RUNROOT=/var/tmp/NAME",
-			what, e.Dir, e.Root, e.Why, them, harm, only)
+		fix := "make it root's (chown root " + e.Dir + ") if its owner needs it no more"
+		switch {
+		case e.Link:
+			fix = "make it root's (chown -h root " + e.Dir + ") once you have checked where it points"
+		case e.euid != 0:
+			fix = "have root make it root's or yours (chown) if its owner needs it no more"
+		}
+		return fmt.Sprintf("%s %s above the tree %s %s, %s: they can %s, whose programs (bin/qmail-local, run for every local delivery) would then be run; %s, %s",
+			what, e.Dir, e.Root, e.Why, them, harm, fix, move)
 	}
 	return fmt.Sprintf("%s %s above the tree %s (owner %s, mode %04o) %s: any of them can %s, whose programs (bin/qmail-local, run for every local delivery) would then be run; "+
-		"put the tree under directories %s can change, e.g. /var/qmail or RUNROOT=/var/tmp/NAME",
-		what, e.Dir, e.Root, e.Owner, modeBits(e.Mode), e.Why, harm, only)
+		"make it writable by its owner only (chmod %s %s), %s",
+		what, e.Dir, e.Root, e.Owner, modeBits(e.Mode), e.Why, harm, unwritable(e.Mode), e.Dir, move)
+}
+
+// unwritable is the chmod argument that takes write permission from the
+// group and others of a directory of mode m, as far as they have it.
+func unwritable(m os.FileMode) string {
+	switch p := m.Perm(); {
+	case p&0o022 == 0o022:
+		return "go-w"
+	case p&0o020 != 0:
+		return "g-w"
+	}
+	return "o-w"
 }
 
 // modeBits is the mode as chmod takes it, set-id and sticky bits included.

@@ -34,10 +34,14 @@ func wantError(t *testing.T, what, root, dir string, link bool, want ...string) 
 	if ae.Dir != dir || ae.Link != link {
 		t.Errorf("%s: refused %s (link %v), want %s (link %v): %v", what, ae.Dir, ae.Link, dir, link, err)
 	}
-	for _, w := range append(want, dir+" above the tree "+root, "put the tree under directories only root", "/var/qmail or RUNROOT=/var/tmp/NAME") {
+	for _, w := range append(want, dir+" above the tree "+root, ", or put the tree under directories only root",
+		"e.g. /var/qmail (make run: RUNROOT=/var/tmp/NAME)") {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("%s: %q lacks %q", what, err, w)
 		}
+	}
+	if strings.Contains(err.Error(), "\n") {
+		t.Errorf("%s: %q is more than one line", what, err)
 	}
 }
 
@@ -68,7 +72,8 @@ func TestCheck(t *testing.T) {
 	// Writable by others, not sticky: anyone could rename the tree.
 	open := mkdirMode(t, filepath.Join(base, "open"), 0o777)
 	tree := mkdirMode(t, filepath.Join(open, "tree"), 0o755)
-	wantError(t, "mode 0777", tree, open, false, "is writable by others", "mode 0777")
+	wantError(t, "mode 0777", tree, open, false, "is writable by others", "mode 0777",
+		"; make it writable by its owner only (chmod go-w "+open+"), or put")
 	wantError(t, "mode 0777, the tree not made yet", filepath.Join(open, "new", "tree"), open, false)
 	// Deeper down: the first one from / is named.
 	deep := mkdirMode(t, filepath.Join(tree, "sub"), 0o755)
@@ -77,7 +82,10 @@ func TestCheck(t *testing.T) {
 	// Writable by its group.
 	grp := mkdirMode(t, filepath.Join(base, "grp"), 0o775)
 	gtree := mkdirMode(t, filepath.Join(grp, "tree"), 0o755)
-	wantError(t, "mode 0775", gtree, grp, false, "is writable by group ", "mode 0775")
+	wantError(t, "mode 0775", gtree, grp, false, "is writable by group ", "mode 0775", "(chmod g-w "+grp+")")
+	// Writable by others only.
+	oth := mkdirMode(t, filepath.Join(base, "oth"), 0o757)
+	wantError(t, "mode 0757", filepath.Join(oth, "tree"), oth, false, "is writable by others", "(chmod o-w "+oth+")")
 
 	// A symbolic link to a tree under a bad directory: its real
 	// directories are judged.
@@ -137,7 +145,8 @@ func TestCheckOwners(t *testing.T) {
 		t.Fatal(err)
 	}
 	run := mkdirMode(t, filepath.Join(co, "run"), 0o755) // root's, as make run makes it
-	wantError(t, "a checkout of uid 65534", run, co, false, "belongs to ", "(uid 65534), not root's")
+	wantError(t, "a checkout of uid 65534", run, co, false, "belongs to ", "(uid 65534), not root's",
+		"; make it root's (chown root "+co+") if its owner needs it no more, or put")
 
 	sticky := mkdirMode(t, filepath.Join(base, "tmp"), 0o1777)
 	st := mkdirMode(t, filepath.Join(sticky, "tree"), 0o755)
@@ -170,6 +179,7 @@ func TestCheckOwners(t *testing.T) {
 	if err := os.Lchown(link, nobody, nobody); err != nil {
 		t.Fatal(err)
 	}
-	wantError(t, "a link of uid 65534", link, link, true, "symbolic link "+link, "belongs to ", "point it at a tree of their own")
+	wantError(t, "a link of uid 65534", link, link, true, "symbolic link "+link, "belongs to ", "point it at a tree of their own",
+		"; make it root's (chown -h root "+link+") once you have checked where it points, or put")
 	wantError(t, "a path through a link of uid 65534", filepath.Join(link, "tree"), link, true)
 }

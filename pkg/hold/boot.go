@@ -37,7 +37,9 @@ const LinkWantBootFile = "control/linkwant.boot"
 // next ip-down's hold (QA rtoday6). They are never read: an upgraded tree
 // counts as one where no link event is recorded (the boot hold holds)
 // until the next one, or a qmailctl linkwant release run by hand.
-// qmail-install says so while they are there and LinkWantFile is not.
+// qmail-install says so while they are there and LinkWantFile is not,
+// or is older than OldLinkWantFile (an older release, gone back to,
+// recorded a later event there).
 const (
 	OldLinkWantFile     = "queue/lock/linkwant"
 	OldLinkWantBootFile = "queue/lock/linkwant.boot"

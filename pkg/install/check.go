@@ -18,6 +18,7 @@ import (
 	"github.com/hqmail/hqmail/pkg/address"
 	"github.com/hqmail/hqmail/pkg/admin"
 	"github.com/hqmail/hqmail/pkg/aliases"
+	"github.com/hqmail/hqmail/pkg/ancestors"
 	"github.com/hqmail/hqmail/pkg/cdb"
 	"github.com/hqmail/hqmail/pkg/control"
 	"github.com/hqmail/hqmail/pkg/qerr"
@@ -36,8 +37,11 @@ func noTree(root, why string) error {
 // Check compares the tree at root with the table (and every program in
 // bin/ with its program entry) and returns one line per deviation, like
 // qmail's instcheck, and what keeps qmail's users from the files they
-// read. The ids come from root/etc/ids; where the user database gives
-// them or qmail's names otherwise, that is said first (IDConflicts).
+// read. A directory above root that another user can change, for which
+// the repair and root's qmail-start refuse the tree, is said first
+// (ancestorsLine). The ids come from root/etc/ids; where the user
+// database gives them or qmail's names otherwise, that is said next
+// (IDConflicts).
 // Control files and the alias user's .qmail files saved with CRLF line
 // endings are named too (crlfFiles), and so are queue files outside the
 // split directory of their id modulo 23, as a qmail built with another
@@ -102,7 +106,8 @@ func Check(root string) ([]string, error) {
 	}
 	entries = append(entries, fixed...)
 	rs := runners(ids)
-	out := IDConflicts(ids)
+	out := ancestorsLine(root)
+	out = append(out, IDConflicts(ids)...)
 	blocked := map[string]bool{}
 	if !ids.Shared {
 		out = append(out, unreachableRoot(root, rs, own, blocked)...)
@@ -146,6 +151,24 @@ func Check(root string) ([]string, error) {
 		}
 	}
 	return append(out, hints...), nil
+}
+
+// ancestorsLine names, in the words of the repair's refusal
+// (ancestorsTrusted), a directory above root (or a symbolic link on the
+// way to it) that another user than root or the one running -check can
+// change, or an error checking them: the repair refuses to install there,
+// and qmail-start as root refuses to start the tree, so that a tree moved
+// there (or a directory above it made writable) since it was installed
+// does not start at the next restart (QA rupgrade2: -check said nothing).
+func ancestorsLine(root string) []string {
+	abs, err := filepath.Abs(root)
+	if err == nil {
+		err = ancestors.Check(abs)
+	}
+	if err == nil {
+		return nil
+	}
+	return []string{err.Error() + "; qmail-install refuses to repair the tree there, and qmail-start as root to start it"}
 }
 
 // foreignDirs are the directories whose files decide what deliveries run
