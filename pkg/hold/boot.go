@@ -172,11 +172,20 @@ var bootIDFile = "/proc/sys/kernel/random/boot_id"
 // the kernel gives none now, linkwant's mtime is compared with btime, which trusts the clock:
 // unknown, it counts as no release; stepped forward after the release,
 // as above, it holds; stepped back by more than the uptime, it could make
-// an earlier boot's release look recent.
+// an earlier boot's release look recent. A LinkWantBootFile of another
+// user's (OpenLinkWant refuses it) makes it no release, as a refused
+// LinkWantFile does: qmailctl linkwant did not write it.
 func ReleasedSinceBoot(root string) bool {
 	f, err := OpenLinkWant(root, LinkWantFile)
 	if err != nil {
 		return false
+	}
+	var fe *ForeignLinkWantError
+	if bf, err := OpenLinkWant(root, LinkWantBootFile); errors.As(err, &fe) {
+		f.Close()
+		return false
+	} else if bf != nil {
+		bf.Close()
 	}
 	defer f.Close()
 	b, err := qhome.ReadCapped(f)

@@ -61,4 +61,13 @@ func TestLinkWantForeignOwner(t *testing.T) {
 	if b, err := ReadLinkWant(root, LinkWantFile); err != nil || string(b) != "release\n" {
 		t.Errorf("ReadLinkWant of root's file: %q %v", b, err)
 	}
+	// linkwant root's, linkwant.boot still uid 65534's: no release either
+	// (QA rhold7: it fell back to linkwant's mtime against btime and
+	// released, with no note), and the boot hold's note names it.
+	if ReleasedSinceBoot(root) {
+		t.Error("a release beside a linkwant.boot of uid 65534 released remote delivery at boot")
+	}
+	if err := LinkWantRefused(root); err == nil || !strings.Contains(err.Error(), LinkWantBootFile+" belongs to") {
+		t.Errorf("LinkWantRefused with a linkwant.boot of uid 65534: %v", err)
+	}
 }
