@@ -40,6 +40,7 @@ const (
 	kListTrim                  // list whose reader trims blanks and a CR from each value (routes, addresses)
 	kSecretList                // contents never shown, read as list lines (smtpauth)
 	kLinkWant                  // qmailctl's record of the last link event (linkwant, linkwant.boot): its first line, default text
+	kLock                      // the control lock's file (lock): no contents, only whether it is a file closed to others
 )
 
 // ctlFile describes one control file for qmail-showctl.
@@ -82,6 +83,8 @@ var controlFiles = []ctlFile{
 	{"localiphost", kMeOptional, "qmail-smtpd leaves [local ip] in recipient addresses as it is", "qmail-smtpd", "replaces [local ip] in recipient addresses"},
 	{"localcache", kInt, "5", "qmail-lspawn", "seconds an idle kept qmail-local is kept for the next delivery (0: one per delivery)"},
 	{"locals", kListMe, "", "qmail-send", "domains delivered locally"},
+	{"lock", kLock, "absent: made by the first qmailctl hold or release", "qmailctl, qmail-start",
+		"no setting: its flock(2) is the control lock every hold, release, linkwant, boot and startheld takes; mode 0600, root's or the tree owner's"},
 	{"morercpthosts", kList, "no extra rcpthosts", "qmail-newmrh", "extra rcpthosts, compiled into morercpthosts.cdb"},
 	{"morercpthosts.cdb", kCdb, "", "qmail-smtpd", "compiled morercpthosts"},
 	{"outgoingip", kListTrim, "the kernel chooses", "qmail-remote", "local addresses to connect from"},
@@ -404,6 +407,22 @@ func showFile(w io.Writer, d *control.Dir, cf ctlFile, shared bool) error {
 			default:
 				fmt.Fprintf(w, "%s: %s\n", head, value(v))
 			}
+		}
+	case kLock:
+		// As qmailctl opens it (pkg/ctl lockDir): no link followed, a
+		// regular file that only its owner can open.
+		fi, err := os.Lstat(path)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			fmt.Fprintf(w, "%s: (Default.) %s.\n", head, cf.def)
+		case err != nil:
+			return err
+		case !fi.Mode().IsRegular():
+			fmt.Fprintf(w, "%s: not a regular file: qmailctl and qmail-start refuse it; remove it.\n", head)
+		case fi.Mode().Perm()&0o077 != 0:
+			fmt.Fprintf(w, "%s: present, mode %04o: others can open it and hold the lock (chmod 600).\n", head, fi.Mode().Perm())
+		default:
+			fmt.Fprintf(w, "%s: present, mode %04o.\n", head, fi.Mode().Perm())
 		}
 	case kSecret, kSecretList:
 		fi, err := os.Stat(path)

@@ -42,9 +42,9 @@ type bootSteps struct {
 // a hold made now).
 //
 // The look at the last link event, the hold and the look again are made
-// under the control directory's lock (lockDir), the one a hook's
-// "qmailctl linkwant release" (recording) and "linkwant apply" take: a
-// hook's release is either recorded before the look, and nothing is
+// under the control directory's lock (control/lock, lockDir), the one a
+// hook's "qmailctl linkwant release" (recording) and "linkwant apply"
+// take: a hook's release is either recorded before the look, and nothing is
 // held, or after the hold, and its apply, which follows, releases it. No
 // release is undone, whatever holdremote held before (domains held by
 // name, or everything after the last ip-down).
@@ -95,7 +95,8 @@ var afterBootCheck = func() {}
 // ("*" put above the domains held by name, or the domains added). It
 // reports whether control/holdremote holds more than before.
 //
-// The caller has made sure that no qmail-send runs: none is told.
+// The caller has made sure that no qmail-send is known to run (one that
+// sendlock.Locate names; qmail-start's startHeldIfStopped): none is told.
 func StartHeld(root string) (bool, error) { return StartHeldTo(root, io.Discard) }
 
 // StartHeldTo is StartHeld, with what qmailctl would note on its standard

@@ -14,6 +14,7 @@ import (
 	"github.com/hqmail/hqmail/pkg/control"
 	"github.com/hqmail/hqmail/pkg/hold"
 	"github.com/hqmail/hqmail/pkg/qhome"
+	"github.com/hqmail/hqmail/pkg/sendlock"
 	"golang.org/x/sys/unix"
 )
 
@@ -36,30 +37,125 @@ type EditResult struct {
 	ReplacedLink string
 }
 
-// lockDir takes an exclusive flock on the control directory itself, so that
-// concurrent qmailctl runs edit the flag files one after the other. The wait
-// is bounded.
+// LockFile is the file in the control directory whose flock is the
+// control directory's lock (lockDir).
+const LockFile = "lock"
+
+// lockDir takes the control directory's lock, an exclusive flock on
+// control/lock (LockFile), so that concurrent qmailctl runs (and
+// qmail-start's startheld) edit the flag files and linkwant one after the
+// other. The wait is bounded.
+//
+// The file is made on first use, mode 0600, and must be a regular file of
+// root's, of the control directory's owner or of the caller: no other
+// user can open it, and so none can hold the lock. (It was the flock of
+// the control directory itself, which every user may open to read, so
+// that anyone's flock(1) made every hold and release wait and fail, and
+// qmailctl boot hold nothing: QA rsec3.) It is reached through the
+// directory's descriptor, never through a symbolic link, and a FIFO there
+// is not waited on. Made by root in a control directory of another user
+// (a tree an ordinary user installed), it is given to that user, whose
+// own qmailctl must open it.
 func lockDir(dir string, wait time.Duration) (unlock func(), err error) {
-	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	f, err := openLock(dir)
 	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: dir, Err: err}
+		return nil, err
 	}
+	fd := int(f.Fd())
 	deadline := time.Now().Add(wait)
 	for {
 		err = unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
 		if err == nil {
-			return func() { unix.Close(fd) }, nil
+			return func() { f.Close() }, nil
 		}
 		if err != unix.EWOULDBLOCK && err != unix.EINTR {
-			unix.Close(fd)
-			return nil, fmt.Errorf("unable to lock %s: %w", dir, err)
+			f.Close()
+			return nil, fmt.Errorf("unable to lock %s: %w", f.Name(), err)
 		}
 		if time.Now().After(deadline) {
-			unix.Close(fd)
-			return nil, fmt.Errorf("unable to lock %s: another qmailctl holds it for more than %v", dir, wait)
+			// Only root and the tree's owner can open the file:
+			// another qmailctl, a qmail-start applying startheld, or
+			// some other process of theirs (flock(1), an older
+			// qmailctl's child) holds it.
+			who := "another process"
+			if pids, ok := sendlock.LockHoldersOf(f); ok && len(pids) > 0 {
+				who = fmt.Sprintf("pid %d", pids[0])
+			}
+			f.Close()
+			return nil, fmt.Errorf("unable to lock %s: held by %s for more than %v "+
+				"(another qmailctl or qmail-start, or another process of root's or of the tree's owner: only they can open it)",
+				f.Name(), who, wait)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// openLock opens (making it if need be) the lock file of the control
+// directory dir, as lockDir describes.
+func openLock(dir string) (*os.File, error) {
+	path := filepath.Join(dir, LockFile)
+	dfd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: dir, Err: err}
+	}
+	defer unix.Close(dfd)
+	var dst unix.Stat_t
+	if err := unix.Fstat(dfd, &dst); err != nil {
+		return nil, &os.PathError{Op: "stat", Path: dir, Err: err}
+	}
+	const flags = unix.O_RDWR | unix.O_NOFOLLOW | unix.O_CLOEXEC | unix.O_NONBLOCK
+	// Made here (O_EXCL), or opened as it is; one removed between the
+	// two is made again.
+	var fd int
+	made := false
+	for try := 0; ; try++ {
+		fd, err = unix.Openat(dfd, LockFile, flags|unix.O_CREAT|unix.O_EXCL, 0o600)
+		if made = err == nil; err != unix.EEXIST {
+			break
+		}
+		if fd, err = unix.Openat(dfd, LockFile, flags, 0); err != unix.ENOENT || try == 2 {
+			break
+		}
+	}
+	switch {
+	case err == unix.ELOOP:
+		return nil, fmt.Errorf("unable to open %s: it is a symbolic link; the lock must be a file of its own (remove it)", path)
+	case err != nil:
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), path)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		f.Close()
+		return nil, &os.PathError{Op: "stat", Path: path, Err: err}
+	}
+	euid := os.Geteuid()
+	switch {
+	case st.Mode&unix.S_IFMT != unix.S_IFREG:
+		f.Close()
+		return nil, fmt.Errorf("unable to lock %s: not a regular file (remove it)", path)
+	case st.Uid != 0 && st.Uid != dst.Uid && int(st.Uid) != euid:
+		f.Close()
+		return nil, fmt.Errorf("unable to lock %s: it belongs to uid %d, not to root or to the owner of %s (uid %d), "+
+			"so another user could hold the lock; remove it", path, st.Uid, dir, dst.Uid)
+	}
+	if made {
+		// Mode 0600 whatever the umask, and the directory's owner's
+		// when root makes it in a user's tree.
+		err := f.Chmod(0o600)
+		if err == nil && euid == 0 && dst.Uid != 0 {
+			err = f.Chown(int(dst.Uid), int(dst.Gid))
+		}
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+	} else if st.Mode&0o077 != 0 && (euid == 0 || int(st.Uid) == euid) {
+		// Opened to others (a chmod by hand), it would let them take
+		// the lock: closed to them again.
+		f.Chmod(0o600)
+	}
+	return f, nil
 }
 
 // EditHold sets (hold=true) or clears a hold flag file in the control

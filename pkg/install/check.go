@@ -626,7 +626,9 @@ func unreadableControls(root string, rs []runner, own *owners, blocked map[strin
 	}
 	var out []string
 	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), ".") {
+		if strings.HasPrefix(e.Name(), ".") || e.Name() == ctlLockName {
+			// control/lock is qmailctl's lock, 0600 on purpose: read
+			// by others, they could hold it (pkg/ctl lockDir).
 			continue
 		}
 		p := filepath.Join(dir, e.Name())

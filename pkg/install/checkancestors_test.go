@@ -60,3 +60,20 @@ func TestCheckUnsafeParent(t *testing.T) {
 		t.Errorf("check once the directory is mode 0755 again: %q %v", dev, err)
 	}
 }
+
+// TestCheckControlLock: qmailctl's control/lock, 0600 on purpose (read
+// by others, they could hold it and block every hold and release: QA
+// rsec3), is no deviation to -check, which told to chmod it 644; and a
+// tree with nothing in control/ but that lock is still a new tree.
+func TestCheckControlLock(t *testing.T) {
+	root := filepath.Join(searchableDir(t), "q")
+	if err := Install(opts(t, root)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "control", "lock"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if dev, err := Check(root); err != nil || len(dev) != 0 {
+		t.Errorf("check with control/lock 0600: %q %v", dev, err)
+	}
+}

@@ -311,12 +311,24 @@ func qmailInstalled(root string) bool {
 // control/ is no configuration to keep (qmail-send cannot start without
 // control/me or control/locals, qmail-smtpd without me or smtpgreeting),
 // and it is what a first run that stopped before etc/ids leaves: that
-// tree stays new. A control/ that cannot be read counts as one with
-// something in it.
+// tree stays new (so does one with only qmailctl's lock in it). A
+// control/ that cannot be read counts as one with something in it.
 func takenOver(root string) bool {
 	if !qmailInstalled(root) {
 		return false
 	}
 	ents, err := os.ReadDir(filepath.Join(root, "control"))
-	return err != nil || len(ents) > 0
+	if err != nil {
+		return true
+	}
+	for _, e := range ents {
+		if e.Name() != ctlLockName {
+			return true
+		}
+	}
+	return false
 }
+
+// ctlLockName is qmailctl's lock in control/ (pkg/ctl lockDir): no
+// configuration, and 0600 on purpose.
+const ctlLockName = "lock"

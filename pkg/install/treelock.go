@@ -20,8 +20,8 @@ import (
 // whole run: it waits for a repair at work rather than report its
 // half-done state as deviations, and a repair waits for it (it is
 // brief). Nothing else in hqmail locks the root directory itself
-// (qmail-send, qmail-queued and qmailctl lock queue/lock, control/ and
-// files in them), so no daemon ever waits for qmail-install here, nor
+// (qmail-send, qmail-queued and qmailctl lock queue/lock, control/lock
+// and files in queue/lock), so no daemon ever waits for qmail-install here, nor
 // qmail-install for one. Whoever runs qmail-install must not hold an
 // flock on the root itself meanwhile (scripts/run.sh does not): the run
 // would wait for ever.

@@ -520,7 +520,7 @@ func TestActionsTakeControlLock(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	fd, err := syscall.Open(filepath.Join(root, "control"), syscall.O_RDONLY|syscall.O_DIRECTORY, 0)
+	fd, err := syscall.Open(filepath.Join(root, "control", "lock"), syscall.O_RDWR|syscall.O_CREAT, 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}

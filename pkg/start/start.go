@@ -697,15 +697,18 @@ func Main(args []string, root string, stdout, stderr *os.File) int {
 	return Run(o)
 }
 
-// startHeldIfStopped applies control/startheld (StartHeld) only when no
-// qmail-send runs on the tree: startheld is for a system that starts, and
-// a qmail-start run beside a running qmail-send (which fails: its
-// qmail-send cannot take sendmutex) must not hold again what was released
-// with qmailctl. Anything but sendlock's ErrNotRunning leaves control/
-// alone: a running qmail-send, or a sendmutex locked by a process it
-// cannot name (a qmail-send that has taken the lock and not yet written
-// its pid, another tree's through a shared hard link), or one that
-// cannot be tested; a warning says so.
+// startHeldIfStopped applies control/startheld (StartHeld) unless a
+// qmail-send is known to run on the tree: startheld is for a system that
+// starts, and a qmail-start run beside a running qmail-send (which fails:
+// its qmail-send cannot take sendmutex) must not hold again what was
+// released with qmailctl. Known to run means that sendlock.Locate names
+// it: the holder of sendmutex's lock, named in the file, running as
+// qmail-send's uid. Any other answer (a sendmutex locked by a process
+// that is not qmail-send, or that does not name itself in it, or one that
+// cannot be tested) is no qmail-send known to run: queue/lock is
+// qmailq's, who can lock a sendmutex of its own there while qmail-start
+// looks (QA rsec3), so startheld is applied, the safe side, and a warning
+// says why.
 //
 // What remains: the test and StartHeld are two steps. A qmail-send that
 // starts between them (another qmail-start at the same moment, as two
@@ -724,8 +727,7 @@ func startHeldIfStopped(root string, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "qmail-start: warning: qmail-send is already running (pid %d): control/startheld not applied\n", pid)
 		return nil
 	case !errors.Is(err, sendlock.ErrNotRunning):
-		fmt.Fprintf(stderr, "qmail-start: warning: control/startheld not applied: %v\n", err)
-		return nil
+		fmt.Fprintf(stderr, "qmail-start: warning: no qmail-send known to run (%v): control/startheld applied all the same, the safe side\n", err)
 	}
 	_, err = ctl.StartHeldTo(root, stderr)
 	return err
