@@ -201,6 +201,12 @@ func (c *ancestorCheck) dir(d string) error {
 		// walk goes through (each judged in turn).
 		c.checked[d] = true
 		return nil
+	case perm&0o002 == 0 && sys != nil && privateGroup(int(sys.Gid), uid):
+		// Writable by the owner's own group and no one else's: the
+		// checkout of a user whose umask is 002 (USERGROUPS_ENAB),
+		// 0775 user:user.
+		c.checked[d] = true
+		return nil
 	case perm&0o002 != 0:
 		e.Why = "is writable by others"
 		if st.Mode()&os.ModeSticky != 0 {
@@ -239,4 +245,64 @@ func groupOf(gid int) string {
 		return fmt.Sprintf("%s (gid %d)", g.Name, gid)
 	}
 	return fmt.Sprintf("gid %d", gid)
+}
+
+// The user and group databases privateGroup reads; variables so that
+// tests can give their own.
+var (
+	passwdFile = "/etc/passwd"
+	groupFile  = "/etc/group"
+)
+
+// privateGroup reports whether the group gid is the user uid's own: in
+// groupFile, with no member but that user, and in passwdFile the primary
+// group of no other user (a user private group, as Debian's adduser makes
+// them). A group the files do not list (another name service) is not.
+func privateGroup(gid, uid int) bool {
+	pw, err := os.ReadFile(passwdFile)
+	if err != nil {
+		return false
+	}
+	name := ""
+	for _, line := range strings.Split(string(pw), "\n") {
+		f := strings.Split(line, ":")
+		if len(f) < 4 {
+			continue
+		}
+		u, uok := unixid.Parse(f[2])
+		g, gok := unixid.Parse(f[3])
+		if !uok || !gok {
+			continue
+		}
+		if u == uid && name == "" {
+			name = f[0]
+		}
+		if g == gid && u != uid {
+			return false
+		}
+	}
+	if name == "" {
+		return false
+	}
+	gr, err := os.ReadFile(groupFile)
+	if err != nil {
+		return false
+	}
+	found := false
+	for _, line := range strings.Split(string(gr), "\n") {
+		f := strings.Split(line, ":")
+		if len(f) < 4 {
+			continue
+		}
+		if g, ok := unixid.Parse(f[2]); !ok || g != gid {
+			continue
+		}
+		found = true
+		for _, m := range strings.Split(f[3], ",") {
+			if m = strings.TrimSpace(m); m != "" && m != name {
+				return false
+			}
+		}
+	}
+	return found
 }

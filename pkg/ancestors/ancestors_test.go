@@ -2,6 +2,7 @@ package ancestors
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -79,10 +80,13 @@ func TestCheck(t *testing.T) {
 	deep := mkdirMode(t, filepath.Join(tree, "sub"), 0o755)
 	wantError(t, "mode 0777 two levels up", filepath.Join(deep, "tree"), open, false)
 
-	// Writable by its group.
+	// Writable by its group, of which another user is a member.
 	grp := mkdirMode(t, filepath.Join(base, "grp"), 0o775)
 	gtree := mkdirMode(t, filepath.Join(grp, "tree"), 0o755)
+	fakeDatabases(t, grp, "intruder")
 	wantError(t, "mode 0775", gtree, grp, false, "is writable by group ", "mode 0775", "(chmod g-w "+grp+")")
+	passwdFile, groupFile = "/nonexistent", "/nonexistent"
+	wantError(t, "mode 0775, a group the files do not list", gtree, grp, false, "is writable by group ")
 	// Writable by others only.
 	oth := mkdirMode(t, filepath.Join(base, "oth"), 0o757)
 	wantError(t, "mode 0757", filepath.Join(oth, "tree"), oth, false, "is writable by others", "(chmod o-w "+oth+")")
@@ -182,4 +186,63 @@ func TestCheckOwners(t *testing.T) {
 	wantError(t, "a link of uid 65534", link, link, true, "symbolic link "+link, "belongs to ", "point it at a tree of their own",
 		"; make it root's (chown -h root "+link+") once you have checked where it points, or put")
 	wantError(t, "a path through a link of uid 65534", filepath.Join(link, "tree"), link, true)
+}
+
+// fakeDatabases points privateGroup at a passwd and a group file of the
+// test's: this process's user (named "owner") with dir's group as its
+// primary group, and that group with the members given, until the test
+// ends.
+func fakeDatabases(t *testing.T, dir string, members ...string) {
+	t.Helper()
+	st, err := os.Stat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gid := st.Sys().(*syscall.Stat_t).Gid
+	tmp := t.TempDir()
+	pw := filepath.Join(tmp, "passwd")
+	gr := filepath.Join(tmp, "group")
+	if err := os.WriteFile(pw, []byte(fmt.Sprintf("owner:x:%d:%d::/:/bin/sh\n", os.Geteuid(), gid)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(gr, []byte(fmt.Sprintf("grp:x:%d:%s\n", gid, strings.Join(members, ","))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	savedPw, savedGr := passwdFile, groupFile
+	t.Cleanup(func() { passwdFile, groupFile = savedPw, savedGr })
+	passwdFile, groupFile = pw, gr
+}
+
+// TestCheckPrivateGroup (QA rtoday8): a directory writable by its
+// owner's own group (no member but the owner, nobody else's primary
+// group), as a checkout is under umask 002 with user private groups
+// (USERGROUPS_ENAB: 0775 user:user), lets no one else rename anything:
+// it passes. A group with another member, or another user's primary
+// group, does not.
+func TestCheckPrivateGroup(t *testing.T) {
+	base := t.TempDir()
+	top := mkdirMode(t, filepath.Join(base, "hqmail"), 0o775)
+	tree := filepath.Join(top, "run")
+	fakeDatabases(t, top)
+	if err := Check(tree); err != nil {
+		t.Errorf("under a directory of mode 0775 of the owner's private group: %v", err)
+	}
+	fakeDatabases(t, top, "owner")
+	if err := Check(tree); err != nil {
+		t.Errorf("the group listing its owner as member: %v", err)
+	}
+	fakeDatabases(t, top, "owner", "bob")
+	wantError(t, "a group with another member", tree, top, false, "is writable by group ")
+	// Another user's primary group.
+	fakeDatabases(t, top)
+	st, _ := os.Stat(top)
+	gid := st.Sys().(*syscall.Stat_t).Gid
+	extra := fmt.Sprintf("bob:x:%d:%d::/:/bin/sh\n", os.Geteuid()+1, gid)
+	f, err := os.OpenFile(passwdFile, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(extra)
+	f.Close()
+	wantError(t, "another user's primary group", tree, top, false, "is writable by group ")
 }

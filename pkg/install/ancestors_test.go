@@ -35,12 +35,14 @@ func TestInstallRefusesUnsafeParent(t *testing.T) {
 	}
 	refused(t, "a link to a root below a directory of mode 0777", link, "directory "+open+" above the tree "+link)
 
-	grp := filepath.Join(searchableDir(t), "grp")
-	os.Mkdir(grp, 0o755)
-	if err := syscall.Chmod(grp, 0o775); err != nil {
+	// Writable by others but not by its group (a group-writable one is
+	// refused unless the group is its owner's own: pkg/ancestors' tests).
+	oth := filepath.Join(searchableDir(t), "oth")
+	os.Mkdir(oth, 0o755)
+	if err := syscall.Chmod(oth, 0o757); err != nil {
 		t.Fatal(err)
 	}
-	refused(t, "a root below a directory of mode 0775", filepath.Join(grp, "q"), "is writable by group ")
+	refused(t, "a root below a directory of mode 0757", filepath.Join(oth, "q"), "is writable by others")
 
 	// The directories a test's tree lies in pass (root's or the user's,
 	// not writable by others), and so does a sticky one of root's.

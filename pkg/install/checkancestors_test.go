@@ -27,23 +27,23 @@ func TestCheckUnsafeParent(t *testing.T) {
 	if dev, err := Check(root); err != nil || len(dev) != 0 {
 		t.Fatalf("check below a directory of mode 0755: %q %v", dev, err)
 	}
-	if err := syscall.Chmod(grp, 0o775); err != nil {
+	if err := syscall.Chmod(grp, 0o757); err != nil {
 		t.Fatal(err)
 	}
 	ierr := Install(o)
 	if ierr == nil {
-		t.Fatal("the repair below a directory of mode 0775 was not refused")
+		t.Fatal("the repair below a directory of mode 0757 was not refused")
 	}
 	refusal, _, _ := strings.Cut(ierr.Error(), "; refusing to install there")
 	dev, err := Check(root)
 	if err != nil || len(dev) != 1 {
-		t.Fatalf("check below a directory of mode 0775: %q %v, want one line", dev, err)
+		t.Fatalf("check below a directory of mode 0757: %q %v, want one line", dev, err)
 	}
 	want := refusal + "; qmail-install refuses to repair the tree there, and qmail-start as root to start it"
 	if dev[0] != want {
 		t.Errorf("check's line\n%q, want\n%q", dev[0], want)
 	}
-	for _, w := range []string{"directory " + grp + " above the tree " + root + " ", "is writable by group ", "(chmod g-w " + grp + ")"} {
+	for _, w := range []string{"directory " + grp + " above the tree " + root + " ", "is writable by others", "(chmod o-w " + grp + ")"} {
 		if !strings.Contains(dev[0], w) {
 			t.Errorf("check's line %q lacks %q", dev[0], w)
 		}
