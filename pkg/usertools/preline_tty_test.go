@@ -15,24 +15,23 @@ import (
 	"github.com/hqmail/hqmail/internal/testutil"
 )
 
-// TestPrelineTTYHelper is not a test: run by prelineInSession as its own
-// process, it is preline with the arguments in $PRELINE_HELPER_ARGS
-// (separated by newlines) and the message in the file
-// $PRELINE_HELPER_MSG.
-func TestPrelineTTYHelper(t *testing.T) {
-	args, ok := os.LookupEnv("PRELINE_HELPER_ARGS")
-	if !ok {
-		t.Skip("a helper for TestPrelineTerminal and TestPrelineNoTerminal")
+// TestMain runs the tests, or, as a copy of the test binary that
+// prelineInSession starts, preline itself: with the arguments in
+// $PRELINE_HELPER_ARGS (separated by newlines) and the message in the
+// file $PRELINE_HELPER_MSG.
+func TestMain(m *testing.M) {
+	if args, ok := os.LookupEnv("PRELINE_HELPER_ARGS"); ok {
+		msg, err := os.Open(os.Getenv("PRELINE_HELPER_MSG"))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(120)
+		}
+		os.Exit(PrelineMain(strings.Split(args, "\n"), msg, os.Stdout, os.Stderr))
 	}
-	msg, err := os.Open(os.Getenv("PRELINE_HELPER_MSG"))
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(120)
-	}
-	os.Exit(PrelineMain(strings.Split(args, "\n"), msg, os.Stdout, os.Stderr))
+	os.Exit(m.Run())
 }
 
-// prelineInSession runs preline (TestPrelineTTYHelper) with args in a
+// prelineInSession runs preline (the test binary, TestMain) with args in a
 // session of its own: with tty (a pty's slave) as its controlling
 // terminal and standard input, or with none if tty is nil. It returns
 // the helper's pid, its exit code and what it wrote; ok is false if it
@@ -47,7 +46,7 @@ func prelineInSession(t *testing.T, tty *os.File, args ...string) (pid, code int
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(exe, "-test.run=^TestPrelineTTYHelper$")
+	cmd := exec.Command(exe)
 	cmd.Env = append(os.Environ(), "PRELINE_HELPER_ARGS="+strings.Join(args, "\n"), "PRELINE_HELPER_MSG="+msg)
 	var buf bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &buf, &buf
