@@ -83,7 +83,7 @@ var controlFiles = []ctlFile{
 	{"localiphost", kMeOptional, "qmail-smtpd leaves [local ip] in recipient addresses as it is", "qmail-smtpd", "replaces [local ip] in recipient addresses"},
 	{"localcache", kInt, "5", "qmail-lspawn", "seconds an idle kept qmail-local is kept for the next delivery (0: one per delivery)"},
 	{"locals", kListMe, "", "qmail-send", "domains delivered locally"},
-	{"lock", kLock, "absent: made by the first qmailctl hold or release", "qmailctl, qmail-start",
+	{control.LockName, kLock, "absent: made by the first qmailctl hold or release", "qmailctl, qmail-start",
 		"no setting: its flock(2) is the control lock every hold, release, linkwant, boot and startheld takes; mode 0600, root's or the tree owner's"},
 	{"morercpthosts", kList, "no extra rcpthosts", "qmail-newmrh", "extra rcpthosts, compiled into morercpthosts.cdb"},
 	{"morercpthosts.cdb", kCdb, "", "qmail-smtpd", "compiled morercpthosts"},

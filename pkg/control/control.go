@@ -32,6 +32,12 @@ import (
 	"github.com/hqmail/hqmail/pkg/qhome"
 )
 
+// LockName is the file in the control directory whose flock is qmailctl's
+// lock on the hold flags and linkwant (pkg/ctl lockDir): mode 0600, so
+// that no other user can hold it. It is no control file: qmail-install's
+// checks and qmail-showctl pass it by.
+const LockName = "lock"
+
 // Dir is a control directory.
 type Dir struct {
 	Path string // absolute path of QMAILHOME/control

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/hqmail/hqmail/internal/testutil"
+	"github.com/hqmail/hqmail/pkg/control"
 	"github.com/hqmail/hqmail/pkg/hold"
 )
 
@@ -137,7 +138,7 @@ func TestControlLockNotOthers(t *testing.T) {
 	if code, out, errs := run(t, root, "-t", "1", "release", "remote"); code != ExitNotRunning {
 		t.Fatalf("first release: exit %d, %q, %q", code, out, errs)
 	}
-	lock := filepath.Join(dir, LockFile)
+	lock := filepath.Join(dir, control.LockName)
 	said := startFlocker(t, root, 65534, 65534, dir, lock)
 	if said[lock] == "locked" {
 		t.Errorf("nobody took the flock of %s", lock)
@@ -170,7 +171,7 @@ func TestControlLockFile(t *testing.T) {
 	t.Cleanup(func() { lockWait = saved })
 
 	root := makeTree(t)
-	lock := filepath.Join(root, "control", LockFile)
+	lock := filepath.Join(root, "control", control.LockName)
 	old := unix.Umask(0)
 	code, out, errs := run(t, root, "hold", "remote")
 	unix.Umask(old)
@@ -233,7 +234,7 @@ func TestControlLockOwner(t *testing.T) {
 	}
 	root := makeTree(t)
 	dir := filepath.Join(root, "control")
-	lock := filepath.Join(dir, LockFile)
+	lock := filepath.Join(dir, control.LockName)
 	if err := os.WriteFile(lock, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -37,12 +37,8 @@ type EditResult struct {
 	ReplacedLink string
 }
 
-// LockFile is the file in the control directory whose flock is the
-// control directory's lock (lockDir).
-const LockFile = "lock"
-
 // lockDir takes the control directory's lock, an exclusive flock on
-// control/lock (LockFile), so that concurrent qmailctl runs (and
+// control/lock (control.LockName), so that concurrent qmailctl runs (and
 // qmail-start's startheld) edit the flag files and linkwant one after the
 // other. The wait is bounded.
 //
@@ -93,7 +89,7 @@ func lockDir(dir string, wait time.Duration) (unlock func(), err error) {
 // openLock opens (making it if need be) the lock file of the control
 // directory dir, as lockDir describes.
 func openLock(dir string) (*os.File, error) {
-	path := filepath.Join(dir, LockFile)
+	path := filepath.Join(dir, control.LockName)
 	dfd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: dir, Err: err}
@@ -109,11 +105,11 @@ func openLock(dir string) (*os.File, error) {
 	var fd int
 	made := false
 	for try := 0; ; try++ {
-		fd, err = unix.Openat(dfd, LockFile, flags|unix.O_CREAT|unix.O_EXCL, 0o600)
+		fd, err = unix.Openat(dfd, control.LockName, flags|unix.O_CREAT|unix.O_EXCL, 0o600)
 		if made = err == nil; err != unix.EEXIST {
 			break
 		}
-		if fd, err = unix.Openat(dfd, LockFile, flags, 0); err != unix.ENOENT || try == 2 {
+		if fd, err = unix.Openat(dfd, control.LockName, flags, 0); err != unix.ENOENT || try == 2 {
 			break
 		}
 	}

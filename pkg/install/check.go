@@ -626,7 +626,7 @@ func unreadableControls(root string, rs []runner, own *owners, blocked map[strin
 	}
 	var out []string
 	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), ".") || e.Name() == ctlLockName {
+		if strings.HasPrefix(e.Name(), ".") || e.Name() == control.LockName {
 			// control/lock is qmailctl's lock, 0600 on purpose: read
 			// by others, they could hold it (pkg/ctl lockDir).
 			continue

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/hqmail/hqmail/pkg/control"
 	"github.com/hqmail/hqmail/pkg/qerr"
 	"github.com/hqmail/hqmail/pkg/qhome"
 )
@@ -322,13 +323,9 @@ func takenOver(root string) bool {
 		return true
 	}
 	for _, e := range ents {
-		if e.Name() != ctlLockName {
+		if e.Name() != control.LockName {
 			return true
 		}
 	}
 	return false
 }
-
-// ctlLockName is qmailctl's lock in control/ (pkg/ctl lockDir): no
-// configuration, and 0600 on purpose.
-const ctlLockName = "lock"

@@ -101,30 +101,6 @@ func Find(root string) (Process, error) {
 	}
 }
 
-// Locked reports whether queue/lock/sendmutex is locked, that is, whether
-// a qmail-send runs, without Find's look at the pid the file names (a
-// stale pid file is no sign that qmail-send is stopped). No file: not
-// locked.
-func Locked(root string) (bool, error) {
-	path := filepath.Join(root, MutexFile)
-	f, err := qhome.OpenQueueFile(path, os.O_RDONLY)
-	if errors.Is(err, fs.ErrNotExist) {
-		return false, nil
-	} else if err != nil {
-		return false, fmt.Errorf("unable to open %s: %w", path, qerr.Bare(err))
-	}
-	defer f.Close()
-	switch err := unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB); err {
-	case nil:
-		unix.Flock(int(f.Fd()), unix.LOCK_UN)
-		return false, nil
-	case unix.EWOULDBLOCK:
-		return true, nil
-	default:
-		return false, fmt.Errorf("unable to test the lock on %s: %w", path, err)
-	}
-}
-
 // pidWait bounds how long Locate waits for a qmail-send that holds the
 // lock to name itself in the file; pidStep is the pause between looks.
 var pidWait, pidStep = time.Second, 20 * time.Millisecond
